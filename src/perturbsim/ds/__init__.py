@@ -1,0 +1,7 @@
+"""Data: bundled real data, readers and the simulator."""
+
+from ._bundled import human_gene_alias, human_go, norman2019_subset
+from ._paths import shared_data_dir
+from ._read import read
+
+__all__ = ["human_gene_alias", "human_go", "norman2019_subset", "read", "shared_data_dir"]

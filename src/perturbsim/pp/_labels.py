@@ -1,0 +1,165 @@
+"""Parse perturbation labels into canonical gene sets.
+
+Accepted forms: GEARS (``ctrl``, ``A+ctrl``, ``ctrl+A``, ``A+B``), pertpy/scPerturb
+(``control``, ``A``, ``A+B``) and any user separator. Sets of any size are representable.
+The canonical form is the sorted gene set joined by ``+`` (``A+B`` == ``B+A``) and ``ctrl``
+for control cells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from .._errors import PerturbsimError
+from .._keys import CONTROL, SEP
+
+CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT")
+"""Control labels recognised automatically (case-insensitive)."""
+
+_GEARS_CONTROL_TOKEN = "ctrl"
+
+
+def parse_label(
+    label: object, *, control: str = CONTROL, sep: str = SEP
+) -> tuple[str, ...]:
+    """Parse one perturbation label into a sorted tuple of gene names.
+
+    Parameters
+    ----------
+    label
+        The label, e.g. ``"KLF1"``, ``"KLF1+ctrl"``, ``"MAP2K6+KLF1"`` or the control label.
+    control
+        The label of control cells; it may also stand as a token inside a label
+        (``"ctrl+KLF1"``), as may GEARS's ``"ctrl"``.
+    sep
+        Separator between the genes of a combination.
+
+    Returns
+    -------
+    The sorted gene names; the empty tuple for control.
+
+    Raises
+    ------
+    PerturbsimError
+        If the label is missing, empty, not a string, has an empty or padded token, names a
+        gene twice, or (with a separator other than ``+``) has a gene containing ``+``.
+
+    Examples
+    --------
+    >>> parse_label("MAP2K6+KLF1")
+    ('KLF1', 'MAP2K6')
+    >>> parse_label("KLF1+ctrl")
+    ('KLF1',)
+    >>> parse_label("control", control="control")
+    ()
+    """
+    if not isinstance(label, str):
+        if isinstance(label, float) and math.isnan(label):
+            raise PerturbsimError("malformed perturbation label: missing value (NaN)")
+        raise PerturbsimError(
+            f"malformed perturbation label {label!r}: expected a string, got {type(label).__name__}"
+        )
+    if not sep:
+        raise PerturbsimError("the label separator must be a non-empty string")
+    if label.strip() == "":
+        raise PerturbsimError(f"malformed perturbation label {label!r}: empty")
+    if label == control:
+        return ()
+    controls = {control, _GEARS_CONTROL_TOKEN}
+    genes: list[str] = []
+    for token in label.split(sep):
+        if token == "":
+            raise PerturbsimError(
+                f"malformed perturbation label {label!r}: empty gene name around {sep!r}"
+            )
+        if token != token.strip() or any(ch.isspace() for ch in token):
+            raise PerturbsimError(
+                f"malformed perturbation label {label!r}: gene name {token!r} contains white space"
+            )
+        if token in controls:
+            continue
+        if SEP in token:
+            raise PerturbsimError(
+                f"malformed perturbation label {label!r}: gene name {token!r} contains {SEP!r}, "
+                "which perturbsim reserves to join genes"
+            )
+        if token in genes:
+            raise PerturbsimError(
+                f"malformed perturbation label {label!r}: gene {token!r} appears twice"
+            )
+        genes.append(token)
+    return tuple(sorted(genes))
+
+
+def canonical_label(genes: Iterable[str]) -> str:
+    """Return the canonical label of a gene set: sorted genes joined by ``+``, or ``ctrl``.
+
+    Examples
+    --------
+    >>> canonical_label(["MAP2K6", "KLF1"])
+    'KLF1+MAP2K6'
+    >>> canonical_label([])
+    'ctrl'
+    """
+    genes = sorted(set(genes))
+    return SEP.join(genes) if genes else CONTROL
+
+
+def genes_of(condition: str) -> tuple[str, ...]:
+    """Return the genes of a canonical condition label (empty for ``ctrl``)."""
+    return () if condition == CONTROL else tuple(condition.split(SEP))
+
+
+def detect_control(labels: Sequence[str], *, key: str) -> str:
+    """Find the control label among ``labels``.
+
+    Parameters
+    ----------
+    labels
+        The distinct labels of the perturbation column.
+    key
+        Name of the column, for the error message.
+
+    Returns
+    -------
+    The one label among :data:`CONTROL_CANDIDATES` (case-insensitive) present in ``labels``.
+
+    Raises
+    ------
+    PerturbsimError
+        If none or several candidates are present.
+    """
+    wanted = {c.lower() for c in CONTROL_CANDIDATES}
+    found = sorted({lab for lab in labels if isinstance(lab, str) and lab.lower() in wanted})
+    if not found:
+        raise PerturbsimError(
+            f"no control cells: none of {list(CONTROL_CANDIDATES)} is a label of obs[{key!r}]; "
+            "pass control='<label of your control cells>'"
+        )
+    if len(found) > 1:
+        raise PerturbsimError(
+            f"ambiguous control label in obs[{key!r}]: candidates {found}; pass control= one of them"
+        )
+    return found[0]
+
+
+def parse_labels(
+    labels: Sequence[object], *, control: str, sep: str = SEP
+) -> dict[object, str]:
+    """Map each distinct raw label to its canonical condition.
+
+    Parameters
+    ----------
+    labels
+        Distinct raw labels.
+    control
+        The control label.
+    sep
+        Separator between genes in the raw labels.
+
+    Returns
+    -------
+    Mapping raw label -> canonical label.
+    """
+    return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}

@@ -1,0 +1,181 @@
+"""Set up an AnnData for perturbsim: validate it and parse perturbation labels."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import CONDITION, CONTROL, N_TARGETS, SEP, UNS
+from ._labels import detect_control, genes_of, parse_labels
+from ._validate import validate_expression
+
+logger = logging.getLogger(__name__)
+
+GEARS_GENE_COLUMN = "gene_name"
+
+
+def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
+    column = gene_symbols
+    if column is None and GEARS_GENE_COLUMN in adata.var.columns:
+        column = GEARS_GENE_COLUMN
+    if column is None:
+        return
+    if column not in adata.var.columns:
+        raise PerturbsimError(
+            f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)}"
+        )
+    symbols = adata.var[column].astype(str)
+    if (symbols.values == adata.var_names.values).all():
+        return
+    adata.var["perturbsim_original_id"] = adata.var_names.astype(str)
+    adata.var_names = pd.Index(symbols.values, name=None)
+    logger.info("using adata.var[%r] as gene names", column)
+
+
+def setup(
+    adata: AnnData,
+    *,
+    perturbation_key: str = "condition",
+    control: str | None = None,
+    sep: str = SEP,
+    gene_symbols: str | None = None,
+    normalize: bool = False,
+) -> None:
+    """Validate a Perturb-seq screen and parse its perturbation labels, in place.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, log-normalised (or raw counts with ``normalize=True``); may be backed.
+    perturbation_key
+        Column of ``adata.obs`` holding the perturbation label of each cell.
+    control
+        Label of control cells; detected among ``ctrl``, ``control``, ``non-targeting``,
+        ``NT`` when ``None``.
+    sep
+        Separator of the genes of a combination in the raw labels.
+    gene_symbols
+        Column of ``adata.var`` with gene symbols to use as gene names (GEARS files keep them
+        in ``gene_name``, used automatically when present).
+    normalize
+        Normalise raw counts (``normalize_total`` + ``log1p``) instead of raising.
+
+    Returns
+    -------
+    Nothing; writes
+
+    - ``adata.obs["perturbsim_condition"]``: canonical label (sorted genes joined by ``+``,
+      ``ctrl`` for control), categorical;
+    - ``adata.obs["perturbsim_n_targets"]``: number of perturbed genes;
+    - ``adata.uns["perturbsim"]["setup"]``: options, perturbed genes, targets missing from
+      ``var`` (allowed, e.g. CRISPRa of unmeasured genes) and single-cell conditions.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> adata.obs["perturbsim_condition"].nunique()
+    34
+    """
+    if perturbation_key not in adata.obs.columns:
+        raise PerturbsimError(
+            f"perturbation_key {perturbation_key!r} not found in adata.obs; "
+            f"columns: {list(adata.obs.columns)}"
+        )
+    _use_gene_symbols(adata, gene_symbols)
+    validate_expression(adata, normalize=normalize)
+
+    raw = adata.obs[perturbation_key]
+    if raw.isna().any():
+        first = adata.obs_names[raw.isna().to_numpy()][0]
+        raise PerturbsimError(
+            f"malformed perturbation label: obs[{perturbation_key!r}] is missing for "
+            f"{int(raw.isna().sum())} cells (first: {first!r})"
+        )
+    distinct = list(pd.unique(raw.astype(object)))
+    if control is None:
+        control = detect_control(distinct, key=perturbation_key)
+    elif control not in distinct:
+        raise PerturbsimError(
+            f"no control cells: control label {control!r} not found in obs[{perturbation_key!r}] "
+            f"(labels include {distinct[:5]})"
+        )
+    mapping = parse_labels(distinct, control=control, sep=sep)
+    canonical = raw.astype(object).map(mapping).astype(str)
+    if not (canonical == CONTROL).any():
+        raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
+
+    conditions = sorted(set(mapping.values()), key=lambda c: (len(genes_of(c)), c))
+    adata.obs[CONDITION] = pd.Categorical(canonical.to_numpy(), categories=conditions)
+    adata.obs[N_TARGETS] = canonical.map(lambda c: len(genes_of(c))).astype(np.int64).to_numpy()
+
+    perturbed = sorted({g for c in conditions for g in genes_of(c)})
+    missing = sorted(set(perturbed) - set(adata.var_names))
+    if missing:
+        logger.warning(
+            "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
+            len(missing), ", ".join(missing[:10]),
+        )
+    counts = adata.obs[CONDITION].value_counts()
+    single_cell = sorted(counts.index[counts == 1].astype(str))
+    if single_cell:
+        logger.warning(
+            "%d conditions have a single cell (kept, flagged): %s",
+            len(single_cell), ", ".join(single_cell[:10]),
+        )
+    uns = adata.uns.setdefault(UNS, {})
+    uns["setup"] = {
+        "perturbation_key": perturbation_key,
+        "control": control,
+        "sep": sep,
+        "perturbed_genes": np.array(perturbed, dtype=object),
+        "missing_targets": np.array(missing, dtype=object),
+        "single_cell_conditions": np.array(single_cell, dtype=object),
+    }
+    logger.info(
+        "added .obs[%r], .obs[%r] and .uns[%r]['setup']", CONDITION, N_TARGETS, UNS
+    )
+
+
+def check_setup(adata: AnnData) -> None:
+    """Raise if :func:`setup` has not been run on ``adata``."""
+    if CONDITION not in adata.obs.columns or "setup" not in adata.uns.get(UNS, {}):
+        raise PerturbsimError(
+            "adata is not set up: run perturbsim.pp.setup(adata, perturbation_key=..., control=...)"
+        )
+
+
+def condition_table(adata: AnnData) -> pd.DataFrame:
+    """Summarise the conditions of a set-up screen.
+
+    Parameters
+    ----------
+    adata
+        A screen after :func:`setup`.
+
+    Returns
+    -------
+    One row per canonical condition with ``n_cells``, ``n_targets`` and ``kind``
+    (``control``, ``single``, ``combo`` for pairs, ``higher`` for larger sets).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> table = ps.pp.condition_table(ps.ds.norman2019_subset())
+    >>> table["kind"].value_counts().to_dict()
+    {'combo': 15, 'single': 18, 'control': 1}
+    """
+    check_setup(adata)
+    counts = adata.obs[CONDITION].value_counts(sort=False)
+    n_targets = np.array([len(genes_of(c)) for c in counts.index])
+    kind = np.select([n_targets == 0, n_targets == 1, n_targets == 2],
+                     ["control", "single", "combo"], default="higher")
+    return pd.DataFrame(
+        {"n_cells": counts.to_numpy(), "n_targets": n_targets, "kind": kind},
+        index=pd.Index(counts.index.astype(str), name="condition"),
+    )

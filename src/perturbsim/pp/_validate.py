@@ -1,0 +1,114 @@
+"""Checks on the expression matrix and gene names, with one-line errors."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+from .._errors import PerturbsimError
+
+logger = logging.getLogger(__name__)
+
+_RAW_COUNT_MAX = 30.0
+"""log1p-normalised data never reaches this; integer data above it is raw counts."""
+
+
+def matrix_values(block: object) -> np.ndarray:
+    """Return the stored values of a dense or sparse block (the non-zeros of sparse ones)."""
+    if sparse.issparse(block):
+        return np.asarray(block.data)
+    return np.asarray(block).ravel()
+
+
+def check_block(block: object, *, where: str) -> None:
+    """Raise if a block of expression values holds NaN, infinity or negative numbers.
+
+    Parameters
+    ----------
+    block
+        Dense array or sparse matrix of expression values.
+    where
+        Where the block comes from (e.g. ``"adata.X rows 0-9999"``), for the message.
+    """
+    values = matrix_values(block)
+    if values.size == 0:
+        return
+    if not np.issubdtype(values.dtype, np.number):
+        raise PerturbsimError(f"{where} is not numeric (dtype {values.dtype})")
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = values[~finite][0]
+        raise PerturbsimError(
+            f"{where} contains {bad} ({int((~finite).sum())} non-finite values); "
+            "remove or impute them first"
+        )
+    if (values < 0).any():
+        raise PerturbsimError(
+            f"{where} contains negative values (minimum {values.min():.4g}); perturbsim expects "
+            "log-normalised non-negative expression, not scaled or centred data"
+        )
+
+
+def looks_like_raw_counts(block: object) -> bool:
+    """Return whether a block looks like raw integer counts rather than log-normalised data."""
+    values = matrix_values(block)
+    if values.size == 0:
+        return False
+    return bool(np.all(np.mod(values, 1) == 0) and values.max() > _RAW_COUNT_MAX)
+
+
+def check_gene_names(adata: AnnData) -> None:
+    """Raise if gene names are duplicated or empty."""
+    names = adata.var_names
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()
+        raise PerturbsimError(
+            f"duplicated gene names in var_names, e.g. {list(dup[:5])} ({len(dup)} in all); "
+            "run adata.var_names_make_unique() or aggregate them first"
+        )
+    empty = [n for n in names if str(n).strip() == ""]
+    if empty:
+        raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
+
+
+def validate_expression(adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000) -> None:
+    """Check the expression matrix; normalise raw counts when asked.
+
+    In memory, every value is checked; for a backed file only the first ``chunk_size`` cells
+    are checked here, the rest during the streaming pass of :func:`perturbsim.pp.pseudobulk`.
+
+    Parameters
+    ----------
+    adata
+        The screen.
+    normalize
+        If ``X`` holds raw counts, run ``scanpy.pp.normalize_total`` and ``log1p`` in place.
+        Otherwise raw counts are an error.
+    chunk_size
+        Cells read for the check of a backed file.
+    """
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
+    check_gene_names(adata)
+    block = adata.X[: min(chunk_size, adata.n_obs)] if adata.isbacked else adata.X
+    where = "adata.X" if not adata.isbacked else f"adata.X (first {chunk_size} cells)"
+    check_block(block, where=where)
+    if looks_like_raw_counts(block):
+        if not normalize:
+            raise PerturbsimError(
+                "adata.X holds raw integer counts; pass normalize=True (normalise_total + log1p) "
+                "or run scanpy.pp.normalize_total and scanpy.pp.log1p first"
+            )
+        if adata.isbacked:
+            raise PerturbsimError(
+                "cannot normalise a backed AnnData in place; normalise it in memory first"
+            )
+        import scanpy as sc
+
+        adata.layers["counts"] = adata.X.copy()
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+        logger.info("normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']")
