@@ -163,3 +163,41 @@ def parse_labels(
     Mapping raw label -> canonical label.
     """
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
+
+
+def parse_perturbations(perturbations: str | Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """Normalise a user's perturbation query into a list of sorted gene sets.
+
+    Parameters
+    ----------
+    perturbations
+        One label (``"FOSB+CEBPB"``), a list of labels (``["FOSB+CEBPB", "KLF1"]``) or a
+        list of gene lists (``[["FOSB", "CEBPB"], ["KLF1"]]``). ``ctrl`` is the empty set.
+
+    Returns
+    -------
+    One sorted gene tuple per queried perturbation, in the order given.
+
+    Examples
+    --------
+    >>> parse_perturbations("FOSB+CEBPB")
+    [('CEBPB', 'FOSB')]
+    >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"]])
+    [('CEBPB', 'FOSB'), ('KLF1',)]
+    """
+    if isinstance(perturbations, str):
+        return [parse_label(perturbations)]
+    items = list(perturbations)
+    if not items:
+        raise PerturbsimError("no perturbations given: pass e.g. 'FOSB+CEBPB' or [['FOSB'], ['KLF1']]")
+    sets: list[tuple[str, ...]] = []
+    for item in items:
+        if isinstance(item, str):
+            sets.append(parse_label(item))
+        elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
+            sets.append(parse_label(SEP.join(item)) if item else ())
+        else:
+            raise PerturbsimError(
+                f"malformed perturbation {item!r}: expected a label like 'A+B' or a list of genes"
+            )
+    return sets

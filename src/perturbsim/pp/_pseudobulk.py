@@ -173,9 +173,9 @@ def compute_pseudobulk(
     codes = cond.cat.codes.to_numpy()
     n_cond, n_genes = len(conditions), adata.n_vars
     gram_mask = _coexpression_mask(adata, coexpression)
-    matrix = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers:
         raise PerturbsimError(f"layer {layer!r} not found in adata.layers: {list(adata.layers)}")
+    matrix = adata.layers[layer] if layer is not None else adata.X
 
     sums = np.zeros((N_MOMENTS, n_cond, n_genes))
     gram = None if gram_mask is None else np.zeros((n_genes, n_genes))

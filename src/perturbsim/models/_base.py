@@ -1,0 +1,173 @@
+"""The interface shared by GEARS and the baselines: fit, predict, save, load."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import UNS
+from ..pp import canonical_label, parse_perturbations
+from ._data import ScreenData
+from ._store import read_model_dir, write_model_dir
+
+logger = logging.getLogger(__name__)
+
+GeneSet = tuple[str, ...]
+
+MODEL_REGISTRY: dict[str, type[PerturbationModel]] = {}
+
+
+class PerturbationModel(ABC):
+    """A model of the mean expression after perturbing a gene set.
+
+    Subclasses implement :meth:`_fit`, :meth:`_predict_change`, and :meth:`_options`,
+    :meth:`_arrays` and :meth:`_restore` for saving. Predictions come back as a labelled
+    AnnData, one row per queried perturbation.
+
+    Parameters
+    ----------
+    adata
+        A set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`);
+        ``None`` only when restoring a saved model.
+    """
+
+    name: ClassVar[str] = "model"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODEL_REGISTRY[cls.name] = cls
+
+    def __init__(self, adata: AnnData | None = None) -> None:
+        self.data = ScreenData.from_adata(adata) if adata is not None else None
+        self.is_fitted = False
+        if self.data is not None:
+            self.genes = np.asarray(self.data.genes, dtype=str)
+            self.control_mean = self.data.stats.control_mean.astype(np.float64)
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
+        """Fit from the screen's statistics."""
+
+    @abstractmethod
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the change over control ``(n, G)`` and optionally its variance ``(n, G)``."""
+
+    def _options(self) -> dict[str, Any]:
+        """JSON-serialisable options needed to rebuild the model."""
+        return {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Fitted numeric state."""
+        return {}
+
+    def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild the fitted state from :meth:`_options` and :meth:`_arrays`."""
+
+    # -- public API ----------------------------------------------------------------------
+    def fit(self, **kwargs: Any) -> Self:
+        """Fit the model on the training conditions of the screen it was built with.
+
+        Returns
+        -------
+        The model itself.
+        """
+        if self.data is None:
+            raise PerturbsimError(f"{self.name} was loaded without data and cannot be refitted")
+        self._fit(self.data, **kwargs)
+        self.is_fitted = True
+        return self
+
+    def predict(self, perturbations: str | list[str] | list[list[str]]) -> AnnData:
+        """Predict the mean expression after each perturbation.
+
+        Parameters
+        ----------
+        perturbations
+            One label (``"FOSB+CEBPB"``), a list of labels, or a list of gene lists
+            (``[["FOSB", "CEBPB"], ["KLF1"]]``).
+
+        Returns
+        -------
+        AnnData with one row per perturbation (``obs_names`` = canonical labels) and the
+        measured genes as columns: predicted mean expression in ``X`` (never below zero),
+        change over control in ``.layers["delta"]``, the predictive variance in
+        ``.layers["variance"]`` when the model has one, and ``.obs["n_targets"]``.
+        """
+        if not self.is_fitted:
+            raise PerturbsimError(f"{self.name} is not fitted: call .fit() (or .train()) first")
+        sets = parse_perturbations(perturbations)
+        change, variance = self._predict_change(sets)
+        expression = np.clip(self.control_mean + change, 0.0, None)
+        labels = [canonical_label(s) for s in sets]
+        obs = pd.DataFrame({"n_targets": [len(s) for s in sets]}, index=pd.Index(labels))
+        out = AnnData(
+            X=expression.astype(np.float32),
+            obs=obs,
+            var=pd.DataFrame(index=pd.Index(self.genes)),
+        )
+        out.layers["delta"] = (expression - self.control_mean).astype(np.float32)
+        if variance is not None:
+            out.layers["variance"] = variance.astype(np.float32)
+        out.uns[UNS] = {"model": self.name}
+        if out.obs_names.has_duplicates:
+            out.obs_names_make_unique()
+        return out
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Save to a directory: ``config.json`` + ``weights.safetensors``, written atomically.
+
+        Parameters
+        ----------
+        path
+            Directory to create.
+        overwrite
+            Replace an existing directory.
+        """
+        if not self.is_fitted:
+            raise PerturbsimError(f"{self.name} is not fitted: nothing to save")
+        config = {"model": self.name, "genes": list(map(str, self.genes)), "options": self._options()}
+        arrays = {"control_mean": self.control_mean, **self._arrays()}
+        write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
+        logger.info("saved %s to %s", self.name, path)
+
+    @classmethod
+    def load(cls, path: str | Path, adata: AnnData | None = None) -> PerturbationModel:
+        """Load a model saved with :meth:`save`; never unpickles.
+
+        Parameters
+        ----------
+        path
+            The model directory.
+        adata
+            Optional screen whose genes must match the model's.
+
+        Returns
+        -------
+        The fitted model (of the class recorded in the directory).
+        """
+        config, arrays = read_model_dir(path)
+        model_cls = MODEL_REGISTRY.get(config.get("model", ""))
+        if model_cls is None:
+            raise PerturbsimError(f"unknown model type {config.get('model')!r} in {str(path)!r}")
+        if cls is not PerturbationModel and not issubclass(model_cls, cls):
+            raise PerturbsimError(f"{str(path)!r} holds a {model_cls.name} model, not {cls.name}")
+        genes = np.asarray(config["genes"], dtype=str)
+        if adata is not None and not np.array_equal(np.asarray(adata.var_names, dtype=str), genes):
+            raise PerturbsimError(
+                f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
+            )
+        model = model_cls.__new__(model_cls)
+        PerturbationModel.__init__(model, None)
+        model.genes = genes
+        model.control_mean = np.asarray(arrays.pop("control_mean"), dtype=np.float64)
+        model._restore(config.get("options", {}), arrays)
+        model.is_fitted = True
+        return model

@@ -1,0 +1,65 @@
+"""What a model takes from a screen: pseudobulk statistics and the split's conditions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import CONTROL, UNS
+from ..pp import PseudobulkStats, genes_of, pseudobulk
+from ..pp._setup import check_setup
+from ..pp._split import Split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScreenData:
+    """Pseudobulk statistics of a screen with its training and validation conditions.
+
+    Attributes
+    ----------
+    stats
+        Per-condition statistics (co-expression moments over training cells).
+    train
+        Training conditions (``ctrl`` included).
+    val
+        Validation conditions (may be empty).
+    """
+
+    stats: PseudobulkStats
+    train: list[str]
+    val: list[str]
+
+    @classmethod
+    def from_adata(cls, adata: AnnData) -> ScreenData:
+        """Collect statistics and split from ``adata``, computing the statistics if absent.
+
+        Without a split (:func:`perturbsim.pp.split`) every condition is used for training.
+        """
+        check_setup(adata)
+        if "pseudobulk" not in adata.uns.get(UNS, {}):
+            pseudobulk(adata)
+        stats = PseudobulkStats.from_adata(adata)
+        if "split" in adata.uns.get(UNS, {}):
+            split = Split.from_adata(adata)
+            train, val = list(split.train), list(split.val)
+        else:
+            logger.warning("no split in adata: training on every condition (no validation)")
+            train, val = list(stats.conditions), []
+        if CONTROL not in train:
+            raise PerturbsimError("the training conditions lack control cells ('ctrl')")
+        return cls(stats=stats, train=train, val=val)
+
+    @property
+    def genes(self) -> np.ndarray:
+        """Measured genes."""
+        return self.stats.genes
+
+    def perturbed(self, conditions: list[str]) -> list[str]:
+        """The conditions among ``conditions`` that perturb at least one gene."""
+        return [c for c in conditions if genes_of(c)]

@@ -1,0 +1,116 @@
+"""Model directories: JSON config + safetensors weights, written atomically, never unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from .._errors import PerturbsimError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_model_dir(
+    path: str | Path, *, config: dict[str, Any], arrays: dict[str, np.ndarray], overwrite: bool
+) -> Path:
+    """Write ``config`` and ``arrays`` into the directory ``path`` atomically.
+
+    Everything is written into a temporary sibling directory first, then renamed into place,
+    so a crash mid-save leaves any previous model at ``path`` intact.
+
+    Parameters
+    ----------
+    path
+        Target directory.
+    config
+        JSON-serialisable configuration.
+    arrays
+        Numeric arrays stored in ``weights.safetensors``.
+    overwrite
+        Replace an existing directory; otherwise an existing ``path`` is an error.
+
+    Returns
+    -------
+    The directory written.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        weights = staging / WEIGHTS_FILE
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
+        full = {"format_version": FORMAT_VERSION, **config, "weights_sha256": _sha256(weights)}
+        with (staging / CONFIG_FILE).open("w") as handle:
+            json.dump(full, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            retired = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            path.rename(retired)
+            staging.rename(path)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return path
+
+
+def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a directory written by :func:`write_model_dir`.
+
+    Raises
+    ------
+    PerturbsimError
+        If the directory or a file is missing, the config is not valid JSON, or the weights
+        do not match their recorded checksum (tampered or truncated).
+    """
+    path = Path(path)
+    config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not path.is_dir():
+        raise PerturbsimError(f"no model directory at {str(path)!r}")
+    for needed in (config_file, weights_file):
+        if not needed.is_file():
+            raise PerturbsimError(f"model directory {str(path)!r} lacks {needed.name}")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PerturbsimError(f"{str(config_file)!r} is not valid JSON: {err}") from None
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        raise PerturbsimError(
+            f"{str(config_file)!r} is not a perturbsim model config (format_version "
+            f"{FORMAT_VERSION} expected)"
+        )
+    if _sha256(weights_file) != config.get("weights_sha256"):
+        raise PerturbsimError(
+            f"{str(weights_file)!r} does not match the checksum in config.json "
+            "(tampered or truncated); save the model again"
+        )
+    try:
+        arrays = load_file(str(weights_file))
+    except (SafetensorError, OSError) as err:
+        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {err}") from None
+    return config, arrays

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import perturbsim as ps
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress():
+    ps.settings.progress = False
+    yield
+    ps.settings.progress = True
+
+
+@pytest.fixture(scope="session")
+def _norman_cached() -> ad.AnnData:
+    return ps.ds.norman2019_subset()
+
+
+@pytest.fixture
+def norman(_norman_cached) -> ad.AnnData:
+    """The bundled Norman 2019 subset, set up (a fresh copy per test)."""
+    return _norman_cached.copy()
+
+
+@pytest.fixture
+def shared_data():
+    path = ps.ds.shared_data_dir()
+    if path is None:
+        pytest.skip("shared data folder absent (set PERTURBSIM_SHARED_DATA)")
+    return path
+
+
+def make_screen(
+    labels: list[str], *, n_genes: int = 12, cells: int = 6, seed: int = 0, sparse_x: bool = True
+) -> ad.AnnData:
+    """A small log-normalised screen with one block of ``cells`` per label."""
+    rng = np.random.default_rng(seed)
+    obs_labels = np.repeat(labels, cells)
+    x = np.log1p(rng.poisson(2.0, size=(len(obs_labels), n_genes)).astype(np.float32))
+    x[rng.random(x.shape) < 0.3] = 0
+    genes = [f"G{i}" for i in range(n_genes)]
+    return ad.AnnData(
+        X=sparse.csr_matrix(x) if sparse_x else x,
+        obs=pd.DataFrame({"condition": obs_labels}, index=[f"c{i}" for i in range(len(obs_labels))]),
+        var=pd.DataFrame(index=genes),
+    )

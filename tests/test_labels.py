@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perturbsim import PerturbsimError
+from perturbsim.pp import canonical_label, genes_of, parse_label, parse_perturbations
+from perturbsim.pp._labels import detect_control
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("ctrl", ()),
+        ("KLF1+ctrl", ("KLF1",)),
+        ("ctrl+KLF1", ("KLF1",)),
+        ("MAP2K6+KLF1", ("KLF1", "MAP2K6")),
+        ("A+B+C", ("A", "B", "C")),
+        ("KLF1", ("KLF1",)),
+    ],
+)
+def test_parse_gears_and_pertpy_labels(label, expected):
+    assert parse_label(label) == expected
+
+
+def test_control_label_and_user_separator():
+    assert parse_label("control", control="control") == ()
+    assert parse_label("B_A", sep="_", control="control") == ("A", "B")
+    assert canonical_label(parse_label("B_A", sep="_")) == "A+B"
+
+
+@pytest.mark.parametrize(
+    ("label", "fragment"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("A++B", "empty gene name"),
+        ("+A", "empty gene name"),
+        ("A+", "empty gene name"),
+        ("A+A", "appears twice"),
+        ("A +B", "white space"),
+        (float("nan"), "NaN"),
+        (3, "expected a string"),
+    ],
+)
+def test_malformed_labels_name_the_problem(label, fragment):
+    with pytest.raises(PerturbsimError, match=fragment) as err:
+        parse_label(label)
+    assert "\n" not in str(err.value)
+
+
+def test_gene_with_reserved_plus_under_other_separator():
+    with pytest.raises(PerturbsimError, match="reserves"):
+        parse_label("A+1_B", sep="_")
+
+
+def test_detect_control():
+    assert detect_control(["KLF1", "Control", "A+B"], key="c") == "Control"
+    with pytest.raises(PerturbsimError, match="no control cells"):
+        detect_control(["KLF1"], key="condition")
+    with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]"):
+        detect_control(["ctrl", "NT", "A"], key="condition")
+
+
+def test_parse_perturbations_forms():
+    assert parse_perturbations("FOSB+CEBPB") == [("CEBPB", "FOSB")]
+    assert parse_perturbations(["FOSB+CEBPB", "KLF1"]) == [("CEBPB", "FOSB"), ("KLF1",)]
+    assert parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], []]) == [
+        ("CEBPB", "FOSB"), ("KLF1",), ()
+    ]
+    with pytest.raises(PerturbsimError, match="no perturbations"):
+        parse_perturbations([])
+    with pytest.raises(PerturbsimError, match="malformed perturbation"):
+        parse_perturbations([3])
+
+
+gene = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="+"), min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(gene, min_size=1, max_size=5), st.randoms())
+def test_canonical_form_is_order_free_and_round_trips(genes, rnd):
+    clean = [g for g in genes if g.strip() == g and not any(c.isspace() for c in g) and g != "ctrl"]
+    if len(set(clean)) != len(clean) or not clean:
+        return
+    shuffled = clean[:]
+    rnd.shuffle(shuffled)
+    label = canonical_label(clean)
+    assert parse_label("+".join(shuffled)) == tuple(sorted(clean))
+    assert canonical_label(parse_label("+".join(shuffled))) == label
+    assert genes_of(label) == tuple(sorted(clean))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=20), st.none(), st.integers(), st.floats(), st.binary(max_size=5)))
+def test_hostile_labels_either_parse_or_raise_one_line_error(label):
+    try:
+        genes = parse_label(label)
+    except PerturbsimError as err:
+        assert "\n" not in str(err)
+        return
+    assert isinstance(genes, tuple)
+    assert all(g and g.strip() == g and "+" not in g for g in genes)
+    assert list(genes) == sorted(set(genes))

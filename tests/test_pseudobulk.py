@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import make_screen
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.pp import PseudobulkStats
+
+
+def dense_reference(adata):
+    x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    x = x.astype(np.float64)
+    cond = adata.obs["perturbsim_condition"].astype(str).to_numpy()
+    conditions = list(adata.obs["perturbsim_condition"].cat.categories)
+    moments = np.stack([[np.mean(x[cond == c] ** k, axis=0) for c in conditions] for k in range(1, 5)])
+    return conditions, moments, x
+
+
+def check_against_dense(stats, adata, train_mask=None):
+    conditions, moments, x = dense_reference(adata)
+    assert list(stats.conditions) == conditions
+    np.testing.assert_allclose(stats.moments, moments, rtol=1e-6, atol=1e-6)
+    sub = x if train_mask is None else x[train_mask]
+    np.testing.assert_allclose(stats.coexpr_gram, sub.T @ sub, rtol=1e-6, atol=1e-6)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(sub.T))
+    np.fill_diagonal(corr, np.where(sub.std(0) > 0, 1.0, 0.0))
+    np.testing.assert_allclose(stats.coexpression(), corr, atol=1e-6)
+
+
+def test_moments_equal_dense_numpy_in_memory(norman):
+    stats = ps.pp.pseudobulk(norman, inplace=False, chunk_size=700)
+    check_against_dense(stats, norman)
+    ctrl = stats.control_index
+    np.testing.assert_allclose(stats.delta[ctrl], 0)
+    klf1 = stats.index(["KLF1"])[0]
+    cells = norman.obs["perturbsim_condition"] == "KLF1"
+    np.testing.assert_allclose(stats.variance()[klf1], norman.X[cells.to_numpy()].toarray().var(0, ddof=1), atol=1e-6)
+
+
+def test_moments_dense_matrix_equal_sparse(norman):
+    dense = norman.copy()
+    dense.X = dense.X.toarray()
+    a = ps.pp.pseudobulk(dense, inplace=False, chunk_size=1000)
+    b = ps.pp.pseudobulk(norman, inplace=False)
+    np.testing.assert_allclose(a.moments, b.moments, rtol=1e-10, atol=1e-10)
+
+
+def test_moments_from_backed_file_equal_in_memory(norman, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    norman.write_h5ad(path)
+    backed = ps.ds.read(path, control="control", backed=True)
+    assert backed.isbacked
+    stats = ps.pp.pseudobulk(backed, inplace=False, chunk_size=512)
+    check_against_dense(stats, norman)
+
+
+def test_coexpression_uses_training_cells_only(norman):
+    norman.obs["perturbsim_split"] = np.where(
+        norman.obs["perturbsim_condition"].isin(["KLF1", "MAPK1", "KLF1+MAP2K6"]), "test", "train"
+    )
+    stats = ps.pp.pseudobulk(norman, inplace=False)
+    train = (norman.obs["perturbsim_split"] == "train").to_numpy()
+    assert stats.coexpr_n == train.sum()
+    check_against_dense(stats, norman, train_mask=train)
+
+
+def test_stored_in_adata_and_read_back(norman, tmp_path):
+    ps.pp.pseudobulk(norman)
+    path = tmp_path / "with_stats.h5ad"
+    norman.write_h5ad(path)
+    import anndata as ad
+
+    again = PseudobulkStats.from_adata(ad.read_h5ad(path))
+    direct = ps.pp.pseudobulk(norman, inplace=False)
+    np.testing.assert_array_equal(again.moments, direct.moments)
+    np.testing.assert_array_equal(again.coexpr_gram, direct.coexpr_gram)
+    assert list(again.conditions) == list(direct.conditions)
+
+
+def test_streaming_pass_reports_bad_rows(tmp_path):
+    adata = make_screen(["ctrl", "G1", "G2"], sparse_x=False)
+    ps.pp.setup(adata)
+    adata.X[15, 1] = np.nan  # after setup: caught by the streaming pass
+    with pytest.raises(PerturbsimError, match="rows 8-15 contains nan"):
+        ps.pp.pseudobulk(adata, chunk_size=8)
+
+
+def test_bad_options(norman):
+    with pytest.raises(PerturbsimError, match="coexpression must be"):
+        ps.pp.pseudobulk(norman, coexpression="some")
+    with pytest.raises(PerturbsimError, match="needs a split"):
+        ps.pp.pseudobulk(norman, coexpression="train")
+    with pytest.raises(PerturbsimError, match="not found in adata.layers"):
+        ps.pp.pseudobulk(norman, layer="counts")
+    with pytest.raises(PerturbsimError, match="not set up"):
+        ps.pp.pseudobulk(make_screen(["ctrl", "G1"]))

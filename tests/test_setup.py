@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from conftest import make_screen
+from scipy import sparse
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+
+
+def one_line_error(fn, match):
+    with pytest.raises(PerturbsimError, match=match) as err:
+        fn()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_bundled_norman_parses_to_18_singles_15_pairs_and_control(norman):
+    table = ps.pp.condition_table(norman)
+    assert table["kind"].value_counts().to_dict() == {"single": 18, "combo": 15, "control": 1}
+    assert table.loc["ctrl", "n_cells"] == 100
+    assert "KLF1+SET" in table.index  # raw label SET+KLF1, canonicalised
+    setup = norman.uns["perturbsim"]["setup"]
+    assert setup["control"] == "control"
+    assert len(setup["perturbed_genes"]) == 31
+
+
+def test_gears_labels_and_gene_name_column_work_unchanged():
+    adata = make_screen(["ctrl", "G1+ctrl", "ctrl+G2", "G2+G1"])
+    adata.var["gene_name"] = adata.var_names
+    adata.var_names = [f"ENSG{i:05d}" for i in range(adata.n_vars)]
+    ps.pp.setup(adata)
+    assert list(adata.var_names[:2]) == ["G0", "G1"]
+    assert adata.var["perturbsim_original_id"].iloc[0] == "ENSG00000"
+    assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "G1", "G2", "G1+G2"}
+    assert adata.obs.loc[adata.obs["perturbsim_condition"] == "G1+G2", "perturbsim_n_targets"].eq(2).all()
+
+
+def test_user_separator_and_explicit_control():
+    adata = make_screen(["NT", "G1", "G1_G3"])
+    ps.pp.setup(adata, control="NT", sep="_")
+    assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G3"}
+
+
+def test_missing_perturbation_key():
+    adata = make_screen(["ctrl", "G1"])
+    one_line_error(lambda: ps.pp.setup(adata, perturbation_key="guide"), "'guide' not found in adata.obs")
+
+
+def test_no_control_cells():
+    adata = make_screen(["G1", "G2"])
+    one_line_error(lambda: ps.pp.setup(adata), "no control cells")
+    one_line_error(lambda: ps.pp.setup(adata, control="ctrl"), "'ctrl' not found")
+
+
+def test_empty_and_malformed_labels():
+    adata = make_screen(["ctrl", "G1", "G1++G2"])
+    one_line_error(lambda: ps.pp.setup(adata), "malformed perturbation label 'G1\\+\\+G2'")
+    adata = make_screen(["ctrl", "G1"])
+    adata.obs.loc[adata.obs_names[-1], "condition"] = np.nan
+    one_line_error(lambda: ps.pp.setup(adata), "missing for 1 cells")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values(bad):
+    adata = make_screen(["ctrl", "G1"], sparse_x=False)
+    adata.X[3, 2] = bad
+    one_line_error(lambda: ps.pp.setup(adata), "non-finite")
+
+
+def test_negative_values():
+    adata = make_screen(["ctrl", "G1"])
+    adata.X = adata.X.toarray()
+    adata.X[0, 0] = -1.5
+    one_line_error(lambda: ps.pp.setup(adata), "negative values")
+
+
+def test_duplicated_gene_names():
+    adata = make_screen(["ctrl", "G1"])
+    adata.var_names = ["G0"] * 2 + [f"G{i}" for i in range(2, adata.n_vars)]
+    one_line_error(lambda: ps.pp.setup(adata), "duplicated gene names.*'G0'")
+
+
+def test_raw_counts_error_or_normalise():
+    adata = make_screen(["ctrl", "G1"])
+    rng = np.random.default_rng(1)
+    adata.X = sparse.csr_matrix(rng.poisson(20, size=adata.shape).astype(np.float32))
+    one_line_error(lambda: ps.pp.setup(adata), "raw integer counts; pass normalize=True")
+    ps.pp.setup(adata, normalize=True)
+    assert "counts" in adata.layers
+    assert adata.X.max() < 10
+    row = adata.layers["counts"][0].toarray().ravel()
+    np.testing.assert_allclose(
+        adata.X[0].toarray().ravel(), np.log1p(row / row.sum() * np.median(np.asarray(adata.layers["counts"].sum(1)).ravel())),
+        rtol=1e-5,
+    )
+
+
+def test_targets_missing_from_var_are_reported_once(caplog):
+    adata = make_screen(["ctrl", "G1", "NOTMEASURED", "G1+NOTMEASURED"])
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(adata)
+    messages = [r.getMessage() for r in caplog.records if "not measured" in r.getMessage()]
+    assert len(messages) == 1 and "NOTMEASURED" in messages[0]
+    assert list(adata.uns["perturbsim"]["setup"]["missing_targets"]) == ["NOTMEASURED"]
+
+
+def test_single_cell_condition_is_kept_and_flagged():
+    adata = make_screen(["ctrl", "G1", "G2"], cells=5)
+    adata = adata[np.r_[0:11]].copy()  # G2 keeps one cell
+    ps.pp.setup(adata)
+    assert list(adata.uns["perturbsim"]["setup"]["single_cell_conditions"]) == ["G2"]
+    stats = ps.pp.pseudobulk(adata, inplace=False)
+    assert np.isfinite(stats.variance()).all()
+
+
+def test_read_rejects_missing_and_wrong_files(tmp_path):
+    one_line_error(lambda: ps.ds.read(tmp_path / "nope.h5ad"), "no such file")
+    other = tmp_path / "x.csv"
+    other.write_text("a,b\n")
+    one_line_error(lambda: ps.ds.read(other), "expected an .h5ad file")
+
+
+def test_read_gears_format_file(tmp_path):
+    adata = make_screen(["ctrl", "G1+ctrl", "G1+G2"])
+    adata.var["gene_name"] = adata.var_names
+    adata.var_names = [f"ENSG{i}" for i in range(adata.n_vars)]
+    path = tmp_path / "gears.h5ad"
+    adata.write_h5ad(path)
+    loaded = ps.ds.read(path)
+    assert set(loaded.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
+    assert loaded.var_names[0] == "G0"
