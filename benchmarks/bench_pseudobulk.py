@@ -31,8 +31,9 @@ for start in range(0, n_cells, 20000):
     block.data = np.log1p(rng.poisson(3.0, size=block.nnz) + 1).astype(np.float32)
     blocks.append(block)
 labels = np.array(["ctrl"] + [f"G{i}" for i in range(1, 200)])[rng.integers(0, 200, n_cells)]
-adata = ad.AnnData(sparse.vstack(blocks).tocsr(), obs=pd.DataFrame({"condition": labels},
-    index=[f"c{i}" for i in range(n_cells)]), var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+obs = pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(n_cells)])
+var = pd.DataFrame(index=[f"G{i}" for i in range(n_genes)])
+adata = ad.AnnData(sparse.vstack(blocks).tocsr(), obs=obs, var=var)
 adata.write_h5ad(path)
 """
 
@@ -49,7 +50,9 @@ print(json.dumps({"seconds": time.perf_counter() - start,
 
 
 def run(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
 
 
@@ -66,20 +69,28 @@ def main() -> None:
         size_gb = Path(path).stat().st_size / 2**30
         backed = run(MEASURE, path, "backed")
         memory = run(MEASURE, path, "memory")
-    print(json.dumps({
-        "benchmark": "pseudobulk_streaming",
-        "cells": args.cells,
-        "genes": args.genes,
-        "file_gb": round(size_gb, 3),
-        "generate_seconds": round(generate_s, 1),
-        "backed_seconds": round(backed["seconds"], 2),
-        "backed_peak_rss_gb": round(backed["peak_rss_gb"], 3),
-        "in_memory_seconds": round(memory["seconds"], 2),
-        "in_memory_peak_rss_gb": round(memory["peak_rss_gb"], 3),
-        "rss_ratio_backed_vs_in_memory": round(backed["peak_rss_gb"] / memory["peak_rss_gb"], 3),
-        "time_ratio_backed_vs_in_memory": round(backed["seconds"] / memory["seconds"], 3),
-        "ru_maxrss_self_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pseudobulk_streaming",
+                "cells": args.cells,
+                "genes": args.genes,
+                "file_gb": round(size_gb, 3),
+                "generate_seconds": round(generate_s, 1),
+                "backed_seconds": round(backed["seconds"], 2),
+                "backed_peak_rss_gb": round(backed["peak_rss_gb"], 3),
+                "in_memory_seconds": round(memory["seconds"], 2),
+                "in_memory_peak_rss_gb": round(memory["peak_rss_gb"], 3),
+                "rss_ratio_backed_vs_in_memory": round(
+                    backed["peak_rss_gb"] / memory["peak_rss_gb"], 3
+                ),
+                "time_ratio_backed_vs_in_memory": round(backed["seconds"] / memory["seconds"], 3),
+                "ru_maxrss_self_gb": round(
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

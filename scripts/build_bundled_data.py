@@ -35,8 +35,12 @@ def build(shared: Path) -> None:
     with gzip.open(OUT / "human_gene2go.tsv.gz", "wt", compresslevel=9) as handle:
         go.to_csv(handle, sep="\t", index=False)
 
-    alias = pd.read_csv(shared / "go" / "human_gene_alias.tsv.gz", sep="\t", usecols=["alias", "symbol"])
-    alias = alias[alias["alias"] != alias["symbol"]].drop_duplicates().sort_values(["alias", "symbol"])
+    alias = pd.read_csv(
+        shared / "go" / "human_gene_alias.tsv.gz", sep="\t", usecols=["alias", "symbol"]
+    )
+    alias = (
+        alias[alias["alias"] != alias["symbol"]].drop_duplicates().sort_values(["alias", "symbol"])
+    )
     with gzip.open(OUT / "human_gene_alias.tsv.gz", "wt", compresslevel=9) as handle:
         alias.to_csv(handle, sep="\t", index=False)
 

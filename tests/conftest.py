@@ -46,6 +46,8 @@ def make_screen(
     genes = [f"G{i}" for i in range(n_genes)]
     return ad.AnnData(
         X=sparse.csr_matrix(x) if sparse_x else x,
-        obs=pd.DataFrame({"condition": obs_labels}, index=[f"c{i}" for i in range(len(obs_labels))]),
+        obs=pd.DataFrame(
+            {"condition": obs_labels}, index=[f"c{i}" for i in range(len(obs_labels))]
+        ),
         var=pd.DataFrame(index=genes),
     )

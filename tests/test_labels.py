@@ -67,7 +67,9 @@ def test_parse_perturbations_forms():
     assert parse_perturbations("FOSB+CEBPB") == [("CEBPB", "FOSB")]
     assert parse_perturbations(["FOSB+CEBPB", "KLF1"]) == [("CEBPB", "FOSB"), ("KLF1",)]
     assert parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], []]) == [
-        ("CEBPB", "FOSB"), ("KLF1",), ()
+        ("CEBPB", "FOSB"),
+        ("KLF1",),
+        (),
     ]
     with pytest.raises(PerturbsimError, match="no perturbations"):
         parse_perturbations([])
@@ -75,7 +77,9 @@ def test_parse_perturbations_forms():
         parse_perturbations([3])
 
 
-gene = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="+"), min_size=1, max_size=8)
+gene = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="+"), min_size=1, max_size=8
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -93,7 +97,9 @@ def test_canonical_form_is_order_free_and_round_trips(genes, rnd):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(st.text(max_size=20), st.none(), st.integers(), st.floats(), st.binary(max_size=5)))
+@given(
+    st.one_of(st.text(max_size=20), st.none(), st.integers(), st.floats(), st.binary(max_size=5))
+)
 def test_hostile_labels_either_parse_or_raise_one_line_error(label):
     try:
         genes = parse_label(label)

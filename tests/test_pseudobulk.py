@@ -14,7 +14,9 @@ def dense_reference(adata):
     x = x.astype(np.float64)
     cond = adata.obs["perturbsim_condition"].astype(str).to_numpy()
     conditions = list(adata.obs["perturbsim_condition"].cat.categories)
-    moments = np.stack([[np.mean(x[cond == c] ** k, axis=0) for c in conditions] for k in range(1, 5)])
+    moments = np.stack(
+        [[np.mean(x[cond == c] ** k, axis=0) for c in conditions] for k in range(1, 5)]
+    )
     return conditions, moments, x
 
 
@@ -37,7 +39,9 @@ def test_moments_equal_dense_numpy_in_memory(norman):
     np.testing.assert_allclose(stats.delta[ctrl], 0)
     klf1 = stats.index(["KLF1"])[0]
     cells = norman.obs["perturbsim_condition"] == "KLF1"
-    np.testing.assert_allclose(stats.variance()[klf1], norman.X[cells.to_numpy()].toarray().var(0, ddof=1), atol=1e-6)
+    np.testing.assert_allclose(
+        stats.variance()[klf1], norman.X[cells.to_numpy()].toarray().var(0, ddof=1), atol=1e-6
+    )
 
 
 def test_moments_dense_matrix_equal_sparse(norman):

@@ -36,7 +36,11 @@ def test_gears_labels_and_gene_name_column_work_unchanged():
     assert list(adata.var_names[:2]) == ["G0", "G1"]
     assert adata.var["perturbsim_original_id"].iloc[0] == "ENSG00000"
     assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "G1", "G2", "G1+G2"}
-    assert adata.obs.loc[adata.obs["perturbsim_condition"] == "G1+G2", "perturbsim_n_targets"].eq(2).all()
+    assert (
+        adata.obs.loc[adata.obs["perturbsim_condition"] == "G1+G2", "perturbsim_n_targets"]
+        .eq(2)
+        .all()
+    )
 
 
 def test_user_separator_and_explicit_control():
@@ -47,7 +51,9 @@ def test_user_separator_and_explicit_control():
 
 def test_missing_perturbation_key():
     adata = make_screen(["ctrl", "G1"])
-    one_line_error(lambda: ps.pp.setup(adata, perturbation_key="guide"), "'guide' not found in adata.obs")
+    one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="guide"), "'guide' not found in adata.obs"
+    )
 
 
 def test_no_control_cells():
@@ -94,7 +100,8 @@ def test_raw_counts_error_or_normalise():
     assert adata.X.max() < 10
     row = adata.layers["counts"][0].toarray().ravel()
     np.testing.assert_allclose(
-        adata.X[0].toarray().ravel(), np.log1p(row / row.sum() * np.median(np.asarray(adata.layers["counts"].sum(1)).ravel())),
+        adata.X[0].toarray().ravel(),
+        np.log1p(row / row.sum() * np.median(np.asarray(adata.layers["counts"].sum(1)).ravel())),
         rtol=1e-5,
     )
 

@@ -1,8 +1,23 @@
 """perturbsim: predict transcriptional outcomes of genetic perturbations."""
 
-from . import ds, pp
+from . import ds, models, pp, tl
 from ._errors import PerturbsimError
 from ._settings import settings
+from .models import GEARS, GRN, Additive, Linear, NoPerturbation, PerturbationModel, TrainMean
 
-__all__ = ["PerturbsimError", "ds", "pp", "settings"]
+__all__ = [
+    "GEARS",
+    "GRN",
+    "Additive",
+    "Linear",
+    "NoPerturbation",
+    "PerturbationModel",
+    "PerturbsimError",
+    "TrainMean",
+    "ds",
+    "models",
+    "pp",
+    "settings",
+    "tl",
+]
 __version__ = "0.1.0"

@@ -1,5 +1,18 @@
 """Models behind one interface: GEARS and the baselines."""
 
 from ._base import MODEL_REGISTRY, PerturbationModel
+from ._gears import GEARS
+from ._grn import GRN
+from ._linear import Linear
+from ._simple import Additive, NoPerturbation, TrainMean
 
-__all__ = ["MODEL_REGISTRY", "PerturbationModel"]
+__all__ = [
+    "GEARS",
+    "GRN",
+    "MODEL_REGISTRY",
+    "Additive",
+    "Linear",
+    "NoPerturbation",
+    "PerturbationModel",
+    "TrainMean",
+]

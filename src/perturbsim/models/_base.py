@@ -85,6 +85,20 @@ class PerturbationModel(ABC):
         self.is_fitted = True
         return self
 
+    def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
+        """Which perturbations the model can predict (all, unless a subclass says otherwise).
+
+        Parameters
+        ----------
+        perturbations
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        Boolean array, one entry per perturbation.
+        """
+        return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
+
     def predict(self, perturbations: str | list[str] | list[list[str]]) -> AnnData:
         """Predict the mean expression after each perturbation.
 
@@ -133,7 +147,11 @@ class PerturbationModel(ABC):
         """
         if not self.is_fitted:
             raise PerturbsimError(f"{self.name} is not fitted: nothing to save")
-        config = {"model": self.name, "genes": list(map(str, self.genes)), "options": self._options()}
+        config = {
+            "model": self.name,
+            "genes": list(map(str, self.genes)),
+            "options": self._options(),
+        }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
         logger.info("saved %s to %s", self.name, path)

@@ -9,12 +9,24 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, UNS
+from .._keys import CONTROL, SPLIT, UNS
 from ..pp import PseudobulkStats, genes_of, pseudobulk
 from ..pp._setup import check_setup
 from ..pp._split import Split
 
 logger = logging.getLogger(__name__)
+
+
+def _training_stats(adata: AnnData) -> PseudobulkStats:
+    """Stored statistics, recomputed when their co-expression cells are not the training cells."""
+    n_train = int((adata.obs[SPLIT] == "train").sum()) if SPLIT in adata.obs else adata.n_obs
+    if "pseudobulk" in adata.uns.get(UNS, {}):
+        stats = PseudobulkStats.from_adata(adata)
+        if stats.coexpr_gram is not None and stats.coexpr_n == n_train:
+            return stats
+        logger.info("stored statistics predate the split: recomputing them on training cells")
+    pseudobulk(adata)
+    return PseudobulkStats.from_adata(adata)
 
 
 @dataclass
@@ -42,9 +54,7 @@ class ScreenData:
         Without a split (:func:`perturbsim.pp.split`) every condition is used for training.
         """
         check_setup(adata)
-        if "pseudobulk" not in adata.uns.get(UNS, {}):
-            pseudobulk(adata)
-        stats = PseudobulkStats.from_adata(adata)
+        stats = _training_stats(adata)
         if "split" in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val = list(split.train), list(split.val)

@@ -20,9 +20,7 @@ CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT")
 _GEARS_CONTROL_TOKEN = "ctrl"
 
 
-def parse_label(
-    label: object, *, control: str = CONTROL, sep: str = SEP
-) -> tuple[str, ...]:
+def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """Parse one perturbation label into a sorted tuple of gene names.
 
     Parameters
@@ -139,14 +137,13 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
         )
     if len(found) > 1:
         raise PerturbsimError(
-            f"ambiguous control label in obs[{key!r}]: candidates {found}; pass control= one of them"
+            f"ambiguous control label in obs[{key!r}]: candidates {found}; "
+            "pass control= one of them"
         )
     return found[0]
 
 
-def parse_labels(
-    labels: Sequence[object], *, control: str, sep: str = SEP
-) -> dict[object, str]:
+def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> dict[object, str]:
     """Map each distinct raw label to its canonical condition.
 
     Parameters
@@ -165,7 +162,9 @@ def parse_labels(
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
-def parse_perturbations(perturbations: str | Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+def parse_perturbations(
+    perturbations: str | Sequence[str] | Sequence[Sequence[str]],
+) -> list[tuple[str, ...]]:
     """Normalise a user's perturbation query into a list of sorted gene sets.
 
     Parameters
@@ -189,7 +188,9 @@ def parse_perturbations(perturbations: str | Sequence[str] | Sequence[Sequence[s
         return [parse_label(perturbations)]
     items = list(perturbations)
     if not items:
-        raise PerturbsimError("no perturbations given: pass e.g. 'FOSB+CEBPB' or [['FOSB'], ['KLF1']]")
+        raise PerturbsimError(
+            "no perturbations given: pass e.g. 'FOSB+CEBPB' or [['FOSB'], ['KLF1']]"
+        )
     sets: list[tuple[str, ...]] = []
     for item in items:
         if isinstance(item, str):

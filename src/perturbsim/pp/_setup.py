@@ -119,14 +119,16 @@ def setup(
     if missing:
         logger.warning(
             "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
-            len(missing), ", ".join(missing[:10]),
+            len(missing),
+            ", ".join(missing[:10]),
         )
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
     if single_cell:
         logger.warning(
             "%d conditions have a single cell (kept, flagged): %s",
-            len(single_cell), ", ".join(single_cell[:10]),
+            len(single_cell),
+            ", ".join(single_cell[:10]),
         )
     uns = adata.uns.setdefault(UNS, {})
     uns["setup"] = {
@@ -137,9 +139,7 @@ def setup(
         "missing_targets": np.array(missing, dtype=object),
         "single_cell_conditions": np.array(single_cell, dtype=object),
     }
-    logger.info(
-        "added .obs[%r], .obs[%r] and .uns[%r]['setup']", CONDITION, N_TARGETS, UNS
-    )
+    logger.info("added .obs[%r], .obs[%r] and .uns[%r]['setup']", CONDITION, N_TARGETS, UNS)
 
 
 def check_setup(adata: AnnData) -> None:
@@ -173,8 +173,11 @@ def condition_table(adata: AnnData) -> pd.DataFrame:
     check_setup(adata)
     counts = adata.obs[CONDITION].value_counts(sort=False)
     n_targets = np.array([len(genes_of(c)) for c in counts.index])
-    kind = np.select([n_targets == 0, n_targets == 1, n_targets == 2],
-                     ["control", "single", "combo"], default="higher")
+    kind = np.select(
+        [n_targets == 0, n_targets == 1, n_targets == 2],
+        ["control", "single", "combo"],
+        default="higher",
+    )
     return pd.DataFrame(
         {"n_cells": counts.to_numpy(), "n_targets": n_targets, "kind": kind},
         index=pd.Index(counts.index.astype(str), name="condition"),

@@ -74,7 +74,9 @@ def check_gene_names(adata: AnnData) -> None:
         raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
 
 
-def validate_expression(adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000) -> None:
+def validate_expression(
+    adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000
+) -> None:
     """Check the expression matrix; normalise raw counts when asked.
 
     In memory, every value is checked; for a backed file only the first ``chunk_size`` cells
@@ -111,4 +113,6 @@ def validate_expression(adata: AnnData, *, normalize: bool = False, chunk_size: 
         adata.layers["counts"] = adata.X.copy()
         sc.pp.normalize_total(adata)
         sc.pp.log1p(adata)
-        logger.info("normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']")
+        logger.info(
+            "normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']"
+        )

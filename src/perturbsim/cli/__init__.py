@@ -1,0 +1,5 @@
+"""Command-line interface: a thin layer over the Python API."""
+
+from ._main import main
+
+__all__ = ["main"]

@@ -1,0 +1,40 @@
+"""``perturbsim`` command: parse arguments, dispatch, turn bad input into one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .._errors import PerturbsimError
+from .._settings import settings
+from . import _commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``perturbsim`` command."""
+    parser = argparse.ArgumentParser(
+        prog="perturbsim",
+        description="Predict transcriptional outcomes of genetic perturbations (GEARS).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for register in _commands.REGISTRARS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``perturbsim`` command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    settings.verbosity = "INFO" if args.verbose else "WARNING"
+    settings.progress = not args.no_progress
+    try:
+        args.run(args)
+    except PerturbsimError as err:
+        print(f"perturbsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,442 @@
+"""The GEARS model: graphs + network + moment-based training, behind the model interface."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._settings import resolve_seed
+from ..graphs import GeneGraph, coexpression_graph, go_graph
+from ..module import GEARSLoss, GEARSNetwork, difference_moments, pad_sets
+from ..pp import genes_of, parse_perturbations
+from ..pp._de import non_zero_mask
+from ..train import TrainConfig, TrainResult, fit_network
+from ._base import GeneSet, PerturbationModel
+from ._data import ScreenData
+
+logger = logging.getLogger(__name__)
+
+NETWORK_OPTIONS = ("hidden", "n_gene_layers", "n_pert_layers", "uncertainty")
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise PerturbsimError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+
+
+def _with_isolated_nodes(graph: GeneGraph, genes: list[str]) -> GeneGraph:
+    extra = [g for g in genes if g not in set(graph.nodes)]
+    if not extra:
+        return graph
+    logger.warning(
+        "%d trained genes have no GO term and join the GO graph without edges: %s",
+        len(extra),
+        ", ".join(extra[:10]),
+    )
+    return GeneGraph(
+        nodes=np.concatenate([graph.nodes, np.asarray(extra, dtype=str)]),
+        src=graph.src,
+        dst=graph.dst,
+        weight=graph.weight,
+        unannotated=np.asarray([g for g in graph.unannotated if g not in extra], dtype=str),
+    )
+
+
+class GEARS(PerturbationModel):
+    """GEARS (Roohani, Huang & Leskovec, Nat. Biotechnol. 2023), trained on pseudobulk moments.
+
+    Gene embeddings are refined by a GNN over the co-expression graph of the training cells,
+    perturbation embeddings by a GNN over the GO similarity graph (which is what predicts
+    genes never perturbed in training); the set's embeddings are summed, fused into every
+    gene embedding, decoded gene by gene and refined by a cross-gene layer. The predicted
+    change depends only on the perturbation set, so training evaluates the network once per
+    perturbation and computes the reference's per-cell autofocus loss, in expectation over
+    random control pairings, exactly from per-condition moments (see :mod:`perturbsim.module`).
+
+    Parameters
+    ----------
+    adata
+        Set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`).
+    hidden
+        Embedding size.
+    n_gene_layers, n_pert_layers
+        GNN layers over the co-expression and GO graphs.
+    uncertainty
+        Add the uncertainty head (per-gene log-variance, trained with a heteroscedastic loss).
+    gamma
+        Autofocus exponent is ``2 + gamma``; even exponents use the exact moment loss.
+    direction_weight
+        Weight of the direction-aware loss.
+    go_annotations
+        Gene -> GO term table (``gene``, ``term``); default: bundled human annotations.
+    go_top_k, go_threshold, coexpr_top_k, coexpr_threshold
+        Graph construction (top-H neighbours and weight thresholds).
+    additive_residual
+        For a set whose genes were measured singly in training, start from the sum of their
+        measured changes and let the network supply only the interaction (its prediction for
+        the set minus its predictions for those singles).
+    n_models
+        Ensemble size: networks trained from seeds ``seed, seed+1, ...``; their mean is the
+        prediction and their spread adds to the variance.
+    seed
+        Seed of initialisation and batching (default: ``perturbsim.settings.seed``).
+    device
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> _ = ps.pp.split(adata, kind="simulation", seed=1)
+    >>> model = ps.GEARS(adata, seed=0).train(max_epochs=5)
+    >>> model.predict("KLF1+MAP2K6").shape
+    (1, 500)
+    """
+
+    name = "gears"
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        *,
+        hidden: int = 64,
+        n_gene_layers: int = 1,
+        n_pert_layers: int = 1,
+        uncertainty: bool = False,
+        gamma: float = 2.0,
+        direction_weight: float = 0.1,
+        go_annotations: pd.DataFrame | None = None,
+        go_top_k: int = 20,
+        go_threshold: float = 0.1,
+        coexpr_top_k: int = 20,
+        coexpr_threshold: float = 0.4,
+        additive_residual: bool = False,
+        n_models: int = 1,
+        seed: int | None = None,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(adata)
+        if int(n_models) < 1:
+            raise PerturbsimError(f"n_models must be >= 1, got {n_models}")
+        self.options: dict[str, Any] = {
+            "hidden": int(hidden),
+            "n_gene_layers": int(n_gene_layers),
+            "n_pert_layers": int(n_pert_layers),
+            "uncertainty": bool(uncertainty),
+            "gamma": float(gamma),
+            "direction_weight": float(direction_weight),
+            "go_top_k": int(go_top_k),
+            "go_threshold": float(go_threshold),
+            "coexpr_top_k": int(coexpr_top_k),
+            "coexpr_threshold": float(coexpr_threshold),
+            "additive_residual": bool(additive_residual),
+            "n_models": int(n_models),
+            "seed": resolve_seed(seed),
+        }
+        self.device = _device(device)
+        self.loss = GEARSLoss(gamma=gamma, direction_weight=direction_weight)
+        self.networks: list[GEARSNetwork] = []
+        self.results: list[TrainResult] = []
+        self.single_changes: dict[str, np.ndarray] = {}
+        if self.data is not None:
+            self._build_graphs(self.data, go_annotations)
+
+    # -- graphs ----------------------------------------------------------------------------
+    def _build_graphs(self, data: ScreenData, annotations: pd.DataFrame | None) -> None:
+        opts = self.options
+        self.coexpr_graph = coexpression_graph(
+            data.stats, top_k=opts["coexpr_top_k"], threshold=opts["coexpr_threshold"]
+        )
+        perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
+        trained = sorted({g for c in data.train for g in genes_of(c)})
+        candidates = perturbed + [g for g in self.genes if g not in set(perturbed)]
+        graph = go_graph(
+            candidates,
+            annotations=annotations,
+            top_k=opts["go_top_k"],
+            threshold=opts["go_threshold"],
+        )
+        self.go_graph = _with_isolated_nodes(graph, trained)
+        logger.info(
+            "GO graph: %d nodes, %d edges; co-expression graph: %d genes, %d edges",
+            self.go_graph.n_nodes,
+            self.go_graph.n_edges,
+            self.coexpr_graph.n_nodes,
+            self.coexpr_graph.n_edges,
+        )
+
+    def _new_network(self) -> GEARSNetwork:
+        g, c = self.go_graph, self.coexpr_graph
+        return GEARSNetwork(
+            n_genes=len(self.genes),
+            n_perts=g.n_nodes,
+            coexpr_graph=(c.src, c.dst, c.weight),
+            go_graph=(g.src, g.dst, g.weight),
+            **{k: self.options[k] for k in NETWORK_OPTIONS},
+        ).to(self.device)
+
+    # -- forward ---------------------------------------------------------------------------
+    def _node_sets(self, sets: list[GeneSet]) -> list[list[int]]:
+        unknown = sorted({g for s in sets for g in s} - set(self.go_graph.nodes))
+        if unknown:
+            raise PerturbsimError(
+                f"genes not in the GO graph, so GEARS cannot predict them: {unknown[:20]}"
+                + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
+            )
+        return [self.go_graph.node_index(list(s)).tolist() if s else [] for s in sets]
+
+    def _forward(
+        self, network: GEARSNetwork, sets: list[GeneSet], *, residual: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Change over control (and log-variance) of ``sets``, with the additive residual."""
+        corrected = [
+            i
+            for i, s in enumerate(sets)
+            if residual and len(s) > 1 and any(g in self.single_changes for g in s)
+        ]
+        singles = sorted({g for i in corrected for g in sets[i] if g in self.single_changes})
+        queries = sets + [(g,) for g in singles]
+        out = network(pad_sets(self._node_sets(queries), device=self.device))
+        effect = out.effect[: len(sets)]
+        if corrected:
+            row = {g: len(sets) + j for j, g in enumerate(singles)}
+            shift = torch.zeros_like(effect)
+            for i in corrected:
+                for g in sets[i]:
+                    if g in row:
+                        measured = torch.as_tensor(self.single_changes[g], device=self.device)
+                        shift[i] += measured.to(effect.dtype) - out.effect[row[g]]
+            effect = effect + shift
+        log_var = None if out.log_var is None else out.log_var[: len(sets)]
+        return effect, log_var
+
+    # -- training --------------------------------------------------------------------------
+    def _loss_tensors(self, data: ScreenData, conditions: list[str]) -> dict[str, torch.Tensor]:
+        stats = data.stats
+        rows = stats.index(conditions)
+        moments = stats.moments[:, rows]
+        control = stats.moments[:, stats.control_index]
+        order = self.loss.order if self.loss.uses_moments else 2
+        diff = difference_moments(moments, control, order)
+        mask = non_zero_mask(stats)[rows]
+        as_tensor = lambda x: torch.as_tensor(np.asarray(x), device=self.device)  # noqa: E731
+        return {"diff": as_tensor(diff).float(), "mask": as_tensor(mask).float()}
+
+    def _batch_loss(
+        self,
+        network: GEARSNetwork,
+        sets: list[GeneSet],
+        tensors: dict[str, torch.Tensor],
+        rows: np.ndarray,
+        *,
+        residual: bool,
+    ) -> torch.Tensor:
+        effect, log_var = self._forward(network, [sets[i] for i in rows], residual=residual)
+        idx = torch.as_tensor(rows, device=self.device)
+        terms = self.loss(
+            effect, log_var, mask=tensors["mask"][idx], diff_moments=tensors["diff"][:, idx]
+        )
+        return terms.total
+
+    def train(
+        self,
+        *,
+        max_epochs: int = 300,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        weight_decay: float = 5e-4,
+        lr_decay: float = 0.5,
+        lr_patience: int = 10,
+        patience: int = 30,
+    ) -> GEARS:
+        """Train on the screen's training conditions; validation picks the best epoch.
+
+        One epoch is one pass over the training perturbations (not cells), so it takes a few
+        optimiser steps; the schedule runs until validation stops improving (``patience``)
+        and halves the learning rate whenever it stalls for ``lr_patience`` epochs.
+
+        Parameters
+        ----------
+        max_epochs
+            Upper bound on epochs.
+        batch_size
+            Perturbations per optimiser step.
+        lr, weight_decay
+            Adam settings (reference defaults).
+        lr_decay, lr_patience, patience
+            Schedule and early stopping, see :class:`perturbsim.train.TrainConfig`.
+
+        Returns
+        -------
+        The trained model; per-epoch history in :attr:`history`.
+        """
+        config = TrainConfig(
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            lr_decay=lr_decay,
+            lr_patience=lr_patience,
+            patience=patience,
+        )
+        return self.fit(config=config)
+
+    def _fit(self, data: ScreenData, config: TrainConfig | None = None) -> None:
+        if not self.loss.uses_moments:
+            raise PerturbsimError(
+                f"gamma={self.options['gamma']} gives an odd or fractional exponent; the "
+                "per-cell path is available in perturbsim.module.autofocus_cell_loss, but "
+                "GEARS.train supports even exponents (gamma = 0, 2, 4, ...)"
+            )
+        config = config or TrainConfig()
+        train = data.train
+        val = data.perturbed(data.val)
+        train_sets = [genes_of(c) for c in train]
+        val_sets = [genes_of(c) for c in val]
+        delta = data.stats.delta
+        self.single_changes = {
+            c: delta[data.stats.index([c])[0]].astype(np.float32)
+            for c in train
+            if len(genes_of(c)) == 1
+        }
+        train_tensors = self._loss_tensors(data, train)
+        val_tensors = self._loss_tensors(data, val) if val else None
+        residual = self.options["additive_residual"]
+        self.networks, self.results = [], []
+        for member in range(self.options["n_models"]):
+            seed = self.options["seed"] + member
+            torch.manual_seed(seed)
+            network = self._new_network()
+            generator = torch.Generator().manual_seed(seed)
+
+            def train_loss(rows: np.ndarray, network: GEARSNetwork = network) -> torch.Tensor:
+                return self._batch_loss(network, train_sets, train_tensors, rows, residual=residual)
+
+            def val_loss(network: GEARSNetwork = network) -> float:
+                rows = np.arange(len(val_sets))
+                return float(
+                    self._batch_loss(network, val_sets, val_tensors, rows, residual=residual)
+                )
+
+            result = fit_network(
+                network,
+                n_train=len(train_sets),
+                train_loss=train_loss,
+                val_loss=val_loss if val_tensors is not None else None,
+                config=config,
+                generator=generator,
+                desc=f"GEARS {member + 1}/{self.options['n_models']}",
+            )
+            self.networks.append(network)
+            self.results.append(result)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch history: ``model``, ``epoch``, ``train_loss``, ``val_loss``, ``lr``."""
+        rows = [{"model": m, **entry} for m, r in enumerate(self.results) for entry in r.history]
+        return pd.DataFrame(rows)
+
+    # -- prediction ------------------------------------------------------------------------
+    def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
+        """Which perturbations GEARS can predict: those whose genes are all GO-graph nodes."""
+        nodes = set(self.go_graph.nodes)
+        return np.array([set(s) <= nodes for s in parse_perturbations(perturbations)], dtype=bool)
+
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
+        self._node_sets(sets)
+        residual = self.options["additive_residual"]
+        effects, variances = [], []
+        with torch.no_grad():
+            for network in self.networks:
+                network.eval()
+                effect, log_var = self._forward(network, sets, residual=residual)
+                if residual:
+                    for i, s in enumerate(sets):
+                        if len(s) == 1 and s[0] in self.single_changes:
+                            effect[i] = torch.as_tensor(
+                                self.single_changes[s[0]], device=self.device
+                            )
+                effects.append(effect.double().cpu().numpy())
+                if log_var is not None:
+                    variances.append(log_var.double().exp().cpu().numpy())
+        stacked = np.stack(effects)
+        change = stacked.mean(axis=0)
+        control = [i for i, s in enumerate(sets) if not s]
+        change[control] = 0.0
+        spread = stacked.var(axis=0) if len(effects) > 1 else None
+        aleatoric = np.mean(variances, axis=0) if variances else None
+        if spread is None and aleatoric is None:
+            return change, None
+        variance = (0 if spread is None else spread) + (0 if aleatoric is None else aleatoric)
+        return change, np.asarray(variance)
+
+    # -- persistence -----------------------------------------------------------------------
+    def _options(self) -> dict[str, Any]:
+        return {
+            **self.options,
+            "go_nodes": self.go_graph.nodes.tolist(),
+            "single_genes": sorted(self.single_changes),
+            "history": [[asdict(r) for r in self.results]],
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, graph in (("go", self.go_graph), ("coexpr", self.coexpr_graph)):
+            arrays |= {
+                f"{prefix}.src": graph.src,
+                f"{prefix}.dst": graph.dst,
+                f"{prefix}.weight": graph.weight,
+            }
+        for gene, change in self.single_changes.items():
+            arrays[f"single.{gene}"] = change
+        for m, network in enumerate(self.networks):
+            for key, value in network.state_dict().items():
+                arrays[f"net{m}.{key}"] = value.detach().cpu().numpy()
+        return arrays
+
+    def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        history = options.pop("history", [[]])[0]
+        go_nodes = options.pop("go_nodes")
+        single_genes = options.pop("single_genes")
+        self.options = options
+        self.device = _device("auto")
+        self.loss = GEARSLoss(gamma=options["gamma"], direction_weight=options["direction_weight"])
+        self.go_graph = GeneGraph(
+            nodes=go_nodes, src=arrays["go.src"], dst=arrays["go.dst"], weight=arrays["go.weight"]
+        )
+        self.coexpr_graph = GeneGraph(
+            nodes=self.genes,
+            src=arrays["coexpr.src"],
+            dst=arrays["coexpr.dst"],
+            weight=arrays["coexpr.weight"],
+        )
+        self.single_changes = {g: arrays[f"single.{g}"] for g in single_genes}
+        self.results = [TrainResult(**r) for r in history]
+        self.networks = []
+        for m in range(options["n_models"]):
+            network = self._new_network()
+            prefix = f"net{m}."
+            state = {
+                k[len(prefix) :]: torch.as_tensor(v)
+                for k, v in arrays.items()
+                if k.startswith(prefix)
+            }
+            try:
+                network.load_state_dict(state)
+            except RuntimeError as err:
+                raise PerturbsimError(
+                    f"network {m} weights do not fit its config: {str(err).splitlines()[0]}"
+                ) from None
+            network.eval()
+            self.networks.append(network)

@@ -1,0 +1,184 @@
+"""Simple baselines: no change, the mean training perturbation, and the additive model.
+
+Deliberately simple models that any perturbation model must beat (Ahlmann-Eltze, Huber &
+Anders, Nat. Methods 2025): for unseen single perturbations the mean training perturbation
+is hard to beat, for combinations of seen singles the additive model is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .._errors import PerturbsimError
+from ..pp import genes_of, parse_perturbations
+from ._base import GeneSet, PerturbationModel
+from ._data import ScreenData
+
+logger = logging.getLogger(__name__)
+
+_MAX_NAMED = 10
+
+
+class CoverageMixin:
+    """Models that can only predict perturbations of some genes.
+
+    A subclass implements :meth:`_coverable`, the genes whose perturbation it can predict;
+    :meth:`covers` tells an evaluator which queries to score and ``predict`` raises a
+    one-line error naming the genes it cannot cover. The empty set (control) is always
+    covered (change 0).
+    """
+
+    _uncovered_reason: str = "not coverable"
+
+    def _coverable(self) -> set[str]:
+        raise NotImplementedError
+
+    def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
+        """Which perturbations this model can predict.
+
+        Parameters
+        ----------
+        perturbations
+            As for :meth:`~perturbsim.models.PerturbationModel.predict`: one label, a list of
+            labels or a list of gene lists.
+
+        Returns
+        -------
+        Boolean array, one entry per perturbation, in the order given.
+        """
+        if not getattr(self, "is_fitted", False):
+            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+        coverable = self._coverable()
+        sets = parse_perturbations(perturbations)
+        return np.array([all(g in coverable for g in s) for s in sets], dtype=bool)
+
+    def _require_covered(self, sets: Iterable[GeneSet]) -> None:
+        coverable = self._coverable()
+        missing = sorted({g for s in sets for g in s if g not in coverable})
+        if missing:
+            named = ", ".join(missing[:_MAX_NAMED])
+            more = f" and {len(missing) - _MAX_NAMED} more" if len(missing) > _MAX_NAMED else ""
+            raise PerturbsimError(
+                f"{self.name} cannot predict perturbations of {named}{more} "
+                f"({self._uncovered_reason}); use .covers() to select what it can predict"
+            )
+
+
+def _training_deltas(data: ScreenData) -> tuple[list[str], np.ndarray]:
+    """Perturbed training conditions and their change over control ``(P, G)``."""
+    conditions = data.perturbed(data.train)
+    if not conditions:
+        raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
+    return conditions, data.stats.delta[data.stats.index(conditions)].astype(np.float64)
+
+
+def _single_deltas(data: ScreenData) -> tuple[list[str], np.ndarray]:
+    """Genes perturbed alone in a training condition and their change ``(S, G)``."""
+    singles = [c for c in data.perturbed(data.train) if len(genes_of(c)) == 1]
+    delta = data.stats.delta[data.stats.index(singles)] if singles else None
+    n_genes = len(data.genes)
+    if delta is None:
+        delta = np.zeros((0, n_genes))
+    return singles, np.asarray(delta, dtype=np.float64)
+
+
+class NoPerturbation(PerturbationModel):
+    """Predict the control profile for every perturbation (change 0).
+
+    The reference of the normalised metrics (``nmse``): a model is only useful where it
+    beats this one.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> from perturbsim.models._simple import NoPerturbation
+    >>> adata = ps.ds.norman2019_subset()
+    >>> NoPerturbation(adata).fit().predict(["KLF1", "KLF1+MAP2K6"]).shape
+    (2, 500)
+    """
+
+    name = "no_perturb"
+
+    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
+        if kwargs:
+            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
+
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        return np.zeros((len(sets), len(self.genes))), None
+
+
+class TrainMean(PerturbationModel):
+    """Predict control plus the mean change of the training perturbations.
+
+    Every perturbed training condition (single or combination) weighs equally. Control
+    (the empty set) is predicted unchanged.
+    """
+
+    name = "mean"
+
+    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
+        if kwargs:
+            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
+        conditions, delta = _training_deltas(data)
+        self.mean_change = delta.mean(axis=0)
+        logger.info("%s: mean change over %d training perturbations", self.name, len(conditions))
+
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        change = np.tile(self.mean_change, (len(sets), 1))
+        change[[len(s) == 0 for s in sets]] = 0.0
+        return change, None
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"mean_change": self.mean_change}
+
+    def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
+
+
+class Additive(CoverageMixin, PerturbationModel):
+    """Predict control plus the sum of the measured single-gene changes.
+
+    The change after perturbing a gene set is the sum of the changes measured when each of
+    its genes was perturbed alone in a training condition. A set containing a gene never
+    perturbed alone in training cannot be predicted: :meth:`covers` says which sets can,
+    and ``predict`` raises naming the genes it cannot cover.
+    """
+
+    name = "additive"
+    _uncovered_reason = "never perturbed alone in the training conditions"
+
+    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
+        if kwargs:
+            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
+        singles, delta = _single_deltas(data)
+        if not singles:
+            logger.warning("%s: no single perturbation among the training conditions", self.name)
+        self.single_genes = [genes_of(c)[0] for c in singles]
+        self.single_delta = delta
+        logger.info("%s: %d measured single perturbations", self.name, len(singles))
+
+    def _coverable(self) -> set[str]:
+        return set(self.single_genes)
+
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        self._require_covered(sets)
+        row = {g: i for i, g in enumerate(self.single_genes)}
+        change = np.zeros((len(sets), len(self.genes)))
+        for i, genes in enumerate(sets):
+            for gene in genes:
+                change[i] += self.single_delta[row[gene]]
+        return change, None
+
+    def _options(self) -> dict[str, Any]:
+        return {"single_genes": list(self.single_genes)}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"single_delta": self.single_delta}
+
+    def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.single_genes = [str(g) for g in options["single_genes"]]
+        self.single_delta = np.asarray(arrays["single_delta"], dtype=np.float64)

@@ -1,0 +1,216 @@
+"""Building blocks of the GEARS network: a graph convolution and small MLPs, in plain torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from perturbsim._errors import PerturbsimError
+
+GraphArrays = tuple[Sequence[int] | Sequence[float] | np.ndarray | Tensor | None, ...]
+"""``(src, dst)`` or ``(src, dst, weight)`` edge arrays; ``weight`` may be ``None``."""
+
+
+def normalized_adjacency(
+    src: Sequence[int] | np.ndarray | Tensor,
+    dst: Sequence[int] | np.ndarray | Tensor,
+    weight: Sequence[float] | np.ndarray | Tensor | None,
+    n_nodes: int,
+) -> tuple[Tensor, Tensor]:
+    """Symmetrically normalised adjacency with self-loops, ``D^-1/2 (A + I) D^-1/2``.
+
+    An edge ``(src[e], dst[e], weight[e])`` sends a message from ``src`` to ``dst``. Duplicate
+    edges are summed. Nodes that already have a self-loop keep its weight; all others get a
+    self-loop of weight 1. The degree of a node is the summed weight of its incoming edges
+    (self-loop included), so the result is symmetric whenever the input graph is.
+
+    Parameters
+    ----------
+    src, dst
+        Integer node indices in ``[0, n_nodes)``, one per edge.
+    weight
+        Non-negative finite edge weights, or ``None`` for all ones.
+    n_nodes
+        Number of nodes.
+
+    Returns
+    -------
+    ``indices`` (2, E') int64 rows ``(dst, src)`` sorted row-major (a coalesced COO layout of
+    the propagation matrix ``P`` with ``x_out = P @ x``) and ``values`` (E',) float32.
+    """
+    n_nodes = int(n_nodes)
+    if n_nodes < 1:
+        raise PerturbsimError(f"n_nodes must be at least 1, got {n_nodes}")
+    src_t = torch.as_tensor(np.asarray(src), dtype=torch.int64).reshape(-1)
+    dst_t = torch.as_tensor(np.asarray(dst), dtype=torch.int64).reshape(-1)
+    if src_t.shape != dst_t.shape:
+        raise PerturbsimError(
+            f"src and dst must have the same length, got {src_t.numel()} and {dst_t.numel()}"
+        )
+    if weight is None:
+        w_t = torch.ones(src_t.numel(), dtype=torch.float64)
+    else:
+        w_t = torch.as_tensor(np.asarray(weight), dtype=torch.float64).reshape(-1)
+        if w_t.numel() != src_t.numel():
+            raise PerturbsimError(
+                f"weight must have one value per edge ({src_t.numel()}), got {w_t.numel()}"
+            )
+    if src_t.numel():
+        lo = int(min(src_t.min(), dst_t.min()))
+        hi = int(max(src_t.max(), dst_t.max()))
+        if lo < 0 or hi >= n_nodes:
+            raise PerturbsimError(
+                f"edge index out of range [0, {n_nodes}): found {lo if lo < 0 else hi}"
+            )
+        if not torch.isfinite(w_t).all() or (w_t < 0).any():
+            bad = w_t[~torch.isfinite(w_t) | (w_t < 0)][0].item()
+            raise PerturbsimError(f"edge weights must be finite and non-negative, found {bad}")
+
+    # self-loops: keep existing ones, add weight 1 where missing
+    is_loop = src_t == dst_t
+    has_loop = torch.zeros(n_nodes, dtype=torch.bool)
+    has_loop[src_t[is_loop]] = True
+    missing = torch.nonzero(~has_loop).reshape(-1)
+    src_t = torch.cat([src_t, missing])
+    dst_t = torch.cat([dst_t, missing])
+    w_t = torch.cat([w_t, torch.ones(missing.numel(), dtype=torch.float64)])
+
+    # coalesce: rows are destinations, columns sources (x_out[dst] += w * x[src])
+    adj = torch.sparse_coo_tensor(
+        torch.stack([dst_t, src_t]), w_t, (n_nodes, n_nodes), check_invariants=False
+    )
+    adj = adj.coalesce()
+    idx, val = adj.indices(), adj.values()
+    deg = torch.zeros(n_nodes, dtype=torch.float64).index_add_(0, idx[0], val)
+    inv_sqrt = torch.where(deg > 0, deg.clamp_min(1e-300).rsqrt(), torch.zeros_like(deg))
+    val = inv_sqrt[idx[0]] * val * inv_sqrt[idx[1]]
+    return idx.contiguous(), val.to(torch.float32)
+
+
+class SimpleGraphConv(nn.Module):
+    """Simplified graph convolution (SGC): ``K`` normalised propagation hops, then a Linear.
+
+    ``out = Linear((D^-1/2 (A + I) D^-1/2)^K x)`` as in Wu et al. 2019 (SGConv), the layer
+    GEARS uses on both of its graphs. The normalised adjacency is kept as two dense buffers
+    (``adj_indices`` int64 (2, E) and ``adj_values`` float32 (E,)) so that ``state_dict`` and
+    safetensors handle it; the sparse matrix is rebuilt (already coalesced, no sort) at each
+    call.
+
+    Parameters
+    ----------
+    in_features, out_features
+        Feature sizes.
+    graph
+        ``(src, dst, weight)`` arrays of the graph; ``weight`` may be ``None``.
+    n_nodes
+        Number of nodes; inputs have shape ``(n_nodes, in_features)``.
+    hops
+        Number of propagation steps ``K`` (at least 1).
+    bias
+        Whether the Linear has a bias.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        graph: GraphArrays,
+        n_nodes: int,
+        hops: int = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if hops < 1:
+            raise PerturbsimError(f"hops must be at least 1, got {hops}")
+        if len(graph) not in (2, 3):
+            raise PerturbsimError(f"graph must be (src, dst, weight), got {len(graph)} arrays")
+        src, dst = graph[0], graph[1]
+        weight = graph[2] if len(graph) == 3 else None
+        indices, values = normalized_adjacency(src, dst, weight, n_nodes)
+        self.n_nodes = int(n_nodes)
+        self.hops = int(hops)
+        self.register_buffer("adj_indices", indices)
+        self.register_buffer("adj_values", values)
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+
+    def adjacency(self) -> Tensor:
+        """Return the normalised propagation matrix as a sparse COO tensor."""
+        return torch.sparse_coo_tensor(
+            self.adj_indices,
+            self.adj_values,
+            (self.n_nodes, self.n_nodes),
+            is_coalesced=True,
+            check_invariants=False,
+        )
+
+    def propagate(self, x: Tensor) -> Tensor:
+        """Apply the ``K`` propagation hops to node features ``x`` (n_nodes, F)."""
+        if x.shape[0] != self.n_nodes:
+            raise PerturbsimError(
+                f"SimpleGraphConv expects {self.n_nodes} node rows, got {x.shape[0]}"
+            )
+        adj = self.adjacency().to(dtype=x.dtype)
+        for _ in range(self.hops):
+            x = torch.sparse.mm(adj, x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Propagate node features ``x`` (n_nodes, in_features) and project them."""
+        return self.linear(self.propagate(x))
+
+    def extra_repr(self) -> str:
+        return f"n_nodes={self.n_nodes}, n_edges={self.adj_values.numel()}, hops={self.hops}"
+
+
+class GeneNorm(nn.Module):
+    """Per-feature normalisation across the rows of a (rows, features) matrix, always batch stats.
+
+    This is ``BatchNorm1d`` where the "batch" is the gene (or node) axis of a matrix that does
+    not depend on the samples of a minibatch, e.g. the (G, h) gene-embedding table. Because the
+    statistics are recomputed at every call (no running averages), training and evaluation give
+    the same output and the result does not depend on the minibatch composition or size.
+    """
+
+    def __init__(self, features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` (rows, features) per feature over the rows."""
+        return nn.functional.batch_norm(
+            x, None, None, self.weight, self.bias, training=True, eps=self.eps
+        )
+
+
+class MLP(nn.Sequential):
+    """``Linear → LayerNorm → ReLU`` blocks, the last block a bare ``Linear``.
+
+    The reference uses BatchNorm1d inside its MLPs; LayerNorm normalises each row on its own,
+    so the output of a sample never depends on the other samples of its minibatch and a batch
+    of one perturbation set behaves like any other.
+
+    Parameters
+    ----------
+    sizes
+        Layer sizes, e.g. ``[h, 2 * h, h]`` gives two Linears.
+    norm
+        Whether to put a LayerNorm before each hidden ReLU.
+    """
+
+    def __init__(self, sizes: Sequence[int], *, norm: bool = True) -> None:
+        if len(sizes) < 2:
+            raise PerturbsimError(f"MLP needs at least two sizes, got {list(sizes)}")
+        layers: list[nn.Module] = []
+        for i in range(len(sizes) - 1):
+            layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+            if i < len(sizes) - 2:
+                if norm:
+                    layers.append(nn.LayerNorm(sizes[i + 1]))
+                layers.append(nn.ReLU())
+        super().__init__(*layers)

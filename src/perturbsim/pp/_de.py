@@ -1,0 +1,342 @@
+"""Differentially expressed genes of each perturbation against control.
+
+The t-test is Welch's, computed from the per-condition moments of
+:class:`~perturbsim.pp.PseudobulkStats` (so it scales with conditions x genes and works on
+backed files); it equals scanpy's ``rank_genes_groups(method="t-test", reference="ctrl")``.
+The Wilcoxon rank-sum test goes through scanpy on an in-memory matrix.
+
+GEARS's masks (``get_dropout_non_zero_genes`` in the reference code) are provided too:
+
+- *non-zero* genes of a condition: mean expression in the condition is non-zero (the
+  reference GEARS restricts its training loss to these genes);
+- *non-dropout* genes of a condition: every gene except those with zero mean in the
+  condition but non-zero mean in control, i.e. non-zero genes plus the genes that are zero in
+  both the condition and control. The reference reports "top non-dropout DE" metrics on the
+  top-ranked genes among them.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import CONDITION, CONTROL, UNS
+from ._labels import canonical_label, parse_label
+from ._pseudobulk import PseudobulkStats, compute_pseudobulk
+from ._setup import check_setup
+
+logger = logging.getLogger(__name__)
+
+DE_KEY = "de"
+METHODS = ("t-test", "wilcoxon")
+
+
+def non_zero_mask(stats: PseudobulkStats) -> np.ndarray:
+    """Genes with non-zero mean expression in each condition (GEARS's loss filter).
+
+    Parameters
+    ----------
+    stats
+        Per-condition statistics.
+
+    Returns
+    -------
+    Boolean array ``(C, G)`` aligned with ``stats.conditions`` and ``stats.genes``; the
+    control row is all ``True``.
+    """
+    mask = stats.mean != 0
+    mask[stats.control_index] = True
+    return mask
+
+
+def non_dropout_mask(stats: PseudobulkStats) -> np.ndarray:
+    """GEARS's non-dropout genes of each condition.
+
+    A gene is a *dropout* of condition ``p`` when its mean expression is zero in ``p`` but
+    non-zero in control; every other gene is non-dropout (including genes that are zero in
+    both ``p`` and control), as in the reference GEARS (``non_dropout_gene_idx``).
+
+    Parameters
+    ----------
+    stats
+        Per-condition statistics.
+
+    Returns
+    -------
+    Boolean array ``(C, G)`` aligned with ``stats.conditions`` and ``stats.genes``; the
+    control row is all ``True``.
+    """
+    zero = stats.mean == 0
+    mask = ~(zero & ~zero[stats.control_index][None, :])
+    mask[stats.control_index] = True
+    return mask
+
+
+def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
+    """Welch's t statistic of ``rows`` of ``stats`` against control, ``(len(rows), G)``.
+
+    Variances use ``ddof=1``; ``0/0`` (equal means, no variance) gives 0, as in scanpy.
+    Rows of conditions with fewer than two cells are returned as ``NaN``.
+    """
+    ctrl = stats.control_index
+    var = stats.variance(ddof=1)
+    n = stats.n_cells.astype(float)
+    diff = stats.mean[rows] - stats.mean[ctrl][None, :]
+    denom = np.sqrt(var[rows] / n[rows, None] + var[ctrl][None, :] / n[ctrl])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = diff / denom
+    t[np.isnan(t)] = 0.0
+    t[n[rows] < 2] = np.nan
+    return t
+
+
+def _wilcoxon_scores(adata: AnnData, conditions: np.ndarray) -> np.ndarray:
+    import anndata as ad
+    import pandas as pd
+    import scanpy as sc
+
+    keep = adata.obs[CONDITION].isin([*conditions, CONTROL]).to_numpy()
+    labels = adata.obs[CONDITION].astype(str).to_numpy()[keep]
+    light = ad.AnnData(
+        X=adata.X[keep],
+        obs=pd.DataFrame({"group": pd.Categorical(labels)}, index=adata.obs_names[keep]),
+        var=pd.DataFrame(index=adata.var_names),
+    )
+    with warnings.catch_warnings():
+        # scanpy fills its result frame column by column
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        sc.tl.rank_genes_groups(
+            light,
+            groupby="group",
+            groups=[*conditions, CONTROL],
+            reference=CONTROL,
+            method="wilcoxon",
+            rankby_abs=True,
+            n_genes=adata.n_vars,
+            use_raw=False,
+            key_added="wilcoxon",
+        )
+    result = light.uns["wilcoxon"]
+    gene_index = {g: i for i, g in enumerate(adata.var_names)}
+    scores = np.zeros((len(conditions), adata.n_vars))
+    for row, cond in enumerate(conditions):
+        order = np.array([gene_index[g] for g in result["names"][cond]], dtype=np.int64)
+        scores[row, order] = np.asarray(result["scores"][cond], dtype=float)
+    return scores
+
+
+def _rank(scores: np.ndarray, n_genes: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Return the top ``n_genes`` indices by ``|score|`` per row (ties: gene order; -1 pads)."""
+    key = -np.abs(scores)
+    if allowed is not None:
+        key = np.where(allowed, key, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :n_genes]
+    if allowed is not None:
+        order = np.where(np.take_along_axis(allowed, order, axis=1), order, -1)
+    return order
+
+
+def _names(genes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    names = np.asarray(genes, dtype=object)[np.clip(order, 0, None)]
+    names[order < 0] = ""
+    return names
+
+
+def rank_de(
+    adata: AnnData,
+    *,
+    n_genes: int = 20,
+    method: str = "t-test",
+    stats: PseudobulkStats | None = None,
+) -> None:
+    """Rank genes by differential expression of each perturbation against control.
+
+    Parameters
+    ----------
+    adata
+        A screen after :func:`perturbsim.pp.setup`; may be backed for ``method="t-test"``.
+    n_genes
+        Number of top genes kept per condition (GEARS uses 20).
+    method
+        ``"t-test"``: Welch's t statistic from the pseudobulk moments (mean, variance with
+        ``ddof=1``, cell count), identical to scanpy's ``rank_genes_groups(method="t-test",
+        reference=...)``; ``"wilcoxon"``: scanpy's rank-sum z-score (in-memory data only).
+        Genes are ranked by the absolute score (GEARS's ``rankby_abs=True``).
+    stats
+        Per-condition statistics to use; by default those stored by
+        :func:`perturbsim.pp.pseudobulk`, else computed (without the gene x gene moments).
+
+    Returns
+    -------
+    Nothing; writes ``adata.uns["perturbsim"]["de"]``, a dict with
+
+    - ``"method"``, ``"n_genes"``;
+    - ``"conditions"``: the perturbed conditions with cells, ``(C',)``;
+    - ``"scores"``: t statistic (or Wilcoxon z-score) per condition and gene, ``(C', G)``;
+    - ``"top"``: names of the top ``n_genes`` genes by ``|score|``, ``(C', n_genes)``;
+    - ``"non_dropout"``: GEARS's non-dropout genes (not zero in the condition while
+      expressed in control), ``(C', G)`` bool;
+    - ``"top_non_dropout"``: the ranking restricted to non-dropout genes,
+      ``(C', n_genes)``, padded with ``""`` if fewer genes qualify;
+    - ``"single_cell"``: conditions with a single cell, ``(C',)`` bool. Their test statistic
+      is undefined; their score is the mean difference to control instead (logged).
+
+    Read it back with :class:`DEGenes`.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> from perturbsim.pp._de import DEGenes, rank_de
+    >>> adata = ps.ds.norman2019_subset()
+    >>> rank_de(adata, n_genes=20)
+    >>> len(DEGenes.from_adata(adata).top_genes("KLF1"))
+    20
+    """
+    check_setup(adata)
+    if method not in METHODS:
+        raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")
+    if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
+        raise PerturbsimError(f"n_genes must be a positive integer, got {n_genes!r}")
+    if method == "wilcoxon" and adata.isbacked:
+        raise PerturbsimError(
+            "method='wilcoxon' needs the expression matrix in memory: read the file without "
+            "backed=, or use method='t-test' (works on backed files)"
+        )
+    if stats is None:
+        if "pseudobulk" in adata.uns.get(UNS, {}):
+            stats = PseudobulkStats.from_adata(adata)
+        else:
+            stats = compute_pseudobulk(adata, coexpression="none")
+    if list(stats.genes) != list(adata.var_names):
+        raise PerturbsimError("stats.genes differ from adata.var_names: recompute pseudobulk")
+    if CONTROL not in set(stats.conditions) or stats.n_cells[stats.control_index] == 0:
+        raise PerturbsimError(f"no control cells ({CONTROL!r}) in the statistics")
+    n_top = min(int(n_genes), len(stats.genes))
+    if n_top < n_genes:
+        logger.warning("n_genes=%d exceeds the %d genes: keeping all", n_genes, n_top)
+
+    rows = np.flatnonzero((stats.conditions != CONTROL) & (stats.n_cells > 0))
+    conditions = np.asarray(stats.conditions[rows], dtype=str)
+    single = stats.n_cells[rows] < 2
+    if method == "t-test":
+        scores = welch_t(stats, rows)
+    else:
+        scores = np.zeros((len(rows), len(stats.genes)))
+        if (~single).any():
+            scores[~single] = _wilcoxon_scores(adata, conditions[~single])
+    if single.any():
+        scores[single] = stats.delta[rows[single]]
+        logger.warning(
+            "%d conditions have a single cell; their DE score is the mean difference to "
+            "control (no test statistic): %s",
+            int(single.sum()), ", ".join(conditions[single][:10]),
+        )
+    non_dropout = non_dropout_mask(stats)[rows]
+    top = _names(stats.genes, _rank(scores, n_top))
+    top_nd = _names(stats.genes, _rank(scores, n_top, allowed=non_dropout))
+    adata.uns.setdefault(UNS, {})[DE_KEY] = {
+        "method": method,
+        "n_genes": n_top,
+        "conditions": np.asarray(conditions, dtype=object),
+        "top": top,
+        "top_non_dropout": top_nd,
+        "non_dropout": non_dropout,
+        "scores": scores,
+        "single_cell": single,
+    }
+    logger.info("added .uns[%r][%r] (%s, top %d genes)", UNS, DE_KEY, method, n_top)
+
+
+def _canonical(condition: str) -> str:
+    return canonical_label(parse_label(condition))
+
+
+@dataclass
+class DEGenes:
+    """Differentially expressed genes per perturbed condition (see :func:`rank_de`).
+
+    Attributes
+    ----------
+    method
+        ``"t-test"`` or ``"wilcoxon"``.
+    n_genes
+        Genes kept per condition in ``top`` and ``top_non_dropout``.
+    conditions
+        Perturbed conditions, ``(C',)``.
+    genes
+        Gene names, ``(G,)``.
+    top
+        Top gene names per condition, ``(C', n_genes)``.
+    top_non_dropout
+        Top non-dropout gene names per condition, ``(C', n_genes)`` (``""`` pads).
+    non_dropout
+        Non-dropout genes, ``(C', G)`` bool.
+    scores
+        Test statistic per condition and gene, ``(C', G)``.
+    """
+
+    method: str
+    n_genes: int
+    conditions: np.ndarray
+    genes: np.ndarray
+    top: np.ndarray
+    top_non_dropout: np.ndarray
+    non_dropout: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def from_adata(cls, adata: AnnData) -> DEGenes:
+        """Read the result of :func:`rank_de` from ``adata.uns["perturbsim"]["de"]``."""
+        data = adata.uns.get(UNS, {}).get(DE_KEY)
+        if data is None:
+            raise PerturbsimError("no DE genes: run perturbsim.pp.rank_de(adata)")
+        scores = np.asarray(data["scores"], dtype=float)
+        if scores.shape[1] != adata.n_vars:
+            raise PerturbsimError(
+                f"DE scores cover {scores.shape[1]} genes but adata has {adata.n_vars}: "
+                "rerun perturbsim.pp.rank_de(adata)"
+            )
+        return cls(
+            method=str(data["method"]),
+            n_genes=int(data["n_genes"]),
+            conditions=np.asarray(data["conditions"]).astype(str),
+            genes=np.asarray(adata.var_names, dtype=str),
+            top=np.asarray(data["top"]).astype(str),
+            top_non_dropout=np.asarray(data["top_non_dropout"]).astype(str),
+            non_dropout=np.asarray(data["non_dropout"], dtype=bool),
+            scores=scores,
+        )
+
+    def _row(self, condition: str) -> int:
+        canonical = _canonical(condition)
+        hits = np.flatnonzero(self.conditions == canonical)
+        if canonical == CONTROL or len(hits) == 0:
+            raise PerturbsimError(f"no DE genes for condition {condition!r}")
+        return int(hits[0])
+
+    def top_genes(self, condition: str, non_dropout: bool = False) -> list[str]:
+        """Top DE genes of ``condition`` (raw or canonical label), best first.
+
+        Parameters
+        ----------
+        condition
+            A perturbed condition, e.g. ``"KLF1"`` or ``"SET+KLF1"``.
+        non_dropout
+            Rank among GEARS's non-dropout genes only (may return fewer genes).
+        """
+        table = self.top_non_dropout if non_dropout else self.top
+        return [g for g in table[self._row(condition)] if g != ""]
+
+    def non_dropout_mask(self, conditions: Sequence[str]) -> np.ndarray:
+        """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True."""
+        out = np.ones((len(conditions), len(self.genes)), dtype=bool)
+        for i, cond in enumerate(conditions):
+            if _canonical(cond) != CONTROL:
+                out[i] = self.non_dropout[self._row(cond)]
+        return out

@@ -1,0 +1,151 @@
+"""Training loop: batches of perturbations, validation, best epoch, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._settings import settings
+
+logger = logging.getLogger(__name__)
+
+BatchLoss = Callable[[np.ndarray], torch.Tensor]
+"""Maps an array of condition indices to the scalar loss of that batch."""
+
+
+@dataclass
+class TrainConfig:
+    """Schedule and optimiser settings.
+
+    Attributes
+    ----------
+    max_epochs
+        Upper bound on epochs (one epoch = one pass over the training perturbations).
+    batch_size
+        Perturbations per optimiser step.
+    lr, weight_decay
+        Adam learning rate and weight decay.
+    lr_decay
+        Multiplicative learning-rate decay applied each time validation stalls for
+        ``lr_patience`` epochs (with no validation set: every ``lr_patience`` epochs).
+    lr_patience
+        Epochs without validation improvement before the learning rate decays.
+    patience
+        Epochs without validation improvement before training stops.
+    min_lr
+        Training stops once the learning rate falls below this.
+    """
+
+    max_epochs: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    lr_decay: float = 0.5
+    lr_patience: int = 10
+    patience: int = 30
+    min_lr: float = 1e-5
+
+
+@dataclass
+class TrainResult:
+    """What training returns: the per-epoch history and the chosen epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+
+
+def fit_network(
+    network: nn.Module,
+    *,
+    n_train: int,
+    train_loss: BatchLoss,
+    val_loss: Callable[[], float] | None,
+    config: TrainConfig,
+    generator: torch.Generator,
+    desc: str = "training",
+) -> TrainResult:
+    """Train ``network`` in place and leave it at its best validation epoch.
+
+    Parameters
+    ----------
+    network
+        The module to train.
+    n_train
+        Number of training conditions; batches are drawn as index arrays into them.
+    train_loss
+        Loss of a batch of training condition indices.
+    val_loss
+        Validation loss of the current network (``None``: train loss decides).
+    config
+        Schedule.
+    generator
+        Source of the batch shuffling.
+    desc
+        Progress-bar label.
+
+    Returns
+    -------
+    History (``epoch``, ``train_loss``, ``val_loss``, ``lr``) and the best epoch.
+    """
+    optimiser = torch.optim.Adam(
+        network.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    result = TrainResult()
+    best_state = copy.deepcopy(network.state_dict())
+    stall = 0
+    since_decay = 0
+    bar = tqdm(
+        range(1, config.max_epochs + 1), desc=desc, unit="epoch", disable=not settings.progress
+    )
+    for epoch in bar:
+        network.train()
+        order = torch.randperm(n_train, generator=generator).numpy()
+        total = 0.0
+        for start in range(0, n_train, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            optimiser.zero_grad()
+            loss = train_loss(batch)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(batch)
+        epoch_train = total / n_train
+        network.eval()
+        with torch.no_grad():
+            epoch_val = val_loss() if val_loss is not None else epoch_train
+        lr = optimiser.param_groups[0]["lr"]
+        result.history.append(
+            {"epoch": epoch, "train_loss": epoch_train, "val_loss": epoch_val, "lr": lr}
+        )
+        bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
+        if epoch_val < result.best_val_loss * (1 - 1e-6) or not math.isfinite(result.best_val_loss):
+            result.best_val_loss, result.best_epoch = epoch_val, epoch
+            best_state = copy.deepcopy(network.state_dict())
+            stall = since_decay = 0
+        else:
+            stall += 1
+            since_decay += 1
+        if since_decay >= config.lr_patience:
+            for group in optimiser.param_groups:
+                group["lr"] *= config.lr_decay
+            since_decay = 0
+        if stall >= config.patience or optimiser.param_groups[0]["lr"] < config.min_lr:
+            break
+    network.load_state_dict(best_state)
+    network.eval()
+    logger.info(
+        "%s: %d epochs, best epoch %d (validation loss %.4g)",
+        desc,
+        len(result.history),
+        result.best_epoch,
+        result.best_val_loss,
+    )
+    return result

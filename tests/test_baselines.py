@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim.models import PerturbationModel
+from perturbsim.models._grn import GRN
+from perturbsim.models._linear import Linear
+from perturbsim.models._simple import Additive, NoPerturbation, TrainMean
+
+BASELINES = [NoPerturbation, TrainMean, Additive, Linear, GRN]
+
+
+# -- data --------------------------------------------------------------------------------
+def exact_screen(means: dict[str, np.ndarray], *, eps: float = 1e-3, seed: int = 0) -> ad.AnnData:
+    """Four cells per condition whose per-gene mean is exactly ``means[condition]``."""
+    rng = np.random.default_rng(seed)
+    n_genes = len(next(iter(means.values())))
+    pattern = np.array([1.0, -1.0, 1.0, -1.0])[:, None]
+    blocks, labels = [], []
+    for label, mean in means.items():
+        signs = rng.choice([-1.0, 1.0], size=n_genes)
+        blocks.append(mean[None, :] + eps * pattern * signs[None, :])
+        labels += [label] * 4
+    adata = ad.AnnData(
+        X=np.vstack(blocks),
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata
+
+
+@pytest.fixture
+def norman_split(norman):
+    from perturbsim.pp._split import split
+
+    split(norman, kind="simulation", seed=0)
+    return norman
+
+
+def _cell_means(adata: ad.AnnData) -> pd.DataFrame:
+    x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    frame = pd.DataFrame(x.astype(np.float64), columns=adata.var_names)
+    return frame.groupby(adata.obs["perturbsim_condition"].to_numpy()).mean()
+
+
+def _queries(model: PerturbationModel, conditions: list[str]) -> list[str]:
+    if hasattr(model, "covers"):
+        return [c for c, ok in zip(conditions, model.covers(conditions), strict=True) if ok]
+    return conditions
+
+
+# -- every baseline ----------------------------------------------------------------------
+@pytest.mark.parametrize("cls", BASELINES, ids=lambda c: c.name)
+def test_fits_on_norman_and_predicts_labelled_anndata(cls, norman_split):
+    model = cls(norman_split).fit()
+    conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
+    queries = _queries(model, conditions)
+    assert "ctrl" in queries and len(queries) >= 2
+    pred = model.predict(queries)
+    assert pred.shape == (len(queries), norman_split.n_vars)
+    assert list(pred.obs_names) == queries
+    assert list(pred.var_names) == list(norman_split.var_names)
+    assert (pred.X >= 0).all()
+    assert np.isfinite(pred.layers["delta"]).all()
+    np.testing.assert_allclose(pred[["ctrl"]].layers["delta"], 0.0, atol=1e-6)
+    # list-of-gene-lists queries give the same rows, canonically labelled
+    genes = [list(reversed(ps.pp.genes_of(c))) for c in queries]
+    again = model.predict(genes)
+    assert list(again.obs_names) == queries
+    np.testing.assert_array_equal(again.X, pred.X)
+
+
+@pytest.mark.parametrize("cls", BASELINES, ids=lambda c: c.name)
+def test_save_load_predict_identical(cls, norman_split, tmp_path):
+    model = cls(norman_split).fit()
+    queries = _queries(model, list(norman_split.obs["perturbsim_condition"].cat.categories))
+    before = model.predict(queries)
+    model.save(tmp_path / "model")
+    loaded = PerturbationModel.load(tmp_path / "model", norman_split)
+    assert type(loaded) is cls
+    after = loaded.predict(queries)
+    np.testing.assert_array_equal(after.X, before.X)
+    np.testing.assert_array_equal(after.layers["delta"], before.layers["delta"])
+    if hasattr(model, "covers"):
+        conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
+        np.testing.assert_array_equal(loaded.covers(conditions), model.covers(conditions))
+    assert type(cls.load(tmp_path / "model")) is cls
+
+
+def test_no_perturbation_predicts_control(norman_split):
+    pred = NoPerturbation(norman_split).fit().predict(["KLF1", "CBL+CNN1"])
+    control = _cell_means(norman_split).loc["ctrl"].to_numpy()
+    np.testing.assert_allclose(pred.X, np.tile(control, (2, 1)), rtol=1e-5, atol=1e-6)
+
+
+def test_train_mean_is_mean_training_change(norman_split):
+    from perturbsim.pp._split import Split
+
+    train = [c for c in Split.from_adata(norman_split).train if c != "ctrl"]
+    means = _cell_means(norman_split)
+    expected = (means.loc[train] - means.loc["ctrl"]).mean(axis=0).to_numpy()
+    model = TrainMean(norman_split).fit()
+    np.testing.assert_allclose(model.mean_change, expected, atol=1e-6)
+    pred = model.predict(["SGK1+TBX3", "ZZZ"])  # covers anything, even unknown genes
+    np.testing.assert_allclose(
+        pred.layers["delta"][0], np.clip(means.loc["ctrl"] + expected, 0, None) - means.loc["ctrl"],
+        atol=1e-5,
+    )
+
+
+# -- additive ----------------------------------------------------------------------------
+def _additive_screen() -> tuple[ad.AnnData, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(1)
+    control = rng.uniform(2.0, 4.0, size=15)
+    delta = {g: rng.normal(0.0, 0.4, size=15) for g in ("A", "B", "C")}
+    means = {"ctrl": control, **{g: control + d for g, d in delta.items()}}
+    means["A+B"] = control + delta["A"] + delta["B"]
+    means["A+B+C"] = control + delta["A"] + delta["B"] + delta["C"]
+    return exact_screen(means), means
+
+
+def test_additive_is_exact_without_interactions():
+    adata, means = _additive_screen()
+    model = Additive(adata).fit()
+    pred = model.predict(["B+A", "A+B+C", "C", "ctrl"])
+    assert list(pred.obs_names) == ["A+B", "A+B+C", "C", "ctrl"]
+    for label in pred.obs_names:
+        np.testing.assert_allclose(pred[label].X.ravel(), means[label], atol=1e-5)
+
+
+def test_additive_coverage_and_error_name_missing_genes():
+    adata, _ = _additive_screen()
+    model = Additive(adata).fit()
+    np.testing.assert_array_equal(
+        model.covers(["A+B", "A+ZZZ", "ctrl", "YYY"]), [True, False, True, False]
+    )
+    with pytest.raises(ps.PerturbsimError, match="YYY, ZZZ") as err:
+        model.predict(["A+ZZZ", "B", "YYY"])
+    assert "\n" not in str(err.value)
+    assert "A," not in str(err.value)
+
+
+def test_additive_on_norman_covers_seen_singles_only(norman_split):
+    from perturbsim.pp._split import Split
+
+    split = Split.from_adata(norman_split)
+    seen = {ps.pp.genes_of(c)[0] for c in split.train if len(ps.pp.genes_of(c)) == 1}
+    conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
+    expected = [set(ps.pp.genes_of(c)) <= seen for c in conditions]
+    np.testing.assert_array_equal(Additive(norman_split).fit().covers(conditions), expected)
+
+
+# -- linear ------------------------------------------------------------------------------
+def _planted_linear(n_genes: int = 40, k: int = 3, n_train: int = 10, seed: int = 2):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n_genes, k))
+    train_targets = list(range(n_train))
+    emb[train_targets] -= emb[train_targets].mean(axis=0)  # training embeddings centred
+    core = rng.normal(size=(k, k)) * 0.05
+    control = np.full(n_genes, 5.0)
+    offset = rng.normal(0.0, 0.2, size=n_genes)
+    genes = [f"G{i}" for i in range(n_genes)]
+
+    def change(target: int) -> np.ndarray:
+        return emb @ core @ emb[target] + offset
+
+    means = {"ctrl": control, **{genes[t]: control + change(t) for t in train_targets}}
+    return exact_screen(means, eps=1e-4), genes, change, control
+
+
+def test_linear_recovers_planted_low_rank_model():
+    adata, genes, change, _control = _planted_linear()
+    model = Linear(adata, n_components=3, ridge=1e-10).fit()
+    held_out = [12, 25, 31]  # measured genes never perturbed in training
+    pred = model.predict([genes[t] for t in held_out])
+    for row, t in enumerate(held_out):
+        np.testing.assert_allclose(pred.layers["delta"][row], change(t), atol=1e-4)
+    # and the prediction is not just the mean training perturbation
+    assert np.abs(pred.layers["delta"][0] - model.offset).max() > 0.05
+    # too few components cannot represent it
+    coarse = Linear(adata, n_components=1, ridge=1e-10).fit()
+    assert np.abs(coarse.predict(genes[12]).layers["delta"][0] - change(12)).max() > 1e-2
+
+
+def test_linear_coverage_on_norman(norman_split):
+    from perturbsim.pp._split import Split
+
+    conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
+    model = Linear(norman_split).fit()
+    covered = [c for c, ok in zip(conditions, model.covers(conditions), strict=True) if ok]
+    assert covered == ["ctrl", "TMSB4X"]  # the only target among the 500 measured genes
+    with pytest.raises(ps.PerturbsimError, match=r"KLF1.*not a measured gene"):
+        model.predict(["TMSB4X", "KLF1"])
+
+    fallback = Linear(norman_split, embed_unmeasured=True).fit()
+    train = Split.from_adata(norman_split).train
+    seen = {ps.pp.genes_of(c)[0] for c in train if len(ps.pp.genes_of(c)) == 1} | {"TMSB4X"}
+    expected = [set(ps.pp.genes_of(c)) <= seen for c in conditions]
+    np.testing.assert_array_equal(fallback.covers(conditions), expected)
+    assert sum(expected) > 2
+
+
+def test_linear_fallback_reproduces_training_singles():
+    rng = np.random.default_rng(4)
+    control = rng.uniform(2.0, 4.0, size=15)
+    means = {"ctrl": control, **{g: control + rng.normal(0, 0.4, 15) for g in ("A", "B", "C")}}
+    model = Linear(exact_screen(means), embed_unmeasured=True, ridge=1e-10).fit()
+    assert set(model.fallback_genes) == {"A", "B", "C"}
+    pred = model.predict(["A", "B", "C", "A+B"])
+    # K >= rank of the training changes: the singles are reproduced
+    for label in ("A", "B", "C"):
+        np.testing.assert_allclose(pred[label].X.ravel(), means[label], atol=1e-4)
+    # a set adds its members' effects relative to the mean perturbation b, and b once
+    b = np.mean([means[g] - control for g in ("A", "B", "C")], axis=0)
+    expected = means["A"] + means["B"] - control - b
+    np.testing.assert_allclose(pred["A+B"].X.ravel(), np.clip(expected, 0, None), atol=1e-4)
+
+
+# -- GRN ---------------------------------------------------------------------------------
+def _chain_screen(seed: int = 3) -> ad.AnnData:
+    """Cells from a linear chain A -> B -> C (B = 0.8 A, C = 0.5 B) plus two noise genes."""
+    rng = np.random.default_rng(seed)
+    blocks, labels = [], []
+    for label, shift in (("ctrl", 0.0), ("A", 1.0)):
+        n = 600
+        a = 3.0 + shift + 0.5 * rng.normal(size=n)
+        b = 1.0 + 0.8 * a + 0.3 * rng.normal(size=n)
+        c = 0.5 + 0.5 * b + 0.3 * rng.normal(size=n)
+        noise = 3.0 + 0.5 * rng.normal(size=(n, 2))
+        blocks.append(np.column_stack([a, b, c, noise]))
+        labels += [label] * n
+    x = np.clip(np.vstack(blocks), 0.0, None)
+    adata = ad.AnnData(
+        X=x,
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=["A", "B", "C", "N1", "N2"]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata
+
+
+def test_grn_propagates_along_planted_chain():
+    adata = _chain_screen()
+    observed = _cell_means(adata)
+    step = observed.loc["A", "A"] - observed.loc["ctrl", "A"]
+    model = GRN(adata, regulators=["A", "B"], ridge=1e-6).fit()
+    delta = model.predict("A").to_df(layer="delta").iloc[0]
+    assert delta["A"] == pytest.approx(step, rel=1e-5)  # clamped to the observed change
+    assert delta["B"] == pytest.approx(0.8 * step, abs=0.05)
+    assert delta["C"] == pytest.approx(0.4 * step, abs=0.05)
+    assert abs(delta["N1"]) < 0.05 and abs(delta["N2"]) < 0.05
+
+    one_step = GRN(adata, regulators=["A", "B"], ridge=1e-6, n_steps=1).fit()
+    delta1 = one_step.predict("A").to_df(layer="delta").iloc[0]
+    assert delta1["B"] == pytest.approx(0.8 * step, abs=0.05)
+    assert abs(delta1["C"]) < 0.05  # C hears of A only through B: needs a second step
+
+    # B never perturbed in training: clamped to default_step
+    down = GRN(adata, regulators=["A", "B"], ridge=1e-6, default_step=-1.0).fit()
+    delta_b = down.predict("B").to_df(layer="delta").iloc[0]
+    assert delta_b["B"] == pytest.approx(-1.0)
+    assert delta_b["C"] == pytest.approx(-0.5, abs=0.05)
+
+
+def test_grn_uncovered_targets_error_names_them():
+    adata = _chain_screen()
+    model = GRN(adata, regulators=["A", "B"]).fit()
+    covers = model.covers(["A", "C", "A+B", "ZZZ"])
+    np.testing.assert_array_equal(covers, [True, False, True, False])
+    with pytest.raises(ps.PerturbsimError, match="C, ZZZ"):
+        model.predict(["A", "C", "ZZZ"])
+    with pytest.raises(ps.PerturbsimError, match="'Q'"):
+        GRN(adata, regulators=["A", "Q"]).fit()
+
+
+def test_grn_coverage_on_norman(norman_split):
+    conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
+    model = GRN(norman_split).fit()
+    covered = [c for c, ok in zip(conditions, model.covers(conditions), strict=True) if ok]
+    assert covered == ["ctrl", "TMSB4X"]
+    with pytest.raises(ps.PerturbsimError, match="CBL, CNN1"):
+        model.predict("CBL+CNN1")
+
+
+def test_not_fitted_and_bad_options_raise(norman):
+    with pytest.raises(ps.PerturbsimError, match="not fitted"):
+        Additive(norman).covers(["KLF1"])
+    with pytest.raises(ps.PerturbsimError, match="not fitted"):
+        Linear(norman).predict("KLF1")
+    with pytest.raises(ps.PerturbsimError, match="n_components"):
+        Linear(norman, n_components=0)
+    with pytest.raises(ps.PerturbsimError, match="n_steps"):
+        GRN(norman, n_steps=0)

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+import scanpy as sc
+from conftest import make_screen
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.pp._de import DEGenes, non_dropout_mask, non_zero_mask, rank_de
+from perturbsim.pp._pseudobulk import compute_pseudobulk
+
+CONDITIONS = ["KLF1", "MAP2K6", "KLF1+MAP2K6", "FOXL2+HOXB9", "PLK4"]
+
+
+@pytest.fixture(scope="module")
+def norman_de(_norman_cached):
+    adata = _norman_cached.copy()
+    ps.settings.progress = False
+    rank_de(adata, n_genes=20)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def scanpy_ttest(_norman_cached):
+    adata = _norman_cached.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.tl.rank_genes_groups(
+            adata, groupby="perturbsim_condition", groups=[*CONDITIONS, "ctrl"],
+            reference="ctrl", method="t-test", rankby_abs=True, n_genes=adata.n_vars,
+            use_raw=False,
+        )
+    return adata.uns["rank_genes_groups"]
+
+
+def full_scores(result, cond, var_names):
+    index = {g: i for i, g in enumerate(var_names)}
+    scores = np.zeros(len(var_names))
+    scores[[index[g] for g in result["names"][cond]]] = result["scores"][cond]
+    return scores
+
+
+def test_ttest_scores_equal_scanpy_welch(norman_de, scanpy_ttest):
+    de = DEGenes.from_adata(norman_de)
+    assert de.method == "t-test"
+    assert len(de.conditions) == 33 and "ctrl" not in de.conditions
+    assert de.scores.shape == (33, 500) and de.top.shape == (33, 20)
+    for cond in CONDITIONS:
+        row = list(de.conditions).index(cond)
+        expected = full_scores(scanpy_ttest, cond, norman_de.var_names)
+        np.testing.assert_allclose(de.scores[row], expected, rtol=1e-6, atol=2e-6)
+        assert de.top_genes(cond) == list(scanpy_ttest["names"][cond][:20])
+
+
+def test_ttest_from_backed_file_equals_in_memory(norman_de, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    plain = norman_de.copy()
+    del plain.uns["perturbsim"]["de"]
+    plain.write_h5ad(path)
+    backed = ps.ds.read(path, control="control", backed=True)
+    rank_de(backed)
+    again, direct = DEGenes.from_adata(backed), DEGenes.from_adata(norman_de)
+    np.testing.assert_allclose(again.scores, direct.scores, rtol=1e-12)
+    np.testing.assert_array_equal(again.top, direct.top)
+    with pytest.raises(PerturbsimError, match="wilcoxon"):
+        rank_de(backed, method="wilcoxon")
+
+
+def test_uses_given_or_stored_pseudobulk(norman):
+    stats = compute_pseudobulk(norman, coexpression="none")
+    stats.moments = stats.moments.copy()
+    stats.moments[0, stats.index(["KLF1"])[0], 0] += 50.0  # a fake huge change in gene 0
+    rank_de(norman, stats=stats)
+    assert DEGenes.from_adata(norman).top_genes("KLF1")[0] == norman.var_names[0]
+    stats.to_adata(norman)
+    rank_de(norman)
+    assert DEGenes.from_adata(norman).top_genes("KLF1")[0] == norman.var_names[0]
+
+
+def test_wilcoxon_runs_and_agrees_with_ttest_direction(norman_de):
+    adata = norman_de.copy()
+    rank_de(adata, method="wilcoxon", n_genes=20)
+    wil, tt = DEGenes.from_adata(adata), DEGenes.from_adata(norman_de)
+    assert wil.method == "wilcoxon" and wil.scores.shape == tt.scores.shape
+    row = list(wil.conditions).index("KLF1")
+    top = [list(adata.var_names).index(g) for g in tt.top_genes("KLF1")]
+    assert np.all(np.sign(wil.scores[row, top]) == np.sign(tt.scores[row, top]))
+    assert len(set(wil.top_genes("KLF1")) & set(tt.top_genes("KLF1"))) >= 10
+
+
+def test_non_dropout_follows_gears_definition():
+    adata = make_screen(["ctrl", "A", "B"], n_genes=6, cells=5, sparse_x=False)
+    x = np.asarray(adata.X)
+    x[:] = 1.0
+    cond = adata.obs["condition"].to_numpy()
+    x[:, 0] = 0.0  # gene 0: zero everywhere -> non-dropout (a "true zero")
+    x[cond == "A", 1] = 0.0  # gene 1: zero in A, expressed in control -> dropout of A
+    x[cond == "ctrl", 1] = np.linspace(3.5, 4.5, 5)
+    x[cond == "ctrl", 2] = 0.0  # gene 2: zero in control, expressed in A -> non-dropout
+    x[cond == "A", 2] = np.linspace(0.5, 1.5, 5)
+    x[cond == "A", 3] = np.linspace(2, 3, 5)  # gene 3: the real change in A
+    adata.X = x
+    ps.pp.setup(adata, control="ctrl")
+    stats = compute_pseudobulk(adata, coexpression="none")
+    mask = non_dropout_mask(stats)
+    a = stats.index(["A"])[0]
+    assert mask[a].tolist() == [True, False, True, True, True, True]
+    assert mask[stats.control_index].all()
+    assert non_zero_mask(stats)[a].tolist() == [False, False, True, True, True, True]
+
+    rank_de(adata, n_genes=3)
+    de = DEGenes.from_adata(adata)
+    assert de.top_genes("A")[0] == "G1"  # the dropout is the strongest change ...
+    assert "G1" not in de.top_genes("A", non_dropout=True)  # ... and excluded here
+    assert de.top_genes("A", non_dropout=True)[:2] == ["G3", "G2"]
+    assert de.non_dropout_mask(["ctrl", "A"]).tolist() == [[True] * 6, mask[a].tolist()]
+
+
+def test_single_cell_condition_does_not_crash_and_is_flagged(caplog):
+    adata = make_screen(["ctrl", "A", "B"], n_genes=8, cells=4)
+    adata = adata[[*range(8), 8]].copy()  # B keeps a single cell
+    ps.pp.setup(adata, control="ctrl")
+    with caplog.at_level("WARNING"):
+        rank_de(adata, n_genes=5)
+    data = adata.uns["perturbsim"]["de"]
+    row = list(data["conditions"]).index("B")
+    assert data["single_cell"].tolist() == [False, True]
+    stats = compute_pseudobulk(adata, coexpression="none")
+    np.testing.assert_allclose(data["scores"][row], stats.delta[stats.index(["B"])[0]])
+    assert np.isfinite(data["scores"]).all()
+    assert "single cell" in caplog.text
+    rank_de(adata, method="wilcoxon", n_genes=5)
+    assert np.isfinite(adata.uns["perturbsim"]["de"]["scores"]).all()
+
+
+def test_top_genes_accepts_raw_labels_and_round_trips_h5ad(norman_de, tmp_path):
+    path = tmp_path / "de.h5ad"
+    norman_de.write_h5ad(path)
+    de = DEGenes.from_adata(ad.read_h5ad(path))
+    direct = DEGenes.from_adata(norman_de)
+    assert de.top_genes("SET+KLF1") == direct.top_genes("KLF1+SET")
+    assert de.top_genes("KLF1+ctrl") == direct.top_genes("KLF1")
+    np.testing.assert_array_equal(de.non_dropout, direct.non_dropout)
+    with pytest.raises(PerturbsimError, match="'NOPE'"):
+        de.top_genes("NOPE")
+    with pytest.raises(PerturbsimError, match="'ctrl'"):
+        de.top_genes("ctrl")
+
+
+def test_bad_arguments_raise_one_line_errors(norman):
+    with pytest.raises(PerturbsimError, match="'anova'"):
+        rank_de(norman, method="anova")
+    with pytest.raises(PerturbsimError, match="n_genes"):
+        rank_de(norman, n_genes=0)
+    with pytest.raises(PerturbsimError, match="not set up"):
+        rank_de(make_screen(["ctrl", "A"]))
+    with pytest.raises(PerturbsimError, match="rank_de"):
+        DEGenes.from_adata(norman)

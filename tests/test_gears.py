@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.cli import main
+
+
+@pytest.fixture
+def split_norman(norman):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    return norman
+
+
+@pytest.fixture
+def trained(split_norman):
+    return ps.GEARS(split_norman, seed=0).train(max_epochs=8)
+
+
+def test_predict_returns_labelled_non_negative_anndata(trained, split_norman):
+    pred = trained.predict([["MAP2K6", "KLF1"], ["KLF1"], []])
+    assert list(pred.obs_names) == ["KLF1+MAP2K6", "KLF1", "ctrl"]
+    assert list(pred.var_names) == list(split_norman.var_names)
+    assert (pred.X >= 0).all()
+    np.testing.assert_allclose(pred.layers["delta"][2], 0, atol=1e-6)
+    control = trained.control_mean
+    np.testing.assert_allclose(pred.X - control, pred.layers["delta"], atol=1e-5)
+    assert list(pred.obs["n_targets"]) == [2, 1, 0]
+    assert not np.allclose(pred.layers["delta"][0], pred.layers["delta"][1])
+
+
+def test_history_and_best_epoch(trained):
+    history = trained.history
+    assert list(history.columns) == ["model", "epoch", "train_loss", "val_loss", "lr"]
+    assert len(history) >= 1
+    best = trained.results[0].best_epoch
+    assert history.loc[history["epoch"] == best, "val_loss"].item() == history["val_loss"].min()
+
+
+def test_training_lowers_the_loss(split_norman):
+    model = ps.GEARS(split_norman, seed=0).train(max_epochs=25, patience=100)
+    losses = model.history["train_loss"].to_numpy()
+    assert losses[-5:].mean() < 0.8 * losses[0]
+
+
+def test_unknown_genes_raise_one_error_listing_them(trained):
+    with pytest.raises(PerturbsimError, match=r"not in the GO graph.*\['NOTAGENE1', 'NOTAGENE2'\]"):
+        trained.predict(["NOTAGENE1+KLF1", "NOTAGENE2"])
+    assert trained.covers(["KLF1", "NOTAGENE1"]).tolist() == [True, False]
+
+
+def test_unseen_measured_gene_with_go_terms_is_predictable(trained, split_norman):
+    never_perturbed = [g for g in split_norman.var_names if g in set(trained.go_graph.nodes)][:2]
+    pred = trained.predict([never_perturbed])
+    assert np.isfinite(pred.X).all()
+
+
+def test_deterministic_under_seed(split_norman):
+    a = ps.GEARS(split_norman, seed=3).train(max_epochs=3).predict("KLF1+MAP2K6")
+    b = ps.GEARS(split_norman, seed=3).train(max_epochs=3).predict("KLF1+MAP2K6")
+    c = ps.GEARS(split_norman, seed=4).train(max_epochs=3).predict("KLF1+MAP2K6")
+    np.testing.assert_array_equal(a.X, b.X)
+    assert not np.array_equal(a.X, c.X)
+
+
+def test_save_load_predict_identical(trained, tmp_path, split_norman):
+    path = tmp_path / "model"
+    trained.save(path)
+    loaded = ps.GEARS.load(path, adata=split_norman)
+    queries = ["KLF1+MAP2K6", "FOXO4", "ctrl"]
+    np.testing.assert_array_equal(trained.predict(queries).X, loaded.predict(queries).X)
+    assert len(loaded.history) == len(trained.history)
+    with pytest.raises(PerturbsimError, match="already exists"):
+        trained.save(path)
+    trained.save(path, overwrite=True)
+
+
+def test_tampered_or_truncated_model_fails_clearly(trained, tmp_path):
+    path = tmp_path / "model"
+    trained.save(path)
+    weights = path / "weights.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PerturbsimError, match="tampered or truncated"):
+        ps.GEARS.load(path)
+    trained.save(path, overwrite=True)
+    config = json.loads((path / "config.json").read_text())
+    config["options"]["hidden"] = 32
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PerturbsimError, match="do not fit its config"):
+        ps.GEARS.load(path)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(PerturbsimError, match="not valid JSON"):
+        ps.GEARS.load(path)
+
+
+def test_load_checks_gene_match(trained, tmp_path, split_norman):
+    path = tmp_path / "model"
+    trained.save(path)
+    other = split_norman[:, :100].copy()
+    with pytest.raises(PerturbsimError, match="do not match"):
+        ps.GEARS.load(path, adata=other)
+
+
+def test_ensemble_and_uncertainty_give_variance(split_norman):
+    model = ps.GEARS(split_norman, seed=0, n_models=2, uncertainty=True).train(max_epochs=3)
+    pred = model.predict(["KLF1+MAP2K6", "TMSB4X"])
+    assert "variance" in pred.layers
+    assert (pred.layers["variance"] > 0).all()
+
+
+def test_additive_residual_uses_measured_singles(split_norman):
+    split = ps.pp.Split.from_adata(split_norman)
+    single = next(c for c in split.train if "+" not in c and c != "ctrl")
+    model = ps.GEARS(split_norman, seed=0, additive_residual=True).train(max_epochs=3)
+    stats = model.data.stats
+    measured = stats.delta[stats.index([single])[0]]
+    pred = model.predict(single)
+    np.testing.assert_allclose(
+        pred.layers["delta"][0],
+        np.clip(measured + model.control_mean, 0, None) - model.control_mean,
+        atol=1e-5,
+    )
+
+
+def test_odd_exponent_is_a_clear_error(split_norman):
+    with pytest.raises(PerturbsimError, match="even exponents"):
+        ps.GEARS(split_norman, gamma=1.0).train(max_epochs=1)
+
+
+def test_cli_train_and_predict(tmp_path, capsys):
+    data = tmp_path / "norman.h5ad"
+    raw = ps.ds.norman2019_subset()
+    raw.obs = raw.obs[["condition"]]
+    del raw.uns["perturbsim"]
+    raw.write_h5ad(data)
+    model_dir = tmp_path / "model"
+    assert (
+        main(
+            [
+                "--no-progress",
+                "train",
+                str(data),
+                "--out",
+                str(model_dir),
+                "--epochs",
+                "3",
+                "--control",
+                "control",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "pred.csv"
+    assert (
+        main(["--no-progress", "predict", str(model_dir), "KLF1+MAP2K6", "KLF1", "--out", str(out)])
+        == 0
+    )
+    text = out.read_text().splitlines()
+    assert text[1].startswith("KLF1+MAP2K6,") and text[2].startswith("KLF1,")
+    assert main(["predict", str(model_dir), "NOTAGENE", "--out", str(out)]) == 2
+    assert "not in the GO graph" in capsys.readouterr().err

@@ -1,0 +1,282 @@
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import numpy as np
+import pytest
+from conftest import make_screen
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.pp._labels import genes_of
+from perturbsim.pp._split import Split, make_split, split, subgroup_name
+
+PAIR_GROUPS = {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
+
+
+def all_conditions(adata):
+    return set(adata.obs["perturbsim_condition"].astype(str))
+
+
+def check_invariants(adata, s: Split):
+    """Partition, ctrl in train, obs columns consistent with uns, subgroups consistent."""
+    train, val, test, excl = map(set, (s.train, s.val, s.test, s.excluded))
+    assert not (train & val or train & test or val & test or excl & (train | val | test))
+    assert train | val | test | excl == all_conditions(adata)
+    assert "ctrl" in train
+    assert set().union(*map(set, s.subgroups.values())) == test if s.subgroups else not test
+    assert set().union(*map(set, s.val_subgroups.values())) == val if s.val_subgroups else not val
+    assert all(s.subgroups.values()) and all(s.val_subgroups.values())
+    cond = adata.obs["perturbsim_condition"].astype(str)
+    assert (adata.obs["perturbsim_split"].astype(str) == cond.map(s.set_of)).all()
+    assert (adata.obs["perturbsim_subgroup"].astype(str) == cond.map(s.subgroup_of)).all()
+    assert Split.from_adata(adata) == s
+
+
+def seen_count(cond, seen):
+    return sum(g in seen for g in genes_of(cond))
+
+
+def test_simulation_on_norman_represents_every_subgroup_over_seeds(norman):
+    for seed in range(5):
+        table = split(norman, kind="simulation", seed=seed)
+        s = Split.from_adata(norman)
+        check_invariants(norman, s)
+        assert set(s.subgroups) == PAIR_GROUPS, seed
+        test_rows = table[table["set"] == "test"]
+        assert sorted(test_rows["subgroup"]) == sorted(s.subgroups)
+        # train keeps control, singles and pairs; validation exists
+        assert set(table.loc[table["set"] == "train", "subgroup"]) == {"ctrl", "single", "combo"}
+        assert s.val
+
+
+def test_simulation_subgroups_follow_gears_seen_genes(norman):
+    split(norman, kind="simulation", seed=2)
+    s = Split.from_adata(norman)
+    seen = set(s.seen_genes)
+    perturbed = {g for c in all_conditions(norman) for g in genes_of(c)}
+    assert len(perturbed) == 31 and len(seen) == int(31 * 0.75)
+    for name, members in s.subgroups.items():
+        for cond in members:
+            assert subgroup_name(len(genes_of(cond)), seen_count(cond, seen)) == name
+    for cond in s.train + s.val:  # nothing with an unseen gene is trained on
+        assert set(genes_of(cond)) <= seen
+    singles = {c for c in all_conditions(norman) if len(genes_of(c)) == 1}
+    for cond in singles:  # singles of seen genes are never tested
+        assert (cond in s.test) == (cond not in seen)
+    # the held-out pairs with both genes seen are a quarter (int(m * 0.75) stay in train)
+    both_seen = [c for c in all_conditions(norman) if len(genes_of(c)) == 2
+                 and seen_count(c, seen) == 2]
+    train_val_pairs = [c for c in both_seen if c not in s.test]
+    assert len(train_val_pairs) == int(len(both_seen) * 0.75)
+
+
+def test_validation_mimics_test_within_training_genes(norman):
+    split(norman, kind="simulation", seed=4)
+    s = Split.from_adata(norman)
+    train_genes = {g for c in s.train for g in genes_of(c)}
+    assert set(s.val_subgroups) >= {"unseen_single", "combo_seen1"}
+    for name, members in s.val_subgroups.items():
+        n_seen = 0 if name == "unseen_single" else int(name[-1])  # combo_seenK: K
+        for cond in members:  # genes unseen by the validation draw are absent from train
+            assert sum(g in train_genes for g in genes_of(cond)) <= n_seen
+            assert set(genes_of(cond)) <= set(s.seen_genes)
+
+
+def test_same_seed_same_split_different_seeds_differ(norman):
+    first = make_split(norman, seed=7)
+    assert make_split(norman.copy(), seed=7) == first
+    others = [make_split(norman, seed=s) for s in (8, 9)]
+    assert any(o.test != first.test for o in others)
+    ps.settings.seed = 7
+    try:
+        assert make_split(norman) == first
+    finally:
+        ps.settings.seed = 0
+
+
+def test_single_split_excludes_combinations(norman):
+    table = split(norman, kind="single", seed=0)
+    s = Split.from_adata(norman)
+    check_invariants(norman, s)
+    assert set(s.excluded) == {c for c in all_conditions(norman) if len(genes_of(c)) == 2}
+    assert set(s.subgroups) == {"unseen_single"} and len(s.test) == 18 - int(18 * 0.75)
+    assert set(s.val_subgroups) == {"unseen_single"}
+    assert not set(s.test) & set(s.seen_genes)
+    assert (norman.obs["perturbsim_split"] == "excluded").sum() == 1480
+    assert table.loc[table["set"] == "excluded", "n_conditions"].item() == 15
+
+
+def test_combo_split_keeps_singles_and_holds_out_pairs_by_measured_singles(norman):
+    split(norman, kind="combo", seed=3)
+    s = Split.from_adata(norman)
+    check_invariants(norman, s)
+    singles = {c for c in all_conditions(norman) if len(genes_of(c)) == 1}
+    assert singles <= set(s.train)
+    assert set(s.seen_genes) == singles
+    # Norman subset: 5 pairs with both singles measured, 3 with one, 7 with none
+    assert {k: len(v) for k, v in s.subgroups.items()} == {
+        "combo_seen0": 3, "combo_seen1": 1, "combo_seen2": 2}
+    for name, members in s.subgroups.items():
+        for cond in members:
+            assert name == subgroup_name(2, seen_count(cond, singles))
+    assert len(s.val) == 1 and all(len(genes_of(c)) == 2 for c in s.val)
+
+
+def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
+    table = split(norman, kind="custom", test_conditions=["SET+KLF1", "KLF1+ctrl", "FOXO4"])
+    s = Split.from_adata(norman)
+    check_invariants(norman, s)
+    assert s.test == ["FOXO4", "KLF1", "KLF1+SET"]
+    # KLF1 is perturbed in training pairs (KLF1+MAP2K6, ...); FOXO4 only alone; SET only here
+    assert s.subgroups == {"combo_seen1": ["KLF1+SET"], "seen_single": ["KLF1"],
+                           "unseen_single": ["FOXO4"]}
+    assert set(table.loc[table["set"] == "test", "subgroup"]) == set(s.subgroups)
+    with pytest.raises(PerturbsimError, match="'NOPE\\+KLF1'"):
+        split(norman, kind="custom", test_conditions=["KLF1", "NOPE+KLF1"])
+    with pytest.raises(PerturbsimError, match="control"):
+        split(norman, kind="custom", test_conditions=["control"])
+    with pytest.raises(PerturbsimError, match="test_conditions"):
+        split(norman, kind="custom")
+
+
+def test_custom_split_reproduces_reference_test_set(norman, shared_data):
+    ref = json.loads((shared_data / "norman2019" / "reference_split.json").read_text())
+    split(norman, kind="custom", test_conditions=ref["test"], val_fraction=0)
+    s = Split.from_adata(norman)
+    assert len(s.test) == len(ref["test"]) == 16
+    assert "KLF1+SET" in s.test and "KLF1" in s.test  # from 'SET+KLF1' and 'KLF1+ctrl'
+    assert not s.val
+    # the reference also trained on the single IER5L-free conditions it kept
+    assert set(s.train) >= {"ctrl", "MAP4K5", "CEBPE+RUNX1T1"}
+
+
+def test_summary_table_has_a_row_per_subgroup_and_counts_every_cell(norman):
+    table = split(norman, kind="simulation", seed=1)
+    s = Split.from_adata(norman)
+    assert list(table.columns) == ["set", "subgroup", "n_conditions", "n_cells"]
+    assert set(table.loc[table["set"] == "val", "subgroup"]) == set(s.val_subgroups)
+    assert not table.duplicated(["set", "subgroup"]).any()
+    assert table["n_cells"].sum() == norman.n_obs
+    assert table["n_conditions"].sum() == 34
+    for _, row in table[table["set"] == "test"].iterrows():
+        assert row["n_conditions"] == len(s.subgroups[row["subgroup"]])
+        cells = norman.obs["perturbsim_subgroup"] == row["subgroup"]
+        assert row["n_cells"] == cells.sum()
+
+
+def test_split_round_trips_through_h5ad(norman, tmp_path):
+    split(norman, kind="simulation", seed=5)
+    path = tmp_path / "split.h5ad"
+    norman.write_h5ad(path)
+    again = ad.read_h5ad(path)
+    assert Split.from_adata(again) == Split.from_adata(norman)
+    np.testing.assert_array_equal(again.obs["perturbsim_split"], norman.obs["perturbsim_split"])
+    split(norman, kind="single", seed=5, val_fraction=0)  # empty val, excluded conditions
+    norman.write_h5ad(path)
+    again = ad.read_h5ad(path)
+    assert Split.from_adata(again) == Split.from_adata(norman)
+    assert Split.from_adata(again).val == []
+
+
+def test_split_to_adata_rejects_foreign_conditions(norman):
+    s = make_split(norman, seed=0)
+    other = make_screen(["ctrl", "A", "B"])
+    ps.pp.setup(other, control="ctrl")
+    with pytest.raises(PerturbsimError, match="in no set"):
+        s.to_adata(other)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kind": "random"}, "'random'"),
+        ({"train_gene_fraction": 1.0}, "train_gene_fraction"),
+        ({"combo_seen2_train_fraction": 0}, "combo_seen2_train_fraction"),
+        ({"val_fraction": -0.1}, "val_fraction"),
+        ({"combo_test_fraction": 1.5}, "combo_test_fraction"),
+        ({"test_conditions": ["KLF1"]}, "custom"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_arguments_raise_one_line_errors(norman, kwargs, match):
+    with pytest.raises(PerturbsimError, match=match) as err:
+        split(norman, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_not_set_up_and_too_small_screens_raise():
+    with pytest.raises(PerturbsimError, match="not set up"):
+        split(make_screen(["ctrl", "A", "B"]))
+    tiny = make_screen(["ctrl", "A"])
+    ps.pp.setup(tiny, control="ctrl")
+    with pytest.raises(PerturbsimError, match="at least 2"):
+        split(tiny)
+    with pytest.raises(PerturbsimError, match="two or more genes"):
+        split(tiny, kind="combo")
+
+
+# ---------------------------------------------------------------------------------------
+# Property test on random small screens
+# ---------------------------------------------------------------------------------------
+
+GENES = list("ABCDEFG")
+label_sets = st.lists(
+    st.frozensets(st.sampled_from(GENES), min_size=1, max_size=3), min_size=1, max_size=10,
+    unique=True,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sets=label_sets,
+    kind=st.sampled_from(["simulation", "single", "combo", "custom"]),
+    seed=st.integers(0, 2**31),
+    val_fraction=st.sampled_from([0.0, 0.1, 0.3]),
+    pick=st.integers(0, 2**16),
+)
+def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick):
+    labels = ["+".join(sorted(s)) for s in sets]
+    adata = make_screen(["ctrl", *labels], n_genes=4, cells=2)
+    ps.pp.setup(adata, control="ctrl")
+    genes = {g for s in sets for g in s}
+    singles = [lab for lab in labels if "+" not in lab]
+    combos = [lab for lab in labels if "+" in lab]
+    test_conditions = None
+    if kind == "custom":
+        chosen = [lab for i, lab in enumerate(labels) if (pick >> i) & 1]
+        test_conditions = chosen or labels[:1]
+    infeasible = {
+        "simulation": len(genes) < 2,
+        "single": len({g for lab in singles for g in genes_of(lab)}) < 2,
+        "combo": not combos,
+        "custom": False,
+    }[kind]
+    if infeasible:
+        with pytest.raises(PerturbsimError):
+            split(adata, kind=kind, seed=seed, test_conditions=test_conditions)
+        return
+    split(adata, kind=kind, seed=seed, val_fraction=val_fraction,
+          test_conditions=test_conditions)
+    s = Split.from_adata(adata)
+    check_invariants(adata, s)
+    assert s.test
+    if val_fraction == 0:
+        assert not s.val
+    seen = set(s.seen_genes)
+    for name, members in s.subgroups.items():
+        for cond in members:
+            assert name == subgroup_name(len(genes_of(cond)), seen_count(cond, seen))
+    if kind in {"simulation", "single"}:
+        assert all(set(genes_of(c)) <= seen for c in s.train + s.val)
+        pool = genes if kind == "simulation" else {g for lab in singles for g in genes_of(lab)}
+        assert seen < pool and seen
+    if kind == "single":
+        assert set(s.excluded) == set(combos)
+    if kind == "combo":
+        assert set(singles) <= set(s.train)
+    if kind == "custom":
+        assert set(s.test) == set(test_conditions)
