@@ -176,7 +176,7 @@ def _select_top_k(
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     counts = np.diff(np.r_[starts, rows.size])
     rank = np.arange(rows.size) - np.repeat(starts, counts)
-    keep = rank <= top_k
+    keep = rank < top_k
     return rows[keep], cols[keep], values[keep]
 
 

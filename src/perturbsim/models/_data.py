@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, SPLIT, UNS
+from .._keys import CONDITION, CONTROL, SPLIT, UNS
 from ..pp import PseudobulkStats, genes_of, pseudobulk
 from ..pp._setup import check_setup
 from ..pp._split import Split
@@ -73,3 +73,39 @@ class ScreenData:
     def perturbed(self, conditions: list[str]) -> list[str]:
         """The conditions among ``conditions`` that perturb at least one gene."""
         return [c for c in conditions if genes_of(c)]
+
+
+def sample_cells(
+    adata: AnnData, conditions: list[str], *, max_cells: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Draw up to ``max_cells`` cells of each condition as dense float32 arrays.
+
+    Used by the per-cell loss path (odd or fractional autofocus exponents); works on
+    backed files, reading only the drawn rows.
+
+    Parameters
+    ----------
+    adata
+        A set-up screen.
+    conditions
+        Canonical conditions to sample.
+    max_cells
+        Cells kept per condition (all when fewer).
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    Condition -> ``(n, G)`` array of expression.
+    """
+    rng = np.random.default_rng(seed)
+    labels = adata.obs[CONDITION].astype(str).to_numpy()
+    cells = {}
+    for condition in conditions:
+        rows = np.flatnonzero(labels == condition)
+        if rows.size > max_cells:
+            rows = np.sort(rng.choice(rows, size=max_cells, replace=False))
+        block = adata.X[rows]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        cells[condition] = block.astype(np.float32)
+    return cells

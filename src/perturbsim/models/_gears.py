@@ -12,6 +12,7 @@ import torch
 from anndata import AnnData
 
 from .._errors import PerturbsimError
+from .._keys import CONTROL
 from .._settings import resolve_seed
 from ..graphs import GeneGraph, coexpression_graph, go_graph
 from ..module import GEARSLoss, GEARSNetwork, difference_moments, pad_sets
@@ -19,7 +20,7 @@ from ..pp import genes_of, parse_perturbations
 from ..pp._de import non_zero_mask
 from ..train import TrainConfig, TrainResult, fit_network
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData
+from ._data import ScreenData, sample_cells
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,10 @@ class GEARS(PerturbationModel):
         Seed of initialisation and batching (default: ``perturbsim.settings.seed``).
     device
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    max_cells_per_condition
+        Only for odd or fractional exponents (``gamma`` not an even integer), which have no
+        moment expansion: cells kept per condition for the per-cell loss, whose control
+        partners are redrawn at every step.
 
     Examples
     --------
@@ -125,6 +130,7 @@ class GEARS(PerturbationModel):
         n_models: int = 1,
         seed: int | None = None,
         device: str = "auto",
+        max_cells_per_condition: int = 256,
     ) -> None:
         super().__init__(adata)
         if int(n_models) < 1:
@@ -149,8 +155,16 @@ class GEARS(PerturbationModel):
         self.networks: list[GEARSNetwork] = []
         self.results: list[TrainResult] = []
         self.single_changes: dict[str, np.ndarray] = {}
+        self.cells: dict[str, np.ndarray] = {}
         if self.data is not None:
             self._build_graphs(self.data, go_annotations)
+            if not self.loss.uses_moments:
+                self.cells = sample_cells(
+                    adata,
+                    self.data.train + self.data.val,
+                    max_cells=int(max_cells_per_condition),
+                    seed=self.options["seed"],
+                )
 
     # -- graphs ----------------------------------------------------------------------------
     def _build_graphs(self, data: ScreenData, annotations: pd.DataFrame | None) -> None:
@@ -222,32 +236,48 @@ class GEARS(PerturbationModel):
         return effect, log_var
 
     # -- training --------------------------------------------------------------------------
-    def _loss_tensors(self, data: ScreenData, conditions: list[str]) -> dict[str, torch.Tensor]:
+    def _loss_inputs(self, data: ScreenData, conditions: list[str]) -> dict[str, Any]:
+        """Per-condition loss inputs: difference moments (or sampled cells) and gene mask."""
         stats = data.stats
         rows = stats.index(conditions)
-        moments = stats.moments[:, rows]
         control = stats.moments[:, stats.control_index]
-        order = self.loss.order if self.loss.uses_moments else 2
-        diff = difference_moments(moments, control, order)
-        mask = non_zero_mask(stats)[rows]
-        as_tensor = lambda x: torch.as_tensor(np.asarray(x), device=self.device)  # noqa: E731
-        return {"diff": as_tensor(diff).float(), "mask": as_tensor(mask).float()}
+        order = self.loss.order if self.loss.uses_moments else 1
+        diff = difference_moments(stats.moments[:, rows], control, order)
+        inputs: dict[str, Any] = {
+            "diff": torch.as_tensor(diff, device=self.device).float(),
+            "mask": torch.as_tensor(non_zero_mask(stats)[rows], device=self.device).float(),
+        }
+        if not self.loss.uses_moments:
+            inputs["cells"] = [
+                torch.as_tensor(self.cells[c], device=self.device) for c in conditions
+            ]
+            inputs["control"] = torch.as_tensor(self.cells[CONTROL], device=self.device)
+        return inputs
 
     def _batch_loss(
         self,
         network: GEARSNetwork,
         sets: list[GeneSet],
-        tensors: dict[str, torch.Tensor],
+        inputs: dict[str, Any],
         rows: np.ndarray,
         *,
         residual: bool,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         effect, log_var = self._forward(network, [sets[i] for i in rows], residual=residual)
         idx = torch.as_tensor(rows, device=self.device)
-        terms = self.loss(
-            effect, log_var, mask=tensors["mask"][idx], diff_moments=tensors["diff"][:, idx]
-        )
-        return terms.total
+        diff, mask = inputs["diff"][:, idx], inputs["mask"][idx]
+        if self.loss.uses_moments:
+            return self.loss(effect, log_var, mask=mask, diff_moments=diff).total
+        return self.loss(
+            effect,
+            log_var,
+            mask=mask,
+            target_sign=torch.sign(diff[1]),
+            pert_cells=[inputs["cells"][i] for i in rows],
+            control_cells=inputs["control"],
+            generator=generator,
+        ).total
 
     def train(
         self,
@@ -293,12 +323,6 @@ class GEARS(PerturbationModel):
         return self.fit(config=config)
 
     def _fit(self, data: ScreenData, config: TrainConfig | None = None) -> None:
-        if not self.loss.uses_moments:
-            raise PerturbsimError(
-                f"gamma={self.options['gamma']} gives an odd or fractional exponent; the "
-                "per-cell path is available in perturbsim.module.autofocus_cell_loss, but "
-                "GEARS.train supports even exponents (gamma = 0, 2, 4, ...)"
-            )
         config = config or TrainConfig()
         train = data.train
         val = data.perturbed(data.val)
@@ -310,8 +334,8 @@ class GEARS(PerturbationModel):
             for c in train
             if len(genes_of(c)) == 1
         }
-        train_tensors = self._loss_tensors(data, train)
-        val_tensors = self._loss_tensors(data, val) if val else None
+        train_inputs = self._loss_inputs(data, train)
+        val_inputs = self._loss_inputs(data, val) if val else None
         residual = self.options["additive_residual"]
         self.networks, self.results = [], []
         for member in range(self.options["n_models"]):
@@ -320,20 +344,27 @@ class GEARS(PerturbationModel):
             network = self._new_network()
             generator = torch.Generator().manual_seed(seed)
 
-            def train_loss(rows: np.ndarray, network: GEARSNetwork = network) -> torch.Tensor:
-                return self._batch_loss(network, train_sets, train_tensors, rows, residual=residual)
+            def train_loss(
+                rows: np.ndarray, network: GEARSNetwork = network, generator=generator
+            ) -> torch.Tensor:
+                return self._batch_loss(
+                    network, train_sets, train_inputs, rows, residual=residual, generator=generator
+                )
 
-            def val_loss(network: GEARSNetwork = network) -> float:
+            def val_loss(network: GEARSNetwork = network, seed: int = seed) -> float:
                 rows = np.arange(len(val_sets))
+                fixed = torch.Generator().manual_seed(seed)
                 return float(
-                    self._batch_loss(network, val_sets, val_tensors, rows, residual=residual)
+                    self._batch_loss(
+                        network, val_sets, val_inputs, rows, residual=residual, generator=fixed
+                    )
                 )
 
             result = fit_network(
                 network,
                 n_train=len(train_sets),
                 train_loss=train_loss,
-                val_loss=val_loss if val_tensors is not None else None,
+                val_loss=val_loss if val_inputs is not None else None,
                 config=config,
                 generator=generator,
                 desc=f"GEARS {member + 1}/{self.options['n_models']}",
