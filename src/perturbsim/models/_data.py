@@ -9,8 +9,9 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, SPLIT, UNS
+from .._keys import CONDITION, CONTROL, UNS
 from ..pp import PseudobulkStats, genes_of, pseudobulk
+from ..pp._pseudobulk import coexpression_source
 from ..pp._setup import check_setup
 from ..pp._split import Split
 
@@ -19,10 +20,9 @@ logger = logging.getLogger(__name__)
 
 def _training_stats(adata: AnnData) -> PseudobulkStats:
     """Stored statistics, recomputed when their co-expression cells are not the training cells."""
-    n_train = int((adata.obs[SPLIT] == "train").sum()) if SPLIT in adata.obs else adata.n_obs
     if "pseudobulk" in adata.uns.get(UNS, {}):
         stats = PseudobulkStats.from_adata(adata)
-        if stats.coexpr_gram is not None and stats.coexpr_n == n_train:
+        if stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata):
             return stats
         logger.info("stored statistics predate the split: recomputing them on training cells")
     pseudobulk(adata)
