@@ -50,7 +50,8 @@ PRESETS: dict[str, dict[str, int]] = {
 MODALITIES = ("crispra", "crispri", "knockout")
 CONTROL_LABEL = "control"
 TARGET_SUM = 1e4
-_LIBRARY_PER_GENE = 2.4
+_LIBRARY_PER_GENE = 1.0
+_LIBRARY_MIN = 2500.0
 _LIBRARY_SIGMA = 0.35
 _MODULE_NOISE = 0.25
 _CYCLE_AMPLITUDE = 0.7
@@ -129,16 +130,16 @@ def _perturbations(
 
 
 def _related(grn: GRN, perturbable: np.ndarray) -> np.ndarray:
-    """Boolean (P, P): the genes share a target, regulate one another or share a module."""
+    """(P, P) relatedness: shared targets (within two steps), or direct or module links."""
     g = grn.n_genes
     adj = sp.csr_matrix((np.ones(grn.src.size), (grn.src, grn.tgt)), shape=(g, g))
-    reach = (adj + adj @ adj)[perturbable]
-    shared = (reach @ reach.T).toarray() > 0
+    reach = ((adj + adj @ adj)[perturbable] > 0).astype(np.float64)
+    shared = (reach @ reach.T).toarray()
     direct = adj[perturbable][:, perturbable].toarray() > 0
     mod = grn.module[perturbable]
     same_module = (mod[:, None] == mod[None, :]) & (mod[:, None] >= 0)
-    rel = shared | direct | direct.T | same_module
-    np.fill_diagonal(rel, False)
+    rel = shared + 5.0 * (direct | direct.T | same_module)
+    np.fill_diagonal(rel, 0.0)
     return rel
 
 
@@ -165,9 +166,8 @@ def _choose_design(
         k = min(quota[level], cand.size)
         if k == 0:
             continue
-        related = rel[iu[cand], ju[cand]]
-        # half related pairs (interacting programs, as chosen in real screens), half random
-        weights = np.where(related, 8.0, 1.0)
+        # mostly pairs of related programs (as chosen in real screens), some at random
+        weights = 1.0 + np.minimum(rel[iu[cand], ju[cand]], 20.0)
         pick = rng.choice(cand, size=k, replace=False, p=weights / weights.sum())
         chosen.extend(pick.tolist())
     if len(chosen) < n_pairs:
@@ -419,7 +419,7 @@ def simulate(
         dispersion=rng_noise.choice(_DISPERSIONS, size=g, p=(0.3, 0.45, 0.25)),
         module=np.where(module >= 0, module, n_modules),
         n_modules=n_modules,
-        library_median=_LIBRARY_PER_GENE * g,
+        library_median=max(_LIBRARY_PER_GENE * g, _LIBRARY_MIN),
         library_sigma=_LIBRARY_SIGMA,
         target_sum=TARGET_SUM,
     )
@@ -433,10 +433,10 @@ def simulate(
     measured_idx = np.array([index[m] for m in measured])
     n_cells = [design["n_control_cells"]] + [design["cells_per_condition"]] * (len(measured) - 1)
     row_cond = np.repeat(np.arange(len(measured)), n_cells)
-    cells = sample_cells(x_truth[measured_idx], row_cond, model, ss_cells)
+    cells = sample_cells(x_truth[measured_idx], np.asarray(n_cells), model, ss_cells)
     del x_truth
 
-    obs_labels = np.array([CONTROL_LABEL] + measured[1:], dtype=object)[row_cond]
+    obs_labels = np.array([CONTROL_LABEL, *measured[1:]], dtype=object)[row_cond]
     width = len(str(row_cond.size))
     counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
     obs = pd.DataFrame(
@@ -468,9 +468,7 @@ def simulate(
         },
         index=pd.Index(names.astype(str)),
     )
-    rng_go = np.random.default_rng(ss_go)
     r_terms, r_shuffle, r_missing = (np.random.default_rng(s) for s in ss_go.spawn(3))
-    del rng_go
     go = _go_annotations(grn, names, go_noise, unannotated_fraction, r_terms, r_shuffle,
                          r_missing)
     params = {

@@ -42,11 +42,18 @@ class CellModel:
     amp: np.ndarray  # (G,) cell-cycle amplitude (0 outside cycle modules)
     phase: np.ndarray  # (G,)
     dispersion: np.ndarray  # (G,) NB r
-    module: np.ndarray  # (G,) module index, -1 none
+    module: np.ndarray  # (G,) module index, n_modules for genes outside modules
     n_modules: int
     library_median: float
     library_sigma: float
     target_sum: float
+
+    def module_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Noise ``sigma``, cycle amplitude and phase of each module (last: no module)."""
+        k = self.n_modules + 1
+        sig, amp, phase = np.zeros(k), np.zeros(k), np.zeros(k)
+        sig[self.module], amp[self.module], phase[self.module] = self.sigma, self.amp, self.phase
+        return sig, amp, phase
 
     def classes(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct ``(sigma, amp, r)`` classes and the class index of each gene."""
@@ -64,7 +71,8 @@ def _expect_log1p(lam: np.ndarray, rest: np.ndarray, c: float) -> np.ndarray:
     """``E[log1p(c k / (k + rest))]`` for ``k ~ Poisson(lam)``."""
     out = np.empty_like(lam)
     small = lam < _POISSON_EXACT_BELOW
-    for lo, hi, kmax in ((0.0, 0.3, 10), (0.3, 3.0, 22), (3.0, _POISSON_EXACT_BELOW, _POISSON_KMAX)):
+    bands = ((0.0, 0.3, 10), (0.3, 3.0, 22), (3.0, _POISSON_EXACT_BELOW, _POISSON_KMAX))
+    for lo, hi, kmax in bands:
         sel = small & (lam >= lo) & (lam < hi)
         ls, rs = lam[sel], rest[sel]
         pmf = np.exp(-ls)
@@ -131,72 +139,124 @@ def truth_mean(x: np.ndarray, model: CellModel, *, chunk: int = 256) -> np.ndarr
     return out
 
 
+_BIG_MEAN = 2.0
+
+
+def _draw_counts(
+    lam: np.ndarray, r: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Negative-binomial counts of means ``lam`` (n, G), dispersions ``r`` (G,), as COO.
+
+    Exact inverse-CDF sampling that only works on the non-zero entries: one uniform per entry
+    decides zero versus non-zero, the non-zero ones walk up the CDF (large means are drawn
+    directly). Rows come out in order, as CSR needs.
+    """
+    q = lam / (lam + r)
+    p_nonzero = -np.expm1(r * np.log1p(-q))
+    u = rng.random(lam.shape, dtype=np.float32)
+    candidate = u < p_nonzero
+    candidate |= lam > _BIG_MEAN
+    flat = np.flatnonzero(candidate)
+    del candidate, p_nonzero
+    n_genes = lam.shape[1]
+    rows, cols = np.divmod(flat, n_genes)
+    lam_c = lam.ravel()[flat].astype(np.float64)
+    u_c = u.ravel()[flat].astype(np.float64)
+    r_c = r[cols].astype(np.float64)
+    k = np.zeros(flat.size, dtype=np.float64)
+    b = np.flatnonzero(lam_c > _BIG_MEAN)
+    if b.size:
+        k[b] = rng.negative_binomial(r_c[b], r_c[b] / (r_c[b] + lam_c[b]))
+    pos = np.flatnonzero(lam_c <= _BIG_MEAN)
+    uu, rr = u_c[pos], r_c[pos]
+    qq = lam_c[pos] / (lam_c[pos] + rr)
+    pmf = np.exp(rr * np.log1p(-qq))
+    survival = 1.0 - pmf  # P(K > 0)
+    step = 0
+    while pos.size:
+        step += 1
+        pmf *= (step - 1 + rr) / step * qq
+        survival -= pmf  # P(K > step)
+        done = (survival <= uu) | (step >= 1000)
+        k[pos[done]] = step
+        if done.all():
+            break
+        keep = ~done
+        pos, pmf, survival, uu, qq, rr = (a[keep] for a in (pos, pmf, survival, uu, qq, rr))
+    nz = k > 0
+    return rows[nz], cols[nz].astype(np.int32), k[nz].astype(np.float32)
+
+
 def _sample_chunk(
-    x_rows: np.ndarray, model: CellModel, seed: np.random.SeedSequence
+    x_c: np.ndarray, n: int, model: CellModel, seed: np.random.SeedSequence
 ) -> tuple[np.ndarray, ...]:
+    """``n`` cells of one condition with steady state ``x_c``."""
     rng = np.random.default_rng(seed)
-    n = x_rows.shape[0]
     lib = np.exp(np.log(model.library_median) + model.library_sigma * rng.standard_normal(n))
     theta = rng.uniform(0.0, 2 * np.pi, n)
-    z = np.zeros((n, model.n_modules + 1))
-    z[:, :-1] = rng.standard_normal((n, model.n_modules))
-    sig = model.sigma
-    log_u = sig[None, :] * z[:, model.module] - sig[None, :] ** 2 / 2
-    cyc = model.amp > 0
-    if cyc.any():
-        a = model.amp[cyc]
-        log_u[:, cyc] += a * np.cos(theta[:, None] - model.phase[cyc]) - np.log(i0(a))
-    w = x_rows * np.exp(log_u)
-    lam = w * (lib / w.sum(axis=1))[:, None]
-    r = model.dispersion
-    counts = rng.negative_binomial(r[None, :], r[None, :] / (r[None, :] + lam))
-    csr = sp.csr_matrix(counts.astype(np.float32))
-    totals = np.asarray(csr.sum(axis=1)).ravel()
-    row_scale = np.repeat(model.target_sum / np.maximum(totals, 1.0), np.diff(csr.indptr))
-    xdata = np.log1p(csr.data * row_scale).astype(np.float32)
-    return csr.data, xdata, csr.indices.astype(np.int32), np.diff(csr.indptr), totals, theta, lib
+    sig, amp, phase = model.module_params()
+    log_f = sig[None, :] * rng.standard_normal((n, sig.size)) - sig[None, :] ** 2 / 2
+    log_f += amp[None, :] * np.cos(theta[:, None] - phase[None, :]) - np.log(i0(amp))[None, :]
+    factor = np.exp(log_f)  # (n, K + 1): extrinsic rate factor of each module in each cell
+    by_module = np.bincount(model.module, weights=x_c, minlength=sig.size)
+    factor *= (lib / (factor @ by_module))[:, None]
+    lam = factor.astype(np.float32)[:, model.module] * x_c.astype(np.float32)[None, :]
+    rows, cols, k = _draw_counts(lam, model.dispersion.astype(np.float32), rng)
+    del lam
+    totals = np.bincount(rows, weights=k, minlength=n)
+    xval = np.log1p(k * (model.target_sum / np.maximum(totals, 1.0))[rows]).astype(np.float32)
+    row_nnz = np.bincount(rows, minlength=n)
+    return k, xval, cols, row_nnz, totals, theta, lib
 
 
 def sample_cells(
     x_cond: np.ndarray,
-    row_cond: np.ndarray,
+    n_cells: np.ndarray,
     model: CellModel,
     seed: np.random.SeedSequence,
     *,
     max_entries: int = 2_000_000,
 ) -> dict[str, np.ndarray | sp.csr_matrix]:
-    """Draw cells: rows of condition ``row_cond`` with steady states ``x_cond``.
+    """Draw ``n_cells[c]`` cells of each condition ``c`` with steady state ``x_cond[c]``.
 
-    Chunks of cells are drawn on threads, each from its own child seed, so the result does
-    not depend on scheduling.
+    Cells come in chunks (at most ``max_entries`` values, one condition each) drawn on
+    threads, each chunk from its own child seed, so the result does not depend on scheduling.
     """
-    n_cells, n_genes = row_cond.size, x_cond.shape[1]
+    n_genes = x_cond.shape[1]
     rows_per_chunk = max(1, max_entries // n_genes)
-    starts = list(range(0, n_cells, rows_per_chunk))
-    seeds = seed.spawn(len(starts))
+    jobs = [
+        (c, min(rows_per_chunk, int(n) - start))
+        for c, n in enumerate(n_cells)
+        for start in range(0, int(n), rows_per_chunk)
+    ]
+    seeds = seed.spawn(len(jobs))
 
     def work(i: int) -> tuple[np.ndarray, ...]:
-        sl = slice(starts[i], starts[i] + rows_per_chunk)
-        return _sample_chunk(x_cond[row_cond[sl]], model, seeds[i])
+        c, n = jobs[i]
+        return _sample_chunk(x_cond[c], n, model, seeds[i])
 
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(work, range(len(starts))))
-    row_nnz = np.concatenate([p[3] for p in parts])
-    indptr = np.zeros(n_cells + 1, dtype=np.int64)
-    np.cumsum(row_nnz, out=indptr[1:])
+        parts = list(pool.map(work, range(len(jobs))))
+    total = int(sum(int(n) for n in n_cells))
+    k_parts, x_parts, col_parts, nnz_parts, tot_parts, theta_parts, lib_parts = zip(
+        *parts, strict=True
+    )
+    del parts
+    indptr = np.zeros(total + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(nnz_parts), out=indptr[1:])
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
-    indices = np.concatenate([p[2] for p in parts])
-    counts_data = np.concatenate([p[0] for p in parts])
-    x_data = np.concatenate([p[1] for p in parts])
+    shape = (total, n_genes)
+    indices = np.concatenate(col_parts)
+    del col_parts
+    counts = sp.csr_matrix((np.concatenate(k_parts), indices, indptr), shape=shape)
+    del k_parts
+    xmat = sp.csr_matrix((np.concatenate(x_parts), indices.copy(), indptr.copy()), shape=shape)
+    del x_parts
     obs = {
-        "ncounts": np.concatenate([p[4] for p in parts]),
-        "cell_cycle_phase": np.concatenate([p[5] for p in parts]),
-        "library_size": np.concatenate([p[6] for p in parts]),
+        "ncounts": np.concatenate(tot_parts),
+        "cell_cycle_phase": np.concatenate(theta_parts),
+        "library_size": np.concatenate(lib_parts),
     }
-    del parts[:]
-    shape = (n_cells, n_genes)
-    counts = sp.csr_matrix((counts_data, indices, indptr), shape=shape)
-    xmat = sp.csr_matrix((x_data, indices.copy(), indptr.copy()), shape=shape)
     return {"X": xmat, "counts": counts, **obs}

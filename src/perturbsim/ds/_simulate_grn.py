@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,16 @@ class GRN:
         out[self.src] = True
         self.core = np.flatnonzero(out)
         self.leaf = np.flatnonzero(~out)
+
+    def on_cycle(self) -> np.ndarray:
+        """Boolean (G,): the gene lies on a directed feedback cycle."""
+        g = self.n_genes
+        adj = sp.csr_matrix((np.ones(self.src.size), (self.src, self.tgt)), shape=(g, g))
+        _, labels = connected_components(adj, directed=True, connection="strong")
+        sizes = np.bincount(labels)
+        cyc = sizes[labels] > 1
+        cyc[self.src[self.src == self.tgt]] = True
+        return cyc
 
     @property
     def n_genes(self) -> int:
@@ -184,7 +195,7 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
     kind: list[str] = []
     hill: list[float] = []
 
-    def add(s: int, t: int, sg: int, kd: str, choices=(1, 2, 3, 4), p=(0.2, 0.4, 0.25, 0.15)):
+    def add(s: int, t: int, sg: int, kd: str, choices=(1, 2, 3, 4), p=(0.1, 0.35, 0.35, 0.2)):
         src.append(int(s))
         tgt.append(int(t))
         sign.append(int(sg))
@@ -216,6 +227,12 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
     module_sign = np.where(rng.random(n_modules) < 0.75, 1, -1)
     module_and = (rng.random(n_modules) < 0.5) & (regs_per_module > 1)
     upstream = np.concatenate([masters, regs])
+    partners = []
+    for k in range(n_modules):
+        pool = upstream[module[upstream] != k]
+        partners.append(rng.choice(pool, size=min(pool.size, 1 + int(rng.random() < 0.5)),
+                                   replace=False))
+    partner_sign = np.where(rng.random(n_modules) < 0.65, 1, -1)
     for m, k in zip(members, member_module, strict=True):
         drivers = module_regs[k]
         if drivers.size > 1 and rng.random() < 0.15:
@@ -224,12 +241,16 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
         for d in drivers:
             add(d, m, sg, "module")
         logic_and[m] = module_and[k]
-        if rng.random() < 0.3:
+        if rng.random() < 0.5:
+            # combinatorial control: a partner regulator of the module joins in
+            s = partners[k][rng.integers(0, len(partners[k]))]
+            add(s, m, partner_sign[k], "crosstalk")
+            if drivers.size == 1 and rng.random() < 0.5:
+                logic_and[m] = True
+        elif rng.random() < 0.15:
             s = upstream[rng.integers(0, upstream.size)]
             if module[s] != k:
                 add(s, m, 1 if rng.random() < 0.6 else -1, "crosstalk")
-                if drivers.size == 1 and rng.random() < 0.5:
-                    logic_and[m] = True
     # feedback of a module member on its regulator
     for k in range(n_modules):
         if rng.random() < 0.35:
@@ -252,7 +273,7 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
             s = upstream[rng.integers(0, upstream.size)]
             add(s, f, 1 if rng.random() < 0.6 else -1, "free", (1, 2), (0.5, 0.5))
 
-    scale = np.exp(rng.normal(0.0, 1.7, g))
+    scale = np.exp(np.clip(rng.normal(0.0, 2.5, g), -8.0, 4.5))
     scale[np.isin(role, ("master", "regulator"))] *= 0.3
     degradation = np.exp(rng.uniform(np.log(0.5), np.log(2.0), g))
     basal = np.exp(rng.uniform(np.log(0.005), np.log(0.3), g))
@@ -294,7 +315,7 @@ def solve(
     *,
     x0_core: np.ndarray | None = None,
     damping: float = 0.5,
-    tol: float = 1e-7,
+    tol: float = 1e-6,
     max_iter: int = 3000,
     chunk: int = 512,
 ) -> tuple[np.ndarray, int]:
@@ -311,15 +332,17 @@ def solve(
 
     if x0_core is None:
         x0_core = grn.vmax[grn.core] * (grn.basal[grn.core] + 0.5 * (1 - grn.basal[grn.core]))
+    # genes on feedback cycles are damped; the acyclic rest settles in as many steps as the
+    # hierarchy is deep
+    alpha = np.where(grn.on_cycle()[grn.core], damping, 1.0)
     x = np.tile(x0_core, (n_conditions, 1))
     active = np.arange(n_conditions)
     n_iter = 0
     while active.size and n_iter < max_iter:
         xa = x[active]
         f = grn.production(xa, core_block, grn.core) * mult[active] + add[active]
-        new = (1.0 - damping) * xa + damping * f
-        diff = np.max(np.abs(np.log(np.maximum(new, _TINY)) - np.log(np.maximum(xa, _TINY))),
-                      axis=1)
+        new = xa + alpha * (f - xa)
+        diff = np.max(np.abs(new - xa) / np.maximum(xa, _TINY), axis=1)
         x[active] = new
         active = active[diff > tol]
         n_iter += 1
@@ -349,7 +372,7 @@ def calibrate(grn: GRN, rng: np.random.Generator) -> np.ndarray:
     """
     empty = Perturbations(*(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0), np.zeros(0))
     x_ctrl, _ = solve(grn, 1, empty)
-    spread = np.exp(rng.normal(0.25, 0.55, grn.src.size))
+    spread = np.exp(rng.normal(0.6, 0.5, grn.src.size))
     cooperative = grn.logic_and[grn.tgt] & (grn.sign > 0)
     spread[cooperative] = np.exp(rng.uniform(0.4, 1.4, int(cooperative.sum())))
     grn.half_sat = x_ctrl[0, grn.src] * spread

@@ -83,6 +83,11 @@ class GEARS(PerturbationModel):
         Gene -> GO term table (``gene``, ``term``); default: bundled human annotations.
     go_top_k, go_threshold, coexpr_top_k, coexpr_threshold
         Graph construction (top-H neighbours and weight thresholds).
+    prior
+        ``"mean"``: the network learns the deviation from the mean change of the training
+        perturbations with as many genes as the queried set (the "mean" baseline), so a gene
+        with an uninformative GO neighbourhood falls back to that baseline rather than to
+        noise; ``"none"``: the reference's parametrisation.
     additive_residual
         For a set whose genes were measured singly in training, start from the sum of their
         measured changes and let the network supply only the interaction (its prediction for
@@ -127,12 +132,15 @@ class GEARS(PerturbationModel):
         coexpr_top_k: int = 20,
         coexpr_threshold: float = 0.4,
         additive_residual: bool = False,
+        prior: str = "mean",
         n_models: int = 1,
         seed: int | None = None,
         device: str = "auto",
         max_cells_per_condition: int = 256,
     ) -> None:
         super().__init__(adata)
+        if prior not in {"mean", "none"}:
+            raise PerturbsimError(f"prior must be 'mean' or 'none', got {prior!r}")
         if int(n_models) < 1:
             raise PerturbsimError(f"n_models must be >= 1, got {n_models}")
         self.options: dict[str, Any] = {
@@ -147,6 +155,7 @@ class GEARS(PerturbationModel):
             "coexpr_top_k": int(coexpr_top_k),
             "coexpr_threshold": float(coexpr_threshold),
             "additive_residual": bool(additive_residual),
+            "prior": str(prior),
             "n_models": int(n_models),
             "seed": resolve_seed(seed),
         }
@@ -155,6 +164,7 @@ class GEARS(PerturbationModel):
         self.networks: list[GEARSNetwork] = []
         self.results: list[TrainResult] = []
         self.single_changes: dict[str, np.ndarray] = {}
+        self.prior_changes = np.zeros((1, len(self.genes) if self.data is not None else 0))
         self.cells: dict[str, np.ndarray] = {}
         if self.data is not None:
             self._build_graphs(self.data, go_annotations)
@@ -210,6 +220,11 @@ class GEARS(PerturbationModel):
             )
         return [self.go_graph.node_index(list(s)).tolist() if s else [] for s in sets]
 
+    def _prior(self, sets: list[GeneSet]) -> torch.Tensor:
+        """Prior change of each set: mean training change of sets of its size (0 for control)."""
+        sizes = np.minimum([len(s) for s in sets], len(self.prior_changes) - 1)
+        return torch.as_tensor(self.prior_changes[sizes], device=self.device)
+
     def _forward(
         self, network: GEARSNetwork, sets: list[GeneSet], *, residual: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -222,7 +237,8 @@ class GEARS(PerturbationModel):
         singles = sorted({g for i in corrected for g in sets[i] if g in self.single_changes})
         queries = sets + [(g,) for g in singles]
         out = network(pad_sets(self._node_sets(queries), device=self.device))
-        effect = out.effect[: len(sets)]
+        raw = out.effect + self._prior(queries).to(out.effect.dtype)
+        effect = raw[: len(sets)]
         if corrected:
             row = {g: len(sets) + j for j, g in enumerate(singles)}
             shift = torch.zeros_like(effect)
@@ -230,7 +246,7 @@ class GEARS(PerturbationModel):
                 for g in sets[i]:
                     if g in row:
                         measured = torch.as_tensor(self.single_changes[g], device=self.device)
-                        shift[i] += measured.to(effect.dtype) - out.effect[row[g]]
+                        shift[i] += measured.to(effect.dtype) - raw[row[g]]
             effect = effect + shift
         log_var = None if out.log_var is None else out.log_var[: len(sets)]
         return effect, log_var
@@ -322,10 +338,28 @@ class GEARS(PerturbationModel):
         )
         return self.fit(config=config)
 
+    def _prior_changes(self, data: ScreenData) -> np.ndarray:
+        """Row k: mean change of the training sets of k genes (row 0: control, zeros)."""
+        sizes = {c: len(genes_of(c)) for c in data.train}
+        largest = max(sizes.values())
+        prior = np.zeros((largest + 1, len(self.genes)), dtype=np.float32)
+        if self.options["prior"] == "none":
+            return prior
+        delta = data.stats.delta
+        every = [c for c, k in sizes.items() if k]
+        overall = delta[data.stats.index(every)].mean(axis=0) if every else 0.0
+        for k in range(1, largest + 1):
+            same = [c for c, n in sizes.items() if n == k]
+            prior[k] = delta[data.stats.index(same)].mean(axis=0) if same else overall
+        return prior
+
     def _fit(self, data: ScreenData, config: TrainConfig | None = None) -> None:
         config = config or TrainConfig()
         train = data.train
-        val = data.perturbed(data.val)
+        nodes = set(self.go_graph.nodes)
+        val = [c for c in data.perturbed(data.val) if set(genes_of(c)) <= nodes]
+        if len(val) < len(data.perturbed(data.val)):
+            logger.info("validation skips conditions with genes outside the GO graph")
         train_sets = [genes_of(c) for c in train]
         val_sets = [genes_of(c) for c in val]
         delta = data.stats.delta
@@ -334,6 +368,7 @@ class GEARS(PerturbationModel):
             for c in train
             if len(genes_of(c)) == 1
         }
+        self.prior_changes = self._prior_changes(data)
         train_inputs = self._loss_inputs(data, train)
         val_inputs = self._loss_inputs(data, val) if val else None
         residual = self.options["additive_residual"]
@@ -429,6 +464,7 @@ class GEARS(PerturbationModel):
                 f"{prefix}.dst": graph.dst,
                 f"{prefix}.weight": graph.weight,
             }
+        arrays["prior_changes"] = self.prior_changes
         for gene, change in self.single_changes.items():
             arrays[f"single.{gene}"] = change
         for m, network in enumerate(self.networks):
@@ -453,6 +489,7 @@ class GEARS(PerturbationModel):
             weight=arrays["coexpr.weight"],
         )
         self.single_changes = {g: arrays[f"single.{g}"] for g in single_genes}
+        self.prior_changes = arrays["prior_changes"]
         self.results = [TrainResult(**r) for r in history]
         self.networks = []
         for m in range(options["n_models"]):

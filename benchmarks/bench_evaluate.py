@@ -1,0 +1,117 @@
+"""Benchmark the evaluation runner: GEARS against every baseline, per test subgroup.
+
+Runs :func:`perturbsim.tl.evaluate` (simulation split, 5 seeds, all models) on the bundled
+Norman subset and on a simulated screen, and prints ONE JSON line: per data set the wall
+time, the mean fit time per run of each model and, per subgroup and model, the mean over
+seeds of ``pearson_delta_de`` and ``nmse_de`` with the coverage (covered / total test
+conditions over all seeds).
+
+Usage::
+
+    python benchmarks/bench_evaluate.py                 # Norman subset + simulated "small"
+    python benchmarks/bench_evaluate.py --sim-size norman --seeds 1   # Norman-sized screen
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+
+import torch
+
+import perturbsim as ps
+from perturbsim.tl._evaluate import DEFAULT_MODELS, EvaluationResult, evaluate
+
+METRICS = ("pearson_delta_de", "nmse_de")
+
+
+def _round(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(float(x), 4)
+
+
+def _figures(result: EvaluationResult, wall_s: float) -> dict:
+    summary = result.summary()
+    coverage = result.coverage_table().set_index(["model", "subgroup"])
+    subgroups: dict[str, dict] = {}
+    for group in result.subgroups:
+        per_model = {}
+        for model in result.models:
+            if (model, group) not in coverage.index:  # every run of the model failed
+                continue
+            cov = coverage.loc[(model, group)]
+            if cov["n_covered"] == 0:
+                continue
+            rows = summary[(summary["model"] == model) & (summary["subgroup"] == group)]
+            entry = {m: _round(rows.loc[rows["metric"] == m, "mean"].iloc[0]) for m in METRICS}
+            entry["coverage"] = f"{int(cov['n_covered'])}/{int(cov['n_total'])}"
+            per_model[model] = entry
+        subgroups[group] = per_model
+    timings = result.timings.groupby("model", sort=False)["fit_s"].mean()
+    epochs = {}
+    if not result.histories.empty:
+        last = result.histories.groupby(["model", "seed", "member"])["epoch"].max()
+        epochs = {m: float(v) for m, v in last.groupby(level="model").mean().items()}
+    return {
+        "n_cells": result.settings["n_cells"],
+        "n_genes": result.settings["n_genes"],
+        "n_conditions": result.settings["n_conditions"],
+        "seeds": result.settings["seeds"],
+        "wall_s": round(wall_s, 2),
+        "fit_s_per_run": {m: round(float(t), 3) for m, t in timings.items()},
+        "epochs_per_run": epochs,
+        "subgroups": subgroups,
+    }
+
+
+def _run(adata, *, seeds: int, model_kwargs: dict | None = None) -> dict:
+    t0 = time.perf_counter()
+    result = evaluate(adata, models=DEFAULT_MODELS, split="simulation", seeds=seeds,
+                      model_kwargs=model_kwargs, on_error="skip")
+    figures = _figures(result, time.perf_counter() - t0)
+    figures["failures"] = [
+        f"{r.model} seed {r.seed} ({r.stage}): {r.error}"
+        for r in result.failures.itertuples(index=False)
+    ]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--sim-size", default="small", help="simulate() preset: small or norman")
+    parser.add_argument("--sim-seed", type=int, default=0)
+    parser.add_argument("--sim-unannotated", type=float, default=None,
+                        help="simulate(unannotated_fraction=...); default: the simulator's")
+    parser.add_argument("--skip-norman", action="store_true", help="only the simulated screen")
+    args = parser.parse_args()
+    ps.settings.progress = False
+
+    out: dict = {
+        "bench": "evaluate",
+        "split": "simulation",
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    if not args.skip_norman:
+        out["norman_subset"] = _run(ps.ds.norman2019_subset(), seeds=args.seeds)
+
+    from perturbsim.ds._simulate import simulate
+
+    t0 = time.perf_counter()
+    extra = {} if args.sim_unannotated is None else {"unannotated_fraction": args.sim_unannotated}
+    sim = simulate(size=args.sim_size, seed=args.sim_seed, **extra)
+    ps.pp.setup(sim, perturbation_key="condition", control="control")
+    simulate_s = time.perf_counter() - t0
+    go = sim.uns["simulation"]["go"]  # the simulator's GO-like terms, not human GO
+    figures = _run(sim, seeds=args.seeds, model_kwargs={"gears": {"go_annotations": go}})
+    out[f"simulated_{args.sim_size}"] = {"simulate_s": round(simulate_s, 2), **extra, **figures}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Plots of evaluations and predictions.
+
+Every function takes its data first, draws on ``ax`` (a new figure when ``None``) and
+returns the Axes. New figures are :class:`matplotlib.figure.Figure` objects, not pyplot
+figures, so nothing depends on the interactive backend or pyplot's global state; save one
+with ``ax.figure.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from scipy import sparse
+
+from .._errors import PerturbsimError
+from ..pp import PseudobulkStats, canonical_label, parse_label
+from ..tl._evaluate import EvaluationResult, order_subgroups
+from ..tl._metrics import METRICS
+
+logger = logging.getLogger(__name__)
+
+
+_BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)}
+"""Axis limits of bounded metrics, by the first word of the metric name."""
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def metric_bars(
+    data: EvaluationResult | pd.DataFrame,
+    *,
+    metric: str,
+    models: Sequence[str] | None = None,
+    subgroups: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Grouped bars of one metric: test subgroups on the x axis, one bar per model.
+
+    Bars show the mean over seeds, whiskers the interval of
+    :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). A model
+    with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
+    leaves a gap (a bar of height NaN).
+
+    Parameters
+    ----------
+    data
+        An :class:`~perturbsim.tl.EvaluationResult` or its ``summary()`` table.
+    metric
+        Metric to show, e.g. ``"pearson_delta_de"``.
+    models, subgroups
+        Which to show, in this order; default: all, in evaluation / report order.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes; one :class:`~matplotlib.container.BarContainer` per model in
+    ``ax.containers`` (labelled by model), with one bar per subgroup.
+    """
+    summary = data.summary() if isinstance(data, EvaluationResult) else data
+    needed = {"model", "subgroup", "metric", "mean"}
+    if not isinstance(summary, pd.DataFrame) or not needed <= set(summary.columns):
+        raise PerturbsimError(
+            f"data must be an EvaluationResult or a summary table with columns {sorted(needed)}"
+        )
+    rows = summary[summary["metric"] == metric]
+    if rows.empty:
+        raise PerturbsimError(
+            f"metric {metric!r} not in the summary; present: {sorted(summary['metric'].unique())}"
+        )
+    if models is None:
+        models = (data.models if isinstance(data, EvaluationResult)
+                  else list(dict.fromkeys(rows["model"])))
+    if subgroups is None:
+        subgroups = order_subgroups(rows["subgroup"].unique())
+    models, subgroups = list(models), list(subgroups)
+    ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
+    x = np.arange(len(subgroups), dtype=float)
+    width = 0.8 / max(len(models), 1)
+    indexed = rows.set_index(["model", "subgroup"])
+    for i, model in enumerate(models):
+        mean = np.full(len(subgroups), np.nan)
+        low = np.full(len(subgroups), np.nan)
+        high = np.full(len(subgroups), np.nan)
+        for j, group in enumerate(subgroups):
+            if (model, group) in indexed.index:
+                row = indexed.loc[(model, group)]
+                mean[j] = row["mean"]
+                low[j] = row.get("ci_low", np.nan)
+                high[j] = row.get("ci_high", np.nan)
+        err = np.vstack([mean - low, high - mean])
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width=width,
+               yerr=err if np.isfinite(err).any() else None, capsize=2, label=model,
+               color=f"C{i}")
+    if metric.startswith("nmse"):
+        ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
+    bounds = _BOUNDS.get(metric.split("_")[0])
+    if bounds is not None:  # intervals of few seeds can reach far beyond the possible range
+        ax.set_ylim(*bounds)
+    ax.axhline(0.0, color="0.2", linewidth=0.8)
+    ax.set_xticks(x, subgroups)
+    best = METRICS[metric].best if metric in METRICS else None
+    ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
+    ax.set_title(metric)
+    ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def _as_series(
+    values: AnnData | pd.Series | np.ndarray | Sequence[float], what: str
+) -> tuple[pd.Series | np.ndarray, str | None]:
+    """Change over control as a gene-indexed Series (or a bare array), and the condition."""
+    if isinstance(values, AnnData):
+        if values.n_obs != 1:
+            raise PerturbsimError(f"{what} must hold one perturbation, got {values.n_obs} rows")
+        if "delta" not in values.layers:
+            raise PerturbsimError(f"{what} has no .layers['delta'] (change over control)")
+        delta = values.layers["delta"]
+        delta = np.asarray(delta.toarray() if sparse.issparse(delta) else delta, dtype=float)
+        return pd.Series(delta[0], index=values.var_names.astype(str)), str(values.obs_names[0])
+    if isinstance(values, pd.Series):
+        return values.astype(float), None
+    return np.asarray(values, dtype=float).ravel(), None
+
+
+def predicted_vs_true(
+    predicted: AnnData | pd.Series | np.ndarray,
+    measured: PseudobulkStats | pd.Series | np.ndarray,
+    *,
+    genes: Sequence[str] | None = None,
+    condition: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Scatter of predicted against measured change over control, with the identity line.
+
+    As in Fig. 2g of the GEARS paper, restricted to chosen genes (typically a condition's
+    top 20 DE genes): points on the diagonal are predicted exactly.
+
+    Parameters
+    ----------
+    predicted
+        A one-row prediction of :meth:`~perturbsim.models.PerturbationModel.predict` (its
+        ``.layers["delta"]`` is used), or changes over control as a gene-indexed Series or
+        an array.
+    measured
+        :class:`~perturbsim.pp.PseudobulkStats` (the change of ``condition``, by default the
+        predicted condition, is used), or measured changes as a Series or array aligned
+        with ``predicted``.
+    genes
+        Genes to show (needs gene names: an AnnData, a Series or statistics); default: all.
+    condition
+        Condition of ``measured`` statistics and the title; default: the predicted one.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes; the points are ``ax.collections[0]``.
+    """
+    pred, pred_condition = _as_series(predicted, "predicted")
+    condition = condition or pred_condition
+    if isinstance(measured, PseudobulkStats):
+        if condition is None:
+            raise PerturbsimError("pass condition= to read the measured change from statistics")
+        row = measured.index([canonical_label(parse_label(condition))])[0]
+        true = pd.Series(measured.delta[row], index=np.asarray(measured.genes, dtype=str))
+    else:
+        true, _ = _as_series(measured, "measured")
+    if isinstance(pred, pd.Series) and isinstance(true, pd.Series):
+        missing = pred.index.difference(true.index)
+        if len(missing):
+            raise PerturbsimError(f"genes missing from measured: {list(missing[:10])}")
+        true = true.reindex(pred.index)
+    if genes is not None:
+        if not isinstance(pred, pd.Series):
+            raise PerturbsimError("genes= needs named values: pass a prediction or a Series")
+        unknown = [g for g in genes if g not in pred.index]
+        if unknown:
+            raise PerturbsimError(f"genes not among the predicted genes: {unknown[:10]}")
+        pred, true = pred.loc[list(genes)], true.loc[list(genes)]
+    x, y = np.asarray(true, dtype=float), np.asarray(pred, dtype=float)
+    if x.shape != y.shape:
+        raise PerturbsimError(f"predicted ({y.size}) and measured ({x.size}) differ in length")
+    ax = _axes(ax, (3.4, 3.4))
+    ax.scatter(x, y, s=14, alpha=0.8, color="C0", edgecolors="none")
+    finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
+    lim = float(np.abs(finite).max()) * 1.08 if finite.size and np.abs(finite).max() > 0 else 1.0
+    ax.plot([-lim, lim], [-lim, lim], color="0.4", linestyle="--", linewidth=1)
+    ax.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)
+    ax.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("measured change over control")
+    ax.set_ylabel("predicted change over control")
+    if condition:
+        ax.set_title(condition)
+    return ax
+
+
+def training_history(
+    history: object,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Training and validation loss by epoch.
+
+    Parameters
+    ----------
+    history
+        A model with a ``history`` table (:class:`~perturbsim.GEARS`), such a table
+        (``epoch``, ``train_loss``, ``val_loss``; optional ``model``/``member``/``seed``
+        columns make one pair of lines each), or
+        :attr:`~perturbsim.tl.EvaluationResult.histories`.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes: per run a solid training line and a dashed validation line.
+    """
+    table = getattr(history, "history", history)
+    if not isinstance(table, pd.DataFrame):
+        raise PerturbsimError(
+            f"history must be a model with .history or a DataFrame, got {type(history).__name__}"
+        )
+    if table.empty or not {"epoch", "train_loss", "val_loss"} <= set(table.columns):
+        raise PerturbsimError("no training history (train the model first)")
+    keys = [c for c in ("model", "seed", "member") if c in table.columns
+            and table[c].nunique() > 1]
+    groups = table.groupby(keys, sort=False) if keys else [((), table)]
+    ax = _axes(ax, (4.2, 3.2))
+    for i, (key, run) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
+        suffix = f" ({name})" if name else ""
+        ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="train" + suffix)
+        ax.plot(run["epoch"], run["val_loss"], color=f"C{i % 10}", linestyle="--",
+                label="validation" + suffix)
+    values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
+    if np.all(values[np.isfinite(values)] > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="x-small", frameon=False)
+    return ax

@@ -1,0 +1,225 @@
+"""The evaluation runner, its summary and the written report, on the bundled Norman subset."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from scipy import stats as sps
+
+import perturbsim as ps
+from perturbsim.models import TrainMean
+from perturbsim.pp import genes_of
+from perturbsim.tl._evaluate import EvaluationResult, evaluate
+
+MODELS = ("gears", "additive", "mean", "no_perturb")
+TRAIN = {"gears": {"max_epochs": 5}}
+SUBGROUPS = {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
+
+
+@pytest.fixture(scope="module")
+def adata():
+    return ps.ds.norman2019_subset()
+
+
+@pytest.fixture(scope="module")
+def result(adata) -> EvaluationResult:
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        return evaluate(adata, models=MODELS, seeds=2, train_kwargs=TRAIN)
+    finally:
+        ps.settings.progress = progress
+
+
+def _prepared(adata, seed: int):
+    """The screen as evaluate prepares it for one seed, done by hand."""
+    work = adata.copy()
+    ps.pp.split(work, kind="simulation", seed=seed)
+    ps.pp.pseudobulk(work)
+    ps.pp.rank_de(work, n_genes=20)
+    return work, ps.pp.Split.from_adata(work), ps.pp.PseudobulkStats.from_adata(work)
+
+
+def test_tidy_table(result):
+    scores = result.scores
+    assert list(scores.columns) == ["model", "seed", "subgroup", "condition", "metric", "value"]
+    assert set(scores["model"]) == set(MODELS)
+    assert set(scores["seed"]) == {1, 2}
+    assert set(scores["subgroup"]) == SUBGROUPS
+    assert set(scores["metric"]) == set(ps.tl.METRICS)
+    assert not scores.duplicated(["model", "seed", "condition", "metric"]).any()
+    # every scored row of a model that predicts a change has a finite correlation
+    gears = scores[(scores["model"] == "gears") & (scores["metric"] == "pearson_delta_de")]
+    assert np.isfinite(gears["value"]).all()
+
+
+def test_every_model_in_every_subgroup_it_covers(adata, result):
+    scored = result.scores.groupby(["model", "seed", "subgroup"])["condition"].nunique()
+    for row in result.coverage.itertuples():
+        assert scored.get((row.model, row.seed, row.subgroup), 0) == row.n_covered
+    for seed in (1, 2):
+        _, plan, _ = _prepared(adata, seed)
+        test = {c for members in plan.subgroups.values() for c in members}
+        train_singles = {genes_of(c)[0] for c in plan.train if len(genes_of(c)) == 1}
+        rows = result.scores[result.scores["seed"] == seed]
+        for model in ("mean", "no_perturb"):
+            assert set(rows.loc[rows["model"] == model, "condition"]) == test
+        additive = set(rows.loc[rows["model"] == "additive", "condition"])
+        assert additive == {c for c in test if set(genes_of(c)) <= train_singles}
+        assert additive  # the Norman subset leaves some pairs of training singles
+        cov = result.coverage[(result.coverage["seed"] == seed)]
+        assert cov.groupby("model")["n_total"].sum().eq(len(test)).all()
+    # GEARS predicts every pair (their genes are GO-graph nodes)
+    gears = result.coverage[result.coverage["model"] == "gears"]
+    pairs = gears[gears["subgroup"].str.startswith("combo")]
+    assert (pairs["n_covered"] == pairs["n_total"]).all()
+
+
+def test_scores_match_a_hand_run(adata, result):
+    """evaluate splits, then pseudobulks, ranks non-dropout DE genes and scores like by hand."""
+    work, plan, stats = _prepared(adata, 1)
+    test = [c for members in plan.subgroups.values() for c in members]
+    de = ps.pp.DEGenes.from_adata(work)
+    perturbed = [c for c in plan.train if genes_of(c)]
+    reference = stats.mean[stats.index(perturbed)].mean(axis=0)
+    pred = TrainMean(work).fit().predict(test)
+    expected = ps.tl.score(
+        pred, stats, de_genes={c: de.top_genes(c, non_dropout=True) for c in test},
+        reference_mean=reference,
+    )
+    got = result.scores[(result.scores["model"] == "mean") & (result.scores["seed"] == 1)]
+    merged = expected.merge(got, on=["condition", "metric"], suffixes=("_hand", ""))
+    assert len(merged) == len(expected) == len(got)
+    np.testing.assert_allclose(merged["value"], merged["value_hand"], rtol=1e-12, equal_nan=True)
+
+
+def test_summary_means_and_intervals(result):
+    summary = result.summary()
+    assert list(summary.columns) == [
+        "model", "subgroup", "metric", "mean", "std", "ci_low", "ci_high", "n_seeds",
+        "n_conditions",
+    ]
+    scores = result.scores
+    rows = scores[(scores["model"] == "mean") & (scores["subgroup"] == "combo_seen1")
+                  & (scores["metric"] == "pearson_delta_de")]
+    per_seed = rows.groupby("seed")["value"].mean().to_numpy()
+    row = summary[(summary["model"] == "mean") & (summary["subgroup"] == "combo_seen1")
+                  & (summary["metric"] == "pearson_delta_de")].iloc[0]
+    assert row["n_seeds"] == 2
+    assert row["mean"] == pytest.approx(per_seed.mean())
+    half = sps.t.ppf(0.975, 1) * per_seed.std(ddof=1) / np.sqrt(2)
+    assert row["ci_high"] - row["mean"] == pytest.approx(half)
+    assert row["mean"] - row["ci_low"] == pytest.approx(half)
+    # a correlation with no_perturb's constant change is undefined: NaN, no seeds
+    nan = summary[(summary["model"] == "no_perturb") & (summary["metric"] == "pearson_delta")]
+    assert nan["mean"].isna().all() and (nan["n_seeds"] == 0).all()
+    # nmse of no_perturb is 1 by construction
+    nmse = summary[(summary["model"] == "no_perturb") & (summary["metric"] == "nmse_de")]
+    np.testing.assert_allclose(nmse["mean"], 1.0)
+
+
+def test_same_seed_same_scores_and_single_seed_interval(adata, result):
+    again = evaluate(adata, models=MODELS, seeds=[1], train_kwargs=TRAIN)
+    first = result.scores[result.scores["seed"] == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.scores, first)
+    summary = again.summary()
+    assert (summary.loc[summary["mean"].notna(), "n_seeds"] == 1).all()
+    assert summary["ci_low"].isna().all() and summary["ci_high"].isna().all()
+
+
+def test_adata_left_untouched(adata, result):
+    assert ps._keys.SPLIT not in adata.obs
+    assert "split" not in adata.uns[ps._keys.UNS]
+    assert "pseudobulk" not in adata.uns[ps._keys.UNS]
+
+
+def test_histories_and_timings(result):
+    history = result.histories
+    assert set(history["model"]) == {"gears"}
+    assert set(history["seed"]) == {1, 2}
+    assert history.groupby("seed")["epoch"].max().eq(5).all()
+    assert len(result.timings) == len(MODELS) * 2
+    assert (result.timings[["fit_s", "predict_s"]] >= 0).all().all()
+
+
+def test_changes_are_on_de_genes(result):
+    changes = result.changes
+    one = changes[(changes["model"] == "no_perturb") & (changes["seed"] == 1)]
+    assert (one["predicted"] == 0).all()
+    assert one.groupby("condition").size().le(20).all()
+    assert one["measured"].abs().max() > 0.1
+
+
+def test_write(result, tmp_path):
+    written = result.write(tmp_path / "out")
+    out = tmp_path / "out"
+    for name in ("scores.csv", "summary.csv", "coverage.csv", "report.md", "changes.csv"):
+        assert (out / name).is_file()
+    assert not list(out.glob(".*")), "temporary files left behind"
+    scores = pd.read_csv(out / "scores.csv")
+    pd.testing.assert_frame_equal(scores, result.scores, check_dtype=False)
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == len(result.summary())
+
+    report = (out / "report.md").read_text()
+    for model in MODELS:
+        assert f"`{model}`" in report
+    for group in SUBGROUPS:
+        assert group in report
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    pngs = {p.name for p in out.glob("*.png")}
+    assert set(links) == pngs
+    assert {f"bars_{m}.png" for m in ("pearson_delta_de", "nmse_de", "direction_error_de")} <= pngs
+    assert any(p.startswith("predicted_vs_true_") for p in pngs)
+    assert "history_gears.png" in pngs
+    for name in pngs:
+        image = imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+        assert written[name] == out / name
+    # the additive model covers no unseen single: its cell says so
+    row = next(line for line in report.splitlines() if line.startswith("| unseen_single"))
+    assert "–" in row
+
+
+def test_fit_errors_name_model_and_seed(adata):
+    with pytest.raises(ps.PerturbsimError, match=r"model 'broken' failed to fit on split seed 3"):
+        evaluate(adata, models={"broken": TrainMean}, seeds=[3],
+                 train_kwargs={"broken": {"bogus": 1}})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"models": ["gears", "nope"]}, "unknown model 'nope'"),
+        ({"models": ["mean"], "seeds": 0}, "seeds must be at least 1"),
+        ({"models": ["mean"], "train_kwargs": {"gears": {}}}, "train_kwargs names models"),
+        ({"models": ["mean"], "metrics": ["bogus"]}, "unknown metric 'bogus'"),
+    ],
+)
+def test_bad_arguments(adata, kwargs, message):
+    with pytest.raises(ps.PerturbsimError, match=message):
+        evaluate(adata, **kwargs)
+
+
+def test_metric_subset_and_model_kwargs(adata):
+    result = evaluate(adata, models=["linear", "mean"], seeds=[1], metrics=["mse", "nmse_de"],
+                      model_kwargs={"linear": {"n_components": 3}})
+    assert set(result.scores["metric"]) == {"mse", "nmse_de"}
+    linear = result.coverage[result.coverage["model"] == "linear"]
+    assert linear["n_covered"].sum() < linear["n_total"].sum()
+
+
+def test_skip_failed_runs(adata, tmp_path):
+    result = evaluate(adata, models={"broken": TrainMean, "mean": TrainMean}, seeds=[1, 2],
+                      train_kwargs={"broken": {"bogus": 1}}, on_error="skip")
+    assert set(result.scores["model"]) == {"mean"}
+    assert list(result.failures["model"]) == ["broken", "broken"]
+    assert list(result.failures["stage"]) == ["fit", "fit"]
+    assert result.failures["error"].str.contains("bogus").all()
+    result.write(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "Failed runs" in report and "`broken`" in report
+    assert (tmp_path / "failures.csv").is_file()

@@ -1,0 +1,110 @@
+"""Plot functions: each returns its Axes, draws what the data says and accepts ax=."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+
+import perturbsim as ps
+from perturbsim import pl
+from perturbsim.models import TrainMean
+from perturbsim.tl._evaluate import evaluate
+
+MODELS = ("additive", "mean", "no_perturb")
+
+
+@pytest.fixture(scope="module")
+def split_norman():
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    ps.pp.pseudobulk(adata)
+    ps.pp.rank_de(adata, n_genes=20)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def result():
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        return evaluate(ps.ds.norman2019_subset(), models=MODELS, seeds=2)
+    finally:
+        ps.settings.progress = progress
+
+
+def test_metric_bars(result):
+    ax = pl.metric_bars(result, metric="nmse_de")
+    assert isinstance(ax, Axes)
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert [c.get_label() for c in bars] == list(MODELS)
+    subgroups = [t.get_text() for t in ax.get_xticklabels()]
+    assert subgroups == ["unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"]
+    summary = result.summary().set_index(["model", "subgroup", "metric"])
+    for container, model in zip(bars, MODELS, strict=True):
+        assert len(container.patches) == len(subgroups)
+        heights = [p.get_height() for p in container.patches]
+        for group, height in zip(subgroups, heights, strict=True):
+            key = (model, group, "nmse_de")
+            expected = summary.loc[key, "mean"] if key in summary.index else np.nan
+            assert height == pytest.approx(expected, nan_ok=True)
+    # additive covers no unseen single: a gap, not a zero bar
+    assert np.isnan(bars[0].patches[0].get_height())
+
+
+def test_metric_bars_on_given_axes_and_summary(result):
+    ax = Figure().add_subplot()
+    out = pl.metric_bars(result.summary(), metric="pearson_delta_de", models=["mean"], ax=ax)
+    assert out is ax
+    assert len([c for c in ax.containers if isinstance(c, BarContainer)]) == 1
+    with pytest.raises(ps.PerturbsimError, match="metric 'nope' not in the summary"):
+        pl.metric_bars(result, metric="nope")
+
+
+def test_predicted_vs_true(split_norman):
+    stats = ps.pp.PseudobulkStats.from_adata(split_norman)
+    genes = ps.pp.DEGenes.from_adata(split_norman).top_genes("KLF1+MAP2K6")
+    pred = TrainMean(split_norman).fit().predict("KLF1+MAP2K6")
+    ax = pl.predicted_vs_true(pred, stats, genes=genes)
+    assert isinstance(ax, Axes)
+    assert ax.get_title() == "KLF1+MAP2K6"
+    points = ax.collections[0].get_offsets()
+    assert points.shape == (len(genes), 2)
+    cols = [list(stats.genes).index(g) for g in genes]
+    row = stats.index(["KLF1+MAP2K6"])[0]
+    np.testing.assert_allclose(points[:, 0], stats.delta[row, cols], rtol=1e-6)
+    np.testing.assert_allclose(points[:, 1], pred[:, genes].layers["delta"][0], rtol=1e-6)
+    # the identity line spans the axes
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_xdata(), line.get_ydata())
+
+
+def test_predicted_vs_true_arrays_and_ax():
+    ax = Figure().add_subplot()
+    out = pl.predicted_vs_true(np.array([0.5, -1.0, 2.0]), np.array([0.4, -0.8, 1.5]), ax=ax)
+    assert out is ax and len(ax.collections[0].get_offsets()) == 3
+    with pytest.raises(ps.PerturbsimError, match="differ in length"):
+        pl.predicted_vs_true(np.zeros(3), np.zeros(4))
+    with pytest.raises(ps.PerturbsimError, match="genes= needs named values"):
+        pl.predicted_vs_true(np.zeros(3), np.zeros(3), genes=["A"])
+    series = pd.Series([1.0, 2.0], index=["A", "B"])
+    with pytest.raises(ps.PerturbsimError, match="genes missing from measured"):
+        pl.predicted_vs_true(series, pd.Series([1.0], index=["A"]))
+
+
+def test_training_history(split_norman):
+    model = ps.GEARS(split_norman, seed=0).train(max_epochs=3)
+    ax = pl.training_history(model)
+    assert isinstance(ax, Axes)
+    assert len(ax.lines) == 2
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), model.history["val_loss"])
+    other = Figure().add_subplot()
+    # one train and one validation line per seed of an evaluation
+    histories = pd.concat([model.history.assign(seed=s) for s in (1, 2)], ignore_index=True)
+    assert pl.training_history(histories, ax=other) is other
+    assert len(other.lines) == 4
+    with pytest.raises(ps.PerturbsimError, match="no training history"):
+        pl.training_history(pd.DataFrame())

@@ -1,0 +1,200 @@
+"""Tests of the Perturb-seq simulator (size="small" throughout: about a second per call)."""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+import anndata as ad
+import numpy as np
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+from scipy.sparse.csgraph import breadth_first_order
+
+from perturbsim._errors import PerturbsimError
+from perturbsim.ds._simulate import simulate
+from perturbsim.pp import setup
+
+
+@pytest.fixture(scope="module")
+def sim() -> ad.AnnData:
+    return simulate(size="small", seed=0)
+
+
+def _truth(adata: ad.AnnData) -> tuple[dict[str, int], np.ndarray]:
+    s = adata.uns["simulation"]
+    index = {lab: i for i, lab in enumerate(s["truth_conditions"])}
+    return index, np.asarray(s["truth_mean"], dtype=np.float64)
+
+
+def test_same_seed_identical_other_seed_differs(sim):
+    again = simulate(size="small", seed=0)
+    assert (sim.X != again.X).nnz == 0
+    assert (sim.layers["counts"] != again.layers["counts"]).nnz == 0
+    assert sim.obs.equals(again.obs)
+    assert sim.var.equals(again.var)
+    np.testing.assert_array_equal(sim.uns["simulation"]["truth_mean"],
+                                  again.uns["simulation"]["truth_mean"])
+    assert sim.uns["simulation"]["go"].equals(again.uns["simulation"]["go"])
+    other = simulate(size="small", seed=1)
+    assert not other.uns["simulation"]["grn"].equals(sim.uns["simulation"]["grn"])
+    assert other.X.shape != sim.X.shape or (other.X != sim.X).nnz > 0
+
+
+def test_shapes_labels_and_setup(sim):
+    p = sim.uns["simulation"]["params"]
+    assert sim.shape == (300 + (26 + 26) * 60, 400)
+    assert sim.X.dtype == np.float32 and sp.issparse(sim.X) and sim.X.format == "csr"
+    assert sim.layers["counts"].format == "csr"
+    cond = sim.obs["condition"].astype(str)
+    assert cond.nunique() == 1 + 26 + 26
+    assert (cond == "control").sum() == 300
+    assert all(re.fullmatch(r"control|G\d{4}(\+G\d{4})?", c) for c in cond.unique())
+    perturbable = set(sim.var_names[sim.var["perturbable"]])
+    assert len(perturbable) == p["n_perturbable"] == 36
+    pairs = [c for c in cond.unique() if "+" in c]
+    singles = {c for c in cond.unique() if c != "control" and "+" not in c}
+    assert all(set(c.split("+")) <= perturbable for c in pairs)
+    seen = [sum(g in singles for g in c.split("+")) for c in pairs]
+    assert 2 in seen and min(seen) < 2  # pair subgroups exist
+    # truth covers control, every single and every pair of the perturbable genes
+    index, truth = _truth(sim)
+    assert truth.shape == (1 + 36 + 36 * 35 // 2, 400)
+    assert sim.uns["simulation"]["truth_mean"].dtype == np.float32
+    assert next(iter(index)) == "ctrl"
+    assert all(lab.split("+") == sorted(lab.split("+")) for lab in index)
+    assert set(sim.uns["simulation"]["measured"]) <= set(index)
+    setup(sim.copy(), perturbation_key="condition", control="control")
+
+
+def test_counts_are_integers_and_x_is_their_log_normalisation(sim):
+    counts = sim.layers["counts"]
+    assert np.all(counts.data == np.round(counts.data)) and counts.data.min() >= 1
+    ref = ad.AnnData(counts.copy())
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    np.testing.assert_allclose(sim.X.toarray(), ref.X.toarray(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sim.obs["ncounts"], np.asarray(counts.sum(axis=1)).ravel())
+    assert 0.3 < 1 - sim.X.nnz / np.prod(sim.shape) < 0.95
+
+
+def _module_mate_jaccard(adata: ad.AnnData) -> tuple[float, float]:
+    go = adata.uns["simulation"]["go"]
+    terms = go.groupby("gene")["term"].apply(set).to_dict()
+    module = adata.var["module"]
+    rng = np.random.default_rng(0)
+    genes = [g for g in adata.var_names if g in terms]
+    mates, others = [], []
+    for _ in range(2000):
+        a, b = rng.choice(genes, 2, replace=False)
+        j = len(terms[a] & terms[b]) / len(terms[a] | terms[b])
+        same = module[a] == module[b] and module[a] >= 0
+        (mates if same else others).append(j)
+    for k in range(int(module.max()) + 1):
+        members = [g for g in module.index[module == k] if g in terms]
+        for a, b in pairwise(members):
+            mates.append(len(terms[a] & terms[b]) / len(terms[a] | terms[b]))
+    return float(np.mean(mates)), float(np.mean(others))
+
+
+def test_go_follows_modules_unless_noisy(sim):
+    go = sim.uns["simulation"]["go"]
+    assert list(go.columns) == ["gene", "term"]
+    annotated = set(go["gene"])
+    assert 0.85 <= len(annotated) / sim.n_vars <= 0.92  # unannotated_fraction=0.1
+    mates, others = _module_mate_jaccard(sim)
+    assert mates > 0.3 and mates > 4 * others
+    noisy = simulate(size="small", seed=0, go_noise=1.0)
+    mates1, others1 = _module_mate_jaccard(noisy)
+    assert mates1 < 2 * others1 + 0.05
+    # the expression data do not depend on go_noise
+    assert (noisy.X != sim.X).nnz == 0
+
+
+def test_truth_regulated_genes_change_more_than_unreachable(sim):
+    index, truth = _truth(sim)
+    delta = truth - truth[index["ctrl"]]
+    names = list(sim.var_names)
+    pos = {g: i for i, g in enumerate(names)}
+    grn = sim.uns["simulation"]["grn"]
+    src, tgt = grn["source"].map(pos).to_numpy(), grn["target"].map(pos).to_numpy()
+    g = len(names)
+    adj = sp.csr_matrix((np.ones(src.size), (src, tgt)), shape=(g, g))
+    wins, n = 0, 0
+    for gene in sim.var_names[sim.var["perturbable"]]:
+        i = pos[gene]
+        targets = np.setdiff1d(tgt[src == i], [i])
+        if targets.size == 0:
+            continue
+        reach = breadth_first_order(adj, i, directed=True, return_predecessors=False)
+        unreachable = np.setdiff1d(np.arange(g), reach)
+        d = np.abs(delta[index[gene]])
+        wins += d[targets].mean() > d[unreachable].mean()
+        n += 1
+    assert n >= 10 and wins >= 0.9 * n
+
+
+def test_truth_is_the_pseudobulk_limit():
+    adata = simulate(size="small", seed=3, n_control_cells=6000, cells_per_condition=5)
+    index, truth = _truth(adata)
+    x = adata[adata.obs["condition"] == "control"].X.toarray()
+    mean, se = x.mean(0), x.std(0) / np.sqrt(x.shape[0]) + 1e-3
+    z = (mean - truth[index["ctrl"]]) / se
+    assert np.abs(z).mean() < 1.5 and np.abs(mean - truth[index["ctrl"]]).max() < 0.05
+
+
+def test_perturbed_target_moves_in_the_right_direction():
+    for modality, sign in (("crispra", 1), ("knockout", -1)):
+        adata = simulate(size="small", seed=0, modality=modality, n_singles=5, n_pairs=5)
+        index, truth = _truth(adata)
+        eff = adata.var["efficacy"]
+        for gene in adata.var_names[adata.var["perturbable"]]:
+            if eff[gene] > 0.3:
+                i = adata.var_names.get_loc(gene)
+                assert sign * (truth[index[gene], i] - truth[index["ctrl"], i]) > 0
+
+
+def test_non_additivity_present_but_not_universal(sim):
+    index, truth = _truth(sim)
+    delta = truth - truth[index["ctrl"]]
+    rel = []
+    for lab in index:
+        if "+" in lab:
+            a, b = lab.split("+")
+            add = delta[index[a]] + delta[index[b]]
+            resid = delta[index[lab]] - add
+            rel.append(np.linalg.norm(resid) / max(np.linalg.norm(add), 1e-9))
+    rel = np.asarray(rel)
+    share = (rel > 0.1).mean()
+    assert 0.03 < share < 0.9
+    assert (rel < 0.02).mean() > 0.1  # many pairs are close to additive
+
+
+def test_h5ad_round_trip(sim, tmp_path):
+    path = tmp_path / "sim.h5ad"
+    sim.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    assert (back.X != sim.X).nnz == 0
+    assert (back.layers["counts"] != sim.layers["counts"]).nnz == 0
+    s, t = sim.uns["simulation"], back.uns["simulation"]
+    np.testing.assert_array_equal(s["truth_mean"], t["truth_mean"])
+    assert list(t["truth_conditions"]) == list(s["truth_conditions"])
+    assert t["go"].reset_index(drop=True).equals(s["go"])
+    assert len(t["grn"]) == len(s["grn"])
+    assert t["params"]["n_genes"] == 400
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"size": "huge"}, "size='huge'"),
+        ({"modality": "rnai"}, "modality='rnai'"),
+        ({"n_singles": 99}, "n_singles=99"),
+        ({"n_pairs": 10_000}, "n_pairs=10000"),
+        ({"go_noise": 1.5}, "go_noise=1.5"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs, match):
+    with pytest.raises(PerturbsimError, match=re.escape(match)):
+        simulate(**{"size": "small", **kwargs})
