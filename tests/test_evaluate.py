@@ -154,7 +154,7 @@ def test_changes_are_on_de_genes(result):
 
 
 def test_write(result, tmp_path):
-    written = result.write(tmp_path / "out")
+    written = ps.pl.write_report(result, tmp_path / "out")
     out = tmp_path / "out"
     for name in ("scores.csv", "summary.csv", "coverage.csv", "report.md", "changes.csv"):
         assert (out / name).is_file()
@@ -219,7 +219,7 @@ def test_skip_failed_runs(adata, tmp_path):
     assert list(result.failures["model"]) == ["broken", "broken"]
     assert list(result.failures["stage"]) == ["fit", "fit"]
     assert result.failures["error"].str.contains("bogus").all()
-    result.write(tmp_path)
+    ps.pl.write_report(result, tmp_path)
     report = (tmp_path / "report.md").read_text()
     assert "Failed runs" in report and "`broken`" in report
     assert (tmp_path / "failures.csv").is_file()

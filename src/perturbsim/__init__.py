@@ -1,6 +1,6 @@
 """perturbsim: predict transcriptional outcomes of genetic perturbations."""
 
-from . import ds, models, pp, tl
+from . import ds, models, pl, pp, tl
 from ._errors import PerturbsimError
 from ._settings import settings
 from .models import GEARS, GRN, Additive, Linear, NoPerturbation, PerturbationModel, TrainMean
@@ -16,6 +16,7 @@ __all__ = [
     "TrainMean",
     "ds",
     "models",
+    "pl",
     "pp",
     "settings",
     "tl",

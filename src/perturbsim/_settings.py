@@ -46,3 +46,8 @@ settings = Settings()
 def resolve_seed(seed: int | None) -> int:
     """Return ``seed``, or the package default when it is ``None``."""
     return settings.seed if seed is None else int(seed)
+
+
+def progress_disabled() -> bool | None:
+    """Value for tqdm's ``disable``: off when the setting says so, else only on a terminal."""
+    return None if settings.progress else True

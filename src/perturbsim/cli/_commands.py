@@ -77,7 +77,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train GEARS on a screen and save it")
     _add_data_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--epochs", type=int, default=300, help="maximum epochs (early stopping)")
+    parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping)")
     parser.add_argument("--n-models", type=int, default=1, help="ensemble size")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -114,12 +114,13 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
 # -- evaluate -------------------------------------------------------------------------------
 def _run_evaluate(args: argparse.Namespace) -> None:
     from ..ds import read
+    from ..pl import write_report
     from ..tl import evaluate
 
     adata = read(args.data, perturbation_key=args.perturbation_key, control=args.control)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     result = evaluate(adata, models=models, split=args.split, seeds=args.seeds)
-    result.write(args.out)
+    write_report(result, args.out)
     print(_headline(result.summary()).to_string())
     print(f"\nwrote scores, summary, report and plots to {args.out}")
 
@@ -146,6 +147,7 @@ def _headline(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _run_demo(args: argparse.Namespace) -> None:
     from ..ds import norman2019_subset
+    from ..pl import write_report
     from ..pp import DEGenes, condition_table, rank_de, split
     from ..tl import evaluate
 
@@ -167,7 +169,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     )
     print(_headline(result.summary()).to_string())
     if args.out is not None:
-        result.write(args.out)
+        write_report(result, args.out)
         print(f"\nwrote the full report to {args.out}")
 
 

@@ -96,6 +96,34 @@ def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
     return t
 
 
+def top_de_indices(
+    stats: PseudobulkStats, conditions: list[str], *, n_genes: int = 20
+) -> np.ndarray:
+    """Indices of the top non-dropout DE genes (Welch t against control) of ``conditions``.
+
+    The same ranking as :func:`rank_de` with ``method="t-test"``, straight from the
+    statistics (used for model selection on validation conditions).
+
+    Parameters
+    ----------
+    stats
+        Per-condition statistics.
+    conditions
+        Perturbed conditions.
+    n_genes
+        Genes per condition.
+
+    Returns
+    -------
+    ``(len(conditions), n_genes)`` int array, ``-1`` where fewer genes qualify.
+    """
+    rows = stats.index(conditions)
+    scores = welch_t(stats, rows)
+    fallback = stats.mean[rows] - stats.control_mean[None, :]
+    scores = np.where(np.isnan(scores), fallback, scores)
+    return _rank(scores, min(n_genes, stats.mean.shape[1]), non_dropout_mask(stats)[rows])
+
+
 def _wilcoxon_scores(adata: AnnData, conditions: np.ndarray) -> np.ndarray:
     import anndata as ad
     import pandas as pd
@@ -235,7 +263,8 @@ def rank_de(
         logger.warning(
             "%d conditions have a single cell; their DE score is the mean difference to "
             "control (no test statistic): %s",
-            int(single.sum()), ", ".join(conditions[single][:10]),
+            int(single.sum()),
+            ", ".join(conditions[single][:10]),
         )
     non_dropout = non_dropout_mask(stats)[rows]
     top = _names(stats.genes, _rank(scores, n_top))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, SPLIT, UNS
-from .._settings import settings
+from .._settings import progress_disabled
 from ._setup import check_setup
 from ._validate import check_block
 
@@ -214,7 +214,7 @@ def compute_pseudobulk(
     gram = None if gram_mask is None else np.zeros((n_genes, n_genes))
     coexpr_sum = np.zeros(n_genes)
     starts = range(0, adata.n_obs, chunk_size)
-    for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=not settings.progress):
+    for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=progress_disabled()):
         stop = min(start + chunk_size, adata.n_obs)
         block = matrix[start:stop]
         block = block.astype(np.float64) if sparse.issparse(block) else np.asarray(block, float)

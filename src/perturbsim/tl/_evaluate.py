@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
 from .._keys import UNS
-from .._settings import settings
+from .._settings import progress_disabled
 from ..models import MODEL_REGISTRY, PerturbationModel
 from ..pp import DEGenes, PseudobulkStats, genes_of, pseudobulk, rank_de
 from ..pp._setup import check_setup
@@ -187,28 +186,6 @@ class EvaluationResult:
             ["n_covered", "n_total"]
         ].sum().reset_index()
         return _ordered(table, self.models, ["model", "subgroup"])
-
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write the tables, the Markdown report and the plots into ``out_dir``.
-
-        Files are written atomically (temporary name, then renamed); existing files of the
-        same names are replaced.
-
-        Parameters
-        ----------
-        out_dir
-            Directory, created if absent.
-
-        Returns
-        -------
-        Name -> path of every file written: ``scores.csv``, ``summary.csv``,
-        ``per_seed.csv``, ``coverage.csv``, ``changes.csv``, ``timings.csv``,
-        ``history.csv`` (when a model kept one), ``failures.csv`` (when a run was
-        skipped), ``report.md`` and the PNG plots.
-        """
-        from ._report import write_report
-
-        return write_report(self, out_dir)
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -387,7 +364,7 @@ def evaluate(
     scores, coverage, changes, histories, timings, failures = [], [], [], [], [], []
     bar = tqdm(
         total=len(seed_list) * len(names), desc="evaluate", unit="run",
-        disable=not settings.progress,
+        disable=progress_disabled(),
     )
     try:
         for seed in seed_list:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._settings import settings
+from .._settings import progress_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,19 @@ class TrainConfig:
         Epochs without validation improvement before training stops.
     min_lr
         Training stops once the learning rate falls below this.
+    min_improvement
+        Relative decrease of the validation loss that counts as an improvement.
     """
 
-    max_epochs: int = 300
+    max_epochs: int = 200
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 5e-4
     lr_decay: float = 0.5
     lr_patience: int = 10
-    patience: int = 30
+    patience: int = 20
     min_lr: float = 1e-5
+    min_improvement: float = 1e-3
 
 
 @dataclass
@@ -104,7 +107,11 @@ def fit_network(
     stall = 0
     since_decay = 0
     bar = tqdm(
-        range(1, config.max_epochs + 1), desc=desc, unit="epoch", disable=not settings.progress
+        range(1, config.max_epochs + 1),
+        desc=desc,
+        unit="epoch",
+        leave=False,
+        disable=progress_disabled(),
     )
     for epoch in bar:
         network.train()
@@ -126,9 +133,12 @@ def fit_network(
             {"epoch": epoch, "train_loss": epoch_train, "val_loss": epoch_val, "lr": lr}
         )
         bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
-        if epoch_val < result.best_val_loss * (1 - 1e-6) or not math.isfinite(result.best_val_loss):
+        first = not math.isfinite(result.best_val_loss)
+        significant = first or epoch_val < result.best_val_loss * (1 - config.min_improvement)
+        if first or epoch_val < result.best_val_loss:
             result.best_val_loss, result.best_epoch = epoch_val, epoch
             best_state = copy.deepcopy(network.state_dict())
+        if significant:
             stall = since_decay = 0
         else:
             stall += 1

@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError
-from ._metrics import METRICS
+from ..tl._metrics import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ._evaluate import EvaluationResult
+    from ..tl._evaluate import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
         size=("measured", lambda v: float(np.mean(np.abs(v))) if len(v) else 0.0),
     ).reset_index()
     chosen = []
-    from ._evaluate import order_subgroups
+    from ..tl._evaluate import order_subgroups
 
     for group in order_subgroups(per_condition["subgroup"].unique()):
         rows = per_condition[per_condition["subgroup"] == group].sort_values(
@@ -120,7 +120,7 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
 def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, condition: str) -> Figure:
     from matplotlib.figure import Figure
 
-    from ..pl import predicted_vs_true
+    from ._plots import predicted_vs_true
 
     rows = result.changes[(result.changes["seed"] == seed)
                           & (result.changes["condition"] == condition)]
@@ -152,7 +152,7 @@ def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pat
 
     See :meth:`perturbsim.tl.EvaluationResult.write`.
     """
-    from ..pl import metric_bars, training_history
+    from ._plots import metric_bars, training_history
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
