@@ -3,5 +3,13 @@
 from ._bundled import human_gene_alias, human_go, norman2019_subset
 from ._paths import shared_data_dir
 from ._read import read
+from ._simulate import simulate
 
-__all__ = ["human_gene_alias", "human_go", "norman2019_subset", "read", "shared_data_dir"]
+__all__ = [
+    "human_gene_alias",
+    "human_go",
+    "norman2019_subset",
+    "read",
+    "shared_data_dir",
+    "simulate",
+]

@@ -207,6 +207,13 @@ def _go_annotations(
         genes = np.flatnonzero(np.isin(grn.module, mods))
         genes = genes[rng_terms.random(genes.size) < 0.3]
         terms.append(np.union1d(genes, [m]))
+    # "regulation of <program>" terms: a regulator is annotated with the modules it controls
+    # directly, so that genes with similar downstream programs share process terms
+    for k in range(n_modules):
+        regs = np.unique(grn.src[grn.module[grn.tgt] == k])
+        regs = regs[rng_terms.random(regs.size) < 0.8]
+        if regs.size >= 2:
+            terms.append(regs)
     # regulators share "transcription factor activity"-like terms
     tfs = np.flatnonzero(np.isin(grn.role, ("master", "regulator")))
     for _ in range(2):

@@ -168,7 +168,7 @@ def condition_table(adata: AnnData) -> pd.DataFrame:
     >>> import perturbsim as ps
     >>> table = ps.pp.condition_table(ps.ds.norman2019_subset())
     >>> table["kind"].value_counts().to_dict()
-    {'combo': 15, 'single': 18, 'control': 1}
+    {'single': 18, 'combo': 15, 'control': 1}
     """
     check_setup(adata)
     counts = adata.obs[CONDITION].value_counts(sort=False)
