@@ -69,8 +69,14 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
 
 def _run(adata, *, seeds: int, model_kwargs: dict | None = None) -> dict:
     t0 = time.perf_counter()
-    result = evaluate(adata, models=DEFAULT_MODELS, split="simulation", seeds=seeds,
-                      model_kwargs=model_kwargs, on_error="skip")
+    result = evaluate(
+        adata,
+        models=DEFAULT_MODELS,
+        split="simulation",
+        seeds=seeds,
+        model_kwargs=model_kwargs,
+        on_error="skip",
+    )
     figures = _figures(result, time.perf_counter() - t0)
     figures["failures"] = [
         f"{r.model} seed {r.seed} ({r.stage}): {r.error}"
@@ -84,8 +90,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sim-size", default="small", help="simulate() preset: small or norman")
     parser.add_argument("--sim-seed", type=int, default=0)
-    parser.add_argument("--sim-unannotated", type=float, default=None,
-                        help="simulate(unannotated_fraction=...); default: the simulator's")
+    parser.add_argument(
+        "--sim-unannotated",
+        type=float,
+        default=None,
+        help="simulate(unannotated_fraction=...); default: the simulator's",
+    )
     parser.add_argument("--skip-norman", action="store_true", help="only the simulated screen")
     args = parser.parse_args()
     ps.settings.progress = False

@@ -74,9 +74,7 @@ def screen_stats(adata, counts, *, key: str, control: str, seed: int = 0) -> dic
     out["slope_logvar_logmean_counts"] = _slope(mean_c, var_c)
     out["slope_logvar_logmean_X"] = _slope(mean_x, var_x)
     ok = mean_c > 0.1
-    out["overdispersion_median"] = float(np.median(
-        (var_c[ok] - mean_c[ok]) / mean_c[ok] ** 2
-    ))
+    out["overdispersion_median"] = float(np.median((var_c[ok] - mean_c[ok]) / mean_c[ok] ** 2))
     out["median_counts_per_cell"] = float(np.median(np.asarray(counts.sum(axis=1)).ravel()))
     out["median_genes_per_cell"] = float(np.median(np.asarray((counts > 0).sum(axis=1)).ravel()))
 
@@ -151,10 +149,16 @@ def main() -> None:
         ("median detected genes per cell", "median_genes_per_cell", "{:,.0f}"),
         ("slope log var ~ log mean (counts)", "slope_logvar_logmean_counts", "{:.2f}"),
         ("slope log var ~ log mean (X)", "slope_logvar_logmean_X", "{:.2f}"),
-        ("median overdispersion (var - mean) / mean^2, genes with mean count > 0.1",
-         "overdispersion_median", "{:.2f}"),
-        (f"DE genes per perturbation, median share (Welch abs(t) > {_T:g})", "de_share_median",
-         "{:.3f}"),
+        (
+            "median overdispersion (var - mean) / mean^2, genes with mean count > 0.1",
+            "overdispersion_median",
+            "{:.2f}",
+        ),
+        (
+            f"DE genes per perturbation, median share (Welch abs(t) > {_T:g})",
+            "de_share_median",
+            "{:.3f}",
+        ),
         ("DE genes per perturbation, 90th pct share", "de_share_p90", "{:.3f}"),
         ("DE genes per perturbation, max share", "de_share_max", "{:.3f}"),
         ("share of perturbations without DE genes", "share_perturbations_no_de", "{:.2f}"),
@@ -187,15 +191,19 @@ def main() -> None:
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
-    print(json.dumps({
-        "benchmark": "realism_report",
-        "size": args.size,
-        "seed": args.seed,
-        "out": str(args.out),
-        "real": {k: round(v, 4) for k, v in real_stats.items()},
-        "sim_all_genes": {k: round(v, 4) for k, v in sim_all.items()},
-        "sim_500_hvg": {k: round(v, 4) for k, v in sim_hvg.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "realism_report",
+                "size": args.size,
+                "seed": args.seed,
+                "out": str(args.out),
+                "real": {k: round(v, 4) for k, v in real_stats.items()},
+                "sim_all_genes": {k: round(v, 4) for k, v in sim_all.items()},
+                "sim_500_hvg": {k: round(v, 4) for k, v in sim_hvg.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from .._errors import PerturbsimError
+from ..tl._evaluate import DEFAULT_MODELS
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("simulation", "single", "combo", "custom")
-DEMO_MODELS = ("gears", "additive", "linear", "grn", "mean", "no_perturb")
+DEMO_MODELS = DEFAULT_MODELS
 HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
 
 

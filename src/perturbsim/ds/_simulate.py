@@ -112,7 +112,10 @@ def _efficacy(modality: str, n: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def _perturbations(
-    grn: GRN, genes_of_cond: list[tuple[int, ...]], modality: str, eff: np.ndarray,
+    grn: GRN,
+    genes_of_cond: list[tuple[int, ...]],
+    modality: str,
+    eff: np.ndarray,
     boost: np.ndarray,
 ) -> Perturbations:
     cond, gene = [], []
@@ -178,8 +181,12 @@ def _choose_design(
 
 
 def _go_annotations(
-    grn: GRN, names: np.ndarray, go_noise: float, unannotated_fraction: float,
-    rng_terms: np.random.Generator, rng_shuffle: np.random.Generator,
+    grn: GRN,
+    names: np.ndarray,
+    go_noise: float,
+    unannotated_fraction: float,
+    rng_terms: np.random.Generator,
+    rng_shuffle: np.random.Generator,
     rng_missing: np.random.Generator,
 ) -> pd.DataFrame:
     """GO-like gene -> term annotations derived from the network modules."""
@@ -378,8 +385,12 @@ def simulate(
     if not 0.0 <= unannotated_fraction < 1.0:
         raise PerturbsimError(f"unannotated_fraction={unannotated_fraction!r} must lie in [0, 1)")
     design = _resolve(
-        size, n_genes=n_genes, n_perturbable=n_perturbable, n_singles=n_singles,
-        n_pairs=n_pairs, cells_per_condition=cells_per_condition,
+        size,
+        n_genes=n_genes,
+        n_perturbable=n_perturbable,
+        n_singles=n_singles,
+        n_pairs=n_pairs,
+        cells_per_condition=cells_per_condition,
         n_control_cells=n_control_cells,
     )
     seed = resolve_seed(seed)
@@ -448,9 +459,7 @@ def simulate(
     counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
     obs = pd.DataFrame(
         {
-            "condition": pd.Categorical(
-                obs_labels, categories=[CONTROL_LABEL, *measured[1:]]
-            ),
+            "condition": pd.Categorical(obs_labels, categories=[CONTROL_LABEL, *measured[1:]]),
             "ncounts": np.asarray(cells["ncounts"], dtype=np.float32),
             "ngenes": np.diff(counts.indptr).astype(np.int32),
             "library_size": np.asarray(cells["library_size"], dtype=np.float32),
@@ -467,8 +476,7 @@ def simulate(
             "perturbable": is_pert,
             "module": grn.module.astype(np.int64),
             "is_regulator": is_regulator,
-            "role": pd.Categorical(grn.role, categories=["master", "regulator", "member",
-                                                         "free"]),
+            "role": pd.Categorical(grn.role, categories=["master", "regulator", "member", "free"]),
             "efficacy": eff.astype(np.float32),
             "dispersion": model.dispersion.astype(np.float32),
             "cell_cycle": amp > 0,
@@ -476,8 +484,7 @@ def simulate(
         index=pd.Index(names.astype(str)),
     )
     r_terms, r_shuffle, r_missing = (np.random.default_rng(s) for s in ss_go.spawn(3))
-    go = _go_annotations(grn, names, go_noise, unannotated_fraction, r_terms, r_shuffle,
-                         r_missing)
+    go = _go_annotations(grn, names, go_noise, unannotated_fraction, r_terms, r_shuffle, r_missing)
     params = {
         "size": size,
         **design,
@@ -505,6 +512,10 @@ def simulate(
     }
     logger.info(
         "simulated %d cells x %d genes, %d measured conditions, %d truth conditions (%.1fs)",
-        adata.n_obs, g, len(measured), len(truth_genes), time.perf_counter() - t0,
+        adata.n_obs,
+        g,
+        len(measured),
+        len(truth_genes),
+        time.perf_counter() - t0,
     )
     return adata

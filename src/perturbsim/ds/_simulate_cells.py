@@ -111,14 +111,22 @@ def truth_table(model: CellModel, sigma: float, amp: float, r: float) -> np.ndar
 
     pi = np.exp(_GRID)
     # axes: grid, library, z, phase, gamma
-    lam = (pi[:, None, None, None, None] * lib[None, :, None, None, None]
-           * np.exp(log_u)[None, None, :, None, None]
-           * np.exp(log_c)[None, None, None, :, None] * gam[None, None, None, None, :])
+    lam = (
+        pi[:, None, None, None, None]
+        * lib[None, :, None, None, None]
+        * np.exp(log_u)[None, None, :, None, None]
+        * np.exp(log_c)[None, None, None, :, None]
+        * gam[None, None, None, None, :]
+    )
     rest = np.broadcast_to(((1 - pi)[:, None] * lib[None, :])[:, :, None, None, None], lam.shape)
     vals = _expect_log1p(lam.ravel(), np.ascontiguousarray(rest).ravel(), model.target_sum)
     vals = vals.reshape(lam.shape)
-    w = (lw[:, None, None, None] * zw[None, :, None, None] * cw[None, None, :, None]
-         * gw[None, None, None, :])
+    w = (
+        lw[:, None, None, None]
+        * zw[None, :, None, None]
+        * cw[None, None, :, None]
+        * gw[None, None, None, :]
+    )
     mean = np.tensordot(vals, w, axes=([1, 2, 3, 4], [0, 1, 2, 3]))
     return np.log(np.maximum(mean, 1e-300))
 

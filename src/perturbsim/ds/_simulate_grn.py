@@ -230,8 +230,9 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
     partners = []
     for k in range(n_modules):
         pool = upstream[module[upstream] != k]
-        partners.append(rng.choice(pool, size=min(pool.size, 1 + int(rng.random() < 0.5)),
-                                   replace=False))
+        partners.append(
+            rng.choice(pool, size=min(pool.size, 1 + int(rng.random() < 0.5)), replace=False)
+        )
     partner_sign = np.where(rng.random(n_modules) < 0.65, 1, -1)
     for m, k in zip(members, member_module, strict=True):
         drivers = module_regs[k]
@@ -348,8 +349,9 @@ def solve(
         n_iter += 1
     n_bad = int(active.size)
     if n_bad:
-        logger.warning("steady state not reached for %d conditions after %d iterations",
-                       n_bad, max_iter)
+        logger.warning(
+            "steady state not reached for %d conditions after %d iterations", n_bad, max_iter
+        )
 
     out = np.empty((n_conditions, grn.n_genes))
     out[:, grn.core] = x

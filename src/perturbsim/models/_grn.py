@@ -133,8 +133,10 @@ class GRN(CoverageMixin, PerturbationModel):
                 steps.append(row[gene_col[target]])
         self.steps = np.asarray(steps, dtype=np.float64)
         logger.info(
-            "%s: %d regulators, %d targets with an observed step", self.name,
-            len(self.regulators), len(self.step_genes),
+            "%s: %d regulators, %d targets with an observed step",
+            self.name,
+            len(self.regulators),
+            len(self.step_genes),
         )
 
     def _coverable(self) -> set[str]:

@@ -103,9 +103,7 @@ class Linear(CoverageMixin, PerturbationModel):
                 if len(targets) == 1 and targets[0] not in gene_row:
                     self.fallback_genes.append(targets[0])
                     fallback_rows.append(vt[:k, j] * s[:k])
-        self.fallback_embedding = (
-            np.vstack(fallback_rows) if fallback_rows else np.zeros((0, k))
-        )
+        self.fallback_embedding = np.vstack(fallback_rows) if fallback_rows else np.zeros((0, k))
 
         coverable = self._coverable()
         fit_cols = [j for j, c in enumerate(conditions) if set(genes_of(c)) <= coverable]
@@ -113,7 +111,8 @@ class Linear(CoverageMixin, PerturbationModel):
             logger.warning(
                 "%s: no training perturbation has an embeddable target (measured gene%s); "
                 "W = 0, every covered prediction is the mean training perturbation",
-                self.name, " or training single" if self.embed_unmeasured else "",
+                self.name,
+                " or training single" if self.embed_unmeasured else "",
             )
             self.weights = np.zeros((k, k))
             return
@@ -124,8 +123,11 @@ class Linear(CoverageMixin, PerturbationModel):
         left = np.linalg.solve(gg, self.gene_embedding.T @ centred[:, fit_cols] @ pert)
         self.weights = np.linalg.solve(pert.T @ pert + ident, left.T).T
         logger.info(
-            "%s: K=%d, W fitted on %d of %d training perturbations", self.name, k,
-            len(fit_cols), len(conditions),
+            "%s: K=%d, W fitted on %d of %d training perturbations",
+            self.name,
+            k,
+            len(fit_cols),
+            len(conditions),
         )
 
     def _coverable(self) -> set[str]:

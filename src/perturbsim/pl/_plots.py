@@ -79,8 +79,11 @@ def metric_bars(
             f"metric {metric!r} not in the summary; present: {sorted(summary['metric'].unique())}"
         )
     if models is None:
-        models = (data.models if isinstance(data, EvaluationResult)
-                  else list(dict.fromkeys(rows["model"])))
+        models = (
+            data.models
+            if isinstance(data, EvaluationResult)
+            else list(dict.fromkeys(rows["model"]))
+        )
     if subgroups is None:
         subgroups = order_subgroups(rows["subgroup"].unique())
     models, subgroups = list(models), list(subgroups)
@@ -99,9 +102,15 @@ def metric_bars(
                 low[j] = row.get("ci_low", np.nan)
                 high[j] = row.get("ci_high", np.nan)
         err = np.vstack([mean - low, high - mean])
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width=width,
-               yerr=err if np.isfinite(err).any() else None, capsize=2, label=model,
-               color=f"C{i}")
+        ax.bar(
+            x + (i - (len(models) - 1) / 2) * width,
+            mean,
+            width=width,
+            yerr=err if np.isfinite(err).any() else None,
+            capsize=2,
+            label=model,
+            color=f"C{i}",
+        )
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bounds = _BOUNDS.get(metric.split("_")[0])
@@ -235,8 +244,7 @@ def training_history(
         )
     if table.empty or not {"epoch", "train_loss", "val_loss"} <= set(table.columns):
         raise PerturbsimError("no training history (train the model first)")
-    keys = [c for c in ("model", "seed", "member") if c in table.columns
-            and table[c].nunique() > 1]
+    keys = [c for c in ("model", "seed", "member") if c in table.columns and table[c].nunique() > 1]
     groups = table.groupby(keys, sort=False) if keys else [((), table)]
     ax = _axes(ax, (4.2, 3.2))
     for i, (key, run) in enumerate(groups):
@@ -244,8 +252,13 @@ def training_history(
         name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
         suffix = f" ({name})" if name else ""
         ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="train" + suffix)
-        ax.plot(run["epoch"], run["val_loss"], color=f"C{i % 10}", linestyle="--",
-                label="validation" + suffix)
+        ax.plot(
+            run["epoch"],
+            run["val_loss"],
+            color=f"C{i % 10}",
+            linestyle="--",
+            label="validation" + suffix,
+        )
     values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
     if np.all(values[np.isfinite(values)] > 0):
         ax.set_yscale("log")

@@ -66,8 +66,10 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(map(cell, header)) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        "| " + " | ".join(map(cell, header)) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -102,10 +104,14 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
         return pd.DataFrame(columns=["seed", "subgroup", "condition"])
     seed = result.settings.get("seeds", [changes["seed"].iloc[0]])[0]
     first = changes[changes["seed"] == seed]
-    per_condition = first.groupby(["subgroup", "condition"]).agg(
-        n_models=("model", "nunique"),
-        size=("measured", lambda v: float(np.mean(np.abs(v))) if len(v) else 0.0),
-    ).reset_index()
+    per_condition = (
+        first.groupby(["subgroup", "condition"])
+        .agg(
+            n_models=("model", "nunique"),
+            size=("measured", lambda v: float(np.mean(np.abs(v))) if len(v) else 0.0),
+        )
+        .reset_index()
+    )
     chosen = []
     from ..tl._evaluate import order_subgroups
 
@@ -122,8 +128,9 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
 
     from ._plots import predicted_vs_true
 
-    rows = result.changes[(result.changes["seed"] == seed)
-                          & (result.changes["condition"] == condition)]
+    rows = result.changes[
+        (result.changes["seed"] == seed) & (result.changes["condition"] == condition)
+    ]
     models = [m for m in result.models if m in set(rows["model"])]
     figure = Figure(figsize=(2.6 * len(models) + 0.4, 3.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(models), sharex=True, sharey=True))
@@ -197,9 +204,13 @@ def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pat
             history_file = f"history_{_slug(str(model))}.png"
             written[history_file] = _write_png(ax.figure, out / history_file)
 
-    text = markdown_report(result, summary=summary, bar_files=bar_files,
-                           scatter_files=scatter_files,
-                           history_files=[p for p in written if p.startswith("history_")])
+    text = markdown_report(
+        result,
+        summary=summary,
+        bar_files=bar_files,
+        scatter_files=scatter_files,
+        history_files=[p for p in written if p.startswith("history_")],
+    )
     written["report.md"] = _write_text(text, out / "report.md")
     logger.info("wrote %d files to %s", len(written), out)
     return written
@@ -238,8 +249,7 @@ def markdown_report(
         "",
         f"Screen: {s.get('n_cells', '?')} cells x {s.get('n_genes', '?')} genes, "
         f"{s.get('n_conditions', '?')} conditions (control included).  ",
-        f"Split: `{s.get('split', '?')}`, {len(seeds)} seed(s): "
-        f"{', '.join(map(str, seeds))}.  ",
+        f"Split: `{s.get('split', '?')}`, {len(seeds)} seed(s): {', '.join(map(str, seeds))}.  ",
         f"Models: {', '.join(f'`{m}`' for m in models)}.  ",
         f"DE metrics use each condition's top {s.get('n_de', '?')} non-dropout DE genes "
         "(Welch t-test against control). Truth is the measured pseudobulk mean of each test "
@@ -275,8 +285,10 @@ def markdown_report(
             "",
             _markdown_table(
                 ["model", "seed", "stage", "error"],
-                [[f"`{r.model}`", r.seed, r.stage, r.error] for r in
-                 result.failures.itertuples(index=False)],
+                [
+                    [f"`{r.model}`", r.seed, r.stage, r.error]
+                    for r in result.failures.itertuples(index=False)
+                ],
             ),
             "",
         ]
@@ -317,21 +329,29 @@ def markdown_report(
     if not result.timings.empty:
         lines += ["## Run time", "", "Wall seconds per split seed (mean over seeds).", ""]
         t = result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
-        rows = [[f"`{m}`", _fmt(t.loc[m, "fit_s"]), _fmt(t.loc[m, "predict_s"])]
-                for m in models if m in t.index]
+        rows = [
+            [f"`{m}`", _fmt(t.loc[m, "fit_s"]), _fmt(t.loc[m, "predict_s"])]
+            for m in models
+            if m in t.index
+        ]
         lines += [_markdown_table(["model", "fit + build (s)", "predict + score (s)"], rows), ""]
 
     lines += ["## Metrics", ""]
-    rows = [[f"`{m.name}`", m.best, m.description] for m in METRICS.values()
-            if m.name in set(summary["metric"])]
+    rows = [
+        [f"`{m.name}`", m.best, m.description]
+        for m in METRICS.values()
+        if m.name in set(summary["metric"])
+    ]
     lines += [_markdown_table(["metric", "best", "description"], rows), ""]
     lines += [
         "## Files",
         "",
         "`scores.csv` (model x seed x condition x metric), `per_seed.csv`, `summary.csv`, "
         "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
-        "`timings.csv`" + (", `history.csv`" if history_files else "")
-        + (", `failures.csv`" if not result.failures.empty else "") + ".",
+        "`timings.csv`"
+        + (", `history.csv`" if history_files else "")
+        + (", `failures.csv`" if not result.failures.empty else "")
+        + ".",
         "",
     ]
     return "\n".join(lines)

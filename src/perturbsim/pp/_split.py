@@ -120,8 +120,12 @@ class Split:
     def set_of(self, condition: str) -> str:
         """``"train"``, ``"val"``, ``"test"`` or ``"excluded"`` for a condition label."""
         cond = _plain_canonical(condition)
-        for name, members in (("train", self.train), ("val", self.val), ("test", self.test),
-                              (EXCLUDED, self.excluded)):
+        for name, members in (
+            ("train", self.train),
+            ("val", self.val),
+            ("test", self.test),
+            (EXCLUDED, self.excluded),
+        ):
             if cond in members:
                 return name
         raise PerturbsimError(f"condition {condition!r} is not part of this split")
@@ -348,7 +352,10 @@ def _best_holdout(
         logging.WARNING if stage == _TEST_STAGE else logging.INFO,
         "%s: none of %d draws holds out every possible subgroup while keeping every kind; "
         "using the best (subgroups missing: %s; kinds not kept: %s)",
-        what, MAX_DRAWS, ", ".join(missing) or "none", ", ".join(lost) or "none",
+        what,
+        MAX_DRAWS,
+        ", ".join(missing) or "none",
+        ", ".join(lost) or "none",
     )
     return best
 
@@ -369,29 +376,44 @@ def _carve_val(
         logger.warning("too few training genes (%d) to carve out validation: none", len(genes))
         return pool, {}
     draw = _best_holdout(
-        pool, seen_fraction=1 - val_fraction, keep_fraction=1 - val_fraction,
-        seed=seed, stage=_VAL_STAGE, what="validation split",
+        pool,
+        seen_fraction=1 - val_fraction,
+        keep_fraction=1 - val_fraction,
+        seed=seed,
+        stage=_VAL_STAGE,
+        what="validation split",
     )
     return draw.kept, draw.held
 
 
-def _simulation(conditions: list[str], *, seed: int, train_gene_fraction: float,
-                combo_seen2_train_fraction: float, val_fraction: float) -> Split:
+def _simulation(
+    conditions: list[str],
+    *,
+    seed: int,
+    train_gene_fraction: float,
+    combo_seen2_train_fraction: float,
+    val_fraction: float,
+) -> Split:
     genes = {g for c in conditions for g in genes_of(c)}
     if len(genes) < 2:
         raise PerturbsimError(
             f"kind='simulation' needs at least 2 perturbed genes, found {len(genes)}"
         )
     draw = _best_holdout(
-        conditions, seen_fraction=train_gene_fraction, keep_fraction=combo_seen2_train_fraction,
-        seed=seed, stage=_TEST_STAGE, what="simulation split",
+        conditions,
+        seen_fraction=train_gene_fraction,
+        keep_fraction=combo_seen2_train_fraction,
+        seed=seed,
+        stage=_TEST_STAGE,
+        what="simulation split",
     )
     train, val_groups = _carve_val(draw.kept, val_fraction=val_fraction, seed=seed)
     return _assemble("simulation", seed, train, val_groups, draw.held, sorted(draw.seen))
 
 
-def _single(conditions: list[str], *, seed: int, train_gene_fraction: float,
-            val_fraction: float) -> Split:
+def _single(
+    conditions: list[str], *, seed: int, train_gene_fraction: float, val_fraction: float
+) -> Split:
     singles = [c for c in conditions if len(genes_of(c)) == 1]
     excluded = [c for c in conditions if len(genes_of(c)) > 1]
     if len(singles) < 2:
@@ -401,8 +423,12 @@ def _single(conditions: list[str], *, seed: int, train_gene_fraction: float,
     if excluded:
         logger.info("kind='single': %d multi-gene conditions are excluded", len(excluded))
     draw = _best_holdout(
-        singles, seen_fraction=train_gene_fraction, keep_fraction=1.0,
-        seed=seed, stage=_TEST_STAGE, what="single split",
+        singles,
+        seen_fraction=train_gene_fraction,
+        keep_fraction=1.0,
+        seed=seed,
+        stage=_TEST_STAGE,
+        what="single split",
     )
     train, val_groups = _carve_val(draw.kept, val_fraction=val_fraction, seed=seed)
     return _assemble("single", seed, train, val_groups, draw.held, sorted(draw.seen), excluded)
@@ -422,8 +448,9 @@ def _stratified_pick(
     return rest, picked
 
 
-def _combo(conditions: list[str], *, seed: int, combo_test_fraction: float,
-           val_fraction: float) -> Split:
+def _combo(
+    conditions: list[str], *, seed: int, combo_test_fraction: float, val_fraction: float
+) -> Split:
     singles = [c for c in conditions if len(genes_of(c)) == 1]
     combos = [c for c in conditions if len(genes_of(c)) > 1]
     if not combos:
@@ -477,9 +504,15 @@ def _custom(conditions: list[str], test: list[str], *, seed: int, val_fraction: 
     return _assemble("custom", seed, train, val_groups, groups, sorted(seen))
 
 
-def _assemble(kind: str, seed: int, train: list[str], val_groups: dict[str, list[str]],
-              test_groups: dict[str, list[str]], seen: list[str],
-              excluded: list[str] | None = None) -> Split:
+def _assemble(
+    kind: str,
+    seed: int,
+    train: list[str],
+    val_groups: dict[str, list[str]],
+    test_groups: dict[str, list[str]],
+    seen: list[str],
+    excluded: list[str] | None = None,
+) -> Split:
     val_groups, test_groups = _sorted_groups(val_groups), _sorted_groups(test_groups)
     return Split(
         kind=kind,
@@ -528,15 +561,26 @@ def make_split(
     conditions = [c for c in _present_conditions(adata) if c != CONTROL]
     if kind == "simulation":
         result = _simulation(
-            conditions, seed=seed, train_gene_fraction=train_gene_fraction,
-            combo_seen2_train_fraction=combo_seen2_train_fraction, val_fraction=val_fraction,
+            conditions,
+            seed=seed,
+            train_gene_fraction=train_gene_fraction,
+            combo_seen2_train_fraction=combo_seen2_train_fraction,
+            val_fraction=val_fraction,
         )
     elif kind == "single":
-        result = _single(conditions, seed=seed, train_gene_fraction=train_gene_fraction,
-                         val_fraction=val_fraction)
+        result = _single(
+            conditions,
+            seed=seed,
+            train_gene_fraction=train_gene_fraction,
+            val_fraction=val_fraction,
+        )
     elif kind == "combo":
-        result = _combo(conditions, seed=seed, combo_test_fraction=combo_test_fraction,
-                        val_fraction=val_fraction)
+        result = _combo(
+            conditions,
+            seed=seed,
+            combo_test_fraction=combo_test_fraction,
+            val_fraction=val_fraction,
+        )
     else:
         if test_conditions is None or isinstance(test_conditions, str) or not test_conditions:
             raise PerturbsimError(
@@ -646,9 +690,14 @@ def split(
     ['combo_seen0', 'combo_seen1', 'combo_seen2', 'unseen_single']
     """
     result = make_split(
-        adata, kind=kind, seed=seed, train_gene_fraction=train_gene_fraction,
-        combo_seen2_train_fraction=combo_seen2_train_fraction, val_fraction=val_fraction,
-        combo_test_fraction=combo_test_fraction, test_conditions=test_conditions,
+        adata,
+        kind=kind,
+        seed=seed,
+        train_gene_fraction=train_gene_fraction,
+        combo_seen2_train_fraction=combo_seen2_train_fraction,
+        val_fraction=val_fraction,
+        combo_test_fraction=combo_test_fraction,
+        test_conditions=test_conditions,
     )
     result.to_adata(adata)
     table = result.summary(adata)

@@ -35,7 +35,27 @@ from ._metrics import METRICS, _predicted_means, score
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("gears", "additive", "linear", "mean", "grn", "no_perturb")
+DEFAULT_MODELS = (
+    "gears",
+    "gears_reference",
+    "gears_residual_ensemble",
+    "additive",
+    "linear",
+    "mean",
+    "grn",
+    "no_perturb",
+)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gears_reference": ("gears", {"prior": "none"}),
+    "gears_residual": ("gears", {"additive_residual": True}),
+    "gears_ensemble": ("gears", {"n_models": 5}),
+    "gears_residual_ensemble": ("gears", {"additive_residual": True, "n_models": 5}),
+}
+"""Named GEARS options for ablations: name -> (registry name, keyword arguments).
+
+``gears_reference`` is the reference parametrisation (no mean prior); ``gears_residual``
+learns only the interaction on top of measured singles; ``gears_ensemble`` averages five
+networks trained from consecutive seeds."""
 SUBGROUP_ORDER = ("unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 """Test subgroups in report order; others (``combo3_seen1``, ...) follow, sorted."""
 
@@ -46,7 +66,15 @@ COVERAGE_COLUMNS = ["model", "seed", "subgroup", "n_covered", "n_total"]
 CHANGE_COLUMNS = ["model", "seed", "subgroup", "condition", "gene", "predicted", "measured"]
 FAILURE_COLUMNS = ["model", "seed", "stage", "error"]
 SUMMARY_COLUMNS = [
-    "model", "subgroup", "metric", "mean", "std", "ci_low", "ci_high", "n_seeds", "n_conditions",
+    "model",
+    "subgroup",
+    "metric",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_conditions",
 ]
 
 
@@ -132,8 +160,9 @@ class EvaluationResult:
         per-condition values; NaN when none is finite) and ``n_conditions`` (finite values).
         """
         if self.scores.empty:
-            return pd.DataFrame(columns=["model", "seed", "subgroup", "metric", "value",
-                                         "n_conditions"])
+            return pd.DataFrame(
+                columns=["model", "seed", "subgroup", "metric", "value", "n_conditions"]
+            )
         keys = ["model", "seed", "subgroup", "metric"]
         grouped = self.scores.groupby(keys, sort=False, observed=True)["value"]
         table = grouped.agg(value="mean", n_conditions="count").reset_index()
@@ -175,16 +204,29 @@ class EvaluationResult:
                 half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
             else:
                 half = float("nan")
-            rows.append((model, subgroup, metric, mean, std, mean - half, mean + half, n,
-                         int(group["n_conditions"].sum())))
+            rows.append(
+                (
+                    model,
+                    subgroup,
+                    metric,
+                    mean,
+                    std,
+                    mean - half,
+                    mean + half,
+                    n,
+                    int(group["n_conditions"].sum()),
+                )
+            )
         table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
         return _ordered(table, self.models, ["model", "subgroup", "metric"])
 
     def coverage_table(self) -> pd.DataFrame:
         """Covered and total test conditions summed over seeds, per model and subgroup."""
-        table = self.coverage.groupby(["model", "subgroup"], sort=False)[
-            ["n_covered", "n_total"]
-        ].sum().reset_index()
+        table = (
+            self.coverage.groupby(["model", "subgroup"], sort=False)[["n_covered", "n_total"]]
+            .sum()
+            .reset_index()
+        )
         return _ordered(table, self.models, ["model", "subgroup"])
 
 
@@ -226,16 +268,19 @@ def _resolve_models(
         raise PerturbsimError("no models to evaluate")
     if len(set(names)) != len(names):
         raise PerturbsimError(f"models repeat: {names}")
-    unknown = [m for m in names if m not in MODEL_REGISTRY]
+    unknown = [m for m in names if m not in MODEL_REGISTRY and m not in VARIANTS]
     if unknown:
-        raise PerturbsimError(f"unknown model {unknown[0]!r}; available: {sorted(MODEL_REGISTRY)}")
+        raise PerturbsimError(
+            f"unknown model {unknown[0]!r}; available: {sorted(MODEL_REGISTRY) + sorted(VARIANTS)}"
+        )
     unknown_kw = sorted(set(model_kwargs) - set(names))
     if unknown_kw:
         raise PerturbsimError(f"model_kwargs names models not evaluated: {unknown_kw}")
     builders = {}
     for name in names:
-        cls = MODEL_REGISTRY[name]
-        kwargs = dict(model_kwargs.get(name, {}))
+        base, preset = VARIANTS.get(name, (name, {}))
+        cls = MODEL_REGISTRY[base]
+        kwargs = {**preset, **model_kwargs.get(name, {})}
         takes_seed = "seed" in inspect.signature(cls.__init__).parameters
 
         def build(adata: AnnData, seed: int, cls=cls, kwargs=kwargs, takes_seed=takes_seed):
@@ -254,8 +299,9 @@ def _working_copy(adata: AnnData) -> AnnData:
             "(or adata.to_memory())"
         )
     uns = dict(adata.uns)
-    uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in ("split", "de",
-                                                                                "pseudobulk")}
+    uns[UNS] = {
+        k: v for k, v in adata.uns.get(UNS, {}).items() if k not in ("split", "de", "pseudobulk")
+    }
     return AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
 
 
@@ -307,7 +353,9 @@ def evaluate(
         A screen after :func:`perturbsim.pp.setup`, in memory.
     models
         Registry names (:data:`perturbsim.models.MODEL_REGISTRY`: ``"gears"``,
-        ``"additive"``, ``"linear"``, ``"mean"``, ``"grn"``, ``"no_perturb"``), or a mapping
+        ``"additive"``, ``"linear"``, ``"mean"``, ``"grn"``, ``"no_perturb"``) or GEARS
+        variants (:data:`VARIANTS`: ``"gears_reference"``, ``"gears_residual"``,
+        ``"gears_ensemble"``, ``"gears_residual_ensemble"``), or a mapping
         name -> factory ``f(adata, **model_kwargs[name])`` returning an unfitted model.
     split
         Kind of split (``"simulation"``, ``"single"``, ``"combo"``, ``"custom"``).
@@ -363,7 +411,9 @@ def evaluate(
 
     scores, coverage, changes, histories, timings, failures = [], [], [], [], [], []
     bar = tqdm(
-        total=len(seed_list) * len(names), desc="evaluate", unit="run",
+        total=len(seed_list) * len(names),
+        desc="evaluate",
+        unit="run",
         disable=progress_disabled(),
     )
     try:
@@ -389,12 +439,17 @@ def evaluate(
                     fit_s = time.perf_counter() - t0
                     t0 = time.perf_counter()
                     stage = "predict"
-                    covered = [c for c, ok in zip(test, model.covers(test), strict=True)
-                               if ok] if test else []
+                    covered = (
+                        [c for c, ok in zip(test, model.covers(test), strict=True) if ok]
+                        if test
+                        else []
+                    )
                     pred = model.predict(covered) if covered else None
                 except Exception as err:
-                    message = (f"model {name!r} failed to {stage} on split seed {seed}: "
-                               f"{type(err).__name__}: {err}")
+                    message = (
+                        f"model {name!r} failed to {stage} on split seed {seed}: "
+                        f"{type(err).__name__}: {err}"
+                    )
                     if on_error == "raise":
                         raise PerturbsimError(message) from err
                     logger.warning("%s (skipped)", message)
@@ -402,11 +457,13 @@ def evaluate(
                     bar.update()
                     continue
                 for group, members in plan.subgroups.items():
-                    coverage.append((name, seed, group, sum(c in set(covered) for c in members),
-                                     len(members)))
+                    coverage.append(
+                        (name, seed, group, sum(c in set(covered) for c in members), len(members))
+                    )
                 if pred is not None:
-                    table = score(pred, stats, de_genes=de_genes, reference_mean=reference,
-                                  metrics=metrics)
+                    table = score(
+                        pred, stats, de_genes=de_genes, reference_mean=reference, metrics=metrics
+                    )
                     table.insert(0, "seed", seed)
                     table.insert(0, "model", name)
                     table.insert(2, "subgroup", table["condition"].map(subgroup_of))
@@ -419,7 +476,11 @@ def evaluate(
                     histories.append(history)
                 logger.info(
                     "seed %d, %s: %d/%d test conditions covered (fit %.1fs)",
-                    seed, name, len(covered), len(test), fit_s,
+                    seed,
+                    name,
+                    len(covered),
+                    len(test),
+                    fit_s,
                 )
                 bar.update()
     finally:
@@ -428,11 +489,14 @@ def evaluate(
     result = EvaluationResult(
         scores=_ordered(
             pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS),
-            names, ["model", "seed", "subgroup", "condition", "metric"],
+            names,
+            ["model", "seed", "subgroup", "condition", "metric"],
         )[SCORE_COLUMNS],
-        coverage=_ordered(pd.DataFrame(coverage, columns=COVERAGE_COLUMNS), names,
-                          ["model", "seed", "subgroup"]),
-        changes=pd.concat(changes, ignore_index=True) if changes
+        coverage=_ordered(
+            pd.DataFrame(coverage, columns=COVERAGE_COLUMNS), names, ["model", "seed", "subgroup"]
+        ),
+        changes=pd.concat(changes, ignore_index=True)
+        if changes
         else pd.DataFrame(columns=CHANGE_COLUMNS),
         histories=pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
         timings=pd.DataFrame(timings, columns=["model", "seed", "fit_s", "predict_s"]),
@@ -478,8 +542,17 @@ def _de_changes(
         genes = [g for g in de_genes[cond] if g in pred_col]
         p = predicted[i, [pred_col[g] for g in genes]] - control[[col[g] for g in genes]]
         m = measured[i, [col[g] for g in genes]] - control[[col[g] for g in genes]]
-        frames.append(pd.DataFrame({
-            "model": name, "seed": seed, "subgroup": subgroup_of[cond], "condition": cond,
-            "gene": genes, "predicted": p, "measured": m,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "seed": seed,
+                    "subgroup": subgroup_of[cond],
+                    "condition": cond,
+                    "gene": genes,
+                    "predicted": p,
+                    "measured": m,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CHANGE_COLUMNS)

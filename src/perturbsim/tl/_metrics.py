@@ -126,7 +126,9 @@ def _metric_mse(pred, true, *, control, de_idx, reference) -> float:
 
 
 @register_metric(
-    "mse_de", description="mean squared error of the mean, top DE genes", best="lower",
+    "mse_de",
+    description="mean squared error of the mean, top DE genes",
+    best="lower",
     needs_de=True,
 )
 def _metric_mse_de(pred, true, *, control, de_idx, reference) -> float:
@@ -134,7 +136,8 @@ def _metric_mse_de(pred, true, *, control, de_idx, reference) -> float:
 
 
 @register_metric(
-    "nmse", description="mse / mse of predicting control (no-perturbation model), all genes",
+    "nmse",
+    description="mse / mse of predicting control (no-perturbation model), all genes",
     best="lower",
 )
 def _metric_nmse(pred, true, *, control, de_idx, reference) -> float:
@@ -142,7 +145,9 @@ def _metric_nmse(pred, true, *, control, de_idx, reference) -> float:
 
 
 @register_metric(
-    "nmse_de", description="mse / mse of predicting control, top DE genes", best="lower",
+    "nmse_de",
+    description="mse / mse of predicting control, top DE genes",
+    best="lower",
     needs_de=True,
 )
 def _metric_nmse_de(pred, true, *, control, de_idx, reference) -> float:
@@ -161,7 +166,8 @@ def _metric_pearson_delta(pred, true, *, control, de_idx, reference) -> float:
 @register_metric(
     "pearson_delta_de",
     description="Pearson of predicted vs measured change over control, top DE genes",
-    best="higher", needs_de=True,
+    best="higher",
+    needs_de=True,
 )
 def _metric_pearson_delta_de(pred, true, *, control, de_idx, reference) -> float:
     return pearson(pred[de_idx] - control[de_idx], true[de_idx] - control[de_idx])
@@ -170,7 +176,8 @@ def _metric_pearson_delta_de(pred, true, *, control, de_idx, reference) -> float
 @register_metric(
     "direction_error_de",
     description="fraction of top DE genes whose predicted change has the wrong sign",
-    best="lower", needs_de=True,
+    best="lower",
+    needs_de=True,
 )
 def _metric_direction_error_de(pred, true, *, control, de_idx, reference) -> float:
     if len(de_idx) == 0:
@@ -183,7 +190,8 @@ def _metric_direction_error_de(pred, true, *, control, de_idx, reference) -> flo
 @register_metric(
     "de_jaccard",
     description="Jaccard of the top-k genes by |predicted change| and the k measured DE genes",
-    best="higher", needs_de=True,
+    best="higher",
+    needs_de=True,
 )
 def _metric_de_jaccard(pred, true, *, control, de_idx, reference) -> float:
     k = len(de_idx)
@@ -198,7 +206,8 @@ def _metric_de_jaccard(pred, true, *, control, de_idx, reference) -> float:
     "pearson_delta_pert",
     description="Pearson of predicted vs measured change over the mean perturbed training "
     "profile (Systema), all genes",
-    best="higher", needs_reference=True,
+    best="higher",
+    needs_reference=True,
 )
 def _metric_pearson_delta_pert(pred, true, *, control, de_idx, reference) -> float:
     return pearson(pred - reference, true - reference)
@@ -347,7 +356,8 @@ def score(
 
     if metrics is None:
         chosen = [
-            m for m in METRICS.values()
+            m
+            for m in METRICS.values()
             if (de_genes is not None or not m.needs_de)
             and (reference_mean is not None or not m.needs_reference)
         ]
@@ -391,7 +401,10 @@ def score(
     for i, cond in enumerate(conditions):
         for m in chosen:
             value = m.func(
-                predicted[i], true[i], control=control, de_idx=de_index.get(cond),
+                predicted[i],
+                true[i],
+                control=control,
+                de_idx=de_index.get(cond),
                 reference=reference,
             )
             records.append((cond, m.name, float(value)))
