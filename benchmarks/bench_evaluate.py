@@ -118,7 +118,10 @@ def main() -> None:
     ps.pp.setup(sim, perturbation_key="condition", control="control")
     simulate_s = time.perf_counter() - t0
     go = sim.uns["simulation"]["go"]  # the simulator's GO-like terms, not human GO
-    figures = _run(sim, seeds=args.seeds, model_kwargs={"gears": {"go_annotations": go}})
+    gears_models = [m for m in DEFAULT_MODELS if m.startswith("gears")]
+    figures = _run(
+        sim, seeds=args.seeds, model_kwargs={m: {"go_annotations": go} for m in gears_models}
+    )
     out[f"simulated_{args.sim_size}"] = {"simulate_s": round(simulate_s, 2), **extra, **figures}
     print(json.dumps(out))
 

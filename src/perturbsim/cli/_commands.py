@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._evaluate import DEFAULT_MODELS
 
@@ -46,19 +45,6 @@ def _read_split(args: argparse.Namespace):
     return adata
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write a CSV atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        frame.to_csv(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 # -- train ----------------------------------------------------------------------------------
 def _run_train(args: argparse.Namespace) -> None:
     from ..models import GEARS
@@ -93,11 +79,9 @@ def _run_predict(args: argparse.Namespace) -> None:
     prediction = model.predict(args.perturbations)
     out: Path = args.out
     if out.suffix == ".h5ad":
-        tmp = out.with_name(f".{out.name}.tmp")
-        prediction.write_h5ad(tmp)
-        os.replace(tmp, out)
+        atomic_write(out, prediction.write_h5ad)
     elif out.suffix == ".csv":
-        _write_table(prediction.to_df(), out)
+        atomic_write(out, prediction.to_df().to_csv)
     else:
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
     print(f"predicted {prediction.n_obs} perturbations x {prediction.n_vars} genes -> {out}")

@@ -7,16 +7,15 @@ so a reader never sees a half-written file.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._metrics import METRICS
 
@@ -33,29 +32,16 @@ UNDEFINED = "n/a"
 """Table cell of a metric that is undefined for a model (e.g. correlation with no change)."""
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    return _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def _write_text(text: str, path: Path) -> Path:
-    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _write_png(figure: Figure, path: Path) -> Path:
-    return _atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
 
 
 def _slug(text: str) -> str:

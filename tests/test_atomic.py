@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perturbsim._atomic import atomic_write
+from perturbsim.models._store import read_model_dir, write_model_dir
+
+
+def test_crash_mid_write_keeps_previous_file(tmp_path):
+    path = tmp_path / "table.csv"
+    atomic_write(path, lambda tmp: tmp.write_text("old\n"))
+
+    def crash(tmp):
+        tmp.write_text("half of the new")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, crash)
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    assert path.stat().st_mode & 0o644 == 0o644
+
+
+def test_crash_mid_model_save_keeps_previous_model(tmp_path):
+    path = tmp_path / "model"
+    write_model_dir(path, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=False)
+    with pytest.raises(Exception):  # noqa: B017 - any failure of the writer
+        write_model_dir(
+            path,
+            config={"a": 2},
+            arrays={"w": np.array(["not numeric"], dtype=object)},
+            overwrite=True,
+        )
+    config, arrays = read_model_dir(path)
+    assert config["a"] == 1
+    np.testing.assert_array_equal(arrays["w"], np.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
