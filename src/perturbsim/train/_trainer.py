@@ -99,7 +99,7 @@ def fit_network(
     -------
     History (``epoch``, ``train_loss``, ``val_loss``, ``lr``) and the best epoch.
     """
-    optimiser = torch.optim.Adam(
+    optimiser = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     result = TrainResult()
