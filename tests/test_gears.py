@@ -47,7 +47,7 @@ def test_training_lowers_the_loss_and_fits_training_perturbations(split_norman):
         train = [c for c in model.data.train if c != "ctrl"]
         predicted = model.predict(train).layers["delta"]
         measured = stats.delta[stats.index(train)]
-        return np.mean([np.corrcoef(p, m)[0, 1] for p, m in zip(predicted, measured)])
+        return np.mean([np.corrcoef(p, m)[0, 1] for p, m in zip(predicted, measured, strict=True)])
 
     untrained = ps.GEARS(split_norman, seed=0, prior="none").train(max_epochs=1)
     model = ps.GEARS(split_norman, seed=0, prior="none").train(max_epochs=40, patience=100)
@@ -177,3 +177,18 @@ def test_cli_train_and_predict(tmp_path, capsys):
     assert text[1].startswith("KLF1+MAP2K6,") and text[2].startswith("KLF1,")
     assert main(["predict", str(model_dir), "NOTAGENE", "--out", str(out)]) == 2
     assert "not in the GO graph" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    data = tmp_path / "norman.h5ad"
+    ps.ds.norman2019_subset().write_h5ad(data)
+    code = main(
+        ["train", str(data), "--out", str(tmp_path / "m"), "--go", str(tmp_path / "no.tsv")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no.tsv' not found" in err
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--control", "nope"]) == 2
+    assert "'nope' not found" in capsys.readouterr().err
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--split", "custom"]) == 2
+    assert "--test FILE" in capsys.readouterr().err

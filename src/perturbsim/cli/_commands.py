@@ -45,12 +45,33 @@ def _read_split(args: argparse.Namespace):
     return adata
 
 
+def _add_go_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--go",
+        type=Path,
+        default=None,
+        help="gene -> GO term file (GAF, gene2go or two-column TSV); default: bundled human",
+    )
+
+
+def _go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
+    from ..graphs import read_annotations
+
+    return None if args.go is None else read_annotations(args.go)
+
+
 # -- train ----------------------------------------------------------------------------------
 def _run_train(args: argparse.Namespace) -> None:
     from ..models import GEARS
 
     adata = _read_split(args)
-    model = GEARS(adata, seed=args.seed, device=args.device, n_models=args.n_models)
+    model = GEARS(
+        adata,
+        seed=args.seed,
+        device=args.device,
+        n_models=args.n_models,
+        go_annotations=_go_annotations(args),
+    )
     model.train(max_epochs=args.epochs)
     model.save(args.out, overwrite=args.overwrite)
     best = model.results[0]
@@ -67,6 +88,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping)")
     parser.add_argument("--n-models", type=int, default=1, help="ensemble size")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_go_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(run=_run_train)
 
@@ -104,7 +126,12 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     adata = read(args.data, perturbation_key=args.perturbation_key, control=args.control)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    result = evaluate(adata, models=models, split=args.split, seeds=args.seeds)
+    go = _go_annotations(args)
+    gears = [m for m in models if m.startswith("gears")]
+    model_kwargs = {m: {"go_annotations": go} for m in gears} if go is not None else None
+    result = evaluate(
+        adata, models=models, split=args.split, seeds=args.seeds, model_kwargs=model_kwargs
+    )
     write_report(result, args.out)
     print(_headline(result.summary()).to_string())
     print(f"\nwrote scores, summary, report and plots to {args.out}")
@@ -120,6 +147,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="number of split seeds")
     parser.add_argument("--models", default=",".join(DEMO_MODELS), help="comma-separated")
     parser.add_argument("--out", type=Path, required=True, help="directory for the report")
+    _add_go_option(parser)
     parser.set_defaults(run=_run_evaluate)
 
 

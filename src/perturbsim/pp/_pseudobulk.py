@@ -174,7 +174,7 @@ def _coexpression_cells(
     return mask, source
 
 
-def coexpression_source(adata: AnnData, *, max_cells: int = 20_000) -> str:
+def coexpression_source(adata: AnnData, *, max_cells: int = 10_000) -> str:
     """Describe the cells :func:`pseudobulk` would use for co-expression (``"auto"``)."""
     return _coexpression_cells(adata, "auto", max_cells)[1]
 
@@ -195,7 +195,7 @@ def compute_pseudobulk(
     coexpression: str = "auto",
     chunk_size: int = 5_000,
     layer: str | None = None,
-    coexpr_max_cells: int = 20_000,
+    coexpr_max_cells: int = 10_000,
 ) -> PseudobulkStats:
     """Compute :class:`PseudobulkStats` in one streaming pass; see :func:`pseudobulk`."""
     check_setup(adata)
@@ -252,7 +252,7 @@ def pseudobulk(
     coexpression: str = "auto",
     chunk_size: int = 5_000,
     layer: str | None = None,
-    coexpr_max_cells: int = 20_000,
+    coexpr_max_cells: int = 10_000,
     inplace: bool = True,
 ) -> PseudobulkStats | None:
     """Compute per-condition statistics in one streaming, chunked pass over the cells.
@@ -275,8 +275,8 @@ def pseudobulk(
         Layer to use instead of ``X``.
     coexpr_max_cells
         At most this many of those cells (a seeded random subset) feed the gene x gene
-        moments: the correlation estimate is already precise to about 0.01 at 20,000 cells,
-        and the cost of the moments grows with cells x genes².
+        moments: the standard error of a correlation is already about 0.01 at 10,000
+        cells, and the cost of the moments grows with cells x genes².
     inplace
         Write the result into ``adata`` (and return ``None``) or return it.
 
