@@ -192,3 +192,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "'nope' not found" in capsys.readouterr().err
     assert main(["train", str(data), "--out", str(tmp_path / "m"), "--split", "custom"]) == 2
     assert "--test FILE" in capsys.readouterr().err
+
+
+def test_sample_gives_control_cells_plus_the_predicted_change(trained, split_norman):
+    cells = trained.sample(["KLF1+MAP2K6", "ctrl"], split_norman, n_cells=50, seed=0)
+    assert cells.shape == (100, split_norman.n_vars)
+    assert list(cells.obs["perturbation"].cat.categories) == ["KLF1+MAP2K6", "ctrl"]
+    assert (cells.X >= 0).all()
+    control = split_norman[split_norman.obs["perturbsim_condition"] == "ctrl"].X.toarray()
+    ctrl_cells = cells[cells.obs["perturbation"] == "ctrl"].X
+    assert all(np.abs(control - row).max(axis=1).min() < 1e-5 for row in ctrl_cells)
+    again = trained.sample(["KLF1+MAP2K6", "ctrl"], split_norman, n_cells=50, seed=0)
+    np.testing.assert_array_equal(cells.X, again.X)
+    with pytest.raises(PerturbsimError, match="do not match"):
+        trained.sample("KLF1", split_norman[:, :10].copy())

@@ -15,7 +15,7 @@ from ..tl._evaluate import DEFAULT_MODELS
 logger = logging.getLogger(__name__)
 
 SPLITS = ("simulation", "single", "combo", "custom")
-DEMO_MODELS = DEFAULT_MODELS
+DEMO_MODELS = ("gears", "gears_reference", "gears_residual_ensemble", *DEFAULT_MODELS[1:])
 HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
 
 
@@ -145,7 +145,12 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--control", default=None)
     parser.add_argument("--split", choices=SPLITS[:3], default="simulation")
     parser.add_argument("--seeds", type=int, default=5, help="number of split seeds")
-    parser.add_argument("--models", default=",".join(DEMO_MODELS), help="comma-separated")
+    parser.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated registry names or GEARS variants (gears_reference, "
+        "gears_residual, gears_ensemble, gears_residual_ensemble)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="directory for the report")
     _add_go_option(parser)
     parser.set_defaults(run=_run_evaluate)

@@ -35,16 +35,7 @@ from ._metrics import METRICS, _predicted_means, score
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS = (
-    "gears",
-    "gears_reference",
-    "gears_residual_ensemble",
-    "additive",
-    "linear",
-    "mean",
-    "grn",
-    "no_perturb",
-)
+DEFAULT_MODELS = ("gears", "gears_residual", "additive", "linear", "mean", "grn", "no_perturb")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gears_reference": ("gears", {"prior": "none"}),
     "gears_residual": ("gears", {"additive_residual": True}),
