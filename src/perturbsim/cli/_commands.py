@@ -160,7 +160,9 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
 def _headline(summary: pd.DataFrame) -> pd.DataFrame:
     """Mean of the headline metrics, subgroups as rows and models as columns."""
     rows = summary[summary["metric"].isin(HEADLINE_METRICS)]
-    return rows.pivot_table(index=["metric", "subgroup"], columns="model", values="mean").round(3)
+    table = rows.pivot_table(index=["metric", "subgroup"], columns="model", values="mean")
+    models = [m for m in pd.unique(summary["model"]) if m in table.columns]
+    return table[models].round(3)
 
 
 def _run_demo(args: argparse.Namespace) -> None:
@@ -186,6 +188,14 @@ def _run_demo(args: argparse.Namespace) -> None:
         "nmse_de, direction_error_de: lower is better):"
     )
     print(_headline(result.summary()).to_string())
+    coverage = result.coverage_table()
+    coverage["covered"] = coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
+    print("\nheld-out conditions each model can predict (it is scored on those only):")
+    print(
+        coverage.pivot(index="subgroup", columns="model", values="covered")[
+            result.models
+        ].to_string()
+    )
     if args.out is not None:
         write_report(result, args.out)
         print(f"\nwrote the full report to {args.out}")

@@ -43,7 +43,7 @@ def _with_isolated_nodes(graph: GeneGraph, genes: list[str]) -> GeneGraph:
     extra = [g for g in genes if g not in set(graph.nodes)]
     if not extra:
         return graph
-    logger.warning(
+    logger.info(
         "%d trained genes have no GO term and join the GO graph without edges: %s",
         len(extra),
         ", ".join(extra[:10]),
