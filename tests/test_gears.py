@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -206,3 +207,15 @@ def test_sample_gives_control_cells_plus_the_predicted_change(trained, split_nor
     np.testing.assert_array_equal(cells.X, again.X)
     with pytest.raises(PerturbsimError, match="do not match"):
         trained.sample("KLF1", split_norman[:, :10].copy())
+
+
+def test_bad_options_are_clear_errors(split_norman):
+    with pytest.raises(PerturbsimError, match="unknown device 'tpu9'"):
+        ps.GEARS(split_norman, device="tpu9")
+    with pytest.raises(PerturbsimError, match="prior must be"):
+        ps.GEARS(split_norman, prior="median")
+    with pytest.raises(PerturbsimError, match="n_models must be"):
+        ps.GEARS(split_norman, n_models=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(PerturbsimError, match="no CUDA device"):
+            ps.GEARS(split_norman, device="cuda")

@@ -34,13 +34,17 @@ def _device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError:
         raise PerturbsimError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise PerturbsimError(f"device {device!r} asked for, but no CUDA device is available")
+    return chosen
 
 
 def _with_isolated_nodes(graph: GeneGraph, genes: list[str]) -> GeneGraph:
-    extra = [g for g in genes if g not in set(graph.nodes)]
+    nodes = set(graph.nodes)
+    extra = [g for g in genes if g not in nodes]
     if not extra:
         return graph
     logger.info(
