@@ -77,7 +77,9 @@ def test_stored_in_adata_and_read_back(norman, tmp_path):
     norman.write_h5ad(path)
     import anndata as ad
 
-    again = PseudobulkStats.from_adata(ad.read_h5ad(path))
+    stored = ad.read_h5ad(path)
+    again = PseudobulkStats.from_adata(stored)
+    np.testing.assert_array_equal(stored.uns["perturbsim"]["pseudobulk"]["delta"], again.delta)
     direct = ps.pp.pseudobulk(norman, inplace=False)
     np.testing.assert_array_equal(again.moments, direct.moments)
     np.testing.assert_array_equal(again.coexpr_gram, direct.coexpr_gram)

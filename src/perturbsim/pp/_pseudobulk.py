@@ -119,6 +119,8 @@ class PseudobulkStats:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "coexpr_gram"}
         data["conditions"] = np.asarray(self.conditions, dtype=object)
         data["genes"] = np.asarray(self.genes, dtype=object)
+        data["mean"] = self.mean
+        data["delta"] = self.delta
         adata.uns.setdefault(UNS, {})["pseudobulk"] = data
         if self.coexpr_gram is not None:
             adata.varp[GRAM_KEY] = self.coexpr_gram
@@ -284,7 +286,9 @@ def pseudobulk(
     -------
     The statistics when ``inplace=False``. Otherwise writes
     ``adata.uns["perturbsim"]["pseudobulk"]`` (``conditions``, ``genes``, ``n_cells``,
-    ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``) and
+    ``mean`` and ``delta`` (mean expression and mean change over control, ``(conditions,
+    genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
+    ``coexpr_cells``) and
     ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
