@@ -443,7 +443,6 @@ class GEARS(PerturbationModel):
         return np.array([set(s) <= nodes for s in parse_perturbations(perturbations)], dtype=bool)
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
-        self._node_sets(sets)
         residual = self.options["additive_residual"]
         effects, variances = [], []
         with torch.no_grad():
