@@ -66,6 +66,15 @@ def metric_bars(
     -------
     The Axes; one :class:`~matplotlib.container.BarContainer` per model in
     ``ax.containers`` (labelled by model), with one bar per subgroup.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> result = ps.tl.evaluate(adata, models=["mean", "no_perturb"], seeds=1)
+    >>> ax = ps.pl.metric_bars(result, metric="nmse_de")
+    >>> len(ax.containers)
+    2
     """
     summary = data.summary() if isinstance(data, EvaluationResult) else data
     needed = {"model", "subgroup", "metric", "mean"}
@@ -175,6 +184,16 @@ def predicted_vs_true(
     Returns
     -------
     The Axes; the points are ``ax.collections[0]``.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> stats = ps.pp.pseudobulk(adata, inplace=False)
+    >>> pred = ps.TrainMean(adata).fit().predict("KLF1")
+    >>> ax = ps.pl.predicted_vs_true(pred, stats, genes=["HBZ", "HBG2"])
+    >>> len(ax.collections[0].get_offsets())
+    2
     """
     pred, pred_condition = _as_series(predicted, "predicted")
     condition = condition or pred_condition
@@ -236,6 +255,15 @@ def training_history(
     Returns
     -------
     The Axes: per run a solid training line and a dashed validation line.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> _ = ps.pp.split(adata, kind="simulation", seed=1)
+    >>> model = ps.GEARS(adata, seed=0).train(max_epochs=3)
+    >>> len(ps.pl.training_history(model).lines)
+    2
     """
     table = getattr(history, "history", history)
     if not isinstance(table, pd.DataFrame):
