@@ -219,3 +219,62 @@ def test_bad_options_are_clear_errors(split_norman):
     if not torch.cuda.is_available():
         with pytest.raises(PerturbsimError, match="no CUDA device"):
             ps.GEARS(split_norman, device="cuda")
+
+
+@pytest.fixture(scope="module")
+def small_screen():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="simulation", seed=1)
+    return adata
+
+
+def test_target_prior_predicts_unseen_singles_better(small_screen):
+    go = small_screen.uns["simulation"]["go"]
+    models = {
+        "with": lambda a, **kw: ps.GEARS(a, go_annotations=go, **kw),
+        "without": lambda a, **kw: ps.GEARS(a, go_annotations=go, target_prior=False, **kw),
+    }
+    result = ps.tl.evaluate(
+        small_screen, models=models, seeds=3, metrics=["pearson_delta_de", "nmse_de"]
+    )
+    summary = result.summary()
+    unseen = summary[summary["subgroup"] == "unseen_single"].set_index(["model", "metric"])
+    score = unseen["mean"]
+    assert score["with", "pearson_delta_de"] > score["without", "pearson_delta_de"] + 0.1
+    assert score["with", "nmse_de"] < score["without", "nmse_de"]
+
+
+def test_target_prior_raises_crispra_targets(small_screen):
+    go = small_screen.uns["simulation"]["go"]
+    model = ps.GEARS(small_screen, seed=0, go_annotations=go).train(max_epochs=1)
+    no_prior = ps.GEARS(small_screen, seed=0, go_annotations=go, target_prior=False)
+    no_prior.train(max_epochs=1)
+    assert model.target_effect.shape == (small_screen.n_vars,)
+    assert no_prior.target_effect.size == 0
+    # the simulated screen is CRISPRa: a target expressed at all is predicted to rise
+    expressed = model.control_mean > 0.5
+    assert (model.target_effect[expressed] > 0).all()
+    column = next(i for i in np.flatnonzero(expressed) if model.covers(model.genes[i])[0])
+    pred = model.predict(str(model.genes[column])).layers["delta"][0]
+    assert pred[column] > 0.5 * model.target_effect[column]
+
+
+def test_cold_start_is_deterministic_and_untrained_embeddings_are_unused(small_screen):
+    go = small_screen.uns["simulation"]["go"]
+    first = ps.GEARS(small_screen, seed=3, go_annotations=go, cold_start=0.5).train(max_epochs=4)
+    again = ps.GEARS(small_screen, seed=3, go_annotations=go, cold_start=0.5).train(max_epochs=4)
+    unseen = ps.pp.Split.from_adata(small_screen).subgroups["unseen_single"]
+    unseen = [c for c in unseen if first.covers(c)[0]]
+    np.testing.assert_array_equal(first.predict(unseen).X, again.predict(unseen).X)
+    network = first.networks[0]
+    # the trained genes and their GO relays are known; embeddings training never reaches are not
+    trained = {g for c in first.data.train for g in ps.pp.genes_of(c)}
+    known = network.pert_known.numpy()
+    assert known[first.go_graph.node_index(sorted(trained))].all()
+    assert 0 < known.sum() < len(known)
+    with torch.no_grad():
+        network.pert_emb[torch.as_tensor(~known)] += 5.0
+    np.testing.assert_allclose(first.predict(unseen).X, again.predict(unseen).X, atol=1e-6)
+    with pytest.raises(PerturbsimError, match="cold_start must be"):
+        ps.GEARS(small_screen, cold_start=1.0)

@@ -30,8 +30,9 @@ def _graph(n: int, k: int, seed: int):
 
 
 def _net(seed: int = 0, *, go_seed: int = 1, coexpr_seed: int = 2, **kw) -> GEARSNetwork:
+    """A network whose second decoder is random, as after training (it starts at zero)."""
     torch.manual_seed(seed)
-    return GEARSNetwork(
+    net = GEARSNetwork(
         n_genes=G,
         n_perts=P,
         coexpr_graph=_graph(G, 4, coexpr_seed),
@@ -39,6 +40,22 @@ def _net(seed: int = 0, *, go_seed: int = 1, coexpr_seed: int = 2, **kw) -> GEAR
         hidden=H,
         **kw,
     )
+    with torch.no_grad():
+        net.decoder2_self.uniform_(-0.5, 0.5)
+        net.decoder2_state.uniform_(-0.5, 0.5)
+    return net
+
+
+def test_untrained_network_predicts_no_effect_but_has_gradients():
+    torch.manual_seed(0)
+    net = GEARSNetwork(
+        n_genes=G, n_perts=P, coexpr_graph=_graph(G, 4, 2), go_graph=_graph(P, 3, 1), hidden=H
+    )
+    out = net(pad_sets([[4], [4, 9]])).effect
+    assert torch.all(out == 0)
+    (out * torch.randn_like(out)).sum().backward()
+    assert net.decoder2_self.grad.abs().max() > 0
+    assert net.decoder2_state.grad.abs().max() > 0
 
 
 def _dense_norm(src, dst, w, n):
@@ -159,8 +176,8 @@ def test_gradient_reaches_embeddings_graphs_and_decoders():
 def test_go_gradient_is_local_to_the_perturbed_neighbourhood():
     # a path graph 0 - 1 - 2 - ... : one SGConv hop mixes each node with its two neighbours
     chain = (np.r_[np.arange(P - 1), np.arange(1, P)], np.r_[np.arange(1, P), np.arange(P - 1)])
-    torch.manual_seed(0)
-    net = GEARSNetwork(n_genes=G, n_perts=P, coexpr_graph=_graph(G, 4, 2), go_graph=chain, hidden=H)
+    net = _net(seed=0)
+    net.go_layers[0] = SimpleGraphConv(H, H, graph=chain, n_nodes=P)
     net(pad_sets([[10], [20, 3]])).effect.square().sum().backward()
     touched = torch.nonzero(net.pert_emb.grad.abs().sum(1) > 0).flatten().tolist()
     assert touched == [2, 3, 4, 9, 10, 11, 19, 20, 21]
@@ -245,3 +262,36 @@ def test_network_learns_effects_with_moment_loss():
         pred = net(x).effect
     corr = np.corrcoef(pred.flatten().numpy(), delta.flatten().numpy())[0, 1]
     assert corr > 0.8
+
+
+def test_unknown_perturbations_are_represented_by_their_neighbours_only():
+    net = _net()
+    known = torch.ones(P, dtype=torch.bool)
+    known[[3, 7]] = False
+    net.set_known_perturbations(known)
+    sets = pad_sets([[3], [7], [3, 5], [5], []])
+    with torch.no_grad():
+        before = net(sets).effect
+        net.pert_emb[[3, 7]] = torch.randn(2, H) * 10
+        after = net(sets).effect
+        net.pert_emb[5] += 1.0  # a known node still matters
+        moved = net(sets).effect
+    torch.testing.assert_close(before, after)
+    assert not torch.allclose(after[3], moved[3])
+
+
+def test_dropping_a_node_equals_marking_it_unknown():
+    net = _net()
+    drop = torch.zeros(P, dtype=torch.bool)
+    drop[[2, 4]] = True
+    sets = pad_sets([[2], [4, 6], [6], []])
+    with torch.no_grad():
+        dropped = net(sets, drop=drop).effect
+        net.set_known_perturbations(~drop)
+        unknown = net(sets).effect
+    torch.testing.assert_close(dropped, unknown)
+    with pytest.raises(PerturbsimError, match="known must have shape"):
+        net.set_known_perturbations(torch.ones(P + 1, dtype=torch.bool))
+    with pytest.raises(PerturbsimError, match="drop must be a bool tensor"):
+        net(sets, drop=torch.zeros(P))
+

@@ -149,7 +149,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         "--models",
         default=",".join(DEFAULT_MODELS),
         help="comma-separated registry names or GEARS variants (gears_reference, "
-        "gears_residual, gears_ensemble, gears_residual_ensemble)",
+        "gears_cold_start, gears_residual, gears_ensemble, gears_residual_ensemble)",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory for the report")
     _add_go_option(parser)

@@ -5,6 +5,7 @@ from ._gears import GEARS
 from ._grn import GRN
 from ._linear import Linear
 from ._simple import Additive, NoPerturbation, TrainMean
+from ._target_effect import fit_target_effect
 
 __all__ = [
     "GEARS",
@@ -15,4 +16,5 @@ __all__ = [
     "NoPerturbation",
     "PerturbationModel",
     "TrainMean",
+    "fit_target_effect",
 ]

@@ -21,6 +21,7 @@ from ..pp._de import non_zero_mask, top_de_indices, welch_t
 from ..train import TrainConfig, TrainResult, fit_network
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData, sample_cells
+from ._target_effect import fit_target_effect
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,21 @@ class GEARS(PerturbationModel):
         For a set whose genes were measured singly in training, start from the sum of their
         measured changes and let the network supply only the interaction (its prediction for
         the set minus its predictions for those singles).
+    target_prior
+        Add to the prior the direct effect of a perturbation on its own target gene, when
+        the target is measured: a least-squares fit, over the measured targets of the
+        training conditions, of their own change on their control level (see
+        :func:`perturbsim.models.fit_target_effect`). It carries over to targets never
+        perturbed in training (CRISPRa raises its target, CRISPRi lowers it), which the
+        network alone cannot do: a gene's decoder never saw its gene targeted unless it was
+        perturbed in training. ``False``: the reference, which infers a target's change like
+        any other gene's.
+    cold_start
+        Fraction of the GO nodes hidden at each training step (their embeddings send no
+        messages), so that the network also learns to predict a perturbation from part of
+        its GO neighbourhood, the situation of genes never perturbed in training. Embeddings
+        that training never reaches are always left out (see
+        :meth:`perturbsim.module.GEARSNetwork.set_known_perturbations`).
     n_models
         Ensemble size: networks trained from seeds ``seed, seed+1, ...``; their mean is the
         prediction and their spread adds to the variance.
@@ -152,6 +168,8 @@ class GEARS(PerturbationModel):
         coexpr_threshold: float = 0.4,
         additive_residual: bool = False,
         prior: str = "mean",
+        target_prior: bool = True,
+        cold_start: float = 0.0,
         n_models: int = 1,
         seed: int | None = None,
         device: str = "auto",
@@ -162,6 +180,8 @@ class GEARS(PerturbationModel):
             raise PerturbsimError(f"prior must be 'mean' or 'none', got {prior!r}")
         if int(n_models) < 1:
             raise PerturbsimError(f"n_models must be >= 1, got {n_models}")
+        if not 0.0 <= float(cold_start) < 1.0:
+            raise PerturbsimError(f"cold_start must be in [0, 1), got {cold_start}")
         self.options: dict[str, Any] = {
             "hidden": int(hidden),
             "n_gene_layers": int(n_gene_layers),
@@ -176,6 +196,8 @@ class GEARS(PerturbationModel):
             "additive_residual": bool(additive_residual),
             "prior": str(prior),
             "n_models": int(n_models),
+            "cold_start": float(cold_start),
+            "target_prior": bool(target_prior),
             "seed": resolve_seed(seed),
         }
         self.device = _device(device)
@@ -184,6 +206,7 @@ class GEARS(PerturbationModel):
         self.results: list[TrainResult] = []
         self.single_changes: dict[str, np.ndarray] = {}
         self.prior_change = np.zeros(len(self.genes) if self.data is not None else 0, np.float32)
+        self.target_effect = np.zeros(0, np.float32)
         self.cells: dict[str, np.ndarray] = {}
         if self.data is not None:
             self._build_graphs(self.data, go_annotations)
@@ -240,12 +263,24 @@ class GEARS(PerturbationModel):
         return [self.go_graph.node_index(list(s)).tolist() if s else [] for s in sets]
 
     def _prior(self, sets: list[GeneSet]) -> torch.Tensor:
-        """Prior change of each set: the mean training change (zero for control)."""
-        perturbed = torch.as_tensor([[float(len(s) > 0)] for s in sets], device=self.device)
-        return perturbed * torch.as_tensor(self.prior_change, device=self.device)
+        """Prior change of each set: mean training change + direct effects on its targets."""
+        prior = np.zeros((len(sets), len(self.genes)), dtype=np.float32)
+        prior[[bool(s) for s in sets]] = self.prior_change
+        if self.target_effect.size:
+            position = {gene: i for i, gene in enumerate(self.genes)}
+            for row, s in enumerate(sets):
+                for gene in s:
+                    if gene in position:
+                        prior[row, position[gene]] += self.target_effect[position[gene]]
+        return torch.as_tensor(prior, device=self.device)
 
     def _forward(
-        self, network: GEARSNetwork, sets: list[GeneSet], *, residual: bool
+        self,
+        network: GEARSNetwork,
+        sets: list[GeneSet],
+        *,
+        residual: bool,
+        drop: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Change over control (and log-variance) of ``sets``, with the additive residual."""
         corrected = [
@@ -255,7 +290,7 @@ class GEARS(PerturbationModel):
         ]
         singles = sorted({g for i in corrected for g in sets[i] if g in self.single_changes})
         queries = sets + [(g,) for g in singles]
-        out = network(pad_sets(self._node_sets(queries), device=self.device))
+        out = network(pad_sets(self._node_sets(queries), device=self.device), drop=drop)
         raw = out.effect + self._prior(queries).to(out.effect.dtype)
         effect = raw[: len(sets)]
         if corrected:
@@ -301,7 +336,13 @@ class GEARS(PerturbationModel):
         residual: bool,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        effect, log_var = self._forward(network, [sets[i] for i in rows], residual=residual)
+        drop = None
+        if self.options["cold_start"] > 0:
+            draw = torch.rand(network.n_perts, generator=generator)
+            drop = (draw < self.options["cold_start"]).to(self.device)
+        effect, log_var = self._forward(
+            network, [sets[i] for i in rows], residual=residual, drop=drop
+        )
         idx = torch.as_tensor(rows, device=self.device)
         diff, mask, direction = (
             inputs["diff"][:, idx],
@@ -370,6 +411,22 @@ class GEARS(PerturbationModel):
         )
         return self.fit(config=config)
 
+    def _supervised_nodes(self, train_sets: list[GeneSet]) -> np.ndarray:
+        """GO nodes whose embedding the training loss reaches.
+
+        These are the trained genes and every node within ``n_pert_layers`` hops upstream of
+        them (the relays of their messages); the other embeddings stay at their random
+        initialisation and are left out.
+        """
+        graph = self.go_graph
+        reached = np.zeros(graph.n_nodes, dtype=bool)
+        trained = sorted({g for s in train_sets for g in s})
+        if trained:
+            reached[graph.node_index(trained)] = True
+        for _ in range(self.options["n_pert_layers"]):
+            reached[graph.src[reached[graph.dst]]] = True
+        return reached
+
     def _prior_change(self, data: ScreenData) -> np.ndarray:
         """Mean change of the perturbed training conditions (zeros with ``prior="none"``)."""
         perturbed = data.perturbed(data.train)
@@ -393,6 +450,15 @@ class GEARS(PerturbationModel):
             if len(genes_of(c)) == 1
         }
         self.prior_change = self._prior_change(data)
+        self.target_effect = np.zeros(0, np.float32)
+        if self.options["target_prior"]:
+            self.target_effect = fit_target_effect(
+                delta[data.stats.index(train)],
+                train_sets,
+                self.genes,
+                data.stats.control_mean,
+                self.prior_change,
+            )
         train_inputs = self._loss_inputs(data, train)
         if val:
             val_target = torch.as_tensor(
@@ -400,11 +466,13 @@ class GEARS(PerturbationModel):
             ).float()
             val_de = torch.as_tensor(top_de_indices(data.stats, val), device=self.device)
         residual = self.options["additive_residual"]
+        known = torch.as_tensor(self._supervised_nodes(train_sets))
         self.networks, self.results = [], []
         for member in range(self.options["n_models"]):
             seed = self.options["seed"] + member
             torch.manual_seed(seed)
             network = self._new_network()
+            network.set_known_perturbations(known)
             generator = torch.Generator().manual_seed(seed)
 
             def train_loss(
@@ -487,6 +555,7 @@ class GEARS(PerturbationModel):
                 f"{prefix}.weight": graph.weight,
             }
         arrays["prior_change"] = self.prior_change
+        arrays["target_effect"] = self.target_effect
         for gene, change in self.single_changes.items():
             arrays[f"single.{gene}"] = change
         for m, network in enumerate(self.networks):
@@ -512,6 +581,7 @@ class GEARS(PerturbationModel):
         )
         self.single_changes = {g: arrays[f"single.{g}"] for g in single_genes}
         self.prior_change = arrays["prior_change"]
+        self.target_effect = arrays["target_effect"]
         self.results = [TrainResult(**r) for r in history]
         self.networks = []
         for m in range(options["n_models"]):

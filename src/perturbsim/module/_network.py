@@ -34,6 +34,12 @@ Deliberate differences from the reference:
   function and parameters, without building a (B, G, h) tensor. The uncertainty head reuses
   the hidden layer of ``recovery`` instead of its own h → 2h → h → 1 MLP, which would double
   the cost of a training step.
+* Untrained embeddings. A perturbation embedding that the training loss never reaches (a
+  gene neither perturbed in training nor within reach of a perturbed gene's GO messages)
+  stays at its random initialisation; the reference feeds that noise into the prediction
+  for the gene. Here such nodes send no messages (``pert_known``), so an unseen gene is
+  represented by its trained GO neighbourhood only. ``forward(..., drop=...)`` hides
+  further nodes for one call (cold-start training of the neighbourhood path).
 * Control anchoring. The network is evaluated on the batch plus one empty set, and the
   output for the empty set is subtracted: ``effect(S) = z(S) - z(∅)``. The control therefore
   has an effect of exactly zero, as it must by definition, and the gene-specific biases of the
@@ -180,6 +186,10 @@ class GEARSNetwork(nn.Module):
             SimpleGraphConv(h, h, graph=go_graph, n_nodes=P) for _ in range(n_pert_layers)
         )
         self.pert_fuse = MLP([h, h, h])
+        # perturbation nodes whose embedding the training loss reaches; the others keep their
+        # random initialisation and send no GO-graph messages (see ``pert_embeddings``).
+        # All known until the caller says otherwise.
+        self.register_buffer("pert_known", torch.ones(P, dtype=torch.bool))
 
         # decoder
         self.post_norm = nn.LayerNorm(h)
@@ -196,17 +206,22 @@ class GEARSNetwork(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise the embeddings (standard normal) and gene-specific decoders (uniform)."""
+        """Initialise embeddings (standard normal), first decoder (uniform), second (zero).
+
+        The second gene-specific decoder starts at zero, so an untrained network predicts no
+        effect at all (the caller's prior, e.g. the mean training change) rather than random
+        noise that training must first unlearn; its gradient is not zero, so it leaves zero
+        at the first step.
+        """
         h = self.hidden
         nn.init.normal_(self.gene_emb)
         nn.init.normal_(self.pos_emb)
         nn.init.normal_(self.pert_emb)
         bound1 = 1.0 / math.sqrt(h)
         nn.init.uniform_(self.decoder1_weight, -bound1, bound1)
-        bound2 = 1.0 / math.sqrt(h + 1)
-        nn.init.uniform_(self.decoder2_self, -bound2, bound2)
-        nn.init.uniform_(self.decoder2_state, -bound2, bound2)
         nn.init.zeros_(self.decoder1_bias)
+        nn.init.zeros_(self.decoder2_self)
+        nn.init.zeros_(self.decoder2_state)
 
     # -- pieces -----------------------------------------------------------------------------
     def gene_embeddings(self) -> Tensor:
@@ -219,9 +234,45 @@ class GEARSNetwork(nn.Module):
                 pos = torch.relu(pos)
         return self.gene_mlp(x + POSITIONAL_WEIGHT * pos)
 
-    def pert_embeddings(self) -> Tensor:
-        """(P, h) perturbation embeddings refined by the GO-graph GNN."""
-        x = self.pert_emb
+    def set_known_perturbations(self, known: Tensor) -> None:
+        """Mark which perturbation nodes have embeddings shaped by training.
+
+        Parameters
+        ----------
+        known
+            (P,) bool; ``False`` for nodes whose embedding the training loss never reaches
+            (neither perturbed in training nor a GO neighbour relaying messages to a
+            perturbed one): their embedding is still random noise and is left out of the
+            GO-graph messages.
+        """
+        known = torch.as_tensor(known, dtype=torch.bool, device=self.pert_known.device)
+        if known.shape != self.pert_known.shape:
+            raise PerturbsimError(
+                f"known must have shape ({self.n_perts},), got {tuple(known.shape)}"
+            )
+        self.pert_known.copy_(known)
+
+    def pert_embeddings(self, drop: Tensor | None = None) -> Tensor:
+        """(P, h) perturbation embeddings refined by the GO-graph GNN.
+
+        Only the embeddings of known nodes (:meth:`set_known_perturbations`) enter the graph,
+        so a gene whose own embedding was never trained is represented by its known GO
+        neighbours alone, not by random noise.
+
+        Parameters
+        ----------
+        drop
+            (P,) bool: known nodes to treat as unknown in this call (cold-start training).
+        """
+        keep = self.pert_known
+        if drop is not None:
+            if drop.shape != keep.shape or drop.dtype != torch.bool:
+                raise PerturbsimError(
+                    f"drop must be a bool tensor of shape ({self.n_perts},), "
+                    f"got {drop.dtype} {tuple(drop.shape)}"
+                )
+            keep = keep & ~drop
+        x = self.pert_emb * keep.unsqueeze(-1).to(self.pert_emb.dtype)
         for i, layer in enumerate(self.go_layers):
             x = layer(x)
             if i < len(self.go_layers) - 1:
@@ -247,13 +298,16 @@ class GEARSNetwork(nn.Module):
         return perts.long()
 
     # -- forward ----------------------------------------------------------------------------
-    def forward(self, perts: Tensor) -> NetworkOutput:
+    def forward(self, perts: Tensor, *, drop: Tensor | None = None) -> NetworkOutput:
         """Predict the effect of each perturbation set over control.
 
         Parameters
         ----------
         perts
             (B, S) int64 GO-node indices padded with ``-1``; a row of only ``-1`` is control.
+        drop
+            Optional (P,) bool mask of perturbation nodes to treat as never perturbed in this
+            call (see :meth:`pert_embeddings`).
 
         Returns
         -------
@@ -263,7 +317,7 @@ class GEARSNetwork(nn.Module):
         perts = self._check_sets(perts)
         n_batch = perts.shape[0]
         base = self.gene_embeddings()  # (G, h)
-        pert_table = self.pert_embeddings()  # (P, h)
+        pert_table = self.pert_embeddings(drop)  # (P, h)
 
         valid = perts >= 0
         gathered = pert_table[perts.clamp_min(0)] * valid.unsqueeze(-1).to(pert_table.dtype)

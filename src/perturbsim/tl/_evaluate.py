@@ -37,14 +37,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("gears", "gears_residual", "additive", "linear", "mean", "grn", "no_perturb")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "gears_reference": ("gears", {"prior": "none"}),
+    "gears_reference": ("gears", {"prior": "none", "target_prior": False}),
+    "gears_cold_start": ("gears", {"cold_start": 0.5}),
     "gears_residual": ("gears", {"additive_residual": True}),
     "gears_ensemble": ("gears", {"n_models": 5}),
     "gears_residual_ensemble": ("gears", {"additive_residual": True, "n_models": 5}),
 }
 """Named GEARS options for ablations: name -> (registry name, keyword arguments).
 
-``gears_reference`` is the reference parametrisation (no mean prior); ``gears_residual``
+``gears_reference`` is the reference parametrisation (no mean or target prior);
+``gears_cold_start`` hides half of the GO nodes at each training step; ``gears_residual``
 learns only the interaction on top of measured singles; ``gears_ensemble`` averages five
 networks trained from consecutive seeds."""
 SUBGROUP_ORDER = ("unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
@@ -345,8 +347,8 @@ def evaluate(
     models
         Registry names (:data:`perturbsim.models.MODEL_REGISTRY`: ``"gears"``,
         ``"additive"``, ``"linear"``, ``"mean"``, ``"grn"``, ``"no_perturb"``) or GEARS
-        variants (:data:`VARIANTS`: ``"gears_reference"``, ``"gears_residual"``,
-        ``"gears_ensemble"``, ``"gears_residual_ensemble"``), or a mapping
+        variants (:data:`VARIANTS`: ``"gears_reference"``, ``"gears_cold_start"``,
+        ``"gears_residual"``, ``"gears_ensemble"``, ``"gears_residual_ensemble"``), or a mapping
         name -> factory ``f(adata, **model_kwargs[name])`` returning an unfitted model.
     split
         Kind of split (``"simulation"``, ``"single"``, ``"combo"``, ``"custom"``).
