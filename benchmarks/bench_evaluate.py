@@ -27,6 +27,8 @@ import perturbsim as ps
 from perturbsim.tl._evaluate import DEFAULT_MODELS, EvaluationResult, evaluate
 
 METRICS = ("pearson_delta_de", "nmse_de")
+MODELS = (*DEFAULT_MODELS, "gears_reference", "gears_cold_start", "gears_residual_ensemble")
+"""The default models plus the GEARS ablations reported in RESULTS.md."""
 
 
 def _round(x: float) -> float | None:
@@ -67,11 +69,11 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
     }
 
 
-def _run(adata, *, seeds: int, model_kwargs: dict | None = None) -> dict:
+def _run(adata, *, models: list[str], seeds: int, model_kwargs: dict | None = None) -> dict:
     t0 = time.perf_counter()
     result = evaluate(
         adata,
-        models=DEFAULT_MODELS,
+        models=models,
         split="simulation",
         seeds=seeds,
         model_kwargs=model_kwargs,
@@ -97,7 +99,11 @@ def main() -> None:
         help="simulate(unannotated_fraction=...); default: the simulator's",
     )
     parser.add_argument("--skip-norman", action="store_true", help="only the simulated screen")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated models and GEARS variants"
+    )
     args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     ps.settings.progress = False
 
     out: dict = {
@@ -108,7 +114,7 @@ def main() -> None:
         "machine": platform.machine(),
     }
     if not args.skip_norman:
-        out["norman_subset"] = _run(ps.ds.norman2019_subset(), seeds=args.seeds)
+        out["norman_subset"] = _run(ps.ds.norman2019_subset(), models=models, seeds=args.seeds)
 
     from perturbsim.ds._simulate import simulate
 
@@ -118,9 +124,12 @@ def main() -> None:
     ps.pp.setup(sim, perturbation_key="condition", control="control")
     simulate_s = time.perf_counter() - t0
     go = sim.uns["simulation"]["go"]  # the simulator's GO-like terms, not human GO
-    gears_models = [m for m in DEFAULT_MODELS if m.startswith("gears")]
+    gears_models = [m for m in models if m.startswith("gears")]
     figures = _run(
-        sim, seeds=args.seeds, model_kwargs={m: {"go_annotations": go} for m in gears_models}
+        sim,
+        models=models,
+        seeds=args.seeds,
+        model_kwargs={m: {"go_annotations": go} for m in gears_models},
     )
     out[f"simulated_{args.sim_size}"] = {"simulate_s": round(simulate_s, 2), **extra, **figures}
     print(json.dumps(out))
