@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._memory import reuse_freed_memory
 from .._settings import progress_disabled
 
 logger = logging.getLogger(__name__)
@@ -113,42 +114,43 @@ def fit_network(
         leave=False,
         disable=progress_disabled(),
     )
-    for epoch in bar:
-        network.train()
-        order = torch.randperm(n_train, generator=generator).numpy()
-        total = 0.0
-        for start in range(0, n_train, config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = train_loss(batch)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(batch)
-        epoch_train = total / n_train
-        network.eval()
-        with torch.no_grad():
-            epoch_val = val_loss() if val_loss is not None else epoch_train
-        lr = optimiser.param_groups[0]["lr"]
-        result.history.append(
-            {"epoch": epoch, "train_loss": epoch_train, "val_loss": epoch_val, "lr": lr}
-        )
-        bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
-        first = not math.isfinite(result.best_val_loss)
-        significant = first or epoch_val < result.best_val_loss * (1 - config.min_improvement)
-        if first or epoch_val < result.best_val_loss:
-            result.best_val_loss, result.best_epoch = epoch_val, epoch
-            best_state = copy.deepcopy(network.state_dict())
-        if significant:
-            stall = since_decay = 0
-        else:
-            stall += 1
-            since_decay += 1
-        if since_decay >= config.lr_patience:
-            for group in optimiser.param_groups:
-                group["lr"] *= config.lr_decay
-            since_decay = 0
-        if stall >= config.patience or optimiser.param_groups[0]["lr"] < config.min_lr:
-            break
+    with reuse_freed_memory():
+        for epoch in bar:
+            network.train()
+            order = torch.randperm(n_train, generator=generator).numpy()
+            total = 0.0
+            for start in range(0, n_train, config.batch_size):
+                batch = order[start : start + config.batch_size]
+                optimiser.zero_grad()
+                loss = train_loss(batch)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(batch)
+            epoch_train = total / n_train
+            network.eval()
+            with torch.no_grad():
+                epoch_val = val_loss() if val_loss is not None else epoch_train
+            lr = optimiser.param_groups[0]["lr"]
+            result.history.append(
+                {"epoch": epoch, "train_loss": epoch_train, "val_loss": epoch_val, "lr": lr}
+            )
+            bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
+            first = not math.isfinite(result.best_val_loss)
+            significant = first or epoch_val < result.best_val_loss * (1 - config.min_improvement)
+            if first or epoch_val < result.best_val_loss:
+                result.best_val_loss, result.best_epoch = epoch_val, epoch
+                best_state = copy.deepcopy(network.state_dict())
+            if significant:
+                stall = since_decay = 0
+            else:
+                stall += 1
+                since_decay += 1
+            if since_decay >= config.lr_patience:
+                for group in optimiser.param_groups:
+                    group["lr"] *= config.lr_decay
+                since_decay = 0
+            if stall >= config.patience or optimiser.param_groups[0]["lr"] < config.min_lr:
+                break
     network.load_state_dict(best_state)
     network.eval()
     logger.info(
