@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -262,12 +263,17 @@ class GEARS(PerturbationModel):
             )
         return [self.go_graph.node_index(list(s)).tolist() if s else [] for s in sets]
 
+    @cached_property
+    def _gene_column(self) -> dict[str, int]:
+        """Measured gene -> its column in the predictions."""
+        return {str(gene): i for i, gene in enumerate(self.genes)}
+
     def _prior(self, sets: list[GeneSet]) -> torch.Tensor:
         """Prior change of each set: mean training change + direct effects on its targets."""
         prior = np.zeros((len(sets), len(self.genes)), dtype=np.float32)
         prior[[bool(s) for s in sets]] = self.prior_change
         if self.target_effect.size:
-            position = {gene: i for i, gene in enumerate(self.genes)}
+            position = self._gene_column
             for row, s in enumerate(sets):
                 for gene in s:
                     if gene in position:
