@@ -11,7 +11,7 @@ RIDGE = 1e-3
 
 
 def target_features(level: np.ndarray) -> np.ndarray:
-    """Features of a gene's direct effect: its control level and ``exp(-level)``, plus 1.
+    """Features of a gene's direct effect: its control level and ``exp(-level)``.
 
     On log-normalised data the change of a targeted gene depends on how much it is expressed
     before the perturbation (a CRISPRa target expressed near zero cannot rise far in log
@@ -25,10 +25,10 @@ def target_features(level: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    (G, 3) float64 array with columns ``1``, ``level``, ``exp(-level)``.
+    (G, 2) float64 array with columns ``level`` and ``exp(-level)``.
     """
     level = np.asarray(level, dtype=np.float64)
-    return np.stack([np.ones_like(level), level, np.exp(-level)], axis=1)
+    return np.stack([level, np.exp(-level)], axis=1)
 
 
 def fit_target_effect(
@@ -42,10 +42,10 @@ def fit_target_effect(
 
     Each measured target ``t`` of a training condition ``c`` gives one observation
     ``delta[c, t] - baseline[t]`` (its change beyond the baseline prior); a ridge-regularised
-    least-squares fit on :func:`target_features` of its control level gives the direct
-    effect of every gene; levels outside the range of the observed targets are clipped to it,
-    so the fit never extrapolates. With fewer observations than features the mean observation is
-    used for every gene (zero with none).
+    least-squares fit (intercept plus standardised :func:`target_features` of its control
+    level) gives the direct effect of every gene; levels outside the range of the observed
+    targets are clipped to it, so the fit never extrapolates. With fewer observations than
+    fitted coefficients the mean observation is used for every gene (zero with none).
 
     Parameters
     ----------
@@ -83,13 +83,12 @@ def fit_target_effect(
     level = np.asarray(level, dtype=np.float64)
     features = target_features(np.clip(level, level[cols].min(), level[cols].max()))
     observed = np.asarray(delta, dtype=np.float64)[rows, cols] - np.asarray(baseline)[cols]
-    if len(rows) < features.shape[1]:
+    if len(rows) < features.shape[1] + 1:
         return np.full(len(genes), observed.mean(), dtype=np.float32)
-    center = features[cols, 1:].mean(axis=0)
-    scale = features[cols, 1:].std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    standard = np.column_stack([np.ones(len(genes)), (features[:, 1:] - center) / scale])
+    scale = features[cols].std(axis=0)
+    scaled = (features - features[cols].mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    standard = np.column_stack([np.ones(len(genes)), scaled])
     design = standard[cols]
-    penalty = RIDGE * len(rows) * np.diag([0.0] + [1.0] * (design.shape[1] - 1))
+    penalty = RIDGE * len(rows) * np.diag([0.0] + [1.0] * features.shape[1])
     coef = np.linalg.solve(design.T @ design + penalty, design.T @ observed)
     return (standard @ coef).astype(np.float32)
