@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,14 +91,46 @@ def normalized_adjacency(
     return idx.contiguous(), val.to(torch.float32)
 
 
+def _csr_matrix(rows: Tensor, cols: Tensor, values: Tensor, n_nodes: int) -> Tensor:
+    """Square CSR matrix from entries sorted by row (then column)."""
+    crow = torch.zeros(n_nodes + 1, dtype=torch.int64, device=rows.device)
+    crow[1:] = torch.bincount(rows, minlength=n_nodes).cumsum(0)
+    with warnings.catch_warnings():  # CSR is stable for the products used here
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow, cols, values, (n_nodes, n_nodes), check_invariants=True
+        )
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``matrix @ x`` for a constant sparse matrix; the backward pass uses its stored transpose.
+
+    Sparse-dense products in CSR layout are ~10x faster on CPU than in COO layout, and keeping
+    the transpose avoids transposing the matrix at every backward pass.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, matrix: Tensor, transposed: Tensor, x: Tensor
+    ) -> Tensor:
+        ctx.transposed = transposed
+        return matrix @ x
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+    ) -> tuple[None, None, Tensor]:
+        return None, None, ctx.transposed @ grad.contiguous()
+
+
 class SimpleGraphConv(nn.Module):
     """Simplified graph convolution (SGC): ``K`` normalised propagation hops, then a Linear.
 
     ``out = Linear((D^-1/2 (A + I) D^-1/2)^K x)`` as in Wu et al. 2019 (SGConv), the layer
     GEARS uses on both of its graphs. The normalised adjacency is kept as two dense buffers
     (``adj_indices`` int64 (2, E) and ``adj_values`` float32 (E,)) so that ``state_dict`` and
-    safetensors handle it; the sparse matrix is rebuilt (already coalesced, no sort) at each
-    call.
+    safetensors handle it; products use the matrix and its transpose in CSR layout, built
+    from the buffers once and rebuilt whenever they change (e.g. ``load_state_dict``).
 
     Parameters
     ----------
@@ -136,6 +169,8 @@ class SimpleGraphConv(nn.Module):
         self.register_buffer("adj_indices", indices)
         self.register_buffer("adj_values", values)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self._csr_key: tuple | None = None
+        self._csr_cache: tuple[Tensor, Tensor] = ()  # type: ignore[assignment]
 
     def adjacency(self) -> Tensor:
         """Return the normalised propagation matrix as a sparse COO tensor."""
@@ -147,15 +182,35 @@ class SimpleGraphConv(nn.Module):
             check_invariants=False,
         )
 
+    def _csr_pair(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The propagation matrix and its transpose (CSR), rebuilt when the buffers change."""
+        key = (
+            self.adj_indices.data_ptr(),
+            self.adj_indices._version,
+            self.adj_values.data_ptr(),
+            self.adj_values._version,
+            dtype,
+        )
+        if self._csr_key != key:
+            values = self.adj_values.to(dtype)
+            rows, cols = self.adj_indices
+            order = torch.argsort(cols * self.n_nodes + rows)
+            self._csr_cache = (
+                _csr_matrix(rows, cols, values, self.n_nodes),
+                _csr_matrix(cols[order], rows[order], values[order], self.n_nodes),
+            )
+            self._csr_key = key
+        return self._csr_cache
+
     def propagate(self, x: Tensor) -> Tensor:
         """Apply the ``K`` propagation hops to node features ``x`` (n_nodes, F)."""
         if x.shape[0] != self.n_nodes:
             raise PerturbsimError(
                 f"SimpleGraphConv expects {self.n_nodes} node rows, got {x.shape[0]}"
             )
-        adj = self.adjacency().to(dtype=x.dtype)
+        matrix, transposed = self._csr_pair(x.dtype)
         for _ in range(self.hops):
-            x = torch.sparse.mm(adj, x)
+            x = _SparseProduct.apply(matrix, transposed, x)
         return x
 
     def forward(self, x: Tensor) -> Tensor:

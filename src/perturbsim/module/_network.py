@@ -31,7 +31,9 @@ Deliberate differences from the reference:
 * Speed (the decoder is the only part that scales with B × G). The last Linear of
   ``recovery`` (2h → h) and the gene-specific decoder (h → 1) are both linear, so they are
   evaluated as one folded (G, 2h) matrix ``decoder1_weight @ recovery_out.weight``: the same
-  function and parameters, without building a (B, G, h) tensor. The uncertainty head reuses
+  function and parameters, without building a (B, G, h) tensor. The rest of the per-gene
+  decoder runs in cache-sized blocks of genes with a hand-written backward pass
+  (:func:`~perturbsim.module._decoder.gene_decoder`). The uncertainty head reuses
   the hidden layer of ``recovery`` instead of its own h → 2h → h → 1 MLP, which would double
   the cost of a training step.
 * Untrained embeddings. A perturbation embedding that the training loss never reaches (a
@@ -58,6 +60,7 @@ from torch import Tensor, nn
 
 from perturbsim._errors import PerturbsimError
 
+from ._decoder import gene_decoder
 from ._layers import MLP, GeneNorm, GraphArrays, SimpleGraphConv
 
 POSITIONAL_WEIGHT = 0.2
@@ -327,17 +330,24 @@ class GEARSNetwork(nn.Module):
         has_pert = torch.cat([valid.any(dim=1), valid.new_zeros(1)])
         shift = self.pert_fuse(summed) * has_pert.unsqueeze(-1).to(summed.dtype)  # (B+1, h)
 
-        # gene-major layout (G, B+1, h) so that the per-gene decoder is one batched matmul
-        emb = torch.relu(self.post_norm(base.unsqueeze(1) + shift.unsqueeze(0)))
-        hid = torch.relu(self.recovery_in(emb))  # (G, B+1, 2h)
         # recovery_out (2h -> h) followed by the per-gene decoder (h -> 1) is linear, so it is
         # folded into one (G, 2h) matrix: the (G, B+1, h) output of recovery_out is never built
         fold_w = (self.decoder1_weight @ self.recovery_out.weight).unsqueeze(-1)  # (G, 2h, 1)
         fold_b = self.decoder1_weight @ self.recovery_out.bias + self.decoder1_bias  # (G,)
-        if self.uncertainty_head is not None:  # one batched matmul for both heads
+        if self.uncertainty_head is not None:  # one read-out pass for both heads
             head = self.uncertainty_head.weight.T.expand(self.n_genes, -1, -1)  # (G, 2h, 1)
             fold_w = torch.cat([fold_w, head], dim=-1)
-        decoded = torch.bmm(hid, fold_w)  # (G, B+1, 1 or 2)
+        # relu(recovery_in(relu(post_norm(base[g] + shift[b])))) @ fold_w[g], in gene blocks
+        decoded = gene_decoder(
+            base,
+            shift,
+            self.post_norm.weight,
+            self.post_norm.bias,
+            self.recovery_in.weight,
+            self.recovery_in.bias,
+            fold_w,
+            self.post_norm.eps,
+        )  # (G, B+1, 1 or 2)
         z0 = decoded[..., 0].T + fold_b  # (B+1, G)
         state = self.cross_gene(z0)  # (B+1, h)
         z = z0 * self.decoder2_self + state @ self.decoder2_state.T
