@@ -100,19 +100,11 @@ class _GeneDecoderFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        base: Tensor,
-        shift: Tensor,
-        norm_weight: Tensor,
-        norm_bias: Tensor,
-        weight: Tensor,
-        bias: Tensor,
-        fold: Tensor,
-        eps: float,
+        ctx: torch.autograd.function.FunctionCtx, *inputs: Tensor | float
     ) -> Tensor:
-        out, saved = _decode_blocks(
-            base, shift, norm_weight, norm_bias, weight, bias, fold, eps, keep=True
-        )
+        """``inputs``: the arguments of :func:`gene_decoder`, in its order."""
+        out, saved = _decode_blocks(*inputs, keep=True)  # type: ignore[arg-type]
+        base, shift, norm_weight, norm_bias, weight, _, fold, _ = inputs
         ctx.save_for_backward(base, shift, norm_weight, norm_bias, weight, fold, *saved)
         return out
 
