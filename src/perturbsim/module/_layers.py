@@ -170,7 +170,7 @@ class SimpleGraphConv(nn.Module):
         self.register_buffer("adj_values", values)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self._csr_key: tuple | None = None
-        self._csr_cache: tuple[Tensor, Tensor] = ()  # type: ignore[assignment]
+        self._csr_cache: tuple[Tensor, Tensor] | None = None
 
     def adjacency(self) -> Tensor:
         """Return the normalised propagation matrix as a sparse COO tensor."""
@@ -191,7 +191,7 @@ class SimpleGraphConv(nn.Module):
             self.adj_values._version,
             dtype,
         )
-        if self._csr_key != key:
+        if self._csr_cache is None or self._csr_key != key:
             values = self.adj_values.to(dtype)
             rows, cols = self.adj_indices
             order = torch.argsort(cols * self.n_nodes + rows)
