@@ -24,7 +24,8 @@ import time
 import torch
 
 import perturbsim as ps
-from perturbsim.tl._evaluate import DEFAULT_MODELS, EvaluationResult, evaluate
+from perturbsim.models import DEFAULT_MODELS, takes_option
+from perturbsim.tl import EvaluationResult, evaluate
 
 METRICS = ("pearson_delta_de", "nmse_de")
 MODELS = (*DEFAULT_MODELS, "gears_reference", "gears_cold_start", "gears_residual_ensemble")
@@ -124,7 +125,7 @@ def main() -> None:
     ps.pp.setup(sim, perturbation_key="condition", control="control")
     simulate_s = time.perf_counter() - t0
     go = sim.uns["simulation"]["go"]  # the simulator's GO-like terms, not human GO
-    gears_models = [m for m in models if m.startswith("gears")]
+    gears_models = [m for m in models if takes_option(m, "go_annotations")]
     figures = _run(
         sim,
         models=models,

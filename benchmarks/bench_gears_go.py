@@ -31,6 +31,7 @@ def main() -> None:
     go_informative = adata.uns["simulation"]["go"]
     go_shuffled = ps.ds.simulate(size=args.size, seed=0, go_noise=1.0).uns["simulation"]["go"]
     ps.pp.setup(adata, perturbation_key="condition", control="control")
+
     def gears(go, **options):
         return lambda a, **kw: ps.GEARS(a, go_annotations=go, **options, **kw)
 

@@ -43,7 +43,7 @@ import perturbsim as ps
 ps.settings.progress = False
 start = time.perf_counter()
 adata = ps.ds.read(sys.argv[1], backed=sys.argv[2] == "backed")
-stats = ps.pp.pseudobulk(adata, inplace=False, chunk_size=5000)
+stats = ps.pp.compute_pseudobulk(adata, chunk_size=5000)
 print(json.dumps({"seconds": time.perf_counter() - start,
     "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """

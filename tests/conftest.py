@@ -27,6 +27,25 @@ def norman(_norman_cached) -> ad.AnnData:
     return _norman_cached.copy()
 
 
+@pytest.fixture(scope="session")
+def _tiny_cached() -> ad.AnnData:
+    adata = ps.ds.simulate(size="tiny", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    return adata
+
+
+@pytest.fixture
+def tiny(_tiny_cached) -> ad.AnnData:
+    """The ``tiny`` simulated screen (seed 0), set up (a fresh copy per test)."""
+    return _tiny_cached.copy()
+
+
+@pytest.fixture
+def tiny_go(_tiny_cached) -> pd.DataFrame:
+    """GO-like annotations (``gene``, ``term``) of ``tiny``, to pass as ``go_annotations=``."""
+    return _tiny_cached.uns["simulation"]["go"].copy()
+
+
 @pytest.fixture
 def shared_data():
     path = ps.ds.shared_data_dir()

@@ -108,7 +108,8 @@ def test_train_mean_is_mean_training_change(norman_split):
     np.testing.assert_allclose(model.mean_change, expected, atol=1e-6)
     pred = model.predict(["SGK1+TBX3", "ZZZ"])  # covers anything, even unknown genes
     np.testing.assert_allclose(
-        pred.layers["delta"][0], np.clip(means.loc["ctrl"] + expected, 0, None) - means.loc["ctrl"],
+        pred.layers["delta"][0],
+        np.clip(means.loc["ctrl"] + expected, 0, None) - means.loc["ctrl"],
         atol=1e-5,
     )
 

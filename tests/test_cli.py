@@ -1,8 +1,55 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+import pytest
+
 from perturbsim.cli import main
+from perturbsim.cli._screen import label_hint
 
 
+@pytest.fixture
+def screen(tiny) -> ad.AnnData:
+    """The ``tiny`` simulated screen as a user's file holds it: labels, X and raw counts."""
+    return ad.AnnData(
+        X=tiny.X.copy(),
+        obs=tiny.obs[["condition"]].astype(str),
+        var=pd.DataFrame(index=tiny.var_names.copy()),
+        layers={"counts": tiny.layers["counts"].copy()},
+    )
+
+
+@pytest.fixture
+def go_file(tiny_go, tmp_path) -> Path:
+    """The GO-like annotations of the simulated genes as a two-column TSV."""
+    path = tmp_path / "go.tsv"
+    tiny_go.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def _write(adata: ad.AnnData, path: Path) -> str:
+    adata.write_h5ad(path)
+    return str(path)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+def _underscore_labels(adata: ad.AnnData) -> ad.AnnData:
+    adata.obs["condition"] = adata.obs["condition"].str.replace("+", "_", regex=False)
+    return adata
+
+
+def _train(data: str, out: Path, *options: str) -> int:
+    return main(["train", data, "--out", str(out), "--control", "control", *options])
+
+
+@pytest.mark.slow
 def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert main(["--no-progress", "demo", "--out", str(tmp_path / "report")]) == 0
     out = capsys.readouterr().out
@@ -31,5 +78,187 @@ def test_unknown_model_is_a_one_line_error(capsys, tmp_path):
         ]
     )
     assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert "unknown model 'magic'" in err and "\n" not in err
+    err = _one_line_error(capsys)
+    assert "unknown model 'magic'" in err
+
+
+def test_unknown_model_of_train_is_a_one_line_error(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "magic") == 2
+    assert "unknown model 'magic'" in _one_line_error(capsys)
+
+
+def test_models_lists_the_catalogue(capsys):
+    from perturbsim.models._catalogue import model_names
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in model_names():
+        assert name in out
+
+
+def test_help_of_models_lists_the_catalogue(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gears_residual_ensemble" in out and "no_perturb" in out
+
+
+def test_mean_model_trains_saves_and_predicts(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    assert "trained mean" in capsys.readouterr().out
+    out = tmp_path / "pred.csv"
+    gene = screen.obs["condition"].iloc[-1].split("+")[0]
+    assert main(["predict", str(tmp_path / "model"), gene, "--out", str(out)]) == 0
+    prediction = pd.read_csv(out, index_col=0)
+    assert prediction.index.tolist() == [gene]
+    assert prediction.columns.tolist() == screen.var_names.tolist()
+
+
+def test_gears_residual_trains_saves_and_predicts(capsys, screen, go_file, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    options = ["--model", "gears_residual", "--epochs", "2", "--device", "cpu"]
+    assert _train(data, tmp_path / "model", *options, "--go", str(go_file)) == 0
+    assert "trained gears_residual, best epoch" in capsys.readouterr().out
+    pair = next(c for c in screen.obs["condition"] if "+" in c)
+    out = tmp_path / "pred.h5ad"
+    assert main(["predict", str(tmp_path / "model"), pair, "--out", str(out)]) == 0
+    prediction = ad.read_h5ad(out)
+    assert prediction.obs_names.tolist() == [pair] and prediction.n_vars == screen.n_vars
+    assert main(["predict", str(tmp_path / "model"), "NOTAGENE", "--out", str(out)]) == 2
+    assert "not in the GO graph" in _one_line_error(capsys)
+
+
+def test_missing_go_file_and_custom_split_without_test_file_are_one_line_errors(
+    capsys, screen, tmp_path
+):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "m", "--go", str(tmp_path / "no.tsv")) == 2
+    assert "no.tsv' not found" in _one_line_error(capsys)
+    assert _train(data, tmp_path / "m", "--split", "custom") == 2
+    assert "--test FILE" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--epochs", "2"), ("--n-models", "2"), ("--device", "cpu")]
+)
+def test_flag_a_model_does_not_take_is_a_one_line_error(capsys, screen, tmp_path, flag, value):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean", flag, value) == 2
+    assert f"{flag} does not apply to model 'mean'" in _one_line_error(capsys)
+    assert not (tmp_path / "model").exists()
+
+
+def test_existing_out_is_an_error_before_training(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    (tmp_path / "model").mkdir()
+    assert _train(data, tmp_path / "model", "--model", "mean") == 2
+    assert "already exists; pass --overwrite" in _one_line_error(capsys)
+    assert _train(data, tmp_path / "model", "--model", "mean", "--overwrite") == 0
+
+
+def test_raw_counts_error_names_the_normalize_option(capsys, screen, tmp_path):
+    screen.X = screen.layers["counts"]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 2
+    err = _one_line_error(capsys)
+    assert "raw integer counts" in err and "--normalize" in err and "normalize=True" not in err
+
+
+def test_normalize_trains_on_raw_counts(screen, tmp_path):
+    screen.X = screen.layers["counts"]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean", "--normalize") == 0
+    assert (tmp_path / "model").is_dir()
+
+
+def test_normalize_evaluates_raw_counts(capsys, screen, tmp_path):
+    screen.X = screen.layers["counts"]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    args = ["--models", "additive,mean", "--seeds", "1", "--out", str(tmp_path / "report")]
+    assert main(["evaluate", data, "--control", "control", "--normalize", *args]) == 0
+    assert "additive" in capsys.readouterr().out
+
+
+def test_undetected_control_error_names_the_control_option(capsys, screen, tmp_path):
+    screen.obs["condition"] = screen.obs["condition"].replace("control", "safe-targeting")
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert main(["train", data, "--out", str(tmp_path / "model"), "--model", "mean"]) == 2
+    assert "pass --control '<label" in _one_line_error(capsys)
+
+
+def test_sep_reads_underscore_labels(caplog, screen, tmp_path):
+    data = _write(_underscore_labels(screen), tmp_path / "screen.h5ad")
+    options = ["--model", "additive", "--split", "combo", "--sep", "_"]
+    assert _train(data, tmp_path / "model", *options) == 0
+    assert "--sep" not in caplog.text
+    labels = set(screen.obs["condition"])
+    pair = next(c for c in labels if "_" in c and set(c.split("_")) <= labels)
+    pair = pair.replace("_", "+")  # additive predicts pairs of singles seen in training
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(tmp_path / "model"), pair, "--out", str(out)]) == 0
+    assert pd.read_csv(out, index_col=0).shape == (1, screen.n_vars)
+
+
+def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):
+    data = _write(_underscore_labels(screen), tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("look like genes joined by '_'" in w and "pass --sep _" in w for w in warnings)
+
+
+def test_gene_key_names_genes_by_a_var_column(caplog, screen, tmp_path):
+    screen.var["symbol"] = screen.var_names
+    screen.var_names = [f"ENSG{i:011d}" for i in range(screen.n_vars)]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "ids", "--model", "mean") == 0
+    assert "pass --gene-key symbol" in caplog.text
+    caplog.clear()
+    assert _train(data, tmp_path / "model", "--model", "mean", "--gene-key", "symbol") == 0
+    assert "--gene-key" not in caplog.text
+    out = tmp_path / "pred.csv"
+    gene = screen.var["symbol"].iloc[0]
+    assert main(["predict", str(tmp_path / "model"), gene, "--out", str(out)]) == 0
+    assert pd.read_csv(out, index_col=0).columns.tolist() == screen.var["symbol"].tolist()
+
+
+def test_unknown_gene_key_is_a_one_line_error(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean", "--gene-key", "symbol") == 2
+    assert "--gene-key 'symbol' not found in adata.var" in _one_line_error(capsys)
+
+
+def test_label_hint_is_quiet_on_gene_labels_and_vague_on_unknown_names(tiny):
+    assert label_hint(tiny, set()) is None
+    renamed = tiny.copy()
+    renamed.var_names = [f"X{i}" for i in range(renamed.n_vars)]
+    hint = label_hint(renamed, set())
+    assert "are neither measured (var_names) nor in the GO annotations" in hint
+    assert label_hint(renamed, set(tiny.var_names)) is None
+
+
+@pytest.mark.parametrize("content", [b"condition,gene\nctrl,G1\n", b""])
+def test_file_that_is_not_h5ad_is_a_one_line_error(capsys, tmp_path, content):
+    path = tmp_path / "screen.h5ad"
+    path.write_bytes(content)
+    assert _train(str(path), tmp_path / "model", "--model", "mean") == 2
+    err = _one_line_error(capsys)
+    assert f"cannot read {str(path)!r} as AnnData" in err
+
+
+def test_truncated_h5ad_is_a_one_line_error(capsys, screen, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    _write(screen, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert _train(str(path), tmp_path / "model", "--model", "mean") == 2
+    err = _one_line_error(capsys)
+    assert f"cannot read {str(path)!r} as AnnData" in err and "truncated" in err
+
+
+def test_file_without_h5ad_suffix_is_a_one_line_error(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    csv = Path(data).with_suffix(".csv")
+    Path(data).rename(csv)
+    assert _train(str(csv), tmp_path / "model", "--model", "mean") == 2
+    assert f"expected an .h5ad file, got {str(csv)!r}" in _one_line_error(capsys)

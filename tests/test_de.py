@@ -30,8 +30,13 @@ def scanpy_ttest(_norman_cached):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sc.tl.rank_genes_groups(
-            adata, groupby="perturbsim_condition", groups=[*CONDITIONS, "ctrl"],
-            reference="ctrl", method="t-test", rankby_abs=True, n_genes=adata.n_vars,
+            adata,
+            groupby="perturbsim_condition",
+            groups=[*CONDITIONS, "ctrl"],
+            reference="ctrl",
+            method="t-test",
+            rankby_abs=True,
+            n_genes=adata.n_vars,
             use_raw=False,
         )
     return adata.uns["rank_genes_groups"]

@@ -68,7 +68,10 @@ def test_graph_products_match_dense_and_follow_new_buffers():
     n = 30
     torch.manual_seed(0)
     conv = SimpleGraphConv(4, 2, graph=_random_graph(n, 0), n_nodes=n, hops=2)
-    dense = conv.adjacency().to_dense().double()
+    adjacency = torch.sparse_coo_tensor(
+        conv.adj_indices, conv.adj_values, (n, n), check_invariants=True
+    )
+    dense = adjacency.to_dense().double()
     x = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(n, 4, dtype=torch.float64)
     (conv.propagate(x) * weights).sum().backward()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import perturbsim as ps
+from perturbsim import PerturbsimError
 from perturbsim.graphs import GeneGraph, coexpression_graph, go_graph, read_annotations
 from perturbsim.graphs import _go as go_module
 from perturbsim.graphs import _graph as graph_module
@@ -183,21 +184,19 @@ def test_gene_graph_round_trip(tmp_path):
     from safetensors.numpy import load_file, save_file
 
     graph = go_graph(["CKS1B", "CKS2", "GYPC", "GYPB", "XYZ"])
-    data = graph.to_dict()
-    arrays = {k: v for k, v in data.items() if isinstance(v, np.ndarray)}
-    names = {k: v for k, v in data.items() if not isinstance(v, np.ndarray)}
-    assert set(arrays) == {"src", "dst", "weight"}
+    arrays = graph.to_arrays("go")
+    assert set(arrays) == {"go.src", "go.dst", "go.weight"}
     save_file(arrays, tmp_path / "graph.safetensors")
-    (tmp_path / "graph.json").write_text(json.dumps(names))
-    loaded = GeneGraph.from_dict(
-        {
-            **load_file(tmp_path / "graph.safetensors"),
-            **json.loads((tmp_path / "graph.json").read_text()),
-        }
+    (tmp_path / "nodes.json").write_text(json.dumps(graph.nodes.tolist()))
+    loaded = GeneGraph.from_arrays(
+        json.loads((tmp_path / "nodes.json").read_text()),
+        load_file(tmp_path / "graph.safetensors"),
+        "go",
     )
     pd.testing.assert_frame_equal(loaded.to_frame(), graph.to_frame())
-    assert loaded.unannotated.tolist() == ["XYZ"]
     assert loaded.degree().tolist() == [1, 1, 1, 1]
+    with pytest.raises(PerturbsimError, match="lack the 'coexpr' graph's arrays"):
+        GeneGraph.from_arrays(graph.nodes, arrays, "coexpr")
     assert loaded.src.dtype == np.int64 and loaded.weight.dtype == np.float32
 
 
@@ -215,7 +214,7 @@ def test_gene_graph_validates():
 
 @pytest.mark.parametrize(("top_k", "threshold", "min_edges"), [(20, 0.4, 50), (2, 0.1, 200)])
 def test_coexpression_matches_corrcoef(norman, top_k, threshold, min_edges):
-    stats = ps.pp.pseudobulk(norman, inplace=False)
+    stats = ps.pp.compute_pseudobulk(norman)
     graph = coexpression_graph(stats, top_k=top_k, threshold=threshold)
     assert graph.nodes.tolist() == norman.var_names.tolist()
 

@@ -1,22 +1,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 import perturbsim as ps
 from perturbsim._errors import PerturbsimError
-from perturbsim.module import (
+from perturbsim.module._loss import (
     GEARSLoss,
-    autofocus_all_pairs,
-    autofocus_cell_loss,
-    autofocus_moment_loss,
+    _autofocus_cell_loss,
+    _autofocus_moment_loss,
+    _check_exponent,
+    _pad_cells,
+    _uncertainty_moment_loss,
     difference_moments,
     direction_loss,
+    masked_mean,
     moment_error,
-    uncertainty_moment_loss,
 )
 
 
@@ -50,6 +54,31 @@ def _diff(cells, ctrl, order):
     return difference_moments(pm, _raw_moments(ctrl, 4), order)
 
 
+def autofocus_all_pairs(
+    effect: Tensor,
+    pert_cells: Sequence[Tensor] | Tensor,
+    control_cells: Tensor,
+    mask: Tensor | None,
+    *,
+    exponent: float = 4.0,
+    counts: Tensor | Sequence[int] | None = None,
+) -> Tensor:
+    """Brute-force autofocus loss averaged over ALL (perturbed cell, control cell) pairs.
+
+    The reference the moment and per-cell losses are checked against: memory grows as
+    n_b x m x G per condition.
+    """
+    exponent = _check_exponent(exponent)
+    cells, counts_t = _pad_cells(pert_cells, counts, effect.shape[0])
+    ctrl = control_cells.to(effect.dtype)
+    rows = []
+    for b in range(effect.shape[0]):
+        y = cells[b, : int(counts_t[b])].to(effect.dtype)
+        resid = y[:, None, :] - ctrl[None, :, :] - effect[b]
+        rows.append(resid.abs().pow(exponent).mean(dim=(0, 1)))
+    return masked_mean(torch.stack(rows), mask)
+
+
 @pytest.mark.parametrize("q", [2, 4])
 def test_moment_loss_equals_all_pairings_and_gradient(q):
     cells, ctrl, mask, effect = _screen()
@@ -57,7 +86,7 @@ def test_moment_loss_equals_all_pairings_and_gradient(q):
     m = torch.from_numpy(mask)
     z1 = torch.tensor(effect, requires_grad=True)
     z2 = torch.tensor(effect, requires_grad=True)
-    fast = autofocus_moment_loss(z1, dm, m)
+    fast = _autofocus_moment_loss(z1, dm, m)
     brute = autofocus_all_pairs(
         z2, [torch.from_numpy(c) for c in cells], torch.from_numpy(ctrl), m, exponent=q
     )
@@ -81,7 +110,7 @@ def test_moment_loss_on_real_norman_cells(_norman_cached):
     dm = torch.from_numpy(_diff(cells, ctrl, 4))
     effect = torch.from_numpy(cells[0].mean(0) - ctrl.mean(0))[None].repeat(len(names), 1)
     mask = torch.from_numpy(np.stack([c.mean(0) > 0 for c in cells]))
-    fast = autofocus_moment_loss(effect, dm, mask)
+    fast = _autofocus_moment_loss(effect, dm, mask)
     brute = autofocus_all_pairs(
         effect, [torch.from_numpy(c) for c in cells], torch.from_numpy(ctrl), mask, exponent=4
     )
@@ -89,7 +118,7 @@ def test_moment_loss_on_real_norman_cells(_norman_cached):
 
 
 def test_difference_moments_from_pseudobulk_stats(_norman_cached):
-    stats = ps.pp.pseudobulk(_norman_cached.copy(), inplace=False)
+    stats = ps.pp.compute_pseudobulk(_norman_cached.copy())
     ci = stats.control_index
     dm = difference_moments(stats.moments, stats.moments[:, ci], 4)
     assert dm.shape == (5, len(stats.conditions), len(stats.genes))
@@ -123,9 +152,9 @@ def test_moment_loss_float32_effect_is_accurate():
     cells, ctrl, mask, effect = _screen(seed=5)
     dm = torch.from_numpy(_diff(cells, ctrl, 4))
     z32 = torch.tensor(effect, dtype=torch.float32, requires_grad=True)
-    loss = autofocus_moment_loss(z32, dm, torch.from_numpy(mask))
+    loss = _autofocus_moment_loss(z32, dm, torch.from_numpy(mask))
     assert loss.dtype == torch.float32
-    ref = autofocus_moment_loss(torch.from_numpy(effect), dm, torch.from_numpy(mask))
+    ref = _autofocus_moment_loss(torch.from_numpy(effect), dm, torch.from_numpy(mask))
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     loss.backward()
     assert z32.grad.dtype == torch.float32 and torch.isfinite(z32.grad).all()
@@ -135,7 +164,7 @@ def test_moment_loss_rejects_odd_order():
     cells, ctrl, mask, effect = _screen()
     dm = torch.from_numpy(_diff(cells, ctrl, 3))
     with pytest.raises(PerturbsimError, match="even"):
-        autofocus_moment_loss(torch.from_numpy(effect), dm, torch.from_numpy(mask))
+        _autofocus_moment_loss(torch.from_numpy(effect), dm, torch.from_numpy(mask))
 
 
 def test_empty_mask_rows_are_left_out():
@@ -144,9 +173,9 @@ def test_empty_mask_rows_are_left_out():
     z = torch.from_numpy(effect)
     m = torch.from_numpy(mask).clone()
     m[1] = False
-    full = autofocus_moment_loss(z, dm, m)
+    full = _autofocus_moment_loss(z, dm, m)
     keep = [0, 2, 3, 4]
-    sub = autofocus_moment_loss(z[keep], dm[:, keep], m[keep])
+    sub = _autofocus_moment_loss(z[keep], dm[:, keep], m[keep])
     assert full.item() == pytest.approx(sub.item(), rel=1e-12)
 
 
@@ -160,14 +189,14 @@ def test_random_pairing_is_unbiased_for_the_all_pairs_loss(q):
     exact = autofocus_all_pairs(z, ct, cc, m, exponent=q).item()
     gen = torch.Generator().manual_seed(0)
     draws = torch.stack(
-        [autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=gen) for _ in range(3000)]
+        [_autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=gen) for _ in range(3000)]
     )
     se = draws.std().item() / math.sqrt(draws.numel())
     assert draws.std().item() > 0  # pairing is random
     assert abs(draws.mean().item() - exact) < 5 * se
     # reproducible with the same generator seed
-    a = autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=torch.Generator().manual_seed(7))
-    b = autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=torch.Generator().manual_seed(7))
+    a = _autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=torch.Generator().manual_seed(7))
+    b = _autofocus_cell_loss(z, ct, cc, m, exponent=q, generator=torch.Generator().manual_seed(7))
     assert a.item() == b.item()
 
 
@@ -180,8 +209,8 @@ def test_cell_loss_padded_input_and_single_control_is_exact():
     z = torch.from_numpy(effect)
     m = torch.from_numpy(mask)
     gen = torch.Generator().manual_seed(0)
-    via_list = autofocus_cell_loss(z, ct, ctrl1, m, exponent=2.5, generator=gen)
-    via_pad = autofocus_cell_loss(z, padded, ctrl1, m, exponent=2.5, generator=gen, counts=counts)
+    via_list = _autofocus_cell_loss(z, ct, ctrl1, m, exponent=2.5, generator=gen)
+    via_pad = _autofocus_cell_loss(z, padded, ctrl1, m, exponent=2.5, generator=gen, counts=counts)
     exact = autofocus_all_pairs(z, ct, ctrl1, m, exponent=2.5)
     assert via_list.item() == pytest.approx(exact.item(), rel=1e-12)
     assert via_pad.item() == pytest.approx(exact.item(), rel=1e-12)
@@ -218,22 +247,22 @@ def test_uncertainty_loss_minimum_is_log_expected_error():
     s_star = torch.log(moment_error(z, dm))
     for shift, sign in [(0.0, 0), (1.0, 1), (-1.0, -1)]:
         s = (s_star + shift).clone().requires_grad_(True)
-        loss = uncertainty_moment_loss(z, s, dm, m)
+        loss = _uncertainty_moment_loss(z, s, dm, m)
         (g,) = torch.autograd.grad(loss, s)
         if sign == 0:
             assert g.abs().max().item() < 1e-12
         else:
             assert torch.all(torch.sign(g[m]) == sign)
-    at_min = uncertainty_moment_loss(z, s_star, dm, m)
-    assert at_min < uncertainty_moment_loss(z, s_star + 0.3, dm, m)
-    assert at_min < uncertainty_moment_loss(z, s_star - 0.3, dm, m)
+    at_min = _uncertainty_moment_loss(z, s_star, dm, m)
+    assert at_min < _uncertainty_moment_loss(z, s_star + 0.3, dm, m)
+    assert at_min < _uncertainty_moment_loss(z, s_star - 0.3, dm, m)
     # gradient descent on s alone converges to s*
     s = torch.zeros_like(z, requires_grad=True)
     opt = torch.optim.LBFGS([s], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = uncertainty_moment_loss(z, s, dm, None)
+        loss = _uncertainty_moment_loss(z, s, dm, None)
         loss.backward()
         return loss
 
@@ -251,9 +280,9 @@ def test_gears_loss_combines_terms():
     fn = GEARSLoss(direction_weight=0.5)
     assert fn.uses_moments and fn.order == 4
     terms = fn(z, s, mask=m, diff_moments=dm)
-    af = autofocus_moment_loss(z, dm, m)
+    af = _autofocus_moment_loss(z, dm, m)
     dr = direction_loss(z, torch.sign(dm[1]), m, temperature=0.1)
-    un = uncertainty_moment_loss(z, s, dm, m)
+    un = _uncertainty_moment_loss(z, s, dm, m)
     assert terms.autofocus.item() == pytest.approx(af.item(), rel=1e-12)
     assert terms.direction.item() == pytest.approx(dr.item(), rel=1e-12)
     assert terms.uncertainty.item() == pytest.approx(un.item(), rel=1e-12)
@@ -264,7 +293,7 @@ def test_gears_loss_combines_terms():
     t2 = GEARSLoss(gamma=0.0)(z, mask=m, diff_moments=dm)
     assert t2.uncertainty is None
     assert t2.autofocus.item() == pytest.approx(
-        autofocus_moment_loss(z, dm[:3], m).item(), rel=1e-12
+        _autofocus_moment_loss(z, dm[:3], m).item(), rel=1e-12
     )
 
 
@@ -280,12 +309,12 @@ def test_gears_loss_cell_path_for_odd_exponent():
     terms = fn(
         z,
         mask=m,
-        target_sign=torch.sign(z),
+        direction=torch.sign(z),
         pert_cells=ct,
         control_cells=torch.from_numpy(ctrl),
         generator=torch.Generator().manual_seed(0),
     )
-    expect = autofocus_cell_loss(
+    expect = _autofocus_cell_loss(
         z, ct, torch.from_numpy(ctrl), m, exponent=3.0, generator=torch.Generator().manual_seed(0)
     )
     assert terms.autofocus.item() == pytest.approx(expect.item(), rel=1e-12)

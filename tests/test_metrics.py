@@ -7,8 +7,8 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.pp import PseudobulkStats
-from perturbsim.tl import list_metrics, score
-from perturbsim.tl._metrics import METRICS, pearson
+from perturbsim.tl import Metric, MetricInputs, list_metrics, register_metric, score
+from perturbsim.tl._metrics import METRICS, OPTIONAL_INPUTS, pearson
 
 GENES = ["g0", "g1", "g2", "g3"]
 CONTROL = np.array([1.0, 1.0, 1.0, 1.0])
@@ -38,12 +38,15 @@ EXPECTED = {
 }
 
 
-def _pred(rows: dict[str, np.ndarray], genes=GENES) -> ad.AnnData:
-    return ad.AnnData(
+def _pred(rows: dict[str, np.ndarray], genes=GENES, variance=None) -> ad.AnnData:
+    pred = ad.AnnData(
         X=np.vstack(list(rows.values())).astype(np.float32),
         obs=pd.DataFrame(index=list(rows)),
         var=pd.DataFrame(index=genes),
     )
+    if variance is not None:
+        pred.layers["variance"] = np.asarray(variance, dtype=np.float32)
+    return pred
 
 
 def _stats(rows: dict[str, np.ndarray]) -> PseudobulkStats:
@@ -68,26 +71,102 @@ def test_registry_lists_every_metric():
     table = list_metrics()
     expected = set(EXPECTED)
     assert set(table.index) == expected == set(METRICS)
+    assert list(table.columns) == ["description", "best", "needs"]
     assert set(table["best"]) == {"higher", "lower"}
     assert table.loc["mse", "best"] == "lower"
     assert table.loc["pearson_delta", "best"] == "higher"
     assert table["description"].str.len().min() > 10
-    assert table.loc["de_jaccard", "needs_de"]
-    assert table.loc["pearson_delta_pert", "needs_reference"]
+    assert table.loc["mse", "needs"] == ""
+    assert table.loc["de_jaccard", "needs"] == "de_idx"
+    assert table.loc["pearson_delta_pert", "needs"] == "reference"
+    assert OPTIONAL_INPUTS == ("variance", "de_idx", "targets", "reference", "others")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_metric_matches_hand_computation(name):
     de_idx = np.array([GENES.index(g) for g in DE])
-    value = METRICS[name].func(PRED, TRUE, control=CONTROL, de_idx=de_idx, reference=REFERENCE)
-    assert value == pytest.approx(EXPECTED[name], rel=1e-9)
+    inputs = MetricInputs(
+        predicted=PRED, measured=TRUE, control=CONTROL, de_idx=de_idx, reference=REFERENCE
+    )
+    assert METRICS[name].func(inputs) == pytest.approx(EXPECTED[name], rel=1e-9)
+
+
+def test_register_metric_rejects_unknown_inputs():
+    with pytest.raises(ps.PerturbsimError, match="needs unknown input 'cells'"):
+        register_metric("bad", description="uses cells", best="lower", needs=("cells",))
+    with pytest.raises(ps.PerturbsimError, match="'mse' is already registered"):
+        register_metric("mse", description="again", best="lower")(lambda x: 0.0)
+    assert "bad" not in METRICS
+
+
+def test_score_fills_the_inputs_a_metric_needs(monkeypatch):
+    """score() hands a metric the variance, DE genes, measured targets, reference, others."""
+    seen: dict[str, MetricInputs] = {}
+
+    def probe(x: MetricInputs) -> float:
+        seen[GENES[int(x.targets[0])]] = x
+        return float(x.targets.size)
+
+    monkeypatch.setitem(
+        METRICS, "probe", Metric("probe", "records its inputs", "lower", probe, OPTIONAL_INPUTS)
+    )
+    truth = _stats({"ctrl": CONTROL, "g1": TRUE, "g0+gX": TRUE + 1})
+    variance = [[0.25, 0.5, 1.0, 2.0], [4.0, 8.0, 16.0, 32.0]]
+    pred = _pred({"g1": PRED, "g0+gX": PRED + 1}, variance=variance)
+    frame = score(
+        pred,
+        truth,
+        de_genes={"g1": DE, "g0+gX": ["g2"]},
+        reference_mean=REFERENCE,
+        metrics=["probe"],
+    )
+    # the targets of g0+gX are g0 alone: gX is not measured
+    assert frame["value"].tolist() == [1.0, 1.0]
+    one, pair = seen["g1"], seen["g0"]
+    np.testing.assert_array_equal(one.targets, [1])
+    np.testing.assert_array_equal(pair.targets, [0])
+    np.testing.assert_array_equal(one.variance, variance[0])
+    np.testing.assert_array_equal(pair.variance, variance[1])
+    assert one.variance.dtype == np.float64
+    np.testing.assert_array_equal(one.de_idx, [0, 1, 3])
+    np.testing.assert_array_equal(pair.de_idx, [2])
+    np.testing.assert_array_equal(one.others, [TRUE + 1])
+    np.testing.assert_array_equal(pair.others, [TRUE])
+    np.testing.assert_array_equal(one.measured, TRUE)
+    np.testing.assert_array_equal(one.predicted, PRED.astype(np.float32))  # as predict stores
+    np.testing.assert_array_equal(pair.control, CONTROL)
+    np.testing.assert_array_equal(pair.reference, REFERENCE)
+
+    # without a variance layer the probe is skipped by default, and an error when asked for
+    plain = _pred({"g1": PRED})
+    default = score(plain, truth, de_genes={"g1": DE}, reference_mean=REFERENCE)
+    assert "probe" not in set(default["metric"])
+    with pytest.raises(ps.PerturbsimError, match=r"'probe' needs a predicted variance"):
+        score(plain, truth, de_genes={"g1": DE}, reference_mean=REFERENCE, metrics=["probe"])
+
+
+def test_score_leaves_unneeded_inputs_empty(monkeypatch):
+    seen: list[MetricInputs] = []
+
+    def probe(x: MetricInputs) -> float:
+        seen.append(x)
+        return 0.0
+
+    monkeypatch.setitem(METRICS, "probe", Metric("probe", "records its inputs", "lower", probe))
+    truth = _stats({"ctrl": CONTROL, "g1": TRUE})
+    score(_pred({"g1": PRED}, variance=[np.ones(4)]), truth, de_genes={"g1": DE}, metrics=["probe"])
+    (inputs,) = seen
+    assert all(getattr(inputs, name) is None for name in OPTIONAL_INPUTS)
 
 
 def test_score_with_pseudobulk_stats_is_tidy_and_matches():
     truth = _stats({"ctrl": CONTROL, "A": TRUE, "B": TRUE + 1})
     pred = _pred({"A": PRED, "B": PRED + 1})
     frame = score(
-        pred, truth, de_genes={"A": DE, "B": DE}, reference_mean=REFERENCE,
+        pred,
+        truth,
+        de_genes={"A": DE, "B": DE},
+        reference_mean=REFERENCE,
     )
     assert list(frame.columns) == ["condition", "metric", "value"]
     assert len(frame) == 2 * len(METRICS)
@@ -180,7 +259,9 @@ def test_score_model_predictions_on_norman(norman):
     reference = stats.delta[stats.index(conditions)].mean(axis=0) + stats.control_mean
 
     baseline = score(
-        NoPerturbation(norman).fit().predict(conditions), stats, de_genes=de_genes,
+        NoPerturbation(norman).fit().predict(conditions),
+        stats,
+        de_genes=de_genes,
         reference_mean=reference,
     )
     assert set(baseline["metric"]) == set(METRICS)

@@ -130,7 +130,8 @@ def test_output_shapes_and_uncertainty():
 def test_control_set_has_zero_effect_and_perturbations_do_not():
     net = _net()
     out = net(pad_sets([[], [4], [4, 9], [], [1, 2, 3]])).effect
-    assert torch.all(out[0] == 0) and torch.all(out[3] == 0)
+    # zero up to rounding: BLAS may round a row differently by its position in the batch
+    assert out[0].abs().max() < 1e-6 and out[3].abs().max() < 1e-6
     for row in (1, 2, 4):
         assert out[row].abs().max() > 1e-4
     # sets of size 1, 2 and 3 give different predictions
@@ -294,4 +295,3 @@ def test_dropping_a_node_equals_marking_it_unknown():
         net.set_known_perturbations(torch.ones(P + 1, dtype=torch.bool))
     with pytest.raises(PerturbsimError, match="drop must be a bool tensor"):
         net(sets, drop=torch.zeros(P))
-

@@ -12,14 +12,14 @@ from matplotlib.figure import Figure
 import perturbsim as ps
 from perturbsim import pl
 from perturbsim.models import TrainMean
-from perturbsim.tl._evaluate import evaluate
+from perturbsim.tl import evaluate
 
 MODELS = ("additive", "mean", "no_perturb")
 
 
 @pytest.fixture(scope="module")
-def split_norman():
-    adata = ps.ds.norman2019_subset()
+def split_tiny(_tiny_cached):
+    adata = _tiny_cached.copy()
     ps.pp.split(adata, kind="simulation", seed=1)
     ps.pp.pseudobulk(adata)
     ps.pp.rank_de(adata, n_genes=20)
@@ -27,10 +27,16 @@ def split_norman():
 
 
 @pytest.fixture(scope="module")
-def result():
+def pair(split_tiny) -> str:
+    """A test pair of the split."""
+    return ps.pp.Split.from_adata(split_tiny).subgroups["combo_seen2"][0]
+
+
+@pytest.fixture(scope="module")
+def result(_tiny_cached):
     progress, ps.settings.progress = ps.settings.progress, False
     try:
-        return evaluate(ps.ds.norman2019_subset(), models=MODELS, seeds=2)
+        return evaluate(_tiny_cached, models=MODELS, seeds=2)
     finally:
         ps.settings.progress = progress
 
@@ -63,17 +69,17 @@ def test_metric_bars_on_given_axes_and_summary(result):
         pl.metric_bars(result, metric="nope")
 
 
-def test_predicted_vs_true(split_norman):
-    stats = ps.pp.PseudobulkStats.from_adata(split_norman)
-    genes = ps.pp.DEGenes.from_adata(split_norman).top_genes("KLF1+MAP2K6")
-    pred = TrainMean(split_norman).fit().predict("KLF1+MAP2K6")
+def test_predicted_vs_true(split_tiny, pair):
+    stats = ps.pp.PseudobulkStats.from_adata(split_tiny)
+    genes = ps.pp.DEGenes.from_adata(split_tiny).top_genes(pair)
+    pred = TrainMean(split_tiny).fit().predict(pair)
     ax = pl.predicted_vs_true(pred, stats, genes=genes)
     assert isinstance(ax, Axes)
-    assert ax.get_title() == "KLF1+MAP2K6"
+    assert ax.get_title() == pair
     points = ax.collections[0].get_offsets()
     assert points.shape == (len(genes), 2)
     cols = [list(stats.genes).index(g) for g in genes]
-    row = stats.index(["KLF1+MAP2K6"])[0]
+    row = stats.index([pair])[0]
     np.testing.assert_allclose(points[:, 0], stats.delta[row, cols], rtol=1e-6)
     np.testing.assert_allclose(points[:, 1], pred[:, genes].layers["delta"][0], rtol=1e-6)
     # the identity line spans the axes
@@ -94,8 +100,8 @@ def test_predicted_vs_true_arrays_and_ax():
         pl.predicted_vs_true(series, pd.Series([1.0], index=["A"]))
 
 
-def test_training_history(split_norman):
-    model = ps.GEARS(split_norman, seed=0).train(max_epochs=3)
+def test_training_history(split_tiny, tiny_go):
+    model = ps.GEARS(split_tiny, seed=0, go_annotations=tiny_go).fit(max_epochs=3)
     ax = pl.training_history(model)
     assert isinstance(ax, Axes)
     assert len(ax.lines) == 2

@@ -33,7 +33,7 @@ def check_against_dense(stats, adata, train_mask=None):
 
 
 def test_moments_equal_dense_numpy_in_memory(norman):
-    stats = ps.pp.pseudobulk(norman, inplace=False, chunk_size=700)
+    stats = ps.pp.compute_pseudobulk(norman, chunk_size=700)
     check_against_dense(stats, norman)
     ctrl = stats.control_index
     np.testing.assert_allclose(stats.delta[ctrl], 0)
@@ -47,8 +47,8 @@ def test_moments_equal_dense_numpy_in_memory(norman):
 def test_moments_dense_matrix_equal_sparse(norman):
     dense = norman.copy()
     dense.X = dense.X.toarray()
-    a = ps.pp.pseudobulk(dense, inplace=False, chunk_size=1000)
-    b = ps.pp.pseudobulk(norman, inplace=False)
+    a = ps.pp.compute_pseudobulk(dense, chunk_size=1000)
+    b = ps.pp.compute_pseudobulk(norman)
     np.testing.assert_allclose(a.moments, b.moments, rtol=1e-10, atol=1e-10)
 
 
@@ -57,7 +57,7 @@ def test_moments_from_backed_file_equal_in_memory(norman, tmp_path):
     norman.write_h5ad(path)
     backed = ps.ds.read(path, control="control", backed=True)
     assert backed.isbacked
-    stats = ps.pp.pseudobulk(backed, inplace=False, chunk_size=512)
+    stats = ps.pp.compute_pseudobulk(backed, chunk_size=512)
     check_against_dense(stats, norman)
 
 
@@ -65,7 +65,7 @@ def test_coexpression_uses_training_cells_only(norman):
     norman.obs["perturbsim_split"] = np.where(
         norman.obs["perturbsim_condition"].isin(["KLF1", "MAPK1", "KLF1+MAP2K6"]), "test", "train"
     )
-    stats = ps.pp.pseudobulk(norman, inplace=False)
+    stats = ps.pp.compute_pseudobulk(norman)
     train = (norman.obs["perturbsim_split"] == "train").to_numpy()
     assert stats.coexpr_n == train.sum()
     check_against_dense(stats, norman, train_mask=train)
@@ -80,7 +80,7 @@ def test_stored_in_adata_and_read_back(norman, tmp_path):
     stored = ad.read_h5ad(path)
     again = PseudobulkStats.from_adata(stored)
     np.testing.assert_array_equal(stored.uns["perturbsim"]["pseudobulk"]["delta"], again.delta)
-    direct = ps.pp.pseudobulk(norman, inplace=False)
+    direct = ps.pp.compute_pseudobulk(norman)
     np.testing.assert_array_equal(again.moments, direct.moments)
     np.testing.assert_array_equal(again.coexpr_gram, direct.coexpr_gram)
     assert list(again.conditions) == list(direct.conditions)
@@ -106,9 +106,9 @@ def test_bad_options(norman):
 
 
 def test_coexpression_subsample_is_seeded_and_recorded(norman):
-    a = ps.pp.pseudobulk(norman, inplace=False, coexpr_max_cells=1000)
-    b = ps.pp.pseudobulk(norman, inplace=False, coexpr_max_cells=1000)
+    a = ps.pp.compute_pseudobulk(norman, coexpr_max_cells=1000)
+    b = ps.pp.compute_pseudobulk(norman, coexpr_max_cells=1000)
     assert a.coexpr_n == 1000 and a.coexpr_cells == "all:sample1000"
     np.testing.assert_array_equal(a.coexpr_gram, b.coexpr_gram)
-    full = ps.pp.pseudobulk(norman, inplace=False)
+    full = ps.pp.compute_pseudobulk(norman)
     assert np.corrcoef(a.coexpression().ravel(), full.coexpression().ravel())[0, 1] > 0.7

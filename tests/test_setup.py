@@ -120,7 +120,7 @@ def test_single_cell_condition_is_kept_and_flagged():
     adata = adata[np.r_[0:11]].copy()  # G2 keeps one cell
     ps.pp.setup(adata)
     assert list(adata.uns["perturbsim"]["setup"]["single_cell_conditions"]) == ["G2"]
-    stats = ps.pp.pseudobulk(adata, inplace=False)
+    stats = ps.pp.compute_pseudobulk(adata)
     assert np.isfinite(stats.variance()).all()
 
 

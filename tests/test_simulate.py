@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import breadth_first_order
 
 from perturbsim._errors import PerturbsimError
 from perturbsim.ds._simulate import simulate
-from perturbsim.pp import setup
+from perturbsim.pp import setup, split
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,9 @@ def test_same_seed_identical_other_seed_differs(sim):
     assert (sim.layers["counts"] != again.layers["counts"]).nnz == 0
     assert sim.obs.equals(again.obs)
     assert sim.var.equals(again.var)
-    np.testing.assert_array_equal(sim.uns["simulation"]["truth_mean"],
-                                  again.uns["simulation"]["truth_mean"])
+    np.testing.assert_array_equal(
+        sim.uns["simulation"]["truth_mean"], again.uns["simulation"]["truth_mean"]
+    )
     assert sim.uns["simulation"]["go"].equals(again.uns["simulation"]["go"])
     other = simulate(size="small", seed=1)
     assert not other.uns["simulation"]["grn"].equals(sim.uns["simulation"]["grn"])
@@ -66,6 +67,40 @@ def test_shapes_labels_and_setup(sim):
     assert all(lab.split("+") == sorted(lab.split("+")) for lab in index)
     assert set(sim.uns["simulation"]["measured"]) <= set(index)
     setup(sim.copy(), perturbation_key="condition", control="control")
+
+
+def test_tiny_preset_is_a_complete_screen_and_deterministic():
+    tiny = simulate(size="tiny", seed=0)
+    p = tiny.uns["simulation"]["params"]
+    assert (p["n_perturbable"], p["n_singles"], p["n_pairs"]) == (14, 10, 10)
+    assert tiny.shape == (150 + (10 + 10) * 30, 70)
+    cells = tiny.obs["condition"].astype(str).value_counts()
+    assert cells["control"] == 150 and (cells.drop("control") == 30).all()
+    singles = {c for c in cells.index if c != "control" and "+" not in c}
+    pairs = [c for c in cells.index if "+" in c]
+    assert len(singles) == 10 and len(pairs) == 10
+    assert {sum(g in singles for g in c.split("+")) for c in pairs} == {0, 1, 2}
+    index, truth = _truth(tiny)
+    assert truth.shape == (1 + 14 + 14 * 13 // 2, 70) and np.isfinite(truth).all()
+    assert set(tiny.uns["simulation"]["measured"]) <= set(index)
+    assert p["n_unconverged"] == 0
+    again = simulate(size="tiny", seed=0)
+    assert (tiny.layers["counts"] != again.layers["counts"]).nnz == 0
+    assert tiny.obs.equals(again.obs) and tiny.var.equals(again.var)
+    np.testing.assert_array_equal(
+        tiny.uns["simulation"]["truth_mean"], again.uns["simulation"]["truth_mean"]
+    )
+    assert tiny.uns["simulation"]["go"].equals(again.uns["simulation"]["go"])
+    other = simulate(size="tiny", seed=1)
+    assert not other.uns["simulation"]["grn"].equals(tiny.uns["simulation"]["grn"])
+
+
+def test_tiny_fixture_has_every_simulation_split_subgroup(tiny, tiny_go):
+    split(tiny, kind="simulation", seed=1)
+    subgroups = set(tiny.obs["perturbsim_subgroup"].astype(str))
+    assert {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"} <= subgroups
+    assert list(tiny_go.columns) == ["gene", "term"]
+    assert set(tiny_go["gene"]) <= set(tiny.var_names)
 
 
 def test_counts_are_integers_and_x_is_their_log_normalisation(sim):

@@ -42,7 +42,8 @@ def seen_count(cond, seen):
 
 def test_simulation_on_norman_represents_every_subgroup_over_seeds(norman):
     for seed in range(5):
-        table = split(norman, kind="simulation", seed=seed)
+        assert split(norman, kind="simulation", seed=seed) is None
+        table = ps.pp.split_summary(norman)
         s = Split.from_adata(norman)
         check_invariants(norman, s)
         assert set(s.subgroups) == PAIR_GROUPS, seed
@@ -68,8 +69,9 @@ def test_simulation_subgroups_follow_gears_seen_genes(norman):
     for cond in singles:  # singles of seen genes are never tested
         assert (cond in s.test) == (cond not in seen)
     # the held-out pairs with both genes seen are a quarter (int(m * 0.75) stay in train)
-    both_seen = [c for c in all_conditions(norman) if len(genes_of(c)) == 2
-                 and seen_count(c, seen) == 2]
+    both_seen = [
+        c for c in all_conditions(norman) if len(genes_of(c)) == 2 and seen_count(c, seen) == 2
+    ]
     train_val_pairs = [c for c in both_seen if c not in s.test]
     assert len(train_val_pairs) == int(len(both_seen) * 0.75)
 
@@ -99,7 +101,8 @@ def test_same_seed_same_split_different_seeds_differ(norman):
 
 
 def test_single_split_excludes_combinations(norman):
-    table = split(norman, kind="single", seed=0)
+    assert split(norman, kind="single", seed=0) is None
+    table = ps.pp.split_summary(norman)
     s = Split.from_adata(norman)
     check_invariants(norman, s)
     assert set(s.excluded) == {c for c in all_conditions(norman) if len(genes_of(c)) == 2}
@@ -119,7 +122,10 @@ def test_combo_split_keeps_singles_and_holds_out_pairs_by_measured_singles(norma
     assert set(s.seen_genes) == singles
     # Norman subset: 5 pairs with both singles measured, 3 with one, 7 with none
     assert {k: len(v) for k, v in s.subgroups.items()} == {
-        "combo_seen0": 3, "combo_seen1": 1, "combo_seen2": 2}
+        "combo_seen0": 3,
+        "combo_seen1": 1,
+        "combo_seen2": 2,
+    }
     for name, members in s.subgroups.items():
         for cond in members:
             assert name == subgroup_name(2, seen_count(cond, singles))
@@ -127,13 +133,17 @@ def test_combo_split_keeps_singles_and_holds_out_pairs_by_measured_singles(norma
 
 
 def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
-    table = split(norman, kind="custom", test_conditions=["SET+KLF1", "KLF1+ctrl", "FOXO4"])
+    assert split(norman, kind="custom", test_conditions=["SET+KLF1", "KLF1+ctrl", "FOXO4"]) is None
+    table = ps.pp.split_summary(norman)
     s = Split.from_adata(norman)
     check_invariants(norman, s)
     assert s.test == ["FOXO4", "KLF1", "KLF1+SET"]
     # KLF1 is perturbed in training pairs (KLF1+MAP2K6, ...); FOXO4 only alone; SET only here
-    assert s.subgroups == {"combo_seen1": ["KLF1+SET"], "seen_single": ["KLF1"],
-                           "unseen_single": ["FOXO4"]}
+    assert s.subgroups == {
+        "combo_seen1": ["KLF1+SET"],
+        "seen_single": ["KLF1"],
+        "unseen_single": ["FOXO4"],
+    }
     assert set(table.loc[table["set"] == "test", "subgroup"]) == set(s.subgroups)
     with pytest.raises(PerturbsimError, match="'NOPE\\+KLF1'"):
         split(norman, kind="custom", test_conditions=["KLF1", "NOPE+KLF1"])
@@ -155,7 +165,8 @@ def test_custom_split_reproduces_reference_test_set(norman, shared_data):
 
 
 def test_summary_table_has_a_row_per_subgroup_and_counts_every_cell(norman):
-    table = split(norman, kind="simulation", seed=1)
+    assert split(norman, kind="simulation", seed=1) is None
+    table = ps.pp.split_summary(norman)
     s = Split.from_adata(norman)
     assert list(table.columns) == ["set", "subgroup", "n_conditions", "n_cells"]
     assert set(table.loc[table["set"] == "val", "subgroup"]) == set(s.val_subgroups)
@@ -225,7 +236,9 @@ def test_not_set_up_and_too_small_screens_raise():
 
 GENES = list("ABCDEFG")
 label_sets = st.lists(
-    st.frozensets(st.sampled_from(GENES), min_size=1, max_size=3), min_size=1, max_size=10,
+    st.frozensets(st.sampled_from(GENES), min_size=1, max_size=3),
+    min_size=1,
+    max_size=10,
     unique=True,
 )
 
@@ -259,8 +272,7 @@ def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick
         with pytest.raises(PerturbsimError):
             split(adata, kind=kind, seed=seed, test_conditions=test_conditions)
         return
-    split(adata, kind=kind, seed=seed, val_fraction=val_fraction,
-          test_conditions=test_conditions)
+    split(adata, kind=kind, seed=seed, val_fraction=val_fraction, test_conditions=test_conditions)
     s = Split.from_adata(adata)
     check_invariants(adata, s)
     assert s.test

@@ -1,6 +1,6 @@
 """perturbsim: predict transcriptional outcomes of genetic perturbations."""
 
-from . import ds, models, pl, pp, tl
+from . import ds, io, models, pl, pp, tl
 from ._errors import PerturbsimError
 from ._settings import settings
 from .models import GEARS, GRN, Additive, Linear, NoPerturbation, PerturbationModel, TrainMean
@@ -15,6 +15,7 @@ __all__ = [
     "PerturbsimError",
     "TrainMean",
     "ds",
+    "io",
     "models",
     "pl",
     "pp",

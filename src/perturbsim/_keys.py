@@ -1,17 +1,37 @@
-"""Keys under which perturbsim writes into an AnnData.
+"""Every key under which perturbsim writes into an AnnData, and the label conventions.
+
+This module is the AnnData contract: no other module spells a key. The README's table
+"What is written where" lists the same keys.
 
 ``.obs``
-    ``perturbsim_condition``: canonical perturbation label of each cell (sorted gene set
-    joined by ``+``; control cells are ``ctrl``).
-    ``perturbsim_n_targets``: number of perturbed genes of the cell's condition (0 = control).
-    ``perturbsim_split``: ``train``, ``val`` or ``test`` (after :func:`perturbsim.pp.split`).
-    ``perturbsim_subgroup``: split subgroup of the cell's condition (``train``, ``val``,
-    ``unseen_single``, ``combo_seen0``, ``combo_seen1``, ``combo_seen2``, ``seen_single``, ...).
-``.uns["perturbsim"]``
-    ``"setup"``: the parsing options and label summary (:func:`perturbsim.pp.setup`).
-    ``"split"``: the split's conditions per set and test subgroup (:func:`perturbsim.pp.split`).
-    ``"pseudobulk"``: per-condition statistics (:func:`perturbsim.pp.pseudobulk`).
-    ``"de"``: top differentially expressed genes per condition (:func:`perturbsim.pp.rank_de`).
+    ``perturbsim_condition`` (:data:`CONDITION`): canonical perturbation label of each cell
+    (sorted gene set joined by ``+``; control cells are ``ctrl``).
+    ``perturbsim_n_targets`` (:data:`N_TARGETS`): number of perturbed genes of the cell's
+    condition (0 = control).
+    ``perturbsim_split`` (:data:`SPLIT`): ``train``, ``val``, ``test`` or ``excluded``.
+    ``perturbsim_subgroup`` (:data:`SUBGROUP`): split subgroup of the cell's condition
+    (``train``, ``val``, ``unseen_single``, ``combo_seen0``, ...).
+``.var``
+    ``perturbsim_original_id`` (:data:`ORIGINAL_ID`): the original ``var_names``, kept when
+    :func:`perturbsim.pp.setup` replaces them by a column of gene symbols.
+``.varp``
+    ``perturbsim_gram`` (:data:`GRAM`): gene x gene second moments of the co-expression cells
+    (:func:`perturbsim.pp.pseudobulk`).
+``.uns["perturbsim"]`` (:data:`UNS`)
+    ``"setup"`` (:data:`SETUP`): parsing options and label summary (:func:`perturbsim.pp.setup`).
+    ``"split"`` (:data:`SPLIT_UNS`): the split's conditions per set and test subgroup
+    (:func:`perturbsim.pp.split`).
+    ``"pseudobulk"`` (:data:`PSEUDOBULK`): per-condition statistics
+    (:func:`perturbsim.pp.pseudobulk`).
+    ``"de"`` (:data:`DE`, the default ``key_added`` of :func:`perturbsim.pp.rank_de`): top
+    differentially expressed genes per condition.
+
+Predictions (:meth:`perturbsim.models.PerturbationModel.predict`, one row per perturbation)
+    ``.layers["delta"]`` (:data:`DELTA_LAYER`): change over control;
+    ``.layers["variance"]`` (:data:`VARIANCE_LAYER`): predictive variance, when the model has
+    one; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`); ``.uns["perturbsim"]["model"]``
+    (:data:`PRED_MODEL`). Per-cell predictions (``sample``) label cells in
+    ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
 """
 
 UNS = "perturbsim"
@@ -19,5 +39,20 @@ CONDITION = "perturbsim_condition"
 N_TARGETS = "perturbsim_n_targets"
 SPLIT = "perturbsim_split"
 SUBGROUP = "perturbsim_subgroup"
+ORIGINAL_ID = "perturbsim_original_id"
+GRAM = "perturbsim_gram"
+SETUP = "setup"
+SPLIT_UNS = "split"
+PSEUDOBULK = "pseudobulk"
+DE = "de"
+DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
+"""``.uns["perturbsim"]`` entries that depend on the split, dropped when it is redone."""
+
+DELTA_LAYER = "delta"
+VARIANCE_LAYER = "variance"
+PRED_N_TARGETS = "n_targets"
+PRED_MODEL = "model"
+SAMPLE_PERTURBATION = "perturbation"
+
 CONTROL = "ctrl"
 SEP = "+"

@@ -3,36 +3,40 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from anndata import AnnData
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
-from ..tl._evaluate import DEFAULT_MODELS
-
-logger = logging.getLogger(__name__)
+from ..models import (
+    DEFAULT_MODELS,
+    DEMO_MODELS,
+    MODEL_REGISTRY,
+    build_model,
+    list_models,
+    model_names,
+    resolve_model,
+    takes_option,
+)
+from ._screen import add_screen_options, check_labels, go_annotations, read_screen
 
 SPLITS = ("simulation", "single", "combo", "custom")
-DEMO_MODELS = ("gears", "gears_reference", "gears_residual_ensemble", *DEFAULT_MODELS[1:])
 HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
+MODEL_FLAGS = (
+    ("--n-models", "n_models", "n_models", False),
+    ("--device", "device", "device", False),
+    ("--epochs", "epochs", "max_epochs", True),
+)
+"""Options of ``perturbsim train`` given to the model: flag, argparse name, model option and
+whether it is a fit option (else a constructor argument)."""
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="screen as .h5ad (cells x genes, log-normalised)")
-    parser.add_argument("--perturbation-key", default="condition", help="obs column of labels")
-    parser.add_argument("--control", default=None, help="control label (default: auto-detect)")
-    parser.add_argument("--split", choices=SPLITS, default="simulation", help="held-out design")
-    parser.add_argument("--test", type=Path, help="file of test conditions, one a line (custom)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of split and training")
-
-
-def _read_split(args: argparse.Namespace):
-    from ..ds import read
+def _split(adata: AnnData, args: argparse.Namespace) -> None:
     from ..pp import split
 
-    adata = read(args.data, perturbation_key=args.perturbation_key, control=args.control)
     test = None
     if args.split == "custom":
         if args.test is None:
@@ -40,55 +44,89 @@ def _read_split(args: argparse.Namespace):
         if not args.test.is_file():
             raise PerturbsimError(f"no such file: {str(args.test)!r}")
         test = [line.strip() for line in args.test.read_text().splitlines() if line.strip()]
-    table = split(adata, kind=args.split, seed=args.seed, test_conditions=test)
-    logger.info("split:\n%s", table.to_string())
-    return adata
+    split(adata, kind=args.split, seed=args.seed, test_conditions=test)
 
 
-def _add_go_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--go",
-        type=Path,
-        default=None,
-        help="gene -> GO term file (GAF, gene2go or two-column TSV); default: bundled human",
-    )
+def _applies(name: str, option: str, *, fit: bool) -> bool:
+    """Whether the model behind a catalogue name takes a fit or constructor option."""
+    return option in resolve_model(name)[0].fit_options if fit else takes_option(name, option)
 
 
-def _go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
-    from ..graphs import read_annotations
+def _takers(option: str, *, fit: bool = False) -> str:
+    """Help text naming the registered models that take an option."""
+    names = [name for name in MODEL_REGISTRY if _applies(name, option, fit=fit)]
+    return f" (for {', '.join(names)} and variants)" if names else ""
 
-    return None if args.go is None else read_annotations(args.go)
+
+def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Constructor and fit options of ``--model`` from the flags of :data:`MODEL_FLAGS`.
+
+    A flag left out (``None``) keeps the model's default; a flag the model does not take,
+    like an unknown model, is an error.
+    """
+    resolve_model(args.model)
+    options: dict[str, Any] = {}
+    fit_options: dict[str, Any] = {}
+    for flag, dest, option, fit in MODEL_FLAGS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if not _applies(args.model, option, fit=fit):
+            kind = "fit option" if fit else "option"
+            raise PerturbsimError(
+                f"{flag} does not apply to model {args.model!r}, which has no {kind} {option!r}"
+            )
+        (fit_options if fit else options)[option] = value
+    return options, fit_options
 
 
 # -- train ----------------------------------------------------------------------------------
 def _run_train(args: argparse.Namespace) -> None:
-    from ..models import GEARS
-
-    adata = _read_split(args)
-    model = GEARS(
-        adata,
-        seed=args.seed,
-        device=args.device,
-        n_models=args.n_models,
-        go_annotations=_go_annotations(args),
-    )
-    model.train(max_epochs=args.epochs)
+    if args.out.exists() and not args.overwrite:  # before training, not after
+        raise PerturbsimError(f"{str(args.out)!r} already exists; pass --overwrite to replace it")
+    options, fit_options = _model_options(args)  # before reading: a wrong flag fails at once
+    adata = read_screen(args)
+    annotations = go_annotations(args)
+    check_labels(adata, annotations, sep=args.sep)
+    _split(adata, args)
+    if annotations is not None and takes_option(args.model, "go_annotations"):
+        options["go_annotations"] = annotations
+    model = build_model(args.model, adata, seed=args.seed, **options)
+    model.fit(**fit_options)
     model.save(args.out, overwrite=args.overwrite)
-    best = model.results[0]
-    print(
-        f"trained GEARS ({len(best.history)} epochs, best {best.best_epoch}); saved to {args.out}"
-    )
+    runs = getattr(model, "results", [])  # training runs of the models that keep them
+    epochs = f", best epoch {', '.join(str(r.best_epoch) for r in runs)}" if runs else ""
+    print(f"trained {args.model}{epochs}; saved to {args.out}")
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim train``."""
-    parser = commands.add_parser("train", help="train GEARS on a screen and save it")
-    _add_data_options(parser)
-    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--epochs", type=int, default=200, help="maximum epochs (early stopping)")
-    parser.add_argument("--n-models", type=int, default=1, help="ensemble size")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    _add_go_option(parser)
+    parser = commands.add_parser("train", help="train a model on a screen and save it")
+    add_screen_options(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="model directory to write"
+    )
+    parser.add_argument(
+        "--model",
+        default="gears",
+        metavar="NAME",
+        help=f"model to train (default: gears): {', '.join(model_names())}",
+    )
+    parser.add_argument("--split", choices=SPLITS, default="simulation", help="held-out design")
+    parser.add_argument(
+        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of split and training")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="maximum epochs, early stopping on validation" + _takers("max_epochs", fit=True),
+    )
+    parser.add_argument(
+        "--n-models", type=int, metavar="N", help="ensemble size" + _takers("n_models")
+    )
+    parser.add_argument("--device", help="auto, cpu or cuda" + _takers("device"))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.set_defaults(run=_run_train)
 
@@ -119,16 +157,29 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
 
 
 # -- evaluate -------------------------------------------------------------------------------
+def _model_list(text: str) -> list[str]:
+    """The catalogue names of a comma-separated ``--models``; an unknown name is an error."""
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise PerturbsimError(f"--models names no model: {text!r}")
+    for name in models:
+        resolve_model(name)
+    return models
+
+
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from ..ds import read
-    from ..pl import write_report
+    from ..io import write_report
     from ..tl import evaluate
 
-    adata = read(args.data, perturbation_key=args.perturbation_key, control=args.control)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    go = _go_annotations(args)
-    gears = [m for m in models if m.startswith("gears")]
-    model_kwargs = {m: {"go_annotations": go} for m in gears} if go is not None else None
+    models = _model_list(args.models)
+    adata = read_screen(args)
+    annotations = go_annotations(args)
+    check_labels(adata, annotations, sep=args.sep)
+    model_kwargs = {
+        m: {"go_annotations": annotations}
+        for m in models
+        if annotations is not None and takes_option(m, "go_annotations")
+    }
     result = evaluate(
         adata, models=models, split=args.split, seeds=args.seeds, model_kwargs=model_kwargs
     )
@@ -139,20 +190,22 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim evaluate``."""
-    parser = commands.add_parser("evaluate", help="GEARS against every baseline, seeds x splits")
-    parser.add_argument("data", help="screen as .h5ad")
-    parser.add_argument("--perturbation-key", default="condition")
-    parser.add_argument("--control", default=None)
-    parser.add_argument("--split", choices=SPLITS[:3], default="simulation")
-    parser.add_argument("--seeds", type=int, default=5, help="number of split seeds")
+    parser = commands.add_parser(
+        "evaluate", help="GEARS against the baselines on held-out perturbations, over seeds"
+    )
+    add_screen_options(parser)
+    parser.add_argument("--split", choices=SPLITS[:3], default="simulation", help="held-out design")
+    parser.add_argument("--seeds", type=int, default=5, metavar="N", help="number of split seeds")
     parser.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
-        help="comma-separated registry names or GEARS variants (gears_reference, "
-        "gears_cold_start, gears_residual, gears_ensemble, gears_residual_ensemble)",
+        metavar="NAMES",
+        help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)}) among: "
+        f"{', '.join(model_names())}",
     )
-    parser.add_argument("--out", type=Path, required=True, help="directory for the report")
-    _add_go_option(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="directory for the report"
+    )
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -167,8 +220,8 @@ def _headline(summary: pd.DataFrame) -> pd.DataFrame:
 
 def _run_demo(args: argparse.Namespace) -> None:
     from ..ds import norman2019_subset
-    from ..pl import write_report
-    from ..pp import DEGenes, condition_table, rank_de, split
+    from ..io import write_report
+    from ..pp import DEGenes, condition_table, rank_de, split, split_summary
     from ..tl import evaluate
 
     adata = norman2019_subset()
@@ -180,7 +233,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     for condition in ("KLF1", "KLF1+MAP2K6", "TMSB4X"):
         print(f"top DE genes of {condition}: {', '.join(de.top_genes(condition)[:8])}")
     print("\nsimulation split (seed 1):")
-    print(split(adata.copy(), kind="simulation", seed=1).to_string(index=False))
+    print(split_summary(split(adata, kind="simulation", seed=1, copy=True)).to_string(index=False))
     print(f"\ntraining GEARS and baselines over {args.seeds} split seed(s) ...")
     result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
     print(
@@ -209,4 +262,28 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_demo)
 
 
-REGISTRARS = (register_demo, register_train, register_predict, register_evaluate)
+# -- models ---------------------------------------------------------------------------------
+def _run_models(args: argparse.Namespace) -> None:
+    table = list_models()
+    width = max(map(len, table.index))
+    for name, row in table.iterrows():
+        options = ", ".join(f"{k}={v}" for k, v in row["options"].items())
+        variant = f" ({row['base']} with {options})" if options else ""
+        mark = "*" if row["default"] else " "
+        print(f"{name:<{width}} {mark} {row['description']}{variant}")
+    print("\n* run by `perturbsim evaluate` unless --models says otherwise")
+
+
+def register_models(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim models``."""
+    parser = commands.add_parser("models", help="list the models --model and --models accept")
+    parser.set_defaults(run=_run_models)
+
+
+REGISTRARS = (
+    register_demo,
+    register_train,
+    register_predict,
+    register_evaluate,
+    register_models,
+)

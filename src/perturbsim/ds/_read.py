@@ -10,6 +10,10 @@ from .._errors import PerturbsimError
 from .._keys import SEP
 from ..pp import setup
 
+_READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
+"""What h5py and anndata raise on a file that is not a complete h5ad file (not HDF5,
+truncated, corrupted, or HDF5 without AnnData's groups)."""
+
 
 def read(
     path: str | Path,
@@ -39,6 +43,12 @@ def read(
     -------
     The set-up AnnData.
 
+    Raises
+    ------
+    PerturbsimError
+        If the file is missing, not named ``.h5ad`` or cannot be read as AnnData, or if
+        :func:`perturbsim.pp.setup` rejects the screen.
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -52,7 +62,14 @@ def read(
         raise PerturbsimError(f"no such file: {str(path)!r}")
     if path.suffix != ".h5ad":
         raise PerturbsimError(f"expected an .h5ad file, got {str(path)!r}")
-    adata = ad.read_h5ad(path, backed="r" if backed else None)
+    try:
+        adata = ad.read_h5ad(path, backed="r" if backed else None)
+    except _READ_ERRORS as err:
+        lines = str(err.args[0] if err.args else "").splitlines()
+        reason = lines[0] if lines else type(err).__name__
+        raise PerturbsimError(
+            f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): {reason}"
+        ) from err
     setup(
         adata,
         perturbation_key=perturbation_key,

@@ -23,11 +23,19 @@ from .._errors import PerturbsimError
 from .._keys import CONTROL, SEP
 from .._settings import resolve_seed
 from ._simulate_cells import CellModel, sample_cells, truth_mean
-from ._simulate_grn import GRN, Perturbations, build_grn, calibrate, solve
+from ._simulate_grn import Perturbations, RegulatoryNetwork, build_grn, calibrate, solve
 
 logger = logging.getLogger(__name__)
 
 PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {
+        "n_genes": 70,
+        "n_perturbable": 14,
+        "n_singles": 10,
+        "n_pairs": 10,
+        "cells_per_condition": 30,
+        "n_control_cells": 150,
+    },
     "small": {
         "n_genes": 400,
         "n_perturbable": 36,
@@ -45,7 +53,8 @@ PRESETS: dict[str, dict[str, int]] = {
         "n_control_cells": 7000,
     },
 }
-"""Screen designs of ``size``: ``small`` (seconds, tests) and ``norman`` (Norman et al. 2019)."""
+"""Screen designs of ``size``: ``tiny`` (a fraction of a second, fast tests), ``small`` (seconds,
+tests) and ``norman`` (Norman et al. 2019)."""
 
 MODALITIES = ("crispra", "crispri", "knockout")
 CONTROL_LABEL = "control"
@@ -67,7 +76,7 @@ def _pair_label(a: str, b: str) -> str:
     return SEP.join(sorted((a, b)))
 
 
-def _choose_perturbable(grn: GRN, n: int, rng: np.random.Generator) -> np.ndarray:
+def _choose_perturbable(grn: RegulatoryNetwork, n: int, rng: np.random.Generator) -> np.ndarray:
     """Mostly regulators (as real screens target TFs and signalling genes), some others."""
     out_degree = np.bincount(grn.src, minlength=grn.n_genes)
     pools = {
@@ -112,7 +121,7 @@ def _efficacy(modality: str, n: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def _perturbations(
-    grn: GRN,
+    grn: RegulatoryNetwork,
     genes_of_cond: list[tuple[int, ...]],
     modality: str,
     eff: np.ndarray,
@@ -132,7 +141,7 @@ def _perturbations(
     return Perturbations(cond_a, gene_a, mult, add)
 
 
-def _related(grn: GRN, perturbable: np.ndarray) -> np.ndarray:
+def _related(grn: RegulatoryNetwork, perturbable: np.ndarray) -> np.ndarray:
     """(P, P) relatedness: shared targets (within two steps), or direct or module links."""
     g = grn.n_genes
     adj = sp.csr_matrix((np.ones(grn.src.size), (grn.src, grn.tgt)), shape=(g, g))
@@ -147,7 +156,11 @@ def _related(grn: GRN, perturbable: np.ndarray) -> np.ndarray:
 
 
 def _choose_design(
-    grn: GRN, perturbable: np.ndarray, n_singles: int, n_pairs: int, rng: np.random.Generator
+    grn: RegulatoryNetwork,
+    perturbable: np.ndarray,
+    n_singles: int,
+    n_pairs: int,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Measured singles and pairs (positions in ``perturbable``)."""
     p = perturbable.size
@@ -181,7 +194,7 @@ def _choose_design(
 
 
 def _go_annotations(
-    grn: GRN,
+    grn: RegulatoryNetwork,
     names: np.ndarray,
     go_noise: float,
     unannotated_fraction: float,
@@ -302,7 +315,7 @@ def simulate(
     modality: str = "crispra",
     go_noise: float = 0.0,
     unannotated_fraction: float = 0.1,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> AnnData:
     """Simulate a Perturb-seq screen of single and paired perturbations, with ground truth.
 
@@ -324,10 +337,13 @@ def simulate(
     Parameters
     ----------
     size
-        Preset design: ``"small"`` (400 genes, 36 perturbable, 26 singles, 26 pairs, 60 cells
-        per condition, 300 control cells; about a second) or ``"norman"`` (5,000 genes, 110
-        perturbable, 100 singles, 130 pairs, 400 cells per condition, 7,000 control cells:
-        99,000 cells, like Norman et al. 2019). Explicit arguments override the preset.
+        Preset design: ``"tiny"`` (70 genes, 14 perturbable, 10 singles, 10 pairs, 30 cells
+        per condition, 150 control cells: 750 cells, 106 truth conditions; about 0.3 s, yet
+        every subgroup of a ``kind="simulation"`` split occurs), ``"small"`` (400 genes, 36
+        perturbable, 26 singles, 26 pairs, 60 cells per condition, 300 control cells; about a
+        second) or ``"norman"`` (5,000 genes, 110 perturbable, 100 singles, 130 pairs, 400
+        cells per condition, 7,000 control cells: 99,000 cells, like Norman et al. 2019).
+        Explicit arguments override the preset.
     n_genes
         Number of genes (all measured).
     n_perturbable
@@ -347,8 +363,8 @@ def simulate(
     unannotated_fraction
         Fraction of genes without any term.
     seed
-        Seed of everything: the same seed gives an identical AnnData, another seed another
-        network.
+        Seed of everything (default: ``perturbsim.settings.seed``): the same seed gives an
+        identical AnnData, another seed another network.
 
     Returns
     -------

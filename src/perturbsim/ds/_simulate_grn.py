@@ -56,7 +56,7 @@ class _EdgeBlock:
 
 
 @dataclass
-class GRN:
+class RegulatoryNetwork:
     """A simulated gene regulatory network with its kinetic parameters."""
 
     role: np.ndarray  # (G,) str
@@ -160,7 +160,7 @@ class GRN:
         return self.vmax[targets] * (beta + (1.0 - beta) * h)
 
 
-def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -> GRN:
+def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -> RegulatoryNetwork:
     """Draw the structure and kinetic parameters of a network (half-saturations uncalibrated)."""
     g = n_genes
     n_modules = max(min_modules, round(g / 50))
@@ -284,7 +284,7 @@ def build_grn(n_genes: int, rng: np.random.Generator, *, min_modules: int = 6) -
     # moves them a little and two inputs together a lot (synergy)
     basal[logic_and] = np.exp(rng.uniform(np.log(0.03), np.log(0.2), int(logic_and.sum())))
     src_a = np.asarray(src, dtype=np.int64)
-    return GRN(
+    return RegulatoryNetwork(
         role=role.astype(str),
         module=module,
         vmax=scale / degradation,
@@ -310,7 +310,7 @@ class Perturbations:
 
 
 def solve(
-    grn: GRN,
+    grn: RegulatoryNetwork,
     n_conditions: int,
     pert: Perturbations,
     *,
@@ -366,7 +366,7 @@ def solve(
     return out, n_bad
 
 
-def calibrate(grn: GRN, rng: np.random.Generator) -> np.ndarray:
+def calibrate(grn: RegulatoryNetwork, rng: np.random.Generator) -> np.ndarray:
     """Set half-saturations near the control level of each source; return the control state.
 
     Inputs of ``and`` genes get higher thresholds (the gene is mostly off in control and needs

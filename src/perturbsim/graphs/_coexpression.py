@@ -44,7 +44,7 @@ def coexpression_graph(
     >>> import perturbsim as ps
     >>> from perturbsim.graphs import coexpression_graph
     >>> adata = ps.ds.norman2019_subset()
-    >>> stats = ps.pp.pseudobulk(adata, inplace=False)
+    >>> stats = ps.pp.compute_pseudobulk(adata)
     >>> g = coexpression_graph(stats)
     >>> g.n_nodes
     500

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,32 +116,33 @@ class GeneGraph:
             }
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for saving: numeric numpy arrays and lists of str.
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """The edges as numeric arrays for a weights file (node names go in a config).
 
-        ``src``, ``dst`` and ``weight`` are numpy arrays (e.g. for safetensors),
-        ``nodes`` and ``unannotated`` are lists of str (e.g. for JSON).
+        Parameters
+        ----------
+        prefix
+            Key prefix: arrays are stored as ``{prefix}.src``, ``.dst`` and ``.weight``.
         """
         return {
-            "nodes": self.nodes.tolist(),
-            "src": self.src.copy(),
-            "dst": self.dst.copy(),
-            "weight": self.weight.copy(),
-            "unannotated": self.unannotated.tolist(),
+            f"{prefix}.src": self.src,
+            f"{prefix}.dst": self.dst,
+            f"{prefix}.weight": self.weight,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GeneGraph:
-        """Rebuild a graph from :meth:`to_dict` output."""
-        missing = [k for k in ("nodes", "src", "dst", "weight") if k not in data]
+    def from_arrays(
+        cls, nodes: Sequence[str] | np.ndarray, arrays: Mapping[str, np.ndarray], prefix: str
+    ) -> GeneGraph:
+        """Rebuild a graph from its node names and the arrays of :meth:`to_arrays`."""
+        missing = [k for k in ("src", "dst", "weight") if f"{prefix}.{k}" not in arrays]
         if missing:
-            raise PerturbsimError(f"graph dict lacks keys {missing}")
+            raise PerturbsimError(f"the weights lack the {prefix!r} graph's arrays {missing}")
         return cls(
-            nodes=list(data["nodes"]),
-            src=np.asarray(data["src"]),
-            dst=np.asarray(data["dst"]),
-            weight=np.asarray(data["weight"]),
-            unannotated=list(data.get("unannotated", [])),
+            nodes=nodes,
+            src=arrays[f"{prefix}.src"],
+            dst=arrays[f"{prefix}.dst"],
+            weight=arrays[f"{prefix}.weight"],
         )
 
 

@@ -1,20 +1,43 @@
-"""Models behind one interface: GEARS and the baselines."""
+"""Models behind one interface (GEARS and the baselines) and the catalogue that names them."""
 
-from ._base import MODEL_REGISTRY, PerturbationModel
+from ._base import PerturbationModel
+from ._catalogue import (
+    DEFAULT_MODELS,
+    DEMO_MODELS,
+    MODEL_REGISTRY,
+    VARIANTS,
+    Variant,
+    build_model,
+    list_models,
+    model_names,
+    resolve_model,
+    takes_option,
+)
 from ._gears import GEARS
+from ._gears_config import GEARSConfig
 from ._grn import GRN
 from ._linear import Linear
 from ._simple import Additive, NoPerturbation, TrainMean
 from ._target_effect import fit_target_effect
 
 __all__ = [
+    "DEFAULT_MODELS",
+    "DEMO_MODELS",
     "GEARS",
     "GRN",
     "MODEL_REGISTRY",
+    "VARIANTS",
     "Additive",
+    "GEARSConfig",
     "Linear",
     "NoPerturbation",
     "PerturbationModel",
     "TrainMean",
+    "Variant",
+    "build_model",
     "fit_target_effect",
+    "list_models",
+    "model_names",
+    "resolve_model",
+    "takes_option",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -12,10 +14,20 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, UNS
+from .._keys import (
+    CONDITION,
+    CONTROL,
+    DELTA_LAYER,
+    PRED_MODEL,
+    PRED_N_TARGETS,
+    SAMPLE_PERTURBATION,
+    UNS,
+    VARIANCE_LAYER,
+)
 from .._settings import resolve_seed
 from ..pp import canonical_label, parse_perturbations
 from ..pp._setup import check_setup
+from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
 from ._store import read_model_dir, write_model_dir
 
@@ -23,40 +35,55 @@ logger = logging.getLogger(__name__)
 
 GeneSet = tuple[str, ...]
 
-MODEL_REGISTRY: dict[str, type[PerturbationModel]] = {}
-
 
 class PerturbationModel(ABC):
     """A model of the mean expression after perturbing a gene set.
 
     Subclasses implement :meth:`_fit`, :meth:`_predict_change`, and :meth:`_options`,
-    :meth:`_arrays` and :meth:`_restore` for saving. Predictions come back as a labelled
-    AnnData, one row per queried perturbation.
+    :meth:`_arrays` and :meth:`_restore` for saving, and list the keyword arguments their
+    :meth:`fit` accepts in :attr:`fit_options`. Predictions come back as a labelled AnnData,
+    one row per queried perturbation. Building or fitting a model never writes into
+    ``adata``.
 
     Parameters
     ----------
     adata
         A set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`);
         ``None`` only when restoring a saved model.
+    seed
+        Seed of everything random in fitting (default: ``perturbsim.settings.seed``); models
+        without randomness keep it only for the record.
     """
 
     name: ClassVar[str] = "model"
+    fit_options: ClassVar[tuple[str, ...]] = ()
+    """Keyword arguments that :meth:`fit` passes on to :meth:`_fit`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         MODEL_REGISTRY[cls.name] = cls
 
-    def __init__(self, adata: AnnData | None = None) -> None:
+    def __init__(self, adata: AnnData | None = None, *, seed: int | None = None) -> None:
         self.data = ScreenData.from_adata(adata) if adata is not None else None
+        self.seed = resolve_seed(seed)
         self.is_fitted = False
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
 
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Keyword arguments of the constructor (besides ``adata``)."""
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+
     # -- to implement --------------------------------------------------------------------
     @abstractmethod
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        """Fit from the screen's statistics."""
+    def _fit(self, data: ScreenData, **options: Any) -> None:
+        """Fit from the screen's statistics and training conditions.
+
+        ``options`` are the model's :attr:`fit_options`, checked by :meth:`fit`.
+        """
 
     @abstractmethod
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -74,8 +101,27 @@ class PerturbationModel(ABC):
         """Rebuild the fitted state from :meth:`_options` and :meth:`_arrays`."""
 
     # -- public API ----------------------------------------------------------------------
-    def fit(self, **kwargs: Any) -> Self:
-        """Fit the model on the training conditions of the screen it was built with.
+    def fit(
+        self,
+        *,
+        train_conditions: Sequence[str] | None = None,
+        val_conditions: Sequence[str] | None = None,
+        **options: Any,
+    ) -> Self:
+        """Fit the model on training conditions of the screen it was built with.
+
+        Parameters
+        ----------
+        train_conditions
+            Labels of the conditions to train on (control is added when missing); default:
+            the training conditions of the screen's split (:func:`perturbsim.pp.split`), or
+            every condition when it has none. Refitting on another list needs no new model
+            and leaves the AnnData untouched (what an experiment-design loop does).
+        val_conditions
+            Validation conditions; default: the split's when ``train_conditions`` is
+            ``None``, else none.
+        **options
+            The model's fit options (:attr:`fit_options`), e.g. ``max_epochs`` for GEARS.
 
         Returns
         -------
@@ -83,7 +129,16 @@ class PerturbationModel(ABC):
         """
         if self.data is None:
             raise PerturbsimError(f"{self.name} was loaded without data and cannot be refitted")
-        self._fit(self.data, **kwargs)
+        unknown = sorted(set(options) - set(self.fit_options))
+        if unknown:
+            accepted = ", ".join(self.fit_options) if self.fit_options else "none"
+            raise PerturbsimError(
+                f"{self.name} has no fit option {unknown[0]!r} (accepted: {accepted})"
+            )
+        data = self.data
+        if train_conditions is not None or val_conditions is not None:
+            data = data.with_conditions(train_conditions, val_conditions)
+        self._fit(data, **options)
         self.is_fitted = True
         return self
 
@@ -118,21 +173,21 @@ class PerturbationModel(ABC):
         ``.layers["variance"]`` when the model has one, and ``.obs["n_targets"]``.
         """
         if not self.is_fitted:
-            raise PerturbsimError(f"{self.name} is not fitted: call .fit() (or .train()) first")
+            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
         sets = parse_perturbations(perturbations)
         change, variance = self._predict_change(sets)
         expression = np.clip(self.control_mean + change, 0.0, None)
         labels = [canonical_label(s) for s in sets]
-        obs = pd.DataFrame({"n_targets": [len(s) for s in sets]}, index=pd.Index(labels))
+        obs = pd.DataFrame({PRED_N_TARGETS: [len(s) for s in sets]}, index=pd.Index(labels))
         out = AnnData(
             X=expression.astype(np.float32),
             obs=obs,
             var=pd.DataFrame(index=pd.Index(self.genes)),
         )
-        out.layers["delta"] = (expression - self.control_mean).astype(np.float32)
+        out.layers[DELTA_LAYER] = (expression - self.control_mean).astype(np.float32)
         if variance is not None:
-            out.layers["variance"] = variance.astype(np.float32)
-        out.uns[UNS] = {"model": self.name}
+            out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
+        out.uns[UNS] = {PRED_MODEL: self.name}
         if out.obs_names.has_duplicates:
             out.obs_names_make_unique()
         return out
@@ -192,10 +247,10 @@ class PerturbationModel(ABC):
             unique, inverse = np.unique(rows, return_inverse=True)
             cells = adata.X[unique]
             cells = cells.toarray() if hasattr(cells, "toarray") else np.asarray(cells)
-            blocks.append(np.clip(cells[inverse] + prediction.layers["delta"][row], 0.0, None))
+            blocks.append(np.clip(cells[inverse] + prediction.layers[DELTA_LAYER][row], 0.0, None))
         labels = np.repeat(prediction.obs_names.to_numpy(), int(n_cells))
         obs = pd.DataFrame(
-            {"perturbation": pd.Categorical(labels, categories=list(prediction.obs_names))},
+            {SAMPLE_PERTURBATION: pd.Categorical(labels, categories=list(prediction.obs_names))},
             index=pd.Index([f"{label}-{i}" for i, label in enumerate(labels)]),
         )
         return AnnData(
@@ -219,6 +274,7 @@ class PerturbationModel(ABC):
         config = {
             "model": self.name,
             "genes": list(map(str, self.genes)),
+            "seed": self.seed,
             "options": self._options(),
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
@@ -252,7 +308,7 @@ class PerturbationModel(ABC):
                 f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
             )
         model = model_cls.__new__(model_cls)
-        PerturbationModel.__init__(model, None)
+        PerturbationModel.__init__(model, None, seed=config.get("seed"))
         model.genes = genes
         model.control_mean = np.asarray(arrays.pop("control_mean"), dtype=np.float64)
         model._restore(config.get("options", {}), arrays)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, UNS
-from ..pp import PseudobulkStats, genes_of, pseudobulk
+from .._keys import CONTROL, PSEUDOBULK, SPLIT_UNS, UNS
+from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, genes_of, parse_label
 from ..pp._pseudobulk import coexpression_source
 from ..pp._setup import check_setup
 from ..pp._split import Split
@@ -19,14 +20,19 @@ logger = logging.getLogger(__name__)
 
 
 def _training_stats(adata: AnnData) -> PseudobulkStats:
-    """Stored statistics, recomputed when their co-expression cells are not the training cells."""
-    if "pseudobulk" in adata.uns.get(UNS, {}):
+    """Stored statistics when their co-expression cells are the training cells, else computed.
+
+    Computed statistics are not stored: building a model never writes into ``adata`` (run
+    :func:`perturbsim.pp.pseudobulk` once to share them between models).
+    """
+    if PSEUDOBULK in adata.uns.get(UNS, {}):
         stats = PseudobulkStats.from_adata(adata)
         if stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata):
             return stats
-        logger.info("stored statistics predate the split: recomputing them on training cells")
-    pseudobulk(adata)
-    return PseudobulkStats.from_adata(adata)
+        logger.info("stored statistics predate the split: computing them on training cells")
+    else:
+        logger.info("no stored statistics: computing them (perturbsim.pp.pseudobulk stores them)")
+    return compute_pseudobulk(adata)
 
 
 @dataclass
@@ -52,18 +58,56 @@ class ScreenData:
         """Collect statistics and split from ``adata``, computing the statistics if absent.
 
         Without a split (:func:`perturbsim.pp.split`) every condition is used for training.
+        ``adata`` is not modified.
         """
         check_setup(adata)
         stats = _training_stats(adata)
-        if "split" in adata.uns.get(UNS, {}):
+        if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val = list(split.train), list(split.val)
         else:
             logger.warning("no split in adata: training on every condition (no validation)")
             train, val = list(stats.conditions), []
         if CONTROL not in train:
-            raise PerturbsimError("the training conditions lack control cells ('ctrl')")
+            raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
         return cls(stats=stats, train=train, val=val)
+
+    def with_conditions(
+        self, train: Sequence[str] | None, val: Sequence[str] | None = None
+    ) -> ScreenData:
+        """The same statistics with other training and validation conditions.
+
+        Parameters
+        ----------
+        train
+            Labels of the training conditions (raw or canonical); ``ctrl`` is added when
+            missing. ``None`` keeps the current ones.
+        val
+            Labels of the validation conditions; ``None`` means none.
+
+        Returns
+        -------
+        A new :class:`ScreenData` sharing :attr:`stats` (whose co-expression moments stay
+        those of the cells they were computed on).
+        """
+        train_list = self.train if train is None else self._known(train, "train_conditions")
+        if CONTROL not in train_list:
+            train_list = [CONTROL, *train_list]
+        val_list = [] if val is None else self._known(val, "val_conditions")
+        overlap = sorted(set(train_list) & set(val_list))
+        if overlap:
+            raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")
+        return ScreenData(stats=self.stats, train=train_list, val=val_list)
+
+    def _known(self, labels: Sequence[str], what: str) -> list[str]:
+        if isinstance(labels, str):
+            raise PerturbsimError(f"{what} must be a list of labels, got the string {labels!r}")
+        canonical = [canonical_label(parse_label(str(label))) for label in labels]
+        present = set(self.stats.conditions)
+        unknown = [c for c in canonical if c not in present]
+        if unknown:
+            raise PerturbsimError(f"{what} names conditions not in the screen: {unknown[:10]}")
+        return list(dict.fromkeys(canonical))
 
     @property
     def genes(self) -> np.ndarray:
@@ -74,38 +118,25 @@ class ScreenData:
         """The conditions among ``conditions`` that perturb at least one gene."""
         return [c for c in conditions if genes_of(c)]
 
+    def training_changes(self) -> tuple[list[str], np.ndarray]:
+        """Perturbed training conditions and their mean change over control ``(P, G)``."""
+        conditions = self.perturbed(self.train)
+        if not conditions:
+            raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
+        return conditions, self.stats.delta[self.stats.index(conditions)].astype(np.float64)
 
-def sample_cells(
-    adata: AnnData, conditions: list[str], *, max_cells: int, seed: int
-) -> dict[str, np.ndarray]:
-    """Draw up to ``max_cells`` cells of each condition as dense float32 arrays.
+    def mean_training_change(self) -> np.ndarray:
+        """Mean change over control of the perturbed training conditions, ``(G,)`` float64.
 
-    Used by the per-cell loss path (odd or fractional autofocus exponents); works on
-    backed files, reading only the drawn rows.
+        Each perturbed training condition (single or combination) weighs equally: the
+        "mean" baseline and the prior of GEARS.
+        """
+        return self.training_changes()[1].mean(axis=0)
 
-    Parameters
-    ----------
-    adata
-        A set-up screen.
-    conditions
-        Canonical conditions to sample.
-    max_cells
-        Cells kept per condition (all when fewer).
-    seed
-        Seed of the draw.
-
-    Returns
-    -------
-    Condition -> ``(n, G)`` array of expression.
-    """
-    rng = np.random.default_rng(seed)
-    labels = adata.obs[CONDITION].astype(str).to_numpy()
-    cells = {}
-    for condition in conditions:
-        rows = np.flatnonzero(labels == condition)
-        if rows.size > max_cells:
-            rows = np.sort(rng.choice(rows, size=max_cells, replace=False))
-        block = adata.X[rows]
-        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-        cells[condition] = block.astype(np.float32)
-    return cells
+    def single_changes(self) -> dict[str, np.ndarray]:
+        """Gene -> mean change of its single-gene training condition, ``(G,)`` float64."""
+        singles = [c for c in self.perturbed(self.train) if len(genes_of(c)) == 1]
+        if not singles:
+            return {}
+        delta = self.stats.delta[self.stats.index(singles)].astype(np.float64)
+        return dict(zip(singles, delta, strict=True))

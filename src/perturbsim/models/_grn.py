@@ -10,10 +10,9 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
-from ._simple import CoverageMixin, _single_deltas
+from ._simple import CoverageMixin
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ class GRN(CoverageMixin, PerturbationModel):
         Propagation steps (edges travelled).
     default_step
         Change of a target without a training single perturbation.
+    seed
+        Recorded only: the fit is deterministic.
     """
 
     name = "grn"
@@ -69,20 +70,19 @@ class GRN(CoverageMixin, PerturbationModel):
         ridge: float = 1.0,
         n_steps: int = 3,
         default_step: float = 1.0,
+        seed: int | None = None,
     ) -> None:
         if ridge <= 0:
             raise PerturbsimError(f"ridge must be positive, got {ridge}")
         if n_steps < 1:
             raise PerturbsimError(f"n_steps must be at least 1, got {n_steps}")
-        super().__init__(adata)
+        super().__init__(adata, seed=seed)
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)
         self.n_steps = int(n_steps)
         self.default_step = float(default_step)
 
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        if kwargs:
-            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
+    def _fit(self, data: ScreenData) -> None:
         stats = data.stats
         if stats.coexpr_gram is None or stats.coexpr_n < 2:
             raise PerturbsimError(
@@ -122,12 +122,10 @@ class GRN(CoverageMixin, PerturbationModel):
         self.network = beta * safe_sd[None, :] / safe_sd[reg_idx][:, None]
         self.network[:, ~varies] = 0.0
 
-        singles, delta = _single_deltas(data)
         gene_col = {g: i for i, g in enumerate(genes)}
         self.step_genes = []
         steps = []
-        for cond, row in zip(singles, delta, strict=True):
-            target = genes_of(cond)[0]
+        for target, row in data.single_changes().items():
             if target in gene_col:
                 self.step_genes.append(target)
                 steps.append(row[gene_col[target]])

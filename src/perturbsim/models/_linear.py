@@ -12,7 +12,7 @@ from .._errors import PerturbsimError
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
-from ._simple import CoverageMixin, _training_deltas
+from ._simple import CoverageMixin
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class Linear(CoverageMixin, PerturbationModel):
         :math:`\lambda`, the ridge penalty.
     embed_unmeasured
         Embed unmeasured genes perturbed alone in training by their PCA scores (see above).
+    seed
+        Recorded only: the fit is deterministic.
     """
 
     name = "linear"
@@ -71,24 +73,23 @@ class Linear(CoverageMixin, PerturbationModel):
         n_components: int = 10,
         ridge: float = 0.1,
         embed_unmeasured: bool = False,
+        seed: int | None = None,
     ) -> None:
         if n_components < 1:
             raise PerturbsimError(f"n_components must be at least 1, got {n_components}")
         if ridge < 0:
             raise PerturbsimError(f"ridge must be non-negative, got {ridge}")
-        super().__init__(adata)
+        super().__init__(adata, seed=seed)
         self.n_components = int(n_components)
         self.ridge = float(ridge)
         self.embed_unmeasured = bool(embed_unmeasured)
         if embed_unmeasured:
             self._uncovered_reason = "neither a measured gene nor perturbed alone in training"
 
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        if kwargs:
-            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
-        conditions, delta = _training_deltas(data)
+    def _fit(self, data: ScreenData) -> None:
+        conditions, delta = data.training_changes()
         y = delta.T  # genes x perturbations
-        self.offset = y.mean(axis=1)
+        self.offset = data.mean_training_change()
         centred = y - self.offset[:, None]
         u, s, vt = np.linalg.svd(centred, full_matrices=False)
         k = min(self.n_components, len(s))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import PerturbsimError
-from ..pp import genes_of, parse_perturbations
+from ..pp import parse_perturbations
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
 
@@ -68,24 +68,6 @@ class CoverageMixin:
             )
 
 
-def _training_deltas(data: ScreenData) -> tuple[list[str], np.ndarray]:
-    """Perturbed training conditions and their change over control ``(P, G)``."""
-    conditions = data.perturbed(data.train)
-    if not conditions:
-        raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
-    return conditions, data.stats.delta[data.stats.index(conditions)].astype(np.float64)
-
-
-def _single_deltas(data: ScreenData) -> tuple[list[str], np.ndarray]:
-    """Genes perturbed alone in a training condition and their change ``(S, G)``."""
-    singles = [c for c in data.perturbed(data.train) if len(genes_of(c)) == 1]
-    delta = data.stats.delta[data.stats.index(singles)] if singles else None
-    n_genes = len(data.genes)
-    if delta is None:
-        delta = np.zeros((0, n_genes))
-    return singles, np.asarray(delta, dtype=np.float64)
-
-
 class NoPerturbation(PerturbationModel):
     """Predict the control profile for every perturbation (change 0).
 
@@ -103,9 +85,8 @@ class NoPerturbation(PerturbationModel):
 
     name = "no_perturb"
 
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        if kwargs:
-            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
+    def _fit(self, data: ScreenData) -> None:
+        """Nothing to learn."""
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         return np.zeros((len(sets), len(self.genes))), None
@@ -120,12 +101,13 @@ class TrainMean(PerturbationModel):
 
     name = "mean"
 
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        if kwargs:
-            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
-        conditions, delta = _training_deltas(data)
-        self.mean_change = delta.mean(axis=0)
-        logger.info("%s: mean change over %d training perturbations", self.name, len(conditions))
+    def _fit(self, data: ScreenData) -> None:
+        self.mean_change = data.mean_training_change()
+        logger.info(
+            "%s: mean change over %d training perturbations",
+            self.name,
+            len(data.perturbed(data.train)),
+        )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         change = np.tile(self.mean_change, (len(sets), 1))
@@ -151,14 +133,14 @@ class Additive(CoverageMixin, PerturbationModel):
     name = "additive"
     _uncovered_reason = "never perturbed alone in the training conditions"
 
-    def _fit(self, data: ScreenData, **kwargs: Any) -> None:
-        if kwargs:
-            raise PerturbsimError(f"{self.name} takes no fit options, got {sorted(kwargs)}")
-        singles, delta = _single_deltas(data)
+    def _fit(self, data: ScreenData) -> None:
+        singles = data.single_changes()
         if not singles:
             logger.warning("%s: no single perturbation among the training conditions", self.name)
-        self.single_genes = [genes_of(c)[0] for c in singles]
-        self.single_delta = delta
+        self.single_genes = list(singles)
+        self.single_delta = (
+            np.vstack(list(singles.values())) if singles else np.zeros((0, len(self.genes)))
+        )
         logger.info("%s: %d measured single perturbations", self.name, len(singles))
 
     def _coverable(self) -> set[str]:

@@ -172,16 +172,6 @@ class SimpleGraphConv(nn.Module):
         self._csr_key: tuple | None = None
         self._csr_cache: tuple[Tensor, Tensor] | None = None
 
-    def adjacency(self) -> Tensor:
-        """Return the normalised propagation matrix as a sparse COO tensor."""
-        return torch.sparse_coo_tensor(
-            self.adj_indices,
-            self.adj_values,
-            (self.n_nodes, self.n_nodes),
-            is_coalesced=True,
-            check_invariants=False,
-        )
-
     def _csr_pair(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """The propagation matrix and its transpose (CSR), rebuilt when the buffers change."""
         key = (

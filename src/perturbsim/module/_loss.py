@@ -44,18 +44,21 @@ all (perturbed cell, control cell) pairings, to rounding, and its gradient in :m
 subtracts large terms when :math:`|z|` and the moments are large, so the moments are kept and
 the polynomial is evaluated in float64 (cheap: B × G × q operations).
 
-For odd or fractional exponents there is no finite expansion; :func:`autofocus_cell_loss`
-computes the per-cell loss with explicit random pairing instead.
+For odd or fractional exponents there is no finite expansion; :func:`cell_error` computes the
+per-cell loss with explicit random pairing instead.
 
 The other terms
 ---------------
 * Direction (:func:`direction_loss`): the reference penalises
   :math:`(\mathrm{sign}(y - \bar c) - \mathrm{sign}(\hat y - \bar c))^2`, which has zero
-  gradient almost everywhere. Here the target is the sign of the pseudobulk change
-  :math:`\mathrm{sign}(\bar y_p - \bar c) = \mathrm{sign}\,\mathbb E[a]` and the prediction is
-  :math:`\tanh(z / T)`, a differentiable surrogate of :math:`\mathrm{sign}(z)`.
-* Uncertainty (:func:`uncertainty_moment_loss`): with a predicted log-variance :math:`s`, the
-  heteroscedastic form :math:`e^{-s}\,\mathbb E|a - z|^q + s`, minimised at
+  gradient almost everywhere. Here the prediction is :math:`\tanh(z / T)`, a differentiable
+  surrogate of :math:`\mathrm{sign}(z)`, and the target a direction in :math:`[-1, 1]` per
+  condition and gene: by default the sign of the pseudobulk change
+  :math:`\mathrm{sign}(\bar y_p - \bar c) = \mathrm{sign}\,\mathbb E[a]`; GEARS training
+  passes :math:`\tanh(t / 2)` of the gene's Welch t statistic instead, so that changes the
+  data do not establish pull little either way.
+* Uncertainty (the ``uncertainty`` term of :class:`GEARSLoss`): with a predicted log-variance
+  :math:`s`, the heteroscedastic form :math:`e^{-s}\,\mathbb E|a - z|^q + s`, minimised at
   :math:`s^* = \log \mathbb E|a - z|^q`. (The reference's :math:`e^{-s}\,\mathrm{err}^q` has
   no :math:`+s` term, so :math:`s` grows without bound.)
 """
@@ -75,15 +78,11 @@ from perturbsim._errors import PerturbsimError
 __all__ = [
     "GEARSLoss",
     "LossTerms",
-    "autofocus_all_pairs",
-    "autofocus_cell_loss",
-    "autofocus_moment_loss",
     "cell_error",
     "difference_moments",
     "direction_loss",
     "masked_mean",
     "moment_error",
-    "uncertainty_moment_loss",
 ]
 
 
@@ -190,7 +189,7 @@ def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
 
 
 # -- autofocus -------------------------------------------------------------------------------
-def autofocus_moment_loss(effect: Tensor, diff_moments: Tensor, mask: Tensor | None) -> Tensor:
+def _autofocus_moment_loss(effect: Tensor, diff_moments: Tensor, mask: Tensor | None) -> Tensor:
     r"""Autofocus loss from moments: the per-cell loss averaged over ALL control pairings.
 
     Parameters
@@ -293,7 +292,7 @@ def cell_error(
     return err.sum(dim=1) / counts_t.to(effect.device, effect.dtype)[:, None]
 
 
-def autofocus_cell_loss(
+def _autofocus_cell_loss(
     effect: Tensor,
     pert_cells: Sequence[Tensor] | Tensor,
     control_cells: Tensor,
@@ -306,9 +305,9 @@ def autofocus_cell_loss(
     """Per-cell autofocus loss with random control pairing (any exponent ``q >= 1``).
 
     The fallback for odd or fractional exponents; for even integer ``q`` prefer
-    :func:`autofocus_moment_loss`, which is the exact expectation of this loss over the random
+    :func:`_autofocus_moment_loss`, which is the exact expectation of this loss over the random
     pairing. Arguments as in :func:`cell_error`; ``mask`` (B, G) as in
-    :func:`autofocus_moment_loss`. Returns a scalar.
+    :func:`_autofocus_moment_loss`. Returns a scalar.
     """
     err = cell_error(
         effect, pert_cells, control_cells, exponent=exponent, generator=generator, counts=counts
@@ -316,53 +315,29 @@ def autofocus_cell_loss(
     return masked_mean(err, mask)
 
 
-def autofocus_all_pairs(
-    effect: Tensor,
-    pert_cells: Sequence[Tensor] | Tensor,
-    control_cells: Tensor,
-    mask: Tensor | None,
-    *,
-    exponent: float = 4.0,
-    counts: Tensor | Sequence[int] | None = None,
-) -> Tensor:
-    """Brute-force autofocus loss averaged over ALL (perturbed cell, control cell) pairs.
-
-    A reference for testing: memory grows as n_b × m × G per condition. Arguments as in
-    :func:`autofocus_cell_loss`. Returns a scalar.
-    """
-    exponent = _check_exponent(exponent)
-    cells, counts_t = _pad_cells(pert_cells, counts, effect.shape[0])
-    ctrl = control_cells.to(effect.dtype)
-    rows = []
-    for b in range(effect.shape[0]):
-        y = cells[b, : int(counts_t[b])].to(effect.dtype)
-        resid = y[:, None, :] - ctrl[None, :, :] - effect[b]
-        rows.append(resid.abs().pow(exponent).mean(dim=(0, 1)))
-    return masked_mean(torch.stack(rows), mask)
-
-
 # -- direction and uncertainty ---------------------------------------------------------------
 def direction_loss(
     effect: Tensor,
-    target_sign: Tensor,
+    direction: Tensor,
     mask: Tensor | None,
     *,
     temperature: float = 0.1,
 ) -> Tensor:
-    r"""Differentiable direction loss :math:`(\mathrm{sign}(\bar y_p - \bar c) - \tanh(z/T))^2`.
+    r"""Differentiable direction loss :math:`(d - \tanh(z/T))^2`, ``d`` a target direction.
 
     Deliberate deviation from the reference, whose
     :math:`(\mathrm{sign}(y - \bar c) - \mathrm{sign}(\hat y - \bar c))^2` passes no gradient
-    through ``sign``: the target is the sign of the pseudobulk change (one per condition and
-    gene, e.g. ``torch.sign(diff_moments[1])``) and the predicted direction is
+    through ``sign``: the target is one direction in ``[-1, 1]`` per condition and gene
+    (e.g. the sign of the pseudobulk change, ``torch.sign(diff_moments[1])``, or a confidence
+    such as ``tanh(t / 2)`` of a t statistic) and the predicted direction is
     :math:`\tanh(z / T)`, which tends to ``sign(z)`` as ``T → 0``.
 
     Parameters
     ----------
     effect
         (B, G) predicted effects.
-    target_sign
-        (B, G) target directions in ``[-1, 1]`` (usually -1, 0 or 1).
+    direction
+        (B, G) target directions in ``[-1, 1]``.
     mask
         (B, G) genes entering the loss, or ``None``.
     temperature
@@ -374,12 +349,12 @@ def direction_loss(
     """
     if not temperature > 0:
         raise PerturbsimError(f"temperature must be > 0, got {temperature}")
-    if target_sign.shape != effect.shape:
+    if direction.shape != effect.shape:
         raise PerturbsimError(
-            f"target_sign must have shape {tuple(effect.shape)}, got {tuple(target_sign.shape)}"
+            f"direction must have shape {tuple(effect.shape)}, got {tuple(direction.shape)}"
         )
     pred = torch.tanh(effect / temperature)
-    return masked_mean((target_sign.to(effect.dtype) - pred).square(), mask)
+    return masked_mean((direction.to(effect.dtype) - pred).square(), mask)
 
 
 def _heteroscedastic(error: Tensor, log_var: Tensor, mask: Tensor | None) -> Tensor:
@@ -391,13 +366,13 @@ def _heteroscedastic(error: Tensor, log_var: Tensor, mask: Tensor | None) -> Ten
     return masked_mean(torch.exp(-s) * error + s, mask)
 
 
-def uncertainty_moment_loss(
+def _uncertainty_moment_loss(
     effect: Tensor, log_var: Tensor, diff_moments: Tensor, mask: Tensor | None
 ) -> Tensor:
     r"""Heteroscedastic autofocus loss :math:`e^{-s}\,\mathbb E(a - z)^q + s` from moments.
 
     Minimised in ``s`` at :math:`s^* = \log \mathbb E(a - z)^q`, so the uncertainty head
-    learns the log of the expected error. Arguments as in :func:`autofocus_moment_loss`, with
+    learns the log of the expected error. Arguments as in :func:`_autofocus_moment_loss`, with
     ``log_var`` (B, G). Returns a scalar in the dtype of ``effect``.
     """
     err = moment_error(effect, diff_moments)
@@ -407,12 +382,19 @@ def uncertainty_moment_loss(
 # -- combined --------------------------------------------------------------------------------
 @dataclass
 class LossTerms:
-    """Named terms of the GEARS loss (scalars)."""
+    """Named terms of the GEARS loss (scalars); ``total`` is their weighted sum."""
 
     total: Tensor
     autofocus: Tensor
     direction: Tensor
     uncertainty: Tensor | None = None
+
+    def components(self) -> dict[str, Tensor]:
+        """The unweighted terms by name (``uncertainty`` only when it was computed)."""
+        terms = {"autofocus": self.autofocus, "direction": self.direction}
+        if self.uncertainty is not None:
+            terms["uncertainty"] = self.uncertainty
+        return terms
 
 
 class GEARSLoss:
@@ -424,7 +406,8 @@ class GEARSLoss:
         Autofocus exponent ``q = 2 + gamma``. With an even integer ``q`` (default 4) the loss
         is computed exactly from ``diff_moments``; otherwise from cells with random pairing.
     direction_weight
-        Weight of :func:`direction_loss` (the reference's ``direction_lambda``, 1e-3).
+        Weight of :func:`direction_loss`; the default is the reference's
+        ``direction_lambda``, 0.1.
     temperature
         Temperature of the direction surrogate.
     uncertainty_weight
@@ -435,7 +418,7 @@ class GEARSLoss:
         self,
         *,
         gamma: float = 2.0,
-        direction_weight: float = 1e-3,
+        direction_weight: float = 0.1,
         temperature: float = 0.1,
         uncertainty_weight: float = 1.0,
     ) -> None:
@@ -467,7 +450,7 @@ class GEARSLoss:
         *,
         mask: Tensor | None,
         diff_moments: Tensor | None = None,
-        target_sign: Tensor | None = None,
+        direction: Tensor | None = None,
         pert_cells: Sequence[Tensor] | Tensor | None = None,
         control_cells: Tensor | None = None,
         counts: Tensor | Sequence[int] | None = None,
@@ -485,9 +468,9 @@ class GEARSLoss:
             (B, G) genes entering the loss, or ``None``.
         diff_moments
             (>= q + 1, B, G) difference moments (moment path; extra orders are ignored).
-        target_sign
-            (B, G) target directions; defaults to ``sign(diff_moments[1])``, the sign of the
-            pseudobulk change.
+        direction
+            (B, G) target directions in ``[-1, 1]``; defaults to ``sign(diff_moments[1])``,
+            the sign of the pseudobulk change.
         pert_cells, control_cells, counts, generator
             Cells for the per-cell path (odd or fractional exponents), see :func:`cell_error`.
 
@@ -517,19 +500,19 @@ class GEARSLoss:
                 generator=generator,
                 counts=counts,
             )
-        if target_sign is None:
+        if direction is None:
             if diff_moments is None:
-                raise PerturbsimError("target_sign is needed when diff_moments is not given")
-            target_sign = torch.sign(diff_moments[1])
+                raise PerturbsimError("direction is needed when diff_moments is not given")
+            direction = torch.sign(diff_moments[1])
         autofocus = masked_mean(error, mask).to(effect.dtype)
-        direction = direction_loss(effect, target_sign, mask, temperature=self.temperature)
-        total = autofocus + self.direction_weight * direction
+        direction_term = direction_loss(effect, direction, mask, temperature=self.temperature)
+        total = autofocus + self.direction_weight * direction_term
         uncertainty = None
         if log_var is not None:
             uncertainty = _heteroscedastic(error, log_var, mask).to(effect.dtype)
             total = total + self.uncertainty_weight * uncertainty
         return LossTerms(
-            total=total, autofocus=autofocus, direction=direction, uncertainty=uncertainty
+            total=total, autofocus=autofocus, direction=direction_term, uncertainty=uncertainty
         )
 
 
@@ -553,6 +536,6 @@ def _check_moments(effect: Tensor, diff_moments: Tensor) -> int:
     if q < 2 or q % 2:
         raise PerturbsimError(
             f"moment loss needs an even order q >= 2, got q = {q}; "
-            "use autofocus_cell_loss for odd or fractional exponents"
+            "use the per-cell loss (cell_error) for odd or fractional exponents"
         )
     return q

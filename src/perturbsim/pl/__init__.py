@@ -1,6 +1,5 @@
 """Plots: metric bars of an evaluation, predicted vs measured change, training history."""
 
 from ._plots import metric_bars, predicted_vs_true, training_history
-from ._report import write_report
 
-__all__ = ["metric_bars", "predicted_vs_true", "training_history", "write_report"]
+__all__ = ["metric_bars", "predicted_vs_true", "training_history"]

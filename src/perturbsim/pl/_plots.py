@@ -19,9 +19,10 @@ from matplotlib.figure import Figure
 from scipy import sparse
 
 from .._errors import PerturbsimError
+from .._keys import DELTA_LAYER
 from ..pp import PseudobulkStats, canonical_label, parse_label
-from ..tl._evaluate import EvaluationResult, order_subgroups
 from ..tl._metrics import METRICS
+from ..tl._result import EvaluationResult, order_subgroups
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,9 @@ def _as_series(
     if isinstance(values, AnnData):
         if values.n_obs != 1:
             raise PerturbsimError(f"{what} must hold one perturbation, got {values.n_obs} rows")
-        if "delta" not in values.layers:
-            raise PerturbsimError(f"{what} has no .layers['delta'] (change over control)")
-        delta = values.layers["delta"]
+        if DELTA_LAYER not in values.layers:
+            raise PerturbsimError(f"{what} has no .layers[{DELTA_LAYER!r}] (change over control)")
+        delta = values.layers[DELTA_LAYER]
         delta = np.asarray(delta.toarray() if sparse.issparse(delta) else delta, dtype=float)
         return pd.Series(delta[0], index=values.var_names.astype(str)), str(values.obs_names[0])
     if isinstance(values, pd.Series):
@@ -189,7 +190,7 @@ def predicted_vs_true(
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.norman2019_subset()
-    >>> stats = ps.pp.pseudobulk(adata, inplace=False)
+    >>> stats = ps.pp.compute_pseudobulk(adata)
     >>> pred = ps.TrainMean(adata).fit().predict("KLF1")
     >>> ax = ps.pl.predicted_vs_true(pred, stats, genes=["HBZ", "HBG2"])
     >>> len(ax.collections[0].get_offsets())
@@ -260,8 +261,8 @@ def training_history(
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.norman2019_subset()
-    >>> _ = ps.pp.split(adata, kind="simulation", seed=1)
-    >>> model = ps.GEARS(adata, seed=0).train(max_epochs=3)
+    >>> ps.pp.split(adata, kind="simulation", seed=1)
+    >>> model = ps.GEARS(adata, seed=0).fit(max_epochs=3)
     >>> len(ps.pl.training_history(model).lines)
     2
     """

@@ -1,17 +1,20 @@
 """Preprocessing: perturbation labels, validation, pseudobulk statistics, DE genes, splits."""
 
+from ._cells import draw_cells
 from ._de import DEGenes, non_dropout_mask, rank_de
 from ._labels import canonical_label, genes_of, parse_label, parse_perturbations
-from ._pseudobulk import PseudobulkStats, pseudobulk
+from ._pseudobulk import PseudobulkStats, compute_pseudobulk, pseudobulk
 from ._setup import condition_table, setup
-from ._split import Split, split
+from ._split import Split, split, split_summary
 
 __all__ = [
     "DEGenes",
     "PseudobulkStats",
     "Split",
     "canonical_label",
+    "compute_pseudobulk",
     "condition_table",
+    "draw_cells",
     "genes_of",
     "non_dropout_mask",
     "parse_label",
@@ -20,4 +23,5 @@ __all__ = [
     "rank_de",
     "setup",
     "split",
+    "split_summary",
 ]

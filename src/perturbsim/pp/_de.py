@@ -26,14 +26,13 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, UNS
+from .._keys import CONDITION, CONTROL, DE, PSEUDOBULK, UNS
 from ._labels import canonical_label, parse_label
 from ._pseudobulk import PseudobulkStats, compute_pseudobulk
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
 
-DE_KEY = "de"
 METHODS = ("t-test", "wilcoxon")
 
 
@@ -182,7 +181,9 @@ def rank_de(
     n_genes: int = 20,
     method: str = "t-test",
     stats: PseudobulkStats | None = None,
-) -> None:
+    key_added: str = DE,
+    copy: bool = False,
+) -> AnnData | None:
     """Rank genes by differential expression of each perturbation against control.
 
     Parameters
@@ -199,10 +200,15 @@ def rank_de(
     stats
         Per-condition statistics to use; by default those stored by
         :func:`perturbsim.pp.pseudobulk`, else computed (without the gene x gene moments).
+    key_added
+        Key under ``adata.uns["perturbsim"]``, so that rankings of several methods coexist.
+    copy
+        Work on a copy and return it.
 
     Returns
     -------
-    Nothing; writes ``adata.uns["perturbsim"]["de"]``, a dict with
+    The copy with ``copy=True``, else ``None``. Writes ``adata.uns["perturbsim"][key_added]``
+    (default ``"de"``), a dict with
 
     - ``"method"``, ``"n_genes"``;
     - ``"conditions"``: the perturbed conditions with cells, ``(C',)``;
@@ -215,7 +221,7 @@ def rank_de(
     - ``"single_cell"``: conditions with a single cell, ``(C',)`` bool. Their test statistic
       is undefined; their score is the mean difference to control instead (logged).
 
-    Read it back with :class:`DEGenes`.
+    Read it back with :meth:`DEGenes.from_adata`.
 
     Examples
     --------
@@ -227,6 +233,8 @@ def rank_de(
     20
     """
     check_setup(adata)
+    if copy:
+        adata = adata.copy()
     if method not in METHODS:
         raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")
     if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
@@ -237,7 +245,7 @@ def rank_de(
             "backed=, or use method='t-test' (works on backed files)"
         )
     if stats is None:
-        if "pseudobulk" in adata.uns.get(UNS, {}):
+        if PSEUDOBULK in adata.uns.get(UNS, {}):
             stats = PseudobulkStats.from_adata(adata)
         else:
             stats = compute_pseudobulk(adata, coexpression="none")
@@ -269,7 +277,7 @@ def rank_de(
     non_dropout = non_dropout_mask(stats)[rows]
     top = _names(stats.genes, _rank(scores, n_top))
     top_nd = _names(stats.genes, _rank(scores, n_top, allowed=non_dropout))
-    adata.uns.setdefault(UNS, {})[DE_KEY] = {
+    adata.uns.setdefault(UNS, {})[key_added] = {
         "method": method,
         "n_genes": n_top,
         "conditions": np.asarray(conditions, dtype=object),
@@ -279,7 +287,8 @@ def rank_de(
         "scores": scores,
         "single_cell": single,
     }
-    logger.info("added .uns[%r][%r] (%s, top %d genes)", UNS, DE_KEY, method, n_top)
+    logger.info("added .uns[%r][%r] (%s, top %d genes)", UNS, key_added, method, n_top)
+    return adata if copy else None
 
 
 def _canonical(condition: str) -> str:
@@ -320,11 +329,13 @@ class DEGenes:
     scores: np.ndarray
 
     @classmethod
-    def from_adata(cls, adata: AnnData) -> DEGenes:
-        """Read the result of :func:`rank_de` from ``adata.uns["perturbsim"]["de"]``."""
-        data = adata.uns.get(UNS, {}).get(DE_KEY)
+    def from_adata(cls, adata: AnnData, *, key: str = DE) -> DEGenes:
+        """Read the result of :func:`rank_de` from ``adata.uns["perturbsim"][key]``."""
+        data = adata.uns.get(UNS, {}).get(key)
         if data is None:
-            raise PerturbsimError("no DE genes: run perturbsim.pp.rank_de(adata)")
+            raise PerturbsimError(
+                f"no DE genes under .uns[{UNS!r}][{key!r}]: run perturbsim.pp.rank_de(adata)"
+            )
         scores = np.asarray(data["scores"], dtype=float)
         if scores.shape[1] != adata.n_vars:
             raise PerturbsimError(

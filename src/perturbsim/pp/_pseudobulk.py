@@ -18,7 +18,7 @@ from scipy.linalg import blas
 from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, SPLIT, UNS
+from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
 from ._setup import check_setup
 from ._validate import check_block
@@ -26,7 +26,6 @@ from ._validate import check_block
 logger = logging.getLogger(__name__)
 
 N_MOMENTS = 4
-GRAM_KEY = "perturbsim_gram"
 
 
 @dataclass
@@ -123,18 +122,18 @@ class PseudobulkStats:
         data["genes"] = np.asarray(self.genes, dtype=object)
         data["mean"] = self.mean
         data["delta"] = self.delta
-        adata.uns.setdefault(UNS, {})["pseudobulk"] = data
+        adata.uns.setdefault(UNS, {})[PSEUDOBULK] = data
         if self.coexpr_gram is not None:
-            adata.varp[GRAM_KEY] = self.coexpr_gram
-        logger.info("added .uns[%r]['pseudobulk'] and .varp[%r]", UNS, GRAM_KEY)
+            adata.varp[GRAM] = self.coexpr_gram
+        logger.info("added .uns[%r][%r] and .varp[%r]", UNS, PSEUDOBULK, GRAM)
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> PseudobulkStats:
         """Read the statistics written by :func:`pseudobulk`."""
-        data = adata.uns.get(UNS, {}).get("pseudobulk")
+        data = adata.uns.get(UNS, {}).get(PSEUDOBULK)
         if data is None:
             raise PerturbsimError("no pseudobulk statistics: run perturbsim.pp.pseudobulk(adata)")
-        gram = adata.varp[GRAM_KEY] if GRAM_KEY in adata.varp else None
+        gram = adata.varp[GRAM] if GRAM in adata.varp else None
         return cls(
             conditions=np.asarray(data["conditions"]).astype(str),
             genes=np.asarray(data["genes"]).astype(str),
@@ -182,7 +181,7 @@ def _coexpression_cells(
         mask, source = np.ones(adata.n_obs, dtype=bool), "all"
     else:
         mask = (adata.obs[SPLIT] == "train").to_numpy()
-        split = adata.uns.get(UNS, {}).get("split", {})
+        split = adata.uns.get(UNS, {}).get(SPLIT_UNS, {})
         source = f"train:{split.get('kind', '?')}:{split.get('seed', '?')}:{int(mask.sum())}"
     if mask.sum() > max_cells:
         keep = np.random.default_rng(0).choice(np.flatnonzero(mask), max_cells, replace=False)
@@ -228,7 +227,17 @@ def compute_pseudobulk(
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
 ) -> PseudobulkStats:
-    """Compute :class:`PseudobulkStats` in one streaming pass; see :func:`pseudobulk`."""
+    """Compute :class:`PseudobulkStats` in one streaming pass, without writing into ``adata``.
+
+    Arguments as for :func:`pseudobulk`, which stores the result.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> stats = ps.pp.compute_pseudobulk(ps.ds.norman2019_subset())
+    >>> stats.moments.shape
+    (4, 34, 500)
+    """
     check_setup(adata)
     if chunk_size < 1:
         raise PerturbsimError(f"chunk_size must be positive, got {chunk_size}")
@@ -284,8 +293,8 @@ def pseudobulk(
     chunk_size: int = 5_000,
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
-    inplace: bool = True,
-) -> PseudobulkStats | None:
+    copy: bool = False,
+) -> AnnData | None:
     """Compute per-condition statistics in one streaming, chunked pass over the cells.
 
     Works on dense, sparse and backed (on-disk) matrices; memory grows with conditions x
@@ -308,12 +317,13 @@ def pseudobulk(
         At most this many of those cells (a seeded random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000
         cells, and the cost of the moments grows with cells x genes².
-    inplace
-        Write the result into ``adata`` (and return ``None``) or return it.
+    copy
+        Work on a copy and return it.
 
     Returns
     -------
-    The statistics when ``inplace=False``. Otherwise writes
+    The copy with ``copy=True``, else ``None`` (:func:`compute_pseudobulk` returns the
+    statistics without writing them). Writes
     ``adata.uns["perturbsim"]["pseudobulk"]`` (``conditions``, ``genes``, ``n_cells``,
     ``mean`` and ``delta`` (mean expression and mean change over control, ``(conditions,
     genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
@@ -325,10 +335,12 @@ def pseudobulk(
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.norman2019_subset()
-    >>> stats = ps.pp.pseudobulk(adata, inplace=False)
-    >>> stats.moments.shape
+    >>> ps.pp.pseudobulk(adata)
+    >>> ps.pp.PseudobulkStats.from_adata(adata).moments.shape
     (4, 34, 500)
     """
+    if copy:
+        adata = adata.copy()
     stats = compute_pseudobulk(
         adata,
         coexpression=coexpression,
@@ -336,7 +348,5 @@ def pseudobulk(
         layer=layer,
         coexpr_max_cells=coexpr_max_cells,
     )
-    if not inplace:
-        return stats
     stats.to_adata(adata)
-    return None
+    return adata if copy else None

@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, N_TARGETS, SEP, UNS
+from .._keys import CONDITION, CONTROL, N_TARGETS, ORIGINAL_ID, SEP, SETUP, UNS
 from ._labels import detect_control, genes_of, parse_labels
 from ._validate import validate_expression
 
@@ -31,7 +31,7 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
     symbols = adata.var[column].astype(str)
     if (symbols.values == adata.var_names.values).all():
         return
-    adata.var["perturbsim_original_id"] = adata.var_names.astype(str)
+    adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
     adata.var_names = pd.Index(symbols.values, name=None)
     logger.info("using adata.var[%r] as gene names", column)
 
@@ -44,8 +44,9 @@ def setup(
     sep: str = SEP,
     gene_symbols: str | None = None,
     normalize: bool = False,
-) -> None:
-    """Validate a Perturb-seq screen and parse its perturbation labels, in place.
+    copy: bool = False,
+) -> AnnData | None:
+    """Validate a Perturb-seq screen and parse its perturbation labels.
 
     Parameters
     ----------
@@ -63,16 +64,20 @@ def setup(
         in ``gene_name``, used automatically when present).
     normalize
         Normalise raw counts (``normalize_total`` + ``log1p``) instead of raising.
+    copy
+        Work on a copy and return it.
 
     Returns
     -------
-    Nothing; writes
+    The set-up copy with ``copy=True``, else ``None``. Writes
 
     - ``adata.obs["perturbsim_condition"]``: canonical label (sorted genes joined by ``+``,
       ``ctrl`` for control), categorical;
     - ``adata.obs["perturbsim_n_targets"]``: number of perturbed genes;
     - ``adata.uns["perturbsim"]["setup"]``: options, perturbed genes, targets missing from
-      ``var`` (allowed, e.g. CRISPRa of unmeasured genes) and single-cell conditions.
+      ``var`` (allowed, e.g. CRISPRa of unmeasured genes) and single-cell conditions;
+    - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
+      ``gene_symbols`` (or a ``gene_name`` column) replaces them.
 
     Examples
     --------
@@ -87,6 +92,8 @@ def setup(
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "
             f"columns: {list(adata.obs.columns)}"
         )
+    if copy:
+        adata = adata.copy()
     _use_gene_symbols(adata, gene_symbols)
     validate_expression(adata, normalize=normalize)
 
@@ -131,7 +138,7 @@ def setup(
             ", ".join(single_cell[:10]),
         )
     uns = adata.uns.setdefault(UNS, {})
-    uns["setup"] = {
+    uns[SETUP] = {
         "perturbation_key": perturbation_key,
         "control": control,
         "sep": sep,
@@ -139,12 +146,13 @@ def setup(
         "missing_targets": np.array(missing, dtype=object),
         "single_cell_conditions": np.array(single_cell, dtype=object),
     }
-    logger.info("added .obs[%r], .obs[%r] and .uns[%r]['setup']", CONDITION, N_TARGETS, UNS)
+    logger.info("added .obs[%r], .obs[%r] and .uns[%r][%r]", CONDITION, N_TARGETS, UNS, SETUP)
+    return adata if copy else None
 
 
 def check_setup(adata: AnnData) -> None:
     """Raise if :func:`setup` has not been run on ``adata``."""
-    if CONDITION not in adata.obs.columns or "setup" not in adata.uns.get(UNS, {}):
+    if CONDITION not in adata.obs.columns or SETUP not in adata.uns.get(UNS, {}):
         raise PerturbsimError(
             "adata is not set up: run perturbsim.pp.setup(adata, perturbation_key=..., control=...)"
         )

@@ -26,14 +26,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, SEP, SPLIT, SUBGROUP, UNS
+from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, parse_label
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
 
-SPLIT_KEY = "split"
 KINDS = ("simulation", "single", "combo", "custom")
 SETS = ("train", "val", "test")
 EXCLUDED = "excluded"
@@ -177,7 +176,7 @@ class Split:
         def arr(values: Sequence[str]) -> np.ndarray:
             return np.asarray(list(values), dtype=object)
 
-        adata.uns.setdefault(UNS, {})[SPLIT_KEY] = {
+        adata.uns.setdefault(UNS, {})[SPLIT_UNS] = {
             "kind": self.kind,
             "seed": int(self.seed),
             "train": arr(self.train),
@@ -188,12 +187,12 @@ class Split:
             "seen_genes": arr(self.seen_genes),
             "excluded": arr(self.excluded),
         }
-        logger.info("added .obs[%r], .obs[%r] and .uns[%r][%r]", SPLIT, SUBGROUP, UNS, SPLIT_KEY)
+        logger.info("added .obs[%r], .obs[%r] and .uns[%r][%r]", SPLIT, SUBGROUP, UNS, SPLIT_UNS)
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> Split:
         """Read the split written by :func:`split` (or :meth:`to_adata`)."""
-        data = adata.uns.get(UNS, {}).get(SPLIT_KEY)
+        data = adata.uns.get(UNS, {}).get(SPLIT_UNS)
         if data is None:
             raise PerturbsimError("no split: run perturbsim.pp.split(adata)")
 
@@ -474,7 +473,7 @@ def _combo(
 
 def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[str]:
     present = set(_present_conditions(adata))
-    setup = adata.uns[UNS]["setup"]
+    setup = adata.uns[UNS][SETUP]
     control, sep = str(setup["control"]), str(setup["sep"])
     out: list[str] = []
     for label in labels:
@@ -603,8 +602,9 @@ def split(
     val_fraction: float = 0.1,
     combo_test_fraction: float = 0.5,
     test_conditions: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Split the conditions of a screen into train, validation and test sets, in place.
+    copy: bool = False,
+) -> AnnData | None:
+    """Split the conditions of a screen into train, validation and test sets.
 
     Kinds of split:
 
@@ -666,11 +666,13 @@ def split(
         Share of combinations of each subgroup put in test (``combo``).
     test_conditions
         The test conditions (``custom`` only).
+    copy
+        Work on a copy and return it.
 
     Returns
     -------
-    The summary table (one row per set and subgroup: ``set``, ``subgroup``,
-    ``n_conditions``, ``n_cells``; training rows by kind), also logged. Writes
+    The split copy with ``copy=True``, else ``None``. The summary table (see
+    :func:`split_summary`) is logged. Writes
 
     - ``adata.obs["perturbsim_split"]``: ``train``, ``val`` or ``test`` (``excluded`` for
       conditions in no set), categorical;
@@ -685,10 +687,12 @@ def split(
     >>> import perturbsim as ps
     >>> from perturbsim.pp._split import split
     >>> adata = ps.ds.norman2019_subset()
-    >>> table = split(adata, kind="simulation", seed=1)
-    >>> sorted(table.loc[table["set"] == "test", "subgroup"])
-    ['combo_seen0', 'combo_seen1', 'combo_seen2', 'unseen_single']
+    >>> split(adata, kind="simulation", seed=1)
+    >>> sorted(adata.obs["perturbsim_subgroup"].unique())
+    ['combo_seen0', 'combo_seen1', 'combo_seen2', 'train', 'unseen_single', 'val']
     """
+    if copy:
+        adata = adata.copy()
     result = make_split(
         adata,
         kind=kind,
@@ -702,4 +706,29 @@ def split(
     result.to_adata(adata)
     table = result.summary(adata)
     logger.info("%s split (seed %d):\n%s", kind, result.seed, table.to_string(index=False))
-    return table
+    return adata if copy else None
+
+
+def split_summary(adata: AnnData) -> pd.DataFrame:
+    """Conditions and cells per set and subgroup of the split stored in ``adata``.
+
+    Parameters
+    ----------
+    adata
+        A screen after :func:`split`.
+
+    Returns
+    -------
+    One row per set and subgroup: ``set``, ``subgroup``, ``n_conditions``, ``n_cells``;
+    training rows by kind (``ctrl``, ``single``, ``combo``, ...).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> ps.pp.split(adata, kind="simulation", seed=1)
+    >>> table = ps.pp.split_summary(adata)
+    >>> sorted(table.loc[table["set"] == "test", "subgroup"])
+    ['combo_seen0', 'combo_seen1', 'combo_seen2', 'unseen_single']
+    """
+    return Split.from_adata(adata).summary(adata)

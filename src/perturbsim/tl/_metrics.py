@@ -1,17 +1,19 @@
 """Per-condition metrics of predicted mean expression, from one registry.
 
-Every metric is registered once (name, description, best value, what it needs) so the
-report, the CLI and :func:`list_metrics` list the same table, as in cell-eval. Metrics
-compare pseudobulk means: the predicted mean of a condition, its measured mean, the
-control mean, the condition's top differentially expressed (DE) genes and optionally the
-mean perturbed training profile.
+Every metric is registered once (name, description, best value, the inputs it needs) so the
+report, the CLI and :func:`list_metrics` list the same table, as in cell-eval. A metric is a
+function of one :class:`MetricInputs`: the predicted and measured mean of a condition, the
+control mean and, when a metric needs them, the predicted variance, the condition's top
+differentially expressed (DE) genes, its target genes, the mean perturbed training profile
+and the measured means of the other conditions. A new metric needing any of these fits
+without changing a signature.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -20,13 +22,55 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL
-from ..pp import PseudobulkStats
+from .._keys import CONTROL, VARIANCE_LAYER
+from ..pp import PseudobulkStats, genes_of
 
 logger = logging.getLogger(__name__)
 
-MetricFunc = Callable[..., float]
-"""``func(pred, true, *, control, de_idx, reference) -> float``; all arrays ``(G,)``."""
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What a metric sees of one condition; arrays are float64 over the predicted genes.
+
+    :func:`score` fills an optional field (default ``None``) only when a chosen metric
+    needs it (:attr:`Metric.needs`).
+
+    Attributes
+    ----------
+    predicted
+        Predicted mean expression, ``(G,)``.
+    measured
+        Measured mean expression, ``(G,)``.
+    control
+        Mean control expression, ``(G,)``.
+    variance
+        Predicted variance, ``(G,)`` (the prediction's ``.layers["variance"]``).
+    de_idx
+        Gene indices of the condition's top DE genes, ``(k,)``.
+    targets
+        Gene indices of the condition's perturbed genes that are measured, ``(t,)``; empty
+        when none is (e.g. CRISPRa targets absent from the genes).
+    reference
+        Mean perturbed training profile, ``(G,)``.
+    others
+        Measured means of the other scored conditions, ``(n - 1, G)``, in scoring order.
+    """
+
+    predicted: np.ndarray
+    measured: np.ndarray
+    control: np.ndarray
+    variance: np.ndarray | None = None
+    de_idx: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    others: np.ndarray | None = None
+
+
+OPTIONAL_INPUTS = tuple(f.name for f in fields(MetricInputs) if f.default is None)
+"""Fields of :class:`MetricInputs` a metric may list in ``needs``."""
+
+MetricFunc = Callable[[MetricInputs], float]
+"""``func(inputs) -> float`` on one condition."""
 
 
 @dataclass(frozen=True)
@@ -42,19 +86,16 @@ class Metric:
     best
         ``"higher"`` or ``"lower"``.
     func
-        ``func(pred, true, *, control, de_idx, reference) -> float`` on one condition.
-    needs_de
-        Uses the condition's DE genes (``de_idx``).
-    needs_reference
-        Uses the mean perturbed training profile (``reference``).
+        ``func(inputs: MetricInputs) -> float`` on one condition.
+    needs
+        Optional fields of :class:`MetricInputs` the function uses (:data:`OPTIONAL_INPUTS`).
     """
 
     name: str
     description: str
     best: Literal["higher", "lower"]
     func: MetricFunc
-    needs_de: bool = False
-    needs_reference: bool = False
+    needs: tuple[str, ...] = ()
 
 
 METRICS: dict[str, Metric] = {}
@@ -65,8 +106,7 @@ def register_metric(
     *,
     description: str,
     best: Literal["higher", "lower"],
-    needs_de: bool = False,
-    needs_reference: bool = False,
+    needs: Sequence[str] = (),
 ) -> Callable[[MetricFunc], MetricFunc]:
     """Register a metric function under ``name`` (decorator).
 
@@ -78,10 +118,10 @@ def register_metric(
         One-line description.
     best
         Whether ``"higher"`` or ``"lower"`` values are better.
-    needs_de
-        The function uses ``de_idx``.
-    needs_reference
-        The function uses ``reference``.
+    needs
+        Optional fields of :class:`MetricInputs` the function uses (``"variance"``,
+        ``"de_idx"``, ``"targets"``, ``"reference"``, ``"others"``); :func:`score` fills
+        them and skips the metric when one cannot be filled.
 
     Returns
     -------
@@ -89,11 +129,16 @@ def register_metric(
     """
     if best not in ("higher", "lower"):
         raise PerturbsimError(f"best must be 'higher' or 'lower', got {best!r}")
+    unknown = [n for n in needs if n not in OPTIONAL_INPUTS]
+    if unknown:
+        raise PerturbsimError(
+            f"metric {name!r} needs unknown input {unknown[0]!r}; inputs: {list(OPTIONAL_INPUTS)}"
+        )
 
     def decorate(func: MetricFunc) -> MetricFunc:
         if name in METRICS:
             raise PerturbsimError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, description, best, func, needs_de, needs_reference)
+        METRICS[name] = Metric(name, description, best, func, tuple(needs))
         return func
 
     return decorate
@@ -121,18 +166,18 @@ def _ratio(num: float, den: float) -> float:
 
 
 @register_metric("mse", description="mean squared error of the mean, all genes", best="lower")
-def _metric_mse(pred, true, *, control, de_idx, reference) -> float:
-    return _mse(pred, true)
+def _metric_mse(x: MetricInputs) -> float:
+    return _mse(x.predicted, x.measured)
 
 
 @register_metric(
     "mse_de",
     description="mean squared error of the mean, top DE genes",
     best="lower",
-    needs_de=True,
+    needs=("de_idx",),
 )
-def _metric_mse_de(pred, true, *, control, de_idx, reference) -> float:
-    return _mse(pred[de_idx], true[de_idx])
+def _metric_mse_de(x: MetricInputs) -> float:
+    return _mse(x.predicted[x.de_idx], x.measured[x.de_idx])
 
 
 @register_metric(
@@ -140,18 +185,19 @@ def _metric_mse_de(pred, true, *, control, de_idx, reference) -> float:
     description="mse / mse of predicting control (no-perturbation model), all genes",
     best="lower",
 )
-def _metric_nmse(pred, true, *, control, de_idx, reference) -> float:
-    return _ratio(_mse(pred, true), _mse(control, true))
+def _metric_nmse(x: MetricInputs) -> float:
+    return _ratio(_mse(x.predicted, x.measured), _mse(x.control, x.measured))
 
 
 @register_metric(
     "nmse_de",
     description="mse / mse of predicting control, top DE genes",
     best="lower",
-    needs_de=True,
+    needs=("de_idx",),
 )
-def _metric_nmse_de(pred, true, *, control, de_idx, reference) -> float:
-    return _ratio(_mse(pred[de_idx], true[de_idx]), _mse(control[de_idx], true[de_idx]))
+def _metric_nmse_de(x: MetricInputs) -> float:
+    de = x.de_idx
+    return _ratio(_mse(x.predicted[de], x.measured[de]), _mse(x.control[de], x.measured[de]))
 
 
 @register_metric(
@@ -159,31 +205,33 @@ def _metric_nmse_de(pred, true, *, control, de_idx, reference) -> float:
     description="Pearson of predicted vs measured change over control, all genes",
     best="higher",
 )
-def _metric_pearson_delta(pred, true, *, control, de_idx, reference) -> float:
-    return pearson(pred - control, true - control)
+def _metric_pearson_delta(x: MetricInputs) -> float:
+    return pearson(x.predicted - x.control, x.measured - x.control)
 
 
 @register_metric(
     "pearson_delta_de",
     description="Pearson of predicted vs measured change over control, top DE genes",
     best="higher",
-    needs_de=True,
+    needs=("de_idx",),
 )
-def _metric_pearson_delta_de(pred, true, *, control, de_idx, reference) -> float:
-    return pearson(pred[de_idx] - control[de_idx], true[de_idx] - control[de_idx])
+def _metric_pearson_delta_de(x: MetricInputs) -> float:
+    de = x.de_idx
+    return pearson(x.predicted[de] - x.control[de], x.measured[de] - x.control[de])
 
 
 @register_metric(
     "direction_error_de",
     description="fraction of top DE genes whose predicted change has the wrong sign",
     best="lower",
-    needs_de=True,
+    needs=("de_idx",),
 )
-def _metric_direction_error_de(pred, true, *, control, de_idx, reference) -> float:
-    if len(de_idx) == 0:
+def _metric_direction_error_de(x: MetricInputs) -> float:
+    de = x.de_idx
+    if len(de) == 0:
         return float("nan")
-    predicted = np.sign(pred[de_idx] - control[de_idx])
-    measured = np.sign(true[de_idx] - control[de_idx])
+    predicted = np.sign(x.predicted[de] - x.control[de])
+    measured = np.sign(x.measured[de] - x.control[de])
     return float(np.mean(predicted != measured))
 
 
@@ -191,14 +239,14 @@ def _metric_direction_error_de(pred, true, *, control, de_idx, reference) -> flo
     "de_jaccard",
     description="Jaccard of the top-k genes by |predicted change| and the k measured DE genes",
     best="higher",
-    needs_de=True,
+    needs=("de_idx",),
 )
-def _metric_de_jaccard(pred, true, *, control, de_idx, reference) -> float:
-    k = len(de_idx)
+def _metric_de_jaccard(x: MetricInputs) -> float:
+    k = len(x.de_idx)
     if k == 0:
         return float("nan")
-    ranked = np.argsort(-np.abs(pred - control), kind="stable")[:k]
-    top, measured = set(ranked.tolist()), set(np.asarray(de_idx).tolist())
+    ranked = np.argsort(-np.abs(x.predicted - x.control), kind="stable")[:k]
+    top, measured = set(ranked.tolist()), set(np.asarray(x.de_idx).tolist())
     return len(top & measured) / len(top | measured)
 
 
@@ -207,10 +255,10 @@ def _metric_de_jaccard(pred, true, *, control, de_idx, reference) -> float:
     description="Pearson of predicted vs measured change over the mean perturbed training "
     "profile (Systema), all genes",
     best="higher",
-    needs_reference=True,
+    needs=("reference",),
 )
-def _metric_pearson_delta_pert(pred, true, *, control, de_idx, reference) -> float:
-    return pearson(pred - reference, true - reference)
+def _metric_pearson_delta_pert(x: MetricInputs) -> float:
+    return pearson(x.predicted - x.reference, x.measured - x.reference)
 
 
 def list_metrics() -> pd.DataFrame:
@@ -219,21 +267,21 @@ def list_metrics() -> pd.DataFrame:
     Returns
     -------
     DataFrame indexed by ``name`` with columns ``description``, ``best``
-    (``"higher"``/``"lower"``), ``needs_de`` and ``needs_reference``.
+    (``"higher"``/``"lower"``) and ``needs`` (the optional :class:`MetricInputs` fields it
+    uses, comma-separated; empty when none).
 
     Examples
     --------
     >>> import perturbsim as ps
-    >>> "pearson_delta" in ps.tl.list_metrics().index
-    True
+    >>> ps.tl.list_metrics().loc["mse_de", "needs"]
+    'de_idx'
     """
     rows = [
         {
             "name": m.name,
             "description": m.description,
             "best": m.best,
-            "needs_de": m.needs_de,
-            "needs_reference": m.needs_reference,
+            "needs": ", ".join(m.needs),
         }
         for m in METRICS.values()
     ]
@@ -295,6 +343,51 @@ def _vector(values: np.ndarray, n_genes: int, what: str) -> np.ndarray:
     return values
 
 
+_SOURCE = {
+    "variance": "a predicted variance (pred.layers['variance'])",
+    "de_idx": "de_genes",
+    "reference": "reference_mean",
+}
+"""What :func:`score` must be given to fill an optional input; the others are always filled."""
+
+
+def _chosen_metrics(metrics: Sequence[str] | None, available: set[str]) -> list[Metric]:
+    """The metrics to compute: those named, or every one whose inputs are ``available``."""
+    if metrics is None:
+        return [m for m in METRICS.values() if set(m.needs) <= available]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise PerturbsimError(f"unknown metrics {unknown}; available: {list(METRICS)}")
+    chosen = [METRICS[m] for m in metrics]
+    for m in chosen:
+        missing = [n for n in m.needs if n not in available]
+        if missing:
+            raise PerturbsimError(f"metric {m.name!r} needs {_SOURCE[missing[0]]}")
+    return chosen
+
+
+def _de_indices(
+    de_genes: Mapping[str, Sequence[str]], conditions: list[str], col: Mapping[str, int]
+) -> dict[str, np.ndarray]:
+    """Condition -> gene indices of its DE genes (``""`` padding dropped)."""
+    missing = [c for c in conditions if c not in de_genes]
+    if missing:
+        raise PerturbsimError(f"de_genes has no entry for conditions {missing[:10]}")
+    indices = {}
+    for c in conditions:
+        listed = [str(g) for g in de_genes[c] if str(g) != ""]
+        unknown = [g for g in listed if g not in col]
+        if unknown:
+            raise PerturbsimError(f"DE genes of {c!r} not among the genes: {unknown[:10]}")
+        indices[c] = np.array([col[g] for g in listed], dtype=np.int64)
+    return indices
+
+
+def _target_indices(condition: str, col: Mapping[str, int]) -> np.ndarray:
+    """Gene indices of the measured genes perturbed in ``condition``."""
+    return np.array([col[g] for g in genes_of(condition) if g in col], dtype=np.int64)
+
+
 def score(
     pred: AnnData,
     truth: AnnData | PseudobulkStats,
@@ -305,6 +398,12 @@ def score(
     metrics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score predicted mean profiles against measured ones, per condition.
+
+    For each condition of ``pred`` the function builds one :class:`MetricInputs` and calls
+    every chosen metric on it. The optional inputs come from: ``variance``, the
+    prediction's ``.layers["variance"]``; ``de_idx``, ``de_genes``; ``targets``, the genes of
+    the condition's label that are among the predicted genes; ``reference``,
+    ``reference_mean``; ``others``, the measured means of the other conditions of ``pred``.
 
     Parameters
     ----------
@@ -320,7 +419,7 @@ def score(
         row of ``truth``.
     de_genes
         Condition -> its top DE genes (by convention the top 20, e.g. from
-        :meth:`perturbsim.pp._de.DEGenes.top_genes`); empty strings (padding) are ignored.
+        :meth:`perturbsim.pp.DEGenes.top_genes`); empty strings (padding) are ignored.
         Required for the ``*_de`` metrics and ``de_jaccard``, which compares the top-k
         predicted genes (by absolute predicted change, ties by gene order) with the k given.
     reference_mean
@@ -340,10 +439,9 @@ def score(
     Examples
     --------
     >>> import perturbsim as ps
-    >>> from perturbsim.models._simple import TrainMean
     >>> adata = ps.ds.norman2019_subset()
-    >>> pred = TrainMean(adata).fit().predict(["KLF1", "KLF1+MAP2K6"])
-    >>> stats = ps.pp.PseudobulkStats.from_adata(adata)
+    >>> pred = ps.TrainMean(adata).fit().predict(["KLF1", "KLF1+MAP2K6"])
+    >>> stats = ps.pp.compute_pseudobulk(adata)
     >>> table = ps.tl.score(pred, stats, metrics=["mse", "pearson_delta"])
     >>> table.shape
     (4, 3)
@@ -352,61 +450,41 @@ def score(
         raise PerturbsimError(f"pred must be an AnnData, got {type(pred).__name__}")
     genes = np.asarray(pred.var_names, dtype=str)
     conditions = [str(c) for c in pred.obs_names]
-    n_genes = len(genes)
-
-    if metrics is None:
-        chosen = [
-            m
-            for m in METRICS.values()
-            if (de_genes is not None or not m.needs_de)
-            and (reference_mean is not None or not m.needs_reference)
-        ]
-    else:
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise PerturbsimError(f"unknown metrics {unknown}; available: {list(METRICS)}")
-        chosen = [METRICS[m] for m in metrics]
-        for m in chosen:
-            if m.needs_de and de_genes is None:
-                raise PerturbsimError(f"metric {m.name!r} needs de_genes")
-            if m.needs_reference and reference_mean is None:
-                raise PerturbsimError(f"metric {m.name!r} needs reference_mean")
+    given = {
+        "variance": VARIANCE_LAYER in pred.layers,
+        "de_idx": de_genes is not None,
+        "reference": reference_mean is not None,
+    }
+    available = {n for n in OPTIONAL_INPUTS if given.get(n, True)}  # the rest: always
+    chosen = _chosen_metrics(metrics, available)
+    needed = {n for m in chosen for n in m.needs}
 
     true, truth_control = _truth_means(truth, conditions, genes)
     if control_mean is None:
         if truth_control is None:
             raise PerturbsimError("truth has no 'ctrl' row: pass control_mean")
         control_mean = truth_control
-    control = _vector(control_mean, n_genes, "control_mean")
-    reference = (
-        None if reference_mean is None else _vector(reference_mean, n_genes, "reference_mean")
-    )
+    control = _vector(control_mean, len(genes), "control_mean")
     predicted = _predicted_means(pred, control)
-
-    de_index: dict[str, np.ndarray] = {}
-    if any(m.needs_de for m in chosen):
-        assert de_genes is not None
-        col = {g: i for i, g in enumerate(genes)}
-        missing = [c for c in conditions if c not in de_genes]
-        if missing:
-            raise PerturbsimError(f"de_genes has no entry for conditions {missing[:10]}")
-        for c in conditions:
-            listed = [str(g) for g in de_genes[c] if str(g) != ""]  # "" pads short lists
-            unknown = [g for g in listed if g not in col]
-            if unknown:
-                raise PerturbsimError(f"DE genes of {c!r} not among the genes: {unknown[:10]}")
-            de_index[c] = np.array([col[g] for g in listed], dtype=np.int64)
+    col = {g: i for i, g in enumerate(genes)}
+    variance = _dense(pred.layers[VARIANCE_LAYER]) if "variance" in needed else None
+    de_index = _de_indices(de_genes, conditions, col) if "de_idx" in needed else {}
+    reference = (
+        _vector(reference_mean, len(genes), "reference_mean") if "reference" in needed else None
+    )
 
     records = []
     for i, cond in enumerate(conditions):
-        for m in chosen:
-            value = m.func(
-                predicted[i],
-                true[i],
-                control=control,
-                de_idx=de_index.get(cond),
-                reference=reference,
-            )
-            records.append((cond, m.name, float(value)))
+        inputs = MetricInputs(
+            predicted=predicted[i],
+            measured=true[i],
+            control=control,
+            variance=None if variance is None else variance[i],
+            de_idx=de_index.get(cond),
+            targets=_target_indices(cond, col) if "targets" in needed else None,
+            reference=reference,
+            others=np.delete(true, i, axis=0) if "others" in needed else None,
+        )
+        records += [(cond, m.name, float(m.func(inputs))) for m in chosen]
     logger.info("scored %d conditions on %d metrics", len(conditions), len(chosen))
     return pd.DataFrame(records, columns=["condition", "metric", "value"])

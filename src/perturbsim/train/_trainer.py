@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,11 +16,12 @@ from tqdm.auto import tqdm
 
 from .._memory import reuse_freed_memory
 from .._settings import progress_disabled
+from ..module import LossTerms
 
 logger = logging.getLogger(__name__)
 
-BatchLoss = Callable[[np.ndarray], torch.Tensor]
-"""Maps an array of condition indices to the scalar loss of that batch."""
+BatchLoss = Callable[[np.ndarray], LossTerms]
+"""Maps an array of training-condition indices to the loss terms of that batch."""
 
 
 @dataclass
@@ -33,10 +35,13 @@ class TrainConfig:
     batch_size
         Perturbations per optimiser step.
     lr, weight_decay
-        Adam learning rate and weight decay.
+        AdamW learning rate and (decoupled) weight decay. The reference's weight decay; the
+        learning rate is 3x the reference's because an epoch here is a few steps, not
+        hundreds (chosen on the validation loss of simulated and real screens, see
+        ``docs/method.md``).
     lr_decay
         Multiplicative learning-rate decay applied each time validation stalls for
-        ``lr_patience`` epochs (with no validation set: every ``lr_patience`` epochs).
+        ``lr_patience`` epochs (with no validation set the training loss stands in for it).
     lr_patience
         Epochs without validation improvement before the learning rate decays.
     patience
@@ -77,7 +82,7 @@ def fit_network(
     generator: torch.Generator,
     desc: str = "training",
 ) -> TrainResult:
-    """Train ``network`` in place and leave it at its best validation epoch.
+    """Train ``network`` in place with AdamW and leave it at its best validation epoch.
 
     Parameters
     ----------
@@ -86,7 +91,7 @@ def fit_network(
     n_train
         Number of training conditions; batches are drawn as index arrays into them.
     train_loss
-        Loss of a batch of training condition indices.
+        Loss terms of a batch of training condition indices; ``total`` is minimised.
     val_loss
         Validation loss of the current network (``None``: train loss decides).
     config
@@ -98,7 +103,8 @@ def fit_network(
 
     Returns
     -------
-    History (``epoch``, ``train_loss``, ``val_loss``, ``lr``) and the best epoch.
+    History (``epoch``, ``train_loss``, the mean of each loss term over the epoch's
+    conditions, ``val_loss``, ``lr``) and the best epoch.
     """
     parameters = list(network.parameters())
     optimiser = torch.optim.AdamW(
@@ -124,20 +130,29 @@ def fit_network(
             network.train()
             order = torch.randperm(n_train, generator=generator).numpy()
             total = 0.0
+            term_sums: dict[str, float] = defaultdict(float)
             for start in range(0, n_train, config.batch_size):
                 batch = order[start : start + config.batch_size]
                 optimiser.zero_grad()
-                loss = train_loss(batch)
-                loss.backward()
+                terms = train_loss(batch)
+                terms.total.backward()
                 optimiser.step()
-                total += float(loss.detach()) * len(batch)
+                total += float(terms.total.detach()) * len(batch)
+                for name, value in terms.components().items():
+                    term_sums[name] += float(value.detach()) * len(batch)
             epoch_train = total / n_train
             network.eval()
             with torch.no_grad():
                 epoch_val = val_loss() if val_loss is not None else epoch_train
             lr = optimiser.param_groups[0]["lr"]
             result.history.append(
-                {"epoch": epoch, "train_loss": epoch_train, "val_loss": epoch_val, "lr": lr}
+                {
+                    "epoch": epoch,
+                    "train_loss": epoch_train,
+                    **{name: value / n_train for name, value in term_sums.items()},
+                    "val_loss": epoch_val,
+                    "lr": lr,
+                }
             )
             bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
             first = not math.isfinite(result.best_val_loss)

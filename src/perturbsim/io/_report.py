@@ -1,7 +1,9 @@
-"""Write an evaluation to a directory: CSV tables, PNG plots and a Markdown report.
+"""Write an evaluation report to a directory: its tables, PNG plots and ``report.md``.
 
-Every file is written to a temporary name in the target directory and renamed into place,
-so a reader never sees a half-written file.
+The tables and settings come from :meth:`perturbsim.tl.EvaluationResult.write`; this module
+adds the plots of :mod:`perturbsim.pl` and the Markdown text that links them. Every file is
+written to a temporary name in the target directory and renamed into place, so a reader
+never sees a half-written file.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from .._atomic import atomic_write
-from .._errors import PerturbsimError
+from ..pl import metric_bars, predicted_vs_true, training_history
 from ..tl._metrics import METRICS
+from ..tl._result import order_subgroups
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from ..tl._evaluate import EvaluationResult
+    from ..tl import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +32,6 @@ NOT_COVERED = "–"
 """Table cell of a model that cannot predict a subgroup."""
 UNDEFINED = "n/a"
 """Table cell of a metric that is undefined for a model (e.g. correlation with no change)."""
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def _write_text(text: str, path: Path) -> Path:
@@ -81,6 +79,13 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
     ties go to the largest mean absolute measured change on the DE genes (the clearest
     plots), then to the label.
 
+    Parameters
+    ----------
+    result
+        The evaluation.
+    per_subgroup
+        Conditions per subgroup.
+
     Returns
     -------
     ``seed``, ``subgroup``, ``condition``.
@@ -99,8 +104,6 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
         .reset_index()
     )
     chosen = []
-    from ..tl._evaluate import order_subgroups
-
     for group in order_subgroups(per_condition["subgroup"].unique()):
         rows = per_condition[per_condition["subgroup"] == group].sort_values(
             ["n_models", "size", "condition"], ascending=[False, False, True]
@@ -110,10 +113,7 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
 
 
 def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, condition: str) -> Figure:
-    from matplotlib.figure import Figure
-
-    from ._plots import predicted_vs_true
-
+    """One predicted-vs-measured panel per model that covers ``condition``."""
     rows = result.changes[
         (result.changes["seed"] == seed) & (result.changes["condition"] == condition)
     ]
@@ -141,32 +141,35 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
 
 
 def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write tables, plots and ``report.md`` of an evaluation into ``out_dir``.
+    """Write the tables, plots and ``report.md`` of an evaluation into ``out_dir``.
 
-    See :meth:`perturbsim.tl.EvaluationResult.write`.
+    Parameters
+    ----------
+    result
+        The evaluation (:func:`perturbsim.tl.evaluate`).
+    out_dir
+        Folder, created if absent; files of the same names are replaced.
+
+    Returns
+    -------
+    File name -> path of every file written: the CSV tables and ``settings.json`` of
+    :meth:`~perturbsim.tl.EvaluationResult.write`, ``bars_<metric>.png`` per metric
+    (:func:`perturbsim.pl.metric_bars`), ``predicted_vs_true_<condition>.png`` for one
+    condition per test subgroup (:func:`chosen_conditions`), ``history_<model>.png`` per
+    model with a training history, and ``report.md`` linking the plots.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import perturbsim as ps
+    >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     "report.md" in ps.io.write_report(result, out)
+    True
     """
-    from ._plots import metric_bars, training_history
-
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise PerturbsimError(f"out_dir {str(out)!r} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    written = result.write(out)
     summary = result.summary()
-    tables = {
-        "scores.csv": result.scores,
-        "summary.csv": summary,
-        "per_seed.csv": result.per_seed(),
-        "coverage.csv": result.coverage,
-        "changes.csv": result.changes,
-        "timings.csv": result.timings,
-    }
-    if not result.histories.empty:
-        tables["history.csv"] = result.histories
-    if not result.failures.empty:
-        tables["failures.csv"] = result.failures
-    for name, frame in tables.items():
-        written[name] = _write_csv(frame, out / name)
 
     metrics = [m for m in METRICS if m in set(summary["metric"])]
     bar_files: dict[str, str] = {}
@@ -182,20 +185,21 @@ def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Pat
         written[name] = _write_png(_scatter_figure(result, seed, group, condition), out / name)
         scatter_files.append((group, condition, name))
 
-    history_file = None
+    history_files: list[str] = []
     if not result.histories.empty:
         for model, table in result.histories.groupby("model", sort=False):
             ax = training_history(table.drop(columns="model"))
             ax.set_title(f"{model} training")
-            history_file = f"history_{_slug(str(model))}.png"
-            written[history_file] = _write_png(ax.figure, out / history_file)
+            name = f"history_{_slug(str(model))}.png"
+            written[name] = _write_png(ax.figure, out / name)
+            history_files.append(name)
 
     text = markdown_report(
         result,
         summary=summary,
         bar_files=bar_files,
         scatter_files=scatter_files,
-        history_files=[p for p in written if p.startswith("history_")],
+        history_files=history_files,
     )
     written["report.md"] = _write_text(text, out / "report.md")
     logger.info("wrote %d files to %s", len(written), out)
@@ -337,7 +341,7 @@ def markdown_report(
         "`timings.csv`"
         + (", `history.csv`" if history_files else "")
         + (", `failures.csv`" if not result.failures.empty else "")
-        + ".",
+        + "; `settings.json` (how the evaluation ran).",
         "",
     ]
     return "\n".join(lines)

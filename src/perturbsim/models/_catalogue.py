@@ -1,0 +1,191 @@
+"""The model catalogue: every model class, its named variants and the default model lists.
+
+The CLI, :func:`perturbsim.tl.evaluate` and the demo read model names from here and build
+models with :func:`build_model`; nothing else tests names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .._errors import PerturbsimError
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ._base import PerturbationModel
+
+MODEL_REGISTRY: dict[str, type[PerturbationModel]] = {}
+"""Model name -> class; every subclass of :class:`~perturbsim.models.PerturbationModel`
+registers itself under its ``name``."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named set of options of a registered model.
+
+    Attributes
+    ----------
+    base
+        Registry name of the model class.
+    options
+        Constructor arguments that define the variant.
+    description
+        One line shown by :func:`list_models`.
+    """
+
+    base: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+VARIANTS: dict[str, Variant] = {
+    "gears_reference": Variant(
+        "gears",
+        {"prior": "none", "target_prior": False},
+        "GEARS as the reference parametrises it: no mean or target prior",
+    ),
+    "gears_cold_start": Variant(
+        "gears",
+        {"cold_start": 0.5},
+        "GEARS hiding half of the GO nodes at each step (learns to predict unseen genes)",
+    ),
+    "gears_residual": Variant(
+        "gears",
+        {"additive_residual": True},
+        "GEARS learning only the interaction on top of measured singles",
+    ),
+    "gears_ensemble": Variant(
+        "gears", {"n_models": 5}, "five GEARS networks from consecutive seeds, averaged"
+    ),
+    "gears_residual_ensemble": Variant(
+        "gears",
+        {"additive_residual": True, "n_models": 5},
+        "gears_residual with five networks",
+    ),
+}
+"""Named options of registered models, for ablations: name -> :class:`Variant`."""
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "gears",
+    "gears_residual",
+    "additive",
+    "linear",
+    "mean",
+    "grn",
+    "no_perturb",
+)
+"""What :func:`perturbsim.tl.evaluate` and ``perturbsim evaluate`` run unless told otherwise:
+one network per GEARS variant, so that large screens stay in minutes."""
+
+DEMO_MODELS: tuple[str, ...] = (
+    "gears",
+    "gears_reference",
+    "gears_residual_ensemble",
+    *DEFAULT_MODELS[1:],
+)
+"""What ``perturbsim demo`` runs on the bundled screen."""
+
+
+def model_names() -> list[str]:
+    """Every name :func:`build_model` accepts: registered models, then variants."""
+    return [*MODEL_REGISTRY, *VARIANTS]
+
+
+def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
+    """The class and preset options of a catalogue name.
+
+    Parameters
+    ----------
+    name
+        A registered model (``"gears"``, ``"mean"``, ...) or a variant
+        (``"gears_residual"``, ...).
+
+    Returns
+    -------
+    The model class and the variant's options (empty for a registered model).
+
+    Raises
+    ------
+    PerturbsimError
+        If ``name`` is neither.
+    """
+    variant = VARIANTS.get(name, Variant(name))
+    cls = MODEL_REGISTRY.get(variant.base)
+    if cls is None:
+        raise PerturbsimError(f"unknown model {name!r}; available: {', '.join(model_names())}")
+    return cls, dict(variant.options)
+
+
+def takes_option(name: str, option: str) -> bool:
+    """Whether the constructor of the model behind ``name`` accepts ``option``."""
+    cls, _ = resolve_model(name)
+    return option in cls.option_names()
+
+
+def build_model(
+    name: str, adata: AnnData, *, seed: int | None = None, **options: Any
+) -> PerturbationModel:
+    """Build the (unfitted) model a catalogue name stands for.
+
+    Parameters
+    ----------
+    name
+        A registered model or a variant (see :func:`list_models`).
+    adata
+        A set-up screen (:func:`perturbsim.pp.setup`).
+    seed
+        Seed of the model (default: ``perturbsim.settings.seed``).
+    **options
+        Constructor arguments; they override the variant's.
+
+    Returns
+    -------
+    The model; call ``fit()`` on it.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> ps.models.build_model("gears_residual", adata).config.additive_residual
+    True
+    """
+    cls, preset = resolve_model(name)
+    return cls(adata, seed=seed, **{**preset, **options})
+
+
+def list_models() -> pd.DataFrame:
+    """The catalogue as a table.
+
+    Returns
+    -------
+    DataFrame indexed by ``name`` with ``base`` (registry name), ``options`` (the
+    variant's options) and ``description``; ``default`` marks :data:`DEFAULT_MODELS`.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> "gears_residual" in ps.models.list_models().index
+    True
+    """
+    rows = [
+        {
+            "name": name,
+            "base": name,
+            "options": {},
+            "description": (inspect.getdoc(cls) or "").splitlines()[0],
+        }
+        for name, cls in MODEL_REGISTRY.items()
+    ]
+    rows += [
+        {"name": name, "base": v.base, "options": dict(v.options), "description": v.description}
+        for name, v in VARIANTS.items()
+    ]
+    table = pd.DataFrame(rows).set_index("name")
+    table["default"] = table.index.isin(DEFAULT_MODELS)
+    return table

@@ -1,0 +1,249 @@
+"""The result of an evaluation: its tables, their summaries, and writing them to files."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .._atomic import atomic_write
+from .._errors import PerturbsimError
+from ._metrics import METRICS
+
+logger = logging.getLogger(__name__)
+
+SUBGROUP_ORDER = ("unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
+"""Test subgroups in report order; others (``combo3_seen1``, ...) follow, sorted."""
+
+SCORE_COLUMNS = ["model", "seed", "subgroup", "condition", "metric", "value"]
+COVERAGE_COLUMNS = ["model", "seed", "subgroup", "n_covered", "n_total"]
+CHANGE_COLUMNS = ["model", "seed", "subgroup", "condition", "gene", "predicted", "measured"]
+FAILURE_COLUMNS = ["model", "seed", "stage", "error"]
+SUMMARY_COLUMNS = [
+    "model",
+    "subgroup",
+    "metric",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "n_conditions",
+]
+
+
+def order_subgroups(subgroups: Sequence[str]) -> list[str]:
+    """Sort subgroup names: unseen singles, then pairs by seen genes, then the rest."""
+    unique = list(dict.fromkeys(map(str, subgroups)))
+    known = [s for s in SUBGROUP_ORDER if s in unique]
+    return known + sorted(s for s in unique if s not in SUBGROUP_ORDER)
+
+
+def _ordered(frame: pd.DataFrame, models: Sequence[str], by: list[str]) -> pd.DataFrame:
+    """Sort ``frame`` by model (given order), subgroup (report order), metric (registry)."""
+    if frame.empty:
+        return frame.reset_index(drop=True)
+    keys = frame.copy()
+    keys["_model"] = keys["model"].map({m: i for i, m in enumerate(models)})
+    if "subgroup" in keys:
+        groups = order_subgroups(keys["subgroup"].unique())
+        keys["_subgroup"] = keys["subgroup"].map({s: i for i, s in enumerate(groups)})
+    if "metric" in keys:
+        rank = {m: i for i, m in enumerate(METRICS)}
+        keys["_metric"] = keys["metric"].map(lambda m: rank.get(m, len(rank)))
+    sort = [{"model": "_model", "subgroup": "_subgroup", "metric": "_metric"}.get(c, c) for c in by]
+    keys = keys.sort_values(sort, kind="stable")
+    return frame.loc[keys.index].reset_index(drop=True)
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of every model on every split seed (see :func:`perturbsim.tl.evaluate`).
+
+    :meth:`summary` aggregates the scores over seeds; :meth:`write` saves the tables.
+
+    Attributes
+    ----------
+    scores
+        Tidy table, one row per model, seed, test condition and metric: ``model``, ``seed``,
+        ``subgroup``, ``condition``, ``metric``, ``value``.
+    coverage
+        ``model``, ``seed``, ``subgroup``, ``n_covered``, ``n_total``: how many test
+        conditions of each subgroup the model could predict.
+    changes
+        Predicted and measured change over control on each scored condition's top DE genes:
+        ``model``, ``seed``, ``subgroup``, ``condition``, ``gene``, ``predicted``,
+        ``measured`` (for plots such as :func:`perturbsim.pl.predicted_vs_true`).
+    histories
+        Training history of the models that keep one (GEARS): ``model``, ``seed``, then the
+        model's own history (for GEARS ``member`` (ensemble member), ``epoch``,
+        ``train_loss``, ``val_loss``, ``lr`` and one column per loss term).
+    timings
+        ``model``, ``seed``, ``fit_s``, ``predict_s`` (wall seconds; ``fit_s`` includes
+        building the model and its graphs, ``predict_s`` scoring).
+    failures
+        Runs skipped with ``on_error="skip"``: ``model``, ``seed``, ``stage`` (``"fit"``
+        or ``"predict"``), ``error``.
+    settings
+        How the evaluation ran: ``models``, ``split``, ``seeds``, ``n_de``, ``metrics`` and
+        the screen's ``n_cells``, ``n_genes``, ``n_conditions``.
+    """
+
+    scores: pd.DataFrame
+    coverage: pd.DataFrame
+    changes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHANGE_COLUMNS))
+    histories: pd.DataFrame = field(default_factory=pd.DataFrame)
+    timings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        """Model names in evaluation order."""
+        listed = self.settings.get("models")
+        return list(listed) if listed else list(dict.fromkeys(self.coverage["model"]))
+
+    @property
+    def subgroups(self) -> list[str]:
+        """Test subgroups seen in any seed, in report order."""
+        return order_subgroups(self.coverage["subgroup"].unique())
+
+    def per_seed(self) -> pd.DataFrame:
+        """Mean over the conditions of each model, seed, subgroup and metric.
+
+        Returns
+        -------
+        ``model``, ``seed``, ``subgroup``, ``metric``, ``value`` (mean of the finite
+        per-condition values; NaN when none is finite) and ``n_conditions`` (finite values).
+        """
+        if self.scores.empty:
+            return pd.DataFrame(
+                columns=["model", "seed", "subgroup", "metric", "value", "n_conditions"]
+            )
+        keys = ["model", "seed", "subgroup", "metric"]
+        grouped = self.scores.groupby(keys, sort=False, observed=True)["value"]
+        table = grouped.agg(value="mean", n_conditions="count").reset_index()
+        return _ordered(table, self.models, ["model", "subgroup", "metric", "seed"])
+
+    def summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Mean over seeds of the per-seed means, with a t-interval over seeds.
+
+        Each seed contributes the mean over its test conditions (:meth:`per_seed`); the
+        interval is ``mean ± t(confidence, n_seeds - 1) * std / sqrt(n_seeds)`` with the
+        sample standard deviation over seeds, NaN with a single seed.
+
+        Parameters
+        ----------
+        confidence
+            Coverage of the interval.
+
+        Returns
+        -------
+        One row per ``model``, ``subgroup``, ``metric``: ``mean``, ``std``, ``ci_low``,
+        ``ci_high``, ``n_seeds`` (seeds with a finite mean) and ``n_conditions`` (finite
+        per-condition values over all seeds). Metrics undefined for a model (e.g. a
+        correlation with the constant change of ``no_perturb``) have ``mean`` NaN and
+        ``n_seeds`` 0.
+        """
+        if not 0 < confidence < 1:
+            raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+        per_seed = self.per_seed()
+        rows = []
+        for (model, subgroup, metric), group in per_seed.groupby(
+            ["model", "subgroup", "metric"], sort=False
+        ):
+            values = group["value"].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            n = len(values)
+            mean = float(values.mean()) if n else float("nan")
+            std = float(values.std(ddof=1)) if n > 1 else float("nan")
+            if n > 1:
+                half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
+            else:
+                half = float("nan")
+            rows.append(
+                (
+                    model,
+                    subgroup,
+                    metric,
+                    mean,
+                    std,
+                    mean - half,
+                    mean + half,
+                    n,
+                    int(group["n_conditions"].sum()),
+                )
+            )
+        table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+        return _ordered(table, self.models, ["model", "subgroup", "metric"])
+
+    def coverage_table(self) -> pd.DataFrame:
+        """Covered and total test conditions summed over seeds, per model and subgroup."""
+        table = (
+            self.coverage.groupby(["model", "subgroup"], sort=False)[["n_covered", "n_total"]]
+            .sum()
+            .reset_index()
+        )
+        return _ordered(table, self.models, ["model", "subgroup"])
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write the tables as CSV files and the settings as ``settings.json`` into ``out_dir``.
+
+        Each file is written to a temporary name in ``out_dir`` and renamed into place, so a
+        reader never sees a half-written file; existing files of the same name are replaced.
+        :func:`perturbsim.io.write_report` adds plots and a Markdown report.
+
+        Parameters
+        ----------
+        out_dir
+            Folder, created if absent.
+
+        Returns
+        -------
+        File name -> path of every file written: ``scores.csv``, ``summary.csv``
+        (:meth:`summary`), ``per_seed.csv`` (:meth:`per_seed`), ``coverage.csv``,
+        ``changes.csv``, ``timings.csv``, ``history.csv`` (:attr:`histories`) and
+        ``failures.csv`` unless empty, all without an index column, and ``settings.json``
+        (:attr:`settings`).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import perturbsim as ps
+        >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     sorted(result.write(out))[:3]
+        ['changes.csv', 'coverage.csv', 'per_seed.csv']
+        """
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise PerturbsimError(f"out_dir {str(out)!r} exists and is not a directory")
+        tables = {
+            "scores.csv": self.scores,
+            "summary.csv": self.summary(),
+            "per_seed.csv": self.per_seed(),
+            "coverage.csv": self.coverage,
+            "changes.csv": self.changes,
+            "timings.csv": self.timings,
+        }
+        if not self.histories.empty:
+            tables["history.csv"] = self.histories
+        if not self.failures.empty:
+            tables["failures.csv"] = self.failures
+        written = {
+            name: atomic_write(out / name, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+            for name, frame in tables.items()
+        }
+        text = json.dumps(self.settings, indent=2) + "\n"
+        written["settings.json"] = atomic_write(
+            out / "settings.json", lambda tmp: tmp.write_text(text, encoding="utf-8")
+        )
+        logger.info("wrote %d tables and settings.json to %s", len(written) - 1, out)
+        return written
