@@ -1,14 +1,17 @@
 """Benchmark the evaluation runner: GEARS against every baseline, per test subgroup.
 
-Runs :func:`perturbsim.tl.evaluate` (simulation split, 5 seeds, all models) on the bundled
-Norman subset and on a simulated screen, and prints ONE JSON line: per data set the wall
-time, the mean fit time per run of each model and, per subgroup and model, the mean over
-seeds of ``pearson_delta_de`` and ``nmse_de`` with the coverage (covered / total test
-conditions over all seeds).
+Runs :func:`perturbsim.tl.evaluate` (5 seeds, all models) on the bundled Norman subset
+(simulation split), on a simulated screen (simulation split) and, when the shared data are
+present, on the real Gasperini 2019 CRISPRi screen (normalised; its singles under the
+``single`` split, its singles with the 9 pairs of >= 10 cells under ``combo``). Prints ONE
+JSON line: per data set the wall time, the mean fit time per run of each model and, per
+subgroup and model, the mean over seeds of ``pearson_delta_de`` and ``nmse_de`` with the
+coverage (covered / total test conditions over all seeds), beside the split-half replicate,
+and the calibrated scores (``(model - mean) / (replicate - mean)``) with their intervals.
 
 Usage::
 
-    python benchmarks/bench_evaluate.py                 # Norman subset + simulated "small"
+    python benchmarks/bench_evaluate.py            # Norman subset, simulated "small", Gasperini
     python benchmarks/bench_evaluate.py --sim-size norman --seeds 1   # Norman-sized screen
 """
 
@@ -28,6 +31,8 @@ from perturbsim.models import DEFAULT_MODELS, takes_option
 from perturbsim.tl import EvaluationResult, evaluate
 
 METRICS = ("pearson_delta_de", "nmse_de")
+GASPERINI = "gasperini2019/gasperini2019_highmoi_tss_subset.h5ad"
+MIN_PAIR_CELLS = 10
 MODELS = (*DEFAULT_MODELS, "gears_reference", "gears_cold_start", "gears_residual_ensemble")
 """The default models plus the GEARS ablations reported in RESULTS.md."""
 
@@ -53,6 +58,14 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
             entry["coverage"] = f"{int(cov['n_covered'])}/{int(cov['n_total'])}"
             per_model[model] = entry
         subgroups[group] = per_model
+    calibrated: dict[str, dict] = {}
+    table = result.calibrated()
+    for row in table[table["metric"].isin(METRICS)].itertuples(index=False):
+        calibrated.setdefault(row.subgroup, {}).setdefault(row.model, {})[row.metric] = [
+            _round(row.mean),
+            _round(row.ci_low),
+            _round(row.ci_high),
+        ]
     timings = result.timings.groupby("model", sort=False)["fit_s"].mean()
     epochs = {}
     if not result.histories.empty:
@@ -67,20 +80,29 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
         "fit_s_per_run": {m: round(float(t), 3) for m, t in timings.items()},
         "epochs_per_run": epochs,
         "subgroups": subgroups,
+        "calibrated": calibrated,
     }
 
 
-def _run(adata, *, models: list[str], seeds: int, model_kwargs: dict | None = None) -> dict:
+def _run(
+    adata,
+    *,
+    models: list[str],
+    seeds: int,
+    split: str = "simulation",
+    model_kwargs: dict | None = None,
+) -> dict:
     t0 = time.perf_counter()
     result = evaluate(
         adata,
         models=models,
-        split="simulation",
+        split=split,
         seeds=seeds,
         model_kwargs=model_kwargs,
         on_error="skip",
     )
     figures = _figures(result, time.perf_counter() - t0)
+    figures["split"] = split
     figures["failures"] = [
         f"{r.model} seed {r.seed} ({r.stage}): {r.error}"
         for r in result.failures.itertuples(index=False)
@@ -99,7 +121,8 @@ def main() -> None:
         default=None,
         help="simulate(unannotated_fraction=...); default: the simulator's",
     )
-    parser.add_argument("--skip-norman", action="store_true", help="only the simulated screen")
+    parser.add_argument("--skip-norman", action="store_true", help="no Norman subset")
+    parser.add_argument("--skip-gasperini", action="store_true", help="no Gasperini screen")
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated models and GEARS variants"
     )
@@ -133,7 +156,33 @@ def main() -> None:
         model_kwargs={m: {"go_annotations": go} for m in gears_models},
     )
     out[f"simulated_{args.sim_size}"] = {"simulate_s": round(simulate_s, 2), **extra, **figures}
+    if not args.skip_gasperini:
+        out |= _gasperini(models, args.seeds)
     print(json.dumps(out))
+
+
+def _gasperini(models: list[str], seeds: int) -> dict:
+    """The Gasperini screen's singles (``single`` split) and pairs (``combo`` split)."""
+    shared = ps.ds.shared_data_dir()
+    path = None if shared is None else shared / GASPERINI
+    if path is None or not path.is_file():
+        return {"gasperini": "skipped: shared data absent (set PERTURBSIM_SHARED_DATA)"}
+    screen = ps.ds.read(path, perturbation_key="condition", control="control", normalize=True)
+    table = ps.pp.condition_table(screen)
+    singles = table.index[table["kind"].isin(["control", "single"])]
+    pairs = table.index[(table["kind"] == "combo") & (table["n_cells"] >= MIN_PAIR_CELLS)]
+    out = {}
+    for name, kept, split in (
+        ("gasperini_singles", singles, "single"),
+        ("gasperini_pairs", singles.append(pairs), "combo"),
+    ):
+        cells = screen.obs["perturbsim_condition"].astype(str).isin(kept).to_numpy()
+        subset = screen[cells].copy()
+        subset.obs = subset.obs[["condition"]]
+        del subset.uns["perturbsim"]
+        ps.pp.setup(subset, perturbation_key="condition", control="control")
+        out[name] = _run(subset, models=models, seeds=seeds, split=split)
+    return out
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def _prepared(adata, seed: int):
 def test_tidy_table(result):
     scores = result.scores
     assert list(scores.columns) == ["model", "seed", "subgroup", "condition", "metric", "value"]
-    assert set(scores["model"]) == set(MODELS)
+    assert set(scores["model"]) == {*MODELS, "replicate"}
     assert set(scores["seed"]) == {1, 2}
     assert set(scores["subgroup"]) == SUBGROUPS
     assert set(scores["metric"]) == set(ps.tl.METRICS)
@@ -100,7 +100,7 @@ def test_scores_match_a_hand_run(adata, result):
     expected = ps.tl.score(
         pred,
         stats,
-        de_genes={c: de.top_genes(c, non_dropout=True) for c in test},
+        de_genes={c: de.top_genes(c, non_dropout=True, exclude=genes_of(c)) for c in test},
         reference_mean=reference,
     )
     got = result.scores[(result.scores["model"] == "mean") & (result.scores["seed"] == 1)]
@@ -223,7 +223,7 @@ def test_write_round_trips(result, tmp_path):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), frame, check_dtype=False)
     settings = json.loads((out / "settings.json").read_text())
     assert settings == result.settings
-    assert settings["models"] == list(MODELS) and settings["seeds"] == [1, 2]
+    assert settings["models"] == [*MODELS, "replicate"] and settings["seeds"] == [1, 2]
     (tmp_path / "file").write_text("")
     with pytest.raises(ps.PerturbsimError, match="'.*file' exists and is not a directory"):
         result.write(tmp_path / "file")
@@ -312,7 +312,7 @@ def test_skip_failed_runs(adata, tmp_path):
         train_kwargs={"broken": {"bogus": 1}},
         on_error="skip",
     )
-    assert set(result.scores["model"]) == {"mean"}
+    assert set(result.scores["model"]) == {"mean", "replicate"}
     assert list(result.failures["model"]) == ["broken", "broken"]
     assert list(result.failures["stage"]) == ["fit", "fit"]
     assert result.failures["error"].str.contains("bogus").all()

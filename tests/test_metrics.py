@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import perturbsim as ps
-from perturbsim.pp import PseudobulkStats
+from perturbsim import PerturbsimError
+from perturbsim.pp import DEGenes, PseudobulkStats
 from perturbsim.tl import Metric, MetricInputs, list_metrics, register_metric, score
 from perturbsim.tl._metrics import METRICS, OPTIONAL_INPUTS, pearson
 
@@ -16,6 +17,15 @@ TRUE = np.array([2.0, 0.0, 1.0, 3.0])  # change [1, -1, 0, 2]
 PRED = np.array([1.5, 1.0, 1.2, 2.0])  # change [0.5, 0, 0.2, 1]
 REFERENCE = np.array([1.5, 0.5, 1.0, 2.5])
 DE = ["g0", "g1", "g3"]
+# measured means of three other conditions; PRED minus each:
+OTHERS = np.array(
+    [
+        [1.5, 1.0, 1.0, 2.0],  # [0, 0, .2, 0]: L1 .2, L2 .2
+        [2.0, 0.0, 1.0, 4.0],  # [-.5, 1, .2, -2]: L1 3.7, L2 sqrt(5.29) = 2.3
+        [2.2, 1.7, 1.9, 2.7],  # [-.7, -.7, -.7, -.7]: L1 2.8, L2 sqrt(1.96) = 1.4
+    ]
+)
+# PRED minus TRUE is [-.5, 1, .2, -1]: L1 2.7, L2 sqrt(2.29) = 1.51
 
 # Worked by hand (see the comments) for PRED against TRUE.
 EXPECTED = {
@@ -33,8 +43,16 @@ EXPECTED = {
     "direction_error_de": 1 / 3,
     # top 3 predicted {g3, g0, g2} vs {g0, g1, g3}: 2 shared of 4
     "de_jaccard": 0.5,
+    # ... 2 of the 3 measured DE genes found
+    "de_overlap": 2 / 3,
     # centred vs reference a = [-.05, .45, .15, -.55], b = [.375, -.625, -.125, .375]
     "pearson_delta_pert": -0.525 / np.sqrt(0.53 * 0.6875),
+    # L1: only OTHERS[0] is closer than its own (2.7): rank 1 of n - 1 = 3 others
+    "discrimination_l1": 1 - 1 / 3,
+    # L2: OTHERS[0] and OTHERS[2] are closer than its own (1.51): rank 2
+    "discrimination_l2": 1 - 2 / 3,
+    # L2: one of the three others (OTHERS[1]) is farther than its own
+    "centroid_accuracy": 1 / 3,
 }
 
 
@@ -71,7 +89,10 @@ def test_registry_lists_every_metric():
     table = list_metrics()
     expected = set(EXPECTED)
     assert set(table.index) == expected == set(METRICS)
-    assert list(table.columns) == ["description", "best", "needs"]
+    assert list(table.columns) == ["description", "best", "needs", "full_depth"]
+    assert table.loc["pearson_delta_de", "full_depth"] == "spearman_brown"
+    assert table.loc["nmse_de", "full_depth"] == "halve"
+    assert table.loc["discrimination_l1", "full_depth"] == "none"
     assert set(table["best"]) == {"higher", "lower"}
     assert table.loc["mse", "best"] == "lower"
     assert table.loc["pearson_delta", "best"] == "higher"
@@ -79,6 +100,10 @@ def test_registry_lists_every_metric():
     assert table.loc["mse", "needs"] == ""
     assert table.loc["de_jaccard", "needs"] == "de_idx"
     assert table.loc["pearson_delta_pert", "needs"] == "reference"
+    assert table.loc["de_overlap", "needs"] == "de_idx"
+    for name in ("discrimination_l1", "discrimination_l2", "centroid_accuracy"):
+        assert table.loc[name, "needs"] == "others"
+        assert table.loc[name, "best"] == "higher"
     assert OPTIONAL_INPUTS == ("variance", "de_idx", "targets", "reference", "others")
 
 
@@ -86,7 +111,12 @@ def test_registry_lists_every_metric():
 def test_each_metric_matches_hand_computation(name):
     de_idx = np.array([GENES.index(g) for g in DE])
     inputs = MetricInputs(
-        predicted=PRED, measured=TRUE, control=CONTROL, de_idx=de_idx, reference=REFERENCE
+        predicted=PRED,
+        measured=TRUE,
+        control=CONTROL,
+        de_idx=de_idx,
+        reference=REFERENCE,
+        others=OTHERS,
     )
     assert METRICS[name].func(inputs) == pytest.approx(EXPECTED[name], rel=1e-9)
 
@@ -119,6 +149,7 @@ def test_score_fills_the_inputs_a_metric_needs(monkeypatch):
         de_genes={"g1": DE, "g0+gX": ["g2"]},
         reference_mean=REFERENCE,
         metrics=["probe"],
+        exclude_targets=False,
     )
     # the targets of g0+gX are g0 alone: gX is not measured
     assert frame["value"].tolist() == [1.0, 1.0]
@@ -145,6 +176,123 @@ def test_score_fills_the_inputs_a_metric_needs(monkeypatch):
         score(plain, truth, de_genes={"g1": DE}, reference_mean=REFERENCE, metrics=["probe"])
 
 
+def test_excluded_targets_are_out_of_every_input(monkeypatch):
+    """By default a metric sees no target: its own, or any scored condition's if it compares."""
+    seen: list[MetricInputs] = []
+
+    def probe(x: MetricInputs) -> float:
+        seen.append(x)
+        return 0.0
+
+    own_needs = ("de_idx", "targets", "reference")
+    monkeypatch.setitem(METRICS, "own", Metric("own", "records", "lower", probe, own_needs))
+    monkeypatch.setitem(METRICS, "cross", Metric("cross", "records", "lower", probe, ("others",)))
+    truth = _stats({"ctrl": CONTROL, "g1": TRUE, "g0+gX": TRUE + 1})
+    score(
+        _pred({"g1": PRED, "g0+gX": PRED}),
+        truth,
+        de_genes={"g1": DE, "g0+gX": ["g2", "g0"]},
+        reference_mean=REFERENCE,
+        metrics=["own", "cross"],
+    )
+    one, one_cross, pair, _ = seen  # condition by condition, metrics in the order asked
+    # g1 on its non-target genes g0, g2, g3; its DE genes g0, g3 renumbered, g1 dropped
+    np.testing.assert_array_equal(one.measured, TRUE[[0, 2, 3]])
+    np.testing.assert_array_equal(one.predicted, PRED.astype(np.float32)[[0, 2, 3]])
+    np.testing.assert_array_equal(one.control, CONTROL[[0, 2, 3]])
+    np.testing.assert_array_equal(one.reference, REFERENCE[[0, 2, 3]])
+    np.testing.assert_array_equal(one.de_idx, [0, 2])
+    assert one.targets.size == 0
+    # g0+gX on g1, g2, g3 (gX is not measured): its DE gene g2 becomes index 1, g0 drops
+    np.testing.assert_array_equal(pair.measured, TRUE[[1, 2, 3]] + 1)
+    np.testing.assert_array_equal(pair.de_idx, [1])
+    # compared with the other condition, g1 is seen on g2 and g3 only: no target of either
+    np.testing.assert_array_equal(one_cross.measured, TRUE[[2, 3]])
+    np.testing.assert_array_equal(one_cross.others, [TRUE[[2, 3]] + 1])
+
+
+def test_excluding_targets_changes_the_scores_as_by_hand():
+    """Condition g1 perturbs the measured gene g1: scored on g0, g2 and g3 by default."""
+    truth = _stats({"ctrl": CONTROL, "g1": TRUE})
+    pred = _pred({"g1": PRED})
+    chosen = ["mse", "nmse", "pearson_delta", "mse_de", "de_jaccard", "de_overlap"]
+    kept = _table(score(pred, truth, de_genes={"g1": DE}, metrics=chosen, exclude_targets=False))
+    for name in chosen:
+        assert kept[("g1", name)] == pytest.approx(EXPECTED[name], rel=1e-6), name
+
+    values = _table(score(pred, truth, de_genes={"g1": DE}, metrics=chosen))
+    # on g0, g2, g3: squared errors .25, .04, 1; control's 1, 0, 4
+    assert values[("g1", "mse")] == pytest.approx(1.29 / 3, rel=1e-6)
+    assert values[("g1", "nmse")] == pytest.approx(1.29 / 5, rel=1e-6)
+    # changes x = [.5, .2, 1], y = [1, 0, 2]; centred x = [-2, -11, 13] / 30, y = [0, -1, 1]:
+    # sum xy = 24/30, sum xx = 294/900, sum yy = 2
+    assert values[("g1", "pearson_delta")] == pytest.approx(0.8 / np.sqrt(294 / 450), rel=1e-6)
+    # DE genes g0, g3 (g1 dropped): squared errors .25, 1; top 2 predicted {g3, g0}
+    assert values[("g1", "mse_de")] == pytest.approx(1.25 / 2, rel=1e-6)
+    assert values[("g1", "de_jaccard")] == pytest.approx(1.0)
+    assert values[("g1", "de_overlap")] == pytest.approx(1.0)
+
+
+def test_discrimination_leaves_out_every_scored_target():
+    """Two activations whose targets dominate; only the off-target change tells them apart.
+
+    g0 raises g0 (+4) and g2 (+.5); g1 raises g1 (+4) and g3 (+.5). The prediction of g0 is
+    its off-target change alone; that of g1 is "no change". Without g0 and g1, g0's own
+    profile is at L1 distance 0 and g1's at 1; g1's prediction (control) is at .5 from both
+    (a tie: half a rank in discrimination, against it in centroid accuracy). Leaving out only
+    a condition's own target (cell-eval) would put the other condition 4.5 away from "no
+    change" and its own .5 away: a no-change prediction would look perfect.
+    """
+    truth = _stats({"ctrl": CONTROL, "g0": [5.0, 1.0, 1.5, 1.0], "g1": [1.0, 5.0, 1.0, 1.5]})
+    pred = _pred({"g0": [1.0, 1.0, 1.5, 1.0], "g1": CONTROL})
+    chosen = ["discrimination_l1", "discrimination_l2", "centroid_accuracy", "mse"]
+    values = _table(score(pred, truth, metrics=chosen))
+    assert values[("g0", "discrimination_l1")] == 1.0
+    assert values[("g0", "discrimination_l2")] == 1.0
+    assert values[("g0", "centroid_accuracy")] == 1.0
+    assert values[("g1", "discrimination_l1")] == 0.5
+    assert values[("g1", "discrimination_l2")] == 0.5
+    assert values[("g1", "centroid_accuracy")] == 0.0
+    # per-condition metrics leave out only their own target: g0 on g1, g2, g3 is exact;
+    # g1 on g0, g2, g3 misses .5 on g3
+    assert values[("g0", "mse")] == 0.0
+    assert values[("g1", "mse")] == pytest.approx(0.25 / 3)
+
+    # with every gene: g0's own is at L1 4 (its target), g1's at 4 + .5 + .5 = 5; g1's
+    # prediction is at 4.5 from both, still a tie
+    kept = _table(score(pred, truth, metrics=chosen, exclude_targets=False))
+    assert kept[("g0", "discrimination_l1")] == 1.0
+    assert kept[("g1", "discrimination_l1")] == 0.5
+    assert kept[("g0", "mse")] == pytest.approx(16 / 4)
+
+
+def test_comparisons_need_a_second_condition():
+    truth = _stats({"ctrl": CONTROL, "A": TRUE})
+    values = _table(score(_pred({"A": PRED}), truth))
+    for name in ("discrimination_l1", "discrimination_l2", "centroid_accuracy"):
+        assert np.isnan(values[("A", name)])
+
+
+def test_top_genes_ranked_without_excluded_genes():
+    """The DE list keeps n_genes genes: the next-ranked genes replace the excluded ones."""
+    de = DEGenes(
+        method="t-test",
+        n_genes=2,
+        conditions=np.array(["G0"]),
+        genes=np.array(["G0", "G1", "G2", "G3"]),
+        top=np.array([["G0", "G1"]]),  # by |score|: G0 5, G1 4, G2 3, G3 1
+        top_non_dropout=np.array([["G0", "G1"]]),
+        non_dropout=np.array([[True, True, False, True]]),
+        scores=np.array([[5.0, -4.0, 3.0, 1.0]]),
+    )
+    assert de.top_genes("G0") == ["G0", "G1"]
+    assert de.top_genes("G0", exclude=ps.pp.genes_of("G0")) == ["G1", "G2"]
+    assert de.top_genes("G0", non_dropout=True, exclude=["G0"]) == ["G1", "G3"]  # G2 drops out
+    assert de.top_genes("G0", exclude=["KLF1"]) == ["G0", "G1"]  # not measured: ignored
+    with pytest.raises(ps.PerturbsimError, match="'G0'"):
+        de.top_genes("G0", exclude="G0")
+
+
 def test_score_leaves_unneeded_inputs_empty(monkeypatch):
     seen: list[MetricInputs] = []
 
@@ -160,23 +308,34 @@ def test_score_leaves_unneeded_inputs_empty(monkeypatch):
 
 
 def test_score_with_pseudobulk_stats_is_tidy_and_matches():
-    truth = _stats({"ctrl": CONTROL, "A": TRUE, "B": TRUE + 1})
-    pred = _pred({"A": PRED, "B": PRED + 1})
+    # A as in EXPECTED; B, C, D are the three other conditions (predicted exactly)
+    others = dict(zip(["B", "C", "D"], OTHERS, strict=True))
+    truth = _stats({"ctrl": CONTROL, "A": TRUE, **others})
+    pred = _pred({"A": PRED, **others})
     frame = score(
         pred,
         truth,
-        de_genes={"A": DE, "B": DE},
+        de_genes={c: DE for c in ["A", *others]},
         reference_mean=REFERENCE,
     )
     assert list(frame.columns) == ["condition", "metric", "value"]
-    assert len(frame) == 2 * len(METRICS)
-    assert list(pd.unique(frame["condition"])) == ["A", "B"]
+    assert len(frame) == 4 * len(METRICS)
+    assert list(pd.unique(frame["condition"])) == ["A", "B", "C", "D"]
     values = _table(frame)
     for name, expected in EXPECTED.items():
         assert values[("A", name)] == pytest.approx(expected, rel=1e-6), name
-    # B is A shifted by +1 everywhere: errors unchanged, changes over control shifted
-    assert values[("B", "mse")] == pytest.approx(EXPECTED["mse"], rel=1e-6)
-    assert values[("B", "pearson_delta")] == pytest.approx(EXPECTED["pearson_delta"], rel=1e-6)
+    assert values[("B", "mse")] == 0.0
+
+    # shifted by +1 everywhere: errors unchanged, changes over control shifted
+    shifted = _table(
+        score(
+            _pred({"A": PRED + 1}),
+            _stats({"ctrl": CONTROL, "A": TRUE + 1}),
+            metrics=["mse", "pearson_delta"],
+        )
+    )
+    assert shifted[("A", "mse")] == pytest.approx(EXPECTED["mse"], rel=1e-6)
+    assert shifted[("A", "pearson_delta")] == pytest.approx(EXPECTED["pearson_delta"], rel=1e-6)
 
 
 def test_score_with_anndata_truth_matches_genes_by_name():
@@ -195,7 +354,14 @@ def test_score_with_anndata_truth_matches_genes_by_name():
 def test_default_metrics_depend_on_inputs_given():
     truth = _stats({"ctrl": CONTROL, "A": TRUE})
     frame = score(_pred({"A": PRED}), truth)
-    assert set(frame["metric"]) == {"mse", "nmse", "pearson_delta"}
+    assert set(frame["metric"]) == {
+        "mse",
+        "nmse",
+        "pearson_delta",
+        "discrimination_l1",
+        "discrimination_l2",
+        "centroid_accuracy",
+    }
 
 
 def test_explicit_control_mean_overrides_truth():
@@ -278,11 +444,40 @@ def test_score_model_predictions_on_norman(norman):
     values = frame.pivot(index="condition", columns="metric", values="value")
     assert (values["mse"] < 1e-10).all()
     # an exact prediction ranks genes by |measured change|, which a t-test ranking only
-    # partly shares: its de_jaccard is the overlap of the two top-20 lists
+    # partly shares: its de_jaccard is the overlap of the two top-k lists, both without the
+    # condition's target (TMSB4X is the one measured target: its DE list drops to 19 genes)
     genes = list(stats.genes)
     for cond in singles:
+        targets = set(ps.pp.genes_of(cond))
         change = stats.delta[stats.index([cond])[0]]
-        by_change = {genes[i] for i in np.argsort(-np.abs(change), kind="stable")[:20]}
-        t_test = set(de_genes[cond])
+        t_test = set(de_genes[cond]) - targets
+        ranked = [genes[i] for i in np.argsort(-np.abs(change), kind="stable")]
+        by_change = set([g for g in ranked if g not in targets][: len(t_test)])
         expected = len(by_change & t_test) / len(by_change | t_test)
         assert values.loc[cond, "de_jaccard"] == pytest.approx(expected)
+    assert len(set(de_genes["TMSB4X"]) - {"TMSB4X"}) == 19
+
+
+def test_evaluate_ranks_de_genes_without_the_targets(norman):
+    """evaluate's DE lists keep n_de genes, without the target unless exclude_targets=False."""
+    for exclude in (True, False):
+        result = ps.tl.evaluate(
+            norman, models=["mean"], seeds=[1], metrics=["mse_de"], exclude_targets=exclude
+        )
+        changes = result.changes[result.changes["model"] == "mean"]
+        genes = changes[changes["condition"] == "TMSB4X"]["gene"].tolist()
+        assert len(genes) == 20
+        assert ("TMSB4X" in genes) is not exclude
+
+
+def test_full_depth_maps_split_half_values_to_a_repeat_of_the_experiment():
+    from perturbsim.tl._metrics import full_depth
+
+    # Spearman-Brown by hand: r = 0.6 -> 1.2 / 1.6 = 0.75; r = 0 -> 0; r = -1 stays -1
+    np.testing.assert_allclose(full_depth("pearson_delta", [0.6, 0.0, -1.0]), [0.75, 0.0, -1.0])
+    np.testing.assert_allclose(full_depth("mse_de", [0.4, 0.1]), [0.2, 0.05])
+    np.testing.assert_allclose(full_depth("de_jaccard", [0.3]), [0.3])
+    with pytest.raises(PerturbsimError, match="unknown metric 'nope'"):
+        full_depth("nope", 0.5)
+    with pytest.raises(PerturbsimError, match="full_depth must be one of"):
+        register_metric("x_bad_depth", description="x", best="higher", full_depth="double")

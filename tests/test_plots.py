@@ -45,11 +45,11 @@ def test_metric_bars(result):
     ax = pl.metric_bars(result, metric="nmse_de")
     assert isinstance(ax, Axes)
     bars = [c for c in ax.containers if isinstance(c, BarContainer)]
-    assert [c.get_label() for c in bars] == list(MODELS)
+    assert [c.get_label() for c in bars] == [*MODELS, "replicate"]
     subgroups = [t.get_text() for t in ax.get_xticklabels()]
     assert subgroups == ["unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"]
     summary = result.summary().set_index(["model", "subgroup", "metric"])
-    for container, model in zip(bars, MODELS, strict=True):
+    for container, model in zip(bars, [*MODELS, "replicate"], strict=True):
         assert len(container.patches) == len(subgroups)
         heights = [p.get_height() for p in container.patches]
         for group, height in zip(subgroups, heights, strict=True):

@@ -32,6 +32,10 @@ Predictions (:meth:`perturbsim.models.PerturbationModel.predict`, one row per pe
     one; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`); ``.uns["perturbsim"]["model"]``
     (:data:`PRED_MODEL`). Per-cell predictions (``sample``) label cells in
     ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
+Files for cell-eval (:func:`perturbsim.io.export_cell_eval`)
+    ``.obs["target_gene"]`` (:data:`CELL_EVAL_PERT_COL`, cell-eval's default ``--pert-col``),
+    control cells labelled ``non-targeting`` (:data:`CELL_EVAL_CONTROL`, its default
+    ``--control-pert``).
 """
 
 UNS = "perturbsim"
@@ -53,6 +57,8 @@ VARIANCE_LAYER = "variance"
 PRED_N_TARGETS = "n_targets"
 PRED_MODEL = "model"
 SAMPLE_PERTURBATION = "perturbation"
+CELL_EVAL_PERT_COL = "target_gene"
+CELL_EVAL_CONTROL = "non-targeting"
 
 CONTROL = "ctrl"
 SEP = "+"

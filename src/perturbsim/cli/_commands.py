@@ -21,10 +21,10 @@ from ..models import (
     resolve_model,
     takes_option,
 )
+from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._screen import add_screen_options, check_labels, go_annotations, read_screen
 
 SPLITS = ("simulation", "single", "combo", "custom")
-HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
 MODEL_FLAGS = (
     ("--n-models", "n_models", "n_models", False),
     ("--device", "device", "device", False),
@@ -156,6 +156,47 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_predict)
 
 
+# -- export ---------------------------------------------------------------------------------
+def _run_export(args: argparse.Namespace) -> None:
+    from ..io import export_cell_eval
+    from ..models import PerturbationModel
+
+    model = PerturbationModel.load(args.model)
+    adata = read_screen(args)
+    _split(adata, args)
+    pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
+    print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
+
+
+def register_export(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim export``."""
+    parser = commands.add_parser(
+        "export",
+        help="write predicted and real cells of the held-out conditions for cell-eval",
+    )
+    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    add_screen_options(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
+    )
+    parser.add_argument(
+        "--split", choices=SPLITS, default="simulation", help="held-out design, as for train"
+    )
+    parser.add_argument(
+        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of the split, as for train, and of the cells"
+    )
+    parser.add_argument(
+        "--n-cells",
+        type=int,
+        metavar="N",
+        help="predicted cells per condition (default: as many as measured)",
+    )
+    parser.set_defaults(run=_run_export)
+
+
 # -- evaluate -------------------------------------------------------------------------------
 def _model_list(text: str) -> list[str]:
     """The catalogue names of a comma-separated ``--models``; an unknown name is an error."""
@@ -183,9 +224,9 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(
         adata, models=models, split=args.split, seeds=args.seeds, model_kwargs=model_kwargs
     )
-    write_report(result, args.out)
-    print(_headline(result.summary()).to_string())
-    print(f"\nwrote scores, summary, report and plots to {args.out}")
+    write_report(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
+    print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
+    print(f"\nwrote scores, summary, plots, report.md and report.html to {args.out}")
 
 
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -210,12 +251,49 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 # -- demo -----------------------------------------------------------------------------------
-def _headline(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the headline metrics, subgroups as rows and models as columns."""
-    rows = summary[summary["metric"].isin(HEADLINE_METRICS)]
-    table = rows.pivot_table(index=["metric", "subgroup"], columns="model", values="mean")
-    models = [m for m in pd.unique(summary["model"]) if m in table.columns]
-    return table[models].round(3)
+def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> pd.DataFrame:
+    """Means of the headline metrics in a summary-like table, by metric and subgroup x model."""
+    rows = table[table["metric"].isin(HEADLINE_METRICS)]
+    wide = rows.pivot(index=["metric", "subgroup"], columns="model", values="mean")
+    metrics = [m for m in HEADLINE_METRICS if m in set(rows["metric"])]
+    order = pd.MultiIndex.from_product([metrics, subgroups], names=["metric", "subgroup"])
+    return wide.reindex(index=order, columns=list(pd.unique(rows["model"]))).round(digits)
+
+
+def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.DataFrame) -> str:
+    """What ``demo`` and ``evaluate`` print of an evaluation.
+
+    Calibrated scores first, then raw means of the headline metrics, then coverage, from
+    :class:`~perturbsim.tl.EvaluationResult`'s ``summary()``, ``calibrated()`` and
+    ``coverage_table()``.
+    """
+    from ..tl._evaluate import MIN_REPLICATE_CELLS
+    from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
+
+    groups = order_subgroups(coverage["subgroup"].unique())
+    if calibrated.empty:
+        lines = [
+            f"no calibrated scores: they need the {MEAN_BASELINE!r} baseline among --models and "
+            f"test conditions of at least {MIN_REPLICATE_CELLS} cells (for the replicate)"
+        ]
+    else:
+        lines = [
+            "calibrated scores, mean over seeds (0 = no better than the mean of the training "
+            "perturbations, 1 = as good as repeating the experiment; higher is better):",
+            _headline(calibrated, groups, digits=2).to_string(),
+        ]
+    best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
+    lines += [
+        f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",
+        _headline(summary, groups).to_string(),
+        "\nheld-out conditions each model can predict (it is scored on those only):",
+    ]
+    coverage = coverage.assign(
+        covered=coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
+    )
+    wide = coverage.pivot(index="subgroup", columns="model", values="covered")
+    lines.append(wide.loc[groups, list(pd.unique(coverage["model"]))].to_string())
+    return "\n".join(lines)
 
 
 def _run_demo(args: argparse.Namespace) -> None:
@@ -236,22 +314,13 @@ def _run_demo(args: argparse.Namespace) -> None:
     print(split_summary(split(adata, kind="simulation", seed=1, copy=True)).to_string(index=False))
     print(f"\ntraining GEARS and baselines over {args.seeds} split seed(s) ...")
     result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
-    print(
-        "\nmean over held-out conditions (pearson_delta_de: higher is better; "
-        "nmse_de, direction_error_de: lower is better):"
-    )
-    print(_headline(result.summary()).to_string())
-    coverage = result.coverage_table()
-    coverage["covered"] = coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
-    print("\nheld-out conditions each model can predict (it is scored on those only):")
-    print(
-        coverage.pivot(index="subgroup", columns="model", values="covered")[
-            result.models
-        ].to_string()
-    )
+    print()
+    print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     if args.out is not None:
-        write_report(result, args.out)
-        print(f"\nwrote the full report to {args.out}")
+        write_report(result, args.out, title="Norman et al. 2019 K562 CRISPRa subset")
+        print(
+            f"\nwrote the full report to {args.out}: open {args.out / 'report.html'} in a browser"
+        )
 
 
 def register_demo(commands: argparse._SubParsersAction) -> None:
@@ -284,6 +353,7 @@ REGISTRARS = (
     register_demo,
     register_train,
     register_predict,
+    register_export,
     register_evaluate,
     register_models,
 )

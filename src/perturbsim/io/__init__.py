@@ -1,5 +1,6 @@
-"""Input and output: evaluation reports (CSV tables, plots, Markdown)."""
+"""Input and output: evaluation reports (CSV tables, plots, Markdown, HTML)."""
 
-from ._report import write_report
+from ._export import export_cell_eval
+from ._report import write_html_report, write_report
 
-__all__ = ["write_report"]
+__all__ = ["export_cell_eval", "write_html_report", "write_report"]

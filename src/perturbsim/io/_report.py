@@ -1,13 +1,15 @@
-"""Write an evaluation report to a directory: its tables, PNG plots and ``report.md``.
+"""Write an evaluation report: its tables, PNG plots, ``report.md`` and ``report.html``.
 
 The tables and settings come from :meth:`perturbsim.tl.EvaluationResult.write`; this module
-adds the plots of :mod:`perturbsim.pl` and the Markdown text that links them. Every file is
-written to a temporary name in the target directory and renamed into place, so a reader
-never sees a half-written file.
+adds the plots of :mod:`perturbsim.pl`, rendered once each, the Markdown text that links
+them and the self-contained HTML page that embeds them (:mod:`perturbsim.io._html`). Every
+file is written to a temporary name in the target directory and renamed into place, so a
+reader never sees a half-written file.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Sequence
@@ -20,26 +22,31 @@ from matplotlib.figure import Figure
 
 from .._atomic import atomic_write
 from ..pl import metric_bars, predicted_vs_true, training_history
-from ..tl._metrics import METRICS
-from ..tl._result import order_subgroups
+from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
+from ._html import (
+    NOT_COVERED,
+    TITLE,
+    UNDEFINED,
+    Plot,
+    ReportPlots,
+    html_report,
+)
 
 if TYPE_CHECKING:
     from ..tl import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
-NOT_COVERED = "–"
-"""Table cell of a model that cannot predict a subgroup."""
-UNDEFINED = "n/a"
-"""Table cell of a metric that is undefined for a model (e.g. correlation with no change)."""
-
 
 def _write_text(text: str, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _write_png(figure: Figure, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    return buffer.getvalue()
 
 
 def _slug(text: str) -> str:
@@ -62,9 +69,10 @@ def _fmt(value: float) -> str:
     return "nan" if not np.isfinite(value) else f"{value:.3f}"
 
 
-def _metric_cell(row: pd.Series | None) -> str:
+def _metric_cell(row: pd.Series | None, *, covered: bool) -> str:
+    """``mean [low, high]`` of a summary row; a missing row of a covered subgroup is undefined."""
     if row is None:
-        return NOT_COVERED
+        return UNDEFINED if covered else NOT_COVERED
     if not np.isfinite(row["mean"]):
         return UNDEFINED
     if np.isfinite(row["ci_low"]):
@@ -140,81 +148,8 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
     return figure
 
 
-def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables, plots and ``report.md`` of an evaluation into ``out_dir``.
-
-    Parameters
-    ----------
-    result
-        The evaluation (:func:`perturbsim.tl.evaluate`).
-    out_dir
-        Folder, created if absent; files of the same names are replaced.
-
-    Returns
-    -------
-    File name -> path of every file written: the CSV tables and ``settings.json`` of
-    :meth:`~perturbsim.tl.EvaluationResult.write`, ``bars_<metric>.png`` per metric
-    (:func:`perturbsim.pl.metric_bars`), ``predicted_vs_true_<condition>.png`` for one
-    condition per test subgroup (:func:`chosen_conditions`), ``history_<model>.png`` per
-    model with a training history, and ``report.md`` linking the plots.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> import perturbsim as ps
-    >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
-    >>> with tempfile.TemporaryDirectory() as out:
-    ...     "report.md" in ps.io.write_report(result, out)
-    True
-    """
-    out = Path(out_dir)
-    written = result.write(out)
-    summary = result.summary()
-
-    metrics = [m for m in METRICS if m in set(summary["metric"])]
-    bar_files: dict[str, str] = {}
-    for metric in metrics:
-        ax = metric_bars(summary, metric=metric, models=result.models)
-        name = f"bars_{_slug(metric)}.png"
-        written[name] = _write_png(ax.figure, out / name)
-        bar_files[metric] = name
-
-    scatter_files: list[tuple[str, str, str]] = []
-    for seed, group, condition in chosen_conditions(result).itertuples(index=False):
-        name = f"predicted_vs_true_{_slug(condition)}.png"
-        written[name] = _write_png(_scatter_figure(result, seed, group, condition), out / name)
-        scatter_files.append((group, condition, name))
-
-    history_files: list[str] = []
-    if not result.histories.empty:
-        for model, table in result.histories.groupby("model", sort=False):
-            ax = training_history(table.drop(columns="model"))
-            ax.set_title(f"{model} training")
-            name = f"history_{_slug(str(model))}.png"
-            written[name] = _write_png(ax.figure, out / name)
-            history_files.append(name)
-
-    text = markdown_report(
-        result,
-        summary=summary,
-        bar_files=bar_files,
-        scatter_files=scatter_files,
-        history_files=history_files,
-    )
-    written["report.md"] = _write_text(text, out / "report.md")
-    logger.info("wrote %d files to %s", len(written), out)
-    return written
-
-
-def markdown_report(
-    result: EvaluationResult,
-    *,
-    summary: pd.DataFrame | None = None,
-    bar_files: dict[str, str] | None = None,
-    scatter_files: Sequence[tuple[str, str, str]] = (),
-    history_files: Sequence[str] = (),
-) -> str:
-    """The Markdown text of the report (images linked by relative file names).
+def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = None) -> ReportPlots:
+    """Every plot of the report, rendered as PNG.
 
     Parameters
     ----------
@@ -222,25 +157,173 @@ def markdown_report(
         The evaluation.
     summary
         ``result.summary()`` if already computed.
-    bar_files
-        Metric -> PNG of its bar chart.
-    scatter_files
-        ``(subgroup, condition, png)`` of the predicted-vs-measured plots.
-    history_files
-        PNGs of training histories.
+
+    Returns
+    -------
+    ``bars_<metric>.png`` per evaluated metric (:func:`perturbsim.pl.metric_bars`, every
+    model and the replicate), ``predicted_vs_true_<condition>.png`` for one condition per
+    test subgroup (:func:`chosen_conditions`) and ``history_<model>.png`` per model with a
+    training history.
     """
     summary = result.summary() if summary is None else summary
-    bar_files = bar_files or {}
+    plots = ReportPlots()
+    for metric in [m for m in METRICS if m in set(summary["metric"])]:
+        ax = metric_bars(summary, metric=metric, models=result.models)
+        plots.bars[metric] = Plot(
+            f"bars_{_slug(metric)}.png",
+            f"{metric}: mean over seeds per model and test subgroup, whiskers the interval",
+            _png(ax.figure),
+        )
+    for seed, group, condition in chosen_conditions(result).itertuples(index=False):
+        plots.scatters.append(
+            Plot(
+                f"predicted_vs_true_{_slug(condition)}.png",
+                f"{condition} ({group}, seed {seed})",
+                _png(_scatter_figure(result, seed, group, condition)),
+            )
+        )
+    if not result.histories.empty:
+        for model, table in result.histories.groupby("model", sort=False):
+            ax = training_history(table.drop(columns="model"))
+            ax.set_title(f"{model} training")
+            plots.histories.append(
+                Plot(
+                    f"history_{_slug(str(model))}.png",
+                    f"{model}: training and validation loss by epoch",
+                    _png(ax.figure),
+                )
+            )
+    return plots
+
+
+def write_report(
+    result: EvaluationResult, out_dir: str | Path, *, title: str = TITLE
+) -> dict[str, Path]:
+    """Write the tables, plots, ``report.md`` and ``report.html`` of an evaluation.
+
+    Parameters
+    ----------
+    result
+        The evaluation (:func:`perturbsim.tl.evaluate`).
+    out_dir
+        Folder, created if absent; files of the same names are replaced.
+    title
+        Heading of both reports, e.g. the screen's name.
+
+    Returns
+    -------
+    File name -> path of every file written: the CSV tables and ``settings.json`` of
+    :meth:`~perturbsim.tl.EvaluationResult.write`, the PNGs of :func:`report_plots`,
+    ``report.md`` (linking them) and ``report.html`` (embedding them; see
+    :func:`write_html_report`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import perturbsim as ps
+    >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     {"report.md", "report.html"} <= set(ps.io.write_report(result, out))
+    True
+    """
+    out = Path(out_dir)
+    written = result.write(out)
+    summary, calibrated = result.summary(), result.calibrated()
+    plots = report_plots(result, summary=summary)
+    for plot in plots:
+        written[plot.file] = atomic_write(
+            out / plot.file, lambda tmp, png=plot.png: tmp.write_bytes(png)
+        )
+    text = markdown_report(result, summary=summary, calibrated=calibrated, plots=plots, title=title)
+    written["report.md"] = _write_text(text, out / "report.md")
+    page = html_report(
+        result,
+        plots=plots,
+        summary=summary,
+        calibrated=calibrated,
+        title=title,
+        files=sorted(written),
+    )
+    written["report.html"] = _write_text(page, out / "report.html")
+    logger.info("wrote %d files to %s", len(written), out)
+    return written
+
+
+def write_html_report(result: EvaluationResult, path: str | Path, *, title: str = TITLE) -> Path:
+    """Write the self-contained HTML page of an evaluation.
+
+    The page opens with the calibrated scores of the headline metrics (models x test
+    subgroups, colour-coded between the mean baseline, 0, and the split-half replicate, 1),
+    then coverage, a table of raw values per metric with both anchors marked, and the plots
+    of :func:`report_plots`, embedded as base64 PNG. Its CSS is inline; it has no script
+    and no link to another file, so it can be opened, mailed or archived alone.
+
+    Parameters
+    ----------
+    result
+        The evaluation (:func:`perturbsim.tl.evaluate`).
+    path
+        The file, replaced atomically if present; its folder is created if absent.
+    title
+        Heading of the page, e.g. the screen's name.
+
+    Returns
+    -------
+    ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import perturbsim as ps
+    >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     ps.io.write_html_report(result, Path(out) / "report.html").stat().st_size > 10_000
+    True
+    """
+    summary = result.summary()
+    page = html_report(
+        result, plots=report_plots(result, summary=summary), summary=summary, title=title
+    )
+    return _write_text(page, Path(path))
+
+
+def markdown_report(
+    result: EvaluationResult,
+    *,
+    summary: pd.DataFrame | None = None,
+    calibrated: pd.DataFrame | None = None,
+    plots: ReportPlots | None = None,
+    title: str = TITLE,
+) -> str:
+    """The Markdown text of the report (images linked by their file names).
+
+    Parameters
+    ----------
+    result
+        The evaluation.
+    summary, calibrated
+        ``result.summary()`` and ``result.calibrated()`` if already computed.
+    plots
+        Plots to link (:func:`report_plots`); default: none.
+    title
+        Heading.
+    """
+    summary = result.summary() if summary is None else summary
+    calibrated = result.calibrated() if calibrated is None else calibrated
+    plots = plots or ReportPlots()
     s = result.settings
     models, subgroups = result.models, result.subgroups
     seeds = s.get("seeds", sorted(result.coverage["seed"].unique()))
+    cov = result.coverage_table().set_index(["model", "subgroup"])
+    covered = {key for key, n in cov["n_covered"].items() if n > 0}
     lines = [
-        "# perturbsim evaluation",
+        f"# {title}",
         "",
         f"Screen: {s.get('n_cells', '?')} cells x {s.get('n_genes', '?')} genes, "
         f"{s.get('n_conditions', '?')} conditions (control included).  ",
         f"Split: `{s.get('split', '?')}`, {len(seeds)} seed(s): {', '.join(map(str, seeds))}.  ",
-        f"Models: {', '.join(f'`{m}`' for m in models)}.  ",
+        f"Models: {', '.join(f'`{m}`' for m in models if m != REPLICATE)}.  ",
         f"DE metrics use each condition's top {s.get('n_de', '?')} non-dropout DE genes "
         "(Welch t-test against control). Truth is the measured pseudobulk mean of each test "
         "condition.",
@@ -249,15 +332,42 @@ def markdown_report(
         "conditions, with a 95% t-interval over seeds in brackets (none with one seed). "
         f"`{NOT_COVERED}`: the model cannot predict any condition of the subgroup; "
         f"`{UNDEFINED}`: the metric is undefined for the model (e.g. a correlation with the "
-        "constant change of `no_perturb`).",
+        "constant change of `no_perturb`). "
+        f"`{REPLICATE}` is the screen's noise ceiling: half of each test condition's cells "
+        "scored as a prediction of the other half.",
         "",
+        "## Calibrated scores",
+        "",
+    ]
+    anchored = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
+    if calibrated.empty:
+        lines += [
+            f"None: they need both anchors, the `{MEAN_BASELINE}` baseline and the "
+            f"`{REPLICATE}` row, among the evaluated models.",
+            "",
+        ]
+    else:
+        lines += [
+            f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` per seed on the "
+            "same conditions: 0 = no better than the mean of the training perturbations, "
+            "1 = as good as repeating the experiment.",
+            "",
+            _summary_table(
+                calibrated,
+                [m for m in HEADLINE_METRICS if m in set(calibrated["metric"])],
+                anchored,
+                subgroups,
+                covered,
+            ),
+            "",
+        ]
+    lines += [
         "## Coverage",
         "",
         "Test conditions each model could predict (covered / total, summed over seeds). "
         "Models are only scored on what they cover.",
         "",
     ]
-    cov = result.coverage_table().set_index(["model", "subgroup"])
     rows = []
     for model in models:
         cells = []
@@ -284,22 +394,14 @@ def markdown_report(
         ]
 
     lines += ["## Results", ""]
-    indexed = summary.set_index(["model", "subgroup", "metric"])
     for metric in [m for m in METRICS if m in set(summary["metric"])]:
         info = METRICS[metric]
         lines += [f"### {metric}", "", f"{info.description} ({info.best} is better).", ""]
-        if metric in bar_files:
-            lines += [f"![{metric}]({bar_files[metric]})", ""]
-        rows = []
-        for group in subgroups:
-            cells = []
-            for model in models:
-                key = (model, group, metric)
-                cells.append(_metric_cell(indexed.loc[key] if key in indexed.index else None))
-            rows.append([group, *cells])
-        lines += [_markdown_table(["subgroup", *[f"`{m}`" for m in models]], rows), ""]
+        if metric in plots.bars:
+            lines += [f"![{metric}]({plots.bars[metric].file})", ""]
+        lines += [_summary_table(summary, [metric], models, subgroups, covered), ""]
 
-    if scatter_files:
+    if plots.scatters:
         lines += [
             "## Predicted vs measured change",
             "",
@@ -308,12 +410,12 @@ def markdown_report(
             "is a perfect prediction (cf. GEARS, Fig. 2g).",
             "",
         ]
-        for group, condition, name in scatter_files:
-            lines += [f"**{condition}** ({group})", "", f"![{condition}]({name})", ""]
+        for plot in plots.scatters:
+            lines += [f"**{plot.caption}**", "", f"![{plot.caption}]({plot.file})", ""]
 
-    if history_files:
+    if plots.histories:
         lines += ["## Training", ""]
-        lines += [f"![{name}]({name})" for name in history_files]
+        lines += [f"![{plot.caption}]({plot.file})" for plot in plots.histories]
         lines += [""]
 
     if not result.timings.empty:
@@ -339,9 +441,39 @@ def markdown_report(
         "`scores.csv` (model x seed x condition x metric), `per_seed.csv`, `summary.csv`, "
         "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
         "`timings.csv`"
-        + (", `history.csv`" if history_files else "")
+        + (", `history.csv`" if plots.histories else "")
         + (", `failures.csv`" if not result.failures.empty else "")
-        + "; `settings.json` (how the evaluation ran).",
+        + "; `settings.json` (how the evaluation ran); `report.html` (this report as one "
+        "self-contained page).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _summary_table(
+    table: pd.DataFrame,
+    metrics: Sequence[str],
+    models: Sequence[str],
+    subgroups: Sequence[str],
+    covered: set[tuple[str, str]],
+) -> str:
+    """Markdown table of a summary-like table: a subgroup a row (per metric), a model a column.
+
+    A metric column leads when there are several metrics.
+    """
+    indexed = table.set_index(["model", "subgroup", "metric"])
+    rows = []
+    for metric in metrics:
+        for group in subgroups:
+            cells = [
+                _metric_cell(
+                    indexed.loc[(m, group, metric)]
+                    if (m, group, metric) in indexed.index
+                    else None,
+                    covered=(m, group) in covered,
+                )
+                for m in models
+            ]
+            rows.append([f"`{metric}`", group, *cells] if len(metrics) > 1 else [group, *cells])
+    header = ["subgroup", *[f"`{m}`" for m in models]]
+    return _markdown_table(["metric", *header] if len(metrics) > 1 else header, rows)

@@ -6,12 +6,14 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import special
 
 from .._errors import PerturbsimError
 from .._keys import (
@@ -34,6 +36,122 @@ from ._store import read_model_dir, write_model_dir
 logger = logging.getLogger(__name__)
 
 GeneSet = tuple[str, ...]
+
+
+_LOG_FOLD_BOUND = 40.0
+"""Folds are sought in ``[exp(-40), exp(40)]``, far beyond any change of expression."""
+_BISECTION_STEPS = 40
+"""Halvings of the log-fold interval, whose width falls from 80 to below 1e-10."""
+_ROWS_PER_CHUNK = 2048
+"""Control cells read at a time by :func:`_control_summary`."""
+
+
+def _dense(x: Any) -> np.ndarray:
+    """Rows of an expression matrix as a dense float64 array."""
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarray:
+    """Cells to sample per perturbation, from one count or one count per perturbation."""
+    counts = np.asarray(n_cells)
+    if counts.ndim == 0:
+        counts = np.full(n_perturbations, counts)
+    if counts.shape != (n_perturbations,):
+        raise PerturbsimError(
+            f"n_cells gives {counts.size} counts for {n_perturbations} perturbations"
+        )
+    if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
+        raise PerturbsimError(f"n_cells must be whole numbers >= 1, got {n_cells}")
+    return counts.astype(np.int64)
+
+
+def _control_summary(adata: AnnData, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each gene's zero fraction and each cell's one-count value, over the control ``rows``.
+
+    Returns
+    -------
+    ``p0``, ``(G,)``: the fraction of zeros with half a pseudo-cell, ``(zeros + 1/2) /
+    (cells + 1)``, strictly between 0 and 1, so every gene has a positive detection rate
+    ``-log(p0)``. ``one_count``, ``(len(rows),)``: each cell's lowest detected value as a
+    normalised count (``expm1``), one count in ``normalize_total`` + ``log1p`` data; the
+    median of the others for a cell with no detected gene.
+    """
+    zeros = np.zeros(adata.n_vars)
+    lowest = np.empty(rows.size)
+    for start in range(0, rows.size, _ROWS_PER_CHUNK):
+        block = _dense(adata.X[rows[start : start + _ROWS_PER_CHUNK]])
+        zeros += (block == 0).sum(axis=0)
+        lowest[start : start + len(block)] = np.where(block > 0, block, np.inf).min(axis=1)
+    detected = np.isfinite(lowest)
+    if not detected.any():
+        raise PerturbsimError("the control cells of adata express no gene: nothing to sample")
+    lowest[~detected] = np.median(lowest[detected])
+    return (zeros + 0.5) / (rows.size + 1), np.expm1(lowest)
+
+
+@dataclass(frozen=True)
+class _GeneFold:
+    """Drawn cells, each gene ready to take a fold change of its expression.
+
+    The model is the one :meth:`PerturbationModel.sample` describes. Arrays are ``(n, G)``
+    over ``n`` cells and ``G`` genes, or ``(G,)`` per gene.
+    """
+
+    counts: np.ndarray
+    """Normalised counts ``expm1(x)``."""
+    one_count: np.ndarray
+    """Each cell's one-count value, ``(n, 1)``."""
+    rank: np.ndarray
+    """Rank of a zero among the gene's zeros (random order), of a detected value among the
+    gene's detected values (lowest first, ties in random order)."""
+    n_zero: np.ndarray
+    """Zeros of each gene."""
+    p0: np.ndarray
+    """Each gene's zero fraction in control cells, strictly between 0 and 1."""
+
+    @classmethod
+    def of(
+        cls, cells: np.ndarray, one_count: np.ndarray, p0: np.ndarray, rng: np.random.Generator
+    ) -> _GeneFold:
+        """Rank the values of ``cells`` (log-normalised, ``(n, G)``) gene by gene."""
+        counts = np.expm1(cells)
+        order = np.lexsort((rng.random(counts.shape), counts), axis=0)
+        position = np.empty_like(order)
+        rows = np.broadcast_to(np.arange(len(counts))[:, None], order.shape)
+        np.put_along_axis(position, order, rows, axis=0)
+        n_zero = (counts == 0).sum(axis=0)
+        rank = position - np.where(counts > 0, n_zero, 0)
+        return cls(counts, one_count[:, None], rank, n_zero, p0)
+
+    def values(self, log_fold: np.ndarray) -> np.ndarray:
+        """Log-normalised values of the cells after each gene's fold ``exp(log_fold)``."""
+        fold = np.exp(log_fold)
+        rises = log_fold > 0
+        rate = np.where(rises, np.expm1(log_fold), 0.0) * -np.log(self.p0)
+        n_on = self.n_zero * -np.expm1(-rate)
+        n_detected = len(self.counts) - self.n_zero
+        n_off = np.where(rises, 0.0, n_detected * (self.p0**fold - self.p0) / (1 - self.p0))
+        kept = np.log1p(np.maximum(fold * self.counts, self.one_count))
+        gained = np.log1p(self.one_count / special.exprel(-rate))
+        return np.where(
+            self.counts > 0,
+            kept * (1 - np.clip(n_off - self.rank, 0, 1)),
+            gained * np.clip(n_on - self.rank, 0, 1),
+        )
+
+    def matching(self, mean: np.ndarray) -> np.ndarray:
+        """Values whose mean over cells is ``mean`` (``(G,)``, >= 0), fold solved by bisection.
+
+        A gene of mean 0 is 0 in every cell (the limit ``f -> 0``).
+        """
+        low = np.full(mean.shape, -_LOG_FOLD_BOUND)
+        high = np.full(mean.shape, _LOG_FOLD_BOUND)
+        for _ in range(_BISECTION_STEPS):
+            middle = (low + high) / 2
+            below = self.values(middle).mean(axis=0) < mean
+            low = np.where(below, middle, low)
+            high = np.where(below, high, middle)
+        return np.where(mean > 0, self.values((low + high) / 2), 0.0)
 
 
 class PerturbationModel(ABC):
@@ -197,14 +315,34 @@ class PerturbationModel(ABC):
         perturbations: str | list[str] | list[list[str]],
         adata: AnnData,
         *,
-        n_cells: int = 100,
+        n_cells: int | Sequence[int] = 100,
         seed: int | None = None,
     ) -> AnnData:
-        """Per-cell predictions: control cells of ``adata`` plus each predicted change.
+        """Per-cell predictions: control cells of ``adata`` changed to each predicted mean.
 
-        The model predicts a change that does not depend on the cell, so a perturbed cell is
-        a control cell shifted by that change (clipped at zero), as in GEARS; this is the
-        form tools that expect cells (e.g. cell-eval) want.
+        The model predicts a mean per gene, not cells. For each perturbation, control cells
+        are drawn (with replacement) and every gene is given the fold change ``f`` of its
+        expression that brings the mean of the drawn cells to the predicted mean, read on
+        the log-normalised scale as normalised counts ``y = expm1(x)``:
+
+        - a detected value becomes ``log1p(f * y)``, never below the cell's lowest detected
+          value (one count, in ``normalize_total`` + ``log1p`` data);
+        - zeros change as Poisson sampling says they do when the gene's expected count is
+          multiplied by ``f``: with ``p0`` the gene's zero fraction among all control cells
+          of ``adata`` (with half a pseudo-cell, so a gene never detected can rise) and
+          ``rate = (f - 1) * -log(p0)``, a zero turns positive with probability
+          ``1 - exp(-rate)`` when ``f > 1``, at ``rate / (1 - exp(-rate))`` counts (times the
+          cell's one-count value); when ``f < 1``, a fraction ``(p0**f - p0) / (1 - p0)``
+          of the detected values drops to zero, the lowest first.
+
+        Which zeros turn positive is drawn at random (and ties among equal values are
+        broken at random); how many is the expected number, its fractional remainder going
+        to one cell per gene whose value is scaled down by that fraction. The mean is then
+        a continuous increasing function of ``f``, solved per gene by bisection, so the
+        per-gene mean of the sampled cells equals the predicted mean (``predict().X``) to
+        float32 rounding (1e-5). A gene the model barely changes keeps its zeros, so a
+        rank-based DE test does not call it, unlike after the constant shift of GEARS,
+        which turns every zero into a small positive value.
 
         Parameters
         ----------
@@ -214,14 +352,15 @@ class PerturbationModel(ABC):
             A set-up screen (:func:`perturbsim.pp.setup`) with the model's genes; its control
             cells are drawn.
         n_cells
-            Cells per perturbation (control cells drawn with replacement).
+            Cells per perturbation: one count for all, or one count per perturbation.
         seed
             Seed of the draw (default: ``perturbsim.settings.seed``).
 
         Returns
         -------
         AnnData of ``n_cells`` cells per perturbation, ``obs["perturbation"]`` the canonical
-        label, genes as columns, dense ``X``.
+        label, genes as columns, dense float32 ``X`` on the scale of ``adata.X``, never
+        negative.
 
         Examples
         --------
@@ -231,24 +370,24 @@ class PerturbationModel(ABC):
         >>> cells.shape
         (10, 500)
         """
-        if int(n_cells) < 1:
-            raise PerturbsimError(f"n_cells must be >= 1, got {n_cells}")
         check_setup(adata)
         if not np.array_equal(np.asarray(adata.var_names, dtype=str), self.genes):
             raise PerturbsimError(
                 f"the genes of adata ({adata.n_vars}) do not match the model's ({len(self.genes)})"
             )
         prediction = self.predict(perturbations)
+        counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
+        p0, one_count = _control_summary(adata, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))
-        drawn = np.sort(rng.choice(control_rows, size=(prediction.n_obs, int(n_cells))), axis=1)
         blocks = []
-        for row, rows in enumerate(drawn):
-            unique, inverse = np.unique(rows, return_inverse=True)
-            cells = adata.X[unique]
-            cells = cells.toarray() if hasattr(cells, "toarray") else np.asarray(cells)
-            blocks.append(np.clip(cells[inverse] + prediction.layers[DELTA_LAYER][row], 0.0, None))
-        labels = np.repeat(prediction.obs_names.to_numpy(), int(n_cells))
+        for row, n in enumerate(counts):
+            picks = rng.integers(control_rows.size, size=n)
+            unique, inverse = np.unique(control_rows[picks], return_inverse=True)
+            cells = _dense(adata.X[unique])[inverse]
+            fold = _GeneFold.of(cells, one_count[picks], p0, rng)
+            blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
+        labels = np.repeat(prediction.obs_names.to_numpy(), counts)
         obs = pd.DataFrame(
             {SAMPLE_PERTURBATION: pd.Categorical(labels, categories=list(prediction.obs_names))},
             index=pd.Index([f"{label}-{i}" for i, label in enumerate(labels)]),

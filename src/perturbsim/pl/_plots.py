@@ -22,7 +22,7 @@ from .._errors import PerturbsimError
 from .._keys import DELTA_LAYER
 from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..tl._metrics import METRICS
-from ..tl._result import EvaluationResult, order_subgroups
+from ..tl._result import REPLICATE, EvaluationResult, order_subgroups
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ def metric_bars(
     Bars show the mean over seeds, whiskers the interval of
     :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). A model
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
-    leaves a gap (a bar of height NaN).
+    leaves a gap (a bar of height NaN). The split-half replicate, the screen's noise
+    ceiling, is drawn as a hatched grey bar.
 
     Parameters
     ----------
@@ -74,8 +75,8 @@ def metric_bars(
     >>> adata = ps.ds.norman2019_subset()
     >>> result = ps.tl.evaluate(adata, models=["mean", "no_perturb"], seeds=1)
     >>> ax = ps.pl.metric_bars(result, metric="nmse_de")
-    >>> len(ax.containers)
-    2
+    >>> [bars.get_label() for bars in ax.containers]
+    ['mean', 'no_perturb', 'replicate']
     """
     summary = data.summary() if isinstance(data, EvaluationResult) else data
     needed = {"model", "subgroup", "metric", "mean"}
@@ -119,7 +120,11 @@ def metric_bars(
             yerr=err if np.isfinite(err).any() else None,
             capsize=2,
             label=model,
-            color=f"C{i}",
+            **(
+                {"color": "0.85", "hatch": "///", "edgecolor": "0.45"}
+                if model == REPLICATE
+                else {"color": f"C{i}"}
+            ),
         )
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -360,7 +360,9 @@ class DEGenes:
             raise PerturbsimError(f"no DE genes for condition {condition!r}")
         return int(hits[0])
 
-    def top_genes(self, condition: str, non_dropout: bool = False) -> list[str]:
+    def top_genes(
+        self, condition: str, non_dropout: bool = False, *, exclude: Iterable[str] = ()
+    ) -> list[str]:
         """Top DE genes of ``condition`` (raw or canonical label), best first.
 
         Parameters
@@ -369,9 +371,26 @@ class DEGenes:
             A perturbed condition, e.g. ``"KLF1"`` or ``"SET+KLF1"``.
         non_dropout
             Rank among GEARS's non-dropout genes only (may return fewer genes).
+        exclude
+            Genes to rank without, e.g. the condition's own targets
+            (:func:`perturbsim.pp.genes_of`): the next-ranked genes take their places, so
+            the list still holds up to ``n_genes`` genes. Names that are not among the
+            genes are ignored (e.g. CRISPRa targets that are not measured).
+
+        Returns
+        -------
+        Up to ``n_genes`` gene names, by decreasing absolute score (ties: gene order).
         """
-        table = self.top_non_dropout if non_dropout else self.top
-        return [g for g in table[self._row(condition)] if g != ""]
+        if isinstance(exclude, str):
+            raise PerturbsimError(f"exclude must be a list of genes, got the string {exclude!r}")
+        row = self._row(condition)
+        excluded = np.isin(self.genes, list(exclude))
+        if not excluded.any():
+            table = self.top_non_dropout if non_dropout else self.top
+            return [g for g in table[row] if g != ""]
+        allowed = (~excluded & self.non_dropout[row]) if non_dropout else ~excluded
+        order = _rank(self.scores[row][None, :], self.n_genes, allowed[None, :])[0]
+        return [str(g) for g in _names(self.genes, order) if g != ""]
 
     def non_dropout_mask(self, conditions: Sequence[str]) -> np.ndarray:
         """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True."""

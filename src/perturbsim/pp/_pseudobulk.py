@@ -53,6 +53,11 @@ class PseudobulkStats:
     coexpr_cells
         Which cells those are (see :func:`coexpression_source`), so that statistics computed
         before a split are recognised as stale.
+    half_n
+        Cells of each condition in each of two random halves, ``(2, C)`` (the split-half
+        replicate, see :func:`half_labels`); ``None`` for statistics stored without it.
+    half_mean
+        Mean expression of each condition in each half, ``(2, C, G)``, or ``None``.
     """
 
     conditions: np.ndarray
@@ -63,6 +68,8 @@ class PseudobulkStats:
     coexpr_sum: np.ndarray
     coexpr_gram: np.ndarray | None
     coexpr_cells: str = "all"
+    half_n: np.ndarray | None = None
+    half_mean: np.ndarray | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -117,7 +124,11 @@ class PseudobulkStats:
 
     def to_adata(self, adata: AnnData) -> None:
         """Write into ``adata.uns["perturbsim"]["pseudobulk"]`` and ``adata.varp``."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "coexpr_gram"}
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "coexpr_gram" and getattr(self, f.name) is not None
+        }
         data["conditions"] = np.asarray(self.conditions, dtype=object)
         data["genes"] = np.asarray(self.genes, dtype=object)
         data["mean"] = self.mean
@@ -143,6 +154,8 @@ class PseudobulkStats:
             coexpr_sum=np.asarray(data["coexpr_sum"]),
             coexpr_gram=None if gram is None else np.asarray(gram),
             coexpr_cells=str(data.get("coexpr_cells", "all")),
+            half_n=None if "half_n" not in data else np.asarray(data["half_n"]),
+            half_mean=None if "half_mean" not in data else np.asarray(data["half_mean"]),
         )
 
 
@@ -219,6 +232,41 @@ def _symmetric(lower: np.ndarray) -> np.ndarray:
     return lower
 
 
+def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.ndarray:
+    """Assign each cell to one of two random halves of its condition.
+
+    Within each condition the cells are shuffled (seeded) and the first ``n // 2`` go to
+    half 0, the others to half 1, so the halves differ in size by at most one cell.
+
+    Parameters
+    ----------
+    codes
+        Condition code of each cell, ``(n_cells,)``.
+    n_conditions
+        Number of conditions (codes run from 0 to ``n_conditions - 1``).
+    seed
+        Seed of the shuffle.
+
+    Returns
+    -------
+    ``(n_cells,)`` int8 array of 0 and 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> halves = half_labels(np.array([0, 0, 0, 1, 1, 0]), 2, seed=0)
+    >>> np.bincount(halves[[0, 1, 2, 5]]).tolist(), np.bincount(halves[[3, 4]]).tolist()
+    ([2, 2], [1, 1])
+    """
+    keys = np.random.default_rng(seed).random(codes.size)
+    order = np.lexsort((keys, codes))
+    sizes = np.bincount(codes, minlength=n_conditions)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(codes.size, dtype=np.int64)
+    rank[order] = np.arange(codes.size) - starts[codes[order]]
+    return (rank >= sizes[codes] // 2).astype(np.int8)
+
+
 def compute_pseudobulk(
     adata: AnnData,
     *,
@@ -226,6 +274,7 @@ def compute_pseudobulk(
     chunk_size: int = 5_000,
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
+    half_seed: int = 0,
 ) -> PseudobulkStats:
     """Compute :class:`PseudobulkStats` in one streaming pass, without writing into ``adata``.
 
@@ -251,6 +300,8 @@ def compute_pseudobulk(
     matrix = adata.layers[layer] if layer is not None else adata.X
 
     sums = np.zeros((N_MOMENTS, n_cond, n_genes))
+    halves = half_labels(codes, n_cond, seed=half_seed)
+    second_half = np.zeros((n_cond, n_genes))
     gram = None if gram_mask is None else np.zeros((n_genes, n_genes))
     coexpr_sum = np.zeros(n_genes)
     starts = range(0, adata.n_obs, chunk_size)
@@ -268,12 +319,19 @@ def compute_pseudobulk(
         for k, power in enumerate(_powers(block, N_MOMENTS)):
             summed = indicator @ power
             sums[k] += summed.toarray() if sparse.issparse(summed) else summed
+        in_second = indicator @ sparse.diags(halves[start:stop].astype(np.float64))
+        summed = in_second @ block
+        second_half += summed.toarray() if sparse.issparse(summed) else summed
         if gram is not None:
             sub = block[gram_mask[start:stop]]
             coexpr_sum += np.asarray(sub.sum(axis=0)).ravel()
             _add_gram(gram, sub)
     n_cells = np.bincount(codes, minlength=n_cond)
     moments = sums / np.maximum(n_cells, 1)[None, :, None]
+    n_second = np.bincount(codes[halves == 1], minlength=n_cond)
+    half_n = np.stack([n_cells - n_second, n_second])
+    half_sums = np.stack([sums[0] - second_half, second_half])
+    half_mean = half_sums / np.maximum(half_n, 1)[:, :, None]
     return PseudobulkStats(
         conditions=conditions,
         genes=np.asarray(adata.var_names, dtype=str),
@@ -283,6 +341,8 @@ def compute_pseudobulk(
         coexpr_sum=coexpr_sum,
         coexpr_gram=None if gram is None else _symmetric(gram),
         coexpr_cells=source,
+        half_n=half_n,
+        half_mean=half_mean,
     )
 
 
@@ -293,6 +353,7 @@ def pseudobulk(
     chunk_size: int = 5_000,
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
+    half_seed: int = 0,
     copy: bool = False,
 ) -> AnnData | None:
     """Compute per-condition statistics in one streaming, chunked pass over the cells.
@@ -317,6 +378,10 @@ def pseudobulk(
         At most this many of those cells (a seeded random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000
         cells, and the cost of the moments grows with cells x genes².
+    half_seed
+        Seed of the split of each condition's cells into two random halves, whose means are
+        kept as a split-half replicate (the screen's noise ceiling; see
+        :func:`half_labels`).
     copy
         Work on a copy and return it.
 
@@ -327,8 +392,9 @@ def pseudobulk(
     ``adata.uns["perturbsim"]["pseudobulk"]`` (``conditions``, ``genes``, ``n_cells``,
     ``mean`` and ``delta`` (mean expression and mean change over control, ``(conditions,
     genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
-    ``coexpr_cells``) and
-    ``adata.varp["perturbsim_gram"]``; read them back with
+    ``coexpr_cells``, ``half_n`` and ``half_mean`` (cells and mean expression of each
+    condition in each of two random halves, ``(2, conditions)`` and ``(2, conditions,
+    genes)``)) and ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
     Examples
@@ -347,6 +413,7 @@ def pseudobulk(
         chunk_size=chunk_size,
         layer=layer,
         coexpr_max_cells=coexpr_max_cells,
+        half_seed=half_seed,
     )
     stats.to_adata(adata)
     return adata if copy else None

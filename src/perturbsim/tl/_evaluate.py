@@ -35,6 +35,7 @@ from ._result import (
     CHANGE_COLUMNS,
     COVERAGE_COLUMNS,
     FAILURE_COLUMNS,
+    REPLICATE,
     SCORE_COLUMNS,
     EvaluationResult,
     _ordered,
@@ -48,6 +49,8 @@ Builder = Callable[[AnnData, int], PerturbationModel]
 """``build(adata, seed)``: an unfitted model for one split seed."""
 
 TIMING_COLUMNS = ["model", "seed", "fit_s", "predict_s"]
+MIN_REPLICATE_CELLS = 4
+"""Test conditions with fewer cells have no split-half replicate (two cells per half)."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,18 @@ def _reference_mean(stats: PseudobulkStats, train: Sequence[str]) -> np.ndarray:
 
 
 def _prepare(
-    adata: AnnData, seed: int, *, split: str, split_kwargs: Mapping[str, Any], n_de: int
+    adata: AnnData,
+    seed: int,
+    *,
+    split: str,
+    split_kwargs: Mapping[str, Any],
+    n_de: int,
+    exclude_targets: bool,
 ) -> _PreparedSeed:
-    """Split a working copy, then compute its statistics and DE genes."""
+    """Split a working copy, then compute its statistics and DE genes.
+
+    With ``exclude_targets``, each condition's DE genes are ranked without its own targets.
+    """
     work = _working_copy(adata)
     split_screen(work, kind=split, seed=seed, **split_kwargs)
     pseudobulk(work)
@@ -174,7 +186,10 @@ def _prepare(
         subgroups=plan.subgroups,
         test=test,
         subgroup_of={c: g for g, members in plan.subgroups.items() for c in members},
-        de_genes={c: de.top_genes(c, non_dropout=True) for c in test},
+        de_genes={
+            c: de.top_genes(c, non_dropout=True, exclude=genes_of(c) if exclude_targets else ())
+            for c in test
+        },
         reference=_reference_mean(stats, plan.train),
     )
 
@@ -190,19 +205,28 @@ def _history(model: PerturbationModel, name: str, seed: int) -> pd.DataFrame | N
     return history
 
 
-def _de_changes(pred: AnnData, prepared: _PreparedSeed, name: str) -> pd.DataFrame:
-    """Predicted and measured change over control on each condition's DE genes."""
+def _de_changes(
+    pred: AnnData, prepared: _PreparedSeed, name: str, *, measured: AnnData | None = None
+) -> pd.DataFrame:
+    """Predicted and measured change over control on each condition's DE genes.
+
+    ``measured``: the measured means, one row per condition of ``pred`` in the screen's
+    genes; default: the statistics' means.
+    """
     stats = prepared.stats
     control = stats.control_mean.astype(np.float64)
     col = {g: i for i, g in enumerate(map(str, stats.genes))}
     pred_col = {g: i for i, g in enumerate(map(str, pred.var_names))}
     predicted = _predicted_means(pred, control[[col[g] for g in pred.var_names]])
-    measured = stats.mean[stats.index([str(c) for c in pred.obs_names])]
+    if measured is None:
+        measured_means = stats.mean[stats.index([str(c) for c in pred.obs_names])]
+    else:
+        measured_means = np.asarray(measured.X, dtype=np.float64)
     frames = []
     for i, cond in enumerate(map(str, pred.obs_names)):
         genes = [g for g in prepared.de_genes[cond] if g in pred_col]
         p = predicted[i, [pred_col[g] for g in genes]] - control[[col[g] for g in genes]]
-        m = measured[i, [col[g] for g in genes]] - control[[col[g] for g in genes]]
+        m = measured_means[i, [col[g] for g in genes]] - control[[col[g] for g in genes]]
         frames.append(
             pd.DataFrame(
                 {
@@ -217,6 +241,69 @@ def _de_changes(pred: AnnData, prepared: _PreparedSeed, name: str) -> pd.DataFra
             )
         )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CHANGE_COLUMNS)
+
+
+def _means_as_anndata(means: np.ndarray, conditions: list[str], genes: np.ndarray) -> AnnData:
+    """Mean profiles, one row per condition, as the AnnData that :func:`score` compares."""
+    return AnnData(
+        X=np.asarray(means, dtype=np.float64),
+        obs=pd.DataFrame(index=pd.Index(conditions)),
+        var=pd.DataFrame(index=pd.Index(np.asarray(genes, dtype=str))),
+    )
+
+
+def _replicate_tables(
+    prepared: _PreparedSeed, metrics: Sequence[str] | None, *, exclude_targets: bool
+) -> tuple[pd.DataFrame, list[tuple], pd.DataFrame]:
+    """Scores, coverage rows and DE changes of the split-half replicate of one seed.
+
+    Each test condition's cells were split in two random halves in the statistics pass
+    (:func:`perturbsim.pp.half_labels`); the mean of the first half is scored as a
+    prediction of the second half, with every metric, against the full control mean and
+    the condition's DE genes. The values are those of the halves; summaries map their means
+    to a full-depth repeat of the experiment (see :meth:`EvaluationResult.per_seed`).
+    Conditions with fewer than :data:`MIN_REPLICATE_CELLS` cells are flagged (logged, not
+    covered), not scored.
+    """
+    stats = prepared.stats
+    if stats.half_mean is None or stats.half_n is None:
+        raise PerturbsimError("the statistics lack the split-half means: rerun pp.pseudobulk")
+    rows = stats.index(prepared.test)
+    splittable = stats.n_cells[rows] >= MIN_REPLICATE_CELLS
+    scored = [c for c, ok in zip(prepared.test, splittable, strict=True) if ok]
+    flagged = [c for c, ok in zip(prepared.test, splittable, strict=True) if not ok]
+    if flagged:
+        logger.warning(
+            "seed %d: %d test conditions have fewer than %d cells, too few for a split-half "
+            "replicate (flagged, not scored): %s",
+            prepared.seed,
+            len(flagged),
+            MIN_REPLICATE_CELLS,
+            ", ".join(flagged[:10]),
+        )
+    coverage = [
+        (REPLICATE, prepared.seed, group, sum(c in set(scored) for c in members), len(members))
+        for group, members in prepared.subgroups.items()
+    ]
+    if not scored:
+        return pd.DataFrame(columns=SCORE_COLUMNS), coverage, pd.DataFrame(columns=CHANGE_COLUMNS)
+    kept = rows[splittable]
+    first = _means_as_anndata(stats.half_mean[0, kept], scored, stats.genes)
+    second = _means_as_anndata(stats.half_mean[1, kept], scored, stats.genes)
+    table = score(
+        first,
+        second,
+        control_mean=stats.control_mean,
+        de_genes=prepared.de_genes,
+        reference_mean=prepared.reference,
+        metrics=metrics,
+        exclude_targets=exclude_targets,
+    )
+    table.insert(0, "seed", prepared.seed)
+    table.insert(0, "model", REPLICATE)
+    table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
+    changes = _de_changes(first, prepared, REPLICATE, measured=second)
+    return table, coverage, changes
 
 
 def _concat(frames: Sequence[pd.DataFrame], columns: list[str] | None) -> pd.DataFrame:
@@ -235,7 +322,9 @@ def evaluate_seed(
     train_kwargs: Mapping[str, dict[str, Any]] | None = None,
     n_de: int = 20,
     metrics: Sequence[str] | None = None,
+    exclude_targets: bool = True,
     on_error: str = "raise",
+    replicate: bool = True,
     bar: tqdm | None = None,
 ) -> SeedTables:
     """Split, summarise and DE-rank a copy of the screen for one seed; fit and score each model.
@@ -248,7 +337,9 @@ def evaluate_seed(
         Split seed; also the seed of every catalogue model (see :func:`evaluate`).
     builders
         Model name -> ``build(adata, seed)`` returning an unfitted model.
-    split, split_kwargs, train_kwargs, n_de, metrics, on_error
+    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate
+        As for :func:`evaluate`.
+    exclude_targets
         As for :func:`evaluate`.
     bar
         Progress bar advanced by one per model.
@@ -258,7 +349,14 @@ def evaluate_seed(
     The seed's tables (see :class:`EvaluationResult`); ``scores`` and ``coverage`` in run
     order, not yet sorted.
     """
-    prepared = _prepare(adata, seed, split=split, split_kwargs=split_kwargs or {}, n_de=n_de)
+    prepared = _prepare(
+        adata,
+        seed,
+        split=split,
+        split_kwargs=split_kwargs or {},
+        n_de=n_de,
+        exclude_targets=exclude_targets,
+    )
     train_kwargs = train_kwargs or {}
     test, subgroup_of = prepared.test, prepared.subgroup_of
     scores, changes, histories = [], [], []
@@ -300,6 +398,7 @@ def evaluate_seed(
                 de_genes=prepared.de_genes,
                 reference_mean=prepared.reference,
                 metrics=metrics,
+                exclude_targets=exclude_targets,
             )
             table.insert(0, "seed", seed)
             table.insert(0, "model", name)
@@ -320,6 +419,13 @@ def evaluate_seed(
         )
         if bar is not None:
             bar.update()
+    if replicate:
+        table, rows, replicate_changes = _replicate_tables(
+            prepared, metrics, exclude_targets=exclude_targets
+        )
+        scores.append(table)
+        coverage += rows
+        changes.append(replicate_changes)
     return SeedTables(
         scores=_concat(scores, SCORE_COLUMNS),
         coverage=pd.DataFrame(coverage, columns=COVERAGE_COLUMNS),
@@ -341,19 +447,28 @@ def evaluate(
     train_kwargs: dict[str, dict[str, Any]] | None = None,
     n_de: int = 20,
     metrics: Sequence[str] | None = None,
+    exclude_targets: bool = True,
     on_error: str = "raise",
+    replicate: bool = True,
 ) -> EvaluationResult:
     """Train every model on every split seed and score it on each test subgroup.
 
     For each seed (:func:`evaluate_seed`): split the conditions
     (:func:`perturbsim.pp.split`), compute the pseudobulk statistics after the split
     (co-expression from training cells only), rank the top ``n_de`` DE genes of each
-    condition among GEARS's non-dropout genes (:func:`perturbsim.pp.rank_de`), then build
-    each model, fit it (``model.fit(**train_kwargs[name])``) and query it. A model is asked
+    condition among GEARS's non-dropout genes (:func:`perturbsim.pp.rank_de`; by default
+    without the condition's own targets), then build each model, fit it
+    (``model.fit(**train_kwargs[name])``) and query it. A model is asked
     only for the test conditions it :meth:`~perturbsim.models.PerturbationModel.covers`;
     the others get no rows (see :attr:`EvaluationResult.coverage`). Truth is the measured
     pseudobulk mean of each test condition; the reference of ``pearson_delta_pert`` is the
     mean of the perturbed training conditions. ``adata`` is not modified.
+
+    Beside the models stands the screen's own noise ceiling, the row ``"replicate"``: each
+    test condition's cells are split in two random halves in the statistics pass, and the
+    mean of one half is scored as a prediction of the other with every metric (conditions
+    with fewer than 4 cells are flagged, not scored). With the ``"mean"`` baseline among the
+    models, :meth:`EvaluationResult.calibrated` places every model between the two anchors.
 
     Parameters
     ----------
@@ -385,10 +500,16 @@ def evaluate(
     metrics
         Metric names (:func:`perturbsim.tl.list_metrics`); default: every registered metric
         whose inputs a model's predictions provide.
+    exclude_targets
+        Leave the perturbed genes out of every metric (see :func:`perturbsim.tl.score`)
+        and rank each condition's ``n_de`` DE genes without its own targets; ``False``
+        keeps the targets in both.
     on_error
         A model failing to fit or predict on a seed: ``"raise"`` an error naming the model
         and seed, or ``"skip"`` that run (logged as a warning and listed in
         :attr:`EvaluationResult.failures`; the model gets no rows for that seed).
+    replicate
+        Score the split-half replicate as the row ``"replicate"``.
 
     Returns
     -------
@@ -437,13 +558,17 @@ def evaluate(
                 train_kwargs=train_kwargs,
                 n_de=n_de,
                 metrics=metrics,
+                exclude_targets=exclude_targets,
                 on_error=on_error,
+                replicate=replicate,
                 bar=bar,
             )
             for seed in seed_list
         ]
     finally:
         bar.close()
+    if replicate:
+        names = [*names, REPLICATE]
 
     return EvaluationResult(
         scores=_ordered(
@@ -465,6 +590,8 @@ def evaluate(
             "split": split,
             "seeds": seed_list,
             "n_de": int(n_de),
+            "exclude_targets": bool(exclude_targets),
+            "replicate": bool(replicate),
             "metrics": list(metrics) if metrics is not None else None,
             "n_cells": int(adata.n_obs),
             "n_genes": int(adata.n_vars),

@@ -7,13 +7,18 @@ control mean and, when a metric needs them, the predicted variance, the conditio
 differentially expressed (DE) genes, its target genes, the mean perturbed training profile
 and the measured means of the other conditions. A new metric needing any of these fits
 without changing a signature.
+
+By default :func:`score` removes the perturbed genes (targets) from what a metric sees: a
+target's own activation or knock-down is trivial to predict and inflates every gene-wise
+score, so cell-eval excludes it too. A metric never has to know: it receives arrays over
+the genes it scores.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -30,8 +35,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MetricInputs:
-    """What a metric sees of one condition; arrays are float64 over the predicted genes.
+    """What a metric sees of one condition; arrays are float64 over the genes it scores.
 
+    The genes scored are the predicted genes, less, by default (``exclude_targets=True``
+    in :func:`score`), the condition's measured targets, or, for a metric that compares
+    the condition with the others (one that needs ``others``), the measured targets of
+    every scored condition. Gene indices (``de_idx``, ``targets``) count those genes.
     :func:`score` fills an optional field (default ``None``) only when a chosen metric
     needs it (:attr:`Metric.needs`).
 
@@ -48,8 +57,9 @@ class MetricInputs:
     de_idx
         Gene indices of the condition's top DE genes, ``(k,)``.
     targets
-        Gene indices of the condition's perturbed genes that are measured, ``(t,)``; empty
-        when none is (e.g. CRISPRa targets absent from the genes).
+        Gene indices of the condition's perturbed genes that are measured and scored,
+        ``(t,)``; empty when none is (CRISPRa targets absent from the genes, or targets
+        excluded).
     reference
         Mean perturbed training profile, ``(G,)``.
     others
@@ -73,6 +83,40 @@ MetricFunc = Callable[[MetricInputs], float]
 """``func(inputs) -> float`` on one condition."""
 
 
+FullDepth = Literal["spearman_brown", "halve", "none"]
+FULL_DEPTH_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    # Spearman-Brown: the reliability of a test of twice the length, 2r / (1 + r)
+    "spearman_brown": lambda r: np.where(r > -1, 2 * r / (1 + np.maximum(r, -1 + 1e-12)), -1.0),
+    # the difference of two half-depth means has twice the noise variance of two full ones
+    "halve": lambda error: error / 2,
+    "none": lambda value: value,
+}
+"""How a split-half value maps to a full-depth repeat, by :attr:`Metric.full_depth`."""
+
+
+def full_depth(metric: str, values: np.ndarray | float) -> np.ndarray:
+    """Map split-half replicate values of ``metric`` to those of a full-depth repeat.
+
+    The split-half replicate compares two halves of each condition's cells, each with half
+    the cells; repeating the whole experiment compares two full-depth means. For a
+    correlation the Spearman-Brown formula ``2r / (1 + r)`` gives the full-depth
+    reliability (as cell-eval's ceiling does); for a squared error between two noisy means
+    the noise term halves (the denominator of ``nmse`` is kept, an approximation that holds
+    when the change is large against the noise); other metrics are left as measured.
+
+    Examples
+    --------
+    >>> float(full_depth("pearson_delta_de", 0.5))
+    0.6666666666666666
+    >>> float(full_depth("mse", 0.2))
+    0.1
+    """
+    if metric not in METRICS:
+        raise PerturbsimError(f"unknown metric {metric!r}; available: {list(METRICS)}")
+    rule = FULL_DEPTH_RULES[METRICS[metric].full_depth]
+    return rule(np.asarray(values, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class Metric:
     """A registered metric.
@@ -89,6 +133,11 @@ class Metric:
         ``func(inputs: MetricInputs) -> float`` on one condition.
     needs
         Optional fields of :class:`MetricInputs` the function uses (:data:`OPTIONAL_INPUTS`).
+    full_depth
+        How the value of a split-half replicate (two halves of a condition's cells, each at
+        half the depth) maps to that of repeating the whole experiment (see
+        :func:`full_depth`): ``"spearman_brown"`` for correlations, ``"halve"`` for
+        squared errors, ``"none"`` where no simple rule applies.
     """
 
     name: str
@@ -96,9 +145,12 @@ class Metric:
     best: Literal["higher", "lower"]
     func: MetricFunc
     needs: tuple[str, ...] = ()
+    full_depth: FullDepth = "none"
 
 
 METRICS: dict[str, Metric] = {}
+HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
+"""The metrics reports and the CLI show first."""
 
 
 def register_metric(
@@ -107,6 +159,7 @@ def register_metric(
     description: str,
     best: Literal["higher", "lower"],
     needs: Sequence[str] = (),
+    full_depth: FullDepth = "none",
 ) -> Callable[[MetricFunc], MetricFunc]:
     """Register a metric function under ``name`` (decorator).
 
@@ -122,6 +175,8 @@ def register_metric(
         Optional fields of :class:`MetricInputs` the function uses (``"variance"``,
         ``"de_idx"``, ``"targets"``, ``"reference"``, ``"others"``); :func:`score` fills
         them and skips the metric when one cannot be filled.
+    full_depth
+        ``"spearman_brown"``, ``"halve"`` or ``"none"``: see :attr:`Metric.full_depth`.
 
     Returns
     -------
@@ -129,6 +184,10 @@ def register_metric(
     """
     if best not in ("higher", "lower"):
         raise PerturbsimError(f"best must be 'higher' or 'lower', got {best!r}")
+    if full_depth not in FULL_DEPTH_RULES:
+        raise PerturbsimError(
+            f"full_depth must be one of {list(FULL_DEPTH_RULES)}, got {full_depth!r}"
+        )
     unknown = [n for n in needs if n not in OPTIONAL_INPUTS]
     if unknown:
         raise PerturbsimError(
@@ -138,7 +197,7 @@ def register_metric(
     def decorate(func: MetricFunc) -> MetricFunc:
         if name in METRICS:
             raise PerturbsimError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, description, best, func, tuple(needs))
+        METRICS[name] = Metric(name, description, best, func, tuple(needs), full_depth)
         return func
 
     return decorate
@@ -165,7 +224,57 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-@register_metric("mse", description="mean squared error of the mean, all genes", best="lower")
+def _top_predicted(x: MetricInputs) -> tuple[set[int], set[int]]:
+    """The top-k genes by |predicted change| (ties: gene order) and the k measured DE genes."""
+    k = len(x.de_idx)
+    ranked = np.argsort(-np.abs(x.predicted - x.control), kind="stable")[:k]
+    return set(ranked.tolist()), set(np.asarray(x.de_idx).tolist())
+
+
+def _closer_than_own(x: MetricInputs, order: int) -> tuple[int, int, int]:
+    """How the measured profiles of the other conditions stand to the prediction.
+
+    Distances are L^``order`` norms between the predicted mean and each measured mean,
+    equal to those between the predicted and measured change over control.
+
+    Returns
+    -------
+    The number of other conditions closer to the prediction than its own measured
+    profile, the number at the same distance, and the number of other conditions.
+    """
+    own = np.linalg.norm(x.predicted - x.measured, ord=order)
+    others = np.linalg.norm(x.others - x.predicted[None, :], ord=order, axis=1)
+    return int((others < own).sum()), int((others == own).sum()), len(others)
+
+
+def _discrimination(x: MetricInputs, order: int) -> float:
+    """cell-eval's discrimination score with the L^``order`` distance.
+
+    cell-eval: ``discrimination_score`` in ``cell_eval/metrics/_anndata.py``. The measured
+    changes of the n scored conditions are ranked by distance to the condition's
+    predicted change; with r of them closer than its own (ties count half),
+    the score is ``1 - r / (n - 1)``: 1 when its own is the closest, 0 when it is the
+    farthest, 0.5 in expectation for a prediction that cannot tell conditions apart.
+    Differences from cell-eval: cell-eval divides by n (its worst score is 1/n) and
+    breaks ties by sort order; it leaves out only the condition's own target, whereas
+    here (by default) the targets of every scored condition are left out of every
+    distance. Leaving out only one's own would inflate the score: another condition's
+    target effect, absent from its own comparison, pushes that condition away from any
+    prediction that does not predict it, so even "no change" would score near 1 on a
+    screen whose targets dominate the response. NaN with a single scored condition.
+    """
+    closer, tied, n_others = _closer_than_own(x, order)
+    if n_others == 0:
+        return float("nan")
+    return 1.0 - (closer + tied / 2) / n_others
+
+
+@register_metric(
+    "mse",
+    description="mean squared error of the mean, all genes",
+    best="lower",
+    full_depth="halve",
+)
 def _metric_mse(x: MetricInputs) -> float:
     return _mse(x.predicted, x.measured)
 
@@ -175,6 +284,7 @@ def _metric_mse(x: MetricInputs) -> float:
     description="mean squared error of the mean, top DE genes",
     best="lower",
     needs=("de_idx",),
+    full_depth="halve",
 )
 def _metric_mse_de(x: MetricInputs) -> float:
     return _mse(x.predicted[x.de_idx], x.measured[x.de_idx])
@@ -184,6 +294,7 @@ def _metric_mse_de(x: MetricInputs) -> float:
     "nmse",
     description="mse / mse of predicting control (no-perturbation model), all genes",
     best="lower",
+    full_depth="halve",
 )
 def _metric_nmse(x: MetricInputs) -> float:
     return _ratio(_mse(x.predicted, x.measured), _mse(x.control, x.measured))
@@ -194,6 +305,7 @@ def _metric_nmse(x: MetricInputs) -> float:
     description="mse / mse of predicting control, top DE genes",
     best="lower",
     needs=("de_idx",),
+    full_depth="halve",
 )
 def _metric_nmse_de(x: MetricInputs) -> float:
     de = x.de_idx
@@ -204,6 +316,7 @@ def _metric_nmse_de(x: MetricInputs) -> float:
     "pearson_delta",
     description="Pearson of predicted vs measured change over control, all genes",
     best="higher",
+    full_depth="spearman_brown",
 )
 def _metric_pearson_delta(x: MetricInputs) -> float:
     return pearson(x.predicted - x.control, x.measured - x.control)
@@ -214,6 +327,7 @@ def _metric_pearson_delta(x: MetricInputs) -> float:
     description="Pearson of predicted vs measured change over control, top DE genes",
     best="higher",
     needs=("de_idx",),
+    full_depth="spearman_brown",
 )
 def _metric_pearson_delta_de(x: MetricInputs) -> float:
     de = x.de_idx
@@ -242,12 +356,35 @@ def _metric_direction_error_de(x: MetricInputs) -> float:
     needs=("de_idx",),
 )
 def _metric_de_jaccard(x: MetricInputs) -> float:
-    k = len(x.de_idx)
-    if k == 0:
+    if len(x.de_idx) == 0:
         return float("nan")
-    ranked = np.argsort(-np.abs(x.predicted - x.control), kind="stable")[:k]
-    top, measured = set(ranked.tolist()), set(np.asarray(x.de_idx).tolist())
+    top, measured = _top_predicted(x)
     return len(top & measured) / len(top | measured)
+
+
+@register_metric(
+    "de_overlap",
+    description="share of the k measured DE genes among the top-k genes by |predicted "
+    "change| (cell-eval's overlap_at_N)",
+    best="higher",
+    needs=("de_idx",),
+)
+def _metric_de_overlap(x: MetricInputs) -> float:
+    """cell-eval's ``overlap_at_N``, on the condition's top DE genes.
+
+    cell-eval (``DEComparison.compute_overlap`` with ``k=None``, metric ``"overlap"``)
+    takes as measured DE set the genes with FDR < 0.05, ranked by |fold change|, and
+    scores the share of them among the same number of top predicted DE genes. We have no
+    per-gene test on a predicted mean, so the measured set is the condition's top DE genes
+    (``de_idx``: the top ``n_de`` non-dropout genes by Welch t in :func:`evaluate`) and the
+    predicted ones the top-k by |predicted change|. Both sets then hold k genes, so the
+    value is ``2 J / (1 + J)`` of ``de_jaccard`` J; with cell-eval's FDR-defined sets k
+    varies by condition and the two tools can differ.
+    """
+    if len(x.de_idx) == 0:
+        return float("nan")
+    top, measured = _top_predicted(x)
+    return len(top & measured) / len(measured)
 
 
 @register_metric(
@@ -256,9 +393,65 @@ def _metric_de_jaccard(x: MetricInputs) -> float:
     "profile (Systema), all genes",
     best="higher",
     needs=("reference",),
+    full_depth="spearman_brown",
 )
 def _metric_pearson_delta_pert(x: MetricInputs) -> float:
+    """Systema's PearsonΔ with the perturbed reference (``corr_all_allpert``).
+
+    Systema (Viñas Torné et al., Nat. Biotechnol. 2025;
+    ``evaluation/pearson_delta_reference_metrics.py``) correlates ``X_true - reference``
+    with ``X_pred - reference`` over all genes, the reference being the mean of the
+    perturbed training conditions' centroids (``average_of_perturbation_centroids``):
+    the same as here, where :func:`evaluate` passes the mean of the perturbed training
+    conditions' means. By default the condition's targets are left out (Systema keeps
+    them); ``exclude_targets=False`` gives Systema's value.
+    """
     return pearson(x.predicted - x.reference, x.measured - x.reference)
+
+
+@register_metric(
+    "discrimination_l1",
+    description="1 - share of the other scored conditions whose measured profile is closer "
+    "(L1) to the prediction than its own (cell-eval's discrimination; 0.5 = random)",
+    best="higher",
+    needs=("others",),
+)
+def _metric_discrimination_l1(x: MetricInputs) -> float:
+    return _discrimination(x, 1)
+
+
+@register_metric(
+    "discrimination_l2",
+    description="as discrimination_l1 with the L2 (Euclidean) distance",
+    best="higher",
+    needs=("others",),
+)
+def _metric_discrimination_l2(x: MetricInputs) -> float:
+    return _discrimination(x, 2)
+
+
+@register_metric(
+    "centroid_accuracy",
+    description="share of the other scored conditions whose measured profile is farther "
+    "(Euclidean) from the prediction than its own (Systema)",
+    best="higher",
+    needs=("others",),
+)
+def _metric_centroid_accuracy(x: MetricInputs) -> float:
+    """Systema's centroid accuracy (``calculate_centroid_accuracies``).
+
+    For the prediction of one held-out condition, the share of the other held-out
+    conditions whose measured profile (centroid) is strictly farther from it, in
+    Euclidean distance over the genes, than its own measured profile. Distances do not
+    depend on the centring: profiles, changes over control and changes over the mean
+    perturbed profile give the same value, so no reference is needed. It is
+    ``discrimination_l2`` except that a tie counts against the prediction (Systema
+    counts strictly farther conditions). By default the targets of every scored
+    condition are left out (Systema keeps every gene; ``exclude_targets=False`` gives its
+    value). NaN with a single scored condition.
+    """
+    closer, tied, n_others = _closer_than_own(x, 2)
+    return (n_others - closer - tied) / n_others if n_others else float("nan")
 
 
 def list_metrics() -> pd.DataFrame:
@@ -267,8 +460,9 @@ def list_metrics() -> pd.DataFrame:
     Returns
     -------
     DataFrame indexed by ``name`` with columns ``description``, ``best``
-    (``"higher"``/``"lower"``) and ``needs`` (the optional :class:`MetricInputs` fields it
-    uses, comma-separated; empty when none).
+    (``"higher"``/``"lower"``), ``needs`` (the optional :class:`MetricInputs` fields it
+    uses, comma-separated; empty when none) and ``full_depth`` (how a split-half replicate
+    value maps to a full-depth repeat, :func:`full_depth`).
 
     Examples
     --------
@@ -282,6 +476,7 @@ def list_metrics() -> pd.DataFrame:
             "description": m.description,
             "best": m.best,
             "needs": ", ".join(m.needs),
+            "full_depth": m.full_depth,
         }
         for m in METRICS.values()
     ]
@@ -388,6 +583,31 @@ def _target_indices(condition: str, col: Mapping[str, int]) -> np.ndarray:
     return np.array([col[g] for g in genes_of(condition) if g in col], dtype=np.int64)
 
 
+_INDEX_INPUTS = ("de_idx", "targets")
+"""Fields of :class:`MetricInputs` holding gene indices; the other arrays end in a gene axis."""
+
+
+def _without(inputs: MetricInputs, excluded: np.ndarray) -> MetricInputs:
+    """``inputs`` without the genes ``excluded``, gene indices renumbered; as is if none."""
+    if excluded.size == 0:
+        return inputs
+    n_genes = inputs.predicted.size
+    keep = np.setdiff1d(np.arange(n_genes), excluded)
+    position = np.full(n_genes, -1, dtype=np.int64)
+    position[keep] = np.arange(keep.size)
+    changes = {}
+    for f in fields(inputs):
+        value = getattr(inputs, f.name)
+        if value is None:
+            continue
+        if f.name in _INDEX_INPUTS:
+            moved = position[value]
+            changes[f.name] = moved[moved >= 0]
+        else:
+            changes[f.name] = value[..., keep]
+    return replace(inputs, **changes)
+
+
 def score(
     pred: AnnData,
     truth: AnnData | PseudobulkStats,
@@ -396,6 +616,7 @@ def score(
     de_genes: Mapping[str, Sequence[str]] | None = None,
     reference_mean: np.ndarray | None = None,
     metrics: Sequence[str] | None = None,
+    exclude_targets: bool = True,
 ) -> pd.DataFrame:
     """Score predicted mean profiles against measured ones, per condition.
 
@@ -404,6 +625,14 @@ def score(
     prediction's ``.layers["variance"]``; ``de_idx``, ``de_genes``; ``targets``, the genes of
     the condition's label that are among the predicted genes; ``reference``,
     ``reference_mean``; ``others``, the measured means of the other conditions of ``pred``.
+
+    By default (``exclude_targets=True``) the perturbed genes are left out of every
+    metric, all-gene and DE-gene alike: a metric of one condition does not see that
+    condition's measured targets, and a metric comparing it with the other conditions
+    (``discrimination_l1``, ``discrimination_l2``, ``centroid_accuracy``) does not see the
+    measured targets of any condition of ``pred``, so that no distance rewards or punishes
+    a target's own change. ``exclude_targets=False`` keeps every gene, as GEARS and
+    Systema score.
 
     Parameters
     ----------
@@ -420,21 +649,27 @@ def score(
     de_genes
         Condition -> its top DE genes (by convention the top 20, e.g. from
         :meth:`perturbsim.pp.DEGenes.top_genes`); empty strings (padding) are ignored.
-        Required for the ``*_de`` metrics and ``de_jaccard``, which compares the top-k
-        predicted genes (by absolute predicted change, ties by gene order) with the k given.
+        Required for the ``*_de`` metrics, ``de_jaccard`` and ``de_overlap``, which compare
+        the top-k predicted genes (by absolute predicted change, ties by gene order) with
+        the k given. Excluded targets among them are dropped: to keep k genes, rank them
+        without the targets (``DEGenes.top_genes(c, exclude=perturbsim.pp.genes_of(c))``,
+        as :func:`evaluate` does).
     reference_mean
         Mean of the perturbed training profiles, ``(G,)``, for ``pearson_delta_pert``.
     metrics
         Metric names (see :func:`list_metrics`); ``None`` computes every metric whose
         inputs were given.
+    exclude_targets
+        Leave the perturbed genes out of every metric (see above); ``False`` keeps them.
 
     Returns
     -------
     Tidy DataFrame with columns ``condition``, ``metric``, ``value``; one row per condition
     and metric, conditions in the order of ``pred``. Pearson correlations with a constant
     vector (e.g. the change predicted by the no-perturbation model, or the change of
-    control itself) are NaN, as are ratios whose reference error is 0. A predicted value
-    stored in float32 that equals the control mean at float32 precision counts as no change.
+    control itself) are NaN, as are ratios whose reference error is 0, and the metrics
+    comparing conditions when ``pred`` holds a single one. A predicted value stored in
+    float32 that equals the control mean at float32 precision counts as no change.
 
     Examples
     --------
@@ -473,6 +708,9 @@ def score(
         _vector(reference_mean, len(genes), "reference_mean") if "reference" in needed else None
     )
 
+    targets = [_target_indices(c, col) for c in conditions]
+    every_target = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *targets]))
+
     records = []
     for i, cond in enumerate(conditions):
         inputs = MetricInputs(
@@ -481,10 +719,14 @@ def score(
             control=control,
             variance=None if variance is None else variance[i],
             de_idx=de_index.get(cond),
-            targets=_target_indices(cond, col) if "targets" in needed else None,
+            targets=targets[i] if "targets" in needed else None,
             reference=reference,
             others=np.delete(true, i, axis=0) if "others" in needed else None,
         )
-        records += [(cond, m.name, float(m.func(inputs))) for m in chosen]
+        own = _without(inputs, targets[i]) if exclude_targets else inputs
+        shared = _without(inputs, every_target) if exclude_targets else inputs
+        records += [
+            (cond, m.name, float(m.func(shared if "others" in m.needs else own))) for m in chosen
+        ]
     logger.info("scored %d conditions on %d metrics", len(conditions), len(chosen))
     return pd.DataFrame(records, columns=["condition", "metric", "value"])

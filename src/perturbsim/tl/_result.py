@@ -15,9 +15,14 @@ from scipy import stats as sps
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
-from ._metrics import METRICS
+from ._metrics import METRICS, full_depth
 
 logger = logging.getLogger(__name__)
+
+REPLICATE = "replicate"
+"""The row of the split-half replicate, the screen's noise ceiling."""
+MEAN_BASELINE = "mean"
+"""The model that anchors calibrated scores at 0 (the mean of the training perturbations)."""
 
 SUBGROUP_ORDER = ("unseen_single", "seen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 """Test subgroups in report order; others (``combo3_seen1``, ...) follow, sorted."""
@@ -37,6 +42,44 @@ SUMMARY_COLUMNS = [
     "n_seeds",
     "n_conditions",
 ]
+
+
+def _over_seeds(per_seed: pd.DataFrame, models: Sequence[str], confidence: float) -> pd.DataFrame:
+    """Mean over seeds of per-seed values, with a t-interval (see ``EvaluationResult.summary``)."""
+    if not 0 < confidence < 1:
+        raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+    rows = []
+    for (model, subgroup, metric), group in per_seed.groupby(
+        ["model", "subgroup", "metric"], sort=False
+    ):
+        values = group["value"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        n = len(values)
+        mean = float(values.mean()) if n else float("nan")
+        std = float(values.std(ddof=1)) if n > 1 else float("nan")
+        if n > 1:
+            half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
+        else:
+            half = float("nan")
+        n_conditions = int(group["n_conditions"].sum())
+        rows.append((model, subgroup, metric, mean, std, mean - half, mean + half, n, n_conditions))
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return _ordered(table, models, ["model", "subgroup", "metric"])
+
+
+def _full_depth(table: pd.DataFrame, column: str) -> np.ndarray:
+    """``table[column]``, split-half replicate means, as a full-depth repeat's (by metric)."""
+    values = table[column].to_numpy(dtype=float).copy()
+    for metric, rows in table.groupby("metric", sort=False).indices.items():
+        if metric in METRICS:
+            values[rows] = full_depth(str(metric), values[rows])
+    return values
+
+
+def _lower_is_better(metric: str) -> bool:
+    """Whether lower values of ``metric`` are better (unregistered metrics: higher is)."""
+    registered = METRICS.get(metric)
+    return registered is not None and registered.best == "lower"
 
 
 def order_subgroups(subgroups: Sequence[str]) -> list[str]:
@@ -92,7 +135,8 @@ class EvaluationResult:
         Runs skipped with ``on_error="skip"``: ``model``, ``seed``, ``stage`` (``"fit"``
         or ``"predict"``), ``error``.
     settings
-        How the evaluation ran: ``models``, ``split``, ``seeds``, ``n_de``, ``metrics`` and
+        How the evaluation ran: ``models`` (the ``"replicate"`` row last), ``split``,
+        ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``metrics`` and
         the screen's ``n_cells``, ``n_genes``, ``n_conditions``.
     """
 
@@ -118,6 +162,11 @@ class EvaluationResult:
     def per_seed(self) -> pd.DataFrame:
         """Mean over the conditions of each model, seed, subgroup and metric.
 
+        The replicate's means are mapped to a full-depth repeat of the experiment
+        (:func:`perturbsim.tl.metrics.full_depth`: Spearman-Brown for correlations, as
+        cell-eval's ceiling, half the squared error): its rows in :attr:`scores` compare two
+        half-depth means.
+
         Returns
         -------
         ``model``, ``seed``, ``subgroup``, ``metric``, ``value`` (mean of the finite
@@ -130,6 +179,8 @@ class EvaluationResult:
         keys = ["model", "seed", "subgroup", "metric"]
         grouped = self.scores.groupby(keys, sort=False, observed=True)["value"]
         table = grouped.agg(value="mean", n_conditions="count").reset_index()
+        replicate = table["model"] == REPLICATE
+        table.loc[replicate, "value"] = _full_depth(table[replicate], "value")
         return _ordered(table, self.models, ["model", "subgroup", "metric", "seed"])
 
     def summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -152,37 +203,63 @@ class EvaluationResult:
         correlation with the constant change of ``no_perturb``) have ``mean`` NaN and
         ``n_seeds`` 0.
         """
-        if not 0 < confidence < 1:
-            raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
-        per_seed = self.per_seed()
-        rows = []
-        for (model, subgroup, metric), group in per_seed.groupby(
-            ["model", "subgroup", "metric"], sort=False
-        ):
-            values = group["value"].to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
-            n = len(values)
-            mean = float(values.mean()) if n else float("nan")
-            std = float(values.std(ddof=1)) if n > 1 else float("nan")
-            if n > 1:
-                half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
-            else:
-                half = float("nan")
-            rows.append(
-                (
-                    model,
-                    subgroup,
-                    metric,
-                    mean,
-                    std,
-                    mean - half,
-                    mean + half,
-                    n,
-                    int(group["n_conditions"].sum()),
-                )
-            )
-        table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-        return _ordered(table, self.models, ["model", "subgroup", "metric"])
+        return _over_seeds(self.per_seed(), self.models, confidence)
+
+    def calibrated(
+        self, *, confidence: float = 0.95, baseline: str = MEAN_BASELINE
+    ) -> pd.DataFrame:
+        """Every model placed between the two anchors: the baseline and the replicate.
+
+        ``(model - b) / (r - b)``, where ``model``, ``b`` (the baseline) and ``r`` (the
+        split-half replicate) are per-seed means over the same conditions: those the model
+        was scored on and both anchors have a finite value for. 0 means no better than the
+        mean of the training perturbations, 1 as good as repeating the experiment, above 1
+        better than a repeat (a prediction can be less noisy than a measurement), below 0
+        worse than the baseline; the sign works for metrics where lower is better too. The
+        span ``r - b`` is pooled over seeds (its mean), so the per-seed values
+        ``(model - b) / span`` are aggregated as in :meth:`summary` without a seed whose
+        anchors nearly coincide blowing up the ratio. Undefined (NaN) where the replicate
+        does not beat the baseline: the screen then has nothing reproducible to calibrate
+        against. ``n_conditions`` counts the conditions used.
+
+        Parameters
+        ----------
+        confidence
+            Coverage of the interval over seeds.
+        baseline
+            The model that anchors 0 (default: ``"mean"``).
+
+        Returns
+        -------
+        One row per ``model`` (the anchors left out), ``subgroup``, ``metric``, with the
+        columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
+        """
+        scores = self.scores
+        keys = ["seed", "condition", "metric"]
+        anchors = [
+            scores[scores["model"] == name].set_index(keys)["value"].rename(column)
+            for name, column in ((baseline, "low"), (REPLICATE, "high"))
+        ]
+        table = scores[~scores["model"].isin([baseline, REPLICATE])]
+        table = table.join(anchors[0], on=keys).join(anchors[1], on=keys)
+        finite = np.isfinite(table[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)
+        groups = table[finite].groupby(["model", "seed", "subgroup", "metric"], sort=False)
+        per_seed = groups[["value", "low", "high"]].mean()
+        per_seed["n_conditions"] = groups.size()
+        per_seed = per_seed.reset_index()
+        per_seed["high"] = _full_depth(per_seed, "high")
+        # one span per model, subgroup and metric, pooled over seeds: a seed whose anchors
+        # nearly coincide must not blow up the ratio
+        span = (
+            (per_seed["high"] - per_seed["low"])
+            .groupby([per_seed["model"], per_seed["subgroup"], per_seed["metric"]], sort=False)
+            .transform("mean")
+        )
+        better = per_seed["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
+        meaningful = better * span > 0
+        per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
+        models = [m for m in self.models if m not in (baseline, REPLICATE)]
+        return _over_seeds(per_seed, models, confidence)
 
     def coverage_table(self) -> pd.DataFrame:
         """Covered and total test conditions summed over seeds, per model and subgroup."""

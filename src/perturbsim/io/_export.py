@@ -1,0 +1,168 @@
+"""Export for cell-eval: predicted and measured cells of held-out conditions, with control.
+
+``cell-eval run`` (Arc Institute, PyPI ``cell-eval``) compares two h5ad files of cells, a
+prediction and the real data, with the same genes in the same order and the same labels in an
+``obs`` column: its ``--pert-col`` (default ``target_gene``), the control cells labelled with
+its ``--control-pert`` (default ``non-targeting``) in both (``cell_eval/_cli/_const.py`` and
+``PerturbationAnndataPair`` in ``cell_eval/_types/_anndata.py``, version 0.8.2). The files
+written here use those defaults, so ``cell-eval run -ap pred.h5ad -ar real.h5ad`` reads them
+without options.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._atomic import atomic_write
+from .._errors import PerturbsimError
+from .._keys import (
+    CELL_EVAL_CONTROL,
+    CELL_EVAL_PERT_COL,
+    CONDITION,
+    CONTROL,
+    SAMPLE_PERTURBATION,
+)
+from ..models import PerturbationModel
+from ..pp import Split, canonical_label, parse_perturbations
+from ..pp._setup import check_setup
+
+logger = logging.getLogger(__name__)
+
+PRED_FILE = "pred.h5ad"
+REAL_FILE = "real.h5ad"
+
+
+def _conditions(
+    model: PerturbationModel, adata: AnnData, conditions: str | Sequence[str] | None
+) -> list[str]:
+    """Canonical labels of the conditions to export, each with cells and predictable."""
+    if conditions is None:
+        conditions = Split.from_adata(adata).test
+    labels = list(dict.fromkeys(canonical_label(s) for s in parse_perturbations(conditions)))
+    present = set(adata.obs[CONDITION].astype(str))
+    for label in labels:
+        if label == CONTROL:
+            raise PerturbsimError(
+                "ctrl is exported with every condition: pass perturbed conditions only"
+            )
+        if label not in present:
+            raise PerturbsimError(f"condition {label!r} has no cells in adata")
+    for label, covered in zip(labels, model.covers(labels), strict=True):
+        if not covered:
+            raise PerturbsimError(f"model {model.name!r} cannot predict condition {label!r}")
+    return labels
+
+
+def _cells(x: object, labels: np.ndarray, names: Sequence[str], genes: pd.Index) -> AnnData:
+    """Cells labelled as cell-eval reads them (``obs["target_gene"]``, ``non-targeting``)."""
+    labels = np.where(labels == CONTROL, CELL_EVAL_CONTROL, labels)
+    return AnnData(
+        X=x,
+        obs=pd.DataFrame(
+            {CELL_EVAL_PERT_COL: pd.Categorical(labels)}, index=pd.Index(names, dtype=str)
+        ),
+        var=pd.DataFrame(index=genes.copy()),
+    )
+
+
+def export_cell_eval(
+    model: PerturbationModel,
+    adata: AnnData,
+    out_dir: str | Path,
+    *,
+    conditions: str | Sequence[str] | None = None,
+    n_cells: int | None = None,
+    seed: int | None = None,
+) -> tuple[Path, Path]:
+    """Write predicted and measured cells of held-out conditions in ``cell-eval run``'s layout.
+
+    Two h5ad files, each holding the genes of ``adata`` in its order and every control cell
+    of ``adata`` as measured, labelled ``non-targeting`` in ``obs["target_gene"]``; the
+    other cells are labelled with their condition's canonical label (``KLF1``,
+    ``KLF1+MAP2K6``):
+
+    - ``real.h5ad``: the measured cells of each condition, as in ``adata.X``;
+    - ``pred.h5ad``: cells of each condition made by
+      :meth:`~perturbsim.models.PerturbationModel.sample` (their per-gene mean is the
+      predicted mean), as many as were measured unless ``n_cells`` is given.
+
+    Since both hold the same control cells, cell-eval's predicted change of a condition is
+    the model's predicted mean minus the measured control mean. Evaluate with
+    ``cell-eval run -ap OUT/pred.h5ad -ar OUT/real.h5ad`` (its defaults ``--pert-col
+    target_gene --control-pert non-targeting``). Each file is written atomically.
+
+    Parameters
+    ----------
+    model
+        A fitted model with the genes of ``adata``.
+    adata
+        A set-up screen (:func:`perturbsim.pp.setup`), split (:func:`perturbsim.pp.split`)
+        unless ``conditions`` is given; log-normalised, as cell-eval expects by default.
+    out_dir
+        Directory to write the two files into (created if absent; files replaced).
+    conditions
+        Labels of the conditions to export, as :meth:`~perturbsim.models.PerturbationModel.predict`
+        takes them; default: the test conditions of the split of ``adata``.
+    n_cells
+        Predicted cells per condition; default: as many as the condition's measured cells,
+        so that DE tests on both files have the same power.
+    seed
+        Seed of the sampled cells (default: ``perturbsim.settings.seed``).
+
+    Returns
+    -------
+    The paths of ``pred.h5ad`` and ``real.h5ad``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> ps.pp.split(adata, kind="simulation", seed=1)
+    >>> model = ps.TrainMean(adata).fit()
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     pred, real = ps.io.export_cell_eval(model, adata, out)
+    >>> pred.name, real.name
+    ('pred.h5ad', 'real.h5ad')
+    """
+    check_setup(adata)
+    labels = _conditions(model, adata, conditions)
+    codes = adata.obs[CONDITION].astype(str).to_numpy()
+    sizes = [int((codes == label).sum()) for label in labels]
+    counts = sizes if n_cells is None else n_cells
+    sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
+
+    control_rows = np.flatnonzero(codes == CONTROL)
+    control = adata.X[control_rows]
+    if sparse.issparse(control):
+        x = sparse.vstack([control, sparse.csr_matrix(sampled.X)], format="csr")
+    else:
+        x = np.vstack([control, sampled.X])
+    pred = _cells(
+        x,
+        np.concatenate([codes[control_rows], sampled.obs[SAMPLE_PERTURBATION].astype(str)]),
+        [*adata.obs_names[control_rows], *sampled.obs_names],
+        adata.var_names,
+    )
+    real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
+    real = _cells(adata.X[real_rows], codes[real_rows], adata.obs_names[real_rows], adata.var_names)
+
+    out = Path(out_dir)
+    pred_path = atomic_write(out / PRED_FILE, pred.write_h5ad)
+    real_path = atomic_write(out / REAL_FILE, real.write_h5ad)
+    logger.info(
+        "wrote %d conditions to %s: %d predicted and %d measured cells, %d control cells in each",
+        len(labels),
+        out,
+        sampled.n_obs,
+        sum(sizes),
+        control_rows.size,
+    )
+    return pred_path, real_path

@@ -1,0 +1,581 @@
+"""The HTML page of an evaluation report: one self-contained file to open in a browser.
+
+:func:`html_report` renders an :class:`~perturbsim.tl.EvaluationResult` and its plots as
+one page: the calibrated scores first, then coverage, the raw value of every metric beside
+its two anchors (the mean baseline and the split-half replicate), and the plots. The page
+needs nothing else: its CSS is inline, its plots are embedded as base64 PNG, and it has no
+script and no link to another file, so it can be mailed or archived alone. Every text taken
+from the evaluation (names of models, subgroups, conditions and metrics, settings, errors)
+is escaped. :func:`perturbsim.io.write_html_report` writes it.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..tl._evaluate import MIN_REPLICATE_CELLS
+from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ..tl._result import MEAN_BASELINE, REPLICATE
+
+if TYPE_CHECKING:
+    from ..tl import EvaluationResult
+
+TITLE = "perturbsim evaluation"
+"""Heading of a report unless the caller names the screen."""
+"""Metrics of the calibrated-score table that opens the report (when evaluated)."""
+NOT_COVERED = "–"
+"""Table cell of a model that cannot predict any condition of a subgroup."""
+UNDEFINED = "n/a"
+"""Table cell of a score that is undefined (e.g. a correlation with no change)."""
+
+SCALE = (
+    (-1.0, (178, 24, 43)),
+    (0.0, (247, 247, 247)),
+    (1.0, (33, 102, 172)),
+    (2.0, (5, 48, 97)),
+)
+"""Colour stops of calibrated scores (value, RGB): red below the baseline, white at the
+baseline, blue at the replicate, dark blue beyond; values outside take the end colours."""
+PALE = 0.7
+"""Share of white mixed into the colour of a calibrated score whose interval spans both
+anchors (the seeds cannot tell the model from either)."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One plot of a report, rendered once as PNG.
+
+    Attributes
+    ----------
+    file
+        File name of the PNG beside ``report.md``.
+    caption
+        One line saying what the plot shows.
+    png
+        The image.
+    """
+
+    file: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class ReportPlots:
+    """The plots of a report, by the section that shows them.
+
+    Attributes
+    ----------
+    bars
+        Metric -> bar chart of its mean per model and subgroup.
+    scatters
+        Predicted against measured change of chosen conditions.
+    histories
+        Training histories.
+    """
+
+    bars: dict[str, Plot] = field(default_factory=dict)
+    scatters: list[Plot] = field(default_factory=list)
+    histories: list[Plot] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Plot]:
+        yield from self.bars.values()
+        yield from self.scatters
+        yield from self.histories
+
+
+class _Score(NamedTuple):
+    """One row of a summary table, as :meth:`EvaluationResult.summary` returns it."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n_seeds: int
+    n_conditions: int
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: #1d232a; margin: 0; background: #fff; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 34px 0 8px; padding-bottom: 4px; border-bottom: 2px solid #dde3ea; }
+h3 { font-size: 16px; margin: 26px 0 4px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+p { margin: 6px 0; max-width: 92ch; }
+.settings { color: #45505c; }
+nav { margin: 10px 0 0; font-size: 14px; }
+nav a { color: #2166ac; margin-right: 14px; text-decoration: none; }
+.note { color: #45505c; font-size: 14px; }
+table { border-collapse: collapse; margin: 10px 0 6px; font-size: 14px; }
+th, td { padding: 5px 10px; border: 1px solid #dde3ea; }
+thead th { background: #eef2f6; font-weight: 600; text-align: center; }
+tbody th { text-align: left; font-weight: 600; white-space: nowrap; }
+td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td.empty { color: #8a949e; text-align: center; }
+tr.metric th { background: #f6f8fa; font-weight: 600; text-align: left; padding-top: 9px; }
+tr.metric th span { font-weight: 400; color: #45505c; }
+tr.baseline { background: #f6f8fa; }
+tr.ceiling { background: #fff8e1; font-style: italic; }
+tr.ceiling th, tr.ceiling td { border-top: 2px dashed #c9a227; }
+.tag { display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px;
+       font: 600 11px/17px system-ui, sans-serif; font-style: normal; vertical-align: 1px; }
+.tag.baseline { background: #dde3ea; color: #45505c; }
+.tag.ceiling { background: #f3dd8c; color: #5c4a00; }
+td.best { font-weight: 700; }
+td.partial { background: #fff3e0; }
+td.none { color: #8a949e; background: #f6f8fa; }
+.legend { display: flex; align-items: center; gap: 14px; flex-wrap: wrap; margin: 8px 0 4px;
+          font-size: 13px; color: #45505c; }
+.legend .bar { width: 260px; height: 14px; border: 1px solid #c5ccd3; }
+.legend .ticks { display: flex; justify-content: space-between; width: 262px; font-size: 12px; }
+figure { margin: 10px 0 18px; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eef2f6; }
+figcaption { font-size: 13px; color: #45505c; }
+details { margin: 10px 0; }
+summary { cursor: pointer; color: #2166ac; }
+"""
+
+
+def _colour(value: float, *, pale: bool = False) -> tuple[str, str]:
+    """Background and text colour of a calibrated score on :data:`SCALE`.
+
+    ``pale`` mixes the background with :data:`PALE` parts of white.
+    """
+    stops = np.array([s[0] for s in SCALE])
+    rgb = [float(np.interp(value, stops, [s[1][i] for s in SCALE])) for i in range(3)]
+    if pale:
+        rgb = [c + PALE * (255 - c) for c in rgb]
+    luminance = (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255
+    background = "#" + "".join(f"{round(c):02x}" for c in rgb)
+    return background, "#fff" if luminance < 0.5 else "#1d232a"
+
+
+def _gradient() -> str:
+    """CSS gradient of :data:`SCALE`, for the legend."""
+    low, high = SCALE[0][0], SCALE[-1][0]
+    stops = ", ".join(f"{_colour(v)[0]} {100 * (v - low) / (high - low):.0f}%" for v, _ in SCALE)
+    return f"linear-gradient(to right, {stops})"
+
+
+def _scores(table: pd.DataFrame) -> dict[tuple[str, str, str], _Score]:
+    """Rows of a summary table by ``(model, subgroup, metric)``."""
+    return {
+        (r.model, r.subgroup, r.metric): _Score(
+            r.mean, r.ci_low, r.ci_high, r.n_seeds, r.n_conditions
+        )
+        for r in table.itertuples(index=False)
+    }
+
+
+def _number(value: float, digits: int) -> str:
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
+
+
+def _interval(score: _Score, digits: int, *, plus_minus: bool) -> str:
+    """``mean [low, high]`` or ``mean ± half-width``; the mean alone without an interval."""
+    text = _number(score.mean, digits)
+    if not np.isfinite(score.ci_low):
+        return text
+    if plus_minus:
+        return f"{text} ± {_number((score.ci_high - score.ci_low) / 2, digits)}"
+    return f"{text} [{_number(score.ci_low, digits)}, {_number(score.ci_high, digits)}]"
+
+
+def _td(text: str, *, classes: str = "num", style: str = "", title: str = "") -> str:
+    attributes = f' class="{classes}"'
+    if style:
+        attributes += f' style="{escape(style)}"'
+    if title:
+        attributes += f' title="{escape(title)}"'
+    return f"<td{attributes}>{escape(text)}</td>"
+
+
+def _model_header(model: str) -> str:
+    """Row header of a model; the anchors carry a tag."""
+    tag = {
+        MEAN_BASELINE: '<span class="tag baseline">baseline</span>',
+        REPLICATE: '<span class="tag ceiling">ceiling</span>',
+    }.get(model, "")
+    return f"<th>{escape(model)}{tag}</th>"
+
+
+def _row_class(model: str) -> str:
+    return {MEAN_BASELINE: ' class="baseline"', REPLICATE: ' class="ceiling"'}.get(model, "")
+
+
+def _score_rows(
+    scores: dict[tuple[str, str, str], _Score],
+    metric: str,
+    models: Sequence[str],
+    subgroups: Sequence[str],
+    covered: set[tuple[str, str]],
+    cell: Callable[[_Score, bool], str],
+    *,
+    better: Literal["higher", "lower"] | None,
+) -> list[str]:
+    """Table rows of one metric, a model a row and a subgroup a column.
+
+    ``cell(score, best)`` renders a finite score; ``best`` marks the model of a column with
+    the best mean, ``better`` being the best direction (none: no mark; the replicate does
+    not compete). A
+    missing or undefined score reads :data:`NOT_COVERED` when the model covers no condition
+    of the subgroup, else :data:`UNDEFINED`.
+    """
+    pick = max if better == "higher" else min
+    best: dict[str, str] = {}
+    for group in subgroups if better else ():
+        means = {m: scores[(m, group, metric)].mean for m in models if (m, group, metric) in scores}
+        finite = {m: v for m, v in means.items() if m != REPLICATE and np.isfinite(v)}
+        if len(finite) > 1:
+            best[group] = pick(finite, key=finite.__getitem__)
+    rows = []
+    for model in models:
+        cells = []
+        for group in subgroups:
+            score = scores.get((model, group, metric))
+            if score is not None and np.isfinite(score.mean):
+                cells.append(cell(score, best.get(group) == model))
+            else:
+                empty = UNDEFINED if (model, group) in covered else NOT_COVERED
+                cells.append(_td(empty, classes="empty"))
+        rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
+    return rows
+
+
+def _title(score: _Score) -> str:
+    return f"{score.n_seeds} seed(s), {score.n_conditions} condition scores"
+
+
+def _calibrated_cell(score: _Score, best: bool) -> str:
+    undecided = bool(score.ci_low <= 0 and score.ci_high >= 1)  # False without an interval
+    background, colour = _colour(score.mean, pale=undecided)
+    note = "; the interval spans both anchors" if undecided else ""
+    return _td(
+        _interval(score, 2, plus_minus=False),
+        classes="num best" if best else "num",
+        style=f"background:{background};color:{colour}",
+        title=_title(score) + note,
+    )
+
+
+def _raw_cell(score: _Score, best: bool) -> str:
+    return _td(
+        _interval(score, 3, plus_minus=True),
+        classes="num best" if best else "num",
+        title=_title(score),
+    )
+
+
+def _metric_heading(metric: str) -> str:
+    """Name and description of a metric (its calibrated score is better higher, always)."""
+    info = METRICS.get(metric)
+    description = f" <span>{escape(info.description)}</span>" if info else ""
+    return f"{escape(metric)}{description}"
+
+
+def _table(header: Sequence[str], body: Sequence[str], *, classes: str) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    return f'<table class="{classes}"><thead><tr>{head}</tr></thead>' + "".join(body) + "</table>"
+
+
+def _calibrated_table(
+    calibrated: pd.DataFrame,
+    metrics: Sequence[str],
+    models: Sequence[str],
+    subgroups: Sequence[str],
+    covered: set[tuple[str, str]],
+) -> str:
+    """Calibrated scores of ``metrics``: one block of rows per metric."""
+    scores = _scores(calibrated)
+    span = len(subgroups) + 1
+    body = [
+        f'<tbody><tr class="metric"><th colspan="{span}">{_metric_heading(metric)}</th></tr>'
+        + "".join(
+            _score_rows(scores, metric, models, subgroups, covered, _calibrated_cell, better=None)
+        )
+        + "</tbody>"
+        for metric in metrics
+    ]
+    return _table(["model", *subgroups], body, classes="calibrated")
+
+
+def _legend() -> str:
+    low, high = SCALE[0][0], SCALE[-1][0]
+    ticks = "".join(f"<span>{v:g}</span>" for v in np.arange(low, high + 1))
+    return (
+        '<div class="legend">'
+        f'<div><div class="bar" style="background:{_gradient()}"></div>'
+        f'<div class="ticks">{ticks}</div></div>'
+        "<div><b>0</b> = no better than the mean of the training perturbations "
+        "(<code>mean</code> baseline); <b>1</b> = as good as repeating the experiment "
+        "(split-half replicate); <b>below 0</b> worse than the baseline; <b>above 1</b> "
+        "closer than a repeat of the measurement. Higher is better for every metric. Pale: "
+        "the interval spans both 0 and 1, the seeds cannot tell the model from either "
+        "anchor.</div></div>"
+    )
+
+
+def _image(plot: Plot) -> str:
+    data = base64.b64encode(plot.png).decode("ascii")
+    caption = escape(plot.caption)
+    return (
+        f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _settings(result: EvaluationResult) -> str:
+    s: dict[str, Any] = result.settings
+    seeds = s.get("seeds", sorted(result.coverage["seed"].unique()))
+    models = [m for m in result.models if m != REPLICATE]
+    parts = [
+        f"Screen: {s.get('n_cells', '?')} cells × {s.get('n_genes', '?')} genes, "
+        f"{s.get('n_conditions', '?')} conditions (control included)",
+        f"split <code>{escape(str(s.get('split', '?')))}</code> over {len(seeds)} seed(s) "
+        f"({escape(', '.join(map(str, seeds)))})",
+        "models " + ", ".join(f"<code>{escape(m)}</code>" for m in models),
+        f"DE metrics on each condition's top {escape(str(s.get('n_de', '?')))} DE genes",
+    ]
+    return '<p class="settings">' + " · ".join(parts) + ".</p>"
+
+
+_HOW_TO_READ = (
+    "Models were trained on the training perturbations of each split and predict the mean "
+    "expression of held-out ones, grouped by what was seen in training: "
+    "<code>unseen_single</code> (a gene never perturbed in training), "
+    "<code>combo_seen0/1/2</code> (a pair with 0, 1 or 2 genes perturbed in training). A "
+    "score is the mean over a subgroup's test conditions, averaged over split seeds, with a "
+    "95% t-interval over seeds (none with one seed). Two anchors stand beside the models: "
+    "the <code>mean</code> baseline predicts the mean change of the training perturbations "
+    "for every perturbation, and the <code>replicate</code>, the screen's noise ceiling, "
+    "scores half of each test condition's cells as a prediction of the other half "
+    f"(conditions with fewer than {MIN_REPLICATE_CELLS} cells are left out), mapped to a "
+    "full-depth repeat of the experiment (Spearman–Brown for correlations, half the "
+    "squared error). The calibrated score is <code>(model − mean) / (replicate − "
+    "mean)</code> on the same conditions, the span <code>replicate − mean</code> pooled "
+    "over seeds. "
+    f"{NOT_COVERED}: the model cannot predict any condition of the subgroup; {UNDEFINED}: "
+    "the score is undefined (e.g. a correlation with the constant change of "
+    "<code>no_perturb</code>, or a replicate no better than the baseline: nothing "
+    "reproducible to calibrate against). Bold in the tables of raw values: "
+    "the best model of a column, the replicate aside. Hover over a cell for its numbers of "
+    "seeds and conditions."
+)
+
+
+def _calibrated_section(
+    calibrated: pd.DataFrame,
+    metrics: Sequence[str],
+    models: Sequence[str],
+    subgroups: Sequence[str],
+    covered: set[tuple[str, str]],
+) -> list[str]:
+    """The headline metrics' calibrated scores, those of the other metrics folded."""
+    section = ['<section id="calibrated"><h2>Calibrated scores</h2>']
+    if calibrated.empty:
+        missing = [a for a in (MEAN_BASELINE, REPLICATE) if a not in models]
+        lacking = ", ".join(f"<code>{escape(a)}</code>" for a in missing) or "finite anchors"
+        return [
+            *section,
+            f'<p class="note">No calibrated scores: they need both anchors, and this '
+            f"evaluation lacks {lacking}.</p></section>",
+        ]
+    models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
+    present = set(calibrated["metric"])
+    metrics = [m for m in metrics if m in present]
+    headline = [m for m in HEADLINE_METRICS if m in present] or metrics
+    others = [m for m in metrics if m not in headline]
+    section += [
+        '<p class="note">Each model between two anchors, per test subgroup: mean over split '
+        "seeds [95% interval].</p>",
+        _legend(),
+        _calibrated_table(calibrated, headline, models, subgroups, covered),
+    ]
+    if others:
+        section.append(
+            "<details><summary>Calibrated scores of the other metrics</summary>"
+            + _calibrated_table(calibrated, others, models, subgroups, covered)
+            + "</details>"
+        )
+    return [*section, "</section>"]
+
+
+def _metrics_section(
+    summary: pd.DataFrame,
+    metrics: Sequence[str],
+    models: Sequence[str],
+    subgroups: Sequence[str],
+    covered: set[tuple[str, str]],
+    bars: dict[str, Plot],
+) -> list[str]:
+    """A table of raw values per metric, anchors included, and its bar chart."""
+    scores = _scores(summary)
+    section = [
+        '<section id="metrics"><h2>Every metric</h2>',
+        '<p class="note">Raw values: mean over split seeds ± half-width of the 95% '
+        "interval. The <code>replicate</code> row is the ceiling a prediction can hope for, "
+        "the <code>mean</code> row the baseline it has to beat.</p>",
+    ]
+    for metric in metrics:
+        info = METRICS[metric]
+        section += [
+            f'<h3 id="metric-{escape(metric)}">{escape(metric)}</h3>',
+            f'<p class="note">{escape(info.description)} ({escape(info.best)} is better).</p>',
+            _table(
+                ["model", *subgroups],
+                _score_rows(
+                    scores, metric, models, subgroups, covered, _raw_cell, better=info.best
+                ),
+                classes="raw",
+            ),
+        ]
+        if metric in bars:
+            section.append(_image(bars[metric]))
+    return [*section, "</section>"]
+
+
+def _nav(plots: ReportPlots) -> str:
+    links = [
+        ("calibrated", "Calibrated scores"),
+        ("how-to-read", "How to read this"),
+        ("coverage", "Coverage"),
+        ("metrics", "Every metric"),
+    ]
+    if plots.scatters:
+        links.append(("scatters", "Predicted vs measured"))
+    if plots.histories:
+        links.append(("training", "Training"))
+    return "<nav>" + "".join(f'<a href="#{key}">{text}</a>' for key, text in links) + "</nav>"
+
+
+def html_report(
+    result: EvaluationResult,
+    *,
+    plots: ReportPlots | None = None,
+    summary: pd.DataFrame | None = None,
+    calibrated: pd.DataFrame | None = None,
+    title: str = TITLE,
+    files: Sequence[str] = (),
+) -> str:
+    """The HTML page of an evaluation: calibrated scores, coverage, every metric, plots.
+
+    Parameters
+    ----------
+    result
+        The evaluation (:func:`perturbsim.tl.evaluate`).
+    plots
+        Plots to embed: each metric's bar chart below its table, then the
+        predicted-vs-measured scatters and the training histories; default: none.
+    summary, calibrated
+        ``result.summary()`` and ``result.calibrated()`` if already computed.
+    title
+        Heading and ``<title>`` of the page.
+    files
+        Names of the files written beside the page (tables, plots), listed at its end as
+        text, not links.
+
+    Returns
+    -------
+    A complete HTML5 document. Its first table holds the calibrated scores of the
+    :data:`HEADLINE_METRICS` (the other metrics' follow, folded); without an anchor, a note
+    says which one the evaluation lacks.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+    >>> html_report(result).startswith("<!DOCTYPE html>")
+    True
+    """
+    plots = plots or ReportPlots()
+    summary = result.summary() if summary is None else summary
+    calibrated = result.calibrated() if calibrated is None else calibrated
+    models, subgroups = result.models, result.subgroups
+    coverage = result.coverage_table()
+    covered = {(r.model, r.subgroup) for r in coverage.itertuples(index=False) if r.n_covered}
+    metrics = [m for m in METRICS if m in set(summary["metric"])]
+    page = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{escape(title)}</h1>",
+        _settings(result),
+        _nav(plots),
+        *_calibrated_section(calibrated, metrics, models, subgroups, covered),
+        f'<section id="how-to-read"><h2>How to read this</h2><p>{_HOW_TO_READ}</p></section>',
+        '<section id="coverage"><h2>Coverage</h2>',
+        '<p class="note">Test conditions each model could predict (covered / total, summed '
+        "over seeds). Models are scored on what they cover only.</p>",
+        _coverage_table(coverage, models, subgroups),
+    ]
+    if not result.failures.empty:
+        page += [
+            "<h3>Failed runs</h3>",
+            '<p class="note">Skipped: the model has no scores for these seeds.</p>',
+            _plain_table(result.failures, ["model", "seed", "stage", "error"]),
+        ]
+    page.append("</section>")
+    page += _metrics_section(summary, metrics, models, subgroups, covered, plots.bars)
+    if plots.scatters:
+        page += [
+            '<section id="scatters"><h2>Predicted vs measured change</h2>',
+            '<p class="note">Change over control of a condition\'s top DE genes, predicted '
+            "(y) against measured (x), one panel per model that covers the condition; the "
+            "dashed line is a perfect prediction.</p>",
+            *map(_image, plots.scatters),
+            "</section>",
+        ]
+    if plots.histories:
+        page += [
+            '<section id="training"><h2>Training</h2>',
+            *map(_image, plots.histories),
+            "</section>",
+        ]
+    if not result.timings.empty:
+        timings = result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
+        page += [
+            "<section><h2>Run time</h2>",
+            '<p class="note">Wall seconds per split seed, mean over seeds; fit includes '
+            "building the model and its graphs.</p>",
+            _plain_table(timings.round(2).reset_index(), ["model", "fit_s", "predict_s"]),
+            "</section>",
+        ]
+    if files:
+        names = ", ".join(f"<code>{escape(name)}</code>" for name in files)
+        page.append(f'<p class="note">Written beside this page: {names}.</p>')
+    page += ["</main></body></html>", ""]
+    return "\n".join(page)
+
+
+def _coverage_table(coverage: pd.DataFrame, models: Sequence[str], subgroups: Sequence[str]) -> str:
+    counts = {
+        (r.model, r.subgroup): (int(r.n_covered), int(r.n_total))
+        for r in coverage.itertuples(index=False)
+    }
+    rows = []
+    for model in models:
+        cells = []
+        for group in subgroups:
+            covered, total = counts.get((model, group), (0, 0))
+            state = "num none" if covered == 0 else "num partial" if covered < total else "num"
+            cells.append(_td(f"{covered} / {total}", classes=state))
+        rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
+    return _table(["model", *subgroups], rows, classes="coverage")
+
+
+def _plain_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    rows = [
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame[list(columns)].itertuples(index=False)
+    ]
+    return _table(columns, rows, classes="plain")

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from conftest import make_screen
+from scipy import sparse
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim._keys import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
+from perturbsim.cli import main
+
+MEAN_TOLERANCE = 1e-5
+"""Sampled per-gene means equal predicted means to float32 rounding."""
+
+
+@pytest.fixture
+def split_tiny(tiny):
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    return tiny
+
+
+@pytest.fixture(scope="module")
+def gears(_tiny_cached):
+    adata = _tiny_cached.copy()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    return ps.GEARS(adata, seed=0, go_annotations=adata.uns["simulation"]["go"]).fit(max_epochs=2)
+
+
+def _test_conditions(adata) -> list[str]:
+    return ps.pp.Split.from_adata(adata).test
+
+
+def _means(cells: ad.AnnData, labels: list[str], key: str = "perturbation") -> np.ndarray:
+    x = cells.X.toarray() if sparse.issparse(cells.X) else cells.X
+    perturbation = cells.obs[key].astype(str).to_numpy()
+    return np.vstack([x[perturbation == label].mean(axis=0) for label in labels])
+
+
+def _control(adata) -> np.ndarray:
+    return adata[adata.obs["perturbsim_condition"] == "ctrl"].X.toarray()
+
+
+def test_sampled_means_equal_predicted_means_on_sparse_and_dense_x(gears, split_tiny):
+    labels = [*_test_conditions(split_tiny), "ctrl"]
+    dense = split_tiny.copy()
+    dense.X = dense.X.toarray()
+    cells = gears.sample(labels, split_tiny, n_cells=40, seed=3)
+    assert cells.shape == (40 * len(labels), split_tiny.n_vars)
+    assert cells.X.dtype == np.float32 and (cells.X >= 0).all()
+    np.testing.assert_allclose(
+        _means(cells, labels), gears.predict(labels).X, rtol=0, atol=MEAN_TOLERANCE
+    )
+    np.testing.assert_array_equal(gears.sample(labels, dense, n_cells=40, seed=3).X, cells.X)
+
+
+def test_sampling_is_deterministic_under_its_seed(gears, split_tiny):
+    labels = _test_conditions(split_tiny)
+    cells = gears.sample(labels, split_tiny, n_cells=20, seed=0)
+    np.testing.assert_array_equal(gears.sample(labels, split_tiny, n_cells=20, seed=0).X, cells.X)
+    assert not np.array_equal(gears.sample(labels, split_tiny, n_cells=20, seed=1).X, cells.X)
+
+
+def test_sampled_cells_keep_the_zeros_a_constant_shift_would_fill(gears, split_tiny):
+    labels = _test_conditions(split_tiny)
+    control = _control(split_tiny)
+    cells = gears.sample(labels, split_tiny, n_cells=50, seed=0)
+    shifted = control[:50] + gears.predict(labels).layers["delta"][:, None, :]
+    assert (np.clip(shifted, 0, None) == 0).mean() < 0.1  # GEARS's shift leaves few zeros
+    assert abs((cells.X == 0).mean() - (control == 0).mean()) < 0.1
+
+
+def test_a_gene_rising_from_zero_gets_positive_cells_and_a_gene_at_zero_stays_zero():
+    adata = make_screen(["control", "G1", "G2"], cells=20, sparse_x=False)
+    control = (adata.obs["condition"] == "control").to_numpy()
+    adata.X[control, 5] = 0  # G5: never detected in control, expressed after G1 and G2
+    adata.X[:, 6] = 0  # G6: never detected anywhere
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    model = ps.TrainMean(adata).fit()
+    cells = model.sample("G1", adata, n_cells=30, seed=0)
+    predicted = model.predict("G1").X[0]
+    assert predicted[5] > 0 and predicted[6] == 0
+    assert 0 < (cells.X[:, 5] > 0).sum() < 30  # some zeros turn positive, not all
+    assert (cells.X[:, 6] == 0).all()
+    np.testing.assert_allclose(cells.X.mean(axis=0), predicted, rtol=0, atol=MEAN_TOLERANCE)
+
+
+def test_n_cells_per_perturbation_and_its_errors(gears, split_tiny):
+    labels = _test_conditions(split_tiny)[:2]
+    cells = gears.sample(labels, split_tiny, n_cells=[3, 5], seed=0)
+    assert cells.obs["perturbation"].astype(str).tolist() == [labels[0]] * 3 + [labels[1]] * 5
+    with pytest.raises(PerturbsimError, match="n_cells gives 1 counts for 2 perturbations"):
+        gears.sample(labels, split_tiny, n_cells=[3])
+    with pytest.raises(PerturbsimError, match="n_cells must be whole numbers >= 1"):
+        gears.sample(labels, split_tiny, n_cells=0)
+
+
+def test_export_writes_what_cell_eval_reads(gears, split_tiny, tmp_path):
+    pred_path, real_path = ps.io.export_cell_eval(gears, split_tiny, tmp_path / "out", seed=0)
+    assert (pred_path.name, real_path.name) == ("pred.h5ad", "real.h5ad")
+    pred, real = ad.read_h5ad(pred_path), ad.read_h5ad(real_path)
+    labels = _test_conditions(split_tiny)
+    codes = split_tiny.obs["perturbsim_condition"].astype(str).to_numpy()
+    for cells in (pred, real):
+        assert cells.var_names.tolist() == split_tiny.var_names.tolist()
+        assert set(cells.obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, *labels}
+        for label in labels:  # as many predicted cells as measured ones
+            assert (cells.obs[CELL_EVAL_PERT_COL] == label).sum() == (codes == label).sum()
+        control = cells[cells.obs[CELL_EVAL_PERT_COL] == CELL_EVAL_CONTROL]
+        np.testing.assert_array_equal(control.X.toarray(), _control(split_tiny))
+    measured = real[real.obs[CELL_EVAL_PERT_COL] == labels[0]].X.toarray()
+    np.testing.assert_array_equal(measured, split_tiny[codes == labels[0]].X.toarray())
+    np.testing.assert_allclose(
+        _means(pred, labels, CELL_EVAL_PERT_COL),
+        gears.predict(labels).X,
+        rtol=0,
+        atol=MEAN_TOLERANCE,
+    )
+
+
+def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_tiny, tmp_path):
+    split_tiny.X = split_tiny.X.toarray()
+    pred_path, real_path = ps.io.export_cell_eval(
+        gears, split_tiny, tmp_path, conditions=["G0069", "G0024+G0016"], n_cells=7
+    )
+    pred, real = ad.read_h5ad(pred_path), ad.read_h5ad(real_path)
+    assert isinstance(pred.X, np.ndarray) and isinstance(real.X, np.ndarray)
+    expected = {CELL_EVAL_CONTROL, "G0069", "G0016+G0024"}  # canonical labels
+    assert set(pred.obs[CELL_EVAL_PERT_COL]) == set(real.obs[CELL_EVAL_PERT_COL]) == expected
+    assert (pred.obs[CELL_EVAL_PERT_COL] == "G0069").sum() == 7
+
+
+@pytest.mark.parametrize(
+    ("conditions", "message"),
+    [
+        (["G0069", "NOTAGENE"], "condition 'NOTAGENE' has no cells in adata"),
+        (["ctrl"], "ctrl is exported with every condition"),
+        ([], "no perturbations given"),
+    ],
+)
+def test_bad_conditions_are_one_line_errors(gears, split_tiny, tmp_path, conditions, message):
+    with pytest.raises(PerturbsimError, match=message):
+        ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=conditions)
+    assert not any(tmp_path.iterdir())
+
+
+def test_export_errors_name_the_mismatch(gears, split_tiny, _tiny_cached, tmp_path):
+    with pytest.raises(PerturbsimError, match=r"genes of adata \(10\) do not match"):
+        ps.io.export_cell_eval(gears, split_tiny[:, :10].copy(), tmp_path)
+    with pytest.raises(PerturbsimError, match="no split"):
+        ps.io.export_cell_eval(gears, _tiny_cached.copy(), tmp_path)
+    additive = ps.models.build_model("additive", split_tiny).fit()
+    with pytest.raises(PerturbsimError, match="'additive' cannot predict condition 'G0069'"):
+        ps.io.export_cell_eval(additive, split_tiny, tmp_path)
+
+
+def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tiny, tmp_path):
+    screen = ad.AnnData(X=tiny.X, obs=tiny.obs[["condition"]].astype(str), var=tiny.var[[]])
+    data = str(tmp_path / "screen.h5ad")
+    screen.write_h5ad(data)
+    model = str(tmp_path / "model")
+    assert main(["train", data, "--out", model, "--control", "control", "--model", "mean"]) == 0
+    out = tmp_path / "export"
+    assert main(["export", model, data, "--control", "control", "--out", str(out)]) == 0
+    assert "cell-eval run -ap" in capsys.readouterr().out
+    assert (out / "pred.h5ad").is_file() and (out / "real.h5ad").is_file()
+    screen[:, :10].copy().write_h5ad(data)
+    assert main(["export", model, data, "--control", "control", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "genes of adata (10) do not match the model's (70)" in err
+
+
+def test_control_cells_without_any_detected_gene():
+    adata = make_screen(["control", "G1"], cells=10, sparse_x=False)
+    control = (adata.obs["condition"] == "control").to_numpy()
+    adata.X[np.flatnonzero(control)[0]] = 0  # an empty control cell takes the others' level
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    model = ps.TrainMean(adata).fit()
+    cells = model.sample("G1", adata, n_cells=40, seed=0)
+    np.testing.assert_allclose(
+        cells.X.mean(axis=0), model.predict("G1").X[0], rtol=0, atol=MEAN_TOLERANCE
+    )
+    adata.X[control] = 0
+    with pytest.raises(PerturbsimError, match="control cells of adata express no gene"):
+        model.sample("G1", adata)

@@ -1,0 +1,122 @@
+"""The split-half replicate (the screen's noise ceiling) and calibrated scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim.pp._pseudobulk import half_labels
+from perturbsim.tl import EvaluationResult
+
+
+def test_half_labels_split_every_condition_in_two_seeded_halves():
+    codes = np.repeat([0, 1, 2], [7, 4, 1])
+    halves = half_labels(codes, 3, seed=5)
+    assert [np.bincount(halves[codes == c], minlength=2).tolist() for c in range(3)] == [
+        [3, 4],
+        [2, 2],
+        [0, 1],
+    ]
+    np.testing.assert_array_equal(halves, half_labels(codes, 3, seed=5))
+    assert any(not np.array_equal(halves, half_labels(codes, 3, seed=s)) for s in range(6, 12))
+
+
+def test_half_means_come_from_the_same_streaming_pass(tiny):
+    stats = ps.pp.compute_pseudobulk(tiny, chunk_size=97)
+    codes = tiny.obs["perturbsim_condition"].cat.codes.to_numpy()
+    halves = half_labels(codes, len(stats.conditions), seed=0)
+    x = tiny.X.toarray().astype(np.float64)
+    for c in range(len(stats.conditions)):
+        for half in (0, 1):
+            rows = (codes == c) & (halves == half)
+            assert stats.half_n[half, c] == rows.sum()
+            np.testing.assert_allclose(stats.half_mean[half, c], x[rows].mean(axis=0), atol=1e-9)
+    np.testing.assert_array_equal(stats.half_n.sum(axis=0), stats.n_cells)
+    ps.pp.pseudobulk(tiny)
+    stored = ps.pp.PseudobulkStats.from_adata(tiny)
+    np.testing.assert_allclose(stored.half_mean, stats.half_mean, atol=1e-12)
+
+
+def _replicate_pearson(cells_per_condition: int) -> float:
+    adata = ps.ds.simulate(size="tiny", seed=0, cells_per_condition=cells_per_condition)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    result = ps.tl.evaluate(adata, models=["mean"], seeds=1, metrics=["pearson_delta"])
+    rows = result.scores[result.scores["model"] == "replicate"]
+    assert not rows.empty
+    return float(rows["value"].mean())
+
+
+def test_replicate_approaches_one_with_many_cells_and_falls_with_few():
+    many, few = _replicate_pearson(400), _replicate_pearson(6)
+    assert many > 0.9
+    assert few < many - 0.2
+
+
+def test_conditions_too_small_to_split_are_flagged_not_scored(tiny, caplog):
+    keep = tiny.obs["condition"].astype(str) != "G0069"
+    unseen = np.flatnonzero(~keep.to_numpy())[:3]  # the unseen single keeps 3 cells
+    small = tiny[np.sort(np.concatenate([np.flatnonzero(keep.to_numpy()), unseen]))].copy()
+    ps.pp.setup(small, perturbation_key="condition", control="control")
+    result = ps.tl.evaluate(small, models=["mean"], seeds=[1], metrics=["mse"])
+    replicate = result.coverage[result.coverage["model"] == "replicate"].set_index("subgroup")
+    assert replicate.loc["unseen_single", "n_covered"] == 0
+    assert replicate.loc["unseen_single", "n_total"] == 1
+    assert "G0069" not in set(result.scores.loc[result.scores["model"] == "replicate", "condition"])
+    assert "too few for a split-half replicate" in caplog.text
+
+
+def test_calibrated_places_a_model_between_the_anchors_on_the_same_conditions():
+    rows = []
+    for seed, (x, b, r) in {
+        1: ((0.5, 0.9), (0.2, 0.4), (0.8, 1.0)),
+        2: ((0.3, 0.3), (0.1, 0.1), (0.5, 0.5)),
+    }.items():
+        for model, values in (("x", x), ("mean", b), ("replicate", r)):
+            for condition, value in zip(("A", "B"), values, strict=True):
+                rows.append((model, seed, "unseen_single", condition, "de_jaccard", value))
+    # the baseline also scored a condition the model did not: it must not enter the anchor
+    rows.append(("mean", 1, "unseen_single", "C", "de_jaccard", -5.0))
+    rows.append(("replicate", 1, "unseen_single", "C", "de_jaccard", 5.0))
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    result = EvaluationResult(scores=scores, coverage=pd.DataFrame(columns=["model", "subgroup"]))
+    table = result.calibrated()
+    assert table["model"].tolist() == ["x"]
+    # model - baseline: seed 1 0.7 - 0.3 = 0.4, seed 2 0.3 - 0.1 = 0.2; spans 0.6 and 0.4,
+    # pooled 0.5: per-seed values 0.8 and 0.4, mean 0.6
+    assert table["mean"].item() == pytest.approx(0.6)
+    assert table["std"].item() == pytest.approx(np.std([0.8, 0.4], ddof=1))
+    assert table["n_seeds"].item() == 2 and table["n_conditions"].item() == 4
+    no_anchor = EvaluationResult(scores=scores[scores["model"] != "replicate"], coverage=scores)
+    assert no_anchor.calibrated().empty
+
+
+def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_baseline():
+    values = {
+        "de_jaccard": (0.5, 0.3, 0.25),
+        "pearson_delta": (0.5, 0.3, 0.4),
+        "mse": (0.5, 0.3, 0.4),
+    }
+    rows = [
+        (model, 1, "unseen_single", "A", metric, value)
+        for metric, triple in values.items()
+        for model, value in zip(("x", "mean", "replicate"), triple, strict=True)
+    ]
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    result = EvaluationResult(scores=scores, coverage=scores)
+    table = result.calibrated().set_index("metric")
+    # de_jaccard has no depth rule: the replicate (0.25) is worse than the baseline (0.3)
+    assert np.isnan(table.loc["de_jaccard", "mean"])
+    # pearson_delta: Spearman-Brown 2 * 0.4 / 1.4 = 4/7; (0.5 - 0.3) / (4/7 - 0.3)
+    assert table.loc["pearson_delta", "mean"] == pytest.approx(0.2 / (4 / 7 - 0.3))
+    # mse: a full-depth repeat has half the error, 0.2: (0.5 - 0.3) / (0.2 - 0.3) = -2
+    assert table.loc["mse", "mean"] == pytest.approx(-2.0)
+    per_seed = result.per_seed().set_index(["model", "metric"])["value"]
+    assert per_seed["replicate", "pearson_delta"] == pytest.approx(4 / 7)
+    assert per_seed["replicate", "mse"] == pytest.approx(0.2)
+    assert per_seed["x", "mse"] == pytest.approx(0.5)

@@ -1,0 +1,212 @@
+"""The HTML report: parsed with the standard library, on a small evaluation of the tiny screen."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim.cli import main
+from perturbsim.io._html import _colour
+from perturbsim.models import Additive, NoPerturbation, TrainMean
+
+ODD = '<script>alert("x")</script> & co'
+"""A model name that must come out escaped."""
+MODELS = {"mean": TrainMean, "additive": Additive, "no_perturb": NoPerturbation, ODD: Additive}
+VOID = {"meta", "img", "br", "hr", "link", "input", "col", "wbr", "source"}
+CELL = re.compile(r"^-?\d+\.\d{2}( \[-?\d+\.\d{2}, -?\d+\.\d{2}\])?$|^–$|^n/a$")
+
+
+class Page(HTMLParser):
+    """Tables, images and link targets of a page; fails on tags that do not nest."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+        self.tables: list[dict] = []
+        self.images: list[str] = []
+        self.targets: list[str] = []
+        self._cell: dict | None = None
+        self.feed(text)
+        self.close()
+        assert not self.stack, f"unclosed tags: {self.stack}"
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag not in VOID:
+            self.stack.append(tag)
+        self.targets += [attrs[k] for k in ("href", "src") if k in attrs]
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "table":
+            self.tables.append({"class": attrs.get("class", ""), "rows": []})
+        elif tag == "tr":
+            self.tables[-1]["rows"].append({"class": attrs.get("class", ""), "cells": []})
+        elif tag in ("th", "td") and self.tables:
+            self._cell = {"tag": tag, "text": "", "style": attrs.get("style", "")}
+            self.tables[-1]["rows"][-1]["cells"].append(self._cell)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+        if tag in ("th", "td"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def _header(table: dict) -> list[str]:
+    return [c["text"] for c in table["rows"][0]["cells"]]
+
+
+def _model_rows(table: dict) -> list[dict]:
+    """Rows of models: a row header and one cell per subgroup (metric rows skipped)."""
+    return [r for r in table["rows"][1:] if r["class"] != "metric"]
+
+
+def _name(row: dict) -> str:
+    """The model of a row, less the anchor tag (``baseline``, ``ceiling``)."""
+    return re.sub(r"(baseline|ceiling)$", "", row["cells"][0]["text"])
+
+
+@pytest.fixture(scope="module")
+def result(_tiny_cached):
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        return ps.tl.evaluate(_tiny_cached, models=MODELS, seeds=2)
+    finally:
+        ps.settings.progress = progress
+
+
+@pytest.fixture(scope="module")
+def report(result, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    ps.io.write_report(result, out, title="tiny & <small>")
+    return out
+
+
+@pytest.fixture(scope="module")
+def text(report) -> str:
+    return (report / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def page(text) -> Page:
+    return Page(text)
+
+
+def test_first_table_is_the_calibrated_one(result, page):
+    table = page.tables[0]
+    assert "calibrated" in table["class"]
+    assert _header(table) == ["model", *result.subgroups]
+    metrics = [r["cells"][0]["text"].split()[0] for r in table["rows"] if r["class"] == "metric"]
+    assert metrics == ["pearson_delta_de", "nmse_de", "direction_error_de"]
+    rows = _model_rows(table)
+    assert [_name(r) for r in rows] == ["additive", "no_perturb", ODD] * len(metrics)
+    cells = [c for r in rows for c in r["cells"][1:]]
+    assert all(CELL.match(c["text"]) for c in cells), [c["text"] for c in cells]
+    assert any("[" in c["text"] for c in cells), "two seeds give intervals"
+    assert all(c["style"].startswith("background:#") for c in cells if c["text"][0].isdigit())
+
+    calibrated = result.calibrated().set_index(["model", "subgroup", "metric"])
+    expected = calibrated.loc[("no_perturb", "unseen_single", "nmse_de")]
+    row = rows[len(rows) // len(metrics) + 1]  # nmse_de block, no_perturb
+    assert _name(row) == "no_perturb"
+    assert row["cells"][1]["text"] == (
+        f"{expected['mean']:.2f} [{expected['ci_low']:.2f}, {expected['ci_high']:.2f}]"
+    )
+
+
+def test_coverage_then_one_raw_table_per_metric_with_both_anchors(result, page):
+    kinds = [t["class"] for t in page.tables]
+    assert kinds[:2] == ["calibrated", "calibrated"]  # headline metrics, then the others folded
+    coverage = page.tables[2]
+    assert coverage["class"] == "coverage"
+    assert [_name(r) for r in _model_rows(coverage)] == result.models
+    raw = [t for t in page.tables if "raw" in t["class"]]
+    assert len(raw) == result.summary()["metric"].nunique()
+    for table in raw:
+        assert _header(table) == ["model", *result.subgroups]
+        rows = {_name(r): r for r in _model_rows(table)}
+        assert list(rows) == [*MODELS, "replicate"]
+        assert rows["replicate"]["class"] == "ceiling"
+        assert rows["replicate"]["cells"][0]["text"] == "replicateceiling"
+        assert rows["mean"]["class"] == "baseline"
+        assert rows["mean"]["cells"][0]["text"] == "meanbaseline"
+    # the additive model covers no unseen single; the replicate covers every test condition
+    first = {_name(r): r for r in _model_rows(raw[0])}
+    assert first["additive"]["cells"][1]["text"] == "–"
+    assert all(re.match(r"^\d", c["text"]) for c in first["replicate"]["cells"][1:])
+
+
+def test_plots_are_embedded_and_nothing_is_fetched(result, page, report):
+    assert page.images
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    for src in page.images:
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    n_metrics = result.summary()["metric"].nunique()
+    assert len(page.images) == len(list(report.glob("*.png"))) > n_metrics
+    assert all(t.startswith(("#", "data:image/png;base64,")) for t in page.targets)
+    assert not {"script", "link", "iframe", "object"} & set(page.tags)
+
+
+def test_text_is_escaped(page, text):
+    assert ODD not in text and escape(ODD) in text
+    assert "<title>tiny &amp; &lt;small&gt;</title>" in text
+    assert "script" not in page.tags
+
+
+def test_report_html_is_written_beside_report_md(report):
+    assert (report / "report.md").is_file()
+    assert not list(report.glob(".*")), "temporary files left behind"
+    markdown = (report / "report.md").read_text()
+    assert markdown.index("## Calibrated scores") < markdown.index("## Coverage")
+    assert "report.html" in markdown
+
+
+def test_write_html_report_alone(result, tmp_path):
+    path = ps.io.write_html_report(result, tmp_path / "new" / "page.html")
+    assert path == tmp_path / "new" / "page.html"
+    assert [p.name for p in path.parent.iterdir()] == ["page.html"]
+    assert "calibrated" in Page(path.read_text(encoding="utf-8")).tables[0]["class"]
+
+
+def test_without_anchors_a_note_replaces_the_calibrated_table(_tiny_cached, tmp_path):
+    result = ps.tl.evaluate(_tiny_cached, models=["no_perturb"], seeds=1, replicate=False)
+    text = ps.io.write_html_report(result, tmp_path / "report.html").read_text()
+    page = Page(text)
+    assert "No calibrated scores" in text and "<code>mean</code>, <code>replicate</code>" in text
+    assert "coverage" in page.tables[0]["class"]
+
+
+def test_colour_scale_is_white_at_the_baseline_and_saturates():
+    assert _colour(0.0) == ("#f7f7f7", "#1d232a")
+    assert _colour(1.0)[0] == "#2166ac" and _colour(1.0)[1] == "#fff"
+    assert _colour(-7.0) == _colour(-1.0) and _colour(9.0) == _colour(2.0)
+
+
+def test_evaluate_prints_calibrated_scores_first(capsys, _tiny_cached, tmp_path):
+    screen = ad.AnnData(
+        X=_tiny_cached.X.copy(),
+        obs=_tiny_cached.obs[["condition"]].astype(str),
+        var=pd.DataFrame(index=_tiny_cached.var_names.copy()),
+    )
+    screen.write_h5ad(tmp_path / "screen.h5ad")
+    args = ["--models", "additive,mean", "--seeds", "1", "--out", str(tmp_path / "out")]
+    assert main(["evaluate", str(tmp_path / "screen.h5ad"), "--control", "control", *args]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.index("calibrated scores") < out.index("mean over held-out") < out.index("can predict")
+    )
+    assert "report.html" in out and (tmp_path / "out" / "report.html").is_file()
