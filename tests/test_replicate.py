@@ -32,11 +32,13 @@ def test_half_means_come_from_the_same_streaming_pass(tiny):
         for half in (0, 1):
             rows = (codes == c) & (halves == half)
             assert stats.half_n[half, c] == rows.sum()
-            np.testing.assert_allclose(stats.half_mean[half, c], x[rows].mean(axis=0), atol=1e-9)
+            np.testing.assert_allclose(
+                stats.half_moments[half, 0, c], x[rows].mean(axis=0), atol=1e-9
+            )
     np.testing.assert_array_equal(stats.half_n.sum(axis=0), stats.n_cells)
     ps.pp.pseudobulk(tiny)
     stored = ps.pp.PseudobulkStats.from_adata(tiny)
-    np.testing.assert_allclose(stored.half_mean, stats.half_mean, atol=1e-12)
+    np.testing.assert_allclose(stored.half_moments, stats.half_moments, atol=1e-12)
 
 
 def _replicate_pearson(cells_per_condition: int) -> float:
@@ -120,3 +122,19 @@ def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_ba
     assert per_seed["replicate", "pearson_delta"] == pytest.approx(4 / 7)
     assert per_seed["replicate", "mse"] == pytest.approx(0.2)
     assert per_seed["x", "mse"] == pytest.approx(0.5)
+
+
+def test_half_statistics_split_every_condition_control_included(tiny):
+    stats = ps.pp.compute_pseudobulk(tiny)
+    second = stats.half(1)
+    codes = tiny.obs["perturbsim_condition"].cat.codes.to_numpy()
+    halves = half_labels(codes, len(stats.conditions), seed=0)
+    x = tiny.X.toarray().astype(np.float64)
+    for label in ("ctrl", "G0008"):
+        row = int(np.flatnonzero(stats.conditions == label)[0])
+        cells = x[(codes == row) & (halves == 1)]
+        assert second.n_cells[row] == len(cells) < stats.n_cells[row]
+        np.testing.assert_allclose(second.mean[row], cells.mean(axis=0), atol=1e-9)
+        np.testing.assert_allclose(second.variance()[row], cells.var(axis=0, ddof=1), atol=1e-9)
+    with pytest.raises(ps.PerturbsimError, match="which must be 0 or 1"):
+        stats.half(2)

@@ -1,4 +1,4 @@
-"""Input and output: evaluation reports (CSV tables, plots, Markdown, HTML)."""
+"""Input and output: evaluation reports (CSV tables, plots, Markdown, HTML), cells for cell-eval."""
 
 from ._export import export_cell_eval
 from ._report import write_html_report, write_report

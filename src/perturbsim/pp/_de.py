@@ -27,7 +27,7 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, DE, PSEUDOBULK, UNS
-from ._labels import canonical_label, parse_label
+from ._labels import canonical_label, genes_of, parse_label
 from ._pseudobulk import PseudobulkStats, compute_pseudobulk
 from ._setup import check_setup
 
@@ -96,12 +96,17 @@ def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
 
 
 def top_de_indices(
-    stats: PseudobulkStats, conditions: list[str], *, n_genes: int = 20
+    stats: PseudobulkStats,
+    conditions: list[str],
+    *,
+    n_genes: int = 20,
+    exclude_targets: bool = False,
 ) -> np.ndarray:
     """Indices of the top non-dropout DE genes (Welch t against control) of ``conditions``.
 
     The same ranking as :func:`rank_de` with ``method="t-test"``, straight from the
-    statistics (used for model selection on validation conditions).
+    statistics (used for model selection on validation conditions, and for the split-half
+    replicate's DE genes).
 
     Parameters
     ----------
@@ -111,6 +116,9 @@ def top_de_indices(
         Perturbed conditions.
     n_genes
         Genes per condition.
+    exclude_targets
+        Rank each condition's genes without its own targets (as
+        :meth:`DEGenes.top_genes` with ``exclude=genes_of(condition)``).
 
     Returns
     -------
@@ -120,7 +128,10 @@ def top_de_indices(
     scores = welch_t(stats, rows)
     fallback = stats.mean[rows] - stats.control_mean[None, :]
     scores = np.where(np.isnan(scores), fallback, scores)
-    return _rank(scores, min(n_genes, stats.mean.shape[1]), non_dropout_mask(stats)[rows])
+    allowed = non_dropout_mask(stats)[rows]
+    if exclude_targets and conditions:
+        allowed &= ~np.stack([np.isin(stats.genes, genes_of(c)) for c in conditions])
+    return _rank(scores, min(n_genes, stats.mean.shape[1]), allowed)
 
 
 def _wilcoxon_scores(adata: AnnData, conditions: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ from ._validate import check_block
 logger = logging.getLogger(__name__)
 
 N_MOMENTS = 4
+HALF_MOMENTS = 2
+"""Raw moments kept per half (mean and second moment: enough for a t statistic)."""
 
 
 @dataclass
@@ -56,8 +58,9 @@ class PseudobulkStats:
     half_n
         Cells of each condition in each of two random halves, ``(2, C)`` (the split-half
         replicate, see :func:`half_labels`); ``None`` for statistics stored without it.
-    half_mean
-        Mean expression of each condition in each half, ``(2, C, G)``, or ``None``.
+    half_moments
+        Raw moments ``E[x]`` and ``E[x^2]`` of each condition in each half,
+        ``(2 halves, 2, C, G)``, or ``None``.
     """
 
     conditions: np.ndarray
@@ -69,7 +72,7 @@ class PseudobulkStats:
     coexpr_gram: np.ndarray | None
     coexpr_cells: str = "all"
     half_n: np.ndarray | None = None
-    half_mean: np.ndarray | None = None
+    half_moments: np.ndarray | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -122,6 +125,30 @@ class PseudobulkStats:
         np.fill_diagonal(corr, np.where(sd > 0, 1.0, 0.0))
         return np.clip(corr, -1.0, 1.0)
 
+    def half(self, which: int) -> PseudobulkStats:
+        """The statistics of one random half of every condition's cells, control included.
+
+        Every condition keeps only the cells of half ``which`` (0 or 1, see
+        :func:`half_labels`) with its first two moments (mean and ``E[x^2]``: enough for
+        means, variances and t statistics). The two halves share no cell, control cells
+        included, so changes over control computed within each half are independent
+        measurements: the split-half replicate.
+        """
+        if self.half_moments is None or self.half_n is None:
+            raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")
+        if which not in (0, 1):
+            raise PerturbsimError(f"which must be 0 or 1, got {which!r}")
+        return PseudobulkStats(
+            conditions=self.conditions,
+            genes=self.genes,
+            n_cells=self.half_n[which],
+            moments=self.half_moments[which],
+            coexpr_n=0,
+            coexpr_sum=np.zeros_like(self.coexpr_sum),
+            coexpr_gram=None,
+            coexpr_cells="none",
+        )
+
     def to_adata(self, adata: AnnData) -> None:
         """Write into ``adata.uns["perturbsim"]["pseudobulk"]`` and ``adata.varp``."""
         data = {
@@ -155,7 +182,7 @@ class PseudobulkStats:
             coexpr_gram=None if gram is None else np.asarray(gram),
             coexpr_cells=str(data.get("coexpr_cells", "all")),
             half_n=None if "half_n" not in data else np.asarray(data["half_n"]),
-            half_mean=None if "half_mean" not in data else np.asarray(data["half_mean"]),
+            half_moments=None if "half_moments" not in data else np.asarray(data["half_moments"]),
         )
 
 
@@ -301,7 +328,7 @@ def compute_pseudobulk(
 
     sums = np.zeros((N_MOMENTS, n_cond, n_genes))
     halves = half_labels(codes, n_cond, seed=half_seed)
-    second_half = np.zeros((n_cond, n_genes))
+    second_half = np.zeros((HALF_MOMENTS, n_cond, n_genes))
     gram = None if gram_mask is None else np.zeros((n_genes, n_genes))
     coexpr_sum = np.zeros(n_genes)
     starts = range(0, adata.n_obs, chunk_size)
@@ -316,12 +343,13 @@ def compute_pseudobulk(
         indicator = sparse.csr_matrix(
             (np.ones(stop - start), (rows, np.arange(stop - start))), shape=(n_cond, stop - start)
         )
+        in_second = indicator @ sparse.diags(halves[start:stop].astype(np.float64))
         for k, power in enumerate(_powers(block, N_MOMENTS)):
             summed = indicator @ power
             sums[k] += summed.toarray() if sparse.issparse(summed) else summed
-        in_second = indicator @ sparse.diags(halves[start:stop].astype(np.float64))
-        summed = in_second @ block
-        second_half += summed.toarray() if sparse.issparse(summed) else summed
+            if k < HALF_MOMENTS:
+                summed = in_second @ power
+                second_half[k] += summed.toarray() if sparse.issparse(summed) else summed
         if gram is not None:
             sub = block[gram_mask[start:stop]]
             coexpr_sum += np.asarray(sub.sum(axis=0)).ravel()
@@ -330,8 +358,8 @@ def compute_pseudobulk(
     moments = sums / np.maximum(n_cells, 1)[None, :, None]
     n_second = np.bincount(codes[halves == 1], minlength=n_cond)
     half_n = np.stack([n_cells - n_second, n_second])
-    half_sums = np.stack([sums[0] - second_half, second_half])
-    half_mean = half_sums / np.maximum(half_n, 1)[:, :, None]
+    half_sums = np.stack([sums[:HALF_MOMENTS] - second_half, second_half])
+    half_moments = half_sums / np.maximum(half_n, 1)[:, None, :, None]
     return PseudobulkStats(
         conditions=conditions,
         genes=np.asarray(adata.var_names, dtype=str),
@@ -342,7 +370,7 @@ def compute_pseudobulk(
         coexpr_gram=None if gram is None else _symmetric(gram),
         coexpr_cells=source,
         half_n=half_n,
-        half_mean=half_mean,
+        half_moments=half_moments,
     )
 
 
@@ -392,9 +420,9 @@ def pseudobulk(
     ``adata.uns["perturbsim"]["pseudobulk"]`` (``conditions``, ``genes``, ``n_cells``,
     ``mean`` and ``delta`` (mean expression and mean change over control, ``(conditions,
     genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
-    ``coexpr_cells``, ``half_n`` and ``half_mean`` (cells and mean expression of each
-    condition in each of two random halves, ``(2, conditions)`` and ``(2, conditions,
-    genes)``)) and ``adata.varp["perturbsim_gram"]``; read them back with
+    ``coexpr_cells``, ``half_n`` and ``half_moments`` (cells and raw moments ``E[x]``,
+    ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and
+    ``(2, 2, conditions, genes)``)) and ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
     Examples

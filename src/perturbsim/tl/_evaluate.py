@@ -29,6 +29,7 @@ from .._settings import progress_disabled
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
+from ..pp._de import top_de_indices
 from ..pp._setup import check_setup
 from ._metrics import METRICS, _predicted_means, score
 from ._result import (
@@ -206,13 +207,20 @@ def _history(model: PerturbationModel, name: str, seed: int) -> pd.DataFrame | N
 
 
 def _de_changes(
-    pred: AnnData, prepared: _PreparedSeed, name: str, *, measured: AnnData | None = None
+    pred: AnnData,
+    prepared: _PreparedSeed,
+    name: str,
+    *,
+    measured: AnnData | None = None,
+    de_genes: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Predicted and measured change over control on each condition's DE genes.
 
     ``measured``: the measured means, one row per condition of ``pred`` in the screen's
-    genes; default: the statistics' means.
+    genes; default: the statistics' means. ``de_genes``: each condition's DE genes;
+    default: the seed's.
     """
+    de_genes = prepared.de_genes if de_genes is None else de_genes
     stats = prepared.stats
     control = stats.control_mean.astype(np.float64)
     col = {g: i for i, g in enumerate(map(str, stats.genes))}
@@ -224,7 +232,7 @@ def _de_changes(
         measured_means = np.asarray(measured.X, dtype=np.float64)
     frames = []
     for i, cond in enumerate(map(str, pred.obs_names)):
-        genes = [g for g in prepared.de_genes[cond] if g in pred_col]
+        genes = [g for g in de_genes[cond] if g in pred_col]
         p = predicted[i, [pred_col[g] for g in genes]] - control[[col[g] for g in genes]]
         m = measured_means[i, [col[g] for g in genes]] - control[[col[g] for g in genes]]
         frames.append(
@@ -253,21 +261,27 @@ def _means_as_anndata(means: np.ndarray, conditions: list[str], genes: np.ndarra
 
 
 def _replicate_tables(
-    prepared: _PreparedSeed, metrics: Sequence[str] | None, *, exclude_targets: bool
+    prepared: _PreparedSeed,
+    metrics: Sequence[str] | None,
+    *,
+    n_de: int,
+    exclude_targets: bool,
 ) -> tuple[pd.DataFrame, list[tuple], pd.DataFrame]:
     """Scores, coverage rows and DE changes of the split-half replicate of one seed.
 
     Each test condition's cells were split in two random halves in the statistics pass
-    (:func:`perturbsim.pp.half_labels`); the mean of the first half is scored as a
-    prediction of the second half, with every metric, against the full control mean and
-    the condition's DE genes. The values are those of the halves; summaries map their means
-    to a full-depth repeat of the experiment (see :meth:`EvaluationResult.per_seed`).
+    (:func:`perturbsim.pp.half_labels`), control cells too; the change over control
+    measured in the first half is scored as a prediction of the change measured in the
+    second, with every metric. Everything on the "measured" side comes from the second half
+    alone (its control mean, its DE genes, ranked as a model's are on the data it is scored
+    against), so the two sides share no cell and no noise: ranking DE genes on both halves,
+    or sharing the control mean, would favour genes whose noise the halves share. The values
+    are those of the halves; summaries map their means to a full-depth repeat of the
+    experiment (see :meth:`EvaluationResult.per_seed`).
     Conditions with fewer than :data:`MIN_REPLICATE_CELLS` cells are flagged (logged, not
     covered), not scored.
     """
     stats = prepared.stats
-    if stats.half_mean is None or stats.half_n is None:
-        raise PerturbsimError("the statistics lack the split-half means: rerun pp.pseudobulk")
     rows = stats.index(prepared.test)
     splittable = stats.n_cells[rows] >= MIN_REPLICATE_CELLS
     scored = [c for c, ok in zip(prepared.test, splittable, strict=True) if ok]
@@ -287,14 +301,22 @@ def _replicate_tables(
     ]
     if not scored:
         return pd.DataFrame(columns=SCORE_COLUMNS), coverage, pd.DataFrame(columns=CHANGE_COLUMNS)
+    predicting, measured = stats.half(0), stats.half(1)
     kept = rows[splittable]
-    first = _means_as_anndata(stats.half_mean[0, kept], scored, stats.genes)
-    second = _means_as_anndata(stats.half_mean[1, kept], scored, stats.genes)
+    # the first half's change over its own control cells, added to the second half's control
+    change = predicting.delta[kept]
+    first = _means_as_anndata(measured.control_mean + change, scored, stats.genes)
+    second = _means_as_anndata(measured.mean[kept], scored, stats.genes)
+    top = top_de_indices(measured, scored, n_genes=n_de, exclude_targets=exclude_targets)
+    de_genes = {
+        c: [str(stats.genes[i]) for i in order if i >= 0]
+        for c, order in zip(scored, top, strict=True)
+    }
     table = score(
         first,
         second,
-        control_mean=stats.control_mean,
-        de_genes=prepared.de_genes,
+        control_mean=measured.control_mean,
+        de_genes=de_genes,
         reference_mean=prepared.reference,
         metrics=metrics,
         exclude_targets=exclude_targets,
@@ -302,7 +324,7 @@ def _replicate_tables(
     table.insert(0, "seed", prepared.seed)
     table.insert(0, "model", REPLICATE)
     table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
-    changes = _de_changes(first, prepared, REPLICATE, measured=second)
+    changes = _de_changes(first, prepared, REPLICATE, measured=second, de_genes=de_genes)
     return table, coverage, changes
 
 
@@ -421,7 +443,7 @@ def evaluate_seed(
             bar.update()
     if replicate:
         table, rows, replicate_changes = _replicate_tables(
-            prepared, metrics, exclude_targets=exclude_targets
+            prepared, metrics, n_de=n_de, exclude_targets=exclude_targets
         )
         scores.append(table)
         coverage += rows
