@@ -54,8 +54,9 @@ import scanpy as sc
 from scipy import sparse
 
 import perturbsim as ps
-from perturbsim.io._export import CONTROL_PERT, PERT_COL
+from perturbsim._keys import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
 from perturbsim.models._data import ScreenData
+from perturbsim.tl._metrics import full_depth
 
 CELL_EVAL_VERSION = "0.8.2"
 VENV = Path(__file__).resolve().parent / ".venv-cell-eval"
@@ -110,7 +111,8 @@ def our_metrics(
     model: ps.models.PerturbationModel, adata: ad.AnnData, labels: list[str], split: str
 ) -> dict:
     """Mean over ``labels`` of our metrics, targets left out (default) and kept, and of our
-    split-half replicate (targets kept, as cell-eval's ceiling) on the same split."""
+    split-half replicate (targets kept, as cell-eval's ceiling; its mean over the conditions
+    mapped to full depth) on the same split."""
     work = adata.copy()
     ps.pp.pseudobulk(work)
     ps.pp.rank_de(work, n_genes=N_DE)
@@ -129,24 +131,27 @@ def our_metrics(
     scores = ps.tl.evaluate(
         adata, models=["mean"], split=split, seeds=[1], metrics=names, exclude_targets=False
     ).scores
-    replicate = scores[scores["model"] == "replicate"]
-    means["ours_replicate"] = replicate.groupby("metric")["value"].mean()
+    replicate = scores[scores["model"] == "replicate"].groupby("metric")["value"].mean()
+    # the mean of the half-depth values mapped to a full-depth repeat, as cell-eval does
+    means["ours_replicate"] = pd.Series(
+        {m: float(full_depth(m, value)) for m, value in replicate.items()}
+    )
     return {m: {key: _round(means[key].get(m, math.nan)) for key in means} for m in names}
 
 
 def scanpy_de_counts(path: Path) -> dict[str, dict[str, int]]:
     """Genes with adjusted p < 0.05 against control, per condition, by scanpy's tests."""
     cells = ad.read_h5ad(path)
-    groups = [g for g in cells.obs[PERT_COL].cat.categories if g != CONTROL_PERT]
+    groups = [g for g in cells.obs[CELL_EVAL_PERT_COL].cat.categories if g != CELL_EVAL_CONTROL]
     counts = {}
     for method in ("wilcoxon", "t-test"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scanpy's notes on constant genes
             sc.tl.rank_genes_groups(
                 cells,
-                PERT_COL,
+                CELL_EVAL_PERT_COL,
                 groups=groups,
-                reference=CONTROL_PERT,
+                reference=CELL_EVAL_CONTROL,
                 method=method,
                 tie_correct=method == "wilcoxon",
             )
@@ -177,9 +182,9 @@ def shifted_cells(model: ps.models.PerturbationModel, pred_path: Path, out: Path
     clipped at 0; the control cells stay as they are.
     """
     cells = ad.read_h5ad(pred_path)
-    labels = cells.obs[PERT_COL].astype(str).to_numpy()
-    control = cells.X[labels == CONTROL_PERT].toarray()
-    conditions = list(pd.unique(labels[labels != CONTROL_PERT]))
+    labels = cells.obs[CELL_EVAL_PERT_COL].astype(str).to_numpy()
+    control = cells.X[labels == CELL_EVAL_CONTROL].toarray()
+    conditions = list(pd.unique(labels[labels != CELL_EVAL_CONTROL]))
     delta = model.predict(conditions).layers["delta"]
     rng = np.random.default_rng(0)
     blocks = [control] + [

@@ -473,8 +473,8 @@ def test_evaluate_ranks_de_genes_without_the_targets(norman):
 def test_full_depth_maps_split_half_values_to_a_repeat_of_the_experiment():
     from perturbsim.tl._metrics import full_depth
 
-    # Spearman-Brown by hand: r = 0.6 -> 1.2 / 1.6 = 0.75; r = 0 -> 0; r = -1 stays -1
-    np.testing.assert_allclose(full_depth("pearson_delta", [0.6, 0.0, -1.0]), [0.75, 0.0, -1.0])
+    # Spearman-Brown by hand: r = 0.6 -> 1.2 / 1.6 = 0.75; r <= 0 is left as it is
+    np.testing.assert_allclose(full_depth("pearson_delta", [0.6, 0.0, -0.4]), [0.75, 0.0, -0.4])
     np.testing.assert_allclose(full_depth("mse_de", [0.4, 0.1]), [0.2, 0.05])
     np.testing.assert_allclose(full_depth("de_jaccard", [0.3]), [0.3])
     with pytest.raises(PerturbsimError, match="unknown metric 'nope'"):

@@ -32,6 +32,9 @@ Predictions (:meth:`perturbsim.models.PerturbationModel.predict`, one row per pe
     one; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`); ``.uns["perturbsim"]["model"]``
     (:data:`PRED_MODEL`). Per-cell predictions (``sample``) label cells in
     ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
+Simulated screens (:func:`perturbsim.ds.simulate`)
+    ``.uns["simulation"]`` (:data:`SIMULATION`): parameters, GO-like terms, the network and
+    the noiseless truth of every single and pair.
 Files for cell-eval (:func:`perturbsim.io.export_cell_eval`)
     ``.obs["target_gene"]`` (:data:`CELL_EVAL_PERT_COL`, cell-eval's default ``--pert-col``),
     control cells labelled ``non-targeting`` (:data:`CELL_EVAL_CONTROL`, its default
@@ -57,6 +60,7 @@ VARIANCE_LAYER = "variance"
 PRED_N_TARGETS = "n_targets"
 PRED_MODEL = "model"
 SAMPLE_PERTURBATION = "perturbation"
+SIMULATION = "simulation"
 CELL_EVAL_PERT_COL = "target_gene"
 CELL_EVAL_CONTROL = "non-targeting"
 

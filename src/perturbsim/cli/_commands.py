@@ -156,6 +156,78 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_predict)
 
 
+# -- gi -------------------------------------------------------------------------------------
+def _read_gene_list(path: Path) -> list[str]:
+    """Genes of a file, one a line; blank lines and text after ``#`` are ignored."""
+    if not path.is_file():
+        raise PerturbsimError(f"no such file: {str(path)!r}")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    genes = [line for line in lines if line]
+    if not genes:
+        raise PerturbsimError(f"no genes in {str(path)!r} (one gene a line, # starts a comment)")
+    return genes
+
+
+def _gi_summary(scores: pd.DataFrame, n_genes: int) -> str:
+    """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
+    flags = scores["flag"].astype(str)
+    scored = int((flags == "").sum())
+    lines = [f"{n_genes} genes, {len(scores)} pairs: {scored} scored"]
+    for reason, count in flags[flags != ""].value_counts().items():
+        lines.append(f"  not scored ({reason}): {count}")
+    subtypes = [c for c in scores.columns if c.startswith("is_")]
+    counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
+    lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
+    return "\n".join(lines)
+
+
+def _run_gi(args: argparse.Namespace) -> None:
+    from .._keys import PRED_N_TARGETS
+    from ..models import PerturbationModel
+
+    genes = _read_gene_list(args.genes)
+    model = PerturbationModel.load(args.model)
+    try:
+        pred = model.predict_pairs(genes, skip_unknown=args.skip_unknown)
+    except PerturbsimError as err:
+        raise PerturbsimError(str(err).replace("skip_unknown=True", "--skip-unknown")) from err
+    pairs = pred.obs[PRED_N_TARGETS] == 2
+    scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
+    atomic_write(args.out / "predictions.h5ad", pred.write_h5ad)
+    atomic_write(args.out / "gi_scores.csv", scores.to_csv)
+    print(_gi_summary(scores, int((~pairs).sum())))
+    print(f"wrote predictions.h5ad and gi_scores.csv to {args.out}")
+
+
+def register_gi(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim gi``."""
+    parser = commands.add_parser(
+        "gi",
+        help="predict every single and pair of a gene list and score their interactions",
+    )
+    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument(
+        "--genes",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="gene list, one a line (# starts a comment)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory for predictions.h5ad and gi_scores.csv",
+    )
+    parser.add_argument(
+        "--skip-unknown",
+        action="store_true",
+        help="leave out the genes the model cannot predict instead of stopping",
+    )
+    parser.set_defaults(run=_run_gi)
+
+
 # -- export ---------------------------------------------------------------------------------
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
@@ -353,6 +425,7 @@ REGISTRARS = (
     register_demo,
     register_train,
     register_predict,
+    register_gi,
     register_export,
     register_evaluate,
     register_models,

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, SEP
+from .._keys import CONTROL, SEP, SIMULATION
 from .._settings import resolve_seed
 from ._simulate_cells import CellModel, sample_cells, truth_mean
 from ._simulate_grn import Perturbations, RegulatoryNetwork, build_grn, calibrate, solve
@@ -518,7 +518,7 @@ def simulate(
     }
     adata = AnnData(X=cells["X"], obs=obs, var=var)
     adata.layers["counts"] = counts
-    adata.uns["simulation"] = {
+    adata.uns[SIMULATION] = {
         "params": params,
         "go": go,
         "grn": grn.edges_frame(names),

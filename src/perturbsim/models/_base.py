@@ -5,8 +5,10 @@ from __future__ import annotations
 import inspect
 import logging
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import special
+from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
 from .._keys import (
@@ -23,10 +26,11 @@ from .._keys import (
     PRED_MODEL,
     PRED_N_TARGETS,
     SAMPLE_PERTURBATION,
+    SEP,
     UNS,
     VARIANCE_LAYER,
 )
-from .._settings import resolve_seed
+from .._settings import progress_disabled, resolve_seed
 from ..pp import canonical_label, parse_perturbations
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -44,6 +48,8 @@ _BISECTION_STEPS = 40
 """Halvings of the log-fold interval, whose width falls from 80 to below 1e-10."""
 _ROWS_PER_CHUNK = 2048
 """Control cells read at a time by :func:`_control_summary`."""
+_MAX_NAMED_GENES = 30
+"""Genes named by an error of :meth:`PerturbationModel.predict_pairs` before "and N more"."""
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -63,6 +69,46 @@ def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarr
     if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
         raise PerturbsimError(f"n_cells must be whole numbers >= 1, got {n_cells}")
     return counts.astype(np.int64)
+
+
+def _named(genes: Sequence[str]) -> str:
+    """The first :data:`_MAX_NAMED_GENES` genes, comma-separated, and how many more."""
+    more = len(genes) - _MAX_NAMED_GENES
+    return ", ".join(genes[:_MAX_NAMED_GENES]) + (f" and {more} more" if more > 0 else "")
+
+
+def _gene_list(genes: Sequence[str]) -> list[str]:
+    """Check a gene list of :meth:`PerturbationModel.predict_pairs`: names, no repeat."""
+    if isinstance(genes, str):
+        raise PerturbsimError(f"genes must be a list of gene names, not the string {genes!r}")
+    genes = list(genes)
+    if len(genes) < 2:
+        raise PerturbsimError(f"pairs need a list of at least two genes, got {genes}")
+    bad = [repr(g) for g in genes if not isinstance(g, str) or not g or SEP in g or g == CONTROL]
+    if bad:
+        raise PerturbsimError(f"not single gene names: {_named(bad)}")
+    repeated = [g for g, n in Counter(genes).items() if n > 1]
+    if repeated:
+        raise PerturbsimError(f"genes listed more than once: {_named(repeated)}")
+    return genes
+
+
+def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """``obs`` with the per-pair ``scores`` joined; rows without a score (singles) filled.
+
+    Floats become NaN, booleans and integers a missing value (pandas' nullable ``boolean``
+    and ``Int64``), text the empty string, except ``flag``, which says ``single``.
+    """
+    joined = scores.reindex(obs.index)
+    missing = ~obs.index.isin(scores.index)
+    for column, dtype in scores.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            joined[column] = joined[column].astype("boolean")
+        elif pd.api.types.is_integer_dtype(dtype):
+            joined[column] = joined[column].astype("Int64")
+        elif not pd.api.types.is_numeric_dtype(dtype):
+            joined.loc[missing, column] = "single" if column == "flag" else ""
+    return obs.join(joined)
 
 
 def _control_summary(adata: AnnData, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,6 +354,112 @@ class PerturbationModel(ABC):
         out.uns[UNS] = {PRED_MODEL: self.name}
         if out.obs_names.has_duplicates:
             out.obs_names_make_unique()
+        return out
+
+    def predict_pairs(
+        self,
+        genes: Sequence[str],
+        /,
+        *,
+        batch_size: int = 1024,
+        gi: bool = True,
+        skip_unknown: bool = False,
+        **gi_options: Any,
+    ) -> AnnData:
+        """Predict every single and every pair of a gene set, and score their interactions.
+
+        The ``n`` singles and ``n (n - 1) / 2`` pairs (102 genes: 5,151 pairs) are predicted
+        ``batch_size`` perturbations at a time with :meth:`predict`, each batch copied into
+        the result as it comes, so besides the result only one batch is held at once.
+
+        Parameters
+        ----------
+        genes
+            Gene names, each once; the pairs are formed in this order (positional, so
+            ``genes=`` among ``gi_options`` goes to :func:`perturbsim.tl.gi_scores`).
+        batch_size
+            Perturbations predicted per call of :meth:`predict`.
+        gi
+            Score each pair's genetic interaction with :func:`perturbsim.tl.gi_scores` from the
+            predicted singles and pair, and join the scores into ``.obs``.
+        skip_unknown
+            Leave out, with a warning, the genes the model cannot predict
+            (:meth:`covers`), instead of raising an error that lists them.
+        **gi_options
+            Passed on to :func:`perturbsim.tl.gi_scores` (e.g. ``genes=``, ``n_de=``);
+            ``control_mean`` defaults to the model's control mean.
+
+        Returns
+        -------
+        AnnData as from :meth:`predict`, one row per perturbation: the singles in the order
+        of ``genes``, then the pairs (canonical labels ``A+B``). With ``gi=True``, ``.obs``
+        also holds the columns of :func:`perturbsim.tl.gi_scores` for the pairs; on the rows
+        of singles floats are NaN, booleans and integers missing, text empty and ``flag``
+        is ``"single"``.
+
+        Raises
+        ------
+        PerturbsimError
+            A list of fewer than two genes, a repeated gene, a name that is not a single
+            gene (``ctrl``, ``A+B``), or genes the model cannot predict (listed; unless
+            ``skip_unknown``, which fails only when fewer than two genes are left).
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> model = ps.Additive(adata).fit()
+        >>> pred = model.predict_pairs(["KLF1", "MAP2K6", "SLC38A2"], gi=False)
+        >>> list(pred.obs_names)
+        ['KLF1', 'MAP2K6', 'SLC38A2', 'KLF1+MAP2K6', 'KLF1+SLC38A2', 'MAP2K6+SLC38A2']
+        """
+        genes = _gene_list(genes)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise PerturbsimError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        covered = self.covers([[g] for g in genes])
+        unknown = [g for g, ok in zip(genes, covered, strict=True) if not ok]
+        if unknown and not skip_unknown:
+            raise PerturbsimError(
+                f"{self.name} cannot predict {len(unknown)} of the {len(genes)} genes: "
+                f"{_named(unknown)}; pass skip_unknown=True to leave them out"
+            )
+        if unknown:
+            logger.warning("left out the genes %s cannot predict: %s", self.name, _named(unknown))
+            genes = [g for g, ok in zip(genes, covered, strict=True) if ok]
+        if len(genes) < 2:
+            raise PerturbsimError(f"{self.name} can predict fewer than two of the genes: {genes}")
+        sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
+        out = self._predict_batches(sets, batch_size)
+        if gi:  # tl is a layer below models: imported only when scores are asked for
+            from ..tl._gi import gi_scores
+
+            gi_options.setdefault("control_mean", self.control_mean)
+            out.obs = _join_scores(out.obs, gi_scores(out, **gi_options))
+            logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
+        return out
+
+    def _predict_batches(self, sets: list[list[str]], batch_size: int) -> AnnData:
+        """:meth:`predict` of ``sets`` in batches, assembled into one AnnData."""
+        n, n_genes = len(sets), len(self.genes)
+        layers: dict[str | None, np.ndarray] = {}  # None: X
+        obs = []
+        bar = tqdm(total=n, desc="predicting", unit="perturbation", disable=progress_disabled())
+        with bar:
+            for start in range(0, n, batch_size):
+                batch = self.predict(sets[start : start + batch_size])
+                for name, values in ((None, batch.X), *batch.layers.items()):
+                    if name not in layers:
+                        layers[name] = np.empty((n, n_genes), dtype=np.float32)
+                    layers[name][start : start + batch.n_obs] = values
+                obs.append(batch.obs)
+                bar.update(batch.n_obs)
+        out = AnnData(
+            X=layers.pop(None),
+            obs=pd.concat(obs),
+            var=pd.DataFrame(index=pd.Index(self.genes)),
+            layers=layers,
+        )
+        out.uns[UNS] = {PRED_MODEL: self.name}
         return out
 
     def sample(

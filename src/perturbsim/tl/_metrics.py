@@ -85,8 +85,9 @@ MetricFunc = Callable[[MetricInputs], float]
 
 FullDepth = Literal["spearman_brown", "halve", "none"]
 FULL_DEPTH_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    # Spearman-Brown: the reliability of a test of twice the length, 2r / (1 + r)
-    "spearman_brown": lambda r: np.where(r > -1, 2 * r / (1 + np.maximum(r, -1 + 1e-12)), -1.0),
+    # Spearman-Brown, the reliability of a test of twice the length, 2r / (1 + r); like
+    # cell-eval, only for a positive correlation (no reliability to scale otherwise)
+    "spearman_brown": lambda r: np.where(r > 0, 2 * r / (1 + np.abs(r)), r),
     # the difference of two half-depth means has twice the noise variance of two full ones
     "halve": lambda error: error / 2,
     "none": lambda value: value,
@@ -100,9 +101,10 @@ def full_depth(metric: str, values: np.ndarray | float) -> np.ndarray:
     The split-half replicate compares two halves of each condition's cells, each with half
     the cells; repeating the whole experiment compares two full-depth means. For a
     correlation the Spearman-Brown formula ``2r / (1 + r)`` gives the full-depth
-    reliability (as cell-eval's ceiling does); for a squared error between two noisy means
-    the noise term halves (the denominator of ``nmse`` is kept, an approximation that holds
-    when the change is large against the noise); other metrics are left as measured.
+    reliability (as cell-eval's ceiling does, for positive ``r`` only); for a squared error
+    between two noisy means the noise term halves (the denominator of ``nmse`` is kept, an
+    approximation that holds when the change is large against the noise); other metrics are
+    left as measured.
 
     Examples
     --------

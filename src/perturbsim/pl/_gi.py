@@ -1,0 +1,550 @@
+"""Plots of genetic interactions: the GI map, one pair's prediction, the phenotype landscape.
+
+As for the other plots, every function takes its data first, draws on ``ax`` (a new figure
+when ``None``) and returns the Axes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
+from scipy import sparse
+from scipy.cluster import hierarchy
+
+from .._errors import PerturbsimError
+from .._keys import CONDITION, CONTROL, DELTA_LAYER
+from ..models import PerturbationModel
+from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, parse_label
+from ._plots import _axes
+
+logger = logging.getLogger(__name__)
+
+GI_MAP_COLUMNS = ("magnitude", "fit_corr", "dcor_singles", "dominance", "equality")
+"""Score columns of :func:`perturbsim.tl.gi_scores` that :func:`gi_map` shows by default."""
+_Z_LIMIT = 3.0
+"""Colour range of the GI map, in standard deviations over pairs."""
+_MAX_LEGEND = 20
+"""Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
+
+_PALETTE = [
+    colour
+    for colour in (*colormaps["tab10"].colors, *colormaps["tab20b"].colors)
+    if max(colour) - min(colour) > 0.05  # no grey: grey is "no programme"
+]
+"""Colours of programmes or clusters in :func:`phenotype_landscape` (29, then repeated)."""
+
+ProfileSource = AnnData | PseudobulkStats
+
+
+# -- inputs ---------------------------------------------------------------------------------
+def _delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
+    """Change over control, conditions x genes, of profiles, statistics or a set-up screen."""
+    if isinstance(data, AnnData) and CONDITION in data.obs:  # cells of a set-up screen
+        data = compute_pseudobulk(data, coexpression="none")
+    if isinstance(data, PseudobulkStats):
+        return pd.DataFrame(
+            data.delta,
+            index=pd.Index(np.asarray(data.conditions, dtype=str)),
+            columns=pd.Index(np.asarray(data.genes, dtype=str)),
+        )
+    if isinstance(data, AnnData) and DELTA_LAYER in data.layers:
+        delta = data.layers[DELTA_LAYER]
+        delta = delta.toarray() if sparse.issparse(delta) else np.asarray(delta)
+        return pd.DataFrame(
+            delta.astype(np.float64),
+            index=data.obs_names.astype(str),
+            columns=data.var_names.astype(str),
+        )
+    raise PerturbsimError(
+        f"{what} must be profiles (an AnnData with .layers[{DELTA_LAYER!r}], as predict "
+        f"returns), PseudobulkStats or a set-up screen, got {type(data).__name__}"
+    )
+
+
+def _score_table(data: AnnData | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The scored pairs (``flag`` empty) of GI scores, with ``columns`` all finite."""
+    table = data.obs if isinstance(data, AnnData) else data
+    if not isinstance(table, pd.DataFrame) or "flag" not in table.columns:
+        raise PerturbsimError(
+            "data must be GI scores (perturbsim.tl.gi_scores) or an AnnData of "
+            "predict_pairs(gi=True), with a 'flag' column"
+        )
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise PerturbsimError(f"GI score columns not found: {missing}")
+    scored = table[table["flag"].astype(str) == ""]
+    finite = np.isfinite(scored[list(columns)].to_numpy(dtype=float)).all(axis=1)
+    if (~finite).any():
+        logger.info("gi_map: %d scored pairs with a non-finite score left out", (~finite).sum())
+    return scored[finite]
+
+
+# -- GI map ---------------------------------------------------------------------------------
+def gi_map(
+    data: AnnData | pd.DataFrame,
+    *,
+    columns: Sequence[str] = GI_MAP_COLUMNS,
+    max_labels: int = 60,
+    ax: Axes | None = None,
+) -> Axes:
+    """Heat map of interaction scores, pairs clustered by their scores (GEARS Fig. 5b).
+
+    Each score column is standardised over the scored pairs (z-score, coloured from -3 to
+    +3); the pairs (rows) are ordered by average-linkage hierarchical clustering
+    (:func:`scipy.cluster.hierarchy.linkage`, Euclidean distance) of the standardised
+    scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
+    shows in black the pairs it calls (light grey: not called). Pairs flagged by the
+    scoring (too few DE genes, singles missing) or with a non-finite score are left out.
+
+    Parameters
+    ----------
+    data
+        Scores of :func:`perturbsim.tl.gi_scores`, or the AnnData of
+        :meth:`~perturbsim.models.PerturbationModel.predict_pairs` (scores in ``.obs``).
+    columns
+        Score columns to show.
+    max_labels
+        Pair labels are written when there are at most this many pairs.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes; ``ax.images[0]`` holds the standardised scores (pairs x columns, in the
+    clustered order), ``ax.images[1]`` the subtype calls.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="tiny", seed=0)
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> model = ps.Additive(adata).fit()
+    >>> genes = sorted({g for c in adata.obs["perturbsim_condition"].unique()
+    ...                 for g in ps.pp.genes_of(c) if model.covers(g)[0]})
+    >>> pred = model.predict_pairs(genes[:6])
+    >>> ax = ps.pl.gi_map(pred)
+    >>> ax.images[0].get_array().shape[1]
+    5
+    """
+    columns = list(columns)
+    table = _score_table(data, columns)
+    if len(table) < 2:
+        raise PerturbsimError(f"the GI map needs at least 2 scored pairs, got {len(table)}")
+    values = table[columns].to_numpy(dtype=np.float64)
+    spread = values.std(axis=0)
+    z = np.divide(values - values.mean(axis=0), spread, out=np.zeros_like(values), where=spread > 0)
+    order = hierarchy.leaves_list(hierarchy.linkage(z, method="average", metric="euclidean"))
+    z, table = z[order], table.iloc[order]
+    calls = [c for c in table.columns if c.startswith("is_")]
+    n, k = z.shape
+    ax = _axes(ax, (1.6 + 0.45 * (k + len(calls)), 2.0 + min(n, max_labels) * 0.14))
+    image = ax.imshow(
+        np.clip(z, -_Z_LIMIT, _Z_LIMIT),
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-_Z_LIMIT,
+        vmax=_Z_LIMIT,
+        interpolation="nearest",
+        extent=(-0.5, k - 0.5, n - 0.5, -0.5),
+    )
+    gap = 0.4
+    ax.imshow(
+        table[calls].fillna(False).to_numpy(dtype=float).reshape(n, len(calls)),
+        aspect="auto",
+        cmap=ListedColormap(["0.92", "0.15"]),
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        extent=(k - 0.5 + gap, k - 0.5 + gap + len(calls), n - 0.5, -0.5),
+    )
+    ax.set_xlim(-0.5, k - 0.5 + gap + len(calls))
+    ax.set_xticks(
+        [*range(k), *(k + gap + j for j in range(len(calls)))],
+        [*columns, *(c.removeprefix("is_") for c in calls)],
+        rotation=90,
+    )
+    if n <= max_labels:
+        ax.set_yticks(range(n), table.index.astype(str), fontsize="small")
+    else:
+        ax.set_yticks([])
+    ax.set_ylabel(f"{n} pairs (clustered)")
+    ax.set_title("genetic interaction map")
+    ax.figure.colorbar(image, ax=ax, shrink=0.5, label="score, z over pairs")
+    return ax
+
+
+# -- one pair -------------------------------------------------------------------------------
+def _pair_genes(pair: str | Sequence[str]) -> tuple[str, str]:
+    genes = parse_label(pair) if isinstance(pair, str) else tuple(sorted(pair))
+    if len(genes) != 2:
+        raise PerturbsimError(f"pair must name two genes, got {pair!r}")
+    return genes[0], genes[1]
+
+
+def pair_prediction(
+    source: PerturbationModel | AnnData,
+    pair: str | Sequence[str],
+    *,
+    measured: ProfileSource | None = None,
+    genes: Sequence[str] | None = None,
+    n_genes: int = 10,
+    ax: Axes | None = None,
+) -> Axes:
+    """Predicted change of a pair beside its two singles and the measured change (GEARS Fig. 3d).
+
+    For each gene, four bars: the change after single ``A``, after single ``B``, the
+    predicted change after ``A+B`` and, with ``measured``, the measured change after
+    ``A+B``; a black tick marks the additive expectation ``ΔA + ΔB`` of the singles shown.
+    The singles are the measured ones when ``measured`` holds them, else the predicted ones
+    (the legend says which).
+
+    Parameters
+    ----------
+    source
+        A fitted model (it predicts ``A``, ``B`` and ``A+B``) or profiles with these rows
+        (e.g. from :meth:`~perturbsim.models.PerturbationModel.predict_pairs`).
+    pair
+        ``"A+B"`` or ``("A", "B")``.
+    measured
+        Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen; it
+        must hold the pair.
+    genes
+        Genes to show; default: the ``n_genes`` genes, other than ``A`` and ``B``, whose
+        predicted pair change deviates most from the additive expectation.
+    n_genes
+        Number of genes chosen when ``genes`` is ``None``.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes; one :class:`~matplotlib.container.BarContainer` per bar kind in
+    ``ax.containers``, with one bar per gene.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> model = ps.Additive(adata).fit()
+    >>> ax = ps.pl.pair_prediction(model, "KLF1+MAP2K6", measured=adata, n_genes=8)
+    >>> [bars.get_label() for bars in ax.containers]
+    ['KLF1 (measured)', 'MAP2K6 (measured)', 'KLF1+MAP2K6 predicted', 'KLF1+MAP2K6 measured']
+    """
+    a, b = _pair_genes(pair)
+    label = canonical_label((a, b))
+    if isinstance(source, PerturbationModel):
+        predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
+    else:
+        predicted = _delta_table(source, "source")
+        absent = [c for c in (a, b, label) if c not in predicted.index]
+        if absent:
+            raise PerturbsimError(f"source has no profile of {absent}")
+    truth = None if measured is None else _delta_table(measured, "measured")
+    if truth is not None and label not in truth.index:
+        raise PerturbsimError(f"measured has no profile of the pair {label!r}")
+    shared = predicted.columns if truth is None else predicted.columns.intersection(truth.columns)
+    singles, kinds = [], []
+    for gene in (a, b):
+        from_truth = truth is not None and gene in truth.index
+        singles.append((truth if from_truth else predicted).loc[gene, shared])
+        kinds.append("measured" if from_truth else "predicted")
+    additive = singles[0] + singles[1]
+    if genes is None:
+        deviation = (predicted.loc[label, shared] - additive).abs().drop([a, b], errors="ignore")
+        genes = deviation.nlargest(n_genes).index.tolist()
+    unknown = [g for g in genes if g not in shared]
+    if unknown:
+        raise PerturbsimError(f"genes not in both the prediction and the measurement: {unknown}")
+    genes = list(genes)
+    bars = [
+        (f"{a} ({kinds[0]})", singles[0][genes], {"color": "goldenrod", "hatch": "\\\\"}),
+        (f"{b} ({kinds[1]})", singles[1][genes], {"color": "khaki", "hatch": "//"}),
+        (f"{label} predicted", predicted.loc[label, genes], {"color": "firebrick"}),
+    ]
+    if truth is not None:
+        bars.append((f"{label} measured", truth.loc[label, genes], {"color": "0.35"}))
+    ax = _axes(ax, (1.5 + 0.75 * len(genes), 3.6))
+    x = np.arange(len(genes), dtype=float)
+    width = 0.8 / len(bars)
+    left = x - 0.4  # left edge of each gene's group of bars
+    for i, (name, values, style) in enumerate(bars):
+        ax.bar(
+            left + (i + 0.5) * width,
+            values.to_numpy(),
+            width=width,
+            label=name,
+            edgecolor="black",
+            linewidth=0.6,
+            **style,
+        )
+    additive_tick = ax.hlines(  # over the pair's bars, from the third bar to the last
+        additive[genes].to_numpy(),
+        left + 2 * width,
+        left + len(bars) * width,
+        color="black",
+        linewidth=2,
+        label=f"{a} + {b} (additive)",
+    )
+    ax.axhline(0.0, color="0.2", linewidth=0.8)
+    ax.set_xticks(x, genes, rotation=90)
+    ax.set_ylabel("change over control")
+    ax.set_title(f"{label}: predicted and measured change" if truth is not None else label)
+    ax.legend(
+        handles=[*ax.containers, additive_tick],
+        fontsize="small",
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
+    return ax
+
+
+# -- phenotype landscape --------------------------------------------------------------------
+def _cluster(adata: AnnData, resolution: float, seed: int) -> tuple[np.ndarray, str]:
+    """Cluster labels of the neighbour graph of ``adata`` and the algorithm's name.
+
+    Leiden (scanpy) when ``leidenalg`` or ``igraph`` is installed, else Louvain of networkx
+    on the same graph, with a warning.
+    """
+    import scanpy as sc
+
+    for module, flavor in (("leidenalg", "leidenalg"), ("igraph", "igraph")):
+        if importlib.util.find_spec(module) is not None:
+            options = {"n_iterations": 2, "directed": False} if flavor == "igraph" else {}
+            sc.tl.leiden(
+                adata,
+                resolution=resolution,
+                random_state=seed,
+                flavor=flavor,
+                key_added="cluster",
+                **options,
+            )
+            return adata.obs["cluster"].astype(str).to_numpy(), "Leiden"
+    import networkx as nx
+
+    logger.warning(
+        "Leiden clustering needs leidenalg or igraph, neither is installed: "
+        "using networkx's Louvain clustering on the same neighbour graph"
+    )
+    graph = nx.from_scipy_sparse_array(adata.obsp["connectivities"])
+    communities = nx.community.louvain_communities(
+        graph, weight="weight", resolution=resolution, seed=seed
+    )
+    labels = np.empty(adata.n_obs, dtype=object)
+    for i, members in enumerate(sorted(communities, key=len, reverse=True)):
+        labels[list(members)] = str(i)
+    return labels.astype(str), "Louvain (networkx; no leidenalg or igraph for Leiden)"
+
+
+def _landscape(
+    measured: pd.DataFrame,
+    predicted: pd.DataFrame,
+    *,
+    n_neighbors: int,
+    n_pcs: int,
+    resolution: float,
+    seed: int,
+) -> tuple[pd.DataFrame, str]:
+    """UMAP coordinates and clusters of measured and predicted changes, one row per profile.
+
+    Returns a table (``condition``, ``source``, ``x``, ``y``, ``cluster``, ``new``: the
+    cluster has no measured member) and the clustering algorithm's name.
+    """
+    import scanpy as sc
+    from sklearn.decomposition import PCA
+
+    n_comps = min(n_pcs, len(measured) - 1, measured.shape[1] - 1)
+    pca = PCA(n_components=n_comps, random_state=seed).fit(measured.to_numpy())
+    obs = pd.DataFrame(
+        {
+            "condition": [*measured.index, *predicted.index],
+            "source": ["measured"] * len(measured) + ["predicted"] * len(predicted),
+        }
+    )
+    obs.index = obs.index.astype(str)
+    profiles = AnnData(obs=obs)
+    profiles.obsm["X_pca"] = pca.transform(np.vstack([measured.to_numpy(), predicted.to_numpy()]))
+    sc.pp.neighbors(
+        profiles,
+        n_neighbors=min(n_neighbors, profiles.n_obs - 1),
+        use_rep="X_pca",
+        random_state=seed,
+    )
+    sc.tl.umap(profiles, random_state=seed)
+    clusters, algorithm = _cluster(profiles, resolution, seed)
+    table = obs.assign(x=profiles.obsm["X_umap"][:, 0], y=profiles.obsm["X_umap"][:, 1])
+    table["cluster"] = clusters
+    seen = set(table.loc[table["source"] == "measured", "cluster"])
+    table["new"] = ~table["cluster"].isin(seen)
+    return table, algorithm
+
+
+def _canonical_keys(clusters: Mapping[str, object] | pd.Series) -> dict[str, str]:
+    """A condition -> programme mapping keyed by canonical labels (``A+B``)."""
+    items = clusters.items()
+    return {canonical_label(parse_label(str(k))): str(v) for k, v in items}
+
+
+def phenotype_landscape(
+    measured: ProfileSource,
+    predicted: ProfileSource,
+    *,
+    clusters: Mapping[str, object] | pd.Series | None = None,
+    resolution: float = 1.0,
+    n_neighbors: int = 15,
+    n_pcs: int = 30,
+    seed: int = 0,
+    ax: Axes | None = None,
+) -> Axes:
+    """UMAP of measured and predicted profiles with their clusters (GEARS Fig. 4c).
+
+    The changes over control (control left out; the genes both sets share) are projected
+    on the principal components of the measured profiles (the measured phenotype space, as
+    GEARS maps its predictions onto the measured screen's UMAP), then embedded together: a
+    neighbour graph, UMAP and Leiden clusters, with scanpy.
+    ``scanpy.tl.leiden`` needs ``leidenalg`` or ``igraph``; without either, the clusters
+    are networkx's Louvain communities of the same graph (a warning says so, and the title
+    names the algorithm). A cluster with no measured member is a candidate new phenotype:
+    its label is written in red with "new". Measured profiles are circles with a black
+    edge, predicted ones dots.
+
+    Parameters
+    ----------
+    measured
+        Measured profiles (an AnnData with ``.layers["delta"]``),
+        :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen.
+    predicted
+        Predicted profiles, e.g. from
+        :meth:`~perturbsim.models.PerturbationModel.predict_pairs`.
+    clusters
+        Optional programme of known conditions (condition label -> programme), such as the
+        ``cluster`` column of Norman et al.'s GI manifold; labels are parsed as
+        :func:`~perturbsim.pp.parse_label` does (``A+B``, ``A+ctrl``). Profiles are then
+        coloured by programme (grey: none), else by cluster.
+    resolution
+        Resolution of the clustering (higher: more clusters).
+    n_neighbors, n_pcs
+        Neighbours of the graph and principal components of the measured profiles it is
+        built on (at most one less than the measured profiles).
+    seed
+        Seed of PCA, UMAP and clustering.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes; ``ax.collections[0]`` holds the measured points, ``ax.collections[1]`` the
+    predicted ones, and the title the numbers of profiles and clusters.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> model = ps.Additive(adata).fit()
+    >>> pred = model.predict_pairs(["KLF1", "MAP2K6", "SLC38A2", "MAPK1", "TGFBR2"], gi=False)
+    >>> programmes = {"KLF1": "erythroid", "KLF1+MAP2K6": "erythroid"}
+    >>> ax = ps.pl.phenotype_landscape(adata, pred, clusters=programmes, n_neighbors=5)
+    >>> len(ax.collections[0].get_offsets()), len(ax.collections[1].get_offsets())
+    (33, 15)
+    """
+    truth = _delta_table(measured, "measured").drop(index=CONTROL, errors="ignore")
+    guess = _delta_table(predicted, "predicted").drop(index=CONTROL, errors="ignore")
+    genes = truth.columns.intersection(guess.columns)
+    if len(genes) < 2 or len(truth) < 2 or guess.empty:
+        raise PerturbsimError(
+            f"the landscape needs 2 measured profiles, 1 predicted and 2 shared genes, got "
+            f"{len(truth)} measured and {len(guess)} predicted over {len(genes)} shared genes"
+        )
+    table, algorithm = _landscape(
+        truth[genes],
+        guess[genes],
+        n_neighbors=n_neighbors,
+        n_pcs=n_pcs,
+        resolution=resolution,
+        seed=seed,
+    )
+    if clusters is not None:
+        programme = table["condition"].map(_canonical_keys(clusters))
+        colour_by, missing = programme.fillna(""), ""
+    else:
+        colour_by, missing = "cluster " + table["cluster"], None
+    names = colour_by[colour_by != missing].value_counts().index.tolist()
+    palette = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(names)}
+    colours = colour_by.map(palette).fillna("0.8").tolist()
+    ax = _axes(ax, (6.4, 5.0))
+    for source, style in (
+        ("measured", {"s": 40, "edgecolors": "black", "linewidths": 0.8, "zorder": 3}),
+        ("predicted", {"s": 9, "alpha": 0.7, "edgecolors": "none", "zorder": 2}),
+    ):
+        rows = (table["source"] == source).to_numpy()
+        ax.scatter(
+            table.loc[rows, "x"],
+            table.loc[rows, "y"],
+            c=[colours[i] for i in np.flatnonzero(rows)],
+            **style,
+        )
+    for cluster, members in table.groupby("cluster"):
+        new = bool(members["new"].iloc[0])
+        ax.annotate(
+            f"{cluster} new" if new else cluster,
+            (members["x"].median(), members["y"].median()),
+            ha="center",
+            va="center",
+            fontsize="small",
+            fontweight="bold",
+            color="red" if new else "0.15",
+            zorder=4,
+        )
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="white",
+            markeredgecolor="black",
+            label=f"measured ({(table['source'] == 'measured').sum()})",
+        ),
+        Line2D(
+            [],
+            [],
+            marker=".",
+            linestyle="",
+            color="0.4",
+            label=f"predicted ({(table['source'] == 'predicted').sum()})",
+        ),
+    ]
+    handles += [
+        Line2D([], [], marker="o", linestyle="", color=palette[name], label=name)
+        for name in names[:_MAX_LEGEND]
+    ]
+    if clusters is not None:
+        handles.append(Line2D([], [], marker="o", linestyle="", color="0.8", label="no programme"))
+    ax.legend(
+        handles=handles,
+        fontsize="small",
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
+    n_clusters = table["cluster"].nunique()
+    n_new = table.loc[table["new"], "cluster"].nunique()
+    ax.set_title(
+        f"{algorithm}: {n_clusters} clusters\n"
+        f"{n_new} with no measured profile (candidate new phenotypes, labelled 'new')",
+        fontsize="medium",
+    )
+    ax.set_xlabel("UMAP 1")
+    ax.set_ylabel("UMAP 2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax

@@ -1,0 +1,209 @@
+"""How well predicted genetic interactions find the true ones: precision@k, recall, AUPRC.
+
+Pair level (:func:`gi_precision`), after the GEARS paper's Fig. 3c (``get_prec_atk`` and
+``get_topk_acc`` in ``paper/fig_utils.py`` of ``yhr91/GEARS_misc``): for each subtype, rank
+the pairs by their predicted strength of that subtype (:meth:`GIRules.strength`: synergy by
+magnitude, highest first; suppression by magnitude, lowest first; additive by
+``|magnitude - 1|``, smallest first; redundancy by the redundancy score, highest first;
+neomorphism by ``fit_corr``, lowest first; epistasis by ``equality``, lowest first) and
+count how many of the top ``k`` are truly of the subtype. Gene level
+(:func:`gi_per_gene_auprc`): the area under the precision-recall curve of the per-gene
+deviations of :func:`gi_per_gene` against the true calls (Ahlmann-Eltze et al., Nat.
+Methods 2025).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PerturbsimError
+from ._gi import _TIES, SUBTYPES, GIRules
+
+PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
+"""Per-gene calls scored by :func:`gi_per_gene_auprc` (``"additive"`` is the negative)."""
+
+
+def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows of a :func:`gi_scores` table that were scored (empty ``flag``)."""
+    if not isinstance(table, pd.DataFrame):
+        raise PerturbsimError(
+            f"{name} must be a DataFrame from gi_scores, got {type(table).__name__}"
+        )
+    if "flag" in table.columns:
+        return table[table["flag"].fillna("") == ""]
+    return table
+
+
+def _expected_hits(strength: np.ndarray, member: np.ndarray, k: int) -> float:
+    """Expected members among the top ``k`` by ``strength``, ties ordered at random.
+
+    Pairs strictly above the ``k``-th strength are all in; of the pairs tied with it,
+    the remaining places go to a random subset, so each counts by the share of places
+    left. NaN strengths rank last.
+    """
+    value = np.where(np.isnan(strength), -np.inf, np.round(strength, _TIES))
+    kth = np.sort(value)[::-1][k - 1]
+    above = value > kth
+    tied = value == kth
+    places = k - int(above.sum())
+    return float(member[above].sum() + places * member[tied].sum() / tied.sum())
+
+
+def _r2(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Coefficient of determination of ``predicted`` for ``true`` (NaN pairs left out)."""
+    ok = np.isfinite(predicted) & np.isfinite(true)
+    if ok.sum() < 2:
+        return np.nan
+    residual = ((true[ok] - predicted[ok]) ** 2).sum()
+    total = ((true[ok] - true[ok].mean()) ** 2).sum()
+    return float(1 - residual / total) if total > 0 else np.nan
+
+
+def gi_precision(
+    predicted: pd.DataFrame,
+    truth: pd.DataFrame,
+    *,
+    k: int = 10,
+    rules: GIRules | None = None,
+) -> pd.DataFrame:
+    """Precision@k, recall@k and top-k accuracy of predicted interaction subtypes.
+
+    Pairs scored in both tables (empty ``flag``) are compared. For each subtype, a pair is
+    truly of it when the rule of ``rules`` holds on ``truth``'s scores, and the pairs are
+    ranked by their predicted strength of it (:meth:`GIRules.strength`). Ties at the
+    ``k``-th place count fractionally (the expectation over random orders of the tied
+    pairs; scores equal to 9 decimals are tied), so a score that is the same for every
+    pair ranks as a random ranking does on average. The additive baseline
+    (``ΔAB = ΔA + ΔB``: ``c1 = c2 = 1``, magnitude ``√2`` and ``fit_corr`` 1 for every
+    pair) thus scores the random expectation for synergy, suppression, additive and
+    neomorphism; only its distance correlations differ between pairs.
+
+    Parameters
+    ----------
+    predicted
+        :func:`gi_scores` of predicted profiles (or any table with its score columns).
+    truth
+        :func:`gi_scores` of the measured profiles, or of a simulator's noiseless truth.
+    k
+        Pairs taken from the top of each ranking (fewer when fewer pairs are compared).
+    rules
+        Which scores define and rank each subtype (:class:`GIRules`, defaults GEARS's).
+
+    Returns
+    -------
+    Tidy DataFrame, one row per subtype (:data:`SUBTYPES`): ``subtype``, ``score`` (the
+    column ranked), ``k`` (places taken), ``n_pairs`` (pairs compared), ``n_true``
+    (truly of the subtype), ``precision_at_k`` (share of the top ``k`` truly of the
+    subtype), ``recall_at_k`` (share of the true ones in the top ``k``; NaN without
+    any), ``top_k_accuracy`` (share of the predicted top ``k`` among the true top ``k``
+    by the truth's own strength, GEARS's ``get_topk_acc``), ``random_precision`` (the
+    expectation of a random ranking: the subtype's prevalence ``n_true / n_pairs``),
+    ``random_recall`` and ``random_top_k_accuracy`` (both ``k / n_pairs``), and ``r2``
+    (coefficient of determination of the predicted score for the true one over the
+    compared pairs; can be negative).
+    """
+    rules = GIRules() if rules is None else rules
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise PerturbsimError(f"k must be a positive integer, got {k!r}")
+    predicted, truth = _scored(predicted, "predicted"), _scored(truth, "truth")
+    common = predicted.index.intersection(truth.index)
+    if len(common) == 0:
+        raise PerturbsimError("predicted and truth share no scored pair")
+    predicted, truth = predicted.loc[common], truth.loc[common]
+    n_pairs = len(common)
+    places = min(int(k), n_pairs)
+    rows = []
+    for subtype in SUBTYPES:
+        column = rules.score_column(subtype)
+        pred_strength, _ = rules.strength(predicted, subtype)
+        true_strength, cut = rules.strength(truth, subtype)
+        member = (true_strength > cut).to_numpy()
+        n_true = int(member.sum())
+        hits = _expected_hits(pred_strength.to_numpy(), member, places)
+        true_top = np.zeros(n_pairs, dtype=float)
+        order = np.argsort(-np.where(true_strength.isna(), -np.inf, true_strength), kind="stable")
+        true_top[order[:places]] = 1.0
+        rows.append(
+            {
+                "subtype": subtype,
+                "score": column,
+                "k": places,
+                "n_pairs": n_pairs,
+                "n_true": n_true,
+                "precision_at_k": hits / places,
+                "recall_at_k": hits / n_true if n_true else np.nan,
+                "top_k_accuracy": _expected_hits(pred_strength.to_numpy(), true_top, places)
+                / places,
+                "random_precision": n_true / n_pairs,
+                "random_recall": places / n_pairs if n_true else np.nan,
+                "random_top_k_accuracy": places / n_pairs,
+                "r2": _r2(predicted[column].to_numpy(float), truth[column].to_numpy(float)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _average_precision(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision, ties as one threshold.
+
+    ``sum_t (R_t - R_{t-1}) P_t`` over the distinct scores ``t`` from the highest, as
+    scikit-learn's ``average_precision_score``.
+    """
+    order = np.argsort(-score, kind="stable")
+    score, positive = score[order], positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score) != 0), len(score) - 1]
+    true_pos = np.cumsum(positive)[last_of_tie]
+    precision = true_pos / (last_of_tie + 1)
+    recall_step = np.diff(np.r_[0, true_pos]) / positive.sum()
+    return float((recall_step * precision).sum())
+
+
+def gi_per_gene_auprc(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Area under the precision-recall curve of per-gene interaction calls.
+
+    Rows of two :func:`gi_per_gene` tables are matched on ``(pair, gene)``. For
+    ``"synergy"`` the predicted deviations rank the rows from the highest, for
+    ``"buffering"`` from the lowest; the truth's ``call`` says which rows are positive.
+
+    Parameters
+    ----------
+    predicted
+        :func:`gi_per_gene` of predicted profiles (its ``deviation`` is read).
+    truth
+        :func:`gi_per_gene` of measured profiles or a simulator's truth (its ``call``).
+
+    Returns
+    -------
+    Tidy DataFrame, one row per call (:data:`PER_GENE_CALLS`): ``call``, ``n`` (rows
+    compared), ``n_positive``, ``auprc`` (average precision, NaN without positives) and
+    ``random_auprc`` (a random ranking's expectation, the share of positives).
+    """
+    for name, table in (("predicted", predicted), ("truth", truth)):
+        needed = {"pair", "gene", "deviation" if name == "predicted" else "call"}
+        if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):
+            raise PerturbsimError(
+                f"{name} must be a gi_per_gene table with columns {sorted(needed)}"
+            )
+    merged = predicted[["pair", "gene", "deviation"]].merge(
+        truth[["pair", "gene", "call"]], on=["pair", "gene"], how="inner"
+    )
+    merged = merged[np.isfinite(merged["deviation"].to_numpy(float))]
+    if merged.empty:
+        raise PerturbsimError("predicted and truth share no (pair, gene) row")
+    rows = []
+    for call in PER_GENE_CALLS:
+        positive = (merged["call"] == call).to_numpy()
+        sign = 1.0 if call == "synergy" else -1.0
+        score = sign * merged["deviation"].to_numpy(float)
+        n_positive = int(positive.sum())
+        rows.append(
+            {
+                "call": call,
+                "n": len(merged),
+                "n_positive": n_positive,
+                "auprc": _average_precision(score, positive) if n_positive else np.nan,
+                "random_auprc": n_positive / len(merged),
+            }
+        )
+    return pd.DataFrame(rows)

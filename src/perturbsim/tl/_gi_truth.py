@@ -1,0 +1,71 @@
+"""The noiseless truth of a simulated screen as per-condition profiles.
+
+:func:`perturbsim.ds.simulate` stores the noiseless mean of every condition of its
+perturbable genes (control, every single, every pair) in ``.uns["simulation"]``.
+:func:`truth_profiles` lays it out as :func:`gi_scores` reads profiles, so that the
+scores of the truth define each pair's true interaction subtype.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, SIMULATION
+from ..pp import genes_of
+
+logger = logging.getLogger(__name__)
+
+"""Key of the simulator's record in ``.uns`` (written by :func:`perturbsim.ds.simulate`)."""
+
+
+def truth_profiles(adata: AnnData) -> AnnData:
+    """Noiseless per-condition profiles of a simulated screen, for :func:`gi_scores`.
+
+    Parameters
+    ----------
+    adata
+        A screen from :func:`perturbsim.ds.simulate` (read only: its
+        ``.uns["simulation"]["truth_conditions"]`` and ``["truth_mean"]``).
+
+    Returns
+    -------
+    AnnData with one row per truth condition (``obs_names``: canonical labels, ``ctrl``
+    first, then every single and every pair of the perturbable genes) and the genes of
+    ``adata`` as columns: the noiseless mean expression in ``X`` (float32, on the scale
+    of ``adata.X``), its change over the ``ctrl`` row in ``.layers["delta"]`` and the
+    number of perturbed genes in ``.obs["n_targets"]``.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> truth = ps.tl.truth_profiles(ps.ds.simulate(size="tiny", seed=0))
+    >>> truth.obs_names[0], float(abs(truth.layers["delta"][0]).max())
+    ('ctrl', 0.0)
+    """
+    record = adata.uns.get(SIMULATION)
+    if not isinstance(record, dict) or not {"truth_conditions", "truth_mean"} <= record.keys():
+        raise PerturbsimError(
+            "adata has no .uns['simulation'] truth: pass a screen from perturbsim.ds.simulate"
+        )
+    labels = [str(label) for label in np.asarray(record["truth_conditions"]).ravel()]
+    mean = np.asarray(record["truth_mean"], dtype=np.float32)
+    if mean.shape != (len(labels), adata.n_vars):
+        raise PerturbsimError(
+            f"truth_mean has shape {mean.shape}, expected ({len(labels)}, {adata.n_vars})"
+        )
+    if CONTROL not in labels:
+        raise PerturbsimError(f"truth_conditions has no {CONTROL!r} row")
+    n_targets = [len(genes_of(label)) for label in labels]
+    profiles = AnnData(
+        X=mean.copy(),
+        obs=pd.DataFrame({PRED_N_TARGETS: n_targets}, index=pd.Index(labels)),
+        var=pd.DataFrame(index=pd.Index(adata.var_names)),
+    )
+    profiles.layers[DELTA_LAYER] = mean - mean[labels.index(CONTROL)]
+    logger.info("built %d truth profiles x %d genes", len(labels), adata.n_vars)
+    return profiles

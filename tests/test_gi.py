@@ -1,0 +1,383 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
+from perturbsim.tl._gi import distance_correlation, theil_sen
+
+N_GENES = 80
+
+
+def make_profiles(
+    deltas: dict[str, np.ndarray],
+    *,
+    control: np.ndarray | None = None,
+    genes: list[str] | None = None,
+):
+    """Profiles with one row per label: X = control + delta (control 1, genes g0.. default)."""
+    labels = list(deltas)
+    delta = np.stack([deltas[label] for label in labels])
+    control = np.ones(delta.shape[1]) if control is None else control
+    genes = [f"g{i}" for i in range(delta.shape[1])] if genes is None else genes
+    profiles = ad.AnnData(
+        control + delta, obs=pd.DataFrame(index=labels), var=pd.DataFrame(index=genes)
+    )
+    profiles.layers["delta"] = delta
+    return profiles
+
+
+@pytest.fixture
+def singles():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=N_GENES), rng.normal(size=N_GENES)
+
+
+def score_pair(a: np.ndarray, b: np.ndarray, ab: np.ndarray, **kwargs) -> pd.Series:
+    profiles = make_profiles({"A": a, "B": b, "A+B": ab})
+    return gi_scores(profiles, genes=list(profiles.var_names), **kwargs).loc["A+B"]
+
+
+def test_additive_pair_has_magnitude_sqrt2_and_mean_coefficient_1(singles):
+    a, b = singles
+    row = score_pair(a, b, a + b)
+    assert row["c1"] == pytest.approx(1, abs=1e-6)
+    assert row["c2"] == pytest.approx(1, abs=1e-6)
+    assert row["magnitude"] == pytest.approx(np.sqrt(2), abs=1e-6)  # GEARS's mag
+    assert row["mean_abs_coef"] == pytest.approx(1, abs=1e-6)  # Norman's ts_norm
+    assert row["fit_corr"] == pytest.approx(1)
+    assert row["dominance"] == pytest.approx(0, abs=1e-6)
+    assert row["flag"] == "" and row["n_genes"] == N_GENES
+    # GEARS's thresholds on sqrt(c1² + c2²): an additive pair is a synergy ...
+    assert row["is_synergy"] and not row["is_additive"]
+    # ... and inside the additive band on Norman's normalisation
+    norman = score_pair(a, b, a + b, rules=GIRules(magnitude_score="mean_abs_coef"))
+    assert norman["is_additive"] and not norman["is_synergy"]
+
+
+def test_scaled_pairs_are_synergy_and_suppression(singles):
+    a, b = singles
+    double = score_pair(a, b, 2 * (a + b))
+    assert double["magnitude"] == pytest.approx(2 * np.sqrt(2), abs=1e-6)
+    assert double["is_synergy"] and not double["is_suppression"]
+    half = score_pair(a, b, 0.5 * (a + b))
+    assert half["magnitude"] == pytest.approx(np.sqrt(2) / 2, abs=1e-6)  # 0.707
+    assert half["is_suppression"] and not half["is_synergy"]
+    assert not half["is_additive"]  # |0.707 - 1| = 0.29 > 0.25
+
+
+def test_pair_independent_of_its_singles_is_neomorphic(singles):
+    a, b = singles
+    own = np.random.default_rng(1).normal(size=N_GENES)
+    row = score_pair(a, b, own)
+    assert row["fit_corr"] < 0.88
+    assert row["is_neomorphism"] and row["subtype"] == "neomorphism"
+
+
+def test_pair_of_two_alike_singles_is_redundant(singles):
+    a, _ = singles
+    b = a + 0.05 * np.random.default_rng(2).normal(size=N_GENES)
+    row = score_pair(a, b, (a + b) / 2)
+    assert row["dcor"] > 0.85 and row["dcor_singles"] > 0.85
+    assert row["equality"] > 0.9
+    assert row["is_redundancy"] and row["subtype"] == "redundancy"
+
+
+def test_pair_that_is_one_single_is_epistatic(singles):
+    a, b = singles
+    row = score_pair(a, b, a + 0.01 * np.random.default_rng(3).normal(size=N_GENES))
+    assert row["c1"] == pytest.approx(1, abs=0.02)
+    assert row["c2"] == pytest.approx(0, abs=0.02)
+    assert row["dominance"] > 1.5  # |log10(1 / 0.02)|
+    assert row["equality"] < 0.28
+    assert row["is_epistasis"] and row["subtype"] == "epistasis"
+
+
+def test_theil_sen_recovers_coefficients_under_outliers():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 2))
+    y = x @ np.array([0.7, 1.3]) + 0.01 * rng.normal(size=200)
+    y[:40] += rng.normal(scale=20, size=40)  # 20 % gross outliers
+    least_squares = np.linalg.lstsq(x, y, rcond=None)[0]
+    assert np.abs(least_squares - [0.7, 1.3]).max() > 0.3
+    np.testing.assert_allclose(theil_sen(x, y), [0.7, 1.3], atol=0.02)
+
+
+def test_theil_sen_matches_scikit_learn_without_intercept():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 2))
+    y = x @ np.array([0.4, -0.9]) + rng.standard_t(2, size=60)
+    reference = linear_model.TheilSenRegressor(fit_intercept=False, random_state=0).fit(x, y)
+    # all 1,770 subsets: no randomness on either side; scikit-learn stops at tol 1e-3
+    np.testing.assert_allclose(theil_sen(x, y), reference.coef_, atol=2e-3)
+
+
+def test_theil_sen_random_subsets_follow_the_seed():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 2))
+    y = x @ np.array([1.0, 2.0]) + rng.normal(size=300)
+    first = theil_sen(x, y, max_subsets=500, seed=1)
+    np.testing.assert_array_equal(first, theil_sen(x, y, max_subsets=500, seed=1))
+    assert not np.array_equal(first, theil_sen(x, y, max_subsets=500, seed=2))
+
+
+def test_theil_sen_leaves_out_degenerate_subsets():
+    # half the genes change in neither single: scikit-learn's minimum-norm solutions of
+    # those subsets would pull the estimate towards 0
+    x = np.r_[np.random.default_rng(7).normal(size=(20, 2)), np.zeros((20, 2))]
+    y = x @ np.array([0.6, 0.8])
+    np.testing.assert_allclose(theil_sen(x, y), [0.6, 0.8], atol=1e-6)
+    assert np.isnan(theil_sen(np.zeros((5, 2)), np.ones(5))).all()
+
+
+def test_distance_correlation_hand_value():
+    # x = (0, 1, 2): distances [[0,1,2],[1,0,1],[2,1,0]], double-centred
+    #   A = [[-10, 2, 8], [2, -4, 2], [8, 2, -10]] / 9
+    # y = (0, 1, 0): distances [[0,1,0],[1,0,1],[0,1,0]], double-centred
+    #   B = [[-2, 4, -2], [4, -8, 4], [-2, 4, -2]] / 9
+    # dCov² = mean(A B) = 72/729, dVar²(x) = 360/729, dVar²(y) = 144/729
+    # dCor² = 72 / sqrt(360 * 144) = 1 / sqrt(10)
+    x, y = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0])
+    assert distance_correlation(x, y) == pytest.approx(10**-0.25)
+    assert distance_correlation(x, 3 * x + 1) == pytest.approx(1.0)
+    assert distance_correlation(x, np.ones(3)) == 0.0
+
+
+def test_distance_correlation_matches_statsmodels():
+    dependence = pytest.importorskip("statsmodels.stats.dist_dependence_measures")
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(50, 2))
+    y = x[:, 0] ** 2 + 0.1 * rng.normal(size=50)
+    assert distance_correlation(x, y) == pytest.approx(dependence.distance_correlation(x, y))
+
+
+def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "C": a - b, "A+B": a + b, "A+D": a, "B+C": b})
+    genes = list(profiles.var_names)
+    scores = gi_scores(
+        profiles, pairs=["A+B", "A+D", "B+C", "C+E"], genes=genes, n_de={"A+B": 11, "B+C": 10}
+    )
+    assert scores.loc["A+B", "flag"] == ""
+    assert scores.loc["A+D", "flag"] == "missing single D; no DE count"
+    assert scores.loc["B+C", "flag"] == "too few DE genes (10 <= 10)"
+    assert scores.loc["C+E", "flag"] == "missing pair; missing single E; no DE count"
+    flagged = scores.loc[["A+D", "B+C", "C+E"]]
+    assert flagged[["c1", "magnitude", "fit_corr", "equality"]].isna().all().all()
+    assert (flagged["subtype"] == "").all()
+    assert not flagged.filter(like="is_").any().any()
+    assert scores.loc["A+B", "n_de"] == 11
+    few = gi_scores(profiles, pairs=["A+B"], genes=genes[:2])
+    assert few.loc["A+B", "flag"] == "fewer than 3 genes"
+
+
+def test_abundant_genes_come_from_the_control_and_leave_targets_out(singles):
+    a, b = singles
+    genes = ["A", "B", *(f"g{i}" for i in range(2, N_GENES))]  # both targets measured
+    control = np.where(np.arange(N_GENES) < 30, 2.0, 0.1)  # A, B, g2..g29 abundant
+    deltas = {"A": a, "B": b, "A+B": a + b}
+    profiles = make_profiles(deltas, control=control, genes=genes)
+    implied = gi_scores(profiles)  # no ctrl row: control = X - delta
+    assert implied.loc["A+B", "n_genes"] == 28
+    assert gi_scores(profiles, exclude_targets=False).loc["A+B", "n_genes"] == 30
+    with_ctrl = make_profiles({**deltas, "ctrl": np.zeros(N_GENES)}, control=control, genes=genes)
+    assert gi_scores(with_ctrl, abundance=1.0).loc["A+B", "n_genes"] == 28
+    given = gi_scores(profiles, control_mean=np.full(N_GENES, 3.0), abundance=2.5)
+    assert given.loc["A+B", "n_genes"] == N_GENES - 2
+    profiles.X = profiles.X + np.arange(3)[:, None]  # X - delta no longer a control
+    with pytest.raises(PerturbsimError, match="pass control_mean="):
+        gi_scores(profiles)
+
+
+def test_labels_are_canonical_and_c1_belongs_to_the_first_gene(singles):
+    a, b = singles
+    profiles = make_profiles({"B": b, "A": a, "B+A": 2 * a + 0.5 * b})
+    scores = gi_scores(profiles, pairs=["B+A"], genes=list(profiles.var_names))
+    assert list(scores.index) == ["A+B"]
+    assert (scores.loc["A+B", "gene_a"], scores.loc["A+B", "gene_b"]) == ("A", "B")
+    assert scores.loc["A+B", "c1"] == pytest.approx(2, abs=1e-6)
+    assert scores.loc["A+B", "c2"] == pytest.approx(0.5, abs=1e-6)
+    with pytest.raises(PerturbsimError, match="not a two-gene pair: 'A'"):
+        gi_scores(profiles, pairs=["A"])
+    with pytest.raises(PerturbsimError, match=r"genes not in profiles.var_names: \['nope'\]"):
+        gi_scores(profiles, genes=["nope"])
+
+
+def test_a_pair_scores_the_same_whichever_pairs_come_with_it(singles):
+    a, b = singles
+    rng = np.random.default_rng(9)
+    deltas = {"A": a, "B": b, "A+B": a + b + 0.3 * rng.normal(size=N_GENES)}
+    deltas["A+C"], deltas["C"] = a - b, b
+    profiles = make_profiles(deltas)
+    genes = list(profiles.var_names)
+    alone = gi_scores(profiles, pairs=["A+B"], genes=genes, max_subsets=200, seed=3)
+    both = gi_scores(profiles, pairs=["A+C", "A+B"], genes=genes, max_subsets=200, seed=3)
+    pd.testing.assert_series_equal(alone.loc["A+B"], both.loc["A+B"])
+
+
+def test_rules_are_checked_and_primary_subtype_follows_precedence():
+    with pytest.raises(PerturbsimError, match="magnitude_score must be one of"):
+        GIRules(magnitude_score="ts_norm")
+    with pytest.raises(PerturbsimError, match="GIRules.synergy must be finite"):
+        GIRules(synergy=np.nan)
+    scores = pd.DataFrame(
+        {
+            "magnitude": [2.0, 0.5, 1.1, 2.0, np.nan],
+            "fit_corr": [0.95, 0.95, 0.95, 0.5, np.nan],
+            "dcor": [0.9, 0.9, 0.5, 0.9, np.nan],
+            "equality": [0.9, 0.9, 0.9, 0.1, np.nan],
+        }
+    )
+    calls = GIRules().classify(scores)
+    # synergy before redundancy; redundancy before suppression; shape rules first
+    assert calls["subtype"].tolist() == ["synergy", "redundancy", "additive", "neomorphism", ""]
+    assert calls.loc[3, ["is_synergy", "is_redundancy", "is_epistasis"]].all()
+
+
+def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):
+    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    profiles = ad.AnnData(
+        stats.mean, obs=pd.DataFrame(index=stats.conditions), var=pd.DataFrame(index=stats.genes)
+    )
+    profiles.layers["delta"] = stats.delta
+    top50 = stats.genes[np.argsort(-stats.control_mean)[:50]]
+    row = gi_scores(profiles, pairs=["MAP2K3+SLC38A2"], genes=list(top50)).loc["MAP2K3+SLC38A2"]
+    # the issue's earlier measurement (scikit-learn): 0.69 / 0.42; published 0.77 / 0.44
+    assert (row["c1"], row["c2"]) == pytest.approx((0.69, 0.42), abs=0.01)
+
+
+def precision_tables():
+    # five pairs scored in both tables, one flagged in the predictions only
+    truth = pd.DataFrame(
+        {
+            "magnitude": [1.5, 1.3, 0.9, 0.5, 1.1, 1.0],
+            "fit_corr": [0.95, 0.80, 0.95, 0.95, 0.95, 0.95],
+            "dcor": 0.5,
+            "equality": 0.9,
+            "flag": "",
+        },
+        index=["P1", "P2", "P3", "P4", "P5", "P6"],
+    )
+    predicted = pd.DataFrame(
+        {
+            "magnitude": [1.2, 0.8, 1.4, 0.6, 1.0, np.nan],
+            "fit_corr": 0.95,  # the same for every pair: a tie
+            "dcor": 0.5,
+            "equality": 0.9,
+            "flag": ["", "", "", "", "", "missing single X"],
+        },
+        index=truth.index,
+    )
+    return predicted, truth
+
+
+def test_gi_precision_on_a_hand_example():
+    predicted, truth = precision_tables()
+    table = gi_precision(predicted, truth, k=2).set_index("subtype")
+    assert (table["n_pairs"] == 5).all() and (table["k"] == 2).all()
+    synergy = table.loc["synergy"]
+    # true synergies (> 1.15): P1, P2; predicted top 2 by magnitude: P3 (1.4), P1 (1.2)
+    assert synergy["n_true"] == 2
+    assert synergy["precision_at_k"] == 0.5 and synergy["recall_at_k"] == 0.5
+    # truth's own top 2: P1, P2; shared with the predicted top 2: P1
+    assert synergy["top_k_accuracy"] == 0.5
+    assert synergy["random_precision"] == pytest.approx(0.4)
+    assert synergy["random_recall"] == pytest.approx(0.4)
+    # residuals .3 -.5 .5 -.1 .1 (0.61); truth around 1.06: 0.592
+    assert synergy["r2"] == pytest.approx(1 - 0.61 / 0.592)
+    suppression = table.loc["suppression"]
+    # true suppressions (< 1): P3, P4; predicted lowest two: P4 (0.6), P2 (0.8)
+    assert suppression["precision_at_k"] == 0.5 and suppression["recall_at_k"] == 0.5
+    additive = table.loc["additive"]
+    # true additive (|m - 1| < .25): P3, P5; predicted closest to 1: P5 (0), P2 and P1 (.2)
+    # tied for the second place: P5 plus half a place for P2 or P1, neither additive
+    assert additive["precision_at_k"] == 0.5
+    # every predicted fit_corr is tied: a random ranking's expectation, the prevalence 1/5
+    neomorphism = table.loc["neomorphism"]
+    assert neomorphism["n_true"] == 1
+    assert neomorphism["precision_at_k"] == pytest.approx(neomorphism["random_precision"])
+    assert table.loc["redundancy", "n_true"] == 0
+    assert np.isnan(table.loc["redundancy", "recall_at_k"])
+
+
+def test_additive_baseline_ranks_pairs_at_random(singles):
+    a, _ = singles
+    rng = np.random.default_rng(12)
+    deltas, additive = {"A": a}, {"A": a}
+    for i, scale in enumerate([0.3, 0.6, 0.9, 1.2, 2.0, 3.0]):
+        other = rng.normal(size=N_GENES)
+        deltas[f"B{i}"] = additive[f"B{i}"] = other
+        deltas[f"A+B{i}"] = scale * (a + other) + 0.1 * rng.normal(size=N_GENES)
+        additive[f"A+B{i}"] = a + other
+    genes = [f"g{i}" for i in range(N_GENES)]
+    truth = gi_scores(make_profiles(deltas), genes=genes)
+    baseline = gi_scores(make_profiles(additive), genes=genes)
+    np.testing.assert_allclose(baseline["magnitude"], np.sqrt(2))
+    table = gi_precision(baseline, truth, k=2).set_index("subtype")
+    for subtype in ["synergy", "suppression", "additive", "neomorphism"]:
+        row = table.loc[subtype]
+        assert row["precision_at_k"] == pytest.approx(row["random_precision"])
+
+
+def test_gi_precision_rejects_tables_without_common_pairs():
+    predicted, truth = precision_tables()
+    with pytest.raises(PerturbsimError, match="share no scored pair"):
+        gi_precision(predicted.rename(index=lambda p: p + "x"), truth)
+    with pytest.raises(PerturbsimError, match="k must be a positive integer"):
+        gi_precision(predicted, truth, k=0)
+
+
+def test_gi_per_gene_calls_with_standard_errors_and_benjamini_hochberg():
+    zero = np.zeros(4)
+    deltas = {"A": zero, "B": zero, "A+B": np.array([3.0, 1.0, -4.0, 0.0])}
+    profiles = make_profiles(deltas, genes=["g1", "g2", "g3", "A"])  # A is a target: left out
+    se = pd.DataFrame(
+        {"g1": [0.6, 0.8, 0.0, 0.0], "g2": [0.6, 0.8, 0.0, 0.0], "g3": [0.6, 0.8, 0.0, 0.0]},
+        index=["A", "B", "B+A", "ctrl"],
+    ).assign(A=1.0)
+    table = gi_per_gene(profiles, se=se).set_index("gene")
+    assert list(table.index) == ["g1", "g2", "g3"]
+    np.testing.assert_allclose(table["se"], 1.0)  # sqrt(0.6² + 0.8² + 0 + 0)
+    np.testing.assert_allclose(table["z"], [3.0, 1.0, -4.0])
+    p = 2 * stats.norm.sf([3.0, 1.0, 4.0])  # 0.0027, 0.317, 6.3e-5
+    np.testing.assert_allclose(table["p"], p)
+    # BH: ranks 2, 3, 1 of 3 -> q = 3p/2, 3p/3, 3p/1
+    np.testing.assert_allclose(table["q"], [1.5 * p[0], p[1], 3 * p[2]])
+    assert table["call"].tolist() == ["synergy", "additive", "buffering"]
+
+
+def test_gi_per_gene_without_standard_errors_uses_the_empirical_null():
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    ab = a + b + 0.1 * rng.normal(size=200)
+    ab[:3] += [2.0, 2.0, -2.0]
+    table = gi_per_gene(make_profiles({"A": a, "B": b, "A+B": ab}))
+    assert table["se"].isna().all()
+    assert table["call"].iloc[:3].tolist() == ["synergy", "synergy", "buffering"]
+    assert (table["call"].iloc[3:] == "additive").mean() > 0.95
+    # the additive model's predictions: every deviation 0, nothing to test against
+    rounding = 1e-9 * np.random.default_rng(11).normal(size=200)
+    flat = gi_per_gene(make_profiles({"A": a, "B": b, "A+B": a + b + rounding}))
+    assert flat["z"].isna().all() and (flat["call"] == "additive").all()
+
+
+def test_gi_per_gene_auprc_on_a_hand_example():
+    predicted = pd.DataFrame(
+        {"pair": "A+B", "gene": ["g1", "g2", "g3", "g4"], "deviation": [0.9, 0.5, 0.1, -0.7]}
+    )
+    truth = predicted.assign(call=["synergy", "additive", "synergy", "buffering"])
+    table = gi_per_gene_auprc(predicted, truth.drop(columns="deviation")).set_index("call")
+    # synergy, ranked 0.9 (hit), 0.5, 0.1 (hit): 1/2 * 1/1 + 1/2 * 2/3
+    assert table.loc["synergy", "auprc"] == pytest.approx(0.5 + 1 / 3)
+    assert table.loc["synergy", "random_auprc"] == 0.5
+    # buffering, ranked from the lowest deviation: -0.7 first
+    assert table.loc["buffering", "auprc"] == 1.0
+    metrics = pytest.importorskip("sklearn.metrics")
+    expected = metrics.average_precision_score([1, 0, 1, 0], [0.9, 0.5, 0.1, -0.7])
+    assert table.loc["synergy", "auprc"] == pytest.approx(expected)

@@ -1,0 +1,138 @@
+"""Plots of genetic interactions: GI map, a pair's prediction, the phenotype landscape.
+
+Figures are matplotlib ``Figure`` objects (no pyplot), saved to PNG through Agg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
+
+import perturbsim as ps
+from perturbsim import pl
+
+
+@pytest.fixture(scope="module")
+def gears(_tiny_cached) -> ps.GEARS:
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        go = _tiny_cached.uns["simulation"]["go"]
+        return ps.GEARS(_tiny_cached, seed=0, go_annotations=go).fit(max_epochs=2)
+    finally:
+        ps.settings.progress = progress
+
+
+@pytest.fixture(scope="module")
+def pairs(gears, _tiny_cached):
+    """Every single and pair of the tiny screen's perturbable genes, with GI scores."""
+    genes = list(_tiny_cached.var_names[_tiny_cached.var["perturbable"].to_numpy()])
+    return gears.predict_pairs(genes)
+
+
+@pytest.fixture(scope="module")
+def measured_pair(_tiny_cached) -> str:
+    """A measured pair of the tiny screen whose two singles are measured too."""
+    conditions = set(_tiny_cached.obs["perturbsim_condition"].astype(str))
+    return next(c for c in sorted(conditions) if "+" in c and set(ps.pp.genes_of(c)) <= conditions)
+
+
+def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, tmp_path):
+    ax = pl.gi_map(pairs, max_labels=100)
+    assert isinstance(ax, Axes)
+    scored = pairs.obs[pairs.obs["flag"] == ""]
+    scores, calls = ax.images[0].get_array(), ax.images[1].get_array()
+    assert scores.shape == (len(scored), len(pl._gi.GI_MAP_COLUMNS))
+    assert calls.shape == (len(scored), 6)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(labels) == sorted(scored.index)  # every scored pair, in clustered order
+    row = labels.index(scored.index[0])
+    magnitude = scored["magnitude"].to_numpy(dtype=float)
+    z = (magnitude[0] - magnitude.mean()) / magnitude.std()
+    assert scores[row, 0] == pytest.approx(np.clip(z, -3, 3), rel=1e-6)
+    assert calls[row, 0] == float(scored["is_synergy"].iloc[0])
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[:5] == list(pl._gi.GI_MAP_COLUMNS) and "synergy" in ticks
+    ax.figure.savefig(tmp_path / "gi_map.png")
+    assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
+
+
+def test_gi_map_needs_scores(pairs):
+    with pytest.raises(ps.PerturbsimError, match="'flag' column"):
+        pl.gi_map(pairs.obs.drop(columns="flag"))
+    with pytest.raises(ps.PerturbsimError, match="not found"):
+        pl.gi_map(pairs, columns=["magnitude", "nonsense"])
+    with pytest.raises(ps.PerturbsimError, match="at least 2 scored pairs"):
+        pl.gi_map(pairs.obs.iloc[:15])
+
+
+def test_pair_prediction_shows_singles_prediction_measurement_and_sum(
+    gears, _tiny_cached, measured_pair, tmp_path
+):
+    a, b = ps.pp.genes_of(measured_pair)
+    ax = pl.pair_prediction(gears, measured_pair, measured=_tiny_cached, n_genes=6)
+    labels = [c.get_label() for c in ax.containers]
+    assert labels == [
+        f"{a} (measured)",
+        f"{b} (measured)",
+        f"{measured_pair} predicted",
+        f"{measured_pair} measured",
+    ]
+    genes = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(genes) == 6 and a not in genes and b not in genes
+    predicted = gears.predict(measured_pair).to_df(layer="delta").iloc[0]
+    heights = [p.get_height() for p in ax.containers[2].patches]
+    np.testing.assert_allclose(heights, predicted[genes], rtol=1e-5, atol=1e-7)
+    stats = ps.pp.compute_pseudobulk(_tiny_cached, coexpression="none")
+    rows = stats.index([a, b])
+    columns = [list(stats.genes).index(g) for g in genes]
+    additive = stats.delta[rows][:, columns].sum(axis=0)
+    tick = ax.collections[0].get_segments()
+    np.testing.assert_allclose([s[0][1] for s in tick], additive, rtol=1e-6)
+    ax.figure.savefig(tmp_path / "pair.png")
+
+
+def test_pair_prediction_from_profiles_without_measurement_uses_predicted_singles(pairs):
+    pair = pairs.obs_names[pairs.obs["n_targets"] == 2][0]
+    a, _ = ps.pp.genes_of(pair)
+    genes = list(pairs.var_names[:3])
+    ax = pl.pair_prediction(pairs, pair, genes=genes)
+    assert ax.containers[0].get_label() == f"{a} (predicted)"
+    assert len(ax.containers) == 3
+    heights = [p.get_height() for p in ax.containers[0].patches]
+    np.testing.assert_allclose(heights, pairs[a, genes].layers["delta"][0], rtol=1e-6)
+
+
+def test_pair_prediction_errors(gears, pairs, _tiny_cached):
+    with pytest.raises(ps.PerturbsimError, match="two genes"):
+        pl.pair_prediction(gears, "G1")
+    pair = pairs.obs_names[-1]
+    with pytest.raises(ps.PerturbsimError, match="measured has no profile of the pair"):
+        pl.pair_prediction(pairs, pair, measured=pairs[: pairs.n_obs - 1])
+    with pytest.raises(ps.PerturbsimError, match="genes not in both"):
+        pl.pair_prediction(pairs, pair, genes=["NOTAGENE"])
+
+
+def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
+    pairs, _tiny_cached, measured_pair, tmp_path
+):
+    programmes = {measured_pair: "programme X", ps.pp.genes_of(measured_pair)[0] + "+ctrl": "Y"}
+    ax = pl.phenotype_landscape(_tiny_cached, pairs, clusters=programmes, n_neighbors=8)
+    n_measured = _tiny_cached.obs["perturbsim_condition"].nunique() - 1  # without control
+    measured, predicted = ax.collections[0], ax.collections[1]
+    assert len(measured.get_offsets()) == n_measured
+    assert len(predicted.get_offsets()) == pairs.n_obs
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"programme X", "Y", "no programme"} <= set(legend)
+    colours = {tuple(c[:3]) for c in predicted.get_facecolors()}
+    assert to_rgba("0.8")[:3] in colours  # predicted conditions without a programme
+    assert "clusters" in ax.get_title() and "new" in ax.get_title()
+    ax.figure.savefig(tmp_path / "landscape.png")
+
+
+def test_phenotype_landscape_needs_profiles(pairs):
+    with pytest.raises(ps.PerturbsimError, match="must be profiles"):
+        pl.phenotype_landscape(np.zeros((3, 3)), pairs)
+    with pytest.raises(ps.PerturbsimError, match="2 measured profiles"):
+        pl.phenotype_landscape(pairs[:1], pairs)

@@ -1,0 +1,189 @@
+"""Every single and pair of a gene set: predict_pairs and ``perturbsim gi``."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim.cli import main
+from perturbsim.tl._gi import gi_scores
+
+
+@pytest.fixture(scope="module")
+def gears(_tiny_cached) -> ps.GEARS:
+    """GEARS with an uncertainty head (so predictions carry a variance), 2 epochs."""
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        go = _tiny_cached.uns["simulation"]["go"]
+        model = ps.GEARS(_tiny_cached, seed=0, go_annotations=go, uncertainty=True)
+        return model.fit(max_epochs=2)
+    finally:
+        ps.settings.progress = progress
+
+
+@pytest.fixture(scope="module")
+def genes(_tiny_cached) -> list[str]:
+    """The perturbable genes of the tiny screen (all GO-annotated: GEARS covers them)."""
+    return list(_tiny_cached.var_names[_tiny_cached.var["perturbable"].to_numpy()])
+
+
+@pytest.fixture(scope="module")
+def additive(_tiny_cached) -> ps.Additive:
+    return ps.Additive(_tiny_cached).fit()
+
+
+def test_rows_are_the_singles_then_every_pair_in_canonical_labels(additive, genes):
+    known = [g for g in genes if additive.covers(g)[0]][:5]
+    pred = additive.predict_pairs(known, gi=False)
+    pairs = [ps.pp.canonical_label(p) for p in itertools.combinations(known, 2)]
+    assert list(pred.obs_names) == known + pairs
+    assert pred.shape == (5 + 10, additive.genes.size)
+    assert pred.obs["n_targets"].tolist() == [1] * 5 + [2] * 10
+    single = additive.predict(pred.obs_names.tolist())
+    np.testing.assert_array_equal(pred.X, single.X)
+    np.testing.assert_array_equal(pred.layers["delta"], single.layers["delta"])
+    assert pred.uns["perturbsim"]["model"] == "additive"
+
+
+def test_batches_give_the_numbers_of_one_call(gears, genes):
+    small = gears.predict_pairs(genes, batch_size=7, gi=False)
+    one = gears.predict_pairs(genes, batch_size=10_000, gi=False)
+    direct = gears.predict(small.obs_names.tolist())
+    assert small.n_obs == len(genes) + len(genes) * (len(genes) - 1) // 2
+    for layer in ("delta", "variance"):
+        np.testing.assert_allclose(small.layers[layer], one.layers[layer], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(small.layers[layer], direct.layers[layer], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(small.X, direct.X, rtol=1e-5, atol=1e-6)
+
+
+def test_gi_scores_of_every_pair_are_joined_and_singles_marked(gears, genes):
+    pred = gears.predict_pairs(genes[:6])
+    singles, pairs = pred.obs.iloc[:6], pred.obs.iloc[6:]
+    assert (singles["flag"] == "single").all()
+    assert singles["magnitude"].isna().all() and singles["is_synergy"].isna().all()
+    assert (singles["subtype"] == "").all()
+    expected = gi_scores(
+        gears.predict(pairs.index.tolist() + genes[:6]), control_mean=gears.control_mean
+    )
+    np.testing.assert_allclose(
+        pairs["magnitude"].to_numpy(dtype=float),
+        expected.loc[pairs.index, "magnitude"].to_numpy(dtype=float),
+    )
+    assert pairs["subtype"].tolist() == expected.loc[pairs.index, "subtype"].tolist()
+    assert pairs["is_synergy"].dtype == "boolean" and pairs["is_synergy"].notna().all()
+    assert pairs["n_genes"].dtype == "Int64"
+
+
+def test_gi_options_reach_the_scoring(gears, genes):
+    pred = gears.predict_pairs(genes[:4], genes=list(gears.genes[:20]))
+    assert (pred.obs["n_genes"].iloc[4:] <= 20).all()
+
+
+def test_unknown_genes_are_listed_on_one_line_or_skipped(gears, genes, caplog):
+    query = [genes[0], "NOTAGENE1", genes[1], "NOTAGENE2"]
+    with pytest.raises(ps.PerturbsimError) as err:
+        gears.predict_pairs(query, gi=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "NOTAGENE1, NOTAGENE2" in message and "skip_unknown=True" in message
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        pred = gears.predict_pairs(query, gi=False, skip_unknown=True)
+    assert list(pred.obs_names) == [genes[0], genes[1], ps.pp.canonical_label(genes[:2])]
+    assert "NOTAGENE1" in caplog.text
+    with pytest.raises(ps.PerturbsimError, match="fewer than two of the genes"):
+        gears.predict_pairs([genes[0], "NOTAGENE1"], skip_unknown=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ([], "at least two genes, got []"),
+        (["G1"], "at least two genes, got ['G1']"),
+        (["G1", "G2", "G1"], "more than once: G1"),
+        (["G1", "G1+G2"], "not single gene names: 'G1+G2'"),
+        (["G1", "ctrl"], "not single gene names: 'ctrl'"),
+        ("G1", "not the string"),
+    ],
+)
+def test_bad_gene_lists_are_one_line_errors(additive, query, words):
+    with pytest.raises(ps.PerturbsimError, match=re.escape(words)) as err:
+        additive.predict_pairs(query, gi=False)
+    assert "\n" not in str(err.value)
+
+
+def test_batch_size_must_be_positive(additive, genes):
+    with pytest.raises(ps.PerturbsimError, match="batch_size"):
+        additive.predict_pairs(genes[1:3], batch_size=0, gi=False)
+
+
+# -- perturbsim gi --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(gears, tmp_path_factory):
+    path = tmp_path_factory.mktemp("gi") / "gears"
+    gears.save(path)
+    return path
+
+
+def _gene_file(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys):
+    gene_file = _gene_file(tmp_path / "genes.txt", ["# genes to pair", *genes[:5], "", "  "])
+    out = tmp_path / "out"
+    assert (
+        main(["--no-progress", "gi", str(model_dir), "--genes", gene_file, "--out", str(out)]) == 0
+    )
+    pred = ad.read_h5ad(out / "predictions.h5ad")
+    assert pred.n_obs == 5 + 10
+    assert (pred.obs["flag"].iloc[:5] == "single").all()
+    scores = pd.read_csv(out / "gi_scores.csv", index_col=0, keep_default_na=False)
+    assert list(scores.index) == list(pred.obs_names[5:])
+    assert {"magnitude", "fit_corr", "subtype", "is_synergy", "flag"} <= set(scores.columns)
+    printed = capsys.readouterr().out
+    assert "5 genes, 10 pairs:" in printed and "subtypes of the scored pairs" in printed
+
+
+def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
+    gene_file = _gene_file(tmp_path / "genes.txt", [f"{genes[0]}  # first", genes[1]])
+    out = tmp_path / "out"
+    assert (
+        main(["--no-progress", "gi", str(model_dir), "--genes", gene_file, "--out", str(out)]) == 0
+    )
+    assert ad.read_h5ad(out / "predictions.h5ad").n_obs == 3
+
+
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        (None, "no such file"),
+        (["# nothing here", ""], "no genes in"),
+        (["{0}", "NOTAGENE1", "{1}"], "NOTAGENE1; pass --skip-unknown"),
+    ],
+)
+def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, capsys, lines, words):
+    gene_file = tmp_path / "genes.txt"
+    if lines is not None:
+        _gene_file(gene_file, [line.format(*genes) for line in lines])
+    code = main(["gi", str(model_dir), "--genes", str(gene_file), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("perturbsim gi: error:") and words in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_gi_skip_unknown_goes_on(model_dir, genes, tmp_path):
+    gene_file = _gene_file(tmp_path / "genes.txt", [genes[0], "NOTAGENE1", genes[1]])
+    out = tmp_path / "out"
+    args = ["--no-progress", "gi", str(model_dir), "--genes", gene_file, "--out", str(out)]
+    assert main([*args, "--skip-unknown"]) == 0
+    assert ad.read_h5ad(out / "predictions.h5ad").n_obs == 3
