@@ -5,6 +5,8 @@ Figures are matplotlib ``Figure`` objects (no pyplot), saved to PNG through Agg.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
@@ -127,7 +129,9 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert {"programme X", "Y", "no programme"} <= set(legend)
     colours = {tuple(c[:3]) for c in predicted.get_facecolors()}
     assert to_rgba("0.8")[:3] in colours  # predicted conditions without a programme
-    assert "clusters" in ax.get_title() and "new" in ax.get_title()
+    n_new = int(re.search(r"(\d+) with no measured profile", ax.get_title()).group(1))
+    rings = len(ax.collections[2].get_offsets())  # profiles of the new clusters
+    assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs
     ax.figure.savefig(tmp_path / "landscape.png")
 
 

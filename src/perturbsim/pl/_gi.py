@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from matplotlib import colormaps
+from matplotlib import colormaps, patheffects
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
@@ -414,8 +414,9 @@ def phenotype_landscape(
     ``scanpy.tl.leiden`` needs ``leidenalg`` or ``igraph``; without either, the clusters
     are networkx's Louvain communities of the same graph (a warning says so, and the title
     names the algorithm). A cluster with no measured member is a candidate new phenotype:
-    its label is written in red with "new". Measured profiles are circles with a black
-    edge, predicted ones dots.
+    its label (at its member nearest the cluster's median) is written in red with "new" and
+    its points are ringed in red. Measured profiles are circles with a black edge, predicted
+    ones dots.
 
     Parameters
     ----------
@@ -443,7 +444,8 @@ def phenotype_landscape(
     Returns
     -------
     The Axes; ``ax.collections[0]`` holds the measured points, ``ax.collections[1]`` the
-    predicted ones, and the title the numbers of profiles and clusters.
+    predicted ones, ``ax.collections[2]`` the rings of the new clusters' points, and the
+    title the numbers of clusters.
 
     Examples
     --------
@@ -492,17 +494,30 @@ def phenotype_landscape(
             c=[colours[i] for i in np.flatnonzero(rows)],
             **style,
         )
+    new_rows = table["new"].to_numpy()  # a red ring around each profile of a new cluster
+    ax.scatter(
+        table.loc[new_rows, "x"],
+        table.loc[new_rows, "y"],
+        s=30,
+        facecolors="none",
+        edgecolors="red",
+        linewidths=0.6,
+        zorder=2,
+    )
     for cluster, members in table.groupby("cluster"):
         new = bool(members["new"].iloc[0])
+        points = members[["x", "y"]]
+        centre = points.loc[((points - points.median()) ** 2).sum(axis=1).idxmin()]
         ax.annotate(
             f"{cluster} new" if new else cluster,
-            (members["x"].median(), members["y"].median()),
+            (centre["x"], centre["y"]),
             ha="center",
             va="center",
             fontsize="small",
             fontweight="bold",
             color="red" if new else "0.15",
             zorder=4,
+            path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
         )
     handles = [
         Line2D(
@@ -523,6 +538,17 @@ def phenotype_landscape(
             label=f"predicted ({(table['source'] == 'predicted').sum()})",
         ),
     ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            markeredgecolor="red",
+            label="in a new cluster",
+        )
+    )
     handles += [
         Line2D([], [], marker="o", linestyle="", color=palette[name], label=name)
         for name in names[:_MAX_LEGEND]
