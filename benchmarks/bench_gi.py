@@ -37,7 +37,7 @@ import torch
 
 import perturbsim as ps
 from perturbsim._keys import PRED_N_TARGETS
-from perturbsim.tl._gi import gi_scores
+from perturbsim.pp._gi import gi_scores
 
 N_GENES = 102
 TARGET_S = 30.0
@@ -57,14 +57,14 @@ class Timer:
 
 def _profile(pred, control_mean: np.ndarray, n_pairs: int) -> list[dict]:
     """Where ``gi_scores`` spends its time on ``n_pairs`` pairs: the functions of
-    ``perturbsim.tl._gi`` by cumulative time (share of the whole call, callees included)."""
+    ``perturbsim.pp._gi`` by cumulative time (share of the whole call, callees included)."""
     labels = pred.obs_names[pred.obs[PRED_N_TARGETS] == 2][:n_pairs].tolist()
     profiler = cProfile.Profile()
     profiler.enable()
     gi_scores(pred, pairs=labels, control_mean=control_mean)
     profiler.disable()
     table = pstats.Stats(profiler).stats
-    own = {key: row for key, row in table.items() if key[0].endswith("tl/_gi.py")}
+    own = {key: row for key, row in table.items() if key[0].endswith("pp/_gi.py")}
     total = max(row[3] for row in own.values())  # gi_scores itself
     heaviest = sorted(own.items(), key=lambda item: item[1][3], reverse=True)[:8]
     return [

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 import perturbsim as ps
-from perturbsim.tl._gi import SUBTYPES
+from perturbsim.pp._gi import SUBTYPES
 
 MODELS = ("gears", "gears_residual", "additive")
 SEEDS = (0, 1, 2, 3, 4)

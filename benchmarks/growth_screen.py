@@ -64,7 +64,7 @@ from scipy import stats
 
 import perturbsim as ps
 from perturbsim._keys import CONDITION
-from perturbsim.tl._gi import gi_scores
+from perturbsim.pp._gi import gi_scores
 
 EMAP = "norman2019/gi/processed_emap.csv"
 PUBLISHED = "norman2019/gi/regr_fits_final.csv"

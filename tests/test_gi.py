@@ -8,8 +8,8 @@ from scipy import stats
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
+from perturbsim.pp._gi import distance_correlation, theil_sen
 from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
-from perturbsim.tl._gi import distance_correlation, theil_sen
 
 N_GENES = 80
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import perturbsim as ps
-from perturbsim.tl._gi import distance_correlation
+from perturbsim.pp._gi import distance_correlation
 
 ABUNDANCE = 0.5
 

@@ -13,7 +13,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.cli import main
-from perturbsim.tl._gi import gi_scores
+from perturbsim.pp._gi import gi_scores
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from .._keys import (
 )
 from .._settings import progress_disabled, resolve_seed
 from ..pp import canonical_label, parse_perturbations
+from ..pp._gi import gi_scores
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
@@ -430,9 +431,7 @@ class PerturbationModel(ABC):
             raise PerturbsimError(f"{self.name} can predict fewer than two of the genes: {genes}")
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         out = self._predict_batches(sets, batch_size)
-        if gi:  # tl is a layer below models: imported only when scores are asked for
-            from ..tl._gi import gi_scores
-
+        if gi:
             gi_options.setdefault("control_mean", self.control_mean)
             out.obs = _join_scores(out.obs, gi_scores(out, **gi_options))
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))

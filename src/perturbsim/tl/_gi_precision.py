@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError
-from ._gi import _TIES, SUBTYPES, GIRules
+from ..pp._gi import _TIES, SUBTYPES, GIRules
 
 PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
 """Per-gene calls scored by :func:`gi_per_gene_auprc` (``"additive"`` is the negative)."""

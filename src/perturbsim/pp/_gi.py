@@ -54,7 +54,7 @@ from scipy import sparse, stats
 from .._errors import PerturbsimError
 from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
-from ..pp import canonical_label, genes_of, parse_label
+from ._labels import canonical_label, genes_of, parse_label
 
 logger = logging.getLogger(__name__)
 
@@ -527,7 +527,7 @@ def gi_scores(
     For each pair A+B, the change of the pair over control is fitted as
     ``c1·ΔA + c2·ΔB`` by Theil-Sen regression without intercept (:func:`theil_sen`) over
     a set of genes, and the fit is summarised by the scores described in the module
-    documentation (:mod:`perturbsim.tl._gi`). Works on measured profiles, predictions
+    documentation (:mod:`perturbsim.pp._gi`). Works on measured profiles, predictions
     (``model.predict``) and mixes of the two (concatenate measured singles with a
     predicted pair): only the rows' changes matter.
 
