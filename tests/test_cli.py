@@ -262,3 +262,15 @@ def test_file_without_h5ad_suffix_is_a_one_line_error(capsys, screen, tmp_path):
     Path(data).rename(csv)
     assert _train(str(csv), tmp_path / "model", "--model", "mean") == 2
     assert f"expected an .h5ad file, got {str(csv)!r}" in _one_line_error(capsys)
+
+
+def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    args = ["--control", "control", "--models", "additive,linear,mean", "--seeds", "1"]
+    assert main(["evaluate", data, *args, "--gi-k", "3", "--out", str(tmp_path / "on")]) == 0
+    out = capsys.readouterr().out
+    assert "precision@3 per subtype" in out and "synergy" in out
+    assert (tmp_path / "on" / "gi_precision.csv").is_file()
+    assert main(["evaluate", data, *args, "--no-gi", "--out", str(tmp_path / "off")]) == 0
+    assert "precision@" not in capsys.readouterr().out
+    assert not (tmp_path / "off" / "gi_precision.csv").exists()

@@ -282,6 +282,7 @@ def _model_list(text: str) -> list[str]:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from ..io import write_report
+    from ..io._html import gi_precision_table
     from ..tl import evaluate
 
     models = _model_list(args.models)
@@ -294,10 +295,23 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         if annotations is not None and takes_option(m, "go_annotations")
     }
     result = evaluate(
-        adata, models=models, split=args.split, seeds=args.seeds, model_kwargs=model_kwargs
+        adata,
+        models=models,
+        split=args.split,
+        seeds=args.seeds,
+        model_kwargs=model_kwargs,
+        gi=args.gi,
+        gi_k=args.gi_k,
     )
     write_report(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
+    gi = gi_precision_table(result)
+    if not gi.empty:
+        print(
+            f"\ngenetic interactions of the test pairs: precision@{args.gi_k} per subtype, "
+            "mean over seeds (a random ranking's in brackets):"
+        )
+        print(gi.to_string(index=False))
     print(f"\nwrote scores, summary, plots, report.md and report.html to {args.out}")
 
 
@@ -315,6 +329,19 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         metavar="NAMES",
         help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)}) among: "
         f"{', '.join(model_names())}",
+    )
+    parser.add_argument(
+        "--gi-k",
+        type=int,
+        default=10,
+        metavar="K",
+        help="precision@K of predicted interaction subtypes among the test pairs (default 10)",
+    )
+    parser.add_argument(
+        "--no-gi",
+        dest="gi",
+        action="store_false",
+        help="skip scoring the genetic interactions of the test pairs",
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the report"

@@ -443,7 +443,7 @@ def _metrics_section(
     return [*section, "</section>"]
 
 
-def _nav(plots: ReportPlots) -> str:
+def _nav(plots: ReportPlots, *, interactions: bool) -> str:
     links = [
         ("calibrated", "Calibrated scores"),
         ("how-to-read", "How to read this"),
@@ -452,6 +452,8 @@ def _nav(plots: ReportPlots) -> str:
     ]
     if plots.scatters:
         links.append(("scatters", "Predicted vs measured"))
+    if interactions:
+        links.append(("interactions", "Genetic interactions"))
     if plots.histories:
         links.append(("training", "Training"))
     return "<nav>" + "".join(f'<a href="#{key}">{text}</a>' for key, text in links) + "</nav>"
@@ -510,7 +512,7 @@ def html_report(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         _settings(result),
-        _nav(plots),
+        _nav(plots, interactions=not result.gi.empty),
         *_calibrated_section(calibrated, metrics, models, subgroups, covered),
         f'<section id="how-to-read"><h2>How to read this</h2><p>{_HOW_TO_READ}</p></section>',
         '<section id="coverage"><h2>Coverage</h2>',
@@ -539,6 +541,14 @@ def html_report(
         page += [
             '<section id="training"><h2>Training</h2>',
             *map(_image, plots.histories),
+            "</section>",
+        ]
+    gi = gi_precision_table(result)
+    if not gi.empty:
+        page += [
+            '<section id="interactions"><h2>Genetic interactions</h2>',
+            f'<p class="note">{escape(GI_NOTE)}</p>',
+            _plain_table(gi, list(gi.columns)),
             "</section>",
         ]
     if not result.timings.empty:
@@ -571,6 +581,38 @@ def _coverage_table(coverage: pd.DataFrame, models: Sequence[str], subgroups: Se
             cells.append(_td(f"{covered} / {total}", classes=state))
         rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
     return _table(["model", *subgroups], rows, classes="coverage")
+
+
+GI_NOTE = (
+    "Precision@k of each interaction subtype among the test pairs (Norman's model of the "
+    "pair on its singles; subtypes by the GEARS paper's thresholds): of the k pairs a model "
+    "ranks most of a subtype, the share truly of it; mean over seeds, the expectation of a "
+    "random ranking of the same pairs in brackets. The additive baseline predicts every "
+    "pair as the sum of its singles (c1 = c2 = 1, fit correlation 1): its rankings of "
+    "magnitude and fit are all ties, so it scores what a random ranking does."
+)
+
+
+def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
+    """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
+
+    Empty when the evaluation scored no interactions.
+    """
+    summary = result.gi_summary()
+    if summary.empty:
+        return pd.DataFrame()
+    means = summary.set_index(["model", "subtype", "metric"])["mean"]
+    models = list(dict.fromkeys(summary["model"]))
+    subtypes = list(dict.fromkeys(summary["subtype"]))
+    cells = {
+        subtype: [
+            f"{_number(means[(m, subtype, 'precision_at_k')], 2)} "
+            f"({_number(means[(m, subtype, 'random_precision')], 2)})"
+            for m in models
+        ]
+        for subtype in subtypes
+    }
+    return pd.DataFrame({"model": models, **cells})
 
 
 def _plain_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:

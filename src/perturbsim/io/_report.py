@@ -25,11 +25,13 @@ from ..pl import metric_bars, predicted_vs_true, training_history
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
 from ._html import (
+    GI_NOTE,
     NOT_COVERED,
     TITLE,
     UNDEFINED,
     Plot,
     ReportPlots,
+    gi_precision_table,
     html_report,
 )
 
@@ -413,6 +415,12 @@ def markdown_report(
         for plot in plots.scatters:
             lines += [f"**{plot.caption}**", "", f"![{plot.caption}]({plot.file})", ""]
 
+    gi = gi_precision_table(result)
+    if not gi.empty:
+        lines += ["## Genetic interactions", "", GI_NOTE, ""]
+        rows = [[f"`{r[0]}`", *r[1:]] for r in gi.itertuples(index=False)]
+        lines += [_markdown_table(["model", *gi.columns[1:]], rows), ""]
+
     if plots.histories:
         lines += ["## Training", ""]
         lines += [f"![{plot.caption}]({plot.file})" for plot in plots.histories]
@@ -426,7 +434,7 @@ def markdown_report(
             for m in models
             if m in t.index
         ]
-        lines += [_markdown_table(["model", "fit + build (s)", "predict + score (s)"], rows), ""]
+        lines += [_markdown_table(["model", "fit + build (s)", "predict (s)"], rows), ""]
 
     lines += ["## Metrics", ""]
     rows = [
@@ -443,6 +451,7 @@ def markdown_report(
         "`timings.csv`"
         + (", `history.csv`" if plots.histories else "")
         + (", `failures.csv`" if not result.failures.empty else "")
+        + (", `gi_precision.csv`, `gi_summary.csv`" if not result.gi.empty else "")
         + "; `settings.json` (how the evaluation ran); `report.html` (this report as one "
         "self-contained page).",
         "",

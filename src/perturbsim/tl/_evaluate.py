@@ -31,6 +31,7 @@ from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
 from ..pp._de import top_de_indices
 from ..pp._setup import check_setup
+from ._evaluate_gi import GI_COLUMNS, GITruth, simulated_truth
 from ._metrics import METRICS, _predicted_means, score
 from ._result import (
     CHANGE_COLUMNS,
@@ -64,6 +65,7 @@ class SeedTables:
     histories: pd.DataFrame
     timings: pd.DataFrame
     failures: pd.DataFrame
+    gi: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,9 @@ def evaluate_seed(
     exclude_targets: bool = True,
     on_error: str = "raise",
     replicate: bool = True,
+    gi: bool = True,
+    gi_k: int = 10,
+    simulated: AnnData | None = None,
     bar: tqdm | None = None,
 ) -> SeedTables:
     """Split, summarise and DE-rank a copy of the screen for one seed; fit and score each model.
@@ -359,10 +364,13 @@ def evaluate_seed(
         Split seed; also the seed of every catalogue model (see :func:`evaluate`).
     builders
         Model name -> ``build(adata, seed)`` returning an unfitted model.
-    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate
+    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate, gi, gi_k
         As for :func:`evaluate`.
     exclude_targets
         As for :func:`evaluate`.
+    simulated
+        The simulator's noiseless profiles, the truth of the GI precision; None: the
+        measured means.
     bar
         Progress bar advanced by one per model.
 
@@ -381,8 +389,9 @@ def evaluate_seed(
     )
     train_kwargs = train_kwargs or {}
     test, subgroup_of = prepared.test, prepared.subgroup_of
-    scores, changes, histories = [], [], []
+    scores, changes, histories, gi_tables = [], [], [], []
     coverage, timings, failures = [], [], []
+    truth = GITruth(prepared.stats, test, seed, simulated) if gi else None
     for name, build in builders.items():
         if bar is not None:
             bar.set_postfix(seed=seed, model=name)
@@ -398,6 +407,9 @@ def evaluate_seed(
                 [c for c, ok in zip(test, model.covers(test), strict=True) if ok] if test else []
             )
             pred = model.predict(covered) if covered else None
+            predict_s = time.perf_counter() - t0
+            stage = "score interactions"
+            gi_table = truth.of_model(name, model, gi_k) if truth is not None else None
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             message = f"model {name!r} failed to {stage} on split seed {seed}: {error}"
@@ -427,7 +439,9 @@ def evaluate_seed(
             table.insert(2, "subgroup", table["condition"].map(subgroup_of))
             scores.append(table)
             changes.append(_de_changes(pred, prepared, name))
-        timings.append((name, seed, fit_s, time.perf_counter() - t0))
+        if gi_table is not None:
+            gi_tables.append(gi_table)
+        timings.append((name, seed, fit_s, predict_s))
         history = _history(model, name, seed)
         if history is not None:
             histories.append(history)
@@ -448,6 +462,8 @@ def evaluate_seed(
         scores.append(table)
         coverage += rows
         changes.append(replicate_changes)
+    if truth is not None:
+        gi_tables.append(truth.of_measurement(gi_k))
     return SeedTables(
         scores=_concat(scores, SCORE_COLUMNS),
         coverage=pd.DataFrame(coverage, columns=COVERAGE_COLUMNS),
@@ -455,6 +471,7 @@ def evaluate_seed(
         histories=_concat(histories, None),
         timings=pd.DataFrame(timings, columns=TIMING_COLUMNS),
         failures=pd.DataFrame(failures, columns=FAILURE_COLUMNS),
+        gi=_concat([t for t in gi_tables if t is not None], GI_COLUMNS),
     )
 
 
@@ -472,6 +489,8 @@ def evaluate(
     exclude_targets: bool = True,
     on_error: str = "raise",
     replicate: bool = True,
+    gi: bool = True,
+    gi_k: int = 10,
 ) -> EvaluationResult:
     """Train every model on every split seed and score it on each test subgroup.
 
@@ -532,6 +551,17 @@ def evaluate(
         :attr:`EvaluationResult.failures`; the model gets no rows for that seed).
     replicate
         Score the split-half replicate as the row ``"replicate"``.
+    gi
+        Score how well each model ranks the genetic interactions of the test pairs
+        (:attr:`EvaluationResult.gi`): the test pairs are scored by Norman's model
+        (:func:`perturbsim.tl.gi_scores`, on the genes with control mean above 0.5) from
+        the simulator's noiseless truth when the screen is simulated, else from the
+        measured means (pairs whose singles were measured); each model's predictions of the
+        pairs and their singles are scored the same way and compared by
+        :func:`perturbsim.tl.gi_precision` (``random_*`` columns: a random ranking). On a
+        simulated screen the row ``"measured"`` ranks by the measured means.
+    gi_k
+        Pairs taken from the top of each subtype's ranking (precision@k).
 
     Returns
     -------
@@ -562,6 +592,9 @@ def evaluate(
             raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if isinstance(gi_k, bool) or not isinstance(gi_k, int) or gi_k < 1:
+        raise PerturbsimError(f"gi_k must be a whole number >= 1, got {gi_k!r}")
+    simulated = simulated_truth(adata) if gi else None
 
     bar = tqdm(
         total=len(seed_list) * len(names),
@@ -583,6 +616,9 @@ def evaluate(
                 exclude_targets=exclude_targets,
                 on_error=on_error,
                 replicate=replicate,
+                gi=gi,
+                gi_k=gi_k,
+                simulated=simulated,
                 bar=bar,
             )
             for seed in seed_list
@@ -607,6 +643,7 @@ def evaluate(
         histories=_concat([p.histories for p in parts], None),
         timings=_concat([p.timings for p in parts], TIMING_COLUMNS),
         failures=_concat([p.failures for p in parts], FAILURE_COLUMNS),
+        gi=_concat([p.gi for p in parts], GI_COLUMNS),
         settings={
             "models": names,
             "split": split,
@@ -614,6 +651,7 @@ def evaluate(
             "n_de": int(n_de),
             "exclude_targets": bool(exclude_targets),
             "replicate": bool(replicate),
+            "gi_k": int(gi_k) if gi else None,
             "metrics": list(metrics) if metrics is not None else None,
             "n_cells": int(adata.n_obs),
             "n_genes": int(adata.n_vars),

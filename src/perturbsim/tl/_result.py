@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
+from ..pp._gi import SUBTYPES
 from ._metrics import METRICS, full_depth
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,22 @@ class EvaluationResult:
         ``train_loss``, ``val_loss``, ``lr`` and one column per loss term).
     timings
         ``model``, ``seed``, ``fit_s``, ``predict_s`` (wall seconds; ``fit_s`` includes
-        building the model and its graphs, ``predict_s`` scoring).
+        building the model and its graphs, ``predict_s`` predicting the test conditions).
     failures
         Runs skipped with ``on_error="skip"``: ``model``, ``seed``, ``stage`` (``"fit"``
         or ``"predict"``), ``error``.
+    gi
+        How well each model ranks the genetic interactions of the test pairs, one row per
+        model, seed and subtype: ``model``, ``seed``, ``truth`` (``"simulated"``: the
+        simulator's noiseless profiles; ``"measured"``: the measured means) and the
+        columns of :func:`perturbsim.tl.gi_precision` (``precision_at_k`` beside
+        ``random_precision``, a random ranking's). On a simulated screen the row
+        ``"measured"`` ranks by the measured means. Empty without test pairs or with
+        ``evaluate(gi=False)``. :meth:`gi_summary` averages over seeds.
     settings
         How the evaluation ran: ``models`` (the ``"replicate"`` row last), ``split``,
-        ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``metrics`` and
-        the screen's ``n_cells``, ``n_genes``, ``n_conditions``.
+        ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``gi_k``, ``metrics``
+        and the screen's ``n_cells``, ``n_genes``, ``n_conditions``.
     """
 
     scores: pd.DataFrame
@@ -146,6 +155,7 @@ class EvaluationResult:
     histories: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
+    gi: pd.DataFrame = field(default_factory=pd.DataFrame)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -261,6 +271,42 @@ class EvaluationResult:
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
         return _over_seeds(per_seed, models, confidence)
 
+    def gi_summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Precision@k of predicted interaction subtypes: mean over seeds, with a t-interval.
+
+        Parameters
+        ----------
+        confidence
+            Coverage of the interval over seeds.
+
+        Returns
+        -------
+        One row per ``model`` and ``subtype``, for ``metric`` ``precision_at_k``,
+        ``random_precision`` (a random ranking of the same pairs), ``top_k_accuracy`` and
+        ``r2``: the columns of :meth:`summary` (``n_conditions``: pairs compared, summed
+        over seeds). Empty when :attr:`gi` is.
+        """
+        if self.gi.empty:
+            return pd.DataFrame(columns=["subtype", *SUMMARY_COLUMNS])
+        metrics = ["precision_at_k", "random_precision", "top_k_accuracy", "r2"]
+        long = self.gi.melt(
+            id_vars=["model", "seed", "subtype", "n_pairs"],
+            value_vars=metrics,
+            var_name="metric",
+        )
+        # _over_seeds groups by subgroup: the subtype takes its place
+        long = long.rename(columns={"subtype": "subgroup", "n_pairs": "n_conditions"})
+        models = list(dict.fromkeys(self.gi["model"]))
+        table = _over_seeds(long, models, confidence).rename(columns={"subgroup": "subtype"})
+        keys = pd.DataFrame(
+            {
+                "model": table["model"].map({m: i for i, m in enumerate(models)}),
+                "subtype": table["subtype"].map({s: i for i, s in enumerate(SUBTYPES)}),
+                "metric": table["metric"].map({m: i for i, m in enumerate(metrics)}),
+            }
+        ).sort_values(["model", "subtype", "metric"], kind="stable")
+        return table.loc[keys.index].reset_index(drop=True)
+
     def coverage_table(self) -> pd.DataFrame:
         """Covered and total test conditions summed over seeds, per model and subgroup."""
         table = (
@@ -286,9 +332,10 @@ class EvaluationResult:
         -------
         File name -> path of every file written: ``scores.csv``, ``summary.csv``
         (:meth:`summary`), ``per_seed.csv`` (:meth:`per_seed`), ``coverage.csv``,
-        ``changes.csv``, ``timings.csv``, ``history.csv`` (:attr:`histories`) and
-        ``failures.csv`` unless empty, all without an index column, and ``settings.json``
-        (:attr:`settings`).
+        ``changes.csv``, ``timings.csv``, ``history.csv`` (:attr:`histories`),
+        ``failures.csv``, ``gi_precision.csv`` (:attr:`gi`) and ``gi_summary.csv``
+        (:meth:`gi_summary`) unless empty, all without an index column, and
+        ``settings.json`` (:attr:`settings`).
 
         Examples
         --------
@@ -314,6 +361,9 @@ class EvaluationResult:
             tables["history.csv"] = self.histories
         if not self.failures.empty:
             tables["failures.csv"] = self.failures
+        if not self.gi.empty:
+            tables["gi_precision.csv"] = self.gi
+            tables["gi_summary.csv"] = self.gi_summary()
         written = {
             name: atomic_write(out / name, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
             for name, frame in tables.items()

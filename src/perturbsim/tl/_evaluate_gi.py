@@ -1,0 +1,155 @@
+"""Genetic interactions in an evaluation: precision@k of each model's predicted test pairs.
+
+For the test pairs of one split seed, the truth is scored once by Norman's model
+(:func:`perturbsim.tl.gi_scores`): the simulator's noiseless profiles when the screen has
+them (:func:`perturbsim.tl.truth_profiles`), else the measured means of the pair and its two
+singles. Each model predicts the test pairs it covers together with their singles (its own
+singles, measured or not), the predictions are scored the same way on the same genes, and
+:func:`perturbsim.tl.gi_precision` compares the rankings. On a simulated screen the measured
+means are scored against the truth too (row ``"measured"``): how well the screen itself, at
+its depth, ranks the true interactions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import CONTROL, DELTA_LAYER, SIMULATION
+from ..models import PerturbationModel
+from ..pp import PseudobulkStats, genes_of
+from ..pp._gi import gi_scores
+from ._gi_precision import gi_precision
+from ._gi_truth import truth_profiles
+
+logger = logging.getLogger(__name__)
+
+MEASURED = "measured"
+"""Row of the measured means scored against a simulator's truth."""
+ABUNDANCE = 0.5
+"""Norman's threshold on mean control expression for the genes a pair is fitted on."""
+GI_COLUMNS = [
+    "model",
+    "seed",
+    "truth",
+    "subtype",
+    "score",
+    "k",
+    "n_pairs",
+    "n_true",
+    "precision_at_k",
+    "recall_at_k",
+    "top_k_accuracy",
+    "random_precision",
+    "random_recall",
+    "random_top_k_accuracy",
+    "r2",
+]
+
+
+def simulated_truth(adata: AnnData) -> AnnData | None:
+    """The noiseless profiles of a simulated screen (:func:`truth_profiles`); None otherwise."""
+    return truth_profiles(adata) if SIMULATION in adata.uns else None
+
+
+def _measured_profiles(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
+    """Measured means and changes over control of ``conditions`` (all in ``stats``)."""
+    mean = stats.mean[stats.index(list(conditions))].astype(np.float64)
+    profiles = AnnData(
+        X=mean,
+        obs=pd.DataFrame(index=pd.Index(list(conditions))),
+        var=pd.DataFrame(index=pd.Index(np.asarray(stats.genes, dtype=str))),
+    )
+    profiles.layers[DELTA_LAYER] = mean - stats.control_mean.astype(np.float64)
+    return profiles
+
+
+def _scored_pairs(table: pd.DataFrame) -> pd.Index:
+    return table.index[table["flag"] == ""]
+
+
+class GITruth:
+    """The true interactions of a seed's test pairs, and the genes every pair is fitted on.
+
+    Pairs are fitted on the genes whose control mean (of the truth) is above Norman's
+    :data:`ABUNDANCE`, their own genes left out, with no DE-count filter.
+
+    Parameters
+    ----------
+    stats
+        The seed's statistics (every condition's measured means).
+    test
+        The seed's test conditions; its two-gene ones are scored.
+    seed
+        Seed of the Theil-Sen subsets.
+    simulated
+        The simulator's noiseless profiles (:func:`simulated_truth`), or None to take the
+        measured means as the truth (pairs whose singles were not measured are left out).
+    """
+
+    def __init__(
+        self,
+        stats: PseudobulkStats,
+        test: Sequence[str],
+        seed: int,
+        simulated: AnnData | None = None,
+    ) -> None:
+        self.stats, self.seed, self.simulated = stats, seed, simulated
+        pairs = [c for c in test if len(genes_of(c)) == 2]
+        measured = set(map(str, stats.conditions))
+        self.measurable = [p for p in pairs if {p, *genes_of(p)} <= measured]
+        if simulated is None:
+            self.pairs, self.kind = self.measurable, MEASURED
+            profiles = _measured_profiles(stats, self._with_singles(self.pairs))
+            control = stats.control_mean
+        else:
+            self.pairs, self.kind = [p for p in pairs if p in simulated.obs_names], "simulated"
+            profiles = simulated
+            control = np.asarray(simulated[CONTROL].X, dtype=float).ravel()
+        self.genes = list(np.asarray(stats.genes, dtype=str)[control > ABUNDANCE])
+        self.scores = self.score(profiles, self.pairs) if self.pairs else None
+
+    @staticmethod
+    def _with_singles(pairs: Sequence[str]) -> list[str]:
+        singles = sorted({g for p in pairs for g in genes_of(p)})
+        return [*singles, *pairs]
+
+    def score(self, profiles: AnnData, pairs: Sequence[str]) -> pd.DataFrame:
+        """:func:`gi_scores` of ``pairs`` in ``profiles`` on the truth's genes."""
+        return gi_scores(profiles, pairs=list(pairs), genes=self.genes, seed=self.seed)
+
+    def precision(self, name: str, predicted: pd.DataFrame, k: int) -> pd.DataFrame | None:
+        """:func:`gi_precision` of ``predicted`` scores, with ``model``, ``seed``, ``truth``.
+
+        None when no pair is scored in both tables (e.g. every pair flagged).
+        """
+        if self.scores is None:
+            return None
+        both = _scored_pairs(predicted).intersection(_scored_pairs(self.scores))
+        if both.empty:
+            logger.info("seed %d, %s: no pair scored in both prediction and truth", self.seed, name)
+            return None
+        table = gi_precision(predicted, self.scores, k=k)
+        table.insert(0, "truth", self.kind)
+        table.insert(0, "seed", self.seed)
+        table.insert(0, "model", name)
+        return table[GI_COLUMNS]
+
+    def of_model(self, name: str, model: PerturbationModel, k: int) -> pd.DataFrame | None:
+        """Precision of ``model``'s predicted interactions; None when it covers no pair."""
+        pairs = [p for p, ok in zip(self.pairs, model.covers(self.pairs), strict=True) if ok]
+        if not pairs:
+            return None
+        predicted = self.score(model.predict(self._with_singles(pairs)), pairs)
+        return self.precision(name, predicted, k)
+
+    def of_measurement(self, k: int) -> pd.DataFrame | None:
+        """Precision of the measured means against a simulator's truth (None otherwise)."""
+        if self.simulated is None or not self.measurable:
+            return None
+        measured = _measured_profiles(self.stats, self._with_singles(self.measurable))
+        return self.precision(MEASURED, self.score(measured, self.measurable), k)

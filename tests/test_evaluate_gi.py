@@ -1,0 +1,102 @@
+"""Genetic-interaction precision inside ``tl.evaluate``: truth, models, anchors, files."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.pp import genes_of
+
+
+@pytest.fixture(scope="module")
+def small():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    return adata
+
+
+@pytest.fixture(scope="module")
+def small_result(small):
+    return ps.tl.evaluate(small, models=["additive", "mean", "linear"], seeds=[1, 2])
+
+
+def test_simulated_screen_is_ranked_against_its_noiseless_truth(small_result):
+    gi = small_result.gi
+    assert set(gi["truth"]) == {"simulated"}
+    for (model, seed), rows in gi.groupby(["model", "seed"]):
+        assert list(rows["subtype"]) == list(ps.pp._gi.SUBTYPES), (model, seed)
+    # "mean" predicts one profile for every perturbation: its singles are collinear, so
+    # no pair can be scored and it has no rows
+    assert set(gi["model"]) == {"additive", "linear", "measured"}
+    assert gi["precision_at_k"].between(0, 1).all()
+    assert (gi["k"] <= gi["n_pairs"]).all()
+
+
+def test_additive_baseline_ranks_magnitude_as_a_random_ranking_does(small_result):
+    """Every additive pair has c1 = c2 = 1: all ties, so the random expectation exactly."""
+    gi = small_result.gi
+    additive = gi[(gi["model"] == "additive") & gi["subtype"].isin(["synergy", "suppression"])]
+    assert not additive.empty
+    np.testing.assert_allclose(additive["precision_at_k"], additive["random_precision"])
+
+
+def test_measured_row_matches_scoring_measured_means_by_hand(small, small_result):
+    split = ps.pp.split(small, kind="simulation", seed=1, copy=True)
+    ps.pp.pseudobulk(split)
+    stats = ps.pp.PseudobulkStats.from_adata(split)
+    test = [str(c) for c in split.uns["perturbsim"]["split"]["test"]]
+    measured_conditions = set(map(str, stats.conditions))
+    pairs = [c for c in test if len(genes_of(c)) == 2 and set(genes_of(c)) <= measured_conditions]
+    assert pairs
+    truth = ps.tl.truth_profiles(small)
+    genes = list(truth.var_names[np.asarray(truth["ctrl"].X).ravel() > 0.5])
+    singles = sorted({g for p in pairs for g in genes_of(p)})
+    rows = stats.index([*singles, *pairs])
+    measured = ad.AnnData(
+        X=stats.mean[rows].astype(float),
+        obs=pd.DataFrame(index=[*singles, *pairs]),
+        var=pd.DataFrame(index=list(map(str, stats.genes))),
+    )
+    measured.layers["delta"] = measured.X - stats.control_mean.astype(float)
+    expected = ps.tl.gi_precision(
+        ps.tl.gi_scores(measured, pairs=pairs, genes=genes, seed=1),
+        ps.tl.gi_scores(truth, pairs=pairs, genes=genes, seed=1),
+    )
+    got = small_result.gi.query("model == 'measured' and seed == 1")
+    np.testing.assert_allclose(got["precision_at_k"], expected["precision_at_k"])
+    np.testing.assert_allclose(got["random_precision"], expected["random_precision"])
+
+
+def test_real_screen_takes_the_measured_means_as_truth(norman):
+    result = ps.tl.evaluate(norman, models=["additive"], seeds=[1], replicate=False)
+    assert set(result.gi["truth"]) == {"measured"}
+    assert "measured" not in set(result.gi["model"])  # no noiseless truth to rank against
+    summary = result.gi_summary()
+    assert set(summary["metric"]) == {
+        "precision_at_k",
+        "random_precision",
+        "top_k_accuracy",
+        "r2",
+    }
+
+
+def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
+    result = ps.tl.evaluate(small, models=["additive"], seeds=[1], gi=False)
+    assert result.gi.empty and result.gi_summary().empty
+    assert "gi_precision.csv" not in result.write(tmp_path / "off")
+    on = ps.tl.evaluate(small, models=["additive"], seeds=[1])
+    written = on.write(tmp_path / "on")
+    assert {"gi_precision.csv", "gi_summary.csv"} <= set(written)
+    report = ps.io.write_report(on, tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Genetic interactions" in text and report
+
+
+@pytest.mark.parametrize("gi_k", [0, 2.5, True])
+def test_bad_gi_k_is_one_clear_error(small, gi_k):
+    with pytest.raises(PerturbsimError, match="gi_k"):
+        ps.tl.evaluate(small, models=["additive"], seeds=[1], gi_k=gi_k)
