@@ -297,3 +297,59 @@ def test_not_fitted_and_bad_options_raise(norman):
         Linear(norman, n_components=0)
     with pytest.raises(ps.PerturbsimError, match="n_steps"):
         GRN(norman, n_steps=0)
+
+
+# -- linear: robustness ------------------------------------------------------------------
+def test_linear_unseen_measured_gene_is_not_extrapolated_from_unmeasured_singles():
+    # only unmeasured genes were perturbed in training: nothing says how a measured gene's
+    # embedding maps to a change, so G3 is predicted as the mean training perturbation
+    rng = np.random.default_rng(6)
+    control = rng.uniform(2.0, 4.0, size=15)
+    means = {"ctrl": control}
+    means |= {g: control + rng.normal(0, 0.4, 15) for g in ("A", "B", "C", "D", "G3")}
+    adata = exact_screen(means)
+    model = Linear(adata, embed_unmeasured=True).fit(train_conditions=["A", "B", "C", "D"])
+    b = np.mean([means[g] - control for g in "ABCD"], axis=0)
+    np.testing.assert_allclose(model.predict("G3").layers["delta"][0], b, atol=1e-5)
+    assert model.shrinkage == 0.0 and not model.weights.any()
+    # the unmeasured singles still add their own (low-rank) deviation
+    np.testing.assert_allclose(model.predict("A").X[0], means["A"], atol=1e-4)
+
+
+def test_linear_ridge_is_relative_so_predictions_scale_with_the_data():
+    adata, genes, _change, control = _planted_linear()
+    means = _cell_means(adata)
+    changes = means.to_numpy() - control
+    scaled = exact_screen(
+        {c: 20 + control + 10 * d for c, d in zip(means.index, changes, strict=True)}, eps=0.0
+    )
+    queries = [genes[t] for t in (12, 25, 31)]
+    small = Linear(adata, n_components=3).fit().predict(queries).layers["delta"]
+    large = Linear(scaled, n_components=3).fit().predict(queries).layers["delta"]
+    np.testing.assert_allclose(large, 10 * small, rtol=1e-3, atol=1e-4)
+
+
+def test_linear_shrinks_deviations_that_do_not_generalise():
+    # measured targets whose changes have nothing to do with their embeddings
+    rng = np.random.default_rng(8)
+    control = rng.uniform(2.0, 4.0, size=30)
+    genes = [f"G{i}" for i in range(30)]
+    means = {"ctrl": control, **{g: control + rng.normal(0, 0.4, 30) for g in genes[:20]}}
+    adata = exact_screen(means)
+    train = genes[:15]
+    model = Linear(adata, n_components=5).fit(train_conditions=train)
+    unshrunk = Linear(adata, n_components=5, shrink=False).fit(train_conditions=train)
+    assert model.shrinkage < 0.2
+    held_out = genes[15:20]
+    gap = np.abs(model.predict(held_out).layers["delta"] - model.offset).max()
+    unshrunk_gap = np.abs(unshrunk.predict(held_out).layers["delta"] - unshrunk.offset).max()
+    assert gap <= model.shrinkage * unshrunk_gap + 1e-6
+    # a planted linear structure is not shrunk
+    planted, *_ = _planted_linear()
+    assert Linear(planted, n_components=3, ridge=1e-10).fit().shrinkage > 0.99
+
+
+def test_linear_bad_ridge_is_a_one_line_error(norman):
+    for ridge in (-0.1, float("inf"), "0.1"):
+        with pytest.raises(ps.PerturbsimError, match="ridge must be a finite number >= 0"):
+            Linear(norman, ridge=ridge)

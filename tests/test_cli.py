@@ -57,7 +57,7 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert "top DE genes of KLF1:" in out
     for subgroup in ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"):
         assert subgroup in out
-    for model in ("gears", "gears_residual_ensemble", "additive", "mean", "no_perturb"):
+    for model in ("stacked", "additive", "linear_go", "mean", "no_perturb"):
         assert model in out
     assert (tmp_path / "report" / "report.md").is_file()
 

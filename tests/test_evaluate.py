@@ -215,6 +215,8 @@ def test_write_round_trips(result, tmp_path):
         "changes.csv": result.changes,
         "timings.csv": result.timings,
         "history.csv": result.histories,
+        "gi_precision.csv": result.gi,
+        "gi_summary.csv": result.gi_summary(),
     }
     assert set(written) == {*tables, "settings.json"}  # no failures.csv: nothing failed
     assert sorted(p.name for p in out.iterdir()) == sorted(written)  # no temporary files

@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_screen
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -100,3 +101,10 @@ def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
 def test_bad_gi_k_is_one_clear_error(small, gi_k):
     with pytest.raises(PerturbsimError, match="gi_k"):
         ps.tl.evaluate(small, models=["additive"], seeds=[1], gi_k=gi_k)
+
+
+def test_a_screen_without_pairs_has_no_interaction_rows_and_no_failure():
+    singles = make_screen(["ctrl"] + [f"G{i}+ctrl" for i in range(10)], n_genes=20, cells=8)
+    ps.pp.setup(singles, perturbation_key="condition")
+    result = ps.tl.evaluate(singles, models=["mean", "additive"], split="single", seeds=[1])
+    assert result.failures.empty and result.gi.empty

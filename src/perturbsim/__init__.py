@@ -3,16 +3,28 @@
 from . import ds, io, models, pl, pp, tl
 from ._errors import PerturbsimError
 from ._settings import settings
-from .models import GEARS, GRN, Additive, Linear, NoPerturbation, PerturbationModel, TrainMean
+from .models import (
+    GEARS,
+    GRN,
+    Additive,
+    Linear,
+    LinearGO,
+    NoPerturbation,
+    PerturbationModel,
+    Stacked,
+    TrainMean,
+)
 
 __all__ = [
     "GEARS",
     "GRN",
     "Additive",
     "Linear",
+    "LinearGO",
     "NoPerturbation",
     "PerturbationModel",
     "PerturbsimError",
+    "Stacked",
     "TrainMean",
     "ds",
     "io",

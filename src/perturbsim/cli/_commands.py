@@ -108,9 +108,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model",
-        default="gears",
+        default=DEFAULT_MODELS[0],
         metavar="NAME",
-        help=f"model to train (default: gears): {', '.join(model_names())}",
+        help=f"model to train (default: {DEFAULT_MODELS[0]}): {', '.join(model_names())}",
     )
     parser.add_argument("--split", choices=SPLITS, default="simulation", help="held-out design")
     parser.add_argument(
@@ -402,19 +402,22 @@ def _run_demo(args: argparse.Namespace) -> None:
     from ..tl import evaluate
 
     adata = norman2019_subset()
-    table = condition_table(adata)
     print(f"Norman et al. 2019 K562 CRISPRa subset: {adata.n_obs} cells x {adata.n_vars} genes")
-    print(table.groupby("kind")["n_cells"].agg(conditions="size", cells="sum").to_string())
+    print(
+        f"training the default model ({DEMO_MODELS[0]}) and the baselines over "
+        f"{args.seeds} split seed(s) ..."
+    )
+    result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
+    print()
+    print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
+    print("\nthe screen:")
+    print(condition_table(adata).groupby("kind")["n_cells"].agg(conditions="size", cells="sum"))
     rank_de(adata, n_genes=20)
     de = DEGenes.from_adata(adata)
     for condition in ("KLF1", "KLF1+MAP2K6", "TMSB4X"):
         print(f"top DE genes of {condition}: {', '.join(de.top_genes(condition)[:8])}")
     print("\nsimulation split (seed 1):")
     print(split_summary(split(adata, kind="simulation", seed=1, copy=True)).to_string(index=False))
-    print(f"\ntraining GEARS and baselines over {args.seeds} split seed(s) ...")
-    result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
-    print()
-    print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     if args.out is not None:
         write_report(result, args.out, title="Norman et al. 2019 K562 CRISPRa subset")
         print(

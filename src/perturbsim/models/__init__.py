@@ -17,7 +17,9 @@ from ._gears import GEARS
 from ._gears_config import GEARSConfig
 from ._grn import GRN
 from ._linear import Linear
+from ._linear_go import LinearGO
 from ._simple import Additive, NoPerturbation, TrainMean
+from ._stacked import Stacked
 from ._target_effect import fit_target_effect
 
 __all__ = [
@@ -30,8 +32,10 @@ __all__ = [
     "Additive",
     "GEARSConfig",
     "Linear",
+    "LinearGO",
     "NoPerturbation",
     "PerturbationModel",
+    "Stacked",
     "TrainMean",
     "Variant",
     "build_model",

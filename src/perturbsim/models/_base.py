@@ -213,8 +213,9 @@ class PerturbationModel(ABC):
     Parameters
     ----------
     adata
-        A set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`);
-        ``None`` only when restoring a saved model.
+        A set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`),
+        or the :class:`ScreenData` of one (shared between models without recomputing its
+        statistics); ``None`` only when restoring a saved model.
     seed
         Seed of everything random in fitting (default: ``perturbsim.settings.seed``); models
         without randomness keep it only for the record.
@@ -228,8 +229,13 @@ class PerturbationModel(ABC):
         super().__init_subclass__(**kwargs)
         MODEL_REGISTRY[cls.name] = cls
 
-    def __init__(self, adata: AnnData | None = None, *, seed: int | None = None) -> None:
-        self.data = ScreenData.from_adata(adata) if adata is not None else None
+    def __init__(
+        self, adata: AnnData | ScreenData | None = None, *, seed: int | None = None
+    ) -> None:
+        if isinstance(adata, ScreenData):
+            self.data: ScreenData | None = adata
+        else:
+            self.data = ScreenData.from_adata(adata) if adata is not None else None
         self.seed = resolve_seed(seed)
         self.is_fitted = False
         if self.data is not None:
@@ -597,10 +603,42 @@ class PerturbationModel(ABC):
             raise PerturbsimError(
                 f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
             )
-        model = model_cls.__new__(model_cls)
-        PerturbationModel.__init__(model, None, seed=config.get("seed"))
-        model.genes = genes
-        model.control_mean = np.asarray(arrays.pop("control_mean"), dtype=np.float64)
-        model._restore(config.get("options", {}), arrays)
+        control_mean = arrays.pop("control_mean")
+        return model_cls.from_state(
+            genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
+        )
+
+    @classmethod
+    def from_state(
+        cls,
+        genes: np.ndarray,
+        control_mean: np.ndarray,
+        options: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        *,
+        seed: int | None,
+    ) -> Self:
+        """A fitted model of this class rebuilt from its saved state, without data.
+
+        Parameters
+        ----------
+        genes
+            The measured genes.
+        control_mean
+            Mean control expression of each gene.
+        options, arrays
+            What :meth:`_options` and :meth:`_arrays` returned when it was saved.
+        seed
+            The model's seed.
+
+        Returns
+        -------
+        The model, fitted; :meth:`fit` is unavailable (no data).
+        """
+        model = cls.__new__(cls)
+        PerturbationModel.__init__(model, None, seed=seed)
+        model.genes = np.asarray(genes, dtype=str)
+        model.control_mean = np.asarray(control_mean, dtype=np.float64)
+        model._restore(options, arrays)
         model.is_fitted = True
         return model

@@ -68,28 +68,25 @@ VARIANTS: dict[str, Variant] = {
         {"additive_residual": True, "n_models": 5},
         "gears_residual with five networks",
     ),
+    "stacked_no_denoise": Variant(
+        "stacked", {"denoise": False}, "stacked on the measured changes as they are (ablation)"
+    ),
+    "stacked_gears_only": Variant(
+        "stacked", {"linear_go": False}, "stacked without the GO linear model (ablation)"
+    ),
 }
 """Named options of registered models, for ablations: name -> :class:`Variant`."""
 
-DEFAULT_MODELS: tuple[str, ...] = (
-    "gears",
-    "gears_residual",
-    "additive",
-    "linear",
-    "mean",
-    "grn",
-    "no_perturb",
-)
-"""What :func:`perturbsim.tl.evaluate` and ``perturbsim evaluate`` run unless told otherwise:
-one network per GEARS variant, so that large screens stay in minutes."""
+BASELINES: tuple[str, ...] = ("additive", "linear", "linear_go", "mean", "grn", "no_perturb")
+"""The simple baselines every result is compared with."""
 
-DEMO_MODELS: tuple[str, ...] = (
-    "gears",
-    "gears_reference",
-    "gears_residual_ensemble",
-    *DEFAULT_MODELS[1:],
-)
-"""What ``perturbsim demo`` runs on the bundled screen."""
+DEFAULT_MODELS: tuple[str, ...] = ("stacked", "gears", *BASELINES)
+"""What :func:`perturbsim.tl.evaluate` and ``perturbsim evaluate`` run unless told otherwise:
+the default model (``stacked``), GEARS alone and the baselines; one network each, so that
+large screens stay in minutes."""
+
+DEMO_MODELS: tuple[str, ...] = ("stacked", *BASELINES)
+"""What ``perturbsim demo`` runs on the bundled screen: the default and the baselines."""
 
 
 def model_names() -> list[str]:

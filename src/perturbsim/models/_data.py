@@ -133,6 +133,42 @@ class ScreenData:
         """
         return self.training_changes()[1].mean(axis=0)
 
+    def denoised_changes(self, conditions: Sequence[str]) -> np.ndarray:
+        """Mean changes of ``conditions`` shrunk towards their mean by their noise, ``(P, G)``.
+
+        Each condition's measured change of a gene, ``d``, is an estimate whose own noise
+        has squared standard error ``s² = var_c / n_c`` (cell variance and count of the
+        condition in the statistics; the control's noise is shared by every condition, so it
+        is part of what they have in common, not of what sets one apart). Its departure from
+        the mean change of ``conditions``, ``r = d - m``, is shrunk by the positive-part
+        James-Stein rule of one observation, a normal prior of mean 0 on the true departure
+        with variance estimated from the measurement itself (``τ² = max(0, r² - s²)``):
+        ``m + r · max(0, 1 - s² / r²)``. A departure within its noise (``|r| <= s``)
+        becomes 0, one of ``z = |r| / s`` standard errors keeps ``1 - 1 / z²`` of itself.
+        The prior is per condition and gene, not shared by a gene's conditions, because
+        perturbation effects are sparse: a gene that responds strongly to one perturbation
+        and not to the others must keep that response. A condition of one cell has no
+        variance and is kept as measured.
+
+        Parameters
+        ----------
+        conditions
+            Conditions in the statistics, at least one.
+
+        Returns
+        -------
+        The shrunk changes, float64, in the order of ``conditions``.
+        """
+        stats = self.stats
+        rows = stats.index(list(conditions))
+        delta = stats.delta[rows].astype(np.float64)
+        mean = delta.mean(axis=0)
+        departure = delta - mean
+        noise = stats.variance()[rows].astype(np.float64) / stats.n_cells[rows][:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = np.where(noise > 0, np.clip(1.0 - noise / departure**2, 0.0, 1.0), 1.0)
+        return mean + departure * np.nan_to_num(weight, nan=0.0)
+
     def single_changes(self) -> dict[str, np.ndarray]:
         """Gene -> mean change of its single-gene training condition, ``(G,)`` float64."""
         singles = [c for c in self.perturbed(self.train) if len(genes_of(c)) == 1]

@@ -61,8 +61,9 @@ class GEARS(PerturbationModel):
     Parameters
     ----------
     adata
-        Set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`).
-        It is not modified.
+        Set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`),
+        or its :class:`~perturbsim.models._data.ScreenData` (not with an odd ``gamma``, which
+        trains on cells). It is not modified.
     hidden
         Embedding size.
     n_gene_layers, n_pert_layers
@@ -148,7 +149,7 @@ class GEARS(PerturbationModel):
 
     def __init__(
         self,
-        adata: AnnData | None = None,
+        adata: AnnData | ScreenData | None = None,
         *,
         go_annotations: pd.DataFrame | None = None,
         seed: int | None = None,
@@ -169,6 +170,10 @@ class GEARS(PerturbationModel):
         self.target_effect = np.zeros(0, np.float32)
         self.cells: dict[str, np.ndarray] = {}
         if self.data is not None and not self.loss.uses_moments:
+            if not isinstance(adata, AnnData):
+                raise PerturbsimError(
+                    f"gamma={self.config.gamma} trains on cells: build GEARS from the AnnData"
+                )
             conditions = list(self.data.train) + list(self.data.val)
             rest = [str(c) for c in self.data.stats.conditions if c not in set(conditions)]
             self.cells = draw_cells(

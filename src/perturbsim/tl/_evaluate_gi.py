@@ -141,6 +141,8 @@ class GITruth:
 
     def of_model(self, name: str, model: PerturbationModel, k: int) -> pd.DataFrame | None:
         """Precision of ``model``'s predicted interactions; None when it covers no pair."""
+        if not self.pairs:
+            return None
         pairs = [p for p, ok in zip(self.pairs, model.covers(self.pairs), strict=True) if ok]
         if not pairs:
             return None

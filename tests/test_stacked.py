@@ -1,0 +1,150 @@
+"""The default model: baseline, noise-aware changes, weights fitted on held-out conditions."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_screen
+
+import perturbsim as ps
+from perturbsim.models._data import ScreenData
+from perturbsim.models._stacking import MIN_CONDITIONS, FitRow, bounded_least_squares, fit_per_kind
+
+
+def test_bounded_least_squares_recovers_weights_and_respects_bounds():
+    rng = np.random.default_rng(0)
+    parts = rng.normal(size=(400, 3))
+    target = parts @ [0.3, 0.0, 0.8] + rng.normal(scale=0.01, size=400)
+    np.testing.assert_allclose(
+        bounded_least_squares(parts, target, np.zeros(3)), [0.3, 0, 0.8], atol=0.01
+    )
+    # a weight the data wants at 2 or -1 stops at the bound
+    np.testing.assert_allclose(
+        bounded_least_squares(parts, parts @ [2.0, -1.0, 0.5], np.zeros(3)),
+        [1.0, 0.0, 0.5],
+        atol=0.05,
+    )
+    # a weight the rows cannot tell from its default stays there
+    noisy = bounded_least_squares(parts[:5], rng.normal(size=5), np.zeros(3))
+    np.testing.assert_array_equal(noisy, np.zeros(3))
+    # a part that is 0 everywhere keeps its default
+    parts[:, 1] = 0
+    assert bounded_least_squares(parts, target, np.array([0.0, 0.7, 0.0]))[1] == 0.7
+
+
+def test_fit_per_kind_uses_own_rows_pools_few_and_keeps_default_without_any():
+    rng = np.random.default_rng(1)
+
+    def row(kind: str, weight: float) -> FitRow:
+        part = rng.normal(size=(50, 1))
+        return FitRow(kind, part, weight * part[:, 0])
+
+    rows = [row("a", 0.2) for _ in range(MIN_CONDITIONS)] + [row("b", 0.9), row("d", 0.5)]
+    fitted = fit_per_kind(rows, ("a", "b", "c", "d"), np.ones(1), pooled_kinds=("a", "b", "c"))
+    assert fitted["a"].weights[0] == pytest.approx(0.2) and not fitted["a"].pooled
+    assert fitted["b"].pooled and 0.2 < fitted["b"].weights[0] < 0.9
+    assert fitted["c"].n_conditions == 0 and fitted["c"].weights[0] == 1.0
+    assert fitted["d"].n_conditions == 0 and fitted["d"].weights[0] == 1.0  # not poolable
+
+
+def _null_screen() -> ad.AnnData:
+    """Perturbations that do nothing: every condition's cells drawn like control's.
+
+    Control has 1,000 times the cells of a perturbation, as in a CRISPRi screen such as
+    Gasperini's, so the noise the measured changes share through the control mean is small.
+    """
+    genes = [f"G{i}" for i in range(100)]
+    singles = [f"{g}+ctrl" for g in genes[:16]]
+    pairs = [f"G{i}+G{i + 1}" for i in range(0, 20, 2)]
+    adata = make_screen(["ctrl"] * 1000 + singles + pairs, n_genes=100, cells=30, seed=3)
+    ps.pp.setup(adata, perturbation_key="condition")
+    return adata
+
+
+def _go(genes: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"gene": genes * 2, "term": [f"T{i % 4}" for i in range(len(genes))] + ["T9"] * len(genes)}
+    )
+
+
+def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norman):
+    data = ScreenData.from_adata(norman)
+    conditions = data.perturbed(data.train)
+    raw = data.stats.delta[data.stats.index(conditions)].astype(float)
+    mean = raw.mean(axis=0)
+    denoised = data.denoised_changes(conditions)
+    departure, kept = raw - mean, denoised - mean
+    assert np.all(np.abs(kept) <= np.abs(departure) + 1e-9)
+    assert np.all(np.sign(kept) * np.sign(departure) >= 0)
+    assert (np.abs(kept) < 1e-12).mean() > 0.3  # most departures are within their noise
+    strongest = np.unravel_index(np.abs(departure).argmax(), raw.shape)
+    assert denoised[strongest] == pytest.approx(raw[strongest], rel=0.05)
+
+
+def test_on_a_screen_where_nothing_replicates_it_predicts_close_to_no_change():
+    adata = _null_screen()
+    ps.pp.split(adata, kind="simulation", seed=0)
+    go = _go(list(adata.var_names))
+    stacked = ps.models.Stacked(adata, go_annotations=go, seed=0).fit(max_epochs=5)
+    mean = ps.models.TrainMean(adata).fit()
+    query = ["G30", "G31", "G32", "G30+G31"]
+    assert (
+        np.abs(stacked.predict(query).layers["delta"]).mean()
+        < 0.6 * np.abs(mean.predict(query).layers["delta"]).mean()
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted_small():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="simulation", seed=1)
+    go = adata.uns["simulation"]["go"]
+    model = ps.models.Stacked(adata, go_annotations=go, seed=0).fit(max_epochs=10)
+    return adata, model
+
+
+def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small):
+    _, model = fitted_small
+    weights = model.weights
+    assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
+    assert set(weights["part"]) == {"scale", "gears", "linear_go"}
+    assert weights["weight"].between(0, 1).all()
+    # the scale of unseen singles is fitted on training singles held out one at a time
+    scale = weights.query("kind == 'unseen_single' and part == 'scale'").iloc[0]
+    assert scale["n_conditions"] >= 3 and not scale["pooled"]
+    # the simulation split has no validation pair of two measured singles: the baseline
+    seen2 = weights.query("kind == 'combo_seen2'").set_index("part")
+    assert seen2.loc["scale", "weight"] == 1.0 and seen2.loc["gears", "weight"] == 0.0
+    assert (seen2["n_conditions"] == 0).all()
+
+
+def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitted_small):
+    adata, _ = fitted_small
+    go = adata.uns["simulation"]["go"]
+    raw = ps.models.Stacked(adata, go_annotations=go, seed=0, denoise=False).fit(max_epochs=2)
+    additive = ps.models.Additive(adata).fit()
+    split = adata.uns["perturbsim"]["split"]
+    pairs = [c for c in map(str, split["test"]) if "+" in c]
+    covered = [p for p, ok in zip(pairs, additive.covers(pairs), strict=True) if ok]
+    assert covered
+    np.testing.assert_allclose(
+        raw.predict(covered).layers["delta"], additive.predict(covered).layers["delta"], atol=1e-5
+    )
+
+
+def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
+    adata, model = fitted_small
+    query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    model.save(tmp_path / "stacked")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    assert isinstance(loaded, ps.models.Stacked)
+    np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
+    pd.testing.assert_frame_equal(loaded.weights, model.weights)
+
+
+def test_it_is_the_catalogue_default(fitted_small):
+    assert ps.models.DEFAULT_MODELS[0] == "stacked"
+    assert ps.models.DEMO_MODELS[0] == "stacked"
