@@ -7,7 +7,9 @@ present, on the real Gasperini 2019 CRISPRi screen (normalised; its singles unde
 JSON line: per data set the wall time, the mean fit time per run of each model and, per
 subgroup and model, the mean over seeds of ``pearson_delta_de`` and ``nmse_de`` with the
 coverage (covered / total test conditions over all seeds), beside the split-half replicate,
-and the calibrated scores (``(model - mean) / (replicate - mean)``) with their intervals.
+the calibrated scores (``(model - mean) / (replicate - mean)``) with their intervals, and
+each model's precision@10 of the interaction subtypes of the test pairs beside a random
+ranking's (against the simulator's noiseless truth, or the measured means).
 
 Usage::
 
@@ -33,8 +35,16 @@ from perturbsim.tl import EvaluationResult, evaluate
 METRICS = ("pearson_delta_de", "nmse_de")
 GASPERINI = "gasperini2019/gasperini2019_highmoi_tss_subset.h5ad"
 MIN_PAIR_CELLS = 10
-MODELS = (*DEFAULT_MODELS, "gears_reference", "gears_cold_start", "gears_residual_ensemble")
-"""The default models plus the GEARS ablations reported in RESULTS.md."""
+MODELS = (
+    *DEFAULT_MODELS,
+    "stacked_no_denoise",
+    "stacked_gears_only",
+    "gears_residual",
+    "gears_reference",
+    "gears_cold_start",
+    "gears_residual_ensemble",
+)
+"""The default models plus the ablations of the default and of GEARS reported in RESULTS.md."""
 
 
 def _round(x: float) -> float | None:
@@ -66,6 +76,15 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
             _round(row.ci_low),
             _round(row.ci_high),
         ]
+    gi: dict[str, dict] = {}
+    gi_summary = result.gi_summary()
+    for (model, subtype), rows in gi_summary.groupby(["model", "subtype"], sort=False):
+        means = rows.set_index("metric")["mean"]
+        gi.setdefault(model, {})[subtype] = {
+            "precision_at_k": _round(means["precision_at_k"]),
+            "random": _round(means["random_precision"]),
+            "r2": _round(means["r2"]),
+        }
     timings = result.timings.groupby("model", sort=False)["fit_s"].mean()
     epochs = {}
     if not result.histories.empty:
@@ -81,6 +100,7 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
         "epochs_per_run": epochs,
         "subgroups": subgroups,
         "calibrated": calibrated,
+        "gi_precision_at_10": gi,
     }
 
 

@@ -15,6 +15,24 @@ The real subset holds 500 highly variable genes; the simulation is shown on all 
 on its 500 most variable ones (``scanpy.pp.highly_variable_genes``, seurat flavour), which is
 the fair comparison.
 
+Genetic-interaction landscape, side by side (when the shared data holds Norman's published
+fits, ``$PERTURBSIM_SHARED_DATA/norman2019/gi/regr_fits_final.csv``):
+
+- real: Norman et al.'s published fits of their 125 pairs (``ts_norm`` = mean absolute
+  coefficient, ``corr_fit``, ``dcor_singles``, ``abs_log_ts_ratio`` = dominance);
+- simulated, measured: the simulated screen's measured pairs whose two singles are measured,
+  scored from their cells by Norman's recipe: pseudobulk means of log1p-normalised
+  expression, ``perturbsim.tl.gi_scores`` on the abundant genes (control mean > 0.5), pair
+  targets left out, pairs with at most 10 DE genes left out (Welch t against control,
+  Benjamini-Hochberg at 5 %, as ``gi_published.log_scale``);
+- simulated, truth: the same pairs scored from the noiseless truth
+  (``perturbsim.tl.truth_profiles``), on the truth's abundant genes.
+
+Quantiles 5/25/50/75/95 % of ``mean_abs_coef``, ``fit_corr``, ``dcor_singles`` and
+``dominance``, and the share of pairs of each subtype by ``GIRules()`` (GEARS's thresholds on
+``sqrt(c1² + c2²)``) and ``GIRules(magnitude_score="mean_abs_coef")`` (the same thresholds on
+Norman's ``ts_norm``).
+
 Usage: ``python benchmarks/realism_report.py [--size norman] [--seed 0] [--out PATH]``
 """
 
@@ -27,12 +45,27 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
+from gi_published import log_scale, published_scores
 from scipy import stats
+
+import perturbsim as ps
+from perturbsim.pp._gi import SUBTYPES
 
 _CELLS = 100
 _T = 4.0
+GI_SCORES = ("mean_abs_coef", "fit_corr", "dcor_singles", "dominance")
+GI_QUANTILES = (5, 25, 50, 75, 95)
+GI_RULES = {
+    "GEARS defaults, `GIRules()`": ps.tl.GIRules(),
+    'on Norman\'s ts_norm, `GIRules(magnitude_score="mean_abs_coef")`': ps.tl.GIRules(
+        magnitude_score="mean_abs_coef"
+    ),
+}
+MIN_DE = 10
+_SUBTYPE_GAP = 0.1
 
 
 def _dense(x) -> np.ndarray:
@@ -117,15 +150,149 @@ def _real_counts(adata) -> sp.csr_matrix:
     return counts
 
 
+def gi_landscape(sim) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Scores of the measured pairs of ``sim``, from their cells and from the truth.
+
+    Pairs whose two singles are measured; the cell-based scores leave out pairs with at most
+    ``MIN_DE`` DE genes (their number is returned third), as Norman did.
+    """
+    ps.pp.setup(sim, perturbation_key="condition", control="control")
+    profiles, n_de = log_scale(sim)
+    labels = set(profiles.obs_names)
+    pairs = [
+        p
+        for p in profiles.obs_names
+        if len(ps.pp.genes_of(p)) == 2 and set(ps.pp.genes_of(p)) <= labels
+    ]
+    cells = ps.tl.gi_scores(profiles, pairs=pairs, n_de=n_de, min_de=MIN_DE, seed=0)
+    n_flagged = int((cells["flag"] != "").sum())
+    cells = cells[cells["flag"] == ""]
+    truth = ps.tl.gi_scores(ps.tl.truth_profiles(sim), pairs=list(cells.index), seed=0)
+    return cells, truth, n_flagged
+
+
+def _quantile_rows(tables: dict[str, pd.DataFrame]) -> list[str]:
+    head = " | ".join(f"{q} %" for q in GI_QUANTILES)
+    lines = [
+        f"| score | source | pairs | {head} |",
+        "| --- | --- | ---: |" + " ---: |" * len(GI_QUANTILES),
+    ]
+    for score in GI_SCORES:
+        for source, table in tables.items():
+            values = table[score].dropna().quantile([q / 100 for q in GI_QUANTILES])
+            cells = " | ".join(f"{v:.2f}" for v in values)
+            lines.append(f"| {score} | {source} | {table[score].notna().sum()} | {cells} |")
+    return lines
+
+
+def _subtype_rows(tables: dict[str, pd.DataFrame], rules) -> list[str]:
+    calls = {source: rules.classify(table) for source, table in tables.items()}
+    sources = list(tables)
+    lines = [
+        "| subtype | "
+        + " | ".join(f"{s}: primary" for s in sources)
+        + " | "
+        + " | ".join(f"{s}: rule holds" for s in sources)
+        + " |",
+        "| --- |" + " ---: |" * (2 * len(sources)),
+    ]
+    for subtype in SUBTYPES:
+        primary = [f"{(c['subtype'] == subtype).mean():.0%}" for c in calls.values()]
+        holds = [f"{c[f'is_{subtype}'].mean():.0%}" for c in calls.values()]
+        lines.append(f"| {subtype} | " + " | ".join(primary + holds) + " |")
+    return lines
+
+
+def _differences(real: pd.DataFrame, measured: pd.DataFrame) -> list[str]:
+    """Where the measured simulated pairs depart from the real ones: scores and subtypes."""
+    lines = []
+    for score in GI_SCORES:
+        r = real[score].dropna().quantile([0.05, 0.25, 0.5, 0.75, 0.95]).to_numpy()
+        m = measured[score].dropna().quantile([0.05, 0.25, 0.5, 0.75, 0.95]).to_numpy()
+        where = "inside" if r[1] <= m[2] <= r[3] else "outside"
+        lines.append(
+            f"- `{score}`: simulated median {m[2]:.2f}, {where} the real interquartile range "
+            f"({r[1]:.2f}-{r[3]:.2f}); 5-95 % range {m[0]:.2f}-{m[4]:.2f} against "
+            f"{r[0]:.2f}-{r[4]:.2f}."
+        )
+    for name, rules in GI_RULES.items():
+        real_calls = rules.classify(real)["subtype"]
+        sim_calls = rules.classify(measured)["subtype"]
+        apart = []
+        for subtype in SUBTYPES:
+            r, m = (real_calls == subtype).mean(), (sim_calls == subtype).mean()
+            if abs(r - m) > _SUBTYPE_GAP:
+                apart.append(f"{subtype} {r:.0%} real vs {m:.0%} simulated")
+        lines.append(
+            f"- primary subtypes ({name}) more than {_SUBTYPE_GAP:.0%} apart: "
+            + ("; ".join(apart) if apart else "none")
+            + "."
+        )
+    return lines
+
+
+def gi_section(sim, *, size: str, seed: int) -> tuple[list[str], dict]:
+    """Markdown lines and JSON summary of the interaction landscape, real beside simulated."""
+    shared = ps.ds.shared_data_dir()
+    path = None if shared is None else shared / "norman2019" / "gi" / "regr_fits_final.csv"
+    title = ["## Genetic interactions: Norman's published fits vs the simulated pairs", ""]
+    if path is None or not path.is_file():
+        note = "Skipped: Norman's published fits are absent (set PERTURBSIM_SHARED_DATA)."
+        return [*title, note, ""], {"skipped": note}
+    real = published_scores(path)
+    measured, truth, n_flagged = gi_landscape(sim)
+    tables = {
+        "real (published)": real,
+        "simulated, measured": measured,
+        "simulated, truth": truth,
+    }
+    lines = [
+        *title,
+        f"Real: Norman et al.'s published fits of their {len(real)} pairs (`regr_fits_final.csv`"
+        "; `ts_norm` is `mean_abs_coef`, `abs_log_ts_ratio` is `dominance`, and their "
+        "`corr_fit` correlates an ordinary least-squares fit where ours correlates the "
+        "Theil-Sen one). Simulated: the measured pairs of "
+        f"`simulate(size={size!r}, seed={seed})` whose two singles are measured, scored by "
+        "`gi_scores` from the pseudobulk means of their cells on the abundant genes (control "
+        "mean > 0.5), targets left out, pairs with at most "
+        f"{MIN_DE} DE genes left out ({n_flagged} here) as Norman did (*measured*), and the "
+        "same pairs scored from the noiseless truth (`truth_profiles`, *truth*). Norman fitted "
+        f"the abundant genes of his whole transcriptome, the simulation has {sim.n_vars:,}.",
+        "",
+        *_quantile_rows(tables),
+        "",
+        "Share of pairs of each subtype: the primary subtype (first rule that holds, in "
+        "`PRECEDENCE` order) and each rule on its own (rules overlap).",
+        "",
+    ]
+    for name, rules in GI_RULES.items():
+        lines += [f"Rules: {name}.", "", *_subtype_rows(tables, rules), ""]
+    lines += [
+        "Measured simulated pairs against the real ones:",
+        "",
+        *_differences(real, measured),
+        "",
+    ]
+    summary = {
+        source: {
+            score: [round(float(v), 3) for v in table[score].quantile([0.05, 0.5, 0.95])]
+            for score in GI_SCORES
+        }
+        | {"n_pairs": len(table)}
+        for source, table in tables.items()
+    }
+    return lines, summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="norman")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "REALISM.md"))
     args = parser.parse_args()
-    import perturbsim as ps
     from perturbsim.ds._simulate import simulate
 
+    ps.settings.progress = False
     real = ps.ds.norman2019_subset()
     real_stats = screen_stats(real, _real_counts(real), key="condition", control="control")
 
@@ -190,6 +357,8 @@ def main() -> None:
         "sizes count the whole transcriptome, not only the 500 genes.",
         "",
     ]
+    gi_lines, gi_summary = gi_section(sim, size=args.size, seed=args.seed)
+    lines += gi_lines
     Path(args.out).write_text("\n".join(lines))
     print(
         json.dumps(
@@ -201,6 +370,7 @@ def main() -> None:
                 "real": {k: round(v, 4) for k, v in real_stats.items()},
                 "sim_all_genes": {k: round(v, 4) for k, v in sim_all.items()},
                 "sim_500_hvg": {k: round(v, 4) for k, v in sim_hvg.items()},
+                "gi_5_50_95": gi_summary,
             }
         )
     )

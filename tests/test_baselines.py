@@ -150,7 +150,9 @@ def test_additive_on_norman_covers_seen_singles_only(norman_split):
     from perturbsim.pp._split import Split
 
     split = Split.from_adata(norman_split)
-    seen = {ps.pp.genes_of(c)[0] for c in split.train if len(ps.pp.genes_of(c)) == 1}
+    measured = [*split.train, *split.val]  # both are measured, neither is tested
+    seen = {ps.pp.genes_of(c)[0] for c in measured if len(ps.pp.genes_of(c)) == 1}
+    assert seen - {ps.pp.genes_of(c)[0] for c in split.train if len(ps.pp.genes_of(c)) == 1}
     conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
     expected = [set(ps.pp.genes_of(c)) <= seen for c in conditions]
     np.testing.assert_array_equal(Additive(norman_split).fit().covers(conditions), expected)

@@ -67,8 +67,9 @@ def test_sampled_cells_keep_the_zeros_a_constant_shift_would_fill(gears, split_t
     control = _control(split_tiny)
     cells = gears.sample(labels, split_tiny, n_cells=50, seed=0)
     shifted = control[:50] + gears.predict(labels).layers["delta"][:, None, :]
-    assert (np.clip(shifted, 0, None) == 0).mean() < 0.1  # GEARS's shift leaves few zeros
-    assert abs((cells.X == 0).mean() - (control == 0).mean()) < 0.1
+    zeros = (control == 0).mean()
+    assert (np.clip(shifted, 0, None) == 0).mean() < zeros / 2  # the shift fills most zeros
+    assert abs((cells.X == 0).mean() - zeros) < 0.1
 
 
 def test_a_gene_rising_from_zero_gets_positive_cells_and_a_gene_at_zero_stays_zero():
@@ -122,19 +123,19 @@ def test_export_writes_what_cell_eval_reads(gears, split_tiny, tmp_path):
 def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_tiny, tmp_path):
     split_tiny.X = split_tiny.X.toarray()
     pred_path, real_path = ps.io.export_cell_eval(
-        gears, split_tiny, tmp_path, conditions=["G0069", "G0024+G0016"], n_cells=7
+        gears, split_tiny, tmp_path, conditions=["G0030", "G0026+G0024"], n_cells=7
     )
     pred, real = ad.read_h5ad(pred_path), ad.read_h5ad(real_path)
     assert isinstance(pred.X, np.ndarray) and isinstance(real.X, np.ndarray)
-    expected = {CELL_EVAL_CONTROL, "G0069", "G0016+G0024"}  # canonical labels
+    expected = {CELL_EVAL_CONTROL, "G0030", "G0024+G0026"}  # canonical labels
     assert set(pred.obs[CELL_EVAL_PERT_COL]) == set(real.obs[CELL_EVAL_PERT_COL]) == expected
-    assert (pred.obs[CELL_EVAL_PERT_COL] == "G0069").sum() == 7
+    assert (pred.obs[CELL_EVAL_PERT_COL] == "G0030").sum() == 7
 
 
 @pytest.mark.parametrize(
     ("conditions", "message"),
     [
-        (["G0069", "NOTAGENE"], "condition 'NOTAGENE' has no cells in adata"),
+        (["G0030", "NOTAGENE"], "condition 'NOTAGENE' has no cells in adata"),
         (["ctrl"], "ctrl is exported with every condition"),
         ([], "no perturbations given"),
     ],
@@ -151,7 +152,7 @@ def test_export_errors_name_the_mismatch(gears, split_tiny, _tiny_cached, tmp_pa
     with pytest.raises(PerturbsimError, match="no split"):
         ps.io.export_cell_eval(gears, _tiny_cached.copy(), tmp_path)
     additive = ps.models.build_model("additive", split_tiny).fit()
-    with pytest.raises(PerturbsimError, match="'additive' cannot predict condition 'G0069'"):
+    with pytest.raises(PerturbsimError, match="'additive' cannot predict condition 'G0030'"):
         ps.io.export_cell_eval(additive, split_tiny, tmp_path)
 
 

@@ -1,11 +1,21 @@
 """A biologically grounded Perturb-seq simulator with ground truth.
 
 A sparse gene regulatory network (master regulators, modules of co-regulated genes, feedback,
-Hill-type cooperative or saturating logic; :mod:`._simulate_grn`) is solved to steady state for
-control, every single perturbation of the perturbable genes and every pair among them. Cells
-of the measured conditions are drawn with extrinsic noise, a cell-cycle program, library sizes
-and negative-binomial counts (:mod:`._simulate_cells`). The noiseless truth of every condition
-and GO-like annotations derived from the network modules are returned with the screen.
+Hill-type cooperative or saturating logic, broad cell-state programs; :mod:`._simulate_grn`) is
+solved to steady state for control, every single perturbation of the perturbable genes and
+every pair among them. Cells of the measured conditions are drawn with extrinsic noise, a
+cell-cycle program, library sizes and negative-binomial counts (:mod:`._simulate_cells`). The
+noiseless truth of every condition and GO-like annotations derived from the network modules
+and programs are returned with the screen.
+
+The design follows Norman et al. (2019), whose genes came from a growth screen (strong
+phenotypes) and whose pairs were chosen mostly among genes of related function: the
+perturbable genes are mostly the heads and inputs of the cell-state programs, and a measured
+pair most often shares a program (:func:`_related`). Such pairs interact through the network
+as in the real screen: mostly buffering (saturating programs), some additive (unrelated
+programs), synergistic or neomorphic (AND programs), epistatic (masking) or redundant
+(paralog-like regulators); ``benchmarks/REALISM.md`` sets the scores of simulated pairs beside
+Norman's published ones.
 """
 
 from __future__ import annotations
@@ -65,6 +75,10 @@ _LIBRARY_SIGMA = 0.35
 _MODULE_NOISE = 0.25
 _CYCLE_AMPLITUDE = 0.7
 _DISPERSIONS = (1.5, 3.0, 8.0)
+_RELATED_WEIGHT = 10.0
+"""How much more likely a pair is measured per unit of relatedness (:func:`_related`)."""
+_PERTURBABLE_PER_PROGRAM = 14
+"""One cell-state program per this many perturbable genes (at least four)."""
 
 
 def _gene_names(n: int) -> np.ndarray:
@@ -77,20 +91,33 @@ def _pair_label(a: str, b: str) -> str:
 
 
 def _choose_perturbable(grn: RegulatoryNetwork, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Mostly regulators (as real screens target TFs and signalling genes), some others."""
+    """Mostly genes converging on shared programs (as real screens choose them), some others.
+
+    Program heads and their inputs first, then other regulators and masters, module members
+    with targets of their own (hubs), and a few genes without targets, whose perturbations do
+    little.
+    """
     out_degree = np.bincount(grn.src, minlength=grn.n_genes)
+    heads = np.flatnonzero(grn.program >= 0)
+    inputs = np.setdiff1d(grn.src[grn.kind == "program_input"], heads)
+    other = np.ones(grn.n_genes, dtype=bool)
+    other[heads] = other[inputs] = False
     pools = {
-        "master": np.flatnonzero(grn.role == "master"),
-        "regulator": np.flatnonzero(grn.role == "regulator"),
-        "hub": np.flatnonzero((grn.role == "member") & (out_degree > 0)),
+        "head": heads,
+        "input": inputs,
+        "master": np.flatnonzero(other & (grn.role == "master")),
+        "regulator": np.flatnonzero(other & (grn.role == "regulator")),
+        "hub": np.flatnonzero(other & (grn.role == "member") & (out_degree > 0)),
         "member": np.flatnonzero((grn.role == "member") & (out_degree == 0)),
         "free": np.flatnonzero(grn.role == "free"),
     }
     want = {
-        "master": round(0.12 * n),
-        "regulator": round(0.55 * n),
-        "hub": round(0.13 * n),
-        "member": round(0.1 * n),
+        "head": round(0.07 * n),
+        "input": round(0.65 * n),
+        "master": round(0.08 * n),
+        "regulator": round(0.1 * n),
+        "hub": round(0.04 * n),
+        "member": round(0.03 * n),
     }
     want["free"] = n - sum(want.values())
     chosen: list[int] = []
@@ -142,15 +169,33 @@ def _perturbations(
 
 
 def _related(grn: RegulatoryNetwork, perturbable: np.ndarray) -> np.ndarray:
-    """(P, P) relatedness: shared targets (within two steps), or direct or module links."""
+    """(P, P) relatedness: a shared program, overlapping targets, or a direct link.
+
+    1 when both genes feed one program (are its head, or reach it within two steps: its
+    inputs and their direct regulators), plus the Jaccard index of the genes they reach
+    within three steps outside the programs (shared modules and their regulators), plus a
+    quarter for a direct edge or a shared module.
+    """
     g = grn.n_genes
-    adj = sp.csr_matrix((np.ones(grn.src.size), (grn.src, grn.tgt)), shape=(g, g))
-    reach = ((adj + adj @ adj)[perturbable] > 0).astype(np.float64)
+    regular = grn.kind != "program"
+    adj = sp.csr_matrix(
+        (np.ones(int(regular.sum())), (grn.src[regular], grn.tgt[regular])), shape=(g, g)
+    )
+    step = adj[perturbable]
+    two = step @ adj
+    reach = ((step + two + two @ adj) > 0).astype(np.float64).tocsr()
     shared = (reach @ reach.T).toarray()
+    size = np.asarray(reach.sum(axis=1)).ravel()
+    union = size[:, None] + size[None, :] - shared
+    jaccard = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    heads = np.flatnonzero(grn.program >= 0)
+    feeds = (step + two)[:, heads].toarray() > 0
+    feeds |= perturbable[:, None] == heads[None, :]
+    same_program = (feeds.astype(np.int64) @ feeds.T.astype(np.int64)) > 0
     direct = adj[perturbable][:, perturbable].toarray() > 0
     mod = grn.module[perturbable]
     same_module = (mod[:, None] == mod[None, :]) & (mod[:, None] >= 0)
-    rel = shared + 5.0 * (direct | direct.T | same_module)
+    rel = same_program + jaccard + 0.25 * (direct | direct.T | same_module)
     np.fill_diagonal(rel, 0.0)
     return rel
 
@@ -182,8 +227,8 @@ def _choose_design(
         k = min(quota[level], cand.size)
         if k == 0:
             continue
-        # mostly pairs of related programs (as chosen in real screens), some at random
-        weights = 1.0 + np.minimum(rel[iu[cand], ju[cand]], 20.0)
+        # mostly pairs converging on shared programs (as chosen in real screens), some at random
+        weights = 1.0 + _RELATED_WEIGHT * rel[iu[cand], ju[cand]]
         pick = rng.choice(cand, size=k, replace=False, p=weights / weights.sum())
         chosen.extend(pick.tolist())
     if len(chosen) < n_pairs:
@@ -220,7 +265,7 @@ def _go_annotations(
         k_terms[0] = np.union1d(k_terms[0], missing)
         terms.extend(k_terms)
     # process terms of the masters: the modules under a master
-    masters = np.flatnonzero(grn.role == "master")
+    masters = np.flatnonzero((grn.role == "master") & (grn.program < 0))
     for m in masters:
         regs = np.unique(grn.tgt[(grn.src == m) & (grn.role[grn.tgt] == "regulator")])
         mods = np.unique(grn.module[regs])
@@ -230,10 +275,17 @@ def _go_annotations(
     # "regulation of <program>" terms: a regulator is annotated with the modules it controls
     # directly, so that genes with similar downstream programs share process terms
     for k in range(n_modules):
-        regs = np.unique(grn.src[grn.module[grn.tgt] == k])
+        regs = np.unique(grn.src[(grn.module[grn.tgt] == k) & (grn.kind != "program")])
         regs = regs[rng_terms.random(regs.size) < 0.8]
         if regs.size >= 2:
             terms.append(regs)
+    # programs: "regulation of <program>" (the head and its inputs) and a process term of
+    # part of its targets
+    for head in np.flatnonzero(grn.program >= 0):
+        inputs = np.unique(grn.src[(grn.tgt == head) & (grn.kind == "program_input")])
+        terms.append(np.union1d(inputs[rng_terms.random(inputs.size) < 0.8], [head]))
+        targets = grn.tgt[grn.src == head]
+        terms.append(np.union1d(targets[rng_terms.random(targets.size) < 0.3], [head]))
     # regulators share "transcription factor activity"-like terms
     tfs = np.flatnonzero(np.isin(grn.role, ("master", "regulator")))
     for _ in range(2):
@@ -323,13 +375,19 @@ def simulate(
     (toggles, feedback), modules of tightly co-regulated genes driven by one or two module
     regulators with cooperative (AND-like, product of Hill terms, high thresholds) or
     saturating (OR-like) logic, cross-talk, feedback of module members on their regulator,
-    and free genes (unregulated or weakly regulated). Each gene has basal production, Hill
-    activation/repression and degradation; the steady state is solved by damped fixed-point
-    iteration from the control state, for all conditions at once. CRISPRa adds production to
-    the target (``efficacy * boost`` times its maximal natural level), CRISPRi and knockout
-    scale production by ``1 - efficacy``; a pair acts through the same network, so synergy,
-    buffering, epistasis and new effects arise from the dynamics. Some perturbable genes
-    regulate nothing and some guides are poor: such perturbations do almost nothing.
+    free genes (unregulated or weakly regulated), and a few broad cell-state programs: a head
+    gene integrating regulators of several modules (saturating OR logic, or AND logic over two
+    other programs) that scales the production of most genes without targets of their own by
+    a bounded factor. Each gene has basal production, Hill activation/repression and
+    degradation; the steady state is solved by damped fixed-point iteration from the control
+    state, for all conditions at once. CRISPRa adds production to the target (``efficacy *
+    boost`` times its maximal natural level), CRISPRi and knockout scale production by ``1 -
+    efficacy``; a pair acts through the same network, so buffering (saturation), synergy and
+    new effects (AND logic), epistasis (masking) and redundancy (paralog-like regulators)
+    arise from the dynamics (see :mod:`perturbsim.ds._simulate_grn`). Most perturbable genes
+    feed the programs and most measured pairs share one, as in Norman et al.'s screen; some
+    perturbable genes regulate nothing and some guides are poor: such perturbations do almost
+    nothing.
 
     Cells carry extrinsic noise (module-wide rate noise, a cell-cycle program), lognormal
     library sizes and negative-binomial counts (see :mod:`perturbsim.ds._simulate_cells`).
@@ -380,12 +438,14 @@ def simulate(
       (NaN if not perturbable), ``dispersion``, ``cell_cycle``;
     - ``uns["simulation"]``: ``params`` (scalars), ``go`` (DataFrame ``gene``, ``term``),
       ``grn`` (DataFrame ``source``, ``target``, ``sign``, ``hill_n``, ``half_saturation``,
-      ``kind``), ``truth_conditions`` (canonical labels ``ctrl``, ``A``, ``A+B``: control,
-      every single and every pair of the perturbable genes), ``truth_mean`` (float32
-      ``(n_truth, n_genes)``, the noiseless mean of ``X`` per condition: the limit of the
-      pseudobulk mean with infinitely many cells, computed by quadrature over library size,
-      extrinsic noise, cell cycle and counts, not from the sampled cells), ``measured``
-      (canonical labels of the measured conditions).
+      ``weight`` (a program's modulation or a program input's largest contribution, else 1),
+      ``kind``: ``module``, ``crosstalk``, ``hierarchy``, ``feedback``, ``free``,
+      ``program_input`` or ``program``), ``truth_conditions`` (canonical labels ``ctrl``,
+      ``A``, ``A+B``: control, every single and every pair of the perturbable genes),
+      ``truth_mean`` (float32 ``(n_truth, n_genes)``, the noiseless mean of ``X`` per
+      condition: the limit of the pseudobulk mean with infinitely many cells, computed by
+      quadrature over library size, extrinsic noise, cell cycle and counts, not from the
+      sampled cells), ``measured`` (canonical labels of the measured conditions).
 
     Examples
     --------
@@ -416,7 +476,13 @@ def simulate(
     g = design["n_genes"]
     names = _gene_names(g)
 
-    grn = build_grn(g, rng_grn, min_modules=max(6, -(-4 * design["n_perturbable"] // 10)))
+    n_programs = max(4, round(design["n_perturbable"] / _PERTURBABLE_PER_PROGRAM))
+    grn = build_grn(
+        g,
+        rng_grn,
+        min_modules=max(6, -(-4 * design["n_perturbable"] // 10)),
+        n_programs=n_programs,
+    )
     x_ctrl = calibrate(grn, rng_grn)
     perturbable = _choose_perturbable(grn, design["n_perturbable"], rng_design)
     eff_p, boost_p = _efficacy(modality, perturbable.size, rng_design)
@@ -509,6 +575,7 @@ def simulate(
         "unannotated_fraction": float(unannotated_fraction),
         "seed": int(seed),
         "n_modules": n_modules,
+        "n_programs": n_programs,
         "n_edges": int(grn.src.size),
         "n_truth_conditions": len(truth_genes),
         "library_median": float(model.library_median),

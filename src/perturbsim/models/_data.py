@@ -169,9 +169,14 @@ class ScreenData:
             weight = np.where(noise > 0, np.clip(1.0 - noise / departure**2, 0.0, 1.0), 1.0)
         return mean + departure * np.nan_to_num(weight, nan=0.0)
 
-    def single_changes(self) -> dict[str, np.ndarray]:
-        """Gene -> mean change of its single-gene training condition, ``(G,)`` float64."""
-        singles = [c for c in self.perturbed(self.train) if len(genes_of(c)) == 1]
+    def single_changes(self, *, validation: bool = False) -> dict[str, np.ndarray]:
+        """Gene -> mean change of its single-gene training condition, ``(G,)`` float64.
+
+        With ``validation``, the single-gene validation conditions too (measured, and not
+        held out for testing: the split's "seen" genes).
+        """
+        conditions = self.train + self.val if validation else self.train
+        singles = [c for c in self.perturbed(conditions) if len(genes_of(c)) == 1]
         if not singles:
             return {}
         delta = self.stats.delta[self.stats.index(singles)].astype(np.float64)

@@ -125,16 +125,17 @@ class Additive(CoverageMixin, PerturbationModel):
     """Predict control plus the sum of the measured single-gene changes.
 
     The change after perturbing a gene set is the sum of the changes measured when each of
-    its genes was perturbed alone in a training condition. A set containing a gene never
-    perturbed alone in training cannot be predicted: :meth:`covers` says which sets can,
+    its genes was perturbed alone in a training or validation condition (every measured
+    single not held out for testing: the split's "seen" genes). A set containing a gene
+    never perturbed alone there cannot be predicted: :meth:`covers` says which sets can,
     and ``predict`` raises naming the genes it cannot cover.
     """
 
     name = "additive"
-    _uncovered_reason = "never perturbed alone in the training conditions"
+    _uncovered_reason = "never perturbed alone in the training or validation conditions"
 
     def _fit(self, data: ScreenData) -> None:
-        singles = data.single_changes()
+        singles = data.single_changes(validation=True)
         if not singles:
             logger.warning("%s: no single perturbation among the training conditions", self.name)
         self.single_genes = list(singles)

@@ -33,10 +33,12 @@ logger = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 """Kinds of perturbation that get their own correction weights (as the test subgroups).
 A single measured in training (``seen_single``) is predicted by its measurement."""
-PARTLY_UNSEEN: tuple[str, ...] = KINDS[:3]
-"""Kinds with a gene not measured alone: their corrections may share a fit. Pairs of
-measured singles (``combo_seen2``) have a baseline of another nature, the sum of two
-measurements, and are corrected only on evidence of their own."""
+POOLED_CORRECTIONS: tuple[str, ...] = ("combo_seen0", "combo_seen1")
+"""Kinds whose corrections may share a fit: combinations with a gene not measured alone.
+A model's gain on pairs says nothing of its gain on unseen singles (GEARS's interaction
+term helps pairs and not singles), and pairs of measured singles (``combo_seen2``) have a
+baseline of another nature, the sum of two measurements: those are corrected only on
+evidence of their own."""
 SCALE = "scale"
 """Name of the factor on everything but the measured singles (see :class:`Stacked`)."""
 
@@ -62,13 +64,14 @@ class Stacked(PerturbationModel):
     r"""The default: the strongest simple baseline plus validated corrections by GEARS and GO.
 
     **Baseline.** A perturbation's baseline change is the sum of the measured changes of
-    its genes perturbed alone in training or validation (validation singles only once the
-    weights below are fitted, so that they are fitted on predictions made without them),
-    plus, when some of its genes were not, the mean
-    change of the training perturbations and the direct effect of each such gene on its
-    own expression (GEARS's target prior, for measured targets). So an unseen single gets
-    the mean (the ``mean`` baseline), a pair of measured singles their sum (``additive``),
-    a pair with one measured single that single plus the mean (the partial additive model).
+    its genes perturbed alone (in training or validation; validation singles join only
+    after the weights below are fitted, so that the weights are fitted on predictions made
+    without them), plus, when some of its genes were not perturbed alone, the mean change
+    of the training perturbations and the direct effect of each such gene on its own
+    expression (GEARS's target prior, for measured targets). So a measured single is its
+    measurement, an unseen single gets the mean (the ``mean`` baseline), a pair of
+    measured singles their sum (``additive``), a pair with one measured single that single
+    plus the mean (the partial additive model).
 
     **Noise.** With ``denoise`` (default) the measured singles entering the baseline are
     shrunk towards the mean change by their standard errors (empirical Bayes,
@@ -100,9 +103,10 @@ class Stacked(PerturbationModel):
       were fitted on the training conditions).
 
     A kind with fewer than three held-out conditions borrows the fit pooled over the
-    kinds alike (for the corrections, those with a gene not measured alone,
-    :data:`PARTLY_UNSEEN`); one without any keeps the baseline (:math:`c = 1`,
-    :math:`w = 0`): no departure without evidence. :attr:`weights` reports them.
+    kinds alike (for the scale, every kind; for the corrections, the combinations with a
+    gene not measured alone, :data:`POOLED_CORRECTIONS`); any other keeps the baseline
+    (:math:`c = 1`, :math:`w = 0`): no departure without evidence. Every fitted weight is
+    also shrunk towards its default by its standard error. :attr:`weights` reports them.
 
     Parameters
     ----------
@@ -283,7 +287,7 @@ class Stacked(PerturbationModel):
         ]
         self._correction_names = names
         self._corrections_fit = fit_per_kind(
-            rows, KINDS, np.zeros(len(names)), pooled_kinds=PARTLY_UNSEEN
+            rows, KINDS, np.zeros(len(names)), pooled_kinds=POOLED_CORRECTIONS
         )
         logger.info("%s weights (fitted on held-out conditions):\n%s", self.name, self.weights)
 
