@@ -72,7 +72,10 @@ VARIANTS: dict[str, Variant] = {
         "stacked", {"denoise": False}, "stacked on the measured changes as they are (ablation)"
     ),
     "stacked_gears_only": Variant(
-        "stacked", {"linear_go": False}, "stacked without the GO linear model (ablation)"
+        "stacked", {"corrections": ("gears",)}, "stacked corrected by GEARS alone (ablation)"
+    ),
+    "stacked_baseline": Variant(
+        "stacked", {"corrections": ()}, "stacked without corrections: the calibrated baseline"
     ),
 }
 """Named options of registered models, for ablations: name -> :class:`Variant`."""
