@@ -2,7 +2,8 @@
 
 On the simulated ``small`` screen (seed 0), for 5 simulation splits (seeds 0-4): GEARS
 (``gears``), GEARS learning only the interaction on top of the additive expectation
-(``gears_residual``) and the additive baseline (``additive``) are trained, and each
+(``gears_residual``), the default model (``stacked``) and the additive baseline
+(``additive``) are trained, and each
 predicts every test pair it covers together with the two singles of the pair: the
 interaction of a pair is scored from the model's own singles and pair. Both the predictions and
 the noiseless truth (:func:`perturbsim.tl.truth_profiles`) are scored with
@@ -31,7 +32,7 @@ from scipy import stats
 import perturbsim as ps
 from perturbsim.pp._gi import SUBTYPES
 
-MODELS = ("gears", "gears_residual", "additive")
+MODELS = ("stacked", "gears", "gears_residual", "additive")
 SEEDS = (0, 1, 2, 3, 4)
 K = 10
 ABUNDANCE = 0.5

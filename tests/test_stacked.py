@@ -149,3 +149,14 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
 def test_it_is_the_catalogue_default(fitted_small):
     assert ps.models.DEFAULT_MODELS[0] == "stacked"
     assert ps.models.DEMO_MODELS[0] == "stacked"
+
+
+def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
+    adata, _ = fitted_small
+    baseline = ps.models.build_model("stacked_baseline", adata, seed=0).fit()
+    assert set(baseline.weights["part"]) == {"scale"}
+    assert baseline.history.empty
+    test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    assert np.isfinite(baseline.predict(test).X).all()
+    with pytest.raises(ps.PerturbsimError, match="need 'gears'"):
+        baseline.fit(max_epochs=3)

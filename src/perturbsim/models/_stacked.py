@@ -311,7 +311,9 @@ class Stacked(PerturbationModel):
         rows = [
             FitRow(
                 kinds[i],
-                np.column_stack([d[i, keep[i]] for d in departures.values()]),
+                np.stack([d[i, keep[i]] for d in departures.values()], axis=-1)
+                if departures
+                else np.zeros((int(keep[i].sum()), 0)),
                 measured[i, keep[i]] - baseline[i, keep[i]],
             )
             for i in range(len(val))
