@@ -10,7 +10,13 @@ from conftest import make_screen
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
-from perturbsim.models._stacking import MIN_CONDITIONS, FitRow, bounded_least_squares, fit_per_kind
+from perturbsim.models._stacking import (
+    MIN_CONDITIONS,
+    FitRow,
+    bounded_least_squares,
+    fit_per_kind,
+    shrunk_fit,
+)
 
 
 def test_bounded_least_squares_recovers_weights_and_respects_bounds():
@@ -26,12 +32,27 @@ def test_bounded_least_squares_recovers_weights_and_respects_bounds():
         [1.0, 0.0, 0.5],
         atol=0.05,
     )
-    # a weight the rows cannot tell from its default stays there
-    noisy = bounded_least_squares(parts[:5], rng.normal(size=5), np.zeros(3))
-    np.testing.assert_array_equal(noisy, np.zeros(3))
     # a part that is 0 everywhere keeps its default
     parts[:, 1] = 0
     assert bounded_least_squares(parts, target, np.array([0.0, 0.7, 0.0]))[1] == 0.7
+
+
+def test_shrunk_fit_keeps_what_conditions_agree_on_and_drops_what_they_do_not():
+    rng = np.random.default_rng(2)
+
+    def row(weight: float) -> FitRow:
+        part = rng.normal(size=(200, 1))
+        return FitRow("a", part, weight * part[:, 0] + rng.normal(scale=0.05, size=200))
+
+    agreed = shrunk_fit([row(0.6) for _ in range(4)], np.zeros(1))
+    assert agreed[0] == pytest.approx(0.6, abs=0.02)
+    # each condition wants another weight: the jackknife spread pulls it to the default
+    rows = [row(w) for w in (0.0, 1.0, 0.0, 0.9)]
+    plain = bounded_least_squares(
+        np.vstack([r.parts for r in rows]), np.concatenate([r.target for r in rows]), np.zeros(1)
+    )
+    assert shrunk_fit(rows, np.zeros(1))[0] < 0.8 * plain[0]
+    assert shrunk_fit([row(0.6)], np.zeros(1))[0] == 0.0  # one condition: no spread to judge
 
 
 def test_fit_per_kind_uses_own_rows_pools_few_and_keeps_default_without_any():

@@ -76,7 +76,10 @@ class Stacked(PerturbationModel):
     expression (:func:`~perturbsim.models.fit_target_effect`, for measured targets). So a
     measured single is its measurement, an unseen single gets the mean (the ``mean``
     baseline), a pair of measured singles their sum (``additive``), a pair with one
-    measured single that single plus the mean (the partial additive model).
+    measured single that single plus the mean (the partial additive model). Where the
+    ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
+    on the mean when its embeddings predict nothing) covers a set none of whose genes was
+    measured alone, its prediction replaces the mean: the strongest applicable baseline.
 
     **Noise.** With ``denoise`` (default) the measured singles entering the baseline are
     shrunk towards the mean change by their standard errors (empirical Bayes,
@@ -212,7 +215,9 @@ class Stacked(PerturbationModel):
         -------
         ``(seen, unseen)``, each ``(len(sets), G)``: the sum of the measured singles of the
         set's genes, and for sets with genes not measured alone the mean training change
-        plus those genes' direct effects on themselves (0 for the other sets).
+        (the ``linear`` model's prediction instead for a set none of whose genes was
+        measured alone, when it is a correction and covers the set) with those genes'
+        direct effects on themselves (0 for the other sets).
         """
         column = self._gene_column
         seen = np.zeros((len(sets), len(self.genes)))
@@ -221,13 +226,31 @@ class Stacked(PerturbationModel):
             for gene in genes:
                 if gene in self.singles:
                     seen[row] += self.singles[gene]
-            new = [g for g in genes if g not in self.singles]
-            if new:
+            if any(g not in self.singles for g in genes):
                 unseen[row] = self.mean_change
-                for gene in new:
-                    if gene in column and self.target_effect.size:
-                        unseen[row, column[gene]] += self.target_effect[column[gene]]
+        unseen[self._linear_rows(sets)] = self._linear_changes(sets)
+        for row, genes in enumerate(sets):
+            for gene in genes:
+                if gene not in self.singles and gene in column and self.target_effect.size:
+                    unseen[row, column[gene]] = (
+                        self.mean_change[column[gene]] + self.target_effect[column[gene]]
+                    )
         return seen, unseen
+
+    def _linear_rows(self, sets: list[GeneSet]) -> np.ndarray:
+        """Sets whose unseen part is the ``linear`` model's prediction."""
+        linear = self.corrections.get("linear")
+        if linear is None or not sets:
+            return np.zeros(len(sets), dtype=bool)
+        unmeasured = np.array([bool(s) and not any(g in self.singles for g in s) for s in sets])
+        return unmeasured & linear.covers([list(s) for s in sets])
+
+    def _linear_changes(self, sets: list[GeneSet]) -> np.ndarray:
+        """The ``linear`` model's predicted changes of the sets of :meth:`_linear_rows`."""
+        rows = np.flatnonzero(self._linear_rows(sets))
+        if rows.size == 0:
+            return np.zeros((0, len(self.genes)))
+        return self.corrections["linear"].predict([list(sets[i]) for i in rows]).layers["delta"]
 
     def _departures(
         self, sets: list[GeneSet], baseline: np.ndarray

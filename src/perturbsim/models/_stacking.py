@@ -51,30 +51,45 @@ class Fitted:
 
 
 def bounded_least_squares(parts: np.ndarray, target: np.ndarray, default: np.ndarray) -> np.ndarray:
-    """Weights in ``[0, 1]`` minimising ``|target - parts @ w|``, shrunk by their noise.
+    """Weights in ``[0, 1]`` minimising ``|target - parts @ w|``.
 
-    Each fitted weight's departure from its default, ``δ``, is then shrunk by the
-    positive-part James-Stein rule, ``δ · max(0, 1 - se² / δ²)``, with ``se`` its
-    ordinary least-squares standard error (residual variance over the rows): a weight
-    the rows cannot tell from its default stays at the default. Parts that are 0 on every
-    row carry no information and keep their default.
+    Parts that are 0 on every row carry no information and keep their ``default``.
+    """
+    weights = np.asarray(default, dtype=float).copy()
+    used = np.flatnonzero(np.abs(parts).sum(axis=0) > 0)
+    if used.size:
+        rest = target - np.delete(parts, used, axis=1) @ np.delete(weights, used)
+        weights[used] = lsq_linear(parts[:, used], rest, bounds=(0.0, 1.0)).x
+    return weights
+
+
+def shrunk_fit(rows: list[FitRow], default: np.ndarray) -> np.ndarray:
+    """Bounded least-squares weights over ``rows``, shrunk towards ``default`` by their noise.
+
+    The unit of replication is the condition, not the gene (a condition's genes share its
+    noise), so each weight's standard error comes from the jackknife over the rows,
+    ``se² = (n - 1) / n · Σ (w₋ᵢ - w̄)²``, and its departure from the default, ``δ``, is
+    shrunk by the positive-part James-Stein rule, ``δ · max(0, 1 - se² / δ²)``: a weight
+    the conditions do not agree on stays near its default. With a single row there is no
+    spread to judge by, and the default is kept.
     """
     default = np.asarray(default, dtype=float)
-    weights = default.copy()
-    used = np.flatnonzero(np.abs(parts).sum(axis=0) > 0)
-    if used.size == 0:
-        return weights
-    x = parts[:, used]
-    rest = target - np.delete(parts, used, axis=1) @ np.delete(weights, used)
-    fitted = lsq_linear(x, rest, bounds=(0.0, 1.0)).x
-    residual = rest - x @ fitted
-    dof = max(len(rest) - used.size, 1)
-    covariance = np.linalg.pinv(x.T @ x) * (residual @ residual) / dof
-    departure = fitted - default[used]
+
+    def solve(chosen: list[FitRow]) -> np.ndarray:
+        parts = np.vstack([r.parts for r in chosen])
+        target = np.concatenate([r.target for r in chosen])
+        return bounded_least_squares(parts, target, default)
+
+    if len(rows) < 2:
+        return default.copy()
+    fitted = solve(rows)
+    leave_one_out = np.array([solve(rows[:i] + rows[i + 1 :]) for i in range(len(rows))])
+    n = len(rows)
+    variance = (n - 1) / n * ((leave_one_out - leave_one_out.mean(axis=0)) ** 2).sum(axis=0)
+    departure = fitted - default
     with np.errstate(invalid="ignore", divide="ignore"):
-        keep = np.clip(1.0 - np.diag(covariance) / departure**2, 0.0, 1.0)
-    weights[used] = default[used] + departure * np.nan_to_num(keep, nan=0.0)
-    return weights
+        keep = np.clip(1.0 - variance / departure**2, 0.0, 1.0)
+    return default + departure * np.nan_to_num(keep, nan=0.0)
 
 
 def fit_per_kind(
@@ -86,7 +101,7 @@ def fit_per_kind(
 ) -> dict[str, Fitted]:
     """Weights per kind: its own rows when it has enough, else the pool of similar kinds.
 
-    A kind with at least :data:`MIN_CONDITIONS` rows is fitted on them. One of
+    A kind with at least :data:`MIN_CONDITIONS` rows is fitted on them (:func:`shrunk_fit`). One of
     ``pooled_kinds`` with fewer (but some) is fitted on the rows of every kind of
     ``pooled_kinds`` together, its own too few to say more than those kinds as a whole;
     any other kind with too few rows, and every kind without rows, keeps ``default``: no
@@ -107,20 +122,14 @@ def fit_per_kind(
     -------
     Kind -> :class:`Fitted`.
     """
-
-    def solve(chosen: list[FitRow]) -> np.ndarray:
-        parts = np.vstack([r.parts for r in chosen])
-        target = np.concatenate([r.target for r in chosen])
-        return bounded_least_squares(parts, target, default)
-
     pool = [r for r in rows if r.kind in pooled_kinds]
     fitted = {}
     for kind in kinds:
         own = [r for r in rows if r.kind == kind]
         if len(own) >= MIN_CONDITIONS:
-            fitted[kind] = Fitted(solve(own), len(own), pooled=False)
+            fitted[kind] = Fitted(shrunk_fit(own, default), len(own), pooled=False)
         elif own and kind in pooled_kinds:
-            fitted[kind] = Fitted(solve(pool), len(pool), pooled=True)
+            fitted[kind] = Fitted(shrunk_fit(pool, default), len(pool), pooled=True)
         else:
             fitted[kind] = Fitted(np.asarray(default, dtype=float), 0, pooled=False)
     return fitted
