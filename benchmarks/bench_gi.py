@@ -10,10 +10,11 @@ Baseline, measured in the same run: the same perturbations predicted one ``predi
 each, as a loop over pairs would; its time is extrapolated from ``--baseline-calls`` timed
 calls (the calls are alike). ``gi=True`` is timed as ``predict_pairs(gi=False)`` plus
 :func:`perturbsim.tl.gi_scores` on every pair (what ``gi=True`` runs), or on the first
-``--gi-pairs N`` pairs, extrapolated, when every pair would take too long. The scoring is
-profiled (cProfile) on ``--profile-pairs`` pairs; the JSON line gives the share of its time
-spent in each of its functions, callees included. Wall and CPU seconds (all threads) are
-both reported, with the load average: on a shared machine CPU seconds / 2 is the better
+``--gi-pairs N`` pairs, extrapolated, when every pair would take too long; it scores pairs
+on ``gi_threads`` threads. The scoring is profiled (cProfile, on one thread: cProfile sees
+only the calling thread) on ``--profile-pairs`` pairs; the JSON line gives the share of its
+time spent in each of its functions, callees included. Wall and CPU seconds (all threads)
+are both reported, with the load average: on a shared machine CPU seconds / 2 is the better
 estimate of the wall time on 2 free cores.
 
 Prints ONE JSON line.
@@ -31,12 +32,14 @@ import platform
 import pstats
 import resource
 import time
+from unittest import mock
 
 import numpy as np
 import torch
 
 import perturbsim as ps
 from perturbsim._keys import PRED_N_TARGETS
+from perturbsim.pp import _gi
 from perturbsim.pp._gi import gi_scores
 
 N_GENES = 102
@@ -60,9 +63,10 @@ def _profile(pred, control_mean: np.ndarray, n_pairs: int) -> list[dict]:
     ``perturbsim.pp._gi`` by cumulative time (share of the whole call, callees included)."""
     labels = pred.obs_names[pred.obs[PRED_N_TARGETS] == 2][:n_pairs].tolist()
     profiler = cProfile.Profile()
-    profiler.enable()
-    gi_scores(pred, pairs=labels, control_mean=control_mean)
-    profiler.disable()
+    with mock.patch.object(_gi, "_THREADS", 1):
+        profiler.enable()
+        gi_scores(pred, pairs=labels, control_mean=control_mean)
+        profiler.disable()
     table = pstats.Stats(profiler).stats
     own = {key: row for key, row in table.items() if key[0].endswith("pp/_gi.py")}
     total = max(row[3] for row in own.values())  # gi_scores itself
@@ -126,6 +130,7 @@ def main() -> None:
                 "predict_pairs_s (gi=False)": {"wall": batched.wall, "cpu": batched.cpu},
                 "predict_pairs_s (gi=True)": with_gi,
                 "gi_scored_pairs_timed": len(sample),
+                "gi_threads": min(_gi._THREADS, os.cpu_count() or 1),
                 "gi_s_per_pair": {
                     "wall": round(scoring.wall / len(sample), 4),
                     "cpu": round(scoring.cpu / len(sample), 4),

@@ -8,6 +8,7 @@ from scipy import stats
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
+from perturbsim.pp import _gi
 from perturbsim.pp._gi import distance_correlation, theil_sen
 from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
 
@@ -134,6 +135,151 @@ def test_theil_sen_leaves_out_degenerate_subsets():
     y = x @ np.array([0.6, 0.8])
     np.testing.assert_allclose(theil_sen(x, y), [0.6, 0.8], atol=1e-6)
     assert np.isnan(theil_sen(np.zeros((5, 2)), np.ones(5))).all()
+
+
+def exact_spatial_median(points: np.ndarray) -> np.ndarray:
+    """The spatial median by a general-purpose minimiser (slow, independent of theil_sen)."""
+    optimize = pytest.importorskip("scipy.optimize")
+
+    def summed(c):
+        return np.sqrt(((points - c) ** 2).sum(axis=1)).sum()
+
+    start = np.median(points, axis=0)
+    options = {"xatol": 1e-13, "fatol": 1e-13, "maxiter": 20_000}
+    return optimize.minimize(summed, start, method="Nelder-Mead", options=options).x
+
+
+def subset_solutions(x: np.ndarray, y: np.ndarray, first, second) -> np.ndarray:
+    """Each non-degenerate subset's solution, one ``np.linalg.solve`` at a time."""
+    out = []
+    for i, j in zip(first, second, strict=True):
+        rows = x[[i, j]]
+        if abs(np.linalg.det(rows)) > 1e-10 * np.linalg.norm(rows[0]) * np.linalg.norm(rows[1]):
+            out.append(np.linalg.solve(rows, y[[i, j]]))
+    return np.array(out)
+
+
+def test_theil_sen_is_the_spatial_median_of_all_subset_solutions():
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(40, 2))
+    y = x @ np.array([0.8, -0.3]) + rng.standard_t(1.5, size=40)  # heavy tails
+    points = subset_solutions(x, y, *np.triu_indices(40, k=1))  # all 780 subsets
+    assert len(points) == 780
+    estimate = theil_sen(x, y)
+    np.testing.assert_allclose(estimate, exact_spatial_median(points), atol=1e-7)
+    # first-order optimality: the unit vectors towards the solutions cancel
+    units = (points - estimate) / np.linalg.norm(points - estimate, axis=1)[:, None]
+    assert np.linalg.norm(units.sum(axis=0)) < 1e-6
+
+
+def test_theil_sen_random_subsets_are_the_documented_draws():
+    # subset i is (first[i], second[i]) from numpy's generator seeded with ``seed``; the
+    # seeds of gi_scores's pairs, (seed, crc32(pair)), rely on this staying the same
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(60, 2))
+    y = x @ np.array([1.5, 0.5]) + rng.normal(size=60)
+    draws = np.random.default_rng([3, 7])
+    first = draws.integers(0, 60, size=300)
+    second = draws.integers(0, 59, size=300)
+    second += second >= first
+    points = subset_solutions(x, y, first, second)
+    np.testing.assert_allclose(
+        theil_sen(x, y, max_subsets=300, seed=[3, 7]), exact_spatial_median(points), atol=1e-7
+    )
+    # many subsets are drawn in parts: the same numbers as one draw
+    count = 3 * _gi._DRAW + 5
+    out = [np.empty(count, dtype=np.int64) for _ in range(2)]
+    parts = _gi._draw_subsets(1098, count, [0, 12345], out)
+    draws = np.random.default_rng([0, 12345])
+    first = draws.integers(0, 1098, size=count)
+    second = draws.integers(0, 1097, size=count)
+    second += second >= first
+    np.testing.assert_array_equal(parts[0], first)
+    np.testing.assert_array_equal(parts[1], second)
+
+
+def spatial_median(points: np.ndarray) -> np.ndarray:
+    work = [np.empty(len(points)) for _ in range(4)]
+    px, py = (np.ascontiguousarray(points[:, k]) for k in range(2))
+    return _gi._spatial_median(px, py, work, max_iter=1000, tol=1e-12)
+
+
+def test_spatial_median_on_a_data_point_and_on_a_line():
+    rng = np.random.default_rng(15)
+    # 50 equal solutions outweigh the pull of the 30 others: the median is that point
+    cluster = np.r_[np.tile([1.0, 2.0], (50, 1)), rng.normal(size=(30, 2))]
+    np.testing.assert_array_equal(spatial_median(cluster), [1.0, 2.0])
+    np.testing.assert_array_equal(spatial_median(np.tile([0.5, -1.0], (7, 1))), [0.5, -1.0])
+    # collinear points (singular Hessian): the median along the line, its middle point
+    t = rng.normal(size=21)
+    line = np.column_stack([t, 2 * t + 1])
+    np.testing.assert_allclose(spatial_median(line), line[np.argsort(t)[10]], atol=1e-9)
+    # many points (a subsample gives the start)
+    cloud = rng.standard_cauchy(size=(30_000, 2))
+    np.testing.assert_allclose(spatial_median(cloud), exact_spatial_median(cloud), atol=1e-6)
+
+
+def brute_dcor(x: np.ndarray, y: np.ndarray) -> float:
+    """Distance correlation written out: double-centred distance matrices, O(n²)."""
+
+    def centred(v):
+        v = v.reshape(len(v), -1)
+        d = np.sqrt(((v[:, None, :] - v[None, :, :]) ** 2).sum(axis=2))
+        return d - d.mean(axis=0)[None, :] - d.mean(axis=1)[:, None] + d.mean()
+
+    a, b = centred(x), centred(y)
+    var = (a * a).mean() * (b * b).mean()
+    return 0.0 if var <= 0 else float(np.sqrt(max((a * b).mean(), 0.0) / np.sqrt(var)))
+
+
+@pytest.mark.parametrize("n_genes", [3, 64, 150])
+def test_gi_distance_correlations_match_the_quadratic_definition(n_genes):
+    rng = np.random.default_rng(n_genes)
+    size = n_genes + 2  # the last two genes are the targets A and B
+    a = np.round(rng.normal(size=size), 1)  # ties
+    b = rng.normal(size=size)
+    b[: n_genes // 3] = 0.0  # genes that change in one single only
+    deltas = {
+        "A": a,
+        "B": b,
+        "C": np.full(size, 0.5),  # constant: distance correlation 0
+        "A+B": np.round(0.7 * a + 0.4 * b + 0.3 * rng.normal(size=size), 2),
+        "A+C": a**2 + 0.1 * rng.normal(size=size),
+    }
+    genes = [*(f"g{i}" for i in range(n_genes)), "A", "B"]
+    scores = gi_scores(make_profiles(deltas, genes=genes), genes=genes)
+    fitted = {"A+B": slice(0, n_genes), "A+C": np.r_[0:n_genes, n_genes + 1]}  # targets out
+    for pair, genes_fitted in fitted.items():
+        fa, fb, fab = (deltas[label][genes_fitted] for label in [*pair.split("+"), pair])
+        assert scores.loc[pair, "n_genes"] == len(fab)
+        samples = {
+            "dcor": (np.column_stack([fa, fb]), fab),
+            "dcor_singles": (fa, fb),
+            "dcor_a": (fa, fab),
+            "dcor_b": (fb, fab),
+        }
+        for column, (x, y) in samples.items():
+            assert scores.loc[pair, column] == pytest.approx(brute_dcor(x, y), abs=1e-12)
+            assert scores.loc[pair, column] == pytest.approx(distance_correlation(x, y), abs=1e-12)
+    assert scores.loc["A+C", "dcor_b"] == 0.0
+    assert scores.loc["A+C", "dcor_singles"] == 0.0
+
+
+def test_scores_do_not_depend_on_the_threads(singles, monkeypatch):
+    a, b = singles
+    rng = np.random.default_rng(16)
+    deltas = {"A": a, "B": b, "C": rng.normal(size=N_GENES)}
+    for pair in ["A+B", "A+C", "B+C"]:
+        first, second = pair.split("+")
+        deltas[pair] = deltas[first] - 0.5 * deltas[second] + 0.2 * rng.normal(size=N_GENES)
+    profiles = make_profiles(deltas)
+    genes = list(profiles.var_names)
+    threaded = gi_scores(profiles, genes=genes, max_subsets=500)
+    monkeypatch.setattr(_gi, "_THREADS", 1)
+    pd.testing.assert_frame_equal(gi_scores(profiles, genes=genes, max_subsets=500), threaded)
+    deltas["B+C"][5] = np.nan
+    with pytest.raises(PerturbsimError, match=r"non-finite values .* \['B\+C'\]"):
+        gi_scores(make_profiles(deltas), genes=genes)
 
 
 def test_distance_correlation_hand_value():

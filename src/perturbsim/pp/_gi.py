@@ -36,15 +36,21 @@ scores of measured pairs compared with it, in ``benchmarks/RESULTS.md``.
     ``eq_contr``); low means one single explains the pair (epistasis).
 
 Distance correlations are Székely's V-statistics, as the ``dcor`` package (which Norman
-and GEARS used) and statsmodels compute them.
+and GEARS used) and statsmodels compute them; a pair's four take one pass over its
+gene-by-gene distance matrices, a block of rows at a time, without storing them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -100,6 +106,25 @@ _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
 _COLLINEAR = 1e-10
 """A two-gene subset is degenerate when ``|det| <= _COLLINEAR * |x_i| * |x_j|``."""
+_MAX_ITER = 1000
+"""Default iterations of the spatial median of :func:`theil_sen`."""
+_TOL = 1e-8
+"""Default tolerance of the spatial median of :func:`theil_sen`."""
+_DRAW = 16_000
+"""Random indices drawn at a time: 128,000 bytes, under glibc's default mmap threshold."""
+_START = 10_000
+"""The spatial median of more solutions starts from that of every k-th, at most this many."""
+_ON_POINT = 1e-12
+"""A solution this close to the spatial median's estimate (times ``max(1, |estimate|)``) is
+on it: Vardi & Zhang's case."""
+_HALVINGS = 6
+"""Halvings of a Newton step that does not decrease the summed distance, before Weiszfeld's."""
+_SINGULAR = 1e-12
+"""The spatial median takes a Weiszfeld step where ``det(H) <= _SINGULAR * (Σ 1/d)²``."""
+_BLOCK = 128
+"""Rows of the gene-by-gene distance matrices held at a time by the distance correlations."""
+_THREADS = 8
+"""Most threads that score pairs at once (fewer on fewer cores)."""
 _TIES = 9
 """Decimals to which subtype strengths are rounded before ranking (equal = tied)."""
 _ROUNDING = 1e-6
@@ -244,8 +269,8 @@ def theil_sen(
     *,
     max_subsets: int = 100_000,
     seed: int | Sequence[int] | None = None,
-    max_iter: int = 1000,
-    tol: float = 1e-8,
+    max_iter: int = _MAX_ITER,
+    tol: float = _TOL,
 ) -> np.ndarray:
     """Theil-Sen regression of ``y`` on the two columns of ``x``, without intercept.
 
@@ -269,10 +294,16 @@ def theil_sen(
         Seed of the random subsets, an integer or a sequence of integers (entropy of a
         numpy ``SeedSequence``; default: ``perturbsim.settings.seed``).
     max_iter
-        Iterations of the spatial median (Weiszfeld's algorithm, Vardi & Zhang's
-        modification for an estimate on a data point).
+        Iterations of the spatial median: Newton's method, its step halved (up to 6 times)
+        until it decreases the summed distance; a Weiszfeld step instead where it does
+        not, where the Hessian is singular, or where the estimate is on a data point
+        (Vardi & Zhang's modification). It starts from the spatial median of every k-th
+        solution (at most 10,000 of them; to ``√tol``), itself started from their
+        coordinate-wise median.
     tol
-        Stop when the estimate moves less than this.
+        Stop when the estimate moves less than this, or when Newton's method, which
+        converges quadratically, would next move it less than a hundredth of this (after a
+        move ``t``, a move ``s`` with ``s³ / t² < tol / 100``).
 
     Returns
     -------
@@ -291,49 +322,201 @@ def theil_sen(
         raise PerturbsimError(f"theil_sen needs x (n, 2) and y (n,), got {x.shape} and {y.shape}")
     if max_subsets < 1:
         raise PerturbsimError(f"max_subsets must be positive, got {max_subsets}")
+    return _theil_sen(
+        x,
+        y,
+        max_subsets=max_subsets,
+        seed=resolve_seed(None) if seed is None else seed,
+        max_iter=max_iter,
+        tol=tol,
+        scratch=_Scratch(),
+    )
+
+
+class _Scratch:
+    """Work arrays kept from one fit to the next (one set per thread).
+
+    A fresh array of 100,000 values can cost more, in page faults, than the arithmetic
+    done on it: glibc maps arrays above 128 KiB afresh unless its threshold has adapted,
+    which it no longer does once set (``perturbsim._memory``, after training).
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[type, list[np.ndarray]] = {np.float64: [], np.int64: []}
+
+    def arrays(self, count: int, size: int) -> list[np.ndarray]:
+        """``count`` distinct float64 arrays of ``size`` values (contents undefined)."""
+        return self._get(np.float64, count, size)
+
+    def indices(self, count: int, size: int) -> list[np.ndarray]:
+        """``count`` distinct int64 arrays of ``size`` values (contents undefined)."""
+        return self._get(np.int64, count, size)
+
+    def _get(self, dtype: type, count: int, size: int) -> list[np.ndarray]:
+        kept = self._kept[dtype]
+        for i in range(count):
+            if i == len(kept):
+                kept.append(np.empty(size, dtype=dtype))
+            elif kept[i].size < size:
+                kept[i] = np.empty(size, dtype=dtype)
+        return [array[:size] for array in kept[:count]]
+
+
+def _theil_sen(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    max_subsets: int,
+    seed: int | Sequence[int],
+    max_iter: int,
+    tol: float,
+    scratch: _Scratch,
+) -> np.ndarray:
+    """:func:`theil_sen` on checked float arrays, with work arrays from ``scratch``."""
     n = x.shape[0]
     if n * (n - 1) // 2 <= max_subsets:
         first, second = np.triu_indices(n, k=1)
     else:
-        rng = np.random.default_rng(resolve_seed(None) if seed is None else seed)
-        first = rng.integers(0, n, size=max_subsets)
-        second = rng.integers(0, n - 1, size=max_subsets)
-        second += second >= first
-    xi, xj = x[first], x[second]
-    det = xi[:, 0] * xj[:, 1] - xi[:, 1] * xj[:, 0]
-    scale = np.linalg.norm(xi, axis=1) * np.linalg.norm(xj, axis=1)
-    ok = np.abs(det) > _COLLINEAR * scale
+        first, second = _draw_subsets(n, max_subsets, seed, scratch.indices(2, max_subsets))
+    m = first.size
+    if m == 0:
+        return np.full(2, np.nan)
+    at_first, at_second, rest = (a.reshape(-1, m) for a in scratch.arrays(3, 4 * m))
+    columns = np.stack([x[:, 0], x[:, 1], y, np.sqrt(x[:, 0] ** 2 + x[:, 1] ** 2)])
+    np.take(columns, first, axis=1, out=at_first, mode="clip")  # "raise" would buffer
+    np.take(columns, second, axis=1, out=at_second, mode="clip")
+    (xi0, xi1, yi, norm_i), (xj0, xj1, yj, norm_j) = at_first, at_second
+    det, c1, c2 = rest[:3]
+    np.subtract(np.multiply(xi0, xj1, out=det), np.multiply(xi1, xj0, out=c1), out=det)
+    scale = np.multiply(np.multiply(norm_i, norm_j, out=c1), _COLLINEAR, out=c1)
+    ok = np.abs(det, out=c2) > scale
     if not ok.any():
         return np.full(2, np.nan)
-    xi, xj, det = xi[ok], xj[ok], det[ok]
-    yi, yj = y[first[ok]], y[second[ok]]
-    solutions = np.column_stack(
-        [(yi * xj[:, 1] - xi[:, 1] * yj) / det, (xi[:, 0] * yj - yi * xj[:, 0]) / det]
-    )
-    return _spatial_median(solutions, max_iter=max_iter, tol=tol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.subtract(np.multiply(yi, xj1, out=c1), np.multiply(xi1, yj, out=c2), out=c1)
+        np.divide(c1, det, out=c1)
+        np.subtract(np.multiply(xi0, yj, out=c2), np.multiply(yi, xj0, out=xj0), out=c2)
+        np.divide(c2, det, out=c2)
+    if not ok.all():
+        c1, c2 = c1[ok], c2[ok]
+    work = [array[: c1.size] for array in at_first]
+    return _spatial_median(c1, c2, work, max_iter=max_iter, tol=tol)
 
 
-def _spatial_median(points: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
-    """The point minimising the summed Euclidean distance to ``points`` (``(m, d)``)."""
-    estimate = points.mean(axis=0)
+def _draw_subsets(
+    n: int, count: int, seed: int | Sequence[int], out: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random subsets ``(first, second)`` of two of ``n`` rows, into ``out``.
+
+    As ``rng = np.random.default_rng(seed)``, ``first = rng.integers(0, n, size=count)``,
+    ``second = rng.integers(0, n - 1, size=count)``, ``second += second >= first``, drawn
+    ``_DRAW`` at a time: the same numbers (numpy's generator draws them one after the
+    other), without fresh arrays too large for the allocator to recycle.
+    """
+    rng = np.random.default_rng(seed)
+    first, second = out
+    for high, indices in ((n, first), (n - 1, second)):
+        for start in range(0, count, _DRAW):
+            part = indices[start : start + _DRAW]
+            part[...] = rng.integers(0, high, size=part.size)
+    second += second >= first
+    return first, second
+
+
+class _Weber(NamedTuple):
+    """The summed distance to the points from an estimate, and its derivatives there."""
+
+    distance: float
+    """Summed distance to the points (the objective)."""
+    weight: float
+    """``Σ 1/d`` over the points not on the estimate."""
+    pull: tuple[float, float]
+    """``Σ u``: unit vectors from the estimate towards those points (minus the gradient)."""
+    xx: float
+    """``Σ ux² / d``; with ``xy`` and ``weight`` the Hessian ``Σ (I - u uᵀ) / d``."""
+    xy: float
+    """``Σ ux uy / d``."""
+    on: int
+    """Points on the estimate (within rounding: ``_ON_POINT``), left out of the sums."""
+
+
+def _weber(
+    px: np.ndarray, py: np.ndarray, estimate: tuple[float, float], work: list[np.ndarray]
+) -> _Weber:
+    """:class:`_Weber` terms of the points ``(px, py)`` at ``estimate``; four work arrays."""
+    rx, ry, dist, weight = work
+    np.subtract(px, estimate[0], out=rx)
+    np.subtract(py, estimate[1], out=ry)
+    np.multiply(rx, rx, out=dist)
+    np.add(dist, np.multiply(ry, ry, out=weight), out=dist)
+    np.sqrt(dist, out=dist)
+    with np.errstate(divide="ignore"):
+        np.divide(1.0, dist, out=weight)
+    total = weight.sum()
+    near = _ON_POINT * max(1.0, abs(estimate[0]), abs(estimate[1]))
+    on = 0
+    if not total < 1.0 / near:  # some point may be within rounding of the estimate
+        on_point = dist <= near
+        on = int(np.count_nonzero(on_point))
+        weight[on_point] = 0.0
+        total = weight.sum()
+    np.multiply(rx, weight, out=rx)
+    np.multiply(ry, weight, out=ry)
+    pull = (float(rx.sum()), float(ry.sum()))
+    np.multiply(weight, rx, out=weight)
+    xx, xy = np.einsum("i,i->", weight, rx), np.einsum("i,i->", weight, ry)
+    return _Weber(float(dist.sum()), float(total), pull, float(xx), float(xy), on)
+
+
+def _median_move(terms: _Weber) -> tuple[tuple[float, float], bool]:
+    """Next move of the spatial median, and whether it is Newton's (else Weiszfeld's)."""
+    (px, py), xx, xy = terms.pull, terms.xx, terms.xy
+    if terms.on:
+        # Vardi & Zhang: on data points, optimal unless the pull of the others exceeds them
+        pull = math.hypot(px, py)
+        shrink = max(0.0, 1.0 - terms.on / pull) / terms.weight if pull > 0 else 0.0
+        return (shrink * px, shrink * py), False
+    yy = terms.weight - xx  # Σ uy² / d
+    det = yy * xx - xy**2
+    if det > _SINGULAR * terms.weight**2:
+        return ((xx * px + xy * py) / det, (xy * px + yy * py) / det), True
+    return (px / terms.weight, py / terms.weight), False
+
+
+def _spatial_median(
+    px: np.ndarray, py: np.ndarray, work: list[np.ndarray], *, max_iter: int, tol: float
+) -> np.ndarray:
+    """The point minimising the summed Euclidean distance to the points ``(px, py)``."""
+    if px.size > _START:
+        every = -(-px.size // _START)
+        sample = [np.ascontiguousarray(p[::every]) for p in (px, py)]
+        sample_work = [w[: sample[0].size] for w in work]
+        # a start within ~√tol will do: Newton's next move squares the error
+        estimate = _spatial_median(*sample, sample_work, max_iter=max_iter, tol=math.sqrt(tol))
+    else:
+        estimate = np.array([np.median(px), np.median(py)])
+    ex, ey = (float(v) for v in estimate)
+    terms = _weber(px, py, (ex, ey), work)
+    last = 0.0  # size of the last move if Newton's, else 0
     for _ in range(max_iter):
-        diff = points - estimate
-        dist = np.linalg.norm(diff, axis=1)
-        away = dist > 0
-        if not away.any():
-            break
-        weights = 1.0 / dist[away]
-        target = (points[away] * weights[:, None]).sum(axis=0) / weights.sum()
-        on_point = len(dist) - int(away.sum())
-        if on_point:
-            pull = np.linalg.norm((diff[away] * weights[:, None]).sum(axis=0))
-            gamma = on_point / pull if pull > 0 else 1.0
-            target = max(0.0, 1.0 - gamma) * target + min(1.0, gamma) * estimate
-        moved = np.linalg.norm(target - estimate)
-        estimate = target
-        if moved < tol:
-            break
-    return estimate
+        (mx, my), newton = _median_move(terms)
+        size = math.hypot(mx, my)
+        # quadratic convergence: the next move would be about size³ / last²; 100 for safety
+        if size < tol or (newton and size < last and 100 * size**3 < tol * last**2):
+            return np.array([ex + mx, ey + my])
+        moved = _weber(px, py, (ex + mx, ey + my), work)
+        halvings = 0
+        while newton and moved.distance > terms.distance:
+            if halvings == _HALVINGS:  # Weiszfeld's step, which always descends
+                mx, my, newton = terms.pull[0] / terms.weight, terms.pull[1] / terms.weight, False
+                if math.hypot(mx, my) < tol:
+                    return np.array([ex + mx, ey + my])
+            else:
+                mx, my, halvings = mx / 2, my / 2, halvings + 1
+            moved = _weber(px, py, (ex + mx, ey + my), work)
+        ex, ey, terms = ex + mx, ey + my, moved
+        last = size if newton and not halvings else 0.0
+    return np.array([ex, ey])
 
 
 def _centred_distances(x: np.ndarray) -> np.ndarray:
@@ -382,32 +565,138 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     return _dcor(_centred_distances(x), _centred_distances(y))
 
 
-def _pair_scores(
-    da: np.ndarray, db: np.ndarray, dab: np.ndarray, *, max_subsets: int, seed: Sequence[int]
+class _Distances(NamedTuple):
+    """What distance correlations need of the distance matrix ``D`` of one sample."""
+
+    sums: np.ndarray
+    """Row sums ``Σ_j D_ij``."""
+    var: float
+    """Distance variance (V-statistic): the mean of the squared double-centred ``D``."""
+
+
+def _distances(sums: np.ndarray, squares: float, constant: bool) -> _Distances:
+    """:class:`_Distances` from the row sums and ``Σ_ij D_ij²`` (variance 0 if ``constant``)."""
+    n = sums.size
+    total = sums.sum()
+    var = 0.0 if constant else squares / n**2 - 2 * (sums @ sums) / n**3 + (total / n**2) ** 2
+    return _Distances(sums, var)
+
+
+def _line_distances(v: np.ndarray) -> _Distances:
+    """:class:`_Distances` of a centred univariate sample, in ``O(n log n)`` by sorting."""
+    n = v.size
+    order = np.argsort(v)
+    ranked = v[order]
+    below = np.cumsum(ranked) - ranked
+    sums = np.empty(n)
+    sums[order] = ranked * (2 * np.arange(n) - n) + ranked.sum() - 2 * below
+    return _distances(sums, 2 * n * (v @ v) - 2 * v.sum() ** 2, bool(v.min() == v.max()))
+
+
+def _dcor_of(cross: float, x: _Distances, y: _Distances) -> float:
+    """Distance correlation from ``Σ_ij Dx_ij Dy_ij`` and the two samples' terms.
+
+    The V-statistic of Székely et al. expanded: the mean of the products of the
+    double-centred matrices is ``cross/n² - 2 Σ_i rx_i ry_i / n³ + Σrx Σry / n⁴`` for
+    row sums ``rx``, ``ry``.
+    """
+    if x.var <= 0 or y.var <= 0:
+        return 0.0
+    n = x.sums.size
+    cov = cross / n**2 - 2 * (x.sums @ y.sums) / n**3 + x.sums.sum() * y.sums.sum() / n**4
+    return float(np.sqrt(max(cov, 0.0) / np.sqrt(x.var * y.var)))
+
+
+def _pair_dcors(
+    da: np.ndarray, db: np.ndarray, dab: np.ndarray, scratch: _Scratch
 ) -> dict[str, float]:
-    """The score columns of one pair from its changes over the fitted genes."""
+    """``dcor``, ``dcor_singles``, ``dcor_a`` and ``dcor_b`` of one pair's changes.
+
+    One pass over the gene pairs ``i < j`` with the genes sorted by ``dab``, ``_BLOCK``
+    rows of the distance matrices of ``da``, ``db`` and ``(da, db)`` at a time. With
+    ``dab`` sorted, ``Σ_ij D_ij |dab_i - dab_j| = 2 Σ_j dab_j Σ_i<j D_ij - 2 Σ_i dab_i
+    Σ_j>i D_ij``: the pass sums each matrix over ``j > i``, the joint one over ``i < j``
+    too (for a univariate sample that is ``Σ_j D_ij``, known by sorting, minus the
+    first), and ``Σ_ij |Δda| |Δdb|``. Equal to :func:`distance_correlation` up to
+    rounding.
+    """
+    n = dab.size
+    a, b, y = (v - v.mean() for v in (da, db, dab))
+    order = np.argsort(y)
+    a, b, y = a[order], b[order], y[order]
+    later = np.zeros((3, n))  # Σ_j>i of |Δa|, |Δb| and the joint distance ‖(Δa, Δb)‖
+    earlier = np.zeros(n)  # Σ_j<i of the joint distance (Σ_j<i |Δa| is Σ_j |Δa| - Σ_j>i)
+    cross_singles = 0.0  # Σ_i<j |Δa| |Δb|
+    block = min(_BLOCK, n)
+    upper = np.triu(np.ones((block, block)))  # within the diagonal square, j >= i
+    stacked, square_b = scratch.arrays(2, 3 * block * n)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        rows, cols = stop - start, n - start
+        diffs = stacked[: 3 * rows * cols].reshape(3, rows, cols)  # |Δa|, |Δb|, joint
+        np.subtract.outer(a[start:stop], a[start:], out=diffs[0])
+        np.subtract.outer(b[start:stop], b[start:], out=diffs[1])
+        np.multiply(diffs[0], diffs[0], out=diffs[2])
+        squares = np.multiply(diffs[1], diffs[1], out=square_b[: rows * cols].reshape(rows, cols))
+        np.sqrt(np.add(diffs[2], squares, out=diffs[2]), out=diffs[2])
+        np.abs(diffs[:2], out=diffs[:2])
+        square = diffs[:, :, :rows]  # keep each gene pair once, i < j
+        np.multiply(square, upper[:rows, :rows], out=square)
+        cross_singles += np.einsum("ij,ij->", diffs[0], diffs[1])
+        later[:, start:stop] += diffs.sum(axis=2)
+        earlier[start:] += diffs[2].sum(axis=0)
+    constant = bool(a.min() == a.max() and b.min() == b.max())
+    joint = _distances(later[2] + earlier, 2 * n * (a @ a + b @ b), constant)
+    terms_a, terms_b, terms_y = (_line_distances(v) for v in (a, b, y))
+    # Σ_ij D_ij |Δy| = 2 Σ_j y_j Σ_i<j D_ij - 2 Σ_i y_i Σ_j>i D_ij
+    return {
+        "dcor": _dcor_of(2 * (earlier @ y - later[2] @ y), joint, terms_y),
+        "dcor_singles": _dcor_of(2 * cross_singles, terms_a, terms_b),
+        "dcor_a": _dcor_of(2 * (terms_a.sums @ y - 2 * (later[0] @ y)), terms_a, terms_y),
+        "dcor_b": _dcor_of(2 * (terms_b.sums @ y - 2 * (later[1] @ y)), terms_b, terms_y),
+    }
+
+
+def _pair_scores(
+    da: np.ndarray,
+    db: np.ndarray,
+    dab: np.ndarray,
+    *,
+    max_subsets: int,
+    seed: Sequence[int],
+    scratch: _Scratch,
+) -> dict[str, float] | None:
+    """The score columns of one pair from its changes over the fitted genes.
+
+    ``None`` when the singles are collinear or zero (every Theil-Sen subset degenerate).
+    """
     singles = np.column_stack([da, db])
-    c1, c2 = theil_sen(singles, dab, max_subsets=max_subsets, seed=seed)
+    c1, c2 = _theil_sen(
+        singles,
+        dab,
+        max_subsets=max_subsets,
+        seed=seed,
+        max_iter=_MAX_ITER,
+        tol=_TOL,
+        scratch=scratch,
+    )
+    if np.isnan(c1):
+        return None
     fit = singles @ np.array([c1, c2])
     with np.errstate(divide="ignore", invalid="ignore"):
         fit_corr = float(np.corrcoef(fit, dab)[0, 1]) if fit.std() > 0 and dab.std() > 0 else np.nan
         dominance = float(np.abs(np.log10(np.abs(c1) / np.abs(c2))))
-    centred_a, centred_b = _centred_distances(da), _centred_distances(db)
-    centred_ab, centred_joint = _centred_distances(dab), _centred_distances(singles)
-    dcor_a, dcor_b = _dcor(centred_a, centred_ab), _dcor(centred_b, centred_ab)
-    top = max(dcor_a, dcor_b)
+    dcors = _pair_dcors(da, db, dab, scratch)
+    top = max(dcors["dcor_a"], dcors["dcor_b"])
     return {
         "c1": float(c1),
         "c2": float(c2),
         "magnitude": float(np.hypot(c1, c2)),
         "mean_abs_coef": float((abs(c1) + abs(c2)) / 2),
         "fit_corr": fit_corr,
-        "dcor": _dcor(centred_joint, centred_ab),
-        "dcor_singles": _dcor(centred_a, centred_b),
-        "dcor_a": dcor_a,
-        "dcor_b": dcor_b,
+        **dcors,
         "dominance": dominance,
-        "equality": min(dcor_a, dcor_b) / top if top > 0 else np.nan,
+        "equality": min(dcors["dcor_a"], dcors["dcor_b"]) / top if top > 0 else np.nan,
     }
 
 
@@ -568,7 +857,8 @@ def gi_scores(
         Two-gene subsets per Theil-Sen fit (all when there are fewer).
     seed
         Seed of the subsets (default ``perturbsim.settings.seed``). Each pair draws from
-        ``(seed, crc32(pair label))``, so its scores do not depend on the other pairs.
+        ``(seed, crc32(pair label))``, so its scores do not depend on the other pairs, nor
+        on the threads that score them (up to 8, one per core).
 
     Returns
     -------
@@ -614,37 +904,33 @@ def gi_scores(
         None if n_de is None else {canonical_label(parse_label(p)): int(v) for p, v in n_de.items()}
     )
     seed = resolve_seed(seed)
-    records = []
+    n_fitted = int(base_mask.sum())
+    positions: dict[str, list[int]] = {}
+    for i, gene in enumerate(profiles.var_names):
+        positions.setdefault(gene, []).append(i)
+    records: list[dict[str, object]] = []
+    jobs: list[_Job] = []
     for pair in _requested_pairs(pairs, rows):
         gene_a, gene_b = genes_of(pair)
-        mask = (
-            base_mask & ~profiles.var_names.isin([gene_a, gene_b]) if exclude_targets else base_mask
-        )
-        n_genes = int(mask.sum())
+        targets = positions.get(gene_a, []) + positions.get(gene_b, []) if exclude_targets else []
+        n_genes = n_fitted - int(base_mask[targets].sum())
         record: dict[str, object] = {"pair": pair, "gene_a": gene_a, "gene_b": gene_b}
         record.update(dict.fromkeys(SCORES, np.nan))
         reasons = _flags(pair, rows, n_de_canonical, min_de, n_genes)
         if not reasons:
-            changes = _rows_of(delta, [rows[gene_a], rows[gene_b], rows[pair]])[:, mask]
-            bad = [
-                c
-                for c, row in zip((gene_a, gene_b, pair), changes, strict=True)
-                if not np.isfinite(row).all()
-            ]
-            if bad:
-                raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
-            pair_seed = [seed, zlib.crc32(pair.encode())]
-            scores = _pair_scores(*changes, max_subsets=max_subsets, seed=pair_seed)
-            if np.isnan(scores["c1"]):
-                reasons.append("singles collinear or zero")
-            else:
-                record.update(scores)
+            jobs.append(_Job(len(records), (gene_a, gene_b, pair), targets))
         record.update(
             n_genes=n_genes,
             n_de=np.nan if n_de_canonical is None else n_de_canonical.get(pair, np.nan),
             flag="; ".join(reasons),
         )
         records.append(record)
+    scored = _score_pairs(delta, rows, base_mask, jobs, max_subsets=max_subsets, seed=seed)
+    for job, scores in zip(jobs, scored, strict=True):
+        if scores is None:
+            records[job.record]["flag"] = "singles collinear or zero"
+        else:
+            records[job.record].update(scores)
     columns = ["pair", "gene_a", "gene_b", *SCORES, "n_genes", "n_de", "flag"]
     table = pd.DataFrame.from_records(records, columns=columns).set_index("pair")
     table = table.astype({c: float for c in [*SCORES, "n_de"]})
@@ -657,6 +943,54 @@ def gi_scores(
             "; ".join(f"{p} ({f})" for p, f in flagged.head(5).items()),
         )
     return table.join(rules.classify(table))
+
+
+class _Job(NamedTuple):
+    """A pair to score: its record, labels ``(A, B, A+B)`` and genes left out of its fit."""
+
+    record: int
+    labels: tuple[str, str, str]
+    targets: list[int]
+
+
+def _score_pairs(
+    delta: object,
+    rows: Mapping[str, int],
+    genes: np.ndarray,
+    jobs: Sequence[_Job],
+    *,
+    max_subsets: int,
+    seed: int,
+) -> list[dict[str, float] | None]:
+    """The scores of each job (``None``: singles collinear or zero), on up to ``_THREADS``.
+
+    Each pair's subsets are drawn from ``(seed, crc32(pair))``, so the scores do not
+    depend on the threads or on the other pairs.
+    """
+    local = threading.local()
+
+    def score(job: _Job) -> dict[str, float] | None:
+        keep = genes.copy()
+        keep[job.targets] = False
+        changes = _rows_of(delta, [rows[label] for label in job.labels])[:, keep]
+        bad = [c for c, row in zip(job.labels, changes, strict=True) if not np.isfinite(row).all()]
+        if bad:
+            raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
+        if not hasattr(local, "scratch"):
+            local.scratch = _Scratch()
+        pair_seed = [seed, zlib.crc32(job.labels[2].encode())]
+        return _pair_scores(
+            *changes, max_subsets=max_subsets, seed=pair_seed, scratch=local.scratch
+        )
+
+    workers = max(1, min(_THREADS, os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        return [score(job) for job in jobs]
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        return list(pool.map(score, jobs))
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _empirical_z(deviation: np.ndarray, largest_change: float) -> np.ndarray:
