@@ -628,7 +628,7 @@ def _pair_dcors(
     earlier = np.zeros(n)  # Σ_j<i of the joint distance (Σ_j<i |Δa| is Σ_j |Δa| - Σ_j>i)
     cross_singles = 0.0  # Σ_i<j |Δa| |Δb|
     block = min(_BLOCK, n)
-    upper = np.triu(np.ones((block, block)))  # within the diagonal square, j >= i
+    upper = np.triu(np.ones((block, block), dtype=bool))  # in the diagonal square, j >= i
     stacked, square_b = scratch.arrays(2, 3 * block * n)
     for start in range(0, n, block):
         stop = min(start + block, n)
