@@ -181,3 +181,11 @@ def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
     assert np.isfinite(baseline.predict(test).X).all()
     with pytest.raises(ps.PerturbsimError, match="need 'gears'"):
         baseline.fit(max_epochs=3)
+
+
+def test_a_gene_nothing_knows_is_refused_by_name(fitted_small):
+    _, model = fitted_small
+    assert model.covers(["NOTAGENE", str(model.genes[0])]).tolist() == [False, True]
+    with pytest.raises(ps.PerturbsimError, match="NOTAGENE") as err:
+        model.predict(["NOTAGENE+" + str(model.genes[0])])
+    assert "\n" not in str(err.value)

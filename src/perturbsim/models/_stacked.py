@@ -28,6 +28,7 @@ from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
+from ._simple import CoverageMixin
 from ._stacking import FitRow, Fitted, fit_per_kind
 from ._target_effect import fit_target_effect
 
@@ -65,7 +66,7 @@ def kind_of(genes: GeneSet, measured: set[str] | dict[str, Any]) -> str:
     return "combo_seen2" if n_seen == len(genes) else "combo_seen1"
 
 
-class Stacked(PerturbationModel):
+class Stacked(CoverageMixin, PerturbationModel):
     r"""The default: the strongest simple baseline plus corrections weighted on held-out data.
 
     **Baseline.** A perturbation's baseline change is the sum of the measured changes of
@@ -146,6 +147,7 @@ class Stacked(PerturbationModel):
 
     name = "stacked"
     fit_options: ClassVar[tuple[str, ...]] = FIT_OPTIONS
+    _uncovered_reason = "neither measured, perturbed in the screen, nor in the GO graph"
 
     def __init__(
         self,
@@ -203,6 +205,20 @@ class Stacked(PerturbationModel):
         own = super().option_names()
         return [*own, *(o for o in GEARS.option_names() if o not in own)]
 
+    def _coverable(self) -> set[str]:
+        """Genes with something to go on: measured, measured alone, or known to a correction.
+
+        A gene none of these know would get the mean of the training perturbations on no
+        evidence: it is refused instead (``covers`` says so, ``predict`` names it).
+        """
+        genes = set(map(str, self.genes)) | set(self.singles)
+        for model in self.corrections.values():
+            if isinstance(model, GEARS):
+                genes |= set(map(str, model.go_graph.nodes))
+            elif isinstance(model, CoverageMixin):
+                genes |= model._coverable()
+        return genes
+
     @cached_property
     def _gene_column(self) -> dict[str, int]:
         return {str(g): i for i, g in enumerate(self.genes)}
@@ -228,7 +244,8 @@ class Stacked(PerturbationModel):
                     seen[row] += self.singles[gene]
             if any(g not in self.singles for g in genes):
                 unseen[row] = self.mean_change
-        unseen[self._linear_rows(sets)] = self._linear_changes(sets)
+        rows, changes = self._linear_baseline(sets)
+        unseen[rows] = changes
         for row, genes in enumerate(sets):
             for gene in genes:
                 if gene not in self.singles and gene in column and self.target_effect.size:
@@ -237,20 +254,22 @@ class Stacked(PerturbationModel):
                     )
         return seen, unseen
 
-    def _linear_rows(self, sets: list[GeneSet]) -> np.ndarray:
-        """Sets whose unseen part is the ``linear`` model's prediction."""
+    def _linear_baseline(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
+        """Sets whose unseen part is the ``linear`` model's prediction, and that prediction.
+
+        Returns
+        -------
+        ``(rows, changes)``: the indices of the sets with no gene measured alone that
+        ``linear`` covers (none when it is not a correction), and its predicted changes.
+        """
         linear = self.corrections.get("linear")
         if linear is None or not sets:
-            return np.zeros(len(sets), dtype=bool)
+            return np.zeros(0, dtype=int), np.zeros((0, len(self.genes)))
         unmeasured = np.array([bool(s) and not any(g in self.singles for g in s) for s in sets])
-        return unmeasured & linear.covers([list(s) for s in sets])
-
-    def _linear_changes(self, sets: list[GeneSet]) -> np.ndarray:
-        """The ``linear`` model's predicted changes of the sets of :meth:`_linear_rows`."""
-        rows = np.flatnonzero(self._linear_rows(sets))
+        rows = np.flatnonzero(unmeasured & linear.covers([list(s) for s in sets]))
         if rows.size == 0:
-            return np.zeros((0, len(self.genes)))
-        return self.corrections["linear"].predict([list(sets[i]) for i in rows]).layers["delta"]
+            return rows, np.zeros((0, len(self.genes)))
+        return rows, linear.predict([list(sets[i]) for i in rows]).layers["delta"]
 
     def _departures(
         self, sets: list[GeneSet], baseline: np.ndarray
@@ -319,7 +338,11 @@ class Stacked(PerturbationModel):
         kinds = [kind_of(s, self.singles) for s in sets]
         keep = [self._fitted_genes(s) for s in sets]
         seen, unseen = self._baseline(sets)
-        measured = data.stats.delta[data.stats.index(val)].astype(np.float64) if val else seen
+        measured = (
+            data.stats.delta[data.stats.index(val)].astype(np.float64)
+            if val
+            else np.zeros_like(seen)
+        )
         scale_rows = [
             FitRow(kinds[i], unseen[i, keep[i], None], measured[i, keep[i]] - seen[i, keep[i]])
             for i in range(len(val))
@@ -414,6 +437,7 @@ class Stacked(PerturbationModel):
         return float(self._scale[kind].weights[0]), self._corrections_fit[kind].weights
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
+        self._require_covered(sets)
         seen, unseen = self._baseline(sets)
         fitted = [self._weights_of(s) for s in sets]
         baseline = seen + np.array([scale for scale, _ in fitted])[:, None] * unseen
