@@ -196,6 +196,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.mean_change = np.zeros(0)
         self.target_effect = np.zeros(0)
         self.singles: dict[str, np.ndarray] = {}
+        self.screen_genes: list[str] = []
         self._scale: dict[str, Fitted] = {}
         self._corrections_fit: dict[str, Fitted] = {}
 
@@ -206,12 +207,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         return [*own, *(o for o in GEARS.option_names() if o not in own)]
 
     def _coverable(self) -> set[str]:
-        """Genes with something to go on: measured, measured alone, or known to a correction.
+        """Genes with something to go on: measured, perturbed in the screen, or in a graph.
 
         A gene none of these know would get the mean of the training perturbations on no
         evidence: it is refused instead (``covers`` says so, ``predict`` names it).
         """
-        genes = set(map(str, self.genes)) | set(self.singles)
+        genes = set(map(str, self.genes)) | set(self.singles) | set(self.screen_genes)
         for model in self.corrections.values():
             if isinstance(model, GEARS):
                 genes |= set(map(str, model.go_graph.nodes))
@@ -309,6 +310,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         measured = train + data.perturbed(data.val)
         changes = dict(zip(measured, self._measured_changes(data, measured), strict=True))
         self.mean_change = data.mean_training_change()
+        self.screen_genes = sorted({g for c in data.stats.conditions for g in genes_of(c)})
         self.target_effect = fit_target_effect(
             data.stats.delta[data.stats.index(train)],
             [genes_of(c) for c in train],
@@ -469,6 +471,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
             "single_genes": list(self.singles),
+            "screen_genes": self.screen_genes,
             "parts": {name: model._options() for name, model in self.corrections.items()},
         }
 
@@ -492,6 +495,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
         self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}
+        self.screen_genes = [str(g) for g in options["screen_genes"]]
         self.corrections = {}
         for name, part_options in options["parts"].items():
             if name not in CORRECTIONS:
