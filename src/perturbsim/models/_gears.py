@@ -241,7 +241,9 @@ class GEARS(PerturbationModel):
                 f"genes not in the GO graph, so GEARS cannot predict them: {unknown[:20]}"
                 + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
             )
-        return [self.go_graph.node_index(list(s)).tolist() if s else [] for s in sets]
+        flat = self.go_graph.node_index([g for s in sets for g in s]).tolist()
+        ends = np.cumsum([len(s) for s in sets]).tolist()
+        return [flat[end - len(s) : end] for s, end in zip(sets, ends, strict=True)]
 
     @cached_property
     def _gene_column(self) -> dict[str, int]:

@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import threading
-import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -122,6 +121,8 @@ _HALVINGS = 6
 _SINGULAR = 1e-12
 """The spatial median takes a Weiszfeld step where ``det(H) <= _SINGULAR * (Σ 1/d)²``."""
 _BLOCK = 128
+# draws of random Theil-Sen subsets kept per thread (one per number of fitted genes)
+_KEPT_DRAWS = 4
 """Rows of the gene-by-gene distance matrices held at a time by the distance correlations."""
 _THREADS = 8
 """Most threads that score pairs at once (fewer on fewer cores)."""
@@ -342,15 +343,37 @@ class _Scratch:
     """
 
     def __init__(self) -> None:
-        self._kept: dict[type, list[np.ndarray]] = {np.float64: [], np.int64: []}
+        self._kept: dict[type, list[np.ndarray]] = {
+            np.float64: [],
+            np.float32: [],
+            np.int64: [],
+        }
+        self._subsets: dict[tuple[int, int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]] = {}
 
     def arrays(self, count: int, size: int) -> list[np.ndarray]:
         """``count`` distinct float64 arrays of ``size`` values (contents undefined)."""
         return self._get(np.float64, count, size)
 
-    def indices(self, count: int, size: int) -> list[np.ndarray]:
-        """``count`` distinct int64 arrays of ``size`` values (contents undefined)."""
-        return self._get(np.int64, count, size)
+    def singles(self, count: int, size: int) -> list[np.ndarray]:
+        """``count`` distinct float32 arrays of ``size`` values (contents undefined)."""
+        return self._get(np.float32, count, size)
+
+    def subsets(
+        self, n: int, count: int, seed: int | Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_draw_subsets` of ``(n, count, seed)``, drawn once and kept.
+
+        Pairs fitted on the same number of genes share their subsets. The last
+        ``_KEPT_DRAWS`` draws are kept (a pair's own genes, left out of its fit, change
+        its number of genes by at most two).
+        """
+        key = (n, count, tuple(np.atleast_1d(seed).tolist()))
+        if key not in self._subsets:
+            if len(self._subsets) == _KEPT_DRAWS:
+                del self._subsets[next(iter(self._subsets))]
+            out = [np.empty(count, dtype=np.int64) for _ in range(2)]
+            self._subsets[key] = _draw_subsets(n, count, seed, out)
+        return self._subsets[key]
 
     def _get(self, dtype: type, count: int, size: int) -> list[np.ndarray]:
         kept = self._kept[dtype]
@@ -377,7 +400,7 @@ def _theil_sen(
     if n * (n - 1) // 2 <= max_subsets:
         first, second = np.triu_indices(n, k=1)
     else:
-        first, second = _draw_subsets(n, max_subsets, seed, scratch.indices(2, max_subsets))
+        first, second = scratch.subsets(n, max_subsets, seed)
     m = first.size
     if m == 0:
         return np.full(2, np.nan)
@@ -617,32 +640,34 @@ def _pair_dcors(
     ``dab`` sorted, ``Σ_ij D_ij |dab_i - dab_j| = 2 Σ_j dab_j Σ_i<j D_ij - 2 Σ_i dab_i
     Σ_j>i D_ij``: the pass sums each matrix over ``j > i``, the joint one over ``i < j``
     too (for a univariate sample that is ``Σ_j D_ij``, known by sorting, minus the
-    first), and ``Σ_ij |Δda| |Δdb|``. Equal to :func:`distance_correlation` up to
-    rounding.
+    first), and ``Σ_ij |Δda| |Δdb|``. The distances are computed in float32 (half the
+    memory traffic), each row summed in float32 and the rows in float64: equal to
+    :func:`distance_correlation` to about 1e-6.
     """
     n = dab.size
     a, b, y = (v - v.mean() for v in (da, db, dab))
     order = np.argsort(y)
     a, b, y = a[order], b[order], y[order]
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
     later = np.zeros((3, n))  # Σ_j>i of |Δa|, |Δb| and the joint distance ‖(Δa, Δb)‖
     earlier = np.zeros(n)  # Σ_j<i of the joint distance (Σ_j<i |Δa| is Σ_j |Δa| - Σ_j>i)
     cross_singles = 0.0  # Σ_i<j |Δa| |Δb|
     block = min(_BLOCK, n)
     upper = np.triu(np.ones((block, block), dtype=bool))  # in the diagonal square, j >= i
-    stacked, square_b = scratch.arrays(2, 3 * block * n)
+    stacked, square_b = scratch.singles(2, 3 * block * n)
     for start in range(0, n, block):
         stop = min(start + block, n)
         rows, cols = stop - start, n - start
         diffs = stacked[: 3 * rows * cols].reshape(3, rows, cols)  # |Δa|, |Δb|, joint
-        np.subtract.outer(a[start:stop], a[start:], out=diffs[0])
-        np.subtract.outer(b[start:stop], b[start:], out=diffs[1])
+        np.subtract.outer(a32[start:stop], a32[start:], out=diffs[0])
+        np.subtract.outer(b32[start:stop], b32[start:], out=diffs[1])
         np.multiply(diffs[0], diffs[0], out=diffs[2])
         squares = np.multiply(diffs[1], diffs[1], out=square_b[: rows * cols].reshape(rows, cols))
         np.sqrt(np.add(diffs[2], squares, out=diffs[2]), out=diffs[2])
         np.abs(diffs[:2], out=diffs[:2])
         square = diffs[:, :, :rows]  # keep each gene pair once, i < j
         np.multiply(square, upper[:rows, :rows], out=square)
-        cross_singles += np.einsum("ij,ij->", diffs[0], diffs[1])
+        cross_singles += np.einsum("ij,ij->i", diffs[0], diffs[1]).sum(dtype=float)
         later[:, start:stop] += diffs.sum(axis=2)
         earlier[start:] += diffs[2].sum(axis=0)
     constant = bool(a.min() == a.max() and b.min() == b.max())
@@ -856,9 +881,10 @@ def gi_scores(
     max_subsets
         Two-gene subsets per Theil-Sen fit (all when there are fewer).
     seed
-        Seed of the subsets (default ``perturbsim.settings.seed``). Each pair draws from
-        ``(seed, crc32(pair label))``, so its scores do not depend on the other pairs, nor
-        on the threads that score them (up to 8, one per core).
+        Seed of the subsets (default ``perturbsim.settings.seed``). Pairs fitted on the
+        same number of genes share the subsets drawn from ``seed`` (drawn once), so a
+        pair's scores do not depend on the other pairs, nor on the threads that score
+        them (up to 8, one per core).
 
     Returns
     -------
@@ -964,8 +990,8 @@ def _score_pairs(
 ) -> list[dict[str, float] | None]:
     """The scores of each job (``None``: singles collinear or zero), on up to ``_THREADS``.
 
-    Each pair's subsets are drawn from ``(seed, crc32(pair))``, so the scores do not
-    depend on the threads or on the other pairs.
+    Every pair's subsets are drawn from ``seed`` (the same for the same number of genes),
+    so the scores do not depend on the threads or on the other pairs.
     """
     local = threading.local()
 
@@ -978,10 +1004,7 @@ def _score_pairs(
             raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
-        pair_seed = [seed, zlib.crc32(job.labels[2].encode())]
-        return _pair_scores(
-            *changes, max_subsets=max_subsets, seed=pair_seed, scratch=local.scratch
-        )
+        return _pair_scores(*changes, max_subsets=max_subsets, seed=seed, scratch=local.scratch)
 
     workers = max(1, min(_THREADS, os.cpu_count() or 1, len(jobs)))
     if workers == 1:
