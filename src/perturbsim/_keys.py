@@ -29,9 +29,12 @@ This module is the AnnData contract: no other module spells a key. The README's 
 Predictions (:meth:`perturbsim.models.PerturbationModel.predict`, one row per perturbation)
     ``.layers["delta"]`` (:data:`DELTA_LAYER`): change over control;
     ``.layers["variance"]`` (:data:`VARIANCE_LAYER`): predictive variance, when the model has
-    one; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`); ``.uns["perturbsim"]["model"]``
-    (:data:`PRED_MODEL`). Per-cell predictions (``sample``) label cells in
-    ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
+    one, and its summary ``.obs["uncertainty"]`` (:data:`PRED_UNCERTAINTY`);
+    ``.obs["support"]`` and ``.obs["unsupported"]`` (:data:`PRED_SUPPORT`,
+    :data:`PRED_UNSUPPORTED`) for models that know how closely a perturbation's genes are
+    tied to measured ones; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`);
+    ``.uns["perturbsim"]["model"]`` (:data:`PRED_MODEL`). Per-cell predictions
+    (``sample``) label cells in ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
 Simulated screens (:func:`perturbsim.ds.simulate`)
     ``.uns["simulation"]`` (:data:`SIMULATION`): parameters, GO-like terms, the network and
     the noiseless truth of every single and pair.
@@ -58,6 +61,9 @@ DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
 DELTA_LAYER = "delta"
 VARIANCE_LAYER = "variance"
 PRED_N_TARGETS = "n_targets"
+PRED_UNCERTAINTY = "uncertainty"
+PRED_SUPPORT = "support"
+PRED_UNSUPPORTED = "unsupported"
 PRED_MODEL = "model"
 SAMPLE_PERTURBATION = "perturbation"
 SIMULATION = "simulation"

@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
+from .._keys import PRED_UNSUPPORTED, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -135,16 +136,33 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 def _run_predict(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
 
-    model = PerturbationModel.load(args.model)
-    prediction = model.predict(args.perturbations)
     out: Path = args.out
+    if out.suffix not in (".h5ad", ".csv"):
+        raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
+    model = PerturbationModel.load(args.model)
+    prediction = model.predict(args.perturbations, strict=args.strict)
+    written = [out]
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
-    elif out.suffix == ".csv":
-        atomic_write(out, prediction.to_df().to_csv)
     else:
-        raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
-    print(f"predicted {prediction.n_obs} perturbations x {prediction.n_vars} genes -> {out}")
+        atomic_write(out, prediction.to_df().to_csv)
+        if VARIANCE_LAYER in prediction.layers:
+            variance = out.with_name(f"{out.stem}.variance.csv")
+            atomic_write(variance, prediction.to_df(layer=VARIANCE_LAYER).to_csv)
+            written.append(variance)
+        obs = out.with_name(f"{out.stem}.obs.csv")
+        atomic_write(obs, prediction.obs.to_csv)
+        written.append(obs)
+    print(
+        f"predicted {prediction.n_obs} perturbations x {prediction.n_vars} genes -> "
+        + ", ".join(map(str, written))
+    )
+    if PRED_UNSUPPORTED in prediction.obs and prediction.obs[PRED_UNSUPPORTED].any():
+        flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
+        print(
+            f"warning: {len(flagged)} prediction(s) rest on no measured gene nor GO neighbour "
+            f"(.obs['unsupported']): {', '.join(flagged[:10])}; --strict refuses them"
+        )
 
 
 def register_predict(commands: argparse._SubParsersAction) -> None:
@@ -152,7 +170,19 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("predict", help="predict expression after perturbations")
     parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
     parser.add_argument("perturbations", nargs="+", help="labels such as FOSB+CEBPB KLF1")
-    parser.add_argument("--out", type=Path, required=True, help="output .h5ad or .csv")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output .h5ad (uncertainty in .layers['variance'] and .obs) or .csv (beside it "
+        "NAME.variance.csv and NAME.obs.csv: uncertainty, support, unsupported)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse perturbations of a gene never measured alone with no measured GO "
+        "neighbour, instead of predicting them with a flag",
+    )
     parser.set_defaults(run=_run_predict)
 
 

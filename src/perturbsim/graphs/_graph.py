@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +101,43 @@ class GeneGraph:
             shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
             raise PerturbsimError(f"{len(missing)} genes are not nodes of the graph: {shown}")
         return np.array([lookup[g] for g in genes], dtype=np.int64)
+
+    def support(self, genes: Sequence[str], known: Collection[str]) -> np.ndarray:
+        """How closely each gene is tied to the ``known`` genes.
+
+        1 for a known gene, else its strongest edge from a known gene (0 when it has none
+        or is not a node). A gene's neighbours are those it kept (the edges entering it),
+        so its support is the similarity of its most similar known neighbour.
+
+        Parameters
+        ----------
+        genes
+            Gene names (nodes or not).
+        known
+            Genes whose effect is known (e.g. measured perturbed alone).
+
+        Returns
+        -------
+        float64 array in ``[0, 1]`` for Jaccard-weighted graphs, in the order of ``genes``.
+
+        Examples
+        --------
+        >>> g = GeneGraph(nodes=["A", "B", "C"], src=[0, 0], dst=[1, 2], weight=[0.5, 0.25])
+        >>> g.support(["A", "B", "C", "D"], known={"A"}).tolist()
+        [1.0, 0.5, 0.25, 0.0]
+        """
+        known_nodes = np.zeros(self.n_nodes, dtype=bool)
+        position = {g: i for i, g in enumerate(self.nodes.tolist())}
+        known_nodes[[position[g] for g in known if g in position]] = True
+        strongest = np.zeros(self.n_nodes)
+        from_known = known_nodes[self.src]
+        np.maximum.at(strongest, self.dst[from_known], self.weight[from_known].astype(float))
+        return np.array(
+            [
+                1.0 if g in known else strongest[position[g]] if g in position else 0.0
+                for g in map(str, genes)
+            ]
+        )
 
     def degree(self) -> np.ndarray:
         """Count the neighbours each node kept (edges entering it), ``(N,)`` int64."""

@@ -79,16 +79,21 @@ class ReportPlots:
         Predicted against measured change of chosen conditions.
     histories
         Training histories.
+    uncertainty
+        Error against uncertainty per model with a predictive variance, and the
+        calibration curve of their intervals.
     """
 
     bars: dict[str, Plot] = field(default_factory=dict)
     scatters: list[Plot] = field(default_factory=list)
     histories: list[Plot] = field(default_factory=list)
+    uncertainty: list[Plot] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[Plot]:
         yield from self.bars.values()
         yield from self.scatters
         yield from self.histories
+        yield from self.uncertainty
 
 
 class _Score(NamedTuple):
@@ -551,6 +556,15 @@ def html_report(
             _plain_table(gi, list(gi.columns)),
             "</section>",
         ]
+    trust = uncertainty_table(result)
+    if not trust.empty:
+        page += [
+            '<section id="uncertainty"><h2>Uncertainty</h2>',
+            f'<p class="note">{escape(UNCERTAINTY_NOTE)}</p>',
+            _plain_table(trust, list(trust.columns)),
+            *map(_image, plots.uncertainty),
+            "</section>",
+        ]
     if not result.timings.empty:
         timings = result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
         page += [
@@ -591,6 +605,43 @@ GI_NOTE = (
     "pair as the sum of its singles (c1 = c2 = 1, fit correlation 1): its rankings of "
     "magnitude and fit are all ties, so it scores what a random ranking does."
 )
+
+
+UNCERTAINTY_NOTE = (
+    "For models whose predictions carry a predictive variance. Spearman: correlation "
+    "across the test conditions of the model's uncertainty score with its mean squared "
+    "error (on the top DE genes; on all genes): positive means the model is more uncertain "
+    "where it is more wrong. Inside 50 % / 90 %: share of the measured changes inside the "
+    "central normal predictive intervals of that level (calibrated: 0.50 / 0.90; lower: "
+    "intervals too narrow). Mean over seeds, the interval over seeds in brackets."
+)
+
+
+def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
+    """Per model with a predictive variance: uncertainty-error correlation and calibration.
+
+    Columns ``model`` and one per summary (``"0.42 [0.30, 0.54]"``); empty when no model
+    has a predictive variance.
+    """
+    summary = result.uncertainty_summary()
+    if summary.empty:
+        return pd.DataFrame()
+    labels = {
+        "spearman_error_de": "Spearman (DE)",
+        "spearman_error_all": "Spearman (all)",
+        "inside_de_50": "inside 50 % (DE)",
+        "inside_de_90": "inside 90 % (DE)",
+        "inside_all_50": "inside 50 % (all)",
+        "inside_all_90": "inside 90 % (all)",
+    }
+    rows = []
+    for model, group in summary.groupby("model", sort=False):
+        cells = {"model": model}
+        for row in group.itertuples(index=False):
+            score = _Score(row.mean, row.ci_low, row.ci_high, row.n_seeds, row.n_conditions)
+            cells[labels[row.metric]] = _interval(score, 2, plus_minus=False)
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=["model", *labels.values()])
 
 
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:

@@ -21,18 +21,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._atomic import atomic_write
-from ..pl import metric_bars, predicted_vs_true, training_history
+from ..pl import (
+    calibration_curve,
+    metric_bars,
+    predicted_vs_true,
+    training_history,
+    uncertainty_vs_error,
+)
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
 from ._html import (
     GI_NOTE,
     NOT_COVERED,
     TITLE,
+    UNCERTAINTY_NOTE,
     UNDEFINED,
     Plot,
     ReportPlots,
     gi_precision_table,
     html_report,
+    uncertainty_table,
 )
 
 if TYPE_CHECKING:
@@ -164,8 +172,10 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
     -------
     ``bars_<metric>.png`` per evaluated metric (:func:`perturbsim.pl.metric_bars`, every
     model and the replicate), ``predicted_vs_true_<condition>.png`` for one condition per
-    test subgroup (:func:`chosen_conditions`) and ``history_<model>.png`` per model with a
-    training history.
+    test subgroup (:func:`chosen_conditions`), ``history_<model>.png`` per model with a
+    training history, and for models with a predictive variance
+    ``uncertainty_<model>.png`` (:func:`perturbsim.pl.uncertainty_vs_error`) and
+    ``calibration.png`` (:func:`perturbsim.pl.calibration_curve`).
     """
     summary = result.summary() if summary is None else summary
     plots = ReportPlots()
@@ -195,6 +205,23 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
                     _png(ax.figure),
                 )
             )
+    if not result.uncertainty.empty:
+        for model in dict.fromkeys(result.uncertainty["model"]):
+            ax = uncertainty_vs_error(result, model=str(model))
+            plots.uncertainty.append(
+                Plot(
+                    f"uncertainty_{_slug(str(model))}.png",
+                    f"{model}: error on the top DE genes against uncertainty, per condition",
+                    _png(ax.figure),
+                )
+            )
+        plots.uncertainty.append(
+            Plot(
+                "calibration.png",
+                "Calibration of the predictive intervals",
+                _png(calibration_curve(result).figure),
+            )
+        )
     return plots
 
 
@@ -421,6 +448,14 @@ def markdown_report(
         rows = [[f"`{r[0]}`", *r[1:]] for r in gi.itertuples(index=False)]
         lines += [_markdown_table(["model", *gi.columns[1:]], rows), ""]
 
+    trust = uncertainty_table(result)
+    if not trust.empty:
+        lines += ["## Uncertainty", "", UNCERTAINTY_NOTE, ""]
+        rows = [[f"`{r[0]}`", *r[1:]] for r in trust.itertuples(index=False)]
+        lines += [_markdown_table(["model", *trust.columns[1:]], rows), ""]
+        lines += [f"![{plot.caption}]({plot.file})" for plot in plots.uncertainty]
+        lines += [""]
+
     if plots.histories:
         lines += ["## Training", ""]
         lines += [f"![{plot.caption}]({plot.file})" for plot in plots.histories]
@@ -452,6 +487,11 @@ def markdown_report(
         + (", `history.csv`" if plots.histories else "")
         + (", `failures.csv`" if not result.failures.empty else "")
         + (", `gi_precision.csv`, `gi_summary.csv`" if not result.gi.empty else "")
+        + (
+            ", `uncertainty.csv`, `uncertainty_summary.csv`, `calibration.csv`"
+            if not result.uncertainty.empty
+            else ""
+        )
         + "; `settings.json` (how the evaluation ran); `report.html` (this report as one "
         "self-contained page).",
         "",

@@ -25,6 +25,9 @@ from .._keys import (
     DELTA_LAYER,
     PRED_MODEL,
     PRED_N_TARGETS,
+    PRED_SUPPORT,
+    PRED_UNCERTAINTY,
+    PRED_UNSUPPORTED,
     SAMPLE_PERTURBATION,
     SEP,
     UNS,
@@ -260,6 +263,14 @@ class PerturbationModel(ABC):
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
         """Return the change over control ``(n, G)`` and optionally its variance ``(n, G)``."""
 
+    def _gene_support(self, genes: list[str]) -> np.ndarray | None:
+        """How closely each gene is tied to genes measured alone, in ``[0, 1]``.
+
+        1: measured; 0: nothing links it to a measurement. ``None`` for models that cannot
+        tell.
+        """
+        return None
+
     def _options(self) -> dict[str, Any]:
         """JSON-serialisable options needed to rebuild the model."""
         return {}
@@ -327,7 +338,9 @@ class PerturbationModel(ABC):
         """
         return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
 
-    def predict(self, perturbations: str | list[str] | list[list[str]]) -> AnnData:
+    def predict(
+        self, perturbations: str | list[str] | list[list[str]], *, strict: bool = False
+    ) -> AnnData:
         """Predict the mean expression after each perturbation.
 
         Parameters
@@ -335,21 +348,51 @@ class PerturbationModel(ABC):
         perturbations
             One label (``"FOSB+CEBPB"``), a list of labels, or a list of gene lists
             (``[["FOSB", "CEBPB"], ["KLF1"]]``).
+        strict
+            Refuse (one error naming them) perturbations with a gene never measured alone
+            and with no measured neighbour in the model's GO graph (``.obs["unsupported"]``),
+            instead of predicting them with a flag.
 
         Returns
         -------
         AnnData with one row per perturbation (``obs_names`` = canonical labels) and the
         measured genes as columns: predicted mean expression in ``X`` (never below zero),
-        change over control in ``.layers["delta"]``, the predictive variance in
-        ``.layers["variance"]`` when the model has one, and ``.obs["n_targets"]``.
+        change over control in ``.layers["delta"]``, and ``.obs["n_targets"]``. When the
+        model has a predictive variance: ``.layers["variance"]`` (per gene) and
+        ``.obs["uncertainty"]``, the root mean variance over genes (one score per
+        perturbation). When the model knows how its genes relate to measured ones (the
+        default model and GEARS): ``.obs["support"]``, the mean over a perturbation's
+        genes of 1 for a gene measured alone, else the GO-graph similarity of its most
+        similar measured neighbour (0: none), and ``.obs["unsupported"]``, True when some
+        gene has support 0, a prediction resting only on what perturbations do on
+        average.
+
+        Raises
+        ------
+        PerturbsimError
+            Not fitted; genes the model cannot predict; with ``strict``, unsupported
+            perturbations.
         """
         if not self.is_fitted:
             raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
         sets = parse_perturbations(perturbations)
+        support = self._support_columns(sets)
+        if strict and support is not None and support[PRED_UNSUPPORTED].any():
+            flags = support[PRED_UNSUPPORTED]
+            refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
+            raise PerturbsimError(
+                f"strict: {len(refused)} perturbation(s) with a gene never measured alone and "
+                f"no measured GO neighbour: {_named(refused)}"
+            )
         change, variance = self._predict_change(sets)
         expression = np.clip(self.control_mean + change, 0.0, None)
         labels = [canonical_label(s) for s in sets]
         obs = pd.DataFrame({PRED_N_TARGETS: [len(s) for s in sets]}, index=pd.Index(labels))
+        if variance is not None:
+            obs[PRED_UNCERTAINTY] = np.sqrt(np.asarray(variance, dtype=float).mean(axis=1))
+        if support is not None:
+            obs[PRED_SUPPORT] = support[PRED_SUPPORT]
+            obs[PRED_UNSUPPORTED] = support[PRED_UNSUPPORTED]
         out = AnnData(
             X=expression.astype(np.float32),
             obs=obs,
@@ -362,6 +405,19 @@ class PerturbationModel(ABC):
         if out.obs_names.has_duplicates:
             out.obs_names_make_unique()
         return out
+
+    def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
+        """``support`` (mean over genes) and ``unsupported`` (some gene at 0) of each set."""
+        genes = [g for s in sets for g in s]
+        per_gene = self._gene_support(genes)
+        if per_gene is None:
+            return None
+        ends = np.cumsum([len(s) for s in sets])
+        parts = [per_gene[end - len(s) : end] for s, end in zip(sets, ends, strict=True)]
+        return {
+            PRED_SUPPORT: np.array([p.mean() if p.size else 1.0 for p in parts]),
+            PRED_UNSUPPORTED: np.array([bool(p.size) and bool((p == 0).any()) for p in parts]),
+        }
 
     def predict_pairs(
         self,

@@ -245,6 +245,10 @@ class GEARS(PerturbationModel):
         ends = np.cumsum([len(s) for s in sets]).tolist()
         return [flat[end - len(s) : end] for s, end in zip(sets, ends, strict=True)]
 
+    def _gene_support(self, genes: list[str]) -> np.ndarray:
+        """1 for a gene measured alone in training, else its GO tie to such genes."""
+        return self.go_graph.support(genes, self.single_changes)
+
     @cached_property
     def _gene_column(self) -> dict[str, int]:
         """Measured gene -> its column in the predictions."""

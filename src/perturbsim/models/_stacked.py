@@ -22,10 +22,12 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
+from .._keys import PRED_SUPPORT
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
+from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
 from ._simple import CoverageMixin
@@ -43,6 +45,10 @@ What holds for pairs says little of unseen singles (GEARS's interaction term hel
 and not singles; a pair moves more genes than a single, so the mean fits it at another
 scale), and pairs of measured singles (``combo_seen2``) have a baseline of another
 nature, the sum of two measurements: those are fitted only on evidence of their own."""
+ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
+"""Kinds whose error scales may share a fit: those with a gene not measured alone, whose
+error falls with support. Pairs of measured singles have support 1 and an error of
+another nature (the interaction)."""
 CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 SCALE = "scale"
@@ -116,6 +122,21 @@ class Stacked(CoverageMixin, PerturbationModel):
     with fewer keeps the baseline (:math:`c = 1`, :math:`w = 0`): no departure without
     evidence. Every fitted weight is also shrunk towards its default by its standard error.
     :attr:`weights` reports them.
+
+    **Uncertainty.** Each prediction carries a predictive variance per gene
+    (``.layers["variance"]``), its expected squared error fitted on the validation
+    conditions (:mod:`perturbsim.models._error_model`): the share of each gene's spread
+    over perturbations that the prediction left unexplained there, per kind, falling with
+    the *support* of the perturbation, how closely its genes are tied to genes measured
+    alone in GEARS's GO graph (mean over its genes; 1 for a measured gene). The held-out
+    conditions are the validation ones and the training ones held out one at a time (as
+    for the scale); a kind with fewer than three of its own shares the fit of the kinds
+    with a gene not measured alone, except pairs of measured singles (``combo_seen2``,
+    always of support 1), fitted on their own: the validation ones and the training ones
+    as the sum of their singles predicts them (without evidence, the full spread of each
+    gene). A measured single's variance is its typical squared standard error.
+    ``.obs["support"]`` and ``.obs["unsupported"]`` report the support (see
+    :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
     Parameters
     ----------
@@ -199,6 +220,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.screen_genes: list[str] = []
         self._scale: dict[str, Fitted] = {}
         self._corrections_fit: dict[str, Fitted] = {}
+        self._error: dict[str, ErrorScale] = {}
+        self.gene_scale = np.zeros(0)
+        self.noise = np.zeros(0)
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -272,26 +296,32 @@ class Stacked(CoverageMixin, PerturbationModel):
             return rows, np.zeros((0, len(self.genes)))
         return rows, linear.predict([list(sets[i]) for i in rows]).layers["delta"]
 
-    def _departures(
-        self, sets: list[GeneSet], baseline: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """Each correcting model's departure from the baseline, and GEARS's variance.
-
-        A departure is 0 where the model cannot predict the set; the variance is None when
-        GEARS is not among the corrections or has none.
-        """
-        departures, variance = {}, None
+    def _departures(self, sets: list[GeneSet], baseline: np.ndarray) -> dict[str, np.ndarray]:
+        """Each correcting model's departure from the baseline (0 where it cannot predict)."""
+        departures = {}
         for name, model in self.corrections.items():
             covered = np.flatnonzero(model.covers([list(s) for s in sets]))
             departure = np.zeros_like(baseline)
             if covered.size:
                 pred = model.predict([list(sets[i]) for i in covered])
                 departure[covered] = pred.layers["delta"] - baseline[covered]
-                if name == "gears" and "variance" in pred.layers:
-                    variance = np.zeros_like(baseline)
-                    variance[covered] = pred.layers["variance"]
             departures[name] = departure
-        return departures, variance
+        return departures
+
+    def _support_of(self, genes: Sequence[str], known: set[str]) -> np.ndarray:
+        """Support of each gene: 1 if ``known``, else its GO tie to the ``known`` genes.
+
+        The GO graph is GEARS's (none without GEARS among the corrections: every gene not
+        known has support 0).
+        """
+        gears = self.corrections.get("gears")
+        if isinstance(gears, GEARS):
+            return gears.go_graph.support(genes, known)
+        return np.array([float(g in known) for g in genes])
+
+    def _gene_support(self, genes: list[str]) -> np.ndarray:
+        """Support of each gene with respect to the genes measured alone (:attr:`singles`)."""
+        return self._support_of(genes, set(self.singles))
 
     def _fitted_genes(self, genes: GeneSet) -> np.ndarray:
         """Mask of the genes a condition's weights are fitted on: all but its own targets."""
@@ -311,6 +341,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         changes = dict(zip(measured, self._measured_changes(data, measured), strict=True))
         self.mean_change = data.mean_training_change()
         self.screen_genes = sorted({g for c in data.stats.conditions for g in genes_of(c)})
+        rows = data.stats.index(train)
+        squared_se = data.stats.variance()[rows] / data.stats.n_cells[rows][:, None]
+        self.noise = np.median(squared_se, axis=0).astype(np.float64)
+        self.gene_scale = gene_scale(data.stats.delta[rows].astype(np.float64), squared_se)
         self.target_effect = fit_target_effect(
             data.stats.delta[data.stats.index(train)],
             [genes_of(c) for c in train],
@@ -350,12 +384,13 @@ class Stacked(CoverageMixin, PerturbationModel):
             for i in range(len(val))
             if unseen[i].any()
         ]
+        held_out = self._held_out_training_rows(data)
         self._scale = fit_per_kind(
-            self._held_out_training_rows(data) + scale_rows, KINDS, np.ones(1), pooled_kinds=POOLED
+            [row for _, row in held_out] + scale_rows, KINDS, np.ones(1), pooled_kinds=POOLED
         )
         scale = np.array([self._scale[k].weights[0] if k in KINDS else 1.0 for k in kinds])
         baseline = seen + scale[:, None] * unseen
-        departures, _ = self._departures(sets, baseline)
+        departures = self._departures(sets, baseline)
         rows = [
             FitRow(
                 kinds[i],
@@ -369,13 +404,65 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._corrections_fit = fit_per_kind(
             rows, KINDS, np.zeros(len(departures)), pooled_kinds=POOLED
         )
+        predicted = baseline.copy()
+        for i, kind in enumerate(kinds):
+            if kind in KINDS:
+                weights = self._corrections_fit[kind].weights
+                for j, departure in enumerate(departures.values()):
+                    predicted[i] += weights[j] * departure[i]
+        self._fit_error_model(data, held_out, val, measured - predicted)
         logger.info("%s weights (fitted on held-out conditions):\n%s", self.name, self.weights)
 
-    def _held_out_training_rows(self, data: ScreenData) -> list[FitRow]:
+    def _fit_error_model(
+        self,
+        data: ScreenData,
+        held_out: list[tuple[str, FitRow]],
+        val: list[str],
+        val_residuals: np.ndarray,
+    ) -> None:
+        """Fit the error scales on every held-out prediction, per kind.
+
+        The validation conditions as predicted (weights included); the training conditions
+        held out one at a time as the calibrated baseline predicts them (the corrections
+        were trained on them), each with the support it has without itself; and the
+        training pairs of measured singles as the sum of their singles predicts them (the
+        sum never saw the pair).
+        """
+        ratios, supports, kinds = [], [], []
+        known = set(self.singles)
+        train = data.perturbed(data.train)
+        pairs = [c for c in train if kind_of(genes_of(c), known) == "combo_seen2"]
+        raw = data.stats.delta[data.stats.index(pairs)].astype(np.float64) if pairs else []
+        for condition, measured in zip(pairs, raw, strict=True):
+            genes = genes_of(condition)
+            keep = self._fitted_genes(genes)
+            residual = measured - sum(self.singles[g] for g in genes)
+            ratios.append(error_ratio(residual[keep], self.gene_scale[keep]))
+            supports.append(1.0)
+            kinds.append("combo_seen2")
+        for condition, row in held_out:
+            genes = genes_of(condition)
+            residual = row.target - self._scale[row.kind].weights[0] * row.parts[:, 0]
+            scale = self.gene_scale[self._fitted_genes(genes)]
+            ratios.append(error_ratio(residual, scale))
+            supports.append(self._support_of(genes, known - {condition}).mean())
+            kinds.append(row.kind)
+        for i, condition in enumerate(val):
+            genes = genes_of(condition)
+            keep = self._fitted_genes(genes)
+            ratios.append(error_ratio(val_residuals[i, keep], self.gene_scale[keep]))
+            supports.append(self._support_of(genes, known).mean())
+            kinds.append(kind_of(genes, known))
+        self._error = fit_error_scales(
+            np.array(ratios), np.array(supports), kinds, all_kinds=KINDS, pooled_kinds=ERROR_POOLED
+        )
+
+    def _held_out_training_rows(self, data: ScreenData) -> list[tuple[str, FitRow]]:
         """Training conditions held out one at a time, for the scale of the unseen part.
 
         Each perturbed training condition with genes not measured alone (by the other
         training conditions) is predicted by the mean of the other training conditions.
+        Returns each condition with its row.
         """
         train = data.perturbed(data.train)
         if len(train) < 2:
@@ -392,7 +479,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             keep = self._fitted_genes(genes)
             seen = sum((others[g] for g in genes if g in others), np.zeros(len(self.genes)))
             loo_mean = (total - raw[i]) / (len(train) - 1)
-            rows.append(FitRow(kind, loo_mean[keep, None], raw[i, keep] - seen[keep]))
+            rows.append((condition, FitRow(kind, loo_mean[keep, None], raw[i, keep] - seen[keep])))
         return rows
 
     @property
@@ -422,6 +509,19 @@ class Stacked(CoverageMixin, PerturbationModel):
         return pd.DataFrame(rows, columns=["kind", "part", "weight", "n_conditions", "pooled"])
 
     @property
+    def error_scales(self) -> pd.DataFrame:
+        """The fitted error model per kind (:class:`~perturbsim.models._error_model.ErrorScale`).
+
+        Columns ``kind``, ``intercept`` (expected squared error, in gene scales, of a
+        perturbation with no measured gene near it), ``slope`` (how much full support
+        removes), ``n_conditions`` (validation conditions that fitted it; 0: the default).
+        """
+        return pd.DataFrame(
+            [{"kind": kind, **self._error[kind].to_dict()} for kind in KINDS],
+            columns=["kind", "intercept", "slope", "n_conditions"],
+        )
+
+    @property
     def history(self) -> pd.DataFrame:
         """GEARS's training history (:attr:`perturbsim.models.GEARS.history`).
 
@@ -438,21 +538,30 @@ class Stacked(CoverageMixin, PerturbationModel):
             return 1.0, np.zeros(len(self.corrections))
         return float(self._scale[kind].weights[0]), self._corrections_fit[kind].weights
 
-    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
         seen, unseen = self._baseline(sets)
         fitted = [self._weights_of(s) for s in sets]
         baseline = seen + np.array([scale for scale, _ in fitted])[:, None] * unseen
-        departures, gears_variance = self._departures(sets, baseline)
+        departures = self._departures(sets, baseline)
         weights = np.array([w for _, w in fitted]).reshape(len(sets), len(departures))
         change = baseline.copy()
         for j, departure in enumerate(departures.values()):
             change += weights[:, j, None] * departure
         change[[not s for s in sets]] = 0.0
-        if gears_variance is None:
-            return change, None
-        gears_weight = weights[:, list(self.corrections).index("gears")]
-        return change, gears_variance * gears_weight[:, None] ** 2
+        return change, self._variance(sets)
+
+    def _variance(self, sets: list[GeneSet]) -> np.ndarray:
+        """Predictive variance of each set's change: see the class documentation."""
+        variance = np.zeros((len(sets), len(self.genes)))
+        support = self._support_columns(sets)[PRED_SUPPORT]
+        for row, genes in enumerate(sets):
+            kind = kind_of(genes, self.singles)
+            if kind == "seen_single":
+                variance[row] = self.noise
+            elif kind in KINDS:
+                variance[row] = self._error[kind].ratio(support[row]) * self.gene_scale
+        return variance
 
     # -- persistence -----------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
@@ -470,13 +579,19 @@ class Stacked(CoverageMixin, PerturbationModel):
             "denoise": self.denoise,
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
+            "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
             "single_genes": list(self.singles),
             "screen_genes": self.screen_genes,
             "parts": {name: model._options() for name, model in self.corrections.items()},
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"mean_change": self.mean_change, "target_effect": self.target_effect}
+        arrays = {
+            "mean_change": self.mean_change,
+            "target_effect": self.target_effect,
+            "gene_scale": self.gene_scale,
+            "noise": self.noise,
+        }
         arrays.update({f"single.{g}": change for g, change in self.singles.items()})
         for name, model in self.corrections.items():
             arrays.update({f"{name}/{key}": value for key, value in model._arrays().items()})
@@ -492,6 +607,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.denoise = bool(options["denoise"])
         self._scale = from_dict(options["scale"])
         self._corrections_fit = from_dict(options["corrections"])
+        self._error = {kind: ErrorScale(**fitted) for kind, fitted in options["error"].items()}
+        self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
+        self.noise = np.asarray(arrays["noise"], dtype=np.float64)
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
         self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}

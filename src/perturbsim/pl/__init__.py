@@ -2,12 +2,15 @@
 
 from ._gi import gi_map, pair_prediction, phenotype_landscape
 from ._plots import metric_bars, predicted_vs_true, training_history
+from ._uncertainty import calibration_curve, uncertainty_vs_error
 
 __all__ = [
+    "calibration_curve",
     "gi_map",
     "metric_bars",
     "pair_prediction",
     "phenotype_landscape",
     "predicted_vs_true",
     "training_history",
+    "uncertainty_vs_error",
 ]

@@ -42,6 +42,7 @@ from ._result import (
     EvaluationResult,
     _ordered,
 )
+from ._uncertainty import UNCERTAINTY_COLUMNS, uncertainty_table
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class SeedTables:
     timings: pd.DataFrame
     failures: pd.DataFrame
     gi: pd.DataFrame
+    uncertainty: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,7 @@ def evaluate_seed(
     )
     train_kwargs = train_kwargs or {}
     test, subgroup_of = prepared.test, prepared.subgroup_of
-    scores, changes, histories, gi_tables = [], [], [], []
+    scores, changes, histories, gi_tables, uncertainty = [], [], [], [], []
     coverage, timings, failures = [], [], []
     truth = GITruth(prepared.stats, test, seed, simulated) if gi else None
     for name, build in builders.items():
@@ -439,6 +441,17 @@ def evaluate_seed(
             table.insert(2, "subgroup", table["condition"].map(subgroup_of))
             scores.append(table)
             changes.append(_de_changes(pred, prepared, name))
+            trust = uncertainty_table(
+                pred,
+                prepared.stats,
+                prepared.de_genes,
+                subgroup_of,
+                model=name,
+                seed=seed,
+                exclude_targets=exclude_targets,
+            )
+            if trust is not None:
+                uncertainty.append(trust)
         if gi_table is not None:
             gi_tables.append(gi_table)
         timings.append((name, seed, fit_s, predict_s))
@@ -472,6 +485,7 @@ def evaluate_seed(
         timings=pd.DataFrame(timings, columns=TIMING_COLUMNS),
         failures=pd.DataFrame(failures, columns=FAILURE_COLUMNS),
         gi=_concat([t for t in gi_tables if t is not None], GI_COLUMNS),
+        uncertainty=_concat(uncertainty, UNCERTAINTY_COLUMNS),
     )
 
 
@@ -644,6 +658,7 @@ def evaluate(
         timings=_concat([p.timings for p in parts], TIMING_COLUMNS),
         failures=_concat([p.failures for p in parts], FAILURE_COLUMNS),
         gi=_concat([p.gi for p in parts], GI_COLUMNS),
+        uncertainty=_concat([p.uncertainty for p in parts], UNCERTAINTY_COLUMNS),
         settings={
             "models": names,
             "split": split,

@@ -17,6 +17,7 @@ from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..pp._gi import SUBTYPES
 from ._metrics import METRICS, full_depth
+from ._uncertainty import UNCERTAINTY_COLUMNS, calibration_curve, uncertainty_per_seed
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,13 @@ class EvaluationResult:
         ``random_precision``, a random ranking's). On a simulated screen the row
         ``"measured"`` ranks by the measured means. Empty without test pairs or with
         ``evaluate(gi=False)``. :meth:`gi_summary` averages over seeds.
+    uncertainty
+        For models whose predictions carry a predictive variance, one row per model, seed
+        and test condition (:mod:`perturbsim.tl._uncertainty`): ``uncertainty`` (the
+        model's score), ``error_de`` and ``error_all`` (mean squared error of the change
+        on the top DE genes and on all genes), and ``inside_<genes>_<level>``, the share of
+        measured changes inside the central normal predictive interval of that nominal
+        level. :meth:`uncertainty_summary` and :meth:`calibration` summarise it.
     settings
         How the evaluation ran: ``models`` (the ``"replicate"`` row last), ``split``,
         ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``gi_k``, ``metrics``
@@ -156,6 +164,9 @@ class EvaluationResult:
     timings: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILURE_COLUMNS))
     gi: pd.DataFrame = field(default_factory=pd.DataFrame)
+    uncertainty: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=UNCERTAINTY_COLUMNS)
+    )
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -307,6 +318,43 @@ class EvaluationResult:
         ).sort_values(["model", "subtype", "metric"], kind="stable")
         return table.loc[keys.index].reset_index(drop=True)
 
+    def uncertainty_summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
+        """Does uncertainty track error, and are the intervals calibrated? Over seeds.
+
+        Per model and seed over its test conditions: the Spearman correlation of the
+        uncertainty with the error (``spearman_error_de``, ``spearman_error_all``;
+        positive: more uncertain where the error is larger, the paper's
+        anti-correlation with performance) and the share of measured changes inside the
+        50 % and 90 % intervals (``inside_de_50``, ``inside_de_90``, ``inside_all_50``,
+        ``inside_all_90``; calibrated: 0.5 and 0.9); then the mean over seeds with a
+        t-interval.
+
+        Parameters
+        ----------
+        confidence
+            Coverage of the interval over seeds.
+
+        Returns
+        -------
+        The columns of :meth:`summary` (``subgroup`` is ``"all"``). Empty when no model
+        has a predictive variance.
+        """
+        if self.uncertainty.empty:
+            return pd.DataFrame(columns=SUMMARY_COLUMNS)
+        models = list(dict.fromkeys(self.uncertainty["model"]))
+        return _over_seeds(uncertainty_per_seed(self.uncertainty), models, confidence)
+
+    def calibration(self) -> pd.DataFrame:
+        """Observed share inside the predictive intervals at each nominal level.
+
+        Returns
+        -------
+        ``model``, ``genes`` (``"de"``, ``"all"``), ``nominal``, ``observed``,
+        ``n_conditions`` (:func:`perturbsim.tl._uncertainty.calibration_curve`); empty
+        when no model has a predictive variance.
+        """
+        return calibration_curve(self.uncertainty)
+
     def coverage_table(self) -> pd.DataFrame:
         """Covered and total test conditions summed over seeds, per model and subgroup."""
         table = (
@@ -334,7 +382,9 @@ class EvaluationResult:
         (:meth:`summary`), ``per_seed.csv`` (:meth:`per_seed`), ``coverage.csv``,
         ``changes.csv``, ``timings.csv``, ``history.csv`` (:attr:`histories`),
         ``failures.csv``, ``gi_precision.csv`` (:attr:`gi`) and ``gi_summary.csv``
-        (:meth:`gi_summary`) unless empty, all without an index column, and
+        (:meth:`gi_summary`), ``uncertainty.csv`` (:attr:`uncertainty`),
+        ``uncertainty_summary.csv`` (:meth:`uncertainty_summary`) and ``calibration.csv``
+        (:meth:`calibration`) unless empty, all without an index column, and
         ``settings.json`` (:attr:`settings`).
 
         Examples
@@ -364,6 +414,10 @@ class EvaluationResult:
         if not self.gi.empty:
             tables["gi_precision.csv"] = self.gi
             tables["gi_summary.csv"] = self.gi_summary()
+        if not self.uncertainty.empty:
+            tables["uncertainty.csv"] = self.uncertainty
+            tables["uncertainty_summary.csv"] = self.uncertainty_summary()
+            tables["calibration.csv"] = self.calibration()
         written = {
             name: atomic_write(out / name, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
             for name, frame in tables.items()

@@ -1,0 +1,137 @@
+"""How large a prediction's error is expected to be, per condition and gene, from held-out data.
+
+A prediction's squared error on gene ``g`` of condition ``c`` is modelled as
+``ratio(c) · scale[g]``:
+
+- ``scale`` (:func:`gene_scale`) is how much each gene moves under a perturbation, the
+  spread of the training changes around their mean plus their typical squared standard
+  error: a gene that never responds cannot be mispredicted by much;
+- ``ratio`` (:class:`ErrorScale`) is how much of that spread a prediction leaves
+  unexplained, fitted on held-out conditions, falling linearly with the condition's
+  *support*: how closely its genes are tied to genes measured alone (1 for a measured
+  gene, the similarity of its most similar measured neighbour in the GO graph otherwise;
+  :meth:`perturbsim.graphs.GeneGraph.support`). A gene with no measured neighbour can only
+  be predicted from what perturbations do on average, and gets the largest ratio.
+
+The predictive variance of a prediction is then ``ratio(c) · scale``: its square root is
+the standard deviation of the normal predictive interval of each gene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_CONDITIONS = 3
+"""Fewest held-out conditions that fit an error scale; fewer keep the default."""
+FLOOR = 0.05
+"""Smallest ratio, as a share of the unsupported one: no prediction is taken as exact."""
+
+
+@dataclass(frozen=True)
+class ErrorScale:
+    """Expected squared error as a share of the gene scale: ``intercept - slope · support``.
+
+    Attributes
+    ----------
+    intercept
+        The share left unexplained at support 0 (no measured gene near the perturbation).
+    slope
+        How much of it support removes (0 when held-out errors do not fall with support).
+    n_conditions
+        Held-out conditions that fitted it (0: the default, ``intercept`` 1, ``slope`` 0,
+        as if the prediction were the mean of the training perturbations).
+    """
+
+    intercept: float = 1.0
+    slope: float = 0.0
+    n_conditions: int = 0
+
+    def ratio(self, support: np.ndarray) -> np.ndarray:
+        """The expected share at each ``support`` (at least :data:`FLOOR` of the intercept)."""
+        support = np.asarray(support, dtype=float)
+        return np.maximum(self.intercept - self.slope * support, FLOOR * self.intercept)
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The fields, for a model's JSON configuration."""
+        return {"intercept": self.intercept, "slope": self.slope, "n_conditions": self.n_conditions}
+
+
+def gene_scale(changes: np.ndarray, squared_se: np.ndarray) -> np.ndarray:
+    """Per-gene scale of prediction errors, ``(G,)``.
+
+    Parameters
+    ----------
+    changes
+        ``(P, G)`` measured changes of the training perturbations.
+    squared_se
+        ``(P, G)`` their squared standard errors.
+
+    Returns
+    -------
+    The variance of each gene's changes over the perturbations (0 for one perturbation)
+    plus the median of its squared standard errors; positive wherever a gene was measured
+    with noise.
+    """
+    spread = changes.var(axis=0) if changes.shape[0] > 1 else np.zeros(changes.shape[1])
+    return spread + np.median(squared_se, axis=0)
+
+
+def error_ratio(residual: np.ndarray, scale: np.ndarray) -> float:
+    """A held-out condition's mean squared error in gene scales: ``mean(r²) / mean(scale)``.
+
+    Parameters
+    ----------
+    residual
+        Measured minus predicted change on the genes scored (its own targets left out).
+    scale
+        :func:`gene_scale` on the same genes.
+    """
+    return float((residual**2).mean() / max(scale.mean(), np.finfo(float).tiny))
+
+
+def fit_error_scale(ratios: np.ndarray, supports: np.ndarray) -> ErrorScale:
+    """Least-squares line of ``ratios`` on ``supports``, its slope kept only if negative.
+
+    With fewer than :data:`MIN_CONDITIONS` conditions the default :class:`ErrorScale`;
+    when the supports do not vary, or errors do not fall as support rises, the mean ratio
+    at every support.
+    """
+    ratios = np.asarray(ratios, dtype=float)
+    supports = np.asarray(supports, dtype=float)
+    n = ratios.size
+    if n < MIN_CONDITIONS:
+        return ErrorScale()
+    if np.ptp(supports) > 0:
+        slope, intercept = np.polyfit(supports, ratios, 1)
+        if slope < 0:
+            return ErrorScale(float(intercept), float(-slope), n)
+    return ErrorScale(float(ratios.mean()), 0.0, n)
+
+
+def fit_error_scales(
+    ratios: np.ndarray,
+    supports: np.ndarray,
+    kinds: Sequence[str],
+    *,
+    all_kinds: Sequence[str],
+    pooled_kinds: Sequence[str],
+) -> dict[str, ErrorScale]:
+    """:func:`fit_error_scale` per kind.
+
+    On its own conditions when it has enough, else (for one of ``pooled_kinds``) on the
+    conditions of those kinds together, else the default :class:`ErrorScale`.
+    """
+    kinds = np.asarray(kinds, dtype=object)
+    in_pool = np.isin(kinds, list(pooled_kinds))
+    pooled = fit_error_scale(ratios[in_pool], supports[in_pool])
+    fitted = {}
+    for kind in all_kinds:
+        own = kinds == kind
+        if own.sum() >= MIN_CONDITIONS:
+            fitted[kind] = fit_error_scale(ratios[own], supports[own])
+        else:
+            fitted[kind] = pooled if kind in pooled_kinds else ErrorScale()
+    return fitted

@@ -1,0 +1,106 @@
+"""Plots of a model's uncertainty: error against uncertainty, and interval calibration.
+
+Both take an :class:`~perturbsim.tl.EvaluationResult` (or its tables) and return the Axes
+(a new :class:`matplotlib.figure.Figure` when ``ax`` is None), as :mod:`perturbsim.pl._plots`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .._errors import PerturbsimError
+from ..tl._result import EvaluationResult, order_subgroups
+from ._plots import _axes
+
+
+def _table(data: EvaluationResult | pd.DataFrame, what: str) -> pd.DataFrame:
+    table = getattr(data, what) if isinstance(data, EvaluationResult) else data
+    table = table() if callable(table) else table
+    if table.empty:
+        raise PerturbsimError("no model of this evaluation has a predictive variance")
+    return table
+
+
+def uncertainty_vs_error(
+    data: EvaluationResult | pd.DataFrame,
+    *,
+    model: str,
+    genes: str = "de",
+    ax: Axes | None = None,
+) -> Axes:
+    """One point per test condition and seed: a model's uncertainty against its error.
+
+    Coloured by test subgroup, both axes logarithmic. An uncertainty that means something
+    rises with the error (the Spearman correlation in the title;
+    :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` averages it over seeds).
+
+    Parameters
+    ----------
+    data
+        An :class:`~perturbsim.tl.EvaluationResult` or its ``uncertainty`` table.
+    model
+        The model to plot.
+    genes
+        ``"de"`` (error on each condition's top DE genes) or ``"all"``.
+    ax
+        Axes to draw on.
+    """
+    table = _table(data, "uncertainty")
+    rows = table[table["model"] == model]
+    if rows.empty:
+        raise PerturbsimError(
+            f"model {model!r} has no uncertainty rows; models: {sorted(table['model'].unique())}"
+        )
+    if genes not in ("de", "all"):
+        raise PerturbsimError(f"genes must be 'de' or 'all', got {genes!r}")
+    ax = _axes(ax, (4.8, 4.0))
+    error = f"error_{genes}"
+    for subgroup in order_subgroups(rows["subgroup"].unique()):
+        part = rows[rows["subgroup"] == subgroup]
+        ax.scatter(part["uncertainty"], part[error], s=18, alpha=0.8, label=subgroup)
+    rho = rows[["uncertainty", error]].corr(method="spearman").iloc[0, 1]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("uncertainty (root mean predictive variance)")
+    ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
+    ax.set_title(f"{model}: Spearman {rho:.2f} over {len(rows)} conditions")
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Observed share of measured changes inside the predictive intervals, per nominal level.
+
+    One line per model and gene set (solid: top DE genes, dashed: all genes); the diagonal
+    is perfect calibration, below it the intervals are too narrow.
+
+    Parameters
+    ----------
+    data
+        An :class:`~perturbsim.tl.EvaluationResult` or its ``calibration()`` table.
+    ax
+        Axes to draw on.
+    """
+    table = _table(data, "calibration")
+    ax = _axes(ax, (4.4, 4.0))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    colours = {}
+    for (model, genes), part in table.groupby(["model", "genes"], sort=False):
+        colour = colours.setdefault(model, f"C{len(colours)}")
+        ax.plot(
+            part["nominal"],
+            part["observed"],
+            marker="o",
+            color=colour,
+            linestyle="-" if genes == "de" else "--",
+            label=f"{model} ({'top DE' if genes == 'de' else 'all'} genes)",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("nominal coverage of the interval")
+    ax.set_ylabel("measured changes inside")
+    ax.legend(fontsize="small", frameon=False)
+    return ax

@@ -1,0 +1,146 @@
+"""Uncertainty that means something: the default's error model, flags, and its evaluation."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim.cli import main
+from perturbsim.graphs import GeneGraph
+from perturbsim.models._data import ScreenData
+from perturbsim.models._error_model import MIN_CONDITIONS, ErrorScale, fit_error_scale
+from perturbsim.tl._uncertainty import LEVELS, SUMMARY_METRICS, inside_column, uncertainty_table
+
+
+def test_support_follows_edges_into_a_gene_from_known_genes():
+    # B kept A (A -> B) and C kept B: B is tied to the known A, C only to the unknown B
+    graph = GeneGraph(nodes=["A", "B", "C"], src=[0, 1], dst=[1, 2], weight=[0.5, 0.9])
+    np.testing.assert_allclose(graph.support(["C", "B", "A"], known={"A"}), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(graph.support(["C"], known={"A", "B"}), [0.9])
+
+
+def test_error_scale_keeps_a_falling_slope_only():
+    support = np.linspace(0, 1, 8)
+    falling = fit_error_scale(1.0 - 0.6 * support, support)
+    assert falling.intercept == pytest.approx(1.0) and falling.slope == pytest.approx(0.6)
+    assert falling.ratio(np.array([0.0, 1.0])).tolist() == pytest.approx([1.0, 0.4])
+    rising = fit_error_scale(0.5 + 0.3 * support, support)
+    assert rising.slope == 0.0 and rising.intercept == pytest.approx(0.65)
+    assert fit_error_scale(np.ones(MIN_CONDITIONS - 1), support[:2]) == ErrorScale()
+    # never taken as exact: a steep fit stops at the floor
+    assert ErrorScale(1.0, 2.0, 5).ratio(np.array([1.0]))[0] > 0
+
+
+@pytest.fixture(scope="module")
+def fitted_norman():
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    return adata, ps.Stacked(adata, seed=0).fit(max_epochs=3)
+
+
+def test_unseen_genes_poorly_tied_to_measured_ones_get_higher_uncertainty(fitted_norman):
+    adata, model = fitted_norman
+    scales = model.error_scales.set_index("kind")
+    # on the real subset, held-out errors fall with GO support: the fit keeps the slope
+    assert scales.loc["unseen_single", "slope"] > 0
+    assert scales.loc["unseen_single", "n_conditions"] >= MIN_CONDITIONS
+    unseen = [c for c in map(str, adata.uns["perturbsim"]["split"]["test"]) if "+" not in c]
+    pred = model.predict(unseen)
+    order = np.argsort(pred.obs["support"].to_numpy())
+    uncertainty = pred.obs["uncertainty"].to_numpy()[order]
+    assert np.all(np.diff(uncertainty) < 0)  # more support, less uncertainty
+    np.testing.assert_allclose(
+        pred.obs["uncertainty"], np.sqrt(pred.layers["variance"].mean(axis=1)), rtol=1e-5
+    )
+    assert (pred.layers["variance"] >= 0).all()
+
+
+def test_unsupported_predictions_are_flagged_and_refused_in_strict_mode(fitted_norman):
+    _, model = fitted_norman
+    pred = model.predict(["BPGM+SAMD1", "KLF1+MAP2K6"])
+    assert pred.obs["unsupported"].tolist() == [True, False]
+    assert pred.obs.loc["KLF1+MAP2K6", "support"] == 1.0  # both measured alone
+    with pytest.raises(ps.PerturbsimError, match="BPGM\\+SAMD1") as err:
+        model.predict(["BPGM+SAMD1", "KLF1+MAP2K6"], strict=True)
+    assert "\n" not in str(err.value)
+    assert model.predict(["KLF1+MAP2K6"], strict=True).n_obs == 1
+
+
+def test_saved_model_keeps_its_error_model(fitted_norman, tmp_path):
+    _, model = fitted_norman
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model")
+    query = ["FOXO4", "CBL+CNN1", "KLF1+MAP2K6"]
+    np.testing.assert_array_equal(
+        loaded.predict(query).layers["variance"], model.predict(query).layers["variance"]
+    )
+    pd.testing.assert_frame_equal(loaded.error_scales, model.error_scales)
+
+
+def test_predict_cli_writes_the_uncertainty_beside_the_csv(fitted_norman, tmp_path, capsys):
+    _, model = fitted_norman
+    model.save(tmp_path / "model")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(tmp_path / "model"), "CBL+CNN1", "FOXO4", "--out", str(out)]) == 0
+    assert "unsupported" in capsys.readouterr().out  # the flag is printed, not only stored
+    variance = pd.read_csv(tmp_path / "pred.variance.csv", index_col=0)
+    obs = pd.read_csv(tmp_path / "pred.obs.csv", index_col=0)
+    assert variance.shape == pd.read_csv(out, index_col=0).shape
+    assert {"uncertainty", "support", "unsupported"} <= set(obs.columns)
+    argv = ["predict", str(tmp_path / "model"), "CBL+CNN1", "--out", str(out), "--strict"]
+    assert main(argv) == 2
+    assert "CBL+CNN1" in capsys.readouterr().err
+
+
+def test_intervals_of_a_calibrated_prediction_hold_their_level(tiny):
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    stats = ScreenData.from_adata(tiny).stats
+    conditions = [c for c in map(str, stats.conditions) if c != "ctrl"]
+    measured = stats.delta[stats.index(conditions)].astype(float)
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.05, 0.5, size=measured.shape)
+    pred = ad.AnnData(
+        X=np.zeros_like(measured),
+        obs=pd.DataFrame(index=conditions),
+        var=pd.DataFrame(index=stats.genes.astype(str)),
+    )
+    pred.layers["delta"] = measured + rng.normal(size=measured.shape) * sd
+    pred.layers["variance"] = sd**2
+    pred.obs["uncertainty"] = np.sqrt((sd**2).mean(axis=1))
+    de = {c: list(stats.genes.astype(str)[:20]) for c in conditions}
+    table = uncertainty_table(pred, stats, de, dict.fromkeys(conditions, "x"), model="m", seed=1)
+    for level in LEVELS:
+        assert table[inside_column("all", level)].mean() == pytest.approx(level, abs=0.02)
+    # twice too narrow intervals hold less than their level
+    pred.layers["variance"] = sd**2 / 4
+    narrow = uncertainty_table(pred, stats, de, dict.fromkeys(conditions, "x"), model="m", seed=1)
+    assert narrow[inside_column("all", 0.9)].mean() < 0.75
+    # no variance layer: nothing to say
+    del pred.layers["variance"]
+    assert uncertainty_table(pred, stats, de, {}, model="m", seed=1) is None
+
+
+def test_evaluate_reports_uncertainty_of_models_that_have_one(tiny, tiny_go, tmp_path):
+    result = ps.tl.evaluate(
+        tiny,
+        models={
+            "stacked": lambda a: ps.Stacked(a, go_annotations=tiny_go, seed=0),
+            "mean": ps.TrainMean,
+        },
+        seeds=2,
+        gi=False,
+        train_kwargs={"stacked": {"max_epochs": 2}},
+    )
+    assert set(result.uncertainty["model"]) == {"stacked"}  # the mean has no variance
+    summary = result.uncertainty_summary()
+    assert set(summary["metric"]) == set(SUMMARY_METRICS)
+    assert summary.query("metric == 'inside_all_90'")["mean"].between(0, 1).all()
+    curve = result.calibration()
+    assert curve["observed"].between(0, 1).all() and set(curve["nominal"]) == set(LEVELS)
+    files = ps.io.write_report(result, tmp_path)
+    assert {"calibration.png", "uncertainty_stacked.png", "uncertainty_summary.csv"} <= set(files)
+    assert "## Uncertainty" in (tmp_path / "report.md").read_text()
+    assert 'id="uncertainty"' in (tmp_path / "report.html").read_text()
