@@ -181,17 +181,20 @@ def main() -> None:
     print(json.dumps(out))
 
 
-def _gasperini(models: list[str], seeds: int) -> dict:
-    """The Gasperini screen's singles (``single`` split) and pairs (``combo`` split)."""
+def gasperini_screens() -> list[tuple[str, object, str]] | None:
+    """The Gasperini screen's singles (``single`` split) and singles with pairs (``combo``).
+
+    ``(name, screen, split)`` per screen, set up; None when the shared data are absent.
+    """
     shared = ps.ds.shared_data_dir()
     path = None if shared is None else shared / GASPERINI
     if path is None or not path.is_file():
-        return {"gasperini": "skipped: shared data absent (set PERTURBSIM_SHARED_DATA)"}
+        return None
     screen = ps.ds.read(path, perturbation_key="condition", control="control", normalize=True)
     table = ps.pp.condition_table(screen)
     singles = table.index[table["kind"].isin(["control", "single"])]
     pairs = table.index[(table["kind"] == "combo") & (table["n_cells"] >= MIN_PAIR_CELLS)]
-    out = {}
+    screens = []
     for name, kept, split in (
         ("gasperini_singles", singles, "single"),
         ("gasperini_pairs", singles.append(pairs), "combo"),
@@ -201,8 +204,19 @@ def _gasperini(models: list[str], seeds: int) -> dict:
         subset.obs = subset.obs[["condition"]]
         del subset.uns["perturbsim"]
         ps.pp.setup(subset, perturbation_key="condition", control="control")
-        out[name] = _run(subset, models=models, seeds=seeds, split=split)
-    return out
+        screens.append((name, subset, split))
+    return screens
+
+
+def _gasperini(models: list[str], seeds: int) -> dict:
+    """:func:`_run` on each of :func:`gasperini_screens`."""
+    screens = gasperini_screens()
+    if screens is None:
+        return {"gasperini": "skipped: shared data absent (set PERTURBSIM_SHARED_DATA)"}
+    return {
+        name: _run(subset, models=models, seeds=seeds, split=split)
+        for name, subset, split in screens
+    }
 
 
 if __name__ == "__main__":

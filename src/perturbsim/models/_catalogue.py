@@ -60,6 +60,11 @@ VARIANTS: dict[str, Variant] = {
         {"additive_residual": True},
         "GEARS learning only the interaction on top of measured singles",
     ),
+    "gears_uncertainty": Variant(
+        "gears",
+        {"uncertainty": True},
+        "GEARS with its uncertainty head (per-gene log-variance, heteroscedastic loss)",
+    ),
     "gears_ensemble": Variant(
         "gears", {"n_models": 5}, "five GEARS networks from consecutive seeds, averaged"
     ),
