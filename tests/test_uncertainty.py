@@ -144,3 +144,11 @@ def test_evaluate_reports_uncertainty_of_models_that_have_one(tiny, tiny_go, tmp
     assert {"calibration.png", "uncertainty_stacked.png", "uncertainty_summary.csv"} <= set(files)
     assert "## Uncertainty" in (tmp_path / "report.md").read_text()
     assert 'id="uncertainty"' in (tmp_path / "report.html").read_text()
+
+
+def test_without_a_split_it_fits_on_every_condition_and_still_has_uncertainty():
+    adata = ps.ds.norman2019_subset()  # no split: every condition trains, none validates
+    model = ps.Stacked(adata, seed=0).fit(max_epochs=2)
+    pred = model.predict(["KLF1+MAP2K6", "CBL"])
+    assert np.isfinite(pred.layers["variance"]).all()
+    assert pred.obs["unsupported"].tolist() == [False, True]

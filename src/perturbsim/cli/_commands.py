@@ -23,6 +23,8 @@ from ..models import (
     takes_option,
 )
 from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ._design import register_design
+from ._fitness import register_fitness
 from ._screen import add_screen_options, check_labels, go_annotations, read_screen
 
 SPLITS = ("simulation", "single", "combo", "custom")
@@ -489,4 +491,6 @@ REGISTRARS = (
     register_export,
     register_evaluate,
     register_models,
+    register_design,
+    register_fitness,
 )

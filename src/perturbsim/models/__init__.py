@@ -13,6 +13,8 @@ from ._catalogue import (
     resolve_model,
     takes_option,
 )
+from ._fitness import FitnessModel
+from ._fitness_expression import ExpressionFitness
 from ._gears import GEARS
 from ._gears_config import GEARSConfig
 from ._grn import GRN
@@ -30,6 +32,8 @@ __all__ = [
     "MODEL_REGISTRY",
     "VARIANTS",
     "Additive",
+    "ExpressionFitness",
+    "FitnessModel",
     "GEARSConfig",
     "Linear",
     "LinearGO",

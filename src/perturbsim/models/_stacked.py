@@ -298,14 +298,14 @@ class Stacked(CoverageMixin, PerturbationModel):
 
     def _departures(self, sets: list[GeneSet], baseline: np.ndarray) -> dict[str, np.ndarray]:
         """Each correcting model's departure from the baseline (0 where it cannot predict)."""
-        departures = {}
+        departures = {name: np.zeros_like(baseline) for name in self.corrections}
+        if not sets:  # e.g. no validation conditions
+            return departures
         for name, model in self.corrections.items():
             covered = np.flatnonzero(model.covers([list(s) for s in sets]))
-            departure = np.zeros_like(baseline)
             if covered.size:
                 pred = model.predict([list(sets[i]) for i in covered])
-                departure[covered] = pred.layers["delta"] - baseline[covered]
-            departures[name] = departure
+                departures[name][covered] = pred.layers["delta"] - baseline[covered]
         return departures
 
     def _support_of(self, genes: Sequence[str], known: set[str]) -> np.ndarray:

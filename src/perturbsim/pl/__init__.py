@@ -1,11 +1,15 @@
 """Plots: evaluations, predicted vs measured change, training history, genetic interactions."""
 
+from ._design import design_curves
+from ._fitness import fitness_scatter
 from ._gi import gi_map, pair_prediction, phenotype_landscape
 from ._plots import metric_bars, predicted_vs_true, training_history
 from ._uncertainty import calibration_curve, uncertainty_vs_error
 
 __all__ = [
     "calibration_curve",
+    "design_curves",
+    "fitness_scatter",
     "gi_map",
     "metric_bars",
     "pair_prediction",

@@ -2,7 +2,9 @@
 
 from ..pp._gi import GIRules, gi_per_gene, gi_scores
 from . import _metrics as metrics
+from ._design import active_learning_summary, default_candidates, design, measured_conditions
 from ._evaluate import evaluate
+from ._fitness import FitnessResult, FitnessSplit, fitness_evaluate, fitness_split
 from ._gi_precision import gi_per_gene_auprc, gi_precision
 from ._gi_truth import truth_profiles
 from ._metrics import METRICS, Metric, MetricInputs, list_metrics, register_metric, score
@@ -11,15 +13,23 @@ from ._result import EvaluationResult
 __all__ = [
     "METRICS",
     "EvaluationResult",
+    "FitnessResult",
+    "FitnessSplit",
     "GIRules",
     "Metric",
     "MetricInputs",
+    "active_learning_summary",
+    "default_candidates",
+    "design",
     "evaluate",
+    "fitness_evaluate",
+    "fitness_split",
     "gi_per_gene",
     "gi_per_gene_auprc",
     "gi_precision",
     "gi_scores",
     "list_metrics",
+    "measured_conditions",
     "metrics",
     "register_metric",
     "score",

@@ -1,0 +1,72 @@
+"""``perturbsim design``: rank the untested perturbations worth measuring next."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .._atomic import atomic_write
+from .._errors import PerturbsimError
+from ..tl._design import STRATEGIES
+
+
+def _read_conditions(path: Path) -> list[str]:
+    """Condition labels of a file, one a line; blank lines and text after ``#`` are ignored."""
+    if not path.is_file():
+        raise PerturbsimError(f"no such file: {str(path)!r}")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def _run_design(args: argparse.Namespace) -> None:
+    from ..models import PerturbationModel
+    from ..tl import design
+
+    if args.budget < 1:
+        raise PerturbsimError(f"--budget must be at least 1, got {args.budget}")
+    model = PerturbationModel.load(args.model)
+    measured = _read_conditions(args.measured) if args.measured is not None else None
+    try:
+        ranked = design(
+            model, budget=args.budget, strategy=args.strategy, measured=measured, seed=args.seed
+        )
+    except PerturbsimError as err:
+        raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
+    atomic_write(args.out, lambda path: ranked.to_csv(path, index=False))
+    print(ranked.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"\nwrote the {len(ranked)} perturbations to measure next to {args.out}")
+
+
+def register_design(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim design``."""
+    parser = commands.add_parser(
+        "design",
+        help="rank untested singles and pairs by how much measuring them should help the model",
+    )
+    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument(
+        "--budget", type=int, required=True, metavar="K", help="perturbations to propose"
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="combined",
+        help="combined (default): uncertainty + GO coverage - redundancy; or one part alone, "
+        "or random",
+    )
+    parser.add_argument(
+        "--measured",
+        type=Path,
+        metavar="FILE",
+        help="conditions already measured, one a line (default: the singles the model was "
+        "fitted on; a model directory does not record its pairs)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("design.csv"),
+        metavar="FILE",
+        help="CSV of the ranked list (default: design.csv)",
+    )
+    parser.set_defaults(run=_run_design)

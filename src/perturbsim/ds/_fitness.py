@@ -1,0 +1,276 @@
+"""Reading a growth (cell fitness) screen of single genes and gene pairs from CSV tables.
+
+The layout is the one of Norman et al. 2019's published tables (``docs/fitness.md``):
+
+``single_fitnesses.csv``
+    One row per gene: the gene name in the first column, its fitness in the column
+    ``average_fitness`` (or in the only other column).
+``processed_fitnesses.csv``
+    The gene x gene matrix of pair fitnesses: gene names as row labels (first column) and as
+    header, the same genes in both, symmetric. An empty cell (on both sides) is a pair
+    that was not measured; the diagonal (a gene targeted twice) is not a pair and is ignored.
+``processed_emap.csv`` (optional)
+    Genetic-interaction (E-MAP) scores of the pairs, in the same matrix layout.
+
+The control row and column (``negative`` in Norman's tables: each gene paired with a
+non-targeting guide, i.e. the single) are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PerturbsimError
+from ..pp import canonical_label
+
+logger = logging.getLogger(__name__)
+
+SINGLES_FILE = "single_fitnesses.csv"
+PAIRS_FILE = "processed_fitnesses.csv"
+EMAP_FILE = "processed_emap.csv"
+SINGLE_COLUMN = "average_fitness"
+"""Column of the single fitness when ``single_fitnesses.csv`` has several value columns."""
+_RTOL, _ATOL = 1e-6, 1e-9
+"""Tolerance of the symmetry check: published matrices differ from their transpose by 1e-12."""
+_NAMED = 10
+"""Genes named by an error before "and N more"."""
+
+
+def _named(genes: list[str]) -> str:
+    more = len(genes) - _NAMED
+    return ", ".join(genes[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True, eq=False)
+class FitnessScreen:
+    """A growth screen: the fitness of single-gene and two-gene perturbations.
+
+    Attributes
+    ----------
+    singles
+        Fitness of each single-gene perturbation, indexed by gene (no missing value). It
+        covers every gene of ``pairs`` and may hold more.
+    pairs
+        Symmetric gene x gene DataFrame of pair fitnesses; NaN where a pair was not
+        measured. The diagonal is not used.
+    emap
+        Genetic-interaction scores in the layout of ``pairs`` (NaN where absent), or
+        ``None`` when the folder has none.
+    source
+        Where the screen was read from (for messages).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from perturbsim.ds import FitnessScreen
+    >>> pairs = pd.DataFrame([[0.0, -0.5], [-0.5, 0.0]], index=["A", "B"], columns=["A", "B"])
+    >>> screen = FitnessScreen(pd.Series({"A": -0.2, "B": -0.1}), pairs)
+    >>> screen.pair_table()["fitness"].to_dict()
+    {'A+B': -0.5}
+    """
+
+    singles: pd.Series
+    pairs: pd.DataFrame
+    emap: pd.DataFrame | None = None
+    source: str = "fitness screen"
+
+    @property
+    def genes(self) -> list[str]:
+        """Genes of the pair matrix, in its order."""
+        return [str(g) for g in self.pairs.index]
+
+    @cached_property
+    def _table(self) -> pd.DataFrame:
+        genes = self.genes
+        rows, cols = np.triu_indices(len(genes), k=1)
+        values = self.pairs.to_numpy(dtype=np.float64)[rows, cols]
+        measured = np.isfinite(values)
+        a = [genes[i] for i in rows[measured]]
+        b = [genes[j] for j in cols[measured]]
+        index = pd.Index([canonical_label((x, y)) for x, y in zip(a, b, strict=True)], name="pair")
+        return pd.DataFrame({"gene_a": a, "gene_b": b, "fitness": values[measured]}, index=index)
+
+    def pair_table(self) -> pd.DataFrame:
+        """Measured pairs, one row each.
+
+        Returns
+        -------
+        DataFrame indexed by the canonical pair label (``"A+B"``, genes sorted) with columns
+        ``gene_a``, ``gene_b`` (in the matrix's gene order) and ``fitness``.
+        """
+        return self._table.copy()
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV table of strings: gene names in the first column, value names in the header.
+
+    The header is read as a row of values, so that a gene named twice in it is caught
+    rather than renamed by pandas; any problem is a one-line error.
+    """
+    try:
+        raw = pd.read_csv(path, header=None, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PerturbsimError(f"cannot read {path} as a CSV table: {first}") from None
+    if raw.shape[0] < 2 or raw.shape[1] < 2:
+        raise PerturbsimError(
+            f"{path} needs a header, a gene column and at least one row and column of values"
+        )
+    genes = raw.iloc[1:, 0]
+    if genes.isna().any():
+        raise PerturbsimError(f"{path}: line {int(genes.isna().argmax()) + 2} has no gene name")
+    table = pd.DataFrame(
+        raw.iloc[1:, 1:].to_numpy(),
+        index=pd.Index(genes.str.strip().tolist()),
+        columns=pd.Index(raw.iloc[0, 1:].fillna("").str.strip().tolist()),
+    )
+    for axis, labels in (("row", table.index), ("column", table.columns)):
+        duplicated = labels[labels.duplicated()].unique().tolist()
+        if duplicated:
+            raise PerturbsimError(f"{path} names genes twice as {axis}s: {_named(duplicated)}")
+    return table
+
+
+def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The table as float64; an error naming the first cell that is not a number."""
+    values = table.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & table.notna()
+    bad |= np.isinf(values.fillna(0.0))
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise PerturbsimError(
+            f"{path}: the value {table.iat[row, col]!r} of row {table.index[row]!r}, "
+            f"column {table.columns[col]!r} is not a finite number"
+        )
+    return values.astype(np.float64)
+
+
+def _singles(path: Path, control: str | None) -> pd.Series:
+    table = _read_csv(path)
+    if SINGLE_COLUMN in table.columns:
+        column = SINGLE_COLUMN
+    elif table.shape[1] == 1:
+        column = table.columns[0]
+    else:
+        raise PerturbsimError(
+            f"{path} has no column {SINGLE_COLUMN!r} and several value columns "
+            f"{list(table.columns)}: name the fitness column {SINGLE_COLUMN!r}"
+        )
+    values = _numeric(table[[column]], path)[column]
+    missing = values.index[values.isna()].tolist()
+    if missing:
+        raise PerturbsimError(
+            f"{len(missing)} genes have no fitness value in {path}: {_named(missing)}"
+        )
+    return values.drop(index=[control], errors="ignore").rename("fitness")
+
+
+def _matrix(path: Path, control: str | None) -> pd.DataFrame:
+    """A symmetric gene x gene matrix, control dropped; errors name the offending genes."""
+    table = _read_csv(path)
+    rows, cols = table.index, table.columns
+    if set(rows) != set(cols):
+        only_rows = [g for g in rows if g not in set(cols)]
+        only_cols = [g for g in cols if g not in set(rows)]
+        raise PerturbsimError(
+            f"{path} is not a gene x gene matrix ({len(rows)} rows, {len(cols)} columns): "
+            + "; ".join(
+                f"{what} {_named(genes)}"
+                for what, genes in (("rows only:", only_rows), ("columns only:", only_cols))
+                if genes
+            )
+        )
+    matrix = _numeric(table.loc[:, list(rows)], path)
+    values = matrix.to_numpy()
+    both_nan = np.isnan(values) & np.isnan(values.T)
+    close = np.isclose(values, values.T, rtol=_RTOL, atol=_ATOL) | both_nan
+    if not close.all():
+        i, j = np.argwhere(~close)[0]
+        raise PerturbsimError(
+            f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
+            f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} holds {values[j, i]:.6g}"
+        )
+    if control is not None and control in matrix.index:
+        matrix = matrix.drop(index=control, columns=control)
+    return matrix
+
+
+def read_fitness(directory: str | Path, *, control: str | None = "negative") -> FitnessScreen:
+    """Read a growth screen from a folder of CSV tables (layout of Norman et al. 2019).
+
+    The folder holds ``single_fitnesses.csv``, ``processed_fitnesses.csv`` and, optionally,
+    ``processed_emap.csv``; their layout is described in ``docs/fitness.md`` and in this
+    module's docstring. Gene names are used as written: the GO graph of
+    :class:`~perturbsim.models.FitnessModel` matches aliases to official symbols (Norman's
+    ``ELMSAN1`` takes the GO terms of ``MIDEAS``). The old symbols C3orf72 and C19orf26 of
+    Norman's per-pair fits do not occur in these three tables, which already use FOXL2NB
+    and CBARP.
+
+    Parameters
+    ----------
+    directory
+        The folder, e.g. ``../shared/data/norman2019/gi``.
+    control
+        Row and column label of the non-targeting control, dropped from the singles and the
+        pair matrix (``None``: none).
+
+    Returns
+    -------
+    :class:`FitnessScreen` over the genes of the pair matrix.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the problem: the folder or a required file is missing; a table
+        cannot be read as CSV, has no rows, names a gene twice or holds a value that is not
+        a finite number; ``single_fitnesses.csv`` has no single value column or genes with
+        no fitness value; a matrix has different genes as rows and columns or is not
+        symmetric (the first differing pair is named with both values); genes of the pair
+        matrix have no single fitness; fewer than two genes or no pair is measured.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> screen = ps.ds.read_fitness("../shared/data/norman2019/gi")  # doctest: +SKIP
+    >>> len(screen.genes), len(screen.pair_table())  # doctest: +SKIP
+    (112, 6216)
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise PerturbsimError(f"no such folder: {str(folder)!r}")
+    for name in (SINGLES_FILE, PAIRS_FILE):
+        if not (folder / name).is_file():
+            raise PerturbsimError(
+                f"{str(folder)!r} has no {name}: a fitness folder holds {SINGLES_FILE}, "
+                f"{PAIRS_FILE} and optionally {EMAP_FILE} (see docs/fitness.md)"
+            )
+    singles = _singles(folder / SINGLES_FILE, control)
+    pairs = _matrix(folder / PAIRS_FILE, control)
+    unmatched = [g for g in pairs.index if g not in singles.index]
+    if unmatched:
+        raise PerturbsimError(
+            f"{len(unmatched)} genes of {PAIRS_FILE} have no fitness value in "
+            f"{SINGLES_FILE}: {_named(unmatched)}"
+        )
+    if len(pairs) < 2:
+        raise PerturbsimError(f"{folder / PAIRS_FILE} needs at least two genes, got {len(pairs)}")
+    emap = None
+    if (folder / EMAP_FILE).is_file():
+        emap = _matrix(folder / EMAP_FILE, control)
+        extra = [g for g in emap.index if g not in set(pairs.index)]
+        if extra:
+            logger.warning("%s: genes not in %s ignored: %s", EMAP_FILE, PAIRS_FILE, _named(extra))
+        emap = emap.reindex(index=pairs.index, columns=pairs.index)
+    screen = FitnessScreen(singles=singles, pairs=pairs, emap=emap, source=str(folder))
+    if screen.pair_table().empty:
+        raise PerturbsimError(f"{folder / PAIRS_FILE} has no measured pair (every cell is empty)")
+    logger.info(
+        "read %d genes and %d measured pairs from %s", len(pairs), len(screen.pair_table()), folder
+    )
+    return screen

@@ -1,0 +1,509 @@
+"""Cell fitness of gene pairs: single fitnesses and a GO-graph gene encoder (a deep set)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Self
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .._errors import PerturbsimError
+from .._settings import resolve_seed
+from ..ds import FitnessScreen
+from ..graphs import go_graph
+from ..module._layers import MLP, SimpleGraphConv
+from ..pp import canonical_label, parse_perturbations
+from ._linear_go import spectral_embedding
+
+logger = logging.getLogger(__name__)
+
+_CHECK_EVERY = 10
+"""Epochs between two validation checks (and the granularity of the chosen epoch count)."""
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread, then restore the thread count.
+
+    The fitness network's operations are tiny (a few thousand rows of 32 features): on
+    several threads their synchronisation costs more than it gains (a fit of Norman's screen
+    ran 3-4x slower on 2 threads than on 1 on a loaded 2-core machine).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pair_deviation(fitness: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """A pair's deviation from additive fitness, ``f_AB - f_A - f_B``.
+
+    Parameters
+    ----------
+    fitness
+        Pair fitnesses ``f_AB``.
+    first, second
+        Single fitnesses ``f_A`` and ``f_B`` of the pairs' genes.
+
+    Returns
+    -------
+    The deviations, an array like ``fitness``.
+    """
+    return np.asarray(fitness, dtype=np.float64) - first - second
+
+
+RIDGE_GRID = tuple(10.0**k for k in range(-6, 3))
+"""Penalties tried, relative to the largest squared singular value of the features."""
+
+
+def loo_ridge(x: np.ndarray, y: np.ndarray, grid: Sequence[float]) -> tuple[np.ndarray, float]:
+    """Ridge weights of centred ``x`` on centred ``y``, the penalty chosen by leave-one-out error.
+
+    With ``x = U S V^T``, the hat matrix of ridge regression with an intercept is
+    ``1/n + U diag(s² / (s² + a)) U^T`` and the leave-one-out residual is
+    ``r_i / (1 - H_ii)``, so every penalty of the grid is scored exactly from one SVD.
+
+    Parameters
+    ----------
+    x
+        ``(n, p)`` centred features (``p`` may be 0: the weights are then empty).
+    y
+        ``(n,)`` centred targets.
+    grid
+        Penalties relative to the largest squared singular value of ``x``.
+
+    Returns
+    -------
+    The ``(p,)`` weights and the chosen absolute penalty.
+    """
+    n = x.shape[0]
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    uy = u.T @ y
+    best = (np.inf, 0.0)
+    for relative in grid:
+        alpha = relative * float(s[0] ** 2) if s.size and s[0] > 0 else relative
+        shrink = s**2 / (s**2 + alpha)
+        fitted = u @ (shrink * uy)
+        leverage = 1.0 / n + (u**2) @ shrink
+        loo = (y - fitted) / np.clip(1.0 - leverage, 1e-12, None)
+        error = float(np.mean(loo**2))
+        if error < best[0]:
+            best = (error, alpha)
+    alpha = best[1]
+    weights = vt.T @ (s / (s**2 + alpha) * uy)
+    return weights, alpha
+
+
+class FitnessNetwork(nn.Module):
+    """Deep set over the genes of a perturbation, each gene encoded over the GO graph.
+
+    Each node ``g`` of the gene graph has fixed GO features ``x_g`` and a learned embedding
+    ``e_g`` (zero at start). One :class:`~perturbsim.module._layers.SimpleGraphConv` encodes
+    them, ``h = ReLU(SGC([x, e]))``, so a gene never trained on gets an encoding from its
+    GO neighbours. ``phi([h_g, f_g])`` encodes a gene with its (scaled) single fitness
+    ``f_g``, and a pair's deviation from additive is ``rho(phi_A + phi_B)``: symmetric in
+    the two genes by construction.
+
+    Parameters
+    ----------
+    go_features
+        ``(n_nodes, K)`` fixed node features (``K`` may be 0).
+    graph
+        ``(src, dst, weight)`` edge arrays of the gene graph over the same nodes.
+    embedding_dim
+        Size of the learned node embedding (may be 0 when ``K > 0``).
+    hidden
+        Width of every hidden layer.
+    hops
+        Propagation steps of the graph convolution.
+    """
+
+    def __init__(
+        self,
+        go_features: np.ndarray,
+        graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+        *,
+        embedding_dim: int,
+        hidden: int,
+        hops: int,
+    ) -> None:
+        super().__init__()
+        n_nodes, n_features = go_features.shape
+        if n_features + embedding_dim < 1:
+            raise PerturbsimError("FitnessNetwork needs GO features or a learned embedding")
+        self.register_buffer("go_features", torch.as_tensor(go_features, dtype=torch.float32))
+        self.embedding = nn.Parameter(torch.zeros(n_nodes, embedding_dim))
+        self.encoder = SimpleGraphConv(
+            n_features + embedding_dim, hidden, graph=graph, n_nodes=n_nodes, hops=hops
+        )
+        self.phi = MLP([hidden + 1, hidden, hidden])
+        self.rho = MLP([hidden, hidden, 1])
+
+    def encode(self) -> Tensor:
+        """Encoding ``h`` of every node, ``(n_nodes, hidden)``."""
+        return torch.relu(self.encoder(torch.cat([self.go_features, self.embedding], dim=1)))
+
+    def forward(self, fitness: Tensor, first: Tensor, second: Tensor) -> Tensor:
+        """Predict the deviations of pairs from additive fitness.
+
+        Parameters
+        ----------
+        fitness
+            ``(n_nodes,)`` scaled single fitness given to ``phi`` for each node.
+        first, second
+            ``(P,)`` node indices of the pairs' two genes.
+
+        Returns
+        -------
+        ``(P,)`` predicted scaled deviations from additive fitness.
+        """
+        genes = self.phi(torch.cat([self.encode(), fitness[:, None]], dim=1))
+        return self.rho(genes[first] + genes[second]).squeeze(1)
+
+
+class FitnessModel:
+    r"""Predict the fitness of gene pairs with a GO-graph gene encoder.
+
+    A pair is predicted as its additive fitness plus a learned deviation,
+
+    .. math:: \hat f_{AB} = f_A + f_B + \rho(\phi(h_A, f_A) + \phi(h_B, f_B)),
+
+    where :math:`h_g` encodes gene :math:`g` over the Gene Ontology graph of the screen's
+    genes (:class:`FitnessNetwork`: GEARS's perturbation encoder, a graph convolution over
+    the GO Jaccard graph, here fed with the graph's spectral embedding and a learned
+    embedding per gene) and :math:`f_g` is the single fitness. The deviation is a function
+    of the unordered pair, so ``A+B`` and ``B+A`` get the same prediction. It can learn
+    how pairs deviate with the strength of their singles (buffering of two strong hits),
+    per-gene tendencies of seen genes and what GO neighbours share; a pair whose genes were
+    never in a training pair gets its deviation from the singles and the GO encoding alone.
+
+    **Singles.** They are measured for the genes in ``known_singles`` (by default every
+    gene of the screen: a single-gene growth screen is cheap beside the pairs). Another
+    gene's single is predicted from its GO features (the spectral embedding) by a ridge
+    regression fitted on the known singles, its penalty chosen by leave-one-out error
+    (:func:`loo_ridge`): where GO says little about growth, the prediction shrinks to the
+    mean known single. The prediction stands for :math:`f_g` everywhere.
+
+    **Training.** Full-batch AdamW on the mean squared error of the training pairs'
+    deviations, scaled by the standard deviation of the known singles. With validation
+    pairs, the network is kept at the epoch of lowest validation error (checked every 10
+    epochs, at most ``max_epochs``), as GEARS keeps its best epoch; without, it trains for
+    ``max_epochs``. (Training afresh on training and validation pairs for the chosen number
+    of epochs was tried: no better on the Norman screen, and on synthetic screens it could
+    stop on a plateau the first run had left.) During training, a gene of the validation
+    pairs that is in no training pair is treated as an unseen gene will be: its single
+    stays known when every single is known, else it is predicted from GO. Everything is
+    deterministic given ``seed``; torch's global random state is left unchanged. Training
+    runs on one thread (restored after), faster for so small a network; a fit of the
+    112-gene Norman screen takes 1.5-3 s.
+
+    Parameters
+    ----------
+    screen
+        The growth screen (:func:`perturbsim.ds.read_fitness`). Pairs of its genes can be
+        predicted.
+    go_annotations
+        Gene -> GO term table (columns ``gene``, ``term``); ``None``: the bundled human
+        annotations with alias matching. Genes without a GO term get zero GO features and no
+        graph edge.
+    go
+        Use the GO graph; ``False`` gives each gene only its learned embedding and predicts
+        unknown singles by the mean known single (an ablation: what the GO graph adds).
+    go_components
+        Dimensions of the spectral embedding of the GO graph (the fixed node features).
+    embedding_dim
+        Size of the learned gene embedding.
+    hidden
+        Width of the hidden layers.
+    hops
+        Propagation steps over the GO graph.
+    top_k, threshold
+        GO graph construction, as in :func:`perturbsim.graphs.go_graph`.
+    seed
+        Seed of the network's initialisation; ``None``: ``perturbsim.settings.seed``.
+
+    Attributes
+    ----------
+    genes
+        The screen's genes, in node order.
+    best_epoch
+        The epoch the network was kept at (chosen on validation pairs when given).
+    val_loss
+        Scaled validation mean squared error at ``best_epoch`` (NaN without validation).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import perturbsim as ps
+    >>> genes = ["A", "B", "C", "D"]
+    >>> singles = pd.Series([-0.1, -0.2, -0.3, -0.4], index=genes)
+    >>> values = np.add.outer(singles.to_numpy(), singles.to_numpy())
+    >>> pairs = pd.DataFrame(values, index=genes, columns=genes)
+    >>> go = pd.DataFrame({"gene": genes, "term": ["T1", "T1", "T2", "T2"]})
+    >>> screen = ps.ds.FitnessScreen(singles, pairs)
+    >>> model = ps.models.FitnessModel(screen, go_annotations=go, go_components=2, seed=0)
+    >>> model = model.fit(["A+B", "A+C", "B+D"], max_epochs=20)
+    >>> model.predict(["C+D"]).index.tolist()
+    ['C+D']
+    """
+
+    def __init__(
+        self,
+        screen: FitnessScreen,
+        *,
+        go_annotations: pd.DataFrame | None = None,
+        go: bool = True,
+        go_components: int = 16,
+        embedding_dim: int = 8,
+        hidden: int = 32,
+        hops: int = 1,
+        top_k: int = 20,
+        threshold: float = 0.1,
+        seed: int | None = None,
+    ) -> None:
+        for name, value in (("go_components", go_components), ("hidden", hidden), ("hops", hops)):
+            if int(value) != value or value < 1:
+                raise PerturbsimError(f"{name} must be a positive integer, got {value!r}")
+        if int(embedding_dim) != embedding_dim or embedding_dim < 0:
+            raise PerturbsimError(f"embedding_dim must be >= 0, got {embedding_dim!r}")
+        if not go and embedding_dim == 0:
+            raise PerturbsimError("go=False needs embedding_dim >= 1: a gene needs some input")
+        self.screen = screen
+        self.genes = screen.genes
+        self._node = {g: i for i, g in enumerate(self.genes)}
+        self._measured = screen.singles.reindex(self.genes).to_numpy(dtype=np.float64)
+        self.go_annotations = go_annotations
+        self.go = bool(go)
+        self.go_components = int(go_components)
+        self.embedding_dim = int(embedding_dim)
+        self.hidden = int(hidden)
+        self.hops = int(hops)
+        self.top_k = top_k
+        self.threshold = threshold
+        self.seed = resolve_seed(seed)
+        self.network: FitnessNetwork | None = None
+        self.best_epoch = 0
+        self.val_loss = float("nan")
+        self._singles = np.zeros(0)
+        self._scale = 1.0
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.network is not None else "not fitted"
+        return f"FitnessModel({len(self.genes)} genes, go={self.go}, {state})"
+
+    # -- inputs ------------------------------------------------------------------------------
+    @cached_property
+    def _go_inputs(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """GO features and edges over the screen's genes (no feature, no edge without GO)."""
+        n = len(self.genes)
+        empty = np.array([], dtype=np.int64)
+        if not self.go:
+            return np.zeros((n, 0)), (empty, empty, np.array([], np.float32))
+        graph = go_graph(
+            self.genes, annotations=self.go_annotations, top_k=self.top_k, threshold=self.threshold
+        )
+        if graph.n_nodes == 0:
+            raise PerturbsimError(
+                f"none of the {n} genes of {self.screen.source} has a GO annotation; pass "
+                "go_annotations that cover them, or go=False"
+            )
+        if graph.unannotated.size:
+            logger.info("genes without GO terms (no GO features): %s", graph.unannotated.tolist())
+        rows = np.array([self._node[g] for g in graph.nodes], dtype=np.int64)
+        features = np.zeros((n, min(self.go_components, graph.n_nodes)))
+        features[rows] = spectral_embedding(graph, self.go_components)
+        return features, (rows[graph.src], rows[graph.dst], graph.weight)
+
+    def _pairs(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Node indices of the pairs' genes and their measured fitness."""
+        table = self.screen.pair_table()
+        labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
+        missing = [p for p in labels if p not in table.index]
+        if missing:
+            raise PerturbsimError(
+                f"{len(missing)} pairs are not measured in {self.screen.source}: "
+                f"{', '.join(missing[:10])}"
+            )
+        rows = table.loc[labels]
+        first = np.array([self._node[g] for g in rows["gene_a"]], dtype=np.int64)
+        second = np.array([self._node[g] for g in rows["gene_b"]], dtype=np.int64)
+        return first, second, rows["fitness"].to_numpy(dtype=np.float64)
+
+    def _known(self, known_singles: Sequence[str] | None) -> np.ndarray:
+        if known_singles is None:
+            return np.ones(len(self.genes), dtype=bool)
+        unknown = [g for g in known_singles if g not in self._node]
+        if unknown:
+            raise PerturbsimError(f"known_singles not in the screen: {', '.join(unknown[:10])}")
+        mask = np.zeros(len(self.genes), dtype=bool)
+        mask[[self._node[g] for g in known_singles]] = True
+        if mask.sum() < 2:
+            raise PerturbsimError("known_singles needs at least two genes")
+        return mask
+
+    def _singles_from(self, known: np.ndarray) -> np.ndarray:
+        """Single fitness of every gene: measured where known, else predicted from GO."""
+        features = self._go_inputs[0]
+        y = self._measured[known]
+        x = features[known] - features[known].mean(axis=0)
+        weights, _ = loo_ridge(x, y - y.mean(), RIDGE_GRID)
+        predicted = y.mean() + (features - features[known].mean(axis=0)) @ weights
+        return np.where(known, self._measured, predicted)
+
+    # -- training ----------------------------------------------------------------------------
+    def _train(
+        self,
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+        singles: np.ndarray,
+        epochs: int,
+        *,
+        lr: float,
+        weight_decay: float,
+        val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[FitnessNetwork, int, float]:
+        """Train a fresh network; with ``val``, return it at its best checked epoch."""
+        features, edges = self._go_inputs
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            network = FitnessNetwork(
+                features,
+                edges,
+                embedding_dim=self.embedding_dim,
+                hidden=self.hidden,
+                hops=self.hops,
+            )
+        optimiser = torch.optim.AdamW(
+            network.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+        )
+        first, second, fitness = pairs
+        target = torch.as_tensor(
+            pair_deviation(fitness, singles[first], singles[second]) / self._scale
+        ).float()
+        inputs = torch.as_tensor(singles / self._scale).float()
+        first_t, second_t = torch.as_tensor(first), torch.as_tensor(second)
+        best: tuple[float, int, dict[str, Tensor] | None] = (float("inf"), epochs, None)
+        for epoch in range(1, epochs + 1):
+            optimiser.zero_grad()
+            loss = nn.functional.mse_loss(network(inputs, first_t, second_t), target)
+            loss.backward()
+            optimiser.step()
+            if val is not None and epoch % _CHECK_EVERY == 0:
+                predicted = self._predict_pairs(network, singles, *val[:2])
+                error = float(np.mean((predicted - val[2]) ** 2)) / self._scale**2
+                if error < best[0]:
+                    state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+                    best = (error, epoch, state)
+        if best[2] is not None:
+            network.load_state_dict(best[2])
+        return network, best[1], best[0]
+
+    def _predict_pairs(
+        self, network: FitnessNetwork, singles: np.ndarray, first: np.ndarray, second: np.ndarray
+    ) -> np.ndarray:
+        """Pair fitness: the singles' sum plus the network's deviation."""
+        inputs = torch.as_tensor(singles / self._scale).float()
+        with torch.no_grad():
+            deviation = network(inputs, torch.as_tensor(first), torch.as_tensor(second))
+        return singles[first] + singles[second] + deviation.numpy().astype(np.float64) * self._scale
+
+    def fit(
+        self,
+        train_pairs: Sequence[str],
+        *,
+        val_pairs: Sequence[str] | None = None,
+        known_singles: Sequence[str] | None = None,
+        max_epochs: int = 400,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+    ) -> Self:
+        """Fit on measured pairs of the screen.
+
+        Parameters
+        ----------
+        train_pairs
+            Pair labels (``"A+B"``) to train on; every one must be measured, and its genes
+            in ``known_singles``.
+        val_pairs
+            Pairs on which the epoch to keep is chosen. ``None``: train for ``max_epochs``.
+        known_singles
+            Genes whose measured single fitness the model may use; the others' singles are
+            predicted from GO. ``None``: every gene of the screen.
+        max_epochs
+            Most full-batch epochs.
+        lr, weight_decay
+            AdamW settings.
+
+        Returns
+        -------
+        The model itself.
+        """
+        if int(max_epochs) != max_epochs or max_epochs < 1:
+            raise PerturbsimError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+        started = time.perf_counter()
+        known = self._known(known_singles)
+        train = self._pairs(train_pairs)
+        if not known[train[0]].all() or not known[train[1]].all():
+            raise PerturbsimError("every gene of a training pair must be in known_singles")
+        self._scale = float(self._measured[known].std()) or 1.0
+        options = {"lr": lr, "weight_decay": weight_decay}
+        val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)
+        training = known.copy()
+        if val is not None and known_singles is not None:  # in no training pair: unseen
+            training[:] = False
+            training[np.concatenate(train[:2])] = True
+        with _one_thread():
+            self.network, self.best_epoch, self.val_loss = self._train(
+                train, self._singles_from(training), max_epochs, val=val, **options
+            )
+        if val is None:
+            self.val_loss = float("nan")
+        self._singles = self._singles_from(known)
+        self.network.eval()
+        logger.info(
+            "FitnessModel: %d epochs, validation MSE %.4g, %.1f s",
+            self.best_epoch,
+            self.val_loss,
+            time.perf_counter() - started,
+        )
+        return self
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(self, perturbations: str | Sequence[str] | Sequence[Sequence[str]]) -> pd.Series:
+        """Predict the fitness of singles and pairs of the screen's genes.
+
+        Parameters
+        ----------
+        perturbations
+            One label, a list of labels (``"A+B"``, ``"A"``) or a list of gene lists.
+
+        Returns
+        -------
+        Fitness indexed by canonical label: a single its known (measured) fitness or the
+        GO prediction, a pair its additive fitness plus the predicted deviation.
+        """
+        if self.network is None:
+            raise PerturbsimError("FitnessModel is not fitted: call .fit() first")
+        sets = parse_perturbations(perturbations)
+        unknown = sorted({g for s in sets for g in s if g not in self._node})
+        if unknown:
+            raise PerturbsimError(
+                f"{len(unknown)} genes are not in {self.screen.source}: {', '.join(unknown[:10])}"
+            )
+        if any(len(s) not in (1, 2) for s in sets):
+            raise PerturbsimError("FitnessModel predicts single genes and pairs only")
+        first = np.array([self._node[s[0]] for s in sets], dtype=np.int64)
+        second = np.array([self._node[s[-1]] for s in sets], dtype=np.int64)
+        is_pair = np.array([len(s) == 2 for s in sets])
+        pairs = self._predict_pairs(self.network, self._singles, first, second)
+        values = np.where(is_pair, pairs, self._singles[first])
+        index = pd.Index([canonical_label(s) for s in sets], name="perturbation")
+        return pd.Series(values, index=index, name="fitness")

@@ -1,0 +1,141 @@
+"""Cell fitness from predicted expression: a ridge on an expression model's predicted change."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+import pandas as pd
+
+from .._errors import PerturbsimError
+from .._keys import DELTA_LAYER
+from ..pp import canonical_label, parse_perturbations
+from ._base import PerturbationModel
+from ._fitness import RIDGE_GRID, loo_ridge
+
+logger = logging.getLogger(__name__)
+
+
+class ExpressionFitness:
+    """Fitness from an expression model's predicted change over control, by ridge regression.
+
+    The second route to fitness: any fitted perturbsim expression model predicts the mean
+    expression change of a perturbation (``.layers["delta"]`` of
+    :meth:`~perturbsim.models.PerturbationModel.predict`); a ridge regression with intercept
+    maps that change to fitness. It is fitted on training conditions with measured fitness
+    (singles and pairs) that the expression model covers, its penalty chosen by exact
+    leave-one-out error over a grid relative to the largest squared singular value of the
+    centred changes (:func:`~perturbsim.models._fitness.loo_ridge`). Only perturbations the
+    expression model covers can be predicted.
+
+    Parameters
+    ----------
+    expression_model
+        A fitted :class:`~perturbsim.models.PerturbationModel`, e.g. ``ps.Stacked`` trained on
+        ``ps.ds.norman2019_subset()``.
+
+    Attributes
+    ----------
+    alpha
+        The chosen penalty.
+    n_train
+        Conditions the ridge was fitted on.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> expression = ps.TrainMean(adata).fit()
+    >>> fitness = {"KLF1": -0.3, "MAP2K6": -0.1, "CEBPE": -0.2, "KLF1+MAP2K6": -0.35}
+    >>> route = ps.models.ExpressionFitness(expression).fit(fitness)
+    >>> route.n_train
+    4
+    """
+
+    def __init__(self, expression_model: PerturbationModel) -> None:
+        if not getattr(expression_model, "is_fitted", False):
+            raise PerturbsimError("ExpressionFitness needs a fitted expression model")
+        self.expression_model = expression_model
+        self.alpha = float("nan")
+        self.n_train = 0
+        self._weights: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"ExpressionFitness({self.expression_model.name}, n_train={self.n_train})"
+
+    def covers(self, perturbations: str | Sequence[str] | Sequence[Sequence[str]]) -> np.ndarray:
+        """Which perturbations the expression model (hence this route) can predict.
+
+        Parameters
+        ----------
+        perturbations
+            One label, a list of labels or a list of gene lists.
+
+        Returns
+        -------
+        Boolean array, one entry per perturbation.
+        """
+        return np.asarray(self.expression_model.covers(parse_perturbations(perturbations)))
+
+    def _changes(self, sets: list[tuple[str, ...]]) -> np.ndarray:
+        predicted = self.expression_model.predict([list(s) for s in sets])
+        return np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
+
+    def fit(self, fitness: pd.Series | dict[str, float]) -> Self:
+        """Fit the ridge on measured fitness of training conditions.
+
+        Parameters
+        ----------
+        fitness
+            Fitness by condition label (``"A"``, ``"A+B"``); conditions the expression model
+            does not cover are left out.
+
+        Returns
+        -------
+        The route itself.
+        """
+        fitness = pd.Series(fitness, dtype=np.float64)
+        sets = parse_perturbations(fitness.index.astype(str).tolist())
+        covered = self.covers(sets)
+        if covered.sum() < 3:
+            raise PerturbsimError(
+                f"the expression model covers {int(covered.sum())} of the {len(sets)} training "
+                "conditions; the ridge needs at least 3"
+            )
+        if not covered.all():
+            logger.info("ExpressionFitness: %d conditions not covered, left out", (~covered).sum())
+        kept = [s for s, c in zip(sets, covered, strict=True) if c]
+        x = self._changes(kept)
+        y = fitness.to_numpy()[covered]
+        self._x_mean, self._y_mean = x.mean(axis=0), float(y.mean())
+        self._weights, self.alpha = loo_ridge(x - self._x_mean, y - self._y_mean, RIDGE_GRID)
+        self.n_train = len(kept)
+        return self
+
+    def predict(self, perturbations: str | Sequence[str] | Sequence[Sequence[str]]) -> pd.Series:
+        """Predict fitness from the expression model's predicted change.
+
+        Parameters
+        ----------
+        perturbations
+            One label, a list of labels or a list of gene lists, all covered.
+
+        Returns
+        -------
+        Fitness indexed by canonical label.
+        """
+        if self._weights is None:
+            raise PerturbsimError("ExpressionFitness is not fitted: call .fit() first")
+        sets = parse_perturbations(perturbations)
+        covered = self.covers(sets)
+        uncovered = [canonical_label(s) for s, c in zip(sets, covered, strict=True) if not c]
+        if uncovered:
+            raise PerturbsimError(
+                f"the expression model cannot predict {len(uncovered)} perturbations: "
+                f"{', '.join(uncovered[:10])}"
+            )
+        values = (self._changes(sets) - self._x_mean) @ self._weights + self._y_mean
+        index = pd.Index([canonical_label(s) for s in sets], name="perturbation")
+        return pd.Series(values, index=index, name="fitness")

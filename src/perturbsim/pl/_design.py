@@ -1,0 +1,84 @@
+"""Plot of an active-learning loop: error on the untested conditions against conditions measured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .._errors import PerturbsimError
+from ..tl._design import active_learning_summary
+from ._plots import _axes
+
+
+def design_curves(
+    curves: pd.DataFrame,
+    *,
+    strategies: Sequence[str] | None = None,
+    reference: str | None = "random",
+    confidence: float = 0.95,
+    ax: Axes | None = None,
+) -> Axes:
+    """Error on the untested conditions against the number measured, one line per strategy.
+
+    Each line is the mean over seeds, its band the t-interval of
+    :func:`perturbsim.tl.active_learning_summary` (absent with a single seed). A dotted
+    horizontal line marks the reference strategy's final mean error: where another line
+    crosses it, that strategy has reached the reference's final error with fewer
+    measurements.
+
+    Parameters
+    ----------
+    curves
+        One row per strategy, seed and round, columns ``strategy``, ``seed``,
+        ``n_measured``, ``error`` (as ``benchmarks/bench_design.py`` records them).
+    strategies
+        Which to show, in this order; default: all, in order of first appearance.
+    reference
+        Strategy whose final mean error is marked; ``None`` marks none.
+    confidence
+        Coverage of the bands.
+    ax
+        Axes to draw on; default: a new figure.
+
+    Returns
+    -------
+    The Axes.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import perturbsim as ps
+    >>> curves = pd.DataFrame({
+    ...     "strategy": ["combined"] * 4 + ["random"] * 4,
+    ...     "seed": [0, 0, 1, 1] * 2,
+    ...     "n_measured": [8, 16] * 4,
+    ...     "error": [0.9, 0.5, 0.8, 0.6, 0.9, 0.7, 0.8, 0.8],
+    ... })
+    >>> ax = ps.pl.design_curves(curves)
+    >>> [line.get_label() for line in ax.get_lines()][:2]
+    ['combined', 'random']
+    """
+    summary = active_learning_summary(curves, confidence=confidence)
+    available = list(pd.unique(summary["strategy"]))
+    shown = available if strategies is None else list(strategies)
+    unknown = [s for s in shown if s not in available]
+    if unknown:
+        raise PerturbsimError(f"no curves of the strategies {unknown} (have: {available})")
+    ax = _axes(ax, (5.5, 4.0))
+    for strategy in shown:
+        rows = summary[summary["strategy"] == strategy]
+        (line,) = ax.plot(rows["n_measured"], rows["mean"], marker="o", ms=3, label=strategy)
+        ax.fill_between(
+            rows["n_measured"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2
+        )
+    if reference in available:
+        final = summary[summary["strategy"] == reference].iloc[-1]
+        ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference}'s final error")
+    ax.set_xlabel("conditions measured")
+    ax.set_ylabel("error on untested conditions")
+    n_seeds = int(summary["n_seeds"].max())
+    ax.set_title(f"active learning: mean and {confidence:.0%} interval over {n_seeds} seeds")
+    ax.legend(frameon=False)
+    return ax

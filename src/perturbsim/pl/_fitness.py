@@ -1,0 +1,93 @@
+"""Plots of cell-fitness predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .._errors import PerturbsimError
+from ..tl._fitness import SUBGROUPS, FitnessResult
+from ._plots import _axes
+
+
+def fitness_scatter(
+    data: FitnessResult | pd.DataFrame,
+    *,
+    method: str,
+    seed: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Predicted against measured fitness of the test pairs, coloured by subgroup.
+
+    Parameters
+    ----------
+    data
+        A :class:`~perturbsim.tl.FitnessResult` or its ``predictions`` table (columns
+        ``seed``, ``subgroup``, ``method``, ``predicted``, ``measured``).
+    method
+        The method to show, e.g. ``"fitness_model"`` or ``"additive"``.
+    seed
+        The split seed to show; default: the first.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    The Axes: one point collection per subgroup (both genes seen, one, none) and the
+    identity line.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import perturbsim as ps
+    >>> table = pd.DataFrame(
+    ...     {
+    ...         "seed": 0,
+    ...         "subgroup": ["combo_seen2", "combo_seen1"],
+    ...         "method": "additive",
+    ...         "predicted": [-0.4, -0.2],
+    ...         "measured": [-0.5, -0.1],
+    ...     }
+    ... )
+    >>> len(ps.pl.fitness_scatter(table, method="additive").collections)
+    2
+    """
+    table = data.predictions if isinstance(data, FitnessResult) else data
+    missing = {"seed", "subgroup", "method", "predicted", "measured"} - set(table.columns)
+    if missing:
+        raise PerturbsimError(f"fitness predictions lack the columns {sorted(missing)}")
+    if method not in set(table["method"]):
+        raise PerturbsimError(
+            f"no predictions of method {method!r}; found {sorted(set(table['method']))}"
+        )
+    rows = table[table["method"] == method]
+    seed = int(rows["seed"].iloc[0]) if seed is None else seed
+    rows = rows[(rows["seed"] == seed) & rows["predicted"].notna()]
+    if rows.empty:
+        raise PerturbsimError(f"no predictions of {method!r} for split seed {seed}")
+    ax = _axes(ax, (3.8, 3.6))
+    sizes = rows["subgroup"].value_counts()
+    for subgroup in sorted(sizes.index, key=lambda s: -sizes[s]):  # small groups on top
+        group = rows[rows["subgroup"] == subgroup]
+        i = SUBGROUPS.index(subgroup) if subgroup in SUBGROUPS else len(SUBGROUPS)
+        ax.scatter(
+            group["measured"],
+            group["predicted"],
+            s=6,
+            alpha=0.5,
+            color=f"C{i}",
+            edgecolors="none",
+            label=f"{subgroup} ({len(group)})",
+        )
+    values = rows[["measured", "predicted"]].to_numpy(dtype=float)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = 0.05 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.4", ls="--", lw=1)
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("measured fitness")
+    ax.set_ylabel("predicted fitness")
+    ax.set_title(f"{method} (split seed {seed})")
+    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    return ax

@@ -1,0 +1,502 @@
+"""Experiment design: which untested perturbations to measure next.
+
+:func:`design` ranks untested singles and pairs by how much measuring them is expected to
+improve a model, from three parts: the model's predictive variance (what it is unsure of),
+coverage of the GO graph by genes measured alone (what it knows nothing near), and a
+penalty for predicted profiles like those already chosen or measured (what would be
+redundant). A batch is chosen greedily, so each pick sees the ones before it.
+:func:`active_learning_summary` condenses the error curves of an active-learning loop
+(``benchmarks/bench_design.py``) into means and intervals over seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import scipy.stats as sps
+
+from .._errors import PerturbsimError
+from .._keys import DELTA_LAYER, VARIANCE_LAYER
+from .._settings import resolve_seed
+from ..graphs import GeneGraph, go_graph
+from ..models import GEARS, PerturbationModel, Stacked
+from ..pp import canonical_label, genes_of, parse_perturbations
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES: tuple[str, ...] = ("combined", "uncertainty", "coverage", "random")
+"""Ranking strategies of :func:`design`."""
+DESIGN_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "perturbation",
+    "n_targets",
+    "score",
+    "uncertainty",
+    "coverage",
+    "diversity_penalty",
+)
+"""Columns of the table :func:`design` returns."""
+CURVE_COLUMNS: tuple[str, ...] = ("strategy", "seed", "n_measured", "error")
+"""Columns of the learning curves :func:`active_learning_summary` reads."""
+_BATCH = 1024
+"""Perturbations predicted per call of ``predict``."""
+
+
+def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Changes ``(n, G)`` of ``labels`` and their mean variance over genes, in batches."""
+    deltas, variances = [], []
+    for start in range(0, len(labels), _BATCH):
+        pred = model.predict(labels[start : start + _BATCH])
+        deltas.append(np.asarray(pred.layers[DELTA_LAYER], dtype=np.float32))
+        if VARIANCE_LAYER in pred.layers:
+            variances.append(np.asarray(pred.layers[VARIANCE_LAYER], dtype=np.float64).mean(1))
+    delta = np.vstack(deltas) if deltas else np.zeros((0, len(model.genes)), np.float32)
+    return delta, (np.concatenate(variances) if variances else None)
+
+
+def _labels(perturbations: Sequence[str], what: str) -> list[str]:
+    """Canonical labels of the perturbed conditions among ``perturbations``, each once."""
+    if isinstance(perturbations, str):
+        raise PerturbsimError(f"{what} must be a list of labels, got the string {perturbations!r}")
+    if not len(perturbations):
+        return []
+    sets = parse_perturbations(list(perturbations))
+    return list(dict.fromkeys(canonical_label(s) for s in sets if s))
+
+
+def measured_conditions(model: PerturbationModel) -> list[str]:
+    """The conditions a fitted model is known to have been fitted on.
+
+    Those of the split of the screen it was built with (training and validation, as
+    :meth:`~perturbsim.models.PerturbationModel.fit` uses by default), and the single-gene
+    conditions the fitted model records (``single_genes`` of its saved options: GEARS, the
+    ``additive`` baseline and :class:`~perturbsim.models.Stacked`). A model loaded from a
+    directory knows only the latter, and a model refitted on explicit
+    ``train_conditions`` may have been fitted on others: pass ``measured=`` to
+    :func:`design` then.
+
+    Parameters
+    ----------
+    model
+        A fitted model.
+
+    Returns
+    -------
+    Canonical labels of perturbed conditions, each once.
+    """
+    conditions = []
+    if model.data is not None:
+        conditions += model.data.perturbed(model.data.train + model.data.val)
+    # the models that keep their measured singles save them under this option
+    conditions += [str(g) for g in model._options().get("single_genes", [])]
+    return _labels(conditions, "measured")
+
+
+def default_candidates(
+    model: PerturbationModel, measured: Sequence[str], *, max_pair_genes: int = 40
+) -> list[str]:
+    """Untested singles of every gene the model covers, and untested pairs of a gene panel.
+
+    Singles: every gene the model can predict (:meth:`covers`) among its measured genes,
+    the genes of the measured conditions and, for a model built with a screen, the genes
+    perturbed in that screen. Pairs: every pair the model can predict among the panel,
+    the genes perturbed in the measured conditions (and in the screen), at most
+    ``max_pair_genes`` of them, those in the most measured conditions first (ties by
+    name); 40 genes give at most 780 pairs.
+
+    Parameters
+    ----------
+    model
+        A fitted model.
+    measured
+        Canonical labels of the measured conditions (left out).
+    max_pair_genes
+        Largest panel whose pairs are candidates.
+
+    Returns
+    -------
+    Canonical labels: the singles (sorted), then the pairs.
+    """
+    if (
+        isinstance(max_pair_genes, bool)
+        or not isinstance(max_pair_genes, int)
+        or max_pair_genes < 0
+    ):
+        raise PerturbsimError(f"max_pair_genes must be a whole number >= 0, got {max_pair_genes!r}")
+    counts = Counter(g for c in measured for g in genes_of(c))
+    if model.data is not None:
+        counts.update({g: 0 for c in model.data.stats.conditions for g in genes_of(c)})
+    panel = sorted(counts, key=lambda g: (-counts[g], g))[:max_pair_genes]
+    universe = sorted(set(map(str, model.genes)) | set(counts))
+    done = set(measured)
+    singles = [g for g in universe if g not in done]
+    pairs = [canonical_label(p) for p in combinations(sorted(panel), 2)]
+    labels = singles + [p for p in pairs if p not in done]
+    if not labels:
+        return []
+    return [label for label, ok in zip(labels, model.covers(labels), strict=True) if ok]
+
+
+def _go_graph_of(model: PerturbationModel) -> GeneGraph | None:
+    """The GO graph of GEARS, alone or as a correction of Stacked; ``None`` without one."""
+    parts = [model, *model.corrections.values()] if isinstance(model, Stacked) else [model]
+    graphs = [part.go_graph for part in parts if isinstance(part, GEARS)]
+    return graphs[0] if graphs else None
+
+
+class _Coverage:
+    """Facility-location coverage of the candidates' genes by genes measured alone.
+
+    A gene measured alone covers itself fully and each gene of the GO graph that kept it as
+    a neighbour by their similarity (:meth:`GeneGraph.support`). Each gene counts as many
+    times as there are candidates it is part of. Measuring a single covers its gene; a pair
+    covers none, since every model here predicts a pair from its genes' singles (additive
+    baseline, GEARS's additive residual, Stacked's kinds): its value lies in its uncertainty.
+    """
+
+    def __init__(self, sets: list[tuple[str, ...]], measured_genes: set[str], graph: GeneGraph):
+        demand = Counter(g for s in sets for g in s)
+        self.genes = sorted(demand)
+        self.weight = np.array([demand[g] for g in self.genes], dtype=np.float64)
+        self.cover = graph.support(self.genes, measured_genes)
+        position = {g: i for i, g in enumerate(self.genes)}
+        node = {g: i for i, g in enumerate(graph.nodes.tolist())}
+        into = np.array([position.get(g, -1) for g in graph.nodes.tolist()], dtype=np.int64)
+        kept = into[graph.dst] >= 0
+        self.edge_src = graph.src[kept]
+        self.edge_dst = into[graph.dst[kept]]
+        self.edge_weight = graph.weight[kept].astype(np.float64)
+        self.n_nodes = graph.n_nodes
+        gene = [s[0] if len(s) == 1 else None for s in sets]
+        self.own = np.array([-1 if g is None else position[g] for g in gene], dtype=np.int64)
+        self.own_node = np.array([-1 if g is None else node.get(g, -1) for g in gene], np.int64)
+
+    def gains(self) -> np.ndarray:
+        """Weighted coverage each candidate would add now (0 for pairs)."""
+        added = self.weight[self.edge_dst] * np.clip(
+            self.edge_weight - self.cover[self.edge_dst], 0.0, None
+        )
+        by_node = np.bincount(self.edge_src, weights=added, minlength=self.n_nodes)
+        single = self.own >= 0
+        gains = np.zeros(self.own.size)
+        gains[single] = self.weight[self.own[single]] * (1.0 - self.cover[self.own[single]])
+        in_graph = self.own_node >= 0
+        gains[in_graph] += by_node[self.own_node[in_graph]]
+        return gains
+
+    def add(self, i: int) -> None:
+        """Count candidate ``i`` as measured."""
+        if self.own[i] < 0:
+            return
+        self.cover[self.own[i]] = 1.0
+        if self.own_node[i] >= 0:
+            edges = self.edge_src == self.own_node[i]
+            np.maximum.at(self.cover, self.edge_dst[edges], self.edge_weight[edges])
+
+
+class _Diversity:
+    """Largest cosine similarity of each candidate's predicted change to a chosen one.
+
+    Changes (``(n, G)`` candidates, ``(m, G)`` measured conditions) are centred on the
+    candidates' mean change first, so that the part every prediction shares (e.g. the mean
+    of the training perturbations) makes no two alike. Measured conditions count as chosen.
+    """
+
+    def __init__(self, candidates: np.ndarray, measured: np.ndarray):
+        centre = candidates.mean(axis=0, dtype=np.float64)
+        self.unit = self._unit(candidates - centre)
+        self.penalty = np.zeros(len(self.unit))
+        measured = self._unit(measured - centre)
+        for start in range(0, len(measured), _BATCH):
+            block = self.unit @ measured[start : start + _BATCH].T
+            self.penalty = np.maximum(self.penalty, block.max(axis=1, initial=0.0))
+
+    @staticmethod
+    def _unit(rows: np.ndarray) -> np.ndarray:
+        norm = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norm, out=np.zeros_like(rows, dtype=np.float64), where=norm > 0)
+
+    def add(self, i: int) -> None:
+        """Count candidate ``i`` as chosen."""
+        self.penalty = np.maximum(self.penalty, self.unit @ self.unit[i])
+
+
+def _graph(
+    model: PerturbationModel,
+    sets: list[tuple[str, ...]],
+    measured_genes: set[str],
+    go_annotations: pd.DataFrame | None,
+) -> GeneGraph:
+    """The GO graph that spreads coverage.
+
+    That of ``go_annotations`` over the candidates' and measured genes, else the model's,
+    else an empty graph (a gene covers only itself).
+    """
+    if go_annotations is not None:
+        genes = sorted({g for s in sets for g in s} | measured_genes)
+        return go_graph(genes, annotations=go_annotations)
+    graph = _go_graph_of(model)
+    return graph if graph is not None else GeneGraph(nodes=[], src=[], dst=[], weight=[])
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    """``values`` divided by their largest value (unchanged when that is not positive)."""
+    top = values.max(initial=0.0)
+    return values / top if top > 0 else values
+
+
+def _check_budget(budget: object, n_candidates: int) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1:
+        raise PerturbsimError(f"budget must be a whole number >= 1, got {budget!r}")
+    if n_candidates == 0:
+        raise PerturbsimError("no untested candidates: every candidate is measured or uncovered")
+    if budget > n_candidates:
+        raise PerturbsimError(
+            f"budget {budget} exceeds the {n_candidates} untested candidates; "
+            f"ask for at most {n_candidates}"
+        )
+    return int(budget)
+
+
+def _candidate_list(
+    model: PerturbationModel, candidates: Sequence[str] | None, measured: list[str], pairs: int
+) -> list[str]:
+    """Untested, covered candidates (the default ones when ``candidates`` is ``None``)."""
+    if candidates is None:
+        return default_candidates(model, measured, max_pair_genes=pairs)
+    labels = _labels(candidates, "candidates")
+    done = set(measured)
+    untested = [c for c in labels if c not in done]
+    if len(untested) < len(labels):
+        logger.info("left out %d measured candidates", len(labels) - len(untested))
+    covered = model.covers(untested) if untested else np.zeros(0, dtype=bool)
+    if not covered.all():
+        logger.warning("left out %d candidates %s cannot predict", (~covered).sum(), model.name)
+    return [c for c, ok in zip(untested, covered, strict=True) if ok]
+
+
+def _choose(
+    budget: int,
+    uncertainty: np.ndarray,
+    coverage: _Coverage,
+    diversity: _Diversity,
+    *,
+    weights: tuple[float, float, float] | None,
+    order: np.ndarray | None,
+) -> pd.DataFrame:
+    """Choose ``budget`` candidates one at a time, updating coverage and diversity.
+
+    Each step takes the candidate of highest weighted score (``weights`` of uncertainty,
+    coverage and diversity penalty), or the next of ``order`` when given (score NaN).
+
+    Returns
+    -------
+    Score, uncertainty, coverage and diversity penalty of each pick when it was chosen,
+    indexed by candidate, in order of choice.
+    """
+    scale = coverage.gains().max(initial=0.0) or 1.0
+    chosen = np.zeros(len(uncertainty), dtype=bool)
+    rows = {}
+    for step in range(budget):
+        gain = coverage.gains() / scale
+        if weights is None:
+            score, i = np.full(len(uncertainty), np.nan), int(order[step])
+        else:
+            parts = (np.nan_to_num(uncertainty), gain, -diversity.penalty)
+            score = sum(w * p for w, p in zip(weights, parts, strict=True))
+            i = int(np.argmax(np.where(chosen, -np.inf, score)))
+        chosen[i] = True
+        rows[i] = (score[i], uncertainty[i], gain[i], diversity.penalty[i])
+        coverage.add(i)
+        diversity.add(i)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(DESIGN_COLUMNS[3:]))
+
+
+def _strategy_weights(
+    strategy: str, has_variance: bool, weights: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """Weights of uncertainty, coverage and diversity penalty of a greedy strategy."""
+    if strategy == "uncertainty" and not has_variance:
+        raise PerturbsimError(
+            "strategy 'uncertainty' needs a model whose predictions have a .layers['variance'] "
+            "(e.g. GEARS with n_models > 1): use 'coverage' or 'combined'"
+        )
+    if strategy == "combined" and not has_variance:
+        logger.warning("the model has no predictive variance: ranking by coverage and diversity")
+    u, c, d = weights
+    return {
+        "combined": (u if has_variance else 0.0, c, d),
+        "uncertainty": (1.0, 0.0, 0.0),
+        "coverage": (0.0, c, d),
+    }[strategy]
+
+
+def design(
+    model: PerturbationModel,
+    candidates: Sequence[str] | None = None,
+    *,
+    budget: int,
+    strategy: str = "combined",
+    measured: Sequence[str] | None = None,
+    go_annotations: pd.DataFrame | None = None,
+    max_pair_genes: int = 40,
+    uncertainty_weight: float = 1.0,
+    coverage_weight: float = 1.0,
+    diversity_weight: float = 0.5,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Rank untested perturbations by how much measuring them should improve the model.
+
+    Each candidate gets three parts, each in ``[0, 1]``:
+
+    - ``uncertainty``: its mean predictive variance over genes
+      (``.layers["variance"]`` of the model's prediction), divided by the largest among the
+      candidates; NaN when the model has no variance;
+    - ``coverage``: how much of the candidates' genes measuring it would newly cover,
+      divided by the largest such gain before the first pick. A gene measured alone covers
+      itself and, through the GO graph, each gene that kept it as a neighbour by their
+      Jaccard similarity (:meth:`~perturbsim.graphs.GeneGraph.support`); a gene counts once
+      per candidate it is part of (measuring a single helps every pair with its gene).
+      Only singles cover genes: the models predict a pair from its genes' singles;
+    - ``diversity_penalty``: the largest cosine similarity (clipped at 0) of its predicted
+      change, centred on the candidates' mean change, to that of a measured condition or
+      of a candidate already chosen.
+
+    The batch is chosen greedily: each step takes the candidate of highest score
+    ``uncertainty_weight * uncertainty + coverage_weight * coverage - diversity_weight *
+    diversity_penalty`` (ties to the earlier candidate), then updates coverage and
+    penalties as if it were measured. The table reports each part at the step its
+    candidate was chosen. Strategies:
+
+    - ``"combined"``: the score above; without predictive variance (a logged warning), its
+      coverage and diversity terms only;
+    - ``"uncertainty"``: the highest ``uncertainty`` first (needs variance), nothing else;
+    - ``"coverage"``: the score without its uncertainty term;
+    - ``"random"``: a random order drawn from ``seed`` (``score`` is NaN): the reference.
+
+    Parameters
+    ----------
+    model
+        A fitted model; its predictive variance, when it has one, and its GO graph (GEARS,
+        or Stacked's GEARS) are used.
+    candidates
+        Labels of the perturbations that could be measured; measured ones and those the
+        model cannot predict (:meth:`~perturbsim.models.PerturbationModel.covers`) are left
+        out. Default: :func:`default_candidates` (untested singles of every covered gene,
+        untested pairs among at most ``max_pair_genes`` genes of the screen's panel).
+    budget
+        Number of perturbations to choose, at most the number of untested candidates.
+    strategy
+        One of :data:`STRATEGIES`.
+    measured
+        Labels of the conditions already measured: never proposed, and their predicted
+        changes count for the diversity penalty, their single genes for coverage. Default:
+        :func:`measured_conditions` (pass them after refitting on explicit conditions,
+        and for a loaded model whose measured pairs it does not record).
+    go_annotations
+        Gene -> GO term table (``gene``, ``term``) whose similarity graph
+        (:func:`perturbsim.graphs.go_graph`) spreads coverage; default: the model's GO
+        graph, or none (a gene covers only itself).
+    max_pair_genes
+        Panel size of the default pairs.
+    uncertainty_weight, coverage_weight, diversity_weight
+        Weights of the score's parts (``"combined"`` and ``"coverage"``).
+    seed
+        Seed of the ``"random"`` strategy (default: ``perturbsim.settings.seed``); the other
+        strategies are deterministic.
+
+    Returns
+    -------
+    DataFrame of ``budget`` rows in rank order, columns :data:`DESIGN_COLUMNS`: ``rank``
+    (1 = measure first), ``perturbation`` (canonical label), ``n_targets``, ``score`` and
+    its parts.
+
+    Raises
+    ------
+    PerturbsimError
+        An unknown strategy, an unfitted model, a budget below 1 or above the number of
+        untested candidates, or ``"uncertainty"`` for a model without variance.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="tiny", seed=0)
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> ps.pp.split(adata, kind="simulation", seed=0)
+    >>> go = adata.uns["simulation"]["go"]
+    >>> model = ps.GEARS(adata, go_annotations=go, n_models=2, seed=0).fit(max_epochs=2)
+    >>> ranked = ps.tl.design(model, budget=3)
+    >>> ranked.columns.tolist()[:3], len(ranked)
+    (['rank', 'perturbation', 'n_targets'], 3)
+    """
+    if strategy not in STRATEGIES:
+        raise PerturbsimError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    if not model.is_fitted:
+        raise PerturbsimError(f"{model.name} is not fitted: call .fit() first")
+    done = measured_conditions(model) if measured is None else _labels(measured, "measured")
+    labels = _candidate_list(model, candidates, done, max_pair_genes)
+    budget = _check_budget(budget, len(labels))
+    if done:
+        done = [c for c, ok in zip(done, model.covers(done), strict=True) if ok]
+    delta, variance = _predict(model, labels)
+    sets = [genes_of(c) for c in labels]
+    single_genes = {c for c in done if len(genes_of(c)) == 1}
+    coverage = _Coverage(sets, single_genes, _graph(model, sets, single_genes, go_annotations))
+    diversity = _Diversity(delta, _predict(model, done)[0])
+    uncertainty = _normalised(variance) if variance is not None else np.full(len(labels), np.nan)
+    if strategy == "random":
+        order = np.random.default_rng(resolve_seed(seed)).permutation(len(labels))[:budget]
+        weights = None
+    else:
+        order = None
+        weights = _strategy_weights(
+            strategy, variance is not None, (uncertainty_weight, coverage_weight, diversity_weight)
+        )
+    table = _choose(budget, uncertainty, coverage, diversity, weights=weights, order=order)
+    table.insert(0, "n_targets", [len(sets[i]) for i in table.index])
+    table.insert(0, "perturbation", [labels[i] for i in table.index])
+    table.insert(0, "rank", np.arange(1, budget + 1))
+    logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
+    return table.reset_index(drop=True)
+
+
+def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean error over seeds of each strategy at each number measured, with a t-interval.
+
+    Parameters
+    ----------
+    curves
+        One row per strategy, seed and round, columns :data:`CURVE_COLUMNS`: ``error`` is
+        the model's error on the untested conditions after ``n_measured`` conditions were
+        measured.
+    confidence
+        Coverage of the interval ``mean ± t(confidence, n - 1) * std / sqrt(n)`` over the
+        ``n`` seeds (NaN with one seed).
+
+    Returns
+    -------
+    DataFrame with columns ``strategy`` (in order of first appearance), ``n_measured``
+    (ascending), ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``.
+    """
+    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
+    if missing:
+        raise PerturbsimError(f"curves lack the columns {missing} (expected {list(CURVE_COLUMNS)})")
+    if not 0 < confidence < 1:
+        raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+    rows = []
+    for strategy in pd.unique(curves["strategy"]):
+        own = curves[curves["strategy"] == strategy]
+        for n_measured, group in own.groupby("n_measured", sort=True):
+            values = group["error"].to_numpy(dtype=float)
+            n, mean = len(values), float(values.mean())
+            t = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else np.nan
+            half = t * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else np.nan
+            rows.append((strategy, int(n_measured), mean, mean - half, mean + half, n))
+    return pd.DataFrame(
+        rows, columns=["strategy", "n_measured", "mean", "ci_low", "ci_high", "n_seeds"]
+    )

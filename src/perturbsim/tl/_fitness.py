@@ -1,0 +1,421 @@
+"""Evaluation of cell-fitness predictions on held-out pairs, by how many of their genes are seen."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .._errors import PerturbsimError
+from ..ds import FitnessScreen
+from ..models import ExpressionFitness, FitnessModel, PerturbationModel
+from ..pp._split import subgroup_name
+from ._result import _over_seeds
+
+logger = logging.getLogger(__name__)
+
+SUBGROUPS = tuple(subgroup_name(2, k) for k in (2, 1, 0))
+"""Test subgroups: pairs with both genes seen, one, none (as :func:`perturbsim.pp.split`)."""
+ADDITIVE, MEAN, EXPRESSION = "additive", "mean", "expression_ridge"
+MODEL = "fitness_model"
+"""Name of the default :class:`~perturbsim.models.FitnessModel` in results."""
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {MODEL: {}}
+METRICS = ("r2", "pearson")
+ALL, COVERED = "all", "expression_covered"
+"""Scopes: every test pair, or the test pairs the expression model covers."""
+
+
+@dataclass(frozen=True)
+class FitnessSplit:
+    """Training, validation and test pairs of a growth screen, held out by gene.
+
+    Attributes
+    ----------
+    seed
+        Seed of the draw.
+    seen_genes
+        Genes that may appear in training pairs (the others are unseen).
+    train, val
+        Pair labels for training and for choosing the epoch a model keeps; both only
+        among seen genes.
+    test
+        Pair labels by subgroup (:data:`SUBGROUPS`).
+    """
+
+    seed: int
+    seen_genes: list[str]
+    train: list[str]
+    val: list[str]
+    test: dict[str, list[str]]
+
+
+def _check_fraction(name: str, value: float, *, low_open: bool) -> float:
+    if not (0 < value < 1 if low_open else 0 <= value < 1):
+        interval = "(0, 1)" if low_open else "[0, 1)"
+        raise PerturbsimError(f"{name} must lie in {interval}, got {value!r}")
+    return float(value)
+
+
+def fitness_split(
+    screen: FitnessScreen,
+    *,
+    seed: int = 0,
+    unseen_fraction: float = 0.25,
+    test_fraction: float = 0.25,
+    val_fraction: float = 0.1,
+) -> FitnessSplit:
+    """Hold out pairs of a growth screen by gene, as GEARS's simulation split holds out combos.
+
+    A random ``unseen_fraction`` of the genes is unseen: their pairs are test pairs with one
+    (``combo_seen1``) or no (``combo_seen0``) seen gene. Of the measured pairs of two seen
+    genes, a random ``test_fraction`` is held out (``combo_seen2``). From the rest, the pairs
+    of a random ``val_fraction`` of the seen genes and a random ``val_fraction`` of the other
+    pairs are validation pairs (so validation, like the test, has pairs with genes never in
+    a training pair); the remainder trains.
+
+    Parameters
+    ----------
+    screen
+        The growth screen.
+    seed
+        Seed of the draw.
+    unseen_fraction
+        Share of genes unseen (at least 2 genes, at least 2 left seen).
+    test_fraction
+        Share of the pairs of two seen genes held out for the test.
+    val_fraction
+        Share of seen genes, and of the remaining pairs, for validation.
+
+    Returns
+    -------
+    :class:`FitnessSplit`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> import perturbsim as ps
+    >>> genes = [f"G{i}" for i in range(8)]
+    >>> singles = pd.Series(np.linspace(-0.4, 0.0, 8), index=genes)
+    >>> values = np.add.outer(singles.to_numpy(), singles.to_numpy())
+    >>> pairs = pd.DataFrame(values, index=genes, columns=genes)
+    >>> split = ps.tl.fitness_split(ps.ds.FitnessScreen(singles, pairs), seed=0)
+    >>> {k: len(v) for k, v in split.test.items()}
+    {'combo_seen2': 4, 'combo_seen1': 12, 'combo_seen0': 1}
+    """
+    unseen_fraction = _check_fraction("unseen_fraction", unseen_fraction, low_open=True)
+    test_fraction = _check_fraction("test_fraction", test_fraction, low_open=True)
+    val_fraction = _check_fraction("val_fraction", val_fraction, low_open=False)
+    genes = screen.genes
+    n_unseen = round(len(genes) * unseen_fraction)
+    if not 2 <= n_unseen <= len(genes) - 2:
+        raise PerturbsimError(
+            f"unseen_fraction {unseen_fraction} of {len(genes)} genes leaves {n_unseen} unseen "
+            "genes; a split needs at least 2 unseen and 2 seen genes"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(genes))
+    unseen = {genes[i] for i in order[:n_unseen]}
+    seen = [genes[i] for i in sorted(order[n_unseen:])]
+    table = screen.pair_table()
+    n_seen = (~table["gene_a"].isin(unseen)).astype(int) + (~table["gene_b"].isin(unseen))
+    test = {name: sorted(table.index[n_seen == int(name[-1])]) for name in SUBGROUPS}
+    both = np.array(test[SUBGROUPS[0]])
+    both = both[rng.permutation(both.size)]
+    n_test = round(both.size * test_fraction)
+    test[SUBGROUPS[0]] = sorted(both[:n_test])
+    remaining = table.loc[both[n_test:]]
+    val_genes = set(rng.permutation(seen)[: round(len(seen) * val_fraction)].tolist())
+    touches = remaining["gene_a"].isin(val_genes) | remaining["gene_b"].isin(val_genes)
+    drawn = rng.random(len(remaining)) < val_fraction
+    is_val = (touches | drawn).to_numpy()
+    train, val = sorted(remaining.index[~is_val]), sorted(remaining.index[is_val])
+    if not train:
+        raise PerturbsimError(
+            f"the split of seed {seed} leaves no training pair; lower the fractions"
+        )
+    return FitnessSplit(seed=int(seed), seen_genes=seen, train=train, val=val, test=test)
+
+
+def _metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """R² (around the measured mean of these pairs) and Pearson correlation."""
+    if measured.size < 2:
+        return dict.fromkeys(METRICS, float("nan"))
+    residual = float(np.sum((measured - predicted) ** 2))
+    total = float(np.sum((measured - measured.mean()) ** 2))
+    r2 = 1.0 - residual / total if total > 0 else float("nan")
+    flat = np.ptp(predicted) == 0 or np.ptp(measured) == 0
+    pearson = float("nan") if flat else float(sps.pearsonr(predicted, measured)[0])
+    return {"r2": r2, "pearson": pearson}
+
+
+@dataclass
+class FitnessResult:
+    """Fitness predictions of every method on every split seed (:func:`fitness_evaluate`).
+
+    Attributes
+    ----------
+    scores
+        One row per ``seed``, ``scope``, ``subgroup``, ``method`` and ``metric`` (``r2``,
+        ``pearson``), with its ``value`` and ``n_pairs``. Scope ``all`` scores every test
+        pair; ``expression_covered`` only those the expression model covers (every method
+        on the same pairs).
+    predictions
+        One row per ``seed``, ``pair``, ``subgroup`` and ``method``: ``predicted`` and
+        ``measured`` fitness, and ``covered`` (by the expression model).
+    train_seconds
+        Fitting time of each fitted method, summed over seeds.
+    """
+
+    scores: pd.DataFrame
+    predictions: pd.DataFrame
+    train_seconds: dict[str, float]
+
+    @property
+    def methods(self) -> list[str]:
+        """Methods in the order they were scored."""
+        return list(dict.fromkeys(self.scores["method"]))
+
+    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Mean over seeds with a t-interval, per scope, method, subgroup and metric.
+
+        Parameters
+        ----------
+        confidence
+            Coverage of the interval ``mean ± t(confidence, n_seeds - 1) * std / sqrt(n)``
+            (NaN with one seed).
+
+        Returns
+        -------
+        Columns ``scope``, ``method``, ``subgroup``, ``metric``, ``mean``, ``std``,
+        ``ci_low``, ``ci_high``, ``n_seeds`` and ``n_pairs`` (test pairs per seed, on
+        average).
+        """
+        tables = []
+        for scope, per_seed in self.scores.groupby("scope", sort=False):
+            renamed = per_seed.rename(columns={"method": "model", "n_pairs": "n_conditions"})
+            table = _over_seeds(renamed, self.methods, confidence)
+            table = table.rename(columns={"model": "method"}).drop(columns="n_conditions")
+            keys = ["method", "subgroup", "metric"]
+            pairs = per_seed.groupby(keys)["n_pairs"].mean().rename("n_pairs").reset_index()
+            table = table.merge(pairs, on=keys, how="left")
+            table.insert(0, "scope", scope)
+            tables.append(table)
+        return pd.concat(tables, ignore_index=True)
+
+    def table(
+        self, metric: str = "r2", *, scope: str = ALL, confidence: float = 0.95, digits: int = 3
+    ) -> pd.DataFrame:
+        """One metric as subgroup x method text: ``mean [ci_low, ci_high]``.
+
+        Parameters
+        ----------
+        metric
+            ``"r2"`` or ``"pearson"``.
+        scope
+            ``"all"`` or ``"expression_covered"``.
+        confidence
+            Coverage of the intervals.
+        digits
+            Decimals shown.
+
+        Returns
+        -------
+        DataFrame indexed by subgroup (with the mean number of test pairs), one column per
+        method.
+        """
+        summary = self.summary(confidence)
+        rows = summary[(summary["metric"] == metric) & (summary["scope"] == scope)]
+        if rows.empty:
+            raise PerturbsimError(f"no {metric!r} scores in scope {scope!r}")
+
+        def text(row: pd.Series) -> str:
+            if not np.isfinite(row["mean"]):
+                return "n/a"
+            if not np.isfinite(row["ci_low"]):
+                return f"{row['mean']:.{digits}f}"
+            low, high = row["ci_low"], row["ci_high"]
+            return f"{row['mean']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+        cells = rows.assign(text=rows.apply(text, axis=1))
+        wide = cells.pivot(index="subgroup", columns="method", values="text")
+        n_pairs = cells.groupby("subgroup")["n_pairs"].max().round().astype(int)
+        order = [s for s in SUBGROUPS if s in wide.index]
+        wide = wide.loc[order, [m for m in self.methods if m in wide.columns]]
+        wide.insert(0, "pairs", n_pairs.loc[order])
+        wide.columns.name = None
+        return wide
+
+
+def _additive(singles: pd.Series, first: pd.Series, second: pd.Series) -> np.ndarray:
+    return singles.reindex(first).to_numpy() + singles.reindex(second).to_numpy()
+
+
+def _run_seed(
+    screen: FitnessScreen,
+    split: FitnessSplit,
+    *,
+    models: Mapping[str, Mapping[str, Any]],
+    fit_options: Mapping[str, Any],
+    hide_unseen_singles: bool,
+    go_annotations: pd.DataFrame | None,
+    expression_model: PerturbationModel | None,
+    seconds: dict[str, float],
+) -> pd.DataFrame:
+    """Predictions of every method for the test pairs of one split."""
+    table = screen.pair_table()
+    test = [(pair, name) for name in SUBGROUPS for pair in split.test[name]]
+    pairs = [p for p, _ in test]
+    rows = table.loc[pairs]
+    known = split.seen_genes if hide_unseen_singles else None
+    singles = screen.singles.reindex(screen.genes)
+    if known is not None:  # an unseen gene's single is unknown: the known singles' mean
+        singles = singles.where(singles.index.isin(known), singles.loc[known].mean())
+    training = split.train + split.val
+    predicted: dict[str, np.ndarray] = {}
+    for name, options in models.items():
+        started = time.perf_counter()
+        model = FitnessModel(screen, go_annotations=go_annotations, seed=split.seed, **options)
+        model.fit(split.train, val_pairs=split.val, known_singles=known, **fit_options)
+        predicted[name] = model.predict(pairs).to_numpy()
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+    predicted[ADDITIVE] = _additive(singles, rows["gene_a"], rows["gene_b"])
+    predicted[MEAN] = np.full(len(pairs), table.loc[training, "fitness"].mean())
+    covered = np.zeros(len(pairs), dtype=bool)
+    if expression_model is not None:
+        started = time.perf_counter()
+        route = ExpressionFitness(expression_model)
+        measured = screen.singles.reindex(screen.genes if known is None else known)
+        conditions = pd.concat([measured, table.loc[training, "fitness"]])
+        route.fit(conditions)
+        covered = route.covers(pairs)
+        values = np.full(len(pairs), np.nan)
+        if covered.any():
+            values[covered] = route.predict([p for p, c in zip(pairs, covered, strict=True) if c])
+        predicted[EXPRESSION] = values
+        seconds[EXPRESSION] = seconds.get(EXPRESSION, 0.0) + time.perf_counter() - started
+    frames = [
+        pd.DataFrame(
+            {
+                "seed": split.seed,
+                "pair": pairs,
+                "subgroup": [name for _, name in test],
+                "method": method,
+                "predicted": values,
+                "measured": rows["fitness"].to_numpy(),
+                "covered": covered,
+            }
+        )
+        for method, values in predicted.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _scores(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per seed, scope, subgroup and method: every metric of the predictions."""
+    rows = []
+    scopes = [(ALL, predictions["method"] != EXPRESSION)]
+    if (predictions["method"] == EXPRESSION).any():
+        scopes.append((COVERED, predictions["covered"]))
+    for scope, mask in scopes:
+        grouped = predictions[mask].groupby(["seed", "subgroup", "method"], sort=False)
+        for (seed, subgroup, method), group in grouped:
+            values = _metrics(group["predicted"].to_numpy(), group["measured"].to_numpy())
+            for metric, value in values.items():
+                rows.append((seed, scope, subgroup, method, metric, value, len(group)))
+    columns = ["seed", "scope", "subgroup", "method", "metric", "value", "n_pairs"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def fitness_evaluate(
+    screen: FitnessScreen,
+    *,
+    seeds: int | Sequence[int] = 5,
+    unseen_fraction: float = 0.25,
+    test_fraction: float = 0.25,
+    val_fraction: float = 0.1,
+    hide_unseen_singles: bool = False,
+    models: Mapping[str, Mapping[str, Any]] | None = None,
+    fit_options: Mapping[str, Any] | None = None,
+    go_annotations: pd.DataFrame | None = None,
+    expression_model: PerturbationModel | None = None,
+) -> FitnessResult:
+    """Score fitness predictions of held-out pairs against the additive and mean baselines.
+
+    For each split seed (:func:`fitness_split`), each :class:`~perturbsim.models.FitnessModel`
+    of ``models`` is fitted on the training pairs (kept at its best validation epoch)
+    and predicts the test pairs, beside two baselines: ``additive`` (``f_A + f_B`` of the
+    single fitnesses) and ``mean`` (the mean fitness of the training and validation pairs).
+    With ``expression_model``, the second route ``expression_ridge``
+    (:class:`~perturbsim.models.ExpressionFitness`) is fitted on the training conditions it
+    covers (the known singles and the training and validation pairs) and scored, with every
+    other method, on the test pairs it covers (scope ``expression_covered``). Metrics per
+    subgroup: R² and Pearson correlation of predicted and measured fitness.
+
+    Parameters
+    ----------
+    screen
+        The growth screen (:func:`perturbsim.ds.read_fitness`).
+    seeds
+        Number of split seeds (``0 .. seeds - 1``) or the seeds themselves. Each model is
+        initialised with its split's seed.
+    unseen_fraction, test_fraction, val_fraction
+        Options of :func:`fitness_split`.
+    hide_unseen_singles
+        Treat the unseen genes' single fitnesses as unknown too (GEARS's setting, where an
+        unseen gene was never perturbed): the models predict them from the GO graph, the
+        additive baseline uses the mean known single. By default they are known (a
+        single-gene growth screen is cheap; pairs are not).
+    models
+        Named :class:`~perturbsim.models.FitnessModel` options; default
+        ``{"fitness_model": {}}``. E.g. ``{"go": {}, "no_go": {"go": False}}`` measures what
+        the GO graph adds.
+    fit_options
+        Options of :meth:`~perturbsim.models.FitnessModel.fit` (``max_epochs``, ``lr``,
+        ``weight_decay``).
+    go_annotations
+        Gene -> GO term table for the models; ``None``: the bundled human annotations.
+    expression_model
+        A fitted expression model for the second route, or ``None``.
+
+    Returns
+    -------
+    :class:`FitnessResult`; ``result.table("r2")`` is the headline table.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise PerturbsimError("seeds must name at least one split seed")
+    models = DEFAULT_MODELS if models is None else dict(models)
+    clash = sorted(set(models) & {ADDITIVE, MEAN, EXPRESSION})
+    if clash:
+        raise PerturbsimError(f"model names {clash} are taken by the baselines")
+    seconds: dict[str, float] = {}
+    predictions = []
+    for seed in seed_list:
+        split = fitness_split(
+            screen,
+            seed=seed,
+            unseen_fraction=unseen_fraction,
+            test_fraction=test_fraction,
+            val_fraction=val_fraction,
+        )
+        predictions.append(
+            _run_seed(
+                screen,
+                split,
+                models=models,
+                fit_options=dict(fit_options or {}),
+                hide_unseen_singles=hide_unseen_singles,
+                go_annotations=go_annotations,
+                expression_model=expression_model,
+                seconds=seconds,
+            )
+        )
+        logger.info("fitness: split seed %d done", seed)
+    table = pd.concat(predictions, ignore_index=True)
+    return FitnessResult(scores=_scores(table), predictions=table, train_seconds=seconds)

@@ -1,0 +1,212 @@
+"""Experiment design: ranking, strategies, learning curves, plot and command line."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+
+import perturbsim as ps
+from perturbsim.cli import main
+from perturbsim.graphs import GeneGraph
+from perturbsim.pp import genes_of
+from perturbsim.tl._design import DESIGN_COLUMNS, _Coverage, _Diversity
+
+
+@pytest.fixture(scope="module")
+def screen(_tiny_cached) -> ad.AnnData:
+    adata = _tiny_cached.copy()
+    ps.pp.split(adata, kind="simulation", seed=0)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def model(screen) -> ps.GEARS:
+    """A small GEARS ensemble: its spread is a predictive variance."""
+    go = screen.uns["simulation"]["go"]
+    gears = ps.GEARS(screen, go_annotations=go, n_models=2, hidden=16, seed=0)
+    return gears.fit(max_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir(model, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("design") / "gears"
+    model.save(path)
+    return str(path)
+
+
+def test_design_ranks_budget_untested_covered_candidates(model):
+    measured = ps.tl.measured_conditions(model)
+    ranked = ps.tl.design(model, budget=6)
+    assert ranked.columns.tolist() == list(DESIGN_COLUMNS)
+    assert ranked["rank"].tolist() == list(range(1, 7))
+    assert ranked["perturbation"].is_unique
+    assert not set(ranked["perturbation"]) & set(measured)
+    assert set(ranked["perturbation"]) <= set(ps.tl.default_candidates(model, measured))
+    assert ranked["n_targets"].tolist() == [len(genes_of(c)) for c in ranked["perturbation"]]
+    # the score is its parts, weighted
+    parts = ranked["uncertainty"] + ranked["coverage"] - 0.5 * ranked["diversity_penalty"]
+    np.testing.assert_allclose(ranked["score"], parts)
+
+
+def test_default_candidates_are_covered_singles_and_panel_pairs(model):
+    measured = ps.tl.measured_conditions(model)
+    candidates = ps.tl.default_candidates(model, measured)
+    singles = [c for c in candidates if len(genes_of(c)) == 1]
+    pairs = [c for c in candidates if len(genes_of(c)) == 2]
+    assert len(singles) + len(pairs) == len(candidates) and pairs
+    assert model.covers(candidates).all() and not set(candidates) & set(measured)
+    panel = {g for c in pairs for g in genes_of(c)}
+    assert panel <= {g for c in model.data.stats.conditions for g in genes_of(c)}
+    few = ps.tl.default_candidates(model, measured, max_pair_genes=3)
+    assert sum(len(genes_of(c)) == 2 for c in few) <= 3
+    assert [c for c in few if len(genes_of(c)) == 1] == singles
+
+
+def test_measured_conditions_are_never_proposed(model, screen):
+    split = ps.pp.Split.from_adata(screen)
+    measured = ps.tl.measured_conditions(model)
+    assert set(measured) == set(split.train + split.val) - {"ctrl"}
+    untested = ps.tl.default_candidates(model, measured)[:2]
+    ranked = ps.tl.design(model, [*measured[:3], *untested], budget=2, strategy="random")
+    assert set(ranked["perturbation"]) == set(untested)
+    # an explicit measured list replaces the model's
+    ranked = ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=untested[:1])
+    assert set(ranked["perturbation"]) == {*measured[:3], untested[1]}
+
+
+def test_design_is_deterministic_under_a_seed(model):
+    first = ps.tl.design(model, budget=5, strategy="random", seed=3)
+    pd.testing.assert_frame_equal(first, ps.tl.design(model, budget=5, strategy="random", seed=3))
+    other = ps.tl.design(model, budget=5, strategy="random", seed=4)
+    assert first["perturbation"].tolist() != other["perturbation"].tolist()
+    pd.testing.assert_frame_equal(ps.tl.design(model, budget=5), ps.tl.design(model, budget=5))
+
+
+def test_uncertainty_strategy_picks_the_highest_variance(model):
+    candidates = ps.tl.default_candidates(model, ps.tl.measured_conditions(model))
+    variance = pd.Series(model.predict(candidates).layers["variance"].mean(axis=1), candidates)
+    ranked = ps.tl.design(model, budget=5, strategy="uncertainty")
+    assert ranked["perturbation"].tolist() == variance.nlargest(5).index.tolist()
+    assert ranked["uncertainty"].iloc[0] == pytest.approx(1.0)
+    assert ranked["uncertainty"].is_monotonic_decreasing
+
+
+def test_diversity_spreads_the_chosen_predictions(model):
+    candidates = ps.tl.default_candidates(model, ps.tl.measured_conditions(model))
+    delta = model.predict(candidates).layers["delta"].astype(float)
+    centred = pd.DataFrame(delta - delta.mean(axis=0), index=candidates)
+
+    def mean_similarity(labels: list[str]) -> float:
+        rows = centred.loc[labels].to_numpy()
+        unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        cosine = unit @ unit.T
+        return float(cosine[np.triu_indices(len(labels), 1)].mean())
+
+    plain, spread = (
+        ps.tl.design(model, budget=8, coverage_weight=0.0, diversity_weight=w) for w in (0.0, 3.0)
+    )
+    assert mean_similarity(spread["perturbation"].tolist()) < mean_similarity(
+        plain["perturbation"].tolist()
+    )
+    assert spread["diversity_penalty"].mean() < plain["diversity_penalty"].mean()
+
+
+def test_coverage_spreads_over_the_go_graph():
+    graph = GeneGraph(nodes=["A", "B", "C"], src=[0, 1], dst=[1, 0], weight=[0.5, 0.5])
+    sets = [("A",), ("B",), ("C",), ("A", "B")]
+    coverage = _Coverage(sets, set(), graph)
+    # A covers itself (in 2 candidates) and half of B (in 2): 2 + 1
+    np.testing.assert_allclose(coverage.gains(), [3.0, 3.0, 1.0, 0.0])
+    coverage.add(0)
+    np.testing.assert_allclose(coverage.gains(), [0.0, 1.0, 1.0, 0.0])
+    # a gene measured alone covers from the start
+    np.testing.assert_allclose(_Coverage(sets, {"C"}, graph).gains(), [3.0, 3.0, 0.0, 0.0])
+
+
+def test_diversity_penalises_likeness_to_chosen_and_measured():
+    candidates = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
+    diversity = _Diversity(candidates, np.zeros((0, 3)))
+    np.testing.assert_allclose(diversity.penalty, 0.0)
+    diversity.add(0)
+    assert diversity.penalty[1] > 0.9 > diversity.penalty[2]
+    measured = _Diversity(candidates, candidates[2:] + 0.01)
+    assert measured.penalty[2] > 0.9
+
+
+def test_model_without_variance_falls_back_to_coverage(screen, caplog):
+    additive = ps.Additive(screen).fit()
+    with caplog.at_level(logging.WARNING, logger="perturbsim.tl._design"):
+        ranked = ps.tl.design(additive, budget=4)
+    assert "no predictive variance" in caplog.text
+    assert ranked["uncertainty"].isna().all()
+    pd.testing.assert_frame_equal(ranked, ps.tl.design(additive, budget=4, strategy="coverage"))
+    with pytest.raises(ps.PerturbsimError, match="needs a model whose predictions"):
+        ps.tl.design(additive, budget=4, strategy="uncertainty")
+
+
+def test_bad_budget_and_strategy_are_one_line_errors(model):
+    n = len(ps.tl.default_candidates(model, ps.tl.measured_conditions(model)))
+    with pytest.raises(ps.PerturbsimError, match=f"budget {n + 1} exceeds the {n} untested"):
+        ps.tl.design(model, budget=n + 1)
+    with pytest.raises(ps.PerturbsimError, match="whole number >= 1"):
+        ps.tl.design(model, budget=0)
+    with pytest.raises(ps.PerturbsimError, match="strategy must be one of"):
+        ps.tl.design(model, budget=1, strategy="greedy")
+
+
+def test_learning_curves_summary_and_plot():
+    curves = pd.DataFrame(
+        {
+            "strategy": ["combined"] * 6 + ["random"] * 6,
+            "seed": [0, 0, 1, 1, 2, 2] * 2,
+            "n_measured": [8, 16] * 6,
+            "error": [0.9, 0.5, 0.8, 0.6, 0.7, 0.4, 0.9, 0.7, 0.8, 0.8, 0.7, 0.6],
+        }
+    )
+    summary = ps.tl.active_learning_summary(curves)
+    row = summary[(summary["strategy"] == "combined") & (summary["n_measured"] == 16)].iloc[0]
+    half = 4.302653 * 0.1 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert row["mean"] == pytest.approx(0.5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.5 - half, 0.5 + half))
+    ax = ps.pl.design_curves(curves)
+    assert isinstance(ax, Axes)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["combined", "random", "random's final error"]
+    with pytest.raises(ps.PerturbsimError, match="lack the columns"):
+        ps.tl.active_learning_summary(curves.drop(columns="seed"))
+
+
+def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
+    out = tmp_path / "next.csv"
+    measured = tmp_path / "measured.txt"
+    measured.write_text("G0019+G0024  # a measured pair\nG0024\n")
+    args = ["design", model_dir, "--budget", "3", "--out", str(out), "--measured", str(measured)]
+    assert main(args) == 0
+    table = pd.read_csv(out)
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert not {"G0019+G0024", "G0024"} & set(table["perturbation"])
+    printed = capsys.readouterr().out
+    assert all(label in printed for label in table["perturbation"])
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [("100000", "--budget 100000 exceeds the"), ("0", "--budget must be at least 1")],
+)
+def test_cli_bad_budget_is_one_line(model_dir, tmp_path, capsys, budget, message):
+    out = tmp_path / "next.csv"
+    assert main(["design", model_dir, "--budget", budget, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert message in err
+    assert not out.exists()
+
+
+def test_cli_missing_model_directory(tmp_path, capsys):
+    assert main(["design", str(tmp_path / "absent"), "--budget", "2"]) == 2
+    assert "no model directory" in capsys.readouterr().err

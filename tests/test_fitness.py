@@ -1,0 +1,335 @@
+"""Cell fitness: reading growth screens, the GO-graph fitness model, evaluation and CLI."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import perturbsim as ps
+from perturbsim.cli import main
+from perturbsim.ds._fitness import EMAP_FILE, PAIRS_FILE, SINGLES_FILE
+
+GI_DIR = "norman2019/gi"
+FAST = {"max_epochs": 150}
+
+
+# -- synthetic growth screens -----------------------------------------------------------------
+def module_screen(
+    *,
+    n_modules: int = 4,
+    size: int = 8,
+    interaction: float = 0.0,
+    module_singles: bool = False,
+    seed: int = 0,
+) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """Singles, pair matrix and GO table of genes in GO modules (one term per module).
+
+    ``f_AB = f_A + f_B + interaction`` when A and B share their module, else additive
+    (plus noise of sd 0.005). Singles are drawn independently of the module (sd 0.1), or
+    with ``module_singles`` are the module's level plus noise of sd 0.03.
+    """
+    rng = np.random.default_rng(seed)
+    genes = [f"M{m}G{i}" for m in range(n_modules) for i in range(size)]
+    module = np.repeat(np.arange(n_modules), size)
+    if module_singles:
+        values = np.linspace(-0.4, -0.05, n_modules)[module] + rng.normal(0, 0.03, module.size)
+    else:
+        values = rng.normal(-0.2, 0.1, module.size)
+    singles = pd.Series(values, index=genes)
+    same = module[:, None] == module[None, :]
+    noise = rng.normal(0, 0.005, (module.size, module.size))
+    values = np.add.outer(singles.to_numpy(), singles.to_numpy()) + interaction * same
+    values += np.triu(noise, 1) + np.triu(noise, 1).T
+    pairs = pd.DataFrame(values, index=genes, columns=genes)
+    go = pd.DataFrame({"gene": genes, "term": [f"GO:{m:07d}" for m in module]})
+    return singles, pairs, go
+
+
+def write_folder(
+    folder: Path, singles: pd.Series, pairs: pd.DataFrame, *, control: bool = True
+) -> Path:
+    """Write the tables in Norman's layout (with a ``negative`` control row and column)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if control:
+        singles = pd.concat([singles, pd.Series({"negative": 0.0})])
+        pairs = pairs.copy()
+        pairs["negative"] = singles.drop("negative")
+        pairs.loc["negative"] = [*pairs["negative"].tolist(), 0.0]
+    table = pd.DataFrame({"average_fitness": singles, "chosen_guide_fitness": singles})
+    table.rename_axis("guide_target").to_csv(folder / SINGLES_FILE)
+    pairs.rename_axis("gene").to_csv(folder / PAIRS_FILE)
+    return folder
+
+
+def r2(result: ps.tl.FitnessResult, method: str, subgroup: str) -> float:
+    summary = result.summary()
+    row = summary[
+        (summary["method"] == method)
+        & (summary["subgroup"] == subgroup)
+        & (summary["metric"] == "r2")
+        & (summary["scope"] == "all")
+    ]
+    return float(row["mean"].iloc[0])
+
+
+# -- reading --------------------------------------------------------------------------------
+def test_read_round_trip_drops_control(tmp_path):
+    singles, pairs, _ = module_screen()
+    screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, pairs))
+    assert screen.genes == singles.index.tolist()
+    assert "negative" not in screen.singles.index
+    assert screen.emap is None
+    table = screen.pair_table()
+    assert len(table) == len(singles) * (len(singles) - 1) // 2
+    a, b = table.iloc[0][["gene_a", "gene_b"]]
+    assert table["fitness"].iloc[0] == pytest.approx(pairs.loc[a, b])
+
+
+def test_unmeasured_pairs_are_left_out(tmp_path):
+    singles, pairs, _ = module_screen()
+    pairs.loc["M0G0", "M0G1"] = pairs.loc["M0G1", "M0G0"] = np.nan
+    screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, pairs))
+    assert "M0G0+M0G1" not in screen.pair_table().index
+    assert len(screen.pair_table()) == len(singles) * (len(singles) - 1) // 2 - 1
+
+
+def _error(folder: Path) -> str:
+    with pytest.raises(ps.PerturbsimError) as info:
+        ps.ds.read_fitness(folder)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_folder_and_table(tmp_path):
+    assert "no such folder" in _error(tmp_path / "absent")
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    (folder / PAIRS_FILE).unlink()
+    assert f"has no {PAIRS_FILE}" in _error(folder)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("gene,A,B\nA,1,2,3,4\n", "cannot read"),
+        ("", "cannot read"),
+        ("gene,A,B\nA,0,abc\nB,abc,0\n", "'abc' of row 'A', column 'B' is not a finite number"),
+        ("gene,A,B\nA,0,1\nB,1,0\nC,1,1\n", "not a gene x gene matrix"),
+        ("gene,A,B\nA,0,-0.5\nB,-0.25,0\n", "not symmetric: row 'A', column 'B' holds -0.5"),
+        ("gene,A,B\nA,0,-0.5\nB,,0\n", "not symmetric"),
+        ("gene,A,B,A\nA,0,1,0\nB,1,0,1\n", "names genes twice"),
+    ],
+)
+def test_malformed_pair_matrix(tmp_path, content, expected):
+    singles = pd.Series({"A": -0.1, "B": -0.2})
+    folder = write_folder(tmp_path / "gi", singles, pd.DataFrame(), control=False)
+    (folder / PAIRS_FILE).write_text(content)
+    assert expected in _error(folder)
+
+
+def test_genes_without_fitness(tmp_path):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "a", singles.drop(["M1G2", "M3G0"]), pairs, control=False)
+    assert "2 genes of processed_fitnesses.csv have no fitness value" in _error(folder)
+    assert "M1G2, M3G0" in _error(folder)
+    singles["M2G5"] = np.nan
+    folder = write_folder(tmp_path / "b", singles, pairs)
+    assert "1 genes have no fitness value" in _error(folder)
+    assert "M2G5" in _error(folder)
+
+
+def test_singles_without_a_fitness_column(tmp_path):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    table = pd.DataFrame({"x": singles, "y": singles}).rename_axis("gene")
+    table.to_csv(folder / SINGLES_FILE)
+    assert "no column 'average_fitness'" in _error(folder)
+
+
+def test_emap_is_read_and_checked(tmp_path):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    emap = pairs.iloc[:5, :5] * 10
+    emap.rename_axis("gene").to_csv(folder / EMAP_FILE)
+    screen = ps.ds.read_fitness(folder)
+    assert screen.emap.shape == (len(singles), len(singles))
+    assert screen.emap.iloc[:5, :5].to_numpy() == pytest.approx(emap.to_numpy())
+    emap.iloc[0, 1] += 1.0
+    emap.rename_axis("gene").to_csv(folder / EMAP_FILE)
+    assert f"{EMAP_FILE} is not symmetric" in _error(folder)
+
+
+# -- the model ------------------------------------------------------------------------------
+def interacting_screen(folder: Path, **options) -> tuple[ps.ds.FitnessScreen, pd.DataFrame]:
+    """A screen where pairs within a GO module grow worse than additive (synergy)."""
+    singles, pairs, go = module_screen(interaction=-0.25, **options)
+    return ps.ds.read_fitness(write_folder(folder, singles, pairs)), go
+
+
+@pytest.fixture
+def interacting(tmp_path):
+    return interacting_screen(tmp_path / "gi")
+
+
+def test_additive_fitness_is_learned_as_additive(tmp_path):
+    singles, pairs, go = module_screen(interaction=0.0)
+    screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, pairs))
+    result = ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go)
+    for subgroup in ps.tl._fitness.SUBGROUPS:
+        assert r2(result, "additive", subgroup) > 0.97
+        assert r2(result, "fitness_model", subgroup) > 0.93
+        assert r2(result, "mean", subgroup) < 0.05
+
+
+def test_go_interaction_beats_additive(interacting):
+    screen, go = interacting
+    models = {"fitness_model": {}, "no_go": {"go": False}}
+    result = ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go, models=models)
+    for subgroup in ps.tl._fitness.SUBGROUPS:
+        assert r2(result, "additive", subgroup) < 0.8
+        assert r2(result, "fitness_model", subgroup) > 0.9
+    # without GO (singles say nothing of the module), unseen genes' modules are unknown
+    assert r2(result, "no_go", "combo_seen0") < r2(result, "fitness_model", "combo_seen0") - 0.2
+    table = result.table("r2")
+    assert table.index.tolist() == list(ps.tl._fitness.SUBGROUPS)
+    assert table.columns.tolist() == ["pairs", "fitness_model", "no_go", "additive", "mean"]
+
+
+def test_hidden_singles_are_predicted_from_go(tmp_path):
+    screen, go = interacting_screen(tmp_path / "gi", module_singles=True)
+    split = ps.tl.fitness_split(screen, seed=0)
+    model = ps.models.FitnessModel(screen, go_annotations=go, seed=0)
+    model.fit(split.train, val_pairs=split.val, known_singles=split.seen_genes, **FAST)
+    unseen = [g for g in screen.genes if g not in split.seen_genes]
+    predicted = model.predict(unseen)
+    error = np.abs(predicted.to_numpy() - screen.singles[unseen].to_numpy())
+    spread = screen.singles.std()
+    assert error.mean() < 0.5 * spread  # the module's level, from GO alone
+    seen = split.seen_genes[:3]
+    assert model.predict(seen).to_numpy() == pytest.approx(screen.singles[seen].to_numpy())
+
+
+def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting):
+    screen, go = interacting
+    split = ps.tl.fitness_split(screen, seed=1)
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    fits = [
+        ps.models.FitnessModel(screen, go_annotations=go, seed=3).fit(split.train, max_epochs=30)
+        for _ in range(2)
+    ]
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.get_num_threads() == threads
+    pairs = split.test["combo_seen1"][:20]
+    assert fits[0].predict(pairs).to_numpy() == pytest.approx(fits[1].predict(pairs).to_numpy())
+    a, b = pairs[0].split("+")
+    assert fits[0].predict([[b, a]]).iloc[0] == pytest.approx(fits[0].predict(pairs[0]).iloc[0])
+
+
+def test_model_errors(interacting):
+    screen, go = interacting
+    model = ps.models.FitnessModel(screen, go_annotations=go)
+    with pytest.raises(ps.PerturbsimError, match="not fitted"):
+        model.predict("M0G0+M0G1")
+    with pytest.raises(ps.PerturbsimError, match="not measured"):
+        model.fit(["M0G0+NOPE"])
+    model.fit(["M0G0+M0G1", "M1G0+M1G1"], max_epochs=5)
+    with pytest.raises(ps.PerturbsimError, match="not in"):
+        model.predict("M0G0+NOPE")
+    with pytest.raises(ps.PerturbsimError, match="single genes and pairs only"):
+        model.predict("M0G0+M0G1+M1G0")
+    with pytest.raises(ps.PerturbsimError, match="known_singles"):
+        model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
+    with pytest.raises(ps.PerturbsimError, match="embedding_dim"):
+        ps.models.FitnessModel(screen, go=False, embedding_dim=0)
+
+
+def test_split_holds_out_by_gene(interacting):
+    screen, _ = interacting
+    split = ps.tl.fitness_split(screen, seed=2)
+    seen = set(split.seen_genes)
+    assert len(seen) == 24
+    for label in split.train + split.val:
+        assert set(label.split("+")) <= seen
+    for k, name in enumerate(("combo_seen0", "combo_seen1", "combo_seen2")):
+        assert all(len(set(p.split("+")) & seen) == k for p in split.test[name])
+    everything = split.train + split.val + [p for group in split.test.values() for p in group]
+    assert sorted(everything) == sorted(screen.pair_table().index)
+    with pytest.raises(ps.PerturbsimError, match="at least 2 unseen"):
+        ps.tl.fitness_split(screen, unseen_fraction=0.01)
+
+
+# -- the expression route -------------------------------------------------------------------
+def test_expression_ridge_recovers_a_linear_readout(norman):
+    expression = ps.Additive(norman).fit()
+    genes = sorted({g for c in norman.obs["condition"].astype(str) for g in ps.pp.genes_of(c)})
+    labels = genes + [ps.pp.canonical_label(p) for p in itertools.combinations(genes, 2)]
+    labels = [c for c, ok in zip(labels, expression.covers(labels), strict=True) if ok]
+    change = expression.predict(labels).layers["delta"].astype(np.float64)
+    readout = np.random.default_rng(0).normal(size=change.shape[1])
+    fitness = pd.Series(change @ readout / np.sqrt(change.shape[1]) - 0.2, index=labels)
+    singles = [c for c in labels if "+" not in c]
+    pairs = [c for c in labels if "+" in c]
+    train = singles + pairs[:50]
+    route = ps.models.ExpressionFitness(expression).fit(fitness[train])
+    predicted = route.predict(pairs[50:])
+    truth = fitness[pairs[50:]].to_numpy()
+    assert 1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2) > 0.99
+    with pytest.raises(ps.PerturbsimError, match="cannot predict"):
+        route.predict("KLF1+NOT_A_GENE")
+
+
+# -- the real growth screen -----------------------------------------------------------------
+def test_real_growth_screen(shared_data):
+    if not (shared_data / GI_DIR / PAIRS_FILE).is_file():
+        pytest.skip("Norman growth tables absent")
+    screen = ps.ds.read_fitness(shared_data / GI_DIR)
+    assert len(screen.genes) == 112
+    assert len(screen.pair_table()) == 6216
+    assert screen.emap is not None
+    result = ps.tl.fitness_evaluate(screen, seeds=1, fit_options=FAST)
+    for subgroup in ps.tl._fitness.SUBGROUPS:
+        additive = r2(result, "additive", subgroup)
+        assert 0.5 < additive < 0.8  # pairs of strong hits buffer: sum overshoots
+        assert r2(result, "fitness_model", subgroup) > additive + 0.15
+        assert abs(r2(result, "mean", subgroup)) < 0.1
+
+
+# -- command line ---------------------------------------------------------------------------
+def test_cli_fitness(tmp_path, capsys):
+    singles, pairs, go = module_screen(interaction=-0.25)
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    go_file = tmp_path / "go.tsv"
+    go.to_csv(go_file, sep="\t", index=False)
+    out = tmp_path / "out"
+    args = ["fitness", str(folder), "--out", str(out), "--seeds", "2", "--epochs", "100"]
+    assert main([*args, "--go", str(go_file)]) == 0
+    printed = capsys.readouterr().out
+    assert "combo_seen0" in printed and "fitness_model" in printed and "additive" in printed
+    for name in ("scores.csv", "summary.csv", "predictions.csv", "r2.csv", "fitness_model.png"):
+        assert (out / name).is_file()
+    table = pd.read_csv(out / "r2.csv", index_col=0)
+    assert table.index.tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        (lambda f: (f / SINGLES_FILE).unlink(), f"has no {SINGLES_FILE}"),
+        (lambda f: (f / PAIRS_FILE).write_text("gene,A\nA,0\nB,1\n"), "not a gene x gene"),
+        (lambda f: (f / PAIRS_FILE).write_text("gene,A,B\nA,0,1\nB,2,0\n"), "not symmetric"),
+    ],
+)
+def test_cli_bad_input_is_one_line(tmp_path, capsys, break_it, expected):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    break_it(folder)
+    assert main(["fitness", str(folder), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("perturbsim fitness: error:") and expected in err
+    assert "\n" not in err and "Traceback" not in err
