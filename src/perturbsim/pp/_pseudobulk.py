@@ -2,32 +2,33 @@
 
 These are the central data structure of perturbsim: everything downstream (DE genes,
 co-expression graph, the moment-based GEARS loss, baselines, metrics) scales with
-conditions x genes, not with cells.
+conditions x genes, not with cells. The pass adds up the sums of chunks of cells
+(:mod:`._chunk_sums`), one chunk after another in this process or as dask tasks
+(:mod:`._distributed`), and divides them by the counts at the end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
-from scipy import sparse
-from scipy.linalg import blas
 from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
+from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
+from ._distributed import dask_sums, is_dask_array
 from ._setup import check_setup
-from ._validate import check_block
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
-
-N_MOMENTS = 4
-HALF_MOMENTS = 2
-"""Raw moments kept per half (mean and second moment: enough for a t statistic)."""
 
 
 @dataclass
@@ -186,24 +187,6 @@ class PseudobulkStats:
         )
 
 
-def _powers(
-    block: np.ndarray | sparse.csr_matrix, n: int
-) -> Iterator[np.ndarray | sparse.csr_matrix]:
-    """Yield ``block**1 .. block**n`` elementwise, each from the previous by one product.
-
-    Sparse blocks share the sparsity structure of ``block`` (only the stored values change).
-    """
-    values = block.data if sparse.issparse(block) else block
-    power = values
-    for k in range(1, n + 1):
-        if k > 1:
-            power = power * values
-        if sparse.issparse(block):
-            yield sparse.csr_matrix((power, block.indices, block.indptr), shape=block.shape)
-        else:
-            yield power
-
-
 def _coexpression_cells(
     adata: AnnData, coexpression: str, max_cells: int
 ) -> tuple[np.ndarray | None, str]:
@@ -234,29 +217,6 @@ def _coexpression_cells(
 def coexpression_source(adata: AnnData, *, max_cells: int = 10_000) -> str:
     """Describe the cells :func:`pseudobulk` would use for co-expression (``"auto"``)."""
     return _coexpression_cells(adata, "auto", max_cells)[1]
-
-
-def _add_gram(gram: np.ndarray, block: np.ndarray | sparse.csr_matrix) -> None:
-    """Add the lower triangle of ``block.T @ block`` to ``gram`` (see :func:`_symmetric`).
-
-    Sparse product for very sparse data, else a float32 BLAS symmetric rank-k update (half
-    the work of the full product).
-    """
-    if block.shape[0] == 0:
-        return
-    if sparse.issparse(block) and block.nnz < 0.05 * block.shape[0] * block.shape[1]:
-        gram += sparse.tril((block.T @ block).tocsr()).toarray()
-        return
-    dense = block.toarray() if sparse.issparse(block) else block
-    # BLAS fills the upper triangle of a Fortran-ordered result: its transpose is a C-ordered
-    # lower triangle, added without a strided copy
-    gram += blas.ssyrk(1.0, np.asarray(dense, dtype=np.float32), trans=1).T
-
-
-def _symmetric(lower: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose lower triangle is ``lower``'s (its upper triangle is 0)."""
-    lower += np.tril(lower, -1).T
-    return lower
 
 
 def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.ndarray:
@@ -294,6 +254,53 @@ def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.nd
     return (rank >= sizes[codes] // 2).astype(np.int8)
 
 
+def _symmetric(lower: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle is ``lower``'s (its upper triangle is 0)."""
+    lower += np.tril(lower, -1).T
+    return lower
+
+
+def _stream(matrix: object, labels: CellLabels, source: RowSource, chunk_size: int) -> ChunkSums:
+    """Add the sums of ``chunk_size`` rows at a time, in this process, with a progress bar."""
+    n_obs, n_genes = matrix.shape
+    sums = ChunkSums.zeros(labels.n_conditions, n_genes, gram=labels.gram_mask is not None)
+    starts = range(0, n_obs, chunk_size)
+    for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=progress_disabled()):
+        stop = min(start + chunk_size, n_obs)
+        block = source.read(partial(matrix.__getitem__, slice(start, stop)), start, stop)
+        sums.add_block(block, labels.rows(start, stop))
+    return sums
+
+
+def _from_sums(
+    sums: ChunkSums,
+    labels: CellLabels,
+    *,
+    conditions: np.ndarray,
+    genes: np.ndarray,
+    coexpr_cells: str,
+) -> PseudobulkStats:
+    """Divide the sums over all cells by their counts."""
+    n_cells = np.bincount(labels.codes, minlength=labels.n_conditions)
+    moments = sums.powers / np.maximum(n_cells, 1)[None, :, None]
+    n_second = np.bincount(labels.codes[labels.halves == 1], minlength=labels.n_conditions)
+    half_n = np.stack([n_cells - n_second, n_second])
+    half_sums = np.stack([sums.powers[:HALF_MOMENTS] - sums.second_half, sums.second_half])
+    half_moments = half_sums / np.maximum(half_n, 1)[:, None, :, None]
+    return PseudobulkStats(
+        conditions=conditions,
+        genes=genes,
+        n_cells=n_cells,
+        moments=moments,
+        coexpr_n=0 if labels.gram_mask is None else int(labels.gram_mask.sum()),
+        coexpr_sum=sums.coexpr_sum,
+        coexpr_gram=None if sums.gram is None else _symmetric(sums.gram),
+        coexpr_cells=coexpr_cells,
+        half_n=half_n,
+        half_moments=half_moments,
+    )
+
+
 def compute_pseudobulk(
     adata: AnnData,
     *,
@@ -302,6 +309,7 @@ def compute_pseudobulk(
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
     half_seed: int = 0,
+    scheduler: str | Client | None = None,
 ) -> PseudobulkStats:
     """Compute :class:`PseudobulkStats` in one streaming pass, without writing into ``adata``.
 
@@ -320,57 +328,27 @@ def compute_pseudobulk(
     cond = adata.obs[CONDITION]
     conditions = np.asarray(cond.cat.categories, dtype=str)
     codes = cond.cat.codes.to_numpy()
-    n_cond, n_genes = len(conditions), adata.n_vars
-    gram_mask, source = _coexpression_cells(adata, coexpression, coexpr_max_cells)
+    gram_mask, coexpr_cells = _coexpression_cells(adata, coexpression, coexpr_max_cells)
     if layer is not None and layer not in adata.layers:
         raise PerturbsimError(f"layer {layer!r} not found in adata.layers: {list(adata.layers)}")
     matrix = adata.layers[layer] if layer is not None else adata.X
-
-    sums = np.zeros((N_MOMENTS, n_cond, n_genes))
-    halves = half_labels(codes, n_cond, seed=half_seed)
-    second_half = np.zeros((HALF_MOMENTS, n_cond, n_genes))
-    gram = None if gram_mask is None else np.zeros((n_genes, n_genes))
-    coexpr_sum = np.zeros(n_genes)
-    starts = range(0, adata.n_obs, chunk_size)
-    for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=progress_disabled()):
-        stop = min(start + chunk_size, adata.n_obs)
-        block = matrix[start:stop]
-        block = block.astype(np.float64) if sparse.issparse(block) else np.asarray(block, float)
-        if sparse.issparse(block):
-            block = sparse.csr_matrix(block)
-        check_block(block, where=f"adata.X rows {start}-{stop - 1}")
-        rows = codes[start:stop]
-        indicator = sparse.csr_matrix(
-            (np.ones(stop - start), (rows, np.arange(stop - start))), shape=(n_cond, stop - start)
-        )
-        in_second = indicator @ sparse.diags(halves[start:stop].astype(np.float64))
-        for k, power in enumerate(_powers(block, N_MOMENTS)):
-            summed = indicator @ power
-            sums[k] += summed.toarray() if sparse.issparse(summed) else summed
-            if k < HALF_MOMENTS:
-                summed = in_second @ power
-                second_half[k] += summed.toarray() if sparse.issparse(summed) else summed
-        if gram is not None:
-            sub = block[gram_mask[start:stop]]
-            coexpr_sum += np.asarray(sub.sum(axis=0)).ravel()
-            _add_gram(gram, sub)
-    n_cells = np.bincount(codes, minlength=n_cond)
-    moments = sums / np.maximum(n_cells, 1)[None, :, None]
-    n_second = np.bincount(codes[halves == 1], minlength=n_cond)
-    half_n = np.stack([n_cells - n_second, n_second])
-    half_sums = np.stack([sums[:HALF_MOMENTS] - second_half, second_half])
-    half_moments = half_sums / np.maximum(half_n, 1)[:, None, :, None]
-    return PseudobulkStats(
+    labels = CellLabels(
+        codes=codes,
+        halves=half_labels(codes, len(conditions), seed=half_seed),
+        gram_mask=gram_mask,
+        n_conditions=len(conditions),
+    )
+    source = RowSource.of(adata, layer)
+    if scheduler is None and not is_dask_array(matrix):
+        sums = _stream(matrix, labels, source, chunk_size)
+    else:
+        sums = dask_sums(matrix, labels, source, chunk_size=chunk_size, scheduler=scheduler)
+    return _from_sums(
+        sums,
+        labels,
         conditions=conditions,
         genes=np.asarray(adata.var_names, dtype=str),
-        n_cells=n_cells,
-        moments=moments,
-        coexpr_n=0 if gram_mask is None else int(gram_mask.sum()),
-        coexpr_sum=coexpr_sum,
-        coexpr_gram=None if gram is None else _symmetric(gram),
-        coexpr_cells=source,
-        half_n=half_n,
-        half_moments=half_moments,
+        coexpr_cells=coexpr_cells,
     )
 
 
@@ -382,13 +360,18 @@ def pseudobulk(
     layer: str | None = None,
     coexpr_max_cells: int = 10_000,
     half_seed: int = 0,
+    scheduler: str | Client | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Compute per-condition statistics in one streaming, chunked pass over the cells.
 
-    Works on dense, sparse and backed (on-disk) matrices; memory grows with conditions x
-    genes and genes x genes, not with cells. Non-finite or negative values found during the
-    pass raise an error naming the rows.
+    Works on dense, sparse, backed (on-disk) and dask matrices; memory grows with
+    conditions x genes and genes x genes, not with cells. The statistics are sums over
+    chunks of cells that merge by addition, so the pass can also run as one dask task per
+    chunk on a cluster (``scheduler``) and give the same numbers (see ``docs/scaling.md``).
+    Non-finite or negative values, and chunks that cannot be read, raise an error naming
+    the rows (and the file of a backed screen); nothing is written into ``adata`` unless the
+    whole pass succeeds.
 
     Parameters
     ----------
@@ -399,7 +382,7 @@ def pseudobulk(
         ``"auto"`` (training cells when a split exists, else all), ``"train"``, ``"all"`` or
         ``"none"`` (skip them).
     chunk_size
-        Cells read at a time.
+        Cells read at a time (one dask task each); a dask ``X`` keeps its own row chunks.
     layer
         Layer to use instead of ``X``.
     coexpr_max_cells
@@ -410,6 +393,15 @@ def pseudobulk(
         Seed of the split of each condition's cells into two random halves, whose means are
         kept as a split-half replicate (the screen's noise ceiling; see
         :func:`half_labels`).
+    scheduler
+        ``None``: one pass in this process, or, if the matrix is a :class:`dask.array.Array`,
+        dask's default scheduler (the active :class:`distributed.Client` if any). Otherwise
+        run the pass as dask tasks on: a :class:`distributed.Client`, the address of a
+        dask scheduler (``"tcp://host:8786"``; connected for the pass and closed after), or
+        a local dask scheduler's name (``"threads"``, ``"processes"``, ``"sync"``). A backed
+        ``X`` is then read by the tasks themselves, lazily, from its file (which the workers
+        must see at the same path). Needs the ``dask`` extra (``pip install
+        'perturbsim[dask]'``).
     copy
         Work on a copy and return it.
 
@@ -442,6 +434,7 @@ def pseudobulk(
         layer=layer,
         coexpr_max_cells=coexpr_max_cells,
         half_seed=half_seed,
+        scheduler=scheduler,
     )
     stats.to_adata(adata)
     return adata if copy else None

@@ -1,0 +1,238 @@
+"""One chunk of the statistics pass: its rows, read and checked, and their sums.
+
+Every statistic of :func:`perturbsim.pp.compute_pseudobulk` is a sum over cells (of the
+powers of expression per condition, the same over one random half of each condition, and
+``x`` and ``x x^T`` over the co-expression cells), divided by a count at the end. Sums over
+disjoint chunks of cells merge by addition, so the pass can add chunk after chunk in one
+process or run each chunk as a separate dask task (:mod:`perturbsim.pp._distributed`) and
+give the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+from scipy.linalg import blas
+
+from .._errors import PerturbsimError
+from ._validate import check_block
+
+N_MOMENTS = 4
+HALF_MOMENTS = 2
+"""Raw moments kept per half (mean and second moment: enough for a t statistic)."""
+
+Block = np.ndarray | sparse.csr_matrix
+
+
+@dataclass(frozen=True)
+class CellLabels:
+    """What the pass needs to know of each cell besides its expression.
+
+    Attributes
+    ----------
+    codes
+        Condition code of each cell, ``(n,)``; codes run from 0 to ``n_conditions - 1``.
+    halves
+        Random half (0 or 1) of each cell within its condition, ``(n,)``.
+    gram_mask
+        Whether each cell feeds the gene x gene moments, ``(n,)``; ``None`` when they are
+        not computed.
+    n_conditions
+        Number of conditions.
+    """
+
+    codes: np.ndarray
+    halves: np.ndarray
+    gram_mask: np.ndarray | None
+    n_conditions: int
+
+    def rows(self, start: int, stop: int) -> CellLabels:
+        """The labels of cells ``start`` to ``stop - 1``."""
+        return CellLabels(
+            codes=self.codes[start:stop],
+            halves=self.halves[start:stop],
+            gram_mask=None if self.gram_mask is None else self.gram_mask[start:stop],
+            n_conditions=self.n_conditions,
+        )
+
+
+@dataclass
+class ChunkSums:
+    """Sums over a set of cells; ``a + b`` holds the sums over the cells of both.
+
+    Attributes
+    ----------
+    powers
+        Sum of ``x^k`` over the cells of each condition for ``k = 1..4``, ``(4, C, G)``.
+    second_half
+        Sum of ``x`` and ``x^2`` over the cells of each condition in half 1, ``(2, C, G)``.
+    coexpr_sum
+        Sum of ``x`` over the co-expression cells, ``(G,)``.
+    gram
+        Sum of ``x x^T`` over the co-expression cells, lower triangle only (the upper one is
+        zero), ``(G, G)``; ``None`` when not computed.
+    """
+
+    powers: np.ndarray
+    second_half: np.ndarray
+    coexpr_sum: np.ndarray
+    gram: np.ndarray | None
+
+    @classmethod
+    def zeros(cls, n_conditions: int, n_genes: int, *, gram: bool) -> ChunkSums:
+        """Sums over no cell, with or without the gene x gene sum."""
+        return cls(
+            powers=np.zeros((N_MOMENTS, n_conditions, n_genes)),
+            second_half=np.zeros((HALF_MOMENTS, n_conditions, n_genes)),
+            coexpr_sum=np.zeros(n_genes),
+            gram=np.zeros((n_genes, n_genes)) if gram else None,
+        )
+
+    def add_block(self, block: Block, labels: CellLabels) -> None:
+        """Add, in place, the sums over the cells of ``block``.
+
+        Parameters
+        ----------
+        block
+            Expression of the cells, float64, dense or CSR, one row per cell of ``labels``.
+        labels
+            Their labels; the gene x gene sum takes the cells of ``labels.gram_mask``.
+        """
+        n = block.shape[0]
+        indicator = sparse.csr_matrix(
+            (np.ones(n), (labels.codes, np.arange(n))), shape=(labels.n_conditions, n)
+        )
+        in_second = indicator @ sparse.diags(labels.halves.astype(np.float64))
+        for k, power in enumerate(_powers(block, N_MOMENTS)):
+            summed = indicator @ power
+            self.powers[k] += summed.toarray() if sparse.issparse(summed) else summed
+            if k < HALF_MOMENTS:
+                summed = in_second @ power
+                self.second_half[k] += summed.toarray() if sparse.issparse(summed) else summed
+        if self.gram is not None:
+            sub = block[labels.gram_mask]
+            self.coexpr_sum += np.asarray(sub.sum(axis=0)).ravel()
+            _add_gram(self.gram, sub)
+
+    def __add__(self, other: ChunkSums) -> ChunkSums:
+        return ChunkSums(
+            powers=self.powers + other.powers,
+            second_half=self.second_half + other.second_half,
+            coexpr_sum=self.coexpr_sum + other.coexpr_sum,
+            gram=None if self.gram is None else self.gram + other.gram,
+        )
+
+
+def _powers(block: Block, n: int) -> Iterator[Block]:
+    """Yield ``block**1 .. block**n`` elementwise, each from the previous by one product.
+
+    Sparse blocks share the sparsity structure of ``block`` (only the stored values change).
+    """
+    values = block.data if sparse.issparse(block) else block
+    power = values
+    for k in range(1, n + 1):
+        if k > 1:
+            power = power * values
+        if sparse.issparse(block):
+            yield sparse.csr_matrix((power, block.indices, block.indptr), shape=block.shape)
+        else:
+            yield power
+
+
+def _add_gram(gram: np.ndarray, block: Block) -> None:
+    """Add the lower triangle of ``block.T @ block`` to ``gram``.
+
+    Sparse product for very sparse data, else a float32 BLAS symmetric rank-k update (half
+    the work of the full product).
+    """
+    if block.shape[0] == 0:
+        return
+    if sparse.issparse(block) and block.nnz < 0.05 * block.shape[0] * block.shape[1]:
+        gram += sparse.tril((block.T @ block).tocsr()).toarray()
+        return
+    dense = block.toarray() if sparse.issparse(block) else block
+    # BLAS fills the upper triangle of a Fortran-ordered result: its transpose is a C-ordered
+    # lower triangle, added without a strided copy
+    gram += blas.ssyrk(1.0, np.asarray(dense, dtype=np.float32), trans=1).T
+
+
+def _file_size(path: str) -> int | None:
+    """Size of the file in bytes, or ``None`` if it is gone."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def error_reason(err: BaseException) -> str:
+    """The first line of an exception's message, prefixed with its type."""
+    lines = str(err).splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Where the rows of the pass come from: named in errors, and watched if a file.
+
+    Attributes
+    ----------
+    name
+        The matrix, as the user knows it (``"adata.X"``, ``"adata.layers['counts']"``).
+    file
+        The h5ad file of a backed ``X``, else ``None``.
+    file_size
+        Its size in bytes when it was opened (HDF5 reads the part of a file truncated under
+        an open handle as zeros: a changed size is how the pass notices).
+    """
+
+    name: str
+    file: str | None = None
+    file_size: int | None = None
+
+    @classmethod
+    def of(cls, adata: AnnData, layer: str | None) -> RowSource:
+        """The source of ``adata.layers[layer]`` (``adata.X`` if ``layer`` is ``None``)."""
+        if layer is not None:
+            return cls(name=f"adata.layers[{layer!r}]")
+        if not adata.isbacked:
+            return cls(name="adata.X")
+        opened = adata.file["X"].file.id.get_filesize()
+        return cls(name="adata.X", file=str(adata.filename), file_size=opened)
+
+    def where(self, start: int, stop: int) -> str:
+        """Rows ``start`` to ``stop - 1`` of the matrix (and its file), for messages."""
+        rows = f"{self.name} rows {start}-{stop - 1}"
+        return rows if self.file is None else f"{rows} of {self.file!r}"
+
+    def read(self, load: Callable[[], object], start: int, stop: int) -> Block:
+        """Read rows ``start`` to ``stop - 1`` with ``load()``; return them float64, checked.
+
+        Raises
+        ------
+        PerturbsimError
+            Naming the rows and the file, if ``load`` fails, if the file changed size since
+            it was opened, or if a value is non-finite or negative.
+        """
+        where = self.where(start, stop)
+        try:
+            block = load()
+        except PerturbsimError:
+            raise
+        except Exception as err:
+            raise PerturbsimError(f"cannot read {where}: {error_reason(err)}") from err
+        if self.file is not None and _file_size(self.file) != self.file_size:
+            raise PerturbsimError(
+                f"cannot read {where}: the file changed size since it was opened "
+                "(truncated or overwritten?); rerun on the complete file"
+            )
+        if sparse.issparse(block):
+            block = sparse.csr_matrix(block.astype(np.float64))
+        else:
+            block = np.asarray(block, dtype=np.float64)
+        check_block(block, where=where)
+        return block

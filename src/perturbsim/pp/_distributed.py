@@ -1,0 +1,220 @@
+"""The statistics pass as dask tasks: one task per chunk of rows, their sums added in a tree.
+
+Each task reads one chunk of rows and returns its :class:`~._chunk_sums.ChunkSums`; the
+sums of chunks merge by addition, in a binary tree of tasks, so that any dask scheduler
+(threads, a local process pool, a :class:`distributed.Client`) gives the numbers of the
+in-process pass. A task reads its own rows (it computes its block of a dask array itself),
+so a chunk that cannot be read fails in the task that knows its rows and file; a task lost
+with its worker is retried by distributed and, if it keeps failing, reported with its rows.
+
+dask and distributed are optional: they are imported here, and only when a pass runs on
+dask.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import operator
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import pairwise
+from types import ModuleType
+
+import anndata as ad
+import h5py
+import numpy as np
+
+from .._errors import PerturbsimError
+from ._chunk_sums import CellLabels, ChunkSums, RowSource, error_reason
+
+logger = logging.getLogger(__name__)
+
+Chunk = tuple[int, int, Callable[[], object]]
+"""A chunk of the pass: its first row, the row after its last, and how to read them."""
+
+
+def is_dask_array(matrix: object) -> bool:
+    """Whether ``matrix`` is a :class:`dask.array.Array` (dask is not imported to check)."""
+    array = sys.modules.get("dask.array")
+    return array is not None and isinstance(matrix, array.Array)
+
+
+def _require(module: str) -> ModuleType:
+    """Import an optional dependency, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise PerturbsimError(
+            f"the statistics pass on dask needs {module!r}: pip install 'perturbsim[dask]'"
+        ) from err
+
+
+class _InMemory:
+    """Rows already in memory, shipped to the task that sums them."""
+
+    def __init__(self, block: object) -> None:
+        self.block = block
+
+    def __call__(self) -> object:
+        return self.block
+
+
+class _DaskBlock:
+    """One block of a dask array, computed by the task that sums it.
+
+    Not itself a dask collection, so dask ships it to that task instead of scheduling its
+    computation as a task of its own: a block that cannot be computed fails where its rows
+    are known.
+    """
+
+    def __init__(self, array: object) -> None:
+        self.array = array
+
+    def __call__(self) -> object:
+        return self.array.compute(scheduler="sync")
+
+
+def _lazy_x(source: RowSource, chunk_size: int) -> object:
+    """``X`` of a backed screen's file as a dask array of ``chunk_size`` rows per block."""
+    try:
+        with h5py.File(source.file, "r") as file:
+            return ad.experimental.read_elem_lazy(file["X"], chunks=(chunk_size, -1))
+    except (OSError, KeyError, ValueError) as err:
+        raise PerturbsimError(
+            f"cannot read X of {source.file!r} lazily with dask: {error_reason(err)}"
+        ) from err
+
+
+def _chunks(matrix: object, source: RowSource, chunk_size: int) -> list[Chunk]:
+    """The chunks of the pass: a dask array's row blocks, else ``chunk_size`` rows each."""
+    if is_dask_array(matrix):
+        array = matrix if len(matrix.chunks[1]) == 1 else matrix.rechunk({1: -1})
+        bounds = np.cumsum([0, *array.chunks[0]]).tolist()
+        return [
+            (start, stop, _DaskBlock(array.blocks[i]))
+            for i, (start, stop) in enumerate(pairwise(bounds))
+            if stop > start
+        ]
+    if source.file is not None:
+        return _chunks(_lazy_x(source, chunk_size), source, chunk_size)
+    n_obs = matrix.shape[0]
+    return [
+        (start, min(start + chunk_size, n_obs), _InMemory(matrix[start : start + chunk_size]))
+        for start in range(0, n_obs, chunk_size)
+    ]
+
+
+def _chunk_sums(
+    load: Callable[[], object],
+    labels: CellLabels,
+    n_genes: int,
+    source: RowSource,
+    start: int,
+    stop: int,
+) -> ChunkSums:
+    """The sums over rows ``start`` to ``stop - 1``: the body of one task."""
+    sums = ChunkSums.zeros(labels.n_conditions, n_genes, gram=labels.gram_mask is not None)
+    sums.add_block(source.read(load, start, stop), labels)
+    return sums
+
+
+@contextmanager
+def _scheduler(scheduler: object) -> Iterator[object]:
+    """What ``dask.compute`` takes as ``scheduler=``: a client for the pass if an address."""
+    if isinstance(scheduler, str) and "://" in scheduler:
+        distributed = _require("distributed")
+        try:
+            client = distributed.Client(scheduler, set_as_default=False)
+        except (OSError, TimeoutError) as err:
+            raise PerturbsimError(
+                f"cannot connect to the dask scheduler at {scheduler!r}: {error_reason(err)}"
+            ) from err
+        with client:
+            yield client
+        return
+    try:
+        _require("dask.base").get_scheduler(scheduler=scheduler)
+    except (ValueError, RuntimeError) as err:
+        raise PerturbsimError(
+            f"unusable dask scheduler {scheduler!r}: {error_reason(err)}"
+        ) from err
+    yield scheduler
+
+
+def _worker_death() -> tuple[type[Exception], ...]:
+    """The exception distributed raises for a task whose workers kept dying (if loaded)."""
+    distributed = sys.modules.get("distributed")
+    return () if distributed is None else (distributed.KilledWorker,)
+
+
+def dask_sums(
+    matrix: object,
+    labels: CellLabels,
+    source: RowSource,
+    *,
+    chunk_size: int,
+    scheduler: object,
+) -> ChunkSums:
+    """The sums over all rows of ``matrix``, one dask task per chunk, added in a tree.
+
+    Parameters
+    ----------
+    matrix
+        A dask array (its row blocks are the chunks), a backed ``X`` (read lazily from
+        ``source.file`` by the tasks) or an in-memory matrix.
+    labels
+        The labels of all cells.
+    source
+        Names the rows in errors; its file is watched for changes.
+    chunk_size
+        Rows per chunk, unless ``matrix`` is a dask array.
+    scheduler
+        See :func:`perturbsim.pp.pseudobulk`.
+
+    Raises
+    ------
+    PerturbsimError
+        Naming the rows (and file) of a chunk that cannot be read, holds non-finite or
+        negative values, or whose workers kept dying.
+    """
+    dask = _require("dask")
+    n_genes = matrix.shape[1]
+    name = f"perturbsim-pseudobulk-{uuid.uuid4().hex}"
+    level = [
+        (
+            start,
+            stop,
+            dask.delayed(_chunk_sums)(
+                load,
+                labels.rows(start, stop),
+                n_genes,
+                source,
+                start,
+                stop,
+                dask_key_name=(name, start, stop),
+            ),
+        )
+        for start, stop, load in _chunks(matrix, source, chunk_size)
+    ]
+    n_chunks = len(level)
+    while len(level) > 1:
+        merged = [
+            (a[0], b[1], dask.delayed(operator.add)(a[2], b[2], dask_key_name=(name, a[0], b[1])))
+            for a, b in zip(level[::2], level[1::2], strict=False)
+        ]
+        level = merged + level[len(merged) * 2 :]
+    with _scheduler(scheduler) as chosen:
+        logger.info("statistics pass: %d chunks as dask tasks", n_chunks)
+        try:
+            (sums,) = dask.compute(level[0][2], scheduler=chosen)
+        except _worker_death() as err:
+            _, start, stop = err.task
+            raise PerturbsimError(
+                f"every dask worker that summed {source.where(start, stop)} died "
+                f"({err.allowed_failures + 1} tried; killed, or out of memory?); rerun, or "
+                "give the workers more memory"
+            ) from err
+    return sums
