@@ -84,6 +84,32 @@ def test_x_read_lazily_by_anndata_gives_the_in_memory_statistics(tiny, reference
     assert_same(ps.pp.compute_pseudobulk(tiny, scheduler="sync"), reference)
 
 
+def test_a_screen_read_lazily_is_set_up_and_checked_block_by_block(
+    _tiny_cached, reference, tmp_path
+):
+    path = tmp_path / "screen.h5ad"
+    raw = _tiny_cached.copy()
+    raw.obs = raw.obs[["condition"]]
+    del raw.uns["perturbsim"]
+    raw.write_h5ad(path)
+    with h5py.File(path, "r") as file:
+        lazy = ad.AnnData(
+            X=ad.experimental.read_elem_lazy(file["X"], chunks=(CHUNK, -1)),
+            obs=raw.obs.copy(),
+            var=raw.var.copy(),
+        )
+        ps.pp.setup(lazy, perturbation_key="condition", control="control")
+        assert_same(ps.pp.compute_pseudobulk(lazy, scheduler="sync"), reference)
+        bad = ad.AnnData(
+            X=da.from_array(np.full((raw.n_obs, raw.n_vars), np.nan), chunks=(CHUNK, -1)),
+            obs=raw.obs.copy(),
+            var=raw.var.copy(),
+        )
+    with pytest.raises(PerturbsimError, match="first") as err:
+        ps.pp.setup(bad, perturbation_key="condition", control="control")
+    assert "\n" not in str(err.value)
+
+
 def test_local_cluster_gives_the_in_memory_statistics(tiny, reference, tmp_path, cluster):
     local, client = cluster
     path = tmp_path / "screen.h5ad"

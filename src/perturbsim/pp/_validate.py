@@ -74,13 +74,19 @@ def check_gene_names(adata: AnnData) -> None:
         raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
 
 
+def _is_dask(matrix: object) -> bool:
+    """Whether ``matrix`` is a dask array (checked without importing dask)."""
+    return type(matrix).__module__.split(".")[0] == "dask"
+
+
 def validate_expression(
     adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000
 ) -> None:
     """Check the expression matrix; normalise raw counts when asked.
 
-    In memory, every value is checked; for a backed file only the first ``chunk_size`` cells
-    are checked here, the rest during the streaming pass of :func:`perturbsim.pp.pseudobulk`.
+    In memory, every value is checked; for a backed file or a lazy (dask) ``X`` only the
+    first ``chunk_size`` cells are checked here, the rest during the streaming pass of
+    :func:`perturbsim.pp.pseudobulk`.
 
     Parameters
     ----------
@@ -95,8 +101,11 @@ def validate_expression(
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
     check_gene_names(adata)
-    block = adata.X[: min(chunk_size, adata.n_obs)] if adata.isbacked else adata.X
-    where = "adata.X" if not adata.isbacked else f"adata.X (first {chunk_size} cells)"
+    lazy = adata.isbacked or _is_dask(adata.X)
+    block = adata.X[: min(chunk_size, adata.n_obs)] if lazy else adata.X
+    if _is_dask(block):
+        block = block.compute()
+    where = f"adata.X (first {chunk_size} cells)" if lazy else "adata.X"
     check_block(block, where=where)
     if looks_like_raw_counts(block):
         if not normalize:
@@ -104,9 +113,9 @@ def validate_expression(
                 "adata.X holds raw integer counts; pass normalize=True (normalise_total + log1p) "
                 "or run scanpy.pp.normalize_total and scanpy.pp.log1p first"
             )
-        if adata.isbacked:
+        if lazy:
             raise PerturbsimError(
-                "cannot normalise a backed AnnData in place; normalise it in memory first"
+                "cannot normalise a backed or dask AnnData in place; normalise it in memory first"
             )
         import scanpy as sc
 
