@@ -5,6 +5,7 @@ from ._fitness import FitnessScreen, read_fitness
 from ._paths import shared_data_dir
 from ._read import read
 from ._simulate import simulate
+from ._simulate_disk import simulate_to_disk
 
 __all__ = [
     "FitnessScreen",
@@ -15,4 +16,5 @@ __all__ = [
     "read_fitness",
     "shared_data_dir",
     "simulate",
+    "simulate_to_disk",
 ]

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,9 +65,18 @@ PRESETS: dict[str, dict[str, int]] = {
         "cells_per_condition": 400,
         "n_control_cells": 7000,
     },
+    "genome": {
+        "n_genes": 8000,
+        "n_perturbable": 160,
+        "n_singles": 150,
+        "n_pairs": 1850,
+        "cells_per_condition": 480,
+        "n_control_cells": 40_000,
+    },
 }
 """Screen designs of ``size``: ``tiny`` (a fraction of a second, fast tests), ``small`` (seconds,
-tests) and ``norman`` (Norman et al. 2019)."""
+tests), ``norman`` (Norman et al. 2019) and ``genome`` (1,000,000 cells x 8,000 genes x 2,000
+perturbations: write it to disk with :func:`perturbsim.ds.simulate_to_disk`)."""
 
 MODALITIES = ("crispra", "crispri", "knockout")
 CONTROL_LABEL = "control"
@@ -355,7 +367,32 @@ def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
     return design
 
 
-def simulate(
+@dataclass
+class _Screen:
+    """A simulated screen but its cells: network, design, truth and measurement model."""
+
+    params: dict[str, Any]
+    """The scalars of ``uns["simulation"]["params"]``."""
+    names: np.ndarray
+    grn: RegulatoryNetwork
+    perturbable: np.ndarray
+    efficacy: np.ndarray
+    """``(G,)``, NaN where not perturbable."""
+    model: CellModel
+    truth_labels: np.ndarray
+    truth_mean: np.ndarray
+    measured: list[str]
+    """Canonical labels of the measured conditions, control first."""
+    steady: np.ndarray
+    """Steady states of the measured conditions, ``(M, G)``."""
+    n_cells: np.ndarray
+    """Cells of each measured condition, ``(M,)``."""
+    go: pd.DataFrame
+    cell_seed: np.random.SeedSequence
+    """Seed of the cells (:func:`._simulate_cells.cell_chunks`)."""
+
+
+def _draw_screen(
     *,
     size: str = "norman",
     n_genes: int | None = None,
@@ -368,92 +405,8 @@ def simulate(
     go_noise: float = 0.0,
     unannotated_fraction: float = 0.1,
     seed: int | None = None,
-) -> AnnData:
-    """Simulate a Perturb-seq screen of single and paired perturbations, with ground truth.
-
-    A sparse gene regulatory network is drawn: a few master regulators wired to each other
-    (toggles, feedback), modules of tightly co-regulated genes driven by one or two module
-    regulators with cooperative (AND-like, product of Hill terms, high thresholds) or
-    saturating (OR-like) logic, cross-talk, feedback of module members on their regulator,
-    free genes (unregulated or weakly regulated), and a few broad cell-state programs: a head
-    gene integrating regulators of several modules (saturating OR logic, or AND logic over two
-    other programs) that scales the production of most genes without targets of their own by
-    a bounded factor. Each gene has basal production, Hill activation/repression and
-    degradation; the steady state is solved by damped fixed-point iteration from the control
-    state, for all conditions at once. CRISPRa adds production to the target (``efficacy *
-    boost`` times its maximal natural level), CRISPRi and knockout scale production by ``1 -
-    efficacy``; a pair acts through the same network, so buffering (saturation), synergy and
-    new effects (AND logic), epistasis (masking) and redundancy (paralog-like regulators)
-    arise from the dynamics (see :mod:`perturbsim.ds._simulate_grn`). Most perturbable genes
-    feed the programs and most measured pairs share one, as in Norman et al.'s screen; some
-    perturbable genes regulate nothing and some guides are poor: such perturbations do almost
-    nothing.
-
-    Cells carry extrinsic noise (module-wide rate noise, a cell-cycle program), lognormal
-    library sizes and negative-binomial counts (see :mod:`perturbsim.ds._simulate_cells`).
-
-    Parameters
-    ----------
-    size
-        Preset design: ``"tiny"`` (70 genes, 14 perturbable, 10 singles, 10 pairs, 30 cells
-        per condition, 150 control cells: 750 cells, 106 truth conditions; about 0.3 s, yet
-        every subgroup of a ``kind="simulation"`` split occurs), ``"small"`` (400 genes, 36
-        perturbable, 26 singles, 26 pairs, 60 cells per condition, 300 control cells; about a
-        second) or ``"norman"`` (5,000 genes, 110 perturbable, 100 singles, 130 pairs, 400
-        cells per condition, 7,000 control cells: 99,000 cells, like Norman et al. 2019).
-        Explicit arguments override the preset.
-    n_genes
-        Number of genes (all measured).
-    n_perturbable
-        Number of genes that can be perturbed; the truth covers all their singles and pairs.
-    n_singles
-        Number of measured single perturbations (the others appear only in pairs, if at all).
-    n_pairs
-        Number of measured pairs; most with both singles measured, some with one or none.
-    cells_per_condition
-        Cells of each measured perturbation.
-    n_control_cells
-        Control cells.
-    modality
-        ``"crispra"`` (activation), ``"crispri"`` (interference) or ``"knockout"``.
-    go_noise
-        0: GO-like terms follow the network modules; 1: term sets shuffled between genes.
-    unannotated_fraction
-        Fraction of genes without any term.
-    seed
-        Seed of everything (default: ``perturbsim.settings.seed``): the same seed gives an
-        identical AnnData, another seed another network.
-
-    Returns
-    -------
-    Cells x genes AnnData with
-
-    - ``X``: float32 CSR, ``log1p(normalize_total(counts, target_sum=1e4))``;
-    - ``layers["counts"]``: raw counts (float32 CSR, integer values);
-    - ``obs["condition"]``: ``"control"``, ``"A"`` or ``"A+B"`` (genes sorted), categorical;
-      ``obs["ncounts"]``, ``obs["ngenes"]`` (total counts, detected genes),
-      ``obs["library_size"]`` (expected total) and ``obs["cell_cycle_phase"]`` (radians);
-    - ``var``: ``perturbable``, ``module`` (-1 outside modules), ``is_regulator`` (has
-      targets), ``role`` (``master``, ``regulator``, ``member``, ``free``), ``efficacy``
-      (NaN if not perturbable), ``dispersion``, ``cell_cycle``;
-    - ``uns["simulation"]``: ``params`` (scalars), ``go`` (DataFrame ``gene``, ``term``),
-      ``grn`` (DataFrame ``source``, ``target``, ``sign``, ``hill_n``, ``half_saturation``,
-      ``weight`` (a program's modulation or a program input's largest contribution, else 1),
-      ``kind``: ``module``, ``crosstalk``, ``hierarchy``, ``feedback``, ``free``,
-      ``program_input`` or ``program``), ``truth_conditions`` (canonical labels ``ctrl``,
-      ``A``, ``A+B``: control, every single and every pair of the perturbable genes),
-      ``truth_mean`` (float32 ``(n_truth, n_genes)``, the noiseless mean of ``X`` per
-      condition: the limit of the pseudobulk mean with infinitely many cells, computed by
-      quadrature over library size, extrinsic noise, cell cycle and counts, not from the
-      sampled cells), ``measured`` (canonical labels of the measured conditions).
-
-    Examples
-    --------
-    >>> import perturbsim as ps
-    >>> adata = ps.ds.simulate(size="small", seed=0)
-    >>> adata.obs["condition"].nunique()
-    53
-    """
+) -> _Screen:
+    """Everything :func:`simulate` draws before the cells (arguments as there)."""
     if modality not in MODALITIES:
         raise PerturbsimError(f"modality={modality!r} is not one of {list(MODALITIES)}")
     if not 0.0 <= go_noise <= 1.0:
@@ -532,39 +485,6 @@ def simulate(
     measured += [_pair_label(p_names[a], p_names[b]) for a, b in pairs]
     measured_idx = np.array([index[m] for m in measured])
     n_cells = [design["n_control_cells"]] + [design["cells_per_condition"]] * (len(measured) - 1)
-    row_cond = np.repeat(np.arange(len(measured)), n_cells)
-    cells = sample_cells(x_truth[measured_idx], np.asarray(n_cells), model, ss_cells)
-    del x_truth
-
-    obs_labels = np.array([CONTROL_LABEL, *measured[1:]], dtype=object)[row_cond]
-    width = len(str(row_cond.size))
-    counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
-    obs = pd.DataFrame(
-        {
-            "condition": pd.Categorical(obs_labels, categories=[CONTROL_LABEL, *measured[1:]]),
-            "ncounts": np.asarray(cells["ncounts"], dtype=np.float32),
-            "ngenes": np.diff(counts.indptr).astype(np.int32),
-            "library_size": np.asarray(cells["library_size"], dtype=np.float32),
-            "cell_cycle_phase": np.asarray(cells["cell_cycle_phase"], dtype=np.float32),
-        },
-        index=pd.Index([f"cell{i:0{width}d}" for i in range(row_cond.size)]),
-    )
-    is_regulator = np.zeros(g, dtype=bool)
-    is_regulator[grn.src] = True
-    is_pert = np.zeros(g, dtype=bool)
-    is_pert[perturbable] = True
-    var = pd.DataFrame(
-        {
-            "perturbable": is_pert,
-            "module": grn.module.astype(np.int64),
-            "is_regulator": is_regulator,
-            "role": pd.Categorical(grn.role, categories=["master", "regulator", "member", "free"]),
-            "efficacy": eff.astype(np.float32),
-            "dispersion": model.dispersion.astype(np.float32),
-            "cell_cycle": amp > 0,
-        },
-        index=pd.Index(names.astype(str)),
-    )
     r_terms, r_shuffle, r_missing = (np.random.default_rng(s) for s in ss_go.spawn(3))
     go = _go_annotations(grn, names, go_noise, unannotated_fraction, r_terms, r_shuffle, r_missing)
     params = {
@@ -583,22 +503,205 @@ def simulate(
         "n_unconverged": n_bad,
         "truth_method": "quadrature",
     }
-    adata = AnnData(X=cells["X"], obs=obs, var=var)
-    adata.layers["counts"] = counts
-    adata.uns[SIMULATION] = {
-        "params": params,
-        "go": go,
-        "grn": grn.edges_frame(names),
-        "truth_conditions": truth_labels.astype(str),
-        "truth_mean": tmean,
-        "measured": np.array(measured, dtype=str),
+    return _Screen(
+        params=params,
+        names=names,
+        grn=grn,
+        perturbable=perturbable,
+        efficacy=eff,
+        model=model,
+        truth_labels=truth_labels,
+        truth_mean=tmean,
+        measured=measured,
+        steady=x_truth[measured_idx],
+        n_cells=np.asarray(n_cells),
+        go=go,
+        cell_seed=ss_cells,
+    )
+
+
+def _obs(screen: _Screen, cells: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``obs`` of the screen's cells.
+
+    ``cells`` holds their ``ncounts``, ``ngenes``, ``library_size`` and ``cell_cycle_phase``.
+    """
+    row_cond = np.repeat(np.arange(len(screen.measured)), screen.n_cells)
+    width = len(str(row_cond.size))
+    return pd.DataFrame(
+        {
+            "condition": pd.Categorical.from_codes(
+                row_cond, categories=[CONTROL_LABEL, *screen.measured[1:]]
+            ),
+            "ncounts": np.asarray(cells["ncounts"], dtype=np.float32),
+            "ngenes": np.asarray(cells["ngenes"]).astype(np.int32),
+            "library_size": np.asarray(cells["library_size"], dtype=np.float32),
+            "cell_cycle_phase": np.asarray(cells["cell_cycle_phase"], dtype=np.float32),
+        },
+        index=pd.Index([f"cell{i:0{width}d}" for i in range(row_cond.size)]),
+    )
+
+
+def _var(screen: _Screen) -> pd.DataFrame:
+    """``var``: the genes' roles in the network and their measurement parameters."""
+    grn = screen.grn
+    is_regulator = np.zeros(grn.n_genes, dtype=bool)
+    is_regulator[grn.src] = True
+    is_pert = np.zeros(grn.n_genes, dtype=bool)
+    is_pert[screen.perturbable] = True
+    return pd.DataFrame(
+        {
+            "perturbable": is_pert,
+            "module": grn.module.astype(np.int64),
+            "is_regulator": is_regulator,
+            "role": pd.Categorical(grn.role, categories=["master", "regulator", "member", "free"]),
+            "efficacy": screen.efficacy.astype(np.float32),
+            "dispersion": screen.model.dispersion.astype(np.float32),
+            "cell_cycle": screen.model.amp > 0,
+        },
+        index=pd.Index(screen.names.astype(str)),
+    )
+
+
+def _uns(screen: _Screen) -> dict[str, Any]:
+    """``uns["simulation"]``: parameters, GO-like terms, network and truth."""
+    return {
+        "params": screen.params,
+        "go": screen.go,
+        "grn": screen.grn.edges_frame(screen.names),
+        "truth_conditions": screen.truth_labels.astype(str),
+        "truth_mean": screen.truth_mean,
+        "measured": np.array(screen.measured, dtype=str),
     }
+
+
+def simulate(
+    *,
+    size: str = "norman",
+    n_genes: int | None = None,
+    n_perturbable: int | None = None,
+    n_singles: int | None = None,
+    n_pairs: int | None = None,
+    cells_per_condition: int | None = None,
+    n_control_cells: int | None = None,
+    modality: str = "crispra",
+    go_noise: float = 0.0,
+    unannotated_fraction: float = 0.1,
+    seed: int | None = None,
+) -> AnnData:
+    """Simulate a Perturb-seq screen of single and paired perturbations, with ground truth.
+
+    A sparse gene regulatory network is drawn: a few master regulators wired to each other
+    (toggles, feedback), modules of tightly co-regulated genes driven by one or two module
+    regulators with cooperative (AND-like, product of Hill terms, high thresholds) or
+    saturating (OR-like) logic, cross-talk, feedback of module members on their regulator,
+    free genes (unregulated or weakly regulated), and a few broad cell-state programs: a head
+    gene integrating regulators of several modules (saturating OR logic, or AND logic over two
+    other programs) that scales the production of most genes without targets of their own by
+    a bounded factor. Each gene has basal production, Hill activation/repression and
+    degradation; the steady state is solved by damped fixed-point iteration from the control
+    state, for all conditions at once. CRISPRa adds production to the target (``efficacy *
+    boost`` times its maximal natural level), CRISPRi and knockout scale production by ``1 -
+    efficacy``; a pair acts through the same network, so buffering (saturation), synergy and
+    new effects (AND logic), epistasis (masking) and redundancy (paralog-like regulators)
+    arise from the dynamics (see :mod:`perturbsim.ds._simulate_grn`). Most perturbable genes
+    feed the programs and most measured pairs share one, as in Norman et al.'s screen; some
+    perturbable genes regulate nothing and some guides are poor: such perturbations do almost
+    nothing.
+
+    Cells carry extrinsic noise (module-wide rate noise, a cell-cycle program), lognormal
+    library sizes and negative-binomial counts (see :mod:`perturbsim.ds._simulate_cells`).
+
+    Parameters
+    ----------
+    size
+        Preset design: ``"tiny"`` (70 genes, 14 perturbable, 10 singles, 10 pairs, 30 cells
+        per condition, 150 control cells: 750 cells, 106 truth conditions; about 0.3 s, yet
+        every subgroup of a ``kind="simulation"`` split occurs), ``"small"`` (400 genes, 36
+        perturbable, 26 singles, 26 pairs, 60 cells per condition, 300 control cells; about a
+        second) or ``"norman"`` (5,000 genes, 110 perturbable, 100 singles, 130 pairs, 400
+        cells per condition, 7,000 control cells: 99,000 cells, like Norman et al. 2019) or
+        ``"genome"`` (8,000 genes, 160 perturbable, 150 singles, 1,850 pairs, 480 cells per
+        condition, 40,000 control cells: 1,000,000 cells, about 13 GB as an h5ad file; draw
+        it with :func:`perturbsim.ds.simulate_to_disk`). Explicit arguments override the
+        preset.
+    n_genes
+        Number of genes (all measured).
+    n_perturbable
+        Number of genes that can be perturbed; the truth covers all their singles and pairs.
+    n_singles
+        Number of measured single perturbations (the others appear only in pairs, if at all).
+    n_pairs
+        Number of measured pairs; most with both singles measured, some with one or none.
+    cells_per_condition
+        Cells of each measured perturbation.
+    n_control_cells
+        Control cells.
+    modality
+        ``"crispra"`` (activation), ``"crispri"`` (interference) or ``"knockout"``.
+    go_noise
+        0: GO-like terms follow the network modules; 1: term sets shuffled between genes.
+    unannotated_fraction
+        Fraction of genes without any term.
+    seed
+        Seed of everything (default: ``perturbsim.settings.seed``): the same seed gives an
+        identical AnnData, another seed another network.
+
+    Returns
+    -------
+    Cells x genes AnnData with
+
+    - ``X``: float32 CSR, ``log1p(normalize_total(counts, target_sum=1e4))``;
+    - ``layers["counts"]``: raw counts (float32 CSR, integer values);
+    - ``obs["condition"]``: ``"control"``, ``"A"`` or ``"A+B"`` (genes sorted), categorical;
+      ``obs["ncounts"]``, ``obs["ngenes"]`` (total counts, detected genes),
+      ``obs["library_size"]`` (expected total) and ``obs["cell_cycle_phase"]`` (radians);
+    - ``var``: ``perturbable``, ``module`` (-1 outside modules), ``is_regulator`` (has
+      targets), ``role`` (``master``, ``regulator``, ``member``, ``free``), ``efficacy``
+      (NaN if not perturbable), ``dispersion``, ``cell_cycle``;
+    - ``uns["simulation"]``: ``params`` (scalars), ``go`` (DataFrame ``gene``, ``term``),
+      ``grn`` (DataFrame ``source``, ``target``, ``sign``, ``hill_n``, ``half_saturation``,
+      ``weight`` (a program's modulation or a program input's largest contribution, else 1),
+      ``kind``: ``module``, ``crosstalk``, ``hierarchy``, ``feedback``, ``free``,
+      ``program_input`` or ``program``), ``truth_conditions`` (canonical labels ``ctrl``,
+      ``A``, ``A+B``: control, every single and every pair of the perturbable genes),
+      ``truth_mean`` (float32 ``(n_truth, n_genes)``, the noiseless mean of ``X`` per
+      condition: the limit of the pseudobulk mean with infinitely many cells, computed by
+      quadrature over library size, extrinsic noise, cell cycle and counts, not from the
+      sampled cells), ``measured`` (canonical labels of the measured conditions).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="small", seed=0)
+    >>> adata.obs["condition"].nunique()
+    53
+    """
+    t0 = time.perf_counter()
+    screen = _draw_screen(
+        size=size,
+        n_genes=n_genes,
+        n_perturbable=n_perturbable,
+        n_singles=n_singles,
+        n_pairs=n_pairs,
+        cells_per_condition=cells_per_condition,
+        n_control_cells=n_control_cells,
+        modality=modality,
+        go_noise=go_noise,
+        unannotated_fraction=unannotated_fraction,
+        seed=seed,
+    )
+    cells = sample_cells(screen.steady, screen.n_cells, screen.model, screen.cell_seed)
+    counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
+    obs = _obs(screen, {**cells, "ngenes": np.diff(counts.indptr)})  # type: ignore[dict-item]
+    adata = AnnData(X=cells["X"], obs=obs, var=_var(screen))
+    adata.layers["counts"] = counts
+    adata.uns[SIMULATION] = _uns(screen)
     logger.info(
         "simulated %d cells x %d genes, %d measured conditions, %d truth conditions (%.1fs)",
         adata.n_obs,
-        g,
-        len(measured),
-        len(truth_genes),
+        adata.n_vars,
+        len(screen.measured),
+        len(screen.truth_labels),
         time.perf_counter() - t0,
     )
     return adata

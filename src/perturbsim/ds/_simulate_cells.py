@@ -22,8 +22,11 @@ total is taken as ``N = k + L (1 - pi)`` (the gene's own count plus the expected
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -195,9 +198,28 @@ def _draw_counts(
     return rows[nz], cols[nz].astype(np.int32), k[nz].astype(np.float32)
 
 
+class CellChunk(NamedTuple):
+    """Cells drawn together (one condition), as the parts of a CSR matrix and per-cell values."""
+
+    counts: np.ndarray
+    """Non-zero counts, row by row, float32."""
+    values: np.ndarray
+    """``X`` at the same entries, ``log1p(target_sum * k / total)``, float32."""
+    cols: np.ndarray
+    """Gene of each entry, int32."""
+    row_nnz: np.ndarray
+    """Detected genes of each cell."""
+    totals: np.ndarray
+    """Total counts of each cell."""
+    phase: np.ndarray
+    """Cell-cycle phase of each cell (radians)."""
+    library: np.ndarray
+    """Expected total (library size) of each cell."""
+
+
 def _sample_chunk(
     x_c: np.ndarray, n: int, model: CellModel, seed: np.random.SeedSequence
-) -> tuple[np.ndarray, ...]:
+) -> CellChunk:
     """``n`` cells of one condition with steady state ``x_c``."""
     rng = np.random.default_rng(seed)
     lib = np.exp(np.log(model.library_median) + model.library_sigma * rng.standard_normal(n))
@@ -214,21 +236,23 @@ def _sample_chunk(
     totals = np.bincount(rows, weights=k, minlength=n)
     xval = np.log1p(k * (model.target_sum / np.maximum(totals, 1.0))[rows]).astype(np.float32)
     row_nnz = np.bincount(rows, minlength=n)
-    return k, xval, cols, row_nnz, totals, theta, lib
+    return CellChunk(k, xval, cols, row_nnz, totals, theta, lib)
 
 
-def sample_cells(
+def cell_chunks(
     x_cond: np.ndarray,
     n_cells: np.ndarray,
     model: CellModel,
     seed: np.random.SeedSequence,
     *,
     max_entries: int = 2_000_000,
-) -> dict[str, np.ndarray | sp.csr_matrix]:
-    """Draw ``n_cells[c]`` cells of each condition ``c`` with steady state ``x_cond[c]``.
+) -> Iterator[CellChunk]:
+    """Draw ``n_cells[c]`` cells of each condition ``c`` with steady state ``x_cond[c]``, lazily.
 
-    Cells come in chunks (at most ``max_entries`` values, one condition each) drawn on
-    threads, each chunk from its own child seed, so the result does not depend on scheduling.
+    Cells come in chunks (at most ``max_entries`` values, one condition each), yielded in
+    order of condition. Each chunk is drawn from its own child seed, on threads that work a
+    few chunks ahead of the consumer, so the cells do not depend on scheduling and memory
+    holds only those few chunks.
     """
     n_genes = x_cond.shape[1]
     rows_per_chunk = max(1, max_entries // n_genes)
@@ -238,24 +262,32 @@ def sample_cells(
         for start in range(0, int(n), rows_per_chunk)
     ]
     seeds = seed.spawn(len(jobs))
-
-    def work(i: int) -> tuple[np.ndarray, ...]:
-        c, n = jobs[i]
-        return _sample_chunk(x_cond[c], n, model, seeds[i])
-
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(work, range(len(jobs))))
-    total = int(sum(int(n) for n in n_cells))
+        ahead: deque[Future[CellChunk]] = deque()
+        for (c, n), child in zip(jobs, seeds, strict=True):
+            ahead.append(pool.submit(_sample_chunk, x_cond[c], n, model, child))
+            if len(ahead) >= 2 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
+def assemble_cells(
+    chunks: Iterable[CellChunk], n_genes: int
+) -> dict[str, np.ndarray | sp.csr_matrix]:
+    """Stack chunks of cells into CSR matrices ``X`` and ``counts`` and per-cell arrays."""
+    parts = list(chunks)
     k_parts, x_parts, col_parts, nnz_parts, tot_parts, theta_parts, lib_parts = zip(
         *parts, strict=True
     )
     del parts
-    indptr = np.zeros(total + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(nnz_parts), out=indptr[1:])
+    row_nnz = np.concatenate(nnz_parts)
+    indptr = np.zeros(row_nnz.size + 1, dtype=np.int64)
+    np.cumsum(row_nnz, out=indptr[1:])
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
-    shape = (total, n_genes)
+    shape = (row_nnz.size, n_genes)
     indices = np.concatenate(col_parts)
     del col_parts
     counts = sp.csr_matrix((np.concatenate(k_parts), indices, indptr), shape=shape)
@@ -268,3 +300,19 @@ def sample_cells(
         "library_size": np.concatenate(lib_parts),
     }
     return {"X": xmat, "counts": counts, **obs}
+
+
+def sample_cells(
+    x_cond: np.ndarray,
+    n_cells: np.ndarray,
+    model: CellModel,
+    seed: np.random.SeedSequence,
+    *,
+    max_entries: int = 2_000_000,
+) -> dict[str, np.ndarray | sp.csr_matrix]:
+    """Draw ``n_cells[c]`` cells of each condition ``c`` with steady state ``x_cond[c]``.
+
+    The chunks of :func:`cell_chunks`, stacked by :func:`assemble_cells`.
+    """
+    chunks = cell_chunks(x_cond, n_cells, model, seed, max_entries=max_entries)
+    return assemble_cells(chunks, x_cond.shape[1])
