@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create benchmarks/.venv-reference: the reference GEARS (PyPI cell-gears 0.1.2) for
+# benchmarks/compare_reference.py. Never a dependency of perturbsim; only that benchmark's
+# helper, benchmarks/_reference_run.py, runs in it.
+#
+#   bash benchmarks/reference_env.sh            # PYTHON=python3.11 to choose the interpreter
+#
+# Pins: torch 2.13.0 first and alone (the CPU build; nothing else may pull a CUDA torch in),
+# then cell-gears 0.1.2 with torch_geometric, scipy 1.14.1 and numpy < 2.3 (a newer scipy
+# breaks the reference's PertData constructor) and pandas < 3 (the reference indexes a
+# Series by position with [0], which pandas 3 refuses). Re-running it keeps an existing
+# environment and installs only what is missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="$here/.venv-reference"
+python="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" "torch==2.13.0"
+"${pip[@]}" "torch==2.13.0" "cell-gears==0.1.2" "torch_geometric" "scipy==1.14.1" "numpy<2.3" "pandas<3"
+"$venv/bin/python" - <<'EOF'
+import importlib.metadata as m
+
+import torch
+
+for name in ("cell-gears", "torch", "torch_geometric", "scipy", "numpy", "pandas"):
+    print(f"{name} {m.version(name)}")
+assert not torch.version.cuda, "a CUDA build of torch was installed; remove the venv and rerun"
+import gears  # noqa: F401  (imports torch_geometric, scanpy, dcor)
+EOF
+echo "reference environment ready: $venv"
