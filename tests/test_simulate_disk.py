@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,8 +52,9 @@ def test_same_screen_as_in_memory(in_memory, on_disk):
 
 
 def test_reads_backed_and_gives_the_same_statistics(in_memory, on_disk):
-    backed = ad.read_h5ad(on_disk, backed="r")
-    assert backed.isbacked and backed.X.group["indptr"].dtype == np.int64
+    assert ad.read_h5ad(on_disk, backed="r").isbacked
+    with h5py.File(on_disk, "r") as f:
+        assert f["X/indptr"].dtype == np.int64
     screen = ps.ds.read(on_disk, backed=True)
     memory = ps.pp.setup(in_memory, perturbation_key="condition", control="control", copy=True)
     disk_stats = ps.pp.compute_pseudobulk(screen, chunk_size=300)

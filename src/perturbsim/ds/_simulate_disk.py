@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h5py
 import numpy as np
 import scipy.sparse as sp
+from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset, write_elem
 
 from .._atomic import atomic_write
@@ -49,12 +50,12 @@ def _batches(chunks: Iterator[CellChunk], chunk_cells: int) -> Iterator[list[Cel
         yield batch
 
 
-def _empty_csr(f: h5py.File, key: str, n_genes: int) -> Any:
+def _empty_csr(f: h5py.File, key: str, n_genes: int) -> CSRDataset:
     """An empty, appendable CSR matrix with 64-bit ``indptr`` at ``key``."""
     empty = sp.csr_matrix((0, n_genes), dtype=np.float32)
     kwargs = {"indptr_dtype": np.int64, "chunks": (_H5_CHUNK,)}
     write_elem(f, key, empty, dataset_kwargs=kwargs)
-    return sparse_dataset(f[key])
+    return cast(CSRDataset, sparse_dataset(f[key]))
 
 
 def _write(path: Path, screen: _Screen, *, chunk_cells: int, counts: bool) -> None:
