@@ -12,7 +12,8 @@ reference would download its own (``go_essential_all.csv`` and the gene2go pickl
 seed 0 for every model. The reference runs its own pipeline with its defaults (DE genes,
 one graph per cell, batch 32, 20 epochs, best epoch on validation); ours is the default
 model (``ps.Stacked``) and GEARS alone (``ps.GEARS``), each with the statistics pass
-counted as training. Each training runs in a fresh process, so peak RSS is each side's own.
+counted as training, each run ``--repeats`` times (3) in a fresh process, the fastest kept,
+so peak RSS is each side's own. Wall and CPU seconds are both reported.
 The reference's predictions for the test conditions come back in a file and are scored
 here, with ours, by :func:`perturbsim.tl.score` (top-20 non-dropout DE genes ranked as
 :func:`perturbsim.tl.evaluate` ranks them, targets left out) on the test conditions every
@@ -32,7 +33,7 @@ Two screens:
 Prints ONE JSON line. Usage::
 
     bash benchmarks/reference_env.sh          # once: the reference's environment
-    python benchmarks/compare_reference.py    # ~35 min on 2 cores; --skip-large: ~12 min
+    python benchmarks/compare_reference.py    # ~40 min on 2 quiet cores (107 min loaded)
 """
 
 from __future__ import annotations
