@@ -7,9 +7,11 @@ present, on the real Gasperini 2019 CRISPRi screen (normalised; its singles unde
 JSON line: per data set the wall time, the mean fit time per run of each model and, per
 subgroup and model, the mean over seeds of ``pearson_delta_de`` and ``nmse_de`` with the
 coverage (covered / total test conditions over all seeds), beside the split-half replicate,
-the calibrated scores (``(model - mean) / (replicate - mean)``) with their intervals, and
-each model's precision@10 of the interaction subtypes of the test pairs beside a random
-ranking's (against the simulator's noiseless truth, or the measured means).
+the calibrated scores (``(model - mean) / (replicate - mean)``) with their intervals, the
+default (``stacked``) against each other model on the conditions both cover
+(:meth:`~perturbsim.tl.EvaluationResult.head_to_head`: calibrated difference with its
+interval), and each model's precision@10 of the interaction subtypes of the test pairs
+beside a random ranking's (against the simulator's noiseless truth, or the measured means).
 
 Usage::
 
@@ -76,6 +78,16 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
             _round(row.ci_low),
             _round(row.ci_high),
         ]
+    head_to_head: dict[str, dict] = {}
+    if "stacked" in result.models:
+        table = result.head_to_head("stacked")
+        for row in table[table["metric"].isin(METRICS)].itertuples(index=False):
+            head_to_head.setdefault(row.subgroup, {}).setdefault(row.model, {})[row.metric] = {
+                "stacked": _round(row.reference),
+                "model": _round(row.model_value),
+                "difference": [_round(row.mean), _round(row.ci_low), _round(row.ci_high)],
+                "n_conditions": int(row.n_conditions),
+            }
     gi: dict[str, dict] = {}
     gi_summary = result.gi_summary()
     for (model, subtype), rows in gi_summary.groupby(["model", "subtype"], sort=False):
@@ -100,6 +112,7 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
         "epochs_per_run": epochs,
         "subgroups": subgroups,
         "calibrated": calibrated,
+        "head_to_head_vs_stacked": head_to_head,
         "gi_precision_at_10": gi,
     }
 

@@ -9,9 +9,10 @@ import perturbsim as ps
 from perturbsim.models import PerturbationModel
 from perturbsim.models._grn import GRN
 from perturbsim.models._linear import Linear
+from perturbsim.models._pair_roles import PairInteraction
 from perturbsim.models._simple import Additive, NoPerturbation, TrainMean
 
-BASELINES = [NoPerturbation, TrainMean, Additive, Linear, GRN]
+BASELINES = [NoPerturbation, TrainMean, Additive, PairInteraction, Linear, GRN]
 
 
 # -- data --------------------------------------------------------------------------------

@@ -99,6 +99,37 @@ def test_calibrated_places_a_model_between_the_anchors_on_the_same_conditions():
     assert no_anchor.calibrated().empty
 
 
+def test_head_to_head_compares_two_models_on_the_conditions_both_cover():
+    rows = []
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        values = {
+            "ref": {"easy": 0.9 + shift, "hard": 0.3},
+            "narrow": {"easy": 0.8},  # covers only the easy condition
+            "mean": {"easy": 0.1, "hard": 0.1},
+            "replicate": {"easy": 1.1, "hard": 1.1},
+        }
+        for model, by_condition in values.items():
+            for condition, value in by_condition.items():
+                rows.append((model, seed, "unseen_single", condition, "de_jaccard", value))
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    result = EvaluationResult(scores=scores, coverage=pd.DataFrame(columns=["model", "subgroup"]))
+    # on each model's own conditions the narrow model looks better ...
+    calibrated = result.calibrated().set_index("model")["mean"]
+    assert calibrated["narrow"] > calibrated["ref"]
+    # ... on the shared condition the reference is better, by 0.1 and 0.12 of the span
+    table = result.head_to_head("ref")
+    assert table["model"].tolist() == ["narrow"]
+    row = table.iloc[0]
+    assert row["mean"] == pytest.approx(0.11)
+    assert row["ci_low"] < row["mean"] < row["ci_high"]
+    assert row["reference"] == pytest.approx(0.81) and row["model_value"] == pytest.approx(0.7)
+    assert row["n_conditions"] == 2 and row["n_seeds"] == 2
+    with pytest.raises(ps.PerturbsimError, match="reference 'nope'"):
+        result.head_to_head("nope")
+
+
 def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_baseline():
     values = {
         "de_jaccard": (0.5, 0.3, 0.25),

@@ -143,9 +143,11 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
 
 
 def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitted_small):
-    adata, _ = fitted_small
+    adata, model = fitted_small
     go = adata.uns["simulation"]["go"]
-    raw = ps.models.Stacked(adata, go_annotations=go, seed=0, denoise=False).fit(max_epochs=2)
+    raw = ps.models.Stacked(adata, go_annotations=go, seed=0, denoise=False, interaction=False).fit(
+        max_epochs=2
+    )
     assert raw.weights.query("kind == 'combo_seen2' and part != 'scale'")["weight"].eq(0).all()
     additive = ps.models.Additive(adata).fit()
     split = adata.uns["perturbsim"]["split"]
@@ -155,6 +157,15 @@ def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitt
     np.testing.assert_allclose(
         raw.predict(covered).layers["delta"], additive.predict(covered).layers["delta"], atol=1e-5
     )
+    # by default the training pairs' interaction combines them instead (it holds out here)
+    assert model.pair_roles.n_pairs >= 3 and model.pair_roles.loo_gain > 0
+    a, b = ps.pp.genes_of(covered[0])
+    pred = model.predict(covered[:1])
+    unclipped = np.asarray(pred.X)[0] > 0  # predicted expression is floored at 0
+    combined = model.pair_roles.predict(
+        model.singles[a], model.singles[b], model._fitted_genes((a, b))
+    )
+    np.testing.assert_allclose(pred.layers["delta"][0][unclipped], combined[unclipped], atol=1e-5)
 
 
 def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):

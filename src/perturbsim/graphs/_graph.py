@@ -66,7 +66,8 @@ class GeneGraph:
         for name, idx in (("src", self.src), ("dst", self.dst)):
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise PerturbsimError(f"{name} has node indices outside 0..{n - 1}")
-        if len(set(self.nodes.tolist())) != n:
+        self._position = {g: i for i, g in enumerate(self.nodes.tolist())}
+        if len(self._position) != n:
             raise PerturbsimError("node names must be unique")
 
     def __repr__(self) -> str:
@@ -94,7 +95,7 @@ class GeneGraph:
         -------
         int64 array of node indices, in the order of ``genes``.
         """
-        lookup = {g: i for i, g in enumerate(self.nodes.tolist())}
+        lookup = self._position
         genes = [str(g) for g in genes]
         missing = [g for g in genes if g not in lookup]
         if missing:
@@ -126,8 +127,8 @@ class GeneGraph:
         >>> g.support(["A", "B", "C", "D"], known={"A"}).tolist()
         [1.0, 0.5, 0.25, 0.0]
         """
+        position = self._position
         known_nodes = np.zeros(self.n_nodes, dtype=bool)
-        position = {g: i for i, g in enumerate(self.nodes.tolist())}
         known_nodes[[position[g] for g in known if g in position]] = True
         strongest = np.zeros(self.n_nodes)
         from_known = known_nodes[self.src]

@@ -20,6 +20,7 @@ from ._gears_config import GEARSConfig
 from ._grn import GRN
 from ._linear import Linear
 from ._linear_go import LinearGO
+from ._pair_roles import PairInteraction
 from ._simple import Additive, NoPerturbation, TrainMean
 from ._stacked import Stacked
 from ._target_effect import fit_target_effect
@@ -38,6 +39,7 @@ __all__ = [
     "Linear",
     "LinearGO",
     "NoPerturbation",
+    "PairInteraction",
     "PerturbationModel",
     "Stacked",
     "TrainMean",

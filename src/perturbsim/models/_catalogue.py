@@ -76,6 +76,11 @@ VARIANTS: dict[str, Variant] = {
     "stacked_no_denoise": Variant(
         "stacked", {"denoise": False}, "stacked on the measured changes as they are (ablation)"
     ),
+    "stacked_no_interaction": Variant(
+        "stacked",
+        {"interaction": False},
+        "stacked with pairs of measured singles as their sum (ablation)",
+    ),
     "stacked_gears_only": Variant(
         "stacked", {"corrections": ("gears",)}, "stacked corrected by GEARS alone (ablation)"
     ),

@@ -30,6 +30,7 @@ from ._data import ScreenData
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
+from ._pair_roles import PairRoles, fit_pair_roles
 from ._simple import CoverageMixin
 from ._stacking import FitRow, Fitted, fit_per_kind
 from ._target_effect import fit_target_effect
@@ -83,7 +84,12 @@ class Stacked(CoverageMixin, PerturbationModel):
     expression (:func:`~perturbsim.models.fit_target_effect`, for measured targets). So a
     measured single is its measurement, an unseen single gets the mean (the ``mean``
     baseline), a pair of measured singles their sum (``additive``), a pair with one
-    measured single that single plus the mean (the partial additive model). Where the
+    measured single that single plus the mean (the partial additive model). With
+    ``interaction`` (default) a pair of measured singles gets them combined as the training
+    pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
+    coefficients, fitted on the training pairs with the denoised singles, chosen by their
+    leave-one-pair-out error: the sum itself when no interaction holds out;
+    :attr:`pair_roles`). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a set none of whose genes was
     measured alone, its prediction replaces the mean: the strongest applicable baseline.
@@ -133,9 +139,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     for the scale); a kind with fewer than three of its own shares the fit of the kinds
     with a gene not measured alone, except pairs of measured singles (``combo_seen2``,
     always of support 1), fitted on their own: the validation ones and the training ones
-    as the sum of their singles predicts them (without evidence, the full spread of each
-    gene). A measured single's variance is its typical squared standard error.
-    ``.obs["support"]`` and ``.obs["unsupported"]`` report the support (see
+    as their combined singles predict them (without evidence, the full spread of each
+    gene; the six role coefficients were fitted on those pairs, a slight optimism). A
+    measured single's variance is its typical squared standard error. ``.obs["support"]``
+    and ``.obs["unsupported"]`` report the support (see
     :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
     Parameters
@@ -150,6 +157,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         Device of GEARS.
     denoise
         Shrink the measured singles of the baseline by their noise.
+    interaction
+        Combine the measured singles of a pair by the role coefficients the training pairs
+        teach, not by their sum.
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS`; empty: the
         calibrated baseline alone.
@@ -178,6 +188,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         seed: int | None = None,
         device: str = "auto",
         denoise: bool = True,
+        interaction: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
         **gears_options: Any,
     ) -> None:
@@ -193,6 +204,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         data = ScreenData.from_adata(adata) if isinstance(adata, AnnData) else adata
         super().__init__(data, seed=seed)
         self.denoise = bool(denoise)
+        self.interaction = bool(interaction)
+        self.pair_roles = PairRoles.additive()
         self.corrections: dict[str, PerturbationModel] = {}
         for name in CORRECTIONS if self.data is not None else ():
             if name not in corrections:
@@ -264,9 +277,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         seen = np.zeros((len(sets), len(self.genes)))
         unseen = np.zeros_like(seen)
         for row, genes in enumerate(sets):
-            for gene in genes:
-                if gene in self.singles:
-                    seen[row] += self.singles[gene]
+            seen[row] = self._measured_part(genes)
             if any(g not in self.singles for g in genes):
                 unseen[row] = self.mean_change
         rows, changes = self._linear_baseline(sets)
@@ -278,6 +289,16 @@ class Stacked(CoverageMixin, PerturbationModel):
                         self.mean_change[column[gene]] + self.target_effect[column[gene]]
                     )
         return seen, unseen
+
+    def _measured_part(self, genes: GeneSet) -> np.ndarray:
+        """The measured singles of a set's genes combined.
+
+        A pair of measured singles by :attr:`pair_roles`, anything else by their sum.
+        """
+        if len(genes) == 2 and all(g in self.singles for g in genes):
+            a, b = (self.singles[g] for g in genes)
+            return self.pair_roles.predict(a, b, self._fitted_genes(genes))
+        return sum((self.singles[g] for g in genes if g in self.singles), np.zeros(len(self.genes)))
 
     def _linear_baseline(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         """Sets whose unseen part is the ``linear`` model's prediction, and that prediction.
@@ -353,9 +374,27 @@ class Stacked(CoverageMixin, PerturbationModel):
             self.mean_change,
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
+        if self.interaction:
+            self.pair_roles = self._fit_pair_roles(data, train)
         self._fit_weights(data)
         # validation singles were measured too: predictions use them once the weights are set
         self.singles.update({c: changes[c] for c in measured if len(genes_of(c)) == 1})
+
+    def _fit_pair_roles(self, data: ScreenData, train: list[str]) -> PairRoles:
+        """Role coefficients of the training pairs of measured singles (their targets left out)."""
+        pairs = [
+            c
+            for c in train
+            if len(genes_of(c)) == 2 and all(g in self.singles for g in genes_of(c))
+        ]
+        if not pairs:
+            return PairRoles.additive()
+        return fit_pair_roles(
+            np.array([self.singles[genes_of(c)[0]] for c in pairs]),
+            np.array([self.singles[genes_of(c)[1]] for c in pairs]),
+            data.stats.delta[data.stats.index(pairs)].astype(np.float64),
+            np.array([self._fitted_genes(genes_of(c)) for c in pairs]),
+        )
 
     def _measured_changes(self, data: ScreenData, conditions: list[str]) -> np.ndarray:
         """Measured changes of ``conditions``, denoised unless ``denoise=False``."""
@@ -425,8 +464,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         The validation conditions as predicted (weights included); the training conditions
         held out one at a time as the calibrated baseline predicts them (the corrections
         were trained on them), each with the support it has without itself; and the
-        training pairs of measured singles as the sum of their singles predicts them (the
-        sum never saw the pair).
+        training pairs of measured singles as their combined singles predict them (the
+        singles never saw the pair; the six role coefficients did).
         """
         ratios, supports, kinds = [], [], []
         known = set(self.singles)
@@ -436,7 +475,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         for condition, measured in zip(pairs, raw, strict=True):
             genes = genes_of(condition)
             keep = self._fitted_genes(genes)
-            residual = measured - sum(self.singles[g] for g in genes)
+            residual = measured - self._measured_part(genes)
             ratios.append(error_ratio(residual[keep], self.gene_scale[keep]))
             supports.append(1.0)
             kinds.append("combo_seen2")
@@ -577,6 +616,8 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         return {
             "denoise": self.denoise,
+            "interaction": self.interaction,
+            "pair_roles": self.pair_roles.to_dict(),
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
             "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
@@ -605,6 +646,10 @@ class Stacked(CoverageMixin, PerturbationModel):
             }
 
         self.denoise = bool(options["denoise"])
+        # files saved before the role coefficients existed combine pairs by their sum
+        self.interaction = bool(options.get("interaction", False))
+        saved_roles = options.get("pair_roles")
+        self.pair_roles = PairRoles.from_dict(saved_roles) if saved_roles else PairRoles.additive()
         self._scale = from_dict(options["scale"])
         self._corrections_fit = from_dict(options["corrections"])
         self._error = {kind: ErrorScale(**fitted) for kind, fitted in options["error"].items()}

@@ -55,11 +55,34 @@ def bounded_least_squares(parts: np.ndarray, target: np.ndarray, default: np.nda
 
     Parts that are 0 on every row carry no information and keep their ``default``.
     """
+    parts = np.asarray(parts, dtype=float)
+    used = np.abs(parts).sum(axis=0) > 0
+    return _bounded_from_moments(parts.T @ parts, parts.T @ target, default, used)
+
+
+def _bounded_from_moments(
+    gram: np.ndarray, moment: np.ndarray, default: np.ndarray, used: np.ndarray
+) -> np.ndarray:
+    """:func:`bounded_least_squares` from ``parts.T @ parts`` and ``parts.T @ target`` alone.
+
+    ``used`` marks the parts not 0 on every row (the rest keep their ``default``).
+
+    ``|t - P w|²`` equals ``|R w - y|²`` up to a constant, where ``RᵀR = PᵀP`` (from the
+    eigendecomposition, zero directions dropped) and ``Rᵀy = Pᵀt``; so the bounded problem is
+    solved on a ``parts × parts`` system whatever the number of rows.
+    """
     weights = np.asarray(default, dtype=float).copy()
-    used = np.flatnonzero(np.abs(parts).sum(axis=0) > 0)
-    if used.size:
-        rest = target - np.delete(parts, used, axis=1) @ np.delete(weights, used)
-        weights[used] = lsq_linear(parts[:, used], rest, bounds=(0.0, 1.0)).x
+    used = np.flatnonzero(used)
+    if not used.size:
+        return weights
+    unused = np.setdiff1d(np.arange(weights.size), used)
+    rest = moment[used] - gram[np.ix_(used, unused)] @ weights[unused]
+    values, vectors = np.linalg.eigh(gram[np.ix_(used, used)])
+    kept = values > values.max() * 1e-12
+    root = np.sqrt(values[kept])
+    design = (vectors[:, kept] * root).T
+    response = (vectors[:, kept].T @ rest) / root
+    weights[used] = lsq_linear(design, response, bounds=(0.0, 1.0)).x
     return weights
 
 
@@ -71,19 +94,26 @@ def shrunk_fit(rows: list[FitRow], default: np.ndarray) -> np.ndarray:
     ``se² = (n - 1) / n · Σ (w₋ᵢ - w̄)²``, and its departure from the default, ``δ``, is
     shrunk by the positive-part James-Stein rule, ``δ · max(0, 1 - se² / δ²)``: a weight
     the conditions do not agree on stays near its default. With a single row there is no
-    spread to judge by, and the default is kept.
+    spread to judge by, and the default is kept. Each row's normal equations are formed
+    once and every leave-one-out fit subtracts its row's from the total, so the jackknife
+    costs one pass over the rows, not one per row.
     """
     default = np.asarray(default, dtype=float)
-
-    def solve(chosen: list[FitRow]) -> np.ndarray:
-        parts = np.vstack([r.parts for r in chosen])
-        target = np.concatenate([r.target for r in chosen])
-        return bounded_least_squares(parts, target, default)
-
     if len(rows) < 2:
         return default.copy()
-    fitted = solve(rows)
-    leave_one_out = np.array([solve(rows[:i] + rows[i + 1 :]) for i in range(len(rows))])
+    parts = [np.asarray(r.parts, dtype=float) for r in rows]
+    grams = np.stack([p.T @ p for p in parts])
+    targets = [np.asarray(r.target, dtype=float) for r in rows]
+    moments = np.stack([p.T @ t for p, t in zip(parts, targets, strict=True)])
+    nonzero = np.stack([np.abs(p).sum(axis=0) > 0 for p in parts]).astype(int)
+    gram, moment, count = grams.sum(axis=0), moments.sum(axis=0), nonzero.sum(axis=0)
+    fitted = _bounded_from_moments(gram, moment, default, count > 0)
+    leave_one_out = np.array(
+        [
+            _bounded_from_moments(gram - g, moment - m, default, count - c > 0)
+            for g, m, c in zip(grams, moments, nonzero, strict=True)
+        ]
+    )
     n = len(rows)
     variance = (n - 1) / n * ((leave_one_out - leave_one_out.mean(axis=0)) ** 2).sum(axis=0)
     departure = fitted - default

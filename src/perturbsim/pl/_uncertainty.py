@@ -46,6 +46,22 @@ def uncertainty_vs_error(
         ``"de"`` (error on each condition's top DE genes) or ``"all"``.
     ax
         Axes to draw on.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import perturbsim as ps
+    >>> table = pd.DataFrame(
+    ...     {
+    ...         "model": "stacked",
+    ...         "subgroup": ["unseen_single", "unseen_single", "combo_seen2"],
+    ...         "uncertainty": [0.2, 0.4, 0.1],
+    ...         "error_de": [0.05, 0.2, 0.01],
+    ...     }
+    ... )
+    >>> ax = ps.pl.uncertainty_vs_error(table, model="stacked")
+    >>> ax.get_title()
+    'stacked: Spearman 1.00 over 3 conditions'
     """
     table = _table(data, "uncertainty")
     rows = table[table["model"] == model]
@@ -82,6 +98,22 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
         An :class:`~perturbsim.tl.EvaluationResult` or its ``calibration()`` table.
     ax
         Axes to draw on.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import perturbsim as ps
+    >>> table = pd.DataFrame(
+    ...     {
+    ...         "model": "stacked",
+    ...         "genes": ["de", "de", "all", "all"],
+    ...         "nominal": [0.5, 0.9, 0.5, 0.9],
+    ...         "observed": [0.4, 0.8, 0.5, 0.91],
+    ...     }
+    ... )
+    >>> ax = ps.pl.calibration_curve(table)
+    >>> [line.get_label() for line in ax.get_lines()[1:]]
+    ['stacked (top DE genes)', 'stacked (all genes)']
     """
     table = _table(data, "calibration")
     ax = _axes(ax, (4.4, 4.0))

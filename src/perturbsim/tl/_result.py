@@ -84,6 +84,34 @@ def _lower_is_better(metric: str) -> bool:
     return registered is not None and registered.best == "lower"
 
 
+def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per-seed calibrated means of every model but the anchors (see ``calibrated``)."""
+    keys = ["seed", "condition", "metric"]
+    anchors = [
+        scores[scores["model"] == name].set_index(keys)["value"].rename(column)
+        for name, column in ((baseline, "low"), (REPLICATE, "high"))
+    ]
+    table = scores[~scores["model"].isin([baseline, REPLICATE])]
+    table = table.join(anchors[0], on=keys).join(anchors[1], on=keys)
+    finite = np.isfinite(table[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)
+    groups = table[finite].groupby(["model", "seed", "subgroup", "metric"], sort=False)
+    per_seed = groups[["value", "low", "high"]].mean()
+    per_seed["n_conditions"] = groups.size()
+    per_seed = per_seed.reset_index()
+    per_seed["high"] = _full_depth(per_seed, "high")
+    # one span per model, subgroup and metric, pooled over seeds: a seed whose anchors
+    # nearly coincide must not blow up the ratio
+    span = (
+        (per_seed["high"] - per_seed["low"])
+        .groupby([per_seed["model"], per_seed["subgroup"], per_seed["metric"]], sort=False)
+        .transform("mean")
+    )
+    better = per_seed["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
+    meaningful = better * span > 0
+    per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
+    return per_seed
+
+
 def order_subgroups(subgroups: Sequence[str]) -> list[str]:
     """Sort subgroup names: unseen singles, then pairs by seen genes, then the rest."""
     unique = list(dict.fromkeys(map(str, subgroups)))
@@ -255,32 +283,89 @@ class EvaluationResult:
         One row per ``model`` (the anchors left out), ``subgroup``, ``metric``, with the
         columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
         """
-        scores = self.scores
-        keys = ["seed", "condition", "metric"]
-        anchors = [
-            scores[scores["model"] == name].set_index(keys)["value"].rename(column)
-            for name, column in ((baseline, "low"), (REPLICATE, "high"))
-        ]
-        table = scores[~scores["model"].isin([baseline, REPLICATE])]
-        table = table.join(anchors[0], on=keys).join(anchors[1], on=keys)
-        finite = np.isfinite(table[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)
-        groups = table[finite].groupby(["model", "seed", "subgroup", "metric"], sort=False)
-        per_seed = groups[["value", "low", "high"]].mean()
-        per_seed["n_conditions"] = groups.size()
-        per_seed = per_seed.reset_index()
-        per_seed["high"] = _full_depth(per_seed, "high")
-        # one span per model, subgroup and metric, pooled over seeds: a seed whose anchors
-        # nearly coincide must not blow up the ratio
-        span = (
-            (per_seed["high"] - per_seed["low"])
-            .groupby([per_seed["model"], per_seed["subgroup"], per_seed["metric"]], sort=False)
-            .transform("mean")
-        )
-        better = per_seed["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
-        meaningful = better * span > 0
-        per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
-        return _over_seeds(per_seed, models, confidence)
+        return _over_seeds(_calibrated_per_seed(self.scores, baseline), models, confidence)
+
+    def head_to_head(
+        self,
+        reference: str = "stacked",
+        *,
+        confidence: float = 0.95,
+        baseline: str = MEAN_BASELINE,
+    ) -> pd.DataFrame:
+        """``reference`` against every other model on the conditions both were scored on.
+
+        :meth:`calibrated` scores each model on the conditions it covers, so two models of
+        different coverage (e.g. ``additive``, only pairs of measured singles, and the
+        default, every pair) are compared on different conditions there. Here each model
+        is compared with ``reference`` on their shared conditions only: both calibrated as
+        in :meth:`calibrated`, per seed, and their difference (reference minus model:
+        calibrated values are higher-is-better for every metric, so positive means the
+        reference is better) averaged over seeds with a t-interval.
+
+        Parameters
+        ----------
+        reference
+            The model compared with the others (default: the default model).
+        confidence
+            Coverage of the interval over seeds.
+        baseline
+            The model that anchors 0 of the calibration (default: ``"mean"``).
+
+        Returns
+        -------
+        One row per other ``model``, ``subgroup``, ``metric``: ``reference`` and
+        ``model_value`` (calibrated means over seeds on the shared conditions), then the
+        difference's ``mean``, ``std``, ``ci_low``, ``ci_high``, ``n_seeds`` and
+        ``n_conditions`` (shared conditions over the seeds).
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> result = ps.tl.evaluate(adata, models=["stacked", "additive", "mean"], seeds=2)
+        >>> table = result.head_to_head("stacked")
+        >>> sorted(table["model"].unique())
+        ['additive']
+        """
+        names = list(dict.fromkeys([*self.models, *self.scores["model"]]))
+        if reference not in names:
+            raise PerturbsimError(
+                f"reference {reference!r} is not a model of this evaluation: {names}"
+            )
+        others = [m for m in names if m not in (reference, baseline, REPLICATE)]
+        keys = ["seed", "condition", "metric"]
+        scores = self.scores
+        finite = scores[np.isfinite(scores["value"].to_numpy(dtype=float))]
+        reference_keys = finite[finite["model"] == reference].set_index(keys).index
+        tables = []
+        for model in others:
+            model_keys = finite[finite["model"] == model].set_index(keys).index
+            shared = reference_keys.intersection(model_keys)
+            on_shared = scores[scores.set_index(keys).index.isin(shared)]
+            per_seed = _calibrated_per_seed(on_shared, baseline)
+            wide = per_seed.pivot_table(
+                index=["seed", "subgroup", "metric"], columns="model", values="value"
+            )
+            if reference not in wide or model not in wide:
+                continue
+            counts = per_seed[per_seed["model"] == model].set_index(["seed", "subgroup", "metric"])[
+                "n_conditions"
+            ]
+            # calibrated values are higher-is-better for every metric
+            difference = wide.assign(
+                value=wide[reference] - wide[model],
+                n_conditions=counts.reindex(wide.index).fillna(0).astype(int),
+                model=model,
+            ).reset_index()
+            summary = _over_seeds(difference, [model], confidence)
+            means = difference.groupby(["subgroup", "metric"], sort=False)[[reference, model]]
+            means = means.mean().rename(columns={reference: "reference", model: "model_value"})
+            tables.append(summary.join(means, on=["subgroup", "metric"]))
+        columns = ["model", "subgroup", "metric", "reference", "model_value", *SUMMARY_COLUMNS[3:]]
+        if not tables:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(tables, ignore_index=True)[columns]
 
     def gi_summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
         """Precision@k of predicted interaction subtypes: mean over seeds, with a t-interval.

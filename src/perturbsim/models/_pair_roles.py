@@ -1,0 +1,259 @@
+"""How two measured singles combine in a pair: Norman's coefficients, predicted from the singles.
+
+Norman et al. (Science 2019) describe a pair ``A+B`` by fitting its change as
+``c1·ΔA + c2·ΔB``: ``c`` near 1 is additive, below 1 buffering (the pair moves genes less than
+the sum), above 1 synergy. The coefficients differ between pairs, so the sum of the singles
+(the additive baseline) carries no interaction at all. Here they are *predicted* from the two
+measured singles, with a handful of coefficients fitted on the training pairs:
+
+- on each gene the two singles play two **roles**, the one with the larger change there
+  (``big``) and the other (``small``): buffering keeps the stronger effect and damps the
+  weaker, so each role has its own coefficient;
+- each role's coefficient is linear in three **features** of the pair: 1, the cosine
+  similarity of the two singles' changes (genes acting in one programme buffer each other
+  when they reach it together; unrelated ones add) and ``|log(|ΔA| / |ΔB|)|`` (a pair of
+  unequal strength is dominated by its stronger member).
+
+The six coefficients are fitted by least squares on every training pair whose two genes were
+measured alone (each pair's own targets left out), with a ridge penalty pulling them towards
+the sum of the singles (coefficients 1, 0, 0 for both roles). The penalty is chosen by the
+leave-one-pair-out error among :data:`RIDGES`, and an infinite penalty (the sum itself) is
+kept unless some penalty predicts the held-out pairs better: with no interaction to learn, the
+prediction is the additive baseline. The leave-one-pair-out fits reuse per-pair normal
+equations, so the choice costs little more than one fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..pp import genes_of
+from ._base import GeneSet
+from ._data import ScreenData
+from ._simple import Additive
+
+logger = logging.getLogger(__name__)
+
+RIDGES: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+"""Ridge penalties tried, relative to the mean diagonal of the normal equations."""
+ADDITIVE = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+"""The coefficients of the sum of the singles: ``big`` and ``small`` both at 1."""
+MIN_PAIRS = 3
+"""Fewest training pairs that fit coefficients; with fewer the sum of the singles is kept."""
+
+
+def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The features of a pair from its singles' changes: 1, cosine, ``|log(|a| / |b|)|``.
+
+    Parameters
+    ----------
+    a, b
+        ``(G,)`` the two singles' changes (on the genes the pair is fitted on).
+
+    Returns
+    -------
+    ``(3,)`` float64; 0 for the cosine and the log ratio when a single has no change.
+    """
+    norm_a, norm_b = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if norm_a == 0.0 or norm_b == 0.0:
+        return np.array([1.0, 0.0, 0.0])
+    return np.array([1.0, float(a @ b) / (norm_a * norm_b), abs(np.log(norm_a / norm_b))])
+
+
+def roles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gene by gene, the single with the larger absolute change and the other.
+
+    Returns ``(big, small)``; ``a`` is ``big`` on ties.
+    """
+    a_bigger = np.abs(a) >= np.abs(b)
+    return np.where(a_bigger, a, b), np.where(a_bigger, b, a)
+
+
+def role_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The pair's design matrix: each role's change times each feature, ``(G, 6)``.
+
+    Columns ``big·f`` then ``small·f`` (:func:`roles`) for the features ``f`` of
+    :func:`pair_features`.
+    """
+    big, small = roles(a, b)
+    features = pair_features(a, b)
+    return np.concatenate([big[:, None] * features, small[:, None] * features], axis=1)
+
+
+@dataclass(frozen=True)
+class PairRoles:
+    """Fitted role coefficients and how they were chosen.
+
+    Attributes
+    ----------
+    coefficients
+        ``(6,)``: ``big`` then ``small`` role, each for the features 1, cosine, log ratio.
+    ridge
+        The chosen relative penalty (``inf``: the sum of the singles was kept).
+    n_pairs
+        Training pairs that fitted them.
+    loo_gain
+        Leave-one-pair-out squared error of the sum of the singles minus that of the chosen
+        fit, relative to the former (0 when the sum was kept).
+    """
+
+    coefficients: np.ndarray
+    ridge: float
+    n_pairs: int
+    loo_gain: float
+
+    @classmethod
+    def additive(cls, n_pairs: int = 0) -> PairRoles:
+        """The sum of the singles (no interaction)."""
+        return cls(ADDITIVE.copy(), float("inf"), n_pairs, 0.0)
+
+    @property
+    def is_additive(self) -> bool:
+        """Whether the coefficients are those of the sum of the singles."""
+        return bool(np.array_equal(self.coefficients, ADDITIVE))
+
+    def predict(self, a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+        """The pair's predicted change from its singles' changes ``a`` and ``b``, ``(G,)``.
+
+        ``keep`` marks the genes the features are computed on (default all; a pair's own
+        targets are left out of them, as in the fit); every gene is predicted.
+        """
+        if self.is_additive:
+            return a + b
+        features = pair_features(a[keep], b[keep]) if keep is not None else pair_features(a, b)
+        big, small = roles(a, b)
+        return big * (self.coefficients[:3] @ features) + small * (self.coefficients[3:] @ features)
+
+    def to_dict(self) -> dict[str, float | int | list[float]]:
+        """JSON-ready fields."""
+        return {
+            "coefficients": self.coefficients.tolist(),
+            "ridge": self.ridge,
+            "n_pairs": self.n_pairs,
+            "loo_gain": self.loo_gain,
+        }
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> PairRoles:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            np.asarray(fields["coefficients"], dtype=np.float64),
+            float(fields["ridge"]),
+            int(fields["n_pairs"]),
+            float(fields["loo_gain"]),
+        )
+
+
+def fit_pair_roles(
+    singles_a: np.ndarray, singles_b: np.ndarray, measured: np.ndarray, keep: np.ndarray
+) -> PairRoles:
+    """Fit the role coefficients on training pairs (see the module documentation).
+
+    Parameters
+    ----------
+    singles_a, singles_b
+        ``(P, G)`` measured changes of each pair's two genes perturbed alone.
+    measured
+        ``(P, G)`` measured changes of the pairs.
+    keep
+        ``(P, G)`` genes each pair is fitted on (its own targets left out).
+
+    Returns
+    -------
+    :class:`PairRoles`; the sum of the singles with fewer than :data:`MIN_PAIRS` pairs or when
+    no penalty improves on it held out.
+    """
+    n_pairs = len(measured)
+    if n_pairs < MIN_PAIRS:
+        return PairRoles.additive(n_pairs)
+    grams, moments, energies = [], [], []
+    for a, b, y, k in zip(singles_a, singles_b, measured, keep, strict=True):
+        design = role_design(a[k], b[k])
+        residual = y[k] - design @ ADDITIVE
+        grams.append(design.T @ design)
+        moments.append(design.T @ residual)
+        energies.append(float(residual @ residual))
+    grams_arr, moments_arr = np.stack(grams), np.stack(moments)
+    gram, moment = grams_arr.sum(axis=0), moments_arr.sum(axis=0)
+    scale = float(np.trace(gram)) / gram.shape[0]
+    additive_error = float(np.sum(energies))
+    if scale == 0.0 or additive_error == 0.0:
+        return PairRoles.additive(n_pairs)
+    identity = np.eye(gram.shape[0])
+    best_ridge, best_error = float("inf"), additive_error
+    for ridge in RIDGES:
+        error = 0.0
+        for g, m, e in zip(grams_arr, moments_arr, energies, strict=True):
+            step = np.linalg.solve(gram - g + ridge * scale * identity, moment - m)
+            error += e - 2.0 * step @ m + step @ g @ step
+        if error < best_error:
+            best_ridge, best_error = ridge, error
+    if not np.isfinite(best_ridge):
+        return PairRoles.additive(n_pairs)
+    step = np.linalg.solve(gram + best_ridge * scale * identity, moment)
+    gain = (additive_error - best_error) / additive_error
+    return PairRoles(ADDITIVE + step, best_ridge, n_pairs, float(gain))
+
+
+class PairInteraction(Additive):
+    """The additive baseline with the interaction the training pairs teach (``interaction``).
+
+    A single is predicted by its measurement, a pair of genes measured alone by their
+    singles combined with the role coefficients fitted on the training pairs (see
+    :mod:`perturbsim.models._pair_roles`), a larger set by the sum of its singles. It covers
+    what :class:`~perturbsim.models.Additive` covers and equals it when the training pairs
+    show no interaction that holds out (:attr:`roles` then has ``ridge`` ``inf``).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="small", seed=0)
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> ps.pp.split(adata, kind="combo", seed=0)
+    >>> model = ps.models.PairInteraction(adata).fit()
+    >>> model.roles.is_additive  # the training pairs buffer: not their sum
+    False
+    """
+
+    name = "interaction"
+
+    def _fit(self, data: ScreenData) -> None:
+        super()._fit(data)
+        singles = dict(zip(self.single_genes, self.single_delta, strict=True))
+        pairs = [
+            c
+            for c in data.perturbed(data.train)
+            if len(genes_of(c)) == 2 and all(g in singles for g in genes_of(c))
+        ]
+        measured = data.stats.delta[data.stats.index(pairs)].astype(np.float64) if pairs else []
+        self.roles = fit_pair_roles(
+            np.array([singles[genes_of(c)[0]] for c in pairs]),
+            np.array([singles[genes_of(c)[1]] for c in pairs]),
+            np.asarray(measured),
+            np.array([self._off_targets(genes_of(c)) for c in pairs]),
+        )
+        logger.info("%s: role coefficients %s", self.name, self.roles.to_dict())
+
+    def _off_targets(self, genes: GeneSet) -> np.ndarray:
+        """Mask of the measured genes that are not among ``genes``."""
+        return ~np.isin(np.asarray(self.genes, dtype=str), list(genes))
+
+    def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        change, _ = super()._predict_change(sets)
+        row = {g: i for i, g in enumerate(self.single_genes)}
+        for i, genes in enumerate(sets):
+            if len(genes) == 2:
+                a, b = (self.single_delta[row[g]] for g in genes)
+                change[i] = self.roles.predict(a, b, self._off_targets(genes))
+        return change, None
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "roles": self.roles.to_dict()}
+
+    def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._restore(options, arrays)
+        self.roles = PairRoles.from_dict(options["roles"])

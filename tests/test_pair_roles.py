@@ -1,0 +1,86 @@
+"""How measured singles combine in a pair: the role coefficients and the ``interaction`` model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import perturbsim as ps
+from perturbsim.models._pair_roles import (
+    ADDITIVE,
+    PairInteraction,
+    PairRoles,
+    fit_pair_roles,
+    pair_features,
+    roles,
+)
+from perturbsim.models._simple import Additive
+
+
+def _singles(rng: np.random.Generator, n_pairs: int, n_genes: int = 200):
+    a = rng.normal(size=(n_pairs, n_genes)) * rng.uniform(0.5, 2.0, size=(n_pairs, 1))
+    b = rng.normal(size=(n_pairs, n_genes)) * rng.uniform(0.5, 2.0, size=(n_pairs, 1))
+    return a, b
+
+
+def test_roles_and_features():
+    big, small = roles(np.array([1.0, -3.0, 2.0]), np.array([-2.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(big, [-2.0, -3.0, 2.0])
+    np.testing.assert_array_equal(small, [1.0, 1.0, 2.0])
+    np.testing.assert_allclose(
+        pair_features(np.array([1.0, 0.0]), np.array([2.0, 0.0])), [1.0, 1.0, np.log(2.0)]
+    )
+    np.testing.assert_array_equal(pair_features(np.zeros(2), np.ones(2)), [1.0, 0.0, 0.0])
+
+
+def test_buffering_is_learned_and_predicts_held_out_pairs():
+    rng = np.random.default_rng(0)
+    a, b = _singles(rng, 40)
+    truth = [big + 0.3 * small for big, small in (roles(x, y) for x, y in zip(a, b, strict=True))]
+    measured = np.array(truth) + rng.normal(scale=0.1, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    fitted = fit_pair_roles(a[:30], b[:30], measured[:30], keep[:30])
+    assert np.isfinite(fitted.ridge) and fitted.loo_gain > 0.5
+    assert fitted.coefficients[0] == pytest.approx(1.0, abs=0.05)
+    assert fitted.coefficients[3] == pytest.approx(0.3, abs=0.05)
+    for x, y, target in zip(a[30:], b[30:], truth[30:], strict=True):
+        interaction_error = np.mean((fitted.predict(x, y) - target) ** 2)
+        additive_error = np.mean((x + y - target) ** 2)
+        assert interaction_error < 0.05 * additive_error
+
+
+def test_no_interaction_keeps_the_sum_of_the_singles():
+    rng = np.random.default_rng(1)
+    a, b = _singles(rng, 30)
+    measured = a + b + rng.normal(scale=0.3, size=a.shape)
+    fitted = fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool))
+    np.testing.assert_allclose(fitted.coefficients, ADDITIVE, atol=0.02)
+    too_few = fit_pair_roles(a[:2], b[:2], measured[:2], np.ones((2, a.shape[1]), dtype=bool))
+    assert too_few.is_additive and too_few.n_pairs == 2
+    np.testing.assert_array_equal(too_few.predict(a[0], b[0]), a[0] + b[0])
+
+
+def test_round_trip_of_the_coefficients():
+    roles_ = PairRoles(np.arange(6.0), 0.1, 12, 0.2)
+    again = PairRoles.from_dict(roles_.to_dict())
+    np.testing.assert_array_equal(again.coefficients, roles_.coefficients)
+    assert (again.ridge, again.n_pairs, again.loo_gain) == (0.1, 12, 0.2)
+
+
+def test_on_the_simulated_screen_it_beats_the_sum_on_held_out_pairs():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="combo", seed=0)
+    interaction = PairInteraction(adata).fit()
+    additive = Additive(adata).fit()
+    assert not interaction.roles.is_additive and interaction.roles.loo_gain > 0
+    test = [c for c in adata.uns["perturbsim"]["split"]["test"] if "+" in c]
+    pairs = [c for c, ok in zip(test, additive.covers(test), strict=True) if ok]
+    assert len(pairs) >= 5
+    stats = ps.pp.compute_pseudobulk(adata)
+    measured = stats.delta[stats.index(pairs)]
+    errors = {
+        name: np.mean((model.predict(pairs).layers["delta"] - measured) ** 2)
+        for name, model in (("interaction", interaction), ("additive", additive))
+    }
+    assert errors["interaction"] < 0.9 * errors["additive"]
