@@ -12,6 +12,7 @@ from perturbsim.models._pair_roles import (
     PairRoles,
     fit_pair_roles,
     pair_features,
+    role_design,
     roles,
 )
 from perturbsim.models._simple import Additive
@@ -54,10 +55,43 @@ def test_no_interaction_keeps_the_sum_of_the_singles():
     a, b = _singles(rng, 30)
     measured = a + b + rng.normal(scale=0.3, size=a.shape)
     fitted = fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool))
-    np.testing.assert_allclose(fitted.coefficients, ADDITIVE, atol=0.02)
+    assert fitted.is_additive and fitted.ridge == float("inf") and fitted.loo_gain == 0.0
     too_few = fit_pair_roles(a[:2], b[:2], measured[:2], np.ones((2, a.shape[1]), dtype=bool))
     assert too_few.is_additive and too_few.n_pairs == 2
     np.testing.assert_array_equal(too_few.predict(a[0], b[0]), a[0] + b[0])
+
+
+def test_leave_one_pair_out_gain_equals_refitting_without_each_pair():
+    rng = np.random.default_rng(2)
+    a, b = _singles(rng, 12, n_genes=60)
+    measured = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
+    measured += rng.normal(scale=0.3, size=a.shape)
+    keep = rng.random(a.shape) > 0.1  # each pair leaves some genes out
+    fitted = fit_pair_roles(a, b, measured, keep)
+    assert np.isfinite(fitted.ridge)
+    designs = [role_design(x[k], y[k]) for x, y, k in zip(a, b, keep, strict=True)]
+    residuals = [m[k] - d @ ADDITIVE for m, k, d in zip(measured, keep, designs, strict=True)]
+    gram = sum(d.T @ d for d in designs)
+    penalty = fitted.ridge * np.trace(gram) / 6 * np.eye(6)
+    held_out = additive = 0.0
+    for i in range(len(designs)):
+        rest = [j for j in range(len(designs)) if j != i]
+        design = np.vstack([designs[j] for j in rest])
+        target = np.concatenate([residuals[j] for j in rest])
+        step = np.linalg.solve(design.T @ design + penalty, design.T @ target)
+        held_out += np.sum((residuals[i] - designs[i] @ step) ** 2)
+        additive += np.sum(residuals[i] ** 2)
+    assert fitted.loo_gain == pytest.approx((additive - held_out) / additive, rel=1e-9)
+
+
+def test_non_finite_input_is_refused_in_one_line():
+    a, b = _singles(np.random.default_rng(3), 4)
+    measured = a + b
+    measured[1, 3] = np.nan
+    with pytest.raises(ps.PerturbsimError, match="pairs hold NaN"):
+        fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool))
+    with pytest.raises(ps.PerturbsimError, match="need 6 coefficients"):
+        PairRoles.from_dict({"coefficients": [1.0], "ridge": 1.0, "n_pairs": 3, "loo_gain": 0})
 
 
 def test_round_trip_of_the_coefficients():

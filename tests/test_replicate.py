@@ -128,6 +128,8 @@ def test_head_to_head_compares_two_models_on_the_conditions_both_cover():
     assert row["n_conditions"] == 2 and row["n_seeds"] == 2
     with pytest.raises(ps.PerturbsimError, match="reference 'nope'"):
         result.head_to_head("nope")
+    with pytest.raises(ps.PerturbsimError, match="anchor of the calibration"):
+        result.head_to_head("mean")
 
 
 def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_baseline():

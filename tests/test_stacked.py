@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_screen
+from scipy.optimize import lsq_linear
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
@@ -53,6 +54,40 @@ def test_shrunk_fit_keeps_what_conditions_agree_on_and_drops_what_they_do_not():
     )
     assert shrunk_fit(rows, np.zeros(1))[0] < 0.8 * plain[0]
     assert shrunk_fit([row(0.6)], np.zeros(1))[0] == 0.0  # one condition: no spread to judge
+
+
+def test_shrunk_fit_equals_the_jackknife_of_stacked_solves():
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(8):
+        parts = rng.normal(size=(50, 3))
+        if i == 2:
+            parts[:, 2] = 0.0  # a part this condition does not have
+        target = parts @ [0.3, 0.6, 0.2] + rng.normal(scale=0.5, size=50)
+        rows.append(FitRow("a", parts, target))
+    only_one = [FitRow("a", np.c_[r.parts[:, :2], np.zeros(50)], r.target) for r in rows[1:]]
+    only_one.insert(0, rows[0])  # the third part exists in one row only
+    default = np.array([0.0, 1.0, 0.5])
+    for chosen in (rows, only_one):
+
+        def solve(subset: list[FitRow]) -> np.ndarray:  # on the stacked rows themselves
+            parts = np.vstack([r.parts for r in subset])
+            used = np.abs(parts).sum(axis=0) > 0
+            weights = default.copy()
+            target = np.concatenate([r.target for r in subset])
+            weights[used] = lsq_linear(parts[:, used], target, bounds=(0.0, 1.0)).x
+            return weights
+
+        fitted = solve(chosen)
+        jackknife = np.array([solve(chosen[:i] + chosen[i + 1 :]) for i in range(len(chosen))])
+        n = len(chosen)
+        variance = (n - 1) / n * ((jackknife - jackknife.mean(axis=0)) ** 2).sum(axis=0)
+        departure = fitted - default
+        with np.errstate(invalid="ignore", divide="ignore"):
+            keep = np.nan_to_num(np.clip(1 - variance / departure**2, 0, 1), nan=0.0)
+        np.testing.assert_allclose(
+            shrunk_fit(chosen, default), default + departure * keep, atol=1e-6
+        )
 
 
 def test_fit_per_kind_uses_own_rows_pools_few_and_keeps_default_without_any():

@@ -26,11 +26,13 @@ equations, so the choice costs little more than one fit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .._errors import PerturbsimError
 from ..pp import genes_of
 from ._base import GeneSet
 from ._data import ScreenData
@@ -84,7 +86,7 @@ def role_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([big[:, None] * features, small[:, None] * features], axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PairRoles:
     """Fitted role coefficients and how they were chosen.
 
@@ -140,8 +142,13 @@ class PairRoles:
     @classmethod
     def from_dict(cls, fields: dict) -> PairRoles:
         """Inverse of :meth:`to_dict`."""
+        coefficients = np.asarray(fields["coefficients"], dtype=np.float64)
+        if coefficients.shape != ADDITIVE.shape:
+            raise PerturbsimError(
+                f"saved pair roles need {ADDITIVE.size} coefficients, got {coefficients.size}"
+            )
         return cls(
-            np.asarray(fields["coefficients"], dtype=np.float64),
+            coefficients,
             float(fields["ridge"]),
             int(fields["n_pairs"]),
             float(fields["loo_gain"]),
@@ -170,6 +177,9 @@ def fit_pair_roles(
     n_pairs = len(measured)
     if n_pairs < MIN_PAIRS:
         return PairRoles.additive(n_pairs)
+    for name, values in (("singles", singles_a), ("singles", singles_b), ("pairs", measured)):
+        if not np.isfinite(values).all():
+            raise PerturbsimError(f"the measured {name} of the training pairs hold NaN or inf")
     grams, moments, energies = [], [], []
     for a, b, y, k in zip(singles_a, singles_b, measured, keep, strict=True):
         design = role_design(a[k], b[k])
@@ -199,6 +209,42 @@ def fit_pair_roles(
     return PairRoles(ADDITIVE + step, best_ridge, n_pairs, float(gain))
 
 
+def off_targets(genes: Sequence[str], targets: GeneSet) -> np.ndarray:
+    """Mask of ``genes`` that are not among a perturbation's ``targets``."""
+    return ~np.isin(np.asarray(genes, dtype=str), list(targets))
+
+
+def fit_pair_roles_on(
+    singles: Mapping[str, np.ndarray], conditions: Sequence[str], data: ScreenData
+) -> PairRoles:
+    """Fit the role coefficients on the pairs among ``conditions`` of two measured singles.
+
+    Parameters
+    ----------
+    singles
+        Gene -> its measured single change ``(G,)`` (raw or denoised).
+    conditions
+        Candidate conditions (e.g. the training ones); pairs of two genes in ``singles`` fit.
+    data
+        The screen: the pairs' measured changes and the measured genes.
+
+    Returns
+    -------
+    :func:`fit_pair_roles` on those pairs, each pair's own targets left out.
+    """
+    pairs = [
+        c for c in conditions if len(genes_of(c)) == 2 and all(g in singles for g in genes_of(c))
+    ]
+    if not pairs:
+        return PairRoles.additive()
+    return fit_pair_roles(
+        np.array([singles[genes_of(c)[0]] for c in pairs]),
+        np.array([singles[genes_of(c)[1]] for c in pairs]),
+        data.stats.delta[data.stats.index(pairs)].astype(np.float64),
+        np.array([off_targets(data.genes, genes_of(c)) for c in pairs]),
+    )
+
+
 class PairInteraction(Additive):
     """The additive baseline with the interaction the training pairs teach (``interaction``).
 
@@ -224,23 +270,8 @@ class PairInteraction(Additive):
     def _fit(self, data: ScreenData) -> None:
         super()._fit(data)
         singles = dict(zip(self.single_genes, self.single_delta, strict=True))
-        pairs = [
-            c
-            for c in data.perturbed(data.train)
-            if len(genes_of(c)) == 2 and all(g in singles for g in genes_of(c))
-        ]
-        measured = data.stats.delta[data.stats.index(pairs)].astype(np.float64) if pairs else []
-        self.roles = fit_pair_roles(
-            np.array([singles[genes_of(c)[0]] for c in pairs]),
-            np.array([singles[genes_of(c)[1]] for c in pairs]),
-            np.asarray(measured),
-            np.array([self._off_targets(genes_of(c)) for c in pairs]),
-        )
+        self.roles = fit_pair_roles_on(singles, data.perturbed(data.train), data)
         logger.info("%s: role coefficients %s", self.name, self.roles.to_dict())
-
-    def _off_targets(self, genes: GeneSet) -> np.ndarray:
-        """Mask of the measured genes that are not among ``genes``."""
-        return ~np.isin(np.asarray(self.genes, dtype=str), list(genes))
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         change, _ = super()._predict_change(sets)
@@ -248,7 +279,7 @@ class PairInteraction(Additive):
         for i, genes in enumerate(sets):
             if len(genes) == 2:
                 a, b = (self.single_delta[row[g]] for g in genes)
-                change[i] = self.roles.predict(a, b, self._off_targets(genes))
+                change[i] = self.roles.predict(a, b, off_targets(self.genes, genes))
         return change, None
 
     def _options(self) -> dict[str, Any]:

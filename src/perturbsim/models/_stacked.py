@@ -30,7 +30,7 @@ from ._data import ScreenData
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
-from ._pair_roles import PairRoles, fit_pair_roles
+from ._pair_roles import PairRoles, fit_pair_roles_on
 from ._simple import CoverageMixin
 from ._stacking import FitRow, Fitted, fit_per_kind
 from ._target_effect import fit_target_effect
@@ -375,26 +375,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
         if self.interaction:
-            self.pair_roles = self._fit_pair_roles(data, train)
+            self.pair_roles = fit_pair_roles_on(self.singles, train, data)
         self._fit_weights(data)
         # validation singles were measured too: predictions use them once the weights are set
         self.singles.update({c: changes[c] for c in measured if len(genes_of(c)) == 1})
-
-    def _fit_pair_roles(self, data: ScreenData, train: list[str]) -> PairRoles:
-        """Role coefficients of the training pairs of measured singles (their targets left out)."""
-        pairs = [
-            c
-            for c in train
-            if len(genes_of(c)) == 2 and all(g in self.singles for g in genes_of(c))
-        ]
-        if not pairs:
-            return PairRoles.additive()
-        return fit_pair_roles(
-            np.array([self.singles[genes_of(c)[0]] for c in pairs]),
-            np.array([self.singles[genes_of(c)[1]] for c in pairs]),
-            data.stats.delta[data.stats.index(pairs)].astype(np.float64),
-            np.array([self._fitted_genes(genes_of(c)) for c in pairs]),
-        )
 
     def _measured_changes(self, data: ScreenData, conditions: list[str]) -> np.ndarray:
         """Measured changes of ``conditions``, denoised unless ``denoise=False``."""

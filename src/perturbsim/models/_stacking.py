@@ -67,16 +67,19 @@ def _bounded_from_moments(
 
     ``used`` marks the parts not 0 on every row (the rest keep their ``default``).
 
-    ``|t - P w|²`` equals ``|R w - y|²`` up to a constant, where ``RᵀR = PᵀP`` (from the
-    eigendecomposition, zero directions dropped) and ``Rᵀy = Pᵀt``; so the bounded problem is
-    solved on a ``parts × parts`` system whatever the number of rows.
+    ``|t - P w|²`` equals ``|R w - y|²`` up to a constant, where ``RᵀR = PᵀP`` and
+    ``Rᵀy = Pᵀt`` (from the eigendecomposition of ``PᵀP``); so the bounded problem is solved
+    on a ``parts × parts`` system whatever the number of rows. Directions of ``PᵀP`` with
+    eigenvalues below ``1e-12`` of the largest (parts collinear to about ``1e-6``) are
+    dropped: along them every weight fits equally well, and which of the equally good fits is
+    returned may differ from a solver working on ``P`` itself.
     """
     weights = np.asarray(default, dtype=float).copy()
     used = np.flatnonzero(used)
     if not used.size:
         return weights
-    unused = np.setdiff1d(np.arange(weights.size), used)
-    rest = moment[used] - gram[np.ix_(used, unused)] @ weights[unused]
+    # an unused part is 0 on every row: it does not enter the others' normal equations
+    rest = moment[used]
     values, vectors = np.linalg.eigh(gram[np.ix_(used, used)])
     kept = values > values.max() * 1e-12
     root = np.sqrt(values[kept])

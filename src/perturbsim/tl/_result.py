@@ -317,7 +317,8 @@ class EvaluationResult:
         One row per other ``model``, ``subgroup``, ``metric``: ``reference`` and
         ``model_value`` (calibrated means over seeds on the shared conditions), then the
         difference's ``mean``, ``std``, ``ci_low``, ``ci_high``, ``n_seeds`` and
-        ``n_conditions`` (shared conditions over the seeds).
+        ``n_conditions`` (shared conditions over the seeds). Empty when the evaluation lacks
+        an anchor (as :meth:`calibrated`).
 
         Examples
         --------
@@ -329,6 +330,10 @@ class EvaluationResult:
         ['additive']
         """
         names = list(dict.fromkeys([*self.models, *self.scores["model"]]))
+        if reference in (baseline, REPLICATE):
+            raise PerturbsimError(
+                f"reference {reference!r} is an anchor of the calibration; name a model to compare"
+            )
         if reference not in names:
             raise PerturbsimError(
                 f"reference {reference!r} is not a model of this evaluation: {names}"
@@ -342,7 +347,8 @@ class EvaluationResult:
         for model in others:
             model_keys = finite[finite["model"] == model].set_index(keys).index
             shared = reference_keys.intersection(model_keys)
-            on_shared = scores[scores.set_index(keys).index.isin(shared)]
+            involved = scores[scores["model"].isin([reference, model, baseline, REPLICATE])]
+            on_shared = involved[involved.set_index(keys).index.isin(shared)]
             per_seed = _calibrated_per_seed(on_shared, baseline)
             wide = per_seed.pivot_table(
                 index=["seed", "subgroup", "metric"], columns="model", values="value"
