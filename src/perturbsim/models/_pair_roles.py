@@ -18,8 +18,12 @@ The six coefficients are fitted by least squares on every training pair whose tw
 measured alone (each pair's own targets left out), with a ridge penalty pulling them towards
 the sum of the singles (coefficients 1, 0, 0 for both roles). The penalty is chosen by the
 leave-one-pair-out error among :data:`RIDGES`, and an infinite penalty (the sum itself) is
-kept unless some penalty predicts the held-out pairs better: with no interaction to learn, the
-prediction is the additive baseline. The leave-one-pair-out fits reuse per-pair normal
+kept unless some penalty predicts the held-out pairs better, consistently: the mean over
+pairs of each pair's held-out gain must exceed :data:`MIN_T` standard errors (a lower
+held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs). With
+no interaction to learn, or too few pairs to tell, the prediction is the additive baseline.
+Pairs sharing a gene are not independent, so the held-out gain is optimistic when few genes
+make many pairs. The leave-one-pair-out fits reuse per-pair normal
 equations, so the choice costs little more than one fit.
 """
 
@@ -46,6 +50,8 @@ ADDITIVE = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 """The coefficients of the sum of the singles: ``big`` and ``small`` both at 1."""
 MIN_PAIRS = 3
 """Fewest training pairs that fit coefficients; with fewer the sum of the singles is kept."""
+MIN_T = 2.0
+"""How many standard errors the mean held-out gain over pairs must reach for a fit to be kept."""
 
 
 def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,14 +178,14 @@ def fit_pair_roles(
     Returns
     -------
     :class:`PairRoles`; the sum of the singles with fewer than :data:`MIN_PAIRS` pairs or when
-    no penalty improves on it held out.
+    no penalty improves on it held out by :data:`MIN_T` standard errors.
     """
-    n_pairs = len(measured)
-    if n_pairs < MIN_PAIRS:
-        return PairRoles.additive(n_pairs)
     for name, values in (("singles", singles_a), ("singles", singles_b), ("pairs", measured)):
         if not np.isfinite(values).all():
             raise PerturbsimError(f"the measured {name} of the training pairs hold NaN or inf")
+    n_pairs = len(measured)
+    if n_pairs < MIN_PAIRS:
+        return PairRoles.additive(n_pairs)
     grams, moments, energies = [], [], []
     for a, b, y, k in zip(singles_a, singles_b, measured, keep, strict=True):
         design = role_design(a[k], b[k])
@@ -196,11 +202,17 @@ def fit_pair_roles(
     identity = np.eye(gram.shape[0])
     best_ridge, best_error = float("inf"), additive_error
     for ridge in RIDGES:
-        error = 0.0
-        for g, m, e in zip(grams_arr, moments_arr, energies, strict=True):
-            step = np.linalg.solve(gram - g + ridge * scale * identity, moment - m)
-            error += e - 2.0 * step @ m + step @ g @ step
-        if error < best_error:
+        # each pair's held-out gain over the sum: its squared error there minus the fit's
+        gains = np.array(
+            [
+                2.0 * step @ m - step @ g @ step
+                for g, m in zip(grams_arr, moments_arr, strict=True)
+                for step in (np.linalg.solve(gram - g + ridge * scale * identity, moment - m),)
+            ]
+        )
+        standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
+        error = additive_error - float(gains.sum())
+        if gains.mean() > MIN_T * standard_error and error < best_error:
             best_ridge, best_error = ridge, error
     if not np.isfinite(best_ridge):
         return PairRoles.additive(n_pairs)
