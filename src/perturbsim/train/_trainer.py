@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .._memory import reuse_freed_memory
 from .._settings import progress_disabled
 from ..module import LossTerms
+from ._adamw import AdamW
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,8 @@ def fit_network(
     conditions, ``val_loss``, ``lr``) and the best epoch.
     """
     parameters = list(network.parameters())
-    optimiser = torch.optim.AdamW(
-        parameters,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        # one kernel for all parameters where torch has it (6x faster steps of the optimiser)
-        fused=all(p.device.type in ("cpu", "cuda") for p in parameters),
-    )
+    # torch's fused kernel without torch.optim, whose first use costs 1.5 s of imports
+    optimiser = AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     result = TrainResult()
     best_state = copy.deepcopy(network.state_dict())
     stall = 0
@@ -144,7 +140,7 @@ def fit_network(
             network.eval()
             with torch.no_grad():
                 epoch_val = val_loss() if val_loss is not None else epoch_train
-            lr = optimiser.param_groups[0]["lr"]
+            lr = optimiser.lr
             result.history.append(
                 {
                     "epoch": epoch,
@@ -166,10 +162,9 @@ def fit_network(
                 stall += 1
                 since_decay += 1
             if since_decay >= config.lr_patience:
-                for group in optimiser.param_groups:
-                    group["lr"] *= config.lr_decay
+                optimiser.lr *= config.lr_decay
                 since_decay = 0
-            if stall >= config.patience or optimiser.param_groups[0]["lr"] < config.min_lr:
+            if stall >= config.patience or optimiser.lr < config.min_lr:
                 break
     network.load_state_dict(best_state)
     network.eval()
