@@ -166,7 +166,7 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
     _, model = fitted_small
     weights = model.weights
     assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
-    assert set(weights["part"]) == {"scale", "gears", "linear", "linear_go"}
+    assert set(weights["part"]) == {"scale", "scale_linear", "gears", "linear", "linear_go"}
     assert weights["weight"].between(0, 1).all()
     # the scale of unseen singles is fitted on training singles held out one at a time
     scale = weights.query("kind == 'unseen_single' and part == 'scale'").iloc[0]
@@ -183,7 +183,8 @@ def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitt
     raw = ps.models.Stacked(adata, go_annotations=go, seed=0, denoise=False, interaction=False).fit(
         max_epochs=2
     )
-    assert raw.weights.query("kind == 'combo_seen2' and part != 'scale'")["weight"].eq(0).all()
+    corrections = raw.weights.query("kind == 'combo_seen2' and part in @raw.corrections")
+    assert corrections["weight"].eq(0).all()
     additive = ps.models.Additive(adata).fit()
     split = adata.uns["perturbsim"]["split"]
     pairs = [c for c in map(str, split["test"]) if "+" in c]
@@ -221,7 +222,7 @@ def test_it_is_the_catalogue_default(fitted_small):
 def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
     adata, _ = fitted_small
     baseline = ps.models.build_model("stacked_baseline", adata, seed=0).fit()
-    assert set(baseline.weights["part"]) == {"scale"}
+    assert set(baseline.weights["part"]) == {"scale", "scale_linear"}
     assert baseline.history.empty
     test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
     assert np.isfinite(baseline.predict(test).X).all()

@@ -53,7 +53,9 @@ another nature (the interaction)."""
 CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 SCALE = "scale"
-"""Name of the factor on the baseline's part for genes not measured alone."""
+"""Name of the factor on the baseline's part for genes not measured alone (the mean)."""
+SCALE_LINEAR = "scale_linear"
+"""Name of the factor on ``linear``'s departure from the mean, where it is the baseline."""
 
 
 def kind_of(genes: GeneSet, measured: set[str] | dict[str, Any]) -> str:
@@ -104,9 +106,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     **Corrections.** The models of ``corrections`` (default: GEARS with the additive
     residual, whose network supplies only the interaction on top of measured singles; the
     ``linear`` baseline; the GO linear model ``linear_go``, which covers every annotated
-    gene) each predict the perturbation. With :math:`s` and :math:`u` the baseline's two
-    parts (measured singles; mean and target effects for the genes not measured alone),
-    the calibrated baseline is :math:`b = s + c_k u` and the prediction
+    gene) each predict the perturbation. With :math:`s`, :math:`u` and :math:`l` the
+    baseline's parts (measured singles; mean and target effects for the genes not measured
+    alone; ``linear``'s departure from the mean where it is the baseline), the calibrated
+    baseline is :math:`b = s + c_k u + c'_k l` and the prediction
 
     .. math:: b + \sum_j w_{k,j} (m_j - b),
 
@@ -118,7 +121,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     - the scale :math:`c_k`, how far the mean of the training perturbations predicts a
       perturbation it was not computed from, on the training conditions held out one at a
       time (their mean computed without them) and the validation conditions: on a screen
-      where nothing beyond the targets replicates it is close to 0;
+      where nothing beyond the targets replicates it is close to 0; and, fitted with it on
+      the validation conditions, :math:`c'_k`, how far ``linear``'s departure from the mean
+      holds there (default 1: ``linear`` already shrinks its departures by their
+      leave-one-gene-out error; :math:`c_k` is the mean's factor and says nothing of
+      them);
     - the corrections' :math:`w_{k,j}`, how far each model's departure from the
       calibrated baseline improves on it, on the validation conditions only (the models
       were fitted on the training conditions).
@@ -173,7 +180,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     >>> ps.pp.split(adata, seed=1)
     >>> model = ps.models.Stacked(adata, seed=0).fit(max_epochs=2)
     >>> sorted(model.weights["part"].unique())
-    ['gears', 'linear', 'linear_go', 'scale']
+    ['gears', 'linear', 'linear_go', 'scale', 'scale_linear']
     """
 
     name = "stacked"
@@ -262,16 +269,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         return {str(g): i for i, g in enumerate(self.genes)}
 
     # -- parts -----------------------------------------------------------------------------
-    def _baseline(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
-        """The two parts of each set's baseline change (see the class documentation).
+    def _baseline(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three parts of each set's baseline change (see the class documentation).
 
         Returns
         -------
-        ``(seen, unseen)``, each ``(len(sets), G)``: the sum of the measured singles of the
-        set's genes, and for sets with genes not measured alone the mean training change
-        (the ``linear`` model's prediction instead for a set none of whose genes was
-        measured alone, when it is a correction and covers the set) with those genes'
-        direct effects on themselves (0 for the other sets).
+        ``(seen, unseen, linear)``, each ``(len(sets), G)``: the measured singles of the
+        set's genes combined (:meth:`_measured_part`); for sets with genes not measured
+        alone the mean training change with those genes' direct effects on themselves (0
+        for the other sets); and for a set none of whose genes was measured alone that the
+        ``linear`` model covers (when it is a correction), its predicted departure from the
+        mean training change, off the set's own targets (0 for the other sets).
         """
         column = self._gene_column
         seen = np.zeros((len(sets), len(self.genes)))
@@ -280,15 +288,17 @@ class Stacked(CoverageMixin, PerturbationModel):
             seen[row] = self._measured_part(genes)
             if any(g not in self.singles for g in genes):
                 unseen[row] = self.mean_change
+        linear = np.zeros_like(seen)
         rows, changes = self._linear_baseline(sets)
-        unseen[rows] = changes
+        linear[rows] = changes - self.mean_change
         for row, genes in enumerate(sets):
             for gene in genes:
                 if gene not in self.singles and gene in column and self.target_effect.size:
+                    linear[row, column[gene]] = 0.0
                     unseen[row, column[gene]] = (
                         self.mean_change[column[gene]] + self.target_effect[column[gene]]
                     )
-        return seen, unseen
+        return seen, unseen, linear
 
     def _measured_part(self, genes: GeneSet) -> np.ndarray:
         """The measured singles of a set's genes combined.
@@ -301,7 +311,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         return sum((self.singles[g] for g in genes if g in self.singles), np.zeros(len(self.genes)))
 
     def _linear_baseline(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
-        """Sets whose unseen part is the ``linear`` model's prediction, and that prediction.
+        """Sets whose baseline includes the ``linear`` model's prediction, and that prediction.
 
         Returns
         -------
@@ -396,23 +406,27 @@ class Stacked(CoverageMixin, PerturbationModel):
         sets = [genes_of(c) for c in val]
         kinds = [kind_of(s, self.singles) for s in sets]
         keep = [self._fitted_genes(s) for s in sets]
-        seen, unseen = self._baseline(sets)
+        seen, unseen, linear = self._baseline(sets)
         measured = (
             data.stats.delta[data.stats.index(val)].astype(np.float64)
             if val
             else np.zeros_like(seen)
         )
         scale_rows = [
-            FitRow(kinds[i], unseen[i, keep[i], None], measured[i, keep[i]] - seen[i, keep[i]])
+            FitRow(
+                kinds[i],
+                np.stack([unseen[i, keep[i]], linear[i, keep[i]]], axis=-1),
+                measured[i, keep[i]] - seen[i, keep[i]],
+            )
             for i in range(len(val))
             if unseen[i].any()
         ]
         held_out = self._held_out_training_rows(data)
         self._scale = fit_per_kind(
-            [row for _, row in held_out] + scale_rows, KINDS, np.ones(1), pooled_kinds=POOLED
+            [row for _, row in held_out] + scale_rows, KINDS, np.ones(2), pooled_kinds=POOLED
         )
-        scale = np.array([self._scale[k].weights[0] if k in KINDS else 1.0 for k in kinds])
-        baseline = seen + scale[:, None] * unseen
+        scale = np.array([self._scale_of(k) for k in kinds]).reshape(len(kinds), 2)
+        baseline = seen + scale[:, :1] * unseen + scale[:, 1:] * linear
         departures = self._departures(sets, baseline)
         rows = [
             FitRow(
@@ -465,7 +479,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             kinds.append("combo_seen2")
         for condition, row in held_out:
             genes = genes_of(condition)
-            residual = row.target - self._scale[row.kind].weights[0] * row.parts[:, 0]
+            residual = row.target - row.parts @ self._scale_of(row.kind)
             scale = self.gene_scale[self._fitted_genes(genes)]
             ratios.append(error_ratio(residual, scale))
             supports.append(self._support_of(genes, known - {condition}).mean())
@@ -502,7 +516,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             keep = self._fitted_genes(genes)
             seen = sum((others[g] for g in genes if g in others), np.zeros(len(self.genes)))
             loo_mean = (total - raw[i]) / (len(train) - 1)
-            rows.append((condition, FitRow(kind, loo_mean[keep, None], raw[i, keep] - seen[keep])))
+            parts = np.stack([loo_mean[keep], np.zeros(int(keep.sum()))], axis=-1)
+            rows.append((condition, FitRow(kind, parts, raw[i, keep] - seen[keep])))
         return rows
 
     @property
@@ -516,7 +531,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         """
         rows = []
         for kind in KINDS:
-            fits: list[tuple[str, Fitted, int]] = [(SCALE, self._scale[kind], 0)]
+            fits: list[tuple[str, Fitted, int]] = [
+                (SCALE, self._scale[kind], 0),
+                (SCALE_LINEAR, self._scale[kind], 1),
+            ]
             corrections = self._corrections_fit[kind]
             fits += [(name, corrections, j) for j, name in enumerate(self.corrections)]
             rows += [
@@ -554,18 +572,23 @@ class Stacked(CoverageMixin, PerturbationModel):
         return gears.history if isinstance(gears, GEARS) else pd.DataFrame()
 
     # -- predict ---------------------------------------------------------------------------
-    def _weights_of(self, genes: GeneSet) -> tuple[float, np.ndarray]:
-        """The scale and the corrections' weights of a set (the baseline's for other kinds)."""
+    def _scale_of(self, kind: str) -> np.ndarray:
+        """The two scales of a kind, on the mean and on ``linear``'s departure (1 for others)."""
+        return self._scale[kind].weights if kind in KINDS else np.ones(2)
+
+    def _weights_of(self, genes: GeneSet) -> tuple[np.ndarray, np.ndarray]:
+        """The scales and the corrections' weights of a set (the baseline's for other kinds)."""
         kind = kind_of(genes, self.singles)
         if kind not in KINDS:
-            return 1.0, np.zeros(len(self.corrections))
-        return float(self._scale[kind].weights[0]), self._corrections_fit[kind].weights
+            return np.ones(2), np.zeros(len(self.corrections))
+        return self._scale_of(kind), self._corrections_fit[kind].weights
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
-        seen, unseen = self._baseline(sets)
+        seen, unseen, linear = self._baseline(sets)
         fitted = [self._weights_of(s) for s in sets]
-        baseline = seen + np.array([scale for scale, _ in fitted])[:, None] * unseen
+        scale = np.array([scales for scales, _ in fitted]).reshape(len(sets), 2)
+        baseline = seen + scale[:, :1] * unseen + scale[:, 1:] * linear
         departures = self._departures(sets, baseline)
         weights = np.array([w for _, w in fitted]).reshape(len(sets), len(departures))
         change = baseline.copy()
@@ -635,6 +658,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         saved_roles = options.get("pair_roles")
         self.pair_roles = PairRoles.from_dict(saved_roles) if saved_roles else PairRoles.additive()
         self._scale = from_dict(options["scale"])
+        for kind, fitted in self._scale.items():  # files saved before the linear scale
+            if fitted.weights.size == 1:
+                weights = np.append(fitted.weights, 1.0)
+                self._scale[kind] = Fitted(weights, fitted.n_conditions, fitted.pooled)
         self._corrections_fit = from_dict(options["corrections"])
         self._error = {kind: ErrorScale(**fitted) for kind, fitted in options["error"].items()}
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
