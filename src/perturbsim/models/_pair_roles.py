@@ -203,13 +203,10 @@ def fit_pair_roles(
     best_ridge, best_error = float("inf"), additive_error
     for ridge in RIDGES:
         # each pair's held-out gain over the sum: its squared error there minus the fit's
-        gains = np.array(
-            [
-                2.0 * step @ m - step @ g @ step
-                for g, m in zip(grams_arr, moments_arr, strict=True)
-                for step in (np.linalg.solve(gram - g + ridge * scale * identity, moment - m),)
-            ]
-        )
+        gains = np.zeros(n_pairs)
+        for i, (g, m) in enumerate(zip(grams_arr, moments_arr, strict=True)):
+            step = np.linalg.solve(gram - g + ridge * scale * identity, moment - m)
+            gains[i] = 2.0 * step @ m - step @ g @ step
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
         if gains.mean() > MIN_T * standard_error and error < best_error:
