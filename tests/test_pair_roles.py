@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import perturbsim as ps
+from perturbsim.models import _pair_roles
 from perturbsim.models._pair_roles import (
     ADDITIVE,
     PairInteraction,
     PairRoles,
     fit_pair_roles,
+    gain_bar,
     pair_features,
     role_design,
     roles,
@@ -59,6 +61,22 @@ def test_no_interaction_keeps_the_sum_of_the_singles():
     too_few = fit_pair_roles(a[:2], b[:2], measured[:2], np.ones((2, a.shape[1]), dtype=bool))
     assert too_few.is_additive and too_few.n_pairs == 2
     np.testing.assert_array_equal(too_few.predict(a[0], b[0]), a[0] + b[0])
+
+
+def test_the_bar_for_a_gain_rises_as_pairs_get_few(monkeypatch):
+    assert gain_bar(3) == pytest.approx(4.303, abs=1e-3)  # Student's t, 2 df, one-sided 2.5 %
+    assert gain_bar(1000) == pytest.approx(1.962, abs=1e-3)
+    assert gain_bar(5) > gain_bar(10) > gain_bar(50)
+    # buffering pairs, 4 of them and noisy: their held-out gains are too spread to trust
+    rng = np.random.default_rng(10)
+    a, b = _singles(rng, 4)
+    truth = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
+    measured = truth + rng.normal(scale=2.0, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    assert fit_pair_roles(a, b, measured, keep).is_additive
+    # a fixed bar of 2 standard errors would have kept the fit
+    monkeypatch.setattr(_pair_roles, "gain_bar", lambda n_pairs: 2.0)
+    assert not fit_pair_roles(a, b, measured, keep).is_additive
 
 
 def test_leave_one_pair_out_gain_equals_refitting_without_each_pair():

@@ -17,6 +17,7 @@ from perturbsim.models._stacking import (
     bounded_least_squares,
     fit_per_kind,
     shrunk_fit,
+    strongest,
 )
 
 
@@ -54,6 +55,42 @@ def test_shrunk_fit_keeps_what_conditions_agree_on_and_drops_what_they_do_not():
     )
     assert shrunk_fit(rows, np.zeros(1))[0] < 0.8 * plain[0]
     assert shrunk_fit([row(0.6)], np.zeros(1))[0] == 0.0  # one condition: no spread to judge
+
+
+def test_weights_are_fitted_on_each_condition_strongest_changes():
+    # a mean that holds on a condition's strong responses but is noise on the many small
+    # ones: over all genes least squares shrinks it, on the strongest it is kept
+    rng = np.random.default_rng(3)
+
+    def row() -> tuple[np.ndarray, np.ndarray]:
+        part = np.concatenate([rng.normal(scale=3.0, size=20), rng.normal(scale=0.3, size=980)])
+        measured = np.concatenate([part[:20], rng.normal(scale=0.3, size=980)])
+        return part, measured
+
+    rows = [row() for _ in range(6)]
+    everywhere = shrunk_fit([FitRow("a", p[:, None], m) for p, m in rows], np.ones(1))
+    focused = shrunk_fit(
+        [FitRow("a", p[:, None], m, strongest(m, 20)) for p, m in rows], np.ones(1)
+    )
+    assert everywhere[0] < 0.9
+    assert focused[0] == pytest.approx(1.0, abs=0.01)
+    np.testing.assert_array_equal(strongest(np.array([0.1, -5.0, 2.0, 0.0]), 2), [1, 2])
+    assert strongest(np.array([1.0]), 5).tolist() == [0]
+
+
+def test_a_weight_at_its_bound_is_judged_by_the_unbounded_spread():
+    # every condition wants more than the bound: each leave-one-out fit stops at 1, yet
+    # how much more they want varies widely; unbounded, that spread shrinks the weight away
+    rng = np.random.default_rng(4)
+
+    def row(weight: float) -> FitRow:
+        part = rng.normal(size=(100, 1))
+        return FitRow("a", part, weight * part[:, 0] + rng.normal(scale=0.01, size=100))
+
+    agreed = shrunk_fit([row(w) for w in (1.5, 1.6, 1.4, 1.5)], np.zeros(1))
+    assert agreed[0] > 0.99
+    disputed = shrunk_fit([row(w) for w in (1.2, 6.0, 1.1, 40.0)], np.zeros(1))
+    assert disputed[0] < 0.5
 
 
 def test_shrunk_fit_equals_the_jackknife_of_stacked_solves():

@@ -19,8 +19,9 @@ measured alone (each pair's own targets left out), with a ridge penalty pulling 
 the sum of the singles (coefficients 1, 0, 0 for both roles). The penalty is chosen by the
 leave-one-pair-out error among :data:`RIDGES`, and an infinite penalty (the sum itself) is
 kept unless some penalty predicts the held-out pairs better, consistently: the mean over
-pairs of each pair's held-out gain must exceed :data:`MIN_T` standard errors (a lower
-held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs). With
+pairs of each pair's held-out gain must pass a one-sided t-test at level :data:`LEVEL` (a
+lower held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs;
+the bar, :func:`gain_bar`, is 4.3 standard errors for 3 pairs, 2.8 for 5, 2.0 for many). With
 no interaction to learn, or too few pairs to tell, the prediction is the additive baseline.
 Pairs sharing a gene are not independent, so the held-out gain is optimistic when few genes
 make many pairs. The leave-one-pair-out fits reuse per-pair normal
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from .._errors import PerturbsimError
 from ..pp import genes_of
@@ -50,8 +52,18 @@ ADDITIVE = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 """The coefficients of the sum of the singles: ``big`` and ``small`` both at 1."""
 MIN_PAIRS = 3
 """Fewest training pairs that fit coefficients; with fewer the sum of the singles is kept."""
-MIN_T = 2.0
-"""How many standard errors the mean held-out gain over pairs must reach for a fit to be kept."""
+LEVEL = 0.025
+"""Level of the one-sided t-test the mean held-out gain over pairs must pass for a fit to be
+kept."""
+
+
+def gain_bar(n_pairs: int) -> float:
+    """How many standard errors the mean held-out gain of ``n_pairs`` pairs must exceed.
+
+    The ``1 - LEVEL`` quantile of Student's t with ``n_pairs - 1`` degrees of freedom: 2.0
+    for many pairs, more for a few (4.3 for 3), whose spread is itself poorly known.
+    """
+    return float(student_t.ppf(1.0 - LEVEL, n_pairs - 1))
 
 
 def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -178,7 +190,7 @@ def fit_pair_roles(
     Returns
     -------
     :class:`PairRoles`; the sum of the singles with fewer than :data:`MIN_PAIRS` pairs or when
-    no penalty improves on it held out by :data:`MIN_T` standard errors.
+    no penalty improves on it held out by :func:`gain_bar` standard errors.
     """
     for name, values in (("singles", singles_a), ("singles", singles_b), ("pairs", measured)):
         if not np.isfinite(values).all():
@@ -200,6 +212,7 @@ def fit_pair_roles(
     if scale == 0.0 or additive_error == 0.0:
         return PairRoles.additive(n_pairs)
     identity = np.eye(gram.shape[0])
+    bar = gain_bar(n_pairs)
     best_ridge, best_error = float("inf"), additive_error
     for ridge in RIDGES:
         # each pair's held-out gain over the sum: its squared error there minus the fit's
@@ -209,7 +222,7 @@ def fit_pair_roles(
             gains[i] = 2.0 * step @ m - step @ g @ step
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
-        if gains.mean() > MIN_T * standard_error and error < best_error:
+        if gains.mean() > bar * standard_error and error < best_error:
             best_ridge, best_error = ridge, error
     if not np.isfinite(best_ridge):
         return PairRoles.additive(n_pairs)
