@@ -17,14 +17,15 @@ measured singles, with a handful of coefficients fitted on the training pairs:
 The six coefficients are fitted by least squares on every training pair whose two genes were
 measured alone (each pair's own targets left out), with a ridge penalty pulling them towards
 the sum of the singles (coefficients 1, 0, 0 for both roles). The penalty is chosen by the
-leave-one-pair-out error among :data:`RIDGES`, and an infinite penalty (the sum itself) is
-kept unless some penalty predicts the held-out pairs better, consistently: the mean over
-pairs of each pair's held-out gain must pass a one-sided t-test at level :data:`LEVEL` (a
-lower held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs;
-the bar, :func:`gain_bar`, is 4.3 standard errors for 3 pairs, 2.8 for 5, 2.0 for many). With
-no interaction to learn, or too few pairs to tell, the prediction is the additive baseline.
-Pairs sharing a gene are not independent, so the held-out gain is optimistic when few genes
-make many pairs. The leave-one-pair-out fits reuse per-pair normal
+held-out error among :data:`RIDGES`, each pair held out together with every pair sharing one
+of its genes (pairs sharing a gene are not independent: held out alone, a pair is predicted by
+coefficients fitted on its genes' other pairs, an optimistic test when few genes make many
+pairs), and an infinite penalty (the sum itself) is kept unless some penalty predicts the
+held-out pairs better, consistently: the mean over pairs of each pair's held-out gain must
+pass a one-sided t-test at level :data:`LEVEL` (a lower held-out error alone is too easy a bar
+for six coefficients on a handful of noisy pairs; the bar, :func:`gain_bar`, is 4.3 standard
+errors for 3 pairs, 2.8 for 5, 2.0 for many). With no interaction to learn, or too few pairs
+to tell, the prediction is the additive baseline. The held-out fits reuse per-pair normal
 equations, so the choice costs little more than one fit.
 """
 
@@ -117,8 +118,9 @@ class PairRoles:
     n_pairs
         Training pairs that fitted them.
     loo_gain
-        Leave-one-pair-out squared error of the sum of the singles minus that of the chosen
-        fit, relative to the former (0 when the sum was kept).
+        Held-out squared error of the sum of the singles minus that of the chosen fit,
+        relative to the former (0 when the sum was kept); each pair held out with the pairs
+        sharing a gene with it (:func:`fit_pair_roles`).
     """
 
     coefficients: np.ndarray
@@ -174,9 +176,18 @@ class PairRoles:
 
 
 def fit_pair_roles(
-    singles_a: np.ndarray, singles_b: np.ndarray, measured: np.ndarray, keep: np.ndarray
+    singles_a: np.ndarray,
+    singles_b: np.ndarray,
+    measured: np.ndarray,
+    keep: np.ndarray,
+    genes: Sequence[GeneSet] | None = None,
 ) -> PairRoles:
     """Fit the role coefficients on training pairs (see the module documentation).
+
+    Each pair is held out with every pair sharing one of its ``genes``: a pair held out
+    alone is predicted by coefficients fitted on its genes' other pairs, which share its
+    singles' noise and quirks, and on a screen where a few genes make all the pairs (the
+    Gasperini pairs) that gain is a mirage.
 
     Parameters
     ----------
@@ -186,6 +197,8 @@ def fit_pair_roles(
         ``(P, G)`` measured changes of the pairs.
     keep
         ``(P, G)`` genes each pair is fitted on (its own targets left out).
+    genes
+        The two genes of each pair; ``None``: each pair held out alone.
 
     Returns
     -------
@@ -214,11 +227,14 @@ def fit_pair_roles(
     identity = np.eye(gram.shape[0])
     bar = gain_bar(n_pairs)
     best_ridge, best_error = float("inf"), additive_error
+    held_out = _held_out_with(genes, n_pairs)
     for ridge in RIDGES:
         # each pair's held-out gain over the sum: its squared error there minus the fit's
         gains = np.zeros(n_pairs)
         for i, (g, m) in enumerate(zip(grams_arr, moments_arr, strict=True)):
-            step = np.linalg.solve(gram - g + ridge * scale * identity, moment - m)
+            rest_gram = gram - grams_arr[held_out[i]].sum(axis=0)
+            rest_moment = moment - moments_arr[held_out[i]].sum(axis=0)
+            step = np.linalg.solve(rest_gram + ridge * scale * identity, rest_moment)
             gains[i] = 2.0 * step @ m - step @ g @ step
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
@@ -229,6 +245,14 @@ def fit_pair_roles(
     step = np.linalg.solve(gram + best_ridge * scale * identity, moment)
     gain = (additive_error - best_error) / additive_error
     return PairRoles(ADDITIVE + step, best_ridge, n_pairs, float(gain))
+
+
+def _held_out_with(genes: Sequence[GeneSet] | None, n_pairs: int) -> list[np.ndarray]:
+    """For each pair, the pairs held out with it: itself and those sharing one of its genes."""
+    if genes is None:
+        return [np.array([i]) for i in range(n_pairs)]
+    sets = [set(g) for g in genes]
+    return [np.flatnonzero([bool(s & other) for other in sets]) for s in sets]
 
 
 def off_targets(genes: Sequence[str], targets: GeneSet) -> np.ndarray:
@@ -252,7 +276,8 @@ def fit_pair_roles_on(
 
     Returns
     -------
-    :func:`fit_pair_roles` on those pairs, each pair's own targets left out.
+    :func:`fit_pair_roles` on those pairs, each pair's own targets left out, each held out
+    with the pairs sharing a gene with it.
     """
     pairs = [
         c for c in conditions if len(genes_of(c)) == 2 and all(g in singles for g in genes_of(c))
@@ -264,6 +289,7 @@ def fit_pair_roles_on(
         np.array([singles[genes_of(c)[1]] for c in pairs]),
         data.stats.delta[data.stats.index(pairs)].astype(np.float64),
         np.array([off_targets(data.genes, genes_of(c)) for c in pairs]),
+        [genes_of(c) for c in pairs],
     )
 
 
