@@ -541,7 +541,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     def weights(self) -> pd.DataFrame:
         """The weights, per kind of perturbation.
 
-        Columns ``kind``, ``part`` (``"scale"``: the factor on the baseline's unseen part;
+        Columns ``kind``, ``part`` (:data:`SCALES`: ``"scale"``, the factor on the
+        baseline's mean part, and ``"scale_linear"``, on ``linear``'s departure from it;
         then one row per correcting model), ``weight``, ``n_conditions`` (the held-out
         conditions that fitted it; 0 means the default was kept) and ``pooled`` (fitted on
         the conditions of several kinds, the kind having too few of its own).
