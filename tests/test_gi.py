@@ -323,6 +323,18 @@ def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
     assert few.loc["A+B", "flag"] == "fewer than 3 genes"
 
 
+def test_singles_too_alike_to_tell_apart_are_flagged(singles):
+    # B is A with a faint difference: any split of the pair between them fits, so the
+    # coefficients would be arbitrary (here Theil-Sen would return something like 62·A - 61·B)
+    a, b = singles
+    nearly_a = a + 0.01 * b
+    row = score_pair(a, nearly_a, a + nearly_a + 0.05 * b)
+    assert row["flag"] == "singles collinear or zero"
+    assert np.isnan(row["magnitude"]) and row["subtype"] == ""
+    # alike but distinguishable singles are scored
+    assert score_pair(a, a + 0.2 * b, 2 * a + 0.2 * b)["flag"] == ""
+
+
 def test_abundant_genes_come_from_the_control_and_leave_targets_out(singles):
     a, b = singles
     genes = ["A", "B", *(f"g{i}" for i in range(2, N_GENES))]  # both targets measured

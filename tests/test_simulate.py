@@ -216,7 +216,12 @@ def test_interaction_landscape_is_not_degenerate(sim):
     """
     truth = ps.tl.truth_profiles(sim)
     scores = ps.tl.gi_scores(truth, seed=0)
-    assert (scores["flag"] == "").all()
+    # a pair of two near-null genes whose singles are the same faint pattern cannot be split
+    # between them (gi_scores flags it): rare
+    unscored = scores["flag"] != ""
+    assert (scores.loc[unscored, "flag"] == "singles collinear or zero").all()
+    assert unscored.mean() < 0.01
+    scores = scores[~unscored]
     magnitude, mean_abs = scores["magnitude"], scores["mean_abs_coef"]
     assert (magnitude < 1).mean() > 0.05  # balanced buffering: GEARS's suppression
     assert (magnitude > 1.15).mean() > 0.3  # GEARS's synergy

@@ -105,6 +105,13 @@ _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
 _COLLINEAR = 1e-10
 """A two-gene subset is degenerate when ``|det| <= _COLLINEAR * |x_i| * |x_j|``."""
+MAX_SINGLES_COSINE = 0.999
+"""Largest ``|cosine|`` of a pair's two singles (over the fitted genes) that is scored.
+Singles more alike than this cannot be told apart: a split of the pair between them such as
+62·A − 61·B fits as well as A + B, so the coefficients, and every score built on them, are
+arbitrary. Predicted singles of two genes never perturbed (both near the mean change) do
+this; so do, in the Norman-sized simulation's truth, 10 of 5,995 pairs of genes with nearly
+no effect (norms 0.001-0.05) whose singles are the same faint pattern (cosine 0.99999)."""
 _MAX_ITER = 1000
 """Default iterations of the spatial median of :func:`theil_sen`."""
 _TOL = 1e-8
@@ -693,8 +700,12 @@ def _pair_scores(
 ) -> dict[str, float] | None:
     """The score columns of one pair from its changes over the fitted genes.
 
-    ``None`` when the singles are collinear or zero (every Theil-Sen subset degenerate).
+    ``None`` when the singles are zero or collinear (``|cosine|`` above
+    :data:`MAX_SINGLES_COSINE`, or every Theil-Sen subset degenerate).
     """
+    norms = float(np.linalg.norm(da) * np.linalg.norm(db))
+    if norms == 0.0 or abs(float(da @ db)) > MAX_SINGLES_COSINE * norms:
+        return None
     singles = np.column_stack([da, db])
     c1, c2 = _theil_sen(
         singles,
@@ -895,7 +906,8 @@ def gi_scores(
     ``equality``), ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN),
     ``flag`` (``""`` when scored, else why not: ``"missing pair"``, ``"missing single
     B"``, ``"no DE count"``, ``"too few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``,
-    ``"singles collinear or zero"``; several joined by ``"; "``), the primary
+    ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
+    several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
     A flagged pair has NaN scores, no subtype and all booleans False; it never raises.
 
