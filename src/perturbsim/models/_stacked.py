@@ -69,6 +69,7 @@ SCALES: tuple[str, ...] = (SCALE, SCALE_LINEAR)
 """The scaled parts of the baseline, in the order of their weights."""
 SCALE_DEFAULT = np.array([1.0, 1.0])
 """Their weights without evidence: the mean and ``linear`` as they are."""
+SCALE_DEFAULT.setflags(write=False)  # shared by every kind without evidence
 
 
 def kind_of(genes: GeneSet, measured: set[str] | dict[str, Any]) -> str:
