@@ -356,3 +356,101 @@ def test_linear_bad_ridge_is_a_one_line_error(norman):
     for ridge in (-0.1, float("inf"), "0.1"):
         with pytest.raises(ps.PerturbsimError, match="ridge must be a finite number >= 0"):
             Linear(norman, ridge=ridge)
+
+
+# -- linear: the co-expression embedding -------------------------------------------------
+def _module_screen(seed: int = 5, n_cells: int = 40) -> tuple[ad.AnnData, dict[str, np.ndarray]]:
+    """Four modules of five co-varying genes; perturbing a module member moves its outputs.
+
+    Each cell draws one shared factor per module (its members co-vary from cell to cell),
+    and perturbing any member of module ``k`` lowers module ``k``'s three output genes by 1
+    (its own level is left alone, as a drug on the protein would). Module members never
+    respond to a perturbation, so their response to the training perturbations (the paper's
+    embedding) tells little of them (only the module factor's means over each condition's
+    cells); their co-variation in single cells tells it plainly. Returns the screen
+    (members 0-2 of each module perturbed, 3-4 not) and each module gene's true change.
+    """
+    rng = np.random.default_rng(seed)
+    members = [[f"M{k}_{i}" for i in range(5)] for k in range(4)]
+    outputs = [[f"O{k}_{i}" for i in range(3)] for k in range(4)]
+    genes = [g for block in members + outputs for g in block]
+    column = {g: i for i, g in enumerate(genes)}
+    truth: dict[str, np.ndarray] = {}
+    blocks, labels = [], []
+    for label in ["ctrl"] + [m for block in members for m in block[:3]]:
+        shared = rng.normal(size=(n_cells, 4))
+        x = 3.0 + 0.05 * rng.normal(size=(n_cells, len(genes)))
+        for k, block in enumerate(members):
+            x[:, [column[g] for g in block]] += 0.6 * shared[:, [k]]
+        blocks.append(x)
+        labels += [label] * n_cells
+    for k, block in enumerate(members):
+        for gene in block:
+            change = np.zeros(len(genes))
+            change[[column[o] for o in outputs[k]]] = -1.0
+            truth[gene] = change
+    for i, label in enumerate(labels):
+        if label != "ctrl":
+            blocks[i // n_cells][i % n_cells] += truth[label]
+    adata = ad.AnnData(
+        X=np.vstack(blocks),
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata, truth
+
+
+def test_linear_coexpression_embedding_predicts_genes_the_training_responses_cannot():
+    adata, truth = _module_screen()
+    held_out = [f"M{k}_{i}" for k in range(4) for i in (3, 4)]
+    paper = Linear(adata, n_components=4).fit()
+    coexpression = Linear(adata, n_components=4, perturbation_embedding="coexpression").fit()
+    auto = Linear(adata, n_components=4, perturbation_embedding="auto").fit()
+    assert paper.embedding == "training" and coexpression.embedding == "coexpression"
+    # the choice is made on the training perturbations, held out gene by gene
+    assert auto.held_out_error == {
+        "training": paper.held_out_error["training"],
+        "coexpression": coexpression.held_out_error["coexpression"],
+    }
+    assert auto.held_out_error["coexpression"] < 0.2 < 0.5 < auto.held_out_error["training"]
+    assert auto.embedding == "coexpression"
+    np.testing.assert_array_equal(
+        auto.predict(held_out).layers["delta"], coexpression.predict(held_out).layers["delta"]
+    )
+
+    def error(model: Linear) -> float:
+        pred = model.predict(held_out).layers["delta"]
+        errors = []
+        for row, gene in enumerate(held_out):
+            off_target = adata.var_names != gene
+            errors.append(np.mean((pred[row] - truth[gene])[off_target] ** 2))
+        return float(np.mean(errors))
+
+    # the paper's rows of genes that never respond carry the module only faintly
+    assert error(coexpression) < 0.3 * error(paper)
+
+
+def test_linear_coexpression_needs_gene_moments_and_auto_falls_back(norman_split):
+    from perturbsim.models._data import ScreenData
+
+    full = ScreenData.from_adata(norman_split)
+    stats = ps.pp.compute_pseudobulk(norman_split, coexpression="none")
+    data = ScreenData(stats=stats, train=full.train, val=full.val)
+    with pytest.raises(ps.PerturbsimError, match="coexpression.*gene x gene moments"):
+        Linear(data, perturbation_embedding="coexpression").fit()
+    auto = Linear(data, perturbation_embedding="auto").fit()
+    assert auto.embedding == "training" and list(auto.held_out_error) == ["training"]
+    with pytest.raises(ps.PerturbsimError, match="perturbation_embedding must be one of"):
+        Linear(norman_split, perturbation_embedding="pca")
+
+
+def test_linear_embedding_choice_survives_save_and_load(tmp_path):
+    adata, _truth = _module_screen()
+    model = Linear(adata, n_components=4, perturbation_embedding="auto").fit()
+    model.save(tmp_path / "linear")
+    loaded = PerturbationModel.load(tmp_path / "linear")
+    assert loaded.embedding == "coexpression"
+    assert loaded.held_out_error == pytest.approx(model.held_out_error)
+    queries = ["M0_3", "M1_4", "M2_3+M3_4"]
+    np.testing.assert_allclose(loaded.predict(queries).X, model.predict(queries).X, atol=1e-6)

@@ -249,6 +249,30 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     assert isinstance(loaded, ps.models.Stacked)
     np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
     pd.testing.assert_frame_equal(loaded.weights, model.weights)
+    assert loaded.linear_embedding == "auto"
+    assert loaded.corrections["linear"].embedding == model.corrections["linear"].embedding
+
+
+def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted_small):
+    adata, model = fitted_small
+    linear = model.corrections["linear"]
+    errors = linear.held_out_error
+    assert set(errors) == {"training", "coexpression"}
+    assert linear.embedding == min(errors, key=errors.get) == "coexpression"
+    # the ablation keeps the paper's embedding; unseen singles of measured genes then differ
+    own = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    paper = ps.models.build_model("stacked_no_coexpression", adata, corrections=("linear",)).fit()
+    assert paper.corrections["linear"].embedding == "training"
+    unseen = [
+        c
+        for c in map(str, adata.uns["perturbsim"]["split"]["test"])
+        if "+" not in c and c in set(map(str, adata.var_names))
+    ]
+    assert unseen
+    gap = own.predict(unseen).layers["delta"] - paper.predict(unseen).layers["delta"]
+    assert np.abs(gap).max() > 0.05
+    with pytest.raises(ps.PerturbsimError, match="linear_embedding must be one of"):
+        ps.models.Stacked(adata, linear_embedding="pca")
 
 
 def test_it_is_the_catalogue_default(fitted_small):

@@ -81,6 +81,11 @@ VARIANTS: dict[str, Variant] = {
         {"interaction": False},
         "stacked with pairs of measured singles as their sum (ablation)",
     ),
+    "stacked_no_coexpression": Variant(
+        "stacked",
+        {"linear_embedding": "training"},
+        "stacked with the paper's linear embedding, never the co-expression one (ablation)",
+    ),
     "stacked_gears_only": Variant(
         "stacked", {"corrections": ("gears",)}, "stacked corrected by GEARS alone (ablation)"
     ),

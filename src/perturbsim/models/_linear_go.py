@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
-from scipy.sparse.linalg import eigsh
 
 from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
@@ -24,15 +23,11 @@ from ._linear import (
     check_nonnegative,
     embed_sets,
     fit_embedded,
+    leading_embedding,
 )
 from ._simple import CoverageMixin
 
 logger = logging.getLogger(__name__)
-
-_DENSE_NODES = 2000
-"""Graphs up to this many nodes are decomposed densely, larger ones with ARPACK."""
-_START_SEED = 0
-"""Seed of ARPACK's fixed start vector, so that the embedding never depends on the model seed."""
 
 
 def spectral_embedding(graph: GeneGraph, n_components: int) -> np.ndarray:
@@ -62,20 +57,11 @@ def spectral_embedding(graph: GeneGraph, n_components: int) -> np.ndarray:
     eigenvalue.
     """
     n = graph.n_nodes
-    k = min(n_components, n)
     adjacency = sparse.csr_matrix(
         (graph.weight.astype(np.float64), (graph.dst, graph.src)), shape=(n, n)
     )
     similarity = adjacency.maximum(adjacency.T) + sparse.identity(n, format="csr")
-    if n <= _DENSE_NODES or k >= n - 1:
-        values, vectors = np.linalg.eigh(similarity.toarray())
-    else:
-        start = np.random.default_rng(_START_SEED).standard_normal(n)
-        values, vectors = eigsh(similarity, k=k, which="LA", v0=start)
-    order = np.argsort(-values, kind="stable")[:k]
-    values, vectors = values[order], vectors[:, order]
-    peak = vectors[np.argmax(np.abs(vectors), axis=0), np.arange(k)]
-    return vectors * np.where(peak < 0, -1.0, 1.0) * np.sqrt(np.clip(values, 0.0, None))
+    return leading_embedding(similarity, n_components)
 
 
 class LinearGO(CoverageMixin, PerturbationModel):
@@ -228,7 +214,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
         self.go_nodes, self.go_embedding = self._go
         pca = TrainingPCA.of(data, self.n_components)
         self.gene_embedding, self.offset = pca.gene_embedding, pca.offset
-        self.weights, self.shrinkage, n_fitted = fit_embedded(
+        self.weights, self.shrinkage, _, n_fitted = fit_embedded(
             pca, self._node_row(), self.go_embedding, ridge=self.ridge, shrink=self.shrink
         )
         if not n_fitted:

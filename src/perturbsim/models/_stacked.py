@@ -30,6 +30,7 @@ from ._data import ScreenData
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
+from ._linear import EMBEDDINGS
 from ._pair_roles import PairRoles, fit_pair_roles_on
 from ._simple import CoverageMixin
 from ._stacking import FitRow, Fitted, fit_per_kind, strongest
@@ -109,6 +110,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a set none of whose genes was
     measured alone, its prediction replaces the mean: the strongest applicable baseline.
+    Its perturbation embedding is ``linear_embedding``: by default (``"auto"``) the paper's
+    or the cells' co-expression, whichever predicts the training perturbations better held
+    out gene by gene (:class:`~perturbsim.models.Linear`).
 
     **Noise.** With ``denoise`` (default) the measured singles entering the baseline are
     shrunk towards the mean change by their standard errors (empirical Bayes,
@@ -185,6 +189,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS`; empty: the
         calibrated baseline alone.
+    linear_embedding
+        ``perturbation_embedding`` of the ``linear`` correction: ``"auto"``, ``"training"``
+        (the paper's) or ``"coexpression"``.
     **gears_options
         Options of :class:`~perturbsim.models.GEARS` (default ``additive_residual=True``).
 
@@ -212,11 +219,16 @@ class Stacked(CoverageMixin, PerturbationModel):
         denoise: bool = True,
         interaction: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
+        linear_embedding: str = "auto",
         **gears_options: Any,
     ) -> None:
         if isinstance(corrections, str) or not set(corrections) <= set(CORRECTIONS):
             raise PerturbsimError(
                 f"corrections must be a list among {list(CORRECTIONS)}, got {corrections!r}"
+            )
+        if linear_embedding not in EMBEDDINGS:
+            raise PerturbsimError(
+                f"linear_embedding must be one of {list(EMBEDDINGS)}, got {linear_embedding!r}"
             )
         if gears_options and "gears" not in corrections:
             raise PerturbsimError(
@@ -245,10 +257,13 @@ class Stacked(CoverageMixin, PerturbationModel):
                 )
                 continue
             cls = MODEL_REGISTRY[name]
-            go = (
+            options: dict[str, Any] = (
                 {"go_annotations": go_annotations} if "go_annotations" in cls.option_names() else {}
             )
-            self.corrections[name] = cls(self.data, seed=self.seed, **go)
+            if name == "linear":
+                options["perturbation_embedding"] = linear_embedding
+            self.corrections[name] = cls(self.data, seed=self.seed, **options)
+        self.linear_embedding = linear_embedding
         self.mean_change = np.zeros(0)
         self.target_effect = np.zeros(0)
         self.singles: dict[str, np.ndarray] = {}
@@ -642,6 +657,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         return {
             "denoise": self.denoise,
             "interaction": self.interaction,
+            "linear_embedding": self.linear_embedding,
             "pair_roles": self.pair_roles.to_dict(),
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
@@ -673,6 +689,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.denoise = bool(options["denoise"])
         # files saved before the role coefficients existed combine pairs by their sum
         self.interaction = bool(options.get("interaction", False))
+        # files saved before the co-expression embedding used the paper's
+        self.linear_embedding = str(options.get("linear_embedding", "training"))
         saved_roles = options.get("pair_roles")
         self.pair_roles = PairRoles.from_dict(saved_roles) if saved_roles else PairRoles.additive()
         self._scale = from_dict(options["scale"])
