@@ -273,6 +273,8 @@ def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted
     assert np.abs(gap).max() > 0.05
     with pytest.raises(ps.PerturbsimError, match="linear_embedding must be one of"):
         ps.models.Stacked(adata, linear_embedding="pca")
+    with pytest.raises(ps.PerturbsimError, match="without 'linear' in corrections"):
+        ps.models.Stacked(adata, corrections=("gears",), linear_embedding="training")
 
 
 def test_it_is_the_catalogue_default(fitted_small):

@@ -215,7 +215,12 @@ class LinearGO(CoverageMixin, PerturbationModel):
         pca = TrainingPCA.of(data, self.n_components)
         self.gene_embedding, self.offset = pca.gene_embedding, pca.offset
         self.weights, self.shrinkage, _, n_fitted = fit_embedded(
-            pca, self._node_row(), self.go_embedding, ridge=self.ridge, shrink=self.shrink
+            pca,
+            self._node_row(),
+            self.go_embedding,
+            ridge=self.ridge,
+            shrink=self.shrink,
+            held_out=False,
         )
         if not n_fitted:
             logger.warning(

@@ -230,6 +230,10 @@ class Stacked(CoverageMixin, PerturbationModel):
             raise PerturbsimError(
                 f"linear_embedding must be one of {list(EMBEDDINGS)}, got {linear_embedding!r}"
             )
+        if linear_embedding != "auto" and "linear" not in corrections:
+            raise PerturbsimError(
+                f"linear_embedding={linear_embedding!r} given without 'linear' in corrections"
+            )
         if gears_options and "gears" not in corrections:
             raise PerturbsimError(
                 f"GEARS options {sorted(gears_options)} given without 'gears' in corrections"
