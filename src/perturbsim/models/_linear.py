@@ -432,6 +432,18 @@ class Linear(CoverageMixin, PerturbationModel):
     held_out_error
         Leave-one-gene-out error of each embedding fitted, relative to the mean training
         perturbation's (:func:`fit_weights`); empty for a model saved before the option.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="small", seed=0)
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> ps.pp.split(adata, seed=1)
+    >>> model = ps.models.Linear(adata, perturbation_embedding="auto").fit()
+    >>> model.embedding  # co-expression predicted the held-out training genes better
+    'coexpression'
+    >>> sorted(model.held_out_error)
+    ['coexpression', 'training']
     """
 
     name = "linear"
