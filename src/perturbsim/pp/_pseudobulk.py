@@ -119,12 +119,14 @@ class PseudobulkStats:
             raise PerturbsimError("gene x gene moments were not computed: rerun pseudobulk")
         n = self.coexpr_n
         mu = self.coexpr_sum / n
-        cov = self.coexpr_gram / n - np.outer(mu, mu)
-        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        denom = np.outer(sd, sd)
-        corr = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
+        corr = np.asarray(self.coexpr_gram, dtype=np.float64) / n  # the covariance, in place
+        corr -= np.outer(mu, mu)
+        sd = np.sqrt(np.clip(np.diag(corr), 0.0, None))
+        inverse = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+        corr *= inverse[:, None]
+        corr *= inverse
         np.fill_diagonal(corr, np.where(sd > 0, 1.0, 0.0))
-        return np.clip(corr, -1.0, 1.0)
+        return np.clip(corr, -1.0, 1.0, out=corr)
 
     def half(self, which: int) -> PseudobulkStats:
         """The statistics of one random half of every condition's cells, control included.
