@@ -370,23 +370,23 @@ class Linear(CoverageMixin, PerturbationModel):
     ``perturbation_embedding="coexpression"`` a gene is embedded instead by its row of the K
     leading eigenvectors of the gene correlation matrix over the single cells behind the
     statistics (:func:`coexpression_embedding`: the cells of the split's training conditions,
-    also when ``fit`` is given other ones), so that genes which vary
-    together from cell to cell, members of one module or programme, are taken to act alike
-    when perturbed; :math:`G`, :math:`b`, the ridge and :math:`\alpha` are as above. With
-    ``"auto"`` both embeddings are fitted and the one whose leave-one-gene-out predictions of
-    the training perturbations err less is kept (``held_out_error``, relative to the mean
-    training perturbation's error; the paper's on ties; the paper's when the statistics hold
-    no gene x gene moments): a choice made on the training conditions only. That error
-    favours the paper's embedding, whose row of a training gene comes from the gene's own
-    responses, its knock-down among them (:func:`fit_weights`): co-expression has to beat it
-    with that handicap. Measured on 5
-    split seeds, the held-out error chose co-expression on 4 of 5 splits of the simulated
-    ``small`` screen and all 5 of the Norman-sized one (0.69-0.78 against 0.75-0.88), and
-    the paper's on 4 of 5 splits of the Gasperini CRISPRi singles (where neither beats the
-    mean); held-out unseen singles of the Norman-sized screen were predicted better with
-    co-expression (calibrated Pearson of the change 0.053 against 0.037, a gain of 0.016
-    [0.001, 0.031]). The ``linear`` baseline is the paper's (``"training"``); the default
-    model (:class:`~perturbsim.models.Stacked`) uses ``"auto"``.
+    also when ``fit`` is given other ones), so that genes which vary together from cell to
+    cell, members of one module or programme, are taken to act alike when perturbed;
+    :math:`G`, :math:`b`, the ridge and :math:`\alpha` are as above. With ``"auto"`` both
+    embeddings are fitted and the one whose leave-one-gene-out predictions of the training
+    perturbations err less is kept (``held_out_error``, relative to the mean training
+    perturbation's error; the paper's on ties; the paper's when the statistics hold no gene x
+    gene moments): a choice made on the training conditions only. That error favours the
+    paper's embedding, whose row of a training gene comes from the gene's own responses, its
+    knock-down among them (:func:`fit_weights`): co-expression has to beat it with that
+    handicap. Measured on 5 split seeds, the held-out error chose co-expression on 4 of 5
+    splits of the simulated ``small`` screen and all 5 of the Norman-sized one (0.69-0.78
+    against 0.75-0.88), and the paper's on 4 of 5 splits of the Gasperini CRISPRi singles
+    (where neither beats the mean); held-out unseen singles of the Norman-sized screen were
+    predicted better with co-expression (calibrated Pearson of the change 0.053 against
+    0.037, a gain of 0.016 [0.001, 0.031]). The ``linear`` baseline is the paper's
+    (``"training"``); the default model (:class:`~perturbsim.models.Stacked`) uses
+    ``"auto"``.
 
     **Coverage.** Only perturbations of *measured* genes have a row in :math:`G`. CRISPRa
     targets are often not measured (in the bundled Norman subset 30 of 31 targets are not

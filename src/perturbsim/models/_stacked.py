@@ -60,7 +60,7 @@ where any shrinkage towards 0 wins; the responses that matter, and that the scor
 condition's top differentially expressed genes), are the strong ones. On the Norman-sized
 simulation (5 split seeds), fitting on all genes scaled the mean to 0.63 for unseen singles
 and lost to ``linear`` in normalised MSE on them (-0.03 [-0.06, -0.00] calibrated); on the
-strongest 50, 100 or 300 it kept the mean at 1, the loss went (the default now predicts
+strongest 50, 100 or 300 it kept the mean at 1, the loss went (the default then predicted
 those singles as ``linear`` does), and pairs with one measured gene gained (0.38 -> 0.42)."""
 SCALE = "scale"
 """Name of the factor on the baseline's part for genes not measured alone (the mean)."""
