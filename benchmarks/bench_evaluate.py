@@ -40,6 +40,7 @@ MIN_PAIR_CELLS = 10
 MODELS = (
     *DEFAULT_MODELS,
     "stacked_no_denoise",
+    "stacked_no_neighbours",
     "stacked_no_coexpression",
     "stacked_gears_only",
     "gears_residual",

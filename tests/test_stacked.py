@@ -203,7 +203,14 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
     _, model = fitted_small
     weights = model.weights
     assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
-    assert set(weights["part"]) == {"scale", "scale_linear", "gears", "linear", "linear_go"}
+    assert set(weights["part"]) == {
+        "scale",
+        "scale_linear",
+        "gears",
+        "linear",
+        "linear_go",
+        "pair_neighbours",
+    }
     assert weights["weight"].between(0, 1).all()
     # the scale of unseen singles is fitted on training singles held out one at a time
     scale = weights.query("kind == 'unseen_single' and part == 'scale'").iloc[0]
@@ -299,3 +306,68 @@ def test_a_gene_nothing_knows_is_refused_by_name(fitted_small):
     with pytest.raises(ps.PerturbsimError, match="NOTAGENE") as err:
         model.predict(["NOTAGENE+" + str(model.genes[0])])
     assert "\n" not in str(err.value)
+
+
+def test_a_pair_of_genes_never_measured_alone_combines_their_predicted_singles(fitted_small):
+    adata, model = fitted_small
+    # the simulation split leaves no validation pair of two unmeasured genes: no correction
+    unmeasured = model.weights.query("kind == 'combo_seen0' and part in @model.part_names")
+    assert unmeasured["weight"].eq(0).all()
+    pairs = [
+        c
+        for c in map(str, adata.uns["perturbsim"]["split"]["test"])
+        if "+" in c and not any(g in model.singles for g in ps.pp.genes_of(c))
+    ]
+    assert pairs
+    a, b = ps.pp.genes_of(pairs[0])
+    pred = model.predict([a, b, pairs[0]])
+    single_a, single_b, pair = pred.layers["delta"]
+    combined = model.pair_roles.predict(single_a, single_b, model._fitted_genes((a, b)))
+    unclipped = np.asarray(pred.X)[2] > 0
+    np.testing.assert_allclose(pair[unclipped], combined[unclipped], atol=1e-5)
+    assert np.abs(pair).sum() > np.abs(single_a).sum()  # not the mean of a single
+
+
+@pytest.fixture(scope="module")
+def fitted_combo():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="combo", seed=1)
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    return adata, model
+
+
+def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(fitted_combo):
+    adata, model = fitted_combo
+    neighbours = model.pair_neighbours
+    assert neighbours.power is not None and neighbours.held_out_gain > 0
+    fitted = model.weights.query("kind == 'combo_seen2' and part == 'pair_neighbours'").iloc[0]
+    # fitted on the training pairs held out one at a time, the validation pairs with them
+    assert 0 < fitted["weight"] <= 1 and fitted["n_conditions"] > len(neighbours.pairs)
+    pairs = [
+        c
+        for c in map(str, adata.uns["perturbsim"]["split"]["test"])
+        if "+" in c and all(g in model.singles for g in ps.pp.genes_of(c))
+    ]
+    assert len(pairs) >= 5
+    genes = [ps.pp.genes_of(c) for c in pairs]
+    pred = model.predict(pairs)
+    lent = neighbours.residual(genes, model.singles)
+    combined = np.array([model._measured_part(g) for g in genes])
+    expected = combined + fitted["weight"] * lent
+    unclipped = np.asarray(pred.X) > 0
+    np.testing.assert_allclose(pred.layers["delta"][unclipped], expected[unclipped], atol=1e-5)
+    ablation = ps.models.build_model("stacked_no_neighbours", adata, corrections=("linear",)).fit()
+    assert ablation.pair_neighbours is None
+    assert "pair_neighbours" not in set(ablation.weights["part"])
+    gap = pred.layers["delta"] - ablation.predict(pairs).layers["delta"]
+    assert np.abs(gap).max() > 0.05
+
+
+def test_pair_neighbours_are_saved_and_loaded(fitted_combo, tmp_path):
+    adata, model = fitted_combo
+    query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    model.save(tmp_path / "stacked")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    assert loaded.pair_neighbours.power == model.pair_neighbours.power
+    np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)

@@ -89,8 +89,15 @@ VARIANTS: dict[str, Variant] = {
     "stacked_gears_only": Variant(
         "stacked", {"corrections": ("gears",)}, "stacked corrected by GEARS alone (ablation)"
     ),
+    "stacked_no_neighbours": Variant(
+        "stacked",
+        {"neighbours": False},
+        "stacked without the residuals of training pairs alike (ablation)",
+    ),
     "stacked_baseline": Variant(
-        "stacked", {"corrections": ()}, "stacked without corrections: the calibrated baseline"
+        "stacked",
+        {"corrections": (), "neighbours": False},
+        "stacked without corrections: the calibrated baseline",
     ),
 }
 """Named options of registered models, for ablations: name -> :class:`Variant`."""

@@ -158,11 +158,12 @@ def fit_per_kind(
     default: np.ndarray,
     *,
     pooled_kinds: tuple[str, ...],
+    borrowing: tuple[str, ...] | None = None,
 ) -> dict[str, Fitted]:
     """Weights per kind: its own rows when it has enough, else the pool of similar kinds.
 
     A kind with at least :data:`MIN_CONDITIONS` rows is fitted on them (:func:`shrunk_fit`). One of
-    ``pooled_kinds`` with fewer (but some) is fitted on the rows of every kind of
+    ``borrowing`` with fewer (but some) is fitted on the rows of every kind of
     ``pooled_kinds`` together, its own too few to say more than those kinds as a whole;
     any other kind with too few rows, and every kind without rows, keeps ``default``: no
     evidence, no departure from it.
@@ -177,18 +178,21 @@ def fit_per_kind(
         Weights of a kind without enough evidence.
     pooled_kinds
         Kinds alike enough to share a fit.
+    borrowing
+        Kinds that may borrow the pooled fit (default: ``pooled_kinds``).
 
     Returns
     -------
     Kind -> :class:`Fitted`.
     """
     pool = [r for r in rows if r.kind in pooled_kinds]
+    borrowing = pooled_kinds if borrowing is None else borrowing
     fitted = {}
     for kind in kinds:
         own = [r for r in rows if r.kind == kind]
         if len(own) >= MIN_CONDITIONS:
             fitted[kind] = Fitted(shrunk_fit(own, default), len(own), pooled=False)
-        elif own and kind in pooled_kinds:
+        elif own and kind in borrowing:
             fitted[kind] = Fitted(shrunk_fit(pool, default), len(pool), pooled=True)
         else:
             fitted[kind] = Fitted(np.asarray(default, dtype=float), 0, pooled=False)

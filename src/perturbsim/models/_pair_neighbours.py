@@ -1,0 +1,205 @@
+"""A pair's interaction from the training pairs whose genes act alike.
+
+The role coefficients (:mod:`perturbsim.models._pair_roles`) say how two singles combine in
+general; what a pair does beyond that, its *residual* (its measured change minus its singles
+combined), is specific to the pair: two genes feeding one AND-like program switch on genes
+that neither moves alone (neomorphism), genes of one pathway mask each other (epistasis).
+Pairs of genes that act alike tend to share it: if ``A+C`` switches a program on, so does
+``B+C`` when ``B`` acts as ``A`` does. So a pair's residual is predicted as the mean of the
+training pairs' residuals, each weighted by how alike the two pairs' genes are: the better of
+the two ways of matching their genes, by the product of the matched genes' similarities, the
+cosine of their measured singles' changes (negative cosines count as 0), raised to a power
+that sharpens the weights towards the closest pairs. A gene matched with itself has
+similarity 1, so pairs sharing a gene weigh most.
+
+The power is chosen among :data:`POWERS` by the leave-one-pair-out error of the training
+residuals (each pair's residual predicted from the others'); when no power predicts them
+better than no residual at all, none is kept (:attr:`PairNeighbours.power` is ``None``) and
+the residual is 0. How far the residual is added is for the caller to fit on held-out pairs
+(:class:`~perturbsim.models.Stacked` weights it on its validation pairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import PerturbsimError
+from ._base import GeneSet
+
+POWERS: tuple[int, ...] = (1, 2, 4, 8, 16)
+"""Powers of the similarity tried; higher powers weigh the closest training pairs more."""
+MIN_PAIRS = 3
+"""Fewest training pairs that can predict a residual."""
+
+
+def cosine_similarity(profiles: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the rows of ``profiles``, negative values set to 0, ``(n, n)``.
+
+    A row of zeros has similarity 0 with every row, itself included.
+    """
+    norms = np.linalg.norm(profiles, axis=1)
+    unit = np.divide(
+        profiles, norms[:, None], out=np.zeros_like(profiles), where=norms[:, None] > 0
+    )
+    return np.clip(unit @ unit.T, 0.0, 1.0)
+
+
+def pair_similarity(
+    queries: Sequence[GeneSet],
+    references: Sequence[GeneSet],
+    gene_similarity: np.ndarray,
+    index: Mapping[str, int],
+) -> np.ndarray:
+    """How alike each query pair is to each reference pair, ``(len(queries), len(references))``.
+
+    The better of the two matchings of their genes, each scored by the product of the matched
+    genes' similarities (``gene_similarity``, indexed by ``index``).
+    """
+    qa, qb = (np.array([index[q[i]] for q in queries]) for i in (0, 1))
+    ra, rb = (np.array([index[r[i]] for r in references]) for i in (0, 1))
+    straight = gene_similarity[np.ix_(qa, ra)] * gene_similarity[np.ix_(qb, rb)]
+    crossed = gene_similarity[np.ix_(qa, rb)] * gene_similarity[np.ix_(qb, ra)]
+    return np.maximum(straight, crossed)
+
+
+def weighted_residuals(weights: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Each row of ``weights`` applied to ``residuals`` as a weighted mean (0 where all are 0)."""
+    totals = weights.sum(axis=1, keepdims=True)
+    return np.divide(
+        weights @ residuals,
+        totals,
+        out=np.zeros((len(weights), residuals.shape[1])),
+        where=totals > 0,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PairNeighbours:
+    """Training pairs' residuals, to be lent to pairs whose genes act alike.
+
+    Attributes
+    ----------
+    pairs
+        The two genes of each training pair.
+    residuals
+        ``(len(pairs), G)``: each pair's measured change minus its singles combined, 0 on its
+        own targets.
+    power
+        The chosen power of the similarity (:data:`POWERS`); ``None``: no residual is lent.
+    held_out_gain
+        Share of the training residuals' squared error that the chosen power removes, each
+        pair predicted from the others (0 when none was chosen).
+    """
+
+    pairs: tuple[GeneSet, ...]
+    residuals: np.ndarray
+    power: int | None
+    held_out_gain: float
+
+    @classmethod
+    def none(cls, n_genes: int) -> PairNeighbours:
+        """No training pairs: no residual is lent."""
+        return cls((), np.zeros((0, n_genes)), None, 0.0)
+
+    @classmethod
+    def fit(
+        cls, pairs: Sequence[GeneSet], residuals: np.ndarray, singles: Mapping[str, np.ndarray]
+    ) -> PairNeighbours:
+        """Keep the training residuals and choose the power (see the module documentation).
+
+        Parameters
+        ----------
+        pairs
+            The two genes of each training pair, each measured alone (a key of ``singles``).
+        residuals
+            ``(len(pairs), G)`` their residuals, 0 on each pair's own targets.
+        singles
+            Gene -> its measured change alone ``(G,)``.
+        """
+        pairs = tuple(tuple(p) for p in pairs)
+        residuals = np.asarray(residuals, dtype=np.float64)
+        if len(pairs) != len(residuals) or any(len(p) != 2 for p in pairs):
+            raise PerturbsimError("PairNeighbours.fit needs one residual per pair of two genes")
+        if not np.isfinite(residuals).all():
+            raise PerturbsimError("the residuals of the training pairs hold NaN or inf")
+        if len(pairs) < MIN_PAIRS:
+            return cls(pairs, residuals, None, 0.0)
+        energy = float((residuals**2).sum())
+        best_power, best_gain = None, 0.0
+        if energy > 0:
+            for power in POWERS:
+                predicted = cls._held_out(pairs, residuals, singles, power)
+                gain = 1.0 - float(((residuals - predicted) ** 2).sum()) / energy
+                if gain > best_gain:
+                    best_power, best_gain = power, gain
+        return cls(pairs, residuals, best_power, best_gain)
+
+    @classmethod
+    def _held_out(
+        cls,
+        pairs: Sequence[GeneSet],
+        residuals: np.ndarray,
+        singles: Mapping[str, np.ndarray],
+        power: int,
+    ) -> np.ndarray:
+        """Each pair's residual predicted from the other pairs' with ``power``."""
+        similarity = cls._similarity_of(pairs, pairs, singles)
+        np.fill_diagonal(similarity, 0.0)
+        return weighted_residuals(similarity**power, residuals)
+
+    def held_out(self, singles: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each training pair's residual predicted from the other training pairs'.
+
+        ``(len(pairs), G)`` with the chosen power; 0 when none was chosen.
+        """
+        if self.power is None:
+            return np.zeros_like(self.residuals)
+        return self._held_out(self.pairs, self.residuals, singles, self.power)
+
+    @staticmethod
+    def _similarity_of(
+        queries: Sequence[GeneSet], references: Sequence[GeneSet], singles: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        genes = sorted({g for p in (*queries, *references) for g in p})
+        missing = [g for g in genes if g not in singles]
+        if missing:
+            raise PerturbsimError(f"gene {missing[0]!r} of a pair was not measured alone")
+        index = {g: i for i, g in enumerate(genes)}
+        gene_similarity = cosine_similarity(np.array([singles[g] for g in genes], dtype=float))
+        return pair_similarity(queries, references, gene_similarity, index)
+
+    def residual(self, queries: Sequence[GeneSet], singles: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The residual lent to each query pair of measured singles, ``(len(queries), G)``.
+
+        0 for every pair when no power was chosen.
+        """
+        if self.power is None or not queries:
+            return np.zeros((len(queries), self.residuals.shape[1]))
+        similarity = self._similarity_of(queries, self.pairs, singles)
+        return weighted_residuals(similarity**self.power, self.residuals)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (the residuals go to the weights file)."""
+        return {
+            "pairs": [list(p) for p in self.pairs],
+            "power": self.power,
+            "held_out_gain": self.held_out_gain,
+        }
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any], residuals: np.ndarray) -> PairNeighbours:
+        """Inverse of :meth:`to_dict`, with the saved residuals."""
+        pairs = tuple(tuple(str(g) for g in p) for p in fields["pairs"])
+        residuals = np.asarray(residuals, dtype=np.float64)
+        if len(pairs) != len(residuals):
+            raise PerturbsimError(
+                f"saved pair neighbours list {len(pairs)} pairs but {len(residuals)} residuals"
+            )
+        power = fields["power"]
+        return cls(
+            pairs, residuals, None if power is None else int(power), float(fields["held_out_gain"])
+        )

@@ -1,0 +1,113 @@
+"""Pair neighbours: a pair's interaction lent from the training pairs whose genes act alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import perturbsim as ps
+from perturbsim.models._pair_neighbours import PairNeighbours, cosine_similarity, pair_similarity
+
+N_GENES = 60
+
+
+def _modules(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Singles of three modules (x, y, z) of four genes: each module moves its own genes."""
+    singles = {}
+    for m, module in enumerate("xyz"):
+        pattern = np.zeros(N_GENES)
+        pattern[10 * m : 10 * m + 10] = 1.0
+        for i in range(4):
+            singles[f"{module}{i}"] = pattern + 0.05 * rng.standard_normal(N_GENES)
+    return singles
+
+
+def _planted(rng: np.random.Generator) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
+    """Training pairs: x with y switch on genes 40-49 (a new program); other pairs do nothing."""
+    new_program = np.zeros(N_GENES)
+    new_program[40:50] = 2.0
+    pairs, residuals = [], []
+    for a, b in [("x0", "y0"), ("x1", "y1"), ("x2", "y0"), ("x0", "y2"), ("x1", "y3")]:
+        pairs.append((a, b))
+        residuals.append(new_program + 0.1 * rng.standard_normal(N_GENES))
+    for a, b in [("x0", "z0"), ("x2", "z1"), ("y1", "z2"), ("y2", "z3"), ("x3", "z3")]:
+        pairs.append((a, b))
+        residuals.append(0.1 * rng.standard_normal(N_GENES))
+    return pairs, np.array(residuals), new_program
+
+
+def test_a_pair_of_genes_alike_to_neomorphic_pairs_is_lent_their_new_program():
+    rng = np.random.default_rng(0)
+    singles = _modules(rng)
+    pairs, residuals, new_program = _planted(rng)
+    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    assert fitted.power is not None and fitted.held_out_gain > 0.5
+    lent = fitted.residual([("x3", "y3"), ("y3", "z1")], singles)
+    # x3 and y3 were never paired with each other, but genes like them switch the program on
+    assert np.corrcoef(lent[0], new_program)[0, 1] > 0.95
+    assert lent[0][40:50].mean() > 1.5
+    # a pair of y and z genes is like the pairs that did nothing
+    assert np.abs(lent[1][40:50]).mean() < 0.2
+    # the order of a pair's genes does not matter
+    np.testing.assert_allclose(fitted.residual([("y3", "x3")], singles)[0], lent[0])
+
+
+def test_without_structure_no_power_is_kept_and_nothing_is_lent():
+    rng = np.random.default_rng(1)
+    singles = _modules(rng)
+    pairs, _, _ = _planted(rng)
+    noise = rng.standard_normal((len(pairs), N_GENES))
+    fitted = PairNeighbours.fit(pairs, noise, singles)
+    assert fitted.power is None and fitted.held_out_gain == 0.0
+    assert not fitted.residual([("x3", "y3")], singles).any()
+    assert not fitted.held_out(singles).any()
+
+
+def test_each_training_pair_is_held_out_from_its_own_residual():
+    rng = np.random.default_rng(2)
+    singles = _modules(rng)
+    pairs, residuals, _ = _planted(rng)
+    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    held_out = fitted.held_out(singles)
+    # predicted from the others: close to its group's program, never its own noise exactly
+    assert not np.allclose(held_out, residuals)
+    similarity = pair_similarity(
+        pairs,
+        pairs,
+        cosine_similarity(np.stack(list(singles.values()))),
+        {g: i for i, g in enumerate(singles)},
+    )
+    np.fill_diagonal(similarity, 0.0)
+    weights = similarity[0] ** fitted.power
+    np.testing.assert_allclose(held_out[0], weights @ residuals / weights.sum())
+
+
+def test_cosine_similarity_clips_opposite_profiles_and_zero_rows():
+    profiles = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    similarity = cosine_similarity(profiles)
+    assert similarity[0, 1] == 0.0  # opposite changes are not alike
+    assert not similarity[2].any()  # a single without change is like nothing
+    assert similarity[0, 3] == pytest.approx(np.sqrt(0.5))
+
+
+def test_bad_input_is_refused_and_saved_fields_round_trip():
+    rng = np.random.default_rng(3)
+    singles = _modules(rng)
+    pairs, residuals, _ = _planted(rng)
+    with pytest.raises(ps.PerturbsimError, match="one residual per pair"):
+        PairNeighbours.fit(pairs[:-1], residuals, singles)
+    bad = residuals.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ps.PerturbsimError, match="NaN"):
+        PairNeighbours.fit(pairs, bad, singles)
+    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    with pytest.raises(ps.PerturbsimError, match="'w0' of a pair was not measured alone"):
+        fitted.residual([("x0", "w0")], singles)
+    restored = PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals)
+    np.testing.assert_array_equal(
+        restored.residual([("x3", "y3")], singles), fitted.residual([("x3", "y3")], singles)
+    )
+    with pytest.raises(ps.PerturbsimError, match="10 pairs but 9 residuals"):
+        PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals[:-1])
+    few = PairNeighbours.fit(pairs[:2], residuals[:2], singles)
+    assert few.power is None
