@@ -352,7 +352,8 @@ def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(f
     assert len(pairs) >= 5
     genes = [ps.pp.genes_of(c) for c in pairs]
     pred = model.predict(pairs)
-    lent = neighbours.residual(genes, model.singles)
+    # lent off the pair's own targets
+    lent = neighbours.residual(genes, model.singles) * [model._fitted_genes(g) for g in genes]
     combined = np.array([model._measured_part(g) for g in genes])
     expected = combined + fitted["weight"] * lent
     unclipped = np.asarray(pred.X) > 0

@@ -10,7 +10,7 @@ training pairs' residuals, each weighted by how alike the two pairs' genes are: 
 the two ways of matching their genes, by the product of the matched genes' similarities, the
 cosine of their measured singles' changes (negative cosines count as 0), raised to a power
 that sharpens the weights towards the closest pairs. A gene matched with itself has
-similarity 1, so pairs sharing a gene weigh most.
+similarity 1 (if its single moves any gene), so pairs sharing a gene weigh most.
 
 The power is chosen among :data:`POWERS` by the leave-one-pair-out error of the training
 residuals (each pair's residual predicted from the others'); when no power predicts them

@@ -440,9 +440,9 @@ class Stacked(CoverageMixin, PerturbationModel):
             pairs = [i for i, s in enumerate(sets) if kind_of(s, self.singles) == "combo_seen2"]
             pairs = [i for i in pairs if len(sets[i]) == 2]
             if pairs:
-                departures[NEIGHBOURS][pairs] = self.pair_neighbours.residual(
-                    [sets[i] for i in pairs], self.singles
-                )
+                lent = self.pair_neighbours.residual([sets[i] for i in pairs], self.singles)
+                off_target = np.array([self._fitted_genes(sets[i]) for i in pairs])
+                departures[NEIGHBOURS][pairs] = lent * off_target
         return departures
 
     def _support_of(self, genes: Sequence[str], known: set[str]) -> np.ndarray:
@@ -863,6 +863,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.interaction = bool(options.get("interaction", False))
         # files saved before the pair neighbours lent no residual
         self.neighbours = bool(options.get("neighbours", False))
+        if "neighbours" not in options:
+            logger.warning(
+                "%s was saved before pairs of genes never measured alone were predicted from "
+                "their predicted singles: its weights for them were fitted otherwise; refit it",
+                self.name,
+            )
         saved_neighbours = options.get("pair_neighbours")
         self.pair_neighbours = (
             None
