@@ -131,25 +131,22 @@ class PairNeighbours:
         energy = float((residuals**2).sum())
         best_power, best_gain = None, 0.0
         if energy > 0:
+            similarity = cls._others_similarity(pairs, singles)
             for power in POWERS:
-                predicted = cls._held_out(pairs, residuals, singles, power)
+                predicted = weighted_residuals(similarity**power, residuals)
                 gain = 1.0 - float(((residuals - predicted) ** 2).sum()) / energy
                 if gain > best_gain:
                     best_power, best_gain = power, gain
         return cls(pairs, residuals, best_power, best_gain)
 
     @classmethod
-    def _held_out(
-        cls,
-        pairs: Sequence[GeneSet],
-        residuals: np.ndarray,
-        singles: Mapping[str, np.ndarray],
-        power: int,
+    def _others_similarity(
+        cls, pairs: Sequence[GeneSet], singles: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        """Each pair's residual predicted from the other pairs' with ``power``."""
+        """Each pair's similarity to the other pairs (0 to itself: it is held out)."""
         similarity = cls._similarity_of(pairs, pairs, singles)
         np.fill_diagonal(similarity, 0.0)
-        return weighted_residuals(similarity**power, residuals)
+        return similarity
 
     def held_out(self, singles: Mapping[str, np.ndarray]) -> np.ndarray:
         """Each training pair's residual predicted from the other training pairs'.
@@ -158,7 +155,8 @@ class PairNeighbours:
         """
         if self.power is None:
             return np.zeros_like(self.residuals)
-        return self._held_out(self.pairs, self.residuals, singles, self.power)
+        similarity = self._others_similarity(self.pairs, singles)
+        return weighted_residuals(similarity**self.power, self.residuals)
 
     @staticmethod
     def _similarity_of(
