@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ from scipy.optimize import lsq_linear
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
+from perturbsim.models._stacked import kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
     FitRow,
@@ -200,7 +203,7 @@ def fitted_small():
 
 
 def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small):
-    _, model = fitted_small
+    adata, model = fitted_small
     weights = model.weights
     assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
     assert set(weights["part"]) == {
@@ -219,6 +222,21 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
     seen2 = weights.query("kind == 'combo_seen2'").set_index("part")
     assert seen2.loc["scale", "weight"] == 1.0 and seen2.loc["gears", "weight"] == 0.0
     assert (seen2["n_conditions"] == 0).all()
+    # training pairs of genes never measured alone are predicted from their predicted singles,
+    # not the mean: they do not fit the scale (no validation triple has a mean part either)
+    seen0 = weights.query("kind == 'combo_seen0' and part == 'scale'").iloc[0]
+    assert seen0["n_conditions"] == 0
+    # the corrections are weighted on validation conditions of their own kind, never pooled
+    split = adata.uns["perturbsim"]["split"]
+    trained = {
+        ps.pp.genes_of(c)[0] for c in map(str, split["train"]) if len(ps.pp.genes_of(c)) == 1
+    }
+    val_kinds = pd.Series([kind_of(ps.pp.genes_of(str(c)), trained) for c in split["val"]])
+    corrections = weights[weights["part"].isin(model.corrections)]
+    for kind, rows in corrections.groupby("kind"):
+        n_own = int((val_kinds == kind).sum())
+        assert (rows["n_conditions"] == (n_own if n_own >= 3 else 0)).all(), kind
+    assert not corrections["pooled"].any()
 
 
 def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitted_small):
@@ -344,6 +362,10 @@ def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(f
     fitted = model.weights.query("kind == 'combo_seen2' and part == 'pair_neighbours'").iloc[0]
     # fitted on the training pairs held out one at a time, the validation pairs with them
     assert 0 < fitted["weight"] <= 1 and fitted["n_conditions"] > len(neighbours.pairs)
+    # the correcting models were trained on the training pairs: only validation pairs weigh them
+    val_pairs = [c for c in map(str, adata.uns["perturbsim"]["split"]["val"]) if "+" in c]
+    linear = model.weights.query("kind == 'combo_seen2' and part == 'linear'").iloc[0]
+    assert linear["n_conditions"] == (len(val_pairs) if len(val_pairs) >= 3 else 0)
     pairs = [
         c
         for c in map(str, adata.uns["perturbsim"]["split"]["test"])
@@ -372,3 +394,80 @@ def test_pair_neighbours_are_saved_and_loaded(fitted_combo, tmp_path):
     loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
     assert loaded.pair_neighbours.power == model.pair_neighbours.power
     np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
+
+
+def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
+    fitted_combo, tmp_path
+):
+    adata, model = fitted_combo
+    query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    model.save(tmp_path / "stacked")
+    config_path = tmp_path / "stacked" / "config.json"
+    config = json.loads(config_path.read_text())
+    # the layout of the previous release: the neighbours' weight ended each kind's corrections
+    neighbours = config["options"].pop("neighbours_weight")
+    for kind, fitted in config["options"]["corrections"].items():
+        fitted["weights"].append(neighbours["weights"][0] if kind == "combo_seen2" else 0.0)
+    config_path.write_text(json.dumps(config))
+    loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
+    pd.testing.assert_frame_equal(
+        loaded.weights.drop(columns="n_conditions"), model.weights.drop(columns="n_conditions")
+    )
+
+
+def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_again(tmp_path):
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="combo", seed=1)
+    model = ps.models.Stacked(adata, corrections=("linear",), neighbours=False).fit()
+    model.save(tmp_path / "stacked")
+    config_path = tmp_path / "stacked" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"]["neighbours_weight"]  # the previous release's layout
+    config_path.write_text(json.dumps(config))
+    loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    loaded.save(tmp_path / "again")
+    again = ps.models.PerturbationModel.load(tmp_path / "again")
+    query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    np.testing.assert_array_equal(again.predict(query).X, model.predict(query).X)
+
+
+def test_corrections_are_not_weighted_on_validation_conditions_of_other_kinds():
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    split = adata.uns["perturbsim"]["split"]
+    trained = {
+        ps.pp.genes_of(c)[0] for c in map(str, split["train"]) if len(ps.pp.genes_of(c)) == 1
+    }
+    val_kinds = [kind_of(ps.pp.genes_of(str(c)), trained) for c in split["val"]]
+    # one validation pair with a measured gene, one with none: too few to weigh either
+    assert val_kinds.count("combo_seen1") == 1 and val_kinds.count("combo_seen0") == 1
+    model = ps.models.Stacked(adata, corrections=("linear_go",)).fit()
+    seen1 = model.weights.query("kind == 'combo_seen1'").set_index("part")
+    assert seen1.loc["linear_go", "n_conditions"] == 0 and not seen1.loc["linear_go", "pooled"]
+    assert seen1.loc["linear_go", "weight"] == 0.0
+
+
+def test_validation_pairs_are_fitted_as_they_are_predicted(monkeypatch):
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="combo", seed=3, val_fraction=0.3)
+    recorded: dict = {}
+    fit_error_model = ps.models.Stacked._fit_error_model
+
+    def record(self, data, held_out, val, val_residuals):
+        recorded.update(val=list(val), residuals=val_residuals.copy())
+        return fit_error_model(self, data, held_out, val, val_residuals)
+
+    monkeypatch.setattr(ps.models.Stacked, "_fit_error_model", record)
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    weights = model.weights.query("kind == 'combo_seen2'").set_index("part")["weight"]
+    assert weights["linear"] > 0 and weights["pair_neighbours"] > 0  # both parts weigh in
+    rows = [i for i, c in enumerate(recorded["val"]) if len(ps.pp.genes_of(c)) == 2]
+    assert len(rows) >= 3
+    stats = ScreenData.from_adata(adata).stats
+    conditions = [recorded["val"][i] for i in rows]
+    measured = stats.delta[stats.index(conditions)].astype(np.float64)
+    predicted = model._point_change([ps.pp.genes_of(c) for c in conditions])
+    np.testing.assert_allclose(recorded["residuals"][rows], measured - predicted, atol=1e-6)

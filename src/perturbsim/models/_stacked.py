@@ -34,7 +34,14 @@ from ._linear import EMBEDDINGS
 from ._pair_neighbours import PairNeighbours
 from ._pair_roles import PairRoles, fit_pair_roles_on, off_targets
 from ._simple import CoverageMixin
-from ._stacking import FitRow, Fitted, fit_per_kind, strongest
+from ._stacking import (
+    FitRow,
+    Fitted,
+    fit_per_kind,
+    fitted_from_dict,
+    fitted_to_dict,
+    strongest,
+)
 from ._target_effect import fit_target_effect
 
 logger = logging.getLogger(__name__)
@@ -43,16 +50,13 @@ KINDS: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1", "combo_
 """Kinds of perturbation with their own weights (named as the test subgroups). A single
 measured alone (``seen_single``) is predicted by its measurement."""
 POOLED: tuple[str, ...] = ("combo_seen0", "combo_seen1")
-"""Kinds whose weights may share a fit: combinations with a gene not measured alone.
-What holds for pairs says little of unseen singles (GEARS's interaction term helps pairs
-and not singles; a pair moves more genes than a single, so the mean fits it at another
-scale), and pairs of measured singles (``combo_seen2``) have a baseline of another
-nature, the sum of two measurements: those are fitted only on evidence of their own."""
-BORROWING: tuple[str, ...] = ("combo_seen1",)
-"""Kinds whose corrections' weights borrow the fit pooled over :data:`POOLED` when they have
-too few conditions of their own. Pairs of genes never measured alone (``combo_seen0``) have
-a baseline of another nature, their predicted singles combined: the weights of pairs with a
-measured gene say little of them, so they are fitted only on evidence of their own."""
+"""Kinds whose scales may share a fit: combinations with a gene not measured alone, whose
+baseline may take the mean training change for those genes (a pair with one measured gene;
+a set of three genes or more none of which was measured; a pair of two such genes is its
+predicted singles combined, with no scale). What holds for pairs says little of unseen
+singles (a pair moves more genes than a single, so the mean fits it at another scale), and
+pairs of measured singles (``combo_seen2``) have no mean in their baseline. The
+corrections' weights are never pooled (see :class:`Stacked`)."""
 ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
 """Kinds whose error scales may share a fit: those with a gene not measured alone, whose
 error falls with support. Pairs of measured singles have support 1 and an error of
@@ -61,8 +65,8 @@ CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 NEIGHBOURS = "pair_neighbours"
 """Name of the part lending a pair of measured singles the residual of training pairs whose
-genes act alike (:mod:`perturbsim.models._pair_neighbours`), weighted in as the corrections
-are."""
+genes act alike (:mod:`perturbsim.models._pair_neighbours`), weighted in after the
+corrections, on what they leave."""
 FIT_GENES = 100
 """Genes of each held-out condition the weights are fitted on: its largest measured changes
 off its targets. Least squares over every gene is decided by the thousands that barely move,
@@ -72,6 +76,9 @@ simulation (5 split seeds), fitting on all genes scaled the mean to 0.63 for uns
 and lost to ``linear`` in normalised MSE on them (-0.03 [-0.06, -0.00] calibrated); on the
 strongest 50, 100 or 300 it kept the mean at 1, the loss went (the default then predicted
 those singles as ``linear`` does), and pairs with one measured gene gained (0.38 -> 0.42)."""
+NO_EVIDENCE = Fitted(np.zeros(1), 0, pooled=False)
+"""The :data:`NEIGHBOURS` weight where there is no evidence: 0, no residual lent."""
+NO_EVIDENCE.weights.setflags(write=False)  # shared by every kind without evidence
 SCALE = "scale"
 """Name of the factor on the baseline's part for genes not measured alone (the mean)."""
 SCALE_LINEAR = "scale_linear"
@@ -144,12 +151,13 @@ class Stacked(CoverageMixin, PerturbationModel):
     gene) each predict the perturbation. With ``neighbours`` (default) a pair of measured
     singles is also lent the residual of the training pairs whose genes act alike (their
     measured change minus their singles combined; :attr:`pair_neighbours`,
-    :mod:`perturbsim.models._pair_neighbours`): a part weighted as a correction's
-    departure is (:data:`NEIGHBOURS`), on the validation pairs and on the training pairs
-    each lent the residual of the others. With :math:`s`, :math:`u` and :math:`l` the
-    baseline's parts (measured singles; mean and target effects for the genes not measured
-    alone; ``linear``'s departure from the mean where it is the baseline), the calibrated
-    baseline is :math:`b = s + c_k u + c'_k l` and the prediction
+    :mod:`perturbsim.models._pair_neighbours`), a part (:data:`NEIGHBOURS`) whose weight
+    is fitted as the corrections' are, once they are weighted, on what they leave of the
+    validation pairs and on the training pairs each lent the residual of the others. With
+    :math:`s`, :math:`u` and :math:`l` the baseline's parts (measured singles; mean and
+    target effects for the genes not measured alone; ``linear``'s departure from the mean
+    where it is the baseline), the calibrated baseline is :math:`b = s + c_k u + c'_k l`
+    and the prediction
 
     .. math:: b + \sum_j w_{k,j} (m_j - b),
 
@@ -169,14 +177,23 @@ class Stacked(CoverageMixin, PerturbationModel):
       them);
     - the corrections' :math:`w_{k,j}`, how far each model's departure from the
       calibrated baseline improves on it, on the validation conditions only (the models
-      were fitted on the training conditions), with, for :data:`NEIGHBOURS`, the training
-      pairs of measured singles each lent the residual of the other training pairs.
+      were fitted on the training conditions); then, for pairs of measured singles, the
+      weight of :data:`NEIGHBOURS`, on what the weighted corrections leave of the
+      validation pairs and on the training pairs each lent the residual of the other
+      training pairs (their own evidence: they do not count towards the corrections'; the
+      correcting models were trained on the training pairs, so their departures there are
+      not held out and only the validation pairs' targets have the corrections removed).
 
-    A kind of combination with fewer than three held-out conditions borrows the fit pooled
-    over the combinations with a gene not measured alone (:data:`POOLED`), except the
-    corrections of pairs of genes never measured alone (:data:`BORROWING`); any other kind
-    with fewer keeps the baseline (:math:`c = 1`, :math:`w = 0`): no departure without
-    evidence. Every fitted weight is also shrunk towards its default by its standard error.
+    A combination with a gene not measured alone (:data:`POOLED`) whose kind has one or two
+    held-out conditions borrows the scales fitted over those kinds together; any other kind
+    with fewer than three keeps the baseline's scales (:math:`c = 1`). The corrections'
+    weights are never pooled: each kind's baseline is of its own nature (a measured single
+    plus the mean; two predicted singles combined; two measured singles combined), so a
+    correction's departure from one says little of its departure from another; a kind
+    with fewer than three validation conditions keeps :math:`w = 0`, as does the
+    :data:`NEIGHBOURS` weight with fewer than three pairs (validation and training
+    together) or when the neighbours lend nothing: no departure without evidence. Every
+    fitted weight is also shrunk towards its default by its standard error.
     :attr:`weights` reports them.
 
     **Uncertainty.** Each prediction carries a predictive variance per gene
@@ -304,6 +321,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.screen_genes: list[str] = []
         self._scale: dict[str, Fitted] = {}
         self._corrections_fit: dict[str, Fitted] = {}
+        self._neighbours_fit = NO_EVIDENCE
         self._error: dict[str, ErrorScale] = {}
         self.gene_scale = np.zeros(0)
         self.noise = np.zeros(0)
@@ -535,12 +553,14 @@ class Stacked(CoverageMixin, PerturbationModel):
         return data.stats.delta[data.stats.index(conditions)].astype(np.float64)
 
     def _fit_weights(self, data: ScreenData) -> None:
-        """Fit the scale, then the corrections' weights, per kind; then the error model.
+        """Fit the scale, the corrections' and the neighbours' weights, per kind; then the errors.
 
         The scale on held-out training conditions and the validation conditions; the
-        corrections on the validation conditions (the models were trained on the others).
-        Validation pairs of genes never measured alone are predicted from predicted singles,
-        so they join the fit once the other kinds' weights are set.
+        corrections on the validation conditions (the models were trained on the others);
+        the neighbours on what the corrections leave of the validation pairs of measured
+        singles and on the training pairs each lent the others' residual. Validation pairs
+        of genes never measured alone are predicted from predicted singles, so they join
+        the fit once the other kinds' weights are set.
         """
         val = data.perturbed(data.val)
         held_out = self._held_out_training_rows(data)
@@ -563,7 +583,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         held_out: list[tuple[str, FitRow]],
         pair_rows: list[FitRow],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fit the scale on ``val`` and ``held_out``, the weights on ``val`` and ``pair_rows``.
+        """Fit the scale on ``val`` and ``held_out``, the corrections' weights on ``val``.
+
+        Then the :data:`NEIGHBOURS` weight on what the corrections leave of the pairs of
+        measured singles of ``val``, and on ``pair_rows``.
 
         Returns the measured and the predicted changes of ``val``.
         """
@@ -592,6 +615,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         scales = np.array([self._scale_of(k) for k in kinds]).reshape(len(kinds), len(SCALES))
         baseline = seen + np.einsum("ngp,np->ng", scaled, scales)
         departures = self._departures(sets, baseline)
+        focus = [strongest(measured[i, keep[i]], FIT_GENES) for i in range(len(val))]
+        lent = departures.pop(NEIGHBOURS, None)
         rows = [
             FitRow(
                 kinds[i],
@@ -599,23 +624,34 @@ class Stacked(CoverageMixin, PerturbationModel):
                 if departures
                 else np.zeros((int(keep[i].sum()), 0)),
                 measured[i, keep[i]] - baseline[i, keep[i]],
-                strongest(measured[i, keep[i]], FIT_GENES),
+                focus[i],
             )
             for i in range(len(val))
         ]
-        self._corrections_fit = fit_per_kind(
-            rows + pair_rows,
-            KINDS,
-            np.zeros(len(departures)),
-            pooled_kinds=POOLED,
-            borrowing=BORROWING,
-        )
+        no_weights = np.zeros(len(departures))
+        self._corrections_fit = fit_per_kind(rows, KINDS, no_weights, pooled_kinds=())
         predicted = baseline.copy()
         for i, kind in enumerate(kinds):
             if kind in KINDS:
                 weights = self._corrections_fit[kind].weights
                 for j, departure in enumerate(departures.values()):
                     predicted[i] += weights[j] * departure[i]
+        self._neighbours_fit = NO_EVIDENCE
+        if lent is not None and pair_rows:  # rows only when the neighbours lend a residual
+            pairs = [i for i, kind in enumerate(kinds) if kind == "combo_seen2"]
+            neighbour_rows = [
+                FitRow(
+                    "combo_seen2",
+                    lent[i, keep[i], None],
+                    measured[i, keep[i]] - predicted[i, keep[i]],
+                    focus[i],
+                )
+                for i in pairs
+            ]
+            self._neighbours_fit = fit_per_kind(
+                neighbour_rows + pair_rows, ("combo_seen2",), np.zeros(1), pooled_kinds=()
+            )["combo_seen2"]
+            predicted[pairs] += self._neighbours_fit.weights[0] * lent[pairs]
         return measured, predicted
 
     def _fit_error_model(
@@ -629,7 +665,8 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         The validation conditions as predicted (weights included); the training conditions
         held out one at a time as the calibrated baseline predicts them (the corrections
-        were trained on them), each with the support it has without itself; and the
+        were trained on them; pairs of genes never measured alone left out, see
+        :meth:`_held_out_training_rows`), each with the support it has without itself; and the
         training pairs of measured singles as their combined singles predict them (the
         singles never saw the pair; the six role coefficients did).
         """
@@ -665,25 +702,27 @@ class Stacked(CoverageMixin, PerturbationModel):
     def _held_out_pair_rows(self) -> list[FitRow]:
         """Training pairs of measured singles, each lent the residual of the other pairs alike.
 
-        Rows for the weights of pairs of measured singles in which only the
-        :data:`NEIGHBOURS` part is not 0 (the correcting models were trained on these
-        pairs); none without pair neighbours.
+        Rows for the :data:`NEIGHBOURS` weight of pairs of measured singles, its one part the
+        lent residual (the correcting models were trained on these pairs: they fit only on
+        the validation pairs); none without pair neighbours.
         """
         neighbours = self.pair_neighbours
         if neighbours is None or neighbours.power is None:
             return []
-        column = self.part_names.index(NEIGHBOURS)
         rows = []
         lent = neighbours.held_out(self.singles)
         for genes, residual, lent_residual in zip(
             neighbours.pairs, neighbours.residuals, lent, strict=True
         ):
             keep = self._fitted_genes(genes)
-            parts = np.zeros((int(keep.sum()), len(self.part_names)))
-            parts[:, column] = lent_residual[keep]
             measured = residual[keep] + self._measured_part(genes)[keep]
             rows.append(
-                FitRow("combo_seen2", parts, residual[keep], strongest(measured, FIT_GENES))
+                FitRow(
+                    "combo_seen2",
+                    lent_residual[keep, None],
+                    residual[keep],
+                    strongest(measured, FIT_GENES),
+                )
             )
         return rows
 
@@ -691,8 +730,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Training conditions held out one at a time, for the scale of the unseen part.
 
         Each perturbed training condition with genes not measured alone (by the other
-        training conditions) is predicted by the mean of the other training conditions.
-        Returns each condition with its row.
+        training conditions) is predicted by the mean of the other training conditions,
+        except a pair neither of whose genes was measured alone: the default predicts such a
+        pair from its genes' predicted singles, not the mean, so its error would say nothing
+        of the scale nor of the default's error. Returns each condition with its row.
         """
         train = data.perturbed(data.train)
         if len(train) < 2:
@@ -704,7 +745,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             genes = genes_of(condition)
             others = {g: c for g, c in self.singles.items() if g != condition}
             kind = kind_of(genes, others)
-            if kind not in KINDS or kind == "combo_seen2":
+            if kind not in KINDS or kind == "combo_seen2" or self._unmeasured_pair(genes):
                 continue
             keep = self._fitted_genes(genes)
             seen = sum((others[g] for g in genes if g in others), np.zeros(len(self.genes)))
@@ -730,8 +771,9 @@ class Stacked(CoverageMixin, PerturbationModel):
             fits: list[tuple[str, Fitted, int]] = [
                 (name, self._scale[kind], j) for j, name in enumerate(SCALES)
             ]
-            corrections = self._corrections_fit[kind]
-            fits += [(name, corrections, j) for j, name in enumerate(self.part_names)]
+            corrections, *neighbours = self._parts_fit(kind)
+            fits += [(name, corrections, j) for j, name in enumerate(self.corrections)]
+            fits += [(NEIGHBOURS, fitted, 0) for fitted in neighbours]
             rows += [
                 {
                     "kind": kind,
@@ -771,12 +813,23 @@ class Stacked(CoverageMixin, PerturbationModel):
         """The scales of a kind (:data:`SCALES`; :data:`SCALE_DEFAULT` for other kinds)."""
         return self._scale[kind].weights if kind in KINDS else SCALE_DEFAULT
 
+    def _parts_fit(self, kind: str) -> list[Fitted]:
+        """How the weights of a kind's corrections, then of :data:`NEIGHBOURS`, were fitted.
+
+        :data:`NEIGHBOURS` lends a residual to pairs of measured singles only: its weight is
+        that kind's, 0 elsewhere.
+        """
+        fitted = [self._corrections_fit[kind]]
+        if self.pair_neighbours is not None:
+            fitted.append(self._neighbours_fit if kind == "combo_seen2" else NO_EVIDENCE)
+        return fitted
+
     def _weights_of(self, genes: GeneSet) -> tuple[np.ndarray, np.ndarray]:
-        """The scales and the corrections' weights of a set (the baseline's for other kinds)."""
+        """The scales and the parts' weights of a set (the baseline's for other kinds)."""
         kind = kind_of(genes, self.singles)
         if kind not in KINDS:
             return SCALE_DEFAULT, np.zeros(len(self.part_names))
-        return self._scale_of(kind), self._corrections_fit[kind].weights
+        return self._scale_of(kind), np.concatenate([f.weights for f in self._parts_fit(kind)])
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
@@ -811,14 +864,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     # -- persistence -----------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
         def as_dict(fitted: dict[str, Fitted]) -> dict[str, Any]:
-            return {
-                kind: {
-                    "weights": f.weights.tolist(),
-                    "n_conditions": f.n_conditions,
-                    "pooled": f.pooled,
-                }
-                for kind, f in fitted.items()
-            }
+            return {kind: fitted_to_dict(f) for kind, f in fitted.items()}
 
         return {
             "denoise": self.denoise,
@@ -831,6 +877,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "pair_roles": self.pair_roles.to_dict(),
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
+            "neighbours_weight": fitted_to_dict(self._neighbours_fit),
             "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
             "single_genes": list(self.singles),
             "screen_genes": self.screen_genes,
@@ -853,10 +900,7 @@ class Stacked(CoverageMixin, PerturbationModel):
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         def from_dict(saved: dict[str, Any]) -> dict[str, Fitted]:
-            return {
-                kind: Fitted(np.asarray(f["weights"], float), int(f["n_conditions"]), f["pooled"])
-                for kind, f in saved.items()
-            }
+            return {kind: fitted_from_dict(f) for kind, f in saved.items()}
 
         self.denoise = bool(options["denoise"])
         # files saved before the role coefficients existed combine pairs by their sum
@@ -885,6 +929,17 @@ class Stacked(CoverageMixin, PerturbationModel):
                 weights = np.append(fitted.weights, SCALE_DEFAULT[fitted.weights.size :])
                 self._scale[kind] = Fitted(weights, fitted.n_conditions, fitted.pooled)
         self._corrections_fit = from_dict(options["corrections"])
+        self._neighbours_fit = NO_EVIDENCE
+        if "neighbours_weight" in options:
+            self._neighbours_fit = fitted_from_dict(options["neighbours_weight"])
+        elif self.pair_neighbours is not None:
+            # saved when the corrections' weights ended with the neighbours' (fitted jointly)
+            joint = self._corrections_fit
+            pairs = joint["combo_seen2"]
+            self._neighbours_fit = Fitted(pairs.weights[-1:], pairs.n_conditions, pairs.pooled)
+            self._corrections_fit = {
+                kind: Fitted(f.weights[:-1], f.n_conditions, f.pooled) for kind, f in joint.items()
+            }
         self._error = {kind: ErrorScale(**fitted) for kind, fitted in options["error"].items()}
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
         self.noise = np.asarray(arrays["noise"], dtype=np.float64)

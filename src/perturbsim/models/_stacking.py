@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import lsq_linear
@@ -61,6 +62,22 @@ class Fitted:
     weights: np.ndarray
     n_conditions: int
     pooled: bool
+
+
+def fitted_to_dict(fitted: Fitted) -> dict[str, Any]:
+    """JSON-ready fields of a :class:`Fitted`."""
+    return {
+        "weights": fitted.weights.tolist(),
+        "n_conditions": fitted.n_conditions,
+        "pooled": fitted.pooled,
+    }
+
+
+def fitted_from_dict(fields: dict[str, Any]) -> Fitted:
+    """Inverse of :func:`fitted_to_dict`."""
+    return Fitted(
+        np.asarray(fields["weights"], dtype=float), int(fields["n_conditions"]), fields["pooled"]
+    )
 
 
 def strongest(measured: np.ndarray, n: int) -> np.ndarray:
@@ -158,12 +175,11 @@ def fit_per_kind(
     default: np.ndarray,
     *,
     pooled_kinds: tuple[str, ...],
-    borrowing: tuple[str, ...] | None = None,
 ) -> dict[str, Fitted]:
     """Weights per kind: its own rows when it has enough, else the pool of similar kinds.
 
     A kind with at least :data:`MIN_CONDITIONS` rows is fitted on them (:func:`shrunk_fit`). One of
-    ``borrowing`` with fewer (but some) is fitted on the rows of every kind of
+    ``pooled_kinds`` with fewer (but some) is fitted on the rows of every kind of
     ``pooled_kinds`` together, its own too few to say more than those kinds as a whole;
     any other kind with too few rows, and every kind without rows, keeps ``default``: no
     evidence, no departure from it.
@@ -177,22 +193,19 @@ def fit_per_kind(
     default
         Weights of a kind without enough evidence.
     pooled_kinds
-        Kinds alike enough to share a fit.
-    borrowing
-        Kinds that may borrow the pooled fit (default: ``pooled_kinds``).
+        Kinds alike enough to share a fit (empty: none borrows).
 
     Returns
     -------
     Kind -> :class:`Fitted`.
     """
     pool = [r for r in rows if r.kind in pooled_kinds]
-    borrowing = pooled_kinds if borrowing is None else borrowing
     fitted = {}
     for kind in kinds:
         own = [r for r in rows if r.kind == kind]
         if len(own) >= MIN_CONDITIONS:
             fitted[kind] = Fitted(shrunk_fit(own, default), len(own), pooled=False)
-        elif own and kind in borrowing:
+        elif own and kind in pooled_kinds:
             fitted[kind] = Fitted(shrunk_fit(pool, default), len(pool), pooled=True)
         else:
             fitted[kind] = Fitted(np.asarray(default, dtype=float), 0, pooled=False)
