@@ -64,7 +64,7 @@ class CoverageMixin:
             more = f" and {len(missing) - _MAX_NAMED} more" if len(missing) > _MAX_NAMED else ""
             raise PerturbsimError(
                 f"{self.name} cannot predict perturbations of {named}{more} "
-                f"({self._uncovered_reason}); use .covers() to select what it can predict"
+                f"({self._uncovered_reason}); leave them out (covers() tells what it can predict)"
             )
 
 
