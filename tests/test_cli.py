@@ -270,7 +270,11 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, scre
     assert main(["evaluate", data, *args, "--gi-k", "3", "--out", str(tmp_path / "on")]) == 0
     out = capsys.readouterr().out
     assert "precision@3 per subtype" in out and "synergy" in out
-    assert (tmp_path / "on" / "gi_precision.csv").is_file()
+    n_pairs = pd.read_csv(tmp_path / "on" / "gi_precision.csv")["n_pairs"]
+    assert (n_pairs > 3).any()  # k ranks fewer than the pairs: no note that it takes them all
+    assert "each ranking takes them all" not in out
+    assert main(["evaluate", data, *args, "--gi-k", "100", "--out", str(tmp_path / "all")]) == 0
+    assert "no seed has more than 100 test pairs" in capsys.readouterr().out
     assert main(["evaluate", data, *args, "--no-gi", "--out", str(tmp_path / "off")]) == 0
     assert "precision@" not in capsys.readouterr().out
     assert not (tmp_path / "off" / "gi_precision.csv").exists()

@@ -344,6 +344,11 @@ def _run_evaluate(args: argparse.Namespace) -> None:
             "mean over seeds (a random ranking's in brackets):"
         )
         print(gi.to_string(index=False))
+        if (result.gi["n_pairs"] <= result.gi["k"]).all():
+            print(
+                f"no seed has more than {args.gi_k} test pairs: each ranking takes them all, "
+                "so every precision equals the random one (a smaller --gi-k ranks them)"
+            )
     print(f"\nwrote scores, summary, plots, report.md and report.html to {args.out}")
 
 
