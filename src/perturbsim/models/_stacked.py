@@ -638,7 +638,10 @@ class Stacked(CoverageMixin, PerturbationModel):
                     predicted[i] += weights[j] * departure[i]
         self._neighbours_fit = NO_EVIDENCE
         if lent is not None and pair_rows:  # rows only when the neighbours lend a residual
-            pairs = [i for i, kind in enumerate(kinds) if kind == "combo_seen2"]
+            # the residual is lent to pairs only, not to larger sets of measured singles
+            pairs = [
+                i for i, kind in enumerate(kinds) if kind == "combo_seen2" and len(sets[i]) == 2
+            ]
             neighbour_rows = [
                 FitRow(
                     "combo_seen2",
