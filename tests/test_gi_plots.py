@@ -56,6 +56,7 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert calls[row, 0] == float(scored["is_synergy"].iloc[0])
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[:5] == list(pl._gi.GI_MAP_COLUMNS) and "synergy" in ticks
+    assert "called" in ax.get_xlabel()  # the calls' grey scale is explained
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
 

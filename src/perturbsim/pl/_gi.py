@@ -102,8 +102,9 @@ def gi_map(
     +3); the pairs (rows) are ordered by average-linkage hierarchical clustering
     (:func:`scipy.cluster.hierarchy.linkage`, Euclidean distance) of the standardised
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
-    shows in black the pairs it calls (light grey: not called). Pairs flagged by the
-    scoring (too few DE genes, singles missing) or with a non-finite score are left out.
+    shows in dark grey the pairs it calls (light grey: not called; the x-axis label says
+    so). Pairs flagged by the scoring (too few DE genes, singles missing) or with a
+    non-finite score are left out.
 
     Parameters
     ----------
@@ -177,6 +178,8 @@ def gi_map(
     else:
         ax.set_yticks([])
     ax.set_ylabel(f"{n} pairs (clustered)")
+    if calls:
+        ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
     ax.set_title("genetic interaction map")
     ax.figure.colorbar(image, ax=ax, shrink=0.5, label="score, z over pairs")
     return ax
