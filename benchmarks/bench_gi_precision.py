@@ -43,6 +43,7 @@ from scipy import stats
 
 import perturbsim as ps
 from perturbsim.pp._gi import SUBTYPES
+from perturbsim.tl._gi_precision import _scored
 
 MODELS = "stacked,stacked_no_interaction,interaction,gears,gears_residual,additive"
 SEEDS = (0, 1, 2, 3, 4)
@@ -65,11 +66,6 @@ def _summary(values: list[float]) -> dict[str, float | int | None]:
         "ci95": None if half is None else round(half, 3),
         "n": int(finite.size),
     }
-
-
-def _scored(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a ``gi_scores`` table that were scored (no flag)."""
-    return table[table["flag"].fillna("") == ""]
 
 
 def _pair_labels(conditions: list[str]) -> list[str]:
@@ -121,7 +117,9 @@ def main() -> None:
             rows.append(table.assign(model=name, seed=seed, n_test_pairs=len(pairs)))
             scored[name] = predicted
         # head to head: every model ranks the same pairs, those all of them scored
-        shared = sorted(set.intersection(*(set(_scored(t).index) for t in scored.values())))
+        shared = sorted(
+            set.intersection(*(set(_scored(t, "predicted").index) for t in scored.values()))
+        )
         for name, predicted in scored.items():
             table = ps.tl.gi_precision(predicted.loc[shared], truth_scores.loc[shared], k=K)
             shared_rows.append(table.assign(model=name, seed=seed))

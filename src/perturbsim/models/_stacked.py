@@ -32,7 +32,7 @@ from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
 from ._linear import EMBEDDINGS
 from ._pair_neighbours import PairNeighbours
-from ._pair_roles import PairRoles, fit_pair_roles_on, off_targets
+from ._pair_roles import PairRoles, fit_pair_roles_on
 from ._simple import CoverageMixin
 from ._stacking import (
     FitRow,
@@ -392,6 +392,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Whether ``genes`` is a pair neither of whose genes was measured alone."""
         return len(genes) == 2 and not any(g in self.singles for g in genes)
 
+    def _measured_pair(self, genes: GeneSet) -> bool:
+        """Whether ``genes`` is a pair both of whose genes were measured alone."""
+        return len(genes) == 2 and all(g in self.singles for g in genes)
+
     def _combined_predicted_singles(self, pairs: list[GeneSet]) -> np.ndarray:
         """Pairs of genes never measured alone: their predicted singles, combined.
 
@@ -413,7 +417,7 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         A pair of measured singles by :attr:`pair_roles`, anything else by their sum.
         """
-        if len(genes) == 2 and all(g in self.singles for g in genes):
+        if self._measured_pair(genes):
             a, b = (self.singles[g] for g in genes)
             return self.pair_roles.predict(a, b, self._fitted_genes(genes))
         return sum((self.singles[g] for g in genes if g in self.singles), np.zeros(len(self.genes)))
@@ -455,8 +459,7 @@ class Stacked(CoverageMixin, PerturbationModel):
                 pred = model.predict([list(sets[i]) for i in covered])
                 departures[name][covered] = pred.layers["delta"] - baseline[covered]
         if self.pair_neighbours is not None:
-            pairs = [i for i, s in enumerate(sets) if kind_of(s, self.singles) == "combo_seen2"]
-            pairs = [i for i in pairs if len(sets[i]) == 2]
+            pairs = [i for i, s in enumerate(sets) if self._measured_pair(s)]
             if pairs:
                 lent = self.pair_neighbours.residual([sets[i] for i in pairs], self.singles)
                 off_target = np.array([self._fitted_genes(sets[i]) for i in pairs])
@@ -521,18 +524,14 @@ class Stacked(CoverageMixin, PerturbationModel):
         A pair's residual is its measured change minus its singles combined
         (:meth:`_measured_part`), 0 on its own targets.
         """
-        conditions = [
-            c
-            for c in train
-            if len(genes_of(c)) == 2 and all(g in self.singles for g in genes_of(c))
-        ]
+        conditions = [c for c in train if self._measured_pair(genes_of(c))]
         if not conditions:
             return PairNeighbours.none(len(self.genes))
         pairs = [genes_of(c) for c in conditions]
         measured = data.stats.delta[data.stats.index(conditions)]
         residuals = np.array(
             [
-                (change - self._measured_part(genes)) * off_targets(self.genes, genes)
+                (change - self._measured_part(genes)) * self._fitted_genes(genes)
                 for genes, change in zip(pairs, measured.astype(np.float64), strict=True)
             ]
         )
@@ -639,9 +638,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._neighbours_fit = NO_EVIDENCE
         if lent is not None and pair_rows:  # rows only when the neighbours lend a residual
             # the residual is lent to pairs only, not to larger sets of measured singles
-            pairs = [
-                i for i, kind in enumerate(kinds) if kind == "combo_seen2" and len(sets[i]) == 2
-            ]
+            pairs = [i for i, genes in enumerate(sets) if self._measured_pair(genes)]
             neighbour_rows = [
                 FitRow(
                     "combo_seen2",
