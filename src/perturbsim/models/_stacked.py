@@ -558,53 +558,54 @@ class Stacked(CoverageMixin, PerturbationModel):
         corrections on the validation conditions (the models were trained on the others);
         the neighbours on what the corrections leave of the validation pairs of measured
         singles and on the training pairs each lent the others' residual. Validation pairs
-        of genes never measured alone are predicted from predicted singles, so they join
-        the fit once the other kinds' weights are set.
+        of genes never measured alone are predicted from predicted singles, so their
+        corrections are weighted once the other kinds' weights are set.
         """
         val = data.perturbed(data.val)
         held_out = self._held_out_training_rows(data)
-        pair_rows = self._held_out_pair_rows()
-        if any(self._unmeasured_pair(genes_of(c)) for c in val):
-            self._fit_weights_on(
-                data,
-                [c for c in val if not self._unmeasured_pair(genes_of(c))],
-                held_out,
-                pair_rows,
-            )
-        measured, predicted = self._fit_weights_on(data, val, held_out, pair_rows)
-        self._fit_error_model(data, held_out, val, measured - predicted)
+        later = [c for c in val if self._unmeasured_pair(genes_of(c))]
+        first = [c for c in val if not self._unmeasured_pair(genes_of(c))]
+        residuals = dict(zip(first, self._fit_weights_on(data, first, held_out), strict=True))
+        residuals.update(zip(later, self._fit_unmeasured_pairs(data, later), strict=True))
+        val_residuals = np.array([residuals[c] for c in val]).reshape(len(val), len(self.genes))
+        self._fit_error_model(data, held_out, val, val_residuals)
         logger.info("%s weights (fitted on held-out conditions):\n%s", self.name, self.weights)
 
+    def _targets(
+        self, data: ScreenData, conditions: list[str]
+    ) -> tuple[list[GeneSet], list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """Held-out conditions as the weights are fitted on them.
+
+        Returns each condition's genes, the mask of its fitted genes (off its targets), the
+        measured changes ``(len(conditions), G)`` and the indices of each condition's
+        :data:`FIT_GENES` strongest fitted genes.
+        """
+        sets = [genes_of(c) for c in conditions]
+        keep = [self._fitted_genes(s) for s in sets]
+        measured = (
+            data.stats.delta[data.stats.index(conditions)].astype(np.float64)
+            if conditions
+            else np.zeros((0, len(self.genes)))
+        )
+        focus = [strongest(measured[i, keep[i]], FIT_GENES) for i in range(len(conditions))]
+        return sets, keep, measured, focus
+
     def _fit_weights_on(
-        self,
-        data: ScreenData,
-        val: list[str],
-        held_out: list[tuple[str, FitRow]],
-        pair_rows: list[FitRow],
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, data: ScreenData, val: list[str], held_out: list[tuple[str, FitRow]]
+    ) -> np.ndarray:
         """Fit the scale on ``val`` and ``held_out``, the corrections' weights on ``val``.
 
         Then the :data:`NEIGHBOURS` weight on what the corrections leave of the pairs of
-        measured singles of ``val``, and on ``pair_rows``.
+        measured singles of ``val``, and on the training pairs each lent the others'
+        residual (:meth:`_held_out_pair_rows`).
 
-        Returns the measured and the predicted changes of ``val``.
+        Returns the residuals (measured minus predicted changes) of ``val``.
         """
-        sets = [genes_of(c) for c in val]
+        sets, keep, measured, focus = self._targets(data, val)
         kinds = [kind_of(s, self.singles) for s in sets]
-        keep = [self._fitted_genes(s) for s in sets]
         seen, scaled = self._baseline(sets)
-        measured = (
-            data.stats.delta[data.stats.index(val)].astype(np.float64)
-            if val
-            else np.zeros_like(seen)
-        )
         scale_rows = [
-            FitRow(
-                kinds[i],
-                scaled[i, keep[i]],
-                measured[i, keep[i]] - seen[i, keep[i]],
-                strongest(measured[i, keep[i]], FIT_GENES),
-            )
+            FitRow(kinds[i], scaled[i, keep[i]], measured[i, keep[i]] - seen[i, keep[i]], focus[i])
             for i in range(len(val))
             if scaled[i, :, 0].any()
         ]
@@ -614,28 +615,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         scales = np.array([self._scale_of(k) for k in kinds]).reshape(len(kinds), len(SCALES))
         baseline = seen + np.einsum("ngp,np->ng", scaled, scales)
         departures = self._departures(sets, baseline)
-        focus = [strongest(measured[i, keep[i]], FIT_GENES) for i in range(len(val))]
         lent = departures.pop(NEIGHBOURS, None)
-        rows = [
-            FitRow(
-                kinds[i],
-                np.stack([d[i, keep[i]] for d in departures.values()], axis=-1)
-                if departures
-                else np.zeros((int(keep[i].sum()), 0)),
-                measured[i, keep[i]] - baseline[i, keep[i]],
-                focus[i],
-            )
-            for i in range(len(val))
-        ]
-        no_weights = np.zeros(len(departures))
-        self._corrections_fit = fit_per_kind(rows, KINDS, no_weights, pooled_kinds=())
-        predicted = baseline.copy()
-        for i, kind in enumerate(kinds):
-            if kind in KINDS:
-                weights = self._corrections_fit[kind].weights
-                for j, departure in enumerate(departures.values()):
-                    predicted[i] += weights[j] * departure[i]
+        self._corrections_fit = {}
+        predicted = self._fit_corrections(kinds, keep, measured, baseline, departures, focus, KINDS)
         self._neighbours_fit = NO_EVIDENCE
+        pair_rows = self._held_out_pair_rows()
         if lent is not None and pair_rows:  # rows only when the neighbours lend a residual
             # the residual is lent to pairs only, not to larger sets of measured singles
             pairs = [i for i, genes in enumerate(sets) if self._measured_pair(genes)]
@@ -652,7 +636,60 @@ class Stacked(CoverageMixin, PerturbationModel):
                 neighbour_rows + pair_rows, ("combo_seen2",), np.zeros(1), pooled_kinds=()
             )["combo_seen2"]
             predicted[pairs] += self._neighbours_fit.weights[0] * lent[pairs]
-        return measured, predicted
+        return measured - predicted
+
+    def _fit_unmeasured_pairs(self, data: ScreenData, pairs: list[str]) -> np.ndarray:
+        """Fit the corrections' weights of pairs of genes never measured alone on ``pairs``.
+
+        Their baseline is their genes' predicted singles combined, with the other kinds'
+        weights already set (no scale; no residual lent). Returns the residuals of ``pairs``.
+        """
+        sets, keep, measured, focus = self._targets(data, pairs)
+        baseline, _ = self._baseline(sets)
+        departures = self._departures(sets, baseline)
+        departures.pop(NEIGHBOURS, None)
+        kinds = ["combo_seen0"] * len(pairs)
+        predicted = self._fit_corrections(
+            kinds, keep, measured, baseline, departures, focus, ("combo_seen0",)
+        )
+        return measured - predicted
+
+    def _fit_corrections(
+        self,
+        kinds: list[str],
+        keep: list[np.ndarray],
+        measured: np.ndarray,
+        baseline: np.ndarray,
+        departures: dict[str, np.ndarray],
+        focus: list[np.ndarray],
+        fitted_kinds: tuple[str, ...],
+    ) -> np.ndarray:
+        """Fit the correcting models' weights of ``fitted_kinds``; return the predictions.
+
+        Each kind on its own held-out conditions (never pooled), by the departures of the
+        models from ``baseline`` on each condition's fitted genes (``keep``, ``focus``).
+        Returns ``baseline`` plus the weighted departures, ``(len(kinds), G)``.
+        """
+        rows = [
+            FitRow(
+                kinds[i],
+                np.stack([d[i, keep[i]] for d in departures.values()], axis=-1)
+                if departures
+                else np.zeros((int(keep[i].sum()), 0)),
+                measured[i, keep[i]] - baseline[i, keep[i]],
+                focus[i],
+            )
+            for i in range(len(kinds))
+        ]
+        no_weights = np.zeros(len(departures))
+        fitted = fit_per_kind(rows, fitted_kinds, no_weights, pooled_kinds=())
+        self._corrections_fit.update(fitted)
+        predicted = baseline.copy()
+        for i, kind in enumerate(kinds):
+            if kind in fitted:
+                for j, departure in enumerate(departures.values()):
+                    predicted[i] += fitted[kind].weights[j] * departure[i]
+        return predicted
 
     def _fit_error_model(
         self,
