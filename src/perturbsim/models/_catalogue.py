@@ -94,6 +94,11 @@ VARIANTS: dict[str, Variant] = {
         {"neighbours": False},
         "stacked without the residuals of training pairs alike (ablation)",
     ),
+    "stacked_no_inferred": Variant(
+        "stacked",
+        {"infer_singles": False},
+        "stacked without singles inferred from pairs for genes measured only in pairs (ablation)",
+    ),
     "stacked_baseline": Variant(
         "stacked",
         {"corrections": (), "neighbours": False},

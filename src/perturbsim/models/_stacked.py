@@ -30,6 +30,7 @@ from ._data import ScreenData
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
+from ._inferred_singles import infer_singles
 from ._linear import EMBEDDINGS
 from ._pair_neighbours import PairNeighbours
 from ._pair_roles import PairRoles, fit_pair_roles_on
@@ -137,6 +138,13 @@ class Stacked(CoverageMixin, PerturbationModel):
     program, which buffer, and the mean of single perturbations undershoots a pair, which
     moves more genes (on the Norman-sized simulation, 5 split seeds, this raised the
     calibrated nMSE of such pairs from -0.05, the mean with ``linear``'s departure, to 0.12).
+    With ``infer_singles`` (default), once the weights are fitted, a gene never measured
+    alone but perturbed in measured pairs (training or validation) with a gene that was
+    gets the single those pairs imply, the mean over them of the pair's change minus its
+    partner's single (:mod:`perturbsim.models._inferred_singles`; :attr:`inferred` counts
+    the pairs), and counts as measured from then on: a pair of it and a measured gene is
+    predicted as a pair of measured singles (with that kind's weights, fitted on pairs of
+    genes measured alone), the gene alone by its inferred single.
 
     **Noise.** With ``denoise`` (default) the measured singles entering the baseline are
     shrunk towards the mean change by their standard errors (empirical Bayes,
@@ -208,7 +216,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     always of support 1), fitted on their own: the validation ones and the training ones
     as their combined singles predict them (without evidence, the full spread of each
     gene; the six role coefficients were fitted on those pairs, a slight optimism). A
-    measured single's variance is its typical squared standard error. ``.obs["support"]``
+    measured single's variance is its typical squared standard error. An inferred single
+    adds to the variance of every set that includes it the error of a pair predicted from
+    its singles (the interactions it carries), divided by the number of pairs it was
+    inferred from. ``.obs["support"]``
     and ``.obs["unsupported"]`` report the support (see
     :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
@@ -230,6 +241,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     neighbours
         Lend a pair of measured singles the residual of the training pairs alike, weighted
         on held-out pairs.
+    infer_singles
+        Infer the singles of genes measured only in pairs with measured genes, once the
+        weights are fitted.
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS`; empty: the
         calibrated baseline alone.
@@ -263,6 +277,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         denoise: bool = True,
         interaction: bool = True,
         neighbours: bool = True,
+        infer_singles: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
         linear_embedding: str = "auto",
         **gears_options: Any,
@@ -291,6 +306,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.pair_roles = PairRoles.additive()
         self.neighbours = bool(neighbours)
         self.pair_neighbours: PairNeighbours | None = None
+        self.infer_singles = bool(infer_singles)
+        self.inferred: dict[str, int] = {}
         self.corrections: dict[str, PerturbationModel] = {}
         for name in CORRECTIONS if self.data is not None else ():
             if name not in corrections:
@@ -517,6 +534,24 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._fit_weights(data)
         # validation singles were measured too: predictions use them once the weights are set
         self.singles.update({c: changes[c] for c in measured if len(genes_of(c)) == 1})
+        if self.infer_singles:
+            self._infer_singles([c for c in measured if len(genes_of(c)) == 2], changes)
+
+    def _infer_singles(self, pairs: list[str], changes: dict[str, np.ndarray]) -> None:
+        """Join the singles inferred from the measured pairs to the measured singles.
+
+        A gene never measured alone, perturbed in measured pairs with genes that were, gets
+        the mean over those pairs of the pair's change minus the partner's single
+        (:mod:`perturbsim.models._inferred_singles`).
+        """
+        measured = np.array([changes[c] for c in pairs]).reshape(len(pairs), len(self.genes))
+        inferred = infer_singles([genes_of(c) for c in pairs], measured, self.singles)
+        self.singles.update(inferred.changes)
+        self.inferred = inferred.n_pairs
+        if self.inferred:
+            logger.info(
+                "%s: singles of %d genes inferred from their pairs", self.name, len(self.inferred)
+            )
 
     def _fit_pair_neighbours(self, data: ScreenData, train: list[str]) -> PairNeighbours:
         """The training pairs of measured singles and their residuals beyond the singles.
@@ -890,12 +925,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Predictive variance of each set's change: see the class documentation."""
         variance = np.zeros((len(sets), len(self.genes)))
         support = self._support_columns(sets)[PRED_SUPPORT]
+        # an inferred single's error: a pair's interaction, averaged over its pairs
+        interaction = self._error["combo_seen2"].ratio(np.array(1.0)) * self.gene_scale
         for row, genes in enumerate(sets):
             kind = kind_of(genes, self.singles)
             if kind == "seen_single":
                 variance[row] = self.noise
             elif kind in KINDS:
                 variance[row] = self._error[kind].ratio(support[row]) * self.gene_scale
+            for gene in genes:
+                if gene in self.inferred:
+                    variance[row] += interaction / self.inferred[gene]
         return variance
 
     # -- persistence -----------------------------------------------------------------------
@@ -907,6 +947,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             "denoise": self.denoise,
             "interaction": self.interaction,
             "neighbours": self.neighbours,
+            "infer_singles": self.infer_singles,
+            "inferred": self.inferred,
             "pair_neighbours": None
             if self.pair_neighbours is None
             else self.pair_neighbours.to_dict(),
@@ -944,6 +986,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.interaction = bool(options.get("interaction", False))
         # files saved before the pair neighbours lent no residual
         self.neighbours = bool(options.get("neighbours", False))
+        # files saved before singles were inferred from pairs hold none
+        self.infer_singles = bool(options.get("infer_singles", False))
+        self.inferred = {str(g): int(n) for g, n in options.get("inferred", {}).items()}
         if "neighbours" not in options:
             logger.warning(
                 "%s was saved before pairs of genes never measured alone were predicted from "
