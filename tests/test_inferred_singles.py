@@ -15,7 +15,7 @@ def test_a_single_is_the_mean_of_its_pairs_minus_their_measured_partners():
     rng = np.random.default_rng(0)
     a, b, x = (rng.normal(size=8) for _ in range(3))
     interaction = rng.normal(scale=0.1, size=(2, 8))
-    pairs = [("A", "X"), ("B", "X"), ("X", "Y"), ("A", "B"), ("A", "X", "Z")]
+    pairs = [("A", "X"), ("X", "B"), ("X", "Y"), ("A", "B"), ("A", "X", "Z")]
     changes = np.stack([a + x + interaction[0], b + x + interaction[1], x, a + b, a + x + 5.0])
     inferred = infer_singles(pairs, changes, {"A": a, "B": b})
     # Y's one pair has no measured partner; a triple and a pair of measured genes are no use
@@ -44,14 +44,19 @@ def test_a_pair_with_a_gene_measured_only_in_pairs_is_predicted_from_the_inferre
     adata, model = fitted_pairs_only
     assert "G0217" not in set(adata.obs["condition"])  # never perturbed alone
     assert model.inferred["G0217"] == 2  # from G0178+G0217 and G0197+G0217
-    without = ps.models.Stacked(adata, corrections=("linear",), infer_singles=False).fit()
-    assert without.inferred == {}
+    data = model.data
+    known = data.perturbed(data.train + data.val)
+    denoised = dict(zip(known, data.denoised_changes(known), strict=True))
+    np.testing.assert_allclose(
+        model.singles["G0217"],
+        np.mean([denoised[f"{g}+G0217"] - denoised[g] for g in ("G0178", "G0197")], axis=0),
+    )
+    without = ps.models.build_model("stacked_no_inferred", adata, corrections=("linear",)).fit()
+    assert without.inferred == {} and "G0217" not in without.singles
     query = "G0217+G0374"
-    measured = adata[adata.obs["condition"] == query].X.mean(axis=0) - adata[
-        adata.obs["condition"] == "control"
-    ].X.mean(axis=0)
-    measured = np.asarray(measured).ravel()
-    top = np.argsort(-np.abs(measured))[2:22]  # beyond the pair's own two targets, roughly
+    measured = data.stats.delta[data.stats.index([query])[0]]
+    fitted = np.flatnonzero(model._fitted_genes(("G0217", "G0374")))
+    top = fitted[np.argsort(-np.abs(measured[fitted]))[:20]]  # its top changes off its targets
 
     def error(model: ps.models.Stacked) -> float:
         return float(np.mean((model.predict([query]).layers["delta"][0, top] - measured[top]) ** 2))
@@ -61,6 +66,15 @@ def test_a_pair_with_a_gene_measured_only_in_pairs_is_predicted_from_the_inferre
     # measured single, whose variance is its noise
     variance = model.predict(["G0217"]).layers["variance"][0]
     assert (variance >= model.noise - 1e-9).all() and variance.sum() > 2 * model.noise.sum()
+
+
+def test_a_refit_without_inference_forgets_the_inferred_singles(fitted_pairs_only):
+    adata, _ = fitted_pairs_only
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    assert model.inferred
+    model.infer_singles = False
+    model.fit()
+    assert model.inferred == {} and "G0217" not in model.singles
 
 
 def test_inferred_singles_are_saved_and_loaded(fitted_pairs_only, tmp_path):

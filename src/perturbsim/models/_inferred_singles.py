@@ -65,7 +65,8 @@ def infer_singles(
         (partner,) = measured
         (gene,) = (g for g in genes if g != partner)
         estimates.setdefault(gene, []).append(change - singles[partner])
+    ordered = sorted(estimates.items())
     return InferredSingles(
-        changes={g: np.mean(e, axis=0) for g, e in sorted(estimates.items())},
-        n_pairs={g: len(e) for g, e in sorted(estimates.items())},
+        changes={g: np.mean(e, axis=0) for g, e in ordered},
+        n_pairs={g: len(e) for g, e in ordered},
     )
