@@ -54,6 +54,14 @@ def shared_data():
     return path
 
 
+def split_small(kind: str, seed: int, **split_options) -> ad.AnnData:
+    """The simulated ``small`` screen (seed 0), set up and split by ``kind`` with ``seed``."""
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind=kind, seed=seed, **split_options)
+    return adata
+
+
 def make_screen(
     labels: list[str], *, n_genes: int = 12, cells: int = 6, seed: int = 0, sparse_x: bool = True
 ) -> ad.AnnData:

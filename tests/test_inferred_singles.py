@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import split_small
 
 import perturbsim as ps
 from perturbsim.models._inferred_singles import infer_singles
@@ -31,9 +32,7 @@ def test_without_measured_partners_nothing_is_inferred():
 @pytest.fixture(scope="module")
 def fitted_pairs_only():
     """``small``, whose G0217 is perturbed only in pairs; split seed 3 tests G0217+G0374."""
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="simulation", seed=3)
+    adata = split_small("simulation", 3)
     model = ps.models.Stacked(adata, corrections=("linear",)).fit()
     return adata, model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import split_small
 
 import perturbsim as ps
 from perturbsim.models import _pair_roles
@@ -124,9 +125,7 @@ def test_round_trip_of_the_coefficients():
 
 
 def test_on_the_simulated_screen_it_beats_the_sum_on_held_out_pairs():
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="combo", seed=0)
+    adata = split_small("combo", 0)
     interaction = PairInteraction(adata).fit()
     additive = Additive(adata).fit()
     assert not interaction.roles.is_additive and interaction.roles.loo_gain > 0

@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_screen
+from conftest import make_screen, split_small
 from scipy.optimize import lsq_linear
 
 import perturbsim as ps
@@ -194,9 +194,7 @@ def test_on_a_screen_where_nothing_replicates_it_predicts_close_to_no_change():
 
 @pytest.fixture(scope="module")
 def fitted_small():
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="simulation", seed=1)
+    adata = split_small("simulation", 1)
     go = adata.uns["simulation"]["go"]
     model = ps.models.Stacked(adata, go_annotations=go, seed=0).fit(max_epochs=10)
     return adata, model
@@ -348,9 +346,7 @@ def test_a_pair_of_genes_never_measured_alone_combines_their_predicted_singles(f
 
 @pytest.fixture(scope="module")
 def fitted_combo():
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="combo", seed=1)
+    adata = split_small("combo", 1)
     model = ps.models.Stacked(adata, corrections=("linear",)).fit()
     return adata, model
 
@@ -417,9 +413,7 @@ def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
 
 
 def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_again(tmp_path):
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="combo", seed=1)
+    adata = split_small("combo", 1)
     model = ps.models.Stacked(adata, corrections=("linear",), neighbours=False).fit()
     model.save(tmp_path / "stacked")
     config_path = tmp_path / "stacked" / "config.json"
@@ -450,9 +444,7 @@ def test_corrections_are_not_weighted_on_validation_conditions_of_other_kinds():
 
 
 def test_validation_pairs_are_fitted_as_they_are_predicted(monkeypatch):
-    adata = ps.ds.simulate(size="small", seed=0)
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.split(adata, kind="combo", seed=3, val_fraction=0.3)
+    adata = split_small("combo", 3, val_fraction=0.3)
     recorded: dict = {}
     fit_error_model = ps.models.Stacked._fit_error_model
 
