@@ -15,6 +15,11 @@ cache from one step to the next, forward and backward, with the backward pass wr
 by hand (:class:`_GeneDecoderFunction`). It computes the same function and gradients as the
 plain composition of torch operations (tested against it, values and gradients),
 1.25x faster on a Norman-sized screen on two cores.
+
+The read-out ``hid @ fold[g]`` and its two gradients are k (one or two) matrix-vector
+products per gene; computed as multiplies and sums instead of ``torch.bmm`` they make a
+decoder step (forward and backward) another 1.5x faster on two cores (196 → 130 ms, median of
+25 steps, 33 sets x 5,000 genes), and a training epoch about 1.2x faster.
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ def _block_size(n_genes: int, n_sets: int, width: int, device: torch.device) -> 
         return n_genes
     per_gene = max(1, n_sets * width * 4)
     return max(16, min(n_genes, BLOCK_BYTES // per_gene))
+
+
+def _read_out(hid: Tensor, fold_cols: Tensor, out: Tensor) -> None:
+    """``out[g, b, j] = hid[g, b] @ fold_cols[j, g]`` for one block, written into ``out``.
+
+    Each of the k (one or two) read-outs is a matrix-vector product per gene, which
+    ``torch.bmm`` computes several times slower on the CPU than a multiply and a sum.
+    """
+    for j, col in enumerate(fold_cols):
+        torch.sum(hid * col[:, None], -1, out=out[..., j])
 
 
 def _relu_backward_(grad: Tensor, output: Tensor) -> Tensor:
@@ -66,6 +81,7 @@ def _decode_blocks(
     n_genes, h = base.shape
     n_sets, width = shift.shape[0], weight.shape[0]
     step = _block_size(n_genes, n_sets, width, base.device)
+    fold_cols = fold.permute(2, 0, 1).contiguous()  # (k, G, 2h)
     out = base.new_empty(n_genes, n_sets, fold.shape[-1])
     saved: tuple[Tensor, ...] = ()
     if keep:
@@ -85,7 +101,7 @@ def _decode_blocks(
         else:
             e = y.relu_().view(-1, h)
             a = torch.addmm(bias, e, weight.T).relu_()
-        torch.bmm(a.view(hi - lo, n_sets, width), fold[lo:hi], out=out[lo:hi])
+        _read_out(a.view(hi - lo, n_sets, width), fold_cols[:, lo:hi], out[lo:hi])
         if keep:
             saved[2][lo:hi], saved[3][lo:hi] = mean, rstd
     return out, saved
@@ -115,17 +131,27 @@ class _GeneDecoderFunction(torch.autograd.Function):
         base, shift, norm_weight, norm_bias, weight, fold, act, hid, mean, rstd = ctx.saved_tensors
         n_genes, h = base.shape
         n_sets, width = shift.shape[0], weight.shape[0]
-        grad_out = grad_out.contiguous()
         g_base, g_fold = torch.empty_like(base), torch.empty_like(fold)
         g_shift = torch.zeros_like(shift)
         g_norm_weight, g_norm_bias = torch.zeros_like(norm_weight), torch.zeros_like(norm_bias)
         g_weight, g_bias = torch.zeros_like(weight), weight.new_zeros(width)
         step = _block_size(n_genes, n_sets, width, base.device)
+        fold_cols = fold.permute(2, 0, 1).contiguous()  # (k, G, 2h)
+        grad_cols = grad_out.permute(2, 0, 1).contiguous()  # (k, G, B)
         for lo in range(0, n_genes, step):
             hi = min(lo + step, n_genes)
-            a, g = hid[lo:hi], grad_out[lo:hi]
-            torch.bmm(a.transpose(1, 2), g, out=g_fold[lo:hi])
-            g_hid = torch.bmm(g, fold[lo:hi].transpose(1, 2)).view(-1, width)
+            a = hid[lo:hi]
+            # the per-gene products with k <= 2 columns as multiplies and sums (see _read_out)
+            g_hid = torch.zeros_like(a)
+            for g, col, g_col in zip(
+                grad_cols[:, lo:hi, :, None],
+                fold_cols[:, lo:hi, None],
+                g_fold[lo:hi].unbind(-1),
+                strict=True,
+            ):
+                torch.sum(a * g, 1, out=g_col)
+                g_hid.addcmul_(g, col)
+            g_hid = g_hid.view(-1, width)
             g_pre = _relu_backward_(g_hid, a.view(-1, width))
             e = act[lo:hi].view(-1, h)
             g_weight.addmm_(g_pre.T, e)
