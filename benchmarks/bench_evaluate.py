@@ -44,6 +44,7 @@ MODELS = (
     "stacked_no_inferred",
     "stacked_no_coexpression",
     "stacked_gears_only",
+    "stacked_no_gears",
     "gears_residual",
     "gears_reference",
     "gears_cold_start",

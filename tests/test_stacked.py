@@ -316,6 +316,18 @@ def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
         baseline.fit(max_epochs=3)
 
 
+def test_without_gears_no_network_is_trained(fitted_small):
+    adata, model = fitted_small
+    assert "gears" in set(model.weights["part"]) and not model.history.empty
+    go = adata.uns["simulation"]["go"]
+    no_gears = ps.models.build_model("stacked_no_gears", adata, go_annotations=go, seed=0).fit()
+    assert no_gears.history.empty
+    assert {"linear", "linear_go"} <= set(no_gears.weights["part"])
+    assert "gears" not in set(no_gears.weights["part"])
+    test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    assert np.isfinite(no_gears.predict(test).X).all()
+
+
 def test_a_gene_nothing_knows_is_refused_by_name(fitted_small):
     _, model = fitted_small
     assert model.covers(["NOTAGENE", str(model.genes[0])]).tolist() == [False, True]

@@ -86,6 +86,11 @@ VARIANTS: dict[str, Variant] = {
         {"linear_embedding": "training"},
         "stacked with the paper's linear embedding, never the co-expression one (ablation)",
     ),
+    "stacked_no_gears": Variant(
+        "stacked",
+        {"corrections": ("linear", "linear_go")},
+        "stacked without GEARS: no network, most of the training time saved (ablation)",
+    ),
     "stacked_gears_only": Variant(
         "stacked", {"corrections": ("gears",)}, "stacked corrected by GEARS alone (ablation)"
     ),
