@@ -7,8 +7,8 @@ For every gene ``g`` and perturbation set ``b`` the decoder computes::
     hid = relu(W1 @ e + b1)                       (2h)
     out = hid @ fold[g]                           (k: effect, and the uncertainty logit)
 
-This is the only part of the network that scales with sets x genes. Apart from its two
-matrix products, each step reads and writes tensors of tens of MB (33 sets x 5,000 genes)
+This is the only part of the network that scales with sets x genes. Apart from the hidden
+layer's matrix product, each step reads and writes tensors of tens of MB (33 sets x 5,000 genes)
 but does little arithmetic per element, so it is limited by memory traffic. Here the decoder
 runs over blocks of genes small enough that a block's intermediates stay in the processor's
 cache from one step to the next, forward and backward, with the backward pass written out
