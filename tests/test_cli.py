@@ -150,6 +150,14 @@ def test_flag_a_model_does_not_take_is_a_one_line_error(capsys, screen, tmp_path
     assert not (tmp_path / "model").exists()
 
 
+def test_epochs_for_the_default_without_its_network_is_a_one_line_error(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    model = ["--model", "stacked_no_gears", "--epochs", "2"]
+    assert _train(data, tmp_path / "model", *model) == 2
+    assert "--epochs does not apply to model 'stacked_no_gears'" in _one_line_error(capsys)
+    assert not (tmp_path / "model").exists()
+
+
 def test_existing_out_is_an_error_before_training(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     (tmp_path / "model").mkdir()

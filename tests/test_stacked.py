@@ -13,7 +13,7 @@ from scipy.optimize import lsq_linear
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
-from perturbsim.models._stacked import kind_of
+from perturbsim.models._stacked import GEARS_HIDDEN, kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
     FitRow,
@@ -274,6 +274,14 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     pd.testing.assert_frame_equal(loaded.weights, model.weights)
     assert loaded.linear_embedding == "auto"
     assert loaded.corrections["linear"].embedding == model.corrections["linear"].embedding
+    assert loaded.corrections["gears"].config.hidden == GEARS_HIDDEN
+
+
+def test_its_gears_part_is_narrower_than_the_reference_unless_asked(fitted_small):
+    adata, model = fitted_small
+    assert model.corrections["gears"].config.hidden == GEARS_HIDDEN < ps.models.GEARSConfig().hidden
+    wide = ps.models.Stacked(adata, hidden=64, seed=0)
+    assert wide.corrections["gears"].config.hidden == 64
 
 
 def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted_small):

@@ -20,6 +20,7 @@ from ..models import (
     list_models,
     model_names,
     resolve_model,
+    takes_fit_option,
     takes_option,
 )
 from ..tl._metrics import HEADLINE_METRICS, METRICS
@@ -52,7 +53,7 @@ def _split(adata: AnnData, args: argparse.Namespace) -> None:
 
 def _applies(name: str, option: str, *, fit: bool) -> bool:
     """Whether the model behind a catalogue name takes a fit or constructor option."""
-    return option in resolve_model(name)[0].fit_options if fit else takes_option(name, option)
+    return takes_fit_option(name, option) if fit else takes_option(name, option)
 
 
 def _takers(option: str, *, fit: bool = False) -> str:

@@ -11,6 +11,7 @@ from ._catalogue import (
     list_models,
     model_names,
     resolve_model,
+    takes_fit_option,
     takes_option,
 )
 from ._fitness import FitnessModel
@@ -49,5 +50,6 @@ __all__ = [
     "list_models",
     "model_names",
     "resolve_model",
+    "takes_fit_option",
     "takes_option",
 ]

@@ -6,7 +6,7 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -250,6 +250,14 @@ class PerturbationModel(ABC):
         """Keyword arguments of the constructor (besides ``adata``)."""
         parameters = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+
+    @classmethod
+    def fit_options_of(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """Fit options of a model built with the constructor arguments ``options``.
+
+        Their :attr:`fit_options`, unless those arguments leave out the part that takes them.
+        """
+        return cls.fit_options
 
     # -- to implement --------------------------------------------------------------------
     @abstractmethod

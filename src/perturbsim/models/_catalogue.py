@@ -160,6 +160,12 @@ def takes_option(name: str, option: str) -> bool:
     return option in cls.option_names()
 
 
+def takes_fit_option(name: str, option: str) -> bool:
+    """Whether ``fit`` of the model behind ``name``, with its preset options, accepts ``option``."""
+    cls, preset = resolve_model(name)
+    return option in cls.fit_options_of(preset)
+
+
 def build_model(
     name: str, adata: AnnData, *, seed: int | None = None, **options: Any
 ) -> PerturbationModel:
