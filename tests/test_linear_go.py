@@ -78,6 +78,35 @@ def test_shrinks_to_the_mean_when_go_does_not_predict():
     assert gap <= model.shrinkage * unshrunk_gap + 1e-6
 
 
+def test_genes_outside_the_screen_are_placed_by_their_go_terms(tmp_path):
+    adata, go, change, train = _planted_go_screen()
+    held_out = sorted(set(change) - set(train))
+    twin = go[go["gene"] == train[0]].assign(gene="TWIN")  # the GO terms of a screen gene
+    annotations = pd.concat([go, twin], ignore_index=True)
+    in_screen = adata.obs["perturbsim_condition"].astype(str).isin(["ctrl", *train]).to_numpy()
+    screen = adata[in_screen].copy()  # the held-out genes are neither perturbed nor measured
+    options = {"go_annotations": annotations, "n_components": 4, "go_components": 4}
+    model = LinearGO(screen, ridge=1e-8, **options).fit()
+    assert not set(held_out) & set(model.go_nodes)
+    assert model.covers([*held_out, "TWIN"]).all()
+    truth = np.vstack([change[g] for g in held_out])
+    pred = model.predict(held_out).layers["delta"]
+    mean = TrainMean(screen).fit().predict(held_out).layers["delta"]
+    assert ((pred - truth) ** 2).sum() < ((mean - truth) ** 2).sum()
+    twin_pred, screen_pred = model.predict(["TWIN", train[0]]).layers["delta"]
+    np.testing.assert_allclose(twin_pred, screen_pred, atol=1e-8)
+    assert np.abs(screen_pred - model.offset).max() > 0.1
+    # the screen's genes keep the rows they have without the twin's annotations
+    alone = LinearGO(screen, ridge=1e-8, **{**options, "go_annotations": go}).fit()
+    np.testing.assert_array_equal(alone.predict(train).X, model.predict(train).X)
+    # custom annotations are not saved, so a loaded model covers only its graph's genes
+    model.save(tmp_path / "custom")
+    loaded = PerturbationModel.load(tmp_path / "custom")
+    assert not loaded.covers(held_out).any()
+    with pytest.raises(ps.PerturbsimError, match=held_out[0]):
+        loaded.predict(held_out[0])
+
+
 # -- coverage, determinism, persistence ----------------------------------------------------
 @pytest.fixture
 def norman_split(norman):
@@ -143,7 +172,9 @@ def test_save_load_round_trip(norman_split, tmp_path):
     assert loaded.shrinkage == model.shrinkage
     np.testing.assert_array_equal(loaded.predict(queries).X, before.X)
     np.testing.assert_array_equal(loaded.predict(queries).layers["delta"], before.layers["delta"])
-    np.testing.assert_array_equal(loaded.covers(["KLF1", "IER5L"]), [True, False])
+    np.testing.assert_array_equal(loaded.covers(["KLF1", "IER5L", "MYC"]), [True, False, True])
+    assert "MYC" not in set(model.go_nodes)  # outside the screen, placed by its GO terms
+    np.testing.assert_array_equal(loaded.predict("MYC").X, model.predict("MYC").X)
 
 
 def test_registered_and_built_by_name(tiny, tiny_go):

@@ -489,3 +489,14 @@ def test_validation_pairs_are_fitted_as_they_are_predicted(monkeypatch):
     measured = stats.delta[stats.index(conditions)].astype(np.float64)
     predicted = model._point_change([ps.pp.genes_of(c) for c in conditions])
     np.testing.assert_allclose(recorded["residuals"][rows], measured - predicted, atol=1e-6)
+
+
+def test_a_gene_outside_the_screen_is_predicted_from_go_and_flagged(norman):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    model = ps.models.Stacked(norman, seed=0).fit(max_epochs=2)
+    screen = set(map(str, norman.var_names)) | set(model.screen_genes)
+    assert "MYC" not in screen and model.covers(["MYC", "KLF1+MYC"]).all()
+    pred = model.predict(["MYC", "KLF1+MYC"])
+    assert pred.obs["unsupported"].all() and np.isfinite(pred.X).all()
+    with pytest.raises(ps.PerturbsimError, match="strict"):
+        model.predict(["MYC"], strict=True)

@@ -56,12 +56,49 @@ def spectral_embedding(graph: GeneGraph, n_components: int) -> np.ndarray:
     ``(graph.n_nodes, min(n_components, graph.n_nodes))`` float64, columns by decreasing
     eigenvalue.
     """
+    similarity = _symmetric_adjacency(graph) + sparse.identity(graph.n_nodes, format="csr")
+    return leading_embedding(similarity, n_components)
+
+
+def _symmetric_adjacency(graph: GeneGraph) -> sparse.csr_matrix:
+    """The graph's weights as a symmetric matrix: an edge kept by either of its genes."""
     n = graph.n_nodes
     adjacency = sparse.csr_matrix(
         (graph.weight.astype(np.float64), (graph.dst, graph.src)), shape=(n, n)
     )
-    similarity = adjacency.maximum(adjacency.T) + sparse.identity(n, format="csr")
-    return leading_embedding(similarity, n_components)
+    return adjacency.maximum(adjacency.T).tocsr()
+
+
+def out_of_sample_embedding(graph: GeneGraph, n_embedded: int, embedding: np.ndarray) -> np.ndarray:
+    r"""Rows for the nodes of ``graph`` after its first ``n_embedded``, in ``embedding``'s space.
+
+    ``embedding`` (:math:`X`, from :func:`spectral_embedding`) embeds a graph whose nodes are
+    the first ``n_embedded`` nodes of ``graph``; the later nodes are genes added to it. A
+    new gene with similarities :math:`s` to the embedded genes (its edges to them, kept by
+    either side) gets the least-squares solution of :math:`X x \approx s`, the Nyström
+    extension :math:`x = \Lambda^{-1} X^\top s` (:math:`X^\top X = \Lambda`): where the
+    embedding reproduces the similarities, a gene placed this way has the row it would have
+    had in the graph (a gene with the GO terms of an embedded gene gets that gene's row).
+    The embedded genes' rows are unchanged, whatever is added.
+
+    Parameters
+    ----------
+    graph
+        GO graph whose first ``n_embedded`` nodes are, in order, the embedded genes.
+    n_embedded
+        Number of embedded genes (rows of ``embedding``).
+    embedding
+        ``(n_embedded, K)`` spectral embedding.
+
+    Returns
+    -------
+    ``(graph.n_nodes - n_embedded, K)`` float64 rows; 0 for a gene with no edge to an
+    embedded gene.
+    """
+    similarity = _symmetric_adjacency(graph)[n_embedded:, :n_embedded]
+    scale = (embedding**2).sum(axis=0)
+    rows = np.asarray(similarity @ embedding, dtype=np.float64)
+    return np.divide(rows, scale, out=np.zeros_like(rows), where=scale > 0)
 
 
 class LinearGO(CoverageMixin, PerturbationModel):
@@ -112,9 +149,15 @@ class LinearGO(CoverageMixin, PerturbationModel):
     dimensions and the eigenvalues of largest magnitude; here the largest eigenvalues, whose
     square roots scale the rows.
 
-    **Coverage.** Perturbations of genes that are nodes of the GO graph: annotated genes
-    among those perturbed in the screen or measured. Others are not covered: :meth:`covers`
-    tells which, ``predict`` raises naming them.
+    **Coverage.** Perturbations of annotated genes, in the screen or not. The graph's nodes
+    (annotated genes perturbed in the screen or measured) have their spectral rows; any
+    other gene the annotations name (by its official symbol) is placed in the same space by
+    its GO similarities to the nodes (:func:`out_of_sample_embedding`), without changing
+    the nodes' rows, so a gene outside the screen is predicted from the genes whose GO
+    terms it shares (near :math:`b` when it shares few). A model loaded from a file places
+    such genes only if it was built with the bundled annotations (custom ones are not
+    saved with it). Others are not covered: :meth:`covers` tells which, ``predict``
+    raises naming them.
 
     Parameters
     ----------
@@ -150,7 +193,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
     """
 
     name = "linear_go"
-    _uncovered_reason = "no GO annotation, or neither perturbed in the screen nor measured"
+    _uncovered_reason = "no GO annotation for this model"
 
     def __init__(
         self,
@@ -177,6 +220,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
         threshold = check_nonnegative("threshold", threshold)
         super().__init__(adata, seed=seed)
         self.go_annotations = go_annotations
+        self.places_unseen_genes = True
         self.n_components = n_components
         self.go_components = go_components
         self.ridge = ridge
@@ -242,12 +286,42 @@ class LinearGO(CoverageMixin, PerturbationModel):
     def _node_row(self) -> dict[str, int]:
         return {g: i for i, g in enumerate(self.go_nodes)}
 
+    @cached_property
+    def _annotated(self) -> set[str]:
+        """Genes the annotations name, which :func:`out_of_sample_embedding` can place."""
+        if not self.places_unseen_genes:
+            return set()
+        annotations = self.go_annotations
+        if annotations is None:
+            from .. import ds
+
+            annotations = ds.human_go()
+        return set(annotations["gene"].astype(str))
+
     def _coverable(self) -> set[str]:
-        return set(self.go_nodes)
+        return set(self.go_nodes) | self._annotated
+
+    def _embedding_of(self, genes: set[str]) -> tuple[dict[str, int], np.ndarray]:
+        """Row of each gene (the nodes' and those of ``genes`` placed out of sample)."""
+        rows = self._node_row()
+        added = sorted(genes - set(rows))
+        if not added:
+            return rows, self.go_embedding
+        graph = go_graph(
+            [*self.go_nodes, *added],
+            annotations=self.go_annotations,
+            top_k=self.top_k,
+            threshold=self.threshold,
+        )
+        placed = [str(g) for g in graph.nodes[len(self.go_nodes) :]]
+        extra = out_of_sample_embedding(graph, len(self.go_nodes), self.go_embedding)
+        rows |= {g: len(rows) + i for i, g in enumerate(placed)}
+        return rows, np.vstack([self.go_embedding, extra])
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         self._require_covered(sets)
-        embedded = embed_sets(sets, self._node_row(), self.go_embedding)
+        rows, embedding = self._embedding_of({g for s in sets for g in s})
+        embedded = embed_sets(sets, rows, embedding)
         change = bilinear_change(
             sets, embedded, self.gene_embedding, self.shrinkage * self.weights, self.offset
         )
@@ -263,6 +337,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
             "threshold": self.threshold,
             "shrinkage": self.shrinkage,
             "go_nodes": list(self.go_nodes),
+            "bundled_annotations": self.go_annotations is None and self.places_unseen_genes,
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -275,6 +350,8 @@ class LinearGO(CoverageMixin, PerturbationModel):
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.go_annotations = None
+        # custom annotations are not saved, and files saved before placed no other gene
+        self.places_unseen_genes = bool(options.get("bundled_annotations", False))
         self.n_components = int(options["n_components"])
         self.go_components = int(options["go_components"])
         self.ridge = float(options["ridge"])

@@ -283,7 +283,7 @@ class Stacked(CoverageMixin, PerturbationModel):
 
     name = "stacked"
     fit_options: ClassVar[tuple[str, ...]] = FIT_OPTIONS
-    _uncovered_reason = "neither measured, perturbed in the screen, nor in the GO graph"
+    _uncovered_reason = "neither measured, perturbed in the screen, nor GO-annotated for this model"
 
     def __init__(
         self,
@@ -374,7 +374,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         return cls.fit_options if "gears" in options.get("corrections", CORRECTIONS) else ()
 
     def _coverable(self) -> set[str]:
-        """Genes with something to go on: measured, perturbed in the screen, or in a graph.
+        """Genes with something to go on: measured, perturbed, in a graph, or GO-annotated.
+
+        GO-annotated: any gene ``linear_go``'s annotations name, which it places among the
+        screen's genes by their shared GO terms.
 
         A gene none of these know would get the mean of the training perturbations on no
         evidence: it is refused instead (``covers`` says so, ``predict`` names it).
