@@ -58,6 +58,11 @@ def test_shrunk_fit_keeps_what_conditions_agree_on_and_drops_what_they_do_not():
     )
     assert shrunk_fit(rows, np.zeros(1))[0] < 0.8 * plain[0]
     assert shrunk_fit([row(0.6)], np.zeros(1))[0] == 0.0  # one condition: no spread to judge
+    # three agreeing conditions: a spread on two degrees of freedom has no finite posterior
+    # mean, so the default is kept; a fourth condition lets the weight through
+    assert MIN_CONDITIONS == 4
+    assert shrunk_fit([row(0.6) for _ in range(3)], np.zeros(1))[0] == 0.0
+    assert shrunk_fit([row(0.6) for _ in range(4)], np.zeros(1))[0] > 0.5
 
 
 def test_weights_are_fitted_on_each_condition_strongest_changes():
@@ -122,6 +127,7 @@ def test_shrunk_fit_equals_the_jackknife_of_stacked_solves():
         jackknife = np.array([solve(chosen[:i] + chosen[i + 1 :]) for i in range(len(chosen))])
         n = len(chosen)
         variance = (n - 1) / n * ((jackknife - jackknife.mean(axis=0)) ** 2).sum(axis=0)
+        variance *= (n - 1) / (n - 3)  # its posterior mean on n - 1 degrees of freedom
         departure = fitted - default
         with np.errstate(invalid="ignore", divide="ignore"):
             keep = np.nan_to_num(np.clip(1 - variance / departure**2, 0, 1), nan=0.0)
@@ -233,7 +239,7 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
     corrections = weights[weights["part"].isin(model.corrections)]
     for kind, rows in corrections.groupby("kind"):
         n_own = int((val_kinds == kind).sum())
-        assert (rows["n_conditions"] == (n_own if n_own >= 3 else 0)).all(), kind
+        assert (rows["n_conditions"] == (n_own if n_own >= MIN_CONDITIONS else 0)).all(), kind
     assert not corrections["pooled"].any()
 
 
@@ -475,7 +481,8 @@ def test_validation_pairs_are_fitted_as_they_are_predicted(monkeypatch):
     monkeypatch.setattr(ps.models.Stacked, "_fit_error_model", record)
     model = ps.models.Stacked(adata, corrections=("linear",)).fit()
     weights = model.weights.query("kind == 'combo_seen2'").set_index("part")["weight"]
-    assert weights["linear"] > 0 and weights["pair_neighbours"] > 0  # both parts weigh in
+    # the neighbours weigh in (10 pairs); 3 validation pairs are too few to weigh `linear`
+    assert weights["pair_neighbours"] > 0 and weights["linear"] == 0
     # a pair with a gene measured only in pairs is predicted from its inferred single once
     # the weights are fitted, as a validation single joins the measured ones then
     rows = [

@@ -209,16 +209,18 @@ class Stacked(CoverageMixin, PerturbationModel):
       correcting models were trained on the training pairs, so their departures there are
       not held out and only the validation pairs' targets have the corrections removed).
 
-    A combination with a gene not measured alone (:data:`POOLED`) whose kind has one or two
+    A combination with a gene not measured alone (:data:`POOLED`) whose kind has one to three
     held-out conditions borrows the scales fitted over those kinds together; any other kind
-    with fewer than three keeps the baseline's scales (:math:`c = 1`). The corrections'
+    with fewer than four keeps the baseline's scales (:math:`c = 1`). The corrections'
     weights are never pooled: each kind's baseline is of its own nature (a measured single
     plus the mean; two predicted singles combined; two measured singles combined), so a
     correction's departure from one says little of its departure from another; a kind
-    with fewer than three validation conditions keeps :math:`w = 0`, as does the
-    :data:`NEIGHBOURS` weight with fewer than three pairs (validation and training
+    with fewer than four validation conditions keeps :math:`w = 0`, as does the
+    :data:`NEIGHBOURS` weight with fewer than four pairs (validation and training
     together) or when the neighbours lend nothing: no departure without evidence. Every
-    fitted weight is also shrunk towards its default by its standard error.
+    fitted weight is also shrunk towards its default by its standard error
+    (:func:`~perturbsim.models._stacking.shrunk_fit`; four conditions are the fewest whose
+    jackknife standard error has a finite posterior mean).
     :attr:`weights` reports them.
 
     **Uncertainty.** Each prediction carries a predictive variance per gene
