@@ -161,7 +161,14 @@ def takes_option(name: str, option: str) -> bool:
 
 
 def takes_fit_option(name: str, option: str) -> bool:
-    """Whether ``fit`` of the model behind ``name``, with its preset options, accepts ``option``."""
+    """Whether ``fit`` of the model behind ``name``, with its preset options, accepts ``option``.
+
+    Examples
+    --------
+    >>> from perturbsim.models import takes_fit_option
+    >>> [takes_fit_option(name, "max_epochs") for name in ("stacked", "stacked_no_gears")]
+    [True, False]
+    """
     cls, preset = resolve_model(name)
     return option in cls.fit_options_of(preset)
 

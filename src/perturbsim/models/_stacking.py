@@ -150,8 +150,8 @@ def shrunk_fit(rows: list[FitRow], default: np.ndarray) -> np.ndarray:
     mean under the scale-invariant prior ``p(σ²) ∝ 1/σ²``, ``se² · ν / (ν - 2)``, which is
     finite only for ``ν > 2``: with fewer than :data:`MIN_CONDITIONS` rows the default is
     kept. (On three validation pairs the plain rule gave GEARS a weight of 0.97 on one
-    split of the Norman subset, where GEARS alone was below the mean; so did four on a
-    Norman-sized split.) Each row's normal equations are formed
+    split of the Norman subset, where GEARS alone was below the mean.) Each row's normal
+    equations are formed
     once and every leave-one-out fit subtracts its row's from the total, so the jackknife
     costs one pass over the rows, not one per row.
     """
