@@ -330,3 +330,28 @@ def test_skip_failed_runs(adata, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "Failed runs" in report and "`broken`" in report
     assert (tmp_path / "failures.csv").is_file()
+
+
+def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
+    """Precision 0.9, 1, 1 over three seeds: the t-interval would pass 1; it is clipped."""
+    gi = pd.DataFrame(
+        {
+            "model": "stacked",
+            "seed": [1, 2, 3],
+            "subtype": "synergy",
+            "n_pairs": 10,
+            "precision_at_k": [0.9, 1.0, 1.0],
+            "random_precision": [0.5, 0.6, 0.7],
+            "top_k_accuracy": [0.0, 0.1, 0.0],
+            "r2": [0.9, 1.0, 0.95],
+        }
+    )
+    result = EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame(), gi=gi)
+    summary = result.gi_summary().set_index("metric")
+    half = sps.t.ppf(0.975, 2) * np.std([0.9, 1.0, 1.0], ddof=1) / np.sqrt(3)
+    precision = summary.loc["precision_at_k"]
+    assert precision["ci_high"] == 1.0 and precision["mean"] + half > 1.0
+    assert precision["ci_low"] == pytest.approx(precision["mean"] - half)
+    assert summary.loc["top_k_accuracy", "ci_low"] == 0.0
+    assert summary.loc["r2", "ci_high"] == 1.0
+    assert summary.loc["random_precision", "ci_high"] < 1.0  # far from the bounds: untouched

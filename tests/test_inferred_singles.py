@@ -12,21 +12,100 @@ import perturbsim as ps
 from perturbsim.models._inferred_singles import infer_singles
 
 
+def vague_prior(genes: list[str], n_genes: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A prior that says nothing: mean 0, variance far above any change."""
+    return np.zeros((len(genes), n_genes)), np.full((len(genes), n_genes), 1e12)
+
+
 def test_a_single_is_the_mean_of_its_pairs_minus_their_measured_partners():
     rng = np.random.default_rng(0)
     a, b, x = (rng.normal(size=8) for _ in range(3))
     interaction = rng.normal(scale=0.1, size=(2, 8))
-    pairs = [("A", "X"), ("X", "B"), ("X", "Y"), ("A", "B"), ("A", "X", "Z")]
-    changes = np.stack([a + x + interaction[0], b + x + interaction[1], x, a + b, a + x + 5.0])
-    inferred = infer_singles(pairs, changes, {"A": a, "B": b})
-    # Y's one pair has no measured partner; a triple and a pair of measured genes are no use
+    pairs = [("A", "X"), ("X", "B"), ("A", "B"), ("A", "X", "Z")]
+    changes = np.stack([a + x + interaction[0], b + x + interaction[1], a + b, a + x + 5.0])
+    prior_variance = np.full(8, 0.02)
+
+    def prior(genes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(genes), 8)), np.broadcast_to(prior_variance, (len(genes), 8))
+
+    inferred = infer_singles(pairs, changes, {"A": a, "B": b}, prior, np.full(8, 0.01))
+    # a triple and a pair of measured genes are no use
     assert inferred.n_pairs == {"X": 2}
-    np.testing.assert_allclose(inferred.changes["X"], x + interaction.mean(axis=0))
+    # the pairs pin X down whatever its prior: their mean, interactions included
+    np.testing.assert_allclose(inferred.changes["X"], x + interaction.mean(axis=0), atol=1e-9)
+    # the variance: the prior's, narrowed by two pairs each off by a pair's variance
+    np.testing.assert_allclose(inferred.variance["X"], 1 / (1 / 0.02 + 2 / 0.01))
+    vague = infer_singles(pairs, changes, {"A": a, "B": b}, vague_prior, np.full(8, 0.01))
+    np.testing.assert_allclose(vague.variance["X"], 0.005, rtol=1e-6)
 
 
-def test_without_measured_partners_nothing_is_inferred():
-    inferred = infer_singles([("X", "Y")], np.ones((1, 3)), {})
-    assert inferred.changes == {} and inferred.n_pairs == {}
+def test_a_pair_of_two_unmeasured_genes_is_split_between_them_by_their_priors():
+    prior_mean = {"X": np.array([1.0, 0.0]), "Y": np.array([0.0, 2.0])}
+    prior_variance = {"X": np.array([1.0, 3.0]), "Y": np.array([3.0, 1.0])}
+
+    def prior(genes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        assert genes == ["X", "Y"]
+        return np.stack([prior_mean[g] for g in genes]), np.stack(
+            [prior_variance[g] for g in genes]
+        )
+
+    pair = np.array([5.0, 6.0])
+    inferred = infer_singles([("X", "Y")], pair[None], {}, prior, np.zeros(2))
+    # noiseless pair: each gene takes its prior's share of what the priors leave of it
+    left = pair - prior_mean["X"] - prior_mean["Y"]
+    share = prior_variance["X"] / (prior_variance["X"] + prior_variance["Y"])
+    np.testing.assert_allclose(inferred.changes["X"], prior_mean["X"] + share * left)
+    np.testing.assert_allclose(inferred.changes["Y"], prior_mean["Y"] + (1 - share) * left)
+    np.testing.assert_allclose(inferred.changes["X"] + inferred.changes["Y"], pair)
+    assert inferred.n_pairs == {"X": 1, "Y": 1}
+
+
+def test_inferred_singles_are_the_gaussian_conditional_on_exact_pairs():
+    """Against conditioning the joint Gaussian of the singles and the pairs directly.
+
+    The singles: the conditional mean given pairs without interaction (the limit of
+    vanishing pair variance). Their variances: the conditional variance given pairs with
+    the pair variance. Includes a gene pinned by two disagreeing routes (X by A+X and,
+    through Y and Z, by B+Z) and a pair of two otherwise unknown genes (V+W).
+    """
+    rng = np.random.default_rng(1)
+    n_genes = 5
+    singles = {"A": rng.normal(size=n_genes), "B": rng.normal(size=n_genes)}
+    pairs = [("A", "X"), ("X", "Y"), ("Y", "Z"), ("B", "Z"), ("V", "W"), ("A", "B")]
+    changes = rng.normal(size=(len(pairs), n_genes))
+    unknown = ["V", "W", "X", "Y", "Z"]
+    means = rng.normal(size=(len(unknown), n_genes))
+    variances = rng.uniform(0.5, 2.0, size=(len(unknown), n_genes))
+    pair_variance = rng.uniform(0.1, 0.3, size=n_genes)
+    inferred = infer_singles(
+        pairs, changes, singles, lambda genes: (means, variances), pair_variance
+    )
+    used = pairs[:5]
+    design = np.array([[float(u in p) for u in unknown] for p in used])
+
+    def conditional(g: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        prior_cov = np.diag(variances[:, g])
+        offset = np.array([sum(singles[x][g] for x in p if x in singles) for p in used])
+        cov_pairs = design @ prior_cov @ design.T + noise * np.eye(len(used))
+        gain = prior_cov @ design.T @ np.linalg.pinv(cov_pairs)
+        mean = means[:, g] + gain @ (changes[:5, g] - offset - design @ means[:, g])
+        return mean, np.diag(prior_cov - gain @ design @ prior_cov)
+
+    for g in range(n_genes):
+        expected, _ = conditional(g, 0.0)
+        _, expected_var = conditional(g, pair_variance[g])
+        got = np.array([inferred.changes[u][g] for u in unknown])
+        got_var = np.array([inferred.variance[u][g] for u in unknown])
+        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(got_var, expected_var, rtol=1e-8)
+    assert inferred.n_pairs == {"V": 1, "W": 1, "X": 2, "Y": 2, "Z": 2}
+
+
+def test_without_pairs_of_unmeasured_genes_nothing_is_inferred():
+    inferred = infer_singles(
+        [("A", "B")], np.ones((1, 3)), {"A": np.zeros(3), "B": np.zeros(3)}, vague_prior, np.ones(3)
+    )
+    assert inferred.changes == {} and inferred.n_pairs == {} and inferred.variance == {}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +128,7 @@ def test_a_pair_with_a_gene_measured_only_in_pairs_is_predicted_from_the_inferre
     np.testing.assert_allclose(
         model.singles["G0217"],
         np.mean([denoised[f"{g}+G0217"] - denoised[g] for g in ("G0178", "G0197")], axis=0),
+        atol=1e-9,
     )
     without = ps.models.build_model("stacked_no_inferred", adata, corrections=("linear",)).fit()
     assert without.inferred == {} and "G0217" not in without.singles
@@ -92,3 +172,20 @@ def test_inferred_singles_are_saved_and_loaded(fitted_pairs_only, tmp_path):
     config_path.write_text(json.dumps(config))
     older = ps.models.PerturbationModel.load(tmp_path / "stacked")
     assert older.infer_singles is False and older.inferred == {}
+
+
+def test_a_file_saved_before_the_posterior_variance_gets_the_pairs_interaction(
+    fitted_pairs_only, tmp_path
+):
+    from perturbsim.models._store import read_model_dir, write_model_dir
+
+    _, model = fitted_pairs_only
+    model.save(tmp_path / "stacked")
+    config, arrays = read_model_dir(tmp_path / "stacked")
+    arrays = {k: v for k, v in arrays.items() if not k.startswith("inferred_variance.")}
+    config = {k: v for k, v in config.items() if k not in ("format_version", "weights_sha256")}
+    write_model_dir(tmp_path / "stacked", config=config, arrays=arrays, overwrite=True)
+    older = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    interaction = older._error["combo_seen2"].ratio(np.array(1.0)) * older.gene_scale
+    np.testing.assert_allclose(older.inferred_variance["G0217"], interaction / 2)
+    assert (older.inferred_variance["G0217"] > 0).any()

@@ -149,6 +149,9 @@ def test_evaluate_reports_uncertainty_of_models_that_have_one(tiny, tiny_go, tmp
 def test_without_a_split_it_fits_on_every_condition_and_still_has_uncertainty():
     adata = ps.ds.norman2019_subset()  # no split: every condition trains, none validates
     model = ps.Stacked(adata, seed=0).fit(max_epochs=2)
-    pred = model.predict(["KLF1+MAP2K6", "CBL"])
+    pred = model.predict(["KLF1+MAP2K6", "CBL", "MYC"])
     assert np.isfinite(pred.layers["variance"]).all()
-    assert pred.obs["unsupported"].tolist() == [False, True]
+    # CBL, perturbed only in CBL+CNN1, has the single its pair implies once CNN1's is
+    # inferred from CNN1+MAPK1; MYC is in no condition of the screen: its GO terms alone
+    assert "CBL" in model.inferred and "MYC" not in model.inferred
+    assert pred.obs["unsupported"].tolist() == [False, False, True]

@@ -1,72 +1,176 @@
 """Singles of genes perturbed only in pairs, inferred from those pairs.
 
 A screen may perturb a gene only together with others: its single was never measured (or
-was held out), yet its pairs were. Where such a pair's other gene was measured alone, the
-additive model solved for the missing single gives an estimate of it: the pair's change
-minus its partner's single. Averaged over the gene's pairs, this is the least-squares
-estimate of the single under additivity. It carries each pair's interaction as error, the
-error of a pair predicted from its singles, shrinking with the number of pairs averaged when
-the interactions are independent.
+was held out), yet its pairs were. Under the additive model a measured pair is the sum of
+its two singles. Each gene never measured alone also has a prior guess of its single, with
+a variance (how an unseen single is predicted). The inferred singles are the limit of the
+Gaussian posterior mean as the pairs' interactions go to 0, one small linear problem per
+measured gene, one unknown per gene never measured alone:
+
+- a gene paired with measured genes gets the mean over its pairs of the pair's change
+  minus the partner's single (the least-squares solution of the additive model), whatever
+  its prior. The posterior with independent interactions would pull it towards its
+  prior; on development screens (simulated ``small``, simulator seeds 1-5, none of them a
+  scoreboard screen) that pull lost on pairs whose gene carries the same interaction into
+  all its pairs, and taking the pairs as exact lost nowhere;
+- a pair of two genes never measured alone splits what its genes' priors leave of its
+  change between them in proportion to their prior variances, so such a gene is no longer
+  left at its prior.
+
+Genes linked by pairs are solved together (one problem per connected group). Each
+inferred single's variance is the posterior's with the pairs' interactions as independent
+errors of a given variance (that of a pair predicted from its singles): with measured
+partners only, that variance divided by the number of pairs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._base import GeneSet
 
+#: Floor on every variance, so that a gene that never varies (variance 0) stays defined.
+MIN_VARIANCE = 1e-12
+#: Elements of the per-gene precision matrices solved at once (bounds the memory).
+CHUNK_ELEMENTS = 1 << 22
+
+Prior = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
 
 @dataclass(frozen=True, eq=False)
 class InferredSingles:
-    """Inferred singles and how many pairs each was inferred from.
+    """Inferred singles, their posterior variances and how many pairs each was inferred from.
 
     Attributes
     ----------
     changes
-        Gene -> its inferred single change ``(G,)``.
+        Gene -> its inferred single change ``(G,)`` (posterior mean).
+    variance
+        Gene -> its posterior variance ``(G,)``.
     n_pairs
-        Gene -> the number of pairs averaged.
+        Gene -> the number of measured pairs it is in.
     """
 
     changes: dict[str, np.ndarray]
+    variance: dict[str, np.ndarray]
     n_pairs: dict[str, int]
 
 
 def infer_singles(
-    pairs: Sequence[GeneSet], pair_changes: np.ndarray, singles: Mapping[str, np.ndarray]
+    pairs: Sequence[GeneSet],
+    pair_changes: np.ndarray,
+    singles: Mapping[str, np.ndarray],
+    prior: Prior,
+    pair_variance: np.ndarray,
 ) -> InferredSingles:
-    """Infer the single of each gene not in ``singles`` from its pairs with genes that are.
+    """Infer the single of each gene not in ``singles`` that is in a measured pair.
 
     Parameters
     ----------
     pairs
-        Measured perturbations; those of two genes exactly one of which is in ``singles`` are
-        used, the others ignored.
+        Measured perturbations; those of two genes at least one of which is not in
+        ``singles`` are used, the others ignored.
     pair_changes
         ``(len(pairs), G)`` their measured changes.
     singles
         Gene -> its measured single change ``(G,)``.
+    prior
+        Called with the genes to infer, returns their prior singles and prior variances,
+        each ``(n_genes, G)``.
+    pair_variance
+        ``(G,)`` variance of a pair's change about the sum of its singles (its interaction
+        and noise).
 
     Returns
     -------
-    For each gene not in ``singles`` with at least one such pair, the mean over its pairs
-    of the pair's change minus the partner's single.
+    The posterior of each such gene's single (see the module documentation).
     """
-    estimates: dict[str, list[np.ndarray]] = {}
-    for genes, change in zip(pairs, pair_changes, strict=True):
-        if len(genes) != 2:
-            continue
-        measured = [g for g in genes if g in singles]
-        if len(measured) != 1:
-            continue
-        (partner,) = measured
-        (gene,) = (g for g in genes if g != partner)
-        estimates.setdefault(gene, []).append(change - singles[partner])
-    ordered = sorted(estimates.items())
+    used = [
+        (tuple(genes), change)
+        for genes, change in zip(pairs, pair_changes, strict=True)
+        if len(genes) == 2 and not all(g in singles for g in genes)
+    ]
+    if not used:
+        return InferredSingles({}, {}, {})
+    unknown = sorted({g for genes, _ in used for g in genes if g not in singles})
+    prior_mean, prior_variance = prior(unknown)
+    column = {g: i for i, g in enumerate(unknown)}
+    incidence = np.zeros((len(used), len(unknown)))
+    residual = np.array([change for _, change in used], dtype=np.float64)
+    for row, (genes, _) in enumerate(used):
+        for gene in genes:
+            if gene in singles:
+                residual[row] -= singles[gene]
+            else:
+                incidence[row, column[gene]] += 1.0
+    mean = np.zeros((len(unknown), residual.shape[1]))
+    variance = np.zeros_like(mean)
+    for group in _linked_groups(incidence):
+        rows = np.flatnonzero(incidence[:, group].any(axis=1))
+        mean[group], variance[group] = _posterior(
+            incidence[np.ix_(rows, group)],
+            residual[rows],
+            prior_mean[group],
+            prior_variance[group],
+            np.asarray(pair_variance, dtype=np.float64),
+        )
+    n_pairs = (incidence > 0).sum(axis=0)
     return InferredSingles(
-        changes={g: np.mean(e, axis=0) for g, e in ordered},
-        n_pairs={g: len(e) for g, e in ordered},
+        changes={g: mean[i] for i, g in enumerate(unknown)},
+        variance={g: variance[i] for i, g in enumerate(unknown)},
+        n_pairs={g: int(n_pairs[i]) for i, g in enumerate(unknown)},
     )
+
+
+def _linked_groups(incidence: np.ndarray) -> list[np.ndarray]:
+    """Columns (genes) linked through shared rows (pairs), as groups of column indices."""
+    group = np.arange(incidence.shape[1])
+    for row in incidence:
+        members = np.flatnonzero(row)
+        if members.size == 2:
+            group[group == group[members[1]]] = group[members[0]]
+    return [np.flatnonzero(group == g) for g in np.unique(group)]
+
+
+def _posterior(
+    incidence: np.ndarray,
+    residual: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_variance: np.ndarray,
+    pair_variance: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inferred singles of one linked group and their variances, gene by measured gene.
+
+    With ``A`` the ``(pairs, n)`` incidence, ``r`` a measured gene's residuals (the pairs'
+    changes minus their measured partners), ``p`` and ``T = diag(t)`` the priors and ``s``
+    the pair variance, the singles are ``p + T A' (A T A')^+ (r - A p)``, the limit of the
+    posterior mean as ``s`` goes to 0: the pairs are taken as exact sums where they pin a
+    single down (least squares where they disagree), the priors fill in what they leave
+    open. Their variances are the posterior's with ``s``, the diagonal of
+    ``(A'A / s + T^-1)^-1``. Returns two ``(n, G)`` arrays.
+    """
+    n, n_genes = prior_mean.shape
+    m = incidence.shape[0]
+    pair_var = np.maximum(pair_variance, MIN_VARIANCE)
+    spread = np.maximum(prior_variance, MIN_VARIANCE)  # (n, G)
+    left = residual - incidence @ prior_mean  # (m, G): what the priors leave of the pairs
+    mean = np.empty((n, n_genes))
+    variance = np.empty((n, n_genes))
+    step = max(1, CHUNK_ELEMENTS // (max(m, n) ** 2))
+    gram = incidence.T @ incidence
+    diagonal = np.arange(n)
+    for start in range(0, n_genes, step):
+        chunk = slice(start, min(start + step, n_genes))
+        gain = incidence[None] * spread[:, chunk].T[:, None, :]  # (g, m, n): A T
+        pair_cov = gain @ incidence.T  # (g, m, m): A T A'
+        exact = np.linalg.pinv(pair_cov, rcond=1e-10, hermitian=True)
+        mean[:, chunk] = prior_mean[:, chunk] + np.einsum(
+            "gmi,gmk,kg->ig", gain, exact, left[:, chunk], optimize=True
+        )
+        precision = gram[None] / pair_var[chunk, None, None]
+        precision[:, diagonal, diagonal] += 1.0 / spread[:, chunk].T
+        variance[:, chunk] = np.linalg.inv(precision)[:, diagonal, diagonal].T
+    return mean, variance

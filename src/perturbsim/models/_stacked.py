@@ -148,16 +148,21 @@ class Stacked(CoverageMixin, PerturbationModel):
     moves more genes (on the Norman-sized simulation, 5 split seeds, this raised the
     calibrated nMSE of such pairs from -0.05, the mean with ``linear``'s departure, to 0.12).
     With ``infer_singles`` (default), once the weights are fitted, a gene never measured
-    alone but perturbed in measured pairs (training or validation) with a gene that was
-    gets the single those pairs imply, the mean over them of the pair's change minus its
-    partner's single (:mod:`perturbsim.models._inferred_singles`; :attr:`inferred` counts
-    the pairs), and counts as measured from then on: a pair of it and a measured (or
+    alone but perturbed in measured pairs (training or validation) gets the single those
+    pairs imply: the posterior mean of its single under the additive model, a pair being
+    its two singles' sum with a pair's interaction error, and the gene's prediction as an
+    unseen single (with that prediction's variance) its prior
+    (:mod:`perturbsim.models._inferred_singles`; :attr:`inferred` counts the pairs). With
+    measured partners and a vague prior this is the mean over its pairs of the pair's
+    change minus its partner's single; a pair of two genes never measured alone splits
+    what their priors leave of it between them by their prior variances. Such a gene
+    counts as measured from then on: a pair of it and a measured (or
     inferred) gene is predicted as a pair of measured singles, with that kind's
     corrections, neighbours and weights (fitted on pairs of genes measured alone: GEARS
     and ``linear`` know no inferred single, so their departures there also carry their
     own guess of it; on the Norman-sized simulation, 5 split seeds, the default with
-    inferred singles gained +0.06 in calibrated nMSE on pairs of two seen genes over
-    ``infer_singles=False``, not significant, and +0.02 on pairs with one, significant),
+    inferred singles gained +0.07 in calibrated nMSE on pairs of two seen genes over
+    ``infer_singles=False`` and +0.03 on pairs with one, both significant),
     the gene alone by its inferred single, and its GO support is a measured gene's. An
     inferred single carries the mean interaction of its pairs, so the interactions
     predicted for a pair it was inferred from lean towards additivity (with one such pair
@@ -236,9 +241,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     as their combined singles predict them (without evidence, the full spread of each
     gene; the six role coefficients were fitted on those pairs, a slight optimism). A
     measured single's variance is its typical squared standard error. An inferred single
-    adds to the variance of every set that includes it the error of a pair predicted from
-    its singles (the interactions it carries), divided by the number of pairs it was
-    inferred from. ``.obs["support"]``
+    adds to the variance of every set that includes it its posterior variance. ``.obs["support"]``
     and ``.obs["unsupported"]`` report the support (see
     :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
@@ -329,6 +332,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.pair_neighbours: PairNeighbours | None = None
         self.infer_singles = bool(infer_singles)
         self.inferred: dict[str, int] = {}
+        self.inferred_variance: dict[str, np.ndarray] = {}
         self.corrections: dict[str, PerturbationModel] = {}
         for name in CORRECTIONS if self.data is not None else ():
             if name not in corrections:
@@ -558,6 +562,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
         self.inferred = {}
+        self.inferred_variance = {}
         if self.interaction:
             self.pair_roles = fit_pair_roles_on(self.singles, train, data)
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
@@ -570,18 +575,36 @@ class Stacked(CoverageMixin, PerturbationModel):
     def _infer_singles(self, pairs: list[str], changes: dict[str, np.ndarray]) -> None:
         """Join the singles inferred from the measured pairs to the measured singles.
 
-        A gene never measured alone, perturbed in measured pairs with genes that were, gets
-        the mean over those pairs of the pair's change minus the partner's single
-        (:mod:`perturbsim.models._inferred_singles`).
+        Each gene never measured alone but perturbed in measured pairs gets the posterior
+        mean of its single given those pairs (:mod:`perturbsim.models._inferred_singles`):
+        its prior is its prediction as an unseen single with that prediction's variance,
+        a pair's change departs from the sum of its singles by a pair's interaction error
+        (``combo_seen2``'s, at full support).
         """
         pair_changes = np.array([changes[c] for c in pairs]).reshape(len(pairs), len(self.genes))
-        inferred = infer_singles([genes_of(c) for c in pairs], pair_changes, self.singles)
+        inferred = infer_singles(
+            [genes_of(c) for c in pairs],
+            pair_changes,
+            self.singles,
+            prior=self._unseen_single_prior,
+            pair_variance=self._pair_interaction_variance(),
+        )
         self.singles.update(inferred.changes)
         self.inferred = inferred.n_pairs
+        self.inferred_variance = inferred.variance
         if self.inferred:
             logger.info(
                 "%s: singles of %d genes inferred from their pairs", self.name, len(self.inferred)
             )
+
+    def _unseen_single_prior(self, genes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each gene's single as an unseen single is predicted, and that prediction's variance."""
+        sets = [(g,) for g in genes]
+        return self._point_change(sets), self._variance(sets)
+
+    def _pair_interaction_variance(self) -> np.ndarray:
+        """Variance of a pair's change about its singles combined, per gene ``(G,)``."""
+        return self._error["combo_seen2"].ratio(np.array(1.0)) * self.gene_scale
 
     def _fit_pair_neighbours(self, data: ScreenData, train: list[str]) -> PairNeighbours:
         """The training pairs of measured singles and their residuals beyond the singles.
@@ -955,12 +978,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Predictive variance of each set's change: see the class documentation."""
         variance = np.zeros((len(sets), len(self.genes)))
         support = self._support_columns(sets)[PRED_SUPPORT]
-        # an inferred single's error: a pair's interaction, averaged over its pairs
-        interaction = (
-            self._error["combo_seen2"].ratio(np.array(1.0)) * self.gene_scale
-            if self.inferred
-            else 0.0
-        )
         for row, genes in enumerate(sets):
             kind = kind_of(genes, self.singles)
             if kind == "seen_single":
@@ -968,8 +985,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             elif kind in KINDS:
                 variance[row] = self._error[kind].ratio(support[row]) * self.gene_scale
             for gene in genes:
-                if gene in self.inferred:
-                    variance[row] += interaction / self.inferred[gene]
+                if gene in self.inferred_variance:
+                    variance[row] += self.inferred_variance[gene]
         return variance
 
     # -- persistence -----------------------------------------------------------------------
@@ -1005,6 +1022,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "noise": self.noise,
         }
         arrays.update({f"single.{g}": change for g, change in self.singles.items()})
+        arrays.update({f"inferred_variance.{g}": v for g, v in self.inferred_variance.items()})
         if self.pair_neighbours is not None:
             arrays[f"{NEIGHBOURS}/residuals"] = self.pair_neighbours.residuals
         for name, model in self.corrections.items():
@@ -1062,6 +1080,14 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
         self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}
+        self.inferred_variance = {
+            g: np.asarray(arrays[f"inferred_variance.{g}"], dtype=np.float64)
+            for g in self.inferred
+            if f"inferred_variance.{g}" in arrays
+        }
+        for gene in set(self.inferred) - set(self.inferred_variance):
+            # files saved before the posterior: a pair's interaction over the pairs averaged
+            self.inferred_variance[gene] = self._pair_interaction_variance() / self.inferred[gene]
         self.screen_genes = [str(g) for g in options["screen_genes"]]
         self.corrections = {}
         for name, part_options in options["parts"].items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,26 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _over_seeds(per_seed: pd.DataFrame, models: Sequence[str], confidence: float) -> pd.DataFrame:
-    """Mean over seeds of per-seed values, with a t-interval (see ``EvaluationResult.summary``)."""
+GI_BOUNDS = {
+    "precision_at_k": (0.0, 1.0),
+    "random_precision": (0.0, 1.0),
+    "top_k_accuracy": (0.0, 1.0),
+    "r2": (-np.inf, 1.0),
+}
+"""Ranges of the interaction-ranking figures (:meth:`EvaluationResult.gi_summary`)."""
+
+
+def _over_seeds(
+    per_seed: pd.DataFrame,
+    models: Sequence[str],
+    confidence: float,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    """Mean over seeds of per-seed values, with a t-interval (see ``EvaluationResult.summary``).
+
+    ``bounds``: metric -> the range its values can take; its interval is clipped to it (a
+    share cannot exceed 1 however few the seeds).
+    """
     if not 0 < confidence < 1:
         raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
     rows = []
@@ -63,8 +81,11 @@ def _over_seeds(per_seed: pd.DataFrame, models: Sequence[str], confidence: float
             half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
         else:
             half = float("nan")
+        low, high = mean - half, mean + half
+        if bounds is not None and metric in bounds:
+            low, high = max(low, bounds[metric][0]), min(high, bounds[metric][1])
         n_conditions = int(group["n_conditions"].sum())
-        rows.append((model, subgroup, metric, mean, std, mean - half, mean + half, n, n_conditions))
+        rows.append((model, subgroup, metric, mean, std, low, high, n, n_conditions))
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return _ordered(table, models, ["model", "subgroup", "metric"])
 
@@ -386,7 +407,8 @@ class EvaluationResult:
         One row per ``model`` and ``subtype``, for ``metric`` ``precision_at_k``,
         ``random_precision`` (a random ranking of the same pairs), ``top_k_accuracy`` and
         ``r2``: the columns of :meth:`summary` (``n_conditions``: pairs compared, summed
-        over seeds). Empty when :attr:`gi` is.
+        over seeds), each interval clipped to the values its figure can take (``[0, 1]``;
+        ``r2`` at most 1). Empty when :attr:`gi` is.
         """
         if self.gi.empty:
             return pd.DataFrame(columns=["subtype", *SUMMARY_COLUMNS])
@@ -399,7 +421,9 @@ class EvaluationResult:
         # _over_seeds groups by subgroup: the subtype takes its place
         long = long.rename(columns={"subtype": "subgroup", "n_pairs": "n_conditions"})
         models = list(dict.fromkeys(self.gi["model"]))
-        table = _over_seeds(long, models, confidence).rename(columns={"subgroup": "subtype"})
+        table = _over_seeds(long, models, confidence, GI_BOUNDS).rename(
+            columns={"subgroup": "subtype"}
+        )
         keys = pd.DataFrame(
             {
                 "model": table["model"].map({m: i for i, m in enumerate(models)}),
@@ -418,7 +442,8 @@ class EvaluationResult:
         anti-correlation with performance) and the share of measured changes inside the
         50 % and 90 % intervals (``inside_de_50``, ``inside_de_90``, ``inside_all_50``,
         ``inside_all_90``; calibrated: 0.5 and 0.9); then the mean over seeds with a
-        t-interval.
+        t-interval, clipped to the values each figure can take (``[-1, 1]`` for the
+        correlations, ``[0, 1]`` for the shares).
 
         Parameters
         ----------
@@ -433,7 +458,11 @@ class EvaluationResult:
         if self.uncertainty.empty:
             return pd.DataFrame(columns=SUMMARY_COLUMNS)
         models = list(dict.fromkeys(self.uncertainty["model"]))
-        return _over_seeds(uncertainty_per_seed(self.uncertainty), models, confidence)
+        per_seed = uncertainty_per_seed(self.uncertainty)
+        bounds = {
+            m: (-1.0, 1.0) if m.startswith("spearman") else (0.0, 1.0) for m in per_seed["metric"]
+        }
+        return _over_seeds(per_seed, models, confidence, bounds)
 
     def calibration(self) -> pd.DataFrame:
         """Observed share inside the predictive intervals at each nominal level.
