@@ -11,7 +11,8 @@ screen twice over:
 
 - **in screen**: the models are fitted on the split as ``perturbsim evaluate`` fits them;
   the unseen genes' conditions are in the screen as test conditions (never trained on), so
-  the GO graph holds them as nodes;
+  the GO graph holds them as nodes, and their own columns (expression, co-expression) are
+  measured;
 - **out of screen**: the same models, fitted on the same training and validation
   conditions of a copy of the screen from which every cell of a condition with an unseen
   gene and every unseen gene's column were removed: those genes are neither perturbed nor
@@ -142,7 +143,10 @@ def _figures(screen, *, seeds: int, go=None) -> dict:
     scores = pd.concat([_seed(screen, s, go) for s in range(1, seeds + 1)], ignore_index=True)
     wide = scores.pivot_table(
         index=["seed", "condition", "metric"], columns=["model", "where"], values="value"
-    ).dropna()
+    )
+    # a gene counts only if every model scores it in and out of screen on every metric
+    complete = wide.notna().all(axis=1).groupby(level=["seed", "condition"]).transform("all")
+    wide = wide[complete]
     out: dict = {"wall_s": round(time.perf_counter() - t0, 1), "seeds": seeds}
     out["n_genes_per_seed"] = [
         int(wide.xs(s, level="seed").index.get_level_values("condition").nunique())

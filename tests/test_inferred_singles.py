@@ -33,10 +33,11 @@ def test_a_single_is_the_mean_of_its_pairs_minus_their_measured_partners():
     assert inferred.n_pairs == {"X": 2}
     # the pairs pin X down whatever its prior: their mean, interactions included
     np.testing.assert_allclose(inferred.changes["X"], x + interaction.mean(axis=0), atol=1e-9)
-    # the variance: the prior's, narrowed by two pairs each off by a pair's variance
-    np.testing.assert_allclose(inferred.variance["X"], 1 / (1 / 0.02 + 2 / 0.01))
+    # its error variance: two pairs' interactions averaged, whatever the prior
+    np.testing.assert_allclose(inferred.variance["X"], 0.01 / 2)
     vague = infer_singles(pairs, changes, {"A": a, "B": b}, vague_prior, np.full(8, 0.01))
-    np.testing.assert_allclose(vague.variance["X"], 0.005, rtol=1e-6)
+    np.testing.assert_allclose(vague.changes["X"], inferred.changes["X"])
+    np.testing.assert_allclose(vague.variance["X"], 0.01 / 2)
 
 
 def test_a_pair_of_two_unmeasured_genes_is_split_between_them_by_their_priors():
@@ -57,48 +58,80 @@ def test_a_pair_of_two_unmeasured_genes_is_split_between_them_by_their_priors():
     np.testing.assert_allclose(inferred.changes["X"], prior_mean["X"] + share * left)
     np.testing.assert_allclose(inferred.changes["Y"], prior_mean["Y"] + (1 - share) * left)
     np.testing.assert_allclose(inferred.changes["X"] + inferred.changes["Y"], pair)
+    # what the pair leaves open: the prior's spread along X - Y
+    product = prior_variance["X"] * prior_variance["Y"]
+    open_spread = product / (prior_variance["X"] + prior_variance["Y"])
+    np.testing.assert_allclose(inferred.variance["X"], open_spread)
+    np.testing.assert_allclose(inferred.variance["Y"], open_spread)
     assert inferred.n_pairs == {"X": 1, "Y": 1}
 
 
-def test_inferred_singles_are_the_gaussian_conditional_on_exact_pairs():
-    """Against conditioning the joint Gaussian of the singles and the pairs directly.
-
-    The singles: the conditional mean given pairs without interaction (the limit of
-    vanishing pair variance). Their variances: the conditional variance given pairs with
-    the pair variance. Includes a gene pinned by two disagreeing routes (X by A+X and,
-    through Y and Z, by B+Z) and a pair of two otherwise unknown genes (V+W).
-    """
+def linked_system(n_genes: int = 5) -> dict:
+    """Measured A and B; X pinned by two disagreeing routes (A+X, and B+Z through Y, Z);
+    V+W a pair of two otherwise unknown genes; A+B of no use."""
     rng = np.random.default_rng(1)
-    n_genes = 5
-    singles = {"A": rng.normal(size=n_genes), "B": rng.normal(size=n_genes)}
-    pairs = [("A", "X"), ("X", "Y"), ("Y", "Z"), ("B", "Z"), ("V", "W"), ("A", "B")]
-    changes = rng.normal(size=(len(pairs), n_genes))
-    unknown = ["V", "W", "X", "Y", "Z"]
-    means = rng.normal(size=(len(unknown), n_genes))
-    variances = rng.uniform(0.5, 2.0, size=(len(unknown), n_genes))
-    pair_variance = rng.uniform(0.1, 0.3, size=n_genes)
-    inferred = infer_singles(
-        pairs, changes, singles, lambda genes: (means, variances), pair_variance
+    return {
+        "pairs": [("A", "X"), ("X", "Y"), ("Y", "Z"), ("B", "Z"), ("V", "W"), ("A", "B")],
+        "changes": rng.normal(size=(6, n_genes)),
+        "singles": {"A": rng.normal(size=n_genes), "B": rng.normal(size=n_genes)},
+        "means": rng.normal(size=(5, n_genes)),
+        "variances": rng.uniform(0.5, 2.0, size=(5, n_genes)),
+        "pair_variance": rng.uniform(0.1, 0.3, size=n_genes),
+    }
+
+
+def infer_linked(system: dict):
+    return infer_singles(
+        system["pairs"],
+        system["changes"],
+        system["singles"],
+        lambda genes: (system["means"], system["variances"]),
+        system["pair_variance"],
     )
-    used = pairs[:5]
+
+
+def test_linked_singles_are_least_squares_where_pinned_and_the_exact_conditional_elsewhere():
+    """Against the ``pairs x pairs`` form of the limit: ``K = T A'(A T A')^+``.
+
+    The singles: ``p + K (r - A p)``, which for X, Y, Z (four pairs, three unknowns) is
+    the least-squares solution of the additive model whatever the priors. Their
+    variances: the estimate's error variance when singles scatter by ``T`` about ``p`` and
+    pairs by the pair variance about their sums, ``(I-KA) T (I-KA)' + s K K'``.
+    """
+    system = linked_system()
+    inferred = infer_linked(system)
+    unknown = ["V", "W", "X", "Y", "Z"]
+    used = system["pairs"][:5]
     design = np.array([[float(u in p) for u in unknown] for p in used])
-
-    def conditional(g: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
-        prior_cov = np.diag(variances[:, g])
+    singles, changes = system["singles"], system["changes"]
+    for g in range(changes.shape[1]):
+        prior_cov = np.diag(system["variances"][:, g])
         offset = np.array([sum(singles[x][g] for x in p if x in singles) for p in used])
-        cov_pairs = design @ prior_cov @ design.T + noise * np.eye(len(used))
-        gain = prior_cov @ design.T @ np.linalg.pinv(cov_pairs)
-        mean = means[:, g] + gain @ (changes[:5, g] - offset - design @ means[:, g])
-        return mean, np.diag(prior_cov - gain @ design @ prior_cov)
-
-    for g in range(n_genes):
-        expected, _ = conditional(g, 0.0)
-        _, expected_var = conditional(g, pair_variance[g])
+        residual = changes[:5, g] - offset
+        gain = prior_cov @ design.T @ np.linalg.pinv(design @ prior_cov @ design.T)
+        expected = system["means"][:, g] + gain @ (residual - design @ system["means"][:, g])
+        off = np.eye(5) - gain @ design
+        noise = system["pair_variance"][g]
+        expected_var = np.diag(off @ prior_cov @ off.T + noise * gain @ gain.T)
         got = np.array([inferred.changes[u][g] for u in unknown])
         got_var = np.array([inferred.variance[u][g] for u in unknown])
         np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
-        np.testing.assert_allclose(got_var, expected_var, rtol=1e-8)
+        np.testing.assert_allclose(got_var, expected_var, rtol=1e-7)
+        pinned, *_ = np.linalg.lstsq(design[[0, 1, 2, 3]][:, 2:], residual[[0, 1, 2, 3]])
+        np.testing.assert_allclose(got[2:], pinned, rtol=1e-7, atol=1e-9)
     assert inferred.n_pairs == {"V": 1, "W": 1, "X": 2, "Y": 2, "Z": 2}
+
+
+def test_solving_genes_in_chunks_changes_nothing(monkeypatch):
+    system = linked_system(n_genes=7)
+    whole = infer_linked(system)
+    monkeypatch.setattr(
+        "perturbsim.models._inferred_singles.CHUNK_ELEMENTS", 9
+    )  # a gene or two at a time
+    chunked = infer_linked(system)
+    for gene in whole.changes:
+        np.testing.assert_allclose(chunked.changes[gene], whole.changes[gene], rtol=1e-12)
+        np.testing.assert_allclose(chunked.variance[gene], whole.variance[gene], rtol=1e-12)
 
 
 def test_without_pairs_of_unmeasured_genes_nothing_is_inferred():
@@ -153,7 +186,8 @@ def test_a_refit_without_inference_forgets_the_inferred_singles(fitted_pairs_onl
     assert model.inferred
     model.infer_singles = False
     model.fit()
-    assert model.inferred == {} and "G0217" not in model.singles
+    assert model.inferred == {} and model.inferred_variance == {}
+    assert "G0217" not in model.singles
 
 
 def test_inferred_singles_are_saved_and_loaded(fitted_pairs_only, tmp_path):

@@ -18,9 +18,11 @@ measured gene, one unknown per gene never measured alone:
   left at its prior.
 
 Genes linked by pairs are solved together (one problem per connected group). Each
-inferred single's variance is the posterior's with the pairs' interactions as independent
-errors of a given variance (that of a pair predicted from its singles): with measured
-partners only, that variance divided by the number of pairs.
+inferred single's variance is the error variance of that estimate when the pairs do carry
+independent interactions of a given variance (that of a pair predicted from its singles)
+and the singles scatter about their priors by the prior variances: with measured partners
+only, the pairs' variance divided by their number; for a pair of two otherwise unknown
+genes, what the prior leaves open plus the gene's share of the pair's interaction.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from ._base import GeneSet
 
 #: Floor on every variance, so that a gene that never varies (variance 0) stays defined.
 MIN_VARIANCE = 1e-12
-#: Elements of the per-gene precision matrices solved at once (bounds the memory).
+#: Elements of the per-gene ``n x n`` matrices decomposed at once (bounds the memory).
 CHUNK_ELEMENTS = 1 << 22
+#: Eigenvalues below this fraction of the largest count as directions the pairs leave open.
+RCOND = 1e-10
 
 Prior = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
@@ -142,35 +146,40 @@ def _posterior(
     prior_variance: np.ndarray,
     pair_variance: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inferred singles of one linked group and their variances, gene by measured gene.
+    """Inferred singles of one linked group and their error variances, gene by measured gene.
 
     With ``A`` the ``(pairs, n)`` incidence, ``r`` a measured gene's residuals (the pairs'
     changes minus their measured partners), ``p`` and ``T = diag(t)`` the priors and ``s``
-    the pair variance, the singles are ``p + T A' (A T A')^+ (r - A p)``, the limit of the
-    posterior mean as ``s`` goes to 0: the pairs are taken as exact sums where they pin a
-    single down (least squares where they disagree), the priors fill in what they leave
-    open. Their variances are the posterior's with ``s``, the diagonal of
-    ``(A'A / s + T^-1)^-1``. Returns two ``(n, G)`` arrays.
+    the pair variance, the singles are ``p + K (r - A p)`` with
+    ``K = T A' (A T A')^+ = T^1/2 M^+ T^1/2 A'`` and ``M = T^1/2 A'A T^1/2`` (``n x n``):
+    the limit of the posterior mean as ``s`` goes to 0, so the pairs are taken as exact
+    sums where they pin a single down (least squares where they disagree) and the priors
+    fill in what they leave open. If the singles scatter about ``p`` by ``T`` and the pairs
+    about their sums by ``s``, the estimate's error variance is the diagonal of
+    ``(I - KA) T (I - KA)' + s K K' = T^1/2 ((I - P) + s M^+) T^1/2``, ``P`` the projection
+    on the range of ``M``. Returns two ``(n, G)`` arrays.
     """
     n, n_genes = prior_mean.shape
-    m = incidence.shape[0]
     pair_var = np.maximum(pair_variance, MIN_VARIANCE)
-    spread = np.maximum(prior_variance, MIN_VARIANCE)  # (n, G)
-    left = residual - incidence @ prior_mean  # (m, G): what the priors leave of the pairs
+    root = np.sqrt(np.maximum(prior_variance, MIN_VARIANCE))  # (n, G): T^1/2
+    # A'(r - A p): what the priors leave of the pairs, seen from each unknown gene
+    left = incidence.T @ (residual - incidence @ prior_mean)  # (n, G)
+    gram = incidence.T @ incidence
     mean = np.empty((n, n_genes))
     variance = np.empty((n, n_genes))
-    step = max(1, CHUNK_ELEMENTS // (max(m, n) ** 2))
-    gram = incidence.T @ incidence
-    diagonal = np.arange(n)
+    step = max(1, CHUNK_ELEMENTS // (n * n))
     for start in range(0, n_genes, step):
         chunk = slice(start, min(start + step, n_genes))
-        gain = incidence[None] * spread[:, chunk].T[:, None, :]  # (g, m, n): A T
-        pair_cov = gain @ incidence.T  # (g, m, m): A T A'
-        exact = np.linalg.pinv(pair_cov, rcond=1e-10, hermitian=True)
-        mean[:, chunk] = prior_mean[:, chunk] + np.einsum(
-            "gmi,gmk,kg->ig", gain, exact, left[:, chunk], optimize=True
+        scale = root[:, chunk].T  # (g, n)
+        values, vectors = np.linalg.eigh(scale[:, :, None] * gram[None] * scale[:, None, :])
+        kept = values > RCOND * values.max(axis=1, keepdims=True)
+        inverse = np.where(kept, 1.0 / np.where(kept, values, 1.0), 0.0)  # M^+ eigenvalues
+        projected = np.einsum("gij,gj->gi", vectors.transpose(0, 2, 1), scale * left[:, chunk].T)
+        mean[:, chunk] = (
+            prior_mean[:, chunk] + (scale * np.einsum("gij,gj->gi", vectors, inverse * projected)).T
         )
-        precision = gram[None] / pair_var[chunk, None, None]
-        precision[:, diagonal, diagonal] += 1.0 / spread[:, chunk].T
-        variance[:, chunk] = np.linalg.inv(precision)[:, diagonal, diagonal].T
+        squares = vectors**2  # diagonal of V diag(d) V' is squares @ d
+        open_share = np.einsum("gij,gj->gi", squares, (~kept).astype(float))
+        pair_share = np.einsum("gij,gj->gi", squares, inverse)
+        variance[:, chunk] = (scale**2 * (open_share + pair_var[chunk, None] * pair_share)).T
     return mean, variance

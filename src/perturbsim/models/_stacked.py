@@ -149,13 +149,13 @@ class Stacked(CoverageMixin, PerturbationModel):
     calibrated nMSE of such pairs from -0.05, the mean with ``linear``'s departure, to 0.12).
     With ``infer_singles`` (default), once the weights are fitted, a gene never measured
     alone but perturbed in measured pairs (training or validation) gets the single those
-    pairs imply: the posterior mean of its single under the additive model, a pair being
-    its two singles' sum with a pair's interaction error, and the gene's prediction as an
-    unseen single (with that prediction's variance) its prior
-    (:mod:`perturbsim.models._inferred_singles`; :attr:`inferred` counts the pairs). With
-    measured partners and a vague prior this is the mean over its pairs of the pair's
-    change minus its partner's single; a pair of two genes never measured alone splits
-    what their priors leave of it between them by their prior variances. Such a gene
+    pairs imply under the additive model, a pair being the sum of its two singles, the
+    gene's prediction as an unseen single (with that prediction's variance) its prior
+    (:mod:`perturbsim.models._inferred_singles`; :attr:`inferred` counts the pairs): the
+    pairs are taken as exact sums where they pin the single down, so that with measured
+    partners it is the mean over its pairs of the pair's change minus its partner's
+    single, whatever the prior; a pair of two genes never measured alone splits what
+    their priors leave of it between them by their prior variances. Such a gene
     counts as measured from then on: a pair of it and a measured (or
     inferred) gene is predicted as a pair of measured singles, with that kind's
     corrections, neighbours and weights (fitted on pairs of genes measured alone: GEARS
@@ -241,7 +241,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     as their combined singles predict them (without evidence, the full spread of each
     gene; the six role coefficients were fitted on those pairs, a slight optimism). A
     measured single's variance is its typical squared standard error. An inferred single
-    adds to the variance of every set that includes it its posterior variance. ``.obs["support"]``
+    adds to the variance of every set that includes it its own error variance (with
+    measured partners, a pair's interaction error over the number of pairs; each inferred
+    gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
     and ``.obs["unsupported"]`` report the support (see
     :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
@@ -575,11 +577,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     def _infer_singles(self, pairs: list[str], changes: dict[str, np.ndarray]) -> None:
         """Join the singles inferred from the measured pairs to the measured singles.
 
-        Each gene never measured alone but perturbed in measured pairs gets the posterior
-        mean of its single given those pairs (:mod:`perturbsim.models._inferred_singles`):
-        its prior is its prediction as an unseen single with that prediction's variance,
-        a pair's change departs from the sum of its singles by a pair's interaction error
-        (``combo_seen2``'s, at full support).
+        Each gene never measured alone but perturbed in measured pairs gets the single
+        those pairs imply as exact sums, its prediction as an unseen single (with that
+        prediction's variance) filling what they leave open
+        (:mod:`perturbsim.models._inferred_singles`); its variance counts a pair's
+        interaction error (``combo_seen2``'s, at full support).
         """
         pair_changes = np.array([changes[c] for c in pairs]).reshape(len(pairs), len(self.genes))
         inferred = infer_singles(
@@ -1086,7 +1088,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             if f"inferred_variance.{g}" in arrays
         }
         for gene in set(self.inferred) - set(self.inferred_variance):
-            # files saved before the posterior: a pair's interaction over the pairs averaged
+            # files saved before joint inference: a pair's interaction over the pairs averaged
             self.inferred_variance[gene] = self._pair_interaction_variance() / self.inferred[gene]
         self.screen_genes = [str(g) for g in options["screen_genes"]]
         self.corrections = {}
