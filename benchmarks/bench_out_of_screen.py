@@ -47,7 +47,6 @@ from scipy import stats as st
 import perturbsim as ps
 from perturbsim.models import takes_option
 from perturbsim.pp import genes_of
-from perturbsim.pp._split import Split
 
 MODELS = ("stacked", "linear_go", "mean")
 METRICS = ("pearson_delta_de", "nmse_de")
@@ -69,7 +68,7 @@ def _interval(values: list[float]) -> list[float | None]:
     return [_round(x.mean()), _round(x.mean() - half), _round(x.mean() + half)]
 
 
-def _without_unseen_genes(work, plan: Split, unseen: set[str]):
+def _without_unseen_genes(work, plan: ps.pp.Split, unseen: set[str]):
     """``work`` without the cells of conditions with an unseen gene and their columns.
 
     The split keeps the same training and validation conditions.
@@ -79,11 +78,10 @@ def _without_unseen_genes(work, plan: Split, unseen: set[str]):
     cells = ~conditions.isin(dropped).to_numpy()
     genes = ~work.var_names.isin(sorted(unseen))
     reduced = work[cells, genes].copy()
-    for key in list(reduced.uns["perturbsim"]):
-        if key not in ("setup",):
-            del reduced.uns["perturbsim"][key]
+    for key in [k for k in reduced.uns["perturbsim"] if k != "setup"]:
+        del reduced.uns["perturbsim"][key]  # the statistics and DE of the full screen
     kept = [c for c in plan.test if c not in dropped]
-    Split(
+    ps.pp.Split(
         kind=plan.kind,
         seed=plan.seed,
         train=plan.train,
@@ -114,7 +112,7 @@ def _seed(screen, seed: int, go) -> pd.DataFrame:
     ps.pp.split(work, kind="simulation", seed=seed)
     ps.pp.pseudobulk(work)
     ps.pp.rank_de(work, n_genes=N_DE)
-    plan = Split.from_adata(work)
+    plan = ps.pp.Split.from_adata(work)
     singles = list(plan.subgroups.get("unseen_single", []))
     unseen = {g for c in singles for g in genes_of(c)}
     reduced = _without_unseen_genes(work, plan, unseen)

@@ -46,14 +46,14 @@ Prior = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True, eq=False)
 class InferredSingles:
-    """Inferred singles, their posterior variances and how many pairs each was inferred from.
+    """Inferred singles, their error variances and how many pairs each was inferred from.
 
     Attributes
     ----------
     changes
-        Gene -> its inferred single change ``(G,)`` (posterior mean).
+        Gene -> its inferred single change ``(G,)``.
     variance
-        Gene -> its posterior variance ``(G,)``.
+        Gene -> the error variance of that estimate ``(G,)``.
     n_pairs
         Gene -> the number of measured pairs it is in.
     """
@@ -90,7 +90,8 @@ def infer_singles(
 
     Returns
     -------
-    The posterior of each such gene's single (see the module documentation).
+    Each such gene's inferred single and its error variance (see the module
+    documentation).
     """
     used = [
         (tuple(genes), change)
@@ -110,16 +111,17 @@ def infer_singles(
                 residual[row] -= singles[gene]
             else:
                 incidence[row, column[gene]] += 1.0
+    pair_variance = np.asarray(pair_variance, dtype=np.float64)
     mean = np.zeros((len(unknown), residual.shape[1]))
     variance = np.zeros_like(mean)
     for group in _linked_groups(incidence):
         rows = np.flatnonzero(incidence[:, group].any(axis=1))
-        mean[group], variance[group] = _posterior(
+        mean[group], variance[group] = _solve_group(
             incidence[np.ix_(rows, group)],
             residual[rows],
             prior_mean[group],
             prior_variance[group],
-            np.asarray(pair_variance, dtype=np.float64),
+            pair_variance,
         )
     n_pairs = (incidence > 0).sum(axis=0)
     return InferredSingles(
@@ -139,7 +141,7 @@ def _linked_groups(incidence: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(group == g) for g in np.unique(group)]
 
 
-def _posterior(
+def _solve_group(
     incidence: np.ndarray,
     residual: np.ndarray,
     prior_mean: np.ndarray,
