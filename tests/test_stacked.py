@@ -13,7 +13,7 @@ from scipy.optimize import lsq_linear
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
-from perturbsim.models._stacked import GEARS_HIDDEN, kind_of
+from perturbsim.models._stacked import GEARS_HIDDEN, GEARS_MAX_EPOCHS, kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
     FitRow,
@@ -288,6 +288,17 @@ def test_its_gears_part_is_narrower_than_the_reference_unless_asked(fitted_small
     assert model.corrections["gears"].config.hidden == GEARS_HIDDEN < ps.models.GEARSConfig().hidden
     wide = ps.models.Stacked(adata, hidden=64, seed=0)
     assert wide.corrections["gears"].config.hidden == 64
+
+
+def test_its_gears_part_trains_at_most_the_capped_epochs_unless_asked(fitted_small):
+    adata, _ = fitted_small
+    go = adata.uns["simulation"]["go"]
+    # patience beyond any epoch count: only the cap stops training
+    capped = ps.models.Stacked(adata, go_annotations=go, seed=0).fit(patience=500)
+    assert len(capped.corrections["gears"].history) == GEARS_MAX_EPOCHS
+    longer = ps.models.Stacked(adata, go_annotations=go, seed=0)
+    longer.fit(patience=500, max_epochs=GEARS_MAX_EPOCHS + 5)
+    assert len(longer.corrections["gears"].history) == GEARS_MAX_EPOCHS + 5
 
 
 def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted_small):
