@@ -82,8 +82,8 @@ scoreboard's seed 0): with early stopping alone (patience 20) the correction tra
 0.8 % above the uncapped one on average (5.3 % at most, on the one split whose best epoch
 was 77; 0 on seven of ten). The correction's departures enter the default with weights of
 0 to 0.25 on those splits, so the cap moves the default's predictions little while it
-bounds the fit's time (each epoch about 0.8 s of a 2-core Norman-sized fit that is about
-20 s besides)."""
+bounds the fit's time (each epoch 0.55-0.8 s of a 2-core Norman-sized fit that is 16-20 s
+besides)."""
 NEIGHBOURS = "pair_neighbours"
 """Name of the part lending a pair of measured singles the residual of training pairs whose
 genes act alike (:mod:`perturbsim.models._pair_neighbours`), weighted in after the
@@ -287,7 +287,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         (the paper's) or ``"coexpression"``.
     **gears_options
         Options of :class:`~perturbsim.models.GEARS` (defaults ``additive_residual=True``
-        and ``hidden=`` :data:`GEARS_HIDDEN`).
+        and ``hidden=`` :data:`GEARS_HIDDEN`). ``fit(**options)`` takes GEARS's schedule
+        for its GEARS part, ``max_epochs`` defaulting to :data:`GEARS_MAX_EPOCHS`.
 
     Examples
     --------
