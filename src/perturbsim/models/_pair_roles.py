@@ -14,7 +14,10 @@ measured singles, with a handful of coefficients fitted on the training pairs:
   when they reach it together; unrelated ones add) and ``|log(|ΔA| / |ΔB|)|`` (a pair of
   unequal strength is dominated by its stronger member).
 
-The six coefficients are fitted by least squares on every training pair whose two genes were
+Both the fit and the features read each pair on its :data:`ROLE_GENES` genes where the singles
+change most (off the pair's targets): the genes where neither single moves out of its noise
+decide nothing of how the two combine, and on all genes they outweigh the rest. The six
+coefficients are fitted by least squares on every training pair whose two genes were
 measured alone (each pair's own targets left out), with a ridge penalty pulling them towards
 the sum of the singles (coefficients 1, 0, 0 for both roles). The penalty is chosen by the
 held-out error among :data:`RIDGES`, each pair held out together with every pair sharing one
@@ -44,6 +47,7 @@ from ..pp import genes_of
 from ._base import GeneSet
 from ._data import ScreenData
 from ._simple import Additive
+from ._stacking import strongest
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,19 @@ ADDITIVE = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
 """The coefficients of the sum of the singles: ``big`` and ``small`` both at 1."""
 MIN_PAIRS = 3
 """Fewest training pairs that fit coefficients; with fewer the sum of the singles is kept."""
+ROLE_GENES = 100
+"""Genes of a pair its role coefficients are fitted on and its features computed from: those
+where its larger single change is largest (:func:`role_genes`). Least squares over every gene
+is decided by the thousands that barely move, on which the singles are noise and the
+weaker one's coefficient is attenuated the more, the weaker it is (errors in variables), so
+that an unequal pair looks damped. The number is the default model's ``FIT_GENES``, for
+the same reason. On a development screen (the simulated Norman-sized one, simulator seed 1,
+``combo`` split seeds 1 and 2; the pairs judged against the simulator's noiseless truth),
+fitting ``interaction`` on these genes instead of all cut the test pairs' error on their
+top-20 genes from 0.040 to 0.027 and raised the Spearman correlation of the predicted GI
+magnitude with the true one from 0.09 to 0.30; the default's calibrated nMSE on pairs of
+measured singles went from 0.971 to 0.977 (simulation split seeds 1-5), on pairs of two
+genes never measured alone from 0.069 to 0.060."""
 LEVEL = 0.025
 """Level of the one-sided t-test the mean held-out gain over pairs must pass for a fit to be
 kept."""
@@ -83,6 +100,27 @@ def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if norm_a == 0.0 or norm_b == 0.0:
         return np.array([1.0, 0.0, 0.0])
     return np.array([1.0, float(a @ b) / (norm_a * norm_b), abs(np.log(norm_a / norm_b))])
+
+
+def role_genes(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the :data:`ROLE_GENES` genes among ``keep`` where ``max(|a|, |b|)`` is largest.
+
+    Parameters
+    ----------
+    a, b
+        ``(G,)`` the two singles' changes.
+    keep
+        ``(G,)`` mask of the genes to choose from (default all; a pair's targets left out).
+
+    Returns
+    -------
+    ``(G,)`` bool; every gene of ``keep`` when it holds fewer.
+    """
+    candidates = np.flatnonzero(keep) if keep is not None else np.arange(len(a))
+    larger = np.maximum(np.abs(a[candidates]), np.abs(b[candidates]))
+    mask = np.zeros(len(a), dtype=bool)
+    mask[candidates[strongest(larger, ROLE_GENES)]] = True
+    return mask
 
 
 def roles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +179,14 @@ class PairRoles:
     def predict(self, a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         """The pair's predicted change from its singles' changes ``a`` and ``b``, ``(G,)``.
 
-        ``keep`` marks the genes the features are computed on (default all; a pair's own
-        targets are left out of them, as in the fit); every gene is predicted.
+        ``keep`` marks the genes the features may be computed on (default all; a pair's own
+        targets are left out of them, as in the fit); they are computed on the pair's
+        :func:`role_genes` among them, and every gene is predicted.
         """
         if self.is_additive:
             return a + b
-        features = pair_features(a[keep], b[keep]) if keep is not None else pair_features(a, b)
+        chosen = role_genes(a, b, keep)
+        features = pair_features(a[chosen], b[chosen])
         big, small = roles(a, b)
         return big * (self.coefficients[:3] @ features) + small * (self.coefficients[3:] @ features)
 
@@ -196,7 +236,8 @@ def fit_pair_roles(
     measured
         ``(P, G)`` measured changes of the pairs.
     keep
-        ``(P, G)`` genes each pair is fitted on (its own targets left out).
+        ``(P, G)`` genes each pair may be fitted on (its own targets left out); it is
+        fitted on its :func:`role_genes` among them.
     genes
         The two genes of each pair; ``None``: each pair held out alone.
 
@@ -212,7 +253,8 @@ def fit_pair_roles(
     if n_pairs < MIN_PAIRS:
         return PairRoles.additive(n_pairs)
     grams, moments, energies = [], [], []
-    for a, b, y, k in zip(singles_a, singles_b, measured, keep, strict=True):
+    for a, b, y, kept in zip(singles_a, singles_b, measured, keep, strict=True):
+        k = role_genes(a, b, kept)
         design = role_design(a[k], b[k])
         residual = y[k] - design @ ADDITIVE
         grams.append(design.T @ design)
