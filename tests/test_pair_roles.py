@@ -15,6 +15,7 @@ from perturbsim.models._pair_roles import (
     PairRoles,
     fit_pair_roles,
     gain_bar,
+    noise_gram,
     pair_features,
     role_design,
     role_genes,
@@ -88,6 +89,66 @@ def test_genes_where_nothing_moves_do_not_dilute_the_roles():
     np.testing.assert_allclose(fitted.coefficients, [1.0, 0.0, 0.0, 0.5, 0.0, 0.0], atol=0.05)
 
 
+def test_noise_gram_is_what_the_singles_noise_adds_to_the_normal_equations():
+    rng = np.random.default_rng(5)
+    a, b = (x[0] for x in _singles(rng, 1, n_genes=40))
+    a[:20] *= 4.0  # a is the larger single on most genes: the roles hold under the noise
+    var_a, var_b = rng.uniform(0.0, 0.02, size=40), rng.uniform(0.0, 0.02, size=40)
+    exact = role_design(a, b)
+    bias = noise_gram(a, b, var_a, var_b)
+    draws = 5_000
+    total = np.zeros((6, 6))
+    features = pair_features(a, b)
+    big, small = roles(a, b)
+    a_bigger = np.abs(a) >= np.abs(b)
+    for _ in range(draws):
+        noise_a = rng.normal(scale=np.sqrt(var_a))
+        noise_b = rng.normal(scale=np.sqrt(var_b))
+        # the roles and features as given, each role's change measured with its own noise;
+        # each draw and its mirror image, so that the noise's cross terms cancel exactly
+        for sign in (1.0, -1.0):
+            noisy_big = big + sign * np.where(a_bigger, noise_a, noise_b)
+            noisy_small = small + sign * np.where(a_bigger, noise_b, noise_a)
+            design = np.concatenate(
+                [noisy_big[:, None] * features, noisy_small[:, None] * features], axis=1
+            )
+            total += design.T @ design / 2
+    np.testing.assert_allclose(
+        total / draws - exact.T @ exact, bias, atol=0.02 * np.abs(bias).max()
+    )
+    assert bias[:3, 3:].sum() == 0.0  # the two singles' noises are independent
+    assert bias[0, 0] == pytest.approx(np.where(a_bigger, var_a, var_b).sum())
+
+
+def _effective(fitted: PairRoles, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each role's coefficient averaged over the pairs, features included, ``(2,)``."""
+    features = np.array([pair_features(x, y) for x, y in zip(a, b, strict=True)])
+    return (features @ fitted.coefficients.reshape(2, 3).T).mean(axis=0)
+
+
+def test_noisy_singles_attenuate_the_weaker_role_unless_their_noise_is_given():
+    # pairs buffer the weaker single by half; on every gene the first single is the larger
+    # by far (roles the noise cannot swap); the singles are measured with noise of half the
+    # weaker one's typical change, so fitted on them as measured the weaker role looks more
+    # damped than it is (errors in variables), by var(b) / (var(b) + noise) = 0.8
+    rng = np.random.default_rng(0)
+    n_pairs = 60
+    a = rng.choice([-1.0, 1.0], size=(n_pairs, ROLE_GENES)) * (
+        3.0 + np.abs(rng.normal(size=(n_pairs, ROLE_GENES)))
+    )
+    b = rng.normal(size=(n_pairs, ROLE_GENES))
+    truth = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
+    variance = np.full(a.shape, 0.25)
+    noisy_a = a + rng.normal(scale=0.5, size=a.shape)
+    noisy_b = b + rng.normal(scale=0.5, size=b.shape)
+    measured = truth + rng.normal(scale=0.1, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    naive = fit_pair_roles(noisy_a, noisy_b, measured, keep)
+    corrected = fit_pair_roles(noisy_a, noisy_b, measured, keep, noise=(variance, variance))
+    assert _effective(naive, noisy_a, noisy_b)[1] == pytest.approx(0.4, abs=0.04)
+    np.testing.assert_allclose(_effective(corrected, noisy_a, noisy_b), [1.0, 0.5], atol=0.05)
+
+
 def test_no_interaction_keeps_the_sum_of_the_singles():
     rng = np.random.default_rng(1)
     a, b = _singles(rng, 30)
@@ -148,6 +209,13 @@ def test_non_finite_input_is_refused_in_one_line():
     measured[1, 3] = np.nan
     with pytest.raises(ps.PerturbsimError, match="pairs hold NaN"):
         fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool))
+    noise = np.zeros(a.shape)
+    noise[0, 0] = np.inf
+    with pytest.raises(ps.PerturbsimError, match="singles' noise of the training pairs hold NaN"):
+        fit_pair_roles(a, b, a + b, np.ones(a.shape, dtype=bool), noise=(noise, noise))
+    noise[0, 0] = -1.0
+    with pytest.raises(ps.PerturbsimError, match="noise variances of the training pairs hold neg"):
+        fit_pair_roles(a, b, a + b, np.ones(a.shape, dtype=bool), noise=(noise, noise))
     with pytest.raises(ps.PerturbsimError, match="need 6 coefficients"):
         PairRoles.from_dict({"coefficients": [1.0], "ridge": 1.0, "n_pairs": 3, "loo_gain": 0})
 

@@ -185,6 +185,27 @@ def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norma
     assert denoised[strongest] == pytest.approx(raw[strongest], rel=0.05)
 
 
+def test_denoised_variances_are_the_noise_of_what_the_shrinkage_kept(norman):
+    data = ScreenData.from_adata(norman)
+    conditions = data.perturbed(data.train)
+    raw = data.stats.delta[data.stats.index(conditions)].astype(float)
+    mean = raw.mean(axis=0)
+    squared_se = data.squared_standard_errors(conditions)
+    rows = data.stats.index(conditions)
+    np.testing.assert_allclose(
+        squared_se, data.stats.variance()[rows] / data.stats.n_cells[rows][:, None], rtol=1e-6
+    )
+    variances = data.denoised_variances(conditions)
+    moved = raw != mean
+    kept = (data.denoised_changes(conditions) - mean)[moved] / (raw - mean)[moved]
+    # w · s², the posterior variance: the kept share of the departure times its noise
+    np.testing.assert_allclose(variances[moved], kept * squared_se[moved], atol=1e-12)
+    assert np.all(variances <= squared_se + 1e-15)
+    shrunk_away = moved & (squared_se > 0) & (np.abs(data.denoised_changes(conditions) - mean) == 0)
+    assert shrunk_away.mean() > 0.1 and np.all(variances[shrunk_away] == 0)
+    assert (variances > 0.5 * squared_se).any()
+
+
 def test_on_a_screen_where_nothing_replicates_it_predicts_close_to_no_change():
     adata = _null_screen()
     ps.pp.split(adata, kind="simulation", seed=0)

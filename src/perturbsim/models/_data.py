@@ -133,22 +133,40 @@ class ScreenData:
         """
         return self.training_changes()[1].mean(axis=0)
 
+    def squared_standard_errors(self, conditions: Sequence[str]) -> np.ndarray:
+        """Squared standard error of each condition's mean change, ``s² = var_c / n_c``.
+
+        The condition's own noise, its cells' variance over their count; the control's,
+        shared by every condition, is left out.
+
+        Parameters
+        ----------
+        conditions
+            Conditions in the statistics.
+
+        Returns
+        -------
+        ``(len(conditions), G)`` float64; 0 for a condition of one cell.
+        """
+        rows = self.stats.index(list(conditions))
+        return self.stats.variance()[rows] / self.stats.n_cells[rows][:, None]
+
     def denoised_changes(self, conditions: Sequence[str]) -> np.ndarray:
         """Mean changes of ``conditions`` shrunk towards their mean by their noise, ``(P, G)``.
 
         Each condition's measured change of a gene, ``d``, is an estimate whose own noise
-        has squared standard error ``s² = var_c / n_c`` (cell variance and count of the
-        condition in the statistics; the control's noise is shared by every condition, so it
-        is part of what they have in common, not of what sets one apart). Its departure from
-        the mean change of ``conditions``, ``r = d - m``, is shrunk by the positive-part
-        James-Stein rule of one observation, a normal prior of mean 0 on the true departure
-        with variance estimated from the measurement itself (``τ² = max(0, r² - s²)``):
-        ``m + r · max(0, 1 - s² / r²)``. A departure within its noise (``|r| <= s``)
-        becomes 0, one of ``z = |r| / s`` standard errors keeps ``1 - 1 / z²`` of itself.
-        The prior is per condition and gene, not shared by a gene's conditions, because
-        perturbation effects are sparse: a gene that responds strongly to one perturbation
-        and not to the others must keep that response. A condition of one cell has no
-        variance and is kept as measured.
+        has squared standard error ``s² = var_c / n_c``
+        (:meth:`squared_standard_errors`; the control's noise is shared by every condition,
+        so it is part of what they have in common, not of what sets one apart). Its
+        departure from the mean change of ``conditions``, ``r = d - m``, is shrunk by the
+        positive-part James-Stein rule of one observation, a normal prior of mean 0 on the
+        true departure with variance estimated from the measurement itself
+        (``τ² = max(0, r² - s²)``): ``m + r · w`` with ``w = max(0, 1 - s² / r²)``. A
+        departure within its noise (``|r| <= s``) becomes 0, one of ``z = |r| / s``
+        standard errors keeps ``1 - 1 / z²`` of itself. The prior is per condition and
+        gene, not shared by a gene's conditions, because perturbation effects are sparse: a
+        gene that responds strongly to one perturbation and not to the others must keep
+        that response. A condition of one cell has no variance and is kept as measured.
 
         Parameters
         ----------
@@ -159,15 +177,46 @@ class ScreenData:
         -------
         The shrunk changes, float64, in the order of ``conditions``.
         """
-        stats = self.stats
-        rows = stats.index(list(conditions))
-        delta = stats.delta[rows].astype(np.float64)
+        mean, departure, weight, _ = self._shrinkage(conditions)
+        return mean + departure * weight
+
+    def denoised_variances(self, conditions: Sequence[str]) -> np.ndarray:
+        """Error variance of each of :meth:`denoised_changes`, ``w · s²``.
+
+        The posterior variance of the true departure under the normal prior that shrinks
+        it, ``τ² s² / (τ² + s²)``, which is ``w · s²``: 0 for a departure shrunk to nothing
+        (the prior then has no variance), ``s²`` for one kept whole. The prior's variance
+        is estimated from the same measurement, so this is an approximation: it
+        understates the error of a weak effect kept in part and overstates that of a
+        strong one.
+
+        Parameters
+        ----------
+        conditions
+            Conditions in the statistics, at least one.
+
+        Returns
+        -------
+        ``(len(conditions), G)`` float64, in the order of ``conditions``.
+        """
+        _, _, weight, noise = self._shrinkage(conditions)
+        return weight * noise
+
+    def _shrinkage(
+        self, conditions: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The shrinkage of :meth:`denoised_changes`: ``(m, r, w, s²)``.
+
+        The mean change of ``conditions``, each one's departure from it, the share of the
+        departure kept and its squared standard error.
+        """
+        delta = self.stats.delta[self.stats.index(list(conditions))].astype(np.float64)
         mean = delta.mean(axis=0)
         departure = delta - mean
-        noise = stats.variance()[rows].astype(np.float64) / stats.n_cells[rows][:, None]
+        noise = self.squared_standard_errors(conditions)
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = np.where(noise > 0, np.clip(1.0 - noise / departure**2, 0.0, 1.0), 1.0)
-        return mean + departure * np.nan_to_num(weight, nan=0.0)
+        return mean, departure, np.nan_to_num(weight, nan=0.0), noise
 
     def single_changes(self, *, validation: bool = False) -> dict[str, np.ndarray]:
         """Gene -> mean change of its single-gene training condition, ``(G,)`` float64.

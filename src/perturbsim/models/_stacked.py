@@ -142,9 +142,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     measured single that single plus the mean (the partial additive model). With
     ``interaction`` (default) a pair of measured singles gets them combined as the training
     pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
-    coefficients, fitted on the training pairs with the denoised singles, chosen by their
-    leave-one-pair-out error: the sum itself when no interaction holds out;
-    :attr:`pair_roles`). Where the
+    coefficients, fitted on the training pairs with the denoised singles, corrected for the
+    noise those singles keep (their posterior variances,
+    :meth:`~perturbsim.models._data.ScreenData.denoised_variances`: errors in variables
+    attenuate the weaker single's role), chosen by their leave-one-pair-out error: the sum
+    itself when no interaction holds out; :attr:`pair_roles`). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
     genes or more none of whose genes was measured alone, its prediction replaces the
@@ -564,8 +566,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.mean_change = data.mean_training_change()
         self.screen_genes = sorted({g for c in data.stats.conditions for g in genes_of(c)})
         rows = data.stats.index(train)
-        squared_se = data.stats.variance()[rows] / data.stats.n_cells[rows][:, None]
-        self.noise = np.median(squared_se, axis=0).astype(np.float64)
+        squared_se = data.squared_standard_errors(train)
+        self.noise = np.median(squared_se, axis=0)
         self.gene_scale = gene_scale(data.stats.delta[rows].astype(np.float64), squared_se)
         self.target_effect = fit_target_effect(
             data.stats.delta[data.stats.index(train)],
@@ -578,7 +580,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.inferred = {}
         self.inferred_variance = {}
         if self.interaction:
-            self.pair_roles = fit_pair_roles_on(self.singles, train, data)
+            noise = dict(zip(measured, self._measured_noise(data, measured), strict=True))
+            single_noise = {c: noise[c] for c in self.singles}
+            self.pair_roles = fit_pair_roles_on(self.singles, train, data, single_noise)
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
         self._fit_weights(data)
         # validation singles were measured too: predictions use them once the weights are set
@@ -652,6 +656,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         if self.denoise:
             return data.denoised_changes(conditions)
         return data.stats.delta[data.stats.index(conditions)].astype(np.float64)
+
+    def _measured_noise(self, data: ScreenData, conditions: list[str]) -> np.ndarray:
+        """Error variances of :meth:`_measured_changes`: posterior if denoised, else ``s²``."""
+        if self.denoise:
+            return data.denoised_variances(conditions)
+        return data.squared_standard_errors(conditions)
 
     def _fit_weights(self, data: ScreenData) -> None:
         """Fit the scale, the corrections' and the neighbours' weights, per kind; then the errors.
