@@ -171,11 +171,16 @@ def _go(genes: list[str]) -> pd.DataFrame:
     )
 
 
-def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norman):
-    data = ScreenData.from_adata(norman)
+def _training_changes(adata):
+    """The screen's data, its perturbed training conditions, their changes and mean change."""
+    data = ScreenData.from_adata(adata)
     conditions = data.perturbed(data.train)
     raw = data.stats.delta[data.stats.index(conditions)].astype(float)
-    mean = raw.mean(axis=0)
+    return data, conditions, raw, raw.mean(axis=0)
+
+
+def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norman):
+    data, conditions, raw, mean = _training_changes(norman)
     denoised = data.denoised_changes(conditions)
     departure, kept = raw - mean, denoised - mean
     assert np.all(np.abs(kept) <= np.abs(departure) + 1e-9)
@@ -186,10 +191,7 @@ def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norma
 
 
 def test_denoised_variances_are_the_noise_of_what_the_shrinkage_kept(norman):
-    data = ScreenData.from_adata(norman)
-    conditions = data.perturbed(data.train)
-    raw = data.stats.delta[data.stats.index(conditions)].astype(float)
-    mean = raw.mean(axis=0)
+    data, conditions, raw, mean = _training_changes(norman)
     squared_se = data.squared_standard_errors(conditions)
     rows = data.stats.index(conditions)
     np.testing.assert_allclose(

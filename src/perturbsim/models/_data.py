@@ -193,11 +193,11 @@ class ScreenData:
         Parameters
         ----------
         conditions
-            Conditions in the statistics, at least one.
+            As for :meth:`denoised_changes`: the variances are those of its changes.
 
         Returns
         -------
-        ``(len(conditions), G)`` float64, in the order of ``conditions``.
+        ``(len(conditions), G)`` float64.
         """
         _, _, weight, noise = self._shrinkage(conditions)
         return weight * noise
