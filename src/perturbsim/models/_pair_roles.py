@@ -157,6 +157,8 @@ def noise_gram(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarra
     correcting the additive residual alike, is the method-of-moments correction for
     errors in variables: without it the coefficients are attenuated by each role's noise
     share, the weaker single's of an unequal pair most, so that unequal pairs look damped.
+    The control's noise, which every change shares, is left out: with many control cells
+    it is small beside each condition's own.
 
     The roles are read from the noisy singles, so on a gene where the two are of similar
     size the noise also decides which is ``small``, and the value it gives that role is the
