@@ -289,7 +289,8 @@ def fit_pair_roles(
     Returns
     -------
     :class:`PairRoles`; the sum of the singles with fewer than :data:`MIN_PAIRS` pairs or when
-    no penalty improves on it held out by :func:`gain_bar` standard errors.
+    no penalty improves on it held out by :func:`gain_bar` standard errors (a penalty that
+    leaves the noise-corrected normal equations indefinite does not count).
     """
     noise_a, noise_b = noise if noise is not None else (np.zeros_like(singles_a),) * 2
     checked = (("singles", singles_a), ("singles", singles_b), ("pairs", measured))
