@@ -13,6 +13,7 @@ from perturbsim.models._pair_roles import (
     ROLE_GENES,
     PairInteraction,
     PairRoles,
+    _penalised_solve,
     fit_pair_roles,
     gain_bar,
     noise_gram,
@@ -147,6 +148,30 @@ def test_noisy_singles_attenuate_the_weaker_role_unless_their_noise_is_given():
     corrected = fit_pair_roles(noisy_a, noisy_b, measured, keep, noise=(variance, variance))
     assert _effective(naive, noisy_a, noisy_b)[1] == pytest.approx(0.4, abs=0.04)
     np.testing.assert_allclose(_effective(corrected, noisy_a, noisy_b), [1.0, 0.5], atol=0.05)
+
+
+def test_noise_beyond_what_the_singles_vary_keeps_the_sum_not_a_wild_fit():
+    # buffering pairs whose singles are declared far noisier than they vary: the corrected
+    # normal equations are indefinite for every penalty, so no fit is defined, and the
+    # held-out pairs, scored by their realised error from the singles as measured, give no
+    # gain to a saddle point of them: the sum of the singles is kept (the same pairs with
+    # their true noise do fit)
+    rng = np.random.default_rng(7)
+    a, b = _singles(rng, 30)
+    truth = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
+    measured = truth + rng.normal(scale=0.1, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    assert not fit_pair_roles(a, b, measured, keep, noise=(np.zeros(a.shape),) * 2).is_additive
+    huge = np.full(a.shape, 100.0)
+    fitted = fit_pair_roles(a, b, measured, keep, noise=(huge, huge))
+    assert fitted.is_additive and fitted.ridge == float("inf")
+
+
+def test_penalised_solve_refuses_equations_with_no_minimum():
+    gram = np.array([[2.0, 0.0], [0.0, -1.0]])  # what an over-corrected gram can be
+    moment = np.array([1.0, 1.0])
+    assert _penalised_solve(gram, moment, 0.5) is None  # -1 + 0.5: still no minimum
+    np.testing.assert_allclose(_penalised_solve(gram, moment, 2.0), [0.25, 1.0])
 
 
 def test_no_interaction_keeps_the_sum_of_the_singles():
