@@ -197,7 +197,7 @@ def test_denoised_variances_are_the_noise_of_what_the_shrinkage_kept(norman):
     np.testing.assert_allclose(
         squared_se, data.stats.variance()[rows] / data.stats.n_cells[rows][:, None], rtol=1e-6
     )
-    variances = data.denoised_variances(conditions)
+    variances = data.denoised(conditions)[1]
     moved = raw != mean
     kept = (data.denoised_changes(conditions) - mean)[moved] / (raw - mean)[moved]
     # w · s², the posterior variance: the kept share of the departure times its noise

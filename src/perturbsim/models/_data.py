@@ -151,8 +151,8 @@ class ScreenData:
         rows = self.stats.index(list(conditions))
         return self.stats.variance()[rows] / self.stats.n_cells[rows][:, None]
 
-    def denoised_changes(self, conditions: Sequence[str]) -> np.ndarray:
-        """Mean changes of ``conditions`` shrunk towards their mean by their noise, ``(P, G)``.
+    def denoised(self, conditions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean changes of ``conditions`` shrunk towards their mean by their noise, and errors.
 
         Each condition's measured change of a gene, ``d``, is an estimate whose own noise
         has squared standard error ``s² = var_c / n_c``
@@ -175,40 +175,13 @@ class ScreenData:
 
         Returns
         -------
-        The shrunk changes, float64, in the order of ``conditions``.
-        """
-        mean, departure, weight, _ = self._shrinkage(conditions)
-        return mean + departure * weight
-
-    def denoised_variances(self, conditions: Sequence[str]) -> np.ndarray:
-        """Error variance of each of :meth:`denoised_changes`, ``w · s²``.
-
-        The posterior variance of the true departure under the normal prior that shrinks
-        it, ``τ² s² / (τ² + s²)``, which is ``w · s²``: 0 for a departure shrunk to nothing
-        (the prior then has no variance), ``s²`` for one kept whole. The prior's variance
-        is estimated from the same measurement, so this is an approximation: it
-        understates the error of a weak effect kept in part and overstates that of a
-        strong one.
-
-        Parameters
-        ----------
-        conditions
-            As for :meth:`denoised_changes`: the variances are those of its changes.
-
-        Returns
-        -------
-        ``(len(conditions), G)`` float64.
-        """
-        _, _, weight, noise = self._shrinkage(conditions)
-        return weight * noise
-
-    def _shrinkage(
-        self, conditions: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The shrinkage of :meth:`denoised_changes`: ``(m, r, w, s²)``.
-
-        The mean change of ``conditions``, each one's departure from it, the share of the
-        departure kept and its squared standard error.
+        ``(changes, variances)``, each ``(len(conditions), G)`` float64 in the order of
+        ``conditions``: the shrunk changes and their error variances, ``w · s²``, the
+        posterior variance of the true departure under the normal prior that shrinks it
+        (``τ² s² / (τ² + s²)``): 0 for a departure shrunk to nothing (the prior then has
+        no variance), ``s²`` for one kept whole. The prior's variance is estimated from the
+        same measurement, so the variances are an approximation: they understate the error
+        of a weak effect kept in part and overstate that of a strong one.
         """
         delta = self.stats.delta[self.stats.index(list(conditions))].astype(np.float64)
         mean = delta.mean(axis=0)
@@ -216,7 +189,12 @@ class ScreenData:
         noise = self.squared_standard_errors(conditions)
         with np.errstate(invalid="ignore", divide="ignore"):
             weight = np.where(noise > 0, np.clip(1.0 - noise / departure**2, 0.0, 1.0), 1.0)
-        return mean, departure, np.nan_to_num(weight, nan=0.0), noise
+        weight = np.nan_to_num(weight, nan=0.0)
+        return mean + departure * weight, weight * noise
+
+    def denoised_changes(self, conditions: Sequence[str]) -> np.ndarray:
+        """The changes of :meth:`denoised`, ``(len(conditions), G)`` float64."""
+        return self.denoised(conditions)[0]
 
     def single_changes(self, *, validation: bool = False) -> dict[str, np.ndarray]:
         """Gene -> mean change of its single-gene training condition, ``(G,)`` float64.

@@ -144,7 +144,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
     coefficients, fitted on the training pairs with the denoised singles, corrected for the
     noise those singles keep (their posterior variances,
-    :meth:`~perturbsim.models._data.ScreenData.denoised_variances`: errors in variables
+    :meth:`~perturbsim.models._data.ScreenData.denoised`: errors in variables
     attenuate the weaker single's role), chosen by their leave-one-pair-out error: the sum
     itself when no interaction holds out; :attr:`pair_roles`). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
@@ -562,7 +562,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             model.fit(train_conditions=data.train, val_conditions=data.val, **fit_options)
         train = data.perturbed(data.train)
         measured = train + data.perturbed(data.val)
-        changes = dict(zip(measured, self._measured_changes(data, measured), strict=True))
+        measured_changes, measured_noise = self._measured(data, measured)
+        changes = dict(zip(measured, measured_changes, strict=True))
         self.mean_change = data.mean_training_change()
         self.screen_genes = sorted({g for c in data.stats.conditions for g in genes_of(c)})
         rows = data.stats.index(train)
@@ -580,7 +581,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.inferred = {}
         self.inferred_variance = {}
         if self.interaction:
-            noise = dict(zip(measured, self._measured_noise(data, measured), strict=True))
+            noise = dict(zip(measured, measured_noise, strict=True))
             single_noise = {c: noise[c] for c in self.singles}
             self.pair_roles = fit_pair_roles_on(self.singles, train, data, single_noise)
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
@@ -651,17 +652,16 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         return fitted
 
-    def _measured_changes(self, data: ScreenData, conditions: list[str]) -> np.ndarray:
-        """Measured changes of ``conditions``, denoised unless ``denoise=False``."""
-        if self.denoise:
-            return data.denoised_changes(conditions)
-        return data.stats.delta[data.stats.index(conditions)].astype(np.float64)
+    def _measured(self, data: ScreenData, conditions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Measured changes of ``conditions`` and their error variances.
 
-    def _measured_noise(self, data: ScreenData, conditions: list[str]) -> np.ndarray:
-        """Error variances of :meth:`_measured_changes`: posterior if denoised, else ``s²``."""
+        Denoised, with their posterior variances (:meth:`ScreenData.denoised`), unless
+        ``denoise=False``: then as measured, with their squared standard errors.
+        """
         if self.denoise:
-            return data.denoised_variances(conditions)
-        return data.squared_standard_errors(conditions)
+            return data.denoised(conditions)
+        raw = data.stats.delta[data.stats.index(conditions)].astype(np.float64)
+        return raw, data.squared_standard_errors(conditions)
 
     def _fit_weights(self, data: ScreenData) -> None:
         """Fit the scale, the corrections' and the neighbours' weights, per kind; then the errors.
