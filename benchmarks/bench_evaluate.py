@@ -39,7 +39,7 @@ GASPERINI = "gasperini2019/gasperini2019_highmoi_tss_subset.h5ad"
 MIN_PAIR_CELLS = 10
 MODELS = (
     *DEFAULT_MODELS,
-    "stacked_no_denoise",
+    "stacked_denoised",
     "stacked_no_neighbours",
     "stacked_no_inferred",
     "stacked_no_coexpression",

@@ -293,6 +293,23 @@ def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitt
     np.testing.assert_allclose(pred.layers["delta"][0][unclipped], combined[unclipped], atol=1e-5)
 
 
+def test_measured_singles_enter_as_measured_unless_denoised(fitted_small):
+    adata, model = fitted_small
+    data = model.data
+    singles = [c for c in data.perturbed(data.train) if len(ps.pp.genes_of(c)) == 1]
+    measured = data.stats.delta[data.stats.index(singles)].astype(np.float64)
+    np.testing.assert_array_equal(np.array([model.singles[c] for c in singles]), measured)
+    shrunk = ps.models.build_model("stacked_denoised", adata, corrections=("linear",)).fit()
+    kept = np.array([shrunk.singles[c] for c in singles])
+    known = data.perturbed(data.train + data.val)  # shrunk together: they share the prior
+    denoised = dict(zip(known, data.denoised_changes(known), strict=True))
+    np.testing.assert_allclose(kept, np.array([denoised[c] for c in singles]))
+    # the shrinkage moves them towards the mean training change, never past it
+    assert (
+        np.abs(kept - shrunk.mean_change).sum() < 0.9 * np.abs(measured - shrunk.mean_change).sum()
+    )
+
+
 def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     adata, model = fitted_small
     query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]

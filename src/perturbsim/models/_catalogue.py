@@ -73,8 +73,10 @@ VARIANTS: dict[str, Variant] = {
         {"additive_residual": True, "n_models": 5},
         "gears_residual with five networks",
     ),
-    "stacked_no_denoise": Variant(
-        "stacked", {"denoise": False}, "stacked on the measured changes as they are (ablation)"
+    "stacked_denoised": Variant(
+        "stacked",
+        {"denoise": True},
+        "stacked on measured changes shrunk by their noise (empirical Bayes; ablation)",
     ),
     "stacked_no_interaction": Variant(
         "stacked",
