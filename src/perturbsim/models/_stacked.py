@@ -192,11 +192,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     corrected by their posterior variances). It is off by default: on development screens
     (simulated Norman-sized, simulator seeds 1-3, never the scoreboard's 0) the shrunk
     singles share the mean change on their weak genes, so that a pair's interaction is
-    read off two nearly collinear profiles, and the default ranked the true interaction
-    subtypes of held-out pairs less well with them (precision@10 of synergy / suppression /
-    additive 0.72 / 0.05 / 0.40 shrunk against 0.79 / 0.09 / 0.53 as measured, mean of 3
-    screens x 5 ``combo`` splits, GEARS left out), at the same calibrated error (every
-    subgroup within 0.004).
+    read off two nearly collinear profiles, and the default ranked the synergistic,
+    suppressive and additive held-out pairs less well with them (precision@10 0.72 / 0.05 /
+    0.40 shrunk against 0.79 / 0.09 / 0.53 as measured, mean of 3 screens x 5 ``combo``
+    splits, GEARS left out; the other subtypes within 0.02), at the same calibrated error
+    (every subgroup within 0.004).
 
     **Corrections.** The models of ``corrections`` (default: GEARS with the additive
     residual, whose network supplies only the interaction on top of measured singles; the
