@@ -118,12 +118,28 @@ class ScreenData:
         """The conditions among ``conditions`` that perturb at least one gene."""
         return [c for c in conditions if genes_of(c)]
 
+    def changes(self, conditions: Sequence[str]) -> np.ndarray:
+        """Mean changes over control of ``conditions``, ``(len(conditions), G)`` float64.
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.split(adata, seed=1)
+        >>> data = ScreenData.from_adata(adata)
+        >>> data.changes(data.perturbed(data.train)[:2]).shape, data.changes([]).shape
+        ((2, 500), (0, 500))
+        """
+        if not conditions:
+            return np.zeros((0, len(self.genes)))
+        return self.stats.delta[self.stats.index(list(conditions))].astype(np.float64)
+
     def training_changes(self) -> tuple[list[str], np.ndarray]:
         """Perturbed training conditions and their mean change over control ``(P, G)``."""
         conditions = self.perturbed(self.train)
         if not conditions:
             raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
-        return conditions, self.stats.delta[self.stats.index(conditions)].astype(np.float64)
+        return conditions, self.changes(conditions)
 
     def mean_training_change(self) -> np.ndarray:
         """Mean change over control of the perturbed training conditions, ``(G,)`` float64.
@@ -183,7 +199,7 @@ class ScreenData:
         same measurement, so the variances are an approximation: they understate the error
         of a weak effect kept in part and overstate that of a strong one.
         """
-        delta = self.stats.delta[self.stats.index(list(conditions))].astype(np.float64)
+        delta = self.changes(conditions)
         mean = delta.mean(axis=0)
         departure = delta - mean
         noise = self.squared_standard_errors(conditions)
@@ -206,5 +222,5 @@ class ScreenData:
         singles = [c for c in self.perturbed(conditions) if len(genes_of(c)) == 1]
         if not singles:
             return {}
-        delta = self.stats.delta[self.stats.index(singles)].astype(np.float64)
+        delta = self.changes(singles)
         return dict(zip(singles, delta, strict=True))

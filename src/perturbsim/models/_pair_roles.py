@@ -424,7 +424,7 @@ def fit_pair_roles_on(
     return fit_pair_roles(
         of_pairs(singles, 0),
         of_pairs(singles, 1),
-        data.stats.delta[data.stats.index(pairs)].astype(np.float64),
+        data.changes(pairs),
         np.array([off_targets(data.genes, genes_of(c)) for c in pairs]),
         [genes_of(c) for c in pairs],
         None if noise is None else (of_pairs(noise, 0), of_pairs(noise, 1)),

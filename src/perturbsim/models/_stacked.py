@@ -187,9 +187,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     nothing beyond the targets replicates, the baseline of a gene not measured alone is
     close to no change), and every weight is shrunk towards its default by its standard
     error. With ``denoise=True`` the measured singles (and the measured pairs the inferred
-    singles come from) are also shrunk towards the mean change by their standard errors (empirical
-    Bayes, :meth:`~perturbsim.models._data.ScreenData.denoised`; the role fit then
-    corrected by their posterior variances). It is off by default: on development screens
+    singles come from) are also shrunk towards the mean change by their standard errors
+    (empirical Bayes, :meth:`~perturbsim.models._data.ScreenData.denoised`; the role fit
+    then corrected by their posterior variances). It is off by default: on development screens
     (simulated Norman-sized, simulator seeds 1-3, never the scoreboard's 0) the shrunk
     singles share the mean change on their weak genes, so that a pair's interaction is
     read off two nearly collinear profiles, and the default ranked the synergistic,
@@ -577,10 +577,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         changes = dict(zip(measured, measured_changes, strict=True))
         self.mean_change = data.mean_training_change()
         self.screen_genes = sorted({g for c in data.stats.conditions for g in genes_of(c)})
-        rows = data.stats.index(train)
         squared_se = data.squared_standard_errors(train)
         self.noise = np.median(squared_se, axis=0)
-        self.gene_scale = gene_scale(data.stats.delta[rows].astype(np.float64), squared_se)
+        self.gene_scale = gene_scale(data.changes(train), squared_se)
         self.target_effect = fit_target_effect(
             data.stats.delta[data.stats.index(train)],
             [genes_of(c) for c in train],
@@ -646,11 +645,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         if not conditions:
             return PairNeighbours.none(len(self.genes))
         pairs = [genes_of(c) for c in conditions]
-        measured = data.stats.delta[data.stats.index(conditions)]
         residuals = np.array(
             [
                 (change - self._measured_part(genes)) * self._fitted_genes(genes)
-                for genes, change in zip(pairs, measured.astype(np.float64), strict=True)
+                for genes, change in zip(pairs, data.changes(conditions), strict=True)
             ]
         )
         fitted = PairNeighbours.fit(pairs, residuals, self.singles)
@@ -671,8 +669,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         """
         if self.denoise:
             return data.denoised(conditions)
-        raw = data.stats.delta[data.stats.index(conditions)].astype(np.float64)
-        return raw, data.squared_standard_errors(conditions)
+        return data.changes(conditions), data.squared_standard_errors(conditions)
 
     def _fit_weights(self, data: ScreenData) -> None:
         """Fit the scale, the corrections' and the neighbours' weights, per kind; then the errors.
@@ -705,11 +702,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         """
         sets = [genes_of(c) for c in conditions]
         keep = [self._fitted_genes(s) for s in sets]
-        measured = (
-            data.stats.delta[data.stats.index(conditions)].astype(np.float64)
-            if conditions
-            else np.zeros((0, len(self.genes)))
-        )
+        measured = data.changes(conditions)
         focus = [strongest(measured[i, keep[i]], FIT_GENES) for i in range(len(conditions))]
         return sets, keep, measured, focus
 
@@ -834,7 +827,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         known = set(self.singles)
         train = data.perturbed(data.train)
         pairs = [c for c in train if kind_of(genes_of(c), known) == "combo_seen2"]
-        raw = data.stats.delta[data.stats.index(pairs)].astype(np.float64) if pairs else []
+        raw = data.changes(pairs)
         for condition, measured in zip(pairs, raw, strict=True):
             genes = genes_of(condition)
             keep = self._fitted_genes(genes)
@@ -898,7 +891,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         train = data.perturbed(data.train)
         if len(train) < 2:
             return []
-        raw = data.stats.delta[data.stats.index(train)].astype(np.float64)
+        raw = data.changes(train)
         total = raw.sum(axis=0)
         rows = []
         for i, condition in enumerate(train):
