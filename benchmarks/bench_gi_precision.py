@@ -16,9 +16,17 @@ compared)) and the R² of the ranked score (magnitude for synergy, suppression, 
 ``random`` is the expectation of a random ranking of the same pairs (the subtype's
 prevalence among them). Each figure is the mean over the 5 splits with a 95 % t-interval.
 
-Each model is also scored head to head on the pairs every model of the run scored
-(``shared_pairs``, with the random ranking of those pairs): ``additive`` covers only the
-pairs of measured singles, so a model's figures on all the pairs it covers rank other pairs.
+The two anchors: a random ranking (above) and the screen's own noise ceiling, ``measured``:
+the measured means of each test pair and its two singles (every cell of the screen, not
+only the split's training cells), scored the same way against the truth. It says how well
+the measurement itself, at the screen's depth, ranks the true interactions; a model that
+learns from the training pairs is not bound by it (it can pool many pairs), but where the
+measured pairs rank a subtype no better than chance, the screen holds little of it.
+
+Each model is also scored head to head on the pairs every model of the run and the
+measurement scored (``shared_pairs``, with the random ranking of those pairs): ``additive``
+and ``measured`` cover only the pairs of measured singles, so a model's figures on all the
+pairs it covers rank other pairs.
 
 Prints ONE JSON line.
 
@@ -37,6 +45,7 @@ import argparse
 import json
 import time
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -46,6 +55,8 @@ from perturbsim.pp._gi import SUBTYPES
 from perturbsim.tl._gi_precision import _scored
 
 MODELS = "stacked,stacked_no_interaction,interaction,gears,gears_residual,additive"
+MEASURED = "measured"
+"""The noise ceiling's row: the measured means of the test pairs and their singles."""
 SEEDS = (0, 1, 2, 3, 4)
 K = 10
 ABUNDANCE = 0.5
@@ -70,6 +81,34 @@ def _summary(values: list[float]) -> dict[str, float | int | None]:
 
 def _pair_labels(conditions: list[str]) -> list[str]:
     return [c for c in conditions if len(ps.pp.genes_of(c)) == 2]
+
+
+def _measured_profiles(adata: ad.AnnData) -> ad.AnnData:
+    """Every condition's measured mean (``X``) and change over control (``delta``)."""
+    pseudobulk = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    profiles = ad.AnnData(
+        np.asarray(pseudobulk.mean, dtype=np.float64),
+        obs=pd.DataFrame(index=pd.Index(np.asarray(pseudobulk.conditions, dtype=str))),
+        var=pd.DataFrame(index=pd.Index(np.asarray(pseudobulk.genes, dtype=str))),
+    )
+    profiles.layers["delta"] = np.asarray(pseudobulk.delta, dtype=np.float64)
+    return profiles
+
+
+def _summaries(results: pd.DataFrame, name: str) -> dict[str, object]:
+    """A model's precision@k, R² and true-pair count per subtype, over the seeds."""
+    of_model = results[results["model"] == name]
+    return {
+        "n_pairs": _summary(of_model.groupby("seed")["n_pairs"].first().tolist()),
+        **{
+            subtype: {
+                "precision_at_k": _summary(part["precision_at_k"].tolist()),
+                "r2": _summary(part["r2"].tolist()),
+                "n_true": _summary(part["n_true"].tolist()),
+            }
+            for subtype, part in of_model.groupby("subtype", sort=False)
+        },
+    }
 
 
 def main() -> None:
@@ -97,6 +136,7 @@ def main() -> None:
     all_pairs = sorted({p for pairs in tests.values() for p in pairs})
     truth_scores = ps.tl.gi_scores(truth, pairs=all_pairs, genes=genes, seed=0)
     all_truth = ps.tl.gi_scores(truth, genes=genes, seed=0)
+    measured = _measured_profiles(adata)
 
     rows, shared_rows = [], []
     seconds: dict[str, float] = dict.fromkeys(models, 0.0)
@@ -116,6 +156,12 @@ def main() -> None:
             seconds[name] += time.perf_counter() - tic
             rows.append(table.assign(model=name, seed=seed, n_test_pairs=len(pairs)))
             scored[name] = predicted
+        # the noise ceiling: the test pairs whose pair and singles were measured (the
+        # others are flagged as missing and left out of the comparison)
+        ceiling = ps.tl.gi_scores(measured, pairs=pairs, genes=genes, seed=0)
+        table = ps.tl.gi_precision(ceiling, truth_scores.loc[pairs], k=K)
+        rows.append(table.assign(model=MEASURED, seed=seed, n_test_pairs=len(pairs)))
+        scored[MEASURED] = ceiling
         # head to head: every model ranks the same pairs, those all of them scored
         shared = sorted(
             set.intersection(*(set(_scored(t, "predicted").index) for t in scored.values()))
@@ -127,25 +173,15 @@ def main() -> None:
     shared_results = pd.concat(shared_rows, ignore_index=True)
 
     out: dict[str, object] = {}
-    for name in models:
+    for name in [*models, MEASURED]:
         of_model = results[results["model"] == name]
-        out[name] = {
-            "n_pairs": _summary(of_model.groupby("seed")["n_pairs"].first().tolist()),
-            **{
-                subtype: {
-                    "precision_at_k": _summary(part["precision_at_k"].tolist()),
-                    "r2": _summary(part["r2"].tolist()),
-                    "n_true": _summary(part["n_true"].tolist()),
-                }
-                for subtype, part in of_model.groupby("subtype", sort=False)
-            },
-        }
+        out[name] = _summaries(results, name)
         out[f"random ({name}'s pairs)"] = {
             subtype: _summary(part["random_precision"].tolist())
             for subtype, part in of_model.groupby("subtype", sort=False)
         }
     on_shared: dict[str, object] = {}
-    for name in models:
+    for name in [*models, MEASURED]:
         of_model = shared_results[shared_results["model"] == name]
         on_shared[name] = {
             subtype: _summary(part["precision_at_k"].tolist())

@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 
 import perturbsim as ps
-from perturbsim.models._pair_neighbours import PairNeighbours, cosine_similarity, pair_similarity
+from perturbsim.models._pair_neighbours import (
+    PairNeighbours,
+    beyond_singles,
+    cosine_similarity,
+    pair_similarity,
+)
 
 N_GENES = 60
+
+
+def _every_gene(n_pairs: int) -> np.ndarray:
+    """The fitted genes' mask of ``n_pairs`` pairs: every gene."""
+    return np.ones((n_pairs, N_GENES), dtype=bool)
 
 
 def _modules(rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -42,14 +52,16 @@ def test_a_pair_of_genes_alike_to_neomorphic_pairs_is_lent_their_new_program():
     pairs, residuals, new_program = _planted(rng)
     fitted = PairNeighbours.fit(pairs, residuals, singles)
     assert fitted.power is not None and fitted.held_out_gain > 0.5
-    lent = fitted.residual([("x3", "y3"), ("y3", "z1")], singles)
+    lent = fitted.residual([("x3", "y3"), ("y3", "z1")], singles, _every_gene(2))
     # x3 and y3 were never paired with each other, but genes like them switch the program on
     assert np.corrcoef(lent[0], new_program)[0, 1] > 0.95
     assert lent[0][40:50].mean() > 1.5
     # a pair of y and z genes is like the pairs that did nothing
     assert np.abs(lent[1][40:50]).mean() < 0.2
     # the order of a pair's genes does not matter
-    np.testing.assert_allclose(fitted.residual([("y3", "x3")], singles)[0], lent[0])
+    np.testing.assert_allclose(
+        fitted.residual([("y3", "x3")], singles, _every_gene(1))[0], lent[0], atol=1e-12
+    )
 
 
 def test_without_structure_no_power_is_kept_and_nothing_is_lent():
@@ -59,8 +71,8 @@ def test_without_structure_no_power_is_kept_and_nothing_is_lent():
     noise = rng.standard_normal((len(pairs), N_GENES))
     fitted = PairNeighbours.fit(pairs, noise, singles)
     assert fitted.power is None and fitted.held_out_gain == 0.0
-    assert not fitted.residual([("x3", "y3")], singles).any()
-    assert not fitted.held_out(singles).any()
+    assert not fitted.residual([("x3", "y3")], singles, _every_gene(1)).any()
+    assert not fitted.held_out(singles, _every_gene(len(pairs))).any()
 
 
 def test_each_training_pair_is_held_out_from_its_own_residual():
@@ -68,7 +80,7 @@ def test_each_training_pair_is_held_out_from_its_own_residual():
     singles = _modules(rng)
     pairs, residuals, _ = _planted(rng)
     fitted = PairNeighbours.fit(pairs, residuals, singles)
-    held_out = fitted.held_out(singles)
+    held_out = fitted.held_out(singles, _every_gene(len(pairs)))
     # predicted from the others: close to its group's program, never its own noise exactly
     assert not np.allclose(held_out, residuals)
     similarity = pair_similarity(
@@ -79,7 +91,31 @@ def test_each_training_pair_is_held_out_from_its_own_residual():
     )
     np.fill_diagonal(similarity, 0.0)
     weights = similarity[0] ** fitted.power
-    np.testing.assert_allclose(held_out[0], weights @ residuals / weights.sum())
+    lent = weights @ residuals / weights.sum()
+    a, b = (singles[g] for g in pairs[0])
+    np.testing.assert_allclose(held_out[0], beyond_singles(lent, a, b, np.ones(N_GENES, bool)))
+
+
+def test_only_what_lies_beyond_the_query_singles_is_lent():
+    """A residual along the singles (how strongly they act) is the role coefficients' part."""
+    rng = np.random.default_rng(4)
+    singles = _modules(rng)
+    pairs, residuals, new_program = _planted(rng)
+    # every pair also buffers: each is damped by 30 % along its own singles
+    damped = np.array(
+        [r - 0.3 * (singles[a] + singles[b]) for (a, b), r in zip(pairs, residuals, strict=True)]
+    )
+    fitted = PairNeighbours.fit(pairs, damped, singles)
+    fitted_genes = _every_gene(1)
+    fitted_genes[0, :5] = False  # e.g. the pair's targets
+    lent = fitted.residual([("x3", "y3")], singles, fitted_genes)[0]
+    # nothing along the query's singles on its fitted genes; the new program is still lent
+    for gene in ("x3", "y3"):
+        assert abs(lent[5:] @ singles[gene][5:]) < 1e-9
+    assert np.corrcoef(lent[20:], new_program[20:])[0, 1] > 0.95
+    assert lent[40:50].mean() > 1.5
+    with pytest.raises(ps.PerturbsimError, match=r"mask has shape \(2, 60\), expected \(1, 60\)"):
+        fitted.residual([("x3", "y3")], singles, _every_gene(2))
 
 
 def test_cosine_similarity_clips_opposite_profiles_and_zero_rows():
@@ -102,12 +138,33 @@ def test_bad_input_is_refused_and_saved_fields_round_trip():
         PairNeighbours.fit(pairs, bad, singles)
     fitted = PairNeighbours.fit(pairs, residuals, singles)
     with pytest.raises(ps.PerturbsimError, match="'w0' of a pair was not measured alone"):
-        fitted.residual([("x0", "w0")], singles)
+        fitted.residual([("x0", "w0")], singles, _every_gene(1))
     restored = PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals)
     np.testing.assert_array_equal(
-        restored.residual([("x3", "y3")], singles), fitted.residual([("x3", "y3")], singles)
+        restored.residual([("x3", "y3")], singles, _every_gene(1)),
+        fitted.residual([("x3", "y3")], singles, _every_gene(1)),
     )
     with pytest.raises(ps.PerturbsimError, match="10 pairs but 9 residuals"):
         PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals[:-1])
     few = PairNeighbours.fit(pairs[:2], residuals[:2], singles)
     assert few.power is None
+
+
+def test_beyond_singles_in_degenerate_cases():
+    lent = np.array([1.0, -2.0, 3.0, 0.5])
+    a = np.array([1.0, 1.0, 0.0, 0.0])
+    every = np.ones(4, dtype=bool)
+    # singles that move no fitted gene leave the residual as it is
+    zero = np.zeros(4)
+    np.testing.assert_array_equal(beyond_singles(lent, zero, zero, every), lent)
+    np.testing.assert_array_equal(beyond_singles(lent, a, a, np.zeros(4, dtype=bool)), lent)
+    # collinear singles: what is left is orthogonal to their one direction, and finite
+    left = beyond_singles(lent, a, 2.0 * a, every)
+    assert np.isfinite(left).all() and abs(left @ a) < 1e-12
+    np.testing.assert_allclose(left, [1.5, -1.5, 3.0, 0.5])
+    # a 0/1 mask counts as a mask, not as indices
+    b = np.array([0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(
+        beyond_singles(lent, a, b, np.array([1, 1, 1, 0])),
+        beyond_singles(lent, a, b, every != [0, 0, 0, 1]),
+    )

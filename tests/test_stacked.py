@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import anndata as ad
 import numpy as np
@@ -448,7 +449,8 @@ def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(f
     genes = [ps.pp.genes_of(c) for c in pairs]
     pred = model.predict(pairs)
     # lent off the pair's own targets
-    lent = neighbours.residual(genes, model.singles) * [model._fitted_genes(g) for g in genes]
+    fitted_genes = np.array([model._fitted_genes(g) for g in genes])
+    lent = neighbours.residual(genes, model.singles, fitted_genes) * fitted_genes
     combined = np.array([model._measured_part(g) for g in genes])
     expected = combined + fitted["weight"] * lent
     unclipped = np.asarray(pred.X) > 0
@@ -470,7 +472,7 @@ def test_pair_neighbours_are_saved_and_loaded(fitted_combo, tmp_path):
 
 
 def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
-    fitted_combo, tmp_path
+    fitted_combo, tmp_path, caplog
 ):
     adata, model = fitted_combo
     query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
@@ -481,8 +483,12 @@ def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
     neighbours = config["options"].pop("neighbours_weight")
     for kind, fitted in config["options"]["corrections"].items():
         fitted["weights"].append(neighbours["weights"][0] if kind == "combo_seen2" else 0.0)
+    # and its neighbours lent whole residuals, their weight fitted on those
+    del config["options"]["neighbours_beyond_singles"]
     config_path.write_text(json.dumps(config))
-    loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
+    assert "beyond a pair's singles" in caplog.text and "refit it" in caplog.text
     np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
     pd.testing.assert_frame_equal(
         loaded.weights.drop(columns="n_conditions"), model.weights.drop(columns="n_conditions")

@@ -203,7 +203,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     ``linear`` baseline; the GO linear model ``linear_go``, which covers every annotated
     gene) each predict the perturbation. With ``neighbours`` (default) a pair of measured
     singles is also lent the residual of the training pairs whose genes act alike (their
-    measured change minus their singles combined; :attr:`pair_neighbours`,
+    measured change minus their singles combined), the part of it beyond the pair's own
+    singles (how strongly each acts is the role coefficients' to say; :attr:`pair_neighbours`,
     :mod:`perturbsim.models._pair_neighbours`), a part (:data:`NEIGHBOURS`) whose weight
     is fitted as the corrections' are, once they are weighted, on what they leave of the
     validation pairs and on the training pairs each lent the residual of the others. With
@@ -287,8 +288,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         Combine the measured singles of a pair by the role coefficients the training pairs
         teach, not by their sum.
     neighbours
-        Lend a pair of measured singles the residual of the training pairs alike, weighted
-        on held-out pairs.
+        Lend a pair of measured singles the residual of the training pairs alike, the part
+        beyond its own singles, weighted on held-out pairs.
     infer_singles
         Infer the singles of genes measured only in pairs with measured genes, once the
         weights are fitted.
@@ -525,7 +526,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Each part's departure from the baseline (0 where it cannot predict).
 
         A correcting model's is its prediction minus the baseline; :data:`NEIGHBOURS`'s, for a
-        pair of measured singles, the residual of the training pairs alike.
+        pair of measured singles, the residual of the training pairs alike, the part beyond
+        the pair's singles.
         """
         departures = {name: np.zeros_like(baseline) for name in self.part_names}
         if not sets:  # e.g. no validation conditions
@@ -538,8 +540,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         if self.pair_neighbours is not None:
             pairs = [i for i, s in enumerate(sets) if self._measured_pair(s)]
             if pairs:
-                lent = self.pair_neighbours.residual([sets[i] for i in pairs], self.singles)
                 off_target = np.array([self._fitted_genes(sets[i]) for i in pairs])
+                lent = self.pair_neighbours.residual(
+                    [sets[i] for i in pairs], self.singles, off_target
+                )
                 departures[NEIGHBOURS][pairs] = lent * off_target
         return departures
 
@@ -636,10 +640,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         return self._error["combo_seen2"].ratio(np.array(1.0)) * self.gene_scale
 
     def _fit_pair_neighbours(self, data: ScreenData, train: list[str]) -> PairNeighbours:
-        """The training pairs of measured singles and their residuals beyond the singles.
+        """The training pairs of measured singles and their residuals.
 
         A pair's residual is its measured change minus its singles combined
-        (:meth:`_measured_part`), 0 on its own targets.
+        (:meth:`_measured_part`), 0 on its own targets; kept whole (a pair it is lent to is
+        lent the part beyond its own singles).
         """
         conditions = [c for c in train if self._measured_pair(genes_of(c))]
         if not conditions:
@@ -856,14 +861,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Training pairs of measured singles, each lent the residual of the other pairs alike.
 
         Rows for the :data:`NEIGHBOURS` weight of pairs of measured singles, its one part the
-        lent residual (the correcting models were trained on these pairs: they fit only on
-        the validation pairs); none without pair neighbours.
+        lent residual, beyond the pair's own singles as at prediction (the correcting models
+        were trained on these pairs: they fit only on the validation pairs); none without
+        pair neighbours.
         """
         neighbours = self.pair_neighbours
         if neighbours is None or neighbours.power is None:
             return []
         rows = []
-        lent = neighbours.held_out(self.singles)
+        lent = neighbours.held_out(
+            self.singles, np.array([self._fitted_genes(genes) for genes in neighbours.pairs])
+        )
         for genes, residual, lent_residual in zip(
             neighbours.pairs, neighbours.residuals, lent, strict=True
         ):
@@ -1026,6 +1034,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "denoise": self.denoise,
             "interaction": self.interaction,
             "neighbours": self.neighbours,
+            "neighbours_beyond_singles": True,
             "infer_singles": self.infer_singles,
             "inferred": self.inferred,
             "pair_neighbours": None
@@ -1076,6 +1085,12 @@ class Stacked(CoverageMixin, PerturbationModel):
                 self.name,
             )
         saved_neighbours = options.get("pair_neighbours")
+        if saved_neighbours is not None and "neighbours_beyond_singles" not in options:
+            logger.warning(
+                "%s was saved before the pair neighbours lent only the part of a residual "
+                "beyond a pair's singles: their weight was fitted on whole residuals; refit it",
+                self.name,
+            )
         self.pair_neighbours = (
             None
             if saved_neighbours is None
