@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from perturbsim._atomic import atomic_write
+from perturbsim._errors import PerturbsimError
 from perturbsim.models._store import read_model_dir, write_model_dir
 
 
@@ -36,3 +37,16 @@ def test_crash_mid_model_save_keeps_previous_model(tmp_path):
     assert config["a"] == 1
     np.testing.assert_array_equal(arrays["w"], np.arange(3.0))
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_overwrite_never_replaces_a_directory_that_is_not_a_model(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "notes.txt").write_text("keep me\n")
+    with pytest.raises(PerturbsimError, match=r"not a model directory \(no config.json\)"):
+        write_model_dir(project, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert [p.name for p in project.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_model_dir(empty, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert read_model_dir(empty)[0]["a"] == 1

@@ -166,6 +166,36 @@ def test_existing_out_is_an_error_before_training(capsys, screen, tmp_path):
     assert _train(data, tmp_path / "model", "--model", "mean", "--overwrite") == 0
 
 
+def test_overwrite_replaces_only_a_model_directory(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "notes.txt").write_text("keep me\n")
+    assert _train(data, report, "--model", "mean", "--overwrite") == 2
+    assert "is not a model directory (no config.json)" in _one_line_error(capsys)
+    assert (report / "notes.txt").read_text() == "keep me\n"
+    assert _train(data, tmp_path / "screen.h5ad", "--model", "mean", "--overwrite") == 2
+    assert "is a file, not a model directory" in _one_line_error(capsys)
+    # a model directory is replaced
+    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    assert _train(data, tmp_path / "model", "--model", "mean", "--overwrite") == 0
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json",
+        "weights.safetensors",
+    ]
+
+
+def test_an_output_path_the_system_refuses_is_a_one_line_error(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    capsys.readouterr()
+    folder = tmp_path / "pred.csv"
+    folder.mkdir()
+    gene = screen.obs["condition"].iloc[-1].split("+")[0]
+    assert main(["predict", str(tmp_path / "model"), gene, "--out", str(folder)]) == 2
+    assert "pred.csv" in _one_line_error(capsys)
+
+
 def test_raw_counts_error_names_the_normalize_option(capsys, screen, tmp_path):
     screen.X = screen.layers["counts"]
     data = _write(screen, tmp_path / "screen.h5ad")

@@ -23,6 +23,7 @@ from ..models import (
     takes_fit_option,
     takes_option,
 )
+from ..models._store import check_replaceable
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -88,6 +89,7 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 def _run_train(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.overwrite:  # before training, not after
         raise PerturbsimError(f"{str(args.out)!r} already exists; pass --overwrite to replace it")
+    check_replaceable(args.out)
     options, fit_options = _model_options(args)  # before reading: a wrong flag fails at once
     adata = read_screen(args)
     annotations = go_annotations(args)
@@ -131,7 +133,11 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--n-models", type=int, metavar="N", help="ensemble size" + _takers("n_models")
     )
     parser.add_argument("--device", help="auto, cpu or cuda" + _takers("device"))
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out model directory (an empty one too; never another folder)",
+    )
     parser.set_defaults(run=_run_train)
 
 

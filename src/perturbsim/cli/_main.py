@@ -1,4 +1,9 @@
-"""``perturbsim`` command: parse arguments, dispatch, turn bad input into one-line errors."""
+"""``perturbsim`` command: parse arguments, dispatch, turn bad input into one-line errors.
+
+Bad input raises :class:`~perturbsim.PerturbsimError`; an output path the operating system
+refuses (a folder where a file goes, an unwritable place) raises :class:`OSError`. Both end
+in one line on standard error and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -36,5 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except PerturbsimError as err:
         print(f"perturbsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an output path the system refuses: a folder, /proc, a busy '.'
+        where = f": {str(err.filename)!r}" if err.filename else ""
+        print(f"perturbsim {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,24 @@ WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
 
 
+def check_replaceable(path: str | Path) -> None:
+    """Refuse to replace ``path`` unless it is an empty directory or a model directory.
+
+    Replacing a model directory removes everything in it; a directory that holds no
+    ``config.json`` (a report, a project folder) or a file is not a model, and is kept.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise PerturbsimError(f"{str(path)!r} is a file, not a model directory; not replaced")
+    if any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+        raise PerturbsimError(
+            f"{str(path)!r} is not a model directory (no {CONFIG_FILE}); not replaced: "
+            "choose a new path"
+        )
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -46,7 +64,8 @@ def write_model_dir(
     arrays
         Numeric arrays stored in ``weights.safetensors``.
     overwrite
-        Replace an existing directory; otherwise an existing ``path`` is an error.
+        Replace an existing empty or model directory (:func:`check_replaceable`); otherwise
+        an existing ``path`` is an error.
 
     Returns
     -------
@@ -55,6 +74,7 @@ def write_model_dir(
     path = Path(path)
     if path.exists() and not overwrite:
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
