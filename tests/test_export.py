@@ -185,3 +185,23 @@ def test_control_cells_without_any_detected_gene():
     adata.X[control] = 0
     with pytest.raises(PerturbsimError, match="control cells of adata express no gene"):
         model.sample("G1", adata)
+
+
+def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsys, tiny, tmp_path):
+    screen = ad.AnnData(X=tiny.X, obs=tiny.obs[["condition"]].astype(str), var=tiny.var[[]])
+    data = str(tmp_path / "screen.h5ad")
+    screen.write_h5ad(data)
+    model = str(tmp_path / "model")
+    options = ["--control", "control", "--split", "single"]
+    assert (
+        main(
+            ["train", data, "--out", model, *options, "--model", "stacked_baseline", "--seed", "1"]
+        )
+        == 0
+    )
+    out = str(tmp_path / "export")
+    assert main(["export", model, data, *options, "--out", out, "--seed", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "were fitted by the model (e.g. 'G" in err
+    assert "the model's seed is 1" in err and not (tmp_path / "export").exists()
+    assert main(["export", model, data, *options, "--out", out, "--seed", "1"]) == 0

@@ -16,6 +16,7 @@ from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
     MODEL_REGISTRY,
+    PerturbationModel,
     build_model,
     list_models,
     model_names,
@@ -24,6 +25,8 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
+from ..pp import Split
+from ..tl import measured_conditions
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -143,7 +146,6 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 # -- predict --------------------------------------------------------------------------------
 def _run_predict(args: argparse.Namespace) -> None:
-    from ..models import PerturbationModel
 
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
@@ -222,7 +224,6 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int) -> str:
 
 def _run_gi(args: argparse.Namespace) -> None:
     from .._keys import PRED_N_TARGETS
-    from ..models import PerturbationModel
 
     genes = _read_gene_list(args.genes)
     model = PerturbationModel.load(args.model)
@@ -270,13 +271,30 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 # -- export ---------------------------------------------------------------------------------
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
-    from ..models import PerturbationModel
 
     model = PerturbationModel.load(args.model)
     adata = read_screen(args)
     _split(adata, args)
+    _refuse_fitted_test_conditions(model, adata)
     pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
+
+
+def _refuse_fitted_test_conditions(model: PerturbationModel, adata: AnnData) -> None:
+    """Refuse a split whose held-out conditions the model was fitted on (a leak).
+
+    A saved model records the singles it was fitted on (GEARS, ``additive``, ``stacked``);
+    a split other than the one it was trained with holds some of them out.
+    """
+    fitted = set(measured_conditions(model))
+    leaked = [c for c in Split.from_adata(adata).test if c in fitted]
+    if leaked:
+        seed = "" if model.seed is None else f"; the model's seed is {model.seed}"
+        raise PerturbsimError(
+            f"{len(leaked)} held-out condition(s) of this split were fitted by the model "
+            f"(e.g. {leaked[0]!r}): export with the split it was trained on "
+            f"(--split and --seed as for train{seed})"
+        )
 
 
 def register_export(commands: argparse._SubParsersAction) -> None:
