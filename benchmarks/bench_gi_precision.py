@@ -95,9 +95,8 @@ def _measured_profiles(adata: ad.AnnData) -> ad.AnnData:
     return profiles
 
 
-def _summaries(results: pd.DataFrame, name: str) -> dict[str, object]:
+def _summaries(of_model: pd.DataFrame) -> dict[str, object]:
     """A model's precision@k, R² and true-pair count per subtype, over the seeds."""
-    of_model = results[results["model"] == name]
     return {
         "n_pairs": _summary(of_model.groupby("seed")["n_pairs"].first().tolist()),
         **{
@@ -175,7 +174,7 @@ def main() -> None:
     out: dict[str, object] = {}
     for name in [*models, MEASURED]:
         of_model = results[results["model"] == name]
-        out[name] = _summaries(results, name)
+        out[name] = _summaries(of_model)
         out[f"random ({name}'s pairs)"] = {
             subtype: _summary(part["random_precision"].tolist())
             for subtype, part in of_model.groupby("subtype", sort=False)

@@ -205,3 +205,11 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
     assert "\n" not in err and "were fitted by the model (e.g. 'G" in err
     assert "the model's seed is 1" in err and not (tmp_path / "export").exists()
     assert main(["export", model, data, *options, "--out", out, "--seed", "1"]) == 0
+
+
+def test_export_refuses_held_out_conditions_the_model_was_fitted_on(split_tiny, tmp_path):
+    model = ps.models.build_model("stacked_baseline", split_tiny).fit()
+    resplit = ps.pp.split(split_tiny, kind="single", seed=7, copy=True)
+    with pytest.raises(PerturbsimError, match=r"held-out condition\(s\) of this split were fitted"):
+        ps.io.export_cell_eval(model, resplit, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

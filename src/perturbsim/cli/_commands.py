@@ -25,8 +25,6 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
-from ..pp import Split
-from ..tl import measured_conditions
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -146,7 +144,6 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 # -- predict --------------------------------------------------------------------------------
 def _run_predict(args: argparse.Namespace) -> None:
-
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
@@ -275,26 +272,8 @@ def _run_export(args: argparse.Namespace) -> None:
     model = PerturbationModel.load(args.model)
     adata = read_screen(args)
     _split(adata, args)
-    _refuse_fitted_test_conditions(model, adata)
     pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
-
-
-def _refuse_fitted_test_conditions(model: PerturbationModel, adata: AnnData) -> None:
-    """Refuse a split whose held-out conditions the model was fitted on (a leak).
-
-    A saved model records the singles it was fitted on (GEARS, ``additive``, ``stacked``);
-    a split other than the one it was trained with holds some of them out.
-    """
-    fitted = set(measured_conditions(model))
-    leaked = [c for c in Split.from_adata(adata).test if c in fitted]
-    if leaked:
-        seed = "" if model.seed is None else f"; the model's seed is {model.seed}"
-        raise PerturbsimError(
-            f"{len(leaked)} held-out condition(s) of this split were fitted by the model "
-            f"(e.g. {leaked[0]!r}): export with the split it was trained on "
-            f"(--split and --seed as for train{seed})"
-        )
 
 
 def register_export(commands: argparse._SubParsersAction) -> None:

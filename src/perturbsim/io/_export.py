@@ -32,6 +32,7 @@ from .._keys import (
 from ..models import PerturbationModel
 from ..pp import Split, canonical_label, parse_perturbations
 from ..pp._setup import check_setup
+from ..tl import measured_conditions
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,14 @@ REAL_FILE = "real.h5ad"
 def _conditions(
     model: PerturbationModel, adata: AnnData, conditions: str | Sequence[str] | None
 ) -> list[str]:
-    """Canonical labels of the conditions to export, each with cells and predictable."""
+    """Canonical labels of the conditions to export, each with cells and predictable.
+
+    By default the split's test conditions, none of which the model may have been fitted
+    on (a model fitted on another split of the screen would leak them).
+    """
     if conditions is None:
         conditions = Split.from_adata(adata).test
+        _refuse_fitted(model, conditions)
     labels = list(dict.fromkeys(canonical_label(s) for s in parse_perturbations(conditions)))
     present = set(adata.obs[CONDITION].astype(str))
     for label in labels:
@@ -58,6 +64,23 @@ def _conditions(
         if not covered:
             raise PerturbsimError(f"model {model.name!r} cannot predict condition {label!r}")
     return labels
+
+
+def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
+    """Refuse held-out conditions the model records as fitted (:func:`measured_conditions`).
+
+    A saved model records only its measured singles, so a leaked pair of a model loaded from
+    disk goes unseen.
+    """
+    fitted = set(measured_conditions(model))
+    leaked = [c for c in held_out if c in fitted]
+    if leaked:
+        seed = "" if model.seed is None else f"; the model's seed is {model.seed}"
+        raise PerturbsimError(
+            f"{len(leaked)} held-out condition(s) of this split were fitted by the model "
+            f"(e.g. {leaked[0]!r}): export with the split it was trained on "
+            f"(the split's kind and seed as for training{seed})"
+        )
 
 
 def _cells(x: object, labels: np.ndarray, names: Sequence[str], genes: pd.Index) -> AnnData:
@@ -109,7 +132,8 @@ def export_cell_eval(
         Directory to write the two files into (created if absent; files replaced).
     conditions
         Labels of the conditions to export, as :meth:`~perturbsim.models.PerturbationModel.predict`
-        takes them; default: the test conditions of the split of ``adata``.
+        takes them; default: the test conditions of the split of ``adata``, refused if
+        the model records any of them as fitted (a model fitted on another split).
     n_cells
         Predicted cells per condition; default: as many as the condition's measured cells,
         so that DE tests on both files have the same power.

@@ -234,7 +234,7 @@ class PairNeighbours:
         """Each row of ``lent`` beyond its pair's singles (:func:`beyond_singles`)."""
         return np.array(
             [
-                beyond_singles(row, singles[a], singles[b], np.asarray(mask, dtype=bool))
+                beyond_singles(row, singles[a], singles[b], mask)
                 for (a, b), row, mask in zip(pairs, lent, fitted, strict=True)
             ]
         ).reshape(lent.shape)
