@@ -6,6 +6,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
+import perturbsim as ps
 from perturbsim.cli import main
 from perturbsim.cli._screen import label_hint
 
@@ -302,12 +303,14 @@ def test_file_without_h5ad_suffix_is_a_one_line_error(capsys, screen, tmp_path):
     assert f"expected an .h5ad file, got {str(csv)!r}" in _one_line_error(capsys)
 
 
-def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, screen, tmp_path):
-    data = _write(screen, tmp_path / "screen.h5ad")
+def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny, tmp_path):
+    data = _write(tiny, tmp_path / "screen.h5ad")
     args = ["--control", "control", "--models", "additive,linear,mean", "--seeds", "1"]
     assert main(["evaluate", data, *args, "--gi-k", "3", "--out", str(tmp_path / "on")]) == 0
     out = capsys.readouterr().out
     assert "precision@3 per subtype" in out and "synergy" in out
+    assert "The truth is the simulator's noiseless profiles" in out
+    assert "the screen's noise ceiling" in out
     n_pairs = pd.read_csv(tmp_path / "on" / "gi_precision.csv")["n_pairs"]
     assert (n_pairs > 3).any()  # k ranks fewer than the pairs: no note that it takes them all
     assert "each ranking takes them all" not in out
@@ -316,3 +319,101 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, scre
     assert main(["evaluate", data, *args, "--no-gi", "--out", str(tmp_path / "off")]) == 0
     assert "precision@" not in capsys.readouterr().out
     assert not (tmp_path / "off" / "gi_precision.csv").exists()
+
+
+def test_version_and_common_options_after_the_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"perturbsim {ps.__version__}"
+    assert main(["models", "-v", "--no-progress"]) == 0
+    assert ps.settings.verbosity == "INFO" and not ps.settings.progress
+    assert main(["-v", "models", "--no-progress"]) == 0  # before and after together
+    assert ps.settings.verbosity == "INFO" and not ps.settings.progress
+    assert main(["models"]) == 0  # given neither before nor after: the defaults
+    assert ps.settings.verbosity == "WARNING" and ps.settings.progress
+
+
+def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "held", "--model", "additive") == 0
+    out = capsys.readouterr().out
+    assert "held out for testing, never seen:" in out and "unseen_single" in out
+    assert _train(data, tmp_path / "all", "--model", "additive", "--split", "none") == 0
+    assert "none held out (--split none)" in capsys.readouterr().out
+    singles = {c for c in screen.obs["condition"] if "+" not in c and c != "control"}
+    every = ps.models.PerturbationModel.load(tmp_path / "all")
+    held = ps.models.PerturbationModel.load(tmp_path / "held")
+    assert set(held.single_genes) < singles and set(every.single_genes) == singles
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--test", "t.txt"], "--test is for --split custom, not --split simulation"),
+        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--n-models", "-1"], "--n-models must be at least 1, got -1"),
+        (
+            ["--model", "stacked_no_gears", "--device", "cuda"],
+            "--device does not apply to model 'stacked_no_gears'",
+        ),
+    ],
+)
+def test_options_that_would_be_ignored_are_one_line_errors(
+    capsys, screen, tmp_path, options, message
+):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", *options) == 2
+    assert message in _one_line_error(capsys)
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_simulated_screen_brings_its_own_go(capsys, tiny, tmp_path):
+    data = _write(tiny, tmp_path / "screen.h5ad")  # with .uns["simulation"]["go"]
+    assert _train(data, tmp_path / "model", "--model", "linear_go") == 0
+    bare = tiny.copy()
+    del bare.uns["simulation"]
+    data = _write(bare, tmp_path / "bare.h5ad")
+    assert _train(data, tmp_path / "bare", "--model", "linear_go") == 2
+    err = _one_line_error(capsys)
+    assert "pass --go annotations that cover them" in err and "go_annotations" not in err
+
+
+def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "additive", "--split", "none") == 0
+    gene = next(c for c in screen.obs["condition"] if "+" not in c and c != "control")
+    out = tmp_path / "pred.csv"
+    stale = tmp_path / "pred.variance.csv"
+    stale.write_text("from an earlier run\n")
+    queries = ["Control", f"{gene}+non-targeting", "NONE"]
+    assert (
+        main(["predict", str(tmp_path / "model"), *queries, "--control", "NONE", "--out", str(out)])
+        == 0
+    )
+    assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
+    assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
+    assert not stale.exists()  # additive has no variance: no file of this run's
+    assert main(["predict", str(tmp_path / "model"), "NONE", "--out", str(out)]) == 2
+    assert "NONE" in _one_line_error(capsys)
+
+
+def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman, tmp_path):
+    model = ps.Additive(norman).fit()
+    model.save(tmp_path / "model")
+    genes = tmp_path / "genes.txt"
+    genes.write_text("KLF1\nMAP2K6\nSLC38A2\n")
+    run = ["gi", str(tmp_path / "model"), "--genes", str(genes), "--out"]
+    assert main([*run, str(tmp_path / "default")]) == 0
+    out = capsys.readouterr().out
+    few = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
+    assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
+    assert "fewer than 20 genes fit each pair" in caplog.text
+    caplog.clear()
+    assert main([*run, str(tmp_path / "all"), "--abundance", "0"]) == 0
+    assert "fewer than 20" not in caplog.text
+    assert pd.read_csv(tmp_path / "all" / "gi_scores.csv")["n_genes"].max() > few
+    assert main([*run, str(tmp_path / "bad"), "--abundance", "-1"]) == 2
+    assert "--abundance must be >= 0, got -1" in _one_line_error(capsys)
+    assert main([*run, str(tmp_path / "nan"), "--abundance", "nan"]) == 2
+    assert "--abundance must be >= 0, got nan" in _one_line_error(capsys)

@@ -210,3 +210,21 @@ def test_cli_bad_budget_is_one_line(model_dir, tmp_path, capsys, budget, message
 def test_cli_missing_model_directory(tmp_path, capsys):
     assert main(["design", str(tmp_path / "absent"), "--budget", "2"]) == 2
     assert "no model directory" in capsys.readouterr().err
+
+
+def test_measured_conditions_the_model_cannot_predict_warn_in_the_api_and_stop_the_cli(
+    model, model_dir, tmp_path, capsys, caplog
+):
+    measured = ps.tl.measured_conditions(model)
+    with caplog.at_level("WARNING", logger="perturbsim.tl._design"):
+        ranked = ps.tl.design(model, budget=2, measured=[*measured, "NOTAGENE"])
+    assert "cannot predict are left out of diversity and coverage: NOTAGENE" in caplog.text
+    assert len(ranked) == 2
+    listed = tmp_path / "measured.txt"
+    listed.write_text("\n".join([*measured[:2], "NOTAGENE"]))
+    out = tmp_path / "next.csv"
+    args = ["design", model_dir, "--budget", "2", "--measured", str(listed), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--measured: gears cannot predict 1 of the conditions" in err
+    assert "'NOTAGENE'" in err and not out.exists()

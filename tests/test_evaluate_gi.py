@@ -76,6 +76,8 @@ def test_real_screen_takes_the_measured_means_as_truth(norman):
     result = ps.tl.evaluate(norman, models=["additive"], seeds=[1], replicate=False)
     assert set(result.gi["truth"]) == {"measured"}
     assert "measured" not in set(result.gi["model"])  # no noiseless truth to rank against
+    note = ps.io._html.gi_note(result)
+    assert "The truth is the test pairs' measured means" in note and "simulator" not in note
     summary = result.gi_summary()
     assert set(summary["metric"]) == {
         "precision_at_k",
@@ -95,6 +97,8 @@ def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
     report = ps.io.write_report(on, tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Genetic interactions" in text and report
+    assert "The truth is the simulator's noiseless profiles" in text  # what it is scored on
+    assert "| model | pairs | synergy" in text
 
 
 @pytest.mark.parametrize("gi_k", [0, 2.5, True])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -213,3 +215,26 @@ def test_export_refuses_held_out_conditions_the_model_was_fitted_on(split_tiny, 
     with pytest.raises(PerturbsimError, match=r"held-out condition\(s\) of this split were fitted"):
         ps.io.export_cell_eval(model, resplit, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_saved_model_records_its_fitted_pairs_and_export_refuses_them(split_tiny, tmp_path):
+    model = ps.models.build_model("additive", split_tiny).fit()
+    split = ps.pp.Split.from_adata(split_tiny)
+    fitted = [c for c in split.train + split.val if c != "ctrl"]
+    assert model.fitted_conditions == fitted
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model")
+    assert loaded.fitted_conditions == fitted
+    pair = next(c for c in fitted if "+" in c)
+    assert pair in ps.tl.measured_conditions(loaded)
+    resplit = ps.pp.split(split_tiny, kind="custom", test_conditions=[pair], copy=True)
+    leaked = re.escape(f"were fitted by the model (e.g. '{pair}')")
+    with pytest.raises(PerturbsimError, match=leaked):
+        ps.io.export_cell_eval(loaded, resplit, tmp_path / "out")
+
+
+def test_a_split_that_holds_nothing_out_has_nothing_to_export(tiny, tmp_path):
+    ps.pp.split(tiny, kind="none", seed=1)
+    model = ps.models.build_model("mean", tiny).fit()
+    with pytest.raises(PerturbsimError, match="the none split of adata holds nothing out"):
+        ps.io.export_cell_eval(model, tiny, tmp_path / "out")

@@ -82,7 +82,7 @@ def test_read_round_trip_drops_control(tmp_path):
     singles, pairs, _ = module_screen()
     screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, pairs))
     assert screen.genes == singles.index.tolist()
-    assert "negative" not in screen.singles.index
+    assert "negative" not in screen.singles.index and screen.control == "negative"
     assert screen.emap is None
     table = screen.pair_table()
     assert len(table) == len(singles) * (len(singles) - 1) // 2
@@ -333,3 +333,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, break_it, expected):
     err = capsys.readouterr().err.strip()
     assert err.startswith("perturbsim fitness: error:") and expected in err
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_cli_names_a_control_that_is_not_in_the_tables(tmp_path, capsys):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs, control=False)
+    assert ps.ds.read_fitness(folder).control is None  # the default, absent: nothing dropped
+    assert main(["fitness", str(folder), "--out", str(tmp_path / "out"), "--control", "NT"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"--control 'NT' is neither a row of {SINGLES_FILE}" in err

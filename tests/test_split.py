@@ -246,7 +246,7 @@ label_sets = st.lists(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sets=label_sets,
-    kind=st.sampled_from(["simulation", "single", "combo", "custom"]),
+    kind=st.sampled_from(["simulation", "single", "combo", "custom", "none"]),
     seed=st.integers(0, 2**31),
     val_fraction=st.sampled_from([0.0, 0.1, 0.3]),
     pick=st.integers(0, 2**16),
@@ -267,6 +267,7 @@ def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick
         "single": len({g for lab in singles for g in genes_of(lab)}) < 2,
         "combo": not combos,
         "custom": False,
+        "none": False,
     }[kind]
     if infeasible:
         with pytest.raises(PerturbsimError):
@@ -275,7 +276,7 @@ def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick
     split(adata, kind=kind, seed=seed, val_fraction=val_fraction, test_conditions=test_conditions)
     s = Split.from_adata(adata)
     check_invariants(adata, s)
-    assert s.test
+    assert bool(s.test) == (kind != "none")
     if val_fraction == 0:
         assert not s.val
     seen = set(s.seen_genes)
@@ -292,3 +293,18 @@ def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick
         assert set(singles) <= set(s.train)
     if kind == "custom":
         assert set(s.test) == set(test_conditions)
+
+
+def test_none_split_holds_nothing_out_and_keeps_a_validation_set(norman, tmp_path):
+    split(norman, kind="none", seed=1)
+    norman.write_h5ad(tmp_path / "none.h5ad")  # empty test and subgroups survive a file
+    result = Split.from_adata(ad.read_h5ad(tmp_path / "none.h5ad"))
+    assert result.kind == "none" and result.test == [] and result.subgroups == {}
+    assert result.val and not set(result.val) & set(result.train)
+    conditions = set(norman.obs["perturbsim_condition"].astype(str))
+    assert set(result.train) | set(result.val) == conditions
+    assert set(norman.obs["perturbsim_split"]) == {"train", "val"}
+    with pytest.raises(PerturbsimError, match="test_conditions is for kind='custom'"):
+        split(norman, kind="none", test_conditions=["KLF1"])
+    with pytest.raises(PerturbsimError, match="split='none' holds nothing out"):
+        ps.tl.evaluate(norman, models=["mean"], split="none")

@@ -380,6 +380,8 @@ def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
     assert np.isfinite(baseline.predict(test).X).all()
     with pytest.raises(ps.PerturbsimError, match="need 'gears'"):
         baseline.fit(max_epochs=3)
+    with pytest.raises(ps.PerturbsimError, match="device='cpu' given without 'gears'"):
+        ps.models.build_model("stacked_baseline", adata, device="cpu")
 
 
 def test_without_gears_no_network_is_trained(fitted_small):

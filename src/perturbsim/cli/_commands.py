@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from anndata import AnnData
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
-from .._keys import PRED_UNSUPPORTED, VARIANCE_LAYER
+from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -25,12 +27,21 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
+from ..pp import canonical_label, parse_label
+from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
+from ._parser import add_command
 from ._screen import add_screen_options, check_labels, go_annotations, read_screen
 
+logger = logging.getLogger(__name__)
+
 SPLITS = ("simulation", "single", "combo", "custom")
+"""Held-out designs of ``export`` (``evaluate`` takes the first three; ``train`` also
+``none``: every condition in training and validation)."""
+MIN_FITTED_GENES = 20
+"""Fewest genes a pair's interaction is fitted on before ``perturbsim gi`` warns."""
 MODEL_FLAGS = (
     ("--n-models", "n_models", "n_models", False),
     ("--device", "device", "device", False),
@@ -45,16 +56,28 @@ def _split(adata: AnnData, args: argparse.Namespace) -> None:
 
     test = None
     if args.split == "custom":
-        if args.test is None:
-            raise PerturbsimError("--split custom needs --test FILE (one condition a line)")
-        if not args.test.is_file():
-            raise PerturbsimError(f"no such file: {str(args.test)!r}")
         test = [line.strip() for line in args.test.read_text().splitlines() if line.strip()]
     split(adata, kind=args.split, seed=args.seed, test_conditions=test)
 
 
+def _check_split_options(args: argparse.Namespace) -> None:
+    """Refuse ``--test`` without ``--split custom`` and the reverse, before any reading."""
+    if args.test is not None and args.split != "custom":
+        raise PerturbsimError(f"--test is for --split custom, not --split {args.split}")
+    if args.split == "custom":
+        if args.test is None:
+            raise PerturbsimError("--split custom needs --test FILE (one condition a line)")
+        if not args.test.is_file():
+            raise PerturbsimError(f"no such file: {str(args.test)!r}")
+
+
 def _applies(name: str, option: str, *, fit: bool) -> bool:
-    """Whether the model behind a catalogue name takes a fit or constructor option."""
+    """Whether the model behind a catalogue name takes a fit or constructor option.
+
+    ``device`` applies only where GEARS runs (not to the default's variants without it).
+    """
+    if option == "device":
+        return takes_fit_option(name, "max_epochs")  # what trains GEARS runs on a device
     return takes_fit_option(name, option) if fit else takes_option(name, option)
 
 
@@ -91,9 +114,10 @@ def _run_train(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.overwrite:  # before training, not after
         raise PerturbsimError(f"{str(args.out)!r} already exists; pass --overwrite to replace it")
     check_replaceable(args.out)
-    options, fit_options = _model_options(args)  # before reading: a wrong flag fails at once
+    _check_split_options(args)  # before reading: a wrong flag fails at once
+    options, fit_options = _model_options(args)
     adata = read_screen(args)
-    annotations = go_annotations(args)
+    annotations = go_annotations(args, adata)
     check_labels(adata, annotations, sep=args.sep)
     _split(adata, args)
     if annotations is not None and takes_option(args.model, "go_annotations"):
@@ -104,11 +128,34 @@ def _run_train(args: argparse.Namespace) -> None:
     runs = getattr(model, "results", [])  # training runs of the models that keep them
     epochs = f", best epoch {', '.join(str(r.best_epoch) for r in runs)}" if runs else ""
     print(f"trained {args.model}{epochs}; saved to {args.out}")
+    print(_held_out_text(adata))
+
+
+def _held_out_text(adata: AnnData) -> str:
+    """What ``perturbsim train`` says of the conditions its split kept from the model."""
+    from ..pp import split_summary
+
+    table = split_summary(adata)
+    counts = {
+        name: table.loc[table["set"] == name].set_index("subgroup")["n_conditions"]
+        for name in ("train", "val", "test")
+    }
+    text = (
+        f"split: {int(counts['train'].sum()) - 1} training and {int(counts['val'].sum())} "
+        "validation conditions besides control (how a model uses validation is its own)"
+    )
+    if counts["test"].empty:
+        return text + "; none held out (--split none)"
+    held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
+    return (
+        text + f"; held out for testing, never seen: {held} (a measured gene held out is "
+        "predicted as unseen; --split none holds nothing out)"
+    )
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim train``."""
-    parser = commands.add_parser("train", help="train a model on a screen and save it")
+    parser = add_command(commands, "train", help="train a model on a screen and save it")
     add_screen_options(parser)
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="model directory to write"
@@ -119,7 +166,13 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"model to train (default: {DEFAULT_MODELS[0]}): {', '.join(model_names())}",
     )
-    parser.add_argument("--split", choices=SPLITS, default="simulation", help="held-out design")
+    parser.add_argument(
+        "--split",
+        choices=(*SPLITS, "none"),
+        default="simulation",
+        help="held-out design (default simulation, as GEARS; none: hold nothing out, for a "
+        "model to use rather than score)",
+    )
     parser.add_argument(
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
     )
@@ -143,21 +196,39 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 
 # -- predict --------------------------------------------------------------------------------
+def _as_query(label: str, controls: set[str]) -> str:
+    """``label`` with each of its tokens among ``controls`` (lower case) written as ``ctrl``.
+
+    Examples
+    --------
+    >>> _as_query("Control+KLF1", {"control"})
+    'ctrl+KLF1'
+    """
+    return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(SEP))
+
+
 def _run_predict(args: argparse.Namespace) -> None:
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
     model = PerturbationModel.load(args.model)
-    prediction = model.predict(args.perturbations, strict=args.strict)
+    controls = {c.lower() for c in (*CONTROL_CANDIDATES, *([args.control] if args.control else []))}
+    queries = [_as_query(label, controls) for label in args.perturbations]
+    unique = list(dict.fromkeys(canonical_label(parse_label(q)) for q in queries))
+    if len(unique) < len(queries):
+        print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
+    prediction = model.predict(unique, strict=args.strict)
     written = [out]
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
     else:
         atomic_write(out, prediction.to_df().to_csv)
+        variance = out.with_name(f"{out.stem}.variance.csv")
         if VARIANCE_LAYER in prediction.layers:
-            variance = out.with_name(f"{out.stem}.variance.csv")
             atomic_write(variance, prediction.to_df(layer=VARIANCE_LAYER).to_csv)
             written.append(variance)
+        else:  # not a previous run's, read as this one's
+            variance.unlink(missing_ok=True)
         obs = out.with_name(f"{out.stem}.obs.csv")
         atomic_write(obs, prediction.obs.to_csv)
         written.append(obs)
@@ -175,7 +246,7 @@ def _run_predict(args: argparse.Namespace) -> None:
 
 def register_predict(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim predict``."""
-    parser = commands.add_parser("predict", help="predict expression after perturbations")
+    parser = add_command(commands, "predict", help="predict expression after perturbations")
     parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
     parser.add_argument("perturbations", nargs="+", help="labels such as FOSB+CEBPB KLF1")
     parser.add_argument(
@@ -190,6 +261,12 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="refuse perturbations of a gene never measured alone with no measured GO "
         "neighbour, instead of predicting them with a flag",
+    )
+    parser.add_argument(
+        "--control",
+        metavar="LABEL",
+        help="another label meaning no perturbation (always, in any case: "
+        f"{', '.join(CONTROL_CANDIDATES)})",
     )
     parser.set_defaults(run=_run_predict)
 
@@ -219,26 +296,45 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int) -> str:
     return "\n".join(lines)
 
 
+def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float) -> str:
+    """What ``perturbsim gi`` says of the genes each pair was fitted on, and when too few."""
+    fitted = int(scores["n_genes"].max())
+    text = (
+        f"each pair fitted on up to {fitted} of the model's {n_genes} genes: those whose "
+        f"mean control expression exceeds {abundance:g} (--abundance; Norman's is 0.5), the "
+        "pair's own genes left out"
+    )
+    if fitted < MIN_FITTED_GENES:
+        lower = " lower --abundance (0 fits every expressed gene)" if abundance > 0 else ""
+        logger.warning(
+            "fewer than %d genes fit each pair, too few for the scores to mean much;%s",
+            MIN_FITTED_GENES,
+            lower,
+        )
+    return text
+
+
 def _run_gi(args: argparse.Namespace) -> None:
     from .._keys import PRED_N_TARGETS
 
+    if not args.abundance >= 0:  # NaN too
+        raise PerturbsimError(f"--abundance must be >= 0, got {args.abundance:g}")
     genes = _read_gene_list(args.genes)
     model = PerturbationModel.load(args.model)
-    try:
-        pred = model.predict_pairs(genes, skip_unknown=args.skip_unknown)
-    except PerturbsimError as err:
-        raise PerturbsimError(str(err).replace("skip_unknown=True", "--skip-unknown")) from err
+    pred = model.predict_pairs(genes, skip_unknown=args.skip_unknown, abundance=args.abundance)
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     atomic_write(args.out / "predictions.h5ad", pred.write_h5ad)
     atomic_write(args.out / "gi_scores.csv", scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum())))
+    print(_fitted_genes_text(scores, len(model.genes), args.abundance))
     print(f"wrote predictions.h5ad and gi_scores.csv to {args.out}")
 
 
 def register_gi(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim gi``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "gi",
         help="predict every single and pair of a gene list and score their interactions",
     )
@@ -262,6 +358,15 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the genes the model cannot predict instead of stopping",
     )
+    parser.add_argument(
+        "--abundance",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="fit each pair on the genes whose mean control expression exceeds X (default "
+        "0.5, Norman's threshold on UMI counts; on log-normalised data it keeps few genes: "
+        "lower it, 0 keeps every expressed gene)",
+    )
     parser.set_defaults(run=_run_gi)
 
 
@@ -269,6 +374,7 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
 
+    _check_split_options(args)
     model = PerturbationModel.load(args.model)
     adata = read_screen(args)
     _split(adata, args)
@@ -278,7 +384,8 @@ def _run_export(args: argparse.Namespace) -> None:
 
 def register_export(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim export``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "export",
         help="write predicted and real cells of the held-out conditions for cell-eval",
     )
@@ -318,12 +425,12 @@ def _model_list(text: str) -> list[str]:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from ..io import write_report
-    from ..io._html import gi_precision_table
+    from ..io._html import GI_TRUTH_NOTES, gi_precision_table
     from ..tl import evaluate
 
     models = _model_list(args.models)
     adata = read_screen(args)
-    annotations = go_annotations(args)
+    annotations = go_annotations(args, adata)
     check_labels(adata, annotations, sep=args.sep)
     model_kwargs = {
         m: {"go_annotations": annotations}
@@ -345,9 +452,11 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     if not gi.empty:
         print(
             f"\ngenetic interactions of the test pairs: precision@{args.gi_k} per subtype, "
-            "mean over seeds (a random ranking's in brackets):"
+            "mean over seeds (a random ranking's in brackets; pairs: compared per seed):"
         )
         print(gi.to_string(index=False))
+        for truth in dict.fromkeys(result.gi["truth"]):
+            print(textwrap.fill(GI_TRUTH_NOTES[truth], width=100))
         if (result.gi["n_pairs"] <= result.gi["k"]).all():
             print(
                 f"no seed has more than {args.gi_k} test pairs: each ranking takes them all, "
@@ -358,8 +467,10 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
 def register_evaluate(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim evaluate``."""
-    parser = commands.add_parser(
-        "evaluate", help="GEARS against the baselines on held-out perturbations, over seeds"
+    parser = add_command(
+        commands,
+        "evaluate",
+        help="GEARS against the baselines on held-out perturbations, over seeds",
     )
     add_screen_options(parser)
     parser.add_argument("--split", choices=SPLITS[:3], default="simulation", help="held-out design")
@@ -468,7 +579,7 @@ def _run_demo(args: argparse.Namespace) -> None:
 
 def register_demo(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim demo``."""
-    parser = commands.add_parser("demo", help="train and evaluate on the bundled Norman screen")
+    parser = add_command(commands, "demo", help="train and evaluate on the bundled Norman screen")
     parser.add_argument("--seeds", type=int, default=1, help="number of split seeds")
     parser.add_argument("--out", type=Path, default=None, help="also write the full report here")
     parser.set_defaults(run=_run_demo)
@@ -488,7 +599,7 @@ def _run_models(args: argparse.Namespace) -> None:
 
 def register_models(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim models``."""
-    parser = commands.add_parser("models", help="list the models --model and --models accept")
+    parser = add_command(commands, "models", help="list the models --model and --models accept")
     parser.set_defaults(run=_run_models)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._design import STRATEGIES
+from ._parser import add_command
 
 
 def _read_conditions(path: Path) -> list[str]:
@@ -22,10 +23,16 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
     from ..tl import design
 
-    if args.budget < 1:
-        raise PerturbsimError(f"--budget must be at least 1, got {args.budget}")
     model = PerturbationModel.load(args.model)
     measured = _read_conditions(args.measured) if args.measured is not None else None
+    if measured:
+        unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
+        if unknown:
+            raise PerturbsimError(
+                f"--measured: {model.name} cannot predict {len(unknown)} of the conditions in "
+                f"{str(args.measured)!r}: {', '.join(map(repr, unknown[:5]))} (a misspelt "
+                "gene? a gene outside the screen and the GO graph? leave it out)"
+            )
     try:
         ranked = design(
             model, budget=args.budget, strategy=args.strategy, measured=measured, seed=args.seed
@@ -39,7 +46,8 @@ def _run_design(args: argparse.Namespace) -> None:
 
 def register_design(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim design``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "design",
         help="rank untested singles and pairs by how much measuring them should help the model",
     )
@@ -58,8 +66,8 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "--measured",
         type=Path,
         metavar="FILE",
-        help="conditions already measured, one a line (default: the singles the model was "
-        "fitted on; a model directory does not record its pairs)",
+        help="conditions already measured, one a line (default: the conditions the model was "
+        "fitted on, training and validation, as its directory records them)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random")
     parser.add_argument(

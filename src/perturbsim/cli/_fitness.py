@@ -7,15 +7,12 @@ from pathlib import Path
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
+from ._parser import add_command
 
 FIGURE_DPI = 110
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.seeds < 1:
-        raise PerturbsimError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.epochs is not None and args.epochs < 1:
-        raise PerturbsimError(f"--epochs must be at least 1, got {args.epochs}")
     if args.expression_model is not None and not args.expression_model.is_dir():
         raise PerturbsimError(
             f"--expression-model: no such model folder {str(args.expression_model)!r}"
@@ -24,6 +21,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _run_fitness(args: argparse.Namespace) -> None:
     from ..ds import read_fitness
+    from ..ds._fitness import DEFAULT_CONTROL, PAIRS_FILE, SINGLES_FILE
     from ..models import PerturbationModel
     from ..pl import fitness_scatter
     from ..tl import fitness_evaluate
@@ -31,7 +29,14 @@ def _run_fitness(args: argparse.Namespace) -> None:
     from ._screen import go_annotations
 
     _check_options(args)
-    screen = read_fitness(args.directory, control=args.control or None)
+    screen = read_fitness(
+        args.directory, control=DEFAULT_CONTROL if args.control is None else args.control or None
+    )
+    if args.control and screen.control is None:
+        raise PerturbsimError(
+            f"--control {args.control!r} is neither a row of {SINGLES_FILE} nor of {PAIRS_FILE} "
+            "('' for none)"
+        )
     expression = None
     if args.expression_model is not None:
         expression = PerturbationModel.load(args.expression_model)
@@ -76,7 +81,8 @@ def _run_fitness(args: argparse.Namespace) -> None:
 
 def register_fitness(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim fitness``."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "fitness",
         help="predict the growth (fitness) of held-out gene pairs and score it",
         description="Read a growth screen (single_fitnesses.csv, processed_fitnesses.csv, "
@@ -106,10 +112,10 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--control",
-        default="negative",
+        default=None,
         metavar="NAME",
-        help="label of the non-targeting control row/column, dropped (default: negative; "
-        "'' for none)",
+        help="label of the non-targeting control row/column, dropped (default: negative, "
+        "when present; '' for none)",
     )
     parser.add_argument(
         "--expression-model",

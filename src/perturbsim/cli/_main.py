@@ -1,20 +1,25 @@
 """``perturbsim`` command: parse arguments, dispatch, turn bad input into one-line errors.
 
-Bad input raises :class:`~perturbsim.PerturbsimError`; an output path the operating system
-refuses (a folder where a file goes, an unwritable place) raises :class:`OSError`. Both end
-in one line on standard error and exit status 2.
+Bad input raises :class:`~perturbsim.PerturbsimError` (its message worded with the CLI's
+options where it names a Python argument); an output path the operating system refuses (a
+folder where a file goes, an unwritable place) raises :class:`OSError`. Both end in one line
+on standard error and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from .._errors import PerturbsimError
 from .._settings import settings
 from . import _commands
+from ._parser import check_counts, common_options
+from ._screen import cli_wording
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perturbsim",
         description="Predict transcriptional outcomes of genetic perturbations (GEARS).",
+        parents=[common_options(suppress=False)],
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--version", action="version", version=f"perturbsim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for register in _commands.REGISTRARS:
         register(commands)
@@ -38,10 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress
     try:
+        check_counts(args)
         args.run(args)
+        sys.stdout.flush()  # a reader gone (`| head`) shows here, not at exit
     except PerturbsimError as err:
-        print(f"perturbsim {args.command}: error: {err}", file=sys.stderr)
+        print(f"perturbsim {args.command}: error: {cli_wording(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
     except OSError as err:  # an output path the system refuses: a folder, /proc, a busy '.'
         where = f": {str(err.filename)!r}" if err.filename else ""
         print(f"perturbsim {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)

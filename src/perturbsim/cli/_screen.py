@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP
+from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
 from ..pp import genes_of
 
 logger = logging.getLogger(__name__)
@@ -26,8 +25,12 @@ _CLI_WORDS = (
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
+    (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
+    (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
 )
-"""Keyword arguments of :func:`perturbsim.ds.read` as its errors name them -> CLI options."""
+"""Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
+models' GO annotations, ``predict_pairs``'s ``skip_unknown``): every error the CLI prints
+goes through :func:`cli_wording`."""
 
 
 def add_screen_options(parser: argparse.ArgumentParser) -> None:
@@ -71,12 +74,13 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="GO_FILE",
         help="gene -> GO term file (GAF, gene2go or two-column TSV) for the models with a GO "
-        "graph and the label check; default: bundled human annotations",
+        "graph and the label check; default: a simulated screen's own table, else the "
+        "bundled human annotations",
     )
 
 
 def cli_wording(message: str) -> str:
-    """Name the CLI options where an error of :func:`perturbsim.ds.read` names its arguments.
+    """Name the CLI options where an error names a Python argument (:data:`_CLI_WORDS`).
 
     Examples
     --------
@@ -98,28 +102,37 @@ def read_screen(args: argparse.Namespace) -> AnnData:
     Raises
     ------
     PerturbsimError
-        The error of :func:`perturbsim.ds.read`, worded with CLI options.
+        The error of :func:`perturbsim.ds.read` (the CLI words it with its options:
+        :func:`cli_wording`).
     """
     from ..ds import read
 
-    try:
-        return read(
-            args.data,
-            perturbation_key=args.perturbation_key,
-            control=args.control,
-            sep=args.sep,
-            gene_symbols=args.gene_key,
-            normalize=args.normalize,
-        )
-    except PerturbsimError as err:
-        raise PerturbsimError(cli_wording(str(err))) from err
+    return read(
+        args.data,
+        perturbation_key=args.perturbation_key,
+        control=args.control,
+        sep=args.sep,
+        gene_symbols=args.gene_key,
+        normalize=args.normalize,
+    )
 
 
-def go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
-    """The annotations of ``--go`` (columns ``gene``, ``term``), or ``None`` without it."""
+def go_annotations(args: argparse.Namespace, adata: AnnData | None = None) -> pd.DataFrame | None:
+    """The GO annotations the models get (columns ``gene``, ``term``).
+
+    Those of ``--go``; without it, a simulated screen's own GO-like table
+    (``adata.uns["simulation"]["go"]``: its genes are in no real annotation), else ``None``
+    (the models' default, the bundled human GO).
+    """
     from ..graphs import read_annotations
 
-    return None if args.go is None else read_annotations(args.go)
+    if args.go is not None:
+        return read_annotations(args.go)
+    own = adata.uns.get(SIMULATION, {}).get("go") if adata is not None else None
+    if isinstance(own, pd.DataFrame):
+        logger.info("GO annotations: the simulated screen's own (uns['simulation']['go'])")
+        return own
+    return None
 
 
 def annotated_genes(annotations: pd.DataFrame | None) -> set[str]:

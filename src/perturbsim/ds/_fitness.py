@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 SINGLES_FILE = "single_fitnesses.csv"
 PAIRS_FILE = "processed_fitnesses.csv"
 EMAP_FILE = "processed_emap.csv"
+DEFAULT_CONTROL = "negative"
+"""The control row and column of Norman's tables."""
 SINGLE_COLUMN = "average_fitness"
 """Column of the single fitness when ``single_fitnesses.csv`` has several value columns."""
 _RTOL, _ATOL = 1e-6, 1e-9
@@ -64,6 +66,8 @@ class FitnessScreen:
         ``None`` when the folder has none.
     source
         Where the screen was read from (for messages).
+    control
+        Label of the control row and column dropped when read (``None``: none was).
 
     Examples
     --------
@@ -79,6 +83,7 @@ class FitnessScreen:
     pairs: pd.DataFrame
     emap: pd.DataFrame | None = None
     source: str = "fitness screen"
+    control: str | None = None
 
     @property
     def genes(self) -> list[str]:
@@ -151,7 +156,7 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return values.astype(np.float64)
 
 
-def _singles(path: Path, control: str | None) -> pd.Series:
+def _singles(path: Path) -> pd.Series:
     table = _read_csv(path)
     if SINGLE_COLUMN in table.columns:
         column = SINGLE_COLUMN
@@ -168,11 +173,11 @@ def _singles(path: Path, control: str | None) -> pd.Series:
         raise PerturbsimError(
             f"{len(missing)} genes have no fitness value in {path}: {_named(missing)}"
         )
-    return values.drop(index=[control], errors="ignore").rename("fitness")
+    return values.rename("fitness")
 
 
-def _matrix(path: Path, control: str | None) -> pd.DataFrame:
-    """A symmetric gene x gene matrix, control dropped; errors name the offending genes."""
+def _matrix(path: Path) -> pd.DataFrame:
+    """A symmetric gene x gene matrix; errors name the offending genes."""
     table = _read_csv(path)
     rows, cols = table.index, table.columns
     if set(rows) != set(cols):
@@ -196,12 +201,10 @@ def _matrix(path: Path, control: str | None) -> pd.DataFrame:
             f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
             f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} holds {values[j, i]:.6g}"
         )
-    if control is not None and control in matrix.index:
-        matrix = matrix.drop(index=control, columns=control)
     return matrix
 
 
-def read_fitness(directory: str | Path, *, control: str | None = "negative") -> FitnessScreen:
+def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL) -> FitnessScreen:
     """Read a growth screen from a folder of CSV tables (layout of Norman et al. 2019).
 
     The folder holds ``single_fitnesses.csv``, ``processed_fitnesses.csv`` and, optionally,
@@ -218,7 +221,8 @@ def read_fitness(directory: str | Path, *, control: str | None = "negative") -> 
         The folder, e.g. ``../shared/data/norman2019/gi``.
     control
         Row and column label of the non-targeting control, dropped from the singles and the
-        pair matrix (``None``: none).
+        matrices where present (``None``: none); :attr:`FitnessScreen.control` says whether
+        it was found.
 
     Returns
     -------
@@ -250,8 +254,13 @@ def read_fitness(directory: str | Path, *, control: str | None = "negative") -> 
                 f"{str(folder)!r} has no {name}: a fitness folder holds {SINGLES_FILE}, "
                 f"{PAIRS_FILE} and optionally {EMAP_FILE} (see docs/fitness.md)"
             )
-    singles = _singles(folder / SINGLES_FILE, control)
-    pairs = _matrix(folder / PAIRS_FILE, control)
+    singles = _singles(folder / SINGLES_FILE)
+    pairs = _matrix(folder / PAIRS_FILE)
+    if control is not None and control not in singles.index and control not in pairs.index:
+        control = None
+    if control is not None:
+        singles = singles.drop(index=[control], errors="ignore")
+        pairs = pairs.drop(index=control, columns=control, errors="ignore")
     unmatched = [g for g in pairs.index if g not in singles.index]
     if unmatched:
         raise PerturbsimError(
@@ -262,12 +271,16 @@ def read_fitness(directory: str | Path, *, control: str | None = "negative") -> 
         raise PerturbsimError(f"{folder / PAIRS_FILE} needs at least two genes, got {len(pairs)}")
     emap = None
     if (folder / EMAP_FILE).is_file():
-        emap = _matrix(folder / EMAP_FILE, control)
+        emap = _matrix(folder / EMAP_FILE)
+        if control is not None:
+            emap = emap.drop(index=control, columns=control, errors="ignore")
         extra = [g for g in emap.index if g not in set(pairs.index)]
         if extra:
             logger.warning("%s: genes not in %s ignored: %s", EMAP_FILE, PAIRS_FILE, _named(extra))
         emap = emap.reindex(index=pairs.index, columns=pairs.index)
-    screen = FitnessScreen(singles=singles, pairs=pairs, emap=emap, source=str(folder))
+    screen = FitnessScreen(
+        singles=singles, pairs=pairs, emap=emap, source=str(folder), control=control
+    )
     if screen.pair_table().empty:
         raise PerturbsimError(f"{folder / PAIRS_FILE} has no measured pair (every cell is empty)")
     logger.info(

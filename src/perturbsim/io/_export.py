@@ -49,7 +49,12 @@ def _conditions(
     on (a model fitted on another split of the screen would leak them).
     """
     if conditions is None:
-        conditions = Split.from_adata(adata).test
+        split = Split.from_adata(adata)
+        if not split.test:
+            raise PerturbsimError(
+                f"the {split.kind} split of adata holds nothing out: pass conditions= to export"
+            )
+        conditions = split.test
         _refuse_fitted(model, conditions)
     labels = list(dict.fromkeys(canonical_label(s) for s in parse_perturbations(conditions)))
     present = set(adata.obs[CONDITION].astype(str))
@@ -69,8 +74,8 @@ def _conditions(
 def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
     """Refuse held-out conditions the model records as fitted (:func:`measured_conditions`).
 
-    A saved model records only its measured singles, so a leaked pair of a model loaded from
-    disk goes unseen.
+    A model saved before its fitted conditions were recorded knows only its measured
+    singles, so a leaked pair of such a file goes unseen.
     """
     fitted = set(measured_conditions(model))
     leaked = [c for c in held_out if c in fitted]
@@ -79,7 +84,8 @@ def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
         raise PerturbsimError(
             f"{len(leaked)} held-out condition(s) of this split were fitted by the model "
             f"(e.g. {leaked[0]!r}): export with the split it was trained on "
-            f"(the split's kind and seed as for training{seed})"
+            f"(the split's kind and seed as for training{seed}; a model trained on every "
+            "condition has none to export)"
         )
 
 

@@ -552,7 +552,7 @@ def html_report(
     if not gi.empty:
         page += [
             '<section id="interactions"><h2>Genetic interactions</h2>',
-            f'<p class="note">{escape(GI_NOTE)}</p>',
+            f'<p class="note">{escape(gi_note(result))}</p>',
             _plain_table(gi, list(gi.columns)),
             "</section>",
         ]
@@ -601,10 +601,28 @@ GI_NOTE = (
     "Precision@k of each interaction subtype among the test pairs (Norman's model of the "
     "pair on its singles; subtypes by the GEARS paper's thresholds): of the k pairs a model "
     "ranks most of a subtype, the share truly of it; mean over seeds, the expectation of a "
-    "random ranking of the same pairs in brackets. The additive baseline predicts every "
-    "pair as the sum of its singles (c1 = c2 = 1, fit correlation 1): its rankings of "
-    "magnitude and fit are all ties, so it scores what a random ranking does."
+    "random ranking of the same pairs in brackets, and the pairs compared per seed (k is at "
+    "most that many: a seed with k pairs or fewer ranks them all, at the random precision). "
+    "The additive baseline predicts every pair as the sum of its singles (c1 = c2 = 1, fit "
+    "correlation 1): its rankings of magnitude and fit are all ties, so it scores what a "
+    "random ranking does."
 )
+"""What every table of :func:`gi_precision_table` means (:func:`gi_note` adds its truth)."""
+GI_TRUTH_NOTES = {
+    "simulated": "The truth is the simulator's noiseless profiles of each pair and its "
+    "singles, scored the same way. The row measured (when some test pairs have measured "
+    "singles) scores the test pairs' own measured means against it: the screen's noise "
+    "ceiling, how well the screen itself, at its depth, ranks the true interactions.",
+    "measured": "The truth is the test pairs' measured means (each pair and its singles), a "
+    "noisy measurement; pairs whose singles were not measured are left out.",
+}
+"""What the truth of the interactions is, by the ``truth`` column of ``result.gi``."""
+
+
+def gi_note(result: EvaluationResult) -> str:
+    """:data:`GI_NOTE` and what the truth of ``result``'s interactions is."""
+    truths = [GI_TRUTH_NOTES[t] for t in dict.fromkeys(result.gi["truth"])]
+    return " ".join([GI_NOTE, *truths])
 
 
 UNCERTAINTY_NOTE = (
@@ -647,11 +665,14 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
 
-    Empty when the evaluation scored no interactions.
+    Column ``pairs``: the pairs compared per seed, mean over seeds. Empty when the evaluation
+    scored no interactions.
     """
     summary = result.gi_summary()
     if summary.empty:
         return pd.DataFrame()
+    pairs = result.gi.groupby(["model", "seed"], sort=False)["n_pairs"].first()
+    per_seed = pairs.groupby(level="model", sort=False).mean()
     means = summary.set_index(["model", "subtype", "metric"])["mean"]
     models = list(dict.fromkeys(summary["model"]))
     subtypes = list(dict.fromkeys(summary["subtype"]))
@@ -663,7 +684,8 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
         ]
         for subtype in subtypes
     }
-    return pd.DataFrame({"model": models, **cells})
+    pairs = [f"{per_seed[m]:g}" for m in models]
+    return pd.DataFrame({"model": models, "pairs": pairs, **cells})
 
 
 def _plain_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:

@@ -31,13 +31,13 @@ from ..pl import (
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
 from ._html import (
-    GI_NOTE,
     NOT_COVERED,
     TITLE,
     UNCERTAINTY_NOTE,
     UNDEFINED,
     Plot,
     ReportPlots,
+    gi_note,
     gi_precision_table,
     html_report,
     uncertainty_table,
@@ -444,7 +444,7 @@ def markdown_report(
 
     gi = gi_precision_table(result)
     if not gi.empty:
-        lines += ["## Genetic interactions", "", GI_NOTE, ""]
+        lines += ["## Genetic interactions", "", gi_note(result), ""]
         rows = [[f"`{r[0]}`", *r[1:]] for r in gi.itertuples(index=False)]
         lines += [_markdown_table(["model", *gi.columns[1:]], rows), ""]
 

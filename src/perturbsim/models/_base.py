@@ -241,6 +241,8 @@ class PerturbationModel(ABC):
             self.data = ScreenData.from_adata(adata) if adata is not None else None
         self.seed = resolve_seed(seed)
         self.is_fitted = False
+        self.fitted_conditions: list[str] = []
+        """Perturbed conditions of the last fit, training and validation (saved with it)."""
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -330,6 +332,7 @@ class PerturbationModel(ABC):
             data = data.with_conditions(train_conditions, val_conditions)
         self._fit(data, **options)
         self.is_fitted = True
+        self.fitted_conditions = data.perturbed([*data.train, *data.val])
         return self
 
     def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
@@ -636,6 +639,7 @@ class PerturbationModel(ABC):
             "genes": list(map(str, self.genes)),
             "seed": self.seed,
             "options": self._options(),
+            "fitted_conditions": list(self.fitted_conditions),
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
@@ -668,9 +672,12 @@ class PerturbationModel(ABC):
                 f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
             )
         control_mean = arrays.pop("control_mean")
-        return model_cls.from_state(
+        model = model_cls.from_state(
             genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
         )
+        # files saved before it was recorded have none: what was fitted is then unknown
+        model.fitted_conditions = [str(c) for c in config.get("fitted_conditions", [])]
+        return model
 
     @classmethod
     def from_state(

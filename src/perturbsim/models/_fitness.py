@@ -314,7 +314,7 @@ class FitnessModel:
         if graph.n_nodes == 0:
             raise PerturbsimError(
                 f"none of the {n} genes of {self.screen.source} has a GO annotation; pass "
-                "go_annotations that cover them, or go=False"
+                "go_annotations that cover them (or, in Python, go=False)"
             )
         if graph.unannotated.size:
             logger.info("genes without GO terms (no GO features): %s", graph.unannotated.tolist())

@@ -280,7 +280,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     seed
         Seed of GEARS (the other parts are deterministic).
     device
-        Device of GEARS.
+        Device of GEARS (any other than ``"auto"`` is an error without GEARS).
     denoise
         Shrink the measured changes (singles, and pairs behind inferred singles) towards the
         mean change by their noise (default off: see **Noise**).
@@ -348,6 +348,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         if gears_options and "gears" not in corrections:
             raise PerturbsimError(
                 f"GEARS options {sorted(gears_options)} given without 'gears' in corrections"
+            )
+        if device != "auto" and "gears" not in corrections:
+            raise PerturbsimError(
+                f"device={device!r} given without 'gears' in corrections (only GEARS runs on "
+                "a device; the other parts run on the CPU)"
             )
         gears_options.setdefault("additive_residual", True)
         gears_options.setdefault("hidden", GEARS_HIDDEN)

@@ -33,7 +33,7 @@ from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("simulation", "single", "combo", "custom")
+KINDS = ("simulation", "single", "combo", "custom", "none")
 SETS = ("train", "val", "test")
 EXCLUDED = "excluded"
 MAX_DRAWS = 1000
@@ -91,7 +91,7 @@ class Split:
     Attributes
     ----------
     kind
-        ``"simulation"``, ``"single"``, ``"combo"`` or ``"custom"``.
+        ``"simulation"``, ``"single"``, ``"combo"``, ``"custom"`` or ``"none"``.
     seed
         Seed the split was drawn with.
     train, val, test
@@ -493,14 +493,16 @@ def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[st
     return _order(out)
 
 
-def _custom(conditions: list[str], test: list[str], *, seed: int, val_fraction: float) -> Split:
+def _custom(
+    conditions: list[str], test: list[str], *, seed: int, val_fraction: float, kind: str = "custom"
+) -> Split:
     pool = [c for c in conditions if c not in set(test)]
     seen = frozenset(g for c in pool for g in genes_of(c))
     groups: dict[str, list[str]] = {}
     for cond in test:
         _add(groups, subgroup_name(len(genes_of(cond)), _n_seen(seen, cond)), cond)
     train, val_groups = _carve_val(pool, val_fraction=val_fraction, seed=seed)
-    return _assemble("custom", seed, train, val_groups, groups, sorted(seen))
+    return _assemble(kind, seed, train, val_groups, groups, sorted(seen))
 
 
 def _assemble(
@@ -580,6 +582,8 @@ def make_split(
             combo_test_fraction=combo_test_fraction,
             val_fraction=val_fraction,
         )
+    elif kind == "none":
+        result = _custom(conditions, [], seed=seed, val_fraction=val_fraction, kind=kind)
     else:
         if test_conditions is None or isinstance(test_conditions, str) or not test_conditions:
             raise PerturbsimError(
@@ -630,6 +634,11 @@ def split(
         ``"KLF1+SET"``, ``"KLF1+ctrl"`` is ``"KLF1"``); subgroups count the genes seen in the
         remaining (train and validation) conditions (``seen_single`` for a single whose gene
         is perturbed in a training combination).
+    ``"none"``
+        No test: every condition is in train or validation, for a model meant to be used
+        rather than scored. Validation is carved out as for ``custom``; each model uses it
+        as it would any validation set (GEARS to stop early, the default to fit its
+        weights, after which it predicts validation singles by their measurements).
 
     Every subgroup that can occur is represented in test: the ``simulation`` and ``single``
     gene draws are repeated over derived seeds (draw ``i`` uses
@@ -639,7 +648,7 @@ def split(
     used). ``combo`` stratifies by subgroup instead.
 
     Validation is carved out of train so that it mimics test. For ``simulation``,
-    ``single`` and ``custom`` the same gene-level procedure is applied to the training
+    ``single``, ``custom`` and ``none`` the same gene-level procedure is applied to the training
     conditions with a share ``1 - val_fraction`` of their genes seen and of their fully seen
     combinations kept (GEARS uses 0.9, i.e. ``val_fraction=0.1``), preferring, as above, draws
     in which every possible validation subgroup occurs and train keeps every kind of
@@ -652,7 +661,7 @@ def split(
     adata
         A screen after :func:`perturbsim.pp.setup`.
     kind
-        ``"simulation"``, ``"single"``, ``"combo"`` or ``"custom"``.
+        ``"simulation"``, ``"single"``, ``"combo"``, ``"custom"`` or ``"none"``.
     seed
         Seed (default: ``perturbsim.settings.seed``); the same seed gives the same split.
     train_gene_fraction

@@ -72,13 +72,11 @@ def _labels(perturbations: Sequence[str], what: str) -> list[str]:
 def measured_conditions(model: PerturbationModel) -> list[str]:
     """The conditions a fitted model is known to have been fitted on.
 
-    Those of the split of the screen it was built with (training and validation, as
-    :meth:`~perturbsim.models.PerturbationModel.fit` uses by default), and the single-gene
-    conditions the fitted model records (``single_genes`` of its saved options: GEARS, the
-    ``additive`` baseline and :class:`~perturbsim.models.Stacked`). A model loaded from a
-    directory knows only the latter, and a model refitted on explicit
-    ``train_conditions`` may have been fitted on others: pass ``measured=`` to
-    :func:`design` then.
+    Those of its last fit, training and validation
+    (:attr:`~perturbsim.models.PerturbationModel.fitted_conditions`, saved with it), and the
+    single-gene conditions the fitted model records (``single_genes`` of its saved options:
+    GEARS, the ``additive`` baseline and :class:`~perturbsim.models.Stacked`), all a model
+    saved before the former was recorded knows: pass ``measured=`` to :func:`design` then.
 
     Parameters
     ----------
@@ -89,9 +87,7 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     -------
     Canonical labels of perturbed conditions, each once.
     """
-    conditions = []
-    if model.data is not None:
-        conditions += model.data.perturbed(model.data.train + model.data.val)
+    conditions = list(model.fitted_conditions)
     # the models that keep their measured singles save them under this option
     conditions += [str(g) for g in model._options().get("single_genes", [])]
     return _labels(conditions, "measured")
@@ -396,8 +392,9 @@ def design(
     measured
         Labels of the conditions already measured: never proposed, and their predicted
         changes count for the diversity penalty, their single genes for coverage. Default:
-        :func:`measured_conditions` (pass them after refitting on explicit conditions,
-        and for a loaded model whose measured pairs it does not record).
+        :func:`measured_conditions` (pass them for a model saved before its fitted
+        conditions were recorded, or measured since). Those the model cannot predict are
+        left out of both, with a warning naming them.
     go_annotations
         Gene -> GO term table (``gene``, ``term``) whose similarity graph
         (:func:`perturbsim.graphs.go_graph`) spreads coverage; default: the model's GO
@@ -442,7 +439,17 @@ def design(
     labels = _candidate_list(model, candidates, done, max_pair_genes)
     budget = _check_budget(budget, len(labels))
     if done:
-        done = [c for c, ok in zip(done, model.covers(done), strict=True) if ok]
+        covered = model.covers(done)
+        unknown = [c for c, ok in zip(done, covered, strict=True) if not ok]
+        if unknown:
+            logger.warning(
+                "%d measured condition(s) %s cannot predict are left out of diversity and "
+                "coverage: %s",
+                len(unknown),
+                model.name,
+                ", ".join(unknown[:10]),
+            )
+        done = [c for c, ok in zip(done, covered, strict=True) if ok]
     delta, variance = _predict(model, labels)
     sets = [genes_of(c) for c in labels]
     single_genes = {c for c in done if len(genes_of(c)) == 1}

@@ -537,7 +537,8 @@ def evaluate(
         :data:`perturbsim.models.DEFAULT_MODELS`. Or a mapping name -> factory
         ``f(adata, **model_kwargs[name])`` returning an unfitted model.
     split
-        Kind of split (``"simulation"``, ``"single"``, ``"combo"``, ``"custom"``).
+        Kind of split (``"simulation"``, ``"single"``, ``"combo"``, ``"custom"``; not
+        ``"none"``, which holds nothing out).
     seeds
         Number of split seeds (seeds ``1..n``, as in GEARS) or the seeds themselves.
         Catalogue models are built with the split seed unless ``model_kwargs`` sets one;
@@ -608,6 +609,8 @@ def evaluate(
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if isinstance(gi_k, bool) or not isinstance(gi_k, int) or gi_k < 1:
         raise PerturbsimError(f"gi_k must be a whole number >= 1, got {gi_k!r}")
+    if split == "none":
+        raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None
 
     bar = tqdm(
