@@ -128,7 +128,7 @@ def test_gears_residual_trains_saves_and_predicts(capsys, screen, go_file, tmp_p
     prediction = ad.read_h5ad(out)
     assert prediction.obs_names.tolist() == [pair] and prediction.n_vars == screen.n_vars
     assert main(["predict", str(tmp_path / "model"), "NOTAGENE", "--out", str(out)]) == 2
-    assert "not in the GO graph" in _one_line_error(capsys)
+    assert "not in the model's GO graph" in _one_line_error(capsys)
 
 
 def test_missing_go_file_and_custom_split_without_test_file_are_one_line_errors(
@@ -393,6 +393,9 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     )
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
+    under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "--sep", "_", "--out", str(out)]
+    assert main(under) == 0
+    assert pd.read_csv(out, index_col=0).index.tolist() == [gene]
     assert not stale.exists()  # additive has no variance: no file of this run's
     assert main(["predict", str(tmp_path / "model"), "NONE", "--out", str(out)]) == 2
     assert "NONE" in _one_line_error(capsys)
@@ -408,6 +411,7 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     out = capsys.readouterr().out
     few = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
     assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
+    assert "1 of these pairs were measured in the model's fit (e.g. KLF1+MAP2K6)" in out
     assert "fewer than 20 genes fit each pair" in caplog.text
     caplog.clear()
     assert main([*run, str(tmp_path / "all"), "--abundance", "0"]) == 0
@@ -417,3 +421,23 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "--abundance must be >= 0, got -1" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "nan"), "--abundance", "nan"]) == 2
     assert "--abundance must be >= 0, got nan" in _one_line_error(capsys)
+
+
+def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path):
+    data = _write(tiny, tmp_path / "screen.h5ad")
+    run = ["evaluate", data, "--models", "mean", "--seeds", "1", "--no-gi", "--out"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("not a report\n")
+    assert main([*run, str(other)]) == 2
+    assert "already exists; pass --overwrite" in _one_line_error(capsys)
+    assert main([*run, str(other), "--overwrite"]) == 2
+    assert "'" + str(other) + "' is neither" in _one_line_error(capsys)
+    assert (other / "mine.txt").is_file()
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("an earlier report\n")
+    (report / "gi_precision.csv").write_text("an earlier run's table\n")
+    assert main([*run, str(report), "--overwrite"]) == 0
+    assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
+    assert "an earlier report" not in (report / "report.md").read_text()

@@ -315,6 +315,9 @@ def test_cli_fitness(tmp_path, capsys):
         assert (out / name).is_file()
     table = pd.read_csv(out / "r2.csv", index_col=0)
     assert table.index.tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary.loc[summary["metric"] == "r2", "ci_high"].dropna() <= 1).all()
+    assert (summary.loc[summary["metric"] == "pearson", "ci_low"].dropna() >= -1).all()
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,9 @@ def test_training_lowers_the_loss_and_fits_training_perturbations(gears):
 
 
 def test_unknown_genes_raise_one_error_listing_them(trained):
-    with pytest.raises(PerturbsimError, match=r"not in the GO graph.*\['NOTAGENE1', 'NOTAGENE2'\]"):
+    with pytest.raises(
+        PerturbsimError, match=r"not in the model's GO graph.*\['NOTAGENE1', 'NOTAGENE2'\]"
+    ):
         trained.predict([f"NOTAGENE1+{SINGLE}", "NOTAGENE2"])
     assert trained.covers([SINGLE, "NOTAGENE1"]).tolist() == [True, False]
 

@@ -106,6 +106,18 @@ def test_raw_counts_error_or_normalise():
     )
 
 
+def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_data(caplog):
+    adata = make_screen(["ctrl", "G1"])
+    logged = adata.X.copy()
+    adata.X = logged.expm1() * 1000  # counts per 1,000 of a cell's reads, not log-transformed
+    one_line_error(lambda: ps.pp.setup(adata), "above any log1p-normalised value")
+    adata.X = logged.copy()
+    with caplog.at_level("WARNING", logger="perturbsim.pp._validate"):
+        ps.pp.setup(adata, normalize=True)
+    assert "holds no raw integer counts: left as it is" in caplog.text
+    assert (adata.X != logged).nnz == 0 and "counts" not in adata.layers
+
+
 def test_targets_missing_from_var_are_reported_once(caplog):
     adata = make_screen(["ctrl", "G1", "NOTMEASURED", "G1+NOTMEASURED"])
     with caplog.at_level(logging.WARNING, logger="perturbsim"):

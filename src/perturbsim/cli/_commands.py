@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 SPLITS = ("simulation", "single", "combo", "custom")
 """Held-out designs of ``export`` (``evaluate`` takes the first three; ``train`` also
 ``none``: every condition in training and validation)."""
+REPORT_FILE = "report.md"
+"""The file every report folder holds (what ``evaluate --overwrite`` may replace)."""
 MIN_FITTED_GENES = 20
 """Fewest genes a pair's interaction is fitted on before ``perturbsim gi`` warns."""
 MODEL_FLAGS = (
@@ -102,9 +105,12 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
             continue
         if not _applies(args.model, option, fit=fit):
             kind = "fit option" if fit else "option"
-            raise PerturbsimError(
-                f"{flag} does not apply to model {args.model!r}, which has no {kind} {option!r}"
+            why = (
+                "which trains no GEARS network (it runs on the CPU)"
+                if option == "device"
+                else f"which has no {kind} {option!r}"
             )
+            raise PerturbsimError(f"{flag} does not apply to model {args.model!r}, {why}")
         (fit_options if fit else options)[option] = value
     return options, fit_options
 
@@ -196,15 +202,17 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 
 # -- predict --------------------------------------------------------------------------------
-def _as_query(label: str, controls: set[str]) -> str:
-    """``label`` with each of its tokens among ``controls`` (lower case) written as ``ctrl``.
+def _as_query(label: str, controls: set[str], sep: str) -> str:
+    """``label`` as a query: its ``sep``-separated tokens joined by ``+``, controls as ``ctrl``.
+
+    A token is a control when its lower case is among ``controls``.
 
     Examples
     --------
-    >>> _as_query("Control+KLF1", {"control"})
+    >>> _as_query("Control_KLF1", {"control"}, "_")
     'ctrl+KLF1'
     """
-    return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(SEP))
+    return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(sep))
 
 
 def _run_predict(args: argparse.Namespace) -> None:
@@ -213,7 +221,7 @@ def _run_predict(args: argparse.Namespace) -> None:
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
     model = PerturbationModel.load(args.model)
     controls = {c.lower() for c in (*CONTROL_CANDIDATES, *([args.control] if args.control else []))}
-    queries = [_as_query(label, controls) for label in args.perturbations]
+    queries = [_as_query(label, controls, args.sep) for label in args.perturbations]
     unique = list(dict.fromkeys(canonical_label(parse_label(q)) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
@@ -267,6 +275,12 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         metavar="LABEL",
         help="another label meaning no perturbation (always, in any case: "
         f"{', '.join(CONTROL_CANDIDATES)})",
+    )
+    parser.add_argument(
+        "--sep",
+        default=SEP,
+        help=f"separator of a combination's genes in the labels (default: {SEP}; e.g. _ for "
+        "KLF1_MAP2K6)",
     )
     parser.set_defaults(run=_run_predict)
 
@@ -328,6 +342,13 @@ def _run_gi(args: argparse.Namespace) -> None:
     atomic_write(args.out / "gi_scores.csv", scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum())))
     print(_fitted_genes_text(scores, len(model.genes), args.abundance))
+    measured = scores.index.intersection(model.fitted_conditions)
+    if len(measured):
+        print(
+            f"{len(measured)} of these pairs were measured in the model's fit (e.g. "
+            f"{measured[0]}): their rows too are its predictions, not the measurements "
+            "(score measured means with perturbsim.tl.gi_scores)"
+        )
     print(f"wrote predictions.h5ad and gi_scores.csv to {args.out}")
 
 
@@ -390,7 +411,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         help="write predicted and real cells of the held-out conditions for cell-eval",
     )
     parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
-    add_screen_options(parser)
+    add_screen_options(parser, go=False)
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
     )
@@ -423,12 +444,30 @@ def _model_list(text: str) -> list[str]:
     return models
 
 
+def _check_report_dir(out: Path, *, overwrite: bool) -> None:
+    """Refuse an ``--out`` with files in it, unless ``overwrite`` and it holds a report.
+
+    A report written over another keeps the files the new one does not write (another
+    model's tables and plots), read as the new run's; so the old report is replaced whole.
+    """
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    if not (out / REPORT_FILE).is_file():
+        raise PerturbsimError(
+            f"--overwrite replaces a previous report (a folder with {REPORT_FILE}) or an empty "
+            f"folder; {str(out)!r} is neither"
+        )
+
+
 def _run_evaluate(args: argparse.Namespace) -> None:
     from ..io import write_report
     from ..io._html import GI_TRUTH_NOTES, gi_precision_table
     from ..tl import evaluate
 
     models = _model_list(args.models)
+    _check_report_dir(args.out, overwrite=args.overwrite)  # before the work, not after
     adata = read_screen(args)
     annotations = go_annotations(args, adata)
     check_labels(adata, annotations, sep=args.sep)
@@ -446,6 +485,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         gi=args.gi,
         gi_k=args.gi_k,
     )
+    if args.overwrite and args.out.exists():  # a previous report's files go with it
+        shutil.rmtree(args.out)
     write_report(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     gi = gi_precision_table(result)
@@ -497,6 +538,11 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the report"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous report in --out (never another folder)",
     )
     parser.set_defaults(run=_run_evaluate)
 

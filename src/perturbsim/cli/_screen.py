@@ -27,14 +27,19 @@ _CLI_WORDS = (
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
+    (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
 models' GO annotations, ``predict_pairs``'s ``skip_unknown``): every error the CLI prints
 goes through :func:`cli_wording`."""
 
 
-def add_screen_options(parser: argparse.ArgumentParser) -> None:
-    """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``."""
+def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> None:
+    """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``.
+
+    With ``go``, also ``--go`` (for the commands that build models; not for those that
+    load one, whose GO graph was saved with it).
+    """
     parser.add_argument(
         "data", type=Path, help="screen as .h5ad (cells x genes, log-normalised or raw counts)"
     )
@@ -68,15 +73,16 @@ def add_screen_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="X holds raw counts: normalise them (normalize_total + log1p) first",
     )
-    parser.add_argument(
-        "--go",
-        type=Path,
-        default=None,
-        metavar="GO_FILE",
-        help="gene -> GO term file (GAF, gene2go or two-column TSV) for the models with a GO "
-        "graph and the label check; default: a simulated screen's own table, else the "
-        "bundled human annotations",
-    )
+    if go:
+        parser.add_argument(
+            "--go",
+            type=Path,
+            default=None,
+            metavar="GO_FILE",
+            help="gene -> GO term file (GAF, gene2go or two-column TSV) for the models with a GO "
+            "graph and the label check; default: a simulated screen's own table, else the "
+            "bundled human annotations",
+        )
 
 
 def cli_wording(message: str) -> str:
@@ -86,6 +92,8 @@ def cli_wording(message: str) -> str:
     --------
     >>> cli_wording("adata.X holds raw integer counts; pass normalize=True")
     'adata.X holds raw integer counts; pass --normalize'
+    >>> cli_wording("leave them out (covers() tells what it can predict)")
+    'leave them out'
     """
     for pattern, option in _CLI_WORDS:
         message = pattern.sub(option, message)

@@ -127,7 +127,7 @@ def setup(
         logger.warning(
             "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
             len(missing),
-            ", ".join(missing[:10]),
+            ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""),
         )
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))

@@ -13,7 +13,8 @@ from .._errors import PerturbsimError
 logger = logging.getLogger(__name__)
 
 _RAW_COUNT_MAX = 30.0
-"""log1p-normalised data never reaches this; integer data above it is raw counts."""
+"""log1p-normalised data never reaches this (log1p of a count per million of every read is
+13.8); integer data above it is raw counts, other data above it is not log-transformed."""
 
 
 def matrix_values(block: object) -> np.ndarray:
@@ -107,10 +108,19 @@ def validate_expression(
         block = block.compute()
     where = f"adata.X (first {chunk_size} cells)" if lazy else "adata.X"
     check_block(block, where=where)
+    values = matrix_values(block)
+    if values.size and values.max() > _RAW_COUNT_MAX and not looks_like_raw_counts(block):
+        raise PerturbsimError(
+            f"{where} reaches {values.max():.6g}, above any log1p-normalised value: "
+            "perturbsim expects log-normalised expression (normalised but not log-transformed? "
+            "run scanpy.pp.log1p first)"
+        )
+    if normalize and not looks_like_raw_counts(block):
+        logger.warning("normalize=True, but adata.X holds no raw integer counts: left as it is")
     if looks_like_raw_counts(block):
         if not normalize:
             raise PerturbsimError(
-                "adata.X holds raw integer counts; pass normalize=True (normalise_total + log1p) "
+                "adata.X holds raw integer counts; pass normalize=True (normalize_total + log1p) "
                 "or run scanpy.pp.normalize_total and scanpy.pp.log1p first"
             )
         if lazy:

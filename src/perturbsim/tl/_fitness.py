@@ -27,6 +27,8 @@ MODEL = "fitness_model"
 """Name of the default :class:`~perturbsim.models.FitnessModel` in results."""
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {MODEL: {}}
 METRICS = ("r2", "pearson")
+METRIC_BOUNDS = {"r2": (-np.inf, 1.0), "pearson": (-1.0, 1.0)}
+"""Ranges the metrics can take: their intervals over seeds are clipped to them."""
 ALL, COVERED = "all", "expression_covered"
 """Scopes: every test pair, or the test pairs the expression model covers."""
 
@@ -188,7 +190,7 @@ class FitnessResult:
         ----------
         confidence
             Coverage of the interval ``mean ± t(confidence, n_seeds - 1) * std / sqrt(n)``
-            (NaN with one seed).
+            (NaN with one seed), clipped to the values the metric can take (R² at most 1).
 
         Returns
         -------
@@ -199,7 +201,7 @@ class FitnessResult:
         tables = []
         for scope, per_seed in self.scores.groupby("scope", sort=False):
             renamed = per_seed.rename(columns={"method": "model", "n_pairs": "n_conditions"})
-            table = _over_seeds(renamed, self.methods, confidence)
+            table = _over_seeds(renamed, self.methods, confidence, METRIC_BOUNDS)
             table = table.rename(columns={"model": "method"}).drop(columns="n_conditions")
             keys = ["method", "subgroup", "metric"]
             pairs = per_seed.groupby(keys)["n_pairs"].mean().rename("n_pairs").reset_index()
