@@ -399,6 +399,9 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert not stale.exists()  # additive has no variance: no file of this run's
     assert main(["predict", str(tmp_path / "model"), "NONE", "--out", str(out)]) == 2
     assert "NONE" in _one_line_error(capsys)
+    assert main(["predict", str(tmp_path / "model"), gene.lower(), "--out", str(out)]) == 2
+    hint = f"did you mean {gene!r} for {gene.lower()!r}? gene names are case-sensitive"
+    assert hint in _one_line_error(capsys)
 
 
 def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman, tmp_path):

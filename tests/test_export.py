@@ -207,6 +207,11 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
     assert "\n" not in err and "were fitted by the model (e.g. 'G" in err
     assert "the model's seed is 1" in err and not (tmp_path / "export").exists()
     assert main(["export", model, data, *options, "--out", out, "--seed", "1"]) == 0
+    other = str(tmp_path / "model_seed_2")
+    train = ["train", data, "--out", other, *options, "--model", "stacked_baseline"]
+    assert main([*train, "--seed", "2"]) == 0
+    again = str(tmp_path / "export_seed_2")
+    assert main(["export", other, data, *options, "--out", again]) == 0  # the model's seed
 
 
 def test_export_refuses_held_out_conditions_the_model_was_fitted_on(split_tiny, tmp_path):

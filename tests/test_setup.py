@@ -118,6 +118,18 @@ def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_
     assert (adata.X != logged).nnz == 0 and "counts" not in adata.layers
 
 
+def test_perturbed_genes_differing_only_in_case_are_named(caplog):
+    adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    assert "2 perturbed gene name(s) differ from another gene's only in case" in caplog.text
+    assert "G1 and g1; G3 and g3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(make_screen(["ctrl", "G1", "G1+G2"]))
+    assert "only in case" not in caplog.text
+
+
 def test_targets_missing_from_var_are_reported_once(caplog):
     adata = make_screen(["ctrl", "G1", "NOTMEASURED", "G1+NOTMEASURED"])
     with caplog.at_level(logging.WARNING, logger="perturbsim"):

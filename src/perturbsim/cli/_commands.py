@@ -28,7 +28,7 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
-from ..pp import canonical_label, parse_label
+from ..pp import canonical_label, genes_of, parse_label
 from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 SPLITS = ("simulation", "single", "combo", "custom")
 """Held-out designs of ``export`` (``evaluate`` takes the first three; ``train`` also
 ``none``: every condition in training and validation)."""
+TRAIN_SEED = 1
+"""Default seed of ``train``'s split and model (GEARS's first split seed)."""
 REPORT_FILE = "report.md"
 """The file every report folder holds (what ``evaluate --overwrite`` may replace)."""
 MIN_FITTED_GENES = 20
@@ -182,7 +184,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of split and training")
+    parser.add_argument(
+        "--seed", type=int, default=TRAIN_SEED, help="seed of split and training (default 1)"
+    )
     parser.add_argument(
         "--epochs",
         type=int,
@@ -215,6 +219,21 @@ def _as_query(label: str, controls: set[str], sep: str) -> str:
     return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(sep))
 
 
+def _case_hint(model: PerturbationModel, labels: list[str]) -> str:
+    """A hint for the first gene of ``labels`` the model predicts only in another case.
+
+    `` (did you mean 'KLF1' for 'klf1'? ...)``, or ``""`` when there is none.
+    """
+    genes = sorted({g for label in labels for g in genes_of(label)})
+    for gene, ok in zip(genes, model.covers([[g] for g in genes]), strict=True):
+        if ok:
+            continue
+        for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower())):
+            if other != gene and model.covers([[other]])[0]:
+                return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
+    return ""
+
+
 def _run_predict(args: argparse.Namespace) -> None:
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
@@ -225,7 +244,10 @@ def _run_predict(args: argparse.Namespace) -> None:
     unique = list(dict.fromkeys(canonical_label(parse_label(q)) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
-    prediction = model.predict(unique, strict=args.strict)
+    try:
+        prediction = model.predict(unique, strict=args.strict)
+    except PerturbsimError as err:
+        raise PerturbsimError(f"{err}{_case_hint(model, unique)}") from err
     written = [out]
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
@@ -397,6 +419,8 @@ def _run_export(args: argparse.Namespace) -> None:
 
     _check_split_options(args)
     model = PerturbationModel.load(args.model)
+    if args.seed is None:  # `train` seeds its split and its model alike
+        args.seed = TRAIN_SEED if model.seed is None else model.seed
     adata = read_screen(args)
     _split(adata, args)
     pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
@@ -422,7 +446,10 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
     )
     parser.add_argument(
-        "--seed", type=int, default=1, help="seed of the split, as for train, and of the cells"
+        "--seed",
+        type=int,
+        help="seed of the split, as for train, and of the cells (default: the model's seed, "
+        "which train gives its split too)",
     )
     parser.add_argument(
         "--n-cells",
@@ -574,11 +601,17 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             f"test conditions of at least {MIN_REPLICATE_CELLS} cells (for the replicate)"
         ]
     else:
+        table = _headline(calibrated, groups, digits=2)
         lines = [
             "calibrated scores, mean over seeds (0 = no better than the mean of the training "
             "perturbations, 1 = as good as repeating the experiment; higher is better):",
-            _headline(calibrated, groups, digits=2).to_string(),
+            table.to_string(),
         ]
+        if table.isna().to_numpy().any():
+            lines.append(
+                "NaN: undefined there (a model not covering the subgroup, a correlation with "
+                "a constant change, or a replicate no better than the mean)"
+            )
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
         f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",

@@ -36,6 +36,26 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
     logger.info("using adata.var[%r] as gene names", column)
 
 
+def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
+    """Warn of perturbed genes whose names differ from another gene's only in case.
+
+    ``Klf1`` beside ``KLF1`` is most likely one gene written two ways; perturbsim, like the
+    labels, tells them apart, so each would be learnt on its own.
+    """
+    names: dict[str, set[str]] = {}
+    for gene in [*perturbed, *measured]:
+        names.setdefault(gene.lower(), set()).add(gene)
+    clashes = [sorted(names[g.lower()]) for g in perturbed if len(names[g.lower()]) > 1]
+    clashes = list(dict.fromkeys(map(tuple, clashes)))
+    if clashes:
+        logger.warning(
+            "%d perturbed gene name(s) differ from another gene's only in case, and count as "
+            "different genes (a typo in the labels?): %s",
+            len(clashes),
+            "; ".join(" and ".join(c) for c in clashes[:5]),
+        )
+
+
 def setup(
     adata: AnnData,
     *,
@@ -122,6 +142,7 @@ def setup(
     adata.obs[N_TARGETS] = canonical.map(lambda c: len(genes_of(c))).astype(np.int64).to_numpy()
 
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
+    _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
     if missing:
         logger.warning(
