@@ -419,7 +419,13 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     caplog.clear()
     assert main([*run, str(tmp_path / "all"), "--abundance", "0"]) == 0
     assert "fewer than 20" not in caplog.text
-    assert pd.read_csv(tmp_path / "all" / "gi_scores.csv")["n_genes"].max() > few
+    every = pd.read_csv(tmp_path / "all" / "gi_scores.csv")
+    assert every["n_genes"].max() > few
+    # additive predictions: a synergy on the GEARS paper's scale, additive on Norman's
+    assert every["is_synergy"].all() and not every["is_additive"].any()
+    assert main([*run, str(tmp_path / "norman"), "--abundance", "0", "--magnitude", "norman"]) == 0
+    on_norman = pd.read_csv(tmp_path / "norman" / "gi_scores.csv")
+    assert on_norman["is_additive"].all() and not on_norman["is_synergy"].any()
     assert main([*run, str(tmp_path / "bad"), "--abundance", "-1"]) == 2
     assert "--abundance must be >= 0, got -1" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "nan"), "--abundance", "nan"]) == 2

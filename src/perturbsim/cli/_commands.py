@@ -29,6 +29,7 @@ from ..models import (
 )
 from ..models._store import check_replaceable
 from ..pp import canonical_label, genes_of, parse_label
+from ..pp._gi import GIRules
 from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -45,6 +46,8 @@ TRAIN_SEED = 1
 """Default seed of ``train``'s split and model (GEARS's first split seed)."""
 REPORT_FILE = "report.md"
 """The file every report folder holds (what ``evaluate --overwrite`` may replace)."""
+MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
+"""``gi --magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
 MIN_FITTED_GENES = 20
 """Fewest genes a pair's interaction is fitted on before ``perturbsim gi`` warns."""
 MODEL_FLAGS = (
@@ -357,7 +360,10 @@ def _run_gi(args: argparse.Namespace) -> None:
         raise PerturbsimError(f"--abundance must be >= 0, got {args.abundance:g}")
     genes = _read_gene_list(args.genes)
     model = PerturbationModel.load(args.model)
-    pred = model.predict_pairs(genes, skip_unknown=args.skip_unknown, abundance=args.abundance)
+    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
+    pred = model.predict_pairs(
+        genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
+    )
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     atomic_write(args.out / "predictions.h5ad", pred.write_h5ad)
@@ -400,6 +406,14 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         "--skip-unknown",
         action="store_true",
         help="leave out the genes the model cannot predict instead of stopping",
+    )
+    parser.add_argument(
+        "--magnitude",
+        choices=tuple(MAGNITUDE_SCORES),
+        default="gears",
+        help="scale of the magnitude rules: gears (default, sqrt(c1² + c2²), the GEARS "
+        "paper's thresholds: an exactly additive pair, magnitude 1.41, is a synergy) or "
+        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1)",
     )
     parser.add_argument(
         "--abundance",
