@@ -393,9 +393,11 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     )
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
-    under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "--sep", "_", "--out", str(out)]
-    assert main(under) == 0
+    under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
+    assert main([*under[:3], "--sep", "_", "--out", str(out)]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [gene]
+    assert main([*under[:2], "non-targeting", "--sep", "-", "--out", str(out)]) == 0
+    assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl"]  # the whole label first
     assert not stale.exists()  # additive has no variance: no file of this run's
     assert main(["predict", str(tmp_path / "model"), "NONE", "--out", str(out)]) == 2
     assert "NONE" in _one_line_error(capsys)
@@ -432,7 +434,7 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "--abundance must be >= 0, got nan" in _one_line_error(capsys)
 
 
-def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path):
+def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkeypatch):
     data = _write(tiny, tmp_path / "screen.h5ad")
     run = ["evaluate", data, "--models", "mean", "--seeds", "1", "--no-gi", "--out"]
     other = tmp_path / "notes"
@@ -441,8 +443,19 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path):
     assert main([*run, str(other)]) == 2
     assert "already exists; pass --overwrite" in _one_line_error(capsys)
     assert main([*run, str(other), "--overwrite"]) == 2
-    assert "'" + str(other) + "' is neither" in _one_line_error(capsys)
-    assert (other / "mine.txt").is_file()
+    assert "is not one: it has no report.md" in _one_line_error(capsys)
+    (other / "report.md").write_text("a report.md among other things\n")
+    (other / "data").mkdir()
+    assert main([*run, str(other), "--overwrite"]) == 2
+    assert "is not one: it holds 'data'" in _one_line_error(capsys)
+    assert (other / "mine.txt").is_file() and (other / "data").is_dir()
+    assert main([*run, str(tmp_path), "--overwrite"]) == 2  # holds the screen read
+    assert "is not one:" in _one_line_error(capsys)
+    monkeypatch.chdir(other)
+    assert main([*run, ".", "--overwrite"]) == 2
+    assert "never the working folder" in _one_line_error(capsys)
+    assert main([*run, str(tmp_path / "screen.h5ad"), "--overwrite"]) == 2
+    assert "is a file or a link, not a report folder" in _one_line_error(capsys)
     report = tmp_path / "report"
     report.mkdir()
     (report / "report.md").write_text("an earlier report\n")
@@ -450,3 +463,4 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path):
     assert main([*run, str(report), "--overwrite"]) == 0
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
     assert "an earlier report" not in (report / "report.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 
 import anndata as ad
@@ -232,6 +233,13 @@ def test_a_saved_model_records_its_fitted_pairs_and_export_refuses_them(split_ti
     assert loaded.fitted_conditions == fitted
     pair = next(c for c in fitted if "+" in c)
     assert pair in ps.tl.measured_conditions(loaded)
+    config = tmp_path / "model" / "config.json"
+    old = json.loads(config.read_text())
+    del old["fitted_conditions"]  # as a file saved before they were recorded
+    config.write_text(json.dumps(old))
+    unknown = ps.models.PerturbationModel.load(tmp_path / "model")
+    assert unknown.fitted_conditions is None
+    assert set(ps.tl.measured_conditions(unknown)) == set(unknown.single_genes)
     resplit = ps.pp.split(split_tiny, kind="custom", test_conditions=[pair], copy=True)
     leaked = re.escape(f"were fitted by the model (e.g. '{pair}')")
     with pytest.raises(PerturbsimError, match=leaked):

@@ -114,15 +114,20 @@ def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_
     adata.X = logged.copy()
     with caplog.at_level("WARNING", logger="perturbsim.pp._validate"):
         ps.pp.setup(adata, normalize=True)
-    assert "holds no raw integer counts: left as it is" in caplog.text
+    assert "looks log-normalised (non-integer, at most" in caplog.text
     assert (adata.X != logged).nnz == 0 and "counts" not in adata.layers
+    shallow = make_screen(["ctrl", "G1"])
+    shallow.X = logged.expm1().rint()  # counts whose largest is under 30: still counts
+    assert shallow.X.max() < 30
+    ps.pp.setup(shallow, normalize=True)
+    assert "counts" in shallow.layers and (shallow.X != shallow.layers["counts"]).nnz > 0
 
 
 def test_perturbed_genes_differing_only_in_case_are_named(caplog):
     adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata)
-    assert "2 perturbed gene name(s) differ from another gene's only in case" in caplog.text
+    assert "2 group(s) of gene names differ only in case" in caplog.text
     assert "G1 and g1; G3 and g3" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
 from ._parser import add_command
+from ._report_dir import check_report_dir, write_report_dir
 from ._screen import add_screen_options, check_labels, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ SPLITS = ("simulation", "single", "combo", "custom")
 ``none``: every condition in training and validation)."""
 TRAIN_SEED = 1
 """Default seed of ``train``'s split and model (GEARS's first split seed)."""
-REPORT_FILE = "report.md"
-"""The file every report folder holds (what ``evaluate --overwrite`` may replace)."""
 MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
 """``gi --magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
 MIN_FITTED_GENES = 20
@@ -188,7 +186,10 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
     )
     parser.add_argument(
-        "--seed", type=int, default=TRAIN_SEED, help="seed of split and training (default 1)"
+        "--seed",
+        type=int,
+        default=TRAIN_SEED,
+        help=f"seed of split and training (default {TRAIN_SEED})",
     )
     parser.add_argument(
         "--epochs",
@@ -212,13 +213,18 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 def _as_query(label: str, controls: set[str], sep: str) -> str:
     """``label`` as a query: its ``sep``-separated tokens joined by ``+``, controls as ``ctrl``.
 
-    A token is a control when its lower case is among ``controls``.
+    A label or token is a control when its lower case is among ``controls`` (a whole label
+    first: ``non-targeting`` with ``--sep -`` is the control, not two genes).
 
     Examples
     --------
     >>> _as_query("Control_KLF1", {"control"}, "_")
     'ctrl+KLF1'
+    >>> _as_query("non-targeting", {"non-targeting"}, "-")
+    'ctrl'
     """
+    if label.lower() in controls:
+        return CONTROL
     return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(sep))
 
 
@@ -228,12 +234,20 @@ def _case_hint(model: PerturbationModel, labels: list[str]) -> str:
     `` (did you mean 'KLF1' for 'klf1'? ...)``, or ``""`` when there is none.
     """
     genes = sorted({g for label in labels for g in genes_of(label)})
-    for gene, ok in zip(genes, model.covers([[g] for g in genes]), strict=True):
-        if ok:
-            continue
-        for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower())):
-            if other != gene and model.covers([[other]])[0]:
-                return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
+    spellings = [
+        (gene, other)
+        for gene in genes
+        for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower()))
+        if other != gene
+    ]
+    try:  # one call: a model may build its coverage afresh each time
+        covered = model.covers([[g] for g in genes] + [[o] for _, o in spellings])
+    except PerturbsimError:  # the hint must not hide the error it explains
+        return ""
+    known = {g for g, ok in zip(genes, covered[: len(genes)], strict=True) if ok}
+    for (gene, other), ok in zip(spellings, covered[len(genes) :], strict=True):
+        if ok and gene not in known:
+            return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
     return ""
 
 
@@ -241,6 +255,8 @@ def _run_predict(args: argparse.Namespace) -> None:
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
+    if not args.sep:
+        raise PerturbsimError("--sep must be a non-empty string")
     model = PerturbationModel.load(args.model)
     controls = {c.lower() for c in (*CONTROL_CANDIDATES, *([args.control] if args.control else []))}
     queries = [_as_query(label, controls, args.sep) for label in args.perturbations]
@@ -370,7 +386,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     atomic_write(args.out / "gi_scores.csv", scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum())))
     print(_fitted_genes_text(scores, len(model.genes), args.abundance))
-    measured = scores.index.intersection(model.fitted_conditions)
+    measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):
         print(
             f"{len(measured)} of these pairs were measured in the model's fit (e.g. "
@@ -434,7 +450,7 @@ def _run_export(args: argparse.Namespace) -> None:
     _check_split_options(args)
     model = PerturbationModel.load(args.model)
     if args.seed is None:  # `train` seeds its split and its model alike
-        args.seed = TRAIN_SEED if model.seed is None else model.seed
+        args.seed = model.seed
     adata = read_screen(args)
     _split(adata, args)
     pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
@@ -485,30 +501,12 @@ def _model_list(text: str) -> list[str]:
     return models
 
 
-def _check_report_dir(out: Path, *, overwrite: bool) -> None:
-    """Refuse an ``--out`` with files in it, unless ``overwrite`` and it holds a report.
-
-    A report written over another keeps the files the new one does not write (another
-    model's tables and plots), read as the new run's; so the old report is replaced whole.
-    """
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return
-    if not overwrite:
-        raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-    if not (out / REPORT_FILE).is_file():
-        raise PerturbsimError(
-            f"--overwrite replaces a previous report (a folder with {REPORT_FILE}) or an empty "
-            f"folder; {str(out)!r} is neither"
-        )
-
-
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from ..io import write_report
     from ..io._html import GI_TRUTH_NOTES, gi_precision_table
     from ..tl import evaluate
 
     models = _model_list(args.models)
-    _check_report_dir(args.out, overwrite=args.overwrite)  # before the work, not after
+    check_report_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
     adata = read_screen(args)
     annotations = go_annotations(args, adata)
     check_labels(adata, annotations, sep=args.sep)
@@ -526,9 +524,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         gi=args.gi,
         gi_k=args.gi_k,
     )
-    if args.overwrite and args.out.exists():  # a previous report's files go with it
-        shutil.rmtree(args.out)
-    write_report(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
+    write_report_dir(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     gi = gi_precision_table(result)
     if not gi.empty:
@@ -642,10 +638,11 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
 
 def _run_demo(args: argparse.Namespace) -> None:
     from ..ds import norman2019_subset
-    from ..io import write_report
     from ..pp import DEGenes, condition_table, rank_de, split, split_summary
     from ..tl import evaluate
 
+    if args.out is not None:
+        check_report_dir(args.out, overwrite=args.overwrite)  # before the work
     adata = norman2019_subset()
     print(f"Norman et al. 2019 K562 CRISPRa subset: {adata.n_obs} cells x {adata.n_vars} genes")
     print(
@@ -664,7 +661,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     print("\nsimulation split (seed 1):")
     print(split_summary(split(adata, kind="simulation", seed=1, copy=True)).to_string(index=False))
     if args.out is not None:
-        write_report(result, args.out, title="Norman et al. 2019 K562 CRISPRa subset")
+        write_report_dir(result, args.out, title="Norman et al. 2019 K562 CRISPRa subset")
         print(
             f"\nwrote the full report to {args.out}: open {args.out / 'report.html'} in a browser"
         )
@@ -675,6 +672,11 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
     parser = add_command(commands, "demo", help="train and evaluate on the bundled Norman screen")
     parser.add_argument("--seeds", type=int, default=1, help="number of split seeds")
     parser.add_argument("--out", type=Path, default=None, help="also write the full report here")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous report in --out (never another folder)",
+    )
     parser.set_defaults(run=_run_demo)
 
 

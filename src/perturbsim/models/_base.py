@@ -241,8 +241,9 @@ class PerturbationModel(ABC):
             self.data = ScreenData.from_adata(adata) if adata is not None else None
         self.seed = resolve_seed(seed)
         self.is_fitted = False
-        self.fitted_conditions: list[str] = []
-        """Perturbed conditions of the last fit, training and validation (saved with it)."""
+        self.fitted_conditions: list[str] | None = []
+        """Perturbed conditions of the last fit, training and validation (saved with it;
+        ``None``: unknown, a model file saved before perturbsim recorded them)."""
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -639,7 +640,7 @@ class PerturbationModel(ABC):
             "genes": list(map(str, self.genes)),
             "seed": self.seed,
             "options": self._options(),
-            "fitted_conditions": list(self.fitted_conditions),
+            "fitted_conditions": self.fitted_conditions,
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
@@ -675,8 +676,8 @@ class PerturbationModel(ABC):
         model = model_cls.from_state(
             genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
         )
-        # files saved before it was recorded have none: what was fitted is then unknown
-        model.fitted_conditions = [str(c) for c in config.get("fitted_conditions", [])]
+        fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
+        model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
         return model
 
     @classmethod

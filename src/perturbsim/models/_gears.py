@@ -238,8 +238,8 @@ class GEARS(PerturbationModel):
         unknown = sorted({g for s in sets for g in s} - set(self.go_graph.nodes))
         if unknown:
             raise PerturbsimError(
-                "genes not in the model's GO graph (the screen's perturbed and measured genes "
-                f"with GO terms), so GEARS cannot predict them: {unknown[:20]}"
+                "genes not in the model's GO graph (the screen's perturbed genes and its "
+                f"measured genes with GO terms), so GEARS cannot predict them: {unknown[:20]}"
                 + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
             )
         flat = self.go_graph.node_index([g for s in sets for g in s]).tolist()

@@ -49,8 +49,8 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
     clashes = list(dict.fromkeys(map(tuple, clashes)))
     if clashes:
         logger.warning(
-            "%d perturbed gene name(s) differ from another gene's only in case, and count as "
-            "different genes (a typo in the labels?): %s",
+            "%d group(s) of gene names differ only in case, perturbed ones among them, and "
+            "count as different genes (a typo in the labels?): %s",
             len(clashes),
             "; ".join(" and ".join(c) for c in clashes[:5]),
         )

@@ -53,14 +53,6 @@ def check_block(block: object, *, where: str) -> None:
         )
 
 
-def looks_like_raw_counts(block: object) -> bool:
-    """Return whether a block looks like raw integer counts rather than log-normalised data."""
-    values = matrix_values(block)
-    if values.size == 0:
-        return False
-    return bool(np.all(np.mod(values, 1) == 0) and values.max() > _RAW_COUNT_MAX)
-
-
 def check_gene_names(adata: AnnData) -> None:
     """Raise if gene names are duplicated or empty."""
     names = adata.var_names
@@ -86,16 +78,20 @@ def validate_expression(
     """Check the expression matrix; normalise raw counts when asked.
 
     In memory, every value is checked; for a backed file or a lazy (dask) ``X`` only the
-    first ``chunk_size`` cells are checked here, the rest during the streaming pass of
-    :func:`perturbsim.pp.pseudobulk`.
+    first ``chunk_size`` cells are checked here (their scale stands for the screen's), the
+    rest for non-finite and negative values during the streaming pass of
+    :func:`perturbsim.pp.pseudobulk`. Values above 30, which log1p-normalised data never
+    reach, are raw counts (integers) or data not log-transformed: an error, unless
+    ``normalize``.
 
     Parameters
     ----------
     adata
         The screen.
     normalize
-        If ``X`` holds raw counts, run ``scanpy.pp.normalize_total`` and ``log1p`` in place.
-        Otherwise raw counts are an error.
+        ``X`` holds counts (integers, or non-integer values above 30 such as ambient-corrected
+        counts): run ``scanpy.pp.normalize_total`` and ``log1p`` in place. Data that look
+        log-normalised (non-integer, at most 30) are left as they are, with a warning.
     chunk_size
         Cells read for the check of a backed file.
     """
@@ -109,29 +105,39 @@ def validate_expression(
     where = f"adata.X (first {chunk_size} cells)" if lazy else "adata.X"
     check_block(block, where=where)
     values = matrix_values(block)
-    if values.size and values.max() > _RAW_COUNT_MAX and not looks_like_raw_counts(block):
+    top = float(values.max()) if values.size else 0.0
+    whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
+    if normalize:
+        if not whole and top <= _RAW_COUNT_MAX:
+            logger.warning(
+                "normalize=True, but adata.X looks log-normalised (non-integer, at most %.4g): "
+                "left as it is",
+                top,
+            )
+            return
+        _normalise(adata, lazy=lazy)
+        return
+    if top > _RAW_COUNT_MAX:
+        what = (
+            "raw integer counts"
+            if whole
+            else f"values up to {top:.6g}, above any log1p-normalised value"
+        )
         raise PerturbsimError(
-            f"{where} reaches {values.max():.6g}, above any log1p-normalised value: "
-            "perturbsim expects log-normalised expression (normalised but not log-transformed? "
-            "run scanpy.pp.log1p first)"
+            f"{where} holds {what}; pass normalize=True (normalize_total + log1p) if they are "
+            "counts, or run scanpy.pp.log1p first if they are normalised but not log-transformed"
         )
-    if normalize and not looks_like_raw_counts(block):
-        logger.warning("normalize=True, but adata.X holds no raw integer counts: left as it is")
-    if looks_like_raw_counts(block):
-        if not normalize:
-            raise PerturbsimError(
-                "adata.X holds raw integer counts; pass normalize=True (normalize_total + log1p) "
-                "or run scanpy.pp.normalize_total and scanpy.pp.log1p first"
-            )
-        if lazy:
-            raise PerturbsimError(
-                "cannot normalise a backed or dask AnnData in place; normalise it in memory first"
-            )
-        import scanpy as sc
 
-        adata.layers["counts"] = adata.X.copy()
-        sc.pp.normalize_total(adata)
-        sc.pp.log1p(adata)
-        logger.info(
-            "normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']"
+
+def _normalise(adata: AnnData, *, lazy: bool) -> None:
+    """``normalize_total`` + ``log1p`` in place, the counts kept in ``.layers["counts"]``."""
+    if lazy:
+        raise PerturbsimError(
+            "cannot normalise a backed or dask AnnData in place; normalise it in memory first"
         )
+    import scanpy as sc
+
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    logger.info("normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']")

@@ -87,7 +87,7 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     -------
     Canonical labels of perturbed conditions, each once.
     """
-    conditions = list(model.fitted_conditions)
+    conditions = list(model.fitted_conditions or [])
     # the models that keep their measured singles save them under this option
     conditions += [str(g) for g in model._options().get("single_genes", [])]
     return _labels(conditions, "measured")
