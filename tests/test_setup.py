@@ -119,6 +119,7 @@ def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_
     shallow = make_screen(["ctrl", "G1"])
     shallow.X = logged.expm1().rint()  # counts whose largest is under 30: still counts
     assert shallow.X.max() < 30
+    one_line_error(lambda: ps.pp.setup(shallow), "raw integer counts; pass normalize=True")
     ps.pp.setup(shallow, normalize=True)
     assert "counts" in shallow.layers and (shallow.X != shallow.layers["counts"]).nnz > 0
 

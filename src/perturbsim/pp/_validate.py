@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 _RAW_COUNT_MAX = 30.0
 """log1p-normalised data never reaches this (log1p of a count per million of every read is
-13.8); integer data above it is raw counts, other data above it is not log-transformed."""
+13.8): non-integer data above it is not log-transformed."""
 
 
 def matrix_values(block: object) -> np.ndarray:
@@ -80,9 +80,9 @@ def validate_expression(
     In memory, every value is checked; for a backed file or a lazy (dask) ``X`` only the
     first ``chunk_size`` cells are checked here (their scale stands for the screen's), the
     rest for non-finite and negative values during the streaming pass of
-    :func:`perturbsim.pp.pseudobulk`. Values above 30, which log1p-normalised data never
-    reach, are raw counts (integers) or data not log-transformed: an error, unless
-    ``normalize``.
+    :func:`perturbsim.pp.pseudobulk`. Whole numbers are raw counts (log-normalised values
+    are not whole), and non-integer values above 30, which log1p-normalised data never
+    reach, are data not log-transformed: both an error, unless ``normalize``.
 
     Parameters
     ----------
@@ -117,7 +117,7 @@ def validate_expression(
             return
         _normalise(adata, lazy=lazy)
         return
-    if top > _RAW_COUNT_MAX:
+    if whole or top > _RAW_COUNT_MAX:  # log-normalised data are not whole numbers
         what = (
             "raw integer counts"
             if whole
