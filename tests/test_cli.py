@@ -268,6 +268,21 @@ def test_unknown_gene_key_is_a_one_line_error(capsys, screen, tmp_path):
     assert "--gene-key 'symbol' not found in adata.var" in _one_line_error(capsys)
 
 
+def test_label_hint_names_the_symbol_column_of_a_screen_measured_by_ensembl_ids(tiny):
+    names = list(map(str, tiny.var_names))
+    perturbed = {g for c in tiny.obs["perturbsim_condition"].cat.categories for g in c.split("+")}
+    ids = tiny.copy()
+    ids.var_names = [f"ENSG{i:011d}" for i in range(ids.n_vars)]
+    # the targets of a CRISPRa screen are rarely measured: in no var column
+    ids.var["gene_symbol"] = [f"X{i}" if g in perturbed else g for i, g in enumerate(names)]
+    ids.var["biotype"] = "protein_coding"
+    hint = label_hint(ids, set(names))
+    assert hint.startswith("var_names are Ensembl IDs (e.g. 'ENSG00000000000')")
+    assert hint.endswith("pass --gene-key gene_symbol to name the measured genes alike")
+    assert "--gene-key COLUMN" in label_hint(ids, set())  # no column of annotated names
+    assert label_hint(tiny, set(names)) is None
+
+
 def test_label_hint_is_quiet_on_gene_labels_and_vague_on_unknown_names(tiny):
     assert label_hint(tiny, set()) is None
     renamed = tiny.copy()

@@ -17,6 +17,8 @@ from ..pp import genes_of
 
 logger = logging.getLogger(__name__)
 
+ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+"""An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
 SEPARATORS = ("_", "-", "|", ",", ";", ":", "/", ".")
 """Separators the label check tries on labels that name no known gene."""
 
@@ -181,6 +183,26 @@ def _symbol_column(adata: AnnData, genes: list[str]) -> tuple[str, list[str]] | 
     return best
 
 
+def _ensembl_hint(adata: AnnData, perturbed: list[str], annotated: set[str]) -> str | None:
+    """The ``--gene-key`` hint of a screen measured by Ensembl IDs and perturbed by names."""
+    ids = [g for g in map(str, adata.var_names) if ENSEMBL_ID.match(g)]
+    named = [g for g in perturbed if not ENSEMBL_ID.match(g)]
+    if 2 * len(ids) <= adata.n_vars or 2 * len(named) <= len(perturbed):
+        return None
+    best, hits = None, 0
+    for column in adata.var.columns.drop(ORIGINAL_ID, errors="ignore"):
+        values = adata.var[column]
+        if values.dtype.kind in "OSU" or isinstance(values.dtype, pd.CategoricalDtype):
+            found = int(values.astype(str).isin(annotated).sum())
+            if found > hits:
+                best, hits = str(column), found
+    option = f"--gene-key {shlex.quote(best)}" if best else "--gene-key COLUMN"
+    return (
+        f"var_names are Ensembl IDs (e.g. {_examples(ids, 1)}) but the perturbed genes are "
+        f"named (e.g. {_examples(named, 2)}): pass {option} to name the measured genes alike"
+    )
+
+
 def label_hint(adata: AnnData, annotated: set[str], *, sep: str = SEP) -> str | None:
     """Say what is likely wrong when the perturbed genes of a screen are not gene names.
 
@@ -191,6 +213,9 @@ def label_hint(adata: AnnData, annotated: set[str], *, sep: str = SEP) -> str | 
       (``KLF1_MAP2K6`` read as one gene): pass ``--sep``;
     - when most perturbed genes are not measured, a ``var`` column holding most of them:
       pass ``--gene-key``;
+    - when most ``var_names`` are Ensembl IDs and most perturbed genes are not, the
+      ``var`` column of most GO-annotated names (CRISPRa targets, rarely measured, are in
+      no ``var`` column): pass ``--gene-key``;
     - when most perturbed genes are unknown: check ``--sep``, ``--gene-key`` and ``--go``.
 
     Parameters
@@ -225,6 +250,9 @@ def label_hint(adata: AnnData, annotated: set[str], *, sep: str = SEP) -> str | 
             f"{len(hits)} of {n} perturbed genes are not in var_names but in var[{name!r}] "
             f"(e.g. {_examples(hits)}): pass --gene-key {shlex.quote(name)}"
         )
+    ids = _ensembl_hint(adata, perturbed, annotated)
+    if ids is not None:
+        return ids
     if 2 * len(unknown) > n:
         return (
             f"{len(unknown)} of {n} perturbed genes are neither measured (var_names) nor in the "
