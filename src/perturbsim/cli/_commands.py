@@ -78,12 +78,7 @@ def _check_split_options(args: argparse.Namespace) -> None:
 
 
 def _applies(name: str, option: str, *, fit: bool) -> bool:
-    """Whether the model behind a catalogue name takes a fit or constructor option.
-
-    ``device`` applies only where GEARS runs (not to the default's variants without it).
-    """
-    if option == "device":
-        return takes_fit_option(name, "max_epochs")  # what trains GEARS runs on a device
+    """Whether the model behind a catalogue name takes a fit or constructor option."""
     return takes_fit_option(name, option) if fit else takes_option(name, option)
 
 
@@ -108,12 +103,9 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
             continue
         if not _applies(args.model, option, fit=fit):
             kind = "fit option" if fit else "option"
-            why = (
-                "which trains no GEARS network (it runs on the CPU)"
-                if option == "device"
-                else f"which has no {kind} {option!r}"
+            raise PerturbsimError(
+                f"{flag} does not apply to model {args.model!r}, which has no {kind} {option!r}"
             )
-            raise PerturbsimError(f"{flag} does not apply to model {args.model!r}, {why}")
         (fit_options if fit else options)[option] = value
     return options, fit_options
 

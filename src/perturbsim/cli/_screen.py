@@ -189,14 +189,8 @@ def _ensembl_hint(adata: AnnData, perturbed: list[str], annotated: set[str]) -> 
     named = [g for g in perturbed if not ENSEMBL_ID.match(g)]
     if 2 * len(ids) <= adata.n_vars or 2 * len(named) <= len(perturbed):
         return None
-    best, hits = None, 0
-    for column in adata.var.columns.drop(ORIGINAL_ID, errors="ignore"):
-        values = adata.var[column]
-        if values.dtype.kind in "OSU" or isinstance(values.dtype, pd.CategoricalDtype):
-            found = int(values.astype(str).isin(annotated).sum())
-            if found > hits:
-                best, hits = str(column), found
-    option = f"--gene-key {shlex.quote(best)}" if best else "--gene-key COLUMN"
+    column = _symbol_column(adata, sorted(annotated))
+    option = f"--gene-key {shlex.quote(column[0])}" if column else "--gene-key COLUMN"
     return (
         f"var_names are Ensembl IDs (e.g. {_examples(ids, 1)}) but the perturbed genes are "
         f"named (e.g. {_examples(named, 2)}): pass {option} to name the measured genes alike"

@@ -255,6 +255,14 @@ class PerturbationModel(ABC):
         return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
 
     @classmethod
+    def option_names_of(cls, options: Mapping[str, Any]) -> list[str]:
+        """Constructor arguments that apply to a model built with the arguments ``options``.
+
+        Its :meth:`option_names`, unless ``options`` leave out the part that takes some.
+        """
+        return cls.option_names()
+
+    @classmethod
     def fit_options_of(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
         """Fit options of a model built with the constructor arguments ``options``.
 

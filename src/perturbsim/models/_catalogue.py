@@ -157,9 +157,16 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
 
 
 def takes_option(name: str, option: str) -> bool:
-    """Whether the constructor of the model behind ``name`` accepts ``option``."""
-    cls, _ = resolve_model(name)
-    return option in cls.option_names()
+    """Whether the model behind ``name``, with its preset options, takes ``option``.
+
+    Examples
+    --------
+    >>> from perturbsim.models import takes_option
+    >>> [takes_option(name, "device") for name in ("stacked", "stacked_no_gears")]
+    [True, False]
+    """
+    cls, preset = resolve_model(name)
+    return option in cls.option_names_of(preset)
 
 
 def takes_fit_option(name: str, option: str) -> bool:

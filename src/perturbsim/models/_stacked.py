@@ -408,6 +408,13 @@ class Stacked(CoverageMixin, PerturbationModel):
         return [*own, *(o for o in GEARS.option_names() if o not in own)]
 
     @classmethod
+    def option_names_of(cls, options: Mapping[str, Any]) -> list[str]:
+        """:meth:`option_names`, without GEARS's and ``device`` when GEARS is left out."""
+        if "gears" in options.get("corrections", CORRECTIONS):
+            return cls.option_names()
+        return [o for o in super().option_names() if o != "device"]
+
+    @classmethod
     def fit_options_of(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
         """GEARS's fit options, or none when ``corrections`` leaves GEARS out."""
         return cls.fit_options if "gears" in options.get("corrections", CORRECTIONS) else ()
