@@ -23,7 +23,6 @@ from ..models import (
     list_models,
     model_names,
     resolve_model,
-    takes_fit_option,
     takes_option,
 )
 from ..models._store import check_replaceable
@@ -77,14 +76,9 @@ def _check_split_options(args: argparse.Namespace) -> None:
             raise PerturbsimError(f"no such file: {str(args.test)!r}")
 
 
-def _applies(name: str, option: str, *, fit: bool) -> bool:
-    """Whether the model behind a catalogue name takes a fit or constructor option."""
-    return takes_fit_option(name, option) if fit else takes_option(name, option)
-
-
 def _takers(option: str, *, fit: bool = False) -> str:
     """Help text naming the registered models that take an option."""
-    names = [name for name in MODEL_REGISTRY if _applies(name, option, fit=fit)]
+    names = [name for name in MODEL_REGISTRY if takes_option(name, option, fit=fit)]
     return f" (for {', '.join(names)} and variants)" if names else ""
 
 
@@ -101,7 +95,7 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
         value = getattr(args, dest)
         if value is None:
             continue
-        if not _applies(args.model, option, fit=fit):
+        if not takes_option(args.model, option, fit=fit):
             kind = "fit option" if fit else "option"
             raise PerturbsimError(
                 f"{flag} does not apply to model {args.model!r}, which has no {kind} {option!r}"

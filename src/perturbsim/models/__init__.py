@@ -11,7 +11,6 @@ from ._catalogue import (
     list_models,
     model_names,
     resolve_model,
-    takes_fit_option,
     takes_option,
 )
 from ._fitness import FitnessModel
@@ -50,6 +49,5 @@ __all__ = [
     "list_models",
     "model_names",
     "resolve_model",
-    "takes_fit_option",
     "takes_option",
 ]

@@ -156,30 +156,21 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     return cls, dict(variant.options)
 
 
-def takes_option(name: str, option: str) -> bool:
+def takes_option(name: str, option: str, *, fit: bool = False) -> bool:
     """Whether the model behind ``name``, with its preset options, takes ``option``.
+
+    A constructor argument, or with ``fit`` an option of ``fit``.
 
     Examples
     --------
     >>> from perturbsim.models import takes_option
     >>> [takes_option(name, "device") for name in ("stacked", "stacked_no_gears")]
     [True, False]
-    """
-    cls, preset = resolve_model(name)
-    return option in cls.option_names_of(preset)
-
-
-def takes_fit_option(name: str, option: str) -> bool:
-    """Whether ``fit`` of the model behind ``name``, with its preset options, accepts ``option``.
-
-    Examples
-    --------
-    >>> from perturbsim.models import takes_fit_option
-    >>> [takes_fit_option(name, "max_epochs") for name in ("stacked", "stacked_no_gears")]
+    >>> [takes_option(name, "max_epochs", fit=True) for name in ("stacked", "stacked_no_gears")]
     [True, False]
     """
     cls, preset = resolve_model(name)
-    return option in cls.fit_options_of(preset)
+    return option in (cls.fit_options_of(preset) if fit else cls.option_names_of(preset))
 
 
 def build_model(
