@@ -432,10 +432,11 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     few = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
     assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
     assert "1 of these pairs were measured in the model's fit (e.g. KLF1+MAP2K6)" in out
-    assert "fewer than 20 genes fit each pair" in caplog.text
+    assert "genes have a mean control expression above --abundance 0.5" in caplog.text
+    assert "pass a lower --abundance (0 keeps every expressed gene)" in caplog.text
     caplog.clear()
     assert main([*run, str(tmp_path / "all"), "--abundance", "0"]) == 0
-    assert "fewer than 20" not in caplog.text
+    assert "too few" not in caplog.text
     every = pd.read_csv(tmp_path / "all" / "gi_scores.csv")
     assert every["n_genes"].max() > few
     # additive predictions: a synergy on the GEARS paper's scale, additive on Norman's

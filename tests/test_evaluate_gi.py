@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import make_screen
 
@@ -56,13 +54,7 @@ def test_measured_row_matches_scoring_measured_means_by_hand(small, small_result
     truth = ps.tl.truth_profiles(small)
     genes = list(truth.var_names[np.asarray(truth["ctrl"].X).ravel() > 0.5])
     singles = sorted({g for p in pairs for g in genes_of(p)})
-    rows = stats.index([*singles, *pairs])
-    measured = ad.AnnData(
-        X=stats.mean[rows].astype(float),
-        obs=pd.DataFrame(index=[*singles, *pairs]),
-        var=pd.DataFrame(index=list(map(str, stats.genes))),
-    )
-    measured.layers["delta"] = measured.X - stats.control_mean.astype(float)
+    measured = ps.pp.measured_profiles(split, [*singles, *pairs])
     expected = ps.tl.gi_precision(
         ps.tl.gi_scores(measured, pairs=pairs, genes=genes, seed=1),
         ps.tl.gi_scores(truth, pairs=pairs, genes=genes, seed=1),
@@ -78,6 +70,10 @@ def test_real_screen_takes_the_measured_means_as_truth(norman):
     assert "measured" not in set(result.gi["model"])  # no noiseless truth to rank against
     note = ps.io._html.gi_note(result)
     assert "The truth is the test pairs' measured means" in note and "simulator" not in note
+    # log-normalised: 5 genes above Norman's 0.5, so every expressed gene is fitted
+    control = np.asarray(ps.pp.measured_profiles(norman, ["ctrl"]).X).ravel()
+    assert (control > 0.5).sum() == 5
+    assert set(result.gi["n_genes"]) == {int((control > 0).sum())}
     summary = result.gi_summary()
     assert set(summary["metric"]) == {
         "precision_at_k",
@@ -98,7 +94,7 @@ def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Genetic interactions" in text and report
     assert "The truth is the simulator's noiseless profiles" in text  # what it is scored on
-    assert "| model | pairs | synergy" in text
+    assert "| model | pairs | genes | synergy" in text
 
 
 @pytest.mark.parametrize("gi_k", [0, 2.5, True])

@@ -398,13 +398,23 @@ def test_rules_are_checked_and_primary_subtype_follows_precedence():
     assert calls.loc[3, ["is_synergy", "is_redundancy", "is_epistasis"]].all()
 
 
+def test_too_few_fitted_genes_are_warned_of(norman, caplog):
+    profiles = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6", "KLF1+MAP2K6"])
+    gi_scores(profiles)  # log-normalised: 5 of 500 genes above Norman's 0.5
+    assert "only 5 genes have a mean control expression above abundance=0.5" in caplog.text
+    assert "pass a lower abundance (0 keeps every expressed gene)" in caplog.text
+    caplog.clear()
+    gi_scores(profiles, genes=list(profiles.var_names[:10]))
+    assert "only 10 genes listed to fit the pairs on" in caplog.text
+    caplog.clear()
+    scores = gi_scores(profiles, abundance=0.05)
+    assert "too few" not in caplog.text and scores["n_genes"].iloc[0] >= 20
+
+
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):
-    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
-    profiles = ad.AnnData(
-        stats.mean, obs=pd.DataFrame(index=stats.conditions), var=pd.DataFrame(index=stats.genes)
-    )
-    profiles.layers["delta"] = stats.delta
-    top50 = stats.genes[np.argsort(-stats.control_mean)[:50]]
+    profiles = ps.pp.measured_profiles(norman)
+    control_mean = np.asarray(profiles["ctrl"].X).ravel()
+    top50 = profiles.var_names[np.argsort(-control_mean)[:50]]
     row = gi_scores(profiles, pairs=["MAP2K3+SLC38A2"], genes=list(top50)).loc["MAP2K3+SLC38A2"]
     # the earlier measurement (scikit-learn): 0.69 / 0.42; published 0.77 / 0.44
     assert (row["c1"], row["c2"]) == pytest.approx((0.69, 0.42), abs=0.01)

@@ -36,12 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliWording(logging.Filter):
+    """Words the messages logged while a command runs with the CLI's options (as errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = cli_wording(record.getMessage()), None
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``perturbsim`` command; return its exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress
+    wording, handlers = _CliWording(), list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(wording)
+    try:
+        return _run(args)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(wording)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; errors become one line on standard error and status 2."""
     try:
         check_counts(args)
         args.run(args)

@@ -29,6 +29,8 @@ _CLI_WORDS = (
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
+    (re.compile(r"\babundance=(?=\d)"), "--abundance "),
+    (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the

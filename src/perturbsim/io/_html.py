@@ -601,8 +601,10 @@ GI_NOTE = (
     "Precision@k of each interaction subtype among the test pairs (Norman's model of the "
     "pair on its singles; subtypes by the GEARS paper's thresholds): of the k pairs a model "
     "ranks most of a subtype, the share truly of it; mean over seeds, the expectation of a "
-    "random ranking of the same pairs in brackets, and the pairs compared per seed (k is at "
-    "most that many: a seed with k pairs or fewer ranks them all, at the random precision). "
+    "random ranking of the same pairs in brackets, the pairs compared per seed (k is at "
+    "most that many: a seed with k pairs or fewer ranks them all, at the random precision) "
+    "and the genes each pair is fitted on (those whose mean control expression exceeds "
+    "Norman's 0.5, or every expressed gene where fewer than 20 do). "
     "The additive baseline predicts every pair as the sum of its singles (c1 = c2 = 1, fit "
     "correlation 1): its rankings of magnitude and fit are all ties, so it scores what a "
     "random ranking does."
@@ -665,14 +667,14 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
 
-    Column ``pairs``: the pairs compared per seed, mean over seeds. Empty when the evaluation
-    scored no interactions.
+    Columns ``pairs`` and ``genes``: the pairs compared and the genes each pair was fitted
+    on, per seed, mean over seeds. Empty when the evaluation scored no interactions.
     """
     summary = result.gi_summary()
     if summary.empty:
         return pd.DataFrame()
-    pairs = result.gi.groupby(["model", "seed"], sort=False)["n_pairs"].first()
-    per_seed = pairs.groupby(level="model", sort=False).mean()
+    first = result.gi.groupby(["model", "seed"], sort=False)[["n_pairs", "n_genes"]].first()
+    per_seed = first.groupby(level="model", sort=False).mean()
     means = summary.set_index(["model", "subtype", "metric"])["mean"]
     models = list(dict.fromkeys(summary["model"]))
     subtypes = list(dict.fromkeys(summary["subtype"]))
@@ -684,8 +686,9 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
         ]
         for subtype in subtypes
     }
-    pairs = [f"{per_seed[m]:g}" for m in models]
-    return pd.DataFrame({"model": models, "pairs": pairs, **cells})
+    pairs = [f"{per_seed.loc[m, 'n_pairs']:g}" for m in models]
+    genes = [f"{per_seed.loc[m, 'n_genes']:g}" for m in models]
+    return pd.DataFrame({"model": models, "pairs": pairs, "genes": genes, **cells})
 
 
 def _plain_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:

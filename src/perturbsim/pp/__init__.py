@@ -3,6 +3,7 @@
 from ._cells import draw_cells
 from ._de import DEGenes, non_dropout_mask, rank_de
 from ._labels import canonical_label, genes_of, parse_label, parse_perturbations
+from ._profiles import measured_profiles
 from ._pseudobulk import PseudobulkStats, compute_pseudobulk, pseudobulk
 from ._setup import condition_table, setup
 from ._split import Split, split, split_summary
@@ -16,6 +17,7 @@ __all__ = [
     "condition_table",
     "draw_cells",
     "genes_of",
+    "measured_profiles",
     "non_dropout_mask",
     "parse_label",
     "parse_perturbations",

@@ -100,6 +100,9 @@ SCORES: tuple[str, ...] = (
 
 MIN_GENES = 3
 """Fewest genes a fit needs (two coefficients and a correlation of fit with pair)."""
+FEW_GENES = 20
+"""Below this many fitted genes :func:`gi_scores` warns: the scores then mean little (Norman
+fitted thousands of abundant genes)."""
 
 _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
@@ -944,6 +947,7 @@ def gi_scores(
     )
     seed = resolve_seed(seed)
     n_fitted = int(base_mask.sum())
+    _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
     positions: dict[str, list[int]] = {}
     for i, gene in enumerate(profiles.var_names):
         positions.setdefault(gene, []).append(i)
@@ -982,6 +986,33 @@ def gi_scores(
             "; ".join(f"{p} ({f})" for p, f in flagged.head(5).items()),
         )
     return table.join(rules.classify(table))
+
+
+def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
+    """Warn when fewer than :data:`FEW_GENES` genes are fitted.
+
+    ``abundance`` is the threshold that chose them (None for a listed set of genes).
+    """
+    if n_fitted >= FEW_GENES:
+        return
+    if abundance is None:
+        logger.warning(
+            "only %d genes listed to fit the pairs on, too few for the scores to mean much "
+            "(fewer than %d)",
+            n_fitted,
+            FEW_GENES,
+        )
+        return
+    logger.warning(
+        "only %d genes have a mean control expression above abundance=%g (Norman's threshold "
+        "on UMI counts), too few for the scores to mean much (fewer than %d)%s",
+        n_fitted,
+        abundance,
+        FEW_GENES,
+        "; on log-normalised data pass a lower abundance (0 keeps every expressed gene)"
+        if abundance > 0
+        else "",
+    )
 
 
 class _Job(NamedTuple):

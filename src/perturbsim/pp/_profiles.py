@@ -1,0 +1,121 @@
+"""Measured per-condition profiles: the screen's own means and changes, in prediction form.
+
+A model's :meth:`~perturbsim.models.PerturbationModel.predict` returns one row per
+perturbation with the mean expression in ``X`` and the change over control in
+``.layers["delta"]``. :func:`measured_profiles` gives the measured conditions of a screen in
+the same form, so that genetic interactions, plots and comparisons take either (or a mix of
+the two: measured singles with a predicted pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, PSEUDOBULK, SETUP, UNS
+from ._labels import canonical_label, genes_of, parse_label
+from ._pseudobulk import PseudobulkStats, compute_pseudobulk
+from ._setup import check_setup
+
+N_CELLS = "n_cells"
+"""``.obs`` column of :func:`measured_profiles`: the cells behind each condition's mean."""
+
+
+def _stats_of(adata: AnnData) -> PseudobulkStats:
+    """The stored statistics (:func:`~perturbsim.pp.pseudobulk`), else computed (not stored)."""
+    if PSEUDOBULK in adata.uns.get(UNS, {}):
+        return PseudobulkStats.from_adata(adata)
+    return compute_pseudobulk(adata, coexpression="none")
+
+
+def _canonical(conditions: Sequence[str], measured: set[str], setup: dict) -> list[str]:
+    """``conditions`` as canonical labels, each measured; raise naming one that is not.
+
+    Labels are read as :func:`~perturbsim.pp.setup` read the screen's (its control label
+    and separator), and ``ctrl`` is always the control.
+    """
+    if isinstance(conditions, str):
+        raise PerturbsimError(
+            f"conditions must be a list of labels, got the string {conditions!r}: "
+            f"pass [{conditions!r}]"
+        )
+    control, sep = str(setup.get("control", CONTROL)), str(setup.get("sep", "+"))
+    labels = [canonical_label(parse_label(c, control=control, sep=sep)) for c in conditions]
+    missing = [c for c, label in zip(conditions, labels, strict=True) if label not in measured]
+    if missing:
+        raise PerturbsimError(
+            f"{len(missing)} condition(s) not measured in the screen: {missing[:5]}"
+        )
+    return list(dict.fromkeys(labels))
+
+
+def profiles_of(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
+    """The profiles of :func:`measured_profiles` for canonical ``conditions`` of ``stats``."""
+    rows = stats.index(list(conditions))
+    mean = stats.mean[rows].astype(np.float64)
+    obs = pd.DataFrame(
+        {
+            PRED_N_TARGETS: [len(genes_of(c)) for c in conditions],
+            N_CELLS: stats.n_cells[rows].astype(np.int64),
+        },
+        index=pd.Index(list(conditions)),
+    )
+    profiles = AnnData(
+        X=mean,
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(np.asarray(stats.genes, dtype=str))),
+    )
+    profiles.layers[DELTA_LAYER] = mean - stats.control_mean.astype(np.float64)
+    return profiles
+
+
+def measured_profiles(adata: AnnData, conditions: Sequence[str] | None = None) -> AnnData:
+    """The measured mean profile of each condition, as a prediction of it would be laid out.
+
+    Parameters
+    ----------
+    adata
+        A screen set up by :func:`~perturbsim.pp.setup`. Its stored statistics
+        (:func:`~perturbsim.pp.pseudobulk`) are used when present; otherwise they are
+        computed in one pass over the cells (nothing is written into ``adata``).
+    conditions
+        Perturbation labels to return, in any form :func:`~perturbsim.pp.parse_label`
+        reads (``"A+B"``, ``"B+A"``, ``"A+ctrl"``); default every measured condition,
+        control first. Each must have been measured.
+
+    Returns
+    -------
+    AnnData with one row per condition (``obs_names`` canonical labels): the mean
+    expression in ``X``, the change over the control mean in ``.layers["delta"]`` (0 for
+    ``ctrl``), and ``.obs["n_targets"]`` and ``.obs["n_cells"]``. It goes wherever a
+    prediction does, e.g. :func:`perturbsim.tl.gi_scores` for the screen's measured
+    genetic interactions.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> profiles = ps.pp.measured_profiles(adata, ["ctrl", "KLF1", "MAP2K6", "MAP2K6+KLF1"])
+    >>> profiles.obs_names.tolist()
+    ['ctrl', 'KLF1', 'MAP2K6', 'KLF1+MAP2K6']
+    >>> profiles.obs["n_cells"].tolist()
+    [100, 100, 100, 100]
+    >>> float(abs(profiles["ctrl"].layers["delta"]).max())
+    0.0
+    """
+    if not isinstance(adata, AnnData):
+        raise PerturbsimError(f"adata must be an AnnData, got {type(adata).__name__}")
+    check_setup(adata)
+    stats = _stats_of(adata)
+    measured = [str(c) for c in stats.conditions]
+    if conditions is None:
+        labels = [CONTROL, *(c for c in measured if c != CONTROL)]
+    else:
+        labels = _canonical(conditions, set(measured), adata.uns[UNS][SETUP])
+    if CONTROL not in measured or stats.n_cells[stats.control_index] == 0:
+        raise PerturbsimError(f"no control cells ({CONTROL!r}) in the screen")
+    return profiles_of(stats, labels)
