@@ -155,6 +155,18 @@ def test_summary_means_and_intervals(result):
     np.testing.assert_allclose(nmse["mean"], 1.0)
 
 
+def test_summary_intervals_stay_within_what_each_metric_can_take(result):
+    summary = result.summary().dropna(subset=["ci_low"])
+    half = sps.t.ppf(0.975, summary["n_seeds"] - 1) * summary["std"] / np.sqrt(summary["n_seeds"])
+    for metric, (low, high) in [("pearson_delta_de", (-1, 1)), ("nmse_de", (0, np.inf))]:
+        rows = summary["metric"] == metric
+        assert ((summary["mean"] - half)[rows] < low).any() or (
+            (summary["mean"] + half)[rows] > high
+        ).any()  # two seeds: some t-interval reaches past the range
+        assert (summary.loc[rows, "ci_low"] >= low).all()
+        assert (summary.loc[rows, "ci_high"] <= high).all()
+
+
 def test_same_seed_same_scores_and_single_seed_interval(adata, model_kwargs, result):
     again = evaluate(adata, models=MODELS, seeds=[1], model_kwargs=model_kwargs, train_kwargs=TRAIN)
     first = result.scores[result.scores["seed"] == 1].reset_index(drop=True)

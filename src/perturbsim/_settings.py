@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass
+
+from ._errors import PerturbsimError
 
 _LOGGER_NAME = "perturbsim"
 
@@ -44,8 +47,12 @@ settings = Settings()
 
 
 def resolve_seed(seed: int | None) -> int:
-    """Return ``seed``, or the package default when it is ``None``."""
-    return settings.seed if seed is None else int(seed)
+    """Return ``seed``, or the package default when it is ``None``; raise if not an integer."""
+    if seed is None:
+        return settings.seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise PerturbsimError(f"seed must be an integer or None, got {seed!r}")
+    return int(seed)
 
 
 def progress_disabled() -> bool | None:

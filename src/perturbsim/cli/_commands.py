@@ -26,7 +26,7 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
-from ..pp import canonical_label, genes_of, parse_label
+from ..pp import canonical_label, parse_label
 from ..pp._gi import GIRules
 from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
@@ -212,29 +212,6 @@ def _as_query(label: str, controls: set[str], sep: str) -> str:
     return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(sep))
 
 
-def _case_hint(model: PerturbationModel, labels: list[str]) -> str:
-    """A hint for the first gene of ``labels`` the model predicts only in another case.
-
-    `` (did you mean 'KLF1' for 'klf1'? ...)``, or ``""`` when there is none.
-    """
-    genes = sorted({g for label in labels for g in genes_of(label)})
-    spellings = [
-        (gene, other)
-        for gene in genes
-        for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower()))
-        if other != gene
-    ]
-    try:  # one call: a model may build its coverage afresh each time
-        covered = model.covers([[g] for g in genes] + [[o] for _, o in spellings])
-    except PerturbsimError:  # the hint must not hide the error it explains
-        return ""
-    known = {g for g, ok in zip(genes, covered[: len(genes)], strict=True) if ok}
-    for (gene, other), ok in zip(spellings, covered[len(genes) :], strict=True):
-        if ok and gene not in known:
-            return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
-    return ""
-
-
 def _run_predict(args: argparse.Namespace) -> None:
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
@@ -247,10 +224,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     unique = list(dict.fromkeys(canonical_label(parse_label(q)) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
-    try:
-        prediction = model.predict(unique, strict=args.strict)
-    except PerturbsimError as err:
-        raise PerturbsimError(f"{err}{_case_hint(model, unique)}") from err
+    prediction = model.predict(unique, strict=args.strict)
     written = [out]
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
+from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP
 from ..pp import genes_of
 
 logger = logging.getLogger(__name__)
@@ -137,14 +137,11 @@ def go_annotations(args: argparse.Namespace, adata: AnnData | None = None) -> pd
     (the models' default, the bundled human GO).
     """
     from ..graphs import read_annotations
+    from ..models._data import screen_go_annotations
 
     if args.go is not None:
         return read_annotations(args.go)
-    own = adata.uns.get(SIMULATION, {}).get("go") if adata is not None else None
-    if isinstance(own, pd.DataFrame):
-        logger.info("GO annotations: the simulated screen's own (uns['simulation']['go'])")
-        return own
-    return None
+    return screen_go_annotations(adata, None)
 
 
 def annotated_genes(annotations: pd.DataFrame | None) -> set[str]:

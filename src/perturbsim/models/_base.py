@@ -248,6 +248,11 @@ class PerturbationModel(ABC):
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
 
+    def require_fitted(self) -> None:
+        """Raise unless the model is fitted (what it learned is read only after :meth:`fit`)."""
+        if not self.is_fitted:
+            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+
     @classmethod
     def option_names(cls) -> list[str]:
         """Keyword arguments of the constructor (besides ``adata``)."""
@@ -358,6 +363,28 @@ class PerturbationModel(ABC):
         """
         return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
 
+    def _case_hint(self, sets: Sequence[GeneSet]) -> str:
+        """A hint for the first gene of ``sets`` the model predicts only in another case.
+
+        `` (did you mean 'KLF1' for 'klf1'? ...)``, or ``""`` when there is none.
+        """
+        genes = sorted({g for s in sets for g in s})
+        spellings = [
+            (gene, other)
+            for gene in genes
+            for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower()))
+            if other != gene
+        ]
+        try:  # one call: a model may build its coverage afresh each time
+            covered = self.covers([[g] for g in genes] + [[o] for _, o in spellings])
+        except PerturbsimError:  # the hint must not hide the error it explains
+            return ""
+        known = {g for g, ok in zip(genes, covered[: len(genes)], strict=True) if ok}
+        for (gene, other), ok in zip(spellings, covered[len(genes) :], strict=True):
+            if ok and gene not in known:
+                return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
+        return ""
+
     def predict(
         self, perturbations: str | list[str] | list[list[str]], *, strict: bool = False
     ) -> AnnData:
@@ -393,18 +420,23 @@ class PerturbationModel(ABC):
             Not fitted; genes the model cannot predict; with ``strict``, unsupported
             perturbations.
         """
-        if not self.is_fitted:
-            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+        self.require_fitted()
         sets = parse_perturbations(perturbations)
-        support = self._support_columns(sets)
-        if strict and support is not None and support[PRED_UNSUPPORTED].any():
-            flags = support[PRED_UNSUPPORTED]
-            refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
-            raise PerturbsimError(
-                f"strict: {len(refused)} perturbation(s) with a gene never measured alone and "
-                f"no measured GO neighbour: {_named(refused)}"
-            )
-        change, variance = self._predict_change(sets)
+        try:
+            support = self._support_columns(sets)
+            if strict and support is not None and support[PRED_UNSUPPORTED].any():
+                flags = support[PRED_UNSUPPORTED]
+                refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
+                raise PerturbsimError(
+                    f"strict: {len(refused)} perturbation(s) with a gene never measured alone "
+                    f"and no measured GO neighbour: {_named(refused)}"
+                )
+            change, variance = self._predict_change(sets)
+        except PerturbsimError as err:
+            hint = self._case_hint(sets)
+            if not hint:
+                raise
+            raise PerturbsimError(f"{err}{hint}") from err
         expression = np.clip(self.control_mean + change, 0.0, None)
         labels = [canonical_label(s) for s in sets]
         obs = pd.DataFrame({PRED_N_TARGETS: [len(s) for s in sets]}, index=pd.Index(labels))

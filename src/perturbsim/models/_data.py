@@ -1,4 +1,4 @@
-"""What a model takes from a screen: pseudobulk statistics and the split's conditions."""
+"""What a model takes from a screen: statistics, the split's conditions, its own GO table."""
 
 from __future__ import annotations
 
@@ -7,16 +7,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, PSEUDOBULK, SPLIT_UNS, UNS
+from .._keys import CONTROL, PSEUDOBULK, SIMULATION, SPLIT_UNS, UNS
 from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, genes_of, parse_label
 from ..pp._pseudobulk import coexpression_source
 from ..pp._setup import check_setup
 from ..pp._split import Split
 
 logger = logging.getLogger(__name__)
+
+
+def screen_go_annotations(
+    adata: object, go_annotations: pd.DataFrame | None
+) -> pd.DataFrame | None:
+    """The GO annotations a model of ``adata`` uses.
+
+    ``go_annotations`` when given; else a simulated screen's own GO-like table
+    (``adata.uns["simulation"]["go"]``: its genes are in no real annotation); else ``None``,
+    the bundled human GO.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.simulate(size="tiny", seed=0)
+    >>> screen_go_annotations(adata, None).columns.tolist()
+    ['gene', 'term']
+    >>> screen_go_annotations(ps.ds.norman2019_subset(), None) is None
+    True
+    """
+    if go_annotations is not None or not isinstance(adata, AnnData):
+        return go_annotations
+    own = adata.uns.get(SIMULATION, {}).get("go")
+    if isinstance(own, pd.DataFrame):
+        logger.info("GO annotations: the simulated screen's own (uns['simulation']['go'])")
+        return own
+    return None
 
 
 def _training_stats(adata: AnnData) -> PseudobulkStats:

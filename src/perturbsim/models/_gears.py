@@ -18,7 +18,7 @@ from ..module import GEARSLoss, GEARSNetwork, pad_sets
 from ..pp import draw_cells, genes_of, parse_perturbations
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData
+from ._data import ScreenData, screen_go_annotations
 from ._gears_config import GEARSConfig
 from ._target_effect import fit_target_effect
 
@@ -162,7 +162,7 @@ class GEARS(PerturbationModel):
         super().__init__(adata, seed=seed)
         self.config = GEARSConfig(**options)
         self.device = _device(device)
-        self.go_annotations = go_annotations
+        self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.networks: list[GEARSNetwork] = []
         self.results: list[TrainResult] = []
         self.single_changes: dict[str, np.ndarray] = {}

@@ -15,7 +15,7 @@ from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData
+from ._data import ScreenData, screen_go_annotations
 from ._linear import (
     TrainingPCA,
     bilinear_change,
@@ -219,7 +219,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
         ridge = check_nonnegative("ridge", ridge)
         threshold = check_nonnegative("threshold", threshold)
         super().__init__(adata, seed=seed)
-        self.go_annotations = go_annotations
+        self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.places_unseen_genes = True
         self.n_components = n_components
         self.go_components = go_components

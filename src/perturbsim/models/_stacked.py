@@ -27,7 +27,7 @@ from .._keys import PRED_SUPPORT
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
-from ._data import ScreenData
+from ._data import ScreenData, screen_go_annotations
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
@@ -356,6 +356,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             )
         gears_options.setdefault("additive_residual", True)
         gears_options.setdefault("hidden", GEARS_HIDDEN)
+        go_annotations = screen_go_annotations(adata, go_annotations)
         data = ScreenData.from_adata(adata) if isinstance(adata, AnnData) else adata
         super().__init__(data, seed=seed)
         self.denoise = bool(denoise)
@@ -939,6 +940,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         kept) and ``pooled`` (fitted on the conditions of several kinds, the kind having too
         few of its own).
         """
+        if not self._scale:  # read while fitting too, once the scales are fitted
+            self.require_fitted()
         rows = []
         for kind in KINDS:
             fits: list[tuple[str, Fitted, int]] = [
@@ -967,6 +970,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         perturbation with no measured gene near it), ``slope`` (how much full support
         removes), ``n_conditions`` (validation conditions that fitted it; 0: the default).
         """
+        if not self._error:
+            self.require_fitted()
         return pd.DataFrame(
             [{"kind": kind, **self._error[kind].to_dict()} for kind in KINDS],
             columns=["kind", "intercept", "slope", "n_conditions"],

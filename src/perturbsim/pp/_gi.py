@@ -60,6 +60,7 @@ from .._errors import PerturbsimError
 from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, parse_label
+from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
 
@@ -931,6 +932,7 @@ def gi_scores(
     >>> bool(scores.loc["A+B", "is_suppression"])
     True
     """
+    check_anndata(profiles, "profiles", rows="conditions")
     rules = GIRules() if rules is None else rules
     if min_de < 0:
         raise PerturbsimError(f"min_de must be non-negative, got {min_de}")

@@ -9,7 +9,10 @@ for control cells.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
+
+import numpy as np
+import pandas as pd
 
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SEP
@@ -162,6 +165,13 @@ def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> d
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
+def _parse_query(label: str) -> tuple[str, ...]:
+    """One queried label: a control candidate (any case) is the empty set."""
+    if label.lower() in {c.lower() for c in CONTROL_CANDIDATES}:
+        return ()
+    return parse_label(label)
+
+
 def parse_perturbations(
     perturbations: str | Sequence[str] | Sequence[Sequence[str]],
 ) -> list[tuple[str, ...]]:
@@ -175,17 +185,25 @@ def parse_perturbations(
 
     Returns
     -------
-    One sorted gene tuple per queried perturbation, in the order given.
+    One sorted gene tuple per queried perturbation, in the order given; a label that is one
+    of :data:`CONTROL_CANDIDATES` (any case) is the empty set, as ``ctrl`` is.
 
     Examples
     --------
     >>> parse_perturbations("FOSB+CEBPB")
     [('CEBPB', 'FOSB')]
-    >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"]])
-    [('CEBPB', 'FOSB'), ('KLF1',)]
+    >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], "Control"])
+    [('CEBPB', 'FOSB'), ('KLF1',), ()]
     """
     if isinstance(perturbations, str):
-        return [parse_label(perturbations)]
+        return [_parse_query(perturbations)]
+    if isinstance(perturbations, Set | Mapping) or not isinstance(
+        perturbations, Sequence | np.ndarray | pd.Index | pd.Series
+    ):
+        raise PerturbsimError(
+            "perturbations must be a label or a list of labels or gene lists (in order), got "
+            f"{type(perturbations).__name__}"
+        )
     items = list(perturbations)
     if not items:
         raise PerturbsimError(
@@ -194,7 +212,7 @@ def parse_perturbations(
     sets: list[tuple[str, ...]] = []
     for item in items:
         if isinstance(item, str):
-            sets.append(parse_label(item))
+            sets.append(_parse_query(item))
         elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
             sets.append(parse_label(SEP.join(item)) if item else ())
         else:

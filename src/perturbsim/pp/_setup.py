@@ -107,6 +107,7 @@ def setup(
     >>> adata.obs["perturbsim_condition"].nunique()
     34
     """
+    check_anndata(adata)
     if perturbation_key not in adata.obs.columns:
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "
@@ -171,8 +172,28 @@ def setup(
     return adata if copy else None
 
 
+def check_anndata(value: object, name: str = "adata", rows: str = "cells") -> None:
+    """Raise naming the type when ``value`` is not an AnnData (e.g. a matrix).
+
+    ``name`` and ``rows`` (what its rows are) word the error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_anndata(np.zeros((2, 3)))
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: adata must be an AnnData (cells x genes), got ndarray
+    """
+    if not isinstance(value, AnnData):
+        raise PerturbsimError(
+            f"{name} must be an AnnData ({rows} x genes), got {type(value).__name__}"
+        )
+
+
 def check_setup(adata: AnnData) -> None:
-    """Raise if :func:`setup` has not been run on ``adata``."""
+    """Raise if ``adata`` is not an AnnData on which :func:`setup` has been run."""
+    check_anndata(adata)
     if CONDITION not in adata.obs.columns or SETUP not in adata.uns.get(UNS, {}):
         raise PerturbsimError(
             "adata is not set up: run perturbsim.pp.setup(adata, perturbation_key=..., control=...)"

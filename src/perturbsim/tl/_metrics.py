@@ -17,6 +17,7 @@ the genes it scores.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Literal
@@ -140,6 +141,9 @@ class Metric:
         half the depth) maps to that of repeating the whole experiment (see
         :func:`full_depth`): ``"spearman_brown"`` for correlations, ``"halve"`` for
         squared errors, ``"none"`` where no simple rule applies.
+    bounds
+        The range the metric's values can take (a correlation's ``(-1, 1)``); intervals over
+        seeds are clipped to it.
     """
 
     name: str
@@ -148,7 +152,12 @@ class Metric:
     func: MetricFunc
     needs: tuple[str, ...] = ()
     full_depth: FullDepth = "none"
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
+
+CORRELATION = (-1.0, 1.0)
+SHARE = (0.0, 1.0)
+NON_NEGATIVE = (0.0, math.inf)
 
 METRICS: dict[str, Metric] = {}
 HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
@@ -162,6 +171,7 @@ def register_metric(
     best: Literal["higher", "lower"],
     needs: Sequence[str] = (),
     full_depth: FullDepth = "none",
+    bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> Callable[[MetricFunc], MetricFunc]:
     """Register a metric function under ``name`` (decorator).
 
@@ -179,6 +189,8 @@ def register_metric(
         them and skips the metric when one cannot be filled.
     full_depth
         ``"spearman_brown"``, ``"halve"`` or ``"none"``: see :attr:`Metric.full_depth`.
+    bounds
+        The range of the metric's values: see :attr:`Metric.bounds`.
 
     Returns
     -------
@@ -199,7 +211,9 @@ def register_metric(
     def decorate(func: MetricFunc) -> MetricFunc:
         if name in METRICS:
             raise PerturbsimError(f"metric {name!r} is already registered")
-        METRICS[name] = Metric(name, description, best, func, tuple(needs), full_depth)
+        METRICS[name] = Metric(
+            name, description, best, func, tuple(needs), full_depth, tuple(bounds)
+        )
         return func
 
     return decorate
@@ -276,6 +290,7 @@ def _discrimination(x: MetricInputs, order: int) -> float:
     description="mean squared error of the mean, all genes",
     best="lower",
     full_depth="halve",
+    bounds=NON_NEGATIVE,
 )
 def _metric_mse(x: MetricInputs) -> float:
     return _mse(x.predicted, x.measured)
@@ -287,6 +302,7 @@ def _metric_mse(x: MetricInputs) -> float:
     best="lower",
     needs=("de_idx",),
     full_depth="halve",
+    bounds=NON_NEGATIVE,
 )
 def _metric_mse_de(x: MetricInputs) -> float:
     return _mse(x.predicted[x.de_idx], x.measured[x.de_idx])
@@ -297,6 +313,7 @@ def _metric_mse_de(x: MetricInputs) -> float:
     description="mse / mse of predicting control (no-perturbation model), all genes",
     best="lower",
     full_depth="halve",
+    bounds=NON_NEGATIVE,
 )
 def _metric_nmse(x: MetricInputs) -> float:
     return _ratio(_mse(x.predicted, x.measured), _mse(x.control, x.measured))
@@ -308,6 +325,7 @@ def _metric_nmse(x: MetricInputs) -> float:
     best="lower",
     needs=("de_idx",),
     full_depth="halve",
+    bounds=NON_NEGATIVE,
 )
 def _metric_nmse_de(x: MetricInputs) -> float:
     de = x.de_idx
@@ -319,6 +337,7 @@ def _metric_nmse_de(x: MetricInputs) -> float:
     description="Pearson of predicted vs measured change over control, all genes",
     best="higher",
     full_depth="spearman_brown",
+    bounds=CORRELATION,
 )
 def _metric_pearson_delta(x: MetricInputs) -> float:
     return pearson(x.predicted - x.control, x.measured - x.control)
@@ -330,6 +349,7 @@ def _metric_pearson_delta(x: MetricInputs) -> float:
     best="higher",
     needs=("de_idx",),
     full_depth="spearman_brown",
+    bounds=CORRELATION,
 )
 def _metric_pearson_delta_de(x: MetricInputs) -> float:
     de = x.de_idx
@@ -341,6 +361,7 @@ def _metric_pearson_delta_de(x: MetricInputs) -> float:
     description="fraction of top DE genes whose predicted change has the wrong sign",
     best="lower",
     needs=("de_idx",),
+    bounds=SHARE,
 )
 def _metric_direction_error_de(x: MetricInputs) -> float:
     de = x.de_idx
@@ -356,6 +377,7 @@ def _metric_direction_error_de(x: MetricInputs) -> float:
     description="Jaccard of the top-k genes by |predicted change| and the k measured DE genes",
     best="higher",
     needs=("de_idx",),
+    bounds=SHARE,
 )
 def _metric_de_jaccard(x: MetricInputs) -> float:
     if len(x.de_idx) == 0:
@@ -370,6 +392,7 @@ def _metric_de_jaccard(x: MetricInputs) -> float:
     "change| (cell-eval's overlap_at_N)",
     best="higher",
     needs=("de_idx",),
+    bounds=SHARE,
 )
 def _metric_de_overlap(x: MetricInputs) -> float:
     """cell-eval's ``overlap_at_N``, on the condition's top DE genes.
@@ -396,6 +419,7 @@ def _metric_de_overlap(x: MetricInputs) -> float:
     best="higher",
     needs=("reference",),
     full_depth="spearman_brown",
+    bounds=CORRELATION,
 )
 def _metric_pearson_delta_pert(x: MetricInputs) -> float:
     """Systema's PearsonΔ with the perturbed reference (``corr_all_allpert``).
@@ -417,6 +441,7 @@ def _metric_pearson_delta_pert(x: MetricInputs) -> float:
     "(L1) to the prediction than its own (cell-eval's discrimination; 0.5 = random)",
     best="higher",
     needs=("others",),
+    bounds=SHARE,
 )
 def _metric_discrimination_l1(x: MetricInputs) -> float:
     return _discrimination(x, 1)
@@ -427,6 +452,7 @@ def _metric_discrimination_l1(x: MetricInputs) -> float:
     description="as discrimination_l1 with the L2 (Euclidean) distance",
     best="higher",
     needs=("others",),
+    bounds=SHARE,
 )
 def _metric_discrimination_l2(x: MetricInputs) -> float:
     return _discrimination(x, 2)
@@ -438,6 +464,7 @@ def _metric_discrimination_l2(x: MetricInputs) -> float:
     "(Euclidean) from the prediction than its own (Systema)",
     best="higher",
     needs=("others",),
+    bounds=SHARE,
 )
 def _metric_centroid_accuracy(x: MetricInputs) -> float:
     """Systema's centroid accuracy (``calculate_centroid_accuracies``).

@@ -258,7 +258,9 @@ class EvaluationResult:
 
         Each seed contributes the mean over its test conditions (:meth:`per_seed`); the
         interval is ``mean ± t(confidence, n_seeds - 1) * std / sqrt(n_seeds)`` with the
-        sample standard deviation over seeds, NaN with a single seed.
+        sample standard deviation over seeds, NaN with a single seed, clipped to the values
+        the metric can take (:attr:`~perturbsim.tl.Metric.bounds`: a correlation's interval
+        stays within [-1, 1] however few the seeds).
 
         Parameters
         ----------
@@ -273,7 +275,8 @@ class EvaluationResult:
         correlation with the constant change of ``no_perturb``) have ``mean`` NaN and
         ``n_seeds`` 0.
         """
-        return _over_seeds(self.per_seed(), self.models, confidence)
+        bounds = {name: metric.bounds for name, metric in METRICS.items()}
+        return _over_seeds(self.per_seed(), self.models, confidence, bounds)
 
     def calibrated(
         self, *, confidence: float = 0.95, baseline: str = MEAN_BASELINE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._errors import PerturbsimError
 from .._memory import reuse_freed_memory
 from .._settings import progress_disabled
 from ..module import LossTerms
@@ -62,6 +64,16 @@ class TrainConfig:
     patience: int = 20
     min_lr: float = 1e-5
     min_improvement: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise PerturbsimError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "weight_decay", "lr_decay", "min_lr", "min_improvement"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+                raise PerturbsimError(f"{name} must be a number >= 0, got {value!r}")
 
 
 @dataclass

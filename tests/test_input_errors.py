@@ -1,0 +1,70 @@
+"""Wrong types and values at the API's entry points: one PerturbsimError naming them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+
+
+@pytest.fixture(scope="module")
+def split_norman():
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def additive(split_norman):
+    return ps.Additive(split_norman).fit()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda a: ps.Stacked(a.X), "adata must be an AnnData (cells x genes), got csr_matrix"),
+        (lambda a: ps.pp.setup(a.X), "adata must be an AnnData (cells x genes), got csr_matrix"),
+        (lambda a: ps.tl.gi_scores(np.zeros((2, 3))), "profiles must be an AnnData (conditions"),
+        (lambda a: ps.Additive(a, seed="abc"), "seed must be an integer or None, got 'abc'"),
+        (lambda a: ps.Additive(a, seed=1.5), "seed must be an integer or None, got 1.5"),
+        (lambda a: ps.Stacked(a).weights, "stacked is not fitted: call .fit() first"),
+        (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a positive integer, got 0"),
+        (lambda a: ps.GEARS(a).fit(lr=-1.0), "lr must be a number >= 0, got -1.0"),
+    ],
+)
+def test_wrong_input_is_one_line_naming_it(split_norman, call, message):
+    with pytest.raises(PerturbsimError) as err:
+        call(split_norman)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"), [(None, "NoneType"), ({"KLF1"}, "set"), ({"A": 1}, "dict")]
+)
+def test_predict_refuses_unordered_or_missing_queries(additive, query, kind):
+    with pytest.raises(PerturbsimError, match=f"list of labels or gene lists .*got {kind}"):
+        additive.predict(query)
+
+
+def test_predict_reads_every_control_label_and_hints_at_case(additive, split_norman):
+    for label in ("control", "Control", "non-targeting", "NT", "ctrl"):
+        assert additive.predict([label]).obs_names.tolist() == ["ctrl"]
+    with pytest.raises(PerturbsimError, match="did you mean 'KLF1' for 'klf1'"):
+        additive.predict(["klf1"])
+    with pytest.raises(PerturbsimError, match="adata must be an AnnData"):
+        additive.sample("KLF1", split_norman.X)
+
+
+def test_simulated_screens_bring_their_own_go_to_every_model():
+    adata = ps.ds.simulate(size="tiny", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="simulation", seed=1)
+    go = adata.uns["simulation"]["go"]
+    assert ps.LinearGO(adata).go_annotations is go
+    assert ps.GEARS(adata).go_annotations is go
+    model = ps.Stacked(adata, seed=0).fit(max_epochs=2)  # no human GO gene: needs its own
+    assert model.corrections["linear_go"].go_annotations is go
+    result = ps.tl.evaluate(adata, models=["linear_go", "mean"], seeds=[1], replicate=False)
+    assert set(result.scores["model"]) == {"linear_go", "mean"}
