@@ -8,7 +8,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.cli import main
-from perturbsim.cli._screen import label_hint
+from perturbsim.pp._label_hint import label_hint
 
 
 @pytest.fixture
@@ -278,8 +278,8 @@ def test_label_hint_names_the_symbol_column_of_a_screen_measured_by_ensembl_ids(
     ids.var["biotype"] = "protein_coding"
     hint = label_hint(ids, set(names))
     assert hint.startswith("var_names are Ensembl IDs (e.g. 'ENSG00000000000')")
-    assert hint.endswith("pass --gene-key gene_symbol to name the measured genes alike")
-    assert "--gene-key COLUMN" in label_hint(ids, set())  # no column of annotated names
+    assert hint.endswith("pass gene_symbols='gene_symbol' to name the measured genes alike")
+    assert "gene_symbols=COLUMN" in label_hint(ids, set())  # no column of annotated names
     assert label_hint(tiny, set(names)) is None
 
 

@@ -96,6 +96,18 @@ def test_uncertainty_strategy_picks_the_highest_variance(model):
     assert ranked["uncertainty"].is_monotonic_decreasing
 
 
+def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    model = ps.Stacked(norman, seed=0).fit()
+    unmeasured = ["ZNF10", "A2M", "ABCA1", "ABI3BP"]  # human genes outside the screen
+    ranked = ps.tl.design(model, unmeasured, budget=2, strategy="uncertainty")
+    assert ranked["perturbation"].tolist() == ["ZNF10", "A2M"]  # candidate order
+    assert "4 of 4 candidates share the highest uncertainty" in caplog.text
+    caplog.clear()
+    ps.tl.design(model, budget=2, strategy="uncertainty")  # measured neighbours: no tie
+    assert "share the highest uncertainty" not in caplog.text
+
+
 def test_diversity_spreads_the_chosen_predictions(model):
     candidates = ps.tl.default_candidates(model, ps.tl.measured_conditions(model))
     delta = model.predict(candidates).layers["delta"].astype(float)

@@ -170,3 +170,29 @@ def test_read_gears_format_file(tmp_path):
     loaded = ps.ds.read(path)
     assert set(loaded.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
     assert loaded.var_names[0] == "G0"
+
+
+def test_labels_joined_by_another_separator_are_named_with_the_fix(caplog):
+    adata = ps.ds.norman2019_subset()  # CRISPRa: its targets are named by GO, not measured
+    raw = adata.obs["condition"].astype(str).str.replace("+", "_", regex=False)
+    adata.obs["condition"] = raw
+    caplog.clear()  # the bundled screen's own set-up
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "15 of 33 perturbed genes look like genes joined by '_'" in caplog.text
+    assert "pass sep='_'" in caplog.text and "fine for CRISPRa" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control", sep="_")
+    assert "joined by" not in caplog.text
+    assert adata.obs["perturbsim_condition"].nunique() == 34
+
+
+def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(caplog, tiny):
+    adata = tiny.copy()
+    adata.var["symbol"] = adata.var_names
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "perturbed genes are not in var_names but in var['symbol']" in caplog.text
+    assert "pass gene_symbols='symbol'" in caplog.text

@@ -34,7 +34,7 @@ from ._design import register_design
 from ._fitness import register_fitness
 from ._parser import add_command
 from ._report_dir import check_report_dir, write_report_dir
-from ._screen import add_screen_options, check_labels, go_annotations, read_screen
+from ._screen import add_screen_options, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def _run_train(args: argparse.Namespace) -> None:
     _check_split_options(args)  # before reading: a wrong flag fails at once
     options, fit_options = _model_options(args)
     adata = read_screen(args)
-    annotations = go_annotations(args, adata)
-    check_labels(adata, annotations, sep=args.sep)
+    annotations = go_annotations(args)
     _split(adata, args)
     if annotations is not None and takes_option(args.model, "go_annotations"):
         options["go_annotations"] = annotations
@@ -458,8 +457,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     models = _model_list(args.models)
     check_report_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
     adata = read_screen(args)
-    annotations = go_annotations(args, adata)
-    check_labels(adata, annotations, sep=args.sep)
+    annotations = go_annotations(args)
     model_kwargs = {
         m: {"go_annotations": annotations}
         for m in models

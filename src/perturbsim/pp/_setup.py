@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, N_TARGETS, ORIGINAL_ID, SEP, SETUP, UNS
+from ._label_hint import label_hint
 from ._labels import detect_control, genes_of, parse_labels
 from ._validate import validate_expression
 
@@ -145,7 +146,10 @@ def setup(
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
     _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
-    if missing:
+    hint = label_hint(adata, sep=sep) if missing else None
+    if hint is not None:
+        logger.warning(hint)
+    elif missing:
         logger.warning(
             "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
             len(missing),

@@ -464,12 +464,32 @@ def design(
         weights = _strategy_weights(
             strategy, variance is not None, (uncertainty_weight, coverage_weight, diversity_weight)
         )
+    if strategy == "uncertainty":
+        _warn_tied(uncertainty, budget)
     table = _choose(budget, uncertainty, coverage, diversity, weights=weights, order=order)
     table.insert(0, "n_targets", [len(sets[i]) for i in table.index])
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
     return table.reset_index(drop=True)
+
+
+def _warn_tied(uncertainty: np.ndarray, budget: int) -> None:
+    """Warn when more candidates share the highest uncertainty than the budget takes.
+
+    They are then ranked by candidate order alone (alphabetical for the default candidates).
+    """
+    rounded = np.round(uncertainty, 9)
+    tied = int((rounded == np.nanmax(rounded)).sum())
+    if tied > budget:
+        logger.warning(
+            "%d of %d candidates share the highest uncertainty (the model knows as little of "
+            "each), so the top %d are taken in candidate order; strategy 'combined' breaks "
+            "the tie by coverage and diversity",
+            tied,
+            len(uncertainty),
+            budget,
+        )
 
 
 def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:

@@ -1,0 +1,142 @@
+"""What is likely wrong when the perturbed genes of a screen are not gene names.
+
+:func:`perturbsim.pp.setup` logs the hint as a warning: labels joined by another separator
+(``KLF1_MAP2K6`` read as one gene), genes named in a ``var`` column other than
+``var_names``, or a screen measured by Ensembl IDs and perturbed by names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import pandas as pd
+from anndata import AnnData
+
+from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
+from ._labels import genes_of
+
+ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+"""An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
+SEPARATORS = ("_", "-", "|", ",", ";", ":", "/", ".")
+"""Separators the label check tries on labels that name no known gene."""
+
+
+def annotated_genes(adata: AnnData) -> set[str]:
+    """Genes the models' GO annotations name by default for ``adata``.
+
+    A simulated screen's own table (``adata.uns["simulation"]["go"]``); else the bundled
+    human GO with its aliases.
+    """
+    own = adata.uns.get(SIMULATION, {}).get("go")
+    if isinstance(own, pd.DataFrame):
+        return set(own["gene"].astype(str))
+    from ..ds import human_gene_alias, human_go  # the reader imports this package
+
+    return set(human_go()["gene"].astype(str)) | set(human_gene_alias()["alias"].astype(str))
+
+
+def _examples(genes: Iterable[str], n: int = 3) -> str:
+    return ", ".join(repr(g) for g in list(genes)[:n])
+
+
+def _joined_by(genes: list[str], known: set[str], exclude: str) -> tuple[str, list[str]]:
+    """The separator of :data:`SEPARATORS` that splits most ``genes`` into known names."""
+
+    def joins(gene: str, sep: str) -> bool:
+        tokens = gene.split(sep)
+        return len(tokens) > 1 and all(t in known for t in tokens)
+
+    found = {s: [g for g in genes if joins(g, s)] for s in SEPARATORS if s != exclude}
+    return max(found.items(), key=lambda item: len(item[1]))
+
+
+def _symbol_column(adata: AnnData, genes: list[str]) -> tuple[str, list[str]] | None:
+    """The ``var`` column holding the most of ``genes`` and those genes; ``None`` if none."""
+    best = None
+    for column in adata.var.columns.drop(ORIGINAL_ID, errors="ignore"):
+        values = adata.var[column]
+        if values.dtype.kind not in "OSU" and not isinstance(values.dtype, pd.CategoricalDtype):
+            continue
+        names = set(values.astype(str))
+        hits = [g for g in genes if g in names]
+        if hits and (best is None or len(hits) > len(best[1])):
+            best = (str(column), hits)
+    return best
+
+
+def _ensembl_hint(adata: AnnData, perturbed: list[str], annotated: set[str]) -> str | None:
+    """The ``gene_symbols`` hint of a screen measured by Ensembl IDs and perturbed by names."""
+    ids = [g for g in map(str, adata.var_names) if ENSEMBL_ID.match(g)]
+    named = [g for g in perturbed if not ENSEMBL_ID.match(g)]
+    if 2 * len(ids) <= adata.n_vars or 2 * len(named) <= len(perturbed):
+        return None
+    column = _symbol_column(adata, sorted(annotated))
+    option = f"gene_symbols={column[0]!r}" if column else "gene_symbols=COLUMN"
+    return (
+        f"var_names are Ensembl IDs (e.g. {_examples(ids, 1)}) but the perturbed genes are "
+        f"named (e.g. {_examples(named, 2)}): pass {option} to name the measured genes alike"
+    )
+
+
+def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = SEP) -> str | None:
+    """Say what is likely wrong when the perturbed genes of a screen are not gene names.
+
+    A perturbed gene is *known* when it is measured (``var_names``) or in ``annotated``.
+    In order, the hint names:
+
+    - a separator of :data:`SEPARATORS` that splits most unknown genes into known ones
+      (``KLF1_MAP2K6`` read as one gene): pass ``sep``;
+    - when most perturbed genes are not measured, a ``var`` column holding most of them:
+      pass ``gene_symbols``;
+    - when most ``var_names`` are Ensembl IDs and most perturbed genes are not, the
+      ``var`` column of most annotated names (CRISPRa targets, rarely measured, are in
+      no ``var`` column): pass ``gene_symbols``;
+    - when most perturbed genes are unknown: check ``sep``, ``gene_symbols`` and the GO
+      annotations.
+
+    Parameters
+    ----------
+    adata
+        A screen after :func:`perturbsim.pp.setup`.
+    annotated
+        Genes of the GO annotations; default :func:`annotated_genes` (read only when a
+        perturbed gene is not measured).
+    sep
+        The separator the labels were parsed with.
+
+    Returns
+    -------
+    One line, or ``None`` when nothing looks wrong.
+    """
+    perturbed = sorted({g for c in adata.obs[CONDITION].cat.categories for g in genes_of(c)})
+    measured = set(map(str, adata.var_names))
+    unmeasured = [g for g in perturbed if g not in measured]
+    if annotated is None:
+        annotated = annotated_genes(adata) if unmeasured else set()
+    unknown = [g for g in unmeasured if g not in annotated]
+    n = len(perturbed)
+    if unknown:
+        other, joined = _joined_by(unknown, measured | annotated | {CONTROL}, exclude=sep)
+        if 2 * len(joined) > len(unknown):
+            return (
+                f"{len(joined)} of {n} perturbed genes look like genes joined by {other!r} "
+                f"(e.g. {_examples(joined)}): pass sep={other!r}"
+            )
+    column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None
+    if column is not None and 2 * len(column[1]) > len(unmeasured):
+        name, hits = column
+        return (
+            f"{len(hits)} of {n} perturbed genes are not in var_names but in var[{name!r}] "
+            f"(e.g. {_examples(hits)}): pass gene_symbols={name!r}"
+        )
+    ids = _ensembl_hint(adata, perturbed, annotated)
+    if ids is not None:
+        return ids
+    if 2 * len(unknown) > n:
+        return (
+            f"{len(unknown)} of {n} perturbed genes are neither measured (var_names) nor in the "
+            f"GO annotations (e.g. {_examples(unknown)}): check sep (genes joined by something "
+            f"other than {sep!r}?), gene_symbols and the GO annotations"
+        )
+    return None
