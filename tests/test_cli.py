@@ -459,22 +459,23 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert main([*run, str(other)]) == 2
     assert "already exists; pass --overwrite" in _one_line_error(capsys)
     assert main([*run, str(other), "--overwrite"]) == 2
-    assert "is not one: it has no report.md" in _one_line_error(capsys)
-    (other / "report.md").write_text("a report.md among other things\n")
+    assert "is not: it has no settings.json" in _one_line_error(capsys)
+    (other / "settings.json").write_text("{}\n")  # among other things
     (other / "data").mkdir()
     assert main([*run, str(other), "--overwrite"]) == 2
-    assert "is not one: it holds 'data'" in _one_line_error(capsys)
+    assert "is not: it holds 'data'" in _one_line_error(capsys)
     assert (other / "mine.txt").is_file() and (other / "data").is_dir()
     assert main([*run, str(tmp_path), "--overwrite"]) == 2  # holds the screen read
-    assert "is not one:" in _one_line_error(capsys)
+    assert "--overwrite replaces earlier results only" in _one_line_error(capsys)
     monkeypatch.chdir(other)
     assert main([*run, ".", "--overwrite"]) == 2
     assert "never the working folder" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "screen.h5ad"), "--overwrite"]) == 2
-    assert "is a file or a link, not a report folder" in _one_line_error(capsys)
+    assert "is a file or a link, not a folder of results" in _one_line_error(capsys)
     report = tmp_path / "report"
     report.mkdir()
     (report / "report.md").write_text("an earlier report\n")
+    (report / "settings.json").write_text("{}\n")
     (report / "gi_precision.csv").write_text("an earlier run's table\n")
     assert main([*run, str(report), "--overwrite"]) == 0
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left

@@ -247,8 +247,27 @@ def test_write_round_trips(result, tmp_path):
     assert settings == result.settings
     assert settings["models"] == [*MODELS, "replicate"] and settings["seeds"] == [1, 2]
     (tmp_path / "file").write_text("")
-    with pytest.raises(ps.PerturbsimError, match="'.*file' exists and is not a directory"):
+    with pytest.raises(ps.PerturbsimError, match="'.*file' is a file or a link, not a folder"):
         result.write(tmp_path / "file")
+
+
+def test_results_replace_only_earlier_results_and_only_when_told(result, tmp_path):
+    out = tmp_path / "report"
+    ps.io.write_report(result, out)
+    (out / "history_gears.png").write_bytes(b"an earlier run's plot")
+    with pytest.raises(ps.PerturbsimError, match="already exists; pass overwrite=True"):
+        ps.io.write_report(result, out)
+    with pytest.raises(ps.PerturbsimError, match="already exists; pass overwrite=True"):
+        result.write(out)
+    written = ps.io.write_report(result, out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(written)  # the stale plot is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("mine")
+    with pytest.raises(ps.PerturbsimError, match="earlier results only.*no settings.json"):
+        result.write(notes, overwrite=True)
+    assert [p.name for p in notes.iterdir()] == ["thesis.txt"]
 
 
 def test_write_report(result, tmp_path):

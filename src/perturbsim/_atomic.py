@@ -1,11 +1,14 @@
-"""Atomic file writes: a crash mid-write leaves any previous file intact."""
+"""Atomic writes of files and of folders of results: a crash mid-write leaves what was there."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from ._errors import PerturbsimError
 
 
 def _umask() -> int:
@@ -40,3 +43,84 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+RESULTS_MARKER = "settings.json"
+"""The file every folder of evaluation results holds (tables, reports)."""
+
+
+def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) -> None:
+    """Refuse ``out`` unless it is new, empty, or (with ``overwrite``) earlier results.
+
+    Earlier results are a folder of plain files, :data:`RESULTS_MARKER` among them, that is
+    not the working folder nor above it and holds none of ``keep`` (e.g. the screen read).
+    A folder of anything else is never replaced: results written over other files would
+    sit among them, and over earlier results would keep the files the new ones do not
+    write (another model's tables and plots), read as the new run's.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the folder, and what in it is not a result's.
+    """
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise PerturbsimError(f"{str(out)!r} is a file or a link, not a folder of results")
+    entries = sorted(out.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise PerturbsimError(f"{str(out)!r} already exists; pass overwrite=True to replace it")
+    where, here = out.resolve(), Path.cwd().resolve()
+    if where == here or where in here.parents:
+        raise PerturbsimError(
+            "overwrite=True replaces a folder of results, never the working folder or one "
+            f"above it ({str(out)!r})"
+        )
+    foreign = [e for e in entries if e.is_symlink() or not e.is_file()]
+    foreign += [p for p in keep if p.resolve().parent == where]
+    if not (out / RESULTS_MARKER).is_file() or foreign:
+        what = f"it holds {foreign[0].name!r}" if foreign else f"it has no {RESULTS_MARKER}"
+        raise PerturbsimError(
+            f"overwrite=True replaces earlier results only, and {str(out)!r} is not: {what}"
+        )
+
+
+def write_results_dir(
+    out: str | Path, write: Callable[[Path], dict[str, Path]], *, overwrite: bool = False
+) -> dict[str, Path]:
+    """Write a folder of results whole: into a new folder, then put in ``out``'s place.
+
+    ``out`` is checked first (:func:`check_results_dir`); earlier results there are removed
+    only once the new ones are complete, and a failed write leaves them as they were.
+
+    Parameters
+    ----------
+    out
+        The folder.
+    write
+        Writes the files into the folder it is given; returns file name -> path.
+    overwrite
+        Replace earlier results in ``out``.
+
+    Returns
+    -------
+    File name -> path in ``out`` of every file ``write`` wrote.
+    """
+    out = Path(out)
+    check_results_dir(out, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        written = write(staging)
+        os.chmod(staging, 0o777 & ~_umask())
+        if out.exists():
+            for entry in out.iterdir():  # plain files only (check_results_dir)
+                entry.unlink()
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # the folder this function made
+        raise
+    return {name: out / Path(path).name for name, path in written.items()}

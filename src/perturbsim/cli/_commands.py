@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from anndata import AnnData
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_results_dir
 from .._errors import PerturbsimError
 from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
 from ..models import (
@@ -33,7 +33,6 @@ from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
 from ._parser import add_command
-from ._report_dir import check_report_dir, write_report_dir
 from ._screen import add_screen_options, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
@@ -451,11 +450,12 @@ def _model_list(text: str) -> list[str]:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
+    from ..io import write_report
     from ..io._html import GI_TRUTH_NOTES, gi_precision_table
     from ..tl import evaluate
 
     models = _model_list(args.models)
-    check_report_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
+    check_results_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
     adata = read_screen(args)
     annotations = go_annotations(args)
     model_kwargs = {
@@ -472,7 +472,12 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         gi=args.gi,
         gi_k=args.gi_k,
     )
-    write_report_dir(result, args.out, title=f"perturbsim evaluation of {args.data.name}")
+    write_report(
+        result,
+        args.out,
+        title=f"perturbsim evaluation of {args.data.name}",
+        overwrite=args.overwrite,
+    )
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     gi = gi_precision_table(result)
     if not gi.empty:
@@ -587,11 +592,12 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
 
 def _run_demo(args: argparse.Namespace) -> None:
     from ..ds import norman2019_subset
+    from ..io import write_report
     from ..pp import DEGenes, condition_table, rank_de, split, split_summary
     from ..tl import evaluate
 
     if args.out is not None:
-        check_report_dir(args.out, overwrite=args.overwrite)  # before the work
+        check_results_dir(args.out, overwrite=args.overwrite)  # before the work
     adata = norman2019_subset()
     print(f"Norman et al. 2019 K562 CRISPRa subset: {adata.n_obs} cells x {adata.n_vars} genes")
     print(
@@ -610,7 +616,12 @@ def _run_demo(args: argparse.Namespace) -> None:
     print("\nsimulation split (seed 1):")
     print(split_summary(split(adata, kind="simulation", seed=1, copy=True)).to_string(index=False))
     if args.out is not None:
-        write_report_dir(result, args.out, title="Norman et al. 2019 K562 CRISPRa subset")
+        write_report(
+            result,
+            args.out,
+            title="Norman et al. 2019 K562 CRISPRa subset",
+            overwrite=args.overwrite,
+        )
         print(
             f"\nwrote the full report to {args.out}: open {args.out / 'report.html'} in a browser"
         )

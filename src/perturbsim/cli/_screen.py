@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 _CLI_WORDS = (
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
+    (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bcheck sep\b"), "check --sep"),
     (re.compile(r"\bgene_symbols and the GO annotations\b"), "--gene-key and --go"),

@@ -13,6 +13,7 @@ import io
 import logging
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, write_results_dir
 from ..pl import (
     calibration_curve,
     metric_bars,
@@ -226,7 +227,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
 
 
 def write_report(
-    result: EvaluationResult, out_dir: str | Path, *, title: str = TITLE
+    result: EvaluationResult, out_dir: str | Path, *, title: str = TITLE, overwrite: bool = False
 ) -> dict[str, Path]:
     """Write the tables, plots, ``report.md`` and ``report.html`` of an evaluation.
 
@@ -235,9 +236,15 @@ def write_report(
     result
         The evaluation (:func:`perturbsim.tl.evaluate`).
     out_dir
-        Folder, created if absent; files of the same names are replaced.
+        Folder, created if absent and written whole (into a new folder beside it, then
+        renamed into place); one that holds files is refused, unless ``overwrite`` and
+        they are earlier results (plain files with a ``settings.json``: a previous report
+        or :meth:`~perturbsim.tl.EvaluationResult.write`'s tables), which are then replaced
+        whole, so no file of an earlier run is left to be read as this one's.
     title
         Heading of both reports, e.g. the screen's name.
+    overwrite
+        Replace earlier results in ``out_dir``.
 
     Returns
     -------
@@ -255,8 +262,14 @@ def write_report(
     ...     {"report.md", "report.html"} <= set(ps.io.write_report(result, out))
     True
     """
-    out = Path(out_dir)
-    written = result.write(out)
+    return write_results_dir(
+        out_dir, partial(_write_report, result, title=title), overwrite=overwrite
+    )
+
+
+def _write_report(result: EvaluationResult, out: Path, *, title: str) -> dict[str, Path]:
+    """Write the files of :func:`write_report` into the folder ``out``."""
+    written = result.write(out)  # a new, empty folder
     summary, calibrated = result.summary(), result.calibrated()
     plots = report_plots(result, summary=summary)
     for plot in plots:

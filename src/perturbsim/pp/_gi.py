@@ -893,7 +893,10 @@ def gi_scores(
     min_de
         See ``n_de``.
     rules
-        Subtype thresholds, :class:`GIRules` (defaults: the GEARS paper's).
+        Subtype thresholds, :class:`GIRules` (defaults: the GEARS paper's, on whose
+        magnitude scale an exactly additive pair, ``c1 = c2 = 1``, is a synergy;
+        ``GIRules(magnitude_score="mean_abs_coef")`` is Norman's scale, where it is 1 and
+        additive).
     max_subsets
         Two-gene subsets per Theil-Sen fit (all when there are fewer).
     seed

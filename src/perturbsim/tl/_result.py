@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, write_results_dir
 from .._errors import PerturbsimError
 from ..pp._gi import SUBTYPES
 from ._metrics import METRICS, full_depth
@@ -487,17 +487,21 @@ class EvaluationResult:
         )
         return _ordered(table, self.models, ["model", "subgroup"])
 
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
         """Write the tables as CSV files and the settings as ``settings.json`` into ``out_dir``.
 
-        Each file is written to a temporary name in ``out_dir`` and renamed into place, so a
-        reader never sees a half-written file; existing files of the same name are replaced.
-        :func:`perturbsim.io.write_report` adds plots and a Markdown report.
+        The folder is written whole: into a new folder beside it, then renamed into place,
+        so a reader never sees half of it. :func:`perturbsim.io.write_report` adds plots
+        and a Markdown report.
 
         Parameters
         ----------
         out_dir
-            Folder, created if absent.
+            Folder, created if absent; one that holds files is refused, unless
+            ``overwrite`` and they are earlier results (plain files with a
+            ``settings.json``), which are then replaced whole.
+        overwrite
+            Replace earlier results in ``out_dir``.
 
         Returns
         -------
@@ -519,9 +523,10 @@ class EvaluationResult:
         ...     sorted(result.write(out))[:3]
         ['changes.csv', 'coverage.csv', 'per_seed.csv']
         """
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise PerturbsimError(f"out_dir {str(out)!r} exists and is not a directory")
+        return write_results_dir(out_dir, self._write_tables, overwrite=overwrite)
+
+    def _write_tables(self, out: Path) -> dict[str, Path]:
+        """Write the files of :meth:`write` into the folder ``out``."""
         tables = {
             "scores.csv": self.scores,
             "summary.csv": self.summary(),
