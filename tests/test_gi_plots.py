@@ -96,6 +96,16 @@ def test_pair_prediction_shows_singles_prediction_measurement_and_sum(
     ax.figure.savefig(tmp_path / "pair.png")
 
 
+def test_pair_prediction_shows_genes_that_change_not_clipped_near_zero_ones(norman):
+    model = ps.Additive(norman).fit()  # no interaction: deviations only where clipped at 0
+    ax = pl.pair_prediction(model, "KLF1+MAP2K6", n_genes=8)
+    genes = [t.get_text() for t in ax.get_xticklabels()]
+    change = model.predict("KLF1+MAP2K6").to_df(layer="delta").iloc[0].abs()
+    assert (
+        change[genes].min() >= change.drop(["KLF1", "MAP2K6"], errors="ignore").nlargest(40).min()
+    )
+
+
 def test_pair_prediction_from_profiles_without_measurement_uses_predicted_singles(pairs):
     pair = pairs.obs_names[pairs.obs["n_targets"] == 2][0]
     a, _ = ps.pp.genes_of(pair)

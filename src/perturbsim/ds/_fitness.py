@@ -77,6 +77,8 @@ class FitnessScreen:
     >>> screen = FitnessScreen(pd.Series({"A": -0.2, "B": -0.1}), pairs)
     >>> screen.pair_table()["fitness"].to_dict()
     {'A+B': -0.5}
+    >>> screen
+    FitnessScreen from fitness screen: 2 singles, 1 measured pairs of 2 genes, without E-MAP scores
     """
 
     singles: pd.Series
@@ -84,6 +86,14 @@ class FitnessScreen:
     emap: pd.DataFrame | None = None
     source: str = "fitness screen"
     control: str | None = None
+
+    def __repr__(self) -> str:
+        emap = "with" if self.emap is not None else "without"
+        return (
+            f"FitnessScreen from {self.source}: {len(self.singles)} singles, "
+            f"{len(self.pair_table())} measured pairs of {len(self.genes)} genes, {emap} "
+            "E-MAP scores"
+        )
 
     @property
     def genes(self) -> list[str]:

@@ -193,6 +193,21 @@ def _pair_genes(pair: str | Sequence[str]) -> tuple[str, str]:
     return genes[0], genes[1]
 
 
+CANDIDATES_PER_GENE = 5
+"""Genes the pair changes most, per gene shown, among which :func:`pair_prediction` picks."""
+
+
+def _deviating_genes(
+    pair: pd.Series, additive: pd.Series, targets: Sequence[str], n_genes: int
+) -> list[str]:
+    """The ``n_genes`` genes of most non-additive change among those the pair changes most."""
+    changing = (
+        pair.abs().drop(list(targets), errors="ignore").nlargest(CANDIDATES_PER_GENE * n_genes)
+    )
+    deviation = (pair - additive).abs()[changing.index]
+    return deviation.nlargest(n_genes).index.tolist()
+
+
 def pair_prediction(
     source: PerturbationModel | AnnData,
     pair: str | Sequence[str],
@@ -221,8 +236,10 @@ def pair_prediction(
         Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen; it
         must hold the pair.
     genes
-        Genes to show; default: the ``n_genes`` genes, other than ``A`` and ``B``, whose
-        predicted pair change deviates most from the additive expectation.
+        Genes to show; default: of the ``CANDIDATES_PER_GENE * n_genes`` genes, other than
+        ``A`` and ``B``, that the predicted pair changes most, the ``n_genes`` whose
+        change deviates most from the additive expectation (genes the pair barely
+        changes are left out: there a deviation is mostly expression clipped at 0).
     n_genes
         Number of genes chosen when ``genes`` is ``None``.
     ax
@@ -262,8 +279,7 @@ def pair_prediction(
         kinds.append("measured" if from_truth else "predicted")
     additive = singles[0] + singles[1]
     if genes is None:
-        deviation = (predicted.loc[label, shared] - additive).abs().drop([a, b], errors="ignore")
-        genes = deviation.nlargest(n_genes).index.tolist()
+        genes = _deviating_genes(predicted.loc[label, shared], additive, [a, b], n_genes)
     unknown = [g for g in genes if g not in shared]
     if unknown:
         raise PerturbsimError(f"genes not in both the prediction and the measurement: {unknown}")
