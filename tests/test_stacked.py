@@ -371,6 +371,22 @@ def test_it_is_the_catalogue_default(fitted_small):
     assert ps.models.DEMO_MODELS[0] == "stacked"
 
 
+def test_a_variant_goes_by_its_catalogue_name_saved_or_not(fitted_small, tmp_path):
+    adata, _ = fitted_small
+    variant = ps.models.build_model("stacked_baseline", adata, seed=0)
+    with pytest.raises(ps.PerturbsimError, match="^stacked_baseline is not fitted"):
+        variant.predict(["G0001"])
+    variant.fit()
+    assert (variant.name, variant.label) == ("stacked", "stacked_baseline")
+    assert variant.predict(["ctrl"]).uns["perturbsim"]["model"] == "stacked_baseline"
+    variant.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert type(loaded) is ps.Stacked and loaded.label == "stacked_baseline"
+    with pytest.raises(ps.PerturbsimError, match="^stacked_baseline cannot predict"):
+        loaded.predict(["NOTAGENE"])
+    assert ps.Stacked(adata, seed=0).label == "stacked"  # the class itself: no variant
+
+
 def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):
     adata, _ = fitted_small
     baseline = ps.models.build_model("stacked_baseline", adata, seed=0).fit()

@@ -29,7 +29,7 @@ def _run_design(args: argparse.Namespace) -> None:
         unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
         if unknown:
             raise PerturbsimError(
-                f"--measured: {model.name} cannot predict {len(unknown)} of the conditions in "
+                f"--measured: {model.label} cannot predict {len(unknown)} of the conditions in "
                 f"{str(args.measured)!r}: {', '.join(map(repr, unknown[:5]))} (a misspelt "
                 "gene? a gene outside the screen and the GO graph? leave it out)"
             )

@@ -67,7 +67,7 @@ def _conditions(
             raise PerturbsimError(f"condition {label!r} has no cells in adata")
     for label, covered in zip(labels, model.covers(labels), strict=True):
         if not covered:
-            raise PerturbsimError(f"model {model.name!r} cannot predict condition {label!r}")
+            raise PerturbsimError(f"model {model.label!r} cannot predict condition {label!r}")
     return labels
 
 

@@ -241,6 +241,9 @@ class PerturbationModel(ABC):
             self.data = ScreenData.from_adata(adata) if adata is not None else None
         self.seed = resolve_seed(seed)
         self.is_fitted = False
+        self.variant: str | None = None
+        """The catalogue name the model was built by when it is a named variant
+        (``stacked_no_gears``; :func:`~perturbsim.models.build_model`), saved with it."""
         self.fitted_conditions: list[str] | None = []
         """Perturbed conditions of the last fit, training and validation (saved with it;
         ``None``: unknown, a model file saved before perturbsim recorded them)."""
@@ -248,10 +251,15 @@ class PerturbationModel(ABC):
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
 
+    @property
+    def label(self) -> str:
+        """The model's name in messages and predictions: its variant's, else its class's."""
+        return self.variant or self.name
+
     def require_fitted(self) -> None:
         """Raise unless the model is fitted (what it learned is read only after :meth:`fit`)."""
         if not self.is_fitted:
-            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+            raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -334,12 +342,12 @@ class PerturbationModel(ABC):
         The model itself.
         """
         if self.data is None:
-            raise PerturbsimError(f"{self.name} was loaded without data and cannot be refitted")
+            raise PerturbsimError(f"{self.label} was loaded without data and cannot be refitted")
         unknown = sorted(set(options) - set(self.fit_options))
         if unknown:
             accepted = ", ".join(self.fit_options) if self.fit_options else "none"
             raise PerturbsimError(
-                f"{self.name} has no fit option {unknown[0]!r} (accepted: {accepted})"
+                f"{self.label} has no fit option {unknown[0]!r} (accepted: {accepted})"
             )
         data = self.data
         if train_conditions is not None or val_conditions is not None:
@@ -453,7 +461,7 @@ class PerturbationModel(ABC):
         out.layers[DELTA_LAYER] = (expression - self.control_mean).astype(np.float32)
         if variance is not None:
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
-        out.uns[UNS] = {PRED_MODEL: self.name}
+        out.uns[UNS] = {PRED_MODEL: self.label}
         if out.obs_names.has_duplicates:
             out.obs_names_make_unique()
         return out
@@ -535,14 +543,14 @@ class PerturbationModel(ABC):
         unknown = [g for g, ok in zip(genes, covered, strict=True) if not ok]
         if unknown and not skip_unknown:
             raise PerturbsimError(
-                f"{self.name} cannot predict {len(unknown)} of the {len(genes)} genes: "
+                f"{self.label} cannot predict {len(unknown)} of the {len(genes)} genes: "
                 f"{_named(unknown)}; pass skip_unknown=True to leave them out"
             )
         if unknown:
-            logger.warning("left out the genes %s cannot predict: %s", self.name, _named(unknown))
+            logger.warning("left out the genes %s cannot predict: %s", self.label, _named(unknown))
             genes = [g for g, ok in zip(genes, covered, strict=True) if ok]
         if len(genes) < 2:
-            raise PerturbsimError(f"{self.name} can predict fewer than two of the genes: {genes}")
+            raise PerturbsimError(f"{self.label} can predict fewer than two of the genes: {genes}")
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         out = self._predict_batches(sets, batch_size)
         if gi:
@@ -572,7 +580,7 @@ class PerturbationModel(ABC):
             var=pd.DataFrame(index=pd.Index(self.genes)),
             layers=layers,
         )
-        out.uns[UNS] = {PRED_MODEL: self.name}
+        out.uns[UNS] = {PRED_MODEL: self.label}
         return out
 
     def sample(
@@ -674,9 +682,10 @@ class PerturbationModel(ABC):
             Replace an existing directory.
         """
         if not self.is_fitted:
-            raise PerturbsimError(f"{self.name} is not fitted: nothing to save")
+            raise PerturbsimError(f"{self.label} is not fitted: nothing to save")
         config = {
             "model": self.name,
+            "variant": self.variant,
             "genes": list(map(str, self.genes)),
             "seed": self.seed,
             "options": self._options(),
@@ -684,7 +693,7 @@ class PerturbationModel(ABC):
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
-        logger.info("saved %s to %s", self.name, path)
+        logger.info("saved %s to %s", self.label, path)
 
     @classmethod
     def load(cls, path: str | Path, adata: AnnData | None = None) -> PerturbationModel:
@@ -716,6 +725,7 @@ class PerturbationModel(ABC):
         model = model_cls.from_state(
             genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
         )
+        model.variant = config.get("variant")  # absent from files saved before it was kept
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
         return model

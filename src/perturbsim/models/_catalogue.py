@@ -201,7 +201,10 @@ def build_model(
     True
     """
     cls, preset = resolve_model(name)
-    return cls(adata, seed=seed, **{**preset, **options})
+    model = cls(adata, seed=seed, **{**preset, **options})
+    if name != cls.name:
+        model.variant = name
+    return model
 
 
 def list_models() -> pd.DataFrame:

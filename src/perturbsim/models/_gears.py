@@ -377,7 +377,7 @@ class GEARS(PerturbationModel):
     def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
         """Which perturbations GEARS can predict: those whose genes are all GO-graph nodes."""
         if not self.is_fitted:
-            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+            raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
         nodes = set(self.go_graph.nodes)
         return np.array([set(s) <= nodes for s in parse_perturbations(perturbations)], dtype=bool)
 

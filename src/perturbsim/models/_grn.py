@@ -105,7 +105,7 @@ class GRN(CoverageMixin, PerturbationModel):
             reg_idx = np.array([lookup[g] for g in self.requested_regulators], dtype=np.int64)
             constant = [genes[i] for i in reg_idx if not varies[i]]
             if constant:
-                logger.warning("%s: dropping constant regulators %s", self.name, constant[:10])
+                logger.warning("%s: dropping constant regulators %s", self.label, constant[:10])
             reg_idx = reg_idx[varies[reg_idx]]
         if len(reg_idx) == 0:
             raise PerturbsimError("no regulator gene varies over the co-expression cells")
@@ -132,7 +132,7 @@ class GRN(CoverageMixin, PerturbationModel):
         self.steps = np.asarray(steps, dtype=np.float64)
         logger.info(
             "%s: %d regulators, %d targets with an observed step",
-            self.name,
+            self.label,
             len(self.regulators),
             len(self.step_genes),
         )

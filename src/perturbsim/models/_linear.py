@@ -490,13 +490,13 @@ class Linear(CoverageMixin, PerturbationModel):
                 candidates["coexpression"] = coexpression_embedding(data.stats, self.n_components)
             elif choice == "coexpression":
                 raise PerturbsimError(
-                    f"{self.name}: perturbation_embedding='coexpression' needs gene x gene "
+                    f"{self.label}: perturbation_embedding='coexpression' needs gene x gene "
                     "moments in the statistics; recompute them with perturbsim.pp.pseudobulk"
                 )
             else:
                 logger.info(
                     "%s: no gene x gene moments in the statistics: the paper's embedding",
-                    self.name,
+                    self.label,
                 )
         return candidates
 
@@ -530,13 +530,13 @@ class Linear(CoverageMixin, PerturbationModel):
             logger.warning(
                 "%s: no training perturbation targets only measured genes; W = 0, every "
                 "prediction of a measured gene is the mean training perturbation",
-                self.name,
+                self.label,
             )
         else:
             logger.info(
                 "%s: K=%d, %s embedding (held-out error %s), W fitted on %d of %d training "
                 "perturbations, shrinkage %.3g",
-                self.name,
+                self.label,
                 self.gene_embedding.shape[1],
                 self.embedding,
                 ", ".join(f"{k} {v:.3g}" for k, v in self.held_out_error.items()),
@@ -597,7 +597,7 @@ class Linear(CoverageMixin, PerturbationModel):
         self.embedding = str(options.get("embedding", "training"))
         if self.perturbation_embedding not in EMBEDDINGS or self.embedding not in EMBEDDINGS[:2]:
             raise PerturbsimError(
-                f"saved {self.name} model has an unknown perturbation embedding: "
+                f"saved {self.label} model has an unknown perturbation embedding: "
                 f"{self.perturbation_embedding!r} / {self.embedding!r}"
             )
         self.held_out_error = {
@@ -609,6 +609,6 @@ class Linear(CoverageMixin, PerturbationModel):
             self.perturbation_table = np.asarray(arrays["perturbation_table"], dtype=np.float64)
         else:
             raise PerturbsimError(
-                f"saved {self.name} model uses the co-expression embedding but its file holds "
+                f"saved {self.label} model uses the co-expression embedding but its file holds "
                 "no perturbation_table"
             )

@@ -242,12 +242,12 @@ class LinearGO(CoverageMixin, PerturbationModel):
         )
         if graph.n_nodes == 0:
             raise PerturbsimError(
-                f"{self.name}: none of the {len(candidates)} perturbed or measured genes has a "
+                f"{self.label}: none of the {len(candidates)} perturbed or measured genes has a "
                 "GO annotation; pass go_annotations that cover them"
             )
         logger.info(
             "%s: GO graph of %d nodes and %d edges (%d genes unannotated)",
-            self.name,
+            self.label,
             graph.n_nodes,
             graph.n_edges,
             graph.unannotated.size,
@@ -270,12 +270,12 @@ class LinearGO(CoverageMixin, PerturbationModel):
             logger.warning(
                 "%s: no training perturbation targets only GO-annotated genes; W = 0, every "
                 "prediction is the mean training perturbation",
-                self.name,
+                self.label,
             )
         else:
             logger.info(
                 "%s: K=%d x %d, W fitted on %d of %d training perturbations, shrinkage %.3g",
-                self.name,
+                self.label,
                 self.gene_embedding.shape[1],
                 self.go_embedding.shape[1],
                 n_fitted,

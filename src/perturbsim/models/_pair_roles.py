@@ -459,7 +459,7 @@ class PairInteraction(Additive):
         singles = dict(zip(self.single_genes, self.single_delta, strict=True))
         noise = dict(zip(singles, data.squared_standard_errors(list(singles)), strict=True))
         self.roles = fit_pair_roles_on(singles, data.perturbed(data.train), data, noise)
-        logger.info("%s: role coefficients %s", self.name, self.roles.to_dict())
+        logger.info("%s: role coefficients %s", self.label, self.roles.to_dict())
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         change, _ = super()._predict_change(sets)

@@ -51,7 +51,7 @@ class CoverageMixin:
         Boolean array, one entry per perturbation, in the order given.
         """
         if not getattr(self, "is_fitted", False):
-            raise PerturbsimError(f"{self.name} is not fitted: call .fit() first")
+            raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
         coverable = self._coverable()
         sets = parse_perturbations(perturbations)
         return np.array([all(g in coverable for g in s) for s in sets], dtype=bool)
@@ -63,7 +63,7 @@ class CoverageMixin:
             named = ", ".join(missing[:_MAX_NAMED])
             more = f" and {len(missing) - _MAX_NAMED} more" if len(missing) > _MAX_NAMED else ""
             raise PerturbsimError(
-                f"{self.name} cannot predict perturbations of {named}{more} "
+                f"{self.label} cannot predict perturbations of {named}{more} "
                 f"({self._uncovered_reason}); leave them out (covers() tells what it can predict)"
             )
 
@@ -105,7 +105,7 @@ class TrainMean(PerturbationModel):
         self.mean_change = data.mean_training_change()
         logger.info(
             "%s: mean change over %d training perturbations",
-            self.name,
+            self.label,
             len(data.perturbed(data.train)),
         )
 
@@ -137,12 +137,12 @@ class Additive(CoverageMixin, PerturbationModel):
     def _fit(self, data: ScreenData) -> None:
         singles = data.single_changes(validation=True)
         if not singles:
-            logger.warning("%s: no single perturbation among the training conditions", self.name)
+            logger.warning("%s: no single perturbation among the training conditions", self.label)
         self.single_genes = list(singles)
         self.single_delta = (
             np.vstack(list(singles.values())) if singles else np.zeros((0, len(self.genes)))
         )
-        logger.info("%s: %d measured single perturbations", self.name, len(singles))
+        logger.info("%s: %d measured single perturbations", self.label, len(singles))
 
     def _coverable(self) -> set[str]:
         return set(self.single_genes)

@@ -640,7 +640,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.inferred_variance = inferred.variance
         if self.inferred:
             logger.info(
-                "%s: singles of %d genes inferred from their pairs", self.name, len(self.inferred)
+                "%s: singles of %d genes inferred from their pairs", self.label, len(self.inferred)
             )
 
     def _unseen_single_prior(self, genes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -672,7 +672,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         fitted = PairNeighbours.fit(pairs, residuals, self.singles)
         logger.info(
             "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f",
-            self.name,
+            self.label,
             len(pairs),
             fitted.power,
             fitted.held_out_gain,
@@ -707,7 +707,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         residuals.update(zip(later, self._fit_unmeasured_pairs(data, later), strict=True))
         val_residuals = np.array([residuals[c] for c in val]).reshape(len(val), len(self.genes))
         self._fit_error_model(data, held_out, val, val_residuals)
-        logger.info("%s weights (fitted on held-out conditions):\n%s", self.name, self.weights)
+        logger.info("%s weights (fitted on held-out conditions):\n%s", self.label, self.weights)
 
     def _targets(
         self, data: ScreenData, conditions: list[str]
@@ -1099,14 +1099,14 @@ class Stacked(CoverageMixin, PerturbationModel):
             logger.warning(
                 "%s was saved before pairs of genes never measured alone were predicted from "
                 "their predicted singles: its weights for them were fitted otherwise; refit it",
-                self.name,
+                self.label,
             )
         saved_neighbours = options.get("pair_neighbours")
         if saved_neighbours is not None and "neighbours_beyond_singles" not in options:
             logger.warning(
                 "%s was saved before the pair neighbours lent only the part of a residual "
                 "beyond a pair's singles: their weight was fitted on whole residuals; refit it",
-                self.name,
+                self.label,
             )
         self.pair_neighbours = (
             None
@@ -1152,7 +1152,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.corrections = {}
         for name, part_options in options["parts"].items():
             if name not in CORRECTIONS:
-                raise PerturbsimError(f"unknown part {name!r} of a saved {self.name} model")
+                raise PerturbsimError(f"unknown part {name!r} of a saved {self.label} model")
             prefix = f"{name}/"
             part_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.corrections[name] = MODEL_REGISTRY[name].from_state(

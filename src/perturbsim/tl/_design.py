@@ -272,7 +272,7 @@ def _candidate_list(
         logger.info("left out %d measured candidates", len(labels) - len(untested))
     covered = model.covers(untested) if untested else np.zeros(0, dtype=bool)
     if not covered.all():
-        logger.warning("left out %d candidates %s cannot predict", (~covered).sum(), model.name)
+        logger.warning("left out %d candidates %s cannot predict", (~covered).sum(), model.label)
     return [c for c, ok in zip(untested, covered, strict=True) if ok]
 
 
@@ -434,7 +434,7 @@ def design(
     if strategy not in STRATEGIES:
         raise PerturbsimError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     if not model.is_fitted:
-        raise PerturbsimError(f"{model.name} is not fitted: call .fit() first")
+        raise PerturbsimError(f"{model.label} is not fitted: call .fit() first")
     done = measured_conditions(model) if measured is None else _labels(measured, "measured")
     labels = _candidate_list(model, candidates, done, max_pair_genes)
     budget = _check_budget(budget, len(labels))
@@ -446,7 +446,7 @@ def design(
                 "%d measured condition(s) %s cannot predict are left out of diversity and "
                 "coverage: %s",
                 len(unknown),
-                model.name,
+                model.label,
                 ", ".join(unknown[:10]),
             )
         done = [c for c, ok in zip(done, covered, strict=True) if ok]
