@@ -459,12 +459,15 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert main([*run, str(other)]) == 2
     assert "already exists; pass --overwrite" in _one_line_error(capsys)
     assert main([*run, str(other), "--overwrite"]) == 2
+    assert "is not: it holds 'mine.txt'" in _one_line_error(capsys)  # not a result's file
+    (other / "mine.txt").rename(other / "mine.csv")
+    assert main([*run, str(other), "--overwrite"]) == 2
     assert "is not: it has no settings.json" in _one_line_error(capsys)
     (other / "settings.json").write_text("{}\n")  # among other things
     (other / "data").mkdir()
     assert main([*run, str(other), "--overwrite"]) == 2
     assert "is not: it holds 'data'" in _one_line_error(capsys)
-    assert (other / "mine.txt").is_file() and (other / "data").is_dir()
+    assert (other / "mine.csv").is_file() and (other / "data").is_dir()
     assert main([*run, str(tmp_path), "--overwrite"]) == 2  # holds the screen read
     assert "--overwrite replaces earlier results only" in _one_line_error(capsys)
     monkeypatch.chdir(other)

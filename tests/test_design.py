@@ -102,10 +102,10 @@ def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
     unmeasured = ["ZNF10", "A2M", "ABCA1", "ABI3BP"]  # human genes outside the screen
     ranked = ps.tl.design(model, unmeasured, budget=2, strategy="uncertainty")
     assert ranked["perturbation"].tolist() == ["ZNF10", "A2M"]  # candidate order
-    assert "4 of 4 candidates share the highest uncertainty" in caplog.text
+    assert "4 of 4 candidates tie in uncertainty at the budget's cut" in caplog.text
     caplog.clear()
     ps.tl.design(model, budget=2, strategy="uncertainty")  # measured neighbours: no tie
-    assert "share the highest uncertainty" not in caplog.text
+    assert "tie in uncertainty" not in caplog.text
 
 
 def test_diversity_spreads_the_chosen_predictions(model):

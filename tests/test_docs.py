@@ -52,6 +52,15 @@ def write_gears_style_screen(path: Path) -> None:
     ad.AnnData(adata.X, obs=obs, var=adata.var[[]]).write_h5ad(path)
 
 
+def test_every_document_with_python_examples_is_run_here():
+    documents = {
+        str(path.relative_to(ROOT))
+        for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+        if python_blocks(str(path.relative_to(ROOT)))
+    }
+    assert documents == {"README.md", "docs/design.md", "docs/fitness.md", "docs/scaling.md"}
+
+
 def test_readme_examples_run(in_tmp):
     write_gears_style_screen(in_tmp / "screen.h5ad")
     blocks = python_blocks("README.md")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -262,12 +263,27 @@ def test_results_replace_only_earlier_results_and_only_when_told(result, tmp_pat
     written = ps.io.write_report(result, out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == sorted(written)  # the stale plot is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    (notes / "thesis.txt").write_text("mine")
-    with pytest.raises(ps.PerturbsimError, match="earlier results only.*no settings.json"):
-        result.write(notes, overwrite=True)
-    assert [p.name for p in notes.iterdir()] == ["thesis.txt"]
+    (out / "notes.txt").write_text("mine")  # not a result's file: never removed
+    with pytest.raises(ps.PerturbsimError, match="earlier results only.*holds 'notes.txt'"):
+        result.write(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_results_go_into_the_folder_itself(result, tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o2770)  # a group folder: kept as it is, not replaced by a new one
+    (shared / ".perturbsim-staging-x1").mkdir()  # left by a killed run
+    written = result.write(shared)
+    assert shared.stat().st_mode & 0o7777 == 0o2770
+    assert sorted(p.name for p in shared.iterdir()) == sorted(written)
+    empty = tmp_path / "here"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    result.write(".")  # an empty working folder
+    assert (empty / "settings.json").is_file() and Path.cwd() == empty
+    with pytest.raises(ps.PerturbsimError, match="never the working folder"):
+        result.write(".", overwrite=True)
 
 
 def test_write_report(result, tmp_path):

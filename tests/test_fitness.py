@@ -267,7 +267,9 @@ def test_split_holds_out_by_gene(interacting):
 # -- the expression route -------------------------------------------------------------------
 def test_expression_ridge_recovers_a_linear_readout(norman):
     expression = ps.Additive(norman).fit()
-    genes = sorted({g for c in norman.obs["condition"].astype(str) for g in ps.pp.genes_of(c)})
+    genes = sorted(
+        {g for c in norman.obs["perturbsim_condition"].astype(str) for g in ps.pp.genes_of(c)}
+    )
     labels = genes + [ps.pp.canonical_label(p) for p in itertools.combinations(genes, 2)]
     labels = [c for c, ok in zip(labels, expression.covers(labels), strict=True) if ok]
     change = expression.predict(labels).layers["delta"].astype(np.float64)

@@ -45,8 +45,9 @@ def test_measured_profiles_use_the_stored_statistics(norman):
 def test_measured_profiles_errors_name_the_offending_value(norman):
     with pytest.raises(PerturbsimError, match=r"not measured in the screen: \['KLF2'\]"):
         ps.pp.measured_profiles(norman, ["KLF1", "KLF2"])
-    with pytest.raises(PerturbsimError, match="pass \\['KLF1'\\]"):
-        ps.pp.measured_profiles(norman, "KLF1")
+    assert ps.pp.measured_profiles(norman, "KLF1").obs_names.tolist() == ["KLF1"]  # one label
+    with pytest.raises(PerturbsimError, match="got set"):
+        ps.pp.measured_profiles(norman, {"KLF1", "MAP2K6"})
     with pytest.raises(PerturbsimError, match="not set up"):
         ps.pp.measured_profiles(make_screen(["ctrl", "A"]))
     with pytest.raises(PerturbsimError, match="must be an AnnData"):
@@ -66,3 +67,23 @@ def test_measured_interactions_of_a_simulated_screen_follow_its_truth():
     assert len(pairs) == 19
     rho = measured["magnitude"].corr(true["magnitude"], method="spearman")
     assert rho > 0.5  # 0.61: the screen's depth ranks its interactions, not perfectly
+
+
+def test_measured_profiles_take_their_own_labels_from_a_screen_read_with_another_sep():
+    adata = make_screen(["NT", "A", "B", "B_A"])
+    ps.pp.setup(adata, perturbation_key="condition", control="NT", sep="_")
+    own = ps.pp.measured_profiles(adata)
+    again = ps.pp.measured_profiles(adata, list(own.obs_names))
+    assert again.obs_names.tolist() == own.obs_names.tolist() == ["ctrl", "A", "B", "A+B"]
+    queried = ps.pp.measured_profiles(adata, ["B_A", "B+A", "A_NT", "control", "Nt"])
+    assert queried.obs_names.tolist() == ["A+B", "A", "ctrl"]
+
+
+def test_measured_profiles_recompute_statistics_stored_for_other_cells(norman):
+    ps.pp.pseudobulk(norman)
+    subset = norman[norman.obs["perturbsim_condition"] != "KLF1"].copy()
+    with pytest.raises(PerturbsimError, match=r"not measured in the screen: \['KLF1'\]"):
+        ps.pp.measured_profiles(subset, ["KLF1"])
+    assert ps.pp.measured_profiles(norman[:, :50].copy()).n_vars == 50
+    with pytest.raises(PerturbsimError, match="no perturbations given"):
+        ps.pp.measured_profiles(norman, [])

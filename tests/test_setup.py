@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_screen
 from scipy import sparse
@@ -196,3 +197,15 @@ def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(ca
         ps.pp.setup(adata, perturbation_key="condition", control="control")
     assert "perturbed genes are not in var_names but in var['symbol']" in caplog.text
     assert "pass gene_symbols='symbol'" in caplog.text
+
+
+def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
+    adata = make_screen(["ctrl", "Klf1", "Gata1", "Gata1+Klf1"])  # targets not measured
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata.copy())  # the bundled human GO has no 'Klf1'
+    assert "neither measured (var_names) nor in the GO annotations" in caplog.text
+    caplog.clear()
+    mouse_go = pd.DataFrame({"gene": ["Klf1", "Gata1"], "term": ["GO:1", "GO:1"]})
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, go_annotations=mouse_go)
+    assert "GO annotations" not in caplog.text and "fine for CRISPRa" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -47,16 +48,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 RESULTS_MARKER = "settings.json"
 """The file every folder of evaluation results holds (tables, reports)."""
+RESULT_FILE = re.compile(r"^(settings\.json|report\.md|report\.html|[^/]+\.csv|[^/]+\.png)$")
+"""Names of the files a folder of results holds: what an earlier run may have written."""
+STAGING_PREFIX = ".perturbsim-staging-"
+"""Prefix of the folder inside ``out`` that new results are written into first."""
 
 
 def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) -> None:
     """Refuse ``out`` unless it is new, empty, or (with ``overwrite``) earlier results.
 
-    Earlier results are a folder of plain files, :data:`RESULTS_MARKER` among them, that is
-    not the working folder nor above it and holds none of ``keep`` (e.g. the screen read).
-    A folder of anything else is never replaced: results written over other files would
-    sit among them, and over earlier results would keep the files the new ones do not
-    write (another model's tables and plots), read as the new run's.
+    Earlier results are plain files named as results are (:data:`RESULT_FILE`: tables,
+    plots, reports), :data:`RESULTS_MARKER` among them, in a folder that is not the working
+    folder nor above it and holds none of ``keep`` (e.g. the screen read). Anything else is
+    never replaced: results written among other files would be mixed with them, and over
+    earlier results would keep the files the new ones do not write (another model's
+    tables and plots), read as the new run's.
 
     Raises
     ------
@@ -67,7 +73,7 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
         return
     if out.is_symlink() or not out.is_dir():
         raise PerturbsimError(f"{str(out)!r} is a file or a link, not a folder of results")
-    entries = sorted(out.iterdir())
+    entries = sorted(e for e in out.iterdir() if not e.name.startswith(STAGING_PREFIX))
     if not entries:
         return
     if not overwrite:
@@ -78,7 +84,9 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
             "overwrite=True replaces a folder of results, never the working folder or one "
             f"above it ({str(out)!r})"
         )
-    foreign = [e for e in entries if e.is_symlink() or not e.is_file()]
+    foreign = [
+        e for e in entries if e.is_symlink() or not e.is_file() or not RESULT_FILE.match(e.name)
+    ]
     foreign += [p for p in keep if p.resolve().parent == where]
     if not (out / RESULTS_MARKER).is_file() or foreign:
         what = f"it holds {foreign[0].name!r}" if foreign else f"it has no {RESULTS_MARKER}"
@@ -90,15 +98,17 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
 def write_results_dir(
     out: str | Path, write: Callable[[Path], dict[str, Path]], *, overwrite: bool = False
 ) -> dict[str, Path]:
-    """Write a folder of results whole: into a new folder, then put in ``out``'s place.
+    """Write a folder of results: all files first, then each into place, then the old removed.
 
-    ``out`` is checked first (:func:`check_results_dir`); earlier results there are removed
-    only once the new ones are complete, and a failed write leaves them as they were.
+    ``out`` is checked first (:func:`check_results_dir`). The new files are written into a
+    hidden folder inside ``out`` (so ``out`` itself, its permissions and its parent are left
+    alone), then each is renamed over its name in ``out``; the earlier results it did not
+    rewrite are removed last. A failure while writing leaves the earlier results as they were.
 
     Parameters
     ----------
     out
-        The folder.
+        The folder, created if absent.
     write
         Writes the files into the folder it is given; returns file name -> path.
     overwrite
@@ -110,17 +120,18 @@ def write_results_dir(
     """
     out = Path(out)
     check_results_dir(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(f"{STAGING_PREFIX}*"):  # of a run that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    earlier = list(out.iterdir())  # plain result files (check_results_dir)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
-        written = write(staging)
-        os.chmod(staging, 0o777 & ~_umask())
-        if out.exists():
-            for entry in out.iterdir():  # plain files only (check_results_dir)
+        written = {name: Path(path).name for name, path in write(staging).items()}
+        for file in written.values():
+            os.replace(staging / file, out / file)
+        for entry in earlier:
+            if entry.name not in set(written.values()):
                 entry.unlink()
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # the folder this function made
-        raise
-    return {name: out / Path(path).name for name, path in written.items()}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name: out / file for name, file in written.items()}

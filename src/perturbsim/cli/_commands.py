@@ -26,9 +26,9 @@ from ..models import (
     takes_option,
 )
 from ..models._store import check_replaceable
-from ..pp import canonical_label, parse_label
+from ..pp import canonical_label
 from ..pp._gi import GIRules
-from ..pp._labels import CONTROL_CANDIDATES
+from ..pp._labels import CONTROL_CANDIDATES, parse_query
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -108,8 +108,8 @@ def _run_train(args: argparse.Namespace) -> None:
     check_replaceable(args.out)
     _check_split_options(args)  # before reading: a wrong flag fails at once
     options, fit_options = _model_options(args)
-    adata = read_screen(args)
     annotations = go_annotations(args)
+    adata = read_screen(args, annotations)
     _split(adata, args)
     if annotations is not None and takes_option(args.model, "go_annotations"):
         options["go_annotations"] = annotations
@@ -192,24 +192,6 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 
 # -- predict --------------------------------------------------------------------------------
-def _as_query(label: str, controls: set[str], sep: str) -> str:
-    """``label`` as a query: its ``sep``-separated tokens joined by ``+``, controls as ``ctrl``.
-
-    A label or token is a control when its lower case is among ``controls`` (a whole label
-    first: ``non-targeting`` with ``--sep -`` is the control, not two genes).
-
-    Examples
-    --------
-    >>> _as_query("Control_KLF1", {"control"}, "_")
-    'ctrl+KLF1'
-    >>> _as_query("non-targeting", {"non-targeting"}, "-")
-    'ctrl'
-    """
-    if label.lower() in controls:
-        return CONTROL
-    return SEP.join(CONTROL if t.lower() in controls else t for t in label.split(sep))
-
-
 def _run_predict(args: argparse.Namespace) -> None:
     out: Path = args.out
     if out.suffix not in (".h5ad", ".csv"):
@@ -217,9 +199,9 @@ def _run_predict(args: argparse.Namespace) -> None:
     if not args.sep:
         raise PerturbsimError("--sep must be a non-empty string")
     model = PerturbationModel.load(args.model)
-    controls = {c.lower() for c in (*CONTROL_CANDIDATES, *([args.control] if args.control else []))}
-    queries = [_as_query(label, controls, args.sep) for label in args.perturbations]
-    unique = list(dict.fromkeys(canonical_label(parse_label(q)) for q in queries))
+    control = args.control or CONTROL
+    queries = [parse_query(label, control=control, sep=args.sep) for label in args.perturbations]
+    unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
     prediction = model.predict(unique, strict=args.strict)
@@ -456,8 +438,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     models = _model_list(args.models)
     check_results_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
-    adata = read_screen(args)
     annotations = go_annotations(args)
+    adata = read_screen(args, annotations)
     model_kwargs = {
         m: {"go_annotations": annotations}
         for m in models

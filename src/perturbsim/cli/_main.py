@@ -37,10 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _CliWording(logging.Filter):
-    """Words the messages logged while a command runs with the CLI's options (as errors)."""
+    """Words perturbsim's messages logged while a command runs with the CLI's options."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = cli_wording(record.getMessage()), None
+        if record.name == "perturbsim" or record.name.startswith("perturbsim."):
+            try:
+                record.msg, record.args = cli_wording(record.getMessage()), None
+            except (TypeError, ValueError):  # a malformed record: logging reports it
+                pass
         return True
 
 

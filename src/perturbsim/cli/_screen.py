@@ -105,8 +105,11 @@ def cli_wording(message: str) -> str:
     return message
 
 
-def read_screen(args: argparse.Namespace) -> AnnData:
+def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = None) -> AnnData:
     """Read and set up the screen given by :func:`add_screen_options`'s arguments.
+
+    ``annotations`` (those of ``--go``) are the genes its label check knows besides the
+    measured ones (default: the screen's own or the bundled human GO).
 
     Returns
     -------
@@ -127,6 +130,7 @@ def read_screen(args: argparse.Namespace) -> AnnData:
         sep=args.sep,
         gene_symbols=args.gene_key,
         normalize=args.normalize,
+        go_annotations=annotations,
     )
 
 
@@ -138,4 +142,5 @@ def go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
     """
     from ..graphs import read_annotations
 
-    return read_annotations(args.go) if args.go is not None else None
+    go = getattr(args, "go", None)  # commands that load a model have no --go
+    return read_annotations(go) if go is not None else None

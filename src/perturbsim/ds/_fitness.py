@@ -78,7 +78,7 @@ class FitnessScreen:
     >>> screen.pair_table()["fitness"].to_dict()
     {'A+B': -0.5}
     >>> screen
-    FitnessScreen from fitness screen: 2 singles, 1 measured pairs of 2 genes, without E-MAP scores
+    FitnessScreen from fitness screen: 2 singles, 1 measured pair of 2 genes, without E-MAP scores
     """
 
     singles: pd.Series
@@ -89,10 +89,10 @@ class FitnessScreen:
 
     def __repr__(self) -> str:
         emap = "with" if self.emap is not None else "without"
+        pairs = len(self.pair_table())
         return (
-            f"FitnessScreen from {self.source}: {len(self.singles)} singles, "
-            f"{len(self.pair_table())} measured pairs of {len(self.genes)} genes, {emap} "
-            "E-MAP scores"
+            f"FitnessScreen from {self.source}: {len(self.singles)} singles, {pairs} measured "
+            f"pair{'s' * (pairs != 1)} of {len(self.genes)} genes, {emap} E-MAP scores"
         )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 
 from .._errors import PerturbsimError
 from .._keys import SEP
@@ -24,6 +25,7 @@ def read(
     gene_symbols: str | None = None,
     normalize: bool = False,
     backed: bool = False,
+    go_annotations: pd.DataFrame | None = None,
 ) -> ad.AnnData:
     """Read an h5ad screen and validate it with :func:`perturbsim.pp.setup`.
 
@@ -34,7 +36,7 @@ def read(
     ----------
     path
         The ``.h5ad`` file.
-    perturbation_key, control, sep, gene_symbols, normalize
+    perturbation_key, control, sep, gene_symbols, normalize, go_annotations
         Passed to :func:`perturbsim.pp.setup`.
     backed
         Open read-only on disk (``backed="r"``) so that a screen larger than memory works.
@@ -77,5 +79,6 @@ def read(
         sep=sep,
         gene_symbols=gene_symbols,
         normalize=normalize,
+        go_annotations=go_annotations,
     )
     return adata

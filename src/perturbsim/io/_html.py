@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..pp._gi import FEW_GENES
 from ..tl._evaluate import MIN_REPLICATE_CELLS
+from ..tl._evaluate_gi import ABUNDANCE
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ..tl._result import MEAN_BASELINE, REPLICATE
 
@@ -604,7 +606,7 @@ GI_NOTE = (
     "random ranking of the same pairs in brackets, the pairs compared per seed (k is at "
     "most that many: a seed with k pairs or fewer ranks them all, at the random precision) "
     "and the genes each pair is fitted on (those whose mean control expression exceeds "
-    "Norman's 0.5, or every expressed gene where fewer than 20 do). "
+    f"Norman's {ABUNDANCE:g}, or every expressed gene where fewer than {FEW_GENES} do). "
     "The additive baseline predicts every pair as the sum of its singles (c1 = c2 = 1, fit "
     "correlation 1): its rankings of magnitude and fit are all ties, so it scores what a "
     "random ranking does."

@@ -236,11 +236,12 @@ def write_report(
     result
         The evaluation (:func:`perturbsim.tl.evaluate`).
     out_dir
-        Folder, created if absent and written whole (into a new folder beside it, then
-        renamed into place); one that holds files is refused, unless ``overwrite`` and
-        they are earlier results (plain files with a ``settings.json``: a previous report
-        or :meth:`~perturbsim.tl.EvaluationResult.write`'s tables), which are then replaced
-        whole, so no file of an earlier run is left to be read as this one's.
+        Folder, created if absent. Every file is written first (into a hidden folder
+        inside it), then renamed into place. A folder that holds files is refused, unless
+        ``overwrite`` and they are earlier results (tables, plots and reports with a
+        ``settings.json``: a previous report or
+        :meth:`~perturbsim.tl.EvaluationResult.write`'s tables), which are then replaced
+        whole: no file of an earlier run is left to be read as this one's.
     title
         Heading of both reports, e.g. the screen's name.
     overwrite

@@ -165,11 +165,50 @@ def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> d
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
-def _parse_query(label: str) -> tuple[str, ...]:
-    """One queried label: a control candidate (any case) is the empty set."""
-    if label.lower() in {c.lower() for c in CONTROL_CANDIDATES}:
+def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
+    """One queried label as a sorted gene tuple; control words name no gene.
+
+    A token (or the whole label) that is ``control`` or one of :data:`CONTROL_CANDIDATES`,
+    in any case, is the control: ``"Control"`` is the empty set, ``"KLF1+NT"`` is KLF1.
+
+    Examples
+    --------
+    >>> parse_query("KLF1+control"), parse_query("Non-Targeting"), parse_query("B_A", sep="_")
+    (('KLF1',), (), ('A', 'B'))
+    """
+    controls = {c.lower() for c in (*CONTROL_CANDIDATES, control)}
+    if label.lower() in controls:
         return ()
-    return parse_label(label)
+    tokens = label.split(sep)
+    if any(t.lower() in controls for t in tokens):
+        label = sep.join(CONTROL if t.lower() in controls else t for t in tokens)
+    return parse_label(label, control=CONTROL, sep=sep)
+
+
+def query_items(perturbations: object) -> list:
+    """The items of a query: one label, or an ordered, non-empty collection of them.
+
+    Raises
+    ------
+    PerturbsimError
+        For an unordered collection (set, dict), ``None`` or another type, and for an empty
+        one.
+    """
+    if isinstance(perturbations, str):
+        return [perturbations]
+    if isinstance(perturbations, Set | Mapping) or not isinstance(
+        perturbations, Sequence | np.ndarray | pd.Index | pd.Series
+    ):
+        raise PerturbsimError(
+            "perturbations must be a label or a list of labels or gene lists (in order), got "
+            f"{type(perturbations).__name__}"
+        )
+    items = list(perturbations)
+    if not items:
+        raise PerturbsimError(
+            "no perturbations given: pass e.g. 'FOSB+CEBPB' or [['FOSB'], ['KLF1']]"
+        )
+    return items
 
 
 def parse_perturbations(
@@ -185,8 +224,9 @@ def parse_perturbations(
 
     Returns
     -------
-    One sorted gene tuple per queried perturbation, in the order given; a label that is one
-    of :data:`CONTROL_CANDIDATES` (any case) is the empty set, as ``ctrl`` is.
+    One sorted gene tuple per queried perturbation, in the order given; control words
+    (:data:`CONTROL_CANDIDATES`, any case) name no gene, as ``ctrl`` does
+    (:func:`parse_query`).
 
     Examples
     --------
@@ -195,24 +235,11 @@ def parse_perturbations(
     >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], "Control"])
     [('CEBPB', 'FOSB'), ('KLF1',), ()]
     """
-    if isinstance(perturbations, str):
-        return [_parse_query(perturbations)]
-    if isinstance(perturbations, Set | Mapping) or not isinstance(
-        perturbations, Sequence | np.ndarray | pd.Index | pd.Series
-    ):
-        raise PerturbsimError(
-            "perturbations must be a label or a list of labels or gene lists (in order), got "
-            f"{type(perturbations).__name__}"
-        )
-    items = list(perturbations)
-    if not items:
-        raise PerturbsimError(
-            "no perturbations given: pass e.g. 'FOSB+CEBPB' or [['FOSB'], ['KLF1']]"
-        )
+    items = query_items(perturbations)
     sets: list[tuple[str, ...]] = []
     for item in items:
         if isinstance(item, str):
-            sets.append(_parse_query(item))
+            sets.append(parse_query(item))
         elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
             sets.append(parse_label(SEP.join(item)) if item else ())
         else:

@@ -9,6 +9,7 @@ the two: measured singles with a predicted pair).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,41 +17,67 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, PSEUDOBULK, SETUP, UNS
-from ._labels import canonical_label, genes_of, parse_label
+from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, PSEUDOBULK, SEP, SETUP, UNS
+from ._labels import canonical_label, genes_of, parse_query, query_items
 from ._pseudobulk import PseudobulkStats, compute_pseudobulk
 from ._setup import check_setup
+
+logger = logging.getLogger(__name__)
 
 N_CELLS = "n_cells"
 """``.obs`` column of :func:`measured_profiles`: the cells behind each condition's mean."""
 
 
 def _stats_of(adata: AnnData) -> PseudobulkStats:
-    """The stored statistics (:func:`~perturbsim.pp.pseudobulk`), else computed (not stored)."""
+    """The stored statistics (:func:`~perturbsim.pp.pseudobulk`) if ``adata``'s, else computed.
+
+    Computed statistics are not stored; stored ones of other cells or genes (``adata``
+    subset after :func:`~perturbsim.pp.pseudobulk`) are not used.
+    """
     if PSEUDOBULK in adata.uns.get(UNS, {}):
-        return PseudobulkStats.from_adata(adata)
+        stats = PseudobulkStats.from_adata(adata)
+        if list(stats.genes) == list(map(str, adata.var_names)) and (
+            int(stats.n_cells.sum()) == adata.n_obs
+        ):
+            return stats
+        logger.info("the stored statistics are of other cells or genes: computing them afresh")
     return compute_pseudobulk(adata, coexpression="none")
 
 
-def _canonical(conditions: Sequence[str], measured: set[str], setup: dict) -> list[str]:
+def _canonical(conditions: object, measured: set[str], setup: dict) -> list[str]:
     """``conditions`` as canonical labels, each measured; raise naming one that is not.
 
-    Labels are read as :func:`~perturbsim.pp.setup` read the screen's (its control label
-    and separator), and ``ctrl`` is always the control.
+    A label is taken as it is when measured (canonical labels join genes by ``+``), else
+    read as :func:`~perturbsim.pp.setup` read the screen's (its control label and
+    separator), else with ``+``; control words are ``ctrl`` (:func:`parse_query`).
     """
-    if isinstance(conditions, str):
-        raise PerturbsimError(
-            f"conditions must be a list of labels, got the string {conditions!r}: "
-            f"pass [{conditions!r}]"
-        )
-    control, sep = str(setup.get("control", CONTROL)), str(setup.get("sep", "+"))
-    labels = [canonical_label(parse_label(c, control=control, sep=sep)) for c in conditions]
-    missing = [c for c, label in zip(conditions, labels, strict=True) if label not in measured]
+    control, sep = str(setup.get("control", CONTROL)), str(setup.get("sep", SEP))
+    labels, missing = [], []
+    for item in query_items(conditions):
+        if not isinstance(item, str):
+            raise PerturbsimError(f"conditions must be labels, got {item!r}")
+        label = item if item in measured else _read(item, control, sep, measured)
+        if label is None:
+            missing.append(item)
+        else:
+            labels.append(label)
     if missing:
         raise PerturbsimError(
             f"{len(missing)} condition(s) not measured in the screen: {missing[:5]}"
         )
     return list(dict.fromkeys(labels))
+
+
+def _read(item: str, control: str, sep: str, measured: set[str]) -> str | None:
+    """The measured canonical label ``item`` reads as, with ``sep`` then ``+``; else None."""
+    for separator in dict.fromkeys((sep, SEP)):
+        try:
+            label = canonical_label(parse_query(item, control=control, sep=separator))
+        except PerturbsimError:
+            continue
+        if label in measured:
+            return label
+    return None
 
 
 def profiles_of(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
@@ -73,7 +100,7 @@ def profiles_of(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
     return profiles
 
 
-def measured_profiles(adata: AnnData, conditions: Sequence[str] | None = None) -> AnnData:
+def measured_profiles(adata: AnnData, conditions: str | Sequence[str] | None = None) -> AnnData:
     """The measured mean profile of each condition, as a prediction of it would be laid out.
 
     Parameters
@@ -83,9 +110,10 @@ def measured_profiles(adata: AnnData, conditions: Sequence[str] | None = None) -
         (:func:`~perturbsim.pp.pseudobulk`) are used when present; otherwise they are
         computed in one pass over the cells (nothing is written into ``adata``).
     conditions
-        Perturbation labels to return, in any form :func:`~perturbsim.pp.parse_label`
-        reads (``"A+B"``, ``"B+A"``, ``"A+ctrl"``); default every measured condition,
-        control first. Each must have been measured.
+        A perturbation label or a list of them, in any form the screen's labels were read
+        in (``"A+B"``, ``"B+A"``, ``"A+ctrl"``, with the separator and control label given
+        to :func:`~perturbsim.pp.setup`); default every measured condition, control first.
+        Each must have been measured.
 
     Returns
     -------

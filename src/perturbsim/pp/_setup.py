@@ -66,6 +66,7 @@ def setup(
     gene_symbols: str | None = None,
     normalize: bool = False,
     copy: bool = False,
+    go_annotations: pd.DataFrame | None = None,
 ) -> AnnData | None:
     """Validate a Perturb-seq screen and parse its perturbation labels.
 
@@ -87,6 +88,11 @@ def setup(
         Normalise raw counts (``normalize_total`` + ``log1p``) instead of raising.
     copy
         Work on a copy and return it.
+    go_annotations
+        GO annotations (columns ``gene``, ``term``) the label check knows genes by, as the
+        models will (default: a simulated screen's own table, else the bundled human GO):
+        perturbed genes neither measured nor annotated get a warning naming the likely
+        fix (:func:`~perturbsim.pp._label_hint.label_hint`).
 
     Returns
     -------
@@ -146,7 +152,8 @@ def setup(
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
     _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
-    hint = label_hint(adata, sep=sep) if missing else None
+    annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
+    hint = label_hint(adata, annotated, sep=sep) if missing else None
     if hint is not None:
         logger.warning(hint)
     elif missing:

@@ -475,21 +475,22 @@ def design(
 
 
 def _warn_tied(uncertainty: np.ndarray, budget: int) -> None:
-    """Warn when more candidates share the highest uncertainty than the budget takes.
+    """Warn when candidates tied in uncertainty straddle the budget's cut.
 
-    They are then ranked by candidate order alone (alphabetical for the default candidates).
+    Those tied with the last one taken are then taken in candidate order alone
+    (alphabetical for the default candidates).
     """
-    rounded = np.round(uncertainty, 9)
-    tied = int((rounded == np.nanmax(rounded)).sum())
-    if tied > budget:
-        logger.warning(
-            "%d of %d candidates share the highest uncertainty (the model knows as little of "
-            "each), so the top %d are taken in candidate order; strategy 'combined' breaks "
-            "the tie by coverage and diversity",
-            tied,
-            len(uncertainty),
-            budget,
-        )
+    ranked = np.sort(uncertainty[np.isfinite(uncertainty)])[::-1]
+    if budget >= len(ranked) or not np.isclose(ranked[budget - 1], ranked[budget], rtol=1e-9):
+        return
+    tied = int(np.isclose(ranked, ranked[budget - 1], rtol=1e-9, atol=0).sum())
+    logger.warning(
+        "%d of %d candidates tie in uncertainty at the budget's cut (the model knows as "
+        "little of each), so which of them are taken follows candidate order; strategy "
+        "'combined' breaks the tie by coverage and diversity",
+        tied,
+        len(uncertainty),
+    )
 
 
 def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from anndata import AnnData
 from .._keys import CONTROL, SIMULATION
 from ..models import PerturbationModel
 from ..pp import PseudobulkStats, genes_of
-from ..pp._gi import gi_scores
+from ..pp._gi import FEW_GENES, gi_scores
 from ..pp._profiles import profiles_of
 from ._gi_precision import gi_precision
 from ._gi_truth import truth_profiles
@@ -33,10 +33,7 @@ MEASURED = "measured"
 """Row of the measured means scored against a simulator's truth."""
 ABUNDANCE = 0.5
 """Norman's threshold on mean control expression for the genes a pair is fitted on."""
-FEW_GENES = 20
-"""Fewer abundant genes than this and every expressed gene is fitted instead (Norman's
-threshold was on UMI counts: log-normalised screens of a few hundred variable genes, such as
-the bundled Norman subset, keep about 5 above it)."""
+
 GI_COLUMNS = [
     "model",
     "seed",
@@ -71,7 +68,9 @@ class GITruth:
 
     Pairs are fitted on the genes whose control mean (of the truth) is above Norman's
     :data:`ABUNDANCE`, or on every gene expressed in control when fewer than
-    :data:`FEW_GENES` are, their own genes left out, with no DE-count filter.
+    :data:`~perturbsim.pp._gi.FEW_GENES` are (Norman's threshold was on UMI counts:
+    log-normalised screens of a few hundred variable genes, such as the bundled Norman
+    subset, keep about 5 above it), their own genes left out, with no DE-count filter.
 
     Parameters
     ----------

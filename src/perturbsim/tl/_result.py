@@ -490,15 +490,15 @@ class EvaluationResult:
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
         """Write the tables as CSV files and the settings as ``settings.json`` into ``out_dir``.
 
-        The folder is written whole: into a new folder beside it, then renamed into place,
-        so a reader never sees half of it. :func:`perturbsim.io.write_report` adds plots
-        and a Markdown report.
+        Every file is written first (into a hidden folder inside ``out_dir``), then renamed
+        into place, so a reader never sees a half-written file.
+        :func:`perturbsim.io.write_report` adds plots and a Markdown report.
 
         Parameters
         ----------
         out_dir
             Folder, created if absent; one that holds files is refused, unless
-            ``overwrite`` and they are earlier results (plain files with a
+            ``overwrite`` and they are earlier results (tables, plots and reports with a
             ``settings.json``), which are then replaced whole.
         overwrite
             Replace earlier results in ``out_dir``.

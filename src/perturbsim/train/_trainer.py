@@ -27,6 +27,24 @@ BatchLoss = Callable[[np.ndarray], LossTerms]
 """Maps an array of training-condition indices to the loss terms of that batch."""
 
 
+_RANGES = {
+    "lr": ("(0", "inf)"),
+    "weight_decay": ("[0", "inf)"),
+    "lr_decay": ("(0", "1]"),
+    "min_lr": ("[0", "inf)"),
+    "min_improvement": ("[0", "1)"),
+}
+"""The interval each number of :class:`TrainConfig` must lie in, as written in errors."""
+
+
+def _inside(value: float, low: str, high: str) -> bool:
+    """Whether ``value`` lies in the interval from bounds written as ``"(0"``, ``"1]"``."""
+    lowest, highest = float(low[1:]), float(high[:-1])
+    above = value >= lowest if low[0] == "[" else value > lowest
+    below = value <= highest if high[-1] == "]" else value < highest
+    return above and below
+
+
 @dataclass
 class TrainConfig:
     """Schedule and optimiser settings.
@@ -70,10 +88,16 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise PerturbsimError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "weight_decay", "lr_decay", "min_lr", "min_improvement"):
+        for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-                raise PerturbsimError(f"{name} must be a number >= 0, got {value!r}")
+            number = not isinstance(value, bool) and isinstance(value, numbers.Real)
+            if not (number and _inside(float(value), low, high)):
+                raise PerturbsimError(f"{name} must be a number in {low}, {high}, got {value!r}")
+        if self.min_lr >= self.lr:
+            raise PerturbsimError(
+                f"min_lr ({self.min_lr:g}) must be below lr ({self.lr:g}): training would stop "
+                "at once"
+            )
 
 
 @dataclass
