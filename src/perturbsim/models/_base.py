@@ -402,7 +402,9 @@ class PerturbationModel(ABC):
         ----------
         perturbations
             One label (``"FOSB+CEBPB"``), a list of labels, or a list of gene lists
-            (``[["FOSB", "CEBPB"], ["KLF1"]]``).
+            (``[["FOSB", "CEBPB"], ["KLF1"]]``), in order (a set is refused). ``ctrl``,
+            ``control``, ``non-targeting`` and ``NT`` (any case, whole or as a token of a
+            label) are the control: no gene.
         strict
             Refuse (one error naming them) perturbations with a gene never measured alone
             and with no measured neighbour in the model's GO graph (``.obs["unsupported"]``),
@@ -425,7 +427,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            Not fitted; genes the model cannot predict; with ``strict``, unsupported
+            Not fitted; genes the model cannot predict (naming a spelling in another case
+            the model knows, ``'KLF1'`` for ``'klf1'``); with ``strict``, unsupported
             perturbations.
         """
         self.require_fitted()
