@@ -156,6 +156,12 @@ def test_summary_means_and_intervals(result):
     np.testing.assert_allclose(nmse["mean"], 1.0)
 
 
+def test_a_result_prints_as_one_line_saying_what_it_holds(result):
+    text = repr(result)
+    assert text.startswith(f"EvaluationResult: {len(result.models)} models (")
+    assert "seeds [1, 2]" in text and "\n" not in text and "DataFrame" not in text
+
+
 def test_summary_intervals_stay_within_what_each_metric_can_take(result):
     summary = result.summary().dropna(subset=["ci_low"])
     half = sps.t.ppf(0.975, summary["n_seeds"] - 1) * summary["std"] / np.sqrt(summary["n_seeds"])

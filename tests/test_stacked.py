@@ -376,8 +376,10 @@ def test_a_variant_goes_by_its_catalogue_name_saved_or_not(fitted_small, tmp_pat
     variant = ps.models.build_model("stacked_baseline", adata, seed=0)
     with pytest.raises(ps.PerturbsimError, match="^stacked_baseline is not fitted"):
         variant.predict(["G0001"])
+    assert repr(variant).endswith("'stacked_baseline': 400 genes, not fitted")
     variant.fit()
     assert (variant.name, variant.label) == ("stacked", "stacked_baseline")
+    assert repr(variant).startswith("Stacked 'stacked_baseline': 400 genes, fitted on ")
     assert variant.predict(["ctrl"]).uns["perturbsim"]["model"] == "stacked_baseline"
     variant.save(tmp_path / "model")
     loaded = ps.PerturbationModel.load(tmp_path / "model")
@@ -385,6 +387,21 @@ def test_a_variant_goes_by_its_catalogue_name_saved_or_not(fitted_small, tmp_pat
     with pytest.raises(ps.PerturbsimError, match="^stacked_baseline cannot predict"):
         loaded.predict(["NOTAGENE"])
     assert ps.Stacked(adata, seed=0).label == "stacked"  # the class itself: no variant
+
+
+def test_without_gears_genes_are_tied_to_measured_ones_by_the_same_go_graph(norman, tmp_path):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    default = ps.Stacked(norman, seed=0).fit()
+    no_gears = ps.models.build_model("stacked_no_gears", norman, seed=0).fit()
+    queries = ["FOXO4", "SET", "A2M", "KLF1+TBX3"]  # unseen, measured, outside, a pair
+    support = default.predict(queries).obs["support"]
+    assert 0 < support["FOXO4"] < 1 and support["A2M"] == 0  # a GO tie, and none
+    pd.testing.assert_series_equal(no_gears.predict(queries).obs["support"], support)
+    with pytest.raises(ps.PerturbsimError, match="strict: 1 perturbation"):
+        no_gears.predict(queries, strict=True)  # only A2M, as the default refuses it
+    no_gears.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    pd.testing.assert_series_equal(loaded.predict(queries).obs["support"], support)
 
 
 def test_without_corrections_it_is_the_calibrated_baseline(fitted_small):

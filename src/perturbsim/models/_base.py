@@ -251,6 +251,14 @@ class PerturbationModel(ABC):
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
 
+    def __repr__(self) -> str:
+        genes = f"{len(self.genes)} genes" if hasattr(self, "genes") else "no screen"
+        if not self.is_fitted:
+            return f"{type(self).__name__} {self.label!r}: {genes}, not fitted"
+        fitted = self.fitted_conditions
+        on = "" if fitted is None else f" on {len(fitted)} perturbations"
+        return f"{type(self).__name__} {self.label!r}: {genes}, fitted{on} (seed {self.seed})"
+
     @property
     def label(self) -> str:
         """The model's name in messages and predictions: its variant's, else its class's."""

@@ -12,12 +12,29 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError
 from .._keys import CONTROL, PSEUDOBULK, SIMULATION, SPLIT_UNS, UNS
+from ..graphs import GeneGraph, go_graph
 from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, genes_of, parse_label
 from ..pp._pseudobulk import coexpression_source
 from ..pp._setup import check_setup
 from ..pp._split import Split
 
 logger = logging.getLogger(__name__)
+
+
+def screen_go_graph(
+    data: ScreenData,
+    annotations: pd.DataFrame | None,
+    *,
+    top_k: int,
+    threshold: float,
+) -> GeneGraph:
+    """GO graph (:func:`~perturbsim.graphs.go_graph`) over every perturbed and measured gene.
+
+    Perturbed genes first, then the measured ones; those without annotation are left out.
+    """
+    perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
+    measured = [str(g) for g in data.genes if g not in set(perturbed)]
+    return go_graph(perturbed + measured, annotations=annotations, top_k=top_k, threshold=threshold)
 
 
 def screen_go_annotations(

@@ -13,12 +13,12 @@ import torch
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from ..graphs import GeneGraph, coexpression_graph, go_graph, reached_nodes, with_isolated_nodes
+from ..graphs import GeneGraph, coexpression_graph, reached_nodes, with_isolated_nodes
 from ..module import GEARSLoss, GEARSNetwork, pad_sets
 from ..pp import draw_cells, genes_of, parse_perturbations
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData, screen_go_annotations
+from ._data import ScreenData, screen_go_annotations, screen_go_graph
 from ._gears_config import GEARSConfig
 from ._target_effect import fit_target_effect
 
@@ -208,11 +208,9 @@ class GEARS(PerturbationModel):
     def _annotated_go_graph(self) -> GeneGraph:
         """GO graph over every perturbed gene and every measured gene (annotated ones)."""
         assert self.data is not None
-        perturbed = sorted({g for c in self.data.stats.conditions for g in genes_of(c)})
-        candidates = perturbed + [g for g in self.genes if g not in set(perturbed)]
-        return go_graph(
-            candidates,
-            annotations=self.go_annotations,
+        return screen_go_graph(
+            self.data,
+            self.go_annotations,
             top_k=self.config.go_top_k,
             threshold=self.config.go_threshold,
         )

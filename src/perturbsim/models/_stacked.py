@@ -24,10 +24,11 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError
 from .._keys import PRED_SUPPORT
+from ..graphs import GeneGraph
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
-from ._data import ScreenData, screen_go_annotations
+from ._data import ScreenData, screen_go_annotations, screen_go_graph
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
@@ -89,6 +90,8 @@ NEIGHBOURS = "pair_neighbours"
 """Name of the part lending a pair of measured singles the residual of training pairs whose
 genes act alike (:mod:`perturbsim.models._pair_neighbours`), weighted in after the
 corrections, on what they leave."""
+SUPPORT_GRAPH = "support_go"
+"""Key prefix of :attr:`Stacked.support_graph`'s arrays in a saved model."""
 FIT_GENES = 100
 """Genes of each held-out condition the weights are fitted on: its largest measured changes
 off its targets. Least squares over every gene is decided by the thousands that barely move,
@@ -359,6 +362,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         go_annotations = screen_go_annotations(adata, go_annotations)
         data = ScreenData.from_adata(adata) if isinstance(adata, AnnData) else adata
         super().__init__(data, seed=seed)
+        self.go_annotations = go_annotations
+        self.support_graph: GeneGraph | None = None
+        """The GO graph that ties genes to measured ones (:meth:`_support_of`) when GEARS,
+        whose graph it otherwise is, is not among the corrections."""
         self.denoise = bool(denoise)
         self.interaction = bool(interaction)
         self.pair_roles = PairRoles.additive()
@@ -563,12 +570,15 @@ class Stacked(CoverageMixin, PerturbationModel):
     def _support_of(self, genes: Sequence[str], known: set[str]) -> np.ndarray:
         """Support of each gene: 1 if ``known``, else its GO tie to the ``known`` genes.
 
-        The GO graph is GEARS's (none without GEARS among the corrections: every gene not
-        known has support 0).
+        The GO graph is GEARS's, or without GEARS among the corrections the same graph built
+        for the purpose (:attr:`support_graph`; files saved before it have none: every gene
+        not known then has support 0).
         """
         gears = self.corrections.get("gears")
         if isinstance(gears, GEARS):
             return gears.go_graph.support(genes, known)
+        if self.support_graph is not None:
+            return self.support_graph.support(genes, known)
         return np.array([float(g in known) for g in genes])
 
     def _gene_support(self, genes: list[str]) -> np.ndarray:
@@ -588,6 +598,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         for name, model in self.corrections.items():
             fit_options = {"max_epochs": GEARS_MAX_EPOCHS, **options} if name == "gears" else {}
             model.fit(train_conditions=data.train, val_conditions=data.val, **fit_options)
+        if "gears" not in self.corrections:
+            config = GEARSConfig()  # the graph GEARS would tie genes by
+            self.support_graph = screen_go_graph(
+                data, self.go_annotations, top_k=config.go_top_k, threshold=config.go_threshold
+            )
         train = data.perturbed(data.train)
         measured = train + data.perturbed(data.val)
         measured_changes, measured_noise = self._measured(data, measured)
@@ -1066,6 +1081,9 @@ class Stacked(CoverageMixin, PerturbationModel):
             "single_genes": list(self.singles),
             "screen_genes": self.screen_genes,
             "parts": {name: model._options() for name, model in self.corrections.items()},
+            "support_nodes": None
+            if self.support_graph is None
+            else self.support_graph.nodes.tolist(),
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -1079,6 +1097,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         arrays.update({f"inferred_variance.{g}": v for g, v in self.inferred_variance.items()})
         if self.pair_neighbours is not None:
             arrays[f"{NEIGHBOURS}/residuals"] = self.pair_neighbours.residuals
+        if self.support_graph is not None:
+            arrays.update(self.support_graph.to_arrays(SUPPORT_GRAPH))
         for name, model in self.corrections.items():
             arrays.update({f"{name}/{key}": value for key, value in model._arrays().items()})
         return arrays
@@ -1149,6 +1169,13 @@ class Stacked(CoverageMixin, PerturbationModel):
             # files saved before joint inference: a pair's interaction over the pairs averaged
             self.inferred_variance[gene] = self._pair_interaction_variance() / self.inferred[gene]
         self.screen_genes = [str(g) for g in options["screen_genes"]]
+        support_nodes = options.get("support_nodes")  # absent from files saved before it
+        self.support_graph = (
+            None
+            if support_nodes is None
+            else GeneGraph.from_arrays(support_nodes, arrays, SUPPORT_GRAPH)
+        )
+        self.go_annotations = None
         self.corrections = {}
         for name, part_options in options["parts"].items():
             if name not in CORRECTIONS:

@@ -157,7 +157,7 @@ def _ordered(frame: pd.DataFrame, models: Sequence[str], by: list[str]) -> pd.Da
     return frame.loc[keys.index].reset_index(drop=True)
 
 
-@dataclass
+@dataclass(repr=False)
 class EvaluationResult:
     """Scores of every model on every split seed (see :func:`perturbsim.tl.evaluate`).
 
@@ -217,6 +217,16 @@ class EvaluationResult:
         default_factory=lambda: pd.DataFrame(columns=UNCERTAINTY_COLUMNS)
     )
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        seeds = self.settings.get("seeds", sorted(set(self.scores.get("seed", []))))
+        failed = f", {len(self.failures)} failed runs" if len(self.failures) else ""
+        return (
+            f"EvaluationResult: {len(self.models)} models ({', '.join(self.models)}) on "
+            f"{self.settings.get('split', '?')} split seeds {list(seeds)}, subgroups "
+            f"{', '.join(self.subgroups)}; {len(self.scores)} scores{failed} "
+            "(.calibrated(), .summary(), .head_to_head(model), .write(folder))"
+        )
 
     @property
     def models(self) -> list[str]:
