@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import perturbsim as ps
@@ -70,3 +71,33 @@ def test_simulated_screens_bring_their_own_go_to_every_model():
     assert model.corrections["linear_go"].go_annotations is go
     result = ps.tl.evaluate(adata, models=["linear_go", "mean"], seeds=[1], replicate=False)
     assert set(result.scores["model"]) == {"linear_go", "mean"}
+
+
+def test_predict_names_genes_joined_by_another_separator(additive):
+    with pytest.raises(PerturbsimError, match="'KLF1_MAP2K6' looks like genes joined by '_'"):
+        additive.predict(["KLF1_MAP2K6"])
+
+
+def test_strict_names_a_gene_it_cannot_predict_before_refusing_unsupported_ones(split_norman):
+    model = ps.models.build_model("stacked_no_gears", split_norman, seed=0).fit()
+    with pytest.raises(PerturbsimError, match="cannot predict perturbations of NOTAGENE1"):
+        model.predict(["NOTAGENE1", "A2M"], strict=True)
+    with pytest.raises(PerturbsimError, match="strict: 1 perturbation.*A2M"):
+        model.predict(["A2M", "KLF1"], strict=True)
+
+
+def test_gi_scores_read_back_from_csv_still_plot(split_norman, tmp_path):
+    profiles = ps.pp.measured_profiles(split_norman)
+    scores = ps.tl.gi_scores(profiles, abundance=0.05)
+    scores.to_csv(tmp_path / "gi.csv")
+    again = pd.read_csv(tmp_path / "gi.csv", index_col=0)  # empty flags come back as NaN
+    ax = ps.pl.gi_map(again)
+    assert len(ax.get_yticklabels()) == int((scores["flag"] == "").sum())
+
+
+def test_design_proposes_singles_known_only_from_pairs(split_norman):
+    model = ps.Stacked(split_norman, seed=0).fit()
+    inferred = sorted(model.inferred)  # measured only in pairs; singles inferred
+    assert inferred and not set(inferred) & set(ps.tl.measured_conditions(model))
+    ranked = ps.tl.design(model, inferred, budget=len(inferred), strategy="coverage")
+    assert sorted(ranked["perturbation"]) == inferred

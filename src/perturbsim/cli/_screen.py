@@ -20,6 +20,10 @@ _CLI_WORDS = (
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bcheck sep\b"), "check --sep"),
+    (
+        re.compile(r"joined by '([^']+)': write '[^']*' or a list of genes"),
+        lambda m: f"joined by '{m[1]}': pass --sep {shlex.quote(m[1])}",
+    ),
     (re.compile(r"\bgene_symbols and the GO annotations\b"), "--gene-key and --go"),
     (
         re.compile(r"\bpass gene_symbols='([^']*)'"),
@@ -99,6 +103,8 @@ def cli_wording(message: str) -> str:
     'adata.X holds raw integer counts; pass --normalize'
     >>> cli_wording("leave them out (covers() tells what it can predict)")
     'leave them out'
+    >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B' or a list of genes)")
+    "('A_B' looks like genes joined by '_': pass --sep _)"
     """
     for pattern, option in _CLI_WORDS:
         message = pattern.sub(option, message)

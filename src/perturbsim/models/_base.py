@@ -36,6 +36,7 @@ from .._keys import (
 from .._settings import progress_disabled, resolve_seed
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import gi_scores
+from ..pp._label_hint import SEPARATORS
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
@@ -379,25 +380,43 @@ class PerturbationModel(ABC):
         """
         return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
 
-    def _case_hint(self, sets: Sequence[GeneSet]) -> str:
-        """A hint for the first gene of ``sets`` the model predicts only in another case.
+    def _query_hint(self, sets: Sequence[GeneSet]) -> str:
+        """A hint for the first gene of ``sets`` the model predicts only written otherwise.
 
-        `` (did you mean 'KLF1' for 'klf1'? ...)``, or ``""`` when there is none.
+        `` ('KLF1_MAP2K6' looks like genes joined by '_': ...)`` for genes joined by another
+        separator, `` (did you mean 'KLF1' for 'klf1'? ...)`` for another case, or ``""``.
         """
         genes = sorted({g for s in sets for g in s})
+        joined = [
+            (gene, sep, gene.split(sep))
+            for gene in genes
+            for sep in SEPARATORS
+            if len(gene.split(sep)) > 1 and all(gene.split(sep))
+        ]
         spellings = [
             (gene, other)
             for gene in genes
             for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower()))
             if other != gene
         ]
+        queries = [
+            *genes,
+            *(t for _, _, parts in joined for t in parts),
+            *(other for _, other in spellings),
+        ]
         try:  # one call: a model may build its coverage afresh each time
-            covered = self.covers([[g] for g in genes] + [[o] for _, o in spellings])
+            covered = iter(self.covers([[g] for g in queries]))
         except PerturbsimError:  # the hint must not hide the error it explains
             return ""
-        known = {g for g, ok in zip(genes, covered[: len(genes)], strict=True) if ok}
-        for (gene, other), ok in zip(spellings, covered[len(genes) :], strict=True):
-            if ok and gene not in known:
+        known = {g for g in genes if next(covered)}
+        for gene, sep, parts in joined:
+            if all([next(covered) for _ in parts]) and gene not in known:
+                return (
+                    f" ({gene!r} looks like genes joined by {sep!r}: write "
+                    f"{SEP.join(parts)!r} or a list of genes)"
+                )
+        for gene, other in spellings:
+            if next(covered) and gene not in known:
                 return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
         return ""
 
@@ -427,7 +446,8 @@ class PerturbationModel(ABC):
         ``.obs["uncertainty"]``, the root mean variance over genes (one score per
         perturbation). When the model knows how its genes relate to measured ones (the
         default model and GEARS): ``.obs["support"]``, the mean over a perturbation's
-        genes of 1 for a gene measured alone, else the GO-graph similarity of its most
+        genes of 1 for a gene measured alone (for the default model, also one whose single
+        it inferred from the gene's pairs), else the GO-graph similarity of its most
         similar measured neighbour (0: none), and ``.obs["unsupported"]``, True when some
         gene has support 0, a prediction resting only on what perturbations do on
         average.
@@ -435,13 +455,14 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            Not fitted; genes the model cannot predict (naming a spelling in another case
-            the model knows, ``'KLF1'`` for ``'klf1'``); with ``strict``, unsupported
-            perturbations.
+            Not fitted; genes the model cannot predict (naming how the model would know them:
+            ``'KLF1'`` for ``'klf1'``, ``'KLF1+MAP2K6'`` for ``'KLF1_MAP2K6'``); with
+            ``strict``, unsupported perturbations.
         """
         self.require_fitted()
         sets = parse_perturbations(perturbations)
-        try:
+        try:  # genes it cannot predict are named before any refused as unsupported
+            change, variance = self._predict_change(sets)
             support = self._support_columns(sets)
             if strict and support is not None and support[PRED_UNSUPPORTED].any():
                 flags = support[PRED_UNSUPPORTED]
@@ -450,9 +471,8 @@ class PerturbationModel(ABC):
                     f"strict: {len(refused)} perturbation(s) with a gene never measured alone "
                     f"and no measured GO neighbour: {_named(refused)}"
                 )
-            change, variance = self._predict_change(sets)
         except PerturbsimError as err:
-            hint = self._case_hint(sets)
+            hint = self._query_hint(sets)
             if not hint:
                 raise
             raise PerturbsimError(f"{err}{hint}") from err

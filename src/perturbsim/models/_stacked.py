@@ -582,7 +582,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         return np.array([float(g in known) for g in genes])
 
     def _gene_support(self, genes: list[str]) -> np.ndarray:
-        """Support of each gene with respect to the genes measured alone (:attr:`singles`)."""
+        """Support of each gene with respect to the genes of :attr:`singles`.
+
+        Those measured alone and those whose single was inferred from their pairs: both
+        are predicted from their own measurements.
+        """
         return self._support_of(genes, set(self.singles))
 
     def _fitted_genes(self, genes: GeneSet) -> np.ndarray:

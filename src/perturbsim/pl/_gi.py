@@ -24,6 +24,7 @@ from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, DELTA_LAYER
 from ..models import PerturbationModel
 from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, parse_label
+from ..pp._gi import is_scored
 from ._plots import _axes
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _score_table(data: AnnData | pd.DataFrame, columns: Sequence[str]) -> pd.Dat
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise PerturbsimError(f"GI score columns not found: {missing}")
-    scored = table[table["flag"].astype(str) == ""]
+    scored = table[is_scored(table)]
     finite = np.isfinite(scored[list(columns)].to_numpy(dtype=float)).all(axis=1)
     if (~finite).any():
         logger.info("gi_map: %d scored pairs with a non-finite score left out", (~finite).sum())

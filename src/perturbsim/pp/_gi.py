@@ -993,6 +993,14 @@ def gi_scores(
     return table.join(rules.classify(table))
 
 
+def is_scored(table: pd.DataFrame) -> pd.Series:
+    """Which rows of :func:`gi_scores` were scored: an empty ``flag``.
+
+    A table read back from CSV has NaN for an empty flag; that counts as empty too.
+    """
+    return table["flag"].fillna("").astype(str) == ""
+
+
 def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
     """Warn when fewer than :data:`FEW_GENES` genes are fitted.
 

@@ -73,10 +73,12 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     """The conditions a fitted model is known to have been fitted on.
 
     Those of its last fit, training and validation
-    (:attr:`~perturbsim.models.PerturbationModel.fitted_conditions`, saved with it), and the
-    single-gene conditions the fitted model records (``single_genes`` of its saved options:
-    GEARS, the ``additive`` baseline and :class:`~perturbsim.models.Stacked`), all a model
-    saved before the former was recorded knows: pass ``measured=`` to :func:`design` then.
+    (:attr:`~perturbsim.models.PerturbationModel.fitted_conditions`, saved with it): a
+    gene measured only in pairs stays a candidate, its single untested. A model saved
+    before those were recorded knows only the single-gene conditions it keeps
+    (``single_genes`` of its saved options: GEARS, the ``additive`` baseline and
+    :class:`~perturbsim.models.Stacked`, whose include the singles it inferred from
+    pairs): pass ``measured=`` to :func:`design` then.
 
     Parameters
     ----------
@@ -87,10 +89,11 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     -------
     Canonical labels of perturbed conditions, each once.
     """
-    conditions = list(model.fitted_conditions or [])
-    # the models that keep their measured singles save them under this option
-    conditions += [str(g) for g in model._options().get("single_genes", [])]
-    return _labels(conditions, "measured")
+    if model.fitted_conditions is not None:
+        return _labels(model.fitted_conditions, "measured")
+    # the models that keep their measured singles save them under this option (Stacked's
+    # also hold the singles it inferred from pairs: a file this old cannot tell them apart)
+    return _labels([str(g) for g in model._options().get("single_genes", [])], "measured")
 
 
 def default_candidates(
@@ -139,7 +142,13 @@ def default_candidates(
 
 
 def _go_graph_of(model: PerturbationModel) -> GeneGraph | None:
-    """The GO graph of GEARS, alone or as a correction of Stacked; ``None`` without one."""
+    """The GO graph the model ties genes by; ``None`` without one.
+
+    GEARS's, alone or as a correction of Stacked, or Stacked's own without GEARS
+    (:attr:`~perturbsim.models.Stacked.support_graph`).
+    """
+    if isinstance(model, Stacked) and model.support_graph is not None:
+        return model.support_graph
     parts = [model, *model.corrections.values()] if isinstance(model, Stacked) else [model]
     graphs = [part.go_graph for part in parts if isinstance(part, GEARS)]
     return graphs[0] if graphs else None
@@ -272,7 +281,13 @@ def _candidate_list(
         logger.info("left out %d measured candidates", len(labels) - len(untested))
     covered = model.covers(untested) if untested else np.zeros(0, dtype=bool)
     if not covered.all():
-        logger.warning("left out %d candidates %s cannot predict", (~covered).sum(), model.label)
+        left_out = [c for c, ok in zip(untested, covered, strict=True) if not ok]
+        logger.warning(
+            "left out %d candidate(s) %s cannot predict: %s",
+            len(left_out),
+            model.label,
+            ", ".join(left_out[:10]) + (", ..." if len(left_out) > 10 else ""),
+        )
     return [c for c, ok in zip(untested, covered, strict=True) if ok]
 
 

@@ -22,7 +22,7 @@ from anndata import AnnData
 from .._keys import CONTROL, SIMULATION
 from ..models import PerturbationModel
 from ..pp import PseudobulkStats, genes_of
-from ..pp._gi import FEW_GENES, gi_scores
+from ..pp._gi import FEW_GENES, gi_scores, is_scored
 from ..pp._profiles import profiles_of
 from ._gi_precision import gi_precision
 from ._gi_truth import truth_profiles
@@ -60,7 +60,7 @@ def simulated_truth(adata: AnnData) -> AnnData | None:
 
 
 def _scored_pairs(table: pd.DataFrame) -> pd.Index:
-    return table.index[table["flag"] == ""]
+    return table.index[is_scored(table)]
 
 
 class GITruth:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError
-from ..pp._gi import _TIES, SUBTYPES, GIRules
+from ..pp._gi import _TIES, SUBTYPES, GIRules, is_scored
 
 PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
 """Per-gene calls scored by :func:`gi_per_gene_auprc` (``"additive"`` is the negative)."""
@@ -31,7 +31,7 @@ def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
             f"{name} must be a DataFrame from gi_scores, got {type(table).__name__}"
         )
     if "flag" in table.columns:
-        return table[table["flag"].fillna("") == ""]
+        return table[is_scored(table)]
     return table
 
 
