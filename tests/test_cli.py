@@ -128,7 +128,11 @@ def test_gears_residual_trains_saves_and_predicts(capsys, screen, go_file, tmp_p
     prediction = ad.read_h5ad(out)
     assert prediction.obs_names.tolist() == [pair] and prediction.n_vars == screen.n_vars
     assert main(["predict", str(tmp_path / "model"), "NOTAGENE", "--out", str(out)]) == 2
+    assert "already exists; pass --overwrite" in _one_line_error(capsys)  # before any work
+    again = ["predict", str(tmp_path / "model"), "NOTAGENE", "--out", str(out), "--overwrite"]
+    assert main(again) == 2
     assert "not in the model's GO graph" in _one_line_error(capsys)
+    assert ad.read_h5ad(out).obs_names.tolist() == [pair]  # a failed run leaves it
 
 
 def test_missing_go_file_and_custom_split_without_test_file_are_one_line_errors(
@@ -409,14 +413,15 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
     under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
-    assert main([*under[:3], "--sep", "_", "--out", str(out)]) == 0
+    replace = ["--out", str(out), "--overwrite"]
+    assert main([*under[:3], "--sep", "_", *replace]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [gene]
-    assert main([*under[:2], "non-targeting", "--sep", "-", "--out", str(out)]) == 0
+    assert main([*under[:2], "non-targeting", "--sep", "-", *replace]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl"]  # the whole label first
     assert not stale.exists()  # additive has no variance: no file of this run's
-    assert main(["predict", str(tmp_path / "model"), "NONE", "--out", str(out)]) == 2
+    assert main(["predict", str(tmp_path / "model"), "NONE", *replace]) == 2
     assert "NONE" in _one_line_error(capsys)
-    assert main(["predict", str(tmp_path / "model"), gene.lower(), "--out", str(out)]) == 2
+    assert main(["predict", str(tmp_path / "model"), gene.lower(), *replace]) == 2
     hint = f"did you mean {gene!r} for {gene.lower()!r}? gene names are case-sensitive"
     assert hint in _one_line_error(capsys)
 

@@ -204,6 +204,11 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     assert not {"G0019+G0024", "G0024"} & set(table["perturbation"])
     printed = capsys.readouterr().out
     assert all(label in printed for label in table["perturbation"])
+    assert main([*args[:3], "2", *args[4:]]) == 2  # the list is not replaced unasked
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert len(pd.read_csv(out)) == 3
+    assert main([*args[:3], "2", *args[4:], "--overwrite"]) == 0
+    assert len(pd.read_csv(out)) == 2
 
 
 @pytest.mark.parametrize(

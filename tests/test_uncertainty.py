@@ -90,7 +90,15 @@ def test_predict_cli_writes_the_uncertainty_beside_the_csv(fitted_norman, tmp_pa
     obs = pd.read_csv(tmp_path / "pred.obs.csv", index_col=0)
     assert variance.shape == pd.read_csv(out, index_col=0).shape
     assert {"uncertainty", "support", "unsupported"} <= set(obs.columns)
-    argv = ["predict", str(tmp_path / "model"), "CBL+CNN1", "--out", str(out), "--strict"]
+    argv = [
+        "predict",
+        str(tmp_path / "model"),
+        "CBL+CNN1",
+        "--out",
+        str(out),
+        "--strict",
+        "--overwrite",
+    ]
     assert main(argv) == 2
     assert "CBL+CNN1" in capsys.readouterr().err
 

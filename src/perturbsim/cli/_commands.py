@@ -32,7 +32,7 @@ from ..pp._labels import CONTROL_CANDIDATES, parse_query
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
-from ._parser import add_command
+from ._parser import add_command, add_overwrite, refuse_existing
 from ._screen import add_screen_options, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
@@ -103,8 +103,7 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 # -- train ----------------------------------------------------------------------------------
 def _run_train(args: argparse.Namespace) -> None:
-    if args.out.exists() and not args.overwrite:  # before training, not after
-        raise PerturbsimError(f"{str(args.out)!r} already exists; pass --overwrite to replace it")
+    refuse_existing(args.out, args.overwrite)  # before training, not after
     check_replaceable(args.out)
     _check_split_options(args)  # before reading: a wrong flag fails at once
     options, fit_options = _model_options(args)
@@ -183,10 +182,8 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--n-models", type=int, metavar="N", help="ensemble size" + _takers("n_models")
     )
     parser.add_argument("--device", help="auto, cpu or cuda" + _takers("device"))
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out model directory (an empty one too; never another folder)",
+    add_overwrite(
+        parser, "an existing --out model directory (an empty one too; never another folder)"
     )
     parser.set_defaults(run=_run_train)
 
@@ -198,6 +195,7 @@ def _run_predict(args: argparse.Namespace) -> None:
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
     if not args.sep:
         raise PerturbsimError("--sep must be a non-empty string")
+    refuse_existing(out, args.overwrite)
     model = PerturbationModel.load(args.model)
     control = args.control or CONTROL
     queries = [parse_query(label, control=control, sep=args.sep) for label in args.perturbations]
@@ -261,6 +259,7 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         help=f"separator of a combination's genes in the labels (default: {SEP}; e.g. _ for "
         "KLF1_MAP2K6)",
     )
+    add_overwrite(parser, "an existing --out file (and its .variance.csv, .obs.csv)")
     parser.set_defaults(run=_run_predict)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._design import STRATEGIES
-from ._parser import add_command
+from ._parser import add_command, add_overwrite, refuse_existing
 
 
 def _read_conditions(path: Path) -> list[str]:
@@ -23,6 +23,7 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
     from ..tl import design
 
+    refuse_existing(args.out, args.overwrite)
     model = PerturbationModel.load(args.model)
     measured = _read_conditions(args.measured) if args.measured is not None else None
     if measured:
@@ -77,4 +78,5 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="CSV of the ranked list (default: design.csv)",
     )
+    add_overwrite(parser, "an existing --out file")
     parser.set_defaults(run=_run_design)

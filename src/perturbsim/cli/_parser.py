@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from .._errors import PerturbsimError
@@ -30,6 +31,17 @@ def add_command(
 ) -> argparse.ArgumentParser:
     """``commands.add_parser(name, **kwargs)`` with the :func:`common_options`."""
     return commands.add_parser(name, parents=[common_options(suppress=True)], **kwargs)
+
+
+def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--overwrite``: replace ``what`` (the command's ``--out``) when it exists."""
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    """Refuse an existing ``--out`` unless ``--overwrite`` (before any work)."""
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
 
 
 COUNTS: dict[str, str] = {
