@@ -112,3 +112,29 @@ def test_coexpression_subsample_is_seeded_and_recorded(norman):
     np.testing.assert_array_equal(a.coexpr_gram, b.coexpr_gram)
     full = ps.pp.compute_pseudobulk(norman)
     assert np.corrcoef(a.coexpression().ravel(), full.coexpression().ravel())[0, 1] > 0.7
+
+
+def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
+    from perturbsim.models import Additive
+    from perturbsim.pp._pseudobulk import current_stats
+
+    ps.pp.pseudobulk(norman)
+    norman.uns["perturbsim"]["pseudobulk"]["moments"][0, 0, 0] += 1.0  # a mark on the stored
+    marked = current_stats(norman, coexpression="auto")
+    assert marked.moments[0, 0, 0] == norman.uns["perturbsim"]["pseudobulk"]["moments"][0, 0, 0]
+    assert marked.moments[0, 0, 0] != ps.pp.compute_pseudobulk(norman).moments[0, 0, 0]
+
+    genes = norman[:, 50:100].copy()  # subset after pseudobulk: the stored stats are stale
+    stats = current_stats(genes)
+    assert list(stats.genes) == list(genes.var_names)
+    ps.pp.rank_de(genes, n_genes=5)  # read its own genes (refused the stored ones before)
+    assert set(ps.pp.DEGenes.from_adata(genes).top_genes("KLF1")) <= set(genes.var_names)
+    assert Additive(genes).fit().predict(["ctrl"]).n_vars == 50
+
+    ps.pp.split(norman, kind="simulation", seed=1)  # co-expression now of training cells only
+    fresh = current_stats(norman, coexpression="auto")
+    assert fresh.coexpr_n < norman.n_obs
+    assert fresh.moments[0, 0, 0] != marked.moments[0, 0, 0]
+    assert current_stats(norman).moments[0, 0, 0] == marked.moments[0, 0, 0]
+    with pytest.raises(PerturbsimError, match="coexpression must be 'none' or 'auto', got 'all'"):
+        current_stats(norman, coexpression="all")

@@ -270,7 +270,7 @@ def write_report(
 
 def _write_report(result: EvaluationResult, out: Path, *, title: str) -> dict[str, Path]:
     """Write the files of :func:`write_report` into the folder ``out``."""
-    written = result.write(out)  # a new, empty folder
+    written = result.write_tables(out)  # write_results_dir stages the folder
     summary, calibrated = result.summary(), result.calibrated()
     plots = report_plots(result, summary=summary)
     for plot in plots:

@@ -11,10 +11,10 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, PSEUDOBULK, SIMULATION, SPLIT_UNS, UNS
+from .._keys import CONTROL, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
-from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, genes_of, parse_label
-from ..pp._pseudobulk import coexpression_source
+from ..pp import PseudobulkStats, canonical_label, genes_of, parse_label
+from ..pp._pseudobulk import current_stats
 from ..pp._setup import check_setup
 from ..pp._split import Split
 
@@ -64,22 +64,6 @@ def screen_go_annotations(
     return None
 
 
-def _training_stats(adata: AnnData) -> PseudobulkStats:
-    """Stored statistics when their co-expression cells are the training cells, else computed.
-
-    Computed statistics are not stored: building a model never writes into ``adata`` (run
-    :func:`perturbsim.pp.pseudobulk` once to share them between models).
-    """
-    if PSEUDOBULK in adata.uns.get(UNS, {}):
-        stats = PseudobulkStats.from_adata(adata)
-        if stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata):
-            return stats
-        logger.info("stored statistics predate the split: computing them on training cells")
-    else:
-        logger.info("no stored statistics: computing them (perturbsim.pp.pseudobulk stores them)")
-    return compute_pseudobulk(adata)
-
-
 @dataclass
 class ScreenData:
     """Pseudobulk statistics of a screen with its training and validation conditions.
@@ -106,7 +90,7 @@ class ScreenData:
         ``adata`` is not modified.
         """
         check_setup(adata)
-        stats = _training_stats(adata)
+        stats = current_stats(adata, coexpression="auto")
         if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val = list(split.train), list(split.val)

@@ -26,9 +26,9 @@ import numpy as np
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, DE, PSEUDOBULK, UNS
+from .._keys import CONDITION, CONTROL, DE, UNS
 from ._labels import canonical_label, genes_of, parse_label
-from ._pseudobulk import PseudobulkStats, compute_pseudobulk
+from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,8 @@ def rank_de(
         Genes are ranked by the absolute score (GEARS's ``rankby_abs=True``).
     stats
         Per-condition statistics to use; by default those stored by
-        :func:`perturbsim.pp.pseudobulk`, else computed (without the gene x gene moments).
+        :func:`perturbsim.pp.pseudobulk` if they are ``adata``'s (its genes and cells), else
+        computed (without the gene x gene moments) and not stored.
     key_added
         Key under ``adata.uns["perturbsim"]``, so that rankings of several methods coexist.
     copy
@@ -256,10 +257,7 @@ def rank_de(
             "backed=, or use method='t-test' (works on backed files)"
         )
     if stats is None:
-        if PSEUDOBULK in adata.uns.get(UNS, {}):
-            stats = PseudobulkStats.from_adata(adata)
-        else:
-            stats = compute_pseudobulk(adata, coexpression="none")
+        stats = current_stats(adata)
     if list(stats.genes) != list(adata.var_names):
         raise PerturbsimError("stats.genes differ from adata.var_names: recompute pseudobulk")
     if CONTROL not in set(stats.conditions) or stats.n_cells[stats.control_index] == 0:

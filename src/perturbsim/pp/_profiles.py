@@ -17,31 +17,15 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, PSEUDOBULK, SEP, SETUP, UNS
+from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, SEP, SETUP, UNS
 from ._labels import canonical_label, genes_of, parse_query, query_items
-from ._pseudobulk import PseudobulkStats, compute_pseudobulk
+from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
 
 N_CELLS = "n_cells"
 """``.obs`` column of :func:`measured_profiles`: the cells behind each condition's mean."""
-
-
-def _stats_of(adata: AnnData) -> PseudobulkStats:
-    """The stored statistics (:func:`~perturbsim.pp.pseudobulk`) if ``adata``'s, else computed.
-
-    Computed statistics are not stored; stored ones of other cells or genes (``adata``
-    subset after :func:`~perturbsim.pp.pseudobulk`) are not used.
-    """
-    if PSEUDOBULK in adata.uns.get(UNS, {}):
-        stats = PseudobulkStats.from_adata(adata)
-        if list(stats.genes) == list(map(str, adata.var_names)) and (
-            int(stats.n_cells.sum()) == adata.n_obs
-        ):
-            return stats
-        logger.info("the stored statistics are of other cells or genes: computing them afresh")
-    return compute_pseudobulk(adata, coexpression="none")
 
 
 def _canonical(conditions: object, measured: set[str], setup: dict) -> list[str]:
@@ -138,7 +122,7 @@ def measured_profiles(adata: AnnData, conditions: str | Sequence[str] | None = N
     if not isinstance(adata, AnnData):
         raise PerturbsimError(f"adata must be an AnnData, got {type(adata).__name__}")
     check_setup(adata)
-    stats = _stats_of(adata)
+    stats = current_stats(adata)
     measured = [str(c) for c in stats.conditions]
     if conditions is None:
         labels = [CONTROL, *(c for c in measured if c != CONTROL)]

@@ -440,3 +440,45 @@ def pseudobulk(
     )
     stats.to_adata(adata)
     return adata if copy else None
+
+
+def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkStats:
+    """The statistics stored by :func:`pseudobulk` if they are ``adata``'s, else computed.
+
+    Stored statistics are used when they cover ``adata``'s genes, in order, and as many cells
+    (``adata`` was not subset after :func:`pseudobulk`), and, with ``coexpression="auto"``,
+    hold gene x gene moments of the cells :func:`pseudobulk` would use now
+    (:func:`coexpression_source`: a split made after them makes them stale). Computed
+    statistics are not stored: reading never writes into ``adata``.
+
+    Parameters
+    ----------
+    adata
+        A screen after :func:`perturbsim.pp.setup`.
+    coexpression
+        ``"none"``: the gene x gene moments are not needed (nor computed); ``"auto"``: they
+        are, of the cells :func:`pseudobulk` would choose.
+
+    Returns
+    -------
+    The statistics.
+    """
+    if coexpression not in {"none", "auto"}:
+        raise PerturbsimError(f"coexpression must be 'none' or 'auto', got {coexpression!r}")
+    if PSEUDOBULK not in adata.uns.get(UNS, {}):
+        logger.info("no stored statistics: computing them (perturbsim.pp.pseudobulk stores them)")
+        return compute_pseudobulk(adata, coexpression=coexpression)
+    stats = PseudobulkStats.from_adata(adata)
+    same_screen = list(stats.genes) == list(map(str, adata.var_names)) and (
+        int(stats.n_cells.sum()) == adata.n_obs
+    )
+    same_coexpression = coexpression == "none" or (
+        stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata)
+    )
+    if same_screen and same_coexpression:
+        return stats
+    logger.info(
+        "the stored statistics are of other %s: computing them afresh",
+        "cells or genes" if not same_screen else "co-expression cells (a split made since)",
+    )
+    return compute_pseudobulk(adata, coexpression=coexpression)

@@ -533,10 +533,24 @@ class EvaluationResult:
         ...     sorted(result.write(out))[:3]
         ['changes.csv', 'coverage.csv', 'per_seed.csv']
         """
-        return write_results_dir(out_dir, self._write_tables, overwrite=overwrite)
+        return write_results_dir(out_dir, self.write_tables, overwrite=overwrite)
 
-    def _write_tables(self, out: Path) -> dict[str, Path]:
-        """Write the files of :meth:`write` into the folder ``out``."""
+    def write_tables(self, out: Path) -> dict[str, Path]:
+        """Write the files of :meth:`write` straight into the existing folder ``out``.
+
+        Each file is written atomically, but the folder is neither checked nor staged: for a
+        writer that stages a folder of its own (:func:`perturbsim.io.write_report`); use
+        :meth:`write` otherwise.
+
+        Parameters
+        ----------
+        out
+            An existing folder.
+
+        Returns
+        -------
+        File name -> path of every file written (as :meth:`write`).
+        """
         tables = {
             "scores.csv": self.scores,
             "summary.csv": self.summary(),
