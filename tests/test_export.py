@@ -169,10 +169,22 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     assert main(["export", model, data, "--control", "control", "--out", str(out)]) == 0
     assert "cell-eval run -ap" in capsys.readouterr().out
     assert (out / "pred.h5ad").is_file() and (out / "real.h5ad").is_file()
+    again = ["export", model, data, "--control", "control", "--out", str(out)]
+    assert main(again) == 2  # an earlier export is replaced only with --overwrite
+    assert "pred.h5ad' already exists; pass --overwrite" in capsys.readouterr().err
     screen[:, :10].copy().write_h5ad(data)
-    assert main(["export", model, data, "--control", "control", "--out", str(out)]) == 2
+    assert main([*again, "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "genes of adata (10) do not match the model's (70)" in err
+
+    beside = tmp_path / "beside"  # the screen read is never written over, --overwrite or not
+    beside.mkdir()
+    read = str(beside / "real.h5ad")
+    screen.write_h5ad(read)
+    args = ["export", model, read, "--control", "control", "--out", str(beside), "--overwrite"]
+    assert main(args) == 2
+    assert "would write over" in capsys.readouterr().err
+    assert ad.read_h5ad(read).n_obs == screen.n_obs
 
 
 def test_control_cells_without_any_detected_gene():

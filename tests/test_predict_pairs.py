@@ -167,11 +167,14 @@ def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
         (None, "no such file"),
         (["# nothing here", ""], "no genes in"),
         (["{0}", "NOTAGENE1", "{1}"], "NOTAGENE1; pass --skip-unknown"),
+        (b"\x89HDF\r\n\x1a\n\xff\xfe", "as a list of genes, one a line (it is not UTF-8 text)"),
     ],
 )
 def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, capsys, lines, words):
     gene_file = tmp_path / "genes.txt"
-    if lines is not None:
+    if isinstance(lines, bytes):  # e.g. an h5ad given by mistake
+        gene_file.write_bytes(lines)
+    elif lines is not None:
         _gene_file(gene_file, [line.format(*genes) for line in lines])
     code = main(["gi", str(model_dir), "--genes", str(gene_file), "--out", str(tmp_path / "o")])
     assert code == 2
@@ -179,6 +182,22 @@ def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, ca
     assert "\n" not in err and "Traceback" not in err
     assert err.startswith("perturbsim gi: error:") and words in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_gi_keeps_earlier_results_and_its_inputs(model_dir, genes, tmp_path, capsys):
+    gene_file = tmp_path / "genes.txt"
+    gene_file.write_text("\ufeff" + "\n".join(genes[:3]) + "\n", encoding="utf-8")  # a BOM
+    out = tmp_path / "out"
+    args = ["--no-progress", "gi", str(model_dir), "--genes", str(gene_file), "--out", str(out)]
+    assert main(args) == 0
+    assert ad.read_h5ad(out / "predictions.h5ad").obs_names[0] == genes[0]  # BOM dropped
+    assert main(args) == 2
+    assert "predictions.h5ad' already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    into_model = ["gi", str(model_dir), "--genes", str(gene_file), "--out", str(model_dir)]
+    assert main([*into_model, "--overwrite"]) == 2
+    assert "would write over" in capsys.readouterr().err
+    assert not (model_dir / "gi_scores.csv").exists()
 
 
 def test_cli_gi_skip_unknown_goes_on(model_dir, genes, tmp_path):

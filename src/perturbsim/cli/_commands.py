@@ -32,7 +32,7 @@ from ..pp._labels import CONTROL_CANDIDATES, parse_query
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
-from ._parser import add_command, add_overwrite, refuse_existing
+from ._parser import add_command, add_overwrite, read_list, refuse_existing, refuse_outputs
 from ._screen import add_screen_options, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
@@ -56,21 +56,22 @@ whether it is a fit option (else a constructor argument)."""
 def _split(adata: AnnData, args: argparse.Namespace) -> None:
     from ..pp import split
 
-    test = None
-    if args.split == "custom":
-        test = [line.strip() for line in args.test.read_text().splitlines() if line.strip()]
+    test = _test_conditions(args)
     split(adata, kind=args.split, seed=args.seed, test_conditions=test)
 
 
-def _check_split_options(args: argparse.Namespace) -> None:
-    """Refuse ``--test`` without ``--split custom`` and the reverse, before any reading."""
+def _test_conditions(args: argparse.Namespace) -> list[str] | None:
+    """The conditions of ``--test`` (``--split custom``), refusing the options' misuse.
+
+    Called before the screen is read too, so that a wrong flag or list fails at once.
+    """
     if args.test is not None and args.split != "custom":
         raise PerturbsimError(f"--test is for --split custom, not --split {args.split}")
-    if args.split == "custom":
-        if args.test is None:
-            raise PerturbsimError("--split custom needs --test FILE (one condition a line)")
-        if not args.test.is_file():
-            raise PerturbsimError(f"no such file: {str(args.test)!r}")
+    if args.split != "custom":
+        return None
+    if args.test is None:
+        raise PerturbsimError("--split custom needs --test FILE (one condition a line)")
+    return read_list(args.test, "--test", "test conditions")
 
 
 def _takers(option: str, *, fit: bool = False) -> str:
@@ -105,7 +106,7 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 def _run_train(args: argparse.Namespace) -> None:
     refuse_existing(args.out, args.overwrite)  # before training, not after
     check_replaceable(args.out)
-    _check_split_options(args)  # before reading: a wrong flag fails at once
+    _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
@@ -264,17 +265,6 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
 
 
 # -- gi -------------------------------------------------------------------------------------
-def _read_gene_list(path: Path) -> list[str]:
-    """Genes of a file, one a line; blank lines and text after ``#`` are ignored."""
-    if not path.is_file():
-        raise PerturbsimError(f"no such file: {str(path)!r}")
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    genes = [line for line in lines if line]
-    if not genes:
-        raise PerturbsimError(f"no genes in {str(path)!r} (one gene a line, # starts a comment)")
-    return genes
-
-
 def _gi_summary(scores: pd.DataFrame, n_genes: int) -> str:
     """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
     flags = scores["flag"].astype(str)
@@ -298,12 +288,17 @@ def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float) -> 
     )
 
 
+GI_FILES = ("predictions.h5ad", "gi_scores.csv")
+"""What ``perturbsim gi`` writes into its ``--out``."""
+
+
 def _run_gi(args: argparse.Namespace) -> None:
     from .._keys import PRED_N_TARGETS
 
     if not args.abundance >= 0:  # NaN too
         raise PerturbsimError(f"--abundance must be >= 0, got {args.abundance:g}")
-    genes = _read_gene_list(args.genes)
+    refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
+    genes = read_list(args.genes, "--genes", "genes")
     model = PerturbationModel.load(args.model)
     rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
     pred = model.predict_pairs(
@@ -311,8 +306,8 @@ def _run_gi(args: argparse.Namespace) -> None:
     )
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
-    atomic_write(args.out / "predictions.h5ad", pred.write_h5ad)
-    atomic_write(args.out / "gi_scores.csv", scores.to_csv)
+    atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
+    atomic_write(args.out / GI_FILES[1], scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum())))
     print(_fitted_genes_text(scores, len(model.genes), args.abundance))
     measured = scores.index.intersection(model.fitted_conditions or [])
@@ -347,6 +342,7 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="directory for predictions.h5ad and gi_scores.csv",
     )
+    add_overwrite(parser, "predictions.h5ad and gi_scores.csv of an earlier run in --out")
     parser.add_argument(
         "--skip-unknown",
         action="store_true",
@@ -375,8 +371,11 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 # -- export ---------------------------------------------------------------------------------
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
+    from ..io._export import PRED_FILE, REAL_FILE
 
-    _check_split_options(args)
+    _test_conditions(args)
+    inputs = [args.model, args.data, *([args.test] if args.test is not None else [])]
+    refuse_outputs(args.out, (PRED_FILE, REAL_FILE), args.overwrite, inputs=inputs)
     model = PerturbationModel.load(args.model)
     if args.seed is None:  # `train` seeds its split and its model alike
         args.seed = model.seed
@@ -398,6 +397,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
     )
+    add_overwrite(parser, "pred.h5ad and real.h5ad of an earlier export in --out")
     parser.add_argument(
         "--split", choices=SPLITS, default="simulation", help="held-out design, as for train"
     )

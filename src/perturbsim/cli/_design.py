@@ -8,15 +8,7 @@ from pathlib import Path
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._design import STRATEGIES
-from ._parser import add_command, add_overwrite, refuse_existing
-
-
-def _read_conditions(path: Path) -> list[str]:
-    """Condition labels of a file, one a line; blank lines and text after ``#`` are ignored."""
-    if not path.is_file():
-        raise PerturbsimError(f"no such file: {str(path)!r}")
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
+from ._parser import add_command, add_overwrite, read_list, refuse_existing
 
 
 def _run_design(args: argparse.Namespace) -> None:
@@ -25,7 +17,9 @@ def _run_design(args: argparse.Namespace) -> None:
 
     refuse_existing(args.out, args.overwrite)
     model = PerturbationModel.load(args.model)
-    measured = _read_conditions(args.measured) if args.measured is not None else None
+    measured = (
+        read_list(args.measured, "--measured", "conditions") if args.measured is not None else None
+    )
     if measured:
         unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
         if unknown:

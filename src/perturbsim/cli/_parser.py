@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,35 @@ def add_command(
     return commands.add_parser(name, parents=[common_options(suppress=True)], **kwargs)
 
 
+def read_list(path: Path, flag: str, what: str) -> list[str]:
+    """The items of a text file given as ``flag``, one a line.
+
+    Blank lines and text after ``#`` are ignored; a UTF-8 byte-order mark (as spreadsheet
+    programs write) is dropped.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the file: missing, not UTF-8 text, or holding no item.
+    """
+    if not path.is_file():
+        raise PerturbsimError(f"{flag}: no such file: {str(path)!r}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+        raise PerturbsimError(
+            f"{flag}: cannot read {str(path)!r} as a list of {what}, one a line ({reason})"
+        ) from None
+    items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    items = [item for item in items if item]
+    if not items:
+        raise PerturbsimError(
+            f"{flag}: no {what} in {str(path)!r} (one a line, # starts a comment)"
+        )
+    return items
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--overwrite``: replace ``what`` (the command's ``--out``) when it exists."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
@@ -42,6 +72,31 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
     """Refuse an existing ``--out`` unless ``--overwrite`` (before any work)."""
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+
+
+def refuse_outputs(
+    folder: Path,
+    names: Sequence[str],
+    overwrite: bool,
+    *,
+    inputs: Sequence[Path] = (),
+) -> None:
+    """Refuse to write files ``names`` into ``--out`` ``folder`` where they would replace one.
+
+    An existing file is refused unless ``--overwrite``; one of ``inputs`` (what the command
+    reads: the screen, a list, the model's folder) always, before any work.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
+    for read in inputs:
+        targets = {folder.resolve(), *((folder / name).resolve() for name in names)}
+        if read.exists() and read.resolve() in targets:
+            raise PerturbsimError(
+                f"--out {str(folder)!r} would write over {str(read)!r}, which this command "
+                "reads: choose another --out"
+            )
+    for name in names:
+        refuse_existing(folder / name, overwrite)
 
 
 COUNTS: dict[str, str] = {
