@@ -114,3 +114,20 @@ def test_training_history(split_tiny, tiny_go):
     assert len(other.lines) == 4
     with pytest.raises(ps.PerturbsimError, match="no training history"):
         pl.training_history(pd.DataFrame())
+
+
+def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
+    with pytest.raises(ps.PerturbsimError, match=r"no scores of the models \['mea'\]"):
+        pl.metric_bars(result, metric="nmse_de", models=["mea", "additive"])
+    with pytest.raises(ps.PerturbsimError, match=r"no subgroups \['combo_seen_2'\]"):
+        pl.metric_bars(result, metric="nmse_de", subgroups=["combo_seen_2"])
+    ax = pl.metric_bars(result, metric="nmse_de", models=["additive", "mean"])
+    coverage = result.coverage_table().set_index(["model", "subgroup"])
+    subgroups = [t.get_text() for t in ax.get_xticklabels()]
+    expected = []
+    for model in ("additive", "mean"):
+        for group in subgroups:
+            covered, total = coverage.loc[(model, group), ["n_covered", "n_total"]]
+            expected.append(f"{covered}/{total}" if 0 < covered < total else "")
+    assert [t.get_text() for t in ax.texts] == expected
+    assert any(expected)  # additive covers only the pairs whose singles were measured

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._errors import PerturbsimError
 from ..tl._design import active_learning_summary
-from ._plots import _axes
+from ._plots import _axes, chosen
 
 
 def design_curves(
@@ -62,10 +61,7 @@ def design_curves(
     """
     summary = active_learning_summary(curves, confidence=confidence)
     available = list(pd.unique(summary["strategy"]))
-    shown = available if strategies is None else list(strategies)
-    unknown = [s for s in shown if s not in available]
-    if unknown:
-        raise PerturbsimError(f"no curves of the strategies {unknown} (have: {available})")
+    shown = chosen(strategies, available, "curves of the strategies")
     ax = _axes(ax, (5.5, 4.0))
     for strategy in shown:
         rows = summary[summary["strategy"] == strategy]

@@ -37,6 +37,32 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
+def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> list[str]:
+    """``given`` (default ``available``) as a list, refusing a name not among ``available``.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the unknown names and the available ones (a misspelt model must
+        not be drawn as an empty bar or line, read as "predicts nothing").
+    """
+    available = list(available)
+    shown = available if given is None else [str(name) for name in given]
+    unknown = [name for name in shown if name not in available]
+    if unknown:
+        raise PerturbsimError(f"no {what} {unknown} (have: {available})")
+    return shown
+
+
+def _coverage_note(result: EvaluationResult, model: str, subgroup: str) -> str:
+    """``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, else ""."""
+    table = result.coverage_table()
+    row = table[(table["model"] == model) & (table["subgroup"] == subgroup)]
+    if row.empty or int(row["n_covered"].iloc[0]) in (0, int(row["n_total"].iloc[0])):
+        return ""
+    return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
+
+
 def metric_bars(
     data: EvaluationResult | pd.DataFrame,
     *,
@@ -50,7 +76,10 @@ def metric_bars(
     Bars show the mean over seeds, whiskers the interval of
     :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). A model
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
-    leaves a gap (a bar of height NaN). The split-half replicate, the screen's noise
+    leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
+    predict: from an :class:`~perturbsim.tl.EvaluationResult`, a bar of fewer than all the
+    subgroup's test conditions is labelled ``covered/total`` (over the seeds), as its mean is
+    not of the same conditions as the others'. The split-half replicate, the screen's noise
     ceiling, is drawn as a hatched grey bar.
 
     Parameters
@@ -60,7 +89,8 @@ def metric_bars(
     metric
         Metric to show, e.g. ``"pearson_delta_de"``.
     models, subgroups
-        Which to show, in this order; default: all, in evaluation / report order.
+        Which to show, in this order; default: all, in evaluation / report order. A name
+        with no score of ``metric`` is refused.
     ax
         Axes to draw on.
 
@@ -89,15 +119,13 @@ def metric_bars(
         raise PerturbsimError(
             f"metric {metric!r} not in the summary; present: {sorted(summary['metric'].unique())}"
         )
-    if models is None:
-        models = (
-            data.models
-            if isinstance(data, EvaluationResult)
-            else list(dict.fromkeys(rows["model"]))
-        )
-    if subgroups is None:
-        subgroups = order_subgroups(rows["subgroup"].unique())
-    models, subgroups = list(models), list(subgroups)
+    present = list(dict.fromkeys(rows["model"]))
+    if isinstance(data, EvaluationResult):
+        present = [m for m in data.models if m in present] + [
+            m for m in present if m not in data.models
+        ]
+    models = chosen(models, present, "scores of the models")
+    subgroups = chosen(subgroups, order_subgroups(rows["subgroup"].unique()), "subgroups")
     ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
@@ -113,7 +141,7 @@ def metric_bars(
                 low[j] = row.get("ci_low", np.nan)
                 high[j] = row.get("ci_high", np.nan)
         err = np.vstack([mean - low, high - mean])
-        ax.bar(
+        bars = ax.bar(
             x + (i - (len(models) - 1) / 2) * width,
             mean,
             width=width,
@@ -126,6 +154,9 @@ def metric_bars(
                 else {"color": f"C{i}"}
             ),
         )
+        if isinstance(data, EvaluationResult):  # a bar of fewer conditions says how many
+            notes = [_coverage_note(data, model, group) for group in subgroups]
+            ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bounds = _BOUNDS.get(metric.split("_")[0])

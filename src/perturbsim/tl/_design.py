@@ -531,6 +531,8 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
         raise PerturbsimError(f"curves lack the columns {missing} (expected {list(CURVE_COLUMNS)})")
     if not 0 < confidence < 1:
         raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+    if curves.empty:
+        raise PerturbsimError("curves has no rows: nothing to summarise")
     rows = []
     for strategy in pd.unique(curves["strategy"]):
         own = curves[curves["strategy"] == strategy]
