@@ -206,3 +206,18 @@ def test_cli_gi_skip_unknown_goes_on(model_dir, genes, tmp_path):
     args = ["--no-progress", "gi", str(model_dir), "--genes", gene_file, "--out", str(out)]
     assert main([*args, "--skip-unknown"]) == 0
     assert ad.read_h5ad(out / "predictions.h5ad").n_obs == 3
+
+
+@pytest.mark.parametrize("abundance", [-1, float("nan"), float("inf"), "0.5", True])
+def test_bad_abundance_is_refused_before_predicting(additive, genes, abundance):
+    known = [g for g in genes if additive.covers(g)[0]][:3]
+    with pytest.raises(ps.PerturbsimError, match=r"abundance must be a finite number >= 0, got"):
+        additive.predict_pairs(known, abundance=abundance)
+    with pytest.raises(ps.PerturbsimError, match=r"abundance must be a finite number >= 0"):
+        gi_scores(additive.predict_pairs(known, gi=False), abundance=abundance)
+
+
+def test_unknown_gi_options_are_refused(additive, genes):
+    known = [g for g in genes if additive.covers(g)[0]][:3]
+    with pytest.raises(ps.PerturbsimError, match=r"unknown GI options \['abundence'\]"):
+        additive.predict_pairs(known, abundence=0.1)

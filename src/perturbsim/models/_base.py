@@ -35,7 +35,7 @@ from .._keys import (
 )
 from .._settings import progress_disabled, resolve_seed
 from ..pp import canonical_label, parse_perturbations
-from ..pp._gi import gi_scores
+from ..pp._gi import check_abundance, gi_scores
 from ..pp._label_hint import SEPARATORS
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -96,6 +96,16 @@ def _gene_list(genes: Sequence[str]) -> list[str]:
     if repeated:
         raise PerturbsimError(f"genes listed more than once: {_named(repeated)}")
     return genes
+
+
+def _check_gi_options(options: Mapping[str, Any]) -> None:
+    """Refuse options :func:`~perturbsim.tl.gi_scores` does not take, or a bad ``abundance``."""
+    known = set(inspect.signature(gi_scores).parameters) - {"profiles"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise PerturbsimError(f"unknown GI options {unknown}; gi_scores takes {sorted(known)}")
+    if "abundance" in options:
+        check_abundance(options["abundance"])
 
 
 def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -582,6 +592,8 @@ class PerturbationModel(ABC):
             genes = [g for g, ok in zip(genes, covered, strict=True) if ok]
         if len(genes) < 2:
             raise PerturbsimError(f"{self.label} can predict fewer than two of the genes: {genes}")
+        if gi:  # before the predictions, not after
+            _check_gi_options(gi_options)
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         out = self._predict_batches(sets, batch_size)
         if gi:
