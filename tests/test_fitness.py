@@ -247,6 +247,11 @@ def test_model_errors(interacting):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="embedding_dim"):
         ps.models.FitnessModel(screen, go=False, embedding_dim=0)
+    with pytest.raises(ps.PerturbsimError, match=r"1 validation pairs are training pairs too \(e"):
+        model.fit(["M0G0+M0G1", "M1G0+M1G1"], val_pairs=["M0G1+M0G0"], max_epochs=5)
+    for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, "at least 1"), ([], "name at")):
+        with pytest.raises(ps.PerturbsimError, match=words):
+            ps.tl.fitness_evaluate(screen, seeds=seeds, go_annotations=go)
 
 
 def test_split_holds_out_by_gene(interacting):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ._errors import PerturbsimError
@@ -53,6 +54,30 @@ def resolve_seed(seed: int | None) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise PerturbsimError(f"seed must be an integer or None, got {seed!r}")
     return int(seed)
+
+
+def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
+    """Split seeds from a count (``first, first + 1, ...``) or a list of distinct integers.
+
+    Raises
+    ------
+    PerturbsimError
+        One line: a count below 1, an empty list, a seed that is not an integer, or a seed
+        given twice (its scores would count twice, as if from two splits).
+    """
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise PerturbsimError(f"seeds must be at least 1, got {seeds}")
+        return list(range(first, first + int(seeds)))
+    if isinstance(seeds, str | bool) or not isinstance(seeds, Iterable):
+        raise PerturbsimError(f"seeds must be a count or a list of seeds, got {seeds!r}")
+    listed = list(seeds)
+    if not listed or any(seed is None for seed in listed):
+        raise PerturbsimError(f"seeds must name at least one integer seed, got {seeds!r}")
+    resolved = [resolve_seed(seed) for seed in listed]
+    if len(set(resolved)) != len(resolved):
+        raise PerturbsimError(f"seeds repeat: {resolved}")
+    return resolved
 
 
 def progress_disabled() -> bool | None:

@@ -170,6 +170,19 @@ class FitnessNetwork(nn.Module):
         return self.rho(genes[first] + genes[second]).squeeze(1)
 
 
+def _refuse_shared_pairs(
+    train: tuple[np.ndarray, ...], val: tuple[np.ndarray, ...], genes: Sequence[str]
+) -> None:
+    """Refuse validation pairs that are training pairs too, naming one (node indices in)."""
+    pairs = [{frozenset(p) for p in zip(*part[:2], strict=True)} for part in (train, val)]
+    shared = sorted(sorted(genes[i] for i in pair) for pair in pairs[0] & pairs[1])
+    if shared:
+        raise PerturbsimError(
+            f"{len(shared)} validation pairs are training pairs too (e.g. "
+            f"{'+'.join(shared[0])}): val_pairs must be held out"
+        )
+
+
 class FitnessModel:
     r"""Predict the fitness of gene pairs with a GO-graph gene encoder.
 
@@ -456,6 +469,8 @@ class FitnessModel:
         self._scale = float(self._measured[known].std()) or 1.0
         options = {"lr": lr, "weight_decay": weight_decay}
         val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)
+        if val is not None:
+            _refuse_shared_pairs(train, val, self.genes)
         training = known.copy()
         if val is not None and known_singles is not None:  # in no training pair: unseen
             training[:] = False

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .._errors import PerturbsimError
 from .._keys import CONDITION, DERIVED_UNS, UNS
-from .._settings import progress_disabled
+from .._settings import progress_disabled, resolve_seeds
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
@@ -87,21 +87,6 @@ class _PreparedSeed:
     """Test condition -> its top non-dropout DE genes."""
     reference: np.ndarray
     """Mean of the perturbed training conditions."""
-
-
-def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, bool):
-        raise PerturbsimError(f"seeds must be a count or a list of seeds, got {seeds!r}")
-    if isinstance(seeds, int | np.integer):
-        if seeds < 1:
-            raise PerturbsimError(f"seeds must be at least 1, got {seeds}")
-        return list(range(1, int(seeds) + 1))
-    resolved = [int(s) for s in seeds]
-    if not resolved:
-        raise PerturbsimError("seeds is empty: give a count or at least one seed")
-    if len(set(resolved)) != len(resolved):
-        raise PerturbsimError(f"seeds repeat: {resolved}")
-    return resolved
 
 
 def _from_factory(factory: ModelFactory, options: dict[str, Any]) -> Builder:
@@ -593,7 +578,7 @@ def evaluate(
     ['combo_seen0', 'combo_seen1', 'combo_seen2', 'unseen_single']
     """
     check_setup(adata)
-    seed_list = _resolve_seeds(seeds)
+    seed_list = resolve_seeds(seeds, first=1)
     model_kwargs = dict(model_kwargs or {})
     train_kwargs = dict(train_kwargs or {})
     builders = _resolve_models(models, model_kwargs)

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .._errors import PerturbsimError
+from .._settings import resolve_seeds
 from ..ds import FitnessScreen
 from ..models import ExpressionFitness, FitnessModel, PerturbationModel
 from ..pp._split import subgroup_name
@@ -389,9 +390,7 @@ def fitness_evaluate(
     -------
     :class:`FitnessResult`; ``result.table("r2")`` is the headline table.
     """
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list:
-        raise PerturbsimError("seeds must name at least one split seed")
+    seed_list = resolve_seeds(seeds, first=0)
     models = DEFAULT_MODELS if models is None else dict(models)
     clash = sorted(set(models) & {ADDITIVE, MEAN, EXPRESSION})
     if clash:
