@@ -485,7 +485,9 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     (report / "report.md").write_text("an earlier report\n")
     (report / "settings.json").write_text("{}\n")
     (report / "gi_precision.csv").write_text("an earlier run's table\n")
+    capsys.readouterr()
     assert main([*run, str(report), "--overwrite"]) == 0
+    assert "no calibrated scores: no model but 'mean' was scored" in capsys.readouterr().out
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
     assert "an earlier report" not in (report / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -269,6 +269,17 @@ def test_split_holds_out_by_gene(interacting):
         ps.tl.fitness_split(screen, unseen_fraction=0.01)
 
 
+def test_a_screen_of_one_pair_is_refused_in_one_line(tmp_path):
+    singles, pairs, _ = module_screen()
+    one = pairs.where(pd.DataFrame(False, index=pairs.index, columns=pairs.columns))
+    one.loc["M0G0", "M0G1"] = one.loc["M0G1", "M0G0"] = -0.2
+    screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, one))
+    words = r"(no training pair|holds out no test pair) \(pairs measured in the screen: 1\)"
+    for seed in range(4):
+        with pytest.raises(ps.PerturbsimError, match=words):
+            ps.tl.fitness_split(screen, seed=seed)
+
+
 # -- the expression route -------------------------------------------------------------------
 def test_expression_ridge_recovers_a_linear_readout(norman):
     expression = ps.Additive(norman).fit()

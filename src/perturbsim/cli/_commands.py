@@ -541,10 +541,20 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
 
     groups = order_subgroups(coverage["subgroup"].unique())
     if calibrated.empty:
-        lines = [
-            f"no calibrated scores: they need the {MEAN_BASELINE!r} baseline among --models and "
-            f"test conditions of at least {MIN_REPLICATE_CELLS} cells (for the replicate)"
-        ]
+        scored = set(summary["model"])
+        if MEAN_BASELINE not in scored:
+            why = f"they need the {MEAN_BASELINE!r} baseline among --models"
+        elif REPLICATE not in scored:
+            why = (
+                f"they need test conditions of at least {MIN_REPLICATE_CELLS} cells (for the "
+                "replicate)"
+            )
+        else:
+            why = (
+                f"no model but {MEAN_BASELINE!r} was scored on a test condition (see the "
+                "coverage below)"
+            )
+        lines = [f"no calibrated scores: {why}"]
     else:
         table = _headline(calibrated, groups, digits=2)
         lines = [

@@ -138,9 +138,15 @@ def fitness_split(
     drawn = rng.random(len(remaining)) < val_fraction
     is_val = (touches | drawn).to_numpy()
     train, val = sorted(remaining.index[~is_val]), sorted(remaining.index[is_val])
+    measured = f"pairs measured in the screen: {len(table)}"
     if not train:
         raise PerturbsimError(
-            f"the split of seed {seed} leaves no training pair; lower the fractions"
+            f"the split of seed {seed} leaves no training pair ({measured}); lower the fractions"
+        )
+    if not any(test.values()):
+        raise PerturbsimError(
+            f"the split of seed {seed} holds out no test pair ({measured}); a fitness "
+            "evaluation needs pairs to train on and pairs to test"
         )
     return FitnessSplit(seed=int(seed), seen_genes=seen, train=train, val=val, test=test)
 
