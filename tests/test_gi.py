@@ -497,7 +497,7 @@ def test_gi_precision_rejects_tables_without_common_pairs():
     predicted, truth = precision_tables()
     with pytest.raises(PerturbsimError, match="share no scored pair"):
         gi_precision(predicted.rename(index=lambda p: p + "x"), truth)
-    with pytest.raises(PerturbsimError, match="k must be a positive integer"):
+    with pytest.raises(PerturbsimError, match="k must be a whole number >= 1"):
         gi_precision(predicted, truth, k=0)
 
 

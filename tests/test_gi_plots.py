@@ -61,6 +61,15 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
 
 
+def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):
+    table = pairs.obs[pairs.obs["flag"] == ""].copy()
+    table["fit_corr"] = 1.0 - np.linspace(0.0, 1e-6, len(table))  # additive pairs' fit_corr
+    scores = pl.gi_map(table).images[0].get_array()
+    column = list(pl._gi.GI_MAP_COLUMNS).index("fit_corr")
+    assert np.all(scores[:, column] == 0.0)
+    assert np.ptp(scores[:, list(pl._gi.GI_MAP_COLUMNS).index("magnitude")]) > 1.0
+
+
 def test_gi_map_needs_scores(pairs):
     with pytest.raises(ps.PerturbsimError, match="'flag' column"):
         pl.gi_map(pairs.obs.drop(columns="flag"))
@@ -151,3 +160,23 @@ def test_phenotype_landscape_needs_profiles(pairs):
         pl.phenotype_landscape(np.zeros((3, 3)), pairs)
     with pytest.raises(ps.PerturbsimError, match="2 measured profiles"):
         pl.phenotype_landscape(pairs[:1], pairs)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"n_pcs": 0}, "n_pcs must be a whole number >= 1, got 0"),
+        ({"n_neighbors": 1}, "n_neighbors must be a whole number >= 2, got 1"),
+        ({"clusters": {"NOPE+ctrl": "x"}}, r"clusters names no condition of the landscape"),
+        ({"clusters": {}}, r"clusters names no condition of the landscape \(it holds \[\]\)"),
+    ],
+)
+def test_phenotype_landscape_options_are_checked(pairs, _tiny_cached, options, words):
+    with pytest.raises(ps.PerturbsimError, match=words):
+        pl.phenotype_landscape(_tiny_cached, pairs, **options)
+
+
+@pytest.mark.parametrize("n_genes", [0, -3, 2.5])
+def test_pair_prediction_refuses_a_bad_gene_count(gears, measured_pair, n_genes):
+    with pytest.raises(ps.PerturbsimError, match=r"n_genes must be a whole number >= 1"):
+        pl.pair_prediction(gears, measured_pair, n_genes=n_genes)

@@ -31,7 +31,7 @@ def additive(split_norman):
         (lambda a: ps.Additive(a, seed="abc"), "seed must be an integer or None, got 'abc'"),
         (lambda a: ps.Additive(a, seed=1.5), "seed must be an integer or None, got 1.5"),
         (lambda a: ps.Stacked(a).weights, "stacked is not fitted: call .fit() first"),
-        (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a positive integer, got 0"),
+        (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a whole number >= 1, got 0"),
         (lambda a: ps.GEARS(a).fit(lr=0), "lr must be a number in (0, inf), got 0"),
         (lambda a: ps.GEARS(a).fit(lr_decay=2.0), "lr_decay must be a number in (0, 1], got 2.0"),
         (lambda a: ps.GEARS(a).fit(lr=1e-6), "min_lr (1e-05) must be below lr (1e-06)"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 
 
@@ -185,8 +186,7 @@ class GeneGraph:
 
 
 def _check_selection(top_k: int, threshold: float) -> None:
-    if int(top_k) != top_k or top_k < 1:
-        raise PerturbsimError(f"top_k must be a positive integer, got {top_k!r}")
+    check_count("top_k", top_k)
     if not np.isfinite(threshold):
         raise PerturbsimError(f"threshold must be finite, got {threshold!r}")
 

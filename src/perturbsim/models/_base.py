@@ -18,6 +18,7 @@ from anndata import AnnData
 from scipy import special
 from tqdm.auto import tqdm
 
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError
 from .._keys import (
     CONDITION,
@@ -35,7 +36,7 @@ from .._keys import (
 )
 from .._settings import progress_disabled, resolve_seed
 from ..pp import canonical_label, parse_perturbations
-from ..pp._gi import check_abundance, gi_scores
+from ..pp._gi import gi_scores
 from ..pp._label_hint import SEPARATORS
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -105,7 +106,7 @@ def _check_gi_options(options: Mapping[str, Any]) -> None:
     if unknown:
         raise PerturbsimError(f"unknown GI options {unknown}; gi_scores takes {sorted(known)}")
     if "abundance" in options:
-        check_abundance(options["abundance"])
+        check_nonnegative("abundance", options["abundance"])
 
 
 def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -578,8 +579,7 @@ class PerturbationModel(ABC):
         ['KLF1', 'MAP2K6', 'SLC38A2', 'KLF1+MAP2K6', 'KLF1+SLC38A2', 'MAP2K6+SLC38A2']
         """
         genes = _gene_list(genes)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise PerturbsimError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        check_count("batch_size", batch_size)
         covered = self.covers([[g] for g in genes])
         unknown = [g for g, ok in zip(genes, covered, strict=True) if not ok]
         if unknown and not skip_unknown:

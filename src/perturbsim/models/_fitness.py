@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
@@ -284,10 +285,8 @@ class FitnessModel:
         seed: int | None = None,
     ) -> None:
         for name, value in (("go_components", go_components), ("hidden", hidden), ("hops", hops)):
-            if int(value) != value or value < 1:
-                raise PerturbsimError(f"{name} must be a positive integer, got {value!r}")
-        if int(embedding_dim) != embedding_dim or embedding_dim < 0:
-            raise PerturbsimError(f"embedding_dim must be >= 0, got {embedding_dim!r}")
+            check_count(name, value)
+        check_count("embedding_dim", embedding_dim, minimum=0)
         if not go and embedding_dim == 0:
             raise PerturbsimError("go=False needs embedding_dim >= 1: a gene needs some input")
         self.screen = screen
@@ -459,8 +458,7 @@ class FitnessModel:
         -------
         The model itself.
         """
-        if int(max_epochs) != max_epochs or max_epochs < 1:
-            raise PerturbsimError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+        check_count("max_epochs", max_epochs)
         started = time.perf_counter()
         known = self._known(known_singles)
         train = self._pairs(train_pairs)

@@ -8,8 +8,6 @@ matrix, and the ridge fit of the bilinear model with its leave-one-gene-out shri
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +17,7 @@ from anndata import AnnData
 from scipy import sparse
 from scipy.sparse.linalg import eigsh
 
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError
 from ..pp import PseudobulkStats, genes_of
 from ._base import GeneSet, PerturbationModel
@@ -37,20 +36,6 @@ better of the two held out (see :class:`Linear`)."""
 
 
 # -- shared by Linear and LinearGO -------------------------------------------------------
-def check_count(name: str, value: Any) -> int:
-    """``value`` as an int if it is a whole number >= 1, else a one-line error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise PerturbsimError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
-def check_nonnegative(name: str, value: Any) -> float:
-    """``value`` as a float if it is a finite number >= 0, else a one-line error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise PerturbsimError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class TrainingPCA:
     r"""Principal components of the genes in the row-centred training change matrix.

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
 from ..pp import genes_of
@@ -19,8 +20,6 @@ from ._data import ScreenData, screen_go_annotations
 from ._linear import (
     TrainingPCA,
     bilinear_change,
-    check_count,
-    check_nonnegative,
     embed_sets,
     fit_embedded,
     leading_embedding,

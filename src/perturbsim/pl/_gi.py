@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from scipy import sparse
 from scipy.cluster import hierarchy
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, DELTA_LAYER
 from ..models import PerturbationModel
@@ -33,6 +34,9 @@ GI_MAP_COLUMNS = ("magnitude", "fit_corr", "dcor_singles", "dominance", "equalit
 """Score columns of :func:`perturbsim.tl.gi_scores` that :func:`gi_map` shows by default."""
 _Z_LIMIT = 3.0
 """Colour range of the GI map, in standard deviations over pairs."""
+NEGLIGIBLE_SPREAD = 1e-4
+"""A GI map column whose standard deviation over pairs is below this share of its largest
+absolute value is drawn neutral: its differences are floating-point rounding."""
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
 
@@ -100,7 +104,10 @@ def gi_map(
     """Heat map of interaction scores, pairs clustered by their scores (GEARS Fig. 5b).
 
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
-    +3); the pairs (rows) are ordered by average-linkage hierarchical clustering
+    +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest value
+    (e.g. ``fit_corr`` of 0.999999 and 1 for sums of singles: rounding, not a difference)
+    is drawn neutral (0) rather than stretched over the colour scale. The pairs (rows)
+    are ordered by average-linkage hierarchical clustering
     (:func:`scipy.cluster.hierarchy.linkage`, Euclidean distance) of the standardised
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
     shows in dark grey the pairs it calls (light grey: not called; the x-axis label says
@@ -143,7 +150,8 @@ def gi_map(
         raise PerturbsimError(f"the GI map needs at least 2 scored pairs, got {len(table)}")
     values = table[columns].to_numpy(dtype=np.float64)
     spread = values.std(axis=0)
-    z = np.divide(values - values.mean(axis=0), spread, out=np.zeros_like(values), where=spread > 0)
+    varies = spread > NEGLIGIBLE_SPREAD * np.abs(values).max(axis=0)
+    z = np.divide(values - values.mean(axis=0), spread, out=np.zeros_like(values), where=varies)
     order = hierarchy.leaves_list(hierarchy.linkage(z, method="average", metric="euclidean"))
     z, table = z[order], table.iloc[order]
     calls = [c for c in table.columns if c.startswith("is_")]
@@ -261,6 +269,7 @@ def pair_prediction(
     ['KLF1 (measured)', 'MAP2K6 (measured)', 'KLF1+MAP2K6 predicted', 'KLF1+MAP2K6 measured']
     """
     a, b = _pair_genes(pair)
+    check_count("n_genes", n_genes)
     label = canonical_label((a, b))
     if isinstance(source, PerturbationModel):
         predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
@@ -486,6 +495,8 @@ def phenotype_landscape(
             f"the landscape needs 2 measured profiles, 1 predicted and 2 shared genes, got "
             f"{len(truth)} measured and {len(guess)} predicted over {len(genes)} shared genes"
         )
+    check_count("n_neighbors", n_neighbors, minimum=2)
+    check_count("n_pcs", n_pcs)
     table, algorithm = _landscape(
         truth[genes],
         guess[genes],
@@ -495,7 +506,16 @@ def phenotype_landscape(
         seed=seed,
     )
     if clusters is not None:
-        programme = table["condition"].map(_canonical_keys(clusters))
+        programmes = _canonical_keys(clusters)
+        absent = sorted(set(programmes) - set(table["condition"]))
+        if len(absent) == len(programmes):
+            raise PerturbsimError(
+                f"clusters names no condition of the landscape (it holds {absent[:3]}); its "
+                "keys are condition labels such as 'A+B'"
+            )
+        if absent:
+            logger.warning("clusters names %d conditions not in the landscape", len(absent))
+        programme = table["condition"].map(programmes)
         colour_by, missing = programme.fillna(""), ""
     else:
         colour_by, missing = "cluster " + table["cluster"], None

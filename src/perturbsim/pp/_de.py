@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from anndata import AnnData
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, DE, UNS
 from ._labels import canonical_label, genes_of, parse_label
@@ -249,8 +250,7 @@ def rank_de(
         adata = adata.copy()
     if method not in METHODS:
         raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")
-    if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1:
-        raise PerturbsimError(f"n_genes must be a positive integer, got {n_genes!r}")
+    n_genes = check_count("n_genes", n_genes)
     if method == "wilcoxon" and adata.isbacked:
         raise PerturbsimError(
             "method='wilcoxon' needs the expression matrix in memory: read the file without "

@@ -56,6 +56,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
+from .._checks import check_nonnegative
 from .._errors import PerturbsimError
 from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
@@ -937,7 +938,7 @@ def gi_scores(
     """
     check_anndata(profiles, "profiles", rows="conditions")
     rules = GIRules() if rules is None else rules
-    check_abundance(abundance)
+    check_nonnegative("abundance", abundance)
     if min_de < 0:
         raise PerturbsimError(f"min_de must be non-negative, got {min_de}")
     rows = _profile_rows(profiles)
@@ -1000,19 +1001,6 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
     A table read back from CSV has NaN for an empty flag; that counts as empty too.
     """
     return table["flag"].fillna("").astype(str) == ""
-
-
-def check_abundance(abundance: object) -> None:
-    """Refuse an ``abundance`` threshold that is not a finite number >= 0 (NaN included).
-
-    Raises
-    ------
-    PerturbsimError
-        One line naming the value.
-    """
-    number = isinstance(abundance, int | float | np.number) and not isinstance(abundance, bool)
-    if not (number and np.isfinite(abundance) and abundance >= 0):
-        raise PerturbsimError(f"abundance must be a finite number >= 0, got {abundance!r}")
 
 
 def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as sps
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed
@@ -121,12 +122,7 @@ def default_candidates(
     -------
     Canonical labels: the singles (sorted), then the pairs.
     """
-    if (
-        isinstance(max_pair_genes, bool)
-        or not isinstance(max_pair_genes, int)
-        or max_pair_genes < 0
-    ):
-        raise PerturbsimError(f"max_pair_genes must be a whole number >= 0, got {max_pair_genes!r}")
+    check_count("max_pair_genes", max_pair_genes, minimum=0)
     counts = Counter(g for c in measured for g in genes_of(c))
     if model.data is not None:
         counts.update({g: 0 for c in model.data.stats.conditions for g in genes_of(c)})
@@ -256,8 +252,7 @@ def _normalised(values: np.ndarray) -> np.ndarray:
 
 
 def _check_budget(budget: object, n_candidates: int) -> int:
-    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1:
-        raise PerturbsimError(f"budget must be a whole number >= 1, got {budget!r}")
+    budget = check_count("budget", budget)
     if n_candidates == 0:
         raise PerturbsimError("no untested candidates: every candidate is measured or uncovered")
     if budget > n_candidates:

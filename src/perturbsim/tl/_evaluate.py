@@ -23,6 +23,7 @@ import pandas as pd
 from anndata import AnnData
 from tqdm.auto import tqdm
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import progress_disabled, resolve_seeds
@@ -592,8 +593,7 @@ def evaluate(
             raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if isinstance(gi_k, bool) or not isinstance(gi_k, int) or gi_k < 1:
-        raise PerturbsimError(f"gi_k must be a whole number >= 1, got {gi_k!r}")
+    check_count("gi_k", gi_k)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from ..pp._gi import _TIES, SUBTYPES, GIRules, is_scored
 
@@ -104,8 +105,7 @@ def gi_precision(
     compared pairs; can be negative).
     """
     rules = GIRules() if rules is None else rules
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise PerturbsimError(f"k must be a positive integer, got {k!r}")
+    k = check_count("k", k)
     predicted, truth = _scored(predicted, "predicted"), _scored(truth, "truth")
     common = predicted.index.intersection(truth.index)
     if len(common) == 0:

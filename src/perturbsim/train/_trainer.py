@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._memory import reuse_freed_memory
 from .._settings import progress_disabled
@@ -85,9 +86,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise PerturbsimError(f"{name} must be a positive integer, got {value!r}")
+            check_count(name, getattr(self, name))
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             number = not isinstance(value, bool) and isinstance(value, numbers.Real)
