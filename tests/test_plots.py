@@ -112,8 +112,27 @@ def test_training_history(split_tiny, tiny_go):
     histories = pd.concat([model.history.assign(seed=s) for s in (1, 2)], ignore_index=True)
     assert pl.training_history(histories, ax=other) is other
     assert len(other.lines) == 4
+    assert ax.get_title() == "training history: gears"
+    named = pl.training_history(histories.assign(model="stacked"))
+    assert named.get_title() == "training history: stacked"
     with pytest.raises(ps.PerturbsimError, match="no training history"):
         pl.training_history(pd.DataFrame())
+
+
+def test_uncertainty_axes_are_labelled_plainly_without_crowded_minor_ticks():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "subgroup": "unseen_single",
+            "uncertainty": np.linspace(0.012, 0.15, 12),
+            "error_de": np.linspace(0.002, 0.9, 12),
+        }
+    )
+    ax = pl.uncertainty_vs_error(table, model="m")
+    x_ticks = [t.get_text() for t in ax.get_xticklabels(minor=True)]
+    assert not any(x_ticks)  # no minor labels, which overlapped within a decade
+    shown = {f"{v:g}" for v in ax.get_xticks() if 0.012 <= v <= 0.15}
+    assert shown == {"0.02", "0.05", "0.1"}
 
 
 def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):

@@ -291,7 +291,8 @@ def training_history(
 
     Returns
     -------
-    The Axes: per run a solid training line and a dashed validation line.
+    The Axes: per run a solid training line and a dashed validation line; the title names
+    the model (its ``label``, or the table's ``model`` column).
 
     Examples
     --------
@@ -330,4 +331,8 @@ def training_history(
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend(fontsize="x-small", frameon=False)
+    names = list(pd.unique(table["model"])) if "model" in table.columns else []
+    label = getattr(history, "label", None)
+    shown = [str(label)] if isinstance(label, str) and label else [str(n) for n in names]
+    ax.set_title("training history" + (f": {', '.join(shown)}" if shown else ""))
     return ax

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
@@ -79,6 +80,10 @@ def uncertainty_vs_error(
     rho = rows[["uncertainty", error]].corr(method="spearman").iloc[0, 1]
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # ticks at 1, 2, 5 per decade, written plainly
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("uncertainty (root mean predictive variance)")
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     ax.set_title(f"{model}: Spearman {rho:.2f} over {len(rows)} conditions")
