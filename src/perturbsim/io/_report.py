@@ -181,10 +181,11 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
     summary = result.summary() if summary is None else summary
     plots = ReportPlots()
     for metric in [m for m in METRICS if m in set(summary["metric"])]:
-        ax = metric_bars(summary, metric=metric, models=result.models)
+        ax = metric_bars(result, metric=metric)
         plots.bars[metric] = Plot(
             f"bars_{_slug(metric)}.png",
-            f"{metric}: mean over seeds per model and test subgroup, whiskers the interval",
+            f"{metric}: mean over seeds per model and test subgroup, whiskers the interval; "
+            "k/n above a bar: scored on k of the n test conditions only",
             _png(ax.figure),
         )
     for seed, group, condition in chosen_conditions(result).itertuples(index=False):

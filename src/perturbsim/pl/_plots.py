@@ -54,10 +54,12 @@ def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> 
     return shown
 
 
-def _coverage_note(result: EvaluationResult, model: str, subgroup: str) -> str:
-    """``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, else ""."""
-    table = result.coverage_table()
-    row = table[(table["model"] == model) & (table["subgroup"] == subgroup)]
+def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
+    """``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, else "".
+
+    ``coverage`` is :meth:`~perturbsim.tl.EvaluationResult.coverage_table`.
+    """
+    row = coverage[(coverage["model"] == model) & (coverage["subgroup"] == subgroup)]
     if row.empty or int(row["n_covered"].iloc[0]) in (0, int(row["n_total"].iloc[0])):
         return ""
     return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
@@ -126,6 +128,7 @@ def metric_bars(
         ]
     models = chosen(models, present, "scores of the models")
     subgroups = chosen(subgroups, order_subgroups(rows["subgroup"].unique()), "subgroups")
+    coverage = data.coverage_table() if isinstance(data, EvaluationResult) else None
     ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
@@ -154,8 +157,8 @@ def metric_bars(
                 else {"color": f"C{i}"}
             ),
         )
-        if isinstance(data, EvaluationResult):  # a bar of fewer conditions says how many
-            notes = [_coverage_note(data, model, group) for group in subgroups]
+        if coverage is not None:  # a bar of fewer conditions says how many
+            notes = [_coverage_note(coverage, model, group) for group in subgroups]
             ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
