@@ -450,9 +450,9 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     on_norman = pd.read_csv(tmp_path / "norman" / "gi_scores.csv")
     assert on_norman["is_additive"].all() and not on_norman["is_synergy"].any()
     assert main([*run, str(tmp_path / "bad"), "--abundance", "-1"]) == 2
-    assert "--abundance must be >= 0, got -1" in _one_line_error(capsys)
+    assert "--abundance must be a finite number >= 0, got -1" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "nan"), "--abundance", "nan"]) == 2
-    assert "--abundance must be >= 0, got nan" in _one_line_error(capsys)
+    assert "--abundance must be a finite number >= 0, got nan" in _one_line_error(capsys)
 
 
 def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkeypatch):

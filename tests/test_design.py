@@ -209,6 +209,11 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     assert len(pd.read_csv(out)) == 3
     assert main([*args[:3], "2", *args[4:], "--overwrite"]) == 0
     assert len(pd.read_csv(out)) == 2
+    measured.write_text("# nothing measured yet\n")  # an empty list: every candidate is open
+    assert main([*args, "--overwrite"]) == 0
+    loaded = ps.models.PerturbationModel.load(model_dir)  # the CLI's: no screen with it
+    expected = ps.tl.design(loaded, budget=3, measured=[], seed=0)["perturbation"]
+    assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize(

@@ -183,7 +183,7 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     screen.write_h5ad(read)
     args = ["export", model, read, "--control", "control", "--out", str(beside), "--overwrite"]
     assert main(args) == 2
-    assert "would write over" in capsys.readouterr().err
+    assert "would write over or into" in capsys.readouterr().err
     assert ad.read_h5ad(read).n_obs == screen.n_obs
 
 

@@ -249,7 +249,7 @@ def test_model_errors(interacting):
         ps.models.FitnessModel(screen, go=False, embedding_dim=0)
     with pytest.raises(ps.PerturbsimError, match=r"1 validation pairs are training pairs too \(e"):
         model.fit(["M0G0+M0G1", "M1G0+M1G1"], val_pairs=["M0G1+M0G0"], max_epochs=5)
-    for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, "at least 1"), ([], "name at")):
+    for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, ">= 1, got 0"), ([], "empty")):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_evaluate(screen, seeds=seeds, go_annotations=go)
 
@@ -274,8 +274,10 @@ def test_a_screen_of_one_pair_is_refused_in_one_line(tmp_path):
     one = pairs.where(pd.DataFrame(False, index=pairs.index, columns=pairs.columns))
     one.loc["M0G0", "M0G1"] = one.loc["M0G1", "M0G0"] = -0.2
     screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, one))
+    with pytest.raises(ps.PerturbsimError, match=r"holds out no test pair \(pairs measured"):
+        ps.tl.fitness_split(screen, seed=0)  # the pair is a training pair
     words = r"(no training pair|holds out no test pair) \(pairs measured in the screen: 1\)"
-    for seed in range(4):
+    for seed in range(1, 4):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_split(screen, seed=seed)
 

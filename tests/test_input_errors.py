@@ -101,3 +101,20 @@ def test_design_proposes_singles_known_only_from_pairs(split_norman):
     assert inferred and not set(inferred) & set(ps.tl.measured_conditions(model))
     ranked = ps.tl.design(model, inferred, budget=len(inferred), strategy="coverage")
     assert sorted(ranked["perturbation"]) == inferred
+
+
+def test_whole_numbers_are_counts_in_any_numeric_type(norman):
+    import numpy as np
+
+    from perturbsim._checks import check_count
+
+    assert [check_count("n", v) for v in (3, np.int64(3), 3.0, np.float64(3.0))] == [3] * 4
+    for bad, shown in ((2.5, "2.5"), (np.int64(0), "0"), (float("nan"), "nan"), (True, "True")):
+        with pytest.raises(ps.PerturbsimError, match=rf"must be a whole number >= 1, got {shown}$"):
+            check_count("n", bad)
+    stats = ps.pp.compute_pseudobulk(norman)
+    assert ps.graphs.coexpression_graph(stats, top_k=5.0).n_edges == (
+        ps.graphs.coexpression_graph(stats, top_k=5).n_edges
+    )
+    ps.pp.rank_de(norman, n_genes=np.float64(5.0))
+    assert len(ps.pp.DEGenes.from_adata(norman).top_genes("KLF1")) == 5

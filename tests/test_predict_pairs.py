@@ -168,12 +168,16 @@ def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
         (["# nothing here", ""], "no genes in"),
         (["{0}", "NOTAGENE1", "{1}"], "NOTAGENE1; pass --skip-unknown"),
         (b"\x89HDF\r\n\x1a\n\xff\xfe", "as a list of genes, one a line (it is not UTF-8 text)"),
+        (b"KLF1\x00\x00\x00", "(it holds NUL bytes: a binary file)"),
+        ("folder", "is a folder, not a list file"),
     ],
 )
 def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, capsys, lines, words):
     gene_file = tmp_path / "genes.txt"
     if isinstance(lines, bytes):  # e.g. an h5ad given by mistake
         gene_file.write_bytes(lines)
+    elif lines == "folder":
+        gene_file.mkdir()
     elif lines is not None:
         _gene_file(gene_file, [line.format(*genes) for line in lines])
     code = main(["gi", str(model_dir), "--genes", str(gene_file), "--out", str(tmp_path / "o")])
@@ -196,8 +200,10 @@ def test_cli_gi_keeps_earlier_results_and_its_inputs(model_dir, genes, tmp_path,
     assert main([*args, "--overwrite"]) == 0
     into_model = ["gi", str(model_dir), "--genes", str(gene_file), "--out", str(model_dir)]
     assert main([*into_model, "--overwrite"]) == 2
-    assert "would write over" in capsys.readouterr().err
-    assert not (model_dir / "gi_scores.csv").exists()
+    assert "would write over or into" in capsys.readouterr().err
+    assert main([*into_model[:-1], str(model_dir / "gi")]) == 2  # nor into a folder inside
+    assert "would write over or into" in capsys.readouterr().err
+    assert not (model_dir / "gi_scores.csv").exists() and not (model_dir / "gi").exists()
 
 
 def test_cli_gi_skip_unknown_goes_on(model_dir, genes, tmp_path):
@@ -221,3 +227,5 @@ def test_unknown_gi_options_are_refused(additive, genes):
     known = [g for g in genes if additive.covers(g)[0]][:3]
     with pytest.raises(ps.PerturbsimError, match=r"unknown GI options \['abundence'\]"):
         additive.predict_pairs(known, abundence=0.1)
+    with pytest.raises(ps.PerturbsimError, match=r"GI options \['abundance'\] given with gi=Fa"):
+        additive.predict_pairs(known, gi=False, abundance=0.1)

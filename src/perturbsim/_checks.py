@@ -9,18 +9,39 @@ from typing import Any
 from ._errors import PerturbsimError
 
 
+def shown(value: Any) -> str:
+    """``repr`` of ``value`` for an error message, a numpy scalar as its Python value."""
+    item = getattr(value, "item", None)
+    if isinstance(value, numbers.Number) and callable(item):
+        value = item()
+    return repr(value)
+
+
+def as_whole(value: Any) -> int | None:
+    """``value`` as an int if it is a whole number (``3``, ``np.int64(3)``, ``3.0``), else None.
+
+    A bool, a string, NaN, an infinity or a fraction is not a whole number.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    number = float(value)
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an int if it is a whole number >= ``minimum``.
+    """``value`` as an int if it is a whole number (:func:`as_whole`) >= ``minimum``.
 
     Raises
     ------
     PerturbsimError
-        ``"{name} must be a whole number >= {minimum}, got {value!r}"`` (also for a bool, a
-        float such as 2.0, or a string).
+        ``"{name} must be a whole number >= {minimum}, got {value}"``.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise PerturbsimError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    whole = as_whole(value)
+    if whole is None or whole < minimum:
+        raise PerturbsimError(f"{name} must be a whole number >= {minimum}, got {shown(value)}")
+    return whole
 
 
 def check_nonnegative(name: str, value: Any) -> float:
@@ -29,8 +50,8 @@ def check_nonnegative(name: str, value: Any) -> float:
     Raises
     ------
     PerturbsimError
-        ``"{name} must be a finite number >= 0, got {value!r}"``.
+        ``"{name} must be a finite number >= 0, got {value}"``.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise PerturbsimError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise PerturbsimError(f"{name} must be a finite number >= 0, got {shown(value)}")
     return float(value)

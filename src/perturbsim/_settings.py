@@ -7,6 +7,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._checks import as_whole, check_count, shown
 from ._errors import PerturbsimError
 
 _LOGGER_NAME = "perturbsim"
@@ -57,27 +58,27 @@ def resolve_seed(seed: int | None) -> int:
 
 
 def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
-    """Split seeds from a count (``first, first + 1, ...``) or a list of distinct integers.
+    """Split seeds from a count (``first, first + 1, ...``) or a list of distinct whole numbers.
 
     Raises
     ------
     PerturbsimError
-        One line: a count below 1, an empty list, a seed that is not an integer, or a seed
-        given twice (its scores would count twice, as if from two splits).
+        One line: a count below 1, an empty list, a seed that is not a whole number, or a
+        seed given twice (its scores would count twice, as if from two splits).
     """
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise PerturbsimError(f"seeds must be at least 1, got {seeds}")
-        return list(range(first, first + int(seeds)))
-    if isinstance(seeds, str | bool) or not isinstance(seeds, Iterable):
-        raise PerturbsimError(f"seeds must be a count or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, str) or not isinstance(seeds, Iterable):
+        count = check_count("seeds", seeds)
+        return list(range(first, first + count))
     listed = list(seeds)
-    if not listed or any(seed is None for seed in listed):
-        raise PerturbsimError(f"seeds must name at least one integer seed, got {seeds!r}")
-    resolved = [resolve_seed(seed) for seed in listed]
+    if not listed:
+        raise PerturbsimError("seeds is empty: give a count or at least one seed")
+    resolved = [as_whole(seed) for seed in listed]
+    if None in resolved:
+        bad = listed[resolved.index(None)]
+        raise PerturbsimError(f"seeds must be whole numbers, got {shown(bad)} in {listed!r}")
     if len(set(resolved)) != len(resolved):
         raise PerturbsimError(f"seeds repeat: {resolved}")
-    return resolved
+    return [int(seed) for seed in resolved if seed is not None]
 
 
 def progress_disabled() -> bool | None:

@@ -12,6 +12,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
+from .._checks import check_nonnegative
 from .._errors import PerturbsimError
 from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
 from ..models import (
@@ -53,10 +54,10 @@ MODEL_FLAGS = (
 whether it is a fit option (else a constructor argument)."""
 
 
-def _split(adata: AnnData, args: argparse.Namespace) -> None:
+def _split(adata: AnnData, args: argparse.Namespace, test: list[str] | None) -> None:
+    """Split ``adata`` as ``--split`` and ``--seed`` say (``test``: ``--test``'s conditions)."""
     from ..pp import split
 
-    test = _test_conditions(args)
     split(adata, kind=args.split, seed=args.seed, test_conditions=test)
 
 
@@ -106,11 +107,11 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 def _run_train(args: argparse.Namespace) -> None:
     refuse_existing(args.out, args.overwrite)  # before training, not after
     check_replaceable(args.out)
-    _test_conditions(args)  # before reading: a wrong flag or list fails at once
+    test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
-    _split(adata, args)
+    _split(adata, args, test)
     if annotations is not None and takes_option(args.model, "go_annotations"):
         options["go_annotations"] = annotations
     model = build_model(args.model, adata, seed=args.seed, **options)
@@ -295,8 +296,7 @@ GI_FILES = ("predictions.h5ad", "gi_scores.csv")
 def _run_gi(args: argparse.Namespace) -> None:
     from .._keys import PRED_N_TARGETS
 
-    if not args.abundance >= 0:  # NaN too
-        raise PerturbsimError(f"--abundance must be >= 0, got {args.abundance:g}")
+    check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
     genes = read_list(args.genes, "--genes", "genes")
     model = PerturbationModel.load(args.model)
@@ -373,14 +373,14 @@ def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
     from ..io._export import PRED_FILE, REAL_FILE
 
-    _test_conditions(args)
+    test = _test_conditions(args)
     inputs = [args.model, args.data, *([args.test] if args.test is not None else [])]
     refuse_outputs(args.out, (PRED_FILE, REAL_FILE), args.overwrite, inputs=inputs)
     model = PerturbationModel.load(args.model)
     if args.seed is None:  # `train` seeds its split and its model alike
         args.seed = model.seed
     adata = read_screen(args)
-    _split(adata, args)
+    _split(adata, args, test)
     pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
 

@@ -17,9 +17,9 @@ def _run_design(args: argparse.Namespace) -> None:
 
     refuse_existing(args.out, args.overwrite)
     model = PerturbationModel.load(args.model)
-    measured = (
-        read_list(args.measured, "--measured", "conditions") if args.measured is not None else None
-    )
+    measured = None
+    if args.measured is not None:  # an empty file: nothing measured yet
+        measured = read_list(args.measured, "--measured", "conditions", allow_empty=True)
     if measured:
         unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
         if unknown:
@@ -61,8 +61,9 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "--measured",
         type=Path,
         metavar="FILE",
-        help="conditions already measured, one a line (default: the conditions the model was "
-        "fitted on, training and validation, as its directory records them)",
+        help="conditions already measured, one a line; an empty file: none (default: the "
+        "conditions the model was fitted on, training and validation, as its directory "
+        "records them)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random")
     parser.add_argument(

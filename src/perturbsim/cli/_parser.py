@@ -34,29 +34,39 @@ def add_command(
     return commands.add_parser(name, parents=[common_options(suppress=True)], **kwargs)
 
 
-def read_list(path: Path, flag: str, what: str) -> list[str]:
+def read_list(path: Path, flag: str, what: str, *, allow_empty: bool = False) -> list[str]:
     """The items of a text file given as ``flag``, one a line.
 
     Blank lines and text after ``#`` are ignored; a UTF-8 byte-order mark (as spreadsheet
-    programs write) is dropped.
+    programs write) is dropped. With ``allow_empty`` a file of no item is an empty list
+    (e.g. ``--measured``: nothing measured yet).
 
     Raises
     ------
     PerturbsimError
-        One line naming the file: missing, not UTF-8 text, or holding no item.
+        One line naming the file: missing, a folder, not UTF-8 text (or holding NUL bytes:
+        a binary file), or holding no item.
     """
+    if path.is_dir():
+        raise PerturbsimError(f"{flag}: {str(path)!r} is a folder, not a list file")
     if not path.is_file():
         raise PerturbsimError(f"{flag}: no such file: {str(path)!r}")
+    text, reason = "", ""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+    except UnicodeDecodeError:
+        reason = "it is not UTF-8 text"
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+    if "\x00" in text:
+        reason = "it holds NUL bytes: a binary file"
+    if reason:
         raise PerturbsimError(
             f"{flag}: cannot read {str(path)!r} as a list of {what}, one a line ({reason})"
-        ) from None
+        )
     items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     items = [item for item in items if item]
-    if not items:
+    if not items and not allow_empty:
         raise PerturbsimError(
             f"{flag}: no {what} in {str(path)!r} (one a line, # starts a comment)"
         )
@@ -88,12 +98,13 @@ def refuse_outputs(
     """
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
-    for read in inputs:
-        targets = {folder.resolve(), *((folder / name).resolve() for name in names)}
-        if read.exists() and read.resolve() in targets:
+    where = folder.resolve()
+    targets = {(folder / name).resolve() for name in names}
+    for read in (p.resolve() for p in inputs if p.exists()):
+        if read in targets or (read.is_dir() and (read == where or read in where.parents)):
             raise PerturbsimError(
-                f"--out {str(folder)!r} would write over {str(read)!r}, which this command "
-                "reads: choose another --out"
+                f"--out {str(folder)!r} would write over or into {str(read)!r}, which this "
+                "command reads: choose another --out"
             )
     for name in names:
         refuse_existing(folder / name, overwrite)

@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SEP, SIMULATION
 from .._settings import resolve_seed
@@ -343,9 +344,7 @@ def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
     design = dict(PRESETS[size])
     for key, value in overrides.items():
         if value is not None:
-            if int(value) != value or value < 0:
-                raise PerturbsimError(f"{key}={value!r} must be a non-negative integer")
-            design[key] = int(value)
+            design[key] = check_count(key, value, minimum=0)
     if design["n_genes"] < 50:
         raise PerturbsimError(f"n_genes={design['n_genes']} is too small; use at least 50")
     if not 2 <= design["n_perturbable"] <= design["n_genes"] // 2:

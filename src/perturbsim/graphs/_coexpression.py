@@ -49,7 +49,7 @@ def coexpression_graph(
     >>> g.n_nodes
     500
     """
-    _check_selection(top_k, threshold)
+    top_k = _check_selection(top_k, threshold)
     strength = np.abs(stats.coexpression())
     rows, cols = np.nonzero(strength > threshold)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)

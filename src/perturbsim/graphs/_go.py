@@ -116,7 +116,7 @@ def go_graph(
     >>> g.unannotated.tolist()
     ['NOT_A_GENE']
     """
-    _check_selection(top_k, threshold)
+    top_k = _check_selection(top_k, threshold)
     if threshold < 0:
         raise PerturbsimError(f"threshold must be >= 0 for the GO graph, got {threshold}")
     started = time.perf_counter()

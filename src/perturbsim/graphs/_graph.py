@@ -185,10 +185,11 @@ class GeneGraph:
         )
 
 
-def _check_selection(top_k: int, threshold: float) -> None:
-    check_count("top_k", top_k)
+def _check_selection(top_k: int, threshold: float) -> int:
+    """``top_k`` as an int, once it and ``threshold`` are checked."""
     if not np.isfinite(threshold):
         raise PerturbsimError(f"threshold must be finite, got {threshold!r}")
+    return check_count("top_k", top_k)
 
 
 def _select_top_k(

@@ -552,7 +552,9 @@ class PerturbationModel(ABC):
             (:meth:`covers`), instead of raising an error that lists them.
         **gi_options
             Passed on to :func:`perturbsim.tl.gi_scores` (e.g. ``genes=``, ``n_de=``);
-            ``control_mean`` defaults to the model's control mean.
+            ``control_mean`` defaults to the model's control mean. Checked before anything is
+            predicted: a name ``gi_scores`` does not take, a bad ``abundance``, or options
+            with ``gi=False`` are refused.
 
         Returns
         -------
@@ -579,7 +581,7 @@ class PerturbationModel(ABC):
         ['KLF1', 'MAP2K6', 'SLC38A2', 'KLF1+MAP2K6', 'KLF1+SLC38A2', 'MAP2K6+SLC38A2']
         """
         genes = _gene_list(genes)
-        check_count("batch_size", batch_size)
+        batch_size = check_count("batch_size", batch_size)
         covered = self.covers([[g] for g in genes])
         unknown = [g for g, ok in zip(genes, covered, strict=True) if not ok]
         if unknown and not skip_unknown:
@@ -594,6 +596,8 @@ class PerturbationModel(ABC):
             raise PerturbsimError(f"{self.label} can predict fewer than two of the genes: {genes}")
         if gi:  # before the predictions, not after
             _check_gi_options(gi_options)
+        elif gi_options:
+            raise PerturbsimError(f"GI options {sorted(gi_options)} given with gi=False")
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         out = self._predict_batches(sets, batch_size)
         if gi:

@@ -445,7 +445,8 @@ class FitnessModel:
             Pair labels (``"A+B"``) to train on; every one must be measured, and its genes
             in ``known_singles``.
         val_pairs
-            Pairs on which the epoch to keep is chosen. ``None``: train for ``max_epochs``.
+            Pairs on which the epoch to keep is chosen, none of them a training pair (refused:
+            they would not be held out). ``None``: train for ``max_epochs``.
         known_singles
             Genes whose measured single fitness the model may use; the others' singles are
             predicted from GO. ``None``: every gene of the screen.
@@ -458,7 +459,7 @@ class FitnessModel:
         -------
         The model itself.
         """
-        check_count("max_epochs", max_epochs)
+        max_epochs = check_count("max_epochs", max_epochs)
         started = time.perf_counter()
         known = self._known(known_singles)
         train = self._pairs(train_pairs)

@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from perturbsim._errors import PerturbsimError
 
+from .._checks import check_count
 from ._decoder import gene_decoder
 from ._layers import MLP, GeneNorm, GraphArrays, SimpleGraphConv
 
@@ -166,8 +167,7 @@ class GEARSNetwork(nn.Module):
             ("n_gene_layers", n_gene_layers, 0),
             ("n_pert_layers", n_pert_layers, 0),
         ]:
-            if int(value) != value or value < low:
-                raise PerturbsimError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_count(name, value, minimum=low)
         self.n_genes = G = int(n_genes)
         self.n_perts = P = int(n_perts)
         self.hidden = h = int(hidden)

@@ -24,8 +24,9 @@ from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, DELTA_LAYER
 from ..models import PerturbationModel
-from ..pp import PseudobulkStats, canonical_label, compute_pseudobulk, parse_label
+from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..pp._gi import is_scored
+from ..pp._pseudobulk import current_stats
 from ._plots import _axes
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ ProfileSource = AnnData | PseudobulkStats
 def _delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
     """Change over control, conditions x genes, of profiles, statistics or a set-up screen."""
     if isinstance(data, AnnData) and CONDITION in data.obs:  # cells of a set-up screen
-        data = compute_pseudobulk(data, coexpression="none")
+        data = current_stats(data)
     if isinstance(data, PseudobulkStats):
         return pd.DataFrame(
             data.delta,
@@ -104,7 +105,7 @@ def gi_map(
     """Heat map of interaction scores, pairs clustered by their scores (GEARS Fig. 5b).
 
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
-    +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest value
+    +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value
     (e.g. ``fit_corr`` of 0.999999 and 1 for sums of singles: rounding, not a difference)
     is drawn neutral (0) rather than stretched over the colour scale. The pairs (rows)
     are ordered by average-linkage hierarchical clustering
@@ -269,7 +270,7 @@ def pair_prediction(
     ['KLF1 (measured)', 'MAP2K6 (measured)', 'KLF1+MAP2K6 predicted', 'KLF1+MAP2K6 measured']
     """
     a, b = _pair_genes(pair)
-    check_count("n_genes", n_genes)
+    n_genes = check_count("n_genes", n_genes)
     label = canonical_label((a, b))
     if isinstance(source, PerturbationModel):
         predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
@@ -495,8 +496,8 @@ def phenotype_landscape(
             f"the landscape needs 2 measured profiles, 1 predicted and 2 shared genes, got "
             f"{len(truth)} measured and {len(guess)} predicted over {len(genes)} shared genes"
         )
-    check_count("n_neighbors", n_neighbors, minimum=2)
-    check_count("n_pcs", n_pcs)
+    n_neighbors = check_count("n_neighbors", n_neighbors, minimum=2)
+    n_pcs = check_count("n_pcs", n_pcs)
     table, algorithm = _landscape(
         truth[genes],
         guess[genes],

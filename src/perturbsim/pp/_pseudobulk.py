@@ -477,8 +477,11 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     )
     if same_screen and same_coexpression:
         return stats
-    logger.info(
-        "the stored statistics are of other %s: computing them afresh",
-        "cells or genes" if not same_screen else "co-expression cells (a split made since)",
-    )
+    if not same_screen:
+        why = "they are of other cells or genes"
+    elif stats.coexpr_gram is None:
+        why = "they hold no gene x gene moments"
+    else:
+        why = "their gene x gene moments are of other cells (a split made since)"
+    logger.info("not using the stored statistics, %s: computing them afresh", why)
     return compute_pseudobulk(adata, coexpression=coexpression)

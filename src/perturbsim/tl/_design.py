@@ -122,7 +122,7 @@ def default_candidates(
     -------
     Canonical labels: the singles (sorted), then the pairs.
     """
-    check_count("max_pair_genes", max_pair_genes, minimum=0)
+    max_pair_genes = check_count("max_pair_genes", max_pair_genes, minimum=0)
     counts = Counter(g for c in measured for g in genes_of(c))
     if model.data is not None:
         counts.update({g: 0 for c in model.data.stats.conditions for g in genes_of(c)})

@@ -593,7 +593,7 @@ def evaluate(
             raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    check_count("gi_k", gi_k)
+    gi_k = check_count("gi_k", gi_k)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None

@@ -99,6 +99,12 @@ def fitness_split(
     -------
     :class:`FitnessSplit`.
 
+    Raises
+    ------
+    PerturbsimError
+        A fraction out of range, fewer than 2 unseen or 2 seen genes, or a split that leaves
+        no training pair or holds out no test pair (too few measured pairs).
+
     Examples
     --------
     >>> import numpy as np, pandas as pd

@@ -86,7 +86,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
-            check_count(name, getattr(self, name))
+            setattr(self, name, check_count(name, getattr(self, name)))
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             number = not isinstance(value, bool) and isinstance(value, numbers.Real)
