@@ -260,7 +260,7 @@ def test_write_round_trips(result, tmp_path):
 
 def test_results_replace_only_earlier_results_and_only_when_told(result, tmp_path):
     out = tmp_path / "report"
-    ps.io.write_report(result, out)
+    result.write(out)  # earlier results: tables and settings.json (a report adds plots)
     (out / "history_gears.png").write_bytes(b"an earlier run's plot")
     with pytest.raises(ps.PerturbsimError, match="already exists; pass overwrite=True"):
         ps.io.write_report(result, out)

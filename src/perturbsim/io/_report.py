@@ -180,8 +180,11 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
     """
     summary = result.summary() if summary is None else summary
     plots = ReportPlots()
+    coverage = result.coverage_table()
     for metric in [m for m in METRICS if m in set(summary["metric"])]:
-        ax = metric_bars(result, metric=metric)
+        scored = set(summary.loc[summary["metric"] == metric, "model"])
+        models = [m for m in result.models if m in scored]  # a failed run has no bar
+        ax = metric_bars(summary, metric=metric, models=models, coverage=coverage)
         plots.bars[metric] = Plot(
             f"bars_{_slug(metric)}.png",
             f"{metric}: mean over seeds per model and test subgroup, whiskers the interval; "

@@ -71,6 +71,7 @@ def metric_bars(
     metric: str,
     models: Sequence[str] | None = None,
     subgroups: Sequence[str] | None = None,
+    coverage: pd.DataFrame | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Grouped bars of one metric: test subgroups on the x axis, one bar per model.
@@ -79,10 +80,10 @@ def metric_bars(
     :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). A model
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
     leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
-    predict: from an :class:`~perturbsim.tl.EvaluationResult`, a bar of fewer than all the
-    subgroup's test conditions is labelled ``covered/total`` (over the seeds), as its mean is
-    not of the same conditions as the others'. The split-half replicate, the screen's noise
-    ceiling, is drawn as a hatched grey bar.
+    predict: a bar of fewer than all the subgroup's test conditions is labelled
+    ``covered/total`` (over the seeds), as its mean is not of the same conditions as the
+    others' (from an :class:`~perturbsim.tl.EvaluationResult`, or ``coverage``). The
+    split-half replicate, the screen's noise ceiling, is drawn as a hatched grey bar.
 
     Parameters
     ----------
@@ -93,6 +94,10 @@ def metric_bars(
     models, subgroups
         Which to show, in this order; default: all, in evaluation / report order. A name
         with no score of ``metric`` is refused.
+    coverage
+        Covered and total test conditions per model and subgroup
+        (:meth:`~perturbsim.tl.EvaluationResult.coverage_table`); default: the result's, or
+        none for a summary table (no labels).
     ax
         Axes to draw on.
 
@@ -128,7 +133,8 @@ def metric_bars(
         ]
     models = chosen(models, present, "scores of the models")
     subgroups = chosen(subgroups, order_subgroups(rows["subgroup"].unique()), "subgroups")
-    coverage = data.coverage_table() if isinstance(data, EvaluationResult) else None
+    if coverage is None and isinstance(data, EvaluationResult):
+        coverage = data.coverage_table()
     ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
