@@ -335,9 +335,7 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny
     assert "each ranking takes them all" not in out
     assert main(["evaluate", data, *args, "--gi-k", "100", "--out", str(tmp_path / "all")]) == 0
     assert "no seed has more than 100 test pairs" in capsys.readouterr().out
-    assert main(["evaluate", data, *args, "--no-gi", "--out", str(tmp_path / "off")]) == 0
-    assert "precision@" not in capsys.readouterr().out
-    assert not (tmp_path / "off" / "gi_precision.csv").exists()
+    # --no-gi: test_evaluate_replaces_only_a_previous_report
 
 
 def test_version_and_common_options_after_the_command(capsys):
@@ -486,8 +484,10 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     (report / "settings.json").write_text("{}\n")
     (report / "gi_precision.csv").write_text("an earlier run's table\n")
     capsys.readouterr()
-    assert main([*run, str(report), "--overwrite"]) == 0
-    assert "no calibrated scores: no model but 'mean' was scored" in capsys.readouterr().out
+    assert main([*run, str(report), "--overwrite"]) == 0  # run has --no-gi
+    printed = capsys.readouterr().out
+    assert "no calibrated scores: no model but 'mean' was scored" in printed
+    assert "precision@" not in printed
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
     assert "an earlier report" not in (report / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
