@@ -165,7 +165,8 @@ def metric_bars(
         )
         if coverage is not None:  # a bar of fewer conditions says how many
             notes = [_coverage_note(coverage, model, group) for group in subgroups]
-            ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
+            if any(notes):
+                ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bounds = _BOUNDS.get(metric.split("_")[0])
