@@ -72,13 +72,13 @@ def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
     listed = list(seeds)
     if not listed:
         raise PerturbsimError("seeds is empty: give a count or at least one seed")
-    resolved = [as_whole(seed) for seed in listed]
-    if None in resolved:
-        bad = listed[resolved.index(None)]
-        raise PerturbsimError(f"seeds must be whole numbers, got {shown(bad)} in {listed!r}")
+    bad = [seed for seed in listed if as_whole(seed) is None]
+    if bad:
+        raise PerturbsimError(f"seeds must be whole numbers, got {shown(bad[0])} in {listed!r}")
+    resolved = [int(seed) for seed in listed]
     if len(set(resolved)) != len(resolved):
         raise PerturbsimError(f"seeds repeat: {resolved}")
-    return [int(seed) for seed in resolved if seed is not None]
+    return resolved
 
 
 def progress_disabled() -> bool | None:
