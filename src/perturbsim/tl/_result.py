@@ -550,6 +550,16 @@ class EvaluationResult:
         Returns
         -------
         File name -> path of every file written (as :meth:`write`).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import perturbsim as ps
+        >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     "settings.json" in result.write_tables(Path(out))
+        True
         """
         tables = {
             "scores.csv": self.scores,
