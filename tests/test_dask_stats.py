@@ -180,3 +180,14 @@ def test_bad_schedulers_are_one_line_errors(tiny):
         pytest.raises(PerturbsimError, match="cannot connect to the dask scheduler"),
     ):
         ps.pp.compute_pseudobulk(tiny, scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_file_stored_by_column_says_how_to_read_it(tiny, reference, tmp_path):
+    by_column = tiny.copy()
+    by_column.X = by_column.X.tocsc()
+    path = tmp_path / "csc.h5ad"
+    by_column.write_h5ad(path)
+    backed = ps.ds.read(path, control="control", backed=True)
+    with pytest.raises(PerturbsimError, match=r"stored by column \(CSC\).*run without scheduler="):
+        ps.pp.compute_pseudobulk(backed, chunk_size=CHUNK, scheduler="sync")
+    assert_same(ps.pp.compute_pseudobulk(backed, chunk_size=CHUNK), reference)

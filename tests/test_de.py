@@ -10,7 +10,7 @@ from conftest import make_screen
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
-from perturbsim.pp._de import DEGenes, non_dropout_mask, non_zero_mask, rank_de
+from perturbsim.pp._de import DEGenes, non_dropout_mask, non_zero_mask, rank_de, welch_t
 from perturbsim.pp._pseudobulk import compute_pseudobulk
 
 CONDITIONS = ["KLF1", "MAP2K6", "KLF1+MAP2K6", "FOXL2+HOXB9", "PLK4"]
@@ -140,6 +140,27 @@ def test_single_cell_condition_does_not_crash_and_is_flagged(caplog):
     assert "single cell" in caplog.text
     rank_de(adata, method="wilcoxon", n_genes=5)
     assert np.isfinite(adata.uns["perturbsim"]["de"]["scores"]).all()
+
+
+def test_a_single_control_cell_is_refused_and_gives_no_test_statistic():
+    adata = make_screen(["ctrl", "A", "B"], n_genes=8, cells=4)
+    adata = adata[3:].copy()  # control keeps a single cell
+    ps.pp.setup(adata, control="ctrl")
+    with pytest.raises(PerturbsimError, match="a single control cell"):
+        rank_de(adata)
+    stats = compute_pseudobulk(adata, coexpression="none")
+    assert np.isnan(welch_t(stats, stats.index(["A", "B"]))).all()
+
+
+def test_top_genes_reads_labels_as_setup_read_the_screen():
+    adata = make_screen(["ctrl", "A_B", "A", "B"], n_genes=8, cells=5)
+    ps.pp.setup(adata, sep="_")
+    rank_de(adata, n_genes=3)
+    de = DEGenes.from_adata(adata)
+    assert de.top_genes("B_A") == de.top_genes("A+B") == de.top_genes("A_B")
+    assert de.non_dropout_mask(["ctrl", "A_B"]).shape == (2, 8)
+    with pytest.raises(PerturbsimError, match="'A_C'"):
+        de.top_genes("A_C")
 
 
 def test_top_genes_accepts_raw_labels_and_round_trips_h5ad(norman_de, tmp_path):

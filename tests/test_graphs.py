@@ -352,6 +352,26 @@ def test_read_annotations_errors(tmp_path):
         read_annotations(bad)
 
 
+def test_read_annotations_sniffs_gzip_and_unreadable_files_are_one_line_errors(tmp_path):
+    import gzip
+
+    text = "gene\tterm\nKLF1\tGO:1\nGATA1\tGO:1\n"
+    for name in ("go_gz.tsv", "go"):  # gzipped, named as if it were not
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(text.encode()))
+        assert pairs(read_annotations(path)) == {("KLF1", "GO:1"), ("GATA1", "GO:1")}
+    ragged = tmp_path / "ragged.tsv"
+    ragged.write_text("A\tGO:1\nB\tGO:2\tGO:3\tx\n")
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes("Caf\xe9\tGO:1\n".encode("latin-1"))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    for path, kwargs in ((ragged, {}), (latin, {}), (empty, {"format": "tsv"})):
+        with pytest.raises(ps.PerturbsimError, match=f"cannot read '{path}' as annotations") as err:
+            read_annotations(path, **kwargs)
+        assert "\n" not in str(err.value)
+
+
 def test_read_annotations_feeds_go_graph(tmp_path):
     path = tmp_path / "worm.tsv"
     path.write_text("unc-1\tGO:1\nunc-1\tGO:2\nunc-2\tGO:1\nunc-2\tGO:2\nunc-3\tGO:3\n")

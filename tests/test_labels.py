@@ -75,6 +75,9 @@ def test_parse_perturbations_forms():
         parse_perturbations([])
     with pytest.raises(PerturbsimError, match="malformed perturbation"):
         parse_perturbations([3])
+    assert parse_perturbations([["Control", "A"], ["NT"]]) == [("A",), ()]
+    with pytest.raises(PerturbsimError, match=r"gene 'A\+B' of \['A\+B'\] holds '\+'"):
+        parse_perturbations([["A+B"]])
 
 
 gene = st.text(

@@ -103,6 +103,36 @@ def test_bad_options(norman):
         ps.pp.pseudobulk(norman, layer="counts")
     with pytest.raises(PerturbsimError, match="not set up"):
         ps.pp.pseudobulk(make_screen(["ctrl", "G1"]))
+    for option, value in (
+        ("coexpr_max_cells", 0),
+        ("coexpr_max_cells", -1),
+        ("chunk_size", "100"),
+        ("half_seed", -1),
+    ):
+        with pytest.raises(PerturbsimError, match=f"{option} must be a whole number"):
+            ps.pp.compute_pseudobulk(norman, **{option: value})
+
+
+def test_statistics_without_gene_moments_drop_an_earlier_pass_s(norman):
+    from perturbsim.graphs import coexpression_graph
+
+    ps.pp.pseudobulk(norman, coexpression="all")
+    ps.pp.pseudobulk(norman, coexpression="none")
+    assert "perturbsim_gram" not in norman.varp
+    stats = ps.pp.PseudobulkStats.from_adata(norman)
+    with pytest.raises(PerturbsimError, match="gene x gene moments were not computed"):
+        coexpression_graph(stats)
+
+
+def test_draw_cells_refuses_conditions_not_in_the_screen(norman):
+    from perturbsim.pp._cells import draw_cells
+
+    cells = draw_cells(norman, ["KLF1", "ctrl"], max_cells=5, seed=0)
+    assert {c: a.shape for c, a in cells.items()} == {"KLF1": (5, 500), "ctrl": (5, 500)}
+    with pytest.raises(PerturbsimError, match=r"1 condition\(s\) not in the screen: \['NOPE'\]"):
+        draw_cells(norman, ["NOPE", "KLF1"], max_cells=5, seed=0)
+    with pytest.raises(PerturbsimError, match="max_cells must be a whole number >= 1, got -1"):
+        draw_cells(norman, ["KLF1"], max_cells=-1, seed=0)
 
 
 def test_coexpression_subsample_is_seeded_and_recorded(norman):
@@ -130,6 +160,12 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
     ps.pp.rank_de(genes, n_genes=5)  # read its own genes (refused the stored ones before)
     assert set(ps.pp.DEGenes.from_adata(genes).top_genes("KLF1")) <= set(genes.var_names)
     assert Additive(genes).fit().predict(["ctrl"]).n_vars == 50
+
+    relabelled = norman.copy()  # the same cells and genes, some labelled otherwise
+    klf1 = np.flatnonzero(relabelled.obs["perturbsim_condition"] == "KLF1")[:10]
+    relabelled.obs.iloc[klf1, relabelled.obs.columns.get_loc("perturbsim_condition")] = "ctrl"
+    counts = current_stats(relabelled).n_cells
+    assert counts[list(marked.conditions).index("ctrl")] == 110
 
     ps.pp.split(norman, kind="simulation", seed=1)  # co-expression now of training cells only
     fresh = current_stats(norman, coexpression="auto")

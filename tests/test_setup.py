@@ -91,6 +91,38 @@ def test_duplicated_gene_names():
     one_line_error(lambda: ps.pp.setup(adata), "duplicated gene names.*'G0'")
 
 
+def test_gene_symbols_missing_or_duplicated_are_refused_before_var_names_change():
+    adata = make_screen(["ctrl", "G1"])
+    names = list(adata.var_names)
+    adata.var["symbol"] = [None, *names[1:]]
+    one_line_error(
+        lambda: ps.pp.setup(adata, gene_symbols="symbol"),
+        r"1 missing \(NaN\) gene names in adata.var\['symbol'\]",
+    )
+    adata.var["symbol"] = ["G0", "G0", *names[2:]]
+    one_line_error(
+        lambda: ps.pp.setup(adata, gene_symbols="symbol"),
+        r"duplicated gene names in adata.var\['symbol'\], e.g. \['G0'\]",
+    )
+    assert list(adata.var_names) == names
+
+
+def test_setup_again_drops_what_the_old_labels_gave(caplog):
+    adata = make_screen(["ctrl", "G1_G2", "G1", "G2"], cells=10)
+    ps.pp.setup(adata)  # "G1_G2" read as one gene
+    ps.pp.split(adata, kind="simulation", seed=1)
+    ps.pp.pseudobulk(adata, coexpression="all")
+    ps.pp.rank_de(adata, n_genes=3)
+    with caplog.at_level("INFO", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata, sep="_")  # as the label hint advises
+    assert "dropped what the earlier labels gave" in caplog.text
+    assert set(adata.uns["perturbsim"]) == {"setup"}
+    assert "perturbsim_split" not in adata.obs and "perturbsim_gram" not in adata.varp
+    ps.pp.rank_de(adata, n_genes=3)
+    assert "G1+G2" in ps.pp.DEGenes.from_adata(adata).conditions
+    assert ps.pp.measured_profiles(adata, ["G1_G2"]).obs_names.tolist() == ["G1+G2"]
+
+
 def test_raw_counts_error_or_normalise():
     adata = make_screen(["ctrl", "G1"])
     rng = np.random.default_rng(1)

@@ -173,12 +173,20 @@ def test_truth_regulated_genes_change_more_than_unreachable(sim):
 
 
 def test_truth_is_the_pseudobulk_limit():
-    adata = simulate(size="small", seed=3, n_control_cells=6000, cells_per_condition=5)
+    """The truth's changes over control are the many-cell limit; its levels nearly are."""
+    adata = simulate(
+        size="tiny", seed=3, n_control_cells=6000, cells_per_condition=1500, n_singles=4, n_pairs=1
+    )
     index, truth = _truth(adata)
-    x = adata[adata.obs["condition"] == "control"].X.toarray()
-    mean, se = x.mean(0), x.std(0) / np.sqrt(x.shape[0]) + 1e-3
-    z = (mean - truth[index["ctrl"]]) / se
-    assert np.abs(z).mean() < 1.5 and np.abs(mean - truth[index["ctrl"]]).max() < 0.05
+    labels = adata.obs["condition"].astype(str).to_numpy()
+    control = adata[labels == "control"].X.toarray()
+    assert np.abs(control.mean(0) - truth[index["ctrl"]]).max() < 0.08  # documented bias
+    for condition in sorted(set(labels) - {"control"}):
+        cells = adata[labels == condition].X.toarray()
+        measured = cells.mean(0) - control.mean(0)
+        se = np.sqrt(cells.var(0, ddof=1) / len(cells) + control.var(0, ddof=1) / len(control))
+        z = (measured - (truth[index[condition]] - truth[index["ctrl"]])) / (se + 1e-6)
+        assert np.median(np.abs(z)) < 1.0, condition  # 0.67 for unbiased changes
 
 
 def test_perturbed_target_moves_in_the_right_direction():

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, error_reason
 from ..pp import canonical_label
 
 logger = logging.getLogger(__name__)
@@ -131,8 +131,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, header=None, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PerturbsimError(f"cannot read {path} as a CSV table: {first}") from None
+        raise PerturbsimError(f"cannot read {path} as a CSV table: {error_reason(err)}") from None
     if raw.shape[0] < 2 or raw.shape[1] < 2:
         raise PerturbsimError(
             f"{path} needs a header, a gene column and at least one row and column of values"

@@ -7,7 +7,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, error_reason
 from .._keys import SEP
 from ..pp import setup
 
@@ -67,10 +67,9 @@ def read(
     try:
         adata = ad.read_h5ad(path, backed="r" if backed else None)
     except _READ_ERRORS as err:
-        lines = str(err.args[0] if err.args else "").splitlines()
-        reason = lines[0] if lines else type(err).__name__
         raise PerturbsimError(
-            f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): {reason}"
+            f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
+            f"{error_reason(err)}"
         ) from err
     setup(
         adata,

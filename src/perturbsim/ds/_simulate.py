@@ -664,9 +664,13 @@ def simulate(
       ``program_input`` or ``program``), ``truth_conditions`` (canonical labels ``ctrl``,
       ``A``, ``A+B``: control, every single and every pair of the perturbable genes),
       ``truth_mean`` (float32 ``(n_truth, n_genes)``, the noiseless mean of ``X`` per
-      condition: the limit of the pseudobulk mean with infinitely many cells, computed by
-      quadrature over library size, extrinsic noise, cell cycle and counts, not from the
-      sampled cells), ``measured`` (canonical labels of the measured conditions).
+      condition, computed by quadrature over library size, extrinsic noise, cell cycle and
+      counts, not from the sampled cells: its changes over control are the limit of the
+      pseudobulk's with infinitely many cells (within the sampling noise of thousands of
+      cells), its levels lie up to about 0.06 below that limit, since the quadrature takes
+      the rest of a cell's counts at their expectation and leaves out the rescaling of
+      each cell's extrinsic noise to its library size), ``measured`` (canonical labels of
+      the measured conditions).
 
     Examples
     --------

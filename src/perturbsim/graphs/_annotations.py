@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,14 @@ FORMATS = ("auto", "gaf", "gene2go", "tsv")
 GENE2GO_COLUMNS = ("#tax_id", "GeneID", "GO_ID", "Qualifier")
 _GENE_HEADERS = ("gene", "symbol", "gene_symbol", "gene_name", "db_object_symbol")
 _TERM_HEADERS = ("term", "go_id", "go", "go_term", "term_id", "go id")
+_READ_ERRORS = (
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    UnicodeDecodeError,
+    OSError,  # gzip.BadGzipFile among them
+    EOFError,  # a truncated gzip stream
+)
+"""What reading a file that is not UTF-8, tab-separated, gzipped whole text raises."""
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -76,7 +84,8 @@ def _read_gaf(path: Path, taxon: int | None) -> pd.DataFrame:
 def _read_gene2go(
     path: Path, taxon: int | None, gene_ids: Mapping[str, str] | pd.Series | None
 ) -> pd.DataFrame:
-    table = pd.read_csv(path, sep="\t", dtype=str, usecols=lambda c: c in GENE2GO_COLUMNS)
+    with _open_text(path) as handle:
+        table = pd.read_csv(handle, sep="\t", dtype=str, usecols=lambda c: c in GENE2GO_COLUMNS)
     missing = [c for c in GENE2GO_COLUMNS if c not in table.columns]
     if missing:
         raise PerturbsimError(f"gene2go file {str(path)!r} lacks columns {missing}")
@@ -98,7 +107,8 @@ def _read_gene2go(
 
 
 def _read_tsv(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path, sep="\t", header=None, dtype=str)
+    with _open_text(path) as handle:
+        table = pd.read_csv(handle, sep="\t", header=None, dtype=str)
     first = [str(v).strip().lower() for v in table.iloc[0]] if len(table) else []
     gene_col = next((first.index(h) for h in _GENE_HEADERS if h in first), None)
     term_col = next((first.index(h) for h in _TERM_HEADERS if h in first), None)
@@ -116,6 +126,22 @@ def _read_tsv(path: Path) -> pd.DataFrame:
     return table
 
 
+def _read(
+    path: Path, format: str, taxon: int | None, gene_ids: Mapping[str, str] | pd.Series | None
+) -> tuple[str, pd.DataFrame]:
+    """The file's format (``format``, or detected for ``"auto"``) and its annotations."""
+    kind = _detect_format(path) if format == "auto" else format
+    if kind == "gaf":
+        return kind, _read_gaf(path, taxon)
+    if kind == "gene2go":
+        return kind, _read_gene2go(path, taxon, gene_ids)
+    if taxon is not None:
+        raise PerturbsimError(
+            f"taxon={taxon} needs a GAF or gene2go file; {str(path)!r} reads as a TSV"
+        )
+    return kind, _read_tsv(path)
+
+
 def read_annotations(
     path: str | PathLike[str],
     *,
@@ -125,7 +151,8 @@ def read_annotations(
 ) -> pd.DataFrame:
     r"""Read gene -> GO term annotations for :func:`go_graph` (any organism).
 
-    Files may be gzip-compressed.
+    Files may be gzip-compressed (recognised by their first bytes, whatever their name);
+    a file that cannot be read as UTF-8 tab-separated text is a one-line error.
 
     Parameters
     ----------
@@ -170,17 +197,13 @@ def read_annotations(
         raise PerturbsimError(f"annotation file {str(path)!r} not found")
     if gene_ids is not None and format not in ("auto", "gene2go"):
         raise PerturbsimError(f"gene_ids is for gene2go files, got format={format!r}")
-    kind = _detect_format(path) if format == "auto" else format
-    if kind == "gaf":
-        table = _read_gaf(path, taxon)
-    elif kind == "gene2go":
-        table = _read_gene2go(path, taxon, gene_ids)
-    else:
-        if taxon is not None:
-            raise PerturbsimError(
-                f"taxon={taxon} needs a GAF or gene2go file; {str(path)!r} reads as a TSV"
-            )
-        table = _read_tsv(path)
+    try:
+        kind, table = _read(path, format, taxon, gene_ids)
+    except _READ_ERRORS as err:
+        raise PerturbsimError(
+            f"cannot read {str(path)!r} as annotations (UTF-8 text, gzipped or not, "
+            f"tab-separated): {error_reason(err)}"
+        ) from None
     table = table.dropna().astype(str).drop_duplicates().reset_index(drop=True)
     if table.empty:
         where = "" if taxon is None else f" for taxon {taxon}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
+from .._checks import check_count
+from .._errors import PerturbsimError
 from .._keys import CONDITION
 
 
@@ -21,7 +23,7 @@ def draw_cells(
     adata
         A set-up screen.
     conditions
-        Canonical conditions to sample.
+        Canonical conditions of the screen to sample.
     max_cells
         Cells kept per condition (all when fewer).
     seed
@@ -30,9 +32,20 @@ def draw_cells(
     Returns
     -------
     Condition -> ``(n, G)`` array of expression.
+
+    Raises
+    ------
+    PerturbsimError
+        For a condition not in the screen's labels (one with no cells left gives ``(0, G)``),
+        or ``max_cells`` not a whole number >= 1.
     """
-    rng = np.random.default_rng(seed)
+    max_cells = check_count("max_cells", max_cells)
+    known = set(map(str, adata.obs[CONDITION].cat.categories))
+    unknown = sorted(set(conditions) - known)
+    if unknown:
+        raise PerturbsimError(f"{len(unknown)} condition(s) not in the screen: {unknown[:5]}")
     labels = adata.obs[CONDITION].astype(str).to_numpy()
+    rng = np.random.default_rng(seed)
     cells = {}
     for condition in conditions:
         rows = np.flatnonzero(labels == condition)

@@ -19,7 +19,7 @@ from anndata import AnnData
 from scipy import sparse
 from scipy.linalg import blas
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, error_reason
 from ._validate import check_block
 
 N_MOMENTS = 4
@@ -167,12 +167,6 @@ def _file_size(path: str) -> int | None:
         return os.stat(path).st_size
     except OSError:
         return None
-
-
-def error_reason(err: BaseException) -> str:
-    """The first line of an exception's message, prefixed with its type."""
-    lines = str(err).splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from anndata import AnnData
 
 from .._checks import check_count
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, DE, UNS
-from ._labels import canonical_label, genes_of, parse_label
+from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
+from ._labels import genes_of, parse_query, read_measured
 from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
 
@@ -82,7 +82,8 @@ def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
     """Welch's t statistic of ``rows`` of ``stats`` against control, ``(len(rows), G)``.
 
     Variances use ``ddof=1``; ``0/0`` (equal means, no variance) gives 0, as in scanpy.
-    Rows of conditions with fewer than two cells are returned as ``NaN``.
+    Rows of conditions with fewer than two cells are returned as ``NaN``, and every row
+    when control has fewer than two (its variance is then unknown, not 0).
     """
     ctrl = stats.control_index
     var = stats.variance(ddof=1)
@@ -93,6 +94,8 @@ def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
         t = diff / denom
     t[np.isnan(t)] = 0.0
     t[n[rows] < 2] = np.nan
+    if n[ctrl] < 2:
+        t[:] = np.nan
     return t
 
 
@@ -262,6 +265,11 @@ def rank_de(
         raise PerturbsimError("stats.genes differ from adata.var_names: recompute pseudobulk")
     if CONTROL not in set(stats.conditions) or stats.n_cells[stats.control_index] == 0:
         raise PerturbsimError(f"no control cells ({CONTROL!r}) in the statistics")
+    if stats.n_cells[stats.control_index] < 2:
+        raise PerturbsimError(
+            f"a single control cell ({CONTROL!r}): a DE test needs at least 2 to know "
+            "control's variance"
+        )
     n_top = min(int(n_genes), len(stats.genes))
     if n_top < n_genes:
         logger.warning("n_genes=%d exceeds the %d genes: keeping all", n_genes, n_top)
@@ -300,10 +308,6 @@ def rank_de(
     return adata if copy else None
 
 
-def _canonical(condition: str) -> str:
-    return canonical_label(parse_label(condition))
-
-
 @dataclass
 class DEGenes:
     """Differentially expressed genes per perturbed condition (see :func:`rank_de`).
@@ -326,6 +330,9 @@ class DEGenes:
         Non-dropout genes, ``(C', G)`` bool.
     scores
         Test statistic per condition and gene, ``(C', G)``.
+    control, sep
+        How :func:`~perturbsim.pp.setup` read the screen's labels: a condition may be
+        named by its raw label as well as by its canonical one.
     """
 
     method: str
@@ -336,6 +343,8 @@ class DEGenes:
     top_non_dropout: np.ndarray
     non_dropout: np.ndarray
     scores: np.ndarray
+    control: str = CONTROL
+    sep: str = SEP
 
     @classmethod
     def from_adata(cls, adata: AnnData, *, key: str = DE) -> DEGenes:
@@ -345,6 +354,7 @@ class DEGenes:
             raise PerturbsimError(
                 f"no DE genes under .uns[{UNS!r}][{key!r}]: run perturbsim.pp.rank_de(adata)"
             )
+        setup = adata.uns[UNS].get(SETUP, {})
         scores = np.asarray(data["scores"], dtype=float)
         if scores.shape[1] != adata.n_vars:
             raise PerturbsimError(
@@ -360,14 +370,15 @@ class DEGenes:
             top_non_dropout=np.asarray(data["top_non_dropout"]).astype(str),
             non_dropout=np.asarray(data["non_dropout"], dtype=bool),
             scores=scores,
+            control=str(setup.get("control", CONTROL)),
+            sep=str(setup.get("sep", SEP)),
         )
 
     def _row(self, condition: str) -> int:
-        canonical = _canonical(condition)
-        hits = np.flatnonzero(self.conditions == canonical)
-        if canonical == CONTROL or len(hits) == 0:
+        label = read_measured(condition, set(self.conditions), control=self.control, sep=self.sep)
+        if label is None:
             raise PerturbsimError(f"no DE genes for condition {condition!r}")
-        return int(hits[0])
+        return int(np.flatnonzero(self.conditions == label)[0])
 
     def top_genes(
         self, condition: str, non_dropout: bool = False, *, exclude: Iterable[str] = ()
@@ -405,6 +416,6 @@ class DEGenes:
         """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True."""
         out = np.ones((len(conditions), len(self.genes)), dtype=bool)
         for i, cond in enumerate(conditions):
-            if _canonical(cond) != CONTROL:
+            if parse_query(cond, control=self.control, sep=self.sep):
                 out[i] = self.non_dropout[self._row(cond)]
         return out

@@ -27,8 +27,8 @@ import anndata as ad
 import h5py
 import numpy as np
 
-from .._errors import PerturbsimError
-from ._chunk_sums import CellLabels, ChunkSums, RowSource, error_reason
+from .._errors import PerturbsimError, error_reason
+from ._chunk_sums import CellLabels, ChunkSums, RowSource
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,15 @@ def _lazy_x(source: RowSource, chunk_size: int) -> object:
     """``X`` of a backed screen's file as a dask array of ``chunk_size`` rows per block."""
     try:
         with h5py.File(source.file, "r") as file:
+            if file["X"].attrs.get("encoding-type") == "csc_matrix":
+                raise PerturbsimError(
+                    f"X of {source.file!r} is stored by column (CSC), which dask cannot read "
+                    "in rows of cells: run without scheduler=, or write X as CSR "
+                    "(adata.X = adata.X.tocsr(); adata.write_h5ad(...))"
+                )
             return ad.experimental.read_elem_lazy(file["X"], chunks=(chunk_size, -1))
+    except PerturbsimError:
+        raise
     except (OSError, KeyError, ValueError) as err:
         raise PerturbsimError(
             f"cannot read X of {source.file!r} lazily with dask: {error_reason(err)}"

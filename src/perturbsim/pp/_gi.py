@@ -134,9 +134,9 @@ _HALVINGS = 6
 _SINGULAR = 1e-12
 """The spatial median takes a Weiszfeld step where ``det(H) <= _SINGULAR * (Σ 1/d)²``."""
 _BLOCK = 128
-# draws of random Theil-Sen subsets kept per thread (one per number of fitted genes)
-_KEPT_DRAWS = 4
 """Rows of the gene-by-gene distance matrices held at a time by the distance correlations."""
+_KEPT_DRAWS = 4
+"""Draws of random Theil-Sen subsets kept per thread (one per number of fitted genes)."""
 _THREADS = 8
 """Most threads that score pairs at once (fewer on fewer cores)."""
 _TIES = 9

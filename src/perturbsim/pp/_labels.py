@@ -112,6 +112,11 @@ def genes_of(condition: str) -> tuple[str, ...]:
     return () if condition == CONTROL else tuple(condition.split(SEP))
 
 
+def ordered_conditions(conditions: Iterable[str]) -> list[str]:
+    """Canonical conditions, each once, by number of genes (control first), then name."""
+    return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
+
+
 def detect_control(labels: Sequence[str], *, key: str) -> str:
     """Find the control label among ``labels``.
 
@@ -165,6 +170,37 @@ def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> d
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
+def _control_words(control: str) -> set[str]:
+    """Lower-cased words naming the control: :data:`CONTROL_CANDIDATES` and ``control``."""
+    return {c.lower() for c in (*CONTROL_CANDIDATES, control)}
+
+
+def plain_canonical(label: str) -> str:
+    """The canonical label of ``label`` written with ``+`` (and ``ctrl`` for control)."""
+    return canonical_label(parse_label(label))
+
+
+def read_measured(
+    item: str, measured: set[str], *, control: str = CONTROL, sep: str = SEP
+) -> str | None:
+    """The label of ``measured`` that ``item`` reads as, else ``None``.
+
+    ``item`` is taken as it is when measured, else read as a query (:func:`parse_query`)
+    with ``control`` and ``sep`` (how :func:`~perturbsim.pp.setup` read the screen), then
+    with ``+``.
+    """
+    if item in measured:
+        return item
+    for separator in dict.fromkeys((sep, SEP)):
+        try:
+            label = canonical_label(parse_query(item, control=control, sep=separator))
+        except PerturbsimError:
+            continue
+        if label in measured:
+            return label
+    return None
+
+
 def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """One queried label as a sorted gene tuple; control words name no gene.
 
@@ -176,7 +212,7 @@ def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[
     >>> parse_query("KLF1+control"), parse_query("Non-Targeting"), parse_query("B_A", sep="_")
     (('KLF1',), (), ('A', 'B'))
     """
-    controls = {c.lower() for c in (*CONTROL_CANDIDATES, control)}
+    controls = _control_words(control)
     if label.lower() in controls:
         return ()
     tokens = label.split(sep)
@@ -226,7 +262,8 @@ def parse_perturbations(
     -------
     One sorted gene tuple per queried perturbation, in the order given; control words
     (:data:`CONTROL_CANDIDATES`, any case) name no gene, as ``ctrl`` does
-    (:func:`parse_query`).
+    (:func:`parse_query`), in labels and gene lists alike. A gene of a list holding ``+``
+    is an error.
 
     Examples
     --------
@@ -241,9 +278,21 @@ def parse_perturbations(
         if isinstance(item, str):
             sets.append(parse_query(item))
         elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
-            sets.append(parse_label(SEP.join(item)) if item else ())
+            sets.append(_gene_list(item))
         else:
             raise PerturbsimError(
                 f"malformed perturbation {item!r}: expected a label like 'A+B' or a list of genes"
             )
     return sets
+
+
+def _gene_list(genes: Sequence[str]) -> tuple[str, ...]:
+    """A queried list of genes as a sorted gene tuple; control words name no gene."""
+    joined = [g for g in genes if SEP in g]
+    if joined:
+        raise PerturbsimError(
+            f"gene {joined[0]!r} of {list(genes)!r} holds {SEP!r}: give each gene of a list "
+            f"on its own (e.g. {joined[0].split(SEP)!r}), or the label {joined[0]!r}"
+        )
+    kept = [g for g in genes if g.lower() not in _control_words(CONTROL)]
+    return parse_label(SEP.join(kept)) if kept else ()

@@ -18,7 +18,7 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError
 from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, SEP, SETUP, UNS
-from ._labels import canonical_label, genes_of, parse_query, query_items
+from ._labels import genes_of, query_items, read_measured
 from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
 
@@ -40,7 +40,7 @@ def _canonical(conditions: object, measured: set[str], setup: dict) -> list[str]
     for item in query_items(conditions):
         if not isinstance(item, str):
             raise PerturbsimError(f"conditions must be labels, got {item!r}")
-        label = item if item in measured else _read(item, control, sep, measured)
+        label = read_measured(item, measured, control=control, sep=sep)
         if label is None:
             missing.append(item)
         else:
@@ -50,18 +50,6 @@ def _canonical(conditions: object, measured: set[str], setup: dict) -> list[str]
             f"{len(missing)} condition(s) not measured in the screen: {missing[:5]}"
         )
     return list(dict.fromkeys(labels))
-
-
-def _read(item: str, control: str, sep: str, measured: set[str]) -> str | None:
-    """The measured canonical label ``item`` reads as, with ``sep`` then ``+``; else None."""
-    for separator in dict.fromkeys((sep, SEP)):
-        try:
-            label = canonical_label(parse_query(item, control=control, sep=separator))
-        except PerturbsimError:
-            continue
-        if label in measured:
-            return label
-    return None
 
 
 def profiles_of(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
@@ -119,8 +107,6 @@ def measured_profiles(adata: AnnData, conditions: str | Sequence[str] | None = N
     >>> float(abs(profiles["ctrl"].layers["delta"]).max())
     0.0
     """
-    if not isinstance(adata, AnnData):
-        raise PerturbsimError(f"adata must be an AnnData, got {type(adata).__name__}")
     check_setup(adata)
     stats = current_stats(adata)
     measured = [str(c) for c in stats.conditions]

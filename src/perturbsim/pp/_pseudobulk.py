@@ -18,6 +18,7 @@ import numpy as np
 from anndata import AnnData
 from tqdm.auto import tqdm
 
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
@@ -115,7 +116,7 @@ class PseudobulkStats:
 
         Genes that are constant over those cells get correlation 0 with every other gene.
         """
-        if self.coexpr_gram is None:
+        if self.coexpr_gram is None or self.coexpr_n < 1:
             raise PerturbsimError("gene x gene moments were not computed: rerun pseudobulk")
         n = self.coexpr_n
         mu = self.coexpr_sum / n
@@ -166,6 +167,8 @@ class PseudobulkStats:
         adata.uns.setdefault(UNS, {})[PSEUDOBULK] = data
         if self.coexpr_gram is not None:
             adata.varp[GRAM] = self.coexpr_gram
+        elif GRAM in adata.varp:  # an earlier pass's, of other cells
+            del adata.varp[GRAM]
         logger.info("added .uns[%r][%r] and .varp[%r]", UNS, PSEUDOBULK, GRAM)
 
     @classmethod
@@ -325,8 +328,9 @@ def compute_pseudobulk(
     (4, 34, 500)
     """
     check_setup(adata)
-    if chunk_size < 1:
-        raise PerturbsimError(f"chunk_size must be positive, got {chunk_size}")
+    chunk_size = check_count("chunk_size", chunk_size)
+    coexpr_max_cells = check_count("coexpr_max_cells", coexpr_max_cells)
+    half_seed = check_count("half_seed", half_seed, minimum=0)
     cond = adata.obs[CONDITION]
     conditions = np.asarray(cond.cat.categories, dtype=str)
     codes = cond.cat.codes.to_numpy()
@@ -442,11 +446,21 @@ def pseudobulk(
     return adata if copy else None
 
 
+def _same_cells(stats: PseudobulkStats, adata: AnnData) -> bool:
+    """Whether ``stats`` count, per condition, the cells ``adata``'s labels give now."""
+    condition = adata.obs[CONDITION]
+    categories = list(map(str, condition.cat.categories))
+    codes = condition.cat.codes.to_numpy()
+    counts = np.bincount(codes[codes >= 0], minlength=len(categories))
+    return list(stats.conditions) == categories and np.array_equal(stats.n_cells, counts)
+
+
 def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkStats:
     """The statistics stored by :func:`pseudobulk` if they are ``adata``'s, else computed.
 
-    Stored statistics are used when they cover ``adata``'s genes, in order, and as many cells
-    (``adata`` was not subset after :func:`pseudobulk`), and, with ``coexpression="auto"``,
+    Stored statistics are used when they cover ``adata``'s genes, in order, and its
+    conditions with as many cells each (``adata`` was not subset or relabelled after
+    :func:`pseudobulk`), and, with ``coexpression="auto"``,
     hold gene x gene moments of the cells :func:`pseudobulk` would use now
     (:func:`coexpression_source`: a split made after them makes them stale). Computed
     statistics are not stored: reading never writes into ``adata``.
@@ -469,16 +483,14 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
         logger.info("no stored statistics: computing them (perturbsim.pp.pseudobulk stores them)")
         return compute_pseudobulk(adata, coexpression=coexpression)
     stats = PseudobulkStats.from_adata(adata)
-    same_screen = list(stats.genes) == list(map(str, adata.var_names)) and (
-        int(stats.n_cells.sum()) == adata.n_obs
-    )
+    same_screen = list(stats.genes) == list(map(str, adata.var_names)) and _same_cells(stats, adata)
     same_coexpression = coexpression == "none" or (
         stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata)
     )
     if same_screen and same_coexpression:
         return stats
     if not same_screen:
-        why = "they are of other cells or genes"
+        why = "they are of other cells, genes or labels"
     elif stats.coexpr_gram is None:
         why = "they hold no gene x gene moments"
     else:

@@ -9,10 +9,22 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, N_TARGETS, ORIGINAL_ID, SEP, SETUP, UNS
+from .._keys import (
+    CONDITION,
+    CONTROL,
+    DERIVED_UNS,
+    GRAM,
+    N_TARGETS,
+    ORIGINAL_ID,
+    SEP,
+    SETUP,
+    SPLIT,
+    SUBGROUP,
+    UNS,
+)
 from ._label_hint import label_hint
-from ._labels import detect_control, genes_of, parse_labels
-from ._validate import validate_expression
+from ._labels import detect_control, genes_of, ordered_conditions, parse_labels
+from ._validate import check_gene_names, validate_expression
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +41,29 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
         raise PerturbsimError(
             f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)}"
         )
-    symbols = adata.var[column].astype(str)
+    symbols = pd.Index(adata.var[column].to_numpy(), dtype=object)
+    check_gene_names(symbols, f"adata.var[{column!r}]")
+    symbols = symbols.astype(str)
     if (symbols.values == adata.var_names.values).all():
         return
     adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
     adata.var_names = pd.Index(symbols.values, name=None)
     logger.info("using adata.var[%r] as gene names", column)
+
+
+def _drop_derived(adata: AnnData) -> None:
+    """Drop what an earlier setup's labels gave: the split, the statistics, the DE genes."""
+    uns = adata.uns.get(UNS, {})
+    dropped = [f"uns[{UNS!r}][{key!r}]" for key in DERIVED_UNS if uns.pop(key, None) is not None]
+    for column in (SPLIT, SUBGROUP):
+        if column in adata.obs.columns:
+            del adata.obs[column]
+            dropped.append(f"obs[{column!r}]")
+    if GRAM in adata.varp:
+        del adata.varp[GRAM]
+        dropped.append(f"varp[{GRAM!r}]")
+    if dropped:
+        logger.info("dropped what the earlier labels gave (rerun it): %s", ", ".join(dropped))
 
 
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
@@ -106,6 +135,11 @@ def setup(
     - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
       ``gene_symbols`` (or a ``gene_name`` column) replaces them.
 
+    What an earlier setup's labels gave is dropped (logged), to be recomputed: the split
+    (``obs["perturbsim_split"]``, ``obs["perturbsim_subgroup"]``, ``uns["perturbsim"]["split"]``),
+    the statistics (``uns["perturbsim"]["pseudobulk"]``, ``varp["perturbsim_gram"]``) and the
+    DE genes (``uns["perturbsim"]["de"]``).
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -145,7 +179,7 @@ def setup(
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
 
-    conditions = sorted(set(mapping.values()), key=lambda c: (len(genes_of(c)), c))
+    conditions = ordered_conditions(mapping.values())
     adata.obs[CONDITION] = pd.Categorical(canonical.to_numpy(), categories=conditions)
     adata.obs[N_TARGETS] = canonical.map(lambda c: len(genes_of(c))).astype(np.int64).to_numpy()
 
@@ -171,6 +205,7 @@ def setup(
             ", ".join(single_cell[:10]),
         )
     uns = adata.uns.setdefault(UNS, {})
+    _drop_derived(adata)
     uns[SETUP] = {
         "perturbation_key": perturbation_key,
         "control": control,

@@ -17,7 +17,7 @@ What *seen* means depends on the kind of split (see :func:`split`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Real
 
@@ -28,7 +28,7 @@ from anndata import AnnData
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
-from ._labels import canonical_label, genes_of, parse_label
+from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ def _kind_name(n_genes: int) -> str:
     return {0: CONTROL, 1: "single", 2: "combo"}.get(n_genes, f"combo{n_genes}")
 
 
-def _order(conditions: Iterable[str]) -> list[str]:
-    return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
-
-
 def _n_seen(seen: set[str] | frozenset[str], condition: str) -> int:
     return sum(g in seen for g in genes_of(condition))
 
@@ -76,7 +72,7 @@ def _add(groups: dict[str, list[str]], name: str, condition: str) -> None:
 
 
 def _sorted_groups(groups: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {k: _order(v) for k, v in sorted(groups.items()) if v}
+    return {k: ordered_conditions(v) for k, v in sorted(groups.items()) if v}
 
 
 # --------------------------------------------------------------------------------------
@@ -118,7 +114,7 @@ class Split:
 
     def set_of(self, condition: str) -> str:
         """``"train"``, ``"val"``, ``"test"`` or ``"excluded"`` for a condition label."""
-        cond = _plain_canonical(condition)
+        cond = plain_canonical(condition)
         for name, members in (
             ("train", self.train),
             ("val", self.val),
@@ -140,7 +136,7 @@ class Split:
         where = self.set_of(condition)
         if where != "test":
             return where
-        cond = _plain_canonical(condition)
+        cond = plain_canonical(condition)
         return next(name for name, members in self.subgroups.items() if cond in members)
 
     def to_adata(self, adata: AnnData) -> None:
@@ -241,13 +237,9 @@ class Split:
         )
 
 
-def _plain_canonical(label: str) -> str:
-    return canonical_label(parse_label(label))
-
-
 def _present_conditions(adata: AnnData) -> list[str]:
     counts = adata.obs[CONDITION].astype(str).value_counts()
-    return _order(counts.index[counts > 0])
+    return ordered_conditions(counts.index[counts > 0])
 
 
 # --------------------------------------------------------------------------------------
@@ -290,7 +282,7 @@ def _gene_holdout(
         kept += shuffled[:n_keep]
         for cond in shuffled[n_keep:]:
             _add(held, subgroup_name(n, n), cond)
-    return _Holdout(seen=seen, kept=_order(kept), held=_sorted_groups(held))
+    return _Holdout(seen=seen, kept=ordered_conditions(kept), held=_sorted_groups(held))
 
 
 def _possible_groups(
@@ -464,7 +456,7 @@ def _combo(
     if val_fraction > 0 and len(train_combos) >= 2:
         n_val = min(max(int(len(train_combos) * val_fraction), 1), len(train_combos) - 1)
         val_rng = np.random.default_rng([seed, _VAL_STAGE])
-        for cond in val_rng.permutation(_order(train_combos))[:n_val].tolist():
+        for cond in val_rng.permutation(ordered_conditions(train_combos))[:n_val].tolist():
             _add(val_groups, subgroup_name(len(genes_of(cond)), _n_seen(measured, cond)), cond)
     val = {c for v in val_groups.values() for c in v}
     train = singles + [c for c in train_combos if c not in val]
@@ -490,7 +482,7 @@ def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[st
         if cond not in present:
             raise PerturbsimError(f"test condition {label!r} is not a condition of the screen")
         out.append(cond)
-    return _order(out)
+    return ordered_conditions(out)
 
 
 def _custom(
@@ -518,13 +510,13 @@ def _assemble(
     return Split(
         kind=kind,
         seed=seed,
-        train=[CONTROL, *_order(c for c in train if c != CONTROL)],
-        val=_order(c for v in val_groups.values() for c in v),
-        test=_order(c for v in test_groups.values() for c in v),
+        train=[CONTROL, *ordered_conditions(c for c in train if c != CONTROL)],
+        val=ordered_conditions(c for v in val_groups.values() for c in v),
+        test=ordered_conditions(c for v in test_groups.values() for c in v),
         subgroups=test_groups,
         val_subgroups=val_groups,
         seen_genes=list(seen),
-        excluded=_order(excluded or []),
+        excluded=ordered_conditions(excluded or []),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
@@ -53,18 +54,20 @@ def check_block(block: object, *, where: str) -> None:
         )
 
 
-def check_gene_names(adata: AnnData) -> None:
-    """Raise if gene names are duplicated or empty."""
-    names = adata.var_names
+def check_gene_names(names: pd.Index, where: str = "var_names") -> None:
+    """Raise if gene names (``where``: what holds them) are missing, empty or duplicated."""
+    missing = int(names.isna().sum())
+    if missing:
+        raise PerturbsimError(f"{missing} missing (NaN) gene names in {where}")
+    empty = [n for n in names if str(n).strip() == ""]
+    if empty:
+        raise PerturbsimError(f"{len(empty)} empty gene names in {where}")
     if names.has_duplicates:
         dup = names[names.duplicated()].unique()
         raise PerturbsimError(
-            f"duplicated gene names in var_names, e.g. {list(dup[:5])} ({len(dup)} in all); "
+            f"duplicated gene names in {where}, e.g. {list(dup[:5])} ({len(dup)} in all); "
             "run adata.var_names_make_unique() or aggregate them first"
         )
-    empty = [n for n in names if str(n).strip() == ""]
-    if empty:
-        raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
 
 
 def _is_dask(matrix: object) -> bool:
@@ -97,7 +100,7 @@ def validate_expression(
     """
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
-    check_gene_names(adata)
+    check_gene_names(adata.var_names)
     lazy = adata.isbacked or _is_dask(adata.X)
     block = adata.X[: min(chunk_size, adata.n_obs)] if lazy else adata.X
     if _is_dask(block):
