@@ -342,7 +342,7 @@ def test_fit_errors_name_model_and_seed(adata):
         ({"models": []}, "no models to evaluate"),
         ({"models": ["mean", "mean"]}, "models repeat"),
         ({"models": ["mean"], "seeds": 0}, "seeds must be a whole number >= 1, got 0"),
-        ({"models": ["mean"], "seeds": [1, None]}, "seeds must be whole numbers, got None in"),
+        ({"models": ["mean"], "seeds": [1, None]}, "seeds must be whole numbers >= 0, got None in"),
         ({"models": ["mean"], "train_kwargs": {"gears": {}}}, "train_kwargs names models"),
         ({"models": ["mean"], "model_kwargs": {"gears": {}}}, "model_kwargs names models"),
         ({"models": ["mean"], "metrics": ["bogus"]}, "unknown metric 'bogus'"),

@@ -229,3 +229,30 @@ def test_unknown_gi_options_are_refused(additive, genes):
         additive.predict_pairs(known, abundence=0.1)
     with pytest.raises(ps.PerturbsimError, match=r"GI options \['abundance'\] given with gi=Fa"):
         additive.predict_pairs(known, gi=False, abundance=0.1)
+
+
+def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman):
+    """The bundled screen's genes outside it are predicted by the default's generic guess."""
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        ps.pp.split(norman, kind="simulation", seed=1)
+        model = ps.Stacked(norman, seed=0, corrections=["linear", "linear_go"]).fit()
+    finally:
+        ps.settings.progress = progress
+    pred = model.predict_pairs(["KLF1", "MAP2K6", "TP53", "GATA1"])
+    assert pred.obs.loc[["TP53", "GATA1"], "unsupported"].all()
+    for pair in ("KLF1+TP53", "GATA1+MAP2K6"):
+        row = pred.obs.loc[pair]
+        assert row["flag"].startswith("unsupported") and np.isnan(row["c1"])
+        assert not row[[c for c in pred.obs if c.startswith("is_")]].any()
+    assert pred.obs.loc["KLF1+MAP2K6", "flag"] == "" and np.isfinite(
+        pred.obs.loc["KLF1+MAP2K6", "c1"]
+    )
+    kept = model.predict_pairs(["KLF1", "MAP2K6", "TP53"], unsupported=[])
+    assert kept.obs.loc["KLF1+TP53", "flag"] == ""  # asked for: scored all the same
+
+
+def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):
+    profiles = gears.predict(genes[:2] + ["+".join(genes[:2])])
+    with pytest.raises(ps.PerturbsimError, match="unsupported must be a list of genes"):
+        gi_scores(profiles, unsupported="G1")

@@ -12,10 +12,11 @@ from pathlib import Path
 from ._errors import PerturbsimError
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions of a new file: ``0o666`` less the umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -38,7 +39,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,3 +11,10 @@ def error_reason(err: BaseException) -> str:
     """The first line of an exception's message, prefixed with its type (for one-line errors)."""
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def shown_list(items: object, most: int) -> str:
+    """The first ``most`` of ``items`` joined by commas, then how many more there are."""
+    names = [str(item) for item in items]  # type: ignore[attr-defined]
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f", ... ({more} more)" if more > 0 else "")

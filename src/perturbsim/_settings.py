@@ -49,11 +49,14 @@ settings = Settings()
 
 
 def resolve_seed(seed: int | None) -> int:
-    """Return ``seed``, or the package default when it is ``None``; raise if not an integer."""
+    """``seed``, or the package default when it is ``None``; raise unless an integer >= 0.
+
+    numpy's generators take no negative seed, so none is accepted anywhere.
+    """
     if seed is None:
         return settings.seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise PerturbsimError(f"seed must be an integer or None, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise PerturbsimError(f"seed must be an integer >= 0 or None, got {shown(seed)}")
     return int(seed)
 
 
@@ -63,7 +66,7 @@ def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
     Raises
     ------
     PerturbsimError
-        One line: a count below 1, an empty list, a seed that is not a whole number, or a
+        One line: a count below 1, an empty list, a seed that is not a whole number >= 0, or a
         seed given twice (its scores would count twice, as if from two splits).
     """
     if isinstance(seeds, str) or not isinstance(seeds, Iterable):
@@ -72,9 +75,11 @@ def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
     listed = list(seeds)
     if not listed:
         raise PerturbsimError("seeds is empty: give a count or at least one seed")
-    bad = [seed for seed in listed if as_whole(seed) is None]
+    bad = [seed for seed in listed if as_whole(seed) is None or as_whole(seed) < 0]
     if bad:
-        raise PerturbsimError(f"seeds must be whole numbers, got {shown(bad[0])} in {listed!r}")
+        raise PerturbsimError(
+            f"seeds must be whole numbers >= 0, got {shown(bad[0])} in {listed!r}"
+        )
     resolved = [int(seed) for seed in listed]
     if len(set(resolved)) != len(resolved):
         raise PerturbsimError(f"seeds repeat: {resolved}")

@@ -13,8 +13,9 @@ from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_nonnegative
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
+from .._settings import resolve_seed
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -26,6 +27,7 @@ from ..models import (
     resolve_model,
     takes_option,
 )
+from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
 from ..pp._gi import GIRules
@@ -109,6 +111,9 @@ def _run_train(args: argparse.Namespace) -> None:
     check_replaceable(args.out)
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
+    resolve_seed(args.seed)
+    if args.device is not None:
+        resolve_device(args.device)
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
     _split(adata, args, test)
@@ -226,8 +231,9 @@ def _run_predict(args: argparse.Namespace) -> None:
     if PRED_UNSUPPORTED in prediction.obs and prediction.obs[PRED_UNSUPPORTED].any():
         flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
         print(
-            f"warning: {len(flagged)} prediction(s) rest on no measured gene nor GO neighbour "
-            f"(.obs['unsupported']): {', '.join(flagged[:10])}; --strict refuses them"
+            f"warning: {len(flagged)} prediction(s) have a gene neither measured alone nor "
+            f"tied by GO to one that was (.obs['unsupported']): {shown_list(flagged, 10)}; "
+            "--strict refuses them"
         )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._errors import shown_list
 from ._graph import GeneGraph
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def with_isolated_nodes(graph: GeneGraph, genes: Iterable[str]) -> GeneGraph:
     logger.info(
         "%d trained genes have no GO term and join the GO graph without edges: %s",
         len(extra),
-        ", ".join(extra[:10]),
+        shown_list(extra, 10),
     )
     return GeneGraph(
         nodes=np.concatenate([graph.nodes, np.asarray(extra, dtype=str)]),

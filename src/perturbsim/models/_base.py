@@ -552,7 +552,10 @@ class PerturbationModel(ABC):
             (:meth:`covers`), instead of raising an error that lists them.
         **gi_options
             Passed on to :func:`perturbsim.tl.gi_scores` (e.g. ``genes=``, ``n_de=``);
-            ``control_mean`` defaults to the model's control mean. Checked before anything is
+            ``control_mean`` defaults to the model's control mean, ``unsupported`` to the
+            genes whose predicted singles are unsupported (``.obs["unsupported"]``: neither
+            measured alone nor tied by GO to a gene that was; their pairs are flagged, not
+            called, since such a single is the model's generic guess). Checked before anything is
             predicted: a name ``gi_scores`` does not take, a bad ``abundance``, or options
             with ``gi=False`` are refused.
 
@@ -602,6 +605,10 @@ class PerturbationModel(ABC):
         out = self._predict_batches(sets, batch_size)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
+            if PRED_UNSUPPORTED in out.obs:
+                singles = out.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)[: len(genes)]
+                weak = [g for g, flag in zip(genes, singles, strict=True) if flag]
+                gi_options.setdefault("unsupported", weak)
             out.obs = _join_scores(out.obs, gi_scores(out, **gi_options))
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out
@@ -769,6 +776,11 @@ class PerturbationModel(ABC):
                 f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
             )
         control_mean = arrays.pop("control_mean")
+        if control_mean.shape != genes.shape:
+            raise PerturbsimError(
+                f"{str(path)!r}: config.json lists {len(genes)} genes but the weights hold "
+                f"{control_mean.size} (edited by hand?); save the model again"
+            )
         model = model_cls.from_state(
             genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
         )

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
 from ..graphs import go_graph
@@ -343,7 +343,7 @@ class FitnessModel:
         if missing:
             raise PerturbsimError(
                 f"{len(missing)} pairs are not measured in {self.screen.source}: "
-                f"{', '.join(missing[:10])}"
+                f"{shown_list(missing, 10)}"
             )
         rows = table.loc[labels]
         first = np.array([self._node[g] for g in rows["gene_a"]], dtype=np.int64)
@@ -355,7 +355,7 @@ class FitnessModel:
             return np.ones(len(self.genes), dtype=bool)
         unknown = [g for g in known_singles if g not in self._node]
         if unknown:
-            raise PerturbsimError(f"known_singles not in the screen: {', '.join(unknown[:10])}")
+            raise PerturbsimError(f"known_singles not in the screen: {shown_list(unknown, 10)}")
         mask = np.zeros(len(self.genes), dtype=bool)
         mask[[self._node[g] for g in known_singles]] = True
         if mask.sum() < 2:
@@ -510,7 +510,7 @@ class FitnessModel:
         unknown = sorted({g for s in sets for g in s if g not in self._node})
         if unknown:
             raise PerturbsimError(
-                f"{len(unknown)} genes are not in {self.screen.source}: {', '.join(unknown[:10])}"
+                f"{len(unknown)} genes are not in {self.screen.source}: {shown_list(unknown, 10)}"
             )
         if any(len(s) not in (1, 2) for s in sets):
             raise PerturbsimError("FitnessModel predicts single genes and pairs only")

@@ -9,7 +9,7 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import DELTA_LAYER
 from ..pp import canonical_label, parse_perturbations
 from ._base import PerturbationModel
@@ -134,7 +134,7 @@ class ExpressionFitness:
         if uncovered:
             raise PerturbsimError(
                 f"the expression model cannot predict {len(uncovered)} perturbations: "
-                f"{', '.join(uncovered[:10])}"
+                f"{shown_list(uncovered, 10)}"
             )
         values = (self._changes(sets) - self._x_mean) @ self._weights + self._y_mean
         index = pd.Index([canonical_label(s) for s in sets], name="perturbation")

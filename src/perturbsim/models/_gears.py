@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, error_reason
 from ..graphs import GeneGraph, coexpression_graph, reached_nodes, with_isolated_nodes
 from ..module import GEARSLoss, GEARSNetwork, pad_sets
 from ..pp import draw_cells, genes_of, parse_perturbations
@@ -29,7 +29,8 @@ FIT_OPTIONS = tuple(
 )
 
 
-def _device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
+    """The torch device ``device`` names (``"auto"``: CUDA if available); raise if unusable."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -161,7 +162,7 @@ class GEARS(PerturbationModel):
             raise PerturbsimError(f"GEARS has no option {unknown[0]!r}")
         super().__init__(adata, seed=seed)
         self.config = GEARSConfig(**options)
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.networks: list[GEARSNetwork] = []
         self.results: list[TrainResult] = []
@@ -431,7 +432,7 @@ class GEARS(PerturbationModel):
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.config = GEARSConfig.from_dict(options["config"])
-        self.device = _device("auto")
+        self.device = resolve_device("auto")
         self.go_annotations = None
         self.go_graph = GeneGraph.from_arrays(options["go_nodes"], arrays, "go")
         self.coexpr_graph = GeneGraph.from_arrays(self.genes, arrays, "coexpr")
@@ -452,8 +453,10 @@ class GEARS(PerturbationModel):
             try:
                 network.load_state_dict(state)
             except RuntimeError as err:
+                details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
                 raise PerturbsimError(
-                    f"network {m} weights do not fit its config: {str(err).splitlines()[0]}"
+                    f"network {m} weights do not fit its config: "
+                    f"{details[0] if details else error_reason(err)}"
                 ) from None
             network.eval()
             self.networks.append(network)

@@ -348,6 +348,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             raise PerturbsimError(
                 f"linear_embedding={linear_embedding!r} given without 'linear' in corrections"
             )
+        unknown = sorted(set(gears_options) - set(GEARS.option_names()))
+        if unknown:
+            raise PerturbsimError(
+                f"Stacked has no option {unknown[0]!r} (its own: "
+                f"{', '.join(super().option_names())}; and GEARS's: help(perturbsim.GEARS))"
+            )
         if gears_options and "gears" not in corrections:
             raise PerturbsimError(
                 f"GEARS options {sorted(gears_options)} given without 'gears' in corrections"
@@ -987,7 +993,9 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         Columns ``kind``, ``intercept`` (expected squared error, in gene scales, of a
         perturbation with no measured gene near it), ``slope`` (how much full support
-        removes), ``n_conditions`` (validation conditions that fitted it; 0: the default).
+        removes), ``n_conditions`` (the held-out predictions that fitted it: validation
+        conditions, and training conditions held out one at a time, see
+        :meth:`_fit_error_model`; 0: the default).
         """
         if not self._error:
             self.require_fitted()

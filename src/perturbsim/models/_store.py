@@ -14,6 +14,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from .._atomic import new_file_mode
 from .._errors import PerturbsimError
 
 CONFIG_FILE = "config.json"
@@ -81,6 +82,7 @@ def write_model_dir(
     try:
         weights = staging / WEIGHTS_FILE
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
+        os.chmod(weights, new_file_mode())  # safetensors writes it readable by its owner only
         full = {"format_version": FORMAT_VERSION, **config, "weights_sha256": _sha256(weights)}
         with (staging / CONFIG_FILE).open("w") as handle:
             json.dump(full, handle, indent=1)
@@ -119,12 +121,23 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise PerturbsimError(f"{str(config_file)!r} is not valid JSON: {err}") from None
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise PerturbsimError(
+            f"{str(path)!r} was written by a newer perturbsim (model format {version}); this "
+            f"version reads format {FORMAT_VERSION}: upgrade perturbsim to load it"
+        )
+    if version != FORMAT_VERSION:
         raise PerturbsimError(
             f"{str(config_file)!r} is not a perturbsim model config (format_version "
             f"{FORMAT_VERSION} expected)"
         )
-    if _sha256(weights_file) != config.get("weights_sha256"):
+    if "weights_sha256" not in config:
+        raise PerturbsimError(
+            f"{str(config_file)!r} records no checksum of the weights (edited by hand?); "
+            "save the model again"
+        )
+    if _sha256(weights_file) != config["weights_sha256"]:
         raise PerturbsimError(
             f"{str(weights_file)!r} does not match the checksum in config.json "
             "(tampered or truncated); save the model again"

@@ -26,7 +26,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
 from ._labels import genes_of, parse_query, read_measured
 from ._pseudobulk import PseudobulkStats, current_stats
@@ -289,7 +289,7 @@ def rank_de(
             "%d conditions have a single cell; their DE score is the mean difference to "
             "control (no test statistic): %s",
             int(single.sum()),
-            ", ".join(conditions[single][:10]),
+            shown_list(conditions[single], 10),
         )
     non_dropout = non_dropout_mask(stats)[rows]
     top = _names(stats.genes, _rank(scores, n_top))

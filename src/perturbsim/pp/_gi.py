@@ -57,7 +57,7 @@ from anndata import AnnData
 from scipy import sparse, stats
 
 from .._checks import check_nonnegative
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, parse_label
@@ -822,13 +822,21 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int]) -> li
 
 
 def _flags(
-    pair: str, rows: Mapping[str, int], n_de: Mapping[str, int] | None, min_de: int, n_genes: int
+    pair: str,
+    rows: Mapping[str, int],
+    n_de: Mapping[str, int] | None,
+    min_de: int,
+    n_genes: int,
+    unsupported: set[str],
 ) -> list[str]:
     """Why ``pair`` cannot be scored (empty when it can)."""
     reasons = [] if pair in rows else ["missing pair"]
     missing = [g for g in genes_of(pair) if g not in rows]
     if missing:
         reasons.append(f"missing single{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    weak = [g for g in genes_of(pair) if g in unsupported]
+    if weak:
+        reasons.append(f"unsupported {', '.join(weak)}")
     if n_de is not None:
         if pair not in n_de:
             reasons.append("no DE count")
@@ -852,6 +860,7 @@ def gi_scores(
     rules: GIRules | None = None,
     max_subsets: int = 100_000,
     seed: int | None = None,
+    unsupported: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Score genetic interactions of gene pairs by Norman et al.'s linear model.
 
@@ -905,6 +914,11 @@ def gi_scores(
         same number of genes share the subsets drawn from ``seed`` (drawn once), so a
         pair's scores do not depend on the other pairs, nor on the threads that score
         them (up to 8, one per core).
+    unsupported
+        Genes whose profiles are predictions resting on nothing measured of them (e.g.
+        ``.obs["unsupported"]`` of a model's predicted singles): their single is then the
+        model's generic guess, and a pair's coefficients would read that guess's scale
+        rather than the gene, so their pairs are flagged, not scored.
 
     Returns
     -------
@@ -916,7 +930,7 @@ def gi_scores(
     ``flag`` (``""`` when scored, else why not: ``"missing pair"``, ``"missing single
     B"``, ``"no DE count"``, ``"too few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``,
     ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
-    several joined by ``"; "``), the primary
+    ``"unsupported B"``: a gene of ``unsupported``; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
     A flagged pair has NaN scores, no subtype and all booleans False; it never raises.
 
@@ -953,6 +967,9 @@ def gi_scores(
         None if n_de is None else {canonical_label(parse_label(p)): int(v) for p, v in n_de.items()}
     )
     seed = resolve_seed(seed)
+    if isinstance(unsupported, str):
+        raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
+    weak = set(map(str, unsupported))
     n_fitted = int(base_mask.sum())
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
     positions: dict[str, list[int]] = {}
@@ -966,7 +983,7 @@ def gi_scores(
         n_genes = n_fitted - int(base_mask[targets].sum())
         record: dict[str, object] = {"pair": pair, "gene_a": gene_a, "gene_b": gene_b}
         record.update(dict.fromkeys(SCORES, np.nan))
-        reasons = _flags(pair, rows, n_de_canonical, min_de, n_genes)
+        reasons = _flags(pair, rows, n_de_canonical, min_de, n_genes, weak)
         if not reasons:
             jobs.append(_Job(len(records), (gene_a, gene_b, pair), targets))
         record.update(
@@ -1178,7 +1195,7 @@ def gi_per_gene(
         logger.warning(
             "%d pairs left out, a single or the pair missing: %s",
             len(skipped),
-            ", ".join(skipped[:10]),
+            shown_list(skipped, 10),
         )
     columns = ["pair", "gene", "delta_a", "delta_b", "delta_ab", "deviation", "se"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

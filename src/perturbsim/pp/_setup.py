@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -194,7 +194,7 @@ def setup(
         logger.warning(
             "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
             len(missing),
-            ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""),
+            shown_list(missing, 10),
         )
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
@@ -202,7 +202,7 @@ def setup(
         logger.warning(
             "%d conditions have a single cell (kept, flagged): %s",
             len(single_cell),
-            ", ".join(single_cell[:10]),
+            shown_list(single_cell, 10),
         )
     uns = adata.uns.setdefault(UNS, {})
     _drop_derived(adata)

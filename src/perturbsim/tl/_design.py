@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.stats as sps
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed
 from ..graphs import GeneGraph, go_graph
@@ -281,7 +281,7 @@ def _candidate_list(
             "left out %d candidate(s) %s cannot predict: %s",
             len(left_out),
             model.label,
-            ", ".join(left_out[:10]) + (", ..." if len(left_out) > 10 else ""),
+            shown_list(left_out, 10),
         )
     return [c for c, ok in zip(untested, covered, strict=True) if ok]
 
@@ -457,7 +457,7 @@ def design(
                 "coverage: %s",
                 len(unknown),
                 model.label,
-                ", ".join(unknown[:10]),
+                shown_list(unknown, 10),
             )
         done = [c for c, ok in zip(done, covered, strict=True) if ok]
     delta, variance = _predict(model, labels)

@@ -24,7 +24,7 @@ from anndata import AnnData
 from tqdm.auto import tqdm
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import progress_disabled, resolve_seeds
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
@@ -283,7 +283,7 @@ def _replicate_tables(
             prepared.seed,
             len(flagged),
             MIN_REPLICATE_CELLS,
-            ", ".join(flagged[:10]),
+            shown_list(flagged, 10),
         )
     coverage = [
         (REPLICATE, prepared.seed, group, sum(c in set(scored) for c in members), len(members))
