@@ -60,6 +60,9 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
         assert subgroup in out
     for model in ("stacked", "additive", "linear_go", "mean", "no_perturb"):
         assert model in out
+    # grn covers one of the five unseen singles of split seed 1: its score is marked
+    assert "scored on part of a subgroup's conditions only" in out
+    assert "grn unseen_single 1/5" in out
     assert (tmp_path / "report" / "report.md").is_file()
 
 

@@ -253,6 +253,6 @@ def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman):
 
 
 def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):
-    profiles = gears.predict(genes[:2] + ["+".join(genes[:2])])
+    profiles = gears.predict([*genes[:2], "+".join(genes[:2])])
     with pytest.raises(ps.PerturbsimError, match="unsupported must be a list of genes"):
         gi_scores(profiles, unsupported="G1")

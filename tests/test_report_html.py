@@ -35,6 +35,7 @@ class Page(HTMLParser):
         self.images: list[str] = []
         self.targets: list[str] = []
         self._cell: dict | None = None
+        self._in_share = False  # inside the <span class="share"> of a partly covered score
         self.feed(text)
         self.close()
         assert not self.stack, f"unclosed tags: {self.stack}"
@@ -51,19 +52,23 @@ class Page(HTMLParser):
             self.tables.append({"class": attrs.get("class", ""), "rows": []})
         elif tag == "tr":
             self.tables[-1]["rows"].append({"class": attrs.get("class", ""), "cells": []})
+        elif tag == "span":
+            self._in_share = attrs.get("class") == "share"
         elif tag in ("th", "td") and self.tables:
-            self._cell = {"tag": tag, "text": "", "style": attrs.get("style", "")}
+            self._cell = {"tag": tag, "text": "", "style": attrs.get("style", ""), "share": ""}
             self.tables[-1]["rows"][-1]["cells"].append(self._cell)
 
     def handle_endtag(self, tag):
         assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
         self.stack.pop()
-        if tag in ("th", "td"):
+        self._in_share = False
+        if tag in ("th", "td") and self._cell is not None:
+            self._cell["text"] = self._cell["text"].strip()
             self._cell = None
 
     def handle_data(self, data):
         if self._cell is not None:
-            self._cell["text"] += data
+            self._cell["share" if self._in_share else "text"] += data
 
 
 def _header(table: dict) -> list[str]:
@@ -118,6 +123,12 @@ def test_first_table_is_the_calibrated_one(result, page):
     assert all(CELL.match(c["text"]) for c in cells), [c["text"] for c in cells]
     assert any("[" in c["text"] for c in cells), "two seeds give intervals"
     assert all(c["style"].startswith("background:#") for c in cells if c["text"][0].isdigit())
+    coverage = result.coverage_table().set_index(["model", "subgroup"])
+    for row in rows:
+        for group, cell in zip(result.subgroups, row["cells"][1:], strict=True):
+            covered, total = coverage.loc[(_name(row), group), ["n_covered", "n_total"]]
+            partial = cell["text"] not in ("–", "n/a") and 0 < covered < total
+            assert cell["share"] == (f"{covered}/{total}" if partial else "")
 
     calibrated = result.calibrated().set_index(["model", "subgroup", "metric"])
     expected = calibrated.loc[("no_perturb", "unseen_single", "nmse_de")]

@@ -573,6 +573,20 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
                 "NaN: undefined there (a model not covering the subgroup, a correlation with "
                 "a constant change, or a replicate no better than the mean)"
             )
+        partial = coverage[
+            (coverage["n_covered"] > 0) & (coverage["n_covered"] < coverage["n_total"])
+        ]
+        scored = set(zip(calibrated["model"], calibrated["subgroup"], strict=True))
+        shown = [
+            f"{r.model} {r.subgroup} {r.n_covered}/{r.n_total}"
+            for r in partial.itertuples(index=False)
+            if (r.model, r.subgroup) in scored
+        ]
+        if shown:
+            lines.append(
+                "scored on part of a subgroup's conditions only (few conditions can land a "
+                f"score far from both anchors): {', '.join(shown)}"
+            )
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
         f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",

@@ -108,6 +108,9 @@ class _Score(NamedTuple):
     n_conditions: int
 
 
+Shares = dict[tuple[str, str], tuple[int, int]]
+"""``(model, subgroup)`` -> the test conditions it covered and the subgroup's, over seeds."""
+
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
        color: #1d232a; margin: 0; background: #fff; }
@@ -127,6 +130,7 @@ thead th { background: #eef2f6; font-weight: 600; text-align: center; }
 tbody th { text-align: left; font-weight: 600; white-space: nowrap; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.empty { color: #8a949e; text-align: center; }
+td .share { font-size: 11px; opacity: 0.75; }
 tr.metric th { background: #f6f8fa; font-weight: 600; text-align: left; padding-top: 9px; }
 tr.metric th span { font-weight: 400; color: #45505c; }
 tr.baseline { background: #f6f8fa; }
@@ -197,13 +201,17 @@ def _interval(score: _Score, digits: int, *, plus_minus: bool) -> str:
     return f"{text} [{_number(score.ci_low, digits)}, {_number(score.ci_high, digits)}]"
 
 
-def _td(text: str, *, classes: str = "num", style: str = "", title: str = "") -> str:
+def _td(
+    text: str, *, classes: str = "num", style: str = "", title: str = "", share: str = ""
+) -> str:
+    """A table cell of ``text``, then ``share`` (``"k/n"``: scored on part of the subgroup)."""
     attributes = f' class="{classes}"'
     if style:
         attributes += f' style="{escape(style)}"'
     if title:
         attributes += f' title="{escape(title)}"'
-    return f"<td{attributes}>{escape(text)}</td>"
+    mark = f' <span class="share">{escape(share)}</span>' if share else ""
+    return f"<td{attributes}>{escape(text)}{mark}</td>"
 
 
 def _model_header(model: str) -> str:
@@ -224,18 +232,19 @@ def _score_rows(
     metric: str,
     models: Sequence[str],
     subgroups: Sequence[str],
-    covered: set[tuple[str, str]],
-    cell: Callable[[_Score, bool], str],
+    shares: Shares,
+    cell: Callable[[_Score, bool, str], str],
     *,
     better: Literal["higher", "lower"] | None,
 ) -> list[str]:
     """Table rows of one metric, a model a row and a subgroup a column.
 
-    ``cell(score, best)`` renders a finite score; ``best`` marks the model of a column with
-    the best mean, ``better`` being the best direction (none: no mark; the replicate does
-    not compete). A
-    missing or undefined score reads :data:`NOT_COVERED` when the model covers no condition
-    of the subgroup, else :data:`UNDEFINED`.
+    ``cell(score, best, share)`` renders a finite score; ``best`` marks the model of a
+    column with the best mean, ``better`` being the best direction (none: no mark; the
+    replicate does not compete); ``share`` is ``"k/n"`` when the model was scored on ``k``
+    of the subgroup's ``n`` test conditions (``shares``), else empty. A missing or
+    undefined score reads :data:`NOT_COVERED` when the model covers no condition of the
+    subgroup, else :data:`UNDEFINED`.
     """
     pick = max if better == "higher" else min
     best: dict[str, str] = {}
@@ -249,20 +258,23 @@ def _score_rows(
         cells = []
         for group in subgroups:
             score = scores.get((model, group, metric))
+            n_covered, n_total = shares.get((model, group), (0, 0))
+            share = f"{n_covered}/{n_total}" if 0 < n_covered < n_total else ""
             if score is not None and np.isfinite(score.mean):
-                cells.append(cell(score, best.get(group) == model))
+                cells.append(cell(score, best.get(group) == model, share))
             else:
-                empty = UNDEFINED if (model, group) in covered else NOT_COVERED
+                empty = UNDEFINED if n_covered else NOT_COVERED
                 cells.append(_td(empty, classes="empty"))
         rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
     return rows
 
 
-def _title(score: _Score) -> str:
-    return f"{score.n_seeds} seed(s), {score.n_conditions} condition scores"
+def _title(score: _Score, share: str) -> str:
+    part = f"; scored on {share.replace('/', ' of ')} test conditions only" if share else ""
+    return f"{score.n_seeds} seed(s), {score.n_conditions} condition scores{part}"
 
 
-def _calibrated_cell(score: _Score, best: bool) -> str:
+def _calibrated_cell(score: _Score, best: bool, share: str) -> str:
     undecided = bool(score.ci_low <= 0 and score.ci_high >= 1)  # False without an interval
     background, colour = _colour(score.mean, pale=undecided)
     note = "; the interval spans both anchors" if undecided else ""
@@ -270,15 +282,17 @@ def _calibrated_cell(score: _Score, best: bool) -> str:
         _interval(score, 2, plus_minus=False),
         classes="num best" if best else "num",
         style=f"background:{background};color:{colour}",
-        title=_title(score) + note,
+        title=_title(score, share) + note,
+        share=share,
     )
 
 
-def _raw_cell(score: _Score, best: bool) -> str:
+def _raw_cell(score: _Score, best: bool, share: str) -> str:
     return _td(
         _interval(score, 3, plus_minus=True),
         classes="num best" if best else "num",
-        title=_title(score),
+        title=_title(score, share),
+        share=share,
     )
 
 
@@ -299,7 +313,7 @@ def _calibrated_table(
     metrics: Sequence[str],
     models: Sequence[str],
     subgroups: Sequence[str],
-    covered: set[tuple[str, str]],
+    shares: Shares,
 ) -> str:
     """Calibrated scores of ``metrics``: one block of rows per metric."""
     scores = _scores(calibrated)
@@ -307,7 +321,7 @@ def _calibrated_table(
     body = [
         f'<tbody><tr class="metric"><th colspan="{span}">{_metric_heading(metric)}</th></tr>'
         + "".join(
-            _score_rows(scores, metric, models, subgroups, covered, _calibrated_cell, better=None)
+            _score_rows(scores, metric, models, subgroups, shares, _calibrated_cell, better=None)
         )
         + "</tbody>"
         for metric in metrics
@@ -384,7 +398,7 @@ def _calibrated_section(
     metrics: Sequence[str],
     models: Sequence[str],
     subgroups: Sequence[str],
-    covered: set[tuple[str, str]],
+    shares: Shares,
 ) -> list[str]:
     """The headline metrics' calibrated scores, those of the other metrics folded."""
     section = ['<section id="calibrated"><h2>Calibrated scores</h2>']
@@ -403,14 +417,16 @@ def _calibrated_section(
     others = [m for m in metrics if m not in headline]
     section += [
         '<p class="note">Each model between two anchors, per test subgroup: mean over split '
-        "seeds [95% interval].</p>",
+        "seeds [95% interval]; a small <i>k/n</i> beside a score: the model could predict "
+        "only <i>k</i> of the subgroup's <i>n</i> test conditions, and few conditions can "
+        "land a score far from both anchors.</p>",
         _legend(),
-        _calibrated_table(calibrated, headline, models, subgroups, covered),
+        _calibrated_table(calibrated, headline, models, subgroups, shares),
     ]
     if others:
         section.append(
             "<details><summary>Calibrated scores of the other metrics</summary>"
-            + _calibrated_table(calibrated, others, models, subgroups, covered)
+            + _calibrated_table(calibrated, others, models, subgroups, shares)
             + "</details>"
         )
     return [*section, "</section>"]
@@ -421,7 +437,7 @@ def _metrics_section(
     metrics: Sequence[str],
     models: Sequence[str],
     subgroups: Sequence[str],
-    covered: set[tuple[str, str]],
+    shares: Shares,
     bars: dict[str, Plot],
 ) -> list[str]:
     """A table of raw values per metric, anchors included, and its bar chart."""
@@ -439,9 +455,7 @@ def _metrics_section(
             f'<p class="note">{escape(info.description)} ({escape(info.best)} is better).</p>',
             _table(
                 ["model", *subgroups],
-                _score_rows(
-                    scores, metric, models, subgroups, covered, _raw_cell, better=info.best
-                ),
+                _score_rows(scores, metric, models, subgroups, shares, _raw_cell, better=info.best),
                 classes="raw",
             ),
         ]
@@ -510,7 +524,7 @@ def html_report(
     calibrated = result.calibrated() if calibrated is None else calibrated
     models, subgroups = result.models, result.subgroups
     coverage = result.coverage_table()
-    covered = {(r.model, r.subgroup) for r in coverage.itertuples(index=False) if r.n_covered}
+    shares = _shares(coverage)
     metrics = [m for m in METRICS if m in set(summary["metric"])]
     page = [
         "<!DOCTYPE html>",
@@ -520,12 +534,12 @@ def html_report(
         f"<h1>{escape(title)}</h1>",
         _settings(result),
         _nav(plots, interactions=not result.gi.empty),
-        *_calibrated_section(calibrated, metrics, models, subgroups, covered),
+        *_calibrated_section(calibrated, metrics, models, subgroups, shares),
         f'<section id="how-to-read"><h2>How to read this</h2><p>{_HOW_TO_READ}</p></section>',
         '<section id="coverage"><h2>Coverage</h2>',
         '<p class="note">Test conditions each model could predict (covered / total, summed '
         "over seeds). Models are scored on what they cover only.</p>",
-        _coverage_table(coverage, models, subgroups),
+        _coverage_table(shares, models, subgroups),
     ]
     if not result.failures.empty:
         page += [
@@ -534,7 +548,7 @@ def html_report(
             _plain_table(result.failures, ["model", "seed", "stage", "error"]),
         ]
     page.append("</section>")
-    page += _metrics_section(summary, metrics, models, subgroups, covered, plots.bars)
+    page += _metrics_section(summary, metrics, models, subgroups, shares, plots.bars)
     if plots.scatters:
         page += [
             '<section id="scatters"><h2>Predicted vs measured change</h2>',
@@ -583,16 +597,20 @@ def html_report(
     return "\n".join(page)
 
 
-def _coverage_table(coverage: pd.DataFrame, models: Sequence[str], subgroups: Sequence[str]) -> str:
-    counts = {
+def _shares(coverage: pd.DataFrame) -> Shares:
+    """``(model, subgroup)`` -> (covered, total) test conditions, from ``coverage_table()``."""
+    return {
         (r.model, r.subgroup): (int(r.n_covered), int(r.n_total))
         for r in coverage.itertuples(index=False)
     }
+
+
+def _coverage_table(shares: Shares, models: Sequence[str], subgroups: Sequence[str]) -> str:
     rows = []
     for model in models:
         cells = []
         for group in subgroups:
-            covered, total = counts.get((model, group), (0, 0))
+            covered, total = shares.get((model, group), (0, 0))
             state = "num none" if covered == 0 else "num partial" if covered < total else "num"
             cells.append(_td(f"{covered} / {total}", classes=state))
         rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
