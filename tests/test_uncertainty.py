@@ -58,6 +58,19 @@ def test_unseen_genes_poorly_tied_to_measured_ones_get_higher_uncertainty(fitted
     assert (pred.layers["variance"] >= 0).all()
 
 
+def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman, tmp_path):
+    adata, model = fitted_norman
+    singles = [g for g in model.single_noise if g not in model.inferred][:3]
+    own = ScreenData.from_adata(adata).squared_standard_errors(singles)
+    pred = model.predict(singles)
+    np.testing.assert_allclose(pred.layers["variance"], own, rtol=1e-6)
+    unseen = model.predict(["TP53"]).obs["uncertainty"].iloc[0]
+    assert (pred.obs["uncertainty"] < unseen).all()
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model").predict(singles)
+    np.testing.assert_array_equal(loaded.layers["variance"], pred.layers["variance"])
+
+
 def test_unsupported_predictions_are_flagged_and_refused_in_strict_mode(fitted_norman):
     _, model = fitted_norman
     pred = model.predict(["BPGM+SAMD1", "KLF1+MAP2K6"])

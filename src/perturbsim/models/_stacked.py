@@ -267,8 +267,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     always of support 1), fitted on their own: the validation ones and the training ones
     as their combined singles predict them (without evidence, the full spread of each
     gene; the six role coefficients were fitted on those pairs, a slight optimism). A
-    measured single's variance is its typical squared standard error. An inferred single
-    adds to the variance of every set that includes it its own error variance (with
+    measured single's variance is its own squared standard error (its posterior variance
+    with ``denoise``; in files saved before it was kept, the median squared standard error
+    of the training conditions, :attr:`noise`); an inferred single's is that median, plus
+    its own error variance, which it adds to every set that includes it (with
     measured partners, a pair's interaction error over the number of pairs; each inferred
     gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
     and ``.obs["unsupported"]`` report the support (see
@@ -414,6 +416,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._error: dict[str, ErrorScale] = {}
         self.gene_scale = np.zeros(0)
         self.noise = np.zeros(0)
+        self.single_noise: dict[str, np.ndarray] = {}
+        """Each measured single's own error variance (its squared standard error; with
+        ``denoise``, its posterior variance): its predictive variance."""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -630,10 +635,11 @@ class Stacked(CoverageMixin, PerturbationModel):
             self.mean_change,
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
+        noise = dict(zip(measured, measured_noise, strict=True))
+        self.single_noise = {c: noise[c] for c in measured if len(genes_of(c)) == 1}
         self.inferred = {}
         self.inferred_variance = {}
         if self.interaction:
-            noise = dict(zip(measured, measured_noise, strict=True))
             single_noise = {c: noise[c] for c in self.singles}
             self.pair_roles = fit_pair_roles_on(self.singles, train, data, single_noise)
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
@@ -1061,7 +1067,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         for row, genes in enumerate(sets):
             kind = kind_of(genes, self.singles)
             if kind == "seen_single":
-                variance[row] = self.noise
+                variance[row] = self.single_noise.get(genes[0], self.noise)
             elif kind in KINDS:
                 variance[row] = self._error[kind].ratio(support[row]) * self.gene_scale
             for gene in genes:
@@ -1106,6 +1112,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "noise": self.noise,
         }
         arrays.update({f"single.{g}": change for g, change in self.singles.items()})
+        arrays.update({f"single_noise.{g}": v for g, v in self.single_noise.items()})
         arrays.update({f"inferred_variance.{g}": v for g, v in self.inferred_variance.items()})
         if self.pair_neighbours is not None:
             arrays[f"{NEIGHBOURS}/residuals"] = self.pair_neighbours.residuals
@@ -1172,6 +1179,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
         self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}
+        self.single_noise = {  # absent from files saved before it was kept
+            g: np.asarray(arrays[f"single_noise.{g}"], dtype=np.float64)
+            for g in self.singles
+            if f"single_noise.{g}" in arrays
+        }
         self.inferred_variance = {
             g: np.asarray(arrays[f"inferred_variance.{g}"], dtype=np.float64)
             for g in self.inferred
