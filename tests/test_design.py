@@ -67,10 +67,13 @@ def test_default_candidates_are_covered_singles_and_panel_pairs(model):
     assert [c for c in few if len(genes_of(c)) == 1] == singles
 
 
-def test_measured_conditions_are_never_proposed(model, screen):
+def test_measured_conditions_are_never_proposed(model, screen, model_dir):
     split = ps.pp.Split.from_adata(screen)
     measured = ps.tl.measured_conditions(model)
-    assert set(measured) == set(split.train + split.val) - {"ctrl"}
+    assert set(model.fitted_conditions) == set(split.train + split.val) - {"ctrl"}
+    assert split.test and set(measured) == set(split.train + split.val + split.test) - {"ctrl"}
+    loaded = ps.models.PerturbationModel.load(model_dir)  # held-out conditions saved too
+    assert ps.tl.measured_conditions(loaded) == measured
     untested = ps.tl.default_candidates(model, measured)[:2]
     ranked = ps.tl.design(model, [*measured[:3], *untested], budget=2, strategy="random")
     assert set(ranked["perturbation"]) == set(untested)
@@ -109,7 +112,8 @@ def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
 
 
 def test_diversity_spreads_the_chosen_predictions(model):
-    candidates = ps.tl.default_candidates(model, ps.tl.measured_conditions(model))
+    measured = model.fitted_conditions  # the split's test conditions among the candidates
+    candidates = ps.tl.default_candidates(model, measured)
     delta = model.predict(candidates).layers["delta"].astype(float)
     centred = pd.DataFrame(delta - delta.mean(axis=0), index=candidates)
 
@@ -120,7 +124,8 @@ def test_diversity_spreads_the_chosen_predictions(model):
         return float(cosine[np.triu_indices(len(labels), 1)].mean())
 
     plain, spread = (
-        ps.tl.design(model, budget=8, coverage_weight=0.0, diversity_weight=w) for w in (0.0, 3.0)
+        ps.tl.design(model, budget=8, measured=measured, coverage_weight=0.0, diversity_weight=w)
+        for w in (0.0, 3.0)
     )
     assert mean_similarity(spread["perturbation"].tolist()) < mean_similarity(
         plain["perturbation"].tolist()
@@ -250,3 +255,9 @@ def test_measured_conditions_the_model_cannot_predict_warn_in_the_api_and_stop_t
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--measured: gears cannot predict 1 of the conditions" in err
     assert "'NOTAGENE'" in err and not out.exists()
+
+
+def test_a_loaded_model_offers_the_candidates_of_the_model_in_memory(model, model_dir):
+    loaded = ps.models.PerturbationModel.load(model_dir)  # no screen: the one it recorded
+    assert loaded.data is None
+    assert ps.tl.default_candidates(loaded, []) == ps.tl.default_candidates(model, [])

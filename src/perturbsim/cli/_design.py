@@ -62,8 +62,8 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="FILE",
         help="conditions already measured, one a line; an empty file: none (default: the "
-        "conditions the model was fitted on, training and validation, as its directory "
-        "records them)",
+        "conditions of the screen the model was fitted on, held-out ones included, as its "
+        "directory records them)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random")
     parser.add_argument(

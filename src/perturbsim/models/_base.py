@@ -259,6 +259,9 @@ class PerturbationModel(ABC):
         self.fitted_conditions: list[str] | None = []
         """Perturbed conditions of the last fit, training and validation (saved with it;
         ``None``: unknown, a model file saved before perturbsim recorded them)."""
+        self.screen_conditions: list[str] = []
+        """Perturbed conditions with cells in the screen of the last fit, held-out ones
+        included: all measured (saved with it; empty in files saved before it was kept)."""
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -375,6 +378,10 @@ class PerturbationModel(ABC):
         self._fit(data, **options)
         self.is_fitted = True
         self.fitted_conditions = data.perturbed([*data.train, *data.val])
+        stats = data.stats
+        self.screen_conditions = data.perturbed(
+            [str(c) for c, n in zip(stats.conditions, stats.n_cells, strict=True) if n > 0]
+        )
         return self
 
     def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
@@ -744,6 +751,7 @@ class PerturbationModel(ABC):
             "seed": self.seed,
             "options": self._options(),
             "fitted_conditions": self.fitted_conditions,
+            "screen_conditions": self.screen_conditions,
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
@@ -787,6 +795,7 @@ class PerturbationModel(ABC):
         model.variant = config.get("variant")  # absent from files saved before it was kept
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
+        model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]
         return model
 
     @classmethod

@@ -71,12 +71,14 @@ def _labels(perturbations: Sequence[str], what: str) -> list[str]:
 
 
 def measured_conditions(model: PerturbationModel) -> list[str]:
-    """The conditions a fitted model is known to have been fitted on.
+    """The conditions a fitted model knows were measured.
 
     Those of its last fit, training and validation
-    (:attr:`~perturbsim.models.PerturbationModel.fitted_conditions`, saved with it): a
-    gene measured only in pairs stays a candidate, its single untested. A model saved
-    before those were recorded knows only the single-gene conditions it keeps
+    (:attr:`~perturbsim.models.PerturbationModel.fitted_conditions`), and the others of
+    the screen it was fitted on, held out of the fit but measured all the same
+    (:attr:`~perturbsim.models.PerturbationModel.screen_conditions`); both are saved with
+    it. A gene measured only in pairs stays a candidate, its single untested. A model
+    saved before those were recorded knows only the single-gene conditions it keeps
     (``single_genes`` of its saved options: GEARS, the ``additive`` baseline and
     :class:`~perturbsim.models.Stacked`, whose include the singles it inferred from
     pairs): pass ``measured=`` to :func:`design` then.
@@ -91,7 +93,7 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     Canonical labels of perturbed conditions, each once.
     """
     if model.fitted_conditions is not None:
-        return _labels(model.fitted_conditions, "measured")
+        return _labels([*model.fitted_conditions, *model.screen_conditions], "measured")
     # the models that keep their measured singles save them under this option (Stacked's
     # also hold the singles it inferred from pairs: a file this old cannot tell them apart)
     return _labels([str(g) for g in model._options().get("single_genes", [])], "measured")
@@ -103,9 +105,11 @@ def default_candidates(
     """Untested singles of every gene the model covers, and untested pairs of a gene panel.
 
     Singles: every gene the model can predict (:meth:`covers`) among its measured genes,
-    the genes of the measured conditions and, for a model built with a screen, the genes
-    perturbed in that screen. Pairs: every pair the model can predict among the panel,
-    the genes perturbed in the measured conditions (and in the screen), at most
+    the genes of the measured conditions and the genes perturbed in the screen it was
+    fitted on (its own, or for a loaded model the one it recorded:
+    :attr:`~perturbsim.models.PerturbationModel.screen_conditions`). Pairs: every pair the
+    model can predict among the panel, the genes perturbed in the measured conditions (and
+    in the screen), at most
     ``max_pair_genes`` of them, those in the most measured conditions first (ties by
     name); 40 genes give at most 780 pairs.
 
@@ -124,8 +128,8 @@ def default_candidates(
     """
     max_pair_genes = check_count("max_pair_genes", max_pair_genes, minimum=0)
     counts = Counter(g for c in measured for g in genes_of(c))
-    if model.data is not None:
-        counts.update({g: 0 for c in model.data.stats.conditions for g in genes_of(c)})
+    screen = model.data.stats.conditions if model.data is not None else model.screen_conditions
+    counts.update({g: 0 for c in screen for g in genes_of(str(c))})
     panel = sorted(counts, key=lambda g: (-counts[g], g))[:max_pair_genes]
     universe = sorted(set(map(str, model.genes)) | set(counts))
     done = set(measured)
