@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from perturbsim import PerturbsimError
 from perturbsim.pp import canonical_label, genes_of, parse_label, parse_perturbations
-from perturbsim.pp._labels import detect_control
+from perturbsim.pp._labels import detect_control, parse_labels
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,12 @@ from perturbsim.pp._labels import detect_control
 )
 def test_parse_gears_and_pertpy_labels(label, expected):
     assert parse_label(label) == expected
+
+
+def test_tokens_of_the_control_label_are_control_tokens():
+    labels = ["NegCtrl0_NegCtrl0", "FOXO4_NegCtrl0", "NegCtrl0_KLF1", "FOXO4_KLF1"]
+    mapping = parse_labels(labels, control="NegCtrl0_NegCtrl0", sep="_")
+    assert list(mapping.values()) == ["ctrl", "FOXO4", "KLF1", "FOXO4+KLF1"]
 
 
 def test_control_label_and_user_separator():

@@ -32,7 +32,9 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         The label, e.g. ``"KLF1"``, ``"KLF1+ctrl"``, ``"MAP2K6+KLF1"`` or the control label.
     control
         The label of control cells; it may also stand as a token inside a label
-        (``"ctrl+KLF1"``), as may GEARS's ``"ctrl"``.
+        (``"ctrl+KLF1"``), as may GEARS's ``"ctrl"`` and each token of the control label
+        itself (Norman et al.'s ``"KLF1_NegCtrl0"`` beside the control
+        ``"NegCtrl0_NegCtrl0"``, with ``sep="_"``).
     sep
         Separator between the genes of a combination.
 
@@ -54,6 +56,8 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
     ('KLF1',)
     >>> parse_label("control", control="control")
     ()
+    >>> parse_label("KLF1_NegCtrl0", control="NegCtrl0_NegCtrl0", sep="_")
+    ('KLF1',)
     """
     if not isinstance(label, str):
         if isinstance(label, float) and math.isnan(label):
@@ -67,7 +71,7 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         raise PerturbsimError(f"malformed perturbation label {label!r}: empty")
     if label == control:
         return ()
-    controls = {control, _GEARS_CONTROL_TOKEN}
+    controls = {control, _GEARS_CONTROL_TOKEN, *control.split(sep)}
     genes: list[str] = []
     for token in label.split(sep):
         if token == "":
