@@ -454,3 +454,13 @@ def test_linear_embedding_choice_survives_save_and_load(tmp_path):
     assert loaded.held_out_error == pytest.approx(model.held_out_error)
     queries = ["M0_3", "M1_4", "M2_3+M3_4"]
     np.testing.assert_allclose(loaded.predict(queries).X, model.predict(queries).X, atol=1e-6)
+
+
+def test_a_repeated_perturbation_is_predicted_once_with_a_warning(norman, caplog):
+    model = ps.TrainMean(norman).fit()
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        pred = model.predict(["KLF1", "MAP2K6+KLF1", "KLF1", "KLF1+MAP2K6"])
+    assert pred.obs_names.tolist() == ["KLF1", "KLF1+MAP2K6"]
+    assert "2 repeated perturbation(s), each predicted once: KLF1, KLF1+MAP2K6" in caplog.text
+    with pytest.raises(ps.PerturbsimError, match="3 counts for 2 distinct perturbations"):
+        model.sample(["KLF1", "KLF1", "MAP2K6"], norman, n_cells=[1, 2, 3])

@@ -19,7 +19,7 @@ from scipy import special
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_nonnegative
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -70,7 +70,7 @@ def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarr
         counts = np.full(n_perturbations, counts)
     if counts.shape != (n_perturbations,):
         raise PerturbsimError(
-            f"n_cells gives {counts.size} counts for {n_perturbations} perturbations"
+            f"n_cells gives {counts.size} counts for {n_perturbations} distinct perturbations"
         )
     if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
         raise PerturbsimError(f"n_cells must be whole numbers >= 1, got {n_cells}")
@@ -81,6 +81,19 @@ def _named(genes: Sequence[str]) -> str:
     """The first :data:`_MAX_NAMED_GENES` genes, comma-separated, and how many more."""
     more = len(genes) - _MAX_NAMED_GENES
     return ", ".join(genes[:_MAX_NAMED_GENES]) + (f" and {more} more" if more > 0 else "")
+
+
+def _distinct(sets: list[GeneSet]) -> list[GeneSet]:
+    """``sets`` without repeats (first appearances, in order); a warning names the repeats."""
+    distinct = list(dict.fromkeys(sets))
+    if len(distinct) < len(sets):
+        repeated = [canonical_label(s) for s in distinct if sets.count(s) > 1]
+        logger.warning(
+            "%d repeated perturbation(s), each predicted once: %s",
+            len(repeated),
+            shown_list(repeated, 10),
+        )
+    return distinct
 
 
 def _gene_list(genes: Sequence[str]) -> list[str]:
@@ -457,9 +470,11 @@ class PerturbationModel(ABC):
 
         Returns
         -------
-        AnnData with one row per perturbation (``obs_names`` = canonical labels) and the
-        measured genes as columns: predicted mean expression in ``X`` (never below zero),
-        change over control in ``.layers["delta"]``, and ``.obs["n_targets"]``. When the
+        AnnData with one row per distinct perturbation, in order of first appearance
+        (``obs_names`` = canonical labels; a repeat, ``"B+A"`` after ``"A+B"`` too, is
+        predicted once, with a warning) and the measured genes as columns: predicted mean
+        expression in ``X`` (never below zero), change over control in
+        ``.layers["delta"]``, and ``.obs["n_targets"]``. When the
         model has a predictive variance: ``.layers["variance"]`` (per gene) and
         ``.obs["uncertainty"]``, the root mean variance over genes (one score per
         perturbation). When the model knows how its genes relate to measured ones (the
@@ -478,7 +493,7 @@ class PerturbationModel(ABC):
             ``strict``, unsupported perturbations.
         """
         self.require_fitted()
-        sets = parse_perturbations(perturbations)
+        sets = _distinct(parse_perturbations(perturbations))
         try:  # genes it cannot predict are named before any refused as unsupported
             change, variance = self._predict_change(sets)
             support = self._support_columns(sets)
@@ -511,8 +526,6 @@ class PerturbationModel(ABC):
         if variance is not None:
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
-        if out.obs_names.has_duplicates:
-            out.obs_names_make_unique()
         return out
 
     def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
