@@ -207,3 +207,10 @@ def test_annotations_that_cover_nothing(tiny):
         LinearGO(tiny, go_annotations=unrelated).fit()
     with pytest.raises(ps.PerturbsimError, match="missing"):
         LinearGO(tiny, go_annotations=unrelated.rename(columns={"term": "go"})).fit()
+
+
+def test_a_former_gene_name_is_pointed_to_the_current_one(norman):
+    model = ps.models.LinearGO(norman).fit()
+    assert model.covers(["MIDEAS"]).all() and not model.covers(["ELMSAN1"]).any()
+    with pytest.raises(ps.PerturbsimError, match="did you mean 'MIDEAS'\\? 'ELMSAN1' is a former"):
+        model.predict(["ELMSAN1"])

@@ -35,6 +35,7 @@ from .._keys import (
     VARIANCE_LAYER,
 )
 from .._settings import progress_disabled, resolve_seed
+from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import gi_scores
 from ..pp._label_hint import SEPARATORS
@@ -415,9 +416,18 @@ class PerturbationModel(ABC):
         """A hint for the first gene of ``sets`` the model predicts only written otherwise.
 
         `` ('KLF1_MAP2K6' looks like genes joined by '_': ...)`` for genes joined by another
-        separator, `` (did you mean 'KLF1' for 'klf1'? ...)`` for another case, or ``""``.
+        separator, `` (did you mean 'KLF1' for 'klf1'? ...)`` for another case, `` (did you
+        mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table), or
+        ``""``.
         """
         genes = sorted({g for s in sets for g in s})
+        aliases = human_gene_alias()
+        renamed = [
+            (gene, str(symbol))
+            for gene in genes
+            for symbol in aliases.loc[aliases["alias"] == gene, "symbol"].unique()
+            if symbol != gene
+        ]
         joined = [
             (gene, sep, gene.split(sep))
             for gene in genes
@@ -434,6 +444,7 @@ class PerturbationModel(ABC):
             *genes,
             *(t for _, _, parts in joined for t in parts),
             *(other for _, other in spellings),
+            *(symbol for _, symbol in renamed),
         ]
         try:  # one call: a model may build its coverage afresh each time
             covered = iter(self.covers([[g] for g in queries]))
@@ -446,9 +457,19 @@ class PerturbationModel(ABC):
                     f" ({gene!r} looks like genes joined by {sep!r}: write "
                     f"{SEP.join(parts)!r} or a list of genes)"
                 )
-        for gene, other in spellings:
+        hints = [
+            *(
+                (gene, f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)")
+                for gene, other in spellings
+            ),
+            *(
+                (gene, f" (did you mean {symbol!r}? {gene!r} is a former name of it)")
+                for gene, symbol in renamed
+            ),
+        ]
+        for gene, hint in hints:
             if next(covered) and gene not in known:
-                return f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)"
+                return hint
         return ""
 
     def predict(
