@@ -123,6 +123,14 @@ def test_setup_again_drops_what_the_old_labels_gave(caplog):
     assert ps.pp.measured_profiles(adata, ["G1_G2"]).obs_names.tolist() == ["G1+G2"]
 
 
+def test_cells_of_several_cell_types_are_warned_of(caplog):
+    adata = make_screen(["ctrl", "G1"])
+    adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    assert "obs['cell_type'] holds 2 values (A172, K562): each condition" in caplog.text
+
+
 def test_raw_counts_error_or_normalise():
     adata = make_screen(["ctrl", "G1"])
     rng = np.random.default_rng(1)

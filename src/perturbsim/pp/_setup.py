@@ -66,6 +66,27 @@ def _drop_derived(adata: AnnData) -> None:
         logger.info("dropped what the earlier labels gave (rerun it): %s", ", ".join(dropped))
 
 
+MIXED_COLUMNS = ("dataset", "cell_type", "celltype", "cell_line")
+"""``.obs`` columns that name where cells come from: more than one value, and conditions
+would pool cells of different screens or cell types."""
+
+
+def _warn_mixed_sources(adata: AnnData) -> None:
+    """Warn when ``.obs`` says the cells come from several datasets or cell types."""
+    for column in MIXED_COLUMNS:
+        if column in adata.obs.columns:
+            values = pd.unique(adata.obs[column].astype(str))
+            if len(values) > 1:
+                logger.warning(
+                    "obs[%r] holds %d values (%s): each condition, control included, pools "
+                    "their cells; subset to one first (adata[adata.obs[%r] == ...])",
+                    column,
+                    len(values),
+                    shown_list(sorted(values), 5),
+                    column,
+                )
+
+
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
     """Warn of perturbed genes whose names differ from another gene's only in case.
 
@@ -184,6 +205,7 @@ def setup(
     adata.obs[N_TARGETS] = canonical.map(lambda c: len(genes_of(c))).astype(np.int64).to_numpy()
 
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
+    _warn_mixed_sources(adata)
     _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
     annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
