@@ -176,7 +176,11 @@ def test_tampered_or_truncated_model_fails_clearly(trained, tmp_path):
     config = json.loads((path / "config.json").read_text())
     config["options"]["config"]["hidden"] = 32
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(PerturbsimError, match="do not fit its config"):
+    with pytest.raises(PerturbsimError, match="was changed since the model was saved"):
+        ps.GEARS.load(path)
+    del config["config_sha256"]  # as in files saved before it was kept: checked deeper
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PerturbsimError, match="do not fit its config: size mismatch"):
         ps.GEARS.load(path)
     config["options"]["config"]["hiddenn"] = 32
     (path / "config.json").write_text(json.dumps(config))
@@ -184,6 +188,39 @@ def test_tampered_or_truncated_model_fails_clearly(trained, tmp_path):
         ps.GEARS.load(path)
     (path / "config.json").write_text("{not json")
     with pytest.raises(PerturbsimError, match="not valid JSON"):
+        ps.GEARS.load(path)
+
+
+def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "model"
+    mask = os.umask(0o022)
+    try:
+        trained.save(path)
+    finally:
+        os.umask(mask)
+    for name in ("weights.safetensors", "config.json"):
+        assert stat.S_IMODE((path / name).stat().st_mode) == 0o644, name
+    saved = json.loads((path / "config.json").read_text())
+    edited = {**saved, "genes": saved["genes"][:-1]}
+    (path / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(PerturbsimError, match="was changed since the model was saved"):
+        ps.GEARS.load(path)
+    del edited["config_sha256"]  # an older file: no checksum of its config
+    (path / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(PerturbsimError, match="config.json lists 69 genes but the weights hold 70"):
+        ps.GEARS.load(path)
+    newer = {**saved, "format_version": 2}
+    (path / "config.json").write_text(json.dumps(newer))
+    with pytest.raises(
+        PerturbsimError, match=r"newer perturbsim \(model format 2\).*reads format 1"
+    ):
+        ps.GEARS.load(path)
+    unchecked = {k: v for k, v in saved.items() if k not in ("weights_sha256", "config_sha256")}
+    (path / "config.json").write_text(json.dumps(unchecked))
+    with pytest.raises(PerturbsimError, match="records no checksum of the weights"):
         ps.GEARS.load(path)
 
 

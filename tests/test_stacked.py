@@ -520,6 +520,7 @@ def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
         fitted["weights"].append(neighbours["weights"][0] if kind == "combo_seen2" else 0.0)
     # and its neighbours lent whole residuals, their weight fitted on those
     del config["options"]["neighbours_beyond_singles"]
+    del config["config_sha256"]  # nor a checksum of their config
     config_path.write_text(json.dumps(config))
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
@@ -537,6 +538,7 @@ def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_ag
     config_path = tmp_path / "stacked" / "config.json"
     config = json.loads(config_path.read_text())
     del config["options"]["neighbours_weight"]  # the previous release's layout
+    del config["config_sha256"]  # with no checksum of its config
     config_path.write_text(json.dumps(config))
     loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
     loaded.save(tmp_path / "again")

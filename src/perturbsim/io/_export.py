@@ -32,7 +32,7 @@ from .._keys import (
 from ..models import PerturbationModel
 from ..pp import Split, canonical_label, parse_perturbations
 from ..pp._setup import check_setup
-from ..tl import measured_conditions
+from ..tl._design import known_fitted_conditions
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +72,12 @@ def _conditions(
 
 
 def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
-    """Refuse held-out conditions the model records as fitted (:func:`measured_conditions`).
+    """Refuse held-out conditions the model records as fitted (:func:`known_fitted_conditions`).
 
     A model saved before its fitted conditions were recorded knows only its measured
     singles, so a leaked pair of such a file goes unseen.
     """
-    fitted = set(measured_conditions(model))
+    fitted = set(known_fitted_conditions(model))
     leaked = [c for c in held_out if c in fitted]
     if leaked:
         seed = "" if model.seed is None else f"; the model's seed is {model.seed}"

@@ -48,6 +48,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+CONFIG_CHECKSUM = "config_sha256"
+"""Key of config.json holding the checksum of the rest of it (absent from older files)."""
+
+
+def _config_sha256(config: dict[str, Any]) -> str:
+    """Checksum of a config's content as JSON reads it back, its own checksum left out."""
+    content = json.loads(json.dumps({k: v for k, v in config.items() if k != CONFIG_CHECKSUM}))
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def write_model_dir(
     path: str | Path, *, config: dict[str, Any], arrays: dict[str, np.ndarray], overwrite: bool
 ) -> Path:
@@ -84,6 +94,7 @@ def write_model_dir(
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
         os.chmod(weights, new_file_mode())  # safetensors writes it readable by its owner only
         full = {"format_version": FORMAT_VERSION, **config, "weights_sha256": _sha256(weights)}
+        full[CONFIG_CHECKSUM] = _config_sha256(full)
         with (staging / CONFIG_FILE).open("w") as handle:
             json.dump(full, handle, indent=1)
             handle.flush()
@@ -107,8 +118,9 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     Raises
     ------
     PerturbsimError
-        If the directory or a file is missing, the config is not valid JSON, or the weights
-        do not match their recorded checksum (tampered or truncated).
+        If the directory or a file is missing, the config is not valid JSON or was changed
+        since it was saved (its recorded checksum; files saved before it was kept have
+        none), or the weights do not match their recorded checksum (tampered or truncated).
     """
     path = Path(path)
     config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
@@ -131,6 +143,11 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise PerturbsimError(
             f"{str(config_file)!r} is not a perturbsim model config (format_version "
             f"{FORMAT_VERSION} expected)"
+        )
+    if CONFIG_CHECKSUM in config and config[CONFIG_CHECKSUM] != _config_sha256(config):
+        raise PerturbsimError(
+            f"{str(config_file)!r} was changed since the model was saved (its checksum "
+            "differs); save the model again"
         )
     if "weights_sha256" not in config:
         raise PerturbsimError(

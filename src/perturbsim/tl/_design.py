@@ -92,11 +92,23 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     -------
     Canonical labels of perturbed conditions, each once.
     """
+    if model.fitted_conditions is None:
+        return known_fitted_conditions(model)
+    return _labels([*model.fitted_conditions, *model.screen_conditions], "measured")
+
+
+def known_fitted_conditions(model: PerturbationModel) -> list[str]:
+    """The conditions a fitted model is known to have been fitted on, training and validation.
+
+    :attr:`~perturbsim.models.PerturbationModel.fitted_conditions`, or for a model saved
+    before those were recorded the single-gene conditions it keeps (see
+    :func:`measured_conditions`). Canonical labels, each once.
+    """
     if model.fitted_conditions is not None:
-        return _labels([*model.fitted_conditions, *model.screen_conditions], "measured")
+        return _labels(model.fitted_conditions, "fitted")
     # the models that keep their measured singles save them under this option (Stacked's
     # also hold the singles it inferred from pairs: a file this old cannot tell them apart)
-    return _labels([str(g) for g in model._options().get("single_genes", [])], "measured")
+    return _labels([str(g) for g in model._options().get("single_genes", [])], "fitted")
 
 
 def default_candidates(
