@@ -150,6 +150,22 @@ def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys
     assert {"magnitude", "fit_corr", "subtype", "is_synergy", "flag"} <= set(scores.columns)
     printed = capsys.readouterr().out
     assert "5 genes, 10 pairs:" in printed and "subtypes of the scored pairs" in printed
+    assert "an exactly additive pair counts as a synergy" in printed
+
+
+def test_cli_gi_counts_flags_by_kind_not_by_gene():
+    from perturbsim.cli._commands import _gi_summary
+
+    scores = pd.DataFrame(
+        {
+            "flag": ["", "unsupported B", "unsupported C", "missing single D; unsupported E"],
+            "is_synergy": [True, False, False, False],
+        }
+    )
+    text = _gi_summary(scores, 5, "norman")
+    assert "  not scored (unsupported gene(s)): 2" in text
+    assert "  not scored (missing single gene(s); unsupported gene(s)): 1" in text
+    assert "synergy 1" in text and "counts as a synergy" not in text
 
 
 def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):

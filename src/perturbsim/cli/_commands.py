@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -272,16 +273,29 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
 
 
 # -- gi -------------------------------------------------------------------------------------
-def _gi_summary(scores: pd.DataFrame, n_genes: int) -> str:
+def _reason_kind(flag: str) -> str:
+    """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
+    return "; ".join(
+        re.sub(r"^(missing singles?|unsupported) .*$", r"\1 gene(s)", part)
+        for part in flag.split("; ")
+    )
+
+
+def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
     lines = [f"{n_genes} genes, {len(scores)} pairs: {scored} scored"]
-    for reason, count in flags[flags != ""].value_counts().items():
+    for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
+    if magnitude == "gears":
+        lines.append(
+            "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
+            "a synergy; --magnitude norman calls it additive)"
+        )
     return "\n".join(lines)
 
 
@@ -314,7 +328,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
     atomic_write(args.out / GI_FILES[1], scores.to_csv)
-    print(_gi_summary(scores, int((~pairs).sum())))
+    print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
     print(_fitted_genes_text(scores, len(model.genes), args.abundance))
     measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):
