@@ -464,3 +464,10 @@ def test_a_repeated_perturbation_is_predicted_once_with_a_warning(norman, caplog
     assert "2 repeated perturbation(s), each predicted once: KLF1, KLF1+MAP2K6" in caplog.text
     with pytest.raises(ps.PerturbsimError, match="3 counts for 2 distinct perturbations"):
         model.sample(["KLF1", "KLF1", "MAP2K6"], norman, n_cells=[1, 2, 3])
+
+
+def test_predict_reads_labels_written_another_way(norman):
+    model = ps.TrainMean(norman).fit()
+    pred = model.predict(["MAP2K6_KLF1", "NTC", "KLF1"], control="NTC", sep="_")
+    assert pred.obs_names.tolist() == ["KLF1+MAP2K6", "ctrl", "KLF1"]
+    assert model.predict([["KLF1", "NTC"]], control="NTC").obs_names.tolist() == ["KLF1"]

@@ -473,7 +473,12 @@ class PerturbationModel(ABC):
         return ""
 
     def predict(
-        self, perturbations: str | list[str] | list[list[str]], *, strict: bool = False
+        self,
+        perturbations: str | list[str] | list[list[str]],
+        *,
+        strict: bool = False,
+        control: str = CONTROL,
+        sep: str = SEP,
     ) -> AnnData:
         """Predict the mean expression after each perturbation.
 
@@ -488,6 +493,10 @@ class PerturbationModel(ABC):
             Refuse (one error naming them) perturbations with a gene never measured alone
             and with no measured neighbour in the model's GO graph (``.obs["unsupported"]``),
             instead of predicting them with a flag.
+        control, sep
+            How the labels are written, as ``perturbsim predict``'s ``--control`` and
+            ``--sep``: a further control word (``"NTC"``), the separator of a label's
+            genes (``"_"`` for ``"KLF1_MAP2K6"``).
 
         Returns
         -------
@@ -514,7 +523,7 @@ class PerturbationModel(ABC):
             ``strict``, unsupported perturbations.
         """
         self.require_fitted()
-        sets = _distinct(parse_perturbations(perturbations))
+        sets = _distinct(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
             change, variance = self._predict_change(sets)
             support = self._support_columns(sets)

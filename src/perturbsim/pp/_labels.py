@@ -253,6 +253,9 @@ def query_items(perturbations: object) -> list:
 
 def parse_perturbations(
     perturbations: str | Sequence[str] | Sequence[Sequence[str]],
+    *,
+    control: str = CONTROL,
+    sep: str = SEP,
 ) -> list[tuple[str, ...]]:
     """Normalise a user's perturbation query into a list of sorted gene sets.
 
@@ -261,6 +264,10 @@ def parse_perturbations(
     perturbations
         One label (``"FOSB+CEBPB"``), a list of labels (``["FOSB+CEBPB", "KLF1"]``) or a
         list of gene lists (``[["FOSB", "CEBPB"], ["KLF1"]]``). ``ctrl`` is the empty set.
+    control
+        A control word besides :data:`CONTROL_CANDIDATES` (e.g. ``"NTC"``).
+    sep
+        Separator of the genes of a label (e.g. ``"_"`` for ``"FOSB_CEBPB"``).
 
     Returns
     -------
@@ -275,14 +282,16 @@ def parse_perturbations(
     [('CEBPB', 'FOSB')]
     >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], "Control"])
     [('CEBPB', 'FOSB'), ('KLF1',), ()]
+    >>> parse_perturbations(["FOSB_CEBPB", "NTC"], control="NTC", sep="_")
+    [('CEBPB', 'FOSB'), ()]
     """
     items = query_items(perturbations)
     sets: list[tuple[str, ...]] = []
     for item in items:
         if isinstance(item, str):
-            sets.append(parse_query(item))
+            sets.append(parse_query(item, control=control, sep=sep))
         elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
-            sets.append(_gene_list(item))
+            sets.append(_gene_list(item, control))
         else:
             raise PerturbsimError(
                 f"malformed perturbation {item!r}: expected a label like 'A+B' or a list of genes"
@@ -290,7 +299,7 @@ def parse_perturbations(
     return sets
 
 
-def _gene_list(genes: Sequence[str]) -> tuple[str, ...]:
+def _gene_list(genes: Sequence[str], control: str) -> tuple[str, ...]:
     """A queried list of genes as a sorted gene tuple; control words name no gene."""
     joined = [g for g in genes if SEP in g]
     if joined:
@@ -298,5 +307,5 @@ def _gene_list(genes: Sequence[str]) -> tuple[str, ...]:
             f"gene {joined[0]!r} of {list(genes)!r} holds {SEP!r}: give each gene of a list "
             f"on its own (e.g. {joined[0].split(SEP)!r}), or the label {joined[0]!r}"
         )
-    kept = [g for g in genes if g.lower() not in _control_words(CONTROL)]
+    kept = [g for g in genes if g.lower() not in _control_words(control)]
     return parse_label(SEP.join(kept)) if kept else ()
