@@ -142,6 +142,18 @@ def test_single_cell_condition_does_not_crash_and_is_flagged(caplog):
     assert np.isfinite(adata.uns["perturbsim"]["de"]["scores"]).all()
 
 
+def test_raw_labels_padded_with_the_control_s_tokens_are_read_as_setup_read_them():
+    adata = make_screen(["NegCtrl0_NegCtrl0", "KLF1_NegCtrl0", "NegCtrl0_FOXO4", "FOXO4_KLF1"])
+    ps.pp.setup(adata, control="NegCtrl0_NegCtrl0", sep="_")
+    rank_de(adata, n_genes=3)
+    de = DEGenes.from_adata(adata)
+    assert de.top_genes("KLF1_NegCtrl0") == de.top_genes("KLF1")
+    mask = de.non_dropout_mask(["FOXO4+KLF1", "KLF1+ctrl", "NegCtrl0_NegCtrl0"])
+    assert mask[2].all()
+    profiles = ps.pp.measured_profiles(adata, ["KLF1_NegCtrl0", "FOXO4_KLF1"])
+    assert profiles.obs_names.tolist() == ["KLF1", "FOXO4+KLF1"]
+
+
 def test_a_single_control_cell_is_refused_and_gives_no_test_statistic():
     adata = make_screen(["ctrl", "A", "B"], n_genes=8, cells=4)
     adata = adata[3:].copy()  # control keeps a single cell
@@ -158,7 +170,7 @@ def test_top_genes_reads_labels_as_setup_read_the_screen():
     rank_de(adata, n_genes=3)
     de = DEGenes.from_adata(adata)
     assert de.top_genes("B_A") == de.top_genes("A+B") == de.top_genes("A_B")
-    assert de.non_dropout_mask(["ctrl", "A_B"]).shape == (2, 8)
+    assert de.non_dropout_mask(["ctrl", "A_B", "A+B", "B+ctrl"]).shape == (4, 8)
     with pytest.raises(PerturbsimError, match="'A_C'"):
         de.top_genes("A_C")
 

@@ -302,6 +302,9 @@ def test_expression_ridge_recovers_a_linear_readout(norman):
     assert 1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2) > 0.99
     with pytest.raises(ps.PerturbsimError, match="cannot predict"):
         route.predict("KLF1+NOT_A_GENE")
+    a, b = ps.pp.genes_of(pairs[60])
+    repeated = route.predict([pairs[60], f"{b}+{a}", pairs[61]])  # one row per query
+    assert len(repeated) == 3 and repeated.iloc[0] == repeated.iloc[1]
 
 
 # -- the real growth screen -----------------------------------------------------------------

@@ -158,13 +158,13 @@ def test_cli_gi_counts_flags_by_kind_not_by_gene():
 
     scores = pd.DataFrame(
         {
-            "flag": ["", "unsupported B", "unsupported C", "missing single D; unsupported E"],
+            "flag": ["", "unsupported B", "unsupported C, D", "missing singles D, F; unsupported"],
             "is_synergy": [True, False, False, False],
         }
     )
     text = _gi_summary(scores, 5, "norman")
     assert "  not scored (unsupported gene(s)): 2" in text
-    assert "  not scored (missing single gene(s); unsupported gene(s)): 1" in text
+    assert "  not scored (missing single(s); unsupported gene(s)): 1" in text
     assert "synergy 1" in text and "counts as a synergy" not in text
 
 

@@ -123,6 +123,17 @@ def test_setup_again_drops_what_the_old_labels_gave(caplog):
     assert ps.pp.measured_profiles(adata, ["G1_G2"]).obs_names.tolist() == ["G1+G2"]
 
 
+def test_a_processed_screen_read_back_keeps_its_split_and_statistics(norman, tmp_path):
+    ps.pp.split(norman, kind="simulation", seed=3)
+    ps.pp.pseudobulk(norman)
+    ps.pp.rank_de(norman)
+    norman.write_h5ad(tmp_path / "screen.h5ad")
+    again = ps.ds.read(tmp_path / "screen.h5ad", control="control")  # runs setup again
+    assert {"split", "pseudobulk", "de"} <= set(again.uns["perturbsim"])
+    assert "perturbsim_gram" in again.varp
+    assert (again.obs["perturbsim_split"] == norman.obs["perturbsim_split"]).all()
+
+
 def test_cells_of_several_cell_types_are_warned_of(caplog):
     adata = make_screen(["ctrl", "G1"])
     adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)

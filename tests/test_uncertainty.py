@@ -71,6 +71,32 @@ def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman,
     np.testing.assert_array_equal(loaded.layers["variance"], pred.layers["variance"])
 
 
+def test_a_single_of_one_cell_is_not_certain(tiny):
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    train = ps.pp.Split.from_adata(tiny).train
+    single = next(c for c in train if c != "ctrl" and "+" not in c)
+    cells = np.flatnonzero(tiny.obs["perturbsim_condition"] == single)
+    screen = tiny[np.setdiff1d(np.arange(tiny.n_obs), cells[1:])].copy()
+    model = ps.Stacked(screen, corrections=(), seed=0).fit()
+    assert single not in model.single_noise
+    variance = model.predict([single]).layers["variance"]
+    np.testing.assert_allclose(variance[0], model.noise, rtol=1e-6)
+    assert variance.max() > 0
+
+
+def test_a_model_saved_with_a_negative_seed_loads(fitted_norman, tmp_path):
+    import json
+
+    _, model = fitted_norman
+    model.save(tmp_path / "model")
+    path = tmp_path / "model" / "config.json"
+    config = json.loads(path.read_text())
+    config["seed"] = -1  # earlier releases took any integer
+    del config["config_sha256"]
+    path.write_text(json.dumps(config))
+    assert ps.models.PerturbationModel.load(tmp_path / "model").seed == -1
+
+
 def test_unsupported_predictions_are_flagged_and_refused_in_strict_mode(fitted_norman):
     _, model = fitted_norman
     pred = model.predict(["BPGM+SAMD1", "KLF1+MAP2K6"])

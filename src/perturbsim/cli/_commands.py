@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -275,8 +274,9 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
 # -- gi -------------------------------------------------------------------------------------
 def _reason_kind(flag: str) -> str:
     """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
+    kinds = {"missing single": "missing single(s)", "unsupported": "unsupported gene(s)"}
     return "; ".join(
-        re.sub(r"^(missing singles?|unsupported) .*$", r"\1 gene(s)", part)
+        next((kind for start, kind in kinds.items() if part.startswith(start)), part)
         for part in flag.split("; ")
     )
 

@@ -86,9 +86,10 @@ def _named(genes: Sequence[str]) -> str:
 
 def _distinct(sets: list[GeneSet]) -> list[GeneSet]:
     """``sets`` without repeats (first appearances, in order); a warning names the repeats."""
-    distinct = list(dict.fromkeys(sets))
+    counts = Counter(sets)
+    distinct = list(counts)
     if len(distinct) < len(sets):
-        repeated = [canonical_label(s) for s in distinct if sets.count(s) > 1]
+        repeated = [canonical_label(s) for s in distinct if counts[s] > 1]
         logger.warning(
             "%d repeated perturbation(s), each predicted once: %s",
             len(repeated),
@@ -422,10 +423,10 @@ class PerturbationModel(ABC):
         """
         genes = sorted({g for s in sets for g in s})
         aliases = human_gene_alias()
+        aliases = aliases[aliases["alias"].isin(genes)].drop_duplicates()
         renamed = [
-            (gene, str(symbol))
-            for gene in genes
-            for symbol in aliases.loc[aliases["alias"] == gene, "symbol"].unique()
+            (str(gene), str(symbol))
+            for gene, symbol in zip(aliases["alias"], aliases["symbol"], strict=True)
             if symbol != gene
         ]
         joined = [
@@ -869,7 +870,9 @@ class PerturbationModel(ABC):
         The model, fitted; :meth:`fit` is unavailable (no data).
         """
         model = cls.__new__(cls)
-        PerturbationModel.__init__(model, None, seed=seed)
+        PerturbationModel.__init__(model, None)
+        if seed is not None:  # as saved, checked when the model was built
+            model.seed = int(seed)
         model.genes = np.asarray(genes, dtype=str)
         model.control_mean = np.asarray(control_mean, dtype=np.float64)
         model._restore(options, arrays)

@@ -80,8 +80,12 @@ class ExpressionFitness:
         return np.asarray(self.expression_model.covers(parse_perturbations(perturbations)))
 
     def _changes(self, sets: list[tuple[str, ...]]) -> np.ndarray:
-        predicted = self.expression_model.predict([list(s) for s in sets])
-        return np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
+        """Predicted change of each set, one row per set, repeats included."""
+        distinct = list(dict.fromkeys(sets))  # the expression model predicts each once
+        predicted = self.expression_model.predict([list(s) for s in distinct])
+        rows = {s: i for i, s in enumerate(distinct)}
+        changes = np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
+        return changes[[rows[s] for s in sets]].reshape(len(sets), -1)
 
     def fit(self, fitness: pd.Series | dict[str, float]) -> Self:
         """Fit the ridge on measured fitness of training conditions.

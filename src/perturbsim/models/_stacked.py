@@ -269,8 +269,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     as their combined singles predict them (without evidence, the full spread of each
     gene; the six role coefficients were fitted on those pairs, a slight optimism). A
     measured single's variance is its own squared standard error (its posterior variance
-    with ``denoise``; in files saved before it was kept, the median squared standard error
-    of the training conditions, :attr:`noise`); an inferred single's is that median, plus
+    with ``denoise``; for a single of one cell, and in files saved before it was kept, the
+    median squared standard error of the training conditions, :attr:`noise`); an inferred
+    single's is that median, plus
     its own error variance, which it adds to every set that includes it (with
     measured partners, a pair's interaction error over the number of pairs; each inferred
     gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
@@ -419,7 +420,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.noise = np.zeros(0)
         self.single_noise: dict[str, np.ndarray] = {}
         """Each measured single's own error variance (its squared standard error; with
-        ``denoise``, its posterior variance): its predictive variance."""
+        ``denoise``, its posterior variance; float32): its predictive variance. None for a
+        single of one cell, whose variance is unknown (:attr:`noise` stands in)."""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -641,7 +643,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
         noise = dict(zip(measured, measured_noise, strict=True))
-        self.single_noise = {c: noise[c] for c in measured if len(genes_of(c)) == 1}
+        cells = dict(zip(map(str, data.stats.conditions), data.stats.n_cells, strict=True))
+        self.single_noise = {  # one cell has no standard error: the median stands in
+            c: noise[c].astype(np.float32)
+            for c in measured
+            if len(genes_of(c)) == 1 and cells[c] >= 2
+        }
         self.inferred = {}
         self.inferred_variance = {}
         if self.interaction:
@@ -1185,7 +1192,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}
         self.single_noise = {  # absent from files saved before it was kept
-            g: np.asarray(arrays[f"single_noise.{g}"], dtype=np.float64)
+            g: np.asarray(arrays[f"single_noise.{g}"], dtype=np.float32)
             for g in self.singles
             if f"single_noise.{g}" in arrays
         }

@@ -28,7 +28,7 @@ from anndata import AnnData
 from .._checks import check_count
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
-from ._labels import genes_of, parse_query, read_measured
+from ._labels import genes_of, read_measured
 from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
 
@@ -374,9 +374,14 @@ class DEGenes:
             sep=str(setup.get("sep", SEP)),
         )
 
+    def _label(self, condition: str) -> str | None:
+        """The canonical label ``condition`` reads as (``ctrl`` included), else ``None``."""
+        known = {*map(str, self.conditions), CONTROL}
+        return read_measured(condition, known, control=self.control, sep=self.sep)
+
     def _row(self, condition: str) -> int:
-        label = read_measured(condition, set(self.conditions), control=self.control, sep=self.sep)
-        if label is None:
+        label = self._label(condition)
+        if label is None or label == CONTROL:
             raise PerturbsimError(f"no DE genes for condition {condition!r}")
         return int(np.flatnonzero(self.conditions == label)[0])
 
@@ -416,6 +421,6 @@ class DEGenes:
         """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True."""
         out = np.ones((len(conditions), len(self.genes)), dtype=bool)
         for i, cond in enumerate(conditions):
-            if parse_query(cond, control=self.control, sep=self.sep):
+            if self._label(cond) != CONTROL:
                 out[i] = self.non_dropout[self._row(cond)]
         return out

@@ -174,9 +174,12 @@ def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> d
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
-def _control_words(control: str) -> set[str]:
-    """Lower-cased words naming the control: :data:`CONTROL_CANDIDATES` and ``control``."""
-    return {c.lower() for c in (*CONTROL_CANDIDATES, control)}
+def _control_words(control: str, sep: str = SEP) -> set[str]:
+    """Lower-cased words naming the control: :data:`CONTROL_CANDIDATES`, ``control``, its tokens.
+
+    ``NegCtrl0`` of ``NegCtrl0_NegCtrl0`` with ``sep="_"``, as :func:`parse_label` reads them.
+    """
+    return {c.lower() for c in (*CONTROL_CANDIDATES, control, *control.split(sep))}
 
 
 def plain_canonical(label: str) -> str:
@@ -208,15 +211,16 @@ def read_measured(
 def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """One queried label as a sorted gene tuple; control words name no gene.
 
-    A token (or the whole label) that is ``control`` or one of :data:`CONTROL_CANDIDATES`,
-    in any case, is the control: ``"Control"`` is the empty set, ``"KLF1+NT"`` is KLF1.
+    A token (or the whole label) that is ``control``, a token of it, or one of
+    :data:`CONTROL_CANDIDATES`, in any case, is the control: ``"Control"`` is the empty
+    set, ``"KLF1+NT"`` is KLF1.
 
     Examples
     --------
     >>> parse_query("KLF1+control"), parse_query("Non-Targeting"), parse_query("B_A", sep="_")
     (('KLF1',), (), ('A', 'B'))
     """
-    controls = _control_words(control)
+    controls = _control_words(control, sep)
     if label.lower() in controls:
         return ()
     tokens = label.split(sep)

@@ -51,6 +51,13 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
     logger.info("using adata.var[%r] as gene names", column)
 
 
+def _screen_as_read(adata: AnnData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The genes and each cell's canonical label as an earlier setup left them, if any."""
+    if CONDITION not in adata.obs.columns:
+        return None
+    return np.asarray(adata.var_names, dtype=str), adata.obs[CONDITION].to_numpy(dtype=str)
+
+
 def _drop_derived(adata: AnnData) -> None:
     """Drop what an earlier setup's labels gave: the split, the statistics, the DE genes."""
     uns = adata.uns.get(UNS, {})
@@ -156,10 +163,12 @@ def setup(
     - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
       ``gene_symbols`` (or a ``gene_name`` column) replaces them.
 
-    What an earlier setup's labels gave is dropped (logged), to be recomputed: the split
+    When the labels, the genes or (``normalize``) the values differ from an earlier setup's,
+    what that setup gave is dropped (logged), to be recomputed: the split
     (``obs["perturbsim_split"]``, ``obs["perturbsim_subgroup"]``, ``uns["perturbsim"]["split"]``),
     the statistics (``uns["perturbsim"]["pseudobulk"]``, ``varp["perturbsim_gram"]``) and the
-    DE genes (``uns["perturbsim"]["de"]``).
+    DE genes (``uns["perturbsim"]["de"]``); a screen set up, processed and saved keeps them
+    when it is read back.
 
     Examples
     --------
@@ -177,8 +186,9 @@ def setup(
         )
     if copy:
         adata = adata.copy()
+    before = _screen_as_read(adata)
     _use_gene_symbols(adata, gene_symbols)
-    validate_expression(adata, normalize=normalize)
+    normalised = validate_expression(adata, normalize=normalize)
 
     raw = adata.obs[perturbation_key]
     if raw.isna().any():
@@ -227,7 +237,9 @@ def setup(
             shown_list(single_cell, 10),
         )
     uns = adata.uns.setdefault(UNS, {})
-    _drop_derived(adata)
+    now = (np.asarray(adata.var_names, dtype=str), canonical.to_numpy(dtype=str))
+    if normalised or before is None or not all(map(np.array_equal, before, now)):
+        _drop_derived(adata)
     uns[SETUP] = {
         "perturbation_key": perturbation_key,
         "control": control,

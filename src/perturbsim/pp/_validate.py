@@ -77,7 +77,7 @@ def _is_dask(matrix: object) -> bool:
 
 def validate_expression(
     adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000
-) -> None:
+) -> bool:
     """Check the expression matrix; normalise raw counts when asked.
 
     In memory, every value is checked; for a backed file or a lazy (dask) ``X`` only the
@@ -97,6 +97,10 @@ def validate_expression(
         log-normalised (non-integer, at most 30) are left as they are, with a warning.
     chunk_size
         Cells read for the check of a backed file.
+
+    Returns
+    -------
+    Whether ``X`` was normalised (replaced).
     """
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
@@ -117,9 +121,9 @@ def validate_expression(
                 "left as it is",
                 top,
             )
-            return
+            return False
         _normalise(adata, lazy=lazy)
-        return
+        return True
     if whole or top > _RAW_COUNT_MAX:  # log-normalised data are not whole numbers
         what = (
             "raw integer counts"
@@ -130,6 +134,7 @@ def validate_expression(
             f"{where} holds {what}; pass normalize=True (normalize_total + log1p) if they are "
             "counts, or run scanpy.pp.log1p first if they are normalised but not log-transformed"
         )
+    return False
 
 
 def _normalise(adata: AnnData, *, lazy: bool) -> None:

@@ -467,8 +467,9 @@ def design(
     if done:
         covered = model.covers(done)
         unknown = [c for c, ok in zip(done, covered, strict=True) if not ok]
-        if unknown:
-            logger.warning(
+        if unknown:  # expected of the screen's held-out conditions, news of a given list
+            logger.log(
+                logging.INFO if measured is None else logging.WARNING,
                 "%d measured condition(s) %s cannot predict are left out of diversity and "
                 "coverage: %s",
                 len(unknown),
