@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 
@@ -602,27 +601,3 @@ def test_a_gene_outside_the_screen_is_predicted_from_go_and_flagged(norman):
     assert pred.obs["unsupported"].all() and np.isfinite(pred.X).all()
     with pytest.raises(ps.PerturbsimError, match="strict"):
         model.predict(["MYC"], strict=True)
-
-
-def test_an_unseen_single_moves_its_own_target_as_the_training_targets_teach():
-    """The direct effect is fitted on the training targets beside the mean change, unscaled."""
-    adata = split_small("simulation", 1)
-    model = ps.models.Stacked(adata, corrections=(), neighbours=False).fit()
-    column = {g: i for i, g in enumerate(model.genes)}
-    unseen = [str(c) for c in adata.uns["perturbsim"]["split"]["subgroups"]["unseen_single"]]
-    unseen = [g for g in unseen if g in column]
-    assert unseen and np.abs(model.target_effect).max() > 0
-    fitted = model._scale["unseen_single"]
-    for scale in (1.0, 0.2):  # as on a screen whose mean change transfers weakly
-        model._scale["unseen_single"] = dataclasses.replace(
-            fitted, weights=np.array([scale, fitted.weights[1]])
-        )
-        pred = model.predict(unseen).layers["delta"]
-        for row, gene in enumerate(unseen):
-            j = column[gene]
-            direct = model.mean_change[j] + model.target_effect[j]
-            np.testing.assert_allclose(pred[row, j], direct, rtol=1e-5, atol=1e-6)
-            other = (j + 1) % len(column)  # off the target: the scaled mean change
-            np.testing.assert_allclose(
-                pred[row, other], scale * model.mean_change[other], rtol=1e-5, atol=1e-6
-            )

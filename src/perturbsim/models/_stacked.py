@@ -139,9 +139,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     its genes perturbed alone (in training or validation; validation singles join only
     after the weights below are fitted, so that the weights are fitted on predictions made
     without them), plus, when some of its genes were not perturbed alone, the mean change
-    of the training perturbations (scaled, below) and the direct effect of each such gene
-    on its own expression (:func:`~perturbsim.models.fit_target_effect`, for measured
-    targets; not scaled: the scales are fitted off the conditions' targets). So a
+    of the training perturbations and the direct effect of each such gene on its own
+    expression (:func:`~perturbsim.models.fit_target_effect`, for measured targets; both
+    scaled, below). So a
     measured single is its measurement, an unseen single gets the mean (the ``mean``
     baseline), a pair of measured singles their sum (``additive``), a pair with one
     measured single that single plus the mean (the partial additive model). With
@@ -470,14 +470,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         -------
         ``(seen, scaled)``: ``seen`` ``(len(sets), G)``, the measured singles of the set's
         genes combined (:meth:`_measured_part`), or for a pair of genes never measured alone
-        their predicted singles combined (:meth:`_combined_predicted_singles`), and at the
-        own column of a gene of the set not measured alone its direct effect on itself (the
-        mean training change plus :attr:`target_effect`, unscaled); ``scaled``
-        ``(len(sets), G, 2)``, the parts weighted by the scales of :data:`SCALES`, off
-        those columns: for other sets with genes not measured alone the mean training
-        change; for such a set none of whose genes was measured alone that the ``linear``
-        model covers (when it is a correction), its predicted departure from the mean
-        training change; 0 for the other sets.
+        their predicted singles combined (:meth:`_combined_predicted_singles`); ``scaled``
+        ``(len(sets), G, 2)``, the parts weighted by the scales of :data:`SCALES`: for other
+        sets with genes not measured alone the mean training change with those genes' direct
+        effects on themselves; for such a set none of whose genes was measured alone that
+        the ``linear`` model covers (when it is a correction), its predicted departure from
+        the mean training change, off the set's own targets; 0 for the other sets.
         """
         column = self._gene_column
         seen = np.zeros((len(sets), len(self.genes)))
@@ -496,10 +494,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         for row in others:
             for gene in sets[row]:
                 if gene not in self.singles and gene in column and self.target_effect.size:
-                    # its direct effect on itself, as fitted on the training targets: not
-                    # scaled like the mean change, whose scale is fitted off the targets
-                    scaled[row, column[gene]] = 0.0
-                    seen[row, column[gene]] += (
+                    scaled[row, column[gene], 1] = 0.0
+                    scaled[row, column[gene], 0] = (
                         self.mean_change[column[gene]] + self.target_effect[column[gene]]
                     )
         return seen, scaled
