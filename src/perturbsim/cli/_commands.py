@@ -246,8 +246,10 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help="output .h5ad (uncertainty in .layers['variance'] and .obs) or .csv (beside it "
-        "NAME.variance.csv and NAME.obs.csv: uncertainty, support, unsupported)",
+        help="output .h5ad (predicted expression in X, the change over control in "
+        ".layers['delta'], uncertainty in .layers['variance'] and .obs) or .csv (predicted "
+        "expression, a row per perturbation; beside it NAME.variance.csv and NAME.obs.csv: "
+        "uncertainty, support, unsupported)",
     )
     parser.add_argument(
         "--strict",
