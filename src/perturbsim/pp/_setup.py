@@ -51,11 +51,24 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
     logger.info("using adata.var[%r] as gene names", column)
 
 
-def _screen_as_read(adata: AnnData) -> tuple[np.ndarray, np.ndarray] | None:
-    """The genes and each cell's canonical label as an earlier setup left them, if any."""
-    if CONDITION not in adata.obs.columns:
+def _screen_as_read(adata: AnnData) -> tuple[list[str], list[str], np.ndarray] | None:
+    """The genes, conditions and each cell's condition code a setup left, if any."""
+    if CONDITION not in adata.obs.columns or adata.obs[CONDITION].dtype != "category":
         return None
-    return np.asarray(adata.var_names, dtype=str), adata.obs[CONDITION].to_numpy(dtype=str)
+    labels = adata.obs[CONDITION].cat
+    return (
+        list(map(str, adata.var_names)),
+        list(map(str, labels.categories)),
+        labels.codes.to_numpy().copy(),
+    )
+
+
+def _same_screen(
+    before: tuple[list[str], list[str], np.ndarray], now: tuple[list[str], list[str], np.ndarray]
+) -> bool:
+    """Whether two :func:`_screen_as_read` give the same genes and the same cells' labels."""
+    (genes, conditions, codes), (genes_now, conditions_now, codes_now) = before, now
+    return genes == genes_now and conditions == conditions_now and np.array_equal(codes, codes_now)
 
 
 def _drop_derived(adata: AnnData) -> None:
@@ -237,8 +250,8 @@ def setup(
             shown_list(single_cell, 10),
         )
     uns = adata.uns.setdefault(UNS, {})
-    now = (np.asarray(adata.var_names, dtype=str), canonical.to_numpy(dtype=str))
-    if normalised or before is None or not all(map(np.array_equal, before, now)):
+    now = _screen_as_read(adata)
+    if normalised or before is None or now is None or not _same_screen(before, now):
         _drop_derived(adata)
     uns[SETUP] = {
         "perturbation_key": perturbation_key,
