@@ -107,7 +107,7 @@ def test_train_mean_is_mean_training_change(norman_split):
     expected = (means.loc[train] - means.loc["ctrl"]).mean(axis=0).to_numpy()
     model = TrainMean(norman_split).fit()
     np.testing.assert_allclose(model.mean_change, expected, atol=1e-6)
-    pred = model.predict(["SGK1+TBX3", "ZZZ"])  # covers anything, even unknown genes
+    pred = model.predict(["SGK1+TBX3"])
     np.testing.assert_allclose(
         pred.layers["delta"][0],
         np.clip(means.loc["ctrl"] + expected, 0, None) - means.loc["ctrl"],
@@ -471,3 +471,20 @@ def test_predict_reads_labels_written_another_way(norman):
     pred = model.predict(["MAP2K6_KLF1", "NTC", "KLF1"], control="NTC", sep="_")
     assert pred.obs_names.tolist() == ["KLF1+MAP2K6", "ctrl", "KLF1"]
     assert model.predict([["KLF1", "NTC"]], control="NTC").obs_names.tolist() == ["KLF1"]
+
+
+@pytest.mark.parametrize("name", ["mean", "no_perturb"])
+def test_a_gene_outside_the_screen_is_refused_not_guessed(norman, name, tmp_path):
+    model = ps.models.build_model(name, norman).fit()
+    assert model.covers(["KLF1", "BPGM", "KLF1+MAP2K6", "ctrl", "KLF11"]).tolist() == [
+        True,  # perturbed and measured
+        True,  # perturbed, not measured (a CRISPRa target)
+        True,
+        True,
+        False,  # a typo
+    ]
+    with pytest.raises(ps.PerturbsimError, match=f"{name} cannot predict perturbations of KLF11"):
+        model.predict(["KLF11"])
+    model.save(tmp_path / "model")
+    loaded = PerturbationModel.load(tmp_path / "model")
+    assert not loaded.covers(["KLF11"]).any() and loaded.covers(["BPGM"]).all()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import PerturbsimError
-from ..pp import parse_perturbations
+from ..pp import genes_of, parse_perturbations
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
 
@@ -68,7 +68,35 @@ class CoverageMixin:
             )
 
 
-class NoPerturbation(PerturbationModel):
+class ScreenGenes(CoverageMixin):
+    """Models that could predict any gene, covering those of their screen only.
+
+    So that a typo is an error, not the model's generic prediction. The measured genes and
+    the genes perturbed in the screen of the last fit
+    (:attr:`~perturbsim.models.PerturbationModel.screen_conditions`); a file saved before
+    those were recorded covers every gene.
+    """
+
+    _uncovered_reason = "neither measured nor perturbed in the screen it was fitted on"
+
+    def _coverable(self) -> set[str]:
+        screen = getattr(self, "screen_conditions", [])
+        if not screen:
+            return _EVERY_GENE
+        return set(map(str, self.genes)) | {g for c in screen for g in genes_of(c)}
+
+
+class _EveryGene(set):
+    """The set of every gene name (``in`` is always True)."""
+
+    def __contains__(self, gene: object) -> bool:
+        return True
+
+
+_EVERY_GENE = _EveryGene()
+
+
+class NoPerturbation(ScreenGenes, PerturbationModel):
     """Predict the control profile for every perturbation (change 0).
 
     The reference of the normalised metrics (``nmse``): a model is only useful where it
@@ -89,10 +117,11 @@ class NoPerturbation(PerturbationModel):
         """Nothing to learn."""
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        self._require_covered(sets)
         return np.zeros((len(sets), len(self.genes))), None
 
 
-class TrainMean(PerturbationModel):
+class TrainMean(ScreenGenes, PerturbationModel):
     """Predict control plus the mean change of the training perturbations.
 
     Every perturbed training condition (single or combination) weighs equally. Control
@@ -110,6 +139,7 @@ class TrainMean(PerturbationModel):
         )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
+        self._require_covered(sets)
         change = np.tile(self.mean_change, (len(sets), 1))
         change[[len(s) == 0 for s in sets]] = 0.0
         return change, None
