@@ -343,6 +343,8 @@ def test_fit_errors_name_model_and_seed(adata):
         ({"models": ["mean", "mean"]}, "models repeat"),
         ({"models": ["mean"], "seeds": 0}, "seeds must be a whole number >= 1, got 0"),
         ({"models": ["mean"], "seeds": [1, None]}, "seeds must be whole numbers >= 0, got None in"),
+        ({"models": ["mean"], "metrics": []}, "metrics must be a non-empty list"),
+        ({"models": ["mean"], "n_de": 0}, "n_de must be a whole number >= 1, got 0"),
         ({"models": ["mean"], "train_kwargs": {"gears": {}}}, "train_kwargs names models"),
         ({"models": ["mean"], "model_kwargs": {"gears": {}}}, "model_kwargs names models"),
         ({"models": ["mean"], "metrics": ["bogus"]}, "unknown metric 'bogus'"),
@@ -409,3 +411,10 @@ def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
     assert summary.loc["top_k_accuracy", "ci_low"] == 0.0
     assert summary.loc["r2", "ci_high"] == 1.0
     assert summary.loc["random_precision", "ci_high"] < 1.0  # far from the bounds: untouched
+
+
+def test_a_model_that_predicts_no_test_condition_is_named(norman, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim.tl._evaluate"):
+        result = ps.tl.evaluate(norman, models=["linear", "mean"], split="combo", seeds=1)
+    assert "linear can predict none of the" in caplog.text
+    assert result.coverage.set_index("model").loc["linear", "n_covered"].sum() == 0

@@ -394,6 +394,14 @@ def evaluate_seed(
             covered = (
                 [c for c, ok in zip(test, model.covers(test), strict=True) if ok] if test else []
             )
+            if test and not covered:
+                logger.warning(
+                    "%s can predict none of the %d test conditions of split seed %d: it is "
+                    "scored nowhere (see the coverage)",
+                    name,
+                    len(test),
+                    seed,
+                )
             pred = model.predict(covered) if covered else None
             predict_s = time.perf_counter() - t0
             stage = "score interactions"
@@ -588,12 +596,17 @@ def evaluate(
     if unknown_train:
         raise PerturbsimError(f"train_kwargs names models not evaluated: {unknown_train}")
     if metrics is not None:
+        if isinstance(metrics, str) or not list(metrics):
+            raise PerturbsimError(
+                f"metrics must be a non-empty list of metric names (None: all), got {metrics!r}"
+            )
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     gi_k = check_count("gi_k", gi_k)
+    n_de = check_count("n_de", n_de)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None
