@@ -174,3 +174,12 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
     assert current_stats(norman).moments[0, 0, 0] == marked.moments[0, 0, 0]
     with pytest.raises(PerturbsimError, match="coexpression must be 'none' or 'auto', got 'all'"):
         current_stats(norman, coexpression="all")
+
+
+def test_a_backed_file_deleted_after_it_was_opened_is_named(norman, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    norman.write_h5ad(path)
+    backed = ps.ds.read(path, control="control", backed=True)
+    path.unlink()
+    with pytest.raises(PerturbsimError, match="the file no longer exists"):
+        ps.pp.pseudobulk(backed)

@@ -134,6 +134,13 @@ def test_a_processed_screen_read_back_keeps_its_split_and_statistics(norman, tmp
     assert (again.obs["perturbsim_split"] == norman.obs["perturbsim_split"]).all()
 
 
+def test_a_missing_value_written_as_text_is_warned_of(caplog):
+    adata = make_screen(["ctrl", "G1", "nan"])
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    assert "obs['condition'] labels 6 cells 'nan': a missing value written as text?" in caplog.text
+
+
 def test_cells_of_several_cell_types_are_warned_of(caplog):
     adata = make_screen(["ctrl", "G1"])
     adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)

@@ -223,7 +223,13 @@ class RowSource:
             raise
         except Exception as err:
             raise PerturbsimError(f"cannot read {where}: {error_reason(err)}") from err
-        if self.file is not None and _file_size(self.file) != self.file_size:
+        size = None if self.file is None else _file_size(self.file)
+        if self.file is not None and size is None:
+            raise PerturbsimError(
+                f"cannot read {where}: the file no longer exists (deleted or moved since it "
+                "was opened)"
+            )
+        if self.file is not None and size != self.file_size:
             raise PerturbsimError(
                 f"cannot read {where}: the file changed size since it was opened "
                 "(truncated or overwritten?); rerun on the complete file"

@@ -91,6 +91,23 @@ MIXED_COLUMNS = ("dataset", "cell_type", "celltype", "cell_line")
 would pool cells of different screens or cell types."""
 
 
+MISSING_AS_TEXT = ("nan", "none", "<na>", "null")
+"""Labels that are most likely a missing value written as text (``astype(str)`` of NaN)."""
+
+
+def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:
+    """Warn of labels such as ``"nan"``: read as a gene of that name, not as missing."""
+    for label in distinct:
+        if isinstance(label, str) and label.strip().lower() in MISSING_AS_TEXT:
+            logger.warning(
+                "obs[%r] labels %d cells %r: a missing value written as text? It is read as "
+                "a gene of that name; drop or relabel those cells",
+                key,
+                int((raw.astype(object) == label).sum()),
+                label,
+            )
+
+
 def _warn_mixed_sources(adata: AnnData) -> None:
     """Warn when ``.obs`` says the cells come from several datasets or cell types."""
     for column in MIXED_COLUMNS:
@@ -211,6 +228,7 @@ def setup(
             f"{int(raw.isna().sum())} cells (first: {first!r})"
         )
     distinct = list(pd.unique(raw.astype(object)))
+    _warn_missing_as_text(raw, distinct, perturbation_key)
     if control is None:
         control = detect_control(distinct, key=perturbation_key)
     elif control not in distinct:
