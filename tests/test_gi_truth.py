@@ -127,3 +127,8 @@ def test_constructed_neomorphism(truth, singles):
     row = _score_constructed(truth, first, second, np.random.default_rng(0).permutation(additive))
     assert row["fit_corr"] < 0.5
     assert row["subtype"] == "neomorphism"
+
+
+def test_truth_profiles_of_something_else_is_one_line():
+    with pytest.raises(ps.PerturbsimError, match="adata must be an AnnData"):
+        ps.tl.truth_profiles("screen.h5ad")

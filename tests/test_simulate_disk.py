@@ -117,3 +117,9 @@ def test_genome_preset_design():
     n_perturbations = design["n_singles"] + design["n_pairs"]
     n_cells = design["n_control_cells"] + n_perturbations * design["cells_per_condition"]
     assert (n_cells, design["n_genes"], n_perturbations) == (1_000_000, 8_000, 2_000)
+
+
+def test_an_unknown_option_is_named(tmp_path):
+    with pytest.raises(ps.PerturbsimError, match="simulate_to_disk has no option 'n_gene'"):
+        ps.ds.simulate_to_disk(tmp_path / "x.h5ad", size="tiny", n_gene=80)
+    assert not (tmp_path / "x.h5ad").exists()

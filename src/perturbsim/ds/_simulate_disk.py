@@ -8,6 +8,7 @@ the network, the truth and a few chunks of cells, never the whole matrix.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Iterator
@@ -22,9 +23,10 @@ from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset, write_elem
 
 from .._atomic import atomic_write
+from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import SIMULATION
-from ._simulate import _draw_screen, _obs, _Screen, _uns, _var
+from ._simulate import _draw_screen, _obs, _Screen, _uns, _var, simulate
 from ._simulate_cells import CellChunk, assemble_cells, cell_chunks
 
 logger = logging.getLogger(__name__)
@@ -143,8 +145,14 @@ def simulate_to_disk(
     path = Path(path)
     if path.suffix != ".h5ad":
         raise PerturbsimError(f"expected a path ending in .h5ad, got {str(path)!r}")
-    if chunk_cells < 1:
-        raise PerturbsimError(f"chunk_cells must be positive, got {chunk_cells}")
+    chunk_cells = check_count("chunk_cells", chunk_cells)
+    accepted = set(inspect.signature(simulate).parameters) - {"size", "seed"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise PerturbsimError(
+            f"simulate_to_disk has no option {unknown[0]!r}; it takes simulate's: "
+            f"{', '.join(sorted(accepted))}"
+        )
     t0 = time.perf_counter()
     screen = _draw_screen(size=size, seed=seed, **options)
     atomic_write(path, lambda tmp: _write(tmp, screen, chunk_cells=chunk_cells, counts=counts))

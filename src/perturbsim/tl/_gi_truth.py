@@ -17,6 +17,7 @@ from anndata import AnnData
 from .._errors import PerturbsimError
 from .._keys import CONTROL, DELTA_LAYER, PRED_N_TARGETS, SIMULATION
 from ..pp import genes_of
+from ..pp._setup import check_anndata
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def truth_profiles(adata: AnnData) -> AnnData:
     >>> truth.obs_names[0], float(abs(truth.layers["delta"][0]).max())
     ('ctrl', 0.0)
     """
+    check_anndata(adata)
     record = adata.uns.get(SIMULATION)
     if not isinstance(record, dict) or not {"truth_conditions", "truth_mean"} <= record.keys():
         raise PerturbsimError(
