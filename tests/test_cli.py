@@ -341,6 +341,20 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny
     # --no-gi: test_evaluate_replaces_only_a_previous_report
 
 
+def test_evaluate_on_a_custom_split(capsys, norman, tmp_path):
+    data = _write(norman, tmp_path / "screen.h5ad")
+    test = tmp_path / "test.txt"
+    test.write_text("KLF1+MAP2K6\nFOXO4\n")
+    args = ["evaluate", data, "--control", "control", "--models", "additive,mean", "--seeds", "2"]
+    out = str(tmp_path / "report")
+    assert main([*args, "--split", "custom", "--test", str(test), "--out", out]) == 0
+    scores = pd.read_csv(tmp_path / "report" / "scores.csv")
+    assert set(scores["condition"]) == {"KLF1+MAP2K6", "FOXO4"}
+    capsys.readouterr()
+    assert main([*args, "--test", str(test), "--out", str(tmp_path / "other")]) == 2
+    assert "--test is for --split custom, not --split simulation" in capsys.readouterr().err
+
+
 def test_version_and_common_options_after_the_command(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])

@@ -41,7 +41,7 @@ from ._screen import add_screen_options, go_annotations, read_screen
 logger = logging.getLogger(__name__)
 
 SPLITS = ("simulation", "single", "combo", "custom")
-"""Held-out designs of ``export`` (``evaluate`` takes the first three; ``train`` also
+"""Held-out designs of ``export`` and ``evaluate`` (``train`` also
 ``none``: every condition in training and validation)."""
 TRAIN_SEED = 1
 """Default seed of ``train``'s split and model (GEARS's first split seed)."""
@@ -459,6 +459,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     models = _model_list(args.models)
     check_results_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
+    test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
     model_kwargs = {
@@ -471,6 +472,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         models=models,
         split=args.split,
         seeds=args.seeds,
+        split_kwargs=None if test is None else {"test_conditions": test},
         model_kwargs=model_kwargs,
         gi=args.gi,
         gi_k=args.gi_k,
@@ -508,7 +510,15 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         help="GEARS against the baselines on held-out perturbations, over seeds",
     )
     add_screen_options(parser)
-    parser.add_argument("--split", choices=SPLITS[:3], default="simulation", help="held-out design")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="simulation",
+        help="held-out design (custom: the conditions of --test, validation drawn by each seed)",
+    )
+    parser.add_argument(
+        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    )
     parser.add_argument("--seeds", type=int, default=5, metavar="N", help="number of split seeds")
     parser.add_argument(
         "--models",
