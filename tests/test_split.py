@@ -151,6 +151,8 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
         split(norman, kind="custom", test_conditions=["control"])
     with pytest.raises(PerturbsimError, match="test_conditions"):
         split(norman, kind="custom")
+    with pytest.raises(PerturbsimError, match=r"a string: give \['FOXO4'\]"):
+        split(norman, kind="custom", test_conditions="FOXO4")
 
 
 def test_custom_split_reproduces_reference_test_set(norman, shared_data):

@@ -579,7 +579,13 @@ def make_split(
     else:
         if test_conditions is None or isinstance(test_conditions, str) or not test_conditions:
             raise PerturbsimError(
-                "kind='custom' needs test_conditions, a non-empty list of condition labels"
+                "kind='custom' needs test_conditions, a non-empty list of condition labels, "
+                f"got {test_conditions!r}"
+                + (
+                    f" (a string: give [{test_conditions!r}])"
+                    if isinstance(test_conditions, str)
+                    else ""
+                )
             )
         test = _canonical_test_conditions(adata, test_conditions)
         result = _custom(conditions, test, seed=seed, val_fraction=val_fraction)
