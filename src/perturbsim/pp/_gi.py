@@ -4,36 +4,12 @@ Norman et al. (Science 2019) describe a pair by fitting its change over control 
 linear combination of the two single changes, ``ΔAB ≈ c1·ΔA + c2·ΔB``, by Theil-Sen
 regression without intercept over a set of genes. The GEARS paper (Roohani et al.,
 Nat. Biotechnol. 2023) turns the fit into five subtypes with fixed thresholds. The
-definitions below are those of Norman's published table (``regr_fits_final.csv`` of
-``thomasmaxwellnorman/Perturbseq_GI``) and of GEARS's GI code (``get_coeffs`` in
-``snap-stanford/GEARS`` ``gears/utils.py``; thresholds in ``paper/fig_utils.py`` of
-``yhr91/GEARS_misc``). The conventions were checked on the published table, and the
-scores of measured pairs compared with it, in ``benchmarks/RESULTS.md``.
-
-``c1``, ``c2``
-    Theil-Sen coefficients of the pair's change on the changes of ``gene_a`` and
-    ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``).
-``magnitude``
-    ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
-    (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``.
-``mean_abs_coef``
-    ``(|c1| + |c2|) / 2``: Norman's published ``ts_norm`` (1 for an additive pair; 90 % of
-    Norman's pairs are below 1).
-``fit_corr``
-    Pearson correlation of the Theil-Sen fit ``c1·ΔA + c2·ΔB`` with ``ΔAB`` (GEARS's
-    ``corr_fit``; Norman's published ``corr_fit`` correlates his ordinary least-squares fit
-    instead); low means the pair does something neither single does (neomorphism).
-``dcor``
-    Distance correlation of the two singles jointly, ``[ΔA, ΔB]``, with ``ΔAB``
-    (Norman's and GEARS's ``dcor``).
-``dcor_singles``, ``dcor_a``, ``dcor_b``
-    Distance correlations of ``ΔA`` with ``ΔB``, and of each single with ``ΔAB``
-    (``dcor_singles``, ``dcor_first``, ``dcor_second``).
-``dominance``
-    ``|log10(|c1| / |c2|)|`` (Norman's ``abs_log_ts_ratio``).
-``equality``
-    Equality of contribution, ``min(dcor_a, dcor_b) / max(dcor_a, dcor_b)`` (GEARS's
-    ``eq_contr``); low means one single explains the pair (epistasis).
+scores, defined in :func:`gi_scores`'s documentation, are those of Norman's published
+table (``regr_fits_final.csv`` of ``thomasmaxwellnorman/Perturbseq_GI``) and of GEARS's GI
+code (``get_coeffs`` in ``snap-stanford/GEARS`` ``gears/utils.py``; thresholds in
+``paper/fig_utils.py`` of ``yhr91/GEARS_misc``). The conventions were checked on the
+published table, and the scores of measured pairs compared with it, in
+``benchmarks/RESULTS.md``.
 
 Distance correlations are Székely's V-statistics, as the ``dcor`` package (which Norman
 and GEARS used) and statsmodels compute them; a pair's four take one pass over its
@@ -866,8 +842,8 @@ def gi_scores(
 
     For each pair A+B, the change of the pair over control is fitted as
     ``c1·ΔA + c2·ΔB`` by Theil-Sen regression without intercept (:func:`theil_sen`) over
-    a set of genes, and the fit is summarised by the scores described in the module
-    documentation (:mod:`perturbsim.pp._gi`). Works on measured profiles, predictions
+    a set of genes, and the fit is summarised by the scores described under Returns (their
+    sources: :mod:`perturbsim.pp._gi`). Works on measured profiles, predictions
     (``model.predict``) and mixes of the two (concatenate measured singles with a
     predicted pair): only the rows' changes matter.
 
@@ -933,6 +909,33 @@ def gi_scores(
     ``"unsupported B"``: a gene of ``unsupported``; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
     A flagged pair has NaN scores, no subtype and all booleans False; it never raises.
+
+    The scores:
+
+    ``c1``, ``c2``
+        Theil-Sen coefficients of the pair's change on the changes of ``gene_a`` and
+        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``).
+    ``magnitude``
+        ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
+        (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``.
+    ``mean_abs_coef``
+        ``(|c1| + |c2|) / 2``: Norman's published ``ts_norm`` (1 for an additive pair; 90 % of
+        Norman's pairs are below 1).
+    ``fit_corr``
+        Pearson correlation of the Theil-Sen fit ``c1·ΔA + c2·ΔB`` with ``ΔAB`` (GEARS's
+        ``corr_fit``; Norman's published ``corr_fit`` correlates his ordinary least-squares fit
+        instead); low means the pair does something neither single does (neomorphism).
+    ``dcor``
+        Distance correlation of the two singles jointly, ``[ΔA, ΔB]``, with ``ΔAB``
+        (Norman's and GEARS's ``dcor``).
+    ``dcor_singles``, ``dcor_a``, ``dcor_b``
+        Distance correlations of ``ΔA`` with ``ΔB``, and of each single with ``ΔAB``
+        (``dcor_singles``, ``dcor_first``, ``dcor_second``).
+    ``dominance``
+        ``|log10(|c1| / |c2|)|`` (Norman's ``abs_log_ts_ratio``).
+    ``equality``
+        Equality of contribution, ``min(dcor_a, dcor_b) / max(dcor_a, dcor_b)`` (GEARS's
+        ``eq_contr``); low means one single explains the pair (epistasis).
 
     Examples
     --------
