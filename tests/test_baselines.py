@@ -107,7 +107,7 @@ def test_train_mean_is_mean_training_change(norman_split):
     expected = (means.loc[train] - means.loc["ctrl"]).mean(axis=0).to_numpy()
     model = TrainMean(norman_split).fit()
     np.testing.assert_allclose(model.mean_change, expected, atol=1e-6)
-    pred = model.predict(["SGK1+TBX3"])
+    pred = model.predict(["SGK1+TBX3", "ZZZ"])  # covers anything, even unknown genes
     np.testing.assert_allclose(
         pred.layers["delta"][0],
         np.clip(means.loc["ctrl"] + expected, 0, None) - means.loc["ctrl"],
@@ -474,17 +474,17 @@ def test_predict_reads_labels_written_another_way(norman):
 
 
 @pytest.mark.parametrize("name", ["mean", "no_perturb"])
-def test_a_gene_outside_the_screen_is_refused_not_guessed(norman, name, tmp_path):
+def test_a_gene_outside_the_screen_is_predicted_with_a_warning(norman, name, tmp_path, caplog):
     model = ps.models.build_model(name, norman).fit()
-    assert model.covers(["KLF1", "BPGM", "KLF1+MAP2K6", "ctrl", "KLF11"]).tolist() == [
-        True,  # perturbed and measured
-        True,  # perturbed, not measured (a CRISPRa target)
-        True,
-        True,
-        False,  # a typo
-    ]
-    with pytest.raises(ps.PerturbsimError, match=f"{name} cannot predict perturbations of KLF11"):
-        model.predict(["KLF11"])
+    assert model.covers(["KLF1", "BPGM", "KLF11"]).all()  # a baseline predicts anything
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim.models._simple"):
+        model.predict(["KLF1", "BPGM", "KLF1+MAP2K6"])  # measured, or perturbed in the screen
+    assert not caplog.text
     model.save(tmp_path / "model")
-    loaded = PerturbationModel.load(tmp_path / "model")
-    assert not loaded.covers(["KLF11"]).any() and loaded.covers(["BPGM"]).all()
+    for fitted in (model, PerturbationModel.load(tmp_path / "model")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="perturbsim.models._simple"):
+            fitted.predict(["KLF11"])
+        assert "1 gene(s) neither measured nor perturbed in the screen" in caplog.text
+        assert "(a typo?): KLF11" in caplog.text

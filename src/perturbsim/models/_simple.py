@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from ..pp import genes_of, parse_perturbations
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -68,32 +68,30 @@ class CoverageMixin:
             )
 
 
-class ScreenGenes(CoverageMixin):
-    """Models that could predict any gene, covering those of their screen only.
+class ScreenGenes:
+    """Models that predict any gene, warning of genes their screen does not know.
 
-    So that a typo is an error, not the model's generic prediction. The measured genes and
-    the genes perturbed in the screen of the last fit
-    (:attr:`~perturbsim.models.PerturbationModel.screen_conditions`); a file saved before
-    those were recorded covers every gene.
+    Such a gene (neither measured nor perturbed in the screen of the last fit,
+    :attr:`~perturbsim.models.PerturbationModel.screen_conditions`) gets the model's
+    generic prediction, as any other: a baseline predicts every perturbation, genes outside
+    the screen included; the warning names them, since a typo would go unseen otherwise.
+    Files saved before the screen was recorded do not warn.
     """
 
-    _uncovered_reason = "neither measured nor perturbed in the screen it was fitted on"
-
-    def _coverable(self) -> set[str]:
+    def _warn_unknown(self, sets: Iterable[GeneSet]) -> None:
         screen = getattr(self, "screen_conditions", [])
         if not screen:
-            return _EVERY_GENE
-        return set(map(str, self.genes)) | {g for c in screen for g in genes_of(c)}
-
-
-class _EveryGene(set):
-    """The set of every gene name (``in`` is always True)."""
-
-    def __contains__(self, gene: object) -> bool:
-        return True
-
-
-_EVERY_GENE = _EveryGene()
+            return
+        known = set(map(str, getattr(self, "genes", []))) | {g for c in screen for g in genes_of(c)}
+        unknown = sorted({g for s in sets for g in s if g not in known})
+        if unknown:
+            logger.warning(
+                "%s: %d gene(s) neither measured nor perturbed in the screen it was fitted on, "
+                "predicted as any other (a typo?): %s",
+                getattr(self, "label", type(self).__name__),
+                len(unknown),
+                shown_list(unknown, 10),
+            )
 
 
 class NoPerturbation(ScreenGenes, PerturbationModel):
@@ -117,7 +115,7 @@ class NoPerturbation(ScreenGenes, PerturbationModel):
         """Nothing to learn."""
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
-        self._require_covered(sets)
+        self._warn_unknown(sets)
         return np.zeros((len(sets), len(self.genes))), None
 
 
@@ -139,7 +137,7 @@ class TrainMean(ScreenGenes, PerturbationModel):
         )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
-        self._require_covered(sets)
+        self._warn_unknown(sets)
         change = np.tile(self.mean_change, (len(sets), 1))
         change[[len(s) == 0 for s in sets]] = 0.0
         return change, None
