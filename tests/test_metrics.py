@@ -481,3 +481,12 @@ def test_full_depth_maps_split_half_values_to_a_repeat_of_the_experiment():
         full_depth("nope", 0.5)
     with pytest.raises(PerturbsimError, match="full_depth must be one of"):
         register_metric("x_bad_depth", description="x", best="higher", full_depth="double")
+
+
+def test_a_non_finite_prediction_is_named_not_scored(norman):
+    pred = ps.TrainMean(norman).fit().predict(["KLF1", "KLF1+MAP2K6"])
+    pred.X[1, 3] = np.inf
+    stats = ps.pp.compute_pseudobulk(norman)
+    gene = pred.var_names[3]
+    with pytest.raises(ps.PerturbsimError, match=f"inf for 'KLF1\\+MAP2K6' at gene '{gene}'"):
+        ps.tl.score(pred, stats)

@@ -547,10 +547,19 @@ def _truth_means(
 def _predicted_means(pred: AnnData, control: np.ndarray) -> np.ndarray:
     """Predicted means in float64; values equal to control at the stored precision are control.
 
+    A non-finite prediction is an error naming its condition and gene.
+
     ``predict`` stores float32, so a prediction of "no change" differs from a float64 control
     by rounding (~1e-7), which would give a spurious change with non-zero variance.
     """
     stored = pred.X.toarray() if sparse.issparse(pred.X) else np.asarray(pred.X)
+    bad = ~np.isfinite(stored)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise PerturbsimError(
+            f"pred holds {int(bad.sum())} non-finite value(s), e.g. {stored[row, col]} for "
+            f"{pred.obs_names[row]!r} at gene {pred.var_names[col]!r}"
+        )
     predicted = stored.astype(np.float64)
     if np.issubdtype(stored.dtype, np.floating) and stored.dtype.itemsize < 8:
         unchanged = stored == control.astype(stored.dtype)[None, :]
