@@ -17,4 +17,4 @@ def shown_list(items: object, most: int) -> str:
     """The first ``most`` of ``items`` joined by commas, then how many more there are."""
     names = [str(item) for item in items]  # type: ignore[attr-defined]
     more = len(names) - most
-    return ", ".join(names[:most]) + (f", ... ({more} more)" if more > 0 else "")
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")

@@ -29,9 +29,9 @@ from ..models import (
 )
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
-from ..pp import canonical_label
+from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import GIRules
-from ..pp._labels import CONTROL_CANDIDATES, parse_query
+from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -205,7 +205,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     refuse_existing(out, args.overwrite)
     model = PerturbationModel.load(args.model)
     control = args.control or CONTROL
-    queries = [parse_query(label, control=control, sep=args.sep) for label in args.perturbations]
+    queries = parse_perturbations(args.perturbations, control=control, sep=args.sep)
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")

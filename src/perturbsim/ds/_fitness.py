@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError, error_reason
+from .._errors import PerturbsimError, error_reason, shown_list
 from ..pp import canonical_label
 
 logger = logging.getLogger(__name__)
@@ -42,11 +42,6 @@ _RTOL, _ATOL = 1e-6, 1e-9
 """Tolerance of the symmetry check: published matrices differ from their transpose by 1e-12."""
 _NAMED = 10
 """Genes named by an error before "and N more"."""
-
-
-def _named(genes: list[str]) -> str:
-    more = len(genes) - _NAMED
-    return ", ".join(genes[:_NAMED]) + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +142,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     for axis, labels in (("row", table.index), ("column", table.columns)):
         duplicated = labels[labels.duplicated()].unique().tolist()
         if duplicated:
-            raise PerturbsimError(f"{path} names genes twice as {axis}s: {_named(duplicated)}")
+            raise PerturbsimError(
+                f"{path} names genes twice as {axis}s: {shown_list(duplicated, _NAMED)}"
+            )
     return table
 
 
@@ -180,7 +177,7 @@ def _singles(path: Path) -> pd.Series:
     missing = values.index[values.isna()].tolist()
     if missing:
         raise PerturbsimError(
-            f"{len(missing)} genes have no fitness value in {path}: {_named(missing)}"
+            f"{len(missing)} genes have no fitness value in {path}: {shown_list(missing, _NAMED)}"
         )
     return values.rename("fitness")
 
@@ -195,7 +192,7 @@ def _matrix(path: Path) -> pd.DataFrame:
         raise PerturbsimError(
             f"{path} is not a gene x gene matrix ({len(rows)} rows, {len(cols)} columns): "
             + "; ".join(
-                f"{what} {_named(genes)}"
+                f"{what} {shown_list(genes, _NAMED)}"
                 for what, genes in (("rows only:", only_rows), ("columns only:", only_cols))
                 if genes
             )
@@ -274,7 +271,7 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     if unmatched:
         raise PerturbsimError(
             f"{len(unmatched)} genes of {PAIRS_FILE} have no fitness value in "
-            f"{SINGLES_FILE}: {_named(unmatched)}"
+            f"{SINGLES_FILE}: {shown_list(unmatched, _NAMED)}"
         )
     if len(pairs) < 2:
         raise PerturbsimError(f"{folder / PAIRS_FILE} needs at least two genes, got {len(pairs)}")
@@ -285,7 +282,9 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
             emap = emap.drop(index=control, columns=control, errors="ignore")
         extra = [g for g in emap.index if g not in set(pairs.index)]
         if extra:
-            logger.warning("%s: genes not in %s ignored: %s", EMAP_FILE, PAIRS_FILE, _named(extra))
+            logger.warning(
+                "%s: genes not in %s ignored: %s", EMAP_FILE, PAIRS_FILE, shown_list(extra, _NAMED)
+            )
         emap = emap.reindex(index=pairs.index, columns=pairs.index)
     screen = FitnessScreen(
         singles=singles, pairs=pairs, emap=emap, source=str(folder), control=control

@@ -78,12 +78,6 @@ def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarr
     return counts.astype(np.int64)
 
 
-def _named(genes: Sequence[str]) -> str:
-    """The first :data:`_MAX_NAMED_GENES` genes, comma-separated, and how many more."""
-    more = len(genes) - _MAX_NAMED_GENES
-    return ", ".join(genes[:_MAX_NAMED_GENES]) + (f" and {more} more" if more > 0 else "")
-
-
 def _distinct(sets: list[GeneSet]) -> list[GeneSet]:
     """``sets`` without repeats (first appearances, in order); a warning names the repeats."""
     counts = Counter(sets)
@@ -107,10 +101,12 @@ def _gene_list(genes: Sequence[str]) -> list[str]:
         raise PerturbsimError(f"pairs need a list of at least two genes, got {genes}")
     bad = [repr(g) for g in genes if not isinstance(g, str) or not g or SEP in g or g == CONTROL]
     if bad:
-        raise PerturbsimError(f"not single gene names: {_named(bad)}")
+        raise PerturbsimError(f"not single gene names: {shown_list(bad, _MAX_NAMED_GENES)}")
     repeated = [g for g, n in Counter(genes).items() if n > 1]
     if repeated:
-        raise PerturbsimError(f"genes listed more than once: {_named(repeated)}")
+        raise PerturbsimError(
+            f"genes listed more than once: {shown_list(repeated, _MAX_NAMED_GENES)}"
+        )
     return genes
 
 
@@ -533,7 +529,7 @@ class PerturbationModel(ABC):
                 refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
                 raise PerturbsimError(
                     f"strict: {len(refused)} perturbation(s) with a gene never measured alone "
-                    f"and no measured GO neighbour: {_named(refused)}"
+                    f"and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
                 )
         except PerturbsimError as err:
             hint = self._query_hint(sets)
@@ -641,10 +637,14 @@ class PerturbationModel(ABC):
         if unknown and not skip_unknown:
             raise PerturbsimError(
                 f"{self.label} cannot predict {len(unknown)} of the {len(genes)} genes: "
-                f"{_named(unknown)}; pass skip_unknown=True to leave them out"
+                f"{shown_list(unknown, _MAX_NAMED_GENES)}; pass skip_unknown=True to leave them out"
             )
         if unknown:
-            logger.warning("left out the genes %s cannot predict: %s", self.label, _named(unknown))
+            logger.warning(
+                "left out the genes %s cannot predict: %s",
+                self.label,
+                shown_list(unknown, _MAX_NAMED_GENES),
+            )
             genes = [g for g, ok in zip(genes, covered, strict=True) if ok]
         if len(genes) < 2:
             raise PerturbsimError(f"{self.label} can predict fewer than two of the genes: {genes}")

@@ -60,10 +60,8 @@ class CoverageMixin:
         coverable = self._coverable()
         missing = sorted({g for s in sets for g in s if g not in coverable})
         if missing:
-            named = ", ".join(missing[:_MAX_NAMED])
-            more = f" and {len(missing) - _MAX_NAMED} more" if len(missing) > _MAX_NAMED else ""
             raise PerturbsimError(
-                f"{self.label} cannot predict perturbations of {named}{more} "
+                f"{self.label} cannot predict perturbations of {shown_list(missing, _MAX_NAMED)} "
                 f"({self._uncovered_reason}); leave them out (covers() tells what it can predict)"
             )
 
