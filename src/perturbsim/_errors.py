@@ -14,7 +14,13 @@ def error_reason(err: BaseException) -> str:
 
 
 def shown_list(items: object, most: int) -> str:
-    """The first ``most`` of ``items`` joined by commas, then how many more there are."""
+    """The first ``most`` of ``items`` joined by commas, then how many more there are.
+
+    Examples
+    --------
+    >>> shown_list(["KLF1", "MAP2K6", "FOXO4"], 2)
+    'KLF1, MAP2K6 and 1 more'
+    """
     names = [str(item) for item in items]  # type: ignore[attr-defined]
     more = len(names) - most
     return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")

@@ -21,6 +21,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from anndata import AnnData
@@ -374,16 +375,23 @@ class DEGenes:
             sep=str(setup.get("sep", SEP)),
         )
 
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        """Row of each condition's label."""
+        return {str(c): i for i, c in enumerate(self.conditions)}
+
     def _label(self, condition: str) -> str | None:
         """The canonical label ``condition`` reads as (``ctrl`` included), else ``None``."""
-        known = {*map(str, self.conditions), CONTROL}
+        if condition == CONTROL or condition in self._rows:
+            return condition
+        known = self._rows.keys() | {CONTROL}
         return read_measured(condition, known, control=self.control, sep=self.sep)
 
     def _row(self, condition: str) -> int:
         label = self._label(condition)
         if label is None or label == CONTROL:
             raise PerturbsimError(f"no DE genes for condition {condition!r}")
-        return int(np.flatnonzero(self.conditions == label)[0])
+        return self._rows[label]
 
     def top_genes(
         self, condition: str, non_dropout: bool = False, *, exclude: Iterable[str] = ()

@@ -117,7 +117,13 @@ def genes_of(condition: str) -> tuple[str, ...]:
 
 
 def ordered_conditions(conditions: Iterable[str]) -> list[str]:
-    """Canonical conditions, each once, by number of genes (control first), then name."""
+    """Canonical conditions, each once, by number of genes (control first), then name.
+
+    Examples
+    --------
+    >>> ordered_conditions(["KLF1+MAP2K6", "ctrl", "KLF1", "KLF1"])
+    ['ctrl', 'KLF1', 'KLF1+MAP2K6']
+    """
     return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
 
 
@@ -195,6 +201,14 @@ def read_measured(
     ``item`` is taken as it is when measured, else read as a query (:func:`parse_query`)
     with ``control`` and ``sep`` (how :func:`~perturbsim.pp.setup` read the screen), then
     with ``+``.
+
+    Examples
+    --------
+    >>> measured = {"KLF1", "KLF1+MAP2K6"}
+    >>> read_measured("MAP2K6_KLF1", measured, sep="_"), read_measured("KLF1+ctrl", measured)
+    ('KLF1+MAP2K6', 'KLF1')
+    >>> read_measured("FOXO4", measured) is None
+    True
     """
     if item in measured:
         return item
