@@ -421,10 +421,10 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     stale = tmp_path / "pred.variance.csv"
     stale.write_text("from an earlier run\n")
     queries = ["Control", f"{gene}+non-targeting", "NONE"]
-    assert (
-        main(["predict", str(tmp_path / "model"), *queries, "--control", "NONE", "--out", str(out)])
-        == 0
-    )
+    run = ["predict", str(tmp_path / "model"), *queries, "--control", "NONE", "--out", str(out)]
+    assert main(run) == 2  # the file written beside pred.csv is not replaced unasked
+    assert "pred.variance.csv' already exists; pass --overwrite" in _one_line_error(capsys)
+    assert main([*run, "--overwrite"]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
     under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
@@ -439,6 +439,10 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert main(["predict", str(tmp_path / "model"), gene.lower(), *replace]) == 2
     hint = f"did you mean {gene!r} for {gene.lower()!r}? gene names are case-sensitive"
     assert hint in _one_line_error(capsys)
+    into_model = ["--out", str(tmp_path / "model" / "pred.h5ad"), "--overwrite"]
+    assert main(["predict", str(tmp_path / "model"), gene, *into_model]) == 2
+    assert "would write over or into" in _one_line_error(capsys)
+    assert not (tmp_path / "model" / "pred.h5ad").exists()
 
 
 def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman, tmp_path):

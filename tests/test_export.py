@@ -187,6 +187,39 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     assert ad.read_h5ad(read).n_obs == screen.n_obs
 
 
+def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_path):
+    screen = ad.AnnData(X=tiny.X, obs=tiny.obs[["condition"]].astype(str), var=tiny.var[[]])
+    data = str(tmp_path / "screen.h5ad")
+    screen.write_h5ad(data)
+    model = str(tmp_path / "combo")
+    train = ["train", data, "--control", "control", "--model", "additive"]
+    assert main([*train, "--out", model, "--split", "combo", "--seed", "2"]) == 0
+    out = tmp_path / "export"
+    assert main(["export", model, data, "--control", "control", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    expected = screen.copy()
+    ps.pp.setup(expected, perturbation_key="condition", control="control")
+    ps.pp.split(expected, kind="combo", seed=2)
+    test = [str(c) for c in expected.uns["perturbsim"]["split"]["test"]]
+    # additive predicts the held-out pairs of measured singles only: the others are named
+    loaded = ps.models.PerturbationModel.load(model)
+    covered = {c for c, ok in zip(test, loaded.covers(test), strict=True) if ok}
+    assert 0 < len(covered) < len(test)
+    assert f"exporting {len(covered)} of the {len(test)} conditions the model held out" in printed
+    exported = set(ad.read_h5ad(out / "real.h5ad").obs["target_gene"].astype(str))
+    assert exported - {"non-targeting"} == covered
+    # another split named by hand is still checked against what the model was fitted on
+    run = ["export", model, data, "--control", "control", "--overwrite", "--out", str(out)]
+    assert main([*run, "--split", "simulation"]) == 2
+    assert "were fitted by the model" in capsys.readouterr().err
+    everything = str(tmp_path / "none")
+    assert main([*train, "--out", everything, "--split", "none"]) == 0
+    capsys.readouterr()
+    assert main(["export", everything, *run[2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds nothing out to export" in err
+
+
 def test_control_cells_without_any_detected_gene():
     adata = make_screen(["control", "G1"], cells=10, sparse_x=False)
     control = (adata.obs["condition"] == "control").to_numpy()

@@ -9,6 +9,7 @@ import torch
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.models import MODEL_REGISTRY
+from perturbsim.models._store import _config_sha256
 from perturbsim.train import TrainingPlan
 
 PAIR = "G0010+G0016"  # the training pair of the tiny screen's split (seed 1)
@@ -217,6 +218,12 @@ def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_pa
     with pytest.raises(
         PerturbsimError, match=r"newer perturbsim \(model format 2\).*reads format 1"
     ):
+        ps.GEARS.load(path)
+    # saved by another version, its checksum intact: an option this one does not read
+    other = {**saved, "options": {**saved["options"], "future_option": True}}
+    other["config_sha256"] = _config_sha256(other)
+    (path / "config.json").write_text(json.dumps(other))
+    with pytest.raises(PerturbsimError, match=r"options this version .* \(future_option\)"):
         ps.GEARS.load(path)
     unchecked = {k: v for k, v in saved.items() if k not in ("weights_sha256", "config_sha256")}
     (path / "config.json").write_text(json.dumps(unchecked))

@@ -35,7 +35,15 @@ from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
-from ._parser import add_command, add_overwrite, read_list, refuse_existing, refuse_outputs
+from ._parser import (
+    add_command,
+    add_overwrite,
+    output_file,
+    read_list,
+    refuse_existing,
+    refuse_output_file,
+    refuse_outputs,
+)
 from ._screen import add_screen_options, go_annotations, read_screen
 
 logger = logging.getLogger(__name__)
@@ -69,7 +77,8 @@ def _test_conditions(args: argparse.Namespace) -> list[str] | None:
     Called before the screen is read too, so that a wrong flag or list fails at once.
     """
     if args.test is not None and args.split != "custom":
-        raise PerturbsimError(f"--test is for --split custom, not --split {args.split}")
+        given = "" if args.split is None else f", not --split {args.split}"
+        raise PerturbsimError(f"--test is for --split custom{given}")
     if args.split != "custom":
         return None
     if args.test is None:
@@ -183,12 +192,18 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         metavar="N",
-        help="maximum epochs, early stopping on validation" + _takers("max_epochs", fit=True),
+        help="maximum epochs, early stopping on validation (default: the model's, 40 for "
+        "stacked's GEARS part, 200 for gears)" + _takers("max_epochs", fit=True),
     )
     parser.add_argument(
-        "--n-models", type=int, metavar="N", help="ensemble size" + _takers("n_models")
+        "--n-models",
+        type=int,
+        metavar="N",
+        help="ensemble size (default 1)" + _takers("n_models"),
     )
-    parser.add_argument("--device", help="auto, cpu or cuda" + _takers("device"))
+    parser.add_argument(
+        "--device", help="auto (default: cuda if available), cpu or cuda" + _takers("device")
+    )
     add_overwrite(
         parser, "an existing --out model directory (an empty one too; never another folder)"
     )
@@ -197,12 +212,14 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 # -- predict --------------------------------------------------------------------------------
 def _run_predict(args: argparse.Namespace) -> None:
-    out: Path = args.out
+    out = output_file(args.out)
     if out.suffix not in (".h5ad", ".csv"):
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
     if not args.sep:
         raise PerturbsimError("--sep must be a non-empty string")
-    refuse_existing(out, args.overwrite)
+    beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
+    for path in [out, *(beside if out.suffix == ".csv" else [])]:
+        refuse_output_file(path, args.overwrite, inputs=[args.model])
     model = PerturbationModel.load(args.model)
     control = args.control or CONTROL
     queries = parse_perturbations(args.perturbations, control=control, sep=args.sep)
@@ -215,13 +232,12 @@ def _run_predict(args: argparse.Namespace) -> None:
         atomic_write(out, prediction.write_h5ad)
     else:
         atomic_write(out, prediction.to_df().to_csv)
-        variance = out.with_name(f"{out.stem}.variance.csv")
+        variance, obs = beside
         if VARIANCE_LAYER in prediction.layers:
             atomic_write(variance, prediction.to_df(layer=VARIANCE_LAYER).to_csv)
             written.append(variance)
         else:  # not a previous run's, read as this one's
             variance.unlink(missing_ok=True)
-        obs = out.with_name(f"{out.stem}.obs.csv")
         atomic_write(obs, prediction.obs.to_csv)
         written.append(obs)
     print(
@@ -244,7 +260,6 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("perturbations", nargs="+", help="labels such as FOSB+CEBPB KLF1")
     parser.add_argument(
         "--out",
-        type=Path,
         required=True,
         help="output .h5ad (predicted expression in X, the change over control in "
         ".layers['delta'], uncertainty in .layers['variance'] and .obs) or .csv (predicted "
@@ -401,10 +416,36 @@ def _run_export(args: argparse.Namespace) -> None:
     model = PerturbationModel.load(args.model)
     if args.seed is None:  # `train` seeds its split and its model alike
         args.seed = model.seed
+    held_out = model.held_out_conditions if args.split is None else None
+    if held_out is not None and not held_out:
+        raise PerturbsimError(
+            f"{str(args.model)!r} was fitted on every condition of its screen (--split none): "
+            "it holds nothing out to export"
+        )
     adata = read_screen(args)
-    _split(adata, args, test)
-    pred, real = export_cell_eval(model, adata, args.out, n_cells=args.n_cells, seed=args.seed)
+    if held_out is None:  # a file saved before the screen's conditions were recorded
+        args.split = args.split or "simulation"
+        _split(adata, args, test)
+    else:
+        held_out = _covered_held_out(model, held_out)
+    pred, real = export_cell_eval(
+        model, adata, args.out, conditions=held_out, n_cells=args.n_cells, seed=args.seed
+    )
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
+
+
+def _covered_held_out(model: PerturbationModel, held_out: list[str]) -> list[str]:
+    """The held-out conditions ``model`` can predict, saying what it leaves out."""
+    covered = [c for c, ok in zip(held_out, model.covers(held_out), strict=True) if ok]
+    left = [c for c in held_out if c not in set(covered)]
+    if not covered:
+        raise PerturbsimError(
+            f"{model.label} cannot predict any of the {len(held_out)} conditions it held out "
+            f"({shown_list(left, 3)})"
+        )
+    note = f"; it cannot predict {len(left)}: {shown_list(left, 3)}" if left else ""
+    print(f"exporting {len(covered)} of the {len(held_out)} conditions the model held out{note}")
+    return covered
 
 
 def register_export(commands: argparse._SubParsersAction) -> None:
@@ -421,7 +462,10 @@ def register_export(commands: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser, "pred.h5ad and real.h5ad of an earlier export in --out")
     parser.add_argument(
-        "--split", choices=SPLITS, default="simulation", help="held-out design, as for train"
+        "--split",
+        choices=SPLITS,
+        help="held-out design, as for train (default: the conditions the model held out, as "
+        "its directory records them; simulation for a model saved before they were)",
     )
     parser.add_argument(
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
@@ -514,12 +558,15 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         "--split",
         choices=SPLITS,
         default="simulation",
-        help="held-out design (custom: the conditions of --test, validation drawn by each seed)",
+        help="held-out design (default simulation; custom: the conditions of --test, "
+        "validation drawn by each seed)",
     )
     parser.add_argument(
         "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
     )
-    parser.add_argument("--seeds", type=int, default=5, metavar="N", help="number of split seeds")
+    parser.add_argument(
+        "--seeds", type=int, default=5, metavar="N", help="split seeds 1..N (default 5)"
+    )
     parser.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
@@ -667,7 +714,9 @@ def _run_demo(args: argparse.Namespace) -> None:
 def register_demo(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim demo``."""
     parser = add_command(commands, "demo", help="train and evaluate on the bundled Norman screen")
-    parser.add_argument("--seeds", type=int, default=1, help="number of split seeds")
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N", help="split seeds 1..N (default 1)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the full report here")
     parser.add_argument(
         "--overwrite",

@@ -8,14 +8,16 @@ from pathlib import Path
 from .._atomic import atomic_write
 from .._errors import PerturbsimError
 from ..tl._design import STRATEGIES
-from ._parser import add_command, add_overwrite, read_list, refuse_existing
+from ._parser import add_command, add_overwrite, output_file, read_list, refuse_output_file
 
 
 def _run_design(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
     from ..tl import design
 
-    refuse_existing(args.out, args.overwrite)
+    out = output_file(args.out)
+    inputs = [args.model, *([args.measured] if args.measured is not None else [])]
+    refuse_output_file(out, args.overwrite, inputs=inputs)
     model = PerturbationModel.load(args.model)
     measured = None
     if args.measured is not None:  # an empty file: nothing measured yet
@@ -34,9 +36,9 @@ def _run_design(args: argparse.Namespace) -> None:
         )
     except PerturbsimError as err:
         raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
-    atomic_write(args.out, lambda path: ranked.to_csv(path, index=False))
+    atomic_write(out, lambda path: ranked.to_csv(path, index=False))
     print(ranked.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"\nwrote the {len(ranked)} perturbations to measure next to {args.out}")
+    print(f"\nwrote the {len(ranked)} perturbations to measure next to {out}")
 
 
 def register_design(commands: argparse._SubParsersAction) -> None:
@@ -65,13 +67,12 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "conditions of the screen the model was fitted on, held-out ones included, as its "
         "directory records them)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
     parser.add_argument(
         "--out",
-        type=Path,
-        default=Path("design.csv"),
+        default="design.csv",
         metavar="FILE",
         help="CSV of the ranked list (default: design.csv)",
     )
-    add_overwrite(parser, "an existing --out file")
+    add_overwrite(parser, "an existing --out file (never the model's files or --measured)")
     parser.set_defaults(run=_run_design)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,40 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
         raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
 
 
+def output_file(text: str) -> Path:
+    """The path of a ``--out FILE`` option given as text, refused if it ends in a separator.
+
+    ``Path("out/")`` is ``Path("out")``: without this check a folder meant by the slash
+    would be written as a file of that name.
+    """
+    if text.endswith(("/", os.sep)):
+        raise PerturbsimError(f"--out {text!r} ends in a separator; give a file name")
+    return Path(text)
+
+
+def _refuse_reading(out: Path, targets: set[Path], inputs: Sequence[Path]) -> None:
+    """Refuse ``--out`` ``out`` if writing ``targets`` would replace or enter an input."""
+    where = out.resolve()
+    for read in (p.resolve() for p in inputs if p.exists()):
+        if read in targets or (read.is_dir() and (read == where or read in where.parents)):
+            raise PerturbsimError(
+                f"--out {str(out)!r} would write over or into {str(read)!r}, which this "
+                "command reads: choose another --out"
+            )
+
+
+def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = ()) -> None:
+    """Refuse a ``--out`` file that is a folder, replaces one of ``inputs`` or enters one.
+
+    An existing file is refused unless ``--overwrite``; a folder, or a path that is or lies
+    inside one of ``inputs`` (what the command reads), always, before any work.
+    """
+    if out.is_dir():
+        raise PerturbsimError(f"--out {str(out)!r} is a folder; give a file name")
+    _refuse_reading(out, {out.resolve()}, inputs)
+    refuse_existing(out, overwrite)
+
+
 def refuse_outputs(
     folder: Path,
     names: Sequence[str],
@@ -98,14 +133,7 @@ def refuse_outputs(
     """
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
-    where = folder.resolve()
-    targets = {(folder / name).resolve() for name in names}
-    for read in (p.resolve() for p in inputs if p.exists()):
-        if read in targets or (read.is_dir() and (read == where or read in where.parents)):
-            raise PerturbsimError(
-                f"--out {str(folder)!r} would write over or into {str(read)!r}, which this "
-                "command reads: choose another --out"
-            )
+    _refuse_reading(folder, {(folder / name).resolve() for name in names}, inputs)
     for name in names:
         refuse_existing(folder / name, overwrite)
 

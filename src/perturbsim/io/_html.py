@@ -23,7 +23,7 @@ import pandas as pd
 from ..pp._gi import FEW_GENES
 from ..tl._evaluate import MIN_REPLICATE_CELLS
 from ..tl._evaluate_gi import ABUNDANCE
-from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE
 
 if TYPE_CHECKING:
@@ -369,28 +369,29 @@ def _settings(result: EvaluationResult) -> str:
     return '<p class="settings">' + " · ".join(parts) + ".</p>"
 
 
-_HOW_TO_READ = (
-    "Models were trained on the training perturbations of each split and predict the mean "
-    "expression of held-out ones, grouped by what was seen in training: "
-    "<code>unseen_single</code> (a gene never perturbed in training), "
-    "<code>combo_seen0/1/2</code> (a pair with 0, 1 or 2 genes perturbed in training). A "
-    "score is the mean over a subgroup's test conditions, averaged over split seeds, with a "
-    "95% t-interval over seeds (none with one seed). Two anchors stand beside the models: "
-    "the <code>mean</code> baseline predicts the mean change of the training perturbations "
-    "for every perturbation, and the <code>replicate</code>, the screen's noise ceiling, "
-    "scores half of each test condition's cells as a prediction of the other half "
-    f"(conditions with fewer than {MIN_REPLICATE_CELLS} cells are left out), mapped to a "
-    "full-depth repeat of the experiment (Spearman–Brown for correlations, half the "
-    "squared error). The calibrated score is <code>(model − mean) / (replicate − "
-    "mean)</code> on the same conditions, the span <code>replicate − mean</code> pooled "
-    "over seeds. "
-    f"{NOT_COVERED}: the model cannot predict any condition of the subgroup; {UNDEFINED}: "
-    "the score is undefined (e.g. a correlation with the constant change of "
-    "<code>no_perturb</code>, or a replicate no better than the baseline: nothing "
-    "reproducible to calibrate against). Bold in the tables of raw values: "
-    "the best model of a column, the replicate aside. Hover over a cell for its numbers of "
-    "seeds and conditions."
-)
+def _how_to_read(metrics: Sequence[str]) -> str:
+    """The "How to read this" paragraph, the replicate's mapping said for ``metrics``."""
+    return (
+        "Models were trained on the training perturbations of each split and predict the mean "
+        "expression of held-out ones, grouped by what was seen in training: "
+        "<code>unseen_single</code> (a gene never perturbed in training), "
+        "<code>combo_seen0/1/2</code> (a pair with 0, 1 or 2 genes perturbed in training). A "
+        "score is the mean over a subgroup's test conditions, averaged over split seeds, with a "
+        "95% t-interval over seeds (none with one seed). Two anchors stand beside the models: "
+        "the <code>mean</code> baseline predicts the mean change of the training perturbations "
+        "for every perturbation, and the <code>replicate</code>, the screen's noise ceiling, "
+        "scores half of each test condition's cells as a prediction of the other half "
+        f"(conditions with fewer than {MIN_REPLICATE_CELLS} cells are left out), "
+        f"{escape(full_depth_note(metrics))}. The calibrated score is "
+        "<code>(model − mean) / (replicate − mean)</code> on the same conditions, the span "
+        "<code>replicate − mean</code> pooled over seeds. "
+        f"{NOT_COVERED}: the model cannot predict any condition of the subgroup; {UNDEFINED}: "
+        "the score is undefined (e.g. a correlation with the constant change of "
+        "<code>no_perturb</code>, or a replicate no better than the baseline: nothing "
+        "reproducible to calibrate against). Bold in the tables of raw values: "
+        "the best model of a column, the replicate aside. Hover over a cell for its numbers of "
+        "seeds and conditions."
+    )
 
 
 def _calibrated_section(
@@ -535,7 +536,8 @@ def html_report(
         _settings(result),
         _nav(plots, interactions=not result.gi.empty),
         *_calibrated_section(calibrated, metrics, models, subgroups, shares),
-        f'<section id="how-to-read"><h2>How to read this</h2><p>{_HOW_TO_READ}</p></section>',
+        '<section id="how-to-read"><h2>How to read this</h2>',
+        f"<p>{_how_to_read(metrics)}</p></section>",
         '<section id="coverage"><h2>Coverage</h2>',
         '<p class="note">Test conditions each model could predict (covered / total, summed '
         "over seeds). Models are scored on what they cover only.</p>",

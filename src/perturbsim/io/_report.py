@@ -29,7 +29,7 @@ from ..pl import (
     training_history,
     uncertainty_vs_error,
 )
-from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
 from ._html import (
     NOT_COVERED,
@@ -381,7 +381,8 @@ def markdown_report(
         f"`{UNDEFINED}`: the metric is undefined for the model (e.g. a correlation with the "
         "constant change of `no_perturb`). "
         f"`{REPLICATE}` is the screen's noise ceiling: half of each test condition's cells "
-        "scored as a prediction of the other half.",
+        "scored as a prediction of the other half, "
+        f"{full_depth_note([m for m in METRICS if m in set(summary['metric'])])}.",
         "",
         "## Calibrated scores",
         "",
@@ -499,7 +500,9 @@ def markdown_report(
     lines += [
         "## Files",
         "",
-        "`scores.csv` (model x seed x condition x metric), `per_seed.csv`, `summary.csv`, "
+        "`scores.csv` (model x seed x condition x metric; the replicate's rows as measured, "
+        "between half-depth means), `per_seed.csv`, `summary.csv` (the replicate mapped as "
+        "above), "
         "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
         "`timings.csv`"
         + (", `history.csv`" if plots.histories else "")

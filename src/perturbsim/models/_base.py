@@ -277,6 +277,19 @@ class PerturbationModel(ABC):
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
 
+    @property
+    def held_out_conditions(self) -> list[str] | None:
+        """Perturbed conditions of the screen of the last fit that the fit held out.
+
+        Its split's test conditions (empty for a model fitted on every condition, ``split``
+        kind ``"none"``); ``None`` for a model not fitted or saved before perturbsim recorded
+        the screen's conditions.
+        """
+        if self.fitted_conditions is None or not self.screen_conditions:
+            return None
+        fitted = set(self.fitted_conditions)
+        return [c for c in self.screen_conditions if c not in fitted]
+
     def __repr__(self) -> str:
         genes = f"{len(self.genes)} genes" if hasattr(self, "genes") else "no screen"
         if not self.is_fitted:
@@ -833,9 +846,15 @@ class PerturbationModel(ABC):
                 f"{str(path)!r}: config.json lists {len(genes)} genes but the weights hold "
                 f"{control_mean.size} (edited by hand?); save the model again"
             )
-        model = model_cls.from_state(
-            genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
-        )
+        options = config.get("options", {})
+        model = model_cls.from_state(genes, control_mean, options, arrays, seed=config.get("seed"))
+        unknown = sorted(set(options) - set(model._options()))
+        if unknown:  # read as if absent, they would be silently ignored
+            raise PerturbsimError(
+                f"{str(path)!r} holds options this version of perturbsim does not know "
+                f"({shown_list(unknown, 3)}): saved by another version; load it with that "
+                "version or train the model again"
+            )
         model.variant = config.get("variant")  # absent from files saved before it was kept
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]

@@ -96,6 +96,33 @@ FULL_DEPTH_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 """How a split-half value maps to a full-depth repeat, by :attr:`Metric.full_depth`."""
 
 
+def full_depth_note(metrics: Sequence[str]) -> str:
+    """A sentence saying how the replicate's values of ``metrics`` stand for a full repeat.
+
+    For a report: which of ``metrics`` (registered ones) are mapped to a full-depth repeat
+    (:func:`full_depth`) and which keep the split-half value.
+
+    Examples
+    --------
+    >>> note = full_depth_note(["pearson_delta_de", "nmse_de", "de_jaccard"])
+    >>> note.startswith("mapped to a full-depth repeat"), "de_jaccard keeps the split-half" in note
+    (True, True)
+    """
+    kept = [m for m in metrics if m in METRICS and METRICS[m].full_depth == "none"]
+    text = (
+        "mapped to a full-depth repeat of the experiment (Spearman-Brown for correlations, "
+        "half the squared error for squared errors)"
+    )
+    if not kept:
+        return text
+    verb = "keeps" if len(kept) == 1 else "keep"
+    return (
+        f"{text}; {', '.join(kept)} {verb} the split-half value (no mapping is known): a "
+        "ceiling below a full repeat's, which a baseline may pass, its calibrated score then "
+        "undefined"
+    )
+
+
 def full_depth(metric: str, values: np.ndarray | float) -> np.ndarray:
     """Map split-half replicate values of ``metric`` to those of a full-depth repeat.
 
@@ -461,7 +488,8 @@ def _metric_discrimination_l2(x: MetricInputs) -> float:
 @register_metric(
     "centroid_accuracy",
     description="share of the other scored conditions whose measured profile is farther "
-    "(Euclidean) from the prediction than its own (Systema)",
+    "(Euclidean) from the prediction than its own (Systema): discrimination_l2 but for ties, "
+    "which count against it here (the two agree unless distances tie)",
     best="higher",
     needs=("others",),
     bounds=SHARE,
