@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -176,6 +177,21 @@ def test_bad_budget_and_strategy_are_one_line_errors(model):
         ps.tl.design(model, budget=1, strategy="greedy")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("uncertainty_weight", -1),
+        ("coverage_weight", -0.5),
+        ("diversity_weight", float("nan")),
+        ("uncertainty_weight", float("inf")),
+    ],
+)
+def test_a_negative_or_non_finite_weight_is_a_one_line_error(model, option, value):
+    with pytest.raises(ps.PerturbsimError) as err:
+        ps.tl.design(model, budget=1, **{option: value})
+    assert str(err.value) == f"{option} must be a finite number >= 0, got {value!r}"
+
+
 def test_learning_curves_summary_and_plot():
     curves = pd.DataFrame(
         {
@@ -219,6 +235,26 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     loaded = ps.models.PerturbationModel.load(model_dir)  # the CLI's: no screen with it
     expected = ps.tl.design(loaded, budget=3, measured=[], seed=0)["perturbation"]
     assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
+
+
+def test_cli_never_writes_over_what_it_reads(model_dir, tmp_path, capsys):
+    config = Path(model_dir) / "config.json"
+    before = config.read_bytes()
+    measured = tmp_path / "measured.txt"
+    measured.write_text("G0024\n")
+    run = ["design", model_dir, "--budget", "2", "--measured", str(measured), "--overwrite"]
+    for out, message in [
+        (str(config), "would write over or into"),  # the model's own files
+        (str(Path(model_dir) / "next.csv"), "would write over or into"),  # or its folder
+        (str(measured), "would write over or into"),  # the list it reads
+        (str(tmp_path), "is a folder; give a file name"),
+        (f"{tmp_path / 'new'}/", "ends in a separator; give a file name"),
+    ]:
+        assert main([*run, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    assert config.read_bytes() == before and measured.read_text() == "G0024\n"
+    assert not (tmp_path / "new").exists() and not (Path(model_dir) / "next.csv").exists()
 
 
 @pytest.mark.parametrize(

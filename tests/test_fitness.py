@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from perturbsim.ds._fitness import EMAP_FILE, PAIRS_FILE, SINGLES_FILE
 
 GI_DIR = "norman2019/gi"
 FAST = {"max_epochs": 150}
+METHODS = ["fitness_model", "additive", "mean"]
 
 
 # -- synthetic growth screens -----------------------------------------------------------------
@@ -198,7 +200,15 @@ def test_go_interaction_beats_additive(interacting):
     assert r2(result, "no_go", "combo_seen0") < r2(result, "fitness_model", "combo_seen0") - 0.2
     table = result.table("r2")
     assert table.index.tolist() == list(ps.tl._fitness.SUBGROUPS)
-    assert table.columns.tolist() == ["pairs", "fitness_model", "no_go", "additive", "mean"]
+    assert table.columns.tolist() == [
+        "pairs_per_seed",
+        "fitness_model",
+        "no_go",
+        "additive",
+        "mean",
+    ]
+    assert "expression_covered" not in result.predictions.columns  # no expression model
+    assert result.scopes == ["all"]
 
 
 def test_hidden_singles_are_predicted_from_go(tmp_path):
@@ -241,8 +251,17 @@ def test_model_errors(interacting):
     model.fit(["M0G0+M0G1", "M1G0+M1G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="not in"):
         model.predict("M0G0+NOPE")
-    with pytest.raises(ps.PerturbsimError, match="single genes and pairs only"):
+    with pytest.raises(ps.PerturbsimError, match=r"'M0G0\+M0G1\+M1G0' has 3 genes: .* pairs only"):
         model.predict("M0G0+M0G1+M1G0")
+    for control in ("ctrl", ["M0G0", "ctrl"], "non-targeting"):
+        given = control if isinstance(control, str) else control[1]
+        with pytest.raises(ps.PerturbsimError, match=f"'{given}' is the control .* relative to"):
+            model.predict(control)
+    case = r"did you mean 'M0G0' for 'm0g0'\? gene names are case-sensitive"
+    with pytest.raises(ps.PerturbsimError, match=r"1 genes are not in .*: m0g0 \(" + case):
+        model.predict(["m0g0+M0G1"])
+    with pytest.raises(ps.PerturbsimError, match=r"not measured in .*: M0G1\+m0g0 \(" + case):
+        model.fit(["m0g0+M0G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="known_singles"):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="embedding_dim"):
@@ -252,6 +271,30 @@ def test_model_errors(interacting):
     for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, ">= 1, got 0"), ([], "empty")):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_evaluate(screen, seeds=seeds, go_annotations=go)
+
+
+@pytest.mark.parametrize(
+    ("expression_model", "words"),
+    [
+        ("model1", r"'model1' is a path, not a model: .*PerturbationModel\.load\('model1'\)"),
+        (Path("model1"), r"'model1' is a path"),
+        (3, r"must be a fitted perturbsim expression model .*got int"),
+    ],
+)
+def test_expression_model_that_is_no_model_is_refused_before_any_fit(
+    interacting, monkeypatch, expression_model, words
+):
+    screen, go = interacting
+    monkeypatch.setattr(ps.models.FitnessModel, "fit", None)  # a fit would fail otherwise
+    with pytest.raises(ps.PerturbsimError, match=words):
+        ps.tl.fitness_evaluate(
+            screen, seeds=1, go_annotations=go, expression_model=expression_model
+        )
+
+
+def test_unfitted_expression_model_is_named(norman):
+    with pytest.raises(ps.PerturbsimError, match="'additive' is not fitted: call .fit"):
+        ps.models.ExpressionFitness(ps.Additive(norman))
 
 
 def test_split_holds_out_by_gene(interacting):
@@ -267,6 +310,20 @@ def test_split_holds_out_by_gene(interacting):
     assert sorted(everything) == sorted(screen.pair_table().index)
     with pytest.raises(ps.PerturbsimError, match="at least 2 unseen"):
         ps.tl.fitness_split(screen, unseen_fraction=0.01)
+
+
+def test_split_repr_counts_each_set_with_a_few_examples(interacting):
+    screen, _ = interacting
+    split = ps.tl.fitness_split(screen, seed=2)
+    text = repr(split)
+    assert len(text) < 600  # not every pair name (thousands on Norman's screen)
+    lines = text.splitlines()
+    assert lines[0].startswith("FitnessSplit(seed=2): 24 seen genes (")
+    sets = {"train": split.train, "val": split.val}
+    sets.update({f"test {name}": pairs for name, pairs in split.test.items()})
+    for line, (name, pairs) in zip(lines[1:], sets.items(), strict=True):
+        assert line.split()[: len(name.split()) + 2] == [*name.split(), str(len(pairs)), "pairs:"]
+        assert pairs[0] in line and f"and {len(pairs) - 3} more" in line
 
 
 def test_a_screen_of_one_pair_is_refused_in_one_line(tmp_path):
@@ -324,23 +381,82 @@ def test_real_growth_screen(shared_data):
 
 
 # -- command line ---------------------------------------------------------------------------
-def test_cli_fitness(tmp_path, capsys):
+def cli_screen(tmp_path: Path, genes: tuple[str, ...] = ()) -> list[str]:
+    """``fitness DIR --go FILE`` of a synthetic screen, its first genes renamed ``genes``."""
     singles, pairs, go = module_screen(interaction=-0.25)
+    names = dict(zip(singles.index[: len(genes)], genes, strict=True))
+    singles, pairs = singles.rename(names), pairs.rename(index=names, columns=names)
+    go["gene"] = go["gene"].replace(names)
     folder = write_folder(tmp_path / "gi", singles, pairs)
     go_file = tmp_path / "go.tsv"
     go.to_csv(go_file, sep="\t", index=False)
+    return ["fitness", str(folder), "--go", str(go_file)]
+
+
+def test_cli_fitness(tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["fitness", str(folder), "--out", str(out), "--seeds", "2", "--epochs", "100"]
-    assert main([*args, "--go", str(go_file)]) == 0
+    args = [*cli_screen(tmp_path), "--out", str(out), "--seeds", "2", "--epochs", "100"]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     assert "combo_seen0" in printed and "fitness_model" in printed and "additive" in printed
-    for name in ("scores.csv", "summary.csv", "predictions.csv", "r2.csv", "fitness_model.png"):
-        assert (out / name).is_file()
-    table = pd.read_csv(out / "r2.csv", index_col=0)
-    assert table.index.tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
+    assert "mean over split seeds 0-1 [95% t-interval over seeds, cut at 1" in printed
+    assert "pairs_per_seed: the subgroup's test pairs in one split (mean over seeds)" in printed
+    written = {"scores.csv", "summary.csv", "predictions.csv", "r2.csv", "settings.json"}
+    written |= {"fitness_model.png", "additive.png"}
+    assert {p.name for p in out.iterdir()} == written
+    table = pd.read_csv(out / "r2.csv")
+    assert table.columns.tolist() == ["scope", "subgroup", "pairs_per_seed", *METHODS]
+    assert table["subgroup"].tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
+    assert (table["scope"] == "all").all()
+    assert "covered" not in pd.read_csv(out / "predictions.csv").columns  # no expression model
     summary = pd.read_csv(out / "summary.csv")
     assert (summary.loc[summary["metric"] == "r2", "ci_high"].dropna() <= 1).all()
     assert (summary.loc[summary["metric"] == "pearson", "ci_low"].dropna() >= -1).all()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["seeds"] == [0, 1] and settings["fit_options"] == {"max_epochs": 100}
+
+
+def test_cli_one_seed_prints_no_interval(tmp_path, capsys):
+    args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
+    assert main([*args, "--epochs", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "split seed 0 (one seed: no interval):" in printed
+    assert "t-interval" not in printed and "[" not in printed.split("pairs_per_seed")[1]
+
+
+def test_cli_refuses_to_replace_results_or_write_into_its_inputs(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [*cli_screen(tmp_path), "--seeds", "1", "--epochs", "10"]
+    assert main([*args, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --overwrite to replace it" in err and "\n" not in err.strip()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main([*args, "--out", str(out), "--overwrite"]) == 0
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep")
+    for flag in ((), ("--overwrite",)):
+        assert main([*args, "--out", str(tmp_path / "notes"), *flag]) == 2
+    assert "it holds 'mine.txt'" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
+    model = tmp_path / "model1"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    data = tmp_path / "gi"
+    inputs = sorted(p.name for p in data.iterdir())
+    for where, read, extra in (
+        (data, data, ()),
+        (data / "results", data, ()),
+        (model, model, ("--expression-model", str(model))),
+    ):
+        capsys.readouterr()
+        assert main([*args, "--out", str(where), *extra, "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"would write over or into {str(read.resolve())!r}, which this command" in err
+    assert sorted(p.name for p in data.iterdir()) == inputs
+    assert [p.name for p in model.iterdir()] == ["config.json"]
 
 
 @pytest.mark.parametrize(
@@ -368,3 +484,46 @@ def test_cli_names_a_control_that_is_not_in_the_tables(tmp_path, capsys):
     assert main(["fitness", str(folder), "--out", str(tmp_path / "out"), "--control", "NT"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"--control 'NT' is neither a row of {SINGLES_FILE}" in err
+
+
+def test_cli_expression_model_writes_both_tables_and_its_plot(tmp_path, capsys, norman):
+    genes = ("FOXO4", "HK2", "KLF1", "KMT2A", "MAP2K3", "MAP2K6", "MAPK1", "MIDN")
+    ps.Additive(norman).fit().save(tmp_path / "expression")
+    out = tmp_path / "out"
+    args = [*cli_screen(tmp_path, genes), "--out", str(out), "--seeds", "2", "--epochs", "10"]
+    assert main([*args, "--expression-model", str(tmp_path / "expression")]) == 0
+    printed = capsys.readouterr().out
+    assert "R² on the test pairs the expression model covers" in printed
+    assert (out / "expression_ridge.png").is_file()
+    table = pd.read_csv(out / "r2.csv")
+    assert table["scope"].unique().tolist() == ["all", "expression_covered"]
+    assert table.columns.tolist() == [
+        "scope",
+        "subgroup",
+        "pairs_per_seed",
+        *METHODS,
+        "expression_ridge",
+    ]
+    covered = table[table["scope"] == "expression_covered"]
+    assert covered["expression_ridge"].notna().all()
+    assert table.loc[table["scope"] == "all", "expression_ridge"].isna().all()
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert set(predictions["expression_covered"]) == {True, False}  # pairs of other genes
+    ridge = predictions[predictions["method"] == "expression_ridge"]
+    assert ridge["predicted"].notna().tolist() == ridge["expression_covered"].tolist()
+
+
+def test_scatter_default_seed_is_the_first_with_predictions():
+    table = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "subgroup": "combo_seen1",
+            "method": "expression_ridge",
+            "predicted": [np.nan, np.nan, -0.3, -0.1],
+            "measured": [-0.2, -0.4, -0.25, -0.05],
+        }
+    )
+    ax = ps.pl.fitness_scatter(table, method="expression_ridge")
+    assert ax.get_title() == "expression_ridge (split seed 1)"
+    with pytest.raises(ps.PerturbsimError, match="for split seed 0"):
+        ps.pl.fitness_scatter(table, method="expression_ridge", seed=0)

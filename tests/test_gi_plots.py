@@ -169,6 +169,10 @@ def test_phenotype_landscape_needs_profiles(pairs):
         ({"n_neighbors": 1}, "n_neighbors must be a whole number >= 2, got 1"),
         ({"clusters": {"NOPE+ctrl": "x"}}, r"clusters names no condition of the landscape"),
         ({"clusters": {}}, r"clusters names no condition of the landscape \(it holds \[\]\)"),
+        ({"resolution": -1}, r"^resolution must be a finite number > 0, got -1$"),
+        ({"resolution": 0.0}, r"^resolution must be a finite number > 0, got 0.0$"),
+        ({"resolution": float("nan")}, r"^resolution must be a finite number > 0, got nan$"),
+        ({"resolution": "1"}, r"^resolution must be a finite number > 0, got '1'$"),
     ],
 )
 def test_phenotype_landscape_options_are_checked(pairs, _tiny_cached, options, words):

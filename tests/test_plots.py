@@ -87,6 +87,36 @@ def test_predicted_vs_true(split_tiny, pair):
     np.testing.assert_allclose(line.get_xdata(), line.get_ydata())
 
 
+def test_predicted_vs_true_reads_a_set_up_screen_or_profiles(split_tiny, pair):
+    stats = ps.pp.PseudobulkStats.from_adata(split_tiny)
+    genes = ps.pp.DEGenes.from_adata(split_tiny).top_genes(pair)
+    pred = TrainMean(split_tiny).fit().predict(pair)
+    expected = pl.predicted_vs_true(pred, stats, genes=genes).collections[0].get_offsets()
+    profiles = ps.pp.measured_profiles(split_tiny)
+    for measured in (split_tiny, profiles, profiles[[pair]]):
+        ax = pl.predicted_vs_true(pred, measured, genes=genes)
+        assert ax.get_title() == pair
+        np.testing.assert_allclose(ax.collections[0].get_offsets(), expected, rtol=1e-6)
+    changes = pred.to_df(layer="delta").iloc[0]  # a Series names no condition
+    with pytest.raises(ps.PerturbsimError, match=r"^measured holds \d+ profiles: pass condition="):
+        pl.predicted_vs_true(changes, split_tiny)
+    ax = pl.predicted_vs_true(changes, split_tiny, condition=pair, genes=genes)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), expected, rtol=1e-6)
+    with pytest.raises(ps.PerturbsimError, match=r"^measured has no profile of 'NOPE' \(it holds"):
+        pl.predicted_vs_true(changes, split_tiny, condition="NOPE")
+
+
+def test_predicted_vs_true_refuses_nothing_to_draw():
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.predicted_vs_true(np.full(3, np.nan), np.array([0.1, np.nan, np.inf]))
+    assert str(err.value) == (
+        "nothing to draw: none of the 3 genes has both a finite predicted and a finite "
+        "measured change (3 predicted and 2 measured are NaN or infinite)"
+    )
+    ax = pl.predicted_vs_true(np.array([np.nan, 1.0]), np.array([0.5, 0.8]))  # one is enough
+    assert len(ax.collections[0].get_offsets()) == 2
+
+
 def test_predicted_vs_true_arrays_and_ax():
     ax = Figure().add_subplot()
     out = pl.predicted_vs_true(np.array([0.5, -1.0, 2.0]), np.array([0.4, -0.8, 1.5]), ax=ax)
@@ -115,8 +145,22 @@ def test_training_history(split_tiny, tiny_go):
     assert ax.get_title() == "training history: gears"
     named = pl.training_history(histories.assign(model="stacked"))
     assert named.get_title() == "training history: stacked"
-    with pytest.raises(ps.PerturbsimError, match="no training history"):
-        pl.training_history(pd.DataFrame())
+
+
+def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):
+    # an evaluation of baselines only: its histories are empty, as no model trained a network
+    assert result.histories.empty
+    with pytest.raises(ps.PerturbsimError, match=r"^the history table is empty: none of the "):
+        pl.training_history(result.histories)
+    with pytest.raises(ps.PerturbsimError, match=r"^gears has no training history: it is not fit"):
+        pl.training_history(ps.GEARS(split_tiny, seed=0, go_annotations=tiny_go))
+    table = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4]})
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.training_history(table)
+    assert str(err.value) == (
+        "no columns ['train_loss', 'val_loss'] in the history table (it has epoch, loss): it "
+        "must be a DataFrame with the columns ['epoch', 'train_loss', 'val_loss']"
+    )
 
 
 def test_uncertainty_axes_are_labelled_plainly_without_crowded_minor_ticks():
@@ -133,6 +177,89 @@ def test_uncertainty_axes_are_labelled_plainly_without_crowded_minor_ticks():
     assert not any(x_ticks)  # no minor labels, which overlapped within a decade
     shown = {f"{v:g}" for v in ax.get_xticks() if 0.012 <= v <= 0.15}
     assert shown == {"0.02", "0.05", "0.1"}
+
+
+def test_uncertainty_title_says_its_spearman_is_pooled_over_conditions_and_seeds():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "seed": [0, 0, 0, 1, 1, 1],
+            "subgroup": "unseen_single",
+            "uncertainty": [0.1, 0.2, 0.3, 0.1, 0.2, 0.3],
+            "error_de": [0.1, 0.2, 0.3, 1.3, 1.1, 1.2],
+        }
+    )
+    # per seed the correlations are 1 and -0.5, their mean (the summary's) 0.25; the title
+    # gives the one pooled over all 6 points, and says so
+    ax = pl.uncertainty_vs_error(table, model="m")
+    assert ax.get_title() == "m: Spearman 0.12\npooled over 6 test conditions of 2 seeds"
+    one_seed = pl.uncertainty_vs_error(table[table["seed"] == 0], model="m")
+    assert one_seed.get_title() == "m: Spearman 1.00\npooled over 3 test conditions"
+
+
+def test_uncertainty_plots_name_the_columns_they_need_and_the_models_there():
+    table = pd.DataFrame({"x": [1]})
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.calibration_curve(table)
+    assert str(err.value) == (
+        "no columns ['model', 'genes', 'nominal', 'observed'] in data (it has x): it must be "
+        "an EvaluationResult or its calibration table with the columns ['model', 'genes', "
+        "'nominal', 'observed']"
+    )
+    needed = r"\['model', 'subgroup', 'uncertainty', 'error_all'\]"
+    with pytest.raises(ps.PerturbsimError, match=rf"^no columns {needed} in data \(it has x\)"):
+        pl.uncertainty_vs_error(table, model="x", genes="all")
+    with pytest.raises(ps.PerturbsimError, match=r"its uncertainty table .* got str$"):
+        pl.uncertainty_vs_error("table.csv", model="x")
+    rows = pd.DataFrame(
+        {"model": "m", "subgroup": "unseen_single", "uncertainty": [0.1], "error_de": [0.2]}
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"^model 'x' has no uncertainty rows; .*\['m'\]"):
+        pl.uncertainty_vs_error(rows, model="x")
+
+
+def test_an_evaluation_without_uncertainty_is_said_so(result):
+    for plot in (pl.calibration_curve, lambda data: pl.uncertainty_vs_error(data, model="mean")):
+        with pytest.raises(ps.PerturbsimError, match="^no model of this evaluation has a predic"):
+            plot(result)
+
+
+CURVES = pd.DataFrame(
+    {
+        "strategy": ["combined"] * 4 + ["random"] * 4,
+        "seed": [0, 0, 1, 1] * 2,
+        "n_measured": [8, 16] * 4,
+        "error": [0.9, 0.5, 0.8, 0.6, 0.9, 0.7, 0.8, 0.8],
+    }
+)
+
+
+def test_design_curves_refuse_what_is_not_learning_curves():
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.design_curves("curves.csv")
+    assert str(err.value) == (
+        "curves must be a DataFrame of learning curves with the columns ['strategy', 'seed', "
+        "'n_measured', 'error'], got str"
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"^no columns \['seed'\] in curves"):
+        pl.design_curves(CURVES.drop(columns="seed"))
+
+
+def test_design_curves_refuse_an_unknown_reference():
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.design_curves(CURVES, reference="nope")
+    assert str(err.value) == (
+        "reference 'nope' is not a strategy of the curves (have: ['combined', 'random']); "
+        "pass reference=None to mark none"
+    )
+    with pytest.raises(ps.PerturbsimError, match="reference 'random' is not a strategy"):
+        pl.design_curves(CURVES[CURVES["strategy"] == "combined"])  # the default: random
+    combined = CURVES[CURVES["strategy"] == "combined"]
+    ax = pl.design_curves(combined, reference=None)
+    assert [line.get_label() for line in ax.get_lines()] == ["combined"]
+    ax = pl.design_curves(CURVES, reference="combined")
+    assert ax.get_lines()[-1].get_label() == "combined's final error"
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.55)  # mean of 0.5 and 0.6
 
 
 def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):

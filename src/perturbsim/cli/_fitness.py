@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .._atomic import atomic_write
+import pandas as pd
+
+from .._atomic import RESULTS_MARKER, atomic_write, check_results_dir, write_results_dir
 from .._errors import PerturbsimError
-from ._parser import add_command
+from ._parser import add_command, add_overwrite, refuse_outputs
+
+if TYPE_CHECKING:
+    from ..tl import FitnessResult
 
 FIGURE_DPI = 110
+TABLES = ("scores.csv", "summary.csv", "predictions.csv", "r2.csv")
+"""The tables written to ``--out``, besides a plot per method and ``settings.json``."""
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -19,16 +28,70 @@ def _check_options(args: argparse.Namespace) -> None:
         )
 
 
+def _plotted(result: FitnessResult) -> list[str]:
+    """The methods drawn as a scatter plot: all but ``mean`` (one constant for every pair)."""
+    from ..tl._fitness import MEAN
+
+    return [method for method in result.methods if method != MEAN]
+
+
+def _r2_table(result: FitnessResult) -> pd.DataFrame:
+    """The R² tables printed, one per scope, as one table with the ``scope`` first."""
+    tables = []
+    for scope in result.scopes:
+        table = result.table("r2", scope=scope).reset_index()
+        table.insert(0, "scope", scope)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _write(folder: Path, result: FitnessResult, settings: dict[str, Any]) -> dict[str, Path]:
+    """Write the tables, a scatter plot per :func:`_plotted` method and the settings."""
+    from ..pl import fitness_scatter
+
+    contents = (result.scores, result.summary(), result.predictions, _r2_table(result))
+    tables = dict(zip(TABLES, contents, strict=True))
+    written = {
+        name: atomic_write(folder / name, lambda path, t=table: t.to_csv(path, index=False))
+        for name, table in tables.items()
+    }
+    for method in _plotted(result):
+        figure = fitness_scatter(result, method=method).figure
+        written[f"{method}.png"] = atomic_write(
+            folder / f"{method}.png",
+            lambda path, f=figure: f.savefig(path, format="png", dpi=FIGURE_DPI),
+        )
+    text = json.dumps(settings, indent=2, default=str) + "\n"
+    written[RESULTS_MARKER] = atomic_write(
+        folder / RESULTS_MARKER, lambda path: path.write_text(text, encoding="utf-8")
+    )
+    return written
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """How the printed R² are taken over the split ``seeds`` (``0 .. N-1``), with what interval."""
+    if len(seeds) == 1:
+        return f"split seed {seeds[0]} (one seed: no interval)"
+    return (
+        f"mean over split seeds {seeds[0]}-{seeds[-1]} [95% t-interval over seeds, cut at 1, "
+        "the largest R² can be]"
+    )
+
+
 def _run_fitness(args: argparse.Namespace) -> None:
     from ..ds import read_fitness
     from ..ds._fitness import DEFAULT_CONTROL, PAIRS_FILE, SINGLES_FILE
     from ..models import PerturbationModel
-    from ..pl import fitness_scatter
     from ..tl import fitness_evaluate
-    from ..tl._fitness import ADDITIVE, ALL, COVERED, MODEL
+    from ..tl._fitness import ADDITIVE, ALL, COVERED, EXPRESSION, MODEL
     from ._screen import go_annotations
 
     _check_options(args)
+    inputs = [p for p in (args.directory, args.expression_model, args.go) if p is not None]
+    methods = [MODEL, ADDITIVE] + ([EXPRESSION] if args.expression_model is not None else [])
+    names = [*TABLES, *(f"{method}.png" for method in methods), RESULTS_MARKER]
+    refuse_outputs(args.out, names, args.overwrite, inputs=inputs)  # before any work
+    check_results_dir(args.out, overwrite=args.overwrite, keep=inputs)
     screen = read_fitness(
         args.directory, control=DEFAULT_CONTROL if args.control is None else args.control or None
     )
@@ -49,34 +112,35 @@ def _run_fitness(args: argparse.Namespace) -> None:
         go_annotations=go_annotations(args),
         expression_model=expression,
     )
-    out: Path = args.out
-    tables = {
-        "scores.csv": (result.scores, False),
-        "summary.csv": (result.summary(), False),
-        "predictions.csv": (result.predictions, False),
-        "r2.csv": (result.table("r2"), True),
+    settings = {
+        **result.settings,
+        "directory": str(args.directory),
+        "control": screen.control,
+        "go": None if args.go is None else str(args.go),
+        "expression_model_dir": None if expression is None else str(args.expression_model),
     }
-    for name, (table, index) in tables.items():
-        atomic_write(out / name, lambda path, t=table, i=index: t.to_csv(path, index=i))
-    for method in (MODEL, ADDITIVE):
-        figure = fitness_scatter(result, method=method).figure
-        atomic_write(
-            out / f"{method}.png",
-            lambda path, f=figure: f.savefig(path, format="png", dpi=FIGURE_DPI),
-        )
+    written = write_results_dir(
+        args.out, lambda folder: _write(folder, result, settings), overwrite=args.overwrite
+    )
     singles = "predicted from GO" if args.hide_unseen_singles else "measured"
     print(
         f"R² of the fitness of held-out pairs ({len(screen.genes)} genes, "
         f"{len(screen.pair_table())} pairs; unseen genes' singles {singles}), "
-        f"mean over {args.seeds} split seeds with a 95% t-interval:"
+        f"{_seeds_text(result.settings['seeds'])}:"
     )
     print(result.table("r2", scope=ALL).to_string())
-    if expression is not None:
+    if COVERED in result.scopes:
         print(
             "\nR² on the test pairs the expression model covers (second route: expression_ridge):"
         )
         print(result.table("r2", scope=COVERED).to_string())
-    print(f"\nwrote scores.csv, summary.csv, predictions.csv, r2.csv and plots to {out}")
+    elif expression is not None:
+        print(f"\nthe expression model covers no test pair: {EXPRESSION} is not scored")
+    print(
+        "\npairs_per_seed: the subgroup's test pairs in one split (mean over seeds); mean: the "
+        "mean fitness of the training and validation pairs, one value for every pair (no plot)"
+    )
+    print(f"\nwrote {', '.join(written)} to {args.out} (r2.csv: every table above)")
 
 
 def register_fitness(commands: argparse._SubParsersAction) -> None:
@@ -88,13 +152,32 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         description="Read a growth screen (single_fitnesses.csv, processed_fitnesses.csv, "
         "optional processed_emap.csv; see docs/fitness.md), hold out pairs by gene over "
         "several split seeds and score the GO-graph fitness model against the additive "
-        "(f_A + f_B) and mean baselines.",
+        "(f_A + f_B) and mean baselines. Writes to --out: scores.csv, summary.csv, "
+        "predictions.csv, r2.csv (the printed tables, a row per scope and subgroup), "
+        "settings.json and a scatter plot per method but mean (e.g. fitness_model.png).",
     )
     parser.add_argument("directory", type=Path, metavar="DIR", help="folder of fitness tables")
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="OUT", help="folder for tables and plots"
+        "--out",
+        type=Path,
+        required=True,
+        metavar="OUT",
+        help="folder for tables and plots: new or empty (never DIR, --expression-model or "
+        "a folder in them)",
     )
-    parser.add_argument("--seeds", type=int, default=5, help="split seeds (default 5)")
+    add_overwrite(
+        parser,
+        "earlier results in --out (tables and plots with their settings.json; never a folder "
+        "holding anything else)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="number of split seeds: seeds 0 .. N-1 (default 5: seeds 0-4; perturbsim "
+        "evaluate's --seeds N uses 1 .. N)",
+    )
     parser.add_argument(
         "--unseen-fraction",
         type=float,

@@ -21,6 +21,7 @@ from ..ds import FitnessScreen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv
 from ..pp import canonical_label, parse_perturbations
+from ..pp._labels import query_items
 from ._linear_go import spectral_embedding
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,27 @@ def _refuse_shared_pairs(
         )
 
 
+def case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
+    """A hint for the first of ``unknown`` that is one of ``genes`` written in another case.
+
+    Returns
+    -------
+    `` (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)``, or ``""`` when
+    no gene of ``unknown`` matches one of ``genes`` ignoring case.
+
+    Examples
+    --------
+    >>> case_hint(["klf1", "NOPE"], ["KLF1", "MAP2K6"])
+    " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
+    """
+    by_case = {gene.casefold(): gene for gene in genes}
+    for gene in unknown:
+        match = by_case.get(gene.casefold())
+        if match is not None:
+            return f" (did you mean {match!r} for {gene!r}? gene names are case-sensitive)"
+    return ""
+
+
 class FitnessModel:
     r"""Predict the fitness of gene pairs with a GO-graph gene encoder.
 
@@ -341,9 +363,10 @@ class FitnessModel:
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
         missing = [p for p in labels if p not in table.index]
         if missing:
+            genes = [g for p in missing for g in p.split("+") if g not in self._node]
             raise PerturbsimError(
                 f"{len(missing)} pairs are not measured in {self.screen.source}: "
-                f"{shown_list(missing, 10)}"
+                f"{shown_list(missing, 10)}{case_hint(genes, self.genes)}"
             )
         rows = table.loc[labels]
         first = np.array([self._node[g] for g in rows["gene_a"]], dtype=np.int64)
@@ -503,6 +526,13 @@ class FitnessModel:
         -------
         Fitness indexed by canonical label: a single its known (measured) fitness or the
         GO prediction, a pair its additive fitness plus the predicted deviation.
+
+        Raises
+        ------
+        PerturbsimError
+            One line: the model is not fitted; genes not in the screen (with a hint when one
+            is a screen's gene in another case); the control (``ctrl``: fitness is measured
+            relative to it, so it is not predicted) or a set of more than two genes, named.
         """
         if self.network is None:
             raise PerturbsimError("FitnessModel is not fitted: call .fit() first")
@@ -510,10 +540,21 @@ class FitnessModel:
         unknown = sorted({g for s in sets for g in s if g not in self._node})
         if unknown:
             raise PerturbsimError(
-                f"{len(unknown)} genes are not in {self.screen.source}: {shown_list(unknown, 10)}"
+                f"{len(unknown)} genes are not in {self.screen.source}: "
+                f"{shown_list(unknown, 10)}{case_hint(unknown, self.genes)}"
             )
-        if any(len(s) not in (1, 2) for s in sets):
-            raise PerturbsimError("FitnessModel predicts single genes and pairs only")
+        for given, genes in zip(query_items(perturbations), sets, strict=True):
+            label = given if isinstance(given, str) else canonical_label(genes)
+            if not genes:
+                raise PerturbsimError(
+                    f"{label!r} is the control (no gene): fitness is measured relative to it "
+                    "(about 0), so FitnessModel does not predict it; give single genes or pairs"
+                )
+            if len(genes) > 2:
+                raise PerturbsimError(
+                    f"{label!r} has {len(genes)} genes: FitnessModel predicts single genes and "
+                    "pairs only"
+                )
         first = np.array([self._node[s[0]] for s in sets], dtype=np.int64)
         second = np.array([self._node[s[-1]] for s in sets], dtype=np.int64)
         is_pair = np.array([len(s) == 2 for s in sets])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from os import PathLike
 from typing import Self
 
 import numpy as np
@@ -16,6 +17,34 @@ from ._base import PerturbationModel
 from ._fitness import RIDGE_GRID, loo_ridge
 
 logger = logging.getLogger(__name__)
+
+
+def check_expression_model(model: object) -> PerturbationModel:
+    """``model`` if it is a fitted expression model, else a one-line error saying what it is.
+
+    Raises
+    ------
+    PerturbsimError
+        For a path (a saved model's folder: load it with
+        :meth:`~perturbsim.models.PerturbationModel.load`), another object, or a model not
+        fitted.
+    """
+    if isinstance(model, str | PathLike):
+        raise PerturbsimError(
+            f"expression_model {str(model)!r} is a path, not a model: load a saved model "
+            f"with ps.models.PerturbationModel.load({str(model)!r})"
+        )
+    if not isinstance(model, PerturbationModel):
+        raise PerturbsimError(
+            "expression_model must be a fitted perturbsim expression model "
+            f"(ps.models.PerturbationModel), got {type(model).__name__}"
+        )
+    if not model.is_fitted:
+        raise PerturbsimError(
+            f"expression_model {model.label!r} is not fitted: call .fit() first (or load a "
+            "saved model with ps.models.PerturbationModel.load)"
+        )
+    return model
 
 
 class ExpressionFitness:
@@ -34,7 +63,9 @@ class ExpressionFitness:
     ----------
     expression_model
         A fitted :class:`~perturbsim.models.PerturbationModel`, e.g. ``ps.Stacked`` trained on
-        ``ps.ds.norman2019_subset()``.
+        ``ps.ds.norman2019_subset()``, or one saved and loaded with
+        :meth:`~perturbsim.models.PerturbationModel.load` (a path is refused, naming it:
+        :func:`check_expression_model`).
 
     Attributes
     ----------
@@ -55,9 +86,7 @@ class ExpressionFitness:
     """
 
     def __init__(self, expression_model: PerturbationModel) -> None:
-        if not getattr(expression_model, "is_fitted", False):
-            raise PerturbsimError("ExpressionFitness needs a fitted expression model")
-        self.expression_model = expression_model
+        self.expression_model = check_expression_model(expression_model)
         self.alpha = float("nan")
         self.n_train = 0
         self._weights: np.ndarray | None = None

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..tl._design import active_learning_summary
-from ._plots import _axes, chosen
+from .._errors import PerturbsimError
+from ..tl._design import CURVE_COLUMNS, active_learning_summary
+from ._plots import _axes, checked_table, chosen
 
 
 def design_curves(
@@ -35,7 +36,8 @@ def design_curves(
     strategies
         Which to show, in this order; default: all, in order of first appearance.
     reference
-        Strategy whose final mean error is marked; ``None`` marks none.
+        Strategy whose final mean error is marked, one of the curves' (another is refused);
+        ``None`` marks none.
     confidence
         Coverage of the bands.
     ax
@@ -44,6 +46,12 @@ def design_curves(
     Returns
     -------
     The Axes.
+
+    Raises
+    ------
+    PerturbsimError
+        ``curves`` not a DataFrame with those columns, or a strategy or ``reference`` not
+        among its strategies.
 
     Examples
     --------
@@ -59,9 +67,15 @@ def design_curves(
     >>> [line.get_label() for line in ax.get_lines()][:2]
     ['combined', 'random']
     """
+    checked_table(curves, CURVE_COLUMNS, "curves", kind="a DataFrame of learning curves")
     summary = active_learning_summary(curves, confidence=confidence)
     available = list(pd.unique(summary["strategy"]))
     shown = chosen(strategies, available, "curves of the strategies")
+    if reference is not None and reference not in available:
+        raise PerturbsimError(
+            f"reference {reference!r} is not a strategy of the curves (have: {available}); "
+            "pass reference=None to mark none"
+        )
     ax = _axes(ax, (5.5, 4.0))
     for strategy in shown:
         rows = summary[summary["strategy"] == strategy]
@@ -69,7 +83,7 @@ def design_curves(
         ax.fill_between(
             rows["n_measured"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2
         )
-    if reference in available:
+    if reference is not None:
         final = summary[summary["strategy"] == reference].iloc[-1]
         ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference}'s final error")
     ax.set_xlabel("conditions measured")

@@ -20,6 +20,9 @@ def fitness_scatter(
 ) -> Axes:
     """Predicted against measured fitness of the test pairs, coloured by subgroup.
 
+    Pairs the method did not predict are left out: ``expression_ridge`` predicts only the
+    pairs its expression model covers (the legend counts the pairs shown).
+
     Parameters
     ----------
     data
@@ -28,7 +31,7 @@ def fitness_scatter(
     method
         The method to show, e.g. ``"fitness_model"`` or ``"additive"``.
     seed
-        The split seed to show; default: the first.
+        The split seed to show; default: the first with a prediction of ``method``.
     ax
         Axes to draw on.
 
@@ -61,9 +64,11 @@ def fitness_scatter(
         raise PerturbsimError(
             f"no predictions of method {method!r}; found {sorted(set(table['method']))}"
         )
-    rows = table[table["method"] == method]
+    rows = table[(table["method"] == method) & table["predicted"].notna()]
+    if rows.empty:
+        raise PerturbsimError(f"no predictions of {method!r}: every one is NaN")
     seed = int(rows["seed"].iloc[0]) if seed is None else seed
-    rows = rows[(rows["seed"] == seed) & rows["predicted"].notna()]
+    rows = rows[rows["seed"] == seed]
     if rows.empty:
         raise PerturbsimError(f"no predictions of {method!r} for split seed {seed}")
     ax = _axes(ax, (3.8, 3.6))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,17 +19,15 @@ from matplotlib import colormaps, patheffects
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
-from scipy import sparse
 from scipy.cluster import hierarchy
 
-from .._checks import check_count
+from .._checks import check_count, shown
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, DELTA_LAYER
+from .._keys import CONTROL, DELTA_LAYER
 from ..models import PerturbationModel
-from ..pp import PseudobulkStats, canonical_label, parse_label
+from ..pp import canonical_label, parse_label
 from ..pp._gi import is_scored
-from ..pp._pseudobulk import current_stats
-from ._plots import _axes
+from ._plots import ProfileSource, _axes, delta_table
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +48,8 @@ _PALETTE = [
 ]
 """Colours of programmes or clusters in :func:`phenotype_landscape` (29, then repeated)."""
 
-ProfileSource = AnnData | PseudobulkStats
-
 
 # -- inputs ---------------------------------------------------------------------------------
-def _delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
-    """Change over control, conditions x genes, of profiles, statistics or a set-up screen."""
-    if isinstance(data, AnnData) and CONDITION in data.obs:  # cells of a set-up screen
-        data = current_stats(data)
-    if isinstance(data, PseudobulkStats):
-        return pd.DataFrame(
-            data.delta,
-            index=pd.Index(np.asarray(data.conditions, dtype=str)),
-            columns=pd.Index(np.asarray(data.genes, dtype=str)),
-        )
-    if isinstance(data, AnnData) and DELTA_LAYER in data.layers:
-        delta = data.layers[DELTA_LAYER]
-        delta = delta.toarray() if sparse.issparse(delta) else np.asarray(delta)
-        return pd.DataFrame(
-            delta.astype(np.float64),
-            index=data.obs_names.astype(str),
-            columns=data.var_names.astype(str),
-        )
-    raise PerturbsimError(
-        f"{what} must be profiles (an AnnData with .layers[{DELTA_LAYER!r}], as predict "
-        f"returns), PseudobulkStats or a set-up screen, got {type(data).__name__}"
-    )
-
-
 def _score_table(data: AnnData | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """The scored pairs (``flag`` empty) of GI scores, with ``columns`` all finite."""
     table = data.obs if isinstance(data, AnnData) else data
@@ -275,11 +249,11 @@ def pair_prediction(
     if isinstance(source, PerturbationModel):
         predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
     else:
-        predicted = _delta_table(source, "source")
+        predicted = delta_table(source, "source")
         absent = [c for c in (a, b, label) if c not in predicted.index]
         if absent:
             raise PerturbsimError(f"source has no profile of {absent}")
-    truth = None if measured is None else _delta_table(measured, "measured")
+    truth = None if measured is None else delta_table(measured, "measured")
     if truth is not None and label not in truth.index:
         raise PerturbsimError(f"measured has no profile of the pair {label!r}")
     shared = predicted.columns if truth is None else predicted.columns.intersection(truth.columns)
@@ -462,7 +436,7 @@ def phenotype_landscape(
         :func:`~perturbsim.pp.parse_label` does (``A+B``, ``A+ctrl``). Profiles are then
         coloured by programme (grey: none), else by cluster.
     resolution
-        Resolution of the clustering (higher: more clusters).
+        Resolution of the clustering, a finite number > 0 (higher: more clusters).
     n_neighbors, n_pcs
         Neighbours of the graph and principal components of the measured profiles it is
         built on (at most one less than the measured profiles).
@@ -488,8 +462,8 @@ def phenotype_landscape(
     >>> len(ax.collections[0].get_offsets()), len(ax.collections[1].get_offsets())
     (33, 15)
     """
-    truth = _delta_table(measured, "measured").drop(index=CONTROL, errors="ignore")
-    guess = _delta_table(predicted, "predicted").drop(index=CONTROL, errors="ignore")
+    truth = delta_table(measured, "measured").drop(index=CONTROL, errors="ignore")
+    guess = delta_table(predicted, "predicted").drop(index=CONTROL, errors="ignore")
     genes = truth.columns.intersection(guess.columns)
     if len(genes) < 2 or len(truth) < 2 or guess.empty:
         raise PerturbsimError(
@@ -498,6 +472,12 @@ def phenotype_landscape(
         )
     n_neighbors = check_count("n_neighbors", n_neighbors, minimum=2)
     n_pcs = check_count("n_pcs", n_pcs)
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, numbers.Real)
+        or not 0 < resolution < math.inf
+    ):
+        raise PerturbsimError(f"resolution must be a finite number > 0, got {shown(resolution)}")
     table, algorithm = _landscape(
         truth[genes],
         guess[genes],

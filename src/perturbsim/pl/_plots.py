@@ -18,14 +18,18 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import sparse
 
-from .._errors import PerturbsimError
-from .._keys import DELTA_LAYER
+from .._errors import PerturbsimError, shown_list
+from .._keys import CONDITION, DELTA_LAYER
 from ..pp import PseudobulkStats, canonical_label, parse_label
+from ..pp._pseudobulk import current_stats
 from ..tl._metrics import METRICS
 from ..tl._result import REPLICATE, EvaluationResult, order_subgroups
 
 logger = logging.getLogger(__name__)
 
+
+ProfileSource = AnnData | PseudobulkStats
+"""Changes over control of several conditions: profiles, statistics or a set-up screen."""
 
 _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)}
 """Axis limits of bounded metrics, by the first word of the metric name."""
@@ -52,6 +56,54 @@ def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> 
     if unknown:
         raise PerturbsimError(f"no {what} {unknown} (have: {available})")
     return shown
+
+
+def checked_table(
+    data: object, columns: Sequence[str], what: str, *, kind: str = "a DataFrame"
+) -> pd.DataFrame:
+    """``data`` if it is a DataFrame with ``columns``.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming what ``data`` is instead (its type, or the columns it lacks and
+        those it has), what it must be (``kind``) and the columns needed.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise PerturbsimError(
+            f"{what} must be {kind} with the columns {list(columns)}, got {type(data).__name__}"
+        )
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise PerturbsimError(
+            f"no columns {missing} in {what} (it has {shown_list(data.columns, 8) or 'none'}): "
+            f"it must be {kind} with the columns {list(columns)}"
+        )
+    return data
+
+
+def delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
+    """Change over control, conditions x genes, of profiles, statistics or a set-up screen."""
+    if isinstance(data, AnnData) and CONDITION in data.obs:  # cells of a set-up screen
+        data = current_stats(data)
+    if isinstance(data, PseudobulkStats):
+        return pd.DataFrame(
+            data.delta,
+            index=pd.Index(np.asarray(data.conditions, dtype=str)),
+            columns=pd.Index(np.asarray(data.genes, dtype=str)),
+        )
+    if isinstance(data, AnnData) and DELTA_LAYER in data.layers:
+        delta = data.layers[DELTA_LAYER]
+        delta = delta.toarray() if sparse.issparse(delta) else np.asarray(delta)
+        return pd.DataFrame(
+            delta.astype(np.float64),
+            index=data.obs_names.astype(str),
+            columns=data.var_names.astype(str),
+        )
+    raise PerturbsimError(
+        f"{what} must be profiles (an AnnData with .layers[{DELTA_LAYER!r}], as predict "
+        f"returns), PseudobulkStats or a set-up screen, got {type(data).__name__}"
+    )
 
 
 def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
@@ -115,12 +167,12 @@ def metric_bars(
     >>> [bars.get_label() for bars in ax.containers]
     ['mean', 'no_perturb', 'replicate']
     """
-    summary = data.summary() if isinstance(data, EvaluationResult) else data
-    needed = {"model", "subgroup", "metric", "mean"}
-    if not isinstance(summary, pd.DataFrame) or not needed <= set(summary.columns):
-        raise PerturbsimError(
-            f"data must be an EvaluationResult or a summary table with columns {sorted(needed)}"
-        )
+    summary = checked_table(
+        data.summary() if isinstance(data, EvaluationResult) else data,
+        ["model", "subgroup", "metric", "mean"],
+        "data",
+        kind="an EvaluationResult or its summary() table",
+    )
     rows = summary[summary["metric"] == metric]
     if rows.empty:
         raise PerturbsimError(
@@ -198,9 +250,29 @@ def _as_series(
     return np.asarray(values, dtype=float).ravel(), None
 
 
+def _profile_of(data: ProfileSource, condition: str | None, what: str) -> pd.Series:
+    """The change over control of ``condition`` among the profiles of ``data`` (by gene).
+
+    Without ``condition``, that of the only profile ``data`` holds.
+    """
+    table = delta_table(data, what)
+    if condition is None:
+        if len(table) != 1:
+            raise PerturbsimError(
+                f"{what} holds {len(table)} profiles: pass condition= to choose one of them"
+            )
+        return table.iloc[0]
+    label = canonical_label(parse_label(condition))
+    if label not in table.index:
+        raise PerturbsimError(
+            f"{what} has no profile of {label!r} (it holds {shown_list(table.index, 8)})"
+        )
+    return table.loc[label]
+
+
 def predicted_vs_true(
     predicted: AnnData | pd.Series | np.ndarray,
-    measured: PseudobulkStats | pd.Series | np.ndarray,
+    measured: ProfileSource | pd.Series | np.ndarray,
     *,
     genes: Sequence[str] | None = None,
     condition: str | None = None,
@@ -218,13 +290,16 @@ def predicted_vs_true(
         ``.layers["delta"]`` is used), or changes over control as a gene-indexed Series or
         an array.
     measured
-        :class:`~perturbsim.pp.PseudobulkStats` (the change of ``condition``, by default the
-        predicted condition, is used), or measured changes as a Series or array aligned
-        with ``predicted``.
+        A set-up screen, :class:`~perturbsim.pp.PseudobulkStats` or measured profiles (an
+        AnnData with ``.layers["delta"]``), of which the change of ``condition`` (by
+        default the predicted condition) is used, as by
+        :func:`~perturbsim.pl.pair_prediction`; or measured changes as a Series or array
+        aligned with ``predicted``.
     genes
         Genes to show (needs gene names: an AnnData, a Series or statistics); default: all.
     condition
-        Condition of ``measured`` statistics and the title; default: the predicted one.
+        Condition of ``measured`` (needed when ``predicted`` names none and ``measured``
+        holds several profiles) and the title; default: the predicted one.
     ax
         Axes to draw on.
 
@@ -232,23 +307,25 @@ def predicted_vs_true(
     -------
     The Axes; the points are ``ax.collections[0]``.
 
+    Raises
+    ------
+    PerturbsimError
+        When no gene has both a finite predicted and a finite measured change (nothing to
+        draw), among other bad inputs.
+
     Examples
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.norman2019_subset()
-    >>> stats = ps.pp.compute_pseudobulk(adata)
     >>> pred = ps.TrainMean(adata).fit().predict("KLF1")
-    >>> ax = ps.pl.predicted_vs_true(pred, stats, genes=["HBZ", "HBG2"])
+    >>> ax = ps.pl.predicted_vs_true(pred, adata, genes=["HBZ", "HBG2"])
     >>> len(ax.collections[0].get_offsets())
     2
     """
     pred, pred_condition = _as_series(predicted, "predicted")
     condition = condition or pred_condition
-    if isinstance(measured, PseudobulkStats):
-        if condition is None:
-            raise PerturbsimError("pass condition= to read the measured change from statistics")
-        row = measured.index([canonical_label(parse_label(condition))])[0]
-        true = pd.Series(measured.delta[row], index=np.asarray(measured.genes, dtype=str))
+    if isinstance(measured, AnnData | PseudobulkStats):
+        true = _profile_of(measured, condition, "measured")
     else:
         true, _ = _as_series(measured, "measured")
     if isinstance(pred, pd.Series) and isinstance(true, pd.Series):
@@ -266,6 +343,12 @@ def predicted_vs_true(
     x, y = np.asarray(true, dtype=float), np.asarray(pred, dtype=float)
     if x.shape != y.shape:
         raise PerturbsimError(f"predicted ({y.size}) and measured ({x.size}) differ in length")
+    if not (np.isfinite(x) & np.isfinite(y)).any():
+        raise PerturbsimError(
+            f"nothing to draw: none of the {x.size} genes has both a finite predicted and a "
+            f"finite measured change ({(~np.isfinite(y)).sum()} predicted and "
+            f"{(~np.isfinite(x)).sum()} measured are NaN or infinite)"
+        )
     ax = _axes(ax, (3.4, 3.4))
     ax.scatter(x, y, s=14, alpha=0.8, color="C0", edgecolors="none")
     finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
@@ -280,6 +363,24 @@ def predicted_vs_true(
     if condition:
         ax.set_title(condition)
     return ax
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
+"""Columns :func:`training_history` draws."""
+_KEEPS_HISTORY = "of the expression models only GEARS, alone or as a correction of Stacked, does"
+"""Which models train a network, and so keep a training history, for error messages."""
+
+
+def _why_no_history(history: object) -> str:
+    """Why a model, or a table, has an empty training history."""
+    if isinstance(history, pd.DataFrame):
+        return (
+            f"the history table is empty: none of the models trained a network ({_KEEPS_HISTORY})"
+        )
+    label = getattr(history, "label", type(history).__name__)
+    if not getattr(history, "is_fitted", True):
+        return f"{label} has no training history: it is not fitted, call .fit() first"
+    return f"{label} has no training history: it trained no network ({_KEEPS_HISTORY})"
 
 
 def training_history(
@@ -304,6 +405,12 @@ def training_history(
     The Axes: per run a solid training line and a dashed validation line; the title names
     the model (its ``label``, or the table's ``model`` column).
 
+    Raises
+    ------
+    PerturbsimError
+        An empty history (saying why: the model is not fitted or trained no network, or
+        none of an evaluation's models did), or a table lacking the columns drawn.
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -318,8 +425,9 @@ def training_history(
         raise PerturbsimError(
             f"history must be a model with .history or a DataFrame, got {type(history).__name__}"
         )
-    if table.empty or not {"epoch", "train_loss", "val_loss"} <= set(table.columns):
-        raise PerturbsimError("no training history (train the model first)")
+    if table.empty:
+        raise PerturbsimError(_why_no_history(history))
+    checked_table(table, HISTORY_COLUMNS, "the history table")
     keys = [c for c in ("model", "seed", "member") if c in table.columns and table[c].nunique() > 1]
     groups = table.groupby(keys, sort=False) if keys else [((), table)]
     ax = _axes(ax, (4.2, 3.2))

@@ -13,12 +13,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
-from ._plots import _axes
+from ._plots import _axes, checked_table
 
 
-def _table(data: EvaluationResult | pd.DataFrame, what: str) -> pd.DataFrame:
+def _table(data: EvaluationResult | pd.DataFrame, what: str, columns: list[str]) -> pd.DataFrame:
+    """The ``what`` table of an evaluation (``data``'s, or ``data`` itself), with ``columns``."""
     table = getattr(data, what) if isinstance(data, EvaluationResult) else data
     table = table() if callable(table) else table
+    table = checked_table(table, columns, "data", kind=f"an EvaluationResult or its {what} table")
     if table.empty:
         raise PerturbsimError("no model of this evaluation has a predictive variance")
     return table
@@ -34,13 +36,17 @@ def uncertainty_vs_error(
     """One point per test condition and seed: a model's uncertainty against its error.
 
     Coloured by test subgroup, both axes logarithmic. An uncertainty that means something
-    rises with the error (the Spearman correlation in the title;
-    :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` averages it over seeds).
+    rises with the error: the title gives the Spearman correlation pooled over every point
+    (each test condition of each seed), which is not the figure of
+    :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` (a correlation per seed,
+    then their mean), so the two can differ.
 
     Parameters
     ----------
     data
-        An :class:`~perturbsim.tl.EvaluationResult` or its ``uncertainty`` table.
+        An :class:`~perturbsim.tl.EvaluationResult` or its ``uncertainty`` table (columns
+        ``model``, ``subgroup``, ``uncertainty``, ``error_de`` or ``error_all``, and
+        optionally ``seed``).
     model
         The model to plot.
     genes
@@ -61,19 +67,20 @@ def uncertainty_vs_error(
     ...     }
     ... )
     >>> ax = ps.pl.uncertainty_vs_error(table, model="stacked")
-    >>> ax.get_title()
-    'stacked: Spearman 1.00 over 3 conditions'
+    >>> print(ax.get_title())
+    stacked: Spearman 1.00
+    pooled over 3 test conditions
     """
-    table = _table(data, "uncertainty")
+    if genes not in ("de", "all"):
+        raise PerturbsimError(f"genes must be 'de' or 'all', got {genes!r}")
+    error = f"error_{genes}"
+    table = _table(data, "uncertainty", ["model", "subgroup", "uncertainty", error])
     rows = table[table["model"] == model]
     if rows.empty:
         raise PerturbsimError(
             f"model {model!r} has no uncertainty rows; models: {sorted(table['model'].unique())}"
         )
-    if genes not in ("de", "all"):
-        raise PerturbsimError(f"genes must be 'de' or 'all', got {genes!r}")
     ax = _axes(ax, (4.8, 4.0))
-    error = f"error_{genes}"
     for subgroup in order_subgroups(rows["subgroup"].unique()):
         part = rows[rows["subgroup"] == subgroup]
         ax.scatter(part["uncertainty"], part[error], s=18, alpha=0.8, label=subgroup)
@@ -86,7 +93,9 @@ def uncertainty_vs_error(
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("uncertainty (root mean predictive variance)")
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
-    ax.set_title(f"{model}: Spearman {rho:.2f} over {len(rows)} conditions")
+    n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
+    of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
+    ax.set_title(f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}")
     ax.legend(fontsize="small", frameon=False)
     return ax
 
@@ -100,7 +109,8 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     Parameters
     ----------
     data
-        An :class:`~perturbsim.tl.EvaluationResult` or its ``calibration()`` table.
+        An :class:`~perturbsim.tl.EvaluationResult` or its ``calibration()`` table (columns
+        ``model``, ``genes``, ``nominal``, ``observed``).
     ax
         Axes to draw on.
 
@@ -120,7 +130,7 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     >>> [line.get_label() for line in ax.get_lines()[1:]]
     ['stacked (top DE genes)', 'stacked (all genes)']
     """
-    table = _table(data, "calibration")
+    table = _table(data, "calibration", ["model", "genes", "nominal", "observed"])
     ax = _axes(ax, (4.4, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     colours = {}

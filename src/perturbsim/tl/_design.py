@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as sps
 
-from .._checks import check_count
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed
@@ -428,7 +428,8 @@ def design(
     max_pair_genes
         Panel size of the default pairs.
     uncertainty_weight, coverage_weight, diversity_weight
-        Weights of the score's parts (``"combined"`` and ``"coverage"``).
+        Weights of the score's parts (``"combined"`` and ``"coverage"``), finite numbers
+        >= 0.
     seed
         Seed of the ``"random"`` strategy (default: ``perturbsim.settings.seed``); the other
         strategies are deterministic.
@@ -442,8 +443,9 @@ def design(
     Raises
     ------
     PerturbsimError
-        An unknown strategy, an unfitted model, a budget below 1 or above the number of
-        untested candidates, or ``"uncertainty"`` for a model without variance.
+        An unknown strategy, an unfitted model, a negative or non-finite weight, a budget
+        below 1 or above the number of untested candidates, or ``"uncertainty"`` for a
+        model without variance.
 
     Examples
     --------
@@ -461,6 +463,11 @@ def design(
         raise PerturbsimError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     if not model.is_fitted:
         raise PerturbsimError(f"{model.label} is not fitted: call .fit() first")
+    part_weights = (
+        check_nonnegative("uncertainty_weight", uncertainty_weight),
+        check_nonnegative("coverage_weight", coverage_weight),
+        check_nonnegative("diversity_weight", diversity_weight),
+    )
     done = measured_conditions(model) if measured is None else _labels(measured, "measured")
     labels = _candidate_list(model, candidates, done, max_pair_genes)
     budget = _check_budget(budget, len(labels))
@@ -488,9 +495,7 @@ def design(
         weights = None
     else:
         order = None
-        weights = _strategy_weights(
-            strategy, variance is not None, (uncertainty_weight, coverage_weight, diversity_weight)
-        )
+        weights = _strategy_weights(strategy, variance is not None, part_weights)
     if strategy == "uncertainty":
         _warn_tied(uncertainty, budget)
     table = _choose(budget, uncertainty, coverage, diversity, weights=weights, order=order)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._settings import resolve_seeds
 from ..ds import FitnessScreen
 from ..models import ExpressionFitness, FitnessModel, PerturbationModel
+from ..models._fitness_expression import check_expression_model
 from ..pp._split import subgroup_name
 from ._result import _over_seeds
 
@@ -31,12 +32,16 @@ METRICS = ("r2", "pearson")
 METRIC_BOUNDS = {"r2": (-np.inf, 1.0), "pearson": (-1.0, 1.0)}
 """Ranges the metrics can take: their intervals over seeds are clipped to them."""
 ALL, COVERED = "all", "expression_covered"
-"""Scopes: every test pair, or the test pairs the expression model covers."""
+"""Scopes: every test pair, or the test pairs the expression model covers (also the name of
+the predictions' column saying which pairs those are)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FitnessSplit:
     """Training, validation and test pairs of a growth screen, held out by gene.
+
+    Its repr counts the genes and pairs of each set, with the first few of each; the
+    attributes hold them all.
 
     Attributes
     ----------
@@ -56,6 +61,19 @@ class FitnessSplit:
     train: list[str]
     val: list[str]
     test: dict[str, list[str]]
+
+    def __repr__(self) -> str:
+        sets = {"train": self.train, "val": self.val}
+        sets.update({f"test {name}": pairs for name, pairs in self.test.items()})
+        width = max(map(len, sets))
+        lines = [
+            f"FitnessSplit(seed={self.seed}): {len(self.seen_genes)} seen genes "
+            f"({shown_list(self.seen_genes, 3)})"
+        ]
+        for name, pairs in sets.items():
+            examples = f": {shown_list(pairs, 3)}" if pairs else ""
+            lines.append(f"  {name:<{width}} {len(pairs):>5} pairs{examples}")
+        return "\n".join(lines)
 
 
 def _check_fraction(name: str, value: float, *, low_open: bool) -> float:
@@ -116,6 +134,13 @@ def fitness_split(
     >>> split = ps.tl.fitness_split(ps.ds.FitnessScreen(singles, pairs), seed=0)
     >>> {k: len(v) for k, v in split.test.items()}
     {'combo_seen2': 4, 'combo_seen1': 12, 'combo_seen0': 1}
+    >>> print(split)  # counts and the first few of each set
+    FitnessSplit(seed=0): 6 seen genes (G0, G1, G3 and 3 more)
+      train                7 pairs: G0+G3, G0+G7, G1+G3 and 4 more
+      val                  4 pairs: G0+G1, G1+G5, G3+G5 and 1 more
+      test combo_seen2     4 pairs: G0+G5, G0+G6, G5+G7 and 1 more
+      test combo_seen1    12 pairs: G0+G2, G0+G4, G1+G2 and 9 more
+      test combo_seen0     1 pairs: G2+G4
     """
     unseen_fraction = _check_fraction("unseen_fraction", unseen_fraction, low_open=True)
     test_fraction = _check_fraction("test_fraction", test_fraction, low_open=True)
@@ -182,19 +207,31 @@ class FitnessResult:
         on the same pairs).
     predictions
         One row per ``seed``, ``pair``, ``subgroup`` and ``method``: ``predicted`` and
-        ``measured`` fitness, and ``covered`` (by the expression model).
+        ``measured`` fitness. With an expression model, also ``expression_covered``: whether
+        it covers the pair (``expression_ridge`` predicts only those, NaN elsewhere; the
+        scope ``expression_covered`` scores them); without one, no such column.
     train_seconds
         Fitting time of each fitted method, summed over seeds.
+    settings
+        How the evaluation ran: ``seeds`` (the split seeds), the split's fractions,
+        ``hide_unseen_singles``, ``models``, ``fit_options``, ``expression_model`` (its
+        name, or ``None``) and the screen's ``n_genes`` and ``n_pairs``.
     """
 
     scores: pd.DataFrame
     predictions: pd.DataFrame
     train_seconds: dict[str, float]
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def methods(self) -> list[str]:
         """Methods in the order they were scored."""
         return list(dict.fromkeys(self.scores["method"]))
+
+    @property
+    def scopes(self) -> list[str]:
+        """Scopes scored: ``"all"``, then ``"expression_covered"`` (if it covers a test pair)."""
+        return list(dict.fromkeys(self.scores["scope"]))
 
     def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Mean over seeds with a t-interval, per scope, method, subgroup and metric.
@@ -241,8 +278,10 @@ class FitnessResult:
 
         Returns
         -------
-        DataFrame indexed by subgroup (with the mean number of test pairs), one column per
-        method.
+        DataFrame indexed by subgroup: ``pairs_per_seed`` (the subgroup's test pairs in the
+        scope, per split seed: their mean over seeds, rounded), then one column per method.
+        With one seed a cell is the mean alone (no interval); intervals are clipped to the
+        values the metric can take (R² at most 1, Pearson within [-1, 1]).
         """
         summary = self.summary(confidence)
         rows = summary[(summary["metric"] == metric) & (summary["scope"] == scope)]
@@ -262,7 +301,7 @@ class FitnessResult:
         n_pairs = cells.groupby("subgroup")["n_pairs"].max().round().astype(int)
         order = [s for s in SUBGROUPS if s in wide.index]
         wide = wide.loc[order, [m for m in self.methods if m in wide.columns]]
-        wide.insert(0, "pairs", n_pairs.loc[order])
+        wide.insert(0, "pairs_per_seed", n_pairs.loc[order])
         wide.columns.name = None
         return wide
 
@@ -301,7 +340,7 @@ def _run_seed(
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
     predicted[ADDITIVE] = _additive(singles, rows["gene_a"], rows["gene_b"])
     predicted[MEAN] = np.full(len(pairs), table.loc[training, "fitness"].mean())
-    covered = np.zeros(len(pairs), dtype=bool)
+    covered: np.ndarray | None = None  # by the expression model
     if expression_model is not None:
         started = time.perf_counter()
         route = ExpressionFitness(expression_model)
@@ -323,11 +362,12 @@ def _run_seed(
                 "method": method,
                 "predicted": values,
                 "measured": rows["fitness"].to_numpy(),
-                "covered": covered,
             }
         )
         for method, values in predicted.items()
     ]
+    if covered is not None:
+        frames = [frame.assign(**{COVERED: covered}) for frame in frames]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -335,8 +375,8 @@ def _scores(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per seed, scope, subgroup and method: every metric of the predictions."""
     rows = []
     scopes = [(ALL, predictions["method"] != EXPRESSION)]
-    if (predictions["method"] == EXPRESSION).any():
-        scopes.append((COVERED, predictions["covered"]))
+    if COVERED in predictions.columns:
+        scopes.append((COVERED, predictions[COVERED]))
     for scope, mask in scopes:
         grouped = predictions[mask].groupby(["seed", "subgroup", "method"], sort=False)
         for (seed, subgroup, method), group in grouped:
@@ -396,13 +436,23 @@ def fitness_evaluate(
     go_annotations
         Gene -> GO term table for the models; ``None``: the bundled human annotations.
     expression_model
-        A fitted expression model for the second route, or ``None``.
+        A fitted expression model for the second route (a saved one: load it with
+        :meth:`~perturbsim.models.PerturbationModel.load`), or ``None``.
 
     Returns
     -------
     :class:`FitnessResult`; ``result.table("r2")`` is the headline table.
+
+    Raises
+    ------
+    PerturbsimError
+        One line, before any fit: bad seeds, a model named as a baseline, an
+        ``expression_model`` that is a path, not a model, or not fitted; then an error of
+        :func:`fitness_split` or of a fit.
     """
     seed_list = resolve_seeds(seeds, first=0)
+    if expression_model is not None:
+        check_expression_model(expression_model)
     models = DEFAULT_MODELS if models is None else dict(models)
     clash = sorted(set(models) & {ADDITIVE, MEAN, EXPRESSION})
     if clash:
@@ -431,4 +481,18 @@ def fitness_evaluate(
         )
         logger.info("fitness: split seed %d done", seed)
     table = pd.concat(predictions, ignore_index=True)
-    return FitnessResult(scores=_scores(table), predictions=table, train_seconds=seconds)
+    settings = {
+        "seeds": seed_list,
+        "unseen_fraction": unseen_fraction,
+        "test_fraction": test_fraction,
+        "val_fraction": val_fraction,
+        "hide_unseen_singles": bool(hide_unseen_singles),
+        "models": {name: dict(options) for name, options in models.items()},
+        "fit_options": dict(fit_options or {}),
+        "expression_model": None if expression_model is None else expression_model.label,
+        "n_genes": len(screen.genes),
+        "n_pairs": len(screen.pair_table()),
+    }
+    return FitnessResult(
+        scores=_scores(table), predictions=table, train_seconds=seconds, settings=settings
+    )
