@@ -212,6 +212,8 @@ def test_learning_curves_summary_and_plot():
     assert labels == ["combined", "random", "random's final error"]
     with pytest.raises(ps.PerturbsimError, match="lack the columns"):
         ps.tl.active_learning_summary(curves.drop(columns="seed"))
+    with pytest.raises(ps.PerturbsimError, match="must be a DataFrame of learning curves"):
+        ps.tl.active_learning_summary(curves.to_dict())
 
 
 def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):

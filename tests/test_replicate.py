@@ -139,7 +139,8 @@ def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_ba
         "mse": (0.5, 0.3, 0.4),
     }
     rows = [
-        (model, 1, "unseen_single", "A", metric, value)
+        (model, 1, "unseen_single", condition, metric, value)
+        for condition in ("A", "B")  # alike: a span with no noise
         for metric, triple in values.items()
         for model, value in zip(("x", "mean", "replicate"), triple, strict=True)
     ]
@@ -158,6 +159,28 @@ def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_ba
     assert per_seed["replicate", "pearson_delta"] == pytest.approx(4 / 7)
     assert per_seed["replicate", "mse"] == pytest.approx(0.2)
     assert per_seed["x", "mse"] == pytest.approx(0.5)
+
+
+def test_calibrated_needs_the_replicate_to_beat_the_baseline_beyond_noise():
+    def calibrated(replicate: dict[str, float]) -> float:
+        rows = []
+        for condition, value in replicate.items():
+            rows += [
+                ("x", 1, "unseen_single", condition, "de_jaccard", 0.5),
+                ("mean", 1, "unseen_single", condition, "de_jaccard", 0.3),
+                ("replicate", 1, "unseen_single", condition, "de_jaccard", value),
+            ]
+        scores = pd.DataFrame(
+            rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+        )
+        return EvaluationResult(scores=scores, coverage=scores).calibrated()["mean"].item()
+
+    # a clear margin over four conditions: (0.5 - 0.3) / (0.6 - 0.3)
+    assert calibrated({"A": 0.55, "B": 0.6, "C": 0.65, "D": 0.6}) == pytest.approx(2 / 3)
+    # beating the baseline in the mean, by a hair against the spread: 0.2 / 0.002 would
+    # read as a hundred repeats of the experiment
+    assert np.isnan(calibrated({"A": 0.5, "B": 0.1, "C": 0.35, "D": 0.258}))
+    assert np.isnan(calibrated({"A": 0.6}))  # one condition: no spread to judge it by
 
 
 def test_half_statistics_split_every_condition_control_included(tiny):

@@ -644,7 +644,8 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
         if table.isna().to_numpy().any():
             lines.append(
                 "NaN: undefined there (a model not covering the subgroup, a correlation with "
-                "a constant change, or a replicate no better than the mean)"
+                "a constant change, or a replicate not clearly better than the mean on the "
+                "conditions scored: within noise of it, or a single condition)"
             )
         partial = coverage[
             (coverage["n_covered"] > 0) & (coverage["n_covered"] < coverage["n_total"])

@@ -398,7 +398,9 @@ def markdown_report(
         lines += [
             f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` per seed on the "
             "same conditions: 0 = no better than the mean of the training perturbations, "
-            "1 = as good as repeating the experiment.",
+            "1 = as good as repeating the experiment. Undefined where the replicate is not "
+            "clearly better than the baseline on the conditions scored (its mean margin within "
+            "one standard error of 0, or one condition).",
             "",
             _summary_table(
                 calibrated,

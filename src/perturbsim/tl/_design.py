@@ -543,6 +543,11 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
     DataFrame with columns ``strategy`` (in order of first appearance), ``n_measured``
     (ascending), ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``.
     """
+    if not isinstance(curves, pd.DataFrame):
+        raise PerturbsimError(
+            f"curves must be a DataFrame of learning curves with the columns "
+            f"{list(CURVE_COLUMNS)}, got {type(curves).__name__}"
+        )
     missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
     if missing:
         raise PerturbsimError(f"curves lack the columns {missing} (expected {list(CURVE_COLUMNS)})")

@@ -46,6 +46,13 @@ SUMMARY_COLUMNS = [
 ]
 
 
+MIN_SPAN_SE = 1.0
+"""Standard errors by which the replicate must beat the baseline, on average over the
+conditions scored, for a calibrated score to be defined (:meth:`EvaluationResult.calibrated`).
+A margin within its own noise makes the calibrated ratio arbitrary; one standard error, not a
+significance test's two, since few conditions (the demo's two to five per subgroup) would
+then leave nothing calibrated even where the replicate plainly wins (0.97 against 0.19)."""
+
 GI_BOUNDS = {
     "precision_at_k": (0.0, 1.0),
     "random_precision": (0.0, 1.0),
@@ -105,6 +112,33 @@ def _lower_is_better(metric: str) -> bool:
     return registered is not None and registered.best == "lower"
 
 
+def _condition_spans(table: pd.DataFrame) -> pd.Series:
+    """Each scored condition's span, replicate (as a full-depth repeat) minus baseline."""
+    high = table["high"].to_numpy(dtype=float).copy()
+    for metric, rows in table.groupby("metric", sort=False).indices.items():
+        if metric in METRICS:
+            high[rows] = full_depth(str(metric), high[rows])
+    return pd.Series(high - table["low"].to_numpy(dtype=float), index=table.index)
+
+
+def _clear_span(table: pd.DataFrame) -> pd.Series:
+    """Whether the replicate beats the baseline beyond noise, per model, subgroup and metric.
+
+    ``table``: one row per model, seed, condition and metric with the anchors ``low`` and
+    ``high``. The margins of the conditions (replicate minus baseline, better-signed; all
+    seeds together) must average more than their standard error, :data:`MIN_SPAN_SE` of
+    them: a replicate that beats the baseline by a hair, or on one condition, would make
+    any difference between a model and the baseline a multiple of the span and the
+    calibrated score arbitrary.
+    """
+    keys = ["model", "subgroup", "metric"]
+    spans = _condition_spans(table)
+    better = table["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
+    margins = (spans * better).groupby([table[k] for k in keys], sort=False)
+    n, mean, std = margins.count(), margins.mean(), margins.std(ddof=1)
+    return (n > 1) & (mean > MIN_SPAN_SE * std / np.sqrt(n))
+
+
 def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Per-seed calibrated means of every model but the anchors (see ``calibrated``)."""
     keys = ["seed", "condition", "metric"]
@@ -115,20 +149,20 @@ def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
     table = scores[~scores["model"].isin([baseline, REPLICATE])]
     table = table.join(anchors[0], on=keys).join(anchors[1], on=keys)
     finite = np.isfinite(table[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)
-    groups = table[finite].groupby(["model", "seed", "subgroup", "metric"], sort=False)
+    table = table[finite]
+    groups = table.groupby(["model", "seed", "subgroup", "metric"], sort=False)
     per_seed = groups[["value", "low", "high"]].mean()
     per_seed["n_conditions"] = groups.size()
     per_seed = per_seed.reset_index()
     per_seed["high"] = _full_depth(per_seed, "high")
     # one span per model, subgroup and metric, pooled over seeds: a seed whose anchors
     # nearly coincide must not blow up the ratio
-    span = (
-        (per_seed["high"] - per_seed["low"])
-        .groupby([per_seed["model"], per_seed["subgroup"], per_seed["metric"]], sort=False)
-        .transform("mean")
-    )
+    by = [per_seed["model"], per_seed["subgroup"], per_seed["metric"]]
+    span = (per_seed["high"] - per_seed["low"]).groupby(by, sort=False).transform("mean")
+    clear = _clear_span(table)
+    index = pd.MultiIndex.from_frame(per_seed[["model", "subgroup", "metric"]])
     better = per_seed["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
-    meaningful = better * span > 0
+    meaningful = clear.reindex(index, fill_value=False).to_numpy() & (better * span > 0)
     per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
     return per_seed
 
@@ -302,8 +336,12 @@ class EvaluationResult:
         span ``r - b`` is pooled over seeds (its mean), so the per-seed values
         ``(model - b) / span`` are aggregated as in :meth:`summary` without a seed whose
         anchors nearly coincide blowing up the ratio. Undefined (NaN) where the replicate
-        does not beat the baseline: the screen then has nothing reproducible to calibrate
-        against. ``n_conditions`` counts the conditions used.
+        does not clearly beat the baseline on those conditions: where the conditions'
+        margins (replicate minus baseline, all seeds together) do not average more than their
+        standard error (:data:`MIN_SPAN_SE`), as with a single condition. The screen then has
+        nothing reproducible enough to calibrate against, and a margin of a hair would make
+        any difference from the baseline look like many repeats of the experiment.
+        ``n_conditions`` counts the conditions used.
 
         Parameters
         ----------
@@ -318,7 +356,8 @@ class EvaluationResult:
         columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
         """
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
-        return _over_seeds(_calibrated_per_seed(self.scores, baseline), models, confidence)
+        per_seed = _calibrated_per_seed(self.scores, baseline)
+        return _over_seeds(per_seed, models, confidence)
 
     def head_to_head(
         self,
