@@ -103,10 +103,10 @@ def test_head_to_head_compares_two_models_on_the_conditions_both_cover():
     rows = []
     for seed, shift in ((1, 0.0), (2, 0.02)):
         values = {
-            "ref": {"easy": 0.9 + shift, "hard": 0.3},
-            "narrow": {"easy": 0.8},  # covers only the easy condition
-            "mean": {"easy": 0.1, "hard": 0.1},
-            "replicate": {"easy": 1.1, "hard": 1.1},
+            "ref": {"easy": 0.9 + shift, "easy2": 0.9 + shift, "hard": 0.3},
+            "narrow": {"easy": 0.8, "easy2": 0.8},  # covers only the easy conditions
+            "mean": {"easy": 0.1, "easy2": 0.1, "hard": 0.1},
+            "replicate": {"easy": 1.1, "easy2": 1.1, "hard": 1.1},
         }
         for model, by_condition in values.items():
             for condition, value in by_condition.items():
@@ -125,7 +125,7 @@ def test_head_to_head_compares_two_models_on_the_conditions_both_cover():
     assert row["mean"] == pytest.approx(0.11)
     assert row["ci_low"] < row["mean"] < row["ci_high"]
     assert row["reference"] == pytest.approx(0.81) and row["model_value"] == pytest.approx(0.7)
-    assert row["n_conditions"] == 2 and row["n_seeds"] == 2
+    assert row["n_conditions"] == 4 and row["n_seeds"] == 2
     with pytest.raises(ps.PerturbsimError, match="reference 'nope'"):
         result.head_to_head("nope")
     with pytest.raises(ps.PerturbsimError, match="anchor of the calibration"):
@@ -162,14 +162,17 @@ def test_calibrated_maps_the_replicate_to_full_depth_and_needs_it_to_beat_the_ba
 
 
 def test_calibrated_needs_the_replicate_to_beat_the_baseline_beyond_noise():
-    def calibrated(replicate: dict[str, float]) -> float:
+    def calibrated(
+        replicate: dict[str, float], metric: str = "de_jaccard", seeds: tuple[int, ...] = (1,)
+    ) -> float:
         rows = []
-        for condition, value in replicate.items():
-            rows += [
-                ("x", 1, "unseen_single", condition, "de_jaccard", 0.5),
-                ("mean", 1, "unseen_single", condition, "de_jaccard", 0.3),
-                ("replicate", 1, "unseen_single", condition, "de_jaccard", value),
-            ]
+        for seed in seeds:
+            for condition, value in replicate.items():
+                rows += [
+                    ("x", seed, "unseen_single", condition, metric, 0.5),
+                    ("mean", seed, "unseen_single", condition, metric, 0.3),
+                    ("replicate", seed, "unseen_single", condition, metric, value),
+                ]
         scores = pd.DataFrame(
             rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
         )
@@ -181,6 +184,13 @@ def test_calibrated_needs_the_replicate_to_beat_the_baseline_beyond_noise():
     # read as a hundred repeats of the experiment
     assert np.isnan(calibrated({"A": 0.5, "B": 0.1, "C": 0.35, "D": 0.258}))
     assert np.isnan(calibrated({"A": 0.6}))  # one condition: no spread to judge it by
+    # nor when several seeds score that one condition (its replicate is the same split)
+    assert np.isnan(calibrated({"A": 0.6}, seeds=(1, 2, 3)))
+    # lower is better: halved to a full-depth repeat, the replicate's errors 0.2 beat the
+    # mean's 0.3 on every condition; (0.5 - 0.3) / (0.2 - 0.3) = -2
+    assert calibrated({"A": 0.4, "B": 0.4, "C": 0.4}, "mse") == pytest.approx(-2.0)
+    # and a replicate whose error is worse than the mean's, by the spread, is undefined
+    assert np.isnan(calibrated({"A": 0.7, "B": 0.9, "C": 0.6}, "mse"))
 
 
 def test_half_statistics_split_every_condition_control_included(tiny):

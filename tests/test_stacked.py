@@ -23,6 +23,7 @@ from perturbsim.models._stacking import (
     shrunk_fit,
     strongest,
 )
+from perturbsim.models._store import _config_sha256
 
 
 def test_bounded_least_squares_recovers_weights_and_respects_bounds():
@@ -529,6 +530,18 @@ def test_a_model_saved_with_the_neighbours_weight_among_the_corrections_loads(
     pd.testing.assert_frame_equal(
         loaded.weights.drop(columns="n_conditions"), model.weights.drop(columns="n_conditions")
     )
+
+
+def test_an_option_of_another_version_in_a_part_is_refused(fitted_combo, tmp_path):
+    _, model = fitted_combo
+    model.save(tmp_path / "stacked")
+    config_path = tmp_path / "stacked" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["options"]["parts"]["linear"]["future_option"] = 1  # a later version's part
+    config["config_sha256"] = _config_sha256(config)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ps.PerturbsimError, match=r"saved linear model .* \(future_option\)"):
+        ps.models.PerturbationModel.load(tmp_path / "stacked")
 
 
 def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_again(tmp_path):

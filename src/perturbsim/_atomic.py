@@ -90,7 +90,12 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
     ]
     foreign += [p for p in keep if p.resolve().parent == where]
     if not (out / RESULTS_MARKER).is_file() or foreign:
-        what = f"it holds {foreign[0].name!r}" if foreign else f"it has no {RESULTS_MARKER}"
+        what = (
+            f"it holds {foreign[0].name!r}"
+            if foreign
+            else f"it has no {RESULTS_MARKER} (results of an older version kept none: remove "
+            "the folder or choose another)"
+        )
         raise PerturbsimError(
             f"overwrite=True replaces earlier results only, and {str(out)!r} is not: {what}"
         )

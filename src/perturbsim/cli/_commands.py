@@ -199,7 +199,8 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--n-models",
         type=int,
         metavar="N",
-        help="ensemble size (default 1)" + _takers("n_models"),
+        help="ensemble size (default: the model's, 1; 5 for the *_ensemble variants)"
+        + _takers("n_models"),
     )
     parser.add_argument(
         "--device", help="auto (default: cuda if available), cpu or cuda" + _takers("device")

@@ -388,10 +388,10 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         f"{NOT_COVERED}: the model cannot predict any condition of the subgroup; {UNDEFINED}: "
         "the score is undefined (e.g. a correlation with the constant change of "
         "<code>no_perturb</code>, or a replicate not clearly better than the baseline on the "
-        "conditions scored, its mean margin within one standard error of 0 or measured on one "
-        "condition: nothing reproducible enough to calibrate against). Bold in the tables of "
-        "raw values: the best model of a column, the replicate aside. Hover over a cell for "
-        "its numbers of seeds and conditions."
+        "conditions scored, its mean margin not more than one standard error above 0 or "
+        "measured on one condition: nothing reproducible enough to calibrate against). Bold "
+        "in the tables of raw values: the best model of a column, the replicate aside. Hover "
+        "over a cell for its numbers of seeds and conditions."
     )
 
 

@@ -399,8 +399,8 @@ def markdown_report(
             f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` per seed on the "
             "same conditions: 0 = no better than the mean of the training perturbations, "
             "1 = as good as repeating the experiment. Undefined where the replicate is not "
-            "clearly better than the baseline on the conditions scored (its mean margin within "
-            "one standard error of 0, or one condition).",
+            "clearly better than the baseline on the conditions scored (its mean margin not "
+            "more than one standard error above 0, or one condition).",
             "",
             _summary_table(
                 calibrated,
@@ -503,7 +503,7 @@ def markdown_report(
         "## Files",
         "",
         "`scores.csv` (model x seed x condition x metric; the replicate's rows as measured, "
-        "between half-depth means), `per_seed.csv`, `summary.csv` (the replicate mapped as "
+        "between half-depth means), `per_seed.csv` and `summary.csv` (the replicate mapped as "
         "above), "
         "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
         "`timings.csv`"

@@ -846,15 +846,9 @@ class PerturbationModel(ABC):
                 f"{str(path)!r}: config.json lists {len(genes)} genes but the weights hold "
                 f"{control_mean.size} (edited by hand?); save the model again"
             )
-        options = config.get("options", {})
-        model = model_cls.from_state(genes, control_mean, options, arrays, seed=config.get("seed"))
-        unknown = sorted(set(options) - set(model._options()))
-        if unknown:  # read as if absent, they would be silently ignored
-            raise PerturbsimError(
-                f"{str(path)!r} holds options this version of perturbsim does not know "
-                f"({shown_list(unknown, 3)}): saved by another version; load it with that "
-                "version or train the model again"
-            )
+        model = model_cls.from_state(
+            genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
+        )
         model.variant = config.get("variant")  # absent from files saved before it was kept
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
@@ -895,5 +889,12 @@ class PerturbationModel(ABC):
         model.genes = np.asarray(genes, dtype=str)
         model.control_mean = np.asarray(control_mean, dtype=np.float64)
         model._restore(options, arrays)
+        unknown = sorted(set(options) - set(model._options()))
+        if unknown:  # read as if absent, they would be silently ignored
+            raise PerturbsimError(
+                f"the saved {cls.name} model holds options this version of perturbsim does not "
+                f"know ({shown_list(unknown, 3)}): saved by another version; load it with that "
+                "version or train the model again"
+            )
         model.is_fitted = True
         return model

@@ -11,12 +11,15 @@ from .._errors import PerturbsimError
 from ..tl._design import CURVE_COLUMNS, active_learning_summary
 from ._plots import _axes, checked_table, chosen
 
+DEFAULT_REFERENCE = "random"
+"""The strategy :func:`design_curves` marks unless told otherwise."""
+
 
 def design_curves(
     curves: pd.DataFrame,
     *,
     strategies: Sequence[str] | None = None,
-    reference: str | None = "random",
+    reference: str | None = DEFAULT_REFERENCE,
     confidence: float = 0.95,
     ax: Axes | None = None,
 ) -> Axes:
@@ -36,8 +39,9 @@ def design_curves(
     strategies
         Which to show, in this order; default: all, in order of first appearance.
     reference
-        Strategy whose final mean error is marked, one of the curves' (another is refused);
-        ``None`` marks none.
+        Strategy whose final mean error is marked, one of the curves' (another is refused,
+        but for the default, ``"random"``, which curves without it simply lack); ``None``
+        marks none.
     confidence
         Coverage of the bands.
     ax
@@ -71,6 +75,8 @@ def design_curves(
     summary = active_learning_summary(curves, confidence=confidence)
     available = list(pd.unique(summary["strategy"]))
     shown = chosen(strategies, available, "curves of the strategies")
+    if reference == DEFAULT_REFERENCE and reference not in available:
+        reference = None
     if reference is not None and reference not in available:
         raise PerturbsimError(
             f"reference {reference!r} is not a strategy of the curves (have: {available}); "

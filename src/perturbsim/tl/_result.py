@@ -112,29 +112,22 @@ def _lower_is_better(metric: str) -> bool:
     return registered is not None and registered.best == "lower"
 
 
-def _condition_spans(table: pd.DataFrame) -> pd.Series:
-    """Each scored condition's span, replicate (as a full-depth repeat) minus baseline."""
-    high = table["high"].to_numpy(dtype=float).copy()
-    for metric, rows in table.groupby("metric", sort=False).indices.items():
-        if metric in METRICS:
-            high[rows] = full_depth(str(metric), high[rows])
-    return pd.Series(high - table["low"].to_numpy(dtype=float), index=table.index)
-
-
 def _clear_span(table: pd.DataFrame) -> pd.Series:
     """Whether the replicate beats the baseline beyond noise, per model, subgroup and metric.
 
     ``table``: one row per model, seed, condition and metric with the anchors ``low`` and
-    ``high``. The margins of the conditions (replicate minus baseline, better-signed; all
-    seeds together) must average more than their standard error, :data:`MIN_SPAN_SE` of
-    them: a replicate that beats the baseline by a hair, or on one condition, would make
-    any difference between a model and the baseline a multiple of the span and the
-    calibrated score arbitrary.
+    ``high``. Each condition's margin (replicate as a full-depth repeat minus baseline,
+    better-signed) is averaged over the seeds that scored it (the replicate is one split of
+    its cells, the same in every seed); the margins of the distinct conditions must average
+    more than :data:`MIN_SPAN_SE` standard errors: a replicate that beats the baseline by a
+    hair, or on one condition, would make any difference between a model and the baseline
+    a multiple of the span and the calibrated score arbitrary.
     """
     keys = ["model", "subgroup", "metric"]
-    spans = _condition_spans(table)
     better = table["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
-    margins = (spans * better).groupby([table[k] for k in keys], sort=False)
+    margin = (_full_depth(table, "high") - table["low"].to_numpy(dtype=float)) * better
+    per_condition = margin.groupby([table[k] for k in [*keys, "condition"]], sort=False).mean()
+    margins = per_condition.groupby(level=keys, sort=False)
     n, mean, std = margins.count(), margins.mean(), margins.std(ddof=1)
     return (n > 1) & (mean > MIN_SPAN_SE * std / np.sqrt(n))
 
@@ -336,9 +329,10 @@ class EvaluationResult:
         span ``r - b`` is pooled over seeds (its mean), so the per-seed values
         ``(model - b) / span`` are aggregated as in :meth:`summary` without a seed whose
         anchors nearly coincide blowing up the ratio. Undefined (NaN) where the replicate
-        does not clearly beat the baseline on those conditions: where the conditions'
-        margins (replicate minus baseline, all seeds together) do not average more than their
-        standard error (:data:`MIN_SPAN_SE`), as with a single condition. The screen then has
+        does not clearly beat the baseline on those conditions: where the margins of the
+        distinct conditions (replicate minus baseline, each averaged over the seeds that
+        scored it) do not average more than their standard error (:data:`MIN_SPAN_SE`), as
+        with a single condition. The screen then has
         nothing reproducible enough to calibrate against, and a margin of a hair would make
         any difference from the baseline look like many repeats of the experiment.
         ``n_conditions`` counts the conditions used.
