@@ -210,7 +210,7 @@ def test_learning_curves_summary_and_plot():
     assert isinstance(ax, Axes)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["combined", "random", "random's final error"]
-    with pytest.raises(ps.PerturbsimError, match="lack the columns"):
+    with pytest.raises(ps.PerturbsimError, match=r"no columns \['seed'\] in curves"):
         ps.tl.active_learning_summary(curves.drop(columns="seed"))
     with pytest.raises(ps.PerturbsimError, match="must be a DataFrame of learning curves"):
         ps.tl.active_learning_summary(curves.to_dict())

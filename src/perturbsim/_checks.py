@@ -1,12 +1,15 @@
-"""Checks of the numbers a function is given: one line naming the argument and its value."""
+"""Checks of the arguments a function is given (numbers, tables): one line naming what is wrong."""
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
-from ._errors import PerturbsimError
+import pandas as pd
+
+from ._errors import PerturbsimError, shown_list
 
 
 def shown(value: Any) -> str:
@@ -55,3 +58,27 @@ def check_nonnegative(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
         raise PerturbsimError(f"{name} must be a finite number >= 0, got {shown(value)}")
     return float(value)
+
+
+def checked_table(
+    data: object, columns: Sequence[str], what: str, *, kind: str = "a DataFrame"
+) -> pd.DataFrame:
+    """``data`` if it is a DataFrame with ``columns``.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming what ``data`` is instead (its type, or the columns it lacks and
+        those it has), what it must be (``kind``) and the columns needed.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise PerturbsimError(
+            f"{what} must be {kind} with the columns {list(columns)}, got {type(data).__name__}"
+        )
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise PerturbsimError(
+            f"no columns {missing} in {what} (it has {shown_list(data.columns, 8) or 'none'}): "
+            f"it must be {kind} with the columns {list(columns)}"
+        )
+    return data

@@ -24,3 +24,14 @@ def shown_list(items: object, most: int) -> str:
     names = [str(item) for item in items]  # type: ignore[attr-defined]
     more = len(names) - most
     return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
+
+
+def case_hint(gene: str, known: str) -> str:
+    """The hint for ``gene`` written in another case than the ``known`` gene.
+
+    Examples
+    --------
+    >>> case_hint("klf1", "KLF1")
+    " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
+    """
+    return f" (did you mean {known!r} for {gene!r}? gene names are case-sensitive)"

@@ -19,7 +19,7 @@ from scipy import special
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_nonnegative
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, case_hint, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -468,10 +468,7 @@ class PerturbationModel(ABC):
                     f"{SEP.join(parts)!r} or a list of genes)"
                 )
         hints = [
-            *(
-                (gene, f" (did you mean {other!r} for {gene!r}? gene names are case-sensitive)")
-                for gene, other in spellings
-            ),
+            *((gene, case_hint(gene, other)) for gene, other in spellings),
             *(
                 (gene, f" (did you mean {symbol!r}? {gene!r} is a former name of it)")
                 for gene, symbol in renamed

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_count
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, case_hint, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
 from ..graphs import go_graph
@@ -185,7 +185,7 @@ def _refuse_shared_pairs(
         )
 
 
-def case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
+def first_case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
     """A hint for the first of ``unknown`` that is one of ``genes`` written in another case.
 
     Returns
@@ -195,14 +195,14 @@ def case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
 
     Examples
     --------
-    >>> case_hint(["klf1", "NOPE"], ["KLF1", "MAP2K6"])
+    >>> first_case_hint(["klf1", "NOPE"], ["KLF1", "MAP2K6"])
     " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
     """
     by_case = {gene.casefold(): gene for gene in genes}
     for gene in unknown:
         match = by_case.get(gene.casefold())
         if match is not None:
-            return f" (did you mean {match!r} for {gene!r}? gene names are case-sensitive)"
+            return case_hint(gene, match)
     return ""
 
 
@@ -366,7 +366,7 @@ class FitnessModel:
             genes = [g for p in missing for g in p.split("+") if g not in self._node]
             raise PerturbsimError(
                 f"{len(missing)} pairs are not measured in {self.screen.source}: "
-                f"{shown_list(missing, 10)}{case_hint(genes, self.genes)}"
+                f"{shown_list(missing, 10)}{first_case_hint(genes, self.genes)}"
             )
         rows = table.loc[labels]
         first = np.array([self._node[g] for g in rows["gene_a"]], dtype=np.int64)
@@ -541,7 +541,7 @@ class FitnessModel:
         if unknown:
             raise PerturbsimError(
                 f"{len(unknown)} genes are not in {self.screen.source}: "
-                f"{shown_list(unknown, 10)}{case_hint(unknown, self.genes)}"
+                f"{shown_list(unknown, 10)}{first_case_hint(unknown, self.genes)}"
             )
         for given, genes in zip(query_items(perturbations), sets, strict=True):
             label = given if isinstance(given, str) else canonical_label(genes)

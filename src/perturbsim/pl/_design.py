@@ -8,8 +8,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from .._errors import PerturbsimError
-from ..tl._design import CURVE_COLUMNS, active_learning_summary
-from ._plots import _axes, checked_table, chosen
+from ..tl._design import active_learning_summary
+from ._plots import _axes, chosen
 
 DEFAULT_REFERENCE = "random"
 """The strategy :func:`design_curves` marks unless told otherwise."""
@@ -71,7 +71,6 @@ def design_curves(
     >>> [line.get_label() for line in ax.get_lines()][:2]
     ['combined', 'random']
     """
-    checked_table(curves, CURVE_COLUMNS, "curves", kind="a DataFrame of learning curves")
     summary = active_learning_summary(curves, confidence=confidence)
     available = list(pd.unique(summary["strategy"]))
     shown = chosen(strategies, available, "curves of the strategies")

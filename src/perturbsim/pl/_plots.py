@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import sparse
 
+from .._checks import checked_table
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, DELTA_LAYER
 from ..pp import PseudobulkStats, canonical_label, parse_label
@@ -56,30 +57,6 @@ def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> 
     if unknown:
         raise PerturbsimError(f"no {what} {unknown} (have: {available})")
     return shown
-
-
-def checked_table(
-    data: object, columns: Sequence[str], what: str, *, kind: str = "a DataFrame"
-) -> pd.DataFrame:
-    """``data`` if it is a DataFrame with ``columns``.
-
-    Raises
-    ------
-    PerturbsimError
-        One line naming what ``data`` is instead (its type, or the columns it lacks and
-        those it has), what it must be (``kind``) and the columns needed.
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise PerturbsimError(
-            f"{what} must be {kind} with the columns {list(columns)}, got {type(data).__name__}"
-        )
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise PerturbsimError(
-            f"no columns {missing} in {what} (it has {shown_list(data.columns, 8) or 'none'}): "
-            f"it must be {kind} with the columns {list(columns)}"
-        )
-    return data
 
 
 def delta_table(data: ProfileSource, what: str) -> pd.DataFrame:

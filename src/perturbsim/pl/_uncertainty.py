@@ -11,9 +11,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
-from ._plots import _axes, checked_table
+from ._plots import _axes
 
 
 def _table(data: EvaluationResult | pd.DataFrame, what: str, columns: list[str]) -> pd.DataFrame:

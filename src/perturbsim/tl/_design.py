@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as sps
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_nonnegative, checked_table
 from .._errors import PerturbsimError, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed
@@ -543,14 +543,7 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
     DataFrame with columns ``strategy`` (in order of first appearance), ``n_measured``
     (ascending), ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``.
     """
-    if not isinstance(curves, pd.DataFrame):
-        raise PerturbsimError(
-            f"curves must be a DataFrame of learning curves with the columns "
-            f"{list(CURVE_COLUMNS)}, got {type(curves).__name__}"
-        )
-    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
-    if missing:
-        raise PerturbsimError(f"curves lack the columns {missing} (expected {list(CURVE_COLUMNS)})")
+    checked_table(curves, CURVE_COLUMNS, "curves", kind="a DataFrame of learning curves")
     if not 0 < confidence < 1:
         raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
     if curves.empty:
