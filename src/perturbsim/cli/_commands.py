@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,19 @@ def _test_conditions(args: argparse.Namespace) -> list[str] | None:
     if args.test is None:
         raise PerturbsimError("--split custom needs --test FILE (one condition a line)")
     return read_list(args.test, "--test", "test conditions")
+
+
+def _add_split_options(
+    parser: argparse.ArgumentParser,
+    choices: Sequence[str],
+    default: str | None,
+    help_text: str,
+) -> None:
+    """Add ``--split`` (``choices``, ``default``, ``help_text``) and ``--test`` (custom)."""
+    parser.add_argument("--split", choices=choices, default=default, help=help_text)
+    parser.add_argument(
+        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    )
 
 
 def _takers(option: str, *, fit: bool = False) -> str:
@@ -172,15 +186,12 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help=f"model to train (default: {DEFAULT_MODELS[0]}): {', '.join(model_names())}",
     )
-    parser.add_argument(
-        "--split",
-        choices=(*SPLITS, "none"),
-        default="simulation",
-        help="held-out design (default simulation, as GEARS; none: hold nothing out, for a "
-        "model to use rather than score)",
-    )
-    parser.add_argument(
-        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    _add_split_options(
+        parser,
+        (*SPLITS, "none"),
+        "simulation",
+        "held-out design (default simulation, as GEARS; none: hold nothing out, for a model to "
+        "use rather than score)",
     )
     parser.add_argument(
         "--seed",
@@ -462,14 +473,12 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
     )
     add_overwrite(parser, "pred.h5ad and real.h5ad of an earlier export in --out")
-    parser.add_argument(
-        "--split",
-        choices=SPLITS,
-        help="held-out design, as for train (default: the conditions the model held out, as "
-        "its directory records them; simulation for a model saved before they were)",
-    )
-    parser.add_argument(
-        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    _add_split_options(
+        parser,
+        SPLITS,
+        None,
+        "held-out design, as for train (default: the conditions the model held out, as its "
+        "directory records them; simulation for a model saved before they were)",
     )
     parser.add_argument(
         "--seed",
@@ -555,15 +564,12 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         help="GEARS against the baselines on held-out perturbations, over seeds",
     )
     add_screen_options(parser)
-    parser.add_argument(
-        "--split",
-        choices=SPLITS,
-        default="simulation",
-        help="held-out design (default simulation; custom: the conditions of --test, "
-        "validation drawn by each seed)",
-    )
-    parser.add_argument(
-        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+    _add_split_options(
+        parser,
+        SPLITS,
+        "simulation",
+        "held-out design (default simulation; custom: the conditions of --test, validation "
+        "drawn by each seed)",
     )
     parser.add_argument(
         "--seeds", type=int, default=5, metavar="N", help="split seeds 1..N (default 5)"

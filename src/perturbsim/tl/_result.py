@@ -112,6 +112,11 @@ def _lower_is_better(metric: str) -> bool:
     return registered is not None and registered.best == "lower"
 
 
+def _better_sign(metrics: pd.Series) -> pd.Series:
+    """+1 where a higher value of the row's metric is better, -1 where a lower one is."""
+    return metrics.map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
+
+
 def _clear_span(table: pd.DataFrame) -> pd.Series:
     """Whether the replicate beats the baseline beyond noise, per model, subgroup and metric.
 
@@ -124,8 +129,9 @@ def _clear_span(table: pd.DataFrame) -> pd.Series:
     a multiple of the span and the calibrated score arbitrary.
     """
     keys = ["model", "subgroup", "metric"]
-    better = table["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
-    margin = (_full_depth(table, "high") - table["low"].to_numpy(dtype=float)) * better
+    margin = (_full_depth(table, "high") - table["low"].to_numpy(dtype=float)) * _better_sign(
+        table["metric"]
+    )
     per_condition = margin.groupby([table[k] for k in [*keys, "condition"]], sort=False).mean()
     margins = per_condition.groupby(level=keys, sort=False)
     n, mean, std = margins.count(), margins.mean(), margins.std(ddof=1)
@@ -154,8 +160,8 @@ def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
     span = (per_seed["high"] - per_seed["low"]).groupby(by, sort=False).transform("mean")
     clear = _clear_span(table)
     index = pd.MultiIndex.from_frame(per_seed[["model", "subgroup", "metric"]])
-    better = per_seed["metric"].map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
-    meaningful = clear.reindex(index, fill_value=False).to_numpy() & (better * span > 0)
+    gained = _better_sign(per_seed["metric"]) * span > 0
+    meaningful = clear.reindex(index, fill_value=False).to_numpy() & gained
     per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
     return per_seed
 
@@ -332,9 +338,9 @@ class EvaluationResult:
         does not clearly beat the baseline on those conditions: where the margins of the
         distinct conditions (replicate minus baseline, each averaged over the seeds that
         scored it) do not average more than their standard error (:data:`MIN_SPAN_SE`), as
-        with a single condition. The screen then has
-        nothing reproducible enough to calibrate against, and a margin of a hair would make
-        any difference from the baseline look like many repeats of the experiment.
+        with a single condition. The screen then has nothing reproducible enough to
+        calibrate against, and a margin of a hair would make any difference from the
+        baseline look like many repeats of the experiment.
         ``n_conditions`` counts the conditions used.
 
         Parameters
