@@ -70,6 +70,16 @@ def checked_table(
     PerturbsimError
         One line naming what ``data`` is instead (its type, or the columns it lacks and
         those it has), what it must be (``kind``) and the columns needed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> checked_table(pd.DataFrame({"gene": ["KLF1"]}), ["gene"], "genes").shape
+    (1, 1)
+    >>> checked_table({"gene": ["KLF1"]}, ["gene"], "g")
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: g must be a DataFrame with the columns ['gene'], got dict
     """
     if not isinstance(data, pd.DataFrame):
         raise PerturbsimError(

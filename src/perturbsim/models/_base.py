@@ -284,6 +284,16 @@ class PerturbationModel(ABC):
         Its split's test conditions (empty for a model fitted on every condition, ``split``
         kind ``"none"``); ``None`` for a model not fitted or saved before perturbsim recorded
         the screen's conditions.
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.split(adata, kind="combo", seed=1)
+        >>> model = ps.TrainMean(adata).fit()
+        >>> test = set(map(str, adata.uns["perturbsim"]["split"]["test"]))
+        >>> set(model.held_out_conditions) == test
+        True
         """
         if self.fitted_conditions is None or not self.screen_conditions:
             return None
