@@ -614,3 +614,34 @@ def test_a_gene_outside_the_screen_is_predicted_from_go_and_flagged(norman):
     assert pred.obs["unsupported"].all() and np.isfinite(pred.X).all()
     with pytest.raises(ps.PerturbsimError, match="strict"):
         model.predict(["MYC"], strict=True)
+
+
+def _move(adata: ad.AnnData, conditions: list[str], to: str) -> None:
+    """Move ``conditions`` of the recorded split into its ``to`` set (train or val)."""
+    split = adata.uns["perturbsim"]["split"]
+    for name in ("train", "val", "test"):
+        kept = [str(c) for c in split[name] if str(c) not in conditions]
+        split[name] = np.array(kept + (conditions if name == to else []), dtype=object)
+
+
+def test_pairs_of_genes_never_measured_alone_are_weighted_on_pairs_of_untrained_genes():
+    adata = split_small("simulation", 4, val_fraction=0.3)
+    split = adata.uns["perturbsim"]["split"]
+    test = [str(c) for c in split["test"]]
+    gene = "G0217"  # of a validation pair of two unmeasured genes, in two test pairs
+    _move(adata, [c for c in test if "+" in c and gene in ps.pp.genes_of(c)][:1], "train")
+    _move(adata, ["G0091+G0105", "G0136+G0147"], "val")  # test pairs of unmeasured genes
+    train = [str(c) for c in split["train"] if str(c) != "ctrl"]
+    singles = {c for c in train if "+" not in c}
+    trained = {g for c in train for g in ps.pp.genes_of(c)}
+    unmeasured = [
+        ps.pp.genes_of(str(c))
+        for c in split["val"]
+        if "+" in str(c) and not singles & set(ps.pp.genes_of(str(c)))
+    ]
+    untrained = [genes for genes in unmeasured if trained.isdisjoint(genes)]
+    assert len(unmeasured) == 6 and len(untrained) == 5  # one pair's gene was trained
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    seen0 = model.weights.query("kind == 'combo_seen0' and part == 'linear'").iloc[0]
+    # the correcting models learnt the trained gene: that pair is no unmeasured pair's peer
+    assert seen0["n_conditions"] == len(untrained)

@@ -235,12 +235,17 @@ class Stacked(CoverageMixin, PerturbationModel):
       them);
     - the corrections' :math:`w_{k,j}`, how far each model's departure from the
       calibrated baseline improves on it, on the validation conditions only (the models
-      were fitted on the training conditions); then, for pairs of measured singles, the
-      weight of :data:`NEIGHBOURS`, on what the weighted corrections leave of the
-      validation pairs and on the training pairs each lent the residual of the other
-      training pairs (their own evidence: they do not count towards the corrections'; the
-      correcting models were trained on the training pairs, so their departures there are
-      not held out and only the validation pairs' targets have the corrections removed).
+      were fitted on the training conditions; for pairs of two genes never measured
+      alone, on the validation pairs neither of whose genes a training condition
+      perturbs: with ``infer_singles`` the weights serve pairs of genes no measured
+      condition perturbs, a gene of a measured pair getting its single inferred, and the
+      correcting models learnt the others' genes from their training pairs); then, for
+      pairs of measured singles, the weight of :data:`NEIGHBOURS`, on what the weighted
+      corrections leave of the validation pairs and on the training pairs each lent the
+      residual of the other training pairs (their own evidence: they do not count towards
+      the corrections'; the correcting models were trained on the training pairs, so their
+      departures there are not held out and only the validation pairs' targets have the
+      corrections removed).
 
     A combination with a gene not measured alone (:data:`POOLED`) whose kind has one to three
     held-out conditions borrows the scales fitted over those kinds together; any other kind
@@ -743,7 +748,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         later = [c for c in val if self._unmeasured_pair(genes_of(c))]
         first = [c for c in val if not self._unmeasured_pair(genes_of(c))]
         residuals = dict(zip(first, self._fit_weights_on(data, first, held_out), strict=True))
-        residuals.update(zip(later, self._fit_unmeasured_pairs(data, later), strict=True))
+        trained = {g for c in data.perturbed(data.train) for g in genes_of(c)}
+        residuals.update(zip(later, self._fit_unmeasured_pairs(data, later, trained), strict=True))
         val_residuals = np.array([residuals[c] for c in val]).reshape(len(val), len(self.genes))
         self._fit_error_model(data, held_out, val, val_residuals)
         logger.info("%s weights (fitted on held-out conditions):\n%s", self.label, self.weights)
@@ -811,19 +817,28 @@ class Stacked(CoverageMixin, PerturbationModel):
             predicted[pairs] += self._neighbours_fit.weights[0] * lent[pairs]
         return measured - predicted
 
-    def _fit_unmeasured_pairs(self, data: ScreenData, pairs: list[str]) -> np.ndarray:
-        """Fit the corrections' weights of pairs of genes never measured alone on ``pairs``.
+    def _fit_unmeasured_pairs(
+        self, data: ScreenData, pairs: list[str], trained: set[str]
+    ) -> np.ndarray:
+        """Fit the corrections' weights of pairs of genes never measured alone.
 
         Their baseline is their genes' predicted singles combined, with the other kinds'
-        weights already set (no scale; no residual lent). Returns the residuals of ``pairs``.
+        weights already set (no scale; no residual lent). The weights are fitted on those of
+        ``pairs`` neither of whose genes is among ``trained``, the genes the training
+        conditions perturb: a pair with such a gene gets that gene's single inferred from
+        its measured pairs once the weights are set (``infer_singles``), so the weights
+        serve pairs of genes no measured condition perturbs, and the correcting models
+        learnt the others' genes from their training pairs. Returns the residuals of
+        ``pairs``, every one predicted with those weights.
         """
         sets, keep, measured, focus = self._targets(data, pairs)
         baseline, _ = self._baseline(sets)
         departures = self._departures(sets, baseline)
         departures.pop(NEIGHBOURS, None)
         kinds = ["combo_seen0"] * len(pairs)
+        unlearnt = [i for i, genes in enumerate(sets) if trained.isdisjoint(genes)]
         predicted = self._fit_corrections(
-            kinds, keep, measured, baseline, departures, focus, ("combo_seen0",)
+            kinds, keep, measured, baseline, departures, focus, ("combo_seen0",), unlearnt
         )
         return measured - predicted
 
@@ -836,12 +851,14 @@ class Stacked(CoverageMixin, PerturbationModel):
         departures: dict[str, np.ndarray],
         focus: list[np.ndarray],
         fitted_kinds: tuple[str, ...],
+        fit_on: list[int] | None = None,
     ) -> np.ndarray:
         """Fit the correcting models' weights of ``fitted_kinds``; return the predictions.
 
-        Each kind on its own held-out conditions (never pooled), by the departures of the
-        models from ``baseline`` on each condition's fitted genes (``keep``, ``focus``).
-        Returns ``baseline`` plus the weighted departures, ``(len(kinds), G)``.
+        Each kind on its own held-out conditions (never pooled; those of ``fit_on`` when
+        given, else all), by the departures of the models from ``baseline`` on each
+        condition's fitted genes (``keep``, ``focus``). Returns ``baseline`` plus the
+        weighted departures, ``(len(kinds), G)``, for every condition.
         """
         rows = [
             FitRow(
@@ -852,7 +869,7 @@ class Stacked(CoverageMixin, PerturbationModel):
                 measured[i, keep[i]] - baseline[i, keep[i]],
                 focus[i],
             )
-            for i in range(len(kinds))
+            for i in (range(len(kinds)) if fit_on is None else fit_on)
         ]
         no_weights = np.zeros(len(departures))
         fitted = fit_per_kind(rows, fitted_kinds, no_weights, pooled_kinds=())
