@@ -619,29 +619,40 @@ def test_a_gene_outside_the_screen_is_predicted_from_go_and_flagged(norman):
 def _move(adata: ad.AnnData, conditions: list[str], to: str) -> None:
     """Move ``conditions`` of the recorded split into its ``to`` set (train or val)."""
     split = adata.uns["perturbsim"]["split"]
+    recorded = {str(c) for name in ("train", "val", "test") for c in split[name]}
+    assert conditions and set(conditions) <= recorded
     for name in ("train", "val", "test"):
         kept = [str(c) for c in split[name] if str(c) not in conditions]
         split[name] = np.array(kept + (conditions if name == to else []), dtype=object)
 
 
-def test_pairs_of_genes_never_measured_alone_are_weighted_on_pairs_of_untrained_genes():
+def _unmeasured_pairs(adata: ad.AnnData, name: str) -> list[tuple[str, ...]]:
+    """Pairs of the split's ``name`` set neither of whose genes a training single perturbs."""
+    split = adata.uns["perturbsim"]["split"]
+    singles = {str(c) for c in split["train"] if "+" not in str(c) and str(c) != "ctrl"}
+    pairs = [ps.pp.genes_of(str(c)) for c in split[name] if "+" in str(c)]
+    return [genes for genes in pairs if singles.isdisjoint(genes)]
+
+
+@pytest.mark.parametrize("infer_singles", [True, False])
+def test_pairs_of_genes_never_measured_alone_are_weighted_on_pairs_of_untrained_genes(
+    infer_singles: bool,
+):
     adata = split_small("simulation", 4, val_fraction=0.3)
     split = adata.uns["perturbsim"]["split"]
-    test = [str(c) for c in split["test"]]
-    gene = "G0217"  # of a validation pair of two unmeasured genes, in two test pairs
-    _move(adata, [c for c in test if "+" in c and gene in ps.pp.genes_of(c)][:1], "train")
-    _move(adata, ["G0091+G0105", "G0136+G0147"], "val")  # test pairs of unmeasured genes
-    train = [str(c) for c in split["train"] if str(c) != "ctrl"]
-    singles = {c for c in train if "+" not in c}
-    trained = {g for c in train for g in ps.pp.genes_of(c)}
-    unmeasured = [
-        ps.pp.genes_of(str(c))
-        for c in split["val"]
-        if "+" in str(c) and not singles & set(ps.pp.genes_of(str(c)))
-    ]
+    # two more validation pairs of unmeasured genes; then one validation pair's gene trained
+    _move(adata, ["+".join(p) for p in _unmeasured_pairs(adata, "test")[:2]], "val")
+    val_genes = {g for p in _unmeasured_pairs(adata, "val") for g in p}
+    test_pairs = [str(c) for c in split["test"] if "+" in str(c)]
+    _move(adata, [next(c for c in test_pairs if val_genes & set(ps.pp.genes_of(c)))], "train")
+    trained = {g for c in split["train"] for g in ps.pp.genes_of(str(c))}
+    unmeasured = _unmeasured_pairs(adata, "val")
     untrained = [genes for genes in unmeasured if trained.isdisjoint(genes)]
-    assert len(unmeasured) == 6 and len(untrained) == 5  # one pair's gene was trained
-    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    assert 4 <= len(untrained) < len(unmeasured)
+    model = ps.models.Stacked(adata, corrections=("linear",), infer_singles=infer_singles).fit()
     seen0 = model.weights.query("kind == 'combo_seen0' and part == 'linear'").iloc[0]
-    # the correcting models learnt the trained gene: that pair is no unmeasured pair's peer
-    assert seen0["n_conditions"] == len(untrained)
+    # with inferred singles the correcting models' knowledge of a trained gene serves the
+    # pairs it is in through its inferred single: those pairs are no unmeasured pair's peers
+    assert seen0["n_conditions"] == (len(untrained) if infer_singles else len(unmeasured))
+    errors = model.error_scales.set_index("kind").loc["combo_seen0"]
+    assert errors["n_conditions"] == len(unmeasured)  # every pair as predicted: more rows
