@@ -5,6 +5,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 import pytest
+from conftest import make_screen
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -241,10 +242,14 @@ def test_sep_reads_underscore_labels(caplog, screen, tmp_path):
     assert "--sep" not in caplog.text
     labels = set(screen.obs["condition"])
     pair = next(c for c in labels if "_" in c and set(c.split("_")) <= labels)
-    pair = pair.replace("_", "+")  # additive predicts pairs of singles seen in training
-    out = tmp_path / "pred.csv"
-    assert main(["predict", str(tmp_path / "model"), pair, "--out", str(out)]) == 0
-    assert pd.read_csv(out, index_col=0).shape == (1, screen.n_vars)
+    out = tmp_path / "pred.csv"  # additive predicts pairs of singles seen in training
+    model = str(tmp_path / "model")
+    assert main(["predict", model, pair, "control", "--out", str(out)]) == 0  # the screen's
+    predicted = pd.read_csv(out, index_col=0)
+    assert predicted.shape == (2, screen.n_vars)
+    assert predicted.index.tolist() == [pair.replace("_", "+"), "ctrl"]
+    plus = pair.replace("_", "+")
+    assert main(["predict", model, plus, "--sep", "+", "--out", str(out), "--overwrite"]) == 0
 
 
 def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):
@@ -267,6 +272,27 @@ def test_gene_key_names_genes_by_a_var_column(caplog, screen, tmp_path):
     gene = screen.var["symbol"].iloc[0]
     assert main(["predict", str(tmp_path / "model"), gene, "--out", str(out)]) == 0
     assert pd.read_csv(out, index_col=0).columns.tolist() == screen.var["symbol"].tolist()
+
+
+def test_gene_key_none_keeps_var_names_over_a_gene_name_column(screen, tmp_path):
+    perturbed = {g for c in screen.obs["condition"] for g in c.split("+")}
+    screen.var["gene_name"] = [g if g in perturbed else f"{g}.1" for g in screen.var_names]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "auto", "--model", "mean") == 0  # names as many: used
+    assert ps.models.PerturbationModel.load(tmp_path / "auto").genes[-1].endswith(".1")
+    assert _train(data, tmp_path / "model", "--model", "mean", "--gene-key", "none") == 0
+    out = tmp_path / "pred.csv"
+    gene = str(screen.var_names[0])
+    assert main(["predict", str(tmp_path / "model"), gene, "--out", str(out)]) == 0
+    assert pd.read_csv(out, index_col=0).columns.tolist() == list(map(str, screen.var_names))
+
+
+def test_a_screen_of_pairs_only_under_the_default_split_is_told_to_split_by_combo(capsys, tmp_path):
+    pairs = make_screen(["control", "G1+G2", "G3+G4", "G5+G6", "G1+G3", "G2+G4"])
+    data = _write(pairs, tmp_path / "pairs.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 2
+    assert "needs --split combo or --split none" in _one_line_error(capsys)
+    assert _train(data, tmp_path / "model", "--model", "mean", "--split", "combo") == 0
 
 
 def test_unknown_gene_key_is_a_one_line_error(capsys, screen, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -140,6 +141,15 @@ def test_never_perturbed_gene_on_the_real_screen_is_predicted_through_go(norman)
     pred = model.predict([never[:2], ["KLF1", "MAP2K6"]])
     assert np.isfinite(pred.X).all()
     assert not np.allclose(pred.layers["delta"][0], pred.layers["delta"][1])
+
+
+def test_a_screen_without_go_annotated_genes_is_warned_of(split_tiny, caplog):
+    no_go = pd.DataFrame({"gene": ["NOT_IN_SCREEN"], "term": ["GO:0000001"]})
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = ps.GEARS(split_tiny, seed=0, go_annotations=no_go).fit(max_epochs=1)
+    assert "no gene of the screen has a GO annotation" in caplog.text
+    assert "pass go_annotations" in caplog.text
+    assert model.go_graph.n_edges == 0
 
 
 def test_deterministic_under_seed(gears):

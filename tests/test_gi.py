@@ -367,6 +367,20 @@ def test_labels_are_canonical_and_c1_belongs_to_the_first_gene(singles):
         gi_scores(profiles, genes=["nope"])
 
 
+def test_labels_joined_by_another_separator_need_sep_and_are_warned_of(singles, caplog):
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "A_B": 2 * a + 0.5 * b})
+    genes = list(profiles.var_names)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        assert gi_scores(profiles, genes=genes).empty
+    assert "no two-gene row among the 3 profiles" in caplog.text and "pass sep=" in caplog.text
+    scores = gi_scores(profiles, genes=genes, sep="_")
+    assert list(scores.index) == ["A+B"]
+    assert scores.loc["A+B", "c1"] == pytest.approx(2, abs=1e-6)
+    per_gene = gi_per_gene(profiles, pairs=["A_B"], sep="_")
+    assert set(per_gene["pair"]) == {"A+B"}
+
+
 def test_a_pair_scores_the_same_whichever_pairs_come_with_it(singles):
     a, b = singles
     rng = np.random.default_rng(9)

@@ -99,6 +99,8 @@ def test_unknown_genes_are_listed_on_one_line_or_skipped(gears, genes, caplog):
     assert "NOTAGENE1" in caplog.text
     with pytest.raises(ps.PerturbsimError, match="fewer than two of the genes"):
         gears.predict_pairs([genes[0], "NOTAGENE1"], skip_unknown=True)
+    with pytest.raises(ps.PerturbsimError, match=f"did you mean '{genes[1]}' for"):
+        gears.predict_pairs([genes[0], genes[1].lower()], gi=False)
 
 
 @pytest.mark.parametrize(

@@ -183,3 +183,42 @@ def test_a_backed_file_deleted_after_it_was_opened_is_named(norman, tmp_path):
     path.unlink()
     with pytest.raises(PerturbsimError, match="the file no longer exists"):
         ps.pp.pseudobulk(backed)
+
+
+def test_statistics_recomputed_after_a_split_read_the_layer_they_were_computed_from(norman):
+    from perturbsim.models import Additive
+    from perturbsim.pp._pseudobulk import current_stats
+
+    norman.layers["doubled"] = norman.X * 2.0
+    ps.pp.pseudobulk(norman, layer="doubled", half_seed=3)
+    ps.pp.split(norman, kind="simulation", seed=1)  # the stored statistics are now stale
+    fresh = current_stats(norman, coexpression="auto")
+    on_x = ps.pp.compute_pseudobulk(norman)
+    assert fresh.layer == "doubled" and fresh.half_seed == 3
+    np.testing.assert_allclose(fresh.mean, 2.0 * on_x.mean, rtol=1e-6)
+    klf1 = Additive(norman).fit().predict(["KLF1"]).layers["delta"][0]
+    np.testing.assert_allclose(klf1, 2.0 * on_x.delta[list(on_x.conditions).index("KLF1")], 1e-5)
+    from perturbsim.tl._evaluate import _working_copy
+
+    assert _working_copy(norman).X is norman.layers["doubled"]  # evaluate scores the layer
+    del norman.layers["doubled"]
+    with pytest.raises(PerturbsimError, match="of layer 'doubled', which adata no longer has"):
+        current_stats(norman)
+
+
+def test_statistics_of_values_changed_in_place_are_not_reused(norman, caplog):
+    from perturbsim.pp._pseudobulk import current_stats
+
+    ps.pp.pseudobulk(norman)
+    norman.X = norman.X * 3.0  # a new normalisation after pseudobulk: same cells and genes
+    ps.pp.setup(norman, perturbation_key="condition")
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        stats = current_stats(norman)
+    assert "the values of adata.X changed since" in caplog.text
+    np.testing.assert_allclose(stats.mean, ps.pp.compute_pseudobulk(norman).mean)
+    profiles = ps.pp.measured_profiles(norman)
+    klf1 = np.asarray(norman.X[(norman.obs["perturbsim_condition"] == "KLF1").to_numpy()].mean(0))
+    control = norman.X[(norman.obs["perturbsim_condition"] == "ctrl").to_numpy()].mean(0)
+    np.testing.assert_allclose(
+        profiles["KLF1"].layers["delta"][0], np.ravel(klf1 - np.asarray(control)), atol=1e-4
+    )

@@ -91,20 +91,32 @@ def test_duplicated_gene_names():
     one_line_error(lambda: ps.pp.setup(adata), "duplicated gene names.*'G0'")
 
 
-def test_gene_symbols_missing_or_duplicated_are_refused_before_var_names_change():
-    adata = make_screen(["ctrl", "G1"])
-    names = list(adata.var_names)
-    adata.var["symbol"] = [None, *names[1:]]
-    one_line_error(
-        lambda: ps.pp.setup(adata, gene_symbols="symbol"),
-        r"1 missing \(NaN\) gene names in adata.var\['symbol'\]",
-    )
-    adata.var["symbol"] = ["G0", "G0", *names[2:]]
-    one_line_error(
-        lambda: ps.pp.setup(adata, gene_symbols="symbol"),
-        r"duplicated gene names in adata.var\['symbol'\], e.g. \['G0'\]",
-    )
-    assert list(adata.var_names) == names
+def test_gene_symbols_missing_or_duplicated_keep_their_ids_or_get_suffixes(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"])
+    ids = [f"ENSG{i:05d}" for i in range(adata.n_vars)]
+    adata.var["symbol"] = [None, "G1", "G2", "G2", "", *adata.var_names[5:]]
+    adata.var_names = ids
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.setup(adata, gene_symbols="symbol")
+    assert list(adata.var_names[:5]) == ["ENSG00000", "G1", "G2", "G2-1", "ENSG00004"]
+    assert "2 genes have no symbol in adata.var['symbol']" in caplog.text
+    assert "1 symbols of adata.var['symbol'] name more than one gene" in caplog.text
+    assert {"G1", "G2"} <= set(adata.var_names)  # the targets are measured
+
+
+def test_a_gene_name_column_naming_fewer_targets_than_var_names_is_not_used(caplog):
+    adata = make_screen(["ctrl", "G1", "G2", "G1+G2"])
+    adata.var["gene_name"] = [name.lower() for name in adata.var_names]  # another casing
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.setup(adata)
+    assert adata.var_names[1] == "G1" and "perturbsim_original_id" not in adata.var
+    assert "kept var_names as gene names: they name 2 of the 2 perturbed genes" in caplog.text
+    ps.pp.setup(adata, gene_symbols="gene_name")  # asked for: used
+    assert adata.var_names[1] == "g1"
+    other = make_screen(["ctrl", "G1"])
+    other.var["gene_name"] = [f"ENSG{i}" for i in range(other.n_vars)]
+    ps.pp.setup(other, gene_symbols=False)  # opted out
+    assert other.var_names[1] == "G1"
 
 
 def test_setup_again_drops_what_the_old_labels_gave(caplog):
@@ -181,6 +193,17 @@ def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_
     one_line_error(lambda: ps.pp.setup(shallow), "raw integer counts; pass normalize=True")
     ps.pp.setup(shallow, normalize=True)
     assert "counts" in shallow.layers and (shallow.X != shallow.layers["counts"]).nnz > 0
+
+
+def test_proportions_normalised_to_one_total_without_a_log_are_an_error():
+    adata = make_screen(["ctrl", "G1"])
+    counts = adata.X.expm1()
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    adata.X = sparse.csr_matrix(counts.multiply(1.0 / totals[:, None]))  # every cell sums to 1
+    assert adata.X.max() < 1
+    one_line_error(lambda: ps.pp.setup(adata), "every cell of adata.X sums to 1: normalised")
+    ps.pp.setup(adata, normalize=True)  # normalised again to one total, then logged
+    assert "counts" in adata.layers and np.asarray(adata.X.sum(axis=1)).std() > 0
 
 
 def test_perturbed_genes_differing_only_in_case_are_named(caplog):

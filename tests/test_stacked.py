@@ -656,3 +656,10 @@ def test_pairs_of_genes_never_measured_alone_are_weighted_on_pairs_of_untrained_
     assert seen0["n_conditions"] == (len(untrained) if infer_singles else len(unmeasured))
     errors = model.error_scales.set_index("kind").loc["combo_seen0"]
     assert errors["n_conditions"] == len(unmeasured)  # every pair as predicted: more rows
+
+
+def test_a_gene_outside_the_screen_is_refused_with_the_missing_go_part_named():
+    adata = split_small("simulation", 1)
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    with pytest.raises(ps.PerturbsimError, match="without 'gears' or 'linear_go' among its"):
+        model.predict("TP53")

@@ -227,14 +227,16 @@ def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out)
     if out.suffix not in (".h5ad", ".csv"):
         raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
-    if not args.sep:
+    if args.sep == "":
         raise PerturbsimError("--sep must be a non-empty string")
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
     model = PerturbationModel.load(args.model)
-    control = args.control or CONTROL
-    queries = parse_perturbations(args.perturbations, control=control, sep=args.sep)
+    labels = model.screen_labels  # the screen's own label forms, unless given
+    control = args.control or labels.get("control", CONTROL)
+    sep = args.sep or labels.get("sep", SEP)
+    queries = parse_perturbations(args.perturbations, control=control, sep=sep)
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
@@ -287,14 +289,13 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--control",
         metavar="LABEL",
-        help="another label meaning no perturbation (always, in any case: "
-        f"{', '.join(CONTROL_CANDIDATES)})",
+        help="another label meaning no perturbation (default: the training screen's control "
+        f"label; always, in any case: {', '.join(CONTROL_CANDIDATES)})",
     )
     parser.add_argument(
         "--sep",
-        default=SEP,
-        help=f"separator of a combination's genes in the labels (default: {SEP}; e.g. _ for "
-        "KLF1_MAP2K6)",
+        help="separator of a combination's genes in the labels (default: the training "
+        f"screen's, else {SEP}; e.g. _ for KLF1_MAP2K6)",
     )
     add_overwrite(parser, "an existing --out file (and its .variance.csv, .obs.csv)")
     parser.set_defaults(run=_run_predict)

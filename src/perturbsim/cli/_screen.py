@@ -31,6 +31,7 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
+    (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
@@ -75,7 +76,7 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         default=None,
         metavar="COLUMN",
         help="var column of gene symbols to use as gene names (default: var_names, or "
-        "var['gene_name'] when present)",
+        "var['gene_name'] when present and it names more perturbed genes; 'none': var_names)",
     )
     parser.add_argument(
         "--normalize",
@@ -134,7 +135,7 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
         perturbation_key=args.perturbation_key,
         control=args.control,
         sep=args.sep,
-        gene_symbols=args.gene_key,
+        gene_symbols=False if args.gene_key == "none" else args.gene_key,
         normalize=args.normalize,
         go_annotations=annotations,
     )

@@ -22,7 +22,7 @@ def read(
     perturbation_key: str = "condition",
     control: str | None = None,
     sep: str = SEP,
-    gene_symbols: str | None = None,
+    gene_symbols: str | bool | None = None,
     normalize: bool = False,
     backed: bool = False,
     go_annotations: pd.DataFrame | None = None,

@@ -31,6 +31,7 @@ from .._keys import (
     PRED_UNSUPPORTED,
     SAMPLE_PERTURBATION,
     SEP,
+    SETUP,
     UNS,
     VARIANCE_LAYER,
 )
@@ -273,6 +274,13 @@ class PerturbationModel(ABC):
         self.screen_conditions: list[str] = []
         """Perturbed conditions with cells in the screen of the last fit, held-out ones
         included: all measured (saved with it; empty in files saved before it was kept)."""
+        self.screen_labels: dict[str, str] = {}
+        """How the screen's labels were written: the ``control`` label and the ``sep`` of
+        :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` reads
+        queries written alike; empty when built without a set-up AnnData)."""
+        if isinstance(adata, AnnData):
+            setup = adata.uns.get(UNS, {}).get(SETUP, {})
+            self.screen_labels = {k: str(setup[k]) for k in ("control", "sep") if k in setup}
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -657,7 +665,8 @@ class PerturbationModel(ABC):
         if unknown and not skip_unknown:
             raise PerturbsimError(
                 f"{self.label} cannot predict {len(unknown)} of the {len(genes)} genes: "
-                f"{shown_list(unknown, _MAX_NAMED_GENES)}; pass skip_unknown=True to leave them out"
+                f"{shown_list(unknown, _MAX_NAMED_GENES)}{self._query_hint([unknown])}; pass "
+                "skip_unknown=True to leave them out"
             )
         if unknown:
             logger.warning(
@@ -816,6 +825,7 @@ class PerturbationModel(ABC):
             "options": self._options(),
             "fitted_conditions": self.fitted_conditions,
             "screen_conditions": self.screen_conditions,
+            "screen_labels": self.screen_labels,
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
@@ -857,6 +867,7 @@ class PerturbationModel(ABC):
             genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
         )
         model.variant = config.get("variant")  # absent from files saved before it was kept
+        model.screen_labels = {str(k): str(v) for k, v in config.get("screen_labels", {}).items()}
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
         model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]

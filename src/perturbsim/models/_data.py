@@ -20,6 +20,12 @@ from ..pp._split import Split
 
 logger = logging.getLogger(__name__)
 
+NO_TRAINING_PERTURBATION = (
+    "no perturbed training conditions: the split trains on ctrl only (a screen without "
+    "single-gene perturbations needs kind='combo' or kind='none')"
+)
+"""The error of a split that leaves no perturbation to learn from."""
+
 
 def screen_go_graph(
     data: ScreenData,
@@ -167,7 +173,7 @@ class ScreenData:
         """Perturbed training conditions and their mean change over control ``(P, G)``."""
         conditions = self.perturbed(self.train)
         if not conditions:
-            raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
+            raise PerturbsimError(NO_TRAINING_PERTURBATION)
         return conditions, self.changes(conditions)
 
     def mean_training_change(self) -> np.ndarray:

@@ -318,6 +318,12 @@ class GEARS(PerturbationModel):
     def _fit(self, data: ScreenData, **options: Any) -> None:
         config = TrainConfig(**options)
         train_sets = [genes_of(c) for c in data.train]
+        if self._annotated_go_graph.n_nodes == 0:
+            logger.warning(
+                "%s: no gene of the screen has a GO annotation (not human gene names?): it can "
+                "predict only the genes perturbed in training; pass go_annotations",
+                self.label,
+            )
         self.go_graph = with_isolated_nodes(
             self._annotated_go_graph, sorted({g for s in train_sets for g in s})
         )

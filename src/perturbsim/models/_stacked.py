@@ -336,7 +336,6 @@ class Stacked(CoverageMixin, PerturbationModel):
 
     name = "stacked"
     fit_options: ClassVar[tuple[str, ...]] = FIT_OPTIONS
-    _uncovered_reason = "neither measured, perturbed in the screen, nor GO-annotated for this model"
 
     def __init__(
         self,
@@ -453,6 +452,16 @@ class Stacked(CoverageMixin, PerturbationModel):
     def fit_options_of(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
         """GEARS's fit options, or none when ``corrections`` leaves GEARS out."""
         return cls.fit_options if "gears" in options.get("corrections", CORRECTIONS) else ()
+
+    @property
+    def _uncovered_reason(self) -> str:
+        """Why a gene outside :meth:`_coverable` is refused, with the fix if there is one."""
+        if {"gears", "linear_go"} & set(self.corrections):
+            return "neither measured, perturbed in the screen, nor GO-annotated for this model"
+        return (
+            "neither measured nor perturbed in the screen; without 'gears' or 'linear_go' among "
+            "its corrections this model places no other gene by its GO annotations"
+        )
 
     def _coverable(self) -> set[str]:
         """Genes with something to go on: measured, perturbed, in a graph, or GO-annotated.

@@ -34,7 +34,7 @@ from scipy import sparse, stats
 
 from .._checks import check_nonnegative
 from .._errors import PerturbsimError, shown_list
-from .._keys import CONTROL, DELTA_LAYER
+from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, parse_label
 from ._setup import check_anndata
@@ -724,11 +724,11 @@ def _rows_of(matrix: object, rows: Sequence[int]) -> np.ndarray:
     return np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float)
 
 
-def _profile_rows(profiles: AnnData) -> dict[str, int]:
-    """Canonical label of each row of ``profiles`` -> row index."""
+def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:
+    """Canonical label of each row of ``profiles`` (genes joined by ``sep``) -> row index."""
     rows: dict[str, int] = {}
     for i, name in enumerate(profiles.obs_names):
-        label = canonical_label(parse_label(name))
+        label = canonical_label(parse_label(name, sep=sep))
         if label in rows:
             raise PerturbsimError(
                 f"profiles has two rows for condition {label!r}: "
@@ -782,14 +782,24 @@ def _listed_genes(profiles: AnnData, genes: Sequence[str]) -> np.ndarray:
     return names.isin(list(genes))
 
 
-def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int]) -> list[str]:
+def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: str) -> list[str]:
+    """The canonical labels of ``pairs`` (genes joined by ``sep``), default every pair row."""
     if pairs is None:
-        return [label for label in rows if len(genes_of(label)) == 2]
+        found = [label for label in rows if len(genes_of(label)) == 2]
+        if not found:
+            logger.warning(
+                "no two-gene row among the %d profiles (labels such as %r): pairs are read as "
+                "genes joined by %r; pass sep= if they are joined otherwise",
+                len(rows),
+                next(iter(rows), ""),
+                sep,
+            )
+        return found
     if isinstance(pairs, str):
         raise PerturbsimError(f"pairs must be a list of labels, got the string {pairs!r}")
     out: list[str] = []
     for pair in pairs:
-        label = canonical_label(parse_label(pair))
+        label = canonical_label(parse_label(pair, sep=sep))
         if len(genes_of(label)) != 2:
             raise PerturbsimError(f"not a two-gene pair: {pair!r}")
         if label not in out:
@@ -837,6 +847,7 @@ def gi_scores(
     max_subsets: int = 100_000,
     seed: int | None = None,
     unsupported: Sequence[str] = (),
+    sep: str = SEP,
 ) -> pd.DataFrame:
     """Score genetic interactions of gene pairs by Norman et al.'s linear model.
 
@@ -895,6 +906,9 @@ def gi_scores(
         ``.obs["unsupported"]`` of a model's predicted singles): their single is then the
         model's generic guess, and a pair's coefficients would read that guess's scale
         rather than the gene, so their pairs are flagged, not scored.
+    sep
+        Separator of the genes of a combination in the labels of ``profiles``, ``pairs`` and
+        ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); a warning says when no row is a pair.
 
     Returns
     -------
@@ -958,7 +972,7 @@ def gi_scores(
     check_nonnegative("abundance", abundance)
     if min_de < 0:
         raise PerturbsimError(f"min_de must be non-negative, got {min_de}")
-    rows = _profile_rows(profiles)
+    rows = _profile_rows(profiles, sep)
     delta = _delta(profiles)
     if isinstance(genes, str):
         if genes != "abundant":
@@ -967,7 +981,9 @@ def gi_scores(
     else:
         base_mask = _listed_genes(profiles, genes)
     n_de_canonical = (
-        None if n_de is None else {canonical_label(parse_label(p)): int(v) for p, v in n_de.items()}
+        None
+        if n_de is None
+        else {canonical_label(parse_label(p, sep=sep)): int(v) for p, v in n_de.items()}
     )
     seed = resolve_seed(seed)
     if isinstance(unsupported, str):
@@ -980,7 +996,7 @@ def gi_scores(
         positions.setdefault(gene, []).append(i)
     records: list[dict[str, object]] = []
     jobs: list[_Job] = []
-    for pair in _requested_pairs(pairs, rows):
+    for pair in _requested_pairs(pairs, rows, sep):
         gene_a, gene_b = genes_of(pair)
         targets = positions.get(gene_a, []) + positions.get(gene_b, []) if exclude_targets else []
         n_genes = n_fitted - int(base_mask[targets].sum())
@@ -1121,6 +1137,7 @@ def gi_per_gene(
     se: pd.DataFrame | None = None,
     fdr: float = 0.05,
     exclude_targets: bool = True,
+    sep: str = SEP,
 ) -> pd.DataFrame:
     """Each gene's deviation of a pair from the additive expectation, with calls.
 
@@ -1159,6 +1176,8 @@ def gi_per_gene(
         False discovery rate of the calls.
     exclude_targets
         Leave each pair's own genes out.
+    sep
+        As for :func:`gi_scores` (also of the labels of ``se``).
 
     Returns
     -------
@@ -1169,13 +1188,13 @@ def gi_per_gene(
     """
     if not 0 < fdr < 1:
         raise PerturbsimError(f"fdr must be between 0 and 1, got {fdr}")
-    rows = _profile_rows(profiles)
+    rows = _profile_rows(profiles, sep)
     delta = _delta(profiles)
     genes = np.asarray(profiles.var_names, dtype=str)
-    se_rows = None if se is None else _profile_se(se, genes)
+    se_rows = None if se is None else _profile_se(se, genes, sep)
     frames = []
     skipped = []
-    for pair in _requested_pairs(pairs, rows):
+    for pair in _requested_pairs(pairs, rows, sep):
         gene_a, gene_b = genes_of(pair)
         if not {pair, gene_a, gene_b} <= rows.keys():
             skipped.append(pair)
@@ -1225,8 +1244,8 @@ def gi_per_gene(
     return table
 
 
-def _profile_se(se: pd.DataFrame, genes: np.ndarray) -> pd.DataFrame:
-    """``se`` with canonical row labels and the genes of the profiles as columns."""
+def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
+    """``se`` with canonical row labels (genes joined by ``sep``), the genes as columns."""
     if not isinstance(se, pd.DataFrame):
         raise PerturbsimError(
             f"se must be a DataFrame (conditions x genes), got {type(se).__name__}"
@@ -1235,7 +1254,7 @@ def _profile_se(se: pd.DataFrame, genes: np.ndarray) -> pd.DataFrame:
     if missing:
         raise PerturbsimError(f"se has no column for genes {missing[:10]}")
     out = se.loc[:, list(genes)].astype(float)
-    out.index = [canonical_label(parse_label(label)) for label in se.index]
+    out.index = [canonical_label(parse_label(label, sep=sep)) for label in se.index]
     return out
 
 

@@ -149,6 +149,15 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
     wanted = {c.lower() for c in CONTROL_CANDIDATES}
     found = sorted({lab for lab in labels if isinstance(lab, str) and lab.lower() in wanted})
     if not found:
+        padded = sorted(
+            lab for lab in labels if isinstance(lab, str) and lab.strip().lower() in wanted
+        )
+        if padded:
+            raise PerturbsimError(
+                f"no control cells: label {padded[0]!r} of obs[{key!r}] has white space around "
+                f"it; strip the labels (adata.obs[{key!r}].str.strip()) or pass "
+                f"control={padded[0]!r}"
+            )
         raise PerturbsimError(
             f"no control cells: none of {list(CONTROL_CANDIDATES)} is a label of obs[{key!r}]; "
             "pass control='<label of your control cells>'"

@@ -10,12 +10,13 @@ conditions x genes, not with cells. The pass adds up the sums of chunks of cells
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
+from scipy import sparse
 from tqdm.auto import tqdm
 
 from .._checks import check_count
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 logger = logging.getLogger(__name__)
+
+FINGERPRINT_ROWS = 64
+"""Rows of the matrix whose values fingerprint stored statistics (:func:`value_fingerprint`)."""
 
 
 @dataclass
@@ -63,6 +67,14 @@ class PseudobulkStats:
     half_moments
         Raw moments ``E[x]`` and ``E[x^2]`` of each condition in each half,
         ``(2 halves, 2, C, G)``, or ``None``.
+    layer
+        The layer of ``adata`` the moments are of (``None``: ``X``).
+    half_seed
+        The seed of the two halves.
+    fingerprint
+        Sum and sum of squares of the matrix's first :data:`FINGERPRINT_ROWS` rows, ``(2,)``
+        (:func:`value_fingerprint`): how stored statistics of values changed since are
+        recognised; ``None`` for statistics stored without it.
     """
 
     conditions: np.ndarray
@@ -75,6 +87,9 @@ class PseudobulkStats:
     coexpr_cells: str = "all"
     half_n: np.ndarray | None = None
     half_moments: np.ndarray | None = None
+    layer: str | None = None
+    half_seed: int = 0
+    fingerprint: np.ndarray | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -151,6 +166,8 @@ class PseudobulkStats:
             coexpr_sum=np.zeros_like(self.coexpr_sum),
             coexpr_gram=None,
             coexpr_cells="none",
+            layer=self.layer,
+            half_seed=self.half_seed,
         )
 
     def to_adata(self, adata: AnnData) -> None:
@@ -189,6 +206,9 @@ class PseudobulkStats:
             coexpr_cells=str(data.get("coexpr_cells", "all")),
             half_n=None if "half_n" not in data else np.asarray(data["half_n"]),
             half_moments=None if "half_moments" not in data else np.asarray(data["half_moments"]),
+            layer=None if "layer" not in data else str(data["layer"]),
+            half_seed=int(data.get("half_seed", 0)),
+            fingerprint=None if "fingerprint" not in data else np.asarray(data["fingerprint"]),
         )
 
 
@@ -349,13 +369,31 @@ def compute_pseudobulk(
         sums = _stream(matrix, labels, source, chunk_size)
     else:
         sums = dask_sums(matrix, labels, source, chunk_size=chunk_size, scheduler=scheduler)
-    return _from_sums(
+    stats = _from_sums(
         sums,
         labels,
         conditions=conditions,
         genes=np.asarray(adata.var_names, dtype=str),
         coexpr_cells=coexpr_cells,
     )
+    return replace(
+        stats, layer=layer, half_seed=half_seed, fingerprint=value_fingerprint(matrix, source)
+    )
+
+
+def value_fingerprint(matrix: object, source: RowSource) -> np.ndarray:
+    """Sum and sum of squares of the first :data:`FINGERPRINT_ROWS` rows of ``matrix``, ``(2,)``.
+
+    Cheap to recompute (one small read, also of a backed or dask matrix), and changed by
+    any transformation of the values in place (a new normalisation, a log, a rescaling).
+    """
+    stop = min(FINGERPRINT_ROWS, matrix.shape[0])
+    if is_dask_array(matrix):
+        block = source.read(lambda: matrix[:stop].compute(), 0, stop)
+    else:
+        block = source.read(partial(matrix.__getitem__, slice(0, stop)), 0, stop)
+    values = block.data if sparse.issparse(block) else block
+    return np.array([values.sum(), np.square(values).sum()])
 
 
 def pseudobulk(
@@ -390,7 +428,9 @@ def pseudobulk(
     chunk_size
         Cells read at a time (one dask task each); a dask ``X`` keeps its own row chunks.
     layer
-        Layer to use instead of ``X``.
+        Layer to use instead of ``X``. The statistics remember it: whatever recomputes them
+        later (a model after a new split, :func:`perturbsim.pp.measured_profiles`) reads the
+        same layer.
     coexpr_max_cells
         At most this many of those cells (a seeded random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000
@@ -455,14 +495,42 @@ def _same_cells(stats: PseudobulkStats, adata: AnnData) -> bool:
     return list(stats.conditions) == categories and np.array_equal(stats.n_cells, counts)
 
 
+def stored_layer(adata: AnnData) -> str | None:
+    """The layer the statistics stored in ``adata`` are of (``None``: ``X``, or none stored)."""
+    data = adata.uns.get(UNS, {}).get(PSEUDOBULK)
+    return None if data is None or "layer" not in data else str(data["layer"])
+
+
+def stored_matrix(adata: AnnData, layer: str | None) -> object:
+    """``adata.X`` (``layer=None``) or the layer stored statistics were computed from."""
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        raise PerturbsimError(
+            f"the stored statistics are of layer {layer!r}, which adata no longer has: "
+            "rerun perturbsim.pp.pseudobulk"
+        )
+    return adata.layers[layer]
+
+
+def _same_values(adata: AnnData, stats: PseudobulkStats) -> bool:
+    """Whether the matrix ``stats`` were computed from still holds the values it held then."""
+    if stats.fingerprint is None:  # stored before fingerprints: cannot tell
+        return True
+    now = value_fingerprint(stored_matrix(adata, stats.layer), RowSource.of(adata, stats.layer))
+    return bool(np.allclose(now, stats.fingerprint, rtol=1e-9, atol=0.0))
+
+
 def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkStats:
     """The statistics stored by :func:`pseudobulk` if they are ``adata``'s, else computed.
 
     Stored statistics are used when they cover ``adata``'s genes, in order, and its
     conditions with as many cells each (``adata`` was not subset or relabelled after
-    :func:`pseudobulk`), and, with ``coexpression="auto"``,
-    hold gene x gene moments of the cells :func:`pseudobulk` would use now
-    (:func:`coexpression_source`: a split made after them makes them stale). Computed
+    :func:`pseudobulk`), the values they were computed from are unchanged (their
+    :attr:`~PseudobulkStats.fingerprint`), and, with ``coexpression="auto"``, hold gene x
+    gene moments of the cells :func:`pseudobulk` would use now (:func:`coexpression_source`:
+    a split made after them makes them stale). Otherwise they are computed afresh from the
+    same layer, with the same halves (a warning says so when the values changed). Computed
     statistics are not stored: reading never writes into ``adata``.
 
     Parameters
@@ -484,16 +552,28 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
         return compute_pseudobulk(adata, coexpression=coexpression)
     stats = PseudobulkStats.from_adata(adata)
     same_screen = list(stats.genes) == list(map(str, adata.var_names)) and _same_cells(stats, adata)
+    same_values = same_screen and _same_values(adata, stats)
     same_coexpression = coexpression == "none" or (
         stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata)
     )
-    if same_screen and same_coexpression:
+    if same_values and same_coexpression:
         return stats
+    matrix = "adata.X" if stats.layer is None else f"adata.layers[{stats.layer!r}]"
     if not same_screen:
         why = "they are of other cells, genes or labels"
+    elif not same_values:
+        why = f"the values of {matrix} changed since"
     elif stats.coexpr_gram is None:
         why = "they hold no gene x gene moments"
     else:
         why = "their gene x gene moments are of other cells (a split made since)"
-    logger.info("not using the stored statistics, %s: computing them afresh", why)
-    return compute_pseudobulk(adata, coexpression=coexpression)
+    log = logger.warning if same_screen and not same_values else logger.info
+    log(
+        "not using the stored statistics, %s: computing them afresh from %s "
+        "(perturbsim.pp.pseudobulk stores them)",
+        why,
+        matrix,
+    )
+    return compute_pseudobulk(
+        adata, coexpression=coexpression, layer=stats.layer, half_seed=stats.half_seed
+    )

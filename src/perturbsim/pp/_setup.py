@@ -24,16 +24,64 @@ from .._keys import (
 )
 from ._label_hint import label_hint
 from ._labels import detect_control, genes_of, ordered_conditions, parse_labels
-from ._validate import check_gene_names, validate_expression
+from ._validate import validate_expression
 
 logger = logging.getLogger(__name__)
 
 GEARS_GENE_COLUMN = "gene_name"
 
 
-def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
+def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
+    """Gene symbols usable as names: a missing one replaced by its id, duplicates suffixed.
+
+    A symbol shared by several ids keeps its name on its first id; the others get ``-1``,
+    ``-2``, ... (a warning names them: a target among them is the first id's gene).
+    """
+    names = symbols.astype(object).to_numpy().copy()
+    missing = pd.isna(names) | np.array([str(n).strip() == "" for n in names])
+    names[missing] = ids.to_numpy()[missing]
+    names = names.astype(str)
+    taken = set(names)
+    seen: dict[str, int] = {}
+    renamed = []
+    for i, name in enumerate(names):
+        if name not in seen:
+            seen[name] = 0
+            continue
+        suffix = seen[name]
+        while f"{name}-{suffix + 1}" in taken:
+            suffix += 1
+        seen[name] = suffix + 1
+        names[i] = f"{name}-{suffix + 1}"
+        taken.add(names[i])
+        renamed.append(name)
+    if missing.any():
+        logger.warning(
+            "%d genes have no symbol in %s: named by their var_names (e.g. %r)",
+            int(missing.sum()),
+            where,
+            str(ids[np.flatnonzero(missing)[0]]),
+        )
+    if renamed:
+        logger.warning(
+            "%d symbols of %s name more than one gene: the first keeps the symbol, the others "
+            "get -1, -2, ... (%s)",
+            len(set(renamed)),
+            where,
+            shown_list(sorted(set(renamed)), 5),
+        )
+    return pd.Index(names, dtype=object)
+
+
+def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]) -> None:
+    """Name the genes by the symbols of ``adata.var[gene_symbols]`` (see :func:`setup`)."""
+    if gene_symbols is False:
+        return
+    if gene_symbols is True:
+        raise PerturbsimError("gene_symbols must be a column of adata.var, None or False")
     column = gene_symbols
-    if column is None and GEARS_GENE_COLUMN in adata.var.columns:
+    automatic = column is None and GEARS_GENE_COLUMN in adata.var.columns
+    if automatic:
         column = GEARS_GENE_COLUMN
     if column is None:
         return
@@ -41,14 +89,26 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | None) -> None:
         raise PerturbsimError(
             f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)}"
         )
-    symbols = pd.Index(adata.var[column].to_numpy(), dtype=object)
-    check_gene_names(symbols, f"adata.var[{column!r}]")
-    symbols = symbols.astype(str)
+    where = f"adata.var[{column!r}]"
+    symbols = _unique_symbols(adata.var[column], adata.var_names, where)
     if (symbols.values == adata.var_names.values).all():
+        return
+    by_symbol = len(perturbed & set(symbols))
+    by_name = len(perturbed & set(map(str, adata.var_names)))
+    if automatic and by_name > by_symbol:
+        logger.warning(
+            "kept var_names as gene names: they name %d of the %d perturbed genes, %s %d "
+            "(pass gene_symbols=%r to use it anyway)",
+            by_name,
+            len(perturbed),
+            where,
+            by_symbol,
+            column,
+        )
         return
     adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
     adata.var_names = pd.Index(symbols.values, name=None)
-    logger.info("using adata.var[%r] as gene names", column)
+    logger.info("using %s as gene names", where)
 
 
 def _screen_as_read(adata: AnnData) -> tuple[list[str], list[str], np.ndarray] | None:
@@ -150,7 +210,7 @@ def setup(
     perturbation_key: str = "condition",
     control: str | None = None,
     sep: str = SEP,
-    gene_symbols: str | None = None,
+    gene_symbols: str | bool | None = None,
     normalize: bool = False,
     copy: bool = False,
     go_annotations: pd.DataFrame | None = None,
@@ -169,8 +229,11 @@ def setup(
     sep
         Separator of the genes of a combination in the raw labels.
     gene_symbols
-        Column of ``adata.var`` with gene symbols to use as gene names (GEARS files keep them
-        in ``gene_name``, used automatically when present).
+        Column of ``adata.var`` with gene symbols to use as gene names. ``None``: a
+        ``gene_name`` column (where GEARS files keep them) is used when present, unless
+        ``var_names`` name more of the perturbed genes (a warning says so); ``False``: keep
+        ``var_names``. A gene with no symbol keeps its ``var_names`` entry; a symbol shared
+        by several genes names the first, the others get ``-1``, ``-2``, ... (both warned).
     normalize
         Normalise raw counts (``normalize_total`` + ``log1p``) instead of raising.
     copy
@@ -217,9 +280,6 @@ def setup(
     if copy:
         adata = adata.copy()
     before = _screen_as_read(adata)
-    _use_gene_symbols(adata, gene_symbols)
-    normalised = validate_expression(adata, normalize=normalize)
-
     raw = adata.obs[perturbation_key]
     if raw.isna().any():
         first = adata.obs_names[raw.isna().to_numpy()][0]
@@ -240,6 +300,8 @@ def setup(
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
+    _use_gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
+    normalised = validate_expression(adata, normalize=normalize)
 
     conditions = ordered_conditions(mapping.values())
     adata.obs[CONDITION] = pd.Categorical(canonical.to_numpy(), categories=conditions)

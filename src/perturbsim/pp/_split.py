@@ -590,7 +590,12 @@ def make_split(
         test = _canonical_test_conditions(adata, test_conditions)
         result = _custom(conditions, test, seed=seed, val_fraction=val_fraction)
     if result.train == [CONTROL]:
-        logger.warning("the %s split leaves no perturbed condition in train", kind)
+        singles = any(len(genes_of(c)) == 1 for c in conditions)
+        logger.warning(
+            "the %s split leaves no perturbed condition in train%s",
+            kind,
+            "" if singles else ": the screen has no single-gene perturbation; use kind='combo'",
+        )
     return result
 
 

@@ -54,18 +54,18 @@ def check_block(block: object, *, where: str) -> None:
         )
 
 
-def check_gene_names(names: pd.Index, where: str = "var_names") -> None:
-    """Raise if gene names (``where``: what holds them) are missing, empty or duplicated."""
+def check_gene_names(names: pd.Index) -> None:
+    """Raise if gene names (``var_names``) are missing, empty or duplicated."""
     missing = int(names.isna().sum())
     if missing:
-        raise PerturbsimError(f"{missing} missing (NaN) gene names in {where}")
+        raise PerturbsimError(f"{missing} missing (NaN) gene names in var_names")
     empty = [n for n in names if str(n).strip() == ""]
     if empty:
-        raise PerturbsimError(f"{len(empty)} empty gene names in {where}")
+        raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
     if names.has_duplicates:
         dup = names[names.duplicated()].unique()
         raise PerturbsimError(
-            f"duplicated gene names in {where}, e.g. {list(dup[:5])} ({len(dup)} in all); "
+            f"duplicated gene names in var_names, e.g. {list(dup[:5])} ({len(dup)} in all); "
             "run adata.var_names_make_unique() or aggregate them first"
         )
 
@@ -85,7 +85,8 @@ def validate_expression(
     rest for non-finite and negative values during the streaming pass of
     :func:`perturbsim.pp.pseudobulk`. Whole numbers are raw counts (log-normalised values
     are not whole), and non-integer values above 30, which log1p-normalised data never
-    reach, are data not log-transformed: both an error, unless ``normalize``.
+    reach, are data not log-transformed, as are cells that all sum to the same total
+    (``normalize_total`` without ``log1p``): each an error, unless ``normalize``.
 
     Parameters
     ----------
@@ -93,7 +94,8 @@ def validate_expression(
         The screen.
     normalize
         ``X`` holds counts (integers, or non-integer values above 30 such as ambient-corrected
-        counts): run ``scanpy.pp.normalize_total`` and ``log1p`` in place. Data that look
+        counts, or counts normalised to one total): run ``scanpy.pp.normalize_total`` and
+        ``log1p`` in place. Data that look
         log-normalised (non-integer, at most 30) are left as they are, with a warning.
     chunk_size
         Cells read for the check of a backed file.
@@ -114,8 +116,9 @@ def validate_expression(
     values = matrix_values(block)
     top = float(values.max()) if values.size else 0.0
     whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
+    row_sum = _constant_row_sum(block)
     if normalize:
-        if not whole and top <= _RAW_COUNT_MAX:
+        if not whole and top <= _RAW_COUNT_MAX and row_sum is None:
             logger.warning(
                 "normalize=True, but adata.X looks log-normalised (non-integer, at most %.4g): "
                 "left as it is",
@@ -134,7 +137,24 @@ def validate_expression(
             f"{where} holds {what}; pass normalize=True (normalize_total + log1p) if they are "
             "counts, or run scanpy.pp.log1p first if they are normalised but not log-transformed"
         )
+    if row_sum is not None:
+        raise PerturbsimError(
+            f"every cell of {where} sums to {row_sum:.6g}: normalised (normalize_total) but not "
+            "log-transformed; run scanpy.pp.log1p(adata) first, or pass normalize=True"
+        )
     return False
+
+
+def _constant_row_sum(block: object) -> float | None:
+    """The sum every row of ``block`` shares (``normalize_total`` without a log), else ``None``.
+
+    Log-normalised cells never share their sum; two cells or more must, to within 1e-4.
+    """
+    sums = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    if sums.size < 2 or sums.mean() <= 0:
+        return None
+    spread = (sums.max() - sums.min()) / sums.mean()
+    return float(sums.mean()) if spread < 1e-4 else None
 
 
 def _normalise(adata: AnnData, *, lazy: bool) -> None:

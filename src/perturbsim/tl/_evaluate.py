@@ -28,9 +28,11 @@ from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import progress_disabled, resolve_seeds
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
+from ..models._data import NO_TRAINING_PERTURBATION
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
 from ..pp._de import top_de_indices
+from ..pp._pseudobulk import stored_layer, stored_matrix
 from ..pp._setup import check_setup
 from ._evaluate_gi import GI_COLUMNS, GITruth, simulated_truth
 from ._metrics import METRICS, _predicted_means, score
@@ -130,22 +132,30 @@ def _resolve_models(
 
 
 def _working_copy(adata: AnnData) -> AnnData:
-    """A copy sharing ``X`` whose ``obs``, ``var`` and ``uns`` can be written freely."""
+    """A copy sharing ``X`` whose ``obs``, ``var`` and ``uns`` can be written freely.
+
+    Its ``X`` is the layer the stored statistics were computed from, if any
+    (:func:`perturbsim.pp.pseudobulk`'s ``layer``).
+    """
     if adata.isbacked:
         raise PerturbsimError(
             "evaluate needs the screen in memory: read the file without backed= "
             "(or adata.to_memory())"
         )
+    layer = stored_layer(adata)
+    matrix = stored_matrix(adata, layer)
+    if layer is not None:
+        logger.info("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
     uns = dict(adata.uns)
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
-    return AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
+    return AnnData(X=matrix, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
 
 
 def _reference_mean(stats: PseudobulkStats, train: Sequence[str]) -> np.ndarray:
     """Mean expression of the perturbed training conditions (Systema's reference)."""
     perturbed = [c for c in train if genes_of(c)]
     if not perturbed:
-        raise PerturbsimError("no perturbed training conditions: the split trains on ctrl only")
+        raise PerturbsimError(NO_TRAINING_PERTURBATION)
     return stats.mean[stats.index(perturbed)].mean(axis=0)
 
 
