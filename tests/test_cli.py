@@ -248,8 +248,9 @@ def test_sep_reads_underscore_labels(caplog, screen, tmp_path):
     predicted = pd.read_csv(out, index_col=0)
     assert predicted.shape == (2, screen.n_vars)
     assert predicted.index.tolist() == [pair.replace("_", "+"), "ctrl"]
-    plus = pair.replace("_", "+")
-    assert main(["predict", model, plus, "--sep", "+", "--out", str(out), "--overwrite"]) == 0
+    plus = pair.replace("_", "+")  # as predictions name it: read without --sep too
+    assert main(["predict", model, plus, "--out", str(out), "--overwrite"]) == 0
+    assert pd.read_csv(out, index_col=0).index.tolist() == [plus]
 
 
 def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):

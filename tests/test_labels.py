@@ -67,7 +67,7 @@ def test_detect_control():
         detect_control(["KLF1"], key="condition")
     with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]"):
         detect_control(["ctrl", "NT", "A"], key="condition")
-    with pytest.raises(PerturbsimError, match="label 'ctrl ' of obs\['c'\] has white space"):
+    with pytest.raises(PerturbsimError, match=r"label 'ctrl ' of obs\['c'\] has white space"):
         detect_control(["ctrl ", "A"], key="c")
 
 

@@ -235,8 +235,14 @@ def _run_predict(args: argparse.Namespace) -> None:
     model = PerturbationModel.load(args.model)
     labels = model.screen_labels  # the screen's own label forms, unless given
     control = args.control or labels.get("control", CONTROL)
-    sep = args.sep or labels.get("sep", SEP)
-    queries = parse_perturbations(args.perturbations, control=control, sep=sep)
+    screen_sep = args.sep or labels.get("sep", SEP)
+    queries = [  # without --sep, a label joined by + (as predictions are named) reads as such
+        query
+        for text in args.perturbations
+        for query in parse_perturbations(
+            [text], control=control, sep=SEP if args.sep is None and SEP in text else screen_sep
+        )
+    ]
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
         print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
