@@ -5,6 +5,7 @@ import re
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_screen
 from scipy import sparse
@@ -218,6 +219,20 @@ def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_pa
     assert main(["export", everything, *run[2:]]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "holds nothing out to export" in err
+
+
+def test_cli_export_reads_the_screen_as_the_model_was_trained_on_it(capsys, tiny, tmp_path):
+    labels = tiny.obs["condition"].astype(str).str.replace("+", "_").replace("control", "NTC")
+    screen = ad.AnnData(X=tiny.X, obs=pd.DataFrame({"condition": labels}), var=tiny.var[[]])
+    data = str(tmp_path / "screen.h5ad")
+    screen.write_h5ad(data)
+    model = str(tmp_path / "model")
+    train = ["train", data, "--control", "NTC", "--sep", "_", "--model", "additive"]
+    assert main([*train, "--out", model, "--split", "combo"]) == 0
+    out = tmp_path / "export"
+    assert main(["export", model, data, "--out", str(out)]) == 0  # no --control, no --sep
+    exported = set(ad.read_h5ad(out / "real.h5ad").obs["target_gene"].astype(str))
+    assert "non-targeting" in exported and any("+" in c for c in exported)
 
 
 def test_control_cells_without_any_detected_gene():

@@ -373,7 +373,10 @@ def test_labels_joined_by_another_separator_need_sep_and_are_warned_of(singles, 
     genes = list(profiles.var_names)
     with caplog.at_level("WARNING", logger="perturbsim"):
         assert gi_scores(profiles, genes=genes).empty
-    assert "no two-gene row among the 3 profiles" in caplog.text and "pass sep=" in caplog.text
+    assert "no two-gene row among the 3 profiles (labels such as 'A_B')" in caplog.text
+    assert "pass sep=" in caplog.text
+    with pytest.raises(PerturbsimError, match=r"not a two-gene pair: 'A_B' \(genes joined by '\+'"):
+        gi_scores(profiles, pairs=["A_B"])
     scores = gi_scores(profiles, genes=genes, sep="_")
     assert list(scores.index) == ["A+B"]
     assert scores.loc["A+B", "c1"] == pytest.approx(2, abs=1e-6)

@@ -435,6 +435,8 @@ def _run_export(args: argparse.Namespace) -> None:
     model = PerturbationModel.load(args.model)
     if args.seed is None:  # `train` seeds its split and its model alike
         args.seed = model.seed
+    args.control = args.control or model.screen_labels.get("control")  # as it was trained on
+    args.sep = args.sep or model.screen_labels.get("sep")
     held_out = model.held_out_conditions if args.split is None else None
     if held_out is not None and not held_out:
         raise PerturbsimError(

@@ -63,13 +63,14 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         "--control",
         default=None,
         metavar="LABEL",
-        help="label of control cells (default: detect ctrl, control, non-targeting or NT)",
+        help="label of control cells (default: a saved model's training screen's, else detect "
+        "ctrl, control, non-targeting or NT)",
     )
     parser.add_argument(
         "--sep",
-        default=SEP,
-        help=f"separator of the genes of a combination in the labels (default: {SEP}; "
-        "e.g. _ for KLF1_MAP2K6)",
+        default=None,
+        help="separator of the genes of a combination in the labels (default: a saved model's "
+        f"training screen's, else {SEP}; e.g. _ for KLF1_MAP2K6)",
     )
     parser.add_argument(
         "--gene-key",
@@ -134,7 +135,7 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
         args.data,
         perturbation_key=args.perturbation_key,
         control=args.control,
-        sep=args.sep,
+        sep=SEP if args.sep is None else args.sep,
         gene_symbols=False if args.gene_key == "none" else args.gene_key,
         normalize=args.normalize,
         go_annotations=annotations,

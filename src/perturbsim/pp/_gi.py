@@ -36,6 +36,7 @@ from .._checks import check_nonnegative
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
+from ._label_hint import SEPARATORS
 from ._labels import canonical_label, genes_of, parse_label
 from ._setup import check_anndata
 
@@ -787,11 +788,12 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
     if pairs is None:
         found = [label for label in rows if len(genes_of(label)) == 2]
         if not found:
+            joined = [label for label in rows if any(s in label for s in SEPARATORS)]
             logger.warning(
                 "no two-gene row among the %d profiles (labels such as %r): pairs are read as "
                 "genes joined by %r; pass sep= if they are joined otherwise",
                 len(rows),
-                next(iter(rows), ""),
+                (joined or list(rows) or [""])[0],
                 sep,
             )
         return found
@@ -801,7 +803,10 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
     for pair in pairs:
         label = canonical_label(parse_label(pair, sep=sep))
         if len(genes_of(label)) != 2:
-            raise PerturbsimError(f"not a two-gene pair: {pair!r}")
+            raise PerturbsimError(
+                f"not a two-gene pair: {pair!r} (genes joined by {sep!r}; pass sep= for another "
+                "separator)"
+            )
         if label not in out:
             out.append(label)
     return out
