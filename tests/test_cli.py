@@ -235,9 +235,10 @@ def test_undetected_control_error_names_the_control_option(capsys, screen, tmp_p
     assert "pass --control '<label" in _one_line_error(capsys)
 
 
-def test_sep_reads_underscore_labels(caplog, screen, tmp_path):
+@pytest.mark.parametrize("model_name", ["additive", "stacked_no_gears"])
+def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_name):
     data = _write(_underscore_labels(screen), tmp_path / "screen.h5ad")
-    options = ["--model", "additive", "--split", "combo", "--sep", "_"]
+    options = ["--model", model_name, "--split", "combo", "--sep", "_", "--go", str(go_file)]
     assert _train(data, tmp_path / "model", *options) == 0
     assert "--sep" not in caplog.text
     labels = set(screen.obs["condition"])

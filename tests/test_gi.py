@@ -382,6 +382,8 @@ def test_labels_joined_by_another_separator_need_sep_and_are_warned_of(singles, 
     assert scores.loc["A+B", "c1"] == pytest.approx(2, abs=1e-6)
     per_gene = gi_per_gene(profiles, pairs=["A_B"], sep="_")
     assert set(per_gene["pair"]) == {"A+B"}
+    canonical = make_profiles({"A": a, "B": b, "A+B": 2 * a + 0.5 * b})  # as perturbsim names
+    assert list(gi_scores(canonical, pairs=["A_B"], genes=genes, sep="_").index) == ["A+B"]
 
 
 def test_a_pair_scores_the_same_whichever_pairs_come_with_it(singles):

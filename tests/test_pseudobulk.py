@@ -222,3 +222,15 @@ def test_statistics_of_values_changed_in_place_are_not_reused(norman, caplog):
     np.testing.assert_allclose(
         profiles["KLF1"].layers["delta"][0], np.ravel(klf1 - np.asarray(control)), atol=1e-4
     )
+
+
+def test_cells_are_read_from_the_layer_the_statistics_describe(norman):
+    from perturbsim.pp._cells import draw_cells
+
+    rows = np.flatnonzero(norman.obs["perturbsim_condition"] == "KLF1")
+    on_x = draw_cells(norman, ["KLF1"], max_cells=len(rows), seed=0)["KLF1"]
+    np.testing.assert_allclose(on_x.sum(), norman.X[rows].sum(), rtol=1e-5)
+    norman.layers["doubled"] = norman.X * 2.0
+    ps.pp.pseudobulk(norman, layer="doubled")
+    cells = draw_cells(norman, ["KLF1"], max_cells=len(rows), seed=0)["KLF1"]
+    np.testing.assert_allclose(cells, 2.0 * on_x, rtol=1e-6)

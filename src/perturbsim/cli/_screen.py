@@ -77,7 +77,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         default=None,
         metavar="COLUMN",
         help="var column of gene symbols to use as gene names (default: var_names, or "
-        "var['gene_name'] when present and it names more perturbed genes; 'none': var_names)",
+        "var['gene_name'] when present, unless var_names name more perturbed genes; 'none': "
+        "var_names)",
     )
     parser.add_argument(
         "--normalize",

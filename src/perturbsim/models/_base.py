@@ -31,7 +31,6 @@ from .._keys import (
     PRED_UNSUPPORTED,
     SAMPLE_PERTURBATION,
     SEP,
-    SETUP,
     UNS,
     VARIANCE_LAYER,
 )
@@ -40,6 +39,7 @@ from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import gi_scores
 from ..pp._label_hint import SEPARATORS
+from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
@@ -152,8 +152,9 @@ def _control_summary(adata: AnnData, rows: np.ndarray) -> tuple[np.ndarray, np.n
     """
     zeros = np.zeros(adata.n_vars)
     lowest = np.empty(rows.size)
+    matrix = cell_matrix(adata)
     for start in range(0, rows.size, _ROWS_PER_CHUNK):
-        block = _dense(adata.X[rows[start : start + _ROWS_PER_CHUNK]])
+        block = _dense(matrix[rows[start : start + _ROWS_PER_CHUNK]])
         zeros += (block == 0).sum(axis=0)
         lowest[start : start + len(block)] = np.where(block > 0, block, np.inf).min(axis=1)
     detected = np.isfinite(lowest)
@@ -274,13 +275,10 @@ class PerturbationModel(ABC):
         self.screen_conditions: list[str] = []
         """Perturbed conditions with cells in the screen of the last fit, held-out ones
         included: all measured (saved with it; empty in files saved before it was kept)."""
-        self.screen_labels: dict[str, str] = {}
+        self.screen_labels: dict[str, str] = {} if self.data is None else dict(self.data.labels)
         """How the screen's labels were written: the ``control`` label and the ``sep`` of
-        :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` reads
-        queries written alike; empty when built without a set-up AnnData)."""
-        if isinstance(adata, AnnData):
-            setup = adata.uns.get(UNS, {}).get(SETUP, {})
-            self.screen_labels = {k: str(setup[k]) for k in ("control", "sep") if k in setup}
+        :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` and
+        ``export`` read labels written alike; empty when unknown)."""
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -766,8 +764,8 @@ class PerturbationModel(ABC):
         Returns
         -------
         AnnData of ``n_cells`` cells per perturbation, ``obs["perturbation"]`` the canonical
-        label, genes as columns, dense float32 ``X`` on the scale of ``adata.X``, never
-        negative.
+        label, genes as columns, dense float32 ``X`` on the scale of ``adata.X`` (of the
+        layer its stored statistics were computed from, if any), never negative.
 
         Examples
         --------
@@ -791,7 +789,7 @@ class PerturbationModel(ABC):
         for row, n in enumerate(counts):
             picks = rng.integers(control_rows.size, size=n)
             unique, inverse = np.unique(control_rows[picks], return_inverse=True)
-            cells = _dense(adata.X[unique])[inverse]
+            cells = _dense(cell_matrix(adata)[unique])[inverse]
             fold = _GeneFold.of(cells, one_count[picks], p0, rng)
             blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
         labels = np.repeat(prediction.obs_names.to_numpy(), counts)

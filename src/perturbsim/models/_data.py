@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, SIMULATION, SPLIT_UNS, UNS
+from .._keys import CONTROL, SETUP, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
 from ..pp import PseudobulkStats, canonical_label, genes_of, parse_label
 from ..pp._pseudobulk import current_stats
@@ -82,11 +82,15 @@ class ScreenData:
         Training conditions (``ctrl`` included).
     val
         Validation conditions (may be empty).
+    labels
+        How the screen's raw labels were written: the ``control`` label and the ``sep`` of
+        :func:`perturbsim.pp.setup` (empty when unknown).
     """
 
     stats: PseudobulkStats
     train: list[str]
     val: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> ScreenData:
@@ -105,7 +109,9 @@ class ScreenData:
             train, val = list(stats.conditions), []
         if CONTROL not in train:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
-        return cls(stats=stats, train=train, val=val)
+        setup = adata.uns.get(UNS, {}).get(SETUP, {})
+        labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
+        return cls(stats=stats, train=train, val=val, labels=labels)
 
     def with_conditions(
         self, train: Sequence[str] | None, val: Sequence[str] | None = None
@@ -132,7 +138,7 @@ class ScreenData:
         overlap = sorted(set(train_list) & set(val_list))
         if overlap:
             raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")
-        return ScreenData(stats=self.stats, train=train_list, val=val_list)
+        return ScreenData(stats=self.stats, train=train_list, val=val_list, labels=self.labels)
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
         if isinstance(labels, str):

@@ -8,6 +8,7 @@ from anndata import AnnData
 from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION
+from ._pseudobulk import cell_matrix
 
 
 def draw_cells(
@@ -45,13 +46,14 @@ def draw_cells(
     if unknown:
         raise PerturbsimError(f"{len(unknown)} condition(s) not in the screen: {unknown[:5]}")
     labels = adata.obs[CONDITION].astype(str).to_numpy()
+    matrix = cell_matrix(adata)
     rng = np.random.default_rng(seed)
     cells = {}
     for condition in conditions:
         rows = np.flatnonzero(labels == condition)
         if rows.size > max_cells:
             rows = np.sort(rng.choice(rows, size=max_cells, replace=False))
-        block = adata.X[rows]
+        block = matrix[rows]
         block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
         cells[condition] = block.astype(np.float32)
     return cells

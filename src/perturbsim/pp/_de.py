@@ -30,7 +30,7 @@ from .._checks import check_count
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
 from ._labels import genes_of, read_measured
-from ._pseudobulk import PseudobulkStats, current_stats
+from ._pseudobulk import PseudobulkStats, cell_matrix, current_stats
 from ._setup import check_setup
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def _wilcoxon_scores(adata: AnnData, conditions: np.ndarray) -> np.ndarray:
     keep = adata.obs[CONDITION].isin([*conditions, CONTROL]).to_numpy()
     labels = adata.obs[CONDITION].astype(str).to_numpy()[keep]
     light = ad.AnnData(
-        X=adata.X[keep],
+        X=cell_matrix(adata)[keep],
         obs=pd.DataFrame({"group": pd.Categorical(labels)}, index=adata.obs_names[keep]),
         var=pd.DataFrame(index=adata.var_names),
     )

@@ -725,11 +725,17 @@ def _rows_of(matrix: object, rows: Sequence[int]) -> np.ndarray:
     return np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float)
 
 
+def _canonical(label: object, sep: str) -> str:
+    """The canonical form of ``label``: genes joined by ``sep``, or by ``+`` if it has one."""
+    text = str(label)
+    return canonical_label(parse_label(text, sep=SEP if SEP in text else sep))
+
+
 def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:
     """Canonical label of each row of ``profiles`` (genes joined by ``sep``) -> row index."""
     rows: dict[str, int] = {}
     for i, name in enumerate(profiles.obs_names):
-        label = canonical_label(parse_label(name, sep=sep))
+        label = _canonical(name, sep)
         if label in rows:
             raise PerturbsimError(
                 f"profiles has two rows for condition {label!r}: "
@@ -801,7 +807,7 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
         raise PerturbsimError(f"pairs must be a list of labels, got the string {pairs!r}")
     out: list[str] = []
     for pair in pairs:
-        label = canonical_label(parse_label(pair, sep=sep))
+        label = _canonical(pair, sep)
         if len(genes_of(label)) != 2:
             raise PerturbsimError(
                 f"not a two-gene pair: {pair!r} (genes joined by {sep!r}; pass sep= for another "
@@ -913,7 +919,9 @@ def gi_scores(
         rather than the gene, so their pairs are flagged, not scored.
     sep
         Separator of the genes of a combination in the labels of ``profiles``, ``pairs`` and
-        ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); a warning says when no row is a pair.
+        ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); labels joined by ``+`` (as perturbsim
+        names its predictions) are read as such whatever ``sep``. A warning says when no
+        row is a pair.
 
     Returns
     -------
@@ -985,11 +993,7 @@ def gi_scores(
         base_mask = _control(profiles, rows, delta, control_mean) > abundance
     else:
         base_mask = _listed_genes(profiles, genes)
-    n_de_canonical = (
-        None
-        if n_de is None
-        else {canonical_label(parse_label(p, sep=sep)): int(v) for p, v in n_de.items()}
-    )
+    n_de_canonical = None if n_de is None else {_canonical(p, sep): int(v) for p, v in n_de.items()}
     seed = resolve_seed(seed)
     if isinstance(unsupported, str):
         raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
@@ -1259,7 +1263,7 @@ def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
     if missing:
         raise PerturbsimError(f"se has no column for genes {missing[:10]}")
     out = se.loc[:, list(genes)].astype(float)
-    out.index = [canonical_label(parse_label(label, sep=sep)) for label in se.index]
+    out.index = [_canonical(label, sep) for label in se.index]
     return out
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_ROWS = 64
-"""Rows of the matrix whose values fingerprint stored statistics (:func:`value_fingerprint`)."""
+"""Rows of the matrix (evenly spaced) whose values fingerprint stored statistics."""
 
 
 @dataclass
@@ -72,7 +72,7 @@ class PseudobulkStats:
     half_seed
         The seed of the two halves.
     fingerprint
-        Sum and sum of squares of the matrix's first :data:`FINGERPRINT_ROWS` rows, ``(2,)``
+        Sum and sum of squares of :data:`FINGERPRINT_ROWS` evenly spaced rows, ``(2,)``
         (:func:`value_fingerprint`): how stored statistics of values changed since are
         recognised; ``None`` for statistics stored without it.
     """
@@ -382,16 +382,18 @@ def compute_pseudobulk(
 
 
 def value_fingerprint(matrix: object, source: RowSource) -> np.ndarray:
-    """Sum and sum of squares of the first :data:`FINGERPRINT_ROWS` rows of ``matrix``, ``(2,)``.
+    """Sum and sum of squares of :data:`FINGERPRINT_ROWS` evenly spaced rows, ``(2,)``.
 
     Cheap to recompute (one small read, also of a backed or dask matrix), and changed by
-    any transformation of the values in place (a new normalisation, a log, a rescaling).
+    any transformation of the values in place (a new normalisation, a log, a rescaling) and
+    by reordering the cells.
     """
-    stop = min(FINGERPRINT_ROWS, matrix.shape[0])
+    n_rows = matrix.shape[0]
+    rows = np.unique(np.linspace(0, n_rows - 1, min(FINGERPRINT_ROWS, n_rows)).astype(np.int64))
     if is_dask_array(matrix):
-        block = source.read(lambda: matrix[:stop].compute(), 0, stop)
+        block = source.read(lambda: matrix[rows].compute(), 0, n_rows)
     else:
-        block = source.read(partial(matrix.__getitem__, slice(0, stop)), 0, stop)
+        block = source.read(partial(matrix.__getitem__, rows), 0, n_rows)
     values = block.data if sparse.issparse(block) else block
     return np.array([values.sum(), np.square(values).sum()])
 
@@ -513,6 +515,15 @@ def stored_matrix(adata: AnnData, layer: str | None) -> object:
     return adata.layers[layer]
 
 
+def cell_matrix(adata: AnnData) -> object:
+    """The matrix whose cells are read beside the statistics: their layer if stored, else X.
+
+    What reads cells (Wilcoxon DE, GEARS's cell loss, ``sample``) reads the values the
+    statistics describe.
+    """
+    return stored_matrix(adata, stored_layer(adata))
+
+
 def _same_values(adata: AnnData, stats: PseudobulkStats) -> bool:
     """Whether the matrix ``stats`` were computed from still holds the values it held then."""
     if stats.fingerprint is None:  # stored before fingerprints: cannot tell
@@ -562,7 +573,7 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     if not same_screen:
         why = "they are of other cells, genes or labels"
     elif not same_values:
-        why = f"the values of {matrix} changed since"
+        why = f"the values of {matrix} changed since (or its cells were reordered)"
     elif stats.coexpr_gram is None:
         why = "they hold no gene x gene moments"
     else:

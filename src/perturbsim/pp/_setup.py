@@ -24,7 +24,7 @@ from .._keys import (
 )
 from ._label_hint import label_hint
 from ._labels import detect_control, genes_of, ordered_conditions, parse_labels
-from ._validate import validate_expression
+from ._validate import check_not_empty, validate_expression
 
 logger = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ def setup(
     34
     """
     check_anndata(adata)
+    check_not_empty(adata)
     if perturbation_key not in adata.obs.columns:
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "

@@ -54,6 +54,12 @@ def check_block(block: object, *, where: str) -> None:
         )
 
 
+def check_not_empty(adata: AnnData) -> None:
+    """Raise if ``adata`` has no cell or no gene."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
+
+
 def check_gene_names(names: pd.Index) -> None:
     """Raise if gene names (``var_names``) are missing, empty or duplicated."""
     missing = int(names.isna().sum())
@@ -104,8 +110,7 @@ def validate_expression(
     -------
     Whether ``X`` was normalised (replaced).
     """
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise PerturbsimError(f"empty AnnData: {adata.n_obs} cells x {adata.n_vars} genes")
+    check_not_empty(adata)
     check_gene_names(adata.var_names)
     lazy = adata.isbacked or _is_dask(adata.X)
     block = adata.X[: min(chunk_size, adata.n_obs)] if lazy else adata.X
@@ -148,13 +153,23 @@ def validate_expression(
 def _constant_row_sum(block: object) -> float | None:
     """The sum every row of ``block`` shares (``normalize_total`` without a log), else ``None``.
 
-    Log-normalised cells never share their sum; two cells or more must, to within 1e-4.
+    Cells of log-normalised data never share their sum while their counts (``expm1``) do
+    not; two cells or more must, to within 1e-4. Rows whose counts share their sum too
+    (identical or constant rows) say nothing of a log and pass.
     """
-    sums = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
-    if sums.size < 2 or sums.mean() <= 0:
+
+    def shared_sum(matrix: object) -> float | None:
+        sums = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
+        if sums.size < 2 or sums.mean() <= 0:
+            return None
+        spread = (sums.max() - sums.min()) / sums.mean()
+        return float(sums.mean()) if spread < 1e-4 else None
+
+    total = shared_sum(block)
+    if total is None:
         return None
-    spread = (sums.max() - sums.min()) / sums.mean()
-    return float(sums.mean()) if spread < 1e-4 else None
+    counts = block.expm1() if sparse.issparse(block) else np.expm1(np.asarray(block, np.float64))
+    return total if shared_sum(counts) is None else None
 
 
 def _normalise(adata: AnnData, *, lazy: bool) -> None:
