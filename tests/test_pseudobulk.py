@@ -200,6 +200,10 @@ def test_statistics_recomputed_after_a_split_read_the_layer_they_were_computed_f
     np.testing.assert_allclose(klf1, 2.0 * on_x.delta[list(on_x.conditions).index("KLF1")], 1e-5)
     from perturbsim.tl._evaluate import _working_copy
 
+    norman.layers["counts"] = norman.X.expm1().ceil()
+    with pytest.raises(PerturbsimError, match=r"adata.layers\['counts'\] holds raw integer"):
+        ps.pp.pseudobulk(norman, layer="counts")
+
     assert _working_copy(norman).X is norman.layers["doubled"]  # evaluate scores the layer
     del norman.layers["doubled"]
     with pytest.raises(PerturbsimError, match="of layer 'doubled', which adata no longer has"):

@@ -26,6 +26,7 @@ from .._settings import progress_disabled
 from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
 from ._distributed import dask_sums, is_dask_array
 from ._setup import check_setup
+from ._validate import validate_expression
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -357,6 +358,8 @@ def compute_pseudobulk(
     gram_mask, coexpr_cells = _coexpression_cells(adata, coexpression, coexpr_max_cells)
     if layer is not None and layer not in adata.layers:
         raise PerturbsimError(f"layer {layer!r} not found in adata.layers: {list(adata.layers)}")
+    if layer is not None:  # X was checked by setup
+        validate_expression(adata, layer=layer)
     matrix = adata.layers[layer] if layer is not None else adata.X
     labels = CellLabels(
         codes=codes,
@@ -430,9 +433,11 @@ def pseudobulk(
     chunk_size
         Cells read at a time (one dask task each); a dask ``X`` keeps its own row chunks.
     layer
-        Layer to use instead of ``X``. The statistics remember it: whatever recomputes them
-        later (a model after a new split, :func:`perturbsim.pp.measured_profiles`) reads the
-        same layer.
+        Layer of log-normalised values to use instead of ``X`` (checked as ``setup`` checks
+        ``X``). The statistics remember it: whatever recomputes them later (a model after a
+        new split, :func:`perturbsim.pp.measured_profiles`, ``tl.evaluate``) and whatever
+        reads cells beside them (Wilcoxon DE, GEARS's cell loss, ``sample``) reads the same
+        layer.
     coexpr_max_cells
         At most this many of those cells (a seeded random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000

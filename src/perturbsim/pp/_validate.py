@@ -82,7 +82,11 @@ def _is_dask(matrix: object) -> bool:
 
 
 def validate_expression(
-    adata: AnnData, *, normalize: bool = False, chunk_size: int = 10_000
+    adata: AnnData,
+    *,
+    normalize: bool = False,
+    chunk_size: int = 10_000,
+    layer: str | None = None,
 ) -> bool:
     """Check the expression matrix; normalise raw counts when asked.
 
@@ -105,6 +109,9 @@ def validate_expression(
         log-normalised (non-integer, at most 30) are left as they are, with a warning.
     chunk_size
         Cells read for the check of a backed file.
+    layer
+        Check this layer instead of ``X`` (never normalised: its errors say to pass a layer
+        of log-normalised values).
 
     Returns
     -------
@@ -112,11 +119,19 @@ def validate_expression(
     """
     check_not_empty(adata)
     check_gene_names(adata.var_names)
-    lazy = adata.isbacked or _is_dask(adata.X)
-    block = adata.X[: min(chunk_size, adata.n_obs)] if lazy else adata.X
+    matrix = adata.X if layer is None else adata.layers[layer]
+    name = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    lazy = adata.isbacked or _is_dask(matrix)
+    block = matrix[: min(chunk_size, adata.n_obs)] if lazy else matrix
     if _is_dask(block):
         block = block.compute()
-    where = f"adata.X (first {chunk_size} cells)" if lazy else "adata.X"
+    where = f"{name} (first {chunk_size} cells)" if lazy else name
+    fix = (
+        "pass normalize=True (normalize_total + log1p) if they are counts, or run "
+        "scanpy.pp.log1p first if they are normalised but not log-transformed"
+        if layer is None
+        else "perturbsim needs log-normalised values: pass a layer that holds them (or none: X)"
+    )
     check_block(block, where=where)
     values = matrix_values(block)
     top = float(values.max()) if values.size else 0.0
@@ -138,14 +153,11 @@ def validate_expression(
             if whole
             else f"values up to {top:.6g}, above any log1p-normalised value"
         )
-        raise PerturbsimError(
-            f"{where} holds {what}; pass normalize=True (normalize_total + log1p) if they are "
-            "counts, or run scanpy.pp.log1p first if they are normalised but not log-transformed"
-        )
+        raise PerturbsimError(f"{where} holds {what}; {fix}")
     if row_sum is not None:
         raise PerturbsimError(
             f"every cell of {where} sums to {row_sum:.6g}: normalised (normalize_total) but not "
-            "log-transformed; run scanpy.pp.log1p(adata) first, or pass normalize=True"
+            f"log-transformed; {fix}"
         )
     return False
 

@@ -145,7 +145,7 @@ def _working_copy(adata: AnnData) -> AnnData:
     layer = stored_layer(adata)
     matrix = stored_matrix(adata, layer)
     if layer is not None:
-        logger.info("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
+        logger.warning("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
     uns = dict(adata.uns)
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
     return AnnData(X=matrix, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
@@ -532,7 +532,9 @@ def evaluate(
     Parameters
     ----------
     adata
-        A screen after :func:`perturbsim.pp.setup`, in memory.
+        A screen after :func:`perturbsim.pp.setup`, in memory. Its cells are read from
+        ``X``, or, when its stored statistics were computed from a layer
+        (:func:`perturbsim.pp.pseudobulk`'s ``layer``), from that layer (a warning says so).
     models
         Names from the model catalogue (:func:`perturbsim.models.list_models`: registered
         models such as ``"gears"``, ``"additive"``, ``"linear"``, ``"mean"``, ``"grn"``,
