@@ -237,6 +237,7 @@ def test_write_round_trips(result, tmp_path):
     tables = {
         "scores.csv": result.scores,
         "summary.csv": result.summary(),
+        "calibrated.csv": result.calibrated(),
         "per_seed.csv": result.per_seed(),
         "coverage.csv": result.coverage,
         "changes.csv": result.changes,

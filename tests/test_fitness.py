@@ -110,6 +110,8 @@ def _error(folder: Path) -> str:
 
 def test_missing_folder_and_table(tmp_path):
     assert "no such folder" in _error(tmp_path / "absent")
+    (tmp_path / "screen.h5ad").write_text("")
+    assert "is a file, not a fitness folder" in _error(tmp_path / "screen.h5ad")
     singles, pairs, _ = module_screen()
     folder = write_folder(tmp_path / "gi", singles, pairs)
     (folder / PAIRS_FILE).unlink()
@@ -475,6 +477,14 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, break_it, expected):
     err = capsys.readouterr().err.strip()
     assert err.startswith("perturbsim fitness: error:") and expected in err
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_cli_names_its_unseen_fraction_option(tmp_path, capsys):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    out = str(tmp_path / "out")
+    assert main(["fitness", str(folder), "--out", out, "--unseen-fraction", "1.5"]) == 2
+    assert "--unseen-fraction must lie in" in capsys.readouterr().err
 
 
 def test_cli_names_a_control_that_is_not_in_the_tables(tmp_path, capsys):

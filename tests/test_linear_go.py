@@ -114,6 +114,15 @@ def norman_split(norman):
     return norman
 
 
+def test_a_fit_shrunk_to_the_mean_is_warned_of(norman_split, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = LinearGO(norman_split).fit()  # GO predicts no Norman training perturbation
+    assert model.shrinkage == 0
+    assert "linear_go: its embedding predicts no training perturbation" in caplog.text
+    delta = model.predict(["KLF1", "CEBPE"]).layers["delta"]
+    np.testing.assert_allclose(delta, np.broadcast_to(model.offset, delta.shape), atol=1e-6)
+
+
 def test_covers_annotated_genes_measured_or_not(norman_split):
     model = LinearGO(norman_split).fit()
     conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)

@@ -252,6 +252,11 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     (112, 6216)
     """
     folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise PerturbsimError(
+            f"{str(folder)!r} is a file, not a fitness folder (one holding {SINGLES_FILE} and "
+            f"{PAIRS_FILE})"
+        )
     if not folder.is_dir():
         raise PerturbsimError(f"no such folder: {str(folder)!r}")
     for name in (SINGLES_FILE, PAIRS_FILE):

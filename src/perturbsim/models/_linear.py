@@ -244,6 +244,15 @@ def fit_weights(
     return weights, alpha, error / energy
 
 
+def warn_shrunk_to_mean(label: str) -> None:
+    """Warn that a linear model's held-out fit shrank its every departure from the mean to 0."""
+    logger.warning(
+        "%s: its embedding predicts no training perturbation held out gene by gene "
+        "(shrinkage 0): every prediction is the mean training perturbation",
+        label,
+    )
+
+
 def fit_embedded(
     pca: TrainingPCA,
     rows: Mapping[str, int],
@@ -517,6 +526,8 @@ class Linear(CoverageMixin, PerturbationModel):
                 "prediction of a measured gene is the mean training perturbation",
                 self.label,
             )
+        elif self.shrinkage == 0:
+            warn_shrunk_to_mean(self.label)
         else:
             logger.info(
                 "%s: K=%d, %s embedding (held-out error %s), W fitted on %d of %d training "

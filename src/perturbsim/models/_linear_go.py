@@ -23,6 +23,7 @@ from ._linear import (
     embed_sets,
     fit_embedded,
     leading_embedding,
+    warn_shrunk_to_mean,
 )
 from ._simple import CoverageMixin
 
@@ -271,6 +272,8 @@ class LinearGO(CoverageMixin, PerturbationModel):
                 "prediction is the mean training perturbation",
                 self.label,
             )
+        elif self.shrinkage == 0:
+            warn_shrunk_to_mean(self.label)
         else:
             logger.info(
                 "%s: K=%d x %d, W fitted on %d of %d training perturbations, shrinkage %.3g",

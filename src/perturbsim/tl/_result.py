@@ -555,7 +555,8 @@ class EvaluationResult:
         Returns
         -------
         File name -> path of every file written: ``scores.csv``, ``summary.csv``
-        (:meth:`summary`), ``per_seed.csv`` (:meth:`per_seed`), ``coverage.csv``,
+        (:meth:`summary`), ``calibrated.csv`` (:meth:`calibrated`, the headline table,
+        unless empty), ``per_seed.csv`` (:meth:`per_seed`), ``coverage.csv``,
         ``changes.csv``, ``timings.csv``, ``history.csv`` (:attr:`histories`),
         ``failures.csv``, ``gi_precision.csv`` (:attr:`gi`) and ``gi_summary.csv``
         (:meth:`gi_summary`), ``uncertainty.csv`` (:attr:`uncertainty`),
@@ -608,6 +609,9 @@ class EvaluationResult:
             "changes.csv": self.changes,
             "timings.csv": self.timings,
         }
+        calibrated = self.calibrated()
+        if not calibrated.empty:
+            tables["calibrated.csv"] = calibrated
         if not self.histories.empty:
             tables["history.csv"] = self.histories
         if not self.failures.empty:
