@@ -32,7 +32,7 @@ from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import GIRules
-from ..pp._labels import CONTROL_CANDIDATES
+from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -235,12 +235,12 @@ def _run_predict(args: argparse.Namespace) -> None:
     model = PerturbationModel.load(args.model)
     labels = model.screen_labels  # the screen's own label forms, unless given
     control = args.control or labels.get("control", CONTROL)
-    screen_sep = args.sep or labels.get("sep", SEP)
+    screen_sep = labels.get("sep", SEP)
     queries = [  # without --sep, a label joined by + (as predictions are named) reads as such
         query
         for text in args.perturbations
         for query in parse_perturbations(
-            [text], control=control, sep=SEP if args.sep is None and SEP in text else screen_sep
+            [text], control=control, sep=args.sep or label_sep(text, screen_sep)
         )
     ]
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))

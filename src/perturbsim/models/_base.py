@@ -139,8 +139,8 @@ def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return obs.join(joined)
 
 
-def _control_summary(adata: AnnData, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each gene's zero fraction and each cell's one-count value, over the control ``rows``.
+def _control_summary(matrix: object, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each gene's zero fraction and each cell's one-count value, over ``matrix``'s ``rows``.
 
     Returns
     -------
@@ -150,9 +150,8 @@ def _control_summary(adata: AnnData, rows: np.ndarray) -> tuple[np.ndarray, np.n
     normalised count (``expm1``), one count in ``normalize_total`` + ``log1p`` data; the
     median of the others for a cell with no detected gene.
     """
-    zeros = np.zeros(adata.n_vars)
+    zeros = np.zeros(matrix.shape[1])
     lowest = np.empty(rows.size)
-    matrix = cell_matrix(adata)
     for start in range(0, rows.size, _ROWS_PER_CHUNK):
         block = _dense(matrix[rows[start : start + _ROWS_PER_CHUNK]])
         zeros += (block == 0).sum(axis=0)
@@ -783,13 +782,14 @@ class PerturbationModel(ABC):
         prediction = self.predict(perturbations)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
-        p0, one_count = _control_summary(adata, control_rows)
+        matrix = cell_matrix(adata)
+        p0, one_count = _control_summary(matrix, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))
         blocks = []
         for row, n in enumerate(counts):
             picks = rng.integers(control_rows.size, size=n)
             unique, inverse = np.unique(control_rows[picks], return_inverse=True)
-            cells = _dense(cell_matrix(adata)[unique])[inverse]
+            cells = _dense(matrix[unique])[inverse]
             fold = _GeneFold.of(cells, one_count[picks], p0, rng)
             blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
         labels = np.repeat(prediction.obs_names.to_numpy(), counts)

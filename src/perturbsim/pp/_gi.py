@@ -37,7 +37,7 @@ from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._label_hint import SEPARATORS
-from ._labels import canonical_label, genes_of, parse_label
+from ._labels import canonical_label, genes_of, label_sep, parse_label
 from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
@@ -728,7 +728,7 @@ def _rows_of(matrix: object, rows: Sequence[int]) -> np.ndarray:
 def _canonical(label: object, sep: str) -> str:
     """The canonical form of ``label``: genes joined by ``sep``, or by ``+`` if it has one."""
     text = str(label)
-    return canonical_label(parse_label(text, sep=SEP if SEP in text else sep))
+    return canonical_label(parse_label(text, sep=label_sep(text, sep)))
 
 
 def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:

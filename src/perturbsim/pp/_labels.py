@@ -231,6 +231,17 @@ def read_measured(
     return None
 
 
+def label_sep(label: str, sep: str) -> str:
+    """The separator ``label`` is read with: ``+`` if it holds one (perturbsim's own form).
+
+    Examples
+    --------
+    >>> label_sep("A+B", "_"), label_sep("A_B", "_")
+    ('+', '_')
+    """
+    return SEP if SEP in label else sep
+
+
 def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """One queried label as a sorted gene tuple; control words name no gene.
 

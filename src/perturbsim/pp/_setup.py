@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from anndata.utils import make_index_unique
 
 from .._errors import PerturbsimError, shown_list
 from .._keys import (
@@ -35,26 +36,14 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
     """Gene symbols usable as names: a missing one replaced by its id, duplicates suffixed.
 
     A symbol shared by several ids keeps its name on its first id; the others get ``-1``,
-    ``-2``, ... (a warning names them: a target among them is the first id's gene).
+    ``-2``, ... (:func:`anndata.utils.make_index_unique`; a warning names them: a target
+    among them is the first id's gene).
     """
     names = symbols.astype(object).to_numpy().copy()
     missing = pd.isna(names) | np.array([str(n).strip() == "" for n in names])
     names[missing] = ids.to_numpy()[missing]
-    names = names.astype(str)
-    taken = set(names)
-    seen: dict[str, int] = {}
-    renamed = []
-    for i, name in enumerate(names):
-        if name not in seen:
-            seen[name] = 0
-            continue
-        suffix = seen[name]
-        while f"{name}-{suffix + 1}" in taken:
-            suffix += 1
-        seen[name] = suffix + 1
-        names[i] = f"{name}-{suffix + 1}"
-        taken.add(names[i])
-        renamed.append(name)
+    names = pd.Index(names.astype(str), dtype=object)
+    shared = sorted(set(names[names.duplicated()]))
     if missing.any():
         logger.warning(
             "%d genes have no symbol in %s: named by their var_names (e.g. %r)",
@@ -62,15 +51,15 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
             where,
             str(ids[np.flatnonzero(missing)[0]]),
         )
-    if renamed:
+    if shared:
         logger.warning(
             "%d symbols of %s name more than one gene: the first keeps the symbol, the others "
             "get -1, -2, ... (%s)",
-            len(set(renamed)),
+            len(shared),
             where,
-            shown_list(sorted(set(renamed)), 5),
+            shown_list(shared, 5),
         )
-    return pd.Index(names, dtype=object)
+    return make_index_unique(names)
 
 
 def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]) -> None:
