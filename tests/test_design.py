@@ -68,7 +68,7 @@ def test_default_candidates_are_covered_singles_and_panel_pairs(model):
     assert [c for c in few if len(genes_of(c)) == 1] == singles
 
 
-def test_measured_conditions_are_never_proposed(model, screen, model_dir):
+def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog):
     split = ps.pp.Split.from_adata(screen)
     measured = ps.tl.measured_conditions(model)
     assert set(model.fitted_conditions) == set(split.train + split.val) - {"ctrl"}
@@ -76,8 +76,10 @@ def test_measured_conditions_are_never_proposed(model, screen, model_dir):
     loaded = ps.models.PerturbationModel.load(model_dir)  # held-out conditions saved too
     assert ps.tl.measured_conditions(loaded) == measured
     untested = ps.tl.default_candidates(model, measured)[:2]
-    ranked = ps.tl.design(model, [*measured[:3], *untested], budget=2, strategy="random")
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ranked = ps.tl.design(model, [*measured[:3], *untested], budget=2, strategy="random")
     assert set(ranked["perturbation"]) == set(untested)
+    assert f"left out 3 candidate(s) already measured: {', '.join(measured[:3])}" in caplog.text
     # an explicit measured list replaces the model's
     ranked = ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=untested[:1])
     assert set(ranked["perturbation"]) == {*measured[:3], untested[1]}
@@ -242,14 +244,16 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
 def test_cli_never_writes_over_what_it_reads(model_dir, tmp_path, capsys):
     config = Path(model_dir) / "config.json"
     before = config.read_bytes()
-    measured = tmp_path / "measured.txt"
+    measured = tmp_path / "measured.csv"
     measured.write_text("G0024\n")
+    (tmp_path / "folder.csv").mkdir()
     run = ["design", model_dir, "--budget", "2", "--measured", str(measured), "--overwrite"]
     for out, message in [
-        (str(config), "would write over or into"),  # the model's own files
-        (str(Path(model_dir) / "next.csv"), "would write over or into"),  # or its folder
+        (str(config), "--out must end in .csv, got"),  # the model's own files, or no CSV
+        (str(tmp_path / "next.h5ad"), "--out must end in .csv, got"),
+        (str(Path(model_dir) / "next.csv"), "would write over or into"),  # its folder
         (str(measured), "would write over or into"),  # the list it reads
-        (str(tmp_path), "is a folder; give a file name"),
+        (str(tmp_path / "folder.csv"), "is a folder; give a file name"),
         (f"{tmp_path / 'new'}/", "ends in a separator; give a file name"),
     ]:
         assert main([*run, "--out", out]) == 2
@@ -272,7 +276,9 @@ def test_cli_bad_budget_is_one_line(model_dir, tmp_path, capsys, budget, message
     assert not out.exists()
 
 
-def test_cli_missing_model_directory(tmp_path, capsys):
+def test_cli_missing_model_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("design.csv").write_text("an earlier list\n")  # the model is named first all the same
     assert main(["design", str(tmp_path / "absent"), "--budget", "2"]) == 2
     assert "no model directory" in capsys.readouterr().err
 

@@ -176,7 +176,7 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     screen[:, :10].copy().write_h5ad(data)
     assert main([*again, "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "genes of adata (10) do not match the model's (70)" in err
+    assert "\n" not in err and "genes of adata (10) do not match the model's (70; 10 shared)" in err
 
     beside = tmp_path / "beside"  # the screen read is never written over, --overwrite or not
     beside.mkdir()

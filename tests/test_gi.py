@@ -61,6 +61,16 @@ def test_additive_pair_has_magnitude_sqrt2_and_mean_coefficient_1(singles):
     assert norman["is_additive"] and not norman["is_synergy"]
 
 
+def test_an_additive_pair_off_by_rounding_is_not_a_suppression_on_normans_scale(singles):
+    # Theil-Sen solves c to ~1e-8: an additive pair's mean |c| lands either side of the cut
+    a, b = singles
+    rules = GIRules(magnitude_score="mean_abs_coef")
+    for rounding in (-1e-8, 0.0, 1e-8):
+        row = score_pair(a, b, (1 + rounding) * (a + b), rules=rules)
+        assert row["is_additive"] and not row["is_suppression"] and row["subtype"] == "additive"
+    assert score_pair(a, b, 0.999 * (a + b), rules=rules)["is_suppression"]
+
+
 def test_scaled_pairs_are_synergy_and_suppression(singles):
     a, b = singles
     double = score_pair(a, b, 2 * (a + b))
@@ -568,3 +578,20 @@ def test_gi_per_gene_auprc_on_a_hand_example():
     metrics = pytest.importorskip("sklearn.metrics")
     expected = metrics.average_precision_score([1, 0, 1, 0], [0.9, 0.5, 0.1, -0.7])
     assert table.loc["synergy", "auprc"] == pytest.approx(expected)
+
+
+def test_an_abundance_no_gene_reaches_is_refused(singles):
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "A+B": a + b})  # control expression 1
+    with pytest.raises(PerturbsimError, match=r"no gene .* above abundance=2: .* lower abundance"):
+        gi_scores(profiles, abundance=2.0)
+
+
+def test_gi_per_gene_names_what_a_requested_pair_lacks(singles):
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "A+B": a + b})
+    with pytest.raises(PerturbsimError, match=r"no pair requested .*A\+C \(no C or A\+C\)"):
+        gi_per_gene(profiles, pairs=["A+C"])
+    se = pd.DataFrame(0.1, index=["A", "B", "A+B"], columns=["g0"])
+    with pytest.raises(PerturbsimError, match=r"se has no column for genes g1, g2, "):
+        gi_per_gene(profiles, se=se)

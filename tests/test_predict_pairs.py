@@ -168,6 +168,22 @@ def test_cli_gi_counts_flags_by_kind_not_by_gene():
     assert "  not scored (unsupported gene(s)): 2" in text
     assert "  not scored (missing single(s); unsupported gene(s)): 1" in text
     assert "synergy 1" in text and "counts as a synergy" not in text
+    assert "sum of their singles" not in text  # no coefficients to tell
+
+
+def test_cli_gi_says_how_many_pairs_are_their_singles_summed():
+    from perturbsim.cli._commands import _gi_summary
+
+    scores = pd.DataFrame(
+        {
+            "flag": ["", "", "", "missing singles D"],
+            "c1": [1.0 + 2e-8, 0.4, 1.0, np.nan],
+            "c2": [1.0 - 1e-8, 0.6, 1.0, np.nan],
+            "is_synergy": [True, False, True, False],
+        }
+    )
+    text = _gi_summary(scores, 4, "gears")
+    assert "2 of the 3 predicted as the sum of their singles (c1 = c2 = 1)" in text
 
 
 def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
@@ -188,6 +204,8 @@ def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
         (b"\x89HDF\r\n\x1a\n\xff\xfe", "as a list of genes, one a line (it is not UTF-8 text)"),
         (b"KLF1\x00\x00\x00", "(it holds NUL bytes: a binary file)"),
         ("folder", "is a folder, not a list file"),
+        (["{0},{1},{2}"], "holds several genes joined by ',': give one a line"),
+        (["{0} {1}"], "holds several genes joined by ' ': give one a line"),
     ],
 )
 def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, capsys, lines, words):

@@ -224,15 +224,13 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 # -- predict --------------------------------------------------------------------------------
 def _run_predict(args: argparse.Namespace) -> None:
-    out = output_file(args.out)
-    if out.suffix not in (".h5ad", ".csv"):
-        raise PerturbsimError(f"--out must end in .h5ad or .csv, got {str(out)!r}")
+    out = output_file(args.out, (".h5ad", ".csv"))
     if args.sep == "":
         raise PerturbsimError("--sep must be a non-empty string")
+    model = PerturbationModel.load(args.model)
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
-    model = PerturbationModel.load(args.model)
     labels = model.screen_labels  # the screen's own label forms, unless given
     control = args.control or labels.get("control", CONTROL)
     screen_sep = labels.get("sep", SEP)
@@ -317,6 +315,11 @@ def _reason_kind(flag: str) -> str:
     )
 
 
+ADDITIVE_TOLERANCE = 1e-6
+"""How far from 1 both coefficients of a pair may lie for ``perturbsim gi`` to report it as
+predicted by the sum of its singles (the scores are solved to about 1e-8)."""
+
+
 def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
     flags = scores["flag"].astype(str)
@@ -327,6 +330,15 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
+    if {"c1", "c2"} <= set(scores.columns) and scored:
+        off_one = (scores.loc[flags == "", ["c1", "c2"]].astype(float) - 1.0).abs()
+        summed = int((off_one < ADDITIVE_TOLERANCE).all(axis=1).sum())
+        if summed:
+            lines.append(
+                f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1):"
+                " the model learnt no interaction for them that held out on its data, so their"
+                " subtypes are those of the additive model"
+            )
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
@@ -354,7 +366,7 @@ def _run_gi(args: argparse.Namespace) -> None:
 
     check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
-    genes = read_list(args.genes, "--genes", "genes")
+    genes = read_list(args.genes, "--genes", "genes", joiners=",;")
     model = PerturbationModel.load(args.model)
     rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
     pred = model.predict_pairs(

@@ -15,10 +15,10 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
     from ..tl import design
 
-    out = output_file(args.out)
+    out = output_file(args.out, (".csv",))
+    model = PerturbationModel.load(args.model)
     inputs = [args.model, *([args.measured] if args.measured is not None else [])]
     refuse_output_file(out, args.overwrite, inputs=inputs)
-    model = PerturbationModel.load(args.model)
     measured = None
     if args.measured is not None:  # an empty file: nothing measured yet
         measured = read_list(args.measured, "--measured", "conditions", allow_empty=True)

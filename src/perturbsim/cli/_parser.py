@@ -35,18 +35,21 @@ def add_command(
     return commands.add_parser(name, parents=[common_options(suppress=True)], **kwargs)
 
 
-def read_list(path: Path, flag: str, what: str, *, allow_empty: bool = False) -> list[str]:
+def read_list(
+    path: Path, flag: str, what: str, *, allow_empty: bool = False, joiners: str = ""
+) -> list[str]:
     """The items of a text file given as ``flag``, one a line.
 
     Blank lines and text after ``#`` are ignored; a UTF-8 byte-order mark (as spreadsheet
     programs write) is dropped. With ``allow_empty`` a file of no item is an empty list
-    (e.g. ``--measured``: nothing measured yet).
+    (e.g. ``--measured``: nothing measured yet). A line holding white space, or one of
+    ``joiners`` (characters no item holds, e.g. ``","`` for genes), holds several items.
 
     Raises
     ------
     PerturbsimError
         One line naming the file: missing, a folder, not UTF-8 text (or holding NUL bytes:
-        a binary file), or holding no item.
+        a binary file), holding no item, or several items on one line.
     """
     if path.is_dir():
         raise PerturbsimError(f"{flag}: {str(path)!r} is a folder, not a list file")
@@ -67,6 +70,13 @@ def read_list(path: Path, flag: str, what: str, *, allow_empty: bool = False) ->
         )
     items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     items = [item for item in items if item]
+    for item in items:
+        joiner = next((c for c in item if c.isspace() or c in joiners), None)
+        if joiner is not None:
+            raise PerturbsimError(
+                f"{flag}: the line {item!r} of {str(path)!r} holds several {what} joined by "
+                f"{joiner!r}: give one a line"
+            )
     if not items and not allow_empty:
         raise PerturbsimError(
             f"{flag}: no {what} in {str(path)!r} (one a line, # starts a comment)"
@@ -85,15 +95,19 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
         raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
 
 
-def output_file(text: str) -> Path:
-    """The path of a ``--out FILE`` option given as text, refused if it ends in a separator.
+def output_file(text: str, suffixes: Sequence[str]) -> Path:
+    """The path of a ``--out FILE`` option given as text, refused unless a file of ``suffixes``.
 
-    ``Path("out/")`` is ``Path("out")``: without this check a folder meant by the slash
-    would be written as a file of that name.
+    ``Path("out/")`` is ``Path("out")``: without the check a folder meant by the slash
+    would be written as a file of that name; a file named ``.h5ad`` that holds CSV text
+    would be read as neither.
     """
     if text.endswith(("/", os.sep)):
         raise PerturbsimError(f"--out {text!r} ends in a separator; give a file name")
-    return Path(text)
+    out = Path(text)
+    if out.suffix not in suffixes:
+        raise PerturbsimError(f"--out must end in {' or '.join(suffixes)}, got {text!r}")
+    return out
 
 
 def _refuse_reading(out: Path, targets: set[Path], inputs: Sequence[Path]) -> None:

@@ -163,6 +163,7 @@ def export_cell_eval(
     ('pred.h5ad', 'real.h5ad')
     """
     check_setup(adata)
+    model.check_genes_of(adata)
     labels = _conditions(model, adata, conditions)
     codes = adata.obs[CONDITION].astype(str).to_numpy()
     sizes = [int((codes == label).sum()) for label in labels]

@@ -714,6 +714,23 @@ class PerturbationModel(ABC):
         out.uns[UNS] = {PRED_MODEL: self.label}
         return out
 
+    def check_genes_of(self, adata: AnnData) -> None:
+        """Refuse a screen whose genes are not the model's, in order (one line naming both).
+
+        Raises
+        ------
+        PerturbsimError
+            ``adata.var_names`` differ from :attr:`genes` (another screen, or genes
+            subset or reordered since the fit).
+        """
+        genes = np.asarray(adata.var_names, dtype=str)
+        if not np.array_equal(genes, self.genes):
+            shared = len(np.intersect1d(genes, self.genes))
+            raise PerturbsimError(
+                f"the genes of adata ({adata.n_vars}) do not match the model's "
+                f"({len(self.genes)}; {shared} shared): pass the screen the model was fitted on"
+            )
+
     def sample(
         self,
         perturbations: str | list[str] | list[list[str]],
@@ -775,10 +792,7 @@ class PerturbationModel(ABC):
         (10, 500)
         """
         check_setup(adata)
-        if not np.array_equal(np.asarray(adata.var_names, dtype=str), self.genes):
-            raise PerturbsimError(
-                f"the genes of adata ({adata.n_vars}) do not match the model's ({len(self.genes)})"
-            )
+        self.check_genes_of(adata)
         prediction = self.predict(perturbations)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())

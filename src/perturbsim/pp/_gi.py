@@ -118,6 +118,9 @@ _THREADS = 8
 """Most threads that score pairs at once (fewer on fewer cores)."""
 _TIES = 9
 """Decimals to which subtype strengths are rounded before ranking (equal = tied)."""
+_ON_CUT = 1e-6
+"""Relative distance from a subtype's cut within which a score lies on it
+(:meth:`GIRules.holds`)."""
 _ROUNDING = 1e-6
 """Relative spread of deviations below which they are taken as rounding errors."""
 _CHUNK = 1024
@@ -128,12 +131,13 @@ _CHUNK = 1024
 class GIRules:
     """Thresholds that assign subtypes to scored pairs (the GEARS paper's figure code).
 
-    Subtypes overlap: a pair gets every subtype whose rule holds (strict inequalities, as
-    in GEARS). GEARS set the magnitude thresholds on ``sqrt(c1² + c2²)``: on Norman's
-    published pairs they call 32 % synergy and 45 % suppression (2 % and 90 % on
-    ``ts_norm``). With the defaults an exactly additive pair (``c1 = c2 = 1``, magnitude
-    ``√2``) is a synergy, as in GEARS; ``magnitude_score="mean_abs_coef"`` puts it at 1
-    (Norman's ``ts_norm``), inside the additive band.
+    Subtypes overlap: a pair gets every subtype whose rule holds (strict inequalities, as in
+    GEARS, beyond the scores' rounding: :meth:`holds`). GEARS set the magnitude thresholds
+    on ``sqrt(c1² + c2²)``: on Norman's published pairs they call 32 % synergy and 45 %
+    suppression (2 % and 90 % on ``ts_norm``). With the defaults an exactly additive pair
+    (``c1 = c2 = 1``, magnitude ``√2``) is a synergy, as in GEARS;
+    ``magnitude_score="mean_abs_coef"`` puts it at 1 (Norman's ``ts_norm``), inside the
+    additive band and on the suppression cut, so not a suppression.
 
     Attributes
     ----------
@@ -213,8 +217,8 @@ class GIRules:
         ``(strength, cut)``: larger strength means more of the subtype (synergy: the
         magnitude; suppression: minus the magnitude; additive: minus ``|magnitude - 1|``;
         redundancy: the redundancy score; neomorphism: minus ``fit_corr``; epistasis:
-        minus ``equality``); a pair is of the subtype when ``strength > cut``. NaN scores
-        give NaN strength.
+        minus ``equality``); a pair is of the subtype when ``strength > cut``, beyond
+        rounding (:meth:`holds`). NaN scores give NaN strength.
         """
         column = self.score_column(subtype)
         if column not in scores.columns:
@@ -232,6 +236,17 @@ class GIRules:
             return -score, -self.neomorphism
         return -score, -self.epistasis
 
+    def holds(self, scores: pd.DataFrame, subtype: str) -> pd.Series:
+        """Whether the rule of ``subtype`` holds for each pair: its strength beyond the cut.
+
+        Beyond by more than :data:`_ON_CUT` (relative): the scores are solved to about
+        ``1e-8``, so an exactly additive pair, whose ``mean_abs_coef`` is 1 to that
+        precision, lies on the suppression cut of 1 rather than either side of it by its
+        rounding. NaN scores hold nothing.
+        """
+        strength, cut = self.strength(scores, subtype)
+        return strength > cut + _ON_CUT * max(1.0, abs(cut))
+
     def classify(self, scores: pd.DataFrame) -> pd.DataFrame:
         """Boolean ``is_<subtype>`` columns and the primary ``subtype`` of each pair.
 
@@ -245,8 +260,7 @@ class GIRules:
         """
         calls = pd.DataFrame(index=scores.index)
         for subtype in SUBTYPES:
-            strength, cut = self.strength(scores, subtype)
-            calls[f"is_{subtype}"] = (strength > cut).to_numpy()
+            calls[f"is_{subtype}"] = self.holds(scores, subtype).to_numpy()
         primary = np.full(len(scores), "", dtype=object)
         for subtype in reversed(PRECEDENCE):
             primary = np.where(calls[f"is_{subtype}"], subtype, primary)
@@ -1049,12 +1063,17 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
 
 
 def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
-    """Warn when fewer than :data:`FEW_GENES` genes are fitted.
+    """Warn when fewer than :data:`FEW_GENES` genes are fitted; refuse none.
 
     ``abundance`` is the threshold that chose them (None for a listed set of genes).
     """
     if n_fitted >= FEW_GENES:
         return
+    if n_fitted == 0 and abundance is not None:
+        raise PerturbsimError(
+            f"no gene has a mean control expression above abundance={abundance:g}: nothing to "
+            "fit the pairs on; pass a lower abundance (log-normalised data: e.g. 0.05)"
+        )
     if abundance is None:
         logger.warning(
             "only %d genes listed to fit the pairs on, too few for the scores to mean much "
@@ -1174,7 +1193,8 @@ def gi_per_gene(
         As for :func:`gi_scores` (only ``.layers["delta"]`` is read).
     pairs
         Pair labels; default every two-gene row. Pairs whose singles or own row are
-        missing are left out (logged).
+        missing are left out with a warning naming what is missing; an error when that
+        leaves none of the pairs given.
     se
         Standard error of each condition's mean expression: a DataFrame indexed by
         condition label (rows for the pairs, their singles and ideally ``ctrl``) with the
@@ -1205,8 +1225,9 @@ def gi_per_gene(
     skipped = []
     for pair in _requested_pairs(pairs, rows, sep):
         gene_a, gene_b = genes_of(pair)
-        if not {pair, gene_a, gene_b} <= rows.keys():
-            skipped.append(pair)
+        absent = [label for label in (gene_a, gene_b, pair) if label not in rows]
+        if absent:
+            skipped.append(f"{pair} (no {' or '.join(absent)})")
             continue
         keep = ~np.isin(genes, [gene_a, gene_b]) if exclude_targets else np.ones(len(genes), bool)
         da, db, dab = _rows_of(delta, [rows[gene_a], rows[gene_b], rows[pair]])[:, keep]
@@ -1222,6 +1243,11 @@ def gi_per_gene(
         )
         frame["se"] = np.nan if se_rows is None else _deviation_se(se_rows, pair, keep)
         frames.append(frame)
+    if skipped and not frames and pairs is not None:
+        raise PerturbsimError(
+            f"no pair requested has its profile and both singles' in profiles: "
+            f"{shown_list(skipped, 5)}"
+        )
     if skipped:
         logger.warning(
             "%d pairs left out, a single or the pair missing: %s",
@@ -1261,7 +1287,7 @@ def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
         )
     missing = [g for g in genes if g not in se.columns]
     if missing:
-        raise PerturbsimError(f"se has no column for genes {missing[:10]}")
+        raise PerturbsimError(f"se has no column for genes {shown_list(missing, 10)}")
     out = se.loc[:, list(genes)].astype(float)
     out.index = [_canonical(label, sep) for label in se.index]
     return out

@@ -289,7 +289,10 @@ def _candidate_list(
     done = set(measured)
     untested = [c for c in labels if c not in done]
     if len(untested) < len(labels):
-        logger.info("left out %d measured candidates", len(labels) - len(untested))
+        tested = [c for c in labels if c in done]
+        logger.warning(
+            "left out %d candidate(s) already measured: %s", len(tested), shown_list(tested, 10)
+        )
     covered = model.covers(untested) if untested else np.zeros(0, dtype=bool)
     if not covered.all():
         left_out = [c for c, ok in zip(untested, covered, strict=True) if not ok]

@@ -117,8 +117,8 @@ def gi_precision(
     for subtype in SUBTYPES:
         column = rules.score_column(subtype)
         pred_strength, _ = rules.strength(predicted, subtype)
-        true_strength, cut = rules.strength(truth, subtype)
-        member = (true_strength > cut).to_numpy()
+        true_strength, _ = rules.strength(truth, subtype)
+        member = rules.holds(truth, subtype).to_numpy()
         n_true = int(member.sum())
         hits = _expected_hits(pred_strength.to_numpy(), member, places)
         true_top = np.zeros(n_pairs, dtype=float)
