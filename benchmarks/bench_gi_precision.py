@@ -31,9 +31,9 @@ pairs it covers rank other pairs.
 Prints ONE JSON line.
 
 ``--size norman --split combo`` measures the same on the Norman-sized screen with the
-``combo`` split (every single measured, a third of the pairs held out: about 40 test pairs
-per seed instead of 14, all of them pairs of measured singles, so that ``additive`` and the
-models that combine measured singles are compared on the same pairs).
+``combo`` split (every single of the screen in training, half of its pairs held out: 65
+test pairs per seed instead of 14, 47 of them pairs of two measured singles, on which
+``additive`` and the models that combine measured singles are compared head to head).
 
 Usage: python benchmarks/bench_gi_precision.py [--size small|norman]
 [--split simulation|combo] [--models stacked,interaction,...]

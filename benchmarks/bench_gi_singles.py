@@ -2,13 +2,13 @@
 
 A diagnosis for issue 14's "interactions, not just means": the default ranks suppression no
 better than chance on the Norman-sized screen. On the simulated Norman-sized screen
-(``--sim-seed``), for 5 ``combo`` splits (seeds 1-5: every single measured, a third of the
-pairs held out), each test pair of two measured singles is ranked for two subtypes by one
-number, the cosine similarity of its two singles' changes (on the genes above Norman's
-abundance threshold, 0.5, in the truth's control, the pair's targets left out), in the
-direction the role coefficients assume (:mod:`perturbsim.models._pair_roles`): alike
-singles buffer each other (suppression: highest cosine first), unlike ones add or more
-(synergy: lowest first). Rows:
+(``--sim-seed``), for 5 ``combo`` splits (seeds 1-5: every single of the screen in
+training, half of its pairs held out), each test pair of two measured singles is ranked for
+two subtypes by one number, the cosine similarity of its two singles' changes (on the genes
+above Norman's abundance threshold, 0.5, in the truth's control, the pair's targets left
+out), in the direction the role coefficients assume (:mod:`perturbsim.models._pair_roles`):
+alike singles buffer each other (suppression: highest cosine first), unlike ones add or
+more (synergy: lowest first). Rows:
 
 - ``cosine_truth``: the cosine of the simulator's noiseless singles: whether the screen's
   interactions can be told from its singles at all;

@@ -540,3 +540,13 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
     assert "an earlier report" not in (report / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_list_files_keep_white_space_inside_a_condition_label(tmp_path):
+    from perturbsim.cli._parser import read_list
+
+    listed = tmp_path / "test.txt"
+    listed.write_text("KLF1 + MAP2K6\nFOXO4\n")  # a screen whose separator is " + "
+    assert read_list(listed, "--test", "test conditions") == ["KLF1 + MAP2K6", "FOXO4"]
+    with pytest.raises(ps.PerturbsimError, match=r"holds several genes joined by ' '"):
+        read_list(listed, "--genes", "genes", joiners=", ")

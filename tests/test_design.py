@@ -249,8 +249,8 @@ def test_cli_never_writes_over_what_it_reads(model_dir, tmp_path, capsys):
     (tmp_path / "folder.csv").mkdir()
     run = ["design", model_dir, "--budget", "2", "--measured", str(measured), "--overwrite"]
     for out, message in [
-        (str(config), "--out must end in .csv, got"),  # the model's own files, or no CSV
-        (str(tmp_path / "next.h5ad"), "--out must end in .csv, got"),
+        (str(tmp_path / "next.h5ad"), "--out must be a file name ending in .csv, got"),
+        (".csv", "--out must be a file name ending in .csv, got"),
         (str(Path(model_dir) / "next.csv"), "would write over or into"),  # its folder
         (str(measured), "would write over or into"),  # the list it reads
         (str(tmp_path / "folder.csv"), "is a folder; give a file name"),

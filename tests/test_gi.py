@@ -587,11 +587,14 @@ def test_an_abundance_no_gene_reaches_is_refused(singles):
         gi_scores(profiles, abundance=2.0)
 
 
-def test_gi_per_gene_names_what_a_requested_pair_lacks(singles):
+def test_gi_per_gene_names_what_a_requested_pair_lacks(singles, caplog):
     a, b = singles
     profiles = make_profiles({"A": a, "B": b, "A+B": a + b})
-    with pytest.raises(PerturbsimError, match=r"no pair requested .*A\+C \(no C or A\+C\)"):
+    with pytest.raises(PerturbsimError, match=r"none of the 1 pairs .*A\+C \(no C or A\+C\)"):
         gi_per_gene(profiles, pairs=["A+C"])
+    with caplog.at_level("WARNING", logger="perturbsim"):  # some left: a warning
+        table = gi_per_gene(profiles, pairs=["A+B", "A+C"])
+    assert set(table["pair"]) == {"A+B"} and "A+C (no C or A+C)" in caplog.text
     se = pd.DataFrame(0.1, index=["A", "B", "A+B"], columns=["g0"])
     with pytest.raises(PerturbsimError, match=r"se has no column for genes g1, g2, "):
         gi_per_gene(profiles, se=se)

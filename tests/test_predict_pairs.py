@@ -250,6 +250,14 @@ def test_cli_gi_skip_unknown_goes_on(model_dir, genes, tmp_path):
     assert ad.read_h5ad(out / "predictions.h5ad").n_obs == 3
 
 
+def test_an_abundance_no_gene_reaches_is_refused_before_predicting(additive, genes, monkeypatch):
+    known = [g for g in genes if additive.covers(g)[0]][:3]
+    monkeypatch.setattr(additive, "_predict_batches", None)  # never reached
+    above = float(np.max(additive.control_mean)) + 1
+    with pytest.raises(ps.PerturbsimError, match=r"no gene has a mean control expression above"):
+        additive.predict_pairs(known, abundance=above)
+
+
 @pytest.mark.parametrize("abundance", [-1, float("nan"), float("inf"), "0.5", True])
 def test_bad_abundance_is_refused_before_predicting(additive, genes, abundance):
     known = [g for g in genes if additive.covers(g)[0]][:3]

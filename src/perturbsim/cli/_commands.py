@@ -31,7 +31,7 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label, parse_perturbations
-from ..pp._gi import GIRules
+from ..pp._gi import ON_CUT, GIRules
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -315,11 +315,6 @@ def _reason_kind(flag: str) -> str:
     )
 
 
-ADDITIVE_TOLERANCE = 1e-6
-"""How far from 1 both coefficients of a pair may lie for ``perturbsim gi`` to report it as
-predicted by the sum of its singles (the scores are solved to about 1e-8)."""
-
-
 def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
     flags = scores["flag"].astype(str)
@@ -332,12 +327,11 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
     if {"c1", "c2"} <= set(scores.columns) and scored:
         off_one = (scores.loc[flags == "", ["c1", "c2"]].astype(float) - 1.0).abs()
-        summed = int((off_one < ADDITIVE_TOLERANCE).all(axis=1).sum())
+        summed = int((off_one < ON_CUT).all(axis=1).sum())
         if summed:
             lines.append(
                 f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1):"
-                " the model learnt no interaction for them that held out on its data, so their"
-                " subtypes are those of the additive model"
+                " their subtypes are those of the additive model"
             )
     if magnitude == "gears":
         lines.append(
@@ -366,7 +360,7 @@ def _run_gi(args: argparse.Namespace) -> None:
 
     check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
-    genes = read_list(args.genes, "--genes", "genes", joiners=",;")
+    genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
     model = PerturbationModel.load(args.model)
     rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
     pred = model.predict_pairs(

@@ -42,8 +42,9 @@ def read_list(
 
     Blank lines and text after ``#`` are ignored; a UTF-8 byte-order mark (as spreadsheet
     programs write) is dropped. With ``allow_empty`` a file of no item is an empty list
-    (e.g. ``--measured``: nothing measured yet). A line holding white space, or one of
-    ``joiners`` (characters no item holds, e.g. ``","`` for genes), holds several items.
+    (e.g. ``--measured``: nothing measured yet). A line holding one of ``joiners``
+    (characters no item holds, e.g. ``", "`` for genes; a condition label may hold white
+    space in its separator) holds several items.
 
     Raises
     ------
@@ -71,7 +72,7 @@ def read_list(
     items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     items = [item for item in items if item]
     for item in items:
-        joiner = next((c for c in item if c.isspace() or c in joiners), None)
+        joiner = next((c for c in item if c in joiners), None)
         if joiner is not None:
             raise PerturbsimError(
                 f"{flag}: the line {item!r} of {str(path)!r} holds several {what} joined by "
@@ -96,17 +97,19 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
 
 
 def output_file(text: str, suffixes: Sequence[str]) -> Path:
-    """The path of a ``--out FILE`` option given as text, refused unless a file of ``suffixes``.
+    """The path of a ``--out FILE`` option given as text, refused unless it ends in ``suffixes``.
 
     ``Path("out/")`` is ``Path("out")``: without the check a folder meant by the slash
-    would be written as a file of that name; a file named ``.h5ad`` that holds CSV text
-    would be read as neither.
+    would be written as a file of that name. The suffix says the format written (CSV text
+    in a file named ``.h5ad`` would be read as neither); case does not matter.
     """
     if text.endswith(("/", os.sep)):
         raise PerturbsimError(f"--out {text!r} ends in a separator; give a file name")
     out = Path(text)
-    if out.suffix not in suffixes:
-        raise PerturbsimError(f"--out must end in {' or '.join(suffixes)}, got {text!r}")
+    if out.suffix.lower() not in suffixes:
+        raise PerturbsimError(
+            f"--out must be a file name ending in {' or '.join(suffixes)}, got {text!r}"
+        )
     return out
 
 

@@ -37,7 +37,7 @@ from .._keys import (
 from .._settings import progress_disabled, resolve_seed
 from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
-from ..pp._gi import gi_scores
+from ..pp._gi import check_abundance_reached, gi_scores
 from ..pp._label_hint import SEPARATORS
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
@@ -111,14 +111,23 @@ def _gene_list(genes: Sequence[str]) -> list[str]:
     return genes
 
 
-def _check_gi_options(options: Mapping[str, Any]) -> None:
-    """Refuse options :func:`~perturbsim.tl.gi_scores` does not take, or a bad ``abundance``."""
-    known = set(inspect.signature(gi_scores).parameters) - {"profiles"}
+def _check_gi_options(options: Mapping[str, Any], control_mean: np.ndarray) -> None:
+    """Refuse options :func:`~perturbsim.tl.gi_scores` does not take, or a bad ``abundance``.
+
+    A bad ``abundance`` is negative or not a number, or one that no gene's mean control
+    expression (``control_mean`` unless the options give one) exceeds when the pairs are to
+    be fitted on the abundant genes.
+    """
+    parameters = inspect.signature(gi_scores).parameters
+    known = set(parameters) - {"profiles"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise PerturbsimError(f"unknown GI options {unknown}; gi_scores takes {sorted(known)}")
-    if "abundance" in options:
-        check_nonnegative("abundance", options["abundance"])
+    abundance = options.get("abundance", parameters["abundance"].default)
+    check_nonnegative("abundance", abundance)
+    if isinstance(options.get("genes", parameters["genes"].default), str):
+        control = np.asarray(options.get("control_mean", control_mean), dtype=float)
+        check_abundance_reached(int((control > abundance).sum()), abundance)
 
 
 def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -628,8 +637,9 @@ class PerturbationModel(ABC):
             genes whose predicted singles are unsupported (``.obs["unsupported"]``: neither
             measured alone nor tied by GO to a gene that was; their pairs are flagged, not
             called, since such a single is the model's generic guess). Checked before anything is
-            predicted: a name ``gi_scores`` does not take, a bad ``abundance``, or options
-            with ``gi=False`` are refused.
+            predicted: a name ``gi_scores`` does not take, a bad ``abundance`` (negative,
+            not a number, or above every gene's control mean), or options with ``gi=False``
+            are refused.
 
         Returns
         -------
@@ -644,7 +654,8 @@ class PerturbationModel(ABC):
         PerturbsimError
             A list of fewer than two genes, a repeated gene, a name that is not a single
             gene (``ctrl``, ``A+B``), or genes the model cannot predict (listed; unless
-            ``skip_unknown``, which fails only when fewer than two genes are left).
+            ``skip_unknown``, which fails only when fewer than two genes are left); bad
+            ``gi_options`` (above).
 
         Examples
         --------
@@ -675,7 +686,7 @@ class PerturbationModel(ABC):
         if len(genes) < 2:
             raise PerturbsimError(f"{self.label} can predict fewer than two of the genes: {genes}")
         if gi:  # before the predictions, not after
-            _check_gi_options(gi_options)
+            _check_gi_options(gi_options, self.control_mean)
         elif gi_options:
             raise PerturbsimError(f"GI options {sorted(gi_options)} given with gi=False")
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
@@ -715,21 +726,32 @@ class PerturbationModel(ABC):
         return out
 
     def check_genes_of(self, adata: AnnData) -> None:
-        """Refuse a screen whose genes are not the model's, in order (one line naming both).
+        """Refuse a screen whose genes are not the model's, in the model's order.
+
+        Parameters
+        ----------
+        adata
+            The screen to read cells from (e.g. for :meth:`sample`).
 
         Raises
         ------
         PerturbsimError
-            ``adata.var_names`` differ from :attr:`genes` (another screen, or genes
-            subset or reordered since the fit).
+            One line with both counts and how many genes they share: ``adata.var_names``
+            differ from :attr:`genes` (another screen, or genes subset since the fit), or
+            hold the same genes in another order (reorder ``adata`` by ``model.genes``).
         """
         genes = np.asarray(adata.var_names, dtype=str)
-        if not np.array_equal(genes, self.genes):
-            shared = len(np.intersect1d(genes, self.genes))
+        if np.array_equal(genes, self.genes):
+            return
+        shared = len(np.intersect1d(genes, self.genes))
+        if shared == len(genes) == len(self.genes):
             raise PerturbsimError(
-                f"the genes of adata ({adata.n_vars}) do not match the model's "
-                f"({len(self.genes)}; {shared} shared): pass the screen the model was fitted on"
+                "adata holds the model's genes in another order: reorder it, adata[:, model.genes]"
             )
+        raise PerturbsimError(
+            f"the genes of adata ({adata.n_vars}) do not match the model's "
+            f"({len(self.genes)}; {shared} shared): pass the screen the model was fitted on"
+        )
 
     def sample(
         self,

@@ -118,9 +118,9 @@ _THREADS = 8
 """Most threads that score pairs at once (fewer on fewer cores)."""
 _TIES = 9
 """Decimals to which subtype strengths are rounded before ranking (equal = tied)."""
-_ON_CUT = 1e-6
-"""Relative distance from a subtype's cut within which a score lies on it
-(:meth:`GIRules.holds`)."""
+ON_CUT = 1e-6
+"""Distance from a subtype's cut (relative beyond ±1) within which a score lies on it
+(:meth:`GIRules.holds`): the scores are solved to about ``1e-8``."""
 _ROUNDING = 1e-6
 """Relative spread of deviations below which they are taken as rounding errors."""
 _CHUNK = 1024
@@ -239,13 +239,13 @@ class GIRules:
     def holds(self, scores: pd.DataFrame, subtype: str) -> pd.Series:
         """Whether the rule of ``subtype`` holds for each pair: its strength beyond the cut.
 
-        Beyond by more than :data:`_ON_CUT` (relative): the scores are solved to about
-        ``1e-8``, so an exactly additive pair, whose ``mean_abs_coef`` is 1 to that
-        precision, lies on the suppression cut of 1 rather than either side of it by its
-        rounding. NaN scores hold nothing.
+        Beyond by more than ``1e-6`` (times ``|cut|`` where that exceeds 1): the scores are
+        solved to about ``1e-8``, so an exactly additive pair, whose ``mean_abs_coef`` is 1
+        to that precision, lies on the suppression cut of 1 rather than either side of it
+        by its rounding. NaN scores hold nothing.
         """
         strength, cut = self.strength(scores, subtype)
-        return strength > cut + _ON_CUT * max(1.0, abs(cut))
+        return strength > cut + ON_CUT * max(1.0, abs(cut))
 
     def classify(self, scores: pd.DataFrame) -> pd.DataFrame:
         """Boolean ``is_<subtype>`` columns and the primary ``subtype`` of each pair.
@@ -949,7 +949,9 @@ def gi_scores(
     ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
     ``"unsupported B"``: a gene of ``unsupported``; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
-    A flagged pair has NaN scores, no subtype and all booleans False; it never raises.
+    A flagged pair has NaN scores, no subtype and all booleans False: a pair that cannot
+    be scored is flagged, never raised (an ``abundance`` no gene's control mean exceeds
+    is, as are malformed arguments).
 
     The scores:
 
@@ -1013,6 +1015,8 @@ def gi_scores(
         raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
     weak = set(map(str, unsupported))
     n_fitted = int(base_mask.sum())
+    if isinstance(genes, str):
+        check_abundance_reached(n_fitted, abundance)
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
     positions: dict[str, list[int]] = {}
     for i, gene in enumerate(profiles.var_names):
@@ -1062,18 +1066,28 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
     return table["flag"].fillna("").astype(str) == ""
 
 
+def check_abundance_reached(n_abundant: int, abundance: float) -> None:
+    """Refuse an ``abundance`` that no gene's mean control expression exceeds.
+
+    Raises
+    ------
+    PerturbsimError
+        ``n_abundant`` (the genes above it) is 0: there is nothing to fit a pair on.
+    """
+    if n_abundant == 0:
+        raise PerturbsimError(
+            f"no gene has a mean control expression above abundance={abundance:g}: nothing to "
+            "fit the pairs on; pass a lower abundance (log-normalised data: e.g. 0.05)"
+        )
+
+
 def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
-    """Warn when fewer than :data:`FEW_GENES` genes are fitted; refuse none.
+    """Warn when fewer than :data:`FEW_GENES` genes are fitted.
 
     ``abundance`` is the threshold that chose them (None for a listed set of genes).
     """
     if n_fitted >= FEW_GENES:
         return
-    if n_fitted == 0 and abundance is not None:
-        raise PerturbsimError(
-            f"no gene has a mean control expression above abundance={abundance:g}: nothing to "
-            "fit the pairs on; pass a lower abundance (log-normalised data: e.g. 0.05)"
-        )
     if abundance is None:
         logger.warning(
             "only %d genes listed to fit the pairs on, too few for the scores to mean much "
@@ -1245,8 +1259,8 @@ def gi_per_gene(
         frames.append(frame)
     if skipped and not frames and pairs is not None:
         raise PerturbsimError(
-            f"no pair requested has its profile and both singles' in profiles: "
-            f"{shown_list(skipped, 5)}"
+            f"none of the {len(skipped)} pairs requested has its own row and both singles' "
+            f"rows in profiles: {shown_list(skipped, 5)}"
         )
     if skipped:
         logger.warning(

@@ -288,8 +288,8 @@ def _candidate_list(
     labels = _labels(candidates, "candidates")
     done = set(measured)
     untested = [c for c in labels if c not in done]
-    if len(untested) < len(labels):
-        tested = [c for c in labels if c in done]
+    tested = [c for c in labels if c in done]
+    if tested:
         logger.warning(
             "left out %d candidate(s) already measured: %s", len(tested), shown_list(tested, 10)
         )

@@ -118,7 +118,7 @@ def gi_precision(
         column = rules.score_column(subtype)
         pred_strength, _ = rules.strength(predicted, subtype)
         true_strength, _ = rules.strength(truth, subtype)
-        member = rules.holds(truth, subtype).to_numpy()
+        member = rules.holds(truth, subtype).to_numpy()  # true_strength beyond the cut
         n_true = int(member.sum())
         hits = _expected_hits(pred_strength.to_numpy(), member, places)
         true_top = np.zeros(n_pairs, dtype=float)
