@@ -311,3 +311,11 @@ def test_a_split_that_holds_nothing_out_has_nothing_to_export(tiny, tmp_path):
     model = ps.models.build_model("mean", tiny).fit()
     with pytest.raises(PerturbsimError, match="the none split of adata holds nothing out"):
         ps.io.export_cell_eval(model, tiny, tmp_path / "out")
+
+
+def test_a_screen_with_the_models_genes_reordered_is_told_to_reorder(split_tiny):
+    model = ps.TrainMean(split_tiny).fit()
+    reordered = split_tiny[:, split_tiny.var_names[::-1]].copy()
+    with pytest.raises(ps.PerturbsimError, match=r"the model's genes in another order: reorder"):
+        model.sample(["ctrl"], reordered, n_cells=2)
+    assert model.sample(["ctrl"], reordered[:, model.genes].copy(), n_cells=2).n_obs == 2
