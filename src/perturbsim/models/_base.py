@@ -739,6 +739,18 @@ class PerturbationModel(ABC):
             One line with both counts and how many genes they share: ``adata.var_names``
             differ from :attr:`genes` (another screen, or genes subset since the fit), or
             hold the same genes in another order (reorder ``adata`` by ``model.genes``).
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> model = ps.TrainMean(adata).fit()
+        >>> model.check_genes_of(adata)  # the screen it was fitted on: nothing to say
+        >>> try:
+        ...     model.check_genes_of(adata[:, :10])
+        ... except ps.PerturbsimError as error:
+        ...     print(str(error).split(":")[0])
+        the genes of adata (10) do not match the model's (500; 10 shared)
         """
         genes = np.asarray(adata.var_names, dtype=str)
         if np.array_equal(genes, self.genes):

@@ -243,6 +243,13 @@ class GIRules:
         solved to about ``1e-8``, so an exactly additive pair, whose ``mean_abs_coef`` is 1
         to that precision, lies on the suppression cut of 1 rather than either side of it
         by its rounding. NaN scores hold nothing.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> scores = pd.DataFrame({"mean_abs_coef": [1 - 1e-8, 0.9]}, index=["A+B", "A+C"])
+        >>> GIRules(magnitude_score="mean_abs_coef").holds(scores, "suppression").tolist()
+        [False, True]
         """
         strength, cut = self.strength(scores, subtype)
         return strength > cut + ON_CUT * max(1.0, abs(cut))
@@ -1007,6 +1014,7 @@ def gi_scores(
         if genes != "abundant":
             raise PerturbsimError(f"genes must be 'abundant' or a list of genes, got {genes!r}")
         base_mask = _control(profiles, rows, delta, control_mean) > abundance
+        check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         base_mask = _listed_genes(profiles, genes)
     n_de_canonical = None if n_de is None else {_canonical(p, sep): int(v) for p, v in n_de.items()}
@@ -1015,8 +1023,6 @@ def gi_scores(
         raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
     weak = set(map(str, unsupported))
     n_fitted = int(base_mask.sum())
-    if isinstance(genes, str):
-        check_abundance_reached(n_fitted, abundance)
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
     positions: dict[str, list[int]] = {}
     for i, gene in enumerate(profiles.var_names):
