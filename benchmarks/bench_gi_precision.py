@@ -35,8 +35,11 @@ Prints ONE JSON line.
 test pairs per seed instead of 14, 47 of them pairs of two measured singles, on which
 ``additive`` and the models that combine measured singles are compared head to head).
 
+``--sim-seed S`` simulates another screen of the same size (development screens: 1-3; the
+figures in ``benchmarks/RESULTS.md`` are seed 0's unless said otherwise).
+
 Usage: python benchmarks/bench_gi_precision.py [--size small|norman]
-[--split simulation|combo] [--models stacked,interaction,...]
+[--split simulation|combo] [--models stacked,interaction,...] [--sim-seed S]
 """
 
 from __future__ import annotations
@@ -115,13 +118,14 @@ def main() -> None:
     parser.add_argument("--size", default="small", choices=["small", "norman"])
     parser.add_argument("--split", default="simulation", choices=["simulation", "combo"])
     parser.add_argument("--models", default=MODELS, help="comma-separated catalogue names")
+    parser.add_argument("--sim-seed", type=int, default=0, help="simulator seed of the screen")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         parser.error("--models names no model")
     ps.settings.progress = False
     start = time.perf_counter()
-    adata = ps.ds.simulate(size=args.size, seed=0)
+    adata = ps.ds.simulate(size=args.size, seed=args.sim_seed)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     go = adata.uns["simulation"]["go"]
     truth = ps.tl.truth_profiles(adata)
@@ -196,7 +200,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "gi_precision",
-                "screen": f"simulate(size={args.size!r}, seed=0)",
+                "screen": f"simulate(size={args.size!r}, seed={args.sim_seed})",
                 "split": args.split,
                 "seeds": list(SEEDS),
                 "k": K,

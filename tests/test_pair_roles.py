@@ -21,6 +21,7 @@ from perturbsim.models._pair_roles import (
     role_design,
     role_genes,
     roles,
+    shared_part,
 )
 from perturbsim.models._simple import Additive
 
@@ -55,6 +56,25 @@ def test_buffering_is_learned_and_predicts_held_out_pairs():
         interaction_error = np.mean((fitted.predict(x, y) - target) ** 2)
         additive_error = np.mean((x + y - target) ** 2)
         assert interaction_error < 0.05 * additive_error
+
+
+def test_saturating_pairs_are_learned_by_the_shared_change():
+    # pairs that move each gene both singles move alike no further than 40 % of the smaller
+    # single beyond the larger: the sum less 0.6 of their shared change; where the singles
+    # disagree they add. The six role coefficients cannot say this (the larger single's
+    # coefficient would apply to genes moved alike and oppositely both), one coefficient can
+    rng = np.random.default_rng(11)
+    a, b = _singles(rng, 40)
+    b[:, :50] = np.abs(b[:, :50]) * np.sign(a[:, :50])  # half the genes moved alike
+    truth = a + b - 0.6 * shared_part(a, b)
+    measured = truth + rng.normal(scale=0.1, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    fitted = fit_pair_roles(a[:30], b[:30], measured[:30], keep[:30], shared_change=True)
+    np.testing.assert_array_equal(fitted.coefficients, ADDITIVE)
+    assert fitted.ridge == 0.0 and fitted.shared == pytest.approx(0.6, abs=0.02)
+    assert not fitted.is_additive and fitted.loo_gain > 0.5
+    for x, y, target in zip(a[30:], b[30:], truth[30:], strict=True):
+        assert np.mean((fitted.predict(x, y) - target) ** 2) < 0.01 * np.mean((x + y - target) ** 2)
 
 
 def test_role_genes_are_the_strongest_off_the_targets():
@@ -152,10 +172,11 @@ def test_noisy_singles_attenuate_the_weaker_role_unless_their_noise_is_given():
 
 def test_noise_beyond_what_the_singles_vary_keeps_the_sum_not_a_wild_fit():
     # buffering pairs whose singles are declared far noisier than they vary: the corrected
-    # normal equations are indefinite for every penalty, so no fit is defined, and the
+    # normal equations are indefinite for every penalty, so no role fit is defined, and the
     # held-out pairs, scored by their realised error from the singles as measured, give no
     # gain to a saddle point of them: the sum of the singles is kept (the same pairs with
-    # their true noise do fit)
+    # their true noise do fit); the shared-change fit, which the declared noise does not
+    # enter, is kept when it competes
     rng = np.random.default_rng(7)
     a, b = _singles(rng, 30)
     truth = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
@@ -165,6 +186,9 @@ def test_noise_beyond_what_the_singles_vary_keeps_the_sum_not_a_wild_fit():
     huge = np.full(a.shape, 100.0)
     fitted = fit_pair_roles(a, b, measured, keep, noise=(huge, huge))
     assert fitted.is_additive and fitted.ridge == float("inf")
+    shared = fit_pair_roles(a, b, measured, keep, noise=(huge, huge), shared_change=True)
+    np.testing.assert_array_equal(shared.coefficients, ADDITIVE)
+    assert shared.ridge == 0.0 and shared.shared == pytest.approx(0.5, abs=0.02)
 
 
 def test_penalised_solve_refuses_equations_with_no_minimum():
@@ -228,6 +252,26 @@ def test_held_out_gain_equals_refitting_without_each_pair_and_its_gene_neighbour
     assert fitted.loo_gain == pytest.approx((additive - held_out) / additive, rel=1e-9)
 
 
+def test_held_out_gain_of_the_shared_change_equals_refitting_it_without_each_group():
+    rng = np.random.default_rng(12)
+    a, b = _singles(rng, 12, n_genes=60)
+    b[:, :30] = np.abs(b[:, :30]) * np.sign(a[:, :30])
+    measured = a + b - 0.8 * shared_part(a, b) + rng.normal(scale=0.3, size=a.shape)
+    genes = [(f"g{i % 8}", f"g{(3 * i + 1) % 8}") for i in range(12)]
+    fitted = fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool), genes, None, True)
+    assert fitted.ridge == 0.0 and fitted.shared > 0
+    columns = [-shared_part(x, y) for x, y in zip(a, b, strict=True)]
+    residuals = measured - a - b
+    held_out = additive = 0.0
+    for i in range(12):
+        rest = [j for j in range(12) if not set(genes[j]) & set(genes[i])]
+        column, target = np.concatenate([columns[j] for j in rest]), residuals[rest].ravel()
+        step = column @ target / (column @ column)
+        held_out += np.sum((residuals[i] - step * columns[i]) ** 2)
+        additive += np.sum(residuals[i] ** 2)
+    assert fitted.loo_gain == pytest.approx((additive - held_out) / additive, rel=1e-9)
+
+
 def test_non_finite_input_is_refused_in_one_line():
     a, b = _singles(np.random.default_rng(3), 4)
     measured = a + b
@@ -249,7 +293,11 @@ def test_round_trip_of_the_coefficients():
     roles_ = PairRoles(np.arange(6.0), 0.1, 12, 0.2)
     again = PairRoles.from_dict(roles_.to_dict())
     np.testing.assert_array_equal(again.coefficients, roles_.coefficients)
-    assert (again.ridge, again.n_pairs, again.loo_gain) == (0.1, 12, 0.2)
+    assert (again.ridge, again.n_pairs, again.loo_gain, again.shared) == (0.1, 12, 0.2, 0.0)
+    saturating = PairRoles.from_dict(PairRoles(ADDITIVE, 0.0, 9, 0.3, shared=0.7).to_dict())
+    assert saturating.shared == 0.7 and not saturating.is_additive
+    older = {"coefficients": ADDITIVE.tolist(), "ridge": 0.1, "n_pairs": 3, "loo_gain": 0.1}
+    assert PairRoles.from_dict(older).shared == 0.0  # files saved before the shared change
 
 
 def test_on_the_simulated_screen_it_beats_the_sum_on_held_out_pairs():

@@ -452,10 +452,40 @@ def test_a_pair_of_genes_never_measured_alone_combines_their_predicted_singles(f
     a, b = ps.pp.genes_of(pairs[0])
     pred = model.predict([a, b, pairs[0]])
     single_a, single_b, pair = pred.layers["delta"]
-    combined = model.pair_roles.predict(single_a, single_b, model._fitted_genes((a, b)))
+    combined = model.predicted_pair_roles.predict(single_a, single_b, model._fitted_genes((a, b)))
+    assert model.predicted_pair_roles.shared == 0.0  # never the shared-change fit
     unclipped = np.asarray(pred.X)[2] > 0
     np.testing.assert_allclose(pair[unclipped], combined[unclipped], atol=1e-5)
     assert np.abs(pair).sum() > np.abs(single_a).sum()  # not the mean of a single
+
+
+def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
+    # opted in: on this split the training pairs are best fitted as their sum less a share of the
+    # change their singles share; two predicted singles share the mean change both are built
+    # on, so a pair of genes never measured alone keeps the role fit (here: the sum)
+    adata = split_small("simulation", 2)
+    model = ps.models.Stacked(adata, corrections=("linear",), shared_change=True).fit()
+    assert model.pair_roles.shared > 0.5 and model.predicted_pair_roles.shared == 0.0
+    default = ps.models.Stacked(adata, corrections=("linear",)).fit()  # role fits only
+    assert default.pair_roles.shared == 0.0 and default.predicted_pair_roles is default.pair_roles
+    split = adata.uns["perturbsim"]["split"]
+    pairs = [c for c in map(str, split["test"]) if "+" in c]
+    unmeasured = next(p for p in pairs if model._unmeasured_pair(ps.pp.genes_of(p)))
+    measured = next(p for p in pairs if model._measured_pair(ps.pp.genes_of(p)))
+    a, b = ps.pp.genes_of(unmeasured)
+    pred = model.predict([a, b, unmeasured])
+    single_a, single_b, pair = pred.layers["delta"]
+    unclipped = (np.asarray(pred.X) > 0).all(axis=0)  # predicted expression is floored at 0
+    with_shared = model.pair_roles.predict(single_a, single_b, model._fitted_genes((a, b)))
+    without = model.predicted_pair_roles.predict(single_a, single_b, model._fitted_genes((a, b)))
+    assert not np.allclose(with_shared[unclipped], without[unclipped], atol=1e-3)
+    np.testing.assert_allclose(pair[unclipped], without[unclipped], atol=1e-5)
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model")
+    assert loaded.pair_roles.shared == model.pair_roles.shared
+    assert loaded.predicted_pair_roles.to_dict() == model.predicted_pair_roles.to_dict()
+    query = [unmeasured, measured]
+    np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,16 @@ VARIANTS: dict[str, Variant] = {
         {"additive_residual": True, "n_models": 5},
         "gears_residual with five networks",
     ),
+    "interaction_shared": Variant(
+        "interaction",
+        {"shared_change": True},
+        "interaction also fitting pairs as their sum less a share of their singles' shared change",
+    ),
+    "stacked_shared": Variant(
+        "stacked",
+        {"shared_change": True},
+        "stacked with interaction_shared's fit for pairs of measured singles (opt-in)",
+    ),
     "stacked_denoised": Variant(
         "stacked",
         {"denoise": True},

@@ -1,9 +1,10 @@
 """A pair's interaction from the training pairs whose genes act alike.
 
-The role coefficients (:mod:`perturbsim.models._pair_roles`) say how two singles combine in
-general; what a pair does beyond that, its *residual* (its measured change minus its singles
-combined), is specific to the pair: two genes feeding one AND-like program switch on genes
-that neither moves alone (neomorphism), genes of one pathway mask each other (epistasis).
+The role coefficients or the shared-change fit (:mod:`perturbsim.models._pair_roles`) say
+how two singles combine in general; what a pair does beyond that, its *residual* (its
+measured change minus its singles combined), is specific to the pair: two genes feeding one
+AND-like program switch on genes that neither moves alone (neomorphism), genes of one
+pathway mask each other (epistasis).
 Pairs of genes that act alike tend to share it: if ``A+C`` switches a program on, so does
 ``B+C`` when ``B`` acts as ``A`` does. So a pair's residual is predicted as the mean of the
 training pairs' residuals, each weighted by how alike the two pairs' genes are: the better of

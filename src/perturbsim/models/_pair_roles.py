@@ -33,6 +33,20 @@ for six coefficients on a handful of noisy pairs; the bar, :func:`gain_bar`, is 
 errors for 3 pairs, 2.8 for 5, 2.0 for many). With no interaction to learn, or too few pairs
 to tell, the prediction is the additive baseline. The held-out fits reuse per-pair normal
 equations, so the choice costs little more than one fit.
+
+With ``shared_change`` (opt-in: ``interaction_shared`` and ``stacked_shared`` in the
+catalogue; not the default, see ``benchmarks/RESULTS.md``) one more candidate competes with
+the role fits on the same held-out error and bar: the pair as its singles' sum less a share
+``shared`` of the change they **share** gene by gene (:func:`shared_part`: where both
+singles move a gene the same way, the smaller of the two moves; 0 where they disagree). One
+coefficient: ``shared`` 0 is the sum, 1 the larger single wherever the two agree (a pathway
+both reach saturates, so the pair moves its genes no further than its stronger member), and
+pairs whose singles are alike lose the most, unlike ones nothing. It is fitted by least
+squares on the same genes, without the noise correction (the shared change of two noisy
+singles is not linear in them): the singles' noise inflates it (on development screens,
+simulated Norman-sized, simulator seeds 1 and 2, ``combo`` splits 1-2: 0.72, 0.76, 0.58 and
+0.59 fitted on the measured singles against 0.58, 0.62, 0.47 and 0.46 on the noiseless
+truth), which damps co-directional noise in the predicted pair.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -51,6 +65,9 @@ from ._base import GeneSet
 from ._data import ScreenData
 from ._simple import Additive
 from ._stacking import strongest
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +152,21 @@ def roles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(a_bigger, a, b), np.where(a_bigger, b, a)
 
 
+def shared_part(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Gene by gene, the change two singles share: the smaller one where both move a gene alike.
+
+    0 where they move it in opposite directions or either leaves it unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> shared_part(np.array([2.0, -1.0, 3.0, 0.0]), np.array([0.5, -4.0, -3.0, 1.0]))
+    array([ 0.5, -1. ,  0. ,  0. ])
+    """
+    alike = np.sign(a) == np.sign(b)
+    return np.where(alike, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
+
+
 def role_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The pair's design matrix: each role's change times each feature, ``(G, 6)``.
 
@@ -199,7 +231,8 @@ class PairRoles:
     coefficients
         ``(6,)``: ``big`` then ``small`` role, each for the features 1, cosine, log ratio.
     ridge
-        The chosen relative penalty (``inf``: the sum of the singles was kept).
+        The chosen relative penalty (``inf``: the sum of the singles was kept; 0: the
+        shared-change fit, one coefficient, unpenalised).
     n_pairs
         Training pairs that fitted them.
     loo_gain
@@ -207,12 +240,16 @@ class PairRoles:
         relative to the former (0 when the sum was kept); each pair held out with the pairs
         sharing a gene with it and predicted from its measured singles as given, noise and
         all (:func:`fit_pair_roles`).
+    shared
+        Share of the singles' :func:`shared_part` the pair loses (0 unless the
+        shared-change fit was chosen, whose ``coefficients`` are then the sum's).
     """
 
     coefficients: np.ndarray
     ridge: float
     n_pairs: int
     loo_gain: float
+    shared: float = 0.0
 
     @classmethod
     def additive(cls, n_pairs: int = 0) -> PairRoles:
@@ -221,8 +258,8 @@ class PairRoles:
 
     @property
     def is_additive(self) -> bool:
-        """Whether the coefficients are those of the sum of the singles."""
-        return bool(np.array_equal(self.coefficients, ADDITIVE))
+        """Whether a pair is predicted as its singles' sum (the sum's coefficients, no share)."""
+        return bool(np.array_equal(self.coefficients, ADDITIVE)) and self.shared == 0.0
 
     def predict(self, a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
         """The pair's predicted change from its singles' changes ``a`` and ``b``, ``(G,)``.
@@ -233,6 +270,8 @@ class PairRoles:
         """
         if self.is_additive:
             return a + b
+        if self.shared != 0.0:
+            return a + b - self.shared * shared_part(a, b)
         chosen = role_genes(a, b, keep)
         features = pair_features(a[chosen], b[chosen])
         big, small = roles(a, b)
@@ -245,11 +284,12 @@ class PairRoles:
             "ridge": self.ridge,
             "n_pairs": self.n_pairs,
             "loo_gain": self.loo_gain,
+            "shared": self.shared,
         }
 
     @classmethod
     def from_dict(cls, fields: dict) -> PairRoles:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (files saved before the shared-change fit: ``shared`` 0)."""
         coefficients = np.asarray(fields["coefficients"], dtype=np.float64)
         if coefficients.shape != ADDITIVE.shape:
             raise PerturbsimError(
@@ -260,6 +300,7 @@ class PairRoles:
             float(fields["ridge"]),
             int(fields["n_pairs"]),
             float(fields["loo_gain"]),
+            float(fields.get("shared", 0.0)),
         )
 
 
@@ -270,6 +311,7 @@ def fit_pair_roles(
     keep: np.ndarray,
     genes: Sequence[GeneSet] | None = None,
     noise: tuple[np.ndarray, np.ndarray] | None = None,
+    shared_change: bool = False,
 ) -> PairRoles:
     """Fit the role coefficients on training pairs (see the module documentation).
 
@@ -291,14 +333,20 @@ def fit_pair_roles(
         The two genes of each pair; ``None``: each pair held out alone.
     noise
         ``(P, G)`` each, the error variances of ``singles_a`` and ``singles_b`` (their
-        squared standard errors); ``None``: the singles are taken as exact. The fit is then
-        corrected for errors in the variables (:func:`noise_gram`).
+        squared standard errors); ``None``: the singles are taken as exact. The role fit is
+        then corrected for errors in the variables (:func:`noise_gram`); the shared-change
+        fit is not.
+    shared_change
+        Whether the shared-change fit competes with the role fits (default: role fits
+        only; see the module documentation).
 
     Returns
     -------
-    :class:`PairRoles`; the sum of the singles with fewer than :data:`MIN_PAIRS` pairs or when
-    no penalty improves on it held out by :func:`gain_bar` standard errors (a penalty that
-    leaves the noise-corrected normal equations indefinite does not count).
+    :class:`PairRoles`: of the role fit at each penalty of :data:`RIDGES` (and with
+    ``shared_change`` the shared-change fit), the one with the lowest held-out error among
+    those improving on the sum by :func:`gain_bar` standard errors; the sum of the singles
+    with fewer than :data:`MIN_PAIRS` pairs or when none does (a penalty that leaves the
+    noise-corrected normal equations indefinite does not count).
     """
     noise_a, noise_b = noise if noise is not None else (np.zeros_like(singles_a),) * 2
     checked = (("singles", singles_a), ("singles", singles_b), ("pairs", measured))
@@ -310,8 +358,9 @@ def fit_pair_roles(
     n_pairs = len(measured)
     if n_pairs < MIN_PAIRS:
         return PairRoles.additive(n_pairs)
-    # per pair: the normal equations of its measured singles, and what their noise adds
-    grams, moments, energies, biases = [], [], [], []
+    # per pair: the normal equations of its measured singles, and what their noise adds;
+    # and those of the shared-change fit, whose one column is minus the shared change
+    grams, moments, energies, biases, shared_grams, shared_moments = [], [], [], [], [], []
     for a, b, y, kept, var_a, var_b in zip(
         singles_a, singles_b, measured, keep, noise_a, noise_b, strict=True
     ):
@@ -322,41 +371,71 @@ def fit_pair_roles(
         moments.append(design.T @ residual)
         energies.append(float(residual @ residual))
         biases.append(noise_gram(a[k], b[k], var_a[k], var_b[k]))
+        column = -shared_part(a[k], b[k])
+        shared_grams.append([[column @ column]])
+        shared_moments.append([column @ residual])
     grams_arr, moments_arr, biases_arr = np.stack(grams), np.stack(moments), np.stack(biases)
+    shared_grams_arr, shared_moments_arr = np.array(shared_grams), np.array(shared_moments)
     # the fit's normal equations, corrected for the singles' noise (errors in variables)
     fit_grams = grams_arr - biases_arr
     fit_moments = moments_arr + biases_arr @ ADDITIVE
-    gram, moment = fit_grams.sum(axis=0), fit_moments.sum(axis=0)
-    scale = float(np.trace(grams_arr.sum(axis=0))) / gram.shape[0]
+    scale = float(np.trace(grams_arr.sum(axis=0))) / grams_arr.shape[1]
     additive_error = float(np.sum(energies))
     if scale == 0.0 or additive_error == 0.0:
         return PairRoles.additive(n_pairs)
-    bar = gain_bar(n_pairs)
-    best_ridge, best_error = float("inf"), additive_error
     held_out = _held_out_with(genes, n_pairs)
-    for ridge in RIDGES:
-        # each pair's held-out gain over the sum, predicted from its measured singles as a
-        # pair is at prediction time: its squared error there minus the fit's
-        gains = np.zeros(n_pairs)
-        for i, (g, m) in enumerate(zip(grams_arr, moments_arr, strict=True)):
-            rest_gram = gram - fit_grams[held_out[i]].sum(axis=0)
-            rest_moment = moment - fit_moments[held_out[i]].sum(axis=0)
-            step = _penalised_solve(rest_gram, rest_moment, ridge * scale)
-            if step is None:
-                break
-            gains[i] = 2.0 * step @ m - step @ g @ step
-        else:
-            standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
-            error = additive_error - float(gains.sum())
-            if gains.mean() > bar * standard_error and error < best_error:
-                best_ridge, best_error = ridge, error
-    step = (
-        None if not np.isfinite(best_ridge) else _penalised_solve(gram, moment, best_ridge * scale)
-    )
+    # candidates: the role fit at each penalty, then the shared-change fit (unpenalised)
+    candidates = [(fit_grams, fit_moments, grams_arr, moments_arr, r * scale) for r in RIDGES]
+    if shared_change:
+        shared_fit = (shared_grams_arr, shared_moments_arr)
+        candidates.append((*shared_fit, *shared_fit, 0.0))
+    bar = gain_bar(n_pairs)
+    best, best_error = None, additive_error
+    for index, (fit_g, fit_m, g, m, penalty) in enumerate(candidates):
+        gains = _held_out_gains(fit_g, fit_m, g, m, held_out, penalty)
+        if gains is None:
+            continue
+        standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
+        error = additive_error - float(gains.sum())
+        if gains.mean() > bar * standard_error and error < best_error:
+            best, best_error = index, error
+    if best is None:
+        return PairRoles.additive(n_pairs)
+    fit_g, fit_m, _, _, penalty = candidates[best]
+    step = _penalised_solve(fit_g.sum(axis=0), fit_m.sum(axis=0), penalty)
     if step is None:
         return PairRoles.additive(n_pairs)
-    gain = (additive_error - best_error) / additive_error
-    return PairRoles(ADDITIVE + step, best_ridge, n_pairs, float(gain))
+    gain = float((additive_error - best_error) / additive_error)
+    if best == len(RIDGES):
+        return PairRoles(ADDITIVE.copy(), 0.0, n_pairs, gain, shared=float(step[0]))
+    return PairRoles(ADDITIVE + step, RIDGES[best], n_pairs, gain)
+
+
+def _held_out_gains(
+    fit_grams: np.ndarray,
+    fit_moments: np.ndarray,
+    grams: np.ndarray,
+    moments: np.ndarray,
+    held_out: list[np.ndarray],
+    penalty: float,
+) -> np.ndarray | None:
+    """Each pair's held-out gain over the sum of its singles, or ``None`` if a fit fails.
+
+    Pair ``i`` is predicted by the step solved from every pair's normal equations
+    (``fit_grams``, ``fit_moments``: noise-corrected where the fit is) but those of
+    ``held_out[i]``, and scored from its singles as measured (``grams``, ``moments``): its
+    squared error about the sum minus the step's, ``2 step·m - step·g·step``.
+    """
+    gram, moment = fit_grams.sum(axis=0), fit_moments.sum(axis=0)
+    gains = np.zeros(len(grams))
+    for i, (g, m) in enumerate(zip(grams, moments, strict=True)):
+        rest_gram = gram - fit_grams[held_out[i]].sum(axis=0)
+        rest_moment = moment - fit_moments[held_out[i]].sum(axis=0)
+        step = _penalised_solve(rest_gram, rest_moment, penalty)
+        if step is None:
+            return None
+        gains[i] = 2.0 * step @ m - step @ g @ step
+    return gains
 
 
 def _penalised_solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndarray | None:
@@ -392,6 +471,7 @@ def fit_pair_roles_on(
     conditions: Sequence[str],
     data: ScreenData,
     noise: Mapping[str, np.ndarray] | None = None,
+    shared_change: bool = False,
 ) -> PairRoles:
     """Fit the role coefficients on the pairs among ``conditions`` of two measured singles.
 
@@ -406,6 +486,8 @@ def fit_pair_roles_on(
     noise
         Gene -> the error variance of its single ``(G,)``, for every gene of ``singles``
         (the squared standard errors of raw singles); ``None``: singles taken as exact.
+    shared_change
+        Whether the shared-change fit competes with the role fits.
 
     Returns
     -------
@@ -428,6 +510,7 @@ def fit_pair_roles_on(
         np.array([off_targets(data.genes, genes_of(c)) for c in pairs]),
         [genes_of(c) for c in pairs],
         None if noise is None else (of_pairs(noise, 0), of_pairs(noise, 1)),
+        shared_change,
     )
 
 
@@ -440,6 +523,17 @@ class PairInteraction(Additive):
     :mod:`perturbsim.models._pair_roles`), a larger set by the sum of its singles. It covers
     what :class:`~perturbsim.models.Additive` covers and equals it when the training pairs
     show no interaction that holds out (:attr:`roles` then has ``ridge`` ``inf``).
+
+    Parameters
+    ----------
+    adata
+        The screen, set up and split.
+    shared_change
+        Let the pairs also be fitted as their singles' sum less a share of the change the
+        two share gene by gene, kept where it holds out better than the role fits (opt-in,
+        ``interaction_shared``; see :mod:`perturbsim.models._pair_roles`).
+    seed
+        Unused (the fit is deterministic); kept for the common interface.
 
     Examples
     --------
@@ -454,11 +548,22 @@ class PairInteraction(Additive):
 
     name = "interaction"
 
+    def __init__(
+        self,
+        adata: AnnData | ScreenData | None = None,
+        *,
+        shared_change: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(adata, seed=seed)
+        self.shared_change = bool(shared_change)
+
     def _fit(self, data: ScreenData) -> None:
         super()._fit(data)
         singles = dict(zip(self.single_genes, self.single_delta, strict=True))
         noise = dict(zip(singles, data.squared_standard_errors(list(singles)), strict=True))
-        self.roles = fit_pair_roles_on(singles, data.perturbed(data.train), data, noise)
+        train = data.perturbed(data.train)
+        self.roles = fit_pair_roles_on(singles, train, data, noise, self.shared_change)
         logger.info("%s: role coefficients %s", self.label, self.roles.to_dict())
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
@@ -471,8 +576,10 @@ class PairInteraction(Additive):
         return change, None
 
     def _options(self) -> dict[str, Any]:
-        return {**super()._options(), "roles": self.roles.to_dict()}
+        options = {"roles": self.roles.to_dict(), "shared_change": self.shared_change}
+        return {**super()._options(), **options}
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._restore(options, arrays)
         self.roles = PairRoles.from_dict(options["roles"])
+        self.shared_change = bool(options.get("shared_change", False))

@@ -152,7 +152,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     coefficients, fitted on the training pairs with the measured singles, corrected for
     their measurement noise (their squared standard errors: errors in variables attenuate
     the weaker single's role), chosen by their leave-one-pair-out error: the sum itself
-    when no interaction holds out; :attr:`pair_roles`). Where the
+    when no interaction holds out; :attr:`pair_roles`; with ``shared_change`` also the sum
+    less a fitted share of the change the two singles share). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
     genes or more none of whose genes was measured alone, its prediction replaces the
@@ -307,6 +308,12 @@ class Stacked(CoverageMixin, PerturbationModel):
     interaction
         Combine the measured singles of a pair by the role coefficients the training pairs
         teach, not by their sum.
+    shared_change
+        With ``interaction``, let the training pairs also be fitted as their singles' sum
+        less a share of the change the two share gene by gene, kept for pairs of measured
+        singles where it holds out better than the role fits (opt-in,
+        ``stacked_shared``; :mod:`perturbsim.models._pair_roles`); pairs of two genes never
+        measured alone keep the role fit (:attr:`predicted_pair_roles`).
     neighbours
         Lend a pair of measured singles the residual of the training pairs alike, the part
         beyond its own singles, weighted on held-out pairs.
@@ -346,6 +353,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         device: str = "auto",
         denoise: bool = False,
         interaction: bool = True,
+        shared_change: bool = False,
         neighbours: bool = True,
         infer_singles: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
@@ -390,7 +398,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         whose graph it otherwise is, is not among the corrections."""
         self.denoise = bool(denoise)
         self.interaction = bool(interaction)
+        self.shared_change = bool(shared_change)
         self.pair_roles = PairRoles.additive()
+        self.predicted_pair_roles = PairRoles.additive()
+        """How two predicted singles combine (a pair of genes never measured alone): the
+        role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
         self.neighbours = bool(neighbours)
         self.pair_neighbours: PairNeighbours | None = None
         self.infer_singles = bool(infer_singles)
@@ -534,14 +546,19 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Pairs of genes never measured alone: their predicted singles, combined.
 
         Each gene's single is predicted as an unseen single is (:meth:`_point_change`), and
-        the two are combined by :attr:`pair_roles` as measured singles are. Returns
-        ``(len(pairs), G)``.
+        the two are combined by :attr:`predicted_pair_roles`: the role fit, as measured
+        singles are when it is chosen for them, but never the shared-change fit, whose
+        coefficient is fitted on measured singles and damps their noise, and which would
+        read the mean change both predicted singles are built on as a shared pathway.
+        Returns ``(len(pairs), G)``.
         """
         genes = sorted({g for pair in pairs for g in pair})
         predicted = dict(zip(genes, self._point_change([(g,) for g in genes]), strict=True))
         return np.array(
             [
-                self.pair_roles.predict(predicted[a], predicted[b], self._fitted_genes((a, b)))
+                self.predicted_pair_roles.predict(
+                    predicted[a], predicted[b], self._fitted_genes((a, b))
+                )
                 for a, b in pairs
             ]
         ).reshape(len(pairs), len(self.genes))
@@ -674,7 +691,14 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.inferred_variance = {}
         if self.interaction:
             single_noise = {c: noise[c] for c in self.singles}
-            self.pair_roles = fit_pair_roles_on(self.singles, train, data, single_noise)
+            self.pair_roles = fit_pair_roles_on(
+                self.singles, train, data, single_noise, self.shared_change
+            )
+            self.predicted_pair_roles = (
+                fit_pair_roles_on(self.singles, train, data, single_noise)
+                if self.pair_roles.shared
+                else self.pair_roles
+            )
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
         self._fit_weights(data)
         # validation singles were measured too: predictions use them once the weights are set
@@ -1130,6 +1154,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         return {
             "denoise": self.denoise,
             "interaction": self.interaction,
+            "shared_change": self.shared_change,
             "neighbours": self.neighbours,
             "neighbours_beyond_singles": True,
             "infer_singles": self.infer_singles,
@@ -1139,6 +1164,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             else self.pair_neighbours.to_dict(),
             "linear_embedding": self.linear_embedding,
             "pair_roles": self.pair_roles.to_dict(),
+            "predicted_pair_roles": self.predicted_pair_roles.to_dict(),
             "scale": as_dict(self._scale),
             "corrections": as_dict(self._corrections_fit),
             "neighbours_weight": fitted_to_dict(self._neighbours_fit),
@@ -1176,6 +1202,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.denoise = bool(options["denoise"])
         # files saved before the role coefficients existed combine pairs by their sum
         self.interaction = bool(options.get("interaction", False))
+        self.shared_change = bool(options.get("shared_change", False))
         # files saved before the pair neighbours lent no residual
         self.neighbours = bool(options.get("neighbours", False))
         # files saved before singles were inferred from pairs hold none
@@ -1203,6 +1230,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.linear_embedding = str(options.get("linear_embedding", "training"))
         saved_roles = options.get("pair_roles")
         self.pair_roles = PairRoles.from_dict(saved_roles) if saved_roles else PairRoles.additive()
+        saved_predicted = options.get("predicted_pair_roles")  # files saved before: the same
+        self.predicted_pair_roles = (
+            PairRoles.from_dict(saved_predicted) if saved_predicted else self.pair_roles
+        )
         self._scale = from_dict(options["scale"])
         for kind, fitted in self._scale.items():  # files saved before the later scales
             if fitted.weights.size < len(SCALES):
