@@ -1,6 +1,7 @@
 """Precision@10 of predicted genetic-interaction subtypes against the simulator's truth.
 
-On the simulated ``small`` screen (seed 0), for 5 simulation splits (seeds 0-4): GEARS
+On the simulated ``small`` screen (simulator seed 0 unless ``--sim-seed``), for 5 simulation
+splits (seeds 0-4): GEARS
 (``gears``), GEARS learning only the interaction on top of the additive expectation
 (``gears_residual``), the default model (``stacked``) and its ablation combining measured
 singles by their sum (``stacked_no_interaction``), the measured singles combined by the

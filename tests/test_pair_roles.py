@@ -77,6 +77,24 @@ def test_saturating_pairs_are_learned_by_the_shared_change():
         assert np.mean((fitted.predict(x, y) - target) ** 2) < 0.01 * np.mean((x + y - target) ** 2)
 
 
+def test_the_role_fit_is_kept_where_it_holds_out_better_than_the_shared_change():
+    # the weaker single damped on every gene, moved alike or not: what the roles say and
+    # the shared change cannot (it leaves the genes moved oppositely as their sum)
+    rng = np.random.default_rng(0)
+    a, b = _singles(rng, 40)
+    truth = [big + 0.3 * small for big, small in (roles(x, y) for x, y in zip(a, b, strict=True))]
+    measured = np.array(truth) + rng.normal(scale=0.1, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    alone = fit_pair_roles(a, b, measured, keep)
+    competing = fit_pair_roles(a, b, measured, keep, shared_change=True)
+    assert competing.shared == 0.0 and competing.to_dict() == alone.to_dict()
+    # no interaction: neither fit is kept; no gene moved alike: the shared fit is undefined
+    summed = a + b + rng.normal(scale=0.3, size=a.shape)
+    assert fit_pair_roles(a, b, summed, keep, shared_change=True).is_additive
+    opposite = -np.abs(a) * np.sign(b)
+    assert fit_pair_roles(opposite, b, opposite + b, keep, shared_change=True).is_additive
+
+
 def test_role_genes_are_the_strongest_off_the_targets():
     a = np.ones(ROLE_GENES + 20)  # every gene moves a little
     b = np.zeros(ROLE_GENES + 20)
@@ -298,6 +316,9 @@ def test_round_trip_of_the_coefficients():
     assert saturating.shared == 0.7 and not saturating.is_additive
     older = {"coefficients": ADDITIVE.tolist(), "ridge": 0.1, "n_pairs": 3, "loo_gain": 0.1}
     assert PairRoles.from_dict(older).shared == 0.0  # files saved before the shared change
+    both = {**roles_.to_dict(), "shared": 0.5}
+    with pytest.raises(ps.PerturbsimError, match="one fit or the other"):
+        PairRoles.from_dict(both)
 
 
 def test_on_the_simulated_screen_it_beats_the_sum_on_held_out_pairs():
@@ -315,3 +336,25 @@ def test_on_the_simulated_screen_it_beats_the_sum_on_held_out_pairs():
         for name, model in (("interaction", interaction), ("additive", additive))
     }
     assert errors["interaction"] < 0.9 * errors["additive"]
+
+
+def test_the_shared_change_variant_fits_saves_and_loads_by_its_catalogue_name(tmp_path):
+    # on this split the training pairs are best fitted as their sum less a share of the
+    # change their singles share (the role fit holds out less well)
+    adata = split_small("combo", 0)
+    model = ps.models.build_model("interaction_shared", adata).fit()
+    assert model.shared_change and model.roles.shared > 0.5 and model.roles.ridge == 0.0
+    assert PairInteraction(adata).fit().roles.shared == 0.0  # the default: role fits only
+    test = [c for c in map(str, adata.uns["perturbsim"]["split"]["test"]) if "+" in c]
+    pair = next(c for c, ok in zip(test, model.covers(test), strict=True) if ok)
+    a, b = ps.pp.genes_of(pair)
+    row = {g: i for i, g in enumerate(model.single_genes)}
+    single_a, single_b = model.single_delta[row[a]], model.single_delta[row[b]]
+    pred = model.predict([pair])
+    unclipped = np.asarray(pred.X)[0] > 0  # predicted expression is floored at 0
+    expected = single_a + single_b - model.roles.shared * shared_part(single_a, single_b)
+    np.testing.assert_allclose(pred.layers["delta"][0][unclipped], expected[unclipped], atol=1e-5)
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model")
+    assert loaded.variant == "interaction_shared" and loaded.shared_change
+    np.testing.assert_array_equal(loaded.predict([pair]).X, pred.X)

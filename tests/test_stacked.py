@@ -486,6 +486,17 @@ def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
     assert loaded.predicted_pair_roles.to_dict() == model.predicted_pair_roles.to_dict()
     query = [unmeasured, measured]
     np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
+    # a pair of measured singles is combined by the shared-change fit, not the role fit
+    x, y = (model.singles[g] for g in ps.pp.genes_of(measured))
+    fitted_genes = model._fitted_genes(ps.pp.genes_of(measured))
+    np.testing.assert_array_equal(
+        model._measured_part(ps.pp.genes_of(measured)), model.pair_roles.predict(x, y)
+    )
+    assert not np.allclose(
+        model.pair_roles.predict(x, y), default.pair_roles.predict(x, y, fitted_genes), atol=1e-3
+    )
+    with pytest.raises(ps.PerturbsimError, match="shared_change=True given with interaction"):
+        ps.models.Stacked(adata, interaction=False, shared_change=True)
 
 
 @pytest.fixture(scope="module")
@@ -581,6 +592,9 @@ def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_ag
     config_path = tmp_path / "stacked" / "config.json"
     config = json.loads(config_path.read_text())
     del config["options"]["neighbours_weight"]  # the previous release's layout
+    for key in ("shared_change", "predicted_pair_roles"):  # before the shared-change fit
+        del config["options"][key]
+    del config["options"]["pair_roles"]["shared"]
     del config["config_sha256"]  # with no checksum of its config
     config_path.write_text(json.dumps(config))
     loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")

@@ -17,15 +17,15 @@ A pair is lent only what lies **beyond its own singles**: the lent residual less
 least-squares fit by the pair's two measured singles on the pair's fitted genes
 (:func:`beyond_singles`), what no ``c1·A + c2·B`` expresses (e.g. genes neither single
 moves). How strongly each single acts in a pair (Norman's ``c1``, ``c2``) is the role
-coefficients' to predict (:mod:`perturbsim.models._pair_roles`; when they keep the sum of
-the singles, or in the ablation without them, nothing predicts it). Lent as is, the
-residual of training pairs sharing gene ``A`` carries minus ``A``'s single's measurement
-noise (each residual is its pair minus the measured singles combined), which fitting the
-predicted pair on ``A``'s measured single reads as damping ``A``: the noisier the single,
-the more buffered the pair looks. The genetic-interaction scores fit by Theil-Sen on the
-abundant genes, not by least squares on every fitted gene, so for them the removal is
-approximate. On development screens (simulated Norman-sized, simulator seeds 1-4, never
-the scoreboard's 0; ``combo`` split, the default without GEARS) it raised the summed
+coefficients' (or the shared-change fit's) to predict (:mod:`perturbsim.models._pair_roles`;
+when they keep the sum of the singles, or in the ablation without them, nothing predicts
+it). Lent as is, the residual of training pairs sharing gene ``A`` carries minus ``A``'s
+single's measurement noise (each residual is its pair minus the measured singles combined),
+which fitting the predicted pair on ``A``'s measured single reads as damping ``A``: the
+noisier the single, the more buffered the pair looks. The genetic-interaction scores fit by
+Theil-Sen on the abundant genes, not by least squares on every fitted gene, so for them the
+removal is approximate. On development screens (simulated Norman-sized, simulator seeds 1-4,
+never the scoreboard's 0; ``combo`` split, the default without GEARS) it raised the summed
 precision@10 of synergy, suppression and additive pairs against the simulator's truth on 3
 of 4 screens at the same calibrated error (``benchmarks/RESULTS.md``, the scoreboard's
 sixteenth pass).

@@ -46,7 +46,9 @@ squares on the same genes, without the noise correction (the shared change of tw
 singles is not linear in them): the singles' noise inflates it (on development screens,
 simulated Norman-sized, simulator seeds 1 and 2, ``combo`` splits 1-2: 0.72, 0.76, 0.58 and
 0.59 fitted on the measured singles against 0.58, 0.62, 0.47 and 0.46 on the noiseless
-truth), which damps co-directional noise in the predicted pair.
+truth), which damps co-directional noise in the predicted pair. Nothing bounds it: above 1 a
+pair moves the genes both singles move alike less than its stronger single does (on the
+simulated ``small`` screen, ``combo`` split 0: 1.04), below 0 more than their sum.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -224,7 +226,7 @@ def noise_gram(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarra
 
 @dataclass(frozen=True, eq=False)
 class PairRoles:
-    """Fitted role coefficients and how they were chosen.
+    """How two singles combine, as fitted (role coefficients or shared change), and how chosen.
 
     Attributes
     ----------
@@ -266,7 +268,9 @@ class PairRoles:
 
         ``keep`` marks the genes the features may be computed on (default all; a pair's own
         targets are left out of them, as in the fit); they are computed on the pair's
-        :func:`role_genes` among them, and every gene is predicted.
+        :func:`role_genes` among them, and every gene is predicted. The shared-change fit
+        (``shared`` not 0) reads no feature: ``keep`` is unused, and every gene both singles
+        move alike loses its share, the weak ones the fit never saw included.
         """
         if self.is_additive:
             return a + b
@@ -295,12 +299,18 @@ class PairRoles:
             raise PerturbsimError(
                 f"saved pair roles need {ADDITIVE.size} coefficients, got {coefficients.size}"
             )
+        shared = float(fields.get("shared", 0.0))
+        if shared != 0.0 and not np.array_equal(coefficients, ADDITIVE):
+            raise PerturbsimError(
+                f"saved pair roles hold a shared change ({shared}) with role coefficients other "
+                "than the sum's: one fit or the other, never both; save the model again"
+            )
         return cls(
             coefficients,
             float(fields["ridge"]),
             int(fields["n_pairs"]),
             float(fields["loo_gain"]),
-            float(fields.get("shared", 0.0)),
+            shared,
         )
 
 
@@ -359,7 +369,7 @@ def fit_pair_roles(
     if n_pairs < MIN_PAIRS:
         return PairRoles.additive(n_pairs)
     # per pair: the normal equations of its measured singles, and what their noise adds;
-    # and those of the shared-change fit, whose one column is minus the shared change
+    # and those of the shared-change fit, whose one column is minus the shared part
     grams, moments, energies, biases, shared_grams, shared_moments = [], [], [], [], [], []
     for a, b, y, kept, var_a, var_b in zip(
         singles_a, singles_b, measured, keep, noise_a, noise_b, strict=True
@@ -371,67 +381,78 @@ def fit_pair_roles(
         moments.append(design.T @ residual)
         energies.append(float(residual @ residual))
         biases.append(noise_gram(a[k], b[k], var_a[k], var_b[k]))
-        column = -shared_part(a[k], b[k])
-        shared_grams.append([[column @ column]])
-        shared_moments.append([column @ residual])
+        if shared_change:
+            column = -shared_part(a[k], b[k])
+            shared_grams.append([[column @ column]])
+            shared_moments.append([column @ residual])
     grams_arr, moments_arr, biases_arr = np.stack(grams), np.stack(moments), np.stack(biases)
-    shared_grams_arr, shared_moments_arr = np.array(shared_grams), np.array(shared_moments)
-    # the fit's normal equations, corrected for the singles' noise (errors in variables)
-    fit_grams = grams_arr - biases_arr
-    fit_moments = moments_arr + biases_arr @ ADDITIVE
     scale = float(np.trace(grams_arr.sum(axis=0))) / grams_arr.shape[1]
     additive_error = float(np.sum(energies))
     if scale == 0.0 or additive_error == 0.0:
         return PairRoles.additive(n_pairs)
+    # the role fit's normal equations, corrected for the singles' noise (errors in variables)
+    fit_grams = grams_arr - biases_arr
+    fit_moments = moments_arr + biases_arr @ ADDITIVE
+    candidates = [
+        _Candidate(ridge, fit_grams, fit_moments, grams_arr, moments_arr, ridge * scale)
+        for ridge in RIDGES
+    ]
+    if shared_change:  # one coefficient, unpenalised, its equations not corrected for noise
+        shared_gram, shared_moment = np.array(shared_grams), np.array(shared_moments)
+        candidates.append(
+            _Candidate(None, shared_gram, shared_moment, shared_gram, shared_moment, 0.0)
+        )
     held_out = _held_out_with(genes, n_pairs)
-    # candidates: the role fit at each penalty, then the shared-change fit (unpenalised)
-    candidates = [(fit_grams, fit_moments, grams_arr, moments_arr, r * scale) for r in RIDGES]
-    if shared_change:
-        shared_fit = (shared_grams_arr, shared_moments_arr)
-        candidates.append((*shared_fit, *shared_fit, 0.0))
     bar = gain_bar(n_pairs)
     best, best_error = None, additive_error
-    for index, (fit_g, fit_m, g, m, penalty) in enumerate(candidates):
-        gains = _held_out_gains(fit_g, fit_m, g, m, held_out, penalty)
+    for candidate in candidates:
+        gains = _held_out_gains(candidate, held_out)
         if gains is None:
             continue
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
         if gains.mean() > bar * standard_error and error < best_error:
-            best, best_error = index, error
+            best, best_error = candidate, error
     if best is None:
         return PairRoles.additive(n_pairs)
-    fit_g, fit_m, _, _, penalty = candidates[best]
-    step = _penalised_solve(fit_g.sum(axis=0), fit_m.sum(axis=0), penalty)
+    step = _penalised_solve(best.fit_grams.sum(axis=0), best.fit_moments.sum(axis=0), best.penalty)
     if step is None:
         return PairRoles.additive(n_pairs)
     gain = float((additive_error - best_error) / additive_error)
-    if best == len(RIDGES):
+    if best.ridge is None:
         return PairRoles(ADDITIVE.copy(), 0.0, n_pairs, gain, shared=float(step[0]))
-    return PairRoles(ADDITIVE + step, RIDGES[best], n_pairs, gain)
+    return PairRoles(ADDITIVE + step, best.ridge, n_pairs, gain)
 
 
-def _held_out_gains(
-    fit_grams: np.ndarray,
-    fit_moments: np.ndarray,
-    grams: np.ndarray,
-    moments: np.ndarray,
-    held_out: list[np.ndarray],
-    penalty: float,
-) -> np.ndarray | None:
+class _Candidate(NamedTuple):
+    """One fit :func:`fit_pair_roles` weighs: its per-pair normal equations and penalty.
+
+    ``ridge`` is the role fit's relative penalty, ``None`` for the shared-change fit;
+    ``fit_grams`` and ``fit_moments`` solve the fit (noise-corrected for the role fit),
+    ``grams`` and ``moments`` score a held-out pair from its singles as measured.
+    """
+
+    ridge: float | None
+    fit_grams: np.ndarray
+    fit_moments: np.ndarray
+    grams: np.ndarray
+    moments: np.ndarray
+    penalty: float
+
+
+def _held_out_gains(candidate: _Candidate, held_out: list[np.ndarray]) -> np.ndarray | None:
     """Each pair's held-out gain over the sum of its singles, or ``None`` if a fit fails.
 
-    Pair ``i`` is predicted by the step solved from every pair's normal equations
-    (``fit_grams``, ``fit_moments``: noise-corrected where the fit is) but those of
-    ``held_out[i]``, and scored from its singles as measured (``grams``, ``moments``): its
-    squared error about the sum minus the step's, ``2 step·m - step·g·step``.
+    Pair ``i`` is predicted by the step solved from every pair's normal equations but those
+    of ``held_out[i]``, and scored from its singles as measured: its squared error about the
+    sum minus the step's, ``2 step·m - step·g·step``.
     """
-    gram, moment = fit_grams.sum(axis=0), fit_moments.sum(axis=0)
-    gains = np.zeros(len(grams))
-    for i, (g, m) in enumerate(zip(grams, moments, strict=True)):
-        rest_gram = gram - fit_grams[held_out[i]].sum(axis=0)
-        rest_moment = moment - fit_moments[held_out[i]].sum(axis=0)
-        step = _penalised_solve(rest_gram, rest_moment, penalty)
+    gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)
+    gains = np.zeros(len(candidate.grams))
+    for i, (g, m) in enumerate(zip(candidate.grams, candidate.moments, strict=True)):
+        rest_gram = gram - candidate.fit_grams[held_out[i]].sum(axis=0)
+        rest_moment = moment - candidate.fit_moments[held_out[i]].sum(axis=0)
+        step = _penalised_solve(rest_gram, rest_moment, candidate.penalty)
         if step is None:
             return None
         gains[i] = 2.0 * step @ m - step @ g @ step
@@ -492,7 +513,7 @@ def fit_pair_roles_on(
     Returns
     -------
     :func:`fit_pair_roles` on those pairs, each pair's own targets left out, each held out
-    with the pairs sharing a gene with it, corrected for the singles' ``noise``.
+    with the pairs sharing a gene with it, the role fit corrected for the singles' ``noise``.
     """
     pairs = [
         c for c in conditions if len(genes_of(c)) == 2 and all(g in singles for g in genes_of(c))
@@ -519,7 +540,8 @@ class PairInteraction(Additive):
 
     A single is predicted by its measurement, a pair of genes measured alone by their
     singles combined with the role coefficients fitted on the training pairs, corrected for
-    the singles' measurement noise (their squared standard errors; see
+    the singles' measurement noise (their squared standard errors; with ``shared_change``,
+    or by the shared-change fit where it holds out better; see
     :mod:`perturbsim.models._pair_roles`), a larger set by the sum of its singles. It covers
     what :class:`~perturbsim.models.Additive` covers and equals it when the training pairs
     show no interaction that holds out (:attr:`roles` then has ``ridge`` ``inf``).

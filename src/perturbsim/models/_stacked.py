@@ -162,7 +162,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     whichever predicts the training perturbations better held out gene by gene
     (:class:`~perturbsim.models.Linear`). A pair of two genes never measured alone is
     predicted from its two genes' predicted singles (each predicted as an unseen single
-    is, corrections included), combined by the role coefficients as measured singles are:
+    is, corrections included), combined by the role coefficients as measured singles are
+    (never by the shared-change fit: :attr:`predicted_pair_roles`):
     the sum of two unseen singles' departures from the mean overshoots the pairs of one
     program, which buffer, and the mean of single perturbations undershoots a pair, which
     moves more genes (on the Norman-sized simulation, 5 split seeds, this raised the
@@ -311,9 +312,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     shared_change
         With ``interaction``, let the training pairs also be fitted as their singles' sum
         less a share of the change the two share gene by gene, kept for pairs of measured
-        singles where it holds out better than the role fits (opt-in,
+        (or inferred) singles where it holds out better than the role fits (opt-in,
         ``stacked_shared``; :mod:`perturbsim.models._pair_roles`); pairs of two genes never
-        measured alone keep the role fit (:attr:`predicted_pair_roles`).
+        measured alone keep the role fit (:attr:`predicted_pair_roles`). An error without
+        ``interaction``.
     neighbours
         Lend a pair of measured singles the residual of the training pairs alike, the part
         beyond its own singles, weighted on held-out pairs.
@@ -367,6 +369,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         if linear_embedding not in EMBEDDINGS:
             raise PerturbsimError(
                 f"linear_embedding must be one of {list(EMBEDDINGS)}, got {linear_embedding!r}"
+            )
+        if shared_change and not interaction:
+            raise PerturbsimError(
+                "shared_change=True given with interaction=False: the shared-change fit is one "
+                "way of combining a pair's singles; pass interaction=True"
             )
         if linear_embedding != "auto" and "linear" not in corrections:
             raise PerturbsimError(
@@ -696,7 +703,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             )
             self.predicted_pair_roles = (
                 fit_pair_roles_on(self.singles, train, data, single_noise)
-                if self.pair_roles.shared
+                if self.pair_roles.shared != 0.0
                 else self.pair_roles
             )
         self.pair_neighbours = self._fit_pair_neighbours(data, train) if self.neighbours else None
