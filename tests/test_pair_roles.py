@@ -52,6 +52,11 @@ def test_buffering_is_learned_and_predicts_held_out_pairs():
     assert np.isfinite(fitted.ridge) and fitted.loo_gain > 0.5
     assert fitted.coefficients[0] == pytest.approx(1.0, abs=0.05)
     assert fitted.coefficients[3] == pytest.approx(0.3, abs=0.05)
+    # the weaker single damped on every gene, moved alike or not: what the roles say and the
+    # shared change cannot (it leaves genes moved oppositely as their sum), so competing with
+    # it the role fit is kept as it was
+    competing = fit_pair_roles(a[:30], b[:30], measured[:30], keep[:30], shared_change=True)
+    assert competing.shared == 0.0 and competing.to_dict() == fitted.to_dict()
     for x, y, target in zip(a[30:], b[30:], truth[30:], strict=True):
         interaction_error = np.mean((fitted.predict(x, y) - target) ** 2)
         additive_error = np.mean((x + y - target) ** 2)
@@ -75,24 +80,6 @@ def test_saturating_pairs_are_learned_by_the_shared_change():
     assert not fitted.is_additive and fitted.loo_gain > 0.5
     for x, y, target in zip(a[30:], b[30:], truth[30:], strict=True):
         assert np.mean((fitted.predict(x, y) - target) ** 2) < 0.01 * np.mean((x + y - target) ** 2)
-
-
-def test_the_role_fit_is_kept_where_it_holds_out_better_than_the_shared_change():
-    # the weaker single damped on every gene, moved alike or not: what the roles say and
-    # the shared change cannot (it leaves the genes moved oppositely as their sum)
-    rng = np.random.default_rng(0)
-    a, b = _singles(rng, 40)
-    truth = [big + 0.3 * small for big, small in (roles(x, y) for x, y in zip(a, b, strict=True))]
-    measured = np.array(truth) + rng.normal(scale=0.1, size=a.shape)
-    keep = np.ones(a.shape, dtype=bool)
-    alone = fit_pair_roles(a, b, measured, keep)
-    competing = fit_pair_roles(a, b, measured, keep, shared_change=True)
-    assert competing.shared == 0.0 and competing.to_dict() == alone.to_dict()
-    # no interaction: neither fit is kept; no gene moved alike: the shared fit is undefined
-    summed = a + b + rng.normal(scale=0.3, size=a.shape)
-    assert fit_pair_roles(a, b, summed, keep, shared_change=True).is_additive
-    opposite = -np.abs(a) * np.sign(b)
-    assert fit_pair_roles(opposite, b, opposite + b, keep, shared_change=True).is_additive
 
 
 def test_role_genes_are_the_strongest_off_the_targets():
@@ -220,8 +207,12 @@ def test_no_interaction_keeps_the_sum_of_the_singles():
     rng = np.random.default_rng(1)
     a, b = _singles(rng, 30)
     measured = a + b + rng.normal(scale=0.3, size=a.shape)
-    fitted = fit_pair_roles(a, b, measured, np.ones(a.shape, dtype=bool))
+    keep = np.ones(a.shape, dtype=bool)
+    fitted = fit_pair_roles(a, b, measured, keep)
     assert fitted.is_additive and fitted.ridge == float("inf") and fitted.loo_gain == 0.0
+    assert fit_pair_roles(a, b, measured, keep, shared_change=True).is_additive
+    opposite = -np.abs(a) * np.sign(b)  # no gene moved alike: the shared fit is undefined
+    assert fit_pair_roles(opposite, b, opposite + b, keep, shared_change=True).is_additive
     too_few = fit_pair_roles(a[:2], b[:2], measured[:2], np.ones((2, a.shape[1]), dtype=bool))
     assert too_few.is_additive and too_few.n_pairs == 2
     np.testing.assert_array_equal(too_few.predict(a[0], b[0]), a[0] + b[0])
