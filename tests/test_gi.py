@@ -549,6 +549,27 @@ def test_gi_per_gene_calls_with_standard_errors_and_benjamini_hochberg():
     assert table["call"].tolist() == ["synergy", "additive", "buffering"]
 
 
+def test_gi_per_gene_reads_standard_errors_from_pseudobulk_statistics():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    profiles = ps.pp.measured_profiles(adata)
+    by_hand = pd.DataFrame(
+        np.sqrt(stats_.variance() / stats_.n_cells[:, None]),
+        index=stats_.conditions,
+        columns=stats_.genes,
+    )
+    table = gi_per_gene(profiles, se=stats_)
+    pd.testing.assert_frame_equal(table, gi_per_gene(profiles, se=by_hand))
+    pair = table["pair"].iloc[0]
+    rows = table[table["pair"] == pair]
+    four = by_hand.loc[[pair, *ps.pp.genes_of(pair), "ctrl"], rows["gene"]]
+    np.testing.assert_allclose(rows["se"], np.sqrt((four**2).sum()).to_numpy())
+    assert {"synergy", "buffering"} <= set(table["call"])
+    with pytest.raises(PerturbsimError, match="se must be a DataFrame .* or pseudobulk"):
+        gi_per_gene(profiles, se=stats_.standard_error())
+
+
 def test_gi_per_gene_without_standard_errors_uses_the_empirical_null():
     rng = np.random.default_rng(10)
     a, b = rng.normal(size=200), rng.normal(size=200)

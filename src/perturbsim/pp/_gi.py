@@ -38,6 +38,7 @@ from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._label_hint import SEPARATORS
 from ._labels import canonical_label, genes_of, label_sep, parse_label
+from ._pseudobulk import PseudobulkStats
 from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
@@ -1182,7 +1183,7 @@ def gi_per_gene(
     profiles: AnnData,
     *,
     pairs: Sequence[str] | None = None,
-    se: pd.DataFrame | None = None,
+    se: pd.DataFrame | PseudobulkStats | None = None,
     fdr: float = 0.05,
     exclude_targets: bool = True,
     sep: str = SEP,
@@ -1218,9 +1219,9 @@ def gi_per_gene(
     se
         Standard error of each condition's mean expression: a DataFrame indexed by
         condition label (rows for the pairs, their singles and ideally ``ctrl``) with the
-        genes of ``profiles`` as columns. From pseudobulk statistics ``stats``:
-        ``pd.DataFrame(np.sqrt(stats.variance() / stats.n_cells[:, None]),
-        index=stats.conditions, columns=stats.genes)``.
+        genes of ``profiles`` as columns; or the screen's pseudobulk statistics
+        (:func:`compute_pseudobulk`), from which they are read
+        (:meth:`PseudobulkStats.standard_error`, control included).
     fdr
         False discovery rate of the calls.
     exclude_targets
@@ -1301,9 +1302,13 @@ def gi_per_gene(
 
 def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
     """``se`` with canonical row labels (genes joined by ``sep``), the genes as columns."""
+    if isinstance(se, PseudobulkStats):
+        conditions = [str(c) for c in se.conditions]
+        se = pd.DataFrame(se.standard_error(), index=conditions, columns=se.genes.astype(str))
     if not isinstance(se, pd.DataFrame):
         raise PerturbsimError(
-            f"se must be a DataFrame (conditions x genes), got {type(se).__name__}"
+            "se must be a DataFrame (conditions x genes) or pseudobulk statistics, got "
+            f"{type(se).__name__}"
         )
     missing = [g for g in genes if g not in se.columns]
     if missing:

@@ -119,6 +119,15 @@ class PseudobulkStats:
         scale = np.divide(n, n - ddof, out=np.zeros_like(n), where=n > ddof)
         return var * scale
 
+    def standard_error(self) -> np.ndarray:
+        """Standard error of each condition's mean expression, ``(C, G)``.
+
+        ``sqrt(variance / n_cells)``; 0 where a condition has one cell (no variance to
+        estimate it from).
+        """
+        n = self.n_cells[:, None].astype(float)
+        return np.sqrt(np.divide(self.variance(), n, out=np.zeros_like(self.mean), where=n > 0))
+
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
         """Row indices of ``conditions``; raise naming any condition not present."""
         lookup = {c: i for i, c in enumerate(self.conditions)}
