@@ -64,6 +64,8 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     # grn covers one of the five unseen singles of split seed 1: its score is marked
     assert "scored on part of a subgroup's conditions only" in out
     assert "grn unseen_single 1/5" in out
+    # no_perturb misses every direction where the replicate beats the mean by 0.05: named
+    assert "far outside the anchors (|score| > 3): no_perturb direction_error_de combo_seen0" in out
     assert (tmp_path / "report" / "report.md").is_file()
 
 

@@ -630,6 +630,11 @@ def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> 
     return wide.reindex(index=order, columns=list(pd.unique(rows["model"]))).round(digits)
 
 
+FAR_FROM_ANCHORS = 3.0
+"""A calibrated score beyond this (either sign) is named under the table: it lies several
+anchor spans out, which a narrow span (the replicate barely beating the mean) makes easy."""
+
+
 def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.DataFrame) -> str:
     """What ``demo`` and ``evaluate`` print of an evaluation.
 
@@ -682,6 +687,17 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             lines.append(
                 "scored on part of a subgroup's conditions only (few conditions can land a "
                 f"score far from both anchors): {', '.join(shown)}"
+            )
+        far = table.stack()[lambda values: values.abs() > FAR_FROM_ANCHORS]
+        if not far.empty:
+            cells = [
+                f"{model} {metric} {group} {value:.2f}"
+                for (metric, group, model), value in far.items()
+            ]
+            lines.append(
+                f"far outside the anchors (|score| > {FAR_FROM_ANCHORS:g}): {', '.join(cells)}; "
+                "a model's distance from the mean is several times the replicate's margin "
+                "over the mean there, which can be small: read it with the raw means below"
             )
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
