@@ -205,8 +205,7 @@ class ScreenData:
         -------
         ``(len(conditions), G)`` float64; 0 for a condition of one cell.
         """
-        rows = self.stats.index(list(conditions))
-        return self.stats.variance()[rows] / self.stats.n_cells[rows][:, None]
+        return self.stats.squared_standard_error()[self.stats.index(list(conditions))]
 
     def denoised(self, conditions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean changes of ``conditions`` shrunk towards their mean by their noise, and errors.

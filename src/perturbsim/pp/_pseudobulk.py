@@ -119,14 +119,35 @@ class PseudobulkStats:
         scale = np.divide(n, n - ddof, out=np.zeros_like(n), where=n > ddof)
         return var * scale
 
+    def squared_standard_error(self) -> np.ndarray:
+        """Squared standard error of each condition's mean expression, ``(C, G)``.
+
+        ``variance / n_cells``; 0 where a condition has one cell (no variance to estimate
+        it from).
+        """
+        n = self.n_cells[:, None].astype(float)
+        return np.divide(self.variance(), n, out=np.zeros_like(self.mean), where=n > 0)
+
     def standard_error(self) -> np.ndarray:
         """Standard error of each condition's mean expression, ``(C, G)``.
 
-        ``sqrt(variance / n_cells)``; 0 where a condition has one cell (no variance to
-        estimate it from).
+        The root of :meth:`squared_standard_error`, as
+        :func:`~perturbsim.tl.gi_per_gene` reads it from the statistics.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> stats = ps.pp.compute_pseudobulk(adata, coexpression="none")
+        >>> se = stats.standard_error()
+        >>> se.shape == (len(stats.conditions), len(stats.genes))
+        True
+        >>> row = stats.control_index  # the control's: its cells' spread over their root count
+        >>> bool(np.allclose(se[row], np.sqrt(stats.variance()[row] / stats.n_cells[row])))
+        True
         """
-        n = self.n_cells[:, None].astype(float)
-        return np.sqrt(np.divide(self.variance(), n, out=np.zeros_like(self.mean), where=n > 0))
+        return np.sqrt(self.squared_standard_error())
 
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
         """Row indices of ``conditions``; raise naming any condition not present."""
