@@ -460,14 +460,16 @@ def test_a_pair_of_genes_never_measured_alone_combines_their_predicted_singles(f
 
 
 def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
-    # opted in: on this split the training pairs are best fitted as their sum less a share of the
-    # change their singles share; two predicted singles share the mean change both are built
-    # on, so a pair of genes never measured alone keeps the role fit (here: the sum)
+    # on this split the training pairs are best fitted as their sum less a share of the change
+    # their singles share; two predicted singles share the mean change both are built on, so a
+    # pair of genes never measured alone keeps the role fit (here: the sum)
     adata = split_small("simulation", 2)
-    model = ps.models.Stacked(adata, corrections=("linear",), shared_change=True).fit()
+    model = ps.models.Stacked(adata, corrections=("linear",)).fit()
+    assert model.shared_change  # the default's
     assert model.pair_roles.shared > 0.5 and model.predicted_pair_roles.shared == 0.0
-    default = ps.models.Stacked(adata, corrections=("linear",)).fit()  # role fits only
-    assert default.pair_roles.shared == 0.0 and default.predicted_pair_roles is default.pair_roles
+    ablation = ps.models.build_model("stacked_no_shared", adata, corrections=("linear",)).fit()
+    assert ablation.pair_roles.shared == 0.0
+    assert ablation.predicted_pair_roles is ablation.pair_roles
     split = adata.uns["perturbsim"]["split"]
     pairs = [c for c in map(str, split["test"]) if "+" in c]
     unmeasured = next(p for p in pairs if model._unmeasured_pair(ps.pp.genes_of(p)))
@@ -493,8 +495,9 @@ def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
         model._measured_part(ps.pp.genes_of(measured)), model.pair_roles.predict(x, y)
     )
     assert not np.allclose(
-        model.pair_roles.predict(x, y), default.pair_roles.predict(x, y, fitted_genes), atol=1e-3
+        model.pair_roles.predict(x, y), ablation.pair_roles.predict(x, y, fitted_genes), atol=1e-3
     )
+    assert not ps.models.Stacked(adata, interaction=False).shared_change  # follows interaction
     with pytest.raises(ps.PerturbsimError, match="shared_change=True given with interaction"):
         ps.models.Stacked(adata, interaction=False, shared_change=True)
 
@@ -587,7 +590,9 @@ def test_an_option_of_another_version_in_a_part_is_refused(fitted_combo, tmp_pat
 
 def test_a_model_without_neighbours_saved_before_their_weight_loads_and_saves_again(tmp_path):
     adata = split_small("combo", 1)
-    model = ps.models.Stacked(adata, corrections=("linear",), neighbours=False).fit()
+    model = ps.models.Stacked(
+        adata, corrections=("linear",), neighbours=False, shared_change=False
+    ).fit()
     model.save(tmp_path / "stacked")
     config_path = tmp_path / "stacked" / "config.json"
     config = json.loads(config_path.read_text())

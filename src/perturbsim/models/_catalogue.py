@@ -78,10 +78,10 @@ VARIANTS: dict[str, Variant] = {
         {"shared_change": True},
         "interaction also fitting pairs as their sum less a share of their singles' shared change",
     ),
-    "stacked_shared": Variant(
+    "stacked_no_shared": Variant(
         "stacked",
-        {"shared_change": True},
-        "stacked with interaction_shared's fit for pairs of measured singles (opt-in)",
+        {"shared_change": False},
+        "stacked with pairs of measured singles combined by the role fits alone (ablation)",
     ),
     "stacked_denoised": Variant(
         "stacked",

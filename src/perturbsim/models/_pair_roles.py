@@ -34,8 +34,9 @@ errors for 3 pairs, 2.8 for 5, 2.0 for many). With no interaction to learn, or t
 to tell, the prediction is the additive baseline. The held-out fits reuse per-pair normal
 equations, so the choice costs little more than one fit.
 
-With ``shared_change`` (opt-in: ``interaction_shared`` and ``stacked_shared`` in the
-catalogue; not the default, see ``benchmarks/RESULTS.md``) one more candidate competes with
+With ``shared_change`` (on in the default model, :class:`~perturbsim.models.Stacked`, for its
+pairs of measured singles; opt-in for :class:`PairInteraction`, ``interaction_shared`` in
+the catalogue; how it was chosen: ``benchmarks/RESULTS.md``) one more candidate competes with
 the role fits on the same held-out error and bar: the pair as its singles' sum less a share
 ``shared`` of the change they **share** gene by gene (:func:`shared_part`: where both
 singles move a gene the same way, the smaller of the two moves; 0 where they disagree). One

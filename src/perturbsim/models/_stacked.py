@@ -152,8 +152,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     coefficients, fitted on the training pairs with the measured singles, corrected for
     their measurement noise (their squared standard errors: errors in variables attenuate
     the weaker single's role), chosen by their leave-one-pair-out error: the sum itself
-    when no interaction holds out; :attr:`pair_roles`; with ``shared_change`` also the sum
-    less a fitted share of the change the two singles share). Where the
+    when no interaction holds out; :attr:`pair_roles`; with ``shared_change``, default,
+    also the sum less a fitted share of the change the two singles share). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
     genes or more none of whose genes was measured alone, its prediction replaces the
@@ -310,11 +310,12 @@ class Stacked(CoverageMixin, PerturbationModel):
         Combine the measured singles of a pair by the role coefficients the training pairs
         teach, not by their sum.
     shared_change
-        With ``interaction``, let the training pairs also be fitted as their singles' sum
-        less a share of the change the two share gene by gene, kept for pairs of measured
-        (or inferred) singles where it holds out better than the role fits (opt-in,
-        ``stacked_shared``; :mod:`perturbsim.models._pair_roles`); pairs of two genes never
-        measured alone keep the role fit (:attr:`predicted_pair_roles`). An error without
+        Let the training pairs also be fitted as their singles' sum less a share of the
+        change the two share gene by gene, kept for pairs of measured (or inferred) singles
+        where it holds out better than the role fits (:mod:`perturbsim.models._pair_roles`);
+        pairs of two genes never measured alone keep the role fit
+        (:attr:`predicted_pair_roles`). Default (``None``): on with ``interaction``;
+        ``False`` is the ablation ``stacked_no_shared``; ``True`` is an error without
         ``interaction``.
     neighbours
         Lend a pair of measured singles the residual of the training pairs alike, the part
@@ -355,7 +356,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         device: str = "auto",
         denoise: bool = False,
         interaction: bool = True,
-        shared_change: bool = False,
+        shared_change: bool | None = None,
         neighbours: bool = True,
         infer_singles: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
@@ -405,7 +406,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         whose graph it otherwise is, is not among the corrections."""
         self.denoise = bool(denoise)
         self.interaction = bool(interaction)
-        self.shared_change = bool(shared_change)
+        self.shared_change = self.interaction if shared_change is None else bool(shared_change)
         self.pair_roles = PairRoles.additive()
         self.predicted_pair_roles = PairRoles.additive()
         """How two predicted singles combine (a pair of genes never measured alone): the
