@@ -152,7 +152,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     coefficients, fitted on the training pairs with the measured singles, corrected for
     their measurement noise (their squared standard errors: errors in variables attenuate
     the weaker single's role), chosen by their leave-one-pair-out error: the sum itself
-    when no interaction holds out; :attr:`pair_roles`; with ``shared_change``, default,
+    when no interaction holds out; :attr:`pair_roles`; with ``shared_change`` (default)
     also the sum less a fitted share of the change the two singles share). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
@@ -282,7 +282,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     with a gene not measured alone, except pairs of measured singles (``combo_seen2``,
     always of support 1), fitted on their own: the validation ones and the training ones
     as their combined singles predict them (without evidence, the full spread of each
-    gene; the six role coefficients were fitted on those pairs, a slight optimism). A
+    gene; the pair fit (role coefficients or shared change) saw those pairs, a slight optimism). A
     measured single's variance is its own squared standard error (its posterior variance
     with ``denoise``; for a single of one cell, and in files saved before it was kept, the
     median squared standard error of the training conditions, :attr:`noise`); an inferred
@@ -949,7 +949,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         (the corrections were trained on them; pairs of genes never measured alone left
         out, see :meth:`_held_out_training_rows`), each with the support it has without
         itself; and the training pairs of measured singles as their combined singles
-        predict them (the singles never saw the pair; the six role coefficients did).
+        predict them (the singles never saw the pair; the pair fit did).
         """
         ratios, supports, kinds = [], [], []
         known = set(self.singles)
