@@ -93,6 +93,11 @@ def test_unknown_model_of_train_is_a_one_line_error(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "magic") == 2
     assert "unknown model 'magic'" in _one_line_error(capsys)
+    # a retired name says what replaced it
+    assert _train(data, tmp_path / "model", "--model", "stacked_shared") == 2
+    err = _one_line_error(capsys)
+    assert "'stacked_shared' is no longer a name" in err and "'stacked_no_shared'" in err
+    assert not (tmp_path / "model").exists()
 
 
 def test_models_lists_the_catalogue(capsys):

@@ -498,6 +498,9 @@ def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
         model.pair_roles.predict(x, y), ablation.pair_roles.predict(x, y, fitted_genes), atol=1e-3
     )
     assert not ps.models.Stacked(adata, interaction=False).shared_change  # follows interaction
+    for option in ("shared_change", "interaction", "denoise", "neighbours", "infer_singles"):
+        with pytest.raises(ps.PerturbsimError, match=f"^{option} must be True or False, got 'no'$"):
+            ps.models.Stacked(adata, **{option: "no"})  # a string is not read as true
     with pytest.raises(ps.PerturbsimError, match="shared_change=True given with interaction"):
         ps.models.Stacked(adata, interaction=False, shared_change=True)
 

@@ -7,6 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._errors import PerturbsimError, shown_list
@@ -45,6 +46,26 @@ def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
     if whole is None or whole < minimum:
         raise PerturbsimError(f"{name} must be a whole number >= {minimum}, got {shown(value)}")
     return whole
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool if it is one (``True``, ``False``, a numpy bool).
+
+    A string such as ``"false"`` is refused rather than read as true.
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be True or False, got {value}"``.
+
+    Examples
+    --------
+    >>> check_flag("denoise", False)
+    False
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise PerturbsimError(f"{name} must be True or False, got {shown(value)}")
+    return bool(value)
 
 
 def check_nonnegative(name: str, value: Any) -> float:

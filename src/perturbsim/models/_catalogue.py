@@ -25,6 +25,13 @@ MODEL_REGISTRY: dict[str, type[PerturbationModel]] = {}
 registers itself under its ``name``."""
 
 
+RETIRED: dict[str, str] = {
+    "stacked_shared": "its shared-change fit is part of the default, 'stacked', since "
+    "2026-12-04 (the default without it: 'stacked_no_shared')",
+}
+"""Names that were models once -> what to use now; naming one is an error that says so."""
+
+
 @dataclass(frozen=True)
 class Variant:
     """A named set of options of a registered model.
@@ -157,10 +164,12 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     Raises
     ------
     PerturbsimError
-        If ``name`` is neither.
+        If ``name`` is neither (a retired name: with what replaced it, :data:`RETIRED`).
     """
     variant = VARIANTS.get(name, Variant(name))
     cls = MODEL_REGISTRY.get(variant.base)
+    if name in RETIRED:
+        raise PerturbsimError(f"model {name!r} is no longer a name: {RETIRED[name]}")
     if cls is None:
         raise PerturbsimError(f"unknown model {name!r}; available: {', '.join(model_names())}")
     return cls, dict(variant.options)

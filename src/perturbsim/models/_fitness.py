@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count
+from .._checks import check_count, check_flag
 from .._errors import PerturbsimError, case_hint, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
@@ -316,7 +316,7 @@ class FitnessModel:
         self._node = {g: i for i, g in enumerate(self.genes)}
         self._measured = screen.singles.reindex(self.genes).to_numpy(dtype=np.float64)
         self.go_annotations = go_annotations
-        self.go = bool(go)
+        self.go = check_flag("go", go)
         self.go_components = int(go_components)
         self.embedding_dim = int(embedding_dim)
         self.hidden = int(hidden)

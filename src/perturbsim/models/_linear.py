@@ -17,7 +17,7 @@ from anndata import AnnData
 from scipy import sparse
 from scipy.sparse.linalg import eigsh
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_flag, check_nonnegative
 from .._errors import PerturbsimError
 from ..pp import PseudobulkStats, genes_of
 from ._base import GeneSet, PerturbationModel
@@ -464,8 +464,8 @@ class Linear(CoverageMixin, PerturbationModel):
         super().__init__(adata, seed=seed)
         self.n_components = n_components
         self.ridge = ridge
-        self.embed_unmeasured = bool(embed_unmeasured)
-        self.shrink = bool(shrink)
+        self.embed_unmeasured = check_flag("embed_unmeasured", embed_unmeasured)
+        self.shrink = check_flag("shrink", shrink)
         self.perturbation_embedding = perturbation_embedding
         self._set_reason()
 

@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_flag, check_nonnegative
 from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
 from ..pp import genes_of
@@ -224,7 +224,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
         self.n_components = n_components
         self.go_components = go_components
         self.ridge = ridge
-        self.shrink = bool(shrink)
+        self.shrink = check_flag("shrink", shrink)
         self.top_k = top_k
         self.threshold = threshold
 

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from scipy.stats import t as student_t
 
+from .._checks import check_flag
 from .._errors import PerturbsimError
 from ..pp import genes_of
 from ._base import GeneSet
@@ -579,7 +580,7 @@ class PairInteraction(Additive):
         seed: int | None = None,
     ) -> None:
         super().__init__(adata, seed=seed)
-        self.shared_change = bool(shared_change)
+        self.shared_change = check_flag("shared_change", shared_change)
 
     def _fit(self, data: ScreenData) -> None:
         super()._fit(data)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._checks import check_flag
 from .._errors import PerturbsimError
 from .._keys import PRED_SUPPORT
 from ..graphs import GeneGraph
@@ -363,6 +364,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         linear_embedding: str = "auto",
         **gears_options: Any,
     ) -> None:
+        denoise, interaction, neighbours, infer_singles = (
+            check_flag(name, value)
+            for name, value in (
+                ("denoise", denoise),
+                ("interaction", interaction),
+                ("neighbours", neighbours),
+                ("infer_singles", infer_singles),
+            )
+        )
+        if shared_change is not None:
+            shared_change = check_flag("shared_change", shared_change)
         if isinstance(corrections, str) or not set(corrections) <= set(CORRECTIONS):
             raise PerturbsimError(
                 f"corrections must be a list among {list(CORRECTIONS)}, got {corrections!r}"
@@ -404,16 +416,16 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.support_graph: GeneGraph | None = None
         """The GO graph that ties genes to measured ones (:meth:`_support_of`) when GEARS,
         whose graph it otherwise is, is not among the corrections."""
-        self.denoise = bool(denoise)
-        self.interaction = bool(interaction)
-        self.shared_change = self.interaction if shared_change is None else bool(shared_change)
+        self.denoise = denoise
+        self.interaction = interaction
+        self.shared_change = interaction if shared_change is None else shared_change
         self.pair_roles = PairRoles.additive()
         self.predicted_pair_roles = PairRoles.additive()
         """How two predicted singles combine (a pair of genes never measured alone): the
         role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
-        self.neighbours = bool(neighbours)
+        self.neighbours = neighbours
         self.pair_neighbours: PairNeighbours | None = None
-        self.infer_singles = bool(infer_singles)
+        self.infer_singles = infer_singles
         self.inferred: dict[str, int] = {}
         self.inferred_variance: dict[str, np.ndarray] = {}
         self.corrections: dict[str, PerturbationModel] = {}
