@@ -672,12 +672,17 @@ def simulate(
       each cell's extrinsic noise to its library size), ``measured`` (canonical labels of
       the measured conditions).
 
+    The screen is not set up: before splitting or training, name its labels with
+    ``ps.pp.setup(adata, perturbation_key="condition", control="control")``.
+
     Examples
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.simulate(size="small", seed=0)
     >>> adata.obs["condition"].nunique()
     53
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> ps.pp.split(adata, seed=1)
     """
     t0 = time.perf_counter()
     screen = _draw_screen(
