@@ -20,7 +20,7 @@ from ._gears_config import GEARSConfig
 from ._grn import GRN
 from ._linear import Linear
 from ._linear_go import LinearGO
-from ._pair_roles import PairInteraction
+from ._pair_roles import PairInteraction, PairRoles
 from ._simple import Additive, NoPerturbation, TrainMean
 from ._stacked import Stacked
 from ._target_effect import fit_target_effect
@@ -40,6 +40,7 @@ __all__ = [
     "LinearGO",
     "NoPerturbation",
     "PairInteraction",
+    "PairRoles",
     "PerturbationModel",
     "Stacked",
     "TrainMean",

@@ -420,6 +420,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.interaction = interaction
         self.shared_change = interaction if shared_change is None else shared_change
         self.pair_roles = PairRoles.additive()
+        """How two measured (or inferred) singles combine in a pair, fitted on the training pairs:
+        the role fit, the shared-change fit or the sum (:class:`~perturbsim.models.PairRoles`;
+        before :meth:`fit`, and where no fit holds out, the sum with ``n_pairs`` counting the
+        pairs seen)."""
         self.predicted_pair_roles = PairRoles.additive()
         """How two predicted singles combine (a pair of genes never measured alone): the
         role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
