@@ -300,6 +300,15 @@ def test_not_fitted_and_bad_options_raise(norman):
         Linear(norman, n_components=0)
     with pytest.raises(ps.PerturbsimError, match="n_steps"):
         GRN(norman, n_steps=0)
+    # a flag given as text is refused, not read as true
+    for model, option in (
+        (Linear, "shrink"),
+        (Linear, "embed_unmeasured"),
+        (ps.models.LinearGO, "shrink"),
+        (ps.models.PairInteraction, "shared_change"),
+    ):
+        with pytest.raises(ps.PerturbsimError, match=f"^{option} must be True or False, got 'no'$"):
+            model(norman, **{option: "no"})
 
 
 # -- linear: robustness ------------------------------------------------------------------

@@ -166,10 +166,10 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     PerturbsimError
         If ``name`` is neither (a retired name: with what replaced it, :data:`RETIRED`).
     """
-    variant = VARIANTS.get(name, Variant(name))
-    cls = MODEL_REGISTRY.get(variant.base)
     if name in RETIRED:
         raise PerturbsimError(f"model {name!r} is no longer a name: {RETIRED[name]}")
+    variant = VARIANTS.get(name, Variant(name))
+    cls = MODEL_REGISTRY.get(variant.base)
     if cls is None:
         raise PerturbsimError(f"unknown model {name!r}; available: {', '.join(model_names())}")
     return cls, dict(variant.options)

@@ -364,15 +364,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         linear_embedding: str = "auto",
         **gears_options: Any,
     ) -> None:
-        denoise, interaction, neighbours, infer_singles = (
-            check_flag(name, value)
-            for name, value in (
-                ("denoise", denoise),
-                ("interaction", interaction),
-                ("neighbours", neighbours),
-                ("infer_singles", infer_singles),
-            )
-        )
+        denoise = check_flag("denoise", denoise)
+        interaction = check_flag("interaction", interaction)
+        neighbours = check_flag("neighbours", neighbours)
+        infer_singles = check_flag("infer_singles", infer_singles)
         if shared_change is not None:
             shared_change = check_flag("shared_change", shared_change)
         if isinstance(corrections, str) or not set(corrections) <= set(CORRECTIONS):
