@@ -50,6 +50,16 @@ simulated Norman-sized, simulator seeds 1 and 2, ``combo`` splits 1-2: 0.72, 0.7
 truth), which damps co-directional noise in the predicted pair. Nothing bounds it: above 1 a
 pair moves the genes both singles move alike less than its stronger single does (on the
 simulated ``small`` screen, ``combo`` split 0: 1.04), below 0 more than their sum.
+
+Where no fit passes the bar, the shared-change fit is not dropped but **shrunk by its noise**
+(:func:`~perturbsim.models._stacking.james_stein_factor`, as the default model's weights are:
+its coefficient times ``max(0, 1 - σ² / shared²)``, ``σ²`` the jackknife variance of the
+coefficient refitted without each pair's held-out group), so that a buffering the training
+pairs agree on but cannot yet show in held-out error still shapes the pairs, in proportion
+to how well it is determined; a coefficient within its noise is 0, the sum. The held-out
+groups overlap (a pair and every pair sharing a gene), so each refit leaves out several pairs
+and their spread overstates ``σ²``: the shrinkage errs towards the sum. Chosen by a rule
+written before its runs, on screens no earlier choice had used (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -68,7 +78,7 @@ from ..pp import genes_of
 from ._base import GeneSet
 from ._data import ScreenData
 from ._simple import Additive
-from ._stacking import strongest
+from ._stacking import MIN_CONDITIONS, james_stein_factor, strongest
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -241,12 +251,17 @@ class PairRoles:
         Training pairs that fitted them.
     loo_gain
         Held-out squared error of the sum of the singles minus that of the chosen fit,
-        relative to the former (0 when the sum was kept); each pair held out with the pairs
-        sharing a gene with it and predicted from its measured singles as given, noise and
-        all (:func:`fit_pair_roles`).
+        relative to the former (0 when the sum was kept; negative where a shrunk
+        shared-change fit predicts held-out pairs worse than the sum); each pair held out
+        with the pairs sharing a gene with it and predicted from its measured singles as
+        given, noise and all (:func:`fit_pair_roles`).
     shared
         Share of the singles' :func:`shared_part` the pair loses (0 unless the
         shared-change fit was chosen, whose ``coefficients`` are then the sum's).
+    shrink
+        Share of the fitted shared coefficient kept in ``shared``: 1 where a fit passed the
+        held-out bar, below 1 where none did and the shared-change fit was shrunk by its
+        noise (:func:`fit_pair_roles`).
     """
 
     coefficients: np.ndarray
@@ -254,6 +269,7 @@ class PairRoles:
     n_pairs: int
     loo_gain: float
     shared: float = 0.0
+    shrink: float = 1.0
 
     @classmethod
     def additive(cls, n_pairs: int = 0) -> PairRoles:
@@ -291,11 +307,12 @@ class PairRoles:
             "n_pairs": self.n_pairs,
             "loo_gain": self.loo_gain,
             "shared": self.shared,
+            "shrink": self.shrink,
         }
 
     @classmethod
     def from_dict(cls, fields: dict) -> PairRoles:
-        """Inverse of :meth:`to_dict` (files saved before the shared-change fit: ``shared`` 0)."""
+        """Inverse of :meth:`to_dict` (older files: ``shared`` 0, ``shrink`` 1)."""
         coefficients = np.asarray(fields["coefficients"], dtype=np.float64)
         if coefficients.shape != ADDITIVE.shape:
             raise PerturbsimError(
@@ -313,6 +330,7 @@ class PairRoles:
             int(fields["n_pairs"]),
             float(fields["loo_gain"]),
             shared,
+            float(fields.get("shrink", 1.0)),
         )
 
 
@@ -349,15 +367,18 @@ def fit_pair_roles(
         then corrected for errors in the variables (:func:`noise_gram`); the shared-change
         fit is not.
     shared_change
-        Whether the shared-change fit competes with the role fits (default: role fits
-        only; see the module documentation).
+        Whether the shared-change fit competes with the role fits, and is kept shrunk by
+        its noise where none passes the bar (default: role fits only; see the module
+        documentation).
 
     Returns
     -------
     :class:`PairRoles`: of the role fit at each penalty of :data:`RIDGES` (and with
     ``shared_change`` the shared-change fit), the one with the lowest held-out error among
-    those improving on the sum by :func:`gain_bar` standard errors; the sum of the singles
-    with fewer than :data:`MIN_PAIRS` pairs or when none does (a penalty that leaves the
+    those improving on the sum by :func:`gain_bar` standard errors; where none does, with
+    ``shared_change`` the shared-change fit shrunk by its noise (from
+    :data:`~perturbsim.models._stacking.MIN_CONDITIONS` pairs), else the sum of the singles,
+    which fewer than :data:`MIN_PAIRS` pairs also keep (a penalty that leaves the
     noise-corrected normal equations indefinite does not count).
     """
     noise_a, noise_b = noise if noise is not None else (np.zeros_like(singles_a),) * 2
@@ -406,16 +427,19 @@ def fit_pair_roles(
         )
     held_out = _held_out_with(genes, n_pairs)
     bar = gain_bar(n_pairs)
-    best, best_error = None, additive_error
+    best, best_error, steps = None, additive_error, None
     for candidate in candidates:
-        gains = _held_out_gains(candidate, held_out)
-        if gains is None:
+        steps = _held_out_steps(candidate, held_out)
+        if steps is None:
             continue
+        gains = _gains(candidate, steps)
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
         if gains.mean() > bar * standard_error and error < best_error:
             best, best_error = candidate, error
     if best is None:
+        if shared_change and steps is not None:  # the last candidate is the shared change
+            return _shrunk_shared(candidates[-1], steps, additive_error)
         return PairRoles.additive(n_pairs)
     step = _penalised_solve(best.fit_grams.sum(axis=0), best.fit_moments.sum(axis=0), best.penalty)
     if step is None:
@@ -442,23 +466,53 @@ class _Candidate(NamedTuple):
     penalty: float
 
 
-def _held_out_gains(candidate: _Candidate, held_out: list[np.ndarray]) -> np.ndarray | None:
-    """Each pair's held-out gain over the sum of its singles, or ``None`` if a fit fails.
+def _held_out_steps(candidate: _Candidate, held_out: list[np.ndarray]) -> np.ndarray | None:
+    """Each pair's step from the sum, fitted without its held-out group; ``None`` if one fails.
 
-    Pair ``i`` is predicted by the step solved from every pair's normal equations but those
-    of ``held_out[i]``, and scored from its singles as measured: its squared error about the
-    sum minus the step's, ``2 step·m - step·g·step``.
+    Row ``i`` is solved from every pair's normal equations but those of ``held_out[i]``.
     """
     gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)
-    gains = np.zeros(len(candidate.grams))
-    for i, (g, m) in enumerate(zip(candidate.grams, candidate.moments, strict=True)):
-        rest_gram = gram - candidate.fit_grams[held_out[i]].sum(axis=0)
-        rest_moment = moment - candidate.fit_moments[held_out[i]].sum(axis=0)
-        step = _penalised_solve(rest_gram, rest_moment, candidate.penalty)
+    steps = []
+    for rest in held_out:
+        step = _penalised_solve(
+            gram - candidate.fit_grams[rest].sum(axis=0),
+            moment - candidate.fit_moments[rest].sum(axis=0),
+            candidate.penalty,
+        )
         if step is None:
             return None
-        gains[i] = 2.0 * step @ m - step @ g @ step
-    return gains
+        steps.append(step)
+    return np.array(steps)
+
+
+def _gains(candidate: _Candidate, steps: np.ndarray) -> np.ndarray:
+    """Each pair's held-out gain over the sum of its singles, given its held-out ``steps``.
+
+    Scored from its singles as measured: its squared error about the sum minus the step's,
+    ``2 step·m - step·g·step``.
+    """
+    return 2.0 * np.einsum("pk,pk->p", steps, candidate.moments) - np.einsum(
+        "pk,pkl,pl->p", steps, candidate.grams, steps
+    )
+
+
+def _shrunk_shared(candidate: _Candidate, steps: np.ndarray, additive_error: float) -> PairRoles:
+    """The shared-change fit shrunk by its noise, from its held-out ``steps`` (the sum if 0).
+
+    Its coefficient keeps :func:`~perturbsim.models._stacking.james_stein_factor` of itself,
+    the jackknife taken over the held-out refits; ``loo_gain`` is that of the refits shrunk
+    alike.
+    """
+    n_pairs = len(steps)
+    gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)
+    if n_pairs < MIN_CONDITIONS or gram[0, 0] <= 0.0:
+        return PairRoles.additive(n_pairs)
+    shared = float(moment[0] / gram[0, 0])
+    factor = float(james_stein_factor(np.array([shared]), steps)[0])
+    if factor == 0.0:
+        return PairRoles.additive(n_pairs)
+    gain = float(_gains(candidate, factor * steps).sum()) / additive_error
+    return PairRoles(ADDITIVE.copy(), 0.0, n_pairs, gain, shared=shared * factor, shrink=factor)
 
 
 def _penalised_solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndarray | None:

@@ -170,13 +170,31 @@ def shrunk_fit(rows: list[FitRow], default: np.ndarray) -> np.ndarray:
             for g, m, c in zip(grams, moments, nonzero, strict=True)
         ]
     )
-    n = len(rows)
+    return default + (fitted - default) * james_stein_factor(fitted - default, leave_one_out)
+
+
+def james_stein_factor(departure: np.ndarray, leave_one_out: np.ndarray) -> np.ndarray:
+    """The share of each ``departure`` kept: ``max(0, 1 - σ² / δ²)`` (see :func:`shrunk_fit`).
+
+    Parameters
+    ----------
+    departure
+        ``(k,)`` the fitted values minus their defaults, ``δ``.
+    leave_one_out
+        ``(n, k)`` the same fit without each of the ``n`` held-out units in turn; ``σ²`` is
+        their jackknife variance times ``(n - 1) / (n - 3)``, its posterior mean on
+        ``n - 1`` degrees of freedom (at least :data:`MIN_CONDITIONS` units).
+
+    Returns
+    -------
+    ``(k,)`` in ``[0, 1]``; 0 where ``δ`` is 0.
+    """
+    n = len(leave_one_out)
     jackknife = (n - 1) / n * ((leave_one_out - leave_one_out.mean(axis=0)) ** 2).sum(axis=0)
     variance = jackknife * (n - 1) / (n - 3)  # posterior mean, ν = n - 1 degrees of freedom
-    departure = fitted - default
     with np.errstate(invalid="ignore", divide="ignore"):
-        keep = np.clip(1.0 - variance / departure**2, 0.0, 1.0)
-    return default + departure * np.nan_to_num(keep, nan=0.0)
+        keep = np.clip(1.0 - variance / np.asarray(departure) ** 2, 0.0, 1.0)
+    return np.nan_to_num(keep, nan=0.0)
 
 
 def fit_per_kind(
