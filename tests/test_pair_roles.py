@@ -82,6 +82,33 @@ def test_saturating_pairs_are_learned_by_the_shared_change():
         assert np.mean((fitted.predict(x, y) - target) ** 2) < 0.01 * np.mean((x + y - target) ** 2)
 
 
+def test_a_shared_change_no_fit_can_show_held_out_is_kept_shrunk_by_its_noise():
+    # 8 noisy pairs that buffer a little (0.4 of their shared change): neither the role fits
+    # nor the shared-change fit pass the held-out bar, but the shared coefficient is
+    # positive across leave-one-out refits, so it is kept at the share its spread allows
+    rng = np.random.default_rng(8)
+    a, b = _singles(rng, 8)
+    b[:, :50] = np.abs(b[:, :50]) * np.sign(a[:, :50])
+    measured = a + b - 0.4 * shared_part(a, b) + rng.normal(scale=1.5, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    assert fit_pair_roles(a, b, measured, keep).is_additive
+    fitted = fit_pair_roles(a, b, measured, keep, shared_change=True)
+    np.testing.assert_array_equal(fitted.coefficients, ADDITIVE)
+    assert fitted.ridge == 0.0 and 0.0 < fitted.shrink < 1.0
+    # the least-squares coefficient and its jackknife over the pairs, refitted here
+    columns = np.array([-shared_part(x, y) for x, y in zip(a, b, strict=True)])
+    products = (columns * (measured - a - b)).sum(axis=1)
+    squares = (columns**2).sum(axis=1)
+    plain = products.sum() / squares.sum()
+    refits = (products.sum() - products) / (squares.sum() - squares)
+    variance = 7 / 8 * np.sum((refits - refits.mean()) ** 2) * 7 / 5
+    assert fitted.shrink == pytest.approx(1.0 - variance / plain**2, rel=1e-9)
+    assert fitted.shared == pytest.approx(fitted.shrink * plain, rel=1e-9)
+    assert 0.0 < fitted.shared < 0.4
+    again = PairRoles.from_dict(fitted.to_dict())
+    assert (again.shared, again.shrink) == (fitted.shared, fitted.shrink)
+
+
 def test_role_genes_are_the_strongest_off_the_targets():
     a = np.ones(ROLE_GENES + 20)  # every gene moves a little
     b = np.zeros(ROLE_GENES + 20)

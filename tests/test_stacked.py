@@ -20,6 +20,7 @@ from perturbsim.models._stacking import (
     FitRow,
     bounded_least_squares,
     fit_per_kind,
+    james_stein_factor,
     shrunk_fit,
     strongest,
 )
@@ -65,6 +66,14 @@ def test_shrunk_fit_keeps_what_conditions_agree_on_and_drops_what_they_do_not():
     assert MIN_CONDITIONS == 4
     assert shrunk_fit([row(0.6) for _ in range(3)], np.zeros(1))[0] == 0.0
     assert shrunk_fit([row(0.6) for _ in range(4)], np.zeros(1))[0] > 0.5
+
+
+def test_the_james_stein_factor_keeps_a_departure_by_its_jackknife_noise():
+    # refits 0, 2, 0, 2: jackknife variance 3/4 * 4 = 3, times (4 - 1) / (4 - 3) = 9
+    refits = np.array([[0.0, 1.0], [2.0, 1.0], [0.0, 1.0], [2.0, 1.0]])
+    np.testing.assert_allclose(james_stein_factor(np.array([6.0, 1.0]), refits), [0.75, 1.0])
+    np.testing.assert_array_equal(james_stein_factor(np.array([3.0, 0.0]), refits), [0.0, 0.0])
+    np.testing.assert_array_equal(james_stein_factor(np.array([2.0]), refits[:, :1]), [0.0])
 
 
 def test_weights_are_fitted_on_each_condition_strongest_changes():

@@ -600,7 +600,8 @@ class PairInteraction(Additive):
     or by the shared-change fit where it holds out better; see
     :mod:`perturbsim.models._pair_roles`), a larger set by the sum of its singles. It covers
     what :class:`~perturbsim.models.Additive` covers and equals it when the training pairs
-    show no interaction that holds out (:attr:`roles` then has ``ridge`` ``inf``).
+    show no interaction that holds out (:attr:`roles` then has ``ridge`` ``inf``; with
+    ``shared_change``, when the shared-change fit is also within its noise).
 
     Parameters
     ----------
@@ -608,7 +609,8 @@ class PairInteraction(Additive):
         The screen, set up and split.
     shared_change
         Let the pairs also be fitted as their singles' sum less a share of the change the
-        two share gene by gene, kept where it holds out better than the role fits (opt-in,
+        two share gene by gene, kept where it holds out better than the role fits and
+        shrunk by its noise where no fit passes the held-out bar (opt-in,
         ``interaction_shared``; see :mod:`perturbsim.models._pair_roles`).
     seed
         Unused (the fit is deterministic); kept for the common interface.

@@ -154,7 +154,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     their measurement noise (their squared standard errors: errors in variables attenuate
     the weaker single's role), chosen by their leave-one-pair-out error: the sum itself
     when no interaction holds out; :attr:`pair_roles`; with ``shared_change`` (default)
-    also the sum less a fitted share of the change the two singles share). Where the
+    also the sum less a fitted share of the change the two singles share, shrunk by its
+    noise where no fit holds out clearly). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
     genes or more none of whose genes was measured alone, its prediction replaces the
@@ -313,8 +314,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     shared_change
         Let the training pairs also be fitted as their singles' sum less a share of the
         change the two share gene by gene, kept for pairs of measured (or inferred) singles
-        where it holds out better than the role fits (:mod:`perturbsim.models._pair_roles`);
-        pairs of two genes never measured alone keep the role fit
+        where it holds out better than the role fits, and shrunk by its noise where no fit
+        passes the held-out bar (:mod:`perturbsim.models._pair_roles`); pairs of two genes
+        never measured alone keep the role fit
         (:attr:`predicted_pair_roles`). Default (``None``): on with ``interaction``;
         ``False`` is the ablation ``stacked_no_shared``; ``True`` is an error without
         ``interaction``.
