@@ -82,29 +82,40 @@ def test_saturating_pairs_are_learned_by_the_shared_change():
         assert np.mean((fitted.predict(x, y) - target) ** 2) < 0.01 * np.mean((x + y - target) ** 2)
 
 
-def test_a_shared_change_no_fit_can_show_held_out_is_kept_shrunk_by_its_noise():
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_shared_change_no_fit_can_show_held_out_is_kept_shrunk_by_its_noise(grouped):
     # 8 noisy pairs that buffer a little (0.4 of their shared change): neither the role fits
     # nor the shared-change fit pass the held-out bar, but the shared coefficient is
-    # positive across leave-one-out refits, so it is kept at the share its spread allows
+    # positive across the held-out refits, so it is kept at the share its spread allows
     rng = np.random.default_rng(8)
     a, b = _singles(rng, 8)
     b[:, :50] = np.abs(b[:, :50]) * np.sign(a[:, :50])
     measured = a + b - 0.4 * shared_part(a, b) + rng.normal(scale=1.5, size=a.shape)
     keep = np.ones(a.shape, dtype=bool)
-    assert fit_pair_roles(a, b, measured, keep).is_additive
-    fitted = fit_pair_roles(a, b, measured, keep, shared_change=True)
+    genes = [(f"g{i}", f"g{(i + 1) % 8 if i % 2 else i + 8}") for i in range(8)]
+    groups = [[j for j in range(8) if set(genes[j]) & set(genes[i])] for i in range(8)]
+    if not grouped:
+        genes, groups = None, [[i] for i in range(8)]
+    assert fit_pair_roles(a, b, measured, keep, genes).is_additive
+    fitted = fit_pair_roles(a, b, measured, keep, genes, shared_change=True)
     np.testing.assert_array_equal(fitted.coefficients, ADDITIVE)
     assert fitted.ridge == 0.0 and 0.0 < fitted.shrink < 1.0
-    # the least-squares coefficient and its jackknife over the pairs, refitted here
+    # the least-squares coefficient and its jackknife over the held-out refits, by hand
     columns = np.array([-shared_part(x, y) for x, y in zip(a, b, strict=True)])
-    products = (columns * (measured - a - b)).sum(axis=1)
-    squares = (columns**2).sum(axis=1)
+    residuals = measured - a - b
+    products, squares = (columns * residuals).sum(axis=1), (columns**2).sum(axis=1)
     plain = products.sum() / squares.sum()
-    refits = (products.sum() - products) / (squares.sum() - squares)
+    refits = np.array(
+        [(products.sum() - products[g].sum()) / (squares.sum() - squares[g].sum()) for g in groups]
+    )
     variance = 7 / 8 * np.sum((refits - refits.mean()) ** 2) * 7 / 5
     assert fitted.shrink == pytest.approx(1.0 - variance / plain**2, rel=1e-9)
     assert fitted.shared == pytest.approx(fitted.shrink * plain, rel=1e-9)
     assert 0.0 < fitted.shared < 0.4
+    # each pair scored by its refit, shrunk by the same factor
+    steps = fitted.shrink * refits
+    gain = np.sum(2 * steps * products - steps**2 * squares) / np.sum(residuals**2)
+    assert fitted.loo_gain == pytest.approx(gain, rel=1e-9)
     again = PairRoles.from_dict(fitted.to_dict())
     assert (again.shared, again.shrink) == (fitted.shared, fitted.shrink)
 
@@ -237,7 +248,10 @@ def test_no_interaction_keeps_the_sum_of_the_singles():
     keep = np.ones(a.shape, dtype=bool)
     fitted = fit_pair_roles(a, b, measured, keep)
     assert fitted.is_additive and fitted.ridge == float("inf") and fitted.loo_gain == 0.0
-    assert fit_pair_roles(a, b, measured, keep, shared_change=True).is_additive
+    # with the shared-change fit a share within its noise may remain, never much of one
+    competing = fit_pair_roles(a, b, measured, keep, shared_change=True)
+    np.testing.assert_array_equal(competing.coefficients, ADDITIVE)
+    assert abs(competing.shared) < 0.05
     opposite = -np.abs(a) * np.sign(b)  # no gene moved alike: the shared fit is undefined
     assert fit_pair_roles(opposite, b, opposite + b, keep, shared_change=True).is_additive
     too_few = fit_pair_roles(a[:2], b[:2], measured[:2], np.ones((2, a.shape[1]), dtype=bool))

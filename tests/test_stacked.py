@@ -74,6 +74,8 @@ def test_the_james_stein_factor_keeps_a_departure_by_its_jackknife_noise():
     np.testing.assert_allclose(james_stein_factor(np.array([6.0, 1.0]), refits), [0.75, 1.0])
     np.testing.assert_array_equal(james_stein_factor(np.array([3.0, 0.0]), refits), [0.0, 0.0])
     np.testing.assert_array_equal(james_stein_factor(np.array([2.0]), refits[:, :1]), [0.0])
+    # three units: no finite posterior mean of the variance, nothing kept however they agree
+    np.testing.assert_array_equal(james_stein_factor(np.array([6.0]), refits[:3, 1:]), [0.0])
 
 
 def test_weights_are_fitted_on_each_condition_strongest_changes():

@@ -31,7 +31,8 @@ held-out pairs better, consistently: the mean over pairs of each pair's held-out
 pass a one-sided t-test at level :data:`LEVEL` (a lower held-out error alone is too easy a bar
 for six coefficients on a handful of noisy pairs; the bar, :func:`gain_bar`, is 4.3 standard
 errors for 3 pairs, 2.8 for 5, 2.0 for many). With no interaction to learn, or too few pairs
-to tell, the prediction is the additive baseline. The held-out fits reuse per-pair normal
+to tell, the prediction is the additive baseline (with ``shared_change``, see below: a small
+shared coefficient may remain). The held-out fits reuse per-pair normal
 equations, so the choice costs little more than one fit.
 
 With ``shared_change`` (on in the default model, :class:`~perturbsim.models.Stacked`, for its
@@ -56,10 +57,14 @@ Where no fit passes the bar, the shared-change fit is not dropped but **shrunk b
 its coefficient times ``max(0, 1 - σ² / shared²)``, ``σ²`` the jackknife variance of the
 coefficient refitted without each pair's held-out group), so that a buffering the training
 pairs agree on but cannot yet show in held-out error still shapes the pairs, in proportion
-to how well it is determined; a coefficient within its noise is 0, the sum. The held-out
-groups overlap (a pair and every pair sharing a gene), so each refit leaves out several pairs
-and their spread overstates ``σ²``: the shrinkage errs towards the sum. Chosen by a rule
-written before its runs, on screens no earlier choice had used (``benchmarks/RESULTS.md``).
+to how well it is determined; a coefficient within its noise is 0, the sum (on pairs with
+no interaction a small share remains about one time in three: ``|shared|`` 0.01-0.03 in
+synthetic tests). The held-out groups overlap (a pair and every pair sharing a gene), so
+each refit leaves out several pairs and their spread overstates ``σ²``, by about the
+groups' size where the pairs' noise is independent: the shrinkage errs towards the sum. A
+refit left with no pair (a group holding every pair) defines nothing, and the sum stands.
+Chosen by a rule written before its runs, on screens no earlier choice had used
+(``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -246,22 +251,24 @@ class PairRoles:
         ``(6,)``: ``big`` then ``small`` role, each for the features 1, cosine, log ratio.
     ridge
         The chosen relative penalty (``inf``: the sum of the singles was kept; 0: the
-        shared-change fit, one coefficient, unpenalised).
+        shared-change fit, one coefficient, unpenalised but shrunk by its noise where
+        ``shrink`` is below 1).
     n_pairs
         Training pairs that fitted them.
     loo_gain
         Held-out squared error of the sum of the singles minus that of the chosen fit,
-        relative to the former (0 when the sum was kept; negative where a shrunk
-        shared-change fit predicts held-out pairs worse than the sum); each pair held out
-        with the pairs sharing a gene with it and predicted from its measured singles as
-        given, noise and all (:func:`fit_pair_roles`).
+        relative to the former (0 when the sum was kept); each pair held out with the pairs
+        sharing a gene with it and predicted from its measured singles as given, noise and
+        all (:func:`fit_pair_roles`). For a shrunk shared-change fit (``shrink`` below 1)
+        the shrinkage factor saw the held-out pairs, so the figure is optimistic.
     shared
         Share of the singles' :func:`shared_part` the pair loses (0 unless the
         shared-change fit was chosen, whose ``coefficients`` are then the sum's).
     shrink
-        Share of the fitted shared coefficient kept in ``shared``: 1 where a fit passed the
-        held-out bar, below 1 where none did and the shared-change fit was shrunk by its
-        noise (:func:`fit_pair_roles`).
+        Share of the fitted shared coefficient kept in ``shared``: below 1 where no fit
+        passed the held-out bar and the shared-change fit was kept shrunk by its noise
+        (:func:`fit_pair_roles`), 1 otherwise (also where nothing of it was kept and the
+        sum stands).
     """
 
     coefficients: np.ndarray
@@ -427,19 +434,21 @@ def fit_pair_roles(
         )
     held_out = _held_out_with(genes, n_pairs)
     bar = gain_bar(n_pairs)
-    best, best_error, steps = None, additive_error, None
+    best, best_error, shared_fit = None, additive_error, None
     for candidate in candidates:
         steps = _held_out_steps(candidate, held_out)
         if steps is None:
             continue
+        if candidate.ridge is None:
+            shared_fit = candidate, steps
         gains = _gains(candidate, steps)
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
         if gains.mean() > bar * standard_error and error < best_error:
             best, best_error = candidate, error
     if best is None:
-        if shared_change and steps is not None:  # the last candidate is the shared change
-            return _shrunk_shared(candidates[-1], steps, additive_error)
+        if shared_fit is not None:
+            return _shrunk_shared(*shared_fit, additive_error)
         return PairRoles.additive(n_pairs)
     step = _penalised_solve(best.fit_grams.sum(axis=0), best.fit_moments.sum(axis=0), best.penalty)
     if step is None:
@@ -501,7 +510,8 @@ def _shrunk_shared(candidate: _Candidate, steps: np.ndarray, additive_error: flo
 
     Its coefficient keeps :func:`~perturbsim.models._stacking.james_stein_factor` of itself,
     the jackknife taken over the held-out refits; ``loo_gain`` is that of the refits shrunk
-    alike.
+    by the same factor, which was fitted on every pair, the held-out ones included: it is
+    optimistic (on pairs without interaction it is positive wherever a share is kept).
     """
     n_pairs = len(steps)
     gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)

@@ -152,10 +152,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
     coefficients, fitted on the training pairs with the measured singles, corrected for
     their measurement noise (their squared standard errors: errors in variables attenuate
-    the weaker single's role), chosen by their leave-one-pair-out error: the sum itself
-    when no interaction holds out; :attr:`pair_roles`; with ``shared_change`` (default)
-    also the sum less a fitted share of the change the two singles share, shrunk by its
-    noise where no fit holds out clearly). Where the
+    the weaker single's role), chosen by their error on pairs held out with the pairs
+    sharing a gene: without ``shared_change``, the sum itself when no interaction holds
+    out; :attr:`pair_roles`; with ``shared_change`` (default) also the sum less a fitted
+    share of the change the two singles share, kept shrunk by its noise where no fit holds
+    out clearly). Where the
     ``linear`` model (Ahlmann-Eltze et al.; its own leave-one-gene-out shrinkage falls back
     on the mean when its embeddings predict nothing) covers a single or a set of three
     genes or more none of whose genes was measured alone, its prediction replaces the
@@ -418,9 +419,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.shared_change = interaction if shared_change is None else shared_change
         self.pair_roles = PairRoles.additive()
         """How two measured (or inferred) singles combine in a pair, fitted on the training pairs:
-        the role fit, the shared-change fit or the sum (:class:`~perturbsim.models.PairRoles`;
-        before :meth:`fit`, and where no fit holds out, the sum with ``n_pairs`` counting the
-        pairs seen)."""
+        the role fit, the shared-change fit (shrunk by its noise where no fit holds out) or the
+        sum (:class:`~perturbsim.models.PairRoles`; before :meth:`fit`, and where nothing
+        holds out nor is kept shrunk, the sum with ``n_pairs`` counting the pairs seen)."""
         self.predicted_pair_roles = PairRoles.additive()
         """How two predicted singles combine (a pair of genes never measured alone): the
         role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""

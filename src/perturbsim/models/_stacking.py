@@ -183,13 +183,16 @@ def james_stein_factor(departure: np.ndarray, leave_one_out: np.ndarray) -> np.n
     leave_one_out
         ``(n, k)`` the same fit without each of the ``n`` held-out units in turn; ``σ²`` is
         their jackknife variance times ``(n - 1) / (n - 3)``, its posterior mean on
-        ``n - 1`` degrees of freedom (at least :data:`MIN_CONDITIONS` units).
+        ``n - 1`` degrees of freedom.
 
     Returns
     -------
-    ``(k,)`` in ``[0, 1]``; 0 where ``δ`` is 0.
+    ``(k,)`` in ``[0, 1]``; 0 where ``δ`` is 0, and everywhere with fewer than
+    :data:`MIN_CONDITIONS` units (no finite posterior mean of ``σ²``).
     """
     n = len(leave_one_out)
+    if n < MIN_CONDITIONS:
+        return np.zeros(np.shape(departure))
     jackknife = (n - 1) / n * ((leave_one_out - leave_one_out.mean(axis=0)) ** 2).sum(axis=0)
     variance = jackknife * (n - 1) / (n - 3)  # posterior mean, ν = n - 1 degrees of freedom
     with np.errstate(invalid="ignore", divide="ignore"):
