@@ -92,7 +92,11 @@ def test_unknown_model_is_a_one_line_error(capsys, tmp_path):
 def test_unknown_model_of_train_is_a_one_line_error(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "magic") == 2
-    assert "unknown model 'magic'" in _one_line_error(capsys)
+    assert "unknown model 'magic'; available:" in _one_line_error(capsys)  # nothing close
+    assert _train(data, tmp_path / "model", "--model", "stacked_nogears") == 2
+    assert "unknown model 'stacked_nogears' (did you mean 'stacked_no_gears'?)" in (
+        _one_line_error(capsys)
+    )
     # a retired name says what replaced it
     assert _train(data, tmp_path / "model", "--model", "stacked_shared") == 2
     err = _one_line_error(capsys)
@@ -414,6 +418,25 @@ def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen
     every = ps.models.PerturbationModel.load(tmp_path / "all")
     held = ps.models.PerturbationModel.load(tmp_path / "held")
     assert set(held.single_genes) < singles and set(every.single_genes) == singles
+    kept_out = sorted(singles - set(held.single_genes))
+    assert f"genes held out alone: {', '.join(kept_out[:10])}" in out
+
+
+def test_gi_names_the_listed_genes_its_model_held_out(capsys, norman, tmp_path):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    model = ps.TrainMean(norman).fit()
+    model.save(tmp_path / "model")
+    held = sorted(ps.pp.genes_of(c)[0] for c in model.held_out_conditions if "+" not in c)
+    genes = tmp_path / "genes.txt"
+    genes.write_text(f"KLF1\n{held[0]}\n")
+    run = ["gi", str(tmp_path / "model"), "--genes", str(genes), "--abundance", "0", "--out"]
+    assert main([*run, str(tmp_path / "gi")]) == 0
+    out = capsys.readouterr().out
+    assert held[0] != "KLF1" and "KLF1" not in held
+    assert f"1 of the genes were measured alone but held out by the model's split: {held[0]}" in out
+    genes.write_text("KLF1\nMAP2K6\n")  # both trained: nothing to warn of
+    assert main([*run, str(tmp_path / "trained")]) == 0
+    assert "held out by the model's split" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -422,6 +445,7 @@ def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen
         (["--test", "t.txt"], "--test is for --split custom, not --split simulation"),
         (["--epochs", "0"], "--epochs must be at least 1, got 0"),
         (["--n-models", "-1"], "--n-models must be at least 1, got -1"),
+        (["--seed", "-3"], "--seed must be a whole number >= 0, got -3"),
         (
             ["--model", "stacked_no_gears", "--device", "cuda"],
             "--device does not apply to model 'stacked_no_gears'",

@@ -99,7 +99,8 @@ def test_fit_takes_explicit_conditions_and_never_writes_into_adata(gears, split_
     singles = [c for c in split.train if "+" not in c]
     model.fit(train_conditions=singles, max_epochs=2)
     assert set(model.single_changes) == {c for c in singles if c != "ctrl"}
-    assert model.results[0].best_val_loss == model.history["train_loss"].min()  # no validation
+    assert model.results[0].best_loss == model.history["train_loss"].min()  # no validation
+    assert model.history["val_loss"].isna().all()  # none recorded, none drawn
     model.fit(max_epochs=2)  # back to the stored split, without a new model
     assert set(model.single_changes) == {c for c in split.train if c.count("+") == 0} - {"ctrl"}
     assert set(split_tiny.uns["perturbsim"]) == uns_before  # no statistics stored

@@ -334,6 +334,11 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     assert loaded.linear_embedding == "auto"
     assert loaded.corrections["linear"].embedding == model.corrections["linear"].embedding
     assert loaded.corrections["gears"].config.hidden == GEARS_HIDDEN
+    # its GEARS part trains without validation: no validation loss recorded, drawn or saved
+    assert model.history["val_loss"].isna().all() and len(model.history) > 0
+    assert "NaN" not in (tmp_path / "stacked" / "config.json").read_text()
+    pd.testing.assert_frame_equal(loaded.history, model.history)
+    assert len(ps.pl.training_history(model).lines) == 1
 
 
 def test_its_gears_part_is_narrower_than_the_reference_unless_asked(fitted_small):

@@ -13,10 +13,9 @@ import pandas as pd
 from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
-from .._checks import check_nonnegative
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
-from .._settings import resolve_seed
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -30,7 +29,7 @@ from ..models import (
 )
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
-from ..pp import canonical_label, parse_perturbations
+from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._gi import ON_CUT, GIRules
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..tl._metrics import HEADLINE_METRICS, METRICS
@@ -87,6 +86,12 @@ def _test_conditions(args: argparse.Namespace) -> list[str] | None:
     return read_list(args.test, "--test", "test conditions")
 
 
+def _check_seed(args: argparse.Namespace) -> None:
+    """Refuse a ``--seed`` below 0 in one line naming the flag (numpy takes no negative seed)."""
+    if args.seed is not None:
+        check_count("--seed", args.seed, minimum=0)
+
+
 def _add_split_options(
     parser: argparse.ArgumentParser,
     choices: Sequence[str],
@@ -134,7 +139,7 @@ def _run_train(args: argparse.Namespace) -> None:
     check_replaceable(args.out)
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
-    resolve_seed(args.seed)
+    _check_seed(args)
     if args.device is not None:
         resolve_device(args.device)
     annotations = go_annotations(args)
@@ -167,10 +172,17 @@ def _held_out_text(adata: AnnData) -> str:
     if counts["test"].empty:
         return text + "; none held out (--split none)"
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
+    singles = _singles_of(adata.uns["perturbsim"]["split"]["test"])
     return (
         text + f"; held out for testing, never seen: {held} (a measured gene held out is "
         "predicted as unseen; --split none holds nothing out)"
+        + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
     )
+
+
+def _singles_of(conditions: Sequence[str]) -> list[str]:
+    """The genes of the single perturbations among ``conditions``, sorted."""
+    return sorted(g for c in map(str, conditions) for g in genes_of(c) if len(genes_of(c)) == 1)
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
@@ -203,8 +215,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         metavar="N",
-        help="maximum epochs, early stopping on validation (default: the model's, 40 for "
-        "stacked's GEARS part, 200 for gears)" + _takers("max_epochs", fit=True),
+        help="maximum epochs, early stopping on validation (on the training loss for "
+        "stacked's GEARS part, which trains without the validation conditions; default: the "
+        "model's, 40 for stacked's GEARS part, 200 for gears)" + _takers("max_epochs", fit=True),
     )
     parser.add_argument(
         "--n-models",
@@ -372,6 +385,14 @@ def _run_gi(args: argparse.Namespace) -> None:
     atomic_write(args.out / GI_FILES[1], scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
     print(_fitted_genes_text(scores, len(model.genes), args.abundance))
+    held = set(_singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
+    if held:
+        print(
+            f"warning: {len(held)} of the genes were measured alone but held out by the "
+            f"model's split: {shown_list(sorted(held), 10)}; they are predicted as unseen "
+            "genes, and so are their pairs' interactions (train with --split none to fit on "
+            "every condition)"
+        )
     measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):
         print(
@@ -436,6 +457,7 @@ def _run_export(args: argparse.Namespace) -> None:
     from ..io._export import PRED_FILE, REAL_FILE
 
     test = _test_conditions(args)
+    _check_seed(args)
     inputs = [args.model, args.data, *([args.test] if args.test is not None else [])]
     refuse_outputs(args.out, (PRED_FILE, REAL_FILE), args.overwrite, inputs=inputs)
     model = PerturbationModel.load(args.model)

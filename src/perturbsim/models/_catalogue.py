@@ -6,6 +6,7 @@ models with :func:`build_model`; nothing else tests names.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -171,7 +172,11 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     variant = VARIANTS.get(name, Variant(name))
     cls = MODEL_REGISTRY.get(variant.base)
     if cls is None:
-        raise PerturbsimError(f"unknown model {name!r}; available: {', '.join(model_names())}")
+        close = difflib.get_close_matches(str(name), model_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise PerturbsimError(
+            f"unknown model {name!r}{hint}; available: {', '.join(model_names())}"
+        )
     return cls, dict(variant.options)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, fields
+from dataclasses import fields
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -419,7 +419,7 @@ class GEARS(PerturbationModel):
             "config": self.config.to_dict(),
             "go_nodes": self.go_graph.nodes.tolist(),
             "single_genes": list(self.single_changes),
-            "history": [asdict(r) for r in self.results],
+            "history": [r.to_dict() for r in self.results],
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -446,7 +446,7 @@ class GEARS(PerturbationModel):
         self.prior_change = arrays["prior_change"]
         self.target_effect = arrays["target_effect"]
         self.cells = {}
-        self.results = [TrainResult(**r) for r in options["history"]]
+        self.results = [TrainResult.from_dict(r) for r in options["history"]]
         self.networks = []
         for m in range(self.config.n_models):
             network = self._new_network()

@@ -248,11 +248,16 @@ class PairRoles:
     Attributes
     ----------
     coefficients
-        ``(6,)``: ``big`` then ``small`` role, each for the features 1, cosine, log ratio.
+        ``(6,)``: the role fit. On each gene the pair is ``c_big · big + c_small · small``,
+        ``big`` the single with the larger change on that gene and ``small`` the other
+        (:func:`roles`); ``c_big`` is the first three coefficients and ``c_small`` the last
+        three, each dotted with the pair's features 1, the cosine of its two singles and
+        ``|log(|ΔA| / |ΔB|)|``, computed on its :func:`role_genes`
+        (:func:`pair_features`). ``[1, 0, 0, 1, 0, 0]`` is the sum.
     ridge
-        The chosen relative penalty (``inf``: the sum of the singles was kept; 0: the
-        shared-change fit, one coefficient, unpenalised but shrunk by its noise where
-        ``shrink`` is below 1).
+        Which fit was chosen: ``inf`` the sum of the singles; a positive value the role fit
+        at that relative penalty; 0 the shared-change fit (one coefficient, unpenalised,
+        shrunk by its noise where ``shrink`` is below 1).
     n_pairs
         Training pairs that fitted them.
     loo_gain

@@ -338,6 +338,20 @@ class Stacked(CoverageMixin, PerturbationModel):
         and ``hidden=`` :data:`GEARS_HIDDEN`). ``fit(**options)`` takes GEARS's schedule
         for its GEARS part, ``max_epochs`` defaulting to :data:`GEARS_MAX_EPOCHS`.
 
+    Attributes
+    ----------
+    weights
+        Each part's weight per kind of perturbation, fitted on held-out conditions.
+    pair_roles
+        How two measured (or inferred) singles combine in a pair
+        (:class:`~perturbsim.models.PairRoles`): role coefficients, a shared-change fit or
+        the sum.
+    predicted_pair_roles
+        How two predicted singles combine (a pair of genes never measured alone).
+    history
+        The GEARS part's training history (no validation loss: it trains without the
+        validation conditions).
+
     Examples
     --------
     >>> import perturbsim as ps

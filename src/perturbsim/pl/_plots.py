@@ -379,8 +379,9 @@ def training_history(
 
     Returns
     -------
-    The Axes: per run a solid training line and a dashed validation line; the title names
-    the model (its ``label``, or the table's ``model`` column).
+    The Axes: per run a solid training line and a dashed validation line (none for a run
+    trained without validation, whose ``val_loss`` is NaN: the default model's GEARS
+    part); the title names the model (its ``label``, or the table's ``model`` column).
 
     Raises
     ------
@@ -413,13 +414,14 @@ def training_history(
         name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
         suffix = f" ({name})" if name else ""
         ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="train" + suffix)
-        ax.plot(
-            run["epoch"],
-            run["val_loss"],
-            color=f"C{i % 10}",
-            linestyle="--",
-            label="validation" + suffix,
-        )
+        if np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
+            ax.plot(
+                run["epoch"],
+                run["val_loss"],
+                color=f"C{i % 10}",
+                linestyle="--",
+                label="validation" + suffix,
+            )
     values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
     if np.all(values[np.isfinite(values)] > 0):
         ax.set_yscale("log")

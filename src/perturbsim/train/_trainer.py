@@ -9,6 +9,7 @@ import numbers
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,26 @@ class TrainResult:
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_loss: float = math.inf
+    best_loss: float = math.inf
+    """The loss that chose the best epoch there: validation, or training without it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields: a missing validation loss (NaN) is written as ``None``."""
+        history = [
+            {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in entry.items()}
+            for entry in self.history
+        ]
+        return {"history": history, "best_epoch": self.best_epoch, "best_loss": self.best_loss}
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> TrainResult:
+        """Inverse of :meth:`to_dict` (files saved before it: ``best_val_loss``)."""
+        history = [
+            {k: math.nan if v is None else v for k, v in entry.items()}
+            for entry in fields["history"]
+        ]
+        best = fields["best_loss"] if "best_loss" in fields else fields["best_val_loss"]
+        return cls(history, int(fields["best_epoch"]), float(best))
 
 
 def fit_network(
@@ -118,7 +138,10 @@ def fit_network(
     generator: torch.Generator,
     desc: str = "training",
 ) -> TrainResult:
-    """Train ``network`` in place with AdamW and leave it at its best validation epoch.
+    """Train ``network`` in place with AdamW and leave it at its best epoch.
+
+    The best epoch, early stopping and the learning-rate decay follow the validation loss,
+    or the training loss where there is no validation.
 
     Parameters
     ----------
@@ -140,7 +163,7 @@ def fit_network(
     Returns
     -------
     History (``epoch``, ``train_loss``, the mean of each loss term over the epoch's
-    conditions, ``val_loss``, ``lr``) and the best epoch.
+    conditions, ``val_loss``, NaN without validation, ``lr``) and the best epoch.
     """
     parameters = list(network.parameters())
     # torch's fused kernel without torch.optim, whose first use costs 1.5 s of imports
@@ -174,7 +197,8 @@ def fit_network(
             epoch_train = total / n_train
             network.eval()
             with torch.no_grad():
-                epoch_val = val_loss() if val_loss is not None else epoch_train
+                epoch_val = val_loss() if val_loss is not None else math.nan
+            epoch_loss = epoch_val if val_loss is not None else epoch_train
             lr = optimiser.lr
             result.history.append(
                 {
@@ -186,10 +210,10 @@ def fit_network(
                 }
             )
             bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
-            first = not math.isfinite(result.best_val_loss)
-            significant = first or epoch_val < result.best_val_loss * (1 - config.min_improvement)
-            if first or epoch_val < result.best_val_loss:
-                result.best_val_loss, result.best_epoch = epoch_val, epoch
+            first = not math.isfinite(result.best_loss)
+            significant = first or epoch_loss < result.best_loss * (1 - config.min_improvement)
+            if first or epoch_loss < result.best_loss:
+                result.best_loss, result.best_epoch = epoch_loss, epoch
                 best_state = copy.deepcopy(network.state_dict())
             if significant:
                 stall = since_decay = 0
@@ -204,10 +228,11 @@ def fit_network(
     network.load_state_dict(best_state)
     network.eval()
     logger.info(
-        "%s: %d epochs, best epoch %d (validation loss %.4g)",
+        "%s: %d epochs, best epoch %d (%s loss %.4g)",
         desc,
         len(result.history),
         result.best_epoch,
-        result.best_val_loss,
+        "validation" if val_loss is not None else "training",
+        result.best_loss,
     )
     return result
