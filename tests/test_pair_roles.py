@@ -108,7 +108,8 @@ def test_a_shared_change_no_fit_can_show_held_out_is_kept_shrunk_by_its_noise(gr
     refits = np.array(
         [(products.sum() - products[g].sum()) / (squares.sum() - squares[g].sum()) for g in groups]
     )
-    variance = 7 / 8 * np.sum((refits - refits.mean()) ** 2) * 7 / 5
+    left_out = np.array([len(g) for g in groups])  # the delete-d jackknife
+    variance = np.sum((8 - left_out) / left_out * (refits - refits.mean()) ** 2) / 8 * 7 / 5
     assert fitted.shrink == pytest.approx(1.0 - variance / plain**2, rel=1e-9)
     assert fitted.shared == pytest.approx(fitted.shrink * plain, rel=1e-9)
     assert 0.0 < fitted.shared < 0.4

@@ -74,6 +74,10 @@ def test_the_james_stein_factor_keeps_a_departure_by_its_jackknife_noise():
     np.testing.assert_allclose(james_stein_factor(np.array([6.0, 1.0]), refits), [0.75, 1.0])
     np.testing.assert_array_equal(james_stein_factor(np.array([3.0, 0.0]), refits), [0.0, 0.0])
     np.testing.assert_array_equal(james_stein_factor(np.array([2.0]), refits[:, :1]), [0.0])
+    # refits that each left out 2 of the 4 units stray farther: (4 - 2) / 2 / 4 * 4 = 1, x 3
+    np.testing.assert_allclose(
+        james_stein_factor(np.array([6.0]), refits[:, :1], np.full(4, 2)), [1 - 3 / 36]
+    )
     # three units: no finite posterior mean of the variance, nothing kept however they agree
     np.testing.assert_array_equal(james_stein_factor(np.array([6.0]), refits[:3, 1:]), [0.0])
 

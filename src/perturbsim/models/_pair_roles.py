@@ -58,11 +58,13 @@ its coefficient times ``max(0, 1 - σ² / shared²)``, ``σ²`` the jackknife va
 coefficient refitted without each pair's held-out group), so that a buffering the training
 pairs agree on but cannot yet show in held-out error still shapes the pairs, in proportion
 to how well it is determined; a coefficient within its noise is 0, the sum (on pairs with
-no interaction a small share remains about one time in three: ``|shared|`` 0.01-0.03 in
-synthetic tests). The held-out groups overlap (a pair and every pair sharing a gene), so
-each refit leaves out several pairs and their spread overstates ``σ²``, by about the
-groups' size where the pairs' noise is independent: the shrinkage errs towards the sum. A
-refit left with no pair (a group holding every pair) defines nothing, and the sum stands.
+no interaction a small share remains one time in three to five: in synthetic tests of 5 to
+30 pairs, ``|shared|`` at most 0.07, its median 0.005-0.02). Each refit leaves out a pair's held-out group (the pair and every pair
+sharing a gene), several pairs, and strays the further the more it leaves out, so ``σ²`` is
+the delete-d jackknife's: each refit's squared deviation weighted by ``(n - d) / d``, ``d``
+the pairs it left out (the plain delete-one formula, with every ``d`` 1, overstated ``σ²``
+by about the groups' size). A refit left with no pair (a group holding every pair) defines
+nothing, and the sum stands.
 Chosen by a rule written before its runs, on screens no earlier choice had used
 (``benchmarks/RESULTS.md``).
 """
@@ -445,7 +447,7 @@ def fit_pair_roles(
         if steps is None:
             continue
         if candidate.ridge is None:
-            shared_fit = candidate, steps
+            shared_fit = candidate, steps, np.array([len(group) for group in held_out])
         gains = _gains(candidate, steps)
         standard_error = gains.std(ddof=1) / np.sqrt(n_pairs)
         error = additive_error - float(gains.sum())
@@ -510,11 +512,14 @@ def _gains(candidate: _Candidate, steps: np.ndarray) -> np.ndarray:
     )
 
 
-def _shrunk_shared(candidate: _Candidate, steps: np.ndarray, additive_error: float) -> PairRoles:
+def _shrunk_shared(
+    candidate: _Candidate, steps: np.ndarray, left_out: np.ndarray, additive_error: float
+) -> PairRoles:
     """The shared-change fit shrunk by its noise, from its held-out ``steps`` (the sum if 0).
 
     Its coefficient keeps :func:`~perturbsim.models._stacking.james_stein_factor` of itself,
-    the jackknife taken over the held-out refits; ``loo_gain`` is that of the refits shrunk
+    the delete-d jackknife taken over the held-out refits, each of which left out
+    ``left_out`` pairs; ``loo_gain`` is that of the refits shrunk
     by the same factor, which was fitted on every pair, the held-out ones included: it is
     optimistic (on pairs without interaction it is positive wherever a share is kept).
     """
@@ -523,7 +528,7 @@ def _shrunk_shared(candidate: _Candidate, steps: np.ndarray, additive_error: flo
     if n_pairs < MIN_CONDITIONS or gram[0, 0] <= 0.0:
         return PairRoles.additive(n_pairs)
     shared = float(moment[0] / gram[0, 0])
-    factor = float(james_stein_factor(np.array([shared]), steps)[0])
+    factor = float(james_stein_factor(np.array([shared]), steps, left_out)[0])
     if factor == 0.0:
         return PairRoles.additive(n_pairs)
     gain = float(_gains(candidate, factor * steps).sum()) / additive_error

@@ -173,7 +173,9 @@ def shrunk_fit(rows: list[FitRow], default: np.ndarray) -> np.ndarray:
     return default + (fitted - default) * james_stein_factor(fitted - default, leave_one_out)
 
 
-def james_stein_factor(departure: np.ndarray, leave_one_out: np.ndarray) -> np.ndarray:
+def james_stein_factor(
+    departure: np.ndarray, leave_one_out: np.ndarray, left_out: np.ndarray | None = None
+) -> np.ndarray:
     """The share of each ``departure`` kept: ``max(0, 1 - σ² / δ²)`` (see :func:`shrunk_fit`).
 
     Parameters
@@ -184,6 +186,12 @@ def james_stein_factor(departure: np.ndarray, leave_one_out: np.ndarray) -> np.n
         ``(n, k)`` the same fit without each of the ``n`` held-out units in turn; ``σ²`` is
         their jackknife variance times ``(n - 1) / (n - 3)``, its posterior mean on
         ``n - 1`` degrees of freedom.
+    left_out
+        ``(n,)`` how many units each refit left out, ``d`` (default 1 each). A refit without
+        ``d`` units strays about ``d`` times as far (in variance) as one without a single
+        unit, so the jackknife variance is the delete-``d`` one,
+        ``(1 / n) · Σ (n - dᵢ) / dᵢ · (w₋ᵢ - w̄)²``, which is the delete-one
+        ``(n - 1) / n · Σ (w₋ᵢ - w̄)²`` when every ``d`` is 1.
 
     Returns
     -------
@@ -193,7 +201,9 @@ def james_stein_factor(departure: np.ndarray, leave_one_out: np.ndarray) -> np.n
     n = len(leave_one_out)
     if n < MIN_CONDITIONS:
         return np.zeros(np.shape(departure))
-    jackknife = (n - 1) / n * ((leave_one_out - leave_one_out.mean(axis=0)) ** 2).sum(axis=0)
+    sizes = np.ones(n) if left_out is None else np.asarray(left_out, dtype=float)
+    spread = (leave_one_out - leave_one_out.mean(axis=0)) ** 2
+    jackknife = ((n - sizes) / sizes) @ spread / n
     variance = jackknife * (n - 1) / (n - 3)  # posterior mean, ν = n - 1 degrees of freedom
     with np.errstate(invalid="ignore", divide="ignore"):
         keep = np.clip(1.0 - variance / np.asarray(departure) ** 2, 0.0, 1.0)
