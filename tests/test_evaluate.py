@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from scipy import stats as sps
 
 import perturbsim as ps
 from perturbsim._keys import DE, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, SUBGROUP, UNS
+from perturbsim._settings import each_warning_once
 from perturbsim.models import TrainMean
 from perturbsim.pp import genes_of
 from perturbsim.tl import EvaluationResult, _evaluate, evaluate
@@ -419,3 +421,22 @@ def test_a_model_that_predicts_no_test_condition_is_named(norman, caplog):
         result = ps.tl.evaluate(norman, models=["linear", "mean"], split="combo", seeds=1)
     assert "linear can predict none of the" in caplog.text
     assert result.coverage.set_index("model").loc["linear", "n_covered"].sum() == 0
+
+
+def test_each_warning_is_shown_once_across_the_seeds(norman, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.tl.evaluate(norman, models=["linear", "mean"], split="simulation", seeds=3)
+    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned and len(warned) == len(set(warned))
+    # outside an evaluation the same warning is logged every time, and the block lets
+    # messages below WARNING through every time
+    logger = logging.getLogger("perturbsim.models._linear")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="perturbsim"):
+        with each_warning_once():
+            for _ in range(2):
+                logger.warning("the same warning")
+                logger.info("the same note")
+        logger.warning("the same warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("the same warning") == 2 and messages.count("the same note") == 2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ._checks import as_whole, check_count, shown
@@ -46,6 +47,40 @@ class Settings:
 
 
 settings = Settings()
+
+
+@contextmanager
+def each_warning_once() -> Iterator[None]:
+    """Within the block, a warning perturbsim logged already is not logged again.
+
+    For work that repeats itself (the same models fitted on every split seed of an
+    evaluation): each distinct warning, by logger and text, is shown the first time only.
+    Messages below WARNING pass unchanged.
+    """
+    seen: set[tuple[str, str]] = set()
+
+    def first_time(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    names = [_LOGGER_NAME, *logging.Logger.manager.loggerDict]
+    loggers = {
+        logging.getLogger(name)
+        for name in names
+        if name == _LOGGER_NAME or name.startswith(_LOGGER_NAME + ".")
+    }
+    for logger in loggers:
+        logger.addFilter(first_time)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(first_time)
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -59,14 +59,14 @@ coefficient refitted without each pair's held-out group), so that a buffering th
 pairs agree on but cannot yet show in held-out error still shapes the pairs, in proportion
 to how well it is determined; a coefficient within its noise is 0, the sum (on pairs with
 no interaction a small share remains one time in three to five: in synthetic tests of 5 to
-30 pairs, ``|shared|`` at most 0.07, its median 0.005-0.02). Each refit leaves out a pair's held-out group (the pair and every pair
-sharing a gene), several pairs, and strays the further the more it leaves out, so ``σ²`` is
-the delete-d jackknife's: each refit's squared deviation weighted by ``(n - d) / d``, ``d``
-the pairs it left out (the plain delete-one formula, with every ``d`` 1, overstated ``σ²``
-by about the groups' size). A refit left with no pair (a group holding every pair) defines
-nothing, and the sum stands.
-Chosen by a rule written before its runs, on screens no earlier choice had used
-(``benchmarks/RESULTS.md``).
+30 pairs, ``|shared|`` at most 0.07, its median 0.005-0.02). Each refit leaves out a pair's
+held-out group (the pair and every pair sharing a gene), several pairs, and strays the
+further the more it leaves out, so ``σ²`` is the delete-d jackknife's: each refit's squared
+deviation weighted by ``(n - d) / d``, ``d`` the pairs it left out (the plain delete-one
+formula, with every ``d`` 1, overstated ``σ²`` by about the groups' size). A refit left with
+no pair (a group holding every pair) defines nothing, and the sum stands. Both the shrinkage
+and its delete-d jackknife were chosen by rules written before their runs, on screens no
+earlier choice had used (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

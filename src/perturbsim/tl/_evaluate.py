@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._checks import check_count
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
-from .._settings import progress_disabled, resolve_seeds
+from .._settings import each_warning_once, progress_disabled, resolve_seeds
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..models._data import NO_TRAINING_PERTURBATION
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
@@ -629,29 +629,30 @@ def evaluate(
         unit="run",
         disable=progress_disabled(),
     )
-    try:
-        parts = [
-            evaluate_seed(
-                adata,
-                seed,
-                builders,
-                split=split,
-                split_kwargs=split_kwargs,
-                train_kwargs=train_kwargs,
-                n_de=n_de,
-                metrics=metrics,
-                exclude_targets=exclude_targets,
-                on_error=on_error,
-                replicate=replicate,
-                gi=gi,
-                gi_k=gi_k,
-                simulated=simulated,
-                bar=bar,
-            )
-            for seed in seed_list
-        ]
-    finally:
-        bar.close()
+    with each_warning_once():
+        try:
+            parts = [
+                evaluate_seed(
+                    adata,
+                    seed,
+                    builders,
+                    split=split,
+                    split_kwargs=split_kwargs,
+                    train_kwargs=train_kwargs,
+                    n_de=n_de,
+                    metrics=metrics,
+                    exclude_targets=exclude_targets,
+                    on_error=on_error,
+                    replicate=replicate,
+                    gi=gi,
+                    gi_k=gi_k,
+                    simulated=simulated,
+                    bar=bar,
+                )
+                for seed in seed_list
+            ]
+        finally:
+            bar.close()
     if replicate:
         names = [*names, REPLICATE]
 
