@@ -519,9 +519,9 @@ def _shrunk_shared(
 
     Its coefficient keeps :func:`~perturbsim.models._stacking.james_stein_factor` of itself,
     the delete-d jackknife taken over the held-out refits, each of which left out
-    ``left_out`` pairs; ``loo_gain`` is that of the refits shrunk
-    by the same factor, which was fitted on every pair, the held-out ones included: it is
-    optimistic (on pairs without interaction it is positive wherever a share is kept).
+    ``left_out`` pairs. ``loo_gain`` is that of the refits shrunk by the same factor, which
+    was fitted on every pair, the held-out ones included: it is optimistic (on synthetic
+    pairs without interaction it came out positive wherever a share was kept).
     """
     n_pairs = len(steps)
     gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)
