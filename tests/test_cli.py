@@ -97,6 +97,8 @@ def test_unknown_model_of_train_is_a_one_line_error(capsys, screen, tmp_path):
     assert "unknown model 'stacked_nogears' (did you mean 'stacked_no_gears'?)" in (
         _one_line_error(capsys)
     )
+    assert _train(data, tmp_path / "model", "--model", "GEARS") == 2  # the class's spelling
+    assert "unknown model 'GEARS' (did you mean 'gears'?)" in _one_line_error(capsys)
     # a retired name says what replaced it
     assert _train(data, tmp_path / "model", "--model", "stacked_shared") == 2
     err = _one_line_error(capsys)

@@ -55,7 +55,8 @@ def each_warning_once() -> Iterator[None]:
 
     For work that repeats itself (the same models fitted on every split seed of an
     evaluation): each distinct warning, by logger and text, is shown the first time only.
-    Messages below WARNING pass unchanged.
+    Messages below WARNING pass unchanged. It covers the ``perturbsim`` loggers that exist
+    on entry (every module's, once the package is imported).
     """
     seen: set[tuple[str, str]] = set()
 

@@ -389,9 +389,9 @@ def _run_gi(args: argparse.Namespace) -> None:
     if held:
         print(
             f"warning: {len(held)} of the genes were measured alone but held out by the "
-            f"model's split: {shown_list(sorted(held), 10)}; they are predicted as unseen "
-            "genes, and so are their pairs' interactions (train with --split none to fit on "
-            "every condition)"
+            f"model's split: {shown_list(sorted(held), 10)}; their singles, and so their "
+            "pairs' interactions, are predicted without those measurements (train with "
+            "--split none to fit on every condition)"
         )
     measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):

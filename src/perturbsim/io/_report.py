@@ -206,7 +206,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
             plots.histories.append(
                 Plot(
                     f"history_{_slug(str(model))}.png",
-                    f"{model}: training and validation loss by epoch",
+                    f"{model}: training (and, where it has one, validation) loss by epoch",
                     _png(ax.figure),
                 )
             )

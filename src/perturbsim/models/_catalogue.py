@@ -172,8 +172,9 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     variant = VARIANTS.get(name, Variant(name))
     cls = MODEL_REGISTRY.get(variant.base)
     if cls is None:
-        close = difflib.get_close_matches(str(name), model_names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = {known.lower(): known for known in model_names()}
+        close = difflib.get_close_matches(str(name).lower(), list(names), n=1)
+        hint = f" (did you mean {names[close[0]]!r}?)" if close else ""
         raise PerturbsimError(
             f"unknown model {name!r}{hint}; available: {', '.join(model_names())}"
         )

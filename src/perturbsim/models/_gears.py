@@ -373,7 +373,8 @@ class GEARS(PerturbationModel):
         """Per-epoch history of every ensemble member.
 
         Columns: ``member``, ``epoch``, ``train_loss``, one column per loss term
-        (``autofocus``, ``direction``, ``uncertainty`` when used), ``val_loss``, ``lr``.
+        (``autofocus``, ``direction``, ``uncertainty`` when used), ``val_loss`` (NaN when
+        trained without validation conditions, as inside the default model), ``lr``.
         """
         rows = [{"member": m, **entry} for m, r in enumerate(self.results) for entry in r.history]
         return pd.DataFrame(rows)

@@ -211,7 +211,8 @@ class EvaluationResult:
     histories
         Training history of the models that keep one (GEARS): ``model``, ``seed``, then the
         model's own history (for GEARS ``member`` (ensemble member), ``epoch``,
-        ``train_loss``, ``val_loss``, ``lr`` and one column per loss term).
+        ``train_loss``, ``val_loss`` (NaN without validation: the default model's GEARS
+        part), ``lr`` and one column per loss term).
     timings
         ``model``, ``seed``, ``fit_s``, ``predict_s`` (wall seconds; ``fit_s`` includes
         building the model and its graphs, ``predict_s`` predicting the test conditions).

@@ -109,23 +109,30 @@ class TrainResult:
     best_loss: float = math.inf
     """The loss that chose the best epoch there: validation, or training without it."""
 
+    @property
+    def best_val_loss(self) -> float:
+        """The former name of :attr:`best_loss`."""
+        return self.best_loss
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields: a missing validation loss (NaN) is written as ``None``."""
         history = [
             {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in entry.items()}
             for entry in self.history
         ]
-        return {"history": history, "best_epoch": self.best_epoch, "best_loss": self.best_loss}
+        best = None if math.isnan(self.best_loss) else self.best_loss
+        # under the key earlier versions read, whose meaning it keeps
+        return {"history": history, "best_epoch": self.best_epoch, "best_val_loss": best}
 
     @classmethod
     def from_dict(cls, fields: dict[str, Any]) -> TrainResult:
-        """Inverse of :meth:`to_dict` (files saved before it: ``best_val_loss``)."""
+        """Inverse of :meth:`to_dict`."""
         history = [
             {k: math.nan if v is None else v for k, v in entry.items()}
             for entry in fields["history"]
         ]
-        best = fields["best_loss"] if "best_loss" in fields else fields["best_val_loss"]
-        return cls(history, int(fields["best_epoch"]), float(best))
+        best = fields["best_val_loss"]
+        return cls(history, int(fields["best_epoch"]), math.nan if best is None else float(best))
 
 
 def fit_network(
@@ -209,7 +216,8 @@ def fit_network(
                     "lr": lr,
                 }
             )
-            bar.set_postfix(train=f"{epoch_train:.4g}", val=f"{epoch_val:.4g}")
+            shown = {"val": f"{epoch_val:.4g}"} if val_loss is not None else {}
+            bar.set_postfix(train=f"{epoch_train:.4g}", **shown)
             first = not math.isfinite(result.best_loss)
             significant = first or epoch_loss < result.best_loss * (1 - config.min_improvement)
             if first or epoch_loss < result.best_loss:
