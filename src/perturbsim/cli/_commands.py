@@ -182,7 +182,7 @@ def _held_out_text(adata: AnnData) -> str:
 
 def _singles_of(conditions: Sequence[str]) -> list[str]:
     """The genes of the single perturbations among ``conditions``, sorted."""
-    return sorted(g for c in map(str, conditions) for g in genes_of(c) if len(genes_of(c)) == 1)
+    return sorted(genes[0] for genes in map(genes_of, map(str, conditions)) if len(genes) == 1)
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:

@@ -85,7 +85,7 @@ from ..pp import genes_of
 from ._base import GeneSet
 from ._data import ScreenData
 from ._simple import Additive
-from ._stacking import MIN_CONDITIONS, james_stein_factor, strongest
+from ._stacking import james_stein_factor, strongest
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -523,10 +523,8 @@ def _shrunk_shared(
     was fitted on every pair, the held-out ones included: it is optimistic (on synthetic
     pairs without interaction it came out positive wherever a share was kept).
     """
-    n_pairs = len(steps)
+    n_pairs = len(steps)  # steps exist, so the gram is positive; fewer than 4 pairs keep 0
     gram, moment = candidate.fit_grams.sum(axis=0), candidate.fit_moments.sum(axis=0)
-    if n_pairs < MIN_CONDITIONS or gram[0, 0] <= 0.0:
-        return PairRoles.additive(n_pairs)
     shared = float(moment[0] / gram[0, 0])
     factor = float(james_stein_factor(np.array([shared]), steps, left_out)[0])
     if factor == 0.0:
