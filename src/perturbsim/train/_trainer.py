@@ -115,7 +115,17 @@ class TrainResult:
         return self.best_loss
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields: a missing validation loss (NaN) is written as ``None``."""
+        """JSON-ready fields: a missing validation loss (NaN) is written as ``None``.
+
+        Examples
+        --------
+        >>> import math
+        >>> result = TrainResult([{"epoch": 1, "train_loss": 0.5, "val_loss": math.nan}], 1, 0.5)
+        >>> result.to_dict()["history"]
+        [{'epoch': 1, 'train_loss': 0.5, 'val_loss': None}]
+        >>> math.isnan(TrainResult.from_dict(result.to_dict()).history[0]["val_loss"])
+        True
+        """
         history = [
             {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in entry.items()}
             for entry in self.history
