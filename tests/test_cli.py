@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_screen
@@ -49,6 +50,30 @@ def _underscore_labels(adata: ad.AnnData) -> ad.AnnData:
 
 def _train(data: str, out: Path, *options: str) -> int:
     return main(["train", data, "--out", str(out), "--control", "control", *options])
+
+
+def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
+    screen = ps.ds.simulate(size="tiny", seed=0)
+    screen.obs["cell_type"] = np.where(np.arange(screen.n_obs) % 3 == 0, "A172", "K562")
+    data = _write(screen, tmp_path / "mixed.h5ad")
+    assert _train(data, tmp_path / "bad", "--model", "mean", "--where", "cell_type=K652") == 2
+    assert _one_line_error(capsys) == (
+        "perturbsim train: error: --where: no cell has obs['cell_type'] 'K652' "
+        "(its values: A172, K562); did you mean 'K562'?"
+    )
+    with caplog.at_level("WARNING"):
+        assert _train(data, tmp_path / "m", "--model", "mean", "--where", "cell_type=K562") == 0
+    assert "holds 2 values" not in caplog.text
+    model = ps.models.PerturbationModel.load(tmp_path / "m")
+
+    def control_mean(cells: ad.AnnData) -> np.ndarray:
+        control = cells[cells.obs["perturbsim_condition"] == "ctrl"].X
+        return np.asarray(control.mean(axis=0)).ravel()
+
+    kept = ps.ds.read(data, control="control", where={"cell_type": "K562"})
+    everything = ps.ds.read(data, control="control")
+    np.testing.assert_allclose(model.control_mean, control_mean(kept), rtol=1e-5)
+    assert not np.allclose(model.control_mean, control_mean(everything), rtol=1e-5)
 
 
 @pytest.mark.slow

@@ -161,6 +161,41 @@ def test_cells_of_several_cell_types_are_warned_of(caplog):
     assert "obs['cell_type'] holds 2 values (A172, K562): each condition" in caplog.text
 
 
+@pytest.mark.parametrize("backed", [False, True])
+def test_read_keeps_only_the_cells_where_obs_says(tmp_path, caplog, backed):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)
+    path = tmp_path / "mixed.h5ad"
+    adata.write_h5ad(path)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        kept = ps.ds.read(path, where={"cell_type": "K562"}, backed=backed)
+    assert "holds 2 values" not in caplog.text  # one cell type left: nothing pooled
+    assert not kept.isbacked and kept.n_obs == adata.n_obs // 2
+    assert set(kept.obs["cell_type"]) == {"K562"}
+    assert set(kept.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
+    both = ps.ds.read(path, where={"cell_type": ["K562", "A172"], "condition": ["ctrl", "G1"]})
+    assert both.n_obs == 12 and set(both.obs["perturbsim_condition"]) == {"ctrl", "G1"}
+
+
+def test_read_names_what_where_cannot_find(tmp_path):
+    adata = make_screen(["ctrl", "G1"])
+    adata.obs["cell_type"] = ["K562"] * 6 + ["A172"] * 6
+    path = tmp_path / "mixed.h5ad"
+    adata.write_h5ad(path)
+    one_line_error(
+        lambda: ps.ds.read(path, where={"celltype": "K562"}),
+        r"where: obs has no column 'celltype' \(its columns: condition, cell_type\)",
+    )
+    one_line_error(
+        lambda: ps.ds.read(path, where={"cell_type": "K526"}),
+        r"no cell has obs\['cell_type'\] 'K526' \(its values: A172, K562\); did you mean 'K562'",
+    )
+    one_line_error(  # each value is held, but not together
+        lambda: ps.ds.read(path, where={"cell_type": "K562", "condition": "G1"}),
+        "where: no cell matches every one of",
+    )
+
+
 def test_raw_counts_error_or_normalise():
     adata = make_screen(["ctrl", "G1"])
     rng = np.random.default_rng(1)

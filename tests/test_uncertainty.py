@@ -58,6 +58,22 @@ def test_unseen_genes_poorly_tied_to_measured_ones_get_higher_uncertainty(fitted
     assert (pred.layers["variance"] >= 0).all()
 
 
+def test_pairs_of_measured_singles_without_held_out_pairs_borrow_the_pooled_error(
+    fitted_norman,
+):
+    adata, model = fitted_norman
+    scales = model.error_scales.set_index("kind")
+    # this split holds out no pair of two measured singles to fit their kind's own scale
+    assert scales.loc["combo_seen2"].to_dict() == scales.loc["combo_seen0"].to_dict()
+    assert scales.loc["combo_seen2", "n_conditions"] >= MIN_CONDITIONS
+    test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
+    measured = [c for c in test if "+" in c and set(ps.pp.genes_of(c)) <= set(model.singles)]
+    assert measured, "the split should test pairs of measured singles"
+    pred = model.predict(test).obs["uncertainty"]
+    # they are the best-tied perturbations: never less certain than one with a gene unmeasured
+    assert pred[measured].max() <= pred.drop(measured).min()
+
+
 def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman, tmp_path):
     adata, model = fitted_norman
     singles = [g for g in model.single_noise if g not in model.inferred][:3]

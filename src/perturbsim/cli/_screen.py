@@ -39,6 +39,8 @@ _CLI_WORDS = (
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
+    (re.compile(r"\(adata\[adata\.obs\['([^']+)'\] == \.\.\.\]\)"), r"(--where \1=VALUE)"),
+    (re.compile(r"^where: "), "--where: "),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
 models' GO annotations, ``predict_pairs``'s ``skip_unknown``): every error the CLI prints
@@ -86,6 +88,15 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         action="store_true",
         help="X holds raw counts: normalise them (normalize_total + log1p) first",
     )
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=None,
+        metavar="COLUMN=VALUE",
+        type=_where_item,
+        help="keep only the cells whose obs COLUMN holds VALUE (repeat it: one value of each "
+        "column named; e.g. --where dataset=norman19 --where cell_type=K562)",
+    )
     if go:
         parser.add_argument(
             "--go",
@@ -96,6 +107,30 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
             "graph; default: a simulated screen's own table, else the bundled human "
             "annotations",
         )
+
+
+def _where_item(text: str) -> tuple[str, str]:
+    """One ``--where`` argument, ``COLUMN=VALUE``, as ``(column, value)``."""
+    column, equals, value = text.partition("=")
+    if not equals or not column or not value:
+        raise argparse.ArgumentTypeError(f"expected COLUMN=VALUE, got {text!r}")
+    return column, value
+
+
+def where_of(items: list[tuple[str, str]] | None) -> dict[str, list[str]] | None:
+    """The ``--where`` arguments as :func:`perturbsim.ds.read`'s ``where``.
+
+    Examples
+    --------
+    >>> where_of([("dataset", "norman19"), ("cell_type", "K562"), ("cell_type", "A549")])
+    {'dataset': ['norman19'], 'cell_type': ['K562', 'A549']}
+    """
+    if not items:
+        return None
+    where: dict[str, list[str]] = {}
+    for column, value in items:
+        where.setdefault(column, []).append(value)
+    return where
 
 
 def cli_wording(message: str) -> str:
@@ -141,6 +176,7 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
         gene_symbols=False if args.gene_key == "none" else args.gene_key,
         normalize=args.normalize,
         go_annotations=annotations,
+        where=where_of(args.where),
     )
 
 

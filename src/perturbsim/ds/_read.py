@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError, error_reason
+from .._errors import PerturbsimError, error_reason, shown_list
 from .._keys import SEP
 from ..pp import setup
 
@@ -26,6 +29,7 @@ def read(
     normalize: bool = False,
     backed: bool = False,
     go_annotations: pd.DataFrame | None = None,
+    where: Mapping[str, str | Sequence[str]] | None = None,
 ) -> ad.AnnData:
     """Read an h5ad screen and validate it with :func:`perturbsim.pp.setup`.
 
@@ -40,6 +44,12 @@ def read(
         Passed to :func:`perturbsim.pp.setup`.
     backed
         Open read-only on disk (``backed="r"``) so that a screen larger than memory works.
+        With ``where``, only the kept cells are then read, into memory.
+    where
+        Keep only the cells whose ``.obs`` column (the key) holds the value, or one of the
+        values, given (compared as text), before the set-up; several columns: all must
+        match. For a file that mixes screens or cell types, e.g. ``{"dataset":
+        "norman19", "cell_type": "K562"}``.
 
     Returns
     -------
@@ -48,7 +58,8 @@ def read(
     Raises
     ------
     PerturbsimError
-        If the file is missing, not named ``.h5ad`` or cannot be read as AnnData, or if
+        If the file is missing, not named ``.h5ad`` or cannot be read as AnnData, if
+        ``where`` names a column or value ``.obs`` does not hold or keeps no cell, or if
         :func:`perturbsim.pp.setup` rejects the screen.
 
     Examples
@@ -58,6 +69,11 @@ def read(
     >>> adata = ps.ds.read(bundled_path("norman2019_subset.h5ad"), control="control")
     >>> adata.n_obs
     3375
+    >>> ps.ds.read(
+    ...     bundled_path("norman2019_subset.h5ad"), control="control",
+    ...     where={"condition": ["control", "KLF1", "MAP2K6", "KLF1+MAP2K6"]},
+    ... ).obs["perturbsim_condition"].nunique()
+    4
     """
     path = Path(path)
     if not path.is_file():
@@ -71,6 +87,9 @@ def read(
             f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
             f"{error_reason(err)}"
         ) from err
+    if where:
+        kept = kept_cells(adata.obs, where)
+        adata = adata[kept].to_memory() if backed else adata[kept].copy()
     setup(
         adata,
         perturbation_key=perturbation_key,
@@ -81,3 +100,56 @@ def read(
         go_annotations=go_annotations,
     )
     return adata
+
+
+def kept_cells(obs: pd.DataFrame, where: Mapping[str, str | Sequence[str]]) -> np.ndarray:
+    """Mask of the cells whose ``obs`` columns hold the values of ``where`` (as text).
+
+    Parameters
+    ----------
+    obs
+        The cells' annotations.
+    where
+        Column -> the value, or values, to keep; every column must match.
+
+    Raises
+    ------
+    PerturbsimError
+        If a column is not in ``obs``, a value is held by no cell (with the closest one),
+        or no cell matches every column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> obs = pd.DataFrame({"dataset": ["a", "a", "b"], "cell_type": ["K562", "A549", "K562"]})
+    >>> kept_cells(obs, {"dataset": "a", "cell_type": "K562"}).tolist()
+    [True, False, False]
+    >>> kept_cells(obs, {"dataset": "a", "cell_type": ["K562", "RPE1"]}).tolist()
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: where: no cell has obs['cell_type'] 'RPE1' (its values: ...
+    """
+    kept = np.ones(len(obs), dtype=bool)
+    for column, wanted in where.items():
+        if column not in obs.columns:
+            raise PerturbsimError(
+                f"where: obs has no column {column!r} (its columns: "
+                f"{shown_list(map(str, obs.columns), 12)})"
+            )
+        values = obs[column].astype(str).to_numpy()
+        wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted]
+        held = sorted(set(values))
+        for value in wanted:
+            if value not in held:
+                close = difflib.get_close_matches(value, held, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PerturbsimError(
+                    f"where: no cell has obs[{column!r}] {value!r} (its values: "
+                    f"{shown_list(held, 12)}){hint}"
+                )
+        kept &= np.isin(values, wanted)
+    if not kept.any():
+        raise PerturbsimError(
+            f"where: no cell matches every one of {dict(where)} together; check the values"
+        )
+    return kept

@@ -121,8 +121,23 @@ def fit_error_scales(
 ) -> dict[str, ErrorScale]:
     """:func:`fit_error_scale` per kind.
 
-    On its own conditions when it has enough, else (for one of ``pooled_kinds``) on the
-    conditions of those kinds together, else the default :class:`ErrorScale`.
+    On its own conditions when it has enough, else on the conditions of ``pooled_kinds``
+    together (the default :class:`ErrorScale` when they too are too few). Only the kinds of
+    ``pooled_kinds`` fit the pooled scale; another kind with too few conditions of its own
+    borrows it, evaluated at its own support: pairs of measured singles (support 1), whose
+    errors are of another nature, err as the pool's line says a perturbation whose genes are
+    all tied to measured ones would, rather than as the mean of the training perturbations
+    (the default, the largest), which would make them the least certain of all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ratios, supports = np.array([0.9, 0.8, 0.7, 0.6]), np.array([0.0, 0.2, 0.4, 0.6])
+    >>> fitted = fit_error_scales(
+    ...     ratios, supports, ["single"] * 4, all_kinds=["single", "pair"], pooled_kinds=["single"]
+    ... )
+    >>> round(float(fitted["pair"].ratio(1.0)), 3), fitted["pair"].n_conditions  # borrowed
+    (0.4, 4)
     """
     kinds = np.asarray(kinds, dtype=object)
     in_pool = np.isin(kinds, list(pooled_kinds))
@@ -133,5 +148,5 @@ def fit_error_scales(
         if own.sum() >= MIN_CONDITIONS:
             fitted[kind] = fit_error_scale(ratios[own], supports[own])
         else:
-            fitted[kind] = pooled if kind in pooled_kinds else ErrorScale()
+            fitted[kind] = pooled
     return fitted

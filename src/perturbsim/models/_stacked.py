@@ -64,7 +64,9 @@ corrections' weights are never pooled (see :class:`Stacked`)."""
 ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
 """Kinds whose error scales may share a fit: those with a gene not measured alone, whose
 error falls with support. Pairs of measured singles have support 1 and an error of
-another nature (the interaction)."""
+another nature (the interaction): they do not fit the pooled scale, but with too few
+held-out pairs of their own they borrow it, at support 1
+(:func:`~perturbsim.models._error_model.fit_error_scales`)."""
 CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 GEARS_HIDDEN = 32
@@ -1108,7 +1110,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         perturbation with no measured gene near it), ``slope`` (how much full support
         removes), ``n_conditions`` (the held-out predictions that fitted it: validation
         conditions, and training conditions held out one at a time, see
-        :meth:`_fit_error_model`; 0: the default).
+        :meth:`_fit_error_model`; a kind with too few of its own shows those of the kinds
+        whose pooled scale it takes, :data:`ERROR_POOLED`; 0: the default).
         """
         if not self._error:
             self.require_fitted()
