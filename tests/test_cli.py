@@ -74,6 +74,18 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     everything = ps.ds.read(data, control="control")
     np.testing.assert_allclose(model.control_mean, control_mean(kept), rtol=1e-5)
     assert not np.allclose(model.control_mean, control_mean(everything), rtol=1e-5)
+    assert model.screen_where == {"cell_type": ["K562"]}
+    # export reads the cells the model was trained on unless told otherwise
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "x")]) == 0
+    assert "trained on: --where cell_type=K562" in capsys.readouterr().out
+    both = ["--where", "cell_type=K562", "--where", "cell_type=A172"]
+    with caplog.at_level("WARNING"):
+        assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "y"), *both]) == 0
+    assert "is not what" in caplog.text  # told it differs from the training cells
+    kept_real, all_real = (ad.read_h5ad(tmp_path / d / "real.h5ad") for d in ("x", "y"))
+    assert kept_real.n_obs < all_real.n_obs  # a third of each condition's cells are A172
+    assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)
 
 
 @pytest.mark.slow

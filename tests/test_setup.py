@@ -192,7 +192,16 @@ def test_read_names_what_where_cannot_find(tmp_path):
     )
     one_line_error(  # each value is held, but not together
         lambda: ps.ds.read(path, where={"cell_type": "K562", "condition": "G1"}),
-        "where: no cell matches every one of",
+        r"where: no cell matches every column at once \(cells each keeps alone: "
+        r"cell_type=K562: 6; condition=G1: 6\)",
+    )
+    one_line_error(lambda: ps.ds.read(path, where={"cell_type": []}), "no value given for")
+    adata.obs["lane"] = [1.0] * 6 + [np.nan] * 6
+    adata.write_h5ad(path)
+    assert ps.ds.read(path, where={"lane": 1}).n_obs == 6  # numbers compared as numbers
+    one_line_error(lambda: ps.ds.read(path, where={"lane": "one"}), "holds numbers; 'one'")
+    one_line_error(  # a missing value is no value to keep
+        lambda: ps.ds.read(path, where={"lane": "nan"}), "holds numbers; 'nan'"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -11,7 +13,12 @@ import perturbsim as ps
 from perturbsim.cli import main
 from perturbsim.graphs import GeneGraph
 from perturbsim.models._data import ScreenData
-from perturbsim.models._error_model import MIN_CONDITIONS, ErrorScale, fit_error_scale
+from perturbsim.models._error_model import (
+    MIN_CONDITIONS,
+    ErrorScale,
+    fit_error_scale,
+    fit_error_scales,
+)
 from perturbsim.tl._uncertainty import LEVELS, SUMMARY_METRICS, inside_column, uncertainty_table
 
 
@@ -58,20 +65,37 @@ def test_unseen_genes_poorly_tied_to_measured_ones_get_higher_uncertainty(fitted
     assert (pred.layers["variance"] >= 0).all()
 
 
-def test_pairs_of_measured_singles_without_held_out_pairs_borrow_the_pooled_error(
-    fitted_norman,
-):
-    adata, model = fitted_norman
+def test_error_scales_say_which_kinds_borrow_the_pooled_fit(fitted_norman, tmp_path):
+    supports = np.array([0.0, 0.2, 0.4, 0.6, 0.1])
+    kinds = ["single"] * 4 + ["combo"]
+    fitted = fit_error_scales(
+        0.9 - 0.5 * supports,
+        supports,
+        kinds,
+        all_kinds=["single", "combo", "pair"],
+        pooled_kinds=["single", "combo"],
+    )
+    assert not fitted["single"].pooled and fitted["single"].n_conditions == 4
+    assert fitted["combo"] == replace(fit_error_scale(0.9 - 0.5 * supports, supports), pooled=True)
+    assert fitted["pair"] == ErrorScale()  # not poolable: the default, never pooled
+    empty = fit_error_scales(np.zeros(0), np.zeros(0), [], all_kinds=["a"], pooled_kinds=["a"])
+    assert empty == {"a": ErrorScale()}  # an empty pool is the default, not "pooled"
+    _, model = fitted_norman
     scales = model.error_scales.set_index("kind")
-    # this split holds out no pair of two measured singles to fit their kind's own scale
-    assert scales.loc["combo_seen2"].to_dict() == scales.loc["combo_seen0"].to_dict()
-    assert scales.loc["combo_seen2", "n_conditions"] >= MIN_CONDITIONS
-    test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
-    measured = [c for c in test if "+" in c and set(ps.pp.genes_of(c)) <= set(model.singles)]
-    assert measured, "the split should test pairs of measured singles"
-    pred = model.predict(test).obs["uncertainty"]
-    # they are the best-tied perturbations: never less certain than one with a gene unmeasured
-    assert pred[measured].max() <= pred.drop(measured).min()
+    # on this split the unseen singles have enough held-out conditions of their own; the
+    # pairs with a gene not measured alone share one fit; pairs of measured singles, with
+    # none held out and never pooled, keep the default
+    assert scales["pooled"].to_dict() == {
+        "unseen_single": False,
+        "combo_seen0": True,
+        "combo_seen1": True,
+        "combo_seen2": False,
+    }
+    assert scales.loc["combo_seen0"].equals(scales.loc["combo_seen1"])
+    assert scales.loc["combo_seen2", "n_conditions"] == 0
+    model.save(tmp_path / "model")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.error_scales, model.error_scales)
 
 
 def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman, tmp_path):

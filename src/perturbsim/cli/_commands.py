@@ -44,7 +44,7 @@ from ._parser import (
     refuse_output_file,
     refuse_outputs,
 )
-from ._screen import add_screen_options, go_annotations, read_screen
+from ._screen import add_screen_options, go_annotations, read_screen, where_of, where_text
 
 logger = logging.getLogger(__name__)
 
@@ -465,6 +465,18 @@ def _run_export(args: argparse.Namespace) -> None:
         args.seed = model.seed
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
+    if args.where is None and model.screen_where:  # the cells it was trained on
+        args.where = [(c, v) for c, values in model.screen_where.items() for v in values]
+        print(f"reading the cells {args.model} was trained on: {where_text(args.where)}")
+    elif args.where is not None and where_of(args.where) != model.screen_where:
+        trained = [(c, v) for c, values in model.screen_where.items() for v in values]
+        logger.warning(
+            "%s is not what %s was trained on (%s): its held-out conditions are compared with "
+            "cells it never described",
+            where_text(args.where),
+            args.model,
+            where_text(trained) or "every cell of its file",
+        )
     held_out = model.held_out_conditions if args.split is None else None
     if held_out is not None and not held_out:
         raise PerturbsimError(

@@ -94,8 +94,9 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         default=None,
         metavar="COLUMN=VALUE",
         type=_where_item,
-        help="keep only the cells whose obs COLUMN holds VALUE (repeat it: one value of each "
-        "column named; e.g. --where dataset=norman19 --where cell_type=K562)",
+        help="keep only the cells whose obs COLUMN holds VALUE (case-sensitive); repeat it for "
+        "more columns (all must match) or more values of one column (any may match), e.g. "
+        "--where dataset=norman19 (default for export: the cells the model was trained on)",
     )
     if go:
         parser.add_argument(
@@ -131,6 +132,17 @@ def where_of(items: list[tuple[str, str]] | None) -> dict[str, list[str]] | None
     for column, value in items:
         where.setdefault(column, []).append(value)
     return where
+
+
+def where_text(items: list[tuple[str, str]]) -> str:
+    """``--where`` arguments as they would be typed.
+
+    Examples
+    --------
+    >>> where_text([("dataset", "norman19"), ("cell_type", "k562")])
+    '--where dataset=norman19 --where cell_type=k562'
+    """
+    return " ".join(f"--where {shlex.quote(f'{column}={value}')}" for column, value in items)
 
 
 def cli_wording(message: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError, error_reason, shown_list
-from .._keys import SEP
+from .._keys import SEP, SETUP, UNS
 from ..pp import setup
 
 _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
@@ -47,9 +47,11 @@ def read(
         With ``where``, only the kept cells are then read, into memory.
     where
         Keep only the cells whose ``.obs`` column (the key) holds the value, or one of the
-        values, given (compared as text), before the set-up; several columns: all must
-        match. For a file that mixes screens or cell types, e.g. ``{"dataset":
-        "norman19", "cell_type": "K562"}``.
+        values, given, before the set-up; several columns: all must match (compared as
+        text, or as numbers in a numeric column; cells with no value never match). For a
+        file that mixes screens or cell types, e.g. ``{"dataset": "norman19", "cell_type":
+        "K562"}``. Recorded in ``.uns["perturbsim"]["setup"]["where"]``: a model fitted on
+        the screen keeps it, and ``perturbsim export`` reads the same cells.
 
     Returns
     -------
@@ -99,24 +101,29 @@ def read(
         normalize=normalize,
         go_annotations=go_annotations,
     )
+    if where:  # models fitted on the screen keep it, so that `export` reads the same cells
+        adata.uns[UNS][SETUP]["where"] = {str(c): _values_of(c, v) for c, v in where.items()}
     return adata
 
 
-def kept_cells(obs: pd.DataFrame, where: Mapping[str, str | Sequence[str]]) -> np.ndarray:
-    """Mask of the cells whose ``obs`` columns hold the values of ``where`` (as text).
+def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
+    """Mask of the cells whose ``obs`` columns hold the values of ``where``.
 
     Parameters
     ----------
     obs
         The cells' annotations.
     where
-        Column -> the value, or values, to keep; every column must match.
+        Column -> the value, or a list of values, to keep; every column must match. Values
+        are compared as text, or as numbers in a numeric column (``1`` matches ``1.0``);
+        cells with no value (NaN) never match.
 
     Raises
     ------
     PerturbsimError
-        If a column is not in ``obs``, a value is held by no cell (with the closest one),
-        or no cell matches every column.
+        If a column is not in ``obs``, is given no value, a value is held by no cell (with
+        the closest one) or is not a number in a numeric column, or if no cell matches every
+        column.
 
     Examples
     --------
@@ -130,26 +137,57 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, str | Sequence[str]]) -> n
     perturbsim._errors.PerturbsimError: where: no cell has obs['cell_type'] 'RPE1' (its values: ...
     """
     kept = np.ones(len(obs), dtype=bool)
+    counts = []
     for column, wanted in where.items():
         if column not in obs.columns:
             raise PerturbsimError(
                 f"where: obs has no column {column!r} (its columns: "
                 f"{shown_list(map(str, obs.columns), 12)})"
             )
-        values = obs[column].astype(str).to_numpy()
-        wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted]
-        held = sorted(set(values))
-        for value in wanted:
-            if value not in held:
-                close = difflib.get_close_matches(value, held, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PerturbsimError(
-                    f"where: no cell has obs[{column!r}] {value!r} (its values: "
-                    f"{shown_list(held, 12)}){hint}"
-                )
-        kept &= np.isin(values, wanted)
+        matching = _matching(obs[column], column, _values_of(column, wanted))
+        counts.append(f"{column}={' or '.join(_values_of(column, wanted))}: {matching.sum()}")
+        kept &= matching
     if not kept.any():
         raise PerturbsimError(
-            f"where: no cell matches every one of {dict(where)} together; check the values"
+            f"where: no cell matches every column at once (cells each keeps alone: "
+            f"{'; '.join(counts)})"
         )
     return kept
+
+
+def _values_of(column: str, wanted: object) -> list[str]:
+    """The values ``where`` gives a column, as text: one value or a list of them."""
+    if isinstance(wanted, str | bytes) or not isinstance(wanted, Sequence | set | np.ndarray):
+        return [str(wanted)]
+    values = [str(w) for w in wanted]
+    if not values:
+        raise PerturbsimError(f"where: no value given for obs[{column!r}]")
+    return values
+
+
+def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
+    """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column)."""
+    present = values.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(pd.Series(wanted), errors="coerce")
+        if numbers.isna().any():
+            raise PerturbsimError(
+                f"where: obs[{column!r}] holds numbers; {wanted[int(numbers.isna().argmax())]!r} "
+                "is not one"
+            )
+        held = values.to_numpy(dtype=float)
+        found = [np.isclose(held, n) & present for n in numbers]
+        shown = sorted(set(values.dropna().tolist()))
+    else:
+        text = values.astype(str).to_numpy()
+        found = [(text == w) & present for w in wanted]
+        shown = sorted(set(text[present]))
+    for value, cells in zip(wanted, found, strict=True):
+        if not cells.any():
+            close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PerturbsimError(
+                f"where: no cell has obs[{column!r}] {value!r} (its values: "
+                f"{shown_list(shown, 12)}){hint}"
+            )
+    return np.logical_or.reduce(found)

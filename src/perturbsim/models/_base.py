@@ -287,6 +287,10 @@ class PerturbationModel(ABC):
         """How the screen's labels were written: the ``control`` label and the ``sep`` of
         :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` and
         ``export`` read labels written alike; empty when unknown)."""
+        self.screen_where: dict[str, list[str]] = {} if self.data is None else dict(self.data.where)
+        """The cells of the file the screen was read with (:func:`perturbsim.ds.read`'s
+        ``where``; saved with the model; ``perturbsim export`` reads the same cells; empty:
+        every cell, or unknown)."""
         if self.data is not None:
             self.genes = np.asarray(self.data.genes, dtype=str)
             self.control_mean = self.data.stats.control_mean.astype(np.float64)
@@ -872,6 +876,7 @@ class PerturbationModel(ABC):
             "fitted_conditions": self.fitted_conditions,
             "screen_conditions": self.screen_conditions,
             "screen_labels": self.screen_labels,
+            "screen_where": self.screen_where,
         }
         arrays = {"control_mean": self.control_mean, **self._arrays()}
         write_model_dir(path, config=config, arrays=arrays, overwrite=overwrite)
@@ -914,6 +919,9 @@ class PerturbationModel(ABC):
         )
         model.variant = config.get("variant")  # absent from files saved before it was kept
         model.screen_labels = {str(k): str(v) for k, v in config.get("screen_labels", {}).items()}
+        model.screen_where = {  # absent from files saved before it was kept
+            str(c): [str(v) for v in values] for c, values in config.get("screen_where", {}).items()
+        }
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
         model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]

@@ -85,12 +85,16 @@ class ScreenData:
     labels
         How the screen's raw labels were written: the ``control`` label and the ``sep`` of
         :func:`perturbsim.pp.setup` (empty when unknown).
+    where
+        The cells the screen was read with (:func:`perturbsim.ds.read`'s ``where``: column ->
+        values kept; empty when every cell of the file, or unknown).
     """
 
     stats: PseudobulkStats
     train: list[str]
     val: list[str]
     labels: dict[str, str] = field(default_factory=dict)
+    where: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> ScreenData:
@@ -111,7 +115,8 @@ class ScreenData:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
         labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
-        return cls(stats=stats, train=train, val=val, labels=labels)
+        where = {str(c): [str(v) for v in values] for c, values in setup.get("where", {}).items()}
+        return cls(stats=stats, train=train, val=val, labels=labels, where=where)
 
     def with_conditions(
         self, train: Sequence[str] | None, val: Sequence[str] | None = None
@@ -138,7 +143,9 @@ class ScreenData:
         overlap = sorted(set(train_list) & set(val_list))
         if overlap:
             raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")
-        return ScreenData(stats=self.stats, train=train_list, val=val_list, labels=self.labels)
+        return ScreenData(
+            stats=self.stats, train=train_list, val=val_list, labels=self.labels, where=self.where
+        )
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
         if isinstance(labels, str):

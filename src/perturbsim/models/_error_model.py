@@ -20,12 +20,13 @@ the standard deviation of the normal predictive interval of each gene.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 MIN_CONDITIONS = 3
-"""Fewest held-out conditions that fit an error scale; fewer keep the default."""
+"""Fewest held-out conditions that fit an error scale; fewer keep the default (or a pooled
+fit, :func:`fit_error_scales`)."""
 FLOOR = 0.05
 """Smallest ratio, as a share of the unsupported one: no prediction is taken as exact."""
 
@@ -43,11 +44,15 @@ class ErrorScale:
     n_conditions
         Held-out conditions that fitted it (0: the default, ``intercept`` 1, ``slope`` 0,
         as if the prediction were the mean of the training perturbations).
+    pooled
+        Whether it was fitted on the conditions of several kinds, the kind having too few of
+        its own (:func:`fit_error_scales`); not in :meth:`to_dict`.
     """
 
     intercept: float = 1.0
     slope: float = 0.0
     n_conditions: int = 0
+    pooled: bool = False
 
     def ratio(self, support: np.ndarray) -> np.ndarray:
         """The expected share at each ``support`` (at least :data:`FLOOR` of the intercept)."""
@@ -121,32 +126,32 @@ def fit_error_scales(
 ) -> dict[str, ErrorScale]:
     """:func:`fit_error_scale` per kind.
 
-    On its own conditions when it has enough, else on the conditions of ``pooled_kinds``
-    together (the default :class:`ErrorScale` when they too are too few). Only the kinds of
-    ``pooled_kinds`` fit the pooled scale; another kind with too few conditions of its own
-    borrows it, evaluated at its own support: pairs of measured singles (support 1), whose
-    errors are of another nature, err as the pool's line says a perturbation whose genes are
-    all tied to measured ones would, rather than as the mean of the training perturbations
-    (the default, the largest), which would make them the least certain of all.
+    On its own conditions when it has enough, else (for one of ``pooled_kinds``) on the
+    conditions of those kinds together (``pooled``), else the default :class:`ErrorScale`.
 
     Examples
     --------
     >>> import numpy as np
     >>> ratios, supports = np.array([0.9, 0.8, 0.7, 0.6]), np.array([0.0, 0.2, 0.4, 0.6])
     >>> fitted = fit_error_scales(
-    ...     ratios, supports, ["single"] * 4, all_kinds=["single", "pair"], pooled_kinds=["single"]
+    ...     ratios, supports, ["single"] * 3 + ["combo"], all_kinds=["single", "combo", "pair"],
+    ...     pooled_kinds=["single", "combo"],
     ... )
-    >>> round(float(fitted["pair"].ratio(1.0)), 3), fitted["pair"].n_conditions  # borrowed
-    (0.4, 4)
+    >>> fitted["single"].pooled, fitted["combo"].pooled, fitted["combo"].n_conditions
+    (False, True, 4)
+    >>> fitted["pair"]  # not poolable, none of its own: the default
+    ErrorScale(intercept=1.0, slope=0.0, n_conditions=0, pooled=False)
     """
     kinds = np.asarray(kinds, dtype=object)
     in_pool = np.isin(kinds, list(pooled_kinds))
     pooled = fit_error_scale(ratios[in_pool], supports[in_pool])
+    if pooled.n_conditions:
+        pooled = replace(pooled, pooled=True)
     fitted = {}
     for kind in all_kinds:
         own = kinds == kind
         if own.sum() >= MIN_CONDITIONS:
             fitted[kind] = fit_error_scale(ratios[own], supports[own])
         else:
-            fitted[kind] = pooled
+            fitted[kind] = pooled if kind in pooled_kinds else ErrorScale()
     return fitted

@@ -64,9 +64,7 @@ corrections' weights are never pooled (see :class:`Stacked`)."""
 ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
 """Kinds whose error scales may share a fit: those with a gene not measured alone, whose
 error falls with support. Pairs of measured singles have support 1 and an error of
-another nature (the interaction): they do not fit the pooled scale, but with too few
-held-out pairs of their own they borrow it, at support 1
-(:func:`~perturbsim.models._error_model.fit_error_scales`)."""
+another nature (the interaction)."""
 CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 GEARS_HIDDEN = 32
@@ -1110,14 +1108,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         perturbation with no measured gene near it), ``slope`` (how much full support
         removes), ``n_conditions`` (the held-out predictions that fitted it: validation
         conditions, and training conditions held out one at a time, see
-        :meth:`_fit_error_model`; a kind with too few of its own shows those of the kinds
-        whose pooled scale it takes, :data:`ERROR_POOLED`; 0: the default).
+        :meth:`_fit_error_model`; 0: the default) and ``pooled`` (fitted on the conditions of
+        the kinds of :data:`ERROR_POOLED` together, the kind having too few of its own).
         """
         if not self._error:
             self.require_fitted()
         return pd.DataFrame(
-            [{"kind": kind, **self._error[kind].to_dict()} for kind in KINDS],
-            columns=["kind", "intercept", "slope", "n_conditions"],
+            [
+                {"kind": kind, **self._error[kind].to_dict(), "pooled": self._error[kind].pooled}
+                for kind in KINDS
+            ],
+            columns=["kind", "intercept", "slope", "n_conditions", "pooled"],
         )
 
     @property
@@ -1208,6 +1209,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             "corrections": as_dict(self._corrections_fit),
             "neighbours_weight": fitted_to_dict(self._neighbours_fit),
             "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
+            # apart from "error", which files of earlier versions read field by field
+            "error_pooled": [kind for kind, fitted in self._error.items() if fitted.pooled],
             "single_genes": list(self.singles),
             "screen_genes": self.screen_genes,
             "parts": {name: model._options() for name, model in self.corrections.items()},
@@ -1290,7 +1293,11 @@ class Stacked(CoverageMixin, PerturbationModel):
             self._corrections_fit = {
                 kind: Fitted(f.weights[:-1], f.n_conditions, f.pooled) for kind, f in joint.items()
             }
-        self._error = {kind: ErrorScale(**fitted) for kind, fitted in options["error"].items()}
+        pooled = set(options.get("error_pooled", []))  # files saved before it: not known
+        self._error = {
+            kind: ErrorScale(**fitted, pooled=kind in pooled)
+            for kind, fitted in options["error"].items()
+        }
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
         self.noise = np.asarray(arrays["noise"], dtype=np.float64)
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
