@@ -82,7 +82,28 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     both = ["--where", "cell_type=K562", "--where", "cell_type=A172"]
     with caplog.at_level("WARNING"):
         assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "y"), *both]) == 0
-    assert "is not what" in caplog.text  # told it differs from the training cells
+    assert "keeps other cells than" in caplog.text  # told it differs from the training cells
+    caplog.clear()
+    same = ["--where", "cell_type=K562", "--where", "cell_type=K562"]  # written otherwise
+    with caplog.at_level("WARNING"):
+        assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "z"), *same]) == 0
+    assert "keeps other cells" not in caplog.text
+    # a filter that leaves out the held-out conditions: named, with the fix
+    only_control = ["--where", "condition=control"]
+    export = ["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "w")]
+    assert main([*export, *only_control]) == 2
+    model_dir = str(tmp_path / "m")
+    error = _one_line_error(capsys)
+    assert error.startswith("perturbsim export: error: condition ")
+    assert error.endswith(
+        f"', held out by {model_dir}, has no cells among those kept by --where "
+        f"condition=control; leave out --where to read the cells {model_dir} was trained on"
+    )
+    # a comma-separated list is one value: the fix is named in CLI words
+    assert _train(data, tmp_path / "c", "--model", "mean", "--where", "cell_type=K562,A172") == 2
+    assert _one_line_error(capsys).endswith(
+        "several values? repeat it: --where cell_type=K562 --where cell_type=A172"
+    )
     kept_real, all_real = (ad.read_h5ad(tmp_path / d / "real.h5ad") for d in ("x", "y"))
     assert kept_real.n_obs < all_real.n_obs  # a third of each condition's cells are A172
     assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)

@@ -196,6 +196,17 @@ def test_read_names_what_where_cannot_find(tmp_path):
         r"cell_type=K562: 6; condition=G1: 6\)",
     )
     one_line_error(lambda: ps.ds.read(path, where={"cell_type": []}), "no value given for")
+    one_line_error(
+        lambda: ps.ds.read(path, where={"Cell_type": "K562"}), "did you mean 'cell_type'"
+    )
+    one_line_error(  # a comma-separated list is one value: the fix is a list
+        lambda: ps.ds.read(path, where={"cell_type": "K562,A172"}),
+        r"several values\? give them as a list: where=\{'cell_type': \['K562', 'A172'\]\}",
+    )
+    one_line_error(lambda: ps.ds.read(path, where="cell_type=K562"), "where must map obs columns")
+    one_line_error(  # what is left must still be a screen: said with what where kept
+        lambda: ps.ds.read(path, where={"condition": "G1"}), r"^where kept 6 of 12 cells: .*control"
+    )
     adata.obs["lane"] = [1.0] * 6 + [np.nan] * 6
     adata.write_h5ad(path)
     assert ps.ds.read(path, where={"lane": 1}).n_obs == 6  # numbers compared as numbers

@@ -15,7 +15,7 @@ from anndata import AnnData
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, shown_list
-from .._keys import CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -44,7 +44,7 @@ from ._parser import (
     refuse_output_file,
     refuse_outputs,
 )
-from ._screen import add_screen_options, go_annotations, read_screen, where_of, where_text
+from ._screen import add_screen_options, go_annotations, read_screen, where_text
 
 logger = logging.getLogger(__name__)
 
@@ -465,18 +465,10 @@ def _run_export(args: argparse.Namespace) -> None:
         args.seed = model.seed
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
-    if args.where is None and model.screen_where:  # the cells it was trained on
-        args.where = [(c, v) for c, values in model.screen_where.items() for v in values]
-        print(f"reading the cells {args.model} was trained on: {where_text(args.where)}")
-    elif args.where is not None and where_of(args.where) != model.screen_where:
-        trained = [(c, v) for c, values in model.screen_where.items() for v in values]
-        logger.warning(
-            "%s is not what %s was trained on (%s): its held-out conditions are compared with "
-            "cells it never described",
-            where_text(args.where),
-            args.model,
-            where_text(trained) or "every cell of its file",
-        )
+    trained = [(c, v) for c, values in model.screen_where.items() for v in values]
+    if args.where is None and trained:  # the cells it was trained on
+        args.where = trained
+        print(f"reading the cells {args.model} was trained on: {where_text(trained)}")
     held_out = model.held_out_conditions if args.split is None else None
     if held_out is not None and not held_out:
         raise PerturbsimError(
@@ -484,15 +476,48 @@ def _run_export(args: argparse.Namespace) -> None:
             "it holds nothing out to export"
         )
     adata = read_screen(args)
+    if trained and args.where != trained and not _read_as_trained(args.data, adata, model):
+        logger.warning(
+            "%s keeps other cells than %s was trained on (%s): its held-out conditions are "
+            "compared with the cells kept here",
+            where_text(args.where),
+            args.model,
+            where_text(trained),
+        )
     if held_out is None:  # a file saved before the screen's conditions were recorded
         args.split = args.split or "simulation"
         _split(adata, args, test)
     else:
+        absent = sorted(set(held_out) - set(adata.obs[CONDITION].astype(str)))
+        if absent and args.where:
+            raise PerturbsimError(
+                f"condition {absent[0]!r}, held out by {args.model}, has no cells among those "
+                f"kept by {where_text(args.where)}"
+                + (
+                    ""
+                    if args.where == trained
+                    else f"; leave out --where to read the cells {args.model} was trained on"
+                )
+            )
         held_out = _covered_held_out(model, held_out)
     pred, real = export_cell_eval(
         model, adata, args.out, conditions=held_out, n_cells=args.n_cells, seed=args.seed
     )
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
+
+
+def _read_as_trained(path: Path, adata: AnnData, model: PerturbationModel) -> bool:
+    """Whether ``adata`` holds the cells of ``path`` that ``model``'s ``where`` keeps."""
+    import anndata as ad
+
+    from ..ds._read import kept_cells
+
+    obs = ad.read_h5ad(path, backed="r").obs
+    try:
+        kept = kept_cells(obs, model.screen_where)
+    except PerturbsimError:  # the model's filter names what this file does not hold
+        return False
+    return set(obs.index[kept]) == set(adata.obs_names)
 
 
 def _covered_held_out(model: PerturbationModel, held_out: list[str]) -> list[str]:

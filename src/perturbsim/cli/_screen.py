@@ -39,8 +39,16 @@ _CLI_WORDS = (
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
-    (re.compile(r"\(adata\[adata\.obs\['([^']+)'\] == \.\.\.\]\)"), r"(--where \1=VALUE)"),
+    (re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{'([^']+)': VALUE\}\)\)"), r"(--where \1=VALUE)"),
+    (
+        re.compile(r"several values\? give them as a list: where=\{'([^']+)': \[([^\]]*)\]\}"),
+        lambda m: (
+            "several values? repeat it: "
+            + " ".join(f"--where {m[1]}={v.strip()[1:-1]}" for v in m[2].split(","))
+        ),
+    ),
     (re.compile(r"^where: "), "--where: "),
+    (re.compile(r"^(where kept \d+ of \d+ cells)"), r"--\1"),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
 models' GO annotations, ``predict_pairs``'s ``skip_unknown``): every error the CLI prints
@@ -51,7 +59,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
     """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``.
 
     With ``go``, also ``--go`` (for the commands that build models; not for those that
-    load one, whose GO graph was saved with it).
+    load one, whose GO graph was saved with it, and whose ``--where`` defaults to the
+    cells it was trained on).
     """
     parser.add_argument(
         "data", type=Path, help="screen as .h5ad (cells x genes, log-normalised or raw counts)"
@@ -96,7 +105,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         type=_where_item,
         help="keep only the cells whose obs COLUMN holds VALUE (case-sensitive); repeat it for "
         "more columns (all must match) or more values of one column (any may match), e.g. "
-        "--where dataset=norman19 (default for export: the cells the model was trained on)",
+        "--where dataset=norman19"
+        + ("" if go else " (default: the cells the model was trained on)"),
     )
     if go:
         parser.add_argument(
@@ -112,7 +122,7 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
 
 def _where_item(text: str) -> tuple[str, str]:
     """One ``--where`` argument, ``COLUMN=VALUE``, as ``(column, value)``."""
-    column, equals, value = text.partition("=")
+    column, equals, value = (part.strip() for part in text.partition("="))
     if not equals or not column or not value:
         raise argparse.ArgumentTypeError(f"expected COLUMN=VALUE, got {text!r}")
     return column, value
@@ -180,7 +190,7 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
     """
     from ..ds import read
 
-    return read(
+    adata = read(
         args.data,
         perturbation_key=args.perturbation_key,
         control=args.control,
@@ -190,6 +200,9 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
         go_annotations=annotations,
         where=where_of(args.where),
     )
+    if args.where:
+        print(f"read the {adata.n_obs} cells kept by {where_text(args.where)}")
+    return adata
 
 
 def go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:

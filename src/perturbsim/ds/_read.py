@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pandas as pd
 from .._errors import PerturbsimError, error_reason, shown_list
 from .._keys import SEP, SETUP, UNS
 from ..pp import setup
+
+logger = logging.getLogger(__name__)
 
 _READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
 """What h5py and anndata raise on a file that is not a complete h5ad file (not HDF5,
@@ -49,9 +52,10 @@ def read(
         Keep only the cells whose ``.obs`` column (the key) holds the value, or one of the
         values, given, before the set-up; several columns: all must match (compared as
         text, or as numbers in a numeric column; cells with no value never match). For a
-        file that mixes screens or cell types, e.g. ``{"dataset": "norman19", "cell_type":
-        "K562"}``. Recorded in ``.uns["perturbsim"]["setup"]["where"]``: a model fitted on
-        the screen keeps it, and ``perturbsim export`` reads the same cells.
+        file that mixes screens or cell types, e.g. ``{"dataset": "norman19"}`` or
+        ``{"cell_type": ["A172", "T98G"]}``. Recorded in
+        ``.uns["perturbsim"]["setup"]["where"]``: a model fitted on the screen keeps it, and
+        ``perturbsim export`` reads the same cells.
 
     Returns
     -------
@@ -89,18 +93,29 @@ def read(
             f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
             f"{error_reason(err)}"
         ) from err
+    if where is not None and not isinstance(where, Mapping):
+        raise PerturbsimError(
+            f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got "
+            f"{type(where).__name__} {where!r}"
+        )
     if where:
         kept = kept_cells(adata.obs, where)
+        logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
         adata = adata[kept].to_memory() if backed else adata[kept].copy()
-    setup(
-        adata,
-        perturbation_key=perturbation_key,
-        control=control,
-        sep=sep,
-        gene_symbols=gene_symbols,
-        normalize=normalize,
-        go_annotations=go_annotations,
-    )
+    try:
+        setup(
+            adata,
+            perturbation_key=perturbation_key,
+            control=control,
+            sep=sep,
+            gene_symbols=gene_symbols,
+            normalize=normalize,
+            go_annotations=go_annotations,
+        )
+    except PerturbsimError as err:
+        if not where:
+            raise
+        raise PerturbsimError(f"where kept {kept.sum()} of {kept.size} cells: {err}") from err
     if where:  # models fitted on the screen keep it, so that `export` reads the same cells
         adata.uns[UNS][SETUP]["where"] = {str(c): _values_of(c, v) for c, v in where.items()}
     return adata
@@ -140,9 +155,12 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
     counts = []
     for column, wanted in where.items():
         if column not in obs.columns:
+            columns = list(map(str, obs.columns))
+            close = difflib.get_close_matches(str(column).strip().lower(), columns, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PerturbsimError(
                 f"where: obs has no column {column!r} (its columns: "
-                f"{shown_list(map(str, obs.columns), 12)})"
+                f"{shown_list(columns, 12)}){hint}"
             )
         matching = _matching(obs[column], column, _values_of(column, wanted))
         counts.append(f"{column}={' or '.join(_values_of(column, wanted))}: {matching.sum()}")
@@ -184,8 +202,12 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
         shown = sorted(set(text[present]))
     for value, cells in zip(wanted, found, strict=True):
         if not cells.any():
-            close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            parts = [part.strip() for part in value.split(",")]
+            if len(parts) > 1 and set(parts) <= set(map(str, shown)):
+                hint = f"; several values? give them as a list: where={{{column!r}: {parts!r}}}"
+            else:
+                close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PerturbsimError(
                 f"where: no cell has obs[{column!r}] {value!r} (its values: "
                 f"{shown_list(shown, 12)}){hint}"

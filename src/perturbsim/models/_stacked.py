@@ -1104,12 +1104,19 @@ class Stacked(CoverageMixin, PerturbationModel):
     def error_scales(self) -> pd.DataFrame:
         """The fitted error model per kind (:class:`~perturbsim.models._error_model.ErrorScale`).
 
+        A prediction of a kind with support ``s`` (0 to 1: how closely its genes are tied to
+        genes measured alone, see the class's Uncertainty section) has expected squared
+        error ``max(intercept - slope·s, 0.05·intercept)`` times each gene's scale (its
+        spread over the training perturbations), its variance in ``.layers["variance"]``.
+
         Columns ``kind``, ``intercept`` (expected squared error, in gene scales, of a
         perturbation with no measured gene near it), ``slope`` (how much full support
-        removes), ``n_conditions`` (the held-out predictions that fitted it: validation
-        conditions, and training conditions held out one at a time, see
-        :meth:`_fit_error_model`; 0: the default) and ``pooled`` (fitted on the conditions of
-        the kinds of :data:`ERROR_POOLED` together, the kind having too few of its own).
+        removes; it may exceed ``intercept``, the floor then holds), ``n_conditions`` (the
+        held-out predictions that fitted it, those of every pooled kind for a pooled row:
+        validation conditions, and training conditions held out one at a time; 0: the
+        default, intercept 1, the error of the mean) and ``pooled`` (fitted on the conditions
+        of the unseen singles and the pairs with a gene not measured alone together, the
+        kind having fewer than three of its own; pairs of measured singles never are).
         """
         if not self._error:
             self.require_fitted()

@@ -165,7 +165,7 @@ def _warn_mixed_sources(adata: AnnData) -> None:
             if len(values) > 1:
                 logger.warning(
                     "obs[%r] holds %d values (%s): each condition, control included, pools "
-                    "their cells; subset to one first (adata[adata.obs[%r] == ...])",
+                    "their cells; subset to one first (ps.ds.read(..., where={%r: VALUE}))",
                     column,
                     len(values),
                     shown_list(sorted(values), 5),
