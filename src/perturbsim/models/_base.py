@@ -283,6 +283,10 @@ class PerturbationModel(ABC):
         self.screen_conditions: list[str] = []
         """Perturbed conditions with cells in the screen of the last fit, held-out ones
         included: all measured (saved with it; empty in files saved before it was kept)."""
+        self.part_of: str | None = None
+        """The model this one is a part of (set by that model, e.g. the default's corrections),
+        which weighs it on held-out conditions: warnings of a fallback it would give alone
+        (a linear model predicting the mean) are then only logged at info level."""
         self.screen_labels: dict[str, str] = {} if self.data is None else dict(self.data.labels)
         """How the screen's labels were written: the ``control`` label and the ``sep`` of
         :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` and

@@ -244,12 +244,27 @@ def fit_weights(
     return weights, alpha, error / energy
 
 
-def warn_shrunk_to_mean(label: str) -> None:
+def warn_of_fallback(model: PerturbationModel, what: str) -> None:
+    """Warn that a linear model predicts the mean training perturbation, and ``what`` made it.
+
+    As a part of another model (:attr:`~perturbsim.models.PerturbationModel.part_of`), which
+    weighs it on held-out conditions, only an info line.
+    """
+    message = f"{model.label}: {what}"
+    if model.part_of is None:
+        logger.warning(message)
+    else:
+        logger.info(
+            "%s (a part of %s, which weighs it on held-out conditions)", message, model.part_of
+        )
+
+
+def warn_shrunk_to_mean(model: PerturbationModel) -> None:
     """Warn that a linear model's held-out fit shrank its every departure from the mean to 0."""
-    logger.warning(
-        "%s: its embedding predicts no training perturbation held out gene by gene "
-        "(shrinkage 0): every prediction is the mean training perturbation",
-        label,
+    warn_of_fallback(
+        model,
+        "its embedding predicts no training perturbation held out gene by gene (shrinkage 0): "
+        "every prediction is the mean training perturbation",
     )
 
 
@@ -521,13 +536,13 @@ class Linear(CoverageMixin, PerturbationModel):
         self.weights, self.shrinkage, _, n_fitted = fits[self.embedding]
         self.perturbation_table = candidates[self.embedding]
         if not n_fitted:
-            logger.warning(
-                "%s: no training perturbation targets only measured genes; W = 0, every "
-                "prediction of a measured gene is the mean training perturbation",
-                self.label,
+            warn_of_fallback(
+                self,
+                "no training perturbation targets only measured genes; W = 0, every prediction "
+                "of a measured gene is the mean training perturbation",
             )
         elif self.shrinkage == 0:
-            warn_shrunk_to_mean(self.label)
+            warn_shrunk_to_mean(self)
         else:
             logger.info(
                 "%s: K=%d, %s embedding (held-out error %s), W fitted on %d of %d training "

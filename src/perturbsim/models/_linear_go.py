@@ -23,6 +23,7 @@ from ._linear import (
     embed_sets,
     fit_embedded,
     leading_embedding,
+    warn_of_fallback,
     warn_shrunk_to_mean,
 )
 from ._simple import CoverageMixin
@@ -267,13 +268,13 @@ class LinearGO(CoverageMixin, PerturbationModel):
             held_out=False,
         )
         if not n_fitted:
-            logger.warning(
-                "%s: no training perturbation targets only GO-annotated genes; W = 0, every "
+            warn_of_fallback(
+                self,
+                "no training perturbation targets only GO-annotated genes; W = 0, every "
                 "prediction is the mean training perturbation",
-                self.label,
             )
         elif self.shrinkage == 0:
-            warn_shrunk_to_mean(self.label)
+            warn_shrunk_to_mean(self)
         else:
             logger.info(
                 "%s: K=%d x %d, W fitted on %d of %d training perturbations, shrinkage %.3g",

@@ -689,6 +689,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         if options and "gears" not in self.corrections:
             raise PerturbsimError(f"fit options {sorted(options)} need 'gears' in corrections")
         for name, model in self.corrections.items():
+            model.part_of = self.label  # its fallbacks are this model's to weigh
             fit_options = {"max_epochs": GEARS_MAX_EPOCHS, **options} if name == "gears" else {}
             # GEARS stops and decays on its training loss: its departures on the validation
             # conditions, which fit its weight, are then out of sample in every respect
