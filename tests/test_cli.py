@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import anndata as ad
@@ -76,37 +77,64 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     assert not np.allclose(model.control_mean, control_mean(everything), rtol=1e-5)
     assert model.screen_where == {"cell_type": ["K562"]}
     # export reads the cells the model was trained on unless told otherwise
+    model_dir = str(tmp_path / "m")
     capsys.readouterr()
-    assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "x")]) == 0
-    assert "trained on: --where cell_type=K562" in capsys.readouterr().out
+    assert main(["export", model_dir, data, "--out", str(tmp_path / "x")]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"read the {kept.n_obs} cells kept by --where cell_type=K562 (the cells {model_dir} "
+        "was trained on)"
+    )
     both = ["--where", "cell_type=K562", "--where", "cell_type=A172"]
     with caplog.at_level("WARNING"):
-        assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "y"), *both]) == 0
+        assert main(["export", model_dir, data, "--out", str(tmp_path / "y"), *both]) == 0
     assert "keeps other cells than" in caplog.text  # told it differs from the training cells
     caplog.clear()
     same = ["--where", "cell_type=K562", "--where", "cell_type=K562"]  # written otherwise
     with caplog.at_level("WARNING"):
-        assert main(["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "z"), *same]) == 0
+        assert main(["export", model_dir, data, "--out", str(tmp_path / "z"), *same]) == 0
     assert "keeps other cells" not in caplog.text
+    kept_real, all_real = (ad.read_h5ad(tmp_path / d / "real.h5ad") for d in ("x", "y"))
+    assert kept_real.n_obs < all_real.n_obs  # a third of each condition's cells are A172
+    assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)
     # a filter that leaves out the held-out conditions: named, with the fix
-    only_control = ["--where", "condition=control"]
-    export = ["export", str(tmp_path / "m"), data, "--out", str(tmp_path / "w")]
-    assert main([*export, *only_control]) == 2
-    model_dir = str(tmp_path / "m")
-    error = _one_line_error(capsys)
-    assert error.startswith("perturbsim export: error: condition ")
-    assert error.endswith(
-        f"', held out by {model_dir}, has no cells among those kept by --where "
-        f"condition=control; leave out --where to read the cells {model_dir} was trained on"
+    export = ["export", model_dir, data, "--out", str(tmp_path / "w")]
+    assert main([*export, "--where", "condition=control"]) == 2
+    n_held_out = len(model.held_out_conditions)
+    assert re.fullmatch(
+        f"perturbsim export: error: {n_held_out} of the {n_held_out} conditions held out by "
+        f"{re.escape(model_dir)} \\(e\\.g\\. '[^']+'\\) have no cells among those kept by "
+        f"--where condition=control; leave out --where to read the cells {re.escape(model_dir)} "
+        "was trained on",
+        _one_line_error(capsys),
     )
     # a comma-separated list is one value: the fix is named in CLI words
     assert _train(data, tmp_path / "c", "--model", "mean", "--where", "cell_type=K562,A172") == 2
     assert _one_line_error(capsys).endswith(
         "several values? repeat it: --where cell_type=K562 --where cell_type=A172"
     )
-    kept_real, all_real = (ad.read_h5ad(tmp_path / d / "real.h5ad") for d in ("x", "y"))
-    assert kept_real.n_obs < all_real.n_obs  # a third of each condition's cells are A172
-    assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)
+
+
+def test_export_compares_the_cells_a_filter_keeps_not_their_names(tmp_path, caplog):
+    screen = ps.ds.simulate(size="tiny", seed=0)
+    screen.obs["lane"] = np.where(np.arange(screen.n_obs) % 2 == 0, "L1", "L2")
+    screen.obs_names = [f"c{i % (screen.n_obs // 2)}" for i in range(screen.n_obs)]  # reused
+    data = _write(screen, tmp_path / "lanes.h5ad")
+    assert _train(data, tmp_path / "all", "--model", "mean") == 0  # every cell
+    assert _train(data, tmp_path / "l1", "--model", "mean", "--where", "lane=L1") == 0
+    exports = {
+        "all, one lane": ("all", ["--where", "lane=L1"]),
+        "one lane, both": ("l1", ["--where", "lane=L1", "--where", "lane=L2"]),
+        "one lane, the same": ("l1", ["--where", "lane=L1"]),
+    }
+    warned = {}
+    for name, (model, where) in exports.items():
+        caplog.clear()
+        out = str(tmp_path / name.replace(" ", "_").replace(",", ""))
+        with caplog.at_level("WARNING"):
+            assert main(["export", str(tmp_path / model), data, "--out", out, *where]) == 0
+        warned[name] = "keeps other cells than" in caplog.text
+    # the same names in both lanes: told apart by the cells, not by their names
+    assert warned == {"all, one lane": True, "one lane, both": True, "one lane, the same": False}
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -44,7 +45,7 @@ from ._parser import (
     refuse_output_file,
     refuse_outputs,
 )
-from ._screen import add_screen_options, go_annotations, read_screen, where_text
+from ._screen import add_screen_options, go_annotations, read_screen, where_of, where_text
 
 logger = logging.getLogger(__name__)
 
@@ -466,23 +467,24 @@ def _run_export(args: argparse.Namespace) -> None:
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]
-    if args.where is None and trained:  # the cells it was trained on
+    defaulted = args.where is None and bool(trained)
+    if defaulted:
         args.where = trained
-        print(f"reading the cells {args.model} was trained on: {where_text(trained)}")
     held_out = model.held_out_conditions if args.split is None else None
     if held_out is not None and not held_out:
         raise PerturbsimError(
             f"{str(args.model)!r} was fitted on every condition of its screen (--split none): "
             "it holds nothing out to export"
         )
-    adata = read_screen(args)
-    if trained and args.where != trained and not _read_as_trained(args.data, adata, model):
+    adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
+    as_trained = _keeps_as_trained(args.data, model.screen_where, where_of(args.where))
+    if not as_trained:
         logger.warning(
             "%s keeps other cells than %s was trained on (%s): its held-out conditions are "
             "compared with the cells kept here",
-            where_text(args.where),
+            where_text(args.where or []) or "reading every cell",
             args.model,
-            where_text(trained),
+            where_text(trained) or "every cell of its file",
         )
     if held_out is None:  # a file saved before the screen's conditions were recorded
         args.split = args.split or "simulation"
@@ -490,14 +492,15 @@ def _run_export(args: argparse.Namespace) -> None:
     else:
         absent = sorted(set(held_out) - set(adata.obs[CONDITION].astype(str)))
         if absent and args.where:
+            fix = (
+                f"is {str(args.data)!r} the file it was trained on?"
+                if as_trained
+                else f"leave out --where to read the cells {args.model} was trained on"
+            )
             raise PerturbsimError(
-                f"condition {absent[0]!r}, held out by {args.model}, has no cells among those "
-                f"kept by {where_text(args.where)}"
-                + (
-                    ""
-                    if args.where == trained
-                    else f"; leave out --where to read the cells {args.model} was trained on"
-                )
+                f"{len(absent)} of the {len(held_out)} conditions held out by {args.model} "
+                f"(e.g. {absent[0]!r}) have no cells among those kept by "
+                f"{where_text(args.where)}; {fix}"
             )
         held_out = _covered_held_out(model, held_out)
     pred, real = export_cell_eval(
@@ -506,18 +509,29 @@ def _run_export(args: argparse.Namespace) -> None:
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
 
 
-def _read_as_trained(path: Path, adata: AnnData, model: PerturbationModel) -> bool:
-    """Whether ``adata`` holds the cells of ``path`` that ``model``'s ``where`` keeps."""
+def _keeps_as_trained(
+    path: Path, trained: dict[str, list[str]], given: dict[str, list[str]] | None
+) -> bool:
+    """Whether the ``given`` filter keeps the cells of ``path`` the ``trained`` one kept.
+
+    Compared cell by cell on the file's ``obs`` (no filter: every cell), not by name.
+    """
     import anndata as ad
 
     from ..ds._read import kept_cells
 
-    obs = ad.read_h5ad(path, backed="r").obs
+    if not given and not trained:
+        return True
+    backed = ad.read_h5ad(path, backed="r")
     try:
-        kept = kept_cells(obs, model.screen_where)
+        obs = backed.obs
+    finally:
+        backed.file.close()
+    try:
+        kept_then = kept_cells(obs, trained)
     except PerturbsimError:  # the model's filter names what this file does not hold
         return False
-    return set(obs.index[kept]) == set(adata.obs_names)
+    return bool(np.array_equal(kept_then, kept_cells(obs, given or {})))
 
 
 def _covered_held_out(model: PerturbationModel, held_out: list[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import re
 import shlex
@@ -39,13 +40,13 @@ _CLI_WORDS = (
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
-    (re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{'([^']+)': VALUE\}\)\)"), r"(--where \1=VALUE)"),
     (
-        re.compile(r"several values\? give them as a list: where=\{'([^']+)': \[([^\]]*)\]\}"),
-        lambda m: (
-            "several values? repeat it: "
-            + " ".join(f"--where {m[1]}={v.strip()[1:-1]}" for v in m[2].split(","))
-        ),
+        re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{(.+?): VALUE\}\)\)"),
+        lambda m: _pooling_hint(m[1]),
+    ),
+    (
+        re.compile(r"several values\? give them as a list: where=(\{.*\})$"),
+        lambda m: _list_hint(m[1]),
     ),
     (re.compile(r"^where: "), "--where: "),
     (re.compile(r"^(where kept \d+ of \d+ cells)"), r"--\1"),
@@ -120,6 +121,17 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         )
 
 
+def _pooling_hint(column: str) -> str:
+    """``(--where COLUMN=VALUE)`` for the Python hint's quoted ``column``."""
+    return f"({where_text([(ast.literal_eval(column), 'VALUE')])})"
+
+
+def _list_hint(where: str) -> str:
+    """The CLI form of the Python hint's ``where`` (a dict of one column and its values)."""
+    ((column, values),) = ast.literal_eval(where).items()
+    return f"several values? repeat it: {where_text([(column, v) for v in values])}"
+
+
 def _where_item(text: str) -> tuple[str, str]:
     """One ``--where`` argument, ``COLUMN=VALUE``, as ``(column, value)``."""
     column, equals, value = (part.strip() for part in text.partition("="))
@@ -166,17 +178,27 @@ def cli_wording(message: str) -> str:
     'leave them out'
     >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B' or a list of genes)")
     "('A_B' looks like genes joined by '_': pass --sep _)"
+    >>> cli_wording("subset to one first (ps.ds.read(..., where={'cell type': VALUE}))")
+    "subset to one first (--where 'cell type=VALUE')"
+    >>> cli_wording("where: no cell has obs['c'] 'A 1,B'; several values? give them as a list: "
+    ...             "where={'c': ['A 1', 'B']}")
+    "--where: no cell has obs['c'] 'A 1,B'; several values? repeat it: --where 'c=A 1' --where c=B"
+    >>> cli_wording("where kept 7 of 12 cells: no control cells")
+    '--where kept 7 of 12 cells: no control cells'
     """
     for pattern, option in _CLI_WORDS:
         message = pattern.sub(option, message)
     return message
 
 
-def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = None) -> AnnData:
+def read_screen(
+    args: argparse.Namespace, annotations: pd.DataFrame | None = None, *, why: str = ""
+) -> AnnData:
     """Read and set up the screen given by :func:`add_screen_options`'s arguments.
 
     ``annotations`` (those of ``--go``) are the genes its label check knows besides the
-    measured ones (default: the screen's own or the bundled human GO).
+    measured ones (default: the screen's own or the bundled human GO). With ``--where``, how
+    many cells were kept is printed, with ``why`` they were when given.
 
     Returns
     -------
@@ -201,7 +223,7 @@ def read_screen(args: argparse.Namespace, annotations: pd.DataFrame | None = Non
         where=where_of(args.where),
     )
     if args.where:
-        print(f"read the {adata.n_obs} cells kept by {where_text(args.where)}")
+        print(f"read the {adata.n_obs} cells kept by {where_text(args.where)}{why and f' ({why})'}")
     return adata
 
 

@@ -65,7 +65,8 @@ def read(
     ------
     PerturbsimError
         If the file is missing, not named ``.h5ad`` or cannot be read as AnnData, if
-        ``where`` names a column or value ``.obs`` does not hold or keeps no cell, or if
+        ``where`` is not a mapping, names a column or value ``.obs`` does not hold or keeps
+        no cell, or if
         :func:`perturbsim.pp.setup` rejects the screen.
 
     Examples
@@ -81,6 +82,12 @@ def read(
     ... ).obs["perturbsim_condition"].nunique()
     4
     """
+    if where is not None and not isinstance(where, Mapping):
+        mask = " (a mask? give the column and its values)" if hasattr(where, "shape") else ""
+        raise PerturbsimError(
+            f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
+            f"{type(where).__name__}{mask}"
+        )
     path = Path(path)
     if not path.is_file():
         raise PerturbsimError(f"no such file: {str(path)!r}")
@@ -93,11 +100,6 @@ def read(
             f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
             f"{error_reason(err)}"
         ) from err
-    if where is not None and not isinstance(where, Mapping):
-        raise PerturbsimError(
-            f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got "
-            f"{type(where).__name__} {where!r}"
-        )
     if where:
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
@@ -156,8 +158,9 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
     for column, wanted in where.items():
         if column not in obs.columns:
             columns = list(map(str, obs.columns))
-            close = difflib.get_close_matches(str(column).strip().lower(), columns, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lower = {c.lower(): c for c in reversed(columns)}  # the first of equal ones
+            close = difflib.get_close_matches(str(column).strip().lower(), list(lower), n=1)
+            hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
             raise PerturbsimError(
                 f"where: obs has no column {column!r} (its columns: "
                 f"{shown_list(columns, 12)}){hint}"
@@ -186,6 +189,13 @@ def _values_of(column: str, wanted: object) -> list[str]:
 def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
     """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column)."""
     present = values.notna().to_numpy()
+    for value in wanted:
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) > 1 and not (values.astype(str) == value).any():
+            raise PerturbsimError(
+                f"where: no cell has obs[{column!r}] {value!r}; several values? give them as a "
+                f"list: where={{{column!r}: {parts!r}}}"
+            )
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = pd.to_numeric(pd.Series(wanted), errors="coerce")
         if numbers.isna().any():
@@ -202,12 +212,8 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
         shown = sorted(set(text[present]))
     for value, cells in zip(wanted, found, strict=True):
         if not cells.any():
-            parts = [part.strip() for part in value.split(",")]
-            if len(parts) > 1 and set(parts) <= set(map(str, shown)):
-                hint = f"; several values? give them as a list: where={{{column!r}: {parts!r}}}"
-            else:
-                close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PerturbsimError(
                 f"where: no cell has obs[{column!r}] {value!r} (its values: "
                 f"{shown_list(shown, 12)}){hint}"
