@@ -114,6 +114,7 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     )
 
 
+@pytest.mark.filterwarnings("ignore:Observation names are not unique")
 def test_export_compares_the_cells_a_filter_keeps_not_their_names(tmp_path, caplog):
     screen = ps.ds.simulate(size="tiny", seed=0)
     screen.obs["lane"] = np.where(np.arange(screen.n_obs) % 2 == 0, "L1", "L2")
