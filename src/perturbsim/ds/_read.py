@@ -165,8 +165,9 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
                 f"where: obs has no column {column!r} (its columns: "
                 f"{shown_list(columns, 12)}){hint}"
             )
-        matching = _matching(obs[column], column, _values_of(column, wanted))
-        counts.append(f"{column}={' or '.join(_values_of(column, wanted))}: {matching.sum()}")
+        values = _values_of(column, wanted)
+        matching = _matching(obs[column], column, values)
+        counts.append(f"{column}={' or '.join(values)}: {matching.sum()}")
         kept &= matching
     if not kept.any():
         raise PerturbsimError(
@@ -189,9 +190,10 @@ def _values_of(column: str, wanted: object) -> list[str]:
 def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
     """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column)."""
     present = values.notna().to_numpy()
+    text = values.astype(str).to_numpy()
     for value in wanted:
         parts = [part.strip() for part in value.split(",")]
-        if len(parts) > 1 and not (values.astype(str) == value).any():
+        if len(parts) > 1 and not (text == value).any():
             raise PerturbsimError(
                 f"where: no cell has obs[{column!r}] {value!r}; several values? give them as a "
                 f"list: where={{{column!r}: {parts!r}}}"
@@ -207,7 +209,6 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
         found = [np.isclose(held, n) & present for n in numbers]
         shown = sorted(set(values.dropna().tolist()))
     else:
-        text = values.astype(str).to_numpy()
         found = [(text == w) & present for w in wanted]
         shown = sorted(set(text[present]))
     for value, cells in zip(wanted, found, strict=True):
