@@ -41,6 +41,7 @@ MODELS = (
     *DEFAULT_MODELS,
     "stacked_denoised",
     "stacked_no_neighbours",
+    "stacked_dense_neighbours",
     "stacked_no_shared",
     "stacked_no_inferred",
     "stacked_no_coexpression",

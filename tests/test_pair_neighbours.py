@@ -7,10 +7,12 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.models._pair_neighbours import (
+    SPARSITY,
     PairNeighbours,
     beyond_singles,
     cosine_similarity,
     pair_similarity,
+    soft_threshold,
 )
 
 N_GENES = 60
@@ -50,7 +52,7 @@ def test_a_pair_of_genes_alike_to_neomorphic_pairs_is_lent_their_new_program():
     rng = np.random.default_rng(0)
     singles = _modules(rng)
     pairs, residuals, new_program = _planted(rng)
-    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=None)
     assert fitted.power is not None and fitted.held_out_gain > 0.5
     lent = fitted.residual([("x3", "y3"), ("y3", "z1")], singles, _every_gene(2))
     # x3 and y3 were never paired with each other, but genes like them switch the program on
@@ -79,7 +81,7 @@ def test_each_training_pair_is_held_out_from_its_own_residual():
     rng = np.random.default_rng(2)
     singles = _modules(rng)
     pairs, residuals, _ = _planted(rng)
-    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=None)
     held_out = fitted.held_out(singles, _every_gene(len(pairs)))
     # predicted from the others: close to its group's program, never its own noise exactly
     assert not np.allclose(held_out, residuals)
@@ -105,7 +107,7 @@ def test_only_what_lies_beyond_the_query_singles_is_lent():
     damped = np.array(
         [r - 0.3 * (singles[a] + singles[b]) for (a, b), r in zip(pairs, residuals, strict=True)]
     )
-    fitted = PairNeighbours.fit(pairs, damped, singles)
+    fitted = PairNeighbours.fit(pairs, damped, singles, sparsity=None)
     fitted_genes = _every_gene(1)
     fitted_genes[0, :5] = False  # e.g. the pair's targets
     lent = fitted.residual([("x3", "y3")], singles, fitted_genes)[0]
@@ -168,3 +170,68 @@ def test_beyond_singles_in_degenerate_cases():
         beyond_singles(lent, a, b, np.array([1, 1, 1, 0])),
         beyond_singles(lent, a, b, every != [0, 0, 0, 1]),
     )
+
+
+def test_only_the_largest_entries_are_lent_shrunk_by_the_bulk():
+    """Sparse lending keeps a new program and lends none of the training pairs' noise."""
+    rng = np.random.default_rng(5)
+    singles = _modules(rng)
+    pairs, residuals, new_program = _planted(rng)
+    dense = PairNeighbours.fit(pairs, residuals, singles, sparsity=None)
+    sparse = PairNeighbours.fit(pairs, residuals, singles)
+    assert sparse.sparsity == SPARSITY and sparse.power == dense.power
+    whole = dense.residual([("x3", "y3")], singles, _every_gene(1))[0]
+    lent = sparse.residual([("x3", "y3")], singles, _every_gene(1))[0]
+    program = new_program > 0
+    # the noise off the program was lent whole before, and is not lent now
+    assert np.count_nonzero(whole[~program]) == (~program).sum()
+    assert not lent[~program].any()
+    # the program is lent, each entry shrunk by the same amount towards 0
+    assert (lent[program] > 1.5).all()
+    shrink = whole[program] - lent[program]
+    assert 0 < shrink.min() and np.ptp(shrink) < 1e-12
+    # held out as lent: the training pairs' lent parts are sparse too
+    held_out = sparse.held_out(singles, _every_gene(len(pairs)))
+    np.testing.assert_array_equal(
+        held_out,
+        [
+            soft_threshold(row, np.ones(N_GENES, bool), SPARSITY)
+            for row in dense.held_out(singles, _every_gene(len(pairs)))
+        ],
+    )
+
+
+def test_soft_threshold_measures_the_bulk_on_the_fitted_genes_only():
+    lent = np.array([5.0, 0.1, -0.1, 0.2, -0.2, 0.0, 1.0])
+    every = np.ones(7, dtype=bool)
+    # sigma = 1.4826 x median |lent - median| = 1.4826 x 0.2 over every gene
+    np.testing.assert_allclose(
+        soft_threshold(lent, every, 2.0), [5.0 - 0.59304, 0, 0, 0, 0, 0, 1.0 - 0.59304]
+    )
+    # targets left out of the fitted genes do not count in the bulk, but are shrunk too
+    targets_out = every.copy()
+    targets_out[[0, 6]] = False
+    sigma = 1.4826 * 0.1
+    np.testing.assert_allclose(
+        soft_threshold(lent, targets_out, 2.0)[[0, 3, 6]],
+        [5.0 - 2 * sigma, 0.0, 1.0 - 2 * sigma],
+    )
+    # no bulk to measure (no fitted gene, or most entries equal): lent as it is
+    np.testing.assert_array_equal(soft_threshold(lent, np.zeros(7, dtype=bool), 3.0), lent)
+    mostly_zero = np.array([0.0, 0.0, 0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(soft_threshold(mostly_zero, np.ones(5, bool), 3.0), mostly_zero)
+    # no negative zeros
+    assert not np.signbit(soft_threshold(-np.abs(lent) * every, every, 3.0)[1:6]).any()
+
+
+def test_sparsity_is_checked_saved_and_absent_from_earlier_files():
+    rng = np.random.default_rng(6)
+    singles = _modules(rng)
+    pairs, residuals, _ = _planted(rng)
+    for bad in (-1.0, np.nan, np.inf):
+        with pytest.raises(ps.PerturbsimError, match=r"sparsity must be a number >= 0 or None"):
+            PairNeighbours.fit(pairs, residuals, singles, sparsity=bad)
+    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=2.5)
+    assert PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals).sparsity == 2.5
+    earlier = {k: v for k, v in fitted.to_dict().items() if k != "sparsity"}
+    assert PairNeighbours.from_dict(earlier, fitted.residuals).sparsity is None

@@ -14,6 +14,7 @@ from scipy.optimize import lsq_linear
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
+from perturbsim.models._pair_neighbours import SPARSITY
 from perturbsim.models._stacked import GEARS_HIDDEN, GEARS_MAX_EPOCHS, kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
@@ -519,11 +520,14 @@ def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
         model.pair_roles.predict(x, y), ablation.pair_roles.predict(x, y, fitted_genes), atol=1e-3
     )
     assert not ps.models.Stacked(adata, interaction=False).shared_change  # follows interaction
-    for option in ("shared_change", "interaction", "denoise", "neighbours", "infer_singles"):
+    options = ("shared_change", "interaction", "denoise", "neighbours", "sparse_neighbours")
+    for option in (*options, "infer_singles"):
         with pytest.raises(ps.PerturbsimError, match=f"^{option} must be True or False, got 'no'$"):
             ps.models.Stacked(adata, **{option: "no"})  # a string is not read as true
     with pytest.raises(ps.PerturbsimError, match="shared_change=True given with interaction"):
         ps.models.Stacked(adata, interaction=False, shared_change=True)
+    with pytest.raises(ps.PerturbsimError, match="sparse_neighbours=True given with neighbours"):
+        ps.models.Stacked(adata, neighbours=False, sparse_neighbours=True)
 
 
 @pytest.fixture(scope="module")
@@ -566,12 +570,45 @@ def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(f
     assert np.abs(gap).max() > 0.05
 
 
+def test_the_neighbours_lend_only_their_residuals_largest_entries(fitted_combo, tmp_path):
+    adata, model = fitted_combo
+    assert model.sparse_neighbours and model.pair_neighbours.sparsity == SPARSITY
+    dense = ps.models.build_model("stacked_dense_neighbours", adata, corrections=("linear",)).fit()
+    assert not dense.sparse_neighbours and dense.pair_neighbours.sparsity is None
+    assert dense.pair_neighbours.power == model.pair_neighbours.power
+    pairs = [
+        c
+        for c in map(str, adata.uns["perturbsim"]["split"]["test"])
+        if "+" in c and all(g in model.singles for g in ps.pp.genes_of(c))
+    ]
+    genes = [ps.pp.genes_of(c) for c in pairs]
+    fitted_genes = np.array([model._fitted_genes(g) for g in genes])
+    sparse_part = model.pair_neighbours.residual(genes, model.singles, fitted_genes)
+    whole = dense.pair_neighbours.residual(genes, dense.singles, fitted_genes)
+    # most genes are lent nothing; where something is lent, less than the whole residual
+    assert (sparse_part == 0).mean() > 0.5 and (whole == 0).mean() < 0.1
+    lent = sparse_part != 0
+    assert (np.sign(sparse_part[lent]) == np.sign(whole[lent])).all()
+    assert (np.abs(sparse_part[lent]) < np.abs(whole[lent])).all()
+    # a file saved before lent whole residuals, as its weight was fitted: it loads so
+    dense.save(tmp_path / "dense")
+    config_path = tmp_path / "dense" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"]["sparse_neighbours"], config["options"]["pair_neighbours"]["sparsity"]
+    config["config_sha256"] = _config_sha256(config)
+    config_path.write_text(json.dumps(config))
+    loaded = ps.models.PerturbationModel.load(tmp_path / "dense")
+    assert not loaded.sparse_neighbours and loaded.pair_neighbours.sparsity is None
+    np.testing.assert_array_equal(loaded.predict(pairs).X, dense.predict(pairs).X)
+
+
 def test_pair_neighbours_are_saved_and_loaded(fitted_combo, tmp_path):
     adata, model = fitted_combo
     query = [str(c) for c in adata.uns["perturbsim"]["split"]["test"]]
     model.save(tmp_path / "stacked")
     loaded = ps.models.PerturbationModel.load(tmp_path / "stacked")
     assert loaded.pair_neighbours.power == model.pair_neighbours.power
+    assert loaded.pair_neighbours.sparsity == SPARSITY and loaded.sparse_neighbours
     np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
 
 

@@ -119,6 +119,12 @@ VARIANTS: dict[str, Variant] = {
         {"neighbours": False},
         "stacked without the residuals of training pairs alike (ablation)",
     ),
+    "stacked_dense_neighbours": Variant(
+        "stacked",
+        {"sparse_neighbours": False},
+        "stacked lending the pair neighbours' residual whole, not only its largest entries "
+        "(ablation)",
+    ),
     "stacked_no_inferred": Variant(
         "stacked",
         {"infer_singles": False},

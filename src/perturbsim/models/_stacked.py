@@ -35,7 +35,7 @@ from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
 from ._inferred_singles import infer_singles
 from ._linear import EMBEDDINGS
-from ._pair_neighbours import PairNeighbours
+from ._pair_neighbours import SPARSITY, PairNeighbours
 from ._pair_roles import PairRoles, fit_pair_roles_on
 from ._simple import CoverageMixin
 from ._stacking import (
@@ -216,7 +216,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     singles is also lent the residual of the training pairs whose genes act alike (their
     measured change minus their singles combined), the part of it beyond the pair's own
     singles (how strongly each acts is the role coefficients' to say; :attr:`pair_neighbours`,
-    :mod:`perturbsim.models._pair_neighbours`), a part (:data:`NEIGHBOURS`) whose weight
+    :mod:`perturbsim.models._pair_neighbours`), only its entries beyond three robust standard
+    deviations of its bulk and shrunk by them (``sparse_neighbours``: the bulk is mostly
+    noise, which the interaction scores read as a change of how strongly each single acts),
+    a part (:data:`NEIGHBOURS`) whose weight
     is fitted as the corrections' are, once they are weighted, on what they leave of the
     validation pairs and on the training pairs each lent the residual of the others. With
     :math:`s`, :math:`u` and :math:`l` the baseline's parts (measured singles; mean and
@@ -324,6 +327,12 @@ class Stacked(CoverageMixin, PerturbationModel):
     neighbours
         Lend a pair of measured singles the residual of the training pairs alike, the part
         beyond its own singles, weighted on held-out pairs.
+    sparse_neighbours
+        Lend only that residual's entries beyond three robust standard deviations of its
+        bulk, shrunk by them (:func:`~perturbsim.models._pair_neighbours.soft_threshold`).
+        Default (``None``): on with ``neighbours``; ``False`` (the residual lent whole) is
+        the ablation ``stacked_dense_neighbours``; ``True`` is an error without
+        ``neighbours``.
     infer_singles
         Infer the singles of genes measured only in pairs with measured genes, once the
         weights are fitted.
@@ -376,6 +385,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         interaction: bool = True,
         shared_change: bool | None = None,
         neighbours: bool = True,
+        sparse_neighbours: bool | None = None,
         infer_singles: bool = True,
         corrections: Sequence[str] = CORRECTIONS,
         linear_embedding: str = "auto",
@@ -387,6 +397,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         infer_singles = check_flag("infer_singles", infer_singles)
         if shared_change is not None:
             shared_change = check_flag("shared_change", shared_change)
+        if sparse_neighbours is not None:
+            sparse_neighbours = check_flag("sparse_neighbours", sparse_neighbours)
         if isinstance(corrections, str) or not set(corrections) <= set(CORRECTIONS):
             raise PerturbsimError(
                 f"corrections must be a list among {list(CORRECTIONS)}, got {corrections!r}"
@@ -399,6 +411,11 @@ class Stacked(CoverageMixin, PerturbationModel):
             raise PerturbsimError(
                 "shared_change=True given with interaction=False: the shared-change fit is one "
                 "way of combining a pair's singles; pass interaction=True"
+            )
+        if sparse_neighbours and not neighbours:
+            raise PerturbsimError(
+                "sparse_neighbours=True given with neighbours=False: it says how the pair "
+                "neighbours lend their residual; pass neighbours=True"
             )
         if linear_embedding != "auto" and "linear" not in corrections:
             raise PerturbsimError(
@@ -440,6 +457,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         """How two predicted singles combine (a pair of genes never measured alone): the
         role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
         self.neighbours = neighbours
+        self.sparse_neighbours = neighbours if sparse_neighbours is None else sparse_neighbours
         self.pair_neighbours: PairNeighbours | None = None
         self.infer_singles = infer_singles
         self.inferred: dict[str, int] = {}
@@ -794,7 +812,9 @@ class Stacked(CoverageMixin, PerturbationModel):
                 for genes, change in zip(pairs, data.changes(conditions), strict=True)
             ]
         )
-        fitted = PairNeighbours.fit(pairs, residuals, self.singles)
+        fitted = PairNeighbours.fit(
+            pairs, residuals, self.singles, sparsity=SPARSITY if self.sparse_neighbours else None
+        )
         logger.info(
             "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f",
             self.label,
@@ -1205,6 +1225,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "shared_change": self.shared_change,
             "neighbours": self.neighbours,
             "neighbours_beyond_singles": True,
+            "sparse_neighbours": self.sparse_neighbours,
             "infer_singles": self.infer_singles,
             "inferred": self.inferred,
             "pair_neighbours": None
@@ -1255,6 +1276,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.shared_change = bool(options.get("shared_change", False))
         # files saved before the pair neighbours lent no residual
         self.neighbours = bool(options.get("neighbours", False))
+        # files saved before lent whole residuals (their pair_neighbours say so too)
+        self.sparse_neighbours = bool(options.get("sparse_neighbours", False))
         # files saved before singles were inferred from pairs hold none
         self.infer_singles = bool(options.get("infer_singles", False))
         self.inferred = {str(g): int(n) for g, n in options.get("inferred", {}).items()}
