@@ -816,11 +816,14 @@ class Stacked(CoverageMixin, PerturbationModel):
             pairs, residuals, self.singles, sparsity=SPARSITY if self.sparse_neighbours else None
         )
         logger.info(
-            "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f",
+            "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f, %s",
             self.label,
             len(pairs),
             fitted.power,
             fitted.held_out_gain,
+            "lent whole"
+            if fitted.sparsity is None
+            else f"lent beyond {fitted.sparsity:g} robust SDs of their bulk",
         )
         return fitted
 
