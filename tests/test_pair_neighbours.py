@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -190,15 +192,21 @@ def test_only_the_largest_entries_are_lent_shrunk_by_the_bulk():
     assert (lent[program] > 1.5).all()
     shrink = whole[program] - lent[program]
     assert 0 < shrink.min() and np.ptp(shrink) < 1e-12
-    # held out as lent: the training pairs' lent parts are sparse too
-    held_out = sparse.held_out(singles, _every_gene(len(pairs)))
-    np.testing.assert_array_equal(
-        held_out,
-        [
-            soft_threshold(row, np.ones(N_GENES, bool), SPARSITY)
-            for row in dense.held_out(singles, _every_gene(len(pairs)))
-        ],
-    )
+    # each pair's bulk is measured on its own fitted genes, at fit (held out) as at prediction
+    masks = _every_gene(len(pairs))
+    masks[::2, :30] = False  # every other pair leaves half the genes out
+    for pair_masks, lend in (
+        (masks, lambda model, m: model.held_out(singles, m)),
+        (masks[:2], lambda model, m: model.residual(pairs[:2], singles, m)),
+    ):
+        whole_rows, sparse_rows = lend(dense, pair_masks), lend(sparse, pair_masks)
+        expected = [
+            soft_threshold(row, mask, SPARSITY)
+            for row, mask in zip(whole_rows, pair_masks, strict=True)
+        ]
+        np.testing.assert_array_equal(sparse_rows, expected)
+        everywhere = soft_threshold(whole_rows[0], np.ones(N_GENES, bool), SPARSITY)
+        assert not np.array_equal(sparse_rows[0], everywhere)
 
 
 def test_soft_threshold_measures_the_bulk_on_the_fitted_genes_only():
@@ -228,10 +236,14 @@ def test_sparsity_is_checked_saved_and_absent_from_earlier_files():
     rng = np.random.default_rng(6)
     singles = _modules(rng)
     pairs, residuals, _ = _planted(rng)
-    for bad in (-1.0, np.nan, np.inf):
+    for bad in (-1.0, np.nan, np.inf, "3", [3], True):
         with pytest.raises(ps.PerturbsimError, match=r"sparsity must be a number >= 0 or None"):
             PairNeighbours.fit(pairs, residuals, singles, sparsity=bad)
-    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=2.5)
+    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=np.float32(2.5))
+    assert type(fitted.sparsity) is float and json.loads(json.dumps(fitted.to_dict()))
     assert PairNeighbours.from_dict(fitted.to_dict(), fitted.residuals).sparsity == 2.5
+    corrupt = {**fitted.to_dict(), "sparsity": -1}
+    with pytest.raises(ps.PerturbsimError, match=r"sparsity must be a number >= 0 or None"):
+        PairNeighbours.from_dict(corrupt, fitted.residuals)
     earlier = {k: v for k, v in fitted.to_dict().items() if k != "sparsity"}
     assert PairNeighbours.from_dict(earlier, fitted.residuals).sparsity is None

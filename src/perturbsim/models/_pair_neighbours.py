@@ -38,11 +38,16 @@ its interaction; what a pair's genes share beyond their singles (a programme swi
 pathway masked) sits on the few genes it moves far, while the bulk of small entries is
 mostly that noise. The bulk adds little to a pair's predicted expression but, spread over
 the abundant genes, it moves the Theil-Sen fit of the interaction scores, which reads it as
-a change of ``c1`` and ``c2`` (the least-squares removal above cannot prevent it): on
-development screens (simulator seeds 10 and 12, ``combo`` split) lending the residual whole
-ranked additive and suppressed pairs worse than the pair fit alone, and soft-thresholding
-it ranked them as well at no cost in expression (``benchmarks/RESULTS.md``, twenty-ninth
-pass).
+a change of ``c1`` and ``c2`` (the least-squares removal above cannot prevent it). What is
+lent is then close to, no longer exactly, orthogonal to the pair's singles. On development
+screens (simulator seeds 10 and 12, ``combo`` split) lending the residual whole ranked
+additive and suppressed pairs worse than the pair fit alone; soft-thresholding it ranked
+the interactions better than lending it whole (summed precision@10 above random 0.78 ->
+1.00 and 0.62 -> 0.84), nearer the pair fit alone, at no cost in expression. It was
+adopted by a rule on two fresh screens (seeds 14 and 15: on their ``combo`` splits additive
+pairs +0.12 and +0.14, suppression +0.02 each); on the scoreboard's screen it ranks every
+subtype above random on the ``combo`` split but lost suppressed pairs on the simulation
+split (0.12 -> 0.06) (``benchmarks/RESULTS.md``, twenty-ninth pass).
 
 The power is chosen among :data:`POWERS` by the leave-one-pair-out error of the training
 residuals: each pair's whole residual, not only the part beyond its singles, predicted from
@@ -151,6 +156,24 @@ def beyond_singles(
     return lent - np.stack([a, b], axis=1) @ coefficients
 
 
+def check_sparsity(sparsity: object) -> float | None:
+    """``sparsity`` as a float, or ``None``; a one-line error for anything else.
+
+    Examples
+    --------
+    >>> check_sparsity(3), check_sparsity(None)
+    (3.0, None)
+    """
+    if sparsity is None:
+        return None
+    ok = isinstance(sparsity, int | float | np.integer | np.floating) and not isinstance(
+        sparsity, bool | np.bool_
+    )
+    if not ok or not np.isfinite(sparsity) or sparsity < 0:
+        raise PerturbsimError(f"sparsity must be a number >= 0 or None, got {sparsity!r}")
+    return float(sparsity)
+
+
 def soft_threshold(lent: np.ndarray, fitted: np.ndarray, sparsity: float) -> np.ndarray:
     """The largest entries of ``lent``, shrunk towards 0; the others 0.
 
@@ -247,7 +270,9 @@ class PairNeighbours:
             Gene -> its measured change alone ``(G,)``.
         sparsity
             Lend only the entries beyond this many robust standard deviations, shrunk
-            (:func:`soft_threshold`); ``None``: lend the residual whole.
+            (:func:`soft_threshold`; default :data:`SPARSITY`, unlike the class's field,
+            whose default ``None`` is what files saved before it was added hold); ``None``:
+            lend the residual whole. The power is chosen on the whole residuals either way.
         """
         pairs = tuple(tuple(p) for p in pairs)
         residuals = np.asarray(residuals, dtype=np.float64)
@@ -255,8 +280,7 @@ class PairNeighbours:
             raise PerturbsimError("PairNeighbours.fit needs one residual per pair of two genes")
         if not np.isfinite(residuals).all():
             raise PerturbsimError("the residuals of the training pairs hold NaN or inf")
-        if sparsity is not None and not (np.isfinite(sparsity) and sparsity >= 0):
-            raise PerturbsimError(f"sparsity must be a number >= 0 or None, got {sparsity!r}")
+        sparsity = check_sparsity(sparsity)
         if len(pairs) < MIN_PAIRS:
             return cls(pairs, residuals, None, 0.0, sparsity)
         energy = float((residuals**2).sum())
@@ -370,5 +394,5 @@ class PairNeighbours:
             residuals,
             None if power is None else int(power),
             float(fields["held_out_gain"]),
-            None if sparsity is None else float(sparsity),
+            check_sparsity(sparsity),
         )

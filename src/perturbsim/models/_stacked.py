@@ -816,7 +816,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             pairs, residuals, self.singles, sparsity=SPARSITY if self.sparse_neighbours else None
         )
         logger.info(
-            "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f, %s",
+            "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f "
+            "(whole residuals), %s",
             self.label,
             len(pairs),
             fitted.power,
