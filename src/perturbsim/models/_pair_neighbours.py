@@ -245,9 +245,9 @@ class PairNeighbours:
     sparsity: float | None = None
 
     @classmethod
-    def none(cls, n_genes: int) -> PairNeighbours:
-        """No training pairs: no residual is lent."""
-        return cls((), np.zeros((0, n_genes)), None, 0.0)
+    def none(cls, n_genes: int, sparsity: float | None = None) -> PairNeighbours:
+        """No training pairs: no residual is lent (``sparsity`` is kept, for the record)."""
+        return cls((), np.zeros((0, n_genes)), None, 0.0, check_sparsity(sparsity))
 
     @classmethod
     def fit(

@@ -802,9 +802,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         (:meth:`_measured_part`), 0 on its own targets; kept whole (a pair it is lent to is
         lent the part beyond its own singles).
         """
+        sparsity = SPARSITY if self.sparse_neighbours else None
         conditions = [c for c in train if self._measured_pair(genes_of(c))]
         if not conditions:
-            return PairNeighbours.none(len(self.genes))
+            return PairNeighbours.none(len(self.genes), sparsity)
         pairs = [genes_of(c) for c in conditions]
         residuals = np.array(
             [
@@ -812,9 +813,7 @@ class Stacked(CoverageMixin, PerturbationModel):
                 for genes, change in zip(pairs, data.changes(conditions), strict=True)
             ]
         )
-        fitted = PairNeighbours.fit(
-            pairs, residuals, self.singles, sparsity=SPARSITY if self.sparse_neighbours else None
-        )
+        fitted = PairNeighbours.fit(pairs, residuals, self.singles, sparsity=sparsity)
         logger.info(
             "%s: pair neighbours of %d training pairs, power %s, held-out gain %.3f "
             "(whole residuals), %s",
