@@ -245,5 +245,11 @@ def test_sparsity_is_checked_saved_and_absent_from_earlier_files():
     corrupt = {**fitted.to_dict(), "sparsity": -1}
     with pytest.raises(ps.PerturbsimError, match=r"sparsity must be a number >= 0 or None"):
         PairNeighbours.from_dict(corrupt, fitted.residuals)
+    # no training pairs: nothing is lent, the threshold is kept for the record
+    empty = PairNeighbours.none(N_GENES, 2)
+    assert empty.sparsity == 2.0 and empty.power is None
+    assert not empty.residual([("x0", "y0")], singles, _every_gene(1)).any()
+    with pytest.raises(ps.PerturbsimError, match=r"sparsity must be a number >= 0 or None"):
+        PairNeighbours.none(N_GENES, -2)
     earlier = {k: v for k, v in fitted.to_dict().items() if k != "sparsity"}
     assert PairNeighbours.from_dict(earlier, fitted.residuals).sparsity is None

@@ -159,6 +159,20 @@ def beyond_singles(
 def check_sparsity(sparsity: object) -> float | None:
     """``sparsity`` as a float, or ``None``; a one-line error for anything else.
 
+    Parameters
+    ----------
+    sparsity
+        A threshold of :func:`soft_threshold` (a finite number >= 0, not a bool) or ``None``.
+
+    Returns
+    -------
+    ``float(sparsity)``, or ``None``.
+
+    Raises
+    ------
+    PerturbsimError
+        If ``sparsity`` is anything else (naming it).
+
     Examples
     --------
     >>> check_sparsity(3), check_sparsity(None)
