@@ -41,6 +41,34 @@ def test_error_scale_keeps_a_falling_slope_only():
     assert ErrorScale(1.0, 2.0, 5).ratio(np.array([1.0]))[0] > 0
 
 
+def test_an_error_scale_is_not_extrapolated_past_the_supports_that_fitted_it():
+    support = np.linspace(0.5, 0.7, 6)
+    fitted = fit_error_scale(6.0 - 8.0 * support, support)  # steep, fitted near 0.6
+    assert fitted.support_range == pytest.approx((0.5, 0.7))
+    # read at 0 the line would give 6.0 and at 1 the floor; it stops at the supports it saw
+    np.testing.assert_allclose(fitted.ratio(np.array([0.0, 0.6, 1.0])), [2.0, 1.2, 0.4])
+    # files saved before the range was kept load as they were fitted: extrapolated
+    older = {k: v for k, v in fitted.to_dict().items() if not k.startswith("support_")}
+    assert ErrorScale.from_dict(older).ratio(np.array([0.0]))[0] == pytest.approx(6.0)
+    assert ErrorScale.from_dict(fitted.to_dict()) == fitted
+    assert ErrorScale.from_dict(fitted.to_dict(), pooled=True).pooled
+
+
+def test_an_error_slope_is_shrunk_by_its_noise():
+    support = np.linspace(0.0, 0.6, 8)
+    line = 1.0 - 0.5 * support
+    assert fit_error_scale(line, support).slope == pytest.approx(0.5)  # no noise: whole
+    wobble = 0.05 * np.array([1, -1, -1, 1] * 2)  # leaves the least-squares line as it is
+    shrunk = fit_error_scale(line + wobble, support)
+    assert 0.0 < shrunk.slope < 0.5  # some noise: part of it
+    # the shrunk line passes through the conditions' mean support and mean ratio
+    assert shrunk.ratio(np.array([support.mean()]))[0] == pytest.approx((line + wobble).mean())
+    noisy = fit_error_scale(line + 10 * wobble, support)
+    assert noisy.slope == 0.0 and noisy.intercept == pytest.approx((line + 10 * wobble).mean())
+    # four conditions leave too few degrees of freedom to gauge the slope's noise: flat
+    assert fit_error_scale(line[:4], support[:4]).slope == 0.0
+
+
 @pytest.fixture(scope="module")
 def fitted_norman():
     adata = ps.ds.norman2019_subset()
@@ -148,6 +176,26 @@ def test_unsupported_predictions_are_flagged_and_refused_in_strict_mode(fitted_n
     assert model.predict(["KLF1+MAP2K6"], strict=True).n_obs == 1
 
 
+def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog):
+    adata, _ = fitted_norman
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = ps.Stacked(adata, seed=0).fit(max_epochs=3)
+    assert "neither measured" not in caplog.text  # its parts predicting validation: not news
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(["KLF11", "BPGM+SAMD1", "KLF1+MAP2K6"])
+    assert pred.obs["unsupported"].tolist() == [True, True, False]
+    # one, from the default itself: its GEARS part, which flags BPGM+SAMD1 too, says nothing
+    (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
+    assert warning.startswith("2 predictions have a gene neither measured alone")
+    assert warning.endswith(": KLF11, BPGM+SAMD1; strict=True refuses such predictions")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        assert model.predict("KLF11").obs["unsupported"].all()
+        model.predict(["KLF1+MAP2K6"])
+    assert "1 prediction has a gene neither measured alone" in caplog.text
+    assert caplog.text.count("neither measured") == 1  # nothing of the supported pair
+
+
 def test_saved_model_keeps_its_error_model(fitted_norman, tmp_path):
     _, model = fitted_norman
     model.save(tmp_path / "model")
@@ -159,12 +207,15 @@ def test_saved_model_keeps_its_error_model(fitted_norman, tmp_path):
     pd.testing.assert_frame_equal(loaded.error_scales, model.error_scales)
 
 
-def test_predict_cli_writes_the_uncertainty_beside_the_csv(fitted_norman, tmp_path, capsys):
+def test_predict_cli_writes_the_uncertainty_beside_the_csv(fitted_norman, tmp_path, capsys, caplog):
     _, model = fitted_norman
     model.save(tmp_path / "model")
     out = tmp_path / "pred.csv"
     assert main(["predict", str(tmp_path / "model"), "CBL+CNN1", "FOXO4", "--out", str(out)]) == 0
-    assert "unsupported" in capsys.readouterr().out  # the flag is printed, not only stored
+    # the flag is told, not only stored: logged once, in the CLI's words, not printed again
+    assert caplog.text.count("neither measured alone") == 1 and "--strict refuses" in caplog.text
+    printed = capsys.readouterr()
+    assert "neither measured alone" not in printed.out + printed.err
     variance = pd.read_csv(tmp_path / "pred.variance.csv", index_col=0)
     obs = pd.read_csv(tmp_path / "pred.obs.csv", index_col=0)
     assert variance.shape == pd.read_csv(out, index_col=0).shape

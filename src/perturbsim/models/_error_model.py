@@ -7,11 +7,15 @@ A prediction's squared error on gene ``g`` of condition ``c`` is modelled as
   spread of the training changes around their mean plus their typical squared standard
   error: a gene that never responds cannot be mispredicted by much;
 - ``ratio`` (:class:`ErrorScale`) is how much of that spread a prediction leaves
-  unexplained, fitted on held-out conditions, falling linearly with the condition's
+  unexplained, fitted on held-out conditions, falling linearly (as far as they agree it
+  does: the slope is shrunk by its noise, :func:`fit_error_scale`) with the condition's
   *support*: how closely its genes are tied to genes measured alone (1 for a measured
   gene, the similarity of its most similar measured neighbour in the GO graph otherwise;
   :meth:`perturbsim.graphs.GeneGraph.support`). A gene with no measured neighbour can only
-  be predicted from what perturbations do on average, and gets the largest ratio.
+  be predicted from what perturbations do on average, and gets the largest ratio. The
+  line holds only over the supports of the conditions that fitted it: a support outside
+  them takes the line's value at the nearest of them (a line fitted on a few conditions
+  extrapolates wildly).
 
 The predictive variance of a prediction is then ``ratio(c) · scale``: its square root is
 the standard deviation of the normal predictive interval of each gene.
@@ -19,10 +23,12 @@ the standard deviation of the normal predictive interval of each gene.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+from scipy import stats
 
 MIN_CONDITIONS = 3
 """Fewest held-out conditions that fit an error scale; fewer keep the default (or a pooled
@@ -34,6 +40,9 @@ FLOOR = 0.05
 @dataclass(frozen=True)
 class ErrorScale:
     """Expected squared error as a share of the gene scale: ``intercept - slope · support``.
+
+    The support is first clipped to :attr:`support_range`, the supports of the conditions
+    that fitted the line, so that it is never extrapolated past them.
 
     Attributes
     ----------
@@ -47,21 +56,59 @@ class ErrorScale:
     pooled
         Whether it was fitted on the conditions of several kinds, the kind having too few of
         its own (:func:`fit_error_scales`); not in :meth:`to_dict`.
+    support_range
+        The lowest and highest support of the conditions that fitted it; None for the
+        default, and in files saved before it was kept (their lines are extrapolated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fitted = ErrorScale(1.0, 0.6, 4, support_range=(0.2, 0.5))
+    >>> fitted.ratio(np.array([0.0, 0.3, 1.0])).round(2).tolist()  # 0 and 1 read at 0.2, 0.5
+    [0.88, 0.82, 0.7]
     """
 
     intercept: float = 1.0
     slope: float = 0.0
     n_conditions: int = 0
     pooled: bool = False
+    support_range: tuple[float, float] | None = None
 
     def ratio(self, support: np.ndarray) -> np.ndarray:
-        """The expected share at each ``support`` (at least :data:`FLOOR` of the intercept)."""
+        """The expected share at each ``support`` (at least :data:`FLOOR` of the intercept).
+
+        ``support`` is clipped to :attr:`support_range` first.
+        """
         support = np.asarray(support, dtype=float)
+        if self.support_range is not None:
+            support = np.clip(support, *self.support_range)
         return np.maximum(self.intercept - self.slope * support, FLOOR * self.intercept)
 
-    def to_dict(self) -> dict[str, float | int]:
-        """The fields, for a model's JSON configuration."""
-        return {"intercept": self.intercept, "slope": self.slope, "n_conditions": self.n_conditions}
+    def to_dict(self) -> dict[str, float | int | None]:
+        """The fields but ``pooled``, for a model's JSON configuration (:meth:`from_dict`).
+
+        :attr:`support_range` as ``support_low`` and ``support_high`` (None without one).
+        """
+        low, high = (None, None) if self.support_range is None else self.support_range
+        return {
+            "intercept": self.intercept,
+            "slope": self.slope,
+            "n_conditions": self.n_conditions,
+            "support_low": low,
+            "support_high": high,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any], *, pooled: bool = False) -> ErrorScale:
+        """An error scale from :meth:`to_dict`'s fields (those of earlier files too)."""
+        low, high = saved.get("support_low"), saved.get("support_high")
+        return cls(
+            float(saved["intercept"]),
+            float(saved["slope"]),
+            int(saved["n_conditions"]),
+            pooled,
+            None if low is None or high is None else (float(low), float(high)),
+        )
 
 
 def gene_scale(changes: np.ndarray, squared_se: np.ndarray) -> np.ndarray:
@@ -98,22 +145,47 @@ def error_ratio(residual: np.ndarray, scale: np.ndarray) -> float:
 
 
 def fit_error_scale(ratios: np.ndarray, supports: np.ndarray) -> ErrorScale:
-    """Least-squares line of ``ratios`` on ``supports``, its slope kept only if negative.
+    """Least-squares line of ``ratios`` on ``supports``, its slope shrunk by its noise.
+
+    A negative slope is shrunk towards 0 as the stacking weights are shrunk towards their
+    defaults (:func:`~perturbsim.models._stacking.shrunk_fit`): ``b · max(0, 1 - v / b²)``,
+    with ``v`` the posterior mean of its sampling variance, ``se² · ν / (ν - 2)`` on
+    ``ν = n - 2`` degrees of freedom (``se``: its least-squares standard error; no slope
+    with four conditions or fewer), and the line goes through the conditions' mean
+    support and mean ratio. Errors fall with support only as far as the held-out
+    conditions agree they do.
 
     With fewer than :data:`MIN_CONDITIONS` conditions the default :class:`ErrorScale`;
-    when the supports do not vary, or errors do not fall as support rises, the mean ratio
-    at every support.
+    when the supports do not vary, or errors do not fall as support rises, or the slope
+    shrinks to 0, the mean ratio at every support. The line keeps the range of
+    ``supports`` (it is not extrapolated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> supports = np.linspace(0.0, 0.6, 8)
+    >>> round(fit_error_scale(1.0 - 0.5 * supports, supports).slope, 6)  # no noise: kept whole
+    0.5
+    >>> noisy = 1.0 - 0.5 * supports + np.array([0.5, -0.5] * 4)
+    >>> fit_error_scale(noisy, supports).slope  # the conditions disagree: flat
+    0.0
     """
     ratios = np.asarray(ratios, dtype=float)
     supports = np.asarray(supports, dtype=float)
     n = ratios.size
     if n < MIN_CONDITIONS:
         return ErrorScale()
+    support_range = (float(supports.min()), float(supports.max()))
     if np.ptp(supports) > 0:
-        slope, intercept = np.polyfit(supports, ratios, 1)
-        if slope < 0:
-            return ErrorScale(float(intercept), float(-slope), n)
-    return ErrorScale(float(ratios.mean()), 0.0, n)
+        fit = stats.linregress(supports, ratios)
+        dof = n - 2
+        if fit.slope < 0 and dof > 2:
+            noise = fit.stderr**2 * dof / (dof - 2)
+            slope = fit.slope * max(0.0, 1.0 - noise / fit.slope**2)
+            if slope < 0:
+                intercept = ratios.mean() - slope * supports.mean()
+                return ErrorScale(float(intercept), float(-slope), n, support_range=support_range)
+    return ErrorScale(float(ratios.mean()), 0.0, n, support_range=support_range)
 
 
 def fit_error_scales(
@@ -139,8 +211,10 @@ def fit_error_scales(
     ... )
     >>> fitted["single"].pooled, fitted["combo"].pooled, fitted["combo"].n_conditions
     (False, True, 4)
+    >>> fitted["combo"].support_range  # the pool's supports
+    (0.0, 0.6)
     >>> fitted["pair"]  # not poolable, none of its own: the default
-    ErrorScale(intercept=1.0, slope=0.0, n_conditions=0, pooled=False)
+    ErrorScale(intercept=1.0, slope=0.0, n_conditions=0, pooled=False, support_range=None)
     """
     kinds = np.asarray(kinds, dtype=object)
     in_pool = np.isin(kinds, list(pooled_kinds))

@@ -282,7 +282,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     conditions (:mod:`perturbsim.models._error_model`): the share of each gene's spread
     over perturbations that the prediction left unexplained there, per kind, falling with
     the *support* of the perturbation, how closely its genes are tied to genes measured
-    alone in GEARS's GO graph (mean over its genes; 1 for a measured or inferred gene). The held-out
+    alone in GEARS's GO graph (mean over its genes; 1 for a measured or inferred gene), a
+    line whose slope is shrunk by its noise and which is never extrapolated past the
+    supports that fitted it. The held-out
     conditions are the validation ones and the training ones held out one at a time (as
     for the scale); a kind with fewer than three of its own shares the fit of the kinds
     with a gene not measured alone, except pairs of measured singles (``combo_seen2``,
@@ -1130,12 +1132,15 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         A prediction of a kind with support ``s`` (0 to 1: how closely its genes are tied to
         genes measured alone, see the class's Uncertainty section) has expected squared
-        error ``max(intercept - slope·s, 0.05·intercept)`` times each gene's scale (its
-        spread over the training perturbations), its variance in ``.layers["variance"]``.
+        error ``max(intercept - slope·s', 0.05·intercept)`` times each gene's scale (its
+        spread over the training perturbations), its variance in ``.layers["variance"]``,
+        where ``s'`` is ``s`` clipped to ``[support_low, support_high]``.
 
         Columns ``kind``, ``intercept`` (expected squared error, in gene scales, of a
         perturbation with no measured gene near it), ``slope`` (how much full support
-        removes; it may exceed ``intercept``, the floor then holds), ``n_conditions`` (the
+        removes; it may exceed ``intercept``, the floor then holds), ``support_low`` and
+        ``support_high`` (the supports of the conditions that fitted the line, which is not
+        extrapolated past them; NaN for the default), ``n_conditions`` (the
         held-out predictions that fitted it, those of every pooled kind for a pooled row:
         validation conditions, and training conditions held out one at a time; 0: the
         default, intercept 1, the error of the mean) and ``pooled`` (fitted on the conditions
@@ -1149,7 +1154,15 @@ class Stacked(CoverageMixin, PerturbationModel):
                 {"kind": kind, **self._error[kind].to_dict(), "pooled": self._error[kind].pooled}
                 for kind in KINDS
             ],
-            columns=["kind", "intercept", "slope", "n_conditions", "pooled"],
+            columns=[
+                "kind",
+                "intercept",
+                "slope",
+                "support_low",
+                "support_high",
+                "n_conditions",
+                "pooled",
+            ],
         )
 
     @property
@@ -1329,7 +1342,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             }
         pooled = set(options.get("error_pooled", []))  # files saved before it: not known
         self._error = {
-            kind: ErrorScale(**fitted, pooled=kind in pooled)
+            kind: ErrorScale.from_dict(fitted, pooled=kind in pooled)
             for kind, fitted in options["error"].items()
         }
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
