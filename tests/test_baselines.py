@@ -470,7 +470,11 @@ def test_a_repeated_perturbation_is_predicted_once_with_a_warning(norman, caplog
     with caplog.at_level("WARNING", logger="perturbsim.models._base"):
         pred = model.predict(["KLF1", "MAP2K6+KLF1", "KLF1", "KLF1+MAP2K6"])
     assert pred.obs_names.tolist() == ["KLF1", "KLF1+MAP2K6"]
-    assert "2 repeated perturbation(s), each predicted once: KLF1, KLF1+MAP2K6" in caplog.text
+    assert "2 repeated perturbations, each predicted once: KLF1, KLF1+MAP2K6" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        model.predict(["KLF1", "KLF1"])
+    assert "1 repeated perturbation, each predicted once: KLF1" in caplog.text
     with pytest.raises(ps.PerturbsimError, match="3 counts for 2 distinct perturbations"):
         model.sample(["KLF1", "KLF1", "MAP2K6"], norman, n_cells=[1, 2, 3])
 
@@ -495,5 +499,5 @@ def test_a_gene_outside_the_screen_is_predicted_with_a_warning(norman, name, tmp
         caplog.clear()
         with caplog.at_level("WARNING", logger="perturbsim.models._simple"):
             fitted.predict(["KLF11"])
-        assert "1 gene(s) neither measured nor perturbed in the screen" in caplog.text
+        assert "1 gene neither measured nor perturbed in the screen" in caplog.text
         assert "(a typo?): KLF11" in caplog.text

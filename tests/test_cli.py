@@ -101,9 +101,9 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     assert main([*export, "--where", "condition=control"]) == 2
     n_held_out = len(model.held_out_conditions)
     assert re.fullmatch(
-        f"perturbsim export: error: {n_held_out} of the {n_held_out} conditions held out by "
-        f"{re.escape(model_dir)} \\(e\\.g\\. '[^']+'\\) have no cells among those kept by "
-        f"--where condition=control; leave out --where to read the cells {re.escape(model_dir)} "
+        "perturbsim export: error: no cells among those kept by --where condition=control for "
+        f"{n_held_out} of the {n_held_out} conditions held out by {re.escape(model_dir)} "
+        f"\\(e\\.g\\. '[^']+'\\); leave out --where to read the cells {re.escape(model_dir)} "
         "was trained on",
         _one_line_error(capsys),
     )
@@ -207,6 +207,24 @@ def test_help_of_models_lists_the_catalogue(capsys):
         main(["evaluate", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "gears_residual_ensemble" in out and "no_perturb" in out
+
+
+def _help(capsys, *command: str) -> str:
+    """The help text of ``perturbsim COMMAND``, its lines joined."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_each_command_does_with_its_own_defaults(capsys):
+    top = _help(capsys)
+    assert "evaluate score the default model, GEARS and the baselines (or --models)" in top
+    train = _help(capsys, "train")
+    assert "--control LABEL label of control cells (default: detect ctrl," in train
+    assert "(default: +; e.g. _ for KLF1_MAP2K6)" in train and "saved model" not in train
+    export = _help(capsys, "export")  # it loads a model: the screen it was trained on
+    assert "label of control cells (default: the model's training screen's, else" in export
+    assert "(default: the model's training screen's, else +;" in export
 
 
 def test_mean_model_trains_saves_and_predicts(capsys, screen, tmp_path):
@@ -522,7 +540,7 @@ def test_gi_names_the_listed_genes_its_model_held_out(capsys, norman, tmp_path):
     assert main([*run, str(tmp_path / "gi")]) == 0
     out = capsys.readouterr().out
     assert held[0] != "KLF1" and "KLF1" not in held
-    assert f"1 of the genes were measured alone but held out by the model's split: {held[0]}" in out
+    assert f"1 gene was measured alone but held out by the model's split: {held[0]}" in out
     genes.write_text("KLF1\nMAP2K6\n")  # both trained: nothing to warn of
     assert main([*run, str(tmp_path / "trained")]) == 0
     assert "held out by the model's split" not in capsys.readouterr().out
@@ -574,11 +592,14 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert "pred.variance.csv' already exists; pass --overwrite" in _one_line_error(capsys)
     assert main([*run, "--overwrite"]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
-    assert "1 repeated perturbation(s): each predicted once" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "1 repeated perturbation: each predicted once" in printed
+    assert f"predicted 2 perturbations x {screen.n_vars} genes -> " in printed
     under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
     replace = ["--out", str(out), "--overwrite"]
     assert main([*under[:3], "--sep", "_", *replace]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [gene]
+    assert "predicted 1 perturbation x " in capsys.readouterr().out
     assert main([*under[:2], "non-targeting", "--sep", "-", *replace]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl"]  # the whole label first
     assert not stale.exists()  # additive has no variance: no file of this run's
@@ -603,7 +624,7 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     out = capsys.readouterr().out
     few = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
     assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
-    assert "1 of these pairs were measured in the model's fit (e.g. KLF1+MAP2K6)" in out
+    assert "1 of these pairs was measured in the model's fit (e.g. KLF1+MAP2K6)" in out
     assert "genes have a mean control expression above --abundance 0.5" in caplog.text
     assert "pass a lower --abundance (0 keeps every expressed gene)" in caplog.text
     caplog.clear()

@@ -166,6 +166,21 @@ def test_truncated_file_fails_naming_file_and_chunk(tiny, reference, tmp_path, w
     assert_same(ps.pp.compute_pseudobulk(backed, chunk_size=CHUNK, scheduler=scheduler), reference)
 
 
+@pytest.mark.parametrize("where", ["threads", "local cluster"])
+def test_a_task_names_the_cell_and_gene_of_a_bad_value(tiny, where, request):
+    scheduler = "threads" if where == "threads" else request.getfixturevalue("cluster")[1]
+    x = tiny.X.toarray()
+    x[CHUNK + 7, 3] = np.inf  # after setup: the task of the second chunk finds it
+    tiny.X = x
+    cell, gene = tiny.obs_names[CHUNK + 7], tiny.var_names[3]
+    with pytest.raises(PerturbsimError) as err:
+        ps.pp.compute_pseudobulk(tiny, chunk_size=CHUNK, scheduler=scheduler)
+    assert str(err.value) == (
+        f"adata.X contains inf at cell {cell!r} gene {gene!r} (1 non-finite value); remove or "
+        "impute them first"
+    )
+
+
 def test_dask_path_without_dask_says_how_to_install(tiny, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(PerturbsimError, match=r"needs 'dask': pip install 'perturbsim\[dask\]'"):

@@ -423,6 +423,14 @@ def test_a_model_that_predicts_no_test_condition_is_named(norman, caplog):
     assert result.coverage.set_index("model").loc["linear", "n_covered"].sum() == 0
 
 
+def test_held_out_predictions_are_not_warned_of_as_unsupported(norman, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        result = ps.tl.evaluate(norman, models=["stacked_baseline"], seeds=1, gi=False)
+    # the split holds out genes of no measured GO neighbour: scored, as the benchmark asks
+    assert result.scores["model"].eq("stacked_baseline").any()
+    assert "neither measured" not in caplog.text
+
+
 def test_each_warning_is_shown_once_across_the_seeds(norman, caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.tl.evaluate(norman, models=["linear", "mean"], split="simulation", seeds=3)

@@ -214,7 +214,7 @@ def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_pa
     # another split named by hand is still checked against what the model was fitted on
     run = ["export", model, data, "--control", "control", "--overwrite", "--out", str(out)]
     assert main([*run, "--split", "simulation"]) == 2
-    assert "were fitted by the model" in capsys.readouterr().err
+    assert "the model was fitted on" in capsys.readouterr().err
     everything = str(tmp_path / "none")
     assert main([*train, "--out", everything, "--split", "none"]) == 0
     capsys.readouterr()
@@ -267,7 +267,7 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
     out = str(tmp_path / "export")
     assert main(["export", model, data, *options, "--out", out, "--seed", "2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "were fitted by the model (e.g. 'G" in err
+    assert "\n" not in err and "of this split (e.g. 'G" in err
     assert "the model's seed is 1" in err and not (tmp_path / "export").exists()
     assert main(["export", model, data, *options, "--out", out, "--seed", "1"]) == 0
     other = str(tmp_path / "model_seed_2")
@@ -280,7 +280,7 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
 def test_export_refuses_held_out_conditions_the_model_was_fitted_on(split_tiny, tmp_path):
     model = ps.models.build_model("stacked_baseline", split_tiny).fit()
     resplit = ps.pp.split(split_tiny, kind="single", seed=7, copy=True)
-    with pytest.raises(PerturbsimError, match=r"held-out condition\(s\) of this split were fitted"):
+    with pytest.raises(PerturbsimError, match=r"model was fitted on \d+ held-out conditions? of"):
         ps.io.export_cell_eval(model, resplit, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -303,7 +303,7 @@ def test_a_saved_model_records_its_fitted_pairs_and_export_refuses_them(split_ti
     assert unknown.fitted_conditions is None
     assert set(ps.tl.measured_conditions(unknown)) == set(unknown.single_genes)
     resplit = ps.pp.split(split_tiny, kind="custom", test_conditions=[pair], copy=True)
-    leaked = re.escape(f"were fitted by the model (e.g. '{pair}')")
+    leaked = re.escape(f"fitted on 1 held-out condition of this split (e.g. '{pair}')")
     with pytest.raises(PerturbsimError, match=leaked):
         ps.io.export_cell_eval(loaded, resplit, tmp_path / "out")
 

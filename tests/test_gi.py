@@ -327,7 +327,11 @@ def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
     flagged = scores.loc[["A+D", "B+C", "C+E"]]
     assert flagged[["c1", "magnitude", "fit_corr", "equality"]].isna().all().all()
     assert (flagged["subtype"] == "").all()
-    assert not flagged.filter(like="is_").any().any()
+    calls = scores.filter(like="is_")
+    assert (calls.dtypes == "boolean").all()
+    assert flagged.filter(like="is_").isna().all().all()  # not called, not "not of it"
+    assert calls.loc["A+B"].notna().all()
+    assert (~calls["is_synergy"]).sum() + calls["is_synergy"].sum() == 1  # the scored pair
     assert scores.loc["A+B", "n_de"] == 11
     few = gi_scores(profiles, pairs=["A+B"], genes=genes[:2])
     assert few.loc["A+B", "flag"] == "fewer than 3 genes"

@@ -145,6 +145,7 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     measured, predicted = ax.collections[0], ax.collections[1]
     assert len(measured.get_offsets()) == n_measured
     assert len(predicted.get_offsets()) == pairs.n_obs
+    assert predicted.get_sizes()[0] >= 0.8 * measured.get_sizes()[0]  # not dots beside circles
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"programme X", "Y", "no programme"} <= set(legend)
     colours = {tuple(c[:3]) for c in predicted.get_facecolors()}

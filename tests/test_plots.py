@@ -106,6 +106,24 @@ def test_predicted_vs_true_reads_a_set_up_screen_or_profiles(split_tiny, pair):
         pl.predicted_vs_true(changes, split_tiny, condition="NOPE")
 
 
+def test_predicted_vs_true_draws_the_row_of_a_prediction_condition_names(norman):
+    pred = TrainMean(norman).fit().predict(["KLF1", "MAP2K6", "MAP2K3+MAP2K6", "CBL", "FOXO4"])
+    genes = ["HBZ", "HBG2", "NPPA"]
+    ax = pl.predicted_vs_true(pred, norman, condition="MAP2K3+MAP2K6", genes=genes)
+    expected = pl.predicted_vs_true(pred[["MAP2K3+MAP2K6"]], norman, genes=genes)
+    points = expected.collections[0].get_offsets()
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), points)
+    assert ax.get_title() == "MAP2K3+MAP2K6"
+    with pytest.raises(ps.PerturbsimError) as err:
+        pl.predicted_vs_true(pred, norman)
+    assert str(err.value) == (
+        "predicted holds 5 profiles: pass condition= to choose one of them "
+        "(KLF1, MAP2K6, MAP2K3+MAP2K6, CBL, FOXO4)"
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"^predicted has no profile of 'TP53' \(it holds"):
+        pl.predicted_vs_true(pred, norman, condition="TP53")
+
+
 def test_predicted_vs_true_refuses_nothing_to_draw():
     with pytest.raises(ps.PerturbsimError) as err:
         pl.predicted_vs_true(np.full(3, np.nan), np.array([0.1, np.nan, np.inf]))

@@ -77,7 +77,8 @@ def test_gi_scores_of_every_pair_are_joined_and_singles_marked(gears, genes):
         expected.loc[pairs.index, "magnitude"].to_numpy(dtype=float),
     )
     assert pairs["subtype"].tolist() == expected.loc[pairs.index, "subtype"].tolist()
-    assert pairs["is_synergy"].dtype == "boolean" and pairs["is_synergy"].notna().all()
+    assert pairs["is_synergy"].dtype == "boolean"  # called for the scored pairs only
+    assert pairs["is_synergy"].notna().tolist() == (pairs["flag"] == "").tolist()
     assert pairs["n_genes"].dtype == "Int64"
 
 
@@ -275,7 +276,7 @@ def test_unknown_gi_options_are_refused(additive, genes):
         additive.predict_pairs(known, gi=False, abundance=0.1)
 
 
-def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman):
+def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman, caplog):
     """The bundled screen's genes outside it are predicted by the default's generic guess."""
     progress, ps.settings.progress = ps.settings.progress, False
     try:
@@ -283,12 +284,20 @@ def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman):
         model = ps.Stacked(norman, seed=0, corrections=["linear", "linear_go"]).fit()
     finally:
         ps.settings.progress = progress
-    pred = model.predict_pairs(["KLF1", "MAP2K6", "TP53", "GATA1"])
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict_pairs(["KLF1", "MAP2K6", "TP53", "GATA1"], batch_size=2)
     assert pred.obs.loc[["TP53", "GATA1"], "unsupported"].all()
+    # one warning for the whole set, not one per batch of predictions
+    (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
+    assert warning.startswith("7 predictions have a gene neither measured alone")
+    calls = [c for c in pred.obs if c.startswith("is_")]
     for pair in ("KLF1+TP53", "GATA1+MAP2K6"):
         row = pred.obs.loc[pair]
         assert row["flag"].startswith("unsupported") and np.isnan(row["c1"])
-        assert not row[[c for c in pred.obs if c.startswith("is_")]].any()
+        assert row[calls].isna().all()  # not called either way: missing, not False
+    pairs = pred.obs[pred.obs["n_targets"] == 2]
+    scored = (pairs["flag"] == "").sum()
+    assert ((~pairs["is_synergy"]).sum() + pairs["is_synergy"].sum()) == scored == 1
     assert pred.obs.loc["KLF1+MAP2K6", "flag"] == "" and np.isfinite(
         pred.obs.loc["KLF1+MAP2K6", "c1"]
     )

@@ -86,12 +86,16 @@ def test_stored_in_adata_and_read_back(norman, tmp_path):
     assert list(again.conditions) == list(direct.conditions)
 
 
-def test_streaming_pass_reports_bad_rows(tmp_path):
+def test_streaming_pass_names_the_first_bad_cell_and_gene():
     adata = make_screen(["ctrl", "G1", "G2"], sparse_x=False)
     ps.pp.setup(adata)
-    adata.X[15, 1] = np.nan  # after setup: caught by the streaming pass
-    with pytest.raises(PerturbsimError, match="rows 8-15 contains nan"):
+    adata.X[15, 1] = adata.X[12, 4] = np.nan  # after setup: caught by the streaming pass
+    with pytest.raises(PerturbsimError) as err:
         ps.pp.pseudobulk(adata, chunk_size=8)
+    assert str(err.value) == (  # the first bad cell of the chunk, not the chunk's rows
+        "adata.X contains nan at cell 'c12' gene 'G4' (2 non-finite values); remove or impute "
+        "them first"
+    )
 
 
 def test_bad_options(norman):

@@ -19,6 +19,16 @@ def one_line_error(fn, match):
     return str(err.value)
 
 
+def test_the_bundled_screen_loads_without_the_warning_of_its_unmeasured_targets(caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        adata = ps.ds.norman2019_subset()
+    assert "not measured in var" not in caplog.text  # CRISPRa targets, known
+    assert len(adata.uns["perturbsim"]["setup"]["missing_targets"]) == 30
+    with caplog.at_level("WARNING", logger="perturbsim"):  # as a user's screen: told
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "30 perturbed genes are not measured in var (fine for CRISPRa targets)" in caplog.text
+
+
 def test_bundled_norman_parses_to_18_singles_15_pairs_and_control(norman):
     table = ps.pp.condition_table(norman)
     assert table["kind"].value_counts().to_dict() == {"single": 18, "combo": 15, "control": 1}
@@ -72,10 +82,16 @@ def test_empty_and_malformed_labels():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_values(bad):
+@pytest.mark.parametrize("layout", [np.asarray, sparse.csr_matrix, sparse.csc_matrix])
+def test_non_finite_values_are_named_by_their_first_cell_and_gene(bad, layout):
     adata = make_screen(["ctrl", "G1"], sparse_x=False)
-    adata.X[3, 2] = bad
-    one_line_error(lambda: ps.pp.setup(adata), "non-finite")
+    adata.X[3, 2] = adata.X[5, 1] = bad
+    adata.X = layout(adata.X)
+    message = one_line_error(lambda: ps.pp.setup(adata), "non-finite")
+    assert message == (
+        f"adata.X contains {bad} at cell 'c3' gene 'G2' (2 non-finite values); remove or "
+        "impute them first"
+    )
 
 
 def test_negative_values():
@@ -100,7 +116,7 @@ def test_gene_symbols_missing_or_duplicated_keep_their_ids_or_get_suffixes(caplo
         ps.pp.setup(adata, gene_symbols="symbol")
     assert list(adata.var_names[:5]) == ["ENSG00000", "G1", "G2", "G2-1", "ENSG00004"]
     assert "2 genes have no symbol in adata.var['symbol']" in caplog.text
-    assert "1 symbols of adata.var['symbol'] name more than one gene" in caplog.text
+    assert "adata.var['symbol'] has 1 symbol naming more than one gene" in caplog.text
     assert {"G1", "G2"} <= set(adata.var_names)  # the targets are measured
 
 
@@ -268,7 +284,8 @@ def test_perturbed_genes_differing_only_in_case_are_named(caplog):
     adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata)
-    assert "2 group(s) of gene names differ only in case" in caplog.text
+    assert "differing only in case count as different genes" in caplog.text
+    assert "perturbed ones among these 2 groups: " in caplog.text
     assert "G1 and g1; G3 and g3" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):

@@ -26,6 +26,23 @@ def shown_list(items: object, most: int) -> str:
     return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """``count`` followed by the words that agree with it: ``singular`` for 1, else ``plural``.
+
+    ``plural`` defaults to ``singular`` with an ``s``; give it for other plurals and for
+    phrases whose verb agrees too.
+
+    Examples
+    --------
+    >>> counted(1, "perturbation"), counted(3, "perturbation")
+    ('1 perturbation', '3 perturbations')
+    >>> counted(1, "gene was", "genes were")
+    '1 gene was'
+    """
+    words = singular if count == 1 else f"{singular}s" if plural is None else plural
+    return f"{count} {words}"
+
+
 def case_hint(gene: str, known: str) -> str:
     """The hint for ``gene`` written in another case than the ``known`` gene.
 

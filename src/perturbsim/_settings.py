@@ -6,6 +6,7 @@ import logging
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from ._checks import as_whole, check_count, shown
@@ -82,6 +83,20 @@ def each_warning_once() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeFilter(first_time)
+
+
+@contextmanager
+def switched_off(switch: ContextVar[bool]) -> Iterator[None]:
+    """Within the block, ``switch`` reads False (in this thread or task only).
+
+    For a warning that work done on the way to something else must not give, e.g.
+    :data:`perturbsim.models._base.WARN_UNSUPPORTED`.
+    """
+    token = switch.set(False)
+    try:
+        yield
+    finally:
+        switch.reset(token)
 
 
 def resolve_seed(seed: int | None) -> int:

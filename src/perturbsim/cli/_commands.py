@@ -15,8 +15,8 @@ from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_count, check_nonnegative
-from .._errors import PerturbsimError, shown_list
-from .._keys import CONDITION, CONTROL, PRED_UNSUPPORTED, SEP, VARIANCE_LAYER
+from .._errors import PerturbsimError, counted, shown_list
+from .._keys import CONDITION, CONTROL, SEP, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -257,7 +257,8 @@ def _run_predict(args: argparse.Namespace) -> None:
     ]
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
-        print(f"{len(queries) - len(unique)} repeated perturbation(s): each predicted once")
+        repeated = counted(len(queries) - len(unique), "repeated perturbation")
+        print(f"{repeated}: each predicted once")
     prediction = model.predict(unique, strict=args.strict)
     written = [out]
     if out.suffix == ".h5ad":
@@ -273,16 +274,9 @@ def _run_predict(args: argparse.Namespace) -> None:
         atomic_write(obs, prediction.obs.to_csv)
         written.append(obs)
     print(
-        f"predicted {prediction.n_obs} perturbations x {prediction.n_vars} genes -> "
-        + ", ".join(map(str, written))
+        f"predicted {counted(prediction.n_obs, 'perturbation')} x "
+        f"{counted(prediction.n_vars, 'gene')} -> " + ", ".join(map(str, written))
     )
-    if PRED_UNSUPPORTED in prediction.obs and prediction.obs[PRED_UNSUPPORTED].any():
-        flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
-        print(
-            f"warning: {len(flagged)} prediction(s) have a gene neither measured alone nor "
-            f"tied by GO to one that was (.obs['unsupported']): {shown_list(flagged, 10)}; "
-            "--strict refuses them"
-        )
 
 
 def register_predict(commands: argparse._SubParsersAction) -> None:
@@ -333,7 +327,7 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
-    lines = [f"{n_genes} genes, {len(scores)} pairs: {scored} scored"]
+    lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
     for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
     subtypes = [c for c in scores.columns if c.startswith("is_")]
@@ -389,15 +383,16 @@ def _run_gi(args: argparse.Namespace) -> None:
     held = set(_singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
         print(
-            f"warning: {len(held)} of the genes were measured alone but held out by the "
-            f"model's split: {shown_list(sorted(held), 10)}; their singles, and so their "
-            "pairs' interactions, are predicted without those measurements (train with "
-            "--split none to fit on every condition)"
+            f"warning: {counted(len(held), 'gene was', 'genes were')} measured alone but held "
+            f"out by the model's split: {shown_list(sorted(held), 10)}; the singles of such "
+            "genes, and so their pairs' interactions, are predicted without those "
+            "measurements (train with --split none to fit on every condition)"
         )
     measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):
         print(
-            f"{len(measured)} of these pairs were measured in the model's fit (e.g. "
+            f"{counted(len(measured), 'of these pairs was', 'of these pairs were')} measured "
+            "in the model's fit (e.g. "
             f"{measured[0]}): their rows too are its predictions, not the measurements "
             "(score measured means with perturbsim.tl.gi_scores)"
         )
@@ -498,9 +493,9 @@ def _run_export(args: argparse.Namespace) -> None:
                 else f"leave out --where to read the cells {args.model} was trained on"
             )
             raise PerturbsimError(
-                f"{len(absent)} of the {len(held_out)} conditions held out by {args.model} "
-                f"(e.g. {absent[0]!r}) have no cells among those kept by "
-                f"{where_text(args.where)}; {fix}"
+                f"no cells among those kept by {where_text(args.where)} for {len(absent)} of "
+                f"the {counted(len(held_out), 'condition')} held out by {args.model} (e.g. "
+                f"{absent[0]!r}); {fix}"
             )
         held_out = _covered_held_out(model, held_out)
     pred, real = export_cell_eval(
@@ -540,11 +535,11 @@ def _covered_held_out(model: PerturbationModel, held_out: list[str]) -> list[str
     left = [c for c in held_out if c not in set(covered)]
     if not covered:
         raise PerturbsimError(
-            f"{model.label} cannot predict any of the {len(held_out)} conditions it held out "
-            f"({shown_list(left, 3)})"
+            f"{model.label} cannot predict any condition it held out ({shown_list(left, 3)})"
         )
     note = f"; it cannot predict {len(left)}: {shown_list(left, 3)}" if left else ""
-    print(f"exporting {len(covered)} of the {len(held_out)} conditions the model held out{note}")
+    held = counted(len(held_out), "condition")
+    print(f"exporting {len(covered)} of the {held} the model held out{note}")
     return covered
 
 
@@ -556,7 +551,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         help="write predicted and real cells of the held-out conditions for cell-eval",
     )
     parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
-    add_screen_options(parser, go=False)
+    add_screen_options(parser, loads_model=True)
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
     )
@@ -649,7 +644,8 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = add_command(
         commands,
         "evaluate",
-        help="GEARS against the baselines on held-out perturbations, over seeds",
+        help="score the default model, GEARS and the baselines (or --models) on held-out "
+        "perturbations, over seeds",
     )
     add_screen_options(parser)
     _add_split_options(
@@ -798,7 +794,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     print(f"Norman et al. 2019 K562 CRISPRa subset: {adata.n_obs} cells x {adata.n_vars} genes")
     print(
         f"training the default model ({DEMO_MODELS[0]}) and the baselines over "
-        f"{args.seeds} split seed(s) ..."
+        f"{counted(args.seeds, 'split seed')} ..."
     )
     result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
     print()

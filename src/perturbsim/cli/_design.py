@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .._atomic import atomic_write
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from ..tl._design import STRATEGIES
 from ._parser import add_command, add_overwrite, output_file, read_list, refuse_output_file
 
@@ -38,7 +38,7 @@ def _run_design(args: argparse.Namespace) -> None:
         raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
     atomic_write(out, lambda path: ranked.to_csv(path, index=False))
     print(ranked.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"\nwrote the {len(ranked)} perturbations to measure next to {out}")
+    print(f"\nwrote the {counted(len(ranked), 'perturbation')} to measure next to {out}")
 
 
 def register_design(commands: argparse._SubParsersAction) -> None:

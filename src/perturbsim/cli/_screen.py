@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
+from .._errors import counted
 from .._keys import SEP
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ _CLI_WORDS = (
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
+    (re.compile(r"\bstrict=True\b"), "--strict"),
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
@@ -52,17 +54,19 @@ _CLI_WORDS = (
     (re.compile(r"^(where kept \d+ of \d+ cells)"), r"--\1"),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
-models' GO annotations, ``predict_pairs``'s ``skip_unknown``): every error the CLI prints
-goes through :func:`cli_wording`."""
+models' GO annotations, ``predict_pairs``'s ``skip_unknown``, ``predict``'s ``strict``): every
+error the CLI prints goes through :func:`cli_wording`, as do the warnings logged while a
+command runs."""
 
 
-def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> None:
+def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = False) -> None:
     """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``.
 
-    With ``go``, also ``--go`` (for the commands that build models; not for those that
-    load one, whose GO graph was saved with it, and whose ``--where`` defaults to the
-    cells it was trained on).
+    For a command that builds models, also ``--go``; for one that loads a model
+    (``loads_model``), whose GO graph was saved with it, none, and ``--control``, ``--sep``
+    and ``--where`` default to what the model was trained on.
     """
+    as_trained = "the model's training screen's, else " if loads_model else ""
     parser.add_argument(
         "data", type=Path, help="screen as .h5ad (cells x genes, log-normalised or raw counts)"
     )
@@ -76,14 +80,14 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         "--control",
         default=None,
         metavar="LABEL",
-        help="label of control cells (default: a saved model's training screen's, else detect "
-        "ctrl, control, non-targeting or NT)",
+        help=f"label of control cells (default: {as_trained}detect ctrl, control, "
+        "non-targeting or NT)",
     )
     parser.add_argument(
         "--sep",
         default=None,
-        help="separator of the genes of a combination in the labels (default: a saved model's "
-        f"training screen's, else {SEP}; e.g. _ for KLF1_MAP2K6)",
+        help=f"separator of the genes of a combination in the labels (default: {as_trained}"
+        f"{SEP}; e.g. _ for KLF1_MAP2K6)",
     )
     parser.add_argument(
         "--gene-key",
@@ -107,9 +111,9 @@ def add_screen_options(parser: argparse.ArgumentParser, *, go: bool = True) -> N
         help="keep only the cells whose obs COLUMN holds VALUE (case-sensitive); repeat it for "
         "more columns (all must match) or more values of one column (any may match), e.g. "
         "--where dataset=norman19"
-        + ("" if go else " (default: the cells the model was trained on)"),
+        + (" (default: the cells the model was trained on)" if loads_model else ""),
     )
-    if go:
+    if not loads_model:
         parser.add_argument(
             "--go",
             type=Path,
@@ -223,7 +227,8 @@ def read_screen(
         where=where_of(args.where),
     )
     if args.where:
-        print(f"read the {adata.n_obs} cells kept by {where_text(args.where)}{why and f' ({why})'}")
+        kept = counted(adata.n_obs, "cell")
+        print(f"read the {kept} kept by {where_text(args.where)}{why and f' ({why})'}")
     return adata
 
 

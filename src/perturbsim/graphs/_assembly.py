@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._errors import shown_list
+from .._errors import counted, shown_list
 from ._graph import GeneGraph
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ def with_isolated_nodes(graph: GeneGraph, genes: Iterable[str]) -> GeneGraph:
     if not extra:
         return graph
     logger.info(
-        "%d trained genes have no GO term and join the GO graph without edges: %s",
-        len(extra),
+        "%s no GO term (in the GO graph without edges): %s",
+        counted(len(extra), "trained gene has", "trained genes have"),
         shown_list(extra, 10),
     )
     return GeneGraph(

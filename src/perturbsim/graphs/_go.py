@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from ._graph import GeneGraph, _check_selection, _select_top_k
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ def go_graph(
     if absent:
         shown = ", ".join(absent[:30]) + (" ..." if len(absent) > 30 else "")
         raise PerturbsimError(
-            f"{len(absent)} required genes have no GO annotation, so no node in the GO graph: "
+            f"{counted(len(absent), 'required gene has', 'required genes have')} no GO "
+            "annotation, so no node in the GO graph: "
             f"{shown}; pass annotations covering them (see perturbsim.graphs.read_annotations)"
         )
     if not nodes:

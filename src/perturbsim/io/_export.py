@@ -21,7 +21,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._atomic import atomic_write
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from .._keys import (
     CELL_EVAL_CONTROL,
     CELL_EVAL_PERT_COL,
@@ -82,7 +82,7 @@ def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
     if leaked:
         seed = "" if model.seed is None else f"; the model's seed is {model.seed}"
         raise PerturbsimError(
-            f"{len(leaked)} held-out condition(s) of this split were fitted by the model "
+            f"the model was fitted on {counted(len(leaked), 'held-out condition')} of this split "
             f"(e.g. {leaked[0]!r}): export with the split it was trained on "
             f"(the split's kind and seed as for training{seed}; a model trained on every "
             "condition has none to export)"

@@ -7,6 +7,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -19,7 +20,7 @@ from scipy import special
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_nonnegative
-from .._errors import PerturbsimError, case_hint, shown_list
+from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -34,7 +35,7 @@ from .._keys import (
     UNS,
     VARIANCE_LAYER,
 )
-from .._settings import progress_disabled, resolve_seed
+from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import check_abundance_reached, gi_scores
@@ -58,6 +59,12 @@ _ROWS_PER_CHUNK = 2048
 """Control cells read at a time by :func:`_control_summary`."""
 _MAX_NAMED_GENES = 30
 """Genes named by an error of :meth:`PerturbationModel.predict_pairs` before "and N more"."""
+
+WARN_UNSUPPORTED: ContextVar[bool] = ContextVar("perturbsim_warn_unsupported", default=True)
+"""Whether :meth:`PerturbationModel.predict` and :meth:`~PerturbationModel.predict_pairs`
+warn of unsupported predictions. Switched off (:func:`perturbsim._settings.switched_off`)
+for predictions made on the way to something else: by a model of its parts, while fitting,
+batch by batch, in an evaluation or an experiment design."""
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -86,11 +93,29 @@ def _distinct(sets: list[GeneSet]) -> list[GeneSet]:
     if len(distinct) < len(sets):
         repeated = [canonical_label(s) for s in distinct if counts[s] > 1]
         logger.warning(
-            "%d repeated perturbation(s), each predicted once: %s",
-            len(repeated),
+            "%s, each predicted once: %s",
+            counted(len(repeated), "repeated perturbation"),
             shown_list(repeated, 10),
         )
     return distinct
+
+
+def _warn_unsupported(prediction: AnnData, fix: str = "") -> None:
+    """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
+
+    ``fix`` (e.g. ``"strict=True refuses such predictions"``) ends the message.
+    """
+    if not WARN_UNSUPPORTED.get() or PRED_UNSUPPORTED not in prediction.obs:
+        return
+    flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
+    if len(flagged):
+        logger.warning(
+            "%s a gene neither measured alone nor tied by GO to one that was "
+            "(.obs['unsupported'], predicted from what perturbations do on average): %s%s",
+            counted(len(flagged), "prediction has", "predictions have"),
+            shown_list(flagged, _MAX_NAMED_GENES),
+            f"; {fix}" if fix else "",
+        )
 
 
 def _gene_list(genes: Sequence[str]) -> list[str]:
@@ -431,7 +456,8 @@ class PerturbationModel(ABC):
         data = self.data
         if train_conditions is not None or val_conditions is not None:
             data = data.with_conditions(train_conditions, val_conditions)
-        self._fit(data, **options)
+        with switched_off(WARN_UNSUPPORTED):  # e.g. a default's parts predicting validation
+            self._fit(data, **options)
         self.is_fitted = True
         self.fitted_conditions = data.perturbed([*data.train, *data.val])
         stats = data.stats
@@ -531,7 +557,7 @@ class PerturbationModel(ABC):
         strict
             Refuse (one error naming them) perturbations with a gene never measured alone
             and with no measured neighbour in the model's GO graph (``.obs["unsupported"]``),
-            instead of predicting them with a flag.
+            instead of predicting them with a flag and a warning that names them.
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
             ``--sep``: a further control word (``"NTC"``), the separator of a label's
@@ -552,7 +578,7 @@ class PerturbationModel(ABC):
         it inferred from the gene's pairs), else the GO-graph similarity of its most
         similar measured neighbour (0: none), and ``.obs["unsupported"]``, True when some
         gene has support 0, a prediction resting only on what perturbations do on
-        average.
+        average (one warning, through the ``perturbsim`` logger, names such predictions).
 
         Raises
         ------
@@ -564,14 +590,15 @@ class PerturbationModel(ABC):
         self.require_fitted()
         sets = _distinct(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
-            change, variance = self._predict_change(sets)
+            with switched_off(WARN_UNSUPPORTED):  # the models it predicts with, if any
+                change, variance = self._predict_change(sets)
             support = self._support_columns(sets)
             if strict and support is not None and support[PRED_UNSUPPORTED].any():
                 flags = support[PRED_UNSUPPORTED]
                 refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
                 raise PerturbsimError(
-                    f"strict: {len(refused)} perturbation(s) with a gene never measured alone "
-                    f"and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
+                    f"strict: {counted(len(refused), 'perturbation')} with a gene never measured "
+                    f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
                 )
         except PerturbsimError as err:
             hint = self._query_hint(sets)
@@ -595,6 +622,7 @@ class PerturbationModel(ABC):
         if variance is not None:
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
+        _warn_unsupported(out, "strict=True refuses such predictions")
         return out
 
     def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
@@ -652,10 +680,12 @@ class PerturbationModel(ABC):
         Returns
         -------
         AnnData as from :meth:`predict`, one row per perturbation: the singles in the order
-        of ``genes``, then the pairs (canonical labels ``A+B``). With ``gi=True``, ``.obs``
-        also holds the columns of :func:`perturbsim.tl.gi_scores` for the pairs; on the rows
-        of singles floats are NaN, booleans and integers missing, text empty and ``flag``
-        is ``"single"``.
+        of ``genes``, then the pairs (canonical labels ``A+B``); one warning names the
+        unsupported ones. With ``gi=True``, ``.obs`` also holds the columns of
+        :func:`perturbsim.tl.gi_scores` for the pairs (a pair not scored, ``flag`` not
+        empty, has NaN scores and missing ``is_<subtype>`` calls); on the rows of singles
+        floats are NaN, booleans and integers missing, text empty and ``flag`` is
+        ``"single"``.
 
         Raises
         ------
@@ -698,7 +728,9 @@ class PerturbationModel(ABC):
         elif gi_options:
             raise PerturbsimError(f"GI options {sorted(gi_options)} given with gi=False")
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
-        out = self._predict_batches(sets, batch_size)
+        with switched_off(WARN_UNSUPPORTED):  # one warning for all the batches, below
+            out = self._predict_batches(sets, batch_size)
+        _warn_unsupported(out)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
             if PRED_UNSUPPORTED in out.obs:

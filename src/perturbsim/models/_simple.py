@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from ..pp import genes_of, parse_perturbations
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -84,10 +84,10 @@ class ScreenGenes:
         unknown = sorted({g for s in sets for g in s if g not in known})
         if unknown:
             logger.warning(
-                "%s: %d gene(s) neither measured nor perturbed in the screen it was fitted on, "
+                "%s: %s neither measured nor perturbed in the screen it was fitted on, "
                 "predicted as any other (a typo?): %s",
                 getattr(self, "label", type(self).__name__),
-                len(unknown),
+                counted(len(unknown), "gene"),
                 shown_list(unknown, 10),
             )
 

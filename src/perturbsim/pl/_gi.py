@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from scipy.cluster import hierarchy
 
 from .._checks import check_count, shown
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, DELTA_LAYER
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
@@ -47,6 +47,16 @@ _PALETTE = [
     if max(colour) - min(colour) > 0.05  # no grey: grey is "no programme"
 ]
 """Colours of programmes or clusters in :func:`phenotype_landscape` (29, then repeated)."""
+_PREDICTED_MARKER = {
+    "marker": "^",
+    "s": 34,
+    "alpha": 0.9,
+    "edgecolors": "white",
+    "linewidths": 0.5,
+    "zorder": 2,
+}
+"""How :func:`phenotype_landscape` draws a predicted profile: a white-edged triangle nearly
+the size of a measured circle, below the circles (not a dot beside them)."""
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -143,7 +153,7 @@ def gi_map(
     )
     gap = 0.4
     ax.imshow(
-        table[calls].fillna(False).to_numpy(dtype=float).reshape(n, len(calls)),
+        table[calls].astype("boolean").fillna(False).to_numpy(dtype=float).reshape(n, len(calls)),
         aspect="auto",
         cmap=ListedColormap(["0.92", "0.15"]),
         vmin=0,
@@ -420,7 +430,7 @@ def phenotype_landscape(
     names the algorithm). A cluster with no measured member is a candidate new phenotype:
     its label (at its member nearest the cluster's median) is written in red with "new" and
     its points are ringed in red. Measured profiles are circles with a black edge, predicted
-    ones dots.
+    ones triangles nearly as large, edged in white.
 
     Parameters
     ----------
@@ -495,7 +505,9 @@ def phenotype_landscape(
                 "keys are condition labels such as 'A+B'"
             )
         if absent:
-            logger.warning("clusters names %d conditions not in the landscape", len(absent))
+            logger.warning(
+                "clusters names %s not in the landscape", counted(len(absent), "condition")
+            )
         programme = table["condition"].map(programmes)
         colour_by, missing = programme.fillna(""), ""
     else:
@@ -506,7 +518,7 @@ def phenotype_landscape(
     ax = _axes(ax, (6.4, 5.0))
     for source, style in (
         ("measured", {"s": 40, "edgecolors": "black", "linewidths": 0.8, "zorder": 3}),
-        ("predicted", {"s": 9, "alpha": 0.7, "edgecolors": "none", "zorder": 2}),
+        ("predicted", _PREDICTED_MARKER),
     ):
         rows = (table["source"] == source).to_numpy()
         ax.scatter(
@@ -519,10 +531,10 @@ def phenotype_landscape(
     ax.scatter(
         table.loc[new_rows, "x"],
         table.loc[new_rows, "y"],
-        s=30,
+        s=90,
         facecolors="none",
         edgecolors="red",
-        linewidths=0.6,
+        linewidths=0.8,
         zorder=2,
     )
     for cluster, members in table.groupby("cluster"):
@@ -553,9 +565,10 @@ def phenotype_landscape(
         Line2D(
             [],
             [],
-            marker=".",
+            marker=_PREDICTED_MARKER["marker"],
             linestyle="",
             color="0.4",
+            markeredgecolor="white",
             label=f"predicted ({(table['source'] == 'predicted').sum()})",
         ),
     ]

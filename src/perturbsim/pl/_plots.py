@@ -211,17 +211,23 @@ def metric_bars(
 
 
 def _as_series(
-    values: AnnData | pd.Series | np.ndarray | Sequence[float], what: str
+    values: AnnData | pd.Series | np.ndarray | Sequence[float],
+    what: str,
+    condition: str | None = None,
 ) -> tuple[pd.Series | np.ndarray, str | None]:
-    """Change over control as a gene-indexed Series (or a bare array), and the condition."""
+    """Change over control as a gene-indexed Series (or a bare array), and the condition.
+
+    Of an AnnData, its only row, or among several the row of ``condition``.
+    """
     if isinstance(values, AnnData):
-        if values.n_obs != 1:
-            raise PerturbsimError(f"{what} must hold one perturbation, got {values.n_obs} rows")
         if DELTA_LAYER not in values.layers:
             raise PerturbsimError(f"{what} has no .layers[{DELTA_LAYER!r}] (change over control)")
-        delta = values.layers[DELTA_LAYER]
+        names = values.obs_names.astype(str)
+        label = names[0] if values.n_obs == 1 else _chosen_profile(names, condition, what)
+        row = names.get_loc(label)
+        delta = values.layers[DELTA_LAYER][row : row + 1]
         delta = np.asarray(delta.toarray() if sparse.issparse(delta) else delta, dtype=float)
-        return pd.Series(delta[0], index=values.var_names.astype(str)), str(values.obs_names[0])
+        return pd.Series(delta[0], index=values.var_names.astype(str)), label
     if isinstance(values, pd.Series):
         return values.astype(float), None
     return np.asarray(values, dtype=float).ravel(), None
@@ -233,18 +239,31 @@ def _profile_of(data: ProfileSource, condition: str | None, what: str) -> pd.Ser
     Without ``condition``, that of the only profile ``data`` holds.
     """
     table = delta_table(data, what)
+    return table.loc[_chosen_profile(table.index, condition, what)]
+
+
+def _chosen_profile(labels: pd.Index, condition: str | None, what: str) -> str:
+    """The label among ``labels`` that ``condition`` names; without it, the only one.
+
+    Raises
+    ------
+    PerturbsimError
+        Naming the labels: ``condition`` names none of them, or it is ``None`` and there
+        are several.
+    """
     if condition is None:
-        if len(table) != 1:
+        if len(labels) != 1:
             raise PerturbsimError(
-                f"{what} holds {len(table)} profiles: pass condition= to choose one of them"
+                f"{what} holds {len(labels)} profiles: pass condition= to choose one of them "
+                f"({shown_list(labels, 8)})"
             )
-        return table.iloc[0]
+        return str(labels[0])
     label = canonical_label(parse_label(condition))
-    if label not in table.index:
+    if label not in labels:
         raise PerturbsimError(
-            f"{what} has no profile of {label!r} (it holds {shown_list(table.index, 8)})"
+            f"{what} has no profile of {label!r} (it holds {shown_list(labels, 8)})"
         )
-    return table.loc[label]
+    return label
 
 
 def predicted_vs_true(
@@ -263,9 +282,9 @@ def predicted_vs_true(
     Parameters
     ----------
     predicted
-        A one-row prediction of :meth:`~perturbsim.models.PerturbationModel.predict` (its
-        ``.layers["delta"]`` is used), or changes over control as a gene-indexed Series or
-        an array.
+        A prediction of :meth:`~perturbsim.models.PerturbationModel.predict` (its
+        ``.layers["delta"]`` is used): its only row, or among several the row of
+        ``condition``; or changes over control as a gene-indexed Series or an array.
     measured
         A set-up screen, :class:`~perturbsim.pp.PseudobulkStats` or measured profiles (an
         AnnData with ``.layers["delta"]``), of which the change of ``condition`` (by
@@ -275,8 +294,9 @@ def predicted_vs_true(
     genes
         Genes to show (needs gene names: an AnnData, a Series or statistics); default: all.
     condition
-        Condition of ``measured`` (needed when ``predicted`` names none and ``measured``
-        holds several profiles) and the title; default: the predicted one.
+        Condition shown, and the title: the row of a ``predicted`` of several rows (needed
+        then) and the profile of ``measured`` (needed when ``predicted`` names none and
+        ``measured`` holds several profiles); default: the predicted one.
     ax
         Axes to draw on.
 
@@ -299,7 +319,7 @@ def predicted_vs_true(
     >>> len(ax.collections[0].get_offsets())
     2
     """
-    pred, pred_condition = _as_series(predicted, "predicted")
+    pred, pred_condition = _as_series(predicted, "predicted", condition)
     condition = condition or pred_condition
     if isinstance(measured, AnnData | PseudobulkStats):
         true = _profile_of(measured, condition, "measured")

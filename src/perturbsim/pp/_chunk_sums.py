@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 from scipy.linalg import blas
@@ -44,12 +45,15 @@ class CellLabels:
         not computed.
     n_conditions
         Number of conditions.
+    names
+        Name of each cell (``obs_names``), ``(n,)``: what an error about its values calls it.
     """
 
     codes: np.ndarray
     halves: np.ndarray
     gram_mask: np.ndarray | None
     n_conditions: int
+    names: pd.Index
 
     def rows(self, start: int, stop: int) -> CellLabels:
         """The labels of cells ``start`` to ``stop - 1``."""
@@ -58,6 +62,7 @@ class CellLabels:
             halves=self.halves[start:stop],
             gram_mask=None if self.gram_mask is None else self.gram_mask[start:stop],
             n_conditions=self.n_conditions,
+            names=self.names[start:stop],
         )
 
 
@@ -181,6 +186,8 @@ class RowSource:
     ----------
     name
         The matrix, as the user knows it (``"adata.X"``, ``"adata.layers['counts']"``).
+    genes
+        Its column names (``var_names``): what an error about a value calls its gene.
     file
         The h5ad file of a backed ``X``, else ``None``.
     file_size
@@ -189,32 +196,40 @@ class RowSource:
     """
 
     name: str
+    genes: pd.Index = field(compare=False, repr=False)
     file: str | None = None
     file_size: int | None = None
 
     @classmethod
     def of(cls, adata: AnnData, layer: str | None) -> RowSource:
         """The source of ``adata.layers[layer]`` (``adata.X`` if ``layer`` is ``None``)."""
+        genes = adata.var_names
         if layer is not None:
-            return cls(name=f"adata.layers[{layer!r}]")
+            return cls(name=f"adata.layers[{layer!r}]", genes=genes)
         if not adata.isbacked:
-            return cls(name="adata.X")
+            return cls(name="adata.X", genes=genes)
         opened = adata.file["X"].file.id.get_filesize()
-        return cls(name="adata.X", file=str(adata.filename), file_size=opened)
+        return cls(name="adata.X", genes=genes, file=str(adata.filename), file_size=opened)
 
     def where(self, start: int, stop: int) -> str:
         """Rows ``start`` to ``stop - 1`` of the matrix (and its file), for messages."""
-        rows = f"{self.name} rows {start}-{stop - 1}"
-        return rows if self.file is None else f"{rows} of {self.file!r}"
+        return self._of_file(f"{self.name} rows {start}-{stop - 1}")
 
-    def read(self, load: Callable[[], object], start: int, stop: int) -> Block:
+    def _of_file(self, what: str) -> str:
+        """``what`` followed by the file it is read from, if any."""
+        return what if self.file is None else f"{what} of {self.file!r}"
+
+    def read(self, load: Callable[[], object], start: int, stop: int, cells: pd.Index) -> Block:
         """Read rows ``start`` to ``stop - 1`` with ``load()``; return them float64, checked.
+
+        ``cells`` names the rows read (``obs_names``).
 
         Raises
         ------
         PerturbsimError
-            Naming the rows and the file, if ``load`` fails, if the file changed size since
-            it was opened, or if a value is non-finite or negative.
+            Naming the rows and the file if ``load`` fails or the file changed size since it
+            was opened; the matrix and the file if a value is negative, also the cell and
+            gene of the first non-finite value.
         """
         where = self.where(start, stop)
         try:
@@ -238,5 +253,5 @@ class RowSource:
             block = sparse.csr_matrix(block.astype(np.float64))
         else:
             block = np.asarray(block, dtype=np.float64)
-        check_block(block, where=where)
+        check_block(block, where=self._of_file(self.name), cells=cells, genes=self.genes)
         return block

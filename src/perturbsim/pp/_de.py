@@ -27,7 +27,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._checks import check_count
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
 from ._labels import genes_of, read_measured
 from ._pseudobulk import PseudobulkStats, cell_matrix, current_stats
@@ -287,9 +287,9 @@ def rank_de(
     if single.any():
         scores[single] = stats.delta[rows[single]]
         logger.warning(
-            "%d conditions have a single cell; their DE score is the mean difference to "
-            "control (no test statistic): %s",
-            int(single.sum()),
+            "%s a single cell; the DE score of such a condition is the mean difference "
+            "to control (no test statistic): %s",
+            counted(int(single.sum()), "condition has", "conditions have"),
             shown_list(conditions[single], 10),
         )
     non_dropout = non_dropout_mask(stats)[rows]

@@ -125,7 +125,7 @@ def _chunk_sums(
 ) -> ChunkSums:
     """The sums over rows ``start`` to ``stop - 1``: the body of one task."""
     sums = ChunkSums.zeros(labels.n_conditions, n_genes, gram=labels.gram_mask is not None)
-    sums.add_block(source.read(load, start, stop), labels)
+    sums.add_block(source.read(load, start, stop, labels.names), labels)
     return sums
 
 
@@ -185,12 +185,15 @@ def dask_sums(
     Raises
     ------
     PerturbsimError
-        Naming the rows (and file) of a chunk that cannot be read, holds non-finite or
-        negative values, or whose workers kept dying.
+        Naming the rows (and file) of a chunk that cannot be read or whose workers kept
+        dying; the matrix (and file) of one that holds negative values, also the cell and
+        gene of a non-finite one.
     """
     dask = _require("dask")
     n_genes = matrix.shape[1]
     name = f"perturbsim-pseudobulk-{uuid.uuid4().hex}"
+    # one key: its gene names reach each worker once, not once per task
+    shared = dask.delayed(source, name=f"{name}-source", traverse=False)
     level = [
         (
             start,
@@ -199,7 +202,7 @@ def dask_sums(
                 load,
                 labels.rows(start, stop),
                 n_genes,
-                source,
+                shared,
                 start,
                 stop,
                 dask_key_name=(name, start, stop),
@@ -219,7 +222,9 @@ def dask_sums(
         try:
             (sums,) = dask.compute(level[0][2], scheduler=chosen)
         except _worker_death() as err:
-            _, start, stop = err.task
+            # a chunk's task is keyed (name, start, stop); the shared source names every row
+            chunk = isinstance(err.task, tuple) and len(err.task) == 3
+            start, stop = err.task[1:] if chunk else (0, matrix.shape[0])
             raise PerturbsimError(
                 f"every dask worker that summed {source.where(start, stop)} died "
                 f"({err.allowed_failures + 1} tried; killed, or out of memory?); rerun, or "

@@ -33,7 +33,7 @@ from anndata import AnnData
 from scipy import sparse, stats
 
 from .._checks import check_nonnegative
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._label_hint import SEPARATORS
@@ -258,20 +258,31 @@ class GIRules:
     def classify(self, scores: pd.DataFrame) -> pd.DataFrame:
         """Boolean ``is_<subtype>`` columns and the primary ``subtype`` of each pair.
 
-        The primary subtype is the first of :data:`PRECEDENCE` that holds: rules on the
-        shape of the relation before rules on its size (a poor linear fit,
+        The columns are pandas' nullable ``boolean``: missing (``<NA>``) where the score
+        the rule reads is NaN (a pair not scored), so that ``~is_synergy`` counts scored
+        pairs only. The primary subtype is the first of :data:`PRECEDENCE` that holds:
+        rules on the shape of the relation before rules on its size (a poor linear fit,
         neomorphism, makes the coefficients meaningless; epistasis: one single explains
         the pair), then synergy, redundancy before suppression (a redundant pair, whose
         change looks like each single's, usually has ``c1 + c2 ≈ 1`` and so a
         suppressive magnitude: redundancy names why), and additive last, as the absence
         of an interaction. ``""`` where none holds (NaN scores).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> columns = ("magnitude", "dcor", "fit_corr", "equality")
+        >>> scores = pd.DataFrame([[2.0, 0.5, 0.9, 0.9], [None] * 4], ["A+B", "A+C"], columns)
+        >>> GIRules().classify(scores)["is_synergy"].tolist()
+        [True, <NA>]
         """
         calls = pd.DataFrame(index=scores.index)
         for subtype in SUBTYPES:
-            calls[f"is_{subtype}"] = self.holds(scores, subtype).to_numpy()
+            held = self.holds(scores, subtype).astype("boolean")
+            calls[f"is_{subtype}"] = held.mask(scores[self.score_column(subtype)].isna()).array
         primary = np.full(len(scores), "", dtype=object)
         for subtype in reversed(PRECEDENCE):
-            primary = np.where(calls[f"is_{subtype}"], subtype, primary)
+            primary = np.where(calls[f"is_{subtype}"].fillna(False), subtype, primary)
         calls.insert(0, "subtype", primary.astype(str))
         return calls
 
@@ -957,7 +968,8 @@ def gi_scores(
     ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
     ``"unsupported B"``: a gene of ``unsupported``; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
-    A flagged pair has NaN scores, no subtype and all booleans False: a pair that cannot
+    A flagged pair has NaN scores, no subtype and every boolean missing (``<NA>``, pandas'
+    nullable ``boolean``: ``~is_synergy`` counts scored pairs only): a pair that cannot
     be scored is flagged, never raised (an ``abundance`` no gene's control mean exceeds
     is, as are malformed arguments).
 
@@ -1097,16 +1109,16 @@ def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
         return
     if abundance is None:
         logger.warning(
-            "only %d genes listed to fit the pairs on, too few for the scores to mean much "
+            "only %s listed to fit the pairs on, too few for the scores to mean much "
             "(fewer than %d)",
-            n_fitted,
+            counted(n_fitted, "gene"),
             FEW_GENES,
         )
         return
     logger.warning(
-        "only %d genes have a mean control expression above abundance=%g (Norman's threshold "
+        "only %s a mean control expression above abundance=%g (Norman's threshold "
         "on UMI counts), too few for the scores to mean much (fewer than %d)%s",
-        n_fitted,
+        counted(n_fitted, "gene has", "genes have"),
         abundance,
         FEW_GENES,
         "; on log-normalised data pass a lower abundance (0 keeps every expressed gene)"
@@ -1271,8 +1283,8 @@ def gi_per_gene(
         )
     if skipped:
         logger.warning(
-            "%d pairs left out, a single or the pair missing: %s",
-            len(skipped),
+            "%s left out, a single or the pair missing: %s",
+            counted(len(skipped), "pair"),
             shown_list(skipped, 10),
         )
     columns = ["pair", "gene", "delta_a", "delta_b", "delta_ab", "deviation", "se"]

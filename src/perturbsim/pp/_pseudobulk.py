@@ -15,6 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 from tqdm.auto import tqdm
@@ -323,8 +324,11 @@ def _stream(matrix: object, labels: CellLabels, source: RowSource, chunk_size: i
     starts = range(0, n_obs, chunk_size)
     for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=progress_disabled()):
         stop = min(start + chunk_size, n_obs)
-        block = source.read(partial(matrix.__getitem__, slice(start, stop)), start, stop)
-        sums.add_block(block, labels.rows(start, stop))
+        rows = labels.rows(start, stop)
+        block = source.read(
+            partial(matrix.__getitem__, slice(start, stop)), start, stop, rows.names
+        )
+        sums.add_block(block, rows)
     return sums
 
 
@@ -396,6 +400,7 @@ def compute_pseudobulk(
         halves=half_labels(codes, len(conditions), seed=half_seed),
         gram_mask=gram_mask,
         n_conditions=len(conditions),
+        names=adata.obs_names,
     )
     source = RowSource.of(adata, layer)
     if scheduler is None and not is_dask_array(matrix):
@@ -410,12 +415,17 @@ def compute_pseudobulk(
         coexpr_cells=coexpr_cells,
     )
     return replace(
-        stats, layer=layer, half_seed=half_seed, fingerprint=value_fingerprint(matrix, source)
+        stats,
+        layer=layer,
+        half_seed=half_seed,
+        fingerprint=value_fingerprint(matrix, source, adata.obs_names),
     )
 
 
-def value_fingerprint(matrix: object, source: RowSource) -> np.ndarray:
+def value_fingerprint(matrix: object, source: RowSource, cells: pd.Index) -> np.ndarray:
     """Sum and sum of squares of :data:`FINGERPRINT_ROWS` evenly spaced rows, ``(2,)``.
+
+    ``cells`` names the rows of ``matrix`` (``obs_names``), for an error about their values.
 
     Cheap to recompute (one small read, also of a backed or dask matrix), and changed by
     any transformation of the values in place (a new normalisation, a log, a rescaling) and
@@ -424,9 +434,9 @@ def value_fingerprint(matrix: object, source: RowSource) -> np.ndarray:
     n_rows = matrix.shape[0]
     rows = np.unique(np.linspace(0, n_rows - 1, min(FINGERPRINT_ROWS, n_rows)).astype(np.int64))
     if is_dask_array(matrix):
-        block = source.read(lambda: matrix[rows].compute(), 0, n_rows)
+        block = source.read(lambda: matrix[rows].compute(), 0, n_rows, cells[rows])
     else:
-        block = source.read(partial(matrix.__getitem__, rows), 0, n_rows)
+        block = source.read(partial(matrix.__getitem__, rows), 0, n_rows, cells[rows])
     values = block.data if sparse.issparse(block) else block
     return np.array([values.sum(), np.square(values).sum()])
 
@@ -563,7 +573,8 @@ def _same_values(adata: AnnData, stats: PseudobulkStats) -> bool:
     """Whether the matrix ``stats`` were computed from still holds the values it held then."""
     if stats.fingerprint is None:  # stored before fingerprints: cannot tell
         return True
-    now = value_fingerprint(stored_matrix(adata, stats.layer), RowSource.of(adata, stats.layer))
+    matrix, source = stored_matrix(adata, stats.layer), RowSource.of(adata, stats.layer)
+    now = value_fingerprint(matrix, source, adata.obs_names)
     return bool(np.allclose(now, stats.fingerprint, rtol=1e-9, atol=0.0))
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from anndata.utils import make_index_unique
 
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -31,6 +32,13 @@ logger = logging.getLogger(__name__)
 
 GEARS_GENE_COLUMN = "gene_name"
 
+WARN_UNMEASURED_TARGETS: ContextVar[bool] = ContextVar(
+    "perturbsim_warn_unmeasured_targets", default=True
+)
+"""Whether :func:`setup` warns of perturbed genes not measured in ``var``: switched off
+(:func:`perturbsim._settings.switched_off`) for a screen where that is known and intended
+(the bundled CRISPRa subset)."""
+
 
 def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
     """Gene symbols usable as names: a missing one replaced by its id, duplicates suffixed.
@@ -46,17 +54,17 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
     shared = sorted(set(names[names.duplicated()]))
     if missing.any():
         logger.warning(
-            "%d genes have no symbol in %s: named by their var_names (e.g. %r)",
-            int(missing.sum()),
+            "%s no symbol in %s: named by var_names instead (e.g. %r)",
+            counted(int(missing.sum()), "gene has", "genes have"),
             where,
             str(ids[np.flatnonzero(missing)[0]]),
         )
     if shared:
         logger.warning(
-            "%d symbols of %s name more than one gene: the first keeps the symbol, the others "
-            "get -1, -2, ... (%s)",
-            len(shared),
+            "%s has %s naming more than one gene: the first keeps the symbol, the others get "
+            "-1, -2, ... (%s)",
             where,
+            counted(len(shared), "symbol"),
             shown_list(shared, 5),
         )
     return make_index_unique(names)
@@ -149,10 +157,10 @@ def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:
     for label in distinct:
         if isinstance(label, str) and label.strip().lower() in MISSING_AS_TEXT:
             logger.warning(
-                "obs[%r] labels %d cells %r: a missing value written as text? It is read as "
+                "obs[%r] labels %s %r: a missing value written as text? It is read as "
                 "a gene of that name; drop or relabel those cells",
                 key,
-                int((raw.astype(object) == label).sum()),
+                counted(int((raw.astype(object) == label).sum()), "cell"),
                 label,
             )
 
@@ -186,9 +194,9 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
     clashes = list(dict.fromkeys(map(tuple, clashes)))
     if clashes:
         logger.warning(
-            "%d group(s) of gene names differ only in case, perturbed ones among them, and "
-            "count as different genes (a typo in the labels?): %s",
-            len(clashes),
+            "gene names differing only in case count as different genes (a typo in the "
+            "labels?), perturbed ones among these %s: %s",
+            counted(len(clashes), "group"),
             "; ".join(" and ".join(c) for c in clashes[:5]),
         )
 
@@ -305,18 +313,18 @@ def setup(
     hint = label_hint(adata, annotated, sep=sep) if missing else None
     if hint is not None:
         logger.warning(hint)
-    elif missing:
+    elif missing and WARN_UNMEASURED_TARGETS.get():
         logger.warning(
-            "%d perturbed genes are not measured in var (fine for CRISPRa targets): %s",
-            len(missing),
+            "%s not measured in var (fine for CRISPRa targets): %s",
+            counted(len(missing), "perturbed gene is", "perturbed genes are"),
             shown_list(missing, 10),
         )
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
     if single_cell:
         logger.warning(
-            "%d conditions have a single cell (kept, flagged): %s",
-            len(single_cell),
+            "%s a single cell (kept, flagged): %s",
+            counted(len(single_cell), "condition has", "conditions have"),
             shown_list(single_cell, 10),
         )
     uns = adata.uns.setdefault(UNS, {})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,9 @@ def matrix_values(block: object) -> np.ndarray:
     return np.asarray(block).ravel()
 
 
-def check_block(block: object, *, where: str) -> None:
+def check_block(
+    block: object, *, where: str, cells: Sequence[object], genes: Sequence[object]
+) -> None:
     """Raise if a block of expression values holds NaN, infinity or negative numbers.
 
     Parameters
@@ -33,7 +36,10 @@ def check_block(block: object, *, where: str) -> None:
     block
         Dense array or sparse matrix of expression values.
     where
-        Where the block comes from (e.g. ``"adata.X rows 0-9999"``), for the message.
+        The matrix the block comes from (e.g. ``"adata.X"``), for the message.
+    cells, genes
+        Names of the block's rows and columns: the message of a non-finite value names
+        the first one's cell and gene (looked up only then).
     """
     values = matrix_values(block)
     if values.size == 0:
@@ -42,16 +48,29 @@ def check_block(block: object, *, where: str) -> None:
         raise PerturbsimError(f"{where} is not numeric (dtype {values.dtype})")
     finite = np.isfinite(values)
     if not finite.all():
-        bad = values[~finite][0]
+        row, column, bad = _first_non_finite(block)
+        n_bad = counted(int((~finite).sum()), "non-finite value")
         raise PerturbsimError(
-            f"{where} contains {bad} ({int((~finite).sum())} non-finite values); "
-            "remove or impute them first"
+            f"{where} contains {bad} at cell {str(cells[row])!r} gene {str(genes[column])!r} "
+            f"({n_bad}); remove or impute them first"
         )
     if (values < 0).any():
         raise PerturbsimError(
             f"{where} contains negative values (minimum {values.min():.4g}); perturbsim expects "
             "log-normalised non-negative expression, not scaled or centred data"
         )
+
+
+def _first_non_finite(block: object) -> tuple[int, int, float]:
+    """Row, column and value of the first non-finite entry of ``block`` (by row, then column)."""
+    if sparse.issparse(block):
+        entries = sparse.coo_matrix(block)
+        bad = np.flatnonzero(~np.isfinite(entries.data))
+        first = bad[np.lexsort((entries.col[bad], entries.row[bad]))[0]]
+        return int(entries.row[first]), int(entries.col[first]), entries.data[first]
+    dense = np.asarray(block)
+    row, column = np.argwhere(~np.isfinite(dense))[0]
+    return int(row), int(column), dense[row, column]
 
 
 def check_not_empty(adata: AnnData) -> None:
@@ -132,7 +151,8 @@ def validate_expression(
         if layer is None
         else "perturbsim needs log-normalised values: pass a layer that holds them (or none: X)"
     )
-    check_block(block, where=where)
+    cells = adata.obs_names[: block.shape[0]]
+    check_block(block, where=where, cells=cells, genes=adata.var_names)
     values = matrix_values(block)
     top = float(values.max()) if values.size else 0.0
     whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))

@@ -21,11 +21,12 @@ import pandas as pd
 import scipy.stats as sps
 
 from .._checks import check_count, check_nonnegative, checked_table
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
-from .._settings import resolve_seed
+from .._settings import resolve_seed, switched_off
 from ..graphs import GeneGraph, go_graph
 from ..models import GEARS, PerturbationModel, Stacked
+from ..models._base import WARN_UNSUPPORTED
 from ..pp import canonical_label, genes_of, parse_perturbations
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
     """Changes ``(n, G)`` of ``labels`` and their mean variance over genes, in batches."""
     deltas, variances = [], []
     for start in range(0, len(labels), _BATCH):
-        pred = model.predict(labels[start : start + _BATCH])
+        with switched_off(WARN_UNSUPPORTED):  # untested candidates: often unsupported
+            pred = model.predict(labels[start : start + _BATCH])
         deltas.append(np.asarray(pred.layers[DELTA_LAYER], dtype=np.float32))
         if VARIANCE_LAYER in pred.layers:
             variances.append(np.asarray(pred.layers[VARIANCE_LAYER], dtype=np.float64).mean(1))
@@ -291,14 +293,16 @@ def _candidate_list(
     tested = [c for c in labels if c in done]
     if tested:
         logger.warning(
-            "left out %d candidate(s) already measured: %s", len(tested), shown_list(tested, 10)
+            "left out %s already measured: %s",
+            counted(len(tested), "candidate"),
+            shown_list(tested, 10),
         )
     covered = model.covers(untested) if untested else np.zeros(0, dtype=bool)
     if not covered.all():
         left_out = [c for c, ok in zip(untested, covered, strict=True) if not ok]
         logger.warning(
-            "left out %d candidate(s) %s cannot predict: %s",
-            len(left_out),
+            "left out %s %s cannot predict: %s",
+            counted(len(left_out), "candidate"),
             model.label,
             shown_list(left_out, 10),
         )
@@ -480,9 +484,8 @@ def design(
         if unknown:  # expected of the screen's held-out conditions, news of a given list
             logger.log(
                 logging.INFO if measured is None else logging.WARNING,
-                "%d measured condition(s) %s cannot predict are left out of diversity and "
-                "coverage: %s",
-                len(unknown),
+                "%s %s cannot predict: left out of diversity and coverage: %s",
+                counted(len(unknown), "measured condition"),
                 model.label,
                 shown_list(unknown, 10),
             )

@@ -24,10 +24,11 @@ from anndata import AnnData
 from tqdm.auto import tqdm
 
 from .._checks import check_count
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
-from .._settings import each_warning_once, progress_disabled, resolve_seeds
+from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
+from ..models._base import WARN_UNSUPPORTED
 from ..models._data import NO_TRAINING_PERTURBATION
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
@@ -288,10 +289,10 @@ def _replicate_tables(
     flagged = [c for c, ok in zip(prepared.test, splittable, strict=True) if not ok]
     if flagged:
         logger.warning(
-            "seed %d: %d test conditions have fewer than %d cells, too few for a split-half "
+            "seed %d: %s fewer than %d cells, too few for a split-half "
             "replicate (flagged, not scored): %s",
             prepared.seed,
-            len(flagged),
+            counted(len(flagged), "test condition has", "test conditions have"),
             MIN_REPLICATE_CELLS,
             shown_list(flagged, 10),
         )
@@ -629,7 +630,7 @@ def evaluate(
         unit="run",
         disable=progress_disabled(),
     )
-    with each_warning_once():
+    with each_warning_once(), switched_off(WARN_UNSUPPORTED):  # unsupported tests: the benchmark
         try:
             parts = [
                 evaluate_seed(
