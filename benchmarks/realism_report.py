@@ -198,7 +198,8 @@ def _subtype_rows(tables: dict[str, pd.DataFrame], rules) -> list[str]:
     ]
     for subtype in SUBTYPES:
         primary = [f"{(c['subtype'] == subtype).mean():.0%}" for c in calls.values()]
-        holds = [f"{c[f'is_{subtype}'].mean():.0%}" for c in calls.values()]
+        # over every pair, as the primary share is (an unscored pair's call is missing)
+        holds = [f"{c[f'is_{subtype}'].fillna(False).mean():.0%}" for c in calls.values()]
         lines.append(f"| {subtype} | " + " | ".join(primary + holds) + " |")
     return lines
 

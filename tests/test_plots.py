@@ -122,6 +122,9 @@ def test_predicted_vs_true_draws_the_row_of_a_prediction_condition_names(norman)
     )
     with pytest.raises(ps.PerturbsimError, match=r"^predicted has no profile of 'TP53' \(it holds"):
         pl.predicted_vs_true(pred, norman, condition="TP53")
+    # a lone row that is not the condition named is not drawn against that condition
+    with pytest.raises(ps.PerturbsimError, match=r"^predicted has no profile of 'MAP2K6'"):
+        pl.predicted_vs_true(pred[["KLF1"]], norman, condition="MAP2K6")
 
 
 def test_predicted_vs_true_refuses_nothing_to_draw():

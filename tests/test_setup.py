@@ -97,8 +97,12 @@ def test_non_finite_values_are_named_by_their_first_cell_and_gene(bad, layout):
 def test_negative_values():
     adata = make_screen(["ctrl", "G1"])
     adata.X = adata.X.toarray()
-    adata.X[0, 0] = -1.5
-    one_line_error(lambda: ps.pp.setup(adata), "negative values")
+    adata.X[1, 2] = -1.5
+    adata.X[3, 0] = -0.5
+    cell, gene = adata.obs_names[1], adata.var_names[2]  # the first, by row then column
+    one_line_error(
+        lambda: ps.pp.setup(adata), f"negative values .*first at cell '{cell}' gene '{gene}'"
+    )
 
 
 def test_duplicated_gene_names():
@@ -285,7 +289,7 @@ def test_perturbed_genes_differing_only_in_case_are_named(caplog):
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata)
     assert "differing only in case count as different genes" in caplog.text
-    assert "perturbed ones among these 2 groups: " in caplog.text
+    assert "perturbed ones among them (2 groups): " in caplog.text
     assert "G1 and g1; G3 and g3" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):

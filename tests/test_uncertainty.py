@@ -47,10 +47,11 @@ def test_an_error_scale_is_not_extrapolated_past_the_supports_that_fitted_it():
     assert fitted.support_range == pytest.approx((0.5, 0.7))
     # read at 0 the line would give 6.0 and at 1 the floor; it stops at the supports it saw
     np.testing.assert_allclose(fitted.ratio(np.array([0.0, 0.6, 1.0])), [2.0, 1.2, 0.4])
+    # the range is saved beside the fields earlier releases read, which it would break
+    assert set(fitted.to_dict()) == {"intercept", "slope", "n_conditions"}
+    assert ErrorScale.from_dict(fitted.to_dict(), support_range=[0.5, 0.7]) == fitted
     # files saved before the range was kept load as they were fitted: extrapolated
-    older = {k: v for k, v in fitted.to_dict().items() if not k.startswith("support_")}
-    assert ErrorScale.from_dict(older).ratio(np.array([0.0]))[0] == pytest.approx(6.0)
-    assert ErrorScale.from_dict(fitted.to_dict()) == fitted
+    assert ErrorScale.from_dict(fitted.to_dict()).ratio(np.array([0.0]))[0] == pytest.approx(6.0)
     assert ErrorScale.from_dict(fitted.to_dict(), pooled=True).pooled
 
 
@@ -65,8 +66,10 @@ def test_an_error_slope_is_shrunk_by_its_noise():
     assert shrunk.ratio(np.array([support.mean()]))[0] == pytest.approx((line + wobble).mean())
     noisy = fit_error_scale(line + 10 * wobble, support)
     assert noisy.slope == 0.0 and noisy.intercept == pytest.approx((line + 10 * wobble).mean())
-    # four conditions leave too few degrees of freedom to gauge the slope's noise: flat
+    # four conditions leave too few degrees of freedom to gauge the slope's noise: flat;
+    # five are the fewest that keep one
     assert fit_error_scale(line[:4], support[:4]).slope == 0.0
+    assert fit_error_scale(line[:5], support[:5]).slope == pytest.approx(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +127,13 @@ def test_error_scales_say_which_kinds_borrow_the_pooled_fit(fitted_norman, tmp_p
     model.save(tmp_path / "model")
     loaded = ps.models.PerturbationModel.load(tmp_path / "model")
     pd.testing.assert_frame_equal(loaded.error_scales, model.error_scales)
+    assert loaded.error_scales["support_high"].notna().any()  # the ranges were kept
+    # the fields earlier releases read are all that "error" holds: they can still load it
+    import json
+
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    saved = config["options"]["error"]
+    assert all(set(fields) == {"intercept", "slope", "n_conditions"} for fields in saved.values())
 
 
 def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman, tmp_path):
@@ -194,6 +204,17 @@ def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog)
         model.predict(["KLF1+MAP2K6"])
     assert "1 prediction has a gene neither measured alone" in caplog.text
     assert caplog.text.count("neither measured") == 1  # nothing of the supported pair
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model.sample(["BPGM+SAMD1"], adata, n_cells=2, seed=0)
+    # sampled cells name it too, without predict's strict=, which sample does not take
+    (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
+    assert warning.endswith(": BPGM+SAMD1")
+    caplog.clear()
+    fitness = pd.Series({"KLF1": -0.1, "MAP2K6": -0.2, "BPGM+SAMD1": -0.3, "CBL": 0.0})
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.models.ExpressionFitness(model).fit(fitness)
+    assert "neither measured" not in caplog.text  # its features, not predictions shown
 
 
 def test_saved_model_keeps_its_error_model(fitted_norman, tmp_path):

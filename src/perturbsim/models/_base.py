@@ -867,7 +867,9 @@ class PerturbationModel(ABC):
         """
         check_setup(adata)
         self.check_genes_of(adata)
-        prediction = self.predict(perturbations)
+        with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
+            prediction = self.predict(perturbations)
+        _warn_unsupported(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
         matrix = cell_matrix(adata)

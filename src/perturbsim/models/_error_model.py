@@ -47,9 +47,11 @@ class ErrorScale:
     Attributes
     ----------
     intercept
-        The share left unexplained at support 0 (no measured gene near the perturbation).
+        The line's share left unexplained at support 0 (no measured gene near the
+        perturbation); read there only if :attr:`support_range` reaches 0.
     slope
-        How much of it support removes (0 when held-out errors do not fall with support).
+        How much of it each unit of support removes (0 when held-out errors do not fall
+        with support, or not clearly), within :attr:`support_range`.
     n_conditions
         Held-out conditions that fitted it (0: the default, ``intercept`` 1, ``slope`` 0,
         as if the prediction were the mean of the training perturbations).
@@ -84,30 +86,29 @@ class ErrorScale:
             support = np.clip(support, *self.support_range)
         return np.maximum(self.intercept - self.slope * support, FLOOR * self.intercept)
 
-    def to_dict(self) -> dict[str, float | int | None]:
-        """The fields but ``pooled``, for a model's JSON configuration (:meth:`from_dict`).
+    def to_dict(self) -> dict[str, float | int]:
+        """The line's fields, for a model's JSON configuration (:meth:`from_dict`).
 
-        :attr:`support_range` as ``support_low`` and ``support_high`` (None without one).
+        Not ``pooled`` nor :attr:`support_range`: the fields earlier releases read, which
+        would refuse others; a model saves those two beside them.
         """
-        low, high = (None, None) if self.support_range is None else self.support_range
-        return {
-            "intercept": self.intercept,
-            "slope": self.slope,
-            "n_conditions": self.n_conditions,
-            "support_low": low,
-            "support_high": high,
-        }
+        return {"intercept": self.intercept, "slope": self.slope, "n_conditions": self.n_conditions}
 
     @classmethod
-    def from_dict(cls, saved: Mapping[str, Any], *, pooled: bool = False) -> ErrorScale:
-        """An error scale from :meth:`to_dict`'s fields (those of earlier files too)."""
-        low, high = saved.get("support_low"), saved.get("support_high")
+    def from_dict(
+        cls,
+        saved: Mapping[str, Any],
+        *,
+        pooled: bool = False,
+        support_range: Sequence[float] | None = None,
+    ) -> ErrorScale:
+        """An error scale from :meth:`to_dict`'s fields and the two saved beside them."""
         return cls(
             float(saved["intercept"]),
             float(saved["slope"]),
             int(saved["n_conditions"]),
             pooled,
-            None if low is None or high is None else (float(low), float(high)),
+            None if support_range is None else (float(support_range[0]), float(support_range[1])),
         )
 
 

@@ -12,8 +12,9 @@ import pandas as pd
 
 from .._errors import PerturbsimError, shown_list
 from .._keys import DELTA_LAYER
+from .._settings import switched_off
 from ..pp import canonical_label, parse_perturbations
-from ._base import PerturbationModel
+from ._base import WARN_UNSUPPORTED, PerturbationModel
 from ._fitness import RIDGE_GRID, loo_ridge
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ class ExpressionFitness:
     def _changes(self, sets: list[tuple[str, ...]]) -> np.ndarray:
         """Predicted change of each set, one row per set, repeats included."""
         distinct = list(dict.fromkeys(sets))  # the expression model predicts each once
-        predicted = self.expression_model.predict([list(s) for s in distinct])
+        with switched_off(WARN_UNSUPPORTED):  # features of fitness, not predictions shown
+            predicted = self.expression_model.predict([list(s) for s in distinct])
         rows = {s: i for i, s in enumerate(distinct)}
         changes = np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
         return changes[[rows[s] for s in sets]].reshape(len(sets), -1)

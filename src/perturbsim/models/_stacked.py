@@ -287,7 +287,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     supports that fitted it. The held-out
     conditions are the validation ones and the training ones held out one at a time (as
     for the scale); a kind with fewer than three of its own shares the fit of the kinds
-    with a gene not measured alone, except pairs of measured singles (``combo_seen2``,
+    with a gene not measured alone (with three or four it keeps its own, flat: too few
+    to gauge a slope's noise), except pairs of measured singles (``combo_seen2``,
     always of support 1), fitted on their own: the validation ones and the training ones
     as their combined singles predict them (without evidence, the full spread of each
     gene; the pair fit (role coefficients or shared change) saw those pairs, a slight optimism). A
@@ -1136,9 +1137,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         spread over the training perturbations), its variance in ``.layers["variance"]``,
         where ``s'`` is ``s`` clipped to ``[support_low, support_high]``.
 
-        Columns ``kind``, ``intercept`` (expected squared error, in gene scales, of a
-        perturbation with no measured gene near it), ``slope`` (how much full support
-        removes; it may exceed ``intercept``, the floor then holds), ``support_low`` and
+        Columns ``kind``, ``intercept`` (the line's expected squared error, in gene scales,
+        at support 0: no measured gene near the perturbation), ``slope`` (how much a unit
+        of support removes, shrunk by its noise; it may exceed ``intercept``, the floor then
+        holds; both read only within the supports below), ``support_low`` and
         ``support_high`` (the supports of the conditions that fitted the line, which is not
         extrapolated past them; NaN for the default), ``n_conditions`` (the
         held-out predictions that fitted it, those of every pooled kind for a pooled row:
@@ -1149,11 +1151,21 @@ class Stacked(CoverageMixin, PerturbationModel):
         """
         if not self._error:
             self.require_fitted()
+        rows = []
+        for kind in KINDS:
+            fitted = self._error[kind]
+            low, high = fitted.support_range or (np.nan, np.nan)
+            rows.append(
+                {
+                    "kind": kind,
+                    **fitted.to_dict(),
+                    "support_low": float(low),
+                    "support_high": float(high),
+                    "pooled": fitted.pooled,
+                }
+            )
         return pd.DataFrame(
-            [
-                {"kind": kind, **self._error[kind].to_dict(), "pooled": self._error[kind].pooled}
-                for kind in KINDS
-            ],
+            rows,
             columns=[
                 "kind",
                 "intercept",
@@ -1256,6 +1268,11 @@ class Stacked(CoverageMixin, PerturbationModel):
             "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
             # apart from "error", which files of earlier versions read field by field
             "error_pooled": [kind for kind, fitted in self._error.items() if fitted.pooled],
+            "error_support": {
+                kind: list(fitted.support_range)
+                for kind, fitted in self._error.items()
+                if fitted.support_range is not None
+            },
             "single_genes": list(self.singles),
             "screen_genes": self.screen_genes,
             "parts": {name: model._options() for name, model in self.corrections.items()},
@@ -1341,8 +1358,11 @@ class Stacked(CoverageMixin, PerturbationModel):
                 kind: Fitted(f.weights[:-1], f.n_conditions, f.pooled) for kind, f in joint.items()
             }
         pooled = set(options.get("error_pooled", []))  # files saved before it: not known
+        support = options.get("error_support", {})  # files saved before it: extrapolated
         self._error = {
-            kind: ErrorScale.from_dict(fitted, pooled=kind in pooled)
+            kind: ErrorScale.from_dict(
+                fitted, pooled=kind in pooled, support_range=support.get(kind)
+            )
             for kind, fitted in options["error"].items()
         }
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)

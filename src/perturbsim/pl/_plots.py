@@ -217,13 +217,13 @@ def _as_series(
 ) -> tuple[pd.Series | np.ndarray, str | None]:
     """Change over control as a gene-indexed Series (or a bare array), and the condition.
 
-    Of an AnnData, its only row, or among several the row of ``condition``.
+    Of an AnnData, the row of ``condition``, or without it its only row.
     """
     if isinstance(values, AnnData):
         if DELTA_LAYER not in values.layers:
             raise PerturbsimError(f"{what} has no .layers[{DELTA_LAYER!r}] (change over control)")
         names = values.obs_names.astype(str)
-        label = names[0] if values.n_obs == 1 else _chosen_profile(names, condition, what)
+        label = _chosen_profile(names, condition, what)
         row = names.get_loc(label)
         delta = values.layers[DELTA_LAYER][row : row + 1]
         delta = np.asarray(delta.toarray() if sparse.issparse(delta) else delta, dtype=float)
@@ -251,6 +251,8 @@ def _chosen_profile(labels: pd.Index, condition: str | None, what: str) -> str:
         Naming the labels: ``condition`` names none of them, or it is ``None`` and there
         are several.
     """
+    if len(labels) == 0:
+        raise PerturbsimError(f"{what} holds no profile")
     if condition is None:
         if len(labels) != 1:
             raise PerturbsimError(

@@ -228,8 +228,8 @@ class RowSource:
         ------
         PerturbsimError
             Naming the rows and the file if ``load`` fails or the file changed size since it
-            was opened; the matrix and the file if a value is negative, also the cell and
-            gene of the first non-finite value.
+            was opened; the matrix, the file and the cell and gene of the first offending
+            value if a value is non-finite or negative.
         """
         where = self.where(start, stop)
         try:

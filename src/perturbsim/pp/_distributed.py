@@ -186,8 +186,8 @@ def dask_sums(
     ------
     PerturbsimError
         Naming the rows (and file) of a chunk that cannot be read or whose workers kept
-        dying; the matrix (and file) of one that holds negative values, also the cell and
-        gene of a non-finite one.
+        dying; the matrix (and file), cell and gene of the first non-finite or negative
+        value of one that holds such values.
     """
     dask = _require("dask")
     n_genes = matrix.shape[1]
@@ -222,11 +222,12 @@ def dask_sums(
         try:
             (sums,) = dask.compute(level[0][2], scheduler=chosen)
         except _worker_death() as err:
-            # a chunk's task is keyed (name, start, stop); the shared source names every row
+            # a chunk's task is keyed (name, start, stop); else it is the shared source's
             chunk = isinstance(err.task, tuple) and len(err.task) == 3
             start, stop = err.task[1:] if chunk else (0, matrix.shape[0])
+            task = "summed" if chunk else "held the reader of"
             raise PerturbsimError(
-                f"every dask worker that summed {source.where(start, stop)} died "
+                f"every dask worker that {task} {source.where(start, stop)} died "
                 f"({err.allowed_failures + 1} tried; killed, or out of memory?); rerun, or "
                 "give the workers more memory"
             ) from err

@@ -195,7 +195,7 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
     if clashes:
         logger.warning(
             "gene names differing only in case count as different genes (a typo in the "
-            "labels?), perturbed ones among these %s: %s",
+            "labels?), perturbed ones among them (%s): %s",
             counted(len(clashes), "group"),
             "; ".join(" and ".join(c) for c in clashes[:5]),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,8 +38,8 @@ def check_block(
     where
         The matrix the block comes from (e.g. ``"adata.X"``), for the message.
     cells, genes
-        Names of the block's rows and columns: the message of a non-finite value names
-        the first one's cell and gene (looked up only then).
+        Names of the block's rows and columns: the message names the cell and gene of the
+        first offending value (looked up only then).
     """
     values = matrix_values(block)
     if values.size == 0:
@@ -48,28 +48,35 @@ def check_block(
         raise PerturbsimError(f"{where} is not numeric (dtype {values.dtype})")
     finite = np.isfinite(values)
     if not finite.all():
-        row, column, bad = _first_non_finite(block)
+        row, column, bad = _first_where(block, lambda v: ~np.isfinite(v))
         n_bad = counted(int((~finite).sum()), "non-finite value")
         raise PerturbsimError(
             f"{where} contains {bad} at cell {str(cells[row])!r} gene {str(genes[column])!r} "
             f"({n_bad}); remove or impute them first"
         )
     if (values < 0).any():
+        row, column, _ = _first_where(block, lambda v: v < 0)
         raise PerturbsimError(
-            f"{where} contains negative values (minimum {values.min():.4g}); perturbsim expects "
+            f"{where} contains negative values (minimum {values.min():.4g}; the first at cell "
+            f"{str(cells[row])!r} gene {str(genes[column])!r}); perturbsim expects "
             "log-normalised non-negative expression, not scaled or centred data"
         )
 
 
-def _first_non_finite(block: object) -> tuple[int, int, float]:
-    """Row, column and value of the first non-finite entry of ``block`` (by row, then column)."""
+def _first_where(
+    block: object, offending: Callable[[np.ndarray], np.ndarray]
+) -> tuple[int, int, float]:
+    """Row, column and value of the first entry of ``block`` that ``offending`` marks.
+
+    Entries are taken by row, then column; ``offending`` maps values to a boolean mask.
+    """
     if sparse.issparse(block):
         entries = sparse.coo_matrix(block)
-        bad = np.flatnonzero(~np.isfinite(entries.data))
+        bad = np.flatnonzero(offending(entries.data))
         first = bad[np.lexsort((entries.col[bad], entries.row[bad]))[0]]
         return int(entries.row[first]), int(entries.col[first]), entries.data[first]
     dense = np.asarray(block)
-    row, column = np.argwhere(~np.isfinite(dense))[0]
+    row, column = np.argwhere(offending(dense))[0]
     return int(row), int(column), dense[row, column]
 
 

@@ -13,10 +13,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from .._errors import PerturbsimError, shown_list
-from .._settings import resolve_seeds, switched_off
+from .._settings import resolve_seeds
 from ..ds import FitnessScreen
 from ..models import ExpressionFitness, FitnessModel, PerturbationModel
-from ..models._base import WARN_UNSUPPORTED
 from ..models._fitness_expression import check_expression_model
 from ..pp._split import subgroup_name
 from ._result import _over_seeds
@@ -351,10 +350,7 @@ def _run_seed(
         covered = route.covers(pairs)
         values = np.full(len(pairs), np.nan)
         if covered.any():
-            with switched_off(WARN_UNSUPPORTED):  # held-out pairs, unsupported ones scored too
-                values[covered] = route.predict(
-                    [p for p, c in zip(pairs, covered, strict=True) if c]
-                )
+            values[covered] = route.predict([p for p, c in zip(pairs, covered, strict=True) if c])
         predicted[EXPRESSION] = values
         seconds[EXPRESSION] = seconds.get(EXPRESSION, 0.0) + time.perf_counter() - started
     frames = [
