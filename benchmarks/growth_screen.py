@@ -110,7 +110,7 @@ def gene_sets(model: ps.PerturbationModel) -> dict[str, dict]:
     top = np.argsort(model.control_mean)[::-1][:50]
     return {
         "top50": {"genes": list(model.genes[np.sort(top)])},
-        "abundant": {},
+        "abundant": {"abundance": 0.5},  # Norman's threshold as he set it
         "all500": {"genes": list(model.genes)},
     }
 

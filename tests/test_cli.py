@@ -620,18 +620,28 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     genes = tmp_path / "genes.txt"
     genes.write_text("KLF1\nMAP2K6\nSLC38A2\n")
     run = ["gi", str(tmp_path / "model"), "--genes", str(genes), "--out"]
+    # log-normalised: fewer than 20 genes pass Norman's 0.5, so the default fits every
+    # expressed gene, as evaluate does
     assert main([*run, str(tmp_path / "default")]) == 0
     out = capsys.readouterr().out
-    few = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
-    assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
+    expressed = int((model.control_mean > 0).sum())
+    fitted = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
+    assert 20 <= fitted <= expressed
+    assert f"fitted on up to {fitted} of the model's 500 genes" in out
+    assert "mean control expression exceeds 0 (--abundance" in out
     assert "1 of these pairs was measured in the model's fit (e.g. KLF1+MAP2K6)" in out
+    assert "too few" not in caplog.text
+    assert main([*run, str(tmp_path / "few"), "--abundance", "0.5"]) == 0
+    out = capsys.readouterr().out
+    few = int(pd.read_csv(tmp_path / "few" / "gi_scores.csv")["n_genes"].max())
+    assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
     assert "genes have a mean control expression above --abundance 0.5" in caplog.text
     assert "pass a lower --abundance (0 keeps every expressed gene)" in caplog.text
     caplog.clear()
     assert main([*run, str(tmp_path / "all"), "--abundance", "0"]) == 0
     assert "too few" not in caplog.text
     every = pd.read_csv(tmp_path / "all" / "gi_scores.csv")
-    assert every["n_genes"].max() > few
+    assert every["n_genes"].max() == fitted > few
     # additive predictions: a synergy on the GEARS paper's scale, additive on Norman's
     assert every["is_synergy"].all() and not every["is_additive"].any()
     assert main([*run, str(tmp_path / "norman"), "--abundance", "0", "--magnitude", "norman"]) == 0

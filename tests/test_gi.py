@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -433,7 +435,7 @@ def test_rules_are_checked_and_primary_subtype_follows_precedence():
 
 def test_too_few_fitted_genes_are_warned_of(norman, caplog):
     profiles = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6", "KLF1+MAP2K6"])
-    gi_scores(profiles)  # log-normalised: 5 of 500 genes above Norman's 0.5
+    gi_scores(profiles, abundance=0.5)  # log-normalised: 5 of 500 genes above Norman's 0.5
     assert "only 5 genes have a mean control expression above abundance=0.5" in caplog.text
     assert "pass a lower abundance (0 keeps every expressed gene)" in caplog.text
     caplog.clear()
@@ -442,6 +444,14 @@ def test_too_few_fitted_genes_are_warned_of(norman, caplog):
     caplog.clear()
     scores = gi_scores(profiles, abundance=0.05)
     assert "too few" not in caplog.text and scores["n_genes"].iloc[0] >= 20
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="perturbsim"):
+        by_default = gi_scores(profiles)  # too few above 0.5: every expressed gene
+    expressed = int((np.asarray(profiles["ctrl"].X).ravel() > 0).sum())
+    assert "too few" not in caplog.text
+    assert f"interactions fitted on every expressed gene ({expressed})" in caplog.text
+    every = gi_scores(profiles, abundance=0)
+    pd.testing.assert_frame_equal(by_default, every)
 
 
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):

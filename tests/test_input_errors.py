@@ -81,6 +81,15 @@ def test_predict_names_genes_joined_by_another_separator(additive):
         additive.predict(["KLF1_MAP2K6"])
 
 
+def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
+    with pytest.raises(PerturbsimError, match=r"did you mean 'KLF1' for 'KFL1'\?\)"):
+        additive.predict(["KFL1+MAP2K6"])
+    with pytest.raises(PerturbsimError, match=r"KFL1 \(did you mean 'KLF1' for 'KFL1'\?\)"):
+        additive.predict_pairs(["KFL1", "MAP2K6"])
+    with pytest.raises(PerturbsimError, match=r"NOTAGENE1 \(never perturbed.*\)$"):
+        additive.predict(["NOTAGENE1"])  # nothing close: no guess
+
+
 def test_strict_names_a_gene_it_cannot_predict_before_refusing_unsupported_ones(split_norman):
     model = ps.models.build_model("stacked_no_gears", split_norman, seed=0).fit()
     with pytest.raises(PerturbsimError, match="cannot predict perturbations of NOTAGENE1"):

@@ -60,6 +60,20 @@ def test_metric_bars(result):
     assert np.isnan(bars[0].patches[0].get_height())
 
 
+def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result):
+    summary = result.summary()
+    rows = summary[summary["metric"] == "nmse_de"].copy()
+    first = rows.index[rows["mean"].notna()][0]
+    rows.loc[first, "ci_high"] = 50 * rows["mean"].abs().max() + 10  # two seeds can do this
+    ax = pl.metric_bars(rows, metric="nmse_de")
+    low, high = ax.get_ylim()
+    assert max(rows["mean"].max(), 1.0) < high < rows.loc[first, "ci_high"]
+    assert low <= min(rows["mean"].min(), 0.0)
+    assert ax.get_title() == "nmse_de (intervals cut at the axis)"
+    bounded = pl.metric_bars(result, metric="pearson_delta_de")
+    assert bounded.get_ylim() == pytest.approx((-1.05, 1.05))
+
+
 def test_metric_bars_on_given_axes_and_summary(result):
     ax = Figure().add_subplot()
     out = pl.metric_bars(result.summary(), metric="pearson_delta_de", models=["mean"], ax=ax)
@@ -291,11 +305,10 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
     coverage = result.coverage_table().set_index(["model", "subgroup"])
     subgroups = [t.get_text() for t in ax.get_xticklabels()]
     expected = []
-    for model in ("additive", "mean"):  # a model of no partial bar has no labels at all
-        notes = []
+    for model in ("additive", "mean"):
         for group in subgroups:
             covered, total = coverage.loc[(model, group), ["n_covered", "n_total"]]
-            notes.append(f"{covered}/{total}" if 0 < covered < total else "")
-        expected += notes if any(notes) else []
+            if 0 < covered < total:
+                expected.append(f"{covered}/{total}")
     assert [t.get_text() for t in ax.texts] == expected
     assert any(expected)  # additive covers only the pairs whose singles were measured

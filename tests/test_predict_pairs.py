@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -199,12 +200,13 @@ def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):
 @pytest.mark.parametrize(
     ("lines", "words"),
     [
-        (None, "no such file"),
+        (None, "--genes: no such genes file: '"),
         (["# nothing here", ""], "no genes in"),
         (["{0}", "NOTAGENE1", "{1}"], "NOTAGENE1; pass --skip-unknown"),
         (b"\x89HDF\r\n\x1a\n\xff\xfe", "as a list of genes, one a line (it is not UTF-8 text)"),
         (b"KLF1\x00\x00\x00", "(it holds NUL bytes: a binary file)"),
-        ("folder", "is a folder, not a list file"),
+        ("folder", "genes.txt' is a folder"),
+        ("device", "--genes: genes file '/dev/null' is not a regular file"),
         (["{0},{1},{2}"], "holds several genes joined by ',': give one a line"),
         (["{0} {1}"], "holds several genes joined by ' ': give one a line"),
     ],
@@ -215,6 +217,8 @@ def test_cli_gi_errors_are_one_line_with_status_2(model_dir, genes, tmp_path, ca
         gene_file.write_bytes(lines)
     elif lines == "folder":
         gene_file.mkdir()
+    elif lines == "device":
+        gene_file = Path("/dev/null")
     elif lines is not None:
         _gene_file(gene_file, [line.format(*genes) for line in lines])
     code = main(["gi", str(model_dir), "--genes", str(gene_file), "--out", str(tmp_path / "o")])

@@ -389,6 +389,38 @@ def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted
         ps.models.Stacked(adata, corrections=("gears",), linear_embedding="training")
 
 
+def test_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(fitted_small, tmp_path):
+    adata, model = fitted_small
+    linear = model.corrections["linear"]
+    test = [ps.pp.genes_of(str(c)) for c in adata.uns["perturbsim"]["split"]["test"]]
+    pair = next(
+        g for g in test if len(g) == 2 and (g[0] in model.singles) != (g[1] in model.singles)
+    )
+    unmeasured = next(g for g in pair if g not in model.singles)
+    assert kind_of(pair, model.singles) == "combo_seen1"
+    assert linear.covers([[unmeasured]])[0]
+    _, scaled = model._baseline([pair])
+    departure = linear.predict([[unmeasured]]).layers["delta"][0] - model.mean_change
+    departure[model.genes == unmeasured] = 0.0  # its own target: the target effect instead
+    np.testing.assert_allclose(scaled[0, :, 1], departure)
+    assert np.abs(departure).max() > 0.01  # linear says something of the gene
+    # the pair's part for its unmeasured gene is then its unseen single's, up to the scales
+    _, alone = model._baseline([(unmeasured,)])
+    np.testing.assert_allclose(scaled[0], alone[0])
+    # saved and loaded, it stays; the ablation gives such a pair the mean alone
+    model.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert loaded.partial_linear
+    np.testing.assert_allclose(loaded.predict([list(pair)]).X, model.predict([list(pair)]).X)
+    ablation = ps.models.build_model("stacked_no_partial_linear", adata, seed=0)
+    assert not ablation.partial_linear
+    ablation.singles, ablation.corrections = model.singles, model.corrections
+    ablation.mean_change, ablation.target_effect = model.mean_change, model.target_effect
+    _, without = ablation._baseline([pair])
+    assert not without[0, :, 1].any()
+    np.testing.assert_allclose(without[0, :, 0], scaled[0, :, 0])
+
+
 def test_it_is_the_catalogue_default(fitted_small):
     assert ps.models.DEFAULT_MODELS[0] == "stacked"
     assert ps.models.DEMO_MODELS[0] == "stacked"

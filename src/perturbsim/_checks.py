@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,30 @@ def check_nonnegative(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
         raise PerturbsimError(f"{name} must be a finite number >= 0, got {shown(value)}")
     return float(value)
+
+
+def check_file(path: Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file one can open.
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming ``path`` and what is wrong: missing, a folder, or not a regular
+        file (a device such as ``/dev/null``, a pipe).
+
+    Examples
+    --------
+    >>> check_file(Path("/dev/null"), "gene list")
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: gene list '/dev/null' is not a regular file
+    """
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise PerturbsimError(f"no such {what}: {str(path)!r}")
+    kind = "a folder" if path.is_dir() else "not a regular file"
+    raise PerturbsimError(f"{what} {str(path)!r} is {kind}")
 
 
 def checked_table(

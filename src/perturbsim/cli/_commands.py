@@ -31,7 +31,7 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label, genes_of, parse_perturbations
-from ..pp._gi import ON_CUT, GIRules
+from ..pp._gi import FEW_GENES, ON_CUT, GIRules, resolve_abundance
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -366,7 +366,8 @@ GI_FILES = ("predictions.h5ad", "gi_scores.csv")
 def _run_gi(args: argparse.Namespace) -> None:
     from .._keys import PRED_N_TARGETS
 
-    check_nonnegative("--abundance", args.abundance)
+    if args.abundance is not None:
+        check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
     genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
     model = PerturbationModel.load(args.model)
@@ -379,7 +380,8 @@ def _run_gi(args: argparse.Namespace) -> None:
     atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
     atomic_write(args.out / GI_FILES[1], scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
-    print(_fitted_genes_text(scores, len(model.genes), args.abundance))
+    abundance = resolve_abundance(model.control_mean, args.abundance)
+    print(_fitted_genes_text(scores, len(model.genes), abundance))
     held = set(_singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
         print(
@@ -438,11 +440,11 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--abundance",
         type=float,
-        default=0.5,
+        default=None,
         metavar="X",
-        help="fit each pair on the genes whose mean control expression exceeds X (default "
-        "0.5, Norman's threshold on UMI counts; on log-normalised data it keeps few genes: "
-        "lower it, 0 keeps every expressed gene)",
+        help="fit each pair on the genes whose mean control expression exceeds X (0 keeps "
+        "every expressed gene); default: Norman's 0.5 (on UMI counts) where at least "
+        f"{FEW_GENES} genes exceed it, else 0, as perturbsim evaluate does",
     )
     parser.set_defaults(run=_run_gi)
 

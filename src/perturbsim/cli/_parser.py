@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_file
 from .._errors import PerturbsimError
 
 
@@ -49,13 +50,14 @@ def read_list(
     Raises
     ------
     PerturbsimError
-        One line naming the file: missing, a folder, not UTF-8 text (or holding NUL bytes:
-        a binary file), holding no item, or several items on one line.
+        One line naming the file: missing, a folder or another non-regular file, not
+        UTF-8 text (or holding NUL bytes: a binary file), holding no item, or several
+        items on one line.
     """
-    if path.is_dir():
-        raise PerturbsimError(f"{flag}: {str(path)!r} is a folder, not a list file")
-    if not path.is_file():
-        raise PerturbsimError(f"{flag}: no such file: {str(path)!r}")
+    try:
+        check_file(path, f"{what} file")
+    except PerturbsimError as error:
+        raise PerturbsimError(f"{flag}: {error}") from None
     text, reason = "", ""
     try:
         text = path.read_text(encoding="utf-8-sig")

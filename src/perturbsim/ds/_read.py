@@ -11,6 +11,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._checks import check_file
 from .._errors import PerturbsimError, error_reason, shown_list
 from .._keys import SEP, SETUP, UNS
 from ..pp import setup
@@ -88,9 +89,7 @@ def read(
             f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
             f"{type(where).__name__}{mask}"
         )
-    path = Path(path)
-    if not path.is_file():
-        raise PerturbsimError(f"no such file: {str(path)!r}")
+    path = check_file(Path(path))
     if path.suffix != ".h5ad":
         raise PerturbsimError(f"expected an .h5ad file, got {str(path)!r}")
     try:

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..pp._gi import FEW_GENES
+from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
 from ..tl._evaluate import MIN_REPLICATE_CELLS
-from ..tl._evaluate_gi import ABUNDANCE
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE
 
@@ -627,7 +626,7 @@ GI_NOTE = (
     "random ranking of the same pairs in brackets, the pairs compared per seed (k is at "
     "most that many: a seed with k pairs or fewer ranks them all, at the random precision) "
     "and the genes each pair is fitted on (those whose mean control expression exceeds "
-    f"Norman's {ABUNDANCE:g}, or every expressed gene where fewer than {FEW_GENES} do). "
+    f"Norman's {NORMAN_ABUNDANCE:g}, or every expressed gene where fewer than {FEW_GENES} do). "
     "The additive baseline predicts every pair as the sum of its singles (c1 = c2 = 1, fit "
     "correlation 1): its rankings of magnitude and fit are all ties, so it scores what a "
     "random ranking does."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 from abc import ABC, abstractmethod
@@ -38,7 +39,7 @@ from .._keys import (
 from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
-from ..pp._gi import check_abundance_reached, gi_scores
+from ..pp._gi import check_abundance_reached, gi_scores, resolve_abundance
 from ..pp._label_hint import SEPARATORS
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
@@ -111,7 +112,8 @@ def _warn_unsupported(prediction: AnnData, fix: str = "") -> None:
     if len(flagged):
         logger.warning(
             "%s a gene neither measured alone nor tied by GO to one that was "
-            "(.obs['unsupported'], predicted from what perturbations do on average): %s%s",
+            "(.obs['unsupported']: such a gene is predicted from what perturbations do on "
+            "average, and a set of genes as such predictions combined): %s%s",
             counted(len(flagged), "prediction has", "predictions have"),
             shown_list(flagged, _MAX_NAMED_GENES),
             f"; {fix}" if fix else "",
@@ -149,9 +151,11 @@ def _check_gi_options(options: Mapping[str, Any], control_mean: np.ndarray) -> N
     if unknown:
         raise PerturbsimError(f"unknown GI options {unknown}; gi_scores takes {sorted(known)}")
     abundance = options.get("abundance", parameters["abundance"].default)
-    check_nonnegative("abundance", abundance)
+    if abundance is not None:
+        check_nonnegative("abundance", abundance)
     if isinstance(options.get("genes", parameters["genes"].default), str):
         control = np.asarray(options.get("control_mean", control_mean), dtype=float)
+        abundance = resolve_abundance(control, abundance)
         check_abundance_reached(int((control > abundance).sum()), abundance)
 
 
@@ -485,8 +489,9 @@ class PerturbationModel(ABC):
 
         `` ('KLF1_MAP2K6' looks like genes joined by '_': ...)`` for genes joined by another
         separator, `` (did you mean 'KLF1' for 'klf1'? ...)`` for another case, `` (did you
-        mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table), or
-        ``""``.
+        mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table),
+        `` (did you mean 'KLF1' for 'KFL1'?)`` for a misspelling of a gene the screen
+        perturbed (:meth:`_typo_hint`), or ``""``.
         """
         genes = sorted({g for s in sets for g in s})
         aliases = human_gene_alias()
@@ -535,6 +540,27 @@ class PerturbationModel(ABC):
         for gene, hint in hints:
             if next(covered) and gene not in known:
                 return hint
+        return self._typo_hint([g for g in genes if g not in known])
+
+    def _typo_hint(self, unknown: Sequence[str]) -> str:
+        """A hint for the first of ``unknown`` that looks like a misspelt perturbed gene.
+
+        `` (did you mean 'KLF1' for 'KFL1'?)`` when the gene is close in spelling
+        (:func:`difflib.get_close_matches`, ratio at least 0.75: e.g. two letters swapped
+        in a four-letter name) to a gene perturbed in the model's screen (fitted or held
+        out) that the model predicts; else ``""``.
+        """
+        perturbed = sorted(
+            {
+                g
+                for c in [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
+                for g in parse_perturbations(c)[0]
+            }
+        )
+        for gene in unknown:
+            close = difflib.get_close_matches(gene, perturbed, n=1, cutoff=0.75)
+            if close and self.covers([close])[0]:
+                return f" (did you mean {close[0]!r} for {gene!r}?)"
         return ""
 
     def predict(

@@ -130,6 +130,12 @@ VARIANTS: dict[str, Variant] = {
         {"infer_singles": False},
         "stacked without singles inferred from pairs for genes measured only in pairs (ablation)",
     ),
+    "stacked_no_partial_linear": Variant(
+        "stacked",
+        {"partial_linear": False},
+        "stacked giving a pair with one measured single the mean alone for its other gene, "
+        "not linear's prediction of it (ablation)",
+    ),
     "stacked_baseline": Variant(
         "stacked",
         {"corrections": (), "neighbours": False},

@@ -16,6 +16,7 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 from scipy import sparse
 
 from .._checks import checked_table
@@ -34,6 +35,10 @@ ProfileSource = AnnData | PseudobulkStats
 
 _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)}
 """Axis limits of bounded metrics, by the first word of the metric name."""
+
+
+_FOOT_NOTE = {"rotation": 90, "fontsize": "x-small", "ha": "center", "va": "bottom"}
+"""How a bar's coverage note is written at its foot."""
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -94,6 +99,22 @@ def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
     return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
 
 
+def _value_range(metric: str, means: np.ndarray) -> tuple[float, float]:
+    """Limits of a bar plot's value axis: the metric's range, or one fitted to the bars.
+
+    Bounded metrics (:data:`_BOUNDS`) show their whole range. Others show the bars with a
+    margin, and 0 and, for normalised errors, 1 (no change): never the whiskers, whose
+    intervals over few seeds can reach tens of times the bars' heights and flatten them.
+    """
+    bounds = _BOUNDS.get(metric.split("_")[0])
+    if bounds is not None:
+        return bounds
+    shown = [0.0, *means[np.isfinite(means)]] + ([1.0] if metric.startswith("nmse") else [])
+    low, high = min(shown), max(shown)
+    margin = 0.15 * (high - low) or 1.0
+    return (low - margin if low < 0 else 0.0), high + margin
+
+
 def metric_bars(
     data: EvaluationResult | pd.DataFrame,
     *,
@@ -106,12 +127,16 @@ def metric_bars(
     """Grouped bars of one metric: test subgroups on the x axis, one bar per model.
 
     Bars show the mean over seeds, whiskers the interval of
-    :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). A model
+    :meth:`~perturbsim.tl.EvaluationResult.summary` (absent with a single seed). The value
+    axis spans a bounded metric's range (correlations, shares) or else the bars, 0 and
+    (for normalised errors) 1, with a margin: intervals over few seeds can be many times
+    the bars' heights, and whiskers beyond the axis are cut there, the title saying so. A model
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
     leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
     predict: a bar of fewer than all the subgroup's test conditions is labelled
-    ``covered/total`` (over the seeds), as its mean is not of the same conditions as the
-    others' (from an :class:`~perturbsim.tl.EvaluationResult`, or ``coverage``). The
+    ``covered/total`` at its foot (over the seeds), as its mean is not of the same
+    conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
+    ``coverage``). The
     split-half replicate, the screen's noise ceiling, is drawn as a hatched grey bar.
 
     Parameters
@@ -168,6 +193,8 @@ def metric_bars(
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
+    at_base = blended_transform_factory(ax.transData, ax.transAxes)
+    means, ends = [], []
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
         low = np.full(len(subgroups), np.nan)
@@ -179,8 +206,11 @@ def metric_bars(
                 low[j] = row.get("ci_low", np.nan)
                 high[j] = row.get("ci_high", np.nan)
         err = np.vstack([mean - low, high - mean])
-        bars = ax.bar(
-            x + (i - (len(models) - 1) / 2) * width,
+        means.append(mean)
+        ends.append(np.concatenate([low, high]))
+        positions = x + (i - (len(models) - 1) / 2) * width
+        ax.bar(
+            positions,
             mean,
             width=width,
             yerr=err if np.isfinite(err).any() else None,
@@ -192,20 +222,22 @@ def metric_bars(
                 else {"color": f"C{i}"}
             ),
         )
-        if coverage is not None:  # a bar of fewer conditions says how many
-            notes = [_coverage_note(coverage, model, group) for group in subgroups]
-            if any(notes):
-                ax.bar_label(bars, labels=notes, fontsize="x-small", rotation=90, padding=2)
+        if coverage is not None:  # a bar of fewer conditions says how many, at its foot
+            for position, group in zip(positions, subgroups, strict=True):
+                note = _coverage_note(coverage, model, group)
+                if note:
+                    ax.text(position, 0.02, note, transform=at_base, **_FOOT_NOTE)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
-    bounds = _BOUNDS.get(metric.split("_")[0])
-    if bounds is not None:  # intervals of few seeds can reach far beyond the possible range
-        ax.set_ylim(*bounds)
+    low, high = _value_range(metric, np.concatenate(means))
+    ax.set_ylim(low, high)
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups)
     best = METRICS[metric].best if metric in METRICS else None
     ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
-    ax.set_title(metric)
+    ends = np.concatenate(ends)
+    cut = np.isfinite(ends) & ((ends < low) | (ends > high))
+    ax.set_title(metric + (" (intervals cut at the axis)" if cut.any() else ""))
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 

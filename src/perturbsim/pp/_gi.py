@@ -83,6 +83,9 @@ MIN_GENES = 3
 FEW_GENES = 20
 """Below this many fitted genes :func:`gi_scores` warns: the scores then mean little (Norman
 fitted thousands of abundant genes)."""
+NORMAN_ABUNDANCE = 0.5
+"""Norman's threshold on mean control expression (UMI counts per cell) for the genes a pair
+is fitted on."""
 
 _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
@@ -882,7 +885,7 @@ def gi_scores(
     *,
     pairs: Sequence[str] | None = None,
     genes: str | Sequence[str] = "abundant",
-    abundance: float = 0.5,
+    abundance: float | None = None,
     control_mean: np.ndarray | None = None,
     exclude_targets: bool = True,
     n_de: Mapping[str, int] | None = None,
@@ -920,7 +923,9 @@ def gi_scores(
     abundance
         Threshold of ``"abundant"``, on the scale of ``X``. Norman's 0.5 was a mean UMI
         count per cell (his notebook ``GI_model_fits.ipynb``); on log1p-normalised data it
-        selects fewer genes.
+        selects fewer genes. Default (``None``): 0.5 where at least :data:`FEW_GENES` genes
+        exceed it, else 0, every expressed gene (:func:`resolve_abundance`; as
+        :func:`perturbsim.tl.evaluate` and ``perturbsim gi`` choose).
     control_mean
         Mean control expression, used when ``profiles`` has no ``ctrl`` row; by default
         ``X - .layers["delta"]`` (identical over rows for model predictions).
@@ -1018,7 +1023,8 @@ def gi_scores(
     """
     check_anndata(profiles, "profiles", rows="conditions")
     rules = GIRules() if rules is None else rules
-    check_nonnegative("abundance", abundance)
+    if abundance is not None:
+        check_nonnegative("abundance", abundance)
     if min_de < 0:
         raise PerturbsimError(f"min_de must be non-negative, got {min_de}")
     rows = _profile_rows(profiles, sep)
@@ -1026,7 +1032,9 @@ def gi_scores(
     if isinstance(genes, str):
         if genes != "abundant":
             raise PerturbsimError(f"genes must be 'abundant' or a list of genes, got {genes!r}")
-        base_mask = _control(profiles, rows, delta, control_mean) > abundance
+        control = _control(profiles, rows, delta, control_mean)
+        abundance = resolve_abundance(control, abundance)
+        base_mask = control > abundance
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         base_mask = _listed_genes(profiles, genes)
@@ -1083,6 +1091,29 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
     A table read back from CSV has NaN for an empty flag; that counts as empty too.
     """
     return table["flag"].fillna("").astype(str) == ""
+
+
+def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> float:
+    """The threshold on mean control expression that chooses the genes pairs are fitted on.
+
+    ``abundance`` as given; for ``None``, Norman's :data:`NORMAN_ABUNDANCE` where at least
+    :data:`FEW_GENES` genes exceed it (his UMI counts, or log-normalised data of deep
+    cells), else 0, every expressed gene (log-normalised data, on which his threshold
+    keeps too few genes to fit a pair on).
+    """
+    if abundance is not None:
+        return abundance
+    control_mean = np.asarray(control_mean, dtype=float)
+    if int((control_mean > NORMAN_ABUNDANCE).sum()) >= FEW_GENES:
+        return NORMAN_ABUNDANCE
+    logger.info(
+        "interactions fitted on every expressed gene (%d): fewer than %d have a mean "
+        "control expression above Norman's %g",
+        int((control_mean > 0).sum()),
+        FEW_GENES,
+        NORMAN_ABUNDANCE,
+    )
+    return 0.0
 
 
 def check_abundance_reached(n_abundant: int, abundance: float) -> None:

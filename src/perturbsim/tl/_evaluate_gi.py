@@ -22,7 +22,7 @@ from anndata import AnnData
 from .._keys import CONTROL, SIMULATION
 from ..models import PerturbationModel
 from ..pp import PseudobulkStats, genes_of
-from ..pp._gi import FEW_GENES, gi_scores, is_scored
+from ..pp._gi import gi_scores, is_scored, resolve_abundance
 from ..pp._profiles import profiles_of
 from ._gi_precision import gi_precision
 from ._gi_truth import truth_profiles
@@ -31,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 MEASURED = "measured"
 """Row of the measured means scored against a simulator's truth."""
-ABUNDANCE = 0.5
-"""Norman's threshold on mean control expression for the genes a pair is fitted on."""
 
 GI_COLUMNS = [
     "model",
@@ -66,11 +64,13 @@ def _scored_pairs(table: pd.DataFrame) -> pd.Index:
 class GITruth:
     """The true interactions of a seed's test pairs, and the genes every pair is fitted on.
 
-    Pairs are fitted on the genes whose control mean (of the truth) is above Norman's
-    :data:`ABUNDANCE`, or on every gene expressed in control when fewer than
-    :data:`~perturbsim.pp._gi.FEW_GENES` are (Norman's threshold was on UMI counts:
-    log-normalised screens of a few hundred variable genes, such as the bundled Norman
-    subset, keep about 5 above it), their own genes left out, with no DE-count filter.
+    Pairs are fitted on the genes whose control mean (of the truth) is above Norman's 0.5,
+    or on every gene expressed in control when fewer than
+    :data:`~perturbsim.pp._gi.FEW_GENES` are (:func:`~perturbsim.pp._gi.resolve_abundance`,
+    as :func:`~perturbsim.tl.gi_scores` chooses by default; Norman's threshold was on UMI
+    counts: log-normalised screens of a few hundred variable genes, such as the bundled
+    Norman subset, keep about 5 above it), their own genes left out, with no DE-count
+    filter.
 
     Parameters
     ----------
@@ -104,16 +104,7 @@ class GITruth:
             self.pairs, self.kind = [p for p in pairs if p in simulated.obs_names], "simulated"
             profiles = simulated
             control = np.asarray(simulated[CONTROL].X, dtype=float).ravel()
-        fitted = control > ABUNDANCE
-        if fitted.sum() < FEW_GENES:
-            fitted = control > 0
-            logger.info(
-                "interactions fitted on every expressed gene (%d): fewer than %d have a mean "
-                "control expression above Norman's %g",
-                fitted.sum(),
-                FEW_GENES,
-                ABUNDANCE,
-            )
+        fitted = control > resolve_abundance(control, None)
         self.genes = list(np.asarray(stats.genes, dtype=str)[fitted])
         self.scores = self.score(profiles, self.pairs) if self.pairs else None
 
