@@ -412,6 +412,14 @@ def test_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(fitted_
     loaded = ps.PerturbationModel.load(tmp_path / "model")
     assert loaded.partial_linear
     np.testing.assert_allclose(loaded.predict([list(pair)]).X, model.predict([list(pair)]).X)
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"]["partial_linear"], config["config_sha256"]  # a file saved before
+    config_path.write_text(json.dumps(config))
+    older = ps.PerturbationModel.load(tmp_path / "model")
+    assert older.partial_linear is False  # predicts as it was fitted: the mean alone
+    gap = older.predict([list(pair)]).layers["delta"] - model.predict([list(pair)]).layers["delta"]
+    assert np.abs(gap).max() > 0.01
     ablation = ps.models.build_model("stacked_no_partial_linear", adata, seed=0)
     assert not ablation.partial_linear
     ablation.singles, ablation.corrections = model.singles, model.corrections

@@ -83,7 +83,7 @@ def check_nonnegative(name: str, value: Any) -> float:
 
 
 def check_file(path: Path, what: str = "file") -> Path:
-    """``path`` if it is a regular file one can open.
+    """``path`` if it is a regular file (existing; not a folder, a device or a pipe).
 
     Raises
     ------

@@ -548,7 +548,7 @@ class PerturbationModel(ABC):
         `` (did you mean 'KLF1' for 'KFL1'?)`` when the gene is close in spelling
         (:func:`difflib.get_close_matches`, ratio at least 0.75: e.g. two letters swapped
         in a four-letter name) to a gene perturbed in the model's screen (fitted or held
-        out) that the model predicts; else ``""``.
+        out) that the model predicts, the closest such; else ``""``.
         """
         perturbed = sorted(
             {
@@ -557,10 +557,18 @@ class PerturbationModel(ABC):
                 for g in parse_perturbations(c)[0]
             }
         )
-        for gene in unknown:
-            close = difflib.get_close_matches(gene, perturbed, n=1, cutoff=0.75)
-            if close and self.covers([close])[0]:
-                return f" (did you mean {close[0]!r} for {gene!r}?)"
+        close = {g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75) for g in unknown}
+        candidates = sorted({c for matches in close.values() for c in matches})
+        if not candidates:
+            return ""
+        try:  # one call, and the hint must not hide the error it explains
+            predictable = dict(zip(candidates, self.covers([[c] for c in candidates]), strict=True))
+        except PerturbsimError:
+            return ""
+        for gene, matches in close.items():
+            match = next((m for m in matches if predictable[m]), None)
+            if match is not None:
+                return f" (did you mean {match!r} for {gene!r}?)"
         return ""
 
     def predict(

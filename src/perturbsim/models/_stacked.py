@@ -147,7 +147,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     scaled, below). So a
     measured single is its measurement, an unseen single gets the mean (the ``mean``
     baseline), a pair of measured singles their sum (``additive``), a pair with one
-    measured single that single plus the mean (the partial additive model). With
+    measured single that single plus the mean (the partial additive model; with ``linear``,
+    below, plus its prediction of the other gene). With
     ``interaction`` (default) a pair of measured singles gets them combined as the training
     pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
     coefficients, fitted on the training pairs with the measured singles, corrected for
@@ -165,8 +166,12 @@ class Stacked(CoverageMixin, PerturbationModel):
     whichever predicts the training perturbations better held out gene by gene
     (:class:`~perturbsim.models.Linear`). With ``partial_linear`` (default) a set with
     genes measured alone and genes not (a pair with one measured single) takes it too for
-    the latter: their measured singles plus ``linear``'s prediction of the others, as their
-    singles are predicted (the partial additive model on the strongest baseline). Without
+    the latter: their measured singles plus ``linear``'s prediction of the others as a set
+    (for a pair, its unmeasured gene as its single is predicted: the partial additive model
+    on the strongest baseline; two unmeasured genes of a larger set are predicted together,
+    not as a pair of them alone would be, from their combined predicted singles). The
+    training conditions held out one at a time for the scale (below) keep the mean alone,
+    ``linear`` having been fitted on them, as unseen singles do. Without
     it (the ablation ``stacked_no_partial_linear``) such a set takes the mean alone, and
     its predicted interaction (the pair less its predicted singles) is then ``linear``'s
     departure for the unmeasured gene, taken away: on development screens (simulated
@@ -274,7 +279,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     held-out conditions borrows the scales fitted over those kinds together; any other kind
     with fewer than four keeps the baseline's scales (:math:`c = 1`). The corrections'
     weights are never pooled: each kind's baseline is of its own nature (a measured single
-    plus the mean; two predicted singles combined; two measured singles combined), so a
+    plus the mean or ``linear``; two predicted singles combined; two measured singles
+    combined), so a
     correction's departure from one says little of its departure from another; a kind
     with fewer than four validation conditions it is fitted on keeps :math:`w = 0` (for
     pairs of genes never measured alone, fewer than four of those pairs of untrained

@@ -16,7 +16,6 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
 from scipy import sparse
 
 from .._checks import checked_table
@@ -37,7 +36,7 @@ _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)
 """Axis limits of bounded metrics, by the first word of the metric name."""
 
 
-_FOOT_NOTE = {"rotation": 90, "fontsize": "x-small", "ha": "center", "va": "bottom"}
+_FOOT_NOTE = {"rotation": 90, "fontsize": "x-small", "ha": "center"}
 """How a bar's coverage note is written at its foot."""
 
 
@@ -134,7 +133,7 @@ def metric_bars(
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
     leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
     predict: a bar of fewer than all the subgroup's test conditions is labelled
-    ``covered/total`` at its foot (over the seeds), as its mean is not of the same
+    ``covered/total`` at its foot, at 0 (over the seeds), as its mean is not of the same
     conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
     ``coverage``). The
     split-half replicate, the screen's noise ceiling, is drawn as a hatched grey bar.
@@ -193,7 +192,6 @@ def metric_bars(
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
-    at_base = blended_transform_factory(ax.transData, ax.transAxes)
     means, ends = [], []
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
@@ -223,20 +221,21 @@ def metric_bars(
             ),
         )
         if coverage is not None:  # a bar of fewer conditions says how many, at its foot
-            for position, group in zip(positions, subgroups, strict=True):
+            for position, group, height in zip(positions, subgroups, mean, strict=True):
                 note = _coverage_note(coverage, model, group)
-                if note:
-                    ax.text(position, 0.02, note, transform=at_base, **_FOOT_NOTE)
+                if note:  # inside the bar from 0, upwards or downwards as the bar goes
+                    va = "bottom" if not height < 0 else "top"
+                    ax.text(position, 0.0, note, va=va, **_FOOT_NOTE)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
-    low, high = _value_range(metric, np.concatenate(means))
-    ax.set_ylim(low, high)
+    bottom, top = _value_range(metric, np.concatenate(means))
+    ax.set_ylim(bottom, top)
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups)
     best = METRICS[metric].best if metric in METRICS else None
     ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
     ends = np.concatenate(ends)
-    cut = np.isfinite(ends) & ((ends < low) | (ends > high))
+    cut = np.isfinite(ends) & ((ends < bottom) | (ends > top))
     ax.set_title(metric + (" (intervals cut at the axis)" if cut.any() else ""))
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax

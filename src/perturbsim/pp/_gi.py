@@ -1033,6 +1033,14 @@ def gi_scores(
         if genes != "abundant":
             raise PerturbsimError(f"genes must be 'abundant' or a list of genes, got {genes!r}")
         control = _control(profiles, rows, delta, control_mean)
+        if abundance is None and resolve_abundance(control, None) == 0.0:
+            logger.info(
+                "interactions fitted on every expressed gene (%d): fewer than %d have a mean "
+                "control expression above Norman's %g",
+                int((control > 0).sum()),
+                FEW_GENES,
+                NORMAN_ABUNDANCE,
+            )
         abundance = resolve_abundance(control, abundance)
         base_mask = control > abundance
         check_abundance_reached(int(base_mask.sum()), abundance)
@@ -1104,16 +1112,7 @@ def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> floa
     if abundance is not None:
         return abundance
     control_mean = np.asarray(control_mean, dtype=float)
-    if int((control_mean > NORMAN_ABUNDANCE).sum()) >= FEW_GENES:
-        return NORMAN_ABUNDANCE
-    logger.info(
-        "interactions fitted on every expressed gene (%d): fewer than %d have a mean "
-        "control expression above Norman's %g",
-        int((control_mean > 0).sum()),
-        FEW_GENES,
-        NORMAN_ABUNDANCE,
-    )
-    return 0.0
+    return NORMAN_ABUNDANCE if (control_mean > NORMAN_ABUNDANCE).sum() >= FEW_GENES else 0.0
 
 
 def check_abundance_reached(n_abundant: int, abundance: float) -> None:
@@ -1124,6 +1123,8 @@ def check_abundance_reached(n_abundant: int, abundance: float) -> None:
     PerturbsimError
         ``n_abundant`` (the genes above it) is 0: there is nothing to fit a pair on.
     """
+    if n_abundant == 0 and abundance == 0:
+        raise PerturbsimError("no gene is expressed in the control: nothing to fit the pairs on")
     if n_abundant == 0:
         raise PerturbsimError(
             f"no gene has a mean control expression above abundance={abundance:g}: nothing to "
@@ -1147,10 +1148,11 @@ def _warn_few_genes(n_fitted: int, abundance: float | None) -> None:
         )
         return
     logger.warning(
-        "only %s a mean control expression above abundance=%g (Norman's threshold "
-        "on UMI counts), too few for the scores to mean much (fewer than %d)%s",
+        "only %s a mean control expression above abundance=%g%s, too few for the scores "
+        "to mean much (fewer than %d)%s",
         counted(n_fitted, "gene has", "genes have"),
         abundance,
+        " (Norman's threshold on UMI counts)" if abundance == NORMAN_ABUNDANCE else "",
         FEW_GENES,
         "; on log-normalised data pass a lower abundance (0 keeps every expressed gene)"
         if abundance > 0
