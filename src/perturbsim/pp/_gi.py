@@ -1033,15 +1033,16 @@ def gi_scores(
         if genes != "abundant":
             raise PerturbsimError(f"genes must be 'abundant' or a list of genes, got {genes!r}")
         control = _control(profiles, rows, delta, control_mean)
-        if abundance is None and resolve_abundance(control, None) == 0.0:
-            logger.info(
-                "interactions fitted on every expressed gene (%d): fewer than %d have a mean "
-                "control expression above Norman's %g",
-                int((control > 0).sum()),
-                FEW_GENES,
-                NORMAN_ABUNDANCE,
-            )
-        abundance = resolve_abundance(control, abundance)
+        if abundance is None:
+            abundance = resolve_abundance(control, None)
+            if abundance == 0.0:
+                logger.info(
+                    "interactions fitted on every expressed gene (%d): fewer than %d have a "
+                    "mean control expression above Norman's %g",
+                    int((control > 0).sum()),
+                    FEW_GENES,
+                    NORMAN_ABUNDANCE,
+                )
         base_mask = control > abundance
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
