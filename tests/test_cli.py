@@ -628,13 +628,14 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     fitted = int(pd.read_csv(tmp_path / "default" / "gi_scores.csv")["n_genes"].max())
     assert 20 <= fitted <= expressed
     assert f"fitted on up to {fitted} of the model's 500 genes" in out
-    assert "mean control expression exceeds 0 (--abundance" in out
+    assert "exceeds 0 (every expressed gene, as fewer than 20 exceed Norman's 0.5;" in out
     assert "1 of these pairs was measured in the model's fit (e.g. KLF1+MAP2K6)" in out
     assert "too few" not in caplog.text
     assert main([*run, str(tmp_path / "few"), "--abundance", "0.5"]) == 0
     out = capsys.readouterr().out
     few = int(pd.read_csv(tmp_path / "few" / "gi_scores.csv")["n_genes"].max())
     assert few < 20 and f"fitted on up to {few} of the model's 500 genes" in out
+    assert "mean control expression exceeds 0.5 (--abundance), the pair's own" in out
     assert "genes have a mean control expression above --abundance 0.5" in caplog.text
     assert "pass a lower --abundance (0 keeps every expressed gene)" in caplog.text
     caplog.clear()

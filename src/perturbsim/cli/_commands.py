@@ -349,13 +349,24 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     return "\n".join(lines)
 
 
-def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float) -> str:
-    """What ``perturbsim gi`` says of the genes each pair was fitted on."""
+def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float, given: bool) -> str:
+    """What ``perturbsim gi`` says of the genes each pair was fitted on.
+
+    ``given``: the threshold was ``--abundance``'s, not the default's choice.
+    """
     fitted = int(scores["n_genes"].max())
+    if given:
+        why = "--abundance"
+    elif abundance == 0:
+        why = (
+            f"every expressed gene, as fewer than {FEW_GENES} exceed Norman's 0.5; "
+            "--abundance sets another"
+        )
+    else:
+        why = "Norman's threshold; --abundance sets another"
     return (
         f"each pair fitted on up to {fitted} of the model's {n_genes} genes: those whose "
-        f"mean control expression exceeds {abundance:g} (--abundance; Norman's is 0.5), the "
-        "pair's own genes left out"
+        f"mean control expression exceeds {abundance:g} ({why}), the pair's own genes left out"
     )
 
 
@@ -381,7 +392,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     atomic_write(args.out / GI_FILES[1], scores.to_csv)
     print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
     abundance = resolve_abundance(model.control_mean, args.abundance)
-    print(_fitted_genes_text(scores, len(model.genes), abundance))
+    print(_fitted_genes_text(scores, len(model.genes), abundance, args.abundance is not None))
     held = set(_singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
         print(
