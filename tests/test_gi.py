@@ -11,7 +11,7 @@ from scipy import stats
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.pp import _gi
-from perturbsim.pp._gi import distance_correlation, theil_sen
+from perturbsim.pp._gi import distance_correlation, is_scored, theil_sen
 from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
 
 N_GENES = 80
@@ -633,3 +633,17 @@ def test_gi_per_gene_names_what_a_requested_pair_lacks(singles, caplog):
     se = pd.DataFrame(0.1, index=["A", "B", "A+B"], columns=["g0"])
     with pytest.raises(PerturbsimError, match=r"se has no column for genes g1, g2, "):
         gi_per_gene(profiles, se=se)
+
+
+def test_a_pair_is_scored_when_its_flag_is_empty_however_the_table_stores_it():
+    flags = ["", "single", None, "too few DE genes"]
+    expected = [True, False, True, False]
+    for column in (
+        pd.Series(flags, dtype=object),  # as scored
+        pd.Series(flags, dtype=object).replace("", np.nan),  # read back from CSV
+        pd.Series(flags, dtype="category"),  # .obs of predict_pairs, or read from h5ad
+    ):
+        table = pd.DataFrame({"flag": column.array}, index=["A+B", "A", "A+C", "B+C"])
+        scored = is_scored(table)
+        assert scored.dtype == bool and scored.tolist() == expected
+        assert table[scored].index.tolist() == ["A+B", "A+C"]

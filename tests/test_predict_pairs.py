@@ -155,6 +155,23 @@ def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "5 genes, 10 pairs:" in printed and "subtypes of the scored pairs" in printed
     assert "an exactly additive pair counts as a synergy" in printed
+    # the map of the scored pairs, as perturbsim.pl.gi_map draws it
+    assert (scores["flag"] == "").sum() >= 2
+    assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote predictions.h5ad, gi_scores.csv, gi_map.png to {out}" in printed
+
+
+def test_cli_gi_draws_no_map_of_fewer_than_two_scored_pairs(model_dir, genes, tmp_path, capsys):
+    out = tmp_path / "out"
+    run = ["--no-progress", "gi", str(model_dir), "--out", str(out), "--overwrite", "--genes"]
+    assert main([*run, _gene_file(tmp_path / "five.txt", genes[:5])]) == 0
+    assert (out / "gi_map.png").exists()
+    capsys.readouterr()
+    assert main([*run, _gene_file(tmp_path / "two.txt", genes[:2])]) == 0  # one pair
+    printed = capsys.readouterr().out
+    assert "no GI map: fewer than 2 pairs were scored" in printed
+    assert not (out / "gi_map.png").exists()  # the earlier run's is not left stale
+    assert f"wrote predictions.h5ad, gi_scores.csv to {out}" in printed
 
 
 def test_cli_gi_counts_flags_by_kind_not_by_gene():

@@ -16,7 +16,7 @@ from anndata import AnnData
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, CONTROL, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, CONTROL, PRED_N_TARGETS, SEP, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -31,7 +31,7 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label, genes_of, parse_perturbations
-from ..pp._gi import FEW_GENES, ON_CUT, GIRules, resolve_abundance
+from ..pp._gi import FEW_GENES, ON_CUT, GIRules, is_scored, resolve_abundance
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -370,13 +370,31 @@ def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float, giv
     )
 
 
-GI_FILES = ("predictions.h5ad", "gi_scores.csv")
-"""What ``perturbsim gi`` writes into its ``--out``."""
+GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
+"""What ``perturbsim gi`` writes into its ``--out`` (the map with two scored pairs or more)."""
+GI_MAP_DPI = 110
+"""Resolution of ``perturbsim gi``'s map."""
+
+
+def _write_gi_map(pred: AnnData, path: Path) -> str:
+    """Draw the GI map of ``pred`` into ``path``; what was written, for the closing line.
+
+    With fewer than two scored pairs there is nothing to cluster: no map, and a map of an
+    earlier run there (replaced with ``--overwrite``) is removed rather than left stale.
+    """
+    from ..pl import gi_map
+
+    scored = pred.obs[pred.obs[PRED_N_TARGETS] == 2]
+    if int(is_scored(scored).sum()) < 2:
+        path.unlink(missing_ok=True)
+        print("no GI map: fewer than 2 pairs were scored")
+        return ""
+    figure = gi_map(pred).figure
+    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=GI_MAP_DPI))
+    return ", gi_map.png"
 
 
 def _run_gi(args: argparse.Namespace) -> None:
-    from .._keys import PRED_N_TARGETS
-
     if args.abundance is not None:
         check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
@@ -409,7 +427,8 @@ def _run_gi(args: argparse.Namespace) -> None:
             f"{measured[0]}): their rows too are its predictions, not the measurements "
             "(score measured means with perturbsim.tl.gi_scores)"
         )
-    print(f"wrote predictions.h5ad and gi_scores.csv to {args.out}")
+    drawn = _write_gi_map(pred, args.out / GI_FILES[2])
+    print(f"wrote predictions.h5ad, gi_scores.csv{drawn} to {args.out}")
 
 
 def register_gi(commands: argparse._SubParsersAction) -> None:
@@ -432,9 +451,10 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="directory for predictions.h5ad and gi_scores.csv",
+        help="directory for predictions.h5ad, gi_scores.csv and gi_map.png (the pairs' "
+        "scores clustered, as perturbsim.pl.gi_map draws them)",
     )
-    add_overwrite(parser, "predictions.h5ad and gi_scores.csv of an earlier run in --out")
+    add_overwrite(parser, "the files of an earlier run in --out")
     parser.add_argument(
         "--skip-unknown",
         action="store_true",

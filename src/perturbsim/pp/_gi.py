@@ -1097,9 +1097,11 @@ def gi_scores(
 def is_scored(table: pd.DataFrame) -> pd.Series:
     """Which rows of :func:`gi_scores` were scored: an empty ``flag``.
 
-    A table read back from CSV has NaN for an empty flag; that counts as empty too.
+    A table read back from CSV has NaN for an empty flag, and ``.obs`` of an AnnData
+    read back from h5ad a categorical one; both count as empty too.
     """
-    return table["flag"].fillna("").astype(str) == ""
+    empty = table["flag"].astype("string").fillna("") == ""
+    return pd.Series(empty.to_numpy(dtype=bool), index=table.index, name="flag")
 
 
 def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> float:
