@@ -376,16 +376,15 @@ GI_MAP_DPI = 110
 """Resolution of ``perturbsim gi``'s map."""
 
 
-def _write_gi_map(pred: AnnData, path: Path) -> str:
-    """Draw the GI map of ``pred`` into ``path``; what was written, for the closing line.
+def _write_gi_map(pred: AnnData, scores: pd.DataFrame, path: Path) -> str:
+    """Draw the GI map of ``pred`` (its pairs' ``scores``) into ``path``; what was written.
 
     With fewer than two scored pairs there is nothing to cluster: no map, and a map of an
     earlier run there (replaced with ``--overwrite``) is removed rather than left stale.
     """
     from ..pl import gi_map
 
-    scored = pred.obs[pred.obs[PRED_N_TARGETS] == 2]
-    if int(is_scored(scored).sum()) < 2:
+    if int(is_scored(scores).sum()) < 2:
         path.unlink(missing_ok=True)
         print("no GI map: fewer than 2 pairs were scored")
         return ""
@@ -427,7 +426,7 @@ def _run_gi(args: argparse.Namespace) -> None:
             f"{measured[0]}): their rows too are its predictions, not the measurements "
             "(score measured means with perturbsim.tl.gi_scores)"
         )
-    drawn = _write_gi_map(pred, args.out / GI_FILES[2])
+    drawn = _write_gi_map(pred, scores, args.out / GI_FILES[2])
     print(f"wrote predictions.h5ad, gi_scores.csv{drawn} to {args.out}")
 
 

@@ -671,12 +671,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         empty = np.zeros(0, dtype=int), np.zeros((0, len(self.genes)))
         if linear is None or not sets:
             return empty
-        unmeasured = {
-            row: tuple(g for g in genes if g not in self.singles)
-            for row, genes in enumerate(sets)
-            if genes and (self.partial_linear or not any(g in self.singles for g in genes))
-        }
-        unmeasured = {row: genes for row, genes in unmeasured.items() if genes}
+        unmeasured: dict[int, GeneSet] = {}
+        for row, genes in enumerate(sets):
+            missing = tuple(g for g in genes if g not in self.singles)
+            if missing and (self.partial_linear or len(missing) == len(genes)):
+                unmeasured[row] = missing
         if not unmeasured:
             return empty
         distinct = list(dict.fromkeys(unmeasured.values()))  # predict each set once
