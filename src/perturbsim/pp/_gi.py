@@ -1111,6 +1111,14 @@ def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> floa
     :data:`FEW_GENES` genes exceed it (his UMI counts, or log-normalised data of deep
     cells), else 0, every expressed gene (log-normalised data, on which his threshold
     keeps too few genes to fit a pair on).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resolve_abundance(np.full(30, 2.0), None), resolve_abundance(np.full(30, 0.2), None)
+    (0.5, 0.0)
+    >>> resolve_abundance(np.full(30, 0.2), 0.1)
+    0.1
     """
     if abundance is not None:
         return abundance
