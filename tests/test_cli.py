@@ -370,6 +370,13 @@ def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_na
     plus = pair.replace("_", "+")  # as predictions name it: read without --sep too
     assert main(["predict", model, plus, "--out", str(out), "--overwrite"]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [plus]
+    if model_name == "stacked_no_gears":  # additive has no untested candidate to rank
+        measured = tmp_path / "measured.txt"  # in the screen's own form, as predict reads it
+        measured.write_text(f"{pair}\n")
+        ranked = tmp_path / "design.csv"
+        run = ["design", model, "--budget", "2", "--measured", str(measured)]
+        assert main([*run, "--out", str(ranked)]) == 0
+        assert len(pd.read_csv(ranked)) == 2
 
 
 def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):
@@ -601,6 +608,8 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert pd.read_csv(out, index_col=0).index.tolist() == [gene]
     assert "predicted 1 perturbation x " in capsys.readouterr().out
     assert main([*under[:2], "non-targeting", "--sep", "-", *replace]) == 0
+    assert main([*under[:3], "--sep", "", *replace]) == 2
+    assert "--sep must be a non-empty string" in _one_line_error(capsys)
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl"]  # the whole label first
     assert not stale.exists()  # additive has no variance: no file of this run's
     assert main(["predict", str(tmp_path / "model"), "NONE", *replace]) == 2

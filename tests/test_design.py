@@ -108,11 +108,19 @@ def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
     unmeasured = ["ZNF10", "A2M", "ABCA1", "ABI3BP"]  # human genes outside the screen
     ranked = ps.tl.design(model, unmeasured, budget=2, strategy="uncertainty")
     assert ranked["perturbation"].tolist() == ["ZNF10", "A2M"]  # candidate order
-    assert "4 of 4 candidates tie in uncertainty at the budget's cut" in caplog.text
+    assert "the last pick tied in uncertainty with 2 other candidates" in caplog.text
     assert "neither measured" not in caplog.text  # unsupported: what design is for, not news
     caplog.clear()
     ps.tl.design(model, budget=2, strategy="uncertainty")  # measured neighbours: no tie
-    assert "tie in uncertainty" not in caplog.text
+    assert "tied in" not in caplog.text
+
+
+def test_a_model_that_tells_candidates_apart_no_better_is_said_to(norman, caplog):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    model = ps.models.build_model("linear", norman).fit()  # no variance, no GO graph
+    ranked = ps.tl.design(model, budget=3)
+    assert ranked["score"].nunique() == 1  # every gene covers only itself
+    assert "the last pick tied in score with" in caplog.text
 
 
 def test_diversity_spreads_the_chosen_predictions(model):

@@ -134,6 +134,10 @@ def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_ti
     expected = {CELL_EVAL_CONTROL, "G0030", "G0024+G0026"}  # canonical labels
     assert set(pred.obs[CELL_EVAL_PERT_COL]) == set(real.obs[CELL_EVAL_PERT_COL]) == expected
     assert (pred.obs[CELL_EVAL_PERT_COL] == "G0030").sum() == 7
+    with pytest.raises(PerturbsimError, match="pred.h5ad' already exists; pass overwrite=True"):
+        ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"])
+    ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"], overwrite=True)
+    assert set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, "G0030"}
 
 
 @pytest.mark.parametrize(
@@ -225,16 +229,20 @@ def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_pa
 
 def test_cli_export_reads_the_screen_as_the_model_was_trained_on_it(capsys, tiny, tmp_path):
     labels = tiny.obs["condition"].astype(str).str.replace("+", "_").replace("control", "NTC")
-    screen = ad.AnnData(X=tiny.X, obs=pd.DataFrame({"condition": labels}), var=tiny.var[[]])
+    counts = tiny.layers["counts"]
+    screen = ad.AnnData(X=counts, obs=pd.DataFrame({"condition": labels}), var=tiny.var[[]])
     data = str(tmp_path / "screen.h5ad")
     screen.write_h5ad(data)
     model = str(tmp_path / "model")
-    train = ["train", data, "--control", "NTC", "--sep", "_", "--model", "additive"]
+    train = ["train", data, "--control", "NTC", "--sep", "_", "--normalize", "--model", "additive"]
     assert main([*train, "--out", model, "--split", "combo"]) == 0
     out = tmp_path / "export"
-    assert main(["export", model, data, "--out", str(out)]) == 0  # no --control, no --sep
-    exported = set(ad.read_h5ad(out / "real.h5ad").obs["target_gene"].astype(str))
+    assert main(["export", model, data, "--out", str(out)]) == 0  # no --control, --sep, ...
+    real = ad.read_h5ad(out / "real.h5ad")
+    exported = set(real.obs["target_gene"].astype(str))
     assert "non-targeting" in exported and any("+" in c for c in exported)
+    values = real.X.toarray() if hasattr(real.X, "toarray") else np.asarray(real.X)
+    assert not np.allclose(values, np.round(values))  # ... nor --normalize: as trained on
 
 
 def test_control_cells_without_any_detected_gene():

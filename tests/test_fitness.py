@@ -144,8 +144,26 @@ def test_genes_without_fitness(tmp_path):
     assert "M1G2, M3G0" in _error(folder)
     singles["M2G5"] = np.nan
     folder = write_folder(tmp_path / "b", singles, pairs)
-    assert "1 genes have no fitness value" in _error(folder)
-    assert "M2G5" in _error(folder)
+    table = pd.read_csv(folder / SINGLES_FILE, index_col=0)
+    table.loc["negative"] = np.nan  # the control's row may be empty: it is dropped
+    table.to_csv(folder / SINGLES_FILE)
+    assert _error(folder).startswith("1 gene has no fitness value in ")
+    assert _error(folder).endswith(": M2G5")
+
+
+def test_only_an_empty_cell_is_a_missing_value(tmp_path):
+    singles, pairs, _ = module_screen()
+    pairs.loc["M0G1", "M0G2"] = pairs.loc["M0G2", "M0G1"] = np.nan  # written empty
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    assert ps.ds.read_fitness(folder).pairs.isna().to_numpy().sum() == 2  # unmeasured
+    text = (folder / PAIRS_FILE).read_text().splitlines()
+    row = next(i for i, line in enumerate(text) if line.startswith("M0G1,"))
+    column = text[0].split(",").index("M0G2")
+    cells = text[row].split(",")
+    cells[column] = "NaN"
+    text[row] = ",".join(cells)
+    (folder / PAIRS_FILE).write_text("\n".join(text) + "\n")
+    assert "the value 'NaN' of row 'M0G1', column 'M0G2' is not a finite number" in _error(folder)
 
 
 def test_singles_without_a_fitness_column(tmp_path):
@@ -260,7 +278,7 @@ def test_model_errors(interacting):
         with pytest.raises(ps.PerturbsimError, match=f"'{given}' is the control .* relative to"):
             model.predict(control)
     case = r"did you mean 'M0G0' for 'm0g0'\? gene names are case-sensitive"
-    with pytest.raises(ps.PerturbsimError, match=r"1 genes are not in .*: m0g0 \(" + case):
+    with pytest.raises(ps.PerturbsimError, match=r"1 gene is not in .*: m0g0 \(" + case):
         model.predict(["m0g0+M0G1"])
     with pytest.raises(ps.PerturbsimError, match=r"not measured in .*: M0G1\+m0g0 \(" + case):
         model.fit(["m0g0+M0G1"], max_epochs=5)

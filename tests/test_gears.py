@@ -76,9 +76,11 @@ def test_history_logs_every_loss_term_and_the_best_epoch(trained):
 
 def test_ensemble_and_uncertainty_give_variance_and_log_the_uncertainty_term(gears):
     model = gears(n_models=2, uncertainty=True).fit(max_epochs=3)
-    pred = model.predict([PAIR, UNSEEN])
+    pred = model.predict([PAIR, UNSEEN, "ctrl"])
     assert "variance" in pred.layers
-    assert (pred.layers["variance"] > 0).all()
+    assert (pred.layers["variance"][:2] > 0).all()
+    # control is predicted unchanged, with certainty
+    assert not pred.layers["delta"][2].any() and not pred.layers["variance"][2].any()
     history = model.history
     assert sorted(history["member"].unique()) == [0, 1]
     assert np.isfinite(history["uncertainty"]).all()

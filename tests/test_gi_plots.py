@@ -64,10 +64,13 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
 def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):
     table = pairs.obs[pairs.obs["flag"] == ""].copy()
     table["fit_corr"] = 1.0 - np.linspace(0.0, 1e-6, len(table))  # additive pairs' fit_corr
-    scores = pl.gi_map(table).images[0].get_array()
+    ax = pl.gi_map(table)
+    scores = ax.images[0].get_array()
     column = list(pl._gi.GI_MAP_COLUMNS).index("fit_corr")
     assert np.all(scores[:, column] == 0.0)
     assert np.ptp(scores[:, list(pl._gi.GI_MAP_COLUMNS).index("magnitude")]) > 1.0
+    ticks = [t.get_text() for t in ax.get_xticklabels()]  # said, not drawn as "not called"
+    assert ticks[column] == "fit_corr (constant)" and ticks[0] == "magnitude"
 
 
 def test_gi_map_needs_scores(pairs):

@@ -21,6 +21,7 @@ from perturbsim.module._loss import (
     direction_loss,
     masked_mean,
     moment_error,
+    variance_from_log_moment,
 )
 
 
@@ -237,6 +238,17 @@ def test_direction_surrogate_has_gradient_where_sign_has_none():
     assert aligned.item() < 1e-6
     with pytest.raises(PerturbsimError, match="temperature"):
         direction_loss(z, target, None, temperature=0.0)
+
+
+@pytest.mark.parametrize("q", [2.0, 3.0, 4.0, 2.5])
+def test_the_heads_moment_reads_back_as_the_variance_of_a_normal_error(q):
+    rng = np.random.default_rng(0)
+    sigma = np.array([0.1, 0.5, 2.0])
+    errors = rng.normal(size=(200_000, 1)) * sigma
+    log_moment = np.log(np.mean(np.abs(errors) ** q, axis=0))
+    np.testing.assert_allclose(variance_from_log_moment(log_moment, q), sigma**2, rtol=0.02)
+    with pytest.raises(PerturbsimError, match="exponent must be"):
+        variance_from_log_moment(log_moment, 0.5)
 
 
 def test_uncertainty_loss_minimum_is_log_expected_error():

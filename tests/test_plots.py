@@ -180,6 +180,10 @@ def test_training_history(split_tiny, tiny_go):
     assert ax.get_title() == "training history: gears"
     named = pl.training_history(histories.assign(model="stacked"))
     assert named.get_title() == "training history: stacked"
+    many = pl.training_history(pd.concat([histories, histories.assign(seed=3)]))
+    many.figure.draw_without_rendering()  # five seeds' legend beside the curves, not on them
+    legend = many.get_legend().get_window_extent()
+    assert len(many.lines) == 6 and legend.x0 > many.get_window_extent().x1
 
 
 def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):
@@ -278,6 +282,14 @@ def test_design_curves_refuse_what_is_not_learning_curves():
     )
     with pytest.raises(ps.PerturbsimError, match=r"^no columns \['seed'\] in curves"):
         pl.design_curves(CURVES.drop(columns="seed"))
+
+
+def test_design_curves_bands_stop_at_zero_for_an_error_that_cannot_be_negative():
+    wide = CURVES.assign(error=[0.9, 0.02, 0.8, 0.9, 0.9, 0.02, 0.8, 0.9])  # 2 seeds far apart
+    bands = [c.get_paths()[0].vertices[:, 1] for c in pl.design_curves(wide).collections]
+    assert min(b.min() for b in bands) == 0.0
+    signed = pl.design_curves(wide.assign(error=wide["error"] - 0.5)).collections
+    assert min(c.get_paths()[0].vertices[:, 1].min() for c in signed) < -0.5
 
 
 def test_design_curves_refuse_an_unknown_reference():

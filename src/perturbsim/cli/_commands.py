@@ -16,7 +16,7 @@ from anndata import AnnData
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, CONTROL, PRED_N_TARGETS, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, PRED_N_TARGETS, SEP, VARIANCE_LAYER
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -30,9 +30,9 @@ from ..models import (
 )
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
-from ..pp import canonical_label, genes_of, parse_perturbations
+from ..pp import canonical_label, genes_of
 from ..pp._gi import FEW_GENES, ON_CUT, GIRules, is_scored, resolve_abundance
-from ..pp._labels import CONTROL_CANDIDATES, label_sep
+from ..pp._labels import CONTROL_CANDIDATES
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -45,7 +45,14 @@ from ._parser import (
     refuse_output_file,
     refuse_outputs,
 )
-from ._screen import add_screen_options, go_annotations, read_screen, where_of, where_text
+from ._screen import (
+    add_screen_options,
+    go_annotations,
+    read_screen,
+    screen_queries,
+    where_of,
+    where_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -239,22 +246,13 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 # -- predict --------------------------------------------------------------------------------
 def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".h5ad", ".csv"))
-    if args.sep == "":
-        raise PerturbsimError("--sep must be a non-empty string")
     model = PerturbationModel.load(args.model)
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
-    labels = model.screen_labels  # the screen's own label forms, unless given
-    control = args.control or labels.get("control", CONTROL)
-    screen_sep = labels.get("sep", SEP)
-    queries = [  # without --sep, a label joined by + (as predictions are named) reads as such
-        query
-        for text in args.perturbations
-        for query in parse_perturbations(
-            [text], control=control, sep=args.sep or label_sep(text, screen_sep)
-        )
-    ]
+    queries = screen_queries(
+        args.perturbations, model.screen_labels, sep=args.sep, control=args.control
+    )
     unique = list(dict.fromkeys(canonical_label(q) for q in queries))
     if len(unique) < len(queries):
         repeated = counted(len(queries) - len(unique), "repeated perturbation")
@@ -493,6 +491,7 @@ def _run_export(args: argparse.Namespace) -> None:
         args.seed = model.seed
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
+    args.normalize = args.normalize or model.screen_labels.get("normalize") == "true"
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]
     defaulted = args.where is None and bool(trained)
     if defaulted:
@@ -531,7 +530,13 @@ def _run_export(args: argparse.Namespace) -> None:
             )
         held_out = _covered_held_out(model, held_out)
     pred, real = export_cell_eval(
-        model, adata, args.out, conditions=held_out, n_cells=args.n_cells, seed=args.seed
+        model,
+        adata,
+        args.out,
+        conditions=held_out,
+        n_cells=args.n_cells,
+        seed=args.seed,
+        overwrite=args.overwrite,
     )
     print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError, counted
+from .._keys import SEP
+from ..pp import canonical_label
 from ..tl._design import STRATEGIES
 from ._parser import add_command, add_overwrite, output_file, read_list, refuse_output_file
+from ._screen import screen_queries
 
 
 def _run_design(args: argparse.Namespace) -> None:
@@ -21,7 +24,9 @@ def _run_design(args: argparse.Namespace) -> None:
     refuse_output_file(out, args.overwrite, inputs=inputs)
     measured = None
     if args.measured is not None:  # an empty file: nothing measured yet
-        measured = read_list(args.measured, "--measured", "conditions", allow_empty=True)
+        texts = read_list(args.measured, "--measured", "conditions", allow_empty=True)
+        sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=None)
+        measured = [canonical_label(s) for s in sets]
     if measured:
         unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
         if unknown:
@@ -66,6 +71,11 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         help="conditions already measured, one a line; an empty file: none (default: the "
         "conditions of the screen the model was fitted on, held-out ones included, as its "
         "directory records them)",
+    )
+    parser.add_argument(
+        "--sep",
+        help="separator of a combination's genes in --measured (default: the training "
+        f"screen's, else {SEP}; a label joined by {SEP} always reads as such)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
     parser.add_argument(

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import counted
-from .._keys import SEP
+from .._errors import PerturbsimError, counted
+from .._keys import CONTROL, SEP
+from ..pp import parse_perturbations
+from ..pp._labels import label_sep
 
 logger = logging.getLogger(__name__)
 
@@ -242,3 +244,25 @@ def go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
 
     go = getattr(args, "go", None)  # commands that load a model have no --go
     return read_annotations(go) if go is not None else None
+
+
+def screen_queries(
+    texts: list[str], screen_labels: dict[str, str], *, sep: str | None, control: str | None
+) -> list[tuple[str, ...]]:
+    """Labels given on the command line as gene sets, read in the screen's own label forms.
+
+    ``sep`` and ``control`` default to those the model recorded of its screen
+    (``screen_labels``); a label joined by ``+`` (as predictions are named) reads as such.
+    An empty ``sep`` (``--sep ""``) is an error.
+    """
+    if sep == "":
+        raise PerturbsimError("--sep must be a non-empty string")
+    control = control or screen_labels.get("control", CONTROL)
+    screen_sep = screen_labels.get("sep", SEP)
+    return [
+        query
+        for text in texts
+        for query in parse_perturbations(
+            [text], control=control, sep=sep or label_sep(text, screen_sep)
+        )
+    ]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError, error_reason, shown_list
+from .._errors import PerturbsimError, counted, error_reason, shown_list
 from ..pp import canonical_label
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     rather than renamed by pandas; any problem is a one-line error.
     """
     try:
-        raw = pd.read_csv(path, header=None, dtype=str)
+        # only an empty cell is missing: a written "NaN" or "NA" is a value, refused below
+        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
         raise PerturbsimError(f"cannot read {path} as a CSV table: {error_reason(err)}") from None
     if raw.shape[0] < 2 or raw.shape[1] < 2:
@@ -162,8 +163,15 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     return values.astype(np.float64)
 
 
-def _singles(path: Path) -> pd.Series:
+def _singles(path: Path, control: str | None) -> tuple[pd.Series, bool]:
+    """The single fitnesses, ``control``'s row left out, and whether the file had that row.
+
+    Every other gene must have a fitness.
+    """
     table = _read_csv(path)
+    has_control = control is not None and control in table.index
+    if has_control:
+        table = table.drop(index=control)
     if SINGLE_COLUMN in table.columns:
         column = SINGLE_COLUMN
     elif table.shape[1] == 1:
@@ -177,9 +185,10 @@ def _singles(path: Path) -> pd.Series:
     missing = values.index[values.isna()].tolist()
     if missing:
         raise PerturbsimError(
-            f"{len(missing)} genes have no fitness value in {path}: {shown_list(missing, _NAMED)}"
+            f"{counted(len(missing), 'gene has', 'genes have')} no fitness value in {path}: "
+            f"{shown_list(missing, _NAMED)}"
         )
-    return values.rename("fitness")
+    return values.rename("fitness"), has_control
 
 
 def _matrix(path: Path) -> pd.DataFrame:
@@ -265,17 +274,17 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
                 f"{str(folder)!r} has no {name}: a fitness folder holds {SINGLES_FILE}, "
                 f"{PAIRS_FILE} and optionally {EMAP_FILE} (see docs/fitness.md)"
             )
-    singles = _singles(folder / SINGLES_FILE)
+    singles, control_single = _singles(folder / SINGLES_FILE, control)
     pairs = _matrix(folder / PAIRS_FILE)
-    if control is not None and control not in singles.index and control not in pairs.index:
+    if not control_single and control not in pairs.index:
         control = None
     if control is not None:
-        singles = singles.drop(index=[control], errors="ignore")
         pairs = pairs.drop(index=control, columns=control, errors="ignore")
     unmatched = [g for g in pairs.index if g not in singles.index]
     if unmatched:
         raise PerturbsimError(
-            f"{len(unmatched)} genes of {PAIRS_FILE} have no fitness value in "
+            f"{counted(len(unmatched), 'gene')} of {PAIRS_FILE} "
+            f"{'has' if len(unmatched) == 1 else 'have'} no fitness value in "
             f"{SINGLES_FILE}: {shown_list(unmatched, _NAMED)}"
         )
     if len(pairs) < 2:

@@ -109,6 +109,7 @@ def export_cell_eval(
     conditions: str | Sequence[str] | None = None,
     n_cells: int | None = None,
     seed: int | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, Path]:
     """Write predicted and measured cells of held-out conditions in ``cell-eval run``'s layout.
 
@@ -135,7 +136,7 @@ def export_cell_eval(
         A set-up screen (:func:`perturbsim.pp.setup`), split (:func:`perturbsim.pp.split`)
         unless ``conditions`` is given; log-normalised, as cell-eval expects by default.
     out_dir
-        Directory to write the two files into (created if absent; files replaced).
+        Directory to write the two files into (created if absent).
     conditions
         Labels of the conditions to export, as :meth:`~perturbsim.models.PerturbationModel.predict`
         takes them; default: the test conditions of the split of ``adata``, refused if
@@ -145,6 +146,9 @@ def export_cell_eval(
         so that DE tests on both files have the same power.
     seed
         Seed of the sampled cells (default: ``perturbsim.settings.seed``).
+    overwrite
+        Replace ``pred.h5ad`` and ``real.h5ad`` of an earlier export in ``out_dir``;
+        without it either file existing is an error, raised before any work.
 
     Returns
     -------
@@ -162,6 +166,12 @@ def export_cell_eval(
     >>> pred.name, real.name
     ('pred.h5ad', 'real.h5ad')
     """
+    out = Path(out_dir)
+    existing = [name for name in (PRED_FILE, REAL_FILE) if (out / name).exists()]
+    if existing and not overwrite:
+        raise PerturbsimError(
+            f"{str(out / existing[0])!r} already exists; pass overwrite=True to replace it"
+        )
     check_setup(adata)
     model.check_genes_of(adata)
     labels = _conditions(model, adata, conditions)
@@ -185,7 +195,6 @@ def export_cell_eval(
     real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
     real = _cells(adata.X[real_rows], codes[real_rows], adata.obs_names[real_rows], adata.var_names)
 
-    out = Path(out_dir)
     pred_path = atomic_write(out / PRED_FILE, pred.write_h5ad)
     real_path = atomic_write(out / REAL_FILE, real.write_h5ad)
     logger.info(

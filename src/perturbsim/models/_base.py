@@ -317,9 +317,10 @@ class PerturbationModel(ABC):
         which weighs it on held-out conditions: warnings of a fallback it would give alone
         (a linear model predicting the mean) are then only logged at info level."""
         self.screen_labels: dict[str, str] = {} if self.data is None else dict(self.data.labels)
-        """How the screen's labels were written: the ``control`` label and the ``sep`` of
-        :func:`perturbsim.pp.setup` (saved with the model; ``perturbsim predict`` and
-        ``export`` read labels written alike; empty when unknown)."""
+        """How the screen was read: the ``control`` label and the ``sep`` of its labels
+        (:func:`perturbsim.pp.setup`), and ``normalize`` (``"true"``) when its raw counts
+        were normalised (saved with the model; ``perturbsim predict`` and ``design`` read
+        labels written alike, ``export`` reads the screen alike; empty when unknown)."""
         self.screen_where: dict[str, list[str]] = {} if self.data is None else dict(self.data.where)
         """The cells of the file the screen was read with (:func:`perturbsim.ds.read`'s
         ``where``; saved with the model; ``perturbsim export`` reads the same cells; empty:

@@ -71,7 +71,7 @@ VARIANTS: dict[str, Variant] = {
     "gears_uncertainty": Variant(
         "gears",
         {"uncertainty": True},
-        "GEARS with its uncertainty head (per-gene log-variance, heteroscedastic loss)",
+        "GEARS with its uncertainty head (a cell's spread around the prediction, per gene)",
     ),
     "gears_ensemble": Variant(
         "gears", {"n_models": 5}, "five GEARS networks from consecutive seeds, averaged"

@@ -83,8 +83,9 @@ class ScreenData:
     val
         Validation conditions (may be empty).
     labels
-        How the screen's raw labels were written: the ``control`` label and the ``sep`` of
-        :func:`perturbsim.pp.setup` (empty when unknown).
+        How the screen was read: the ``control`` label and the ``sep`` of its raw labels
+        (:func:`perturbsim.pp.setup`; empty when unknown), and ``normalize`` (``"true"``)
+        when its raw counts were normalised.
     where
         The cells the screen was read with (:func:`perturbsim.ds.read`'s ``where``: column ->
         values kept; empty when every cell of the file, or unknown).
@@ -115,6 +116,8 @@ class ScreenData:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
         labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
+        if setup.get("normalize", False):
+            labels["normalize"] = "true"
         where = {str(c): [str(v) for v in values] for c, values in setup.get("where", {}).items()}
         return cls(stats=stats, train=train, val=val, labels=labels, where=where)
 

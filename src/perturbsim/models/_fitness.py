@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_count, check_flag
-from .._errors import PerturbsimError, case_hint, shown_list
+from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
 from ..graphs import go_graph
@@ -540,7 +540,7 @@ class FitnessModel:
         unknown = sorted({g for s in sets for g in s if g not in self._node})
         if unknown:
             raise PerturbsimError(
-                f"{len(unknown)} genes are not in {self.screen.source}: "
+                f"{counted(len(unknown), 'gene is', 'genes are')} not in {self.screen.source}: "
                 f"{shown_list(unknown, 10)}{first_case_hint(unknown, self.genes)}"
             )
         for given, genes in zip(query_items(perturbations), sets, strict=True):

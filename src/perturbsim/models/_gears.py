@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError, error_reason
 from ..graphs import GeneGraph, coexpression_graph, reached_nodes, with_isolated_nodes
-from ..module import GEARSLoss, GEARSNetwork, pad_sets
+from ..module import GEARSLoss, GEARSNetwork, pad_sets, variance_from_log_moment
 from ..pp import draw_cells, genes_of, parse_perturbations
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
@@ -70,7 +70,13 @@ class GEARS(PerturbationModel):
     n_gene_layers, n_pert_layers
         GNN layers over the co-expression and GO graphs.
     uncertainty
-        Add the uncertainty head (per-gene log-variance, trained with a heteroscedastic loss).
+        Add the uncertainty head, trained with a heteroscedastic loss. As the reference's,
+        it learns how far a *cell* falls from the prediction (the log of its expected error
+        to the loss's exponent, the cells' own spread included); predictions report it as a
+        normal variance (``.layers["variance"]``, 0 for control). It is a per-cell
+        spread, not the variance of the predicted mean, so intervals for a condition's mean
+        change are wide (``benchmarks/RESULTS.md``); an ensemble (``n_models``) or
+        :class:`~perturbsim.models.Stacked` give that variance.
     gamma
         Autofocus exponent is ``2 + gamma``; even exponents use the exact moment loss.
     direction_weight
@@ -402,7 +408,8 @@ class GEARS(PerturbationModel):
                             )
                 effects.append(effect.double().cpu().numpy())
                 if log_var is not None:
-                    variances.append(log_var.double().exp().cpu().numpy())
+                    exponent = 2.0 + self.config.gamma
+                    variances.append(variance_from_log_moment(log_var.cpu().numpy(), exponent))
         stacked = np.stack(effects)
         change = stacked.mean(axis=0)
         control = [i for i, s in enumerate(sets) if not s]
@@ -411,8 +418,11 @@ class GEARS(PerturbationModel):
         aleatoric = np.mean(variances, axis=0) if variances else None
         if spread is None and aleatoric is None:
             return change, None
-        variance = (0 if spread is None else spread) + (0 if aleatoric is None else aleatoric)
-        return change, np.asarray(variance)
+        variance = np.asarray(
+            (0 if spread is None else spread) + (0 if aleatoric is None else aleatoric)
+        )
+        variance[control] = 0.0
+        return change, variance
 
     # -- persistence -----------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from ._loss import (
     direction_loss,
     masked_mean,
     moment_error,
+    variance_from_log_moment,
 )
 from ._network import GEARSNetwork, NetworkOutput, pad_sets
 
@@ -27,4 +28,5 @@ __all__ = [
     "moment_error",
     "normalized_adjacency",
     "pad_sets",
+    "variance_from_log_moment",
 ]

@@ -83,6 +83,7 @@ __all__ = [
     "direction_loss",
     "masked_mean",
     "moment_error",
+    "variance_from_log_moment",
 ]
 
 
@@ -364,6 +365,36 @@ def _heteroscedastic(error: Tensor, log_var: Tensor, mask: Tensor | None) -> Ten
         )
     s = log_var.to(error.dtype)
     return masked_mean(torch.exp(-s) * error + s, mask)
+
+
+def variance_from_log_moment(log_moment: np.ndarray, exponent: float) -> np.ndarray:
+    r"""Variance of a normal error whose ``exponent``-th absolute moment is ``exp(log_moment)``.
+
+    The uncertainty head learns :math:`s^* = \log \mathbb E|a - z|^q` (see the module
+    documentation), a ``q``-th moment, not a variance, for ``q = 2 + gamma``. For a normal
+    error :math:`e \sim N(0, \sigma^2)`, :math:`\mathbb E|e|^q = \sigma^q\, m_q` with
+    :math:`m_q = 2^{q/2}\,\Gamma((q + 1)/2) / \sqrt\pi` (1 for ``q = 2``, 3 for ``q = 4``),
+    so :math:`\sigma^2 = (e^{s} / m_q)^{2/q}`.
+
+    Parameters
+    ----------
+    log_moment
+        Predicted :math:`s`, any shape.
+    exponent
+        The loss's exponent ``q`` (at least 1).
+
+    Returns
+    -------
+    :math:`\sigma^2`, float64, the shape of ``log_moment``.
+
+    Examples
+    --------
+    >>> float(variance_from_log_moment(np.log(np.array(3.0 * 0.5**4)), 4.0).round(12))
+    0.25
+    """
+    q = _check_exponent(exponent)
+    log_m = 0.5 * q * math.log(2.0) + math.lgamma(0.5 * (q + 1.0)) - 0.5 * math.log(math.pi)
+    return np.exp((np.asarray(log_moment, dtype=np.float64) - log_m) * (2.0 / q))
 
 
 def _uncertainty_moment_loss(

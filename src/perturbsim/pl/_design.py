@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
@@ -26,7 +27,8 @@ def design_curves(
     """Error on the untested conditions against the number measured, one line per strategy.
 
     Each line is the mean over seeds, its band the t-interval of
-    :func:`perturbsim.tl.active_learning_summary` (absent with a single seed). A dotted
+    :func:`perturbsim.tl.active_learning_summary` (absent with a single seed; cut at 0
+    when no error is negative, as a squared error cannot be). A dotted
     horizontal line marks the reference strategy's final mean error: where another line
     crosses it, that strategy has reached the reference's final error with fewer
     measurements.
@@ -82,12 +84,12 @@ def design_curves(
             "pass reference=None to mark none"
         )
     ax = _axes(ax, (5.5, 4.0))
+    floor = 0.0 if (curves["error"] >= 0).all() else -np.inf  # an error that cannot be < 0
     for strategy in shown:
         rows = summary[summary["strategy"] == strategy]
         (line,) = ax.plot(rows["n_measured"], rows["mean"], marker="o", ms=3, label=strategy)
-        ax.fill_between(
-            rows["n_measured"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.2
-        )
+        low = np.maximum(rows["ci_low"].to_numpy(dtype=float), floor)
+        ax.fill_between(rows["n_measured"], low, rows["ci_high"], color=line.get_color(), alpha=0.2)
     if reference is not None:
         final = summary[summary["strategy"] == reference].iloc[-1]
         ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference}'s final error")

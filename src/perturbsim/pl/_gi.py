@@ -91,7 +91,8 @@ def gi_map(
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
     +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value
     (e.g. ``fit_corr`` of 0.999999 and 1 for sums of singles: rounding, not a difference)
-    is drawn neutral (0) rather than stretched over the colour scale. The pairs (rows)
+    is drawn neutral (0) rather than stretched over the colour scale, its label marked
+    ``(constant)``. The pairs (rows)
     are ordered by average-linkage hierarchical clustering
     (:func:`scipy.cluster.hierarchy.linkage`, Euclidean distance) of the standardised
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
@@ -164,7 +165,10 @@ def gi_map(
     ax.set_xlim(-0.5, k - 0.5 + gap + len(calls))
     ax.set_xticks(
         [*range(k), *(k + gap + j for j in range(len(calls)))],
-        [*columns, *(c.removeprefix("is_") for c in calls)],
+        [
+            *(c if vary else f"{c} (constant)" for c, vary in zip(columns, varies, strict=True)),
+            *(c.removeprefix("is_") for c in calls),
+        ],
         rotation=90,
     )
     if n <= max_labels:

@@ -397,6 +397,8 @@ def predicted_vs_true(
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
 """Columns :func:`training_history` draws."""
+LEGEND_INSIDE = 4
+"""Most lines of a training history whose legend sits inside the axes; more go beside it."""
 _KEEPS_HISTORY = "of the expression models only GEARS, alone or as a correction of Stacked, does"
 """Which models train a network, and so keep a training history, for error messages."""
 
@@ -461,6 +463,7 @@ def training_history(
     checked_table(table, HISTORY_COLUMNS, "the history table")
     keys = [c for c in ("model", "seed", "member") if c in table.columns and table[c].nunique() > 1]
     groups = table.groupby(keys, sort=False) if keys else [((), table)]
+    own_figure = ax is None
     ax = _axes(ax, (4.2, 3.2))
     for i, (key, run) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
@@ -480,7 +483,12 @@ def training_history(
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend(fontsize="x-small", frameon=False)
+    if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves
+        if own_figure:
+            ax.figure.set_size_inches(6.4, 3.2)
+        ax.legend(fontsize="x-small", frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        ax.legend(fontsize="x-small", frameon=False)
     names = list(pd.unique(table["model"])) if "model" in table.columns else []
     label = getattr(history, "label", None)
     shown = [str(label)] if isinstance(label, str) and label else [str(n) for n in names]

@@ -321,7 +321,8 @@ def _choose(
     """Choose ``budget`` candidates one at a time, updating coverage and diversity.
 
     Each step takes the candidate of highest weighted score (``weights`` of uncertainty,
-    coverage and diversity penalty), or the next of ``order`` when given (score NaN).
+    coverage and diversity penalty), or the next of ``order`` when given (score NaN). When
+    the last pick's score is shared by others, a warning says that candidate order chose.
 
     Returns
     -------
@@ -338,7 +339,10 @@ def _choose(
         else:
             parts = (np.nan_to_num(uncertainty), gain, -diversity.penalty)
             score = sum(w * p for w, p in zip(weights, parts, strict=True))
-            i = int(np.argmax(np.where(chosen, -np.inf, score)))
+            open_score = np.where(chosen, -np.inf, score)
+            i = int(np.argmax(open_score))
+            if step == budget - 1:
+                _warn_tied(int(np.isclose(open_score, score[i], rtol=1e-9).sum()), weights)
         chosen[i] = True
         rows[i] = (score[i], uncertainty[i], gain[i], diversity.penalty[i])
         coverage.add(i)
@@ -502,8 +506,6 @@ def design(
     else:
         order = None
         weights = _strategy_weights(strategy, variance is not None, part_weights)
-    if strategy == "uncertainty":
-        _warn_tied(uncertainty, budget)
     table = _choose(budget, uncertainty, coverage, diversity, weights=weights, order=order)
     table.insert(0, "n_targets", [len(sets[i]) for i in table.index])
     table.insert(0, "perturbation", [labels[i] for i in table.index])
@@ -512,22 +514,23 @@ def design(
     return table.reset_index(drop=True)
 
 
-def _warn_tied(uncertainty: np.ndarray, budget: int) -> None:
-    """Warn when candidates tied in uncertainty straddle the budget's cut.
+def _warn_tied(tied: int, weights: tuple[float, float, float]) -> None:
+    """Warn when ``tied`` candidates (the last pick among them) share the last pick's score.
 
-    Those tied with the last one taken are then taken in candidate order alone
-    (alphabetical for the default candidates).
+    Which of them is taken then follows candidate order alone (alphabetical for the default
+    candidates).
     """
-    ranked = np.sort(uncertainty[np.isfinite(uncertainty)])[::-1]
-    if budget >= len(ranked) or not np.isclose(ranked[budget - 1], ranked[budget], rtol=1e-9):
+    if tied < 2:
         return
-    tied = int(np.isclose(ranked, ranked[budget - 1], rtol=1e-9, atol=0).sum())
+    by_uncertainty = weights == (1.0, 0.0, 0.0)
     logger.warning(
-        "%d of %d candidates tie in uncertainty at the budget's cut (the model knows as "
-        "little of each), so which of them are taken follows candidate order; strategy "
-        "'combined' breaks the tie by coverage and diversity",
-        tied,
-        len(uncertainty),
+        "the last pick tied in %s with %s, so candidate order chose it (%s)",
+        "uncertainty" if by_uncertainty else "score",
+        counted(tied - 1, "other candidate"),
+        "the model knows as little of each; strategy 'combined' breaks the tie by coverage "
+        "and diversity"
+        if by_uncertainty
+        else "their uncertainty, GO coverage and predicted changes tell them apart no better",
     )
 
 
