@@ -2,8 +2,9 @@
 
 Issue 15, item 1. :func:`perturbsim.tl.evaluate` (5 split seeds) of the models whose
 predictions carry a predictive variance: the default ``stacked`` (its error model fitted on
-held-out conditions and GO support), ``gears_uncertainty`` (GEARS's per-gene log-variance
-head) and ``gears_ensemble`` (the spread of five networks plus nothing else), beside the
+held-out conditions and GO support), ``gears_uncertainty`` (GEARS's uncertainty head: how
+far a cell falls from the prediction, per gene) and ``gears_ensemble`` (the spread of five
+networks plus nothing else), beside the
 ``mean`` baseline (no variance; the anchor of the scores), on the bundled Norman subset,
 the simulated ``small`` screen and the Gasperini singles (shared data; skipped when
 absent). Per data set and model: the Spearman correlation across test conditions of the

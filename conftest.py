@@ -1,0 +1,22 @@
+"""Set-up shared by the tests and the doctests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_worker() -> Iterator[None]:
+    """One torch thread per test process.
+
+    pytest-xdist runs a worker per core: with torch's default of a thread per core in each,
+    the workers' threads outnumber the cores, and the small networks of the tests train up
+    to ten times slower while another worker runs (measured on two cores).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
