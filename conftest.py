@@ -12,9 +12,10 @@ import torch
 def _one_torch_thread_per_worker() -> Iterator[None]:
     """One torch thread per test process.
 
-    pytest-xdist runs a worker per core: with torch's default of a thread per core in each,
-    the workers' threads outnumber the cores, and the small networks of the tests train up
-    to ten times slower while another worker runs (measured on two cores).
+    The suite runs in two pytest-xdist workers (``-n 2`` in ``pyproject.toml``): with torch's
+    default of a thread per core in each, their threads outnumber the cores of a two-core
+    machine, and the small networks of the tests train up to ten times slower while the
+    other worker runs (measured on two cores).
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -372,11 +372,12 @@ def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_na
     assert pd.read_csv(out, index_col=0).index.tolist() == [plus]
     if model_name == "stacked_no_gears":  # additive has no untested candidate to rank
         measured = tmp_path / "measured.txt"  # in the screen's own form, as predict reads it
-        measured.write_text(f"{pair}\n")
+        measured.write_text(f"control\n{pair}\n")
         ranked = tmp_path / "design.csv"
-        run = ["design", model, "--budget", "2", "--measured", str(measured)]
+        run = ["design", model, "--budget", "40", "--measured", str(measured)]
         assert main([*run, "--out", str(ranked)]) == 0
-        assert len(pd.read_csv(ranked)) == 2
+        proposed = pd.read_csv(ranked)["perturbation"].tolist()
+        assert len(proposed) == 40 and plus not in proposed and "ctrl" not in proposed
 
 
 def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):

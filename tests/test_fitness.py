@@ -249,12 +249,18 @@ def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting):
     screen, go = interacting
     split = ps.tl.fitness_split(screen, seed=1)
     state, threads = torch.random.get_rng_state(), torch.get_num_threads()
-    fits = [
-        ps.models.FitnessModel(screen, go_annotations=go, seed=3).fit(split.train, max_epochs=30)
-        for _ in range(2)
-    ]
+    torch.set_num_threads(2)  # not the test session's one thread, which fitting uses
+    try:
+        fits = [
+            ps.models.FitnessModel(screen, go_annotations=go, seed=3).fit(
+                split.train, max_epochs=30
+            )
+            for _ in range(2)
+        ]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(state, torch.random.get_rng_state())
-    assert torch.get_num_threads() == threads
     pairs = split.test["combo_seen1"][:20]
     assert fits[0].predict(pairs).to_numpy() == pytest.approx(fits[1].predict(pairs).to_numpy())
     a, b = pairs[0].split("+")

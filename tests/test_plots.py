@@ -180,10 +180,12 @@ def test_training_history(split_tiny, tiny_go):
     assert ax.get_title() == "training history: gears"
     named = pl.training_history(histories.assign(model="stacked"))
     assert named.get_title() == "training history: stacked"
-    many = pl.training_history(pd.concat([histories, histories.assign(seed=3)]))
-    many.figure.draw_without_rendering()  # five seeds' legend beside the curves, not on them
+    three = pd.concat([model.history.assign(seed=s) for s in (1, 2, 3)], ignore_index=True)
+    many = pl.training_history(three)
+    many.figure.draw_without_rendering()  # three seeds' legend beside the curves, not on them
     legend = many.get_legend().get_window_extent()
     assert len(many.lines) == 6 and legend.x0 > many.get_window_extent().x1
+    assert other.get_legend().get_window_extent().x1 <= other.get_window_extent().x1
 
 
 def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):

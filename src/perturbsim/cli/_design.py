@@ -75,7 +75,7 @@ def register_design(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sep",
         help="separator of a combination's genes in --measured (default: the training "
-        f"screen's, else {SEP}; a label joined by {SEP} always reads as such)",
+        f"screen's, else {SEP}; without --sep, a label joined by {SEP} reads as such)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
     parser.add_argument(

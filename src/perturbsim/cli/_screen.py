@@ -65,8 +65,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``.
 
     For a command that builds models, also ``--go``; for one that loads a model
-    (``loads_model``), whose GO graph was saved with it, none, and ``--control``, ``--sep``
-    and ``--where`` default to what the model was trained on.
+    (``loads_model``), whose GO graph was saved with it, none, and ``--control``, ``--sep``,
+    ``--where`` and ``--normalize`` default to what the model was trained on.
     """
     as_trained = "the model's training screen's, else " if loads_model else ""
     parser.add_argument(
@@ -102,7 +102,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     parser.add_argument(
         "--normalize",
         action="store_true",
-        help="X holds raw counts: normalise them (normalize_total + log1p) first",
+        help="X holds raw counts: normalise them (normalize_total + log1p) first"
+        + (" (default: as the model's training screen was read)" if loads_model else ""),
     )
     parser.add_argument(
         "--where",
@@ -252,7 +253,8 @@ def screen_queries(
     """Labels given on the command line as gene sets, read in the screen's own label forms.
 
     ``sep`` and ``control`` default to those the model recorded of its screen
-    (``screen_labels``); a label joined by ``+`` (as predictions are named) reads as such.
+    (``screen_labels``); without ``sep``, a label joined by ``+`` (as predictions are
+    named) reads as such.
     An empty ``sep`` (``--sep ""``) is an error.
     """
     if sep == "":

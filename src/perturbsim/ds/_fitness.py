@@ -158,7 +158,8 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         row, col = np.argwhere(bad.to_numpy())[0]
         raise PerturbsimError(
             f"{path}: the value {table.iat[row, col]!r} of row {table.index[row]!r}, "
-            f"column {table.columns[col]!r} is not a finite number"
+            f"column {table.columns[col]!r} is not a finite number (leave a cell empty where "
+            "nothing was measured)"
         )
     return values.astype(np.float64)
 

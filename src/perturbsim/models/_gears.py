@@ -275,7 +275,7 @@ class GEARS(PerturbationModel):
     def _forward(
         self, network: GEARSNetwork, sets: list[GeneSet], *, drop: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Change over control (and log-variance) of ``sets``, with the additive residual."""
+        """Change over control of ``sets``, additive residual included, and the log moment."""
         residual = self.config.additive_residual
         corrected = [
             i

@@ -15,9 +15,10 @@ Architecture (after Roohani, Huang & Leskovec, Nat Biotechnol 2023), with ``h`` 
    (h → 2h → h) → gene-specific linear decoder (a weight vector and bias per gene) → ``z0``
    (B, G). A cross-gene MLP reads the whole ``z0`` vector (G → h) into a sample state; a second
    gene-specific linear decoder reads ``[z0_g, state]`` → ``z`` (B, G).
-4. Optional uncertainty head: an MLP on the per-gene embedding (B, G, h) → per-gene
-   log-variance (B, G). Its hidden layer is the first (h → 2h, ReLU) layer of ``recovery``
-   (shared), its output layer a Linear 2h → 1 shared by all genes.
+4. Optional uncertainty head: an MLP on the per-gene embedding (B, G, h) → per gene the log
+   of a cell's expected error to the loss's exponent (B, G), the ``log_var`` output. Its
+   hidden layer is the first (h → 2h, ReLU) layer of ``recovery`` (shared), its output
+   layer a Linear 2h → 1 shared by all genes.
 
 Deliberate differences from the reference:
 
@@ -76,7 +77,9 @@ class NetworkOutput:
     effect
         (B, G) predicted change of expression over control.
     log_var
-        (B, G) predicted log-variance of the error (uncertainty head), or ``None``.
+        (B, G) predicted log of a cell's expected error to the loss's exponent (uncertainty
+        head; :func:`~perturbsim.module.variance_from_log_moment` reads it as a variance), or
+        ``None``.
     """
 
     effect: Tensor
@@ -138,7 +141,8 @@ class GEARSNetwork(nn.Module):
     n_pert_layers
         SGConv layers on the GO graph (0 disables the graph).
     uncertainty
-        Add the uncertainty head (per-gene log-variance).
+        Add the uncertainty head (per gene, the log of a cell's expected error to the
+        loss's exponent).
 
     Notes
     -----

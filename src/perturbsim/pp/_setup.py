@@ -250,8 +250,8 @@ def setup(
     - ``adata.obs["perturbsim_n_targets"]``: number of perturbed genes;
     - ``adata.uns["perturbsim"]["setup"]``: options, perturbed genes, targets missing from
       ``var`` (allowed, e.g. CRISPRa of unmeasured genes) and single-cell conditions;
-      ``normalize`` is whether ``X`` was read as raw counts and normalised (here or by an
-      earlier setup of the same screen);
+      ``normalize`` is whether this setup normalised raw counts in ``X`` (so that a model
+      fitted on it reads the file again alike);
     - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
       ``gene_symbols`` (or a ``gene_name`` column) replaces them.
 
@@ -331,16 +331,13 @@ def setup(
         )
     uns = adata.uns.setdefault(UNS, {})
     now = _screen_as_read(adata)
-    same = before is not None and now is not None and _same_screen(before, now)
-    # raw counts normalised here, or by an earlier setup of this screen as it now is
-    from_counts = normalised or (same and bool(uns.get(SETUP, {}).get("normalize", False)))
-    if normalised or not same:
+    if normalised or before is None or now is None or not _same_screen(before, now):
         _drop_derived(adata)
     uns[SETUP] = {
         "perturbation_key": perturbation_key,
         "control": control,
         "sep": sep,
-        "normalize": from_counts,
+        "normalize": normalised,
         "perturbed_genes": np.array(perturbed, dtype=object),
         "missing_targets": np.array(missing, dtype=object),
         "single_cell_conditions": np.array(single_cell, dtype=object),

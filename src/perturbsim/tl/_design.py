@@ -342,7 +342,8 @@ def _choose(
             open_score = np.where(chosen, -np.inf, score)
             i = int(np.argmax(open_score))
             if step == budget - 1:
-                _warn_tied(int(np.isclose(open_score, score[i], rtol=1e-9).sum()), weights)
+                tied = int(np.isclose(open_score, score[i], rtol=1e-9, atol=0).sum())
+                _warn_tied(tied, by_uncertainty=weights[1:] == (0.0, 0.0))
         chosen[i] = True
         rows[i] = (score[i], uncertainty[i], gain[i], diversity.penalty[i])
         coverage.add(i)
@@ -514,21 +515,21 @@ def design(
     return table.reset_index(drop=True)
 
 
-def _warn_tied(tied: int, weights: tuple[float, float, float]) -> None:
+def _warn_tied(tied: int, *, by_uncertainty: bool) -> None:
     """Warn when ``tied`` candidates (the last pick among them) share the last pick's score.
 
     Which of them is taken then follows candidate order alone (alphabetical for the default
-    candidates).
+    candidates). ``by_uncertainty``: the score is the uncertainty alone (no coverage or
+    diversity weight).
     """
     if tied < 2:
         return
-    by_uncertainty = weights == (1.0, 0.0, 0.0)
     logger.warning(
         "the last pick tied in %s with %s, so candidate order chose it (%s)",
         "uncertainty" if by_uncertainty else "score",
         counted(tied - 1, "other candidate"),
-        "the model knows as little of each; strategy 'combined' breaks the tie by coverage "
-        "and diversity"
+        "the model knows as little of each; coverage and diversity weights, as strategy "
+        "'combined' has, break the tie"
         if by_uncertainty
         else "their uncertainty, GO coverage and predicted changes tell them apart no better",
     )
