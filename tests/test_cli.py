@@ -685,6 +685,8 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert main([*run, str(tmp_path), "--overwrite"]) == 2  # holds the screen read
     assert "--overwrite replaces earlier results only" in _one_line_error(capsys)
     monkeypatch.chdir(other)
+    assert main([*run, "."]) == 2  # not told to pass --overwrite, which could not help
+    assert "never the working folder" in _one_line_error(capsys)
     assert main([*run, ".", "--overwrite"]) == 2
     assert "never the working folder" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "screen.h5ad"), "--overwrite"]) == 2

@@ -64,10 +64,12 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
 def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):
     table = pairs.obs[pairs.obs["flag"] == ""].copy()
     table["fit_corr"] = 1.0 - np.linspace(0.0, 1e-6, len(table))  # additive pairs' fit_corr
+    table["dominance"] = np.linspace(1e-11, 1e-8, len(table))  # |log(c1 / c2)| of c1 = c2
     ax = pl.gi_map(table)
     scores = ax.images[0].get_array()
     column = list(pl._gi.GI_MAP_COLUMNS).index("fit_corr")
     assert np.all(scores[:, column] == 0.0)
+    assert np.all(scores[:, list(pl._gi.GI_MAP_COLUMNS).index("dominance")] == 0.0)
     assert np.ptp(scores[:, list(pl._gi.GI_MAP_COLUMNS).index("magnitude")]) > 1.0
     ticks = [t.get_text() for t in ax.get_xticklabels()]  # said, not drawn as "not called"
     assert ticks[column] == "fit_corr (constant)" and ticks[0] == "magnitude"

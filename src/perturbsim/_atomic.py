@@ -77,14 +77,14 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
     entries = sorted(e for e in out.iterdir() if not e.name.startswith(STAGING_PREFIX))
     if not entries:
         return
+    where, here = out.resolve(), Path.cwd().resolve()
+    if where == here or where in here.parents:  # never worth suggesting overwrite=True
+        raise PerturbsimError(
+            f"{str(out)!r} holds files: results are written into a new folder or replace a "
+            "folder of results, never the working folder or one above it"
+        )
     if not overwrite:
         raise PerturbsimError(f"{str(out)!r} already exists; pass overwrite=True to replace it")
-    where, here = out.resolve(), Path.cwd().resolve()
-    if where == here or where in here.parents:
-        raise PerturbsimError(
-            "overwrite=True replaces a folder of results, never the working folder or one "
-            f"above it ({str(out)!r})"
-        )
     foreign = [
         e for e in entries if e.is_symlink() or not e.is_file() or not RESULT_FILE.match(e.name)
     ]

@@ -337,7 +337,9 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
         if summed:
             lines.append(
                 f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1):"
-                " their subtypes are those of the additive model"
+                " their subtypes are those of the additive model, not evidence of an interaction"
+                " (for pairs the screen measured, score their measured means: in Python"
+                " ps.tl.gi_scores(ps.pp.measured_profiles(adata)))"
             )
     if magnitude == "gears":
         lines.append(

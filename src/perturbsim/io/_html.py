@@ -190,13 +190,14 @@ def _number(value: float, digits: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
 
-def _interval(score: _Score, digits: int, *, plus_minus: bool) -> str:
-    """``mean [low, high]`` or ``mean ± half-width``; the mean alone without an interval."""
+def _interval(score: _Score, digits: int) -> str:
+    """``mean [low, high]``; the mean alone without an interval.
+
+    Never ``mean ± half-width``: an interval clipped to the metric's range is not symmetric.
+    """
     text = _number(score.mean, digits)
     if not np.isfinite(score.ci_low):
         return text
-    if plus_minus:
-        return f"{text} ± {_number((score.ci_high - score.ci_low) / 2, digits)}"
     return f"{text} [{_number(score.ci_low, digits)}, {_number(score.ci_high, digits)}]"
 
 
@@ -278,7 +279,7 @@ def _calibrated_cell(score: _Score, best: bool, share: str) -> str:
     background, colour = _colour(score.mean, pale=undecided)
     note = "; the interval spans both anchors" if undecided else ""
     return _td(
-        _interval(score, 2, plus_minus=False),
+        _interval(score, 2),
         classes="num best" if best else "num",
         style=f"background:{background};color:{colour}",
         title=_title(score, share) + note,
@@ -288,7 +289,7 @@ def _calibrated_cell(score: _Score, best: bool, share: str) -> str:
 
 def _raw_cell(score: _Score, best: bool, share: str) -> str:
     return _td(
-        _interval(score, 3, plus_minus=True),
+        _interval(score, 3),
         classes="num best" if best else "num",
         title=_title(score, share),
         share=share,
@@ -445,9 +446,9 @@ def _metrics_section(
     scores = _scores(summary)
     section = [
         '<section id="metrics"><h2>Every metric</h2>',
-        '<p class="note">Raw values: mean over split seeds ± half-width of the 95% '
-        "interval. The <code>replicate</code> row is the ceiling a prediction can hope for, "
-        "the <code>mean</code> row the baseline it has to beat.</p>",
+        '<p class="note">Raw values: mean over split seeds [95% interval, clipped to what the '
+        "metric can take]. The <code>replicate</code> row is the ceiling a prediction can "
+        "hope for, the <code>mean</code> row the baseline it has to beat.</p>",
     ]
     for metric in metrics:
         info = METRICS[metric]
@@ -681,7 +682,7 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
         cells = {"model": model}
         for row in group.itertuples(index=False):
             score = _Score(row.mean, row.ci_low, row.ci_high, row.n_seeds, row.n_conditions)
-            cells[labels[row.metric]] = _interval(score, 2, plus_minus=False)
+            cells[labels[row.metric]] = _interval(score, 2)
         rows.append(cells)
     return pd.DataFrame(rows, columns=["model", *labels.values()])
 

@@ -37,7 +37,8 @@ _Z_LIMIT = 3.0
 """Colour range of the GI map, in standard deviations over pairs."""
 NEGLIGIBLE_SPREAD = 1e-4
 """A GI map column whose standard deviation over pairs is below this share of its largest
-absolute value is drawn neutral: its differences are floating-point rounding."""
+absolute value (or of 1, for values near 0, such as the ``dominance`` of pairs with equal
+coefficients) is drawn neutral: its differences are floating-point rounding."""
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
 
@@ -89,8 +90,9 @@ def gi_map(
     """Heat map of interaction scores, pairs clustered by their scores (GEARS Fig. 5b).
 
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
-    +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value
-    (e.g. ``fit_corr`` of 0.999999 and 1 for sums of singles: rounding, not a difference)
+    +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value,
+    or of 1 (e.g. ``fit_corr`` of 0.999999 and 1, or ``dominance`` of 1e-11 and 1e-9, for
+    sums of singles: rounding, not a difference)
     is drawn neutral (0) rather than stretched over the colour scale, its label marked
     ``(constant)``. The pairs (rows)
     are ordered by average-linkage hierarchical clustering
@@ -136,7 +138,7 @@ def gi_map(
         raise PerturbsimError(f"the GI map needs at least 2 scored pairs, got {len(table)}")
     values = table[columns].to_numpy(dtype=np.float64)
     spread = values.std(axis=0)
-    varies = spread > NEGLIGIBLE_SPREAD * np.abs(values).max(axis=0)
+    varies = spread > NEGLIGIBLE_SPREAD * np.maximum(np.abs(values).max(axis=0), 1.0)
     z = np.divide(values - values.mean(axis=0), spread, out=np.zeros_like(values), where=varies)
     order = hierarchy.leaves_list(hierarchy.linkage(z, method="average", metric="euclidean"))
     z, table = z[order], table.iloc[order]

@@ -243,10 +243,9 @@ def rank_de(
     Examples
     --------
     >>> import perturbsim as ps
-    >>> from perturbsim.pp._de import DEGenes, rank_de
     >>> adata = ps.ds.norman2019_subset()
-    >>> rank_de(adata, n_genes=20)
-    >>> len(DEGenes.from_adata(adata).top_genes("KLF1"))
+    >>> ps.pp.rank_de(adata, n_genes=20)
+    >>> len(ps.pp.DEGenes.from_adata(adata).top_genes("KLF1"))
     20
     """
     check_setup(adata)

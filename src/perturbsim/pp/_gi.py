@@ -1008,6 +1008,7 @@ def gi_scores(
     Examples
     --------
     >>> import numpy as np, pandas as pd, anndata as ad
+    >>> import perturbsim as ps
     >>> rng = np.random.default_rng(0)
     >>> da, db = rng.normal(size=50), rng.normal(size=50)
     >>> delta = np.stack([da, db, 0.5 * (da + db)])
@@ -1015,7 +1016,7 @@ def gi_scores(
     ...     np.ones((3, 50)) + delta, obs=pd.DataFrame(index=["A", "B", "A+B"])
     ... )
     >>> profiles.layers["delta"] = delta
-    >>> scores = gi_scores(profiles, genes=list(profiles.var_names))
+    >>> scores = ps.tl.gi_scores(profiles, genes=list(profiles.var_names))
     >>> scores[["c1", "c2"]].round(3).loc["A+B"].tolist()
     [0.5, 0.5]
     >>> bool(scores.loc["A+B", "is_suppression"])

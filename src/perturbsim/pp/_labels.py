@@ -50,13 +50,14 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
 
     Examples
     --------
-    >>> parse_label("MAP2K6+KLF1")
+    >>> import perturbsim as ps
+    >>> ps.pp.parse_label("MAP2K6+KLF1")
     ('KLF1', 'MAP2K6')
-    >>> parse_label("KLF1+ctrl")
+    >>> ps.pp.parse_label("KLF1+ctrl")
     ('KLF1',)
-    >>> parse_label("control", control="control")
+    >>> ps.pp.parse_label("control", control="control")
     ()
-    >>> parse_label("KLF1_NegCtrl0", control="NegCtrl0_NegCtrl0", sep="_")
+    >>> ps.pp.parse_label("KLF1_NegCtrl0", control="NegCtrl0_NegCtrl0", sep="_")
     ('KLF1',)
     """
     if not isinstance(label, str):
@@ -102,9 +103,10 @@ def canonical_label(genes: Iterable[str]) -> str:
 
     Examples
     --------
-    >>> canonical_label(["MAP2K6", "KLF1"])
+    >>> import perturbsim as ps
+    >>> ps.pp.canonical_label(["MAP2K6", "KLF1"])
     'KLF1+MAP2K6'
-    >>> canonical_label([])
+    >>> ps.pp.canonical_label([])
     'ctrl'
     """
     genes = sorted(set(genes))
@@ -316,11 +318,12 @@ def parse_perturbations(
 
     Examples
     --------
-    >>> parse_perturbations("FOSB+CEBPB")
+    >>> import perturbsim as ps
+    >>> ps.pp.parse_perturbations("FOSB+CEBPB")
     [('CEBPB', 'FOSB')]
-    >>> parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], "Control"])
+    >>> ps.pp.parse_perturbations([["FOSB", "CEBPB"], ["KLF1"], "Control"])
     [('CEBPB', 'FOSB'), ('KLF1',), ()]
-    >>> parse_perturbations(["FOSB_CEBPB", "NTC"], control="NTC", sep="_")
+    >>> ps.pp.parse_perturbations(["FOSB_CEBPB", "NTC"], control="NTC", sep="_")
     [('CEBPB', 'FOSB'), ()]
     """
     items = query_items(perturbations)

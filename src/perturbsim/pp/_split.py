@@ -697,9 +697,8 @@ def split(
     Examples
     --------
     >>> import perturbsim as ps
-    >>> from perturbsim.pp._split import split
     >>> adata = ps.ds.norman2019_subset()
-    >>> split(adata, kind="simulation", seed=1)
+    >>> ps.pp.split(adata, kind="simulation", seed=1)
     >>> sorted(adata.obs["perturbsim_subgroup"].unique())
     ['combo_seen0', 'combo_seen1', 'combo_seen2', 'train', 'unseen_single', 'val']
     """
