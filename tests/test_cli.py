@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -504,6 +505,13 @@ def test_evaluate_on_a_custom_split(capsys, norman, tmp_path):
     assert main([*args, "--split", "custom", "--test", str(test), "--out", out]) == 0
     scores = pd.read_csv(tmp_path / "report" / "scores.csv")
     assert set(scores["condition"]) == {"KLF1+MAP2K6", "FOXO4"}
+    screen = json.loads((tmp_path / "report" / "settings.json").read_text())["screen"]
+    assert screen == {
+        "file": data,
+        "where": {},
+        "normalize": False,
+        "test_conditions": ["KLF1+MAP2K6", "FOXO4"],
+    }
     capsys.readouterr()
     assert main([*args, "--test", str(test), "--out", str(tmp_path / "other")]) == 2
     assert "--test is for --split custom, not --split simulation" in capsys.readouterr().err

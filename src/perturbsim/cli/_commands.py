@@ -653,10 +653,17 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         gi=args.gi,
         gi_k=args.gi_k,
     )
+    result.settings["screen"] = {  # how to read the same cells and hold out the same again
+        "file": str(args.data),
+        "where": where_of(args.where) or {},
+        "normalize": bool(args.normalize),
+        "test_conditions": test,
+    }
+    kept = f" ({where_text(args.where)})" if args.where else ""
     write_report(
         result,
         args.out,
-        title=f"perturbsim evaluation of {args.data.name}",
+        title=f"perturbsim evaluation of {args.data.name}{kept}",
         overwrite=args.overwrite,
     )
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
