@@ -155,6 +155,7 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert {"programme X", "Y", "no programme"} <= set(legend)
     colours = {tuple(c[:3]) for c in predicted.get_facecolors()}
     assert to_rgba("0.8")[:3] in colours  # predicted conditions without a programme
+    assert ax.get_title().startswith("Leiden: ")  # igraph's, a dependency: never a fallback
     n_new = int(re.search(r"(\d+) with no measured profile", ax.get_title()).group(1))
     rings = len(ax.collections[2].get_offsets())  # profiles of the new clusters
     assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs

@@ -6,7 +6,6 @@ when ``None``) and returns the Axes.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import numbers
@@ -329,40 +328,20 @@ def pair_prediction(
 
 
 # -- phenotype landscape --------------------------------------------------------------------
-def _cluster(adata: AnnData, resolution: float, seed: int) -> tuple[np.ndarray, str]:
-    """Cluster labels of the neighbour graph of ``adata`` and the algorithm's name.
-
-    Leiden (scanpy) when ``leidenalg`` or ``igraph`` is installed, else Louvain of networkx
-    on the same graph, with a warning.
-    """
+def _cluster(adata: AnnData, resolution: float, seed: int) -> np.ndarray:
+    """Leiden cluster labels of the neighbour graph of ``adata`` (scanpy, igraph's Leiden)."""
     import scanpy as sc
 
-    for module, flavor in (("leidenalg", "leidenalg"), ("igraph", "igraph")):
-        if importlib.util.find_spec(module) is not None:
-            options = {"n_iterations": 2, "directed": False} if flavor == "igraph" else {}
-            sc.tl.leiden(
-                adata,
-                resolution=resolution,
-                random_state=seed,
-                flavor=flavor,
-                key_added="cluster",
-                **options,
-            )
-            return adata.obs["cluster"].astype(str).to_numpy(), "Leiden"
-    import networkx as nx
-
-    logger.warning(
-        "Leiden clustering needs leidenalg or igraph, neither is installed: "
-        "using networkx's Louvain clustering on the same neighbour graph"
+    sc.tl.leiden(
+        adata,
+        resolution=resolution,
+        random_state=seed,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        key_added="cluster",
     )
-    graph = nx.from_scipy_sparse_array(adata.obsp["connectivities"])
-    communities = nx.community.louvain_communities(
-        graph, weight="weight", resolution=resolution, seed=seed
-    )
-    labels = np.empty(adata.n_obs, dtype=object)
-    for i, members in enumerate(sorted(communities, key=len, reverse=True)):
-        labels[list(members)] = str(i)
-    return labels.astype(str), "Louvain (networkx; no leidenalg or igraph for Leiden)"
+    return adata.obs["cluster"].astype(str).to_numpy()
 
 
 def _landscape(
@@ -373,11 +352,11 @@ def _landscape(
     n_pcs: int,
     resolution: float,
     seed: int,
-) -> tuple[pd.DataFrame, str]:
+) -> pd.DataFrame:
     """UMAP coordinates and clusters of measured and predicted changes, one row per profile.
 
     Returns a table (``condition``, ``source``, ``x``, ``y``, ``cluster``, ``new``: the
-    cluster has no measured member) and the clustering algorithm's name.
+    cluster has no measured member).
     """
     import scanpy as sc
     from sklearn.decomposition import PCA
@@ -400,12 +379,12 @@ def _landscape(
         random_state=seed,
     )
     sc.tl.umap(profiles, random_state=seed)
-    clusters, algorithm = _cluster(profiles, resolution, seed)
+    clusters = _cluster(profiles, resolution, seed)
     table = obs.assign(x=profiles.obsm["X_umap"][:, 0], y=profiles.obsm["X_umap"][:, 1])
     table["cluster"] = clusters
     seen = set(table.loc[table["source"] == "measured", "cluster"])
     table["new"] = ~table["cluster"].isin(seen)
-    return table, algorithm
+    return table
 
 
 def _canonical_keys(clusters: Mapping[str, object] | pd.Series) -> dict[str, str]:
@@ -430,13 +409,11 @@ def phenotype_landscape(
     The changes over control (control left out; the genes both sets share) are projected
     on the principal components of the measured profiles (the measured phenotype space, as
     GEARS maps its predictions onto the measured screen's UMAP), then embedded together: a
-    neighbour graph, UMAP and Leiden clusters, with scanpy.
-    ``scanpy.tl.leiden`` needs ``leidenalg`` or ``igraph``; without either, the clusters
-    are networkx's Louvain communities of the same graph (a warning says so, and the title
-    names the algorithm). A cluster with no measured member is a candidate new phenotype:
-    its label (at its member nearest the cluster's median) is written in red with "new" and
-    its points are ringed in red. Measured profiles are circles with a black edge, predicted
-    ones triangles nearly as large, edged in white.
+    neighbour graph, UMAP and Leiden clusters (igraph's), with scanpy. A cluster with no
+    measured member is a candidate new phenotype: its label (at its member nearest the
+    cluster's median) is written in red with "new" and its points are ringed in red.
+    Measured profiles are circles with a black edge, predicted ones triangles nearly as
+    large, edged in white.
 
     Parameters
     ----------
@@ -494,7 +471,7 @@ def phenotype_landscape(
         or not 0 < resolution < math.inf
     ):
         raise PerturbsimError(f"resolution must be a finite number > 0, got {shown(resolution)}")
-    table, algorithm = _landscape(
+    table = _landscape(
         truth[genes],
         guess[genes],
         n_neighbors=n_neighbors,
@@ -605,7 +582,7 @@ def phenotype_landscape(
     n_clusters = table["cluster"].nunique()
     n_new = table.loc[table["new"], "cluster"].nunique()
     ax.set_title(
-        f"{algorithm}: {n_clusters} clusters\n"
+        f"Leiden: {n_clusters} clusters\n"
         f"{n_new} with no measured profile (candidate new phenotypes, labelled 'new')",
         fontsize="medium",
     )
