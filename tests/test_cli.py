@@ -12,6 +12,7 @@ from conftest import make_screen
 
 import perturbsim as ps
 from perturbsim.cli import main
+from perturbsim.cli._commands import _headline
 from perturbsim.pp._label_hint import label_hint
 
 
@@ -722,3 +723,17 @@ def test_list_files_keep_white_space_inside_a_condition_label(tmp_path):
     assert read_list(listed, "--test", "test conditions") == ["KLF1 + MAP2K6", "FOXO4"]
     with pytest.raises(ps.PerturbsimError, match=r"holds several genes joined by ' '"):
         read_list(listed, "--genes", "genes", joiners=", ")
+
+
+def test_printed_tables_never_show_minus_zero():
+    table = pd.DataFrame(
+        {
+            "metric": ["pearson_delta_de"] * 2,
+            "subgroup": ["unseen_single"] * 2,
+            "model": ["stacked", "mean"],
+            "mean": [-0.001, -0.25],
+        }
+    )
+    rounded = _headline(table, ["unseen_single"], digits=2)
+    assert not np.signbit(rounded.loc[("pearson_delta_de", "unseen_single"), "stacked"])
+    assert re.search(r"-0\.0(?!\d)", rounded.to_string()) is None and "-0.25" in rounded.to_string()

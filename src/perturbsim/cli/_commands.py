@@ -737,12 +737,16 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
 
 # -- demo -----------------------------------------------------------------------------------
 def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> pd.DataFrame:
-    """Means of the headline metrics in a summary-like table, by metric and subgroup x model."""
+    """Means of the headline metrics in a summary-like table, by metric and subgroup x model.
+
+    Rounded to ``digits``; a mean that rounds to zero prints as 0, never as -0.
+    """
     rows = table[table["metric"].isin(HEADLINE_METRICS)]
     wide = rows.pivot(index=["metric", "subgroup"], columns="model", values="mean")
     metrics = [m for m in HEADLINE_METRICS if m in set(rows["metric"])]
     order = pd.MultiIndex.from_product([metrics, subgroups], names=["metric", "subgroup"])
-    return wide.reindex(index=order, columns=list(pd.unique(rows["model"]))).round(digits)
+    rounded = wide.reindex(index=order, columns=list(pd.unique(rows["model"]))).round(digits)
+    return rounded + 0.0  # -0.0 + 0.0 is 0.0
 
 
 FAR_FROM_ANCHORS = 3.0

@@ -185,7 +185,14 @@ def _scores(table: pd.DataFrame) -> dict[tuple[str, str, str], _Score]:
     }
 
 
-def _number(value: float, digits: int) -> str:
+def number_text(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals; one that rounds to zero is ``0``, never ``-0``.
+
+    Examples
+    --------
+    >>> number_text(-0.0004, 3), number_text(-0.25, 2)
+    ('0.000', '-0.25')
+    """
     text = f"{value:.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
@@ -195,10 +202,10 @@ def _interval(score: _Score, digits: int) -> str:
 
     Never ``mean ± half-width``: an interval clipped to the metric's range is not symmetric.
     """
-    text = _number(score.mean, digits)
+    text = number_text(score.mean, digits)
     if not np.isfinite(score.ci_low):
         return text
-    return f"{text} [{_number(score.ci_low, digits)}, {_number(score.ci_high, digits)}]"
+    return f"{text} [{number_text(score.ci_low, digits)}, {number_text(score.ci_high, digits)}]"
 
 
 def _td(
@@ -703,8 +710,8 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     subtypes = list(dict.fromkeys(summary["subtype"]))
     cells = {
         subtype: [
-            f"{_number(means[(m, subtype, 'precision_at_k')], 2)} "
-            f"({_number(means[(m, subtype, 'random_precision')], 2)})"
+            f"{number_text(means[(m, subtype, 'precision_at_k')], 2)} "
+            f"({number_text(means[(m, subtype, 'random_precision')], 2)})"
             for m in models
         ]
         for subtype in subtypes

@@ -41,6 +41,7 @@ from ._html import (
     gi_note,
     gi_precision_table,
     html_report,
+    number_text,
     uncertainty_table,
 )
 
@@ -77,7 +78,7 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def _fmt(value: float) -> str:
-    return "nan" if not np.isfinite(value) else f"{value:.3f}"
+    return "nan" if not np.isfinite(value) else number_text(value, 3)
 
 
 def _metric_cell(row: pd.Series | None, *, covered: bool) -> str:
@@ -86,9 +87,10 @@ def _metric_cell(row: pd.Series | None, *, covered: bool) -> str:
         return UNDEFINED if covered else NOT_COVERED
     if not np.isfinite(row["mean"]):
         return UNDEFINED
+    mean = number_text(row["mean"], 3)
     if np.isfinite(row["ci_low"]):
-        return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-    return f"{row['mean']:.3f}"
+        return f"{mean} [{number_text(row['ci_low'], 3)}, {number_text(row['ci_high'], 3)}]"
+    return mean
 
 
 def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.DataFrame:
