@@ -114,6 +114,13 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     assert _one_line_error(capsys).endswith(
         "several values? repeat it: --where cell_type=K562 --where cell_type=A172"
     )
+    # an evaluation says which cells it read, in its settings and its report's title
+    report = tmp_path / "report"
+    run = ["evaluate", data, "--control", "control", "--models", "mean", "--seeds", "1"]
+    assert main([*run, "--where", "cell_type=K562", "--no-gi", "--out", str(report)]) == 0
+    screen_read = json.loads((report / "settings.json").read_text())["screen"]
+    assert screen_read["file"] == data and screen_read["where"] == {"cell_type": ["K562"]}
+    assert "(--where cell_type=K562)" in (report / "report.md").read_text().splitlines()[0]
 
 
 @pytest.mark.filterwarnings("ignore:Observation names are not unique")

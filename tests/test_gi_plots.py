@@ -167,6 +167,8 @@ def test_phenotype_landscape_needs_profiles(pairs):
         pl.phenotype_landscape(np.zeros((3, 3)), pairs)
     with pytest.raises(ps.PerturbsimError, match="2 measured profiles"):
         pl.phenotype_landscape(pairs[:1], pairs)
+    with pytest.raises(ps.PerturbsimError, match="4 in all"):  # too few for UMAP's layout
+        pl.phenotype_landscape(pairs[:2], pairs[2:3])
 
 
 @pytest.mark.parametrize(

@@ -159,6 +159,12 @@ def test_coverage_then_one_raw_table_per_metric_with_both_anchors(result, page):
     first = {_name(r): r for r in _model_rows(raw[0])}
     assert first["additive"]["cells"][1]["text"] == "–"
     assert all(re.match(r"^\d", c["text"]) for c in first["replicate"]["cells"][1:])
+    # each raw value with its interval as [low, high]: clipped to the metric's range, it is
+    # not symmetric, so never "mean ± half-width"
+    raw_cell = re.compile(r"^-?\d+\.\d{3}( \[-?\d+\.\d{3}, -?\d+\.\d{3}\])?$|^–$|^n/a$")
+    texts = [c["text"] for t in raw for r in _model_rows(t) for c in r["cells"][1:]]
+    assert all(raw_cell.match(text) for text in texts), texts
+    assert not any(text.startswith("-0.000") for text in texts)
 
 
 def test_plots_are_embedded_and_nothing_is_fetched(result, page, report):

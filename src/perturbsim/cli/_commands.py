@@ -653,7 +653,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         gi=args.gi,
         gi_k=args.gi_k,
     )
-    result.settings["screen"] = {  # how to read the same cells and hold out the same again
+    result.settings["screen"] = {  # the file as given, its filter, and what was held out
         "file": str(args.data),
         "where": where_of(args.where) or {},
         "normalize": bool(args.normalize),

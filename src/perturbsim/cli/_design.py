@@ -15,6 +15,7 @@ from ._screen import screen_queries
 
 
 def _run_design(args: argparse.Namespace) -> None:
+    from ..io._html import number_text
     from ..models import PerturbationModel
     from ..tl import design
 
@@ -42,7 +43,7 @@ def _run_design(args: argparse.Namespace) -> None:
     except PerturbsimError as err:
         raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
     atomic_write(out, lambda path: ranked.to_csv(path, index=False))
-    print(ranked.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(ranked.to_string(index=False, float_format=lambda x: number_text(x, 3)))
     print(f"\nwrote the {counted(len(ranked), 'perturbation')} to measure next to {out}")
 
 

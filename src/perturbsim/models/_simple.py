@@ -101,9 +101,8 @@ class NoPerturbation(ScreenGenes, PerturbationModel):
     Examples
     --------
     >>> import perturbsim as ps
-    >>> from perturbsim.models._simple import NoPerturbation
     >>> adata = ps.ds.norman2019_subset()
-    >>> NoPerturbation(adata).fit().predict(["KLF1", "KLF1+MAP2K6"]).shape
+    >>> ps.models.NoPerturbation(adata).fit().predict(["KLF1", "KLF1+MAP2K6"]).shape
     (2, 500)
     """
 

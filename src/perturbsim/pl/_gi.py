@@ -36,8 +36,9 @@ _Z_LIMIT = 3.0
 """Colour range of the GI map, in standard deviations over pairs."""
 NEGLIGIBLE_SPREAD = 1e-4
 """A GI map column whose standard deviation over pairs is below this share of its largest
-absolute value (or of 1, for values near 0, such as the ``dominance`` of pairs with equal
-coefficients) is drawn neutral: its differences are floating-point rounding."""
+absolute value, or below this itself for values near 0 (such as the ``dominance`` of pairs
+with equal coefficients), is drawn neutral: its differences are negligible, mostly
+floating-point rounding, for scores of the scale of 1 as the map's are."""
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
 
@@ -90,8 +91,8 @@ def gi_map(
 
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
     +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value,
-    or of 1 (e.g. ``fit_corr`` of 0.999999 and 1, or ``dominance`` of 1e-11 and 1e-9, for
-    sums of singles: rounding, not a difference)
+    or below it for values near 0 (e.g. ``fit_corr`` of 0.999999 and 1, or ``dominance`` of
+    1e-11 and 1e-9, for sums of singles: rounding, not a difference)
     is drawn neutral (0) rather than stretched over the colour scale, its label marked
     ``(constant)``. The pairs (rows)
     are ordered by average-linkage hierarchical clustering
@@ -458,10 +459,11 @@ def phenotype_landscape(
     truth = delta_table(measured, "measured").drop(index=CONTROL, errors="ignore")
     guess = delta_table(predicted, "predicted").drop(index=CONTROL, errors="ignore")
     genes = truth.columns.intersection(guess.columns)
-    if len(genes) < 2 or len(truth) < 2 or guess.empty:
+    if len(genes) < 2 or len(truth) < 2 or guess.empty or len(truth) + len(guess) < 4:
         raise PerturbsimError(
-            f"the landscape needs 2 measured profiles, 1 predicted and 2 shared genes, got "
-            f"{len(truth)} measured and {len(guess)} predicted over {len(genes)} shared genes"
+            f"the landscape needs 2 measured profiles, 1 predicted, 4 in all and 2 shared "
+            f"genes, got {len(truth)} measured and {len(guess)} predicted over {len(genes)} "
+            "shared genes"
         )
     n_neighbors = check_count("n_neighbors", n_neighbors, minimum=2)
     n_pcs = check_count("n_pcs", n_pcs)

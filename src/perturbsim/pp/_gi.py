@@ -251,8 +251,9 @@ class GIRules:
         Examples
         --------
         >>> import pandas as pd
+        >>> import perturbsim as ps
         >>> scores = pd.DataFrame({"mean_abs_coef": [1 - 1e-8, 0.9]}, index=["A+B", "A+C"])
-        >>> GIRules(magnitude_score="mean_abs_coef").holds(scores, "suppression").tolist()
+        >>> ps.tl.GIRules(magnitude_score="mean_abs_coef").holds(scores, "suppression").tolist()
         [False, True]
         """
         strength, cut = self.strength(scores, subtype)
@@ -274,9 +275,10 @@ class GIRules:
         Examples
         --------
         >>> import pandas as pd
+        >>> import perturbsim as ps
         >>> columns = ("magnitude", "dcor", "fit_corr", "equality")
         >>> scores = pd.DataFrame([[2.0, 0.5, 0.9, 0.9], [None] * 4], ["A+B", "A+C"], columns)
-        >>> GIRules().classify(scores)["is_synergy"].tolist()
+        >>> ps.tl.GIRules().classify(scores)["is_synergy"].tolist()
         [True, <NA>]
         """
         calls = pd.DataFrame(index=scores.index)

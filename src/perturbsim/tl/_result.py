@@ -238,9 +238,9 @@ class EvaluationResult:
         How the evaluation ran: ``models`` (the ``"replicate"`` row last), ``split``,
         ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``gi_k``, ``metrics``
         and the screen's ``n_cells``, ``n_genes``, ``n_conditions``; from ``perturbsim
-        evaluate``, also ``screen``: the ``file`` read, its ``where`` filter, whether its
-        counts were normalised (``normalize``) and the ``--test`` list
-        (``test_conditions``, or ``None``).
+        evaluate``, also ``screen``: the ``file`` read (as given on the command line), its
+        ``where`` filter, whether its counts were normalised (``normalize``) and the
+        ``--test`` list (``test_conditions``, or ``None``).
     """
 
     scores: pd.DataFrame
