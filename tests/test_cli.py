@@ -244,8 +244,10 @@ def test_mean_model_trains_saves_and_predicts(capsys, screen, tmp_path):
     gene = screen.obs["condition"].iloc[-1].split("+")[0]
     assert main(["predict", str(tmp_path / "model"), gene, "--out", str(out)]) == 0
     prediction = pd.read_csv(out, index_col=0)
-    assert prediction.index.tolist() == [gene]
+    assert prediction.index.tolist() == [gene] and prediction.index.name == "perturbation"
     assert prediction.columns.tolist() == screen.var_names.tolist()
+    obs = pd.read_csv(out.with_name("pred.obs.csv"), index_col=0)
+    assert obs.index.name == "perturbation" and obs.index.tolist() == [gene]
 
 
 def test_gears_residual_trains_saves_and_predicts(capsys, screen, go_file, tmp_path):
@@ -358,6 +360,12 @@ def test_normalize_evaluates_raw_counts(capsys, screen, tmp_path):
 def test_undetected_control_error_names_the_control_option(capsys, screen, tmp_path):
     screen.obs["condition"] = screen.obs["condition"].replace("control", "safe-targeting")
     data = _write(screen, tmp_path / "screen.h5ad")
+    assert main(["train", data, "--out", str(tmp_path / "model"), "--model", "mean"]) == 2
+    assert "'safe-targeting' looks like control: pass --control 'safe-targeting'" in (
+        _one_line_error(capsys)
+    )
+    screen.obs["condition"] = screen.obs["condition"].astype(str).replace("safe-targeting", "base")
+    data = _write(screen, tmp_path / "screen2.h5ad")
     assert main(["train", data, "--out", str(tmp_path / "model"), "--model", "mean"]) == 2
     assert "pass --control '<label" in _one_line_error(capsys)
 

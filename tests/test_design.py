@@ -165,6 +165,13 @@ def test_diversity_penalises_likeness_to_chosen_and_measured():
     assert diversity.penalty[1] > 0.9 > diversity.penalty[2]
     measured = _Diversity(candidates, candidates[2:] + 0.01)
     assert measured.penalty[2] > 0.9
+    same = _Diversity(np.tile([0.3, -0.2, 0.1], (3, 1)), np.zeros((0, 3)))  # all alike
+    np.testing.assert_allclose(same.penalty, 0.0)
+    same.add(1)
+    np.testing.assert_allclose(same.penalty, 1.0)  # alike, though nothing is left centred
+    rounding = _Diversity(np.array([[1.0, 1e-9], [1.0, 2e-9], [3.0, 0.0]]), np.zeros((0, 2)))
+    rounding.add(0)
+    assert 0.0 <= rounding.penalty.min() and rounding.penalty.max() <= 1.0
 
 
 def test_model_without_variance_falls_back_to_coverage(screen, caplog):

@@ -245,7 +245,7 @@ def test_hidden_singles_are_predicted_from_go(tmp_path):
     assert model.predict(seen).to_numpy() == pytest.approx(screen.singles[seen].to_numpy())
 
 
-def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting):
+def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, caplog):
     screen, go = interacting
     split = ps.tl.fitness_split(screen, seed=1)
     state, threads = torch.random.get_rng_state(), torch.get_num_threads()
@@ -265,6 +265,10 @@ def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting):
     assert fits[0].predict(pairs).to_numpy() == pytest.approx(fits[1].predict(pairs).to_numpy())
     a, b = pairs[0].split("+")
     assert fits[0].predict([[b, a]]).iloc[0] == pytest.approx(fits[0].predict(pairs[0]).iloc[0])
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        repeated = fits[0].predict([pairs[0], f"{b}+{a}", pairs[1], pairs[0]])
+    assert repeated.index.tolist() == [pairs[0], pairs[1]]  # canonical labels, each once
+    assert f"1 repeated perturbation, each predicted once: {pairs[0]}" in caplog.text
 
 
 def test_model_errors(interacting):
@@ -434,12 +438,28 @@ def test_cli_fitness(tmp_path, capsys):
     assert table.columns.tolist() == ["scope", "subgroup", "pairs_per_seed", *METHODS]
     assert table["subgroup"].tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
     assert (table["scope"] == "all").all()
+    assert (table["pairs_per_seed"] >= 10).all() and "says little" not in printed
     assert "covered" not in pd.read_csv(out / "predictions.csv").columns  # no expression model
     summary = pd.read_csv(out / "summary.csv")
     assert (summary.loc[summary["metric"] == "r2", "ci_high"].dropna() <= 1).all()
     assert (summary.loc[summary["metric"] == "pearson", "ci_low"].dropna() >= -1).all()
     settings = json.loads((out / "settings.json").read_text())
     assert settings["seeds"] == [0, 1] and settings["fit_options"] == {"max_epochs": 100}
+
+
+def test_cli_notes_subgroups_of_few_pairs(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [*cli_screen(tmp_path), "--out", str(out), "--seeds", "1", "--epochs", "10"]
+    assert main([*args, "--unseen-fraction", "0.1"]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "r2.csv")
+    few = table[table["pairs_per_seed"] < 10]
+    assert not few.empty  # a tenth of the genes unseen: few pairs of two of them
+    named = "; ".join(f"{r.subgroup} (all): {r.pairs_per_seed}" for r in few.itertuples())
+    assert (
+        "note: R² over fewer than 10 test pairs a split says little (test pairs per split: "
+        f"{named})"
+    ) in printed
 
 
 def test_cli_one_seed_prints_no_interval(tmp_path, capsys):
@@ -561,3 +581,20 @@ def test_scatter_default_seed_is_the_first_with_predictions():
     assert ax.get_title() == "expression_ridge (split seed 1)"
     with pytest.raises(ps.PerturbsimError, match="for split seed 0"):
         ps.pl.fitness_scatter(table, method="expression_ridge", seed=0)
+
+
+def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_top():
+    subgroups = ["combo_seen1"] * 6 + ["combo_seen2"] * 3 + ["combo_seen0"]
+    table = pd.DataFrame(
+        {
+            "seed": 0,
+            "subgroup": subgroups,
+            "method": "additive",
+            "predicted": np.linspace(-1, 0, 10),
+            "measured": np.linspace(-1.1, 0.1, 10),
+        }
+    )
+    ax = ps.pl.fitness_scatter(table, method="additive")
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["combo_seen2 (3)", "combo_seen1 (6)", "combo_seen0 (1)"]
+    assert [c.get_offsets().shape[0] for c in ax.collections] == [6, 3, 1]  # largest first

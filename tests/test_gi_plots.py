@@ -57,6 +57,12 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[:5] == list(pl._gi.GI_MAP_COLUMNS) and "synergy" in ticks
     assert "called" in ax.get_xlabel()  # the calls' grey scale is explained
+    flagged = int((pairs.obs["flag"].isin(["", "single"])).__invert__().sum())
+    assert flagged > 0  # the tiny screen has pairs left unscored
+    ending = f"; {flagged} pair{'s' if flagged > 1 else ''} not scored, left out"
+    assert ax.get_ylabel() == f"{len(scored)} pairs (clustered){ending}"
+    only_scored = pl.gi_map(pairs.obs[pairs.obs["flag"] == ""])
+    assert only_scored.get_ylabel() == f"{len(scored)} pairs (clustered)"
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
 
@@ -159,6 +165,7 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     n_new = int(re.search(r"(\d+) with no measured profile", ax.get_title()).group(1))
     rings = len(ax.collections[2].get_offsets())  # profiles of the new clusters
     assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs
+    assert ("in a new cluster" in legend) == (n_new > 0)  # no legend entry for nothing
     ax.figure.savefig(tmp_path / "landscape.png")
 
 

@@ -63,8 +63,20 @@ def test_gene_with_reserved_plus_under_other_separator():
 
 def test_detect_control():
     assert detect_control(["KLF1", "Control", "A+B"], key="c") == "Control"
-    with pytest.raises(PerturbsimError, match="no control cells"):
-        detect_control(["KLF1"], key="condition")
+    with pytest.raises(PerturbsimError, match="no control cells") as err:
+        detect_control(["KLF1", "KLF1+ctrl"], key="condition")
+    assert str(err.value).endswith("; pass control='<label of your control cells>'")
+    with pytest.raises(PerturbsimError) as err:  # Norman's own labels: guides joined by _
+        detect_control(["KLF1_NegCtrl0", "NegCtrl0_NegCtrl0", "KLF1_MAP2K6"], key="guide")
+    assert str(err.value).endswith(
+        "; 'NegCtrl0_NegCtrl0' looks like control: pass control='NegCtrl0_NegCtrl0' (if '_' "
+        "joins genes in the other labels, pass sep='_' too)"
+    )
+    with pytest.raises(PerturbsimError) as err:
+        detect_control(["KLF1", "NegCtrl3+safe-targeting", "Scrambled_1"], key="guide")
+    assert str(err.value).endswith(  # the first; '-' splits a part, not the label's parts
+        "; 'NegCtrl3+safe-targeting' looks like control: pass control='NegCtrl3+safe-targeting'"
+    )
     with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]"):
         detect_control(["ctrl", "NT", "A"], key="condition")
     with pytest.raises(PerturbsimError, match=r"label 'ctrl ' of obs\['c'\] has white space"):

@@ -284,6 +284,15 @@ def test_proportions_normalised_to_one_total_without_a_log_are_an_error():
     ps.pp.setup(alike)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_counts_per_ten_thousand_without_a_log_are_an_error_without_numpy_warnings():
+    adata = make_screen(["ctrl", "G1"], sparse_x=False)
+    counts = np.expm1(np.asarray(adata.X, dtype=np.float64))
+    adata.X = counts / counts.sum(axis=1, keepdims=True) * 1e4  # expm1 of it overflows
+    assert adata.X.max() > np.log(np.finfo(np.float64).max)  # its expm1 overflows
+    one_line_error(lambda: ps.pp.setup(adata), "normalised")
+
+
 def test_perturbed_genes_differing_only_in_case_are_named(caplog):
     adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):

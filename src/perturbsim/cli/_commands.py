@@ -63,6 +63,8 @@ TRAIN_SEED = 1
 """Default seed of ``train``'s split and model (GEARS's first split seed)."""
 MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
 """``gi --magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
+PERTURBATION = "perturbation"
+"""Header of the first column (the perturbation labels) of ``predict``'s CSV files."""
 MODEL_FLAGS = (
     ("--n-models", "n_models", "n_models", False),
     ("--device", "device", "device", False),
@@ -262,14 +264,19 @@ def _run_predict(args: argparse.Namespace) -> None:
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
     else:
-        atomic_write(out, prediction.to_df().to_csv)
+        atomic_write(out, lambda path: prediction.to_df().to_csv(path, index_label=PERTURBATION))
         variance, obs = beside
         if VARIANCE_LAYER in prediction.layers:
-            atomic_write(variance, prediction.to_df(layer=VARIANCE_LAYER).to_csv)
+            atomic_write(
+                variance,
+                lambda path: prediction.to_df(layer=VARIANCE_LAYER).to_csv(
+                    path, index_label=PERTURBATION
+                ),
+            )
             written.append(variance)
         else:  # not a previous run's, read as this one's
             variance.unlink(missing_ok=True)
-        atomic_write(obs, prediction.obs.to_csv)
+        atomic_write(obs, lambda path: prediction.obs.to_csv(path, index_label=PERTURBATION))
         written.append(obs)
     print(
         f"predicted {counted(prediction.n_obs, 'perturbation')} x "

@@ -35,6 +35,24 @@ def _plotted(result: FitnessResult) -> list[str]:
     return [method for method in result.methods if method != MEAN]
 
 
+FEW_PAIRS = 10
+"""Below this many test pairs per split, a subgroup's printed R² is said to mean little."""
+
+
+def _few_pairs_note(tables: pd.DataFrame) -> str:
+    """A note naming the printed subgroups scored on fewer than :data:`FEW_PAIRS` pairs."""
+    few = tables[tables["pairs_per_seed"] < FEW_PAIRS]
+    if few.empty:
+        return ""
+    named = "; ".join(
+        f"{row.subgroup} ({row.scope}): {row.pairs_per_seed}" for row in few.itertuples()
+    )
+    return (
+        f"\nnote: R² over fewer than {FEW_PAIRS} test pairs a split says little (test pairs "
+        f"per split: {named})"
+    )
+
+
 def _r2_table(result: FitnessResult) -> pd.DataFrame:
     """The R² tables printed, one per scope, as one table with the ``scope`` first."""
     tables = []
@@ -140,6 +158,9 @@ def _run_fitness(args: argparse.Namespace) -> None:
         "\npairs_per_seed: the subgroup's test pairs in one split (mean over seeds); mean: the "
         "mean fitness of the training and validation pairs, one value for every pair (no plot)"
     )
+    note = _few_pairs_note(_r2_table(result))
+    if note:
+        print(note)
     print(f"\nwrote {', '.join(written)} to {args.out} (r2.csv: every table above)")
 
 

@@ -40,7 +40,7 @@ from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias
 from ..pp import canonical_label, parse_perturbations
 from ..pp._gi import check_abundance_reached, gi_scores, resolve_abundance
-from ..pp._label_hint import SEPARATORS
+from ..pp._labels import SEPARATORS
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -87,7 +87,7 @@ def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarr
     return counts.astype(np.int64)
 
 
-def _distinct(sets: list[GeneSet]) -> list[GeneSet]:
+def distinct_sets(sets: list[GeneSet]) -> list[GeneSet]:
     """``sets`` without repeats (first appearances, in order); a warning names the repeats."""
     counts = Counter(sets)
     distinct = list(counts)
@@ -623,7 +623,7 @@ class PerturbationModel(ABC):
             ``strict``, unsupported perturbations.
         """
         self.require_fitted()
-        sets = _distinct(parse_perturbations(perturbations, control=control, sep=sep))
+        sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
             with switched_off(WARN_UNSUPPORTED):  # the models it predicts with, if any
                 change, variance = self._predict_change(sets)

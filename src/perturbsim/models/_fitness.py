@@ -22,6 +22,7 @@ from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv
 from ..pp import canonical_label, parse_perturbations
 from ..pp._labels import query_items
+from ._base import distinct_sets
 from ._linear_go import spectral_embedding
 
 logger = logging.getLogger(__name__)
@@ -524,8 +525,9 @@ class FitnessModel:
 
         Returns
         -------
-        Fitness indexed by canonical label: a single its known (measured) fitness or the
-        GO prediction, a pair its additive fitness plus the predicted deviation.
+        Fitness indexed by canonical label, each perturbation once (a repeat is warned of):
+        a single its known (measured) fitness or the GO prediction, a pair its additive
+        fitness plus the predicted deviation.
 
         Raises
         ------
@@ -555,6 +557,7 @@ class FitnessModel:
                     f"{label!r} has {len(genes)} genes: FitnessModel predicts single genes and "
                     "pairs only"
                 )
+        sets = distinct_sets(sets)
         first = np.array([self._node[s[0]] for s in sets], dtype=np.int64)
         second = np.array([self._node[s[-1]] for s in sets], dtype=np.int64)
         is_pair = np.array([len(s) == 2 for s in sets])

@@ -86,7 +86,8 @@ class GEARS(PerturbationModel):
         error 0.95 vs 0.82 after 40 epochs on the Norman-sized simulation), so the default
         is 0.01.
     go_annotations
-        Gene -> GO term table (``gene``, ``term``); default: bundled human annotations.
+        Gene -> GO term table (``gene``, ``term``); default: a simulated screen's own
+        table (``.uns["simulation"]["go"]``), else the bundled human annotations.
     go_top_k, go_threshold, coexpr_top_k, coexpr_threshold
         Graph construction (top-H neighbours and weight thresholds).
     additive_residual

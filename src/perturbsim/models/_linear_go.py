@@ -165,8 +165,9 @@ class LinearGO(CoverageMixin, PerturbationModel):
     adata
         A set-up (and ideally split) screen.
     go_annotations
-        Gene -> GO term table with columns ``gene`` and ``term``; ``None``: the bundled
-        human annotations (:func:`perturbsim.ds.human_go`, with alias matching).
+        Gene -> GO term table with columns ``gene`` and ``term``; ``None``: a simulated
+        screen's own table (``.uns["simulation"]["go"]``), else the bundled human
+        annotations (:func:`perturbsim.ds.human_go`, with alias matching).
     n_components
         Dimension of the gene embedding :math:`G` (at most the number of training
         perturbations).

@@ -323,7 +323,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     adata
         A set-up, split screen (the split's validation conditions fit the corrections).
     go_annotations
-        GO annotations of GEARS and ``linear_go`` (default: the bundled human GO).
+        GO annotations of GEARS and ``linear_go`` (default: a simulated screen's own table,
+        ``.uns["simulation"]["go"]``, else the bundled human GO).
     seed
         Seed of GEARS (the other parts are deterministic).
     device

@@ -11,6 +11,13 @@ from ..tl._fitness import SUBGROUPS, FitnessResult
 from ._plots import _axes
 
 
+def _subgroup_rank(text: str) -> int:
+    """Place of the subgroup that ``text`` starts with in :data:`SUBGROUPS` (others last)."""
+    return next(
+        (i for i, name in enumerate(SUBGROUPS) if text.split(" ")[0] == name), len(SUBGROUPS)
+    )
+
+
 def fitness_scatter(
     data: FitnessResult | pd.DataFrame,
     *,
@@ -75,13 +82,12 @@ def fitness_scatter(
     sizes = rows["subgroup"].value_counts()
     for subgroup in sorted(sizes.index, key=lambda s: -sizes[s]):  # small groups on top
         group = rows[rows["subgroup"] == subgroup]
-        i = SUBGROUPS.index(subgroup) if subgroup in SUBGROUPS else len(SUBGROUPS)
         ax.scatter(
             group["measured"],
             group["predicted"],
             s=6,
             alpha=0.5,
-            color=f"C{i}",
+            color=f"C{_subgroup_rank(subgroup)}",
             edgecolors="none",
             label=f"{subgroup} ({len(group)})",
         )
@@ -94,5 +100,13 @@ def fitness_scatter(
     ax.set_xlabel("measured fitness")
     ax.set_ylabel("predicted fitness")
     ax.set_title(f"{method} (split seed {seed})")
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    listed = sorted(zip(labels, handles, strict=True), key=lambda item: _subgroup_rank(item[0]))
+    ax.legend(
+        [h for _, h in listed],
+        [t for t, _ in listed],
+        loc="upper left",
+        fontsize="small",
+        frameon=False,
+    )
     return ax

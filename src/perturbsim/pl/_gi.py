@@ -177,7 +177,12 @@ def gi_map(
         ax.set_yticks(range(n), table.index.astype(str), fontsize="small")
     else:
         ax.set_yticks([])
-    ax.set_ylabel(f"{n} pairs (clustered)")
+    all_pairs = data.obs if isinstance(data, AnnData) else data
+    left_out = int((all_pairs["flag"].astype(str) != "single").sum()) - n
+    ax.set_ylabel(
+        f"{n} pairs (clustered)"
+        + (f"; {counted(left_out, 'pair')} not scored, left out" if left_out else "")
+    )
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
     ax.set_title("genetic interaction map")
@@ -557,17 +562,18 @@ def phenotype_landscape(
             label=f"predicted ({(table['source'] == 'predicted').sum()})",
         ),
     ]
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            markerfacecolor="none",
-            markeredgecolor="red",
-            label="in a new cluster",
+    if new_rows.any():
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markerfacecolor="none",
+                markeredgecolor="red",
+                label="in a new cluster",
+            )
         )
-    )
     handles += [
         Line2D([], [], marker="o", linestyle="", color=palette[name], label=name)
         for name in names[:_MAX_LEGEND]

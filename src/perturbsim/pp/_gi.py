@@ -36,8 +36,7 @@ from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
-from ._label_hint import SEPARATORS
-from ._labels import canonical_label, genes_of, label_sep, parse_label
+from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
 from ._pseudobulk import PseudobulkStats
 from ._setup import check_anndata
 

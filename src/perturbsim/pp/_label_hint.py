@@ -14,12 +14,10 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
-from ._labels import genes_of
+from ._labels import SEPARATORS, genes_of
 
 ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 """An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
-SEPARATORS = ("_", "-", "|", ",", ";", ":", "/", ".")
-"""Separators the label check tries on labels that name no known gene."""
 
 
 def annotated_genes(adata: AnnData) -> set[str]:

@@ -9,6 +9,7 @@ for control cells.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence, Set
 
 import numpy as np
@@ -19,6 +20,10 @@ from .._keys import CONTROL, SEP
 
 CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT")
 """Control labels recognised automatically (case-insensitive)."""
+SEPARATORS: tuple[str, ...] = ("_", "-", "|", ",", ";", ":", "/", ".")
+"""Separators other than ``+`` that labels are tried with when they look joined by one."""
+CONTROL_WORDS: tuple[str, ...] = ("ctrl", "control", "targeting", "negative", "scrambl", "safe")
+"""Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``)."""
 
 _GEARS_CONTROL_TOKEN = "ctrl"
 
@@ -129,6 +134,52 @@ def ordered_conditions(conditions: Iterable[str]) -> list[str]:
     return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
 
 
+def _control_hint(labels: Sequence[str]) -> str:
+    """How to name the control: a label whose every part looks like a control guide, if any.
+
+    Parts are split by ``+`` and :data:`SEPARATORS`; a part looks like a control guide
+    when it holds one of :data:`CONTROL_WORDS` (case-insensitive), as ``NegCtrl0_NegCtrl0``
+    does. Where that label has no ``+``, another separator splits it into such parts and
+    also joins a gene to a control guide in another label (``KLF1_NegCtrl0``), the hint
+    adds that this ``sep`` may join genes.
+    """
+
+    def control_like(parts: list[str]) -> bool:
+        return all(any(word in part.lower() for word in CONTROL_WORDS) for part in parts)
+
+    pattern = "|".join(map(re.escape, (SEP, *SEPARATORS)))
+    likely = sorted(
+        label
+        for label in labels
+        if isinstance(label, str) and control_like(re.split(pattern, label))
+    )
+    if not likely:
+        return "pass control='<label of your control cells>'"
+    hint = f"{likely[0]!r} looks like control: pass control={likely[0]!r}"
+
+    def joins_genes(sep: str) -> bool:  # e.g. KLF1_NegCtrl0: a gene and a control guide
+        return any(
+            not control_like(parts) and any(control_like([part]) for part in parts)
+            for parts in (label.split(sep) for label in labels if isinstance(label, str))
+            if len(parts) > 1
+        )
+
+    joiner = next(
+        (
+            s
+            for s in SEPARATORS
+            if SEP not in likely[0]
+            and s in likely[0]
+            and control_like(likely[0].split(s))
+            and joins_genes(s)
+        ),
+        None,
+    )
+    if joiner is not None:
+        hint += f" (if {joiner!r} joins genes in the other labels, pass sep={joiner!r} too)"
+    return hint
+
+
 def detect_control(labels: Sequence[str], *, key: str) -> str:
     """Find the control label among ``labels``.
 
@@ -162,7 +213,7 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
             )
         raise PerturbsimError(
             f"no control cells: none of {list(CONTROL_CANDIDATES)} is a label of obs[{key!r}]; "
-            "pass control='<label of your control cells>'"
+            f"{_control_hint(labels)}"
         )
     if len(found) > 1:
         raise PerturbsimError(

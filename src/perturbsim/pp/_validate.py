@@ -207,8 +207,11 @@ def _constant_row_sum(block: object) -> float | None:
     total = shared_sum(block)
     if total is None:
         return None
-    counts = block.expm1() if sparse.issparse(block) else np.expm1(np.asarray(block, np.float64))
-    return total if shared_sum(counts) is None else None
+    with np.errstate(over="ignore", invalid="ignore"):  # counts of large values overflow
+        counts = (
+            block.expm1() if sparse.issparse(block) else np.expm1(np.asarray(block, np.float64))
+        )
+        return total if shared_sum(counts) is None else None
 
 
 def _normalise(adata: AnnData, *, lazy: bool) -> None:

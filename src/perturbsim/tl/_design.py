@@ -223,26 +223,37 @@ class _Diversity:
 
     Changes (``(n, G)`` candidates, ``(m, G)`` measured conditions) are centred on the
     candidates' mean change first, so that the part every prediction shares (e.g. the mean
-    of the training perturbations) makes no two alike. Measured conditions count as chosen.
+    of the training perturbations) makes no two alike. Changes equal to that mean (nothing
+    left after centring, e.g. every prediction of a model that predicts the mean alike)
+    are alike to one another (similarity 1). Measured conditions count as chosen. The
+    penalty lies in [0, 1] (rounding clipped).
     """
 
     def __init__(self, candidates: np.ndarray, measured: np.ndarray):
         centre = candidates.mean(axis=0, dtype=np.float64)
-        self.unit = self._unit(candidates - centre)
+        self.unit, self.flat = self._unit(candidates - centre)
         self.penalty = np.zeros(len(self.unit))
-        measured = self._unit(measured - centre)
-        for start in range(0, len(measured), _BATCH):
-            block = self.unit @ measured[start : start + _BATCH].T
+        measured_unit, measured_flat = self._unit(measured - centre)
+        for start in range(0, len(measured_unit), _BATCH):
+            block = self.unit @ measured_unit[start : start + _BATCH].T
             self.penalty = np.maximum(self.penalty, block.max(axis=1, initial=0.0))
+        if measured_flat.any():
+            self.penalty[self.flat] = 1.0
+        self.penalty = np.clip(self.penalty, 0.0, 1.0)
 
     @staticmethod
-    def _unit(rows: np.ndarray) -> np.ndarray:
+    def _unit(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows scaled to unit length, and which rows are zero (left at zero)."""
         norm = np.linalg.norm(rows, axis=1, keepdims=True)
-        return np.divide(rows, norm, out=np.zeros_like(rows, dtype=np.float64), where=norm > 0)
+        unit = np.divide(rows, norm, out=np.zeros_like(rows, dtype=np.float64), where=norm > 0)
+        return unit, ~(norm.ravel() > 0)
 
     def add(self, i: int) -> None:
         """Count candidate ``i`` as chosen."""
-        self.penalty = np.maximum(self.penalty, self.unit @ self.unit[i])
+        similarity = self.unit @ self.unit[i]
+        if self.flat[i]:
+            similarity[self.flat] = 1.0
+        self.penalty = np.clip(np.maximum(self.penalty, similarity), 0.0, 1.0)
 
 
 def _graph(
@@ -397,9 +408,10 @@ def design(
       Jaccard similarity (:meth:`~perturbsim.graphs.GeneGraph.support`); a gene counts once
       per candidate it is part of (measuring a single helps every pair with its gene).
       Only singles cover genes: the models predict a pair from its genes' singles;
-    - ``diversity_penalty``: the largest cosine similarity (clipped at 0) of its predicted
-      change, centred on the candidates' mean change, to that of a measured condition or
-      of a candidate already chosen.
+    - ``diversity_penalty``: the largest cosine similarity (clipped to [0, 1]) of its
+      predicted change, centred on the candidates' mean change, to that of a measured
+      condition or of a candidate already chosen (two changes equal to that mean count
+      as alike: 1).
 
     The batch is chosen greedily: each step takes the candidate of highest score
     ``uncertainty_weight * uncertainty + coverage_weight * coverage - diversity_weight *
