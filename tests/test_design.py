@@ -165,12 +165,17 @@ def test_diversity_penalises_likeness_to_chosen_and_measured():
     assert diversity.penalty[1] > 0.9 > diversity.penalty[2]
     measured = _Diversity(candidates, candidates[2:] + 0.01)
     assert measured.penalty[2] > 0.9
-    same = _Diversity(np.tile([0.3, -0.2, 0.1], (3, 1)), np.zeros((0, 3)))  # all alike
+    # float32 predictions (as models give) all alike: nothing is left after centring
+    same = _Diversity(np.tile(np.float32([0.3, -0.2, 0.1]), (3, 1)), np.zeros((0, 3)))
+    assert not same.unit.any()
     np.testing.assert_allclose(same.penalty, 0.0)
     same.add(1)
-    np.testing.assert_allclose(same.penalty, 1.0)  # alike, though nothing is left centred
-    rounding = _Diversity(np.array([[1.0, 1e-9], [1.0, 2e-9], [3.0, 0.0]]), np.zeros((0, 2)))
-    rounding.add(0)
+    np.testing.assert_allclose(same.penalty, 1.0)  # alike all the same
+    rounding = _Diversity(
+        np.random.default_rng(0).normal(size=(4, 7)).astype(np.float32), np.zeros((0, 7))
+    )
+    for i in range(4):  # a row's cosine with itself can round above 1
+        rounding.add(i)
     assert 0.0 <= rounding.penalty.min() and rounding.penalty.max() <= 1.0
 
 

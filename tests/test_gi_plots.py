@@ -59,10 +59,13 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert "called" in ax.get_xlabel()  # the calls' grey scale is explained
     flagged = int((pairs.obs["flag"].isin(["", "single"])).__invert__().sum())
     assert flagged > 0  # the tiny screen has pairs left unscored
-    ending = f"; {flagged} pair{'s' if flagged > 1 else ''} not scored, left out"
+    ending = f"; left out: {flagged} pair{'s' if flagged > 1 else ''} not scored"
     assert ax.get_ylabel() == f"{len(scored)} pairs (clustered){ending}"
-    only_scored = pl.gi_map(pairs.obs[pairs.obs["flag"] == ""])
-    assert only_scored.get_ylabel() == f"{len(scored)} pairs (clustered)"
+    only_scored = pairs.obs[pairs.obs["flag"] == ""].copy()
+    assert pl.gi_map(only_scored).get_ylabel() == f"{len(scored)} pairs (clustered)"
+    only_scored.iloc[0, only_scored.columns.get_loc("magnitude")] = np.inf
+    label = pl.gi_map(only_scored).get_ylabel()
+    assert label == f"{len(scored) - 1} pairs (clustered); left out: 1 with a non-finite score"
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
 
@@ -167,6 +170,19 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs
     assert ("in a new cluster" in legend) == (n_new > 0)  # no legend entry for nothing
     ax.figure.savefig(tmp_path / "landscape.png")
+
+
+def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs, _tiny_cached):
+    far = pairs.copy()  # predictions unlike anything measured: clusters of their own
+    shift = np.random.default_rng(0).normal(size=(1, far.n_vars)) * 5
+    far.layers["delta"] = far.layers["delta"] + shift
+    far.X = far.X + shift
+    for predicted in (far, _tiny_cached):  # measured profiles again: nothing new
+        ax = pl.phenotype_landscape(_tiny_cached, predicted, n_neighbors=8)
+        n_new = int(re.search(r"(\d+) with no measured profile", ax.get_title()).group(1))
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert ("in a new cluster" in legend) == (n_new > 0)
+        assert (n_new > 0) == (predicted is far)
 
 
 def test_phenotype_landscape_needs_profiles(pairs):

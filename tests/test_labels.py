@@ -66,16 +66,27 @@ def test_detect_control():
     with pytest.raises(PerturbsimError, match="no control cells") as err:
         detect_control(["KLF1", "KLF1+ctrl"], key="condition")
     assert str(err.value).endswith("; pass control='<label of your control cells>'")
-    with pytest.raises(PerturbsimError) as err:  # Norman's own labels: guides joined by _
-        detect_control(["KLF1_NegCtrl0", "NegCtrl0_NegCtrl0", "KLF1_MAP2K6"], key="guide")
-    assert str(err.value).endswith(
-        "; 'NegCtrl0_NegCtrl0' looks like control: pass control='NegCtrl0_NegCtrl0' (if '_' "
-        "joins genes in the other labels, pass sep='_' too)"
-    )
+    norman = ["KLF1_NegCtrl0", "NegCtrl0_NegCtrl0", "KLF1_MAP2K6"]  # guides joined by _
     with pytest.raises(PerturbsimError) as err:
-        detect_control(["KLF1", "NegCtrl3+safe-targeting", "Scrambled_1"], key="guide")
-    assert str(err.value).endswith(  # the first; '-' splits a part, not the label's parts
-        "; 'NegCtrl3+safe-targeting' looks like control: pass control='NegCtrl3+safe-targeting'"
+        detect_control(norman, key="guide")
+    assert str(err.value).endswith(
+        "; 'NegCtrl0_NegCtrl0' looks like control: pass control='NegCtrl0_NegCtrl0' ('_' joins "
+        "genes in other labels, as in 'KLF1_NegCtrl0': pass sep='_' too)"
+    )
+    with pytest.raises(PerturbsimError) as err:  # sep already given: not said again
+        detect_control(norman, key="guide", sep="_")
+    assert str(err.value).endswith("pass control='NegCtrl0_NegCtrl0'")
+    with pytest.raises(PerturbsimError) as err:  # numbered guides, no label joining a gene
+        detect_control(["KLF1", "non-targeting_2"], key="guide")
+    assert str(err.value).endswith(
+        "; 'non-targeting_2' looks like control: pass control='non-targeting_2'"
+    )
+    with pytest.raises(PerturbsimError) as err:  # several: one label for all of them
+        detect_control(["KLF1", "Scrambled_1", "NegCtrl_1", "safe-targeting", "NT_5"], key="g")
+    assert str(err.value).endswith(
+        "; 4 labels look like control ('NT_5', 'NegCtrl_1', 'Scrambled_1' and 1 more): give "
+        "their cells one label, e.g. 'ctrl', found by itself; with one of them as the control, "
+        "the others would read as perturbations"
     )
     with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]"):
         detect_control(["ctrl", "NT", "A"], key="condition")

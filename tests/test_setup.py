@@ -290,7 +290,9 @@ def test_counts_per_ten_thousand_without_a_log_are_an_error_without_numpy_warnin
     counts = np.expm1(np.asarray(adata.X, dtype=np.float64))
     adata.X = counts / counts.sum(axis=1, keepdims=True) * 1e4  # expm1 of it overflows
     assert adata.X.max() > np.log(np.finfo(np.float64).max)  # its expm1 overflows
-    one_line_error(lambda: ps.pp.setup(adata), "normalised")
+    one_line_error(lambda: ps.pp.setup(adata), "above any log1p-normalised value")
+    ps.pp.setup(adata, normalize=True)  # normalised again from these values, then logged
+    assert adata.X.max() < 30
 
 
 def test_perturbed_genes_differing_only_in_case_are_named(caplog):

@@ -11,11 +11,9 @@ from ..tl._fitness import SUBGROUPS, FitnessResult
 from ._plots import _axes
 
 
-def _subgroup_rank(text: str) -> int:
-    """Place of the subgroup that ``text`` starts with in :data:`SUBGROUPS` (others last)."""
-    return next(
-        (i for i, name in enumerate(SUBGROUPS) if text.split(" ")[0] == name), len(SUBGROUPS)
-    )
+def _subgroup_rank(subgroup: object) -> int:
+    """Place of ``subgroup`` in :data:`SUBGROUPS` (any other value last)."""
+    return SUBGROUPS.index(subgroup) if subgroup in SUBGROUPS else len(SUBGROUPS)
 
 
 def fitness_scatter(
@@ -80,9 +78,10 @@ def fitness_scatter(
         raise PerturbsimError(f"no predictions of {method!r} for split seed {seed}")
     ax = _axes(ax, (3.8, 3.6))
     sizes = rows["subgroup"].value_counts()
+    drawn = []
     for subgroup in sorted(sizes.index, key=lambda s: -sizes[s]):  # small groups on top
         group = rows[rows["subgroup"] == subgroup]
-        ax.scatter(
+        points = ax.scatter(
             group["measured"],
             group["predicted"],
             s=6,
@@ -91,6 +90,7 @@ def fitness_scatter(
             edgecolors="none",
             label=f"{subgroup} ({len(group)})",
         )
+        drawn.append((_subgroup_rank(subgroup), points))
     values = rows[["measured", "predicted"]].to_numpy(dtype=float)
     low, high = float(np.nanmin(values)), float(np.nanmax(values))
     pad = 0.05 * (high - low or 1.0)
@@ -100,13 +100,6 @@ def fitness_scatter(
     ax.set_xlabel("measured fitness")
     ax.set_ylabel("predicted fitness")
     ax.set_title(f"{method} (split seed {seed})")
-    handles, labels = ax.get_legend_handles_labels()
-    listed = sorted(zip(labels, handles, strict=True), key=lambda item: _subgroup_rank(item[0]))
-    ax.legend(
-        [h for _, h in listed],
-        [t for t, _ in listed],
-        loc="upper left",
-        fontsize="small",
-        frameon=False,
-    )
+    listed = [points for _, points in sorted(drawn, key=lambda item: item[0])]
+    ax.legend(handles=listed, loc="upper left", fontsize="small", frameon=False)
     return ax

@@ -177,11 +177,15 @@ def gi_map(
         ax.set_yticks(range(n), table.index.astype(str), fontsize="small")
     else:
         ax.set_yticks([])
-    all_pairs = data.obs if isinstance(data, AnnData) else data
-    left_out = int((all_pairs["flag"].astype(str) != "single").sum()) - n
+    rows = data.obs if isinstance(data, AnnData) else data
+    scored = is_scored(rows)
+    unscored = int((~scored & (rows["flag"].astype(str) != "single")).sum())
+    left_out = [
+        *([f"{counted(unscored, 'pair')} not scored"] if unscored else []),
+        *([f"{int(scored.sum()) - n} with a non-finite score"] if scored.sum() > n else []),
+    ]
     ax.set_ylabel(
-        f"{n} pairs (clustered)"
-        + (f"; {counted(left_out, 'pair')} not scored, left out" if left_out else "")
+        f"{n} pairs (clustered)" + (f"; left out: {', '.join(left_out)}" if left_out else "")
     )
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, SEP
 
 CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT")
@@ -24,6 +24,8 @@ SEPARATORS: tuple[str, ...] = ("_", "-", "|", ",", ";", ":", "/", ".")
 """Separators other than ``+`` that labels are tried with when they look joined by one."""
 CONTROL_WORDS: tuple[str, ...] = ("ctrl", "control", "targeting", "negative", "scrambl", "safe")
 """Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``)."""
+_CONTROL_AFFIXES = frozenset({"non", "neg"})
+"""Words of a control guide's name that are no gene (``non`` of ``non-targeting``)."""
 
 _GEARS_CONTROL_TOKEN = "ctrl"
 
@@ -134,53 +136,66 @@ def ordered_conditions(conditions: Iterable[str]) -> list[str]:
     return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
 
 
-def _control_hint(labels: Sequence[str]) -> str:
-    """How to name the control: a label whose every part looks like a control guide, if any.
+def _looks_like_control(text: str) -> bool:
+    """Whether ``text`` names a control guide: a control word and no gene.
 
-    Parts are split by ``+`` and :data:`SEPARATORS`; a part looks like a control guide
-    when it holds one of :data:`CONTROL_WORDS` (case-insensitive), as ``NegCtrl0_NegCtrl0``
-    does. Where that label has no ``+``, another separator splits it into such parts and
-    also joins a gene to a control guide in another label (``KLF1_NegCtrl0``), the hint
-    adds that this ``sep`` may join genes.
+    Its words (split by ``+`` and :data:`SEPARATORS`) are each a control word (holding one
+    of :data:`CONTROL_WORDS`, or one of :data:`CONTROL_CANDIDATES` such as ``NT``), a
+    number or an affix such as ``non``, and one at least is a control word:
+    ``NegCtrl0_NegCtrl0``, ``non-targeting_2``, ``NT_5``; not ``KLF1_NegCtrl0``.
     """
+    words = re.split("|".join(map(re.escape, (SEP, *SEPARATORS))), text.lower())
+    candidates = {c.lower() for c in CONTROL_CANDIDATES}
+    control = [any(c in word for c in CONTROL_WORDS) or word in candidates for word in words]
+    return any(control) and all(
+        is_control or not any(ch.isalpha() for ch in word) or word in _CONTROL_AFFIXES
+        for word, is_control in zip(words, control, strict=True)
+    )
 
-    def control_like(parts: list[str]) -> bool:
-        return all(any(word in part.lower() for word in CONTROL_WORDS) for part in parts)
 
-    pattern = "|".join(map(re.escape, (SEP, *SEPARATORS)))
+def _joining_sep(control: str, labels: Sequence[str], sep: str) -> tuple[str, str] | None:
+    """A separator joining two control guides in ``control`` and a gene to one elsewhere.
+
+    The separator (not ``sep``) and the first label where it joins a gene to a control
+    guide (``NegCtrl0_NegCtrl0`` and ``KLF1_NegCtrl0``: ``_``); None when there is none.
+    """
+    for joiner in SEPARATORS:
+        parts = control.split(joiner)
+        if joiner == sep or len(parts) < 2 or not all(map(_looks_like_control, parts)):
+            continue
+        for label in labels:
+            if not isinstance(label, str):
+                continue
+            alike = [_looks_like_control(part) for part in label.split(joiner)]
+            if any(alike) and not all(alike):
+                return joiner, label
+    return None
+
+
+def _control_hint(labels: Sequence[str], sep: str) -> str:
+    """How to name the control cells, from the labels that look like control guides."""
     likely = sorted(
-        label
-        for label in labels
-        if isinstance(label, str) and control_like(re.split(pattern, label))
+        label for label in labels if isinstance(label, str) and _looks_like_control(label)
     )
     if not likely:
         return "pass control='<label of your control cells>'"
-    hint = f"{likely[0]!r} looks like control: pass control={likely[0]!r}"
-
-    def joins_genes(sep: str) -> bool:  # e.g. KLF1_NegCtrl0: a gene and a control guide
-        return any(
-            not control_like(parts) and any(control_like([part]) for part in parts)
-            for parts in (label.split(sep) for label in labels if isinstance(label, str))
-            if len(parts) > 1
-        )
-
-    joiner = next(
-        (
-            s
-            for s in SEPARATORS
-            if SEP not in likely[0]
-            and s in likely[0]
-            and control_like(likely[0].split(s))
-            and joins_genes(s)
-        ),
-        None,
+    joining = _joining_sep(likely[0], labels, sep)
+    joined = (
+        ""
+        if joining is None
+        else f" ({joining[0]!r} joins genes in other labels, as in {joining[1]!r}: pass "
+        f"sep={joining[0]!r} too)"
     )
-    if joiner is not None:
-        hint += f" (if {joiner!r} joins genes in the other labels, pass sep={joiner!r} too)"
-    return hint
+    if len(likely) == 1:
+        return f"{likely[0]!r} looks like control: pass control={likely[0]!r}{joined}"
+    return (
+        f"{len(likely)} labels look like control ({shown_list([repr(c) for c in likely], 3)}): "
+        f"give their cells one label, e.g. 'ctrl', found by itself{joined}; with one of them "
+        "as the control, the others would read as perturbations"
+    )
 
 
-def detect_control(labels: Sequence[str], *, key: str) -> str:
+def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
     """Find the control label among ``labels``.
 
     Parameters
@@ -189,6 +204,8 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
         The distinct labels of the perturbation column.
     key
         Name of the column, for the error message.
+    sep
+        The labels' gene separator, for the error message's hint.
 
     Returns
     -------
@@ -197,7 +214,10 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
     Raises
     ------
     PerturbsimError
-        If none or several candidates are present.
+        If none or several candidates are present. With none, the message names the labels
+        that look like control guides (a :data:`CONTROL_WORDS` word and no gene, e.g.
+        ``NegCtrl0_NegCtrl0``) and, where another separator than ``sep`` joins a gene to
+        such a guide in some label (``KLF1_NegCtrl0``), that separator.
     """
     wanted = {c.lower() for c in CONTROL_CANDIDATES}
     found = sorted({lab for lab in labels if isinstance(lab, str) and lab.lower() in wanted})
@@ -213,7 +233,7 @@ def detect_control(labels: Sequence[str], *, key: str) -> str:
             )
         raise PerturbsimError(
             f"no control cells: none of {list(CONTROL_CANDIDATES)} is a label of obs[{key!r}]; "
-            f"{_control_hint(labels)}"
+            f"{_control_hint(labels, sep)}"
         )
     if len(found) > 1:
         raise PerturbsimError(

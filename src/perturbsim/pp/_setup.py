@@ -290,7 +290,7 @@ def setup(
     distinct = list(pd.unique(raw.astype(object)))
     _warn_missing_as_text(raw, distinct, perturbation_key)
     if control is None:
-        control = detect_control(distinct, key=perturbation_key)
+        control = detect_control(distinct, key=perturbation_key, sep=sep)
     elif control not in distinct:
         raise PerturbsimError(
             f"no control cells: control label {control!r} not found in obs[{perturbation_key!r}] "

@@ -163,7 +163,7 @@ def validate_expression(
     values = matrix_values(block)
     top = float(values.max()) if values.size else 0.0
     whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
-    row_sum = _constant_row_sum(block)
+    row_sum = _constant_row_sum(block) if top <= _RAW_COUNT_MAX else None  # expm1 stays finite
     if normalize:
         if not whole and top <= _RAW_COUNT_MAX and row_sum is None:
             logger.warning(
@@ -207,11 +207,8 @@ def _constant_row_sum(block: object) -> float | None:
     total = shared_sum(block)
     if total is None:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):  # counts of large values overflow
-        counts = (
-            block.expm1() if sparse.issparse(block) else np.expm1(np.asarray(block, np.float64))
-        )
-        return total if shared_sum(counts) is None else None
+    counts = block.expm1() if sparse.issparse(block) else np.expm1(np.asarray(block, np.float64))
+    return total if shared_sum(counts) is None else None
 
 
 def _normalise(adata: AnnData, *, lazy: bool) -> None:
