@@ -59,13 +59,15 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert "called" in ax.get_xlabel()  # the calls' grey scale is explained
     flagged = int((pairs.obs["flag"].isin(["", "single"])).__invert__().sum())
     assert flagged > 0  # the tiny screen has pairs left unscored
-    ending = f"; left out: {flagged} pair{'s' if flagged > 1 else ''} not scored"
-    assert ax.get_ylabel() == f"{len(scored)} pairs (clustered){ending}"
+    assert ax.get_ylabel() == f"{len(scored)} pairs (clustered)"
+    not_scored = f"{flagged} pair{'s' if flagged > 1 else ''} not scored"
+    assert ax.get_title() == f"genetic interaction map\nleft out: {not_scored}"
     only_scored = pairs.obs[pairs.obs["flag"] == ""].copy()
-    assert pl.gi_map(only_scored).get_ylabel() == f"{len(scored)} pairs (clustered)"
+    assert pl.gi_map(only_scored).get_title() == "genetic interaction map"
     only_scored.iloc[0, only_scored.columns.get_loc("magnitude")] = np.inf
-    label = pl.gi_map(only_scored).get_ylabel()
-    assert label == f"{len(scored) - 1} pairs (clustered); left out: 1 with a non-finite score"
+    ax = pl.gi_map(only_scored)
+    assert ax.get_ylabel() == f"{len(scored) - 1} pairs (clustered)"
+    assert ax.get_title() == "genetic interaction map\nleft out: 1 with a non-finite score"
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
 

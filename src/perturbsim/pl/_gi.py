@@ -100,7 +100,7 @@ def gi_map(
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
     shows in dark grey the pairs it calls (light grey: not called; the x-axis label says
     so). Pairs flagged by the scoring (too few DE genes, singles missing) or with a
-    non-finite score are left out.
+    non-finite score are left out, and the title says how many.
 
     Parameters
     ----------
@@ -184,12 +184,13 @@ def gi_map(
         *([f"{counted(unscored, 'pair')} not scored"] if unscored else []),
         *([f"{int(scored.sum()) - n} with a non-finite score"] if scored.sum() > n else []),
     ]
-    ax.set_ylabel(
-        f"{n} pairs (clustered)" + (f"; left out: {', '.join(left_out)}" if left_out else "")
-    )
+    ax.set_ylabel(f"{n} pairs (clustered)")
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
-    ax.set_title("genetic interaction map")
+    ax.set_title(
+        "genetic interaction map" + (f"\nleft out: {', '.join(left_out)}" if left_out else ""),
+        fontsize="medium",
+    )
     ax.figure.colorbar(image, ax=ax, shrink=0.5, label="score, z over pairs")
     return ax
 
