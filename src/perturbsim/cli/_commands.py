@@ -246,6 +246,11 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 
 # -- predict --------------------------------------------------------------------------------
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` (a row per perturbation) atomically, its first column named."""
+    atomic_write(path, lambda target: table.to_csv(target, index_label=PERTURBATION))
+
+
 def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".h5ad", ".csv"))
     model = PerturbationModel.load(args.model)
@@ -264,19 +269,14 @@ def _run_predict(args: argparse.Namespace) -> None:
     if out.suffix == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
     else:
-        atomic_write(out, lambda path: prediction.to_df().to_csv(path, index_label=PERTURBATION))
+        _write_csv(out, prediction.to_df())
         variance, obs = beside
         if VARIANCE_LAYER in prediction.layers:
-            atomic_write(
-                variance,
-                lambda path: prediction.to_df(layer=VARIANCE_LAYER).to_csv(
-                    path, index_label=PERTURBATION
-                ),
-            )
+            _write_csv(variance, prediction.to_df(layer=VARIANCE_LAYER))
             written.append(variance)
         else:  # not a previous run's, read as this one's
             variance.unlink(missing_ok=True)
-        atomic_write(obs, lambda path: prediction.obs.to_csv(path, index_label=PERTURBATION))
+        _write_csv(obs, prediction.obs)
         written.append(obs)
     print(
         f"predicted {counted(prediction.n_obs, 'perturbation')} x "

@@ -63,11 +63,16 @@ def _r2_table(result: FitnessResult) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _write(folder: Path, result: FitnessResult, settings: dict[str, Any]) -> dict[str, Path]:
-    """Write the tables, a scatter plot per :func:`_plotted` method and the settings."""
+def _write(
+    folder: Path, result: FitnessResult, r2: pd.DataFrame, settings: dict[str, Any]
+) -> dict[str, Path]:
+    """Write the tables, a scatter plot per :func:`_plotted` method and the settings.
+
+    ``r2`` is :func:`_r2_table` of ``result``, built once for the file and the printed note.
+    """
     from ..pl import fitness_scatter
 
-    contents = (result.scores, result.summary(), result.predictions, _r2_table(result))
+    contents = (result.scores, result.summary(), result.predictions, r2)
     tables = dict(zip(TABLES, contents, strict=True))
     written = {
         name: atomic_write(folder / name, lambda path, t=table: t.to_csv(path, index=False))
@@ -137,8 +142,9 @@ def _run_fitness(args: argparse.Namespace) -> None:
         "go": None if args.go is None else str(args.go),
         "expression_model_dir": None if expression is None else str(args.expression_model),
     }
+    r2 = _r2_table(result)
     written = write_results_dir(
-        args.out, lambda folder: _write(folder, result, settings), overwrite=args.overwrite
+        args.out, lambda folder: _write(folder, result, r2, settings), overwrite=args.overwrite
     )
     singles = "predicted from GO" if args.hide_unseen_singles else "measured"
     print(
@@ -158,7 +164,7 @@ def _run_fitness(args: argparse.Namespace) -> None:
         "\npairs_per_seed: the subgroup's test pairs in one split (mean over seeds); mean: the "
         "mean fitness of the training and validation pairs, one value for every pair (no plot)"
     )
-    note = _few_pairs_note(_r2_table(result))
+    note = _few_pairs_note(r2)
     if note:
         print(note)
     print(f"\nwrote {', '.join(written)} to {args.out} (r2.csv: every table above)")

@@ -61,8 +61,13 @@ the size of a measured circle, below the circles (not a dot beside them)."""
 
 
 # -- inputs ---------------------------------------------------------------------------------
-def _score_table(data: AnnData | pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The scored pairs (``flag`` empty) of GI scores, with ``columns`` all finite."""
+def _score_table(
+    data: AnnData | pd.DataFrame, columns: Sequence[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The scored pairs (``flag`` empty) of GI scores with ``columns`` all finite.
+
+    Also what was left out, in words: pairs not scored, scored pairs with a non-finite score.
+    """
     table = data.obs if isinstance(data, AnnData) else data
     if not isinstance(table, pd.DataFrame) or "flag" not in table.columns:
         raise PerturbsimError(
@@ -72,11 +77,15 @@ def _score_table(data: AnnData | pd.DataFrame, columns: Sequence[str]) -> pd.Dat
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise PerturbsimError(f"GI score columns not found: {missing}")
-    scored = table[is_scored(table)]
+    scored_rows = is_scored(table)
+    unscored = int((~scored_rows & (table["flag"].astype(str) != "single")).sum())
+    scored = table[scored_rows]
     finite = np.isfinite(scored[list(columns)].to_numpy(dtype=float)).all(axis=1)
-    if (~finite).any():
-        logger.info("gi_map: %d scored pairs with a non-finite score left out", (~finite).sum())
-    return scored[finite]
+    left_out = [
+        *([f"{counted(unscored, 'pair')} not scored"] if unscored else []),
+        *([f"{int((~finite).sum())} with a non-finite score"] if (~finite).any() else []),
+    ]
+    return scored[finite], left_out
 
 
 # -- GI map ---------------------------------------------------------------------------------
@@ -133,7 +142,7 @@ def gi_map(
     5
     """
     columns = list(columns)
-    table = _score_table(data, columns)
+    table, left_out = _score_table(data, columns)
     if len(table) < 2:
         raise PerturbsimError(f"the GI map needs at least 2 scored pairs, got {len(table)}")
     values = table[columns].to_numpy(dtype=np.float64)
@@ -177,13 +186,6 @@ def gi_map(
         ax.set_yticks(range(n), table.index.astype(str), fontsize="small")
     else:
         ax.set_yticks([])
-    rows = data.obs if isinstance(data, AnnData) else data
-    scored = is_scored(rows)
-    unscored = int((~scored & (rows["flag"].astype(str) != "single")).sum())
-    left_out = [
-        *([f"{counted(unscored, 'pair')} not scored"] if unscored else []),
-        *([f"{int(scored.sum()) - n} with a non-finite score"] if scored.sum() > n else []),
-    ]
     ax.set_ylabel(f"{n} pairs (clustered)")
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
