@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -544,6 +545,22 @@ def test_version_and_common_options_after_the_command(capsys):
     assert ps.settings.verbosity == "INFO" and not ps.settings.progress
     assert main(["models"]) == 0  # given neither before nor after: the defaults
     assert ps.settings.verbosity == "WARNING" and ps.settings.progress
+
+
+def test_verbosity_reads_the_level_the_logger_has_until_it_is_set():
+    package, root = logging.getLogger("perturbsim"), logging.getLogger()
+    levels = package.level, root.level
+    try:
+        package.setLevel(logging.NOTSET)  # never set: the root logger's level applies
+        root.setLevel(logging.INFO)
+        assert ps.settings.verbosity == "INFO"
+        ps.settings.verbosity = "error"
+        assert ps.settings.verbosity == "ERROR" and package.level == logging.ERROR
+        with pytest.raises(ValueError, match="got 'LOUD'"):
+            ps.settings.verbosity = "loud"
+    finally:
+        package.setLevel(levels[0])
+        root.setLevel(levels[1])
 
 
 def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen, tmp_path):

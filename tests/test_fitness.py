@@ -245,8 +245,10 @@ def test_hidden_singles_are_predicted_from_go(tmp_path):
     assert model.predict(seen).to_numpy() == pytest.approx(screen.singles[seen].to_numpy())
 
 
-def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, caplog):
+def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, caplog, monkeypatch):
     screen, go = interacting
+    reseeded = []  # torch.manual_seed would reseed every CUDA generator too, never restored
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
     split = ps.tl.fitness_split(screen, seed=1)
     state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     torch.set_num_threads(2)  # not the test session's one thread, which fitting uses
@@ -260,7 +262,7 @@ def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, ca
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(state, torch.random.get_rng_state()) and reseeded == []
     pairs = split.test["combo_seen1"][:20]
     assert fits[0].predict(pairs).to_numpy() == pytest.approx(fits[1].predict(pairs).to_numpy())
     a, b = pairs[0].split("+")

@@ -86,11 +86,19 @@ def test_ensemble_and_uncertainty_give_variance_and_log_the_uncertainty_term(gea
     assert np.isfinite(history["uncertainty"]).all()
 
 
-def test_training_leaves_the_global_torch_rng_alone(gears):
+def test_training_and_loading_leave_the_global_torch_rngs_alone(gears, tmp_path, monkeypatch):
     torch.manual_seed(123)
+    reseeded = []  # torch.manual_seed would reseed every CUDA generator too, never restored
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
     before = torch.get_rng_state().clone()
-    gears().fit(max_epochs=2)
+    model = gears().fit(max_epochs=2)
     assert torch.equal(torch.get_rng_state(), before)
+    model.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")  # a network is built to load into
+    assert torch.equal(torch.get_rng_state(), before) and reseeded == []
+    np.testing.assert_array_equal(
+        loaded.predict([[UNSEEN]]).layers["delta"], model.predict([[UNSEEN]]).layers["delta"]
+    )
 
 
 def test_fit_takes_explicit_conditions_and_never_writes_into_adata(gears, split_tiny):

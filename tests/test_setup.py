@@ -252,6 +252,22 @@ def test_raw_counts_error_or_normalise():
     )
 
 
+def test_normalize_keeps_a_counts_layer_that_holds_x_and_refuses_to_overwrite_another():
+    rng = np.random.default_rng(2)
+    counts = sparse.csr_matrix(rng.poisson(20, size=(12, 12)).astype(np.float32))
+    same = make_screen(["ctrl", "G1"])
+    same.X, same.layers["counts"] = counts.copy(), counts.copy()
+    ps.pp.setup(same, normalize=True)  # the layer already holds X's counts: kept
+    assert (same.layers["counts"] != counts).nnz == 0 and same.X.max() < 10
+    other = make_screen(["ctrl", "G1"])
+    other.X, other.layers["counts"] = counts.copy(), counts * 2
+    one_line_error(
+        lambda: ps.pp.setup(other, normalize=True),
+        r"would overwrite .layers\['counts'\], which differs from X's counts",
+    )
+    assert (other.layers["counts"] != counts * 2).nnz == 0 and other.X.max() > 10  # untouched
+
+
 def test_normalised_but_not_logged_data_is_an_error_and_normalize_leaves_logged_data(caplog):
     adata = make_screen(["ctrl", "G1"])
     logged = adata.X.copy()

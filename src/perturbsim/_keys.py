@@ -14,6 +14,10 @@ This module is the AnnData contract: no other module spells a key. The README's 
 ``.var``
     ``perturbsim_original_id`` (:data:`ORIGINAL_ID`): the original ``var_names``, kept when
     :func:`perturbsim.pp.setup` replaces them by a column of gene symbols.
+``.layers``
+    ``counts`` (:data:`COUNTS_LAYER`): the raw counts, kept when :func:`perturbsim.pp.setup`
+    normalises them (``normalize=True``; ``X`` is then log-normalised and scanpy records
+    ``.uns["log1p"]``).
 ``.varp``
     ``perturbsim_gram`` (:data:`GRAM`): gene x gene second moments of the co-expression cells
     (:func:`perturbsim.pp.pseudobulk`).
@@ -51,6 +55,7 @@ SPLIT = "perturbsim_split"
 SUBGROUP = "perturbsim_subgroup"
 ORIGINAL_ID = "perturbsim_original_id"
 GRAM = "perturbsim_gram"
+COUNTS_LAYER = "counts"
 SETUP = "setup"
 SPLIT_UNS = "split"
 PSEUDOBULK = "pseudobulk"

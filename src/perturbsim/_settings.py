@@ -26,24 +26,24 @@ class Settings:
     progress
         Show tqdm progress bars on long work (streaming passes, training, evaluation).
     verbosity
-        Logging level name of the ``perturbsim`` logger (``"WARNING"``, ``"INFO"``, ``"DEBUG"``).
+        Logging level name of the ``perturbsim`` logger (``"DEBUG"``, ``"INFO"``,
+        ``"WARNING"`` or ``"ERROR"``). Until it is set, the logger's effective level is read:
+        the level its parents give it (Python's default: ``"WARNING"``).
     """
 
     seed: int = 0
     progress: bool = True
-    _verbosity: str = "WARNING"
 
     @property
     def verbosity(self) -> str:
-        """Logging level of the ``perturbsim`` logger."""
-        return self._verbosity
+        """Logging level of the ``perturbsim`` logger: set here, else inherited."""
+        return logging.getLevelName(logging.getLogger(_LOGGER_NAME).getEffectiveLevel())
 
     @verbosity.setter
     def verbosity(self, level: str) -> None:
         level = level.upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"verbosity must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-        self._verbosity = level
         logging.getLogger(_LOGGER_NAME).setLevel(level)
 
 

@@ -19,9 +19,10 @@ from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
 from ..graphs import go_graph
-from ..module._layers import MLP, SimpleGraphConv
+from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
 from ..pp import canonical_label, parse_perturbations
 from ..pp._labels import query_items
+from ..train import AdamW
 from ._base import distinct_sets
 from ._linear_go import spectral_embedding
 
@@ -408,8 +409,7 @@ class FitnessModel:
     ) -> tuple[FitnessNetwork, int, float]:
         """Train a fresh network; with ``val``, return it at its best checked epoch."""
         features, edges = self._go_inputs
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_initialisation(self.seed):
             network = FitnessNetwork(
                 features,
                 edges,
@@ -417,9 +417,7 @@ class FitnessModel:
                 hidden=self.hidden,
                 hops=self.hops,
             )
-        optimiser = torch.optim.AdamW(
-            network.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
-        )
+        optimiser = AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
         first, second, fitness = pairs
         target = torch.as_tensor(
             pair_deviation(fitness, singles[first], singles[second]) / self._scale

@@ -14,7 +14,13 @@ from anndata import AnnData
 
 from .._errors import PerturbsimError, error_reason
 from ..graphs import GeneGraph, coexpression_graph, reached_nodes, with_isolated_nodes
-from ..module import GEARSLoss, GEARSNetwork, pad_sets, variance_from_log_moment
+from ..module import (
+    GEARSLoss,
+    GEARSNetwork,
+    pad_sets,
+    seeded_initialisation,
+    variance_from_log_moment,
+)
 from ..pp import draw_cells, genes_of, parse_perturbations
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
@@ -235,8 +241,7 @@ class GEARS(PerturbationModel):
 
     def _seeded_network(self, seed: int) -> GEARSNetwork:
         """A new network initialised from ``seed``, leaving torch's global RNG as it was."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_initialisation(seed):
             return self._new_network()
 
     # -- forward ---------------------------------------------------------------------------
@@ -461,7 +466,7 @@ class GEARS(PerturbationModel):
         self.results = [TrainResult.from_dict(r) for r in options["history"]]
         self.networks = []
         for m in range(self.config.n_models):
-            network = self._new_network()
+            network = self._seeded_network(self.seed)  # weights loaded below
             prefix = f"net{m}."
             state = {
                 k[len(prefix) :]: torch.as_tensor(v)

@@ -1,6 +1,6 @@
 """The GEARS network and its losses as plain torch (no AnnData)."""
 
-from ._layers import MLP, GeneNorm, SimpleGraphConv, normalized_adjacency
+from ._layers import MLP, GeneNorm, SimpleGraphConv, normalized_adjacency, seeded_initialisation
 from ._loss import (
     GEARSLoss,
     LossTerms,
@@ -28,5 +28,6 @@ __all__ = [
     "moment_error",
     "normalized_adjacency",
     "pad_sets",
+    "seeded_initialisation",
     "variance_from_log_moment",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -13,6 +14,30 @@ from perturbsim._errors import PerturbsimError
 
 GraphArrays = tuple[Sequence[int] | Sequence[float] | np.ndarray | Tensor | None, ...]
 """``(src, dst)`` or ``(src, dst, weight)`` edge arrays; ``weight`` may be ``None``."""
+
+
+@contextmanager
+def seeded_initialisation(seed: int) -> Iterator[None]:
+    """Within the block, torch's CPU generator draws from ``seed``; after it, as it was.
+
+    For building modules whose parameters are initialised from the global CPU generator
+    (modules are built on the CPU, then moved). Only the CPU generator is seeded and
+    restored: ``torch.manual_seed`` would also reseed every CUDA generator and leave them
+    changed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> with seeded_initialisation(0):
+    ...     first = torch.nn.Linear(2, 2).weight
+    >>> with seeded_initialisation(0):
+    ...     second = torch.nn.Linear(2, 2).weight
+    >>> bool(torch.equal(first, second))
+    True
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 def normalized_adjacency(

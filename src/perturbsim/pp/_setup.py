@@ -254,6 +254,10 @@ def setup(
       fitted on it reads the file again alike);
     - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
       ``gene_symbols`` (or a ``gene_name`` column) replaces them.
+    - with ``normalize=True`` and raw counts in ``X``: ``X`` log-normalised in place
+      (``normalize_total`` + ``log1p``; scanpy records ``uns["log1p"]``), the counts kept in
+      ``adata.layers["counts"]`` (a layer of that name already there must hold the same
+      counts, else an error).
 
     When the labels, the genes or (``normalize``) the values differ from an earlier setup's,
     what that setup gave is dropped (logged), to be recomputed: the split

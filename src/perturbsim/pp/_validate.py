@@ -11,6 +11,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import PerturbsimError, counted
+from .._keys import COUNTS_LAYER
 
 logger = logging.getLogger(__name__)
 
@@ -211,15 +212,33 @@ def _constant_row_sum(block: object) -> float | None:
     return total if shared_sum(counts) is None else None
 
 
+def _same_values(a: object, b: object) -> bool:
+    """Whether two matrices (dense or sparse) of the same shape hold the same values."""
+    if a.shape != b.shape:
+        return False
+    if sparse.issparse(a) or sparse.issparse(b):
+        return (sparse.csr_matrix(a) != sparse.csr_matrix(b)).nnz == 0
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
 def _normalise(adata: AnnData, *, lazy: bool) -> None:
     """``normalize_total`` + ``log1p`` in place, the counts kept in ``.layers["counts"]``."""
     if lazy:
         raise PerturbsimError(
             "cannot normalise a backed or dask AnnData in place; normalise it in memory first"
         )
+    kept = adata.layers.get(COUNTS_LAYER)
+    if kept is not None and not _same_values(kept, adata.X):
+        raise PerturbsimError(
+            f"normalize=True would overwrite .layers[{COUNTS_LAYER!r}], which differs from X's "
+            "counts; remove or rename that layer first, or normalise X yourself"
+        )
     import scanpy as sc
 
-    adata.layers["counts"] = adata.X.copy()
+    if kept is None:
+        adata.layers[COUNTS_LAYER] = adata.X.copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
-    logger.info("normalised raw counts (normalize_total + log1p); counts kept in .layers['counts']")
+    logger.info(
+        "normalised raw counts (normalize_total + log1p); counts kept in .layers[%r]", COUNTS_LAYER
+    )
