@@ -1,6 +1,6 @@
 """perturbsim: predict transcriptional outcomes of genetic perturbations."""
 
-from . import ds, io, models, pl, pp, tl
+from . import ds, graphs, io, models, pl, pp, tl
 from ._errors import PerturbsimError
 from ._settings import settings
 from .models import (
@@ -27,6 +27,7 @@ __all__ = [
     "Stacked",
     "TrainMean",
     "ds",
+    "graphs",
     "io",
     "models",
     "pl",

@@ -8,8 +8,7 @@ import anndata as ad
 import pandas as pd
 
 from .._settings import switched_off
-from ..pp import setup
-from ..pp._setup import WARN_UNMEASURED_TARGETS
+from ..pp._setup import WARN_UNMEASURED_TARGETS, setup
 from ._paths import bundled_path
 
 

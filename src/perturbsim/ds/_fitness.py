@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError, counted, error_reason, shown_list
-from ..pp import canonical_label
+from ..pp._labels import canonical_label
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import pandas as pd
 from .._checks import check_file
 from .._errors import PerturbsimError, error_reason, shown_list
 from .._keys import SEP, SETUP, UNS
-from ..pp import setup
+from ..pp._setup import setup
 
 logger = logging.getLogger(__name__)
 

@@ -66,7 +66,6 @@ from scipy.special import expit
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("master", "regulator", "member", "free")
 _TINY = 1e-30
 _INPUTS_PER_PROGRAM = 9
 """Genes chosen as inputs per OR program (each feeds two to four programs)."""

@@ -1,4 +1,4 @@
-"""Plots: evaluations, predicted vs measured change, training history, genetic interactions."""
+"""Plots: evaluations, predictions, training, interactions, uncertainty, fitness, design."""
 
 from ._design import design_curves
 from ._fitness import fitness_scatter

@@ -23,6 +23,7 @@ from scipy.cluster import hierarchy
 from .._checks import check_count, shown
 from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, DELTA_LAYER
+from .._settings import resolve_seed
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
 from ..pp._gi import is_scored
@@ -414,7 +415,7 @@ def phenotype_landscape(
     resolution: float = 1.0,
     n_neighbors: int = 15,
     n_pcs: int = 30,
-    seed: int = 0,
+    seed: int | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """UMAP of measured and predicted profiles with their clusters (GEARS Fig. 4c).
@@ -447,7 +448,7 @@ def phenotype_landscape(
         Neighbours of the graph and principal components of the measured profiles it is
         built on (at most one less than the measured profiles).
     seed
-        Seed of PCA, UMAP and clustering.
+        Seed of PCA, UMAP and clustering (default :attr:`perturbsim.settings.seed`).
     ax
         Axes to draw on.
 
@@ -491,7 +492,7 @@ def phenotype_landscape(
         n_neighbors=n_neighbors,
         n_pcs=n_pcs,
         resolution=resolution,
-        seed=seed,
+        seed=resolve_seed(seed),
     )
     if clusters is not None:
         programmes = _canonical_keys(clusters)

@@ -1,4 +1,4 @@
-"""Preprocessing: perturbation labels, validation, pseudobulk statistics, DE genes, splits."""
+"""Preprocessing: labels, validation, statistics, DE genes, splits, profiles and cells."""
 
 from ._cells import draw_cells
 from ._de import DEGenes, non_dropout_mask, rank_de

@@ -507,7 +507,10 @@ def pseudobulk(
     genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
     ``coexpr_cells``, ``half_n`` and ``half_moments`` (cells and raw moments ``E[x]``,
     ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and
-    ``(2, 2, conditions, genes)``)) and ``adata.varp["perturbsim_gram"]``; read them back with
+    ``(2, 2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``layer`` (the
+    layer the moments are of, when not ``X``) and ``fingerprint`` (sums over a few evenly
+    spaced cells, to recognise statistics of values changed since)) and
+    ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
     Examples

@@ -1,4 +1,4 @@
-"""Tools: metrics and evaluation of predicted profiles, and genetic interactions of pairs."""
+"""Tools: metrics, evaluation, genetic interactions, cell fitness and experiment design."""
 
 from ..pp._gi import GIRules, gi_per_gene, gi_scores
 from . import _metrics as metrics

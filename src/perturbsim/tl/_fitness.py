@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .._errors import PerturbsimError, shown_list
-from .._settings import resolve_seeds
+from .._settings import resolve_seed, resolve_seeds
 from ..ds import FitnessScreen
 from ..models import ExpressionFitness, FitnessModel, PerturbationModel
 from ..models._fitness_expression import check_expression_model
@@ -86,7 +86,7 @@ def _check_fraction(name: str, value: float, *, low_open: bool) -> float:
 def fitness_split(
     screen: FitnessScreen,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     unseen_fraction: float = 0.25,
     test_fraction: float = 0.25,
     val_fraction: float = 0.1,
@@ -105,7 +105,7 @@ def fitness_split(
     screen
         The growth screen.
     seed
-        Seed of the draw.
+        Seed of the draw (default :attr:`perturbsim.settings.seed`).
     unseen_fraction
         Share of genes unseen (at least 2 genes, at least 2 left seen).
     test_fraction
@@ -152,6 +152,7 @@ def fitness_split(
             f"unseen_fraction {unseen_fraction} of {len(genes)} genes leaves {n_unseen} unseen "
             "genes; a split needs at least 2 unseen and 2 seen genes"
         )
+    seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(genes))
     unseen = {genes[i] for i in order[:n_unseen]}

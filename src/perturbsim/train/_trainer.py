@@ -109,11 +109,6 @@ class TrainResult:
     best_loss: float = math.inf
     """The loss that chose the best epoch there: validation, or training without it."""
 
-    @property
-    def best_val_loss(self) -> float:
-        """The former name of :attr:`best_loss`."""
-        return self.best_loss
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields: a missing validation loss (NaN) is written as ``None``.
 
