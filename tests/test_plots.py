@@ -89,7 +89,7 @@ def test_predicted_vs_true(split_tiny, pair):
     pred = TrainMean(split_tiny).fit().predict(pair)
     ax = pl.predicted_vs_true(pred, stats, genes=genes)
     assert isinstance(ax, Axes)
-    assert ax.get_title() == pair
+    assert ax.get_title() == f"{pair}: {len(genes)} genes"
     points = ax.collections[0].get_offsets()
     assert points.shape == (len(genes), 2)
     cols = [list(stats.genes).index(g) for g in genes]
@@ -109,7 +109,7 @@ def test_predicted_vs_true_reads_a_set_up_screen_or_profiles(split_tiny, pair):
     profiles = ps.pp.measured_profiles(split_tiny)
     for measured in (split_tiny, profiles, profiles[[pair]]):
         ax = pl.predicted_vs_true(pred, measured, genes=genes)
-        assert ax.get_title() == pair
+        assert ax.get_title() == f"{pair}: {len(genes)} genes"
         np.testing.assert_allclose(ax.collections[0].get_offsets(), expected, rtol=1e-6)
     changes = pred.to_df(layer="delta").iloc[0]  # a Series names no condition
     with pytest.raises(ps.PerturbsimError, match=r"^measured holds \d+ profiles: pass condition="):
@@ -127,7 +127,9 @@ def test_predicted_vs_true_draws_the_row_of_a_prediction_condition_names(norman)
     expected = pl.predicted_vs_true(pred[["MAP2K3+MAP2K6"]], norman, genes=genes)
     points = expected.collections[0].get_offsets()
     np.testing.assert_allclose(ax.collections[0].get_offsets(), points)
-    assert ax.get_title() == "MAP2K3+MAP2K6"
+    assert ax.get_title() == "MAP2K3+MAP2K6: 3 genes"
+    every_gene = pl.predicted_vs_true(pred[["KLF1"]], norman)  # genes=None: all of them
+    assert every_gene.get_title() == f"KLF1: all {pred.n_vars} genes"
     with pytest.raises(ps.PerturbsimError) as err:
         pl.predicted_vs_true(pred, norman)
     assert str(err.value) == (

@@ -186,6 +186,25 @@ def test_unsupported_predictions_are_flagged_and_refused_in_strict_mode(fitted_n
     assert model.predict(["KLF1+MAP2K6"], strict=True).n_obs == 1
 
 
+def test_the_warning_names_unsupported_genes_the_split_held_out(caplog):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=4)  # holds out the singles of HK2 and TGFBR2, tied by GO to none
+    model = ps.Stacked(adata, seed=0, corrections=()).fit()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(["HK2", "TGFBR2+KLF1", "KLF1+MAP2K6"])
+    assert pred.obs["unsupported"].tolist() == [True, True, False]
+    assert (
+        "HK2, TGFBR2 were measured alone in the screen but held out by the model's split"
+        in caplog.text
+    )
+    caplog.clear()
+    perturbed = set(adata.uns["perturbsim"]["setup"]["perturbed_genes"])
+    never = [g for g in adata.var_names if g not in perturbed][:100]  # measured genes
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        assert model.predict(never).obs["unsupported"].any()
+    assert "neither measured" in caplog.text and "held out by the model's split" not in caplog.text
+
+
 def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog):
     adata, _ = fitted_norman
     with caplog.at_level("WARNING", logger="perturbsim"):

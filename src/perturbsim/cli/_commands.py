@@ -30,9 +30,9 @@ from ..models import (
 )
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
-from ..pp import canonical_label, genes_of
+from ..pp import canonical_label
 from ..pp._gi import FEW_GENES, ON_CUT, GIRules, is_scored, resolve_abundance
-from ..pp._labels import CONTROL_CANDIDATES
+from ..pp._labels import CONTROL_CANDIDATES, singles_of
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -182,17 +182,12 @@ def _held_out_text(adata: AnnData) -> str:
     if counts["test"].empty:
         return text + "; none held out (--split none)"
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
-    singles = _singles_of(adata.uns["perturbsim"]["split"]["test"])
+    singles = singles_of(adata.uns["perturbsim"]["split"]["test"])
     return (
         text + f"; held out for testing, never seen: {held} (a measured gene held out is "
         "predicted as unseen; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
     )
-
-
-def _singles_of(conditions: Sequence[str]) -> list[str]:
-    """The genes of the single perturbations among ``conditions``, sorted."""
-    return sorted(genes[0] for genes in map(genes_of, map(str, conditions)) if len(genes) == 1)
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
@@ -417,7 +412,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
     abundance = resolve_abundance(model.control_mean, args.abundance)
     print(_fitted_genes_text(scores, len(model.genes), abundance, args.abundance is not None))
-    held = set(_singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
+    held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
         print(
             f"warning: {counted(len(held), 'gene was', 'genes were')} measured alone but held "
@@ -509,7 +504,8 @@ def _run_export(args: argparse.Namespace) -> None:
     if held_out is not None and not held_out:
         raise PerturbsimError(
             f"{str(args.model)!r} was fitted on every condition of its screen (--split none): "
-            "it holds nothing out to export"
+            "it holds nothing out to export; train a model with --split (e.g. simulation) to "
+            "hold conditions out"
         )
     adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
     as_trained = _keeps_as_trained(args.data, model.screen_where, where_of(args.where))

@@ -38,9 +38,9 @@ from .._keys import (
 )
 from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias
-from ..pp import canonical_label, parse_perturbations
+from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._gi import check_abundance_reached, gi_scores, resolve_abundance
-from ..pp._labels import SEPARATORS
+from ..pp._labels import SEPARATORS, singles_of
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -99,25 +99,6 @@ def distinct_sets(sets: list[GeneSet]) -> list[GeneSet]:
             shown_list(repeated, 10),
         )
     return distinct
-
-
-def _warn_unsupported(prediction: AnnData, fix: str = "") -> None:
-    """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
-
-    ``fix`` (e.g. ``"strict=True refuses such predictions"``) ends the message.
-    """
-    if not WARN_UNSUPPORTED.get() or PRED_UNSUPPORTED not in prediction.obs:
-        return
-    flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
-    if len(flagged):
-        logger.warning(
-            "%s a gene neither measured alone nor tied by GO to one that was "
-            "(.obs['unsupported']: such a gene is predicted from what perturbations do on "
-            "average, and a set of genes as such predictions combined): %s%s",
-            counted(len(flagged), "prediction has", "predictions have"),
-            shown_list(flagged, _MAX_NAMED_GENES),
-            f"; {fix}" if fix else "",
-        )
 
 
 def _gene_list(genes: Sequence[str]) -> list[str]:
@@ -543,6 +524,11 @@ class PerturbationModel(ABC):
                 return hint
         return self._typo_hint([g for g in genes if g not in known])
 
+    def _perturbed_genes(self) -> set[str]:
+        """The genes perturbed in the model's screen, in fitted or held-out conditions."""
+        conditions = [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
+        return {g for c in conditions for g in genes_of(c)}
+
     def _typo_hint(self, unknown: Sequence[str]) -> str:
         """A hint for the first of ``unknown`` that looks like a misspelt perturbed gene.
 
@@ -551,13 +537,7 @@ class PerturbationModel(ABC):
         in a four-letter name) to a gene perturbed in the model's screen (fitted or held
         out) that the model predicts, the closest such; else ``""``.
         """
-        perturbed = sorted(
-            {
-                g
-                for c in [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
-                for g in parse_perturbations(c)[0]
-            }
-        )
+        perturbed = sorted(self._perturbed_genes())
         close = {g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75) for g in unknown}
         candidates = sorted({c for matches in close.values() for c in matches})
         if not candidates:
@@ -571,6 +551,37 @@ class PerturbationModel(ABC):
             if match is not None:
                 return f" (did you mean {match!r} for {gene!r}?)"
         return ""
+
+    def _warn_unsupported(self, prediction: AnnData, fix: str = "") -> None:
+        """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
+
+        It also names the flagged genes measured alone but held out by the model's split
+        (their measurements unused). ``fix`` (e.g. ``"strict=True refuses such
+        predictions"``) ends the message.
+        """
+        if not WARN_UNSUPPORTED.get() or PRED_UNSUPPORTED not in prediction.obs:
+            return
+        flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
+        if not len(flagged):
+            return
+        genes = {g for label in flagged for g in genes_of(str(label))}
+        held = sorted(genes.intersection(singles_of(self.held_out_conditions or [])))
+        notes = [
+            f"{shown_list(held, _MAX_NAMED_GENES)} {'was' if len(held) == 1 else 'were'} "
+            "measured alone in the screen but held out by the model's split, so the model "
+            "never saw those measurements (refit with split kind 'none' to use them)"
+            if held
+            else "",
+            fix,
+        ]
+        logger.warning(
+            "%s a gene neither measured alone nor tied by GO to one that was "
+            "(.obs['unsupported']: such a gene is predicted from what perturbations do on "
+            "average, and a set of genes as such predictions combined): %s%s",
+            counted(len(flagged), "prediction has", "predictions have"),
+            shown_list(flagged, _MAX_NAMED_GENES),
+            "".join(f"; {note}" for note in notes if note),
+        )
 
     def predict(
         self,
@@ -657,7 +668,7 @@ class PerturbationModel(ABC):
         if variance is not None:
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
-        _warn_unsupported(out, "strict=True refuses such predictions")
+        self._warn_unsupported(out, "strict=True refuses such predictions")
         return out
 
     def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
@@ -765,7 +776,7 @@ class PerturbationModel(ABC):
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         with switched_off(WARN_UNSUPPORTED):  # one warning for all the batches, below
             out = self._predict_batches(sets, batch_size)
-        _warn_unsupported(out)
+        self._warn_unsupported(out)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
             if PRED_UNSUPPORTED in out.obs:
@@ -904,7 +915,7 @@ class PerturbationModel(ABC):
         self.check_genes_of(adata)
         with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
             prediction = self.predict(perturbations)
-        _warn_unsupported(prediction)
+        self._warn_unsupported(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
         matrix = cell_matrix(adata)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from scipy import sparse
 
 from .._checks import checked_table
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DELTA_LAYER
 from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
@@ -327,7 +327,8 @@ def predicted_vs_true(
     genes
         Genes to show (needs gene names: an AnnData, a Series or statistics); default: all.
     condition
-        Condition shown, and the title: the row of a ``predicted`` of several rows (needed
+        Condition shown, and named in the title (with the number of genes drawn, those
+        with both changes finite): the row of a ``predicted`` of several rows (needed
         then) and the profile of ``measured`` (needed when ``predicted`` names none and
         ``measured`` holds several profiles); default: the predicted one.
     ax
@@ -390,8 +391,9 @@ def predicted_vs_true(
     ax.set_ylim(-lim, lim)
     ax.set_xlabel("measured change over control")
     ax.set_ylabel("predicted change over control")
-    if condition:
-        ax.set_title(condition)
+    drawn = int((np.isfinite(x) & np.isfinite(y)).sum())
+    what = counted(drawn, "gene") if genes is not None else f"all {counted(drawn, 'gene')}"
+    ax.set_title(f"{condition}: {what}" if condition else what)
     return ax
 
 

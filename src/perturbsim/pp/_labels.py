@@ -125,6 +125,17 @@ def genes_of(condition: str) -> tuple[str, ...]:
     return () if condition == CONTROL else tuple(condition.split(SEP))
 
 
+def singles_of(conditions: Iterable[str]) -> list[str]:
+    """The genes of the single perturbations among canonical ``conditions``, sorted.
+
+    Examples
+    --------
+    >>> singles_of(["ctrl", "KLF1", "KLF1+MAP2K6", "CEBPE"])
+    ['CEBPE', 'KLF1']
+    """
+    return sorted(genes[0] for genes in map(genes_of, map(str, conditions)) if len(genes) == 1)
+
+
 def ordered_conditions(conditions: Iterable[str]) -> list[str]:
     """Canonical conditions, each once, by number of genes (control first), then name.
 
