@@ -6,6 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from hypothesis import settings
+
+settings.register_profile("derandomized", derandomize=True)
+settings.load_profile("derandomized")  # property tests draw the same examples on every run
 
 
 @pytest.fixture(scope="session", autouse=True)

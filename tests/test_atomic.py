@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from perturbsim._atomic import atomic_write
 from perturbsim._errors import PerturbsimError
+from perturbsim.models import _store as store
 from perturbsim.models._store import read_model_dir, write_model_dir
 
 
@@ -23,16 +26,29 @@ def test_crash_mid_write_keeps_previous_file(tmp_path):
     assert path.stat().st_mode & 0o644 == 0o644
 
 
-def test_crash_mid_model_save_keeps_previous_model(tmp_path):
+@pytest.mark.parametrize("stage", ["weights", "config", "rename"])
+def test_crash_mid_model_save_keeps_previous_model(tmp_path, monkeypatch, stage):
     path = tmp_path / "model"
     write_model_dir(path, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=False)
-    with pytest.raises(Exception):  # noqa: B017 - any failure of the writer
-        write_model_dir(
-            path,
-            config={"a": 2},
-            arrays={"w": np.array(["not numeric"], dtype=object)},
-            overwrite=True,
-        )
+
+    def disk_full(*args):
+        raise OSError("disk full")
+
+    rename = Path.rename
+
+    def rename_fails_into_place(self, target):
+        if self.name.startswith(".model.tmp-"):  # the new model, after the old one moved
+            disk_full()
+        return rename(self, target)
+
+    if stage == "weights":
+        monkeypatch.setattr(store, "save_file", disk_full)
+    elif stage == "config":
+        monkeypatch.setattr(store.os, "fsync", disk_full)
+    else:
+        monkeypatch.setattr(Path, "rename", rename_fails_into_place)
+    with pytest.raises(OSError, match="disk full"):
+        write_model_dir(path, config={"a": 2}, arrays={"w": np.arange(4.0)}, overwrite=True)
     config, arrays = read_model_dir(path)
     assert config["a"] == 1
     np.testing.assert_array_equal(arrays["w"], np.arange(3.0))

@@ -556,8 +556,10 @@ def test_verbosity_reads_the_level_the_logger_has_until_it_is_set():
         assert ps.settings.verbosity == "INFO"
         ps.settings.verbosity = "error"
         assert ps.settings.verbosity == "ERROR" and package.level == logging.ERROR
-        with pytest.raises(ValueError, match="got 'LOUD'"):
+        with pytest.raises(ps.PerturbsimError, match="got 'loud'$"):
             ps.settings.verbosity = "loud"
+        with pytest.raises(ps.PerturbsimError, match="got 3$"):
+            ps.settings.verbosity = 3
     finally:
         package.setLevel(levels[0])
         root.setLevel(levels[1])

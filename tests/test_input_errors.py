@@ -133,3 +133,50 @@ def test_whole_numbers_are_counts_in_any_numeric_type(norman):
     )
     ps.pp.rank_de(norman, n_genes=np.float64(5.0))
     assert len(ps.pp.DEGenes.from_adata(norman).top_genes("KLF1")) == 5
+
+
+def _screen_with(**changes):
+    """The bundled screen with some of its parts replaced (before setup)."""
+    adata = ps.ds.norman2019_subset()
+    for name, value in changes.items():
+        setattr(adata, name, value)
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda a: ps.Stacked(a, hiden=8), "Stacked has no option 'hiden' (its own: "),
+        (lambda a: ps.Additive(a).save("never"), "additive is not fitted: nothing to save"),
+        (
+            lambda a: ps.pp.setup(_screen_with(X=np.full(a.shape, "x", dtype=object))),
+            "adata.X is not numeric (dtype object)",
+        ),
+        (lambda a: ps.pp.setup(a[:0].copy()), "empty AnnData: 0 cells x 500 genes"),
+        (
+            lambda a: ps.pp.setup(_screen_with(var=pd.DataFrame(index=["", *a.var_names[1:]]))),
+            "1 empty gene names in var_names",
+        ),
+        (
+            lambda a: ps.pp.parse_label("KLF1", sep=""),
+            "separator must be a non-empty string, got ''",
+        ),
+        (
+            lambda a: ps.pp.setup(a.copy(), gene_symbols=True),
+            "gene_symbols must be a column of adata.var, None or False",
+        ),
+    ],
+)
+def test_untried_inputs_are_one_line_naming_them(split_norman, call, message):
+    with pytest.raises(PerturbsimError) as err:
+        call(split_norman)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_model_directory_that_is_incomplete_or_of_another_model_is_refused(additive, tmp_path):
+    additive.save(tmp_path / "additive")
+    with pytest.raises(PerturbsimError, match=r"holds a additive model, not linear$"):
+        ps.Linear.load(tmp_path / "additive")
+    (tmp_path / "additive" / "weights.safetensors").unlink()
+    with pytest.raises(PerturbsimError, match=r"additive' lacks weights.safetensors$"):
+        ps.PerturbationModel.load(tmp_path / "additive")

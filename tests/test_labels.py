@@ -130,6 +130,16 @@ def test_canonical_form_is_order_free_and_round_trips(genes, rnd):
     assert genes_of(label) == tuple(sorted(clean))
 
 
+def _refusable(label: str) -> bool:
+    """Whether a text is no label of genes: blank, an empty or spaced name, a name twice."""
+    tokens = [t for t in label.split("+") if t != "ctrl"]  # the control token may repeat
+    return (
+        label.strip() == ""
+        or any(t == "" or any(ch.isspace() for ch in t) for t in label.split("+"))
+        or len(set(tokens)) < len(tokens)
+    )
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     st.one_of(st.text(max_size=20), st.none(), st.integers(), st.floats(), st.binary(max_size=5))
@@ -139,6 +149,8 @@ def test_hostile_labels_either_parse_or_raise_one_line_error(label):
         genes = parse_label(label)
     except PerturbsimError as err:
         assert "\n" not in str(err)
+        # refused only what is no label of genes (a non-string, or what _refusable says)
+        assert not isinstance(label, str) or _refusable(label), (label, str(err))
         return
     assert isinstance(genes, tuple)
     assert all(g and g.strip() == g and "+" not in g for g in genes)

@@ -330,5 +330,5 @@ def test_gears_loss_cell_path_for_odd_exponent():
         z, ct, torch.from_numpy(ctrl), m, exponent=3.0, generator=torch.Generator().manual_seed(0)
     )
     assert terms.autofocus.item() == pytest.approx(expect.item(), rel=1e-12)
-    with pytest.raises(PerturbsimError):
+    with pytest.raises(PerturbsimError, match=r"^exponent 3.0 is not an even integer"):
         fn.order  # noqa: B018

@@ -98,6 +98,10 @@ def test_same_seed_same_split_different_seeds_differ(norman):
         assert make_split(norman) == first
     finally:
         ps.settings.seed = 0
+    for bad in (-1, "a", 1.5, True):  # refused when set, not by a library at the next draw
+        with pytest.raises(PerturbsimError, match=r"^settings.seed must be a whole number >= 0"):
+            ps.settings.seed = bad
+    assert ps.settings.seed == 0
 
 
 def test_single_split_excludes_combinations(norman):
@@ -272,7 +276,7 @@ def test_split_invariants_on_random_screens(sets, kind, seed, val_fraction, pick
         "none": False,
     }[kind]
     if infeasible:
-        with pytest.raises(PerturbsimError):
+        with pytest.raises(PerturbsimError, match=f"^kind='{kind}' needs "):
             split(adata, kind=kind, seed=seed, test_conditions=test_conditions)
         return
     split(adata, kind=kind, seed=seed, val_fraction=val_fraction, test_conditions=test_conditions)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from ._checks import as_whole, check_count, shown
+from ._checks import as_whole, check_count, check_flag, shown
 from ._errors import PerturbsimError
 
 _LOGGER_NAME = "perturbsim"
@@ -34,6 +34,14 @@ class Settings:
     seed: int = 0
     progress: bool = True
 
+    def __setattr__(self, name: str, value: object) -> None:
+        """Check a seed (a whole number >= 0) and the progress switch (True or False)."""
+        if name == "seed":
+            value = check_count("settings.seed", value, minimum=0)
+        elif name == "progress":
+            value = check_flag("settings.progress", value)
+        super().__setattr__(name, value)
+
     @property
     def verbosity(self) -> str:
         """Logging level of the ``perturbsim`` logger: set here, else inherited."""
@@ -41,9 +49,12 @@ class Settings:
 
     @verbosity.setter
     def verbosity(self, level: str) -> None:
+        if not isinstance(level, str) or level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise PerturbsimError(
+                "settings.verbosity must be 'DEBUG', 'INFO', 'WARNING' or 'ERROR', "
+                f"got {shown(level)}"
+            )
         level = level.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"verbosity must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
         logging.getLogger(_LOGGER_NAME).setLevel(level)
 
 

@@ -102,7 +102,11 @@ def write_model_dir(
         if path.exists():
             retired = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             path.rename(retired)
-            staging.rename(path)
+            try:
+                staging.rename(path)
+            except BaseException:  # put the previous model back before the error goes on
+                retired.rename(path)
+                raise
             shutil.rmtree(retired)
         else:
             staging.rename(path)

@@ -74,7 +74,7 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
             f"malformed perturbation label {label!r}: expected a string, got {type(label).__name__}"
         )
     if not sep:
-        raise PerturbsimError("the label separator must be a non-empty string")
+        raise PerturbsimError(f"the label separator must be a non-empty string, got {sep!r}")
     if label.strip() == "":
         raise PerturbsimError(f"malformed perturbation label {label!r}: empty")
     if label == control:
