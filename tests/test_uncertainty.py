@@ -205,6 +205,21 @@ def test_the_warning_names_unsupported_genes_the_split_held_out(caplog):
     assert "neither measured" in caplog.text and "held out by the model's split" not in caplog.text
 
 
+def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)  # holds out the singles of FOXO4 and MAP2K3, tied by GO
+    model = ps.Stacked(adata, seed=0, corrections=()).fit()  # nothing corrects the mean
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(["FOXO4", "MAP2K3", "KLF1", "KLF1+MAP2K6"])
+    assert not pred.obs.loc[["FOXO4", "MAP2K3"], "unsupported"].any()
+    delta = pred.to_df(layer="delta")
+    others = delta.columns.difference(["FOXO4", "MAP2K3"])  # off their own targets: alike
+    np.testing.assert_allclose(delta.loc["FOXO4", others], delta.loc["MAP2K3", others])
+    (warning,) = [r.getMessage() for r in caplog.records if "tied by GO" in r.getMessage()]
+    assert warning.startswith("2 unseen singles are tied by GO to measured genes but predicted")
+    assert warning.endswith(": FOXO4, MAP2K3")  # not the measured KLF1, nor the pair
+
+
 def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog):
     adata, _ = fitted_norman
     with caplog.at_level("WARNING", logger="perturbsim"):

@@ -552,8 +552,10 @@ class PerturbationModel(ABC):
                 return f" (did you mean {match!r} for {gene!r}?)"
         return ""
 
-    def _warn_unsupported(self, prediction: AnnData, fix: str = "") -> None:
+    def _warn_of(self, prediction: AnnData, fix: str = "") -> None:
         """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
+
+        Models may add warnings of their own about a prediction (:class:`Stacked` does).
 
         It also names the flagged genes measured alone but held out by the model's split
         (their measurements unused). ``fix`` (e.g. ``"strict=True refuses such
@@ -668,7 +670,7 @@ class PerturbationModel(ABC):
         if variance is not None:
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
-        self._warn_unsupported(out, "strict=True refuses such predictions")
+        self._warn_of(out, "strict=True refuses such predictions")
         return out
 
     def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
@@ -776,7 +778,7 @@ class PerturbationModel(ABC):
         sets = [[g] for g in genes] + [list(pair) for pair in combinations(genes, 2)]
         with switched_off(WARN_UNSUPPORTED):  # one warning for all the batches, below
             out = self._predict_batches(sets, batch_size)
-        self._warn_unsupported(out)
+        self._warn_of(out)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
             if PRED_UNSUPPORTED in out.obs:
@@ -915,7 +917,7 @@ class PerturbationModel(ABC):
         self.check_genes_of(adata)
         with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
             prediction = self.predict(perturbations)
-        self._warn_unsupported(prediction)
+        self._warn_of(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
         matrix = cell_matrix(adata)

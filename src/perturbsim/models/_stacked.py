@@ -23,11 +23,11 @@ import pandas as pd
 from anndata import AnnData
 
 from .._checks import check_flag
-from .._errors import PerturbsimError
-from .._keys import PRED_SUPPORT
+from .._errors import PerturbsimError, counted, shown_list
+from .._keys import PRED_N_TARGETS, PRED_SUPPORT, PRED_UNSUPPORTED
 from ..graphs import GeneGraph
 from ..pp import genes_of
-from ._base import GeneSet, PerturbationModel
+from ._base import WARN_UNSUPPORTED, GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData, screen_go_annotations, screen_go_graph
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
@@ -1250,6 +1250,36 @@ class Stacked(CoverageMixin, PerturbationModel):
         if kind not in KINDS:
             return SCALE_DEFAULT, np.zeros(len(self.part_names))
         return self._scale_of(kind), np.concatenate([f.weights for f in self._parts_fit(kind)])
+
+    def _warn_of(self, prediction: AnnData, fix: str = "") -> None:
+        """Also name the supported unseen singles predicted with nothing specific to them.
+
+        Such a single is the scaled mean training change (and its gene's direct effect on
+        itself) when ``linear`` does not cover the gene and no correction of unseen singles
+        held out on the validation conditions: it is then predicted as a gene without
+        support is, however closely GO ties it to measured genes (its ``support``).
+        """
+        super()._warn_of(prediction, fix)
+        if not WARN_UNSUPPORTED.get() or self._parts_fit("unseen_single")[0].weights.any():
+            return
+        obs = prediction.obs
+        unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
+        unseen = [  # those flagged unsupported are warned of already
+            str(label)
+            for label, n_genes in obs[PRED_N_TARGETS].items()
+            if n_genes == 1 and str(label) not in self.singles and not unsupported[label]
+        ]
+        rows, _ = self._linear_baseline([(gene,) for gene in unseen])
+        alike = [gene for row, gene in enumerate(unseen) if row not in set(rows)]
+        if alike:
+            logger.warning(
+                "%s by GO to measured genes but predicted as the mean change of the training "
+                "perturbations (scaled; only the gene's own expression set apart), as an "
+                "unsupported gene is: no correction of unseen singles held out on the "
+                "validation conditions (.weights) and linear does not cover them: %s",
+                counted(len(alike), "unseen single is tied", "unseen singles are tied"),
+                shown_list(alike, 20),
+            )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
