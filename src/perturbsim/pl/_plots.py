@@ -36,7 +36,13 @@ _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)
 """Axis limits of bounded metrics, by the first word of the metric name."""
 
 
-_FOOT_NOTE = {"rotation": 90, "fontsize": "x-small", "ha": "center"}
+_FOOT_NOTE = {
+    "rotation": 90,
+    "fontsize": "x-small",
+    "ha": "center",
+    "zorder": 5,  # over the whiskers and the hatching, on a white ground
+    "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
+}
 """How a bar's coverage note is written at its foot."""
 
 
