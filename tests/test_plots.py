@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,10 +217,14 @@ def test_uncertainty_axes_are_labelled_plainly_without_crowded_minor_ticks():
         }
     )
     ax = pl.uncertainty_vs_error(table, model="m")
-    x_ticks = [t.get_text() for t in ax.get_xticklabels(minor=True)]
-    assert not any(x_ticks)  # no minor labels, which overlapped within a decade
-    shown = {f"{v:g}" for v in ax.get_xticks() if 0.012 <= v <= 0.15}
-    assert shown == {"0.02", "0.05", "0.1"}
+    ax.figure.canvas.draw()
+    labelled = [
+        t
+        for t in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]
+        if t.get_text() and 0.012 <= t.get_position()[0] <= 0.15
+    ]
+    # the decade and 2 and 5 times one: not every minor tick, which overlapped
+    assert sorted(t.get_text() for t in labelled) == ["0.02", "0.05", "0.1"]
 
 
 def test_uncertainty_title_says_its_spearman_is_pooled_over_conditions_and_seeds():
@@ -328,3 +333,28 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
                 expected.append(f"{covered}/{total}")
     assert [t.get_text() for t in ax.texts] == expected
     assert any(expected)  # additive covers only the pairs whose singles were measured
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "labels"),
+    [
+        (0.39, 0.452, ["0.4"]),  # within a decade and under three-fold: every tick
+        (0.045, 0.5, ["0.05", "0.1", "0.2", "0.5"]),  # one decade inside: 2 and 5 too
+        (0.01, 3.0, ["0.01", "0.1", "1"]),  # decades enough: only they
+    ],
+)
+def test_log_axes_are_labelled_plainly_and_never_with_a_lone_label(low, high, labels):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [low, high])
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    pl._plots.plain_log_labels(ax.yaxis)
+    fig.canvas.draw()
+    shown = [
+        t.get_text()
+        for t in [*ax.yaxis.get_majorticklabels(), *ax.yaxis.get_minorticklabels()]
+        if t.get_text() and low <= float(t.get_text()) <= high
+    ]
+    assert all(label in shown for label in labels) and len(shown) >= 2
+    assert not any("10" in label and "^" in label for label in shown)
+    plt.close(fig)

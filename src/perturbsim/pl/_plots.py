@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import sparse
 
 from .._checks import checked_table
@@ -102,6 +104,26 @@ def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
     if row.empty or int(row["n_covered"].iloc[0]) in (0, int(row["n_total"].iloc[0])):
         return ""
     return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
+
+
+def plain_log_labels(axis: Axis) -> None:
+    """Write a log axis's tick labels as plain numbers (``0.4``, not ``4 × 10⁻¹``).
+
+    The decades are labelled. When fewer than two decades fall within the axis's range,
+    so that one label or none would show, the ticks between them are labelled too: at 2
+    and 5 times a decade, or every one (2 to 9 times) within a range under three-fold.
+    Call it once the axis's limits are set.
+    """
+    low, high = sorted(getattr(axis.axes, f"get_{axis.axis_name}lim")())  # autoscaled now
+    decades = np.floor(np.log10(high)) - np.ceil(np.log10(low)) + 1 if low > 0 else 2
+    shown = (2, 3, 4, 5, 6, 7, 8, 9) if high < 3 * low else (2, 5)
+
+    def minor(value: float, _: object) -> str:
+        mantissa = round(value / 10 ** np.floor(np.log10(value)))
+        return f"{value:.3g}" if decades < 2 and mantissa in shown else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _value_range(metric: str, means: np.ndarray) -> tuple[float, float]:
@@ -489,6 +511,7 @@ def training_history(
     values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
     if np.all(values[np.isfinite(values)] > 0):
         ax.set_yscale("log")
+        plain_log_labels(ax.yaxis)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves

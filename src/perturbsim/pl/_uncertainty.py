@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
-from ._plots import _axes
+from ._plots import _axes, plain_log_labels
 
 
 def _table(data: EvaluationResult | pd.DataFrame, what: str, columns: list[str]) -> pd.DataFrame:
@@ -88,10 +87,8 @@ def uncertainty_vs_error(
     rho = rows[["uncertainty", error]].corr(method="spearman").iloc[0, 1]
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # ticks at 1, 2, 5 per decade, written plainly
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        axis.set_minor_formatter(NullFormatter())
+    plain_log_labels(ax.xaxis)
+    plain_log_labels(ax.yaxis)
     ax.set_xlabel("uncertainty (root mean predictive variance)")
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
