@@ -17,6 +17,7 @@ from ._fitness import FitnessModel
 from ._fitness_expression import ExpressionFitness
 from ._gears import GEARS
 from ._gears_config import GEARSConfig
+from ._go_neighbours import GONeighbours
 from ._grn import GRN
 from ._linear import Linear
 from ._linear_go import LinearGO
@@ -36,6 +37,7 @@ __all__ = [
     "ExpressionFitness",
     "FitnessModel",
     "GEARSConfig",
+    "GONeighbours",
     "Linear",
     "LinearGO",
     "NoPerturbation",

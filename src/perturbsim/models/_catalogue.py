@@ -136,6 +136,11 @@ VARIANTS: dict[str, Variant] = {
         "stacked giving a pair with one measured single the mean alone for its other gene, "
         "not linear's prediction of it (ablation)",
     ),
+    "stacked_go_neighbours": Variant(
+        "stacked",
+        {"corrections": ("gears", "linear", "linear_go", "go_neighbours")},
+        "stacked also corrected by each gene's GO neighbours measured alone (candidate)",
+    ),
     "stacked_baseline": Variant(
         "stacked",
         {"corrections": (), "neighbours": False},

@@ -33,6 +33,7 @@ from ._data import ScreenData, screen_go_annotations, screen_go_graph
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
+from ._go_neighbours import GONeighbours
 from ._inferred_singles import infer_singles
 from ._linear import EMBEDDINGS
 from ._pair_neighbours import SPARSITY, PairNeighbours
@@ -65,8 +66,11 @@ ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
 """Kinds whose error scales may share a fit: those with a gene not measured alone, whose
 error falls with support. Pairs of measured singles have support 1 and an error of
 another nature (the interaction)."""
-CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
+CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go", "go_neighbours")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
+DEFAULT_CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
+"""The corrections of the default (``go_neighbours`` is opt-in, the variant
+``stacked_go_neighbours``: not yet put to a rule on fresh screens)."""
 GEARS_HIDDEN = 32
 """Embedding size of the GEARS correction (the standalone :class:`GEARS` keeps the
 reference's 64). Chosen on validation: GEARS with the additive residual, fitted at 16, 32 and
@@ -245,10 +249,13 @@ class Stacked(CoverageMixin, PerturbationModel):
     .. math:: b + \sum_j w_{k,j} (m_j - b),
 
     where :math:`m_j` are the models' predictions (:math:`b` where a model cannot predict
-    the set) and every weight lies in :math:`[0, 1]`, fitted per kind :math:`k` of
-    perturbation (:data:`KINDS`) by bounded least squares on held-out measured changes,
-    on each condition's :data:`FIT_GENES` largest measured changes off its own targets
-    (:mod:`perturbsim.models._stacking`):
+    the set; for the opt-in ``go_neighbours``, :math:`m_j - b` is instead its departure of
+    the set's genes not measured alone from the mean,
+    :meth:`~perturbsim.models.GONeighbours.departures_of`: added to the baseline, not in
+    place of ``linear``'s part of it) and every weight lies in :math:`[0, 1]`, fitted per
+    kind :math:`k` of perturbation (:data:`KINDS`) by bounded least squares on held-out
+    measured changes, on each condition's :data:`FIT_GENES` largest measured changes off
+    its own targets (:mod:`perturbsim.models._stacking`):
 
     - the scale :math:`c_k`, how far the mean of the training perturbations predicts a
       perturbation it was not computed from, on the training conditions held out one at a
@@ -361,8 +368,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         mean for the latter, as their singles have (no effect without ``linear`` among the
         corrections).
     corrections
-        Catalogue names of the correcting models, among :data:`CORRECTIONS`; empty: the
-        calibrated baseline alone.
+        Catalogue names of the correcting models, among :data:`CORRECTIONS` (default
+        :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone.
     linear_embedding
         ``perturbation_embedding`` of the ``linear`` correction: ``"auto"``, ``"training"``
         (the paper's) or ``"coexpression"``.
@@ -412,7 +419,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         sparse_neighbours: bool | None = None,
         infer_singles: bool = True,
         partial_linear: bool = True,
-        corrections: Sequence[str] = CORRECTIONS,
+        corrections: Sequence[str] = DEFAULT_CORRECTIONS,
         linear_embedding: str = "auto",
         **gears_options: Any,
     ) -> None:
@@ -537,14 +544,14 @@ class Stacked(CoverageMixin, PerturbationModel):
     @classmethod
     def option_names_of(cls, options: Mapping[str, Any]) -> list[str]:
         """:meth:`option_names`, without GEARS's and ``device`` when GEARS is left out."""
-        if "gears" in options.get("corrections", CORRECTIONS):
+        if "gears" in options.get("corrections", DEFAULT_CORRECTIONS):
             return cls.option_names()
         return [o for o in super().option_names() if o != "device"]
 
     @classmethod
     def fit_options_of(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
         """GEARS's fit options, or none when ``corrections`` leaves GEARS out."""
-        return cls.fit_options if "gears" in options.get("corrections", CORRECTIONS) else ()
+        return cls.fit_options if "gears" in options.get("corrections", DEFAULT_CORRECTIONS) else ()
 
     @property
     def _uncovered_reason(self) -> str:
@@ -705,6 +712,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         if not sets:  # e.g. no validation conditions
             return departures
         for name, model in self.corrections.items():
+            if isinstance(model, GONeighbours):  # added to the baseline, as its genes need
+                unmeasured = [tuple(g for g in s if g not in self.singles) for s in sets]
+                departures[name] = model.departures_of(unmeasured)
+                continue
             covered = np.flatnonzero(model.covers([list(s) for s in sets]))
             if covered.size:
                 pred = model.predict([list(sets[i]) for i in covered])

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import perturbsim as ps
+from perturbsim.models._data import ScreenData
+from perturbsim.models._go_neighbours import measured_go_neighbours
+
+
+@pytest.fixture
+def split_tiny(tiny):
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    return tiny
+
+
+def _jaccard(go, a, b):
+    terms = go.groupby("gene")["term"].apply(set)
+    first, second = terms.get(a, set()), terms.get(b, set())
+    return len(first & second) / len(first | second)
+
+
+def test_a_gene_departs_from_the_mean_as_its_go_neighbours_measured_alone_do(split_tiny, tiny_go):
+    model = ps.models.GONeighbours(split_tiny, n_neighbours=3).fit()
+    data = ScreenData.from_adata(split_tiny)
+    singles = data.single_changes()
+    mean = data.mean_training_change()
+    unseen = [str(c) for c in split_tiny.uns["perturbsim"]["split"]["subgroups"]["unseen_single"]]
+    gene = next(g for g in unseen if model.covers([g])[0])
+    near = model.neighbours[gene]
+    assert 1 <= len(near) <= 3 and all(s in singles for s, _ in near)
+    # the most similar measured singles, by the Jaccard index of their GO terms
+    scores = {s: _jaccard(tiny_go, gene, s) for s in singles}
+    top = sorted((v for v in scores.values() if v > 0), reverse=True)[: len(near)]
+    np.testing.assert_allclose([w for _, w in near], top, rtol=1e-6)  # float32 products
+    weights = np.array([w for _, w in near])
+    expected = mean + weights @ np.array([singles[s] - mean for s, _ in near]) / weights.sum()
+    delta = model.predict([gene]).layers["delta"][0]
+    control = model.control_mean  # predicted expression is never below 0
+    np.testing.assert_allclose(delta, np.clip(control + expected, 0, None) - control, atol=1e-6)
+    # a set is additive in the departures; control is unchanged
+    other = next(g for g in unseen if g != gene and model.covers([g])[0])
+    change, _ = model._predict_change([(gene, other), (gene,), (other,), ()])
+    np.testing.assert_allclose(change[0], change[1] + change[2] - mean, atol=1e-12)
+    assert not change[3].any()
+
+
+def test_a_measured_single_is_predicted_from_the_others_not_itself(split_tiny):
+    model = ps.models.GONeighbours(split_tiny).fit()
+    measured = [g for g in model.single_genes if g in model.neighbours]
+    assert measured and all(g not in [s for s, _ in model.neighbours[g]] for g in measured)
+
+
+def test_genes_without_a_measured_go_neighbour_are_refused_and_a_saved_model_predicts_alike(
+    norman, tmp_path
+):
+    ps.pp.split(norman, seed=1)
+    model = ps.models.GONeighbours(norman).fit()
+    assert model.covers(["FOXO4", "NOT_A_GENE"]).tolist() == [True, False]
+    with pytest.raises(ps.PerturbsimError, match=r"go_neighbours cannot predict perturbations of "):
+        model.predict(["NOT_A_GENE"])
+    model.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    queries = ["FOXO4", "KLF1+MAP2K6", "TP53"]  # TP53: outside the screen, placed by human GO
+    assert loaded.covers(queries).all()
+    np.testing.assert_array_equal(
+        loaded.predict(queries).layers["delta"], model.predict(queries).layers["delta"]
+    )
+
+
+def test_neighbours_are_ranked_by_similarity_ties_to_the_earlier_measured_gene():
+    near = measured_go_neighbours(
+        ["CKS2", "LDHA"], ["CKS1B", "ENO1"], None, n_neighbours=2, threshold=0.0
+    )
+    assert near["CKS2"][0][0] == "CKS1B" and round(near["CKS2"][0][1], 3) == 0.706
+    assert near["LDHA"][0] == ("ENO1", pytest.approx(0.184, abs=1e-3))
+
+
+def test_stacked_weighs_the_go_neighbours_on_held_out_conditions(split_tiny, tiny_go):
+    model = ps.models.build_model("stacked_go_neighbours", split_tiny, go_annotations=tiny_go)
+    model.fit(max_epochs=2)
+    weights = model.weights
+    assert "go_neighbours" in set(weights["part"])
+    assert weights["weight"].between(0, 1).all()
+    with pytest.raises(ps.PerturbsimError, match="corrections must be a list among"):
+        ps.Stacked(split_tiny, corrections=("go_nearest",))
