@@ -139,7 +139,8 @@ VARIANTS: dict[str, Variant] = {
     "stacked_go_neighbours": Variant(
         "stacked",
         {"corrections": ("gears", "linear", "linear_go", "go_neighbours")},
-        "stacked also corrected by each gene's GO neighbours measured alone (candidate)",
+        "stacked also corrected by each gene's GO neighbours measured alone (candidate, "
+        "not adopted)",
     ),
     "stacked_baseline": Variant(
         "stacked",

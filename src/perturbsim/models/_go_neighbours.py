@@ -84,7 +84,10 @@ class GONeighbours(CoverageMixin, PerturbationModel):
     The empty set (control) is predicted unchanged. No parameter is fitted beyond the mean
     and the measured singles: how far :math:`d_g` is to be trusted is for a stacking model
     to weigh on held-out conditions (:class:`~perturbsim.models.Stacked` with
-    ``"go_neighbours"`` among its corrections).
+    ``"go_neighbours"`` among its corrections, the variant ``stacked_go_neighbours``). On
+    the simulated Norman-sized screens it was measured on, alone it predicts unseen
+    singles worse than the mean (its full departure overshoots); as a correction it gained
+    on two screens and lost on two others (``benchmarks/RESULTS.md``, rule I).
 
     **Coverage.** Genes with a GO neighbour measured alone in training. The neighbours of
     the screen's perturbed genes are found when fitted (and kept in a saved file); any other

@@ -69,8 +69,9 @@ another nature (the interaction)."""
 CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go", "go_neighbours")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 DEFAULT_CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
-"""The corrections of the default (``go_neighbours`` is opt-in, the variant
-``stacked_go_neighbours``: not yet put to a rule on fresh screens)."""
+"""The corrections of the default. ``go_neighbours`` is opt-in (the variant
+``stacked_go_neighbours``): it gained on two development screens and was not adopted by
+the rule it was then put to on two fresh ones (``benchmarks/RESULTS.md``, rule I)."""
 GEARS_HIDDEN = 32
 """Embedding size of the GEARS correction (the standalone :class:`GEARS` keeps the
 reference's 64). Chosen on validation: GEARS with the additive residual, fitted at 16, 32 and
