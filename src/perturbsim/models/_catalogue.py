@@ -202,7 +202,14 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
 def takes_option(name: str, option: str, *, fit: bool = False) -> bool:
     """Whether the model behind ``name``, with its preset options, takes ``option``.
 
-    A constructor argument, or with ``fit`` an option of ``fit``.
+    Parameters
+    ----------
+    name
+        A registered model or a variant (see :func:`list_models`).
+    option
+        The option's name.
+    fit
+        Ask about the options of ``fit`` instead of the constructor's.
 
     Examples
     --------

@@ -348,7 +348,15 @@ class DEGenes:
 
     @classmethod
     def from_adata(cls, adata: AnnData, *, key: str = DE) -> DEGenes:
-        """Read the result of :func:`rank_de` from ``adata.uns["perturbsim"][key]``."""
+        """Read the result of :func:`rank_de` from ``adata.uns["perturbsim"][key]``.
+
+        Parameters
+        ----------
+        adata
+            A screen :func:`rank_de` ran on.
+        key
+            Where it wrote (its ``key_added``).
+        """
         data = adata.uns.get(UNS, {}).get(key)
         if data is None:
             raise PerturbsimError(

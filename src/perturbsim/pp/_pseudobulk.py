@@ -114,7 +114,15 @@ class PseudobulkStats:
         return self.mean - self.control_mean
 
     def variance(self, ddof: int = 1) -> np.ndarray:
-        """Per-condition variance of each gene, ``(C, G)`` (zero where a condition has 1 cell)."""
+        """Per-condition variance of each gene, ``(C, G)``, from the first two moments.
+
+        Parameters
+        ----------
+        ddof
+            Delta degrees of freedom: the sum of squares is divided by ``n_cells - ddof``
+            (1: the unbiased sample variance); 0 where a condition has ``ddof`` cells or
+            fewer.
+        """
         var = np.clip(self.moments[1] - self.mean**2, 0.0, None)
         n = self.n_cells[:, None].astype(float)
         scale = np.divide(n, n - ddof, out=np.zeros_like(n), where=n > ddof)
