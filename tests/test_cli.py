@@ -398,9 +398,14 @@ def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_na
         assert len(proposed) == 40 and plus not in proposed and "ctrl" not in proposed
 
 
-def test_underscore_labels_without_sep_suggest_it(caplog, screen, tmp_path):
+def test_underscore_labels_without_sep_are_refused_with_the_fix(capsys, caplog, screen, tmp_path):
     data = _write(_underscore_labels(screen), tmp_path / "screen.h5ad")
-    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    assert _train(data, tmp_path / "model", "--model", "mean") == 2
+    error = _one_line_error(capsys)
+    assert "look like genes joined by '_'" in error
+    assert error.endswith("pass --sep _, or --sep + to keep the labels as they are")
+    assert not (tmp_path / "model").exists()
+    assert _train(data, tmp_path / "model", "--model", "mean", "--sep", "+") == 0  # as they are
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("look like genes joined by '_'" in w and "pass --sep _" in w for w in warnings)
 

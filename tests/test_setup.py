@@ -141,7 +141,7 @@ def test_a_gene_name_column_naming_fewer_targets_than_var_names_is_not_used(capl
 
 def test_setup_again_drops_what_the_old_labels_gave(caplog):
     adata = make_screen(["ctrl", "G1_G2", "G1", "G2"], cells=10)
-    ps.pp.setup(adata)  # "G1_G2" read as one gene
+    ps.pp.setup(adata, sep="+")  # "G1_G2" kept as one gene
     ps.pp.split(adata, kind="simulation", seed=1)
     ps.pp.pseudobulk(adata, coexpression="all")
     ps.pp.rank_de(adata, n_genes=3)
@@ -360,13 +360,21 @@ def test_read_gears_format_file(tmp_path):
     assert loaded.var_names[0] == "G0"
 
 
-def test_labels_joined_by_another_separator_are_named_with_the_fix(caplog):
+def test_labels_joined_by_another_separator_are_refused_unless_sep_is_given(caplog):
     adata = ps.ds.norman2019_subset()  # CRISPRa: its targets are named by GO, not measured
     raw = adata.obs["condition"].astype(str).str.replace("+", "_", regex=False)
     adata.obs["condition"] = raw
-    caplog.clear()  # the bundled screen's own set-up
+    before = adata.copy()
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="condition", control="control"),
+        "15 of 33 perturbed genes look like genes joined by '_'",
+    )
+    assert message.endswith(": pass sep='_', or sep='+' to keep the labels as they are")
+    assert list(adata.obs.columns) == list(before.obs.columns)  # refused before any change
+    assert (adata.var_names == before.var_names).all()
+    caplog.clear()  # given the default separator: the labels are kept, with the hint
     with caplog.at_level(logging.WARNING):
-        ps.pp.setup(adata, perturbation_key="condition", control="control")
+        ps.pp.setup(adata, perturbation_key="condition", control="control", sep="+")
     assert "15 of 33 perturbed genes look like genes joined by '_'" in caplog.text
     assert "pass sep='_'" in caplog.text and "fine for CRISPRa" not in caplog.text
     caplog.clear()

@@ -24,6 +24,7 @@ _CLI_WORDS = (
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bcheck sep\b"), "check --sep"),
+    (re.compile(r"\bor sep='([^']*)'"), lambda m: f"or --sep {shlex.quote(m[1])}"),
     (
         re.compile(r"joined by '([^']+)': write '[^']*' or a list of genes"),
         lambda m: f"joined by '{m[1]}': pass --sep {shlex.quote(m[1])}",
@@ -223,7 +224,7 @@ def read_screen(
         args.data,
         perturbation_key=args.perturbation_key,
         control=args.control,
-        sep=SEP if args.sep is None else args.sep,
+        sep=args.sep,
         gene_symbols=False if args.gene_key == "none" else args.gene_key,
         normalize=args.normalize,
         go_annotations=annotations,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._checks import check_file
 from .._errors import PerturbsimError, error_reason, shown_list
-from .._keys import SEP, SETUP, UNS
+from .._keys import SETUP, UNS
 from ..pp._setup import setup
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def read(
     *,
     perturbation_key: str = "condition",
     control: str | None = None,
-    sep: str = SEP,
+    sep: str | None = None,
     gene_symbols: str | bool | None = None,
     normalize: bool = False,
     backed: bool = False,

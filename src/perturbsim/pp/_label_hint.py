@@ -77,6 +77,49 @@ def _ensembl_hint(adata: AnnData, perturbed: list[str], annotated: set[str]) -> 
     )
 
 
+def _known(
+    adata: AnnData, annotated: set[str] | None, perturbed: list[str] | None = None
+) -> tuple[list[str], set[str], set[str], list[str], list[str]]:
+    """Perturbed genes; measured and annotated genes; the perturbed unmeasured and unknown.
+
+    ``perturbed`` defaults to the genes of the set-up screen's conditions.
+    """
+    if perturbed is None:
+        perturbed = sorted({g for c in adata.obs[CONDITION].cat.categories for g in genes_of(c)})
+    measured = set(map(str, adata.var_names))
+    unmeasured = [g for g in perturbed if g not in measured]
+    if annotated is None:
+        annotated = annotated_genes(adata) if unmeasured else set()
+    unknown = [g for g in unmeasured if g not in annotated]
+    return perturbed, measured, annotated, unmeasured, unknown
+
+
+def _joined_hint(perturbed: list[str], known: set[str], unknown: list[str], sep: str) -> str | None:
+    """The ``sep`` hint when most unknown perturbed genes split into known ones by another."""
+    if not unknown:
+        return None
+    other, joined = _joined_by(unknown, known | {CONTROL}, exclude=sep)
+    if 2 * len(joined) <= len(unknown):
+        return None
+    return (
+        f"{len(joined)} of {len(perturbed)} perturbed genes look like genes joined by "
+        f"{other!r} (e.g. {_examples(joined)}): pass sep={other!r}"
+    )
+
+
+def joined_labels_hint(
+    adata: AnnData, perturbed: list[str], annotated: set[str] | None = None, *, sep: str = SEP
+) -> str | None:
+    """The first hint of :func:`label_hint` alone: labels joined by another separator.
+
+    ``None`` unless most of the ``perturbed`` genes (as parsed with ``sep``) that are
+    neither measured in ``adata`` nor annotated split, by a separator of
+    :data:`SEPARATORS` other than ``sep``, into genes that are. It needs no set-up.
+    """
+    perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
+    return _joined_hint(perturbed, measured | annotated, unknown, sep)
+
+
 def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = SEP) -> str | None:
     """Say what is likely wrong when the perturbed genes of a screen are not gene names.
 
@@ -107,20 +150,11 @@ def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = 
     -------
     One line, or ``None`` when nothing looks wrong.
     """
-    perturbed = sorted({g for c in adata.obs[CONDITION].cat.categories for g in genes_of(c)})
-    measured = set(map(str, adata.var_names))
-    unmeasured = [g for g in perturbed if g not in measured]
-    if annotated is None:
-        annotated = annotated_genes(adata) if unmeasured else set()
-    unknown = [g for g in unmeasured if g not in annotated]
+    perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
-    if unknown:
-        other, joined = _joined_by(unknown, measured | annotated | {CONTROL}, exclude=sep)
-        if 2 * len(joined) > len(unknown):
-            return (
-                f"{len(joined)} of {n} perturbed genes look like genes joined by {other!r} "
-                f"(e.g. {_examples(joined)}): pass sep={other!r}"
-            )
+    joined = _joined_hint(perturbed, measured | annotated, unknown, sep)
+    if joined is not None:
+        return joined
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None
     if column is not None and 2 * len(column[1]) > len(unmeasured):
         name, hits = column

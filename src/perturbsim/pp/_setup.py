@@ -24,7 +24,7 @@ from .._keys import (
     SUBGROUP,
     UNS,
 )
-from ._label_hint import label_hint
+from ._label_hint import joined_labels_hint, label_hint
 from ._labels import detect_control, genes_of, ordered_conditions, parse_labels
 from ._validate import check_not_empty, validate_expression
 
@@ -68,6 +68,18 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
             shown_list(shared, 5),
         )
     return make_index_unique(names)
+
+
+def _refuse_joined_labels(
+    adata: AnnData, mapping: dict[object, str], annotated: set[str] | None, sep: str
+) -> None:
+    """Raise when the labels look joined by another separator than the default ``sep``."""
+    perturbed = sorted({g for c in mapping.values() for g in genes_of(c)})
+    if set(perturbed) <= set(map(str, adata.var_names)):
+        return
+    joined = joined_labels_hint(adata, perturbed, annotated, sep=sep)
+    if joined is not None:
+        raise PerturbsimError(f"{joined}, or sep={sep!r} to keep the labels as they are")
 
 
 def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]) -> None:
@@ -206,7 +218,7 @@ def setup(
     *,
     perturbation_key: str = "condition",
     control: str | None = None,
-    sep: str = SEP,
+    sep: str | None = None,
     gene_symbols: str | bool | None = None,
     normalize: bool = False,
     copy: bool = False,
@@ -224,7 +236,10 @@ def setup(
         Label of control cells; detected among ``ctrl``, ``control``, ``non-targeting``,
         ``NT`` when ``None``.
     sep
-        Separator of the genes of a combination in the raw labels.
+        Separator of the genes of a combination in the raw labels (default ``+``). Not
+        given, when most perturbed genes that are neither measured nor GO-annotated look
+        like genes joined by another separator (``KLF1_MAP2K6``), the set-up refuses,
+        naming it, before changing ``adata``; ``sep="+"`` keeps such labels as they are.
     gene_symbols
         Column of ``adata.var`` with gene symbols to use as gene names. ``None``: a
         ``gene_name`` column (where GEARS files keep them) is used when present, unless
@@ -293,6 +308,7 @@ def setup(
         )
     distinct = list(pd.unique(raw.astype(object)))
     _warn_missing_as_text(raw, distinct, perturbation_key)
+    chosen_sep, sep = sep is not None, SEP if sep is None else sep
     if control is None:
         control = detect_control(distinct, key=perturbation_key, sep=sep)
     elif control not in distinct:
@@ -301,6 +317,9 @@ def setup(
             f"(labels include {distinct[:5]})"
         )
     mapping = parse_labels(distinct, control=control, sep=sep)
+    annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
+    if not chosen_sep:
+        _refuse_joined_labels(adata, mapping, annotated, sep)
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
@@ -315,7 +334,6 @@ def setup(
     _warn_mixed_sources(adata)
     _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
-    annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
     hint = label_hint(adata, annotated, sep=sep) if missing else None
     if hint is not None:
         logger.warning(hint)
