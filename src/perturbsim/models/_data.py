@@ -48,9 +48,9 @@ def screen_go_annotations(
 ) -> pd.DataFrame | None:
     """The GO annotations a model of ``adata`` uses.
 
-    ``go_annotations`` when given; else a simulated screen's own GO-like table
-    (``adata.uns["simulation"]["go"]``: its genes are in no real annotation); else ``None``,
-    the bundled human GO.
+    ``go_annotations`` when given (a DataFrame, else an error naming its type); else a
+    simulated screen's own GO-like table (``adata.uns["simulation"]["go"]``: its genes are
+    in no real annotation); else ``None``, the bundled human GO.
 
     Examples
     --------
@@ -61,6 +61,11 @@ def screen_go_annotations(
     >>> screen_go_annotations(ps.ds.norman2019_subset(), None) is None
     True
     """
+    if go_annotations is not None and not isinstance(go_annotations, pd.DataFrame):
+        raise PerturbsimError(
+            "go_annotations must be a DataFrame with columns 'gene' and 'term' or None, "
+            f"got {type(go_annotations).__name__}"
+        )
     if go_annotations is not None or not isinstance(adata, AnnData):
         return go_annotations
     own = adata.uns.get(SIMULATION, {}).get("go")

@@ -10,7 +10,6 @@ import pandas as pd
 from anndata import AnnData
 
 from .._checks import check_count, check_nonnegative
-from .._errors import PerturbsimError
 from ..graphs import go_graph
 from ..pp import genes_of, parse_perturbations
 from ._base import GeneSet, PerturbationModel
@@ -131,11 +130,6 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         threshold: float = 0.0,
         seed: int | None = None,
     ) -> None:
-        if go_annotations is not None and not isinstance(go_annotations, pd.DataFrame):
-            raise PerturbsimError(
-                "go_annotations must be a DataFrame with columns 'gene' and 'term' or None, "
-                f"got {type(go_annotations).__name__}"
-            )
         n_neighbours = check_count("n_neighbours", n_neighbours)
         threshold = check_nonnegative("threshold", threshold)
         super().__init__(adata, seed=seed)

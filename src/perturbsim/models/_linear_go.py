@@ -210,11 +210,6 @@ class LinearGO(CoverageMixin, PerturbationModel):
         threshold: float = 0.1,
         seed: int | None = None,
     ) -> None:
-        if go_annotations is not None and not isinstance(go_annotations, pd.DataFrame):
-            raise PerturbsimError(
-                "go_annotations must be a DataFrame with columns 'gene' and 'term' or None, "
-                f"got {type(go_annotations).__name__}"
-            )
         n_components = check_count("n_components", n_components)
         go_components = check_count("go_components", go_components)
         top_k = check_count("top_k", top_k)
