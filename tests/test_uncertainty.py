@@ -210,14 +210,20 @@ def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
     ps.pp.split(adata, seed=1)  # holds out the singles of FOXO4 and MAP2K3, tied by GO
     model = ps.Stacked(adata, seed=0, corrections=()).fit()  # nothing corrects the mean
     with caplog.at_level("WARNING", logger="perturbsim"):
-        pred = model.predict(["FOXO4", "MAP2K3", "KLF1", "KLF1+MAP2K6"])
+        pred = model.predict(["FOXO4", "MAP2K3", "FOXO4+MAP2K3", "KLF1", "KLF1+MAP2K6"])
     assert not pred.obs.loc[["FOXO4", "MAP2K3"], "unsupported"].any()
     delta = pred.to_df(layer="delta")
     others = delta.columns.difference(["FOXO4", "MAP2K3"])  # off their own targets: alike
     np.testing.assert_allclose(delta.loc["FOXO4", others], delta.loc["MAP2K3", others])
     (warning,) = [r.getMessage() for r in caplog.records if "tied by GO" in r.getMessage()]
-    assert warning.startswith("2 unseen singles are tied by GO to measured genes but predicted")
-    assert warning.endswith(": FOXO4, MAP2K3")  # not the measured KLF1, nor the pair
+    assert warning.startswith(
+        "3 perturbations of genes the model never saw alone are tied by GO to measured genes "
+        "but predicted as the mean change"
+    )
+    # their pair is their predicted singles combined; not the measured KLF1, nor its pair
+    assert ": FOXO4, MAP2K3, FOXO4+MAP2K3; FOXO4, MAP2K3 were measured alone in the screen" in (
+        warning
+    )
 
 
 def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog):

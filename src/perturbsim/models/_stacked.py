@@ -24,9 +24,10 @@ from anndata import AnnData
 
 from .._checks import check_flag
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import PRED_N_TARGETS, PRED_SUPPORT, PRED_UNSUPPORTED
+from .._keys import PRED_SUPPORT, PRED_UNSUPPORTED
 from ..graphs import GeneGraph
 from ..pp import genes_of
+from ..pp._labels import singles_of
 from ._base import WARN_UNSUPPORTED, GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData, screen_go_annotations, screen_go_graph
@@ -1264,34 +1265,55 @@ class Stacked(CoverageMixin, PerturbationModel):
         return self._scale_of(kind), np.concatenate([f.weights for f in self._parts_fit(kind)])
 
     def _warn_of(self, prediction: AnnData, fix: str = "") -> None:
-        """Also name the supported unseen singles predicted with nothing specific to them.
+        """Also name the supported perturbations of unmeasured genes predicted as the mean.
 
-        Such a single is the scaled mean training change (and its gene's direct effect on
-        itself) when ``linear`` does not cover the gene and no correction of unseen singles
-        held out on the validation conditions: it is then predicted as a gene without
-        support is, however closely GO ties it to measured genes (its ``support``).
+        A single of a gene not measured alone is the scaled mean training change (and the
+        gene's direct effect on itself) when ``linear`` does not cover the gene and no
+        correction of unseen singles held out on the validation conditions; a set of such
+        genes, none measured alone, is their predicted singles combined. Such a
+        perturbation is then predicted as one without support is, however closely GO ties
+        its genes to measured ones (its ``support``). Genes measured alone but held out by
+        the model's split are named as such.
         """
         super()._warn_of(prediction, fix)
         if not WARN_UNSUPPORTED.get() or self._parts_fit("unseen_single")[0].weights.any():
             return
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
-        unseen = [  # those flagged unsupported are warned of already
-            str(label)
-            for label, n_genes in obs[PRED_N_TARGETS].items()
-            if n_genes == 1 and str(label) not in self.singles and not unsupported[label]
-        ]
-        rows, _ = self._linear_baseline([(gene,) for gene in unseen])
-        alike = [gene for row, gene in enumerate(unseen) if row not in set(rows)]
-        if alike:
-            logger.warning(
-                "%s by GO to measured genes but predicted as the mean change of the training "
-                "perturbations (scaled; only the gene's own expression set apart), as an "
-                "unsupported gene is: no correction of unseen singles held out on the "
-                "validation conditions (.weights) and linear does not cover them: %s",
-                counted(len(alike), "unseen single is tied", "unseen singles are tied"),
-                shown_list(alike, 20),
+        candidates = {  # those flagged unsupported are warned of already
+            str(label): genes_of(str(label))
+            for label in obs.index
+            if not unsupported[label] and not any(g in self.singles for g in genes_of(str(label)))
+        }
+        genes = sorted({g for members in candidates.values() for g in members})
+        covered, _ = self._linear_baseline([(gene,) for gene in genes])
+        specific = {genes[row] for row in covered}
+        alike = [c for c, members in candidates.items() if members and not specific & set(members)]
+        if not alike:
+            return
+        held = sorted(
+            {g for c in alike for g in genes_of(c)}.intersection(
+                singles_of(self.held_out_conditions or [])
             )
+        )
+        logger.warning(
+            "%s tied by GO to measured genes but predicted as the mean change of the "
+            "training perturbations (scaled; only the perturbed genes' own expression set "
+            "apart), as unsupported ones are: no correction of unseen singles held out on "
+            "the validation conditions (the model's weights) and linear does not cover "
+            "their genes: %s%s",
+            counted(
+                len(alike),
+                "perturbation of genes the model never saw alone is",
+                "perturbations of genes the model never saw alone are",
+            ),
+            shown_list(alike, 20),
+            f"; {shown_list(held, 20)} {'was' if len(held) == 1 else 'were'} measured alone "
+            "in the screen but held out by the model's split (refit with split kind 'none' "
+            "to use the measurements)"
+            if held
+            else "",
+        )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
