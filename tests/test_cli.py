@@ -608,7 +608,8 @@ def test_gi_names_the_listed_genes_its_model_held_out(capsys, norman, tmp_path):
         (["--test", "t.txt"], "--test is for --split custom, not --split simulation"),
         (["--epochs", "0"], "--epochs must be at least 1, got 0"),
         (["--n-models", "-1"], "--n-models must be at least 1, got -1"),
-        (["--seed", "-3"], "--seed must be a whole number >= 0, got -3"),
+        (["--seed", "-3"], "--seed must be a whole number >= 0 and < 2**32, got -3"),
+        (["--seed", str(2**70)], f"--seed must be a whole number >= 0 and < 2**32, got {2**70}"),
         (
             ["--model", "stacked_no_gears", "--device", "cuda"],
             "--device does not apply to model 'stacked_no_gears'",

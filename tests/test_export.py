@@ -178,7 +178,7 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     assert main(again) == 2  # an earlier export is replaced only with --overwrite
     assert "pred.h5ad' already exists; pass --overwrite" in capsys.readouterr().err
     assert main([*again, "--overwrite", "--split", "combo", "--seed", "-1"]) == 2
-    assert "--seed must be a whole number >= 0, got -1" in capsys.readouterr().err
+    assert "--seed must be a whole number >= 0 and < 2**32, got -1" in capsys.readouterr().err
     screen[:, :10].copy().write_h5ad(data)
     assert main([*again, "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()

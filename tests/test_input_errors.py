@@ -30,9 +30,22 @@ def additive(split_norman):
         (lambda a: ps.Stacked(a.X), "adata must be an AnnData (cells x genes), got csr_matrix"),
         (lambda a: ps.pp.setup(a.X), "adata must be an AnnData (cells x genes), got csr_matrix"),
         (lambda a: ps.tl.gi_scores(np.zeros((2, 3))), "profiles must be an AnnData (conditions"),
-        (lambda a: ps.Additive(a, seed="abc"), "seed must be an integer >= 0 or None, got 'abc'"),
-        (lambda a: ps.Additive(a, seed=1.5), "seed must be an integer >= 0 or None, got 1.5"),
-        (lambda a: ps.Additive(a, seed=-3), "seed must be an integer >= 0 or None, got -3"),
+        (
+            lambda a: ps.Additive(a, seed="abc"),
+            "seed must be an integer >= 0 and < 2**32, or None, got 'abc'",
+        ),
+        (
+            lambda a: ps.Additive(a, seed=1.5),
+            "seed must be an integer >= 0 and < 2**32, or None, got 1.5",
+        ),
+        (
+            lambda a: ps.Additive(a, seed=-3),
+            "seed must be an integer >= 0 and < 2**32, or None, got -3",
+        ),
+        (
+            lambda a: ps.Additive(a, seed=2**70),
+            f"seed must be an integer >= 0 and < 2**32, or None, got {2**70}",
+        ),
         (lambda a: ps.Stacked(a).weights, "stacked is not fitted: call .fit() first"),
         (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a whole number >= 1, got 0"),
         (lambda a: ps.GEARS(a).fit(lr=0), "lr must be a number in (0, inf), got 0"),

@@ -99,7 +99,9 @@ def test_same_seed_same_split_different_seeds_differ(norman):
     finally:
         ps.settings.seed = 0
     for bad in (-1, "a", 1.5, True):  # refused when set, not by a library at the next draw
-        with pytest.raises(PerturbsimError, match=r"^settings.seed must be a whole number >= 0"):
+        with pytest.raises(
+            PerturbsimError, match=r"^settings.seed must be a whole number >= 0 and < 2\*\*32"
+        ):
             ps.settings.seed = bad
     assert ps.settings.seed == 0
 

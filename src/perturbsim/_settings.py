@@ -15,6 +15,25 @@ from ._errors import PerturbsimError
 _LOGGER_NAME = "perturbsim"
 
 
+SEED_LIMIT = 2**32
+"""Seeds lie in ``[0, SEED_LIMIT)``: numpy's generators take no negative seed, and
+scikit-learn's (PCA, UMAP) none from ``2**32`` up."""
+
+
+def check_seed(name: str, seed: object) -> int:
+    """``seed`` as an int if it is a whole number in ``[0, 2**32)``; else one line naming it.
+
+    Examples
+    --------
+    >>> check_seed("--seed", 7)
+    7
+    """
+    whole = as_whole(seed)
+    if whole is None or not 0 <= whole < SEED_LIMIT:
+        raise PerturbsimError(f"{name} must be a whole number >= 0 and < 2**32, got {shown(seed)}")
+    return whole
+
+
 @dataclass
 class Settings:
     """Settings that apply to every function of perturbsim.
@@ -37,7 +56,7 @@ class Settings:
     def __setattr__(self, name: str, value: object) -> None:
         """Check a seed (a whole number >= 0) and the progress switch (True or False)."""
         if name == "seed":
-            value = check_count("settings.seed", value, minimum=0)
+            value = check_seed("settings.seed", value)
         elif name == "progress":
             value = check_flag("settings.progress", value)
         super().__setattr__(name, value)
@@ -111,14 +130,21 @@ def switched_off(switch: ContextVar[bool]) -> Iterator[None]:
 
 
 def resolve_seed(seed: int | None) -> int:
-    """``seed``, or the package default when it is ``None``; raise unless an integer >= 0.
+    """``seed``, or the package default when it is ``None``; raise unless in ``[0, 2**32)``.
 
-    numpy's generators take no negative seed, so none is accepted anywhere.
+    numpy's generators take no negative seed and scikit-learn's none from ``2**32`` up, so
+    none such is accepted anywhere.
     """
     if seed is None:
         return settings.seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise PerturbsimError(f"seed must be an integer >= 0 or None, got {shown(seed)}")
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed < SEED_LIMIT
+    ):
+        raise PerturbsimError(
+            f"seed must be an integer >= 0 and < 2**32, or None, got {shown(seed)}"
+        )
     return int(seed)
 
 
@@ -137,10 +163,12 @@ def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
     listed = list(seeds)
     if not listed:
         raise PerturbsimError("seeds is empty: give a count or at least one seed")
-    bad = [seed for seed in listed if as_whole(seed) is None or as_whole(seed) < 0]
+    bad = [
+        seed for seed in listed if as_whole(seed) is None or not 0 <= as_whole(seed) < SEED_LIMIT
+    ]
     if bad:
         raise PerturbsimError(
-            f"seeds must be whole numbers >= 0, got {shown(bad[0])} in {listed!r}"
+            f"seeds must be whole numbers >= 0 and < 2**32, got {shown(bad[0])} in {listed!r}"
         )
     resolved = [int(seed) for seed in listed]
     if len(set(resolved)) != len(resolved):

@@ -14,9 +14,10 @@ import pandas as pd
 from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
-from .._checks import check_count, check_nonnegative
+from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, PRED_N_TARGETS, SEP, VARIANCE_LAYER
+from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -97,9 +98,9 @@ def _test_conditions(args: argparse.Namespace) -> list[str] | None:
 
 
 def _check_seed(args: argparse.Namespace) -> None:
-    """Refuse a ``--seed`` below 0 in one line naming the flag (numpy takes no negative seed)."""
+    """Refuse a ``--seed`` out of ``[0, 2**32)`` in one line naming the flag."""
     if args.seed is not None:
-        check_count("--seed", args.seed, minimum=0)
+        check_seed("--seed", args.seed)
 
 
 def _add_split_options(
