@@ -34,7 +34,11 @@ def check_seed(name: str, seed: object) -> int:
     return whole
 
 
-@dataclass
+_SETTINGS = ("seed", "progress", "verbosity")
+"""The names of the settings."""
+
+
+@dataclass(repr=False)
 class Settings:
     """Settings that apply to every function of perturbsim.
 
@@ -54,7 +58,9 @@ class Settings:
     progress: bool = True
 
     def __setattr__(self, name: str, value: object) -> None:
-        """Check a seed (a whole number >= 0) and the progress switch (True or False)."""
+        """Check a seed, the progress switch (True or False) and the name of the setting."""
+        if name not in _SETTINGS:
+            raise PerturbsimError(f"settings has no {name!r}; its settings: {', '.join(_SETTINGS)}")
         if name == "seed":
             value = check_seed("settings.seed", value)
         elif name == "progress":
@@ -75,6 +81,11 @@ class Settings:
             )
         level = level.upper()
         logging.getLogger(_LOGGER_NAME).setLevel(level)
+
+    def __repr__(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)!r}" for name in _SETTINGS).join(
+            ("Settings(", ")")
+        )
 
 
 settings = Settings()

@@ -120,7 +120,9 @@ def joined_labels_hint(
     return _joined_hint(perturbed, measured | annotated, unknown, sep)
 
 
-def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = SEP) -> str | None:
+def label_hint(
+    adata: AnnData, annotated: set[str] | None = None, *, sep: str = SEP, joined: bool = True
+) -> str | None:
     """Say what is likely wrong when the perturbed genes of a screen are not gene names.
 
     A perturbed gene is *known* when it is measured (``var_names``) or in ``annotated``.
@@ -145,6 +147,8 @@ def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = 
         perturbed gene is not measured).
     sep
         The separator the labels were parsed with.
+    joined
+        Give the first hint (another separator); ``False`` when ``sep`` was chosen.
 
     Returns
     -------
@@ -152,9 +156,9 @@ def label_hint(adata: AnnData, annotated: set[str] | None = None, *, sep: str = 
     """
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
-    joined = _joined_hint(perturbed, measured | annotated, unknown, sep)
-    if joined is not None:
-        return joined
+    other = _joined_hint(perturbed, measured | annotated, unknown, sep) if joined else None
+    if other is not None:
+        return other
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None
     if column is not None and 2 * len(column[1]) > len(unmeasured):
         name, hits = column

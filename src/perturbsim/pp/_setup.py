@@ -334,7 +334,8 @@ def setup(
     _warn_mixed_sources(adata)
     _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
-    hint = label_hint(adata, annotated, sep=sep) if missing else None
+    # labels joined by another separator were refused above unless sep was chosen
+    hint = label_hint(adata, annotated, sep=sep, joined=False) if missing else None
     if hint is not None:
         logger.warning(hint)
     elif missing and WARN_UNMEASURED_TARGETS.get():
