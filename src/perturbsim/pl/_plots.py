@@ -450,7 +450,12 @@ def training_history(
     *,
     ax: Axes | None = None,
 ) -> Axes:
-    """Training and validation loss by epoch.
+    """Training loss and validation error by epoch.
+
+    Two measures, on one axis: the loss the network trains on (GEARS's autofocus and
+    direction terms) and the error that picks its best epoch (mean squared error on the
+    validation conditions' top DE genes); their levels are not comparable, their courses
+    are.
 
     Parameters
     ----------
@@ -499,21 +504,21 @@ def training_history(
         key = key if isinstance(key, tuple) else (key,)
         name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
         suffix = f" ({name})" if name else ""
-        ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="train" + suffix)
+        ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="training loss" + suffix)
         if np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
             ax.plot(
                 run["epoch"],
                 run["val_loss"],
                 color=f"C{i % 10}",
                 linestyle="--",
-                label="validation" + suffix,
+                label="validation error" + suffix,
             )
     values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
     if np.all(values[np.isfinite(values)] > 0):
         ax.set_yscale("log")
         plain_log_labels(ax.yaxis)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("training loss, validation error")
     if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves
         if own_figure:
             ax.figure.set_size_inches(6.4, 3.2)
