@@ -21,7 +21,8 @@ def _jaccard(go, a, b):
 
 
 def test_a_gene_departs_from_the_mean_as_its_go_neighbours_measured_alone_do(split_tiny, tiny_go):
-    model = ps.models.GONeighbours(split_tiny, n_neighbours=3).fit()
+    model = ps.models.GONeighbours(split_tiny, n_neighbours=3, shrink=False).fit()
+    assert model.shrinkage == 1.0
     data = ScreenData.from_adata(split_tiny)
     singles = data.single_changes()
     mean = data.mean_training_change()
@@ -84,3 +85,21 @@ def test_stacked_weighs_the_go_neighbours_on_held_out_conditions(split_tiny, tin
     assert weights["weight"].between(0, 1).all()
     with pytest.raises(ps.PerturbsimError, match="corrections must be a list among"):
         ps.Stacked(split_tiny, corrections=("go_nearest",))
+
+
+def test_the_departures_are_shrunk_by_how_well_they_predict_the_training_singles(norman):
+    ps.pp.split(norman, seed=3)  # a split whose GO ties predict training singles in part
+    whole = ps.models.GONeighbours(norman, shrink=False).fit()
+    shrunk = ps.models.GONeighbours(norman).fit()
+    # each training single from the others, least squares on its 20 largest departures
+    guess = whole.departures_of([(g,) for g in whole.single_genes])
+    fit = np.zeros(2)
+    for measured, predicted in zip(whole.departures, guess, strict=True):
+        top = np.argsort(-np.abs(measured), kind="stable")[:20]
+        fit += measured[top] @ predicted[top], predicted[top] @ predicted[top]
+    assert shrunk.shrinkage == pytest.approx(np.clip(fit[0] / fit[1], 0, 1))
+    assert 0 < shrunk.shrinkage < 1
+    genes = [("FOXO4",), ("FOXO4", "KLF1")]
+    np.testing.assert_allclose(
+        shrunk.departures_of(genes), shrunk.shrinkage * whole.departures_of(genes), atol=1e-12
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_flag, check_nonnegative
 from ..graphs import go_graph
 from ..pp import genes_of, parse_perturbations
 from ._base import GeneSet, PerturbationModel
@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 Neighbours = dict[str, list[tuple[str, float]]]
 """Gene -> its GO neighbours among the measured singles, ``(gene, Jaccard index)``."""
+SHRINK_GENES = 20
+"""Genes of each training single its leave-one-out fit is read on: its largest measured
+departures from the mean (as the scores read a condition's top 20 DE genes)."""
 
 
 def measured_go_neighbours(
@@ -79,14 +82,16 @@ class GONeighbours(CoverageMixin, PerturbationModel):
 
     .. math:: d_g = \frac{\sum_j J_{gj} (y_j - b)}{\sum_j J_{gj}},
 
-    and a gene set is predicted as :math:`b + \sum_{g} d_g`: additive, with no interaction.
-    The empty set (control) is predicted unchanged. No parameter is fitted beyond the mean
-    and the measured singles: how far :math:`d_g` is to be trusted is for a stacking model
-    to weigh on held-out conditions (:class:`~perturbsim.models.Stacked` with
-    ``"go_neighbours"`` among its corrections, the variant ``stacked_go_neighbours``). On
-    the simulated Norman-sized screens it was measured on, alone it predicts unseen
-    singles worse than the mean (its full departure overshoots); as a correction it gained
-    on two screens and lost on two others (``benchmarks/RESULTS.md``, rule I).
+    scaled by :math:`\alpha \in [0, 1]`, how far the training singles' departures are
+    predicted so, each from the others (leave one out, least squares on each single's
+    :data:`SHRINK_GENES` largest departures, clipped): 0 on a screen whose GO ties predict
+    nothing, and a gene set is predicted as :math:`b + \alpha \sum_{g} d_g`: additive,
+    with no interaction.
+    The empty set (control) is predicted unchanged. Beyond the mean, the measured singles
+    and :math:`\alpha`, nothing is fitted: how far the departures help a stronger baseline
+    is for a stacking model to weigh on held-out conditions
+    (:class:`~perturbsim.models.Stacked` with ``"go_neighbours"`` among its corrections,
+    the variant ``stacked_go_neighbours``; ``benchmarks/RESULTS.md``, rules I and J).
 
     **Coverage.** Genes with a GO neighbour measured alone in training. The neighbours of
     the screen's perturbed genes are found when fitted (and kept in a saved file); any other
@@ -105,6 +110,9 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         Most measured neighbours a gene's departure averages.
     threshold
         Neighbours must share GO terms with Jaccard index above it.
+    shrink
+        Scale the departures by the leave-one-out :math:`\alpha`; ``False`` keeps
+        :math:`\alpha = 1`.
     seed
         Recorded only: the fit is deterministic.
 
@@ -128,6 +136,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         go_annotations: pd.DataFrame | None = None,
         n_neighbours: int = 10,
         threshold: float = 0.0,
+        shrink: bool = True,
         seed: int | None = None,
     ) -> None:
         n_neighbours = check_count("n_neighbours", n_neighbours)
@@ -137,6 +146,8 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         self.bundled_annotations = go_annotations is None and self.go_annotations is None
         self.n_neighbours = n_neighbours
         self.threshold = threshold
+        self.shrink = check_flag("shrink", shrink)
+        self.shrinkage = 1.0
         self.neighbours: Neighbours = {}
         self.single_genes: list[str] = []
         self.departures = np.zeros((0, 0))
@@ -153,13 +164,27 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         )
         perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
         self.neighbours = self._neighbours_of(perturbed) if self.single_genes else {}
+        self.shrinkage = 1.0
+        if self.shrink:
+            self.shrinkage = self._leave_one_out_shrinkage()
         logger.info(
-            "%s: %d of %d perturbed genes have GO neighbours among %d measured singles",
+            "%s: %d of %d perturbed genes have GO neighbours among %d measured singles; "
+            "shrinkage %.3g",
             self.label,
             len(self.neighbours),
             len(perturbed),
             len(self.single_genes),
+            self.shrinkage,
         )
+
+    def _leave_one_out_shrinkage(self) -> float:
+        r""":math:`\alpha`: each training single fitted by its neighbours' departures, clipped."""
+        predicted = self._neighbour_departures([(g,) for g in self.single_genes])
+        fitted = np.zeros(2)
+        for measured, guess in zip(self.departures, predicted, strict=True):
+            top = np.argsort(-np.abs(measured), kind="stable")[:SHRINK_GENES]
+            fitted += measured[top] @ guess[top], guess[top] @ guess[top]
+        return float(np.clip(fitted[0] / fitted[1], 0.0, 1.0)) if fitted[1] > 0 else 0.0
 
     def _neighbours_of(self, genes: list[str]) -> Neighbours:
         return measured_go_neighbours(
@@ -200,11 +225,15 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         return np.array([all(g in known for g in s) for s in sets], dtype=bool)
 
     def departures_of(self, sets: list[GeneSet]) -> np.ndarray:
-        r"""Each set's summed departure from the mean, :math:`\sum_g d_g`, ``(len(sets), G)``.
+        r"""Each set's departure from the mean, :math:`\alpha \sum_g d_g`, ``(len(sets), G)``.
 
         A gene without a measured GO neighbour departs by 0 (:meth:`covers` says which).
         """
         self.require_fitted()
+        return self.shrinkage * self._neighbour_departures(sets)
+
+    def _neighbour_departures(self, sets: list[GeneSet]) -> np.ndarray:
+        r""":math:`\sum_g d_g` of each set, unshrunk."""
         known = self._neighbours_with({g for s in sets for g in s})
         row = {g: i for i, g in enumerate(self.single_genes)}
         departure = np.zeros((len(sets), len(self.genes)))
@@ -230,6 +259,8 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         return {
             "n_neighbours": self.n_neighbours,
             "threshold": self.threshold,
+            "shrink": self.shrink,
+            "shrinkage": self.shrinkage,
             "single_genes": list(self.single_genes),
             "neighbours": {g: [[s, w] for s, w in near] for g, near in self.neighbours.items()},
             "bundled_annotations": self.bundled_annotations,
@@ -243,6 +274,8 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         self.bundled_annotations = bool(options["bundled_annotations"])
         self.n_neighbours = int(options["n_neighbours"])
         self.threshold = float(options["threshold"])
+        self.shrink = bool(options["shrink"])
+        self.shrinkage = float(options["shrinkage"])
         self.single_genes = [str(g) for g in options["single_genes"]]
         self.neighbours = {
             str(g): [(str(s), float(w)) for s, w in near]
