@@ -71,8 +71,9 @@ CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go", "go_neighbours")
 """Models whose departures from the baseline can be weighted in (catalogue names)."""
 DEFAULT_CORRECTIONS: tuple[str, ...] = ("gears", "linear", "linear_go")
 """The corrections of the default. ``go_neighbours`` is opt-in (the variant
-``stacked_go_neighbours``): it gained on two development screens and was not adopted by
-the rule it was then put to on two fresh ones (``benchmarks/RESULTS.md``, rule I)."""
+``stacked_go_neighbours``): it gained on development screens, lost on two fresh ones
+(rule I) and, gated by its leave-one-out fit of the training singles, gained nothing on two
+more (rule J): ``benchmarks/RESULTS.md``."""
 GEARS_HIDDEN = 32
 """Embedding size of the GEARS correction (the standalone :class:`GEARS` keeps the
 reference's 64). Chosen on validation: GEARS with the additive residual, fitted at 16, 32 and
