@@ -73,6 +73,12 @@ def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result
     assert ax.get_title() == "nmse_de (intervals cut at the axis)"
     bounded = pl.metric_bars(result, metric="pearson_delta_de")
     assert bounded.get_ylim() == pytest.approx((-1.05, 1.05))
+    pearson = summary[summary["metric"] == "pearson_delta_de"].copy()
+    pearson.loc[pearson.index[0], "ci_low"] = -1.0  # as the summary clips a wide interval
+    clipped = pl.metric_bars(pearson, metric="pearson_delta_de")
+    assert clipped.get_title() == "pearson_delta_de (intervals cut at the metric's range, -1 to 1)"
+    pearson["ci_low"], pearson["ci_high"] = pearson["mean"] - 0.01, pearson["mean"] + 0.01
+    assert pl.metric_bars(pearson, metric="pearson_delta_de").get_title() == "pearson_delta_de"
 
 
 def test_metric_bars_on_given_axes_and_summary(result):

@@ -264,7 +264,16 @@ def metric_bars(
     ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
     ends = np.concatenate(ends)
     cut = np.isfinite(ends) & ((ends < bottom) | (ends > top))
-    ax.set_title(metric + (" (intervals cut at the axis)" if cut.any() else ""))
+    low, high = METRICS[metric].bounds if metric in METRICS else (-np.inf, np.inf)
+    at_range = np.isfinite(ends) & ((ends <= low) | (ends >= high))  # clipped by the summary
+    note = (
+        " (intervals cut at the axis)"
+        if cut.any()
+        else f" (intervals cut at the metric's range, {low:g} to {high:g})"
+        if at_range.any()
+        else ""
+    )
+    ax.set_title(metric + note)
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
