@@ -552,6 +552,21 @@ class PerturbationModel(ABC):
                 return f" (did you mean {match!r} for {gene!r}?)"
         return ""
 
+    def _held_out_note(self, labels: Sequence[str]) -> str:
+        """Which genes of ``labels`` the screen measured alone but the model's split held out.
+
+        ``""`` when none; else one clause for a warning, with the fix.
+        """
+        genes = {g for label in labels for g in genes_of(str(label))}
+        held = sorted(genes.intersection(singles_of(self.held_out_conditions or [])))
+        if not held:
+            return ""
+        return (
+            f"{shown_list(held, _MAX_NAMED_GENES)} {'was' if len(held) == 1 else 'were'} "
+            "measured alone in the screen but held out by the model's split, so the model "
+            "never saw those measurements (refit with split kind 'none' to use them)"
+        )
+
     def _warn_of(self, prediction: AnnData, fix: str = "") -> None:
         """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
 
@@ -566,16 +581,7 @@ class PerturbationModel(ABC):
         flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
         if not len(flagged):
             return
-        genes = {g for label in flagged for g in genes_of(str(label))}
-        held = sorted(genes.intersection(singles_of(self.held_out_conditions or [])))
-        notes = [
-            f"{shown_list(held, _MAX_NAMED_GENES)} {'was' if len(held) == 1 else 'were'} "
-            "measured alone in the screen but held out by the model's split, so the model "
-            "never saw those measurements (refit with split kind 'none' to use them)"
-            if held
-            else "",
-            fix,
-        ]
+        notes = [self._held_out_note(flagged), fix]
         logger.warning(
             "%s a gene neither measured alone nor tied by GO to one that was "
             "(.obs['unsupported']: such a gene is predicted from what perturbations do on "

@@ -149,6 +149,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         self.shrink = check_flag("shrink", shrink)
         self.shrinkage = 1.0
         self.neighbours: Neighbours = {}
+        self._placed: Neighbours = {}
         self.single_genes: list[str] = []
         self.departures = np.zeros((0, 0))
         self.mean_change = np.zeros(0)
@@ -164,6 +165,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         )
         perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
         self.neighbours = self._neighbours_of(perturbed) if self.single_genes else {}
+        self._placed = {}
         self.shrinkage = 1.0
         if self.shrink:
             self.shrinkage = self._leave_one_out_shrinkage()
@@ -196,13 +198,17 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         )
 
     def _neighbours_with(self, genes: set[str]) -> Neighbours:
-        """The stored neighbours, and those of ``genes`` placed now where annotations allow."""
-        added = sorted(genes - set(self.neighbours))
-        if not added or not self.single_genes:
-            return self.neighbours
-        if self.go_annotations is None and not self.bundled_annotations:
-            return self.neighbours  # loaded with custom annotations, which are not saved
-        return self.neighbours | self._neighbours_of(added)
+        """The stored neighbours, and those of ``genes`` placed where annotations allow.
+
+        A gene outside the screen is placed once (the GO graph is built for it on its first
+        query, and what it finds, if anything, is kept for the next ones).
+        """
+        added = sorted(genes - set(self.neighbours) - set(self._placed))
+        placeable = self.go_annotations is not None or self.bundled_annotations
+        if added and self.single_genes and placeable:  # custom annotations are not saved
+            found = self._neighbours_of(added)
+            self._placed |= {g: found.get(g, []) for g in added}
+        return self.neighbours | {g: near for g, near in self._placed.items() if near}
 
     def _coverable(self) -> set[str]:
         return set(self.neighbours)
@@ -250,7 +256,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         known = self._neighbours_with({g for s in sets for g in s})
         missing = sorted({g for s in sets for g in s if g not in known})
         if missing:
-            self._require_covered([missing])
+            self._require_covered([missing])  # raises, naming them
         change = self.mean_change + self.departures_of(sets)
         change[[not s for s in sets]] = 0.0
         return change, None
@@ -281,5 +287,6 @@ class GONeighbours(CoverageMixin, PerturbationModel):
             str(g): [(str(s), float(w)) for s, w in near]
             for g, near in options["neighbours"].items()
         }
+        self._placed = {}
         self.departures = np.asarray(arrays["departures"], dtype=np.float64)
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)

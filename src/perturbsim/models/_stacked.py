@@ -27,7 +27,6 @@ from .._errors import PerturbsimError, counted, shown_list
 from .._keys import PRED_SUPPORT, PRED_UNSUPPORTED
 from ..graphs import GeneGraph
 from ..pp import genes_of
-from ..pp._labels import singles_of
 from ._base import WARN_UNSUPPORTED, GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData, screen_go_annotations, screen_go_graph
@@ -1292,11 +1291,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         alike = [c for c, members in candidates.items() if members and not specific & set(members)]
         if not alike:
             return
-        held = sorted(
-            {g for c in alike for g in genes_of(c)}.intersection(
-                singles_of(self.held_out_conditions or [])
-            )
-        )
+        held = self._held_out_note(alike)
         logger.warning(
             "%s tied by GO to measured genes but predicted as the mean change of the "
             "training perturbations (scaled; only the perturbed genes' own expression set "
@@ -1309,11 +1304,7 @@ class Stacked(CoverageMixin, PerturbationModel):
                 "perturbations of genes the model never saw alone are",
             ),
             shown_list(alike, 20),
-            f"; {shown_list(held, 20)} {'was' if len(held) == 1 else 'were'} measured alone "
-            "in the screen but held out by the model's split (refit with split kind 'none' "
-            "to use the measurements)"
-            if held
-            else "",
+            f"; {held}" if held else "",
         )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
