@@ -521,56 +521,6 @@ def test_a_pair_of_genes_never_measured_alone_combines_their_predicted_singles(f
     assert np.abs(pair).sum() > np.abs(single_a).sum()  # not the mean of a single
 
 
-def test_partial_roles_builds_a_pair_with_one_measured_single_from_its_singles(tmp_path):
-    adata = split_small("simulation", 1)
-    model = ps.models.build_model(
-        "stacked_partial_roles", adata, corrections=("linear",), seed=0
-    ).fit()
-    assert model.partial_roles
-    split = adata.uns["perturbsim"]["split"]
-    test = [ps.pp.genes_of(str(c)) for c in split["test"]]
-    pairs = [g for g in test if kind_of(g, model.singles) == "combo_seen1"]
-    assert pairs
-    pair = pairs[0]
-    measured, unmeasured = sorted(pair, key=lambda g: g not in model.singles)
-    # the baseline is the measured single and the other gene's predicted single, combined
-    # by the role fit of predicted singles; no scaled mean or linear part is added
-    seen, scaled = model._baseline([pair])
-    alone = model._point_change([(unmeasured,)])[0]
-    expected = model.predicted_pair_roles.predict(
-        model.singles[measured], alone, model._fitted_genes(pair)
-    )
-    np.testing.assert_allclose(seen[0], expected)
-    assert not scaled[0].any()
-    # its kind's corrections are weighted on the validation pairs of that kind whose
-    # unmeasured gene no training condition perturbs
-    trained = {g for c in split["train"] for g in ps.pp.genes_of(str(c))}
-    val = [ps.pp.genes_of(str(c)) for c in split["val"]]
-    training_singles = {g for c in split["train"] for g in [str(c)] if "+" not in g}
-    eligible = [
-        g
-        for g in val
-        if kind_of(g, training_singles) == "combo_seen1"
-        and trained.isdisjoint(x for x in g if x not in training_singles)
-    ]
-    assert eligible
-    weights = model.weights.set_index(["kind", "part"])
-    assert weights.loc[("combo_seen1", "linear"), "n_conditions"] == len(eligible)
-    # the option is saved; a file saved before it predicts as it was fitted
-    model.save(tmp_path / "model")
-    loaded = ps.PerturbationModel.load(tmp_path / "model")
-    assert loaded.partial_roles
-    query = ["+".join(pair)]
-    np.testing.assert_allclose(loaded.predict(query).X, model.predict(query).X)
-    config_path = tmp_path / "model" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["options"]["partial_roles"], config["config_sha256"]
-    config_path.write_text(json.dumps(config))
-    assert ps.PerturbationModel.load(tmp_path / "model").partial_roles is False
-    with pytest.raises(ps.PerturbsimError, match="partial_roles"):
-        ps.models.Stacked(adata, partial_roles="yes")
-
-
 def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
     # on this split the training pairs are best fitted as their sum less a share of the change
     # their singles share; two predicted singles share the mean change both are built on, so a
@@ -584,7 +534,7 @@ def test_pairs_of_predicted_singles_never_take_the_shared_change_fit(tmp_path):
     assert ablation.predicted_pair_roles is ablation.pair_roles
     split = adata.uns["perturbsim"]["split"]
     pairs = [c for c in map(str, split["test"]) if "+" in c]
-    unmeasured = next(p for p in pairs if model._predicted_pair(ps.pp.genes_of(p)))
+    unmeasured = next(p for p in pairs if model._unmeasured_pair(ps.pp.genes_of(p)))
     measured = next(p for p in pairs if model._measured_pair(ps.pp.genes_of(p)))
     a, b = ps.pp.genes_of(unmeasured)
     pred = model.predict([a, b, unmeasured])

@@ -136,12 +136,6 @@ VARIANTS: dict[str, Variant] = {
         "stacked giving a pair with one measured single the mean alone for its other gene, "
         "not linear's prediction of it (ablation)",
     ),
-    "stacked_partial_roles": Variant(
-        "stacked",
-        {"partial_roles": True},
-        "stacked building a pair with one measured single from it and the other gene's "
-        "predicted single, combined by the role fit (candidate)",
-    ),
     "stacked_go_neighbours": Variant(
         "stacked",
         {"corrections": ("gears", "linear", "linear_go", "go_neighbours")},

@@ -369,16 +369,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         Give a set with genes measured alone and genes not ``linear``'s departure from the
         mean for the latter, as their singles have (no effect without ``linear`` among the
         corrections).
-    partial_roles
-        Build a pair with one gene measured alone and one not as a pair of two genes never
-        measured alone is built: the measured single and the other gene's predicted single
-        combined by :attr:`predicted_pair_roles`, its kind's corrections weighted on the
-        validation pairs of that kind (``partial_linear`` then serves sets of three genes or
-        more only). Off by default (the opt-in variant ``stacked_partial_roles``): on four
-        Norman-sized simulations it ranked synergistic held-out pairs better (precision@10
-        +0.03 to +0.12) but predicted those pairs' expression less well on two (calibrated
-        Pearson -0.004 and -0.017), and a rule on two fresh screens did not adopt it
-        (rule K, ``benchmarks/RESULTS.md``).
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS` (default
         :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone.
@@ -399,8 +389,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         (:class:`~perturbsim.models.PairRoles`): role coefficients, a shared-change fit or
         the sum.
     predicted_pair_roles
-        How two singles combine when one is predicted (a pair of genes never measured alone;
-        with ``partial_roles``, also a pair with one).
+        How two predicted singles combine (a pair of genes never measured alone).
     history
         The GEARS part's training history (no validation loss: it trains without the
         validation conditions).
@@ -432,7 +421,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         sparse_neighbours: bool | None = None,
         infer_singles: bool = True,
         partial_linear: bool = True,
-        partial_roles: bool = False,
         corrections: Sequence[str] = DEFAULT_CORRECTIONS,
         linear_embedding: str = "auto",
         **gears_options: Any,
@@ -442,7 +430,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         neighbours = check_flag("neighbours", neighbours)
         infer_singles = check_flag("infer_singles", infer_singles)
         partial_linear = check_flag("partial_linear", partial_linear)
-        partial_roles = check_flag("partial_roles", partial_roles)
         if shared_change is not None:
             shared_change = check_flag("shared_change", shared_change)
         if sparse_neighbours is not None:
@@ -502,15 +489,13 @@ class Stacked(CoverageMixin, PerturbationModel):
         sum (:class:`~perturbsim.models.PairRoles`; before :meth:`fit`, and where nothing
         holds out nor is kept shrunk, the sum with ``n_pairs`` counting the pairs seen)."""
         self.predicted_pair_roles = PairRoles.additive()
-        """How two singles combine when one is predicted (a pair of genes never measured
-        alone; with ``partial_roles``, also a measured single and a predicted one): the role
-        fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
+        """How two predicted singles combine (a pair of genes never measured alone): the
+        role fit alone, never the shared-change fit (:meth:`_combined_predicted_singles`)."""
         self.neighbours = neighbours
         self.sparse_neighbours = neighbours if sparse_neighbours is None else sparse_neighbours
         self.pair_neighbours: PairNeighbours | None = None
         self.infer_singles = infer_singles
         self.partial_linear = partial_linear
-        self.partial_roles = partial_roles
         self.inferred: dict[str, int] = {}
         self.inferred_variance: dict[str, np.ndarray] = {}
         self.corrections: dict[str, PerturbationModel] = {}
@@ -608,19 +593,19 @@ class Stacked(CoverageMixin, PerturbationModel):
         Returns
         -------
         ``(seen, scaled)``: ``seen`` ``(len(sets), G)``, the measured singles of the set's
-        genes combined (:meth:`_measured_part`), or for a pair built from predicted singles
-        (:meth:`_predicted_pair`) its singles combined (:meth:`_combined_predicted_singles`);
-        ``scaled`` ``(len(sets), G, 2)``, the parts weighted by the scales of :data:`SCALES`:
-        for other sets with genes not measured alone the mean training change with those
-        genes' direct effects on themselves; where the ``linear`` model (when it is a
-        correction) covers such a set's genes not measured alone (:meth:`_linear_baseline`),
-        its predicted departure of them from the mean training change, off the set's own
-        targets; 0 for the other sets.
+        genes combined (:meth:`_measured_part`), or for a pair of genes never measured alone
+        their predicted singles combined (:meth:`_combined_predicted_singles`); ``scaled``
+        ``(len(sets), G, 2)``, the parts weighted by the scales of :data:`SCALES`: for other
+        sets with genes not measured alone the mean training change with those genes' direct
+        effects on themselves; where the ``linear`` model (when it is a correction) covers
+        such a set's genes not measured alone (:meth:`_linear_baseline`), its predicted
+        departure of them from the mean training change, off the set's own targets; 0 for
+        the other sets.
         """
         column = self._gene_column
         seen = np.zeros((len(sets), len(self.genes)))
         scaled = np.zeros((len(sets), len(self.genes), len(SCALES)))
-        pairs = [row for row, genes in enumerate(sets) if self._predicted_pair(genes)]
+        pairs = [row for row, genes in enumerate(sets) if self._unmeasured_pair(genes)]
         if pairs:
             seen[pairs] = self._combined_predicted_singles([sets[row] for row in pairs])
         others = sorted(set(range(len(sets))) - set(pairs))
@@ -640,35 +625,26 @@ class Stacked(CoverageMixin, PerturbationModel):
                     )
         return seen, scaled
 
-    def _predicted_pair(self, genes: GeneSet) -> bool:
-        """Whether ``genes`` is a pair built from a predicted single.
-
-        A pair neither of whose genes was measured alone; with ``partial_roles``, also a
-        pair with one gene measured alone and one not.
-        """
-        if len(genes) != 2:
-            return False
-        n_measured = sum(g in self.singles for g in genes)
-        return n_measured == 0 or (self.partial_roles and n_measured == 1)
+    def _unmeasured_pair(self, genes: GeneSet) -> bool:
+        """Whether ``genes`` is a pair neither of whose genes was measured alone."""
+        return len(genes) == 2 and not any(g in self.singles for g in genes)
 
     def _measured_pair(self, genes: GeneSet) -> bool:
         """Whether ``genes`` is a pair both of whose genes were measured alone."""
         return len(genes) == 2 and all(g in self.singles for g in genes)
 
     def _combined_predicted_singles(self, pairs: list[GeneSet]) -> np.ndarray:
-        """Pairs built from predicted singles (:meth:`_predicted_pair`): their singles, combined.
+        """Pairs of genes never measured alone: their predicted singles, combined.
 
-        The single of each gene not measured alone is predicted as an unseen single is
-        (:meth:`_point_change`), a measured gene's is its measured single, and the two are
-        combined by :attr:`predicted_pair_roles`: the role fit, as measured singles are
-        when it is chosen for them, but never the shared-change fit, whose coefficient is
-        fitted on measured singles and damps their noise, and which would read the mean
-        change predicted singles are built on as a shared pathway. Returns
-        ``(len(pairs), G)``.
+        Each gene's single is predicted as an unseen single is (:meth:`_point_change`), and
+        the two are combined by :attr:`predicted_pair_roles`: the role fit, as measured
+        singles are when it is chosen for them, but never the shared-change fit, whose
+        coefficient is fitted on measured singles and damps their noise, and which would
+        read the mean change both predicted singles are built on as a shared pathway.
+        Returns ``(len(pairs), G)``.
         """
-        genes = sorted({g for pair in pairs for g in pair if g not in self.singles})
+        genes = sorted({g for pair in pairs for g in pair})
         predicted = dict(zip(genes, self._point_change([(g,) for g in genes]), strict=True))
-        predicted.update({g: self.singles[g] for pair in pairs for g in pair if g in self.singles})
         return np.array(
             [
                 self.predicted_pair_roles.predict(
@@ -926,15 +902,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         corrections on the validation conditions (the models were trained on the others);
         the neighbours on what the corrections leave of the validation pairs of measured
         singles and on the training pairs each lent the others' residual. Validation pairs
-        built from predicted singles (:meth:`_predicted_pair`) need the other kinds' weights
-        to predict them, so their corrections are weighted once those are set.
+        of genes never measured alone are predicted from predicted singles, so their
+        corrections are weighted once the other kinds' weights are set.
         """
         val = data.perturbed(data.val)
         held_out = self._held_out_training_rows(data)
-        later = [c for c in val if self._predicted_pair(genes_of(c))]
-        first = [c for c in val if not self._predicted_pair(genes_of(c))]
+        later = [c for c in val if self._unmeasured_pair(genes_of(c))]
+        first = [c for c in val if not self._unmeasured_pair(genes_of(c))]
         residuals = dict(zip(first, self._fit_weights_on(data, first, held_out), strict=True))
-        residuals.update(zip(later, self._fit_predicted_pairs(data, later), strict=True))
+        residuals.update(zip(later, self._fit_unmeasured_pairs(data, later), strict=True))
         val_residuals = np.array([residuals[c] for c in val]).reshape(len(val), len(self.genes))
         self._fit_error_model(data, held_out, val, val_residuals)
         logger.info("%s weights (fitted on held-out conditions):\n%s", self.label, self.weights)
@@ -1002,35 +978,29 @@ class Stacked(CoverageMixin, PerturbationModel):
             predicted[pairs] += self._neighbours_fit.weights[0] * lent[pairs]
         return measured - predicted
 
-    def _fit_predicted_pairs(self, data: ScreenData, pairs: list[str]) -> np.ndarray:
-        """Fit the corrections' weights of the pairs built from predicted singles, per kind.
+    def _fit_unmeasured_pairs(self, data: ScreenData, pairs: list[str]) -> np.ndarray:
+        """Fit the corrections' weights of pairs of genes never measured alone.
 
-        Their baseline is their singles combined (:meth:`_combined_predicted_singles`), with
-        the other kinds' weights already set (no scale; no residual lent). With
-        ``infer_singles`` the weights are fitted only on those of ``pairs`` whose genes not
-        measured alone no training condition perturbs: a gene of a measured pair gets its
-        single inferred from that pair once the weights are set, so the weights serve pairs
-        whose unmeasured genes no measured condition perturbs, while the correcting models
-        learnt the other validation pairs' genes from their training pairs. Without it, on
-        every one of ``pairs``. Returns the residuals of ``pairs``, every one predicted with
-        those weights.
+        Their baseline is their genes' predicted singles combined, with the other kinds'
+        weights already set (no scale; no residual lent). With ``infer_singles`` the weights
+        are fitted only on those of ``pairs`` neither of whose genes a training condition
+        perturbs: a gene of a measured pair gets its single inferred from that pair once the
+        weights are set, so the weights serve pairs of genes no measured condition perturbs,
+        while the correcting models learnt the other validation pairs' genes from their
+        training pairs. Without it, on every one of ``pairs``. Returns the residuals of
+        ``pairs``, every one predicted with those weights.
         """
         sets, keep, measured, focus = self._targets(data, pairs)
         baseline, _ = self._baseline(sets)
         departures = self._departures(sets, baseline)
         departures.pop(NEIGHBOURS, None)
-        kinds = [kind_of(genes, self.singles) for genes in sets]
+        kinds = ["combo_seen0"] * len(pairs)
         fit_on = None
         if self.infer_singles:
             trained = {g for c in data.perturbed(data.train) for g in genes_of(c)}
-            fit_on = [
-                i
-                for i, genes in enumerate(sets)
-                if trained.isdisjoint(g for g in genes if g not in self.singles)
-            ]
-        fitted_kinds = ("combo_seen0", "combo_seen1") if self.partial_roles else ("combo_seen0",)
+            fit_on = [i for i, genes in enumerate(sets) if trained.isdisjoint(genes)]
         predicted = self._fit_corrections(
-            kinds, keep, measured, baseline, departures, focus, fitted_kinds, fit_on
+            kinds, keep, measured, baseline, departures, focus, ("combo_seen0",), fit_on
         )
         return measured - predicted
 
@@ -1083,10 +1053,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Fit the error scales on every held-out prediction, per kind.
 
         The validation conditions as predicted (weights included; every validation pair
-        built from predicted singles, also those its weights were not fitted on, each a
+        of genes never measured alone, also those its weights were not fitted on, each a
         held-out prediction of its kind: a few more rows for a kind that has few); the
         training conditions held out one at a time as the calibrated baseline predicts them
-        (the corrections were trained on them; pairs built from predicted singles left
+        (the corrections were trained on them; pairs of genes never measured alone left
         out, see :meth:`_held_out_training_rows`), each with the support it has without
         itself; and the training pairs of measured singles as their combined singles
         predict them (the singles never saw the pair; the pair fit did).
@@ -1155,10 +1125,9 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         Each perturbed training condition with genes not measured alone (by the other
         training conditions) is predicted by the mean of the other training conditions,
-        except a pair built from predicted singles (:meth:`_predicted_pair`: neither gene
-        measured alone; with ``partial_roles``, also one): such a pair is predicted from its
-        genes' singles, not the mean, so its error would say nothing of the scale nor of the
-        model's error. Returns each condition with its row.
+        except a pair neither of whose genes was measured alone: the default predicts such a
+        pair from its genes' predicted singles, not the mean, so its error would say nothing
+        of the scale nor of the default's error. Returns each condition with its row.
         """
         train = data.perturbed(data.train)
         if len(train) < 2:
@@ -1170,7 +1139,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             genes = genes_of(condition)
             others = {g: c for g, c in self.singles.items() if g != condition}
             kind = kind_of(genes, others)
-            if kind not in KINDS or kind == "combo_seen2" or self._predicted_pair(genes):
+            if kind not in KINDS or kind == "combo_seen2" or self._unmeasured_pair(genes):
                 continue
             keep = self._fitted_genes(genes)
             seen = sum((others[g] for g in genes if g in others), np.zeros(len(self.genes)))
@@ -1385,7 +1354,6 @@ class Stacked(CoverageMixin, PerturbationModel):
             "sparse_neighbours": self.sparse_neighbours,
             "infer_singles": self.infer_singles,
             "partial_linear": self.partial_linear,
-            "partial_roles": self.partial_roles,
             "inferred": self.inferred,
             "pair_neighbours": None
             if self.pair_neighbours is None
@@ -1446,7 +1414,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.infer_singles = bool(options.get("infer_singles", False))
         # files saved before gave linear's prediction only to sets of no measured gene
         self.partial_linear = bool(options.get("partial_linear", False))
-        self.partial_roles = bool(options.get("partial_roles", False))
         self.inferred = {str(g): int(n) for g, n in options.get("inferred", {}).items()}
         if "neighbours" not in options:
             logger.warning(
