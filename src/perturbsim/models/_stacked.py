@@ -294,7 +294,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     with fewer than four validation conditions it is fitted on keeps :math:`w = 0` (for
     pairs of genes never measured alone, fewer than four of those pairs of untrained
     genes; on the Norman-sized simulation, 5 split seeds, that left the kind's weights
-    at 0 on every split), as does the
+    at 0 on every split; a set of three genes or more none of whose genes was measured
+    alone, which shares that kind, takes these weights too: the pairs' fit replaces its
+    own), as does the
     :data:`NEIGHBOURS` weight with fewer than four pairs (validation and training
     together) or when the neighbours lend nothing: no departure without evidence. Every
     fitted weight is also shrunk towards its default by its standard error
