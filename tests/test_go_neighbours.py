@@ -87,6 +87,24 @@ def test_stacked_weighs_the_go_neighbours_on_held_out_conditions(split_tiny, tin
         ps.Stacked(split_tiny, corrections=("go_nearest",))
 
 
+def test_stacked_adds_no_go_departure_to_a_pair_built_from_predicted_singles():
+    # a pair of two genes never measured alone is their predicted singles combined, each
+    # with its weighted GO-neighbour departure: the pair's own part would count it twice
+    adata = ps.ds.simulate(size="small", seed=1)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, seed=1)
+    model = ps.models.build_model(
+        "stacked_go_neighbours", adata, corrections=("linear", "go_neighbours"), seed=0
+    ).fit()
+    model.corrections["go_neighbours"] = ps.models.GONeighbours(adata, shrink=False).fit()
+    test = [ps.pp.genes_of(str(c)) for c in adata.uns["perturbsim"]["split"]["test"]]
+    pair = next(g for g in test if len(g) == 2 and not set(g) & set(model.singles))
+    sets = [pair, (pair[0],), (pair[1],)]
+    departures = model._departures(sets, np.zeros((3, len(model.genes))))["go_neighbours"]
+    assert not departures[0].any()
+    assert np.abs(departures[1:]).max() > 0.01  # each gene alone departs
+
+
 def test_the_departures_are_shrunk_by_how_well_they_predict_the_training_singles(norman):
     ps.pp.split(norman, seed=3)  # a split whose GO ties predict training singles in part
     whole = ps.models.GONeighbours(norman, shrink=False).fit()

@@ -254,7 +254,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     the set; for the opt-in ``go_neighbours``, :math:`m_j - b` is instead its departure of
     the set's genes not measured alone from the mean,
     :meth:`~perturbsim.models.GONeighbours.departures_of`: added to the baseline, not in
-    place of ``linear``'s part of it) and every weight lies in :math:`[0, 1]`, fitted per
+    place of ``linear``'s part of it; none for a pair of two genes never measured alone,
+    whose predicted singles carry it already) and every weight lies in :math:`[0, 1]`, fitted per
     kind :math:`k` of perturbation (:data:`KINDS`) by bounded least squares on held-out
     measured changes, on each condition's :data:`FIT_GENES` largest measured changes off
     its own targets (:mod:`perturbsim.models._stacking`):
@@ -717,7 +718,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             return departures
         for name, model in self.corrections.items():
             if isinstance(model, GONeighbours):  # added to the baseline, as its genes need
-                unmeasured = [tuple(g for g in s if g not in self.singles) for s in sets]
+                # a pair of two genes never measured alone is built from predicted singles,
+                # which carry it already
+                unmeasured = [
+                    () if self._unmeasured_pair(s) else tuple(g for g in s if g not in self.singles)
+                    for s in sets
+                ]
                 departures[name] = model.departures_of(unmeasured)
                 continue
             covered = np.flatnonzero(model.covers([list(s) for s in sets]))
