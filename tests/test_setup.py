@@ -65,12 +65,19 @@ def test_missing_perturbation_key():
     one_line_error(
         lambda: ps.pp.setup(adata, perturbation_key="guide"), "'guide' not found in adata.obs"
     )
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="cond"), "'cond' not found in adata.obs"
+    )
+    assert message.endswith("; did you mean 'condition'?")
 
 
 def test_no_control_cells():
     adata = make_screen(["G1", "G2"])
     one_line_error(lambda: ps.pp.setup(adata), "no control cells")
     one_line_error(lambda: ps.pp.setup(adata, control="ctrl"), "'ctrl' not found")
+    adata = make_screen(["control", "G1"])
+    message = one_line_error(lambda: ps.pp.setup(adata, control="ctrl"), "'ctrl' not found")
+    assert message.endswith("; did you mean 'control'?")
 
 
 def test_empty_and_malformed_labels():

@@ -250,7 +250,8 @@ def fitted_small():
 def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small):
     adata, model = fitted_small
     weights = model.weights
-    assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen1", "combo_seen2"}
+    # a set with genes measured alone and genes not is summed (partial_sum): no weights
+    assert set(weights["kind"]) == {"unseen_single", "combo_seen0", "combo_seen2"}
     assert set(weights["part"]) == {
         "scale",
         "scale_linear",
@@ -389,8 +390,13 @@ def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted
         ps.models.Stacked(adata, corrections=("gears",), linear_embedding="training")
 
 
-def test_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(fitted_small, tmp_path):
-    adata, model = fitted_small
+def test_weighted_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(
+    fitted_small, tmp_path
+):
+    adata, _ = fitted_small
+    go = adata.uns["simulation"]["go"]
+    model = ps.models.build_model("stacked_no_partial_sum", adata, go_annotations=go, seed=0)
+    model.fit(max_epochs=10)
     linear = model.corrections["linear"]
     test = [ps.pp.genes_of(str(c)) for c in adata.uns["perturbsim"]["split"]["test"]]
     pair = next(
@@ -421,12 +427,52 @@ def test_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(fitted_
     gap = older.predict([list(pair)]).layers["delta"] - model.predict([list(pair)]).layers["delta"]
     assert np.abs(gap).max() > 0.01
     ablation = ps.models.build_model("stacked_no_partial_linear", adata, seed=0)
-    assert not ablation.partial_linear
+    assert not ablation.partial_linear and not ablation.partial_sum
     ablation.singles, ablation.corrections = model.singles, model.corrections
     ablation.mean_change, ablation.target_effect = model.mean_change, model.target_effect
     _, without = ablation._baseline([pair])
     assert not without[0, :, 1].any()
     np.testing.assert_allclose(without[0, :, 0], scaled[0, :, 0])
+
+
+def test_a_set_with_a_measured_single_is_its_parts_summed(fitted_small, tmp_path):
+    adata, model = fitted_small
+    go = adata.uns["simulation"]["go"]
+    weighted = ps.models.build_model("stacked_no_partial_sum", adata, go_annotations=go, seed=0)
+    assert model.partial_sum and not weighted.partial_sum
+    weighted.fit(max_epochs=10)
+    test = [ps.pp.genes_of(str(c)) for c in adata.uns["perturbsim"]["split"]["test"]]
+    pair = next(g for g in test if kind_of(g, model.singles) == "combo_seen1")
+    measured, other = sorted(pair, key=lambda g: g not in model.singles)
+    alone = model._point_change([(other,)])[0]
+    np.testing.assert_allclose(model._point_change([pair])[0], model.singles[measured] + alone)
+    # a larger set: its measured single plus the rest predicted as a pair of unmeasured genes
+    third = next(g for s in test for g in s if g not in model.singles and g != other)
+    rest = tuple(sorted((other, third)))
+    assert kind_of(rest, model.singles) == "combo_seen0"
+    np.testing.assert_allclose(
+        model._point_change([(measured, *rest)])[0],
+        model.singles[measured] + model._point_change([rest])[0],
+    )
+    # the kind has no weights; its error scale is fitted on those sets as predicted
+    assert "combo_seen1" not in set(model.weights["kind"])
+    assert "combo_seen1" in set(weighted.weights["kind"])
+    # weighted, such a pair is not its own singles summed: its kind's weights differ
+    gap = weighted._point_change([pair])[0] - weighted.singles[measured]
+    assert np.abs(gap - weighted._point_change([(other,)])[0]).max() > 1e-3
+    assert model.error_scales.set_index("kind").loc["combo_seen1", "n_conditions"] > 0
+    # saved and loaded, it stays; a file saved before the option weighs the set
+    model.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert loaded.partial_sum
+    np.testing.assert_allclose(loaded.predict([list(pair)]).X, model.predict([list(pair)]).X)
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"]["partial_sum"], config["config_sha256"]
+    config_path.write_text(json.dumps(config))
+    assert ps.PerturbationModel.load(tmp_path / "model").partial_sum is False
+    with pytest.raises(ps.PerturbsimError, match="partial_sum"):
+        ps.models.Stacked(adata, go_annotations=go, partial_sum="yes")
 
 
 def test_it_is_the_catalogue_default(fitted_small):
@@ -720,7 +766,8 @@ def test_corrections_are_not_weighted_on_validation_conditions_of_other_kinds():
     val_kinds = [kind_of(ps.pp.genes_of(str(c)), trained) for c in split["val"]]
     # one validation pair with a measured gene, one with none: too few to weigh either
     assert val_kinds.count("combo_seen1") == 1 and val_kinds.count("combo_seen0") == 1
-    model = ps.models.Stacked(adata, corrections=("linear_go",)).fit()
+    # weighted (partial_sum=False), not summed as by default
+    model = ps.models.Stacked(adata, corrections=("linear_go",), partial_sum=False).fit()
     seen1 = model.weights.query("kind == 'combo_seen1'").set_index("part")
     assert seen1.loc["linear_go", "n_conditions"] == 0 and not seen1.loc["linear_go", "pooled"]
     assert seen1.loc["linear_go", "weight"] == 0.0

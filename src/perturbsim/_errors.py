@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class PerturbsimError(ValueError):
     """Bad input: the message is one line naming the offending value and how to fix it."""
@@ -24,6 +27,22 @@ def shown_list(items: object, most: int) -> str:
     names = [str(item) for item in items]  # type: ignore[attr-defined]
     more = len(names) - most
     return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
+
+
+def suggestion(value: object, options: Iterable[object]) -> str:
+    """``"; did you mean 'X'?"`` for the option closest to ``value``, or ``""`` if none is close.
+
+    Closeness is :func:`difflib.get_close_matches`'s (ratio at least 0.6).
+
+    Examples
+    --------
+    >>> suggestion("cond", ["ncounts", "condition", "dataset"])
+    "; did you mean 'condition'?"
+    >>> suggestion("xyz", ["condition"])
+    ''
+    """
+    close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:

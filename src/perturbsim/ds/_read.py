@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_file
-from .._errors import PerturbsimError, error_reason, shown_list
+from .._errors import PerturbsimError, error_reason, shown_list, suggestion
 from .._keys import SETUP, UNS
 from ..pp._setup import setup
 
@@ -212,10 +212,8 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
         shown = sorted(set(text[present]))
     for value, cells in zip(wanted, found, strict=True):
         if not cells.any():
-            close = difflib.get_close_matches(value, list(map(str, shown)), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PerturbsimError(
                 f"where: no cell has obs[{column!r}] {value!r} (its values: "
-                f"{shown_list(shown, 12)}){hint}"
+                f"{shown_list(shown, 12)}){suggestion(value, shown)}"
             )
     return np.logical_or.reduce(found)

@@ -130,11 +130,17 @@ VARIANTS: dict[str, Variant] = {
         {"infer_singles": False},
         "stacked without singles inferred from pairs for genes measured only in pairs (ablation)",
     ),
+    "stacked_no_partial_sum": Variant(
+        "stacked",
+        {"partial_sum": False},
+        "stacked weighting a pair with one measured single by its kind's own scales and "
+        "corrections, not as that single plus its other gene's own prediction (ablation)",
+    ),
     "stacked_no_partial_linear": Variant(
         "stacked",
-        {"partial_linear": False},
-        "stacked giving a pair with one measured single the mean alone for its other gene, "
-        "not linear's prediction of it (ablation)",
+        {"partial_sum": False, "partial_linear": False},
+        "stacked_no_partial_sum giving a pair with one measured single the mean alone for "
+        "its other gene, not linear's prediction of it (ablation)",
     ),
     "stacked_go_neighbours": Variant(
         "stacked",

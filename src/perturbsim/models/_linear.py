@@ -263,8 +263,9 @@ def warn_shrunk_to_mean(model: PerturbationModel) -> None:
     """Warn that a linear model's held-out fit shrank its every departure from the mean to 0."""
     warn_of_fallback(
         model,
-        "its embedding predicts no training perturbation held out gene by gene (shrinkage 0): "
-        "every prediction is the mean training perturbation",
+        "held out gene by gene, its embedding predicts the training perturbations no better "
+        "than their mean (shrinkage 0): every prediction is the mean training perturbation, "
+        "as the mean baseline's",
     )
 
 
@@ -538,8 +539,9 @@ class Linear(CoverageMixin, PerturbationModel):
         if not n_fitted:
             warn_of_fallback(
                 self,
-                "no training perturbation targets only measured genes; W = 0, every prediction "
-                "of a measured gene is the mean training perturbation",
+                "no training perturbation targets only measured genes, whose expression its "
+                "embedding needs (W = 0; common where the screen keeps a few hundred variable "
+                "genes, not the targets): every prediction is the mean training perturbation",
             )
         elif self.shrinkage == 0:
             warn_shrunk_to_mean(self)

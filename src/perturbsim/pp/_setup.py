@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from anndata.utils import make_index_unique
 
-from .._errors import PerturbsimError, counted, shown_list
+from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -294,7 +294,7 @@ def setup(
     if perturbation_key not in adata.obs.columns:
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "
-            f"columns: {list(adata.obs.columns)}"
+            f"columns: {list(adata.obs.columns)}{suggestion(perturbation_key, adata.obs.columns)}"
         )
     if copy:
         adata = adata.copy()
@@ -314,7 +314,7 @@ def setup(
     elif control not in distinct:
         raise PerturbsimError(
             f"no control cells: control label {control!r} not found in obs[{perturbation_key!r}] "
-            f"(labels include {distinct[:5]})"
+            f"(labels include {distinct[:5]}){suggestion(control, distinct)}"
         )
     mapping = parse_labels(distinct, control=control, sep=sep)
     annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
