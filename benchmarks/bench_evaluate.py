@@ -44,6 +44,7 @@ MODELS = (
     "stacked_dense_neighbours",
     "stacked_no_shared",
     "stacked_no_inferred",
+    "stacked_no_partial_sum",
     "stacked_no_partial_linear",
     "stacked_no_coexpression",
     "stacked_gears_only",

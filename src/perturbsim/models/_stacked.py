@@ -153,8 +153,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     scaled, below). So a
     measured single is its measurement, an unseen single gets the mean (the ``mean``
     baseline), a pair of measured singles their sum (``additive``), a pair with one
-    measured single that single plus the mean (the partial additive model; with ``linear``,
-    below, plus its prediction of the other gene). With
+    measured single that single plus the mean (the partial additive model; by default,
+    below, plus the whole prediction of the other gene alone). With
     ``interaction`` (default) a pair of measured singles gets them combined as the training
     pairs teach instead of their sum (:class:`~perturbsim.models.PairInteraction`'s role
     coefficients, fitted on the training pairs with the measured singles, corrected for
