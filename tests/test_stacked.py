@@ -390,6 +390,22 @@ def test_the_linear_baseline_embeds_perturbations_as_held_out_data_prefer(fitted
         ps.models.Stacked(adata, corrections=("gears",), linear_embedding="training")
 
 
+def _reloaded_without(model, path, option: str, conditions: list) -> ps.PerturbationModel:
+    """Save ``model``; check that it loads with ``option`` and predicts ``conditions`` alike.
+
+    Returns it loaded again as a file saved before ``option`` existed would be.
+    """
+    model.save(path)
+    loaded = ps.PerturbationModel.load(path)
+    assert getattr(loaded, option) is getattr(model, option) is True
+    np.testing.assert_allclose(loaded.predict(conditions).X, model.predict(conditions).X)
+    config_path = path / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"][option], config["config_sha256"]
+    config_path.write_text(json.dumps(config))
+    return ps.PerturbationModel.load(path)
+
+
 def test_weighted_a_pair_with_one_measured_single_takes_linear_for_its_other_gene(
     fitted_small, tmp_path
 ):
@@ -414,15 +430,7 @@ def test_weighted_a_pair_with_one_measured_single_takes_linear_for_its_other_gen
     _, alone = model._baseline([(unmeasured,)])
     np.testing.assert_allclose(scaled[0], alone[0])
     # saved and loaded, it stays; the ablation gives such a pair the mean alone
-    model.save(tmp_path / "model")
-    loaded = ps.PerturbationModel.load(tmp_path / "model")
-    assert loaded.partial_linear
-    np.testing.assert_allclose(loaded.predict([list(pair)]).X, model.predict([list(pair)]).X)
-    config_path = tmp_path / "model" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["options"]["partial_linear"], config["config_sha256"]  # a file saved before
-    config_path.write_text(json.dumps(config))
-    older = ps.PerturbationModel.load(tmp_path / "model")
+    older = _reloaded_without(model, tmp_path / "model", "partial_linear", [list(pair)])
     assert older.partial_linear is False  # predicts as it was fitted: the mean alone
     gap = older.predict([list(pair)]).layers["delta"] - model.predict([list(pair)]).layers["delta"]
     assert np.abs(gap).max() > 0.01
@@ -462,15 +470,8 @@ def test_a_set_with_a_measured_single_is_its_parts_summed(fitted_small, tmp_path
     assert np.abs(gap - weighted._point_change([(other,)])[0]).max() > 1e-3
     assert model.error_scales.set_index("kind").loc["combo_seen1", "n_conditions"] > 0
     # saved and loaded, it stays; a file saved before the option weighs the set
-    model.save(tmp_path / "model")
-    loaded = ps.PerturbationModel.load(tmp_path / "model")
-    assert loaded.partial_sum
-    np.testing.assert_allclose(loaded.predict([list(pair)]).X, model.predict([list(pair)]).X)
-    config_path = tmp_path / "model" / "config.json"
-    config = json.loads(config_path.read_text())
-    del config["options"]["partial_sum"], config["config_sha256"]
-    config_path.write_text(json.dumps(config))
-    assert ps.PerturbationModel.load(tmp_path / "model").partial_sum is False
+    older = _reloaded_without(model, tmp_path / "model", "partial_sum", [list(pair)])
+    assert older.partial_sum is False
     with pytest.raises(ps.PerturbsimError, match="partial_sum"):
         ps.models.Stacked(adata, go_annotations=go, partial_sum="yes")
 
