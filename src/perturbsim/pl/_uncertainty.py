@@ -102,7 +102,8 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     """Observed share of measured changes inside the predictive intervals, per nominal level.
 
     One line per model and gene set (solid: top DE genes, dashed: all genes); the diagonal
-    is perfect calibration, below it the intervals are too narrow.
+    is perfect calibration, below it the intervals are too narrow, above it too wide (the
+    title says so).
 
     Parameters
     ----------
@@ -127,6 +128,9 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     >>> ax = ps.pl.calibration_curve(table)
     >>> [line.get_label() for line in ax.get_lines()[1:]]
     ['stacked (top DE genes)', 'stacked (all genes)']
+    >>> print(ax.get_title())
+    on the diagonal: intervals as wide as they claim
+    below it: too narrow; above it: too wide
     """
     table = _table(data, "calibration", ["model", "genes", "nominal", "observed"])
     ax = _axes(ax, (4.4, 4.0))
@@ -147,5 +151,10 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel("nominal coverage of the interval")
     ax.set_ylabel("measured changes inside")
+    ax.set_title(
+        "on the diagonal: intervals as wide as they claim\n"
+        "below it: too narrow; above it: too wide",
+        fontsize="small",
+    )
     ax.legend(fontsize="small", frameon=False)
     return ax
