@@ -468,12 +468,49 @@ def test_a_set_with_a_measured_single_is_its_parts_summed(fitted_small, tmp_path
     # weighted, such a pair is not its own singles summed: its kind's weights differ
     gap = weighted._point_change([pair])[0] - weighted.singles[measured]
     assert np.abs(gap - weighted._point_change([(other,)])[0]).max() > 1e-3
-    assert model.error_scales.set_index("kind").loc["combo_seen1", "n_conditions"] > 0
+    # no scale of its own is fitted; its error scale is, on its own held-out conditions
+    assert model._scale["combo_seen1"].n_conditions == 0
+    assert weighted._scale["combo_seen1"].n_conditions > 0
+    scales = model.error_scales.set_index("kind")
+    assert scales.loc["combo_seen1", "n_conditions"] >= 3
+    assert not scales.loc["combo_seen1", "pooled"]
     # saved and loaded, it stays; a file saved before the option weighs the set
     older = _reloaded_without(model, tmp_path / "model", "partial_sum", [list(pair)])
     assert older.partial_sum is False
     with pytest.raises(ps.PerturbsimError, match="partial_sum"):
         ps.models.Stacked(adata, go_annotations=go, partial_sum="yes")
+
+
+def test_summed_validation_sets_reach_the_error_model_as_predicted(monkeypatch):
+    adata = split_small("simulation", 1)
+    recorded: dict = {"summed": {}}
+    summed_partial = ps.models.Stacked._summed_partial
+    fit_error_model = ps.models.Stacked._fit_error_model
+
+    def record_summed(self, sets):
+        out = summed_partial(self, sets)
+        recorded["summed"].update(zip(map(tuple, sets), out, strict=True))
+        return out
+
+    def record_errors(self, data, held_out, val, val_residuals):
+        recorded.update(val=list(val), residuals=val_residuals.copy())
+        return fit_error_model(self, data, held_out, val, val_residuals)
+
+    monkeypatch.setattr(ps.models.Stacked, "_summed_partial", record_summed)
+    monkeypatch.setattr(ps.models.Stacked, "_fit_error_model", record_errors)
+    ps.models.Stacked(adata, go_annotations=adata.uns["simulation"]["go"], corrections=()).fit()
+    stats = ScreenData.from_adata(adata).stats
+    rows = [i for i, c in enumerate(recorded["val"]) if ps.pp.genes_of(c) in recorded["summed"]]
+    assert len(rows) >= 3  # every summed validation set: its residual is of its sum
+    for i in rows:
+        condition = recorded["val"][i]
+        measured = stats.delta[stats.index([condition])][0].astype(np.float64)
+        np.testing.assert_allclose(
+            recorded["residuals"][i],
+            measured - recorded["summed"][ps.pp.genes_of(condition)],
+            rtol=1e-5,
+            atol=1e-6,
+        )
 
 
 def test_it_is_the_catalogue_default(fitted_small):

@@ -269,7 +269,8 @@ class Stacked(CoverageMixin, PerturbationModel):
     :meth:`~perturbsim.models.GONeighbours.departures_of`: added to the baseline, not in
     place of ``linear``'s part of it; none for a pair of two genes never measured alone,
     whose predicted singles carry it already) and every weight lies in :math:`[0, 1]`, fitted per
-    kind :math:`k` of perturbation (:data:`KINDS`) by bounded least squares on held-out
+    kind :math:`k` of perturbation (:data:`KINDS`; with ``partial_sum``, not
+    ``combo_seen1``, which is summed) by bounded least squares on held-out
     measured changes, on each condition's :data:`FIT_GENES` largest measured changes off
     its own targets (:mod:`perturbsim.models._stacking`):
 
@@ -388,8 +389,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     partial_sum
         Predict a set with genes measured alone and genes not as their measured singles
         plus the model's own prediction of the others, summed; its kind
-        (``combo_seen1``) then has no weights, and its validation conditions fit none
-        (they fit its error scale). ``False`` is the ablation ``stacked_no_partial_sum``.
+        (``combo_seen1``) then has no scales or weights, and its held-out conditions fit
+        none (its validation conditions, as predicted, and its training conditions held out
+        one at a time, as the unseen singles' scales predict their unseen part, fit its
+        error scale alone). ``False`` is the ablation ``stacked_no_partial_sum``.
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS` (default
         :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone.
@@ -985,7 +988,10 @@ class Stacked(CoverageMixin, PerturbationModel):
             if scaled[i, :, 0].any()
         ]
         self._scale = fit_per_kind(
-            [row for _, row in held_out] + scale_rows, KINDS, SCALE_DEFAULT, pooled_kinds=POOLED
+            [row for _, row in held_out if self._scale_kind(row.kind) == row.kind] + scale_rows,
+            KINDS,
+            SCALE_DEFAULT,
+            pooled_kinds=POOLED,
         )
         scales = np.array([self._scale_of(k) for k in kinds]).reshape(len(kinds), len(SCALES))
         baseline = seen + np.einsum("ngp,np->ng", scaled, scales)
@@ -1110,7 +1116,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             kinds.append("combo_seen2")
         for condition, row in held_out:
             genes = genes_of(condition)
-            residual = row.target - row.parts @ self._scale_of(row.kind)
+            residual = row.target - row.parts @ self._scale_of(self._scale_kind(row.kind))
             scale = self.gene_scale[self._fitted_genes(genes)]
             ratios.append(error_ratio(residual, scale))
             supports.append(self._support_of(genes, known - {condition}).mean())
@@ -1162,7 +1168,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         training conditions) is predicted by the mean of the other training conditions,
         except a pair neither of whose genes was measured alone: the default predicts such a
         pair from its genes' predicted singles, not the mean, so its error would say nothing
-        of the scale nor of the default's error. Returns each condition with its row.
+        of the scale nor of the default's error. With ``partial_sum``, a set with genes
+        measured alone and genes not fits no scale (it is summed): its row serves the error
+        model alone, as the unseen singles' scale predicts its unseen part
+        (:meth:`_scale_kind`). Returns each condition with its row.
         """
         train = data.perturbed(data.train)
         if len(train) < 2:
@@ -1280,6 +1289,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         return gears.history if isinstance(gears, GEARS) else pd.DataFrame()
 
     # -- predict ---------------------------------------------------------------------------
+    def _scale_kind(self, kind: str) -> str:
+        """The kind whose scales predict the unseen part of a held-out condition of ``kind``.
+
+        Its own, but with ``partial_sum`` for a set with genes measured alone and genes not
+        (``combo_seen1``): it is summed, its genes not measured alone predicted as such
+        genes are, so the unseen singles' scales.
+        """
+        return "unseen_single" if self.partial_sum and kind == "combo_seen1" else kind
+
     def _scale_of(self, kind: str) -> np.ndarray:
         """The scales of a kind (:data:`SCALES`; :data:`SCALE_DEFAULT` for other kinds)."""
         return self._scale[kind].weights if kind in KINDS else SCALE_DEFAULT
