@@ -943,7 +943,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         held_out = self._held_out_training_rows(data)
         later = [c for c in val if self._unmeasured_pair(genes_of(c))]
         summed = [c for c in val if self._summed(genes_of(c))]
-        first = [c for c in val if c not in set(later) | set(summed)]
+        apart = set(later) | set(summed)
+        first = [c for c in val if c not in apart]
         residuals = dict(zip(first, self._fit_weights_on(data, first, held_out), strict=True))
         residuals.update(zip(later, self._fit_unmeasured_pairs(data, later), strict=True))
         if summed:
@@ -1209,7 +1210,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             self.require_fitted()
         rows = []
         for kind in KINDS:
-            if self.partial_sum and kind == "combo_seen1":
+            if self._summed_kind(kind):
                 continue
             fits: list[tuple[str, Fitted, int]] = [
                 (name, self._scale[kind], j) for j, name in enumerate(SCALES)
@@ -1296,7 +1297,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         (``combo_seen1``): it is summed, its genes not measured alone predicted as such
         genes are, so the unseen singles' scales.
         """
-        return "unseen_single" if self.partial_sum and kind == "combo_seen1" else kind
+        return "unseen_single" if self._summed_kind(kind) else kind
 
     def _scale_of(self, kind: str) -> np.ndarray:
         """The scales of a kind (:data:`SCALES`; :data:`SCALE_DEFAULT` for other kinds)."""
@@ -1382,9 +1383,13 @@ class Stacked(CoverageMixin, PerturbationModel):
         change[summed] = self._summed_partial([sets[i] for i in summed])
         return change
 
+    def _summed_kind(self, kind: str) -> bool:
+        """Whether sets of ``kind`` are summed, not weighted (``partial_sum``: ``combo_seen1``)."""
+        return self.partial_sum and kind == "combo_seen1"
+
     def _summed(self, genes: GeneSet) -> bool:
-        """Whether ``genes`` is predicted by :meth:`_summed_partial` (``partial_sum``)."""
-        return self.partial_sum and kind_of(genes, self.singles) == "combo_seen1"
+        """Whether ``genes`` is predicted by :meth:`_summed_partial`."""
+        return self._summed_kind(kind_of(genes, self.singles))
 
     def _summed_partial(self, sets: list[GeneSet]) -> np.ndarray:
         """Sets with genes measured alone and genes not: the measured singles plus the rest.
