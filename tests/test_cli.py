@@ -163,6 +163,8 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert "grn unseen_single 1/5" in out
     # no_perturb misses every direction where the replicate beats the mean by 0.05: named
     assert "far outside the anchors (|score| > 3): no_perturb direction_error_de combo_seen0" in out
+    # the measured singles' sum passes the split-half replicate on the pairs: explained
+    assert "above 1: closer to the held-out measurement than half of its cells" in out
     assert (tmp_path / "report" / "report.md").is_file()
 
 

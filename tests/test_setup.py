@@ -234,6 +234,10 @@ def test_read_names_what_where_cannot_find(tmp_path):
     one_line_error(  # what is left must still be a screen: said with what where kept
         lambda: ps.ds.read(path, where={"condition": "G1"}), r"^where kept 6 of 12 cells: .*control"
     )
+    one_line_error(  # a key the file lacks is no fault of the filter: said without it
+        lambda: ps.ds.read(path, perturbation_key="conditon", where={"cell_type": "K562"}),
+        r"^perturbation_key 'conditon' not found in adata\.obs.*did you mean 'condition'",
+    )
     adata.obs["lane"] = [1.0] * 6 + [np.nan] * 6
     adata.write_h5ad(path)
     assert ps.ds.read(path, where={"lane": 1}).n_obs == 6  # numbers compared as numbers

@@ -811,6 +811,12 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
                 "scored on part of a subgroup's conditions only (few conditions can land a "
                 f"score far from both anchors): {', '.join(shown)}"
             )
+        if (table.stack() > 1).any():
+            lines.append(
+                "above 1: closer to the held-out measurement than half of its cells is to "
+                "the other half (the replicate): a model predicting from every cell of other "
+                "conditions, e.g. a pair from its measured singles, can pass it"
+            )
         far = table.stack()[lambda values: values.abs() > FAR_FROM_ANCHORS]
         if not far.empty:
             cells = [

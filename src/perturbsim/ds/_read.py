@@ -14,7 +14,7 @@ import pandas as pd
 from .._checks import check_file
 from .._errors import PerturbsimError, error_reason, shown_list, suggestion
 from .._keys import SETUP, UNS
-from ..pp._setup import setup
+from ..pp._setup import check_perturbation_key, setup
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ def read(
             f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
             f"{error_reason(err)}"
         ) from err
-    if where:
+    if where:  # a column the screen lacks is no fault of the filter: said without it
+        check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
         adata = adata[kept].to_memory() if backed else adata[kept].copy()

@@ -213,6 +213,26 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
         )
 
 
+def check_perturbation_key(obs: pd.DataFrame, perturbation_key: str) -> None:
+    """Refuse a ``perturbation_key`` that is not a column of ``obs``, naming the columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from perturbsim._errors import PerturbsimError
+    >>> try:
+    ...     check_perturbation_key(pd.DataFrame({"condition": ["control"]}), "conditon")
+    ... except PerturbsimError as err:
+    ...     print(str(err).split("; ")[-1])
+    did you mean 'condition'?
+    """
+    if perturbation_key not in obs.columns:
+        raise PerturbsimError(
+            f"perturbation_key {perturbation_key!r} not found in adata.obs; "
+            f"columns: {list(obs.columns)}{suggestion(perturbation_key, obs.columns)}"
+        )
+
+
 def setup(
     adata: AnnData,
     *,
@@ -291,11 +311,7 @@ def setup(
     """
     check_anndata(adata)
     check_not_empty(adata)
-    if perturbation_key not in adata.obs.columns:
-        raise PerturbsimError(
-            f"perturbation_key {perturbation_key!r} not found in adata.obs; "
-            f"columns: {list(adata.obs.columns)}{suggestion(perturbation_key, adata.obs.columns)}"
-        )
+    check_perturbation_key(adata.obs, perturbation_key)
     if copy:
         adata = adata.copy()
     before = _screen_as_read(adata)
