@@ -580,7 +580,7 @@ def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "held", "--model", "additive") == 0
     out = capsys.readouterr().out
-    assert "held out for testing, never seen:" in out and "unseen_single" in out
+    assert "held out for testing (conditions never trained on):" in out and "unseen_single" in out
     assert _train(data, tmp_path / "all", "--model", "additive", "--split", "none") == 0
     assert "none held out (--split none)" in capsys.readouterr().out
     singles = {c for c in screen.obs["condition"] if "+" not in c and c != "control"}
@@ -673,6 +673,9 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert main(["predict", str(tmp_path / "model"), gene.lower(), *replace]) == 2
     hint = f"did you mean {gene!r} for {gene.lower()!r}? gene names are case-sensitive"
     assert hint in _one_line_error(capsys)
+    # a gene given as the control label would read as no perturbation: refused
+    assert main(["predict", str(tmp_path / "model"), gene, "--control", gene, *replace]) == 2
+    assert f"--control {gene!r} is a gene of the model" in _one_line_error(capsys)
     into_model = ["--out", str(tmp_path / "model" / "pred.h5ad"), "--overwrite"]
     assert main(["predict", str(tmp_path / "model"), gene, *into_model]) == 2
     assert "would write over or into" in _one_line_error(capsys)

@@ -94,7 +94,7 @@ def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Genetic interactions" in text and report
     assert "The truth is the simulator's noiseless profiles" in text  # what it is scored on
-    assert "| model | pairs | genes | synergy" in text
+    assert "| model | pairs per seed | genes | synergy" in text
 
 
 @pytest.mark.parametrize("gi_k", [0, 2.5, True])

@@ -70,6 +70,15 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert ax.get_title() == "genetic interaction map\nleft out: 1 with a non-finite score"
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
+    summed = only_scored.assign(c1=1.0, c2=1.0)  # as an additive prediction's pairs
+    assert (
+        pl.gi_map(summed)
+        .get_title()
+        .endswith(
+            f"\n{len(scored) - 1} of {len(scored) - 1} predicted as their singles summed: "
+            "the additive model's calls"
+        )
+    )
 
 
 def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):

@@ -83,6 +83,17 @@ def test_gi_scores_of_every_pair_are_joined_and_singles_marked(gears, genes):
     assert pairs["n_genes"].dtype == "Int64"
 
 
+def test_pairs_predicted_as_their_singles_summed_are_marked(additive, gears, genes):
+    known = [g for g in genes if additive.covers(g)[0]][:4]
+    summed = additive.predict_pairs(known).obs.iloc[4:]
+    scored = summed["flag"] == ""
+    assert scored.any() and summed.loc[scored, "sum_of_singles"].all()
+    assert not summed.loc[~scored, "sum_of_singles"].any()  # nothing to tell unscored
+    learnt = gears.predict_pairs(genes[:6]).obs.iloc[6:]  # the network's interactions
+    assert not learnt["sum_of_singles"].any()
+    assert learnt["sum_of_singles"].dtype == "boolean"
+
+
 def test_gi_options_reach_the_scoring(gears, genes):
     pred = gears.predict_pairs(genes[:4], genes=list(gears.genes[:20]))
     assert (pred.obs["n_genes"].iloc[4:] <= 20).all()
@@ -202,7 +213,8 @@ def test_cli_gi_says_how_many_pairs_are_their_singles_summed():
         }
     )
     text = _gi_summary(scores, 4, "gears")
-    assert "2 of the 3 predicted as the sum of their singles (c1 = c2 = 1)" in text
+    assert "2 of the 3 predicted as the sum of their singles (c1 = c2 = 1; column" in text
+    assert ps.tl.summed_pairs(scores).tolist() == [True, False, True, False]
 
 
 def test_cli_gi_comments_after_genes_are_ignored(model_dir, genes, tmp_path):

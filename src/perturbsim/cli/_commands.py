@@ -16,7 +16,7 @@ from anndata import AnnData
 from .._atomic import atomic_write, check_results_dir
 from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, PRED_N_TARGETS, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, CONTROL, PRED_N_TARGETS, SEP, VARIANCE_LAYER
 from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
@@ -32,7 +32,14 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
-from ..pp._gi import FEW_GENES, ON_CUT, GIRules, is_scored, resolve_abundance
+from ..pp._gi import (
+    FEW_GENES,
+    SUM_OF_SINGLES,
+    GIRules,
+    is_scored,
+    resolve_abundance,
+    summed_pairs,
+)
 from ..pp._labels import CONTROL_CANDIDATES, singles_of
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
@@ -185,8 +192,8 @@ def _held_out_text(adata: AnnData) -> str:
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
     singles = singles_of(adata.uns["perturbsim"]["split"]["test"])
     return (
-        text + f"; held out for testing, never seen: {held} (a measured gene held out is "
-        "predicted as unseen; --split none holds nothing out)"
+        text + f"; held out for testing (conditions never trained on): {held} (a measured "
+        "gene held out alone is predicted as unseen; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
     )
 
@@ -247,12 +254,25 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda target: table.to_csv(target, index_label=PERTURBATION))
 
 
+def _refuse_gene_as_control(control: str | None, model: PerturbationModel) -> None:
+    """Refuse a ``--control`` label that names a gene of the model (it would read as none)."""
+    if control is None or control == model.screen_labels.get("control"):
+        return
+    if control in model.perturbed_genes() or control in set(model.genes):
+        raise PerturbsimError(
+            f"--control {control!r} is a gene of the model, not a label of no perturbation: "
+            f"leave --control out (the screen's control label is "
+            f"{model.screen_labels.get('control', CONTROL)!r})"
+        )
+
+
 def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".h5ad", ".csv"))
     model = PerturbationModel.load(args.model)
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
+    _refuse_gene_as_control(args.control, model)
     queries = screen_queries(
         args.perturbations, model.screen_labels, sep=args.sep, control=args.control
     )
@@ -334,16 +354,14 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
-    if {"c1", "c2"} <= set(scores.columns) and scored:
-        off_one = (scores.loc[flags == "", ["c1", "c2"]].astype(float) - 1.0).abs()
-        summed = int((off_one < ON_CUT).all(axis=1).sum())
-        if summed:
-            lines.append(
-                f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1):"
-                " their subtypes are those of the additive model, not evidence of an interaction"
-                " (for pairs the screen measured, score their measured means: in Python"
-                " ps.tl.gi_scores(ps.pp.measured_profiles(adata)))"
-            )
+    summed = int(summed_pairs(scores).sum())
+    if summed:
+        lines.append(
+            f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1; "
+            f"column {SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
+            "additive model, not evidence of an interaction (for pairs the screen measured, "
+            "score their measured means: in Python ps.tl.gi_scores(ps.pp.measured_profiles(adata)))"
+        )
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "

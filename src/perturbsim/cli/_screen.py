@@ -24,6 +24,7 @@ _CLI_WORDS = (
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bcheck sep\b"), "check --sep"),
+    (re.compile(r"\bdrop sep='([^']*)'"), lambda m: f"drop --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bor sep='([^']*)'"), lambda m: f"or --sep {shlex.quote(m[1])}"),
     (
         re.compile(r"joined by '([^']+)': write '[^']*' or a list of genes"),
@@ -54,7 +55,7 @@ _CLI_WORDS = (
         lambda m: _list_hint(m[1]),
     ),
     (re.compile(r"^where: "), "--where: "),
-    (re.compile(r"^(where kept \d+ of \d+ cells)"), r"--\1"),
+    (re.compile(r"\((where kept \d+ of \d+ cells)\)$"), r"(--\1)"),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
 models' GO annotations, ``predict_pairs``'s ``skip_unknown``, ``predict``'s ``strict``): every
@@ -191,8 +192,8 @@ def cli_wording(message: str) -> str:
     >>> cli_wording("where: no cell has obs['c'] 'A 1,B'; several values? give them as a list: "
     ...             "where={'c': ['A 1', 'B']}")
     "--where: no cell has obs['c'] 'A 1,B'; several values? repeat it: --where 'c=A 1' --where c=B"
-    >>> cli_wording("where kept 7 of 12 cells: no control cells")
-    '--where kept 7 of 12 cells: no control cells'
+    >>> cli_wording("no control cells (where kept 7 of 12 cells)")
+    'no control cells (--where kept 7 of 12 cells)'
     """
     for pattern, option in _CLI_WORDS:
         message = pattern.sub(option, message)

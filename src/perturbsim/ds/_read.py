@@ -99,7 +99,7 @@ def read(
             f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
             f"{error_reason(err)}"
         ) from err
-    if where:  # a column the screen lacks is no fault of the filter: said without it
+    if where:  # a column the screen lacks is no fault of the filter: said without its count
         check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
@@ -117,7 +117,7 @@ def read(
     except PerturbsimError as err:
         if not where:
             raise
-        raise PerturbsimError(f"where kept {kept.sum()} of {kept.size} cells: {err}") from err
+        raise PerturbsimError(f"{err} (where kept {kept.sum()} of {kept.size} cells)") from err
     if where:  # models fitted on the screen keep it, so that `export` reads the same cells
         adata.uns[UNS][SETUP]["where"] = {str(c): _values_of(c, v) for c, v in where.items()}
     return adata

@@ -697,8 +697,9 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
 
-    Columns ``pairs`` and ``genes``: the pairs compared and the genes each pair was fitted
-    on, per seed, mean over seeds. Empty when the evaluation scored no interactions.
+    Columns ``pairs per seed`` and ``genes``: the pairs compared and the genes each pair
+    was fitted on, per seed, mean over seeds (so not always whole). Empty when the
+    evaluation scored no interactions.
     """
     summary = result.gi_summary()
     if summary.empty:
@@ -718,7 +719,7 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     }
     pairs = [f"{per_seed.loc[m, 'n_pairs']:g}" for m in models]
     genes = [f"{per_seed.loc[m, 'n_genes']:g}" for m in models]
-    return pd.DataFrame({"model": models, "pairs": pairs, "genes": genes, **cells})
+    return pd.DataFrame({"model": models, "pairs per seed": pairs, "genes": genes, **cells})
 
 
 def _plain_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:

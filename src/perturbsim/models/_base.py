@@ -39,7 +39,13 @@ from .._keys import (
 from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias
 from ..pp import canonical_label, genes_of, parse_perturbations
-from ..pp._gi import check_abundance_reached, gi_scores, resolve_abundance
+from ..pp._gi import (
+    SUM_OF_SINGLES,
+    check_abundance_reached,
+    gi_scores,
+    resolve_abundance,
+    summed_pairs,
+)
 from ..pp._labels import SEPARATORS, singles_of
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
@@ -524,7 +530,7 @@ class PerturbationModel(ABC):
                 return hint
         return self._typo_hint([g for g in genes if g not in known])
 
-    def _perturbed_genes(self) -> set[str]:
+    def perturbed_genes(self) -> set[str]:
         """The genes perturbed in the model's screen, in fitted or held-out conditions."""
         conditions = [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
         return {g for c in conditions for g in genes_of(c)}
@@ -537,7 +543,7 @@ class PerturbationModel(ABC):
         in a four-letter name) to a gene perturbed in the model's screen (fitted or held
         out) that the model predicts, the closest such; else ``""``.
         """
-        perturbed = sorted(self._perturbed_genes())
+        perturbed = sorted(self.perturbed_genes())
         close = {g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75) for g in unknown}
         candidates = sorted({c for matches in close.values() for c in matches})
         if not candidates:
@@ -737,7 +743,10 @@ class PerturbationModel(ABC):
         of ``genes``, then the pairs (canonical labels ``A+B``); one warning names the
         unsupported ones. With ``gi=True``, ``.obs`` also holds the columns of
         :func:`perturbsim.tl.gi_scores` for the pairs (a pair not scored, ``flag`` not
-        empty, has NaN scores and missing ``is_<subtype>`` calls); on the rows of singles
+        empty, has NaN scores and missing ``is_<subtype>`` calls) and ``sum_of_singles``
+        (True where the predicted pair is its predicted singles summed, ``c1 = c2 = 1``:
+        the model predicts no interaction, and the subtypes are the additive model's;
+        :func:`perturbsim.tl.summed_pairs`); on the rows of singles
         floats are NaN, booleans and integers missing, text empty and ``flag`` is
         ``"single"``.
 
@@ -791,7 +800,9 @@ class PerturbationModel(ABC):
                 singles = out.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)[: len(genes)]
                 weak = [g for g, flag in zip(genes, singles, strict=True) if flag]
                 gi_options.setdefault("unsupported", weak)
-            out.obs = _join_scores(out.obs, gi_scores(out, **gi_options))
+            scores = gi_scores(out, **gi_options)
+            scores[SUM_OF_SINGLES] = summed_pairs(scores)
+            out.obs = _join_scores(out.obs, scores)
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out
 

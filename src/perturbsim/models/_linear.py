@@ -541,7 +541,8 @@ class Linear(CoverageMixin, PerturbationModel):
                 self,
                 "no training perturbation targets only measured genes, whose expression its "
                 "embedding needs (W = 0; common where the screen keeps a few hundred variable "
-                "genes, not the targets): every prediction is the mean training perturbation",
+                "genes, not the targets): it predicts only targets it can embed, each as the "
+                "mean training perturbation",
             )
         elif self.shrinkage == 0:
             warn_shrunk_to_mean(self)

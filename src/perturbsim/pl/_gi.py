@@ -26,7 +26,7 @@ from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import is_scored
+from ..pp._gi import is_scored, summed_pairs
 from ._plots import ProfileSource, _axes, delta_table
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,9 @@ def gi_map(
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
     shows in dark grey the pairs it calls (light grey: not called; the x-axis label says
     so). Pairs flagged by the scoring (too few DE genes, singles missing) or with a
-    non-finite score are left out, and the title says how many.
+    non-finite score are left out, and the title says how many; it also says how many
+    pairs are their singles summed (:func:`perturbsim.tl.summed_pairs`: predicted with no
+    interaction, so called as the additive model calls them).
 
     Parameters
     ----------
@@ -154,7 +156,8 @@ def gi_map(
     z, table = z[order], table.iloc[order]
     calls = [c for c in table.columns if c.startswith("is_")]
     n, k = z.shape
-    ax = _axes(ax, (1.6 + 0.45 * (k + len(calls)), 2.0 + min(n, max_labels) * 0.14))
+    # the rotated column names take about 2 inches below the rows: room for the colour bar
+    ax = _axes(ax, (1.6 + 0.45 * (k + len(calls)), 3.6 + min(n, max_labels) * 0.14))
     image = ax.imshow(
         np.clip(z, -_Z_LIMIT, _Z_LIMIT),
         aspect="auto",
@@ -190,11 +193,17 @@ def gi_map(
     ax.set_ylabel(f"{n} pairs (clustered)")
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
-    ax.set_title(
-        "genetic interaction map" + (f"\nleft out: {', '.join(left_out)}" if left_out else ""),
-        fontsize="medium",
-    )
-    ax.figure.colorbar(image, ax=ax, shrink=0.5, label="score, z over pairs")
+    summed = int(summed_pairs(table).sum())
+    notes = [
+        *([f"left out: {', '.join(left_out)}"] if left_out else []),
+        *(
+            [f"{summed} of {n} predicted as their singles summed: the additive model's calls"]
+            if summed
+            else []
+        ),
+    ]
+    ax.set_title("\n".join(["genetic interaction map", *notes]), fontsize="medium")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8, label="score, z over pairs")
     return ax
 
 

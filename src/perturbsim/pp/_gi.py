@@ -1106,6 +1106,33 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
     return pd.Series(empty.to_numpy(dtype=bool), index=table.index, name="flag")
 
 
+SUM_OF_SINGLES = "sum_of_singles"
+"""Column of :meth:`~perturbsim.models.PerturbationModel.predict_pairs` saying which pairs
+were predicted as their singles summed (:func:`summed_pairs`)."""
+
+
+def summed_pairs(table: pd.DataFrame) -> pd.Series:
+    """Which scored pairs are their singles summed: ``c1`` and ``c2`` both 1 (to ``ON_CUT``).
+
+    A prediction that is the sum of its predicted singles (a model that saw nothing of the
+    pair's interaction predicts none) gets the additive model's subtypes, magnitude
+    ``√2`` included: calls, not evidence of an interaction. Measured pairs are never
+    exactly additive. Pairs not scored, or a table without ``c1`` and ``c2``, give False.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"c1": [1.0, 0.6], "c2": [1.0, 1.1], "flag": ["", ""]})
+    >>> summed_pairs(table).tolist()
+    [True, False]
+    """
+    if not {"c1", "c2"} <= set(table.columns):
+        return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
+    off_one = (table[["c1", "c2"]].astype(float) - 1.0).abs()
+    summed = (off_one < ON_CUT).all(axis=1) & is_scored(table)
+    return summed.rename(SUM_OF_SINGLES)
+
+
 def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> float:
     """The threshold on mean control expression that chooses the genes pairs are fitted on.
 

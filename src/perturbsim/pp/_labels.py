@@ -95,7 +95,8 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         if SEP in token:
             raise PerturbsimError(
                 f"malformed perturbation label {label!r}: gene name {token!r} contains {SEP!r}, "
-                "which perturbsim reserves to join genes"
+                f"which perturbsim reserves to join genes (labels joined by {SEP!r}: drop "
+                f"sep={sep!r})"
             )
         if token in genes:
             raise PerturbsimError(

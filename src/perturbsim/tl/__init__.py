@@ -1,6 +1,6 @@
 """Tools: metrics, evaluation, genetic interactions, cell fitness and experiment design."""
 
-from ..pp._gi import GIRules, gi_per_gene, gi_scores
+from ..pp._gi import GIRules, gi_per_gene, gi_scores, summed_pairs
 from . import _metrics as metrics
 from ._design import active_learning_summary, default_candidates, design, measured_conditions
 from ._evaluate import evaluate
@@ -33,5 +33,6 @@ __all__ = [
     "metrics",
     "register_metric",
     "score",
+    "summed_pairs",
     "truth_profiles",
 ]
