@@ -229,11 +229,11 @@ def test_a_fallback_to_the_mean_is_a_warning_alone_and_a_note_inside_the_default
     ps.pp.split(norman, seed=1)  # CRISPRa: no training perturbation targets a measured gene
     with caplog.at_level("INFO", logger="perturbsim.models._linear"):
         build_model("linear", norman, seed=0).fit()
-    alone = [r for r in caplog.records if "every prediction" in r.getMessage()]
+    alone = [r for r in caplog.records if "mean training perturbation" in r.getMessage()]
     assert [r.levelname for r in alone] == ["WARNING"]
     caplog.clear()
     with caplog.at_level("INFO", logger="perturbsim.models._linear"):
         build_model("stacked_no_gears", norman, seed=0).fit()
-    inside = [r for r in caplog.records if "every prediction" in r.getMessage()]
+    inside = [r for r in caplog.records if "mean training perturbation" in r.getMessage()]
     assert len(inside) == 2 and {r.levelname for r in inside} == {"INFO"}  # linear, linear_go
     assert all("(a part of stacked_no_gears, which weighs it" in r.getMessage() for r in inside)
