@@ -186,7 +186,7 @@ def test_cli_gi_draws_no_map_of_fewer_than_two_scored_pairs(model_dir, genes, tm
 
 
 def test_cli_gi_counts_flags_by_kind_not_by_gene():
-    from perturbsim.cli._commands import _gi_summary
+    from perturbsim.cli._gi import _gi_summary
 
     scores = pd.DataFrame(
         {
@@ -202,7 +202,7 @@ def test_cli_gi_counts_flags_by_kind_not_by_gene():
 
 
 def test_cli_gi_says_how_many_pairs_are_their_singles_summed():
-    from perturbsim.cli._commands import _gi_summary
+    from perturbsim.cli._gi import _gi_summary
 
     scores = pd.DataFrame(
         {
@@ -342,3 +342,31 @@ def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):
     profiles = gears.predict([*genes[:2], "+".join(genes[:2])])
     with pytest.raises(ps.PerturbsimError, match="unsupported must be a list of genes"):
         gi_scores(profiles, unsupported="G1")
+
+
+def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, capsys):
+    from perturbsim.ds._paths import bundled_path
+
+    data = str(bundled_path("norman2019_subset.h5ad"))
+    out = tmp_path / "measured"
+    run = ["--no-progress", "measured-gi", data, "--control", "control", "--out", str(out)]
+    assert main(run) == 0
+    scores = pd.read_csv(out / "gi_scores.csv", index_col=0, keep_default_na=False)
+    profiles = ps.pp.measured_profiles(norman)
+    expected = ps.tl.gi_scores(profiles)  # the same scores as the Python route
+    assert list(scores.index) == list(expected.index)
+    np.testing.assert_allclose(
+        scores["magnitude"].replace("", np.nan).astype(float),
+        expected["magnitude"].astype(float),
+    )
+    assert scores["n_cells"].tolist() == profiles.obs.loc[scores.index, "n_cells"].tolist()
+    assert not ps.tl.summed_pairs(expected).any()  # measured pairs are never exactly a sum
+    printed = capsys.readouterr().out
+    assert f"{len(scores)} pairs: {int((scores['flag'] == '').sum())} scored" in printed
+    assert "of the screen's 500 genes" in printed and "cells of the scored pairs:" in printed
+    assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(run) == 2  # an earlier run's files are kept unasked
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    where = ["--where", "condition=control", "--where", "condition=KLF1"]  # singles only
+    assert main([*run[:-2], *where, "--out", str(tmp_path / "none")]) == 2
+    assert "measured no pair of two genes: nothing to score" in capsys.readouterr().err

@@ -14,9 +14,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
-from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, CONTROL, PRED_N_TARGETS, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, CONTROL, SEP, VARIANCE_LAYER
 from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
@@ -32,18 +31,11 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
-from ..pp._gi import (
-    FEW_GENES,
-    SUM_OF_SINGLES,
-    GIRules,
-    is_scored,
-    resolve_abundance,
-    summed_pairs,
-)
 from ..pp._labels import CONTROL_CANDIDATES, singles_of
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
+from ._gi import register_gi, register_measured_gi
 from ._parser import (
     add_command,
     add_overwrite,
@@ -69,8 +61,6 @@ SPLITS = ("simulation", "single", "combo", "custom")
 ``none``: every condition in training and validation)."""
 TRAIN_SEED = 1
 """Default seed of ``train``'s split and model (GEARS's first split seed)."""
-MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
-"""``gi --magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
 PERTURBATION = "perturbation"
 """Header of the first column (the perturbation labels) of ``predict``'s CSV files."""
 MODEL_FLAGS = (
@@ -332,172 +322,6 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser, "an existing --out file (and its .variance.csv, .obs.csv)")
     parser.set_defaults(run=_run_predict)
-
-
-# -- gi -------------------------------------------------------------------------------------
-def _reason_kind(flag: str) -> str:
-    """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
-    kinds = {"missing single": "missing single(s)", "unsupported": "unsupported gene(s)"}
-    return "; ".join(
-        next((kind for start, kind in kinds.items() if part.startswith(start)), part)
-        for part in flag.split("; ")
-    )
-
-
-def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
-    """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
-    flags = scores["flag"].astype(str)
-    scored = int((flags == "").sum())
-    lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
-    for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
-        lines.append(f"  not scored ({reason}): {count}")
-    subtypes = [c for c in scores.columns if c.startswith("is_")]
-    counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
-    lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
-    summed = int(summed_pairs(scores).sum())
-    if summed:
-        lines.append(
-            f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1; "
-            f"column {SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
-            "additive model, not evidence of an interaction (for pairs the screen measured, "
-            "score their measured means: in Python ps.tl.gi_scores(ps.pp.measured_profiles(adata)))"
-        )
-    if magnitude == "gears":
-        lines.append(
-            "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
-            "a synergy; --magnitude norman calls it additive)"
-        )
-    return "\n".join(lines)
-
-
-def _fitted_genes_text(scores: pd.DataFrame, n_genes: int, abundance: float, given: bool) -> str:
-    """What ``perturbsim gi`` says of the genes each pair was fitted on.
-
-    ``given``: the threshold was ``--abundance``'s, not the default's choice.
-    """
-    fitted = int(scores["n_genes"].max())
-    if given:
-        why = "--abundance"
-    elif abundance == 0:
-        why = (
-            f"every expressed gene, as fewer than {FEW_GENES} exceed Norman's 0.5; "
-            "--abundance sets another"
-        )
-    else:
-        why = "Norman's threshold; --abundance sets another"
-    return (
-        f"each pair fitted on up to {fitted} of the model's {n_genes} genes: those whose "
-        f"mean control expression exceeds {abundance:g} ({why}), the pair's own genes left out"
-    )
-
-
-GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
-"""What ``perturbsim gi`` writes into its ``--out`` (the map with two scored pairs or more)."""
-GI_MAP_DPI = 110
-"""Resolution of ``perturbsim gi``'s map."""
-
-
-def _write_gi_map(pred: AnnData, scores: pd.DataFrame, path: Path) -> str:
-    """Draw the GI map of ``pred`` (its pairs' ``scores``) into ``path``; what was written.
-
-    With fewer than two scored pairs there is nothing to cluster: no map, and a map of an
-    earlier run there (replaced with ``--overwrite``) is removed rather than left stale.
-    """
-    from ..pl import gi_map
-
-    if int(is_scored(scores).sum()) < 2:
-        path.unlink(missing_ok=True)
-        print("no GI map: fewer than 2 pairs were scored")
-        return ""
-    figure = gi_map(pred).figure
-    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=GI_MAP_DPI))
-    return ", gi_map.png"
-
-
-def _run_gi(args: argparse.Namespace) -> None:
-    if args.abundance is not None:
-        check_nonnegative("--abundance", args.abundance)
-    refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
-    genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
-    model = PerturbationModel.load(args.model)
-    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
-    pred = model.predict_pairs(
-        genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
-    )
-    pairs = pred.obs[PRED_N_TARGETS] == 2
-    scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
-    atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
-    atomic_write(args.out / GI_FILES[1], scores.to_csv)
-    print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
-    abundance = resolve_abundance(model.control_mean, args.abundance)
-    print(_fitted_genes_text(scores, len(model.genes), abundance, args.abundance is not None))
-    held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
-    if held:
-        print(
-            f"warning: {counted(len(held), 'gene was', 'genes were')} measured alone but held "
-            f"out by the model's split: {shown_list(sorted(held), 10)}; the singles of such "
-            "genes, and so their pairs' interactions, are predicted without those "
-            "measurements (train with --split none to fit on every condition)"
-        )
-    measured = scores.index.intersection(model.fitted_conditions or [])
-    if len(measured):
-        print(
-            f"{counted(len(measured), 'of these pairs was', 'of these pairs were')} measured "
-            "in the model's fit (e.g. "
-            f"{measured[0]}): their rows too are its predictions, not the measurements "
-            "(score measured means with perturbsim.tl.gi_scores)"
-        )
-    drawn = _write_gi_map(pred, scores, args.out / GI_FILES[2])
-    print(f"wrote predictions.h5ad, gi_scores.csv{drawn} to {args.out}")
-
-
-def register_gi(commands: argparse._SubParsersAction) -> None:
-    """Register ``perturbsim gi``."""
-    parser = add_command(
-        commands,
-        "gi",
-        help="predict every single and pair of a gene list and score their interactions",
-    )
-    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
-    parser.add_argument(
-        "--genes",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="gene list, one a line (# starts a comment)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="directory for predictions.h5ad, gi_scores.csv and gi_map.png (the pairs' "
-        "scores clustered, as perturbsim.pl.gi_map draws them)",
-    )
-    add_overwrite(parser, "the files of an earlier run in --out")
-    parser.add_argument(
-        "--skip-unknown",
-        action="store_true",
-        help="leave out the genes the model cannot predict instead of stopping",
-    )
-    parser.add_argument(
-        "--magnitude",
-        choices=tuple(MAGNITUDE_SCORES),
-        default="gears",
-        help="scale of the magnitude rules: gears (default, sqrt(c1² + c2²), the GEARS "
-        "paper's thresholds: an exactly additive pair, magnitude 1.41, is a synergy) or "
-        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1)",
-    )
-    parser.add_argument(
-        "--abundance",
-        type=float,
-        default=None,
-        metavar="X",
-        help="fit each pair on the genes whose mean control expression exceeds X (0 keeps "
-        "every expressed gene); default: Norman's 0.5 (on UMI counts) where at least "
-        f"{FEW_GENES} genes exceed it, else 0, as perturbsim evaluate does",
-    )
-    parser.set_defaults(run=_run_gi)
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -935,6 +759,7 @@ REGISTRARS = (
     register_train,
     register_predict,
     register_gi,
+    register_measured_gi,
     register_export,
     register_evaluate,
     register_models,

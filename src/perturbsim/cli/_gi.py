@@ -1,0 +1,266 @@
+"""``perturbsim gi`` and ``perturbsim measured-gi``: genetic interactions of pairs.
+
+``gi`` predicts every single and pair of a gene list with a trained model and scores the
+predicted interactions; ``measured-gi`` scores the pairs a screen measured, from their
+measured means. Both write ``gi_scores.csv`` (:func:`perturbsim.tl.gi_scores`) and
+``gi_map.png`` (:func:`perturbsim.pl.gi_map`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._atomic import atomic_write
+from .._checks import check_nonnegative
+from .._errors import PerturbsimError, counted, shown_list
+from .._keys import CONTROL, PRED_N_TARGETS
+from ..models import PerturbationModel
+from ..pp import genes_of
+from ..pp._gi import (
+    FEW_GENES,
+    SUM_OF_SINGLES,
+    GIRules,
+    is_scored,
+    resolve_abundance,
+    summed_pairs,
+)
+from ..pp._labels import singles_of
+from ._parser import add_command, add_overwrite, read_list, refuse_outputs
+from ._screen import add_screen_options, read_screen
+
+MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
+"""``--magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
+MEASURED_GI_FILES = ("gi_scores.csv", "gi_map.png")
+"""What ``perturbsim measured-gi`` writes into its ``--out``."""
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--magnitude`` and ``--abundance``, how the pairs are scored and called."""
+    parser.add_argument(
+        "--magnitude",
+        choices=tuple(MAGNITUDE_SCORES),
+        default="gears",
+        help="scale of the magnitude rules: gears (default, sqrt(c1² + c2²), the GEARS "
+        "paper's thresholds: an exactly additive pair, magnitude 1.41, is a synergy) or "
+        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1)",
+    )
+    parser.add_argument(
+        "--abundance",
+        type=float,
+        default=None,
+        metavar="X",
+        help="fit each pair on the genes whose mean control expression exceeds X (0 keeps "
+        "every expressed gene); default: Norman's 0.5 (on UMI counts) where at least "
+        f"{FEW_GENES} genes exceed it, else 0, as perturbsim evaluate does",
+    )
+
+
+# -- gi -------------------------------------------------------------------------------------
+def _reason_kind(flag: str) -> str:
+    """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
+    kinds = {"missing single": "missing single(s)", "unsupported": "unsupported gene(s)"}
+    return "; ".join(
+        next((kind for start, kind in kinds.items() if part.startswith(start)), part)
+        for part in flag.split("; ")
+    )
+
+
+def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
+    """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
+    flags = scores["flag"].astype(str)
+    scored = int((flags == "").sum())
+    lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
+    for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
+        lines.append(f"  not scored ({reason}): {count}")
+    subtypes = [c for c in scores.columns if c.startswith("is_")]
+    counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
+    lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
+    summed = int(summed_pairs(scores).sum())
+    if summed:
+        lines.append(
+            f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1; "
+            f"column {SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
+            "additive model, not evidence of an interaction (for pairs the screen measured, "
+            "score their measured means: perturbsim measured-gi DATA.h5ad)"
+        )
+    if magnitude == "gears":
+        lines.append(
+            "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
+            "a synergy; --magnitude norman calls it additive)"
+        )
+    return "\n".join(lines)
+
+
+def _fitted_genes_text(
+    scores: pd.DataFrame, n_genes: int, abundance: float, given: bool, whose: str = "model"
+) -> str:
+    """What ``perturbsim gi`` says of the genes each pair was fitted on.
+
+    ``given``: the threshold was ``--abundance``'s, not the default's choice; ``whose``
+    genes they are (the model's, or the screen's).
+    """
+    fitted = int(scores["n_genes"].max())
+    if given:
+        why = "--abundance"
+    elif abundance == 0:
+        why = (
+            f"every expressed gene, as fewer than {FEW_GENES} exceed Norman's 0.5; "
+            "--abundance sets another"
+        )
+    else:
+        why = "Norman's threshold; --abundance sets another"
+    return (
+        f"each pair fitted on up to {fitted} of the {whose}'s {n_genes} genes: those whose "
+        f"mean control expression exceeds {abundance:g} ({why}), the pair's own genes left out"
+    )
+
+
+GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
+"""What ``perturbsim gi`` writes into its ``--out`` (the map with two scored pairs or more)."""
+GI_MAP_DPI = 110
+"""Resolution of ``perturbsim gi``'s map."""
+
+
+def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
+    """Draw the GI map of the pairs' ``scores`` into ``path``; what was written.
+
+    With fewer than two scored pairs there is nothing to cluster: no map, and a map of an
+    earlier run there (replaced with ``--overwrite``) is removed rather than left stale.
+    """
+    from ..pl import gi_map
+
+    if int(is_scored(scores).sum()) < 2:
+        path.unlink(missing_ok=True)
+        print("no GI map: fewer than 2 pairs were scored")
+        return ""
+    figure = gi_map(scores).figure
+    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=GI_MAP_DPI))
+    return ", gi_map.png"
+
+
+def _run_gi(args: argparse.Namespace) -> None:
+    if args.abundance is not None:
+        check_nonnegative("--abundance", args.abundance)
+    refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
+    genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
+    model = PerturbationModel.load(args.model)
+    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
+    pred = model.predict_pairs(
+        genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
+    )
+    pairs = pred.obs[PRED_N_TARGETS] == 2
+    scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
+    atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
+    atomic_write(args.out / GI_FILES[1], scores.to_csv)
+    print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
+    abundance = resolve_abundance(model.control_mean, args.abundance)
+    print(_fitted_genes_text(scores, len(model.genes), abundance, args.abundance is not None))
+    held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
+    if held:
+        print(
+            f"warning: {counted(len(held), 'gene was', 'genes were')} measured alone but held "
+            f"out by the model's split: {shown_list(sorted(held), 10)}; the singles of such "
+            "genes, and so their pairs' interactions, are predicted without those "
+            "measurements (train with --split none to fit on every condition)"
+        )
+    measured = scores.index.intersection(model.fitted_conditions or [])
+    if len(measured):
+        print(
+            f"{counted(len(measured), 'of these pairs was', 'of these pairs were')} measured "
+            "in the model's fit (e.g. "
+            f"{measured[0]}): their rows too are its predictions, not the measurements "
+            "(score measured means with perturbsim measured-gi)"
+        )
+    drawn = _write_gi_map(scores, args.out / GI_FILES[2])
+    print(f"wrote predictions.h5ad, gi_scores.csv{drawn} to {args.out}")
+
+
+def register_gi(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim gi``."""
+    parser = add_command(
+        commands,
+        "gi",
+        help="predict every single and pair of a gene list and score their interactions",
+    )
+    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument(
+        "--genes",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="gene list, one a line (# starts a comment)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory for predictions.h5ad, gi_scores.csv and gi_map.png (the pairs' "
+        "scores clustered, as perturbsim.pl.gi_map draws them)",
+    )
+    add_overwrite(parser, "the files of an earlier run in --out")
+    parser.add_argument(
+        "--skip-unknown",
+        action="store_true",
+        help="leave out the genes the model cannot predict instead of stopping",
+    )
+    _add_scoring_options(parser)
+    parser.set_defaults(run=_run_gi)
+
+
+# -- measured-gi ----------------------------------------------------------------------------
+def _run_measured_gi(args: argparse.Namespace) -> None:
+    from ..pp import measured_profiles
+    from ..tl import gi_scores
+
+    if args.abundance is not None:
+        check_nonnegative("--abundance", args.abundance)
+    refuse_outputs(args.out, MEASURED_GI_FILES, args.overwrite, inputs=[args.data])
+    adata = read_screen(args)
+    profiles = measured_profiles(adata)
+    pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
+    if len(pairs) == 0:
+        raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
+    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
+    scores = gi_scores(profiles, abundance=args.abundance, rules=rules)
+    scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
+    atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
+    n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
+    print(_gi_summary(scores, n_genes, args.magnitude))
+    control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
+    abundance = resolve_abundance(control_mean, args.abundance)
+    given = args.abundance is not None
+    print(_fitted_genes_text(scores, profiles.n_vars, abundance, given, whose="screen"))
+    cells = scores.loc[is_scored(scores), "n_cells"]
+    if len(cells):
+        print(
+            f"cells of the scored pairs: {int(cells.min())} to {int(cells.max())} (median "
+            f"{int(cells.median())}): the fewer, the noisier a pair's mean and its scores"
+        )
+    drawn = _write_gi_map(scores, args.out / MEASURED_GI_FILES[1])
+    print(f"wrote gi_scores.csv{drawn} to {args.out}")
+
+
+def register_measured_gi(commands: argparse._SubParsersAction) -> None:
+    """Register ``perturbsim measured-gi``."""
+    parser = add_command(
+        commands,
+        "measured-gi",
+        help="score the interactions of the pairs a screen measured, from their measured means",
+    )
+    add_screen_options(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells) "
+        "and gi_map.png",
+    )
+    add_overwrite(parser, "the files of an earlier run in --out")
+    _add_scoring_options(parser)
+    parser.set_defaults(run=_run_measured_gi)
