@@ -164,7 +164,7 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     # no_perturb misses every direction where the replicate beats the mean by 0.05: named
     assert "far outside the anchors (|score| > 3): no_perturb direction_error_de combo_seen0" in out
     # the measured singles' sum passes the split-half replicate on the pairs: explained
-    assert "above 1: closer to the held-out measurement than half of its cells" in out
+    assert "above 1: better than the replicate, the split-half estimate of repeating" in out
     assert (tmp_path / "report" / "report.md").is_file()
 
 
@@ -675,7 +675,14 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert hint in _one_line_error(capsys)
     # a gene given as the control label would read as no perturbation: refused
     assert main(["predict", str(tmp_path / "model"), gene, "--control", gene, *replace]) == 2
-    assert f"--control {gene!r} is a gene of the model" in _one_line_error(capsys)
+    assert f"--control {gene!r} names a gene of the model" in _one_line_error(capsys)
+    joined = f"{gene}+NegCtrl"  # every part of a control label reads as control
+    assert main(["predict", str(tmp_path / "model"), gene, "--control", joined, *replace]) == 2
+    assert f"--control {joined!r} names {gene!r}, a gene of the model" in _one_line_error(capsys)
+    perturbed = {g for c in screen.obs["condition"] for g in c.split("+")}
+    unperturbed = next(g for g in screen.var_names if g not in perturbed)  # measured only
+    assert main(["predict", str(tmp_path / "model"), gene, "--control", unperturbed, *replace]) == 2
+    assert f"--control {unperturbed!r} names a gene" in _one_line_error(capsys)
     into_model = ["--out", str(tmp_path / "model" / "pred.h5ad"), "--overwrite"]
     assert main(["predict", str(tmp_path / "model"), gene, *into_model]) == 2
     assert "would write over or into" in _one_line_error(capsys)

@@ -70,7 +70,7 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert ax.get_title() == "genetic interaction map\nleft out: 1 with a non-finite score"
     ax.figure.savefig(tmp_path / "gi_map.png")
     assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
-    summed = only_scored.assign(c1=1.0, c2=1.0)  # as an additive prediction's pairs
+    summed = only_scored.assign(sum_of_singles=True)  # as an additive prediction's pairs
     assert (
         pl.gi_map(summed)
         .get_title()

@@ -244,13 +244,21 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda target: table.to_csv(target, index_label=PERTURBATION))
 
 
-def _refuse_gene_as_control(control: str | None, model: PerturbationModel) -> None:
-    """Refuse a ``--control`` label that names a gene of the model (it would read as none)."""
+def _refuse_gene_as_control(control: str | None, sep: str | None, model: PerturbationModel) -> None:
+    """Refuse a ``--control`` label naming a gene of the model, whole or as one of its parts.
+
+    Every part of a control label reads as no perturbation (``NT_NT``), so a gene there
+    would be dropped from the queries silently.
+    """
     if control is None or control == model.screen_labels.get("control"):
         return
-    if control in model.perturbed_genes() or control in set(model.genes):
+    known = model.perturbed_genes() | set(model.genes)
+    parts = {control, *control.split(sep or model.screen_labels.get("sep", SEP))}
+    gene = next((part for part in sorted(parts) if part in known), None)
+    if gene is not None:
+        named = f"{gene!r}, a gene of the model," if gene != control else "a gene of the model"
         raise PerturbsimError(
-            f"--control {control!r} is a gene of the model, not a label of no perturbation: "
+            f"--control {control!r} names {named} not a label of no perturbation: "
             f"leave --control out (the screen's control label is "
             f"{model.screen_labels.get('control', CONTROL)!r})"
         )
@@ -262,7 +270,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
-    _refuse_gene_as_control(args.control, model)
+    _refuse_gene_as_control(args.control, args.sep, model)
     queries = screen_queries(
         args.perturbations, model.screen_labels, sep=args.sep, control=args.control
     )
@@ -655,8 +663,8 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             )
         if (table.stack() > 1).any():
             lines.append(
-                "above 1: closer to the held-out measurement than half of its cells is to "
-                "the other half (the replicate): a model predicting from every cell of other "
+                "above 1: better than the replicate, the split-half estimate of repeating "
+                "the experiment at full depth; a model predicting from many cells of other "
                 "conditions, e.g. a pair from its measured singles, can pass it"
             )
         far = table.stack()[lambda values: values.abs() > FAR_FROM_ANCHORS]

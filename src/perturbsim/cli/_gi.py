@@ -25,12 +25,12 @@ from ..pp._gi import (
     SUM_OF_SINGLES,
     GIRules,
     is_scored,
+    is_summed,
     resolve_abundance,
-    summed_pairs,
 )
 from ..pp._labels import singles_of
 from ._parser import add_command, add_overwrite, read_list, refuse_outputs
-from ._screen import add_screen_options, read_screen
+from ._screen import add_screen_options, go_annotations, read_screen
 
 MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
 """``--magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
@@ -70,7 +70,7 @@ def _reason_kind(flag: str) -> str:
 
 
 def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
-    """What ``perturbsim gi`` prints: pairs scored, flagged pairs by reason, subtype counts."""
+    """What ``gi`` and ``measured-gi`` print: pairs scored, flagged by reason, subtypes."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
     lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
@@ -79,11 +79,11 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
-    summed = int(summed_pairs(scores).sum())
+    summed = int((is_summed(scores) & (flags == "")).sum())  # predictions only
     if summed:
         lines.append(
-            f"  {summed} of the {scored} predicted as the sum of their singles (c1 = c2 = 1; "
-            f"column {SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
+            f"  {summed} of the {scored} predicted as the sum of their singles (column "
+            f"{SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
             "additive model, not evidence of an interaction (for pairs the screen measured, "
             "score their measured means: perturbsim measured-gi DATA.h5ad)"
         )
@@ -122,7 +122,7 @@ def _fitted_genes_text(
 GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
 """What ``perturbsim gi`` writes into its ``--out`` (the map with two scored pairs or more)."""
 GI_MAP_DPI = 110
-"""Resolution of ``perturbsim gi``'s map."""
+"""Resolution of the maps of ``perturbsim gi`` and ``measured-gi``."""
 
 
 def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
@@ -220,7 +220,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     if args.abundance is not None:
         check_nonnegative("--abundance", args.abundance)
     refuse_outputs(args.out, MEASURED_GI_FILES, args.overwrite, inputs=[args.data])
-    adata = read_screen(args)
+    adata = read_screen(args, go_annotations(args))  # --go: the genes labels may name
     profiles = measured_profiles(adata)
     pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
     if len(pairs) == 0:

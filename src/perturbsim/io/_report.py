@@ -402,10 +402,10 @@ def markdown_report(
             "same conditions: 0 = no better than the mean of the training perturbations, "
             "1 = as good as repeating the experiment. Undefined where the replicate is not "
             "clearly better than the baseline on the conditions scored (its mean margin not "
-            "more than one standard error above 0, or one condition). The replicate is "
-            "one half of a condition's cells predicting the other half: a model predicting "
-            "from every cell of other conditions (a pair from its measured singles) can "
-            "score above 1.",
+            "more than one standard error above 0, or one condition). The replicate is a "
+            "split-half estimate of repeating the experiment at full depth: a model "
+            "predicting from many cells of other conditions (a pair from its measured "
+            "singles) can score above 1.",
             "",
             _summary_table(
                 calibrated,

@@ -744,9 +744,10 @@ class PerturbationModel(ABC):
         unsupported ones. With ``gi=True``, ``.obs`` also holds the columns of
         :func:`perturbsim.tl.gi_scores` for the pairs (a pair not scored, ``flag`` not
         empty, has NaN scores and missing ``is_<subtype>`` calls) and ``sum_of_singles``
-        (True where the predicted pair is its predicted singles summed, ``c1 = c2 = 1``:
-        the model predicts no interaction, and the subtypes are the additive model's;
-        :func:`perturbsim.tl.summed_pairs`); on the rows of singles
+        (True where the predicted pair is its predicted singles summed: the model
+        predicts no interaction, and the subtypes are the additive model's;
+        :func:`perturbsim.tl.summed_pairs`; a missing value on the singles' rows); on the
+        rows of singles
         floats are NaN, booleans and integers missing, text empty and ``flag`` is
         ``"single"``.
 
@@ -801,7 +802,7 @@ class PerturbationModel(ABC):
                 weak = [g for g, flag in zip(genes, singles, strict=True) if flag]
                 gi_options.setdefault("unsupported", weak)
             scores = gi_scores(out, **gi_options)
-            scores[SUM_OF_SINGLES] = summed_pairs(scores)
+            scores[SUM_OF_SINGLES] = summed_pairs(out, scores.index)
             out.obs = _join_scores(out.obs, scores)
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out

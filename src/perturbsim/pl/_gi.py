@@ -26,7 +26,7 @@ from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import is_scored, summed_pairs
+from ..pp._gi import is_scored, is_summed
 from ._plots import ProfileSource, _axes, delta_table
 
 logger = logging.getLogger(__name__)
@@ -110,9 +110,10 @@ def gi_map(
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
     shows in dark grey the pairs it calls (light grey: not called; the x-axis label says
     so). Pairs flagged by the scoring (too few DE genes, singles missing) or with a
-    non-finite score are left out, and the title says how many; it also says how many
-    pairs are their singles summed (:func:`perturbsim.tl.summed_pairs`: predicted with no
-    interaction, so called as the additive model calls them).
+    non-finite score are left out, and the title says how many; with the ``sum_of_singles``
+    column of :meth:`~perturbsim.models.PerturbationModel.predict_pairs`, it also says how
+    many pairs are their singles summed (predicted with no interaction, so called as the
+    additive model calls them).
 
     Parameters
     ----------
@@ -193,7 +194,7 @@ def gi_map(
     ax.set_ylabel(f"{n} pairs (clustered)")
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
-    summed = int(summed_pairs(table).sum())
+    summed = int(is_summed(table).sum())
     notes = [
         *([f"left out: {', '.join(left_out)}"] if left_out else []),
         *(

@@ -1109,28 +1109,81 @@ def is_scored(table: pd.DataFrame) -> pd.Series:
 SUM_OF_SINGLES = "sum_of_singles"
 """Column of :meth:`~perturbsim.models.PerturbationModel.predict_pairs` saying which pairs
 were predicted as their singles summed (:func:`summed_pairs`)."""
+SUM_TOLERANCE = 1e-5
+"""Largest departure of a pair's change from its singles' sum, relative to the singles'
+largest changes (at least 1), that :func:`summed_pairs` reads as rounding (float32
+predictions agree to about 1e-7)."""
 
 
-def summed_pairs(table: pd.DataFrame) -> pd.Series:
-    """Which scored pairs are their singles summed: ``c1`` and ``c2`` both 1 (to ``ON_CUT``).
+def is_summed(table: pd.DataFrame) -> pd.Series:
+    """The ``sum_of_singles`` column of a table as plain booleans (False where absent).
 
-    A prediction that is the sum of its predicted singles (a model that saw nothing of the
-    pair's interaction predicts none) gets the additive model's subtypes, magnitude
-    ``√2`` included: calls, not evidence of an interaction. Measured pairs are never
-    exactly additive. Pairs not scored, or a table without ``c1`` and ``c2``, give False.
+    As :func:`is_scored` does for ``flag``: a table read back from CSV may hold the text
+    ``"True"`` / ``"False"`` or empty cells, ``.obs`` a nullable boolean with missing values
+    on the singles' rows; missing counts as False.
+    """
+    if SUM_OF_SINGLES not in table.columns:
+        return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
+    text = table[SUM_OF_SINGLES].astype("string").str.lower()
+    return pd.Series((text == "true").fillna(False).to_numpy(dtype=bool), index=table.index)
+
+
+def summed_pairs(
+    profiles: AnnData, pairs: Sequence[str] | None = None, *, sep: str = SEP
+) -> pd.Series:
+    """Which pairs' changes are exactly their singles' changes summed.
+
+    A model that saw nothing of a pair's interaction (e.g. a gene never measured alone)
+    predicts the pair as its predicted singles summed; Norman's model then gives it the
+    additive model's scores and subtypes (magnitude ``√2``), which are calls, not evidence
+    of an interaction. A pair is summed when ``ΔAB = ΔA + ΔB`` to :data:`SUM_TOLERANCE` on
+    every gene but its own two and those whose predicted expression was clipped at 0 in
+    the pair or a single (where a change cannot add). Read off the profiles, not off the
+    scores: a robust fit of a pair with an interaction on a minority of genes can give
+    ``c1 = c2 = 1`` too. Measured means are never exactly summed.
+
+    Parameters
+    ----------
+    profiles
+        Profiles as for :func:`gi_scores` (``.layers["delta"]``, one row per condition).
+    pairs
+        Pair labels; default every two-gene row.
+    sep
+        Separator of the genes in the labels.
+
+    Returns
+    -------
+    Boolean Series named ``sum_of_singles``, indexed by the pairs' canonical labels; False
+    where a single is missing or no gene is left to compare.
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> table = pd.DataFrame({"c1": [1.0, 0.6], "c2": [1.0, 1.1], "flag": ["", ""]})
-    >>> summed_pairs(table).tolist()
-    [True, False]
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+    >>> pred = ps.Additive(adata).fit().predict(["KLF1", "MAP2K6", "KLF1+MAP2K6"])
+    >>> ps.tl.summed_pairs(pred).tolist()
+    [True]
+    >>> ps.tl.summed_pairs(ps.pp.measured_profiles(adata, ["KLF1", "MAP2K6", "KLF1+MAP2K6"]))
+    KLF1+MAP2K6    False
+    Name: sum_of_singles, dtype: bool
     """
-    if not {"c1", "c2"} <= set(table.columns):
-        return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
-    off_one = (table[["c1", "c2"]].astype(float) - 1.0).abs()
-    summed = (off_one < ON_CUT).all(axis=1) & is_scored(table)
-    return summed.rename(SUM_OF_SINGLES)
+    rows = _profile_rows(profiles, sep)
+    labels = _requested_pairs(pairs, rows, sep)
+    delta, genes = _delta(profiles), pd.Index(profiles.var_names)
+    summed = []
+    for pair in labels:
+        needed = [pair, *genes_of(pair)]
+        if any(label not in rows for label in needed):
+            summed.append(False)
+            continue
+        index = [rows[label] for label in needed]
+        change, expression = _rows_of(delta, index), _rows_of(profiles.X, index)
+        compared = (expression > 0).all(axis=0) & ~genes.isin(genes_of(pair))
+        scale = max(1.0, float(np.abs(change[1:]).max(axis=1).sum()))
+        departure = np.abs(change[0] - change[1] - change[2])[compared]
+        summed.append(bool(compared.any()) and float(departure.max()) <= SUM_TOLERANCE * scale)
+    return pd.Series(summed, index=pd.Index(labels), name=SUM_OF_SINGLES, dtype=bool)
 
 
 def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> float:
