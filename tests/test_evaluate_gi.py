@@ -108,3 +108,11 @@ def test_a_screen_without_pairs_has_no_interaction_rows_and_no_failure():
     ps.pp.setup(singles, perturbation_key="condition")
     result = ps.tl.evaluate(singles, models=["mean", "additive"], split="single", seeds=[1])
     assert result.failures.empty and result.gi.empty
+
+
+def test_a_subtype_no_pair_or_every_pair_has_reads_as_ranking_nothing():
+    from perturbsim.io._html import _precision_cell
+
+    assert _precision_cell(0.7, 0.63) == "0.70 (0.63)"
+    assert _precision_cell(0.0, 0.0) == "– (none true)"
+    assert _precision_cell(1.0, 1.0) == "– (all true)"

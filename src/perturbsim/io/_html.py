@@ -12,7 +12,7 @@ is escaped. :func:`perturbsim.io.write_html_report` writes it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -197,6 +197,30 @@ def number_text(value: float, digits: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
 
+RAW_DIGITS = (3, 6)
+"""Fewest and most decimals of a raw value in the reports (:func:`raw_digits`)."""
+
+
+def raw_digits(means: Iterable[float]) -> int:
+    """Decimals that show the typical raw value of a table row to two significant figures.
+
+    Three, or more (up to six) where the median of the finite, non-zero ``|means|`` is
+    below 0.1: on a screen of weak effects every mean squared error reads ``0.000`` at
+    three decimals.
+
+    Examples
+    --------
+    >>> raw_digits([0.5, 0.04]), raw_digits([0.0004, 0.006, 0.002]), raw_digits([])
+    (3, 4, 3)
+    """
+    values = np.abs(np.asarray(list(means), dtype=float))
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return RAW_DIGITS[0]
+    wanted = 1 - int(np.floor(np.log10(np.median(values))))
+    return int(np.clip(wanted, *RAW_DIGITS))
+
+
 def _interval(score: _Score, digits: int) -> str:
     """``mean [low, high]``; the mean alone without an interval.
 
@@ -240,13 +264,15 @@ def _score_rows(
     models: Sequence[str],
     subgroups: Sequence[str],
     shares: Shares,
-    cell: Callable[[_Score, bool, str], str],
+    cell: Callable[[_Score, bool, str, int], str],
     *,
     better: Literal["higher", "lower"] | None,
+    digits: Callable[[list[float]], int],
 ) -> list[str]:
     """Table rows of one metric, a model a row and a subgroup a column.
 
-    ``cell(score, best, share)`` renders a finite score; ``best`` marks the model of a
+    ``cell(score, best, share, decimals)`` renders a finite score, ``decimals`` being
+    ``digits`` of the column's means; ``best`` marks the model of a
     column with the best mean, ``better`` being the best direction (none: no mark; the
     replicate does not compete); ``share`` is ``"k/n"`` when the model was scored on ``k``
     of the subgroup's ``n`` test conditions (``shares``), else empty. A missing or
@@ -255,10 +281,12 @@ def _score_rows(
     """
     pick = max if better == "higher" else min
     best: dict[str, str] = {}
-    for group in subgroups if better else ():
+    decimals: dict[str, int] = {}
+    for group in subgroups:
         means = {m: scores[(m, group, metric)].mean for m in models if (m, group, metric) in scores}
+        decimals[group] = digits(list(means.values()))
         finite = {m: v for m, v in means.items() if m != REPLICATE and np.isfinite(v)}
-        if len(finite) > 1:
+        if better and len(finite) > 1:
             best[group] = pick(finite, key=finite.__getitem__)
     rows = []
     for model in models:
@@ -268,7 +296,7 @@ def _score_rows(
             n_covered, n_total = shares.get((model, group), (0, 0))
             share = f"{n_covered}/{n_total}" if 0 < n_covered < n_total else ""
             if score is not None and np.isfinite(score.mean):
-                cells.append(cell(score, best.get(group) == model, share))
+                cells.append(cell(score, best.get(group) == model, share, decimals[group]))
             else:
                 empty = UNDEFINED if n_covered else NOT_COVERED
                 cells.append(_td(empty, classes="empty"))
@@ -281,12 +309,12 @@ def _title(score: _Score, share: str) -> str:
     return f"{score.n_seeds} seed(s), {score.n_conditions} condition scores{part}"
 
 
-def _calibrated_cell(score: _Score, best: bool, share: str) -> str:
+def _calibrated_cell(score: _Score, best: bool, share: str, digits: int) -> str:
     undecided = bool(score.ci_low <= 0 and score.ci_high >= 1)  # False without an interval
     background, colour = _colour(score.mean, pale=undecided)
     note = "; the interval spans both anchors" if undecided else ""
     return _td(
-        _interval(score, 2),
+        _interval(score, digits),
         classes="num best" if best else "num",
         style=f"background:{background};color:{colour}",
         title=_title(score, share) + note,
@@ -294,9 +322,9 @@ def _calibrated_cell(score: _Score, best: bool, share: str) -> str:
     )
 
 
-def _raw_cell(score: _Score, best: bool, share: str) -> str:
+def _raw_cell(score: _Score, best: bool, share: str, digits: int) -> str:
     return _td(
-        _interval(score, 3),
+        _interval(score, digits),
         classes="num best" if best else "num",
         title=_title(score, share),
         share=share,
@@ -328,7 +356,16 @@ def _calibrated_table(
     body = [
         f'<tbody><tr class="metric"><th colspan="{span}">{_metric_heading(metric)}</th></tr>'
         + "".join(
-            _score_rows(scores, metric, models, subgroups, shares, _calibrated_cell, better=None)
+            _score_rows(
+                scores,
+                metric,
+                models,
+                subgroups,
+                shares,
+                _calibrated_cell,
+                better=None,
+                digits=lambda _: 2,
+            )
         )
         + "</tbody>"
         for metric in metrics
@@ -464,7 +501,16 @@ def _metrics_section(
             f'<p class="note">{escape(info.description)} ({escape(info.best)} is better).</p>',
             _table(
                 ["model", *subgroups],
-                _score_rows(scores, metric, models, subgroups, shares, _raw_cell, better=info.best),
+                _score_rows(
+                    scores,
+                    metric,
+                    models,
+                    subgroups,
+                    shares,
+                    _raw_cell,
+                    better=info.best,
+                    digits=raw_digits,
+                ),
                 classes="raw",
             ),
         ]
@@ -694,8 +740,22 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", *labels.values()])
 
 
+def _precision_cell(precision: float, random: float) -> str:
+    """``"0.70 (0.63)"``: precision@k and a random ranking's (``–`` where none can rank).
+
+    A subtype no pair (or every pair) truly has, on every seed, ranks nothing:
+    ``"– (none true)"``, ``"– (all true)"``.
+    """
+    if random == 0 or random == 1:
+        return f"– ({'none' if random == 0 else 'all'} true)"
+    return f"{number_text(precision, 2)} ({number_text(random, 2)})"
+
+
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
+
+    A subtype no compared pair truly has, or every one has, on every seed, reads
+    ``"– (none true)"`` or ``"– (all true)"``: any ranking scores the same there.
 
     Columns ``pairs per seed`` and ``genes``: the pairs compared and the genes each pair
     was fitted on, per seed, mean over seeds (so not always whole). Empty when the
@@ -711,8 +771,9 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     subtypes = list(dict.fromkeys(summary["subtype"]))
     cells = {
         subtype: [
-            f"{number_text(means[(m, subtype, 'precision_at_k')], 2)} "
-            f"({number_text(means[(m, subtype, 'random_precision')], 2)})"
+            _precision_cell(
+                means[(m, subtype, "precision_at_k")], means[(m, subtype, "random_precision")]
+            )
             for m in models
         ]
         for subtype in subtypes

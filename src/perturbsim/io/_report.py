@@ -42,6 +42,7 @@ from ._html import (
     gi_precision_table,
     html_report,
     number_text,
+    raw_digits,
     uncertainty_table,
 )
 
@@ -81,15 +82,16 @@ def _fmt(value: float) -> str:
     return "nan" if not np.isfinite(value) else number_text(value, 3)
 
 
-def _metric_cell(row: pd.Series | None, *, covered: bool) -> str:
+def _metric_cell(row: pd.Series | None, *, covered: bool, digits: int) -> str:
     """``mean [low, high]`` of a summary row; a missing row of a covered subgroup is undefined."""
     if row is None:
         return UNDEFINED if covered else NOT_COVERED
     if not np.isfinite(row["mean"]):
         return UNDEFINED
-    mean = number_text(row["mean"], 3)
+    mean = number_text(row["mean"], digits)
     if np.isfinite(row["ci_low"]):
-        return f"{mean} [{number_text(row['ci_low'], 3)}, {number_text(row['ci_high'], 3)}]"
+        low, high = number_text(row["ci_low"], digits), number_text(row["ci_high"], digits)
+        return f"{mean} [{low}, {high}]"
     return mean
 
 
@@ -413,6 +415,7 @@ def markdown_report(
                 anchored,
                 subgroups,
                 covered,
+                raw=False,
             ),
             "",
         ]
@@ -533,23 +536,27 @@ def _summary_table(
     models: Sequence[str],
     subgroups: Sequence[str],
     covered: set[tuple[str, str]],
+    *,
+    raw: bool = True,
 ) -> str:
     """Markdown table of a summary-like table: a subgroup a row (per metric), a model a column.
 
-    A metric column leads when there are several metrics.
+    A metric column leads when there are several metrics. Raw values take the decimals of
+    :func:`~perturbsim.io._html.raw_digits` per row, calibrated ones (``raw=False``) 3.
     """
     indexed = table.set_index(["model", "subgroup", "metric"])
     rows = []
     for metric in metrics:
         for group in subgroups:
-            cells = [
-                _metric_cell(
-                    indexed.loc[(m, group, metric)]
-                    if (m, group, metric) in indexed.index
-                    else None,
-                    covered=(m, group) in covered,
-                )
+            found = [
+                indexed.loc[(m, group, metric)] if (m, group, metric) in indexed.index else None
                 for m in models
+            ]
+            means = [row["mean"] for row in found if row is not None]
+            digits = raw_digits(means) if raw else 3
+            cells = [
+                _metric_cell(row, covered=(m, group) in covered, digits=digits)
+                for m, row in zip(models, found, strict=True)
             ]
             rows.append([f"`{metric}`", group, *cells] if len(metrics) > 1 else [group, *cells])
     header = ["subgroup", *[f"`{m}`" for m in models]]

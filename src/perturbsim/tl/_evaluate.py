@@ -290,7 +290,8 @@ def _replicate_tables(
     if flagged:
         logger.warning(
             "seed %d: %s fewer than %d cells, too few for a split-half "
-            "replicate (flagged, not scored): %s",
+            "replicate (the replicate skips them; the models are scored on them, against "
+            "a mean of so few cells that it is mostly noise): %s",
             prepared.seed,
             counted(len(flagged), "test condition has", "test conditions have"),
             MIN_REPLICATE_CELLS,
@@ -527,7 +528,8 @@ def evaluate(
     Beside the models stands the screen's own noise ceiling, the row ``"replicate"``: each
     test condition's cells are split in two random halves in the statistics pass, and the
     mean of one half is scored as a prediction of the other with every metric (conditions
-    with fewer than 4 cells are flagged, not scored). With the ``"mean"`` baseline among the
+    with fewer than 4 cells have no replicate and are warned of; the models are still
+    scored on them, against their noisy means). With the ``"mean"`` baseline among the
     models, :meth:`EvaluationResult.calibrated` places every model between the two anchors.
 
     Parameters

@@ -442,7 +442,8 @@ def _metric_de_overlap(x: MetricInputs) -> float:
 @register_metric(
     "pearson_delta_pert",
     description="Pearson of predicted vs measured change over the mean perturbed training "
-    "profile (Systema), all genes",
+    "profile (Systema), all genes; on a screen of weak effects predicting no change "
+    "scores high (its change over that profile is minus the mean perturbation's)",
     best="higher",
     needs=("reference",),
     full_depth="spearman_brown",
