@@ -135,15 +135,25 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
     return pd.DataFrame(chosen, columns=["seed", "subgroup", "condition"])
 
 
+SCATTER_COLUMNS = 4
+"""Panels in a row of a predicted-vs-measured figure (more models wrap to further rows, so
+that the report's page, about 1,200 pixels wide, shows each panel readably)."""
+
+
 def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, condition: str) -> Figure:
-    """One predicted-vs-measured panel per model that covers ``condition``."""
+    """One predicted-vs-measured panel per model that covers ``condition``, four a row."""
     rows = result.changes[
         (result.changes["seed"] == seed) & (result.changes["condition"] == condition)
     ]
     models = [m for m in result.models if m in set(rows["model"])]
-    figure = Figure(figsize=(2.6 * len(models) + 0.4, 3.0), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(1, len(models), sharex=True, sharey=True))
-    for ax, model in zip(axes, models, strict=True):
+    n_rows = -(-len(models) // SCATTER_COLUMNS)
+    n_columns = min(len(models), SCATTER_COLUMNS)
+    figure = Figure(figsize=(2.6 * n_columns + 0.4, 2.8 * n_rows + 0.2), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(n_rows, n_columns, sharex=True, sharey=True))
+    axes = grid.ravel()[: len(models)]
+    for ax in grid.ravel()[len(models) :]:
+        ax.set_visible(False)
+    for i, (ax, model) in enumerate(zip(axes, models, strict=True)):
         part = rows[rows["model"] == model]
         predicted_vs_true(
             pd.Series(part["predicted"].to_numpy(), index=part["gene"].to_numpy()),
@@ -151,8 +161,10 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
             ax=ax,
         )
         ax.set_title(model)
-        if ax is not axes[0]:
+        if i % SCATTER_COLUMNS:
             ax.set_ylabel("")
+        if i + SCATTER_COLUMNS < len(models):
+            ax.set_xlabel("")
     values = rows[["predicted", "measured"]].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
     lim = float(np.abs(values).max()) * 1.08 if values.size and np.abs(values).max() > 0 else 1.0
