@@ -124,6 +124,8 @@ _TIES = 9
 ON_CUT = 1e-6
 """Distance from a subtype's cut (relative beyond ±1) within which a score lies on it
 (:meth:`GIRules.holds`): the scores are solved to about ``1e-8``."""
+_SUM_CHUNK = 128
+"""Pairs compared at a time by :func:`summed_pairs` (three rows each, in float64)."""
 _ROUNDING = 1e-6
 """Relative spread of deviations below which they are taken as rounding errors."""
 _CHUNK = 1024
@@ -1170,20 +1172,22 @@ def summed_pairs(
     """
     rows = _profile_rows(profiles, sep)
     labels = _requested_pairs(pairs, rows, sep)
-    delta, genes = _delta(profiles), pd.Index(profiles.var_names)
-    summed = []
-    for pair in labels:
-        needed = [pair, *genes_of(pair)]
-        if any(label not in rows for label in needed):
-            summed.append(False)
-            continue
-        index = [rows[label] for label in needed]
-        change, expression = _rows_of(delta, index), _rows_of(profiles.X, index)
-        compared = (expression > 0).all(axis=0) & ~genes.isin(genes_of(pair))
-        scale = max(1.0, float(np.abs(change[1:]).max(axis=1).sum()))
-        departure = np.abs(change[0] - change[1] - change[2])[compared]
-        summed.append(bool(compared.any()) and float(departure.max()) <= SUM_TOLERANCE * scale)
-    return pd.Series(summed, index=pd.Index(labels), name=SUM_OF_SINGLES, dtype=bool)
+    delta, column = _delta(profiles), {g: j for j, g in enumerate(profiles.var_names)}
+    summed = np.zeros(len(labels), dtype=bool)
+    whole = [i for i, p in enumerate(labels) if all(c in rows for c in (p, *genes_of(p)))]
+    for start in range(0, len(whole), _SUM_CHUNK):
+        chunk = whole[start : start + _SUM_CHUNK]
+        triples = [(labels[i], *genes_of(labels[i])) for i in chunk]
+        index = [rows[label] for triple in triples for label in triple]
+        change = _rows_of(delta, index).reshape(len(chunk), 3, -1)
+        compared = (_rows_of(profiles.X, index).reshape(len(chunk), 3, -1) > 0).all(axis=1)
+        for k, (_, *genes) in enumerate(triples):
+            compared[k, [column[g] for g in genes if g in column]] = False  # its own genes
+        departure = np.abs(change[:, 0] - change[:, 1] - change[:, 2])
+        largest = np.where(compared, departure, 0.0).max(axis=1)
+        scale = np.maximum(1.0, np.abs(change[:, 1:]).max(axis=2).sum(axis=1))
+        summed[chunk] = compared.any(axis=1) & (largest <= SUM_TOLERANCE * scale)
+    return pd.Series(summed, index=pd.Index(labels), name=SUM_OF_SINGLES)
 
 
 def resolve_abundance(control_mean: np.ndarray, abundance: float | None) -> float:
