@@ -390,3 +390,8 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     where = ["--where", "condition=control", "--where", "condition=KLF1"]  # singles only
     assert main([*run[:-2], *where, "--out", str(tmp_path / "none")]) == 2
     assert "measured no pair of two genes: nothing to score" in capsys.readouterr().err
+
+
+def test_summed_pairs_refuses_a_score_table():
+    with pytest.raises(ps.PerturbsimError, match="profiles must be an AnnData .* got DataFrame"):
+        ps.tl.summed_pairs(pd.DataFrame({"c1": [1.0], "c2": [1.0]}))

@@ -643,9 +643,11 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            Not fitted; genes the model cannot predict (naming how the model would know them:
-            ``'KLF1'`` for ``'klf1'``, ``'KLF1+MAP2K6'`` for ``'KLF1_MAP2K6'``); with
-            ``strict``, unsupported perturbations.
+            Not fitted; genes the model cannot predict (:meth:`covers`; naming how the
+            model would know them: ``'KLF1'`` for ``'klf1'``, ``'KLF1+MAP2K6'`` for
+            ``'KLF1_MAP2K6'``); with ``strict``, unsupported perturbations. Models that
+            cover any name (the ``mean`` and ``no_perturb`` baselines) raise no such error:
+            they warn of a gene neither measured nor perturbed.
         """
         self.require_fitted()
         sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))

@@ -1170,6 +1170,7 @@ def summed_pairs(
     KLF1+MAP2K6    False
     Name: sum_of_singles, dtype: bool
     """
+    check_anndata(profiles, "profiles", rows="conditions")
     rows = _profile_rows(profiles, sep)
     labels = _requested_pairs(pairs, rows, sep)
     delta, column = _delta(profiles), {g: j for j, g in enumerate(profiles.var_names)}

@@ -578,7 +578,8 @@ def evaluate(
     gi
         Score how well each model ranks the genetic interactions of the test pairs
         (:attr:`EvaluationResult.gi`): the test pairs are scored by Norman's model
-        (:func:`perturbsim.tl.gi_scores`, on the genes with control mean above 0.5) from
+        (:func:`perturbsim.tl.gi_scores`, on the genes whose control mean exceeds
+        Norman's 0.5, or every expressed gene where fewer than 20 do) from
         the simulator's noiseless truth when the screen is simulated, else from the
         measured means (pairs whose singles were measured); each model's predictions of the
         pairs and their singles are scored the same way and compared by
