@@ -749,9 +749,8 @@ class PerturbationModel(ABC):
         (True where the predicted pair is its predicted singles summed: the model
         predicts no interaction, and the subtypes are the additive model's;
         :func:`perturbsim.tl.summed_pairs`; a missing value on the singles' rows); on the
-        rows of singles
-        floats are NaN, booleans and integers missing, text empty and ``flag`` is
-        ``"single"``.
+        rows of singles floats are NaN, booleans and integers missing, text empty and
+        ``flag`` is ``"single"``.
 
         Raises
         ------
