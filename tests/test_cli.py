@@ -519,6 +519,11 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny
     assert main(["evaluate", data, *args, "--gi-k", "100", "--out", str(tmp_path / "all")]) == 0
     assert "no seed has more than 100 test pairs" in capsys.readouterr().out
     # --no-gi: test_evaluate_replaces_only_a_previous_report
+    few = ["evaluate", data, *args, "--min-cells", "100000", "--out", str(tmp_path / "few")]
+    assert main(few) == 2  # the option reaches evaluate, and its error speaks of it
+    assert "fewer than 100000 cells (--min-cells): nothing to score" in _one_line_error(capsys)
+    assert main([*few[:-4], "--min-cells", "0", "--out", str(tmp_path / "zero")]) == 2
+    assert "--min-cells must be at least 1, got 0" in _one_line_error(capsys)
 
 
 def test_evaluate_on_a_custom_split(capsys, norman, tmp_path):

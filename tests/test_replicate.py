@@ -56,20 +56,31 @@ def test_replicate_approaches_one_with_many_cells_and_falls_with_few():
     assert few < many - 0.2
 
 
-def test_conditions_too_small_to_split_are_flagged_not_scored(tiny, caplog):
+def test_conditions_of_too_few_cells_are_left_out_or_scored_without_a_replicate(tiny, caplog):
     unseen = ["G0030", "G0057", "G0065"]  # the unseen singles of split seed 1
     labels = tiny.obs["condition"].astype(str).to_numpy()
     rows = [np.flatnonzero(~np.isin(labels, unseen))]
     rows += [np.flatnonzero(labels == label)[:3] for label in unseen]  # 3 cells each
     small = tiny[np.sort(np.concatenate(rows))].copy()
     ps.pp.setup(small, perturbation_key="condition", control="control")
-    result = ps.tl.evaluate(small, models=["mean"], seeds=[1], metrics=["mse"])
+    default = ps.tl.evaluate(small, models=["mean"], seeds=[1], metrics=["mse"])
+    assert not set(default.scores["condition"]) & set(unseen)  # by default: no model
+    assert "unseen_single" not in set(default.coverage["subgroup"])
+    assert "left out 3 test conditions of fewer than 4 cells (min_cells)" in caplog.text
+    assert default.settings["min_cells"] == 4
+    caplog.clear()
+    result = ps.tl.evaluate(small, models=["mean"], seeds=[1], metrics=["mse"], min_cells=1)
+    assert set(result.scores.loc[result.scores["model"] == "mean", "condition"]) >= set(unseen)
     replicate = result.coverage[result.coverage["model"] == "replicate"].set_index("subgroup")
     assert replicate.loc["unseen_single", "n_covered"] == 0
     assert replicate.loc["unseen_single", "n_total"] == len(unseen)
     scored = set(result.scores.loc[result.scores["model"] == "replicate", "condition"])
     assert not scored & set(unseen)
     assert "too few for a split-half replicate" in caplog.text
+    with pytest.raises(ps.PerturbsimError, match="min_cells must be"):
+        ps.tl.evaluate(small, models=["mean"], seeds=[1], min_cells=0)
+    with pytest.raises(ps.PerturbsimError, match="every test condition has fewer than 10000"):
+        ps.tl.evaluate(small, models=["mean"], seeds=[1], min_cells=10_000)
 
 
 def test_calibrated_places_a_model_between_the_anchors_on_the_same_conditions():

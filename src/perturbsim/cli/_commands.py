@@ -32,6 +32,7 @@ from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
 from ..pp._labels import CONTROL_CANDIDATES, singles_of
+from ..tl._evaluate import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness
@@ -506,6 +507,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         model_kwargs=model_kwargs,
         gi=args.gi,
         gi_k=args.gi_k,
+        min_cells=args.min_cells,
     )
     result.settings["screen"] = {  # the file as given, its filter, and what was held out
         "file": str(args.data),
@@ -579,6 +581,15 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         help="skip scoring the genetic interactions of the test pairs",
     )
     parser.add_argument(
+        "--min-cells",
+        type=int,
+        default=MIN_REPLICATE_CELLS,
+        metavar="N",
+        help="leave out test conditions of fewer than N cells (default "
+        f"{MIN_REPLICATE_CELLS}, what a split-half replicate needs: the mean of fewer cells "
+        "is mostly noise); 1 scores them all",
+    )
+    parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the report"
     )
     parser.add_argument(
@@ -615,7 +626,6 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
     :class:`~perturbsim.tl.EvaluationResult`'s ``summary()``, ``calibrated()`` and
     ``coverage_table()``.
     """
-    from ..tl._evaluate import MIN_REPLICATE_CELLS
     from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
 
     groups = order_subgroups(coverage["subgroup"].unique())

@@ -164,6 +164,7 @@ COUNTS: dict[str, str] = {
     "gi_k": "--gi-k",
     "n_cells": "--n-cells",
     "budget": "--budget",
+    "min_cells": "--min-cells",
 }
 """Options that count something (argparse name -> flag): each must be at least 1."""
 

@@ -39,6 +39,7 @@ _CLI_WORDS = (
     (re.compile(r"\bcontrol="), "--control "),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
+    (re.compile(r"\bmin_cells\b"), "--min-cells"),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),

@@ -12,7 +12,7 @@ is escaped. :func:`perturbsim.io.write_html_report` writes it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -398,6 +398,20 @@ def _image(plot: Plot) -> str:
     )
 
 
+def min_cells_text(settings: Mapping[str, Any]) -> str:
+    """``" of at least N cells (fewer: left out)"``, from the settings of an evaluation.
+
+    Empty for an evaluation saved before ``min_cells`` was recorded.
+
+    Examples
+    --------
+    >>> min_cells_text({"min_cells": 4}), min_cells_text({})
+    (' of at least 4 cells (fewer: left out)', '')
+    """
+    n = settings.get("min_cells")
+    return "" if n is None else f" of at least {n} cells (fewer: left out)"
+
+
 def _settings(result: EvaluationResult) -> str:
     s: dict[str, Any] = result.settings
     seeds = s.get("seeds", sorted(result.coverage["seed"].unique()))
@@ -409,6 +423,7 @@ def _settings(result: EvaluationResult) -> str:
         f"({escape(', '.join(map(str, seeds)))})",
         "models " + ", ".join(f"<code>{escape(m)}</code>" for m in models),
         f"DE metrics on each condition's top {escape(str(s.get('n_de', '?')))} DE genes",
+        *([f"test conditions{escape(min_cells_text(s))}"] if min_cells_text(s) else []),
     ]
     return '<p class="settings">' + " · ".join(parts) + ".</p>"
 

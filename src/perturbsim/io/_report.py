@@ -41,6 +41,7 @@ from ._html import (
     gi_note,
     gi_precision_table,
     html_report,
+    min_cells_text,
     number_text,
     raw_digits,
     uncertainty_table,
@@ -389,7 +390,7 @@ def markdown_report(
         f"Models: {', '.join(f'`{m}`' for m in models if m != REPLICATE)}.  ",
         f"DE metrics use each condition's top {s.get('n_de', '?')} non-dropout DE genes "
         "(Welch t-test against control). Truth is the measured pseudobulk mean of each test "
-        "condition.",
+        f"condition{min_cells_text(s)}.",
         "",
         "Each value is the mean over seeds of the per-seed mean over a subgroup's test "
         "conditions, with a 95% t-interval over seeds in brackets (none with one seed). "

@@ -160,6 +160,34 @@ def _reference_mean(stats: PseudobulkStats, train: Sequence[str]) -> np.ndarray:
     return stats.mean[stats.index(perturbed)].mean(axis=0)
 
 
+def _with_enough_cells(
+    subgroups: Mapping[str, list[str]], stats: PseudobulkStats, min_cells: int, seed: int
+) -> dict[str, list[str]]:
+    """``subgroups`` without the conditions of fewer than ``min_cells`` cells (warned of).
+
+    Raises when no test condition is left.
+    """
+    cells = dict(zip(map(str, stats.conditions), stats.n_cells, strict=True))
+    few = [c for members in subgroups.values() for c in members if cells[c] < min_cells]
+    if few:
+        logger.warning(
+            "seed %d: left out %s of fewer than %d cells (min_cells): the mean of so few "
+            "cells is mostly noise, and no split-half replicate anchors it: %s",
+            seed,
+            counted(len(few), "test condition"),
+            min_cells,
+            shown_list(few, 10),
+        )
+    kept = {g: [c for c in members if c not in set(few)] for g, members in subgroups.items()}
+    kept = {g: members for g, members in kept.items() if members}
+    if not kept:
+        raise PerturbsimError(
+            f"seed {seed}: every test condition has fewer than {min_cells} cells "
+            "(min_cells): nothing to score; pass a lower min_cells to score them anyway"
+        )
+    return kept
+
+
 def _prepare(
     adata: AnnData,
     seed: int,
@@ -168,10 +196,13 @@ def _prepare(
     split_kwargs: Mapping[str, Any],
     n_de: int,
     exclude_targets: bool,
+    min_cells: int = MIN_REPLICATE_CELLS,
 ) -> _PreparedSeed:
     """Split a working copy, then compute its statistics and DE genes.
 
     With ``exclude_targets``, each condition's DE genes are ranked without its own targets.
+    Test conditions of fewer than ``min_cells`` cells are left out (warned of): the mean of
+    so few cells is mostly noise.
     """
     work = _working_copy(adata)
     split_screen(work, kind=split, seed=seed, **split_kwargs)
@@ -180,14 +211,15 @@ def _prepare(
     stats = PseudobulkStats.from_adata(work)
     plan = Split.from_adata(work)
     de = DEGenes.from_adata(work)
-    test = [c for members in plan.subgroups.values() for c in members]
+    subgroups = _with_enough_cells(plan.subgroups, stats, min_cells, seed)
+    test = [c for members in subgroups.values() for c in members]
     return _PreparedSeed(
         seed=seed,
         work=work,
         stats=stats,
-        subgroups=plan.subgroups,
+        subgroups=subgroups,
         test=test,
-        subgroup_of={c: g for g, members in plan.subgroups.items() for c in members},
+        subgroup_of={c: g for g, members in subgroups.items() for c in members},
         de_genes={
             c: de.top_genes(c, non_dropout=True, exclude=genes_of(c) if exclude_targets else ())
             for c in test
@@ -279,8 +311,8 @@ def _replicate_tables(
     or sharing the control mean, would favour genes whose noise the halves share. The values
     are those of the halves; summaries map their means to a full-depth repeat of the
     experiment (see :meth:`EvaluationResult.per_seed`).
-    Conditions with fewer than :data:`MIN_REPLICATE_CELLS` cells are flagged (logged, not
-    covered), not scored.
+    Conditions with fewer than :data:`MIN_REPLICATE_CELLS` cells (scored by the models only
+    with a lower ``min_cells``) are flagged (logged, not covered), not scored.
     """
     stats = prepared.stats
     rows = stats.index(prepared.test)
@@ -290,8 +322,8 @@ def _replicate_tables(
     if flagged:
         logger.warning(
             "seed %d: %s fewer than %d cells, too few for a split-half "
-            "replicate (the replicate skips them; the models are scored on them, against "
-            "a mean of so few cells that it is mostly noise): %s",
+            "replicate (the models are scored on them, as min_cells asked; the replicate "
+            "skips them): %s",
             prepared.seed,
             counted(len(flagged), "test condition has", "test conditions have"),
             MIN_REPLICATE_CELLS,
@@ -351,6 +383,7 @@ def evaluate_seed(
     replicate: bool = True,
     gi: bool = True,
     gi_k: int = 10,
+    min_cells: int = MIN_REPLICATE_CELLS,
     simulated: AnnData | None = None,
     bar: tqdm | None = None,
 ) -> SeedTables:
@@ -364,7 +397,7 @@ def evaluate_seed(
         Split seed; also the seed of every catalogue model (see :func:`evaluate`).
     builders
         Model name -> ``build(adata, seed)`` returning an unfitted model.
-    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate, gi, gi_k
+    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate, gi, gi_k, min_cells
         As for :func:`evaluate`.
     exclude_targets
         As for :func:`evaluate`.
@@ -386,6 +419,7 @@ def evaluate_seed(
         split_kwargs=split_kwargs or {},
         n_de=n_de,
         exclude_targets=exclude_targets,
+        min_cells=min_cells,
     )
     train_kwargs = train_kwargs or {}
     test, subgroup_of = prepared.test, prepared.subgroup_of
@@ -511,6 +545,7 @@ def evaluate(
     replicate: bool = True,
     gi: bool = True,
     gi_k: int = 10,
+    min_cells: int = MIN_REPLICATE_CELLS,
 ) -> EvaluationResult:
     """Train every model on every split seed and score it on each test subgroup.
 
@@ -527,9 +562,9 @@ def evaluate(
 
     Beside the models stands the screen's own noise ceiling, the row ``"replicate"``: each
     test condition's cells are split in two random halves in the statistics pass, and the
-    mean of one half is scored as a prediction of the other with every metric (conditions
-    with fewer than 4 cells have no replicate and are warned of; the models are still
-    scored on them, against their noisy means). With the ``"mean"`` baseline among the
+    mean of one half is scored as a prediction of the other with every metric (test
+    conditions of fewer than ``min_cells`` cells, by default the 4 a replicate needs, are
+    left out altogether). With the ``"mean"`` baseline among the
     models, :meth:`EvaluationResult.calibrated` places every model between the two anchors.
 
     Parameters
@@ -587,6 +622,11 @@ def evaluate(
         simulated screen the row ``"measured"`` ranks by the measured means.
     gi_k
         Pairs taken from the top of each subtype's ranking (precision@k).
+    min_cells
+        Test conditions of fewer cells are left out of every model's scores, with a
+        warning: the mean of so few cells is mostly noise, and below
+        :data:`MIN_REPLICATE_CELLS` (the default) no split-half replicate anchors it.
+        1 scores them all (the replicate still skips those it cannot split).
 
     Returns
     -------
@@ -623,6 +663,7 @@ def evaluate(
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     gi_k = check_count("gi_k", gi_k)
     n_de = check_count("n_de", n_de)
+    min_cells = check_count("min_cells", min_cells)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None
@@ -650,6 +691,7 @@ def evaluate(
                     replicate=replicate,
                     gi=gi,
                     gi_k=gi_k,
+                    min_cells=min_cells,
                     simulated=simulated,
                     bar=bar,
                 )
@@ -685,6 +727,7 @@ def evaluate(
             "exclude_targets": bool(exclude_targets),
             "replicate": bool(replicate),
             "gi_k": int(gi_k) if gi else None,
+            "min_cells": int(min_cells),
             "metrics": list(metrics) if metrics is not None else None,
             "n_cells": int(adata.n_obs),
             "n_genes": int(adata.n_vars),
