@@ -59,6 +59,27 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rules_of(args: argparse.Namespace) -> GIRules:
+    """The subtype rules of ``--magnitude``, once ``--abundance`` is checked."""
+    if args.abundance is not None:
+        check_nonnegative("--abundance", args.abundance)
+    return GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
+
+
+def _print_scores(
+    args: argparse.Namespace,
+    scores: pd.DataFrame,
+    n_genes: int,
+    control_mean: np.ndarray,
+    whose: str,
+) -> None:
+    """Print what was scored (:func:`_gi_summary`) and on which genes (``whose`` genes)."""
+    print(_gi_summary(scores, n_genes, args.magnitude))
+    abundance = resolve_abundance(control_mean, args.abundance)
+    given = args.abundance is not None
+    print(_fitted_genes_text(scores, control_mean.size, abundance, given, whose=whose))
+
+
 # -- gi -------------------------------------------------------------------------------------
 def _reason_kind(flag: str) -> str:
     """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
@@ -143,12 +164,10 @@ def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
 
 
 def _run_gi(args: argparse.Namespace) -> None:
-    if args.abundance is not None:
-        check_nonnegative("--abundance", args.abundance)
+    rules = _rules_of(args)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
     genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
     model = PerturbationModel.load(args.model)
-    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
     pred = model.predict_pairs(
         genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
     )
@@ -156,9 +175,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
     atomic_write(args.out / GI_FILES[1], scores.to_csv)
-    print(_gi_summary(scores, int((~pairs).sum()), args.magnitude))
-    abundance = resolve_abundance(model.control_mean, args.abundance)
-    print(_fitted_genes_text(scores, len(model.genes), abundance, args.abundance is not None))
+    _print_scores(args, scores, int((~pairs).sum()), np.asarray(model.control_mean), "model")
     held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
         print(
@@ -217,24 +234,19 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     from ..pp import measured_profiles
     from ..tl import gi_scores
 
-    if args.abundance is not None:
-        check_nonnegative("--abundance", args.abundance)
+    rules = _rules_of(args)
     refuse_outputs(args.out, MEASURED_GI_FILES, args.overwrite, inputs=[args.data])
     adata = read_screen(args, go_annotations(args))  # --go: the genes labels may name
     profiles = measured_profiles(adata)
     pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
     if len(pairs) == 0:
         raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
-    rules = GIRules(magnitude_score=MAGNITUDE_SCORES[args.magnitude])
     scores = gi_scores(profiles, abundance=args.abundance, rules=rules)
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
-    print(_gi_summary(scores, n_genes, args.magnitude))
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
-    abundance = resolve_abundance(control_mean, args.abundance)
-    given = args.abundance is not None
-    print(_fitted_genes_text(scores, profiles.n_vars, abundance, given, whose="screen"))
+    _print_scores(args, scores, n_genes, control_mean, "screen")
     cells = scores.loc[is_scored(scores), "n_cells"]
     if len(cells):
         print(

@@ -168,7 +168,7 @@ def _with_enough_cells(
     Raises when no test condition is left.
     """
     cells = dict(zip(map(str, stats.conditions), stats.n_cells, strict=True))
-    few = [c for members in subgroups.values() for c in members if cells[c] < min_cells]
+    few = {c for members in subgroups.values() for c in members if cells[c] < min_cells}
     if few:
         logger.warning(
             "seed %d: left out %s of fewer than %d cells (min_cells): the mean of so few "
@@ -176,9 +176,9 @@ def _with_enough_cells(
             seed,
             counted(len(few), "test condition"),
             min_cells,
-            shown_list(few, 10),
+            shown_list([c for members in subgroups.values() for c in members if c in few], 10),
         )
-    kept = {g: [c for c in members if c not in set(few)] for g, members in subgroups.items()}
+    kept = {g: [c for c in members if c not in few] for g, members in subgroups.items()}
     kept = {g: members for g, members in kept.items() if members}
     if not kept:
         raise PerturbsimError(
