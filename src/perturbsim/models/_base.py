@@ -531,7 +531,16 @@ class PerturbationModel(ABC):
         return self._typo_hint([g for g in genes if g not in known])
 
     def perturbed_genes(self) -> set[str]:
-        """The genes perturbed in the model's screen, in fitted or held-out conditions."""
+        """The genes perturbed in the model's screen, in fitted or held-out conditions.
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+        >>> "KLF1" in ps.Additive(adata).fit().perturbed_genes()
+        True
+        """
         conditions = [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
         return {g for c in conditions for g in genes_of(c)}
 

@@ -1123,6 +1123,12 @@ def is_summed(table: pd.DataFrame) -> pd.Series:
     As :func:`is_scored` does for ``flag``: a table read back from CSV may hold the text
     ``"True"`` / ``"False"`` or empty cells, ``.obs`` a nullable boolean with missing values
     on the singles' rows; missing counts as False.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> is_summed(pd.DataFrame({"sum_of_singles": ["True", "False", ""]})).tolist()
+    [True, False, False]
     """
     if SUM_OF_SINGLES not in table.columns:
         return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
