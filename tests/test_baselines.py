@@ -484,6 +484,12 @@ def test_predict_reads_labels_written_another_way(norman):
     pred = model.predict(["MAP2K6_KLF1", "NTC", "KLF1"], control="NTC", sep="_")
     assert pred.obs_names.tolist() == ["KLF1+MAP2K6", "ctrl", "KLF1"]
     assert model.predict([["KLF1", "NTC"]], control="NTC").obs_names.tolist() == ["KLF1"]
+    # a gene given as the control word would read as no perturbation: refused
+    with pytest.raises(ps.PerturbsimError, match="control 'KLF1' names a gene of the model"):
+        model.predict(["KLF1+MAP2K6"], control="KLF1")
+    with pytest.raises(ps.PerturbsimError, match="control 'NT_KLF1' names 'KLF1', a gene"):
+        model.predict(["MAP2K6"], control="NT_KLF1", sep="_")
+    assert model.predict(["KLF1"], control="ctrl").obs_names.tolist() == ["KLF1"]
 
 
 @pytest.mark.parametrize("name", ["mean", "no_perturb"])

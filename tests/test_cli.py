@@ -732,6 +732,18 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "--abundance must be a finite number >= 0, got -1" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "nan"), "--abundance", "nan"]) == 2
     assert "--abundance must be a finite number >= 0, got nan" in _one_line_error(capsys)
+    # the genes joined by commas read as the file of them does
+    listed = ["gi", str(tmp_path / "model"), "--genes", "KLF1, MAP2K6,SLC38A2", "--out"]
+    assert main([*listed, str(tmp_path / "listed")]) == 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "listed" / "gi_scores.csv"),
+        pd.read_csv(tmp_path / "default" / "gi_scores.csv"),
+    )
+    assert main([*listed[:3], "KLF1,,MAP2K6", "--out", str(tmp_path / "empty")]) == 2
+    assert "--genes 'KLF1,,MAP2K6': an empty gene name between commas" in _one_line_error(capsys)
+    assert main([*listed[:3], "KLF1", "--out", str(tmp_path / "one")]) == 2
+    error = _one_line_error(capsys)
+    assert "no such genes file: 'KLF1' (give a file of genes, one a line, or the genes" in error
 
 
 def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkeypatch):

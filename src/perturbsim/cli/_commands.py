@@ -15,7 +15,7 @@ from anndata import AnnData
 
 from .._atomic import atomic_write, check_results_dir
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, CONTROL, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, SEP, VARIANCE_LAYER
 from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
@@ -245,33 +245,13 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda target: table.to_csv(target, index_label=PERTURBATION))
 
 
-def _refuse_gene_as_control(control: str | None, sep: str | None, model: PerturbationModel) -> None:
-    """Refuse a ``--control`` label naming a gene of the model, whole or as one of its parts.
-
-    Every part of a control label reads as no perturbation (``NT_NT``), so a gene there
-    would be dropped from the queries silently.
-    """
-    if control is None or control == model.screen_labels.get("control"):
-        return
-    known = model.perturbed_genes() | set(model.genes)
-    parts = {control, *control.split(sep or model.screen_labels.get("sep", SEP))}
-    gene = next((part for part in sorted(parts) if part in known), None)
-    if gene is not None:
-        named = f"{gene!r}, a gene of the model," if gene != control else "a gene of the model"
-        raise PerturbsimError(
-            f"--control {control!r} names {named} not a label of no perturbation: "
-            f"leave --control out (the screen's control label is "
-            f"{model.screen_labels.get('control', CONTROL)!r})"
-        )
-
-
 def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".h5ad", ".csv"))
     model = PerturbationModel.load(args.model)
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
     for path in [out, *(beside if out.suffix == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
-    _refuse_gene_as_control(args.control, args.sep, model)
+    model.check_control_label(args.control, args.sep, option="--control")
     queries = screen_queries(
         args.perturbations, model.screen_labels, sep=args.sep, control=args.control
     )

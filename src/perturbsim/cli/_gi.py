@@ -163,10 +163,33 @@ def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
     return ", gi_map.png"
 
 
+def _gene_list(value: Path) -> list[str]:
+    """``--genes``: the genes of a file, one a line, or the genes themselves joined by commas.
+
+    A value holding a comma that names no file is read as the genes; anything else as a
+    file (:func:`read_list`), whose missing-file error then says both forms.
+    """
+    text = str(value)
+    if "," in text and not value.exists():
+        genes = [gene.strip() for gene in text.split(",")]
+        if not all(genes):
+            raise PerturbsimError(f"--genes {text!r}: an empty gene name between commas")
+        return genes
+    try:
+        return read_list(value, "--genes", "genes", joiners=",; \t")
+    except PerturbsimError as error:
+        if value.exists() or value.is_symlink():
+            raise
+        raise PerturbsimError(
+            f"{error} (give a file of genes, one a line, or the genes joined by commas: "
+            "KLF1,MAP2K6,CEBPE)"
+        ) from None
+
+
 def _run_gi(args: argparse.Namespace) -> None:
     rules = _rules_of(args)
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
-    genes = read_list(args.genes, "--genes", "genes", joiners=",; \t")
+    genes = _gene_list(args.genes)
     model = PerturbationModel.load(args.model)
     pred = model.predict_pairs(
         genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
@@ -208,8 +231,9 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         "--genes",
         type=Path,
         required=True,
-        metavar="FILE",
-        help="gene list, one a line (# starts a comment)",
+        metavar="GENES",
+        help="the genes: a file, one a line (# starts a comment), or genes joined by commas "
+        "(KLF1,MAP2K6,CEBPE)",
     )
     parser.add_argument(
         "--out",

@@ -544,6 +544,55 @@ class PerturbationModel(ABC):
         conditions = [*(self.fitted_conditions or []), *(self.held_out_conditions or [])]
         return {g for c in conditions for g in genes_of(c)}
 
+    def check_control_label(
+        self, control: str | None, sep: str | None = None, *, option: str = "control"
+    ) -> None:
+        """Refuse a control label naming a gene of the model, whole or as one of its parts.
+
+        Every part of a control label reads as no perturbation (``NT_NT``), so a gene named
+        there would be dropped from the queries silently. The screen's own control label
+        and ``None`` (none given) pass.
+
+        Parameters
+        ----------
+        control
+            The further control word given with the queries.
+        sep
+            Separator of a label's genes (default: the screen's).
+        option
+            How the caller names the argument in the error (``"--control"`` for the CLI).
+
+        Raises
+        ------
+        PerturbsimError
+            ``control``, or one of its parts, is a gene the model predicts or its screen
+            perturbed.
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.setup(adata, perturbation_key="condition", control="control")
+        >>> model = ps.Additive(adata).fit()
+        >>> model.check_control_label("NTC")
+        >>> model.check_control_label("KLF1")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        perturbsim._errors.PerturbsimError: control 'KLF1' names a gene of the model, not a ...
+        """
+        if control is None or control in {CONTROL, self.screen_labels.get("control")}:
+            return
+        known = self.perturbed_genes() | set(map(str, self.genes))
+        parts = {control, *control.split(sep or self.screen_labels.get("sep", SEP))}
+        gene = next((part for part in sorted(parts) if part in known), None)
+        if gene is not None:
+            named = f"{gene!r}, a gene of the model," if gene != control else "a gene of the model,"
+            raise PerturbsimError(
+                f"{option} {control!r} names {named} not a label of no perturbation: "
+                f"leave {option} out (the screen's control label is "
+                f"{self.screen_labels.get('control', CONTROL)!r})"
+            )
+
     def _typo_hint(self, unknown: Sequence[str]) -> str:
         """A hint for the first of ``unknown`` that looks like a misspelt perturbed gene.
 
@@ -630,7 +679,8 @@ class PerturbationModel(ABC):
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
             ``--sep``: a further control word (``"NTC"``), the separator of a label's
-            genes (``"_"`` for ``"KLF1_MAP2K6"``).
+            genes (``"_"`` for ``"KLF1_MAP2K6"``). A ``control`` naming a gene of the
+            model is refused (:meth:`check_control_label`).
 
         Returns
         -------
@@ -652,13 +702,15 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            Not fitted; genes the model cannot predict (:meth:`covers`; naming how the
-            model would know them: ``'KLF1'`` for ``'klf1'``, ``'KLF1+MAP2K6'`` for
-            ``'KLF1_MAP2K6'``); with ``strict``, unsupported perturbations. Models that
-            cover any name (the ``mean`` and ``no_perturb`` baselines) raise no such error:
-            they warn of a gene neither measured nor perturbed.
+            Not fitted; a ``control`` naming a gene of the model; genes the model cannot
+            predict (:meth:`covers`; naming how the model would know them: ``'KLF1'`` for
+            ``'klf1'``, ``'KLF1+MAP2K6'`` for ``'KLF1_MAP2K6'``); with ``strict``,
+            unsupported perturbations. Models that cover any name (the ``mean`` and
+            ``no_perturb`` baselines) raise no such error for genes: they warn of a gene
+            neither measured nor perturbed.
         """
         self.require_fitted()
+        self.check_control_label(control, sep)
         sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
             with switched_off(WARN_UNSUPPORTED):  # the models it predicts with, if any
