@@ -417,8 +417,13 @@ def test_a_pair_scores_the_same_whichever_pairs_come_with_it(singles):
 def test_rules_are_checked_and_primary_subtype_follows_precedence():
     with pytest.raises(PerturbsimError, match="magnitude_score must be one of"):
         GIRules(magnitude_score="ts_norm")
-    with pytest.raises(PerturbsimError, match="GIRules.synergy must be finite"):
+    with pytest.raises(PerturbsimError, match="GIRules.synergy must be a finite number"):
         GIRules(synergy=np.nan)
+    with pytest.raises(PerturbsimError, match="GIRules.additive must be a finite number, got 'x'"):
+        GIRules(additive="x")
+    profiles = make_profiles({"A": np.ones(5), "B": np.ones(5), "A+B": np.ones(5)})
+    with pytest.raises(PerturbsimError, match="rules must be a GIRules .*, got dict"):
+        gi_scores(profiles, rules={"synergy": 1.2})
     scores = pd.DataFrame(
         {
             "magnitude": [2.0, 0.5, 1.1, 2.0, np.nan],
@@ -452,6 +457,27 @@ def test_too_few_fitted_genes_are_warned_of(norman, caplog):
     assert f"interactions fitted on every expressed gene ({expressed})" in caplog.text
     every = gi_scores(profiles, abundance=0)
     pd.testing.assert_frame_equal(by_default, every)
+
+
+def test_measured_pairs_of_few_cells_are_flagged_not_scored(norman):
+    pair = "KLF1+MAP2K6"
+    in_pair = np.flatnonzero(norman.obs["condition"].to_numpy() == pair)
+    few = norman[np.setdiff1d(np.arange(norman.n_obs), in_pair[2:])].copy()
+    ps.pp.setup(few, perturbation_key="condition", control="control")
+    profiles = ps.pp.measured_profiles(few)
+    assert profiles.obs.loc[pair, "n_cells"] == 2
+    scores = gi_scores(profiles)
+    assert scores.loc[pair, "flag"] == f"few cells ({pair} 2)"
+    assert np.isnan(scores.loc[pair, "magnitude"]) and scores.loc[pair, "subtype"] == ""
+    others = scores.drop(index=pair)["flag"]  # 4 cells or more: flagged for other reasons only
+    assert len(others) and not others.str.contains("few cells").any()
+    every = gi_scores(profiles, min_cells=1)
+    assert every.loc[pair, "flag"] == "" and np.isfinite(every.loc[pair, "magnitude"])
+    # predictions have no cell counts: never flagged for cells
+    predicted = ps.Additive(few).fit().predict(["KLF1", "MAP2K6", pair])
+    assert gi_scores(predicted, min_cells=10).loc[pair, "flag"] == ""
+    with pytest.raises(PerturbsimError, match="min_cells must be a whole number >= 1, got 0"):
+        gi_scores(profiles, min_cells=0)
 
 
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):

@@ -390,6 +390,20 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     where = ["--where", "condition=control", "--where", "condition=KLF1"]  # singles only
     assert main([*run[:-2], *where, "--out", str(tmp_path / "none")]) == 2
     assert "measured no pair of two genes: nothing to score" in capsys.readouterr().err
+    # a pair of 2 cells is left unscored unless --min-cells says otherwise
+    screen = ad.read_h5ad(data)
+    in_pair = np.flatnonzero(screen.obs["condition"].to_numpy() == "KLF1+MAP2K6")
+    few = tmp_path / "few.h5ad"
+    screen[np.setdiff1d(np.arange(screen.n_obs), in_pair[2:])].copy().write_h5ad(few)
+    run = [*run[:2], str(few), *run[3:-1]]
+    assert main([*run, str(tmp_path / "few")]) == 0
+    assert "not scored (a mean of fewer cells than --min-cells): 1" in capsys.readouterr().out
+    flagged = pd.read_csv(tmp_path / "few" / "gi_scores.csv", index_col=0, keep_default_na=False)
+    assert flagged.loc["KLF1+MAP2K6", "flag"] == "few cells (KLF1+MAP2K6 2)"
+    assert main([*run, str(tmp_path / "every"), "--min-cells", "1"]) == 0
+    assert "fewer cells than --min-cells" not in capsys.readouterr().out
+    assert main([*run, str(tmp_path / "zero"), "--min-cells", "0"]) == 2
+    assert "--min-cells must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_summed_pairs_refuses_a_score_table():

@@ -32,7 +32,7 @@ from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
 from ..pp._labels import CONTROL_CANDIDATES, singles_of
-from ..tl._evaluate import MIN_REPLICATE_CELLS
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS
 from ._design import register_design
 from ._fitness import register_fitness

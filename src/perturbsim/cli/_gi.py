@@ -29,6 +29,7 @@ from ..pp._gi import (
     resolve_abundance,
 )
 from ..pp._labels import singles_of
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ._parser import add_command, add_overwrite, read_list, refuse_outputs
 from ._screen import add_screen_options, go_annotations, read_screen
 
@@ -83,7 +84,11 @@ def _print_scores(
 # -- gi -------------------------------------------------------------------------------------
 def _reason_kind(flag: str) -> str:
     """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
-    kinds = {"missing single": "missing single(s)", "unsupported": "unsupported gene(s)"}
+    kinds = {
+        "missing single": "missing single(s)",
+        "unsupported": "unsupported gene(s)",
+        "few cells": "a mean of fewer cells than --min-cells",
+    }
     return "; ".join(
         next((kind for start, kind in kinds.items() if part.startswith(start)), part)
         for part in flag.split("; ")
@@ -265,7 +270,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
     if len(pairs) == 0:
         raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
-    scores = gi_scores(profiles, abundance=args.abundance, rules=rules)
+    scores = gi_scores(profiles, abundance=args.abundance, rules=rules, min_cells=args.min_cells)
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
@@ -299,4 +304,13 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)
+    parser.add_argument(
+        "--min-cells",
+        type=int,
+        default=MIN_REPLICATE_CELLS,
+        metavar="N",
+        help="leave unscored (flagged) the pairs whose own mean or a single's averages fewer "
+        f"than N cells (default {MIN_REPLICATE_CELLS}: the mean of fewer cells is mostly "
+        "noise, read as a neomorphism); 1 scores them all",
+    )
     parser.set_defaults(run=_run_measured_gi)

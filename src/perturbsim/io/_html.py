@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
-from ..tl._evaluate import MIN_REPLICATE_CELLS
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE
 

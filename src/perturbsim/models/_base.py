@@ -42,6 +42,7 @@ from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._gi import (
     SUM_OF_SINGLES,
     check_abundance_reached,
+    check_rules,
     gi_scores,
     resolve_abundance,
     summed_pairs,
@@ -126,17 +127,19 @@ def _gene_list(genes: Sequence[str]) -> list[str]:
 
 
 def _check_gi_options(options: Mapping[str, Any], control_mean: np.ndarray) -> None:
-    """Refuse options :func:`~perturbsim.tl.gi_scores` does not take, or a bad ``abundance``.
+    """Refuse options :func:`~perturbsim.tl.gi_scores` does not take, or bad ones.
 
-    A bad ``abundance`` is negative or not a number, or one that no gene's mean control
-    expression (``control_mean`` unless the options give one) exceeds when the pairs are to
-    be fitted on the abundant genes.
+    Bad ``rules`` are not a :class:`~perturbsim.tl.GIRules`; a bad ``abundance`` is
+    negative or not a number, or one that no gene's mean control expression
+    (``control_mean`` unless the options give one) exceeds when the pairs are to be fitted
+    on the abundant genes.
     """
     parameters = inspect.signature(gi_scores).parameters
     known = set(parameters) - {"profiles"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise PerturbsimError(f"unknown GI options {unknown}; gi_scores takes {sorted(known)}")
+    check_rules(options.get("rules"))
     abundance = options.get("abundance", parameters["abundance"].default)
     if abundance is not None:
         check_nonnegative("abundance", abundance)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,12 +33,12 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
-from .._checks import check_nonnegative
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
-from ._pseudobulk import PseudobulkStats
+from ._pseudobulk import MIN_REPLICATE_CELLS, PseudobulkStats
 from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
@@ -180,8 +181,14 @@ class GIRules:
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name in SUBTYPES and not np.isfinite(value):
-                raise PerturbsimError(f"GIRules.{field.name} must be finite, got {value!r}")
+            if field.name in SUBTYPES and (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not np.isfinite(value)
+            ):
+                raise PerturbsimError(
+                    f"GIRules.{field.name} must be a finite number, got {value!r}"
+                )
         if self.magnitude_score not in _MAGNITUDE_SCORES:
             raise PerturbsimError(
                 f"GIRules.magnitude_score must be one of {_MAGNITUDE_SCORES}, "
@@ -291,6 +298,18 @@ class GIRules:
             primary = np.where(calls[f"is_{subtype}"].fillna(False), subtype, primary)
         calls.insert(0, "subtype", primary.astype(str))
         return calls
+
+
+def check_rules(rules: GIRules | None) -> GIRules:
+    """``rules``, or the default :class:`GIRules` for None; anything else refused."""
+    if rules is None:
+        return GIRules()
+    if not isinstance(rules, GIRules):
+        raise PerturbsimError(
+            f"rules must be a GIRules (e.g. ps.tl.GIRules(synergy=1.2)), got "
+            f"{type(rules).__name__} {rules!r}"
+        )
+    return rules
 
 
 def theil_sen(
@@ -864,12 +883,16 @@ def _flags(
     min_de: int,
     n_genes: int,
     unsupported: set[str],
+    few_cells: Mapping[str, int],
 ) -> list[str]:
     """Why ``pair`` cannot be scored (empty when it can)."""
     reasons = [] if pair in rows else ["missing pair"]
     missing = [g for g in genes_of(pair) if g not in rows]
     if missing:
         reasons.append(f"missing single{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    few = [f"{label} {few_cells[label]}" for label in (pair, *genes_of(pair)) if label in few_cells]
+    if few:
+        reasons.append(f"few cells ({', '.join(few)})")
     weak = [g for g in genes_of(pair) if g in unsupported]
     if weak:
         reasons.append(f"unsupported {', '.join(weak)}")
@@ -881,6 +904,21 @@ def _flags(
     if n_genes < MIN_GENES:
         reasons.append(f"fewer than {MIN_GENES} genes")
     return reasons
+
+
+def _few_cells(profiles: AnnData, sep: str, min_cells: int) -> dict[str, int]:
+    """Canonical label -> cells of the rows averaging fewer than ``min_cells`` (``n_cells``).
+
+    Empty when ``profiles.obs`` has no ``n_cells`` column (predictions).
+    """
+    if "n_cells" not in profiles.obs.columns:
+        return {}
+    cells = pd.to_numeric(profiles.obs["n_cells"], errors="coerce").to_numpy(float)
+    return {
+        _canonical(label, sep): int(n)
+        for label, n in zip(profiles.obs_names, cells, strict=True)
+        if np.isfinite(n) and n < min_cells
+    }
 
 
 def gi_scores(
@@ -897,6 +935,7 @@ def gi_scores(
     max_subsets: int = 100_000,
     seed: int | None = None,
     unsupported: Sequence[str] = (),
+    min_cells: int = MIN_REPLICATE_CELLS,
     sep: str = SEP,
 ) -> pd.DataFrame:
     """Score genetic interactions of gene pairs by Norman et al.'s linear model.
@@ -958,6 +997,13 @@ def gi_scores(
         ``.obs["unsupported"]`` of a model's predicted singles): their single is then the
         model's generic guess, and a pair's coefficients would read that guess's scale
         rather than the gene, so their pairs are flagged, not scored.
+    min_cells
+        Where ``profiles.obs`` has ``n_cells`` (measured means:
+        :func:`perturbsim.pp.measured_profiles`), pairs whose own mean or a single's
+        averages fewer cells are flagged, not scored: a mean of one to three cells is
+        mostly noise, and a pair fitted on noise reads as a neomorphism (low
+        ``fit_corr``). The default 4 is what a split-half replicate needs (as
+        :func:`perturbsim.tl.evaluate`'s ``min_cells``); 1 scores every pair.
     sep
         Separator of the genes of a combination in the labels of ``profiles``, ``pairs`` and
         ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); labels joined by ``+`` (as perturbsim
@@ -974,7 +1020,8 @@ def gi_scores(
     ``flag`` (``""`` when scored, else why not: ``"missing pair"``, ``"missing single
     B"``, ``"no DE count"``, ``"too few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``,
     ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
-    ``"unsupported B"``: a gene of ``unsupported``; several joined by ``"; "``), the primary
+    ``"unsupported B"``: a gene of ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of
+    fewer than ``min_cells`` cells; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
     A flagged pair has NaN scores, no subtype and every boolean missing (``<NA>``, pandas'
     nullable ``boolean``: ``~is_synergy`` counts scored pairs only): a pair that cannot
@@ -1026,7 +1073,8 @@ def gi_scores(
     True
     """
     check_anndata(profiles, "profiles", rows="conditions")
-    rules = GIRules() if rules is None else rules
+    rules = check_rules(rules)
+    min_cells = check_count("min_cells", min_cells)
     if abundance is not None:
         check_nonnegative("abundance", abundance)
     if min_de < 0:
@@ -1056,6 +1104,7 @@ def gi_scores(
     if isinstance(unsupported, str):
         raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
     weak = set(map(str, unsupported))
+    few_cells = _few_cells(profiles, sep, min_cells)
     n_fitted = int(base_mask.sum())
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
     positions: dict[str, list[int]] = {}
@@ -1069,7 +1118,7 @@ def gi_scores(
         n_genes = n_fitted - int(base_mask[targets].sum())
         record: dict[str, object] = {"pair": pair, "gene_a": gene_a, "gene_b": gene_b}
         record.update(dict.fromkeys(SCORES, np.nan))
-        reasons = _flags(pair, rows, n_de_canonical, min_de, n_genes, weak)
+        reasons = _flags(pair, rows, n_de_canonical, min_de, n_genes, weak, few_cells)
         if not reasons:
             jobs.append(_Job(len(records), (gene_a, gene_b, pair), targets))
         record.update(

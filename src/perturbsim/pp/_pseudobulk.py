@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 FINGERPRINT_ROWS = 64
 """Rows of the matrix (evenly spaced) whose values fingerprint stored statistics."""
+MIN_REPLICATE_CELLS = 4
+"""Conditions with fewer cells have no split-half replicate (two cells per half): their means
+are mostly noise, left out of evaluations and of measured interaction scores."""
 
 
 @dataclass

@@ -33,7 +33,7 @@ from ..models._data import NO_TRAINING_PERTURBATION
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
 from ..pp._de import top_de_indices
-from ..pp._pseudobulk import stored_layer, stored_matrix
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS, stored_layer, stored_matrix
 from ..pp._setup import check_setup
 from ._evaluate_gi import GI_COLUMNS, GITruth, simulated_truth
 from ._metrics import METRICS, _predicted_means, score
@@ -56,8 +56,6 @@ Builder = Callable[[AnnData, int], PerturbationModel]
 """``build(adata, seed)``: an unfitted model for one split seed."""
 
 TIMING_COLUMNS = ["model", "seed", "fit_s", "predict_s"]
-MIN_REPLICATE_CELLS = 4
-"""Test conditions with fewer cells have no split-half replicate (two cells per half)."""
 
 
 @dataclass(frozen=True)
@@ -425,7 +423,7 @@ def evaluate_seed(
     test, subgroup_of = prepared.test, prepared.subgroup_of
     scores, changes, histories, gi_tables, uncertainty = [], [], [], [], []
     coverage, timings, failures = [], [], []
-    truth = GITruth(prepared.stats, test, seed, simulated) if gi else None
+    truth = GITruth(prepared.stats, test, seed, simulated, min_cells=min_cells) if gi else None
     for name, build in builders.items():
         if bar is not None:
             bar.set_postfix(seed=seed, model=name)

@@ -24,6 +24,7 @@ from ..models import PerturbationModel
 from ..pp import PseudobulkStats, genes_of
 from ..pp._gi import gi_scores, is_scored, resolve_abundance
 from ..pp._profiles import profiles_of
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ._gi_precision import gi_precision
 from ._gi_truth import truth_profiles
 
@@ -83,6 +84,8 @@ class GITruth:
     simulated
         The simulator's noiseless profiles (:func:`simulated_truth`), or None to take the
         measured means as the truth (pairs whose singles were not measured are left out).
+    min_cells
+        Measured means of fewer cells leave their pairs unscored (:func:`gi_scores`).
     """
 
     def __init__(
@@ -91,8 +94,11 @@ class GITruth:
         test: Sequence[str],
         seed: int,
         simulated: AnnData | None = None,
+        *,
+        min_cells: int = MIN_REPLICATE_CELLS,
     ) -> None:
         self.stats, self.seed, self.simulated = stats, seed, simulated
+        self.min_cells = min_cells
         pairs = [c for c in test if len(genes_of(c)) == 2]
         measured = set(map(str, stats.conditions))
         self.measurable = [p for p in pairs if {p, *genes_of(p)} <= measured]
@@ -115,7 +121,9 @@ class GITruth:
 
     def score(self, profiles: AnnData, pairs: Sequence[str]) -> pd.DataFrame:
         """:func:`gi_scores` of ``pairs`` in ``profiles`` on the truth's genes."""
-        return gi_scores(profiles, pairs=list(pairs), genes=self.genes, seed=self.seed)
+        return gi_scores(
+            profiles, pairs=list(pairs), genes=self.genes, seed=self.seed, min_cells=self.min_cells
+        )
 
     def precision(self, name: str, predicted: pd.DataFrame, k: int) -> pd.DataFrame | None:
         """:func:`gi_precision` of ``predicted`` scores, with ``model``, ``seed``, ``truth``.

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .._checks import check_count
 from .._errors import PerturbsimError
-from ..pp._gi import _TIES, SUBTYPES, GIRules, is_scored
+from ..pp._gi import _TIES, SUBTYPES, GIRules, check_rules, is_scored
 
 PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
 """Per-gene calls scored by :func:`gi_per_gene_auprc` (``"additive"`` is the negative)."""
@@ -104,7 +104,7 @@ def gi_precision(
     (coefficient of determination of the predicted score for the true one over the
     compared pairs; can be negative).
     """
-    rules = GIRules() if rules is None else rules
+    rules = check_rules(rules)
     k = check_count("k", k)
     predicted, truth = _scored(predicted, "predicted"), _scored(truth, "truth")
     common = predicted.index.intersection(truth.index)
