@@ -477,6 +477,8 @@ def test_label_hint_is_quiet_on_gene_labels_and_vague_on_unknown_names(tiny):
     hint = label_hint(renamed, set())
     assert "are neither measured (var_names) nor in the GO annotations" in hint
     assert label_hint(renamed, set(tiny.var_names)) is None
+    lower = set(map(str.lower, tiny.var_names))  # the perturbed genes, known in lower case
+    assert "are there in another case ('g" in label_hint(renamed, lower | set(renamed.var_names))
 
 
 @pytest.mark.parametrize("content", [b"condition,gene\nctrl,G1\n", b""])

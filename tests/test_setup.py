@@ -408,8 +408,10 @@ def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(ca
 def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
     adata = make_screen(["ctrl", "Klf1", "Gata1", "Gata1+Klf1"])  # targets not measured
     with caplog.at_level(logging.WARNING):
-        ps.pp.setup(adata.copy())  # the bundled human GO has no 'Klf1'
+        ps.pp.setup(adata.copy())  # the bundled human GO has no 'Klf1', but has 'KLF1'
     assert "neither measured (var_names) nor in the GO annotations" in caplog.text
+    assert "are there in another case ('GATA1' for 'Gata1', 'KLF1' for 'Klf1';" in caplog.text
+    assert "else give GO annotations of the screen's species" in caplog.text
     caplog.clear()
     mouse_go = pd.DataFrame({"gene": ["Klf1", "Gata1"], "term": ["GO:1", "GO:1"]})
     with caplog.at_level(logging.WARNING):

@@ -1,8 +1,9 @@
 """What is likely wrong when the perturbed genes of a screen are not gene names.
 
 :func:`perturbsim.pp.setup` logs the hint as a warning: labels joined by another separator
-(``KLF1_MAP2K6`` read as one gene), genes named in a ``var`` column other than
-``var_names``, or a screen measured by Ensembl IDs and perturbed by names.
+(``KLF1_MAP2K6`` read as one gene), genes in another case (``klf1``), genes named in a
+``var`` column other than ``var_names``, or a screen measured by Ensembl IDs and perturbed
+by names.
 """
 
 from __future__ import annotations
@@ -120,6 +121,21 @@ def joined_labels_hint(
     return _joined_hint(perturbed, measured | annotated, unknown, sep)
 
 
+def _case_hint(n: int, known: set[str], unknown: list[str]) -> str | None:
+    """The hint naming unknown perturbed genes known in another case (``klf1`` for ``KLF1``)."""
+    by_case = {g.lower(): g for g in sorted(known)}
+    matches = {g: by_case[g.lower()] for g in unknown if g.lower() in by_case}
+    if not matches:
+        return None
+    named = ", ".join(f"{known_as!r} for {gene!r}" for gene, known_as in list(matches.items())[:3])
+    return (
+        f"{len(matches)} of {n} perturbed genes are neither measured (var_names) nor in the GO "
+        f"annotations, but are there in another case ({named}; gene names are "
+        "case-sensitive): fix the labels if they mean those genes, else give GO annotations "
+        "of the screen's species"
+    )
+
+
 def label_hint(
     adata: AnnData, annotated: set[str] | None = None, *, sep: str = SEP, joined: bool = True
 ) -> str | None:
@@ -130,6 +146,8 @@ def label_hint(
 
     - a separator of :data:`SEPARATORS` that splits most unknown genes into known ones
       (``KLF1_MAP2K6`` read as one gene): pass ``sep``;
+    - unknown genes known in another case (``klf1`` for ``KLF1``): fix the labels (or
+      give the species' GO annotations: mouse ``Klf1`` against the bundled human GO);
     - when most perturbed genes are not measured, a ``var`` column holding most of them:
       pass ``gene_symbols``;
     - when most ``var_names`` are Ensembl IDs and most perturbed genes are not, the
@@ -159,6 +177,9 @@ def label_hint(
     other = _joined_hint(perturbed, measured | annotated, unknown, sep) if joined else None
     if other is not None:
         return other
+    case = _case_hint(n, measured | annotated, unknown)
+    if case is not None:
+        return case
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None
     if column is not None and 2 * len(column[1]) > len(unmeasured):
         name, hits = column
