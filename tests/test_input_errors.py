@@ -74,6 +74,10 @@ def test_predict_reads_every_control_label_and_hints_at_case(additive, split_nor
         additive.predict(["klf1"])
     with pytest.raises(PerturbsimError, match="adata must be an AnnData"):
         additive.sample("KLF1", split_norman.X)
+    with pytest.raises(PerturbsimError, match="strict must be True or False, got 'no'"):
+        additive.predict(["KLF1"], strict="no")
+    with pytest.raises(PerturbsimError, match="skip_unknown must be True or False, got 1"):
+        additive.predict_pairs(["KLF1", "MAP2K6"], skip_unknown=1)
 
 
 def test_simulated_screens_bring_their_own_go_to_every_model():
@@ -193,3 +197,14 @@ def test_a_model_directory_that_is_incomplete_or_of_another_model_is_refused(add
     (tmp_path / "additive" / "weights.safetensors").unlink()
     with pytest.raises(PerturbsimError, match=r"additive' lacks weights.safetensors$"):
         ps.PerturbationModel.load(tmp_path / "additive")
+
+
+def test_a_screen_subset_after_its_split_is_told_to_split_again(split_norman):
+    train = [c for c in split_norman.uns["perturbsim"]["split"]["train"] if c != "ctrl"]
+    subset = split_norman[split_norman.obs["perturbsim_condition"] != train[0]].copy()
+    with pytest.raises(
+        PerturbsimError, match=rf"split names 1 condition no longer in adata \({train[0]};"
+    ):
+        ps.Additive(subset).fit()
+    ps.pp.split(subset, kind="simulation", seed=1)  # as the error says
+    assert train[0] not in ps.Additive(subset).fit().fitted_conditions

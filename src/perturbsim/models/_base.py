@@ -20,7 +20,7 @@ from anndata import AnnData
 from scipy import special
 from tqdm.auto import tqdm
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_flag, check_nonnegative
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._keys import (
     CONDITION,
@@ -713,6 +713,7 @@ class PerturbationModel(ABC):
             neither measured nor perturbed.
         """
         self.require_fitted()
+        strict = check_flag("strict", strict)
         self.check_control_label(control, sep)
         sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
@@ -835,6 +836,7 @@ class PerturbationModel(ABC):
         """
         genes = _gene_list(genes)
         batch_size = check_count("batch_size", batch_size)
+        gi, skip_unknown = check_flag("gi", gi), check_flag("skip_unknown", skip_unknown)
         covered = self.covers([[g] for g in genes])
         unknown = [g for g, ok in zip(genes, covered, strict=True) if not ok]
         if unknown and not skip_unknown:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, SETUP, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
 from ..pp import PseudobulkStats, canonical_label, genes_of, parse_label
@@ -114,6 +114,13 @@ class ScreenData:
         if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val = list(split.train), list(split.val)
+            gone = [c for c in [*train, *val] if c not in set(map(str, stats.conditions))]
+            if gone:
+                raise PerturbsimError(
+                    f"the stored split names {counted(len(gone), 'condition')} no longer in "
+                    f"adata ({shown_list(gone, 5)}; subset after perturbsim.pp.split?): "
+                    "split it again with perturbsim.pp.split(adata)"
+                )
         else:
             logger.warning("no split in adata: training on every condition (no validation)")
             train, val = list(stats.conditions), []

@@ -112,6 +112,17 @@ def _resolve_models(
     """Name -> ``build(adata, seed)``, in evaluation order."""
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
+    if not isinstance(models, Mapping):
+        given = next((m for m in models if not isinstance(m, str)), None)
+        if given is not None:
+            what = (
+                f"the class {given.__name__}" if isinstance(given, type) else type(given).__name__
+            )
+            raise PerturbsimError(
+                "models takes catalogue names (e.g. ['stacked', 'mean']) or a mapping of "
+                f"name -> factory(adata) building an unfitted model, got {what} (evaluate "
+                "fits every model on each split itself)"
+            )
     names = [str(m) for m in models]
     if not names:
         raise PerturbsimError("no models to evaluate")
