@@ -102,6 +102,10 @@ def test_gi_map_needs_scores(pairs):
         pl.gi_map(pairs, columns=["magnitude", "nonsense"])
     with pytest.raises(ps.PerturbsimError, match="at least 2 scored pairs"):
         pl.gi_map(pairs.obs.iloc[:15])
+    with pytest.raises(ps.PerturbsimError, match="max_labels must be a whole number >= 0"):
+        pl.gi_map(pairs, max_labels="10")
+    with pytest.raises(ps.PerturbsimError, match="ax must be a matplotlib Axes .* got str 'left'"):
+        pl.gi_map(pairs, ax="left")
 
 
 def test_pair_prediction_shows_singles_prediction_measurement_and_sum(

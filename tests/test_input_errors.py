@@ -208,3 +208,11 @@ def test_a_screen_subset_after_its_split_is_told_to_split_again(split_norman):
         ps.Additive(subset).fit()
     ps.pp.split(subset, kind="simulation", seed=1)  # as the error says
     assert train[0] not in ps.Additive(subset).fit().fitted_conditions
+
+
+def test_a_model_saved_where_no_folder_can_be_made_says_so(additive, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    with pytest.raises(PerturbsimError, match=r"cannot write a model to '.*notes.txt/model': "):
+        additive.save(tmp_path / "notes.txt" / "model")
+    with pytest.raises(PerturbsimError, match="n_cells must be whole numbers >= 1, got '10'"):
+        additive.sample("KLF1", ps.ds.norman2019_subset(), n_cells="10")

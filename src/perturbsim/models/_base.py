@@ -90,7 +90,7 @@ def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarr
             f"n_cells gives {counts.size} counts for {n_perturbations} distinct perturbations"
         )
     if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
-        raise PerturbsimError(f"n_cells must be whole numbers >= 1, got {n_cells}")
+        raise PerturbsimError(f"n_cells must be whole numbers >= 1, got {n_cells!r}")
     return counts.astype(np.int64)
 
 
@@ -1009,12 +1009,20 @@ class PerturbationModel(ABC):
         p0, one_count = _control_summary(matrix, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))
         blocks = []
-        for row, n in enumerate(counts):
-            picks = rng.integers(control_rows.size, size=n)
-            unique, inverse = np.unique(control_rows[picks], return_inverse=True)
-            cells = _dense(matrix[unique])[inverse]
-            fold = _GeneFold.of(cells, one_count[picks], p0, rng)
-            blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
+        try:
+            for row, n in enumerate(counts):
+                picks = rng.integers(control_rows.size, size=n)
+                unique, inverse = np.unique(control_rows[picks], return_inverse=True)
+                cells = _dense(matrix[unique])[inverse]
+                fold = _GeneFold.of(cells, one_count[picks], p0, rng)
+                blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
+        except MemoryError:
+            size = int(counts.sum()) * len(self.genes) * 4 / 2**30
+            raise PerturbsimError(
+                f"n_cells asks for {int(counts.sum()):,} cells x {len(self.genes)} genes "
+                f"({size:.1f} GiB as float32, more while built): more than this machine can "
+                "hold; sample fewer cells a call"
+            ) from None
         labels = np.repeat(prediction.obs_names.to_numpy(), counts)
         obs = pd.DataFrame(
             {SAMPLE_PERTURBATION: pd.Categorical(labels, categories=list(prediction.obs_names))},

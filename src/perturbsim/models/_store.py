@@ -86,9 +86,13 @@ def write_model_dir(
     if path.exists() and not overwrite:
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     check_replaceable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {reason}") from None
     try:
         weights = staging / WEIGHTS_FILE
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))

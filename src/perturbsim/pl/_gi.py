@@ -146,6 +146,7 @@ def gi_map(
     5
     """
     columns = list(columns)
+    max_labels = check_count("max_labels", max_labels, minimum=0)
     table, left_out = _score_table(data, columns)
     if len(table) < 2:
         raise PerturbsimError(f"the GI map needs at least 2 scored pairs, got {len(table)}")

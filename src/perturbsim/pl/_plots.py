@@ -49,7 +49,13 @@ _FOOT_NOTE = {
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    """``ax``, or the Axes of a new figure of ``figsize`` (inches) when None."""
     if ax is not None:
+        if not isinstance(ax, Axes):
+            raise PerturbsimError(
+                f"ax must be a matplotlib Axes (e.g. from plt.subplots()), got "
+                f"{type(ax).__name__} {ax!r:.40}"
+            )
         return ax
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
