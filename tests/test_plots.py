@@ -197,6 +197,21 @@ def test_training_history(split_tiny, tiny_go):
     assert other.get_legend().get_window_extent().x1 <= other.get_window_extent().x1
 
 
+def test_training_history_labels_a_log_axis_under_one_decade_readably():
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3], "train_loss": [0.45, 0.42, 0.40], "val_loss": [0.09, 0.06, 0.035]}
+    )
+    ax = pl.training_history(history)
+    ax.figure.draw_without_rendering()
+    low, high = ax.get_ylim()
+    labels = {
+        t.get_text()
+        for t in [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]
+        if t.get_text() and low <= t.get_position()[1] <= high
+    }
+    assert {"0.1", "0.2", "0.3", "0.4"} <= labels  # the training loss near 0.4 is readable
+
+
 def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):
     # an evaluation of baselines only: its histories are empty, as no model trained a network
     assert result.histories.empty

@@ -51,14 +51,14 @@ _PALETTE = [
 """Colours of programmes or clusters in :func:`phenotype_landscape` (29, then repeated)."""
 _PREDICTED_MARKER = {
     "marker": "^",
-    "s": 34,
+    "s": 60,
     "alpha": 0.9,
     "edgecolors": "white",
     "linewidths": 0.5,
     "zorder": 2,
 }
-"""How :func:`phenotype_landscape` draws a predicted profile: a white-edged triangle nearly
-the size of a measured circle, below the circles (not a dot beside them)."""
+"""How :func:`phenotype_landscape` draws a predicted profile: a white-edged triangle about
+the size of a measured circle (a triangle fills half its marker's box), below the circles."""
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -521,7 +521,9 @@ def phenotype_landscape(
         colour_by, missing = programme.fillna(""), ""
     else:
         colour_by, missing = "cluster " + table["cluster"], None
-    names = colour_by[colour_by != missing].value_counts().index.tolist()
+    names = colour_by[colour_by != missing].value_counts().index.tolist()  # largest first
+    if clusters is None:  # Leiden's clusters in their numbers' order
+        names = sorted(names, key=lambda name: int(name.removeprefix("cluster ")))
     palette = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(names)}
     colours = colour_by.map(palette).fillna("0.8").tolist()
     ax = _axes(ax, (6.4, 5.0))
@@ -575,6 +577,7 @@ def phenotype_landscape(
             [],
             [],
             marker=_PREDICTED_MARKER["marker"],
+            markersize=8,
             linestyle="",
             color="0.4",
             markeredgecolor="white",

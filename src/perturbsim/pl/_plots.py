@@ -117,12 +117,15 @@ def plain_log_labels(axis: Axis) -> None:
 
     The decades are labelled. When fewer than two decades fall within the axis's range,
     so that one label or none would show, the ticks between them are labelled too: at 2
-    and 5 times a decade, or every one (2 to 9 times) within a range under three-fold.
+    and 5 times a decade, at 2 to 5 times within a range under thirty-fold on a y axis
+    (whose labels stack rather than crowd side by side), or every one (2 to 9 times)
+    within a range under three-fold.
     Call it once the axis's limits are set.
     """
     low, high = sorted(getattr(axis.axes, f"get_{axis.axis_name}lim")())  # autoscaled now
     decades = np.floor(np.log10(high)) - np.ceil(np.log10(low)) + 1 if low > 0 else 2
-    shown = (2, 3, 4, 5, 6, 7, 8, 9) if high < 3 * low else (2, 5)
+    every, upright = (2, 3, 4, 5, 6, 7, 8, 9), axis.axis_name == "y"  # labels stacked, not abreast
+    shown = every if high < 3 * low else (2, 3, 4, 5) if upright and high < 30 * low else (2, 5)
 
     def minor(value: float, _: object) -> str:
         mantissa = round(value / 10 ** np.floor(np.log10(value)))
