@@ -80,6 +80,11 @@ def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog
         ranked = ps.tl.design(model, [*measured[:3], *untested], budget=2, strategy="random")
     assert set(ranked["perturbation"]) == set(untested)
     assert f"left out 3 candidates already measured: {', '.join(measured[:3])}" in caplog.text
+    caplog.clear()
+    lower = untested[0].lower()  # a gene written in another case is named with the one meant
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.tl.design(model, [lower, untested[1]], budget=1, strategy="random")
+    assert f"cannot predict: {lower} (did you mean" in caplog.text
     # an explicit measured list replaces the model's
     ranked = ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=untested[:1])
     assert set(ranked["perturbation"]) == {*measured[:3], untested[1]}

@@ -155,6 +155,10 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
         split(norman, kind="custom", test_conditions=["KLF1", "NOPE+KLF1"])
     with pytest.raises(PerturbsimError, match="control"):
         split(norman, kind="custom", test_conditions=["control"])
+    with pytest.raises(PerturbsimError, match=r"'klf1' is not .*; did you mean 'KLF1'\? \(labels"):
+        split(norman, kind="custom", test_conditions=["klf1"])
+    with pytest.raises(PerturbsimError, match=r"'map2k6\+klf1' .*did you mean 'KLF1\+MAP2K6'"):
+        split(norman, kind="custom", test_conditions=["map2k6+klf1"])
     with pytest.raises(PerturbsimError, match="test_conditions"):
         split(norman, kind="custom")
     with pytest.raises(PerturbsimError, match=r"a string: give \['FOXO4'\]"):

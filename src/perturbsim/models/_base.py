@@ -475,7 +475,7 @@ class PerturbationModel(ABC):
         """
         return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
 
-    def _query_hint(self, sets: Sequence[GeneSet]) -> str:
+    def query_hint(self, sets: Sequence[GeneSet]) -> str:
         """A hint for the first gene of ``sets`` the model predicts only written otherwise.
 
         `` ('KLF1_MAP2K6' looks like genes joined by '_': ...)`` for genes joined by another
@@ -728,7 +728,7 @@ class PerturbationModel(ABC):
                     f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
                 )
         except PerturbsimError as err:
-            hint = self._query_hint(sets)
+            hint = self.query_hint(sets)
             if not hint:
                 raise
             raise PerturbsimError(f"{err}{hint}") from err
@@ -842,7 +842,7 @@ class PerturbationModel(ABC):
         if unknown and not skip_unknown:
             raise PerturbsimError(
                 f"{self.label} cannot predict {len(unknown)} of the {len(genes)} genes: "
-                f"{shown_list(unknown, _MAX_NAMED_GENES)}{self._query_hint([unknown])}; pass "
+                f"{shown_list(unknown, _MAX_NAMED_GENES)}{self.query_hint([unknown])}; pass "
                 "skip_unknown=True to leave them out"
             )
         if unknown:

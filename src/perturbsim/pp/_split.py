@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, suggestion
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
@@ -480,7 +480,15 @@ def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[st
         if cond == CONTROL:
             raise PerturbsimError(f"test condition {label!r} is the control: ctrl stays in train")
         if cond not in present:
-            raise PerturbsimError(f"test condition {label!r} is not a condition of the screen")
+            meant = {str(c).lower(): str(c) for c in present}.get(str(cond or label).lower())
+            hint = (
+                f"; did you mean {meant!r}? (labels are case-sensitive)"
+                if meant
+                else suggestion(label, present)
+            )
+            raise PerturbsimError(
+                f"test condition {label!r} is not a condition of the screen{hint}"
+            )
         out.append(cond)
     return ordered_conditions(out)
 

@@ -312,10 +312,11 @@ def _candidate_list(
     if not covered.all():
         left_out = [c for c, ok in zip(untested, covered, strict=True) if not ok]
         logger.warning(
-            "left out %s %s cannot predict: %s",
+            "left out %s %s cannot predict: %s%s",
             counted(len(left_out), "candidate"),
             model.label,
             shown_list(left_out, 10),
+            model.query_hint([genes_of(c) for c in left_out]),
         )
     return [c for c, ok in zip(untested, covered, strict=True) if ok]
 
