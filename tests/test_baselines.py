@@ -490,6 +490,12 @@ def test_predict_reads_labels_written_another_way(norman):
     with pytest.raises(ps.PerturbsimError, match="control 'NT_KLF1' names 'KLF1', a gene"):
         model.predict(["MAP2K6"], control="NT_KLF1", sep="_")
     assert model.predict(["KLF1"], control="ctrl").obs_names.tolist() == ["KLF1"]
+    with pytest.raises(ps.PerturbsimError, match="control 'klf1' names a gene"):  # any case
+        model.predict(["KLF1", "MAP2K6"], control="klf1")
+    for word in ("NT", "CTRL", "non-targeting"):  # always control, whatever genes are named
+        assert model.predict(["KLF1", word], control=word).obs_names.tolist() == ["KLF1", "ctrl"]
+    with pytest.raises(ps.PerturbsimError, match="control must be a label, got int"):
+        model.predict(["KLF1"], control=1)
 
 
 @pytest.mark.parametrize("name", ["mean", "no_perturb"])

@@ -743,6 +743,11 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     )
     assert main([*listed[:3], "KLF1,,MAP2K6", "--out", str(tmp_path / "empty")]) == 2
     assert "--genes 'KLF1,,MAP2K6': an empty gene name between commas" in _one_line_error(capsys)
+    named = tmp_path / "my,genes.txt"  # a file whose name holds a comma is read as one
+    assert main([*listed[:3], str(named), "--out", str(tmp_path / "comma")]) == 2
+    assert f"no such genes file: {str(named)!r}" in _one_line_error(capsys)
+    named.write_text("KLF1\nMAP2K6\nSLC38A2\n")
+    assert main([*listed[:3], str(named), "--out", str(tmp_path / "comma")]) == 0
     assert main([*listed[:3], "KLF1", "--out", str(tmp_path / "one")]) == 2
     error = _one_line_error(capsys)
     assert "no such genes file: 'KLF1' (give a file of genes, one a line, or the genes" in error

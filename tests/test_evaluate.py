@@ -344,6 +344,7 @@ def test_fit_errors_name_model_and_seed(adata):
         ({"models": ["gears", "nope"]}, "unknown model 'nope'"),
         ({"models": []}, "no models to evaluate"),
         ({"models": ["mean", ps.TrainMean]}, "models takes catalogue names .* the class TrainMean"),
+        ({"models": ps.TrainMean}, "models takes catalogue names .* the class TrainMean"),
         ({"models": ["mean", "mean"]}, "models repeat"),
         ({"models": ["mean"], "seeds": 0}, "seeds must be a whole number >= 1, got 0"),
         (

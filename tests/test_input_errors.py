@@ -216,3 +216,19 @@ def test_a_model_saved_where_no_folder_can_be_made_says_so(additive, tmp_path):
         additive.save(tmp_path / "notes.txt" / "model")
     with pytest.raises(PerturbsimError, match="n_cells must be whole numbers >= 1, got '10'"):
         additive.sample("KLF1", ps.ds.norman2019_subset(), n_cells="10")
+
+
+def test_sampling_more_cells_than_memory_holds_says_so(additive, split_norman, monkeypatch):
+    real_empty = np.empty
+
+    def refuse_large(shape, *args, **kwargs):
+        if isinstance(shape, tuple) and shape[0] >= 1000:  # as a machine out of memory would
+            raise MemoryError
+        return real_empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", refuse_large)
+    with pytest.raises(
+        PerturbsimError, match=r"n_cells asks for 2,000 cells x 500 genes \(0.0 GiB"
+    ):
+        additive.sample(["KLF1", "MAP2K6"], split_norman, n_cells=1000)
+    assert additive.sample(["KLF1"], split_norman, n_cells=3).shape == (3, 500)

@@ -405,6 +405,15 @@ def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(ca
     assert "pass gene_symbols='symbol'" in caplog.text
 
 
+def test_a_mouse_screen_by_ensembl_ids_is_pointed_to_its_symbols_not_to_another_case(caplog):
+    adata = make_screen(["ctrl", "Klf1", "Gata1", "Spi1", "Gata1+Klf1"], n_genes=4)
+    adata.var["symbol"] = ["Klf1", "Gata1", "Spi1", "Actb"]
+    adata.var_names = [f"ENSMUSG{i:011d}" for i in range(adata.n_vars)]
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata)  # the bundled human GO has KLF1, GATA1, SPI1
+    assert "pass gene_symbols='symbol'" in caplog.text and "another case" not in caplog.text
+
+
 def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
     adata = make_screen(["ctrl", "Klf1", "Gata1", "Gata1+Klf1"])  # targets not measured
     with caplog.at_level(logging.WARNING):

@@ -159,6 +159,8 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
         split(norman, kind="custom", test_conditions=["klf1"])
     with pytest.raises(PerturbsimError, match=r"'map2k6\+klf1' .*did you mean 'KLF1\+MAP2K6'"):
         split(norman, kind="custom", test_conditions=["map2k6+klf1"])
+    with pytest.raises(PerturbsimError, match=r"'klf1\+MAP2K6' .*did you mean 'KLF1\+MAP2K6'"):
+        split(norman, kind="custom", test_conditions=["klf1+MAP2K6"])  # sorted otherwise
     with pytest.raises(PerturbsimError, match="test_conditions"):
         split(norman, kind="custom")
     with pytest.raises(PerturbsimError, match=r"a string: give \['FOXO4'\]"):

@@ -9,6 +9,7 @@ measured means. Both write ``gi_scores.csv`` (:func:`perturbsim.tl.gi_scores`) a
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -171,11 +172,12 @@ def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
 def _gene_list(value: Path) -> list[str]:
     """``--genes``: the genes of a file, one a line, or the genes themselves joined by commas.
 
-    A value holding a comma that names no file is read as the genes; anything else as a
-    file (:func:`read_list`), whose missing-file error then says both forms.
+    A value holding a comma that names no file and no folder (no ``/``: a gene name holds
+    none) is read as the genes; anything else as a file (:func:`read_list`), whose
+    missing-file error then says both forms.
     """
     text = str(value)
-    if "," in text and not value.exists():
+    if "," in text and "/" not in text and os.sep not in text and not value.exists():
         genes = [gene.strip() for gene in text.split(",")]
         if not all(genes):
             raise PerturbsimError(f"--genes {text!r}: an empty gene name between commas")

@@ -47,7 +47,7 @@ from ..pp._gi import (
     resolve_abundance,
     summed_pairs,
 )
-from ..pp._labels import SEPARATORS, singles_of
+from ..pp._labels import CONTROL_CANDIDATES, SEPARATORS, singles_of
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -483,6 +483,15 @@ class PerturbationModel(ABC):
         mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table),
         `` (did you mean 'KLF1' for 'KFL1'?)`` for a misspelling of a gene the screen
         perturbed (:meth:`_typo_hint`), or ``""``.
+
+        Parameters
+        ----------
+        sets
+            Gene sets the model was asked for (those it cannot predict, or all of them).
+
+        Returns
+        -------
+        The hint, with its leading space, to append to a message naming those sets.
         """
         genes = sorted({g for s in sets for g in s})
         aliases = human_gene_alias()
@@ -553,8 +562,10 @@ class PerturbationModel(ABC):
         """Refuse a control label naming a gene of the model, whole or as one of its parts.
 
         Every part of a control label reads as no perturbation (``NT_NT``), so a gene named
-        there would be dropped from the queries silently. The screen's own control label
-        and ``None`` (none given) pass.
+        there would be dropped from the queries silently. The screen's own control label,
+        the words that always mean control (``ctrl``, ``control``, ``non-targeting``,
+        ``NT``) and ``None`` (none given) pass; names are compared in any case, as labels
+        are read.
 
         Parameters
         ----------
@@ -568,8 +579,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            ``control``, or one of its parts, is a gene the model predicts or its screen
-            perturbed.
+            ``control`` is not a string, or it or one of its parts is a gene measured or
+            perturbed in the model's screen.
 
         Examples
         --------
@@ -583,17 +594,22 @@ class PerturbationModel(ABC):
         ...
         perturbsim._errors.PerturbsimError: control 'KLF1' names a gene of the model, not a ...
         """
-        if control is None or control in {CONTROL, self.screen_labels.get("control")}:
+        if control is None:
             return
-        known = self.perturbed_genes() | set(map(str, self.genes))
+        if not isinstance(control, str):
+            raise PerturbsimError(f"{option} must be a label, got {type(control).__name__}")
+        screen_control = self.screen_labels.get("control", CONTROL)
+        always = {word.lower() for word in (*CONTROL_CANDIDATES, screen_control)}
+        known = {g.lower(): g for g in [*map(str, self.genes), *sorted(self.perturbed_genes())]}
         parts = {control, *control.split(sep or self.screen_labels.get("sep", SEP))}
-        gene = next((part for part in sorted(parts) if part in known), None)
+        gene = next(
+            (p for p in sorted(parts) if p.lower() in known and p.lower() not in always), None
+        )
         if gene is not None:
-            named = f"{gene!r}, a gene of the model," if gene != control else "a gene of the model,"
+            named = "a gene of the model," if gene == control else f"{gene!r}, a gene of the model,"
             raise PerturbsimError(
                 f"{option} {control!r} names {named} not a label of no perturbation: "
-                f"leave {option} out (the screen's control label is "
-                f"{self.screen_labels.get('control', CONTROL)!r})"
+                f"leave {option} out (the screen's control label is {screen_control!r})"
             )
 
     def _typo_hint(self, unknown: Sequence[str]) -> str:
@@ -990,6 +1006,13 @@ class PerturbationModel(ABC):
         label, genes as columns, dense float32 ``X`` on the scale of ``adata.X`` (of the
         layer its stored statistics were computed from, if any), never negative.
 
+        Raises
+        ------
+        PerturbsimError
+            As :meth:`predict` does; ``n_cells`` not whole numbers >= 1 or not one count per
+            perturbation; ``adata`` not set up or without the model's genes; more cells than
+            the machine's memory holds (naming the size asked for).
+
         Examples
         --------
         >>> import perturbsim as ps
@@ -1008,20 +1031,23 @@ class PerturbationModel(ABC):
         matrix = cell_matrix(adata)
         p0, one_count = _control_summary(matrix, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))
-        blocks = []
+        ends = np.cumsum(counts)
         try:
+            sampled = np.empty((int(ends[-1]), len(self.genes)), dtype=np.float32)
             for row, n in enumerate(counts):
                 picks = rng.integers(control_rows.size, size=n)
                 unique, inverse = np.unique(control_rows[picks], return_inverse=True)
                 cells = _dense(matrix[unique])[inverse]
                 fold = _GeneFold.of(cells, one_count[picks], p0, rng)
-                blocks.append(fold.matching(prediction.X[row].astype(np.float64)))
+                sampled[ends[row] - n : ends[row]] = fold.matching(
+                    prediction.X[row].astype(np.float64)
+                )
         except MemoryError:
-            size = int(counts.sum()) * len(self.genes) * 4 / 2**30
+            size = int(ends[-1]) * len(self.genes) * 4
             raise PerturbsimError(
-                f"n_cells asks for {int(counts.sum()):,} cells x {len(self.genes)} genes "
-                f"({size:.1f} GiB as float32, more while built): more than this machine can "
-                "hold; sample fewer cells a call"
+                f"n_cells asks for {int(ends[-1]):,} cells x {len(self.genes)} genes "
+                f"({size / 2**30:.1f} GiB as float32, more while built): more than this "
+                "machine can hold; sample fewer cells a call"
             ) from None
         labels = np.repeat(prediction.obs_names.to_numpy(), counts)
         obs = pd.DataFrame(
@@ -1029,7 +1055,7 @@ class PerturbationModel(ABC):
             index=pd.Index([f"{label}-{i}" for i, label in enumerate(labels)]),
         )
         return AnnData(
-            X=np.vstack(blocks).astype(np.float32),
+            X=sampled,
             obs=obs,
             var=pd.DataFrame(index=pd.Index(self.genes)),
         )

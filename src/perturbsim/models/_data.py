@@ -114,7 +114,8 @@ class ScreenData:
         if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val = list(split.train), list(split.val)
-            gone = [c for c in [*train, *val] if c not in set(map(str, stats.conditions))]
+            present = set(map(str, stats.conditions))
+            gone = [c for c in [*train, *val] if c not in present]
             if gone:
                 raise PerturbsimError(
                     f"the stored split names {counted(len(gone), 'condition')} no longer in "

@@ -146,13 +146,13 @@ def label_hint(
 
     - a separator of :data:`SEPARATORS` that splits most unknown genes into known ones
       (``KLF1_MAP2K6`` read as one gene): pass ``sep``;
-    - unknown genes known in another case (``klf1`` for ``KLF1``): fix the labels (or
-      give the species' GO annotations: mouse ``Klf1`` against the bundled human GO);
     - when most perturbed genes are not measured, a ``var`` column holding most of them:
       pass ``gene_symbols``;
     - when most ``var_names`` are Ensembl IDs and most perturbed genes are not, the
       ``var`` column of most annotated names (CRISPRa targets, rarely measured, are in
       no ``var`` column): pass ``gene_symbols``;
+    - unknown genes known in another case (``klf1`` for ``KLF1``): fix the labels (or
+      give the species' GO annotations: mouse ``Klf1`` against the bundled human GO);
     - when most perturbed genes are unknown: check ``sep``, ``gene_symbols`` and the GO
       annotations.
 
@@ -177,9 +177,6 @@ def label_hint(
     other = _joined_hint(perturbed, measured | annotated, unknown, sep) if joined else None
     if other is not None:
         return other
-    case = _case_hint(n, measured | annotated, unknown)
-    if case is not None:
-        return case
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None
     if column is not None and 2 * len(column[1]) > len(unmeasured):
         name, hits = column
@@ -190,6 +187,9 @@ def label_hint(
     ids = _ensembl_hint(adata, perturbed, annotated)
     if ids is not None:
         return ids
+    case = _case_hint(n, measured | annotated, unknown)
+    if case is not None:
+        return case
     if 2 * len(unknown) > n:
         return (
             f"{len(unknown)} of {n} perturbed genes are neither measured (var_names) nor in the "

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError, suggestion
+from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
@@ -480,17 +480,24 @@ def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[st
         if cond == CONTROL:
             raise PerturbsimError(f"test condition {label!r} is the control: ctrl stays in train")
         if cond not in present:
-            meant = {str(c).lower(): str(c) for c in present}.get(str(cond or label).lower())
-            hint = (
-                f"; did you mean {meant!r}? (labels are case-sensitive)"
-                if meant
-                else suggestion(label, present)
-            )
             raise PerturbsimError(
-                f"test condition {label!r} is not a condition of the screen{hint}"
+                f"test condition {label!r} is not a condition of the screen"
+                f"{_case_hint(cond, present)}"
             )
         out.append(cond)
     return ordered_conditions(out)
+
+
+def _case_hint(condition: str | None, present: set[str]) -> str:
+    """The hint naming the condition of ``present`` of the same genes in another case.
+
+    ``"; did you mean 'KLF1+MAP2K6'? ..."`` for ``klf1+MAP2K6``, else ``""``.
+    """
+    if condition is None:
+        return ""
+    by_case = {frozenset(g.lower() for g in genes_of(c)): c for c in present}
+    meant = by_case.get(frozenset(g.lower() for g in genes_of(condition)))
+    return f"; did you mean {meant!r}? (labels are case-sensitive)" if meant else ""
 
 
 def _custom(

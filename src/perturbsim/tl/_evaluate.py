@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,8 @@ def _resolve_models(
     """Name -> ``build(adata, seed)``, in evaluation order."""
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
+    if isinstance(models, type) or not isinstance(models, Iterable):  # one model, or its class
+        models = [models]
     if not isinstance(models, Mapping):
         given = next((m for m in models if not isinstance(m, str)), None)
         if given is not None:
@@ -628,14 +630,17 @@ def evaluate(
         measured means (pairs whose singles were measured); each model's predictions of the
         pairs and their singles are scored the same way and compared by
         :func:`perturbsim.tl.gi_precision` (``random_*`` columns: a random ranking). On a
-        simulated screen the row ``"measured"`` ranks by the measured means.
+        simulated screen the row ``"measured"`` ranks by the measured means. A pair whose
+        measured mean, or a measured single's, averages fewer than ``min_cells`` cells is
+        not scored from the measured means (the truth, or the row ``"measured"``).
     gi_k
         Pairs taken from the top of each subtype's ranking (precision@k).
     min_cells
         Test conditions of fewer cells are left out of every model's scores, with a
         warning: the mean of so few cells is mostly noise, and below
         :data:`MIN_REPLICATE_CELLS` (the default) no split-half replicate anchors it.
-        1 scores them all (the replicate still skips those it cannot split).
+        1 scores them all (the replicate still skips those it cannot split). The GI
+        scoring of measured means leaves out the pairs it reaches (``gi``).
 
     Returns
     -------
