@@ -393,6 +393,21 @@ def test_labels_joined_by_another_separator_are_refused_unless_sep_is_given(capl
         ps.pp.setup(adata, perturbation_key="condition", control="control", sep="_")
     assert "joined by" not in caplog.text
     assert adata.obs["perturbsim_condition"].nunique() == 34
+    # singles written with a control guide ('KLF1_NegCtrl0') count as joined labels too
+    guides = ps.ds.norman2019_subset()
+    labels = guides.obs["condition"].astype(str)
+    guides.obs["condition"] = [
+        "NegCtrl0_NegCtrl0"
+        if c == "control"
+        else c.replace("+", "_")
+        if "+" in c
+        else c + "_NegCtrl0"
+        for c in labels
+    ]
+    one_line_error(
+        lambda: ps.pp.setup(guides, perturbation_key="condition", control="NegCtrl0_NegCtrl0"),
+        "32 of 33 perturbed genes look like genes joined by '_'",
+    )
 
 
 def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(caplog, tiny):
@@ -426,3 +441,16 @@ def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
     with caplog.at_level(logging.WARNING):
         ps.pp.setup(adata, go_annotations=mouse_go)
     assert "GO annotations" not in caplog.text and "fine for CRISPRa" in caplog.text
+
+
+def test_a_gene_given_as_the_control_is_refused_naming_the_control_label():
+    adata = ps.ds.norman2019_subset()
+    before = adata.obs.copy()
+    with pytest.raises(PerturbsimError) as err:
+        ps.pp.setup(adata, perturbation_key="condition", control="KLF1")
+    assert str(err.value) == (
+        "control 'KLF1' names the gene 'KLF1' (in the GO annotations), not a label of control "
+        "cells: its cells would be read as unperturbed and every label naming it as its other "
+        "genes; the screen's control label looks like 'control'"
+    )
+    pd.testing.assert_frame_equal(adata.obs, before)  # refused before any change

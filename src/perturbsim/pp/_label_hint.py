@@ -109,16 +109,24 @@ def _joined_hint(perturbed: list[str], known: set[str], unknown: list[str], sep:
 
 
 def joined_labels_hint(
-    adata: AnnData, perturbed: list[str], annotated: set[str] | None = None, *, sep: str = SEP
+    adata: AnnData,
+    perturbed: list[str],
+    annotated: set[str] | None = None,
+    *,
+    sep: str = SEP,
+    control: str = CONTROL,
 ) -> str | None:
     """The first hint of :func:`label_hint` alone: labels joined by another separator.
 
     ``None`` unless most of the ``perturbed`` genes (as parsed with ``sep``) that are
     neither measured in ``adata`` nor annotated split, by a separator of
-    :data:`SEPARATORS` other than ``sep``, into genes that are. It needs no set-up.
+    :data:`SEPARATORS` other than ``sep``, into genes that are or tokens of the
+    ``control`` label (``KLF1_NegCtrl0`` with control ``NegCtrl0_NegCtrl0``). It needs no
+    set-up.
     """
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
-    return _joined_hint(perturbed, measured | annotated, unknown, sep)
+    tokens = {token for s in SEPARATORS for token in control.split(s)}
+    return _joined_hint(perturbed, measured | annotated | tokens, unknown, sep)
 
 
 def _case_hint(n: int, known: set[str], unknown: list[str]) -> str | None:

@@ -24,8 +24,15 @@ from .._keys import (
     SUBGROUP,
     UNS,
 )
-from ._label_hint import joined_labels_hint, label_hint
-from ._labels import detect_control, genes_of, ordered_conditions, parse_labels
+from ._label_hint import annotated_genes, joined_labels_hint, label_hint
+from ._labels import (
+    CONTROL_CANDIDATES,
+    CONTROL_WORDS,
+    detect_control,
+    genes_of,
+    ordered_conditions,
+    parse_labels,
+)
 from ._validate import check_not_empty, validate_expression
 
 logger = logging.getLogger(__name__)
@@ -71,15 +78,46 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
 
 
 def _refuse_joined_labels(
-    adata: AnnData, mapping: dict[object, str], annotated: set[str] | None, sep: str
+    adata: AnnData, mapping: dict[object, str], annotated: set[str] | None, sep: str, control: str
 ) -> None:
     """Raise when the labels look joined by another separator than the default ``sep``."""
     perturbed = sorted({g for c in mapping.values() for g in genes_of(c)})
     if set(perturbed) <= set(map(str, adata.var_names)):
         return
-    joined = joined_labels_hint(adata, perturbed, annotated, sep=sep)
+    joined = joined_labels_hint(adata, perturbed, annotated, sep=sep, control=control)
     if joined is not None:
         raise PerturbsimError(f"{joined}, or sep={sep!r} to keep the labels as they are")
+
+
+def _refuse_gene_as_control(
+    adata: AnnData, control: str, labels: list, key: str, sep: str, annotated: set[str] | None
+) -> None:
+    """Raise when the ``control`` given is a gene name, not a control label.
+
+    A label that looks like a control (a word of :data:`CONTROL_CANDIDATES` or
+    :data:`CONTROL_WORDS` in one of its parts) passes; so does one that names no gene
+    measured or annotated. Otherwise its cells would be read as unperturbed, and every
+    label naming the gene (``KLF1+MAP2K6``) as its other genes (``MAP2K6``), silently.
+    """
+    parts = {part for part in (control, *control.split(sep)) if part}
+    words = {word.lower() for word in CONTROL_CANDIDATES}
+    if any(p.lower() in words or any(w in p.lower() for w in CONTROL_WORDS) for p in parts):
+        return
+    measured = set(map(str, adata.var_names))
+    known = measured | (annotated_genes(adata) if annotated is None else annotated)
+    gene = next((part for part in sorted(parts) if part in known), None)
+    if gene is None:
+        return
+    try:
+        hint = f"; the screen's control label looks like {detect_control(labels, key=key)!r}"
+    except PerturbsimError:
+        hint = ""
+    where = "measured" if gene in measured else "in the GO annotations"
+    raise PerturbsimError(
+        f"control {control!r} names the gene {gene!r} ({where}), not a label of control "
+        f"cells: its cells would be read as unperturbed and every label naming it as its "
+        f"other genes{hint}"
+    )
 
 
 def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]) -> None:
@@ -332,10 +370,11 @@ def setup(
             f"no control cells: control label {control!r} not found in obs[{perturbation_key!r}] "
             f"(labels include {distinct[:5]}){suggestion(control, distinct)}"
         )
-    mapping = parse_labels(distinct, control=control, sep=sep)
     annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
+    _refuse_gene_as_control(adata, control, distinct, perturbation_key, sep, annotated)
+    mapping = parse_labels(distinct, control=control, sep=sep)
     if not chosen_sep:
-        _refuse_joined_labels(adata, mapping, annotated, sep)
+        _refuse_joined_labels(adata, mapping, annotated, sep, control)
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
