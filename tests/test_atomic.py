@@ -66,3 +66,12 @@ def test_overwrite_never_replaces_a_directory_that_is_not_a_model(tmp_path):
     empty.mkdir()
     write_model_dir(empty, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
     assert read_model_dir(empty)[0]["a"] == 1
+    (empty / "notes.txt").write_text("kept beside the model\n")  # not the model's to delete
+    (empty / "older").mkdir()
+    with pytest.raises(PerturbsimError, match=r"holds 'notes.txt', 'older' beside a model's"):
+        write_model_dir(empty, config={"a": 2}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert read_model_dir(empty)[0]["a"] == 1 and (empty / "notes.txt").is_file()
+    (empty / "notes.txt").unlink()
+    (empty / "older").rmdir()
+    write_model_dir(empty, config={"a": 2}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert read_model_dir(empty)[0]["a"] == 2

@@ -269,6 +269,10 @@ def test_gears_residual_trains_saves_and_predicts(capsys, screen, go_file, tmp_p
     assert main(again) == 2
     assert "not in the model's GO graph" in _one_line_error(capsys)
     assert ad.read_h5ad(out).obs_names.tolist() == [pair]  # a failed run leaves it
+    upper = tmp_path / "PRED.H5AD"  # the format follows the suffix in any case
+    assert main(["predict", str(tmp_path / "model"), pair, "--out", str(upper)]) == 0
+    assert ad.read_h5ad(upper).obs_names.tolist() == [pair]
+    assert not (tmp_path / "PRED.obs.csv").exists()
 
 
 def test_missing_go_file_and_custom_split_without_test_file_are_one_line_errors(

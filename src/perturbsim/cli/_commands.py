@@ -249,7 +249,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".h5ad", ".csv"))
     model = PerturbationModel.load(args.model)
     beside = [out.with_name(f"{out.stem}.{part}.csv") for part in ("variance", "obs")]
-    for path in [out, *(beside if out.suffix == ".csv" else [])]:
+    for path in [out, *(beside if out.suffix.lower() == ".csv" else [])]:
         refuse_output_file(path, args.overwrite, inputs=[args.model])
     model.check_control_label(args.control, args.sep, option="--control")
     queries = screen_queries(
@@ -261,7 +261,7 @@ def _run_predict(args: argparse.Namespace) -> None:
         print(f"{repeated}: each predicted once")
     prediction = model.predict(unique, strict=args.strict)
     written = [out]
-    if out.suffix == ".h5ad":
+    if out.suffix.lower() == ".h5ad":
         atomic_write(out, prediction.write_h5ad)
     else:
         _write_csv(out, prediction.to_df())

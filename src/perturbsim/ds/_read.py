@@ -90,7 +90,7 @@ def read(
             f"{type(where).__name__}{mask}"
         )
     path = check_file(Path(path))
-    if path.suffix != ".h5ad":
+    if path.suffix.lower() != ".h5ad":
         raise PerturbsimError(f"expected an .h5ad file, got {str(path)!r}")
     try:
         adata = ad.read_h5ad(path, backed="r" if backed else None)

@@ -143,7 +143,7 @@ def simulate_to_disk(
     (750, 70)
     """
     path = Path(path)
-    if path.suffix != ".h5ad":
+    if path.suffix.lower() != ".h5ad":
         raise PerturbsimError(f"expected a path ending in .h5ad, got {str(path)!r}")
     chunk_cells = check_count("chunk_cells", chunk_cells)
     accepted = set(inspect.signature(simulate).parameters) - {"size", "seed"}

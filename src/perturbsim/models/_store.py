@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .._atomic import new_file_mode
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -25,18 +25,26 @@ FORMAT_VERSION = 1
 def check_replaceable(path: str | Path) -> None:
     """Refuse to replace ``path`` unless it is an empty directory or a model directory.
 
-    Replacing a model directory removes everything in it; a directory that holds no
-    ``config.json`` (a report, a project folder) or a file is not a model, and is kept.
+    Replacing a model directory removes everything in it, so it must hold a model's files
+    only (``config.json``, ``weights.safetensors``); a directory holding anything else (a
+    report, a project folder, notes kept beside a model) or a file is not replaced.
     """
     path = Path(path)
     if not path.exists():
         return
     if not path.is_dir():
         raise PerturbsimError(f"{str(path)!r} is a file, not a model directory; not replaced")
-    if any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+    entries = sorted(entry.name for entry in path.iterdir())
+    if entries and not (path / CONFIG_FILE).is_file():
         raise PerturbsimError(
             f"{str(path)!r} is not a model directory (no {CONFIG_FILE}); not replaced: "
             "choose a new path"
+        )
+    others = [name for name in entries if name not in {CONFIG_FILE, WEIGHTS_FILE}]
+    if others:
+        raise PerturbsimError(
+            f"{str(path)!r} holds {shown_list([repr(n) for n in others], 3)} beside a model's "
+            "files; not replaced (it would be deleted with them): choose a new path"
         )
 
 
