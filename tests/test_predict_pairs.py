@@ -384,6 +384,9 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     printed = capsys.readouterr().out
     assert f"{len(scores)} pairs: {int((scores['flag'] == '').sum())} scored" in printed
     assert "of the screen's 500 genes" in printed and "cells of the scored pairs:" in printed
+    replicated = re.search(r"split-half check: .* median r = (-?[0-9.]+) .*\((\d+) pairs", printed)
+    assert replicated and -1 <= float(replicated[1]) <= 1
+    assert int(replicated[2]) == int((scores["flag"] == "").sum())
     assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(run) == 2  # an earlier run's files are kept unasked
     assert "already exists; pass --overwrite" in capsys.readouterr().err
@@ -409,3 +412,21 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
 def test_summed_pairs_refuses_a_score_table():
     with pytest.raises(ps.PerturbsimError, match="profiles must be an AnnData .* got DataFrame"):
         ps.tl.summed_pairs(pd.DataFrame({"c1": [1.0], "c2": [1.0]}))
+
+
+def test_measured_gi_says_a_screen_of_few_cells_a_pair_does_not_replicate(
+    shared_data, tmp_path, capsys
+):
+    # Gasperini's CRISPRi pairs: 4 to 15 cells each, their departures from the sum are noise
+    data = shared_data / "gasperini2019" / "gasperini2019_highmoi_tss_subset.h5ad"
+    run = ["--no-progress", "measured-gi", str(data), "--normalize", "--out", str(tmp_path)]
+    assert main(run) == 0
+    printed = capsys.readouterr().out
+    median = float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1])
+    assert abs(median) < 0.2
+    # the same check on a simulated screen of 60 cells a condition finds its interactions
+    screen = ps.ds.simulate(size="small", seed=0)
+    screen.write_h5ad(tmp_path / "sim.h5ad")
+    assert main([*run[:2], str(tmp_path / "sim.h5ad"), "--out", str(tmp_path / "sim")]) == 0
+    printed = capsys.readouterr().out
+    assert float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1]) > median + 0.2
