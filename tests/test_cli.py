@@ -98,6 +98,15 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     assert "keeps other cells" not in caplog.text
     kept_real, all_real = (ad.read_h5ad(tmp_path / d / "real.h5ad") for d in ("x", "y"))
     assert kept_real.n_obs < all_real.n_obs  # a third of each condition's cells are A172
+    other = screen.copy()  # a file without the column: the error says whose --where it was
+    del other.obs["cell_type"]
+    other_file = _write(other, tmp_path / "other.h5ad")
+    assert main(["export", model_dir, other_file, "--out", str(tmp_path / "w")]) == 2
+    error = _one_line_error(capsys)
+    assert "--where: obs has no column 'cell_type'" in error
+    assert (
+        f"(this --where is the one {model_dir!r} was trained with, --where cell_type=K562;" in error
+    )
     assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)
     # a filter that leaves out the held-out conditions: named, with the fix
     export = ["export", model_dir, data, "--out", str(tmp_path / "w")]
@@ -752,6 +761,8 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert f"no such genes file: {str(named)!r}" in _one_line_error(capsys)
     named.write_text("KLF1\nMAP2K6\nSLC38A2\n")
     assert main([*listed[:3], str(named), "--out", str(tmp_path / "comma")]) == 0
+    assert main([*listed[:3], str(tmp_path), "--out", str(tmp_path / "in")]) == 2
+    assert f"genes file {str(tmp_path)!r} is a folder" in _one_line_error(capsys)
     assert main([*listed[:3], "KLF1", "--out", str(tmp_path / "one")]) == 2
     error = _one_line_error(capsys)
     assert "no such genes file: 'KLF1' (give a file of genes, one a line, or the genes" in error

@@ -339,7 +339,15 @@ def _run_export(args: argparse.Namespace) -> None:
             "it holds nothing out to export; train a model with --split (e.g. simulation) to "
             "hold conditions out"
         )
-    adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
+    try:
+        adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
+    except PerturbsimError as error:
+        if not defaulted:
+            raise
+        raise PerturbsimError(
+            f"{error} (this --where is the one {str(args.model)!r} was trained with, "
+            f"{where_text(trained)}; pass --where to choose the cells of this file)"
+        ) from None
     as_trained = _keeps_as_trained(args.data, model.screen_where, where_of(args.where))
     if not as_trained:
         logger.warning(

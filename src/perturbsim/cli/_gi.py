@@ -199,8 +199,8 @@ def _gene_list(value: Path) -> list[str]:
 
 def _run_gi(args: argparse.Namespace) -> None:
     rules = _rules_of(args)
+    genes = _gene_list(args.genes)  # a folder given is named as such, not as an output clash
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
-    genes = _gene_list(args.genes)
     model = PerturbationModel.load(args.model)
     pred = model.predict_pairs(
         genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
