@@ -325,6 +325,12 @@ def test_measured_conditions_the_model_cannot_predict_warn_in_the_api_and_stop_t
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--measured: gears cannot predict 1 of the conditions" in err
     assert "'NOTAGENE'" in err and not out.exists()
+    lower = next(c for c in measured if "+" not in c).lower()  # named with the gene meant
+    listed.write_text(f"{lower}\n")
+    assert main(args) == 2
+    assert f"'{lower}' (did you mean" in capsys.readouterr().err
+    assert main([*args[:-2], "--seed", "-1", "--out", str(out)]) == 2
+    assert "--seed must be a whole number >= 0 and < 2**32, got -1" in capsys.readouterr().err
 
 
 def test_a_loaded_model_offers_the_candidates_of_the_model_in_memory(model, model_dir):

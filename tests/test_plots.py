@@ -210,6 +210,9 @@ def test_training_history_labels_a_log_axis_under_one_decade_readably():
         if t.get_text() and low <= t.get_position()[1] <= high
     }
     assert {"0.1", "0.2", "0.3", "0.4"} <= labels  # the training loss near 0.4 is readable
+    assert ax.get_ylabel() == "training loss, validation error"
+    unvalidated = pl.training_history(history.assign(val_loss=np.nan))
+    assert unvalidated.get_ylabel() == "training loss"  # no validation curve, none named
 
 
 def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):

@@ -8,7 +8,8 @@ from pathlib import Path
 from .._atomic import atomic_write
 from .._errors import PerturbsimError, counted
 from .._keys import SEP
-from ..pp import canonical_label
+from .._settings import check_seed
+from ..pp import canonical_label, genes_of
 from ..tl._design import STRATEGIES
 from ._parser import add_command, add_overwrite, output_file, read_list, refuse_output_file
 from ._screen import screen_queries
@@ -20,6 +21,7 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..tl import design
 
     out = output_file(args.out, (".csv",))
+    check_seed("--seed", args.seed)
     model = PerturbationModel.load(args.model)
     inputs = [args.model, *([args.measured] if args.measured is not None else [])]
     refuse_output_file(out, args.overwrite, inputs=inputs)
@@ -31,10 +33,12 @@ def _run_design(args: argparse.Namespace) -> None:
     if measured:
         unknown = [c for c, ok in zip(measured, model.covers(measured), strict=True) if not ok]
         if unknown:
+            why = model.query_hint([genes_of(c) for c in unknown]) or (
+                " (a misspelt gene? a gene outside the screen and the GO graph? leave it out)"
+            )
             raise PerturbsimError(
                 f"--measured: {model.label} cannot predict {len(unknown)} of the conditions in "
-                f"{str(args.measured)!r}: {', '.join(map(repr, unknown[:5]))} (a misspelt "
-                "gene? a gene outside the screen and the GO graph? leave it out)"
+                f"{str(args.measured)!r}: {', '.join(map(repr, unknown[:5]))}{why}"
             )
     try:
         ranked = design(

@@ -536,7 +536,8 @@ def training_history(
         ax.set_yscale("log")
         plain_log_labels(ax.yaxis)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss, validation error")
+    validated = any(line.get_linestyle() == "--" for line in ax.get_lines())
+    ax.set_ylabel("training loss, validation error" if validated else "training loss")
     if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves
         if own_figure:
             ax.figure.set_size_inches(6.4, 3.2)
