@@ -357,6 +357,14 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
                 expected.append(f"{covered}/{total}")
     assert [t.get_text() for t in ax.texts] == expected
     assert any(expected)  # additive covers only the pairs whose singles were measured
+    # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
+    for text in ax.texts:
+        x, y = text.get_position()
+        bar = min(ax.patches, key=lambda b: abs(b.get_x() + b.get_width() / 2 - x))
+        assert y == pytest.approx(bar.get_height()) and text.get_va() == "bottom"
+    pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
+    for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
+        assert text.get_position()[1] == 0.0 and text.get_va() == "top"
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ _FOOT_NOTE = {
     "zorder": 5,  # over the whiskers and the hatching, on a white ground
     "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
 }
-"""How a bar's coverage note is written at its foot."""
+"""How a bar's coverage note is written beside it (:func:`_note_place`)."""
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -135,6 +135,19 @@ def plain_log_labels(axis: Axis) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+def _note_place(height: float, bottom: float, top: float) -> tuple[float, str]:
+    """Where a bar's coverage note stands: ``(y, va)``, never over the bar.
+
+    From 0 on the side the bar does not take where the axis has room there, else past the
+    bar's end; from 0 upwards for a missing bar.
+    """
+    if not np.isfinite(height):
+        return 0.0, "bottom"
+    if height >= 0:
+        return (0.0, "top") if bottom < 0 else (float(height), "bottom")
+    return (0.0, "bottom") if top > 0 else (float(height), "top")
+
+
 def _value_range(metric: str, means: np.ndarray) -> tuple[float, float]:
     """Limits of a bar plot's value axis: the metric's range, or one fitted to the bars.
 
@@ -170,8 +183,9 @@ def metric_bars(
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
     leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
     predict: a bar of fewer than all the subgroup's test conditions is labelled
-    ``covered/total`` at its foot, at 0 (over the seeds), as its mean is not of the same
-    conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
+    ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
+    does not take where the axis has room, else past its end, as its mean is not of the
+    same conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
     ``coverage``). The
     split-half replicate, the screen's noise ceiling, is drawn as a hatched grey bar.
 
@@ -230,6 +244,7 @@ def metric_bars(
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
     means, ends = [], []
+    notes: list[tuple[float, str, float]] = []  # (position, note, bar height)
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
         low = np.full(len(subgroups), np.nan)
@@ -257,16 +272,18 @@ def metric_bars(
                 else {"color": f"C{i}"}
             ),
         )
-        if coverage is not None:  # a bar of fewer conditions says how many, at its foot
+        if coverage is not None:  # a bar of fewer conditions says how many, beside it
             for position, group, height in zip(positions, subgroups, mean, strict=True):
                 note = _coverage_note(coverage, model, group)
-                if note:  # inside the bar from 0, upwards or downwards as the bar goes
-                    va = "bottom" if not height < 0 else "top"
-                    ax.text(position, 0.0, note, va=va, **_FOOT_NOTE)
+                if note:
+                    notes.append((position, note, height))
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bottom, top = _value_range(metric, np.concatenate(means))
     ax.set_ylim(bottom, top)
+    for position, note, height in notes:
+        y, va = _note_place(height, bottom, top)
+        ax.text(position, y, note, va=va, **_FOOT_NOTE)
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups)
     best = METRICS[metric].best if metric in METRICS else None
