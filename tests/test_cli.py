@@ -195,6 +195,9 @@ def test_unknown_model_is_a_one_line_error(capsys, tmp_path):
     assert code == 2
     err = _one_line_error(capsys)
     assert "unknown model 'magic'" in err
+    missing = str(tmp_path / "absent.h5ad")  # refused before the screen is read
+    assert main(["evaluate", missing, "--models", "mean,mean", "--out", str(tmp_path)]) == 2
+    assert "--models names mean more than once: 'mean,mean'" in _one_line_error(capsys)
 
 
 def test_unknown_model_of_train_is_a_one_line_error(capsys, screen, tmp_path):

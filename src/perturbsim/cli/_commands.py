@@ -462,12 +462,18 @@ def register_export(commands: argparse._SubParsersAction) -> None:
 
 # -- evaluate -------------------------------------------------------------------------------
 def _model_list(text: str) -> list[str]:
-    """The catalogue names of a comma-separated ``--models``; an unknown name is an error."""
+    """The catalogue names of a comma-separated ``--models``, checked before any reading.
+
+    An unknown or a repeated name is an error.
+    """
     models = [m.strip() for m in text.split(",") if m.strip()]
     if not models:
         raise PerturbsimError(f"--models names no model: {text!r}")
     for name in models:
         resolve_model(name)
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise PerturbsimError(f"--models names {', '.join(repeated)} more than once: {text!r}")
     return models
 
 
