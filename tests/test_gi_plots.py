@@ -55,7 +55,11 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert scores[row, 0] == pytest.approx(np.clip(z, -3, 3), rel=1e-6)
     assert calls[row, 0] == float(scored["is_synergy"].iloc[0])
     ticks = [t.get_text() for t in ax.get_xticklabels()]
-    assert ticks[:5] == list(pl._gi.GI_MAP_COLUMNS) and "synergy" in ticks
+    values = scored[list(pl._gi.GI_MAP_COLUMNS)].astype(float)
+    negligible = values.std(ddof=0) <= pl._gi.NEGLIGIBLE_SPREAD * values.abs().max().clip(1.0)
+    expected = [f"{c} (constant)" if negligible[c] else c for c in pl._gi.GI_MAP_COLUMNS]
+    assert ticks[:5] == expected and "synergy" in ticks
+    assert not negligible["magnitude"]  # GEARS's pairs differ in magnitude
     assert "called" in ax.get_xlabel()  # the calls' grey scale is explained
     flagged = int((pairs.obs["flag"].isin(["", "single"])).__invert__().sum())
     assert flagged > 0  # the tiny screen has pairs left unscored
@@ -83,7 +87,7 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
 
 def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):
     table = pairs.obs[pairs.obs["flag"] == ""].copy()
-    table["fit_corr"] = 1.0 - np.linspace(0.0, 1e-6, len(table))  # additive pairs' fit_corr
+    table["fit_corr"] = 1.0 - np.linspace(2e-5, 1.1e-3, len(table))  # summed pairs' fit_corr
     table["dominance"] = np.linspace(1e-11, 1e-8, len(table))  # |log(c1 / c2)| of c1 = c2
     ax = pl.gi_map(table)
     scores = ax.images[0].get_array()

@@ -35,11 +35,12 @@ GI_MAP_COLUMNS = ("magnitude", "fit_corr", "dcor_singles", "dominance", "equalit
 """Score columns of :func:`perturbsim.tl.gi_scores` that :func:`gi_map` shows by default."""
 _Z_LIMIT = 3.0
 """Colour range of the GI map, in standard deviations over pairs."""
-NEGLIGIBLE_SPREAD = 1e-4
+NEGLIGIBLE_SPREAD = 1e-3
 """A GI map column whose standard deviation over pairs is below this share of its largest
 absolute value, or below this itself for values near 0 (such as the ``dominance`` of pairs
-with equal coefficients), is drawn neutral: its differences are negligible, mostly
-floating-point rounding, for scores of the scale of 1 as the map's are."""
+with equal coefficients), is drawn neutral: its differences are negligible for scores of the
+scale of 1 as the map's are (floating-point rounding, or the Theil-Sen fit's subsampling:
+the ``fit_corr`` of pairs that are their singles summed spans 0.9989 to 0.99998)."""
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
 
@@ -101,8 +102,8 @@ def gi_map(
 
     Each score column is standardised over the scored pairs (z-score, coloured from -3 to
     +3); a column whose spread is below :data:`NEGLIGIBLE_SPREAD` of its largest absolute value,
-    or below it for values near 0 (e.g. ``fit_corr`` of 0.999999 and 1, or ``dominance`` of
-    1e-11 and 1e-9, for sums of singles: rounding, not a difference)
+    or below it for values near 0 (e.g. ``fit_corr`` of 0.9989 and 0.99998, or ``dominance``
+    of 1e-11 and 1e-9, for sums of singles: rounding and fitting noise, not a difference)
     is drawn neutral (0) rather than stretched over the colour scale, its label marked
     ``(constant)``. The pairs (rows)
     are ordered by average-linkage hierarchical clustering
