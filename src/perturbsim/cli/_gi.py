@@ -272,11 +272,14 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namesp
     pass. For each scored pair, its departure ``ΔAB - ΔA - ΔB`` on the genes it was fitted
     on (abundant, its own left out) is computed in each half, and the two correlated: near 1
     the interaction is reproducible, near 0 it is noise (and so are its subtypes). ``""``
-    when no pair has two halves to compare.
+    when no pair has two halves to compare, or the statistics stored with the file lack
+    the halves.
     """
     from ..pp._pseudobulk import current_stats
 
     stats = current_stats(adata)
+    if stats.half_moments is None:
+        return ""
     measured = {str(c): i for i, c in enumerate(stats.conditions)}
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
     control = stats.control_mean.astype(np.float64)
