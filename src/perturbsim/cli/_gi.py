@@ -304,12 +304,13 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namesp
 
 
 def _run_measured_gi(args: argparse.Namespace) -> None:
-    from ..pp import measured_profiles
+    from ..pp import measured_profiles, pseudobulk
     from ..tl import gi_scores
 
     rules = _rules_of(args)
     refuse_outputs(args.out, MEASURED_GI_FILES, args.overwrite, inputs=[args.data])
     adata = read_screen(args, go_annotations(args))  # --go: the genes labels may name
+    pseudobulk(adata, coexpression="none")  # one pass: the profiles and the halves read it
     profiles = measured_profiles(adata)
     pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
     if len(pairs) == 0:

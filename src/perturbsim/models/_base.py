@@ -600,7 +600,7 @@ class PerturbationModel(ABC):
             raise PerturbsimError(f"{option} must be a label, got {type(control).__name__}")
         screen_control = self.screen_labels.get("control", CONTROL)
         always = {word.lower() for word in (*CONTROL_CANDIDATES, screen_control)}
-        known = {g.lower(): g for g in [*map(str, self.genes), *sorted(self.perturbed_genes())]}
+        known = {g.lower() for g in [*map(str, self.genes), *self.perturbed_genes()]}
         parts = {control, *control.split(sep or self.screen_labels.get("sep", SEP))}
         gene = next(
             (p for p in sorted(parts) if p.lower() in known and p.lower() not in always), None
