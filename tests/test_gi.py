@@ -589,25 +589,92 @@ def test_gi_per_gene_calls_with_standard_errors_and_benjamini_hochberg():
     assert table["call"].tolist() == ["synergy", "additive", "buffering"]
 
 
-def test_gi_per_gene_reads_standard_errors_from_pseudobulk_statistics():
+def test_gi_per_gene_reads_moderated_standard_errors_from_pseudobulk_statistics():
     adata = ps.ds.simulate(size="small", seed=0)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
     profiles = ps.pp.measured_profiles(adata)
-    by_hand = pd.DataFrame(
-        np.sqrt(stats_.variance() / stats_.n_cells[:, None]),
-        index=stats_.conditions,
-        columns=stats_.genes,
-    )
     table = gi_per_gene(profiles, se=stats_)
-    pd.testing.assert_frame_equal(table, gi_per_gene(profiles, se=by_hand))
+    # by hand: each condition's variance shrunk to the gene's pooled one on 4 prior df
+    own_df = stats_.n_cells - 1.0
+    pooled = (stats_.variance() * own_df[:, None]).sum(axis=0) / own_df.sum()
+    moderated = (stats_.variance() * own_df[:, None] + 4 * pooled) / (own_df[:, None] + 4)
+    squared = pd.DataFrame(
+        moderated / stats_.n_cells[:, None], index=stats_.conditions, columns=stats_.genes
+    )
     pair = table["pair"].iloc[0]
     rows = table[table["pair"] == pair]
-    four = by_hand.loc[[pair, *ps.pp.genes_of(pair), "ctrl"], rows["gene"]]
-    np.testing.assert_allclose(rows["se"], np.sqrt((four**2).sum()).to_numpy())
+    four = squared.loc[[pair, *ps.pp.genes_of(pair), "ctrl"], rows["gene"]].to_numpy()
+    np.testing.assert_allclose(rows["se"], np.sqrt(four.sum(axis=0)))
+    dof = own_df[stats_.index([pair, *ps.pp.genes_of(pair), "ctrl"])] + 4.0
+    welch = four.sum(axis=0) ** 2 / (four**2 / dof[:, None]).sum(axis=0)
+    np.testing.assert_allclose(rows["p"], 2 * stats.t.sf(np.abs(rows["z"]), welch))
     assert {"synergy", "buffering"} <= set(table["call"])
     with pytest.raises(PerturbsimError, match="se must be a DataFrame .* or pseudobulk"):
         gi_per_gene(profiles, se=stats_.standard_error())
+    with pytest.raises(PerturbsimError, match="prior_df must be a number >= 0"):
+        stats_.moderated_variance(-1)
+
+
+def test_gi_per_gene_calls_few_genes_between_random_groups_of_control_cells():
+    """The null: a 'pair' of 4 control cells, 'singles' of 60, against the other control cells."""
+    adata = ps.ds.simulate(size="small", seed=0)
+    adata = adata[adata.obs["condition"] == "control"].copy()
+    labels = np.array(["control"] * adata.n_obs, dtype=object)
+    order = np.random.default_rng(12).permutation(adata.n_obs)
+    labels[order[:60]], labels[order[60:120]], labels[order[120:124]] = "A", "B", "A+B"
+    adata.obs["condition"] = labels
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    profiles = ps.pp.measured_profiles(adata)
+    moderated = gi_per_gene(profiles, se=stats_, exclude_targets=False)
+    raw = pd.DataFrame(stats_.standard_error(), index=stats_.conditions, columns=stats_.genes)
+    naive = gi_per_gene(profiles, se=raw, exclude_targets=False)  # own variances, normal test
+    moved = moderated["deviation"] != 0
+    false_positives = (moderated.loc[moved, "p"] < 0.05).mean()
+    assert false_positives < 0.08 < (naive.loc[moved, "p"] < 0.05).mean()
+    assert (moderated["call"] == "additive").mean() > 0.95
+
+
+def test_gi_per_gene_leaves_pairs_of_few_cells_untested(caplog):
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    labels = adata.obs["condition"].astype(str)
+    measured = set(labels)
+    pairs = sorted(
+        {c for c in measured if c.count("+") == 1 and set(ps.pp.genes_of(c)) <= measured}
+    )
+    lone, kept = pairs[0], pairs[1]
+    drop = np.flatnonzero(labels.to_numpy() == lone)[1:]  # the pair keeps one cell
+    adata = adata[np.setdiff1d(np.arange(adata.n_obs), drop)].copy()
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    profiles = ps.pp.measured_profiles(adata)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        table = gi_per_gene(profiles, se=stats_, pairs=[lone, kept])
+    assert f"1 pair untested, a mean of fewer than 4 cells (min_cells): {lone} ({lone} 1)" in (
+        caplog.text
+    )
+    one_cell, other = table[table["pair"] == lone], table[table["pair"] == kept]
+    assert (one_cell["call"] == "untested").all() and one_cell["z"].isna().all()
+    assert "untested" not in set(other["call"]) and np.isfinite(other["z"]).mean() > 0.9
+    assert (other.loc[other["z"].isna(), "deviation"] == 0).all()  # genes that never moved
+    # asked for, a mean of one cell is tested against the gene's pooled spread
+    alone = gi_per_gene(profiles, se=stats_, pairs=[lone], min_cells=1)
+    assert np.isfinite(alone.loc[alone["deviation"] != 0, "z"]).all()
+    assert (alone["call"] == "untested").sum() == 0
+    # the empirical null: untested by min_cells only, and left out of the null
+    empirical = gi_per_gene(profiles, pairs=[lone, kept])
+    assert (empirical.loc[empirical["pair"] == lone, "call"] == "untested").all()
+    everything = gi_per_gene(profiles, pairs=[lone, kept], min_cells=1)
+    assert np.isfinite(everything["z"]).all() and "untested" not in set(everything["call"])
+    kept_rows = empirical[empirical["pair"] == kept]  # its null without the one-cell pair
+    assert not np.allclose(everything.loc[kept_rows.index, "z"], kept_rows["z"])
+    with pytest.raises(PerturbsimError, match="min_cells"):
+        gi_per_gene(profiles, min_cells=0)
+    with pytest.raises(PerturbsimError, match=r"prior_df must be a number >= 0 .* got -1"):
+        gi_per_gene(profiles, prior_df=-1)
+    pooled = gi_per_gene(profiles, se=stats_, pairs=[kept], prior_df=np.inf)
+    assert np.isfinite(pooled.loc[pooled["deviation"] != 0, "p"]).all()  # a normal test
 
 
 def test_gi_per_gene_without_standard_errors_uses_the_empirical_null():
@@ -639,6 +706,11 @@ def test_gi_per_gene_auprc_on_a_hand_example():
     metrics = pytest.importorskip("sklearn.metrics")
     expected = metrics.average_precision_score([1, 0, 1, 0], [0.9, 0.5, 0.1, -0.7])
     assert table.loc["synergy", "auprc"] == pytest.approx(expected)
+    # rows the truth could not test are neither positive nor negative: left out
+    untested = pd.DataFrame({"pair": "A+C", "gene": ["g1"], "call": ["untested"]})
+    extra = pd.concat([predicted, untested.drop(columns="call").assign(deviation=5.0)])
+    with_untested = gi_per_gene_auprc(extra, pd.concat([truth, untested])).set_index("call")
+    pd.testing.assert_frame_equal(with_untested, table)
 
 
 def test_an_abundance_no_gene_reaches_is_refused(singles):

@@ -344,6 +344,13 @@ def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman, caplog):
     # one warning for the whole set, not one per batch of predictions
     (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
     assert warning.startswith("7 predictions have a gene neither measured alone")
+    caplog.clear()  # the same predictions again (e.g. in a loop): no new warning, INFO only
+    with caplog.at_level("INFO", logger="perturbsim"):
+        model.predict_pairs(["KLF1", "MAP2K6", "TP53", "GATA1"], batch_size=2)
+        model.predict(["TP53"])  # other predictions: a warning of their own
+    repeats = [r for r in caplog.records if "neither measured" in r.getMessage()]
+    assert [r.levelname for r in repeats] == ["INFO", "WARNING"]
+    assert repeats[0].getMessage() == f"{warning} (again)"
     calls = [c for c in pred.obs if c.startswith("is_")]
     for pair in ("KLF1+TP53", "GATA1+MAP2K6"):
         row = pred.obs.loc[pair]
@@ -388,6 +395,21 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     assert replicated and -1 <= float(replicated[1]) <= 1
     assert int(replicated[2]) == int((scores["flag"] == "").sum())
     assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # per-gene calls: the Python route's, counted per pair, the called genes listed
+    stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    scored = list(scores.index[scores["flag"] == ""])
+    per_gene = ps.tl.gi_per_gene(profiles, pairs=scored, se=stats_)
+    called = pd.read_csv(out / "gi_per_gene.csv")
+    assert list(called.columns) == list(per_gene.columns)
+    assert len(called) == int(per_gene["call"].isin(["synergy", "buffering"]).sum())
+    for call in ("synergy", "buffering"):
+        counts = per_gene[per_gene["call"] == call].groupby("pair").size()
+        assert scores.loc[scored, f"n_{call}_genes"].astype(int).tolist() == (
+            counts.reindex(scored, fill_value=0).tolist()
+        )
+        assert (scores.loc[scores["flag"] != "", f"n_{call}_genes"] == "").all()
+    tested = int(per_gene["p"].notna().sum())
+    assert f": {len(called)} of {tested} off the sum" in printed
     assert main(run) == 2  # an earlier run's files are kept unasked
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     where = ["--where", "condition=control", "--where", "condition=KLF1"]  # singles only
@@ -403,8 +425,13 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     assert "not scored (a mean of fewer cells than --min-cells): 1" in capsys.readouterr().out
     flagged = pd.read_csv(tmp_path / "few" / "gi_scores.csv", index_col=0, keep_default_na=False)
     assert flagged.loc["KLF1+MAP2K6", "flag"] == "few cells (KLF1+MAP2K6 2)"
+    assert flagged.loc["KLF1+MAP2K6", ["n_synergy_genes", "n_buffering_genes"]].eq("").all()
     assert main([*run, str(tmp_path / "every"), "--min-cells", "1"]) == 0
     assert "fewer cells than --min-cells" not in capsys.readouterr().out
+    assert main([*run, str(tmp_path / "unscored"), "--min-cells", "1000"]) == 0
+    assert "per-gene calls: none, no pair was scored" in capsys.readouterr().out
+    empty = pd.read_csv(tmp_path / "unscored" / "gi_per_gene.csv")
+    assert empty.empty and list(empty.columns) == list(called.columns)
     assert main([*run, str(tmp_path / "zero"), "--min-cells", "0"]) == 2
     assert "--min-cells must be at least 1, got 0" in capsys.readouterr().err
 
@@ -424,9 +451,14 @@ def test_measured_gi_says_a_screen_of_few_cells_a_pair_does_not_replicate(
     printed = capsys.readouterr().out
     median = float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1])
     assert abs(median) < 0.2
+    # nor does any gene of a pair depart significantly from its singles' sum
+    calls = re.search(r"per-gene calls .*: (\d+) of (\d+) off the sum", printed)
+    assert int(calls[1]) <= 0.01 * int(calls[2])
     # the same check on a simulated screen of 60 cells a condition finds its interactions
     screen = ps.ds.simulate(size="small", seed=0)
     screen.write_h5ad(tmp_path / "sim.h5ad")
     assert main([*run[:2], str(tmp_path / "sim.h5ad"), "--out", str(tmp_path / "sim")]) == 0
     printed = capsys.readouterr().out
     assert float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1]) > median + 0.2
+    calls = re.search(r"per-gene calls .*: (\d+) of (\d+) off the sum", printed)
+    assert int(calls[1]) > 0.02 * int(calls[2])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,8 +41,10 @@ if TYPE_CHECKING:
 
 MAGNITUDE_SCORES = {"gears": "magnitude", "norman": "mean_abs_coef"}
 """``--magnitude`` -> the score column the subtype rules read (:class:`GIRules`)."""
-MEASURED_GI_FILES = ("gi_scores.csv", "gi_map.png")
+MEASURED_GI_FILES = ("gi_scores.csv", "gi_per_gene.csv", "gi_map.png")
 """What ``perturbsim measured-gi`` writes into its ``--out``."""
+PER_GENE_FDR = 0.05
+"""False discovery rate of ``measured-gi``'s per-gene calls (:func:`~perturbsim.tl.gi_per_gene`)."""
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -303,6 +306,41 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namesp
     )
 
 
+def _per_gene_calls(
+    adata: AnnData, profiles: AnnData, scores: pd.DataFrame, args: argparse.Namespace
+) -> tuple[pd.DataFrame, str]:
+    """The genes of each scored pair off its singles' sum (:func:`~perturbsim.tl.gi_per_gene`).
+
+    Adds each pair's counts of genes called ``synergy`` and ``buffering`` to ``scores``
+    (``n_synergy_genes``, ``n_buffering_genes``; empty for the pairs not scored, whose
+    flag says why) and returns the called rows with what to print of them.
+    """
+    from ..pp._pseudobulk import current_stats
+    from ..tl import gi_per_gene
+
+    scored = list(scores.index[is_scored(scores)])
+    table = gi_per_gene(  # no pair given: an empty table, its columns named
+        profiles, pairs=scored, se=current_stats(adata), fdr=PER_GENE_FDR, min_cells=args.min_cells
+    )
+    called = table[table["call"].isin(["synergy", "buffering"])]
+    for call in ("synergy", "buffering"):
+        counts = called.loc[called["call"] == call, "pair"].value_counts()
+        scores[f"n_{call}_genes"] = (
+            counts.reindex(scored, fill_value=0).reindex(scores.index).astype("Int64")
+        )
+    if not scored:
+        return called, "per-gene calls: none, no pair was scored"
+    text = (
+        "per-gene calls of the scored pairs (each gene's departure from the singles' sum, "
+        f"Welch t on moderated variances, FDR {PER_GENE_FDR:g} over every pair and gene): "
+        f"{len(called)} of {int(table['p'].notna().sum())} off the sum (synergy "
+        f"{int((called['call'] == 'synergy').sum())}, buffering "
+        f"{int((called['call'] == 'buffering').sum())}), in "
+        f"{counted(called['pair'].nunique(), 'pair')}; each pair's counts in gi_scores.csv"
+    )
+    return called, text
+
+
 def _run_measured_gi(args: argparse.Namespace) -> None:
     from ..pp import measured_profiles, pseudobulk
     from ..tl import gi_scores
@@ -317,7 +355,9 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
     scores = gi_scores(profiles, abundance=args.abundance, rules=rules, min_cells=args.min_cells)
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
+    called, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
+    atomic_write(args.out / MEASURED_GI_FILES[1], partial(called.to_csv, index=False))
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
     _print_scores(args, scores, n_genes, control_mean, "screen")
@@ -330,8 +370,9 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     replicated = _split_half_text(adata, scores, args)
     if replicated:
         print(replicated)
-    drawn = _write_gi_map(scores, args.out / MEASURED_GI_FILES[1])
-    print(f"wrote gi_scores.csv{drawn} to {args.out}")
+    print(per_gene_text)
+    drawn = _write_gi_map(scores, args.out / MEASURED_GI_FILES[2])
+    print(f"wrote gi_scores.csv, gi_per_gene.csv (the genes called){drawn} to {args.out}")
 
 
 def register_measured_gi(commands: argparse._SubParsersAction) -> None:
@@ -347,8 +388,9 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells) "
-        "and gi_map.png",
+        help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells), "
+        "gi_per_gene.csv (the genes whose change departs from the singles' sum) and "
+        "gi_map.png",
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)

@@ -293,6 +293,7 @@ class PerturbationModel(ABC):
             self.data = ScreenData.from_adata(adata) if adata is not None else None
         self.seed = resolve_seed(seed)
         self.is_fitted = False
+        self._warned: set[str] = set()
         self.variant: str | None = None
         """The catalogue name the model was built by when it is a named variant
         (``stacked_no_gears``; :func:`~perturbsim.models.build_model`), saved with it."""
@@ -454,6 +455,7 @@ class PerturbationModel(ABC):
         with switched_off(WARN_UNSUPPORTED):  # e.g. a default's parts predicting validation
             self._fit(data, **options)
         self.is_fitted = True
+        self._warned.clear()  # a refitted model's predictions are new
         self.fitted_conditions = data.perturbed([*data.train, *data.val])
         stats = data.stats
         self.screen_conditions = data.perturbed(
@@ -665,14 +667,25 @@ class PerturbationModel(ABC):
         if not len(flagged):
             return
         notes = [self._held_out_note(flagged), fix]
-        logger.warning(
-            "%s a gene neither measured alone nor tied by GO to one that was "
-            "(.obs['unsupported']: such a gene is predicted from what perturbations do on "
-            "average, and a set of genes as such predictions combined): %s%s",
-            counted(len(flagged), "prediction has", "predictions have"),
-            shown_list(flagged, _MAX_NAMED_GENES),
-            "".join(f"; {note}" for note in notes if note),
+        self._warn_once(
+            f"{counted(len(flagged), 'prediction has', 'predictions have')} a gene neither "
+            "measured alone nor tied by GO to one that was (.obs['unsupported']: such a gene "
+            "is predicted from what perturbations do on average, and a set of genes as such "
+            f"predictions combined): {shown_list(flagged, _MAX_NAMED_GENES)}"
+            + "".join(f"; {note}" for note in notes if note)
         )
+
+    def _warn_once(self, message: str) -> None:
+        """Log ``message`` as a warning the first time this model gives it, at INFO after.
+
+        As Python's default warnings filter shows a warning once per place: predicting the
+        same perturbations again (e.g. in a loop) repeats nothing new.
+        """
+        if message in self._warned:
+            logger.info("%s (again)", message)
+            return
+        self._warned.add(message)
+        logger.warning("%s", message)
 
     def predict(
         self,

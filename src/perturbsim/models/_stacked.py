@@ -1349,19 +1349,17 @@ class Stacked(CoverageMixin, PerturbationModel):
         if not alike:
             return
         held = self._held_out_note(alike)
-        logger.warning(
-            "%s tied by GO to measured genes but predicted as the mean change of the "
+        which = counted(
+            len(alike),
+            "perturbation of genes the model never saw alone is",
+            "perturbations of genes the model never saw alone are",
+        )
+        self._warn_once(
+            f"{which} tied by GO to measured genes but predicted as the mean change of the "
             "training perturbations (scaled; only the perturbed genes' own expression set "
             "apart), as unsupported ones are: no correction of unseen singles held out on "
             "the validation conditions (the model's weights) and linear does not cover "
-            "their genes: %s%s",
-            counted(
-                len(alike),
-                "perturbation of genes the model never saw alone is",
-                "perturbations of genes the model never saw alone are",
-            ),
-            shown_list(alike, 20),
-            f"; {held}" if held else "",
+            f"their genes: {shown_list(alike, 20)}" + (f"; {held}" if held else "")
         )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:

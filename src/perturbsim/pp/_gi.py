@@ -38,7 +38,7 @@ from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
-from ._pseudobulk import MIN_REPLICATE_CELLS, PseudobulkStats
+from ._pseudobulk import MIN_REPLICATE_CELLS, PRIOR_DF, PseudobulkStats, check_prior_df
 from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
@@ -1384,27 +1384,40 @@ def gi_per_gene(
     se: pd.DataFrame | PseudobulkStats | None = None,
     fdr: float = 0.05,
     exclude_targets: bool = True,
+    min_cells: int = MIN_REPLICATE_CELLS,
+    prior_df: float = PRIOR_DF,
     sep: str = SEP,
 ) -> pd.DataFrame:
     """Each gene's deviation of a pair from the additive expectation, with calls.
 
     The per-gene view of Ahlmann-Eltze et al. (Nat. Methods 2025): for pair A+B and each
     gene, ``deviation = ΔAB - ΔA - ΔB`` (equal to ``AB - A - B + ctrl`` on the means).
-    Its z-score:
+    Its z-score and test:
 
     - with ``se``: ``deviation / sqrt(se_AB² + se_A² + se_B² + se_ctrl²)``, the standard
       error of a sum of four independent means (``se_ctrl`` from the ``ctrl`` row of
-      ``se``, 0 without one);
+      ``se``, 0 without one). From pseudobulk statistics the means' variances are
+      moderated (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`) and the test
+      is Welch's t, with Satterthwaite's degrees of freedom: each mean's own sample
+      variance, on a pair of 4 to 10 cells, makes a normal test call 8-20 % of genes at
+      p < 0.05 between random groups of control cells, the moderated test 2-4 %; a pair
+      whose cells spread more than control's is tested against too small a spread, less
+      so than by its own variance (3-6 % for cells spread by a factor 1 +- 0.5:
+      ``benchmarks/RESULTS.md``). From a DataFrame the test is normal,
+      its standard errors taken as exact;
     - without: against an empirical null, a normal fitted to the 30 % and 70 %
       quantiles of all deviations of the table (Ahlmann-Eltze et al. fitted their null
       to the same quantiles; they then cut where its density falls below 10 % of the
       observed one, where this uses p-values); undefined (every gene additive) when
       the two quantiles are equal up to rounding.
 
-    Two-sided normal p-values are adjusted by Benjamini-Hochberg over every row of the
+    Two-sided p-values are adjusted by Benjamini-Hochberg over every tested row of the
     table; genes with ``q <= fdr`` are called ``"synergy"`` (the pair above the sum of
     the singles) or ``"buffering"`` (below), the others ``"additive"``. The call follows
-    the sign of the deviation, not of the change (as Ahlmann-Eltze et al.).
+    the sign of the deviation, not of the change (as Ahlmann-Eltze et al.). Rows that
+    cannot be tested are called ``"untested"``: those of a pair whose own mean or a
+    single's averages fewer than ``min_cells`` cells, and, with ``se``, those with a
+    deviation but no standard error (0 or NaN).
 
     Parameters
     ----------
@@ -1418,12 +1431,22 @@ def gi_per_gene(
         Standard error of each condition's mean expression: a DataFrame indexed by
         condition label (rows for the pairs, their singles and ideally ``ctrl``) with the
         genes of ``profiles`` as columns; or the screen's pseudobulk statistics
-        (:func:`compute_pseudobulk`), from which they are read
-        (:meth:`PseudobulkStats.standard_error`, control included).
+        (:func:`compute_pseudobulk`), from whose moderated variances they are computed
+        (control included), with their degrees of freedom.
     fdr
         False discovery rate of the calls.
     exclude_targets
         Leave each pair's own genes out.
+    min_cells
+        Where the cells of each mean are known (``n_cells`` of ``profiles.obs``, as
+        :func:`perturbsim.pp.measured_profiles` gives, or of statistics given as ``se``),
+        the rows of pairs whose own mean or a single's averages fewer cells are
+        ``"untested"`` and stay out of the empirical null (as :func:`gi_scores`'s
+        ``min_cells``); 1 tests every pair.
+    prior_df
+        Prior degrees of freedom of the moderated variances, with ``se`` from statistics
+        (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`; 0: each mean's own
+        variance).
     sep
         As for :func:`gi_scores` (also of the labels of ``se``).
 
@@ -1431,15 +1454,27 @@ def gi_per_gene(
     -------
     Tidy DataFrame, one row per pair and gene: ``pair``, ``gene``, ``delta_a``,
     ``delta_b``, ``delta_ab``, ``deviation``, ``se`` (NaN without ``se``), ``z``, ``p``,
-    ``q``, ``call``. Rows with an undefined z (zero standard error) have NaN ``p`` and
-    ``q`` and are called ``"additive"``.
+    ``q``, ``call``. Untested rows have NaN ``z``, ``p`` and ``q``. Also called
+    ``"additive"`` with NaN ``z``: with ``se``, rows of no deviation and no standard error
+    (a gene that moved in none of the four means); without, every testable row when there
+    is no empirical null.
     """
     if not 0 < fdr < 1:
         raise PerturbsimError(f"fdr must be between 0 and 1, got {fdr}")
+    min_cells = check_count("min_cells", min_cells)
+    prior_df = check_prior_df(prior_df)
     rows = _profile_rows(profiles, sep)
     delta = _delta(profiles)
     genes = np.asarray(profiles.var_names, dtype=str)
-    se_rows = None if se is None else _profile_se(se, genes, sep)
+    se_rows = None if se is None else _profile_se(se, genes, sep, prior_df)
+    few_cells = _few_cells(profiles, sep, min_cells)
+    if isinstance(se, PseudobulkStats):
+        few_cells |= {
+            _canonical(str(c), sep): int(n)
+            for c, n in zip(se.conditions, se.n_cells, strict=True)
+            if n < min_cells
+        }
+    untested_pairs = []
     frames = []
     skipped = []
     for pair in _requested_pairs(pairs, rows, sep):
@@ -1460,7 +1495,14 @@ def gi_per_gene(
                 "deviation": dab - da - db,
             }
         )
-        frame["se"] = np.nan if se_rows is None else _deviation_se(se_rows, pair, keep)
+        if se_rows is None:
+            frame["se"], frame["df"] = np.nan, np.inf
+        else:
+            frame["se"], frame["df"] = _deviation_se(se_rows, pair, keep)
+        few = {c: few_cells[c] for c in (pair, gene_a, gene_b) if c in few_cells}
+        frame["testable"] = not few
+        if few:
+            untested_pairs.append(f"{pair} ({', '.join(f'{c} {n}' for c, n in few.items())})")
         frames.append(frame)
     if skipped and not frames and pairs is not None:
         raise PerturbsimError(
@@ -1473,36 +1515,73 @@ def gi_per_gene(
             counted(len(skipped), "pair"),
             shown_list(skipped, 10),
         )
+    if untested_pairs:
+        logger.warning(
+            "%s untested, a mean of fewer than %d cells (min_cells): %s",
+            counted(len(untested_pairs), "pair"),
+            min_cells,
+            shown_list(untested_pairs, 10),
+        )
     columns = ["pair", "gene", "delta_a", "delta_b", "delta_ab", "deviation", "se"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if table.empty:
         return table.assign(z=[], p=[], q=[], call=[])
+    testable = table.pop("testable").to_numpy(bool)
+    dof = table.pop("df").to_numpy(float)
+    deviation = table["deviation"].to_numpy(float)
+    z = np.full(len(table), np.nan)
     if se_rows is None:
-        changes = table[["delta_a", "delta_b", "delta_ab"]].abs().to_numpy()
-        table["z"] = _empirical_z(table["deviation"].to_numpy(), float(np.nanmax(changes)))
+        if testable.any():
+            changes = table[["delta_a", "delta_b", "delta_ab"]].to_numpy()[testable]
+            z[testable] = _empirical_z(deviation[testable], float(np.nanmax(np.abs(changes))))
+        no_error = np.zeros(len(table), bool)
     else:
+        error = table["se"].to_numpy(float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            table["z"] = np.where(table["se"] > 0, table["deviation"] / table["se"], np.nan)
-    table["p"] = 2 * stats.norm.sf(np.abs(table["z"]))
-    tested = table["p"].notna().to_numpy()
+            z = np.where(testable & (error > 0), deviation / error, np.nan)
+        no_error = ~(error > 0) & (deviation != 0)
+    table["z"] = z
+    with np.errstate(invalid="ignore"):
+        table["p"] = 2 * stats.t.sf(np.abs(z), np.where(np.isfinite(z), dof, np.inf))
+    tested = np.isfinite(z)
     q = np.full(len(table), np.nan)
     if tested.any():
         q[tested] = stats.false_discovery_control(table["p"].to_numpy()[tested], method="bh")
     table["q"] = q
-    hit = table["q"] <= fdr
-    table["call"] = np.where(
-        hit & (table["deviation"] > 0),
-        "synergy",
-        np.where(hit & (table["deviation"] < 0), "buffering", "additive"),
-    )
+    hit = q <= fdr
+    calls = np.where(hit & (deviation > 0), "synergy", "additive")
+    calls = np.where(hit & (deviation < 0), "buffering", calls)
+    table["call"] = np.where(~testable | no_error, "untested", calls)
     return table
 
 
-def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
-    """``se`` with canonical row labels (genes joined by ``sep``), the genes as columns."""
+class _MeanErrors(NamedTuple):
+    """Standard errors of the conditions' means, with the degrees of freedom behind them."""
+
+    se: pd.DataFrame
+    """Conditions (canonical labels) x genes."""
+    df: pd.Series | None
+    """Degrees of freedom of each condition's variance; ``None``: unknown (normal tests)."""
+
+
+def _profile_se(
+    se: pd.DataFrame | PseudobulkStats, genes: np.ndarray, sep: str, prior_df: float
+) -> _MeanErrors:
+    """``se`` with canonical row labels (genes joined by ``sep``), the genes as columns.
+
+    From statistics, the standard errors of the variances moderated on ``prior_df``
+    (:meth:`PseudobulkStats.moderated_variance`), with their degrees of freedom.
+    """
+    df = None
     if isinstance(se, PseudobulkStats):
-        conditions = [str(c) for c in se.conditions]
-        se = pd.DataFrame(se.standard_error(), index=conditions, columns=se.genes.astype(str))
+        conditions = [str(c) for c in se.conditions]  # canonical below
+        variance, dof = se.moderated_variance(prior_df)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            error = np.sqrt(variance / se.n_cells[:, None])
+        se, df = (
+            pd.DataFrame(error, index=conditions, columns=se.genes.astype(str)),
+            pd.Series(dof, index=[_canonical(c, sep) for c in conditions]),
+        )
     if not isinstance(se, pd.DataFrame):
         raise PerturbsimError(
             "se must be a DataFrame (conditions x genes) or pseudobulk statistics, got "
@@ -1513,14 +1592,28 @@ def _profile_se(se: pd.DataFrame, genes: np.ndarray, sep: str) -> pd.DataFrame:
         raise PerturbsimError(f"se has no column for genes {shown_list(missing, 10)}")
     out = se.loc[:, list(genes)].astype(float)
     out.index = [_canonical(label, sep) for label in se.index]
-    return out
+    return _MeanErrors(out, df)
 
 
-def _deviation_se(se: pd.DataFrame, pair: str, keep: np.ndarray) -> np.ndarray:
-    """Standard error of ``ΔAB - ΔA - ΔB`` from the standard errors of the four means."""
+def _deviation_se(
+    errors: _MeanErrors, pair: str, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Standard error of ``ΔAB - ΔA - ΔB`` from those of the four means, and its df.
+
+    The degrees of freedom are Welch-Satterthwaite's, ``(Σ v)² / Σ (v² / dfᵢ)`` over the
+    means' squared standard errors ``v``; infinite (a normal test) when ``errors`` has none.
+    """
+    se = errors.se
     needed = [pair, *genes_of(pair)]
     missing = [c for c in needed if c not in se.index]
     if missing:
         raise PerturbsimError(f"se has no row for conditions {missing}")
     conditions = [*needed, CONTROL] if CONTROL in se.index else needed
-    return np.sqrt((se.loc[conditions].to_numpy()[:, keep] ** 2).sum(axis=0))
+    squared = se.loc[conditions].to_numpy()[:, keep] ** 2
+    total = squared.sum(axis=0)
+    if errors.df is None:
+        return np.sqrt(total), np.full(total.shape, np.inf)
+    dof = errors.df.loc[conditions].to_numpy(float)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        welch = total**2 / (squared**2 / dof).sum(axis=0)
+    return np.sqrt(total), welch

@@ -162,9 +162,10 @@ def _average_precision(score: np.ndarray, positive: np.ndarray) -> float:
 def gi_per_gene_auprc(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """Area under the precision-recall curve of per-gene interaction calls.
 
-    Rows of two :func:`gi_per_gene` tables are matched on ``(pair, gene)``. For
-    ``"synergy"`` the predicted deviations rank the rows from the highest, for
-    ``"buffering"`` from the lowest; the truth's ``call`` says which rows are positive.
+    Rows of two :func:`gi_per_gene` tables are matched on ``(pair, gene)``, leaving out
+    those the truth left ``"untested"``. For ``"synergy"`` the predicted deviations rank
+    the rows from the highest, for ``"buffering"`` from the lowest; the truth's ``call``
+    says which rows are positive.
 
     Parameters
     ----------
@@ -188,9 +189,16 @@ def gi_per_gene_auprc(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
     merged = predicted[["pair", "gene", "deviation"]].merge(
         truth[["pair", "gene", "call"]], on=["pair", "gene"], how="inner"
     )
-    merged = merged[np.isfinite(merged["deviation"].to_numpy(float))]
     if merged.empty:
         raise PerturbsimError("predicted and truth share no (pair, gene) row")
+    merged = merged[
+        np.isfinite(merged["deviation"].to_numpy(float)) & (merged["call"] != "untested")
+    ]
+    if merged.empty:
+        raise PerturbsimError(
+            "every (pair, gene) row predicted and truth share has a non-finite predicted "
+            "deviation or is untested in the truth"
+        )
     rows = []
     for call in PER_GENE_CALLS:
         positive = (merged["call"] == call).to_numpy()
