@@ -198,3 +198,24 @@ def test_bad_arguments_raise_one_line_errors(norman):
         rank_de(make_screen(["ctrl", "A"]))
     with pytest.raises(PerturbsimError, match="rank_de"):
         DEGenes.from_adata(norman)
+
+
+def test_count_de_counts_real_changes_and_not_random_groups_of_control_cells():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    perturbed = [str(c) for c in stats_.conditions if c != "ctrl"]
+    counts = ps.pp.count_de(stats_, perturbed)
+    assert list(counts.index) == perturbed and (counts > 10).mean() > 0.6
+    fewer = ps.pp.count_de(stats_, perturbed, genes=stats_.control_mean > 1.0)
+    assert fewer.sum() < counts.sum()  # fewer genes tested, fewer found
+    # a "perturbation" of 30 random control cells changes nothing
+    control = adata[adata.obs["condition"] == "control"].copy()
+    labels = np.full(control.n_obs, "control", dtype=object)
+    labels[np.random.default_rng(3).permutation(control.n_obs)[:30]] = "G0001"
+    control.obs["condition"] = labels
+    ps.pp.setup(control, perturbation_key="condition", control="control")
+    null = ps.pp.compute_pseudobulk(control, coexpression="none")
+    assert ps.pp.count_de(null, ["G0001"]).iloc[0] <= 1
+    with pytest.raises(ps.PerturbsimError, match="NOPE"):
+        ps.pp.count_de(stats_, ["NOPE"])

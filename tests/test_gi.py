@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import anndata as ad
 import numpy as np
@@ -745,3 +746,32 @@ def test_a_pair_is_scored_when_its_flag_is_empty_however_the_table_stores_it():
         scored = is_scored(table)
         assert scored.dtype == bool and scored.tolist() == expected
         assert table[scored].index.tolist() == ["A+B", "A+C"]
+
+
+def test_gi_per_gene_refuses_bad_values_in_one_line(norman):
+    profiles = ps.pp.measured_profiles(norman)
+    stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    se = pd.DataFrame(stats_.standard_error(), index=stats_.conditions, columns=stats_.genes)
+    gene = str(se.columns[3])
+    cases = {
+        "fdr must be a number strictly between 0 and 1, got '0.05'": {"fdr": "0.05"},
+        "fdr must be a number strictly between 0 and 1, got 1.0": {"fdr": 1.0},
+        "sep must be a non-empty string (e.g. '_'), got 1": {"sep": 1},
+        f"se must be standard errors >= 0: 'ctrl' at gene '{gene}' holds -0.1": {
+            "se": se.assign(**{gene: -0.1})
+        },
+        f"se must hold numbers: 'ctrl' at gene '{gene}' holds 'abc'": {
+            "se": se.astype(object).assign(**{gene: "abc"})
+        },
+    }
+    for message, options in cases.items():
+        with pytest.raises(PerturbsimError, match=re.escape(message)):
+            gi_per_gene(profiles, **options)
+    broken = profiles.copy()
+    broken.layers["delta"] = np.array(broken.layers["delta"], dtype=float)
+    broken.layers["delta"][list(broken.obs_names).index("KLF1"), 5] = np.nan
+    for score in (gi_per_gene, gi_scores):
+        with pytest.raises(PerturbsimError, match=r"non-finite values in .* of \['KLF1'\]"):
+            score(broken, pairs=["KLF1+MAP2K6"])
+    with pytest.raises(PerturbsimError, match="max_subsets must be a whole number >= 1, got 0"):
+        gi_scores(profiles, max_subsets=0)

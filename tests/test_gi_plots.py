@@ -148,6 +148,20 @@ def test_pair_prediction_shows_genes_that_change_not_clipped_near_zero_ones(norm
     )
 
 
+def test_pair_prediction_of_a_summed_pair_shows_where_the_measurement_deviates(norman):
+    model = ps.Additive(norman).fit()  # the prediction deviates nowhere: the data choose
+    ax = pl.pair_prediction(model, "KLF1+MAP2K6", measured=norman, n_genes=4)
+    genes = [t.get_text() for t in ax.get_xticklabels()]
+    measured = ps.pp.measured_profiles(norman).to_df(layer="delta")
+    deviation = (measured.loc["KLF1+MAP2K6"] - measured.loc["KLF1"] - measured.loc["MAP2K6"]).abs()
+    changing = measured.loc["KLF1+MAP2K6"].abs().drop(["KLF1", "MAP2K6"], errors="ignore")
+    candidates = changing.nlargest(5 * 4).index
+    top = deviation[candidates].nlargest(4).index
+    assert len(set(top) & set(genes)) >= 3  # the rest: clipped at 0 in the prediction
+    alone = pl.pair_prediction(model, "KLF1+MAP2K6", n_genes=4)
+    assert len(set(top) & {t.get_text() for t in alone.get_xticklabels()}) < 3
+
+
 def test_pair_prediction_from_profiles_without_measurement_uses_predicted_singles(pairs):
     pair = pairs.obs_names[pairs.obs["n_targets"] == 2][0]
     a, _ = ps.pp.genes_of(pair)

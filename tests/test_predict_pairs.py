@@ -83,13 +83,21 @@ def test_gi_scores_of_every_pair_are_joined_and_singles_marked(gears, genes):
     assert pairs["n_genes"].dtype == "Int64"
 
 
-def test_pairs_predicted_as_their_singles_summed_are_marked(additive, gears, genes):
+def test_pairs_predicted_as_their_singles_summed_are_marked(additive, gears, genes, caplog):
     known = [g for g in genes if additive.covers(g)[0]][:4]
-    summed = additive.predict_pairs(known).obs
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        summed = additive.predict_pairs(known).obs
     assert summed["sum_of_singles"].iloc[4:].eq(True).all()  # every pair, scored or not
     assert summed["sum_of_singles"].iloc[:4].isna().all()  # singles: not a pair
-    learnt = gears.predict_pairs(genes[:6]).obs.iloc[6:]  # the network's interactions
+    scored = int((summed["flag"].iloc[4:] == "").sum())
+    assert f"{scored} of the {scored} scored pairs predicted as their singles summed" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        learnt = gears.predict_pairs(genes[:6]).obs.iloc[6:]  # the network's interactions
     assert learnt["sum_of_singles"].eq(False).all()
+    assert "singles summed" not in caplog.text
     assert learnt["sum_of_singles"].dtype == "boolean"
 
 
@@ -381,8 +389,15 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     assert main(run) == 0
     scores = pd.read_csv(out / "gi_scores.csv", index_col=0, keep_default_na=False)
     profiles = ps.pp.measured_profiles(norman)
-    expected = ps.tl.gi_scores(profiles)  # the same scores as the Python route
+    stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    pairs = [p for p in profiles.obs_names if p.count("+") == 1]
+    n_de = ps.pp.count_de(stats_, pairs, genes=stats_.control_mean > 0)  # every expressed gene
+    assert scores["n_de"].astype(int).tolist() == n_de[scores.index].tolist()
+    # the same scores as the Python route; pairs that change no gene are not scored
+    expected = ps.tl.gi_scores(profiles, n_de=n_de.to_dict(), min_de=0)
     assert list(scores.index) == list(expected.index)
+    assert (scores["flag"] == expected["flag"]).all()
+    assert "too few DE genes (0 <= 0)" in set(scores["flag"])
     np.testing.assert_allclose(
         scores["magnitude"].replace("", np.nan).astype(float),
         expected["magnitude"].astype(float),
@@ -393,15 +408,21 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     assert "of the screen's 500 genes" in printed and "cells of the scored pairs:" in printed
     replicated = re.search(r"split-half check: .* median r = (-?[0-9.]+) .*\((\d+) pairs", printed)
     assert replicated and -1 <= float(replicated[1]) <= 1
-    assert int(replicated[2]) == int((scores["flag"] == "").sum())
+    weak = scores["flag"].str.fullmatch(r"too few DE genes \(.*\)")  # checked too
+    assert int(replicated[2]) == int(((scores["flag"] == "") | weak).sum())
     assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # per-gene calls: the Python route's, counted per pair, the called genes listed
-    stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")
     scored = list(scores.index[scores["flag"] == ""])
     per_gene = ps.tl.gi_per_gene(profiles, pairs=scored, se=stats_)
-    called = pd.read_csv(out / "gi_per_gene.csv")
-    assert list(called.columns) == list(per_gene.columns)
-    assert len(called) == int(per_gene["call"].isin(["synergy", "buffering"]).sum())
+    listed = pd.read_csv(out / "gi_per_gene.csv")
+    assert list(listed.columns) == list(per_gene.columns)
+    calls = per_gene[per_gene["call"].isin(["synergy", "buffering"])]
+    called = set(zip(calls["pair"], calls["gene"], strict=True))
+    assert called <= set(zip(listed["pair"], listed["gene"], strict=True))
+    for pair, rows in listed.groupby("pair"):  # its 20 most significant genes, called or not
+        top = per_gene[per_gene["pair"] == pair].nsmallest(20, "p")
+        assert set(top["gene"]) <= set(rows["gene"]) and rows["p"].is_monotonic_increasing
+    assert set(listed["pair"]) == set(scored)
     for call in ("synergy", "buffering"):
         counts = per_gene[per_gene["call"] == call].groupby("pair").size()
         assert scores.loc[scored, f"n_{call}_genes"].astype(int).tolist() == (
@@ -409,7 +430,7 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
         )
         assert (scores.loc[scores["flag"] != "", f"n_{call}_genes"] == "").all()
     tested = int(per_gene["p"].notna().sum())
-    assert f": {len(called)} of {tested} off the sum" in printed
+    assert f": {len(calls)} of {tested} off the sum" in printed
     assert main(run) == 2  # an earlier run's files are kept unasked
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     where = ["--where", "condition=control", "--where", "condition=KLF1"]  # singles only
@@ -422,18 +443,26 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     screen[np.setdiff1d(np.arange(screen.n_obs), in_pair[2:])].copy().write_h5ad(few)
     run = [*run[:2], str(few), *run[3:-1]]
     assert main([*run, str(tmp_path / "few")]) == 0
-    assert "not scored (a mean of fewer cells than --min-cells): 1" in capsys.readouterr().out
+    both = "a mean of fewer cells than --min-cells; no more DE genes than --min-de"
+    assert f"not scored ({both}): 1" in capsys.readouterr().out
     flagged = pd.read_csv(tmp_path / "few" / "gi_scores.csv", index_col=0, keep_default_na=False)
-    assert flagged.loc["KLF1+MAP2K6", "flag"] == "few cells (KLF1+MAP2K6 2)"
+    assert flagged.loc["KLF1+MAP2K6", "flag"].startswith("few cells (KLF1+MAP2K6 2)")
     assert flagged.loc["KLF1+MAP2K6", ["n_synergy_genes", "n_buffering_genes"]].eq("").all()
     assert main([*run, str(tmp_path / "every"), "--min-cells", "1"]) == 0
     assert "fewer cells than --min-cells" not in capsys.readouterr().out
     assert main([*run, str(tmp_path / "unscored"), "--min-cells", "1000"]) == 0
     assert "per-gene calls: none, no pair was scored" in capsys.readouterr().out
     empty = pd.read_csv(tmp_path / "unscored" / "gi_per_gene.csv")
-    assert empty.empty and list(empty.columns) == list(called.columns)
+    assert empty.empty and list(empty.columns) == list(listed.columns)
     assert main([*run, str(tmp_path / "zero"), "--min-cells", "0"]) == 2
     assert "--min-cells must be at least 1, got 0" in capsys.readouterr().err
+    # Norman's filter: pairs of at most 10 DE genes unscored (here every pair: 500 genes)
+    assert main([*run, str(tmp_path / "norman_de"), "--min-de", "10"]) == 0
+    strict = pd.read_csv(tmp_path / "norman_de" / "gi_scores.csv", index_col=0)
+    assert strict.loc[strict["n_de"] <= 10, "flag"].str.contains("too few DE genes").all()
+    assert "15 pairs: 0 scored" in capsys.readouterr().out
+    assert main([*run, str(tmp_path / "negative"), "--min-de", "-1"]) == 2
+    assert "--min-de must be at least 0, got -1" in capsys.readouterr().err
 
 
 def test_summed_pairs_refuses_a_score_table():
@@ -451,9 +480,19 @@ def test_measured_gi_says_a_screen_of_few_cells_a_pair_does_not_replicate(
     printed = capsys.readouterr().out
     median = float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1])
     assert abs(median) < 0.2
+    assert "14 conditions of three genes or more not scored" in printed
+    # no pair changes a gene significantly: none is scored (they read as neomorphisms)
+    assert "45 pairs: 0 scored" in printed and "(no more DE genes than --min-de): 36" in printed
+    assert "per-gene calls: none, no pair was scored" in printed
     # nor does any gene of a pair depart significantly from its singles' sum
-    calls = re.search(r"per-gene calls .*: (\d+) of (\d+) off the sum", printed)
-    assert int(calls[1]) <= 0.01 * int(calls[2])
+    screen = ps.ds.read(data, perturbation_key="condition", control="control", normalize=True)
+    table = ps.tl.gi_per_gene(ps.pp.measured_profiles(screen), se=ps.pp.compute_pseudobulk(screen))
+    tested = table["p"].notna()
+    assert tested.sum() > 10_000 and (table.loc[tested, "call"] == "additive").mean() > 0.99
+    # with every pair's cells: one of a single cell has no two halves to compare
+    every = [*run[:-1], str(tmp_path / "every"), "--min-cells", "1"]
+    assert main(every) == 0
+    assert re.search(r"split-half check: .*\(44 pairs;", capsys.readouterr().out)
     # the same check on a simulated screen of 60 cells a condition finds its interactions
     screen = ps.ds.simulate(size="small", seed=0)
     screen.write_h5ad(tmp_path / "sim.h5ad")

@@ -21,7 +21,9 @@ from .._atomic import atomic_write
 from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, PRED_N_TARGETS
+from .._settings import switched_off
 from ..models import PerturbationModel
+from ..models._base import WARN_SUMMED
 from ..pp import genes_of
 from ..pp._gi import (
     FEW_GENES,
@@ -45,6 +47,11 @@ MEASURED_GI_FILES = ("gi_scores.csv", "gi_per_gene.csv", "gi_map.png")
 """What ``perturbsim measured-gi`` writes into its ``--out``."""
 PER_GENE_FDR = 0.05
 """False discovery rate of ``measured-gi``'s per-gene calls (:func:`~perturbsim.tl.gi_per_gene`)."""
+WEAK_FLAG = r"too few DE genes \(.*\)"
+"""The flag of a pair left unscored only for its few DE genes (``--min-de``)."""
+PER_GENE_TOP = 20
+"""Genes of each pair ``measured-gi`` lists in ``gi_per_gene.csv`` beside the ones it calls:
+those of the smallest p-values, called or not."""
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +62,8 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
         default="gears",
         help="scale of the magnitude rules: gears (default, sqrt(c1² + c2²), the GEARS "
         "paper's thresholds: an exactly additive pair, magnitude 1.41, is a synergy) or "
-        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1)",
+        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1, called "
+        "additive, and redundancy its primary subtype where its singles' profiles are alike)",
     )
     parser.add_argument(
         "--abundance",
@@ -96,6 +104,7 @@ def _reason_kind(flag: str) -> str:
         "missing single": "missing single(s)",
         "unsupported": "unsupported gene(s)",
         "few cells": "a mean of fewer cells than --min-cells",
+        "too few DE genes": "no more DE genes than --min-de",
     }
     return "; ".join(
         next((kind for start, kind in kinds.items() if part.startswith(start)), part)
@@ -124,7 +133,8 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
-            "a synergy; --magnitude norman calls it additive)"
+            "a synergy; with --magnitude norman it is additive, and redundant where its "
+            "singles' profiles are alike)"
         )
     return "\n".join(lines)
 
@@ -205,9 +215,10 @@ def _run_gi(args: argparse.Namespace) -> None:
     genes = _gene_list(args.genes)  # a folder given is named as such, not as an output clash
     refuse_outputs(args.out, GI_FILES, args.overwrite, inputs=[args.model, args.genes])
     model = PerturbationModel.load(args.model)
-    pred = model.predict_pairs(
-        genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
-    )
+    with switched_off(WARN_SUMMED):  # printed below, with the scores
+        pred = model.predict_pairs(
+            genes, skip_unknown=args.skip_unknown, abundance=args.abundance, rules=rules
+        )
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
@@ -269,28 +280,34 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 
 # -- measured-gi ----------------------------------------------------------------------------
 def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namespace) -> str:
-    """How well the scored pairs' departures from their singles' sum replicate.
+    """How well the pairs' departures from their singles' sum replicate.
 
     Every condition's cells (control's too) fall in two random halves in the statistics
-    pass. For each scored pair, its departure ``ΔAB - ΔA - ΔB`` on the genes it was fitted
+    pass. For each pair scored, or unscored only for its few DE genes (the check is the
+    evidence on those too), its departure ``ΔAB - ΔA - ΔB`` on the genes it was fitted
     on (abundant, its own left out) is computed in each half, and the two correlated: near 1
-    the interaction is reproducible, near 0 it is noise (and so are its subtypes). ``""``
+    the interaction is reproducible, near 0 it is noise (and so are its subtypes). Pairs
+    with a condition (their own, a single's) without cells in one half are left out. ``""``
     when no pair has two halves to compare, or the statistics stored with the file lack
     the halves.
     """
     from ..pp._pseudobulk import current_stats
 
     stats = current_stats(adata)
-    if stats.half_moments is None:
+    if stats.half_moments is None or stats.half_n is None:
         return ""
     measured = {str(c): i for i, c in enumerate(stats.conditions)}
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
+    in_both = np.min(stats.half_n, axis=0) > 0
     control = stats.control_mean.astype(np.float64)
     fitted = control > resolve_abundance(control, args.abundance)
     genes = np.asarray(stats.genes, dtype=str)
     correlations = []
-    for pair in scores.index[is_scored(scores)]:
+    weak = scores["flag"].astype(str).str.fullmatch(WEAK_FLAG)  # scored but for --min-de
+    for pair in scores.index[is_scored(scores) | weak]:
         rows = [measured[label] for label in (pair, *genes_of(pair))]
+        if not in_both[rows].all():
+            continue
         keep = fitted & ~np.isin(genes, genes_of(pair))
         ab, a, b = (np.stack([half[rows][k, keep] for half in halves]) for k in range(3))
         departure = ab - a - b
@@ -299,7 +316,8 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namesp
     if not correlations:
         return ""
     return (
-        f"split-half check: the pairs' departures from their singles' sum correlate at a "
+        f"split-half check: the pairs' departures from their singles' sum (pairs scored or "
+        f"unscored for --min-de only) correlate at a "
         f"median r = {np.median(correlations):.2f} between two random halves of the cells "
         f"({len(correlations)} pairs; near 1: reproducible interactions, near 0: noise, and "
         "so are the subtypes)"
@@ -313,7 +331,9 @@ def _per_gene_calls(
 
     Adds each pair's counts of genes called ``synergy`` and ``buffering`` to ``scores``
     (``n_synergy_genes``, ``n_buffering_genes``; empty for the pairs not scored, whose
-    flag says why) and returns the called rows with what to print of them.
+    flag says why) and returns the rows to write, with what to print of them: every gene
+    called and each pair's :data:`PER_GENE_TOP` genes of the smallest p-values, most
+    significant first.
     """
     from ..pp._pseudobulk import current_stats
     from ..tl import gi_per_gene
@@ -328,36 +348,59 @@ def _per_gene_calls(
         scores[f"n_{call}_genes"] = (
             counts.reindex(scored, fill_value=0).reindex(scores.index).astype("Int64")
         )
+    rank = table.groupby("pair")["p"].rank(method="first")
+    listed = table[table.index.isin(called.index) | (rank <= PER_GENE_TOP)]
+    listed = listed.sort_values(["pair", "p"], kind="stable")
     if not scored:
-        return called, "per-gene calls: none, no pair was scored"
+        return listed, "per-gene calls: none, no pair was scored"
     text = (
         "per-gene calls of the scored pairs (each gene's departure from the singles' sum, "
         f"Welch t on moderated variances, FDR {PER_GENE_FDR:g} over every pair and gene): "
         f"{len(called)} of {int(table['p'].notna().sum())} off the sum (synergy "
         f"{int((called['call'] == 'synergy').sum())}, buffering "
         f"{int((called['call'] == 'buffering').sum())}), in "
-        f"{counted(called['pair'].nunique(), 'pair')}; each pair's counts in gi_scores.csv"
+        f"{counted(called['pair'].nunique(), 'pair')}; each pair's counts in gi_scores.csv, "
+        f"its calls and {PER_GENE_TOP} most significant genes in gi_per_gene.csv"
     )
-    return called, text
+    return listed, text
 
 
 def _run_measured_gi(args: argparse.Namespace) -> None:
-    from ..pp import measured_profiles, pseudobulk
+    from ..pp import count_de, measured_profiles, pseudobulk
+    from ..pp._pseudobulk import current_stats
     from ..tl import gi_scores
 
     rules = _rules_of(args)
+    if args.min_de < 0:
+        raise PerturbsimError(f"--min-de must be at least 0, got {args.min_de}")
     refuse_outputs(args.out, MEASURED_GI_FILES, args.overwrite, inputs=[args.data])
     adata = read_screen(args, go_annotations(args))  # --go: the genes labels may name
     pseudobulk(adata, coexpression="none")  # one pass: the profiles and the halves read it
     profiles = measured_profiles(adata)
-    pairs = profiles.obs_names[profiles.obs[PRED_N_TARGETS].to_numpy() == 2]
+    n_targets = profiles.obs[PRED_N_TARGETS].to_numpy()
+    pairs = profiles.obs_names[n_targets == 2]
+    if (n_targets > 2).any():
+        print(
+            f"{counted(int((n_targets > 2).sum()), 'condition')} of three genes or more not "
+            "scored: the interaction model is of pairs"
+        )
     if len(pairs) == 0:
         raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
-    scores = gi_scores(profiles, abundance=args.abundance, rules=rules, min_cells=args.min_cells)
+    stats = current_stats(adata)
+    fitted = stats.control_mean > resolve_abundance(stats.control_mean, args.abundance)
+    n_de = count_de(stats, list(pairs), genes=fitted)
+    scores = gi_scores(
+        profiles,
+        abundance=args.abundance,
+        rules=rules,
+        min_cells=args.min_cells,
+        n_de=n_de.to_dict(),
+        min_de=args.min_de,
+    )
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
-    called, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
+    listed, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
-    atomic_write(args.out / MEASURED_GI_FILES[1], partial(called.to_csv, index=False))
+    atomic_write(args.out / MEASURED_GI_FILES[1], partial(listed.to_csv, index=False))
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
     _print_scores(args, scores, n_genes, control_mean, "screen")
@@ -372,7 +415,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         print(replicated)
     print(per_gene_text)
     drawn = _write_gi_map(scores, args.out / MEASURED_GI_FILES[2])
-    print(f"wrote gi_scores.csv, gi_per_gene.csv (the genes called){drawn} to {args.out}")
+    print(f"wrote gi_scores.csv, gi_per_gene.csv{drawn} to {args.out}")
 
 
 def register_measured_gi(commands: argparse._SubParsersAction) -> None:
@@ -389,8 +432,8 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         required=True,
         metavar="DIR",
         help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells), "
-        "gi_per_gene.csv (the genes whose change departs from the singles' sum) and "
-        "gi_map.png",
+        f"gi_per_gene.csv (the genes whose change departs significantly from the singles' "
+        f"sum, and each pair's {PER_GENE_TOP} most significant) and gi_map.png",
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)
@@ -402,5 +445,15 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         help="leave unscored (flagged) the pairs whose own mean or a single's averages fewer "
         f"than N cells (default {MIN_REPLICATE_CELLS}: the mean of fewer cells is mostly "
         "noise, read as a neomorphism); 1 scores them all",
+    )
+    parser.add_argument(
+        "--min-de",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave unscored (flagged) the pairs with at most N DE genes among the fitted "
+        "genes (moderated Welch t against control, BH-adjusted p < 0.001; counts in n_de). "
+        "Default 0: pairs that change no gene, whose fit reads noise; Norman et al. scored "
+        "pairs with more than 10 (of a whole transcriptome)",
     )
     parser.set_defaults(run=_run_measured_gi)

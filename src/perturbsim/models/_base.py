@@ -73,6 +73,9 @@ WARN_UNSUPPORTED: ContextVar[bool] = ContextVar("perturbsim_warn_unsupported", d
 warn of unsupported predictions. Switched off (:func:`perturbsim._settings.switched_off`)
 for predictions made on the way to something else: by a model of its parts, while fitting,
 batch by batch, in an evaluation or an experiment design."""
+WARN_SUMMED: ContextVar[bool] = ContextVar("perturbsim_warn_summed", default=True)
+"""Whether :meth:`~PerturbationModel.predict_pairs` warns of pairs predicted as their singles
+summed; switched off where the caller says it itself (``perturbsim gi``)."""
 
 
 def _dense(x: Any) -> np.ndarray:
@@ -841,8 +844,8 @@ class PerturbationModel(ABC):
         :func:`perturbsim.tl.gi_scores` for the pairs (a pair not scored, ``flag`` not
         empty, has NaN scores and missing ``is_<subtype>`` calls) and ``sum_of_singles``
         (True where the predicted pair is its predicted singles summed: the model
-        predicts no interaction, and the subtypes are the additive model's;
-        :func:`perturbsim.tl.summed_pairs`; a missing value on the singles' rows); on the
+        predicts no interaction, and the subtypes are the additive model's, as a warning
+        says; :func:`perturbsim.tl.summed_pairs`; a missing value on the singles' rows); on the
         rows of singles floats are NaN, booleans and integers missing, text empty and
         ``flag`` is ``"single"``.
 
@@ -899,6 +902,14 @@ class PerturbationModel(ABC):
                 gi_options.setdefault("unsupported", weak)
             scores = gi_scores(out, **gi_options)
             scores[SUM_OF_SINGLES] = summed_pairs(out, scores.index)
+            summed = int((scores[SUM_OF_SINGLES] & (scores["flag"] == "")).sum())
+            if summed and WARN_SUMMED.get():
+                self._warn_once(
+                    f"{summed} of the {int((scores['flag'] == '').sum())} scored pairs "
+                    "predicted as their singles summed (.obs['sum_of_singles']): the model "
+                    "predicts no interaction for them, and their subtypes are the additive "
+                    "model's, not evidence (on the default magnitude scale, synergy)"
+                )
             out.obs = _join_scores(out.obs, scores)
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out

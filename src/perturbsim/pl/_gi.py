@@ -223,14 +223,20 @@ CANDIDATES_PER_GENE = 5
 
 
 def _deviating_genes(
-    pair: pd.Series, additive: pd.Series, targets: Sequence[str], n_genes: int
+    profiles: Sequence[pd.Series], additive: pd.Series, targets: Sequence[str], n_genes: int
 ) -> list[str]:
-    """The ``n_genes`` genes of most non-additive change among those the pair changes most."""
-    changing = (
-        pair.abs().drop(list(targets), errors="ignore").nlargest(CANDIDATES_PER_GENE * n_genes)
-    )
-    deviation = (pair - additive).abs()[changing.index]
-    return deviation.nlargest(n_genes).index.tolist()
+    """The ``n_genes`` genes of most non-additive change among those the pair changes most.
+
+    ``profiles`` are the pair's changes (predicted, and measured where known): a gene is a
+    candidate when one of them changes it most, and ranked by its largest deviation.
+    """
+    candidates: list[str] = []
+    for pair in profiles:
+        changing = pair.abs().drop(list(targets), errors="ignore")
+        candidates.extend(changing.nlargest(CANDIDATES_PER_GENE * n_genes).index)
+    candidates = list(dict.fromkeys(candidates))
+    deviation = pd.concat([(pair - additive).abs()[candidates] for pair in profiles], axis=1)
+    return deviation.max(axis=1).nlargest(n_genes).index.tolist()
 
 
 def pair_prediction(
@@ -262,9 +268,12 @@ def pair_prediction(
         must hold the pair.
     genes
         Genes to show; default: of the ``CANDIDATES_PER_GENE * n_genes`` genes, other than
-        ``A`` and ``B``, that the predicted pair changes most, the ``n_genes`` whose
-        change deviates most from the additive expectation (genes the pair barely
-        changes are left out: there a deviation is mostly expression clipped at 0).
+        ``A`` and ``B``, that the predicted pair changes most (and, with ``measured``, those
+        the measured pair changes most), the ``n_genes`` whose change deviates most from
+        the additive expectation in the prediction or the measurement (genes the pair
+        barely changes are left out: there a deviation is mostly expression clipped at 0;
+        a prediction that is its singles summed deviates nowhere, and the measurement then
+        chooses).
     n_genes
         Number of genes chosen when ``genes`` is ``None``.
     ax
@@ -305,7 +314,10 @@ def pair_prediction(
         kinds.append("measured" if from_truth else "predicted")
     additive = singles[0] + singles[1]
     if genes is None:
-        genes = _deviating_genes(predicted.loc[label, shared], additive, [a, b], n_genes)
+        profiles = [predicted.loc[label, shared]]
+        if truth is not None:
+            profiles.append(truth.loc[label, shared])
+        genes = _deviating_genes(profiles, additive, [a, b], n_genes)
     unknown = [g for g in genes if g not in shared]
     if unknown:
         raise PerturbsimError(f"genes not in both the prediction and the measurement: {unknown}")

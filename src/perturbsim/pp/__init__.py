@@ -1,7 +1,7 @@
 """Preprocessing: labels, validation, statistics, DE genes, splits, profiles and cells."""
 
 from ._cells import draw_cells
-from ._de import DEGenes, non_dropout_mask, rank_de
+from ._de import DEGenes, count_de, non_dropout_mask, rank_de
 from ._labels import canonical_label, genes_of, parse_label, parse_perturbations
 from ._profiles import measured_profiles
 from ._pseudobulk import PseudobulkStats, compute_pseudobulk, pseudobulk
@@ -15,6 +15,7 @@ __all__ = [
     "canonical_label",
     "compute_pseudobulk",
     "condition_table",
+    "count_de",
     "draw_cells",
     "genes_of",
     "measured_profiles",

@@ -38,7 +38,13 @@ from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
-from ._pseudobulk import MIN_REPLICATE_CELLS, PRIOR_DF, PseudobulkStats, check_prior_df
+from ._pseudobulk import (
+    MIN_REPLICATE_CELLS,
+    PRIOR_DF,
+    PseudobulkStats,
+    check_prior_df,
+    welch_satterthwaite,
+)
 from ._setup import check_anndata
 
 logger = logging.getLogger(__name__)
@@ -791,6 +797,8 @@ def _canonical(label: object, sep: str) -> str:
 
 def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:
     """Canonical label of each row of ``profiles`` (genes joined by ``sep``) -> row index."""
+    if not isinstance(sep, str) or not sep:
+        raise PerturbsimError(f"sep must be a non-empty string (e.g. '_'), got {sep!r}")
     rows: dict[str, int] = {}
     for i, name in enumerate(profiles.obs_names):
         label = _canonical(name, sep)
@@ -801,6 +809,13 @@ def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:
             )
         rows[label] = i
     return rows
+
+
+def _require_finite(labels: Sequence[str], changes: Sequence[np.ndarray]) -> None:
+    """Raise naming the ``labels`` whose ``changes`` hold NaN or infinite values."""
+    bad = [c for c, row in zip(labels, changes, strict=True) if not np.isfinite(row).all()]
+    if bad:
+        raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
 
 
 def _delta(profiles: AnnData) -> object:
@@ -1075,6 +1090,7 @@ def gi_scores(
     check_anndata(profiles, "profiles", rows="conditions")
     rules = check_rules(rules)
     min_cells = check_count("min_cells", min_cells)
+    max_subsets = check_count("max_subsets", max_subsets)
     if abundance is not None:
         check_nonnegative("abundance", abundance)
     if min_de < 0:
@@ -1341,9 +1357,7 @@ def _score_pairs(
         keep = genes.copy()
         keep[job.targets] = False
         changes = _rows_of(delta, [rows[label] for label in job.labels])[:, keep]
-        bad = [c for c, row in zip(job.labels, changes, strict=True) if not np.isfinite(row).all()]
-        if bad:
-            raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
+        _require_finite(job.labels, changes)
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
         return _pair_scores(*changes, max_subsets=max_subsets, seed=seed, scratch=local.scratch)
@@ -1459,8 +1473,8 @@ def gi_per_gene(
     (a gene that moved in none of the four means); without, every testable row when there
     is no empirical null.
     """
-    if not 0 < fdr < 1:
-        raise PerturbsimError(f"fdr must be between 0 and 1, got {fdr}")
+    if isinstance(fdr, bool) or not isinstance(fdr, numbers.Real) or not 0 < fdr < 1:
+        raise PerturbsimError(f"fdr must be a number strictly between 0 and 1, got {fdr!r}")
     min_cells = check_count("min_cells", min_cells)
     prior_df = check_prior_df(prior_df)
     rows = _profile_rows(profiles, sep)
@@ -1485,6 +1499,7 @@ def gi_per_gene(
             continue
         keep = ~np.isin(genes, [gene_a, gene_b]) if exclude_targets else np.ones(len(genes), bool)
         da, db, dab = _rows_of(delta, [rows[gene_a], rows[gene_b], rows[pair]])[:, keep]
+        _require_finite((gene_a, gene_b, pair), (da, db, dab))
         frame = pd.DataFrame(
             {
                 "pair": pair,
@@ -1590,7 +1605,22 @@ def _profile_se(
     missing = [g for g in genes if g not in se.columns]
     if missing:
         raise PerturbsimError(f"se has no column for genes {shown_list(missing, 10)}")
-    out = se.loc[:, list(genes)].astype(float)
+    out = se.loc[:, list(genes)].apply(pd.to_numeric, errors="coerce")
+    text = se.loc[:, list(genes)].notna() & out.isna()
+    if text.to_numpy().any():
+        row, column = np.argwhere(text.to_numpy())[0]
+        raise PerturbsimError(
+            f"se must hold numbers: {se.index[row]!r} at gene {str(genes[column])!r} holds "
+            f"{se.loc[:, list(genes)].iat[row, column]!r}"
+        )
+    negative = out.to_numpy() < 0
+    if negative.any():
+        row, column = np.argwhere(negative)[0]
+        raise PerturbsimError(
+            f"se must be standard errors >= 0: {se.index[row]!r} at gene "
+            f"{str(genes[column])!r} holds {float(out.iat[row, column])!r}"
+        )
+    out = out.astype(float)
     out.index = [_canonical(label, sep) for label in se.index]
     return _MeanErrors(out, df)
 
@@ -1613,7 +1643,4 @@ def _deviation_se(
     total = squared.sum(axis=0)
     if errors.df is None:
         return np.sqrt(total), np.full(total.shape, np.inf)
-    dof = errors.df.loc[conditions].to_numpy(float)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        welch = total**2 / (squared**2 / dof).sum(axis=0)
-    return np.sqrt(total), welch
+    return np.sqrt(total), welch_satterthwaite(squared, errors.df.loc[conditions].to_numpy(float))
