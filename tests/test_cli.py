@@ -729,6 +729,9 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "exceeds 0 (every expressed gene, as fewer than 20 exceed Norman's 0.5;" in out
     assert "1 of these pairs was measured in the model's fit (e.g. KLF1+MAP2K6)" in out
     assert "too few" not in caplog.text
+    # summed pairs: said once, in the printed summary, not warned of again
+    assert "3 of the 3 predicted as the sum of their singles" in out
+    assert "singles summed" not in caplog.text
     assert main([*run, str(tmp_path / "few"), "--abundance", "0.5"]) == 0
     out = capsys.readouterr().out
     few = int(pd.read_csv(tmp_path / "few" / "gi_scores.csv")["n_genes"].max())

@@ -4,6 +4,7 @@ import warnings
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from conftest import make_screen
@@ -219,3 +220,42 @@ def test_count_de_counts_real_changes_and_not_random_groups_of_control_cells():
     assert ps.pp.count_de(null, ["G0001"]).iloc[0] <= 1
     with pytest.raises(ps.PerturbsimError, match="NOPE"):
         ps.pp.count_de(stats_, ["NOPE"])
+
+
+def test_count_de_takes_gene_names_and_refuses_bad_input_in_one_line():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    pair = next(str(c) for c in stats_.conditions if str(c).count("+") == 1)
+    mask = stats_.control_mean > 1.0
+    by_mask = ps.pp.count_de(stats_, [pair], genes=mask)
+    by_name = ps.pp.count_de(stats_, [pair], genes=list(stats_.genes[mask]))
+    pd.testing.assert_series_equal(by_mask, by_name)
+    assert by_mask.dtype == int
+    cases = {
+        "conditions must be a list of labels, got the string": {"conditions": pair},
+        "alpha must be a number strictly between 0 and 1, got 2": {"alpha": 2},
+        r"genes as a mask must have one value per gene \(400\), got \(3,\)": {
+            "genes": np.ones(3, bool)
+        },
+        r"genes not in the statistics: NOPE": {"genes": ["NOPE"]},
+    }
+    for message, options in cases.items():
+        with pytest.raises(PerturbsimError, match=message):
+            ps.pp.count_de(stats_, **{"conditions": [pair], **options})
+    # a condition of one cell is tested against its gene's pooled spread
+    one = adata[(adata.obs["condition"] != pair) | (np.cumsum(adata.obs["condition"] == pair) == 1)]
+    single_cell = ps.pp.compute_pseudobulk(one.copy(), coexpression="none")
+    assert single_cell.n_cells[single_cell.index([pair])][0] == 1
+    assert ps.pp.count_de(single_cell, [pair]).iloc[0] >= 0
+
+
+def test_welch_satterthwaite_degrees_of_freedom():
+    from perturbsim.pp._pseudobulk import welch_satterthwaite
+
+    # two means of equal error on 9 df each: 18; one known exactly adds no uncertainty of df
+    squared = np.array([[1.0, 1.0], [1.0, 0.0]])
+    df = welch_satterthwaite(squared, np.array([9.0, 9.0]))
+    np.testing.assert_allclose(df, [18.0, 9.0])
+    assert np.isinf(welch_satterthwaite(squared, np.array([np.inf, np.inf]))).all()
+    assert np.isnan(welch_satterthwaite(np.zeros((2, 1)), np.array([9.0, 9.0]))).all()

@@ -58,7 +58,13 @@ def test_every_document_with_python_examples_is_run_here():
         for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
         if python_blocks(str(path.relative_to(ROOT)))
     }
-    assert documents == {"README.md", "docs/design.md", "docs/fitness.md", "docs/scaling.md"}
+    assert documents == {
+        "README.md",
+        "docs/design.md",
+        "docs/fitness.md",
+        "docs/gi.md",
+        "docs/scaling.md",
+    }
 
 
 def test_readme_examples_run(in_tmp):
@@ -89,3 +95,16 @@ def test_scaling_doc_examples_run(in_tmp):
     namespace = run_blocks(python_blocks("docs/scaling.md"), "docs/scaling.md")
     assert abs(namespace["on_cluster"].moments - namespace["in_memory"].moments).max() < 1e-9
     assert namespace["stats"].moments.shape == namespace["in_memory"].moments.shape
+
+
+def test_gi_doc_examples_run(in_tmp):
+    namespace = run_blocks(python_blocks("docs/gi.md"), "docs/gi.md")
+    scored = namespace["scored"]
+    assert list(scored.index) == ["KLF1+MAP2K6", "KLF1+TGFBR2", "MAPK1+TGFBR2"]  # as the text says
+    assert (scored["subtype"] == "redundancy").all()
+    assert (namespace["scores"]["flag"].str.startswith("too few DE genes")).sum() == 2
+    tested = namespace["per_gene"]["p"].dropna()
+    assert tested.min() > 0.005 and len(tested) == 750  # as the text says
+    pairs = namespace["pred"].obs[namespace["pred"].obs["n_targets"] == 2]
+    assert pairs["sum_of_singles"].all()
+    assert (in_tmp / "gi_map.png").is_file() and (in_tmp / "pair_prediction.png").is_file()

@@ -775,3 +775,16 @@ def test_gi_per_gene_refuses_bad_values_in_one_line(norman):
             score(broken, pairs=["KLF1+MAP2K6"])
     with pytest.raises(PerturbsimError, match="max_subsets must be a whole number >= 1, got 0"):
         gi_scores(profiles, max_subsets=0)
+
+
+def test_pairs_unscored_for_their_de_count_alone_are_told_apart():
+    from perturbsim.pp._gi import unscored_for_few_de_only
+
+    flags = [
+        "",
+        "too few DE genes (0 <= 0)",
+        "few cells (A+B 2); too few DE genes (0 <= 0)",
+        "too few DE genes (3 <= 10); fewer than 3 genes (x)",
+    ]
+    scores = pd.DataFrame({"flag": flags})
+    assert unscored_for_few_de_only(scores).tolist() == [False, True, False, False]

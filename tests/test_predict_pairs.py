@@ -83,7 +83,8 @@ def test_gi_scores_of_every_pair_are_joined_and_singles_marked(gears, genes):
     assert pairs["n_genes"].dtype == "Int64"
 
 
-def test_pairs_predicted_as_their_singles_summed_are_marked(additive, gears, genes, caplog):
+def test_pairs_predicted_as_their_singles_summed_are_marked(_tiny_cached, gears, genes, caplog):
+    additive = ps.Additive(_tiny_cached).fit()  # its own: a repeated warning is INFO
     known = [g for g in genes if additive.covers(g)[0]][:4]
     with caplog.at_level("WARNING", logger="perturbsim"):
         summed = additive.predict_pairs(known).obs

@@ -26,15 +26,17 @@ from ..models import PerturbationModel
 from ..models._base import WARN_SUMMED
 from ..pp import genes_of
 from ..pp._gi import (
+    FEW_DE,
     FEW_GENES,
     SUM_OF_SINGLES,
     GIRules,
     is_scored,
     is_summed,
     resolve_abundance,
+    unscored_for_few_de_only,
 )
 from ..pp._labels import singles_of
-from ..pp._pseudobulk import MIN_REPLICATE_CELLS
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS, current_stats
 from ._parser import add_command, add_overwrite, read_list, refuse_outputs
 from ._screen import add_screen_options, go_annotations, read_screen
 
@@ -47,8 +49,6 @@ MEASURED_GI_FILES = ("gi_scores.csv", "gi_per_gene.csv", "gi_map.png")
 """What ``perturbsim measured-gi`` writes into its ``--out``."""
 PER_GENE_FDR = 0.05
 """False discovery rate of ``measured-gi``'s per-gene calls (:func:`~perturbsim.tl.gi_per_gene`)."""
-WEAK_FLAG = r"too few DE genes \(.*\)"
-"""The flag of a pair left unscored only for its few DE genes (``--min-de``)."""
 PER_GENE_TOP = 20
 """Genes of each pair ``measured-gi`` lists in ``gi_per_gene.csv`` beside the ones it calls:
 those of the smallest p-values, called or not."""
@@ -92,6 +92,8 @@ def _print_scores(
 ) -> None:
     """Print what was scored (:func:`_gi_summary`) and on which genes (``whose`` genes)."""
     print(_gi_summary(scores, n_genes, args.magnitude))
+    if not is_scored(scores).any():
+        return
     abundance = resolve_abundance(control_mean, args.abundance)
     given = args.abundance is not None
     print(_fitted_genes_text(scores, control_mean.size, abundance, given, whose=whose))
@@ -104,7 +106,7 @@ def _reason_kind(flag: str) -> str:
         "missing single": "missing single(s)",
         "unsupported": "unsupported gene(s)",
         "few cells": "a mean of fewer cells than --min-cells",
-        "too few DE genes": "no more DE genes than --min-de",
+        FEW_DE: "no more DE genes than --min-de",
     }
     return "; ".join(
         next((kind for start, kind in kinds.items() if part.startswith(start)), part)
@@ -119,6 +121,8 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
     for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
+    if not scored:
+        return "\n".join(lines)
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
     lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
@@ -279,34 +283,28 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 
 
 # -- measured-gi ----------------------------------------------------------------------------
-def _split_half_text(adata: AnnData, scores: pd.DataFrame, args: argparse.Namespace) -> str:
+def _split_half_text(adata: AnnData, scores: pd.DataFrame, fitted: np.ndarray) -> str:
     """How well the pairs' departures from their singles' sum replicate.
 
     Every condition's cells (control's too) fall in two random halves in the statistics
     pass. For each pair scored, or unscored only for its few DE genes (the check is the
-    evidence on those too), its departure ``ΔAB - ΔA - ΔB`` on the genes it was fitted
-    on (abundant, its own left out) is computed in each half, and the two correlated: near 1
-    the interaction is reproducible, near 0 it is noise (and so are its subtypes). Pairs
-    with a condition (their own, a single's) without cells in one half are left out. ``""``
-    when no pair has two halves to compare, or the statistics stored with the file lack
-    the halves.
+    evidence on those too), its departure ``ΔAB - ΔA - ΔB`` on the ``fitted`` genes (its own
+    left out) is computed in each half, and the two correlated: near 1 the interaction is
+    reproducible, near 0 it is noise (and so are its subtypes). Pairs with a condition
+    (their own, a single's, control) without cells in one half are left out. ``""`` when no
+    pair has two halves to compare, or the statistics stored with the file lack the halves.
     """
-    from ..pp._pseudobulk import current_stats
-
     stats = current_stats(adata)
     if stats.half_moments is None or stats.half_n is None:
         return ""
     measured = {str(c): i for i, c in enumerate(stats.conditions)}
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
     in_both = np.min(stats.half_n, axis=0) > 0
-    control = stats.control_mean.astype(np.float64)
-    fitted = control > resolve_abundance(control, args.abundance)
     genes = np.asarray(stats.genes, dtype=str)
     correlations = []
-    weak = scores["flag"].astype(str).str.fullmatch(WEAK_FLAG)  # scored but for --min-de
-    for pair in scores.index[is_scored(scores) | weak]:
+    for pair in scores.index[is_scored(scores) | unscored_for_few_de_only(scores)]:
         rows = [measured[label] for label in (pair, *genes_of(pair))]
-        if not in_both[rows].all():
+        if not in_both[[*rows, stats.control_index]].all():
             continue
         keep = fitted & ~np.isin(genes, genes_of(pair))
         ab, a, b = (np.stack([half[rows][k, keep] for half in halves]) for k in range(3))
@@ -335,7 +333,6 @@ def _per_gene_calls(
     called and each pair's :data:`PER_GENE_TOP` genes of the smallest p-values, most
     significant first.
     """
-    from ..pp._pseudobulk import current_stats
     from ..tl import gi_per_gene
 
     scored = list(scores.index[is_scored(scores)])
@@ -367,7 +364,6 @@ def _per_gene_calls(
 
 def _run_measured_gi(args: argparse.Namespace) -> None:
     from ..pp import count_de, measured_profiles, pseudobulk
-    from ..pp._pseudobulk import current_stats
     from ..tl import gi_scores
 
     rules = _rules_of(args)
@@ -380,9 +376,10 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     n_targets = profiles.obs[PRED_N_TARGETS].to_numpy()
     pairs = profiles.obs_names[n_targets == 2]
     if (n_targets > 2).any():
+        larger = list(profiles.obs_names[n_targets > 2])
         print(
-            f"{counted(int((n_targets > 2).sum()), 'condition')} of three genes or more not "
-            "scored: the interaction model is of pairs"
+            f"{counted(len(larger), 'condition')} of three genes or more not scored (the "
+            f"interaction model is of pairs): {shown_list(larger, 5)}"
         )
     if len(pairs) == 0:
         raise PerturbsimError(f"{str(args.data)!r} measured no pair of two genes: nothing to score")
@@ -397,6 +394,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         n_de=n_de.to_dict(),
         min_de=args.min_de,
     )
+    scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     listed, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
@@ -410,7 +408,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
             f"cells of the scored pairs: {int(cells.min())} to {int(cells.max())} (median "
             f"{int(cells.median())}): the fewer, the noisier a pair's mean and its scores"
         )
-    replicated = _split_half_text(adata, scores, args)
+    replicated = _split_half_text(adata, scores, fitted)
     if replicated:
         print(replicated)
     print(per_gene_text)

@@ -18,6 +18,7 @@ GEARS's masks (``get_dropout_non_zero_genes`` in the reference code) are provide
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -136,15 +137,16 @@ def count_de(
     conditions
         Perturbed conditions.
     genes
-        Boolean mask over ``stats.genes`` of the genes tested (default all).
+        The genes tested: a boolean mask over ``stats.genes`` or their names (default all).
     alpha
-        Adjusted p-value below which a gene counts.
+        Adjusted p-value below which a gene counts, in ``(0, 1)``.
     prior_df
         Prior degrees of freedom of the moderated variances.
 
     Returns
     -------
-    Counts indexed by ``conditions``; 0 for a condition none of whose genes can be tested.
+    Counts indexed by ``conditions`` (integers); 0 for a condition none of whose genes can
+    be tested (nothing is shown to change).
 
     Examples
     --------
@@ -154,11 +156,14 @@ def count_de(
     >>> list(counts.index), bool((counts >= 0).all())
     (['KLF1', 'KLF1+MAP2K6'], True)
     """
+    if isinstance(conditions, str):
+        raise PerturbsimError(f"conditions must be a list of labels, got the string {conditions!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+        raise PerturbsimError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
     conditions = [str(c) for c in conditions]
     rows, control = stats.index(conditions), stats.control_index
-    variance, dof = stats.moderated_variance(prior_df)
-    squared = variance / stats.n_cells[:, None].astype(float)
-    tested = np.ones(len(stats.genes), bool) if genes is None else np.asarray(genes, bool)
+    squared, dof = stats.moderated_squared_standard_error(prior_df)
+    tested = _gene_mask(stats, genes)
     counts = []
     for condition, row in zip(conditions, rows, strict=True):
         pair = np.stack([squared[row], squared[control]])
@@ -172,7 +177,25 @@ def count_de(
             continue
         adjusted = scipy_stats.false_discovery_control(p[keep], method="bh")
         counts.append(int((adjusted < alpha).sum()))
-    return pd.Series(counts, index=pd.Index(conditions, name="condition"), name="n_de")
+    return pd.Series(counts, index=pd.Index(conditions, name="condition"), name="n_de", dtype=int)
+
+
+def _gene_mask(stats: PseudobulkStats, genes: Sequence[str] | np.ndarray | None) -> np.ndarray:
+    """``genes`` (a boolean mask over ``stats.genes`` or names; None: all) as a mask."""
+    names = np.asarray(stats.genes, dtype=str)
+    if genes is None:
+        return np.ones(len(names), bool)
+    given = np.asarray(genes)
+    if given.dtype == bool:
+        if given.shape != names.shape:
+            raise PerturbsimError(
+                f"genes as a mask must have one value per gene ({len(names)}), got {given.shape}"
+            )
+        return given
+    unknown = sorted(set(map(str, given.ravel())) - set(names))
+    if unknown:
+        raise PerturbsimError(f"genes not in the statistics: {shown_list(unknown, 10)}")
+    return np.isin(names, given.astype(str))
 
 
 def top_de_indices(

@@ -891,6 +891,20 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
     return out
 
 
+FEW_DE = "too few DE genes"
+"""Start of the flag reason of a pair with no more DE genes than ``min_de``."""
+
+
+def unscored_for_few_de_only(scores: pd.DataFrame) -> pd.Series:
+    """Which pairs of :func:`gi_scores` are flagged for their DE count alone.
+
+    Such a pair was measured well enough to score (singles, cells, genes) but changes too
+    few genes for its interaction to be told from noise.
+    """
+    reasons = scores["flag"].astype(str).str.split("; ")
+    return reasons.map(lambda parts: len(parts) == 1 and parts[0].startswith(FEW_DE))
+
+
 def _flags(
     pair: str,
     rows: Mapping[str, int],
@@ -915,7 +929,7 @@ def _flags(
         if pair not in n_de:
             reasons.append("no DE count")
         elif n_de[pair] <= min_de:
-            reasons.append(f"too few DE genes ({n_de[pair]} <= {min_de})")
+            reasons.append(f"{FEW_DE} ({n_de[pair]} <= {min_de})")
     if n_genes < MIN_GENES:
         reasons.append(f"fewer than {MIN_GENES} genes")
     return reasons
@@ -1590,9 +1604,8 @@ def _profile_se(
     df = None
     if isinstance(se, PseudobulkStats):
         conditions = [str(c) for c in se.conditions]  # canonical below
-        variance, dof = se.moderated_variance(prior_df)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            error = np.sqrt(variance / se.n_cells[:, None])
+        squared, dof = se.moderated_squared_standard_error(prior_df)
+        error = np.sqrt(squared)
         se, df = (
             pd.DataFrame(error, index=conditions, columns=se.genes.astype(str)),
             pd.Series(dof, index=[_canonical(c, sep) for c in conditions]),

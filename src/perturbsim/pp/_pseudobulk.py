@@ -245,6 +245,20 @@ class PseudobulkStats:
             variance = (sum_of_squares + prior_df * pooled) / df[:, None]
         return np.where(df[:, None] > 0, variance, np.nan), df
 
+    def moderated_squared_standard_error(
+        self, prior_df: float = PRIOR_DF
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Squared standard errors of the means from :meth:`moderated_variance`, and their df.
+
+        Returns
+        -------
+        ``(C, G)`` the moderated variances over each condition's cells, ``(C,)`` their
+        degrees of freedom.
+        """
+        variance, dof = self.moderated_variance(prior_df)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return variance / self.n_cells[:, None].astype(float), dof
+
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
         """Row indices of ``conditions``; raise naming any condition not present."""
         lookup = {c: i for i, c in enumerate(self.conditions)}
