@@ -101,7 +101,8 @@ def test_gi_doc_examples_run(in_tmp):
     namespace = run_blocks(python_blocks("docs/gi.md"), "docs/gi.md")
     scored = namespace["scored"]
     assert list(scored.index) == ["KLF1+MAP2K6", "KLF1+TGFBR2", "MAPK1+TGFBR2"]  # as the text says
-    assert (scored["subtype"] == "redundancy").all()
+    assert (scored["subtype"] == "redundancy").all() and scored["is_suppression"].all()
+    assert set(scored["n_de"]) <= {2, 3} and scored["magnitude"].round(2).between(0.6, 0.79).all()
     assert (namespace["scores"]["flag"].str.startswith("too few DE genes")).sum() == 2
     tested = namespace["per_gene"]["p"].dropna()
     assert tested.min() > 0.005 and len(tested) == 750  # as the text says

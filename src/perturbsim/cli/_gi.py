@@ -62,8 +62,8 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
         default="gears",
         help="scale of the magnitude rules: gears (default, sqrt(c1² + c2²), the GEARS "
         "paper's thresholds: an exactly additive pair, magnitude 1.41, is a synergy) or "
-        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1, called "
-        "additive, and redundancy its primary subtype where its singles' profiles are alike)",
+        "norman ((|c1| + |c2|) / 2, Norman's published scale: an additive pair is 1 and "
+        "is_additive, though its primary subtype may be another that holds too)",
     )
     parser.add_argument(
         "--abundance",
@@ -137,8 +137,8 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
-            "a synergy; with --magnitude norman it is additive, and redundant where its "
-            "singles' profiles are alike)"
+            "a synergy; with --magnitude norman it is additive (is_additive; subtypes "
+            "overlap, and the primary one may be another that holds too)"
         )
     return "\n".join(lines)
 
