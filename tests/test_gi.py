@@ -788,3 +788,27 @@ def test_pairs_unscored_for_their_de_count_alone_are_told_apart():
     ]
     scores = pd.DataFrame({"flag": flags})
     assert unscored_for_few_de_only(scores).tolist() == [False, True, False, False]
+
+
+def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
+    adata = ps.ds.simulate(size="small", seed=0)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    measured = {str(c) for c in stats_.conditions}
+    pairs = sorted(c for c in measured if c.count("+") == 1 and set(c.split("+")) <= measured)
+    r = ps.tl.gi_split_half(stats_, [*pairs, "G0001+NOPE"], genes=stats_.control_mean > 0.5)
+    assert r.name == "split_half_r" and np.isnan(r["G0001+NOPE"])  # a single not measured
+    assert r[pairs].notna().all() and r[pairs].median() > 0.2
+    # random groups of control cells: departures of noise do not replicate
+    control = adata[adata.obs["condition"] == "control"].copy()
+    labels = np.full(control.n_obs, "control", dtype=object)
+    order = np.random.default_rng(4).permutation(control.n_obs)
+    labels[order[:60]], labels[order[60:120]], labels[order[120:180]] = "A", "B", "A+B"
+    control.obs["condition"] = labels
+    ps.pp.setup(control, perturbation_key="condition", control="control")
+    null = ps.pp.compute_pseudobulk(control, coexpression="none")
+    assert abs(ps.tl.gi_split_half(null, ["A+B"])["A+B"]) < 0.2
+    with pytest.raises(PerturbsimError, match="pairs must be a list of labels"):
+        ps.tl.gi_split_half(stats_, "A+B")
+    with pytest.raises(PerturbsimError, match=r"one value per gene \(400\), got \(2,\)"):
+        ps.tl.gi_split_half(stats_, pairs, genes=np.ones(2, bool))

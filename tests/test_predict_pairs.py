@@ -410,7 +410,11 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, 
     replicated = re.search(r"split-half check: .* median r = (-?[0-9.]+) .*\((\d+) pairs", printed)
     assert replicated and -1 <= float(replicated[1]) <= 1
     weak = scores["flag"].str.fullmatch(r"too few DE genes \(.*\)")  # checked too
-    assert int(replicated[2]) == int(((scores["flag"] == "") | weak).sum())
+    checked = (scores["flag"] == "") | weak
+    assert int(replicated[2]) == int(checked.sum())
+    each = pd.to_numeric(scores["split_half_r"], errors="coerce")  # each pair's r, written
+    assert each[checked].notna().all() and each[~checked].isna().all()
+    assert f"median r = {each[checked].median():.2f}" in printed
     assert (out / "gi_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # per-gene calls: the Python route's, counted per pair, the called genes listed
     scored = list(scores.index[scores["flag"] == ""])
@@ -493,7 +497,7 @@ def test_measured_gi_says_a_screen_of_few_cells_a_pair_does_not_replicate(
     # with every pair's cells: one of a single cell has no two halves to compare
     every = [*run[:-1], str(tmp_path / "every"), "--min-cells", "1"]
     assert main(every) == 0
-    assert re.search(r"split-half check: .*\(44 pairs;", capsys.readouterr().out)
+    assert re.search(r"split-half check: .*\(44 pairs,", capsys.readouterr().out)
     # the same check on a simulated screen of 60 cells a condition finds its interactions
     screen = ps.ds.simulate(size="small", seed=0)
     screen.write_h5ad(tmp_path / "sim.h5ad")

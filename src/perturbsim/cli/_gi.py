@@ -30,6 +30,7 @@ from ..pp._gi import (
     FEW_GENES,
     SUM_OF_SINGLES,
     GIRules,
+    gi_split_half,
     is_scored,
     is_summed,
     resolve_abundance,
@@ -284,41 +285,30 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 
 # -- measured-gi ----------------------------------------------------------------------------
 def _split_half_text(adata: AnnData, scores: pd.DataFrame, fitted: np.ndarray) -> str:
-    """How well the pairs' departures from their singles' sum replicate.
+    """How well the pairs' departures from their singles' sum replicate (:func:`gi_split_half`).
 
-    Every condition's cells (control's too) fall in two random halves in the statistics
-    pass. For each pair scored, or unscored only for its few DE genes (the check is the
-    evidence on those too), its departure ``ΔAB - ΔA - ΔB`` on the ``fitted`` genes (its own
-    left out) is computed in each half, and the two correlated: near 1 the interaction is
-    reproducible, near 0 it is noise (and so are its subtypes). Pairs with a condition
-    (their own, a single's, control) without cells in one half are left out. ``""`` when no
-    pair has two halves to compare, or the statistics stored with the file lack the halves.
+    Checked: the pairs scored, and those unscored only for their few DE genes (the check
+    is the evidence on those too), on the ``fitted`` genes. Adds each pair's ``r`` to
+    ``scores`` (``split_half_r``, empty where not checked) and returns the line to print:
+    the median; ``""`` when no pair could be checked or the statistics stored with the
+    file lack the halves.
     """
     stats = current_stats(adata)
+    scores["split_half_r"] = np.nan
     if stats.half_moments is None or stats.half_n is None:
         return ""
-    measured = {str(c): i for i, c in enumerate(stats.conditions)}
-    halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
-    in_both = np.min(stats.half_n, axis=0) > 0
-    genes = np.asarray(stats.genes, dtype=str)
-    correlations = []
-    for pair in scores.index[is_scored(scores) | unscored_for_few_de_only(scores)]:
-        rows = [measured[label] for label in (pair, *genes_of(pair))]
-        if not in_both[[*rows, stats.control_index]].all():
-            continue
-        keep = fitted & ~np.isin(genes, genes_of(pair))
-        ab, a, b = (np.stack([half[rows][k, keep] for half in halves]) for k in range(3))
-        departure = ab - a - b
-        if np.isfinite(departure).all() and (departure.std(axis=1) > 0).all():
-            correlations.append(float(np.corrcoef(departure)[0, 1]))
-    if not correlations:
+    checked = scores.index[is_scored(scores) | unscored_for_few_de_only(scores)]
+    replicated = gi_split_half(stats, list(checked), genes=fitted)
+    scores.loc[checked, "split_half_r"] = replicated.to_numpy()
+    correlations = replicated.dropna()
+    if correlations.empty:
         return ""
     return (
         f"split-half check: the pairs' departures from their singles' sum (pairs scored or "
-        f"unscored for --min-de only) correlate at a "
-        f"median r = {np.median(correlations):.2f} between two random halves of the cells "
-        f"({len(correlations)} pairs; near 1: reproducible interactions, near 0: noise, and "
-        "so are the subtypes)"
+        f"unscored for --min-de only) correlate at a median r = {correlations.median():.2f} "
+        f"between two random halves of the cells ({len(correlations)} pairs, each in "
+        "split_half_r; near 1: reproducible interactions, near 0: noise, and so are the "
+        "subtypes)"
     )
 
 
@@ -397,6 +387,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     listed, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
+    replicated = _split_half_text(adata, scores, fitted)
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
     atomic_write(args.out / MEASURED_GI_FILES[1], partial(listed.to_csv, index=False))
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
@@ -408,7 +399,6 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
             f"cells of the scored pairs: {int(cells.min())} to {int(cells.max())} (median "
             f"{int(cells.median())}): the fewer, the noisier a pair's mean and its scores"
         )
-    replicated = _split_half_text(adata, scores, fitted)
     if replicated:
         print(replicated)
     print(per_gene_text)

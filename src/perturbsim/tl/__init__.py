@@ -1,6 +1,6 @@
 """Tools: metrics, evaluation, genetic interactions, cell fitness and experiment design."""
 
-from ..pp._gi import GIRules, gi_per_gene, gi_scores, summed_pairs
+from ..pp._gi import GIRules, gi_per_gene, gi_scores, gi_split_half, summed_pairs
 from . import _metrics as metrics
 from ._design import active_learning_summary, default_candidates, design, measured_conditions
 from ._evaluate import evaluate
@@ -28,6 +28,7 @@ __all__ = [
     "gi_per_gene_auprc",
     "gi_precision",
     "gi_scores",
+    "gi_split_half",
     "list_metrics",
     "measured_conditions",
     "metrics",
