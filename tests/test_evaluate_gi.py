@@ -116,3 +116,17 @@ def test_a_subtype_no_pair_or_every_pair_has_reads_as_ranking_nothing():
     assert _precision_cell(0.7, 0.63) == "0.70 (0.63)"
     assert _precision_cell(0.0, 0.0) == "– (none true)"
     assert _precision_cell(1.0, 1.0) == "– (all true)"
+
+
+def test_a_measured_truth_has_the_screens_halves_as_its_ceiling(small):
+    from perturbsim.tl._evaluate_gi import GITruth
+
+    stats_ = ps.pp.compute_pseudobulk(small, coexpression="none")
+    measured = {str(c) for c in stats_.conditions}
+    pairs = [c for c in measured if c.count("+") == 1 and set(genes_of(c)) <= measured]
+    truth = GITruth(stats_, pairs, seed=0)  # no simulator: the measured means are the truth
+    ceiling = truth.of_measurement(k=5)
+    assert set(ceiling["model"]) == {"replicate"} and set(ceiling["truth"]) == {"measured"}
+    # the simulator's interactions replicate between halves of the cells: above random
+    excess = ceiling["precision_at_k"] - ceiling["random_precision"]
+    assert excess.sum() > 0.3 and (excess > -0.25).all()

@@ -630,9 +630,11 @@ def evaluate(
         measured means (pairs whose singles were measured); each model's predictions of the
         pairs and their singles are scored the same way and compared by
         :func:`perturbsim.tl.gi_precision` (``random_*`` columns: a random ranking). On a
-        simulated screen the row ``"measured"`` ranks by the measured means. A pair whose
-        measured mean, or a measured single's, averages fewer than ``min_cells`` cells is
-        not scored from the measured means (the truth, or the row ``"measured"``).
+        simulated screen the row ``"measured"`` ranks by the measured means; elsewhere the
+        row ``"replicate"`` ranks by one random half of the cells' means against the other
+        half's (the measurement's own reproducibility). A pair whose measured mean, or a
+        measured single's, averages fewer than ``min_cells`` cells is not scored from the
+        measured means (the truth, or these rows).
     gi_k
         Pairs taken from the top of each subtype's ranking (precision@k).
     min_cells

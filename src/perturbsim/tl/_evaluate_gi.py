@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 MEASURED = "measured"
 """Row of the measured means scored against a simulator's truth."""
+REPLICATE = "replicate"
+"""Row of one half of the cells' means scored against the other half's, where the truth is
+the measured means: the measurement's own reproducibility, the ceiling of any model."""
 
 GI_COLUMNS = [
     "model",
@@ -125,18 +128,22 @@ class GITruth:
             profiles, pairs=list(pairs), genes=self.genes, seed=self.seed, min_cells=self.min_cells
         )
 
-    def precision(self, name: str, predicted: pd.DataFrame, k: int) -> pd.DataFrame | None:
+    def precision(
+        self, name: str, predicted: pd.DataFrame, k: int, truth: pd.DataFrame | None = None
+    ) -> pd.DataFrame | None:
         """:func:`gi_precision` of ``predicted`` scores, with ``model``, ``seed``, ``truth``.
 
-        None when no pair is scored in both tables (e.g. every pair flagged).
+        Against ``truth`` scores (default the truth's). None when no pair is scored in both
+        tables (e.g. every pair flagged).
         """
-        if self.scores is None:
+        truth = self.scores if truth is None else truth
+        if truth is None:
             return None
-        both = _scored_pairs(predicted).intersection(_scored_pairs(self.scores))
+        both = _scored_pairs(predicted).intersection(_scored_pairs(truth))
         if both.empty:
             logger.info("seed %d, %s: no pair scored in both prediction and truth", self.seed, name)
             return None
-        table = gi_precision(predicted, self.scores, k=k)
+        table = gi_precision(predicted, truth, k=k)
         table["n_genes"] = len(self.genes)
         table.insert(0, "truth", self.kind)
         table.insert(0, "seed", self.seed)
@@ -154,8 +161,22 @@ class GITruth:
         return self.precision(name, predicted, k)
 
     def of_measurement(self, k: int) -> pd.DataFrame | None:
-        """Precision of the measured means against a simulator's truth (None otherwise)."""
-        if self.simulated is None or not self.measurable:
+        """The screen's own ceiling: its means against a simulator's truth, or its halves.
+
+        On a simulated screen, the measured means scored against the truth (row
+        ``"measured"``); where the truth is the measured means, one random half of the cells'
+        means against the other half's (row ``"replicate"``; None without the halves).
+        """
+        if not self.measurable:
             return None
-        measured = profiles_of(self.stats, self._with_singles(self.measurable))
-        return self.precision(MEASURED, self.score(measured, self.measurable), k)
+        conditions = self._with_singles(self.measurable)
+        if self.simulated is not None:
+            measured = profiles_of(self.stats, conditions)
+            return self.precision(MEASURED, self.score(measured, self.measurable), k)
+        if self.stats.half_moments is None or self.stats.half_n is None:
+            return None
+        first, second = (
+            self.score(profiles_of(self.stats.half(which), conditions), self.measurable)
+            for which in (0, 1)
+        )
+        return self.precision(REPLICATE, first, k, truth=second)

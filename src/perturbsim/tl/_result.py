@@ -575,7 +575,7 @@ class EvaluationResult:
         >>> result = ps.tl.evaluate(ps.ds.norman2019_subset(), models=["mean"], seeds=1)
         >>> with tempfile.TemporaryDirectory() as out:
         ...     sorted(result.write(out))[:3]
-        ['changes.csv', 'coverage.csv', 'per_seed.csv']
+        ['changes.csv', 'coverage.csv', 'gi_precision.csv']
         """
         return write_results_dir(out_dir, self.write_tables, overwrite=overwrite)
 
