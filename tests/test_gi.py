@@ -596,10 +596,12 @@ def test_gi_per_gene_reads_moderated_standard_errors_from_pseudobulk_statistics(
     stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
     profiles = ps.pp.measured_profiles(adata)
     table = gi_per_gene(profiles, se=stats_)
-    # by hand: each condition's variance shrunk to the gene's pooled one on 4 prior df
+    # by hand: each condition's variance shrunk to the gene's pooled one on 10 prior df,
+    # never below its own
     own_df = stats_.n_cells - 1.0
     pooled = (stats_.variance() * own_df[:, None]).sum(axis=0) / own_df.sum()
-    moderated = (stats_.variance() * own_df[:, None] + 4 * pooled) / (own_df[:, None] + 4)
+    moderated = (stats_.variance() * own_df[:, None] + 10 * pooled) / (own_df[:, None] + 10)
+    moderated = np.maximum(moderated, stats_.variance())
     squared = pd.DataFrame(
         moderated / stats_.n_cells[:, None], index=stats_.conditions, columns=stats_.genes
     )
@@ -607,7 +609,7 @@ def test_gi_per_gene_reads_moderated_standard_errors_from_pseudobulk_statistics(
     rows = table[table["pair"] == pair]
     four = squared.loc[[pair, *ps.pp.genes_of(pair), "ctrl"], rows["gene"]].to_numpy()
     np.testing.assert_allclose(rows["se"], np.sqrt(four.sum(axis=0)))
-    dof = own_df[stats_.index([pair, *ps.pp.genes_of(pair), "ctrl"])] + 4.0
+    dof = own_df[stats_.index([pair, *ps.pp.genes_of(pair), "ctrl"])] + 10.0
     welch = four.sum(axis=0) ** 2 / (four**2 / dof[:, None]).sum(axis=0)
     np.testing.assert_allclose(rows["p"], 2 * stats.t.sf(np.abs(rows["z"]), welch))
     assert {"synergy", "buffering"} <= set(table["call"])

@@ -1427,11 +1427,10 @@ def gi_per_gene(
       ``se``, 0 without one). From pseudobulk statistics the means' variances are
       moderated (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`) and the test
       is Welch's t, with Satterthwaite's degrees of freedom: each mean's own sample
-      variance, on a pair of 4 to 10 cells, makes a normal test call 8-20 % of genes at
-      p < 0.05 between random groups of control cells, the moderated test 2-4 %; a pair
-      whose cells spread more than control's is tested against too small a spread, less
-      so than by its own variance (3-6 % for cells spread by a factor 1 +- 0.5:
-      ``benchmarks/RESULTS.md``). From a DataFrame the test is normal,
+      variance, on a pair of 4 to 10 cells, makes a normal test give p < 0.05 for 8-20 %
+      of genes between random groups of control cells, the moderated test for 1.5-3 %,
+      and 2-5 % where the pair's cells spread more than control's (each value times
+      1 +- 0.5: ``benchmarks/RESULTS.md``). From a DataFrame the test is normal,
       its standard errors taken as exact;
     - without: against an empirical null, a normal fitted to the 30 % and 70 %
       quantiles of all deviations of the table (Ahlmann-Eltze et al. fitted their null

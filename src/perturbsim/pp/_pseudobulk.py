@@ -40,15 +40,13 @@ FINGERPRINT_ROWS = 64
 MIN_REPLICATE_CELLS = 4
 """Conditions with fewer cells have no split-half replicate (two cells per half): their means
 are mostly noise, left out of evaluations and of measured interaction scores."""
-PRIOR_DF = 4.0
+PRIOR_DF = 10.0
 """Prior degrees of freedom of :meth:`PseudobulkStats.moderated_variance`. Chosen on control
 cells (the Gasperini screen's and a simulated screen's) relabelled at random as the four
 means of a pair's test (``benchmarks/bench_gi_per_gene_null.py``), for pairs of 4 to 40
-cells (fewer are untested by default): at p < 0.05 the tests' false positives were 1.8-4.4 %
-at 4 (10: 2.3-4.4 %; each mean's own variance: 4.6-20 %, more the fewer cells, as it reads
-a sparse gene's 0 spread over a few cells as exact); with the pair's cells spread more than
-control's (each value times 1 +- 0.5), 2.9-5.8 % at 4 against 4.0-7.6 % at 10: the prior
-with the smaller worst case."""
+cells (fewer are untested by default), with the pair's cells spread as control's and more
+(each value times 1 +- 0.5): the prior whose tests' false positives at p < 0.05 stayed
+lowest at worst (``benchmarks/RESULTS.md``)."""
 
 
 def welch_satterthwaite(squared_errors: np.ndarray, dof: np.ndarray) -> np.ndarray:
@@ -207,15 +205,18 @@ class PseudobulkStats:
         ``((n - 1) s² + d0 s0²) / (n - 1 + d0)`` with ``s²`` a condition's sample variance
         on ``n`` cells, ``s0²`` the gene's variance pooled over every condition (weighted by
         ``n - 1``) and ``d0 = prior_df``: limma's moderated variance (Smyth 2004), with the
-        prior's degrees of freedom fixed rather than estimated. A condition of a few cells
-        then borrows the spread of the rest (a mean of one cell has the pooled one), where its
-        own would often be 0 on sparse genes and make any difference look significant.
+        prior's degrees of freedom fixed rather than estimated, and never below ``s²``
+        itself (as DESeq kept the larger of a gene's fitted and own dispersion, Anders &
+        Huber 2010). A condition of a few cells then borrows the spread of the rest (a mean
+        of one cell has the pooled one), where its own would often be 0 on sparse genes and
+        make any difference look significant; one whose cells spread more than the rest
+        (mostly control) keeps its own spread, which the pooled one would understate.
 
         Parameters
         ----------
         prior_df
             ``d0 >= 0``; 0 is each condition's sample variance (NaN for a condition of one
-            cell), ``inf`` the pooled variance for every condition.
+            cell), ``inf`` the larger of the pooled and the condition's own.
 
         Returns
         -------
@@ -228,7 +229,9 @@ class PseudobulkStats:
         >>> import perturbsim as ps
         >>> stats = ps.pp.compute_pseudobulk(ps.ds.norman2019_subset(), coexpression="none")
         >>> variance, df = stats.moderated_variance()
-        >>> bool(np.allclose(df, stats.n_cells - 1 + 4))
+        >>> bool(np.allclose(df, stats.n_cells - 1 + 10))
+        True
+        >>> bool((variance >= stats.variance()).all())  # never below a condition's own
         True
         >>> own, _ = stats.moderated_variance(prior_df=0)  # each condition's own
         >>> bool(np.allclose(own, stats.variance()))
@@ -240,9 +243,10 @@ class PseudobulkStats:
         pooled = sum_of_squares.sum(axis=0) / max(float(own_df.sum()), 1.0)
         df = own_df + prior_df
         if np.isinf(prior_df):
-            return np.broadcast_to(pooled, sum_of_squares.shape).copy(), df
+            return np.fmax(pooled[None, :], self.variance()), df
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = (sum_of_squares + prior_df * pooled) / df[:, None]
+        variance = np.fmax(variance, self.variance())
         return np.where(df[:, None] > 0, variance, np.nan), df
 
     def moderated_squared_standard_error(
