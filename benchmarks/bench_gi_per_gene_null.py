@@ -7,7 +7,7 @@ the share of genes with p < 0.05 should be 5 % or less. Measured for the pair's 
 its values multiplied by 1 + s or 1 - s at random, s = 0.5: the same expected mean, a
 larger variance, as a perturbation that makes expression more variable) and for the test:
 a normal one on each mean's own standard error (a DataFrame ``se``), and Welch's t on
-variances moderated with ``prior_df`` 0 (each mean's own), 4 (the default) and 10. On the
+variances moderated with ``prior_df`` 0 (each mean's own), 4 and 10 (the default). On the
 Gasperini screen's control cells (shared data; skipped when absent) and the simulated
 ``small`` screen's. Beside them, on the simulated screen's real pairs: the share of gene x
 pair rows called at FDR 0.05 (not checked against the simulator's truth).

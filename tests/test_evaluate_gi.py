@@ -130,3 +130,29 @@ def test_a_measured_truth_has_the_screens_halves_as_its_ceiling(small):
     # the simulator's interactions replicate between halves of the cells: above random
     excess = ceiling["precision_at_k"] - ceiling["random_precision"]
     assert excess.sum() > 0.3 and (excess > -0.25).all()
+
+
+def test_the_replicate_ceiling_holds_each_half_to_half_the_cells(small):
+    from perturbsim.tl._evaluate_gi import GITruth
+
+    labels = small.obs["condition"].astype(str).to_numpy()
+    stats_ = ps.pp.compute_pseudobulk(small, coexpression="none")
+    measured = {str(c) for c in stats_.conditions}
+    pairs = sorted(c for c in measured if c.count("+") == 1 and set(genes_of(c)) <= measured)
+    cut = pairs[:5]  # these pairs keep 6 cells: 3 per half, above half of min_cells = 4
+    keep = np.ones(small.n_obs, bool)
+    for pair in cut:
+        keep[np.flatnonzero(labels == pair)[6:]] = False
+    fewer = ps.pp.compute_pseudobulk(small[keep].copy(), coexpression="none")
+    truth = GITruth(fewer, pairs, seed=0)
+    assert truth.scores.loc[cut, "flag"].eq("").all()  # 6 cells: scored in the truth
+    ceiling = truth.of_measurement(k=5)
+    assert set(ceiling["n_pairs"]) == {len(pairs)}  # and in both halves
+
+
+def test_the_replicate_ceiling_comes_with_the_replicate():
+    adata = ps.ds.norman2019_subset()  # measured means as the truth
+    with_it = ps.tl.evaluate(adata, models=["mean"], seeds=1)
+    assert "replicate" in set(with_it.gi["model"])
+    without = ps.tl.evaluate(adata, models=["mean"], seeds=1, replicate=False)
+    assert "replicate" not in set(without.gi["model"])

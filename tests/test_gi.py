@@ -812,5 +812,11 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
     assert abs(ps.tl.gi_split_half(null, ["A+B"])["A+B"]) < 0.2
     with pytest.raises(PerturbsimError, match="pairs must be a list of labels"):
         ps.tl.gi_split_half(stats_, "A+B")
+    with pytest.raises(PerturbsimError, match="not a pair of two genes: 'G0057'"):
+        ps.tl.gi_split_half(stats_, ["G0057"])
+    first = pairs[0]
+    reversed_label = "+".join(reversed(first.split("+")))  # any order, repeats once
+    again = ps.tl.gi_split_half(stats_, [reversed_label, first], genes=stats_.control_mean > 0.5)
+    assert list(again.index) == [first] and again[first] == pytest.approx(r[first])
     with pytest.raises(PerturbsimError, match=r"one value per gene \(400\), got \(2,\)"):
         ps.tl.gi_split_half(stats_, pairs, genes=np.ones(2, bool))

@@ -708,9 +708,10 @@ GI_TRUTH_NOTES = {
     "ceiling, how well the screen itself, at its depth, ranks the true interactions.",
     "measured": "The truth is the test pairs' measured means (each pair and its singles), a "
     "noisy measurement; pairs whose singles were not measured are left out. The row "
-    "replicate scores one random half of the cells' means against the other half's: how "
-    "well the measurement ranks its own interactions, the ceiling of any model against "
-    "this truth (near random: the truth's subtypes are mostly noise).",
+    "replicate, where present, ranks one random half of the cells' means against the other "
+    "half's: how well the measurement ranks its own interactions, a rough ceiling, "
+    "understated (half the cells on each side). Where it is near random, the truth's "
+    "subtypes are mostly noise.",
 }
 """What the truth of the interactions is, by the ``truth`` column of ``result.gi``."""
 

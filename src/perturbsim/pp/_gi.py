@@ -1679,7 +1679,7 @@ def gi_split_half(
     stats
         The screen's statistics, with their halves (:func:`perturbsim.pp.compute_pseudobulk`).
     pairs
-        Pair labels (canonical, genes joined by ``+``).
+        Pair labels (genes joined by ``+``, in any order; repeats are counted once).
     genes
         Boolean mask over ``stats.genes`` of the genes compared (default all).
     exclude_targets
@@ -1687,9 +1687,15 @@ def gi_split_half(
 
     Returns
     -------
-    ``r`` per pair, indexed by ``pairs``; NaN for a pair with a condition (its own, a
-    single's or control) missing or without cells in a half, or whose departure is constant
-    in a half.
+    ``r`` per pair, indexed by the distinct pairs' canonical labels in the order given; NaN
+    for a pair with a condition (its own, a single's or control) missing or without cells in
+    a half, or whose departure is constant in a half.
+
+    Raises
+    ------
+    PerturbsimError
+        A label that is not a pair of two genes, a mask of the wrong length, statistics
+        without halves.
 
     Examples
     --------
@@ -1713,7 +1719,10 @@ def gi_split_half(
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
     in_both = np.min(stats.half_n, axis=0) > 0
     correlations = {}
-    for pair in map(str, pairs):
+    for given in pairs:
+        pair = canonical_label(parse_label(str(given)))
+        if len(genes_of(pair)) != 2:
+            raise PerturbsimError(f"not a pair of two genes: {given!r}")
         labels = (pair, *genes_of(pair))
         correlations[pair] = np.nan
         if not all(label in measured for label in labels):
@@ -1722,6 +1731,8 @@ def gi_split_half(
         if not in_both[[*rows, stats.control_index]].all():
             continue
         keep = mask & ~np.isin(names, genes_of(pair)) if exclude_targets else mask
+        if keep.sum() < 2:
+            continue
         ab, a, b = (np.stack([half[rows][k, keep] for half in halves]) for k in range(3))
         departure = ab - a - b
         if np.isfinite(departure).all() and (departure.std(axis=1) > 0).all():

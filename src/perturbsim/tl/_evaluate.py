@@ -526,7 +526,7 @@ def evaluate_seed(
         scores.append(table)
         coverage += rows
         changes.append(replicate_changes)
-    if truth is not None:
+    if truth is not None and (replicate or truth.simulated is not None):
         gi_tables.append(truth.of_measurement(gi_k))
     return SeedTables(
         scores=_concat(scores, SCORE_COLUMNS),
@@ -620,7 +620,8 @@ def evaluate(
         and seed, or ``"skip"`` that run (logged as a warning and listed in
         :attr:`EvaluationResult.failures`; the model gets no rows for that seed).
     replicate
-        Score the split-half replicate as the row ``"replicate"``.
+        Score the split-half replicate as the row ``"replicate"`` (of the scores, and of
+        the interactions where their truth is the measured means).
     gi
         Score how well each model ranks the genetic interactions of the test pairs
         (:attr:`EvaluationResult.gi`): the test pairs are scored by Norman's model
