@@ -818,5 +818,7 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
     reversed_label = "+".join(reversed(first.split("+")))  # any order, repeats once
     again = ps.tl.gi_split_half(stats_, [reversed_label, first], genes=stats_.control_mean > 0.5)
     assert list(again.index) == [first] and again[first] == pytest.approx(r[first])
+    named = list(stats_.genes[stats_.control_mean > 0.5])  # the genes by name, as a mask
+    assert ps.tl.gi_split_half(stats_, [first], genes=named)[first] == pytest.approx(r[first])
     with pytest.raises(PerturbsimError, match=r"one value per gene \(400\), got \(2,\)"):
         ps.tl.gi_split_half(stats_, pairs, genes=np.ones(2, bool))

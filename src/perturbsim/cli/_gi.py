@@ -37,7 +37,7 @@ from ..pp._gi import (
     unscored_for_few_de_only,
 )
 from ..pp._labels import singles_of
-from ..pp._pseudobulk import MIN_REPLICATE_CELLS, current_stats
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS, PseudobulkStats, current_stats
 from ._parser import add_command, add_overwrite, read_list, refuse_outputs
 from ._screen import add_screen_options, go_annotations, read_screen
 
@@ -284,7 +284,7 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
 
 
 # -- measured-gi ----------------------------------------------------------------------------
-def _split_half_text(adata: AnnData, scores: pd.DataFrame, fitted: np.ndarray) -> str:
+def _split_half_text(stats: PseudobulkStats, scores: pd.DataFrame, fitted: np.ndarray) -> str:
     """How well the pairs' departures from their singles' sum replicate (:func:`gi_split_half`).
 
     Checked: the pairs scored, and those unscored only for their few DE genes (the check
@@ -293,7 +293,6 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, fitted: np.ndarray) -
     the median; ``""`` when no pair could be checked or the statistics stored with the
     file lack the halves.
     """
-    stats = current_stats(adata)
     scores["split_half_r"] = np.nan
     if stats.half_moments is None or stats.half_n is None:
         return ""
@@ -313,7 +312,7 @@ def _split_half_text(adata: AnnData, scores: pd.DataFrame, fitted: np.ndarray) -
 
 
 def _per_gene_calls(
-    adata: AnnData, profiles: AnnData, scores: pd.DataFrame, args: argparse.Namespace
+    stats: PseudobulkStats, profiles: AnnData, scores: pd.DataFrame, args: argparse.Namespace
 ) -> tuple[pd.DataFrame, str]:
     """The genes of each scored pair off its singles' sum (:func:`~perturbsim.tl.gi_per_gene`).
 
@@ -327,7 +326,7 @@ def _per_gene_calls(
 
     scored = list(scores.index[is_scored(scores)])
     table = gi_per_gene(  # no pair given: an empty table, its columns named
-        profiles, pairs=scored, se=current_stats(adata), fdr=PER_GENE_FDR, min_cells=args.min_cells
+        profiles, pairs=scored, se=stats, fdr=PER_GENE_FDR, min_cells=args.min_cells
     )
     called = table[table["call"].isin(["synergy", "buffering"])]
     for call in ("synergy", "buffering"):
@@ -386,8 +385,8 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     )
     scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
-    listed, per_gene_text = _per_gene_calls(adata, profiles, scores, args)
-    replicated = _split_half_text(adata, scores, fitted)
+    listed, per_gene_text = _per_gene_calls(stats, profiles, scores, args)
+    replicated = _split_half_text(stats, scores, fitted)
     atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
     atomic_write(args.out / MEASURED_GI_FILES[1], partial(listed.to_csv, index=False))
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})

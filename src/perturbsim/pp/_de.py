@@ -163,7 +163,7 @@ def count_de(
     conditions = [str(c) for c in conditions]
     rows, control = stats.index(conditions), stats.control_index
     squared, dof = stats.moderated_squared_standard_error(prior_df)
-    tested = _gene_mask(stats, genes)
+    tested = stats.gene_mask(genes)
     counts = []
     for condition, row in zip(conditions, rows, strict=True):
         pair = np.stack([squared[row], squared[control]])
@@ -178,24 +178,6 @@ def count_de(
         adjusted = scipy_stats.false_discovery_control(p[keep], method="bh")
         counts.append(int((adjusted < alpha).sum()))
     return pd.Series(counts, index=pd.Index(conditions, name="condition"), name="n_de", dtype=int)
-
-
-def _gene_mask(stats: PseudobulkStats, genes: Sequence[str] | np.ndarray | None) -> np.ndarray:
-    """``genes`` (a boolean mask over ``stats.genes`` or names; None: all) as a mask."""
-    names = np.asarray(stats.genes, dtype=str)
-    if genes is None:
-        return np.ones(len(names), bool)
-    given = np.asarray(genes)
-    if given.dtype == bool:
-        if given.shape != names.shape:
-            raise PerturbsimError(
-                f"genes as a mask must have one value per gene ({len(names)}), got {given.shape}"
-            )
-        return given
-    unknown = sorted(set(map(str, given.ravel())) - set(names))
-    if unknown:
-        raise PerturbsimError(f"genes not in the statistics: {shown_list(unknown, 10)}")
-    return np.isin(names, given.astype(str))
 
 
 def top_de_indices(

@@ -1617,13 +1617,14 @@ def _profile_se(
     missing = [g for g in genes if g not in se.columns]
     if missing:
         raise PerturbsimError(f"se has no column for genes {shown_list(missing, 10)}")
-    out = se.loc[:, list(genes)].apply(pd.to_numeric, errors="coerce")
-    text = se.loc[:, list(genes)].notna() & out.isna()
-    if text.to_numpy().any():
-        row, column = np.argwhere(text.to_numpy())[0]
+    given = se.loc[:, list(genes)]
+    out = given.apply(pd.to_numeric, errors="coerce")
+    text = (given.notna() & out.isna()).to_numpy()
+    if text.any():
+        row, column = np.argwhere(text)[0]
         raise PerturbsimError(
             f"se must hold numbers: {se.index[row]!r} at gene {str(genes[column])!r} holds "
-            f"{se.loc[:, list(genes)].iat[row, column]!r}"
+            f"{given.iat[row, column]!r}"
         )
     negative = out.to_numpy() < 0
     if negative.any():
@@ -1681,7 +1682,8 @@ def gi_split_half(
     pairs
         Pair labels (genes joined by ``+``, in any order; repeats are counted once).
     genes
-        Boolean mask over ``stats.genes`` of the genes compared (default all).
+        The genes compared: a boolean mask over ``stats.genes`` or their names (default
+        all).
     exclude_targets
         Leave each pair's own genes out.
 
@@ -1710,11 +1712,7 @@ def gi_split_half(
     if stats.half_moments is None or stats.half_n is None:
         raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")
     names = np.asarray(stats.genes, dtype=str)
-    mask = np.ones(len(names), bool) if genes is None else np.asarray(genes, bool)
-    if mask.shape != names.shape:
-        raise PerturbsimError(
-            f"genes must be a mask with one value per gene ({len(names)}), got {mask.shape}"
-        )
+    mask = stats.gene_mask(genes)
     measured = {str(c): i for i, c in enumerate(stats.conditions)}
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
     in_both = np.min(stats.half_n, axis=0) > 0

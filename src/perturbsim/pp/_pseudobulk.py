@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from scipy import sparse
 from tqdm.auto import tqdm
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
 from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
@@ -266,6 +267,28 @@ class PseudobulkStats:
         variance, dof = self.moderated_variance(prior_df)
         with np.errstate(invalid="ignore", divide="ignore"):
             return variance / self.n_cells[:, None].astype(float), dof
+
+    def gene_mask(self, genes: Sequence[str] | np.ndarray | None) -> np.ndarray:
+        """``genes`` as a boolean mask over :attr:`genes`.
+
+        ``genes`` is a boolean mask (checked for its length), gene names (checked against
+        :attr:`genes`) or None (every gene).
+        """
+        names = np.asarray(self.genes, dtype=str)
+        if genes is None:
+            return np.ones(len(names), bool)
+        given = np.asarray(genes)
+        if given.dtype == bool:
+            if given.shape != names.shape:
+                raise PerturbsimError(
+                    f"genes as a mask must have one value per gene ({len(names)}), "
+                    f"got {given.shape}"
+                )
+            return given
+        unknown = sorted(set(map(str, given.ravel())) - set(names))
+        if unknown:
+            raise PerturbsimError(f"genes not in the statistics: {shown_list(unknown, 10)}")
+        return np.isin(names, given.astype(str))
 
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
         """Row indices of ``conditions``; raise naming any condition not present."""
