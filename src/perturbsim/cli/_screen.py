@@ -125,9 +125,9 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
             type=Path,
             default=None,
             metavar="GO_FILE",
-            help="gene -> GO term file (GAF, gene2go or two-column TSV) for the models with a GO "
-            "graph; default: a simulated screen's own table, else the bundled human "
-            "annotations",
+            help="gene -> GO term file (GAF, gene2go or two-column TSV) for the check of the "
+            "perturbed genes' names and for the models with a GO graph; default: a simulated "
+            "screen's own table, else the bundled human annotations",
         )
 
 

@@ -393,7 +393,17 @@ class GEARS(PerturbationModel):
 
     # -- prediction ------------------------------------------------------------------------
     def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
-        """Which perturbations GEARS can predict: those whose genes are all GO-graph nodes."""
+        """Which perturbations GEARS can predict: those whose genes are all GO-graph nodes.
+
+        Parameters
+        ----------
+        perturbations
+            One label, labels, or gene lists (as :meth:`predict` takes them).
+
+        Returns
+        -------
+        Boolean array, one value per perturbation.
+        """
         if not self.is_fitted:
             raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
         nodes = set(self.go_graph.nodes)

@@ -98,6 +98,11 @@ class NoPerturbation(ScreenGenes, PerturbationModel):
     The reference of the normalised metrics (``nmse``): a model is only useful where it
     beats this one.
 
+    Parameters
+    ----------
+    adata, seed
+        As for :class:`PerturbationModel`.
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -121,6 +126,11 @@ class TrainMean(ScreenGenes, PerturbationModel):
 
     Every perturbed training condition (single or combination) weighs equally. Control
     (the empty set) is predicted unchanged.
+
+    Parameters
+    ----------
+    adata, seed
+        As for :class:`PerturbationModel`.
     """
 
     name = "mean"
@@ -154,6 +164,11 @@ class Additive(CoverageMixin, PerturbationModel):
     single not held out for testing: the split's "seen" genes). A set containing a gene
     never perturbed alone there cannot be predicted: :meth:`covers` says which sets can,
     and ``predict`` raises naming the genes it cannot cover.
+
+    Parameters
+    ----------
+    adata, seed
+        As for :class:`PerturbationModel`.
     """
 
     name = "additive"

@@ -380,8 +380,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         the ablation ``stacked_dense_neighbours``; ``True`` is an error without
         ``neighbours``.
     infer_singles
-        Infer the singles of genes measured only in pairs with measured genes, once the
-        weights are fitted.
+        Infer the singles of genes measured only in pairs, once the weights are fitted: from
+        their pairs with measured genes, and by splitting a pair of two such genes between
+        them by their priors' variances.
     partial_linear
         Give a set with genes measured alone and genes not ``linear``'s departure from the
         mean for the latter, as their singles have (no effect without ``linear`` among the

@@ -115,7 +115,7 @@ def count_de(
     stats: PseudobulkStats,
     conditions: Sequence[str],
     *,
-    genes: np.ndarray | None = None,
+    genes: Sequence[str] | np.ndarray | None = None,
     alpha: float = NORMAN_DE_ALPHA,
     prior_df: float = PRIOR_DF,
 ) -> pd.Series:
@@ -513,7 +513,13 @@ class DEGenes:
         return [str(g) for g in _names(self.genes, order) if g != ""]
 
     def non_dropout_mask(self, conditions: Sequence[str]) -> np.ndarray:
-        """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True."""
+        """Non-dropout genes of ``conditions``, ``(len(conditions), G)``; ``ctrl``: all True.
+
+        Parameters
+        ----------
+        conditions
+            Condition labels ranked by :func:`rank_de`, or the control.
+        """
         out = np.ones((len(conditions), len(self.genes)), dtype=bool)
         for i, cond in enumerate(conditions):
             if self._label(cond) != CONTROL:

@@ -1663,7 +1663,7 @@ def gi_split_half(
     stats: PseudobulkStats,
     pairs: Sequence[str],
     *,
-    genes: np.ndarray | None = None,
+    genes: Sequence[str] | np.ndarray | None = None,
     exclude_targets: bool = True,
 ) -> pd.Series:
     """How well each pair's departure from its singles' sum replicates between two halves.

@@ -109,6 +109,11 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
 def canonical_label(genes: Iterable[str]) -> str:
     """Return the canonical label of a gene set: sorted genes joined by ``+``, or ``ctrl``.
 
+    Parameters
+    ----------
+    genes
+        Gene names (duplicates count once); none for the control.
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -122,7 +127,13 @@ def canonical_label(genes: Iterable[str]) -> str:
 
 
 def genes_of(condition: str) -> tuple[str, ...]:
-    """Return the genes of a canonical condition label (empty for ``ctrl``)."""
+    """Return the genes of a canonical condition label (empty for ``ctrl``).
+
+    Parameters
+    ----------
+    condition
+        A canonical label (:func:`canonical_label`), e.g. ``"KLF1+MAP2K6"`` or ``"ctrl"``.
+    """
     return () if condition == CONTROL else tuple(condition.split(SEP))
 
 

@@ -271,8 +271,11 @@ class PseudobulkStats:
     def gene_mask(self, genes: Sequence[str] | np.ndarray | None) -> np.ndarray:
         """``genes`` as a boolean mask over :attr:`genes`.
 
-        ``genes`` is a boolean mask (checked for its length), gene names (checked against
-        :attr:`genes`) or None (every gene).
+        Parameters
+        ----------
+        genes
+            A boolean mask (checked for its length), gene names (checked against
+            :attr:`genes`) or None (every gene).
         """
         names = np.asarray(self.genes, dtype=str)
         if genes is None:
@@ -291,7 +294,13 @@ class PseudobulkStats:
         return np.isin(names, given.astype(str))
 
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
-        """Row indices of ``conditions``; raise naming any condition not present."""
+        """Row indices of ``conditions``; raise naming any condition not present.
+
+        Parameters
+        ----------
+        conditions
+            Canonical condition labels, each a row of these statistics.
+        """
         lookup = {c: i for i, c in enumerate(self.conditions)}
         missing = [c for c in conditions if c not in lookup]
         if missing:
@@ -324,6 +333,11 @@ class PseudobulkStats:
         means, variances and t statistics). The two halves share no cell, control cells
         included, so changes over control computed within each half are independent
         measurements: the split-half replicate.
+
+        Parameters
+        ----------
+        which
+            The half, 0 or 1.
         """
         if self.half_moments is None or self.half_n is None:
             raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")

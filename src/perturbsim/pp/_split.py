@@ -113,7 +113,13 @@ class Split:
     excluded: list[str] = field(default_factory=list)
 
     def set_of(self, condition: str) -> str:
-        """``"train"``, ``"val"``, ``"test"`` or ``"excluded"`` for a condition label."""
+        """``"train"``, ``"val"``, ``"test"`` or ``"excluded"`` for a condition label.
+
+        Parameters
+        ----------
+        condition
+            A condition label, in any accepted form (``"A+ctrl"``, ``"A+B"``).
+        """
         cond = plain_canonical(condition)
         for name, members in (
             ("train", self.train),
@@ -209,6 +215,11 @@ class Split:
 
     def summary(self, adata: AnnData) -> pd.DataFrame:
         """Conditions and cells per set and subgroup.
+
+        Parameters
+        ----------
+        adata
+            The set-up screen the split was made on (its cells are counted).
 
         Returns
         -------
