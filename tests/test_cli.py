@@ -416,6 +416,29 @@ def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_na
         assert len(proposed) == 40 and plus not in proposed and "ctrl" not in proposed
 
 
+def test_a_separator_holding_plus_reads_the_screen_s_labels_back(screen, tmp_path, capsys):
+    screen.obs["condition"] = screen.obs["condition"].str.replace("+", " + ", regex=False)
+    data = _write(screen, tmp_path / "screen.h5ad")
+    model = str(tmp_path / "model")
+    assert _train(data, model, "--model", "mean", "--sep", " + ") == 0
+    pair = next(c for c in screen.obs["condition"] if " + " in c)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", model, pair, pair.replace(" + ", "+"), "--out", str(out)]) == 0
+    assert pd.read_csv(out, index_col=0).index.tolist() == [pair.replace(" + ", "+")]
+    assert "1 repeated perturbation" in capsys.readouterr().out  # both read as one pair
+
+
+def test_double_dash_as_an_option_value_is_refused_in_one_line(screen, tmp_path, capsys):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    with pytest.raises(SystemExit) as exit_:
+        _train(data, tmp_path / "model", "--sep=--")
+    assert exit_.value.code == 2
+    assert "--sep=--: '--' cannot be an option's value on the command line" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "model").exists()
+
+
 def test_underscore_labels_without_sep_are_refused_with_the_fix(capsys, caplog, screen, tmp_path):
     data = _write(_underscore_labels(screen), tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "mean") == 2

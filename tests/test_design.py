@@ -85,9 +85,16 @@ def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.tl.design(model, [lower, untested[1]], budget=1, strategy="random")
     assert f"cannot predict: {lower} (did you mean" in caplog.text
-    # an explicit measured list replaces the model's
-    ranked = ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=untested[:1])
+    # an explicit measured list replaces the model's, with a warning of what it then proposes
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ranked = ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=untested[:1])
     assert set(ranked["perturbation"]) == {*measured[:3], untested[1]}
+    fitted = [c for c in ranked["perturbation"] if c in set(model.fitted_conditions)]
+    assert fitted and "that the model was fitted on (measured), left out of measured=" in (
+        caplog.text
+    )
+    assert ", ".join(fitted) in caplog.text
 
 
 def test_design_is_deterministic_under_a_seed(model):

@@ -105,6 +105,21 @@ def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
         additive.predict_pairs(["KFL1", "MAP2K6"])
     with pytest.raises(PerturbsimError, match=r"NOTAGENE1 \(never perturbed.*\)$"):
         additive.predict(["NOTAGENE1"])  # nothing close: no guess
+    with pytest.raises(PerturbsimError, match="of CEBPB") as err:
+        additive.predict(["CEBPB"])
+    assert "did you mean" not in str(err.value)  # a human gene, not a misspelt CEBPE
+
+
+def test_a_control_label_in_another_case_is_named():
+    adata = ps.ds.norman2019_subset()
+    with pytest.raises(PerturbsimError, match=r"'CONTROL' not found.*did you mean 'control'\?"):
+        ps.pp.setup(adata, perturbation_key="condition", control="CONTROL")
+
+
+def test_sample_without_control_cells_says_so(additive, split_norman):
+    perturbed = split_norman[split_norman.obs["perturbsim_condition"] != "ctrl"].copy()
+    with pytest.raises(PerturbsimError, match="^adata has no control cells"):
+        additive.sample(["KLF1"], perturbed, n_cells=2)
 
 
 def test_strict_names_a_gene_it_cannot_predict_before_refusing_unsupported_ones(split_norman):
@@ -232,3 +247,14 @@ def test_sampling_more_cells_than_memory_holds_says_so(additive, split_norman, m
     ):
         additive.sample(["KLF1", "MAP2K6"], split_norman, n_cells=1000)
     assert additive.sample(["KLF1"], split_norman, n_cells=3).shape == (3, 500)
+
+
+def test_a_set_larger_than_any_fitted_condition_is_named_as_an_extrapolation(additive, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = additive.predict(["HK2+KLF1+MAP2K6", "KLF1+MAP2K6"])
+    assert pred.n_obs == 2  # predicted all the same, as the singles summed
+    (warning,) = [r.getMessage() for r in caplog.records if "extrapolation" in r.getMessage()]
+    assert warning.startswith("1 prediction is of a set of more genes than any condition the")
+    assert warning.endswith(
+        "(at most 2): an extrapolation no held-out condition scored: HK2+KLF1+MAP2K6"
+    )

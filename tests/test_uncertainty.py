@@ -149,17 +149,20 @@ def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman,
     np.testing.assert_array_equal(loaded.layers["variance"], pred.layers["variance"])
 
 
-def test_a_single_of_one_cell_is_not_certain(tiny):
+def test_a_single_of_one_cell_is_not_certain(tiny, caplog):
     ps.pp.split(tiny, kind="simulation", seed=1)
     train = ps.pp.Split.from_adata(tiny).train
-    single = next(c for c in train if c != "ctrl" and "+" not in c)
+    single, measured = [c for c in train if c != "ctrl" and "+" not in c][:2]
     cells = np.flatnonzero(tiny.obs["perturbsim_condition"] == single)
     screen = tiny[np.setdiff1d(np.arange(tiny.n_obs), cells[1:])].copy()
-    model = ps.Stacked(screen, corrections=(), seed=0).fit()
-    assert single not in model.single_noise
-    variance = model.predict([single]).layers["variance"]
-    np.testing.assert_allclose(variance[0], model.noise, rtol=1e-6)
-    assert variance.max() > 0
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = ps.Stacked(screen, corrections=(), seed=0).fit()
+    assert "1 condition of fewer than 4 cells left out of training and validation" in (caplog.text)
+    assert single not in model.single_noise  # not measured: inferred from its pairs
+    assert model.inferred.get(single, 0) > 0
+    pred = model.predict([single, measured])
+    assert pred.obs.loc[single, "uncertainty"] > pred.obs.loc[measured, "uncertainty"]
+    assert pred.layers["variance"][0].min() > 0
 
 
 def test_a_model_saved_with_a_negative_seed_loads(fitted_norman, tmp_path):
@@ -218,12 +221,30 @@ def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
     (warning,) = [r.getMessage() for r in caplog.records if "tied by GO" in r.getMessage()]
     assert warning.startswith(
         "3 perturbations of genes the model never saw alone are tied by GO to measured genes "
-        "but predicted as the mean change"
+        "but predicted (those genes) as the mean change"
     )
     # their pair is their predicted singles combined; not the measured KLF1, nor its pair
     assert ": FOXO4, MAP2K3, FOXO4+MAP2K3; FOXO4, MAP2K3 were measured alone in the screen" in (
         warning
     )
+
+
+def test_genes_linear_covers_but_leaves_at_the_mean_are_named_with_their_summed_pairs(caplog):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    model = ps.Stacked(adata, seed=0, corrections=("linear",)).fit()
+    assert not model._parts_fit("unseen_single")[0].weights.any()  # nothing corrects the mean
+    queries = ["NFIA", "FOXO4", "KLF1+NFIA", "KLF1", "KLF1+MAP2K6"]  # NFIA: measured only
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(queries)
+    delta = pred.to_df(layer="delta")
+    others = delta.columns.difference(["NFIA", "FOXO4"])
+    # linear covers NFIA (a measured gene) but its shrinkage leaves the mean: alike
+    assert model._linear_baseline([("NFIA",)])[0].size == 1
+    np.testing.assert_allclose(delta.loc["NFIA", others], delta.loc["FOXO4", others], atol=1e-6)
+    (warning,) = [r.getMessage() for r in caplog.records if "tied by GO" in r.getMessage()]
+    # the pair with a measured gene is that single plus the mean: named; KLF1's are not
+    assert ": NFIA, FOXO4, KLF1+NFIA; FOXO4 was measured alone" in warning
 
 
 def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog):

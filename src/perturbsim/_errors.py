@@ -32,17 +32,21 @@ def shown_list(items: object, most: int) -> str:
 def suggestion(value: object, options: Iterable[object]) -> str:
     """``"; did you mean 'X'?"`` for the option closest to ``value``, or ``""`` if none is close.
 
-    Closeness is :func:`difflib.get_close_matches`'s (ratio at least 0.6).
+    Closeness is :func:`difflib.get_close_matches`'s (ratio at least 0.6), in any case: an
+    option that differs only in case is the closest.
 
     Examples
     --------
     >>> suggestion("cond", ["ncounts", "condition", "dataset"])
     "; did you mean 'condition'?"
+    >>> suggestion("ntc", ["control", "NTC"])
+    "; did you mean 'NTC'?"
     >>> suggestion("xyz", ["condition"])
     ''
     """
-    close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    by_lower = {str(o).lower(): str(o) for o in reversed(list(options))}  # first kept
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
 def counted(count: int, singular: str, plural: str | None = None) -> str:

@@ -75,7 +75,7 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="conditions already measured, one a line; an empty file: none (default: the "
         "conditions of the screen the model was fitted on, held-out ones included, as its "
-        "directory records them)",
+        "directory records them; a file replaces that record, so list those too)",
     )
     parser.add_argument(
         "--sep",

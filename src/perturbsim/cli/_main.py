@@ -48,9 +48,28 @@ class _CliWording(logging.Filter):
         return True
 
 
+def _refuse_double_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Refuse ``--option=--``, whose value argparse would drop silently.
+
+    argparse reads ``--`` as the end of the options, so that a command would run on a value
+    other than the one given.
+    """
+    for token in argv:
+        if token == "--":  # what follows is positional
+            return
+        if token.startswith("--") and token.endswith("=--"):
+            parser.error(
+                f"{token}: '--' cannot be an option's value on the command line (it ends the "
+                "options); relabel the screen with another separator, or read it in Python "
+                "(perturbsim.ds.read(..., sep='--'))"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``perturbsim`` command; return its exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _refuse_double_dash_values(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress

@@ -37,7 +37,7 @@ from .._keys import (
     VARIANCE_LAYER,
 )
 from .._settings import progress_disabled, resolve_seed, switched_off
-from ..ds import human_gene_alias
+from ..ds import human_gene_alias, human_go
 from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._gi import (
     SUM_OF_SINGLES,
@@ -623,10 +623,17 @@ class PerturbationModel(ABC):
         `` (did you mean 'KLF1' for 'KFL1'?)`` when the gene is close in spelling
         (:func:`difflib.get_close_matches`, ratio at least 0.75: e.g. two letters swapped
         in a four-letter name) to a gene perturbed in the model's screen (fitted or held
-        out) that the model predicts, the closest such; else ``""``.
+        out) that the model predicts, the closest such; else ``""``. A name the screen
+        measured or a human gene symbol (the bundled GO annotations) is no misspelling
+        (``CEBPB`` is not ``CEBPE``).
         """
         perturbed = sorted(self.perturbed_genes())
-        close = {g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75) for g in unknown}
+        real = {*map(str, self.genes), *human_go()["gene"].astype(str)}
+        close = {
+            g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75)
+            for g in unknown
+            if g not in real
+        }
         candidates = sorted({c for matches in close.values() for c in matches})
         if not candidates:
             return ""
@@ -782,7 +789,27 @@ class PerturbationModel(ABC):
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
         self._warn_of(out, "strict=True refuses such predictions")
+        self._warn_of_larger_sets(labels)
         return out
+
+    def _warn_of_larger_sets(self, labels: Sequence[str]) -> None:
+        """Warn of predicted sets of more genes than any condition the model was fitted on.
+
+        No held-out condition tells how well such an extrapolation holds (the models combine
+        the genes' singles, or embeddings, as they learnt to for smaller sets). Nothing is
+        said for a model saved before its fitted conditions were recorded.
+        """
+        if not WARN_UNSUPPORTED.get() or not self.fitted_conditions:
+            return
+        largest = max(len(genes_of(c)) for c in self.fitted_conditions)
+        larger = [label for label in labels if len(genes_of(label)) > largest]
+        if larger:
+            self._warn_once(
+                f"{counted(len(larger), 'prediction is of a set', 'predictions are of sets')} "
+                f"of more genes than any condition the model was fitted on (at most {largest}): "
+                f"an extrapolation no held-out condition scored: "
+                f"{shown_list(larger, _MAX_NAMED_GENES)}"
+            )
 
     def _support_columns(self, sets: list[GeneSet]) -> dict[str, np.ndarray] | None:
         """``support`` (mean over genes) and ``unsupported`` (some gene at 0) of each set."""
@@ -1034,7 +1061,8 @@ class PerturbationModel(ABC):
         ------
         PerturbsimError
             As :meth:`predict` does; ``n_cells`` not whole numbers >= 1 or not one count per
-            perturbation; ``adata`` not set up or without the model's genes; more cells than
+            perturbation; ``adata`` not set up, without control cells or without the model's
+            genes; more cells than
             the machine's memory holds (naming the size asked for).
 
         Examples
@@ -1052,6 +1080,11 @@ class PerturbationModel(ABC):
         self._warn_of(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
+        if not control_rows.size:
+            raise PerturbsimError(
+                "adata has no control cells: sample draws each perturbation's cells from the "
+                "control cells' distribution; pass the screen with its control cells"
+            )
         matrix = cell_matrix(adata)
         p0, one_count = _control_summary(matrix, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))

@@ -250,7 +250,8 @@ class GEARS(PerturbationModel):
         if unknown:
             raise PerturbsimError(
                 "genes not in the model's GO graph (the screen's perturbed genes and its "
-                f"measured genes with GO terms), so GEARS cannot predict them: {unknown[:20]}"
+                "measured genes with GO terms), so GEARS cannot predict them (the default "
+                f"model, stacked, and linear_go predict any gene with GO terms): {unknown[:20]}"
                 + (f" (+{len(unknown) - 20} more)" if len(unknown) > 20 else "")
             )
         flat = self.go_graph.node_index([g for s in sets for g in s]).tolist()

@@ -119,6 +119,9 @@ SCALE_LINEAR = "scale_linear"
 """Name of the factor on ``linear``'s departure from the mean, where it is the baseline."""
 SCALES: tuple[str, ...] = (SCALE, SCALE_LINEAR)
 """The scaled parts of the baseline, in the order of their weights."""
+NO_DEPARTURE = 1e-4
+"""A departure from the mean training change under this share of the mean change's largest
+entry is none: the prediction is the mean (a warning says so of supported genes)."""
 SCALE_DEFAULT = np.array([1.0, 1.0])
 """Their weights without evidence: the mean and ``linear`` as they are."""
 SCALE_DEFAULT.setflags(write=False)  # shared by every kind without evidence
@@ -1326,12 +1329,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Also name the supported perturbations of unmeasured genes predicted as the mean.
 
         A single of a gene not measured alone is the scaled mean training change (and the
-        gene's direct effect on itself) when ``linear`` does not cover the gene and no
-        correction of unseen singles held out on the validation conditions; a set of such
-        genes, none measured alone, is their predicted singles combined. Such a
-        perturbation is then predicted as one without support is, however closely GO ties
-        its genes to measured ones (its ``support``). Genes measured alone but held out by
-        the model's split are named as such.
+        gene's direct effect on itself) when no correction of unseen singles held out on
+        the validation conditions and ``linear``'s departure from the mean is none for it
+        (it does not cover the gene, its own shrinkage or the fitted scale of its departure
+        leave nothing: under :data:`NO_DEPARTURE` of the mean change's largest entry); a
+        set of such genes, none measured alone, is their predicted singles combined, and
+        with ``partial_sum`` a set of such genes and measured ones is those genes' singles
+        plus that mean. Such a perturbation is then predicted as one without support is,
+        however closely GO ties its genes to measured ones (its ``support``). Genes
+        measured alone but held out by the model's split are named as such.
         """
         super()._warn_of(prediction, fix)
         if not WARN_UNSUPPORTED.get() or self._parts_fit("unseen_single")[0].weights.any():
@@ -1339,14 +1345,20 @@ class Stacked(CoverageMixin, PerturbationModel):
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
         candidates = {  # those flagged unsupported are warned of already
-            str(label): genes_of(str(label))
+            str(label): rest
             for label in obs.index
-            if not unsupported[label] and not any(g in self.singles for g in genes_of(str(label)))
+            if not unsupported[label]
+            and (rest := tuple(g for g in genes_of(str(label)) if g not in self.singles))
+            and (len(rest) == len(genes_of(str(label))) or self._summed(genes_of(str(label))))
         }
-        genes = sorted({g for members in candidates.values() for g in members})
-        covered, _ = self._linear_baseline([(gene,) for gene in genes])
-        specific = {genes[row] for row in covered}
-        alike = [c for c, members in candidates.items() if members and not specific & set(members)]
+        genes = sorted({g for rest in candidates.values() for g in rest})
+        _, scaled = self._baseline([(gene,) for gene in genes])
+        departure = (
+            np.abs(scaled[:, :, 1]).max(axis=1, initial=0.0) * self._scale_of("unseen_single")[1]
+        )
+        floor = NO_DEPARTURE * np.abs(self.mean_change).max(initial=0.0)
+        specific = {gene for gene, size in zip(genes, departure, strict=True) if size > floor}
+        alike = [label for label, rest in candidates.items() if not specific & set(rest)]
         if not alike:
             return
         held = self._held_out_note(alike)
@@ -1356,11 +1368,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             "perturbations of genes the model never saw alone are",
         )
         self._warn_once(
-            f"{which} tied by GO to measured genes but predicted as the mean change of the "
-            "training perturbations (scaled; only the perturbed genes' own expression set "
-            "apart), as unsupported ones are: no correction of unseen singles held out on "
-            "the validation conditions (the model's weights) and linear does not cover "
-            f"their genes: {shown_list(alike, 20)}" + (f"; {held}" if held else "")
+            f"{which} tied by GO to measured genes but predicted (those genes) as the mean "
+            "change of the training perturbations (scaled; only the perturbed genes' own "
+            "expression set apart), as unsupported ones are: no correction of unseen singles "
+            "held out on the validation conditions (the model's weights) and linear does not "
+            f"cover their genes or departs from the mean by nothing: {shown_list(alike, 20)}"
+            + (f"; {held}" if held else "")
         )
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:

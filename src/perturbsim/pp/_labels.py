@@ -330,11 +330,15 @@ def read_measured(
 def label_sep(label: str, sep: str) -> str:
     """The separator ``label`` is read with: ``+`` if it holds one (perturbsim's own form).
 
+    A screen's ``sep`` that itself holds ``+`` (``" + "``) is kept where the label holds it.
+
     Examples
     --------
-    >>> label_sep("A+B", "_"), label_sep("A_B", "_")
-    ('+', '_')
+    >>> label_sep("A+B", "_"), label_sep("A_B", "_"), label_sep("A + B", " + ")
+    ('+', '_', ' + ')
     """
+    if SEP in sep and sep in label:
+        return sep
     return SEP if SEP in label else sep
 
 

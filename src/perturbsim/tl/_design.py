@@ -443,9 +443,12 @@ def design(
     measured
         Labels of the conditions already measured: never proposed, and their predicted
         changes count for the diversity penalty, their single genes for coverage. Default:
-        :func:`measured_conditions` (pass them for a model saved before its fitted
-        conditions were recorded, or measured since). Those the model cannot predict are
-        left out of both, with a warning naming them.
+        :func:`measured_conditions`. A list replaces that record (a study of what to
+        have measured may hold conditions of the screen out), with a warning naming the
+        conditions it chose that the model was fitted on: for conditions measured since, pass
+        ``[*measured_conditions(model), *new]``; for a model saved before its fitted
+        conditions were recorded, every measured condition. Those the model cannot
+        predict are left out of both, with a warning naming them.
     go_annotations
         Gene -> GO term table (``gene``, ``term``) whose similarity graph
         (:func:`perturbsim.graphs.go_graph`) spreads coverage; default: the model's GO
@@ -525,7 +528,29 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
+    if measured is not None:
+        _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
+
+
+def _warn_recorded(chosen: list[str], model: PerturbationModel) -> None:
+    """Warn when a ``measured=`` list left out conditions the model was fitted on, now chosen.
+
+    ``measured=`` replaces the model's record (:func:`measured_conditions`), as a study of
+    what to have measured needs (its pool: conditions of the screen the model did not fit);
+    a list of only the conditions measured since would propose the model's own training
+    conditions again.
+    """
+    fitted = set(known_fitted_conditions(model))
+    proposed = [c for c in chosen if c in fitted]
+    if proposed:
+        logger.warning(
+            "%s chosen that the model was fitted on (measured), left out of measured=, "
+            "which replaces the model's record: %s; to add conditions measured since, pass "
+            "them with tl.measured_conditions(model)",
+            counted(len(proposed), "condition was", "conditions were"),
+            shown_list(proposed, 10),
+        )
 
 
 def _warn_tied(tied: int, *, by_uncertainty: bool) -> None:
