@@ -76,24 +76,26 @@ def screen_go_annotations(
     return None
 
 
-def _without_few_cells(stats: PseudobulkStats, conditions: list[str]) -> list[str]:
-    """``conditions`` but the perturbed ones of fewer than ``MIN_REPLICATE_CELLS`` cells.
+def _without_few_cells(
+    stats: PseudobulkStats, train: list[str], val: list[str]
+) -> tuple[list[str], list[str]]:
+    """``train`` and ``val`` but their perturbed conditions of fewer than 4 cells.
 
-    Those left out are named in a warning.
+    (:data:`~perturbsim.pp._pseudobulk.MIN_REPLICATE_CELLS`.) Those left out are named in
+    one warning.
     """
-    if not conditions:
-        return conditions
-    cells = stats.n_cells[stats.index(conditions)]
-    few = [c for c, n in zip(conditions, cells, strict=True) if genes_of(c) and n < MIN_CELLS]
+    both = [*train, *val]
+    cells = stats.n_cells[stats.index(both)]
+    few = {c for c, n in zip(both, cells, strict=True) if genes_of(c) and n < MIN_CELLS}
     if few:
         logger.warning(
             "%s of fewer than %d cells left out of training and validation (the mean of so "
             "few cells is mostly noise; they can still be predicted): %s",
             counted(len(few), "condition"),
             MIN_CELLS,
-            shown_list(few, 10),
+            shown_list([c for c in both if c in few], 10),
         )
-    return [c for c in conditions if c not in set(few)]
+    return [c for c in train if c not in few], [c for c in val if c not in few]
 
 
 @dataclass
@@ -153,7 +155,7 @@ class ScreenData:
             train, val = list(stats.conditions), []
         if CONTROL not in train:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
-        train, val = _without_few_cells(stats, train), _without_few_cells(stats, val)
+        train, val = _without_few_cells(stats, train, val)
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
         labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
         if setup.get("normalize", False):
