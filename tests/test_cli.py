@@ -174,6 +174,10 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert "far outside the anchors (|score| > 3): no_perturb direction_error_de combo_seen0" in out
     # the measured singles' sum passes the split-half replicate on the pairs: explained
     assert "above 1: better than the replicate, the split-half estimate of repeating" in out
+    # where the default stands against each model on shared conditions (one seed: no interval)
+    head = out[out.index("stacked head to head") :].split("\n\n")[0].replace("\n", " ")
+    assert "one seed: no interval): ahead in" in head
+    assert "behind in 1: linear_go nmse_de unseen_single -0.11" in head
     assert (tmp_path / "report" / "report.md").is_file()
 
 

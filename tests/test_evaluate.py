@@ -14,6 +14,7 @@ from matplotlib.image import imread
 from scipy import stats as sps
 
 import perturbsim as ps
+from perturbsim import PerturbsimError
 from perturbsim._keys import DE, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from perturbsim._settings import each_warning_once
 from perturbsim.models import TrainMean
@@ -183,6 +184,14 @@ def test_same_seed_same_scores_and_single_seed_interval(adata, model_kwargs, res
     summary = again.summary()
     assert (summary.loc[summary["mean"].notna(), "n_seeds"] == 1).all()
     assert summary["ci_low"].isna().all() and summary["ci_high"].isna().all()
+
+
+def test_the_calibration_refuses_a_baseline_that_is_no_model_of_it(result):
+    for baseline in ("bogus", "replicate"):
+        with pytest.raises(PerturbsimError, match=f"baseline '{baseline}' must be a model of"):
+            result.calibrated(baseline=baseline)
+        with pytest.raises(PerturbsimError, match=f"baseline '{baseline}' must be a model of"):
+            result.head_to_head(result.models[0], baseline=baseline)
 
 
 def test_adata_left_untouched(adata, result):

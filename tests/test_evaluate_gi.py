@@ -145,9 +145,31 @@ def test_the_replicate_ceiling_holds_each_half_to_half_the_cells(small):
         keep[np.flatnonzero(labels == pair)[6:]] = False
     fewer = ps.pp.compute_pseudobulk(small[keep].copy(), coexpression="none")
     truth = GITruth(fewer, pairs, seed=0)
-    assert truth.scores.loc[cut, "flag"].eq("").all()  # 6 cells: scored in the truth
+    flags = truth.scores["flag"]
+    # 6 cells: enough for the truth (those left out change no gene significantly)
+    assert flags[cut].isin(["", "too few DE genes (0 <= 0)"]).all() and flags[cut].eq("").any()
     ceiling = truth.of_measurement(k=5)
-    assert set(ceiling["n_pairs"]) == {len(pairs)}  # and in both halves
+    assert set(ceiling["n_pairs"]) == {int(flags.eq("").sum())}  # and in both halves
+
+
+def test_a_measured_pair_that_changes_no_gene_is_not_part_of_the_truth(small):
+    from perturbsim.tl._evaluate_gi import GITruth
+
+    labels = small.obs["condition"].astype(str).to_numpy()
+    measured = set(labels)
+    pairs = sorted(c for c in measured if c.count("+") == 1 and set(genes_of(c)) <= measured)
+    keep = np.ones(small.n_obs, bool)
+    for pair in pairs[:5]:  # 6 cells: some of these change no gene significantly
+        keep[np.flatnonzero(labels == pair)[6:]] = False
+    stats_ = ps.pp.compute_pseudobulk(small[keep].copy(), coexpression="none")
+    truth = GITruth(stats_, pairs, seed=0)
+    fitted = np.isin(stats_.genes, truth.genes)
+    expected = ps.pp.count_de(stats_, pairs, genes=fitted)
+    assert truth.n_de == expected.to_dict()
+    unscored = truth.scores.index[truth.scores["flag"].str.startswith("too few DE genes")]
+    assert len(unscored) and set(unscored) == set(expected.index[expected == 0])
+    simulated = GITruth(stats_, pairs, seed=0, simulated=ps.tl.truth_profiles(small))
+    assert simulated.n_de is None  # the simulator's truth is noiseless: no such filter
 
 
 def test_the_replicate_ceiling_comes_with_the_replicate():

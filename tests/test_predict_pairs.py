@@ -221,6 +221,9 @@ def test_cli_gi_says_how_many_pairs_are_their_singles_summed():
     )
     text = _gi_summary(scores, 4, "gears")
     assert "2 of the 3 predicted as the sum of their singles (column sum_of_singles" in text
+    # the summed pairs' subtypes (the additive model's) are not counted as predicted ones
+    assert "subtypes of the 1 pair with a predicted interaction (a pair may have" in text
+    assert "several): synergy 0" in text
     assert "sum of their singles" not in _gi_summary(scores.drop(columns="sum_of_singles"), 4, "")
 
 

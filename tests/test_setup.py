@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,14 +195,27 @@ def test_read_keeps_only_the_cells_where_obs_says(tmp_path, caplog, backed):
     adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)
     path = tmp_path / "mixed.h5ad"
     adata.write_h5ad(path)
-    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+    with caplog.at_level("WARNING", logger="perturbsim"):
         kept = ps.ds.read(path, where={"cell_type": "K562"}, backed=backed)
     assert "holds 2 values" not in caplog.text  # one cell type left: nothing pooled
     assert not kept.isbacked and kept.n_obs == adata.n_obs // 2
+    # asked for a backed screen, given one in memory: said
+    assert (f"the {kept.n_obs} kept cells are read into memory" in caplog.text) == backed
     assert set(kept.obs["cell_type"]) == {"K562"}
     assert set(kept.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
     both = ps.ds.read(path, where={"cell_type": ["K562", "A172"], "condition": ["ctrl", "G1"]})
     assert both.n_obs == 12 and set(both.obs["perturbsim_condition"]) == {"ctrl", "G1"}
+
+
+def test_setup_refuses_a_subset_of_a_backed_file_in_one_line(tmp_path):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    path = tmp_path / "screen.h5ad"
+    adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    one_line_error(
+        lambda: ps.pp.setup(backed[:6], perturbation_key="condition"),
+        r"adata is a subset \(view\) of a backed file, which setup cannot write into: load it",
+    )
 
 
 def test_read_names_what_where_cannot_find(tmp_path):

@@ -7,7 +7,7 @@ import logging
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ from ._screen import (
     where_of,
     where_text,
 )
+
+if TYPE_CHECKING:
+    from ..tl import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -517,6 +520,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
+    print(_head_to_head_text(result))
     gi = gi_precision_table(result)
     if not gi.empty:
         print(
@@ -608,6 +612,9 @@ def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> 
     return rounded + 0.0  # -0.0 + 0.0 is 0.0
 
 
+SHOWN_DIFFERENCE = 0.005
+"""A head-to-head difference smaller than this reads 0.00 at two decimals: neither ahead nor
+behind."""
 FAR_FROM_ANCHORS = 3.0
 """A calibrated score beyond this (either sign) is named under the table: it lies several
 anchor spans out, which a narrow span (the replicate barely beating the mean) makes easy."""
@@ -696,6 +703,53 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
     return "\n".join(lines)
 
 
+def _head_to_head_text(result: EvaluationResult) -> str:
+    """Where the default wins and loses against each model on the conditions both cover.
+
+    From :meth:`~perturbsim.tl.EvaluationResult.head_to_head` on the headline metrics: the
+    comparisons whose 95 % interval lies above 0 are counted, those below 0 named, and
+    those behind on average (by more than :data:`SHOWN_DIFFERENCE`) within their interval
+    named too; with one seed (no interval), those ahead are counted and those behind
+    named. ``""`` when the evaluation has no default or no calibration.
+    """
+    default = DEFAULT_MODELS[0]
+    if default not in result.models or result.calibrated().empty:
+        return ""
+    table = result.head_to_head(default)
+    table = table[table["metric"].isin(HEADLINE_METRICS) & table["mean"].notna()]
+    if table.empty:
+        return ""
+
+    def named(rows: pd.DataFrame) -> str:
+        return "; ".join(
+            f"{r.model} {r.metric} {r.subgroup} {r.mean:+.2f}"
+            + ("" if np.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
+            for r in rows.itertuples(index=False)
+        )
+
+    behind = table[table["mean"] < -SHOWN_DIFFERENCE]
+    head = (
+        f"{default} head to head with each model on the conditions both cover (calibrated "
+        "difference; > 0: the default better"
+    )
+    if table["ci_low"].isna().all():
+        ahead = int((table["mean"] > SHOWN_DIFFERENCE).sum())
+        lines = [
+            f"{head}; one seed: no interval): ahead in {ahead} of {len(table)} comparisons, "
+            f"behind in {len(behind)}" + (f": {named(behind)}" if len(behind) else "")
+        ]
+    else:
+        won, lost = table[table["ci_low"] > 0], table[table["ci_high"] < 0]
+        noise = behind[~(behind["ci_high"] < 0)]
+        lines = [
+            f"{head}, 95 % interval over seeds): clearly better in {len(won)} of {len(table)} "
+            f"comparisons, clearly worse in {len(lost)}" + (f": {named(lost)}" if len(lost) else "")
+        ]
+        if len(noise):
+            lines.append(f"behind within noise in {len(noise)}: {named(noise)}")
+    return "\n" + "\n".join(textwrap.fill(line, width=100) for line in lines)
+
+
 def _run_demo(args: argparse.Namespace) -> None:
     from ..ds import norman2019_subset
     from ..io import write_report
@@ -713,6 +767,7 @@ def _run_demo(args: argparse.Namespace) -> None:
     result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
     print()
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
+    print(_head_to_head_text(result))
     print("\nthe screen:")
     print(condition_table(adata).groupby("kind")["n_cells"].agg(conditions="size", cells="sum"))
     rank_de(adata, n_genes=20)

@@ -124,17 +124,24 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
         lines.append(f"  not scored ({reason}): {count}")
     if not scored:
         return "\n".join(lines)
-    subtypes = [c for c in scores.columns if c.startswith("is_")]
-    counts = ", ".join(f"{c[3:]} {int(scores[c].sum())}" for c in subtypes)
-    lines.append(f"subtypes of the scored pairs (a pair may have several): {counts}")
-    summed = int((is_summed(scores) & (flags == "")).sum())  # predictions only
-    if summed:
+    summed = is_summed(scores) & (flags == "")  # predictions only
+    if summed.any():
         lines.append(
-            f"  {summed} of the {scored} predicted as the sum of their singles (column "
-            f"{SUM_OF_SINGLES} of gi_scores.csv): their subtypes are those of the "
-            "additive model, not evidence of an interaction (for pairs the screen measured, "
-            "score their measured means: perturbsim measured-gi DATA.h5ad)"
+            f"  {int(summed.sum())} of the {scored} predicted as the sum of their singles "
+            f"(column {SUM_OF_SINGLES} of gi_scores.csv): no interaction predicted, their "
+            "subtypes are those of the additive model, not counted below (for pairs the "
+            "screen measured, score their measured means: perturbsim measured-gi DATA.h5ad)"
         )
+    shown = scores[(flags == "") & ~summed]
+    subtypes = [c for c in scores.columns if c.startswith("is_")]
+    counts = ", ".join(f"{c[3:]} {int(shown[c].sum())}" for c in subtypes)
+    which = (
+        f"the {counted(len(shown), 'pair')} with a predicted interaction"
+        if summed.any()
+        else "the scored pairs"
+    )
+    if len(shown):
+        lines.append(f"subtypes of {which} (a pair may have several): {counts}")
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "

@@ -103,6 +103,12 @@ def read(
         check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
+        if backed:
+            logger.warning(
+                "backed=True with where: the %d kept cells are read into memory (setup writes "
+                "into a screen, which a subset of a backed file cannot take)",
+                kept.sum(),
+            )
         adata = adata[kept].to_memory() if backed else adata[kept].copy()
     try:
         setup(

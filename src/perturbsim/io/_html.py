@@ -777,7 +777,7 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     ``"– (none true)"`` or ``"– (all true)"``: any ranking scores the same there.
 
     Columns ``pairs per seed`` and ``genes``: the pairs compared and the genes each pair
-    was fitted on, per seed, mean over seeds (so not always whole). Empty when the
+    was fitted on, per seed, mean over seeds (one decimal where not whole). Empty when the
     evaluation scored no interactions.
     """
     summary = result.gi_summary()
@@ -797,8 +797,8 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
         ]
         for subtype in subtypes
     }
-    pairs = [f"{per_seed.loc[m, 'n_pairs']:g}" for m in models]
-    genes = [f"{per_seed.loc[m, 'n_genes']:g}" for m in models]
+    pairs = [f"{per_seed.loc[m, 'n_pairs']:.1f}".removesuffix(".0") for m in models]
+    genes = [f"{per_seed.loc[m, 'n_genes']:.1f}".removesuffix(".0") for m in models]
     return pd.DataFrame({"model": models, "pairs per seed": pairs, "genes": genes, **cells})
 
 

@@ -413,14 +413,20 @@ def markdown_report(
         ]
     else:
         lines += [
-            f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` per seed on the "
-            "same conditions: 0 = no better than the mean of the training perturbations, "
+            f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` on the same "
+            "conditions (each seed's margin of the model over the baseline, divided by the "
+            "replicate's margin averaged over the seeds, then averaged): 0 = no better than "
+            "the mean of the training perturbations, "
             "1 = as good as repeating the experiment. Undefined where the replicate is not "
             "clearly better than the baseline on the conditions scored (its mean margin not "
             "more than one standard error above 0, or one condition). The replicate is a "
             "split-half estimate of repeating the experiment at full depth: a model "
             "predicting from many cells of other conditions (a pair from its measured "
-            "singles) can score above 1.",
+            "singles) can score above 1. Its top DE genes are ranked on the half it is "
+            "scored against, as the models' are on the data they are scored against (genes "
+            "ranked on both halves would favour the noise the halves share), so from half "
+            "the cells they are noisier than the models': a rough, understated ceiling, "
+            "which the baseline passes on some conditions.",
             "",
             _summary_table(
                 calibrated,

@@ -350,6 +350,12 @@ def setup(
     check_anndata(adata)
     check_not_empty(adata)
     check_perturbation_key(adata.obs, perturbation_key)
+    if adata.is_view and adata.isbacked:
+        raise PerturbsimError(
+            "adata is a subset (view) of a backed file, which setup cannot write into: load "
+            "it with adata.to_memory(), or read only those cells with "
+            "perturbsim.ds.read(path, where={column: values})"
+        )
     if copy:
         adata = adata.copy()
     before = _screen_as_read(adata)

@@ -23,7 +23,7 @@ from anndata import AnnData
 
 from .._keys import CONTROL, SIMULATION
 from ..models import PerturbationModel
-from ..pp import PseudobulkStats, genes_of
+from ..pp import PseudobulkStats, count_de, genes_of
 from ..pp._gi import gi_scores, is_scored, resolve_abundance
 from ..pp._profiles import profiles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
@@ -76,8 +76,11 @@ class GITruth:
     :data:`~perturbsim.pp._gi.FEW_GENES` are (:func:`~perturbsim.pp._gi.resolve_abundance`,
     as :func:`~perturbsim.tl.gi_scores` chooses by default; Norman's threshold was on UMI
     counts: log-normalised screens of a few hundred variable genes, such as the bundled
-    Norman subset, keep about 5 above it), their own genes left out, with no DE-count
-    filter.
+    Norman subset, keep about 5 above it), their own genes left out. Where the truth is
+    the measured means, a pair that changes no gene significantly (no DE gene among the
+    fitted ones, :func:`~perturbsim.pp.count_de`) is left unscored, as ``perturbsim
+    measured-gi`` leaves it by default: its fit is noise (on the Gasperini screen every
+    pair).
 
     Parameters
     ----------
@@ -118,7 +121,11 @@ class GITruth:
             control = np.asarray(simulated[CONTROL].X, dtype=float).ravel()
         fitted = control > resolve_abundance(control, None)
         self.genes = list(np.asarray(stats.genes, dtype=str)[fitted])
-        self.scores = self.score(profiles, self.pairs) if self.pairs else None
+        self.n_de: dict[str, int] | None = None
+        """DE genes of each measured pair (measured truths only): none leaves it unscored."""
+        if simulated is None and self.pairs:
+            self.n_de = count_de(stats, self.pairs, genes=fitted).to_dict()
+        self.scores = self.score(profiles, self.pairs, n_de=self.n_de) if self.pairs else None
 
     @staticmethod
     def _with_singles(pairs: Sequence[str]) -> list[str]:
@@ -126,17 +133,24 @@ class GITruth:
         return [*singles, *pairs]
 
     def score(
-        self, profiles: AnnData, pairs: Sequence[str], min_cells: int | None = None
+        self,
+        profiles: AnnData,
+        pairs: Sequence[str],
+        min_cells: int | None = None,
+        n_de: dict[str, int] | None = None,
     ) -> pd.DataFrame:
         """:func:`gi_scores` of ``pairs`` in ``profiles`` on the truth's genes.
 
-        Means of fewer than ``min_cells`` cells (default the truth's) leave pairs unscored.
+        Means of fewer than ``min_cells`` cells (default the truth's) leave pairs unscored,
+        as do pairs with no DE gene in ``n_de`` when given.
         """
         return gi_scores(
             profiles,
             pairs=list(pairs),
             genes=self.genes,
             seed=self.seed,
+            n_de=n_de,
+            min_de=0,
             min_cells=self.min_cells if min_cells is None else min_cells,
         )
 
@@ -193,6 +207,7 @@ class GITruth:
                 profiles_of(self.stats.half(which), conditions),
                 self.measurable,
                 min_cells=max(1, self.min_cells // 2),
+                n_de=self.n_de,
             )
             for which in (0, 1)
         )

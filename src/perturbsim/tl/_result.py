@@ -352,16 +352,30 @@ class EvaluationResult:
         confidence
             Coverage of the interval over seeds.
         baseline
-            The model that anchors 0 (default: ``"mean"``).
+            The model that anchors 0 (default: ``"mean"``); the replicate, or a name no
+            model of the evaluation has, is an error.
 
         Returns
         -------
         One row per ``model`` (the anchors left out), ``subgroup``, ``metric``, with the
         columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
         """
+        self._check_baseline(baseline)
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
         per_seed = _calibrated_per_seed(self.scores, baseline)
         return _over_seeds(per_seed, models, confidence)
+
+    def _check_baseline(self, baseline: object) -> None:
+        """Refuse the replicate as ``baseline``, or a name no model of this evaluation has.
+
+        The default baseline (``"mean"``) may be absent: the calibration is then empty.
+        """
+        names = list(dict.fromkeys([*self.models, *self.scores["model"]]))
+        if baseline == REPLICATE or (baseline not in names and baseline != MEAN_BASELINE):
+            raise PerturbsimError(
+                f"baseline {baseline!r} must be a model of this evaluation other than the "
+                f"replicate (the other anchor): {[n for n in names if n != REPLICATE]}"
+            )
 
     def head_to_head(
         self,
@@ -387,7 +401,8 @@ class EvaluationResult:
         confidence
             Coverage of the interval over seeds.
         baseline
-            The model that anchors 0 of the calibration (default: ``"mean"``).
+            The model that anchors 0 of the calibration (default: ``"mean"``; as for
+            :meth:`calibrated`).
 
         Returns
         -------
@@ -406,6 +421,7 @@ class EvaluationResult:
         >>> sorted(table["model"].unique())
         ['additive']
         """
+        self._check_baseline(baseline)
         names = list(dict.fromkeys([*self.models, *self.scores["model"]]))
         if reference in (baseline, REPLICATE):
             raise PerturbsimError(
