@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import perturbsim as ps
+from perturbsim import PerturbsimError
 from perturbsim.models import PerturbationModel
 from perturbsim.models._grn import GRN
 from perturbsim.models._linear import Linear
@@ -513,3 +514,42 @@ def test_a_gene_outside_the_screen_is_predicted_with_a_warning(norman, name, tmp
             fitted.predict(["KLF11"])
         assert "1 gene neither measured nor perturbed in the screen" in caplog.text
         assert "(a typo?): KLF11" in caplog.text
+
+
+def _cut(adata, conditions: dict[str, int]):
+    """``adata`` with each of ``conditions`` kept to its first n cells."""
+    labels = adata.obs["perturbsim_condition"].astype(str).to_numpy()
+    keep = np.ones(adata.n_obs, bool)
+    for condition, n in conditions.items():
+        keep[np.flatnonzero(labels == condition)[n:]] = False
+    return adata[keep].copy()
+
+
+def test_conditions_of_few_cells_are_neither_fitted_nor_held_out(caplog, tmp_path):
+    adata = _cut(ps.ds.norman2019_subset(), {"FOXO4": 3, "KLF1": 4})
+    ps.pp.split(adata, kind="none", seed=1)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = ps.TrainMean(adata).fit()
+    assert "1 condition of fewer than 4 cells left out of training and validation" in caplog.text
+    assert "FOXO4" not in model.fitted_conditions and "KLF1" in model.fitted_conditions  # 4 kept
+    assert model.few_cell_conditions == ["FOXO4"] and model.held_out_conditions == []
+    model.save(tmp_path / "mean")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "mean")
+    assert loaded.few_cell_conditions == ["FOXO4"] and loaded.held_out_conditions == []
+    explicit = ps.TrainMean(adata).fit(train_conditions=["FOXO4", "KLF1"])  # as given
+    assert explicit.fitted_conditions == ["FOXO4", "KLF1"]
+
+
+def test_a_split_left_without_conditions_of_enough_cells_says_so(caplog):
+    adata = ps.ds.norman2019_subset()
+    perturbed = [c for c in adata.obs["perturbsim_condition"].cat.categories if c != "ctrl"]
+    few = _cut(adata, dict.fromkeys(perturbed, 2))
+    ps.pp.split(few, kind="none", seed=1)
+    with pytest.raises(PerturbsimError, match="every perturbed training condition has fewer"):
+        ps.TrainMean(few).fit()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    val = ps.pp.Split.from_adata(adata).val
+    emptied = _cut(adata, dict.fromkeys(val, 2))
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.TrainMean(emptied).fit()
+    assert ", leaving no validation condition:" in caplog.text

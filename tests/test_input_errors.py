@@ -105,9 +105,10 @@ def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
         additive.predict_pairs(["KFL1", "MAP2K6"])
     with pytest.raises(PerturbsimError, match=r"NOTAGENE1 \(never perturbed.*\)$"):
         additive.predict(["NOTAGENE1"])  # nothing close: no guess
-    with pytest.raises(PerturbsimError, match="of CEBPB") as err:
-        additive.predict(["CEBPB"])
-    assert "did you mean" not in str(err.value)  # a human gene, not a misspelt CEBPE
+    with pytest.raises(PerturbsimError, match="of KLF2") as err:
+        additive.predict(["KLF2"])
+    assert "did you mean" not in str(err.value)  # a human gene, not a misspelt KLF1
+    assert additive._typo_hint(["KLF1X"]) == " (did you mean 'KLF1' for 'KLF1X'?)"  # no gene
 
 
 def test_a_control_label_in_another_case_is_named():
@@ -249,12 +250,22 @@ def test_sampling_more_cells_than_memory_holds_says_so(additive, split_norman, m
     assert additive.sample(["KLF1"], split_norman, n_cells=3).shape == (3, 500)
 
 
-def test_a_set_larger_than_any_fitted_condition_is_named_as_an_extrapolation(additive, caplog):
+def test_a_set_larger_than_any_fitted_condition_is_named(additive, caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         pred = additive.predict(["HK2+KLF1+MAP2K6", "KLF1+MAP2K6"])
     assert pred.n_obs == 2  # predicted all the same, as the singles summed
-    (warning,) = [r.getMessage() for r in caplog.records if "extrapolation" in r.getMessage()]
+    (warning,) = [r.getMessage() for r in caplog.records if "more genes than any" in r.getMessage()]
     assert warning.startswith("1 prediction is of a set of more genes than any condition the")
-    assert warning.endswith(
-        "(at most 2): an extrapolation no held-out condition scored: HK2+KLF1+MAP2K6"
-    )
+    assert warning.endswith("(at most 2), combined as it learnt to combine fewer: HK2+KLF1+MAP2K6")
+
+
+def test_sampled_cells_and_pair_maps_of_larger_sets_are_named_too(split_norman, caplog):
+    singles = [c for c in ps.pp.Split.from_adata(split_norman).train if c.count("+") == 0]
+    model = ps.TrainMean(split_norman).fit(train_conditions=singles)  # never saw a pair
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model.sample(["KLF1+MAP2K6"], split_norman, n_cells=2)
+    assert "1 prediction is of a set of more genes than any condition" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model.predict_pairs(["KLF1", "MAP2K6", "HK2"])
+    assert "3 predictions are of sets of more genes than any condition" in caplog.text

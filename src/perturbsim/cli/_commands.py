@@ -520,7 +520,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
-    print(_head_to_head_text(result))
+    if head_to_head := _head_to_head_text(result):
+        print(head_to_head)
     gi = gi_precision_table(result)
     if not gi.empty:
         print(
@@ -767,7 +768,8 @@ def _run_demo(args: argparse.Namespace) -> None:
     result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
     print()
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
-    print(_head_to_head_text(result))
+    if head_to_head := _head_to_head_text(result):
+        print(head_to_head)
     print("\nthe screen:")
     print(condition_table(adata).groupby("kind")["n_cells"].agg(conditions="size", cells="sum"))
     rank_de(adata, n_genes=20)

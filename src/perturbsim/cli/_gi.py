@@ -125,14 +125,16 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if not scored:
         return "\n".join(lines)
     summed = is_summed(scores) & (flags == "")  # predictions only
+    shown = scores[(flags == "") & ~summed]
     if summed.any():
         lines.append(
             f"  {int(summed.sum())} of the {scored} predicted as the sum of their singles "
             f"(column {SUM_OF_SINGLES} of gi_scores.csv): no interaction predicted, their "
-            "subtypes are those of the additive model, not counted below (for pairs the "
-            "screen measured, score their measured means: perturbsim measured-gi DATA.h5ad)"
+            "subtypes are those of the additive model"
+            + (", not counted below" if len(shown) else "")
+            + " (for pairs the screen measured, score their measured means: perturbsim "
+            "measured-gi DATA.h5ad)"
         )
-    shown = scores[(flags == "") & ~summed]
     subtypes = [c for c in scores.columns if c.startswith("is_")]
     counts = ", ".join(f"{c[3:]} {int(shown[c].sum())}" for c in subtypes)
     which = (

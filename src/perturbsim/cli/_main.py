@@ -48,28 +48,37 @@ class _CliWording(logging.Filter):
         return True
 
 
-def _refuse_double_dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    """Refuse ``--option=--``, whose value argparse would drop silently.
+def _double_dash_value(argv: Sequence[str]) -> str:
+    """The error for an ``--option=--`` in ``argv``, whose value argparse drops; else ``""``.
 
     argparse reads ``--`` as the end of the options, so that a command would run on a value
     other than the one given.
     """
     for token in argv:
         if token == "--":  # what follows is positional
-            return
-        if token.startswith("--") and token.endswith("=--"):
-            parser.error(
-                f"{token}: '--' cannot be an option's value on the command line (it ends the "
-                "options); relabel the screen with another separator, or read it in Python "
+            return ""
+        option, _, value = token.partition("=")
+        if token.startswith("--") and value == "--":
+            hint = (
+                "; relabel the screen with another separator, or read it in Python "
                 "(perturbsim.ds.read(..., sep='--'))"
+                if option == "--sep"
+                else ""
             )
+            return (
+                f"{option}: '--' cannot be given as a value on the command line (it ends the "
+                f"options){hint}"
+            )
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``perturbsim`` command; return its exit status."""
-    parser = build_parser()
-    _refuse_double_dash_values(parser, sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    refused = _double_dash_value(sys.argv[1:] if argv is None else argv)
+    if refused:
+        print(f"perturbsim: error: {refused}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress

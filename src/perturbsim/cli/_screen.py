@@ -47,6 +47,11 @@ _CLI_WORDS = (
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
+    (re.compile(r"\bleft out of measured=, which"), "left out of --measured FILE, which"),
+    (
+        re.compile(r"\bpass them with tl\.measured_conditions\(model\)"),
+        "list the model's conditions in the file too",
+    ),
     (
         re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{(.+?): VALUE\}\)\)"),
         lambda m: _pooling_hint(m[1]),

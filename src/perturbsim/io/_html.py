@@ -707,7 +707,9 @@ GI_TRUTH_NOTES = {
     "singles) scores the test pairs' own measured means against it: the screen's noise "
     "ceiling, how well the screen itself, at its depth, ranks the true interactions.",
     "measured": "The truth is the test pairs' measured means (each pair and its singles), a "
-    "noisy measurement; pairs whose singles were not measured are left out. The row "
+    "noisy measurement; pairs whose singles were not measured, and pairs that change no "
+    "gene significantly (no DE gene, as perturbsim measured-gi leaves them out), are left "
+    "out. The row "
     "replicate, where present, ranks one random half of the cells' means against the other "
     "half's: how well the measurement ranks its own interactions, a rough ceiling, "
     "understated (half the cells on each side). Where it is near random, the truth's "
@@ -770,6 +772,11 @@ def _precision_cell(precision: float, random: float) -> str:
     return f"{number_text(precision, 2)} ({number_text(random, 2)})"
 
 
+def _count_text(mean: float) -> str:
+    """A mean count: whole as such, else with one decimal (``3``, ``2.9``, ``13.3``)."""
+    return f"{mean:.0f}" if float(mean).is_integer() else f"{mean:.1f}"
+
+
 def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     """Precision@k per model (rows) and subtype (columns), ``"0.70 (0.63)"`` with random.
 
@@ -797,8 +804,8 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
         ]
         for subtype in subtypes
     }
-    pairs = [f"{per_seed.loc[m, 'n_pairs']:.1f}".removesuffix(".0") for m in models]
-    genes = [f"{per_seed.loc[m, 'n_genes']:.1f}".removesuffix(".0") for m in models]
+    pairs = [_count_text(per_seed.loc[m, "n_pairs"]) for m in models]
+    genes = [_count_text(per_seed.loc[m, "n_genes"]) for m in models]
     return pd.DataFrame({"model": models, "pairs per seed": pairs, "genes": genes, **cells})
 
 

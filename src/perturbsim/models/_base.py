@@ -306,6 +306,10 @@ class PerturbationModel(ABC):
         self.screen_conditions: list[str] = []
         """Perturbed conditions with cells in the screen of the last fit, held-out ones
         included: all measured (saved with it; empty in files saved before it was kept)."""
+        self.few_cell_conditions: list[str] = []
+        """Perturbed conditions of the last fit's training and validation sets left out of
+        the fit for their few cells (:class:`ScreenData`): neither fitted nor held out
+        (saved with it)."""
         self.part_of: str | None = None
         """The model this one is a part of (set by that model, e.g. the default's corrections),
         which weighs it on held-out conditions: warnings of a fallback it would give alone
@@ -328,8 +332,9 @@ class PerturbationModel(ABC):
         """Perturbed conditions of the screen of the last fit that the fit held out.
 
         Its split's test conditions (empty for a model fitted on every condition, ``split``
-        kind ``"none"``); ``None`` for a model not fitted or saved before perturbsim recorded
-        the screen's conditions.
+        kind ``"none"``), not the conditions of few cells it left out of training
+        (:attr:`few_cell_conditions`); ``None`` for a model not fitted or saved before
+        perturbsim recorded the screen's conditions.
 
         Examples
         --------
@@ -343,7 +348,7 @@ class PerturbationModel(ABC):
         """
         if self.fitted_conditions is None or not self.screen_conditions:
             return None
-        fitted = set(self.fitted_conditions)
+        fitted = {*self.fitted_conditions, *self.few_cell_conditions}
         return [c for c in self.screen_conditions if c not in fitted]
 
     def __repr__(self) -> str:
@@ -460,6 +465,7 @@ class PerturbationModel(ABC):
         self.is_fitted = True
         self._warned.clear()  # a refitted model's predictions are new
         self.fitted_conditions = data.perturbed([*data.train, *data.val])
+        self.few_cell_conditions = list(data.few_cells)
         stats = data.stats
         self.screen_conditions = data.perturbed(
             [str(c) for c, n in zip(stats.conditions, stats.n_cells, strict=True) if n > 0]
@@ -627,6 +633,8 @@ class PerturbationModel(ABC):
         measured or a human gene symbol (the bundled GO annotations) is no misspelling
         (``CEBPB`` is not ``CEBPE``).
         """
+        if not unknown:
+            return ""
         perturbed = sorted(self.perturbed_genes())
         real = {*map(str, self.genes), *human_go()["gene"].astype(str)}
         close = {
@@ -669,8 +677,10 @@ class PerturbationModel(ABC):
 
         It also names the flagged genes measured alone but held out by the model's split
         (their measurements unused). ``fix`` (e.g. ``"strict=True refuses such
-        predictions"``) ends the message.
+        predictions"``) ends the message. Sets of more genes than any fitted condition are
+        warned of too (:meth:`_warn_of_larger_sets`).
         """
+        self._warn_of_larger_sets(list(prediction.obs_names))
         if not WARN_UNSUPPORTED.get() or PRED_UNSUPPORTED not in prediction.obs:
             return
         flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
@@ -789,15 +799,14 @@ class PerturbationModel(ABC):
             out.layers[VARIANCE_LAYER] = variance.astype(np.float32)
         out.uns[UNS] = {PRED_MODEL: self.label}
         self._warn_of(out, "strict=True refuses such predictions")
-        self._warn_of_larger_sets(labels)
         return out
 
     def _warn_of_larger_sets(self, labels: Sequence[str]) -> None:
         """Warn of predicted sets of more genes than any condition the model was fitted on.
 
-        No held-out condition tells how well such an extrapolation holds (the models combine
-        the genes' singles, or embeddings, as they learnt to for smaller sets). Nothing is
-        said for a model saved before its fitted conditions were recorded.
+        The models combine the genes' singles, or embeddings, as they learnt to for smaller
+        sets; nothing the model was fitted on tells how well that holds for larger ones.
+        Nothing is said for a model saved before its fitted conditions were recorded.
         """
         if not WARN_UNSUPPORTED.get() or not self.fitted_conditions:
             return
@@ -806,8 +815,8 @@ class PerturbationModel(ABC):
         if larger:
             self._warn_once(
                 f"{counted(len(larger), 'prediction is of a set', 'predictions are of sets')} "
-                f"of more genes than any condition the model was fitted on (at most {largest}): "
-                f"an extrapolation no held-out condition scored: "
+                f"of more genes than any condition the model was fitted on (at most {largest}), "
+                "combined as it learnt to combine fewer: "
                 f"{shown_list(larger, _MAX_NAMED_GENES)}"
             )
 
@@ -1075,16 +1084,16 @@ class PerturbationModel(ABC):
         """
         check_setup(adata)
         self.check_genes_of(adata)
-        with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
-            prediction = self.predict(perturbations)
-        self._warn_of(prediction)
-        counts = _cell_counts(n_cells, prediction.n_obs)
         control_rows = np.flatnonzero((adata.obs[CONDITION] == CONTROL).to_numpy())
         if not control_rows.size:
             raise PerturbsimError(
                 "adata has no control cells: sample draws each perturbation's cells from the "
                 "control cells' distribution; pass the screen with its control cells"
             )
+        with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
+            prediction = self.predict(perturbations)
+        self._warn_of(prediction)
+        counts = _cell_counts(n_cells, prediction.n_obs)
         matrix = cell_matrix(adata)
         p0, one_count = _control_summary(matrix, control_rows)
         rng = np.random.default_rng(resolve_seed(seed))
@@ -1137,6 +1146,7 @@ class PerturbationModel(ABC):
             "options": self._options(),
             "fitted_conditions": self.fitted_conditions,
             "screen_conditions": self.screen_conditions,
+            "few_cell_conditions": self.few_cell_conditions,
             "screen_labels": self.screen_labels,
             "screen_where": self.screen_where,
         }
@@ -1187,6 +1197,7 @@ class PerturbationModel(ABC):
         fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
         model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
         model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]
+        model.few_cell_conditions = [str(c) for c in config.get("few_cell_conditions", [])]
         return model
 
     @classmethod

@@ -78,24 +78,38 @@ def screen_go_annotations(
 
 def _without_few_cells(
     stats: PseudobulkStats, train: list[str], val: list[str]
-) -> tuple[list[str], list[str]]:
-    """``train`` and ``val`` but their perturbed conditions of fewer than 4 cells.
+) -> tuple[list[str], list[str], list[str]]:
+    """``train`` and ``val`` but their perturbed conditions of fewer than 4 cells, and those.
 
     (:data:`~perturbsim.pp._pseudobulk.MIN_REPLICATE_CELLS`.) Those left out are named in
-    one warning.
+    one warning, which says when no validation condition is left.
+
+    Raises
+    ------
+    PerturbsimError
+        When no perturbed training condition is left.
     """
     both = [*train, *val]
     cells = stats.n_cells[stats.index(both)]
-    few = {c for c, n in zip(both, cells, strict=True) if genes_of(c) and n < MIN_CELLS}
-    if few:
-        logger.warning(
-            "%s of fewer than %d cells left out of training and validation (the mean of so "
-            "few cells is mostly noise; they can still be predicted): %s",
-            counted(len(few), "condition"),
-            MIN_CELLS,
-            shown_list([c for c in both if c in few], 10),
+    few = [c for c, n in zip(both, cells, strict=True) if genes_of(c) and n < MIN_CELLS]
+    if not few:
+        return train, val, []
+    kept_train = [c for c in train if c not in set(few)]
+    kept_val = [c for c in val if c not in set(few)]
+    if not any(genes_of(c) for c in kept_train):
+        raise PerturbsimError(
+            f"every perturbed training condition has fewer than {MIN_CELLS} cells, too few "
+            f"for a mean to learn from: {shown_list(few, 10)}"
         )
-    return [c for c in train if c not in few], [c for c in val if c not in few]
+    logger.warning(
+        "%s of fewer than %d cells left out of training and validation (the mean of so few "
+        "cells is mostly noise; they can still be predicted)%s: %s",
+        counted(len(few), "condition"),
+        MIN_CELLS,
+        ", leaving no validation condition" if val and not kept_val else "",
+        shown_list(few, 10),
+    )
+    return kept_train, kept_val, few
 
 
 @dataclass
@@ -117,6 +131,9 @@ class ScreenData:
     where
         The cells the screen was read with (:func:`perturbsim.ds.read`'s ``where``: column ->
         values kept; empty when every cell of the file, or unknown).
+    few_cells
+        Perturbed conditions of the split's training and validation sets left out of them
+        for having fewer than 4 cells (:meth:`from_adata`): neither fitted nor held out.
     """
 
     stats: PseudobulkStats
@@ -124,6 +141,7 @@ class ScreenData:
     val: list[str]
     labels: dict[str, str] = field(default_factory=dict)
     where: dict[str, list[str]] = field(default_factory=dict)
+    few_cells: list[str] = field(default_factory=list)
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> ScreenData:
@@ -155,18 +173,21 @@ class ScreenData:
             train, val = list(stats.conditions), []
         if CONTROL not in train:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
-        train, val = _without_few_cells(stats, train, val)
+        train, val, few = _without_few_cells(stats, train, val)
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
         labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
         if setup.get("normalize", False):
             labels["normalize"] = "true"
         where = {str(c): [str(v) for v in values] for c, values in setup.get("where", {}).items()}
-        return cls(stats=stats, train=train, val=val, labels=labels, where=where)
+        return cls(stats=stats, train=train, val=val, labels=labels, where=where, few_cells=few)
 
     def with_conditions(
         self, train: Sequence[str] | None, val: Sequence[str] | None = None
     ) -> ScreenData:
         """The same statistics with other training and validation conditions.
+
+        The conditions are taken as given, whatever their cells (none is left out as
+        :meth:`from_adata` leaves out those of fewer than 4 cells).
 
         Parameters
         ----------

@@ -445,7 +445,8 @@ def design(
         changes count for the diversity penalty, their single genes for coverage. Default:
         :func:`measured_conditions`. A list replaces that record (a study of what to
         have measured may hold conditions of the screen out), with a warning naming the
-        conditions it chose that the model was fitted on: for conditions measured since, pass
+        conditions it chose that the model was fitted on (none for an empty list: nothing
+        measured, by intent): for conditions measured since, pass
         ``[*measured_conditions(model), *new]``; for a model saved before its fitted
         conditions were recorded, every measured condition. Those the model cannot
         predict are left out of both, with a warning naming them.
@@ -528,7 +529,7 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
-    if measured is not None:
+    if measured:  # an empty list: nothing measured, by intent
         _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
 
