@@ -714,9 +714,9 @@ def _head_to_head_text(result: EvaluationResult) -> str:
     named. ``""`` when the evaluation has no default or no calibration.
     """
     default = DEFAULT_MODELS[0]
-    if default not in result.models or result.calibrated().empty:
+    if default not in result.models:
         return ""
-    table = result.head_to_head(default)
+    table = result.head_to_head(default)  # empty without the calibration's anchors
     table = table[table["metric"].isin(HEADLINE_METRICS) & table["mean"].notna()]
     if table.empty:
         return ""

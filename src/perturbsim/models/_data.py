@@ -94,8 +94,9 @@ def _without_few_cells(
     few = [c for c, n in zip(both, cells, strict=True) if genes_of(c) and n < MIN_CELLS]
     if not few:
         return train, val, []
-    kept_train = [c for c in train if c not in set(few)]
-    kept_val = [c for c in val if c not in set(few)]
+    left_out = set(few)
+    kept_train = [c for c in train if c not in left_out]
+    kept_val = [c for c in val if c not in left_out]
     if not any(genes_of(c) for c in kept_train):
         raise PerturbsimError(
             f"every perturbed training condition has fewer than {MIN_CELLS} cells, too few "

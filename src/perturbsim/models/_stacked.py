@@ -1344,13 +1344,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             return
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
-        candidates = {  # those flagged unsupported are warned of already
-            str(label): rest
-            for label in obs.index
-            if not unsupported[label]
-            and (rest := tuple(g for g in genes_of(str(label)) if g not in self.singles))
-            and (len(rest) == len(genes_of(str(label))) or self._summed(genes_of(str(label))))
-        }
+        candidates: dict[str, GeneSet] = {}  # those flagged unsupported are warned of already
+        for label in obs.index[~unsupported.to_numpy(dtype=bool)]:
+            genes = genes_of(str(label))
+            rest = tuple(g for g in genes if g not in self.singles)
+            if rest and (len(rest) == len(genes) or self._summed(genes)):
+                candidates[str(label)] = rest
         genes = sorted({g for rest in candidates.values() for g in rest})
         _, scaled = self._baseline([(gene,) for gene in genes])
         departure = (
