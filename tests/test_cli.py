@@ -157,6 +157,43 @@ def test_export_compares_the_cells_a_filter_keeps_not_their_names(tmp_path, capl
     assert warned == {"all, one lane": True, "one lane, both": True, "one lane, the same": False}
 
 
+def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
+    from perturbsim.cli._commands import _head_to_head_text
+    from perturbsim.tl import EvaluationResult
+
+    rows = []
+    for seed in (1, 2, 3):
+        values = {  # pearson_delta_de on one unseen single a seed; the mean 0, the replicate 1
+            "stacked": 0.5 + 0.01 * seed,
+            "linear": 0.7 - 0.01 * seed,  # ahead of the default on every seed: clearly worse
+            "mean": 0.0,
+            "replicate": 1.0,
+        }
+        for model, value in values.items():
+            rows.append((model, seed, "unseen_single", f"G{seed}", "pearson_delta_de", value))
+    # two pairs of seed 1 only; the replicate as a full-depth repeat spans about 0.97 there
+    for condition, replicate in (("G1+G2", 1.0), ("G1+G3", 0.9)):
+        for model, value in (("stacked", 0.2), ("linear", 0.6), ("mean", 0.0)):
+            rows.append((model, 1, "combo_seen0", condition, "pearson_delta_de", value))
+        rows.append(("replicate", 1, "combo_seen0", condition, "pearson_delta_de", replicate))
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    result = EvaluationResult(
+        scores=scores,
+        coverage=pd.DataFrame(columns=["model", "subgroup"]),
+        settings={"models": ["stacked", "linear", "mean", "replicate"]},
+    )
+    text = _head_to_head_text(result).replace("\n", " ")
+    assert "clearly better in 0 of 2 comparisons, clearly worse in 1: linear" in text
+    assert "pearson_delta_de unseen_single -0.16 [" in text
+    assert "behind within noise" not in text
+    assert (
+        "behind where one seed alone defines the difference (no interval) in 1: linear "
+        "pearson_delta_de combo_seen0 -0.41" in text
+    )
+
+
 @pytest.mark.slow
 def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert main(["--no-progress", "demo", "--out", str(tmp_path / "report")]) == 0

@@ -711,7 +711,9 @@ def _head_to_head_text(result: EvaluationResult) -> str:
     comparisons whose 95 % interval lies above 0 are counted, those below 0 named, and
     those behind on average (by more than :data:`SHOWN_DIFFERENCE`) within their interval
     named too; with one seed (no interval), those ahead are counted and those behind
-    named. ``""`` when the evaluation has no default or no calibration.
+    named. In an evaluation over seeds, a comparison that only one seed defines (no
+    interval) and is behind is named apart, as defined by one seed. ``""`` when the
+    evaluation has no default or no calibration.
     """
     default = DEFAULT_MODELS[0]
     if default not in result.models:
@@ -741,13 +743,19 @@ def _head_to_head_text(result: EvaluationResult) -> str:
         ]
     else:
         won, lost = table[table["ci_low"] > 0], table[table["ci_high"] < 0]
-        noise = behind[~(behind["ci_high"] < 0)]
+        one_seed = behind[behind["ci_high"].isna()]
+        noise = behind[behind["ci_high"] >= 0]
         lines = [
             f"{head}, 95 % interval over seeds): clearly better in {len(won)} of {len(table)} "
             f"comparisons, clearly worse in {len(lost)}" + (f": {named(lost)}" if len(lost) else "")
         ]
         if len(noise):
             lines.append(f"behind within noise in {len(noise)}: {named(noise)}")
+        if len(one_seed):
+            lines.append(
+                f"behind where one seed alone defines the difference (no interval) in "
+                f"{len(one_seed)}: {named(one_seed)}"
+            )
     return "\n" + "\n".join(textwrap.fill(line, width=100) for line in lines)
 
 
