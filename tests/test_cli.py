@@ -56,6 +56,21 @@ def _train(data: str, out: Path, *options: str) -> int:
     return main(["train", data, "--out", str(out), "--control", "control", *options])
 
 
+def test_a_file_of_several_screens_is_refused_unless_one_is_picked_or_pooled(capsys, tmp_path):
+    screen = ps.ds.simulate(size="tiny", seed=0)
+    screen.obs["dataset"] = np.where(np.arange(screen.n_obs) % 3 == 0, "other19", "mine23")
+    data = _write(screen, tmp_path / "two.h5ad")
+    assert _train(data, tmp_path / "m", "--model", "mean") == 2
+    assert _one_line_error(capsys) == (
+        "perturbsim train: error: obs['dataset'] names 2 screens (mine23, other19): pooled, "
+        "each condition (control included) would mix their cells and read their differences "
+        "as effects; pick one with --where dataset=mine23, or pass --pool-datasets"
+    )
+    assert not (tmp_path / "m").exists()
+    assert _train(data, tmp_path / "one", "--model", "mean", "--where", "dataset=mine23") == 0
+    assert _train(data, tmp_path / "both", "--model", "mean", "--pool-datasets") == 0
+
+
 def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     screen = ps.ds.simulate(size="tiny", seed=0)
     screen.obs["cell_type"] = np.where(np.arange(screen.n_obs) % 3 == 0, "A172", "K562")

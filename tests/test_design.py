@@ -155,6 +155,11 @@ def test_diversity_spreads_the_chosen_predictions(model):
         plain["perturbation"].tolist()
     )
     assert spread["diversity_penalty"].mean() < plain["diversity_penalty"].mean()
+    for given in (np.array(measured), pd.Index(measured), pd.Series(measured)):  # any sequence
+        again = ps.tl.design(
+            model, budget=8, measured=given, coverage_weight=0.0, diversity_weight=3.0
+        )
+        pd.testing.assert_frame_equal(again, spread)
 
 
 def test_coverage_spreads_over_the_go_graph():
@@ -249,6 +254,23 @@ def test_learning_curves_summary_and_plot():
         ps.tl.active_learning_summary(curves.drop(columns="seed"))
     with pytest.raises(ps.PerturbsimError, match="must be a DataFrame of learning curves"):
         ps.tl.active_learning_summary(curves.to_dict())
+    # a round that could not be scored (NaN) leaves its seed out of that point only
+    unscored = ps.tl.active_learning_summary(
+        curves.assign(
+            error=curves["error"].where(~((curves["seed"] == 2) & (curves["n_measured"] == 16)))
+        )
+    )
+    row = unscored[(unscored["strategy"] == "combined") & (unscored["n_measured"] == 16)].iloc[0]
+    assert row["mean"] == pytest.approx(0.55) and row["n_seeds"] == 2
+    assert unscored["n_seeds"].tolist() == [3, 2, 3, 2]
+    with pytest.raises(ps.PerturbsimError) as err:  # the same curves twice are not 6 seeds
+        ps.tl.active_learning_summary(pd.concat([curves, curves]))
+    assert str(err.value) == (
+        "curves repeat a strategy, seed and number measured (each seed counts once): "
+        "'combined', seed 0, 8 measured"
+    )
+    with pytest.raises(ps.PerturbsimError, match="^curves' error column must be numeric, got 'x'"):
+        ps.tl.active_learning_summary(curves.assign(error=["x"] + [0.5] * 11))
 
 
 def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):

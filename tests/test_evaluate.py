@@ -287,6 +287,14 @@ def test_results_replace_only_earlier_results_and_only_when_told(result, tmp_pat
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_the_report_names_every_table_it_writes(result, tmp_path):
+    written = ps.io.write_report(result, tmp_path / "report")
+    files = (tmp_path / "report" / "report.md").read_text().split("## Files")[1]
+    tables = sorted(name for name in map(str, written) if name.endswith(".csv"))
+    assert "calibrated.csv" in tables
+    assert [t for t in tables if f"`{t}`" not in files] == []
+
+
 def test_results_go_into_the_folder_itself(result, tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -140,6 +140,33 @@ def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_ti
     assert set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, "G0030"}
 
 
+def test_a_failed_export_replaces_neither_file(gears, split_tiny, tmp_path, monkeypatch):
+    first = ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"])
+    before = [path.read_bytes() for path in first]
+    write = ad.AnnData.write_h5ad
+
+    def full_disk_on_real(self, filename, **kwargs):  # the second file's write fails
+        if ".real.h5ad." in str(filename):
+            raise OSError("No space left on device")
+        return write(self, filename, **kwargs)
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", full_disk_on_real)
+    with pytest.raises(OSError, match="No space left"):
+        ps.io.export_cell_eval(
+            gears, split_tiny, tmp_path, conditions=["G0026+G0024"], overwrite=True
+        )
+    assert [path.read_bytes() for path in first] == before  # pred.h5ad too stays the first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.h5ad", "real.h5ad"]
+
+
+def test_an_out_dir_that_is_a_file_is_a_one_line_error(gears, split_tiny, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(PerturbsimError) as err:
+        ps.io.export_cell_eval(gears, split_tiny, afile, conditions=["G0030"])
+    assert str(err.value) == f"{str(afile)!r} is a file, not a folder to export into"
+
+
 @pytest.mark.parametrize(
     ("conditions", "message"),
     [

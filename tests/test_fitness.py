@@ -342,6 +342,12 @@ def test_split_holds_out_by_gene(interacting):
     assert sorted(everything) == sorted(screen.pair_table().index)
     with pytest.raises(ps.PerturbsimError, match="at least 2 unseen"):
         ps.tl.fitness_split(screen, unseen_fraction=0.01)
+    with pytest.raises(
+        ps.PerturbsimError, match=r"^unseen_fraction must lie in \(0, 1\), got '0.25'$"
+    ):
+        ps.tl.fitness_split(screen, unseen_fraction="0.25")
+    with pytest.raises(ps.PerturbsimError, match=r"^val_fraction must lie in \[0, 1\), got None$"):
+        ps.tl.fitness_split(screen, val_fraction=None)
 
 
 def test_split_repr_counts_each_set_with_a_few_examples(interacting):

@@ -166,7 +166,7 @@ def test_go_graph_bad_arguments(human_go):
         go_graph(["KLF1"], annotations=human_go, top_k=0)
     with pytest.raises(ps.PerturbsimError, match="threshold"):
         go_graph(["KLF1"], annotations=human_go, threshold=-0.5)
-    with pytest.raises(ps.PerturbsimError, match="missing \\['term'\\]"):
+    with pytest.raises(ps.PerturbsimError, match=r"^no columns \['term'\] in annotations \(it has"):
         go_graph(["KLF1"], annotations=human_go.rename(columns={"term": "go"}))
 
 
@@ -377,6 +377,15 @@ def test_read_annotations_feeds_go_graph(tmp_path):
     path.write_text("unc-1\tGO:1\nunc-1\tGO:2\nunc-2\tGO:1\nunc-2\tGO:2\nunc-3\tGO:3\n")
     graph = go_graph(["unc-1", "unc-2", "unc-3"], annotations=read_annotations(path))
     assert edge_weights(graph) == {("unc-2", "unc-1"): 1.0, ("unc-1", "unc-2"): 1.0}
+
+
+def test_annotations_that_are_not_a_table_are_a_one_line_error():
+    with pytest.raises(PerturbsimError) as err:
+        go_graph(["unc-1"], annotations={"unc-1": ["GO:1"]})
+    assert str(err.value) == (
+        "annotations must be a DataFrame of GO annotations (perturbsim.graphs.read_annotations) "
+        "with the columns ['gene', 'term'], got dict"
+    )
 
 
 def test_shared_gene2go_table_reads_as_bundled(shared_data, human_go):

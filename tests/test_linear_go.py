@@ -214,7 +214,7 @@ def test_annotations_that_cover_nothing(tiny):
     unrelated = pd.DataFrame({"gene": ["NOPE1", "NOPE2"], "term": ["T1", "T1"]})
     with pytest.raises(ps.PerturbsimError, match="none of the .* has a GO annotation"):
         LinearGO(tiny, go_annotations=unrelated).fit()
-    with pytest.raises(ps.PerturbsimError, match="missing"):
+    with pytest.raises(ps.PerturbsimError, match=r"^no columns \[.term.\] in annotations"):
         LinearGO(tiny, go_annotations=unrelated.rename(columns={"term": "go"})).fit()
 
 

@@ -127,6 +127,23 @@ def test_predicted_vs_true_reads_a_set_up_screen_or_profiles(split_tiny, pair):
         pl.predicted_vs_true(changes, split_tiny, condition="NOPE")
 
 
+def test_predicted_vs_true_names_a_bare_array_by_the_other_side(split_tiny, pair):
+    stats = ps.pp.PseudobulkStats.from_adata(split_tiny)
+    genes = ps.pp.DEGenes.from_adata(split_tiny).top_genes(pair)[:3]
+    pred = TrainMean(split_tiny).fit().predict(pair)
+    expected = pl.predicted_vs_true(pred, stats, genes=genes).collections[0].get_offsets()
+    measured = stats.delta[stats.index([pair])[0]]  # a bare array, in the screen's gene order
+    ax = pl.predicted_vs_true(pred, measured, genes=genes)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), expected, rtol=1e-6)
+    changes = np.asarray(pred.layers["delta"][0])  # the bare array on the predicted side
+    ax = pl.predicted_vs_true(changes, stats, condition=pair, genes=genes)
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), expected, rtol=1e-6)
+    with pytest.raises(ps.PerturbsimError, match=r"^predicted \(3\) and measured \(4\) differ"):
+        pl.predicted_vs_true(np.zeros(3), np.zeros(4))
+    with pytest.raises(ps.PerturbsimError, match="^genes= needs named values"):
+        pl.predicted_vs_true(np.zeros(3), np.zeros(3), genes=["G0001"])
+
+
 def test_predicted_vs_true_draws_the_row_of_a_prediction_condition_names(norman):
     pred = TrainMean(norman).fit().predict(["KLF1", "MAP2K6", "MAP2K3+MAP2K6", "CBL", "FOXO4"])
     genes = ["HBZ", "HBG2", "NPPA"]
@@ -222,6 +239,8 @@ def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):
         pl.training_history(result.histories)
     with pytest.raises(ps.PerturbsimError, match=r"^gears has no training history: it is not fit"):
         pl.training_history(ps.GEARS(split_tiny, seed=0, go_annotations=tiny_go))
+    with pytest.raises(ps.PerturbsimError, match=r"^mean has no training history: it trained no "):
+        pl.training_history(TrainMean(split_tiny).fit())  # a baseline keeps no history at all
     table = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4]})
     with pytest.raises(ps.PerturbsimError) as err:
         pl.training_history(table)
@@ -323,6 +342,17 @@ def test_design_curves_bands_stop_at_zero_for_an_error_that_cannot_be_negative()
     assert min(b.min() for b in bands) == 0.0
     signed = pl.design_curves(wide.assign(error=wide["error"] - 0.5)).collections
     assert min(c.get_paths()[0].vertices[:, 1].min() for c in signed) < -0.5
+    # a round that could not be scored keeps the floor
+    unscored = wide.assign(error=wide["error"].where(wide.index != 0))
+    bands = [c.get_paths()[0].vertices[:, 1] for c in pl.design_curves(unscored).collections]
+    assert np.nanmin([b.min() for b in bands]) == 0.0
+
+
+def test_design_curves_and_metric_bars_take_one_name_as_a_string(result):
+    ax = pl.design_curves(CURVES, strategies="random")
+    assert [line.get_label() for line in ax.get_lines()] == ["random", "random's final error"]
+    ax = pl.metric_bars(result, metric="pearson_delta_de", models="mean")
+    assert len([c for c in ax.containers if isinstance(c, BarContainer)]) == 1
 
 
 def test_design_curves_refuse_an_unknown_reference():

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ._errors import PerturbsimError
@@ -33,18 +33,42 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     -------
     ``path``, with the usual permissions of a new file (``0o666`` less the umask).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    return atomic_write_all({path: write})[0]
+
+
+def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> list[Path]:
+    """Write files that belong together: each to a temporary file, then all renamed into place.
+
+    No destination is replaced before every file is written, so a failure while writing
+    (a full disk) leaves them all as they were, never a new one beside an old one.
+
+    Parameters
+    ----------
+    writes
+        Destination -> the function writing its content to the path it is given; each
+        destination's folder is created if absent.
+
+    Returns
+    -------
+    The destinations, in order, with the usual permissions of a new file.
+    """
+    temporary: dict[Path, Path] = {}
     try:
-        write(Path(tmp))
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
+        for destination, write in writes.items():
+            path = Path(destination)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+            os.close(fd)
+            temporary[path] = Path(tmp)
+            write(Path(tmp))
+            os.chmod(tmp, new_file_mode())
+        for path, tmp in temporary.items():
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+    return list(temporary)
 
 
 RESULTS_MARKER = "settings.json"

@@ -82,6 +82,26 @@ def check_nonnegative(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """``value`` as a float if it is a number in (0, 1), or [0, 1) with ``allow_zero``.
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must lie in (0, 1), got {value}"`` (``[0, 1)`` with ``allow_zero``).
+
+    Examples
+    --------
+    >>> check_fraction("val_fraction", 0.0, allow_zero=True)
+    0.0
+    """
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (number and (0 <= value if allow_zero else 0 < value) and value < 1):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise PerturbsimError(f"{name} must lie in {interval}, got {shown(value)}")
+    return float(value)
+
+
 def check_file(path: Path, what: str = "file") -> Path:
     """``path`` if it is a regular file (existing; not a folder, a device or a pipe).
 

@@ -12,12 +12,18 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError, counted
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
 from ..pp._labels import label_sep
+from ..pp._setup import mixed_sources
 
 logger = logging.getLogger(__name__)
+
+DATASET_COLUMN = "dataset"
+"""``.obs`` column naming the screen a cell comes from: a command that fits or scores refuses
+a file whose cells it names several screens of (``--where``, or ``--pool-datasets``). Cell
+types are only warned of: ``cell_type`` may also label subpopulations of one line."""
 
 _CLI_WORDS = (
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
@@ -126,6 +132,12 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     )
     if not loads_model:
         parser.add_argument(
+            "--pool-datasets",
+            action="store_true",
+            help="pool the cells of a file whose obs['dataset'] names several screens "
+            "(refused without it: pick one with --where dataset=NAME)",
+        )
+        parser.add_argument(
             "--go",
             type=Path,
             default=None,
@@ -223,7 +235,8 @@ def read_screen(
     ------
     PerturbsimError
         The error of :func:`perturbsim.ds.read` (the CLI words it with its options:
-        :func:`cli_wording`).
+        :func:`cli_wording`); for a command with ``--pool-datasets``, a screen whose
+        ``obs['dataset']`` names several screens, unless it is given.
     """
     from ..ds import read
 
@@ -240,6 +253,14 @@ def read_screen(
     if args.where:
         kept = counted(adata.n_obs, "cell")
         print(f"read the {kept} kept by {where_text(args.where)}{why and f' ({why})'}")
+    datasets = mixed_sources(adata).get(DATASET_COLUMN, [])
+    if datasets and getattr(args, "pool_datasets", None) is False:
+        raise PerturbsimError(
+            f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens ({shown_list(datasets, 5)}): "
+            "pooled, each condition (control included) would mix their cells and read "
+            "their differences as effects; pick one with "
+            f"{where_text([(DATASET_COLUMN, datasets[0])])}, or pass --pool-datasets"
+        )
     return adata
 
 

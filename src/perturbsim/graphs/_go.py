@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._checks import checked_table
 from .._errors import PerturbsimError, counted
 from ._graph import GeneGraph, _check_selection, _select_top_k
 
@@ -18,19 +19,12 @@ logger = logging.getLogger(__name__)
 
 #: Upper bound on the gene pairs sharing a term handled per block (bounds memory).
 _BLOCK_WORK = 10_000_000
+ANNOTATIONS_KIND = "a DataFrame of GO annotations (perturbsim.graphs.read_annotations)"
+"""What ``annotations`` must be, as errors say."""
 
 
 def _unique_ordered(genes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(str(g) for g in genes))
-
-
-def _check_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise PerturbsimError(
-            f"{what} must have columns {list(columns)}; missing {missing} "
-            f"(found {list(frame.columns)})"
-        )
 
 
 def _resolve_symbols(
@@ -133,9 +127,9 @@ def go_graph(
         annotations = ds.human_go()
         if aliases is None:
             aliases = ds.human_gene_alias()
-    _check_columns(annotations, ("gene", "term"), "annotations")
+    checked_table(annotations, ("gene", "term"), "annotations", kind=ANNOTATIONS_KIND)
     if aliases is not None:
-        _check_columns(aliases, ("alias", "symbol"), "aliases")
+        checked_table(aliases, ("alias", "symbol"), "aliases")
     annotations = annotations[["gene", "term"]].dropna().astype(str)
 
     resolved = _resolve_symbols(candidates, set(annotations["gene"].unique()), aliases)

@@ -20,7 +20,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write_all
 from .._errors import PerturbsimError, counted
 from .._keys import (
     CELL_EVAL_CONTROL,
@@ -126,7 +126,8 @@ def export_cell_eval(
     Since both hold the same control cells, cell-eval's predicted change of a condition is
     the model's predicted mean minus the measured control mean. Evaluate with
     ``cell-eval run -ap OUT/pred.h5ad -ar OUT/real.h5ad`` (its defaults ``--pert-col
-    target_gene --control-pert non-targeting``). Each file is written atomically.
+    target_gene --control-pert non-targeting``). The two files are written together: neither
+    replaces an earlier one before both are written.
 
     Parameters
     ----------
@@ -167,6 +168,8 @@ def export_cell_eval(
     ('pred.h5ad', 'real.h5ad')
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PerturbsimError(f"{str(out)!r} is a file, not a folder to export into")
     existing = [name for name in (PRED_FILE, REAL_FILE) if (out / name).exists()]
     if existing and not overwrite:
         raise PerturbsimError(
@@ -195,8 +198,9 @@ def export_cell_eval(
     real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
     real = _cells(adata.X[real_rows], codes[real_rows], adata.obs_names[real_rows], adata.var_names)
 
-    pred_path = atomic_write(out / PRED_FILE, pred.write_h5ad)
-    real_path = atomic_write(out / REAL_FILE, real.write_h5ad)
+    pred_path, real_path = atomic_write_all(
+        {out / PRED_FILE: pred.write_h5ad, out / REAL_FILE: real.write_h5ad}
+    )
     logger.info(
         "wrote %d conditions to %s: %d predicted and %d measured cells, %d control cells in each",
         len(labels),

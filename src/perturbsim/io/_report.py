@@ -96,10 +96,10 @@ def _metric_cell(row: pd.Series | None, *, covered: bool, digits: int) -> str:
     return mean
 
 
-def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.DataFrame:
+def chosen_conditions(result: EvaluationResult) -> pd.DataFrame:
     """Conditions shown in the predicted-vs-measured plots of the report.
 
-    From the first seed, per test subgroup, the conditions predicted by the most models;
+    From the first seed, per test subgroup, the condition predicted by the most models;
     ties go to the largest mean absolute measured change on the DE genes (the clearest
     plots), then to the label.
 
@@ -107,8 +107,6 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
     ----------
     result
         The evaluation.
-    per_subgroup
-        Conditions per subgroup.
 
     Returns
     -------
@@ -132,7 +130,7 @@ def chosen_conditions(result: EvaluationResult, *, per_subgroup: int = 1) -> pd.
         rows = per_condition[per_condition["subgroup"] == group].sort_values(
             ["n_models", "size", "condition"], ascending=[False, False, True]
         )
-        chosen += [(seed, group, c) for c in rows["condition"].head(per_subgroup)]
+        chosen.append((seed, group, rows["condition"].iloc[0]))
     return pd.DataFrame(chosen, columns=["seed", "subgroup", "condition"])
 
 
@@ -532,7 +530,8 @@ def markdown_report(
         "`scores.csv` (model x seed x condition x metric; the replicate's rows as measured, "
         "between half-depth means), `per_seed.csv` and `summary.csv` (the replicate mapped as "
         "above), "
-        "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
+        + ("" if calibrated.empty else "`calibrated.csv` (the first table), ")
+        + "`coverage.csv`, `changes.csv` (predicted and measured change on DE genes), "
         "`timings.csv`"
         + (", `history.csv`" if plots.histories else "")
         + (", `failures.csv`" if not result.failures.empty else "")

@@ -19,7 +19,7 @@ DEFAULT_REFERENCE = "random"
 def design_curves(
     curves: pd.DataFrame,
     *,
-    strategies: Sequence[str] | None = None,
+    strategies: str | Sequence[str] | None = None,
     reference: str | None = DEFAULT_REFERENCE,
     confidence: float = 0.95,
     ax: Axes | None = None,
@@ -39,7 +39,8 @@ def design_curves(
         One row per strategy, seed and round, columns ``strategy``, ``seed``,
         ``n_measured``, ``error`` (as ``benchmarks/bench_design.py`` records them).
     strategies
-        Which to show, in this order; default: all, in order of first appearance.
+        Which to show (one name or several), in this order; default: all, in order of first
+        appearance.
     reference
         Strategy whose final mean error is marked, one of the curves' (another is refused,
         but for the default, ``"random"``, which curves without it simply lack); ``None``
@@ -84,7 +85,8 @@ def design_curves(
             "pass reference=None to mark none"
         )
     ax = _axes(ax, (5.5, 4.0))
-    floor = 0.0 if (curves["error"] >= 0).all() else -np.inf  # an error that cannot be < 0
+    errors = pd.to_numeric(curves["error"])  # numeric: the summary checked it
+    floor = 0.0 if (errors.dropna() >= 0).all() else -np.inf  # an error that cannot be < 0
     for strategy in shown:
         rows = summary[summary["strategy"] == strategy]
         (line,) = ax.plot(rows["n_measured"], rows["mean"], marker="o", ms=3, label=strategy)

@@ -23,6 +23,7 @@ from scipy import sparse
 from .._checks import checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DELTA_LAYER
+from ..models import PerturbationModel
 from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
 from ..tl._metrics import METRICS
@@ -60,8 +61,8 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
-def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> list[str]:
-    """``given`` (default ``available``) as a list, refusing a name not among ``available``.
+def chosen(given: str | Sequence[str] | None, available: Sequence[str], what: str) -> list[str]:
+    """``given`` (default ``available``; one name or several) as a list, refusing an unknown.
 
     Raises
     ------
@@ -70,6 +71,8 @@ def chosen(given: Sequence[str] | None, available: Sequence[str], what: str) -> 
         not be drawn as an empty bar or line, read as "predicts nothing").
     """
     available = list(available)
+    if isinstance(given, str):
+        given = [given]
     shown = available if given is None else [str(name) for name in given]
     unknown = [name for name in shown if name not in available]
     if unknown:
@@ -168,8 +171,8 @@ def metric_bars(
     data: EvaluationResult | pd.DataFrame,
     *,
     metric: str,
-    models: Sequence[str] | None = None,
-    subgroups: Sequence[str] | None = None,
+    models: str | Sequence[str] | None = None,
+    subgroups: str | Sequence[str] | None = None,
     coverage: pd.DataFrame | None = None,
     ax: Axes | None = None,
 ) -> Axes:
@@ -196,8 +199,8 @@ def metric_bars(
     metric
         Metric to show, e.g. ``"pearson_delta_de"``.
     models, subgroups
-        Which to show, in this order; default: all, in evaluation / report order. A name
-        with no score of ``metric`` is refused.
+        Which to show (one name or several), in this order; default: all, in evaluation /
+        report order. A name with no score of ``metric`` is refused.
     coverage
         Covered and total test conditions per model and subgroup
         (:meth:`~perturbsim.tl.EvaluationResult.coverage_table`); default: the result's, or
@@ -388,7 +391,8 @@ def predicted_vs_true(
         :func:`~perturbsim.pl.pair_prediction`; or measured changes as a Series or array
         aligned with ``predicted``.
     genes
-        Genes to show (needs gene names: an AnnData, a Series or statistics); default: all.
+        Genes to show (needs gene names on either side: an AnnData, a Series or
+        statistics; a bare array takes the other side's); default: all.
     condition
         Condition shown, and named in the title (with the number of genes drawn, those
         with both changes finite): the row of a ``predicted`` of several rows (needed
@@ -427,16 +431,26 @@ def predicted_vs_true(
         if len(missing):
             raise PerturbsimError(f"genes missing from measured: {list(missing[:10])}")
         true = true.reindex(pred.index)
+    elif len(pred) != len(true):
+        raise PerturbsimError(
+            f"predicted ({len(pred)}) and measured ({len(true)}) differ in length"
+        )
+    elif isinstance(pred, pd.Series) or isinstance(true, pd.Series):  # one side names the genes
+        names = pred.index if isinstance(pred, pd.Series) else true.index
+        pred, true = (
+            pd.Series(np.asarray(pred), index=names),
+            pd.Series(np.asarray(true), index=names),
+        )
     if genes is not None:
         if not isinstance(pred, pd.Series):
-            raise PerturbsimError("genes= needs named values: pass a prediction or a Series")
+            raise PerturbsimError(
+                "genes= needs named values: pass a prediction, statistics or a Series"
+            )
         unknown = [g for g in genes if g not in pred.index]
         if unknown:
             raise PerturbsimError(f"genes not among the predicted genes: {unknown[:10]}")
         pred, true = pred.loc[list(genes)], true.loc[list(genes)]
     x, y = np.asarray(true, dtype=float), np.asarray(pred, dtype=float)
-    if x.shape != y.shape:
-        raise PerturbsimError(f"predicted ({y.size}) and measured ({x.size}) differ in length")
     if not (np.isfinite(x) & np.isfinite(y)).any():
         raise PerturbsimError(
             f"nothing to draw: none of the {x.size} genes has both a finite predicted and a "
@@ -523,6 +537,8 @@ def training_history(
     >>> len(ps.pl.training_history(model).lines)
     2
     """
+    if isinstance(history, PerturbationModel) and not hasattr(history, "history"):
+        raise PerturbsimError(_why_no_history(history))
     table = getattr(history, "history", history)
     if not isinstance(table, pd.DataFrame):
         raise PerturbsimError(

@@ -33,7 +33,9 @@ def _canonical(conditions: object, measured: set[str], setup: dict) -> list[str]
 
     A label is taken as it is when measured (canonical labels join genes by ``+``), else
     read as :func:`~perturbsim.pp.setup` read the screen's (its control label and
-    separator), else with ``+``; control words are ``ctrl`` (:func:`parse_query`).
+    separator), else with ``+``; a control word (the screen's control label or
+    one of ``ctrl``, ``control``, ``non-targeting``, ``NT``, in any case) names no gene
+    (:func:`parse_query`).
     """
     control, sep = str(setup.get("control", CONTROL)), str(setup.get("sep", SEP))
     labels, missing = [], []

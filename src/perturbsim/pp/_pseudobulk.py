@@ -136,6 +136,29 @@ class PseudobulkStats:
     half_seed: int = 0
     fingerprint: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        """A summary: conditions, genes, cells and what was computed (not the arrays).
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.pseudobulk(adata)
+        >>> ps.pp.PseudobulkStats.from_adata(adata)  # doctest: +ELLIPSIS
+        PseudobulkStats: 34 conditions x 500 genes, 3375 cells (control 100); gene x gene ...
+        """
+        parts = [
+            f"{len(self.conditions)} conditions x {len(self.genes)} genes, "
+            f"{int(self.n_cells.sum())} cells (control {int(self.n_cells[self.control_index])})"
+        ]
+        if self.coexpr_gram is not None:
+            parts.append(f"gene x gene moments of {self.coexpr_cells} cells")
+        if self.half_moments is not None:
+            parts.append(f"split halves (seed {self.half_seed})")
+        if self.layer is not None:
+            parts.append(f"of layer {self.layer!r}")
+        return "PseudobulkStats: " + "; ".join(parts)
+
     @property
     def mean(self) -> np.ndarray:
         """Mean expression per condition, ``(C, G)``."""

@@ -215,20 +215,35 @@ def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:
             )
 
 
-def _warn_mixed_sources(adata: AnnData) -> None:
-    """Warn when ``.obs`` says the cells come from several datasets or cell types."""
+def mixed_sources(adata: AnnData) -> dict[str, list[str]]:
+    """The :data:`MIXED_COLUMNS` of ``adata.obs`` that hold more than one value, and those.
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> mixed_sources(ps.ds.norman2019_subset())
+    {}
+    """
+    mixed = {}
     for column in MIXED_COLUMNS:
         if column in adata.obs.columns:
-            values = pd.unique(adata.obs[column].astype(str))
+            values = sorted(pd.unique(adata.obs[column].astype(str)))
             if len(values) > 1:
-                logger.warning(
-                    "obs[%r] holds %d values (%s): each condition, control included, pools "
-                    "their cells; subset to one first (ps.ds.read(..., where={%r: VALUE}))",
-                    column,
-                    len(values),
-                    shown_list(sorted(values), 5),
-                    column,
-                )
+                mixed[column] = values
+    return mixed
+
+
+def _warn_mixed_sources(adata: AnnData) -> None:
+    """Warn when ``.obs`` says the cells come from several datasets or cell types."""
+    for column, values in mixed_sources(adata).items():
+        logger.warning(
+            "obs[%r] holds %d values (%s): each condition, control included, pools "
+            "their cells; subset to one first (ps.ds.read(..., where={%r: VALUE}))",
+            column,
+            len(values),
+            shown_list(values, 5),
+            column,
+        )
 
 
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Real
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._checks import check_fraction
 from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
@@ -546,13 +546,6 @@ def _assemble(
     )
 
 
-def _check_fraction(name: str, value: float, *, allow_zero: bool = False) -> None:
-    low_ok = isinstance(value, Real) and (value >= 0 if allow_zero else value > 0)
-    if isinstance(value, bool) or not (isinstance(value, Real) and low_ok and value < 1):
-        interval = "[0, 1)" if allow_zero else "(0, 1)"
-        raise PerturbsimError(f"{name} must be in {interval}, got {value!r}")
-
-
 def make_split(
     adata: AnnData,
     *,
@@ -568,10 +561,10 @@ def make_split(
     check_setup(adata)
     if kind not in KINDS:
         raise PerturbsimError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-    _check_fraction("train_gene_fraction", train_gene_fraction)
-    _check_fraction("combo_seen2_train_fraction", combo_seen2_train_fraction)
-    _check_fraction("combo_test_fraction", combo_test_fraction)
-    _check_fraction("val_fraction", val_fraction, allow_zero=True)
+    check_fraction("train_gene_fraction", train_gene_fraction)
+    check_fraction("combo_seen2_train_fraction", combo_seen2_train_fraction)
+    check_fraction("combo_test_fraction", combo_test_fraction)
+    check_fraction("val_fraction", val_fraction, allow_zero=True)
     seed = resolve_seed(seed)
     if seed < 0:
         raise PerturbsimError(f"seed must be a non-negative integer, got {seed}")

@@ -18,9 +18,8 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-import scipy.stats as sps
 
-from .._checks import check_count, check_nonnegative, checked_table
+from .._checks import check_count, check_fraction, check_nonnegative, checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed, switched_off
@@ -28,6 +27,7 @@ from ..graphs import GeneGraph, go_graph
 from ..models import GEARS, PerturbationModel, Stacked
 from ..models._base import WARN_UNSUPPORTED
 from ..pp import canonical_label, genes_of, parse_perturbations
+from ._intervals import mean_interval
 
 logger = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
-    if measured:  # an empty list: nothing measured, by intent
+    if measured is not None and len(measured):  # an empty list: nothing measured, by intent
         _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
 
@@ -585,27 +585,39 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
         measured.
     confidence
         Coverage of the interval ``mean ± t(confidence, n - 1) * std / sqrt(n)`` over the
-        ``n`` seeds (NaN with one seed).
+        ``n`` seeds with a finite error at that point (NaN with one).
 
     Returns
     -------
     DataFrame with columns ``strategy`` (in order of first appearance), ``n_measured``
-    (ascending), ``mean``, ``ci_low``, ``ci_high``, ``n_seeds``.
+    (ascending), ``mean``, ``ci_low``, ``ci_high``, ``n_seeds`` (the seeds with a finite
+    error there: a NaN error, a round that could not be scored, is left out). A strategy,
+    seed and number measured given twice is refused: each seed counts once.
     """
     checked_table(curves, CURVE_COLUMNS, "curves", kind="a DataFrame of learning curves")
-    if not 0 < confidence < 1:
-        raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+    check_fraction("confidence", confidence)
     if curves.empty:
         raise PerturbsimError("curves has no rows: nothing to summarise")
+    errors = pd.to_numeric(curves["error"], errors="coerce")
+    unreadable = errors.isna() & curves["error"].notna()
+    if unreadable.any():
+        bad = curves["error"][unreadable].iloc[0]
+        raise PerturbsimError(f"curves' error column must be numeric, got {bad!r}")
+    keys = ["strategy", "seed", "n_measured"]
+    repeated = curves.duplicated(keys)
+    if repeated.any():
+        first = curves[repeated].iloc[0]
+        raise PerturbsimError(
+            "curves repeat a strategy, seed and number measured (each seed counts once): "
+            f"{first['strategy']!r}, seed {first['seed']}, {first['n_measured']} measured"
+        )
+    curves = curves.assign(error=errors)
     rows = []
     for strategy in pd.unique(curves["strategy"]):
         own = curves[curves["strategy"] == strategy]
         for n_measured, group in own.groupby("n_measured", sort=True):
-            values = group["error"].to_numpy(dtype=float)
-            n, mean = len(values), float(values.mean())
-            t = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) if n > 1 else np.nan
-            half = t * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else np.nan
-            rows.append((strategy, int(n_measured), mean, mean - half, mean + half, n))
+            mean, _, low, high, n = mean_interval(group["error"].to_numpy(dtype=float), confidence)
+            rows.append((strategy, int(n_measured), mean, low, high, n))
     return pd.DataFrame(
         rows, columns=["strategy", "n_measured", "mean", "ci_low", "ci_high", "n_seeds"]
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .._checks import check_fraction
 from .._errors import PerturbsimError, shown_list
 from .._settings import resolve_seed, resolve_seeds
 from ..ds import FitnessScreen
@@ -76,13 +77,6 @@ class FitnessSplit:
         return "\n".join(lines)
 
 
-def _check_fraction(name: str, value: float, *, low_open: bool) -> float:
-    if not (0 < value < 1 if low_open else 0 <= value < 1):
-        interval = "(0, 1)" if low_open else "[0, 1)"
-        raise PerturbsimError(f"{name} must lie in {interval}, got {value!r}")
-    return float(value)
-
-
 def fitness_split(
     screen: FitnessScreen,
     *,
@@ -142,9 +136,9 @@ def fitness_split(
       test combo_seen1    12 pairs: G0+G2, G0+G4, G1+G2 and 9 more
       test combo_seen0     1 pairs: G2+G4
     """
-    unseen_fraction = _check_fraction("unseen_fraction", unseen_fraction, low_open=True)
-    test_fraction = _check_fraction("test_fraction", test_fraction, low_open=True)
-    val_fraction = _check_fraction("val_fraction", val_fraction, low_open=False)
+    unseen_fraction = check_fraction("unseen_fraction", unseen_fraction)
+    test_fraction = check_fraction("test_fraction", test_fraction)
+    val_fraction = check_fraction("val_fraction", val_fraction, allow_zero=True)
     genes = screen.genes
     n_unseen = round(len(genes) * unseen_fraction)
     if not 2 <= n_unseen <= len(genes) - 2:

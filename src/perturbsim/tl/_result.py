@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .._atomic import atomic_write, write_results_dir
+from .._checks import check_fraction
 from .._errors import PerturbsimError
 from ..pp._gi import SUBTYPES
+from ._intervals import mean_interval
 from ._metrics import METRICS, full_depth
 from ._uncertainty import UNCERTAINTY_COLUMNS, calibration_curve, uncertainty_per_seed
 
@@ -73,22 +74,12 @@ def _over_seeds(
     ``bounds``: metric -> the range its values can take; its interval is clipped to it (a
     share cannot exceed 1 however few the seeds).
     """
-    if not 0 < confidence < 1:
-        raise PerturbsimError(f"confidence must lie in (0, 1), got {confidence!r}")
+    check_fraction("confidence", confidence)
     rows = []
     for (model, subgroup, metric), group in per_seed.groupby(
         ["model", "subgroup", "metric"], sort=False
     ):
-        values = group["value"].to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        n = len(values)
-        mean = float(values.mean()) if n else float("nan")
-        std = float(values.std(ddof=1)) if n > 1 else float("nan")
-        if n > 1:
-            half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * std / np.sqrt(n)
-        else:
-            half = float("nan")
-        low, high = mean - half, mean + half
+        mean, std, low, high, n = mean_interval(group["value"].to_numpy(dtype=float), confidence)
         if bounds is not None and metric in bounds:
             low, high = max(low, bounds[metric][0]), min(high, bounds[metric][1])
         n_conditions = int(group["n_conditions"].sum())

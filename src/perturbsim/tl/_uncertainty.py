@@ -87,7 +87,7 @@ def uncertainty_table(
     model, seed
         Written into the ``model`` and ``seed`` columns.
     exclude_targets
-        Leave each condition's own targets out of its genes.
+        Leave each condition's own targets out of its genes, its DE genes and all genes.
 
     Returns
     -------
@@ -109,7 +109,9 @@ def uncertainty_table(
     for i, condition in enumerate(conditions):
         targets = set(genes_of(condition)) if exclude_targets else set()
         masks = {
-            "de": [pred_column[g] for g in de_genes[condition] if g in pred_column],
+            "de": [
+                pred_column[g] for g in de_genes[condition] if g in pred_column and g not in targets
+            ],
             "all": [j for j, g in enumerate(genes) if g not in targets],
         }
         row = {
