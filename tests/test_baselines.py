@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.models import PerturbationModel
+from perturbsim.models._data import ScreenData
 from perturbsim.models._grn import GRN
 from perturbsim.models._linear import Linear
 from perturbsim.models._pair_roles import PairInteraction
@@ -497,6 +500,11 @@ def test_predict_reads_labels_written_another_way(norman):
         assert model.predict(["KLF1", word], control=word).obs_names.tolist() == ["KLF1", "ctrl"]
     with pytest.raises(ps.PerturbsimError, match="control must be a label, got int"):
         model.predict(["KLF1"], control=1)
+    with pytest.raises(ps.PerturbsimError, match=r"^control must be a non-empty string .* None$"):
+        model.predict(["KLF1"], control=None)
+    for sep in ("", 5):
+        with pytest.raises(ps.PerturbsimError, match=r"^sep must be a non-empty string"):
+            model.predict(["KLF1"], sep=sep)
 
 
 @pytest.mark.parametrize("name", ["mean", "no_perturb"])
@@ -538,6 +546,13 @@ def test_conditions_of_few_cells_are_neither_fitted_nor_held_out(caplog, tmp_pat
     assert loaded.few_cell_conditions == ["FOXO4"] and loaded.held_out_conditions == []
     explicit = ps.TrainMean(adata).fit(train_conditions=["FOXO4", "KLF1"])  # as given
     assert explicit.fitted_conditions == ["FOXO4", "KLF1"]
+    # validation chosen, training kept: the conditions left out of it stay out, not held out
+    data = ScreenData.from_adata(adata)
+    assert data.with_conditions(None).few_cells == ["FOXO4"]
+    assert data.with_conditions(["KLF1"]).few_cells == []
+    # the screen's own labels: its control label and separator
+    raw = ps.TrainMean(adata).fit(train_conditions=["control", "KLF1+ctrl", "MAP2K6+KLF1"])
+    assert raw.fitted_conditions == ["KLF1", "KLF1+MAP2K6"]
 
 
 def test_a_split_left_without_conditions_of_enough_cells_says_so(caplog):
@@ -553,3 +568,20 @@ def test_a_split_left_without_conditions_of_enough_cells_says_so(caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.TrainMean(emptied).fit()
     assert ", leaving no validation condition:" in caplog.text
+
+
+def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_path):
+    model = Linear(norman).fit()
+    model.save(tmp_path / "m")
+    with pytest.raises(PerturbsimError, match="^adata holds the model's genes in another order"):
+        PerturbationModel.load(tmp_path / "m", norman[:, norman.var_names[::-1]])
+    config_file = tmp_path / "m" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["config_sha256"]  # as files saved before the checksum was kept
+    without_genes = {k: v for k, v in saved.items() if k != "genes"}
+    for edited in ({**saved, "seed": "abc"}, {**saved, "options": []}, without_genes):
+        config_file.write_text(json.dumps(edited))
+        with pytest.raises(PerturbsimError) as err:
+            PerturbationModel.load(tmp_path / "m")
+        assert "config.json does not read as a saved linear model (" in str(err.value)
+        assert str(err.value).endswith("edited by hand?): save the model again")

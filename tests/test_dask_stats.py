@@ -84,6 +84,16 @@ def test_x_read_lazily_by_anndata_gives_the_in_memory_statistics(tiny, reference
     assert_same(ps.pp.compute_pseudobulk(tiny, scheduler="sync"), reference)
 
 
+def test_a_view_of_a_backed_file_gives_its_own_cells_statistics(tiny, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    tiny.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    for view in (backed[np.arange(backed.n_obs)[::-1]], backed[: backed.n_obs // 2]):
+        expected = ps.pp.compute_pseudobulk(view.to_memory(), chunk_size=CHUNK)
+        assert_same(ps.pp.compute_pseudobulk(view, scheduler="sync", chunk_size=CHUNK), expected)
+    backed.file.close()
+
+
 def test_a_screen_read_lazily_is_set_up_and_checked_block_by_block(
     _tiny_cached, reference, tmp_path
 ):

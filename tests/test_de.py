@@ -190,6 +190,23 @@ def test_top_genes_accepts_raw_labels_and_round_trips_h5ad(norman_de, tmp_path):
         de.top_genes("ctrl")
 
 
+def test_de_genes_ranked_on_labels_since_changed_are_refused_under_any_key():
+    adata = ps.ds.norman2019_subset()
+    ps.pp.rank_de(adata, key_added="de_t")
+    labels = adata.obs["condition"].astype(str)
+    adata.obs["condition"] = labels.where(labels != "KLF1", "KLF2")
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    with pytest.raises(PerturbsimError) as err:
+        ps.pp.DEGenes.from_adata(adata, key="de_t")
+    assert str(err.value) == (
+        "the DE genes under .uns['perturbsim']['de_t'] were ranked on other labels ('KLF1' is "
+        "no longer a condition of the screen): rerun perturbsim.pp.rank_de(adata, "
+        "key_added='de_t')"
+    )
+    ps.pp.rank_de(adata, key_added="de_t")
+    assert "KLF2" in ps.pp.DEGenes.from_adata(adata, key="de_t").conditions
+
+
 def test_bad_arguments_raise_one_line_errors(norman):
     with pytest.raises(PerturbsimError, match="'anova'"):
         rank_de(norman, method="anova")

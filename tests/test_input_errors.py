@@ -180,6 +180,14 @@ def _screen_with(**changes):
     ("call", "message"),
     [
         (lambda a: ps.Stacked(a, hiden=8), "Stacked has no option 'hiden' (its own: "),
+        (
+            lambda a: ps.models.build_model("mean", a, n_components=3),
+            "model 'mean' has no option 'n_components' (its options: seed)",
+        ),
+        (
+            lambda a: ps.models.build_model("linear", a, n_componentz=8),
+            "model 'linear' has no option 'n_componentz' (its options: n_components, ridge, ",
+        ),
         (lambda a: ps.Additive(a).save("never"), "additive is not fitted: nothing to save"),
         (
             lambda a: ps.pp.setup(_screen_with(X=np.full(a.shape, "x", dtype=object))),

@@ -107,6 +107,18 @@ def test_genes_outside_the_screen_are_placed_by_their_go_terms(tmp_path):
         loaded.predict(held_out[0])
 
 
+def test_a_placed_gene_is_predicted_alike_whatever_is_asked_with_it(norman):
+    ps.pp.split(norman, kind="simulation", seed=3)
+    genes = ["HOXA1", "HOXB1", "HOXA4"]  # outside the screen, sharing GO terms
+    model = LinearGO(norman).fit()
+    assert not set(genes) & set(model.go_nodes)
+    each = np.vstack([model.predict(g).layers["delta"] for g in genes])
+    again = LinearGO(norman).fit()  # nothing placed yet: all three placed at once
+    np.testing.assert_array_equal(again.predict(genes).layers["delta"], each)
+    pairs = [again.predict_pairs(genes, gi=False, batch_size=b).X for b in (1, 100)]
+    np.testing.assert_array_equal(*pairs)
+
+
 # -- coverage, determinism, persistence ----------------------------------------------------
 @pytest.fixture
 def norman_split(norman):

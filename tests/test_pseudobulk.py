@@ -137,6 +137,12 @@ def test_draw_cells_refuses_conditions_not_in_the_screen(norman):
         draw_cells(norman, ["NOPE", "KLF1"], max_cells=5, seed=0)
     with pytest.raises(PerturbsimError, match="max_cells must be a whole number >= 1, got -1"):
         draw_cells(norman, ["KLF1"], max_cells=-1, seed=0)
+    with pytest.raises(PerturbsimError, match="^conditions must be a list of labels, got the str"):
+        draw_cells(norman, "KLF1", max_cells=5, seed=0)
+    with pytest.raises(PerturbsimError, match="^seed must be"):
+        draw_cells(norman, ["KLF1"], max_cells=5, seed=-1)
+    with pytest.raises(PerturbsimError, match="not set up"):
+        draw_cells(make_screen(["ctrl", "G1"]), ["G1"], max_cells=5, seed=0)
 
 
 def test_coexpression_subsample_is_seeded_and_recorded(norman):
@@ -242,3 +248,21 @@ def test_cells_are_read_from_the_layer_the_statistics_describe(norman):
     ps.pp.pseudobulk(norman, layer="doubled")
     cells = draw_cells(norman, ["KLF1"], max_cells=len(rows), seed=0)["KLF1"]
     np.testing.assert_allclose(cells, 2.0 * on_x, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::anndata.ImplicitModificationWarning")
+def test_statistics_and_de_of_a_view_leave_its_parent_alone(norman):
+    ps.pp.pseudobulk(norman)
+    ps.pp.rank_de(norman)
+    ps.pp.split(norman, kind="simulation", seed=1)
+    stored = {key: norman.uns["perturbsim"][key] for key in ("pseudobulk", "de", "split")}
+    keep = ~norman.obs["perturbsim_condition"].isin(["KLF1"]).to_numpy()
+    view = norman[keep]
+    ps.pp.pseudobulk(view, coexpression="none")
+    ps.pp.rank_de(view)
+    for key, value in stored.items():  # the very same entries, unchanged
+        assert norman.uns["perturbsim"][key] is value
+    assert int(norman.uns["perturbsim"]["pseudobulk"]["n_cells"].sum()) == norman.n_obs
+    assert "KLF1" in norman.uns["perturbsim"]["de"]["conditions"]
+    assert int(view.uns["perturbsim"]["pseudobulk"]["n_cells"].sum()) == int(keep.sum())
+    assert "KLF1" not in view.uns["perturbsim"]["de"]["conditions"]

@@ -81,6 +81,23 @@ def test_no_control_cells():
     assert message.endswith("; did you mean 'control'?")
 
 
+def test_labels_controls_separators_and_annotations_of_the_wrong_kind_are_named():
+    adata = make_screen(["ctrl", "G1"])
+    adata.obs["condition"] = np.where(adata.obs["condition"] == "ctrl", 0, 1)
+    one_line_error(
+        lambda: ps.pp.setup(adata, control="0"),
+        r"^obs\['condition'\] holds labels of type int, not text: write them as text first",
+    )
+    adata = make_screen(["ctrl", "G1"])
+    for options, message in (
+        ({"control": 0}, r"^control must be a non-empty string \(e.g. 'NTC'\), got 0$"),
+        ({"sep": ""}, r"^sep must be a non-empty string \(e.g. '_'\), got ''$"),
+        ({"go_annotations": ["G1"]}, r"^go_annotations must be a DataFrame .*, got list$"),
+    ):
+        one_line_error(lambda options=options: ps.pp.setup(adata, **options), message)
+    assert "perturbsim_condition" not in adata.obs  # refused before any change
+
+
 def test_empty_and_malformed_labels():
     adata = make_screen(["ctrl", "G1", "G1++G2"])
     one_line_error(lambda: ps.pp.setup(adata), "malformed perturbation label 'G1\\+\\+G2'")
@@ -100,6 +117,12 @@ def test_non_finite_values_are_named_by_their_first_cell_and_gene(bad, layout):
         f"adata.X contains {bad} at cell 'c3' gene 'G2' (2 non-finite values); remove or "
         "impute them first"
     )
+
+
+def test_a_screen_without_values_is_named():
+    adata = make_screen(["ctrl", "G1"])
+    adata.X = None
+    one_line_error(lambda: ps.pp.setup(adata), r"^adata.X is empty \(None\): the screen holds no")
 
 
 def test_negative_values():
@@ -205,6 +228,8 @@ def test_read_keeps_only_the_cells_where_obs_says(tmp_path, caplog, backed):
     assert set(kept.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
     both = ps.ds.read(path, where={"cell_type": ["K562", "A172"], "condition": ["ctrl", "G1"]})
     assert both.n_obs == 12 and set(both.obs["perturbsim_condition"]) == {"ctrl", "G1"}
+    for values in (pd.Index(["K562"]), pd.Series(["K562"]), pd.Categorical(["K562"])):
+        assert ps.ds.read(path, where={"cell_type": values}).n_obs == kept.n_obs
 
 
 def test_setup_refuses_a_subset_of_a_backed_file_in_one_line(tmp_path):
@@ -216,6 +241,16 @@ def test_setup_refuses_a_subset_of_a_backed_file_in_one_line(tmp_path):
         lambda: ps.pp.setup(backed[:6], perturbation_key="condition"),
         r"adata is a subset \(view\) of a backed file, which setup cannot write into: load it",
     )
+    one_line_error(
+        lambda: ps.pp.setup(backed, perturbation_key="condition", copy=True),
+        r"^setup\(copy=True\) cannot copy a backed screen: leave copy=False",
+    )
+    backed.file.close()
+    screen = ps.ds.read(path, backed=True)  # set up: each later step refuses the same way
+    for step in (ps.pp.pseudobulk, ps.pp.rank_de, ps.pp.split):
+        name = step.__name__
+        one_line_error(lambda step=step: step(screen[:6]), f"which {name} cannot write into")
+        one_line_error(lambda step=step: step(screen, copy=True), rf"^{name}\(copy=True\) cannot")
 
 
 def test_read_names_what_where_cannot_find(tmp_path):
@@ -276,6 +311,22 @@ def test_raw_counts_error_or_normalise():
         np.log1p(row / row.sum() * np.median(np.asarray(adata.layers["counts"].sum(1)).ravel())),
         rtol=1e-5,
     )
+
+
+def test_a_refused_screen_keeps_its_gene_names_and_a_second_setup_its_normalisation():
+    adata = make_screen(["ctrl", "G1"])
+    adata.var["gene_name"] = adata.var_names
+    adata.var_names = ids = [f"ENSG{i:05d}" for i in range(adata.n_vars)]
+    rng = np.random.default_rng(1)
+    adata.X = sparse.csr_matrix(rng.poisson(20, size=adata.shape).astype(np.float32))
+    one_line_error(lambda: ps.pp.setup(adata), "raw integer counts; pass normalize=True")
+    assert list(adata.var_names) == ids and "perturbsim_original_id" not in adata.var
+    ps.pp.setup(adata, normalize=True)
+    assert adata.var_names[0] == "G0" and adata.uns["perturbsim"]["setup"]["normalize"]
+    ps.pp.pseudobulk(adata)
+    ps.pp.setup(adata, gene_symbols=False)  # the same screen again: values normalised before
+    assert adata.uns["perturbsim"]["setup"]["normalize"]  # as re-reading the file needs
+    assert "pseudobulk" in adata.uns["perturbsim"]  # the same values: statistics kept
 
 
 def test_normalize_keeps_a_counts_layer_that_holds_x_and_refuses_to_overwrite_another():

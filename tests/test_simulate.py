@@ -280,7 +280,9 @@ def test_h5ad_round_trip(sim, tmp_path):
         ({"modality": "rnai"}, "modality='rnai'"),
         ({"n_singles": 99}, "n_singles=99"),
         ({"n_pairs": 10_000}, "n_pairs=10000"),
-        ({"go_noise": 1.5}, "go_noise=1.5"),
+        ({"go_noise": 1.5}, "go_noise must lie in [0, 1], got 1.5"),
+        ({"go_noise": "a"}, "go_noise must be a finite number >= 0, got 'a'"),
+        ({"unannotated_fraction": "x"}, "unannotated_fraction must lie in [0, 1), got 'x'"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, match):

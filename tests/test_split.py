@@ -4,6 +4,7 @@ import json
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_screen
 from hypothesis import HealthCheck, given, settings
@@ -165,6 +166,10 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
         split(norman, kind="custom")
     with pytest.raises(PerturbsimError, match=r"a string: give \['FOXO4'\]"):
         split(norman, kind="custom", test_conditions="FOXO4")
+    labels = ["SET+KLF1", "KLF1+ctrl", "FOXO4"]
+    for test in (np.array(labels), pd.Series(labels), pd.Index(labels)):  # any sequence
+        split(norman, kind="custom", test_conditions=test)
+        assert Split.from_adata(norman).test == ["FOXO4", "KLF1", "KLF1+SET"]
 
 
 def test_custom_split_reproduces_reference_test_set(norman, shared_data):

@@ -199,7 +199,7 @@ def _training_changes(adata):
 
 def test_denoised_changes_shrink_noise_to_the_mean_and_keep_strong_effects(norman):
     data, conditions, raw, mean = _training_changes(norman)
-    denoised = data.denoised_changes(conditions)
+    denoised = data.denoised(conditions)[0]
     departure, kept = raw - mean, denoised - mean
     assert np.all(np.abs(kept) <= np.abs(departure) + 1e-9)
     assert np.all(np.sign(kept) * np.sign(departure) >= 0)
@@ -215,13 +215,13 @@ def test_denoised_variances_are_the_noise_of_what_the_shrinkage_kept(norman):
     np.testing.assert_allclose(
         squared_se, data.stats.variance()[rows] / data.stats.n_cells[rows][:, None], rtol=1e-6
     )
-    variances = data.denoised(conditions)[1]
+    denoised, variances = data.denoised(conditions)
     moved = raw != mean
-    kept = (data.denoised_changes(conditions) - mean)[moved] / (raw - mean)[moved]
+    kept = (denoised - mean)[moved] / (raw - mean)[moved]
     # w · s², the posterior variance: the kept share of the departure times its noise
     np.testing.assert_allclose(variances[moved], kept * squared_se[moved], atol=1e-12)
     assert np.all(variances <= squared_se + 1e-15)
-    shrunk_away = moved & (squared_se > 0) & (np.abs(data.denoised_changes(conditions) - mean) == 0)
+    shrunk_away = moved & (squared_se > 0) & (np.abs(denoised - mean) == 0)
     assert shrunk_away.mean() > 0.1 and np.all(variances[shrunk_away] == 0)
     assert (variances > 0.5 * squared_se).any()
 
@@ -321,7 +321,7 @@ def test_measured_singles_enter_as_measured_unless_denoised(fitted_small):
     shrunk = ps.models.build_model("stacked_denoised", adata, corrections=("linear",)).fit()
     kept = np.array([shrunk.singles[c] for c in singles])
     known = data.perturbed(data.train + data.val)  # shrunk together: they share the prior
-    denoised = dict(zip(known, data.denoised_changes(known), strict=True))
+    denoised = dict(zip(known, data.denoised(known)[0], strict=True))
     np.testing.assert_allclose(kept, np.array([denoised[c] for c in singles]))
     # the shrinkage moves them towards the mean change as a whole
     assert (

@@ -102,6 +102,26 @@ def check_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def check_label_part(name: str, value: Any, example: str) -> str:
+    """``value`` if it is a non-empty string: a control label or a separator of labels.
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a non-empty string (e.g. {example!r}), got {value}"``.
+
+    Examples
+    --------
+    >>> check_label_part("sep", "_", "_")
+    '_'
+    """
+    if not isinstance(value, str) or not value:
+        raise PerturbsimError(
+            f"{name} must be a non-empty string (e.g. {example!r}), got {shown(value)}"
+        )
+    return value
+
+
 def check_file(path: Path, what: str = "file") -> Path:
     """``path`` if it is a regular file (existing; not a folder, a device or a pipe).
 

@@ -43,6 +43,7 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
+    (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
     (re.compile(r"\bmin_cells\b"), "--min-cells"),

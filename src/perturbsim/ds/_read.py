@@ -185,8 +185,8 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
 
 def _values_of(column: str, wanted: object) -> list[str]:
     """The values ``where`` gives a column, as text: one value or a list of them."""
-    if isinstance(wanted, str | bytes) or not isinstance(wanted, Sequence | set | np.ndarray):
-        return [str(wanted)]
+    if isinstance(wanted, str | bytes) or (np.ndim(wanted) == 0 and not isinstance(wanted, set)):
+        return [str(wanted)]  # one value; any other collection (a list, an Index) lists them
     values = [str(w) for w in wanted]
     if not values:
         raise PerturbsimError(f"where: no value given for obs[{column!r}]")

@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._checks import check_count
+from .._checks import check_count, check_fraction, check_nonnegative
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SEP, SIMULATION
 from .._settings import resolve_seed
@@ -408,10 +408,9 @@ def _draw_screen(
     """Everything :func:`simulate` draws before the cells (arguments as there)."""
     if modality not in MODALITIES:
         raise PerturbsimError(f"modality={modality!r} is not one of {list(MODALITIES)}")
-    if not 0.0 <= go_noise <= 1.0:
-        raise PerturbsimError(f"go_noise={go_noise!r} must lie in [0, 1]")
-    if not 0.0 <= unannotated_fraction < 1.0:
-        raise PerturbsimError(f"unannotated_fraction={unannotated_fraction!r} must lie in [0, 1)")
+    if check_nonnegative("go_noise", go_noise) > 1.0:
+        raise PerturbsimError(f"go_noise must lie in [0, 1], got {go_noise!r}")
+    check_fraction("unannotated_fraction", unannotated_fraction, allow_zero=True)
     design = _resolve(
         size,
         n_genes=n_genes,

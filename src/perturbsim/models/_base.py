@@ -20,7 +20,7 @@ from anndata import AnnData
 from scipy import special
 from tqdm.auto import tqdm
 
-from .._checks import check_count, check_flag, check_nonnegative
+from .._checks import check_count, check_flag, check_label_part, check_nonnegative
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._keys import (
     CONDITION,
@@ -450,7 +450,10 @@ class PerturbationModel(ABC):
         The model itself.
         """
         if self.data is None:
-            raise PerturbsimError(f"{self.label} was loaded without data and cannot be refitted")
+            raise PerturbsimError(
+                f"{self.label} has no screen to fit on (built with adata=None, or loaded from "
+                "a file): build it on a set-up screen"
+            )
         unknown = sorted(set(options) - set(self.fit_options))
         if unknown:
             accepted = ", ".join(self.fit_options) if self.fit_options else "none"
@@ -590,8 +593,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            ``control`` is not a string, or it or one of its parts is a gene measured or
-            perturbed in the model's screen.
+            ``control`` is not a string, ``sep`` not a non-empty one, or ``control`` or one
+            of its parts is a gene measured or perturbed in the model's screen.
 
         Examples
         --------
@@ -605,6 +608,8 @@ class PerturbationModel(ABC):
         ...
         perturbsim._errors.PerturbsimError: control 'KLF1' names a gene of the model, not a ...
         """
+        if sep is not None:
+            check_label_part("sep", sep, "_")
         if control is None:
             return
         if not isinstance(control, str):
@@ -1163,11 +1168,20 @@ class PerturbationModel(ABC):
         path
             The model directory.
         adata
-            Optional screen whose genes must match the model's.
+            Optional screen whose genes must match the model's, in its order
+            (:meth:`check_genes_of`).
 
         Returns
         -------
         The fitted model (of the class recorded in the directory).
+
+        Raises
+        ------
+        PerturbsimError
+            A folder that is not a saved model, was written by a newer perturbsim, or was
+            changed since it was saved (checksums; a config edited by hand that no longer
+            reads as a model); a model of another class than ``cls``; an ``adata`` whose
+            genes are not the model's.
         """
         config, arrays = read_model_dir(path)
         model_cls = MODEL_REGISTRY.get(config.get("model", ""))
@@ -1175,29 +1189,17 @@ class PerturbationModel(ABC):
             raise PerturbsimError(f"unknown model type {config.get('model')!r} in {str(path)!r}")
         if cls is not PerturbationModel and not issubclass(model_cls, cls):
             raise PerturbsimError(f"{str(path)!r} holds a {model_cls.name} model, not {cls.name}")
-        genes = np.asarray(config["genes"], dtype=str)
-        if adata is not None and not np.array_equal(np.asarray(adata.var_names, dtype=str), genes):
+        try:
+            model = _restored(model_cls, path, config, arrays)
+        except PerturbsimError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise PerturbsimError(
-                f"the genes of adata ({adata.n_vars}) do not match the model's ({len(genes)})"
-            )
-        control_mean = arrays.pop("control_mean")
-        if control_mean.shape != genes.shape:
-            raise PerturbsimError(
-                f"{str(path)!r}: config.json lists {len(genes)} genes but the weights hold "
-                f"{control_mean.size} (edited by hand?); save the model again"
-            )
-        model = model_cls.from_state(
-            genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
-        )
-        model.variant = config.get("variant")  # absent from files saved before it was kept
-        model.screen_labels = {str(k): str(v) for k, v in config.get("screen_labels", {}).items()}
-        model.screen_where = {  # absent from files saved before it was kept
-            str(c): [str(v) for v in values] for c, values in config.get("screen_where", {}).items()
-        }
-        fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
-        model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
-        model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]
-        model.few_cell_conditions = [str(c) for c in config.get("few_cell_conditions", [])]
+                f"{str(path)!r}: config.json does not read as a saved {model_cls.name} model "
+                f"({type(err).__name__}: {err}; edited by hand?): save the model again"
+            ) from None
+        if adata is not None:
+            model.check_genes_of(adata)
         return model
 
     @classmethod
@@ -1243,3 +1245,32 @@ class PerturbationModel(ABC):
             )
         model.is_fitted = True
         return model
+
+
+def _restored(
+    model_cls: type[PerturbationModel],
+    path: str | Path,
+    config: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+) -> PerturbationModel:
+    """The model of ``config`` and ``arrays`` (:meth:`PerturbationModel.save`'s), rebuilt."""
+    genes = np.asarray(config["genes"], dtype=str)
+    control_mean = arrays.pop("control_mean")
+    if genes.ndim != 1 or control_mean.shape != genes.shape:
+        raise PerturbsimError(
+            f"{str(path)!r}: config.json lists {genes.size} genes but the weights hold "
+            f"{control_mean.size} (edited by hand?); save the model again"
+        )
+    model = model_cls.from_state(
+        genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
+    )
+    model.variant = config.get("variant")  # absent from files saved before it was kept
+    model.screen_labels = {str(k): str(v) for k, v in config.get("screen_labels", {}).items()}
+    model.screen_where = {  # absent from files saved before it was kept
+        str(c): [str(v) for v in values] for c, values in config.get("screen_where", {}).items()
+    }
+    fitted = config.get("fitted_conditions")  # absent from files saved before it was kept
+    model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
+    model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]
+    model.few_cell_conditions = [str(c) for c in config.get("few_cell_conditions", [])]
+    return model

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -249,6 +249,12 @@ def build_model(
     -------
     The model; call ``fit()`` on it.
 
+    Raises
+    ------
+    PerturbsimError
+        An unknown ``name``, or an option the model does not take (named with those it
+        takes).
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -257,6 +263,12 @@ def build_model(
     True
     """
     cls, preset = resolve_model(name)
+    accepted = cls.option_names()  # what applies with the others, the model checks itself
+    unknown = [option for option in options if option not in accepted]
+    if unknown:
+        raise PerturbsimError(
+            f"model {name!r} has no option {unknown[0]!r} (its options: {shown_list(accepted, 12)})"
+        )
     model = cls(adata, seed=seed, **{**preset, **options})
     if name != cls.name:
         model.variant = name

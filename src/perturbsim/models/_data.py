@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONTROL, SETUP, SIMULATION, SPLIT_UNS, UNS
+from .._keys import CONTROL, SEP, SETUP, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
 from ..pp import PseudobulkStats, canonical_label, genes_of, parse_label
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS as MIN_CELLS
@@ -188,13 +188,15 @@ class ScreenData:
         """The same statistics with other training and validation conditions.
 
         The conditions are taken as given, whatever their cells (none is left out as
-        :meth:`from_adata` leaves out those of fewer than 4 cells).
+        :meth:`from_adata` leaves out those of fewer than 4 cells; with ``train=None`` those
+        it left out of the training set stay out).
 
         Parameters
         ----------
         train
-            Labels of the training conditions (raw or canonical); ``ctrl`` is added when
-            missing. ``None`` keeps the current ones.
+            Labels of the training conditions (canonical, or raw as the screen writes them:
+            its control label and separator); ``ctrl`` is added when missing. ``None``
+            keeps the current ones.
         val
             Labels of the validation conditions; ``None`` means none.
 
@@ -211,14 +213,26 @@ class ScreenData:
         if overlap:
             raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")
         return ScreenData(
-            stats=self.stats, train=train_list, val=val_list, labels=self.labels, where=self.where
+            stats=self.stats,
+            train=train_list,
+            val=val_list,
+            labels=self.labels,
+            where=self.where,
+            few_cells=self.few_cells if train is None else [],
         )
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
         if isinstance(labels, str):
             raise PerturbsimError(f"{what} must be a list of labels, got the string {labels!r}")
-        canonical = [canonical_label(parse_label(str(label))) for label in labels]
-        present = set(self.stats.conditions)
+        present = set(map(str, self.stats.conditions))
+        control = self.labels.get("control", CONTROL)
+        sep = self.labels.get("sep", SEP)
+        canonical = [
+            str(label)
+            if str(label) in present
+            else canonical_label(parse_label(str(label), control=control, sep=sep))
+            for label in labels
+        ]
         unknown = [c for c in canonical if c not in present]
         if unknown:
             raise PerturbsimError(f"{what} names conditions not in the screen: {unknown[:10]}")
@@ -321,10 +335,6 @@ class ScreenData:
             weight = np.where(noise > 0, np.clip(1.0 - noise / departure**2, 0.0, 1.0), 1.0)
         weight = np.nan_to_num(weight, nan=0.0)
         return mean + departure * weight, weight * noise
-
-    def denoised_changes(self, conditions: Sequence[str]) -> np.ndarray:
-        """The changes of :meth:`denoised`, ``(len(conditions), G)`` float64."""
-        return self.denoised(conditions)[0]
 
     def single_changes(self, *, validation: bool = False) -> dict[str, np.ndarray]:
         """Gene -> mean change of its single-gene training condition, ``(G,)`` float64.

@@ -14,9 +14,8 @@ from scipy import sparse
 from .._checks import check_count, check_flag, check_nonnegative
 from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
-from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData, screen_go_annotations
+from ._data import ScreenData, screen_go_annotations, screen_go_graph
 from ._linear import (
     TrainingPCA,
     bilinear_change,
@@ -229,18 +228,13 @@ class LinearGO(CoverageMixin, PerturbationModel):
     def _go(self) -> tuple[list[str], np.ndarray]:
         """GO graph nodes and their spectral embedding, over the perturbed and measured genes."""
         assert self.data is not None
-        perturbed = sorted({g for c in self.data.stats.conditions for g in genes_of(c)})
-        candidates = perturbed + [g for g in self.genes if g not in set(perturbed)]
-        graph = go_graph(
-            candidates,
-            annotations=self.go_annotations,
-            top_k=self.top_k,
-            threshold=self.threshold,
+        graph = screen_go_graph(
+            self.data, self.go_annotations, top_k=self.top_k, threshold=self.threshold
         )
         if graph.n_nodes == 0:
             raise PerturbsimError(
-                f"{self.label}: none of the {len(candidates)} perturbed or measured genes has a "
-                "GO annotation; pass go_annotations that cover them"
+                f"{self.label}: none of the {graph.unannotated.size} perturbed or measured genes "
+                "has a GO annotation; pass go_annotations that cover them"
             )
         logger.info(
             "%s: GO graph of %d nodes and %d edges (%d genes unannotated)",
@@ -253,6 +247,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
 
     def _fit(self, data: ScreenData) -> None:
         self.go_nodes, self.go_embedding = self._go
+        self._placements: dict[str, np.ndarray | None] = {}
         pca = TrainingPCA.of(data, self.n_components)
         self.gene_embedding, self.offset = pca.gene_embedding, pca.offset
         self.weights, self.shrinkage, _, n_fitted = fit_embedded(
@@ -301,21 +296,37 @@ class LinearGO(CoverageMixin, PerturbationModel):
         return set(self.go_nodes) | self._annotated
 
     def _embedding_of(self, genes: set[str]) -> tuple[dict[str, int], np.ndarray]:
-        """Row of each gene (the nodes' and those of ``genes`` placed out of sample)."""
+        """Row of each gene: the nodes', and those of ``genes`` placed out of sample."""
         rows = self._node_row()
-        added = sorted(genes - set(rows))
-        if not added:
+        placed = [(g, self._placement(g)) for g in sorted(genes - set(rows))]
+        placed = [(g, row) for g, row in placed if row is not None]
+        if not placed:
             return rows, self.go_embedding
-        graph = go_graph(
-            [*self.go_nodes, *added],
-            annotations=self.go_annotations,
-            top_k=self.top_k,
-            threshold=self.threshold,
-        )
-        placed = [str(g) for g in graph.nodes[len(self.go_nodes) :]]
-        extra = out_of_sample_embedding(graph, len(self.go_nodes), self.go_embedding)
-        rows |= {g: len(rows) + i for i, g in enumerate(placed)}
-        return rows, np.vstack([self.go_embedding, extra])
+        rows |= {g: len(rows) + i for i, (g, _) in enumerate(placed)}
+        return rows, np.vstack([self.go_embedding, *(row for _, row in placed)])
+
+    def _placement(self, gene: str) -> np.ndarray | None:
+        """The row of a gene outside the GO graph (:func:`out_of_sample_embedding`).
+
+        Placed on the graph of the nodes and this gene alone, so that its row is the same
+        whatever else is predicted with it (a gene's top edges chosen among other added
+        genes would move it); kept for later predictions. ``None`` for a gene without
+        annotation.
+        """
+        if gene not in self._placements:
+            graph = go_graph(
+                [*self.go_nodes, gene],
+                annotations=self.go_annotations,
+                top_k=self.top_k,
+                threshold=self.threshold,
+            )
+            n = len(self.go_nodes)
+            self._placements[gene] = (
+                out_of_sample_embedding(graph, n, self.go_embedding)[0]
+                if graph.n_nodes > n
+                else None
+            )
+        return self._placements[gene]
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, None]:
         self._require_covered(sets)
@@ -359,5 +370,6 @@ class LinearGO(CoverageMixin, PerturbationModel):
         self.threshold = float(options["threshold"])
         self.shrinkage = float(options["shrinkage"])
         self.go_nodes = [str(g) for g in options["go_nodes"]]
+        self._placements = {}
         for key in ("gene_embedding", "weights", "offset", "go_embedding"):
             setattr(self, key, np.asarray(arrays[key], dtype=np.float64))

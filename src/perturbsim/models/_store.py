@@ -105,6 +105,8 @@ def write_model_dir(
         weights = staging / WEIGHTS_FILE
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
         os.chmod(weights, new_file_mode())  # safetensors writes it readable by its owner only
+        with weights.open("rb") as handle:  # on disk before the old model is retired
+            os.fsync(handle.fileno())
         full = {"format_version": FORMAT_VERSION, **config, "weights_sha256": _sha256(weights)}
         full[CONFIG_CHECKSUM] = _config_sha256(full)
         with (staging / CONFIG_FILE).open("w") as handle:

@@ -8,7 +8,9 @@ from anndata import AnnData
 from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION
+from .._settings import resolve_seed
 from ._pseudobulk import cell_matrix
+from ._setup import check_setup
 
 
 def draw_cells(
@@ -22,13 +24,13 @@ def draw_cells(
     Parameters
     ----------
     adata
-        A set-up screen.
+        A set-up screen (:func:`~perturbsim.pp.setup`).
     conditions
         Canonical conditions of the screen to sample.
     max_cells
         Cells kept per condition (all when fewer).
     seed
-        Seed of the draw.
+        Seed of the draw (a whole number >= 0).
 
     Returns
     -------
@@ -37,17 +39,21 @@ def draw_cells(
     Raises
     ------
     PerturbsimError
-        For a condition not in the screen's labels (one with no cells left gives ``(0, G)``),
-        or ``max_cells`` not a whole number >= 1.
+        For a screen not set up, ``conditions`` given as one string, a condition not in the
+        screen's labels (one with no cells left gives ``(0, G)``), ``max_cells`` not a whole
+        number >= 1, or a bad ``seed``.
     """
+    check_setup(adata)
     max_cells = check_count("max_cells", max_cells)
+    if isinstance(conditions, str):
+        raise PerturbsimError(f"conditions must be a list of labels, got the string {conditions!r}")
     known = set(map(str, adata.obs[CONDITION].cat.categories))
     unknown = sorted(set(conditions) - known)
     if unknown:
         raise PerturbsimError(f"{len(unknown)} condition(s) not in the screen: {unknown[:5]}")
     labels = adata.obs[CONDITION].astype(str).to_numpy()
     matrix = cell_matrix(adata)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(resolve_seed(seed))
     cells = {}
     for condition in conditions:
         rows = np.flatnonzero(labels == condition)

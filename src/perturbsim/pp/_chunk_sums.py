@@ -189,7 +189,8 @@ class RowSource:
     genes
         Its column names (``var_names``): what an error about a value calls its gene.
     file
-        The h5ad file of a backed ``X``, else ``None``.
+        The h5ad file of a backed ``X``, else ``None`` (also for a view of a backed screen:
+        its rows are read through the view, not as the file's rows in order).
     file_size
         Its size in bytes when it was opened (HDF5 reads the part of a file truncated under
         an open handle as zeros: a changed size is how the pass notices).
@@ -206,7 +207,7 @@ class RowSource:
         genes = adata.var_names
         if layer is not None:
             return cls(name=f"adata.layers[{layer!r}]", genes=genes)
-        if not adata.isbacked:
+        if not adata.isbacked or adata.is_view:
             return cls(name="adata.X", genes=genes)
         opened = adata.file["X"].file.id.get_filesize()
         return cls(name="adata.X", genes=genes, file=str(adata.filename), file_size=opened)

@@ -41,6 +41,7 @@ from ._pseudobulk import (
     welch_satterthwaite,
 )
 from ._setup import check_setup
+from ._writes import store_uns, written_screen
 
 logger = logging.getLogger(__name__)
 
@@ -329,8 +330,7 @@ def rank_de(
     20
     """
     check_setup(adata)
-    if copy:
-        adata = adata.copy()
+    adata = written_screen(adata, copy=copy, what="rank_de")
     if method not in METHODS:
         raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")
     n_genes = check_count("n_genes", n_genes)
@@ -374,16 +374,20 @@ def rank_de(
     non_dropout = non_dropout_mask(stats)[rows]
     top = _names(stats.genes, _rank(scores, n_top))
     top_nd = _names(stats.genes, _rank(scores, n_top, allowed=non_dropout))
-    adata.uns.setdefault(UNS, {})[key_added] = {
-        "method": method,
-        "n_genes": n_top,
-        "conditions": np.asarray(conditions, dtype=object),
-        "top": top,
-        "top_non_dropout": top_nd,
-        "non_dropout": non_dropout,
-        "scores": scores,
-        "single_cell": single,
-    }
+    store_uns(
+        adata,
+        key_added,
+        {
+            "method": method,
+            "n_genes": n_top,
+            "conditions": np.asarray(conditions, dtype=object),
+            "top": top,
+            "top_non_dropout": top_nd,
+            "non_dropout": non_dropout,
+            "scores": scores,
+            "single_cell": single,
+        },
+    )
     logger.info("added .uns[%r][%r] (%s, top %d genes)", UNS, key_added, method, n_top)
     return adata if copy else None
 
@@ -449,10 +453,20 @@ class DEGenes:
                 f"DE scores cover {scores.shape[1]} genes but adata has {adata.n_vars}: "
                 "rerun perturbsim.pp.rank_de(adata)"
             )
+        conditions = np.asarray(data["conditions"]).astype(str)
+        if CONDITION in adata.obs.columns:
+            present = set(map(str, pd.unique(adata.obs[CONDITION].astype(str))))
+            gone = [str(c) for c in conditions if c not in present]
+            if gone:
+                raise PerturbsimError(
+                    f"the DE genes under .uns[{UNS!r}][{key!r}] were ranked on other labels "
+                    f"({gone[0]!r} is no longer a condition of the screen): rerun "
+                    f"perturbsim.pp.rank_de(adata, key_added={key!r})"
+                )
         return cls(
             method=str(data["method"]),
             n_genes=int(data["n_genes"]),
-            conditions=np.asarray(data["conditions"]).astype(str),
+            conditions=conditions,
             genes=np.asarray(adata.var_names, dtype=str),
             top=np.asarray(data["top"]).astype(str),
             top_non_dropout=np.asarray(data["top_non_dropout"]).astype(str),

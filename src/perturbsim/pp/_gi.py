@@ -33,7 +33,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_label_part, check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
@@ -797,8 +797,7 @@ def _canonical(label: object, sep: str) -> str:
 
 def _profile_rows(profiles: AnnData, sep: str) -> dict[str, int]:
     """Canonical label of each row of ``profiles`` (genes joined by ``sep``) -> row index."""
-    if not isinstance(sep, str) or not sep:
-        raise PerturbsimError(f"sep must be a non-empty string (e.g. '_'), got {sep!r}")
+    check_label_part("sep", sep, "_")
     rows: dict[str, int] = {}
     for i, name in enumerate(profiles.obs_names):
         label = _canonical(name, sep)

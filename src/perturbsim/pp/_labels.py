@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 import numpy as np
 import pandas as pd
 
+from .._checks import check_label_part
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, SEP
 
@@ -424,6 +425,8 @@ def parse_perturbations(
     >>> ps.pp.parse_perturbations(["FOSB_CEBPB", "NTC"], control="NTC", sep="_")
     [('CEBPB', 'FOSB'), ()]
     """
+    check_label_part("control", control, "NTC")
+    check_label_part("sep", sep, "_")
     items = query_items(perturbations)
     sets: list[tuple[str, ...]] = []
     for item in items:

@@ -30,6 +30,7 @@ from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
 from ._distributed import dask_sums, is_dask_array
 from ._setup import check_setup
 from ._validate import validate_expression
+from ._writes import store_uns, written_screen
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -390,7 +391,7 @@ class PseudobulkStats:
         data["genes"] = np.asarray(self.genes, dtype=object)
         data["mean"] = self.mean
         data["delta"] = self.delta
-        adata.uns.setdefault(UNS, {})[PSEUDOBULK] = data
+        store_uns(adata, PSEUDOBULK, data)
         if self.coexpr_gram is not None:
             adata.varp[GRAM] = self.coexpr_gram
         elif GRAM in adata.varp:  # an earlier pass's, of other cells
@@ -698,8 +699,7 @@ def pseudobulk(
     >>> ps.pp.PseudobulkStats.from_adata(adata).moments.shape
     (4, 34, 500)
     """
-    if copy:
-        adata = adata.copy()
+    adata = written_screen(adata, copy=copy, what="pseudobulk")
     stats = compute_pseudobulk(
         adata,
         coexpression=coexpression,

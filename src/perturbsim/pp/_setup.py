@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from anndata.utils import make_index_unique
 
+from .._checks import check_label_part, checked_table
 from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import (
     CONDITION,
@@ -34,6 +35,7 @@ from ._labels import (
     parse_labels,
 )
 from ._validate import check_not_empty, validate_expression
+from ._writes import written_screen
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +122,15 @@ def _refuse_gene_as_control(
     )
 
 
-def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]) -> None:
-    """Name the genes by the symbols of ``adata.var[gene_symbols]`` (see :func:`setup`)."""
+def _gene_symbols(
+    adata: AnnData, gene_symbols: str | bool | None, perturbed: set[str]
+) -> tuple[pd.Index, str] | None:
+    """The symbols of ``adata.var[gene_symbols]`` to name the genes by, and their column.
+
+    ``None`` when the genes keep their names (see :func:`setup`); nothing is changed yet.
+    """
     if gene_symbols is False:
-        return
+        return None
     if gene_symbols is True:
         raise PerturbsimError("gene_symbols must be a column of adata.var, None or False")
     column = gene_symbols
@@ -131,7 +138,7 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed
     if automatic:
         column = GEARS_GENE_COLUMN
     if column is None:
-        return
+        return None
     if column not in adata.var.columns:
         raise PerturbsimError(
             f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)}"
@@ -139,7 +146,7 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed
     where = f"adata.var[{column!r}]"
     symbols = _unique_symbols(adata.var[column], adata.var_names, where)
     if (symbols.values == adata.var_names.values).all():
-        return
+        return None
     by_symbol = len(perturbed & set(symbols))
     by_name = len(perturbed & set(map(str, adata.var_names)))
     if automatic and by_name > by_symbol:
@@ -152,10 +159,8 @@ def _use_gene_symbols(adata: AnnData, gene_symbols: str | bool | None, perturbed
             by_symbol,
             column,
         )
-        return
-    adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
-    adata.var_names = pd.Index(symbols.values, name=None)
-    logger.info("using %s as gene names", where)
+        return None
+    return pd.Index(symbols.values, name=None), where
 
 
 def _screen_as_read(adata: AnnData) -> tuple[list[str], list[str], np.ndarray] | None:
@@ -365,14 +370,13 @@ def setup(
     check_anndata(adata)
     check_not_empty(adata)
     check_perturbation_key(adata.obs, perturbation_key)
-    if adata.is_view and adata.isbacked:
-        raise PerturbsimError(
-            "adata is a subset (view) of a backed file, which setup cannot write into: load "
-            "it with adata.to_memory(), or read only those cells with "
-            "perturbsim.ds.read(path, where={column: values})"
-        )
-    if copy:
-        adata = adata.copy()
+    adata = written_screen(adata, copy=copy, what="setup")
+    if control is not None:
+        check_label_part("control", control, "NTC")
+    if sep is not None:
+        check_label_part("sep", sep, "_")
+    if go_annotations is not None:
+        checked_table(go_annotations, ("gene", "term"), "go_annotations")
     before = _screen_as_read(adata)
     raw = adata.obs[perturbation_key]
     if raw.isna().any():
@@ -386,6 +390,13 @@ def setup(
     chosen_sep, sep = sep is not None, SEP if sep is None else sep
     if control is None:
         control = detect_control(distinct, key=perturbation_key, sep=sep)
+    elif control not in distinct and control in map(str, distinct):
+        kind = type(next(d for d in distinct if str(d) == control)).__name__
+        raise PerturbsimError(
+            f"obs[{perturbation_key!r}] holds labels of type {kind}, not text: write them as "
+            f"text first (adata.obs[{perturbation_key!r}] = "
+            f"adata.obs[{perturbation_key!r}].astype(str))"
+        )
     elif control not in distinct:
         raise PerturbsimError(
             f"no control cells: control label {control!r} not found in obs[{perturbation_key!r}] "
@@ -399,8 +410,12 @@ def setup(
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
-    _use_gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
+    symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
     normalised = validate_expression(adata, normalize=normalize)
+    if symbols is not None:  # once the values passed: a refused screen keeps its names
+        adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
+        adata.var_names, where = symbols
+        logger.info("using %s as gene names", where)
 
     conditions = ordered_conditions(mapping.values())
     adata.obs[CONDITION] = pd.Categorical(canonical.to_numpy(), categories=conditions)
@@ -429,6 +444,8 @@ def setup(
             shown_list(single_cell, 10),
         )
     uns = adata.uns.setdefault(UNS, {})
+    # the file's counts normalised now or by an earlier setup: what re-reading it needs
+    from_counts = normalised or bool(uns.get(SETUP, {}).get("normalize", False))
     now = _screen_as_read(adata)
     if normalised or before is None or now is None or not _same_screen(before, now):
         _drop_derived(adata)
@@ -436,7 +453,7 @@ def setup(
         "perturbation_key": perturbation_key,
         "control": control,
         "sep": sep,
-        "normalize": normalised,
+        "normalize": from_counts,
         "perturbed_genes": np.array(perturbed, dtype=object),
         "missing_targets": np.array(missing, dtype=object),
         "single_cell_conditions": np.array(single_cell, dtype=object),

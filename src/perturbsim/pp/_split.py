@@ -30,6 +30,7 @@ from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, 
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
 from ._setup import check_setup
+from ._writes import store_uns, written_screen
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +179,21 @@ class Split:
         def arr(values: Sequence[str]) -> np.ndarray:
             return np.asarray(list(values), dtype=object)
 
-        adata.uns.setdefault(UNS, {})[SPLIT_UNS] = {
-            "kind": self.kind,
-            "seed": int(self.seed),
-            "train": arr(self.train),
-            "val": arr(self.val),
-            "test": arr(self.test),
-            "subgroups": {k: arr(v) for k, v in self.subgroups.items()},
-            "val_subgroups": {k: arr(v) for k, v in self.val_subgroups.items()},
-            "seen_genes": arr(self.seen_genes),
-            "excluded": arr(self.excluded),
-        }
+        store_uns(
+            adata,
+            SPLIT_UNS,
+            {
+                "kind": self.kind,
+                "seed": int(self.seed),
+                "train": arr(self.train),
+                "val": arr(self.val),
+                "test": arr(self.test),
+                "subgroups": {k: arr(v) for k, v in self.subgroups.items()},
+                "val_subgroups": {k: arr(v) for k, v in self.val_subgroups.items()},
+                "seen_genes": arr(self.seen_genes),
+                "excluded": arr(self.excluded),
+            },
+        )
         logger.info("added .obs[%r], .obs[%r] and .uns[%r][%r]", SPLIT, SUBGROUP, UNS, SPLIT_UNS)
 
     @classmethod
@@ -566,8 +571,6 @@ def make_split(
     check_fraction("combo_test_fraction", combo_test_fraction)
     check_fraction("val_fraction", val_fraction, allow_zero=True)
     seed = resolve_seed(seed)
-    if seed < 0:
-        raise PerturbsimError(f"seed must be a non-negative integer, got {seed}")
     if kind != "custom" and test_conditions is not None:
         raise PerturbsimError(f"test_conditions is for kind='custom', not kind={kind!r}")
     conditions = [c for c in _present_conditions(adata) if c != CONTROL]
@@ -596,6 +599,8 @@ def make_split(
     elif kind == "none":
         result = _custom(conditions, [], seed=seed, val_fraction=val_fraction, kind=kind)
     else:
+        if test_conditions is not None and not isinstance(test_conditions, str):
+            test_conditions = list(test_conditions)  # an array, Index or Series too
         if test_conditions is None or isinstance(test_conditions, str) or not test_conditions:
             raise PerturbsimError(
                 "kind='custom' needs test_conditions, a non-empty list of condition labels, "
@@ -721,8 +726,7 @@ def split(
     >>> sorted(adata.obs["perturbsim_subgroup"].unique())
     ['combo_seen0', 'combo_seen1', 'combo_seen2', 'train', 'unseen_single', 'val']
     """
-    if copy:
-        adata = adata.copy()
+    adata = written_screen(adata, copy=copy, what="split")
     result = make_split(
         adata,
         kind=kind,

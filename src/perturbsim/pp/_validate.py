@@ -148,6 +148,8 @@ def validate_expression(
     check_gene_names(adata.var_names)
     matrix = adata.X if layer is None else adata.layers[layer]
     name = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    if matrix is None:
+        raise PerturbsimError(f"{name} is empty (None): the screen holds no expression values")
     lazy = adata.isbacked or _is_dask(matrix)
     block = matrix[: min(chunk_size, adata.n_obs)] if lazy else matrix
     if _is_dask(block):

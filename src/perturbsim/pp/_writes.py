@@ -1,0 +1,55 @@
+"""Where the preprocessing functions write: the screen or its copy, and their ``uns`` entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anndata import AnnData
+
+from .._errors import PerturbsimError
+from .._keys import UNS
+
+
+def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
+    """The screen that ``what`` writes its results into: ``adata``, or with ``copy`` a copy.
+
+    Raises
+    ------
+    PerturbsimError
+        For a backed screen that cannot be written so: a copy of it (anndata copies a
+        backed screen only into a new file) or a subset (view) of one.
+    """
+    if adata.isbacked and adata.is_view:
+        raise PerturbsimError(
+            f"adata is a subset (view) of a backed file, which {what} cannot write into: load "
+            "it with adata.to_memory(), or read only those cells with "
+            "perturbsim.ds.read(path, where={column: values})"
+        )
+    if adata.isbacked and copy:
+        raise PerturbsimError(
+            f"{what}(copy=True) cannot copy a backed screen: leave copy=False (it writes only "
+            "into memory, never into the file) or load it first with adata.to_memory()"
+        )
+    return adata.copy() if copy else adata
+
+
+def store_uns(adata: AnnData, key: str, value: Any) -> None:
+    """Set ``adata.uns["perturbsim"][key] = value``.
+
+    The ``"perturbsim"`` dict is replaced by a new one holding the entry, never changed in
+    place: the nested dict of a view is its parent's, so writing into it would change the
+    parent, while assigning to a view's ``uns`` makes the view a copy of its own (anndata's
+    copy on write).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> view = adata[:100]
+    >>> store_uns(view, "note", 1)
+    >>> view.is_view, "note" in adata.uns["perturbsim"]
+    (False, False)
+    """
+    own = dict(adata.uns.get(UNS, {}))
+    own[key] = value
+    adata.uns[UNS] = own
