@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perturbsim._atomic import atomic_write
+from perturbsim._atomic import atomic_write, atomic_write_all
 from perturbsim._errors import PerturbsimError
 from perturbsim.models import _store as store
 from perturbsim.models._store import read_model_dir, write_model_dir
@@ -24,6 +24,20 @@ def test_crash_mid_write_keeps_previous_file(tmp_path):
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
     assert path.stat().st_mode & 0o644 == 0o644
+
+
+def test_files_written_together_are_replaced_together_and_errors_name_the_destination(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    atomic_write_all({first: lambda tmp: tmp.write_text("old a"), second: lambda tmp: 0})
+
+    def full_disk(tmp):
+        raise OSError(28, "No space left on device", str(tmp))
+
+    with pytest.raises(OSError, match="No space left") as err:
+        atomic_write_all({first: lambda tmp: tmp.write_text("new a"), second: full_disk})
+    assert err.value.filename == str(second)  # not the temporary file it was writing
+    assert first.read_text() == "old a"  # not replaced: its partner failed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
 
 
 @pytest.mark.parametrize("stage", ["weights", "config", "rename"])

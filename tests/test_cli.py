@@ -745,6 +745,26 @@ def test_a_simulated_screen_brings_its_own_go(capsys, tiny, tmp_path):
     assert "pass --go annotations that cover them" in err and "go_annotations" not in err
 
 
+def test_predict_replaces_its_files_together_or_not_at_all(screen, tmp_path, monkeypatch):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "additive", "--split", "none") == 0
+    genes = [c for c in screen.obs["condition"].unique() if "+" not in c and c != "control"]
+    out = tmp_path / "pred.csv"
+    run = ["predict", str(tmp_path / "model"), "--out", str(out), "--overwrite"]
+    assert main([*run[:2], genes[0], *run[2:]]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("pred*")}
+    to_csv = pd.DataFrame.to_csv
+
+    def full_disk_on_obs(self, path=None, **kwargs):  # the last file's write fails
+        if ".pred.obs." in str(path):
+            raise OSError(28, "No space left on device")
+        return to_csv(self, path, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk_on_obs)
+    assert main([*run[:2], genes[1], *run[2:]]) == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("pred*")} == before
+
+
 def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "additive", "--split", "none") == 0
@@ -852,6 +872,11 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert main([*listed[:3], "KLF1", "--out", str(tmp_path / "one")]) == 2
     error = _one_line_error(capsys)
     assert "no such genes file: 'KLF1' (give a file of genes, one a line, or the genes" in error
+    model.save(tmp_path / "other_model")  # another model's folder is no place for results
+    assert main([*listed, str(tmp_path / "other_model")]) == 2
+    assert "holds a saved model (config.json): write into another folder" in _one_line_error(capsys)
+    # both tables of pairs start with a named column of the pairs
+    assert pd.read_csv(tmp_path / "listed" / "gi_scores.csv").columns[0] == "pair"
 
 
 def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkeypatch):
@@ -893,6 +918,12 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert "precision@" not in printed
     assert not (report / "gi_precision.csv").exists()  # nothing of the earlier run is left
     assert "an earlier report" not in (report / "report.md").read_text()
+    test = report / "test.csv"  # the --test list read from the folder: never replaced
+    test.write_text("G0030\n")
+    custom = ["--split", "custom", "--test", str(test), "--overwrite"]
+    assert main([*run, str(report), *custom]) == 2
+    assert "is not: it holds 'test.csv'" in _one_line_error(capsys)
+    assert test.read_text() == "G0030\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 

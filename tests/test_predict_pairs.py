@@ -131,7 +131,9 @@ def test_unknown_genes_are_listed_on_one_line_or_skipped(gears, genes, caplog):
         (["G1"], "at least two genes, got ['G1']"),
         (["G1", "G2", "G1"], "more than once: G1"),
         (["G1", "G1+G2"], "not single gene names: 'G1+G2'"),
-        (["G1", "ctrl"], "not single gene names: 'ctrl'"),
+        (["G1", "ctrl"], "'ctrl' is a control label, not a gene: leave it out"),
+        (["G1", "Non-Targeting"], "'Non-Targeting' is a control label, not a gene"),
+        (["NT", "G1"], "'NT' is a control label, not a gene"),
         ("G1", "not the string"),
     ],
 )

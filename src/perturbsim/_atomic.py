@@ -40,7 +40,8 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
     """Write files that belong together: each to a temporary file, then all renamed into place.
 
     No destination is replaced before every file is written, so a failure while writing
-    (a full disk) leaves them all as they were, never a new one beside an old one.
+    (a full disk) leaves them all as they were, never a new one beside an old one; its
+    :class:`OSError` names the destination being written.
 
     Parameters
     ----------
@@ -56,12 +57,19 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
     try:
         for destination, write in writes.items():
             path = Path(destination)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-            os.close(fd)
-            temporary[path] = Path(tmp)
-            write(Path(tmp))
-            os.chmod(tmp, new_file_mode())
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent
+                )
+                os.close(fd)
+                temporary[path] = Path(tmp)
+                write(Path(tmp))
+                os.chmod(tmp, new_file_mode())
+            except OSError as err:  # named by the destination, not the temporary file
+                if err.errno is None:
+                    raise
+                raise OSError(err.errno, err.strerror, str(path)) from err
         for path, tmp in temporary.items():
             os.replace(tmp, path)
     except BaseException:

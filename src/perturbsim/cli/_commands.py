@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._atomic import atomic_write, check_results_dir
+from .._atomic import atomic_write_all, check_results_dir
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, SEP, VARIANCE_LAYER
 from .._settings import check_seed
@@ -243,9 +244,9 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 
 
 # -- predict --------------------------------------------------------------------------------
-def _write_csv(path: Path, table: pd.DataFrame) -> None:
-    """Write ``table`` (a row per perturbation) atomically, its first column named."""
-    atomic_write(path, lambda target: table.to_csv(target, index_label=PERTURBATION))
+def _csv_writer(table: pd.DataFrame) -> Callable[[Path], None]:
+    """Writes ``table`` (a row per perturbation) to a path, its first column named."""
+    return lambda target: table.to_csv(target, index_label=PERTURBATION)
 
 
 def _run_predict(args: argparse.Namespace) -> None:
@@ -263,19 +264,17 @@ def _run_predict(args: argparse.Namespace) -> None:
         repeated = counted(len(queries) - len(unique), "repeated perturbation")
         print(f"{repeated}: each predicted once")
     prediction = model.predict(unique, strict=args.strict)
-    written = [out]
     if out.suffix.lower() == ".h5ad":
-        atomic_write(out, prediction.write_h5ad)
+        written = atomic_write_all({out: prediction.write_h5ad})
     else:
-        _write_csv(out, prediction.to_df())
         variance, obs = beside
+        tables = {out: prediction.to_df(), obs: prediction.obs}
         if VARIANCE_LAYER in prediction.layers:
-            _write_csv(variance, prediction.to_df(layer=VARIANCE_LAYER))
-            written.append(variance)
-        else:  # not a previous run's, read as this one's
+            tables[variance] = prediction.to_df(layer=VARIANCE_LAYER)
+        # all or none replaced, then a previous run's variance not read as this one's
+        written = atomic_write_all({path: _csv_writer(table) for path, table in tables.items()})
+        if variance not in tables:
             variance.unlink(missing_ok=True)
-        _write_csv(obs, prediction.obs)
-        written.append(obs)
     print(
         f"predicted {counted(prediction.n_obs, 'perturbation')} x "
         f"{counted(prediction.n_vars, 'gene')} -> " + ", ".join(map(str, written))
@@ -365,15 +364,16 @@ def _run_export(args: argparse.Namespace) -> None:
         _split(adata, args, test)
     else:
         absent = sorted(set(held_out) - set(adata.obs[CONDITION].astype(str)))
-        if absent and args.where:
+        if absent:
             fix = (
                 f"is {str(args.data)!r} the file it was trained on?"
                 if as_trained
                 else f"leave out --where to read the cells {args.model} was trained on"
             )
+            kept = f"among those kept by {where_text(args.where)} " if args.where else ""
             raise PerturbsimError(
-                f"no cells among those kept by {where_text(args.where)} for {len(absent)} of "
-                f"the {counted(len(held_out), 'condition')} held out by {args.model} (e.g. "
+                f"no cells {kept}for {len(absent)} of the "
+                f"{counted(len(held_out), 'condition')} held out by {args.model} (e.g. "
                 f"{absent[0]!r}); {fix}"
             )
         held_out = _covered_held_out(model, held_out)
@@ -386,7 +386,8 @@ def _run_export(args: argparse.Namespace) -> None:
         seed=args.seed,
         overwrite=args.overwrite,
     )
-    print(f"wrote {pred} and {real}; evaluate with: cell-eval run -ap {pred} -ar {real}")
+    command = f"cell-eval run -ap {shlex.quote(str(pred))} -ar {shlex.quote(str(real))}"
+    print(f"wrote {pred} and {real}; evaluate with: {command}")
 
 
 def _keeps_as_trained(
@@ -486,7 +487,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from ..tl import evaluate
 
     models = _model_list(args.models)
-    check_results_dir(args.out, overwrite=args.overwrite, keep=[args.data])  # before the work
+    inputs = [path for path in (args.data, args.test, args.go) if path is not None]
+    check_results_dir(args.out, overwrite=args.overwrite, keep=inputs)  # before the work
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
@@ -591,11 +593,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="directory for the report"
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a previous report in --out (never another folder)",
-    )
+    add_overwrite(parser, "a previous report in --out (never another folder)")
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -805,11 +803,7 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
         "--seeds", type=int, default=1, metavar="N", help="split seeds 1..N (default 1)"
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the full report here")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a previous report in --out (never another folder)",
-    )
+    add_overwrite(parser, "a previous report in --out (never another folder)")
     parser.set_defaults(run=_run_demo)
 
 

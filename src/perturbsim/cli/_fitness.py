@@ -11,21 +11,21 @@ import pandas as pd
 
 from .._atomic import RESULTS_MARKER, atomic_write, check_results_dir, write_results_dir
 from .._errors import PerturbsimError
-from ._parser import add_command, add_overwrite, refuse_outputs
+from ._parser import FIGURE_DPI, add_command, add_overwrite, refuse_outputs
+from ._screen import add_go_option, go_annotations
 
 if TYPE_CHECKING:
     from ..tl import FitnessResult
 
-FIGURE_DPI = 110
 TABLES = ("scores.csv", "summary.csv", "predictions.csv", "r2.csv")
 """The tables written to ``--out``, besides a plot per method and ``settings.json``."""
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.expression_model is not None and not args.expression_model.is_dir():
-        raise PerturbsimError(
-            f"--expression-model: no such model folder {str(args.expression_model)!r}"
-        )
+    model = args.expression_model
+    if model is not None and not model.is_dir():
+        what = "is a file, not a model folder" if model.exists() else "no such model folder"
+        raise PerturbsimError(f"--expression-model {str(model)!r}: {what}")
 
 
 def _plotted(result: FitnessResult) -> list[str]:
@@ -107,7 +107,6 @@ def _run_fitness(args: argparse.Namespace) -> None:
     from ..models import PerturbationModel
     from ..tl import fitness_evaluate
     from ..tl._fitness import ADDITIVE, ALL, COVERED, EXPRESSION, MODEL
-    from ._screen import go_annotations
 
     _check_options(args)
     inputs = [p for p in (args.directory, args.expression_model, args.go) if p is not None]
@@ -234,11 +233,5 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         help="a saved perturbsim expression model: also score fitness predicted from its "
         "predicted expression (ridge)",
     )
-    parser.add_argument(
-        "--go",
-        type=Path,
-        default=None,
-        metavar="GO_FILE",
-        help="gene -> GO term file (GAF, gene2go or two-column TSV); default: bundled human",
-    )
+    add_go_option(parser, "of the model's GO features; default: the bundled human annotations")
     parser.set_defaults(run=_run_fitness)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write_all
 from .._checks import check_nonnegative
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, PRED_N_TARGETS
@@ -38,7 +39,7 @@ from ..pp._gi import (
 )
 from ..pp._labels import singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, PseudobulkStats, current_stats
-from ._parser import add_command, add_overwrite, read_list, refuse_outputs
+from ._parser import FIGURE_DPI, add_command, add_overwrite, read_list, refuse_outputs
 from ._screen import add_screen_options, go_annotations, read_screen
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "
-            "a synergy; with --magnitude norman it is additive (is_additive; subtypes "
+            "a synergy; with --magnitude norman it is additive: is_additive; subtypes "
             "overlap, and the primary one may be another that holds too)"
         )
     return "\n".join(lines)
@@ -179,25 +180,30 @@ def _fitted_genes_text(
 
 GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
 """What ``perturbsim gi`` writes into its ``--out`` (the map with two scored pairs or more)."""
-GI_MAP_DPI = 110
-"""Resolution of the maps of ``perturbsim gi`` and ``measured-gi``."""
 
 
-def _write_gi_map(scores: pd.DataFrame, path: Path) -> str:
-    """Draw the GI map of the pairs' ``scores`` into ``path``; what was written.
+def _write_gi_files(
+    out: Path, tables: dict[str, Callable[[Path], object]], map_name: str, scores: pd.DataFrame
+) -> str:
+    """Write ``tables`` (file name -> writer) and the GI map of ``scores`` into ``out``.
 
-    With fewer than two scored pairs there is nothing to cluster: no map, and a map of an
-    earlier run there (replaced with ``--overwrite``) is removed rather than left stale.
+    All are written before any replaces an earlier run's (:func:`atomic_write_all`). With
+    fewer than two scored pairs there is nothing to cluster: no map, and a map of an earlier
+    run there (replaced with ``--overwrite``) is removed rather than left stale. Returns
+    what the map adds to the list of files written.
     """
     from ..pl import gi_map
 
-    if int(is_scored(scores).sum()) < 2:
-        path.unlink(missing_ok=True)
+    writes = {out / name: write for name, write in tables.items()}
+    drawn = int(is_scored(scores).sum()) >= 2
+    if drawn:
+        figure = gi_map(scores).figure
+        writes[out / map_name] = partial(figure.savefig, format="png", dpi=FIGURE_DPI)
+    atomic_write_all(writes)
+    if not drawn:
+        (out / map_name).unlink(missing_ok=True)
         print("no GI map: fewer than 2 pairs were scored")
-        return ""
-    figure = gi_map(scores).figure
-    atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=GI_MAP_DPI))
-    return ", gi_map.png"
+    return f", {map_name}" if drawn else ""
 
 
 def _gene_list(value: Path) -> list[str]:
@@ -235,8 +241,8 @@ def _run_gi(args: argparse.Namespace) -> None:
         )
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
-    atomic_write(args.out / GI_FILES[0], pred.write_h5ad)
-    atomic_write(args.out / GI_FILES[1], scores.to_csv)
+    tables = {GI_FILES[0]: pred.write_h5ad, GI_FILES[1]: partial(scores.to_csv, index_label="pair")}
+    drawn = _write_gi_files(args.out, tables, GI_FILES[2], scores)
     _print_scores(args, scores, int((~pairs).sum()), np.asarray(model.control_mean), "model")
     held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
@@ -254,7 +260,6 @@ def _run_gi(args: argparse.Namespace) -> None:
             f"{measured[0]}): their rows too are its predictions, not the measurements "
             "(score measured means with perturbsim measured-gi)"
         )
-    drawn = _write_gi_map(scores, args.out / GI_FILES[2])
     print(f"wrote predictions.h5ad, gi_scores.csv{drawn} to {args.out}")
 
 
@@ -396,8 +401,11 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     listed, per_gene_text = _per_gene_calls(stats, profiles, scores, args)
     replicated = _split_half_text(stats, scores, fitted)
-    atomic_write(args.out / MEASURED_GI_FILES[0], scores.to_csv)
-    atomic_write(args.out / MEASURED_GI_FILES[1], partial(listed.to_csv, index=False))
+    tables = {
+        MEASURED_GI_FILES[0]: scores.to_csv,
+        MEASURED_GI_FILES[1]: partial(listed.to_csv, index=False),
+    }
+    drawn = _write_gi_files(args.out, tables, MEASURED_GI_FILES[2], scores)
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
     _print_scores(args, scores, n_genes, control_mean, "screen")
@@ -410,7 +418,6 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     if replicated:
         print(replicated)
     print(per_gene_text)
-    drawn = _write_gi_map(scores, args.out / MEASURED_GI_FILES[2])
     print(f"wrote gi_scores.csv, gi_per_gene.csv{drawn} to {args.out}")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._checks import check_file
 from .._errors import PerturbsimError
+from ..models._store import CONFIG_FILE
 
 
 def common_options(*, suppress: bool) -> argparse.ArgumentParser:
@@ -87,6 +88,10 @@ def read_list(
     return items
 
 
+FIGURE_DPI = 110
+"""Resolution of the figures the commands write (GI maps, fitness plots)."""
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--overwrite``: replace ``what`` (the command's ``--out``) when it exists."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
@@ -148,11 +153,17 @@ def refuse_outputs(
     """Refuse to write files ``names`` into ``--out`` ``folder`` where they would replace one.
 
     An existing file is refused unless ``--overwrite``; one of ``inputs`` (what the command
-    reads: the screen, a list, the model's folder) always, before any work.
+    reads: the screen, a list, the model's folder) always, before any work; so is a folder
+    holding a saved model.
     """
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
     _refuse_reading(folder, {(folder / name).resolve() for name in names}, inputs)
+    if (folder / CONFIG_FILE).is_file():
+        raise PerturbsimError(
+            f"--out {str(folder)!r} holds a saved model ({CONFIG_FILE}): write into another "
+            "folder (files beside a model's would stop it being replaced by a new training)"
+        )
     for name in names:
         refuse_existing(folder / name, overwrite)
 

@@ -138,15 +138,22 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
             help="pool the cells of a file whose obs['dataset'] names several screens "
             "(refused without it: pick one with --where dataset=NAME)",
         )
-        parser.add_argument(
-            "--go",
-            type=Path,
-            default=None,
-            metavar="GO_FILE",
-            help="gene -> GO term file (GAF, gene2go or two-column TSV) for the check of the "
-            "perturbed genes' names and for the models with a GO graph; default: a simulated "
-            "screen's own table, else the bundled human annotations",
+        add_go_option(
+            parser,
+            "for the check of the perturbed genes' names and for the models with a GO graph; "
+            "default: a simulated screen's own table, else the bundled human annotations",
         )
+
+
+def add_go_option(parser: argparse.ArgumentParser, use: str) -> None:
+    """Add ``--go GO_FILE``, a file of GO annotations; ``use`` says what for and the default."""
+    parser.add_argument(
+        "--go",
+        type=Path,
+        default=None,
+        metavar="GO_FILE",
+        help=f"gene -> GO term file (GAF, gene2go or two-column TSV) {use}",
+    )
 
 
 def _pooling_hint(column: str) -> str:

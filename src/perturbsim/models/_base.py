@@ -111,16 +111,24 @@ def distinct_sets(sets: list[GeneSet]) -> list[GeneSet]:
     return distinct
 
 
-def _gene_list(genes: Sequence[str]) -> list[str]:
-    """Check a gene list of :meth:`PerturbationModel.predict_pairs`: names, no repeat."""
+def _gene_list(genes: Sequence[str], screen_control: str) -> list[str]:
+    """Check a gene list of :meth:`PerturbationModel.predict_pairs`: names, no repeat.
+
+    A control word (``ctrl``, ``control``, ``non-targeting``, ``NT``, the screen's control
+    label; any case) is no gene: refused.
+    """
     if isinstance(genes, str):
         raise PerturbsimError(f"genes must be a list of gene names, not the string {genes!r}")
     genes = list(genes)
     if len(genes) < 2:
         raise PerturbsimError(f"pairs need a list of at least two genes, got {genes}")
-    bad = [repr(g) for g in genes if not isinstance(g, str) or not g or SEP in g or g == CONTROL]
+    bad = [repr(g) for g in genes if not isinstance(g, str) or not g or SEP in g]
     if bad:
         raise PerturbsimError(f"not single gene names: {shown_list(bad, _MAX_NAMED_GENES)}")
+    controls = {word.lower() for word in (*CONTROL_CANDIDATES, CONTROL, screen_control)}
+    control = next((g for g in genes if g.lower() in controls), None)
+    if control is not None:
+        raise PerturbsimError(f"{control!r} is a control label, not a gene: leave it out")
     repeated = [g for g, n in Counter(genes).items() if n > 1]
     if repeated:
         raise PerturbsimError(
@@ -907,7 +915,7 @@ class PerturbationModel(ABC):
         >>> list(pred.obs_names)
         ['KLF1', 'MAP2K6', 'SLC38A2', 'KLF1+MAP2K6', 'KLF1+SLC38A2', 'MAP2K6+SLC38A2']
         """
-        genes = _gene_list(genes)
+        genes = _gene_list(genes, self.screen_labels.get("control", CONTROL))
         batch_size = check_count("batch_size", batch_size)
         gi, skip_unknown = check_flag("gi", gi), check_flag("skip_unknown", skip_unknown)
         covered = self.covers([[g] for g in genes])
