@@ -373,6 +373,8 @@ def test_fit_errors_name_model_and_seed(adata):
         ({"models": ["mean"], "train_kwargs": {"gears": {}}}, "train_kwargs names models"),
         ({"models": ["mean"], "model_kwargs": {"gears": {}}}, "model_kwargs names models"),
         ({"models": ["mean"], "metrics": ["bogus"]}, "unknown metric 'bogus'"),
+        ({"models": ["mean"], "metrics": ["mse", "mse"]}, "metrics name 'mse' more than once"),
+        ({"models": ["mean"], "metrics": "mse"}, "metrics must be a non-empty list"),
         ({"models": ["mean"], "on_error": "ignore"}, "on_error must be"),
     ],
 )
@@ -411,6 +413,41 @@ def test_skip_failed_runs(adata, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "Failed runs" in report and "`broken`" in report
     assert (tmp_path / "failures.csv").is_file()
+
+
+class _NonFiniteMean(TrainMean):
+    """The mean baseline with one gene's prediction NaN: a prediction that cannot be scored.
+
+    Without a name of its own it replaces no model of the catalogue (``"mean"`` stays).
+    """
+
+    def _predict_change(self, sets):
+        change, variance = super()._predict_change(sets)
+        change = change.copy()
+        change[:, 0] = np.nan
+        return change, variance
+
+
+def test_the_changes_table_reproduces_the_direction_scores_of_models_and_replicate(adata):
+    result = evaluate(adata, models=["mean"], seeds=[1], gi=False, metrics=["direction_error_de"])
+    changes = result.changes.copy()
+    changes["wrong"] = np.sign(changes["predicted"]) != np.sign(changes["measured"])
+    from_changes = changes.groupby(["model", "condition"])["wrong"].mean()
+    scored = result.scores.set_index(["model", "condition"])["value"]
+    assert set(from_changes.index.get_level_values("model")) == {"mean", "replicate"}
+    np.testing.assert_allclose(
+        from_changes.sort_index(), scored.loc[from_changes.index].sort_index()
+    )
+
+
+def test_a_prediction_that_cannot_be_scored_is_a_failed_run_too(adata):
+    assert ps.models.MODEL_REGISTRY["mean"] is TrainMean
+    models = {"mean": TrainMean, "nan": _NonFiniteMean}
+    result = evaluate(adata, models=models, seeds=[1], on_error="skip", gi=False)
+    assert set(result.scores["model"]) == {"mean", "replicate"}
+    assert result.failures[["model", "stage"]].values.tolist() == [["nan", "score"]]
+    with pytest.raises(ps.PerturbsimError, match="^model 'nan' failed to score on split seed 1"):
+        evaluate(adata, models=models, seeds=[1], gi=False)
 
 
 def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():

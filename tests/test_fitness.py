@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,15 @@ def test_hidden_singles_are_predicted_from_go(tmp_path):
     assert error.mean() < 0.5 * spread  # the module's level, from GO alone
     seen = split.seen_genes[:3]
     assert model.predict(seen).to_numpy() == pytest.approx(screen.singles[seen].to_numpy())
+    # every single known, named or not: one model; validation checked on the last epoch too
+    named, default = (
+        ps.models.FitnessModel(screen, go_annotations=go, seed=0).fit(
+            split.train, val_pairs=split.val, known_singles=known, max_epochs=25
+        )
+        for known in (list(screen.genes), None)
+    )
+    assert named.best_epoch == default.best_epoch and named.val_loss == default.val_loss
+    assert np.isfinite(default.val_loss) and default.best_epoch in (10, 20, 25)
 
 
 def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, caplog, monkeypatch):
@@ -296,6 +306,16 @@ def test_model_errors(interacting):
         model.fit(["m0g0+M0G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="known_singles"):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
+    for options, message in (
+        ({"known_singles": "M0G0"}, "known_singles must be a list of genes, got the string"),
+        ({"lr": -1.0}, "lr must be a finite number >= 0, got -1.0"),
+        ({"lr": 0}, "lr must be a finite number > 0, got 0"),
+        ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, got nan"),
+    ):
+        with pytest.raises(ps.PerturbsimError, match=f"^{re.escape(message)}"):
+            model.fit(["M0G0+M0G1"], max_epochs=5, **options)
+    with pytest.raises(ps.PerturbsimError, match="^pairs must be a list of labels, got the str"):
+        model.fit("M0G0+M0G1", max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="embedding_dim"):
         ps.models.FitnessModel(screen, go=False, embedding_dim=0)
     with pytest.raises(ps.PerturbsimError, match=r"1 validation pairs are training pairs too \(e"):
@@ -397,6 +417,11 @@ def test_expression_ridge_recovers_a_linear_readout(norman):
     assert 1 - np.sum((predicted - truth) ** 2) / np.sum((truth - truth.mean()) ** 2) > 0.99
     with pytest.raises(ps.PerturbsimError, match="cannot predict"):
         route.predict("KLF1+NOT_A_GENE")
+    for bad in (np.nan, "abc"):
+        broken = fitness[train].astype(object)
+        broken[singles[0]] = bad
+        with pytest.raises(ps.PerturbsimError, match=f"^fitness of '{singles[0]}' is "):
+            ps.models.ExpressionFitness(expression).fit(broken)
     a, b = ps.pp.genes_of(pairs[60])
     repeated = route.predict([pairs[60], f"{b}+{a}", pairs[61]])  # one row per query
     assert len(repeated) == 3 and repeated.iloc[0] == repeated.iloc[1]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -302,10 +303,21 @@ def test_bad_options_are_clear_errors(split_tiny):
         ps.GEARS(split_tiny, prior="median")
     with pytest.raises(PerturbsimError, match="n_models must be"):
         ps.GEARS(split_tiny, n_models=0)
-    with pytest.raises(PerturbsimError, match="cold_start must be"):
+    with pytest.raises(PerturbsimError, match=re.escape("cold_start must lie in [0, 1), got 1.0")):
         ps.GEARS(split_tiny, cold_start=1.0)
     with pytest.raises(PerturbsimError, match="GEARS has no option 'hiden'"):
         ps.GEARS(split_tiny, hiden=8)
+    for device in ("mps", "meta", None):  # devices the network is not written for
+        with pytest.raises(PerturbsimError, match=r"^unknown device .*; use 'auto', 'cpu'"):
+            ps.GEARS(split_tiny, device=device)
+    for option, value, message in (  # checked, never coerced
+        ("direction_weight", float("nan"), "direction_weight must be a finite number >= 0"),
+        ("hidden", 1.7, "hidden must be a whole number >= 1, got 1.7"),
+        ("uncertainty", "no", "uncertainty must be True or False, got 'no'"),
+        ("n_gene_layers", -1, "n_gene_layers must be a whole number >= 0, got -1"),
+    ):
+        with pytest.raises(PerturbsimError, match=f"^{re.escape(message)}"):
+            ps.GEARS(split_tiny, **{option: value})
     if not torch.cuda.is_available():
         with pytest.raises(PerturbsimError, match="no CUDA device"):
             ps.GEARS(split_tiny, device="cuda")

@@ -336,6 +336,11 @@ def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
     assert calls.loc["A+B"].notna().all()
     assert (~calls["is_synergy"]).sum() + calls["is_synergy"].sum() == 1  # the scored pair
     assert scores.loc["A+B", "n_de"] == 11
+    for count in (np.nan, 10.7, "many"):  # never read as another count
+        with pytest.raises(PerturbsimError, match="^n_de of 'A\\+B' must be a whole number"):
+            gi_scores(profiles, pairs=["A+B"], genes=genes, n_de={"A+B": count})
+    with pytest.raises(PerturbsimError, match="^min_de must be a whole number >= 0, got nan"):
+        gi_scores(profiles, pairs=["A+B"], genes=genes, n_de={"A+B": 11}, min_de=np.nan)
     few = gi_scores(profiles, pairs=["A+B"], genes=genes[:2])
     assert few.loc["A+B", "flag"] == "fewer than 3 genes"
 
@@ -542,6 +547,10 @@ def test_gi_precision_on_a_hand_example():
     assert neomorphism["precision_at_k"] == pytest.approx(neomorphism["random_precision"])
     assert table.loc["redundancy", "n_true"] == 0
     assert np.isnan(table.loc["redundancy", "recall_at_k"])
+    # tables read back from CSV (pairs in a column), in another order: the same comparison
+    as_read = [t.rename_axis("pair").reset_index() for t in (predicted, truth.iloc[::-1])]
+    again = gi_precision(*as_read, k=2).set_index("subtype")
+    pd.testing.assert_frame_equal(again, table)
 
 
 def test_additive_baseline_ranks_pairs_at_random(singles):
@@ -569,6 +578,9 @@ def test_gi_precision_rejects_tables_without_common_pairs():
         gi_precision(predicted.rename(index=lambda p: p + "x"), truth)
     with pytest.raises(PerturbsimError, match="k must be a whole number >= 1"):
         gi_precision(predicted, truth, k=0)
+    twice = pd.concat([truth, truth.iloc[:1]])
+    with pytest.raises(PerturbsimError, match="^truth lists the pair '.*' more than once"):
+        gi_precision(predicted, twice)
 
 
 def test_gi_per_gene_calls_with_standard_errors_and_benjamini_hochberg():

@@ -12,17 +12,32 @@ import perturbsim as ps
 from perturbsim._errors import PerturbsimError
 from perturbsim.module._loss import (
     GEARSLoss,
-    _autofocus_cell_loss,
-    _autofocus_moment_loss,
     _check_exponent,
+    _heteroscedastic,
     _pad_cells,
-    _uncertainty_moment_loss,
+    cell_error,
     difference_moments,
     direction_loss,
     masked_mean,
     moment_error,
     variance_from_log_moment,
 )
+
+
+def _autofocus_moment_loss(effect: Tensor, diff_moments: Tensor, mask: Tensor | None) -> Tensor:
+    """The autofocus term as GEARSLoss forms it from moments (mean over masked genes)."""
+    return masked_mean(moment_error(effect, diff_moments), mask).to(effect.dtype)
+
+
+def _autofocus_cell_loss(effect, pert_cells, control_cells, mask, *, exponent=4.0, **pairing):
+    """The autofocus term as GEARSLoss forms it from cells with random control pairing."""
+    err = cell_error(effect, pert_cells, control_cells, exponent=exponent, **pairing)
+    return masked_mean(err, mask)
+
+
+def _uncertainty_moment_loss(effect, log_var, diff_moments, mask) -> Tensor:
+    """The uncertainty term as GEARSLoss forms it from moments."""
+    return _heteroscedastic(moment_error(effect, diff_moments), log_var, mask).to(effect.dtype)
 
 
 def _zero_inflated(rng: np.random.Generator, n: int, rate: np.ndarray, dropout: float):

@@ -404,6 +404,15 @@ def test_errors_name_the_offending_value():
         score(_pred({"A": PRED}), truth, de_genes={"A": ["g0", "gX"]})
     with pytest.raises(ps.PerturbsimError, match="gZ"):
         score(_pred({"A": PRED}, genes=["g0", "g1", "g2", "gZ"]), truth)
+    with pytest.raises(ps.PerturbsimError, match="^metrics name 'mse' more than once"):
+        score(_pred({"A": PRED}), truth, metrics=["mse", "mse"])
+    # a NaN anywhere it would silently turn the scores into NaN: named
+    broken = np.array(TRUE, dtype=float)
+    broken[1] = np.nan
+    with pytest.raises(ps.PerturbsimError, match=r"^the truth holds 1 non-finite .* 'A' at gene"):
+        score(_pred({"A": PRED}), _stats({"ctrl": CONTROL, "A": broken}))
+    with pytest.raises(ps.PerturbsimError, match="^control_mean is nan at gene number 1"):
+        score(_pred({"A": PRED}), truth, control_mean=broken)
 
 
 def test_padding_in_de_lists_is_ignored():

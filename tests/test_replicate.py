@@ -110,6 +110,24 @@ def test_calibrated_places_a_model_between_the_anchors_on_the_same_conditions():
     assert no_anchor.calibrated().empty
 
 
+def test_a_result_of_tables_without_the_columns_read_is_refused_in_one_line():
+    scores = pd.DataFrame(
+        {"model": ["x"], "seed": [1], "condition": ["A"], "metric": ["mse"], "value": [0.1]}
+    )
+    with pytest.raises(ps.PerturbsimError) as err:
+        EvaluationResult(scores=scores, coverage=pd.DataFrame())
+    assert str(err.value).startswith("no columns ['subgroup'] in scores (it has model, seed")
+    with pytest.raises(ps.PerturbsimError, match=r"^no columns \['r2'\] in gi"):
+        EvaluationResult(
+            scores=pd.DataFrame(),
+            coverage=pd.DataFrame(),
+            gi=pd.DataFrame({c: [0] for c in ("model", "seed", "subtype", "n_pairs")}).assign(
+                precision_at_k=1.0, random_precision=0.5, top_k_accuracy=0.0
+            ),
+        )
+    assert EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame()).scores.empty
+
+
 def test_head_to_head_compares_two_models_on_the_conditions_both_cover():
     rows = []
     for seed, shift in ((1, 0.0), (2, 0.02)):

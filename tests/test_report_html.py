@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from html import escape
 from html.parser import HTMLParser
@@ -190,6 +191,12 @@ def test_report_html_is_written_beside_report_md(report):
     markdown = (report / "report.md").read_text()
     assert markdown.index("## Calibrated scores") < markdown.index("## Coverage")
     assert "report.html" in markdown
+
+
+def test_settings_written_in_the_page_are_escaped(result, tmp_path):
+    odd = dataclasses.replace(result, settings={**result.settings, "n_cells": ODD})
+    text = ps.io.write_html_report(odd, tmp_path / "page.html").read_text(encoding="utf-8")
+    assert ODD not in text and escape(ODD) in text
 
 
 def test_write_html_report_alone(result, tmp_path):

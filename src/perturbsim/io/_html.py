@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 TITLE = "perturbsim evaluation"
 """Heading of a report unless the caller names the screen."""
-"""Metrics of the calibrated-score table that opens the report (when evaluated)."""
 NOT_COVERED = "–"
 """Table cell of a model that cannot predict any condition of a subgroup."""
 UNDEFINED = "n/a"
@@ -417,8 +416,9 @@ def _settings(result: EvaluationResult) -> str:
     seeds = s.get("seeds", sorted(result.coverage["seed"].unique()))
     models = [m for m in result.models if m != REPLICATE]
     parts = [
-        f"Screen: {s.get('n_cells', '?')} cells × {s.get('n_genes', '?')} genes, "
-        f"{s.get('n_conditions', '?')} conditions (control included)",
+        f"Screen: {escape(str(s.get('n_cells', '?')))} cells × "
+        f"{escape(str(s.get('n_genes', '?')))} genes, "
+        f"{escape(str(s.get('n_conditions', '?')))} conditions (control included)",
         f"split <code>{escape(str(s.get('split', '?')))}</code> over {len(seeds)} seed(s) "
         f"({escape(', '.join(map(str, seeds)))})",
         "models " + ", ".join(f"<code>{escape(m)}</code>" for m in models),

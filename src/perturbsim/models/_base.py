@@ -274,7 +274,9 @@ class PerturbationModel(ABC):
     :meth:`_arrays` and :meth:`_restore` for saving, and list the keyword arguments their
     :meth:`fit` accepts in :attr:`fit_options`. Predictions come back as a labelled AnnData,
     one row per queried perturbation. Building or fitting a model never writes into
-    ``adata``.
+    ``adata``. A subclass that sets its own :attr:`name` joins the catalogue under it
+    (:func:`~perturbsim.models.build_model`, :meth:`load`); one that does not (a user's
+    variant of a model) replaces nothing there.
 
     Parameters
     ----------
@@ -288,12 +290,14 @@ class PerturbationModel(ABC):
     """
 
     name: ClassVar[str] = "model"
+    """Catalogue name (set by each registered model)."""
     fit_options: ClassVar[tuple[str, ...]] = ()
     """Keyword arguments that :meth:`fit` passes on to :meth:`_fit`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        MODEL_REGISTRY[cls.name] = cls
+        if "name" in cls.__dict__:  # a subclass without a name of its own replaces none
+            MODEL_REGISTRY[cls.name] = cls
 
     def __init__(
         self, adata: AnnData | ScreenData | None = None, *, seed: int | None = None

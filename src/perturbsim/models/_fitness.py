@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count, check_flag
+from .._checks import check_count, check_flag, check_nonnegative
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
@@ -361,6 +361,8 @@ class FitnessModel:
 
     def _pairs(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Node indices of the pairs' genes and their measured fitness."""
+        if isinstance(labels, str):
+            raise PerturbsimError(f"pairs must be a list of labels, got the string {labels!r}")
         table = self.screen.pair_table()
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
         missing = [p for p in labels if p not in table.index]
@@ -378,6 +380,10 @@ class FitnessModel:
     def _known(self, known_singles: Sequence[str] | None) -> np.ndarray:
         if known_singles is None:
             return np.ones(len(self.genes), dtype=bool)
+        if isinstance(known_singles, str):
+            raise PerturbsimError(
+                f"known_singles must be a list of genes, got the string {known_singles!r}"
+            )
         unknown = [g for g in known_singles if g not in self._node]
         if unknown:
             raise PerturbsimError(f"known_singles not in the screen: {shown_list(unknown, 10)}")
@@ -430,7 +436,7 @@ class FitnessModel:
             loss = nn.functional.mse_loss(network(inputs, first_t, second_t), target)
             loss.backward()
             optimiser.step()
-            if val is not None and epoch % _CHECK_EVERY == 0:
+            if val is not None and (epoch % _CHECK_EVERY == 0 or epoch == epochs):
                 predicted = self._predict_pairs(network, singles, *val[:2])
                 error = float(np.mean((predicted - val[2]) ** 2)) / self._scale**2
                 if error < best[0]:
@@ -482,6 +488,9 @@ class FitnessModel:
         The model itself.
         """
         max_epochs = check_count("max_epochs", max_epochs)
+        if check_nonnegative("lr", lr) == 0:
+            raise PerturbsimError("lr must be a finite number > 0, got 0")
+        weight_decay = check_nonnegative("weight_decay", weight_decay)
         started = time.perf_counter()
         known = self._known(known_singles)
         train = self._pairs(train_pairs)
@@ -493,7 +502,7 @@ class FitnessModel:
         if val is not None:
             _refuse_shared_pairs(train, val, self.genes)
         training = known.copy()
-        if val is not None and known_singles is not None:  # in no training pair: unseen
+        if val is not None and not known.all():  # in no training pair: unseen
             training[:] = False
             training[np.concatenate(train[:2])] = True
         with _one_thread():

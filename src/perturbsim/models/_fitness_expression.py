@@ -124,14 +124,23 @@ class ExpressionFitness:
         Parameters
         ----------
         fitness
-            Fitness by condition label (``"A"``, ``"A+B"``); conditions the expression model
-            does not cover are left out.
+            Fitness by condition label (``"A"``, ``"A+B"``), each a finite number (else a
+            one-line error naming it); conditions the expression model does not cover are
+            left out.
 
         Returns
         -------
         The route itself.
         """
-        fitness = pd.Series(fitness, dtype=np.float64)
+        given = pd.Series(fitness)
+        fitness = pd.to_numeric(given, errors="coerce").astype(np.float64)
+        bad = ~np.isfinite(fitness.to_numpy())
+        if bad.any():
+            label = given.index[bad][0]
+            raise PerturbsimError(
+                f"fitness of {label!r} is {given[label]!r}: every fitness must be a finite "
+                "number (leave out conditions without one)"
+            )
         sets = parse_perturbations(fitness.index.astype(str).tolist())
         covered = self.covers(sets)
         if covered.sum() < 3:

@@ -36,13 +36,21 @@ FIT_OPTIONS = tuple(
 
 
 def resolve_device(device: str) -> torch.device:
-    """The torch device ``device`` names (``"auto"``: CUDA if available); raise if unusable."""
+    """The torch device ``device`` names (``"auto"``: CUDA if available); raise if unusable.
+
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``: the devices the network is written and tested for.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    unknown = PerturbsimError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if not isinstance(device, str):
+        raise unknown
     try:
         chosen = torch.device(device)
     except RuntimeError:
-        raise PerturbsimError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+        raise unknown from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise unknown
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise PerturbsimError(f"device {device!r} asked for, but no CUDA device is available")
     return chosen

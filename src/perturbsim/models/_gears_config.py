@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from .._checks import check_count, check_flag, check_fraction, check_nonnegative
 from .._errors import PerturbsimError
 
 NETWORK_FIELDS = ("hidden", "n_gene_layers", "n_pert_layers", "uncertainty")
 """The options that shape :class:`~perturbsim.module.GEARSNetwork`."""
+FEWEST = {"n_gene_layers": 0, "n_pert_layers": 0}
+"""The smallest value of a whole-number option other than 1 (no GNN layer at all)."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,9 @@ class GEARSConfig:
     """Everything that defines a GEARS model besides its data and seed.
 
     The attributes are the keyword arguments of :class:`~perturbsim.models.GEARS`, documented
-    there; a saved model's ``config.json`` holds them under ``options.config``.
+    there; a saved model's ``config.json`` holds them under ``options.config``. Each is
+    checked, never coerced: whole numbers >= 1 (the layer counts >= 0), finite numbers >= 0,
+    ``cold_start`` in [0, 1), true/false flags; else a one-line error naming it.
     """
 
     hidden: int = 64
@@ -38,17 +43,18 @@ class GEARSConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            kind = {"int": int, "float": float, "bool": bool}.get(str(f.type))
-            if kind is not None:
-                object.__setattr__(self, f.name, kind(getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if f.name == "cold_start":
+                value = check_fraction(f.name, value, allow_zero=True)
+            elif str(f.type) == "int":
+                value = check_count(f.name, value, minimum=FEWEST.get(f.name, 1))
+            elif str(f.type) == "float":
+                value = check_nonnegative(f.name, value)
+            elif str(f.type) == "bool":
+                value = check_flag(f.name, value)
+            object.__setattr__(self, f.name, value)
         if self.prior not in ("mean", "none"):
             raise PerturbsimError(f"prior must be 'mean' or 'none', got {self.prior!r}")
-        if self.n_models < 1:
-            raise PerturbsimError(f"n_models must be >= 1, got {self.n_models}")
-        if not 0.0 <= self.cold_start < 1.0:
-            raise PerturbsimError(f"cold_start must be in [0, 1), got {self.cold_start}")
-        if self.hidden < 1:
-            raise PerturbsimError(f"hidden must be >= 1, got {self.hidden}")
 
     def network_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~perturbsim.module.GEARSNetwork` from this config."""

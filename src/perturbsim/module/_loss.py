@@ -190,26 +190,6 @@ def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
 
 
 # -- autofocus -------------------------------------------------------------------------------
-def _autofocus_moment_loss(effect: Tensor, diff_moments: Tensor, mask: Tensor | None) -> Tensor:
-    r"""Autofocus loss from moments: the per-cell loss averaged over ALL control pairings.
-
-    Parameters
-    ----------
-    effect
-        (B, G) predicted effects.
-    diff_moments
-        (q + 1, B, G) difference moments of the batch's conditions (even ``q``), float64.
-    mask
-        (B, G) genes entering the loss of each condition (bool or weights), or ``None``.
-
-    Returns
-    -------
-    Scalar in the dtype of ``effect``: mean over the masked genes of each condition of
-    :math:`\mathbb E(a - z)^q`, then mean over the conditions.
-    """
-    return masked_mean(moment_error(effect, diff_moments), mask).to(effect.dtype)
-
-
 def _pad_cells(
     pert_cells: Sequence[Tensor] | Tensor, counts: Tensor | Sequence[int] | None, n_batch: int
 ) -> tuple[Tensor, Tensor]:
@@ -293,29 +273,6 @@ def cell_error(
     return err.sum(dim=1) / counts_t.to(effect.device, effect.dtype)[:, None]
 
 
-def _autofocus_cell_loss(
-    effect: Tensor,
-    pert_cells: Sequence[Tensor] | Tensor,
-    control_cells: Tensor,
-    mask: Tensor | None,
-    *,
-    exponent: float = 4.0,
-    generator: torch.Generator,
-    counts: Tensor | Sequence[int] | None = None,
-) -> Tensor:
-    """Per-cell autofocus loss with random control pairing (any exponent ``q >= 1``).
-
-    The fallback for odd or fractional exponents; for even integer ``q`` prefer
-    :func:`_autofocus_moment_loss`, which is the exact expectation of this loss over the random
-    pairing. Arguments as in :func:`cell_error`; ``mask`` (B, G) as in
-    :func:`_autofocus_moment_loss`. Returns a scalar.
-    """
-    err = cell_error(
-        effect, pert_cells, control_cells, exponent=exponent, generator=generator, counts=counts
-    )
-    return masked_mean(err, mask)
-
-
 # -- direction and uncertainty ---------------------------------------------------------------
 def direction_loss(
     effect: Tensor,
@@ -395,19 +352,6 @@ def variance_from_log_moment(log_moment: np.ndarray, exponent: float) -> np.ndar
     q = _check_exponent(exponent)
     log_m = 0.5 * q * math.log(2.0) + math.lgamma(0.5 * (q + 1.0)) - 0.5 * math.log(math.pi)
     return np.exp((np.asarray(log_moment, dtype=np.float64) - log_m) * (2.0 / q))
-
-
-def _uncertainty_moment_loss(
-    effect: Tensor, log_var: Tensor, diff_moments: Tensor, mask: Tensor | None
-) -> Tensor:
-    r"""Heteroscedastic autofocus loss :math:`e^{-s}\,\mathbb E(a - z)^q + s` from moments.
-
-    Minimised in ``s`` at :math:`s^* = \log \mathbb E(a - z)^q`, so the uncertainty head
-    learns the log of the expected error. Arguments as in :func:`_autofocus_moment_loss`, with
-    ``log_var`` (B, G). Returns a scalar in the dtype of ``effect``.
-    """
-    err = moment_error(effect, diff_moments)
-    return _heteroscedastic(err, log_var, mask).to(effect.dtype)
 
 
 # -- combined --------------------------------------------------------------------------------

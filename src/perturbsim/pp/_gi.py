@@ -33,7 +33,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
-from .._checks import check_count, check_label_part, check_nonnegative
+from .._checks import as_whole, check_count, check_label_part, check_nonnegative, shown
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
@@ -904,6 +904,14 @@ def unscored_for_few_de_only(scores: pd.DataFrame) -> pd.Series:
     return reasons.map(lambda parts: len(parts) == 1 and parts[0].startswith(FEW_DE))
 
 
+def _de_count(pair: str, value: object) -> int:
+    """A pair's DE count as given in ``n_de``: a whole number >= 0, else a one-line error."""
+    count = as_whole(value)
+    if count is None or count < 0:
+        raise PerturbsimError(f"n_de of {pair!r} must be a whole number >= 0, got {shown(value)}")
+    return count
+
+
 def _flags(
     pair: str,
     rows: Mapping[str, int],
@@ -1106,8 +1114,7 @@ def gi_scores(
     max_subsets = check_count("max_subsets", max_subsets)
     if abundance is not None:
         check_nonnegative("abundance", abundance)
-    if min_de < 0:
-        raise PerturbsimError(f"min_de must be non-negative, got {min_de}")
+    min_de = check_count("min_de", min_de, minimum=0)
     rows = _profile_rows(profiles, sep)
     delta = _delta(profiles)
     if isinstance(genes, str):
@@ -1128,7 +1135,9 @@ def gi_scores(
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         base_mask = _listed_genes(profiles, genes)
-    n_de_canonical = None if n_de is None else {_canonical(p, sep): int(v) for p, v in n_de.items()}
+    n_de_canonical = (
+        None if n_de is None else {_canonical(p, sep): _de_count(p, v) for p, v in n_de.items()}
+    )
     seed = resolve_seed(seed)
     if isinstance(unsupported, str):
         raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")

@@ -45,8 +45,11 @@ def store_uns(adata: AnnData, key: str, value: Any) -> None:
     --------
     >>> import perturbsim as ps
     >>> adata = ps.ds.norman2019_subset()
+    >>> import warnings
     >>> view = adata[:100]
-    >>> store_uns(view, "note", 1)
+    >>> with warnings.catch_warnings():  # anndata's note that the view becomes a copy
+    ...     warnings.simplefilter("ignore")
+    ...     store_uns(view, "note", 1)
     >>> view.is_view, "note" in adata.uns["perturbsim"]
     (False, False)
     """

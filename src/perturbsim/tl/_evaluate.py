@@ -36,7 +36,7 @@ from ..pp._de import top_de_indices
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, stored_layer, stored_matrix
 from ..pp._setup import check_setup
 from ._evaluate_gi import GI_COLUMNS, GITruth, simulated_truth
-from ._metrics import METRICS, _predicted_means, score
+from ._metrics import _predicted_means, checked_metric_names, score
 from ._result import (
     CHANGE_COLUMNS,
     COVERAGE_COLUMNS,
@@ -239,6 +239,39 @@ def _prepare(
     )
 
 
+def _scored_tables(
+    pred: AnnData | None,
+    prepared: _PreparedSeed,
+    name: str,
+    metrics: Sequence[str] | None,
+    exclude_targets: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None] | None:
+    """A model's scores, changes on the DE genes and uncertainty rows; None without a prediction."""
+    if pred is None:
+        return None
+    table = score(
+        pred,
+        prepared.stats,
+        de_genes=prepared.de_genes,
+        reference_mean=prepared.reference,
+        metrics=metrics,
+        exclude_targets=exclude_targets,
+    )
+    table.insert(0, "seed", prepared.seed)
+    table.insert(0, "model", name)
+    table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
+    trust = uncertainty_table(
+        pred,
+        prepared.stats,
+        prepared.de_genes,
+        prepared.subgroup_of,
+        model=name,
+        seed=prepared.seed,
+        exclude_targets=exclude_targets,
+    )
+    return table, _de_changes(pred, prepared, name), trust
+
+
 def _history(model: PerturbationModel, name: str, seed: int) -> pd.DataFrame | None:
     """The model's training history behind ``model`` and ``seed`` columns; None without one."""
     history = getattr(model, "history", None)
@@ -257,16 +290,20 @@ def _de_changes(
     *,
     measured: AnnData | None = None,
     de_genes: Mapping[str, Sequence[str]] | None = None,
+    control_mean: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Predicted and measured change over control on each condition's DE genes.
 
     ``measured``: the measured means, one row per condition of ``pred`` in the screen's
     genes; default: the statistics' means. ``de_genes``: each condition's DE genes;
-    default: the seed's.
+    default: the seed's. ``control_mean``: the control both changes are over, as the scores
+    took it; default: the statistics'.
     """
     de_genes = prepared.de_genes if de_genes is None else de_genes
     stats = prepared.stats
-    control = stats.control_mean.astype(np.float64)
+    control = np.asarray(
+        stats.control_mean if control_mean is None else control_mean, dtype=np.float64
+    )
     col = {g: i for i, g in enumerate(map(str, stats.genes))}
     pred_col = {g: i for i, g in enumerate(map(str, pred.var_names))}
     predicted = _predicted_means(pred, control[[col[g] for g in pred.var_names]])
@@ -369,7 +406,14 @@ def _replicate_tables(
     table.insert(0, "seed", prepared.seed)
     table.insert(0, "model", REPLICATE)
     table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
-    changes = _de_changes(first, prepared, REPLICATE, measured=second, de_genes=de_genes)
+    changes = _de_changes(
+        first,
+        prepared,
+        REPLICATE,
+        measured=second,
+        de_genes=de_genes,
+        control_mean=measured.control_mean,
+    )
     return table, coverage, changes
 
 
@@ -433,7 +477,7 @@ def evaluate_seed(
         min_cells=min_cells,
     )
     train_kwargs = train_kwargs or {}
-    test, subgroup_of = prepared.test, prepared.subgroup_of
+    test = prepared.test
     scores, changes, histories, gi_tables, uncertainty = [], [], [], [], []
     coverage, timings, failures = [], [], []
     truth = GITruth(prepared.stats, test, seed, simulated, min_cells=min_cells) if gi else None
@@ -461,6 +505,8 @@ def evaluate_seed(
                 )
             pred = model.predict(covered) if covered else None
             predict_s = time.perf_counter() - t0
+            stage = "score"
+            scored = _scored_tables(pred, prepared, name, metrics, exclude_targets)
             stage = "score interactions"
             gi_table = truth.of_model(name, model, gi_k) if truth is not None else None
         except Exception as err:
@@ -478,29 +524,10 @@ def evaluate_seed(
             (name, seed, group, sum(c in covered_set for c in members), len(members))
             for group, members in prepared.subgroups.items()
         ]
-        if pred is not None:
-            table = score(
-                pred,
-                prepared.stats,
-                de_genes=prepared.de_genes,
-                reference_mean=prepared.reference,
-                metrics=metrics,
-                exclude_targets=exclude_targets,
-            )
-            table.insert(0, "seed", seed)
-            table.insert(0, "model", name)
-            table.insert(2, "subgroup", table["condition"].map(subgroup_of))
+        if scored is not None:
+            table, change_rows, trust = scored
             scores.append(table)
-            changes.append(_de_changes(pred, prepared, name))
-            trust = uncertainty_table(
-                pred,
-                prepared.stats,
-                prepared.de_genes,
-                subgroup_of,
-                model=name,
-                seed=seed,
-                exclude_targets=exclude_targets,
-            )
+            changes.append(change_rows)
             if trust is not None:
                 uncertainty.append(trust)
         if gi_table is not None:
@@ -616,9 +643,10 @@ def evaluate(
         and rank each condition's ``n_de`` DE genes without its own targets; ``False``
         keeps the targets in both.
     on_error
-        A model failing to fit or predict on a seed: ``"raise"`` an error naming the model
-        and seed, or ``"skip"`` that run (logged as a warning and listed in
-        :attr:`EvaluationResult.failures`; the model gets no rows for that seed).
+        A model failing on a seed (to fit, to predict, or its predictions to be scored or
+        their interactions: a non-finite prediction, say): ``"raise"`` an error naming
+        the model, seed and stage, or ``"skip"`` that run (logged as a warning and listed
+        in :attr:`EvaluationResult.failures`; the model gets no rows for that seed).
     replicate
         Score the split-half replicate as the row ``"replicate"`` (of the scores, and of
         the interactions where their truth is the measured means).
@@ -643,7 +671,10 @@ def evaluate(
         warning: the mean of so few cells is mostly noise, and below
         :data:`MIN_REPLICATE_CELLS` (the default) no split-half replicate anchors it.
         1 scores them all (the replicate still skips those it cannot split). The GI
-        scoring of measured means leaves out the pairs it reaches (``gi``).
+        scoring of measured means leaves out the pairs it reaches (``gi``). Training and
+        validation conditions of fewer than 4 cells are left out by every model itself
+        (warned of), while the test subgroups follow the split: a gene measured alone only
+        in such a condition still counts as seen there.
 
     Returns
     -------
@@ -668,14 +699,7 @@ def evaluate(
     unknown_train = sorted(set(train_kwargs) - set(names))
     if unknown_train:
         raise PerturbsimError(f"train_kwargs names models not evaluated: {unknown_train}")
-    if metrics is not None:
-        if isinstance(metrics, str) or not list(metrics):
-            raise PerturbsimError(
-                f"metrics must be a non-empty list of metric names (None: all), got {metrics!r}"
-            )
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
+    metrics = checked_metric_names(metrics)
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     gi_k = check_count("gi_k", gi_k)

@@ -29,15 +29,15 @@ from ..pp._profiles import profiles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ._gi_precision import gi_precision
 from ._gi_truth import truth_profiles
+from ._result import REPLICATE
 
 logger = logging.getLogger(__name__)
 
 MEASURED = "measured"
 """Row of the measured means scored against a simulator's truth."""
-REPLICATE = "replicate"
-"""Row of one half of the cells' means scored against the other half's, where the truth is
-the measured means: the measurement's own reproducibility, a rough ceiling, understated
-(half the cells on each side)."""
+# REPLICATE (the scores' row of the split-half replicate) names here the row of one half of
+# the cells' means scored against the other half's, where the truth is the measured means:
+# the measurement's own reproducibility, a rough ceiling, understated (half the cells each side).
 
 GI_COLUMNS = [
     "model",

@@ -26,11 +26,19 @@ PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
 
 
 def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Rows of a :func:`gi_scores` table that were scored (empty ``flag``)."""
+    """Rows of a :func:`gi_scores` table that were scored (empty ``flag``), by pair.
+
+    The pairs are the index, or a ``pair`` column (a table read back from CSV); each once.
+    """
     if not isinstance(table, pd.DataFrame):
         raise PerturbsimError(
             f"{name} must be a DataFrame from gi_scores, got {type(table).__name__}"
         )
+    if "pair" in table.columns:
+        table = table.set_index("pair")
+    repeated = table.index[table.index.duplicated()]
+    if len(repeated):
+        raise PerturbsimError(f"{name} lists the pair {repeated[0]!r} more than once")
     if "flag" in table.columns:
         return table[is_scored(table)]
     return table
@@ -83,9 +91,11 @@ def gi_precision(
     Parameters
     ----------
     predicted
-        :func:`gi_scores` of predicted profiles (or any table with its score columns).
+        :func:`gi_scores` of predicted profiles (or any table with its score columns),
+        indexed by pair or with a ``pair`` column (as ``perturbsim gi`` writes it).
     truth
-        :func:`gi_scores` of the measured profiles, or of a simulator's noiseless truth.
+        :func:`gi_scores` of the measured profiles, or of a simulator's noiseless truth
+        (indexed the same way).
     k
         Pairs taken from the top of each ranking (fewer when fewer pairs are compared).
     rules
@@ -100,7 +110,8 @@ def gi_precision(
     any), ``top_k_accuracy`` (share of the predicted top ``k`` among the true top ``k``
     by the truth's own strength, GEARS's ``get_topk_acc``), ``random_precision`` (the
     expectation of a random ranking: the subtype's prevalence ``n_true / n_pairs``),
-    ``random_recall`` and ``random_top_k_accuracy`` (both ``k / n_pairs``), and ``r2``
+    ``random_recall`` and ``random_top_k_accuracy`` (both ``k / n_pairs``; the first NaN
+    without a true pair, as ``recall_at_k``), and ``r2``
     (coefficient of determination of the predicted score for the true one over the
     compared pairs; can be negative).
     """

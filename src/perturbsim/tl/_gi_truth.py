@@ -21,8 +21,6 @@ from ..pp._setup import check_anndata
 
 logger = logging.getLogger(__name__)
 
-"""Key of the simulator's record in ``.uns`` (written by :func:`perturbsim.ds.simulate`)."""
-
 
 def truth_profiles(adata: AnnData) -> AnnData:
     """Noiseless per-condition profiles of a simulated screen, for :func:`gi_scores`.

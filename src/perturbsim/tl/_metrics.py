@@ -568,9 +568,25 @@ def _truth_means(
     if missing:
         raise PerturbsimError(f"predicted conditions missing from the truth: {missing[:10]}")
     cols = np.array([col[g] for g in genes], dtype=np.int64)
-    selected = means[np.array([row[c] for c in conditions], dtype=np.int64)][:, cols]
+    selected = np.asarray(
+        means[np.array([row[c] for c in conditions], dtype=np.int64)][:, cols], dtype=np.float64
+    )
+    _refuse_non_finite(selected, conditions, genes, "the truth")
     control = means[row[CONTROL]][cols] if CONTROL in row else None
-    return np.asarray(selected, dtype=np.float64), control
+    return selected, control
+
+
+def _refuse_non_finite(
+    values: np.ndarray, rows: Sequence[str], genes: np.ndarray, what: str
+) -> None:
+    """Raise naming the first row and gene of ``values`` that is NaN or infinite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise PerturbsimError(
+            f"{what} holds {int(bad.sum())} non-finite value(s), e.g. {values[row, col]} for "
+            f"{rows[row]!r} at gene {genes[col]!r}"
+        )
 
 
 def _predicted_means(pred: AnnData, control: np.ndarray) -> np.ndarray:
@@ -582,13 +598,7 @@ def _predicted_means(pred: AnnData, control: np.ndarray) -> np.ndarray:
     by rounding (~1e-7), which would give a spurious change with non-zero variance.
     """
     stored = pred.X.toarray() if sparse.issparse(pred.X) else np.asarray(pred.X)
-    bad = ~np.isfinite(stored)
-    if bad.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad))
-        raise PerturbsimError(
-            f"pred holds {int(bad.sum())} non-finite value(s), e.g. {stored[row, col]} for "
-            f"{pred.obs_names[row]!r} at gene {pred.var_names[col]!r}"
-        )
+    _refuse_non_finite(stored, list(map(str, pred.obs_names)), pred.var_names, "pred")
     predicted = stored.astype(np.float64)
     if np.issubdtype(stored.dtype, np.floating) and stored.dtype.itemsize < 8:
         unchanged = stored == control.astype(stored.dtype)[None, :]
@@ -602,6 +612,9 @@ def _vector(values: np.ndarray, n_genes: int, what: str) -> np.ndarray:
         raise PerturbsimError(
             f"{what} must have one value per gene ({n_genes}), got shape {values.shape}"
         )
+    if not np.isfinite(values).all():
+        first = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise PerturbsimError(f"{what} is {values[first]} at gene number {first}: NaN or infinite")
     return values
 
 
@@ -613,14 +626,36 @@ _SOURCE = {
 """What :func:`score` must be given to fill an optional input; the others are always filled."""
 
 
+def checked_metric_names(metrics: Sequence[str] | None) -> list[str] | None:
+    """``metrics`` as a list of registered metric names, each once (``None``: all).
+
+    Raises
+    ------
+    PerturbsimError
+        One string instead of a list, an empty list, an unknown name or a repeated one.
+    """
+    if metrics is None:
+        return None
+    if isinstance(metrics, str) or not list(metrics):
+        raise PerturbsimError(
+            f"metrics must be a non-empty list of metric names (None: all), got {metrics!r}"
+        )
+    names = list(metrics)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
+    repeated = sorted({m for m in names if names.count(m) > 1})
+    if repeated:
+        raise PerturbsimError(f"metrics name {repeated[0]!r} more than once")
+    return names
+
+
 def _chosen_metrics(metrics: Sequence[str] | None, available: set[str]) -> list[Metric]:
     """The metrics to compute: those named, or every one whose inputs are ``available``."""
-    if metrics is None:
+    names = checked_metric_names(metrics)
+    if names is None:
         return [m for m in METRICS.values() if set(m.needs) <= available]
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise PerturbsimError(f"unknown metrics {unknown}; available: {list(METRICS)}")
-    chosen = [METRICS[m] for m in metrics]
+    chosen = [METRICS[m] for m in names]
     for m in chosen:
         missing = [n for n in m.needs if n not in available]
         if missing:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_write, write_results_dir
-from .._checks import check_fraction
+from .._checks import check_fraction, checked_table
 from .._errors import PerturbsimError
 from ..pp._gi import SUBTYPES
 from ._intervals import mean_interval
@@ -34,6 +34,10 @@ SCORE_COLUMNS = ["model", "seed", "subgroup", "condition", "metric", "value"]
 COVERAGE_COLUMNS = ["model", "seed", "subgroup", "n_covered", "n_total"]
 CHANGE_COLUMNS = ["model", "seed", "subgroup", "condition", "gene", "predicted", "measured"]
 FAILURE_COLUMNS = ["model", "seed", "stage", "error"]
+GI_KEYS = ("model", "seed", "subtype", "n_pairs")
+"""Columns of :attr:`EvaluationResult.gi` naming a row."""
+GI_METRICS = ("precision_at_k", "random_precision", "top_k_accuracy", "r2")
+"""Columns of :attr:`EvaluationResult.gi` that :meth:`EvaluationResult.gi_summary` averages."""
 SUMMARY_COLUMNS = [
     "model",
     "subgroup",
@@ -208,8 +212,8 @@ class EvaluationResult:
         ``model``, ``seed``, ``fit_s``, ``predict_s`` (wall seconds; ``fit_s`` includes
         building the model and its graphs, ``predict_s`` predicting the test conditions).
     failures
-        Runs skipped with ``on_error="skip"``: ``model``, ``seed``, ``stage`` (``"fit"``
-        or ``"predict"``), ``error``.
+        Runs skipped with ``on_error="skip"``: ``model``, ``seed``, ``stage`` (``"fit"``,
+        ``"predict"``, ``"score"`` or ``"score interactions"``), ``error``.
     gi
         How well each model ranks the genetic interactions of the test pairs, one row per
         model, seed and subtype: ``model``, ``seed``, ``truth`` (``"simulated"``: the
@@ -227,11 +231,14 @@ class EvaluationResult:
         level. :meth:`uncertainty_summary` and :meth:`calibration` summarise it.
     settings
         How the evaluation ran: ``models`` (the ``"replicate"`` row last), ``split``,
-        ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``gi_k``, ``metrics``
-        and the screen's ``n_cells``, ``n_genes``, ``n_conditions``; from ``perturbsim
+        ``seeds``, ``n_de``, ``exclude_targets``, ``replicate``, ``gi_k``, ``metrics``,
+        ``min_cells`` and the screen's ``n_cells``, ``n_genes``, ``n_conditions``; from ``perturbsim
         evaluate``, also ``screen``: the ``file`` read (as given on the command line), its
         ``where`` filter, whether its counts were normalised (``normalize``) and the
         ``--test`` list (``test_conditions``, or ``None``).
+
+    A non-empty ``scores``, ``coverage`` or ``gi`` lacking the columns the summaries read
+    is refused in one line naming them.
     """
 
     scores: pd.DataFrame
@@ -245,6 +252,18 @@ class EvaluationResult:
         default_factory=lambda: pd.DataFrame(columns=UNCERTAINTY_COLUMNS)
     )
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a non-empty table without the columns the summaries read."""
+        needed = {
+            "scores": SCORE_COLUMNS,
+            "coverage": ["model", "subgroup"],
+            "gi": [*GI_KEYS, *GI_METRICS],
+        }
+        for name, columns in needed.items():
+            table = getattr(self, name)
+            if not isinstance(table, pd.DataFrame) or not table.empty:
+                checked_table(table, columns, name)
 
     def __repr__(self) -> str:
         seeds = self.settings.get("seeds", sorted(set(self.scores.get("seed", []))))
@@ -475,9 +494,9 @@ class EvaluationResult:
         """
         if self.gi.empty:
             return pd.DataFrame(columns=["subtype", *SUMMARY_COLUMNS])
-        metrics = ["precision_at_k", "random_precision", "top_k_accuracy", "r2"]
+        metrics = list(GI_METRICS)
         long = self.gi.melt(
-            id_vars=["model", "seed", "subtype", "n_pairs"],
+            id_vars=list(GI_KEYS),
             value_vars=metrics,
             var_name="metric",
         )

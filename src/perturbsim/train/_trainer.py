@@ -224,7 +224,10 @@ def fit_network(
             shown = {"val": f"{epoch_val:.4g}"} if val_loss is not None else {}
             bar.set_postfix(train=f"{epoch_train:.4g}", **shown)
             first = not math.isfinite(result.best_loss)
-            significant = first or epoch_loss < result.best_loss * (1 - config.min_improvement)
+            # a gain of min_improvement of the best's size, whatever its sign (a loss with
+            # the uncertainty head's log-variance term goes below 0)
+            margin = config.min_improvement * abs(result.best_loss)
+            significant = first or epoch_loss < result.best_loss - margin
             if first or epoch_loss < result.best_loss:
                 result.best_loss, result.best_epoch = epoch_loss, epoch
                 best_state = copy.deepcopy(network.state_dict())
