@@ -555,6 +555,20 @@ def test_conditions_of_few_cells_are_neither_fitted_nor_held_out(caplog, tmp_pat
     assert raw.fitted_conditions == ["KLF1", "KLF1+MAP2K6"]
 
 
+def test_training_conditions_are_read_as_the_screen_writes_them_or_canonically():
+    adata = ps.ds.norman2019_subset()
+    adata.obs["condition"] = adata.obs["condition"].astype(str).str.replace("+", "_")
+    ps.pp.setup(adata, perturbation_key="condition", control="control", sep="_")
+    given = ["SAMD1+BPGM", "KLF1_ctrl", "control", "MAP2K6_KLF1", "KLF1+ctrl"]
+    assert ps.TrainMean(adata).fit(train_conditions=given).fitted_conditions == [
+        "BPGM+SAMD1",
+        "KLF1",
+        "KLF1+MAP2K6",
+    ]
+    with pytest.raises(PerturbsimError, match=r"not in the screen: \['KLF2_ctrl'\]"):
+        ps.TrainMean(adata).fit(train_conditions=["KLF2_ctrl"])
+
+
 def test_a_split_left_without_conditions_of_enough_cells_says_so(caplog):
     adata = ps.ds.norman2019_subset()
     perturbed = [c for c in adata.obs["perturbsim_condition"].cat.categories if c != "ctrl"]
@@ -568,6 +582,20 @@ def test_a_split_left_without_conditions_of_enough_cells_says_so(caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.TrainMean(emptied).fit()
     assert ", leaving no validation condition:" in caplog.text
+
+
+def test_a_users_variant_of_a_model_loads_as_itself_and_replaces_no_catalogue_entry(
+    norman, tmp_path
+):
+    class MyMean(TrainMean):  # no name of its own
+        pass
+
+    assert ps.models.MODEL_REGISTRY["mean"] is TrainMean
+    MyMean(norman).fit().save(tmp_path / "m")
+    assert type(MyMean.load(tmp_path / "m")) is MyMean
+    assert type(PerturbationModel.load(tmp_path / "m")) is TrainMean
+    with pytest.raises(PerturbsimError, match="holds a mean model, not additive"):
+        Additive.load(tmp_path / "m")
 
 
 def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_path):

@@ -874,7 +874,10 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "no such genes file: 'KLF1' (give a file of genes, one a line, or the genes" in error
     model.save(tmp_path / "other_model")  # another model's folder is no place for results
     assert main([*listed, str(tmp_path / "other_model")]) == 2
-    assert "holds a saved model (config.json): write into another folder" in _one_line_error(capsys)
+    assert "holds a saved model (config.json): write --out into another" in _one_line_error(capsys)
+    into = ["predict", str(tmp_path / "model"), "KLF1", "--out"]  # a file beside a model too
+    assert main([*into, str(tmp_path / "other_model" / "pred.csv")]) == 2
+    assert "other_model' holds a saved model (config.json)" in _one_line_error(capsys)
     # both tables of pairs start with a named column of the pairs
     assert pd.read_csv(tmp_path / "listed" / "gi_scores.csv").columns[0] == "pair"
 

@@ -199,12 +199,15 @@ def test_de_genes_ranked_on_labels_since_changed_are_refused_under_any_key():
     with pytest.raises(PerturbsimError) as err:
         ps.pp.DEGenes.from_adata(adata, key="de_t")
     assert str(err.value) == (
-        "the DE genes under .uns['perturbsim']['de_t'] were ranked on other labels ('KLF1' is "
-        "no longer a condition of the screen): rerun perturbsim.pp.rank_de(adata, "
+        "the DE genes under .uns['perturbsim']['de_t'] were ranked on other labels ('KLF2' is "
+        "a condition of the screen they do not rank): rerun perturbsim.pp.rank_de(adata, "
         "key_added='de_t')"
     )
     ps.pp.rank_de(adata, key_added="de_t")
     assert "KLF2" in ps.pp.DEGenes.from_adata(adata, key="de_t").conditions
+    # a subset of the cells without a condition keeps the ranks of the others
+    subset = adata[adata.obs["perturbsim_condition"] != "KLF2"]
+    assert ps.pp.DEGenes.from_adata(subset, key="de_t").top_genes("MAP2K6")
 
 
 def test_bad_arguments_raise_one_line_errors(norman):

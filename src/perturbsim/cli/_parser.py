@@ -134,13 +134,24 @@ def _refuse_reading(out: Path, targets: set[Path], inputs: Sequence[Path]) -> No
 def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = ()) -> None:
     """Refuse a ``--out`` file that is a folder, replaces one of ``inputs`` or enters one.
 
-    An existing file is refused unless ``--overwrite``; a folder, or a path that is or lies
-    inside one of ``inputs`` (what the command reads), always, before any work.
+    An existing file is refused unless ``--overwrite``; a folder, a path that is or lies
+    inside one of ``inputs`` (what the command reads), or a file beside a saved model,
+    always, before any work.
     """
     if out.is_dir():
         raise PerturbsimError(f"--out {str(out)!r} is a folder; give a file name")
     _refuse_reading(out, {out.resolve()}, inputs)
+    _refuse_model_folder(out.parent)
     refuse_existing(out, overwrite)
+
+
+def _refuse_model_folder(folder: Path) -> None:
+    """Refuse to write into a folder holding a saved model (its ``config.json``)."""
+    if (folder / CONFIG_FILE).is_file():
+        raise PerturbsimError(
+            f"{str(folder)!r} holds a saved model ({CONFIG_FILE}): write --out into another "
+            "folder (files beside a model's would stop it being replaced by a new training)"
+        )
 
 
 def refuse_outputs(
@@ -159,11 +170,7 @@ def refuse_outputs(
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
     _refuse_reading(folder, {(folder / name).resolve() for name in names}, inputs)
-    if (folder / CONFIG_FILE).is_file():
-        raise PerturbsimError(
-            f"--out {str(folder)!r} holds a saved model ({CONFIG_FILE}): write into another "
-            "folder (files beside a model's would stop it being replaced by a new training)"
-        )
+    _refuse_model_folder(folder)
     for name in names:
         refuse_existing(folder / name, overwrite)
 

@@ -52,7 +52,7 @@ from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
-from ._store import read_model_dir, write_model_dir
+from ._store import CONFIG_CHECKSUM, read_model_dir, write_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -1199,17 +1199,21 @@ class PerturbationModel(ABC):
         model_cls = MODEL_REGISTRY.get(config.get("model", ""))
         if model_cls is None:
             raise PerturbsimError(f"unknown model type {config.get('model')!r} in {str(path)!r}")
-        if cls is not PerturbationModel and not issubclass(model_cls, cls):
+        if issubclass(cls, model_cls):  # a subclass of the saved one (a user's variant)
+            model_cls = cls
+        elif cls is not PerturbationModel and not issubclass(model_cls, cls):
             raise PerturbsimError(f"{str(path)!r} holds a {model_cls.name} model, not {cls.name}")
         try:
             model = _restored(model_cls, path, config, arrays)
         except PerturbsimError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as err:
+            # a config whose checksum held was not edited: another version wrote it
+            cause = "saved by another version?" if CONFIG_CHECKSUM in config else "edited by hand?"
             raise PerturbsimError(
                 f"{str(path)!r}: config.json does not read as a saved {model_cls.name} model "
-                f"({type(err).__name__}: {err}; edited by hand?): save the model again"
-            ) from None
+                f"({type(err).__name__}: {err}; {cause}): save the model again"
+            ) from err
         if adata is not None:
             model.check_genes_of(adata)
         return model

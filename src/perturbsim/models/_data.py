@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,18 +226,27 @@ class ScreenData:
         if isinstance(labels, str):
             raise PerturbsimError(f"{what} must be a list of labels, got the string {labels!r}")
         present = set(map(str, self.stats.conditions))
-        control = self.labels.get("control", CONTROL)
-        sep = self.labels.get("sep", SEP)
-        canonical = [
-            str(label)
-            if str(label) in present
-            else canonical_label(parse_label(str(label), control=control, sep=sep))
-            for label in labels
-        ]
+        canonical = [self._canonical(str(label), present) for label in labels]
         unknown = [c for c in canonical if c not in present]
         if unknown:
             raise PerturbsimError(f"{what} names conditions not in the screen: {unknown[:10]}")
         return list(dict.fromkeys(canonical))
+
+    def _canonical(self, label: str, present: set[str]) -> str:
+        """``label`` as a canonical label.
+
+        As it is when a condition of the screen, else read as the screen writes its labels
+        (its control label and separator), else with ``+``.
+        """
+        if label in present:
+            return label
+        control, sep = self.labels.get("control", CONTROL), self.labels.get("sep", SEP)
+        if sep != SEP:
+            with suppress(PerturbsimError):
+                screen_label = canonical_label(parse_label(label, control=control, sep=sep))
+                if screen_label in present:
+                    return screen_label
+        return canonical_label(parse_label(label, control=control))
 
     @property
     def genes(self) -> np.ndarray:

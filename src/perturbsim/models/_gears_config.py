@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from .._checks import check_count, check_flag, check_fraction, check_nonnegative
+from .._checks import check_count, check_flag, check_fraction, shown
 from .._errors import PerturbsimError
 
 NETWORK_FIELDS = ("hidden", "n_gene_layers", "n_pert_layers", "uncertainty")
 """The options that shape :class:`~perturbsim.module.GEARSNetwork`."""
 FEWEST = {"n_gene_layers": 0, "n_pert_layers": 0}
 """The smallest value of a whole-number option other than 1 (no GNN layer at all)."""
+LOWEST = {"gamma": -1.0, "coexpr_threshold": -math.inf}
+"""The smallest value of a number option other than 0: the autofocus exponent ``2 + gamma``
+is at least 1; a co-expression threshold on ``|r|`` may be any number."""
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,9 @@ class GEARSConfig:
 
     The attributes are the keyword arguments of :class:`~perturbsim.models.GEARS`, documented
     there; a saved model's ``config.json`` holds them under ``options.config``. Each is
-    checked, never coerced: whole numbers >= 1 (the layer counts >= 0), finite numbers >= 0,
-    ``cold_start`` in [0, 1), true/false flags; else a one-line error naming it.
+    checked, never coerced: whole numbers >= 1 (the layer counts >= 0), finite numbers >= 0
+    (``gamma`` >= -1, ``coexpr_threshold`` any), ``cold_start`` in [0, 1), true/false
+    flags; else a one-line error naming it.
     """
 
     hidden: int = 64
@@ -49,7 +55,7 @@ class GEARSConfig:
             elif str(f.type) == "int":
                 value = check_count(f.name, value, minimum=FEWEST.get(f.name, 1))
             elif str(f.type) == "float":
-                value = check_nonnegative(f.name, value)
+                value = _checked_number(f.name, value, LOWEST.get(f.name, 0.0))
             elif str(f.type) == "bool":
                 value = check_flag(f.name, value)
             object.__setattr__(self, f.name, value)
@@ -72,3 +78,16 @@ class GEARSConfig:
         if unknown:
             raise PerturbsimError(f"unknown GEARS options in the saved config: {unknown}")
         return cls(**data)
+
+
+def _checked_number(name: str, value: Any, lowest: float) -> float:
+    """``value`` as a float if it is a finite number >= ``lowest`` (not a bool)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < lowest
+    ):
+        bound = f" >= {lowest:g}" if math.isfinite(lowest) else ""
+        raise PerturbsimError(f"{name} must be a finite number{bound}, got {shown(value)}")
+    return float(value)

@@ -454,13 +454,13 @@ class DEGenes:
                 "rerun perturbsim.pp.rank_de(adata)"
             )
         conditions = np.asarray(data["conditions"]).astype(str)
-        if CONDITION in adata.obs.columns:
-            present = set(map(str, pd.unique(adata.obs[CONDITION].astype(str))))
-            gone = [str(c) for c in conditions if c not in present]
-            if gone:
+        if CONDITION in adata.obs.columns:  # a subset of the cells keeps its conditions' ranks
+            ranked = set(conditions) | {CONTROL}
+            new = sorted(set(map(str, adata.obs[CONDITION].astype(str))) - ranked)
+            if new:
                 raise PerturbsimError(
                     f"the DE genes under .uns[{UNS!r}][{key!r}] were ranked on other labels "
-                    f"({gone[0]!r} is no longer a condition of the screen): rerun "
+                    f"({new[0]!r} is a condition of the screen they do not rank): rerun "
                     f"perturbsim.pp.rank_de(adata, key_added={key!r})"
                 )
         return cls(
