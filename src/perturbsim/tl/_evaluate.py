@@ -239,6 +239,14 @@ def _prepare(
     )
 
 
+def _labelled(scores: pd.DataFrame, prepared: _PreparedSeed, name: str) -> pd.DataFrame:
+    """A table of :func:`score` behind the ``model`` and ``seed`` columns, with ``subgroup``."""
+    scores.insert(0, "seed", prepared.seed)
+    scores.insert(0, "model", name)
+    scores.insert(2, "subgroup", scores["condition"].map(prepared.subgroup_of))
+    return scores
+
+
 def _scored_tables(
     pred: AnnData | None,
     prepared: _PreparedSeed,
@@ -249,7 +257,7 @@ def _scored_tables(
     """A model's scores, changes on the DE genes and uncertainty rows; None without a prediction."""
     if pred is None:
         return None
-    table = score(
+    scores = score(
         pred,
         prepared.stats,
         de_genes=prepared.de_genes,
@@ -257,9 +265,7 @@ def _scored_tables(
         metrics=metrics,
         exclude_targets=exclude_targets,
     )
-    table.insert(0, "seed", prepared.seed)
-    table.insert(0, "model", name)
-    table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
+    table = _labelled(scores, prepared, name)
     trust = uncertainty_table(
         pred,
         prepared.stats,
@@ -394,7 +400,7 @@ def _replicate_tables(
         c: [str(stats.genes[i]) for i in order if i >= 0]
         for c, order in zip(scored, top, strict=True)
     }
-    table = score(
+    scores = score(
         first,
         second,
         control_mean=measured.control_mean,
@@ -403,9 +409,7 @@ def _replicate_tables(
         metrics=metrics,
         exclude_targets=exclude_targets,
     )
-    table.insert(0, "seed", prepared.seed)
-    table.insert(0, "model", REPLICATE)
-    table.insert(2, "subgroup", table["condition"].map(prepared.subgroup_of))
+    table = _labelled(scores, prepared, REPLICATE)
     changes = _de_changes(
         first,
         prepared,
