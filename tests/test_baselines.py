@@ -512,16 +512,20 @@ def test_a_gene_outside_the_screen_is_predicted_with_a_warning(norman, name, tmp
     model = ps.models.build_model(name, norman).fit()
     assert model.covers(["KLF1", "BPGM", "KLF11"]).all()  # a baseline predicts anything
     caplog.clear()
-    with caplog.at_level("WARNING", logger="perturbsim.models._simple"):
+    with caplog.at_level("WARNING", logger="perturbsim"):
         model.predict(["KLF1", "BPGM", "KLF1+MAP2K6"])  # measured, or perturbed in the screen
     assert not caplog.text
     model.save(tmp_path / "model")
     for fitted in (model, PerturbationModel.load(tmp_path / "model")):
         caplog.clear()
-        with caplog.at_level("WARNING", logger="perturbsim.models._simple"):
+        with caplog.at_level("WARNING", logger="perturbsim"):
             fitted.predict(["KLF11"])
         assert "1 gene neither measured nor perturbed in the screen" in caplog.text
         assert "(a typo?): KLF11" in caplog.text
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="perturbsim"):
+            fitted.predict(["KLF11"])  # asked again: said at INFO
+        assert "neither measured nor perturbed" not in caplog.text
 
 
 def _cut(adata, conditions: dict[str, int]):

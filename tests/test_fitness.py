@@ -614,6 +614,11 @@ def test_scatter_default_seed_is_the_first_with_predictions():
     assert ax.get_title() == "expression_ridge (split seed 1)"
     with pytest.raises(ps.PerturbsimError, match="for split seed 0"):
         ps.pl.fitness_scatter(table, method="expression_ridge", seed=0)
+    unmeasured = table.assign(measured=np.nan)  # nothing to draw: said, not an empty plot
+    with pytest.raises(ps.PerturbsimError, match="every one, or its measurement, is NaN"):
+        ps.pl.fitness_scatter(unmeasured, method="expression_ridge")
+    with pytest.raises(ps.PerturbsimError, match="^fitness predictions must be a DataFrame"):
+        ps.pl.fitness_scatter({"a": 1}, method="additive")
 
 
 def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_top():

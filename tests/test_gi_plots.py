@@ -174,8 +174,10 @@ def test_pair_prediction_from_profiles_without_measurement_uses_predicted_single
 
 
 def test_pair_prediction_errors(gears, pairs, _tiny_cached):
-    with pytest.raises(ps.PerturbsimError, match="two genes"):
+    with pytest.raises(ps.PerturbsimError, match="two distinct genes"):
         pl.pair_prediction(gears, "G1")
+    with pytest.raises(ps.PerturbsimError, match=r"^pair must name two distinct genes, got \("):
+        pl.pair_prediction(gears, ("G1", "G1"))
     pair = pairs.obs_names[-1]
     with pytest.raises(ps.PerturbsimError, match="measured has no profile of the pair"):
         pl.pair_prediction(pairs, pair, measured=pairs[: pairs.n_obs - 1])
@@ -234,6 +236,10 @@ def test_phenotype_landscape_needs_profiles(pairs):
         ({"n_neighbors": 1}, "n_neighbors must be a whole number >= 2, got 1"),
         ({"clusters": {"NOPE+ctrl": "x"}}, r"clusters names no condition of the landscape"),
         ({"clusters": {}}, r"clusters names no condition of the landscape \(it holds \[\]\)"),
+        (
+            {"clusters": {"G1+G2": "a", "G2+G1": "b"}},
+            r"^clusters gives 'G1\+G2' two programmes: 'a' and 'b' \(under 'G2\+G1'\)$",
+        ),
         ({"resolution": -1}, r"^resolution must be a finite number > 0, got -1$"),
         ({"resolution": 0.0}, r"^resolution must be a finite number > 0, got 0.0$"),
         ({"resolution": float("nan")}, r"^resolution must be a finite number > 0, got nan$"),

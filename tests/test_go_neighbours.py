@@ -83,7 +83,9 @@ def test_stacked_weighs_the_go_neighbours_on_held_out_conditions(split_tiny, tin
     weights = model.weights
     assert "go_neighbours" in set(weights["part"])
     assert weights["weight"].between(0, 1).all()
-    with pytest.raises(ps.PerturbsimError, match="corrections must be a list among"):
+    with pytest.raises(
+        ps.PerturbsimError, match="corrections must be a list of correction names among"
+    ):
         ps.Stacked(split_tiny, corrections=("go_nearest",))
 
 

@@ -324,6 +324,8 @@ def test_read_gene2go(tmp_path):
 def test_read_tsv(tmp_path):
     plain = tmp_path / "plain.tsv"
     plain.write_text("KLF1\tGO:0003700\nKLF1\tGO:0005634\nGATA1\tGO:0005634\n")
+    with pytest.raises(PerturbsimError, match=r"^gene_ids is for gene2go files; .* reads as tsv"):
+        read_annotations(plain, gene_ids={"1": "KLF1"})  # would map nothing
     assert pairs(read_annotations(plain)) == {
         ("KLF1", "GO:0003700"),
         ("KLF1", "GO:0005634"),
@@ -377,6 +379,15 @@ def test_read_annotations_feeds_go_graph(tmp_path):
     path.write_text("unc-1\tGO:1\nunc-1\tGO:2\nunc-2\tGO:1\nunc-2\tGO:2\nunc-3\tGO:3\n")
     graph = go_graph(["unc-1", "unc-2", "unc-3"], annotations=read_annotations(path))
     assert edge_weights(graph) == {("unc-2", "unc-1"): 1.0, ("unc-1", "unc-2"): 1.0}
+
+
+def test_gene_lists_given_as_one_string_and_text_thresholds_are_refused():
+    with pytest.raises(PerturbsimError, match="^genes must be a list of genes, got the string"):
+        go_graph("KLF1")
+    with pytest.raises(PerturbsimError, match="^require must be a list of genes, got the str"):
+        go_graph(["KLF1"], require="KLF1")
+    with pytest.raises(PerturbsimError, match="^threshold must be a number, got '0.1'$"):
+        go_graph(["KLF1"], threshold="0.1")
 
 
 def test_annotations_that_are_not_a_table_are_a_one_line_error():

@@ -10,6 +10,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
+from perturbsim.models._grn import GRN
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +184,18 @@ def _screen_with(**changes):
         (
             lambda a: ps.models.build_model("mean", a, n_components=3),
             "model 'mean' has no option 'n_components' (its options: seed)",
+        ),
+        (lambda a: GRN(a, ridge=float("nan")), "ridge must be a finite number >= 0, got nan"),
+        (lambda a: GRN(a, n_steps=2.5), "n_steps must be a whole number >= 1, got 2.5"),
+        (lambda a: GRN(a, default_step="x"), "default_step must be a number, got 'x'"),
+        (lambda a: GRN(a, regulators="G0001"), "regulators must be a list of genes, got the str"),
+        (
+            lambda a: ps.Stacked(a, partial_linear=False),
+            "partial_linear=False given with partial_sum=True:",
+        ),
+        (
+            lambda a: ps.Stacked(a, corrections=None),
+            "corrections must be a list of correction names",
         ),
         (
             lambda a: ps.models.build_model("linear", a, n_componentz=8),

@@ -283,6 +283,7 @@ def test_h5ad_round_trip(sim, tmp_path):
         ({"go_noise": 1.5}, "go_noise must lie in [0, 1], got 1.5"),
         ({"go_noise": "a"}, "go_noise must be a finite number >= 0, got 'a'"),
         ({"unannotated_fraction": "x"}, "unannotated_fraction must lie in [0, 1), got 'x'"),
+        ({"size": ["tiny"]}, "size=['tiny'] is not a preset"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, match):

@@ -67,6 +67,9 @@ def test_without_counts(tmp_path):
     path = ps.ds.simulate_to_disk(tmp_path / "x_only.h5ad", counts=False, size="tiny", seed=0)
     back = ad.read_h5ad(path)
     assert list(back.layers) == [] and back.n_obs == 750
+    with pytest.raises(ps.PerturbsimError, match="^counts must be True or False, got 'no'"):
+        ps.ds.simulate_to_disk(tmp_path / "never.h5ad", counts="no", size="tiny", seed=0)
+    assert not (tmp_path / "never.h5ad").exists()
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):

@@ -19,13 +19,20 @@ from perturbsim.models._stacked import GEARS_HIDDEN, GEARS_MAX_EPOCHS, kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
     FitRow,
-    bounded_least_squares,
+    _bounded_from_moments,
     fit_per_kind,
     james_stein_factor,
     shrunk_fit,
     strongest,
 )
 from perturbsim.models._store import _config_sha256
+
+
+def bounded_least_squares(parts: np.ndarray, target: np.ndarray, default: np.ndarray):
+    """Weights in [0, 1] minimising |target - parts @ w|, from the moments as the default does."""
+    parts = np.asarray(parts, dtype=float)
+    used = np.abs(parts).sum(axis=0) > 0
+    return _bounded_from_moments(parts.T @ parts, parts.T @ target, default, used)
 
 
 def test_bounded_least_squares_recovers_weights_and_respects_bounds():
@@ -167,6 +174,9 @@ def test_fit_per_kind_uses_own_rows_pools_few_and_keeps_default_without_any():
     assert fitted["b"].pooled and 0.2 < fitted["b"].weights[0] < 0.9
     assert fitted["c"].n_conditions == 0 and fitted["c"].weights[0] == 1.0
     assert fitted["d"].n_conditions == 0 and fitted["d"].weights[0] == 1.0  # not poolable
+    # a pool too small to fit: the default, recorded as no fit (not as a pooled one)
+    few = fit_per_kind(rows[-2:], ("b",), np.ones(1), pooled_kinds=("b", "d"))
+    assert few["b"].n_conditions == 0 and not few["b"].pooled and few["b"].weights[0] == 1.0
 
 
 def _null_screen() -> ad.AnnData:

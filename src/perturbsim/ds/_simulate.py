@@ -339,7 +339,7 @@ def _go_annotations(
 
 
 def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
-    if size not in PRESETS:
+    if not isinstance(size, str) or size not in PRESETS:
         raise PerturbsimError(f"size={size!r} is not a preset; choose one of {list(PRESETS)}")
     design = dict(PRESETS[size])
     for key, value in overrides.items():

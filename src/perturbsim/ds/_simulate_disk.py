@@ -23,7 +23,7 @@ from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset, write_elem
 
 from .._atomic import atomic_write
-from .._checks import check_count
+from .._checks import check_count, check_flag
 from .._errors import PerturbsimError
 from .._keys import SIMULATION
 from ._simulate import _draw_screen, _obs, _Screen, _uns, _var, simulate
@@ -153,6 +153,7 @@ def simulate_to_disk(
             f"simulate_to_disk has no option {unknown[0]!r}; it takes simulate's: "
             f"{', '.join(sorted(accepted))}"
         )
+    counts = check_flag("counts", counts)
     t0 = time.perf_counter()
     screen = _draw_screen(size=size, seed=seed, **options)
     atomic_write(path, lambda tmp: _write(tmp, screen, chunk_cells=chunk_cells, counts=counts))

@@ -623,7 +623,8 @@ def calibrate(grn: RegulatoryNetwork, rng: np.random.Generator) -> np.ndarray:
     its inputs together), so that cooperative logic creates synergy. Program heads are
     calibrated after the genes that feed them, their inputs' thresholds set so that a head's
     activity ``H`` in control is low (OR heads: 0.1-0.3, far from saturation by any one
-    input; AND heads: 0.01-0.05); then the program targets, near their head's control level
+    input; AND heads: each of the two inputs' Hill terms 0.02-0.06, so ``H``, their
+    product, about 0.001); then the program targets, near their head's control level
     (OR programs: they follow the head both ways) or far above it (AND programs: switch-like).
     """
     empty = Perturbations(*(np.zeros(0, dtype=np.int64),) * 2, np.zeros(0), np.zeros(0))

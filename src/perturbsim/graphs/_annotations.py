@@ -131,10 +131,12 @@ def _read(
 ) -> tuple[str, pd.DataFrame]:
     """The file's format (``format``, or detected for ``"auto"``) and its annotations."""
     kind = _detect_format(path) if format == "auto" else format
-    if kind == "gaf":
-        return kind, _read_gaf(path, taxon)
     if kind == "gene2go":
         return kind, _read_gene2go(path, taxon, gene_ids)
+    if gene_ids is not None:  # detected as another format: the mapping would do nothing
+        raise PerturbsimError(f"gene_ids is for gene2go files; {str(path)!r} reads as {kind}")
+    if kind == "gaf":
+        return kind, _read_gaf(path, taxon)
     if taxon is not None:
         raise PerturbsimError(
             f"taxon={taxon} needs a GAF or gene2go file; {str(path)!r} reads as a TSV"

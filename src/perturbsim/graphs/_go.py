@@ -113,6 +113,9 @@ def go_graph(
     top_k = _check_selection(top_k, threshold)
     if threshold < 0:
         raise PerturbsimError(f"threshold must be >= 0 for the GO graph, got {threshold}")
+    for name, given in (("genes", genes), ("require", require)):
+        if isinstance(given, str):
+            raise PerturbsimError(f"{name} must be a list of genes, got the string {given!r}")
     started = time.perf_counter()
     candidates = _unique_ordered(genes)
     required = _unique_ordered(require) if require is not None else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -187,6 +188,8 @@ class GeneGraph:
 
 def _check_selection(top_k: int, threshold: float) -> int:
     """``top_k`` as an int, once it and ``threshold`` are checked."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise PerturbsimError(f"threshold must be a number, got {threshold!r}")
     if not np.isfinite(threshold):
         raise PerturbsimError(f"threshold must be finite, got {threshold!r}")
     return check_count("top_k", top_k)

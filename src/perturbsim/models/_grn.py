@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from anndata import AnnData
 
+from .._checks import check_count, check_nonnegative
 from .._errors import PerturbsimError
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -72,14 +75,20 @@ class GRN(CoverageMixin, PerturbationModel):
         default_step: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        if ridge <= 0:
-            raise PerturbsimError(f"ridge must be positive, got {ridge}")
-        if n_steps < 1:
-            raise PerturbsimError(f"n_steps must be at least 1, got {n_steps}")
+        if check_nonnegative("ridge", ridge) == 0:
+            raise PerturbsimError("ridge must be a finite number > 0, got 0")
+        if isinstance(regulators, str):
+            raise PerturbsimError(
+                f"regulators must be a list of genes, got the string {regulators!r}"
+            )
         super().__init__(adata, seed=seed)
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)
-        self.n_steps = int(n_steps)
+        self.n_steps = check_count("n_steps", n_steps)
+        if isinstance(default_step, bool) or not isinstance(default_step, numbers.Real):
+            raise PerturbsimError(f"default_step must be a number, got {default_step!r}")
+        if not math.isfinite(default_step):
+            raise PerturbsimError(f"default_step must be finite, got {default_step!r}")
         self.default_step = float(default_step)
 
     def _fit(self, data: ScreenData) -> None:

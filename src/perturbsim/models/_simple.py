@@ -83,12 +83,10 @@ class ScreenGenes:
         known = set(map(str, getattr(self, "genes", []))) | {g for c in screen for g in genes_of(c)}
         unknown = sorted({g for s in sets for g in s if g not in known})
         if unknown:
-            logger.warning(
-                "%s: %s neither measured nor perturbed in the screen it was fitted on, "
-                "predicted as any other (a typo?): %s",
-                getattr(self, "label", type(self).__name__),
-                counted(len(unknown), "gene"),
-                shown_list(unknown, 10),
+            self._warn_once(  # a model's: predicting the same again warns at INFO
+                f"{self.label}: {counted(len(unknown), 'gene')} neither measured nor perturbed "
+                f"in the screen it was fitted on, predicted as any other (a typo?): "
+                f"{shown_list(unknown, 10)}"
             )
 
 
@@ -177,7 +175,10 @@ class Additive(CoverageMixin, PerturbationModel):
     def _fit(self, data: ScreenData) -> None:
         singles = data.single_changes(validation=True)
         if not singles:
-            logger.warning("%s: no single perturbation among the training conditions", self.label)
+            logger.warning(
+                "%s: no single perturbation among the training or validation conditions",
+                self.label,
+            )
         self.single_genes = list(singles)
         self.single_delta = (
             np.vstack(list(singles.values())) if singles else np.zeros((0, len(self.genes)))

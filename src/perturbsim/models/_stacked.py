@@ -14,7 +14,7 @@ fit (the role coefficients of pairs, corrected for it) and where it would otherw
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -389,7 +389,7 @@ class Stacked(CoverageMixin, PerturbationModel):
     partial_linear
         Give a set with genes measured alone and genes not ``linear``'s departure from the
         mean for the latter, as their singles have (no effect without ``linear`` among the
-        corrections, nor with ``partial_sum``).
+        corrections; ``False`` needs ``partial_sum=False``, under which it applies).
     partial_sum
         Predict a set with genes measured alone and genes not as their measured singles
         plus the model's own prediction of the others, summed; its kind
@@ -464,10 +464,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             shared_change = check_flag("shared_change", shared_change)
         if sparse_neighbours is not None:
             sparse_neighbours = check_flag("sparse_neighbours", sparse_neighbours)
-        if isinstance(corrections, str) or not set(corrections) <= set(CORRECTIONS):
-            raise PerturbsimError(
-                f"corrections must be a list among {list(CORRECTIONS)}, got {corrections!r}"
-            )
+        wrong = f"corrections must be a list of correction names among {list(CORRECTIONS)}, got "
+        if isinstance(corrections, str) or not isinstance(corrections, Iterable):
+            raise PerturbsimError(f"{wrong}{corrections!r}")
+        corrections = tuple(corrections)  # a generator is read once
+        if not all(isinstance(c, str) and c in CORRECTIONS for c in corrections):
+            raise PerturbsimError(f"{wrong}{list(corrections)!r}")
         if linear_embedding not in EMBEDDINGS:
             raise PerturbsimError(
                 f"linear_embedding must be one of {list(EMBEDDINGS)}, got {linear_embedding!r}"
@@ -476,6 +478,12 @@ class Stacked(CoverageMixin, PerturbationModel):
             raise PerturbsimError(
                 "shared_change=True given with interaction=False: the shared-change fit is one "
                 "way of combining a pair's singles; pass interaction=True"
+            )
+        if not partial_linear and partial_sum:
+            raise PerturbsimError(
+                "partial_linear=False given with partial_sum=True: a set with genes measured "
+                "alone is then its singles plus the model's own prediction of the others, "
+                "with no linear part to drop; pass partial_sum=False too"
             )
         if sparse_neighbours and not neighbours:
             raise PerturbsimError(

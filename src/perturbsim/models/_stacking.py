@@ -88,16 +88,6 @@ def strongest(measured: np.ndarray, n: int) -> np.ndarray:
     return np.sort(order[:n])
 
 
-def bounded_least_squares(parts: np.ndarray, target: np.ndarray, default: np.ndarray) -> np.ndarray:
-    """Weights in ``[0, 1]`` minimising ``|target - parts @ w|``.
-
-    Parts that are 0 on every row carry no information and keep their ``default``.
-    """
-    parts = np.asarray(parts, dtype=float)
-    used = np.abs(parts).sum(axis=0) > 0
-    return _bounded_from_moments(parts.T @ parts, parts.T @ target, default, used)
-
-
 def _bounded_from_moments(
     gram: np.ndarray,
     moment: np.ndarray,
@@ -105,10 +95,11 @@ def _bounded_from_moments(
     used: np.ndarray,
     bounds: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
-    """:func:`bounded_least_squares` from ``parts.T @ parts`` and ``parts.T @ target`` alone.
+    """Weights in ``bounds`` minimising ``|target - parts @ w|``, from two moments alone.
 
-    ``used`` marks the parts not 0 on every row (the rest keep their ``default``); ``bounds``
-    those of every weight (:data:`UNBOUNDED` for none).
+    ``gram`` is ``parts.T @ parts`` and ``moment`` ``parts.T @ target``. ``used`` marks
+    the parts not 0 on every row: the others carry no information and keep their
+    ``default``; ``bounds`` those of every weight (:data:`UNBOUNDED` for none).
 
     ``|t - P w|²`` equals ``|R w - y|²`` up to a constant, where ``RᵀR = PᵀP`` and
     ``Rᵀy = Pᵀt`` (from the eigendecomposition of ``PᵀP``); so the bounded problem is solved
@@ -221,9 +212,9 @@ def fit_per_kind(
 
     A kind with at least :data:`MIN_CONDITIONS` rows is fitted on them (:func:`shrunk_fit`). One of
     ``pooled_kinds`` with fewer (but some) is fitted on the rows of every kind of
-    ``pooled_kinds`` together, its own too few to say more than those kinds as a whole;
-    any other kind with too few rows, and every kind without rows, keeps ``default``: no
-    evidence, no departure from it.
+    ``pooled_kinds`` together, its own too few to say more than those kinds as a whole, if
+    they are enough; any other kind with too few rows, and every kind without rows, keeps
+    ``default`` (recorded with 0 conditions): no evidence, no departure from it.
 
     Parameters
     ----------
@@ -246,7 +237,7 @@ def fit_per_kind(
         own = [r for r in rows if r.kind == kind]
         if len(own) >= MIN_CONDITIONS:
             fitted[kind] = Fitted(shrunk_fit(own, default), len(own), pooled=False)
-        elif own and kind in pooled_kinds:
+        elif own and kind in pooled_kinds and len(pool) >= MIN_CONDITIONS:
             fitted[kind] = Fitted(shrunk_fit(pool, default), len(pool), pooled=True)
         else:
             fitted[kind] = Fitted(np.asarray(default, dtype=float), 0, pooled=False)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._fitness import SUBGROUPS, FitnessResult
 from ._plots import _axes
@@ -62,16 +63,19 @@ def fitness_scatter(
     2
     """
     table = data.predictions if isinstance(data, FitnessResult) else data
-    missing = {"seed", "subgroup", "method", "predicted", "measured"} - set(table.columns)
-    if missing:
-        raise PerturbsimError(f"fitness predictions lack the columns {sorted(missing)}")
+    columns = ["seed", "subgroup", "method", "predicted", "measured"]
+    table = checked_table(table, columns, "fitness predictions")
     if method not in set(table["method"]):
         raise PerturbsimError(
             f"no predictions of method {method!r}; found {sorted(set(table['method']))}"
         )
-    rows = table[(table["method"] == method) & table["predicted"].notna()]
+    rows = table[
+        (table["method"] == method) & table["predicted"].notna() & table["measured"].notna()
+    ]
     if rows.empty:
-        raise PerturbsimError(f"no predictions of {method!r}: every one is NaN")
+        raise PerturbsimError(
+            f"no predictions of {method!r} to draw: every one, or its measurement, is NaN"
+        )
     seed = int(rows["seed"].iloc[0]) if seed is None else seed
     rows = rows[rows["seed"] == seed]
     if rows.empty:

@@ -213,8 +213,8 @@ def gi_map(
 # -- one pair -------------------------------------------------------------------------------
 def _pair_genes(pair: str | Sequence[str]) -> tuple[str, str]:
     genes = parse_label(pair) if isinstance(pair, str) else tuple(sorted(pair))
-    if len(genes) != 2:
-        raise PerturbsimError(f"pair must name two genes, got {pair!r}")
+    if len(genes) != 2 or genes[0] == genes[1]:
+        raise PerturbsimError(f"pair must name two distinct genes, got {pair!r}")
     return genes[0], genes[1]
 
 
@@ -426,9 +426,19 @@ def _landscape(
 
 
 def _canonical_keys(clusters: Mapping[str, object] | pd.Series) -> dict[str, str]:
-    """A condition -> programme mapping keyed by canonical labels (``A+B``)."""
-    items = clusters.items()
-    return {canonical_label(parse_label(str(k))): str(v) for k, v in items}
+    """A condition -> programme mapping keyed by canonical labels (``A+B``).
+
+    Two keys naming one condition (``A+B``, ``B+A``) must give it one programme.
+    """
+    keyed: dict[str, str] = {}
+    for key, programme in clusters.items():
+        label = canonical_label(parse_label(str(key)))
+        if keyed.setdefault(label, str(programme)) != str(programme):
+            raise PerturbsimError(
+                f"clusters gives {label!r} two programmes: {keyed[label]!r} and "
+                f"{str(programme)!r} (under {key!r})"
+            )
+    return keyed
 
 
 def phenotype_landscape(
