@@ -600,6 +600,9 @@ def test_a_users_variant_of_a_model_loads_as_itself_and_replaces_no_catalogue_en
     assert type(PerturbationModel.load(tmp_path / "m")) is TrainMean
     with pytest.raises(PerturbsimError, match="holds a mean model, not additive"):
         Additive.load(tmp_path / "m")
+    Additive(norman).fit().save(tmp_path / "additive")  # a catalogue subclass is another model
+    with pytest.raises(PerturbsimError, match="holds a additive model, not interaction"):
+        PairInteraction.load(tmp_path / "additive")
 
 
 def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_path):

@@ -878,6 +878,9 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     into = ["predict", str(tmp_path / "model"), "KLF1", "--out"]  # a file beside a model too
     assert main([*into, str(tmp_path / "other_model" / "pred.csv")]) == 2
     assert "other_model' holds a saved model (config.json)" in _one_line_error(capsys)
+    (tmp_path / "project").mkdir()  # a config.json of something else is no model
+    (tmp_path / "project" / "config.json").write_text('{"editor": 1}')
+    assert main([*into, str(tmp_path / "project" / "pred.csv")]) == 0
     # both tables of pairs start with a named column of the pairs
     assert pd.read_csv(tmp_path / "listed" / "gi_scores.csv").columns[0] == "pair"
 

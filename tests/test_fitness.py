@@ -308,7 +308,7 @@ def test_model_errors(interacting):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
     for options, message in (
         ({"known_singles": "M0G0"}, "known_singles must be a list of genes, got the string"),
-        ({"lr": -1.0}, "lr must be a finite number >= 0, got -1.0"),
+        ({"lr": -1.0}, "lr must be a finite number > 0, got -1.0"),
         ({"lr": 0}, "lr must be a finite number > 0, got 0"),
         ({"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, got nan"),
     ):

@@ -82,6 +82,24 @@ def check_nonnegative(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number > 0 (not NaN, not a bool).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a finite number > 0, got {value}"``.
+
+    Examples
+    --------
+    >>> check_positive("ridge", 1)
+    1.0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise PerturbsimError(f"{name} must be a finite number > 0, got {shown(value)}")
+    return float(value)
+
+
 def check_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """``value`` as a float if it is a number in (0, 1), or [0, 1) with ``allow_zero``.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._checks import check_file
 from .._errors import PerturbsimError
-from ..models._store import CONFIG_FILE
+from ..models._store import CONFIG_FILE, WEIGHTS_FILE
 
 
 def common_options(*, suppress: bool) -> argparse.ArgumentParser:
@@ -146,8 +146,8 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
 
 
 def _refuse_model_folder(folder: Path) -> None:
-    """Refuse to write into a folder holding a saved model (its ``config.json``)."""
-    if (folder / CONFIG_FILE).is_file():
+    """Refuse to write into a folder holding a saved model (its config and weights)."""
+    if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
         raise PerturbsimError(
             f"{str(folder)!r} holds a saved model ({CONFIG_FILE}): write --out into another "
             "folder (files beside a model's would stop it being replaced by a new training)"

@@ -1199,7 +1199,7 @@ class PerturbationModel(ABC):
         model_cls = MODEL_REGISTRY.get(config.get("model", ""))
         if model_cls is None:
             raise PerturbsimError(f"unknown model type {config.get('model')!r} in {str(path)!r}")
-        if issubclass(cls, model_cls):  # a subclass of the saved one (a user's variant)
+        if issubclass(cls, model_cls) and cls.name == model_cls.name:  # a user's variant
             model_cls = cls
         elif cls is not PerturbationModel and not issubclass(model_cls, cls):
             raise PerturbsimError(f"{str(path)!r} holds a {model_cls.name} model, not {cls.name}")

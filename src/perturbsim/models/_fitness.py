@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count, check_flag, check_nonnegative
+from .._checks import check_count, check_flag, check_nonnegative, check_positive
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
 from ..ds import FitnessScreen
@@ -488,8 +488,7 @@ class FitnessModel:
         The model itself.
         """
         max_epochs = check_count("max_epochs", max_epochs)
-        if check_nonnegative("lr", lr) == 0:
-            raise PerturbsimError("lr must be a finite number > 0, got 0")
+        check_positive("lr", lr)
         weight_decay = check_nonnegative("weight_decay", weight_decay)
         started = time.perf_counter()
         known = self._known(known_singles)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from anndata import AnnData
 
-from .._checks import check_count, check_nonnegative
+from .._checks import check_count, check_positive
 from .._errors import PerturbsimError
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -75,8 +75,7 @@ class GRN(CoverageMixin, PerturbationModel):
         default_step: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        if check_nonnegative("ridge", ridge) == 0:
-            raise PerturbsimError("ridge must be a finite number > 0, got 0")
+        check_positive("ridge", ridge)
         if isinstance(regulators, str):
             raise PerturbsimError(
                 f"regulators must be a list of genes, got the string {regulators!r}"

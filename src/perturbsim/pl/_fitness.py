@@ -26,8 +26,9 @@ def fitness_scatter(
 ) -> Axes:
     """Predicted against measured fitness of the test pairs, coloured by subgroup.
 
-    Pairs the method did not predict are left out: ``expression_ridge`` predicts only the
-    pairs its expression model covers (the legend counts the pairs shown).
+    Pairs the method did not predict, or without a measurement, are left out:
+    ``expression_ridge`` predicts only the pairs its expression model covers (the legend
+    counts the pairs shown).
 
     Parameters
     ----------

@@ -7,8 +7,6 @@ when ``None``) and returns the Axes.
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +18,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from scipy.cluster import hierarchy
 
-from .._checks import check_count, shown
+from .._checks import check_count, check_positive
 from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, DELTA_LAYER
 from .._settings import resolve_seed
@@ -514,12 +512,7 @@ def phenotype_landscape(
         )
     n_neighbors = check_count("n_neighbors", n_neighbors, minimum=2)
     n_pcs = check_count("n_pcs", n_pcs)
-    if (
-        isinstance(resolution, bool)
-        or not isinstance(resolution, numbers.Real)
-        or not 0 < resolution < math.inf
-    ):
-        raise PerturbsimError(f"resolution must be a finite number > 0, got {shown(resolution)}")
+    check_positive("resolution", resolution)
     table = _landscape(
         truth[genes],
         guess[genes],
