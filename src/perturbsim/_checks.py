@@ -69,6 +69,27 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:
+    """``value`` as a float if it is a finite number >= ``minimum`` (not NaN, not a bool).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a finite number >= {minimum}, got {value}"`` (without the bound
+        when there is none).
+
+    Examples
+    --------
+    >>> check_finite("gamma", -0.5, minimum=-1.0)
+    -0.5
+    """
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and value >= minimum):
+        bound = f" >= {minimum:g}" if math.isfinite(minimum) else ""
+        raise PerturbsimError(f"{name} must be a finite number{bound}, got {shown(value)}")
+    return float(value)
+
+
 def check_nonnegative(name: str, value: Any) -> float:
     """``value`` as a float if it is a finite number >= 0 (not NaN, not a bool).
 
@@ -77,9 +98,7 @@ def check_nonnegative(name: str, value: Any) -> float:
     PerturbsimError
         ``"{name} must be a finite number >= 0, got {value}"``.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise PerturbsimError(f"{name} must be a finite number >= 0, got {shown(value)}")
-    return float(value)
+    return check_finite(name, value, minimum=0.0)
 
 
 def check_positive(name: str, value: Any) -> float:

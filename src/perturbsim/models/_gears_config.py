@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from .._checks import check_count, check_flag, check_fraction, shown
+from .._checks import check_count, check_finite, check_flag, check_fraction
 from .._errors import PerturbsimError
 
 NETWORK_FIELDS = ("hidden", "n_gene_layers", "n_pert_layers", "uncertainty")
@@ -55,7 +54,7 @@ class GEARSConfig:
             elif str(f.type) == "int":
                 value = check_count(f.name, value, minimum=FEWEST.get(f.name, 1))
             elif str(f.type) == "float":
-                value = _checked_number(f.name, value, LOWEST.get(f.name, 0.0))
+                value = check_finite(f.name, value, minimum=LOWEST.get(f.name, 0.0))
             elif str(f.type) == "bool":
                 value = check_flag(f.name, value)
             object.__setattr__(self, f.name, value)
@@ -78,16 +77,3 @@ class GEARSConfig:
         if unknown:
             raise PerturbsimError(f"unknown GEARS options in the saved config: {unknown}")
         return cls(**data)
-
-
-def _checked_number(name: str, value: Any, lowest: float) -> float:
-    """``value`` as a float if it is a finite number >= ``lowest`` (not a bool)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < lowest
-    ):
-        bound = f" >= {lowest:g}" if math.isfinite(lowest) else ""
-        raise PerturbsimError(f"{name} must be a finite number{bound}, got {shown(value)}")
-    return float(value)
