@@ -28,7 +28,9 @@ def test_crash_mid_write_keeps_previous_file(tmp_path):
 
 def test_files_written_together_are_replaced_together_and_errors_name_the_destination(tmp_path):
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    atomic_write_all({first: lambda tmp: tmp.write_text("old a"), second: lambda tmp: 0})
+    atomic_write_all(
+        {first: lambda tmp: tmp.write_text("old a"), second: lambda tmp: tmp.write_text("old b")}
+    )
 
     def full_disk(tmp):
         raise OSError(28, "No space left on device", str(tmp))
@@ -38,6 +40,61 @@ def test_files_written_together_are_replaced_together_and_errors_name_the_destin
     assert err.value.filename == str(second)  # not the temporary file it was writing
     assert first.read_text() == "old a"  # not replaced: its partner failed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_a_failed_rename_puts_back_the_files_already_replaced(tmp_path):
+    first, folder = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("old a")
+    folder.mkdir()  # a destination that cannot be replaced by a file
+    with pytest.raises(OSError):
+        atomic_write_all(
+            {first: lambda tmp: tmp.write_text("new a"), folder: lambda tmp: tmp.write_text("b")}
+        )
+    assert first.read_text() == "old a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_results_folder_renamed_in_part_is_put_back(tmp_path, monkeypatch):
+    from perturbsim import _atomic
+
+    out = tmp_path / "results"
+    tables = {"settings.json": "old settings", "a.csv": "old a", "b.csv": "old b"}
+
+    def write(texts):
+        def into(folder):
+            return {name: _write_text(folder / name, text) for name, text in texts.items()}
+
+        return into
+
+    _atomic.write_results_dir(out, write(tables))
+    replace = _atomic.os.replace
+
+    def fails_on_b(source, target):
+        if Path(target).name == "b.csv":
+            raise OSError(28, "No space left on device", str(target))
+        return replace(source, target)
+
+    monkeypatch.setattr(_atomic.os, "replace", fails_on_b)
+    with pytest.raises(OSError, match="No space left"):
+        _atomic.write_results_dir(out, write(dict.fromkeys(tables, "new")), overwrite=True)
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in out.iterdir()} == tables
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_destination_named_twice_or_never_written_is_refused(tmp_path):
+    path = tmp_path / "c.csv"
+    with pytest.raises(PerturbsimError, match="to be written twice"):
+        atomic_write_all(
+            {path: lambda t: t.write_text("1"), str(path): lambda t: t.write_text("2")}
+        )
+    with pytest.raises(PerturbsimError, match="nothing was written for"):
+        atomic_write(path, lambda tmp: Path(f"{tmp}.npy").write_text("beside its path"))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
 @pytest.mark.parametrize("stage", ["weights", "config", "rename"])

@@ -674,6 +674,10 @@ def test_verbosity_reads_the_level_the_logger_has_until_it_is_set():
         with pytest.raises(ps.PerturbsimError, match="^settings has no 'verbose'; its settings"):
             ps.settings.verbose = 3  # a typo would otherwise do nothing, silently
         assert repr(ps.settings).endswith(", verbosity='ERROR')")
+        package.setLevel(logging.CRITICAL)  # set on the logger: read back as set, settable
+        ps.settings.verbosity = ps.settings.verbosity
+        package.setLevel(15)  # between DEBUG and INFO: the named level below it
+        assert ps.settings.verbosity == "DEBUG"
     finally:
         package.setLevel(levels[0])
         root.setLevel(levels[1])

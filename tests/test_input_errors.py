@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -33,19 +34,19 @@ def additive(split_norman):
         (lambda a: ps.tl.gi_scores(np.zeros((2, 3))), "profiles must be an AnnData (conditions"),
         (
             lambda a: ps.Additive(a, seed="abc"),
-            "seed must be an integer >= 0 and < 2**32, or None, got 'abc'",
+            "seed must be a whole number >= 0 and < 2**32, got 'abc'",
         ),
         (
             lambda a: ps.Additive(a, seed=1.5),
-            "seed must be an integer >= 0 and < 2**32, or None, got 1.5",
+            "seed must be a whole number >= 0 and < 2**32, got 1.5",
         ),
         (
             lambda a: ps.Additive(a, seed=-3),
-            "seed must be an integer >= 0 and < 2**32, or None, got -3",
+            "seed must be a whole number >= 0 and < 2**32, got -3",
         ),
         (
             lambda a: ps.Additive(a, seed=2**70),
-            f"seed must be an integer >= 0 and < 2**32, or None, got {2**70}",
+            f"seed must be a whole number >= 0 and < 2**32, got {2**70}",
         ),
         (lambda a: ps.Stacked(a).weights, "stacked is not fitted: call .fit() first"),
         (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a whole number >= 1, got 0"),
@@ -207,6 +208,18 @@ def _screen_with(**changes):
             lambda a: ps.pp.setup(_screen_with(X=np.full(a.shape, "x", dtype=object))),
             "adata.X is not numeric (dtype object)",
         ),
+        (
+            lambda a: ps.pp.setup(_screen_with(X=np.ones(a.shape, dtype=complex))),
+            "adata.X holds complex numbers (dtype complex128), not expression",
+        ),
+        (
+            lambda a: ps.pp.setup(_screen_with(X=sparse.csr_matrix(a.shape))),
+            "adata.X holds no non-zero value: the screen measured nothing",
+        ),
+        (
+            lambda a: ps.pp.setup(_screen_with(X=np.zeros(a.shape)), normalize=True),
+            "adata.X holds no non-zero value",
+        ),
         (lambda a: ps.pp.setup(a[:0].copy()), "empty AnnData: 0 cells x 500 genes"),
         (
             lambda a: ps.pp.setup(_screen_with(var=pd.DataFrame(index=["", *a.var_names[1:]]))),
@@ -291,3 +304,24 @@ def test_sampled_cells_and_pair_maps_of_larger_sets_are_named_too(split_norman, 
     with caplog.at_level("WARNING", logger="perturbsim"):
         model.predict_pairs(["KLF1", "MAP2K6", "HK2"])
     assert "3 predictions are of sets of more genes than any condition" in caplog.text
+
+
+def test_seeds_as_a_numpy_count_and_a_whole_float_seed_are_read_as_numbers():
+    from perturbsim._settings import resolve_seed, resolve_seeds
+
+    assert resolve_seeds(np.array(3), first=1) == [1, 2, 3]
+    assert resolve_seeds(np.int64(2), first=0) == [0, 1]
+    assert resolve_seed(3.0) == 3  # as settings.seed takes it
+
+
+def test_a_file_behind_a_folder_that_cannot_be_entered_is_one_line(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    def no_entry(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", no_entry)  # as for a user without rights on the folder
+    with pytest.raises(
+        PerturbsimError, match=r"^cannot read file '.*x.h5ad': Permission denied$"
+    ):
+        ps.ds.read(tmp_path / "locked" / "x.h5ad")

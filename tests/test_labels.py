@@ -109,6 +109,68 @@ def test_parse_perturbations_forms():
     assert parse_perturbations([["Control", "A"], ["NT"]]) == [("A",), ()]
     with pytest.raises(PerturbsimError, match=r"gene 'A\+B' of \['A\+B'\] holds '\+'"):
         parse_perturbations([["A+B"]])
+    # CTRL is a human gene: so spelt it is one, in queries as in a screen's labels
+    assert parse_perturbations(["CTRL", "KLF1+CTRL", ["CTRL"], "ctrl", "Ntc"]) == [
+        ("CTRL",),
+        ("CTRL", "KLF1"),
+        ("CTRL",),
+        (),
+        (),
+    ]
+    assert parse_label("KLF1+CTRL") == ("CTRL", "KLF1")
+
+
+def _screen(labels: list[str]):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    cells = np.random.default_rng(0).poisson(2, (20 * len(labels), 4)) + 0.5
+    adata = ad.AnnData(np.log1p(cells), var=pd.DataFrame(index=["KLF1", "A", "B", "C"]))
+    adata.obs["guide"] = np.repeat(labels, 20)
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("labels", "options", "message"),
+    [
+        (
+            ["NegCtrl0_NegCtrl0", "NegCtrl1_NegCtrl0", "KLF1_NegCtrl0"],
+            {"control": "NegCtrl0_NegCtrl0", "sep": "_"},
+            "label 'NegCtrl1_NegCtrl0' of obs['guide'] reads as a perturbation of 'NegCtrl1', "
+            "which by its name is a control guide, beside the control 'NegCtrl0_NegCtrl0': label "
+            "all control cells 'NegCtrl0_NegCtrl0' first, and write the control guide of a pair "
+            "as 'NegCtrl0'",
+        ),
+        (
+            ["non-targeting_1", "non-targeting_2", "NT_3", "KLF1"],
+            {"control": "non-targeting_1"},
+            "reads as a perturbation of 'NT_3', which by its name is a control guide (as are "
+            "non-targeting_2)",
+        ),
+        (
+            ["control", "ctrl", "KLF1"],
+            {"control": "control"},
+            "'ctrl' of obs['guide'] read as control too, beside the control 'control': give all "
+            "control cells one label first (adata.obs['guide'] = "
+            "adata.obs['guide'].replace({'ctrl': 'control'}))",
+        ),
+    ],
+)
+def test_other_control_guides_beside_the_control_given_are_refused(labels, options, message):
+    from perturbsim.pp import setup
+
+    with pytest.raises(PerturbsimError) as err:
+        setup(_screen(labels), perturbation_key="guide", **options)
+    assert message in str(err.value)
+
+
+def test_ntc_is_found_as_the_control():
+    from perturbsim.pp import setup
+
+    adata = _screen(["NTC", "KLF1", "A+KLF1"])
+    setup(adata, perturbation_key="guide")
+    assert adata.uns["perturbsim"]["setup"]["control"] == "NTC"
 
 
 gene = st.text(

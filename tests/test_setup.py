@@ -103,7 +103,7 @@ def test_empty_and_malformed_labels():
     one_line_error(lambda: ps.pp.setup(adata), "malformed perturbation label 'G1\\+\\+G2'")
     adata = make_screen(["ctrl", "G1"])
     adata.obs.loc[adata.obs_names[-1], "condition"] = np.nan
-    one_line_error(lambda: ps.pp.setup(adata), "missing for 1 cells")
+    one_line_error(lambda: ps.pp.setup(adata), "missing for 1 cell \\(first")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -390,6 +390,13 @@ def test_counts_per_ten_thousand_without_a_log_are_an_error_without_numpy_warnin
 
 def test_perturbed_genes_differing_only_in_case_are_named(caplog):
     adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    (warning,) = caplog.records  # one warning says it, with the fix
+    assert "but are there in another case ('G1' for 'g1', 'G3' for 'g3'" in warning.getMessage()
+    caplog.clear()
+    adata = make_screen(["ctrl", "G1", "g1", "G2+g3", "G3"])
+    adata.var_names = ["G0", "G1", "G2", "G3", "g1", "g3", *adata.var_names[6:]]  # all measured
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata)
     assert "differing only in case count as different genes" in caplog.text

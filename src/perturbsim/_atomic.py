@@ -41,42 +41,98 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
 
     No destination is replaced before every file is written, so a failure while writing
     (a full disk) leaves them all as they were, never a new one beside an old one; its
-    :class:`OSError` names the destination being written.
+    :class:`OSError` names the destination being written. A failure while renaming (a
+    destination that is a folder) puts back the files already replaced.
 
     Parameters
     ----------
     writes
-        Destination -> the function writing its content to the path it is given; each
-        destination's folder is created if absent.
+        Destination -> the function writing its content to the path it is given (a path
+        with the destination's name, not yet created); each destination's folder is created
+        if absent.
 
     Returns
     -------
     The destinations, in order, with the usual permissions of a new file.
+
+    Raises
+    ------
+    PerturbsimError
+        If two destinations are the same file, or a function writes nothing to its path.
     """
-    temporary: dict[Path, Path] = {}
+    paths = [Path(destination) for destination in writes]
+    resolved: set[Path] = set()
+    for path in paths:
+        if path.resolve() in resolved:
+            raise PerturbsimError(f"{str(path)!r} is to be written twice in one set of files")
+        resolved.add(path.resolve())
+    folders: list[Path] = []
+    staged: dict[Path, Path] = {}
     try:
-        for destination, write in writes.items():
-            path = Path(destination)
+        for path, write in zip(paths, writes.values(), strict=True):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(
-                    prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent
-                )
-                os.close(fd)
-                temporary[path] = Path(tmp)
-                write(Path(tmp))
-                os.chmod(tmp, new_file_mode())
+                folders.append(Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)))
+                staged[path] = folders[-1] / path.name
+                write(staged[path])
+                if not staged[path].is_file():
+                    raise PerturbsimError(f"nothing was written for {str(path)!r}")
+                _sync(staged[path])
             except OSError as err:  # named by the destination, not the temporary file
                 if err.errno is None:
                     raise
                 raise OSError(err.errno, err.strerror, str(path)) from err
-        for path, tmp in temporary.items():
-            os.replace(tmp, path)
+        replace_together(
+            staged, {path: new.parent / f".{path.name}.old" for path, new in staged.items()}
+        )
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    return paths
+
+
+def _sync(path: Path) -> None:
+    """Flush a written file to the disk, so that a crash after its rename finds it whole."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_together(new_files: Mapping[Path, Path], backups: Mapping[Path, Path]) -> None:
+    """Rename each new file over its destination; on a failure, put back those replaced.
+
+    Each destination's old file is first linked (or copied, where links are refused) to
+    its backup path, which must lie on its file system, so that every rename stays atomic
+    and the old file can be restored.
+
+    Parameters
+    ----------
+    new_files
+        Destination -> the new file to rename over it.
+    backups
+        Destination -> where to keep its old file while the others are renamed.
+    """
+    replaced: list[tuple[Path, Path | None]] = []
+    try:
+        for path, new in new_files.items():
+            old = None
+            if path.is_file() and not path.is_symlink():
+                old = backups[path]
+                try:
+                    os.link(path, old)
+                except OSError:
+                    shutil.copy2(path, old)
+            os.replace(new, path)
+            replaced.append((path, old))
     except BaseException:
-        for tmp in temporary.values():
-            tmp.unlink(missing_ok=True)
+        for path, old in reversed(replaced):
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(old, path)
         raise
-    return list(temporary)
 
 
 RESULTS_MARKER = "settings.json"
@@ -141,7 +197,8 @@ def write_results_dir(
     ``out`` is checked first (:func:`check_results_dir`). The new files are written into a
     hidden folder inside ``out`` (so ``out`` itself, its permissions and its parent are left
     alone), then each is renamed over its name in ``out``; the earlier results it did not
-    rewrite are removed last. A failure while writing leaves the earlier results as they were.
+    rewrite are removed last. A failure while writing, or while renaming, leaves the earlier
+    results as they were.
 
     Parameters
     ----------
@@ -165,8 +222,10 @@ def write_results_dir(
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
         written = {name: Path(path).name for name, path in write(staging).items()}
-        for file in written.values():
-            os.replace(staging / file, out / file)
+        replace_together(
+            {out / file: staging / file for file in written.values()},
+            {out / file: staging / f".{file}.old" for file in written.values()},
+        )
         for entry in earlier:
             if entry.name not in set(written.values()):
                 entry.unlink()

@@ -165,8 +165,8 @@ def check_file(path: Path, what: str = "file") -> Path:
     Raises
     ------
     PerturbsimError
-        One line naming ``path`` and what is wrong: missing, a folder, or not a regular
-        file (a device such as ``/dev/null``, a pipe).
+        One line naming ``path`` and what is wrong: missing, a folder, not a regular file
+        (a device such as ``/dev/null``, a pipe), or behind a folder that cannot be entered.
 
     Examples
     --------
@@ -175,11 +175,14 @@ def check_file(path: Path, what: str = "file") -> Path:
     ...
     perturbsim._errors.PerturbsimError: gene list '/dev/null' is not a regular file
     """
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise PerturbsimError(f"no such {what}: {str(path)!r}")
-    kind = "a folder" if path.is_dir() else "not a regular file"
+    try:
+        if path.is_file():
+            return path
+        if not path.exists():
+            raise PerturbsimError(f"no such {what}: {str(path)!r}")
+        kind = "a folder" if path.is_dir() else "not a regular file"
+    except OSError as err:  # a folder on the way that cannot be entered
+        raise PerturbsimError(f"cannot read {what} {str(path)!r}: {err.strerror}") from err
     raise PerturbsimError(f"{what} {str(path)!r} is {kind}")
 
 

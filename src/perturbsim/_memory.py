@@ -43,11 +43,16 @@ def _glibc() -> ctypes.CDLL | None:
 
 @contextmanager
 def reuse_freed_memory() -> Iterator[bool]:
-    """Keep large freed CPU buffers in the heap for reuse, then restore glibc's defaults.
+    """Keep large freed CPU buffers in the heap for reuse, then restore glibc's default values.
 
     Yields whether the allocator settings were changed (``False`` off glibc, where this does
-    nothing). On exit the settings return to glibc's defaults and the retained memory is
-    given back to the system (``malloc_trim``).
+    nothing). On exit the three settings return to glibc's default values and the retained
+    memory is given back to the system (``malloc_trim``). One effect lasts: glibc's mmap
+    threshold, which by default rises with the sizes the process frees, stays at its
+    default value from then on (setting any of the three switches that adaptation off for
+    good; ``mallopt`` cannot switch it back on), so that arrays above 128 KiB allocated
+    afterwards are mapped afresh each time (:mod:`perturbsim.pp._gi` keeps its work arrays
+    for that reason).
 
     Examples
     --------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -34,6 +33,8 @@ def check_seed(name: str, seed: object) -> int:
     return whole
 
 
+VERBOSITIES: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The levels ``settings.verbosity`` takes, from the most verbose."""
 _SETTINGS = ("seed", "progress", "verbosity")
 """The names of the settings."""
 
@@ -49,9 +50,10 @@ class Settings:
     progress
         Show tqdm progress bars on long work (streaming passes, training, evaluation).
     verbosity
-        Logging level name of the ``perturbsim`` logger (``"DEBUG"``, ``"INFO"``,
-        ``"WARNING"`` or ``"ERROR"``). Until it is set, the logger's effective level is read:
-        the level its parents give it (Python's default: ``"WARNING"``).
+        Logging level name of the ``perturbsim`` logger (:data:`VERBOSITIES`: ``"DEBUG"``,
+        ``"INFO"``, ``"WARNING"``, ``"ERROR"`` or ``"CRITICAL"``). Until it is set, the
+        logger's effective level is read: the level its parents give it (Python's default:
+        ``"WARNING"``).
     """
 
     seed: int = 0
@@ -69,18 +71,23 @@ class Settings:
 
     @property
     def verbosity(self) -> str:
-        """Logging level of the ``perturbsim`` logger: set here, else inherited."""
-        return logging.getLevelName(logging.getLogger(_LOGGER_NAME).getEffectiveLevel())
+        """Logging level of the ``perturbsim`` logger: set here, else inherited.
+
+        A level between the named ones (set on the logger directly) reads as the named
+        level below it, so that it can be set back.
+        """
+        level = logging.getLogger(_LOGGER_NAME).getEffectiveLevel()
+        names = [name for name in VERBOSITIES if logging.getLevelName(name) <= level]
+        return names[-1] if names else VERBOSITIES[0]
 
     @verbosity.setter
     def verbosity(self, level: str) -> None:
-        if not isinstance(level, str) or level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        if not isinstance(level, str) or level.upper() not in VERBOSITIES:
             raise PerturbsimError(
-                "settings.verbosity must be 'DEBUG', 'INFO', 'WARNING' or 'ERROR', "
+                f"settings.verbosity must be one of {', '.join(map(repr, VERBOSITIES))}, "
                 f"got {shown(level)}"
             )
-        level = level.upper()
-        logging.getLogger(_LOGGER_NAME).setLevel(level)
+        logging.getLogger(_LOGGER_NAME).setLevel(level.upper())
 
     def __repr__(self) -> str:
         return ", ".join(f"{name}={getattr(self, name)!r}" for name in _SETTINGS).join(
@@ -144,19 +151,9 @@ def resolve_seed(seed: int | None) -> int:
     """``seed``, or the package default when it is ``None``; raise unless in ``[0, 2**32)``.
 
     numpy's generators take no negative seed and scikit-learn's none from ``2**32`` up, so
-    none such is accepted anywhere.
+    none such is accepted anywhere (:func:`check_seed`).
     """
-    if seed is None:
-        return settings.seed
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, numbers.Integral)
-        or not 0 <= seed < SEED_LIMIT
-    ):
-        raise PerturbsimError(
-            f"seed must be an integer >= 0 and < 2**32, or None, got {shown(seed)}"
-        )
-    return int(seed)
+    return settings.seed if seed is None else check_seed("seed", seed)
 
 
 def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
@@ -168,6 +165,8 @@ def resolve_seeds(seeds: int | Sequence[int], *, first: int) -> list[int]:
         One line: a count below 1, an empty list, a seed that is not a whole number >= 0, or a
         seed given twice (its scores would count twice, as if from two splits).
     """
+    if getattr(seeds, "ndim", None) == 0:  # a numpy number or 0-d array: a count
+        seeds = seeds.item()  # type: ignore[union-attr]
     if isinstance(seeds, str) or not isinstance(seeds, Iterable):
         count = check_count("seeds", seeds)
         return list(range(first, first + count))

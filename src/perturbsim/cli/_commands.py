@@ -16,7 +16,7 @@ from anndata import AnnData
 
 from .._atomic import atomic_write_all, check_results_dir
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, SEP, VARIANCE_LAYER
+from .._keys import CONDITION, SEP, SPLIT_UNS, UNS, VARIANCE_LAYER
 from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
@@ -185,7 +185,7 @@ def _held_out_text(adata: AnnData) -> str:
     if counts["test"].empty:
         return text + "; none held out (--split none)"
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
-    singles = singles_of(adata.uns["perturbsim"]["split"]["test"])
+    singles = singles_of(adata.uns[UNS][SPLIT_UNS]["test"])
     return (
         text + f"; held out for testing (conditions never trained on): {held} (a measured "
         "gene held out alone is predicted as unseen; --split none holds nothing out)"

@@ -34,7 +34,7 @@ from anndata import AnnData
 
 from .._checks import check_count, check_fraction, check_nonnegative
 from .._errors import PerturbsimError
-from .._keys import CONTROL, SEP, SIMULATION
+from .._keys import CONTROL, COUNTS_LAYER, SEP, SIMULATION
 from .._settings import resolve_seed
 from ._simulate_cells import CellModel, sample_cells, truth_mean
 from ._simulate_grn import Perturbations, RegulatoryNetwork, build_grn, calibrate, solve
@@ -701,7 +701,7 @@ def simulate(
     counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
     obs = _obs(screen, {**cells, "ngenes": np.diff(counts.indptr)})  # type: ignore[dict-item]
     adata = AnnData(X=cells["X"], obs=obs, var=_var(screen))
-    adata.layers["counts"] = counts
+    adata.layers[COUNTS_LAYER] = counts
     adata.uns[SIMULATION] = _uns(screen)
     logger.info(
         "simulated %d cells x %d genes, %d measured conditions, %d truth conditions (%.1fs)",

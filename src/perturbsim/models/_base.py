@@ -47,7 +47,7 @@ from ..pp._gi import (
     resolve_abundance,
     summed_pairs,
 )
-from ..pp._labels import CONTROL_CANDIDATES, SEPARATORS, singles_of
+from ..pp._labels import SEPARATORS, is_control_word, singles_of
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -114,8 +114,9 @@ def distinct_sets(sets: list[GeneSet]) -> list[GeneSet]:
 def _gene_list(genes: Sequence[str], screen_control: str) -> list[str]:
     """Check a gene list of :meth:`PerturbationModel.predict_pairs`: names, no repeat.
 
-    A control word (``ctrl``, ``control``, ``non-targeting``, ``NT``, the screen's control
-    label; any case) is no gene: refused.
+    A control word (:func:`~perturbsim.pp._labels.is_control_word`: ``ctrl``, ``control``,
+    ``non-targeting``, ``NT``, ``NTC``, the screen's control label; any case) is no gene:
+    refused.
     """
     if isinstance(genes, str):
         raise PerturbsimError(f"genes must be a list of gene names, not the string {genes!r}")
@@ -125,8 +126,7 @@ def _gene_list(genes: Sequence[str], screen_control: str) -> list[str]:
     bad = [repr(g) for g in genes if not isinstance(g, str) or not g or SEP in g]
     if bad:
         raise PerturbsimError(f"not single gene names: {shown_list(bad, _MAX_NAMED_GENES)}")
-    controls = {word.lower() for word in (*CONTROL_CANDIDATES, CONTROL, screen_control)}
-    control = next((g for g in genes if g.lower() in controls), None)
+    control = next((g for g in genes if is_control_word(g, screen_control)), None)
     if control is not None:
         raise PerturbsimError(f"{control!r} is a control label, not a gene: leave it out")
     repeated = [g for g, n in Counter(genes).items() if n > 1]
@@ -627,11 +627,15 @@ class PerturbationModel(ABC):
         if not isinstance(control, str):
             raise PerturbsimError(f"{option} must be a label, got {type(control).__name__}")
         screen_control = self.screen_labels.get("control", CONTROL)
-        always = {word.lower() for word in (*CONTROL_CANDIDATES, screen_control)}
         known = {g.lower() for g in [*map(str, self.genes), *self.perturbed_genes()]}
         parts = {control, *control.split(sep or self.screen_labels.get("sep", SEP))}
         gene = next(
-            (p for p in sorted(parts) if p.lower() in known and p.lower() not in always), None
+            (
+                p
+                for p in sorted(parts)
+                if p.lower() in known and not is_control_word(p, screen_control)
+            ),
+            None,
         )
         if gene is not None:
             named = "a gene of the model," if gene == control else f"{gene!r}, a gene of the model,"

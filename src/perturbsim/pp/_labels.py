@@ -19,8 +19,11 @@ from .._checks import check_label_part
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, SEP
 
-CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT")
+CONTROL_CANDIDATES: tuple[str, ...] = ("ctrl", "control", "non-targeting", "NT", "NTC")
 """Control labels recognised automatically (case-insensitive)."""
+CONTROL_LOOKALIKE_GENES: frozenset[str] = frozenset({"CTRL"})
+"""Human gene symbols spelt like a control word (``CTRL``, chymotrypsin-like elastase): so
+spelt, a gene in a query too, as in a screen's labels (:func:`is_control_word`)."""
 SEPARATORS: tuple[str, ...] = ("_", "-", "|", ",", ";", ":", "/", ".")
 """Separators other than ``+`` that labels are tried with when they look joined by one."""
 CONTROL_WORDS: tuple[str, ...] = ("ctrl", "control", "targeting", "negative", "scrambl", "safe")
@@ -286,12 +289,23 @@ def parse_labels(labels: Sequence[object], *, control: str, sep: str = SEP) -> d
     return {lab: canonical_label(parse_label(lab, control=control, sep=sep)) for lab in labels}
 
 
-def _control_words(control: str, sep: str = SEP) -> set[str]:
-    """Lower-cased words naming the control: :data:`CONTROL_CANDIDATES`, ``control``, its tokens.
+def is_control_word(token: str, control: str = CONTROL, sep: str = SEP) -> bool:
+    """Whether a queried ``token`` names no gene.
 
-    ``NegCtrl0`` of ``NegCtrl0_NegCtrl0`` with ``sep="_"``, as :func:`parse_label` reads them.
+    It does when it is ``control`` or a token of it (``NegCtrl0`` of ``NegCtrl0_NegCtrl0``
+    with ``sep="_"``, as :func:`parse_label` reads them), or, in any case, one of these or
+    of :data:`CONTROL_CANDIDATES`, unless it is spelt as a gene of
+    :data:`CONTROL_LOOKALIKE_GENES`.
+
+    Examples
+    --------
+    >>> is_control_word("Control"), is_control_word("ntc"), is_control_word("CTRL")
+    (True, True, False)
     """
-    return {c.lower() for c in (*CONTROL_CANDIDATES, control, *control.split(sep))}
+    if token == control or token in control.split(sep):
+        return True
+    words = {c.lower() for c in (*CONTROL_CANDIDATES, control, *control.split(sep))}
+    return token.lower() in words and token not in CONTROL_LOOKALIKE_GENES
 
 
 def plain_canonical(label: str) -> str:
@@ -346,21 +360,20 @@ def label_sep(label: str, sep: str) -> str:
 def parse_query(label: str, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """One queried label as a sorted gene tuple; control words name no gene.
 
-    A token (or the whole label) that is ``control``, a token of it, or one of
-    :data:`CONTROL_CANDIDATES`, in any case, is the control: ``"Control"`` is the empty
-    set, ``"KLF1+NT"`` is KLF1.
+    A token (or the whole label) that names no gene (:func:`is_control_word`: ``control``, a
+    token of it, or one of :data:`CONTROL_CANDIDATES`, in any case) is the control:
+    ``"Control"`` is the empty set, ``"KLF1+NT"`` is KLF1.
 
     Examples
     --------
     >>> parse_query("KLF1+control"), parse_query("Non-Targeting"), parse_query("B_A", sep="_")
     (('KLF1',), (), ('A', 'B'))
     """
-    controls = _control_words(control, sep)
-    if label.lower() in controls:
+    if is_control_word(label, control, sep):
         return ()
     tokens = label.split(sep)
-    if any(t.lower() in controls for t in tokens):
-        label = sep.join(CONTROL if t.lower() in controls else t for t in tokens)
+    if any(is_control_word(t, control, sep) for t in tokens):
+        label = sep.join(CONTROL if is_control_word(t, control, sep) else t for t in tokens)
     return parse_label(label, control=CONTROL, sep=sep)
 
 
@@ -411,7 +424,7 @@ def parse_perturbations(
     Returns
     -------
     One sorted gene tuple per queried perturbation, in the order given; control words
-    (:data:`CONTROL_CANDIDATES`, any case) name no gene, as ``ctrl`` does
+    (:func:`is_control_word`) name no gene, as ``ctrl`` does
     (:func:`parse_query`), in labels and gene lists alike. A gene of a list holding ``+``
     is an error.
 
@@ -449,5 +462,5 @@ def _gene_list(genes: Sequence[str], control: str) -> tuple[str, ...]:
             f"gene {joined[0]!r} of {list(genes)!r} holds {SEP!r}: give each gene of a list "
             f"on its own (e.g. {joined[0].split(SEP)!r}), or the label {joined[0]!r}"
         )
-    kept = [g for g in genes if g.lower() not in _control_words(control)]
+    kept = [g for g in genes if not is_control_word(g, control)]
     return parse_label(SEP.join(kept)) if kept else ()

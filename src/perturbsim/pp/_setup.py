@@ -29,6 +29,7 @@ from ._label_hint import annotated_genes, joined_labels_hint, label_hint
 from ._labels import (
     CONTROL_CANDIDATES,
     CONTROL_WORDS,
+    _looks_like_control,
     detect_control,
     genes_of,
     ordered_conditions,
@@ -89,6 +90,50 @@ def _refuse_joined_labels(
     joined = joined_labels_hint(adata, perturbed, annotated, sep=sep, control=control)
     if joined is not None:
         raise PerturbsimError(f"{joined}, or sep={sep!r} to keep the labels as they are")
+
+
+def _refuse_other_controls(
+    adata: AnnData,
+    mapping: dict[object, str],
+    control: str,
+    key: str,
+    sep: str,
+    annotated: set[str] | None,
+) -> None:
+    """Raise when labels besides ``control`` read as control, or name a control guide as a gene.
+
+    ``ctrl`` beside the control ``control`` would join its cells silently; ``NegCtrl1`` of
+    ``NegCtrl1_NegCtrl0`` beside the control ``NegCtrl0_NegCtrl0`` would be read as a gene
+    perturbed (a word of a control guide, :func:`~perturbsim.pp._labels._looks_like_control`,
+    that no gene measured or annotated bears).
+    """
+    also = sorted(str(label) for label, c in mapping.items() if c == CONTROL and label != control)
+    if also:
+        raise PerturbsimError(
+            f"{shown_list([repr(label) for label in also], 3)} of obs[{key!r}] read as control "
+            f"too, beside the control {control!r}: give all control cells one label first "
+            f"(adata.obs[{key!r}] = adata.obs[{key!r}].replace({{{also[0]!r}: {control!r}}}))"
+        )
+    known = set(map(str, adata.var_names)) | (
+        annotated_genes(adata) if annotated is None else annotated
+    )
+    guides = sorted(
+        {
+            g
+            for c in mapping.values()
+            for g in genes_of(c)
+            if g not in known and _looks_like_control(g)
+        }
+    )
+    if guides:
+        label = next(str(lab) for lab, c in mapping.items() if guides[0] in genes_of(c))
+        others = f" (as are {shown_list(guides[1:], 5)})" if len(guides) > 1 else ""
+        raise PerturbsimError(
+            f"label {label!r} of obs[{key!r}] reads as a perturbation of {guides[0]!r}, which "
+            f"by its name is a control guide{others}, beside the control {control!r}: label all "
+            f"control cells {control!r} first, and write the control guide of a pair as "
+            f"{control.split(sep)[0]!r}"
+        )
 
 
 def _refuse_gene_as_control(
@@ -383,7 +428,7 @@ def setup(
         first = adata.obs_names[raw.isna().to_numpy()][0]
         raise PerturbsimError(
             f"malformed perturbation label: obs[{perturbation_key!r}] is missing for "
-            f"{int(raw.isna().sum())} cells (first: {first!r})"
+            f"{counted(int(raw.isna().sum()), 'cell')} (first: {first!r})"
         )
     distinct = list(pd.unique(raw.astype(object)))
     _warn_missing_as_text(raw, distinct, perturbation_key)
@@ -405,6 +450,7 @@ def setup(
     annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
     _refuse_gene_as_control(adata, control, distinct, perturbation_key, sep, annotated)
     mapping = parse_labels(distinct, control=control, sep=sep)
+    _refuse_other_controls(adata, mapping, control, perturbation_key, sep, annotated)
     if not chosen_sep:
         _refuse_joined_labels(adata, mapping, annotated, sep, control)
     canonical = raw.astype(object).map(mapping).astype(str)
@@ -423,18 +469,19 @@ def setup(
 
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
     _warn_mixed_sources(adata)
-    _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
     missing = sorted(set(perturbed) - set(adata.var_names))
     # labels joined by another separator were refused above unless sep was chosen
     hint = label_hint(adata, annotated, sep=sep, joined=False) if missing else None
-    if hint is not None:
+    if hint is not None:  # the likely fix, genes known in another case among them
         logger.warning(hint)
-    elif missing and WARN_UNMEASURED_TARGETS.get():
-        logger.warning(
-            "%s not measured in var (fine for CRISPRa targets): %s",
-            counted(len(missing), "perturbed gene is", "perturbed genes are"),
-            shown_list(missing, 10),
-        )
+    else:
+        _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
+        if missing and WARN_UNMEASURED_TARGETS.get():
+            logger.warning(
+                "%s not measured in var (fine for CRISPRa targets): %s",
+                counted(len(missing), "perturbed gene is", "perturbed genes are"),
+                shown_list(missing, 10),
+            )
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
     if single_cell:

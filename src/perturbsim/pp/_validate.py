@@ -47,6 +47,10 @@ def check_block(
         return
     if not np.issubdtype(values.dtype, np.number):
         raise PerturbsimError(f"{where} is not numeric (dtype {values.dtype})")
+    if np.issubdtype(values.dtype, np.complexfloating):
+        raise PerturbsimError(
+            f"{where} holds complex numbers (dtype {values.dtype}), not expression"
+        )
     finite = np.isfinite(values)
     if not finite.all():
         row, column, bad = _first_where(block, lambda v: ~np.isfinite(v))
@@ -165,6 +169,8 @@ def validate_expression(
     check_block(block, where=where, cells=cells, genes=adata.var_names)
     values = matrix_values(block)
     top = float(values.max()) if values.size else 0.0
+    if top == 0.0:
+        raise PerturbsimError(f"{where} holds no non-zero value: the screen measured nothing")
     whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
     row_sum = _constant_row_sum(block) if top <= _RAW_COUNT_MAX else None  # expm1 stays finite
     if normalize:
