@@ -321,7 +321,5 @@ def test_a_file_behind_a_folder_that_cannot_be_entered_is_one_line(tmp_path, mon
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "is_file", no_entry)  # as for a user without rights on the folder
-    with pytest.raises(
-        PerturbsimError, match=r"^cannot read file '.*x.h5ad': Permission denied$"
-    ):
+    with pytest.raises(PerturbsimError, match=r"^cannot read file '.*x.h5ad': Permission denied$"):
         ps.ds.read(tmp_path / "locked" / "x.h5ad")
