@@ -220,6 +220,11 @@ def _screen_with(**changes):
             lambda a: ps.pp.setup(_screen_with(X=np.zeros(a.shape)), normalize=True),
             "adata.X holds no non-zero value",
         ),
+        (
+            lambda a: ps.pp.rank_de(a, key_added="split"),
+            "key_added must name a new entry of .uns['perturbsim'] (default 'de'), not "
+            "'split', which setup, split or pseudobulk writes",
+        ),
         (lambda a: ps.pp.setup(a[:0].copy()), "empty AnnData: 0 cells x 500 genes"),
         (
             lambda a: ps.pp.setup(_screen_with(var=pd.DataFrame(index=["", *a.var_names[1:]]))),

@@ -499,3 +499,16 @@ def test_a_non_finite_prediction_is_named_not_scored(norman):
     gene = pred.var_names[3]
     with pytest.raises(ps.PerturbsimError, match=f"inf for 'KLF1\\+MAP2K6' at gene '{gene}'"):
         ps.tl.score(pred, stats)
+
+
+def test_a_set_up_screen_is_its_own_truth(norman):
+    import perturbsim as ps
+
+    ps.pp.split(norman, kind="simulation", seed=1)
+    prediction = ps.TrainMean(norman).fit().predict(["KLF1", "KLF1+MAP2K6"])
+    on_screen = ps.tl.score(prediction, norman, metrics=["mse", "pearson_delta"])
+    on_profiles = ps.tl.score(
+        prediction, ps.pp.measured_profiles(norman), metrics=["mse", "pearson_delta"]
+    )
+    pd.testing.assert_frame_equal(on_screen, on_profiles)
+    assert (on_screen["value"] > 0).all()

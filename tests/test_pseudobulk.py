@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pytest
 from conftest import make_screen
@@ -171,6 +172,12 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
     assert set(ps.pp.DEGenes.from_adata(genes).top_genes("KLF1")) <= set(genes.var_names)
     assert Additive(genes).fit().predict(["ctrl"]).n_vars == 50
 
+    with pytest.raises(PerturbsimError, match="stored in adata are of other cells, genes or"):
+        ps.pp.PseudobulkStats.from_adata(genes)  # read as they are, they would be stale
+    half = norman[np.flatnonzero(norman.obs["perturbsim_condition"] != "KLF1")].copy()
+    with pytest.raises(PerturbsimError, match="subset or relabelled since"):
+        ps.pp.PseudobulkStats.from_adata(half)
+
     relabelled = norman.copy()  # the same cells and genes, some labelled otherwise
     klf1 = np.flatnonzero(relabelled.obs["perturbsim_condition"] == "KLF1")[:10]
     relabelled.obs.iloc[klf1, relabelled.obs.columns.get_loc("perturbsim_condition")] = "ctrl"
@@ -266,3 +273,23 @@ def test_statistics_and_de_of_a_view_leave_its_parent_alone(norman):
     assert "KLF1" in norman.uns["perturbsim"]["de"]["conditions"]
     assert int(view.uns["perturbsim"]["pseudobulk"]["n_cells"].sum()) == int(keep.sum())
     assert "KLF1" not in view.uns["perturbsim"]["de"]["conditions"]
+
+
+def test_statistics_kept_without_the_cells_values_fit_and_predict(tiny, tiny_go):
+    """A screen handed on as its statistics alone (no X), as at genome scale."""
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    ps.pp.pseudobulk(tiny)
+    ps.pp.rank_de(tiny)
+    kept = ad.AnnData(
+        obs=tiny.obs.copy(), var=tiny.var[[]].copy(), uns={"perturbsim": tiny.uns["perturbsim"]}
+    )
+    kept.varp["perturbsim_gram"] = tiny.varp["perturbsim_gram"]
+    stats = ps.pp.PseudobulkStats.from_adata(kept)
+    model = ps.Stacked(kept, go_annotations=tiny_go, seed=0).fit(max_epochs=2)
+    single = next(c for c in ps.pp.Split.from_adata(kept).train if "+" not in c and c != "ctrl")
+    row = list(stats.conditions).index(single)
+    np.testing.assert_allclose(  # a measured single is predicted by its measurement
+        model.predict([single]).layers["delta"][0],
+        stats.moments[0, row] - stats.control_mean,
+        atol=1e-5,
+    )

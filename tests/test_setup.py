@@ -40,11 +40,16 @@ def test_bundled_norman_parses_to_18_singles_15_pairs_and_control(norman):
     assert len(setup["perturbed_genes"]) == 31
 
 
-def test_gears_labels_and_gene_name_column_work_unchanged():
+def test_gears_labels_and_gene_name_column_work_unchanged(caplog):
     adata = make_screen(["ctrl", "G1+ctrl", "ctrl+G2", "G2+G1"])
     adata.var["gene_name"] = adata.var_names
     adata.var_names = [f"ENSG{i:05d}" for i in range(adata.n_vars)]
-    ps.pp.setup(adata)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    assert (  # renamed without being asked: said
+        "var_names are now the symbols of adata.var['gene_name'] (the former names kept in "
+        "var['perturbsim_original_id']; gene_symbols=False keeps them)" in caplog.text
+    )
     assert list(adata.var_names[:2]) == ["G0", "G1"]
     assert adata.var["perturbsim_original_id"].iloc[0] == "ENSG00000"
     assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "G1", "G2", "G1+G2"}
@@ -526,3 +531,18 @@ def test_a_gene_given_as_the_control_is_refused_naming_the_control_label():
         "genes; the screen's control label looks like 'control'"
     )
     pd.testing.assert_frame_equal(adata.obs, before)  # refused before any change
+
+
+def test_cells_of_several_screens_are_refused_unless_pooled_on_purpose(caplog):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["dataset"] = np.where(np.arange(adata.n_obs) % 2, "mine23", "other19")
+    message = one_line_error(lambda: ps.pp.setup(adata), "names 2 screens")
+    assert message == (
+        "obs['dataset'] names 2 screens (mine23, other19): pooled, each condition (control "
+        "included) would mix their cells and read their differences as effects; pick one with "
+        "ps.ds.read(..., where={'dataset': 'mine23'}), or pass pool_datasets=True"
+    )
+    assert "perturbsim_condition" not in adata.obs  # refused before anything was written
+    with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata, pool_datasets=True)
+    assert "obs['dataset'] holds 2 values (mine23, other19)" in caplog.text

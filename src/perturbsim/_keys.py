@@ -60,6 +60,8 @@ SETUP = "setup"
 SPLIT_UNS = "split"
 PSEUDOBULK = "pseudobulk"
 DE = "de"
+OWN_UNS = (SETUP, SPLIT_UNS, PSEUDOBULK)
+"""``.uns["perturbsim"]`` entries of setup, split and statistics: never a ``key_added``."""
 DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
 """``.uns["perturbsim"]`` entries that depend on the split, dropped when it is redone."""
 

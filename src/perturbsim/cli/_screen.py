@@ -12,18 +12,13 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from .._errors import PerturbsimError, counted, shown_list
+from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
 from ..pp._labels import label_sep
-from ..pp._setup import mixed_sources
+from ..pp._setup import DATASET_COLUMN, mixed_sources, pooled_screens
 
 logger = logging.getLogger(__name__)
-
-DATASET_COLUMN = "dataset"
-"""``.obs`` column naming the screen a cell comes from: a command that fits or scores refuses
-a file whose cells it names several screens of (``--where``, or ``--pool-datasets``). Cell
-types are only warned of: ``cell_type`` may also label subpopulations of one line."""
 
 _CLI_WORDS = (
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
@@ -257,18 +252,15 @@ def read_screen(
         normalize=args.normalize,
         go_annotations=annotations,
         where=where_of(args.where),
+        pool_datasets=True,  # refused below, in the CLI's words, unless --pool-datasets
     )
     if args.where:
         kept = counted(adata.n_obs, "cell")
         print(f"read the {kept} kept by {where_text(args.where)}{why and f' ({why})'}")
     datasets = mixed_sources(adata).get(DATASET_COLUMN, [])
     if datasets and getattr(args, "pool_datasets", None) is False:
-        raise PerturbsimError(
-            f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens ({shown_list(datasets, 5)}): "
-            "pooled, each condition (control included) would mix their cells and read "
-            "their differences as effects; pick one with "
-            f"{where_text([(DATASET_COLUMN, datasets[0])])}, or pass --pool-datasets"
-        )
+        pick = where_text([(DATASET_COLUMN, datasets[0])])
+        raise PerturbsimError(pooled_screens(datasets, pick, "--pool-datasets"))
     return adata
 
 

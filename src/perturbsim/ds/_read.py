@@ -34,6 +34,7 @@ def read(
     backed: bool = False,
     go_annotations: pd.DataFrame | None = None,
     where: Mapping[str, str | Sequence[str]] | None = None,
+    pool_datasets: bool = False,
 ) -> ad.AnnData:
     """Read an h5ad screen and validate it with :func:`perturbsim.pp.setup`.
 
@@ -44,7 +45,7 @@ def read(
     ----------
     path
         The ``.h5ad`` file.
-    perturbation_key, control, sep, gene_symbols, normalize, go_annotations
+    perturbation_key, control, sep, gene_symbols, normalize, go_annotations, pool_datasets
         Passed to :func:`perturbsim.pp.setup`.
     backed
         Open read-only on disk (``backed="r"``) so that a screen larger than memory works.
@@ -119,6 +120,7 @@ def read(
             gene_symbols=gene_symbols,
             normalize=normalize,
             go_annotations=go_annotations,
+            pool_datasets=pool_datasets,
         )
     except PerturbsimError as err:
         if not where:

@@ -29,9 +29,9 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats as scipy_stats
 
-from .._checks import check_count
+from .._checks import check_count, shown
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, CONTROL, DE, SEP, SETUP, UNS
+from .._keys import CONDITION, CONTROL, DE, OWN_UNS, SEP, SETUP, UNS
 from ._labels import genes_of, read_measured
 from ._pseudobulk import (
     PRIOR_DF,
@@ -299,7 +299,9 @@ def rank_de(
         :func:`perturbsim.pp.pseudobulk` if they are ``adata``'s (its genes and cells), else
         computed (without the gene x gene moments) and not stored.
     key_added
-        Key under ``adata.uns["perturbsim"]``, so that rankings of several methods coexist.
+        Key under ``adata.uns["perturbsim"]``, so that rankings of several methods coexist;
+        not one of the entries of setup, split and statistics (``"setup"``, ``"split"``,
+        ``"pseudobulk"``).
     copy
         Work on a copy and return it.
 
@@ -330,6 +332,15 @@ def rank_de(
     20
     """
     check_setup(adata)
+    if not isinstance(key_added, str) or not key_added or key_added in OWN_UNS:
+        raise PerturbsimError(
+            f"key_added must name a new entry of .uns[{UNS!r}] (default {DE!r}), not "
+            + (
+                f"{key_added!r}, which setup, split or pseudobulk writes"
+                if key_added in OWN_UNS
+                else shown(key_added)
+            )
+        )
     adata = written_screen(adata, copy=copy, what="rank_de")
     if method not in METHODS:
         raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")

@@ -400,7 +400,26 @@ class PseudobulkStats:
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> PseudobulkStats:
-        """Read the statistics written by :func:`pseudobulk`."""
+        """Read the statistics written by :func:`pseudobulk`, if they are still ``adata``'s.
+
+        Raises
+        ------
+        PerturbsimError
+            If none are stored, or they are of other genes, or of other cells or labels
+            (``adata`` was subset or relabelled since; :func:`current_stats` computes them
+            afresh instead).
+        """
+        stats = cls.stored_in(adata)
+        if not _same_screen(stats, adata):
+            raise PerturbsimError(
+                "the statistics stored in adata are of other cells, genes or labels (subset "
+                "or relabelled since they were computed): rerun perturbsim.pp.pseudobulk(adata)"
+            )
+        return stats
+
+    @classmethod
+    def stored_in(cls, adata: AnnData) -> PseudobulkStats:
+        """The statistics written by :func:`pseudobulk` into ``adata``, whatever it holds now."""
         data = adata.uns.get(UNS, {}).get(PSEUDOBULK)
         if data is None:
             raise PerturbsimError("no pseudobulk statistics: run perturbsim.pp.pseudobulk(adata)")
@@ -713,8 +732,15 @@ def pseudobulk(
     return adata if copy else None
 
 
+def _same_screen(stats: PseudobulkStats, adata: AnnData) -> bool:
+    """Whether ``stats`` are of ``adata``'s genes, in order, and of its cells as labelled now."""
+    return list(stats.genes) == list(map(str, adata.var_names)) and _same_cells(stats, adata)
+
+
 def _same_cells(stats: PseudobulkStats, adata: AnnData) -> bool:
     """Whether ``stats`` count, per condition, the cells ``adata``'s labels give now."""
+    if CONDITION not in adata.obs.columns:  # not set up: nothing to tell them by
+        return True
     condition = adata.obs[CONDITION]
     categories = list(map(str, condition.cat.categories))
     codes = condition.cat.codes.to_numpy()
@@ -754,6 +780,8 @@ def _same_values(adata: AnnData, stats: PseudobulkStats) -> bool:
     if stats.fingerprint is None:  # stored before fingerprints: cannot tell
         return True
     matrix, source = stored_matrix(adata, stats.layer), RowSource.of(adata, stats.layer)
+    if matrix is None:  # statistics kept without the cells' values: nothing to change
+        return True
     now = value_fingerprint(matrix, source, adata.obs_names)
     return bool(np.allclose(now, stats.fingerprint, rtol=1e-9, atol=0.0))
 
@@ -787,8 +815,8 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     if PSEUDOBULK not in adata.uns.get(UNS, {}):
         logger.info("no stored statistics: computing them (perturbsim.pp.pseudobulk stores them)")
         return compute_pseudobulk(adata, coexpression=coexpression)
-    stats = PseudobulkStats.from_adata(adata)
-    same_screen = list(stats.genes) == list(map(str, adata.var_names)) and _same_cells(stats, adata)
+    stats = PseudobulkStats.stored_in(adata)
+    same_screen = _same_screen(stats, adata)
     same_values = same_screen and _same_values(adata, stats)
     same_coexpression = coexpression == "none" or (
         stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata)

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from anndata.utils import make_index_unique
 
-from .._checks import check_label_part, checked_table
+from .._checks import check_flag, check_label_part, checked_table
 from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import (
     CONDITION,
@@ -283,9 +283,40 @@ def mixed_sources(adata: AnnData) -> dict[str, list[str]]:
     return mixed
 
 
-def _warn_mixed_sources(adata: AnnData) -> None:
-    """Warn when ``.obs`` says the cells come from several datasets or cell types."""
-    for column, values in mixed_sources(adata).items():
+DATASET_COLUMN = "dataset"
+"""The ``.obs`` column naming the screen each cell comes from: a file pooling several is
+refused unless asked (``pool_datasets``; the CLI's ``--pool-datasets``). Cell types are only
+warned of: ``cell_type`` may also label subpopulations of one line."""
+
+
+def pooled_screens(datasets: list[str], pick: str, pool: str) -> str:
+    """The refusal of a screen whose :data:`DATASET_COLUMN` names several ``datasets``.
+
+    ``pick`` says how to keep one, ``pool`` how to pool them anyway.
+
+    Examples
+    --------
+    >>> pooled_screens(["a19", "b23"], "where={'dataset': 'a19'}", "pool_datasets=True")[-60:]
+    "effects; pick one with where={'dataset': 'a19'}, or pass pool_datasets=True"
+    """
+    return (
+        f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens ({shown_list(datasets, 5)}): "
+        "pooled, each condition (control included) would mix their cells and read their "
+        f"differences as effects; pick one with {pick}, or pass {pool}"
+    )
+
+
+def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
+    """Refuse cells of several screens unless ``pool_datasets``; warn of other mixes.
+
+    Several cell types (or, pooled, datasets) are warned of: each condition pools them.
+    """
+    mixed = mixed_sources(adata)
+    datasets = mixed.get(DATASET_COLUMN, [])
+    if datasets and not pool_datasets:
+        pick = f"ps.ds.read(..., where={{{DATASET_COLUMN!r}: {datasets[0]!r}}})"
+        raise PerturbsimError(pooled_screens(datasets, pick, "pool_datasets=True"))
+    for column, values in mixed.items():
         logger.warning(
             "obs[%r] holds %d values (%s): each condition, control included, pools "
             "their cells; subset to one first (ps.ds.read(..., where={%r: VALUE}))",
@@ -346,6 +377,7 @@ def setup(
     normalize: bool = False,
     copy: bool = False,
     go_annotations: pd.DataFrame | None = None,
+    pool_datasets: bool = False,
 ) -> AnnData | None:
     """Validate a Perturb-seq screen and parse its perturbation labels.
 
@@ -357,7 +389,7 @@ def setup(
         Column of ``adata.obs`` holding the perturbation label of each cell.
     control
         Label of control cells; detected among ``ctrl``, ``control``, ``non-targeting``,
-        ``NT`` when ``None``.
+        ``NT``, ``NTC`` (any case) when ``None``.
     sep
         Separator of the genes of a combination in the raw labels (default ``+``). Not
         given, when most perturbed genes that are neither measured nor GO-annotated look
@@ -378,6 +410,11 @@ def setup(
         models will (default: a simulated screen's own table, else the bundled human GO):
         perturbed genes neither measured nor annotated get a warning naming the likely
         fix (:func:`~perturbsim.pp._label_hint.label_hint`).
+    pool_datasets
+        Pool the cells of a screen whose ``obs["dataset"]`` names several screens (refused
+        otherwise: each condition, control included, would mix them). Several values of
+        ``obs["cell_type"]`` (or ``celltype``, ``cell_line``) and pooled datasets are
+        warned of.
 
     Returns
     -------
@@ -422,6 +459,7 @@ def setup(
         check_label_part("sep", sep, "_")
     if go_annotations is not None:
         checked_table(go_annotations, ("gene", "term"), "go_annotations")
+    pool_datasets = check_flag("pool_datasets", pool_datasets)
     before = _screen_as_read(adata)
     raw = adata.obs[perturbation_key]
     if raw.isna().any():
@@ -456,19 +494,25 @@ def setup(
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
+    _check_mixed_sources(adata, pool_datasets)
     symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
         adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
         adata.var_names, where = symbols
-        logger.info("using %s as gene names", where)
+        logger.log(
+            logging.INFO if gene_symbols else logging.WARNING,  # warned when not asked
+            "var_names are now the symbols of %s (the former names kept in var[%r]; "
+            "gene_symbols=False keeps them)",
+            where,
+            ORIGINAL_ID,
+        )
 
     conditions = ordered_conditions(mapping.values())
     adata.obs[CONDITION] = pd.Categorical(canonical.to_numpy(), categories=conditions)
     adata.obs[N_TARGETS] = canonical.map(lambda c: len(genes_of(c))).astype(np.int64).to_numpy()
 
     perturbed = sorted({g for c in conditions for g in genes_of(c)})
-    _warn_mixed_sources(adata)
     missing = sorted(set(perturbed) - set(adata.var_names))
     # labels joined by another separator were refused above unless sep was chosen
     hint = label_hint(adata, annotated, sep=sep, joined=False) if missing else None

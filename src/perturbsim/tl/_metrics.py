@@ -28,8 +28,9 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, VARIANCE_LAYER
+from .._keys import CONDITION, CONTROL, VARIANCE_LAYER
 from ..pp import PseudobulkStats, genes_of
+from ..pp._pseudobulk import current_stats
 
 logger = logging.getLogger(__name__)
 
@@ -549,6 +550,8 @@ def _truth_means(
     truth: AnnData | PseudobulkStats, conditions: list[str], genes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Measured means ``(n, G)`` of ``conditions`` on ``genes``, and the truth's control mean."""
+    if isinstance(truth, AnnData) and CONDITION in truth.obs.columns:  # a screen of cells
+        truth = current_stats(truth)
     if isinstance(truth, PseudobulkStats):
         truth_genes, rows = np.asarray(truth.genes, dtype=str), truth.conditions
         means = truth.mean
@@ -742,9 +745,10 @@ def score(
         Predictions, one row per condition (``obs_names`` = canonical labels, as returned by
         :meth:`~perturbsim.models.PerturbationModel.predict`); predicted means in ``X``.
     truth
-        Measured means: :class:`~perturbsim.pp.PseudobulkStats` or an AnnData with one row
-        per condition (means in ``X``). Must hold every condition of ``pred`` and every
-        gene of ``pred`` (matched by name).
+        Measured means: :class:`~perturbsim.pp.PseudobulkStats`, an AnnData with one row
+        per condition (means in ``X``, as :func:`~perturbsim.pp.measured_profiles` gives),
+        or the set-up screen itself (its cells: its statistics are read, or computed).
+        Must hold every condition of ``pred`` and every gene of ``pred`` (matched by name).
     control_mean
         Mean control profile, ``(G,)`` in the genes of ``pred``. ``None`` takes the ``ctrl``
         row of ``truth``.
