@@ -196,7 +196,12 @@ def main() -> None:
         seeds=args.seeds,
         model_kwargs={m: {"go_annotations": go} for m in gears_models},
     )
-    out[f"simulated_{args.sim_size}"] = {"simulate_s": round(simulate_s, 2), **extra, **figures}
+    out[f"simulated_{args.sim_size}"] = {
+        "sim_seed": args.sim_seed,  # 0 is the scoreboard; others, development screens
+        "simulate_s": round(simulate_s, 2),
+        **extra,
+        **figures,
+    }
     if not args.skip_gasperini:
         out |= _gasperini(models, args.seeds)
     print(json.dumps(out))

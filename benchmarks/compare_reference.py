@@ -507,6 +507,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each of ours")
     parser.add_argument("--keep", type=Path, help="keep the working files in this new folder")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep} is not a new (or empty) folder")
+    if not VENV_PYTHON.exists():  # a skip, as every benchmark's without what it needs
+        skipped = f"the reference environment is missing: create it with {MAKE_VENV}"
+        print(json.dumps({"benchmark": "compare_reference", "skipped": skipped}))
+        return
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]

@@ -5,6 +5,11 @@
 #
 #   bash benchmarks/reference_env.sh            # PYTHON=python3.11 to choose the interpreter
 #
+# The project's machines install torch's CPU build from a local wheel; elsewhere PyPI's
+# torch 2.13.0 for Linux is the CUDA build, so name the CPU index:
+#
+#   TORCH_INDEX=https://download.pytorch.org/whl/cpu bash benchmarks/reference_env.sh
+#
 # Pins: torch 2.13.0 first and alone (the CPU build; nothing else may pull a CUDA torch in),
 # then cell-gears 0.1.2 with torch_geometric, scipy 1.14.1 and numpy < 2.3 (a newer scipy
 # breaks the reference's PertData constructor) and pandas < 3 (the reference indexes a
@@ -20,7 +25,11 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" "torch==2.13.0"
+torch_index=()
+if [ -n "${TORCH_INDEX:-}" ]; then
+    torch_index=(--index-url "$TORCH_INDEX")
+fi
+"${pip[@]}" "${torch_index[@]}" "torch==2.13.0"
 "${pip[@]}" "torch==2.13.0" "cell-gears==0.1.2" "torch_geometric" "scipy==1.14.1" "numpy<2.3" "pandas<3"
 "$venv/bin/python" - <<'EOF'
 import importlib.metadata as m

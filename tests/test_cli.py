@@ -181,6 +181,7 @@ def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
         values = {  # pearson_delta_de on one unseen single a seed; the mean 0, the replicate 1
             "stacked": 0.5 + 0.01 * seed,
             "linear": 0.7 - 0.01 * seed,  # ahead of the default on every seed: clearly worse
+            "twin": 0.502 + 0.01 * seed,  # ahead by a hair on every seed: alike, not worse
             "mean": 0.0,
             "replicate": 1.0,
         }
@@ -197,10 +198,11 @@ def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     result = EvaluationResult(
         scores=scores,
         coverage=pd.DataFrame(columns=["model", "subgroup"]),
-        settings={"models": ["stacked", "linear", "mean", "replicate"]},
+        settings={"models": ["stacked", "linear", "twin", "mean", "replicate"]},
     )
     text = _head_to_head_text(result).replace("\n", " ")
-    assert "clearly better in 0 of 2 comparisons, clearly worse in 1: linear" in text
+    assert "clearly better in 0 of 3 comparisons, clearly worse in 1: linear" in text
+    assert "twin" not in text
     assert "pearson_delta_de unseen_single -0.16 [" in text
     assert "behind within noise" not in text
     assert (

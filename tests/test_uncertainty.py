@@ -19,7 +19,13 @@ from perturbsim.models._error_model import (
     fit_error_scale,
     fit_error_scales,
 )
-from perturbsim.tl._uncertainty import LEVELS, SUMMARY_METRICS, inside_column, uncertainty_table
+from perturbsim.tl._uncertainty import (
+    LEVELS,
+    SUMMARY_METRICS,
+    UNCERTAINTY_COLUMNS,
+    inside_column,
+    uncertainty_table,
+)
 
 
 def test_support_follows_edges_into_a_gene_from_known_genes():
@@ -375,3 +381,25 @@ def test_without_a_split_it_fits_on_every_condition_and_still_has_uncertainty():
     # inferred from CNN1+MAPK1; MYC is in no condition of the screen: its GO terms alone
     assert "CBL" in model.inferred and "MYC" not in model.inferred
     assert pred.obs["unsupported"].tolist() == [False, False, True]
+
+
+def test_an_uncertainty_that_only_tells_the_kinds_apart_scores_well_only_pooled():
+    from perturbsim.tl._uncertainty import uncertainty_per_seed
+
+    rows = []
+    for subgroup, base in (("combo_seen2", 0.1), ("combo_seen0", 1.0)):
+        for i in range(4):  # within a kind, the more uncertain are the less wrong
+            rows.append(
+                ("stacked", 1, subgroup, f"{subgroup}{i}", base * (1 + i / 10), base * (4 - i))
+            )
+    table = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "uncertainty", "error_de"]
+    )
+    table["error_all"] = table["error_de"]
+    for column in UNCERTAINTY_COLUMNS[7:]:
+        table[column] = 0.5
+    figures = uncertainty_per_seed(table).set_index("metric")["value"]
+    assert figures["spearman_error_de"] > 0.4  # pooled: the harder kind is the more uncertain
+    assert figures["spearman_error_de_within"] == -1.0
+    ax = ps.pl.uncertainty_vs_error(table, model="stacked")
+    assert ax.get_title().endswith("pooled over 8 test conditions; within subgroups -1.00")

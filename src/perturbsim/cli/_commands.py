@@ -304,7 +304,7 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         "--control",
         metavar="LABEL",
         help="another label meaning no perturbation (default: the training screen's control "
-        f"label; always, in any case: {', '.join(CONTROL_CANDIDATES)})",
+        f"label; always, in any case: {', '.join(CONTROL_CANDIDATES)}, but CTRL spelt so, a gene)",
     )
     parser.add_argument(
         "--sep",
@@ -706,12 +706,13 @@ def _head_to_head_text(result: EvaluationResult) -> str:
     """Where the default wins and loses against each model on the conditions both cover.
 
     From :meth:`~perturbsim.tl.EvaluationResult.head_to_head` on the headline metrics: the
-    comparisons whose 95 % interval lies above 0 are counted, those below 0 named, and
-    those behind on average (by more than :data:`SHOWN_DIFFERENCE`) within their interval
-    named too; with one seed (no interval), those ahead are counted and those behind
-    named. In an evaluation over seeds, a comparison that only one seed defines (no
-    interval) and is behind is named apart, as defined by one seed. ``""`` when the
-    evaluation has no default or no calibration.
+    comparisons ahead and behind on average by more than :data:`SHOWN_DIFFERENCE` (a
+    smaller difference is neither, whatever its interval: two models predicting alike)
+    whose 95 % interval excludes 0 are counted, and named where behind; those behind
+    within their interval are named too; with one seed (no interval), those ahead are
+    counted and those behind named. In an evaluation over seeds, a comparison that only
+    one seed defines (no interval) and is behind is named apart, as defined by one seed.
+    ``""`` when the evaluation has no default or no calibration.
     """
     default = DEFAULT_MODELS[0]
     if default not in result.models:
@@ -740,7 +741,8 @@ def _head_to_head_text(result: EvaluationResult) -> str:
             f"behind in {len(behind)}" + (f": {named(behind)}" if len(behind) else "")
         ]
     else:
-        won, lost = table[table["ci_low"] > 0], table[table["ci_high"] < 0]
+        ahead = table["mean"] > SHOWN_DIFFERENCE
+        won, lost = table[ahead & (table["ci_low"] > 0)], behind[behind["ci_high"] < 0]
         one_seed = behind[behind["ci_high"].isna()]
         noise = behind[behind["ci_high"] >= 0]
         lines = [

@@ -15,7 +15,7 @@ from anndata import AnnData
 from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
-from ..pp._labels import label_sep
+from ..pp._labels import CONTROL_CANDIDATES, label_sep
 from ..pp._setup import DATASET_COLUMN, mixed_sources, pooled_screens
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         "--control",
         default=None,
         metavar="LABEL",
-        help=f"label of control cells (default: {as_trained}detect ctrl, control, "
-        "non-targeting or NT)",
+        help=f"label of control cells (default: {as_trained}detect "
+        f"{', '.join(CONTROL_CANDIDATES)}, in any case)",
     )
     parser.add_argument(
         "--sep",

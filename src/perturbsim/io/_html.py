@@ -746,6 +746,8 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
     labels = {
         "spearman_error_de": "Spearman (DE)",
         "spearman_error_all": "Spearman (all)",
+        "spearman_error_de_within": "Spearman within subgroups (DE)",
+        "spearman_error_all_within": "Spearman within subgroups (all)",
         "inside_de_50": "inside 50 % (DE)",
         "inside_de_90": "inside 90 % (DE)",
         "inside_all_50": "inside 50 % (all)",

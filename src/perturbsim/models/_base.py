@@ -751,7 +751,7 @@ class PerturbationModel(ABC):
             instead of predicting them with a flag and a warning that names them.
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
-            ``--sep``: a further control word (``"NTC"``), the separator of a label's
+            ``--sep``: a further control word (``"NegCtrl"``), the separator of a label's
             genes (``"_"`` for ``"KLF1_MAP2K6"``). A ``control`` naming a gene of the
             model is refused (:meth:`check_control_label`).
 

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
+from ..tl._uncertainty import within_subgroups
 from ._plots import _axes, plain_log_labels
 
 
@@ -39,7 +40,10 @@ def uncertainty_vs_error(
     rises with the error: the title gives the Spearman correlation pooled over every point
     (each test condition of each seed), which is not the figure of
     :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` (a correlation per seed,
-    then their mean), so the two can differ.
+    then their mean), so the two can differ, and the same within each subgroup, averaged
+    (:func:`~perturbsim.tl._uncertainty.within_subgroups`; where a subgroup has three points
+    or more): a model only more uncertain of the harder kind is well correlated pooled,
+    not within.
 
     Parameters
     ----------
@@ -93,7 +97,12 @@ def uncertainty_vs_error(
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
-    ax.set_title(f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}")
+    within = within_subgroups(rows, genes)
+    within_text = "" if np.isnan(within) else f"; within subgroups {within:.2f}"
+    ax.set_title(
+        f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
+        + within_text
+    )
     ax.legend(fontsize="small", frameon=False)
     return ax
 

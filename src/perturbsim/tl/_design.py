@@ -429,8 +429,9 @@ def design(
     Parameters
     ----------
     model
-        A fitted model; its predictive variance, when it has one, and its GO graph (GEARS,
-        or Stacked's GEARS) are used.
+        A fitted model; its predictive variance, when it has one, and its GO graph (GEARS's,
+        or :class:`~perturbsim.models.Stacked`'s support graph, with or without GEARS) are
+        used.
     candidates
         Labels of the perturbations that could be measured; measured ones and those the
         model cannot predict (:meth:`~perturbsim.models.PerturbationModel.covers`) are left

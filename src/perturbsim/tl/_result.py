@@ -521,11 +521,13 @@ class EvaluationResult:
         Per model and seed over its test conditions: the Spearman correlation of the
         uncertainty with the error (``spearman_error_de``, ``spearman_error_all``;
         positive: more uncertain where the error is larger, the paper's
-        anti-correlation with performance) and the share of measured changes inside the
-        50 % and 90 % intervals (``inside_de_50``, ``inside_de_90``, ``inside_all_50``,
-        ``inside_all_90``; calibrated: 0.5 and 0.9); then the mean over seeds with a
-        t-interval, clipped to the values each figure can take (``[-1, 1]`` for the
-        correlations, ``[0, 1]`` for the shares).
+        anti-correlation with performance), the same within each test subgroup, averaged
+        over them (``spearman_error_de_within``, ``spearman_error_all_within``: whether the
+        uncertainty ranks conditions of one kind, not only the kinds) and the share of
+        measured changes inside the 50 % and 90 % intervals (``inside_de_50``,
+        ``inside_de_90``, ``inside_all_50``, ``inside_all_90``; calibrated: 0.5 and 0.9);
+        then the mean over seeds with a t-interval, clipped to the values each figure can
+        take (``[-1, 1]`` for the correlations, ``[0, 1]`` for the shares).
 
         Parameters
         ----------

@@ -11,7 +11,11 @@ asks two questions per model and seed, averaged over seeds with a t-interval:
 
 - is the uncertainty *anti-correlated with performance*, i.e. correlated with error: the
   Spearman correlation of uncertainty and error across the test conditions
-  (``spearman_error_de``, ``spearman_error_all``; positive is good);
+  (``spearman_error_de``, ``spearman_error_all``; positive is good), and within each test
+  subgroup, averaged over the subgroups weighted by their conditions
+  (``spearman_error_de_within``, ``spearman_error_all_within``): across subgroups a model
+  that is only more uncertain of the harder kind (pairs of unmeasured genes than measured
+  singles) scores well; within them it must rank the conditions of one kind;
 - are the per-gene intervals calibrated: the share inside the 50 % and 90 % intervals
   (``inside_de_50`` ... ``inside_all_90``; against 0.5 and 0.9).
 """
@@ -36,6 +40,8 @@ GENE_SETS: tuple[str, ...] = ("de", "all")
 SUMMARY_METRICS: tuple[str, ...] = (
     "spearman_error_de",
     "spearman_error_all",
+    "spearman_error_de_within",
+    "spearman_error_all_within",
     "inside_de_50",
     "inside_de_90",
     "inside_all_50",
@@ -139,6 +145,34 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(sps.spearmanr(x, y).statistic)
 
 
+def within_subgroups(table: pd.DataFrame, genes: str) -> float:
+    """Spearman correlation of uncertainty and error within each subgroup, weighted mean.
+
+    Each subgroup of ``table`` (rows of :data:`UNCERTAINTY_COLUMNS`) whose correlation is
+    defined (3 conditions or more, with spread) counts by its number of conditions; NaN
+    when none is.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame(
+    ...     {
+    ...         "subgroup": ["a"] * 3 + ["b"] * 3,
+    ...         "uncertainty": [1, 1.1, 1.2, 5, 5.1, 5.2],
+    ...         "error_de": [3, 2, 1, 9, 8, 7],
+    ...     }
+    ... )
+    >>> round(within_subgroups(table, "de"), 2)  # across the two, the correlation is positive
+    -1.0
+    """
+    rhos, weights = [], []
+    for _, part in table.groupby("subgroup", sort=False):
+        rho = _spearman(part["uncertainty"].to_numpy(), part[f"error_{genes}"].to_numpy())
+        if np.isfinite(rho):
+            rhos.append(rho)
+            weights.append(len(part))
+    return float(np.average(rhos, weights=weights)) if rhos else float("nan")
+
+
 def uncertainty_per_seed(table: pd.DataFrame) -> pd.DataFrame:
     """:data:`SUMMARY_METRICS` of each model and seed over its test conditions.
 
@@ -154,6 +188,12 @@ def uncertainty_per_seed(table: pd.DataFrame) -> pd.DataFrame:
             f"spearman_error_{genes}": _spearman(uncertainty, group[f"error_{genes}"].to_numpy())
             for genes in GENE_SETS
         }
+        values.update(
+            {
+                f"spearman_error_{genes}_within": within_subgroups(group, genes)
+                for genes in GENE_SETS
+            }
+        )
         for genes in GENE_SETS:
             for level in (0.5, 0.9):
                 name = inside_column(genes, level)
