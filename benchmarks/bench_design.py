@@ -40,6 +40,7 @@ import scipy.stats as sps
 import torch
 
 import perturbsim as ps
+from perturbsim._atomic import atomic_write
 from perturbsim._keys import CONTROL
 
 SCREEN = {"size": "small", "n_singles": 30, "n_pairs": 90, "unannotated_fraction": 0.0}
@@ -138,7 +139,11 @@ def _figures(curves: pd.DataFrame, strategies: list[str]) -> dict:
         rows = summary[summary["strategy"] == strategy]
         own = curves[curves["strategy"] == strategy]
         final = own[own["n_measured"] == own["n_measured"].max()]["error"].to_numpy()
+        # a seed that never reaches it counts as reaching it at the loop's end (a bound:
+        # left out, the mean would favour the strategy); n_never says how many
+        last = float(own["n_measured"].max())
         reach = _reach(curves, strategy)
+        reach_bound = np.where(np.isnan(reach), last, reach)
         per_strategy[strategy] = {
             "n_measured": rows["n_measured"].tolist(),
             "mean": [_round(v) for v in rows["mean"]],
@@ -150,9 +155,11 @@ def _figures(curves: pd.DataFrame, strategies: list[str]) -> dict:
             "final_error": _interval(final),
             "reach_random_final": {
                 "per_seed": [_round(v) for v in reach],
-                **_interval(reach),
+                **_interval(reach_bound),
                 "n_never": int(np.isnan(reach).sum()),
-                "minus_random": _interval(reach - random_reach),
+                "minus_random": _interval(
+                    reach_bound - np.where(np.isnan(random_reach), last, random_reach)
+                ),
             },
         }
     return per_strategy
@@ -176,13 +183,15 @@ def main() -> None:
     args.strategies = [s.strip() for s in args.strategies.split(",")]
     if "random" not in args.strategies:
         parser.error("--strategies must include random (the reference)")
+    if args.n_models < 2:  # one network has no spread: no uncertainty to design by
+        parser.error("--n-models must be at least 2 (the ensemble's spread is its uncertainty)")
     ps.settings.progress = False
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     curves = pd.DataFrame([row for seed in range(args.seeds) for row in _run_seed(seed, args)])
     ax = ps.pl.design_curves(curves, strategies=args.strategies)
     args.plot.parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.savefig(args.plot, dpi=150)
+    atomic_write(Path(args.plot), lambda tmp: ax.figure.savefig(tmp, dpi=150))
     print(
         json.dumps(
             {

@@ -120,7 +120,11 @@ def main() -> None:
         return
     ps.settings.progress = False
     started = time.perf_counter()
-    screen = ps.ds.read_fitness(shared / GI_DIR)
+    try:
+        screen = ps.ds.read_fitness(shared / GI_DIR)
+    except ps.PerturbsimError as err:  # a folder without the files it needs
+        print(json.dumps({"benchmark": "fitness", "skipped": str(err)}))
+        return
     if args.tune:
         print(json.dumps(tune(screen)))
         return

@@ -36,6 +36,7 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -270,6 +271,8 @@ def compare(name: str, adata: ad.AnnData, split: str, exe: Path, tmp: Path) -> d
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()  # no options: --help says what the run does before it starts
     ps.settings.progress = False
     figures: dict = {
         "benchmark": "compare_cell_eval",

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats as sps
 
 import perturbsim as ps
+from perturbsim._atomic import atomic_write
 from perturbsim._keys import CONDITION
 from perturbsim.pp._de import welch_t
 
@@ -167,7 +168,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = pd.concat(frames).rename_axis("pair").reset_index()
-    table.to_csv(out / "gi_published.csv", index=False, float_format="%.4f")
+    atomic_write(
+        out / "gi_published.csv",
+        lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"),
+    )
     result = {
         "gi_published": summary,
         "n_de": {p: [n_de[p], int(truth.loc[p, "n_de"])] for p in pairs},

@@ -63,6 +63,7 @@ import pandas as pd
 from scipy import stats
 
 import perturbsim as ps
+from perturbsim._atomic import atomic_write, atomic_write_all
 from perturbsim._keys import CONDITION
 from perturbsim.pp._gi import gi_scores
 
@@ -122,7 +123,9 @@ def figures(scored: ad.AnnData, adata: ad.AnnData, shared: Path, out: Path) -> N
     (``norman2019_conditions_gi_manifold.csv``; labels ``A_B``, singles ``A_NegCtrl0``).
     """
     ax = ps.pl.gi_map(scored)
-    ax.figure.savefig(out / "gi_map.png", dpi=110, bbox_inches="tight")
+    atomic_write(
+        out / "gi_map.png", lambda tmp: ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    )
     manifold = pd.read_csv(shared / MANIFOLD, index_col=0)
     programmes = {
         ps.pp.canonical_label(
@@ -132,7 +135,9 @@ def figures(scored: ad.AnnData, adata: ad.AnnData, shared: Path, out: Path) -> N
         if c >= 0
     }
     ax = ps.pl.phenotype_landscape(adata, scored, clusters=programmes)
-    ax.figure.savefig(out / "landscape.png", dpi=110, bbox_inches="tight")
+    atomic_write(
+        out / "landscape.png", lambda tmp: ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    )
 
 
 def main() -> None:
@@ -144,8 +149,14 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=3.0, help="E-MAP cut (default 3)")
     args = parser.parse_args()
     shared = ps.ds.shared_data_dir()
-    if shared is None or not (shared / EMAP).is_file():
-        print(json.dumps({"benchmark": "growth_screen", "skipped": "shared data absent"}))
+    missing = [
+        name
+        for name in (EMAP, PUBLISHED, MANIFOLD)
+        if shared is None or not (shared / name).is_file()
+    ]
+    if missing:  # every file checked before minutes of fitting
+        skipped = f"shared data absent: no $PERTURBSIM_SHARED_DATA/{missing[0]}"
+        print(json.dumps({"benchmark": "growth_screen", "skipped": skipped}))
         return
     ps.settings.progress = False
     start = time.perf_counter()
@@ -201,8 +212,12 @@ def main() -> None:
     tests = pd.DataFrame(tests)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "pairs.csv")
-    tests.to_csv(args.out / "tests.csv", index=False)
+    atomic_write_all(
+        {
+            args.out / "pairs.csv": table.to_csv,
+            args.out / "tests.csv": lambda tmp: tests.to_csv(tmp, index=False),
+        }
+    )
     figures(scored, adata, shared, args.out)
 
     def pick(gene_set: str, pairs: str, vs: str = "buffering+neutral") -> dict:

@@ -52,6 +52,7 @@ from gi_published import log_scale, published_scores
 from scipy import stats
 
 import perturbsim as ps
+from perturbsim._atomic import atomic_write
 from perturbsim.pp._gi import SUBTYPES
 
 _CELLS = 100
@@ -285,11 +286,15 @@ def gi_section(sim, *, size: str, seed: int) -> tuple[list[str], dict]:
     return lines, summary
 
 
+DEFAULT_OUT = Path(__file__).parent / "REALISM.md"
+"""The report kept in the repository: never replaced by a run that skipped a section."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="norman")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "REALISM.md"))
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
     args = parser.parse_args()
     from perturbsim.ds._simulate import simulate
 
@@ -360,14 +365,18 @@ def main() -> None:
     ]
     gi_lines, gi_summary = gi_section(sim, size=args.size, seed=args.seed)
     lines += gi_lines
-    Path(args.out).write_text("\n".join(lines))
+    if "skipped" in gi_summary and Path(args.out).resolve() == DEFAULT_OUT.resolve():
+        args.out = None  # the kept report holds the section this run could not make
+        gi_summary["skipped"] += f" {DEFAULT_OUT.name} left as it was: pass --out to write one"
+    else:
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text("\n".join(lines)))
     print(
         json.dumps(
             {
                 "benchmark": "realism_report",
                 "size": args.size,
                 "seed": args.seed,
-                "out": str(args.out),
+                "out": None if args.out is None else str(args.out),
                 "real": {k: round(v, 4) for k, v in real_stats.items()},
                 "sim_all_genes": {k: round(v, 4) for k, v in sim_all.items()},
                 "sim_500_hvg": {k: round(v, 4) for k, v in sim_hvg.items()},

@@ -507,3 +507,23 @@ def test_each_warning_is_shown_once_across_the_seeds(norman, caplog):
         logger.warning("the same warning")
     messages = [r.getMessage() for r in caplog.records]
     assert messages.count("the same warning") == 2 and messages.count("the same note") == 2
+
+
+def test_calibration_without_its_anchor_says_so(caplog):
+    from perturbsim.tl._result import EvaluationResult
+
+    scores = pd.DataFrame(
+        [
+            ("additive", 1, "combo_seen2", "A+B", "mse", 0.1),
+            ("replicate", 1, "combo_seen2", "A+B", "mse", 0.05),
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    result = EvaluationResult(
+        scores=scores,
+        coverage=pd.DataFrame(columns=["model", "subgroup"]),
+        settings={"models": ["additive", "replicate"]},
+    )
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        assert result.calibrated().empty
+    assert "no calibrated scores: the evaluation has no 'mean' (evaluate with 'mean'" in caplog.text

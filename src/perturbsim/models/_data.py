@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._checks import checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, SEP, SETUP, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
@@ -50,7 +51,8 @@ def screen_go_annotations(
 ) -> pd.DataFrame | None:
     """The GO annotations a model of ``adata`` uses.
 
-    ``go_annotations`` when given (a DataFrame, else an error naming its type); else a
+    ``go_annotations`` when given (a DataFrame with columns ``gene`` and ``term``, else an
+    error naming what it is); else a
     simulated screen's own GO-like table (``adata.uns["simulation"]["go"]``: its genes are
     in no real annotation); else ``None``, the bundled human GO.
 
@@ -63,11 +65,8 @@ def screen_go_annotations(
     >>> screen_go_annotations(ps.ds.norman2019_subset(), None) is None
     True
     """
-    if go_annotations is not None and not isinstance(go_annotations, pd.DataFrame):
-        raise PerturbsimError(
-            "go_annotations must be a DataFrame with columns 'gene' and 'term' or None, "
-            f"got {type(go_annotations).__name__}"
-        )
+    if go_annotations is not None:  # refused when the model is built, not when fitted
+        checked_table(go_annotations, ("gene", "term"), "go_annotations", kind="None or a table")
     if go_annotations is not None or not isinstance(adata, AnnData):
         return go_annotations
     own = adata.uns.get(SIMULATION, {}).get("go")

@@ -41,9 +41,9 @@ def uncertainty_vs_error(
     (each test condition of each seed), which is not the figure of
     :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` (a correlation per seed,
     then their mean), so the two can differ, and the same within each subgroup, averaged
-    (:func:`~perturbsim.tl._uncertainty.within_subgroups`; where a subgroup has three points
-    or more): a model only more uncertain of the harder kind is well correlated pooled,
-    not within.
+    (:func:`~perturbsim.tl._uncertainty.within_subgroups`; with two subgroups or more, where
+    one has three points or more): a model only more uncertain of the harder kind is well
+    correlated pooled, not within.
 
     Parameters
     ----------
@@ -97,7 +97,7 @@ def uncertainty_vs_error(
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
-    within = within_subgroups(rows, genes)
+    within = within_subgroups(rows, genes) if rows["subgroup"].nunique() > 1 else np.nan
     within_text = "" if np.isnan(within) else f"; within subgroups {within:.2f}"
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"

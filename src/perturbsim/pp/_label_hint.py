@@ -199,9 +199,10 @@ def label_hint(
     if case is not None:
         return case
     if 2 * len(unknown) > n:
+        column = " (none is: is it the column of perturbation labels?)" if len(unknown) == n else ""
         return (
             f"{len(unknown)} of {n} perturbed genes are neither measured (var_names) nor in the "
-            f"GO annotations (e.g. {_examples(unknown)}): check sep (genes joined by something "
-            f"other than {sep!r}?), gene_symbols and the GO annotations"
+            f"GO annotations{column} (e.g. {_examples(unknown)}): check sep (genes joined by "
+            f"something other than {sep!r}?), gene_symbols and the GO annotations"
         )
     return None

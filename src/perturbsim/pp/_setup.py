@@ -136,33 +136,6 @@ def _refuse_other_controls(
         )
 
 
-def _refuse_no_known_gene(
-    adata: AnnData,
-    mapping: dict[object, str],
-    symbols: tuple[pd.Index, str] | None,
-    annotated: set[str] | None,
-    key: str,
-) -> None:
-    """Raise when no perturbed gene is measured (under the names to be used) or annotated.
-
-    Such labels are most likely another column's (cell types, batches) or genes spelt
-    otherwise than the screen's: every model would learn nothing of them.
-    """
-    perturbed = sorted({g for c in mapping.values() for g in genes_of(c)})
-    names = set(map(str, adata.var_names if symbols is None else symbols[0]))
-    if not perturbed or not names.isdisjoint(perturbed):
-        return
-    known = annotated_genes(adata) if annotated is None else annotated
-    if not known.isdisjoint(perturbed):
-        return
-    raise PerturbsimError(
-        f"none of the {counted(len(perturbed), 'perturbed gene')} of obs[{key!r}] "
-        f"({shown_list(perturbed, 5)}) is measured (var_names) or in the GO annotations: is "
-        f"{key!r} the column of perturbation labels? Else check sep, gene_symbols and the GO "
-        "annotations"
-    )
-
-
 def _refuse_gene_as_control(
     adata: AnnData, control: str, labels: list, key: str, sep: str, annotated: set[str] | None
 ) -> None:
@@ -523,7 +496,6 @@ def setup(
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
     _check_mixed_sources(adata, pool_datasets)
     symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
-    _refuse_no_known_gene(adata, mapping, symbols, annotated, perturbation_key)
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
         adata.var[ORIGINAL_ID] = adata.var_names.astype(str)

@@ -371,6 +371,14 @@ class EvaluationResult:
         columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
         """
         self._check_baseline(baseline)
+        missing = [a for a in (baseline, REPLICATE) if a not in set(self.scores["model"])]
+        if missing:
+            logger.warning(
+                "no calibrated scores: the evaluation has no %s (evaluate with %s among the "
+                "models, and replicate=True)",
+                " and no ".join(map(repr, missing)),
+                repr(baseline),
+            )
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
         per_seed = _calibrated_per_seed(self.scores, baseline)
         return _over_seeds(per_seed, models, confidence)
