@@ -73,7 +73,12 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert ax.get_ylabel() == f"{len(scored) - 1} pairs (clustered)"
     assert ax.get_title() == "genetic interaction map\nleft out: 1 with a non-finite score"
     ax.figure.savefig(tmp_path / "gi_map.png")
-    assert not pl.gi_map(pairs, max_labels=10).get_yticklabels()
+    few = pl.gi_map(pairs, max_labels=10)  # more pairs than labels: one in k named
+    n_pairs = int(few.get_ylabel().split()[0])
+    step = -(-n_pairs // 10)
+    assert 0 < len(few.get_yticklabels()) <= 10
+    assert few.get_ylabel() == f"{n_pairs} pairs (clustered, one in {step} named)"
+    assert not pl.gi_map(pairs, max_labels=0).get_yticklabels()
     summed = only_scored.assign(sum_of_singles=True)  # as an additive prediction's pairs
     assert (
         pl.gi_map(summed)

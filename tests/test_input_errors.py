@@ -328,3 +328,9 @@ def test_a_file_behind_a_folder_that_cannot_be_entered_is_one_line(tmp_path, mon
     monkeypatch.setattr(Path, "is_file", no_entry)  # as for a user without rights on the folder
     with pytest.raises(PerturbsimError, match=r"^cannot read file '.*x.h5ad': Permission denied$"):
         ps.ds.read(tmp_path / "locked" / "x.h5ad")
+
+
+def test_a_folder_of_results_given_as_a_model_says_what_it_is(tmp_path):
+    (tmp_path / "settings.json").write_text("{}")  # as evaluate's report folder holds
+    with pytest.raises(PerturbsimError, match=r"lacks config.json \(it holds results, not a model"):
+        ps.PerturbationModel.load(tmp_path)

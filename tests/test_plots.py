@@ -57,8 +57,10 @@ def test_metric_bars(result):
             key = (model, group, "nmse_de")
             expected = summary.loc[key, "mean"] if key in summary.index else np.nan
             assert height == pytest.approx(expected, nan_ok=True)
-    # additive covers no unseen single: a gap, not a zero bar
+    # additive covers no unseen single: a gap, not a zero bar, marked as none
     assert np.isnan(bars[0].patches[0].get_height())
+    assert any(t.get_text().startswith("n/a") for t in ax.texts)
+    assert ax.get_title().startswith("nmse_de, mean of 2 seeds")
 
 
 def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result):
@@ -70,15 +72,19 @@ def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result
     low, high = ax.get_ylim()
     assert max(rows["mean"].max(), 1.0) < high < rows.loc[first, "ci_high"]
     assert low <= min(rows["mean"].min(), 0.0)
-    assert ax.get_title() == "nmse_de (intervals cut at the axis)"
+    assert ax.get_title() == "nmse_de, mean of 2 seeds (intervals cut at the axis)"
     bounded = pl.metric_bars(result, metric="pearson_delta_de")
     assert bounded.get_ylim() == pytest.approx((-1.05, 1.05))
     pearson = summary[summary["metric"] == "pearson_delta_de"].copy()
     pearson.loc[pearson.index[0], "ci_low"] = -1.0  # as the summary clips a wide interval
     clipped = pl.metric_bars(pearson, metric="pearson_delta_de")
-    assert clipped.get_title() == "pearson_delta_de (intervals cut at the metric's range, -1 to 1)"
+    assert clipped.get_title() == (
+        "pearson_delta_de, mean of 2 seeds (intervals cut at the metric's range, -1 to 1)"
+    )
     pearson["ci_low"], pearson["ci_high"] = pearson["mean"] - 0.01, pearson["mean"] + 0.01
-    assert pl.metric_bars(pearson, metric="pearson_delta_de").get_title() == "pearson_delta_de"
+    assert pl.metric_bars(pearson, metric="pearson_delta_de").get_title() == (
+        "pearson_delta_de, mean of 2 seeds"
+    )
 
 
 def test_metric_bars_on_given_axes_and_summary(result):
@@ -379,22 +385,30 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
     ax = pl.metric_bars(result, metric="nmse_de", models=["additive", "mean"])
     coverage = result.coverage_table().set_index(["model", "subgroup"])
     subgroups = [t.get_text() for t in ax.get_xticklabels()]
+    summary = result.summary().set_index(["model", "subgroup", "metric"])
     expected = []
     for model in ("additive", "mean"):
         for group in subgroups:
             covered, total = coverage.loc[(model, group), ["n_covered", "n_total"]]
-            if 0 < covered < total:
-                expected.append(f"{covered}/{total}")
+            note = f"{covered}/{total}" if 0 < covered < total else ""
+            key = (model, group, "nmse_de")
+            if key not in summary.index or np.isnan(summary.loc[key, "mean"]):
+                note = "n/a" + (f" ({note})" if note else "")  # a gap says why
+            if note:
+                expected.append(note)
     assert [t.get_text() for t in ax.texts] == expected
-    assert any(expected)  # additive covers only the pairs whose singles were measured
+    assert any("/" in note for note in expected)  # additive covers only some pairs
     # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
     for text in ax.texts:
         x, y = text.get_position()
         bar = min(ax.patches, key=lambda b: abs(b.get_x() + b.get_width() / 2 - x))
-        assert y == pytest.approx(bar.get_height()) and text.get_va() == "bottom"
+        height = bar.get_height()
+        assert y == pytest.approx(height if np.isfinite(height) else 0.0)
+        assert text.get_va() == "bottom"
     pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
     for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
-        assert text.get_position()[1] == 0.0 and text.get_va() == "top"
+        if not text.get_text().startswith("n/a"):
+            assert text.get_position()[1] == 0.0 and text.get_va() == "top"
 
 
 @pytest.mark.parametrize(

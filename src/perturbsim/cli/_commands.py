@@ -539,6 +539,12 @@ def _run_evaluate(args: argparse.Namespace) -> None:
                 f"no seed has more than {args.gi_k} test pairs: each ranking takes them all, "
                 "so every precision equals the random one (a smaller --gi-k ranks them)"
             )
+    elif args.gi:
+        print(
+            "\ngenetic interactions of the test pairs: none scored (a test pair is scored where "
+            "both its singles were measured and, where the truth is the measured means, it "
+            "changes a gene (ps.pp.count_de) in cells enough; -v logs each seed's)"
+        )
     print(f"\nwrote scores, summary, plots, report.md and report.html to {args.out}")
 
 

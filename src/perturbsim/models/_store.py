@@ -14,7 +14,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .._atomic import new_file_mode
+from .._atomic import RESULTS_MARKER, new_file_mode
 from .._errors import PerturbsimError, shown_list
 
 CONFIG_FILE = "config.json"
@@ -146,7 +146,13 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise PerturbsimError(f"no model directory at {str(path)!r}")
     for needed in (config_file, weights_file):
         if not needed.is_file():
-            raise PerturbsimError(f"model directory {str(path)!r} lacks {needed.name}")
+            what = (
+                " (it holds results, not a model: a model is saved by `perturbsim train` or "
+                "model.save)"
+                if (path / RESULTS_MARKER).is_file()
+                else ""
+            )
+            raise PerturbsimError(f"model directory {str(path)!r} lacks {needed.name}{what}")
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

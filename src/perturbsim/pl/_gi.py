@@ -7,6 +7,7 @@ when ``None``) and returns the Axes.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -122,7 +123,8 @@ def gi_map(
     columns
         Score columns to show.
     max_labels
-        Pair labels are written when there are at most this many pairs.
+        Most pair labels written: every pair's when there are at most this many pairs,
+        else every k-th pair's, k the smallest that keeps them within it (0: none).
     ax
         Axes to draw on.
 
@@ -187,11 +189,10 @@ def gi_map(
         ],
         rotation=90,
     )
-    if n <= max_labels:
-        ax.set_yticks(range(n), table.index.astype(str), fontsize="small")
-    else:
-        ax.set_yticks([])
-    ax.set_ylabel(f"{n} pairs (clustered)")
+    step = 1 if n <= max_labels else (math.ceil(n / max_labels) if max_labels else 0)
+    shown = range(0, n, step) if step else range(0)
+    ax.set_yticks(list(shown), table.index.astype(str)[list(shown)], fontsize="small")
+    ax.set_ylabel(f"{n} pairs (clustered" + (f", one in {step} named)" if step > 1 else ")"))
     if calls:
         ax.set_xlabel("subtype columns: dark = the pair is called, light = not")
     summed = int(is_summed(table).sum())

@@ -17,7 +17,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from scipy import sparse
 
 from .._checks import checked_table
@@ -39,6 +39,8 @@ _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)
 """Axis limits of bounded metrics, by the first word of the metric name."""
 
 
+_MARKERS = ("o", "s", "^", "v", "D", "x")
+"""Markers of the runs of a training history, one each, in turn."""
 _FOOT_NOTE = {
     "rotation": 90,
     "fontsize": "x-small",
@@ -184,7 +186,8 @@ def metric_bars(
     (for normalised errors) 1, with a margin: intervals over few seeds can be many times
     the bars' heights, and whiskers beyond the axis are cut there, the title saying so. A model
     with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
-    leaves a gap (a bar of height NaN). Each model is scored on the conditions it can
+    leaves a gap (a bar of height NaN) marked ``n/a``. The title gives the number of
+    seeds. Each model is scored on the conditions it can
     predict: a bar of fewer than all the subgroup's test conditions is labelled
     ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
     does not take where the axis has room, else past its end, as its mean is not of the
@@ -275,11 +278,13 @@ def metric_bars(
                 else {"color": f"C{i}"}
             ),
         )
-        if coverage is not None:  # a bar of fewer conditions says how many, beside it
-            for position, group, height in zip(positions, subgroups, mean, strict=True):
-                note = _coverage_note(coverage, model, group)
-                if note:
-                    notes.append((position, note, height))
+        for position, group, height in zip(positions, subgroups, mean, strict=True):
+            # a bar of fewer conditions says how many, beside it; a missing one, why
+            note = "" if coverage is None else _coverage_note(coverage, model, group)
+            if np.isnan(height):
+                note = "n/a" + (f" ({note})" if note else "")
+            if note:
+                notes.append((position, note, height))
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bottom, top = _value_range(metric, np.concatenate(means))
@@ -302,7 +307,9 @@ def metric_bars(
         if at_range.any()
         else ""
     )
-    ax.set_title(metric + note)
+    seeds = int(rows["n_seeds"].max()) if "n_seeds" in rows.columns else 0
+    of_seeds = f", mean of {counted(seeds, 'seed')}" if seeds else ""
+    ax.set_title(metric + of_seeds + note)
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
@@ -555,7 +562,14 @@ def training_history(
         key = key if isinstance(key, tuple) else (key,)
         name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
         suffix = f" ({name})" if name else ""
-        ax.plot(run["epoch"], run["train_loss"], color=f"C{i % 10}", label="training loss" + suffix)
+        ax.plot(  # markers: a run under another (the same start) still shows
+            run["epoch"],
+            run["train_loss"],
+            color=f"C{i % 10}",
+            marker=_MARKERS[i % len(_MARKERS)],
+            markersize=3,
+            label="training loss" + suffix,
+        )
         if np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
             ax.plot(
                 run["epoch"],
@@ -569,6 +583,7 @@ def training_history(
         ax.set_yscale("log")
         plain_log_labels(ax.yaxis)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     validated = any(line.get_linestyle() == "--" for line in ax.get_lines())
     ax.set_ylabel("training loss, validation error" if validated else "training loss")
     if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves
