@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import rounded
 from distributed import Client, LocalCluster
 
 import perturbsim as ps
@@ -49,11 +50,6 @@ def timed(adata, **options) -> tuple[float, ps.pp.PseudobulkStats]:
     start = time.perf_counter()
     stats = ps.pp.compute_pseudobulk(adata, **options)
     return time.perf_counter() - start, stats
-
-
-def _round(x: float, digits: int = 2) -> float | None:
-    """``x`` rounded; ``None`` for a pass that was skipped (NaN)."""
-    return None if x != x else round(x, digits)
 
 
 def main() -> None:
@@ -110,13 +106,13 @@ def main() -> None:
                 "load_average_1min": round(os.getloadavg()[0], 2),
                 "generate_seconds": round(generate_s, 1),
                 "baseline": "backed" if args.skip_in_memory else "in memory",
-                "in_memory_seconds": _round(memory_s),
+                "in_memory_seconds": rounded(memory_s, 2),
                 "backed_seconds": round(backed_s, 2),
-                "dask_threads_seconds": _round(threads_s),
+                "dask_threads_seconds": rounded(threads_s, 2),
                 "cluster_start_seconds": round(cluster_start_s, 2),
                 "local_cluster_2_workers_seconds": round(cluster_s, 2),
-                "ratio_dask_threads_vs_in_memory": _round(threads_s / memory_s, 3),
-                "ratio_local_cluster_vs_in_memory": _round(cluster_s / memory_s, 3),
+                "ratio_dask_threads_vs_in_memory": rounded(threads_s / memory_s, 3),
+                "ratio_local_cluster_vs_in_memory": rounded(cluster_s / memory_s, 3),
                 "ratio_local_cluster_vs_backed": round(cluster_s / backed_s, 3),
                 "difference_sums_gram_dask_threads": (
                     None if threads is None else differences(threads, reference)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.stats as sps
 import torch
+from _common import over_seeds, rounded
 
 import perturbsim as ps
 from perturbsim._atomic import atomic_write
@@ -45,19 +45,6 @@ from perturbsim._keys import CONTROL
 
 SCREEN = {"size": "small", "n_singles": 30, "n_pairs": 90, "unannotated_fraction": 0.0}
 STRATEGIES = ("combined", "uncertainty", "coverage", "random")
-
-
-def _round(x: float) -> float | None:
-    return None if not math.isfinite(x) else round(float(x), 4)
-
-
-def _interval(values: np.ndarray) -> dict:
-    """Mean and 95 % t-interval over seeds of the finite ``values``."""
-    values = values[np.isfinite(values)]
-    n = len(values)
-    mean = float(values.mean()) if n else float("nan")
-    half = float(sps.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n)) if n > 1 else math.nan
-    return {"mean": _round(mean), "ci": [_round(mean - half), _round(mean + half)], "n": n}
 
 
 def _error(model: ps.models.PerturbationModel, truth, untested: list[str]) -> float:
@@ -146,18 +133,18 @@ def _figures(curves: pd.DataFrame, strategies: list[str]) -> dict:
         reach_bound = np.where(np.isnan(reach), last, reach)
         per_strategy[strategy] = {
             "n_measured": rows["n_measured"].tolist(),
-            "mean": [_round(v) for v in rows["mean"]],
-            "ci_low": [_round(v) for v in rows["ci_low"]],
-            "ci_high": [_round(v) for v in rows["ci_high"]],
+            "mean": [rounded(v) for v in rows["mean"]],
+            "ci_low": [rounded(v) for v in rows["ci_low"]],
+            "ci_high": [rounded(v) for v in rows["ci_high"]],
             "singles_measured": [
-                _round(v) for v in own.groupby("n_measured", sort=True)["n_singles"].mean()
+                rounded(v) for v in own.groupby("n_measured", sort=True)["n_singles"].mean()
             ],
-            "final_error": _interval(final),
+            "final_error": over_seeds(final),
             "reach_random_final": {
-                "per_seed": [_round(v) for v in reach],
-                **_interval(reach_bound),
+                "per_seed": [rounded(v) for v in reach],
+                **over_seeds(reach_bound),
                 "n_never": int(np.isnan(reach).sum()),
-                "minus_random": _interval(
+                "minus_random": over_seeds(
                     reach_bound - np.where(np.isnan(random_reach), last, random_reach)
                 ),
             },

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
 
 import torch
+from _common import rounded
 
 import perturbsim as ps
 from perturbsim.models import DEFAULT_MODELS, takes_option
@@ -57,10 +57,6 @@ MODELS = (
 """The default models plus the ablations of the default and of GEARS reported in RESULTS.md."""
 
 
-def _round(x: float) -> float | None:
-    return None if not math.isfinite(x) else round(float(x), 4)
-
-
 def _figures(result: EvaluationResult, wall_s: float) -> dict:
     summary = result.summary()
     coverage = result.coverage_table().set_index(["model", "subgroup"])
@@ -74,7 +70,7 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
             if cov["n_covered"] == 0:
                 continue
             rows = summary[(summary["model"] == model) & (summary["subgroup"] == group)]
-            entry = {m: _round(rows.loc[rows["metric"] == m, "mean"].iloc[0]) for m in METRICS}
+            entry = {m: rounded(rows.loc[rows["metric"] == m, "mean"].iloc[0]) for m in METRICS}
             entry["coverage"] = f"{int(cov['n_covered'])}/{int(cov['n_total'])}"
             per_model[model] = entry
         subgroups[group] = per_model
@@ -82,18 +78,18 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
     table = result.calibrated()
     for row in table[table["metric"].isin(METRICS)].itertuples(index=False):
         calibrated.setdefault(row.subgroup, {}).setdefault(row.model, {})[row.metric] = [
-            _round(row.mean),
-            _round(row.ci_low),
-            _round(row.ci_high),
+            rounded(row.mean),
+            rounded(row.ci_low),
+            rounded(row.ci_high),
         ]
     head_to_head: dict[str, dict] = {}
     if "stacked" in result.models:
         table = result.head_to_head("stacked")
         for row in table[table["metric"].isin(METRICS)].itertuples(index=False):
             head_to_head.setdefault(row.subgroup, {}).setdefault(row.model, {})[row.metric] = {
-                "stacked": _round(row.reference),
-                "model": _round(row.model_value),
-                "difference": [_round(row.mean), _round(row.ci_low), _round(row.ci_high)],
+                "stacked": rounded(row.reference),
+                "model": rounded(row.model_value),
+                "difference": [rounded(row.mean), rounded(row.ci_low), rounded(row.ci_high)],
                 "n_conditions": int(row.n_conditions),
             }
     gi: dict[str, dict] = {}
@@ -101,9 +97,9 @@ def _figures(result: EvaluationResult, wall_s: float) -> dict:
     for (model, subtype), rows in gi_summary.groupby(["model", "subtype"], sort=False):
         means = rows.set_index("metric")["mean"]
         gi.setdefault(model, {})[subtype] = {
-            "precision_at_k": _round(means["precision_at_k"]),
-            "random": _round(means["random_precision"]),
-            "r2": _round(means["r2"]),
+            "precision_at_k": rounded(means["precision_at_k"]),
+            "random": rounded(means["random_precision"]),
+            "r2": rounded(means["r2"]),
         }
     timings = result.timings.groupby("model", sort=False)["fit_s"].mean()
     epochs = {}

@@ -52,11 +52,12 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy import stats
+from _common import rounded
 
 import perturbsim as ps
 from perturbsim.pp._gi import SUBTYPES
 from perturbsim.tl._gi_precision import _scored
+from perturbsim.tl._intervals import mean_interval
 
 MODELS = "stacked,stacked_no_interaction,interaction,gears,gears_residual,additive"
 MEASURED = "measured"
@@ -68,18 +69,11 @@ ABUNDANCE = 0.5
 
 def _summary(values: list[float]) -> dict[str, float | int | None]:
     """Mean and 95 % t-interval half-width over the finite ``values``."""
-    finite = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
-    if finite.size == 0:
-        return {"mean": None, "ci95": None, "n": 0}
-    half = (
-        float(stats.t.ppf(0.975, finite.size - 1) * finite.std(ddof=1) / np.sqrt(finite.size))
-        if finite.size > 1
-        else None
-    )
+    summary = mean_interval(np.asarray(values, dtype=float), 0.95)
     return {
-        "mean": round(float(finite.mean()), 3),
-        "ci95": None if half is None else round(half, 3),
-        "n": int(finite.size),
+        "mean": rounded(summary.mean, 3),
+        "ci95": rounded(summary.high - summary.mean, 3),
+        "n": summary.n,
     }
 
 

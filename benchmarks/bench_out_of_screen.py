@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
-import numpy as np
 import pandas as pd
-from scipy import stats as st
+from _common import over_seeds
 
 import perturbsim as ps
 from perturbsim.models import takes_option
@@ -53,19 +51,10 @@ METRICS = ("pearson_delta_de", "nmse_de")
 N_DE = 20
 
 
-def _round(x: float) -> float | None:
-    return None if not math.isfinite(x) else round(float(x), 4)
-
-
 def _interval(values: list[float]) -> list[float | None]:
-    """Mean and 95 % t-interval over seeds."""
-    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return [None, None, None]
-    if x.size == 1:
-        return [_round(x[0]), None, None]
-    half = st.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
-    return [_round(x.mean()), _round(x.mean() - half), _round(x.mean() + half)]
+    """Mean and 95 % t-interval over seeds, as ``[mean, low, high]``."""
+    summary = over_seeds(values)
+    return [summary["mean"], *summary["ci"]]
 
 
 def _without_unseen_genes(work, plan: ps.pp.Split, unseen: set[str]):

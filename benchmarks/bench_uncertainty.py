@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
+from _common import rounded
 from bench_evaluate import gasperini_screens
 
 import perturbsim as ps
 from perturbsim.models import takes_option
 
 MODELS = ("stacked", "gears_uncertainty", "gears_ensemble", "mean")
-
-
-def _round(x: float) -> float | None:
-    return None if not math.isfinite(x) else round(float(x), 3)
 
 
 def _figures(adata, *, seeds: int, split: str, go=None) -> dict:
@@ -55,14 +51,14 @@ def _figures(adata, *, seeds: int, split: str, go=None) -> dict:
     out: dict = {"wall_s": round(time.perf_counter() - t0, 1), "split": split}
     for row in summary.itertuples(index=False):
         out.setdefault(row.model, {})[row.metric] = [
-            _round(row.mean),
-            _round(row.ci_low),
-            _round(row.ci_high),
+            rounded(row.mean, 3),
+            rounded(row.ci_low, 3),
+            rounded(row.ci_high, 3),
         ]
     curve = result.calibration()
     for model, rows in curve[curve["genes"] == "de"].groupby("model", sort=False):
         out[model]["calibration_de"] = {
-            f"{r.nominal:.1f}": _round(r.observed) for r in rows.itertuples(index=False)
+            f"{r.nominal:.1f}": rounded(r.observed, 3) for r in rows.itertuples(index=False)
         }
     out["failures"] = [f"{r.model} seed {r.seed}: {r.error}" for r in result.failures.itertuples()]
     return out

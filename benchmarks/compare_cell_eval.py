@@ -52,6 +52,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from _common import rounded
 from scipy import sparse
 
 import perturbsim as ps
@@ -75,10 +76,6 @@ METRICS = {
 """Our metric -> its cell-eval counterpart (how the definitions differ: RESULTS.md)."""
 SKIPPED_METRICS = "pearson_edistance"
 """Needs every pair of control cells: 30,298^2 distances on Gasperini."""
-
-
-def _round(x: float) -> float | None:
-    return round(float(x), 4) if math.isfinite(x) else None
 
 
 def cell_eval() -> Path:
@@ -137,7 +134,7 @@ def our_metrics(
     means["ours_replicate"] = pd.Series(
         {m: float(full_depth(m, value)) for m, value in replicate.items()}
     )
-    return {m: {key: _round(means[key].get(m, math.nan)) for key in means} for m in names}
+    return {m: {key: rounded(means[key].get(m, math.nan)) for key in means} for m in names}
 
 
 def scanpy_de_counts(path: Path) -> dict[str, dict[str, int]]:
@@ -208,7 +205,7 @@ def cell_eval_de(out: Path) -> tuple[dict[str, dict[str, int]], dict[str, float 
         counts[which] = results[f"de_nsig_counts_{which}"].astype(int).to_dict()
         table = pd.read_csv(out / f"{which}_de.csv")
         called = table[table["fdr"] < P_ADJ]
-        shares[which] = _round((called["ref_mean"] == 0).mean()) if len(called) else None
+        shares[which] = rounded((called["ref_mean"] == 0).mean()) if len(called) else None
     return counts, shares
 
 
@@ -225,8 +222,8 @@ def compare(name: str, adata: ad.AnnData, split: str, exe: Path, tmp: Path) -> d
     metrics = our_metrics(model, adata, labels, split)
     for ours, theirs in METRICS.items():
         if ours in metrics:
-            metrics[ours]["cell_eval"] = _round(results.loc[labels, theirs].mean())
-            metrics[ours]["cell_eval_ceiling"] = _round(ceiling[theirs])
+            metrics[ours]["cell_eval"] = rounded(results.loc[labels, theirs].mean())
+            metrics[ours]["cell_eval_ceiling"] = rounded(ceiling[theirs])
 
     old = shifted_cells(model, pred, tmp / name / "pred_old.h5ad")
     run_cell_eval(exe, old, real, tmp / name / "gears_old", ceiling=False)
@@ -246,7 +243,7 @@ def compare(name: str, adata: ad.AnnData, split: str, exe: Path, tmp: Path) -> d
         counts[sampling]["cell_eval"] = by_cell_eval["pred"]
     counts["real"]["cell_eval"] = by_cell_eval["real"]
     mean = {
-        which: {test: _round(np.mean([per[c] for c in labels])) for test, per in tests.items()}
+        which: {test: rounded(np.mean([per[c] for c in labels])) for test, per in tests.items()}
         for which, tests in counts.items()
     }
     return {

@@ -188,7 +188,9 @@ def _held_out_text(adata: AnnData) -> str:
     singles = singles_of(adata.uns[UNS][SPLIT_UNS]["test"])
     return (
         text + f"; held out for testing (conditions never trained on): {held} (a measured "
-        "gene held out alone is predicted as unseen; --split none holds nothing out)"
+        "gene held out alone is predicted as unseen; combo_seenN: a pair N of whose genes "
+        "were drawn as seen, GEARS's naming, though a seen gene may have no training "
+        "single; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
     )
 
