@@ -58,6 +58,10 @@ def uncertainty_vs_error(
     ax
         Axes to draw on.
 
+    Returns
+    -------
+    The Axes: one scatter per subgroup (labelled by it), the correlations in the title.
+
     Examples
     --------
     >>> import pandas as pd
@@ -121,6 +125,10 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
         ``model``, ``genes``, ``nominal``, ``observed``).
     ax
         Axes to draw on.
+
+    Returns
+    -------
+    The Axes: the diagonal, then one line per model and gene set (labelled by them).
 
     Examples
     --------

@@ -381,7 +381,13 @@ class PseudobulkStats:
         )
 
     def to_adata(self, adata: AnnData) -> None:
-        """Write into ``adata.uns["perturbsim"]["pseudobulk"]`` and ``adata.varp``."""
+        """Write into ``adata.uns["perturbsim"]["pseudobulk"]`` and ``adata.varp``.
+
+        Parameters
+        ----------
+        adata
+            The screen the statistics are of (its genes, in order, and cells).
+        """
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
@@ -570,7 +576,16 @@ def compute_pseudobulk(
 ) -> PseudobulkStats:
     """Compute :class:`PseudobulkStats` in one streaming pass, without writing into ``adata``.
 
-    Arguments as for :func:`pseudobulk`, which stores the result.
+    Parameters
+    ----------
+    adata
+        A set-up screen (in memory, backed, or with a dask ``X``).
+    coexpression, chunk_size, layer, coexpr_max_cells, half_seed, scheduler
+        As for :func:`pseudobulk`, which stores the result.
+
+    Returns
+    -------
+    The statistics (nothing is written into ``adata``).
 
     Examples
     --------

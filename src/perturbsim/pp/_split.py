@@ -147,7 +147,13 @@ class Split:
         return next(name for name, members in self.subgroups.items() if cond in members)
 
     def to_adata(self, adata: AnnData) -> None:
-        """Write the split into ``adata`` (see :func:`split` for the fields written)."""
+        """Write the split into ``adata`` (see :func:`split` for the fields written).
+
+        Parameters
+        ----------
+        adata
+            A set-up screen holding the split's conditions.
+        """
         check_setup(adata)
         present = _present_conditions(adata)
         lookup: dict[str, tuple[str, str]] = {}
@@ -198,7 +204,13 @@ class Split:
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> Split:
-        """Read the split written by :func:`split` (or :meth:`to_adata`)."""
+        """Read the split written by :func:`split` (or :meth:`to_adata`).
+
+        Parameters
+        ----------
+        adata
+            The screen it was written into.
+        """
         data = adata.uns.get(UNS, {}).get(SPLIT_UNS)
         if data is None:
             raise PerturbsimError("no split: run perturbsim.pp.split(adata)")
