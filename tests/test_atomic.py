@@ -54,6 +54,28 @@ def test_a_failed_rename_puts_back_the_files_already_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
 
 
+def test_a_link_and_a_file_without_hard_links_are_put_back(tmp_path, monkeypatch):
+    from perturbsim import _atomic
+
+    target = tmp_path / "target.csv"
+    target.write_text("kept")
+    link, plain, folder = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    link.symlink_to(target)
+    plain.write_text("old b")
+    folder.mkdir()  # fails last, after the others were replaced
+
+    def no_hard_links(*args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(_atomic.os, "link", no_hard_links)  # moved aside instead
+    writes = {path: (lambda tmp: tmp.write_text("new")) for path in (link, plain, folder)}
+    with pytest.raises(OSError):
+        atomic_write_all(writes)
+    assert link.is_symlink() and link.read_text() == "kept"
+    assert plain.read_text() == "old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "c.csv", "target.csv"]
+
+
 def test_results_folder_renamed_in_part_is_put_back(tmp_path, monkeypatch):
     from perturbsim import _atomic
 

@@ -217,3 +217,14 @@ def test_hostile_labels_either_parse_or_raise_one_line_error(label):
     assert isinstance(genes, tuple)
     assert all(g and g.strip() == g and "+" not in g for g in genes)
     assert list(genes) == sorted(set(genes))
+
+
+def test_a_screen_whose_control_is_spelt_ctrl_in_capitals_reads_it_so_in_queries():
+    from perturbsim.models import Additive
+    from perturbsim.pp import setup
+
+    adata = _screen(["CTRL", "KLF1", "A", "A+KLF1", "KLF1+CTRL"])
+    setup(adata, perturbation_key="guide")
+    assert adata.uns["perturbsim"]["setup"]["control"] == "CTRL"
+    model = Additive(adata).fit()
+    assert model.predict(["CTRL", "KLF1+CTRL"]).obs_names.tolist() == ["ctrl", "KLF1"]

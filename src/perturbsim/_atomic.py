@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ._errors import PerturbsimError
+
+logger = logging.getLogger(__name__)
 
 
 def new_file_mode() -> int:
@@ -87,7 +90,7 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
         )
     finally:
         for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+            discard(folder)
     return paths
 
 
@@ -103,9 +106,11 @@ def _sync(path: Path) -> None:
 def replace_together(new_files: Mapping[Path, Path], backups: Mapping[Path, Path]) -> None:
     """Rename each new file over its destination; on a failure, put back those replaced.
 
-    Each destination's old file is first linked (or copied, where links are refused) to
-    its backup path, which must lie on its file system, so that every rename stays atomic
-    and the old file can be restored.
+    Each destination's old file (or link) is first linked to its backup path, which must
+    lie on its file system, so that every rename stays atomic and the old file can be put
+    back; where hard links are refused it is moved there instead (the destination is then
+    absent until its new file is renamed in). The backups are removed once every file is in
+    place; one that could not be put back is left where it is, and logged.
 
     Parameters
     ----------
@@ -114,25 +119,52 @@ def replace_together(new_files: Mapping[Path, Path], backups: Mapping[Path, Path
     backups
         Destination -> where to keep its old file while the others are renamed.
     """
-    replaced: list[tuple[Path, Path | None]] = []
+    replaced: list[tuple[Path, Path, Path | None]] = []
     try:
         for path, new in new_files.items():
             old = None
-            if path.is_file() and not path.is_symlink():
+            if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
                 old = backups[path]
-                try:
-                    os.link(path, old)
-                except OSError:
-                    shutil.copy2(path, old)
+                _keep_aside(path, old)
+            replaced.append((path, new, old))  # before the rename: a failure puts it back
             os.replace(new, path)
-            replaced.append((path, old))
     except BaseException:
-        for path, old in reversed(replaced):
-            if old is None:
+        _put_back(replaced)
+        raise
+    for _, _, old in replaced:
+        if old is not None:
+            old.unlink(missing_ok=True)
+
+
+def _keep_aside(path: Path, old: Path) -> None:
+    """Link ``path`` (a file or a link, not followed) to ``old``; move it there if refused."""
+    try:
+        os.link(path, old, follow_symlinks=False)
+    except OSError:  # no hard links on this file system, or not allowed
+        os.replace(path, old)
+
+
+def _put_back(replaced: Sequence[tuple[Path, Path, Path | None]]) -> None:
+    """Undo :func:`replace_together`'s renames, last first; log what cannot be undone."""
+    for path, new, old in reversed(replaced):
+        try:
+            if os.path.lexists(new):  # never renamed into place
+                if old is not None and not os.path.lexists(path):  # moved aside
+                    os.replace(old, path)
+                elif old is not None:
+                    old.unlink()
+            elif old is None:
                 path.unlink(missing_ok=True)
             else:
                 os.replace(old, path)
-        raise
+        except OSError as err:
+            logger.error("could not put back %s (its former content: %s): %s", path, old, err)
+
+
+def discard(folder: Path) -> None:
+    """Remove a temporary folder, unless it keeps a file that could not be put back."""
+    if not any(p.name.startswith(".") and p.name.endswith(".old") for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 RESULTS_MARKER = "settings.json"
@@ -230,5 +262,5 @@ def write_results_dir(
             if entry.name not in set(written.values()):
                 entry.unlink()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
     return {name: out / file for name, file in written.items()}

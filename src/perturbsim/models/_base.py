@@ -590,8 +590,9 @@ class PerturbationModel(ABC):
         Every part of a control label reads as no perturbation (``NT_NT``), so a gene named
         there would be dropped from the queries silently. The screen's own control label,
         the words that always mean control (``ctrl``, ``control``, ``non-targeting``,
-        ``NT``) and ``None`` (none given) pass; names are compared in any case, as labels
-        are read.
+        ``NT``, ``NTC``, in any case but ``CTRL`` spelt so, a human gene:
+        :func:`~perturbsim.pp._labels.is_control_word`) and ``None`` (none given) pass;
+        names are otherwise compared in any case, as labels are read.
 
         Parameters
         ----------
@@ -743,17 +744,18 @@ class PerturbationModel(ABC):
         perturbations
             One label (``"FOSB+CEBPB"``), a list of labels, or a list of gene lists
             (``[["FOSB", "CEBPB"], ["KLF1"]]``), in order (a set is refused). ``ctrl``,
-            ``control``, ``non-targeting`` and ``NT`` (any case, whole or as a token of a
-            label) are the control: no gene.
+            ``control``, ``non-targeting``, ``NT``, ``NTC`` (any case, but ``CTRL`` spelt so,
+            a human gene; whole or as a token of a label) and the screen's control label are
+            the control: no gene.
         strict
             Refuse (one error naming them) perturbations with a gene never measured alone
             and with no measured neighbour in the model's GO graph (``.obs["unsupported"]``),
             instead of predicting them with a flag and a warning that names them.
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
-            ``--sep``: a further control word (``"NegCtrl"``), the separator of a label's
-            genes (``"_"`` for ``"KLF1_MAP2K6"``). A ``control`` naming a gene of the
-            model is refused (:meth:`check_control_label`).
+            ``--sep``: a further control word (``"NegCtrl"``; by default the screen's control
+            label), the separator of a label's genes (``"_"`` for ``"KLF1_MAP2K6"``). A
+            ``control`` naming a gene of the model is refused (:meth:`check_control_label`).
 
         Returns
         -------
@@ -785,6 +787,8 @@ class PerturbationModel(ABC):
         self.require_fitted()
         strict = check_flag("strict", strict)
         self.check_control_label(control, sep)
+        if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
+            control = self.screen_labels.get("control", CONTROL)
         sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
             with switched_off(WARN_UNSUPPORTED):  # the models it predicts with, if any

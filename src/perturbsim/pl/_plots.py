@@ -307,8 +307,9 @@ def metric_bars(
         if at_range.any()
         else ""
     )
-    seeds = int(rows["n_seeds"].max()) if "n_seeds" in rows.columns else 0
-    of_seeds = f", mean of {counted(seeds, 'seed')}" if seeds else ""
+    shown = rows[rows["model"].isin(models) & rows["subgroup"].isin(subgroups)]
+    seeds = shown["n_seeds"].max() if "n_seeds" in shown.columns else np.nan
+    of_seeds = f", mean of {counted(int(seeds), 'seed')}" if np.isfinite(seeds) else ""
     ax.set_title(metric + of_seeds + note)
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax

@@ -101,7 +101,7 @@ def uncertainty_vs_error(
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
-    within = within_subgroups(rows, genes) if rows["subgroup"].nunique() > 1 else np.nan
+    within = within_subgroups(rows, genes)
     within_text = "" if np.isnan(within) else f"; within subgroups {within:.2f}"
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"

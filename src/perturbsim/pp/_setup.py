@@ -32,6 +32,7 @@ from ._labels import (
     _looks_like_control,
     detect_control,
     genes_of,
+    is_control_word,
     ordered_conditions,
     parse_labels,
 )
@@ -105,7 +106,8 @@ def _refuse_other_controls(
     ``ctrl`` beside the control ``control`` would join its cells silently; ``NegCtrl1`` of
     ``NegCtrl1_NegCtrl0`` beside the control ``NegCtrl0_NegCtrl0`` would be read as a gene
     perturbed (a word of a control guide, :func:`~perturbsim.pp._labels._looks_like_control`,
-    that no gene measured or annotated bears).
+    that no gene measured or annotated bears), and ``NT`` beside the control ``ctrl`` as a
+    gene that queries read as control (:func:`~perturbsim.pp._labels.is_control_word`).
     """
     also = sorted(str(label) for label, c in mapping.items() if c == CONTROL and label != control)
     if also:
@@ -122,7 +124,7 @@ def _refuse_other_controls(
             g
             for c in mapping.values()
             for g in genes_of(c)
-            if g not in known and _looks_like_control(g)
+            if is_control_word(g) or (g not in known and _looks_like_control(g))
         }
     )
     if guides:
@@ -277,7 +279,7 @@ def mixed_sources(adata: AnnData) -> dict[str, list[str]]:
     mixed = {}
     for column in MIXED_COLUMNS:
         if column in adata.obs.columns:
-            values = sorted(pd.unique(adata.obs[column].astype(str)))
+            values = sorted(map(str, pd.unique(adata.obs[column].dropna())))
             if len(values) > 1:
                 mixed[column] = values
     return mixed
@@ -488,9 +490,9 @@ def setup(
     annotated = None if go_annotations is None else set(go_annotations["gene"].astype(str))
     _refuse_gene_as_control(adata, control, distinct, perturbation_key, sep, annotated)
     mapping = parse_labels(distinct, control=control, sep=sep)
-    _refuse_other_controls(adata, mapping, control, perturbation_key, sep, annotated)
-    if not chosen_sep:
+    if not chosen_sep:  # first: control guides joined by another separator read as genes
         _refuse_joined_labels(adata, mapping, annotated, sep, control)
+    _refuse_other_controls(adata, mapping, control, perturbation_key, sep, annotated)
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")

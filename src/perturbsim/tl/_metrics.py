@@ -28,7 +28,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import PerturbsimError
-from .._keys import CONDITION, CONTROL, VARIANCE_LAYER
+from .._keys import CONTROL, SETUP, UNS, VARIANCE_LAYER
 from ..pp import PseudobulkStats, genes_of
 from ..pp._pseudobulk import current_stats
 
@@ -550,7 +550,7 @@ def _truth_means(
     truth: AnnData | PseudobulkStats, conditions: list[str], genes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Measured means ``(n, G)`` of ``conditions`` on ``genes``, and the truth's control mean."""
-    if isinstance(truth, AnnData) and CONDITION in truth.obs.columns:  # a screen of cells
+    if isinstance(truth, AnnData) and SETUP in truth.uns.get(UNS, {}):  # a screen of cells
         truth = current_stats(truth)
     if isinstance(truth, PseudobulkStats):
         truth_genes, rows = np.asarray(truth.genes, dtype=str), truth.conditions

@@ -149,8 +149,9 @@ def within_subgroups(table: pd.DataFrame, genes: str) -> float:
     """Spearman correlation of uncertainty and error within each subgroup, weighted mean.
 
     Each subgroup of ``table`` (rows of :data:`UNCERTAINTY_COLUMNS`) whose correlation is
-    defined (3 conditions or more, with spread) counts by its number of conditions; NaN
-    when none is.
+    defined (3 conditions or more with a finite error, with spread) counts by those
+    conditions; NaN with fewer than two subgroups (the pooled figure says it all) or when
+    no subgroup's correlation is defined.
 
     Examples
     --------
@@ -165,11 +166,14 @@ def within_subgroups(table: pd.DataFrame, genes: str) -> float:
     -1.0
     """
     rhos, weights = [], []
+    if table["subgroup"].nunique() < 2:
+        return float("nan")
     for _, part in table.groupby("subgroup", sort=False):
-        rho = _spearman(part["uncertainty"].to_numpy(), part[f"error_{genes}"].to_numpy())
+        uncertainty, error = part["uncertainty"].to_numpy(), part[f"error_{genes}"].to_numpy()
+        rho = _spearman(uncertainty, error)
         if np.isfinite(rho):
             rhos.append(rho)
-            weights.append(len(part))
+            weights.append(int((np.isfinite(uncertainty) & np.isfinite(error)).sum()))
     return float(np.average(rhos, weights=weights)) if rhos else float("nan")
 
 
