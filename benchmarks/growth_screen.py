@@ -127,14 +127,8 @@ def figures(scored: ad.AnnData, adata: ad.AnnData, shared: Path, out: Path) -> N
         out / "gi_map.png", lambda tmp: ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
     )
     manifold = pd.read_csv(shared / MANIFOLD, index_col=0)
-    programmes = {
-        ps.pp.canonical_label(
-            ps.pp.parse_label(name, control="NegCtrl0", sep="_")
-        ): f"programme {c}"
-        for name, c in manifold["cluster"].items()
-        if c >= 0
-    }
-    ax = ps.pl.phenotype_landscape(adata, scored, clusters=programmes)
+    programmes = {name: f"programme {c}" for name, c in manifold["cluster"].items() if c >= 0}
+    ax = ps.pl.phenotype_landscape(adata, scored, clusters=programmes, control="NegCtrl0", sep="_")
     atomic_write(
         out / "landscape.png", lambda tmp: ax.figure.savefig(tmp, dpi=110, bbox_inches="tight")
     )

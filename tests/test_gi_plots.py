@@ -210,6 +210,16 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs
     assert ("in a new cluster" in legend) == (n_new > 0)  # no legend entry for nothing
     ax.figure.savefig(tmp_path / "landscape.png")
+    norman_style = {  # the keys as Norman's manifold writes them
+        measured_pair.replace("+", "_"): "programme X",
+        ps.pp.genes_of(measured_pair)[0] + "_NegCtrl0": "Y",
+    }
+    again = pl.phenotype_landscape(
+        _tiny_cached, pairs, clusters=norman_style, control="NegCtrl0", sep="_", n_neighbors=8
+    )
+    assert {"programme X", "Y"} <= {t.get_text() for t in again.get_legend().get_texts()}
+    with pytest.raises(ps.PerturbsimError, match="pass sep='_' and control='NegCtrl0'"):
+        pl.phenotype_landscape(_tiny_cached, pairs, clusters=norman_style, n_neighbors=8)
 
 
 def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs, _tiny_cached):

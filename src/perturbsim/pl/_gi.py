@@ -19,9 +19,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from scipy.cluster import hierarchy
 
-from .._checks import check_count, check_positive
+from .._checks import check_count, check_label_part, check_positive
 from .._errors import PerturbsimError, counted
-from .._keys import CONTROL, DELTA_LAYER
+from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
@@ -424,14 +424,17 @@ def _landscape(
     return table
 
 
-def _canonical_keys(clusters: Mapping[str, object] | pd.Series) -> dict[str, str]:
+def _canonical_keys(
+    clusters: Mapping[str, object] | pd.Series, control: str, sep: str
+) -> dict[str, str]:
     """A condition -> programme mapping keyed by canonical labels (``A+B``).
 
-    Two keys naming one condition (``A+B``, ``B+A``) must give it one programme.
+    Keys are read with ``control`` and ``sep`` (:func:`~perturbsim.pp.parse_label`); two
+    naming one condition (``A+B``, ``B+A``) must give it one programme.
     """
     keyed: dict[str, str] = {}
     for key, programme in clusters.items():
-        label = canonical_label(parse_label(str(key)))
+        label = canonical_label(parse_label(str(key), control=control, sep=sep))
         if keyed.setdefault(label, str(programme)) != str(programme):
             raise PerturbsimError(
                 f"clusters gives {label!r} two programmes: {keyed[label]!r} and "
@@ -445,6 +448,8 @@ def phenotype_landscape(
     predicted: ProfileSource,
     *,
     clusters: Mapping[str, object] | pd.Series | None = None,
+    control: str = CONTROL,
+    sep: str = SEP,
     resolution: float = 1.0,
     n_neighbors: int = 15,
     n_pcs: int = 30,
@@ -473,8 +478,12 @@ def phenotype_landscape(
     clusters
         Optional programme of known conditions (condition label -> programme), such as the
         ``cluster`` column of Norman et al.'s GI manifold; labels are parsed as
-        :func:`~perturbsim.pp.parse_label` does (``A+B``, ``A+ctrl``). Profiles are then
-        coloured by programme (grey: none), else by cluster.
+        :func:`~perturbsim.pp.parse_label` does (``A+B``, ``A+ctrl``) with ``control`` and
+        ``sep``. Profiles are then coloured by programme (grey: none), else by cluster.
+    control, sep
+        How the keys of ``clusters`` are written: their control token and the separator
+        of their genes (Norman's manifold: ``control="NegCtrl0"``, ``sep="_"`` for
+        ``AHR_NegCtrl0`` and ``AHR_FEV``).
     resolution
         Resolution of the clustering, a finite number > 0 (higher: more clusters).
     n_neighbors, n_pcs
@@ -523,12 +532,15 @@ def phenotype_landscape(
         seed=resolve_seed(seed),
     )
     if clusters is not None:
-        programmes = _canonical_keys(clusters)
+        check_label_part("control", control, "NegCtrl0")
+        check_label_part("sep", sep, "_")
+        programmes = _canonical_keys(clusters, control, sep)
         absent = sorted(set(programmes) - set(table["condition"]))
         if len(absent) == len(programmes):
             raise PerturbsimError(
                 f"clusters names no condition of the landscape (it holds {absent[:3]}); its "
-                "keys are condition labels such as 'A+B'"
+                "keys are condition labels such as 'A+B' (written otherwise, as 'AHR_NegCtrl0'? "
+                "pass sep='_' and control='NegCtrl0')"
             )
         if absent:
             logger.warning(
