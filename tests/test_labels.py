@@ -85,11 +85,16 @@ def test_detect_control():
         detect_control(["KLF1", "Scrambled_1", "NegCtrl_1", "safe-targeting", "NT_5"], key="g")
     assert str(err.value).endswith(
         "; 4 labels look like control ('NT_5', 'NegCtrl_1', 'Scrambled_1' and 1 more): give "
-        "their cells one label, e.g. 'ctrl', found by itself; with one of them as the control, "
-        "the others would read as perturbations"
+        "their cells one label, e.g. 'NT_5', and pass control='NT_5'; with one of them as the "
+        "control, the others would read as perturbations"
     )
-    with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]"):
+    norman = ["NegCtrl1_NegCtrl0", "NegCtrl0_NegCtrl0", "NegCtrl10_NegCtrl0", "KLF1_NegCtrl0"]
+    with pytest.raises(PerturbsimError) as err:  # the one whose words the pairs hold
+        detect_control([*norman, "KLF1_MAP2K6"], key="guide", sep="_")
+    assert "e.g. 'NegCtrl0_NegCtrl0', and pass control='NegCtrl0_NegCtrl0'" in str(err.value)
+    with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]; give their cells"):
         detect_control(["ctrl", "NT", "A"], key="condition")
+    assert detect_control(["CTRL", "non-targeting", "KLF1"], key="g") == "non-targeting"
     with pytest.raises(PerturbsimError, match=r"label 'ctrl ' of obs\['c'\] has white space"):
         detect_control(["ctrl ", "A"], key="c")
 
@@ -147,6 +152,17 @@ def _screen(labels: list[str]):
             {"control": "non-targeting_1"},
             "reads as a perturbation of 'NT_3', which by its name is a control guide (as are "
             "non-targeting_2)",
+        ),
+        (
+            ["INTERGENIC1144056", "INTERGENIC393453", "KLF1"],
+            {"control": "INTERGENIC1144056"},
+            "label 'INTERGENIC393453' of obs['guide'] reads as a perturbation of "
+            "'INTERGENIC393453', which by its name is a control guide",
+        ),
+        (
+            ["ctrl", "KLF1_NegCtrl0", "KLF1_A", "A_NegCtrl0"],
+            {},
+            "look like genes joined by '_'",  # not KLF1_NegCtrl0 read as one gene
         ),
         (
             ["control", "ctrl", "KLF1"],
@@ -228,3 +244,16 @@ def test_a_screen_whose_control_is_spelt_ctrl_in_capitals_reads_it_so_in_queries
     assert adata.uns["perturbsim"]["setup"]["control"] == "CTRL"
     model = Additive(adata).fit()
     assert model.predict(["CTRL", "KLF1+CTRL"]).obs_names.tolist() == ["ctrl", "KLF1"]
+
+
+def test_a_safe_harbour_control_and_a_screen_s_own_separator_in_queries():
+    from perturbsim.models import Additive
+    from perturbsim.pp import setup
+
+    adata = _screen(["AAVS1", "KLF1", "A", "A_KLF1", "KLF1_AAVS1"])
+    setup(adata, perturbation_key="guide", control="AAVS1", sep="_")  # not read as a gene
+    model = Additive(adata).fit()
+    assert model.predict(["A_KLF1", "KLF1_AAVS1", "A+KLF1"]).obs_names.tolist() == [
+        "A+KLF1",
+        "KLF1",
+    ]

@@ -461,7 +461,8 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         "--n-cells",
         type=int,
         metavar="N",
-        help="predicted cells per condition (default: as many as measured)",
+        help="predicted cells per condition (default: as many as measured; control cells are all "
+        "the measured ones, in both files)",
     )
     parser.set_defaults(run=_run_export)
 

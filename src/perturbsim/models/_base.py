@@ -537,7 +537,7 @@ class PerturbationModel(ABC):
             (gene, other)
             for gene in genes
             for other in dict.fromkeys((gene.upper(), gene.capitalize(), gene.lower()))
-            if other != gene
+            if other != gene and not is_control_word(other)  # 'Ctrl' for 'CTRL': no gene
         ]
         queries = [
             *genes,
@@ -754,8 +754,9 @@ class PerturbationModel(ABC):
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
             ``--sep``: a further control word (``"NegCtrl"``; by default the screen's control
-            label), the separator of a label's genes (``"_"`` for ``"KLF1_MAP2K6"``). A
-            ``control`` naming a gene of the model is refused (:meth:`check_control_label`).
+            label), the separator of a label's genes (``"_"`` for ``"KLF1_MAP2K6"``; by
+            default the screen's; a label holding ``+`` is read with ``+``). A ``control``
+            naming a gene of the model is refused (:meth:`check_control_label`).
 
         Returns
         -------
@@ -786,6 +787,8 @@ class PerturbationModel(ABC):
         """
         self.require_fitted()
         strict = check_flag("strict", strict)
+        if sep == SEP:  # the screen's own labels read as it read them
+            sep = self.screen_labels.get("sep", SEP)
         self.check_control_label(control, sep)
         if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
             control = self.screen_labels.get("control", CONTROL)

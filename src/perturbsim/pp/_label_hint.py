@@ -15,7 +15,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
-from ._labels import SEPARATORS, genes_of
+from ._labels import SEPARATORS, _looks_like_control, genes_of
 
 ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 """An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
@@ -120,13 +120,20 @@ def joined_labels_hint(
 
     ``None`` unless most of the ``perturbed`` genes (as parsed with ``sep``) that are
     neither measured in ``adata`` nor annotated split, by a separator of
-    :data:`SEPARATORS` other than ``sep``, into genes that are or tokens of the
-    ``control`` label (``KLF1_NegCtrl0`` with control ``NegCtrl0_NegCtrl0``). It needs no
-    set-up.
+    :data:`SEPARATORS` other than ``sep``, into genes that are, tokens of the ``control``
+    label (``KLF1_NegCtrl0`` with control ``NegCtrl0_NegCtrl0``) or words of a control
+    guide (``NegCtrl0`` with control ``ctrl``). It needs no set-up.
     """
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
     tokens = {token for s in SEPARATORS for token in control.split(s)}
-    return _joined_hint(perturbed, measured | annotated | tokens, unknown, sep)
+    guides = {  # control guides' words in a pair's label (KLF1_NegCtrl0 beside 'ctrl')
+        token
+        for gene in unknown
+        for s in SEPARATORS
+        for token in gene.split(s)
+        if _looks_like_control(token)
+    }
+    return _joined_hint(perturbed, measured | annotated | tokens | guides, unknown, sep)
 
 
 def _case_hint(n: int, known: set[str], unknown: list[str]) -> str | None:

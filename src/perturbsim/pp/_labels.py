@@ -26,8 +26,18 @@ CONTROL_LOOKALIKE_GENES: frozenset[str] = frozenset({"CTRL"})
 spelt, a gene in a query too, as in a screen's labels (:func:`is_control_word`)."""
 SEPARATORS: tuple[str, ...] = ("_", "-", "|", ",", ";", ":", "/", ".")
 """Separators other than ``+`` that labels are tried with when they look joined by one."""
-CONTROL_WORDS: tuple[str, ...] = ("ctrl", "control", "targeting", "negative", "scrambl", "safe")
-"""Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``)."""
+CONTROL_WORDS: tuple[str, ...] = (
+    "ctrl",
+    "control",
+    "targeting",
+    "negative",
+    "scrambl",
+    "safe",
+    "aavs",
+    "rosa26",
+)
+"""Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``, the
+safe-harbour loci ``AAVS1`` and ``Rosa26``)."""
 _CONTROL_AFFIXES = frozenset({"non", "neg"})
 """Words of a control guide's name that are no gene (``non`` of ``non-targeting``)."""
 
@@ -215,11 +225,27 @@ def _control_hint(labels: Sequence[str], sep: str) -> str:
     )
     if len(likely) == 1:
         return f"{likely[0]!r} looks like control: pass control={likely[0]!r}{joined}"
+    kept = _most_joined(likely, labels)
     return (
         f"{len(likely)} labels look like control ({shown_list([repr(c) for c in likely], 3)}): "
-        f"give their cells one label, e.g. 'ctrl', found by itself{joined}; with one of them "
-        "as the control, the others would read as perturbations"
+        f"give their cells one label, e.g. {kept!r}, and pass control={kept!r}{joined}; with "
+        "one of them as the control, the others would read as perturbations"
     )
+
+
+def _most_joined(likely: Sequence[str], labels: Sequence[object]) -> str:
+    """Of the control guides ``likely``, the one whose words most other labels hold.
+
+    ``NegCtrl0_NegCtrl0``, whose ``NegCtrl0`` the pairs ``KLF1_NegCtrl0`` hold: as the
+    control label, its words read as control in them too.
+    """
+    split = re.compile("|".join(map(re.escape, (SEP, *SEPARATORS))))
+    others = [set(split.split(lab)) for lab in labels if isinstance(lab, str) and lab not in likely]
+
+    def shared(guide: str) -> int:
+        return sum(bool(set(split.split(guide)) & words) for words in others)
+
+    return max(likely, key=lambda guide: (shared(guide), -likely.index(guide)))
 
 
 def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
@@ -248,6 +274,8 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
     """
     wanted = {c.lower() for c in CONTROL_CANDIDATES}
     found = sorted({lab for lab in labels if isinstance(lab, str) and lab.lower() in wanted})
+    if len(found) > 1:  # CTRL beside another candidate is the gene perturbed
+        found = [lab for lab in found if lab not in CONTROL_LOOKALIKE_GENES]
     if not found:
         padded = sorted(
             lab for lab in labels if isinstance(lab, str) and lab.strip().lower() in wanted
@@ -264,8 +292,10 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
         )
     if len(found) > 1:
         raise PerturbsimError(
-            f"ambiguous control label in obs[{key!r}]: candidates {found}; "
-            "pass control= one of them"
+            f"ambiguous control label in obs[{key!r}]: candidates {found}; give their cells "
+            f"one label first (adata.obs[{key!r}] = adata.obs[{key!r}].replace("
+            f"{{{found[1]!r}: {found[0]!r}}})): with one as the control, the others would read "
+            "as perturbations"
         )
     return found[0]
 
@@ -419,7 +449,8 @@ def parse_perturbations(
     control
         A control word besides :data:`CONTROL_CANDIDATES` (e.g. ``"NTC"``).
     sep
-        Separator of the genes of a label (e.g. ``"_"`` for ``"FOSB_CEBPB"``).
+        Separator of the genes of a label (e.g. ``"_"`` for ``"FOSB_CEBPB"``); a label
+        holding ``+`` is read with ``+`` (:func:`label_sep`).
 
     Returns
     -------
@@ -444,7 +475,7 @@ def parse_perturbations(
     sets: list[tuple[str, ...]] = []
     for item in items:
         if isinstance(item, str):
-            sets.append(parse_query(item, control=control, sep=sep))
+            sets.append(parse_query(item, control=control, sep=label_sep(item, sep)))
         elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
             sets.append(_gene_list(item, control))
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 
 import numpy as np
@@ -93,6 +94,22 @@ def _refuse_joined_labels(
         raise PerturbsimError(f"{joined}, or sep={sep!r} to keep the labels as they are")
 
 
+def numbered_alike(label: str, control: str) -> bool:
+    """Whether ``label`` is ``control`` with other numbers: a sibling control guide.
+
+    Examples
+    --------
+    >>> numbered_alike("INTERGENIC393453", "INTERGENIC1144056")
+    True
+    >>> numbered_alike("NonTarget2", "NonTarget1"), numbered_alike("KLF1", "NonTarget1")
+    (True, False)
+    >>> numbered_alike("CTRL", "CTRL")  # no number: nothing to tell siblings by
+    False
+    """
+    stem = re.sub(r"\d+", "#", control.lower())
+    return "#" in stem and re.sub(r"\d+", "#", label.lower()) == stem
+
+
 def _refuse_other_controls(
     adata: AnnData,
     mapping: dict[object, str],
@@ -106,8 +123,10 @@ def _refuse_other_controls(
     ``ctrl`` beside the control ``control`` would join its cells silently; ``NegCtrl1`` of
     ``NegCtrl1_NegCtrl0`` beside the control ``NegCtrl0_NegCtrl0`` would be read as a gene
     perturbed (a word of a control guide, :func:`~perturbsim.pp._labels._looks_like_control`,
-    that no gene measured or annotated bears), and ``NT`` beside the control ``ctrl`` as a
-    gene that queries read as control (:func:`~perturbsim.pp._labels.is_control_word`).
+    that no gene measured or annotated bears; or a label numbered as the control is,
+    ``INTERGENIC393453`` beside ``INTERGENIC1144056``: :func:`numbered_alike`), and ``NT``
+    beside the control ``ctrl`` as a gene that queries read as control
+    (:func:`~perturbsim.pp._labels.is_control_word`).
     """
     also = sorted(str(label) for label, c in mapping.items() if c == CONTROL and label != control)
     if also:
@@ -119,12 +138,18 @@ def _refuse_other_controls(
     known = set(map(str, adata.var_names)) | (
         annotated_genes(adata) if annotated is None else annotated
     )
+    siblings = {  # INTERGENIC393453 beside the control INTERGENIC1144056
+        g
+        for label, c in mapping.items()
+        if label != control and numbered_alike(str(label), control)
+        for g in genes_of(c)
+    }
     guides = sorted(
         {
             g
             for c in mapping.values()
             for g in genes_of(c)
-            if is_control_word(g) or (g not in known and _looks_like_control(g))
+            if is_control_word(g) or (g not in known and (_looks_like_control(g) or g in siblings))
         }
     )
     if guides:
