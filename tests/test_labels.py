@@ -94,7 +94,9 @@ def test_detect_control():
     assert "e.g. 'NegCtrl0_NegCtrl0', and pass control='NegCtrl0_NegCtrl0'" in str(err.value)
     with pytest.raises(PerturbsimError, match=r"ambiguous.*\['NT', 'ctrl'\]; give their cells"):
         detect_control(["ctrl", "NT", "A"], key="condition")
-    assert detect_control(["CTRL", "non-targeting", "KLF1"], key="g") == "non-targeting"
+    with pytest.raises(PerturbsimError) as err:  # CTRL may be the control or the gene
+        detect_control(["CTRL", "non-targeting", "KLF1"], key="g")
+    assert str(err.value).endswith("where one is a gene perturbed (CTRL), pass control= the other")
     with pytest.raises(PerturbsimError, match=r"label 'ctrl ' of obs\['c'\] has white space"):
         detect_control(["ctrl ", "A"], key="c")
 
@@ -161,8 +163,8 @@ def _screen(labels: list[str]):
         ),
         (
             ["ctrl", "KLF1_NegCtrl0", "KLF1_A", "A_NegCtrl0"],
-            {},
-            "look like genes joined by '_'",  # not KLF1_NegCtrl0 read as one gene
+            {},  # not KLF1_NegCtrl0 read as one gene; the fix named works (below)
+            "pass sep='_' and write 'NegCtrl0' in them as 'ctrl' (a control guide's word",
         ),
         (
             ["control", "ctrl", "KLF1"],
@@ -246,14 +248,23 @@ def test_a_screen_whose_control_is_spelt_ctrl_in_capitals_reads_it_so_in_queries
     assert model.predict(["CTRL", "KLF1+CTRL"]).obs_names.tolist() == ["ctrl", "KLF1"]
 
 
-def test_a_safe_harbour_control_and_a_screen_s_own_separator_in_queries():
+def test_a_safe_harbour_control_and_the_screen_s_own_labels_in_queries():
     from perturbsim.models import Additive
     from perturbsim.pp import setup
 
     adata = _screen(["AAVS1", "KLF1", "A", "A_KLF1", "KLF1_AAVS1"])
-    setup(adata, perturbation_key="guide", control="AAVS1", sep="_")  # not read as a gene
-    model = Additive(adata).fit()
-    assert model.predict(["A_KLF1", "KLF1_AAVS1", "A+KLF1"]).obs_names.tolist() == [
+    setup(adata, perturbation_key="guide", control="AAVS1", sep="_")  # an alias: no gene
+    model = Additive(adata).fit()  # the screen's labels, with its separator
+    assert model.predict(["A_KLF1", "KLF1_AAVS1", "A+KLF1"], sep="_").obs_names.tolist() == [
         "A+KLF1",
         "KLF1",
     ]
+
+
+def test_the_fix_named_for_a_control_guide_s_word_in_pairs_works():
+    from perturbsim.pp import setup
+
+    adata = _screen(["ctrl", "KLF1_NegCtrl0", "KLF1_A", "A_NegCtrl0"])
+    adata.obs["guide"] = adata.obs["guide"].str.replace("NegCtrl0", "ctrl")
+    setup(adata, perturbation_key="guide", sep="_")
+    assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "KLF1", "A", "A+KLF1"}

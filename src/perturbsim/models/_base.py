@@ -754,8 +754,9 @@ class PerturbationModel(ABC):
         control, sep
             How the labels are written, as ``perturbsim predict``'s ``--control`` and
             ``--sep``: a further control word (``"NegCtrl"``; by default the screen's control
-            label), the separator of a label's genes (``"_"`` for ``"KLF1_MAP2K6"``; by
-            default the screen's; a label holding ``+`` is read with ``+``). A ``control``
+            label), the separator of a label's genes (``"_"`` for ``"KLF1_MAP2K6"``; a label
+            holding ``+`` is read with ``+``; the screen's own separator is not assumed, as
+            canonical labels, ``A+B``, are read alike from every screen). A ``control``
             naming a gene of the model is refused (:meth:`check_control_label`).
 
         Returns
@@ -787,8 +788,6 @@ class PerturbationModel(ABC):
         """
         self.require_fitted()
         strict = check_flag("strict", strict)
-        if sep == SEP:  # the screen's own labels read as it read them
-            sep = self.screen_labels.get("sep", SEP)
         self.check_control_label(control, sep)
         if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
             control = self.screen_labels.get("control", CONTROL)

@@ -26,6 +26,7 @@ from .._settings import resolve_seed
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
 from ..pp._gi import is_scored, is_summed
+from ..pp._labels import label_sep
 from ._plots import ProfileSource, _axes, delta_table
 
 logger = logging.getLogger(__name__)
@@ -434,7 +435,8 @@ def _canonical_keys(
     """
     keyed: dict[str, str] = {}
     for key, programme in clusters.items():
-        label = canonical_label(parse_label(str(key), control=control, sep=sep))
+        text = str(key)
+        label = canonical_label(parse_label(text, control=control, sep=label_sep(text, sep)))
         if keyed.setdefault(label, str(programme)) != str(programme):
             raise PerturbsimError(
                 f"clusters gives {label!r} two programmes: {keyed[label]!r} and "

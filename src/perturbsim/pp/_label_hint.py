@@ -21,18 +21,19 @@ ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 """An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
 
 
-def annotated_genes(adata: AnnData) -> set[str]:
+def annotated_genes(adata: AnnData, *, aliases: bool = True) -> set[str]:
     """Genes the models' GO annotations name by default for ``adata``.
 
     A simulated screen's own table (``adata.uns["simulation"]["go"]``); else the bundled
-    human GO with its aliases.
+    human GO, with its aliases unless ``aliases=False``.
     """
     own = adata.uns.get(SIMULATION, {}).get("go")
     if isinstance(own, pd.DataFrame):
         return set(own["gene"].astype(str))
     from ..ds import human_gene_alias, human_go  # the reader imports this package
 
-    return set(human_go()["gene"].astype(str)) | set(human_gene_alias()["alias"].astype(str))
+    symbols = set(human_go()["gene"].astype(str))
+    return symbols | set(human_gene_alias()["alias"].astype(str)) if aliases else symbols
 
 
 def _examples(genes: Iterable[str], n: int = 3) -> str:
@@ -133,7 +134,14 @@ def joined_labels_hint(
         for token in gene.split(s)
         if _looks_like_control(token)
     }
-    return _joined_hint(perturbed, measured | annotated | tokens | guides, unknown, sep)
+    hint = _joined_hint(perturbed, measured | annotated | tokens | guides, unknown, sep)
+    words = sorted(guides - tokens - measured - annotated)
+    if hint is None or not words:
+        return hint
+    return (
+        f"{hint} and write {words[0]!r} in them as {CONTROL!r} (a control guide's word, read "
+        "as a gene otherwise)"
+    )
 
 
 def _case_hint(n: int, known: set[str], unknown: list[str]) -> str | None:

@@ -26,18 +26,8 @@ CONTROL_LOOKALIKE_GENES: frozenset[str] = frozenset({"CTRL"})
 spelt, a gene in a query too, as in a screen's labels (:func:`is_control_word`)."""
 SEPARATORS: tuple[str, ...] = ("_", "-", "|", ",", ";", ":", "/", ".")
 """Separators other than ``+`` that labels are tried with when they look joined by one."""
-CONTROL_WORDS: tuple[str, ...] = (
-    "ctrl",
-    "control",
-    "targeting",
-    "negative",
-    "scrambl",
-    "safe",
-    "aavs",
-    "rosa26",
-)
-"""Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``, the
-safe-harbour loci ``AAVS1`` and ``Rosa26``)."""
+CONTROL_WORDS: tuple[str, ...] = ("ctrl", "control", "targeting", "negative", "scrambl", "safe")
+"""Parts of a word that mark a control guide (``NegCtrl0``, ``non-targeting_2``)."""
 _CONTROL_AFFIXES = frozenset({"non", "neg"})
 """Words of a control guide's name that are no gene (``non`` of ``non-targeting``)."""
 
@@ -274,8 +264,6 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
     """
     wanted = {c.lower() for c in CONTROL_CANDIDATES}
     found = sorted({lab for lab in labels if isinstance(lab, str) and lab.lower() in wanted})
-    if len(found) > 1:  # CTRL beside another candidate is the gene perturbed
-        found = [lab for lab in found if lab not in CONTROL_LOOKALIKE_GENES]
     if not found:
         padded = sorted(
             lab for lab in labels if isinstance(lab, str) and lab.strip().lower() in wanted
@@ -293,9 +281,10 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
     if len(found) > 1:
         raise PerturbsimError(
             f"ambiguous control label in obs[{key!r}]: candidates {found}; give their cells "
-            f"one label first (adata.obs[{key!r}] = adata.obs[{key!r}].replace("
-            f"{{{found[1]!r}: {found[0]!r}}})): with one as the control, the others would read "
-            "as perturbations"
+            f"one label first (adata.obs[{key!r}] = adata.obs[{key!r}].astype(str).replace("
+            f"{dict.fromkeys(found[1:], found[0])!r})): with one as the control, the others "
+            "would read as perturbations; where one is a gene perturbed (CTRL), pass control= "
+            "the other"
         )
     return found[0]
 

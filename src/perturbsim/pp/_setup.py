@@ -159,7 +159,7 @@ def _refuse_other_controls(
             f"label {label!r} of obs[{key!r}] reads as a perturbation of {guides[0]!r}, which "
             f"by its name is a control guide{others}, beside the control {control!r}: label all "
             f"control cells {control!r} first, and write the control guide of a pair as "
-            f"{control.split(sep)[0]!r}"
+            f"{control.split(sep)[0]!r} (genes? give GO annotations that name them)"
         )
 
 
@@ -170,7 +170,8 @@ def _refuse_gene_as_control(
 
     A label that looks like a control (a word of :data:`CONTROL_CANDIDATES` or
     :data:`CONTROL_WORDS` in one of its parts) passes; so does one that names no gene
-    measured or annotated. Otherwise its cells would be read as unperturbed, and every
+    measured or annotated (by its symbol: an alias, such as the safe-harbour ``AAVS1``,
+    passes). Otherwise its cells would be read as unperturbed, and every
     label naming the gene (``KLF1+MAP2K6``) as its other genes (``MAP2K6``), silently.
     """
     parts = {part for part in (control, *control.split(sep)) if part}
@@ -178,7 +179,8 @@ def _refuse_gene_as_control(
     if any(p.lower() in words or any(w in p.lower() for w in CONTROL_WORDS) for p in parts):
         return
     measured = set(map(str, adata.var_names))
-    known = measured | (annotated_genes(adata) if annotated is None else annotated)
+    # a gene's symbol, not a former name or alias (AAVS1, a safe-harbour control, is one)
+    known = measured | (annotated_genes(adata, aliases=False) if annotated is None else annotated)
     gene = next((part for part in sorted(parts) if part in known), None)
     if gene is None:
         return
