@@ -155,11 +155,12 @@ def _refuse_other_controls(
     if guides:
         label = next(str(lab) for lab, c in mapping.items() if guides[0] in genes_of(c))
         others = f" (as are {shown_list(guides[1:], 5)})" if len(guides) > 1 else ""
+        escape = "" if is_control_word(guides[0]) else " (genes? give GO annotations naming them)"
         raise PerturbsimError(
             f"label {label!r} of obs[{key!r}] reads as a perturbation of {guides[0]!r}, which "
             f"by its name is a control guide{others}, beside the control {control!r}: label all "
             f"control cells {control!r} first, and write the control guide of a pair as "
-            f"{control.split(sep)[0]!r} (genes? give GO annotations that name them)"
+            f"{control.split(sep)[0]!r}{escape}"
         )
 
 
