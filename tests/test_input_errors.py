@@ -334,3 +334,18 @@ def test_a_folder_of_results_given_as_a_model_says_what_it_is(tmp_path):
     (tmp_path / "settings.json").write_text("{}")  # as evaluate's report folder holds
     with pytest.raises(PerturbsimError, match=r"lacks config.json \(it holds results, not a model"):
         ps.PerturbationModel.load(tmp_path)
+
+
+def test_a_screen_not_set_up_or_with_its_labels_rewritten_is_told_to_set_up(split_norman):
+    import anndata as ad
+
+    raw = ad.AnnData(
+        split_norman.X.copy(), obs=split_norman.obs[["condition"]].copy(), var=split_norman.var[[]]
+    )
+    prediction = ps.Additive(split_norman).fit().predict("KLF1")
+    with pytest.raises(PerturbsimError, match=r"\(a screen of cells\? set it up first"):
+        ps.tl.score(prediction, raw)
+    rewritten = split_norman.copy()
+    rewritten.obs["perturbsim_condition"] = rewritten.obs["perturbsim_condition"].astype(str)
+    with pytest.raises(PerturbsimError, match="is no longer categorical, as setup wrote it"):
+        ps.pp.pseudobulk(rewritten)

@@ -60,7 +60,7 @@ def test_metric_bars(result):
     # additive covers no unseen single: a gap, not a zero bar, marked as none
     assert np.isnan(bars[0].patches[0].get_height())
     assert any(t.get_text().startswith("n/a") for t in ax.texts)
-    assert ax.get_title().startswith("nmse_de, mean of 2 seeds")
+    assert ax.get_title().endswith("\nmean of 2 seeds")
 
 
 def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result):
@@ -72,18 +72,18 @@ def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result
     low, high = ax.get_ylim()
     assert max(rows["mean"].max(), 1.0) < high < rows.loc[first, "ci_high"]
     assert low <= min(rows["mean"].min(), 0.0)
-    assert ax.get_title() == "nmse_de, mean of 2 seeds (intervals cut at the axis)"
+    assert ax.get_title() == "nmse_de (intervals cut at the axis)\nmean of 2 seeds"
     bounded = pl.metric_bars(result, metric="pearson_delta_de")
     assert bounded.get_ylim() == pytest.approx((-1.05, 1.05))
     pearson = summary[summary["metric"] == "pearson_delta_de"].copy()
     pearson.loc[pearson.index[0], "ci_low"] = -1.0  # as the summary clips a wide interval
     clipped = pl.metric_bars(pearson, metric="pearson_delta_de")
     assert clipped.get_title() == (
-        "pearson_delta_de, mean of 2 seeds (intervals cut at the metric's range, -1 to 1)"
+        "pearson_delta_de (intervals cut at the metric's range, -1 to 1)\nmean of 2 seeds"
     )
     pearson["ci_low"], pearson["ci_high"] = pearson["mean"] - 0.01, pearson["mean"] + 0.01
     assert pl.metric_bars(pearson, metric="pearson_delta_de").get_title() == (
-        "pearson_delta_de, mean of 2 seeds"
+        "pearson_delta_de\nmean of 2 seeds"
     )
 
 

@@ -402,4 +402,4 @@ def test_an_uncertainty_that_only_tells_the_kinds_apart_scores_well_only_pooled(
     assert figures["spearman_error_de"] > 0.4  # pooled: the harder kind is the more uncertain
     assert figures["spearman_error_de_within"] == -1.0
     ax = ps.pl.uncertainty_vs_error(table, model="stacked")
-    assert ax.get_title().endswith("pooled over 8 test conditions; within subgroups -1.00")
+    assert ax.get_title().endswith("pooled over 8 test conditions\nwithin subgroups -1.00")

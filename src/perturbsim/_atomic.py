@@ -127,7 +127,12 @@ def replace_together(new_files: Mapping[Path, Path], backups: Mapping[Path, Path
                 old = backups[path]
                 _keep_aside(path, old)
             replaced.append((path, new, old))  # before the rename: a failure puts it back
-            os.replace(new, path)
+            try:
+                os.replace(new, path)
+            except OSError as err:  # named by the destination, not the temporary file
+                if err.errno is None:
+                    raise
+                raise OSError(err.errno, err.strerror, str(path)) from err
     except BaseException:
         _put_back(replaced)
         raise

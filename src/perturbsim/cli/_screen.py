@@ -16,7 +16,6 @@ from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
-from ..pp._setup import DATASET_COLUMN, mixed_sources, pooled_screens
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +56,12 @@ _CLI_WORDS = (
     (
         re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{(.+?): VALUE\}\)\)"),
         lambda m: _pooling_hint(m[1]),
+    ),
+    (
+        re.compile(
+            r"ps\.ds\.read\(\.\.\., where=\{'dataset': ('[^']*')\}\), or pass pool_datasets=True"
+        ),
+        lambda m: f"{where_text([('dataset', ast.literal_eval(m[1]))])}, or pass --pool-datasets",
     ),
     (
         re.compile(r"several values\? give them as a list: where=(\{.*\})$"),
@@ -238,8 +243,8 @@ def read_screen(
     ------
     PerturbsimError
         The error of :func:`perturbsim.ds.read` (the CLI words it with its options:
-        :func:`cli_wording`); for a command with ``--pool-datasets``, a screen whose
-        ``obs['dataset']`` names several screens, unless it is given.
+        :func:`cli_wording`), among them, for a command with ``--pool-datasets``, a screen
+        whose ``obs['dataset']`` names several screens, unless it is given.
     """
     from ..ds import read
 
@@ -252,15 +257,13 @@ def read_screen(
         normalize=args.normalize,
         go_annotations=annotations,
         where=where_of(args.where),
-        pool_datasets=True,  # refused below, in the CLI's words, unless --pool-datasets
+        # refused, before any other warning, unless --pool-datasets; a command without
+        # the option (reading a model's screen) reads it as the model was trained
+        pool_datasets=getattr(args, "pool_datasets", True),
     )
     if args.where:
         kept = counted(adata.n_obs, "cell")
         print(f"read the {kept} kept by {where_text(args.where)}{why and f' ({why})'}")
-    datasets = mixed_sources(adata).get(DATASET_COLUMN, [])
-    if datasets and getattr(args, "pool_datasets", None) is False:
-        pick = where_text([(DATASET_COLUMN, datasets[0])])
-        raise PerturbsimError(pooled_screens(datasets, pick, "--pool-datasets"))
     return adata
 
 

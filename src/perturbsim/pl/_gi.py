@@ -485,7 +485,9 @@ def phenotype_landscape(
     control, sep
         How the keys of ``clusters`` are written: their control token and the separator
         of their genes (Norman's manifold: ``control="NegCtrl0"``, ``sep="_"`` for
-        ``AHR_NegCtrl0`` and ``AHR_FEV``).
+        ``AHR_NegCtrl0`` and ``AHR_FEV``; leave out its unclustered rows, cluster ``-1``,
+        which would read as a programme, and which name some singles a second time, as
+        ``NegCtrl0_CDKN1B``, under another cluster than ``CDKN1B_NegCtrl0``'s).
     resolution
         Resolution of the clustering, a finite number > 0 (higher: more clusters).
     n_neighbors, n_pcs

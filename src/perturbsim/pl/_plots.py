@@ -309,8 +309,8 @@ def metric_bars(
     )
     shown = rows[rows["model"].isin(models) & rows["subgroup"].isin(subgroups)]
     seeds = shown["n_seeds"].max() if "n_seeds" in shown.columns else np.nan
-    of_seeds = f", mean of {counted(int(seeds), 'seed')}" if np.isfinite(seeds) else ""
-    ax.set_title(metric + of_seeds + note)
+    of_seeds = f"\nmean of {counted(int(seeds), 'seed')}" if np.isfinite(seeds) else ""
+    ax.set_title(metric + note + of_seeds)
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 

@@ -41,9 +41,10 @@ def uncertainty_vs_error(
     (each test condition of each seed), which is not the figure of
     :meth:`~perturbsim.tl.EvaluationResult.uncertainty_summary` (a correlation per seed,
     then their mean), so the two can differ, and the same within each subgroup, averaged
-    (:func:`~perturbsim.tl._uncertainty.within_subgroups`; with two subgroups or more, where
-    one has three points or more): a model only more uncertain of the harder kind is well
-    correlated pooled, not within.
+    (:func:`~perturbsim.tl._uncertainty.within_subgroups`, each subgroup of each seed apart,
+    as the summary reads it; with two subgroups or more, where one has three points or more
+    in a seed): a model only more uncertain of the harder kind is well correlated pooled,
+    not within.
 
     Parameters
     ----------
@@ -101,8 +102,14 @@ def uncertainty_vs_error(
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
-    within = within_subgroups(rows, genes)
-    within_text = "" if np.isnan(within) else f"; within subgroups {within:.2f}"
+    # within each subgroup of each seed, as the summary reads it: not across seeds' levels
+    by_seed = (
+        rows.assign(subgroup=rows["subgroup"] + "/" + rows["seed"].astype(str))
+        if ("seed" in rows.columns)
+        else rows
+    )
+    within = within_subgroups(by_seed, genes) if rows["subgroup"].nunique() > 1 else np.nan
+    within_text = "" if np.isnan(within) else f"\nwithin subgroups {within:.2f}"
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
         + within_text

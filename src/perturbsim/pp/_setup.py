@@ -339,7 +339,8 @@ def pooled_screens(datasets: list[str], pick: str, pool: str) -> str:
 def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
     """Refuse cells of several screens unless ``pool_datasets``; warn of other mixes.
 
-    Several cell types (or, pooled, datasets) are warned of: each condition pools them.
+    Several cell types are warned of: each condition pools them (datasets pooled on
+    purpose are not).
     """
     mixed = mixed_sources(adata)
     datasets = mixed.get(DATASET_COLUMN, [])
@@ -347,6 +348,8 @@ def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
         pick = f"ps.ds.read(..., where={{{DATASET_COLUMN!r}: {datasets[0]!r}}})"
         raise PerturbsimError(pooled_screens(datasets, pick, "pool_datasets=True"))
     for column, values in mixed.items():
+        if column == DATASET_COLUMN:  # pooled on purpose
+            continue
         logger.warning(
             "obs[%r] holds %d values (%s): each condition, control included, pools "
             "their cells; subset to one first (ps.ds.read(..., where={%r: VALUE}))",
@@ -443,8 +446,7 @@ def setup(
     pool_datasets
         Pool the cells of a screen whose ``obs["dataset"]`` names several screens (refused
         otherwise: each condition, control included, would mix them). Several values of
-        ``obs["cell_type"]`` (or ``celltype``, ``cell_line``) and pooled datasets are
-        warned of.
+        ``obs["cell_type"]`` (or ``celltype``, ``cell_line``) are warned of.
 
     Returns
     -------
@@ -608,6 +610,11 @@ def check_setup(adata: AnnData) -> None:
     if CONDITION not in adata.obs.columns or SETUP not in adata.uns.get(UNS, {}):
         raise PerturbsimError(
             "adata is not set up: run perturbsim.pp.setup(adata, perturbation_key=..., control=...)"
+        )
+    if not isinstance(adata.obs[CONDITION].dtype, pd.CategoricalDtype):
+        raise PerturbsimError(
+            f"obs[{CONDITION!r}] is no longer categorical, as setup wrote it: run "
+            "perturbsim.pp.setup(adata, ...) again"
         )
 
 

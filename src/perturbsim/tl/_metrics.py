@@ -565,11 +565,20 @@ def _truth_means(
     col = {g: i for i, g in enumerate(truth_genes)}
     missing_genes = [g for g in genes if g not in col]
     if missing_genes:
-        raise PerturbsimError(f"predicted genes missing from the truth: {missing_genes[:10]}")
+        raise PerturbsimError(
+            f"predicted genes missing from the truth: {[str(g) for g in missing_genes[:10]]}"
+        )
     row = {c: i for i, c in enumerate(map(str, rows))}
     missing = [c for c in conditions if c not in row]
     if missing:
-        raise PerturbsimError(f"predicted conditions missing from the truth: {missing[:10]}")
+        cells = isinstance(truth, AnnData) and len(missing) == len(conditions)
+        hint = (
+            " (a screen of cells? set it up first, perturbsim.pp.setup, or pass "
+            "perturbsim.pp.measured_profiles(adata))"
+            if cells
+            else ""
+        )
+        raise PerturbsimError(f"predicted conditions missing from the truth: {missing[:10]}{hint}")
     cols = np.array([col[g] for g in genes], dtype=np.int64)
     selected = np.asarray(
         means[np.array([row[c] for c in conditions], dtype=np.int64)][:, cols], dtype=np.float64
