@@ -135,23 +135,18 @@ def _refuse_other_controls(
             f"too, beside the control {control!r}: give all control cells one label first "
             f"(adata.obs[{key!r}] = adata.obs[{key!r}].replace({{{also[0]!r}: {control!r}}}))"
         )
-    known = set(map(str, adata.var_names)) | (
-        annotated_genes(adata) if annotated is None else annotated
-    )
+    perturbed = {g for c in mapping.values() for g in genes_of(c)}
     siblings = {  # INTERGENIC393453 beside the control INTERGENIC1144056
         g
         for label, c in mapping.items()
         if label != control and numbered_alike(str(label), control)
         for g in genes_of(c)
     }
-    guides = sorted(
-        {
-            g
-            for c in mapping.values()
-            for g in genes_of(c)
-            if is_control_word(g) or (g not in known and (_looks_like_control(g) or g in siblings))
-        }
-    )
+    suspects = {g for g in perturbed if _looks_like_control(g) or g in siblings}
+    suspects -= set(map(str, adata.var_names))
+    if suspects:  # the annotations are read only when a name needs them
+        suspects -= annotated_genes(adata) if annotated is None else annotated
+    guides = sorted({g for g in perturbed if is_control_word(g)} | suspects)
     if guides:
         label = next(str(lab) for lab, c in mapping.items() if guides[0] in genes_of(c))
         others = f" (as are {shown_list(guides[1:], 5)})" if len(guides) > 1 else ""
@@ -319,23 +314,6 @@ refused unless asked (``pool_datasets``; the CLI's ``--pool-datasets``). Cell ty
 warned of: ``cell_type`` may also label subpopulations of one line."""
 
 
-def pooled_screens(datasets: list[str], pick: str, pool: str) -> str:
-    """The refusal of a screen whose :data:`DATASET_COLUMN` names several ``datasets``.
-
-    ``pick`` says how to keep one, ``pool`` how to pool them anyway.
-
-    Examples
-    --------
-    >>> pooled_screens(["a19", "b23"], "--where dataset=a19", "--pool-datasets")[-67:]
-    'effects; pick one with --where dataset=a19, or pass --pool-datasets'
-    """
-    return (
-        f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens ({shown_list(datasets, 5)}): "
-        "pooled, each condition (control included) would mix their cells and read their "
-        f"differences as effects; pick one with {pick}, or pass {pool}"
-    )
-
-
 def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
     """Refuse cells of several screens unless ``pool_datasets``; warn of other mixes.
 
@@ -344,9 +322,14 @@ def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
     """
     mixed = mixed_sources(adata)
     datasets = mixed.get(DATASET_COLUMN, [])
-    if datasets and not pool_datasets:
-        pick = f"ps.ds.read(..., where={{{DATASET_COLUMN!r}: {datasets[0]!r}}})"
-        raise PerturbsimError(pooled_screens(datasets, pick, "pool_datasets=True"))
+    if datasets and not pool_datasets:  # the CLI words it (cli_wording)
+        raise PerturbsimError(
+            f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens "
+            f"({shown_list(datasets, 5)}): pooled, each condition (control included) would mix "
+            "their cells and read their differences as effects; pick one with "
+            f"ps.ds.read(..., where={{{DATASET_COLUMN!r}: {datasets[0]!r}}}), or pass "
+            "pool_datasets=True"
+        )
     for column, values in mixed.items():
         if column == DATASET_COLUMN:  # pooled on purpose
             continue

@@ -239,8 +239,27 @@ def _prepare(
     )
 
 
-def _labelled(scores: pd.DataFrame, prepared: _PreparedSeed, name: str) -> pd.DataFrame:
-    """A table of :func:`score` behind the ``model`` and ``seed`` columns, with ``subgroup``."""
+def _labelled_scores(
+    pred: AnnData,
+    truth: AnnData | PseudobulkStats,
+    prepared: _PreparedSeed,
+    name: str,
+    *,
+    metrics: Sequence[str] | None,
+    exclude_targets: bool,
+    de_genes: Mapping[str, Sequence[str]],
+    control_mean: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """:func:`score` of ``pred`` against ``truth``, behind ``model`` and ``seed`` columns."""
+    scores = score(
+        pred,
+        truth,
+        control_mean=control_mean,
+        de_genes=de_genes,
+        reference_mean=prepared.reference,
+        metrics=metrics,
+        exclude_targets=exclude_targets,
+    )
     scores.insert(0, "seed", prepared.seed)
     scores.insert(0, "model", name)
     scores.insert(2, "subgroup", scores["condition"].map(prepared.subgroup_of))
@@ -257,15 +276,15 @@ def _scored_tables(
     """A model's scores, changes on the DE genes and uncertainty rows; None without a prediction."""
     if pred is None:
         return None
-    scores = score(
+    table = _labelled_scores(
         pred,
         prepared.stats,
-        de_genes=prepared.de_genes,
-        reference_mean=prepared.reference,
+        prepared,
+        name,
         metrics=metrics,
         exclude_targets=exclude_targets,
+        de_genes=prepared.de_genes,
     )
-    table = _labelled(scores, prepared, name)
     trust = uncertainty_table(
         pred,
         prepared.stats,
@@ -400,16 +419,16 @@ def _replicate_tables(
         c: [str(stats.genes[i]) for i in order if i >= 0]
         for c, order in zip(scored, top, strict=True)
     }
-    scores = score(
+    table = _labelled_scores(
         first,
         second,
-        control_mean=measured.control_mean,
-        de_genes=de_genes,
-        reference_mean=prepared.reference,
+        prepared,
+        REPLICATE,
         metrics=metrics,
         exclude_targets=exclude_targets,
+        de_genes=de_genes,
+        control_mean=measured.control_mean,
     )
-    table = _labelled(scores, prepared, REPLICATE)
     changes = _de_changes(
         first,
         prepared,
