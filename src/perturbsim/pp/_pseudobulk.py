@@ -425,7 +425,17 @@ class PseudobulkStats:
 
     @classmethod
     def stored_in(cls, adata: AnnData) -> PseudobulkStats:
-        """The statistics written by :func:`pseudobulk` into ``adata``, whatever it holds now."""
+        """The statistics written by :func:`pseudobulk` into ``adata``, whatever it holds now.
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> adata = ps.ds.norman2019_subset()
+        >>> ps.pp.pseudobulk(adata)
+        >>> half = adata[adata.obs["perturbsim_condition"] != "KLF1"].copy()
+        >>> int(ps.pp.PseudobulkStats.stored_in(half).n_cells.sum()) == adata.n_obs  # stale
+        True
+        """
         data = adata.uns.get(UNS, {}).get(PSEUDOBULK)
         if data is None:
             raise PerturbsimError("no pseudobulk statistics: run perturbsim.pp.pseudobulk(adata)")
