@@ -95,6 +95,8 @@ def test_scaling_doc_examples_run(in_tmp):
     namespace = run_blocks(python_blocks("docs/scaling.md"), "docs/scaling.md")
     assert abs(namespace["on_cluster"].moments - namespace["in_memory"].moments).max() < 1e-9
     assert namespace["stats"].moments.shape == namespace["in_memory"].moments.shape
+    assert type(namespace["lazy_zarr"].X).__module__.startswith("dask")
+    assert abs(namespace["from_zarr"].moments - namespace["in_memory"].moments).max() < 1e-9
 
 
 def test_gi_doc_examples_run(in_tmp):

@@ -272,8 +272,9 @@ def test_additive_residual_uses_measured_singles(gears):
     )
 
 
-def test_odd_exponent_trains_on_sampled_cells(gears):
-    model = gears(gamma=1.0, max_cells_per_condition=16)
+@pytest.mark.parametrize("gamma", [1.0, 4.0])  # odd; even beyond the moments kept (4)
+def test_exponents_without_a_moment_expansion_train_on_sampled_cells(gears, gamma):
+    model = gears(gamma=gamma, max_cells_per_condition=16)
     assert {len(v) for v in model.cells.values()} == {16}
     model.fit(max_epochs=6, patience=100)
     losses = model.history["train_loss"].to_numpy()

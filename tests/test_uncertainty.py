@@ -142,12 +142,19 @@ def test_error_scales_say_which_kinds_borrow_the_pooled_fit(fitted_norman, tmp_p
     assert all(set(fields) == {"intercept", "slope", "n_conditions"} for fields in saved.values())
 
 
-def test_a_measured_single_is_as_uncertain_as_its_own_measurement(fitted_norman, tmp_path):
+def test_a_measured_single_is_as_uncertain_as_its_measured_change(fitted_norman, tmp_path):
     adata, model = fitted_norman
     singles = [g for g in model.single_noise if g not in model.inferred][:3]
-    own = ScreenData.from_adata(adata).squared_standard_errors(singles)
+    data = ScreenData.from_adata(adata)
     pred = model.predict(singles)
-    np.testing.assert_allclose(pred.layers["variance"], own, rtol=1e-6)
+    variance = pred.layers["variance"]
+    np.testing.assert_allclose(variance, data.change_variances(singles), rtol=1e-6)
+    # the change is a difference of two means: the control's noise counts too
+    own = data.squared_standard_errors(singles)
+    assert (variance >= own).all()
+    # a gene none of a single's cells detected, where other cells did, is not certain
+    undetected = (own == 0) & (data.stats.variance().max(axis=0) > 0)
+    assert undetected.sum() > 100 and (variance[undetected] > 0).all()
     unseen = model.predict(["TP53"]).obs["uncertainty"].iloc[0]
     assert (pred.obs["uncertainty"] < unseen).all()
     model.save(tmp_path / "model")

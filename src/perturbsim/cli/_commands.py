@@ -399,17 +399,12 @@ def _keeps_as_trained(
 
     Compared cell by cell on the file's ``obs`` (no filter: every cell), not by name.
     """
-    import anndata as ad
-
     from ..ds._read import kept_cells
+    from ..ds._stores import read_obs
 
     if not given and not trained:
         return True
-    backed = ad.read_h5ad(path, backed="r")
-    try:
-        obs = backed.obs
-    finally:
-        backed.file.close()
+    obs = read_obs(path)
     try:
         kept_then = kept_cells(obs, trained)
     except PerturbsimError:  # the model's filter names what this file does not hold

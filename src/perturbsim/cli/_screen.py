@@ -85,7 +85,10 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     """
     as_trained = "the model's training screen's, else " if loads_model else ""
     parser.add_argument(
-        "data", type=Path, help="screen as .h5ad (cells x genes, log-normalised or raw counts)"
+        "data",
+        type=Path,
+        help="screen as an .h5ad file or a .zarr store (cells x genes, log-normalised or "
+        "raw counts)",
     )
     parser.add_argument(
         "--perturbation-key",

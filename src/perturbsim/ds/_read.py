@@ -1,4 +1,4 @@
-"""Read a Perturb-seq screen from an h5ad file and set it up."""
+"""Read a Perturb-seq screen from an h5ad file or a zarr store and set it up."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._checks import check_file
-from .._errors import PerturbsimError, error_reason, shown_list, suggestion
+from .._errors import PerturbsimError, shown_list, suggestion
 from .._keys import SETUP, UNS
 from ..pp._setup import check_perturbation_key, setup
+from ._stores import open_screen
 
 logger = logging.getLogger(__name__)
-
-_READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
-"""What h5py and anndata raise on a file that is not a complete h5ad file (not HDF5,
-truncated, corrupted, or HDF5 without AnnData's groups)."""
 
 
 def read(
@@ -36,7 +32,7 @@ def read(
     where: Mapping[str, str | Sequence[str]] | None = None,
     pool_datasets: bool = False,
 ) -> ad.AnnData:
-    """Read an h5ad screen and validate it with :func:`perturbsim.pp.setup`.
+    """Read a screen (an h5ad file or a zarr store) and set it up with :func:`perturbsim.pp.setup`.
 
     A GEARS-format file (``condition`` = ``A+ctrl``, symbols in ``var['gene_name']``) works
     unchanged.
@@ -44,12 +40,16 @@ def read(
     Parameters
     ----------
     path
-        The ``.h5ad`` file.
+        The ``.h5ad`` file, or the ``.zarr`` store (a folder, as ``AnnData.write_zarr``
+        writes it).
     perturbation_key, control, sep, gene_symbols, normalize, go_annotations, pool_datasets
         Passed to :func:`perturbsim.pp.setup`.
     backed
-        Open read-only on disk (``backed="r"``) so that a screen larger than memory works.
-        With ``where``, only the kept cells are then read, into memory.
+        Leave the expression on disk so that a screen larger than memory works: an h5ad
+        file is opened read-only (``backed="r"``; with ``where``, only the kept cells are
+        then read, into memory); a zarr store's ``X`` and layers are read lazily as dask
+        arrays (needs the ``dask`` extra), its annotations into memory. The statistics
+        pass (:func:`perturbsim.pp.pseudobulk`) then reads them a block of rows at a time.
     where
         Keep only the cells whose ``.obs`` column (the key) holds the value, or one of the
         values, given, before the set-up; several columns: all must match (compared as
@@ -66,7 +66,8 @@ def read(
     Raises
     ------
     PerturbsimError
-        If the file is missing, not named ``.h5ad`` or cannot be read as AnnData, if
+        If the file or store is missing, not named ``.h5ad`` or ``.zarr`` or cannot be read
+        as AnnData, if
         ``where`` is not a mapping, names a column or value ``.obs`` does not hold or keeps
         no cell, or if
         :func:`perturbsim.pp.setup` rejects the screen.
@@ -90,27 +91,18 @@ def read(
             f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
             f"{type(where).__name__}{mask}"
         )
-    path = check_file(Path(path))
-    if path.suffix.lower() != ".h5ad":
-        raise PerturbsimError(f"expected an .h5ad file, got {str(path)!r}")
-    try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
-    except _READ_ERRORS as err:
-        raise PerturbsimError(
-            f"cannot read {str(path)!r} as AnnData (not an h5ad file, or truncated?): "
-            f"{error_reason(err)}"
-        ) from err
+    adata = open_screen(Path(path), backed=backed)
     if where:  # a column the screen lacks is no fault of the filter: said without its count
         check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
-        if backed:
+        if adata.isbacked:
             logger.warning(
                 "backed=True with where: the %d kept cells are read into memory (setup writes "
                 "into a screen, which a subset of a backed file cannot take)",
                 kept.sum(),
             )
-        adata = adata[kept].to_memory() if backed else adata[kept].copy()
+        adata = adata[kept].to_memory() if adata.isbacked else adata[kept].copy()
     try:
         setup(
             adata,

@@ -39,6 +39,7 @@ from .._keys import (
 from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias, human_go
 from ..pp import canonical_label, genes_of, parse_perturbations
+from ..pp._cells import dense_rows
 from ..pp._gi import (
     SUM_OF_SINGLES,
     check_abundance_reached,
@@ -76,11 +77,6 @@ batch by batch, in an evaluation or an experiment design."""
 WARN_SUMMED: ContextVar[bool] = ContextVar("perturbsim_warn_summed", default=True)
 """Whether :meth:`~PerturbationModel.predict_pairs` warns of pairs predicted as their singles
 summed; switched off where the caller says it itself (``perturbsim gi``)."""
-
-
-def _dense(x: Any) -> np.ndarray:
-    """Rows of an expression matrix as a dense float64 array."""
-    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
 def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarray:
@@ -192,7 +188,7 @@ def _control_summary(matrix: object, rows: np.ndarray) -> tuple[np.ndarray, np.n
     zeros = np.zeros(matrix.shape[1])
     lowest = np.empty(rows.size)
     for start in range(0, rows.size, _ROWS_PER_CHUNK):
-        block = _dense(matrix[rows[start : start + _ROWS_PER_CHUNK]])
+        block = dense_rows(matrix, rows[start : start + _ROWS_PER_CHUNK])
         zeros += (block == 0).sum(axis=0)
         lowest[start : start + len(block)] = np.where(block > 0, block, np.inf).min(axis=1)
     detected = np.isfinite(lowest)
@@ -1130,7 +1126,7 @@ class PerturbationModel(ABC):
             for row, n in enumerate(counts):
                 picks = rng.integers(control_rows.size, size=n)
                 unique, inverse = np.unique(control_rows[picks], return_inverse=True)
-                cells = _dense(matrix[unique])[inverse]
+                cells = dense_rows(matrix, unique)[inverse]
                 fold = _GeneFold.of(cells, one_count[picks], p0, rng)
                 sampled[ends[row] - n : ends[row]] = fold.matching(
                     prediction.X[row].astype(np.float64)

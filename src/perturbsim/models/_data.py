@@ -304,6 +304,41 @@ class ScreenData:
         """
         return self.stats.squared_standard_error()[self.stats.index(list(conditions))]
 
+    def change_variances(self, conditions: Sequence[str]) -> np.ndarray:
+        """Error variance of each condition's measured change over control, ``(C, G)``.
+
+        The change is the difference of two means, so both count: the condition's squared
+        standard error plus the control's, each from its variance moderated towards the
+        gene's pooled one (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`, the
+        prior that DE and the interaction tests use). A gene none of a condition's few
+        cells detected then has the pooled spread's error, not an error of 0, and a
+        condition of one cell one at all.
+
+        Parameters
+        ----------
+        conditions
+            Conditions in the statistics.
+
+        Returns
+        -------
+        ``(len(conditions), G)`` float64, positive wherever the gene varies in the screen.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import perturbsim as ps
+        >>> data = ScreenData.from_adata(ps.ds.norman2019_subset())
+        >>> variances = data.change_variances(["KLF1", "KLF1+MAP2K6"])
+        >>> own = data.squared_standard_errors(["KLF1", "KLF1+MAP2K6"])
+        >>> bool((variances >= own).all())
+        True
+        >>> # errors of 0: the genes no cell of the screen detected (250), none else
+        >>> int((own == 0).sum()), int((variances == 0).sum())
+        (781, 500)
+        """
+        squared, _ = self.stats.moderated_squared_standard_error()
+        return squared[self.stats.index(list(conditions))] + squared[self.stats.control_index]
+
     def denoised(self, conditions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean changes of ``conditions`` shrunk towards their mean by their noise, and errors.
 

@@ -337,10 +337,12 @@ class Stacked(CoverageMixin, PerturbationModel):
     always of support 1), fitted on their own: the validation ones and the training ones
     as their combined singles predict them (without evidence, the full spread of each
     gene; the pair fit (role coefficients or shared change) saw those pairs, a slight optimism). A
-    measured single's variance is its own squared standard error (its posterior variance
-    with ``denoise``; for a single of one cell, and in files saved before it was kept, the
-    median squared standard error of the training conditions, :attr:`noise`); an inferred
-    single's is that median, plus
+    measured single's variance is its change's error variance, its own squared standard
+    error plus the control's, each moderated towards the gene's pooled variance (so that a
+    gene none of its cells detected is not certain; with ``denoise``, the posterior
+    variance of its shrunk change; in files saved before it was kept, the median squared
+    standard error of the training conditions, :attr:`noise`); an inferred single's is
+    that median, plus
     its own error variance, which it adds to every set that includes it (with
     measured partners, a pair's interaction error over the number of pairs; each inferred
     gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
@@ -572,9 +574,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.gene_scale = np.zeros(0)
         self.noise = np.zeros(0)
         self.single_noise: dict[str, np.ndarray] = {}
-        """Each measured single's own error variance (its squared standard error; with
-        ``denoise``, its posterior variance; float32): its predictive variance. None for a
-        single of one cell, whose variance is unknown (:attr:`noise` stands in)."""
+        """Each measured single's own error variance (float32), its predictive variance: its
+        change's (:meth:`ScreenData.change_variances`: its squared standard error and the
+        control's, moderated); with ``denoise``, the posterior variance of its shrunk
+        change."""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -838,11 +841,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
         noise = dict(zip(measured, measured_noise, strict=True))
-        cells = dict(zip(map(str, data.stats.conditions), data.stats.n_cells, strict=True))
-        self.single_noise = {  # one cell has no standard error: the median stands in
-            c: noise[c].astype(np.float32)
-            for c in measured
-            if len(genes_of(c)) == 1 and cells[c] >= 2
+        measured_singles = [c for c in measured if len(genes_of(c)) == 1]
+        own_noise = (  # with denoise, the posterior variances of the changes it predicts
+            [noise[c] for c in measured_singles]
+            if self.denoise
+            else data.change_variances(measured_singles)
+        )
+        self.single_noise = {
+            c: np.asarray(v, dtype=np.float32)
+            for c, v in zip(measured_singles, own_noise, strict=True)
         }
         self.inferred = {}
         self.inferred_variance = {}

@@ -7,7 +7,7 @@ For a perturbation (set) ``p`` with measured cells :math:`y_1, \dots, y_n` and c
 predicts it as :math:`\hat y_i = c_{j(i)} + z_p`, where the effect :math:`z_p` depends only on
 the set ``p``. The autofocus loss of gene ``g`` is :math:`|y_{ig} - c_{j(i)g} - z_{pg}|^q`
 with :math:`q = 2 + \gamma` (:math:`\gamma = 2` by default), averaged over the cells of ``p``
-and over the genes retained for ``p`` (its "non-dropout" genes, a mask), then over the
+and over the genes retained for ``p`` (its non-zero genes, a mask), then over the
 perturbations of the minibatch.
 
 Because the pairing is random, the loss is a noisy estimate of its expectation over all
@@ -44,8 +44,10 @@ all (perturbed cell, control cell) pairings, to rounding, and its gradient in :m
 subtracts large terms when :math:`|z|` and the moments are large, so the moments are kept and
 the polynomial is evaluated in float64 (cheap: B × G × q operations).
 
-For odd or fractional exponents there is no finite expansion; :func:`cell_error` computes the
-per-cell loss with explicit random pairing instead.
+For odd or fractional exponents there is no finite expansion, and the statistics keep the raw
+moments up to :data:`~perturbsim.pp._chunk_sums.N_MOMENTS` (4) only: for those exponents and
+even ones above 4, :func:`cell_error` computes the per-cell loss with explicit random pairing
+instead.
 
 The other terms
 ---------------
@@ -74,6 +76,7 @@ import torch
 from torch import Tensor
 
 from perturbsim._errors import PerturbsimError
+from perturbsim.pp._chunk_sums import N_MOMENTS
 
 __all__ = [
     "GEARSLoss",
@@ -405,16 +408,20 @@ class GEARSLoss:
 
     @property
     def uses_moments(self) -> bool:
-        """Whether the exponent is an even integer (exact moment-based loss)."""
+        """Whether the exact moment-based loss applies (an even exponent of at most 4).
+
+        The statistics keep :data:`~perturbsim.pp._chunk_sums.N_MOMENTS` raw moments.
+        """
         q = self.exponent
-        return q == int(q) and int(q) % 2 == 0
+        return q == int(q) and int(q) % 2 == 0 and int(q) <= N_MOMENTS
 
     @property
     def order(self) -> int:
         """Number of difference moments needed (``q``); only for the moment path."""
         if not self.uses_moments:
             raise PerturbsimError(
-                f"exponent {self.exponent} is not an even integer: no moment expansion"
+                f"exponent {self.exponent} is not an even integer of at most {N_MOMENTS}: no "
+                "moment expansion from the statistics"
             )
         return int(self.exponent)
 

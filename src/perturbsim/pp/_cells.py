@@ -9,8 +9,39 @@ from .._checks import check_count
 from .._errors import PerturbsimError
 from .._keys import CONDITION
 from .._settings import resolve_seed
+from ._distributed import is_dask_array
 from ._pseudobulk import cell_matrix
 from ._setup import check_setup
+
+
+def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Rows of a cell matrix as a dense array, reading only those rows.
+
+    Parameters
+    ----------
+    matrix
+        ``adata.X`` or a layer: dense, sparse, backed on disk (``rows`` then increasing, as
+        h5py reads them) or a dask array (its blocks dense or sparse; computed here).
+    rows
+        Row indices.
+    dtype
+        Type of the returned array.
+
+    Returns
+    -------
+    ``(len(rows), n_genes)`` array.
+
+    Examples
+    --------
+    >>> from scipy import sparse
+    >>> dense_rows(sparse.csr_matrix(np.eye(3)), np.array([0, 2]))
+    array([[1., 0., 0.],
+           [0., 0., 1.]])
+    """
+    block = matrix[rows]
+    if is_dask_array(block):
+        block = block.compute()
+    return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=dtype)
 
 
 def draw_cells(
@@ -19,7 +50,7 @@ def draw_cells(
     """Draw up to ``max_cells`` cells of each condition as dense float32 arrays.
 
     For losses without a moment expansion (odd or fractional autofocus exponents), which
-    need cells; works on backed files, reading only the drawn rows.
+    need cells; works on backed files and dask arrays, reading only the drawn rows.
 
     Parameters
     ----------
@@ -59,7 +90,5 @@ def draw_cells(
         rows = np.flatnonzero(labels == condition)
         if rows.size > max_cells:
             rows = np.sort(rng.choice(rows, size=max_cells, replace=False))
-        block = matrix[rows]
-        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-        cells[condition] = block.astype(np.float32)
+        cells[condition] = dense_rows(matrix, rows, np.float32)
     return cells

@@ -32,6 +32,7 @@ from scipy import stats as scipy_stats
 from .._checks import check_count, shown
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, CONTROL, DE, OWN_UNS, SEP, SETUP, UNS
+from ._distributed import is_dask_array
 from ._labels import genes_of, read_measured
 from ._pseudobulk import (
     PRIOR_DF,
@@ -286,7 +287,8 @@ def rank_de(
     Parameters
     ----------
     adata
-        A screen after :func:`perturbsim.pp.setup`; may be backed for ``method="t-test"``.
+        A screen after :func:`perturbsim.pp.setup`; may be backed, or hold a dask ``X``,
+        for ``method="t-test"``.
     n_genes
         Number of top genes kept per condition (GEARS uses 20).
     method
@@ -345,10 +347,11 @@ def rank_de(
     if method not in METHODS:
         raise PerturbsimError(f"method must be 't-test' or 'wilcoxon', got {method!r}")
     n_genes = check_count("n_genes", n_genes)
-    if method == "wilcoxon" and adata.isbacked:
+    if method == "wilcoxon" and (adata.isbacked or is_dask_array(cell_matrix(adata))):
         raise PerturbsimError(
             "method='wilcoxon' needs the expression matrix in memory: read the file without "
-            "backed=, or use method='t-test' (works on backed files)"
+            "backed= (a dask X: adata.X = adata.X.compute()), or use method='t-test' (works "
+            "on backed files and dask arrays)"
         )
     if stats is None:
         stats = current_stats(adata)

@@ -1,0 +1,132 @@
+"""Open an AnnData screen stored on disk: an h5ad file or a zarr store, in memory or lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+
+from .._checks import check_file
+from .._errors import PerturbsimError, error_reason
+
+READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
+"""What h5py, zarr and anndata raise on a file or store that is not complete AnnData (not
+HDF5 or zarr, truncated, corrupted, or without AnnData's groups)."""
+SUFFIXES = (".h5ad", ".zarr")
+"""The stores read: an h5ad file, a zarr store (a folder)."""
+LAZY_ROWS = 5_000
+"""Rows of each block of a zarr store's matrices read lazily (the statistics pass's chunk)."""
+EAGER_KEYS = ("obs", "var", "uns", "obsm", "varm", "obsp", "varp")
+"""What a lazily read zarr store reads into memory (all but ``X`` and ``layers``)."""
+
+
+def checked_store(path: Path) -> Path:
+    """``path`` if it is an h5ad file or a zarr store (a folder).
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming ``path``: missing, not named ``.h5ad`` or ``.zarr``, an ``.h5ad``
+        that is not a regular file or a ``.zarr`` that is not a folder.
+
+    Examples
+    --------
+    >>> checked_store(Path("screen.csv"))
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: expected an .h5ad file or a .zarr store, got 'screen.csv'
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise PerturbsimError(f"expected an .h5ad file or a .zarr store, got {str(path)!r}")
+    if suffix == ".h5ad":
+        return check_file(path)
+    if not path.exists():
+        raise PerturbsimError(f"no such zarr store: {str(path)!r}")
+    if not path.is_dir():
+        raise PerturbsimError(f"{str(path)!r} is not a zarr store (a folder written by zarr)")
+    return path
+
+
+def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
+    """Read the AnnData at ``path`` (see :func:`checked_store`).
+
+    Parameters
+    ----------
+    path
+        An h5ad file or a zarr store.
+    backed
+        Leave the expression on disk: an h5ad file opened read-only (``backed="r"``); a zarr
+        store with ``X`` and ``layers`` as dask arrays of :data:`LAZY_ROWS` rows a block
+        (needs the ``dask`` extra), the rest read into memory.
+
+    Raises
+    ------
+    PerturbsimError
+        If ``path`` is not one of those stores or cannot be read as AnnData, or if a zarr
+        store read lazily has no ``X`` or dask is not installed.
+    """
+    path = checked_store(path)
+    zarr_store = path.suffix.lower() == ".zarr"
+    try:
+        if not zarr_store:
+            return ad.read_h5ad(path, backed="r" if backed else None)
+        return _lazy_zarr(path) if backed else ad.read_zarr(path)
+    except READ_ERRORS as err:
+        kind = "an AnnData zarr store" if zarr_store else "an h5ad file"
+        raise PerturbsimError(
+            f"cannot read {str(path)!r} as AnnData (not {kind}, or truncated?): {error_reason(err)}"
+        ) from err
+
+
+def _lazy_zarr(path: Path) -> ad.AnnData:
+    """A zarr store with its matrices as dask arrays (:func:`open_screen`'s ``backed``)."""
+    import zarr
+
+    try:
+        import dask.array  # noqa: F401  (read_elem_lazy's, imported here to say it is missing)
+        from anndata.experimental import read_elem_lazy
+        from anndata.io import read_elem
+    except ImportError as err:
+        raise PerturbsimError(
+            "backed=True on a .zarr store reads its matrices with dask (anndata >= 0.12): "
+            "pip install 'perturbsim[dask]', or read it in memory"
+        ) from err
+    group = zarr.open_group(path, mode="r")
+    if "X" not in group:
+        raise PerturbsimError(f"the zarr store {str(path)!r} has no X to read lazily")
+
+    def lazy(key: str) -> object:
+        return read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
+
+    layers = {name: lazy(f"layers/{name}") for name in group.get("layers", {})}
+    eager = {key: read_elem(group[key]) for key in EAGER_KEYS if key in group}
+    return ad.AnnData(X=lazy("X"), layers=layers, **eager)
+
+
+def read_obs(path: Path) -> pd.DataFrame:
+    """The cell annotations (``obs``) of an h5ad file or zarr store, reading nothing else.
+
+    Raises
+    ------
+    PerturbsimError
+        As :func:`open_screen`.
+    """
+    if path.suffix.lower() != ".zarr":
+        backed = open_screen(path, backed=True)
+        try:
+            return backed.obs
+        finally:
+            backed.file.close()
+    import zarr
+    from anndata.io import read_elem
+
+    path = checked_store(path)
+    try:
+        return read_elem(zarr.open_group(path, mode="r")["obs"])
+    except READ_ERRORS as err:
+        raise PerturbsimError(
+            f"cannot read the cells of {str(path)!r} (not an AnnData zarr store?): "
+            f"{error_reason(err)}"
+        ) from err

@@ -1,0 +1,107 @@
+"""A screen stored as zarr: read in memory or lazily, it gives the h5ad file's results."""
+
+from __future__ import annotations
+
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import perturbsim as ps
+from perturbsim import PerturbsimError
+from perturbsim.cli import main
+
+pytest.importorskip("dask.array")
+
+
+@pytest.fixture(scope="module")
+def stores(_tiny_cached, tmp_path_factory) -> dict[str, str]:
+    """The ``tiny`` screen as written to disk (labels, X, raw counts, its GO): h5ad and zarr."""
+    folder = tmp_path_factory.mktemp("stores")
+    raw = ad.AnnData(
+        X=_tiny_cached.X.copy(),
+        obs=_tiny_cached.obs[["condition"]].astype(str),
+        var=pd.DataFrame(index=_tiny_cached.var_names.copy()),
+        layers={"counts": _tiny_cached.layers["counts"].copy()},
+        uns={"simulation": {"go": _tiny_cached.uns["simulation"]["go"].copy()}},
+    )
+    raw.write_h5ad(folder / "screen.h5ad")
+    raw.write_zarr(folder / "screen.zarr")
+    return {name: str(folder / f"screen.{name}") for name in ("h5ad", "zarr")}
+
+
+def _read(path: str, **kwargs) -> ad.AnnData:
+    adata = ps.ds.read(path, control="control", **kwargs)
+    ps.pp.split(adata, kind="simulation", seed=1)
+    ps.pp.pseudobulk(adata, scheduler="sync" if kwargs.get("backed") else None)
+    ps.pp.rank_de(adata)
+    return adata
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_zarr_store_gives_the_h5ad_file_s_statistics_model_and_cells(stores, backed):
+    reference = _read(stores["h5ad"])
+    screen = _read(stores["zarr"], backed=backed)
+    assert type(screen.X).__module__.startswith("dask") == backed
+    assert type(screen.layers["counts"]).__module__.startswith("dask") == backed
+    stats, expected = (ps.pp.PseudobulkStats.from_adata(a) for a in (screen, reference))
+    np.testing.assert_allclose(stats.moments, expected.moments, rtol=1e-6, atol=1e-9)
+    de = ps.pp.PseudobulkStats.from_adata(screen)  # the t-test reads the statistics only
+    assert de.conditions.tolist() == expected.conditions.tolist()
+    models = [ps.Stacked(a, seed=0).fit() for a in (screen, reference)]
+    queries = [["G0018", "G0024"], ["G0026"], ["G0001"]]
+    deltas = [m.predict(queries).layers["delta"] for m in models]
+    np.testing.assert_allclose(deltas[0], deltas[1], rtol=1e-5, atol=1e-7)
+    # cells drawn from the control cells of a lazy X: read row by row, the same draws
+    cells = [m.sample("G0018+G0024", a, n_cells=7, seed=3).X for m, a in zip(models, (screen, reference))]
+    np.testing.assert_allclose(cells[0], cells[1], rtol=1e-6, atol=1e-7)
+
+
+def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):
+    labels = ["control", "G0018", "G0024"]
+    screen = ps.ds.read(stores["zarr"], control="control", backed=True, where={"condition": labels})
+    assert type(screen.X).__module__.startswith("dask")
+    assert sorted(screen.obs["condition"].unique()) == sorted(labels)
+    in_memory = ps.ds.read(stores["h5ad"], control="control", where={"condition": labels})
+    np.testing.assert_allclose(screen.X.compute().toarray(), in_memory.X.toarray())
+
+
+def test_wilcoxon_on_a_lazy_x_says_how_to_read_it(stores):
+    screen = _read(stores["zarr"], backed=True)
+    with pytest.raises(PerturbsimError, match=r"method='wilcoxon' needs .*\(a dask X") as err:
+        ps.pp.rank_de(screen, method="wilcoxon", key_added="wilcoxon")
+    assert "\n" not in str(err.value)
+
+
+def test_a_lazy_zarr_without_dask_says_how_to_install(stores, monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(PerturbsimError, match=r"pip install 'perturbsim\[dask\]'"):
+        ps.ds.read(stores["zarr"], control="control", backed=True)
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_what_is_not_a_zarr_store_is_a_one_line_error(tmp_path, backed):
+    (tmp_path / "empty.zarr").mkdir()
+    (tmp_path / "file.zarr").write_text("not a store")
+    (tmp_path / "screen.loom").write_text("")
+    cases = {
+        "missing.zarr": "no such zarr store: '.*missing.zarr'",
+        "file.zarr": "'.*file.zarr' is not a zarr store",
+        "empty.zarr": "cannot read '.*empty.zarr' as AnnData .not an AnnData zarr store",
+        "screen.loom": "expected an .h5ad file or a .zarr store, got '.*screen.loom'",
+    }
+    for name, message in cases.items():
+        with pytest.raises(PerturbsimError, match=message) as err:
+            ps.ds.read(tmp_path / name, backed=backed)
+        assert "\n" not in str(err.value)
+
+
+def test_the_cli_trains_on_a_zarr_store_and_exports_its_cells(stores, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", stores["zarr"], "--out", str(model), "--control", "control"]) == 0
+    assert main(["export", str(model), stores["zarr"], "--out", str(tmp_path / "export")]) == 0
+    real = ad.read_h5ad(tmp_path / "export" / "real.h5ad")
+    held_out = set(real.obs["target_gene"]) - {"non-targeting"}
+    assert held_out and held_out <= set(ps.ds.read(stores["zarr"]).obs["condition"])
