@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Self
 
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 from .._checks import check_count, check_flag, check_nonnegative, check_positive
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
+from .._threads import torch_threads_kept
 from ..ds import FitnessScreen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
@@ -30,22 +30,6 @@ logger = logging.getLogger(__name__)
 
 _CHECK_EVERY = 10
 """Epochs between two validation checks (and the granularity of the chosen epoch count)."""
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore the thread count.
-
-    The fitness network's operations are tiny (a few thousand rows of 32 features): on
-    several threads their synchronisation costs more than it gains (a fit of Norman's screen
-    ran 3-4x slower on 2 threads than on 1 on a loaded 2-core machine).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def pair_deviation(fitness: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -504,7 +488,10 @@ class FitnessModel:
         if val is not None and not known.all():  # in no training pair: unseen
             training[:] = False
             training[np.concatenate(train[:2])] = True
-        with _one_thread():
+        # one thread: the network's operations are tiny (a few thousand rows of 32
+        # features), and on several threads their synchronisation costs more than it gains
+        # (a fit of Norman's screen ran 3-4x slower on 2 threads than on 1, 2 loaded cores)
+        with torch_threads_kept(1):
             self.network, self.best_epoch, self.val_loss = self._train(
                 train, self._singles_from(training), max_epochs, val=val, **options
             )

@@ -23,6 +23,7 @@ from .._checks import check_count, check_label_part, check_positive
 from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
+from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
 from ..pp._gi import is_scored, is_summed
@@ -410,14 +411,15 @@ def _landscape(
     obs.index = obs.index.astype(str)
     profiles = AnnData(obs=obs)
     profiles.obsm["X_pca"] = pca.transform(np.vstack([measured.to_numpy(), predicted.to_numpy()]))
-    sc.pp.neighbors(
-        profiles,
-        n_neighbors=min(n_neighbors, profiles.n_obs - 1),
-        use_rep="X_pca",
-        random_state=seed,
-    )
-    sc.tl.umap(profiles, random_state=seed)
-    clusters = _cluster(profiles, resolution, seed)
+    with torch_threads_kept():
+        sc.pp.neighbors(
+            profiles,
+            n_neighbors=min(n_neighbors, profiles.n_obs - 1),
+            use_rep="X_pca",
+            random_state=seed,
+        )
+        sc.tl.umap(profiles, random_state=seed)
+        clusters = _cluster(profiles, resolution, seed)
     table = obs.assign(x=profiles.obsm["X_umap"][:, 0], y=profiles.obsm["X_umap"][:, 1])
     table["cluster"] = clusters
     seen = set(table.loc[table["source"] == "measured", "cluster"])

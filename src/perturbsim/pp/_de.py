@@ -32,6 +32,7 @@ from scipy import stats as scipy_stats
 from .._checks import check_count, shown
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, CONTROL, DE, OWN_UNS, SEP, SETUP, UNS
+from .._threads import torch_threads_kept
 from ._distributed import is_dask_array
 from ._labels import genes_of, read_measured
 from ._pseudobulk import (
@@ -236,17 +237,18 @@ def _wilcoxon_scores(adata: AnnData, conditions: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # scanpy fills its result frame column by column
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        sc.tl.rank_genes_groups(
-            light,
-            groupby="group",
-            groups=[*conditions, CONTROL],
-            reference=CONTROL,
-            method="wilcoxon",
-            rankby_abs=True,
-            n_genes=adata.n_vars,
-            use_raw=False,
-            key_added="wilcoxon",
-        )
+        with torch_threads_kept():
+            sc.tl.rank_genes_groups(
+                light,
+                groupby="group",
+                groups=[*conditions, CONTROL],
+                reference=CONTROL,
+                method="wilcoxon",
+                rankby_abs=True,
+                n_genes=adata.n_vars,
+                use_raw=False,
+                key_added="wilcoxon",
+            )
     result = light.uns["wilcoxon"]
     gene_index = {g: i for i, g in enumerate(adata.var_names)}
     scores = np.zeros((len(conditions), adata.n_vars))

@@ -12,6 +12,7 @@ from scipy import sparse
 
 from .._errors import PerturbsimError, counted
 from .._keys import COUNTS_LAYER
+from .._threads import torch_threads_kept
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +246,9 @@ def _normalise(adata: AnnData, *, lazy: bool) -> None:
 
     if kept is None:
         adata.layers[COUNTS_LAYER] = adata.X.copy()
-    sc.pp.normalize_total(adata)
-    sc.pp.log1p(adata)
+    with torch_threads_kept():
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
     logger.info(
         "normalised raw counts (normalize_total + log1p); counts kept in .layers[%r]", COUNTS_LAYER
     )
