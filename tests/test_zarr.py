@@ -55,7 +55,11 @@ def test_a_zarr_store_gives_the_h5ad_file_s_statistics_model_and_cells(stores, b
     deltas = [m.predict(queries).layers["delta"] for m in models]
     np.testing.assert_allclose(deltas[0], deltas[1], rtol=1e-5, atol=1e-7)
     # cells drawn from the control cells of a lazy X: read row by row, the same draws
-    cells = [m.sample("G0018+G0024", a, n_cells=7, seed=3).X for m, a in zip(models, (screen, reference))]
+    screens = (screen, reference)
+    cells = [
+        m.sample("G0018+G0024", a, n_cells=7, seed=3).X
+        for m, a in zip(models, screens, strict=True)
+    ]
     np.testing.assert_allclose(cells[0], cells[1], rtol=1e-6, atol=1e-7)
 
 
