@@ -602,7 +602,7 @@ def test_file_without_h5ad_suffix_is_a_one_line_error(capsys, screen, tmp_path):
     csv = Path(data).with_suffix(".csv")
     Path(data).rename(csv)
     assert _train(str(csv), tmp_path / "model", "--model", "mean") == 2
-    assert f"expected an .h5ad file, got {str(csv)!r}" in _one_line_error(capsys)
+    assert f"expected an .h5ad file or a .zarr store, got {str(csv)!r}" in _one_line_error(capsys)
 
 
 def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny, tmp_path):
@@ -961,3 +961,18 @@ def test_printed_tables_never_show_minus_zero():
     rounded = _headline(table, ["unseen_single"], digits=2)
     assert not np.signbit(rounded.loc[("pearson_delta_de", "unseen_single"), "stacked"])
     assert re.search(r"-0\.0(?!\d)", rounded.to_string()) is None and "-0.25" in rounded.to_string()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "x.h5ad", "--out", "m", "--seed", "abc"], "argument --seed: invalid int"),
+        (["trian"], "argument command: invalid choice: 'trian'"),
+        (["train"], "the following arguments are required: data, --out"),
+        (["evaluate", "x.h5ad", "--out", "r", "--where", "=KLF1"], "expected COLUMN=VALUE"),
+    ],
+)
+def test_arguments_argparse_refuses_are_one_line_naming_the_help(capsys, argv, message):
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert message in err and err.endswith("--help)") and "usage:" not in err

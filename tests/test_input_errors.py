@@ -238,6 +238,60 @@ def _screen_with(**changes):
             lambda a: ps.pp.setup(a.copy(), gene_symbols=True),
             "gene_symbols must be a column of adata.var, None or False",
         ),
+        (lambda a: GRN(a, regulators=0), "regulators must be a list of genes, got 0"),
+        (
+            lambda a: ps.pp.canonical_label("KLF1"),
+            "genes must be a list of genes, got the string 'KLF1'",
+        ),
+        (lambda a: ps.pp.canonical_label(["B", ""]), "genes holds an empty name: ['', 'B']"),
+        (
+            lambda a: ps.graphs.with_isolated_nodes(_chain(), "KLF1"),
+            "genes must be a list of genes, got the string 'KLF1'",
+        ),
+        (
+            lambda a: ps.graphs.reached_nodes(_chain(), ["C"], hops=-1),
+            "hops must be a whole number >= 0, got -1",
+        ),
+        (
+            lambda a: ps.GEARS(a).fit(train_conditions=["ctrl"]),
+            "train_conditions names no perturbed condition (ctrl): nothing to learn from",
+        ),
+        (
+            lambda a: ps.TrainMean(a).fit(train_conditions=[]),
+            "train_conditions names no perturbed condition (none)",
+        ),
+        (lambda a: ps.tl.design("x", budget=2), "model must be a fitted perturbsim model"),
+        (lambda a: ps.tl.measured_conditions(ps.TrainMean(a)), "mean is not fitted"),
+        (lambda a: ps.TrainMean(a).fit().check_genes_of(a.X), "adata must be an AnnData"),
+        (lambda a: ps.io.write_report("x", "out"), "result must be what perturbsim.tl.evaluate"),
+        (lambda a: ps.graphs.coexpression_graph(a), "stats must be statistics of a screen"),
+        (lambda a: ps.pp.rank_de(a.copy(), stats="x"), "stats must be statistics of a screen"),
+        (lambda a: ps.tl.gi_per_gene("x"), "profiles must be an AnnData (conditions x genes)"),
+        (lambda a: ps.pp.genes_of(5), "condition must be a label such as 'KLF1+MAP2K6', got int"),
+        (lambda a: ps.tl.gi_scores(_pairs(a)[:0]), "profiles has no rows: nothing to score"),
+        (lambda a: ps.tl.gi_scores(_pairs(a), n_de=0), "n_de must map pairs to their DE gene"),
+        (
+            lambda a: ps.tl.gi_scores(_pairs(a), control_mean="x"),
+            "control_mean must be numbers, one per gene, got 'x'",
+        ),
+        (
+            lambda a: ps.tl.gi_scores(_pairs(a), control_mean=np.full(a.n_vars, np.nan)),
+            "control_mean holds 500 NaN or infinite values",
+        ),
+        (
+            lambda a: ps.tl.evaluate(a, models=["mean"], split_kwargs={"seed": 3}),
+            "split_kwargs cannot give seed (evaluate sets the split's kind (split=) and seed",
+        ),
+        (
+            lambda a: ps.tl.evaluate(a, models=["mean"], split_kwargs={"test_fraction": 0.3}),
+            "split_kwargs cannot give test_fraction (perturbsim.pp.split has no such option)",
+        ),
+        (
+            lambda a: ps.tl.evaluate(a, models=["mean"], model_kwargs={"mean": 3}),
+            "model_kwargs must map model names to dicts of their options",
+        ),
+        (lambda a: ps.TrainMean(a).fit().save(None), "path must be a path (a str or os.PathLike)"),
+        (lambda a: ps.ds.read(""), "path must be a path (a str or os.PathLike), got ''"),
     ],
 )
 def test_untried_inputs_are_one_line_naming_them(split_norman, call, message):
@@ -349,3 +403,60 @@ def test_a_screen_not_set_up_or_with_its_labels_rewritten_is_told_to_set_up(spli
     rewritten.obs["perturbsim_condition"] = rewritten.obs["perturbsim_condition"].astype(str)
     with pytest.raises(PerturbsimError, match="is no longer categorical, as setup wrote it"):
         ps.pp.pseudobulk(rewritten)
+
+
+@pytest.mark.parametrize(
+    ("flag", "call"),
+    [
+        ("copy", lambda a, m, t: ps.pp.pseudobulk(a.copy(), copy="no")),
+        ("copy", lambda a, m, t: ps.pp.rank_de(a.copy(), copy="no")),
+        ("copy", lambda a, m, t: ps.pp.split(a.copy(), copy="False")),
+        ("normalize", lambda a, m, t: ps.pp.setup(a.copy(), normalize="False")),
+        (
+            "exclude_targets",
+            lambda a, m, t: ps.tl.evaluate(a, models=["mean"], exclude_targets="no"),
+        ),
+        ("replicate", lambda a, m, t: ps.tl.evaluate(a, models=["mean"], replicate="no")),
+        ("gi", lambda a, m, t: ps.tl.evaluate(a, models=["mean"], gi="no")),
+        (
+            "exclude_targets",
+            lambda a, m, t: ps.tl.gi_scores(m.predict(["KLF1"]), exclude_targets="0"),
+        ),
+        (
+            "exclude_targets",
+            lambda a, m, t: ps.tl.score(m.predict(["KLF1"]), a, exclude_targets="no"),
+        ),
+        ("backed", lambda a, m, t: ps.ds.read(_bundled_file(), control="control", backed="no")),
+        ("overwrite", lambda a, m, t: (m.save(t / "m"), m.save(t / "m", overwrite="no"))),
+        ("overwrite", lambda a, m, t: ps.io.export_cell_eval(m, a, t / "e", overwrite="no")),
+    ],
+)
+def test_an_on_off_argument_given_as_text_is_refused_not_read_as_true(
+    split_norman, additive, tmp_path, flag, call
+):
+    with pytest.raises(PerturbsimError, match=rf"^{flag} must be True or False, got '") as err:
+        call(split_norman, additive, tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def _bundled_file():
+    from perturbsim.ds._paths import bundled_path
+
+    return bundled_path("norman2019_subset.h5ad")
+
+
+def _chain() -> ps.graphs.GeneGraph:
+    return ps.graphs.GeneGraph(nodes=["A", "B", "C"], src=[0, 1], dst=[1, 2], weight=[1, 1])
+
+
+def _pairs(adata):
+    return ps.Additive(adata).fit().predict_pairs(["KLF1", "MAP2K6", "SLC38A2"], gi=False)
+
+
+def test_results_written_under_a_file_are_one_line_naming_it(split_norman, additive, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = ps.tl.evaluate(split_norman, models=["mean"], seeds=1)
+    with pytest.raises(PerturbsimError, match=r"cannot write results to '.*file/sub'"):
+        result.write(tmp_path / "file" / "sub")
+    with pytest.raises(PerturbsimError, match=r"cannot export into '.*file/sub': '.*file' is a"):
+        ps.io.export_cell_eval(additive, split_norman, tmp_path / "file" / "sub")

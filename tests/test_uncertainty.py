@@ -152,8 +152,9 @@ def test_a_measured_single_is_as_uncertain_as_its_measured_change(fitted_norman,
     # the change is a difference of two means: the control's noise counts too
     own = data.squared_standard_errors(singles)
     assert (variance >= own).all()
-    # a gene none of a single's cells detected, where other cells did, is not certain
-    undetected = (own == 0) & (data.stats.variance().max(axis=0) > 0)
+    # a gene none of a single's cells detected, where cells the model saw did, is not certain
+    seen = data.stats.index(list(dict.fromkeys(data.train + data.val)))
+    undetected = (own == 0) & (data.stats.variance()[seen].max(axis=0) > 0)
     assert undetected.sum() > 100 and (variance[undetected] > 0).all()
     unseen = model.predict(["TP53"]).obs["uncertainty"].iloc[0]
     assert (pred.obs["uncertainty"] < unseen).all()
@@ -410,3 +411,21 @@ def test_an_uncertainty_that_only_tells_the_kinds_apart_scores_well_only_pooled(
     assert figures["spearman_error_de_within"] == -1.0
     ax = ps.pl.uncertainty_vs_error(table, model="stacked")
     assert ax.get_title().endswith("pooled over 8 test conditions\nwithin subgroups -1.00")
+
+
+def test_a_measured_single_s_variance_ignores_held_out_cells_and_holds_with_denoise(norman):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    data = ScreenData.from_adata(norman)
+    held_out = ps.pp.Split.from_adata(norman).test
+    singles = [c for c in data.train if c != "ctrl" and "+" not in c][:2]
+    before = data.change_variances(singles)
+    # the held-out conditions' cells, scaled up, leave the pooled prior alone
+    rows = norman.obs["perturbsim_condition"].isin(held_out).to_numpy()
+    louder = norman.copy()
+    louder.X = louder.X.tocsr(copy=True)
+    louder.X[rows] = louder.X[rows] * 3
+    ps.pp.pseudobulk(louder)
+    np.testing.assert_allclose(ScreenData.from_adata(louder).change_variances(singles), before)
+    # the shrunk changes of denoise are as uncertain as the changes measured
+    model = ps.Stacked(norman, corrections=(), denoise=True, seed=0).fit()
+    np.testing.assert_allclose(model.predict(singles).layers["variance"], before, rtol=1e-6)

@@ -74,7 +74,8 @@ def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):
 
 def test_wilcoxon_on_a_lazy_x_says_how_to_read_it(stores):
     screen = _read(stores["zarr"], backed=True)
-    with pytest.raises(PerturbsimError, match=r"method='wilcoxon' needs .*\(a dask X") as err:
+    message = r"method='wilcoxon' needs .*\(a dask array: compute"
+    with pytest.raises(PerturbsimError, match=message) as err:
         ps.pp.rank_de(screen, method="wilcoxon", key_added="wilcoxon")
     assert "\n" not in str(err.value)
 
@@ -109,3 +110,30 @@ def test_the_cli_trains_on_a_zarr_store_and_exports_its_cells(stores, tmp_path, 
     real = ad.read_h5ad(tmp_path / "export" / "real.h5ad")
     held_out = set(real.obs["target_gene"]) - {"non-targeting"}
     assert held_out and held_out <= set(ps.ds.read(stores["zarr"]).obs["condition"])
+
+
+def test_cells_exported_from_a_lazy_zarr_are_the_h5ad_file_s(stores, tmp_path):
+    written = {}
+    for name, backed in (("h5ad", False), ("zarr", True)):
+        screen = _read(stores[name], backed=backed)
+        model = ps.TrainMean(screen).fit()
+        out = tmp_path / name
+        ps.io.export_cell_eval(model, screen, out, seed=0)
+        written[name] = [ad.read_h5ad(out / f) for f in ("real.h5ad", "pred.h5ad")]
+    for lazy, in_memory in zip(written["zarr"], written["h5ad"], strict=True):
+        assert lazy.obs_names.equals(in_memory.obs_names)
+        np.testing.assert_allclose(lazy.X.toarray(), in_memory.X.toarray(), atol=1e-6)
+
+
+def test_a_zarr_stored_by_column_says_how_to_read_it(stores, tmp_path, caplog):
+    by_column = ad.read_zarr(stores["zarr"])
+    by_column.layers["counts"] = by_column.layers["counts"].tocsc()
+    by_column.write_zarr(tmp_path / "csc_layer.zarr")
+    with caplog.at_level("WARNING"):
+        screen = ps.ds.read(tmp_path / "csc_layer.zarr", control="control", backed=True)
+    assert "counts" not in screen.layers and "stored by column (CSC)" in caplog.text
+    assert ps.ds.read(tmp_path / "csc_layer.zarr", control="control").layers["counts"].nnz > 0
+    by_column.X = by_column.X.tocsc()
+    by_column.write_zarr(tmp_path / "csc.zarr")
+    with pytest.raises(PerturbsimError, match=r"X of .* is stored by column \(CSC\).*without"):
+        ps.ds.read(tmp_path / "csc.zarr", control="control", backed=True)

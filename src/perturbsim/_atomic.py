@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ._checks import as_path, check_flag
 from ._errors import PerturbsimError
 
 logger = logging.getLogger(__name__)
@@ -250,9 +251,14 @@ def write_results_dir(
     -------
     File name -> path in ``out`` of every file ``write`` wrote.
     """
-    out = Path(out)
-    check_results_dir(out, overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    out = as_path("out_dir", out)
+    check_results_dir(out, overwrite=check_flag("overwrite", overwrite))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file on the way, no permission
+        raise PerturbsimError(
+            f"cannot write results to {str(out)!r}: {err.strerror or type(err).__name__}"
+        ) from None
     for leftover in out.glob(f"{STAGING_PREFIX}*"):  # of a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
     earlier = list(out.iterdir())  # plain result files (check_results_dir)

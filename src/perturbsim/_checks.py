@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,31 @@ def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise PerturbsimError(f"{name} must be True or False, got {shown(value)}")
     return bool(value)
+
+
+def check_list(name: str, value: Any, kind: str = "labels") -> None:
+    """Refuse one string, or a value that is no collection, where a list of ``kind`` is due.
+
+    A string would be read as its letters. ``None`` passes (an optional list).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a list of {kind}, got the string {value!r}"``, or ``got`` the
+        value that is not a collection.
+
+    Examples
+    --------
+    >>> check_list("genes", ["KLF1"], "genes")
+    >>> check_list("genes", "KLF1", "genes")
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: genes must be a list of genes, got the string 'KLF1'
+    """
+    if isinstance(value, str | bytes):
+        raise PerturbsimError(f"{name} must be a list of {kind}, got the string {value!r}")
+    if value is not None and not isinstance(value, Iterable):
+        raise PerturbsimError(f"{name} must be a list of {kind}, got {shown(value)}")
 
 
 def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:
@@ -157,6 +183,29 @@ def check_label_part(name: str, value: Any, example: str) -> str:
             f"{name} must be a non-empty string (e.g. {example!r}), got {shown(value)}"
         )
     return value
+
+
+def as_path(name: str, value: Any) -> Path:
+    """``value`` as a :class:`~pathlib.Path` if it names one (a non-empty str or path).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a path (a str or os.PathLike), got {value}"``; an empty string is
+        refused too (``Path("")`` is the working folder).
+
+    Examples
+    --------
+    >>> as_path("out_dir", "report")
+    PosixPath('report')
+    >>> as_path("out_dir", None)
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: out_dir must be a path (a str or os.PathLike), got None
+    """
+    if not isinstance(value, str | os.PathLike) or (isinstance(value, str) and not value):
+        raise PerturbsimError(f"{name} must be a path (a str or os.PathLike), got {shown(value)}")
+    return Path(value)
 
 
 def check_file(path: Path, what: str = "file") -> Path:

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from .._errors import PerturbsimError
@@ -22,9 +23,24 @@ from ._parser import check_counts, common_options
 from ._screen import cli_wording
 
 
+class _UsageError(Exception):
+    """An argument argparse refuses: its one line, the parser's ``prog`` first."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming where ``--help`` says more.
+
+    argparse prints the whole usage block before its error; the subcommands' parsers are
+    of the same class (``add_subparsers`` makes them so).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``perturbsim`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="perturbsim",
         description="Predict transcriptional outcomes of genetic perturbations (GEARS).",
         parents=[common_options(suppress=False)],
@@ -78,7 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused:
         print(f"perturbsim: error: {refused}", file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as err:
+        print(err, file=sys.stderr)
+        return 2
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress

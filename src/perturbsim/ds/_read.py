@@ -11,6 +11,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._checks import as_path, check_flag
 from .._errors import PerturbsimError, shown_list, suggestion
 from .._keys import SETUP, UNS
 from ..pp._setup import check_perturbation_key, setup
@@ -91,7 +92,7 @@ def read(
             f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
             f"{type(where).__name__}{mask}"
         )
-    adata = open_screen(Path(path), backed=backed)
+    adata = open_screen(as_path("path", path), backed=check_flag("backed", backed))
     if where:  # a column the screen lacks is no fault of the filter: said without its count
         check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anndata as ad
@@ -13,6 +14,8 @@ from .._errors import PerturbsimError, error_reason
 READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
 """What h5py, zarr and anndata raise on a file or store that is not complete AnnData (not
 HDF5 or zarr, truncated, corrupted, or without AnnData's groups)."""
+logger = logging.getLogger(__name__)
+
 SUFFIXES = (".h5ad", ".zarr")
 """The stores read: an h5ad file, a zarr store (a folder)."""
 LAZY_ROWS = 5_000
@@ -96,13 +99,35 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
     group = zarr.open_group(path, mode="r")
     if "X" not in group:
         raise PerturbsimError(f"the zarr store {str(path)!r} has no X to read lazily")
+    how = "read the store without backed=, or write it by row (.tocsr()) first"
+    if _by_column(group["X"]):
+        raise PerturbsimError(
+            f"X of {str(path)!r} is stored by column (CSC), which cannot be read lazily a "
+            f"block of cells at a time: {how}"
+        )
 
     def lazy(key: str) -> object:
         return read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
 
-    layers = {name: lazy(f"layers/{name}") for name in group.get("layers", {})}
+    layers = {}
+    for name in group.get("layers", {}):
+        if _by_column(group[f"layers/{name}"]):
+            logger.warning(
+                "layers[%r] of %r is stored by column (CSC), which cannot be read lazily: "
+                "left out (%s)",
+                name,
+                str(path),
+                how,
+            )
+        else:
+            layers[name] = lazy(f"layers/{name}")
     eager = {key: read_elem(group[key]) for key in EAGER_KEYS if key in group}
     return ad.AnnData(X=lazy("X"), layers=layers, **eager)
+
+
+def _by_column(element: object) -> bool:
+    """Whether a stored matrix is a CSC sparse matrix (anndata's ``encoding-type``)."""
+    return getattr(element, "attrs", {}).get("encoding-type") == "csc_matrix"
 
 
 def read_obs(path: Path) -> pd.DataFrame:

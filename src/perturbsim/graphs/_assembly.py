@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._checks import check_count, check_list
 from .._errors import counted, shown_list
 from ._graph import GeneGraph
 
@@ -31,6 +32,7 @@ def with_isolated_nodes(graph: GeneGraph, genes: Iterable[str]) -> GeneGraph:
     ``graph`` itself when nothing is missing, else a graph with the missing genes appended
     as nodes (and removed from :attr:`~GeneGraph.unannotated`).
     """
+    check_list("genes", genes, "genes")
     nodes = set(graph.nodes)
     extra = [g for g in dict.fromkeys(genes) if g not in nodes]
     if not extra:
@@ -75,10 +77,12 @@ def reached_nodes(graph: GeneGraph, genes: Iterable[str], *, hops: int) -> np.nd
     >>> reached_nodes(chain, ["C"], hops=1).tolist()
     [False, True, True]
     """
+    check_list("genes", genes, "genes")
+    hops = check_count("hops", hops, minimum=0)
     reached = np.zeros(graph.n_nodes, dtype=bool)
     genes = sorted(set(genes))
     if genes:
         reached[graph.node_index(genes)] = True
-    for _ in range(int(hops)):
+    for _ in range(hops):
         reached[graph.src[reached[graph.dst]]] = True
     return reached

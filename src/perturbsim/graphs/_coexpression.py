@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from ..pp import PseudobulkStats
+from ..pp._pseudobulk import check_stats
 from ._graph import GeneGraph, _check_selection, _select_top_k
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def coexpression_graph(
     >>> g.n_nodes
     500
     """
+    check_stats(stats)
     top_k = _check_selection(top_k, threshold)
     strength = np.abs(stats.coexpression())
     rows, cols = np.nonzero(strength > threshold)

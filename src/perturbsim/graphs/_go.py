@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._checks import checked_table
+from .._checks import check_list, checked_table
 from .._errors import PerturbsimError, counted
 from ._graph import GeneGraph, _check_selection, _select_top_k
 
@@ -114,8 +114,7 @@ def go_graph(
     if threshold < 0:
         raise PerturbsimError(f"threshold must be >= 0 for the GO graph, got {threshold}")
     for name, given in (("genes", genes), ("require", require)):
-        if isinstance(given, str):
-            raise PerturbsimError(f"{name} must be a list of genes, got the string {given!r}")
+        check_list(name, given, "genes")
     started = time.perf_counter()
     candidates = _unique_ordered(genes)
     required = _unique_ordered(require) if require is not None else []

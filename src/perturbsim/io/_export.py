@@ -21,6 +21,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._atomic import atomic_write_all
+from .._checks import as_path, check_flag
 from .._errors import PerturbsimError, counted
 from .._keys import (
     CELL_EVAL_CONTROL,
@@ -30,7 +31,10 @@ from .._keys import (
     SAMPLE_PERTURBATION,
 )
 from ..models import PerturbationModel
+from ..models._base import check_fitted_model
 from ..pp import Split, canonical_label, parse_perturbations
+from ..pp._cells import matrix_rows
+from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_setup
 from ..tl._design import known_fitted_conditions
 
@@ -118,7 +122,8 @@ def export_cell_eval(
     other cells are labelled with their condition's canonical label (``KLF1``,
     ``KLF1+MAP2K6``):
 
-    - ``real.h5ad``: the measured cells of each condition, as in ``adata.X``;
+    - ``real.h5ad``: the measured cells of each condition, as in ``adata.X`` (or in the
+      layer the stored statistics were computed from, which the model was fitted on);
     - ``pred.h5ad``: cells of each condition made by
       :meth:`~perturbsim.models.PerturbationModel.sample` (their per-gene mean is the
       predicted mean), as many as were measured unless ``n_cells`` is given.
@@ -167,9 +172,14 @@ def export_cell_eval(
     >>> pred.name, real.name
     ('pred.h5ad', 'real.h5ad')
     """
-    out = Path(out_dir)
+    check_fitted_model(model)
+    overwrite = check_flag("overwrite", overwrite)
+    out = as_path("out_dir", out_dir)
     if out.exists() and not out.is_dir():
         raise PerturbsimError(f"{str(out)!r} is a file, not a folder to export into")
+    on_the_way = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if on_the_way is not None:
+        raise PerturbsimError(f"cannot export into {str(out)!r}: {str(on_the_way)!r} is a file")
     existing = [name for name in (PRED_FILE, REAL_FILE) if (out / name).exists()]
     if existing and not overwrite:
         raise PerturbsimError(
@@ -183,8 +193,9 @@ def export_cell_eval(
     counts = sizes if n_cells is None else n_cells
     sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
 
+    matrix = cell_matrix(adata)  # the values the model and its sampled cells describe
     control_rows = np.flatnonzero(codes == CONTROL)
-    control = adata.X[control_rows]
+    control = matrix_rows(matrix, control_rows)
     if sparse.issparse(control):
         x = sparse.vstack([control, sparse.csr_matrix(sampled.X)], format="csr")
     else:
@@ -196,7 +207,12 @@ def export_cell_eval(
         adata.var_names,
     )
     real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
-    real = _cells(adata.X[real_rows], codes[real_rows], adata.obs_names[real_rows], adata.var_names)
+    real = _cells(
+        matrix_rows(matrix, real_rows),
+        codes[real_rows],
+        adata.obs_names[real_rows],
+        adata.var_names,
+    )
 
     pred_path, real_path = atomic_write_all(
         {out / PRED_FILE: pred.write_h5ad, out / REAL_FILE: real.write_h5ad}

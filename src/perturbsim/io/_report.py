@@ -15,13 +15,13 @@ import re
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from .._atomic import atomic_write, write_results_dir
+from .._errors import PerturbsimError
 from ..pl import (
     calibration_curve,
     metric_bars,
@@ -30,7 +30,7 @@ from ..pl import (
     uncertainty_vs_error,
 )
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
-from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
+from ..tl._result import MEAN_BASELINE, REPLICATE, EvaluationResult, order_subgroups
 from ._html import (
     NOT_COVERED,
     TITLE,
@@ -46,9 +46,6 @@ from ._html import (
     raw_digits,
     uncertainty_table,
 )
-
-if TYPE_CHECKING:
-    from ..tl import EvaluationResult
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +279,11 @@ def write_report(
     ...     {"report.md", "report.html"} <= set(ps.io.write_report(result, out))
     True
     """
+    if not isinstance(result, EvaluationResult):
+        raise PerturbsimError(
+            "result must be what perturbsim.tl.evaluate returns (an EvaluationResult), got "
+            f"{type(result).__name__}"
+        )
     return write_results_dir(
         out_dir, partial(_write_report, result, title=title), overwrite=overwrite
     )

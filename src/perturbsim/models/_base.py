@@ -44,13 +44,14 @@ from ..pp._gi import (
     SUM_OF_SINGLES,
     check_abundance_reached,
     check_rules,
+    checked_control_mean,
     gi_scores,
     resolve_abundance,
     summed_pairs,
 )
 from ..pp._labels import SEPARATORS, is_control_word, singles_of
 from ..pp._pseudobulk import cell_matrix
-from ..pp._setup import check_setup
+from ..pp._setup import check_anndata, check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData
 from ._store import CONFIG_CHECKSUM, read_model_dir, write_model_dir
@@ -77,6 +78,22 @@ batch by batch, in an evaluation or an experiment design."""
 WARN_SUMMED: ContextVar[bool] = ContextVar("perturbsim_warn_summed", default=True)
 """Whether :meth:`~PerturbationModel.predict_pairs` warns of pairs predicted as their singles
 summed; switched off where the caller says it itself (``perturbsim gi``)."""
+
+
+def check_fitted_model(value: object, name: str = "model") -> None:
+    """Raise unless ``value`` is a fitted perturbsim model.
+
+    Raises
+    ------
+    PerturbsimError
+        Naming the type given, or the model that is not fitted.
+    """
+    if not isinstance(value, PerturbationModel):
+        raise PerturbsimError(
+            f"{name} must be a fitted perturbsim model (e.g. ps.Stacked(adata).fit()), got "
+            f"{type(value).__name__}"
+        )
+    value.require_fitted()
 
 
 def _cell_counts(n_cells: int | Sequence[int], n_perturbations: int) -> np.ndarray:
@@ -151,7 +168,8 @@ def _check_gi_options(options: Mapping[str, Any], control_mean: np.ndarray) -> N
     if abundance is not None:
         check_nonnegative("abundance", abundance)
     if isinstance(options.get("genes", parameters["genes"].default), str):
-        control = np.asarray(options.get("control_mean", control_mean), dtype=float)
+        control = options.get("control_mean", control_mean)
+        control = checked_control_mean(control, np.asarray(control_mean).size)
         abundance = resolve_abundance(control, abundance)
         check_abundance_reached(int((control > abundance).sum()), abundance)
 
@@ -1008,7 +1026,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            One line with both counts and how many genes they share: ``adata.var_names``
+            For an ``adata`` that is no AnnData; one line with both counts and how many
+            genes they share: ``adata.var_names``
             differ from :attr:`genes` (another screen, or genes subset since the fit), or
             hold the same genes in another order (reorder ``adata`` by ``model.genes``).
 
@@ -1024,6 +1043,7 @@ class PerturbationModel(ABC):
         ...     print(str(error).split(":")[0])
         the genes of adata (10) do not match the model's (500; 10 shared)
         """
+        check_anndata(adata)
         genes = np.asarray(adata.var_names, dtype=str)
         if np.array_equal(genes, self.genes):
             return

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._checks import checked_table
+from .._checks import check_list, checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, SEP, SETUP, SIMULATION, SPLIT_UNS, UNS
 from ..graphs import GeneGraph, go_graph
@@ -204,8 +204,19 @@ class ScreenData:
         -------
         A new :class:`ScreenData` sharing :attr:`stats` (whose co-expression moments stay
         those of the cells they were computed on).
+
+        Raises
+        ------
+        PerturbsimError
+            For a ``train`` without a perturbed condition, a label the statistics do not
+            hold, or a condition in both sets.
         """
         train_list = self.train if train is None else self._known(train, "train_conditions")
+        if train is not None and not self.perturbed(train_list):
+            given = shown_list(train_list, 5) or "none"
+            raise PerturbsimError(
+                f"train_conditions names no perturbed condition ({given}): nothing to learn from"
+            )
         if CONTROL not in train_list:
             train_list = [CONTROL, *train_list]
         val_list = [] if val is None else self._known(val, "val_conditions")
@@ -222,8 +233,7 @@ class ScreenData:
         )
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
-        if isinstance(labels, str):
-            raise PerturbsimError(f"{what} must be a list of labels, got the string {labels!r}")
+        check_list(what, labels, "labels")
         present = set(map(str, self.stats.conditions))
         canonical = [self._canonical(str(label), present) for label in labels]
         unknown = [c for c in canonical if c not in present]
@@ -309,10 +319,11 @@ class ScreenData:
 
         The change is the difference of two means, so both count: the condition's squared
         standard error plus the control's, each from its variance moderated towards the
-        gene's pooled one (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`, the
-        prior that DE and the interaction tests use). A gene none of a condition's few
-        cells detected then has the pooled spread's error, not an error of 0, and a
-        condition of one cell one at all.
+        gene's variance pooled over the training and validation conditions
+        (:meth:`~perturbsim.pp.PseudobulkStats.moderated_variance`, the prior that DE and the
+        interaction tests use; held-out conditions are left out of the pool). A gene none
+        of a condition's cells detected then has an error from the pooled spread, not an
+        error of 0; so has a condition of one cell, whose own spread is unknown.
 
         Parameters
         ----------
@@ -321,7 +332,8 @@ class ScreenData:
 
         Returns
         -------
-        ``(len(conditions), G)`` float64, positive wherever the gene varies in the screen.
+        ``(len(conditions), G)`` float64, positive wherever the gene varies in the
+        conditions pooled.
 
         Examples
         --------
@@ -336,7 +348,8 @@ class ScreenData:
         >>> int((own == 0).sum()), int((variances == 0).sum())
         (781, 500)
         """
-        squared, _ = self.stats.moderated_squared_standard_error()
+        seen = self.stats.index(list(dict.fromkeys(self.train + self.val)))
+        squared, _ = self.stats.moderated_squared_standard_error(pooled_over=seen)
         return squared[self.stats.index(list(conditions))] + squared[self.stats.control_index]
 
     def denoised(self, conditions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count, check_flag, check_nonnegative, check_positive
+from .._checks import check_count, check_flag, check_list, check_nonnegative, check_positive
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
@@ -345,8 +345,7 @@ class FitnessModel:
 
     def _pairs(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Node indices of the pairs' genes and their measured fitness."""
-        if isinstance(labels, str):
-            raise PerturbsimError(f"pairs must be a list of labels, got the string {labels!r}")
+        check_list("pairs", labels, "labels")
         table = self.screen.pair_table()
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
         missing = [p for p in labels if p not in table.index]
@@ -364,10 +363,7 @@ class FitnessModel:
     def _known(self, known_singles: Sequence[str] | None) -> np.ndarray:
         if known_singles is None:
             return np.ones(len(self.genes), dtype=bool)
-        if isinstance(known_singles, str):
-            raise PerturbsimError(
-                f"known_singles must be a list of genes, got the string {known_singles!r}"
-            )
+        check_list("known_singles", known_singles, "genes")
         unknown = [g for g in known_singles if g not in self._node]
         if unknown:
             raise PerturbsimError(f"known_singles not in the screen: {shown_list(unknown, 10)}")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from anndata import AnnData
 
-from .._checks import check_count, check_positive
+from .._checks import check_count, check_list, check_positive
 from .._errors import PerturbsimError
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -76,10 +76,7 @@ class GRN(CoverageMixin, PerturbationModel):
         seed: int | None = None,
     ) -> None:
         check_positive("ridge", ridge)
-        if isinstance(regulators, str):
-            raise PerturbsimError(
-                f"regulators must be a list of genes, got the string {regulators!r}"
-            )
+        check_list("regulators", regulators, "genes")
         super().__init__(adata, seed=seed)
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)

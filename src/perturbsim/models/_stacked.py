@@ -339,10 +339,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     gene; the pair fit (role coefficients or shared change) saw those pairs, a slight optimism). A
     measured single's variance is its change's error variance, its own squared standard
     error plus the control's, each moderated towards the gene's pooled variance (so that a
-    gene none of its cells detected is not certain; with ``denoise``, the posterior
-    variance of its shrunk change; in files saved before it was kept, the median squared
-    standard error of the training conditions, :attr:`noise`); an inferred single's is
-    that median, plus
+    gene none of its cells detected is not certain; with ``denoise`` too, whose posterior
+    variance, from a prior estimated on the same measurement, is 0 for a departure shrunk
+    to nothing; in files saved before it was kept, the median squared standard error of
+    the training conditions, :attr:`noise`); an inferred single's is that median, plus
     its own error variance, which it adds to every set that includes it (with
     measured partners, a pair's interaction error over the number of pairs; each inferred
     gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
@@ -576,8 +576,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.single_noise: dict[str, np.ndarray] = {}
         """Each measured single's own error variance (float32), its predictive variance: its
         change's (:meth:`ScreenData.change_variances`: its squared standard error and the
-        control's, moderated); with ``denoise``, the posterior variance of its shrunk
-        change."""
+        control's, moderated), with ``denoise`` too."""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -842,15 +841,13 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.singles = {c: changes[c] for c in train if len(genes_of(c)) == 1}
         noise = dict(zip(measured, measured_noise, strict=True))
         measured_singles = [c for c in measured if len(genes_of(c)) == 1]
-        own_noise = (  # with denoise, the posterior variances of the changes it predicts
-            [noise[c] for c in measured_singles]
-            if self.denoise
-            else data.change_variances(measured_singles)
+        self.single_noise = dict(
+            zip(
+                measured_singles,
+                data.change_variances(measured_singles).astype(np.float32),
+                strict=True,
+            )
         )
-        self.single_noise = {
-            c: np.asarray(v, dtype=np.float32)
-            for c, v in zip(measured_singles, own_noise, strict=True)
-        }
         self.inferred = {}
         self.inferred_variance = {}
         if self.interaction:

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .._atomic import RESULTS_MARKER, new_file_mode
+from .._checks import as_path, check_flag
 from .._errors import PerturbsimError, shown_list
 
 CONFIG_FILE = "config.json"
@@ -90,8 +91,8 @@ def write_model_dir(
     -------
     The directory written.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
+    path = as_path("path", path)
+    if path.exists() and not check_flag("overwrite", overwrite):
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     check_replaceable(path)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -140,7 +141,7 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         since it was saved (its recorded checksum; files saved before it was kept have
         none), or the weights do not match their recorded checksum (tampered or truncated).
     """
-    path = Path(path)
+    path = as_path("path", path)
     config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not path.is_dir():
         raise PerturbsimError(f"no model directory at {str(path)!r}")

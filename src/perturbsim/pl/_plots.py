@@ -79,6 +79,8 @@ def chosen(given: str | Sequence[str] | None, available: Sequence[str], what: st
     unknown = [name for name in shown if name not in available]
     if unknown:
         raise PerturbsimError(f"no {what} {unknown} (have: {available})")
+    if given is not None and not shown:
+        raise PerturbsimError(f"no {what} chosen: name at least one of {available}, or None")
     return shown
 
 
@@ -334,8 +336,17 @@ def _as_series(
         delta = np.asarray(delta.toarray() if sparse.issparse(delta) else delta, dtype=float)
         return pd.Series(delta[0], index=values.var_names.astype(str)), label
     if isinstance(values, pd.Series):
-        return values.astype(float), None
-    return np.asarray(values, dtype=float).ravel(), None
+        series = pd.to_numeric(values, errors="coerce")
+        if series.isna().any() and not values.isna().any():
+            raise PerturbsimError(f"{what} must hold numbers, one per gene")
+        return series.astype(float), None
+    try:
+        return np.asarray(values, dtype=float).ravel(), None
+    except (TypeError, ValueError):
+        raise PerturbsimError(
+            f"{what} must be profiles (an AnnData with .layers[{DELTA_LAYER!r}]), a Series or "
+            f"an array of numbers, got {type(values).__name__}"
+        ) from None
 
 
 def _profile_of(data: ProfileSource, condition: str | None, what: str) -> pd.Series:

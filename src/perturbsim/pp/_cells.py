@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
-from .._checks import check_count
+from .._checks import check_count, check_list
 from .._errors import PerturbsimError
 from .._keys import CONDITION
 from .._settings import resolve_seed
@@ -14,8 +14,8 @@ from ._pseudobulk import cell_matrix
 from ._setup import check_setup
 
 
-def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """Rows of a cell matrix as a dense array, reading only those rows.
+def matrix_rows(matrix: object, rows: np.ndarray) -> object:
+    """Rows of a cell matrix in memory as it stores them (sparse stays sparse).
 
     Parameters
     ----------
@@ -24,6 +24,22 @@ def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np
         h5py reads them) or a dask array (its blocks dense or sparse; computed here).
     rows
         Row indices.
+
+    Returns
+    -------
+    A numpy array or a scipy sparse matrix, ``(len(rows), n_genes)``.
+    """
+    block = matrix[rows]
+    return block.compute() if is_dask_array(block) else block
+
+
+def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Rows of a cell matrix as a dense array, reading only those rows.
+
+    Parameters
+    ----------
+    matrix, rows
+        As for :func:`matrix_rows`.
     dtype
         Type of the returned array.
 
@@ -38,9 +54,7 @@ def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np
     array([[1., 0., 0.],
            [0., 0., 1.]])
     """
-    block = matrix[rows]
-    if is_dask_array(block):
-        block = block.compute()
+    block = matrix_rows(matrix, rows)
     return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=dtype)
 
 
@@ -76,8 +90,7 @@ def draw_cells(
     """
     check_setup(adata)
     max_cells = check_count("max_cells", max_cells)
-    if isinstance(conditions, str):
-        raise PerturbsimError(f"conditions must be a list of labels, got the string {conditions!r}")
+    check_list("conditions", conditions, "labels")
     known = set(map(str, adata.obs[CONDITION].cat.categories))
     unknown = sorted(set(conditions) - known)
     if unknown:

@@ -29,7 +29,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats as scipy_stats
 
-from .._checks import check_count, shown
+from .._checks import check_count, check_list, shown
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, CONTROL, DE, OWN_UNS, SEP, SETUP, UNS
 from .._threads import torch_threads_kept
@@ -39,6 +39,7 @@ from ._pseudobulk import (
     PRIOR_DF,
     PseudobulkStats,
     cell_matrix,
+    check_stats,
     current_stats,
     welch_satterthwaite,
 )
@@ -159,8 +160,7 @@ def count_de(
     >>> list(counts.index), bool((counts >= 0).all())
     (['KLF1', 'KLF1+MAP2K6'], True)
     """
-    if isinstance(conditions, str):
-        raise PerturbsimError(f"conditions must be a list of labels, got the string {conditions!r}")
+    check_list("conditions", conditions, "labels")
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise PerturbsimError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
     conditions = [str(c) for c in conditions]
@@ -352,11 +352,12 @@ def rank_de(
     if method == "wilcoxon" and (adata.isbacked or is_dask_array(cell_matrix(adata))):
         raise PerturbsimError(
             "method='wilcoxon' needs the expression matrix in memory: read the file without "
-            "backed= (a dask X: adata.X = adata.X.compute()), or use method='t-test' (works "
-            "on backed files and dask arrays)"
+            "backed= (a dask array: compute it, e.g. adata.X = adata.X.compute()), or use "
+            "method='t-test' (works on backed files and dask arrays)"
         )
     if stats is None:
         stats = current_stats(adata)
+    check_stats(stats)
     if list(stats.genes) != list(adata.var_names):
         raise PerturbsimError("stats.genes differ from adata.var_names: recompute pseudobulk")
     if CONTROL not in set(stats.conditions) or stats.n_cells[stats.control_index] == 0:
@@ -531,8 +532,7 @@ class DEGenes:
         -------
         Up to ``n_genes`` gene names, by decreasing absolute score (ties: gene order).
         """
-        if isinstance(exclude, str):
-            raise PerturbsimError(f"exclude must be a list of genes, got the string {exclude!r}")
+        check_list("exclude", exclude, "genes")
         row = self._row(condition)
         excluded = np.isin(self.genes, list(exclude))
         if not excluded.any():

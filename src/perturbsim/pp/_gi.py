@@ -33,7 +33,15 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
-from .._checks import as_whole, check_count, check_label_part, check_nonnegative, shown
+from .._checks import (
+    as_whole,
+    check_count,
+    check_flag,
+    check_label_part,
+    check_list,
+    check_nonnegative,
+    shown,
+)
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
@@ -43,6 +51,7 @@ from ._pseudobulk import (
     PRIOR_DF,
     PseudobulkStats,
     check_prior_df,
+    check_stats,
     welch_satterthwaite,
 )
 from ._setup import check_anndata
@@ -830,16 +839,21 @@ def _delta(profiles: AnnData) -> object:
 def _control(
     profiles: AnnData, rows: Mapping[str, int], delta: object, control_mean: np.ndarray | None
 ) -> np.ndarray:
-    """Mean control expression: row ``ctrl`` of X, else ``control_mean``, else X - delta."""
+    """Mean control expression: row ``ctrl`` of X, else ``control_mean``, else X - delta.
+
+    A ``control_mean`` given beside a ``ctrl`` row must agree with it.
+    """
+    given = None if control_mean is None else checked_control_mean(control_mean, profiles.n_vars)
     if CONTROL in rows:
-        return _rows_of(profiles.X, [rows[CONTROL]])[0]
-    if control_mean is not None:
-        control = np.asarray(control_mean, dtype=float).ravel()
-        if control.shape != (profiles.n_vars,):
+        row = _rows_of(profiles.X, [rows[CONTROL]])[0]
+        if given is not None and not np.allclose(given, row, rtol=1e-5, atol=1e-6):
             raise PerturbsimError(
-                f"control_mean has {control.size} values but profiles has {profiles.n_vars} genes"
+                f"control_mean differs from the {CONTROL!r} row of profiles by up to "
+                f"{np.abs(given - row).max():.3g}: pass one of them"
             )
-        return control
+        return row
+    if given is not None:
+        return given
     first = _rows_of(profiles.X, [0])[0] - _rows_of(delta, [0])[0]
     for start in range(0, profiles.n_obs, _CHUNK):
         chunk = range(start, min(start + _CHUNK, profiles.n_obs))
@@ -850,6 +864,31 @@ def _control(
                 "between rows: pass control_mean="
             )
     return first
+
+
+def checked_control_mean(control_mean: object, n_genes: int) -> np.ndarray:
+    """``control_mean`` as a float vector of one finite value for each of ``n_genes`` genes.
+
+    Raises
+    ------
+    PerturbsimError
+        For values that are not numbers, another number of them, or NaN or infinite ones.
+    """
+    try:
+        control = np.asarray(control_mean, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise PerturbsimError(
+            f"control_mean must be numbers, one per gene, got {shown(control_mean)}"
+        ) from None
+    if control.shape != (n_genes,):
+        raise PerturbsimError(
+            f"control_mean has {control.size} values but profiles has {n_genes} genes"
+        )
+    if not np.isfinite(control).all():
+        raise PerturbsimError(
+            f"control_mean holds {int((~np.isfinite(control)).sum())} NaN or infinite values"
+        )
+    return control
 
 
 def _listed_genes(profiles: AnnData, genes: Sequence[str]) -> np.ndarray:
@@ -875,8 +914,7 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
                 sep,
             )
         return found
-    if isinstance(pairs, str):
-        raise PerturbsimError(f"pairs must be a list of labels, got the string {pairs!r}")
+    check_list("pairs", pairs, "labels")
     out: list[str] = []
     for pair in pairs:
         label = _canonical(pair, sep)
@@ -1109,7 +1147,10 @@ def gi_scores(
     True
     """
     check_anndata(profiles, "profiles", rows="conditions")
+    if not profiles.n_obs:
+        raise PerturbsimError("profiles has no rows: nothing to score")
     rules = check_rules(rules)
+    exclude_targets = check_flag("exclude_targets", exclude_targets)
     min_cells = check_count("min_cells", min_cells)
     max_subsets = check_count("max_subsets", max_subsets)
     if abundance is not None:
@@ -1135,13 +1176,16 @@ def gi_scores(
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         base_mask = _listed_genes(profiles, genes)
+    if n_de is not None and not isinstance(n_de, Mapping):
+        raise PerturbsimError(
+            f"n_de must map pairs to their DE gene counts (or be None), got {shown(n_de)}"
+        )
     n_de_canonical = (
         None if n_de is None else {_canonical(p, sep): _de_count(p, v) for p, v in n_de.items()}
     )
     seed = resolve_seed(seed)
-    if isinstance(unsupported, str):
-        raise PerturbsimError(f"unsupported must be a list of genes, got {unsupported!r}")
-    weak = set(map(str, unsupported))
+    check_list("unsupported", unsupported, "genes")
+    weak = set(map(str, unsupported or ()))
     few_cells = _few_cells(profiles, sep, min_cells)
     n_fitted = int(base_mask.sum())
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
@@ -1494,8 +1538,10 @@ def gi_per_gene(
     (a gene that moved in none of the four means); without, every testable row when there
     is no empirical null.
     """
+    check_anndata(profiles, "profiles", rows="conditions")
     if isinstance(fdr, bool) or not isinstance(fdr, numbers.Real) or not 0 < fdr < 1:
         raise PerturbsimError(f"fdr must be a number strictly between 0 and 1, got {fdr!r}")
+    exclude_targets = check_flag("exclude_targets", exclude_targets)
     min_cells = check_count("min_cells", min_cells)
     prior_df = check_prior_df(prior_df)
     rows = _profile_rows(profiles, sep)
@@ -1715,8 +1761,9 @@ def gi_split_half(
     >>> bool(-1 <= r["KLF1+MAP2K6"] <= 1)
     True
     """
-    if isinstance(pairs, str):
-        raise PerturbsimError(f"pairs must be a list of labels, got the string {pairs!r}")
+    check_list("pairs", pairs, "labels")
+    check_stats(stats)
+    exclude_targets = check_flag("exclude_targets", exclude_targets)
     if stats.half_moments is None or stats.half_n is None:
         raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")
     names = np.asarray(stats.genes, dtype=str)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from .._checks import check_label_part
+from .._checks import check_label_part, check_list
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONTROL, SEP
 
@@ -126,7 +126,10 @@ def canonical_label(genes: Iterable[str]) -> str:
     >>> ps.pp.canonical_label([])
     'ctrl'
     """
+    check_list("genes", genes, "genes")
     genes = sorted(set(genes))
+    if "" in genes:
+        raise PerturbsimError(f"genes holds an empty name: {genes!r}")
     return SEP.join(genes) if genes else CONTROL
 
 
@@ -138,6 +141,10 @@ def genes_of(condition: str) -> tuple[str, ...]:
     condition
         A canonical label (:func:`canonical_label`), e.g. ``"KLF1+MAP2K6"`` or ``"ctrl"``.
     """
+    if not isinstance(condition, str):
+        raise PerturbsimError(
+            f"condition must be a label such as 'KLF1+MAP2K6', got {type(condition).__name__}"
+        )
     return () if condition == CONTROL else tuple(condition.split(SEP))
 
 

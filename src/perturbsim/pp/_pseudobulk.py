@@ -225,7 +225,9 @@ class PseudobulkStats:
         """
         return np.sqrt(self.squared_standard_error())
 
-    def moderated_variance(self, prior_df: float = PRIOR_DF) -> tuple[np.ndarray, np.ndarray]:
+    def moderated_variance(
+        self, prior_df: float = PRIOR_DF, *, pooled_over: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-condition variances shrunk towards each gene's pooled variance, and their df.
 
         ``((n - 1) s² + d0 s0²) / (n - 1 + d0)`` with ``s²`` a condition's sample variance
@@ -243,6 +245,9 @@ class PseudobulkStats:
         prior_df
             ``d0 >= 0``; 0 is each condition's sample variance (NaN for a condition of one
             cell), ``inf`` the larger of the pooled and the condition's own.
+        pooled_over
+            Indices of the conditions ``s0²`` is pooled over (default: every one). A model
+            pools over the conditions it may see, so that held-out cells shape nothing.
 
         Returns
         -------
@@ -269,7 +274,8 @@ class PseudobulkStats:
         prior_df = check_prior_df(prior_df)
         own_df = np.clip(self.n_cells.astype(float) - 1.0, 0.0, None)
         sum_of_squares = self.variance() * own_df[:, None]
-        pooled = sum_of_squares.sum(axis=0) / max(float(own_df.sum()), 1.0)
+        pool = slice(None) if pooled_over is None else np.asarray(pooled_over, dtype=np.int64)
+        pooled = sum_of_squares[pool].sum(axis=0) / max(float(own_df[pool].sum()), 1.0)
         df = own_df + prior_df
         if np.isinf(prior_df):
             return np.fmax(pooled[None, :], self.variance()), df
@@ -279,16 +285,18 @@ class PseudobulkStats:
         return np.where(df[:, None] > 0, variance, np.nan), df
 
     def moderated_squared_standard_error(
-        self, prior_df: float = PRIOR_DF
+        self, prior_df: float = PRIOR_DF, *, pooled_over: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Squared standard errors of the means from :meth:`moderated_variance`, and their df.
+
+        ``prior_df`` and ``pooled_over`` as there.
 
         Returns
         -------
         ``(C, G)`` the moderated variances over each condition's cells, ``(C,)`` their
         degrees of freedom.
         """
-        variance, dof = self.moderated_variance(prior_df)
+        variance, dof = self.moderated_variance(prior_df, pooled_over=pooled_over)
         with np.errstate(invalid="ignore", divide="ignore"):
             return variance / self.n_cells[:, None].astype(float), dof
 
@@ -777,6 +785,24 @@ def stored_layer(adata: AnnData) -> str | None:
     """The layer the statistics stored in ``adata`` are of (``None``: ``X``, or none stored)."""
     data = adata.uns.get(UNS, {}).get(PSEUDOBULK)
     return None if data is None or "layer" not in data else str(data["layer"])
+
+
+def check_stats(value: object, name: str = "stats") -> None:
+    """Raise naming the type when ``value`` is not a :class:`PseudobulkStats`.
+
+    Examples
+    --------
+    >>> check_stats("KLF1")
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: stats must be statistics of a screen \
+(ps.pp.compute_pseudobulk(adata)), got str
+    """
+    if not isinstance(value, PseudobulkStats):
+        raise PerturbsimError(
+            f"{name} must be statistics of a screen (ps.pp.compute_pseudobulk(adata)), got "
+            f"{type(value).__name__}"
+        )
 
 
 def stored_matrix(adata: AnnData, layer: str | None) -> object:

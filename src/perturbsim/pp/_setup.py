@@ -475,6 +475,7 @@ def setup(
     if go_annotations is not None:
         checked_table(go_annotations, ("gene", "term"), "go_annotations")
     pool_datasets = check_flag("pool_datasets", pool_datasets)
+    normalize = check_flag("normalize", normalize)
     before = _screen_as_read(adata)
     raw = adata.obs[perturbation_key]
     if raw.isna().any():

@@ -6,6 +6,7 @@ from typing import Any
 
 from anndata import AnnData
 
+from .._checks import check_flag
 from .._errors import PerturbsimError
 from .._keys import UNS
 
@@ -19,6 +20,7 @@ def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
         For a backed screen that cannot be written so: a copy of it (anndata copies a
         backed screen only into a new file) or a subset (view) of one.
     """
+    copy = check_flag("copy", copy)
     if adata.isbacked and adata.is_view:
         raise PerturbsimError(
             f"adata is a subset (view) of a backed file, which {what} cannot write into: load "

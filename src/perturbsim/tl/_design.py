@@ -19,13 +19,13 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .._checks import check_count, check_fraction, check_nonnegative, checked_table
+from .._checks import check_count, check_fraction, check_list, check_nonnegative, checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed, switched_off
 from ..graphs import GeneGraph, go_graph
 from ..models import GEARS, PerturbationModel, Stacked
-from ..models._base import WARN_UNSUPPORTED
+from ..models._base import WARN_UNSUPPORTED, check_fitted_model
 from ..pp import canonical_label, genes_of, parse_perturbations
 from ._intervals import mean_interval
 
@@ -64,8 +64,7 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
 
 def _labels(perturbations: Sequence[str], what: str) -> list[str]:
     """Canonical labels of the perturbed conditions among ``perturbations``, each once."""
-    if isinstance(perturbations, str):
-        raise PerturbsimError(f"{what} must be a list of labels, got the string {perturbations!r}")
+    check_list(what, perturbations, "labels")
     if not len(perturbations):
         return []
     sets = parse_perturbations(list(perturbations))
@@ -94,6 +93,7 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     -------
     Canonical labels of perturbed conditions, each once.
     """
+    check_fitted_model(model)
     if model.fitted_conditions is None:
         return known_fitted_conditions(model)
     return _labels([*model.fitted_conditions, *model.screen_conditions], "measured")
@@ -491,8 +491,7 @@ def design(
     """
     if strategy not in STRATEGIES:
         raise PerturbsimError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
-    if not model.is_fitted:
-        raise PerturbsimError(f"{model.label} is not fitted: call .fit() first")
+    check_fitted_model(model)
     part_weights = (
         check_nonnegative("uncertainty_weight", uncertainty_weight),
         check_nonnegative("coverage_weight", coverage_weight),

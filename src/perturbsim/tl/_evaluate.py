@@ -12,6 +12,7 @@ conditions. :func:`evaluate` runs the seeds and assembles an :class:`EvaluationR
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ import pandas as pd
 from anndata import AnnData
 from tqdm.auto import tqdm
 
-from .._checks import check_count
+from .._checks import check_count, check_flag, shown
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
@@ -49,6 +50,9 @@ from ._result import (
 from ._uncertainty import UNCERTAINTY_COLUMNS, uncertainty_table
 
 logger = logging.getLogger(__name__)
+
+SET_BY_EVALUATE = frozenset({"adata", "kind", "seed", "copy"})
+"""Options of :func:`perturbsim.pp.split` that :func:`evaluate` sets itself."""
 
 ModelFactory = Callable[..., PerturbationModel]
 """A custom model: ``factory(adata, **model_kwargs[name])`` returns it unfitted."""
@@ -103,6 +107,41 @@ def _from_catalogue(name: str, options: dict[str, Any]) -> Builder:
         return build_model(name, adata, **{"seed": seed, **options})
 
     return build
+
+
+def _options_by_model(name: str, given: object) -> dict[str, dict[str, Any]]:
+    """``given`` (``model_kwargs``, ``train_kwargs``) as model name -> its options."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping) or not all(isinstance(v, Mapping) for v in given.values()):
+        raise PerturbsimError(
+            f"{name} must map model names to dicts of their options, e.g. "
+            f"{{'gears': {{'hidden': 32}}}}, got {shown(given)}"
+        )
+    return {str(model): dict(options) for model, options in given.items()}
+
+
+def _split_options(given: object) -> dict[str, Any]:
+    """``split_kwargs`` checked against :func:`perturbsim.pp.split`'s options."""
+    if given is None:
+        return {}
+    settable = sorted(set(inspect.signature(split_screen).parameters) - SET_BY_EVALUATE)
+    if not isinstance(given, Mapping):
+        raise PerturbsimError(
+            f"split_kwargs must map split's options to values, got {shown(given)}"
+        )
+    refused = sorted(set(map(str, given)) - set(settable))
+    if refused:
+        why = (
+            "evaluate sets the split's kind (split=) and seed (seeds=) itself and splits a copy"
+            if set(refused) <= SET_BY_EVALUATE
+            else "perturbsim.pp.split has no such option"
+        )
+        raise PerturbsimError(
+            f"split_kwargs cannot give {shown_list(refused, 5)} ({why}); it takes "
+            f"{', '.join(settable)}"
+        )
+    return dict(given)
 
 
 def _resolve_models(
@@ -715,8 +754,9 @@ def evaluate(
     """
     check_setup(adata)
     seed_list = resolve_seeds(seeds, first=1)
-    model_kwargs = dict(model_kwargs or {})
-    train_kwargs = dict(train_kwargs or {})
+    model_kwargs = _options_by_model("model_kwargs", model_kwargs)
+    train_kwargs = _options_by_model("train_kwargs", train_kwargs)
+    split_kwargs = _split_options(split_kwargs)
     builders = _resolve_models(models, model_kwargs)
     names = list(builders)
     unknown_train = sorted(set(train_kwargs) - set(names))
@@ -728,6 +768,8 @@ def evaluate(
     gi_k = check_count("gi_k", gi_k)
     n_de = check_count("n_de", n_de)
     min_cells = check_count("min_cells", min_cells)
+    exclude_targets = check_flag("exclude_targets", exclude_targets)
+    replicate, gi = check_flag("replicate", replicate), check_flag("gi", gi)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
     simulated = simulated_truth(adata) if gi else None

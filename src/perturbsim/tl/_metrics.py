@@ -27,6 +27,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._checks import check_flag
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SETUP, UNS, VARIANCE_LAYER
 from ..pp import PseudobulkStats, genes_of
@@ -798,6 +799,7 @@ def score(
     """
     if not isinstance(pred, AnnData):
         raise PerturbsimError(f"pred must be an AnnData, got {type(pred).__name__}")
+    exclude_targets = check_flag("exclude_targets", exclude_targets)
     genes = np.asarray(pred.var_names, dtype=str)
     conditions = [str(c) for c in pred.obs_names]
     given = {
