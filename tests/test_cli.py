@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -970,9 +971,21 @@ def test_printed_tables_never_show_minus_zero():
         (["trian"], "argument command: invalid choice: 'trian'"),
         (["train"], "the following arguments are required: data, --out"),
         (["evaluate", "x.h5ad", "--out", "r", "--where", "=KLF1"], "expected COLUMN=VALUE"),
+        (["train", "x.h5ad", "--out", ""], "argument --out: an empty path"),
     ],
 )
 def test_arguments_argparse_refuses_are_one_line_naming_the_help(capsys, argv, message):
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert message in err and err.endswith("--help)") and "usage:" not in err
+
+
+def test_duplicated_gene_names_are_one_line_without_anndata_s_warning(capsys, screen, tmp_path):
+    screen.var_names = [screen.var_names[1], *screen.var_names[1:]]
+    data = _write(screen, tmp_path / "duplicated.h5ad")
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:  # printed on stderr by the CLI
+        warnings.simplefilter("always")
+        assert _train(data, tmp_path / "model", "--model", "mean") == 2
+    assert "duplicated gene names in var_names" in _one_line_error(capsys)
+    assert not [w for w in caught if "not unique" in str(w.message)]

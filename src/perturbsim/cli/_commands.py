@@ -42,6 +42,7 @@ from ._parser import (
     add_command,
     add_overwrite,
     output_file,
+    path_argument,
     read_list,
     refuse_existing,
     refuse_output_file,
@@ -114,7 +115,10 @@ def _add_split_options(
     """Add ``--split`` (``choices``, ``default``, ``help_text``) and ``--test`` (custom)."""
     parser.add_argument("--split", choices=choices, default=default, help=help_text)
     parser.add_argument(
-        "--test", type=Path, metavar="FILE", help="file of test conditions, one a line (custom)"
+        "--test",
+        type=path_argument,
+        metavar="FILE",
+        help="file of test conditions, one a line (custom)",
     )
 
 
@@ -200,7 +204,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
     parser = add_command(commands, "train", help="train a model on a screen and save it")
     add_screen_options(parser)
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="model directory to write"
+        "--out", type=path_argument, required=True, metavar="DIR", help="model directory to write"
     )
     parser.add_argument(
         "--model",
@@ -286,7 +290,7 @@ def _run_predict(args: argparse.Namespace) -> None:
 def register_predict(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim predict``."""
     parser = add_command(commands, "predict", help="predict expression after perturbations")
-    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
     parser.add_argument("perturbations", nargs="+", help="labels such as FOSB+CEBPB KLF1")
     parser.add_argument(
         "--out",
@@ -433,10 +437,14 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         "export",
         help="write predicted and real cells of the held-out conditions for cell-eval",
     )
-    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
     add_screen_options(parser, loads_model=True)
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="directory for pred/real.h5ad"
+        "--out",
+        type=path_argument,
+        required=True,
+        metavar="DIR",
+        help="directory for pred/real.h5ad",
     )
     add_overwrite(parser, "pred.h5ad and real.h5ad of an earlier export in --out")
     _add_split_options(
@@ -595,7 +603,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         "is mostly noise); 1 scores them all",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="directory for the report"
+        "--out", type=path_argument, required=True, metavar="DIR", help="directory for the report"
     )
     add_overwrite(parser, "a previous report in --out (never another folder)")
     parser.set_defaults(run=_run_evaluate)
@@ -808,7 +816,9 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="N", help="split seeds 1..N (default 1)"
     )
-    parser.add_argument("--out", type=Path, default=None, help="also write the full report here")
+    parser.add_argument(
+        "--out", type=path_argument, default=None, help="also write the full report here"
+    )
     add_overwrite(parser, "a previous report in --out (never another folder)")
     parser.set_defaults(run=_run_demo)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .._atomic import atomic_write
 from .._errors import PerturbsimError, counted
@@ -11,7 +10,14 @@ from .._keys import SEP
 from .._settings import check_seed
 from ..pp import canonical_label, genes_of
 from ..tl._design import STRATEGIES
-from ._parser import add_command, add_overwrite, output_file, read_list, refuse_output_file
+from ._parser import (
+    add_command,
+    add_overwrite,
+    output_file,
+    path_argument,
+    read_list,
+    refuse_output_file,
+)
 from ._screen import screen_queries
 
 
@@ -58,7 +64,7 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "design",
         help="rank untested singles and pairs by how much measuring them should help the model",
     )
-    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
     parser.add_argument(
         "--budget", type=int, required=True, metavar="K", help="perturbations to propose"
     )
@@ -71,7 +77,7 @@ def register_design(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--measured",
-        type=Path,
+        type=path_argument,
         metavar="FILE",
         help="conditions already measured, one a line; an empty file: none (default: the "
         "conditions of the screen the model was fitted on, held-out ones included, as its "

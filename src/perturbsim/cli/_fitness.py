@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._atomic import RESULTS_MARKER, atomic_write, check_results_dir, write_results_dir
 from .._errors import PerturbsimError
-from ._parser import FIGURE_DPI, add_command, add_overwrite, refuse_outputs
+from ._parser import FIGURE_DPI, add_command, add_overwrite, path_argument, refuse_outputs
 from ._screen import add_go_option, go_annotations
 
 if TYPE_CHECKING:
@@ -182,10 +182,12 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         "predictions.csv, r2.csv (the printed tables, a row per scope and subgroup), "
         "settings.json and a scatter plot per method but mean (e.g. fitness_model.png).",
     )
-    parser.add_argument("directory", type=Path, metavar="DIR", help="folder of fitness tables")
+    parser.add_argument(
+        "directory", type=path_argument, metavar="DIR", help="folder of fitness tables"
+    )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         required=True,
         metavar="OUT",
         help="folder for tables and plots: new or empty (never DIR, --expression-model or "
@@ -228,7 +230,7 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--expression-model",
-        type=Path,
+        type=path_argument,
         metavar="MODEL_DIR",
         help="a saved perturbsim expression model: also score fitness predicted from its "
         "predicted expression (ridge)",

@@ -39,7 +39,14 @@ from ..pp._gi import (
 )
 from ..pp._labels import singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, PseudobulkStats, current_stats
-from ._parser import FIGURE_DPI, add_command, add_overwrite, read_list, refuse_outputs
+from ._parser import (
+    FIGURE_DPI,
+    add_command,
+    add_overwrite,
+    path_argument,
+    read_list,
+    refuse_outputs,
+)
 from ._screen import add_screen_options, go_annotations, read_screen
 
 if TYPE_CHECKING:
@@ -270,10 +277,10 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         "gi",
         help="predict every single and pair of a gene list and score their interactions",
     )
-    parser.add_argument("model", type=Path, help="model directory from `perturbsim train`")
+    parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
     parser.add_argument(
         "--genes",
-        type=Path,
+        type=path_argument,
         required=True,
         metavar="GENES",
         help="the genes: a file, one a line (# starts a comment), or genes joined by commas "
@@ -281,7 +288,7 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         required=True,
         metavar="DIR",
         help="directory for predictions.h5ad, gi_scores.csv and gi_map.png (the pairs' "
@@ -431,7 +438,7 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
     add_screen_options(parser)
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_argument,
         required=True,
         metavar="DIR",
         help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells), "

@@ -92,6 +92,19 @@ FIGURE_DPI = 110
 """Resolution of the figures the commands write (GI maps, fitness plots)."""
 
 
+def path_argument(text: str) -> Path:
+    """A path given on the command line, refused when empty (``Path("")`` is ``.``).
+
+    Examples
+    --------
+    >>> path_argument("model")
+    PosixPath('model')
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+    return Path(text)
+
+
 def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--overwrite``: replace ``what`` (the command's ``--out``) when it exists."""
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")

@@ -7,7 +7,6 @@ import ast
 import logging
 import re
 import shlex
-from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
@@ -16,6 +15,7 @@ from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
+from ._parser import path_argument
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     as_trained = "the model's training screen's, else " if loads_model else ""
     parser.add_argument(
         "data",
-        type=Path,
+        type=path_argument,
         help="screen as an .h5ad file or a .zarr store (cells x genes, log-normalised or "
         "raw counts)",
     )
@@ -152,7 +152,7 @@ def add_go_option(parser: argparse.ArgumentParser, use: str) -> None:
     """Add ``--go GO_FILE``, a file of GO annotations; ``use`` says what for and the default."""
     parser.add_argument(
         "--go",
-        type=Path,
+        type=path_argument,
         default=None,
         metavar="GO_FILE",
         help=f"gene -> GO term file (GAF, gene2go or two-column TSV) {use}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -73,9 +74,11 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
     path = checked_store(path)
     zarr_store = path.suffix.lower() == ".zarr"
     try:
-        if not zarr_store:
-            return ad.read_h5ad(path, backed="r" if backed else None)
-        return _lazy_zarr(path) if backed else ad.read_zarr(path)
+        with warnings.catch_warnings():  # setup refuses them, in one line naming the fix
+            warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
+            if not zarr_store:
+                return ad.read_h5ad(path, backed="r" if backed else None)
+            return _lazy_zarr(path) if backed else ad.read_zarr(path)
     except READ_ERRORS as err:
         kind = "an AnnData zarr store" if zarr_store else "an h5ad file"
         raise PerturbsimError(
