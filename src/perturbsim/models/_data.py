@@ -325,14 +325,10 @@ class ScreenData:
         of a condition's cells detected then has an error from the pooled spread, not an
         error of 0; so has a condition of one cell, whose own spread is unknown.
 
-        Parameters
-        ----------
-        conditions
-            Conditions in the statistics.
-
         Returns
         -------
-        ``(len(conditions), G)`` float64, positive wherever the gene varies in the
+        ``(len(conditions), G)`` float64 (``conditions`` as for
+        :meth:`squared_standard_errors`), positive wherever the gene varies in the
         conditions pooled.
 
         Examples
