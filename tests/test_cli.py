@@ -70,6 +70,14 @@ def test_a_file_of_several_screens_is_refused_unless_one_is_picked_or_pooled(cap
     assert not (tmp_path / "m").exists()
     assert _train(data, tmp_path / "one", "--model", "mean", "--where", "dataset=mine23") == 0
     assert _train(data, tmp_path / "both", "--model", "mean", "--pool-datasets") == 0
+    # a model trained on one screen's own file, exported from the file of both: refused too
+    screen[screen.obs["dataset"] == "mine23"].copy().write_h5ad(tmp_path / "mine.h5ad")
+    assert _train(str(tmp_path / "mine.h5ad"), tmp_path / "own", "--model", "mean") == 0
+    capsys.readouterr()
+    export = ["export", str(tmp_path / "own"), data, "--out", str(tmp_path / "export")]
+    assert main(export) == 2
+    assert "obs['dataset'] names 2 screens" in _one_line_error(capsys)
+    assert main([*export, "--where", "dataset=mine23"]) == 0
 
 
 def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
@@ -387,8 +395,9 @@ def test_overwrite_replaces_only_a_model_directory(capsys, screen, tmp_path):
     report = tmp_path / "report"
     report.mkdir()
     (report / "notes.txt").write_text("keep me\n")
-    assert _train(data, report, "--model", "mean", "--overwrite") == 2
-    assert "is not a model directory (no config.json)" in _one_line_error(capsys)
+    for overwrite in ([], ["--overwrite"]):  # not told to pass --overwrite, which cannot help
+        assert _train(data, report, "--model", "mean", *overwrite) == 2
+        assert "is not a model directory (no config.json)" in _one_line_error(capsys)
     assert (report / "notes.txt").read_text() == "keep me\n"
     assert _train(data, tmp_path / "screen.h5ad", "--model", "mean", "--overwrite") == 2
     assert "is a file, not a model directory" in _one_line_error(capsys)
@@ -898,20 +907,19 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     other = tmp_path / "notes"
     other.mkdir()
     (other / "mine.txt").write_text("not a report\n")
-    assert main([*run, str(other)]) == 2
-    assert "already exists; pass --overwrite" in _one_line_error(capsys)
-    assert main([*run, str(other), "--overwrite"]) == 2
-    assert "is not: it holds 'mine.txt'" in _one_line_error(capsys)  # not a result's file
+    for overwrite in ([], ["--overwrite"]):  # not told to pass --overwrite, which cannot help
+        assert main([*run, str(other), *overwrite]) == 2
+        assert "replaced: it holds 'mine.txt': choose another" in _one_line_error(capsys)
     (other / "mine.txt").rename(other / "mine.csv")
     assert main([*run, str(other), "--overwrite"]) == 2
-    assert "is not: it has no settings.json" in _one_line_error(capsys)
+    assert "replaced: it has no settings.json" in _one_line_error(capsys)
     (other / "settings.json").write_text("{}\n")  # among other things
     (other / "data").mkdir()
     assert main([*run, str(other), "--overwrite"]) == 2
-    assert "is not: it holds 'data'" in _one_line_error(capsys)
+    assert "replaced: it holds 'data'" in _one_line_error(capsys)
     assert (other / "mine.csv").is_file() and (other / "data").is_dir()
     assert main([*run, str(tmp_path), "--overwrite"]) == 2  # holds the screen read
-    assert "--overwrite replaces earlier results only" in _one_line_error(capsys)
+    assert "is not a folder of earlier results" in _one_line_error(capsys)
     monkeypatch.chdir(other)
     assert main([*run, "."]) == 2  # not told to pass --overwrite, which could not help
     assert "never the working folder" in _one_line_error(capsys)
@@ -935,7 +943,7 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     test.write_text("G0030\n")
     custom = ["--split", "custom", "--test", str(test), "--overwrite"]
     assert main([*run, str(report), *custom]) == 2
-    assert "is not: it holds 'test.csv'" in _one_line_error(capsys)
+    assert "which alone are replaced: it holds 'test.csv'" in _one_line_error(capsys)
     assert test.read_text() == "G0030\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
@@ -972,6 +980,7 @@ def test_printed_tables_never_show_minus_zero():
         (["train"], "the following arguments are required: data, --out"),
         (["evaluate", "x.h5ad", "--out", "r", "--where", "=KLF1"], "expected COLUMN=VALUE"),
         (["train", "x.h5ad", "--out", ""], "argument --out: an empty path"),
+        (["train", "x.h5ad", "--out", "m", "--max-epochs", "3"], "(see perturbsim train --help)"),
     ],
 )
 def test_arguments_argparse_refuses_are_one_line_naming_the_help(capsys, argv, message):

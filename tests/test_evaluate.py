@@ -282,7 +282,9 @@ def test_results_replace_only_earlier_results_and_only_when_told(result, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == sorted(written)  # the stale plot is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
     (out / "notes.txt").write_text("mine")  # not a result's file: never removed
-    with pytest.raises(ps.PerturbsimError, match="earlier results only.*holds 'notes.txt'"):
+    with pytest.raises(
+        ps.PerturbsimError, match="not a folder of earlier results.*holds 'notes.txt'"
+    ):
         result.write(out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -368,13 +370,16 @@ def test_fit_errors_name_model_and_seed(adata):
             {"models": ["mean"], "seeds": [1, None]},
             r"seeds must be whole numbers >= 0 and < 2\*\*32, got None in",
         ),
-        ({"models": ["mean"], "metrics": []}, "metrics must be a non-empty list"),
+        ({"models": ["mean"], "metrics": []}, "metrics must name at least one metric"),
         ({"models": ["mean"], "n_de": 0}, "n_de must be a whole number >= 1, got 0"),
         ({"models": ["mean"], "train_kwargs": {"gears": {}}}, "train_kwargs names models"),
         ({"models": ["mean"], "model_kwargs": {"gears": {}}}, "model_kwargs names models"),
         ({"models": ["mean"], "metrics": ["bogus"]}, "unknown metric 'bogus'"),
         ({"models": ["mean"], "metrics": ["mse", "mse"]}, "metrics name 'mse' more than once"),
-        ({"models": ["mean"], "metrics": "mse"}, "metrics must be a non-empty list"),
+        (
+            {"models": ["mean"], "metrics": "mse"},
+            r"metrics must be a list of metric names \(None: all\), got the string",
+        ),
         ({"models": ["mean"], "on_error": "ignore"}, "on_error must be"),
     ],
 )

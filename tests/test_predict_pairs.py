@@ -134,7 +134,7 @@ def test_unknown_genes_are_listed_on_one_line_or_skipped(gears, genes, caplog):
         (["G1", "ctrl"], "'ctrl' is a control label, not a gene: leave it out"),
         (["G1", "Non-Targeting"], "'Non-Targeting' is a control label, not a gene"),
         (["NT", "G1"], "'NT' is a control label, not a gene"),
-        ("G1", "not the string"),
+        ("G1", "got the string"),
     ],
 )
 def test_bad_gene_lists_are_one_line_errors(additive, query, words):

@@ -194,7 +194,9 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
     Raises
     ------
     PerturbsimError
-        One line naming the folder, and what in it is not a result's.
+        One line naming the folder, and what in it is not a result's (whatever
+        ``overwrite``: it would not replace it), or that it holds earlier results and
+        ``overwrite`` is not given.
     """
     if not out.exists() and not out.is_symlink():
         return
@@ -209,22 +211,22 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
             f"{str(out)!r} holds files: results are written into a new folder or replace a "
             "folder of results, never the working folder or one above it"
         )
-    if not overwrite:
-        raise PerturbsimError(f"{str(out)!r} already exists; pass overwrite=True to replace it")
     foreign = [
         e for e in entries if e.is_symlink() or not e.is_file() or not RESULT_FILE.match(e.name)
     ]
     foreign += [p for p in keep if p.resolve().parent == where]
     if not (out / RESULTS_MARKER).is_file() or foreign:
         what = (
-            f"it holds {foreign[0].name!r}"
+            f"it holds {foreign[0].name!r}: choose another folder"
             if foreign
             else f"it has no {RESULTS_MARKER} (results of an older version kept none: remove "
             "the folder or choose another)"
         )
         raise PerturbsimError(
-            f"overwrite=True replaces earlier results only, and {str(out)!r} is not: {what}"
+            f"{str(out)!r} is not a folder of earlier results, which alone are replaced: {what}"
         )
+    if not overwrite:
+        raise PerturbsimError(f"{str(out)!r} already exists; pass overwrite=True to replace it")
 
 
 def write_results_dir(

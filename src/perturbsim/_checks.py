@@ -70,10 +70,10 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_list(name: str, value: Any, kind: str = "labels") -> None:
+def check_list(name: str, value: Any, kind: str = "labels", *, optional: bool = False) -> None:
     """Refuse one string, or a value that is no collection, where a list of ``kind`` is due.
 
-    A string would be read as its letters. ``None`` passes (an optional list).
+    A string would be read as its letters. ``None`` passes where the list is ``optional``.
 
     Raises
     ------
@@ -91,8 +91,13 @@ def check_list(name: str, value: Any, kind: str = "labels") -> None:
     """
     if isinstance(value, str | bytes):
         raise PerturbsimError(f"{name} must be a list of {kind}, got the string {value!r}")
-    if value is not None and not isinstance(value, Iterable):
-        raise PerturbsimError(f"{name} must be a list of {kind}, got {shown(value)}")
+    if value is None and optional:
+        return
+    zero_d = isinstance(value, np.ndarray) and value.ndim == 0  # an array that iterates not
+    if not isinstance(value, Iterable) or zero_d:
+        scalar = value is None or isinstance(value, numbers.Number) or zero_d
+        what = shown(value) if scalar else type(value).__name__
+        raise PerturbsimError(f"{name} must be a list of {kind}, got {what}")
 
 
 def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:

@@ -152,8 +152,8 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 
 # -- train ----------------------------------------------------------------------------------
 def _run_train(args: argparse.Namespace) -> None:
-    refuse_existing(args.out, args.overwrite)  # before training, not after
-    check_replaceable(args.out)
+    check_replaceable(args.out)  # before training, not after; what --overwrite cannot replace
+    refuse_existing(args.out, args.overwrite)
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
     _check_seed(args)

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from .._errors import PerturbsimError
@@ -22,9 +22,28 @@ from . import _commands
 from ._parser import check_counts, common_options
 from ._screen import cli_wording
 
+PROG = "perturbsim"
+"""The command's name."""
+
 
 class _UsageError(Exception):
-    """An argument argparse refuses: its one line, the parser's ``prog`` first."""
+    """An argument argparse refuses: the refusing parser's ``prog`` and its message."""
+
+    def __init__(self, prog: str, message: str, commands: Sequence[str] = ()) -> None:
+        super().__init__(prog, message)
+        self.prog, self.message, self.commands = prog, message, commands
+
+    def line(self, argv: Sequence[str]) -> str:
+        """The one line to print, naming the ``--help`` that lists the options in question.
+
+        argparse reports a command's unknown options from the top parser, whose ``--help``
+        does not list them: the command's (found in ``argv``) is named instead.
+        """
+        prog = self.prog
+        if self.message.startswith("unrecognized arguments"):
+            command = next((a for a in argv if a in self.commands), None)
+            prog = f"{prog} {command}" if command else prog
+        return f"{self.prog}: error: {self.message} (see {prog} --help)"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -34,14 +53,21 @@ class _OneLineParser(argparse.ArgumentParser):
     of the same class (``add_subparsers`` makes them so).
     """
 
+    commands: argparse._SubParsersAction | None = None
+
+    def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
+
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        names = tuple(self.commands.choices) if self.commands is not None else ()
+        raise _UsageError(self.prog, message, names)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``perturbsim`` command."""
     parser = _OneLineParser(
-        prog="perturbsim",
+        prog=PROG,
         description="Predict transcriptional outcomes of genetic perturbations (GEARS).",
         parents=[common_options(suppress=False)],
     )
@@ -97,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as err:
-        print(err, file=sys.stderr)
+        print(err.line(sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return 2
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     settings.verbosity = "INFO" if args.verbose else "WARNING"

@@ -134,13 +134,13 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         "--where dataset=norman19"
         + (" (default: the cells the model was trained on)" if loads_model else ""),
     )
+    parser.add_argument(
+        "--pool-datasets",
+        action="store_true",
+        help="pool the cells of a file whose obs['dataset'] names several screens "
+        "(refused without it: pick one with --where dataset=NAME)",
+    )
     if not loads_model:
-        parser.add_argument(
-            "--pool-datasets",
-            action="store_true",
-            help="pool the cells of a file whose obs['dataset'] names several screens "
-            "(refused without it: pick one with --where dataset=NAME)",
-        )
         add_go_option(
             parser,
             "for the check of the perturbed genes' names and for the models with a GO graph; "
@@ -246,8 +246,8 @@ def read_screen(
     ------
     PerturbsimError
         The error of :func:`perturbsim.ds.read` (the CLI words it with its options:
-        :func:`cli_wording`), among them, for a command with ``--pool-datasets``, a screen
-        whose ``obs['dataset']`` names several screens, unless it is given.
+        :func:`cli_wording`), among them a screen whose ``obs['dataset']`` names several
+        screens, unless ``--pool-datasets`` is given.
     """
     from ..ds import read
 
@@ -260,9 +260,7 @@ def read_screen(
         normalize=args.normalize,
         go_annotations=annotations,
         where=where_of(args.where),
-        # refused, before any other warning, unless --pool-datasets; a command without
-        # the option (reading a model's screen) reads it as the model was trained
-        pool_datasets=getattr(args, "pool_datasets", True),
+        pool_datasets=args.pool_datasets,  # else refused, before any other warning
     )
     if args.where:
         kept = counted(adata.n_obs, "cell")

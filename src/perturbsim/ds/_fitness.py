@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._checks import as_path
 from .._errors import PerturbsimError, counted, error_reason, shown_list
 from ..pp._labels import canonical_label
 
@@ -261,7 +262,7 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     >>> len(screen.genes), len(screen.pair_table())  # doctest: +SKIP
     (112, 6216)
     """
-    folder = Path(directory)
+    folder = as_path("directory", directory)
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(
             f"{str(folder)!r} is a file, not a fitness folder (one holding {SINGLES_FILE} and "

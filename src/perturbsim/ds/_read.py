@@ -46,7 +46,8 @@ def read(
     perturbation_key, control, sep, gene_symbols, normalize, go_annotations, pool_datasets
         Passed to :func:`perturbsim.pp.setup`.
     backed
-        Leave the expression on disk so that a screen larger than memory works: an h5ad
+        Leave the expression on disk (``"r"``, anndata's spelling, is ``True``; a screen is
+        only ever read) so that a screen larger than memory works: an h5ad
         file is opened read-only (``backed="r"``; with ``where``, only the kept cells are
         then read, into memory); a zarr store's ``X`` and layers are read lazily as dask
         arrays (needs the ``dask`` extra), its annotations into memory. The statistics
@@ -67,8 +68,8 @@ def read(
     Raises
     ------
     PerturbsimError
-        If the file or store is missing, not named ``.h5ad`` or ``.zarr`` or cannot be read
-        as AnnData, if
+        If ``path`` is no path, the file or store is missing, not named ``.h5ad`` or
+        ``.zarr`` or cannot be read as AnnData, ``backed`` is neither a bool nor ``"r"``, if
         ``where`` is not a mapping, names a column or value ``.obs`` does not hold or keeps
         no cell, or if
         :func:`perturbsim.pp.setup` rejects the screen.
@@ -92,7 +93,8 @@ def read(
             f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
             f"{type(where).__name__}{mask}"
         )
-    adata = open_screen(as_path("path", path), backed=check_flag("backed", backed))
+    backed = True if isinstance(backed, str) and backed == "r" else check_flag("backed", backed)
+    adata = open_screen(as_path("path", path), backed=backed)
     if where:  # a column the screen lacks is no fault of the filter: said without its count
         check_perturbation_key(adata.obs, perturbation_key)
         kept = kept_cells(adata.obs, where)

@@ -23,7 +23,7 @@ from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset, write_elem
 
 from .._atomic import atomic_write
-from .._checks import check_count, check_flag
+from .._checks import as_path, check_count, check_flag
 from .._errors import PerturbsimError
 from .._keys import SIMULATION
 from ._simulate import _draw_screen, _obs, _Screen, _uns, _var, simulate
@@ -142,7 +142,7 @@ def simulate_to_disk(
     ...     anndata.read_h5ad(path, backed="r").shape
     (750, 70)
     """
-    path = Path(path)
+    path = as_path("path", path)
     if path.suffix.lower() != ".h5ad":
         raise PerturbsimError(f"expected a path ending in .h5ad, got {str(path)!r}")
     chunk_cells = check_count("chunk_cells", chunk_cells)

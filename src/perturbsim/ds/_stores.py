@@ -79,6 +79,8 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
             if not zarr_store:
                 return ad.read_h5ad(path, backed="r" if backed else None)
             return _lazy_zarr(path) if backed else ad.read_zarr(path)
+    except PerturbsimError:  # its own, already one line (a ValueError too)
+        raise
     except READ_ERRORS as err:
         kind = "an AnnData zarr store" if zarr_store else "an h5ad file"
         raise PerturbsimError(

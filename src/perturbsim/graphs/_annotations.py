@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._checks import as_path
 from .._errors import PerturbsimError, error_reason
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def read_annotations(
     >>> read_annotations(path).shape
     (2, 2)
     """
-    path = Path(path)
+    path = as_path("path", path)
     if format not in FORMATS:
         raise PerturbsimError(f"format must be one of {list(FORMATS)}, got {format!r}")
     if not path.is_file():

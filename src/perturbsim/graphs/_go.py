@@ -114,7 +114,7 @@ def go_graph(
     if threshold < 0:
         raise PerturbsimError(f"threshold must be >= 0 for the GO graph, got {threshold}")
     for name, given in (("genes", genes), ("require", require)):
-        check_list(name, given, "genes")
+        check_list(name, given, "genes", optional=True)
     started = time.perf_counter()
     candidates = _unique_ordered(genes)
     required = _unique_ordered(require) if require is not None else []

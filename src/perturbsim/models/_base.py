@@ -20,7 +20,7 @@ from anndata import AnnData
 from scipy import special
 from tqdm.auto import tqdm
 
-from .._checks import check_count, check_flag, check_label_part, check_nonnegative
+from .._checks import check_count, check_flag, check_label_part, check_list, check_nonnegative
 from .._errors import PerturbsimError, case_hint, counted, shown_list
 from .._keys import (
     CONDITION,
@@ -131,8 +131,7 @@ def _gene_list(genes: Sequence[str], screen_control: str) -> list[str]:
     ``non-targeting``, ``NT``, ``NTC``, the screen's control label; any case) is no gene:
     refused.
     """
-    if isinstance(genes, str):
-        raise PerturbsimError(f"genes must be a list of gene names, not the string {genes!r}")
+    check_list("genes", genes, "genes")
     genes = list(genes)
     if len(genes) < 2:
         raise PerturbsimError(f"pairs need a list of at least two genes, got {genes}")
@@ -1216,7 +1215,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            A folder that is not a saved model, was written by a newer perturbsim, or was
+            A ``path`` that is no path or a folder that is not a saved model, was written by
+            a newer perturbsim, or was
             changed since it was saved (checksums; a config edited by hand that no longer
             reads as a model); a model of another class than ``cls``; an ``adata`` whose
             genes are not the model's.

@@ -24,8 +24,9 @@ from ..pp._split import Split
 logger = logging.getLogger(__name__)
 
 NO_TRAINING_PERTURBATION = (
-    "no perturbed training conditions: the split trains on ctrl only (a screen without "
-    "single-gene perturbations needs kind='combo' or kind='none')"
+    "no perturbed training conditions: the split, or the train_conditions given to fit, "
+    "train on ctrl only (a screen without single-gene perturbations needs kind='combo' or "
+    "kind='none')"
 )
 """The error of a split that leaves no perturbation to learn from."""
 
@@ -208,15 +209,9 @@ class ScreenData:
         Raises
         ------
         PerturbsimError
-            For a ``train`` without a perturbed condition, a label the statistics do not
-            hold, or a condition in both sets.
+            For a label the statistics do not hold, or a condition in both sets.
         """
         train_list = self.train if train is None else self._known(train, "train_conditions")
-        if train is not None and not self.perturbed(train_list):
-            given = shown_list(train_list, 5) or "none"
-            raise PerturbsimError(
-                f"train_conditions names no perturbed condition ({given}): nothing to learn from"
-            )
         if CONTROL not in train_list:
             train_list = [CONTROL, *train_list]
         val_list = [] if val is None else self._known(val, "val_conditions")

@@ -24,7 +24,7 @@ from ..module import (
 from ..pp import draw_cells, genes_of, parse_perturbations
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData, screen_go_annotations, screen_go_graph
+from ._data import NO_TRAINING_PERTURBATION, ScreenData, screen_go_annotations, screen_go_graph
 from ._gears_config import GEARSConfig
 from ._target_effect import fit_target_effect
 
@@ -337,6 +337,8 @@ class GEARS(PerturbationModel):
             )
 
     def _fit(self, data: ScreenData, **options: Any) -> None:
+        if not data.perturbed(data.train):
+            raise PerturbsimError(NO_TRAINING_PERTURBATION)
         config = TrainConfig(**options)
         train_sets = [genes_of(c) for c in data.train]
         if self._annotated_go_graph.n_nodes == 0:

@@ -76,7 +76,7 @@ class GRN(CoverageMixin, PerturbationModel):
         seed: int | None = None,
     ) -> None:
         check_positive("ridge", ridge)
-        check_list("regulators", regulators, "genes")
+        check_list("regulators", regulators, "genes", optional=True)
         super().__init__(adata, seed=seed)
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)

@@ -50,8 +50,7 @@ class CoverageMixin:
         -------
         Boolean array, one entry per perturbation, in the order given.
         """
-        if not getattr(self, "is_fitted", False):
-            raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
+        self.require_fitted()
         coverable = self._coverable()
         sets = parse_perturbations(perturbations)
         return np.array([all(g in coverable for g in s) for s in sets], dtype=bool)

@@ -92,9 +92,9 @@ def write_model_dir(
     The directory written.
     """
     path = as_path("path", path)
+    check_replaceable(path)  # first: overwrite=True would not replace what it refuses
     if path.exists() and not check_flag("overwrite", overwrite):
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
-    check_replaceable(path)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,8 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     Raises
     ------
     PerturbsimError
-        If the directory or a file is missing, the config is not valid JSON or was changed
+        If ``path`` is no path, the directory or a file is missing, the config is not valid
+        JSON or was changed
         since it was saved (its recorded checksum; files saved before it was kept have
         none), or the weights do not match their recorded checksum (tampered or truncated).
     """

@@ -84,7 +84,8 @@ def draw_cells(
     Raises
     ------
     PerturbsimError
-        For a screen not set up, ``conditions`` given as one string, a condition not in the
+        For a screen not set up, ``conditions`` given as one string or no collection, a
+        condition not in the
         screen's labels (one with no cells left gives ``(0, G)``), ``max_cells`` not a whole
         number >= 1, or a bad ``seed``.
     """

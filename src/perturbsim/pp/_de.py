@@ -160,6 +160,7 @@ def count_de(
     >>> list(counts.index), bool((counts >= 0).all())
     (['KLF1', 'KLF1+MAP2K6'], True)
     """
+    check_stats(stats)
     check_list("conditions", conditions, "labels")
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise PerturbsimError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")

@@ -877,9 +877,8 @@ def checked_control_mean(control_mean: object, n_genes: int) -> np.ndarray:
     try:
         control = np.asarray(control_mean, dtype=float).ravel()
     except (TypeError, ValueError):
-        raise PerturbsimError(
-            f"control_mean must be numbers, one per gene, got {shown(control_mean)}"
-        ) from None
+        given = shown(control_mean) if np.ndim(control_mean) == 0 else "values that are not"
+        raise PerturbsimError(f"control_mean must be numbers, one per gene, got {given}") from None
     if control.shape != (n_genes,):
         raise PerturbsimError(
             f"control_mean has {control.size} values but profiles has {n_genes} genes"
@@ -1043,8 +1042,9 @@ def gi_scores(
         exceed it, else 0, every expressed gene (:func:`resolve_abundance`; as
         :func:`perturbsim.tl.evaluate` and ``perturbsim gi`` choose).
     control_mean
-        Mean control expression, used when ``profiles`` has no ``ctrl`` row; by default
-        ``X - .layers["delta"]`` (identical over rows for model predictions).
+        Mean control expression, used when ``profiles`` has no ``ctrl`` row (beside one, it
+        must agree with it); by default ``X - .layers["delta"]`` (identical over rows for
+        model predictions).
     exclude_targets
         Leave each pair's own genes out of its fit: their change is the perturbation
         itself (Norman left out the targets of every perturbation of his screen).
@@ -1176,15 +1176,16 @@ def gi_scores(
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         base_mask = _listed_genes(profiles, genes)
-    if n_de is not None and not isinstance(n_de, Mapping):
+    if n_de is not None and not isinstance(n_de, Mapping | pd.Series):
         raise PerturbsimError(
-            f"n_de must map pairs to their DE gene counts (or be None), got {shown(n_de)}"
+            "n_de must map pairs to their DE gene counts (a dict or Series, e.g. "
+            f"perturbsim.pp.count_de's; or None), got {type(n_de).__name__}"
         )
     n_de_canonical = (
         None if n_de is None else {_canonical(p, sep): _de_count(p, v) for p, v in n_de.items()}
     )
     seed = resolve_seed(seed)
-    check_list("unsupported", unsupported, "genes")
+    check_list("unsupported", unsupported, "genes", optional=True)
     weak = set(map(str, unsupported or ()))
     few_cells = _few_cells(profiles, sep, min_cells)
     n_fitted = int(base_mask.sum())
@@ -1750,8 +1751,9 @@ def gi_split_half(
     Raises
     ------
     PerturbsimError
-        A label that is not a pair of two genes, a mask of the wrong length, statistics
-        without halves.
+        ``stats`` that are not statistics or lack the halves, ``pairs`` given as one string
+        or holding a label that is not a pair of two genes, a mask of the wrong length, an
+        ``exclude_targets`` that is not a bool.
 
     Examples
     --------

@@ -129,7 +129,10 @@ def canonical_label(genes: Iterable[str]) -> str:
     check_list("genes", genes, "genes")
     genes = sorted(set(genes))
     if "" in genes:
-        raise PerturbsimError(f"genes holds an empty name: {genes!r}")
+        raise PerturbsimError(
+            f"genes holds an empty name: {genes!r} (a label with a stray separator, e.g. "
+            "'KLF1+'? give each gene once, by name)"
+        )
     return SEP.join(genes) if genes else CONTROL
 
 

@@ -473,7 +473,8 @@ def design(
     Raises
     ------
     PerturbsimError
-        An unknown strategy, an unfitted model, a negative or non-finite weight, a budget
+        An unknown strategy, a model that is no fitted model, a negative or non-finite
+        weight, a budget
         below 1 or above the number of untested candidates, or ``"uncertainty"`` for a
         model without variance.
 

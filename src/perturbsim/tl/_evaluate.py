@@ -109,6 +109,13 @@ def _from_catalogue(name: str, options: dict[str, Any]) -> Builder:
     return build
 
 
+OPTIONS_EXAMPLE = {
+    "model_kwargs": "{'gears': {'hidden': 32}}",
+    "train_kwargs": "{'gears': {'max_epochs': 20}}",
+}
+"""An example of each per-model option of :func:`evaluate` (the model's, its fit's)."""
+
+
 def _options_by_model(name: str, given: object) -> dict[str, dict[str, Any]]:
     """``given`` (``model_kwargs``, ``train_kwargs``) as model name -> its options."""
     if given is None:
@@ -116,7 +123,7 @@ def _options_by_model(name: str, given: object) -> dict[str, dict[str, Any]]:
     if not isinstance(given, Mapping) or not all(isinstance(v, Mapping) for v in given.values()):
         raise PerturbsimError(
             f"{name} must map model names to dicts of their options, e.g. "
-            f"{{'gears': {{'hidden': 32}}}}, got {shown(given)}"
+            f"{OPTIONS_EXAMPLE[name]}, got {shown(given)}"
         )
     return {str(model): dict(options) for model, options in given.items()}
 
@@ -131,15 +138,16 @@ def _split_options(given: object) -> dict[str, Any]:
             f"split_kwargs must map split's options to values, got {shown(given)}"
         )
     refused = sorted(set(map(str, given)) - set(settable))
-    if refused:
-        why = (
-            "evaluate sets the split's kind (split=) and seed (seeds=) itself and splits a copy"
-            if set(refused) <= SET_BY_EVALUATE
-            else "perturbsim.pp.split has no such option"
-        )
+    why = []
+    own = [key for key in refused if key in SET_BY_EVALUATE]
+    if own:
+        why.append(f"{shown_list(own, 4)}, which evaluate sets itself (split=, seeds=)")
+    unknown = [key for key in refused if key not in SET_BY_EVALUATE]
+    if unknown:
+        why.append(f"{shown_list(unknown, 5)}, which perturbsim.pp.split does not take")
+    if why:
         raise PerturbsimError(
-            f"split_kwargs cannot give {shown_list(refused, 5)} ({why}); it takes "
-            f"{', '.join(settable)}"
+            f"split_kwargs cannot give {' nor '.join(why)}; it takes {', '.join(settable)}"
         )
     return dict(given)
 

@@ -27,11 +27,12 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._checks import check_flag
+from .._checks import check_flag, check_list
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SETUP, UNS, VARIANCE_LAYER
 from ..pp import PseudobulkStats, genes_of
 from ..pp._pseudobulk import current_stats
+from ..pp._setup import check_anndata
 
 logger = logging.getLogger(__name__)
 
@@ -649,11 +650,10 @@ def checked_metric_names(metrics: Sequence[str] | None) -> list[str] | None:
     """
     if metrics is None:
         return None
-    if isinstance(metrics, str) or not list(metrics):
-        raise PerturbsimError(
-            f"metrics must be a non-empty list of metric names (None: all), got {metrics!r}"
-        )
+    check_list("metrics", metrics, "metric names (None: all)")
     names = list(metrics)
+    if not names:
+        raise PerturbsimError("metrics must name at least one metric (None: all)")
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise PerturbsimError(f"unknown metric {unknown[0]!r}; available: {list(METRICS)}")
@@ -797,8 +797,7 @@ def score(
     >>> table.shape
     (4, 3)
     """
-    if not isinstance(pred, AnnData):
-        raise PerturbsimError(f"pred must be an AnnData, got {type(pred).__name__}")
+    check_anndata(pred, "pred", rows="conditions")
     exclude_targets = check_flag("exclude_targets", exclude_targets)
     genes = np.asarray(pred.var_names, dtype=str)
     conditions = [str(c) for c in pred.obs_names]
