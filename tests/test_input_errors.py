@@ -292,6 +292,14 @@ def _screen_with(**changes):
         ),
         (lambda a: ps.TrainMean(a).fit().save(None), "path must be a path (a str or os.PathLike)"),
         (lambda a: ps.ds.read(""), "path must be a path (a str or os.PathLike), got ''"),
+        (
+            lambda a: ps.pp.split(a.copy(), kind="custom", test_conditions=["FOXO44"]),
+            "test condition 'FOXO44' is not a condition of the screen; did you mean 'FOXO4'?",
+        ),
+        (
+            lambda a: ps.pp.split(a.copy(), kind="custom", test_conditions=["map2k6+klf1"]),
+            "did you mean 'KLF1+MAP2K6'? (labels are case-sensitive)",
+        ),
     ],
 )
 def test_untried_inputs_are_one_line_naming_them(split_norman, call, message):

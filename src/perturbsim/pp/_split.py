@@ -25,7 +25,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._checks import check_fraction
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, suggestion
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
@@ -517,15 +517,18 @@ def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[st
 
 
 def _case_hint(condition: str | None, present: set[str]) -> str:
-    """The hint naming the condition of ``present`` of the same genes in another case.
+    """The hint naming the condition of ``present`` meant: its genes in another case, or close.
 
-    ``"; did you mean 'KLF1+MAP2K6'? ..."`` for ``klf1+MAP2K6``, else ``""``.
+    ``"; did you mean 'KLF1+MAP2K6'? ..."`` for ``klf1+MAP2K6``; else the closest spelling
+    (``"; did you mean 'FOXO4'?"`` for ``FOXO44``), or ``""``.
     """
     if condition is None:
         return ""
     by_case = {frozenset(g.lower() for g in genes_of(c)): c for c in present}
     meant = by_case.get(frozenset(g.lower() for g in genes_of(condition)))
-    return f"; did you mean {meant!r}? (labels are case-sensitive)" if meant else ""
+    if meant:
+        return f"; did you mean {meant!r}? (labels are case-sensitive)"
+    return suggestion(condition, sorted(present - {CONTROL}))
 
 
 def _custom(
