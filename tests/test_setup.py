@@ -549,3 +549,15 @@ def test_cells_of_several_screens_are_refused_unless_pooled_on_purpose(caplog):
     one = make_screen(["ctrl", "G1", "G1+G2"])  # one screen, some cells not named: no mix
     one.obs["dataset"] = np.where(np.arange(one.n_obs) % 2, "mine23", None)
     ps.pp.setup(one)
+
+
+def test_a_control_smaller_than_the_conditions_is_warned_of(caplog):
+    screen = ps.ds.simulate(size="tiny", seed=0)
+    labels = screen.obs["condition"].to_numpy()
+    control = np.flatnonzero(labels == "control")
+    few = screen[np.r_[control[:5], np.flatnonzero(labels != "control")]].copy()
+    for adata, warned in ((screen, False), (few, True)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="perturbsim"):
+            ps.pp.setup(adata, perturbation_key="condition", control="control")
+        assert ("the control has 5 cells, fewer than the typical" in caplog.text) == warned

@@ -328,3 +328,18 @@ def test_none_split_holds_nothing_out_and_keeps_a_validation_set(norman, tmp_pat
         split(norman, kind="none", test_conditions=["KLF1"])
     with pytest.raises(PerturbsimError, match="split='none' holds nothing out"):
         ps.tl.evaluate(norman, models=["mean"], split="none")
+
+
+def test_a_screen_of_a_pair_or_two_still_trains_and_is_told_why_not_held_out(tiny, caplog):
+    pairs = [c for c in tiny.obs["condition"].unique() if "+" in c]
+    for n_pairs in (1, 2):
+        screen = tiny[tiny.obs["condition"].isin(["control", *pairs[:n_pairs]])].copy()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="perturbsim"):
+            trained = ps.pp.split(screen, kind="none", seed=1, copy=True)
+        assert ps.pp.Split.from_adata(trained).train == ["ctrl", *sorted(pairs[:n_pairs])]
+        assert "none carved out" in caplog.text
+        assert ps.TrainMean(trained).fit().is_fitted
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.split(screen[screen.obs["condition"] != pairs[1]].copy(), kind="combo", seed=1)
+    assert "1 perturbed condition is too few to train on and hold out (kind='none'" in caplog.text

@@ -908,3 +908,12 @@ def test_a_gene_outside_the_screen_is_refused_with_the_missing_go_part_named():
     model = ps.models.Stacked(adata, corrections=("linear",)).fit()
     with pytest.raises(ps.PerturbsimError, match="without 'gears' or 'linear_go' among its"):
         model.predict("TP53")
+
+
+def test_a_screen_go_does_not_annotate_leaves_the_go_correction_out(tiny, caplog):
+    del tiny.uns["simulation"]  # its genes then in no GO annotation
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model = ps.Stacked(tiny, seed=0).fit(max_epochs=2)
+    assert "linear_go" not in model.corrections and "leaves the correction out" in caplog.text
+    assert np.isfinite(model.predict([tiny.obs["condition"].iloc[-1]]).X).all()

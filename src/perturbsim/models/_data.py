@@ -31,6 +31,14 @@ NO_TRAINING_PERTURBATION = (
 """The error of a split that leaves no perturbation to learn from."""
 
 
+class NoGOAnnotation(PerturbsimError):
+    """No perturbed or measured gene of a screen has a GO annotation: a GO model has no graph.
+
+    :class:`~perturbsim.models.Stacked` leaves such a correction out (with a warning) rather
+    than refusing the screen, as GEARS degrades to its genes perturbed in training.
+    """
+
+
 def screen_go_graph(
     data: ScreenData,
     annotations: pd.DataFrame | None,

@@ -12,10 +12,9 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._checks import check_count, check_flag, check_nonnegative
-from .._errors import PerturbsimError
 from ..graphs import GeneGraph, go_graph
 from ._base import GeneSet, PerturbationModel
-from ._data import ScreenData, screen_go_annotations, screen_go_graph
+from ._data import NoGOAnnotation, ScreenData, screen_go_annotations, screen_go_graph
 from ._linear import (
     TrainingPCA,
     bilinear_change,
@@ -232,7 +231,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
             self.data, self.go_annotations, top_k=self.top_k, threshold=self.threshold
         )
         if graph.n_nodes == 0:
-            raise PerturbsimError(
+            raise NoGOAnnotation(
                 f"{self.label}: none of the {graph.unannotated.size} perturbed or measured genes "
                 "has a GO annotation; pass go_annotations that cover them"
             )

@@ -29,7 +29,7 @@ from ..graphs import GeneGraph
 from ..pp import genes_of
 from ._base import WARN_UNSUPPORTED, GeneSet, PerturbationModel
 from ._catalogue import MODEL_REGISTRY
-from ._data import ScreenData, screen_go_annotations, screen_go_graph
+from ._data import NoGOAnnotation, ScreenData, screen_go_annotations, screen_go_graph
 from ._error_model import ErrorScale, error_ratio, fit_error_scales, gene_scale
 from ._gears import FIT_OPTIONS, GEARS
 from ._gears_config import GEARSConfig
@@ -401,7 +401,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         error scale alone). ``False`` is the ablation ``stacked_no_partial_sum``.
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS` (default
-        :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone.
+        :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone. A GO model
+        among them on a screen none of whose genes GO annotates (mouse names, Ensembl IDs
+        without ``go_annotations`` that name them) is left out when fitted, with a warning.
     linear_embedding
         ``perturbation_embedding`` of the ``linear`` correction: ``"auto"``, ``"training"``
         (the paper's) or ``"coexpression"``.
@@ -810,13 +812,17 @@ class Stacked(CoverageMixin, PerturbationModel):
     def _fit(self, data: ScreenData, **options: Any) -> None:
         if options and "gears" not in self.corrections:
             raise PerturbsimError(f"fit options {sorted(options)} need 'gears' in corrections")
-        for name, model in self.corrections.items():
+        for name, model in list(self.corrections.items()):
             model.part_of = self.label  # its fallbacks are this model's to weigh
             fit_options = {"max_epochs": GEARS_MAX_EPOCHS, **options} if name == "gears" else {}
             # GEARS stops and decays on its training loss: its departures on the validation
             # conditions, which fit its weight, are then out of sample in every respect
             val = [] if name == "gears" else data.val
-            model.fit(train_conditions=data.train, val_conditions=val, **fit_options)
+            try:
+                model.fit(train_conditions=data.train, val_conditions=val, **fit_options)
+            except NoGOAnnotation as err:  # a screen of genes GO does not name: mouse, IDs
+                logger.warning("%s; %s leaves the correction out", err, self.label)
+                del self.corrections[name]
         if "gears" not in self.corrections:
             config = GEARSConfig()  # the graph GEARS would tie genes by
             self.support_graph = screen_go_graph(

@@ -550,6 +550,7 @@ def setup(
             counted(len(single_cell), "condition has", "conditions have"),
             shown_list(single_cell, 10),
         )
+    _warn_few_control_cells(counts)
     uns = adata.uns.setdefault(UNS, {})
     # the file's counts normalised now or by an earlier setup: what re-reading it needs
     from_counts = normalised or bool(uns.get(SETUP, {}).get("normalize", False))
@@ -567,6 +568,28 @@ def setup(
     }
     logger.info("added .obs[%r], .obs[%r] and .uns[%r][%r]", CONDITION, N_TARGETS, UNS, SETUP)
     return adata if copy else None
+
+
+def _warn_few_control_cells(counts: pd.Series) -> None:
+    """Warn when the control has fewer cells than the typical perturbed condition.
+
+    Every change is measured against the control's mean, so its noise is shared by every
+    condition: a model's error, the replicate's and the DE tests all read it, and with a
+    control smaller than the conditions it dominates them (on a simulated screen of 150
+    control cells cut to 10, the mean baseline's Pearson correlation rose from 0.42 to 0.60
+    and the replicate's fell from 0.83 to 0.66).
+    """
+    control = int(counts.get(CONTROL, 0))
+    perturbed = counts.drop(index=CONTROL, errors="ignore")
+    typical = float(perturbed.median()) if len(perturbed) else 0.0
+    if control < typical:
+        logger.warning(
+            "the control has %s, fewer than the typical condition (median %g): every change "
+            "is measured against its mean, whose noise then dominates the changes, the "
+            "scores and the DE tests",
+            counted(control, "cell"),
+            typical,
+        )
 
 
 def check_anndata(value: object, name: str = "adata", rows: str = "cells") -> None:

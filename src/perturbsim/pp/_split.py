@@ -25,7 +25,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._checks import check_fraction
-from .._errors import PerturbsimError, suggestion
+from .._errors import PerturbsimError, counted, suggestion
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
 from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
@@ -385,9 +385,15 @@ def _best_holdout(
 
 
 def _carve_val(
-    pool: list[str], *, val_fraction: float, seed: int
+    pool: list[str], *, val_fraction: float, seed: int, keep_training: bool = True
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """Apply the gene-level hold-out to training conditions; return (train, val groups)."""
+    """Apply the gene-level hold-out to training conditions; return (train, val groups).
+
+    With ``keep_training``, no validation set that would leave no perturbed training
+    condition (a screen of a pair or two): none is carved out then, with a warning. The
+    simulation split goes without: a screen its validation empties has no single-gene
+    perturbation, and is told to split by ``combo``.
+    """
     if val_fraction == 0:
         return pool, {}
     genes = {g for c in pool for g in genes_of(c)}
@@ -402,6 +408,13 @@ def _carve_val(
         stage=_VAL_STAGE,
         what="validation split",
     )
+    if keep_training and not any(genes_of(c) for c in draw.kept):
+        logger.warning(
+            "a validation set would leave no perturbed training condition (%d to share): none "
+            "carved out",
+            sum(1 for c in pool if genes_of(c)),
+        )
+        return pool, {}
     return draw.kept, draw.held
 
 
@@ -426,7 +439,9 @@ def _simulation(
         stage=_TEST_STAGE,
         what="simulation split",
     )
-    train, val_groups = _carve_val(draw.kept, val_fraction=val_fraction, seed=seed)
+    train, val_groups = _carve_val(
+        draw.kept, val_fraction=val_fraction, seed=seed, keep_training=False
+    )
     return _assemble("simulation", seed, train, val_groups, draw.held, sorted(draw.seen))
 
 
@@ -630,11 +645,14 @@ def make_split(
         result = _custom(conditions, test, seed=seed, val_fraction=val_fraction)
     if result.train == [CONTROL]:
         singles = any(len(genes_of(c)) == 1 for c in conditions)
-        logger.warning(
-            "the %s split leaves no perturbed condition in train%s",
-            kind,
-            "" if singles else ": the screen has no single-gene perturbation; use kind='combo'",
+        perturbed = sum(1 for c in conditions if genes_of(c))
+        hint = (
+            ": the screen has no single-gene perturbation; use kind='combo'"
+            if not singles and kind == "simulation"
+            else f": {counted(perturbed, 'perturbed condition is', 'perturbed conditions are')} "
+            "too few to train on and hold out (kind='none' trains on them all)"
         )
+        logger.warning("the %s split leaves no perturbed condition in train%s", kind, hint)
     return result
 
 
