@@ -78,6 +78,9 @@ def test_a_file_of_several_screens_is_refused_unless_one_is_picked_or_pooled(cap
     assert main(export) == 2
     assert "obs['dataset'] names 2 screens" in _one_line_error(capsys)
     assert main([*export, "--where", "dataset=mine23"]) == 0
+    # a model trained on both, pooled, exports both by default
+    pooled = ["export", str(tmp_path / "both"), data, "--out", str(tmp_path / "pooled")]
+    assert main(pooled) == 0
 
 
 def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
@@ -553,7 +556,7 @@ def test_a_screen_of_pairs_only_under_the_default_split_is_told_to_split_by_comb
     pairs = make_screen(["control", "G1+G2", "G3+G4", "G5+G6", "G1+G3", "G2+G4"])
     data = _write(pairs, tmp_path / "pairs.h5ad")
     assert _train(data, tmp_path / "model", "--model", "mean") == 2
-    assert "needs --split combo or --split none" in _one_line_error(capsys)
+    assert "needs --split combo, not --split simulation" in _one_line_error(capsys)
     assert _train(data, tmp_path / "model", "--model", "mean", "--split", "combo") == 0
 
 

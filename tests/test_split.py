@@ -342,4 +342,4 @@ def test_a_screen_of_a_pair_or_two_still_trains_and_is_told_why_not_held_out(tin
         assert ps.TrainMean(trained).fit().is_fitted
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.pp.split(screen[screen.obs["condition"] != pairs[1]].copy(), kind="combo", seed=1)
-    assert "1 perturbed condition is too few to train on and hold out (kind='none'" in caplog.text
+    assert "it holds 1 perturbed condition (kind='custom' chooses what to hold out" in caplog.text

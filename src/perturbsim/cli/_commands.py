@@ -336,6 +336,7 @@ def _run_export(args: argparse.Namespace) -> None:
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
     args.normalize = args.normalize or model.screen_labels.get("normalize") == "true"
+    args.pool_datasets = args.pool_datasets or model.screen_labels.get("pooled_datasets") == "true"
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]
     defaulted = args.where is None and bool(trained)
     if defaulted:

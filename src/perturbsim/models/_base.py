@@ -341,8 +341,9 @@ class PerturbationModel(ABC):
         (a linear model predicting the mean) are then only logged at info level."""
         self.screen_labels: dict[str, str] = {} if self.data is None else dict(self.data.labels)
         """How the screen was read: the ``control`` label and the ``sep`` of its labels
-        (:func:`perturbsim.pp.setup`), and ``normalize`` (``"true"``) when its raw counts
-        were normalised (saved with the model; ``perturbsim predict`` and ``design`` read
+        (:func:`perturbsim.pp.setup`), ``normalize`` (``"true"``) when its raw counts were
+        normalised, ``pooled_datasets`` (``"true"``) when it pooled several screens (saved
+        with the model; ``perturbsim predict`` and ``design`` read
         labels written alike, ``export`` reads the screen alike; empty when unknown)."""
         self.screen_where: dict[str, list[str]] = {} if self.data is None else dict(self.data.where)
         """The cells of the file the screen was read with (:func:`perturbsim.ds.read`'s

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 NO_TRAINING_PERTURBATION = (
     "no perturbed training conditions: the split, or the train_conditions given to fit, "
-    "train on ctrl only (a screen without single-gene perturbations needs kind='combo' or "
-    "kind='none')"
+    "train on ctrl only (hold fewer conditions out, e.g. with kind='custom'; a screen "
+    "without single-gene perturbations needs kind='combo', not kind='simulation')"
 )
 """The error of a split that leaves no perturbation to learn from."""
 
@@ -136,8 +136,9 @@ class ScreenData:
         Validation conditions (may be empty).
     labels
         How the screen was read: the ``control`` label and the ``sep`` of its raw labels
-        (:func:`perturbsim.pp.setup`; empty when unknown), and ``normalize`` (``"true"``)
-        when its raw counts were normalised.
+        (:func:`perturbsim.pp.setup`; empty when unknown), ``normalize`` (``"true"``)
+        when its raw counts were normalised, and ``pooled_datasets`` (``"true"``) when it
+        pooled several screens (``pool_datasets=True``).
     where
         The cells the screen was read with (:func:`perturbsim.ds.read`'s ``where``: column ->
         values kept; empty when every cell of the file, or unknown).
@@ -186,8 +187,9 @@ class ScreenData:
         train, val, few = _without_few_cells(stats, train, val)
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
         labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
-        if setup.get("normalize", False):
-            labels["normalize"] = "true"
+        for flag in ("normalize", "pooled_datasets"):  # how to read the file again
+            if setup.get(flag, False):
+                labels[flag] = "true"
         where = {str(c): [str(v) for v in values] for c, values in setup.get("where", {}).items()}
         return cls(stats=stats, train=train, val=val, labels=labels, where=where, few_cells=few)
 

@@ -401,9 +401,10 @@ class Stacked(CoverageMixin, PerturbationModel):
         error scale alone). ``False`` is the ablation ``stacked_no_partial_sum``.
     corrections
         Catalogue names of the correcting models, among :data:`CORRECTIONS` (default
-        :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone. A GO model
-        among them on a screen none of whose genes GO annotates (mouse names, Ensembl IDs
-        without ``go_annotations`` that name them) is left out when fitted, with a warning.
+        :data:`DEFAULT_CORRECTIONS`); empty: the calibrated baseline alone. On a screen none
+        of whose genes GO annotates (mouse names, Ensembl IDs without ``go_annotations`` that
+        name them) ``linear_go`` is left out when fitted, with a warning (GEARS stays, and
+        predicts only genes perturbed in training).
     linear_embedding
         ``perturbation_embedding`` of the ``linear`` correction: ``"auto"``, ``"training"``
         (the paper's) or ``"coexpression"``.
@@ -542,6 +543,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.inferred: dict[str, int] = {}
         self.inferred_variance: dict[str, np.ndarray] = {}
         self.corrections: dict[str, PerturbationModel] = {}
+        """Name -> the correcting model: those asked for, less any left out when fitted."""
         for name in CORRECTIONS if self.data is not None else ():
             if name not in corrections:
                 continue

@@ -314,11 +314,11 @@ refused unless asked (``pool_datasets``; the CLI's ``--pool-datasets``). Cell ty
 warned of: ``cell_type`` may also label subpopulations of one line."""
 
 
-def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
+def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> bool:
     """Refuse cells of several screens unless ``pool_datasets``; warn of other mixes.
 
     Several cell types are warned of: each condition pools them (datasets pooled on
-    purpose are not).
+    purpose are not). Returns whether several screens are pooled.
     """
     mixed = mixed_sources(adata)
     datasets = mixed.get(DATASET_COLUMN, [])
@@ -341,6 +341,7 @@ def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> None:
             shown_list(values, 5),
             column,
         )
+    return bool(datasets)
 
 
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
@@ -440,8 +441,9 @@ def setup(
     - ``adata.obs["perturbsim_n_targets"]``: number of perturbed genes;
     - ``adata.uns["perturbsim"]["setup"]``: options, perturbed genes, targets missing from
       ``var`` (allowed, e.g. CRISPRa of unmeasured genes) and single-cell conditions;
-      ``normalize`` is whether this setup normalised raw counts in ``X`` (so that a model
-      fitted on it reads the file again alike);
+      ``normalize`` is whether this setup normalised raw counts in ``X`` and
+      ``pooled_datasets`` whether it pooled several screens (so that a model fitted on it
+      reads the file again alike);
     - ``adata.var["perturbsim_original_id"]``: the original ``var_names``, when
       ``gene_symbols`` (or a ``gene_name`` column) replaces them.
     - with ``normalize=True`` and raw counts in ``X``: ``X`` log-normalised in place
@@ -455,6 +457,10 @@ def setup(
     the statistics (``uns["perturbsim"]["pseudobulk"]``, ``varp["perturbsim_gram"]``) and the
     DE genes (``uns["perturbsim"]["de"]``); a screen set up, processed and saved keeps them
     when it is read back.
+
+    Warned of (logged, kept): conditions of a single cell; a control of fewer cells than
+    the typical (median) condition, whose noise every change then shares as much as its
+    own or more; several cell types; perturbed genes not measured in ``var``.
 
     Examples
     --------
@@ -510,7 +516,7 @@ def setup(
     canonical = raw.astype(object).map(mapping).astype(str)
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
-    _check_mixed_sources(adata, pool_datasets)
+    pooled = _check_mixed_sources(adata, pool_datasets)
     symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
@@ -562,6 +568,7 @@ def setup(
         "control": control,
         "sep": sep,
         "normalize": from_counts,
+        "pooled_datasets": pooled,
         "perturbed_genes": np.array(perturbed, dtype=object),
         "missing_targets": np.array(missing, dtype=object),
         "single_cell_conditions": np.array(single_cell, dtype=object),
@@ -585,8 +592,8 @@ def _warn_few_control_cells(counts: pd.Series) -> None:
     if control < typical:
         logger.warning(
             "the control has %s, fewer than the typical condition (median %g): every change "
-            "is measured against its mean, whose noise then dominates the changes, the "
-            "scores and the DE tests",
+            "is measured against its mean, whose noise then weighs on every change, score "
+            "and DE test as much as the condition's own or more",
             counted(control, "cell"),
             typical,
         )

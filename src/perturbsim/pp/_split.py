@@ -649,8 +649,8 @@ def make_split(
         hint = (
             ": the screen has no single-gene perturbation; use kind='combo'"
             if not singles and kind == "simulation"
-            else f": {counted(perturbed, 'perturbed condition is', 'perturbed conditions are')} "
-            "too few to train on and hold out (kind='none' trains on them all)"
+            else f": it holds {counted(perturbed, 'perturbed condition')} (kind='custom' "
+            "chooses what to hold out; kind='none' trains on them all)"
         )
         logger.warning("the %s split leaves no perturbed condition in train%s", kind, hint)
     return result
@@ -730,7 +730,9 @@ def split(
         Share of fully seen combinations kept in train (``simulation``).
     val_fraction
         Share of training genes (and fully seen combinations; for ``combo``: of training
-        combinations) moved to validation, in ``[0, 1)``.
+        combinations) moved to validation, in ``[0, 1)``. A validation set that would leave
+        no perturbed training condition (a screen of a pair or two) is not carved out, with
+        a warning, except by ``simulation``, whose training set is then refused when fitted.
     combo_test_fraction
         Share of combinations of each subgroup put in test (``combo``).
     test_conditions
