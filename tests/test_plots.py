@@ -434,3 +434,37 @@ def test_log_axes_are_labelled_plainly_and_never_with_a_lone_label(low, high, la
     assert all(label in shown for label in labels) and len(shown) >= 2
     assert not any("10" in label and "^" in label for label in shown)
     plt.close(fig)
+
+
+def test_a_model_and_a_subgroup_keep_their_colours_across_figures(result):
+    def bar_colours(ax):
+        handles, labels = ax.get_legend_handles_labels()
+        pairs = zip(handles, labels, strict=True)
+        return {label: tuple(handle.patches[0].get_facecolor()) for handle, label in pairs}
+
+    both = bar_colours(pl.metric_bars(result, metric="nmse_de", models=["additive", "mean"]))
+    alone = bar_colours(pl.metric_bars(result, metric="nmse_de", models=["mean"]))
+    assert both["mean"] == alone["mean"] != both["additive"]
+    narrow = pl.metric_bars(result, metric="nmse_de", models=["mean"], subgroups="unseen_single")
+    narrow.figure.draw_without_rendering()
+    title = narrow.title.get_window_extent()
+    assert narrow.figure.bbox.x0 <= title.x0 and title.x1 <= narrow.figure.bbox.x1  # not cut
+    histories = pd.concat(
+        [
+            pd.DataFrame(
+                {"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [1.5, 1.2]}
+            ).assign(model=model, seed=seed)
+            for model in ("stacked", "gears_residual")
+            for seed in (1, 2, 3)
+        ],
+        ignore_index=True,
+    )
+    ax = pl.training_history(histories)
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == [  # each model named once, in its own colour
+        "training loss (stacked)",
+        "validation error (stacked)",
+        "training loss (gears_residual)",
+        "validation error (gears_residual)",
+    ]
+    assert {line.get_color() for line in ax.get_lines()[:6]} == {"C0"}

@@ -9,6 +9,7 @@ from matplotlib.axes import Axes
 from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._fitness import SUBGROUPS, FitnessResult
+from ._colours import subgroup_colour
 from ._plots import _axes
 
 
@@ -91,7 +92,7 @@ def fitness_scatter(
             group["predicted"],
             s=6,
             alpha=0.5,
-            color=f"C{_subgroup_rank(subgroup)}",
+            color=subgroup_colour(subgroup),
             edgecolors="none",
             label=f"{subgroup} ({len(group)})",
         )

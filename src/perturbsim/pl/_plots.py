@@ -9,6 +9,7 @@ with ``ax.figure.savefig(path)``.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
 from ..tl._metrics import METRICS
 from ..tl._result import REPLICATE, EvaluationResult, order_subgroups
+from ._colours import model_colours
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +255,7 @@ def metric_bars(
     indexed = rows.set_index(["model", "subgroup"])
     means, ends = [], []
     notes: list[tuple[float, str, float]] = []  # (position, note, bar height)
+    colours = model_colours(models)
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
         low = np.full(len(subgroups), np.nan)
@@ -277,7 +280,7 @@ def metric_bars(
             **(
                 {"color": "0.85", "hatch": "///", "edgecolor": "0.45"}
                 if model == REPLICATE
-                else {"color": f"C{i}"}
+                else {"color": colours[model]}
             ),
         )
         for position, group, height in zip(positions, subgroups, mean, strict=True):
@@ -312,7 +315,9 @@ def metric_bars(
     shown = rows[rows["model"].isin(models) & rows["subgroup"].isin(subgroups)]
     seeds = shown["n_seeds"].max() if "n_seeds" in shown.columns else np.nan
     of_seeds = f"\nmean of {counted(int(seeds), 'seed')}" if np.isfinite(seeds) else ""
-    ax.set_title(metric + note + of_seeds)
+    # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
+    width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
+    ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
@@ -570,25 +575,33 @@ def training_history(
     groups = table.groupby(keys, sort=False) if keys else [((), table)]
     own_figure = ax is None
     ax = _axes(ax, (4.2, 3.2))
+    # several models: each in its own colour, named once (its seeds' runs by their markers)
+    colours = model_colours(list(pd.unique(table["model"]))) if "model" in keys else {}
+    named: set[str] = set()
     for i, (key, run) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
-        name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
-        suffix = f" ({name})" if name else ""
+        if colours:
+            model = str(dict(zip(keys, key, strict=True))["model"])
+            colour, suffix, shown = colours[model], f" ({model})", model not in named
+            named.add(model)
+        else:
+            name = ", ".join(f"{k} {v}" for k, v in zip(keys, key, strict=True))
+            colour, suffix, shown = f"C{i % 10}", f" ({name})" if name else "", True
         ax.plot(  # markers: a run under another (the same start) still shows
             run["epoch"],
             run["train_loss"],
-            color=f"C{i % 10}",
+            color=colour,
             marker=_MARKERS[i % len(_MARKERS)],
             markersize=3,
-            label="training loss" + suffix,
+            label="training loss" + suffix if shown else "_nolegend_",
         )
         if np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
             ax.plot(
                 run["epoch"],
                 run["val_loss"],
-                color=f"C{i % 10}",
+                color=colour,
                 linestyle="--",
-                label="validation error" + suffix,
+                label="validation error" + suffix if shown else "_nolegend_",
             )
     values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
     if np.all(values[np.isfinite(values)] > 0):
@@ -598,7 +611,8 @@ def training_history(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     validated = any(line.get_linestyle() == "--" for line in ax.get_lines())
     ax.set_ylabel("training loss, validation error" if validated else "training loss")
-    if len(ax.get_lines()) > LEGEND_INSIDE:  # beside the axes, not over the curves
+    entries = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    if len(entries) > LEGEND_INSIDE:  # beside the axes, not over the curves
         if own_figure:
             ax.figure.set_size_inches(6.4, 3.2)
         ax.legend(fontsize="x-small", frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -607,5 +621,6 @@ def training_history(
     names = list(pd.unique(table["model"])) if "model" in table.columns else []
     label = getattr(history, "label", None)
     shown = [str(label)] if isinstance(label, str) and label else [str(n) for n in names]
-    ax.set_title("training history" + (f": {', '.join(shown)}" if shown else ""))
+    title = "training history" + (f": {', '.join(shown)}" if shown else "")
+    ax.set_title("\n".join(textwrap.wrap(title, 50)))
     return ax

@@ -14,6 +14,7 @@ from .._checks import checked_table
 from .._errors import PerturbsimError
 from ..tl._result import EvaluationResult, order_subgroups
 from ..tl._uncertainty import within_subgroups
+from ._colours import model_colours, subgroup_colour
 from ._plots import _axes, plain_log_labels
 
 
@@ -92,7 +93,8 @@ def uncertainty_vs_error(
     ax = _axes(ax, (4.8, 4.0))
     for subgroup in order_subgroups(rows["subgroup"].unique()):
         part = rows[rows["subgroup"] == subgroup]
-        ax.scatter(part["uncertainty"], part[error], s=18, alpha=0.8, label=subgroup)
+        colour = subgroup_colour(subgroup)
+        ax.scatter(part["uncertainty"], part[error], s=18, alpha=0.8, color=colour, label=subgroup)
     rho = rows[["uncertainty", error]].corr(method="spearman").iloc[0, 1]
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -159,9 +161,9 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     table = _table(data, "calibration", ["model", "genes", "nominal", "observed"])
     ax = _axes(ax, (4.4, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    colours = {}
+    colours = model_colours(list(table["model"].unique()))
     for (model, genes), part in table.groupby(["model", "genes"], sort=False):
-        colour = colours.setdefault(model, f"C{len(colours)}")
+        colour = colours[model]
         ax.plot(
             part["nominal"],
             part["observed"],
