@@ -138,7 +138,8 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         "--pool-datasets",
         action="store_true",
         help="pool the cells of a file whose obs['dataset'] names several screens "
-        "(refused without it: pick one with --where dataset=NAME)",
+        "(refused without it: pick one with --where dataset=NAME)"
+        + (" (default: as the model's training screen was read)" if loads_model else ""),
     )
     if not loads_model:
         add_go_option(
