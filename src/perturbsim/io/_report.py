@@ -200,7 +200,8 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
         plots.bars[metric] = Plot(
             f"bars_{_slug(metric)}.png",
             f"{metric}: mean over seeds per model and test subgroup, whiskers the interval; "
-            "k/n above a bar: scored on k of the n test conditions only",
+            "k/n beside a bar (past its end, or across 0 from it): scored on k of the n test "
+            "conditions only",
             _png(ax.figure),
         )
     for seed, group, condition in chosen_conditions(result).itertuples(index=False):

@@ -47,7 +47,7 @@ _FOOT_NOTE = {
     "rotation": 90,
     "fontsize": "x-small",
     "ha": "center",
-    "zorder": 5,  # over the whiskers and the hatching, on a white ground
+    "zorder": 1.5,  # over the bars' hatching, on a white ground; under their whiskers (2)
     "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
 }
 """How a bar's coverage note is written beside it (:func:`_note_place`)."""
