@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from anndata import AnnData
 
@@ -14,7 +16,7 @@ from ._pseudobulk import cell_matrix
 from ._setup import check_setup
 
 
-def matrix_rows(matrix: object, rows: np.ndarray) -> object:
+def matrix_rows(matrix: object, rows: Sequence[int] | np.ndarray) -> object:
     """Rows of a cell matrix in memory as it stores them (sparse stays sparse).
 
     Parameters
@@ -23,17 +25,19 @@ def matrix_rows(matrix: object, rows: np.ndarray) -> object:
         ``adata.X`` or a layer: dense, sparse, backed on disk (``rows`` then increasing, as
         h5py reads them) or a dask array (its blocks dense or sparse; computed here).
     rows
-        Row indices.
+        Row indices (any sequence: a list, a range, an array).
 
     Returns
     -------
     A numpy array or a scipy sparse matrix, ``(len(rows), n_genes)``.
     """
-    block = matrix[rows]
+    block = matrix[np.asarray(rows)]
     return block.compute() if is_dask_array(block) else block
 
 
-def dense_rows(matrix: object, rows: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+def dense_rows(
+    matrix: object, rows: Sequence[int] | np.ndarray, dtype: type = np.float64
+) -> np.ndarray:
     """Rows of a cell matrix as a dense array, reading only those rows.
 
     Parameters

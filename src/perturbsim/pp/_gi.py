@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy import sparse, stats
+from scipy import stats
 
 from .._checks import (
     as_whole,
@@ -45,6 +45,7 @@ from .._checks import (
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
+from ._cells import dense_rows
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
 from ._pseudobulk import (
     MIN_REPLICATE_CELLS,
@@ -792,12 +793,6 @@ def _pair_scores(
     }
 
 
-def _rows_of(matrix: object, rows: Sequence[int]) -> np.ndarray:
-    """Rows of a dense or sparse matrix as a float64 array, ``(len(rows), G)``."""
-    block = matrix[list(rows)]
-    return np.asarray(block.toarray() if sparse.issparse(block) else block, dtype=float)
-
-
 def _canonical(label: object, sep: str) -> str:
     """The canonical form of ``label``: genes joined by ``sep``, or by ``+`` if it has one."""
     text = str(label)
@@ -845,7 +840,7 @@ def _control(
     """
     given = None if control_mean is None else checked_control_mean(control_mean, profiles.n_vars)
     if CONTROL in rows:
-        row = _rows_of(profiles.X, [rows[CONTROL]])[0]
+        row = dense_rows(profiles.X, [rows[CONTROL]])[0]
         if given is not None and not np.allclose(given, row, rtol=1e-5, atol=1e-6):
             raise PerturbsimError(
                 f"control_mean differs from the {CONTROL!r} row of profiles by up to "
@@ -854,10 +849,10 @@ def _control(
         return row
     if given is not None:
         return given
-    first = _rows_of(profiles.X, [0])[0] - _rows_of(delta, [0])[0]
+    first = dense_rows(profiles.X, [0])[0] - dense_rows(delta, [0])[0]
     for start in range(0, profiles.n_obs, _CHUNK):
         chunk = range(start, min(start + _CHUNK, profiles.n_obs))
-        implied = _rows_of(profiles.X, chunk) - _rows_of(delta, chunk)
+        implied = dense_rows(profiles.X, chunk) - dense_rows(delta, chunk)
         if not np.allclose(implied, first, atol=1e-3):
             raise PerturbsimError(
                 f"profiles has no {CONTROL!r} row and X - .layers[{DELTA_LAYER!r}] differs "
@@ -1318,8 +1313,8 @@ def summed_pairs(
         chunk = whole[start : start + _SUM_CHUNK]
         triples = [(labels[i], *genes_of(labels[i])) for i in chunk]
         index = [rows[label] for triple in triples for label in triple]
-        change = _rows_of(delta, index).reshape(len(chunk), 3, -1)
-        compared = (_rows_of(profiles.X, index).reshape(len(chunk), 3, -1) > 0).all(axis=1)
+        change = dense_rows(delta, index).reshape(len(chunk), 3, -1)
+        compared = (dense_rows(profiles.X, index).reshape(len(chunk), 3, -1) > 0).all(axis=1)
         for k, (_, *genes) in enumerate(triples):
             compared[k, [column[g] for g in genes if g in column]] = False  # its own genes
         departure = np.abs(change[:, 0] - change[:, 1] - change[:, 2])
@@ -1423,7 +1418,7 @@ def _score_pairs(
     def score(job: _Job) -> dict[str, float] | None:
         keep = genes.copy()
         keep[job.targets] = False
-        changes = _rows_of(delta, [rows[label] for label in job.labels])[:, keep]
+        changes = dense_rows(delta, [rows[label] for label in job.labels])[:, keep]
         _require_finite(job.labels, changes)
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
@@ -1566,7 +1561,7 @@ def gi_per_gene(
             skipped.append(f"{pair} (no {' or '.join(absent)})")
             continue
         keep = ~np.isin(genes, [gene_a, gene_b]) if exclude_targets else np.ones(len(genes), bool)
-        da, db, dab = _rows_of(delta, [rows[gene_a], rows[gene_b], rows[pair]])[:, keep]
+        da, db, dab = dense_rows(delta, [rows[gene_a], rows[gene_b], rows[pair]])[:, keep]
         _require_finite((gene_a, gene_b, pair), (da, db, dab))
         frame = pd.DataFrame(
             {
