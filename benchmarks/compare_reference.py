@@ -30,10 +30,19 @@ Two screens:
   cells). Its test metrics there are those of the partly trained network, not of a default
   training.
 
+On a machine with a GPU, ``--reference-device cuda`` trains the reference there (its own
+``device`` argument) while ours stay on the CPU, held to ``--ours-threads`` threads (a
+laptop's 2, say), so the ratio compares the reference on a GPU with ours on a few cores of
+the same machine, measured in the same run. ``--reference-python`` names another python
+that imports cell-gears 0.1.2 (a GPU machine's own torch, the reference's packages on its
+path).
+
 Prints ONE JSON line. Usage::
 
     bash benchmarks/reference_env.sh          # once: the reference's environment
     python benchmarks/compare_reference.py    # ~40 min on 2 quiet cores (107 min loaded)
+    python benchmarks/compare_reference.py --reference-python python3 \
+        --reference-device cuda --ours-threads 2 --repeats 1 --reference-steps 1000
 """
 
 from __future__ import annotations
@@ -138,25 +147,20 @@ def _run(command: list[str], log: Path, what: str, *, env: dict | None = None) -
     return json.loads(_last_line(out.stdout))
 
 
-def check_reference_env() -> str:
-    """The reference environment's versions; a one-line error when it is missing or broken."""
-    if not VENV_PYTHON.exists():
-        raise BenchmarkError(
-            f"the reference environment is missing ({VENV_PYTHON.parent.parent}); "
-            f"create it with: {MAKE_VENV}"
-        )
+def check_reference_env(python: str) -> str:
+    """The reference environment's versions; a one-line error when it is broken."""
     probe = (
         "import importlib.metadata as m, gears; "
         "print(', '.join(n + ' ' + m.version(n) for n in "
         "('cell-gears', 'torch', 'torch_geometric', 'scipy', 'numpy')))"
     )
-    out = subprocess.run([str(VENV_PYTHON), "-c", probe], capture_output=True, text=True)
+    out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
     if out.returncode != 0 or "cell-gears 0.1.2" not in out.stdout:
         reason = _last_line(out.stderr) if out.returncode else out.stdout.strip()
-        raise BenchmarkError(
-            f"the reference environment does not import cell-gears 0.1.2 ({reason}); "
-            f"recreate it: rm -r benchmarks/.venv-reference && {MAKE_VENV}"
-        )
+        fix = f"rm -r benchmarks/.venv-reference && {MAKE_VENV}"
+        if python != str(VENV_PYTHON):
+            fix = f"give a --reference-python that imports it, or leave it out after {MAKE_VENV}"
+        raise BenchmarkError(f"{python} does not import cell-gears 0.1.2 ({reason}); {fix}")
     return out.stdout.strip()
 
 
@@ -314,22 +318,36 @@ def score_all(predictions: dict[str, ad.AnnData], prepared, conditions: list[str
 
 
 # -- one screen ---------------------------------------------------------------------------
-def run_ours(model: str, source: str, split: ps.pp.Split, folder: Path, repeats: int) -> dict:
-    """Our model's whole training ``repeats`` times, each in a fresh process; the fastest."""
+def _ours_env(threads: int | None) -> dict | None:
+    """The environment of our training processes: ``threads`` threads for torch, BLAS and
+    numba (each library's default where None)."""
+    if threads is None:
+        return None
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+    return dict(os.environ, **dict.fromkeys(names, str(threads)))
+
+
+def run_ours(
+    model: str, source: str, split: ps.pp.Split, folder: Path, args: argparse.Namespace
+) -> dict:
+    """Our model's whole training ``args.repeats`` times, each in a fresh process; the fastest."""
     runs = []
-    for run in range(repeats):
+    env = _ours_env(args.ours_threads)
+    for run in range(args.repeats):
         command = [sys.executable, "-c", OURS_CODE, source, model, str(folder / f"{model}.npz")]
         command += [json.dumps(split.test), str(SPLIT_SEED), str(SEED)]
-        runs.append(_run(command, folder / f"{model}_{run}.log", f"perturbsim {model}"))
+        log = folder / f"{model}_{run}.log"
+        runs.append(_run(command, log, f"perturbsim {model}", env=env))
     fastest = min(runs, key=lambda r: r["whole_training_s"])
     return fastest | {"whole_training_s_of_each_run": [r["whole_training_s"] for r in runs]}
 
 
 def run_reference(folder: Path, args: argparse.Namespace, *, full: bool) -> dict:
     """The reference in its own environment: whole training, or timed steps on a sample."""
-    command = [str(VENV_PYTHON), str(HELPER), "--inputs", str(folder / "inputs")]
+    command = [args.reference_python, str(HELPER), "--inputs", str(folder / "inputs")]
     command += ["--work", str(folder / "reference_data"), "--out", str(folder / "reference")]
     command += ["--seed", str(SEED), "--eval-batches", str(args.eval_batches)]
+    command += ["--device", args.reference_device]
     if full:
         command += ["--epochs", str(args.reference_epochs), "--steps", str(args.check_steps)]
     else:
@@ -367,7 +385,7 @@ def compare(
     timing: dict = {}
     predictions: dict[str, ad.AnnData] = {}
     for model in OURS:
-        timing[model] = run_ours(model, source, split, folder, args.repeats)
+        timing[model] = run_ours(model, source, split, folder, args)
         predictions[model] = load_predictions(folder / f"{model}.npz")
         _progress(f"[{name}] {model}: {timing[model]}")
     measured = run_reference(folder, args, full=full)
@@ -431,7 +449,7 @@ def _at_least(a: float | None, b: float | None) -> bool | None:
 
 def reference_timing(measured: dict, inputs: dict, *, full: bool) -> dict:
     """The reference's figures, wall and CPU; from a sample of the cells, extrapolated."""
-    keys = ("cells", "epochs", "timed_steps", "eval_batches_timed", "predict_cells")
+    keys = ("device", "cells", "epochs", "timed_steps", "eval_batches_timed", "predict_cells")
     timing = {k: measured[k] for k in keys if k in measured}
     for phase in ("preprocess", "graphs", "train", "epoch", "step", "eval_batch", "predict"):
         for clock in ("s", "cpu_s"):
@@ -449,6 +467,8 @@ def reference_timing(measured: dict, inputs: dict, *, full: bool) -> dict:
             timing["epoch_s_estimated_from_steps (check)"] = round(epoch, 2)
             timing["train_s_estimated_from_steps (check)"] = round(train, 1)
         timing["peak_rss_gb"] = measured["peak_rss_gb"]
+        if "peak_gpu_memory_gb" in measured:
+            timing["peak_gpu_memory_gb"] = measured["peak_gpu_memory_gb"]
         return timing
     share = measured["cells"] / inputs["covered_cells"]
     sizes = (inputs["train_cells"], inputs["val_cells"], inputs["test_cells"])
@@ -473,6 +493,8 @@ def reference_timing(measured: dict, inputs: dict, *, full: bool) -> dict:
             preprocess + measured[f"graphs_{clock}"] + train, 1
         )
     timing["peak_rss_gb (on the sample: a lower bound)"] = measured["peak_rss_gb"]
+    if "peak_gpu_memory_gb" in measured:
+        timing["peak_gpu_memory_gb (on the sample)"] = measured["peak_gpu_memory_gb"]
     return timing
 
 
@@ -506,10 +528,22 @@ def main() -> None:
     parser.add_argument("--eval-batches", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each of ours")
     parser.add_argument("--keep", type=Path, help="keep the working files in this new folder")
+    parser.add_argument(
+        "--reference-python",
+        default=str(VENV_PYTHON),
+        help="a python that imports cell-gears 0.1.2 (default: the reference environment's)",
+    )
+    parser.add_argument("--reference-device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--ours-threads", type=int, help="threads of our training processes (default: all)"
+    )
     args = parser.parse_args()
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep} is not a new (or empty) folder")
-    if not VENV_PYTHON.exists():  # a skip, as every benchmark's without what it needs
+    if args.ours_threads is not None and args.ours_threads < 1:
+        parser.error(f"--ours-threads {args.ours_threads}: give 1 or more")
+    if args.reference_python == str(VENV_PYTHON) and not VENV_PYTHON.exists():
+        # a skip, as every benchmark's without what it needs
         skipped = f"the reference environment is missing: create it with {MAKE_VENV}"
         print(json.dumps({"benchmark": "compare_reference", "skipped": skipped}))
         return
@@ -517,7 +551,7 @@ def main() -> None:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     try:
-        versions = check_reference_env()
+        versions = check_reference_env(args.reference_python)
         with tempfile.TemporaryDirectory() as scratch:
             tmp = args.keep or Path(scratch)
             tmp.mkdir(parents=True, exist_ok=True)
@@ -527,6 +561,8 @@ def main() -> None:
                 "reference": versions,
                 "split": f"simulation, seed {SPLIT_SEED}",
                 "model_seed": SEED,
+                "reference_device": args.reference_device,
+                "ours_threads": args.ours_threads or f"torch's default ({os.cpu_count()} cores)",
                 "metrics": "ours (ps.tl.score): top-20 non-dropout DE genes, targets left out",
             }
             if not args.skip_subset:

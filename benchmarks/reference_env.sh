@@ -11,10 +11,11 @@
 #   TORCH_INDEX=https://download.pytorch.org/whl/cpu bash benchmarks/reference_env.sh
 #
 # Pins: torch 2.13.0 first and alone (the CPU build; nothing else may pull a CUDA torch in),
-# then cell-gears 0.1.2 with torch_geometric, scipy 1.14.1 and numpy < 2.3 (a newer scipy
-# breaks the reference's PertData constructor) and pandas < 3 (the reference indexes a
-# Series by position with [0], which pandas 3 refuses). Re-running it keeps an existing
-# environment and installs only what is missing.
+# then cell-gears 0.1.2 with torch_geometric, scipy 1.14.1 and numpy < 2.3 (the versions the
+# recorded figures were measured with; _reference_run.py also runs under newer scipy, which
+# refuses the reference's indexing of its sparse X by a pandas Series) and pandas < 3 (the
+# reference indexes a Series by position with [0], which pandas 3 refuses). Re-running it
+# keeps an existing environment and installs only what is missing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
