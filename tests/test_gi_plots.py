@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgba
+from matplotlib.colors import rgb_to_hsv, to_rgba
 
 import perturbsim as ps
 from perturbsim import pl
@@ -233,6 +233,13 @@ def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert ("in a new cluster" in legend) == (n_new > 0)
         assert (n_new > 0) == (predicted is far)
+        # the new clusters' red is no cluster's colour: hues at least 15 degrees from red
+        points = np.concatenate(
+            [ax.collections[0].get_facecolors()[:, :3], ax.collections[1].get_facecolors()[:, :3]]
+        )
+        hue = np.array([rgb_to_hsv(c)[0] for c in points])
+        coloured = points.max(axis=1) - points.min(axis=1) > 0.05
+        assert np.all(np.minimum(hue, 1 - hue)[coloured] >= 15 / 360)
 
 
 def test_phenotype_landscape_needs_profiles(pairs):

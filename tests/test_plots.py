@@ -201,14 +201,19 @@ def test_training_history(split_tiny, tiny_go):
     model = ps.GEARS(split_tiny, seed=0, go_annotations=tiny_go).fit(max_epochs=3)
     ax = pl.training_history(model)
     assert isinstance(ax, Axes)
-    assert len(ax.lines) == 2
+    twin = ax.figure.axes[1]  # the validation error on its own scale
+    assert len(ax.lines) == 1 and len(twin.lines) == 1
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
-    np.testing.assert_allclose(ax.lines[1].get_ydata(), model.history["val_loss"])
+    np.testing.assert_allclose(twin.lines[0].get_ydata(), model.history["val_loss"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "training loss",
+        "validation error",
+    ]
     other = Figure().add_subplot()
     # one train and one validation line per seed of an evaluation
     histories = pd.concat([model.history.assign(seed=s) for s in (1, 2)], ignore_index=True)
     assert pl.training_history(histories, ax=other) is other
-    assert len(other.lines) == 4
+    assert len(other.lines) == 2 and len(other.figure.axes[1].lines) == 2
     assert ax.get_title() == "training history: gears"
     named = pl.training_history(histories.assign(model="stacked"))
     assert named.get_title() == "training history: stacked"
@@ -216,26 +221,38 @@ def test_training_history(split_tiny, tiny_go):
     many = pl.training_history(three)
     many.figure.draw_without_rendering()  # three seeds' legend beside the curves, not on them
     legend = many.get_legend().get_window_extent()
-    assert len(many.lines) == 6 and legend.x0 > many.get_window_extent().x1
+    twin_labels = many.figure.axes[1].yaxis.label.get_window_extent()
+    assert len(many.lines) == 3 and legend.x0 > twin_labels.x1
     assert other.get_legend().get_window_extent().x1 <= other.get_window_extent().x1
 
 
-def test_training_history_labels_a_log_axis_under_one_decade_readably():
-    history = pd.DataFrame(
-        {"epoch": [1, 2, 3], "train_loss": [0.45, 0.42, 0.40], "val_loss": [0.09, 0.06, 0.035]}
-    )
-    ax = pl.training_history(history)
-    ax.figure.draw_without_rendering()
+def _shown_tick_labels(ax: Axes) -> set[str]:
     low, high = ax.get_ylim()
-    labels = {
+    return {
         t.get_text()
         for t in [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]
         if t.get_text() and low <= t.get_position()[1] <= high
     }
-    assert {"0.1", "0.2", "0.3", "0.4"} <= labels  # the training loss near 0.4 is readable
-    assert ax.get_ylabel() == "training loss, validation error"
+
+
+def test_training_history_gives_loss_and_validation_error_their_own_scales():
+    # levels a decade apart: on one axis the training loss's course would be a flat line
+    history = pd.DataFrame(
+        {"epoch": [1, 2, 3], "train_loss": [4.5, 4.2, 4.0], "val_loss": [0.09, 0.06, 0.035]}
+    )
+    ax = pl.training_history(history)
+    ax.figure.draw_without_rendering()
+    twin = ax.figure.axes[1]
+    low, high = ax.get_ylim()
+    assert 3.5 < low < 4.0 and 4.5 < high < 5.0  # the loss's own range fills its axis
+    assert twin.get_ylim()[0] < 0.035 and twin.get_ylim()[1] < 0.2
+    assert ax.get_yscale() == twin.get_yscale() == "log"
+    assert "4" in _shown_tick_labels(ax) and "0.05" in _shown_tick_labels(twin)
+    assert ax.get_ylabel() == "training loss (solid)"
+    assert twin.get_ylabel() == "validation error (dashed)"
     unvalidated = pl.training_history(history.assign(val_loss=np.nan))
     assert unvalidated.get_ylabel() == "training loss"  # no validation curve, none named
+    assert len(unvalidated.figure.axes) == 1
 
 
 def test_training_history_says_why_there_is_none(split_tiny, tiny_go, result):

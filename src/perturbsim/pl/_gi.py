@@ -15,7 +15,7 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib import colormaps, patheffects
 from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, rgb_to_hsv
 from matplotlib.lines import Line2D
 from scipy.cluster import hierarchy
 
@@ -45,12 +45,24 @@ the ``fit_corr`` of pairs that are their singles summed spans 0.9989 to 0.99998)
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
 
+NEW_CLUSTER_COLOUR = "red"
+"""The mark of a candidate new phenotype in :func:`phenotype_landscape` (rings and label)."""
+
+
+def _reads_as_red(colour: tuple[float, float, float]) -> bool:
+    """Whether a colour's hue is red's (within 15 degrees) and not washed out to grey."""
+    hue, saturation, _ = rgb_to_hsv(colour)
+    return min(hue, 1 - hue) < 15 / 360 and saturation > 0.3
+
+
 _PALETTE = [
     colour
     for colour in (*colormaps["tab10"].colors, *colormaps["tab20b"].colors)
-    if max(colour) - min(colour) > 0.05  # no grey: grey is "no programme"
+    # no grey (grey is "no programme"), no red (red marks a new cluster)
+    if max(colour) - min(colour) > 0.05 and not _reads_as_red(colour)
 ]
-"""Colours of programmes or clusters in :func:`phenotype_landscape` (29, then repeated)."""
+"""Colours of programmes or clusters in :func:`phenotype_landscape` (23, then repeated):
+tab10's and tab20b's but their greys and reds."""
 _PREDICTED_MARKER = {
     "marker": "^",
     "s": 60,
@@ -579,7 +591,7 @@ def phenotype_landscape(
         table.loc[new_rows, "y"],
         s=90,
         facecolors="none",
-        edgecolors="red",
+        edgecolors=NEW_CLUSTER_COLOUR,
         linewidths=0.8,
         zorder=2,
     )
@@ -594,7 +606,7 @@ def phenotype_landscape(
             va="center",
             fontsize="small",
             fontweight="bold",
-            color="red" if new else "0.15",
+            color=NEW_CLUSTER_COLOUR if new else "0.15",
             zorder=4,
             path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
         )
@@ -627,7 +639,7 @@ def phenotype_landscape(
                 marker="o",
                 linestyle="",
                 markerfacecolor="none",
-                markeredgecolor="red",
+                markeredgecolor=NEW_CLUSTER_COLOUR,
                 label="in a new cluster",
             )
         )

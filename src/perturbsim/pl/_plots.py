@@ -506,6 +506,15 @@ _KEEPS_HISTORY = "of the expression models only GEARS, alone or as a correction 
 """Which models train a network, and so keep a training history, for error messages."""
 
 
+def _log_if_positive(ax: Axes, values: pd.Series) -> None:
+    """A logarithmic y axis, plainly labelled, where every finite value is positive."""
+    finite = values.to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and np.all(finite > 0):
+        ax.set_yscale("log")
+        plain_log_labels(ax.yaxis)
+
+
 def _why_no_history(history: object) -> str:
     """Why a model, or a table, has an empty training history."""
     if isinstance(history, pd.DataFrame):
@@ -525,10 +534,11 @@ def training_history(
 ) -> Axes:
     """Training loss and validation error by epoch.
 
-    Two measures, on one axis: the loss the network trains on (GEARS's autofocus and
-    direction terms) and the error that picks its best epoch (mean squared error on the
-    validation conditions' top DE genes); their levels are not comparable, their courses
-    are.
+    Two measures, each on its own axis: the loss the network trains on (GEARS's autofocus
+    and direction terms; left) and the error that picks its best epoch (mean squared error
+    on the validation conditions' top DE genes; right, on a twin axis). Their levels are
+    not comparable, so each has its own scale (logarithmic where all its values are
+    positive); their courses are.
 
     Parameters
     ----------
@@ -542,9 +552,11 @@ def training_history(
 
     Returns
     -------
-    The Axes: per run a solid training line and a dashed validation line (none for a run
-    trained without validation, whose ``val_loss`` is NaN: the default model's GEARS
-    part); the title names the model (its ``label``, or the table's ``model`` column).
+    The Axes of the training loss: per run a solid training line; the dashed validation
+    lines (none for a run trained without validation, whose ``val_loss`` is NaN: the
+    default model's GEARS part) lie on its twin Axes, the figure's next, and one legend
+    names both. The title names the model (its ``label``, or the table's ``model``
+    column).
 
     Raises
     ------
@@ -558,8 +570,9 @@ def training_history(
     >>> adata = ps.ds.norman2019_subset()
     >>> ps.pp.split(adata, kind="simulation", seed=1)
     >>> model = ps.GEARS(adata, seed=0).fit(max_epochs=3)
-    >>> len(ps.pl.training_history(model).lines)
-    2
+    >>> ax = ps.pl.training_history(model)
+    >>> len(ax.lines), len(ax.figure.axes[1].lines)
+    (1, 1)
     """
     if isinstance(history, PerturbationModel) and not hasattr(history, "history"):
         raise PerturbsimError(_why_no_history(history))
@@ -575,6 +588,8 @@ def training_history(
     groups = table.groupby(keys, sort=False) if keys else [((), table)]
     own_figure = ax is None
     ax = _axes(ax, (4.2, 3.2))
+    validated = bool(np.isfinite(table["val_loss"].to_numpy(dtype=float)).any())
+    val_ax = ax.twinx() if validated else None
     # several models: each in its own colour, named once (its seeds' runs by their markers)
     colours = model_colours(list(pd.unique(table["model"]))) if "model" in keys else {}
     named: set[str] = set()
@@ -595,29 +610,35 @@ def training_history(
             markersize=3,
             label="training loss" + suffix if shown else "_nolegend_",
         )
-        if np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
-            ax.plot(
+        if val_ax is not None and np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
+            val_ax.plot(
                 run["epoch"],
                 run["val_loss"],
                 color=colour,
                 linestyle="--",
                 label="validation error" + suffix if shown else "_nolegend_",
             )
-    values = table[["train_loss", "val_loss"]].to_numpy(dtype=float)
-    if np.all(values[np.isfinite(values)] > 0):
-        ax.set_yscale("log")
-        plain_log_labels(ax.yaxis)
+    _log_if_positive(ax, table["train_loss"])
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    validated = any(line.get_linestyle() == "--" for line in ax.get_lines())
-    ax.set_ylabel("training loss, validation error" if validated else "training loss")
-    entries = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-    if len(entries) > LEGEND_INSIDE:  # beside the axes, not over the curves
+    ax.set_ylabel("training loss (solid)" if validated else "training loss")
+    lines = ax.get_lines()
+    if val_ax is not None:
+        _log_if_positive(val_ax, table["val_loss"])
+        val_ax.set_ylabel("validation error (dashed)")
+        lines += val_ax.get_lines()
+    entries = [line for line in lines if not line.get_label().startswith("_")]
+    labels = [line.get_label() for line in entries]
+    if len(entries) > LEGEND_INSIDE:  # beside the axes (and the twin's labels), not over them
         if own_figure:
-            ax.figure.set_size_inches(6.4, 3.2)
-        ax.legend(fontsize="x-small", frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
+            ax.figure.set_size_inches(7.0, 3.2)
+        place = {"loc": "upper left", "bbox_to_anchor": (1.18 if validated else 1.02, 1)}
     else:
-        ax.legend(fontsize="x-small", frameon=False)
+        place = {}
+    ax.legend(entries, labels, fontsize="x-small", frameon=False, **place)
+    if val_ax is not None:  # the training axes (and legend) over the twin, seen through
+        ax.set_zorder(val_ax.get_zorder() + 1)
+        ax.patch.set_visible(False)
     names = list(pd.unique(table["model"])) if "model" in table.columns else []
     label = getattr(history, "label", None)
     shown = [str(label)] if isinstance(label, str) and label else [str(n) for n in names]
