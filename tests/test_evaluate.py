@@ -420,6 +420,28 @@ def test_skip_failed_runs(adata, tmp_path):
     assert (tmp_path / "failures.csv").is_file()
 
 
+class _MultiLineFailure(TrainMean):
+    """The mean baseline failing to predict with a library's message of several lines."""
+
+    def _predict_change(self, sets):
+        raise RuntimeError("CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA to debug")
+
+
+def test_a_failure_of_several_lines_is_recorded_as_its_first(adata, tmp_path):
+    result = evaluate(adata, models={"oom": _MultiLineFailure}, seeds=[1], on_error="skip")
+    assert result.failures["error"].tolist() == ["RuntimeError: CUDA error: out of memory"]
+    ps.io.write_report(result, tmp_path)  # a row of the report's table each, unbroken
+    report = (tmp_path / "report.md").read_text()
+    failed = report[report.index("Failed runs") :].splitlines()
+    row = next(i for i, line in enumerate(failed) if line.startswith("| `oom` | 1 | predict"))
+    assert failed[row].endswith("out of memory |") and not failed[row + 1].startswith("Compile")
+    with pytest.raises(
+        ps.PerturbsimError,
+        match=r"predict on split seed 1: RuntimeError: CUDA error: out of memory$",
+    ):
+        evaluate(adata, models={"oom": _MultiLineFailure}, seeds=[1])
+
+
 class _NonFiniteMean(TrainMean):
     """The mean baseline with one gene's prediction NaN: a prediction that cannot be scored.
 

@@ -304,7 +304,7 @@ def test_model_errors(interacting):
         model.predict(["m0g0+M0G1"])
     with pytest.raises(ps.PerturbsimError, match=r"not measured in .*: M0G1\+m0g0 \(" + case):
         model.fit(["m0g0+M0G1"], max_epochs=5)
-    with pytest.raises(ps.PerturbsimError, match="known_singles"):
+    with pytest.raises(ps.PerturbsimError, match="known_singles; not there: M0G0, M0G1$"):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
     for options, message in (
         ({"known_singles": "M0G0"}, "known_singles must be a list of genes, got the string"),

@@ -6,9 +6,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from dcor_reference import distance_correlation
 
 import perturbsim as ps
-from perturbsim.pp._gi import distance_correlation
 
 ABUNDANCE = 0.5
 

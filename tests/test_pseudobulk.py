@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -153,6 +155,23 @@ def test_coexpression_subsample_is_seeded_and_recorded(norman):
     np.testing.assert_array_equal(a.coexpr_gram, b.coexpr_gram)
     full = ps.pp.compute_pseudobulk(norman)
     assert np.corrcoef(a.coexpression().ravel(), full.coexpression().ravel())[0, 1] > 0.7
+
+
+def test_stored_coexpression_cap_is_kept_by_what_reads_the_statistics(norman, caplog):
+    from perturbsim.pp._pseudobulk import current_stats
+
+    screen = norman.copy()
+    ps.pp.pseudobulk(screen, coexpr_max_cells=1000)
+    stored = ps.pp.PseudobulkStats.from_adata(screen)
+    assert stored.coexpr_max_cells == 1000
+    with caplog.at_level(logging.INFO, logger="perturbsim"):
+        used = current_stats(screen, coexpression="auto")  # the user's cap: still current
+    assert "not using the stored statistics" not in caplog.text
+    assert used.coexpr_n == 1000
+    np.testing.assert_array_equal(used.coexpr_gram, stored.coexpr_gram)
+    ps.pp.split(screen, kind="simulation", seed=1)  # a split since: afresh, with the same cap
+    fresh = current_stats(screen, coexpression="auto")
+    assert fresh.coexpr_cells.endswith(":sample1000") and fresh.coexpr_n == 1000
 
 
 def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):

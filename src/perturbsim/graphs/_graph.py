@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_count
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 
 
 def _str_array(values: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -70,7 +70,9 @@ class GeneGraph:
                 raise PerturbsimError(f"{name} has node indices outside 0..{n - 1}")
         self._position = {g: i for i, g in enumerate(self.nodes.tolist())}
         if len(self._position) != n:
-            raise PerturbsimError("node names must be unique")
+            repeated = pd.Index(self.nodes.tolist())
+            repeated = repeated[repeated.duplicated()].unique()
+            raise PerturbsimError(f"node names must be unique; repeated: {shown_list(repeated, 5)}")
 
     def __repr__(self) -> str:
         return f"GeneGraph(n_nodes={self.n_nodes}, n_edges={self.n_edges})"

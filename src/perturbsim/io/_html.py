@@ -653,7 +653,7 @@ def html_report(
             "</section>",
         ]
     if not result.timings.empty:
-        timings = result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
+        timings = timings_table(result)
         page += [
             "<section><h2>Run time</h2>",
             '<p class="note">Wall seconds per split seed, mean over seeds; fit includes '
@@ -732,6 +732,15 @@ UNCERTAINTY_NOTE = (
     "central normal predictive intervals of that level (calibrated: 0.50 / 0.90; lower: "
     "intervals too narrow). Mean over seeds, the interval over seeds in brackets."
 )
+
+
+def timings_table(result: EvaluationResult) -> pd.DataFrame:
+    """Wall seconds per split seed of each model's fit (with building) and prediction.
+
+    Indexed by ``model`` in the evaluation's order, columns ``fit_s`` and ``predict_s``: the
+    means over seeds of ``result.timings``; empty when no model was timed.
+    """
+    return result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
 
 
 def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:

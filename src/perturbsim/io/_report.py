@@ -44,6 +44,7 @@ from ._html import (
     min_cells_text,
     number_text,
     raw_digits,
+    timings_table,
     uncertainty_table,
 )
 
@@ -512,7 +513,7 @@ def markdown_report(
 
     if not result.timings.empty:
         lines += ["## Run time", "", "Wall seconds per split seed (mean over seeds).", ""]
-        t = result.timings.groupby("model", sort=False)[["fit_s", "predict_s"]].mean()
+        t = timings_table(result)
         rows = [
             [f"`{m}`", _fmt(t.loc[m, "fit_s"]), _fmt(t.loc[m, "predict_s"])]
             for m in models

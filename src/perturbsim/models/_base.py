@@ -21,7 +21,7 @@ from scipy import special
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_flag, check_label_part, check_list, check_nonnegative
-from .._errors import PerturbsimError, case_hint, counted, shown_list
+from .._errors import PerturbsimError, case_hint, counted, error_reason, shown_list
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -1239,7 +1239,7 @@ class PerturbationModel(ABC):
             cause = "saved by another version?" if CONFIG_CHECKSUM in config else "edited by hand?"
             raise PerturbsimError(
                 f"{str(path)!r}: config.json does not read as a saved {model_cls.name} model "
-                f"({type(err).__name__}: {err}; {cause}): save the model again"
+                f"({error_reason(err)}; {cause}): save the model again"
             ) from err
         if adata is not None:
             model.check_genes_of(adata)

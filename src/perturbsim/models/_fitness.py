@@ -473,8 +473,12 @@ class FitnessModel:
         started = time.perf_counter()
         known = self._known(known_singles)
         train = self._pairs(train_pairs)
-        if not known[train[0]].all() or not known[train[1]].all():
-            raise PerturbsimError("every gene of a training pair must be in known_singles")
+        unknown = sorted({str(self.genes[g]) for g in np.concatenate(train[:2]) if not known[g]})
+        if unknown:
+            raise PerturbsimError(
+                f"every gene of a training pair must be in known_singles; not there: "
+                f"{shown_list(unknown, 5)}"
+            )
         self._scale = float(self._measured[known].std()) or 1.0
         options = {"lr": lr, "weight_decay": weight_decay}
         val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from .._atomic import RESULTS_MARKER, new_file_mode
 from .._checks import as_path, check_flag
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, error_reason, shown_list
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -158,7 +158,9 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise PerturbsimError(f"{str(config_file)!r} is not valid JSON: {err}") from None
+        raise PerturbsimError(
+            f"{str(config_file)!r} is not valid JSON: {error_reason(err)}"
+        ) from None
     version = config.get("format_version") if isinstance(config, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise PerturbsimError(
@@ -188,5 +190,5 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     try:
         arrays = load_file(str(weights_file))
     except (SafetensorError, OSError) as err:
-        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {err}") from None
+        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {error_reason(err)}") from None
     return config, arrays

@@ -606,52 +606,6 @@ def _spatial_median(
     return np.array([ex, ey])
 
 
-def _centred_distances(x: np.ndarray) -> np.ndarray:
-    """Double-centred Euclidean distance matrix of the rows of ``x`` (``(n,)`` or ``(n, d)``)."""
-    points = x.reshape(x.shape[0], -1)
-    dist = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=-1))
-    return dist - dist.mean(axis=0) - dist.mean(axis=1)[:, None] + dist.mean()
-
-
-def _dcor(a: np.ndarray, b: np.ndarray) -> float:
-    """Distance correlation from two double-centred distance matrices (0 if one is constant)."""
-    var_a, var_b = (a * a).mean(), (b * b).mean()
-    if var_a <= 0 or var_b <= 0:
-        return 0.0
-    cov = max((a * b).mean(), 0.0)
-    return float(np.sqrt(cov / np.sqrt(var_a * var_b)))
-
-
-def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Distance correlation of Székely et al. (2007), V-statistic, of paired samples.
-
-    ``O(n²)`` memory and time in the number of samples ``n``.
-
-    Parameters
-    ----------
-    x, y
-        Samples, ``(n,)`` or ``(n, d)`` each.
-
-    Returns
-    -------
-    A value in ``[0, 1]``: 0 for independent samples (in the limit), 1 when one is a
-    similarity transform of the other; 0 when either is constant.
-
-    Examples
-    --------
-    >>> distance_correlation(np.array([0.0, 1.0, 2.0]), np.array([0.0, 2.0, 4.0]))
-    1.0
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape[0] != y.shape[0] or x.shape[0] < 2:
-        raise PerturbsimError(
-            f"distance_correlation needs two samples of the same size >= 2, "
-            f"got {x.shape[0]} and {y.shape[0]}"
-        )
-    return _dcor(_centred_distances(x), _centred_distances(y))
-
-
 class _Distances(NamedTuple):
     """What distance correlations need of the distance matrix ``D`` of one sample."""
 
@@ -705,8 +659,9 @@ def _pair_dcors(
     Σ_j>i D_ij``: the pass sums each matrix over ``j > i``, the joint one over ``i < j``
     too (for a univariate sample that is ``Σ_j D_ij``, known by sorting, minus the
     first), and ``Σ_ij |Δda| |Δdb|``. The distances are computed in float32 (half the
-    memory traffic), each row summed in float32 and the rows in float64: equal to
-    :func:`distance_correlation` to about 1e-6.
+    memory traffic), each row summed in float32 and the rows in float64: equal to the
+    distance correlation computed from the whole distance matrices (Székely et al. 2007,
+    V-statistic) to about 1e-6.
     """
     n = dab.size
     a, b, y = (v - v.mean() for v in (da, db, dab))

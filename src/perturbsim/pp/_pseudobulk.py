@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+COEXPR_MAX_CELLS = 10_000
+"""The most cells the gene x gene moments are drawn from by default (a seeded subset): the
+standard error of a correlation is already about 0.01 at 10,000 cells."""
 FINGERPRINT_ROWS = 64
 """Rows of the matrix (evenly spaced) whose values fingerprint stored statistics."""
 MIN_REPLICATE_CELLS = 4
@@ -107,6 +110,9 @@ class PseudobulkStats:
     coexpr_cells
         Which cells those are (see :func:`coexpression_source`), so that statistics computed
         before a split are recognised as stale.
+    coexpr_max_cells
+        The most cells the gene x gene moments were drawn from (``pseudobulk``'s
+        ``coexpr_max_cells``), so that a later check asks for the same draw.
     half_n
         Cells of each condition in each of two random halves, ``(2, C)`` (the split-half
         replicate, see :func:`half_labels`); ``None`` for statistics stored without it.
@@ -131,6 +137,7 @@ class PseudobulkStats:
     coexpr_sum: np.ndarray
     coexpr_gram: np.ndarray | None
     coexpr_cells: str = "all"
+    coexpr_max_cells: int = COEXPR_MAX_CELLS
     half_n: np.ndarray | None = None
     half_moments: np.ndarray | None = None
     layer: str | None = None
@@ -457,6 +464,7 @@ class PseudobulkStats:
             coexpr_sum=np.asarray(data["coexpr_sum"]),
             coexpr_gram=None if gram is None else np.asarray(gram),
             coexpr_cells=str(data.get("coexpr_cells", "all")),
+            coexpr_max_cells=int(data.get("coexpr_max_cells", COEXPR_MAX_CELLS)),
             half_n=None if "half_n" not in data else np.asarray(data["half_n"]),
             half_moments=None if "half_moments" not in data else np.asarray(data["half_moments"]),
             layer=None if "layer" not in data else str(data["layer"]),
@@ -492,8 +500,11 @@ def _coexpression_cells(
     return mask, source
 
 
-def coexpression_source(adata: AnnData, *, max_cells: int = 10_000) -> str:
-    """Describe the cells :func:`pseudobulk` would use for co-expression (``"auto"``)."""
+def coexpression_source(adata: AnnData, *, max_cells: int = COEXPR_MAX_CELLS) -> str:
+    """Describe the cells :func:`pseudobulk` would use for co-expression (``"auto"``).
+
+    At most ``max_cells`` of them (a seeded subset of more).
+    """
     return _coexpression_cells(adata, "auto", max_cells)[1]
 
 
@@ -588,7 +599,7 @@ def compute_pseudobulk(
     coexpression: str = "auto",
     chunk_size: int = 5_000,
     layer: str | None = None,
-    coexpr_max_cells: int = 10_000,
+    coexpr_max_cells: int = COEXPR_MAX_CELLS,
     half_seed: int = 0,
     scheduler: str | Client | None = None,
 ) -> PseudobulkStats:
@@ -646,6 +657,7 @@ def compute_pseudobulk(
     )
     return replace(
         stats,
+        coexpr_max_cells=coexpr_max_cells,
         layer=layer,
         half_seed=half_seed,
         fingerprint=value_fingerprint(matrix, source, adata.obs_names),
@@ -677,7 +689,7 @@ def pseudobulk(
     coexpression: str = "auto",
     chunk_size: int = 5_000,
     layer: str | None = None,
-    coexpr_max_cells: int = 10_000,
+    coexpr_max_cells: int = COEXPR_MAX_CELLS,
     half_seed: int = 0,
     scheduler: str | Client | None = None,
     copy: bool = False,
@@ -731,15 +743,15 @@ def pseudobulk(
     Returns
     -------
     The copy with ``copy=True``, else ``None`` (:func:`compute_pseudobulk` returns the
-    statistics without writing them). Writes
-    ``adata.uns["perturbsim"]["pseudobulk"]`` (``conditions``, ``genes``, ``n_cells``,
-    ``mean`` and ``delta`` (mean expression and mean change over control, ``(conditions,
-    genes)``), ``moments`` of shape ``(4, conditions, genes)``, ``coexpr_n``, ``coexpr_sum``,
-    ``coexpr_cells``, ``half_n`` and ``half_moments`` (cells and raw moments ``E[x]``,
-    ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and
-    ``(2, 2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``layer`` (the
-    layer the moments are of, when not ``X``) and ``fingerprint`` (sums over a few evenly
-    spaced cells, to recognise statistics of values changed since)) and
+    statistics without writing them). Writes ``adata.uns["perturbsim"]["pseudobulk"]``
+    (``conditions``, ``genes``, ``n_cells``, ``mean`` and ``delta`` (mean expression and
+    mean change over control, ``(conditions, genes)``), ``moments`` of shape ``(4,
+    conditions, genes)``, ``coexpr_n``, ``coexpr_sum``, ``coexpr_cells``,
+    ``coexpr_max_cells``, ``half_n`` and ``half_moments`` (cells and raw moments ``E[x]``,
+    ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and ``(2,
+    2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``layer`` (the layer
+    the moments are of, when not ``X``) and ``fingerprint`` (sums over a few evenly spaced
+    cells, to recognise statistics of values changed since)) and
     ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
@@ -845,8 +857,9 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     :func:`pseudobulk`), the values they were computed from are unchanged (their
     :attr:`~PseudobulkStats.fingerprint`), and, with ``coexpression="auto"``, hold gene x
     gene moments of the cells :func:`pseudobulk` would use now (:func:`coexpression_source`:
-    a split made after them makes them stale). Otherwise they are computed afresh from the
-    same layer, with the same halves (a warning says so when the values changed). Computed
+    a split made after them makes them stale), drawn with the same cap
+    (``coexpr_max_cells``). Otherwise they are computed afresh from the same layer, with
+    the same halves and cap (a warning says so when the values changed). Computed
     statistics are not stored: reading never writes into ``adata``.
 
     Parameters
@@ -870,7 +883,8 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     same_screen = _same_screen(stats, adata)
     same_values = same_screen and _same_values(adata, stats)
     same_coexpression = coexpression == "none" or (
-        stats.coexpr_gram is not None and stats.coexpr_cells == coexpression_source(adata)
+        stats.coexpr_gram is not None
+        and stats.coexpr_cells == coexpression_source(adata, max_cells=stats.coexpr_max_cells)
     )
     if same_values and same_coexpression:
         return stats
@@ -891,5 +905,9 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
         matrix,
     )
     return compute_pseudobulk(
-        adata, coexpression=coexpression, layer=stats.layer, half_seed=stats.half_seed
+        adata,
+        coexpression=coexpression,
+        layer=stats.layer,
+        coexpr_max_cells=stats.coexpr_max_cells,
+        half_seed=stats.half_seed,
     )

@@ -202,7 +202,7 @@ def _gene_symbols(
     if gene_symbols is False:
         return None
     if gene_symbols is True:
-        raise PerturbsimError("gene_symbols must be a column of adata.var, None or False")
+        raise PerturbsimError("gene_symbols must be a column of adata.var, None or False, got True")
     column = gene_symbols
     automatic = column is None and GEARS_GENE_COLUMN in adata.var.columns
     if automatic:

@@ -25,7 +25,7 @@ from anndata import AnnData
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_flag, shown
-from .._errors import PerturbsimError, counted, shown_list
+from .._errors import PerturbsimError, counted, error_reason, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
@@ -423,7 +423,7 @@ def _replicate_tables(
     """Scores, coverage rows and DE changes of the split-half replicate of one seed.
 
     Each test condition's cells were split in two random halves in the statistics pass
-    (:func:`perturbsim.pp.half_labels`), control cells too; the change over control
+    (``pp.pseudobulk(half_seed=...)``), control cells too; the change over control
     measured in the first half is scored as a prediction of the change measured in the
     second, with every metric. Everything on the "measured" side comes from the second half
     alone (its control mean, its DE genes, ranked as a model's are on the data it is scored
@@ -580,7 +580,7 @@ def evaluate_seed(
             stage = "score interactions"
             gi_table = truth.of_model(name, model, gi_k) if truth is not None else None
         except Exception as err:
-            error = f"{type(err).__name__}: {err}"
+            error = error_reason(err)  # one line: a table row of the report
             message = f"model {name!r} failed to {stage} on split seed {seed}: {error}"
             if on_error == "raise":
                 raise PerturbsimError(message) from err
