@@ -28,10 +28,10 @@ def read(
     sep: str | None = None,
     gene_symbols: str | bool | None = None,
     normalize: bool = False,
-    backed: bool = False,
     go_annotations: pd.DataFrame | None = None,
-    where: Mapping[str, str | Sequence[str]] | None = None,
     pool_datasets: bool = False,
+    backed: bool = False,
+    where: Mapping[str, str | Sequence[str]] | None = None,
 ) -> ad.AnnData:
     """Read a screen (an h5ad file or a zarr store) and set it up with :func:`perturbsim.pp.setup`.
 

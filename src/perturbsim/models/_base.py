@@ -80,7 +80,7 @@ WARN_SUMMED: ContextVar[bool] = ContextVar("perturbsim_warn_summed", default=Tru
 summed; switched off where the caller says it itself (``perturbsim gi``)."""
 
 
-def check_fitted_model(value: object, name: str = "model") -> None:
+def check_fitted_model(value: object) -> None:
     """Raise unless ``value`` is a fitted perturbsim model.
 
     Raises
@@ -90,7 +90,7 @@ def check_fitted_model(value: object, name: str = "model") -> None:
     """
     if not isinstance(value, PerturbationModel):
         raise PerturbsimError(
-            f"{name} must be a fitted perturbsim model (e.g. ps.Stacked(adata).fit()), got "
+            "model must be a fitted perturbsim model (e.g. ps.Stacked(adata).fit()), got "
             f"{type(value).__name__}"
         )
     value.require_fitted()

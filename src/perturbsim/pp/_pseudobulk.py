@@ -799,7 +799,7 @@ def stored_layer(adata: AnnData) -> str | None:
     return None if data is None or "layer" not in data else str(data["layer"])
 
 
-def check_stats(value: object, name: str = "stats") -> None:
+def check_stats(value: object) -> None:
     """Raise naming the type when ``value`` is not a :class:`PseudobulkStats`.
 
     Examples
@@ -812,7 +812,7 @@ def check_stats(value: object, name: str = "stats") -> None:
     """
     if not isinstance(value, PseudobulkStats):
         raise PerturbsimError(
-            f"{name} must be statistics of a screen (ps.pp.compute_pseudobulk(adata)), got "
+            "stats must be statistics of a screen (ps.pp.compute_pseudobulk(adata)), got "
             f"{type(value).__name__}"
         )
 

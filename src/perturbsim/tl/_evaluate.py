@@ -522,9 +522,9 @@ def evaluate_seed(
         Split seed; also the seed of every catalogue model (see :func:`evaluate`).
     builders
         Model name -> ``build(adata, seed)`` returning an unfitted model.
-    split, split_kwargs, train_kwargs, n_de, metrics, on_error, replicate, gi, gi_k, min_cells
+    split, split_kwargs, train_kwargs, n_de, metrics, exclude_targets, on_error, replicate
         As for :func:`evaluate`.
-    exclude_targets
+    gi, gi_k, min_cells
         As for :func:`evaluate`.
     simulated
         The simulator's noiseless profiles, the truth of the GI precision; None: the
