@@ -24,6 +24,12 @@ def torch_threads_kept(threads: int | None = None) -> Iterator[None]:
     threads
         Threads for torch inside the block (unchanged when None).
 
+    Yields
+    ------
+    Nothing (``None``). The block starts with torch's thread count set to ``threads`` (as
+    it was when None); whatever the block sets it to, the count from before the ``with`` is
+    restored on leaving it, by an exception too.
+
     Examples
     --------
     >>> before = torch.get_num_threads()

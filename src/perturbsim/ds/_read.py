@@ -138,6 +138,11 @@ def kept_cells(obs: pd.DataFrame, where: Mapping[str, object]) -> np.ndarray:
         are compared as text, or as numbers in a numeric column (``1`` matches ``1.0``);
         cells with no value (NaN) never match.
 
+    Returns
+    -------
+    Boolean array of one value per row of ``obs``, ``(len(obs),)``: True where the cell
+    matches every column; at least one is True (every one for an empty ``where``).
+
     Raises
     ------
     PerturbsimError

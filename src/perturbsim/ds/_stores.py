@@ -65,6 +65,12 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
         store with ``X`` and ``layers`` as dask arrays of :data:`LAZY_ROWS` rows a block
         (needs the ``dask`` extra), the rest read into memory.
 
+    Returns
+    -------
+    The AnnData as stored (not set up): with ``backed``, an h5ad file's is backed by the
+    open file and a zarr store's holds dask arrays (layers stored by column left out);
+    otherwise it is read whole into memory.
+
     Raises
     ------
     PerturbsimError

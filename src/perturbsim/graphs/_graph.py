@@ -165,6 +165,11 @@ class GeneGraph:
         ----------
         prefix
             Key prefix: arrays are stored as ``{prefix}.src``, ``.dst`` and ``.weight``.
+
+        Returns
+        -------
+        ``{prefix}.src`` and ``{prefix}.dst`` (``(E,)`` int64 node indices) and
+        ``{prefix}.weight`` (``(E,)`` float32) -> the graph's own arrays (not copies).
         """
         return {
             f"{prefix}.src": self.src,

@@ -374,6 +374,14 @@ def markdown_report(
         Plots to link (:func:`report_plots`); default: none.
     title
         Heading.
+
+    Returns
+    -------
+    The page, its lines joined by newlines: the ``# title`` heading and the settings, then
+    the calibrated scores, coverage, each metric's results, the metrics and the files
+    written, with the sections that ``result`` and ``plots`` call for (failed runs,
+    predicted-vs-measured plots, genetic interactions, uncertainty, training, run time).
+    Images are linked by their file names alone (the PNGs are to lie beside the page).
     """
     summary = result.summary() if summary is None else summary
     calibrated = result.calibrated() if calibrated is None else calibrated

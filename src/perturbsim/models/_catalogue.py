@@ -217,6 +217,11 @@ def takes_option(name: str, option: str, *, fit: bool = False) -> bool:
     fit
         Ask about the options of ``fit`` instead of the constructor's.
 
+    Returns
+    -------
+    True if ``option`` is among the constructor's options that apply with the preset ones
+    (with ``fit``: among the fit options that apply), else False.
+
     Examples
     --------
     >>> from perturbsim.models import takes_option

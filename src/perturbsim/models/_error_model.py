@@ -141,6 +141,12 @@ def error_ratio(residual: np.ndarray, scale: np.ndarray) -> float:
         Measured minus predicted change on the genes scored (its own targets left out).
     scale
         :func:`gene_scale` on the same genes.
+
+    Returns
+    -------
+    The mean of ``residual²`` over the mean of ``scale``, a float >= 0; the mean scale is
+    floored at the smallest positive float, so a zero scale gives a very large ratio (0 for
+    a zero residual) rather than a division by zero.
     """
     return float((residual**2).mean() / max(scale.mean(), np.finfo(float).tiny))
 

@@ -287,6 +287,13 @@ class PairNeighbours:
             (:func:`soft_threshold`; default :data:`SPARSITY`, unlike the class's field,
             whose default ``None`` is what files saved before it was added hold); ``None``:
             lend the residual whole. The power is chosen on the whole residuals either way.
+
+        Returns
+        -------
+        The pairs (as tuples) and their residuals (float64) as given, with the power of
+        :data:`POWERS` whose held-out gain is the largest and above 0, and that gain;
+        ``None`` and 0.0 when no power gains, the residuals are all 0 or there are fewer
+        than :data:`MIN_PAIRS` pairs; ``sparsity`` as checked (a float or ``None``).
         """
         pairs = tuple(tuple(p) for p in pairs)
         residuals = np.asarray(residuals, dtype=np.float64)

@@ -270,6 +270,12 @@ class GEARSNetwork(nn.Module):
         ----------
         drop
             (P,) bool: known nodes to treat as unknown in this call (cold-start training).
+
+        Returns
+        -------
+        (P, h) tensor, one row per perturbation node: the learned embeddings, those of
+        unknown and dropped nodes zeroed, passed through the GO-graph layers (ReLU between
+        them); differentiable.
         """
         keep = self.pert_known
         if drop is not None:

@@ -458,6 +458,12 @@ class DEGenes:
             A screen :func:`rank_de` ran on.
         key
             Where it wrote (its ``key_added``).
+
+        Returns
+        -------
+        The stored result, with ``genes`` the names of ``adata.var_names`` and ``control``
+        and ``sep`` as :func:`~perturbsim.pp.setup` recorded them (the defaults if it did
+        not).
         """
         data = adata.uns.get(UNS, {}).get(key)
         if data is None:
@@ -550,6 +556,11 @@ class DEGenes:
         ----------
         conditions
             Condition labels ranked by :func:`rank_de`, or the control.
+
+        Returns
+        -------
+        ``(len(conditions), G)`` boolean array, one row per condition in the order given:
+        True at the condition's non-dropout genes; all True in a row of the control.
         """
         out = np.ones((len(conditions), len(self.genes)), dtype=bool)
         for i, cond in enumerate(conditions):

@@ -182,6 +182,11 @@ def dask_sums(
     scheduler
         See :func:`perturbsim.pp.pseudobulk`.
 
+    Returns
+    -------
+    The sums over every row of ``matrix``, the chunks' sums added together: those of the
+    in-process pass, with the gene x gene sum only when ``labels.gram_mask`` is set.
+
     Raises
     ------
     PerturbsimError

@@ -118,6 +118,10 @@ def canonical_label(genes: Iterable[str]) -> str:
     genes
         Gene names (duplicates count once); none for the control.
 
+    Returns
+    -------
+    The distinct genes, sorted, joined by ``+``; ``"ctrl"`` when there is none.
+
     Examples
     --------
     >>> import perturbsim as ps
@@ -143,6 +147,11 @@ def genes_of(condition: str) -> tuple[str, ...]:
     ----------
     condition
         A canonical label (:func:`canonical_label`), e.g. ``"KLF1+MAP2K6"`` or ``"ctrl"``.
+
+    Returns
+    -------
+    The parts of ``condition`` split at ``+``, in its order (sorted for a canonical label);
+    the empty tuple for ``"ctrl"``.
     """
     if not isinstance(condition, str):
         raise PerturbsimError(

@@ -196,6 +196,12 @@ class PseudobulkStats:
             Delta degrees of freedom: the sum of squares is divided by ``n_cells - ddof``
             (1: the unbiased sample variance); 0 where a condition has ``ddof`` cells or
             fewer.
+
+        Returns
+        -------
+        ``(C, G)`` float array, one row per condition of :attr:`conditions`: the second
+        moment less the squared mean (clipped at 0), times ``n / (n - ddof)``; 0 in the rows
+        of conditions of ``ddof`` cells or fewer.
         """
         var = np.clip(self.moments[1] - self.mean**2, 0.0, None)
         n = self.n_cells[:, None].astype(float)
@@ -315,6 +321,11 @@ class PseudobulkStats:
         genes
             A boolean mask (checked for its length), gene names (checked against
             :attr:`genes`) or None (every gene).
+
+        Returns
+        -------
+        ``(G,)`` boolean array over :attr:`genes`: the mask itself when given one, else True
+        at the genes named (at every gene for None).
         """
         names = np.asarray(self.genes, dtype=str)
         if genes is None:
@@ -339,6 +350,11 @@ class PseudobulkStats:
         ----------
         conditions
             Canonical condition labels, each a row of these statistics.
+
+        Returns
+        -------
+        ``(len(conditions),)`` int64 array: the row of each condition in :attr:`conditions`,
+        in the order given.
         """
         lookup = {c: i for i, c in enumerate(self.conditions)}
         missing = [c for c in conditions if c not in lookup]
@@ -377,6 +393,12 @@ class PseudobulkStats:
         ----------
         which
             The half, 0 or 1.
+
+        Returns
+        -------
+        New statistics of the same conditions and genes: that half's ``n_cells`` and
+        ``moments`` (``(2, C, G)``: ``E[x]`` and ``E[x^2]`` only), no gene x gene moments
+        (``coexpr_cells="none"``), no halves of their own and no fingerprint.
         """
         if self.half_moments is None or self.half_n is None:
             raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")

@@ -120,6 +120,11 @@ class Split:
         ----------
         condition
             A condition label, in any accepted form (``"A+ctrl"``, ``"A+B"``).
+
+        Returns
+        -------
+        The name of the set holding the condition: ``"train"``, ``"val"``, ``"test"`` or
+        ``"excluded"``.
         """
         cond = plain_canonical(condition)
         for name, members in (
@@ -139,6 +144,11 @@ class Split:
         ----------
         condition
             Canonical or ``+``-joined label (``"SET+KLF1"`` and ``"KLF1+SET"`` are the same).
+
+        Returns
+        -------
+        For a test condition, the name of its test subgroup (a key of :attr:`subgroups`,
+        e.g. ``"combo_seen1"``); otherwise its set as :meth:`set_of` names it.
         """
         where = self.set_of(condition)
         if where != "test":
@@ -210,6 +220,11 @@ class Split:
         ----------
         adata
             The screen it was written into.
+
+        Returns
+        -------
+        The split as stored (``seen_genes`` and ``excluded`` empty where the store lacks
+        them).
         """
         data = adata.uns.get(UNS, {}).get(SPLIT_UNS)
         if data is None:
