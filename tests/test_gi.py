@@ -414,6 +414,13 @@ def test_rules_are_checked_and_primary_subtype_follows_precedence():
         GIRules(synergy=np.nan)
     with pytest.raises(PerturbsimError, match="GIRules.additive must be a finite number, got 'x'"):
         GIRules(additive="x")
+    with pytest.raises(PerturbsimError, match=r"synergy \(0.5\) must not be below .*\(1.0\)"):
+        GIRules(synergy=0.5)  # 0.7 would be both a synergy and a suppression
+    with pytest.raises(PerturbsimError, match=r"GIRules.additive must be above 0 .*, got -1"):
+        GIRules(additive=-1)
+    for name, value in (("redundancy", 5), ("neomorphism", -0.1), ("epistasis", 2)):
+        with pytest.raises(PerturbsimError, match=rf"GIRules.{name} must lie in \[0, 1\]"):
+            GIRules(**{name: value})
     profiles = make_profiles({"A": np.ones(5), "B": np.ones(5), "A+B": np.ones(5)})
     with pytest.raises(PerturbsimError, match="rules must be a GIRules .*, got dict"):
         gi_scores(profiles, rules={"synergy": 1.2})

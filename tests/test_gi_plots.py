@@ -115,6 +115,12 @@ def test_gi_map_needs_scores(pairs):
         pl.gi_map(pairs, max_labels="10")
     with pytest.raises(ps.PerturbsimError, match="ax must be a matplotlib Axes .* got str 'left'"):
         pl.gi_map(pairs, ax="left")
+    with pytest.raises(ps.PerturbsimError, match="^columns must be a list of GI score columns"):
+        pl.gi_map(pairs, columns="magnitude")  # read as its letters before
+    with pytest.raises(ps.PerturbsimError, match=r"must hold numbers; not numeric: \['flag'\]"):
+        pl.gi_map(pairs, columns=["magnitude", "flag"])
+    with pytest.raises(ps.PerturbsimError, match="^columns is empty"):
+        pl.gi_map(pairs, columns=[])
 
 
 def test_pair_prediction_shows_singles_prediction_measurement_and_sum(
@@ -186,8 +192,10 @@ def test_pair_prediction_errors(gears, pairs, _tiny_cached):
     pair = pairs.obs_names[-1]
     with pytest.raises(ps.PerturbsimError, match="measured has no profile of the pair"):
         pl.pair_prediction(pairs, pair, measured=pairs[: pairs.n_obs - 1])
-    with pytest.raises(ps.PerturbsimError, match="genes not in both"):
-        pl.pair_prediction(pairs, pair, genes=["NOTAGENE"])
+    with pytest.raises(ps.PerturbsimError, match=r"^genes not in the prediction: \['NOTAGENE'\]$"):
+        pl.pair_prediction(pairs, pair, genes=["NOTAGENE"])  # no measurement was given
+    with pytest.raises(ps.PerturbsimError, match="^genes must be a list of genes, got the string"):
+        pl.pair_prediction(pairs, pair, genes="G1")
 
 
 def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
@@ -242,6 +250,11 @@ def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs
         assert np.all(np.minimum(hue, 1 - hue)[coloured] >= 15 / 360)
 
 
+def test_phenotype_landscape_clusters_must_map_conditions(pairs, _tiny_cached):
+    with pytest.raises(ps.PerturbsimError, match="^clusters must map conditions .* got list$"):
+        pl.phenotype_landscape(_tiny_cached, pairs, clusters=["a", "b"], n_neighbors=8)
+
+
 def test_phenotype_landscape_needs_profiles(pairs):
     with pytest.raises(ps.PerturbsimError, match="must be profiles"):
         pl.phenotype_landscape(np.zeros((3, 3)), pairs)
@@ -277,3 +290,11 @@ def test_phenotype_landscape_options_are_checked(pairs, _tiny_cached, options, w
 def test_pair_prediction_refuses_a_bad_gene_count(gears, measured_pair, n_genes):
     with pytest.raises(ps.PerturbsimError, match=r"n_genes must be a whole number >= 1"):
         pl.pair_prediction(gears, measured_pair, n_genes=n_genes)
+
+
+def test_gi_map_shows_the_scores_its_rules_read(pairs):
+    assert pl._gi.GI_MAP_COLUMNS == ("magnitude", "fit_corr", "dcor", "dominance", "equality")
+    norman = ps.tl.GIRules(magnitude_score="mean_abs_coef", redundancy_score="dcor_singles")
+    ax = pl.gi_map(pairs, columns=norman.map_columns())
+    shown = [t.get_text().removesuffix(" (constant)") for t in ax.get_xticklabels()][:5]
+    assert shown == ["mean_abs_coef", "fit_corr", "dcor_singles", "dominance", "equality"]

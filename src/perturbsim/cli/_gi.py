@@ -190,9 +190,15 @@ GI_FILES = ("predictions.h5ad", "gi_scores.csv", "gi_map.png")
 
 
 def _write_gi_files(
-    out: Path, tables: dict[str, Callable[[Path], object]], map_name: str, scores: pd.DataFrame
+    out: Path,
+    tables: dict[str, Callable[[Path], object]],
+    map_name: str,
+    scores: pd.DataFrame,
+    rules: GIRules,
 ) -> str:
     """Write ``tables`` (file name -> writer) and the GI map of ``scores`` into ``out``.
+
+    The map shows the scores ``rules`` read (:meth:`GIRules.map_columns`).
 
     All are written before any replaces an earlier run's (:func:`atomic_write_all`). With
     fewer than two scored pairs there is nothing to cluster: no map, and a map of an earlier
@@ -204,7 +210,7 @@ def _write_gi_files(
     writes = {out / name: write for name, write in tables.items()}
     drawn = int(is_scored(scores).sum()) >= 2
     if drawn:
-        figure = gi_map(scores).figure
+        figure = gi_map(scores, columns=rules.map_columns()).figure
         writes[out / map_name] = partial(figure.savefig, format="png", dpi=FIGURE_DPI)
     atomic_write_all(writes)
     if not drawn:
@@ -249,7 +255,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     tables = {GI_FILES[0]: pred.write_h5ad, GI_FILES[1]: partial(scores.to_csv, index_label="pair")}
-    drawn = _write_gi_files(args.out, tables, GI_FILES[2], scores)
+    drawn = _write_gi_files(args.out, tables, GI_FILES[2], scores, rules)
     _print_scores(args, scores, int((~pairs).sum()), np.asarray(model.control_mean), "model")
     held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
@@ -412,7 +418,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         MEASURED_GI_FILES[0]: scores.to_csv,
         MEASURED_GI_FILES[1]: partial(listed.to_csv, index=False),
     }
-    drawn = _write_gi_files(args.out, tables, MEASURED_GI_FILES[2], scores)
+    drawn = _write_gi_files(args.out, tables, MEASURED_GI_FILES[2], scores, rules)
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
     _print_scores(args, scores, n_genes, control_mean, "screen")

@@ -19,21 +19,22 @@ from matplotlib.colors import ListedColormap, rgb_to_hsv
 from matplotlib.lines import Line2D
 from scipy.cluster import hierarchy
 
-from .._checks import check_count, check_label_part, check_positive
+from .._checks import check_count, check_label_part, check_list, check_positive
 from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import is_scored, is_summed
+from ..pp._gi import GIRules, is_scored, is_summed
 from ..pp._labels import label_sep
 from ._plots import ProfileSource, _axes, delta_table
 
 logger = logging.getLogger(__name__)
 
-GI_MAP_COLUMNS = ("magnitude", "fit_corr", "dcor_singles", "dominance", "equality")
-"""Score columns of :func:`perturbsim.tl.gi_scores` that :func:`gi_map` shows by default."""
+GI_MAP_COLUMNS = GIRules().map_columns()
+"""Score columns of :func:`perturbsim.tl.gi_scores` that :func:`gi_map` shows by default:
+those the default :class:`~perturbsim.tl.GIRules` read (``GIRules.map_columns``)."""
 _Z_LIMIT = 3.0
 """Colour range of the GI map, in standard deviations over pairs."""
 NEGLIGIBLE_SPREAD = 1e-3
@@ -89,9 +90,17 @@ def _score_table(
             "data must be GI scores (perturbsim.tl.gi_scores) or an AnnData of "
             "predict_pairs(gi=True), with a 'flag' column"
         )
+    if not len(columns):
+        raise PerturbsimError("columns is empty: name at least one GI score column")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise PerturbsimError(f"GI score columns not found: {missing}")
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        raise PerturbsimError(
+            f"GI score columns must hold numbers; not numeric: {text} (scores such as "
+            f"{', '.join(GI_MAP_COLUMNS)}; subtype calls are drawn beside them)"
+        )
     scored_rows = is_scored(table)
     unscored = int((~scored_rows & (table["flag"].astype(str) != "single")).sum())
     scored = table[scored_rows]
@@ -160,6 +169,7 @@ def gi_map(
     >>> ax.images[0].get_array().shape[1]
     5
     """
+    check_list("columns", columns, "GI score columns")
     columns = list(columns)
     max_labels = check_count("max_labels", max_labels, minimum=0)
     table, left_out = _score_table(data, columns)
@@ -331,9 +341,11 @@ def pair_prediction(
         if truth is not None:
             profiles.append(truth.loc[label, shared])
         genes = _deviating_genes(profiles, additive, [a, b], n_genes)
+    check_list("genes", genes, "genes")
     unknown = [g for g in genes if g not in shared]
     if unknown:
-        raise PerturbsimError(f"genes not in both the prediction and the measurement: {unknown}")
+        where = "both the prediction and the measurement" if truth is not None else "the prediction"
+        raise PerturbsimError(f"genes not in {where}: {unknown}")
     genes = list(genes)
     bars = [
         (f"{a} ({kinds[0]})", singles[0][genes], {"color": "goldenrod", "hatch": "\\\\"}),
@@ -447,6 +459,11 @@ def _canonical_keys(
     Keys are read with ``control`` and ``sep`` (:func:`~perturbsim.pp.parse_label`); two
     naming one condition (``A+B``, ``B+A``) must give it one programme.
     """
+    if not isinstance(clusters, Mapping | pd.Series):
+        raise PerturbsimError(
+            "clusters must map conditions to programmes (a dict or a Series indexed by "
+            f"condition), got {type(clusters).__name__}"
+        )
     keyed: dict[str, str] = {}
     for key, programme in clusters.items():
         text = str(key)

@@ -205,6 +205,20 @@ class GIRules:
                 raise PerturbsimError(
                     f"GIRules.{field.name} must be a finite number, got {value!r}"
                 )
+        if self.synergy < self.suppression:  # a pair could be both
+            raise PerturbsimError(
+                f"GIRules.synergy ({self.synergy}) must not be below GIRules.suppression "
+                f"({self.suppression}): a pair would be called both"
+            )
+        if self.additive <= 0:
+            raise PerturbsimError(
+                f"GIRules.additive must be above 0 (a band around 1), got {self.additive}"
+            )
+        for name in ("redundancy", "neomorphism", "epistasis"):  # cuts of scores in [0, 1]
+            if not 0 <= getattr(self, name) <= 1:
+                raise PerturbsimError(
+                    f"GIRules.{name} must lie in [0, 1] (its score does), got {getattr(self, name)}"
+                )
         if self.magnitude_score not in _MAGNITUDE_SCORES:
             raise PerturbsimError(
                 f"GIRules.magnitude_score must be one of {_MAGNITUDE_SCORES}, "
@@ -215,6 +229,16 @@ class GIRules:
                 f"GIRules.redundancy_score must be one of {_REDUNDANCY_SCORES}, "
                 f"got {self.redundancy_score!r}"
             )
+
+    def map_columns(self) -> tuple[str, ...]:
+        """The score columns a GI map of these rules' calls shows.
+
+        Returns
+        -------
+        The magnitude the rules read, ``fit_corr``, the redundancy score they read,
+        ``dominance`` and ``equality``.
+        """
+        return (self.magnitude_score, "fit_corr", self.redundancy_score, "dominance", "equality")
 
     def score_column(self, subtype: str) -> str:
         """The score column the rule of ``subtype`` reads."""
