@@ -127,7 +127,9 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``gi`` and ``measured-gi`` print: pairs scored, flagged by reason, subtypes."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
-    lines = [f"{counted(n_genes, 'gene')}, {counted(len(scores), 'pair')}: {scored} scored"]
+    lines = [
+        f"{counted(n_genes, 'perturbed gene')} in {counted(len(scores), 'pair')}: {scored} scored"
+    ]
     for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
     if not scored:
@@ -332,7 +334,7 @@ def _split_half_text(stats: PseudobulkStats, scores: pd.DataFrame, fitted: np.nd
     return (
         f"split-half check: the pairs' departures from their singles' sum (pairs scored or "
         f"unscored for --min-de only) correlate at a median r = {correlations.median():.2f} "
-        f"between two random halves of the cells ({len(correlations)} pairs, each in "
+        f"between two random halves of the cells ({counted(len(correlations), 'pair')}, each in "
         "split_half_r; near 1: reproducible interactions, near 0: noise, and so are the "
         "subtypes)"
     )
