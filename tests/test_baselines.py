@@ -620,3 +620,36 @@ def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_p
             PerturbationModel.load(tmp_path / "m")
         assert "config.json does not read as a saved linear model (" in str(err.value)
         assert str(err.value).endswith("edited by hand?): save the model again")
+
+
+def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, kind="single", seed=1)
+    split = ps.pp.Split.from_adata(adata)
+    model = ps.TrainMean(adata).fit()
+    assert sorted(model.held_out_conditions) == sorted(split.test)  # not its 15 pairs
+    assert sorted(model.excluded_conditions) == sorted(split.excluded) and split.excluded
+    model.save(tmp_path / "mean")
+    loaded = ps.models.PerturbationModel.load(tmp_path / "mean")
+    assert loaded.held_out_conditions == model.held_out_conditions
+
+
+def test_a_split_made_after_the_model_was_built_is_refused_at_fit():
+    adata = ps.ds.norman2019_subset()
+    unsplit = ps.Additive(adata)  # reads no split: it would train on every condition
+    ps.pp.split(adata, kind="simulation", seed=1)
+    with pytest.raises(
+        ps.PerturbsimError,
+        match=r"changed since additive was built \(it read no split; the screen now holds the sim",
+    ):
+        unsplit.fit()
+    first = ps.Additive(adata)
+    ps.pp.split(adata, kind="simulation", seed=2)
+    with pytest.raises(
+        ps.PerturbsimError, match="it read the simulation split of seed 1; .* seed 2"
+    ):
+        first.fit()
+    assert ps.Additive(adata).fit().held_out_conditions  # built after the split: fits
+    split = ps.pp.Split.from_adata(adata)
+    # explicit conditions are the caller's choice, whatever the stored split
+    assert first.fit(train_conditions=split.train).is_fitted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import weakref
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -53,7 +54,7 @@ from ..pp._labels import SEPARATORS, is_control_word, singles_of
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_anndata, check_setup
 from ._catalogue import MODEL_REGISTRY
-from ._data import ScreenData
+from ._data import ScreenData, split_record
 from ._store import CONFIG_CHECKSUM, read_model_dir, write_model_dir
 
 logger = logging.getLogger(__name__)
@@ -315,10 +316,14 @@ class PerturbationModel(ABC):
     def __init__(
         self, adata: AnnData | ScreenData | None = None, *, seed: int | None = None
     ) -> None:
+        self._screen: weakref.ref[AnnData] | None = None
+        """The AnnData the model was built on, while it lives: a split made in it since is
+        told at :meth:`fit`."""
         if isinstance(adata, ScreenData):
             self.data: ScreenData | None = adata
         else:
             self.data = ScreenData.from_adata(adata) if adata is not None else None
+            self._screen = None if adata is None else weakref.ref(adata)
         self.seed = resolve_seed(seed)
         self.is_fitted = False
         self._warned: set[str] = set()
@@ -335,6 +340,9 @@ class PerturbationModel(ABC):
         """Perturbed conditions of the last fit's training and validation sets left out of
         the fit for their few cells (:class:`ScreenData`): neither fitted nor held out
         (saved with it)."""
+        self.excluded_conditions: list[str] = []
+        """Perturbed conditions the last fit's split put in no set (the pairs of a
+        ``single`` split): neither fitted nor held out (saved with it)."""
         self.part_of: str | None = None
         """The model this one is a part of (set by that model, e.g. the default's corrections),
         which weighs it on held-out conditions: warnings of a fallback it would give alone
@@ -359,7 +367,8 @@ class PerturbationModel(ABC):
 
         Its split's test conditions (empty for a model fitted on every condition, ``split``
         kind ``"none"``), not the conditions of few cells it left out of training
-        (:attr:`few_cell_conditions`); ``None`` for a model not fitted or saved before
+        (:attr:`few_cell_conditions`) nor those its split put in no set
+        (:attr:`excluded_conditions`); ``None`` for a model not fitted or saved before
         perturbsim recorded the screen's conditions.
 
         Examples
@@ -374,7 +383,7 @@ class PerturbationModel(ABC):
         """
         if self.fitted_conditions is None or not self.screen_conditions:
             return None
-        fitted = {*self.fitted_conditions, *self.few_cell_conditions}
+        fitted = {*self.fitted_conditions, *self.few_cell_conditions, *self.excluded_conditions}
         return [c for c in self.screen_conditions if c not in fitted]
 
     def __repr__(self) -> str:
@@ -489,17 +498,39 @@ class PerturbationModel(ABC):
         data = self.data
         if train_conditions is not None or val_conditions is not None:
             data = data.with_conditions(train_conditions, val_conditions)
+        else:
+            self._refuse_a_split_made_since()
         with switched_off(WARN_UNSUPPORTED):  # e.g. a default's parts predicting validation
             self._fit(data, **options)
         self.is_fitted = True
         self._warned.clear()  # a refitted model's predictions are new
         self.fitted_conditions = data.perturbed([*data.train, *data.val])
         self.few_cell_conditions = list(data.few_cells)
+        self.excluded_conditions = data.perturbed(data.excluded)
         stats = data.stats
         self.screen_conditions = data.perturbed(
             [str(c) for c, n in zip(stats.conditions, stats.n_cells, strict=True) if n > 0]
         )
         return self
+
+    def _refuse_a_split_made_since(self) -> None:
+        """Raise when the AnnData the model was built on holds another split now.
+
+        The model read the split when it was built; fitting it on that one after
+        :func:`perturbsim.pp.split` drew another would train on conditions the new split
+        holds out.
+        """
+        adata = None if self._screen is None or self.data is None else self._screen()
+        if adata is None or split_record(adata) == self.data.split:
+            return
+        built = self.data.split
+        then = "no split" if built is None else f"the {built[0]} split of seed {built[1]}"
+        now = split_record(adata)
+        drawn = "none" if now is None else f"the {now[0]} split of seed {now[1]}"
+        raise PerturbsimError(
+            f"the screen's split changed since {self.label} was built (it read {then}; the "
+            f"screen now holds {drawn}): build the model again after perturbsim.pp.split"
+        )
 
     def covers(self, perturbations: str | list[str] | list[list[str]]) -> np.ndarray:
         """Which perturbations the model can predict (all, unless a subclass says otherwise).
@@ -1190,6 +1221,7 @@ class PerturbationModel(ABC):
             "fitted_conditions": self.fitted_conditions,
             "screen_conditions": self.screen_conditions,
             "few_cell_conditions": self.few_cell_conditions,
+            "excluded_conditions": self.excluded_conditions,
             "screen_labels": self.screen_labels,
             "screen_where": self.screen_where,
         }
@@ -1316,4 +1348,5 @@ def _restored(
     model.fitted_conditions = None if fitted is None else [str(c) for c in fitted]
     model.screen_conditions = [str(c) for c in config.get("screen_conditions", [])]
     model.few_cell_conditions = [str(c) for c in config.get("few_cell_conditions", [])]
+    model.excluded_conditions = [str(c) for c in config.get("excluded_conditions", [])]
     return model

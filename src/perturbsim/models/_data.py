@@ -122,6 +122,26 @@ def _without_few_cells(
     return kept_train, kept_val, few
 
 
+def split_record(adata: AnnData) -> tuple | None:
+    """What identifies the split stored in ``adata``: its kind, seed and sets (``None``: none).
+
+    Examples
+    --------
+    >>> import perturbsim as ps
+    >>> adata = ps.ds.norman2019_subset()
+    >>> split_record(adata) is None
+    True
+    >>> ps.pp.split(adata, kind="simulation", seed=1)
+    >>> split_record(adata)[:2]
+    ('simulation', 1)
+    """
+    if SPLIT_UNS not in adata.uns.get(UNS, {}):
+        return None
+    split = Split.from_adata(adata)
+    sets = (split.train, split.val, split.test, split.excluded)
+    return (split.kind, split.seed, *(tuple(sorted(map(str, s))) for s in sets))
+
+
 @dataclass
 class ScreenData:
     """Pseudobulk statistics of a screen with its training and validation conditions.
@@ -145,6 +165,11 @@ class ScreenData:
     few_cells
         Perturbed conditions of the split's training and validation sets left out of them
         for having fewer than 4 cells (:meth:`from_adata`): neither fitted nor held out.
+    excluded
+        Conditions the split put in no set (the pairs of a ``single`` split): neither
+        fitted nor held out.
+    split
+        What identifies the split read (:func:`split_record`), to tell a split made since.
     """
 
     stats: PseudobulkStats
@@ -153,6 +178,8 @@ class ScreenData:
     labels: dict[str, str] = field(default_factory=dict)
     where: dict[str, list[str]] = field(default_factory=dict)
     few_cells: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    split: tuple | None = None
 
     @classmethod
     def from_adata(cls, adata: AnnData) -> ScreenData:
@@ -168,9 +195,10 @@ class ScreenData:
         """
         check_setup(adata)
         stats = current_stats(adata, coexpression="auto")
+        excluded: list[str] = []
         if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
-            train, val = list(split.train), list(split.val)
+            train, val, excluded = list(split.train), list(split.val), list(split.excluded)
             present = set(map(str, stats.conditions))
             gone = [c for c in [*train, *val] if c not in present]
             if gone:
@@ -191,7 +219,16 @@ class ScreenData:
             if setup.get(flag, False):
                 labels[flag] = "true"
         where = {str(c): [str(v) for v in values] for c, values in setup.get("where", {}).items()}
-        return cls(stats=stats, train=train, val=val, labels=labels, where=where, few_cells=few)
+        return cls(
+            stats=stats,
+            train=train,
+            val=val,
+            labels=labels,
+            where=where,
+            few_cells=few,
+            excluded=excluded,
+            split=split_record(adata),
+        )
 
     def with_conditions(
         self, train: Sequence[str] | None, val: Sequence[str] | None = None
@@ -235,6 +272,8 @@ class ScreenData:
             labels=self.labels,
             where=self.where,
             few_cells=self.few_cells if train is None else [],
+            excluded=self.excluded if train is None else [],
+            split=self.split,
         )
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
