@@ -557,6 +557,8 @@ def test_conditions_of_few_cells_are_neither_fitted_nor_held_out(caplog, tmp_pat
     # the screen's own labels: its control label and separator
     raw = ps.TrainMean(adata).fit(train_conditions=["control", "KLF1+ctrl", "MAP2K6+KLF1"])
     assert raw.fitted_conditions == ["KLF1", "KLF1+MAP2K6"]
+    with pytest.raises(ps.PerturbsimError, match="^val_conditions holds the control: it is"):
+        ps.TrainMean(adata).fit(train_conditions=["KLF1"], val_conditions=["ctrl"])
 
 
 def test_training_conditions_are_read_as_the_screen_writes_them_or_canonically():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -113,6 +114,10 @@ def test_parse_perturbations_forms():
         parse_perturbations([])
     with pytest.raises(PerturbsimError, match="malformed perturbation"):
         parse_perturbations([3])
+    # a column's unique values (a Categorical) are a list of labels; bytes are not text
+    assert parse_perturbations(pd.Categorical(["KLF1", "A+B"])) == [("KLF1",), ("A", "B")]
+    with pytest.raises(PerturbsimError, match=r"^perturbations must be labels as text, got bytes"):
+        parse_perturbations(b"KLF1")
     assert parse_perturbations([["Control", "A"], ["NT"]]) == [("A",), ()]
     with pytest.raises(PerturbsimError, match=r"gene 'A\+B' of \['A\+B'\] holds '\+'"):
         parse_perturbations([["A+B"]])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class PerturbsimError(ValueError):
@@ -75,3 +75,24 @@ def case_hint(gene: str, known: str) -> str:
     " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
     """
     return f" (did you mean {known!r} for {gene!r}? gene names are case-sensitive)"
+
+
+def first_case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
+    """A hint for the first of ``unknown`` that is one of ``genes`` written in another case.
+
+    Returns
+    -------
+    `` (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)``, or ``""`` when
+    no gene of ``unknown`` matches one of ``genes`` ignoring case.
+
+    Examples
+    --------
+    >>> first_case_hint(["klf1", "NOPE"], ["KLF1", "MAP2K6"])
+    " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
+    """
+    by_case = {gene.casefold(): gene for gene in genes}
+    for gene in unknown:
+        match = by_case.get(gene.casefold())
+        if match is not None:
+            return case_hint(gene, match)
+    return ""

@@ -544,7 +544,31 @@ class PerturbationModel(ABC):
         -------
         Boolean array, one entry per perturbation.
         """
-        return np.ones(len(parse_perturbations(perturbations)), dtype=bool)
+        self.require_fitted()
+        return np.ones(len(self.parsed_query(perturbations)), dtype=bool)
+
+    def parsed_query(
+        self,
+        perturbations: str | list[str] | list[list[str]],
+        *,
+        control: str = CONTROL,
+        sep: str = SEP,
+    ) -> list[GeneSet]:
+        """The gene sets of a query, read as :meth:`predict` reads them.
+
+        Parameters
+        ----------
+        perturbations, control, sep
+            As for :meth:`predict`: ``ctrl`` and the screen's own control label (its
+            ``screen_labels``) both name the control.
+
+        Returns
+        -------
+        One sorted gene tuple per perturbation, in the order given (duplicates kept).
+        """
+        if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
+            control = self.screen_labels.get("control", CONTROL)
+        return parse_perturbations(perturbations, control=control, sep=sep)
 
     def query_hint(self, sets: Sequence[GeneSet]) -> str:
         """A hint for the first gene of ``sets`` the model predicts only written otherwise.
@@ -834,9 +858,7 @@ class PerturbationModel(ABC):
         self.require_fitted()
         strict = check_flag("strict", strict)
         self.check_control_label(control, sep)
-        if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
-            control = self.screen_labels.get("control", CONTROL)
-        sets = distinct_sets(parse_perturbations(perturbations, control=control, sep=sep))
+        sets = distinct_sets(self.parsed_query(perturbations, control=control, sep=sep))
         try:  # genes it cannot predict are named before any refused as unsupported
             with switched_off(WARN_UNSUPPORTED):  # the models it predicts with, if any
                 change, variance = self._predict_change(sets)

@@ -262,6 +262,11 @@ class ScreenData:
         if CONTROL not in train_list:
             train_list = [CONTROL, *train_list]
         val_list = [] if val is None else self._known(val, "val_conditions")
+        if CONTROL in val_list:
+            raise PerturbsimError(
+                "val_conditions holds the control: it is always trained on (every change is "
+                "over it); validate on perturbed conditions"
+            )
         overlap = sorted(set(train_list) & set(val_list))
         if overlap:
             raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")

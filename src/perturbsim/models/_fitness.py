@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_count, check_flag, check_list, check_nonnegative, check_positive
-from .._errors import PerturbsimError, case_hint, counted, shown_list
+from .._errors import PerturbsimError, counted, first_case_hint, shown_list
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..ds import FitnessScreen
@@ -169,27 +169,6 @@ def _refuse_shared_pairs(
             f"{len(shared)} validation pairs are training pairs too (e.g. "
             f"{'+'.join(shared[0])}): val_pairs must be held out"
         )
-
-
-def first_case_hint(unknown: Sequence[str], genes: Sequence[str]) -> str:
-    """A hint for the first of ``unknown`` that is one of ``genes`` written in another case.
-
-    Returns
-    -------
-    `` (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)``, or ``""`` when
-    no gene of ``unknown`` matches one of ``genes`` ignoring case.
-
-    Examples
-    --------
-    >>> first_case_hint(["klf1", "NOPE"], ["KLF1", "MAP2K6"])
-    " (did you mean 'KLF1' for 'klf1'? gene names are case-sensitive)"
-    """
-    by_case = {gene.casefold(): gene for gene in genes}
-    for gene in unknown:
-        match = by_case.get(gene.casefold())
-        if match is not None:
-            return case_hint(gene, match)
-    return ""
 
 
 class FitnessModel:

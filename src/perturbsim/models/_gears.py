@@ -21,7 +21,7 @@ from ..module import (
     seeded_initialisation,
     variance_from_log_moment,
 )
-from ..pp import draw_cells, genes_of, parse_perturbations
+from ..pp import draw_cells, genes_of
 from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
 from ._data import NO_TRAINING_PERTURBATION, ScreenData, screen_go_annotations, screen_go_graph
@@ -418,7 +418,7 @@ class GEARS(PerturbationModel):
         if not self.is_fitted:
             raise PerturbsimError(f"{self.label} is not fitted: call .fit() first")
         nodes = set(self.go_graph.nodes)
-        return np.array([set(s) <= nodes for s in parse_perturbations(perturbations)], dtype=bool)
+        return np.array([set(s) <= nodes for s in self.parsed_query(perturbations)], dtype=bool)
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray | None]:
         residual = self.config.additive_residual

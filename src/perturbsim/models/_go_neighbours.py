@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .._checks import check_count, check_flag, check_nonnegative
 from ..graphs import go_graph
-from ..pp import genes_of, parse_perturbations
+from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData, screen_go_annotations
 from ._simple import CoverageMixin
@@ -226,7 +226,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         Boolean array, one entry per perturbation, in the order given.
         """
         self.require_fitted()
-        sets = parse_perturbations(perturbations)
+        sets = self.parsed_query(perturbations)
         known = self._neighbours_with({g for s in sets for g in s})
         return np.array([all(g in known for g in s) for s in sets], dtype=bool)
 

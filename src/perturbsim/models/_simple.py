@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import PerturbsimError, counted, shown_list
-from ..pp import genes_of, parse_perturbations
+from .._errors import PerturbsimError, counted, first_case_hint, shown_list
+from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
 
@@ -52,7 +52,7 @@ class CoverageMixin:
         """
         self.require_fitted()
         coverable = self._coverable()
-        sets = parse_perturbations(perturbations)
+        sets = self.parsed_query(perturbations)
         return np.array([all(g in coverable for g in s) for s in sets], dtype=bool)
 
     def _require_covered(self, sets: Iterable[GeneSet]) -> None:
@@ -82,10 +82,11 @@ class ScreenGenes:
         known = set(map(str, getattr(self, "genes", []))) | {g for c in screen for g in genes_of(c)}
         unknown = sorted({g for s in sets for g in s if g not in known})
         if unknown:
+            hint = first_case_hint(unknown, sorted(known))
             self._warn_once(  # a model's: predicting the same again warns at INFO
                 f"{self.label}: {counted(len(unknown), 'gene')} neither measured nor perturbed "
                 f"in the screen it was fitted on, predicted as any other (a typo?): "
-                f"{shown_list(unknown, 10)}"
+                f"{shown_list(unknown, 10)}{hint}"
             )
 
 

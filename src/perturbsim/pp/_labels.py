@@ -421,13 +421,18 @@ def query_items(perturbations: object) -> list:
     Raises
     ------
     PerturbsimError
-        For an unordered collection (set, dict), ``None`` or another type, and for an empty
-        one.
+        For an unordered collection (set, dict), bytes, ``None`` or another type, and for
+        an empty one. (A :class:`pandas.Categorical`, as ``obs[column].unique()`` gives, is
+        a list of labels.)
     """
     if isinstance(perturbations, str):
         return [perturbations]
+    if isinstance(perturbations, bytes):  # a Sequence of numbers, not of labels
+        raise PerturbsimError(
+            f"perturbations must be labels as text, got bytes {perturbations!r}: decode them"
+        )
     if isinstance(perturbations, Set | Mapping) or not isinstance(
-        perturbations, Sequence | np.ndarray | pd.Index | pd.Series
+        perturbations, Sequence | np.ndarray | pd.Index | pd.Series | pd.Categorical
     ):
         raise PerturbsimError(
             "perturbations must be a label or a list of labels or gene lists (in order), got "
