@@ -362,6 +362,25 @@ def test_measured_conditions_the_model_cannot_predict_warn_in_the_api_and_stop_t
     assert "--seed must be a whole number >= 0 and < 2**32, got -1" in capsys.readouterr().err
 
 
+def test_the_cli_leaves_out_measured_conditions_of_the_screen_the_model_cannot_predict(
+    screen, tmp_path, capsys, caplog
+):
+    additive = ps.Additive(screen).fit()  # predicts no held-out single: it never saw it
+    additive.save(tmp_path / "additive")
+    measured = ps.tl.measured_conditions(additive)
+    covered = additive.covers(measured)
+    unpredictable = [c for c, ok in zip(measured, covered, strict=True) if not ok]
+    assert unpredictable  # the held-out singles, measured in the screen
+    listed = tmp_path / "measured.txt"
+    listed.write_text("\n".join(measured))
+    out = tmp_path / "next.csv"
+    args = ["design", str(tmp_path / "additive"), "--budget", "1", "--measured", str(listed)]
+    with caplog.at_level("WARNING", logger="perturbsim.tl._design"):
+        assert main([*args, "--out", str(out)]) == 0  # as ps.tl.design(measured=...) does
+    assert f"cannot predict: left out of diversity and coverage: {unpredictable[0]}" in caplog.text
+    assert out.is_file()
+
+
 def test_a_loaded_model_offers_the_candidates_of_the_model_in_memory(model, model_dir):
     loaded = ps.models.PerturbationModel.load(model_dir)  # no screen: the one it recorded
     assert loaded.data is None

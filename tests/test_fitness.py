@@ -281,6 +281,19 @@ def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, ca
         repeated = fits[0].predict([pairs[0], f"{b}+{a}", pairs[1], pairs[0]])
     assert repeated.index.tolist() == [pairs[0], pairs[1]]  # canonical labels, each once
     assert f"1 repeated perturbation, each predicted once: {pairs[0]}" in caplog.text
+    # a training pair given twice (as A+B and B+A) counts once, as predict's queries do
+    train = list(split.train)
+    first, second = ps.pp.genes_of(train[0])
+    with caplog.at_level("WARNING", logger="perturbsim.models._fitness"):
+        twice = ps.models.FitnessModel(screen, go_annotations=go, seed=3).fit(
+            [*train, f"{second}+{first}"], max_epochs=30
+        )
+    assert (
+        f"1 pair given more than once (as A+B and B+A, say), counted once: {train[0]}"
+        in caplog.text
+    )
+    once = ps.models.FitnessModel(screen, go_annotations=go, seed=3).fit(train, max_epochs=30)
+    assert twice.predict(pairs).to_numpy() == pytest.approx(once.predict(pairs).to_numpy())
 
 
 def test_model_errors(interacting):
@@ -425,6 +438,21 @@ def test_expression_ridge_recovers_a_linear_readout(norman):
     a, b = ps.pp.genes_of(pairs[60])
     repeated = route.predict([pairs[60], f"{b}+{a}", pairs[61]])  # one row per query
     assert len(repeated) == 3 and repeated.iloc[0] == repeated.iloc[1]
+    with pytest.raises(ps.PerturbsimError, match=r"^fitness of .* is nan: every fitness"):
+        ps.models.ExpressionFitness(expression).fit(
+            fitness[train].replace(fitness[train].iloc[0], np.nan)
+        )
+    reversed_pair = fitness[train].copy()  # one pair twice, as A+B and B+A, two values
+    reversed_pair[f"{b}+{a}"] = 0.5
+    given_twice = rf"more than once .*: {re.escape(pairs[60])}; give each"
+    with pytest.raises(ps.PerturbsimError, match=given_twice):
+        ps.models.ExpressionFitness(expression).fit(
+            pd.concat([fitness[train], fitness[[pairs[60]]], reversed_pair[[f"{b}+{a}"]]])
+        )
+    with pytest.raises(ps.PerturbsimError, match="^fitness holds the control"):
+        ps.models.ExpressionFitness(expression).fit(
+            pd.concat([fitness[train], pd.Series({"ctrl": 0.0})])
+        )
 
 
 # -- the real growth screen -----------------------------------------------------------------

@@ -327,6 +327,14 @@ class FitnessModel:
         check_list("pairs", labels, "labels")
         table = self.screen.pair_table()
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
+        repeated = sorted({p for p in labels if labels.count(p) > 1})
+        if repeated:  # A+B and B+A are one pair: counted once, not weighed twice
+            logger.warning(
+                "%s given more than once (as A+B and B+A, say), counted once: %s",
+                counted(len(repeated), "pair"),
+                shown_list(repeated, 10),
+            )
+            labels = list(dict.fromkeys(labels))
         missing = [p for p in labels if p not in table.index]
         if missing:
             genes = [g for p in missing for g in p.split("+") if g not in self._node]

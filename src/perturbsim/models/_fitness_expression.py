@@ -10,8 +10,8 @@ from typing import Self
 import numpy as np
 import pandas as pd
 
-from .._errors import PerturbsimError, shown_list
-from .._keys import DELTA_LAYER
+from .._errors import PerturbsimError, counted, shown_list
+from .._keys import CONTROL, DELTA_LAYER
 from .._settings import switched_off
 from ..pp import canonical_label, parse_perturbations
 from ._base import WARN_UNSUPPORTED, PerturbationModel
@@ -136,12 +136,24 @@ class ExpressionFitness:
         fitness = pd.to_numeric(given, errors="coerce").astype(np.float64)
         bad = ~np.isfinite(fitness.to_numpy())
         if bad.any():
-            label = given.index[bad][0]
+            label, value = given.index[bad][0], given.iloc[np.flatnonzero(bad)[0]]
             raise PerturbsimError(
-                f"fitness of {label!r} is {given[label]!r}: every fitness must be a finite "
-                "number (leave out conditions without one)"
+                f"fitness of {label!r} is {value!s}: every fitness must be a finite number "
+                "(leave out conditions without one)"
             )
         sets = parse_perturbations(fitness.index.astype(str).tolist())
+        labels = [canonical_label(s) for s in sets]
+        repeated = sorted({c for c in labels if labels.count(c) > 1})
+        if repeated:
+            raise PerturbsimError(
+                f"fitness gives {counted(len(repeated), 'condition')} more than once (as A+B "
+                f"and B+A, say): {shown_list(repeated, 5)}; give each one value"
+            )
+        if CONTROL in labels:
+            raise PerturbsimError(
+                "fitness holds the control: fitness is of perturbations, relative to it "
+                "(leave it out)"
+            )
         covered = self.covers(sets)
         if covered.sum() < 3:
             raise PerturbsimError(
