@@ -380,6 +380,23 @@ def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman, caplog):
     assert kept.obs.loc["KLF1+TP53", "flag"] == ""  # asked for: scored all the same
 
 
+def test_pairs_of_a_gene_the_default_predicts_as_the_mean_are_flagged_not_called(norman):
+    """GO ties MAPK1 to measured genes, but no correction of unseen singles holds out on this
+    split: its single is the scaled mean change, as the default warns, so its pairs read
+    that guess's scale, not MAPK1's."""
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        ps.pp.split(norman, kind="simulation", seed=1)
+        model = ps.Stacked(norman, seed=0).fit()
+    finally:
+        ps.settings.progress = progress
+    pred = model.predict_pairs(["KLF1", "MAP2K6", "SLC38A2", "MAPK1"])
+    assert not pred.obs.loc["MAPK1", "unsupported"]  # tied by GO: supported
+    for pair in ("KLF1+MAPK1", "MAP2K6+MAPK1", "MAPK1+SLC38A2"):
+        assert pred.obs.loc[pair, "flag"] == "unsupported MAPK1"
+    assert pred.obs.loc["KLF1+MAP2K6", "flag"] == ""
+
+
 def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):
     profiles = gears.predict([*genes[:2], "+".join(genes[:2])])
     with pytest.raises(ps.PerturbsimError, match="unsupported must be a list of genes"):

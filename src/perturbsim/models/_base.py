@@ -959,12 +959,13 @@ class PerturbationModel(ABC):
         **gi_options
             Passed on to :func:`perturbsim.tl.gi_scores` (e.g. ``genes=``, ``n_de=``);
             ``control_mean`` defaults to the model's control mean, ``unsupported`` to the
-            genes whose predicted singles are unsupported (``.obs["unsupported"]``: neither
-            measured alone nor tied by GO to a gene that was; their pairs are flagged, not
-            called, since such a single is the model's generic guess). Checked before anything is
-            predicted: a name ``gi_scores`` does not take, a bad ``abundance`` (negative,
-            not a number, or above every gene's control mean), or options with ``gi=False``
-            are refused.
+            genes whose predicted singles are the model's generic guess (their pairs are
+            flagged, not called): unsupported ones (``.obs["unsupported"]``: neither
+            measured alone nor tied by GO to a gene that was) and, for the default model,
+            those it predicts as the mean change (as its warning names them). Checked
+            before anything is predicted: a name ``gi_scores`` does not take, a bad
+            ``abundance`` (negative, not a number, or above every gene's control mean), or
+            options with ``gi=False`` are refused.
 
         Returns
         -------
@@ -1026,9 +1027,8 @@ class PerturbationModel(ABC):
         self._warn_of(out)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
-            if PRED_UNSUPPORTED in out.obs:
-                singles = out.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)[: len(genes)]
-                weak = [g for g, flag in zip(genes, singles, strict=True) if flag]
+            weak = self._generic_singles(genes, out.obs.iloc[: len(genes)])
+            if weak:
                 gi_options.setdefault("unsupported", weak)
             scores = gi_scores(out, **gi_options)
             scores[SUM_OF_SINGLES] = summed_pairs(out, scores.index)
@@ -1043,6 +1043,27 @@ class PerturbationModel(ABC):
             out.obs = _join_scores(out.obs, scores)
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out
+
+    def _generic_singles(self, genes: Sequence[str], singles: pd.DataFrame) -> list[str]:
+        """Those of ``genes`` whose predicted single is the model's generic guess.
+
+        Parameters
+        ----------
+        genes
+            Genes, in the order of ``singles``' rows.
+        singles
+            The ``.obs`` of their predicted singles.
+
+        Returns
+        -------
+        The genes whose single is unsupported (``.obs["unsupported"]``), in the order given
+        (none for a model that does not flag support); a model that knows of more
+        predictions resting on nothing of the gene adds them.
+        """
+        if PRED_UNSUPPORTED not in singles:
+            return []
+        flags = singles[PRED_UNSUPPORTED].to_numpy(dtype=bool)
+        return [g for g, flag in zip(genes, flags, strict=True) if flag]
 
     def _predict_batches(self, sets: list[list[str]], batch_size: int) -> AnnData:
         """:meth:`predict` of ``sets`` in batches, assembled into one AnnData."""

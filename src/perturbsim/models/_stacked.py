@@ -1370,14 +1370,8 @@ class Stacked(CoverageMixin, PerturbationModel):
             rest = tuple(g for g in genes if g not in self.singles)
             if rest and (len(rest) == len(genes) or self._summed(genes)):
                 candidates[str(label)] = rest
-        genes = sorted({g for rest in candidates.values() for g in rest})
-        _, scaled = self._baseline([(gene,) for gene in genes])
-        departure = (
-            np.abs(scaled[:, :, 1]).max(axis=1, initial=0.0) * self._scale_of("unseen_single")[1]
-        )
-        floor = NO_DEPARTURE * np.abs(self.mean_change).max(initial=0.0)
-        specific = {gene for gene, size in zip(genes, departure, strict=True) if size > floor}
-        alike = [label for label, rest in candidates.items() if not specific & set(rest)]
+        as_mean = self._predicted_as_mean({g for rest in candidates.values() for g in rest})
+        alike = [label for label, rest in candidates.items() if set(rest) <= as_mean]
         if not alike:
             return
         held = self._held_out_note(alike)
@@ -1394,6 +1388,34 @@ class Stacked(CoverageMixin, PerturbationModel):
             f"cover their genes or departs from the mean by nothing: {shown_list(alike, 20)}"
             + (f"; {held}" if held else "")
         )
+
+    def _predicted_as_mean(self, genes: Iterable[str]) -> set[str]:
+        """Those of ``genes`` not measured alone whose single is the scaled mean change.
+
+        That is, when no correction of unseen singles holds out on the validation conditions
+        and ``linear``'s departure from the mean for the gene is none (under
+        :data:`NO_DEPARTURE` of the mean change's largest entry, after its fitted scale);
+        empty when a correction of unseen singles has weight.
+        """
+        genes = sorted({g for g in genes if g not in self.singles})
+        if not genes or self._parts_fit("unseen_single")[0].weights.any():
+            return set()
+        _, scaled = self._baseline([(gene,) for gene in genes])
+        departure = (
+            np.abs(scaled[:, :, 1]).max(axis=1, initial=0.0) * self._scale_of("unseen_single")[1]
+        )
+        floor = NO_DEPARTURE * np.abs(self.mean_change).max(initial=0.0)
+        return {gene for gene, size in zip(genes, departure, strict=True) if size <= floor}
+
+    def _generic_singles(self, genes: Sequence[str], singles: pd.DataFrame) -> list[str]:
+        """The unsupported genes and those whose single is the scaled mean change.
+
+        The latter are :meth:`_predicted_as_mean`'s, as the warning of :meth:`_warn_of`
+        names them.
+        """
+        generic = super()._generic_singles(genes, singles)
+        as_mean = self._predicted_as_mean(g for g in genes if g not in generic)
+        return [g for g in genes if g in generic or g in as_mean]
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
