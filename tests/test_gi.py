@@ -828,3 +828,40 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
     assert ps.tl.gi_split_half(stats_, [first], genes=named)[first] == pytest.approx(r[first])
     with pytest.raises(PerturbsimError, match=r"one value per gene \(400\), got \(2,\)"):
         ps.tl.gi_split_half(stats_, pairs, genes=np.ones(2, bool))
+
+
+def test_measured_profiles_carry_the_squared_standard_errors_of_their_means(norman):
+    profiles = ps.pp.measured_profiles(norman, ["ctrl", "KLF1"])
+    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    rows = stats.index(["ctrl", "KLF1"])
+    expected = stats.variance(ddof=1)[rows] / stats.n_cells[rows, None]
+    np.testing.assert_allclose(profiles.layers["mean_variance"], expected)
+
+
+def test_noisy_singles_attenuate_the_coefficients_and_the_correction_undoes_it():
+    # a simulated screen of 60 cells per condition: its singles' means are noisy
+    adata = ps.ds.simulate(size="small", seed=25, cells_per_condition=60, n_control_cells=300)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    truth = gi_scores(ps.tl.truth_profiles(adata))
+    profiles = ps.pp.measured_profiles(adata)
+    plain = gi_scores(profiles)
+    corrected = gi_scores(profiles, correct_noise=True)
+    both = truth.index[is_scored(truth)].intersection(plain.index[is_scored(plain)])
+    assert len(both) >= 15
+    bias = {
+        name: float((table.loc[both, "magnitude"] - truth.loc[both, "magnitude"]).median())
+        for name, table in (("plain", plain), ("corrected", corrected))
+    }
+    assert bias["plain"] < -0.3  # read far smaller than they are: synergies as suppressions
+    assert bias["plain"] < bias["corrected"] < 0  # nearer the truth, still a little low
+    suppressions = {
+        n: int(t.loc[both, "is_suppression"].sum())
+        for n, t in (("plain", plain), ("corrected", corrected), ("truth", truth))
+    }
+    assert suppressions["truth"] < suppressions["corrected"] < suppressions["plain"]
+    # the reliability is reported either way (not for predictions), the same either way
+    pd.testing.assert_series_equal(plain["reliability"], corrected["reliability"])
+    assert plain.loc[both, "reliability"].between(-np.inf, 1).all()
+    assert truth["reliability"].isna().all()
+    with pytest.raises(PerturbsimError, match="^correct_noise must be True or False"):
+        gi_scores(profiles, correct_noise="yes")

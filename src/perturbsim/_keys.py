@@ -67,6 +67,8 @@ DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
 
 DELTA_LAYER = "delta"
 VARIANCE_LAYER = "variance"
+MEAN_VARIANCE_LAYER = "mean_variance"
+"""Measured profiles' squared standard error of each condition's mean expression."""
 PRED_N_TARGETS = "n_targets"
 PRED_UNCERTAINTY = "uncertainty"
 PRED_SUPPORT = "support"

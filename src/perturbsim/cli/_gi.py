@@ -29,6 +29,7 @@ from ..pp import genes_of
 from ..pp._gi import (
     FEW_DE,
     FEW_GENES,
+    MIN_RELIABILITY,
     SUM_OF_SINGLES,
     GIRules,
     gi_split_half,
@@ -380,6 +381,25 @@ def _per_gene_calls(
     return listed, text
 
 
+def _reliability_text(scores: pd.DataFrame, *, corrected: bool) -> str:
+    """How many scored pairs have singles whose noise rivals their spread, and what it does."""
+    reliability = scores.loc[is_scored(scores), "reliability"].dropna()
+    noisy = int((reliability < MIN_RELIABILITY).sum())
+    text = (
+        f"singles' reliability (column reliability: the share of their spread over the "
+        f"fitted genes that is not noise): {noisy} of {len(reliability)} scored pairs below "
+        f"{MIN_RELIABILITY}"
+    )
+    if not noisy:
+        return text
+    if corrected:
+        return text + ", whose coefficients --correct-noise corrected only in part: still low"
+    return text + (
+        "; noise attenuates their coefficients towards 0, so their subtypes lean to "
+        "suppression and neomorphism (--correct-noise corrects for it; see its --help)"
+    )
+
+
 def _run_measured_gi(args: argparse.Namespace) -> None:
     from ..pp import count_de, measured_profiles, pseudobulk
     from ..tl import gi_scores
@@ -411,6 +431,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         min_cells=args.min_cells,
         n_de=n_de.to_dict(),
         min_de=args.min_de,
+        correct_noise=args.correct_noise,
     )
     scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
@@ -432,6 +453,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         )
     if replicated:
         print(replicated)
+    print(_reliability_text(scores, corrected=args.correct_noise))
     print(per_gene_text)
     print(f"wrote gi_scores.csv, gi_per_gene.csv{drawn} to {args.out}")
 
@@ -455,6 +477,14 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)
+    parser.add_argument(
+        "--correct-noise",
+        action="store_true",
+        help="correct each pair's coefficients for its measured singles' noise, which "
+        "attenuates them (perturbsim.tl.gi_scores(correct_noise=True)): closer to the truth "
+        "on simulated screens, further from Norman's published fits on the bundled Norman "
+        "subset (100 control cells); off by default",
+    )
     parser.add_argument(
         "--min-cells",
         type=int,

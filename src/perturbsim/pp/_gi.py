@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from scipy import stats
+from scipy import linalg, stats
 
 from .._checks import (
     as_whole,
@@ -43,7 +43,7 @@ from .._checks import (
     shown,
 )
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONTROL, DELTA_LAYER, SEP
+from .._keys import CONTROL, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
 from .._settings import resolve_seed
 from ._cells import dense_rows
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
@@ -107,6 +107,11 @@ _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
 _COLLINEAR = 1e-10
 """A two-gene subset is degenerate when ``|det| <= _COLLINEAR * |x_i| * |x_j|``."""
+MIN_RELIABILITY = 0.5
+"""Least share of the singles' spread over the fitted genes that the noise correction
+leaves in any direction (:func:`noise_corrected`): where the noise is a larger share of the
+singles' spread (one single weak, or the two nearly collinear), only part of it is
+subtracted, so that no direction of the fit is amplified more than ``1 / 0.5`` times."""
 MAX_SINGLES_COSINE = 0.999
 """Largest ``|cosine|`` of a pair's two singles (over the fitted genes) that is scored.
 Singles more alike than this cannot be told apart: a split of the pair between them such as
@@ -733,11 +738,16 @@ def _pair_scores(
     max_subsets: int,
     seed: Sequence[int],
     scratch: _Scratch,
+    noise: np.ndarray | None = None,
+    correct_noise: bool = False,
 ) -> dict[str, float] | None:
     """The score columns of one pair from its changes over the fitted genes.
 
     ``None`` when the singles are zero or collinear (``|cosine|`` above
-    :data:`MAX_SINGLES_COSINE`, or every Theil-Sen subset degenerate).
+    :data:`MAX_SINGLES_COSINE`, or every Theil-Sen subset degenerate). With ``noise``
+    (``(3, genes)``: the squared standard errors of the means of A, B and the control),
+    the singles' reliability (:func:`noise_corrected`) and, with ``correct_noise``, the
+    coefficients corrected for their noise.
     """
     norms = float(np.linalg.norm(da) * np.linalg.norm(db))
     if norms == 0.0 or abs(float(da @ db)) > MAX_SINGLES_COSINE * norms:
@@ -754,6 +764,11 @@ def _pair_scores(
     )
     if np.isnan(c1):
         return None
+    reliability = np.nan
+    if noise is not None:
+        corrected, reliability = noise_corrected(singles, np.array([c1, c2]), noise)
+        if correct_noise:
+            c1, c2 = corrected
     fit = singles @ np.array([c1, c2])
     with np.errstate(divide="ignore", invalid="ignore"):
         fit_corr = float(np.corrcoef(fit, dab)[0, 1]) if fit.std() > 0 and dab.std() > 0 else np.nan
@@ -769,7 +784,73 @@ def _pair_scores(
         **dcors,
         "dominance": dominance,
         "equality": min(dcors["dcor_a"], dcors["dcor_b"]) / top if top > 0 else np.nan,
+        "reliability": reliability,
     }
+
+
+def noise_corrected(
+    singles: np.ndarray, coefficients: np.ndarray, noise: np.ndarray
+) -> tuple[np.ndarray, float] | str:
+    """A pair's coefficients corrected for its measured singles' noise (errors in variables).
+
+    Regressing the pair's change on two singles measured with noise attenuates the
+    coefficients: the singles' spread over the genes holds their noise, which the pair's
+    change does not follow, so the fit reads the pair as smaller than the sum of its parts
+    (a synergy as a suppression; on a simulated screen of 60 cells per condition 17 of 19
+    pairs were called suppressions, none in the truth). With each single's change ``ΔA =
+    mean_A - mean_ctrl`` measured with error variance ``s²_A + s²_ctrl`` per gene, the
+    control's error shared by both singles and the pair, the expected normal equations of
+    the noisy singles exceed the true ones by ``N = Σ_genes [[s²_A + s²_c, s²_c], [s²_c,
+    s²_B + s²_c]]`` on the left and ``Σ_genes [s²_c, s²_c]`` on the right; the method of
+    moments corrects the fitted coefficients ``c`` as ``(SᵀS - N)⁻¹ (SᵀS c - Σ s²_c)``
+    (for least squares exactly so in expectation; applied to Theil-Sen's robust fit as the
+    same linear map). Where the noise is more than ``1 - MIN_RELIABILITY`` of the singles'
+    spread in some direction, that direction is nearly all noise and the full correction
+    would divide by almost nothing: there the noise subtracted is cut to leave
+    :data:`MIN_RELIABILITY` of the spread (a partial correction, still attenuated), the
+    other direction corrected in full.
+
+    Parameters
+    ----------
+    singles
+        ``(genes, 2)``: the measured changes of A and B over the fitted genes.
+    coefficients
+        ``(2,)``: the fitted ``c1``, ``c2``.
+    noise
+        ``(3, genes)``: squared standard errors of the means of A, B and the control.
+
+    Returns
+    -------
+    ``(corrected coefficients, reliability)``, the reliability the share of the singles'
+    spread that is not noise in the direction where that share is least (``1 -`` the
+    largest eigenvalue of ``N`` relative to ``SᵀS``: two singles that are nearly
+    collinear leave little spread in their difference, which noise then swamps; negative
+    where the noise exceeds it). With noise not known (NaN), or singles without spread,
+    the coefficients as given and a NaN reliability.
+
+    Examples
+    --------
+    >>> singles = np.array([[2.0, 0.0], [0.0, 2.0]])  # each single's change: 4 of spread
+    >>> noise = np.array([[0.5, 0.5], [0.5, 0.5], [0.0, 0.0]])  # 1 of it noise
+    >>> corrected, reliability = noise_corrected(singles, np.array([0.75, 0.75]), noise)
+    >>> corrected.round(3).tolist(), reliability
+    ([1.0, 1.0], 0.75)
+    >>> weak = np.array([[2.0, 0.0], [0.0, 0.5]])  # B's change is its noise, 1 against 0.25
+    >>> corrected, reliability = noise_corrected(weak, np.array([0.75, 0.75]), noise)
+    >>> corrected.round(3).tolist(), reliability  # A's in full; B's at most 2x its fit
+    ([1.0, 1.5], -3.0)
+    """
+    gram = singles.T @ singles
+    a, b, control = noise.sum(axis=1)
+    bias = np.array([[a + control, control], [control, b + control]])
+    if not np.isfinite(bias).all() or np.linalg.det(gram) <= 0:
+        return coefficients, np.nan
+    # in the basis where gram is the identity and bias diagonal (its shares of the spread)
+    shares, basis = linalg.eigh(bias, gram)
+    inverse = np.linalg.inv(basis)
+    subtracted = inverse.T @ np.diag(np.minimum(shares, 1.0 - MIN_RELIABILITY)) @ inverse
+    corrected = np.linalg.solve(gram - subtracted, gram @ coefficients - control)
+    return corrected, 1.0 - float(shares.max())
 
 
 def _canonical(label: object, sep: str) -> str:
@@ -798,6 +879,21 @@ def _require_finite(labels: Sequence[str], changes: Sequence[np.ndarray]) -> Non
     bad = [c for c, row in zip(labels, changes, strict=True) if not np.isfinite(row).all()]
     if bad:
         raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
+
+
+def _noise_of(profiles: AnnData, rows: Mapping[str, int]) -> tuple[object, np.ndarray] | None:
+    """The squared standard errors of measured profiles' means, and of the control's.
+
+    ``None`` when ``profiles`` carry none (predictions). The control's are its row's, or
+    0 when there is no ``ctrl`` row (its mean given as exact).
+    """
+    if MEAN_VARIANCE_LAYER not in profiles.layers:
+        return None
+    squared_se = profiles.layers[MEAN_VARIANCE_LAYER]
+    control = (
+        dense_rows(squared_se, [rows[CONTROL]])[0] if CONTROL in rows else np.zeros(profiles.n_vars)
+    )
+    return squared_se, np.asarray(control, dtype=np.float64)
 
 
 def _delta(profiles: AnnData) -> object:
@@ -984,6 +1080,7 @@ def gi_scores(
     unsupported: Sequence[str] = (),
     min_cells: int = MIN_REPLICATE_CELLS,
     sep: str = SEP,
+    correct_noise: bool = False,
 ) -> pd.DataFrame:
     """Score genetic interactions of gene pairs by Norman et al.'s linear model.
 
@@ -1057,6 +1154,18 @@ def gi_scores(
         ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); labels joined by ``+`` (as perturbsim
         names its predictions) are read as such whatever ``sep``. A warning says when no
         row is a pair.
+    correct_noise
+        Where ``profiles`` carry the squared standard errors of their means
+        (``.layers["mean_variance"]``: measured profiles,
+        :func:`perturbsim.pp.measured_profiles`), correct each pair's coefficients for its
+        singles' measurement noise and the control's noise they share with the pair
+        (:func:`noise_corrected`; where the noise rivals a single's spread, ``reliability``
+        below :data:`MIN_RELIABILITY`, only in part). Opt-in: on simulated screens it
+        brings the measured coefficients closer to the truth's, which noisy singles
+        attenuate (a synergy read as a suppression); on the bundled Norman subset (100
+        control cells) it moves them away from Norman's published fits
+        (``benchmarks/RESULTS.md``). Default: Norman's fit of the means as they are, the
+        ``reliability`` beside it. Predictions carry no such layer: fitted as they are.
 
     Returns
     -------
@@ -1065,11 +1174,17 @@ def gi_scores(
     columns (:data:`SCORES`: ``c1``, ``c2``, ``magnitude``, ``mean_abs_coef``,
     ``fit_corr``, ``dcor``, ``dcor_singles``, ``dcor_a``, ``dcor_b``, ``dominance``,
     ``equality``), ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN),
-    ``flag`` (``""`` when scored, else why not: ``"missing pair"``, ``"missing single
-    B"``, ``"no DE count"``, ``"too few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``,
-    ``"singles collinear or zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`;
-    ``"unsupported B"``: a gene of ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of
-    fewer than ``min_cells`` cells; several joined by ``"; "``), the primary
+    ``reliability`` (for measured profiles: the share of the singles' spread over the
+    fitted genes that is not their noise, in its worst direction, :func:`noise_corrected`;
+    below :data:`MIN_RELIABILITY` the coefficients are mostly noise's, attenuated towards 0
+    by it, so the subtypes lean to suppression and neomorphism; NaN for predictions),
+    ``flag``
+    (``""`` when scored,
+    else why not: ``"missing pair"``, ``"missing single B"``, ``"no DE count"``, ``"too
+    few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``, ``"singles collinear or
+    zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`; ``"unsupported B"``: a gene
+    of ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of fewer than ``min_cells``
+    cells; several joined by ``"; "``), the primary
     ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
     A flagged pair has NaN scores, no subtype and every boolean missing (``<NA>``, pandas'
     nullable ``boolean``: ``~is_synergy`` counts scored pairs only): a pair that cannot
@@ -1080,7 +1195,8 @@ def gi_scores(
 
     ``c1``, ``c2``
         Theil-Sen coefficients of the pair's change on the changes of ``gene_a`` and
-        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``).
+        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``),
+        corrected for the singles' noise where ``correct_noise`` applies.
     ``magnitude``
         ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
         (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``.
@@ -1124,6 +1240,7 @@ def gi_scores(
     if not profiles.n_obs:
         raise PerturbsimError("profiles has no rows: nothing to score")
     rules = check_rules(rules)
+    correct_noise = check_flag("correct_noise", correct_noise)
     exclude_targets = check_flag("exclude_targets", exclude_targets)
     min_cells = check_count("min_cells", min_cells)
     max_subsets = check_count("max_subsets", max_subsets)
@@ -1184,15 +1301,24 @@ def gi_scores(
             flag="; ".join(reasons),
         )
         records.append(record)
-    scored = _score_pairs(delta, rows, base_mask, jobs, max_subsets=max_subsets, seed=seed)
+    scored = _score_pairs(
+        delta,
+        rows,
+        base_mask,
+        jobs,
+        max_subsets=max_subsets,
+        seed=seed,
+        noise=_noise_of(profiles, rows),
+        correct_noise=correct_noise,
+    )
     for job, scores in zip(jobs, scored, strict=True):
         if scores is None:
             records[job.record]["flag"] = "singles collinear or zero"
         else:
             records[job.record].update(scores)
-    columns = ["pair", "gene_a", "gene_b", *SCORES, "n_genes", "n_de", "flag"]
+    columns = ["pair", "gene_a", "gene_b", *SCORES, "n_genes", "n_de", "reliability", "flag"]
     table = pd.DataFrame.from_records(records, columns=columns).set_index("pair")
-    table = table.astype({c: float for c in [*SCORES, "n_de"]})
+    table = table.astype({c: float for c in [*SCORES, "n_de", "reliability"]})
     if (table["flag"] != "").any():
         flagged = table.loc[table["flag"] != "", "flag"]
         logger.info(
@@ -1386,11 +1512,16 @@ def _score_pairs(
     *,
     max_subsets: int,
     seed: int,
+    noise: tuple[object, np.ndarray] | None = None,
+    correct_noise: bool = False,
 ) -> list[dict[str, float] | None]:
     """The scores of each job (``None``: singles collinear or zero), on up to ``_THREADS``.
 
-    Every pair's subsets are drawn from ``seed`` (the same for the same number of genes),
-    so the scores do not depend on the threads or on the other pairs.
+    ``noise``: the profiles' squared standard errors of their means and the control's
+    (:func:`_noise_of`), for each pair's reliability and, with ``correct_noise``, to
+    correct its coefficients for its singles' noise. Every
+    pair's subsets are drawn from ``seed`` (the same for the same number of genes), so the
+    scores do not depend on the threads or on the other pairs.
     """
     local = threading.local()
 
@@ -1401,7 +1532,19 @@ def _score_pairs(
         _require_finite(job.labels, changes)
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
-        return _pair_scores(*changes, max_subsets=max_subsets, seed=seed, scratch=local.scratch)
+        errors = None
+        if noise is not None:
+            squared_se, control = noise
+            singles = dense_rows(squared_se, [rows[label] for label in job.labels[:2]])
+            errors = np.vstack([singles, control[None, :]])[:, keep]
+        return _pair_scores(
+            *changes,
+            max_subsets=max_subsets,
+            seed=seed,
+            scratch=local.scratch,
+            noise=errors,
+            correct_noise=correct_noise,
+        )
 
     workers = max(1, min(_THREADS, os.cpu_count() or 1, len(jobs)))
     if workers == 1:
