@@ -385,3 +385,12 @@ def test_a_loaded_model_offers_the_candidates_of_the_model_in_memory(model, mode
     loaded = ps.models.PerturbationModel.load(model_dir)  # no screen: the one it recorded
     assert loaded.data is None
     assert ps.tl.default_candidates(loaded, []) == ps.tl.default_candidates(model, [])
+
+
+def test_a_measured_list_that_is_a_folder_is_named_as_such(model_dir, tmp_path, capsys):
+    out = tmp_path / "next.csv"  # inside the folder given as --measured
+    args = ["design", model_dir, "--budget", "2", "--measured", str(tmp_path), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--measured: conditions file {str(tmp_path)!r} is a folder" in err
+    assert "--out" not in err

@@ -127,7 +127,8 @@ def test_missing_folder_and_table(tmp_path):
         ("gene,A,B\nA,0,abc\nB,abc,0\n", "'abc' of row 'A', column 'B' is not a finite number"),
         ("gene,A,B\nA,0,1\nB,1,0\nC,1,1\n", "not a gene x gene matrix"),
         ("gene,A,B\nA,0,-0.5\nB,-0.25,0\n", "not symmetric: row 'A', column 'B' holds -0.5"),
-        ("gene,A,B\nA,0,-0.5\nB,,0\n", "not symmetric"),
+        ("gene,A,B\nA,0,-0.5\nB,,0\n", "'B' holds -0.5 but row 'B', column 'A' is empty (a matrix"),
+        ("gene,A,B,\nA,0,1,\nB,1,0,\n", "has an empty column without a name (column 4; a comma"),
         ("gene,A,B,A\nA,0,1,0\nB,1,0,1\n", "names genes twice"),
     ],
 )
@@ -150,6 +151,13 @@ def test_genes_without_fitness(tmp_path):
     table.to_csv(folder / SINGLES_FILE)
     assert _error(folder).startswith("1 gene has no fitness value in ")
     assert _error(folder).endswith(": M2G5")
+    singles = singles.astype(object)
+    singles["M2G5"] = "-33%"  # not a number: every gene needs one
+    folder = write_folder(tmp_path / "c", singles, pairs)
+    assert _error(folder).endswith("(every gene needs its fitness: leave out a gene not measured)")
+    lower = singles.drop("M2G5").rename(index=str.lower)  # named in another case
+    folder = write_folder(tmp_path / "d", lower, pairs, control=False)
+    assert "(did you mean 'm0g0' for 'M0G0'? gene names are case-sensitive)" in _error(folder)
 
 
 def test_only_an_empty_cell_is_a_missing_value(tmp_path):
@@ -175,7 +183,7 @@ def test_singles_without_a_fitness_column(tmp_path):
     assert "no column 'average_fitness'" in _error(folder)
 
 
-def test_emap_is_read_and_checked(tmp_path):
+def test_emap_is_read_and_checked(tmp_path, caplog):
     singles, pairs, _ = module_screen()
     folder = write_folder(tmp_path / "gi", singles, pairs)
     emap = pairs.iloc[:5, :5] * 10
@@ -185,7 +193,12 @@ def test_emap_is_read_and_checked(tmp_path):
     assert screen.emap.iloc[:5, :5].to_numpy() == pytest.approx(emap.to_numpy())
     emap.iloc[0, 1] += 1.0
     emap.rename_axis("gene").to_csv(folder / EMAP_FILE)
-    assert f"{EMAP_FILE} is not symmetric" in _error(folder)
+    with caplog.at_level("WARNING", logger="perturbsim"):  # no part of perturbsim reads it
+        assert ps.ds.read_fitness(folder).emap is None
+    assert (
+        f"E-MAP scores not read, the screen read without them: {folder / EMAP_FILE}" in caplog.text
+    )
+    assert f"{EMAP_FILE} is not symmetric" in caplog.text
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -336,6 +349,18 @@ def test_model_errors(interacting):
     for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, ">= 1, got 0"), ([], "empty")):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_evaluate(screen, seeds=seeds, go_annotations=go)
+    for options, words in (
+        (
+            {"fit_options": {"epochs": 5}},
+            r"^fit_options has no option 'epochs' \(its options: lr, max",
+        ),
+        ({"models": {"b": {"bogus": 1}}}, r"^model 'b' has no option 'bogus' \(its options: "),
+        ({"models": {"b": {"seed": 1}}}, r"^model 'b' has no option 'seed'"),  # evaluate's own
+        ({"models": {"b": 3}}, r"^models\['b'\] must be a dict of FitnessModel options, got int"),
+        ({"models": {"b": {"hops": 0}}}, r"^fitness model 'b': hops must be"),  # its own check
+    ):
+        with pytest.raises(ps.PerturbsimError, match=words):
+            ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go, **options)
 
 
 @pytest.mark.parametrize(

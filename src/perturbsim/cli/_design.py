@@ -29,11 +29,13 @@ def _run_design(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".csv",))
     check_seed("--seed", args.seed)
     model = PerturbationModel.load(args.model)
+    texts = None  # read before --out is checked against it: a folder is named as such
+    if args.measured is not None:  # an empty file: nothing measured yet
+        texts = read_list(args.measured, "--measured", "conditions", allow_empty=True)
     inputs = [args.model, *([args.measured] if args.measured is not None else [])]
     refuse_output_file(out, args.overwrite, inputs=inputs)
     measured = None
-    if args.measured is not None:  # an empty file: nothing measured yet
-        texts = read_list(args.measured, "--measured", "conditions", allow_empty=True)
+    if texts is not None:
         sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=None)
         measured = [canonical_label(s) for s in sets]
     if measured:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import as_path
-from .._errors import PerturbsimError, counted, error_reason, shown_list
+from .._errors import PerturbsimError, counted, error_reason, first_case_hint, shown_list
 from ..pp._labels import canonical_label
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
         index=pd.Index(genes.str.strip().tolist()),
         columns=pd.Index(raw.iloc[0, 1:].fillna("").str.strip().tolist()),
     )
+    unnamed = [i for i, name in enumerate(table.columns) if not name]
+    if unnamed and table.iloc[:, unnamed].isna().all().all():
+        raise PerturbsimError(
+            f"{path} has an empty column without a name (column {unnamed[0] + 2}; a comma "
+            "at the end of every line?): remove it"
+        )
     for axis, labels in (("row", table.index), ("column", table.columns)):
         duplicated = labels[labels.duplicated()].unique().tolist()
         if duplicated:
@@ -150,8 +156,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table
 
 
-def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The table as float64; an error naming the first cell that is not a number."""
+def _numeric(table: pd.DataFrame, path: Path, missing: str) -> pd.DataFrame:
+    """The table as float64; an error naming the first cell that is not a number.
+
+    ``missing`` says, in the error, what an empty cell means in this table.
+    """
     values = table.apply(pd.to_numeric, errors="coerce")
     bad = values.isna() & table.notna()
     bad |= np.isinf(values.fillna(0.0))
@@ -159,8 +168,7 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
         row, col = np.argwhere(bad.to_numpy())[0]
         raise PerturbsimError(
             f"{path}: the value {table.iat[row, col]!r} of row {table.index[row]!r}, "
-            f"column {table.columns[col]!r} is not a finite number (leave a cell empty where "
-            "nothing was measured)"
+            f"column {table.columns[col]!r} is not a finite number ({missing})"
         )
     return values.astype(np.float64)
 
@@ -183,7 +191,9 @@ def _singles(path: Path, control: str | None) -> tuple[pd.Series, bool]:
             f"{path} has no column {SINGLE_COLUMN!r} and several value columns "
             f"{list(table.columns)}: name the fitness column {SINGLE_COLUMN!r}"
         )
-    values = _numeric(table[[column]], path)[column]
+    values = _numeric(
+        table[[column]], path, "every gene needs its fitness: leave out a gene not measured"
+    )[column]
     missing = values.index[values.isna()].tolist()
     if missing:
         raise PerturbsimError(
@@ -208,17 +218,39 @@ def _matrix(path: Path) -> pd.DataFrame:
                 if genes
             )
         )
-    matrix = _numeric(table.loc[:, list(rows)], path)
+    matrix = _numeric(table.loc[:, list(rows)], path, "leave empty a pair not measured")
     values = matrix.to_numpy()
     both_nan = np.isnan(values) & np.isnan(values.T)
     close = np.isclose(values, values.T, rtol=_RTOL, atol=_ATOL) | both_nan
     if not close.all():
         i, j = np.argwhere(~close)[0]
+        if np.isnan(values[i, j]) or np.isnan(values[j, i]):
+            i, j = (i, j) if np.isnan(values[j, i]) else (j, i)  # (i, j) holds the value
+            raise PerturbsimError(
+                f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
+                f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} is empty (a "
+                "matrix of one triangle?): fill both halves, each pair's value in both cells"
+            )
         raise PerturbsimError(
             f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
             f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} holds {values[j, i]:.6g}"
         )
     return matrix
+
+
+def _emap(path: Path) -> pd.DataFrame | None:
+    """The optional E-MAP matrix, or ``None`` when absent or unreadable (warned).
+
+    No part of perturbsim reads the E-MAP scores (they are kept for the user, as
+    :attr:`FitnessScreen.emap`), so a malformed file does not stop the screen being read.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return _matrix(path)
+    except PerturbsimError as err:
+        logger.warning("E-MAP scores not read, the screen read without them: %s", err)
+        return None
 
 
 def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL) -> FitnessScreen:
@@ -251,9 +283,11 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
         One line naming the problem: the folder or a required file is missing; a table
         cannot be read as CSV, has no rows, names a gene twice or holds a value that is not
         a finite number; ``single_fitnesses.csv`` has no single value column or genes with
-        no fitness value; a matrix has different genes as rows and columns or is not
-        symmetric (the first differing pair is named with both values); genes of the pair
-        matrix have no single fitness; fewer than two genes or no pair is measured.
+        no fitness value; the pair matrix has different genes as rows and columns, an empty
+        unnamed column, or is not symmetric (the first differing pair is named with both
+        values); genes of the pair matrix have no single fitness; fewer than two genes or no
+        pair is measured. A malformed ``processed_emap.csv`` is warned of and left out
+        (no part of perturbsim reads it).
 
     Examples
     --------
@@ -288,12 +322,12 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
             f"{counted(len(unmatched), 'gene')} of {PAIRS_FILE} "
             f"{'has' if len(unmatched) == 1 else 'have'} no fitness value in "
             f"{SINGLES_FILE}: {shown_list(unmatched, _NAMED)}"
+            f"{first_case_hint(unmatched, list(singles.index))}"
         )
     if len(pairs) < 2:
         raise PerturbsimError(f"{folder / PAIRS_FILE} needs at least two genes, got {len(pairs)}")
-    emap = None
-    if (folder / EMAP_FILE).is_file():
-        emap = _matrix(folder / EMAP_FILE)
+    emap = _emap(folder / EMAP_FILE)
+    if emap is not None:
         if control is not None:
             emap = emap.drop(index=control, columns=control, errors="ignore")
         extra = [g for g in emap.index if g not in set(pairs.index)]

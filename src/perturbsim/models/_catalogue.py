@@ -248,7 +248,8 @@ def build_model(
     seed
         Seed of the model (default: ``perturbsim.settings.seed``).
     **options
-        Constructor arguments; they override the variant's.
+        Constructor arguments, besides the variant's (one that gives a variant's own option
+        another value is refused: that is another model, built by its base name).
 
     Returns
     -------
@@ -273,6 +274,13 @@ def build_model(
     if unknown:
         raise PerturbsimError(
             f"model {name!r} has no option {unknown[0]!r} (its options: {shown_list(accepted, 12)})"
+        )
+    redefined = [key for key in options if key in preset and options[key] != preset[key]]
+    if redefined:
+        key = redefined[0]
+        raise PerturbsimError(
+            f"model {name!r} is {cls.name!r} with {key}={preset[key]!r}; {key}={options[key]!r} "
+            f"would make it another model under its name: build {cls.name!r} with it instead"
         )
     model = cls(adata, seed=seed, **{**preset, **options})
     if name != cls.name:

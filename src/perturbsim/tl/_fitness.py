@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -329,8 +330,11 @@ def _run_seed(
     predicted: dict[str, np.ndarray] = {}
     for name, options in models.items():
         started = time.perf_counter()
-        model = FitnessModel(screen, go_annotations=go_annotations, seed=split.seed, **options)
-        model.fit(split.train, val_pairs=split.val, known_singles=known, **fit_options)
+        try:
+            model = FitnessModel(screen, go_annotations=go_annotations, seed=split.seed, **options)
+            model.fit(split.train, val_pairs=split.val, known_singles=known, **fit_options)
+        except PerturbsimError as err:
+            raise PerturbsimError(f"fitness model {name!r}: {err}") from err
         predicted[name] = model.predict(pairs).to_numpy()
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
     predicted[ADDITIVE] = _additive(singles, rows["gene_a"], rows["gene_b"])
@@ -380,6 +384,39 @@ def _scores(predictions: pd.DataFrame) -> pd.DataFrame:
                 rows.append((seed, scope, subgroup, method, metric, value, len(group)))
     columns = ["seed", "scope", "subgroup", "method", "metric", "value", "n_pairs"]
     return pd.DataFrame(rows, columns=columns)
+
+
+_SET_BY_EVALUATE = {"screen", "go_annotations", "seed", "train_pairs", "val_pairs", "known_singles"}
+"""Arguments of :class:`~perturbsim.models.FitnessModel` and its ``fit`` that
+:func:`fitness_evaluate` gives itself."""
+
+
+def _check_options(models: Mapping[str, Mapping[str, Any]], fit_options: object) -> None:
+    """Refuse, naming them, options ``FitnessModel`` or its ``fit`` would not take."""
+    if fit_options is not None and not isinstance(fit_options, Mapping):
+        raise PerturbsimError(
+            f"fit_options must be a dict of FitnessModel.fit options, got "
+            f"{type(fit_options).__name__}"
+        )
+    takes = {
+        "fit_options": set(inspect.signature(FitnessModel.fit).parameters) - {"self"},
+        "model": set(inspect.signature(FitnessModel).parameters),
+    }
+    given = {"fit_options": dict(fit_options or {})}
+    for name, options in models.items():
+        if not isinstance(options, Mapping):
+            raise PerturbsimError(
+                f"models[{name!r}] must be a dict of FitnessModel options, got "
+                f"{type(options).__name__}"
+            )
+        given[f"model {name!r}"] = dict(options)
+    for what, options in given.items():
+        allowed = takes["fit_options" if what == "fit_options" else "model"] - _SET_BY_EVALUATE
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise PerturbsimError(
+                f"{what} has no option {unknown[0]!r} (its options: {', '.join(sorted(allowed))})"
+            )
 
 
 def fitness_evaluate(
@@ -441,9 +478,10 @@ def fitness_evaluate(
     Raises
     ------
     PerturbsimError
-        One line, before any fit: bad seeds, a model named as a baseline, an
+        One line, before any fit: bad seeds, a model named as a baseline, an option
+        ``FitnessModel`` or its ``fit`` does not take (naming the model), an
         ``expression_model`` that is a path, not a model, or not fitted; then an error of
-        :func:`fitness_split` or of a fit.
+        :func:`fitness_split` or of a fit (naming the model).
     """
     seed_list = resolve_seeds(seeds, first=0)
     if expression_model is not None:
@@ -452,6 +490,7 @@ def fitness_evaluate(
     clash = sorted(set(models) & {ADDITIVE, MEAN, EXPRESSION})
     if clash:
         raise PerturbsimError(f"model names {clash} are taken by the baselines")
+    _check_options(models, fit_options)
     seconds: dict[str, float] = {}
     predictions = []
     for seed in seed_list:
