@@ -655,3 +655,14 @@ def test_a_split_made_after_the_model_was_built_is_refused_at_fit():
     split = ps.pp.Split.from_adata(adata)
     # explicit conditions are the caller's choice, whatever the stored split
     assert first.fit(train_conditions=split.train).is_fitted
+
+
+def test_a_variant_s_own_option_given_another_value_is_refused():
+    adata = ps.ds.norman2019_subset()
+    with pytest.raises(
+        ps.PerturbsimError,
+        match=r"^model 'gears_residual' is 'gears' with additive_residual=True; additive_resid",
+    ):
+        ps.models.build_model("gears_residual", adata, additive_residual=False)
+    same = ps.models.build_model("gears_residual", adata, additive_residual=True, hidden=8)
+    assert same.label == "gears_residual" and same.config.hidden == 8

@@ -95,9 +95,7 @@ def test_stacked_adds_no_go_departure_to_a_pair_built_from_predicted_singles():
     adata = ps.ds.simulate(size="small", seed=1)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     ps.pp.split(adata, seed=1)
-    model = ps.models.build_model(
-        "stacked_go_neighbours", adata, corrections=("linear", "go_neighbours"), seed=0
-    ).fit()
+    model = ps.Stacked(adata, corrections=("linear", "go_neighbours"), seed=0).fit()
     model.corrections["go_neighbours"] = ps.models.GONeighbours(adata, shrink=False).fit()
     test = [ps.pp.genes_of(str(c)) for c in adata.uns["perturbsim"]["split"]["test"]]
     pair = next(g for g in test if len(g) == 2 and not set(g) & set(model.singles))
