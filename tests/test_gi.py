@@ -865,3 +865,15 @@ def test_noisy_singles_attenuate_the_coefficients_and_the_correction_undoes_it()
     assert truth["reliability"].isna().all()
     with pytest.raises(PerturbsimError, match="^correct_noise must be True or False"):
         gi_scores(profiles, correct_noise="yes")
+
+
+def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):
+    from perturbsim.cli._gi import _gi_summary
+
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "A+B": -(a + b)})  # both singles reversed
+    scores = gi_scores(profiles, genes=list(profiles.var_names))
+    assert scores.loc["A+B", ["c1", "c2"]].tolist() == pytest.approx([-1.0, -1.0], abs=0.01)
+    assert scores.loc["A+B", "magnitude"] == pytest.approx(np.sqrt(2), abs=0.02)  # signless
+    text = _gi_summary(scores, 2, "gears")
+    assert "1 of them has a negative coefficient (e.g. A+B: a single's change reversed" in text

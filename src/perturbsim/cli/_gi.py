@@ -155,6 +155,13 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     )
     if len(shown):
         lines.append(f"subtypes of {which} (a pair may have several): {counts}")
+    reversing = shown[(shown["c1"] < 0) | (shown["c2"] < 0)]
+    if len(reversing):
+        lines.append(
+            f"  {counted(len(reversing), 'of them has', 'of them have')} a negative coefficient "
+            f"(e.g. {reversing.index[0]}: a single's change reversed in the pair): the "
+            "magnitude drops the sign, so read c1 and c2 before its synergy or additive call"
+        )
     if magnitude == "gears":
         lines.append(
             "  (--magnitude gears, the GEARS paper's scale: an exactly additive pair counts as "

@@ -1199,7 +1199,9 @@ def gi_scores(
         corrected for the singles' noise where ``correct_noise`` applies.
     ``magnitude``
         ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
-        (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``.
+        (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``. Signless, as Norman's: a pair that
+        reverses its singles (``c1 = c2 = -1``) has the magnitude of one that adds them and
+        is called alike (a synergy here); read ``c1`` and ``c2`` for the direction.
     ``mean_abs_coef``
         ``(|c1| + |c2|) / 2``: Norman's published ``ts_norm`` (1 for an additive pair; 90 % of
         Norman's pairs are below 1).
