@@ -69,6 +69,24 @@ def test_genes_without_a_measured_go_neighbour_are_refused_and_a_saved_model_pre
     )
 
 
+def test_a_saved_model_of_custom_annotations_keeps_the_screen_s_measured_genes(tmp_path):
+    adata = ps.ds.simulate(size="small", seed=25)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="simulation", seed=2)
+    go = adata.uns["simulation"]["go"]
+    model = ps.models.GONeighbours(adata, go_annotations=go, shrink=False).fit()
+    perturbed = {g for c in adata.obs["perturbsim_condition"].unique() for g in ps.pp.genes_of(c)}
+    measured_only = [g for g in adata.var_names if g not in perturbed]
+    placed = [g for g, ok in zip(measured_only, model.covers(measured_only), strict=True) if ok]
+    assert placed  # genes measured, never perturbed, with measured GO neighbours
+    model.save(tmp_path / "model")  # the annotations are not saved: the neighbours are
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert loaded.covers(placed).all()
+    np.testing.assert_array_equal(
+        loaded.departures_of([(g,) for g in placed]), model.departures_of([(g,) for g in placed])
+    )
+
+
 def test_neighbours_are_ranked_by_similarity_ties_to_the_earlier_measured_gene():
     near = measured_go_neighbours(
         ["CKS2", "LDHA"], ["CKS1B", "ENO1"], None, n_neighbours=2, threshold=0.0

@@ -164,17 +164,20 @@ class GONeighbours(CoverageMixin, PerturbationModel):
             else np.zeros((0, len(self.genes)))
         )
         perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
-        self.neighbours = self._neighbours_of(perturbed) if self.single_genes else {}
+        # the screen's measured genes too: placed now, they are saved with the model (a
+        # loaded model keeps no annotations of its own to place them with)
+        placed = sorted({*perturbed, *map(str, self.genes)})
+        self.neighbours = self._neighbours_of(placed) if self.single_genes else {}
         self._placed = {}
         self.shrinkage = 1.0
         if self.shrink:
             self.shrinkage = self._leave_one_out_shrinkage()
         logger.info(
-            "%s: %d of %d perturbed genes have GO neighbours among %d measured singles; "
-            "shrinkage %.3g",
+            "%s: %d of %d perturbed or measured genes have GO neighbours among %d measured "
+            "singles; shrinkage %.3g",
             self.label,
             len(self.neighbours),
-            len(perturbed),
+            len(placed),
             len(self.single_genes),
             self.shrinkage,
         )
