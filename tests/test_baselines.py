@@ -607,7 +607,7 @@ def test_a_users_variant_of_a_model_loads_as_itself_and_replaces_no_catalogue_en
         PairInteraction.load(tmp_path / "additive")
 
 
-def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_path):
+def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_path, caplog):
     model = Linear(norman).fit()
     model.save(tmp_path / "m")
     with pytest.raises(PerturbsimError, match="^adata holds the model's genes in another order"):
@@ -622,6 +622,11 @@ def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_p
             PerturbationModel.load(tmp_path / "m")
         assert "config.json does not read as a saved linear model (" in str(err.value)
         assert str(err.value).endswith("edited by hand?): save the model again")
+    # without its checksum a config loads, but is not silently trusted: a setting changed
+    config_file.write_text(json.dumps({**saved, "seed": 7}))
+    with caplog.at_level("WARNING", logger="perturbsim.models._store"):
+        assert PerturbationModel.load(tmp_path / "m").seed == 7
+    assert "records no checksum of itself (saved by an older perturbsim, or edited)" in caplog.text
 
 
 def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):

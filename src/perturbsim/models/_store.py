@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -21,6 +22,8 @@ from .._errors import PerturbsimError, error_reason, shown_list
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 
 def check_replaceable(path: str | Path) -> None:
@@ -172,7 +175,13 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
             f"{str(config_file)!r} is not a perturbsim model config (format_version "
             f"{FORMAT_VERSION} expected)"
         )
-    if CONFIG_CHECKSUM in config and config[CONFIG_CHECKSUM] != _config_sha256(config):
+    if CONFIG_CHECKSUM not in config:  # files saved before it was kept; or its line deleted
+        logger.warning(
+            "%r records no checksum of itself (saved by an older perturbsim, or edited): its "
+            "settings are read unchecked; save the model again to check them on every load",
+            str(config_file),
+        )
+    elif config[CONFIG_CHECKSUM] != _config_sha256(config):
         raise PerturbsimError(
             f"{str(config_file)!r} was changed since the model was saved (its checksum "
             "differs); save the model again"
