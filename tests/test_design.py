@@ -250,6 +250,17 @@ def test_learning_curves_summary_and_plot():
     assert isinstance(ax, Axes)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["combined", "random", "random's final error"]
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.7)  # random's mean at 16
+    # one seed of random ran a round further: the mark stays where all three seeds were
+    longer = pd.concat(
+        [
+            curves,
+            pd.DataFrame({"strategy": ["random"], "seed": [0], "n_measured": [24], "error": [0.1]}),
+        ]
+    )
+    ax = ps.pl.design_curves(longer)
+    assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.7)
+    assert ax.get_title().endswith("over 3 seeds (fewer at some points)")
     with pytest.raises(ps.PerturbsimError, match=r"no columns \['seed'\] in curves"):
         ps.tl.active_learning_summary(curves.drop(columns="seed"))
     with pytest.raises(ps.PerturbsimError, match="must be a DataFrame of learning curves"):

@@ -29,9 +29,10 @@ def design_curves(
     Each line is the mean over seeds, its band the t-interval of
     :func:`perturbsim.tl.active_learning_summary` (absent with a single seed; cut at 0
     when no error is negative, as a squared error cannot be). A dotted
-    horizontal line marks the reference strategy's final mean error: where another line
+    horizontal line marks the reference strategy's final mean error (at the last point
+    every one of its seeds reached, not one a few seeds ran on to): where another line
     crosses it, that strategy has reached the reference's final error with fewer
-    measurements.
+    measurements. The title says when some points average fewer seeds than others.
 
     Parameters
     ----------
@@ -93,11 +94,14 @@ def design_curves(
         low = np.maximum(rows["ci_low"].to_numpy(dtype=float), floor)
         ax.fill_between(rows["n_measured"], low, rows["ci_high"], color=line.get_color(), alpha=0.2)
     if reference is not None:
-        final = summary[summary["strategy"] == reference].iloc[-1]
+        rows = summary[summary["strategy"] == reference]
+        every = rows[rows["n_seeds"] == rows["n_seeds"].max()]  # the points all its seeds reach
+        final = every.iloc[-1]
         ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference}'s final error")
     ax.set_xlabel("conditions measured")
     ax.set_ylabel("error on untested conditions")
     n_seeds = int(summary["n_seeds"].max())
-    ax.set_title(f"active learning: mean and {confidence:.0%} interval over {n_seeds} seeds")
+    fewer = " (fewer at some points)" if summary["n_seeds"].nunique() > 1 else ""
+    ax.set_title(f"active learning: mean and {confidence:.0%} interval over {n_seeds} seeds{fewer}")
     ax.legend(frameon=False)
     return ax
