@@ -474,6 +474,11 @@ def test_expression_ridge_recovers_a_linear_readout(norman):
         ps.models.ExpressionFitness(expression).fit(
             pd.concat([fitness[train], fitness[[pairs[60]]], reversed_pair[[f"{b}+{a}"]]])
         )
+    with pytest.raises(
+        ps.PerturbsimError,
+        match=r"covers 0 of the 3 training conditions; .*none of their genes \(A, B\) is among",
+    ):
+        ps.models.ExpressionFitness(expression).fit(pd.Series({"A": 0.1, "B": 0.2, "A+B": 0.3}))
     with pytest.raises(ps.PerturbsimError, match="^fitness holds the control"):
         ps.models.ExpressionFitness(expression).fit(
             pd.concat([fitness[train], pd.Series({"ctrl": 0.0})])

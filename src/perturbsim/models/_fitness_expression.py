@@ -156,9 +156,18 @@ class ExpressionFitness:
             )
         covered = self.covers(sets)
         if covered.sum() < 3:
+            genes = sorted({g for s in sets for g in s})
+            known = set(map(str, self.expression_model.genes))
+            shared = [g for g in genes if g in known]
+            overlap = (
+                f"{len(shared)} of their {len(genes)} genes are the expression model's"
+                if shared
+                else f"none of their genes ({shown_list(genes, 3)}) is among the expression "
+                f"model's ({shown_list(sorted(known), 3)}): another species or naming?"
+            )
             raise PerturbsimError(
                 f"the expression model covers {int(covered.sum())} of the {len(sets)} training "
-                "conditions; the ridge needs at least 3"
+                f"conditions; the ridge needs at least 3 ({overlap})"
             )
         if not covered.all():
             logger.info("ExpressionFitness: %d conditions not covered, left out", (~covered).sum())
