@@ -250,6 +250,20 @@ def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs
         assert np.all(np.minimum(hue, 1 - hue)[coloured] >= 15 / 360)
 
 
+def test_phenotype_landscape_names_no_nan_programme_and_counts_those_it_leaves_unnamed(
+    pairs, _tiny_cached
+):
+    measured = [c for c in _tiny_cached.obs["perturbsim_condition"].unique() if c != "ctrl"]
+    conditions = list(dict.fromkeys([*measured, *pairs.obs_names[:10]]))
+    own = {c: f"programme {i}" for i, c in enumerate(conditions)}  # one each: over 20
+    own[conditions[0]] = np.nan  # no programme, as a table with gaps reads
+    ax = pl.phenotype_landscape(_tiny_cached, pairs, clusters=own, n_neighbors=8)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "nan" not in legend
+    named = len(conditions) - 1
+    assert f"and {named - 20} more, unnamed" in legend and "programme 1" in legend
+
+
 def test_phenotype_landscape_clusters_must_map_conditions(pairs, _tiny_cached):
     with pytest.raises(ps.PerturbsimError, match="^clusters must map conditions .* got list$"):
         pl.phenotype_landscape(_tiny_cached, pairs, clusters=["a", "b"], n_neighbors=8)

@@ -466,6 +466,8 @@ def _canonical_keys(
         )
     keyed: dict[str, str] = {}
     for key, programme in clusters.items():
+        if programme is None or (isinstance(programme, float) and np.isnan(programme)):
+            continue  # no programme: drawn grey, as a condition not named
         text = str(key)
         label = canonical_label(parse_label(text, control=control, sep=label_sep(text, sep)))
         if keyed.setdefault(label, str(programme)) != str(programme):
@@ -664,6 +666,9 @@ def phenotype_landscape(
         Line2D([], [], marker="o", linestyle="", color=palette[name], label=name)
         for name in names[:_MAX_LEGEND]
     ]
+    if len(names) > _MAX_LEGEND:  # the smallest, in their colours on the plot but unnamed
+        more = len(names) - _MAX_LEGEND
+        handles.append(Line2D([], [], linestyle="", label=f"and {more} more, unnamed"))
     if clusters is not None:
         handles.append(Line2D([], [], marker="o", linestyle="", color="0.8", label="no programme"))
     ax.legend(
