@@ -155,7 +155,8 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     )
     if len(shown):
         lines.append(f"subtypes of {which} (a pair may have several): {counts}")
-    reversing = shown[(shown["c1"] < 0) | (shown["c2"] < 0)]
+    signs = shown.reindex(columns=["c1", "c2"]).astype(float)  # a table without them: none
+    reversing = shown[(signs < 0).any(axis=1)]
     if len(reversing):
         lines.append(
             f"  {counted(len(reversing), 'of them has', 'of them have')} a negative coefficient "
@@ -400,10 +401,11 @@ def _reliability_text(scores: pd.DataFrame, *, corrected: bool) -> str:
     if not noisy:
         return text
     if corrected:
-        return text + ", whose coefficients --correct-noise corrected only in part: still low"
+        return text + ", whose coefficients --correct-noise corrected only in part: still biased"
     return text + (
-        "; noise attenuates their coefficients towards 0, so their subtypes lean to "
-        "suppression and neomorphism (--correct-noise corrects for it; see its --help)"
+        "; noise draws their coefficients from the truth towards a fit of noise, so their "
+        "subtypes lean to suppression and neomorphism (--correct-noise corrects for it; see "
+        "its --help)"
     )
 
 
@@ -487,10 +489,10 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--correct-noise",
         action="store_true",
-        help="correct each pair's coefficients for its measured singles' noise, which "
-        "attenuates them (perturbsim.tl.gi_scores(correct_noise=True)): closer to the truth "
-        "on simulated screens, further from Norman's published fits on the bundled Norman "
-        "subset (100 control cells); off by default",
+        help="fit each pair's coefficients by least squares corrected for its measured "
+        "singles' noise, which biases them (perturbsim.tl.gi_scores(correct_noise=True)): "
+        "closer to the truth on simulated screens, further from Norman's published fits on "
+        "the bundled Norman subset (100 control cells); off by default",
     )
     parser.add_argument(
         "--min-cells",

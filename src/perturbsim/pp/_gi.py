@@ -43,7 +43,7 @@ from .._checks import (
     shown,
 )
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONTROL, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
+from .._keys import CONTROL, CONTROL_MEAN_VARIANCE, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
 from .._settings import resolve_seed
 from ._cells import dense_rows
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
@@ -766,8 +766,8 @@ def _pair_scores(
         return None
     reliability = np.nan
     if noise is not None:
-        corrected, reliability = noise_corrected(singles, np.array([c1, c2]), noise)
-        if correct_noise:
+        corrected, reliability = noise_corrected(singles, dab, noise)
+        if correct_noise and np.isfinite(corrected).all():
             c1, c2 = corrected
     fit = singles @ np.array([c1, c2])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -789,67 +789,70 @@ def _pair_scores(
 
 
 def noise_corrected(
-    singles: np.ndarray, coefficients: np.ndarray, noise: np.ndarray
-) -> tuple[np.ndarray, float] | str:
-    """A pair's coefficients corrected for its measured singles' noise (errors in variables).
+    singles: np.ndarray, pair: np.ndarray, noise: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """A pair's coefficients fitted with its measured singles' noise corrected for.
 
-    Regressing the pair's change on two singles measured with noise attenuates the
-    coefficients: the singles' spread over the genes holds their noise, which the pair's
-    change does not follow, so the fit reads the pair as smaller than the sum of its parts
-    (a synergy as a suppression; on a simulated screen of 60 cells per condition 17 of 19
-    pairs were called suppressions, none in the truth). With each single's change ``ΔA =
-    mean_A - mean_ctrl`` measured with error variance ``s²_A + s²_ctrl`` per gene, the
-    control's error shared by both singles and the pair, the expected normal equations of
-    the noisy singles exceed the true ones by ``N = Σ_genes [[s²_A + s²_c, s²_c], [s²_c,
-    s²_B + s²_c]]`` on the left and ``Σ_genes [s²_c, s²_c]`` on the right; the method of
-    moments corrects the fitted coefficients ``c`` as ``(SᵀS - N)⁻¹ (SᵀS c - Σ s²_c)``
-    (for least squares exactly so in expectation; applied to Theil-Sen's robust fit as the
-    same linear map). Where the noise is more than ``1 - MIN_RELIABILITY`` of the singles'
-    spread in some direction, that direction is nearly all noise and the full correction
-    would divide by almost nothing: there the noise subtracted is cut to leave
-    :data:`MIN_RELIABILITY` of the spread (a partial correction, still attenuated), the
-    other direction corrected in full.
+    Fitting the pair's change on two singles measured with noise biases the coefficients
+    (errors in variables): the singles' spread over the genes holds their noise, which the
+    pair's change does not follow, so the fit drifts from the true coefficients towards
+    what a fit of pure noise gives (0 when the control is exact; about a third each when
+    the control's noise, shared by the singles and the pair, equals theirs). On a
+    simulated screen of 60 cells per condition the fit read 17 of 19 pairs as suppressions,
+    none in the truth. With each single's change ``ΔA = mean_A - mean_ctrl`` measured with
+    error variance ``s²_A + s²_c`` per gene, the expected normal equations of least
+    squares exceed the true ones by ``N = Σ_genes [[s²_A + s²_c, s²_c], [s²_c, s²_B +
+    s²_c]]`` on the left and ``Σ_genes [s²_c, s²_c]`` on the right, and the method of
+    moments fits ``c = (SᵀS - N)⁻¹ (Sᵀ ΔAB - Σ s²_c)``: least squares, unbiased in its
+    sums (Theil-Sen's fit, which weighs the many barely changing genes alike, is biased
+    further than any linear map of it undoes). Where the noise is more than ``1 -
+    MIN_RELIABILITY`` of the singles' spread in some direction, that direction is nearly
+    all noise and the full correction would divide by almost nothing: there the noise
+    subtracted is cut to leave :data:`MIN_RELIABILITY` of the spread (a partial
+    correction), the other direction corrected in full.
 
     Parameters
     ----------
     singles
         ``(genes, 2)``: the measured changes of A and B over the fitted genes.
-    coefficients
-        ``(2,)``: the fitted ``c1``, ``c2``.
+    pair
+        ``(genes,)``: the pair's measured change.
     noise
         ``(3, genes)``: squared standard errors of the means of A, B and the control.
 
     Returns
     -------
-    ``(corrected coefficients, reliability)``, the reliability the share of the singles'
-    spread that is not noise in the direction where that share is least (``1 -`` the
-    largest eigenvalue of ``N`` relative to ``SᵀS``: two singles that are nearly
-    collinear leave little spread in their difference, which noise then swamps; negative
-    where the noise exceeds it). With noise not known (NaN), or singles without spread,
-    the coefficients as given and a NaN reliability.
+    ``(coefficients, reliability)``: the corrected least-squares ``c1``, ``c2``, and the
+    share of the singles' spread that is not noise in the direction where that share is
+    least (``1 -`` the largest eigenvalue of ``N`` relative to ``SᵀS``; two singles nearly
+    collinear leave little spread in their difference, which noise then swamps). It
+    estimates a share in ``[0, 1]`` and falls below 0 where the spread measured in that
+    direction is less than the noise expected there: a single that is all noise. With
+    noise not known (NaN), or singles without spread, NaN coefficients and reliability.
 
     Examples
     --------
     >>> singles = np.array([[2.0, 0.0], [0.0, 2.0]])  # each single's change: 4 of spread
     >>> noise = np.array([[0.5, 0.5], [0.5, 0.5], [0.0, 0.0]])  # 1 of it noise
-    >>> corrected, reliability = noise_corrected(singles, np.array([0.75, 0.75]), noise)
-    >>> corrected.round(3).tolist(), reliability
+    >>> pair = np.array([1.5, 1.5])  # least squares alone: 0.75 each, attenuated
+    >>> coefficients, reliability = noise_corrected(singles, pair, noise)
+    >>> coefficients.round(3).tolist(), reliability
     ([1.0, 1.0], 0.75)
     >>> weak = np.array([[2.0, 0.0], [0.0, 0.5]])  # B's change is its noise, 1 against 0.25
-    >>> corrected, reliability = noise_corrected(weak, np.array([0.75, 0.75]), noise)
-    >>> corrected.round(3).tolist(), reliability  # A's in full; B's at most 2x its fit
+    >>> coefficients, reliability = noise_corrected(weak, np.array([1.5, 0.375]), noise)
+    >>> coefficients.round(3).tolist(), reliability  # A's in full; B's at most 2x its fit
     ([1.0, 1.5], -3.0)
     """
     gram = singles.T @ singles
     a, b, control = noise.sum(axis=1)
     bias = np.array([[a + control, control], [control, b + control]])
     if not np.isfinite(bias).all() or np.linalg.det(gram) <= 0:
-        return coefficients, np.nan
+        return np.full(2, np.nan), np.nan
     # in the basis where gram is the identity and bias diagonal (its shares of the spread)
     shares, basis = linalg.eigh(bias, gram)
     inverse = np.linalg.inv(basis)
     subtracted = inverse.T @ np.diag(np.minimum(shares, 1.0 - MIN_RELIABILITY)) @ inverse
-    corrected = np.linalg.solve(gram - subtracted, gram @ coefficients - control)
+    corrected = np.linalg.solve(gram - subtracted, singles.T @ pair - control)
     return corrected, 1.0 - float(shares.max())
 
 
@@ -884,15 +887,27 @@ def _require_finite(labels: Sequence[str], changes: Sequence[np.ndarray]) -> Non
 def _noise_of(profiles: AnnData, rows: Mapping[str, int]) -> tuple[object, np.ndarray] | None:
     """The squared standard errors of measured profiles' means, and of the control's.
 
-    ``None`` when ``profiles`` carry none (predictions). The control's are its row's, or
-    0 when there is no ``ctrl`` row (its mean given as exact).
+    ``None`` when ``profiles`` carry none (predictions). The control's are its row's, else
+    ``.var["control_mean_variance"]`` (:func:`perturbsim.pp.measured_profiles` writes it),
+    else taken as 0 with a warning: a control mean given as exact.
     """
     if MEAN_VARIANCE_LAYER not in profiles.layers:
         return None
     squared_se = profiles.layers[MEAN_VARIANCE_LAYER]
-    control = (
-        dense_rows(squared_se, [rows[CONTROL]])[0] if CONTROL in rows else np.zeros(profiles.n_vars)
-    )
+    if CONTROL in rows:
+        control = dense_rows(squared_se, [rows[CONTROL]])[0]
+    elif CONTROL_MEAN_VARIANCE in profiles.var:
+        control = profiles.var[CONTROL_MEAN_VARIANCE].to_numpy()
+    else:
+        logger.warning(
+            "profiles carry the squared standard errors of their means (.layers[%r]) but not "
+            "the control's (no %r row, no .var[%r]): the control's mean taken as exact in "
+            "the singles' reliability",
+            MEAN_VARIANCE_LAYER,
+            CONTROL,
+            CONTROL_MEAN_VARIANCE,
+        )
+        control = np.zeros(profiles.n_vars)
     return squared_se, np.asarray(control, dtype=np.float64)
 
 
@@ -1157,15 +1172,16 @@ def gi_scores(
     correct_noise
         Where ``profiles`` carry the squared standard errors of their means
         (``.layers["mean_variance"]``: measured profiles,
-        :func:`perturbsim.pp.measured_profiles`), correct each pair's coefficients for its
-        singles' measurement noise and the control's noise they share with the pair
-        (:func:`noise_corrected`; where the noise rivals a single's spread, ``reliability``
-        below :data:`MIN_RELIABILITY`, only in part). Opt-in: on simulated screens it
-        brings the measured coefficients closer to the truth's, which noisy singles
-        attenuate (a synergy read as a suppression); on the bundled Norman subset (100
-        control cells) it moves them away from Norman's published fits
-        (``benchmarks/RESULTS.md``). Default: Norman's fit of the means as they are, the
-        ``reliability`` beside it. Predictions carry no such layer: fitted as they are.
+        :func:`perturbsim.pp.measured_profiles`), fit each pair's coefficients by least
+        squares corrected for its singles' measurement noise and the control's noise they
+        share with the pair (:func:`noise_corrected`; where the noise rivals a single's
+        spread, ``reliability`` below :data:`MIN_RELIABILITY`, only in part) instead of by
+        Theil-Sen. Opt-in: on simulated screens it brings the measured coefficients close
+        to the truth's, which noisy singles bias (a synergy read as a suppression); on the
+        bundled Norman subset (100 control cells, reliabilities near 0) it moves them away
+        from Norman's published fits (``benchmarks/RESULTS.md``, "Noisy singles").
+        Default: Norman's Theil-Sen fit of the means as they are, the ``reliability``
+        beside it. Predictions carry no such layer: fitted as they are.
 
     Returns
     -------
@@ -1176,8 +1192,10 @@ def gi_scores(
     ``equality``), ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN),
     ``reliability`` (for measured profiles: the share of the singles' spread over the
     fitted genes that is not their noise, in its worst direction, :func:`noise_corrected`;
-    below :data:`MIN_RELIABILITY` the coefficients are mostly noise's, attenuated towards 0
-    by it, so the subtypes lean to suppression and neomorphism; NaN for predictions),
+    below 0 where a single's measured spread is less than its noise; below
+    :data:`MIN_RELIABILITY` the coefficients are mostly noise's, drawn from the truth
+    towards a fit of pure noise, so the subtypes lean to suppression and neomorphism; NaN
+    for predictions),
     ``flag``
     (``""`` when scored,
     else why not: ``"missing pair"``, ``"missing single B"``, ``"no DE count"``, ``"too
@@ -1195,8 +1213,8 @@ def gi_scores(
 
     ``c1``, ``c2``
         Theil-Sen coefficients of the pair's change on the changes of ``gene_a`` and
-        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``),
-        corrected for the singles' noise where ``correct_noise`` applies.
+        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``);
+        with ``correct_noise``, the noise-corrected least-squares fit's instead.
     ``magnitude``
         ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
         (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``. Signless, as Norman's: a pair that

@@ -17,7 +17,16 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import PerturbsimError
-from .._keys import CONTROL, DELTA_LAYER, MEAN_VARIANCE_LAYER, PRED_N_TARGETS, SEP, SETUP, UNS
+from .._keys import (
+    CONTROL,
+    CONTROL_MEAN_VARIANCE,
+    DELTA_LAYER,
+    MEAN_VARIANCE_LAYER,
+    PRED_N_TARGETS,
+    SEP,
+    SETUP,
+    UNS,
+)
 from ._labels import genes_of, query_items, read_measured
 from ._pseudobulk import PseudobulkStats, current_stats
 from ._setup import check_setup
@@ -71,10 +80,11 @@ def profiles_of(stats: PseudobulkStats, conditions: Sequence[str]) -> AnnData:
         var=pd.DataFrame(index=pd.Index(np.asarray(stats.genes, dtype=str))),
     )
     profiles.layers[DELTA_LAYER] = mean - stats.control_mean.astype(np.float64)
-    n = stats.n_cells[rows].astype(np.float64)[:, None]
+    n = stats.n_cells.astype(np.float64)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):  # under 2 cells: unknown, NaN
-        squared_se = np.where(n >= 2, stats.variance(ddof=1)[rows] / n, np.nan)
-    profiles.layers[MEAN_VARIANCE_LAYER] = squared_se
+        squared_se = np.where(n >= 2, stats.variance(ddof=1) / n, np.nan)
+    profiles.layers[MEAN_VARIANCE_LAYER] = squared_se[rows]
+    profiles.var[CONTROL_MEAN_VARIANCE] = squared_se[stats.control_index]
     return profiles
 
 
@@ -98,10 +108,10 @@ def measured_profiles(adata: AnnData, conditions: str | Sequence[str] | None = N
     AnnData with one row per condition (``obs_names`` canonical labels): the mean
     expression in ``X``, the change over the control mean in ``.layers["delta"]`` (0 for
     ``ctrl``), the squared standard error of each mean in ``.layers["mean_variance"]``
-    (the cells' variance over their number; NaN under 2 cells), and ``.obs["n_targets"]``
-    and ``.obs["n_cells"]``. It goes wherever a
-    prediction does, e.g. :func:`perturbsim.tl.gi_scores` for the screen's measured
-    genetic interactions.
+    (the cells' variance over their number; NaN under 2 cells) and the control's in
+    ``.var["control_mean_variance"]``, and ``.obs["n_targets"]`` and ``.obs["n_cells"]``.
+    It goes wherever a prediction does, e.g. :func:`perturbsim.tl.gi_scores` for the
+    screen's measured genetic interactions.
 
     Examples
     --------
