@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import anndata as ad
 import numpy as np
@@ -671,3 +672,15 @@ def test_a_variant_s_own_option_given_another_value_is_refused():
         ps.models.build_model("gears_residual", adata, additive_residual=False)
     same = ps.models.build_model("gears_residual", adata, additive_residual=True, hidden=8)
     assert same.label == "gears_residual" and same.config.hidden == 8
+    # a number only tunes it; the same names in a list are the same variant
+    assert ps.models.build_model("gears_ensemble", adata, n_models=2).config.n_models == 2
+    listed = ps.models.build_model("stacked_no_gears", adata, corrections=["linear", "linear_go"])
+    assert listed.label == "stacked_no_gears"
+
+
+def test_a_model_built_on_an_anndata_pickles(tmp_path):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    model = Additive(adata).fit()
+    again = pickle.loads(pickle.dumps(model))  # joblib, multiprocessing
+    np.testing.assert_array_equal(again.predict(["KLF1"]).X, model.predict(["KLF1"]).X)

@@ -390,6 +390,10 @@ def test_the_cli_leaves_out_measured_conditions_of_the_screen_the_model_cannot_p
         assert main([*args, "--out", str(out)]) == 0  # as ps.tl.design(measured=...) does
     assert f"cannot predict: left out of diversity and coverage: {unpredictable[0]}" in caplog.text
     assert out.is_file()
+    # a condition its screen never measured is still refused: a typo, or news to check
+    never = next(g for g in additive.genes if g not in additive.perturbed_genes())
+    listed.write_text(f"{never}\n")
+    assert main([*args, "--out", str(tmp_path / "other.csv")]) == 2
 
 
 def test_a_loaded_model_offers_the_candidates_of_the_model_in_memory(model, model_dir):

@@ -418,9 +418,14 @@ def test_rules_are_checked_and_primary_subtype_follows_precedence():
         GIRules(synergy=0.5)  # 0.7 would be both a synergy and a suppression
     with pytest.raises(PerturbsimError, match=r"GIRules.additive must be above 0 .*, got -1"):
         GIRules(additive=-1)
-    for name, value in (("redundancy", 5), ("neomorphism", -0.1), ("epistasis", 2)):
-        with pytest.raises(PerturbsimError, match=rf"GIRules.{name} must lie in \[0, 1\]"):
+    for name, value, scale in (
+        ("redundancy", 5, "0, 1"),
+        ("neomorphism", -1.5, "-1, 1"),
+        ("epistasis", 2, "0, 1"),
+    ):
+        with pytest.raises(PerturbsimError, match=rf"GIRules.{name} must lie in \[{scale}\]"):
             GIRules(**{name: value})
+    assert GIRules(neomorphism=-0.1).neomorphism == -0.1  # fit_corr runs from -1 to 1
     profiles = make_profiles({"A": np.ones(5), "B": np.ones(5), "A+B": np.ones(5)})
     with pytest.raises(PerturbsimError, match="rules must be a GIRules .*, got dict"):
         gi_scores(profiles, rules={"synergy": 1.2})
@@ -865,6 +870,17 @@ def test_noisy_singles_attenuate_the_coefficients_and_the_correction_undoes_it()
     assert truth["reliability"].isna().all()
     with pytest.raises(PerturbsimError, match="^correct_noise must be True or False"):
         gi_scores(profiles, correct_noise="yes")
+
+
+def test_a_predicted_pair_among_measured_singles_is_fitted_as_it_is(norman):
+    # measured singles beside a pair predicted as their sum: nothing to correct for
+    measured = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6"])
+    predicted = ps.Additive(norman).fit().predict(["KLF1+MAP2K6"])
+    mixed = ad.concat([measured, predicted], join="outer")
+    for correct in (False, True):
+        row = gi_scores(mixed, correct_noise=correct).loc["KLF1+MAP2K6"]
+        assert (row["c1"], row["c2"]) == pytest.approx((1.0, 1.0), abs=1e-3)
+        assert np.isnan(row["reliability"])  # no measured pair: no errors in variables
 
 
 def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):

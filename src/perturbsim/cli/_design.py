@@ -39,15 +39,11 @@ def _run_design(args: argparse.Namespace) -> None:
         sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=None)
         measured = [canonical_label(s) for s in sets]
     if measured:
-        # a gene its screen never held is refused (a typo?); a condition of its screen it
-        # cannot predict (a held-out gene outside its graph) is left out, warned, as the API does
-        known = {*map(str, model.genes), *model.perturbed_genes()}
+        # a condition its screen measured but it cannot predict (held out, a gene outside its
+        # graph) is left out, warned, as the API does; any other it cannot predict is refused
+        screen = set(model.screen_conditions)
         covered = model.covers(measured)
-        unknown = [
-            c
-            for c, ok in zip(measured, covered, strict=True)
-            if not ok and not set(genes_of(c)) <= known
-        ]
+        unknown = [c for c, ok in zip(measured, covered, strict=True) if not ok and c not in screen]
         if unknown:
             why = model.query_hint([genes_of(c) for c in unknown]) or (
                 " (a misspelt gene? a gene outside the screen and the GO graph? leave it out)"

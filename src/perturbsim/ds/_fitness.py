@@ -122,7 +122,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     """A CSV table of strings: gene names in the first column, value names in the header.
 
     The header is read as a row of values, so that a gene named twice in it is caught
-    rather than renamed by pandas; any problem is a one-line error.
+    rather than renamed by pandas; any problem is a one-line error. Empty columns without
+    a name (a comma at the end of every line, as some spreadsheets write) are dropped.
     """
     try:
         # only an empty cell is missing: a written "NaN" or "NA" is a value, refused below
@@ -141,12 +142,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         index=pd.Index(genes.str.strip().tolist()),
         columns=pd.Index(raw.iloc[0, 1:].fillna("").str.strip().tolist()),
     )
-    unnamed = [i for i, name in enumerate(table.columns) if not name]
-    if unnamed and table.iloc[:, unnamed].isna().all().all():
-        raise PerturbsimError(
-            f"{path} has an empty column without a name (column {unnamed[0] + 2}; a comma "
-            "at the end of every line?): remove it"
-        )
+    trailing = [i for i, name in enumerate(table.columns) if not name]
+    if trailing and table.iloc[:, trailing].isna().all().all():  # a comma ending every line
+        table = table.drop(columns=table.columns[trailing])
     for axis, labels in (("row", table.index), ("column", table.columns)):
         duplicated = labels[labels.duplicated()].unique().tolist()
         if duplicated:
@@ -283,8 +281,8 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
         One line naming the problem: the folder or a required file is missing; a table
         cannot be read as CSV, has no rows, names a gene twice or holds a value that is not
         a finite number; ``single_fitnesses.csv`` has no single value column or genes with
-        no fitness value; the pair matrix has different genes as rows and columns, an empty
-        unnamed column, or is not symmetric (the first differing pair is named with both
+        no fitness value; the pair matrix has different genes as rows and columns or is not
+        symmetric (the first differing pair is named with both
         values); genes of the pair matrix have no single fitness; fewer than two genes or no
         pair is measured. A malformed ``processed_emap.csv`` is warned of and left out
         (no part of perturbsim reads it).

@@ -386,6 +386,16 @@ class PerturbationModel(ABC):
         fitted = {*self.fitted_conditions, *self.few_cell_conditions, *self.excluded_conditions}
         return [c for c in self.screen_conditions if c not in fitted]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The model's state for pickling (joblib, multiprocessing).
+
+        Without the weak reference to the AnnData it was built on, which cannot be pickled:
+        an unpickled model no longer tells a split made since in that AnnData.
+        """
+        state = self.__dict__.copy()
+        state["_screen"] = None
+        return state
+
     def __repr__(self) -> str:
         genes = f"{len(self.genes)} genes" if hasattr(self, "genes") else "no screen"
         if not self.is_fitted:
@@ -543,6 +553,11 @@ class PerturbationModel(ABC):
         Returns
         -------
         Boolean array, one entry per perturbation.
+
+        Raises
+        ------
+        PerturbsimError
+            The model is not fitted, or a malformed query.
         """
         self.require_fitted()
         return np.ones(len(self.parsed_query(perturbations)), dtype=bool)

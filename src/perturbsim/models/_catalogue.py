@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Mapping
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError, shown_list
@@ -248,8 +250,10 @@ def build_model(
     seed
         Seed of the model (default: ``perturbsim.settings.seed``).
     **options
-        Constructor arguments, besides the variant's (one that gives a variant's own option
-        another value is refused: that is another model, built by its base name).
+        Constructor arguments, besides the variant's; a number of the variant's may be
+        given another value (``gears_ensemble`` of 2 networks), but a switch, a name or a
+        list that makes it what it is may not (``gears_residual`` with
+        ``additive_residual=False``: another model, built by its base name).
 
     Returns
     -------
@@ -275,7 +279,7 @@ def build_model(
         raise PerturbsimError(
             f"model {name!r} has no option {unknown[0]!r} (its options: {shown_list(accepted, 12)})"
         )
-    redefined = [key for key in options if key in preset and options[key] != preset[key]]
+    redefined = [key for key in options if key in preset and _redefines(preset[key], options[key])]
     if redefined:
         key = redefined[0]
         raise PerturbsimError(
@@ -286,6 +290,20 @@ def build_model(
     if name != cls.name:
         model.variant = name
     return model
+
+
+def _redefines(preset: Any, given: Any) -> bool:
+    """Whether ``given`` makes a variant's ``preset`` option another model.
+
+    A switch, a name or a list differs in what it holds (a list and a tuple of the same
+    names are one); a number (how many networks, what share) only tunes the variant.
+    """
+    if isinstance(preset, tuple | list):
+        listed = isinstance(given, Sequence | np.ndarray) and not isinstance(given, str)
+        return not listed or tuple(map(str, given)) != tuple(preset)
+    if isinstance(preset, bool) or not isinstance(preset, numbers.Number):
+        return not (type(given) is type(preset) and given == preset)
+    return False
 
 
 def list_models() -> pd.DataFrame:

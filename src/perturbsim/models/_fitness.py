@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Self
@@ -327,7 +328,7 @@ class FitnessModel:
         check_list("pairs", labels, "labels")
         table = self.screen.pair_table()
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
-        repeated = sorted({p for p in labels if labels.count(p) > 1})
+        repeated = sorted(p for p, n in Counter(labels).items() if n > 1)
         if repeated:  # A+B and B+A are one pair: counted once, not weighed twice
             logger.warning(
                 "%s given more than once (as A+B and B+A, say), counted once: %s",

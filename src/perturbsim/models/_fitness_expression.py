@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from os import PathLike
 from typing import Self
@@ -143,7 +144,7 @@ class ExpressionFitness:
             )
         sets = parse_perturbations(fitness.index.astype(str).tolist())
         labels = [canonical_label(s) for s in sets]
-        repeated = sorted({c for c in labels if labels.count(c) > 1})
+        repeated = sorted(c for c, n in Counter(labels).items() if n > 1)
         if repeated:
             raise PerturbsimError(
                 f"fitness gives {counted(len(repeated), 'condition')} more than once (as A+B "

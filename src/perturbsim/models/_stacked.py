@@ -1360,7 +1360,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         measured alone but held out by the model's split are named as such.
         """
         super()._warn_of(prediction, fix)
-        if not WARN_UNSUPPORTED.get() or self._parts_fit("unseen_single")[0].weights.any():
+        if not WARN_UNSUPPORTED.get():
             return
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))

@@ -553,10 +553,11 @@ def training_history(
     Returns
     -------
     The Axes of the training loss: per run a solid training line; the dashed validation
-    lines (none for a run trained without validation, whose ``val_loss`` is NaN: the
-    default model's GEARS part) lie on its twin Axes, the figure's next, and one legend
-    names both. The title names the model (its ``label``, or the table's ``model``
-    column).
+    lines (none for a run trained without validation, whose ``val_loss`` is NaN: the default
+    model's GEARS part) lie on its twin Axes (``ax.twinx()``'s: the one sharing its x axis,
+    ``ax.get_shared_x_axes().get_siblings(ax)``), drawn beneath it, and one legend on it
+    names both (its background is left transparent so that they show through). The title
+    names the model (its ``label``, or the table's ``model`` column).
 
     Raises
     ------

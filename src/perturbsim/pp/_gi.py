@@ -219,10 +219,12 @@ class GIRules:
             raise PerturbsimError(
                 f"GIRules.additive must be above 0 (a band around 1), got {self.additive}"
             )
-        for name in ("redundancy", "neomorphism", "epistasis"):  # cuts of scores in [0, 1]
-            if not 0 <= getattr(self, name) <= 1:
+        ranges = {"redundancy": (0, 1), "neomorphism": (-1, 1), "epistasis": (0, 1)}
+        for name, (low, high) in ranges.items():  # cuts of scores in these ranges
+            if not low <= getattr(self, name) <= high:
                 raise PerturbsimError(
-                    f"GIRules.{name} must lie in [0, 1] (its score does), got {getattr(self, name)}"
+                    f"GIRules.{name} must lie in [{low}, {high}] (its score does), "
+                    f"got {getattr(self, name)}"
                 )
         if self.magnitude_score not in _MAGNITUDE_SCORES:
             raise PerturbsimError(
@@ -1185,29 +1187,25 @@ def gi_scores(
 
     Returns
     -------
-    DataFrame indexed by the canonical pair label (index name ``pair``), one row per
-    pair: ``gene_a``, ``gene_b`` (sorted; ``c1`` belongs to ``gene_a``), the score
-    columns (:data:`SCORES`: ``c1``, ``c2``, ``magnitude``, ``mean_abs_coef``,
-    ``fit_corr``, ``dcor``, ``dcor_singles``, ``dcor_a``, ``dcor_b``, ``dominance``,
-    ``equality``), ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN),
-    ``reliability`` (for measured profiles: the share of the singles' spread over the
-    fitted genes that is not their noise, in its worst direction, :func:`noise_corrected`;
-    below 0 where a single's measured spread is less than its noise; below
-    :data:`MIN_RELIABILITY` the coefficients are mostly noise's, drawn from the truth
-    towards a fit of pure noise, so the subtypes lean to suppression and neomorphism; NaN
-    for predictions),
-    ``flag``
-    (``""`` when scored,
-    else why not: ``"missing pair"``, ``"missing single B"``, ``"no DE count"``, ``"too
-    few DE genes (7 <= 10)"``, ``"fewer than 3 genes"``, ``"singles collinear or
-    zero"``: ``|cosine|`` above :data:`MAX_SINGLES_COSINE`; ``"unsupported B"``: a gene
-    of ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of fewer than ``min_cells``
-    cells; several joined by ``"; "``), the primary
-    ``subtype`` and one boolean ``is_<subtype>`` per subtype (:meth:`GIRules.classify`).
-    A flagged pair has NaN scores, no subtype and every boolean missing (``<NA>``, pandas'
-    nullable ``boolean``: ``~is_synergy`` counts scored pairs only): a pair that cannot
-    be scored is flagged, never raised (an ``abundance`` no gene's control mean exceeds
-    is, as are malformed arguments).
+    DataFrame indexed by the canonical pair label (index name ``pair``), one row per pair:
+    ``gene_a``, ``gene_b`` (sorted; ``c1`` belongs to ``gene_a``), the score columns
+    (:data:`SCORES`: ``c1``, ``c2``, ``magnitude``, ``mean_abs_coef``, ``fit_corr``,
+    ``dcor``, ``dcor_singles``, ``dcor_a``, ``dcor_b``, ``dominance``, ``equality``),
+    ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN), ``reliability`` (for
+    measured profiles: the share of the singles' spread over the fitted genes that is not
+    their noise, in its worst direction, :func:`noise_corrected`; below 0 where a single's
+    measured spread is less than its noise; below :data:`MIN_RELIABILITY` the coefficients
+    are mostly noise's, drawn from the truth towards a fit of pure noise, so the subtypes
+    lean to suppression and neomorphism; NaN for predictions), ``flag`` (``""`` when scored,
+    else why not: ``"missing pair"``, ``"missing single B"``, ``"no DE count"``, ``"too few
+    DE genes (7 <= 10)"``, ``"fewer than 3 genes"``, ``"singles collinear or zero"``:
+    ``|cosine|`` above :data:`MAX_SINGLES_COSINE`; ``"unsupported B"``: a gene of
+    ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of fewer than ``min_cells`` cells;
+    several joined by ``"; "``), the primary ``subtype`` and one boolean ``is_<subtype>``
+    per subtype (:meth:`GIRules.classify`). A flagged pair has NaN scores, no subtype and
+    every boolean missing (``<NA>``, pandas' nullable ``boolean``: ``~is_synergy`` counts
+    scored pairs only): a pair that cannot be scored is flagged, never raised (an
+    ``abundance`` no gene's control mean exceeds is, as are malformed arguments).
 
     The scores:
 
@@ -1553,10 +1551,11 @@ def _score_pairs(
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
         errors = None
-        if noise is not None:
+        if noise is not None:  # measured rows; a predicted pair (NaN) follows no noise
             squared_se, control = noise
-            singles = dense_rows(squared_se, [rows[label] for label in job.labels[:2]])
-            errors = np.vstack([singles, control[None, :]])[:, keep]
+            measured = dense_rows(squared_se, [rows[label] for label in job.labels])[:, keep]
+            if np.isfinite(measured[2]).any():
+                errors = np.vstack([measured[:2], control[None, keep]])
         return _pair_scores(
             *changes,
             max_subsets=max_subsets,

@@ -412,6 +412,12 @@ def _check_options(models: Mapping[str, Mapping[str, Any]], fit_options: object)
         given[f"model {name!r}"] = dict(options)
     for what, options in given.items():
         allowed = takes["fit_options" if what == "fit_options" else "model"] - _SET_BY_EVALUATE
+        own = sorted(set(options) & _SET_BY_EVALUATE)
+        if own:
+            raise PerturbsimError(
+                f"{what} sets {own[0]!r}, which fitness_evaluate sets itself (the screen, "
+                "go_annotations, the seeds, and each split's pairs): leave it out"
+            )
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise PerturbsimError(
