@@ -390,8 +390,13 @@ def _per_gene_calls(
 
 
 def _reliability_text(scores: pd.DataFrame, *, corrected: bool) -> str:
-    """How many scored pairs have singles whose noise rivals their spread, and what it does."""
+    """How many scored pairs have singles whose noise rivals their spread, and what it does.
+
+    ``""`` when no scored pair has a reliability (none scored).
+    """
     reliability = scores.loc[is_scored(scores), "reliability"].dropna()
+    if reliability.empty:
+        return ""
     noisy = int((reliability < MIN_RELIABILITY).sum())
     text = (
         f"singles' reliability (column reliability: the share of their spread over the "
@@ -462,7 +467,9 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         )
     if replicated:
         print(replicated)
-    print(_reliability_text(scores, corrected=args.correct_noise))
+    reliable = _reliability_text(scores, corrected=args.correct_noise)
+    if reliable:
+        print(reliable)
     print(per_gene_text)
     print(f"wrote gi_scores.csv, gi_per_gene.csv{drawn} to {args.out}")
 
