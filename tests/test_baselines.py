@@ -661,6 +661,10 @@ def test_a_split_made_after_the_model_was_built_is_refused_at_fit():
     split = ps.pp.Split.from_adata(adata)
     # explicit conditions are the caller's choice, whatever the stored split
     assert first.fit(train_conditions=split.train).is_fitted
+    default = ps.Stacked(adata, seed=0, corrections=("linear",))  # the default too
+    ps.pp.split(adata, kind="simulation", seed=3)
+    with pytest.raises(ps.PerturbsimError, match="changed since stacked was built"):
+        default.fit()
 
 
 def test_a_variant_s_own_option_given_another_value_is_refused():

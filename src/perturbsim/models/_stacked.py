@@ -517,8 +517,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         gears_options.setdefault("additive_residual", True)
         gears_options.setdefault("hidden", GEARS_HIDDEN)
         go_annotations = screen_go_annotations(adata, go_annotations)
-        data = ScreenData.from_adata(adata) if isinstance(adata, AnnData) else adata
-        super().__init__(data, seed=seed)
+        super().__init__(adata, seed=seed)  # an AnnData: a split drawn in it since is told
         self.go_annotations = go_annotations
         self.support_graph: GeneGraph | None = None
         """The GO graph that ties genes to measured ones (:meth:`_support_of`) when GEARS,
