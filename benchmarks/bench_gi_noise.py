@@ -1,21 +1,21 @@
-"""Do noisy singles bias measured interactions, and does ``correct_noise`` undo it?
+"""Do noisy singles bias measured interactions, and does the singles' reliability tell?
 
 Measured genetic interactions fit a pair's change on its two singles' measured changes
-(:func:`perturbsim.tl.gi_scores`). The singles' measurement noise attenuates the fitted
-coefficients (errors in variables); ``correct_noise=True`` corrects them for it. Two
-checks, each with the correction off (Norman's fit) and on:
+(:func:`perturbsim.tl.gi_scores`, Theil-Sen as Norman). The singles' measurement noise
+biases the fitted coefficients (errors in variables); each measured pair carries its
+singles' ``reliability`` (:func:`perturbsim.pp._gi.singles_reliability`). Two checks:
 
 - **simulated screens** (``small`` preset, ``--seeds``, at ``--cells`` cells per condition,
   5x as many control cells, at least 300): the measured pairs' scores against the
   simulator's truth (:func:`perturbsim.tl.truth_profiles`), on the pairs scored in both:
-  the median and mean absolute error of the magnitude, its Pearson correlation with the
-  truth's, the suppressions and synergies called against the truth's, and the agreement
-  of the six subtype calls with the truth's (the mean over subtypes of the share of pairs
-  whose call is the truth's);
+  the median and mean absolute error of the magnitude, the suppressions and synergies
+  called against the truth's, the agreement of the six subtype calls with the truth's
+  (the mean over subtypes of the share of pairs whose call is the truth's), the median
+  reliability, and the Spearman correlation over pairs of the reliability with the
+  magnitude's absolute error (negative: the less reliable, the further off);
 - **Norman's published fits** (``$PERTURBSIM_SHARED_DATA/norman2019/gi/regr_fits_final.csv``;
-  skipped without it): the bundled Norman subset's scored pairs, ``c1`` and ``c2`` against
-  Norman's whole-transcriptome Theil-Sen coefficients (mean absolute difference), with
-  each pair's ``reliability``.
+  skipped without it): the bundled Norman subset's scored pairs, ``c1`` and ``c2`` beside
+  Norman's whole-transcriptome Theil-Sen coefficients, with each pair's reliability.
 
 Prints ONE JSON line. Usage::
 
@@ -31,6 +31,7 @@ import time
 import numpy as np
 import pandas as pd
 from _common import rounded
+from scipy import stats
 
 import perturbsim as ps
 from perturbsim.ds._paths import shared_data_dir
@@ -39,44 +40,36 @@ from perturbsim.pp._gi import SUBTYPES, is_scored
 PUBLISHED = "norman2019/gi/regr_fits_final.csv"
 
 
-def _versus_truth(seed: int, cells: int) -> list[dict]:
+def _versus_truth(seed: int, cells: int) -> dict:
     adata = ps.ds.simulate(
         size="small", seed=seed, cells_per_condition=cells, n_control_cells=max(5 * cells, 300)
     )
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     truth = ps.tl.gi_scores(ps.tl.truth_profiles(adata))
-    profiles = ps.pp.measured_profiles(adata)
-    rows = []
-    for corrected in (False, True):
-        measured = ps.tl.gi_scores(profiles, correct_noise=corrected)
-        both = truth.index[is_scored(truth)].intersection(measured.index[is_scored(measured)])
-        t, m = truth.loc[both], measured.loc[both]
-        error = m["magnitude"] - t["magnitude"]
-        agreement = np.mean(
-            [(t[f"is_{s}"].astype(bool) == m[f"is_{s}"].astype(bool)).mean() for s in SUBTYPES]
-        )
-        rows.append(
-            {
-                "seed": seed,
-                "cells": cells,
-                "correct_noise": corrected,
-                "pairs": len(both),
-                "median_reliability": rounded(m["reliability"].median(), 3),
-                "magnitude_median_error": rounded(error.median(), 3),
-                "magnitude_mean_abs_error": rounded(error.abs().mean(), 3),
-                "magnitude_pearson": rounded(np.corrcoef(m["magnitude"], t["magnitude"])[0, 1], 3),
-                "suppressions (truth, measured)": [
-                    int(t["is_suppression"].sum()),
-                    int(m["is_suppression"].sum()),
-                ],
-                "synergies (truth, measured)": [
-                    int(t["is_synergy"].sum()),
-                    int(m["is_synergy"].sum()),
-                ],
-                "subtype_agreement": rounded(agreement, 3),
-            }
-        )
-    return rows
+    measured = ps.tl.gi_scores(ps.pp.measured_profiles(adata))
+    both = truth.index[is_scored(truth)].intersection(measured.index[is_scored(measured)])
+    t, m = truth.loc[both], measured.loc[both]
+    error = m["magnitude"] - t["magnitude"]
+    agreement = np.mean(
+        [(t[f"is_{s}"].astype(bool) == m[f"is_{s}"].astype(bool)).mean() for s in SUBTYPES]
+    )
+    return {
+        "seed": seed,
+        "cells": cells,
+        "pairs": len(both),
+        "median_reliability": rounded(m["reliability"].median(), 3),
+        "magnitude_median_error": rounded(error.median(), 3),
+        "magnitude_mean_abs_error": rounded(error.abs().mean(), 3),
+        "suppressions (truth, measured)": [
+            int(t["is_suppression"].sum()),
+            int(m["is_suppression"].sum()),
+        ],
+        "synergies (truth, measured)": [int(t["is_synergy"].sum()), int(m["is_synergy"].sum())],
+        "subtype_agreement": rounded(agreement, 3),
+        "spearman(reliability, abs error)": rounded(
+            stats.spearmanr(m["reliability"], error.abs()).statistic, 3
+        ),
+    }
 
 
 def _published(pair: str, table: pd.DataFrame) -> tuple[float, float]:
@@ -98,30 +91,23 @@ def _versus_published() -> dict:
         return {"skipped": f"no {PUBLISHED} under $PERTURBSIM_SHARED_DATA"}
     table = pd.read_csv(path, index_col=0)
     profiles = ps.pp.measured_profiles(ps.ds.norman2019_subset())
-    result: dict = {"control_cells": int(profiles.obs.loc["ctrl", "n_cells"])}
-    for corrected in (False, True):
-        scores = ps.tl.gi_scores(profiles, correct_noise=corrected)
-        scores = scores[is_scored(scores)]
-        pairs = {}
-        for pair in scores.index:
-            c1, c2 = _published(pair, table)
-            if np.isfinite(c1):
-                pairs[pair] = {
-                    "ours": [
-                        rounded(scores.loc[pair, "c1"], 3),
-                        rounded(scores.loc[pair, "c2"], 3),
-                    ],
-                    "published": [rounded(c1, 3), rounded(c2, 3)],
-                    "reliability": rounded(scores.loc[pair, "reliability"], 3),
-                }
-        differences = [
-            abs(p["ours"][i] - p["published"][i]) for p in pairs.values() for i in (0, 1)
-        ]
-        result["corrected" if corrected else "plain"] = {
-            "pairs": pairs,
-            "mean_abs_difference": rounded(np.mean(differences), 3) if differences else None,
-        }
-    return result
+    scores = ps.tl.gi_scores(profiles)
+    scores = scores[is_scored(scores)]
+    pairs = {}
+    for pair in scores.index:
+        c1, c2 = _published(pair, table)
+        if np.isfinite(c1):
+            pairs[pair] = {
+                "ours": [rounded(scores.loc[pair, "c1"], 3), rounded(scores.loc[pair, "c2"], 3)],
+                "published": [rounded(c1, 3), rounded(c2, 3)],
+                "reliability": rounded(scores.loc[pair, "reliability"], 3),
+            }
+    differences = [abs(p["ours"][i] - p["published"][i]) for p in pairs.values() for i in (0, 1)]
+    return {
+        "control_cells": int(profiles.obs.loc["ctrl", "n_cells"]),
+        "pairs": pairs,
+        "mean_abs_difference": rounded(np.mean(differences), 3) if differences else None,
+    }
 
 
 def main() -> None:
@@ -135,7 +121,7 @@ def main() -> None:
     cells = [int(c) for c in args.cells.split(",")]
     started = time.perf_counter()
     ps.settings.progress = False
-    simulated = [row for seed in seeds for n in cells for row in _versus_truth(seed, n)]
+    simulated = [_versus_truth(seed, n) for seed in seeds for n in cells]
     result = {
         "benchmark": "gi_noise",
         "simulated": simulated,

@@ -843,33 +843,20 @@ def test_measured_profiles_carry_the_squared_standard_errors_of_their_means(norm
     np.testing.assert_allclose(profiles.layers["mean_variance"], expected)
 
 
-def test_noisy_singles_attenuate_the_coefficients_and_the_correction_undoes_it():
+def test_noisy_singles_bias_the_coefficients_and_the_reliability_says_so():
     # a simulated screen of 60 cells per condition: its singles' means are noisy
     adata = ps.ds.simulate(size="small", seed=25, cells_per_condition=60, n_control_cells=300)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     truth = gi_scores(ps.tl.truth_profiles(adata))
-    profiles = ps.pp.measured_profiles(adata)
-    plain = gi_scores(profiles)
-    corrected = gi_scores(profiles, correct_noise=True)
-    both = truth.index[is_scored(truth)].intersection(plain.index[is_scored(plain)])
+    measured = gi_scores(ps.pp.measured_profiles(adata))
+    both = truth.index[is_scored(truth)].intersection(measured.index[is_scored(measured)])
     assert len(both) >= 15
-    bias = {
-        name: float((table.loc[both, "magnitude"] - truth.loc[both, "magnitude"]).median())
-        for name, table in (("plain", plain), ("corrected", corrected))
-    }
-    assert bias["plain"] < -0.3  # read far smaller than they are: synergies as suppressions
-    assert bias["plain"] < bias["corrected"] < 0  # nearer the truth, still a little low
-    suppressions = {
-        n: int(t.loc[both, "is_suppression"].sum())
-        for n, t in (("plain", plain), ("corrected", corrected), ("truth", truth))
-    }
-    assert suppressions["truth"] < suppressions["corrected"] < suppressions["plain"]
-    # the reliability is reported either way (not for predictions), the same either way
-    pd.testing.assert_series_equal(plain["reliability"], corrected["reliability"])
-    assert plain.loc[both, "reliability"].between(-np.inf, 1).all()
-    assert truth["reliability"].isna().all()
-    with pytest.raises(PerturbsimError, match="^correct_noise must be True or False"):
-        gi_scores(profiles, correct_noise="yes")
+    error = measured.loc[both, "magnitude"] - truth.loc[both, "magnitude"]
+    assert error.median() < -0.3  # read far smaller than they are: synergies as suppressions
+    assert measured.loc[both, "is_suppression"].sum() > 3 * truth.loc[both, "is_suppression"].sum()
+    reliability = measured.loc[both, "reliability"]
+    assert reliability.between(-np.inf, 1).all() and reliability.median() < 0.9
+    assert truth["reliability"].isna().all()  # noiseless profiles carry no noise
 
 
 def test_a_predicted_pair_among_measured_singles_is_fitted_as_it_is(norman):
@@ -877,10 +864,9 @@ def test_a_predicted_pair_among_measured_singles_is_fitted_as_it_is(norman):
     measured = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6"])
     predicted = ps.Additive(norman).fit().predict(["KLF1+MAP2K6"])
     mixed = ad.concat([measured, predicted], join="outer")
-    for correct in (False, True):
-        row = gi_scores(mixed, correct_noise=correct).loc["KLF1+MAP2K6"]
-        assert (row["c1"], row["c2"]) == pytest.approx((1.0, 1.0), abs=1e-3)
-        assert np.isnan(row["reliability"])  # no measured pair: no errors in variables
+    row = gi_scores(mixed).loc["KLF1+MAP2K6"]
+    assert (row["c1"], row["c2"]) == pytest.approx((1.0, 1.0), abs=1e-3)
+    assert np.isnan(row["reliability"])  # no measured pair: no errors in variables
 
 
 def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):

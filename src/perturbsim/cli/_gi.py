@@ -389,7 +389,7 @@ def _per_gene_calls(
     return listed, text
 
 
-def _reliability_text(scores: pd.DataFrame, *, corrected: bool) -> str:
+def _reliability_text(scores: pd.DataFrame) -> str:
     """How many scored pairs have singles whose noise rivals their spread, and what it does.
 
     ``""`` when no scored pair has a reliability (none scored).
@@ -400,17 +400,14 @@ def _reliability_text(scores: pd.DataFrame, *, corrected: bool) -> str:
     noisy = int((reliability < MIN_RELIABILITY).sum())
     text = (
         f"singles' reliability (column reliability: the share of their spread over the "
-        f"fitted genes that is not noise): {noisy} of {len(reliability)} scored pairs below "
-        f"{MIN_RELIABILITY}"
+        f"fitted genes that is not noise, below 0 where a single is all noise): {noisy} of "
+        f"{len(reliability)} scored pairs below {MIN_RELIABILITY}"
     )
     if not noisy:
         return text
-    if corrected:
-        return text + ", whose coefficients --correct-noise corrected only in part: still biased"
     return text + (
         "; noise draws their coefficients from the truth towards a fit of noise, so their "
-        "subtypes lean to suppression and neomorphism (--correct-noise corrects for it; see "
-        "its --help)"
+        "subtypes lean to suppression and neomorphism: read them as noise"
     )
 
 
@@ -445,7 +442,6 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         min_cells=args.min_cells,
         n_de=n_de.to_dict(),
         min_de=args.min_de,
-        correct_noise=args.correct_noise,
     )
     scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
@@ -467,7 +463,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         )
     if replicated:
         print(replicated)
-    reliable = _reliability_text(scores, corrected=args.correct_noise)
+    reliable = _reliability_text(scores)
     if reliable:
         print(reliable)
     print(per_gene_text)
@@ -493,14 +489,6 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)
-    parser.add_argument(
-        "--correct-noise",
-        action="store_true",
-        help="fit each pair's coefficients by least squares corrected for its measured "
-        "singles' noise, which biases them (perturbsim.tl.gi_scores(correct_noise=True)): "
-        "closer to the truth on simulated screens, further from Norman's published fits on "
-        "the bundled Norman subset (100 control cells); off by default",
-    )
     parser.add_argument(
         "--min-cells",
         type=int,

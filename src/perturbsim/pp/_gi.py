@@ -108,10 +108,8 @@ _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
 _COLLINEAR = 1e-10
 """A two-gene subset is degenerate when ``|det| <= _COLLINEAR * |x_i| * |x_j|``."""
 MIN_RELIABILITY = 0.5
-"""Least share of the singles' spread over the fitted genes that the noise correction
-leaves in any direction (:func:`noise_corrected`): where the noise is a larger share of the
-singles' spread (one single weak, or the two nearly collinear), only part of it is
-subtracted, so that no direction of the fit is amplified more than ``1 / 0.5`` times."""
+"""A pair's singles' reliability (:func:`singles_reliability`) below which its coefficients
+are mostly its singles' noise's: ``measured-gi`` counts such pairs."""
 MAX_SINGLES_COSINE = 0.999
 """Largest ``|cosine|`` of a pair's two singles (over the fitted genes) that is scored.
 Singles more alike than this cannot be told apart: a split of the pair between them such as
@@ -741,15 +739,13 @@ def _pair_scores(
     seed: Sequence[int],
     scratch: _Scratch,
     noise: np.ndarray | None = None,
-    correct_noise: bool = False,
 ) -> dict[str, float] | None:
     """The score columns of one pair from its changes over the fitted genes.
 
     ``None`` when the singles are zero or collinear (``|cosine|`` above
     :data:`MAX_SINGLES_COSINE`, or every Theil-Sen subset degenerate). With ``noise``
     (``(3, genes)``: the squared standard errors of the means of A, B and the control),
-    the singles' reliability (:func:`noise_corrected`) and, with ``correct_noise``, the
-    coefficients corrected for their noise.
+    the singles' reliability (:func:`singles_reliability`).
     """
     norms = float(np.linalg.norm(da) * np.linalg.norm(db))
     if norms == 0.0 or abs(float(da @ db)) > MAX_SINGLES_COSINE * norms:
@@ -766,11 +762,7 @@ def _pair_scores(
     )
     if np.isnan(c1):
         return None
-    reliability = np.nan
-    if noise is not None:
-        corrected, reliability = noise_corrected(singles, dab, noise)
-        if correct_noise and np.isfinite(corrected).all():
-            c1, c2 = corrected
+    reliability = np.nan if noise is None else singles_reliability(singles, noise)
     fit = singles @ np.array([c1, c2])
     with np.errstate(divide="ignore", invalid="ignore"):
         fit_corr = float(np.corrcoef(fit, dab)[0, 1]) if fit.std() > 0 and dab.std() > 0 else np.nan
@@ -790,72 +782,50 @@ def _pair_scores(
     }
 
 
-def noise_corrected(
-    singles: np.ndarray, pair: np.ndarray, noise: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """A pair's coefficients fitted with its measured singles' noise corrected for.
+def singles_reliability(singles: np.ndarray, noise: np.ndarray) -> float:
+    """The share of a pair's two measured singles' spread that is not their noise.
 
     Fitting the pair's change on two singles measured with noise biases the coefficients
     (errors in variables): the singles' spread over the genes holds their noise, which the
-    pair's change does not follow, so the fit drifts from the true coefficients towards
-    what a fit of pure noise gives (0 when the control is exact; about a third each when
-    the control's noise, shared by the singles and the pair, equals theirs). On a
-    simulated screen of 60 cells per condition the fit read 17 of 19 pairs as suppressions,
-    none in the truth. With each single's change ``ΔA = mean_A - mean_ctrl`` measured with
-    error variance ``s²_A + s²_c`` per gene, the expected normal equations of least
-    squares exceed the true ones by ``N = Σ_genes [[s²_A + s²_c, s²_c], [s²_c, s²_B +
-    s²_c]]`` on the left and ``Σ_genes [s²_c, s²_c]`` on the right, and the method of
-    moments fits ``c = (SᵀS - N)⁻¹ (Sᵀ ΔAB - Σ s²_c)``: least squares, unbiased in its
-    sums (Theil-Sen's fit, which weighs the many barely changing genes alike, is biased
-    further than any linear map of it undoes). Where the noise is more than ``1 -
-    MIN_RELIABILITY`` of the singles' spread in some direction, that direction is nearly
-    all noise and the full correction would divide by almost nothing: there the noise
-    subtracted is cut to leave :data:`MIN_RELIABILITY` of the spread (a partial
-    correction), the other direction corrected in full.
+    pair's change does not follow, so the fit drifts from the true coefficients towards what
+    a fit of pure noise gives (0 when the control is exact; about a third each when the
+    control's noise, shared by the singles and the pair, equals theirs). With each single's
+    change ``ΔA = mean_A - mean_ctrl`` measured with error variance ``s²_A + s²_c`` per
+    gene, the singles' normal equations ``SᵀS`` hold ``N = Σ_genes [[s²_A + s²_c, s²_c],
+    [s²_c, s²_B + s²_c]]`` of noise in expectation; the reliability is ``1 -`` the largest
+    eigenvalue of ``N`` relative to ``SᵀS``: the share that is not noise in the direction
+    where it is least (a weak single, or two singles nearly alike, leave little spread
+    there, which noise then swamps).
 
     Parameters
     ----------
     singles
         ``(genes, 2)``: the measured changes of A and B over the fitted genes.
-    pair
-        ``(genes,)``: the pair's measured change.
     noise
         ``(3, genes)``: squared standard errors of the means of A, B and the control.
 
     Returns
     -------
-    ``(coefficients, reliability)``: the corrected least-squares ``c1``, ``c2``, and the
-    share of the singles' spread that is not noise in the direction where that share is
-    least (``1 -`` the largest eigenvalue of ``N`` relative to ``SᵀS``; two singles nearly
-    collinear leave little spread in their difference, which noise then swamps). It
-    estimates a share in ``[0, 1]`` and falls below 0 where the spread measured in that
-    direction is less than the noise expected there: a single that is all noise. With
-    noise not known (NaN), or singles without spread, NaN coefficients and reliability.
+    The reliability: an estimate of a share in ``[0, 1]``, below 0 where the spread
+    measured in that direction is less than the noise expected there (a single that is
+    all noise); NaN with noise not known (NaN) or singles without spread.
 
     Examples
     --------
     >>> singles = np.array([[2.0, 0.0], [0.0, 2.0]])  # each single's change: 4 of spread
     >>> noise = np.array([[0.5, 0.5], [0.5, 0.5], [0.0, 0.0]])  # 1 of it noise
-    >>> pair = np.array([1.5, 1.5])  # least squares alone: 0.75 each, attenuated
-    >>> coefficients, reliability = noise_corrected(singles, pair, noise)
-    >>> coefficients.round(3).tolist(), reliability
-    ([1.0, 1.0], 0.75)
-    >>> weak = np.array([[2.0, 0.0], [0.0, 0.5]])  # B's change is its noise, 1 against 0.25
-    >>> coefficients, reliability = noise_corrected(weak, np.array([1.5, 0.375]), noise)
-    >>> coefficients.round(3).tolist(), reliability  # A's in full; B's at most 2x its fit
-    ([1.0, 1.5], -3.0)
+    >>> singles_reliability(singles, noise)
+    0.75
+    >>> weak = np.array([[2.0, 0.0], [0.0, 0.5]])  # B's change: 0.25 of spread, 1 of noise
+    >>> singles_reliability(weak, noise)
+    -3.0
     """
     gram = singles.T @ singles
     a, b, control = noise.sum(axis=1)
     bias = np.array([[a + control, control], [control, b + control]])
     if not np.isfinite(bias).all() or np.linalg.det(gram) <= 0:
-        return np.full(2, np.nan), np.nan
-    # in the basis where gram is the identity and bias diagonal (its shares of the spread)
-    shares, basis = linalg.eigh(bias, gram)
-    inverse = np.linalg.inv(basis)
-    subtracted = inverse.T @ np.diag(np.minimum(shares, 1.0 - MIN_RELIABILITY)) @ inverse
-    corrected = np.linalg.solve(gram - subtracted, singles.T @ pair - control)
-    return corrected, 1.0 - float(shares.max())
+        return np.nan
+    return 1.0 - float(linalg.eigh(bias, gram, eigvals_only=True).max())
 
 
 def _canonical(label: object, sep: str) -> str:
@@ -1097,7 +1067,6 @@ def gi_scores(
     unsupported: Sequence[str] = (),
     min_cells: int = MIN_REPLICATE_CELLS,
     sep: str = SEP,
-    correct_noise: bool = False,
 ) -> pd.DataFrame:
     """Score genetic interactions of gene pairs by Norman et al.'s linear model.
 
@@ -1171,19 +1140,6 @@ def gi_scores(
         ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); labels joined by ``+`` (as perturbsim
         names its predictions) are read as such whatever ``sep``. A warning says when no
         row is a pair.
-    correct_noise
-        Where ``profiles`` carry the squared standard errors of their means
-        (``.layers["mean_variance"]``: measured profiles,
-        :func:`perturbsim.pp.measured_profiles`), fit each pair's coefficients by least
-        squares corrected for its singles' measurement noise and the control's noise they
-        share with the pair (:func:`noise_corrected`; where the noise rivals a single's
-        spread, ``reliability`` below :data:`MIN_RELIABILITY`, only in part) instead of by
-        Theil-Sen. Opt-in: on simulated screens it brings the measured coefficients close
-        to the truth's, which noisy singles bias (a synergy read as a suppression); on the
-        bundled Norman subset (100 control cells, reliabilities near 0) it moves them away
-        from Norman's published fits (``benchmarks/RESULTS.md``, "Noisy singles").
-        Default: Norman's Theil-Sen fit of the means as they are, the ``reliability``
-        beside it. Predictions carry no such layer: fitted as they are.
 
     Returns
     -------
@@ -1193,7 +1149,7 @@ def gi_scores(
     ``dcor``, ``dcor_singles``, ``dcor_a``, ``dcor_b``, ``dominance``, ``equality``),
     ``n_genes`` (genes fitted), ``n_de`` (from ``n_de``, else NaN), ``reliability`` (for
     measured profiles: the share of the singles' spread over the fitted genes that is not
-    their noise, in its worst direction, :func:`noise_corrected`; below 0 where a single's
+    their noise, in its worst direction, :func:`singles_reliability`; below 0 where a single's
     measured spread is less than its noise; below :data:`MIN_RELIABILITY` the coefficients
     are mostly noise's, drawn from the truth towards a fit of pure noise, so the subtypes
     lean to suppression and neomorphism; NaN for predictions), ``flag`` (``""`` when scored,
@@ -1211,8 +1167,7 @@ def gi_scores(
 
     ``c1``, ``c2``
         Theil-Sen coefficients of the pair's change on the changes of ``gene_a`` and
-        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``);
-        with ``correct_noise``, the noise-corrected least-squares fit's instead.
+        ``gene_b`` (Norman's ``ts_coef_first`` / ``ts_coef_second``; GEARS's ``c1``/``c2``).
     ``magnitude``
         ``sqrt(c1² + c2²)``: GEARS's ``mag``, Norman's ``ts_norm2``. An exactly additive pair
         (``c1 = c2 = 1``) has magnitude ``√2 ≈ 1.41``. Signless, as Norman's: a pair that
@@ -1258,7 +1213,6 @@ def gi_scores(
     if not profiles.n_obs:
         raise PerturbsimError("profiles has no rows: nothing to score")
     rules = check_rules(rules)
-    correct_noise = check_flag("correct_noise", correct_noise)
     exclude_targets = check_flag("exclude_targets", exclude_targets)
     min_cells = check_count("min_cells", min_cells)
     max_subsets = check_count("max_subsets", max_subsets)
@@ -1327,7 +1281,6 @@ def gi_scores(
         max_subsets=max_subsets,
         seed=seed,
         noise=_noise_of(profiles, rows),
-        correct_noise=correct_noise,
     )
     for job, scores in zip(jobs, scored, strict=True):
         if scores is None:
@@ -1531,13 +1484,11 @@ def _score_pairs(
     max_subsets: int,
     seed: int,
     noise: tuple[object, np.ndarray] | None = None,
-    correct_noise: bool = False,
 ) -> list[dict[str, float] | None]:
     """The scores of each job (``None``: singles collinear or zero), on up to ``_THREADS``.
 
     ``noise``: the profiles' squared standard errors of their means and the control's
-    (:func:`_noise_of`), for each pair's reliability and, with ``correct_noise``, to
-    correct its coefficients for its singles' noise. Every
+    (:func:`_noise_of`), for each pair's singles' reliability. Every
     pair's subsets are drawn from ``seed`` (the same for the same number of genes), so the
     scores do not depend on the threads or on the other pairs.
     """
@@ -1562,7 +1513,6 @@ def _score_pairs(
             seed=seed,
             scratch=local.scratch,
             noise=errors,
-            correct_noise=correct_noise,
         )
 
     workers = max(1, min(_THREADS, os.cpu_count() or 1, len(jobs)))
