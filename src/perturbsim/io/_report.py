@@ -57,7 +57,7 @@ def _write_text(text: str, path: Path) -> Path:
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # legends beside
     return buffer.getvalue()
 
 
@@ -220,7 +220,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
             plots.histories.append(
                 Plot(
                     f"history_{_slug(str(model))}.png",
-                    f"{model}: training (and, where it has one, validation) loss by epoch",
+                    f"{model}: training loss (and, where it has one, validation error) by epoch",
                     _png(ax.figure),
                 )
             )

@@ -1381,8 +1381,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         self._warn_once(
             f"{which} tied by GO to measured genes but predicted (those genes) as the mean "
-            "change of the training perturbations (scaled; only the perturbed genes' own "
-            "expression set apart), as unsupported ones are: no correction of unseen singles "
+            "change of the training perturbations (scaled by the unseen singles' factor, the "
+            "perturbed genes' own expression from their direct effect, scaled alike), as "
+            "unsupported ones are: no correction of unseen singles "
             "held out on the validation conditions (the model's weights) and linear does not "
             f"cover their genes or departs from the mean by nothing: {shown_list(alike, 20)}"
             + (f"; {held}" if held else "")

@@ -630,7 +630,9 @@ def training_history(
         lines += val_ax.get_lines()
     entries = [line for line in lines if not line.get_label().startswith("_")]
     labels = [line.get_label() for line in entries]
-    if len(entries) > LEGEND_INSIDE:  # beside the axes (and the twin's labels), not over them
+    # beside the axes and the twin's labels when many, or on a figure of its own (inside,
+    # "best" weighs the training lines only, not the twin's); inside an Axes given, when few
+    if len(entries) > LEGEND_INSIDE or (validated and own_figure):
         if own_figure:
             ax.figure.set_size_inches(7.0, 3.2)
         place = {"loc": "upper left", "bbox_to_anchor": (1.18 if validated else 1.02, 1)}
