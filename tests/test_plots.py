@@ -59,7 +59,7 @@ def test_metric_bars(result):
             assert height == pytest.approx(expected, nan_ok=True)
     # additive covers no unseen single: a gap, not a zero bar, marked as none
     assert np.isnan(bars[0].patches[0].get_height())
-    assert any(t.get_text().startswith("n/a") for t in ax.texts)
+    assert any(t.get_text() == "–" for t in ax.texts)  # as the tables mark it
     assert ax.get_title().endswith("\nmean of 2 seeds")
 
 
@@ -409,12 +409,15 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
             covered, total = coverage.loc[(model, group), ["n_covered", "n_total"]]
             note = f"{covered}/{total}" if 0 < covered < total else ""
             key = (model, group, "nmse_de")
-            if key not in summary.index or np.isnan(summary.loc[key, "mean"]):
+            if covered == 0:
+                note = "–"  # predicts none of them, as the tables mark it
+            elif key not in summary.index or np.isnan(summary.loc[key, "mean"]):
                 note = "n/a" + (f" ({note})" if note else "")  # a gap says why
             if note:
                 expected.append(note)
     assert [t.get_text() for t in ax.texts] == expected
     assert any("/" in note for note in expected)  # additive covers only some pairs
+    assert "–" in expected  # and no unseen single
     # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
     for text in ax.texts:
         x, y = text.get_position()
@@ -424,7 +427,7 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
         assert text.get_va() == "bottom"
     pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
     for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
-        if not text.get_text().startswith("n/a"):
+        if not text.get_text().startswith(("n/a", "–")):
             assert text.get_position()[1] == 0.0 and text.get_va() == "top"
 
 

@@ -110,13 +110,22 @@ def delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
     )
 
 
+NOT_COVERED = "–"
+"""The mark of a model that predicts none of a subgroup's conditions (the tables' mark)."""
+
+
 def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
-    """``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, else "".
+    """The coverage note of a bar: ``"k/n"``, ``"–"`` or "".
+
+    ``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, ``"–"``
+    on none of them, else "".
 
     ``coverage`` is :meth:`~perturbsim.tl.EvaluationResult.coverage_table`.
     """
     row = coverage[(coverage["model"] == model) & (coverage["subgroup"] == subgroup)]
-    if row.empty or int(row["n_covered"].iloc[0]) in (0, int(row["n_total"].iloc[0])):
+    if not row.empty and int(row["n_covered"].iloc[0]) == 0:
+        return NOT_COVERED
+    if row.empty or int(row["n_covered"].iloc[0]) == int(row["n_total"].iloc[0]):
         return ""
     return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
 
@@ -189,8 +198,9 @@ def metric_bars(
     axis spans a bounded metric's range (correlations, shares) or else the bars, 0 and
     (for normalised errors) 1, with a margin: intervals over few seeds can be many times
     the bars' heights, and whiskers beyond the axis are cut there, the title saying so. A model
-    with no score in a subgroup (it cannot predict it, or the metric is undefined for it)
-    leaves a gap (a bar of height NaN) marked ``n/a``. The title gives the number of
+    with no score in a subgroup leaves a gap (a bar of height NaN) marked ``–`` where it
+    predicts none of the subgroup's conditions (as the report's tables mark it), ``n/a``
+    where the metric is undefined for it. The title gives the number of
     seeds. Each model is scored on the conditions it can
     predict: a bar of fewer than all the subgroup's test conditions is labelled
     ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
@@ -286,7 +296,7 @@ def metric_bars(
         for position, group, height in zip(positions, subgroups, mean, strict=True):
             # a bar of fewer conditions says how many, beside it; a missing one, why
             note = "" if coverage is None else _coverage_note(coverage, model, group)
-            if np.isnan(height):
+            if np.isnan(height) and note != NOT_COVERED:
                 note = "n/a" + (f" ({note})" if note else "")
             if note:
                 notes.append((position, note, height))
