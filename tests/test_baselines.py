@@ -680,6 +680,16 @@ def test_a_variant_s_own_option_given_another_value_is_refused():
     assert ps.models.build_model("gears_ensemble", adata, n_models=2).config.n_models == 2
     listed = ps.models.build_model("stacked_no_gears", adata, corrections=["linear", "linear_go"])
     assert listed.label == "stacked_no_gears"
+    # numpy's and pandas' forms of the same values are the same variant
+    assert ps.models.build_model("gears_residual", adata, additive_residual=np.True_).label == (
+        "gears_residual"
+    )
+    index = pd.Index(["linear", "linear_go"])
+    assert ps.models.build_model("stacked_no_gears", adata, corrections=index).label == (
+        "stacked_no_gears"
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"; corrections=\('linear',\) would make it"):
+        ps.models.build_model("stacked_no_gears", adata, corrections=pd.Series(["linear"]))
 
 
 def test_a_model_built_on_an_anndata_pickles(tmp_path):

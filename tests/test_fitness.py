@@ -129,6 +129,8 @@ def test_missing_folder_and_table(tmp_path):
         ("gene,A,B\nA,0,-0.5\nB,-0.25,0\n", "not symmetric: row 'A', column 'B' holds -0.5"),
         ("gene,A,B\nA,0,-0.5\nB,,0\n", "'B' holds -0.5 but row 'B', column 'A' is empty (a matrix"),
         ("gene,A,B,A\nA,0,1,0\nB,1,0,1\n", "names genes twice"),
+        ("gene,A,B\nA,0,1\n   ,1,0\n", "line 3 has no gene name"),  # blank once stripped
+        ("gene,A,B+X\nA,0,1\nB+X,1,0\n", "gene 'B+X' holds '+', which joins the genes of a pair"),
     ],
 )
 def test_malformed_pair_matrix(tmp_path, content, expected):
@@ -369,6 +371,7 @@ def test_model_errors(interacting):
         ({"models": {"b": {"seed": 1}}}, r"^model 'b' sets 'seed', which fitness_evaluate sets"),
         ({"models": {"b": 3}}, r"^models\['b'\] must be a dict of FitnessModel options, got int"),
         ({"models": {"b": {"hops": 0}}}, r"^fitness model 'b': hops must be"),  # its own check
+        ({"hide_unseen_singles": "yes"}, r"^hide_unseen_singles must be True or False"),
     ):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go, **options)
@@ -490,6 +493,8 @@ def test_expression_ridge_recovers_a_linear_readout(norman):
         match=r"covers 0 of the 3 training conditions; .*none of their genes \(A, B\) is among",
     ):
         ps.models.ExpressionFitness(expression).fit(pd.Series({"A": 0.1, "B": 0.2, "A+B": 0.3}))
+    with pytest.raises(ps.PerturbsimError, match="^the control has no fitness to predict"):
+        route.predict(["ctrl"])
     with pytest.raises(ps.PerturbsimError, match="^fitness holds the control"):
         ps.models.ExpressionFitness(expression).fit(
             pd.concat([fitness[train], pd.Series({"ctrl": 0.0})])

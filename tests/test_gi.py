@@ -879,3 +879,15 @@ def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):
     assert scores.loc["A+B", "magnitude"] == pytest.approx(np.sqrt(2), abs=0.02)  # signless
     text = _gi_summary(scores, 2, "gears")
     assert "1 of them has a negative coefficient (e.g. A+B: a single's change reversed" in text
+
+
+def test_squared_standard_errors_that_are_no_variances_are_refused(norman):
+    profiles = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6", "KLF1+MAP2K6"])
+    profiles.layers["mean_variance"][0, :] = -1.0  # would read pure noise as reliable
+    with pytest.raises(PerturbsimError, match=r"row 'ctrl', gene .* holds -1: a squared"):
+        gi_scores(profiles)
+    without_control = ps.pp.measured_profiles(norman, ["KLF1", "MAP2K6", "KLF1+MAP2K6"])
+    for bad, words in ((np.inf, "holds inf: a squared"), ("abc", "holds 'abc' for")):
+        without_control.var["control_mean_variance"] = bad
+        with pytest.raises(PerturbsimError, match=words):
+            gi_scores(without_control)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.colors import rgb_to_hsv, to_rgba
@@ -257,16 +258,21 @@ def test_phenotype_landscape_names_no_nan_programme_and_counts_those_it_leaves_u
     conditions = list(dict.fromkeys([*measured, *pairs.obs_names[:10]]))
     own = {c: f"programme {i}" for i, c in enumerate(conditions)}  # one each: over 20
     own[conditions[0]] = np.nan  # no programme, as a table with gaps reads
+    own[conditions[1]] = pd.NA  # as a nullable column holds it
     ax = pl.phenotype_landscape(_tiny_cached, pairs, clusters=own, n_neighbors=8)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "nan" not in legend
-    named = len(conditions) - 1
-    assert f"and {named - 20} more, unnamed" in legend and "programme 1" in legend
+    named = len(conditions) - 2
+    assert "<NA>" not in legend
+    assert f"and {named - 20} more, unnamed" in legend and "programme 2" in legend
 
 
 def test_phenotype_landscape_clusters_must_map_conditions(pairs, _tiny_cached):
     with pytest.raises(ps.PerturbsimError, match="^clusters must map conditions .* got list$"):
         pl.phenotype_landscape(_tiny_cached, pairs, clusters=["a", "b"], n_neighbors=8)
+    first = next(iter(pairs.obs_names))
+    with pytest.raises(ps.PerturbsimError, match=r"the programme \['a', 'b'\]: a programme is one"):
+        pl.phenotype_landscape(_tiny_cached, pairs, clusters={first: ["a", "b"]}, n_neighbors=8)
 
 
 def test_phenotype_landscape_needs_profiles(pairs):

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._checks import as_path
 from .._errors import PerturbsimError, counted, error_reason, first_case_hint, shown_list
+from .._keys import SEP
 from ..pp._labels import canonical_label
 
 logger = logging.getLogger(__name__)
@@ -134,12 +135,19 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise PerturbsimError(
             f"{path} needs a header, a gene column and at least one row and column of values"
         )
-    genes = raw.iloc[1:, 0]
-    if genes.isna().any():
-        raise PerturbsimError(f"{path}: line {int(genes.isna().argmax()) + 2} has no gene name")
+    genes = raw.iloc[1:, 0].str.strip()
+    if (genes.isna() | (genes == "")).any():
+        line = int((genes.isna() | (genes == "")).to_numpy().argmax()) + 2
+        raise PerturbsimError(f"{path}: line {line} has no gene name")
+    joined = genes[genes.str.contains(SEP, regex=False)]
+    if len(joined):
+        raise PerturbsimError(
+            f"{path}: gene {joined.iloc[0]!r} holds {SEP!r}, which joins the genes of a pair: "
+            "each row names one gene"
+        )
     table = pd.DataFrame(
         raw.iloc[1:, 1:].to_numpy(),
-        index=pd.Index(genes.str.strip().tolist()),
+        index=pd.Index(genes.tolist()),
         columns=pd.Index(raw.iloc[0, 1:].fillna("").str.strip().tolist()),
     )
     trailing = [i for i, name in enumerate(table.columns) if not name]

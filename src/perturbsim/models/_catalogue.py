@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._checks import shown
 from .._errors import PerturbsimError, shown_list
 
 if TYPE_CHECKING:
@@ -283,13 +284,26 @@ def build_model(
     if redefined:
         key = redefined[0]
         raise PerturbsimError(
-            f"model {name!r} is {cls.name!r} with {key}={preset[key]!r}; {key}={options[key]!r} "
+            f"model {name!r} is {cls.name!r} with {key}={preset[key]!r}; "
+            f"{key}={_listed(options[key]) or shown(options[key])} "
             f"would make it another model under its name: build {cls.name!r} with it instead"
         )
     model = cls(adata, seed=seed, **{**preset, **options})
     if name != cls.name:
         model.variant = name
     return model
+
+
+def _listed(value: Any) -> tuple[str, ...] | None:
+    """``value`` as a tuple of names when it is a list of them, else None.
+
+    A list, tuple, array, pandas Series or Index is; one string is not.
+    """
+    if isinstance(value, str) or not isinstance(
+        value, Sequence | np.ndarray | pd.Series | pd.Index
+    ):
+        return None
+    return tuple(map(str, value))
 
 
 def _redefines(preset: Any, given: Any) -> bool:
@@ -299,10 +313,12 @@ def _redefines(preset: Any, given: Any) -> bool:
     names are one); a number (how many networks, what share) only tunes the variant.
     """
     if isinstance(preset, tuple | list):
-        listed = isinstance(given, Sequence | np.ndarray) and not isinstance(given, str)
-        return not listed or tuple(map(str, given)) != tuple(preset)
-    if isinstance(preset, bool) or not isinstance(preset, numbers.Number):
-        return not (type(given) is type(preset) and given == preset)
+        listed = _listed(given)
+        return listed is None or listed != tuple(preset)
+    if isinstance(preset, bool):
+        return not (isinstance(given, bool | np.bool_) and bool(given) == preset)
+    if not isinstance(preset, numbers.Number):
+        return not (isinstance(given, type(preset)) and given == preset)
     return False
 
 

@@ -195,6 +195,10 @@ class ExpressionFitness:
         if self._weights is None:
             raise PerturbsimError("ExpressionFitness is not fitted: call .fit() first")
         sets = parse_perturbations(perturbations)
+        if () in sets:
+            raise PerturbsimError(
+                "the control has no fitness to predict: fitness is of perturbations, relative to it"
+            )
         covered = self.covers(sets)
         uncovered = [canonical_label(s) for s, c in zip(sets, covered, strict=True) if not c]
         if uncovered:

@@ -466,7 +466,12 @@ def _canonical_keys(
         )
     keyed: dict[str, str] = {}
     for key, programme in clusters.items():
-        if programme is None or (isinstance(programme, float) and np.isnan(programme)):
+        if not pd.api.types.is_scalar(programme):
+            raise PerturbsimError(
+                f"clusters gives {key!r} the programme {programme!r}: a programme is one name "
+                "or number"
+            )
+        if pd.isna(programme):
             continue  # no programme: drawn grey, as a condition not named
         text = str(key)
         label = canonical_label(parse_label(text, control=control, sep=label_sep(text, sep)))

@@ -23,7 +23,7 @@ import math
 import numbers
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import NamedTuple
@@ -856,6 +856,20 @@ def _require_finite(labels: Sequence[str], changes: Sequence[np.ndarray]) -> Non
         raise PerturbsimError(f"non-finite values in .layers[{DELTA_LAYER!r}] of {bad}")
 
 
+def _check_squared_errors(values: np.ndarray, where: Callable[[int, int], str]) -> None:
+    """Refuse negative or infinite squared standard errors, ``where`` naming the first.
+
+    ``where(row, column)`` says where the value lies; NaN (unknown) is allowed.
+    """
+    bad = np.isinf(values) | (values < 0)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise PerturbsimError(
+            f"{where(row, column)} holds {values[row, column]:g}: a squared standard error is "
+            "a finite number >= 0 (NaN: unknown)"
+        )
+
+
 def _noise_of(profiles: AnnData, rows: Mapping[str, int]) -> tuple[object, np.ndarray] | None:
     """The squared standard errors of measured profiles' means, and of the control's.
 
@@ -866,10 +880,30 @@ def _noise_of(profiles: AnnData, rows: Mapping[str, int]) -> tuple[object, np.nd
     if MEAN_VARIANCE_LAYER not in profiles.layers:
         return None
     squared_se = profiles.layers[MEAN_VARIANCE_LAYER]
+    _check_squared_errors(
+        dense_rows(squared_se, range(profiles.n_obs)),
+        lambda row, gene: (
+            f"profiles.layers[{MEAN_VARIANCE_LAYER!r}], row {profiles.obs_names[row]!r}, gene "
+            f"{profiles.var_names[gene]!r},"
+        ),
+    )
     if CONTROL in rows:
         control = dense_rows(squared_se, [rows[CONTROL]])[0]
     elif CONTROL_MEAN_VARIANCE in profiles.var:
-        control = profiles.var[CONTROL_MEAN_VARIANCE].to_numpy()
+        column = profiles.var[CONTROL_MEAN_VARIANCE]
+        control = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        text = column.notna().to_numpy() & np.isnan(control)
+        if text.any():
+            raise PerturbsimError(
+                f"profiles.var[{CONTROL_MEAN_VARIANCE!r}] holds {column.iloc[text.argmax()]!r} "
+                f"for {profiles.var_names[text.argmax()]!r}: squared standard errors are numbers"
+            )
+        _check_squared_errors(
+            control[None, :],
+            lambda _, gene: (
+                f"profiles.var[{CONTROL_MEAN_VARIANCE!r}] of {profiles.var_names[gene]!r}"
+            ),
+        )
     else:
         logger.warning(
             "profiles carry the squared standard errors of their means (.layers[%r]) but not "

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .._checks import check_fraction
+from .._checks import check_flag, check_fraction
 from .._errors import PerturbsimError, shown_list
 from .._settings import resolve_seed, resolve_seeds
 from ..ds import FitnessScreen
@@ -490,6 +490,7 @@ def fitness_evaluate(
         :func:`fitness_split` or of a fit (naming the model).
     """
     seed_list = resolve_seeds(seeds, first=0)
+    hide_unseen_singles = check_flag("hide_unseen_singles", hide_unseen_singles)
     if expression_model is not None:
         check_expression_model(expression_model)
     models = DEFAULT_MODELS if models is None else dict(models)
