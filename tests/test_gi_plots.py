@@ -318,3 +318,13 @@ def test_gi_map_shows_the_scores_its_rules_read(pairs):
     ax = pl.gi_map(pairs, columns=norman.map_columns())
     shown = [t.get_text().removesuffix(" (constant)") for t in ax.get_xticklabels()][:5]
     assert shown == ["mean_abs_coef", "fit_corr", "dcor_singles", "dominance", "equality"]
+
+
+def test_gi_map_reads_calls_as_a_csv_gives_them_back(pairs, tmp_path):
+    scores = pairs.obs[pairs.obs["flag"] != "single"]
+    scores.to_csv(tmp_path / "gi_scores.csv")
+    read = pd.read_csv(tmp_path / "gi_scores.csv", index_col=0)  # calls as text, NaN
+    read["is_weird"] = 3.5  # not a subtype: not drawn
+    drawn, again = pl.gi_map(scores), pl.gi_map(read)
+    np.testing.assert_array_equal(again.images[1].get_array(), drawn.images[1].get_array())
+    assert "weird" not in [t.get_text() for t in again.get_xticklabels()]

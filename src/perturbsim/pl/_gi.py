@@ -26,7 +26,7 @@ from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import GIRules, is_scored, is_summed
+from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed
 from ..pp._labels import label_sep
 from ._plots import ProfileSource, _axes, delta_table
 
@@ -112,6 +112,16 @@ def _score_table(
     return scored[finite], left_out
 
 
+def _called(calls: pd.DataFrame) -> np.ndarray:
+    """Subtype calls as 1 (called) and 0 (not, or missing), also as read back from a CSV.
+
+    A CSV gives ``"True"`` / ``"False"`` text or empty cells where ``gi_scores`` gave
+    booleans; any other value counts as not called.
+    """
+    text = calls.astype("string").apply(lambda column: column.str.strip().str.lower())
+    return (text == "true").fillna(False).to_numpy(dtype=float)
+
+
 # -- GI map ---------------------------------------------------------------------------------
 def gi_map(
     data: AnnData | pd.DataFrame,
@@ -181,7 +191,7 @@ def gi_map(
     z = np.divide(values - values.mean(axis=0), spread, out=np.zeros_like(values), where=varies)
     order = hierarchy.leaves_list(hierarchy.linkage(z, method="average", metric="euclidean"))
     z, table = z[order], table.iloc[order]
-    calls = [c for c in table.columns if c.startswith("is_")]
+    calls = [f"is_{subtype}" for subtype in SUBTYPES if f"is_{subtype}" in table.columns]
     n, k = z.shape
     # the rotated column names take about 2 inches below the rows: room for the colour bar
     ax = _axes(ax, (1.6 + 0.45 * (k + len(calls)), 3.6 + min(n, max_labels) * 0.14))
@@ -196,7 +206,7 @@ def gi_map(
     )
     gap = 0.4
     ax.imshow(
-        table[calls].astype("boolean").fillna(False).to_numpy(dtype=float).reshape(n, len(calls)),
+        _called(table[calls]).reshape(n, len(calls)),
         aspect="auto",
         cmap=ListedColormap(["0.92", "0.15"]),
         vmin=0,

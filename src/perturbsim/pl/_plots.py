@@ -596,13 +596,15 @@ def training_history(
         raise PerturbsimError(_why_no_history(history))
     checked_table(table, HISTORY_COLUMNS, "the history table")
     keys = [c for c in ("model", "seed", "member") if c in table.columns and table[c].nunique() > 1]
-    groups = table.groupby(keys, sort=False) if keys else [((), table)]
+    # every row a run, a missing model or seed too (a group of its own, named "nan")
+    groups = table.groupby(keys, sort=False, dropna=False) if keys else [((), table)]
     own_figure = ax is None
     ax = _axes(ax, (4.2, 3.2))
     validated = bool(np.isfinite(table["val_loss"].to_numpy(dtype=float)).any())
     val_ax = ax.twinx() if validated else None
     # several models: each in its own colour, named once (its seeds' runs by their markers)
-    colours = model_colours(list(pd.unique(table["model"]))) if "model" in keys else {}
+    models = [str(m) for m in pd.unique(table["model"])] if "model" in keys else []
+    colours = model_colours(models) if models else {}
     named: set[str] = set()
     for i, (key, run) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
