@@ -197,6 +197,14 @@ def test_pair_prediction_errors(gears, pairs, _tiny_cached):
         pl.pair_prediction(pairs, pair, genes=["NOTAGENE"])  # no measurement was given
     with pytest.raises(ps.PerturbsimError, match="^genes must be a list of genes, got the string"):
         pl.pair_prediction(pairs, pair, genes="G1")
+    with pytest.raises(
+        ps.PerturbsimError, match="^pair must be a label such as 'A\\+B' or two genes"
+    ):
+        pl.pair_prediction(pairs, None)
+    a, b = ps.pp.genes_of(pair)
+    reversed_rows = pairs[[a, b, pair]].copy()  # the pair's row named the other way round
+    reversed_rows.obs_names = [a, b, f"{b}+{a}"]
+    assert pl.pair_prediction(reversed_rows, pair).containers
 
 
 def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(

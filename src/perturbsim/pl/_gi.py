@@ -245,10 +245,21 @@ def gi_map(
 
 # -- one pair -------------------------------------------------------------------------------
 def _pair_genes(pair: str | Sequence[str]) -> tuple[str, str]:
+    """The two genes of a pair given as ``"A+B"`` or ``("A", "B")``, sorted."""
+    listed = isinstance(pair, Sequence) and all(isinstance(g, str) for g in pair)
+    if not isinstance(pair, str) and not listed:
+        raise PerturbsimError(f"pair must be a label such as 'A+B' or two genes, got {pair!r}")
     genes = parse_label(pair) if isinstance(pair, str) else tuple(sorted(pair))
     if len(genes) != 2 or genes[0] == genes[1]:
         raise PerturbsimError(f"pair must name two distinct genes, got {pair!r}")
     return genes[0], genes[1]
+
+
+def _canonical_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its rows named by canonical labels (``MAP2K6+KLF1`` as ``KLF1+MAP2K6``)."""
+    names = [str(name) for name in table.index]
+    canonical = [canonical_label(parse_label(name)) if SEP in name else name for name in names]
+    return table.set_axis(pd.Index(canonical), axis=0)
 
 
 CANDIDATES_PER_GENE = 5
@@ -332,11 +343,11 @@ def pair_prediction(
     if isinstance(source, PerturbationModel):
         predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
     else:
-        predicted = delta_table(source, "source")
+        predicted = _canonical_rows(delta_table(source, "source"))
         absent = [c for c in (a, b, label) if c not in predicted.index]
         if absent:
             raise PerturbsimError(f"source has no profile of {absent}")
-    truth = None if measured is None else delta_table(measured, "measured")
+    truth = None if measured is None else _canonical_rows(delta_table(measured, "measured"))
     if truth is not None and label not in truth.index:
         raise PerturbsimError(f"measured has no profile of the pair {label!r}")
     shared = predicted.columns if truth is None else predicted.columns.intersection(truth.columns)
