@@ -357,6 +357,10 @@ def test_model_errors(interacting):
         model.fit("M0G0+M0G1", max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="embedding_dim"):
         ps.models.FitnessModel(screen, go=False, embedding_dim=0)
+    with pytest.raises(ps.PerturbsimError, match=r"^screen must be a growth screen .* got str$"):
+        ps.models.FitnessModel("gi")
+    with pytest.raises(ps.PerturbsimError, match="^val_pairs must be a list of labels, got 3"):
+        model.fit(["M0G0+M0G1"], val_pairs=3, max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match=r"1 validation pairs are training pairs too \(e"):
         model.fit(["M0G0+M0G1", "M1G0+M1G1"], val_pairs=["M0G1+M0G0"], max_epochs=5)
     for seeds, words in (([1, 1], r"seeds repeat: \[1, 1\]"), (0, ">= 1, got 0"), ([], "empty")):
@@ -372,6 +376,9 @@ def test_model_errors(interacting):
         ({"models": {"b": 3}}, r"^models\['b'\] must be a dict of FitnessModel options, got int"),
         ({"models": {"b": {"hops": 0}}}, r"^fitness model 'b': hops must be"),  # its own check
         ({"hide_unseen_singles": "yes"}, r"^hide_unseen_singles must be True or False"),
+        ({"models": ["a"]}, r"^models must map names to FitnessModel options .* got list"),
+        ({"models": {None: {}}}, r"^models must be named by text, got the name None"),
+        ({"fit_options": {1: 2, "lr": 0.1}}, r"^fit_options has no option 1 "),
     ):
         with pytest.raises(ps.PerturbsimError, match=words):
             ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go, **options)

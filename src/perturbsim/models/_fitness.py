@@ -272,6 +272,11 @@ class FitnessModel:
         threshold: float = 0.1,
         seed: int | None = None,
     ) -> None:
+        if not isinstance(screen, FitnessScreen):
+            raise PerturbsimError(
+                "screen must be a growth screen (ps.ds.read_fitness(folder)), got "
+                f"{type(screen).__name__}"
+            )
         for name, value in (("go_components", go_components), ("hidden", hidden), ("hops", hops)):
             check_count(name, value)
         check_count("embedding_dim", embedding_dim, minimum=0)
@@ -469,6 +474,7 @@ class FitnessModel:
             )
         self._scale = float(self._measured[known].std()) or 1.0
         options = {"lr": lr, "weight_decay": weight_decay}
+        check_list("val_pairs", val_pairs, "labels", optional=True)
         val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)
         if val is not None:
             _refuse_shared_pairs(train, val, self.genes)

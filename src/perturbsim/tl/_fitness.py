@@ -412,13 +412,13 @@ def _check_options(models: Mapping[str, Mapping[str, Any]], fit_options: object)
         given[f"model {name!r}"] = dict(options)
     for what, options in given.items():
         allowed = takes["fit_options" if what == "fit_options" else "model"] - _SET_BY_EVALUATE
-        own = sorted(set(options) & _SET_BY_EVALUATE)
+        own = [key for key in options if key in _SET_BY_EVALUATE]
         if own:
             raise PerturbsimError(
                 f"{what} sets {own[0]!r}, which fitness_evaluate sets itself (the screen, "
                 "go_annotations, the seeds, and each split's pairs): leave it out"
             )
-        unknown = sorted(set(options) - allowed)
+        unknown = [key for key in options if key not in allowed]
         if unknown:
             raise PerturbsimError(
                 f"{what} has no option {unknown[0]!r} (its options: {', '.join(sorted(allowed))})"
@@ -493,7 +493,15 @@ def fitness_evaluate(
     hide_unseen_singles = check_flag("hide_unseen_singles", hide_unseen_singles)
     if expression_model is not None:
         check_expression_model(expression_model)
+    if models is not None and not isinstance(models, Mapping):
+        raise PerturbsimError(
+            "models must map names to FitnessModel options (e.g. {'go': {}}), got "
+            f"{type(models).__name__}"
+        )
     models = DEFAULT_MODELS if models is None else dict(models)
+    unnamed = [name for name in models if not isinstance(name, str) or not name]
+    if unnamed:
+        raise PerturbsimError(f"models must be named by text, got the name {unnamed[0]!r}")
     clash = sorted(set(models) & {ADDITIVE, MEAN, EXPRESSION})
     if clash:
         raise PerturbsimError(f"model names {clash} are taken by the baselines")
