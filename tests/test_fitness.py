@@ -161,6 +161,15 @@ def test_genes_without_fitness(tmp_path):
     assert "(did you mean 'm0g0' for 'M0G0'? gene names are case-sensitive)" in _error(folder)
 
 
+def test_a_control_that_is_no_label_is_refused(tmp_path):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    with pytest.raises(
+        ps.PerturbsimError, match=r"^control must be the control's row label .* got \['A'\]"
+    ):
+        ps.ds.read_fitness(folder, control=["A"])
+
+
 def test_a_comma_ending_every_line_reads_as_nothing(tmp_path):
     singles, pairs, _ = module_screen()
     folder = write_folder(tmp_path / "gi", singles, pairs)

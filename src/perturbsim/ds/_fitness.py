@@ -303,6 +303,10 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     (112, 6216)
     """
     folder = as_path("directory", directory)
+    if control is not None and (not isinstance(control, str) or not control):
+        raise PerturbsimError(
+            f"control must be the control's row label (text) or None, got {control!r}"
+        )
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(
             f"{str(folder)!r} is a file, not a fitness folder (one holding {SINGLES_FILE} and "
