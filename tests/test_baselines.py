@@ -667,6 +667,11 @@ def test_a_split_made_after_the_model_was_built_is_refused_at_fit():
         default.fit()
 
 
+def test_a_model_name_that_is_no_text_is_refused():
+    with pytest.raises(ps.PerturbsimError, match=r"^a model name is text .* got \['mean'\]"):
+        ps.models.build_model(["mean"], ps.ds.norman2019_subset())
+
+
 def test_a_variant_s_own_option_given_another_value_is_refused():
     adata = ps.ds.norman2019_subset()
     with pytest.raises(

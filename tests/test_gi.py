@@ -881,6 +881,11 @@ def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):
     assert "1 of them has a negative coefficient (e.g. A+B: a single's change reversed" in text
 
 
+def test_genes_that_are_no_list_are_refused(norman):
+    with pytest.raises(PerturbsimError, match="^genes must be a list of genes, got None"):
+        gi_scores(ps.pp.measured_profiles(norman), genes=None)
+
+
 def test_squared_standard_errors_that_are_no_variances_are_refused(norman):
     profiles = ps.pp.measured_profiles(norman, ["ctrl", "KLF1", "MAP2K6", "KLF1+MAP2K6"])
     profiles.layers["mean_variance"][0, :] = -1.0  # would read pure noise as reliable

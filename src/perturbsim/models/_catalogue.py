@@ -194,6 +194,10 @@ def resolve_model(name: str) -> tuple[type[PerturbationModel], dict[str, Any]]:
     PerturbsimError
         If ``name`` is neither (a retired name: with what replaced it, :data:`RETIRED`).
     """
+    if not isinstance(name, str):
+        raise PerturbsimError(
+            f"a model name is text (e.g. 'stacked'; perturbsim models lists them), got {name!r}"
+        )
     if name in RETIRED:
         raise PerturbsimError(f"model {name!r} is no longer a name: {RETIRED[name]}")
     variant = VARIANTS.get(name, Variant(name))

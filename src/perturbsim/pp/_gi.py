@@ -1272,6 +1272,7 @@ def gi_scores(
         base_mask = control > abundance
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
+        check_list("genes", genes, "genes")
         base_mask = _listed_genes(profiles, genes)
     if n_de is not None and not isinstance(n_de, Mapping | pd.Series):
         raise PerturbsimError(
