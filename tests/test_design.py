@@ -282,6 +282,16 @@ def test_learning_curves_summary_and_plot():
     )
     with pytest.raises(ps.PerturbsimError, match="^curves' error column must be numeric, got 'x'"):
         ps.tl.active_learning_summary(curves.assign(error=["x"] + [0.5] * 11))
+    for column, value, words in (
+        ("n_measured", 8.5, "n_measured column counts conditions .* got 8.5"),
+        ("n_measured", "a", "n_measured column counts conditions .* got 'a'"),
+        ("error", np.inf, "error column holds inf: an error is finite"),
+        ("strategy", None, "strategy column has missing values"),
+    ):
+        odd = curves.astype({column: object}).copy()
+        odd.loc[0, column] = value
+        with pytest.raises(ps.PerturbsimError, match=f"^curves' {words}"):
+            ps.tl.active_learning_summary(odd)
 
 
 def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):

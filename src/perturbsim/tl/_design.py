@@ -604,6 +604,21 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
     if unreadable.any():
         bad = curves["error"][unreadable].iloc[0]
         raise PerturbsimError(f"curves' error column must be numeric, got {bad!r}")
+    if np.isinf(errors).any():
+        raise PerturbsimError(
+            f"curves' error column holds {errors[np.isinf(errors)].iloc[0]}: an error is finite "
+            "(NaN: a round not scored)"
+        )
+    measured = pd.to_numeric(curves["n_measured"], errors="coerce")
+    whole = measured.notna() & (measured == measured.round()) & (measured >= 0)
+    if not whole.all():
+        bad = curves["n_measured"][~whole].iloc[0]
+        raise PerturbsimError(
+            f"curves' n_measured column counts conditions (whole numbers >= 0), got {bad!r}"
+        )
+    if curves["strategy"].isna().any() or curves["seed"].isna().any():
+        column = "strategy" if curves["strategy"].isna().any() else "seed"
+        raise PerturbsimError(f"curves' {column} column has missing values: name every row's")
     keys = ["strategy", "seed", "n_measured"]
     repeated = curves.duplicated(keys)
     if repeated.any():
