@@ -63,6 +63,17 @@ def test_metric_bars(result):
     assert ax.get_title().endswith("\nmean of 2 seeds")
 
 
+def test_metric_bars_refuse_a_coverage_table_that_is_none(result):
+    coverage = result.coverage_table()
+    for bad, words in (
+        (coverage.drop(columns="n_total"), r"^no columns \['n_total'\] in coverage"),
+        (coverage.to_dict(), "^coverage must be a DataFrame with the columns"),
+        (coverage.assign(n_covered=float("nan")), "^coverage's n_covered and n_total count"),
+    ):
+        with pytest.raises(ps.PerturbsimError, match=words):
+            pl.metric_bars(result, metric="nmse_de", coverage=bad)
+
+
 def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result):
     summary = result.summary()
     rows = summary[summary["metric"] == "nmse_de"].copy()

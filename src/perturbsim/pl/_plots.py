@@ -110,6 +110,8 @@ def delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
     )
 
 
+COVERAGE_COLUMNS = ("model", "subgroup", "n_covered", "n_total")
+"""Columns of the ``coverage`` table :func:`metric_bars` reads (``coverage_table()``'s)."""
 NOT_COVERED = "–"
 """The mark of a model that predicts none of a subgroup's conditions (the tables' mark)."""
 
@@ -259,6 +261,14 @@ def metric_bars(
     subgroups = chosen(subgroups, order_subgroups(rows["subgroup"].unique()), "subgroups")
     if coverage is None and isinstance(data, EvaluationResult):
         coverage = data.coverage_table()
+    elif coverage is not None:
+        checked_table(coverage, COVERAGE_COLUMNS, "coverage")
+        counts = coverage[["n_covered", "n_total"]].apply(pd.to_numeric, errors="coerce")
+        if counts.isna().any().any() or (counts < 0).any().any():
+            raise PerturbsimError(
+                "coverage's n_covered and n_total count conditions (whole numbers >= 0): "
+                "pass result.coverage_table()"
+            )
     ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
