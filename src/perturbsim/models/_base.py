@@ -493,6 +493,13 @@ class PerturbationModel(ABC):
         Returns
         -------
         The model itself.
+
+        Raises
+        ------
+        PerturbsimError
+            No screen to fit on; an option the model does not take; unknown or overlapping
+            conditions; without ``train_conditions``, a split drawn in the AnnData the model
+            was built on since it was built (the model read the earlier one: build it again).
         """
         if self.data is None:
             raise PerturbsimError(
