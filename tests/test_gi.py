@@ -896,3 +896,12 @@ def test_squared_standard_errors_that_are_no_variances_are_refused(norman):
         without_control.var["control_mean_variance"] = bad
         with pytest.raises(PerturbsimError, match=words):
             gi_scores(without_control)
+
+
+def test_an_unsupported_gene_of_no_row_is_warned_of(norman, caplog):
+    profiles = ps.pp.measured_profiles(norman)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._gi"):
+        flagged = gi_scores(profiles, unsupported=["klf1"])  # meant KLF1: flags nothing
+    assert "unsupported names klf1, a gene of no row of profiles: it flags nothing" in caplog.text
+    assert "did you mean 'KLF1'" in caplog.text
+    assert not flagged["flag"].str.startswith("unsupported").any()

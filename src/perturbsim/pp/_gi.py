@@ -42,7 +42,7 @@ from .._checks import (
     check_nonnegative,
     shown,
 )
-from .._errors import PerturbsimError, counted, shown_list
+from .._errors import PerturbsimError, counted, first_case_hint, shown_list
 from .._keys import CONTROL, CONTROL_MEAN_VARIANCE, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
 from .._settings import resolve_seed
 from ._cells import dense_rows
@@ -1285,6 +1285,14 @@ def gi_scores(
     seed = resolve_seed(seed)
     check_list("unsupported", unsupported, "genes", optional=True)
     weak = set(map(str, unsupported or ()))
+    perturbed = {gene for label in rows for gene in genes_of(label)}
+    strangers = sorted(weak - perturbed)
+    if strangers:  # a typo would leave a pair scored that was meant to be flagged
+        logger.warning(
+            "unsupported names %s, a gene of no row of profiles: it flags nothing%s",
+            shown_list(strangers, 5),
+            first_case_hint(strangers, sorted(perturbed)),
+        )
     few_cells = _few_cells(profiles, sep, min_cells)
     n_fitted = int(base_mask.sum())
     _warn_few_genes(n_fitted, abundance if isinstance(genes, str) else None)
