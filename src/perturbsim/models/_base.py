@@ -538,11 +538,11 @@ class PerturbationModel(ABC):
         holds out.
         """
         adata = None if self._screen is None or self.data is None else self._screen()
-        if adata is None or split_record(adata) == self.data.split:
+        now = None if adata is None else split_record(adata)
+        built = None if self.data is None else self.data.split
+        if adata is None or now == built:
             return
-        built = self.data.split
         then = "no split" if built is None else f"the {built[0]} split of seed {built[1]}"
-        now = split_record(adata)
         drawn = "none" if now is None else f"the {now[0]} split of seed {now[1]}"
         raise PerturbsimError(
             f"the screen's split changed since {self.label} was built (it read {then}; the "

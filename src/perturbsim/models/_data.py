@@ -137,7 +137,11 @@ def split_record(adata: AnnData) -> tuple | None:
     """
     if SPLIT_UNS not in adata.uns.get(UNS, {}):
         return None
-    split = Split.from_adata(adata)
+    return _record_of(Split.from_adata(adata))
+
+
+def _record_of(split: Split) -> tuple:
+    """The kind, seed and sorted sets of ``split``: :func:`split_record`'s tuple."""
     sets = (split.train, split.val, split.test, split.excluded)
     return (split.kind, split.seed, *(tuple(sorted(map(str, s))) for s in sets))
 
@@ -196,9 +200,11 @@ class ScreenData:
         check_setup(adata)
         stats = current_stats(adata, coexpression="auto")
         excluded: list[str] = []
+        record = None
         if SPLIT_UNS in adata.uns.get(UNS, {}):
             split = Split.from_adata(adata)
             train, val, excluded = list(split.train), list(split.val), list(split.excluded)
+            record = _record_of(split)
             present = set(map(str, stats.conditions))
             gone = [c for c in [*train, *val] if c not in present]
             if gone:
@@ -227,7 +233,7 @@ class ScreenData:
             where=where,
             few_cells=few,
             excluded=excluded,
-            split=split_record(adata),
+            split=record,
         )
 
     def with_conditions(
