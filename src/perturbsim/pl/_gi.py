@@ -26,7 +26,7 @@ from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed
+from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, true_values
 from ..pp._labels import label_sep
 from ._plots import ProfileSource, _axes, delta_table
 
@@ -112,16 +112,6 @@ def _score_table(
     return scored[finite], left_out
 
 
-def _called(calls: pd.DataFrame) -> np.ndarray:
-    """Subtype calls as 1 (called) and 0 (not, or missing), also as read back from a CSV.
-
-    A CSV gives ``"True"`` / ``"False"`` text or empty cells where ``gi_scores`` gave
-    booleans; any other value counts as not called.
-    """
-    text = calls.astype("string").apply(lambda column: column.str.strip().str.lower())
-    return (text == "true").fillna(False).to_numpy(dtype=float)
-
-
 # -- GI map ---------------------------------------------------------------------------------
 def gi_map(
     data: AnnData | pd.DataFrame,
@@ -205,8 +195,9 @@ def gi_map(
         extent=(-0.5, k - 0.5, n - 0.5, -0.5),
     )
     gap = 0.4
+    called = [true_values(table[c]) for c in calls]  # as a CSV gives them back too
     ax.imshow(
-        _called(table[calls]).reshape(n, len(calls)),
+        np.column_stack(called).astype(float) if called else np.zeros((n, 0)),
         aspect="auto",
         cmap=ListedColormap(["0.92", "0.15"]),
         vmin=0,

@@ -1378,8 +1378,23 @@ def is_summed(table: pd.DataFrame) -> pd.Series:
     """
     if SUM_OF_SINGLES not in table.columns:
         return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
-    text = table[SUM_OF_SINGLES].astype("string").str.lower()
-    return pd.Series((text == "true").fillna(False).to_numpy(dtype=bool), index=table.index)
+    return pd.Series(true_values(table[SUM_OF_SINGLES]), index=table.index)
+
+
+def true_values(column: pd.Series) -> np.ndarray:
+    """Where a column of booleans holds True, also as a CSV gives it back (text).
+
+    ``True`` / ``"True"`` (any case, around spaces) is True; ``False``, missing values,
+    empty text and anything else is False.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> true_values(pd.Series([True, " true", "False", None, 3.5])).tolist()
+    [True, True, False, False, False]
+    """
+    text = column.astype("string").str.strip().str.lower()
+    return (text == "true").fillna(False).to_numpy(dtype=bool)
 
 
 def summed_pairs(
