@@ -587,6 +587,13 @@ class PerturbationModel(ABC):
         Returns
         -------
         One sorted gene tuple per perturbation, in the order given (duplicates kept).
+
+        Examples
+        --------
+        >>> import perturbsim as ps
+        >>> model = ps.TrainMean(ps.ds.norman2019_subset()).fit()
+        >>> model.parsed_query(["MAP2K6+KLF1", "control", "KLF1"])  # the screen's label too
+        [('KLF1', 'MAP2K6'), (), ('KLF1',)]
         """
         if control == CONTROL:  # "ctrl" is always a control word: the screen's label too
             control = self.screen_labels.get("control", CONTROL)
