@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 from _common import rounded
@@ -128,6 +129,7 @@ def _run(
     seeds: int,
     split: str = "simulation",
     model_kwargs: dict | None = None,
+    save: Path | None = None,
 ) -> dict:
     t0 = time.perf_counter()
     result = evaluate(
@@ -139,6 +141,8 @@ def _run(
         on_error="skip",
     )
     figures = _figures(result, time.perf_counter() - t0)
+    if save is not None:  # every table, to summarise again without evaluating again
+        result.write(save, overwrite=True)
     figures["split"] = split
     figures["failures"] = [
         f"{r.model} seed {r.seed} ({r.stage}): {r.error}"
@@ -163,7 +167,18 @@ def main() -> None:
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated models and GEARS variants"
     )
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write each evaluation's tables (EvaluationResult.write) into DIR/<screen>",
+    )
     args = parser.parse_args()
+
+    def saved(name: str) -> dict:
+        return {} if args.save is None else {"save": args.save / name}
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     ps.settings.progress = False
 
@@ -175,7 +190,9 @@ def main() -> None:
         "machine": platform.machine(),
     }
     if not args.skip_norman:
-        out["norman_subset"] = _run(ps.ds.norman2019_subset(), models=models, seeds=args.seeds)
+        out["norman_subset"] = _run(
+            ps.ds.norman2019_subset(), models=models, seeds=args.seeds, **saved("norman_subset")
+        )
 
     from perturbsim.ds._simulate import simulate
 
@@ -191,6 +208,7 @@ def main() -> None:
         models=models,
         seeds=args.seeds,
         model_kwargs={m: {"go_annotations": go} for m in gears_models},
+        **saved(f"simulated_{args.sim_size}"),
     )
     out[f"simulated_{args.sim_size}"] = {
         "sim_seed": args.sim_seed,  # 0 is the scoreboard; others, development screens
@@ -199,7 +217,7 @@ def main() -> None:
         **figures,
     }
     if not args.skip_gasperini:
-        out |= _gasperini(models, args.seeds)
+        out |= _gasperini(models, args.seeds, args.save)
     print(json.dumps(out))
 
 
@@ -230,13 +248,19 @@ def gasperini_screens() -> list[tuple[str, object, str]] | None:
     return screens
 
 
-def _gasperini(models: list[str], seeds: int) -> dict:
-    """:func:`_run` on each of :func:`gasperini_screens`."""
+def _gasperini(models: list[str], seeds: int, save: Path | None) -> dict:
+    """:func:`_run` on each of :func:`gasperini_screens` (tables into ``save/<name>``)."""
     screens = gasperini_screens()
     if screens is None:
         return {"gasperini": "skipped: shared data absent (set PERTURBSIM_SHARED_DATA)"}
     return {
-        name: _run(subset, models=models, seeds=seeds, split=split)
+        name: _run(
+            subset,
+            models=models,
+            seeds=seeds,
+            split=split,
+            save=None if save is None else save / name,
+        )
         for name, subset, split in screens
     }
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
+from unittest import mock
 
 import anndata as ad
 import numpy as np
@@ -703,3 +705,28 @@ def test_a_model_built_on_an_anndata_pickles(tmp_path):
     model = Additive(adata).fit()
     again = pickle.loads(pickle.dumps(model))  # joblib, multiprocessing
     np.testing.assert_array_equal(again.predict(["KLF1"]).X, model.predict(["KLF1"]).X)
+
+
+def test_an_interrupted_save_is_named_and_a_linked_folder_not_replaced(norman_split, tmp_path):
+    model = ps.TrainMean(norman_split).fit()
+    path = tmp_path / "model[1]"  # a name that is a glob pattern too
+    model.save(path)
+    real_rename = Path.rename
+
+    def crash_after_retiring(self, target):  # killed between the two renames
+        moved = real_rename(self, target)
+        if ".old-" in Path(target).name:
+            raise KeyboardInterrupt
+        return moved
+
+    with mock.patch.object(Path, "rename", crash_after_retiring), pytest.raises(KeyboardInterrupt):
+        model.save(path, overwrite=True)
+    assert not path.exists()
+    with pytest.raises(PerturbsimError, match=r"a save into it was interrupted.*model\[1\]\.old-"):
+        PerturbationModel.load(path)
+    link = tmp_path / "link"
+    retired = next(tmp_path.glob(".model[[]1[]].old-*"))
+    link.symlink_to(retired, target_is_directory=True)
+    with pytest.raises(PerturbsimError, match="'.*link' is a symbolic link; not replaced"):
+        model.save(link, overwrite=True)
+    assert link.is_symlink() and PerturbationModel.load(link).genes.size == model.genes.size

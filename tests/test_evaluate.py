@@ -17,7 +17,7 @@ import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim._keys import DE, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from perturbsim._settings import each_warning_once
-from perturbsim.models import TrainMean
+from perturbsim.models import Additive, TrainMean
 from perturbsim.pp import genes_of
 from perturbsim.tl import EvaluationResult, _evaluate, evaluate
 
@@ -116,6 +116,21 @@ def test_scores_match_a_hand_run(adata, result):
         reference_mean=reference,
     )
     got = result.scores[(result.scores["model"] == "mean") & (result.scores["seed"] == 1)]
+    merged = expected.merge(got, on=["condition", "metric"], suffixes=("_hand", ""))
+    assert len(merged) == len(expected) == len(got)
+    np.testing.assert_allclose(merged["value"], merged["value_hand"], rtol=1e-12, equal_nan=True)
+    # a model of some test conditions is told apart from all of them, as the anchors are
+    additive = Additive(work).fit()
+    covered = [c for c, ok in zip(test, additive.covers(test), strict=True) if ok]
+    assert 0 < len(covered) < len(test)
+    expected = ps.tl.score(
+        additive.predict(covered),
+        stats,
+        de_genes={c: de.top_genes(c, non_dropout=True, exclude=genes_of(c)) for c in covered},
+        reference_mean=reference,
+        comparison=test,
+    )
+    got = result.scores[(result.scores["model"] == "additive") & (result.scores["seed"] == 1)]
     merged = expected.merge(got, on=["condition", "metric"], suffixes=("_hand", ""))
     assert len(merged) == len(expected) == len(got)
     np.testing.assert_allclose(merged["value"], merged["value_hand"], rtol=1e-12, equal_nan=True)

@@ -233,7 +233,12 @@ def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_pa
         ps.GEARS.load(path)
     del edited["config_sha256"]  # an older file: no checksum of its config
     (path / "config.json").write_text(json.dumps(edited))
-    with pytest.raises(PerturbsimError, match="config.json lists 69 genes but the weights hold 70"):
+    with pytest.raises(
+        PerturbsimError, match=r"lists 69 genes but the weights' control_mean has shape \(70,\)"
+    ):
+        ps.GEARS.load(path)
+    (path / "config.json").write_text(json.dumps({**edited, "model": ["gears"]}))
+    with pytest.raises(PerturbsimError, match=r"unknown model type \['gears'\]"):
         ps.GEARS.load(path)
     newer = {**saved, "format_version": 2}
     (path / "config.json").write_text(json.dumps(newer))

@@ -857,6 +857,50 @@ def test_noisy_singles_bias_the_coefficients_and_the_reliability_says_so():
     reliability = measured.loc[both, "reliability"]
     assert reliability.between(-np.inf, 1).all() and reliability.median() < 0.9
     assert truth["reliability"].isna().all()  # noiseless profiles carry no noise
+    assert "corrected" not in measured  # the correction is asked for
+
+
+def test_noise_correction_brings_reliable_pairs_closer_to_the_truth():
+    adata = ps.ds.simulate(size="small", seed=25, cells_per_condition=60, n_control_cells=300)
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    truth = gi_scores(ps.tl.truth_profiles(adata))
+    profiles = ps.pp.measured_profiles(adata)
+    measured = gi_scores(profiles)
+    corrected = gi_scores(profiles, noise_correction=True)
+    scored = is_scored(measured)
+    assert is_scored(corrected).equals(scored)
+    reliable = scored & (measured["reliability"] >= _gi.MIN_RELIABILITY)
+    assert corrected["corrected"].tolist() == reliable.tolist() and reliable.sum() >= 5
+    np.testing.assert_array_equal(corrected["c1_uncorrected"], measured["c1"])
+    np.testing.assert_array_equal(corrected["c2_uncorrected"], measured["c2"])
+    kept = scored & ~reliable  # below the reliability's threshold: left as fitted
+    pd.testing.assert_frame_equal(corrected.loc[kept, measured.columns], measured.loc[kept])
+    fixed = corrected.index[corrected["corrected"]]
+    before = (measured.loc[fixed, "magnitude"] - truth.loc[fixed, "magnitude"]).abs().mean()
+    after = (corrected.loc[fixed, "magnitude"] - truth.loc[fixed, "magnitude"]).abs().mean()
+    assert after < 0.8 * before
+    c1, c2 = corrected.loc[fixed, "c1"], corrected.loc[fixed, "c2"]
+    np.testing.assert_allclose(corrected.loc[fixed, "magnitude"], np.hypot(c1, c2))
+    # each pair's added noise is drawn from the seed and its label: alone, it scores alike
+    alone = gi_scores(profiles, pairs=[fixed[0]], noise_correction=True)
+    assert alone.loc[fixed[0], "c1"] == corrected.loc[fixed[0], "c1"]
+
+
+def test_simex_undoes_most_of_the_attenuation_of_least_squares():
+    from perturbsim.pp._gi_simex import simex_coefficients
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 4000))
+    noise = np.repeat([[0.4], [0.2], [0.1], [0.1]], 4000, axis=1)
+    errors = rng.normal(size=(4, 4000)) * np.sqrt(noise)
+    measured = np.stack([a, 0.5 * b, a + 0.5 * b]) + errors[:3] - errors[3]
+    least_squares = lambda x, y: np.linalg.lstsq(x, y, rcond=None)[0]  # noqa: E731
+    naive = least_squares(measured[:2].T, measured[2])
+    fixed = simex_coefficients(measured, noise, least_squares, rng)
+    # true coefficients 1 and 1: attenuated to 0.69, 0.54; corrected most of the way, short of it
+    assert np.all((naive < fixed) & (fixed < 1.0))
+    assert np.all(np.abs(fixed - 1.0) < 0.65 * np.abs(naive - 1.0))
+    assert np.isnan(simex_coefficients(measured, noise, lambda x, y: np.full(2, np.nan), rng)).all()
 
 
 def test_a_predicted_pair_among_measured_singles_is_fitted_as_it_is(norman):
@@ -867,6 +911,12 @@ def test_a_predicted_pair_among_measured_singles_is_fitted_as_it_is(norman):
     row = gi_scores(mixed).loc["KLF1+MAP2K6"]
     assert (row["c1"], row["c2"]) == pytest.approx((1.0, 1.0), abs=1e-3)
     assert np.isnan(row["reliability"])  # no measured pair: no errors in variables
+    kept = gi_scores(mixed, noise_correction=True).loc["KLF1+MAP2K6"]
+    assert not kept["corrected"] and kept["c1"] == row["c1"] == kept["c1_uncorrected"]
+    with pytest.raises(PerturbsimError, match="noise_correction needs measured profiles"):
+        gi_scores(predicted, noise_correction=True)
+    with pytest.raises(PerturbsimError, match="noise_correction must be True or False"):
+        gi_scores(measured, noise_correction="yes")
 
 
 def test_a_pair_that_reverses_its_singles_is_named_in_the_summary(singles):
@@ -905,3 +955,36 @@ def test_an_unsupported_gene_of_no_row_is_warned_of(norman, caplog):
     assert "unsupported names klf1, a gene of no row of profiles: it flags nothing" in caplog.text
     assert "did you mean 'KLF1'" in caplog.text
     assert not flagged["flag"].str.startswith("unsupported").any()
+
+
+def test_top_k_accuracy_shares_the_places_of_pairs_tied_in_the_truth():
+    # the truth ties four pairs at the additive magnitude; the prediction ranks P2, P3 first
+    truth = pd.DataFrame(
+        {"magnitude": [np.sqrt(2)] * 4 + [0.5], "fit_corr": 0.9, "dcor": 0.5, "equality": 0.9},
+        index=["P0", "P1", "P2", "P3", "P4"],
+    )
+    predicted = truth.assign(magnitude=[1.0, 1.1, 1.6, 1.5, 0.4])
+    expected = 0.5  # each tied pair has 2 of 4 places: P2 and P3 count half each
+    for order in (truth.index, truth.index[::-1]):
+        table = gi_precision(predicted.loc[order], truth.loc[order], k=2).set_index("subtype")
+        assert table.loc["synergy", "top_k_accuracy"] == pytest.approx(expected)
+
+
+def test_simex_adds_noise_as_the_measurement_has_it_the_control_shared():
+    from perturbsim.pp._gi_simex import SIMEX_LEVELS, SIMEX_REPLICATES, simex_coefficients
+
+    n = 20_000
+    changes = np.zeros((3, n))
+    squared_errors = np.repeat([[0.1], [0.2], [0.3], [0.4]], n, axis=1)  # A, B, A+B, control
+    added = []
+
+    def recording_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        added.append(np.vstack([x.T, y]))
+        return np.ones(2)
+
+    simex_coefficients(changes, squared_errors, recording_fit, np.random.default_rng(0))
+    assert len(added) == 1 + len(SIMEX_LEVELS) * SIMEX_REPLICATES  # the measured fit first
+    first_level = np.hstack(added[1 : 1 + SIMEX_REPLICATES])  # 0.5 of the measurement's noise
+    # each change's own error, minus the control's, which the three share
+    expected = SIMEX_LEVELS[0] * (np.diag([0.1, 0.2, 0.3]) + 0.4)
+    np.testing.assert_allclose(np.cov(first_level), expected, atol=0.01)

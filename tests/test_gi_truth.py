@@ -132,3 +132,15 @@ def test_constructed_neomorphism(truth, singles):
 def test_truth_profiles_of_something_else_is_one_line():
     with pytest.raises(ps.PerturbsimError, match="adata must be an AnnData"):
         ps.tl.truth_profiles("screen.h5ad")
+
+
+def test_truth_profiles_read_the_truth_by_gene_name():
+    adata = ps.ds.simulate(size="tiny", seed=0)
+    truth = ps.tl.truth_profiles(adata)
+    reordered = ps.tl.truth_profiles(adata[:, adata.var_names[::-1][:30]].copy())
+    assert list(reordered.var_names) == list(adata.var_names[::-1][:30])
+    np.testing.assert_array_equal(reordered.X, truth[:, reordered.var_names].X)
+    renamed = adata.copy()
+    renamed.var_names = [f"X{i}" for i in range(renamed.n_vars)]
+    with pytest.raises(ps.PerturbsimError, match="gene 'X0' of adata has no truth"):
+        ps.tl.truth_profiles(renamed)

@@ -39,8 +39,8 @@ EXPECTED = {
     "pearson_delta": 1.65 / np.sqrt(0.5675 * 5),
     # on g0, g1, g3: x = [0, -.5, .5], y = [1/3, -5/3, 4/3]
     "pearson_delta_de": 1.5 / np.sqrt(0.5 * 42 / 9),
-    # g1 predicted 0, measured -1: one wrong sign of three
-    "direction_error_de": 1 / 3,
+    # g1 predicted 0, measured -1: no direction named, half wrong; the other two right
+    "direction_error_de": 0.5 / 3,
     # top 3 predicted {g3, g0, g2} vs {g0, g1, g3}: 2 shared of 4
     "de_jaccard": 0.5,
     # ... 2 of the 3 measured DE genes found
@@ -91,7 +91,7 @@ def test_registry_lists_every_metric():
     assert set(table.index) == expected == set(METRICS)
     assert list(table.columns) == ["description", "best", "needs", "full_depth"]
     assert table.loc["pearson_delta_de", "full_depth"] == "spearman_brown"
-    assert table.loc["nmse_de", "full_depth"] == "halve"
+    assert table.loc["nmse_de", "full_depth"] == "halve_relative"
     assert table.loc["discrimination_l1", "full_depth"] == "none"
     assert set(table["best"]) == {"higher", "lower"}
     assert table.loc["mse", "best"] == "lower"
@@ -372,14 +372,15 @@ def test_explicit_control_mean_overrides_truth():
     assert frame["value"].iloc[0] == pytest.approx(EXPECTED["nmse"])
 
 
-def test_no_change_prediction_gives_nan_pearson_and_nmse_one():
+def test_no_change_prediction_gives_nan_pearson_nmse_one_and_half_the_directions():
     truth = _stats({"ctrl": CONTROL, "A": TRUE})
     frame = score(_pred({"A": CONTROL}), truth, de_genes={"A": DE})
     values = _table(frame)
     assert np.isnan(values[("A", "pearson_delta")])
     assert np.isnan(values[("A", "pearson_delta_de")])
     assert values[("A", "nmse")] == pytest.approx(1.0)
-    assert values[("A", "direction_error_de")] == pytest.approx(1.0)
+    # no direction named: half wrong, as a coin (counted wrong, it would read worse than one)
+    assert values[("A", "direction_error_de")] == pytest.approx(0.5)
 
 
 def test_pearson_constant_is_nan():
@@ -485,6 +486,8 @@ def test_full_depth_maps_split_half_values_to_a_repeat_of_the_experiment():
     # Spearman-Brown by hand: r = 0.6 -> 1.2 / 1.6 = 0.75; r <= 0 is left as it is
     np.testing.assert_allclose(full_depth("pearson_delta", [0.6, 0.0, -0.4]), [0.75, 0.0, -0.4])
     np.testing.assert_allclose(full_depth("mse_de", [0.4, 0.1]), [0.2, 0.05])
+    # relative to no change (its error holds the noise too): pure noise stays at 2
+    np.testing.assert_allclose(full_depth("nmse_de", [0.0, 0.4, 2.0, 3.0]), [0, 0.2 / 0.9, 2, 2])
     np.testing.assert_allclose(full_depth("de_jaccard", [0.3]), [0.3])
     with pytest.raises(PerturbsimError, match="unknown metric 'nope'"):
         full_depth("nope", 0.5)
@@ -512,3 +515,41 @@ def test_a_set_up_screen_is_its_own_truth(norman):
     )
     pd.testing.assert_frame_equal(on_screen, on_profiles)
     assert (on_screen["value"] > 0).all()
+
+
+def test_a_prediction_of_some_conditions_is_told_apart_from_all_compared():
+    # a model predicting g0 only, scored as one predicting g0 and g1 is: against both
+    truth = _stats({"ctrl": CONTROL, "g0": [5.0, 1.0, 1.5, 1.0], "g1": [1.0, 5.0, 1.0, 1.5]})
+    both = _pred({"g0": [1.0, 1.0, 1.5, 1.0], "g1": CONTROL})
+    alone = _pred({"g0": [1.0, 1.0, 1.5, 1.0]})
+    chosen = ["discrimination_l1", "discrimination_l2", "centroid_accuracy"]
+    full = _table(score(both, truth, metrics=chosen))
+    compared = _table(score(alone, truth, metrics=chosen, comparison=["g0", "g1"]))
+    own = _table(score(alone, truth, metrics=chosen))
+    for name in chosen:
+        assert compared[("g0", name)] == full[("g0", name)] == 1.0
+        assert np.isnan(own[("g0", name)])  # alone among its own rows: nothing to tell apart
+    with pytest.raises(PerturbsimError, match="comparison must be a list"):
+        score(alone, truth, metrics=chosen, comparison="g0")
+    with pytest.raises(PerturbsimError, match=r"comparison conditions missing .*\['nope'\]"):
+        score(alone, truth, metrics=["mse"], comparison=["g0", "nope"])
+
+
+def test_the_full_depth_nmse_of_a_split_half_is_a_full_repeats():
+    # a change measured twice at full depth (n cells) and once split in halves (n / 2 each)
+    rng = np.random.default_rng(0)
+    signal, sd, n_genes, trials = rng.normal(0, 0.3, 200), 1.0, 200, 400
+    control = np.zeros(n_genes)
+
+    def measured(cells: int) -> np.ndarray:
+        return signal + rng.normal(0, sd / np.sqrt(cells), (trials, n_genes))
+
+    def nmse(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        return ((predicted - truth) ** 2).mean(1) / ((control - truth) ** 2).mean(1)
+
+    half = nmse(measured(10), measured(10)).mean()
+    full = nmse(measured(20), measured(20)).mean()
+    from perturbsim.tl._metrics import full_depth
+
+    assert float(full_depth("nmse_de", half)) == pytest.approx(full, rel=0.03)
+    assert half / 2 < 0.9 * full  # halving alone would read the repeat as better than it is

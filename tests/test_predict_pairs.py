@@ -532,3 +532,25 @@ def test_measured_gi_says_a_screen_of_few_cells_a_pair_does_not_replicate(
     assert float(re.search(r"correlate at a median r = (-?[0-9.]+)", printed)[1]) > median + 0.2
     calls = re.search(r"per-gene calls .*: (\d+) of (\d+) off the sum", printed)
     assert int(calls[1]) > 0.02 * int(calls[2])
+
+
+def test_cli_measured_gi_corrects_reliable_pairs_for_noise_when_asked(tmp_path, capsys):
+    adata = ps.ds.simulate(size="small", seed=25, cells_per_condition=60, n_control_cells=300)
+    data = tmp_path / "screen.h5ad"
+    adata.write_h5ad(data)
+    run = ["--no-progress", "measured-gi", str(data), "--control", "control", "--out"]
+    assert main([*run, str(tmp_path / "fitted")]) == 0
+    fitted = pd.read_csv(tmp_path / "fitted" / "gi_scores.csv", index_col=0)
+    assert "corrected" not in fitted
+    reliable = int((fitted["reliability"] >= 0.5).sum())
+    assert 0 < reliable < fitted["reliability"].notna().sum()
+    printed = capsys.readouterr().out
+    assert f"--correct-noise corrects the coefficients of the {reliable} at or above it" in printed
+    assert main([*run, str(tmp_path / "corrected"), "--correct-noise"]) == 0
+    corrected = pd.read_csv(tmp_path / "corrected" / "gi_scores.csv", index_col=0)
+    assert corrected["corrected"].sum() == reliable
+    np.testing.assert_array_equal(corrected["c1_uncorrected"], fitted["c1"])
+    moved = corrected["corrected"].astype(bool)
+    assert (corrected.loc[moved, "c1"] != fitted.loc[moved, "c1"]).all()
+    printed = capsys.readouterr().out
+    assert f"; {reliable} at or above it corrected for the noise (--correct-noise" in printed

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import perturbsim as ps
 from perturbsim.pp._pseudobulk import half_labels
 from perturbsim.tl import EvaluationResult
+from perturbsim.tl._result import SCORE_COLUMNS
 
 
 def test_half_labels_split_every_condition_in_two_seeded_halves():
@@ -236,3 +238,54 @@ def test_half_statistics_split_every_condition_control_included(tiny):
         np.testing.assert_allclose(second.variance()[row], cells.var(axis=0, ddof=1), atol=1e-9)
     with pytest.raises(ps.PerturbsimError, match="which must be 0 or 1"):
         stats.half(2)
+
+
+def test_the_replicate_is_mapped_to_full_depth_condition_by_condition():
+    # split-half correlations 0.1 and 0.9: a full-depth repeat's are 2r / (1 + r) each,
+    # mean 0.5646; the mapping of their mean, 0.5, would read 0.6667
+    rows = [
+        (model, seed, "unseen_single", condition, "pearson_delta", value)
+        for seed in (1, 2)
+        for model, by_condition in (
+            ("x", {"A": 0.3, "B": 0.3}),
+            ("mean", {"A": 0.0, "B": 0.0}),
+            ("replicate", {"A": 0.1, "B": 0.9}),
+        )
+        for condition, value in by_condition.items()
+    ]
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    result = EvaluationResult(scores=scores, coverage=pd.DataFrame(columns=["model", "subgroup"]))
+    ceiling = np.mean([0.2 / 1.1, 1.8 / 1.9])
+    per_seed = result.per_seed().set_index(["model", "seed"])["value"]
+    assert per_seed["replicate", 1] == pytest.approx(ceiling)
+    # two distinct conditions, margins 0.18 and 0.95: clear of noise; x stands at 0.3 of 0.5646
+    assert result.calibrated()["mean"].item() == pytest.approx(0.3 / ceiling)
+
+
+def test_the_calibrated_interval_holds_the_noise_of_the_replicates_margin():
+    def result(margins: list[float]) -> EvaluationResult:
+        rows = []
+        for seed in range(1, 6):
+            for condition, margin in zip("ABCDEF", margins, strict=True):
+                rows += [
+                    ("x", seed, "unseen_single", condition, "de_jaccard", 0.4 + 0.02 * seed),
+                    ("mean", seed, "unseen_single", condition, "de_jaccard", 0.2),
+                    ("replicate", seed, "unseen_single", condition, "de_jaccard", 0.2 + margin),
+                ]
+        scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+        return EvaluationResult(scores=scores, coverage=pd.DataFrame(columns=["model", "subgroup"]))
+
+    steady = result([0.4] * 6).calibrated().iloc[0]
+    noisy = result([0.05, 0.75] * 3).calibrated().iloc[0]  # the same mean margin, 0.4
+    assert steady["mean"] == pytest.approx(noisy["mean"]) == pytest.approx(0.65)
+    width = noisy["ci_high"] - noisy["ci_low"]
+    assert steady["ci_high"] - steady["ci_low"] == pytest.approx(
+        2 * stats.t.ppf(0.975, 4) * steady["std"] / np.sqrt(5)
+    )
+    # the span's standard error over the 6 distinct conditions, relative to the span 0.4
+    expected = stats.t.ppf(0.975, 4) * np.hypot(
+        noisy["std"] / np.sqrt(5), 0.65 * np.std([0.05, 0.75] * 3, ddof=1) / np.sqrt(6) / 0.4
+    )
+    assert width == pytest.approx(2 * expected)

@@ -289,3 +289,23 @@ def test_h5ad_round_trip(sim, tmp_path):
 def test_bad_arguments_name_the_value(kwargs, match):
     with pytest.raises(PerturbsimError, match=re.escape(match)):
         simulate(**{"size": "small", **kwargs})
+
+
+def test_a_network_that_oscillates_under_damping_is_solved_on_with_less():
+    # seed 51's feedback cycles swing between two states at the first damping (79 of its
+    # 106 conditions unsettled before the solver damped them further)
+    adata = ps.ds.simulate(size="tiny", seed=51)
+    assert adata.uns["simulation"]["params"]["n_unconverged"] == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_genes": 5000, "n_perturbable": 2000}, "a truth of 2,001,001 conditions"),
+        ({"n_genes": 10**9}, "x 1,000,000,000 genes, more than the 500,000,000 values"),
+        ({"cells_per_condition": 10**12}, "more than 50,000,000: choose fewer cells"),
+    ],
+)
+def test_a_design_beyond_memory_is_refused_before_it_is_drawn(options, message):
+    with pytest.raises(ps.PerturbsimError, match=message):
+        ps.ds.simulate(size="tiny", **options)

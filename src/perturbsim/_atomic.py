@@ -1,4 +1,10 @@
-"""Atomic writes of files and of folders of results: a crash mid-write leaves what was there."""
+"""Atomic writes of files and of folders of results: a failure mid-write leaves what was there.
+
+A file is replaced by one rename, so even a killed process leaves the old file or the new
+one. Files that belong together are renamed in one after the other, each over its old file:
+an error on the way puts the old ones back, but a process killed during those renames (a
+moment, after everything was written) can leave some files new and some old.
+"""
 
 from __future__ import annotations
 
@@ -237,8 +243,9 @@ def write_results_dir(
     ``out`` is checked first (:func:`check_results_dir`). The new files are written into a
     hidden folder inside ``out`` (so ``out`` itself, its permissions and its parent are left
     alone), then each is renamed over its name in ``out``; the earlier results it did not
-    rewrite are removed last. A failure while writing, or while renaming, leaves the earlier
-    results as they were.
+    rewrite are removed last. A failure while writing, or an error while renaming, leaves
+    the earlier results as they were (a process killed during the renames can leave some
+    files of each run: the module's note).
 
     Parameters
     ----------

@@ -338,6 +338,13 @@ def _go_annotations(
     return frame.sort_values(["gene", "term"], kind="stable").reset_index(drop=True)
 
 
+MAX_TRUTH_VALUES = 500_000_000
+"""Largest truth (conditions x genes) :func:`simulate` computes: 4 GB while it is solved in
+float64 (the Norman-sized preset's is 28 million)."""
+MAX_CELLS = 50_000_000
+"""Most cells :func:`simulate` draws."""
+
+
 def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
     if not isinstance(size, str) or size not in PRESETS:
         raise PerturbsimError(f"size={size!r} is not a preset; choose one of {list(PRESETS)}")
@@ -363,6 +370,23 @@ def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
         raise PerturbsimError("n_control_cells=0: a screen needs control cells")
     if design["n_singles"] + design["n_pairs"] > 0 and design["cells_per_condition"] < 1:
         raise PerturbsimError("cells_per_condition=0: measured conditions need cells")
+    n_truth = 1 + p + p * (p - 1) // 2  # control, every single and every pair
+    if n_truth * design["n_genes"] > MAX_TRUTH_VALUES:
+        raise PerturbsimError(
+            f"n_perturbable={p} and n_genes={design['n_genes']} ask for a truth of {n_truth:,} "
+            f"conditions (control, every single and pair) x {design['n_genes']:,} genes, "
+            f"more than the {MAX_TRUTH_VALUES:,} values this simulator holds in memory: "
+            "choose fewer perturbable genes or genes"
+        )
+    n_cells = design["n_control_cells"] + (
+        (design["n_singles"] + design["n_pairs"]) * design["cells_per_condition"]
+    )
+    if n_cells > MAX_CELLS:
+        raise PerturbsimError(
+            f"the design asks for {n_cells:,} cells, more than {MAX_CELLS:,}: choose fewer "
+            "cells per condition or conditions (perturbsim.ds.simulate_to_disk writes large "
+            "screens in chunks, up to the same limit)"
+        )
     return design
 
 
@@ -568,6 +592,7 @@ def _uns(screen: _Screen) -> dict[str, Any]:
         "grn": screen.grn.edges_frame(screen.names),
         "truth_conditions": screen.truth_labels.astype(str),
         "truth_mean": screen.truth_mean,
+        "truth_genes": screen.names.astype(str),
         "measured": np.array(screen.measured, dtype=str),
     }
 
@@ -666,10 +691,15 @@ def simulate(
       condition, computed by quadrature over library size, extrinsic noise, cell cycle and
       counts, not from the sampled cells: its changes over control are the limit of the
       pseudobulk's with infinitely many cells (within the sampling noise of thousands of
-      cells), its levels lie up to about 0.06 below that limit, since the quadrature takes
+      cells; a knocked-down target's change reads about 0.04 smaller than the cells'
+      limit), its levels lie up to about 0.08 below that limit, since the quadrature takes
       the rest of a cell's counts at their expectation and leaves out the rescaling of
-      each cell's extrinsic noise to its library size), ``measured`` (canonical labels of
-      the measured conditions).
+      each cell's extrinsic noise to its library size), ``truth_genes`` (the genes of its
+      columns, ``var_names`` as simulated), ``measured`` (canonical labels of the measured
+      conditions).
+    - ``uns["simulation"]["params"]["n_unconverged"]``: conditions whose steady state was
+      not reached (warned of; 0 on every preset and seed checked, since a condition
+      oscillating under the solver's damping is solved on with less).
 
     The screen is not set up: before splitting or training, name its labels with
     ``ps.pp.setup(adata, perturbation_key="condition", control="control")``.

@@ -559,6 +559,10 @@ class Perturbations:
     add: np.ndarray
 
 
+MIN_DAMPING = 0.02
+"""Smallest damping :func:`solve` steps the genes of feedback cycles with."""
+
+
 def solve(
     grn: RegulatoryNetwork,
     n_conditions: int,
@@ -570,7 +574,14 @@ def solve(
     max_iter: int = 3000,
     chunk: int = 512,
 ) -> tuple[np.ndarray, int]:
-    """Steady state of every condition, ``(n_conditions, n_genes)``, and non-converged count."""
+    """Steady state of every condition, ``(n_conditions, n_genes)``, and non-converged count.
+
+    The genes on feedback cycles move ``damping`` of the way to their production at each
+    step. A condition that has not settled after ``max_iter`` steps (a damped step can
+    overshoot into a lasting oscillation between two states) is solved on from where it
+    is with a quarter of the damping, down to :data:`MIN_DAMPING`; the conditions that
+    settled are not touched again. Those that never settle are counted and warned of.
+    """
     core_block, leaf_block = grn.blocks()
     nc = grn.core.size
     core_pos = np.full(grn.n_genes, -1, dtype=np.int64)
@@ -585,22 +596,30 @@ def solve(
         x0_core = grn.vmax[grn.core] * (grn.basal[grn.core] + 0.5 * (1 - grn.basal[grn.core]))
     # genes on feedback cycles are damped; the acyclic rest settles in as many steps as the
     # hierarchy is deep
-    alpha = np.where(grn.on_cycle()[grn.core], damping, 1.0)
+    on_cycle = grn.on_cycle()[grn.core]
     x = np.tile(x0_core, (n_conditions, 1))
     active = np.arange(n_conditions)
-    n_iter = 0
-    while active.size and n_iter < max_iter:
-        xa = x[active]
-        f = grn.production(xa, core_block, grn.core) * mult[active] + add[active]
-        new = xa + alpha * (f - xa)
-        diff = np.max(np.abs(new - xa) / np.maximum(xa, _TINY), axis=1)
-        x[active] = new
-        active = active[diff > tol]
-        n_iter += 1
+    while True:
+        alpha = np.where(on_cycle, damping, 1.0)
+        n_iter = 0
+        while active.size and n_iter < max_iter:
+            xa = x[active]
+            f = grn.production(xa, core_block, grn.core) * mult[active] + add[active]
+            new = xa + alpha * (f - xa)
+            diff = np.max(np.abs(new - xa) / np.maximum(xa, _TINY), axis=1)
+            x[active] = new
+            active = active[diff > tol]
+            n_iter += 1
+        if not active.size or damping / 4 < MIN_DAMPING:
+            break
+        damping /= 4
     n_bad = int(active.size)
     if n_bad:
         logger.warning(
-            "steady state not reached for %d conditions after %d iterations", n_bad, max_iter
+            "steady state not reached for %d conditions after %d iterations at damping down to %g",
+            n_bad,
+            max_iter,
+            damping,
         )
 
     out = np.empty((n_conditions, grn.n_genes))

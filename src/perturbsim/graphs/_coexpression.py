@@ -25,7 +25,8 @@ def coexpression_graph(
     keeps its ``top_k`` partners with ``|r| > threshold`` (ties go to the earlier gene), the
     edge weight is ``|r|`` (so strongly anti-correlated genes are neighbours too, with a
     positive weight), and edges point from the partner to the gene that kept it. Self-edges
-    are excluded; genes constant over those cells have no edges.
+    are excluded; genes constant over those cells (correlation 0 with every gene) have no
+    edges unless ``threshold`` is negative.
 
     Parameters
     ----------

@@ -45,7 +45,7 @@ SCALE = (
 baseline, blue at the replicate, dark blue beyond; values outside take the end colours."""
 PALE = 0.7
 """Share of white mixed into the colour of a calibrated score whose interval spans both
-anchors (the seeds cannot tell the model from either)."""
+anchors (the seeds, and the replicate's noise, cannot tell the model from either)."""
 
 
 @dataclass(frozen=True)
@@ -383,8 +383,8 @@ def _legend() -> str:
         "(<code>mean</code> baseline); <b>1</b> = as good as repeating the experiment "
         "(split-half replicate); <b>below 0</b> worse than the baseline; <b>above 1</b> "
         "closer than a repeat of the measurement. Higher is better for every metric. Pale: "
-        "the interval spans both 0 and 1, the seeds cannot tell the model from either "
-        "anchor.</div></div>"
+        "the interval (over the seeds and the replicate's noise) spans both 0 and 1: the "
+        "model cannot be told from either anchor.</div></div>"
     )
 
 

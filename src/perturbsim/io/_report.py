@@ -3,8 +3,9 @@
 The tables and settings come from :meth:`perturbsim.tl.EvaluationResult.write`; this module
 adds the plots of :mod:`perturbsim.pl`, rendered once each, the Markdown text that links
 them and the self-contained HTML page that embeds them (:mod:`perturbsim.io._html`). Every
-file is written to a temporary name in the target directory and renamed into place, so a
-reader never sees a half-written file.
+file is written into a hidden staging folder inside the target directory and renamed into
+place (:func:`perturbsim._atomic.write_results_dir`), so a reader never sees a half-written
+file.
 """
 
 from __future__ import annotations
@@ -158,9 +159,12 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
             ax=ax,
         )
         ax.set_title(model)
+        if model == REPLICATE:  # one half of the cells against the other
+            ax.set_xlabel("change in the other half")
+            ax.set_ylabel("change in one half")
         if i % SCATTER_COLUMNS:
             ax.set_ylabel("")
-        if i + SCATTER_COLUMNS < len(models):
+        if i + SCATTER_COLUMNS < len(models) and model != REPLICATE:
             ax.set_xlabel("")
     values = rows[["predicted", "measured"]].to_numpy(dtype=float)
     values = values[np.isfinite(values)]

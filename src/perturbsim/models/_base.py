@@ -1327,7 +1327,8 @@ class PerturbationModel(ABC):
             genes are not the model's.
         """
         config, arrays = read_model_dir(path)
-        model_cls = MODEL_REGISTRY.get(config.get("model", ""))
+        name = config.get("model", "")
+        model_cls = MODEL_REGISTRY.get(name) if isinstance(name, str) else None
         if model_cls is None:
             raise PerturbsimError(f"unknown model type {config.get('model')!r} in {str(path)!r}")
         if issubclass(cls, model_cls) and cls.name == model_cls.name:  # a user's variant
@@ -1405,8 +1406,8 @@ def _restored(
     control_mean = arrays.pop("control_mean")
     if genes.ndim != 1 or control_mean.shape != genes.shape:
         raise PerturbsimError(
-            f"{str(path)!r}: config.json lists {genes.size} genes but the weights hold "
-            f"{control_mean.size} (edited by hand?); save the model again"
+            f"{str(path)!r}: config.json lists {genes.size} genes but the weights' control_mean "
+            f"has shape {control_mean.shape} (edited by hand?); save the model again"
         )
     model = model_cls.from_state(
         genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")

@@ -85,11 +85,14 @@ class GEARS(PerturbationModel):
         GNN layers over the co-expression and GO graphs.
     uncertainty
         Add the uncertainty head, trained with a heteroscedastic loss. As the reference's,
-        it learns how far a *cell* falls from the prediction (the log of its expected error
-        to the loss's exponent, the cells' own spread included); predictions report it as a
-        normal variance (``.layers["variance"]``, 0 for control). It is a per-cell
-        spread, not the variance of the predicted mean, so intervals for a condition's mean
-        change are wide (``benchmarks/RESULTS.md``); an ensemble (``n_models``) or
+        it learns how far a perturbed *cell* less a random *control cell* falls from the
+        predicted change (the log of its expected error to the loss's exponent, so both
+        cells' own spreads are in it, and at an exponent of 4 the heavy tails of
+        zero-inflated counts); predictions report it as a normal variance
+        (``.layers["variance"]``, 0 for control): for a normal error, about the perturbed
+        cells' variance plus the control cells'. It is a per-cell spread, not the variance
+        of the predicted mean, so intervals for a condition's mean change are wide
+        (``benchmarks/RESULTS.md``); an ensemble (``n_models``) or
         :class:`~perturbsim.models.Stacked` give that variance.
     gamma
         Autofocus exponent is ``2 + gamma``; even exponents use the exact moment loss.

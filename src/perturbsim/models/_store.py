@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -34,6 +35,11 @@ def check_replaceable(path: str | Path) -> None:
     report, a project folder, notes kept beside a model) or a file is not replaced.
     """
     path = Path(path)
+    if path.is_symlink():
+        raise PerturbsimError(
+            f"{str(path)!r} is a symbolic link; not replaced (the link would become a folder "
+            "and its target keep the old model): save to the folder it points to"
+        )
     if not path.exists():
         return
     if not path.is_dir():
@@ -76,7 +82,10 @@ def write_model_dir(
     """Write ``config`` and ``arrays`` into the directory ``path`` atomically.
 
     Everything is written into a temporary sibling directory first, then renamed into place,
-    so a crash mid-save leaves any previous model at ``path`` intact.
+    so a crash mid-save leaves any previous model at ``path`` intact, but for one moment:
+    the previous model is renamed aside (``.NAME.old-*``, beside it) just before the new
+    one is renamed in, and a crash between the two renames leaves it there, which
+    :func:`read_model_dir` then names.
 
     Parameters
     ----------
@@ -140,7 +149,8 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     Raises
     ------
     PerturbsimError
-        If ``path`` is no path, the directory or a file is missing, the config is not valid
+        If ``path`` is no path, the directory or a file is missing (named where a save into
+        it was interrupted), the config is not valid
         JSON or was changed
         since it was saved (its recorded checksum; files saved before it was kept have
         none), or the weights do not match their recorded checksum (tampered or truncated).
@@ -148,6 +158,13 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     path = as_path("path", path)
     config_file, weights_file = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not path.is_dir():
+        pattern = f".{glob.escape(path.name)}.old-*"
+        retired = sorted(path.parent.glob(pattern), key=lambda p: p.stat().st_mtime)
+        if path.name and retired and not path.exists():
+            raise PerturbsimError(
+                f"no model directory at {str(path)!r}: a save into it was interrupted, and its "
+                f"previous model is in {str(retired[-1])!r} (rename it back to load it)"
+            )
         raise PerturbsimError(f"no model directory at {str(path)!r}")
     for needed in (config_file, weights_file):
         if not needed.is_file():

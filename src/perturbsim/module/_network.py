@@ -29,6 +29,10 @@ Deliberate differences from the reference:
   per sample uses LayerNorm, so a sample's prediction never depends on the other sets in its
   minibatch and minibatches of 1 to 64 sets train the same way. (Normalising per feature over
   the genes *after* adding the perturbation would subtract the perturbation shift away.)
+* A Linear after the gene table's ReLU (``gene_in``; the reference's ``emb_trans`` is a
+  bare ReLU): a learnable (h, h) map of the normalised gene embeddings before the
+  co-expression positions are added. It has been there since the network was first
+  written and was never ablated.
 * Speed (the decoder is the only part that scales with B × G). The last Linear of
   ``recovery`` (2h → h) and the gene-specific decoder (h → 1) are both linear, so they are
   evaluated as one folded (G, 2h) matrix ``decoder1_weight @ recovery_out.weight``: the same

@@ -295,9 +295,14 @@ def _labelled_scores(
     metrics: Sequence[str] | None,
     exclude_targets: bool,
     de_genes: Mapping[str, Sequence[str]],
+    comparison: Sequence[str],
     control_mean: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """:func:`score` of ``pred`` against ``truth``, behind ``model`` and ``seed`` columns."""
+    """:func:`score` of ``pred`` against ``truth``, behind ``model`` and ``seed`` columns.
+
+    ``comparison``: the conditions every prediction is told apart from (the seed's test
+    conditions the anchors are scored on), whichever subset the model predicts.
+    """
     scores = score(
         pred,
         truth,
@@ -306,6 +311,7 @@ def _labelled_scores(
         reference_mean=prepared.reference,
         metrics=metrics,
         exclude_targets=exclude_targets,
+        comparison=comparison,
     )
     scores.insert(0, "seed", prepared.seed)
     scores.insert(0, "model", name)
@@ -331,6 +337,7 @@ def _scored_tables(
         metrics=metrics,
         exclude_targets=exclude_targets,
         de_genes=prepared.de_genes,
+        comparison=prepared.test,
     )
     trust = uncertainty_table(
         pred,
@@ -429,8 +436,8 @@ def _replicate_tables(
     alone (its control mean, its DE genes, ranked as a model's are on the data it is scored
     against), so the two sides share no cell and no noise: ranking DE genes on both halves,
     or sharing the control mean, would favour genes whose noise the halves share. The values
-    are those of the halves; summaries map their means to a full-depth repeat of the
-    experiment (see :meth:`EvaluationResult.per_seed`).
+    are those of the halves; summaries map them, condition by condition, to a full-depth
+    repeat of the experiment (see :meth:`EvaluationResult.per_seed`).
     Conditions with fewer than :data:`MIN_REPLICATE_CELLS` cells (scored by the models only
     with a lower ``min_cells``) are flagged (logged, not covered), not scored.
     """
@@ -474,6 +481,7 @@ def _replicate_tables(
         metrics=metrics,
         exclude_targets=exclude_targets,
         de_genes=de_genes,
+        comparison=scored,  # the second half's means of the conditions it can split
         control_mean=measured.control_mean,
     )
     changes = _de_changes(

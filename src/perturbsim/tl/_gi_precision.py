@@ -44,19 +44,25 @@ def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
     return table
 
 
-def _expected_hits(strength: np.ndarray, member: np.ndarray, k: int) -> float:
-    """Expected members among the top ``k`` by ``strength``, ties ordered at random.
+def _top_k_share(strength: np.ndarray, k: int) -> np.ndarray:
+    """Each pair's chance of being among the top ``k`` by ``strength``, ties ordered at random.
 
-    Pairs strictly above the ``k``-th strength are all in; of the pairs tied with it,
-    the remaining places go to a random subset, so each counts by the share of places
-    left. NaN strengths rank last.
+    Pairs strictly above the ``k``-th strength are all in (1); of the pairs tied with it
+    (equal to :data:`~perturbsim.pp._gi._TIES` decimals), the remaining places go to a
+    random subset, so each has the share of places left. NaN strengths rank last.
     """
     value = np.where(np.isnan(strength), -np.inf, np.round(strength, _TIES))
     kth = np.sort(value)[::-1][k - 1]
     above = value > kth
     tied = value == kth
-    places = k - int(above.sum())
-    return float(member[above].sum() + places * member[tied].sum() / tied.sum())
+    share = above.astype(float)
+    share[tied] = (k - int(above.sum())) / tied.sum()
+    return share
+
+
+def _expected_hits(strength: np.ndarray, member: np.ndarray, k: int) -> float:
+    """Expected members (``member``: 1, 0 or a share) among the top ``k`` by ``strength``."""
+    return float(member @ _top_k_share(strength, k))
 
 
 def _r2(predicted: np.ndarray, true: np.ndarray) -> float:
@@ -108,8 +114,10 @@ def gi_precision(
     (truly of the subtype), ``precision_at_k`` (share of the top ``k`` truly of the
     subtype), ``recall_at_k`` (share of the true ones in the top ``k``; NaN without
     any), ``top_k_accuracy`` (share of the predicted top ``k`` among the true top ``k``
-    by the truth's own strength, GEARS's ``get_topk_acc``), ``random_precision`` (the
-    expectation of a random ranking: the subtype's prevalence ``n_true / n_pairs``),
+    by the truth's own strength, GEARS's ``get_topk_acc``; pairs tied in the truth at its
+    ``k``-th place share its remaining places, as in the predicted ranking),
+    ``random_precision`` (the expectation of a random ranking: the subtype's prevalence
+    ``n_true / n_pairs``),
     ``random_recall`` and ``random_top_k_accuracy`` (both ``k / n_pairs``; the first NaN
     without a true pair, as ``recall_at_k``), and ``r2``
     (coefficient of determination of the predicted score for the true one over the
@@ -132,9 +140,7 @@ def gi_precision(
         member = rules.holds(truth, subtype).to_numpy()  # true_strength beyond the cut
         n_true = int(member.sum())
         hits = _expected_hits(pred_strength.to_numpy(), member, places)
-        true_top = np.zeros(n_pairs, dtype=float)
-        order = np.argsort(-np.where(true_strength.isna(), -np.inf, true_strength), kind="stable")
-        true_top[order[:places]] = 1.0
+        true_top = _top_k_share(true_strength.to_numpy(dtype=float), places)  # ties shared
         rows.append(
             {
                 "subtype": subtype,

@@ -29,7 +29,9 @@ def truth_profiles(adata: AnnData) -> AnnData:
     ----------
     adata
         A screen from :func:`perturbsim.ds.simulate` (read only: its
-        ``.uns["simulation"]["truth_conditions"]`` and ``["truth_mean"]``).
+        ``.uns["simulation"]["truth_conditions"]``, ``["truth_mean"]`` and
+        ``["truth_genes"]``), or a subset of its genes in any order: the truth is read by
+        gene name.
 
     Returns
     -------
@@ -54,7 +56,16 @@ def truth_profiles(adata: AnnData) -> AnnData:
         )
     labels = [str(label) for label in np.asarray(record["truth_conditions"]).ravel()]
     mean = np.asarray(record["truth_mean"], dtype=np.float32)
-    if mean.shape != (len(labels), adata.n_vars):
+    if "truth_genes" in record:  # by name: the screen's genes may since be reordered or cut
+        column = {str(g): i for i, g in enumerate(np.asarray(record["truth_genes"]).ravel())}
+        missing = [str(g) for g in adata.var_names if str(g) not in column]
+        if missing:
+            raise PerturbsimError(
+                f"gene {missing[0]!r} of adata has no truth (.uns['simulation']['truth_genes']"
+                f"; {len(missing)} such): pass the simulated screen's genes"
+            )
+        mean = mean[:, [column[str(g)] for g in adata.var_names]]
+    elif mean.shape != (len(labels), adata.n_vars):  # a screen simulated before names were kept
         raise PerturbsimError(
             f"truth_mean has shape {mean.shape}, expected ({len(labels)}, {adata.n_vars})"
         )

@@ -87,13 +87,16 @@ MetricFunc = Callable[[MetricInputs], float]
 """``func(inputs) -> float`` on one condition."""
 
 
-FullDepth = Literal["spearman_brown", "halve", "none"]
+FullDepth = Literal["spearman_brown", "halve", "halve_relative", "none"]
 FULL_DEPTH_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     # Spearman-Brown, the reliability of a test of twice the length, 2r / (1 + r); like
     # cell-eval, only for a positive correlation (no reliability to scale otherwise)
     "spearman_brown": lambda r: np.where(r > 0, 2 * r / (1 + np.abs(r)), r),
     # the difference of two half-depth means has twice the noise variance of two full ones
     "halve": lambda error: error / 2,
+    # an error relative to no change's: the no-change error holds the measured change's
+    # noise too, a quarter of the split-half error, halved at full depth; no larger than 2
+    "halve_relative": lambda ratio: (ratio / 2) / np.maximum(1 - ratio / 4, ratio / 4),
     "none": lambda value: value,
 }
 """How a split-half value maps to a full-depth repeat, by :attr:`Metric.full_depth`."""
@@ -114,7 +117,8 @@ def full_depth_note(metrics: Sequence[str]) -> str:
     kept = [m for m in metrics if m in METRICS and METRICS[m].full_depth == "none"]
     text = (
         "mapped to a full-depth repeat of the experiment (Spearman-Brown for correlations, "
-        "half the squared error for squared errors)"
+        "half the squared error for squared errors, and the no-change error less half its "
+        "noise for errors relative to it)"
     )
     if not kept:
         return text
@@ -133,9 +137,12 @@ def full_depth(metric: str, values: np.ndarray | float) -> np.ndarray:
     the cells; repeating the whole experiment compares two full-depth means. For a
     correlation the Spearman-Brown formula ``2r / (1 + r)`` gives the full-depth
     reliability (as cell-eval's ceiling does, for positive ``r`` only); for a squared error
-    between two noisy means the noise term halves (the denominator of ``nmse`` is kept, an
-    approximation that holds when the change is large against the noise); other metrics are
-    left as measured.
+    between two noisy means the noise term halves. A squared error relative to that of
+    predicting no change (``nmse``: ``n = E / D``) needs both: with each half's change
+    measured with noise variance ``v``, the split-half error is ``E = 2v`` (the signal
+    cancels) and the no-change error ``D = Δ² + v``; at full depth they are ``E / 2`` and
+    ``D - E / 4``, so ``n`` maps to ``(n / 2) / (1 - n / 4)``, at most 2 (``D`` is at least
+    the noise, ``v / 2``, at full depth). Other metrics are left as measured.
 
     Examples
     --------
@@ -143,6 +150,8 @@ def full_depth(metric: str, values: np.ndarray | float) -> np.ndarray:
     0.6666666666666666
     >>> float(full_depth("mse", 0.2))
     0.1
+    >>> float(full_depth("nmse", 2.0))  # halves of pure noise: twice no change's error
+    2.0
     """
     if metric not in METRICS:
         raise PerturbsimError(f"unknown metric {metric!r}; available: {list(METRICS)}")
@@ -170,7 +179,8 @@ class Metric:
         How the value of a split-half replicate (two halves of a condition's cells, each at
         half the depth) maps to that of repeating the whole experiment (see
         :func:`full_depth`): ``"spearman_brown"`` for correlations, ``"halve"`` for
-        squared errors, ``"none"`` where no simple rule applies.
+        squared errors, ``"halve_relative"`` for squared errors relative to that of no
+        change, ``"none"`` where no simple rule applies.
     bounds
         The range the metric's values can take (a correlation's ``(-1, 1)``); intervals over
         seeds are clipped to it.
@@ -218,7 +228,8 @@ def register_metric(
         ``"de_idx"``, ``"targets"``, ``"reference"``, ``"others"``); :func:`score` fills
         them and skips the metric when one cannot be filled.
     full_depth
-        ``"spearman_brown"``, ``"halve"`` or ``"none"``: see :attr:`Metric.full_depth`.
+        ``"spearman_brown"``, ``"halve"``, ``"halve_relative"`` or ``"none"``: see
+        :attr:`Metric.full_depth`.
     bounds
         The range of the metric's values: see :attr:`Metric.bounds`.
 
@@ -342,7 +353,7 @@ def _metric_mse_de(x: MetricInputs) -> float:
     "nmse",
     description="mse / mse of predicting control (no-perturbation model), all genes",
     best="lower",
-    full_depth="halve",
+    full_depth="halve_relative",
     bounds=NON_NEGATIVE,
 )
 def _metric_nmse(x: MetricInputs) -> float:
@@ -354,7 +365,7 @@ def _metric_nmse(x: MetricInputs) -> float:
     description="mse / mse of predicting control, top DE genes",
     best="lower",
     needs=("de_idx",),
-    full_depth="halve",
+    full_depth="halve_relative",
     bounds=NON_NEGATIVE,
 )
 def _metric_nmse_de(x: MetricInputs) -> float:
@@ -388,7 +399,8 @@ def _metric_pearson_delta_de(x: MetricInputs) -> float:
 
 @register_metric(
     "direction_error_de",
-    description="fraction of top DE genes whose predicted change has the wrong sign",
+    description="fraction of top DE genes whose predicted change has the wrong sign (no "
+    "predicted change: half, a guess's chance)",
     best="lower",
     needs=("de_idx",),
     bounds=SHARE,
@@ -399,7 +411,9 @@ def _metric_direction_error_de(x: MetricInputs) -> float:
         return float("nan")
     predicted = np.sign(x.predicted[de] - x.control[de])
     measured = np.sign(x.measured[de] - x.control[de])
-    return float(np.mean(predicted != measured))
+    # a gene predicted not to change names no direction: as a coin would, half wrong
+    undecided = (predicted == 0) & (measured != 0)
+    return float(np.mean(np.where(undecided, 0.5, predicted != measured)))
 
 
 @register_metric(
@@ -549,9 +563,15 @@ def _dense(x: object) -> np.ndarray:
 
 
 def _truth_means(
-    truth: AnnData | PseudobulkStats, conditions: list[str], genes: np.ndarray
+    truth: AnnData | PseudobulkStats,
+    conditions: list[str],
+    genes: np.ndarray,
+    what: str = "predicted conditions",
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Measured means ``(n, G)`` of ``conditions`` on ``genes``, and the truth's control mean."""
+    """Measured means ``(n, G)`` of ``conditions`` on ``genes``, and the truth's control mean.
+
+    ``what`` names the conditions in the error when the truth lacks some.
+    """
     if isinstance(truth, AnnData) and SETUP in truth.uns.get(UNS, {}):  # a screen of cells
         truth = current_stats(truth)
     if isinstance(truth, PseudobulkStats):
@@ -580,7 +600,7 @@ def _truth_means(
             if cells
             else ""
         )
-        raise PerturbsimError(f"predicted conditions missing from the truth: {missing[:10]}{hint}")
+        raise PerturbsimError(f"{what} missing from the truth: {missing[:10]}{hint}")
     cols = np.array([col[g] for g in genes], dtype=np.int64)
     selected = np.asarray(
         means[np.array([row[c] for c in conditions], dtype=np.int64)][:, cols], dtype=np.float64
@@ -732,6 +752,7 @@ def score(
     reference_mean: np.ndarray | None = None,
     metrics: Sequence[str] | None = None,
     exclude_targets: bool = True,
+    comparison: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Score predicted mean profiles against measured ones, per condition.
 
@@ -739,15 +760,16 @@ def score(
     every chosen metric on it. The optional inputs come from: ``variance``, the
     prediction's ``.layers["variance"]``; ``de_idx``, ``de_genes``; ``targets``, the genes of
     the condition's label that are among the predicted genes; ``reference``,
-    ``reference_mean``; ``others``, the measured means of the other conditions of ``pred``.
+    ``reference_mean``; ``others``, the measured means of the other conditions of ``pred``
+    (or of ``comparison``).
 
     By default (``exclude_targets=True``) the perturbed genes are left out of every
     metric, all-gene and DE-gene alike: a metric of one condition does not see that
     condition's measured targets, and a metric comparing it with the other conditions
     (``discrimination_l1``, ``discrimination_l2``, ``centroid_accuracy``) does not see the
-    measured targets of any condition of ``pred``, so that no distance rewards or punishes
-    a target's own change. ``exclude_targets=False`` keeps every gene, as GEARS and
-    Systema score.
+    measured targets of any condition of ``pred`` (and of ``comparison``), so that no
+    distance rewards or punishes a target's own change. ``exclude_targets=False`` keeps
+    every gene, as GEARS and Systema score.
 
     Parameters
     ----------
@@ -777,6 +799,12 @@ def score(
         inputs were given.
     exclude_targets
         Leave the perturbed genes out of every metric (see above); ``False`` keeps them.
+    comparison
+        The conditions whose measured means a prediction is told apart from by the metrics
+        that compare conditions (each condition's own left out); default: those of
+        ``pred``. Models that predict different subsets of the same test conditions are
+        comparable only against the same ones (:func:`evaluate` gives every model, and the
+        baseline, all of a split's test conditions).
 
     Returns
     -------
@@ -784,7 +812,8 @@ def score(
     and metric, conditions in the order of ``pred``. Pearson correlations with a constant
     vector (e.g. the change predicted by the no-perturbation model, or the change of
     control itself) are NaN, as are ratios whose reference error is 0, and the metrics
-    comparing conditions when ``pred`` holds a single one. A predicted value stored in
+    comparing conditions when there is no other condition to compare with (``pred``, or
+    ``comparison``, holds a single one). A predicted value stored in
     float32 that equals the control mean at float32 precision counts as no change.
 
     Examples
@@ -825,7 +854,13 @@ def score(
     )
 
     targets = [_target_indices(c, col) for c in conditions]
-    every_target = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *targets]))
+    check_list("comparison", comparison, "condition labels", optional=True)
+    pool = conditions if comparison is None else [str(c) for c in comparison]
+    pool_means = (
+        true if comparison is None else _truth_means(truth, pool, genes, "comparison conditions")[0]
+    )
+    pool_targets = targets if comparison is None else [_target_indices(c, col) for c in pool]
+    every_target = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *targets, *pool_targets]))
 
     records = []
     for i, cond in enumerate(conditions):
@@ -837,7 +872,11 @@ def score(
             de_idx=de_index.get(cond),
             targets=targets[i] if "targets" in needed else None,
             reference=reference,
-            others=np.delete(true, i, axis=0) if "others" in needed else None,
+            others=(
+                np.delete(pool_means, [j for j, c in enumerate(pool) if c == cond], axis=0)
+                if "others" in needed
+                else None
+            ),
         )
         own = _without(inputs, targets[i]) if exclude_targets else inputs
         shared = _without(inputs, every_target) if exclude_targets else inputs

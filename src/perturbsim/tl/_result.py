@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .._atomic import atomic_write, write_results_dir
 from .._checks import check_fraction, checked_table
@@ -112,25 +113,25 @@ def _better_sign(metrics: pd.Series) -> pd.Series:
     return metrics.map(lambda m: -1.0 if _lower_is_better(m) else 1.0)
 
 
-def _clear_span(table: pd.DataFrame) -> pd.Series:
-    """Whether the replicate beats the baseline beyond noise, per model, subgroup and metric.
+def _span_margins(table: pd.DataFrame) -> pd.DataFrame:
+    """How far the replicate beats the baseline, per model, subgroup and metric.
 
     ``table``: one row per model, seed, condition and metric with the anchors ``low`` and
-    ``high``. Each condition's margin (replicate as a full-depth repeat minus baseline,
-    better-signed) is averaged over the seeds that scored it (the replicate is one split of
-    its cells, the same in every seed); the margins of the distinct conditions must average
-    more than :data:`MIN_SPAN_SE` standard errors: a replicate that beats the baseline by a
-    hair, or on one condition, would make any difference between a model and the baseline
-    a multiple of the span and the calibrated score arbitrary.
+    ``high`` (the replicate already mapped to a full-depth repeat). Each condition's margin
+    (replicate minus baseline, better-signed) is averaged over the seeds that scored it
+    (the replicate is one split of its cells, the same in every seed); returns the
+    standard error (``se``) of the mean of the distinct conditions' margins and whether that
+    mean is ``clear``: more than :data:`MIN_SPAN_SE` standard errors, as a replicate that beats the
+    baseline by a hair, or on one condition, would make any difference between a model and
+    the baseline a multiple of the span and the calibrated score arbitrary.
     """
     keys = ["model", "subgroup", "metric"]
-    margin = (_full_depth(table, "high") - table["low"].to_numpy(dtype=float)) * _better_sign(
-        table["metric"]
-    )
+    margin = (table["high"] - table["low"]) * _better_sign(table["metric"])
     per_condition = margin.groupby([table[k] for k in [*keys, "condition"]], sort=False).mean()
     margins = per_condition.groupby(level=keys, sort=False)
-    n, mean, std = margins.count(), margins.mean(), margins.std(ddof=1)
-    return (n > 1) & (mean > MIN_SPAN_SE * std / np.sqrt(n))
+    n, mean = margins.count(), margins.mean()
+    se = margins.std(ddof=1) / np.sqrt(n)
+    return pd.DataFrame({"se": se, "clear": (n > 1) & (mean > MIN_SPAN_SE * se)})
 
 
 def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -143,22 +144,53 @@ def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
     table = scores[~scores["model"].isin([baseline, REPLICATE])]
     table = table.join(anchors[0], on=keys).join(anchors[1], on=keys)
     finite = np.isfinite(table[["value", "low", "high"]].to_numpy(dtype=float)).all(axis=1)
-    table = table[finite]
+    table = table[finite].copy()
+    table["high"] = _full_depth(table, "high")  # condition by condition, as per_seed
     groups = table.groupby(["model", "seed", "subgroup", "metric"], sort=False)
     per_seed = groups[["value", "low", "high"]].mean()
     per_seed["n_conditions"] = groups.size()
     per_seed = per_seed.reset_index()
-    per_seed["high"] = _full_depth(per_seed, "high")
     # one span per model, subgroup and metric, pooled over seeds: a seed whose anchors
     # nearly coincide must not blow up the ratio
     by = [per_seed["model"], per_seed["subgroup"], per_seed["metric"]]
     span = (per_seed["high"] - per_seed["low"]).groupby(by, sort=False).transform("mean")
-    clear = _clear_span(table)
+    margins = _span_margins(table)
     index = pd.MultiIndex.from_frame(per_seed[["model", "subgroup", "metric"]])
     gained = _better_sign(per_seed["metric"]) * span > 0
-    meaningful = clear.reindex(index, fill_value=False).to_numpy() & gained
+    meaningful = margins["clear"].reindex(index, fill_value=False).to_numpy() & gained
     per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no span: no value to widen
+        per_seed["span_rel_se"] = margins["se"].reindex(index).to_numpy() / span.abs().to_numpy()
     return per_seed
+
+
+def _with_span_noise(
+    summary: pd.DataFrame, per_seed: pd.DataFrame, confidence: float
+) -> pd.DataFrame:
+    """``summary``'s intervals widened by the noise of the span they are measured in.
+
+    A calibrated value ``c = d / span`` varies over seeds through ``d``, which the interval
+    over seeds holds, and through the span, measured on a finite sample of conditions
+    whose replicate is the same split in every seed, which it does not: the delta method
+    adds ``(c · se(span) / span)²`` to the squared standard error of the mean over seeds
+    (their covariance left out, which widens the interval where ``c`` is positive), under
+    the same t quantile (``n_seeds - 1`` degrees of freedom). ``std`` and ``n_seeds`` stay
+    those of the seeds; an interval undefined over seeds (one seed) stays undefined.
+    """
+    if summary.empty:
+        return summary
+    keys = ["model", "subgroup", "metric"]
+    relative = per_seed.groupby(keys, sort=False)["span_rel_se"].first()
+    rel_se = relative.reindex(pd.MultiIndex.from_frame(summary[keys])).to_numpy()
+    n = summary["n_seeds"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quantile = stats.t.ppf(0.5 + confidence / 2, n - 1)
+        mean = summary["mean"].to_numpy(dtype=float)
+        seeds_se = summary["std"].to_numpy(dtype=float) / np.sqrt(n)
+        half = quantile * np.sqrt(seeds_se**2 + (mean * np.nan_to_num(rel_se)) ** 2)
+    widened = summary.copy()
+    widened["ci_low"], widened["ci_high"] = mean - half, mean + half
+    return widened
 
 
 def order_subgroups(subgroups: Sequence[str]) -> list[str]:
@@ -289,10 +321,13 @@ class EvaluationResult:
     def per_seed(self) -> pd.DataFrame:
         """Mean over the conditions of each model, seed, subgroup and metric.
 
-        The replicate's means are mapped to a full-depth repeat of the experiment
+        The replicate's values are mapped to a full-depth repeat of the experiment
         (:func:`perturbsim.tl.metrics.full_depth`: Spearman-Brown for correlations, as
-        cell-eval's ceiling, half the squared error): its rows in :attr:`scores` compare two
-        half-depth means.
+        cell-eval's ceiling, half the squared error, and for an error relative to no
+        change's that reference less half its noise) condition by condition, before the
+        mean: its rows in :attr:`scores` compare two half-depth means, and a full-depth
+        repeat's mean correlation is the mean of its conditions' (Spearman-Brown of the
+        mean correlation would overstate it).
 
         Returns
         -------
@@ -304,10 +339,11 @@ class EvaluationResult:
                 columns=["model", "seed", "subgroup", "metric", "value", "n_conditions"]
             )
         keys = ["model", "seed", "subgroup", "metric"]
-        grouped = self.scores.groupby(keys, sort=False, observed=True)["value"]
+        scores = self.scores.copy()
+        replicate = (scores["model"] == REPLICATE).to_numpy()
+        scores.loc[replicate, "value"] = _full_depth(scores[replicate], "value")
+        grouped = scores.groupby(keys, sort=False, observed=True)["value"]
         table = grouped.agg(value="mean", n_conditions="count").reset_index()
-        replicate = table["model"] == REPLICATE
-        table.loc[replicate, "value"] = _full_depth(table[replicate], "value")
         return _ordered(table, self.models, ["model", "subgroup", "metric", "seed"])
 
     def summary(self, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -355,7 +391,10 @@ class EvaluationResult:
         with a single condition. The screen then has nothing reproducible enough to
         calibrate against, and a margin of a hair would make any difference from the
         baseline look like many repeats of the experiment.
-        ``n_conditions`` counts the conditions used.
+        ``n_conditions`` counts the conditions used. The interval is the t-interval over
+        seeds widened by the noise of the span itself (the standard error of the distinct
+        conditions' margins, by the delta method): the replicate is one split of each
+        condition's cells, the same in every seed, so no spread over seeds holds it.
 
         Parameters
         ----------
@@ -381,7 +420,7 @@ class EvaluationResult:
             )
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
         per_seed = _calibrated_per_seed(self.scores, baseline)
-        return _over_seeds(per_seed, models, confidence)
+        return _with_span_noise(_over_seeds(per_seed, models, confidence), per_seed, confidence)
 
     def _check_baseline(self, baseline: object) -> None:
         """Refuse the replicate as ``baseline``, or a name no model of this evaluation has.
@@ -410,7 +449,8 @@ class EvaluationResult:
         is compared with ``reference`` on their shared conditions only: both calibrated as
         in :meth:`calibrated`, per seed, and their difference (reference minus model:
         calibrated values are higher-is-better for every metric, so positive means the
-        reference is better) averaged over seeds with a t-interval.
+        reference is better) averaged over seeds with a t-interval, widened as
+        :meth:`calibrated`'s by the noise of the span both are measured in.
 
         Parameters
         ----------
@@ -475,7 +515,11 @@ class EvaluationResult:
                 n_conditions=counts.reindex(wide.index).fillna(0).astype(int),
                 model=model,
             ).reset_index()
-            summary = _over_seeds(difference, [model], confidence)
+            summary = _with_span_noise(  # both on the same conditions: one span
+                _over_seeds(difference, [model], confidence),
+                per_seed[per_seed["model"] == model],
+                confidence,
+            )
             means = difference.groupby(["subgroup", "metric"], sort=False)[[reference, model]]
             means = means.mean().rename(columns={reference: "reference", model: "model_value"})
             tables.append(summary.join(means, on=["subgroup", "metric"]))
