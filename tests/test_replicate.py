@@ -265,12 +265,13 @@ def test_the_replicate_is_mapped_to_full_depth_condition_by_condition():
 
 
 def test_the_calibrated_interval_holds_the_noise_of_the_replicates_margin():
-    def result(margins: list[float]) -> EvaluationResult:
+    def result(margins: list[float], follows: bool = False) -> EvaluationResult:
         rows = []
         for seed in range(1, 6):
             for condition, margin in zip("ABCDEF", margins, strict=True):
+                gain = 0.5 * margin if follows else 0.2
                 rows += [
-                    ("x", seed, "unseen_single", condition, "de_jaccard", 0.4 + 0.02 * seed),
+                    ("x", seed, "unseen_single", condition, "de_jaccard", 0.2 + gain + 0.02 * seed),
                     ("mean", seed, "unseen_single", condition, "de_jaccard", 0.2),
                     ("replicate", seed, "unseen_single", condition, "de_jaccard", 0.2 + margin),
                 ]
@@ -289,3 +290,10 @@ def test_the_calibrated_interval_holds_the_noise_of_the_replicates_margin():
         noisy["std"] / np.sqrt(5), 0.65 * np.std([0.05, 0.75] * 3, ddof=1) / np.sqrt(6) / 0.4
     )
     assert width == pytest.approx(2 * expected)
+    # a model whose gain follows the margin condition by condition stands where it stands
+    # whatever the span: no wider than the seeds make it (covariance half the span's
+    # variance: c² var - 2c cov = c (c - 1) var < 0 for c = 0.65)
+    following = result([0.05, 0.75] * 3, follows=True).calibrated().iloc[0]
+    assert following["ci_high"] - following["ci_low"] == pytest.approx(
+        2 * stats.t.ppf(0.975, 4) * following["std"] / np.sqrt(5)
+    )

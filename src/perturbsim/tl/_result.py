@@ -116,26 +116,44 @@ def _better_sign(metrics: pd.Series) -> pd.Series:
 def _span_margins(table: pd.DataFrame) -> pd.DataFrame:
     """How far the replicate beats the baseline, per model, subgroup and metric.
 
-    ``table``: one row per model, seed, condition and metric with the anchors ``low`` and
-    ``high`` (the replicate already mapped to a full-depth repeat). Each condition's margin
-    (replicate minus baseline, better-signed) is averaged over the seeds that scored it
-    (the replicate is one split of its cells, the same in every seed); returns the
-    standard error (``se``) of the mean of the distinct conditions' margins and whether that
-    mean is ``clear``: more than :data:`MIN_SPAN_SE` standard errors, as a replicate that beats the
-    baseline by a hair, or on one condition, would make any difference between a model and
-    the baseline a multiple of the span and the calibrated score arbitrary.
+    ``table``: one row per model, seed, condition and metric with the model's ``value`` and
+    the anchors ``low`` and ``high`` (the replicate already mapped to a full-depth repeat).
+    Each condition's margin (replicate minus baseline) and gain (model minus baseline) are
+    averaged over the seeds that scored it (the replicate is one split of its cells, the
+    same in every seed). Returns, over the distinct conditions, the variance of the mean
+    margin (``margin_var``: its squared standard error), its covariance with the mean
+    gain (``gain_cov``), and whether the mean margin, better-signed, is ``clear``: more
+    than :data:`MIN_SPAN_SE` standard errors, as a replicate that beats the baseline by a
+    hair, or on one condition, would make any difference between a model and the baseline
+    a multiple of the span and the calibrated score arbitrary.
     """
     keys = ["model", "subgroup", "metric"]
-    margin = (table["high"] - table["low"]) * _better_sign(table["metric"])
-    per_condition = margin.groupby([table[k] for k in [*keys, "condition"]], sort=False).mean()
-    margins = per_condition.groupby(level=keys, sort=False)
-    n, mean = margins.count(), margins.mean()
-    se = margins.std(ddof=1) / np.sqrt(n)
-    return pd.DataFrame({"se": se, "clear": (n > 1) & (mean > MIN_SPAN_SE * se)})
+    by = [table[k] for k in [*keys, "condition"]]
+    per_condition = pd.DataFrame(
+        {
+            "margin": (table["high"] - table["low"]) * _better_sign(table["metric"]),
+            "gain": (table["value"] - table["low"]) * _better_sign(table["metric"]),
+        }
+    )
+    per_condition = per_condition.groupby(by, sort=False).mean()
+    groups = per_condition.groupby(level=keys, sort=False)
+    n, mean = groups["margin"].count(), groups["margin"].mean()
+    centred = per_condition - groups.transform("mean")
+    centred["product"] = centred["margin"] * centred["gain"]
+    sums = centred.pow(2).assign(product=centred["product"]).groupby(level=keys, sort=False).sum()
+    pairs = (n * (n - 1)).where(n > 1)  # the mean's variance: a variance (ddof 1) over n
+    margin_var, gain_cov = sums["margin"] / pairs, sums["product"] / pairs
+    clear = (n > 1) & (mean > MIN_SPAN_SE * np.sqrt(margin_var))
+    return pd.DataFrame({"margin_var": margin_var, "gain_cov": gain_cov, "clear": clear})
 
 
 def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Per-seed calibrated means of every model but the anchors (see ``calibrated``)."""
+    """Per-seed calibrated means of every model but the anchors (see ``calibrated``).
+
+    Beside them, ``span_var`` and ``span_cov``: the variance of the span over its distinct
+    conditions and its covariance with the model's gain, both relative to the squared span
+    (:func:`_with_span_noise` reads them).
+    """
     keys = ["seed", "condition", "metric"]
     anchors = [
         scores[scores["model"] == name].set_index(keys)["value"].rename(column)
@@ -160,7 +178,9 @@ def _calibrated_per_seed(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
     meaningful = margins["clear"].reindex(index, fill_value=False).to_numpy() & gained
     per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
     with np.errstate(divide="ignore", invalid="ignore"):  # no span: no value to widen
-        per_seed["span_rel_se"] = margins["se"].reindex(index).to_numpy() / span.abs().to_numpy()
+        squared = span.to_numpy() ** 2
+        per_seed["span_var"] = margins["margin_var"].reindex(index).to_numpy() / squared
+        per_seed["span_cov"] = margins["gain_cov"].reindex(index).to_numpy() / squared
     return per_seed
 
 
@@ -169,28 +189,51 @@ def _with_span_noise(
 ) -> pd.DataFrame:
     """``summary``'s intervals widened by the noise of the span they are measured in.
 
-    A calibrated value ``c = d / span`` varies over seeds through ``d``, which the interval
-    over seeds holds, and through the span, measured on a finite sample of conditions
-    whose replicate is the same split in every seed, which it does not: the delta method
-    adds ``(c · se(span) / span)²`` to the squared standard error of the mean over seeds
-    (their covariance left out, which widens the interval where ``c`` is positive), under
-    the same t quantile (``n_seeds - 1`` degrees of freedom). ``std`` and ``n_seeds`` stay
+    A calibrated value ``c = d / s`` (``d`` the model's gain over the baseline, ``s`` the
+    span) varies over seeds through ``d``, which the interval over seeds holds, and through
+    ``s``, measured on a finite sample of conditions whose replicate is the same split in
+    every seed, which it does not. By the delta method the span adds
+    ``c² var(s) / s² - 2c cov(d, s) / s²`` (``per_seed``'s ``span_var`` and ``span_cov``,
+    over the distinct conditions) to the squared standard error of the mean over seeds,
+    where positive: a model whose gain follows the span condition by condition (a model as
+    good as the replicate) stands where it stands whatever the span, one that does not
+    (near the baseline, or far beyond the replicate) moves with it. The interval takes
+    the same t quantile (``n_seeds - 1`` degrees of freedom); ``std`` and ``n_seeds`` stay
     those of the seeds; an interval undefined over seeds (one seed) stays undefined.
+    ``per_seed``'s ``span_cov`` may hold the covariance of a difference of two models'
+    gains (:meth:`EvaluationResult.head_to_head`).
     """
     if summary.empty:
         return summary
     keys = ["model", "subgroup", "metric"]
-    relative = per_seed.groupby(keys, sort=False)["span_rel_se"].first()
-    rel_se = relative.reindex(pd.MultiIndex.from_frame(summary[keys])).to_numpy()
+    index = pd.MultiIndex.from_frame(summary[keys])
+    first = per_seed.groupby(keys, sort=False)[["span_var", "span_cov"]].first().reindex(index)
+    span_var = np.nan_to_num(first["span_var"].to_numpy(dtype=float))
+    span_cov = np.nan_to_num(first["span_cov"].to_numpy(dtype=float))
     n = summary["n_seeds"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         quantile = stats.t.ppf(0.5 + confidence / 2, n - 1)
         mean = summary["mean"].to_numpy(dtype=float)
         seeds_se = summary["std"].to_numpy(dtype=float) / np.sqrt(n)
-        half = quantile * np.sqrt(seeds_se**2 + (mean * np.nan_to_num(rel_se)) ** 2)
+        span_part = np.maximum(mean**2 * span_var - 2 * mean * span_cov, 0.0)
+        half = quantile * np.sqrt(seeds_se**2 + np.nan_to_num(span_part))
     widened = summary.copy()
     widened["ci_low"], widened["ci_high"] = mean - half, mean + half
     return widened
+
+
+def _difference_span_noise(per_seed: pd.DataFrame, reference: str, model: str) -> pd.DataFrame:
+    """The span's noise terms of ``reference``'s calibrated value minus ``model``'s.
+
+    Both are calibrated on the same conditions, so by one span: the difference of their
+    gains has the span's variance and the difference of their covariances with it.
+    """
+    keys = ["subgroup", "metric"]
+    terms = ["span_var", "span_cov"]
+    ours = per_seed[per_seed["model"] == reference].groupby(keys, sort=False)[terms].first()
+    theirs = per_seed[per_seed["model"] == model].groupby(keys, sort=False)[terms].first()
+    ours = ours.reindex(theirs.index)
+    return theirs.assign(span_cov=ours["span_cov"] - theirs["span_cov"], model=model).reset_index()
 
 
 def order_subgroups(subgroups: Sequence[str]) -> list[str]:
@@ -393,8 +436,9 @@ class EvaluationResult:
         baseline look like many repeats of the experiment.
         ``n_conditions`` counts the conditions used. The interval is the t-interval over
         seeds widened by the noise of the span itself (the standard error of the distinct
-        conditions' margins, by the delta method): the replicate is one split of each
-        condition's cells, the same in every seed, so no spread over seeds holds it.
+        conditions' margins, net of its covariance with the model's gain, by the delta
+        method): the replicate is one split of each condition's cells, the same in every
+        seed, so no spread over seeds holds it.
 
         Parameters
         ----------
@@ -515,9 +559,9 @@ class EvaluationResult:
                 n_conditions=counts.reindex(wide.index).fillna(0).astype(int),
                 model=model,
             ).reset_index()
-            summary = _with_span_noise(  # both on the same conditions: one span
+            summary = _with_span_noise(
                 _over_seeds(difference, [model], confidence),
-                per_seed[per_seed["model"] == model],
+                _difference_span_noise(per_seed, reference, model),
                 confidence,
             )
             means = difference.groupby(["subgroup", "metric"], sort=False)[[reference, model]]
