@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 from scipy import linalg, stats
+from tqdm.auto import tqdm
 
 from .._checks import (
     as_whole,
@@ -45,7 +46,7 @@ from .._checks import (
 )
 from .._errors import PerturbsimError, counted, first_case_hint, shown_list
 from .._keys import CONTROL, CONTROL_MEAN_VARIANCE, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
-from .._settings import resolve_seed
+from .._settings import progress_disabled, resolve_seed
 from ._cells import dense_rows
 from ._gi_simex import simex_coefficients
 from ._labels import SEPARATORS, canonical_label, genes_of, label_sep, parse_label
@@ -1659,13 +1660,24 @@ def _score_pairs(
         )
 
     workers = max(1, min(_THREADS, os.cpu_count() or 1, len(jobs)))
-    if workers == 1:
-        return [score(job) for job in jobs]
-    pool = ThreadPoolExecutor(max_workers=workers)
+    # the correction fits each pair about 80 times: long enough to show its progress
+    bar = tqdm(
+        total=len(jobs),
+        desc="noise-corrected interactions",
+        unit="pair",
+        disable=progress_disabled() if noise_correction else True,
+    )
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        return list(pool.map(score, jobs))
+        scored = []
+        for result in pool.map(score, jobs) if pool else map(score, jobs):
+            scored.append(result)
+            bar.update()
+        return scored
     finally:
-        pool.shutdown(cancel_futures=True)
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _empirical_z(deviation: np.ndarray, largest_change: float) -> np.ndarray:
