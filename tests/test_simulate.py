@@ -309,3 +309,22 @@ def test_a_network_that_oscillates_under_damping_is_solved_on_with_less():
 def test_a_design_beyond_memory_is_refused_before_it_is_drawn(options, message):
     with pytest.raises(ps.PerturbsimError, match=message):
         ps.ds.simulate(size="tiny", **options)
+
+
+def test_pairs_beyond_the_quotas_of_a_design_are_drawn_among_related_genes_too():
+    # no single measured: every pair comes from the fill after the quotas, still weighted
+    # towards genes that feed one program, as the quotas' picks are
+    from perturbsim.ds import _simulate
+    from perturbsim.ds._simulate_grn import build_grn, calibrate
+
+    rng = np.random.default_rng(7)
+    grn = build_grn(400, rng, min_modules=8, n_programs=4)
+    calibrate(grn, rng)
+    perturbable = _simulate._choose_perturbable(grn, 26, rng)
+    related = _simulate._related(grn, perturbable) >= 1
+    everywhere = related[np.triu_indices(perturbable.size, k=1)].mean()
+    shares = []
+    for seed in range(5):
+        _, pairs = _simulate._choose_design(grn, perturbable, 0, 30, np.random.default_rng(seed))
+        shares.append(np.mean([related[a, b] for a, b in pairs]))
+    assert np.mean(shares) > everywhere + 0.1

@@ -244,9 +244,11 @@ def _choose_design(
         weights = 1.0 + _RELATED_WEIGHT * rel[iu[cand], ju[cand]]
         pick = rng.choice(cand, size=k, replace=False, p=weights / weights.sum())
         chosen.extend(pick.tolist())
-    if len(chosen) < n_pairs:
+    if len(chosen) < n_pairs:  # too few of a level: the rest from any level, alike
         rest = np.setdiff1d(np.arange(iu.size), chosen)
-        chosen.extend(rng.choice(rest, size=n_pairs - len(chosen), replace=False).tolist())
+        weights = 1.0 + _RELATED_WEIGHT * rel[iu[rest], ju[rest]]
+        k = n_pairs - len(chosen)
+        chosen.extend(rng.choice(rest, size=k, replace=False, p=weights / weights.sum()).tolist())
     chosen_a = np.sort(np.asarray(chosen, dtype=np.int64))
     return singles, [(int(iu[c]), int(ju[c])) for c in chosen_a]
 
