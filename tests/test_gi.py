@@ -873,6 +873,8 @@ def test_noise_correction_brings_reliable_pairs_closer_to_the_truth():
     assert corrected["corrected"].tolist() == reliable.tolist() and reliable.sum() >= 5
     np.testing.assert_array_equal(corrected["c1_uncorrected"], measured["c1"])
     np.testing.assert_array_equal(corrected["c2_uncorrected"], measured["c2"])
+    # the fit of the measured changes stays the fit's own: corrected coefficients fit no data
+    np.testing.assert_array_equal(corrected["fit_corr"], measured["fit_corr"])
     kept = scored & ~reliable  # below the reliability's threshold: left as fitted
     pd.testing.assert_frame_equal(corrected.loc[kept, measured.columns], measured.loc[kept])
     fixed = corrected.index[corrected["corrected"]]

@@ -533,6 +533,11 @@ def test_a_prediction_of_some_conditions_is_told_apart_from_all_compared():
         score(alone, truth, metrics=chosen, comparison="g0")
     with pytest.raises(PerturbsimError, match=r"comparison conditions missing .*\['nope'\]"):
         score(alone, truth, metrics=["mse"], comparison=["g0", "nope"])
+    with pytest.raises(PerturbsimError, match="comparison is empty"):
+        score(alone, truth, metrics=chosen, comparison=[])
+    # any form of a label, each condition once: as the plain list
+    forms = _table(score(alone, truth, metrics=chosen, comparison=["g0+ctrl", "g1", "g1"]))
+    assert forms == compared
 
 
 def test_the_full_depth_nmse_of_a_split_half_is_a_full_repeats():

@@ -416,8 +416,9 @@ def _reliability_text(scores: pd.DataFrame) -> str:
     if "corrected" in scores:
         corrected = int(scores.loc[is_scored(scores), "corrected"].sum())
         return text + (
-            f"; {corrected} at or above it corrected for the noise (--correct-noise: c1, c2 "
-            "and the subtypes; the fit's own in c1_uncorrected, c2_uncorrected)"
+            f"; {corrected} at or above it corrected for the noise (--correct-noise: c1, c2, "
+            "the magnitudes and the subtypes; the fit's own in c1_uncorrected, "
+            "c2_uncorrected; noise still lowers fit_corr: neomorphisms stay over-called)"
         )
     if len(reliability) > noisy:
         text += (
@@ -531,8 +532,9 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         help=f"correct the coefficients of the pairs whose singles' reliability is at least "
         f"{MIN_RELIABILITY} for the bias the singles' measurement noise puts in the fit "
         "(simulation-extrapolation of Norman's Theil-Sen fit; about 80 fits a pair, so slower); "
-        "the subtypes follow, the fit's own coefficients are kept in c1_uncorrected and "
-        "c2_uncorrected, and column corrected says which pairs were. Off by default, as "
-        "Norman's published scores",
+        "magnitude, mean_abs_coef, dominance and the subtypes follow (fit_corr stays the fit's "
+        "own), the fit's own coefficients are kept in c1_uncorrected and c2_uncorrected, and "
+        "column corrected says which pairs were. It corrects the magnitude's bias reliably, "
+        "each coefficient less so. Off by default, as Norman's published scores",
     )
     parser.set_defaults(run=_run_measured_gi)

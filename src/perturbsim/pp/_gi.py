@@ -756,7 +756,9 @@ def _pair_scores(
     too (the generator of its added noise), the coefficients corrected for the noise
     (:func:`~perturbsim.pp._gi_simex.simex_coefficients`) where the reliability is at least
     :data:`MIN_RELIABILITY`, ``corrected`` saying where, the fit's own in
-    ``c1_uncorrected`` and ``c2_uncorrected``.
+    ``c1_uncorrected`` and ``c2_uncorrected``. ``fit_corr`` is always the fit's own: the
+    correlation of the measured changes with the fit of them (the corrected coefficients
+    fit a noiseless pair, not the measured one).
     """
     norms = float(np.linalg.norm(da) * np.linalg.norm(db))
     if norms == 0.0 or abs(float(da @ db)) > MAX_SINGLES_COSINE * norms:
@@ -789,7 +791,7 @@ def _pair_scores(
         }
         if is_corrected:
             c1, c2 = corrected
-    fit = singles @ np.array([c1, c2])
+    fit = singles @ measured  # the fit's own: the measured changes follow no correction
     with np.errstate(divide="ignore", invalid="ignore"):
         fit_corr = float(np.corrcoef(fit, dab)[0, 1]) if fit.std() > 0 and dab.std() > 0 else np.nan
         dominance = float(np.abs(np.log10(np.abs(c1) / np.abs(c2))))
@@ -1203,11 +1205,14 @@ def gi_scores(
         coefficients of each measured pair whose singles' ``reliability`` is at least
         :data:`MIN_RELIABILITY` for the bias their measurement noise puts in the fit
         (simulation-extrapolation, keeping the Theil-Sen fit:
-        :mod:`perturbsim.pp._gi_simex`; about 80 fits a pair, so slower); every score
-        built on the coefficients and the subtypes follow. Off by default: Norman's
-        published scores are uncorrected. On simulated screens it cut the corrected pairs'
-        magnitude error by a third to a half (``benchmarks/RESULTS.md``, "Noisy singles").
-        Refused for profiles that carry no standard errors (predictions).
+        :mod:`perturbsim.pp._gi_simex`; about 80 fits a pair, so slower); ``magnitude``,
+        ``mean_abs_coef``, ``dominance`` and the subtypes follow (``fit_corr`` stays the
+        fit's own, which noise lowers too: neomorphism stays over-called on noisy screens).
+        Off by default: Norman's published scores are uncorrected. On simulated screens it
+        cut the corrected pairs' magnitude error by a third to a half, each coefficient's
+        less and not pair by pair (``benchmarks/RESULTS.md``, "Noisy singles"). Refused for
+        profiles that carry no standard errors (predictions, a simulator's noiseless
+        truth).
     sep
         Separator of the genes of a combination in the labels of ``profiles``, ``pairs`` and
         ``n_de`` (e.g. ``"_"`` for ``KLF1_MAP2K6``); labels joined by ``+`` (as perturbsim
@@ -1299,7 +1304,8 @@ def gi_scores(
         raise PerturbsimError(
             f"noise_correction needs measured profiles with the squared standard errors of "
             f"their means (.layers[{MEAN_VARIANCE_LAYER!r}], as perturbsim.pp.measured_profiles "
-            "writes); these profiles have none (predictions have no measurement noise)"
+            "writes); these profiles have none (predictions and noiseless truths have no "
+            "measurement noise)"
         )
     rows = _profile_rows(profiles, sep)
     delta = _delta(profiles)

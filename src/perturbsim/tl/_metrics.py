@@ -31,6 +31,7 @@ from .._checks import check_flag, check_list
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SETUP, UNS, VARIANCE_LAYER
 from ..pp import PseudobulkStats, genes_of
+from ..pp._labels import canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
 from ..pp._setup import check_anndata
 
@@ -801,10 +802,12 @@ def score(
         Leave the perturbed genes out of every metric (see above); ``False`` keeps them.
     comparison
         The conditions whose measured means a prediction is told apart from by the metrics
-        that compare conditions (each condition's own left out); default: those of
-        ``pred``. Models that predict different subsets of the same test conditions are
-        comparable only against the same ones (:func:`evaluate` gives every model, and the
-        baseline, all of a split's test conditions).
+        that compare conditions (each condition's own left out), in any form
+        :func:`perturbsim.pp.parse_label` reads (gene order free, ``"A+ctrl"``), each
+        counted once; default: those of ``pred``. Models that predict different subsets
+        of the same test conditions are comparable only against the same ones
+        (:func:`evaluate` gives every model, and the baseline, all of a split's test
+        conditions).
 
     Returns
     -------
@@ -855,7 +858,14 @@ def score(
 
     targets = [_target_indices(c, col) for c in conditions]
     check_list("comparison", comparison, "condition labels", optional=True)
-    pool = conditions if comparison is None else [str(c) for c in comparison]
+    pool = conditions
+    if comparison is not None:  # any form a label takes, each condition once
+        pool = list(dict.fromkeys(canonical_label(parse_label(str(c))) for c in comparison))
+        if not pool:
+            raise PerturbsimError(
+                "comparison is empty: name the conditions to tell predictions apart from, or "
+                "pass None (the conditions of pred)"
+            )
     pool_means = (
         true if comparison is None else _truth_means(truth, pool, genes, "comparison conditions")[0]
     )
