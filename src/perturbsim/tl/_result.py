@@ -139,8 +139,13 @@ def _span_margins(table: pd.DataFrame) -> pd.DataFrame:
     groups = per_condition.groupby(level=keys, sort=False)
     n, mean = groups["margin"].count(), groups["margin"].mean()
     centred = per_condition - groups.transform("mean")
-    centred["product"] = centred["margin"] * centred["gain"]
-    sums = centred.pow(2).assign(product=centred["product"]).groupby(level=keys, sort=False).sum()
+    sums = (
+        pd.DataFrame(
+            {"margin": centred["margin"] ** 2, "product": centred["margin"] * centred["gain"]}
+        )
+        .groupby(level=keys, sort=False)
+        .sum()
+    )
     pairs = (n * (n - 1)).where(n > 1)  # the mean's variance: a variance (ddof 1) over n
     margin_var, gain_cov = sums["margin"] / pairs, sums["product"] / pairs
     clear = (n > 1) & (mean > MIN_SPAN_SE * np.sqrt(margin_var))
