@@ -252,6 +252,12 @@ def test_count_de_takes_gene_names_and_refuses_bad_input_in_one_line():
     by_name = ps.pp.count_de(stats_, [pair], genes=list(stats_.genes[mask]))
     pd.testing.assert_series_equal(by_mask, by_name)
     assert by_mask.dtype == int
+    # any label form the rows read as, counted under the canonical label
+    gene_a, gene_b = pair.split("+")
+    single = next(str(c) for c in stats_.conditions if str(c).count("+") == 0 and c != "ctrl")
+    reordered = ps.pp.count_de(stats_, [f"{gene_b}+{gene_a}", f"{single}+ctrl"], genes=mask)
+    assert list(reordered.index) == [pair, single]
+    assert reordered.iloc[0] == by_mask.iloc[0]
     cases = {
         "conditions must be a list of labels, got the string": {"conditions": pair},
         "alpha must be a number strictly between 0 and 1, got 2": {"alpha": 2},
@@ -259,6 +265,8 @@ def test_count_de_takes_gene_names_and_refuses_bad_input_in_one_line():
             "genes": np.ones(3, bool)
         },
         r"genes not in the statistics: NOPE": {"genes": ["NOPE"]},
+        r"conditions not in the statistics: NOPE\+ctrl": {"conditions": ["NOPE+ctrl"]},
+        "'control' is the control": {"conditions": ["control"]},
     }
     for message, options in cases.items():
         with pytest.raises(PerturbsimError, match=message):

@@ -330,6 +330,24 @@ def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
         gi_scores(profiles, pairs=["A+B"], genes=genes, n_de={"A+B": 11}, min_de=np.nan)
     few = gi_scores(profiles, pairs=["A+B"], genes=genes[:2])
     assert few.loc["A+B", "flag"] == "fewer than 3 genes"
+    # two spellings of one pair: the same count is read once, different ones refused
+    same = gi_scores(profiles, pairs=["A+B"], genes=genes, n_de={"A+B": 11, "B+A": 11})
+    assert same.loc["A+B", "flag"] == ""
+    for n_de in ({"A+B": 20, "B+A": 0}, {"B+A": 0, "A+B": 20}):
+        with pytest.raises(PerturbsimError, match="^n_de gives 'A\\+B' twice with different"):
+            gi_scores(profiles, pairs=["A+B"], genes=genes, n_de=n_de)
+
+
+def test_genes_may_be_a_mask_over_the_profiles_genes(singles):
+    a, b = singles
+    profiles = make_profiles({"A": a, "B": b, "A+B": a + 0.5 * b})
+    mask = np.arange(profiles.n_vars) % 2 == 0
+    by_mask = gi_scores(profiles, genes=mask)
+    by_name = gi_scores(profiles, genes=list(profiles.var_names[mask]))
+    pd.testing.assert_frame_equal(by_mask, by_name)
+    assert by_mask.loc["A+B", "n_genes"] == mask.sum()
+    with pytest.raises(PerturbsimError, match=r"one value per gene of profiles \(\d+\), got shape"):
+        gi_scores(profiles, genes=mask[:3])
 
 
 def test_singles_too_alike_to_tell_apart_are_flagged(singles):
@@ -483,6 +501,11 @@ def test_measured_pairs_of_few_cells_are_flagged_not_scored(norman):
     assert gi_scores(predicted, min_cells=10).loc[pair, "flag"] == ""
     with pytest.raises(PerturbsimError, match="min_cells must be a whole number >= 1, got 0"):
         gi_scores(profiles, min_cells=0)
+    unreadable = profiles.copy()
+    unreadable.obs["n_cells"] = unreadable.obs["n_cells"].astype(object)
+    unreadable.obs.loc[pair, "n_cells"] = "two"  # would leave the pair unflagged
+    with pytest.raises(PerturbsimError, match=re.escape(f"'two' in row '{pair}' is not a")):
+        gi_scores(unreadable)
 
 
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):

@@ -278,22 +278,72 @@ def test_the_calibrated_interval_holds_the_noise_of_the_replicates_margin():
         scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
         return EvaluationResult(scores=scores, coverage=pd.DataFrame(columns=["model", "subgroup"]))
 
+    def conditions_half(gains: np.ndarray, margins: np.ndarray, value: float) -> float:
+        """t(N - 1) times the linearised ratio estimator's standard error over conditions."""
+        spread = (gains - value * margins) / (len(margins) * margins.mean())
+        return stats.t.ppf(0.975, len(margins) - 1) * np.sqrt(
+            len(margins) / (len(margins) - 1) * (spread**2).sum()
+        )
+
+    def seeds_half(row: pd.Series) -> float:
+        return stats.t.ppf(0.975, 4) * row["std"] / np.sqrt(5)
+
     steady = result([0.4] * 6).calibrated().iloc[0]
     noisy = result([0.05, 0.75] * 3).calibrated().iloc[0]  # the same mean margin, 0.4
     assert steady["mean"] == pytest.approx(noisy["mean"]) == pytest.approx(0.65)
-    width = noisy["ci_high"] - noisy["ci_low"]
-    assert steady["ci_high"] - steady["ci_low"] == pytest.approx(
-        2 * stats.t.ppf(0.975, 4) * steady["std"] / np.sqrt(5)
-    )
-    # the span's standard error over the 6 distinct conditions, relative to the span 0.4
-    expected = stats.t.ppf(0.975, 4) * np.hypot(
-        noisy["std"] / np.sqrt(5), 0.65 * np.std([0.05, 0.75] * 3, ddof=1) / np.sqrt(6) / 0.4
-    )
-    assert width == pytest.approx(2 * expected)
-    # a model whose gain follows the margin condition by condition stands where it stands
-    # whatever the span: no wider than the seeds make it (covariance half the span's
-    # variance: c² var - 2c cov = c (c - 1) var < 0 for c = 0.65)
+    # a span of equal margins adds nothing beyond the seeds' spread
+    assert steady["ci_high"] - steady["ci_low"] == pytest.approx(2 * seeds_half(steady))
+    # a noisy span: the conditions' standard error, far wider than the seeds'; each
+    # condition's gain over its 5 seeds averages 0.2 + 0.06
+    margins = np.array([0.05, 0.75] * 3)
+    expected = conditions_half(np.full(6, 0.26), margins, 0.65)
+    assert expected > 3 * seeds_half(noisy)
+    assert noisy["ci_high"] - noisy["ci_low"] == pytest.approx(2 * expected)
+    # a gain that half follows the margin moves with the span less, but still beyond the
+    # seeds' spread: 0.5 + 0.06 / span
     following = result([0.05, 0.75] * 3, follows=True).calibrated().iloc[0]
-    assert following["ci_high"] - following["ci_low"] == pytest.approx(
-        2 * stats.t.ppf(0.975, 4) * following["std"] / np.sqrt(5)
+    half = conditions_half(0.5 * margins + 0.06, margins, following["mean"])
+    assert seeds_half(following) < half < expected / 3
+    assert following["ci_high"] - following["ci_low"] == pytest.approx(2 * half)
+
+
+def test_the_conditions_standard_error_weighs_each_condition_as_the_seeds_draw_it():
+    draws = {1: "ABC", 2: "ABD", 3: "AB"}  # A and B drawn by every seed, C and D by one
+    margin = {"A": 0.2, "B": 0.9, "C": 0.5, "D": 0.3}
+    gain = {"A": 0.3, "B": 0.1, "C": 0.6, "D": 0.0}
+    rows = []
+    for seed, conditions in draws.items():
+        for condition in conditions:
+            shift = 0.01 * seed  # the model's gain differs a little by seed, the anchors not
+            for model, value in (
+                ("x", gain[condition] + shift),
+                ("y", 0.5 * gain[condition]),
+                ("mean", 0.0),
+                ("replicate", margin[condition]),
+            ):
+                rows.append((model, seed, "combo_seen1", condition, "de_jaccard", value))
+    result = EvaluationResult(
+        scores=pd.DataFrame(rows, columns=SCORE_COLUMNS),
+        coverage=pd.DataFrame(columns=["model", "subgroup"]),
     )
+    # weights 1 / (3 seeds x the seed's conditions); the ratio of weighted sums
+    weights = {(s, c): 1 / (3 * len(cs)) for s, cs in draws.items() for c in cs}
+    span = sum(w * margin[c] for (_, c), w in weights.items())
+
+    def half_width(gain_of) -> tuple[float, float]:
+        value = sum(w * gain_of(s, c) for (s, c), w in weights.items()) / span
+        per_condition = {c: 0.0 for c in "ABCD"}
+        for (s, c), w in weights.items():
+            per_condition[c] += w * (gain_of(s, c) - value * margin[c]) / span
+        squares = np.array(list(per_condition.values())) ** 2
+        return value, stats.t.ppf(0.975, 3) * np.sqrt(4 / 3 * squares.sum())
+
+    value, expected = half_width(lambda s, c: gain[c] + 0.01 * s)
+    row = result.calibrated().set_index("model").loc["x"]
+    assert row["mean"] == pytest.approx(value)
+    assert row["ci_high"] - row["mean"] == pytest.approx(expected)
+    # head to head: the same estimator of the difference of the two gains
+    difference, expected = half_width(lambda s, c: 0.5 * gain[c] + 0.01 * s)
+    versus = result.head_to_head("x").iloc[0]
+    assert versus["mean"] == pytest.approx(difference)
+    assert versus["ci_high"] - versus["mean"] == pytest.approx(expected)

@@ -2,7 +2,9 @@
 
 The t-test is Welch's, computed from the per-condition moments of
 :class:`~perturbsim.pp.PseudobulkStats` (so it scales with conditions x genes and works on
-backed files); it equals scanpy's ``rank_genes_groups(method="t-test", reference="ctrl")``.
+backed files); its scores equal scanpy's ``rank_genes_groups(method="t-test",
+reference="ctrl")`` (genes of tied scores are ranked in gene order, which scanpy's ranking
+need not keep).
 The Wilcoxon rank-sum test goes through scanpy on an in-memory matrix.
 
 GEARS's masks (``get_dropout_non_zero_genes`` in the reference code) are provided too:
@@ -115,6 +117,29 @@ def welch_t(stats: PseudobulkStats, rows: np.ndarray) -> np.ndarray:
     return t
 
 
+def _measured_conditions(stats: PseudobulkStats, conditions: Sequence[object]) -> list[str]:
+    """The canonical labels of perturbed ``conditions`` among ``stats``' rows.
+
+    Raises naming a condition no row reads as, or the control (nothing to test it against).
+    """
+    measured = {str(c) for c in stats.conditions} - {CONTROL}
+    labels, unknown, control = [], [], []
+    for condition in conditions:
+        label = read_measured(str(condition), measured)
+        if label is None:
+            is_control = read_measured(str(condition), {CONTROL}) == CONTROL
+            (control if is_control else unknown).append(condition)
+        labels.append(label)
+    if control:
+        raise PerturbsimError(
+            f"conditions must be perturbations, tested against control: {shown(control[0])} "
+            "is the control"
+        )
+    if unknown:
+        raise PerturbsimError(f"conditions not in the statistics: {shown_list(unknown, 10)}")
+    return [str(label) for label in labels]
+
+
 def count_de(
     stats: PseudobulkStats,
     conditions: Sequence[str],
@@ -139,7 +164,9 @@ def count_de(
     stats
         Per-condition statistics.
     conditions
-        Perturbed conditions.
+        Perturbed conditions, in any label form the statistics' rows read as
+        (``"MAP2K6+KLF1"``, ``"KLF1+ctrl"``); the counts are indexed by their canonical
+        labels.
     genes
         The genes tested: a boolean mask over ``stats.genes`` or their names (default all).
     alpha
@@ -164,7 +191,7 @@ def count_de(
     check_list("conditions", conditions, "labels")
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise PerturbsimError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
-    conditions = [str(c) for c in conditions]
+    conditions = _measured_conditions(stats, conditions)
     rows, control = stats.index(conditions), stats.control_index
     squared, dof = stats.moderated_squared_standard_error(prior_df)
     tested = stats.gene_mask(genes)

@@ -9,7 +9,10 @@ table (``regr_fits_final.csv`` of ``thomasmaxwellnorman/Perturbseq_GI``) and of 
 code (``get_coeffs`` in ``snap-stanford/GEARS`` ``gears/utils.py``; thresholds in
 ``paper/fig_utils.py`` of ``yhr91/GEARS_misc``). The conventions were checked on the
 published table, and the scores of measured pairs compared with it, in
-``benchmarks/RESULTS.md``.
+``benchmarks/RESULTS.md``. The changes are fitted as given (GEARS's convention); Norman
+divided each gene's change by its control standard deviation first, which leaves the
+coefficients as they are but weighs the genes of ``fit_corr``, the distance correlations
+and ``equality`` differently.
 
 Distance correlations are Székely's V-statistics, as the ``dcor`` package (which Norman
 and GEARS used) and statsmodels compute them; a pair's four take one pass over its
@@ -103,8 +106,8 @@ FEW_GENES = 20
 """Below this many fitted genes :func:`gi_scores` warns: the scores then mean little (Norman
 fitted thousands of abundant genes)."""
 NORMAN_ABUNDANCE = 0.5
-"""Norman's threshold on mean control expression (UMI counts per cell) for the genes a pair
-is fitted on."""
+"""Norman's threshold on a gene's mean UMI count per cell (over all the screen's cells) for
+the genes a pair is fitted on; applied here to the mean control expression."""
 
 _MAGNITUDE_SCORES = ("magnitude", "mean_abs_coef")
 _REDUNDANCY_SCORES = ("dcor", "dcor_singles")
@@ -1010,9 +1013,17 @@ def checked_control_mean(control_mean: object, n_genes: int) -> np.ndarray:
     return control
 
 
-def _listed_genes(profiles: AnnData, genes: Sequence[str]) -> np.ndarray:
-    """Mask of an explicit gene list over ``profiles.var_names``."""
+def _listed_genes(profiles: AnnData, genes: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Mask over ``profiles.var_names`` of an explicit gene list, or a boolean mask as is."""
     names = pd.Index(profiles.var_names)
+    flags = np.asarray(genes)
+    if flags.dtype == bool:
+        if flags.shape != (len(names),):
+            raise PerturbsimError(
+                f"genes as a boolean mask must have one value per gene of profiles "
+                f"({len(names)}), got shape {flags.shape}"
+            )
+        return flags
     missing = [g for g in genes if g not in names]
     if missing:
         raise PerturbsimError(f"genes not in profiles.var_names: {missing[:10]}")
@@ -1069,6 +1080,21 @@ def _de_count(pair: str, value: object) -> int:
     return count
 
 
+def _canonical_de_counts(n_de: Mapping[str, object], sep: str) -> dict[str, int]:
+    """``n_de`` by canonical pair label; two spellings of one pair must agree."""
+    counts: dict[str, int] = {}
+    spelled: dict[str, object] = {}
+    for pair, value in n_de.items():
+        label, count = _canonical(pair, sep), _de_count(pair, value)
+        if label in counts and counts[label] != count:
+            raise PerturbsimError(
+                f"n_de gives {label!r} twice with different counts: {spelled[label]!r} "
+                f"{counts[label]} and {pair!r} {count}"
+            )
+        counts[label], spelled[label] = count, pair
+    return counts
+
+
 def _flags(
     pair: str,
     rows: Mapping[str, int],
@@ -1106,7 +1132,15 @@ def _few_cells(profiles: AnnData, sep: str, min_cells: int) -> dict[str, int]:
     """
     if "n_cells" not in profiles.obs.columns:
         return {}
-    cells = pd.to_numeric(profiles.obs["n_cells"], errors="coerce").to_numpy(float)
+    column = profiles.obs["n_cells"]
+    cells = pd.to_numeric(column, errors="coerce").to_numpy(float)
+    unread = np.isnan(cells) & column.notna().to_numpy()
+    if unread.any():
+        row = int(np.flatnonzero(unread)[0])
+        raise PerturbsimError(
+            f"profiles.obs['n_cells'] must hold cell counts: {column.iloc[row]!r} in row "
+            f"{profiles.obs_names[row]!r} is not a number"
+        )
     return {
         _canonical(label, sep): int(n)
         for label, n in zip(profiles.obs_names, cells, strict=True)
@@ -1118,7 +1152,7 @@ def gi_scores(
     profiles: AnnData,
     *,
     pairs: Sequence[str] | None = None,
-    genes: str | Sequence[str] = "abundant",
+    genes: str | Sequence[str] | np.ndarray = "abundant",
     abundance: float | None = None,
     control_mean: np.ndarray | None = None,
     exclude_targets: bool = True,
@@ -1151,8 +1185,10 @@ def gi_scores(
     pairs
         Pair labels to score; default every two-gene row of ``profiles``.
     genes
-        ``"abundant"`` (Norman's choice): genes whose mean control expression exceeds
-        ``abundance``; or an explicit list of genes. The fitted genes are part of the
+        ``"abundant"``: genes whose mean control expression exceeds ``abundance`` (Norman
+        thresholded the mean over all the screen's cells, which profiles do not hold, and
+        left out every gene the screen perturbs); or an explicit list of genes, or a
+        boolean mask over ``profiles.var_names``. The fitted genes are part of the
         method: on a few hundred highly variable genes, where most changes are near
         zero, the fits differ from Norman's whole-transcriptome ones (see
         ``benchmarks/RESULTS.md``).
@@ -1333,9 +1369,7 @@ def gi_scores(
             "n_de must map pairs to their DE gene counts (a dict or Series, e.g. "
             f"perturbsim.pp.count_de's; or None), got {type(n_de).__name__}"
         )
-    n_de_canonical = (
-        None if n_de is None else {_canonical(p, sep): _de_count(p, v) for p, v in n_de.items()}
-    )
+    n_de_canonical = None if n_de is None else _canonical_de_counts(n_de, sep)
     seed = resolve_seed(seed)
     check_list("unsupported", unsupported, "genes", optional=True)
     weak = set(map(str, unsupported or ()))
