@@ -205,6 +205,99 @@ def test_singles_without_a_fitness_column(tmp_path):
     assert "no column 'average_fitness'" in _error(folder)
 
 
+def _with(table: pd.DataFrame | pd.Series, key: tuple[str, str] | str, value: object):
+    """A copy of ``table``, as objects, with the cell ``key`` set to ``value``."""
+    changed = table.astype(object)
+    changed.loc[key] = value
+    return changed
+
+
+def _renamed(pairs: pd.DataFrame, names: dict) -> pd.DataFrame:
+    return pairs.rename(index=names, columns=names)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda s, p: (s.drop("M0G1"), p), "1 gene of pairs has no single fitness: M0G1"),
+        (
+            lambda s, p: (_with(s, "M0G1", np.nan), p),
+            "singles: the fitness nan of gene 'M0G1' is not a finite number",
+        ),
+        (lambda s, p: (_with(s, "M0G1", "abc"), p), "singles: the fitness 'abc' of gene 'M0G1'"),
+        (lambda s, p: (pd.concat([s, s[:1]]), p), "singles name genes twice: M0G0"),
+        (lambda s, p: (s.to_dict(), p), "singles must be a Series of fitness by gene, got dict"),
+        (
+            lambda s, p: (s, p.to_numpy()),
+            "pairs must be a gene x gene DataFrame (genes as row and column labels), got ndarray",
+        ),
+        (
+            lambda s, p: (s, p.drop(columns="M1G2")),
+            "pairs is not a gene x gene matrix (6 rows, 5 columns): rows only: M1G2",
+        ),
+        (
+            lambda s, p: (s, _renamed(p, {"M0G1": "M0G0"})),
+            "pairs names genes twice as rows: M0G0",
+        ),
+        (
+            lambda s, p: (s, _with(p, ("M0G0", "M0G1"), 5.0)),
+            "pairs is not symmetric: row 'M0G0', column 'M0G1' holds 5 but row 'M0G1', column "
+            "'M0G0' holds",
+        ),
+        (
+            lambda s, p: (s, _with(p, ("M0G1", "M0G0"), "x")),
+            "pairs: the value 'x' of row 'M0G1', column 'M0G0' is not a finite number (NaN is "
+            "a pair not measured)",
+        ),
+        (
+            lambda s, p: (s, _with(p, ("M0G1", "M0G0"), np.inf)),
+            "pairs: the value inf of row 'M0G1', column 'M0G0' is not a finite number",
+        ),
+        (
+            lambda s, p: (s, _renamed(p, {"M0G1": 1})),
+            "pairs: the row label 1 is not a gene name (genes are named by non-empty text "
+            "without '+')",
+        ),
+        (
+            lambda s, p: (s, _renamed(p, {"M0G1": "M0G1+M1G1"})),
+            "pairs: the row label 'M0G1+M1G1' is not a gene name",
+        ),
+    ],
+    ids=[
+        "single missing",
+        "single nan",
+        "single text",
+        "single twice",
+        "singles a dict",
+        "pairs an array",
+        "column missing",
+        "gene twice",
+        "asymmetric",
+        "pair text",
+        "pair infinite",
+        "label a number",
+        "label a pair",
+    ],
+)
+def test_a_screen_built_in_python_is_checked_in_one_line(change, words):
+    singles, pairs, _ = module_screen(n_modules=2, size=3)
+    with pytest.raises(ps.PerturbsimError, match=f"^{re.escape(words)}") as info:
+        ps.ds.FitnessScreen(*change(singles, pairs))
+    assert "\n" not in str(info.value)
+
+
+def test_a_screen_reads_its_pairs_whatever_the_order_of_the_columns():
+    singles, pairs, _ = module_screen(n_modules=2, size=3)
+    pairs.loc["M0G1", "M1G0"] = pairs.loc["M1G0", "M0G1"] = np.nan  # not measured
+    screen = ps.ds.FitnessScreen(singles.astype(object), pairs.iloc[:, ::-1].astype(object))
+    assert screen.pairs.columns.tolist() == screen.genes == pairs.index.tolist()
+    assert screen.pairs.dtypes.eq(np.float64).all() and screen.singles.dtype == np.float64
+    table = screen.pair_table()
+    assert len(table) == 6 * 5 // 2 - 1 and "M0G1+M1G0" not in table.index
+    for label, row in table.iterrows():
+        assert row["fitness"] == pairs.loc[row["gene_a"], row["gene_b"]], label
+
+
 def test_emap_is_read_and_checked(tmp_path, caplog):
     singles, pairs, _ = module_screen()
     folder = write_folder(tmp_path / "gi", singles, pairs)
@@ -368,6 +461,18 @@ def test_model_errors(interacting):
         ps.models.FitnessModel(screen, go=False, embedding_dim=0)
     with pytest.raises(ps.PerturbsimError, match=r"^screen must be a growth screen .* got str$"):
         ps.models.FitnessModel("gi")
+    for call in (ps.tl.fitness_split, ps.tl.fitness_evaluate):  # a folder, not its screen
+        with pytest.raises(ps.PerturbsimError, match=r"^screen must be a growth screen .* str$"):
+            call("gi")
+    for options, words in (
+        ({"threshold": 2.0}, "threshold must lie in [0, 1), got 2.0"),
+        ({"threshold": 1}, "threshold must lie in [0, 1), got 1"),  # no Jaccard index above
+        ({"threshold": -0.1}, "threshold must lie in [0, 1), got -0.1"),
+        ({"top_k": 0}, "top_k must be a whole number >= 1, got 0"),
+    ):  # refused when the model is made, not at the first fit
+        with pytest.raises(ps.PerturbsimError, match=f"^{re.escape(words)}$"):
+            ps.models.FitnessModel(screen, go_annotations=go, **options)
+    assert ps.models.FitnessModel(screen, go_annotations=go, threshold=0).threshold == 0.0
     with pytest.raises(ps.PerturbsimError, match="^val_pairs must be a list of labels, got 3"):
         model.fit(["M0G0+M0G1"], val_pairs=3, max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match=r"1 validation pairs are training pairs too \(e"):
@@ -421,11 +526,18 @@ def test_split_holds_out_by_gene(interacting):
     screen, _ = interacting
     split = ps.tl.fitness_split(screen, seed=2)
     seen = set(split.seen_genes)
-    assert len(seen) == 24
-    for label in split.train + split.val:
-        assert set(label.split("+")) <= seen
+    trained = {g for label in split.train for g in label.split("+")}
+    assert split.seen_genes == sorted(trained)  # seen: in some training pair, nothing else
+    # 8 of 32 genes held out, then the pairs of 2 of the other 24 all go to validation
+    assert len(seen) == 22
+    val_only = {g for label in split.val for g in label.split("+")} - trained
+    assert len(val_only) == 2
     for k, name in enumerate(("combo_seen0", "combo_seen1", "combo_seen2")):
+        assert split.test[name]
         assert all(len(set(p.split("+")) & seen) == k for p in split.test[name])
+    # a validation gene's test pairs count it unseen: none is among the pairs of two seen genes
+    assert any(set(p.split("+")) & val_only for p in split.test["combo_seen1"])
+    assert not any(set(p.split("+")) & val_only for p in split.test["combo_seen2"])
     everything = split.train + split.val + [p for group in split.test.values() for p in group]
     assert sorted(everything) == sorted(screen.pair_table().index)
     with pytest.raises(ps.PerturbsimError, match="at least 2 unseen"):
@@ -438,13 +550,39 @@ def test_split_holds_out_by_gene(interacting):
         ps.tl.fitness_split(screen, val_fraction=None)
 
 
+def test_split_and_model_do_not_depend_on_the_order_of_the_genes(tmp_path):
+    singles, pairs, go = module_screen(interaction=-0.25)
+    order = np.random.default_rng(1).permutation(len(singles))
+    screens = [
+        ps.ds.read_fitness(write_folder(tmp_path / name, singles, matrix))
+        for name, matrix in (("sorted", pairs), ("shuffled", pairs.iloc[order, order]))
+    ]
+    assert screens[0].genes != screens[1].genes
+    first, second = (ps.tl.fitness_split(screen, seed=3) for screen in screens)
+    assert (first.seen_genes, first.train, first.val) == (
+        second.seen_genes,
+        second.train,
+        second.val,
+    )
+    assert first.test == second.test
+    # top_k below a GO module's size: which of its tied neighbours (Jaccard 1) a gene keeps
+    test = [p for group in first.test.values() for p in group]
+    predicted = [
+        ps.models.FitnessModel(screen, go_annotations=go, top_k=2, seed=0)
+        .fit(first.train, val_pairs=first.val, max_epochs=40)
+        .predict(test)
+        for screen in screens
+    ]
+    assert predicted[0].to_numpy() == pytest.approx(predicted[1].to_numpy(), rel=1e-5, abs=1e-7)
+
+
 def test_split_repr_counts_each_set_with_a_few_examples(interacting):
     screen, _ = interacting
     split = ps.tl.fitness_split(screen, seed=2)
     text = repr(split)
     assert len(text) < 600  # not every pair name (thousands on Norman's screen)
     lines = text.splitlines()
-    assert lines[0].startswith("FitnessSplit(seed=2): 24 seen genes (")
+    assert lines[0].startswith("FitnessSplit(seed=2): 22 seen genes (")
     sets = {"train": split.train, "val": split.val}
     sets.update({f"test {name}": pairs for name, pairs in split.test.items()})
     for line, (name, pairs) in zip(lines[1:], sets.items(), strict=True):
@@ -534,9 +672,10 @@ def test_real_growth_screen(shared_data):
 
 
 # -- command line ---------------------------------------------------------------------------
-def cli_screen(tmp_path: Path, genes: tuple[str, ...] = ()) -> list[str]:
-    """``fitness DIR --go FILE`` of a synthetic screen, its first genes renamed ``genes``."""
-    singles, pairs, go = module_screen(interaction=-0.25)
+def cli_screen(tmp_path: Path, genes: tuple[str, ...] = (), size: int = 8) -> list[str]:
+    """``fitness DIR --go FILE`` of a synthetic screen (4 GO modules of ``size`` genes), its
+    first genes renamed ``genes``."""
+    singles, pairs, go = module_screen(interaction=-0.25, size=size)
     names = dict(zip(singles.index[: len(genes)], genes, strict=True))
     singles, pairs = singles.rename(names), pairs.rename(index=names, columns=names)
     go["gene"] = go["gene"].replace(names)
@@ -572,17 +711,33 @@ def test_cli_fitness(tmp_path, capsys):
 
 def test_cli_notes_subgroups_of_few_pairs(tmp_path, capsys):
     out = tmp_path / "out"
-    args = [*cli_screen(tmp_path), "--out", str(out), "--seeds", "1", "--epochs", "10"]
+    args = [*cli_screen(tmp_path, size=4), "--out", str(out), "--seeds", "1", "--epochs", "10"]
     assert main([*args, "--unseen-fraction", "0.1"]) == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(out / "r2.csv")
     few = table[table["pairs_per_seed"] < 10]
-    assert not few.empty  # a tenth of the genes unseen: few pairs of two of them
+    assert not few.empty  # 2 of 16 genes held out, 1 for validation: 3 pairs of two unseen
     named = "; ".join(f"{r.subgroup} (all): {r.pairs_per_seed}" for r in few.itertuples())
     assert (
         "note: R² over fewer than 10 test pairs a split says little (test pairs per split: "
         f"{named})"
     ) in printed
+
+
+def test_cli_fitness_shows_progress_over_seeds_unless_told_not_to(tmp_path, monkeypatch):
+    bars = []
+
+    def recording_bar(seeds, **options):  # stands for tqdm: records what it was given
+        bars.append({"seeds": list(seeds), **options})
+        return bars[-1]["seeds"]
+
+    monkeypatch.setattr(ps.tl._fitness, "tqdm", recording_bar)
+    args = [*cli_screen(tmp_path), "--seeds", "2", "--epochs", "5"]
+    assert main([*args, "--out", str(tmp_path / "shown")]) == 0
+    assert main(["--no-progress", *args, "--out", str(tmp_path / "hidden")]) == 0
+    assert [bar["seeds"] for bar in bars] == [[0, 1], [0, 1]]
+    assert [bar["disable"] for bar in bars] == [None, True]  # None: shown on a terminal
+    assert bars[0]["desc"] == "fitness" and bars[0]["unit"] == "seed"
 
 
 def test_cli_one_seed_prints_no_interval(tmp_path, capsys):

@@ -211,7 +211,8 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=0.25,
         metavar="F",
-        help="share of genes held out of every training pair (default 0.25)",
+        help="share of genes held out of every training and validation pair (default 0.25); "
+        "unseen in the test are these and the genes of validation pairs only",
     )
     parser.add_argument(
         "--hide-unseen-singles",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._checks import as_path
+from .._checks import as_path, shown
 from .._errors import PerturbsimError, counted, error_reason, first_case_hint, shown_list
 from .._keys import SEP
 from ..pp._labels import canonical_label
@@ -46,6 +46,15 @@ _NAMED = 10
 """Genes named by an error before "and N more"."""
 
 
+def check_screen(screen: object) -> None:
+    """Refuse, in one line, anything but a :class:`FitnessScreen` (a folder's path, say)."""
+    if not isinstance(screen, FitnessScreen):
+        raise PerturbsimError(
+            "screen must be a growth screen (ps.ds.read_fitness(folder)), got "
+            f"{type(screen).__name__}"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class FitnessScreen:
     """A growth screen: the fitness of single-gene and two-gene perturbations.
@@ -53,11 +62,12 @@ class FitnessScreen:
     Attributes
     ----------
     singles
-        Fitness of each single-gene perturbation, indexed by gene (no missing value). It
-        covers every gene of ``pairs`` and may hold more.
+        Fitness of each single-gene perturbation, indexed by gene (float, every value
+        finite). It covers every gene of ``pairs`` and may hold more.
     pairs
-        Symmetric gene x gene DataFrame of pair fitnesses; NaN where a pair was not
-        measured. The diagonal is not used.
+        Symmetric gene x gene DataFrame of pair fitnesses (float); NaN where a pair was not
+        measured. The diagonal is not used. Given with its columns in another order than its
+        rows, they are put in the order of the rows.
     emap
         Genetic-interaction scores in the layout of ``pairs`` (NaN where absent), or
         ``None`` when the folder has none.
@@ -65,6 +75,16 @@ class FitnessScreen:
         Where the screen was read from (for messages).
     control
         Label of the control row and column dropped when read (``None``: none was).
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the problem: ``pairs`` is not a DataFrame or ``singles`` not a
+        Series; a gene label is not text, is empty or holds ``"+"``; a gene is named twice;
+        the rows and columns of ``pairs`` are different genes (both lists named); a value is
+        not a number, or infinite (``pairs``: NaN is a pair not measured); ``pairs`` is not
+        symmetric (the first differing pair named with both values); a gene of ``pairs`` has
+        no single fitness, or a single fitness is not finite (the gene named).
 
     Examples
     --------
@@ -83,6 +103,49 @@ class FitnessScreen:
     emap: pd.DataFrame | None = None
     source: str = "fitness screen"
     control: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pairs, pd.DataFrame):
+            raise PerturbsimError(
+                "pairs must be a gene x gene DataFrame (genes as row and column labels), got "
+                f"{type(self.pairs).__name__}"
+            )
+        if not isinstance(self.singles, pd.Series):
+            raise PerturbsimError(
+                f"singles must be a Series of fitness by gene, got {type(self.singles).__name__}"
+            )
+        for axis, labels in (("row", self.pairs.index), ("column", self.pairs.columns)):
+            named = [g for g in labels if not isinstance(g, str) or not g or SEP in g]
+            if named:
+                raise PerturbsimError(
+                    f"pairs: the {axis} label {named[0]!r} is not a gene name (genes are "
+                    f"named by non-empty text without {SEP!r})"
+                )
+        genes = self.pairs.index
+        _check_gene_labels(genes, self.pairs.columns, "pairs")
+        pairs = _numeric(self.pairs.loc[:, list(genes)], "pairs", "NaN is a pair not measured")
+        _check_symmetric(pairs, "pairs")
+        twice = self.singles.index[self.singles.index.duplicated()].unique().tolist()
+        if twice:
+            raise PerturbsimError(f"singles name genes twice: {shown_list(twice, _NAMED)}")
+        singles = pd.to_numeric(self.singles, errors="coerce").astype(np.float64)
+        unmatched = [g for g in genes if g not in singles.index]
+        if unmatched:
+            raise PerturbsimError(
+                f"{counted(len(unmatched), 'gene')} of pairs "
+                f"{'has' if len(unmatched) == 1 else 'have'} no single fitness: "
+                f"{shown_list(unmatched, _NAMED)}"
+                f"{first_case_hint(unmatched, [str(g) for g in singles.index])}"
+            )
+        not_finite = ~np.isfinite(singles.to_numpy())
+        if not_finite.any():
+            gene = singles.index[not_finite.argmax()]
+            raise PerturbsimError(
+                f"singles: the fitness {shown(self.singles[gene])} of gene {gene!r} is not a "
+                "finite number (every single needs one: leave out a gene not measured)"
+            )
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "singles", singles)
 
     def __repr__(self) -> str:
         emap = "with" if self.emap is not None else "without"
@@ -162,10 +225,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table
 
 
-def _numeric(table: pd.DataFrame, path: Path, missing: str) -> pd.DataFrame:
-    """The table as float64; an error naming the first cell that is not a number.
+def _numeric(table: pd.DataFrame, where: Path | str, missing: str) -> pd.DataFrame:
+    """The table as float64; an error naming the first cell that is not a finite number.
 
-    ``missing`` says, in the error, what an empty cell means in this table.
+    ``where`` (a file, or the name of the table) begins the error; ``missing`` says in it
+    what a missing cell means in this table.
     """
     values = table.apply(pd.to_numeric, errors="coerce")
     bad = values.isna() & table.notna()
@@ -173,7 +237,7 @@ def _numeric(table: pd.DataFrame, path: Path, missing: str) -> pd.DataFrame:
     if bad.to_numpy().any():
         row, col = np.argwhere(bad.to_numpy())[0]
         raise PerturbsimError(
-            f"{path}: the value {table.iat[row, col]!r} of row {table.index[row]!r}, "
+            f"{where}: the value {shown(table.iat[row, col])} of row {table.index[row]!r}, "
             f"column {table.columns[col]!r} is not a finite number ({missing})"
         )
     return values.astype(np.float64)
@@ -209,38 +273,58 @@ def _singles(path: Path, control: str | None) -> tuple[pd.Series, bool]:
     return values.rename("fitness"), has_control
 
 
-def _matrix(path: Path) -> pd.DataFrame:
-    """A symmetric gene x gene matrix; errors name the offending genes."""
-    table = _read_csv(path)
-    rows, cols = table.index, table.columns
+def _check_gene_labels(rows: pd.Index, cols: pd.Index, where: Path | str) -> None:
+    """Refuse a gene named twice as row or column, or other genes as rows than as columns."""
+    for axis, labels in (("row", rows), ("column", cols)):
+        duplicated = labels[labels.duplicated()].unique().tolist()
+        if duplicated:
+            raise PerturbsimError(
+                f"{where} names genes twice as {axis}s: {shown_list(duplicated, _NAMED)}"
+            )
     if set(rows) != set(cols):
         only_rows = [g for g in rows if g not in set(cols)]
         only_cols = [g for g in cols if g not in set(rows)]
         raise PerturbsimError(
-            f"{path} is not a gene x gene matrix ({len(rows)} rows, {len(cols)} columns): "
+            f"{where} is not a gene x gene matrix ({len(rows)} rows, {len(cols)} columns): "
             + "; ".join(
                 f"{what} {shown_list(genes, _NAMED)}"
                 for what, genes in (("rows only:", only_rows), ("columns only:", only_cols))
                 if genes
             )
         )
-    matrix = _numeric(table.loc[:, list(rows)], path, "leave empty a pair not measured")
-    values = matrix.to_numpy()
+
+
+def _check_symmetric(matrix: pd.DataFrame, where: Path | str) -> None:
+    """Refuse a gene x gene matrix (same genes, same order) that is not symmetric.
+
+    The error names the first differing pair with both values, or the value and the empty
+    (NaN) cell facing it.
+    """
+    rows, values = matrix.index, matrix.to_numpy()
     both_nan = np.isnan(values) & np.isnan(values.T)
     close = np.isclose(values, values.T, rtol=_RTOL, atol=_ATOL) | both_nan
-    if not close.all():
-        i, j = np.argwhere(~close)[0]
-        if np.isnan(values[i, j]) or np.isnan(values[j, i]):
-            i, j = (i, j) if np.isnan(values[j, i]) else (j, i)  # (i, j) holds the value
-            raise PerturbsimError(
-                f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
-                f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} is empty (a "
-                "matrix of one triangle?): fill both halves, each pair's value in both cells"
-            )
+    if close.all():
+        return
+    i, j = np.argwhere(~close)[0]
+    if np.isnan(values[i, j]) or np.isnan(values[j, i]):
+        i, j = (i, j) if np.isnan(values[j, i]) else (j, i)  # (i, j) holds the value
         raise PerturbsimError(
-            f"{path} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
-            f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} holds {values[j, i]:.6g}"
+            f"{where} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
+            f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} is empty (a "
+            "matrix of one triangle?): fill both halves, each pair's value in both cells"
         )
+    raise PerturbsimError(
+        f"{where} is not symmetric: row {rows[i]!r}, column {rows[j]!r} holds "
+        f"{values[i, j]:.6g} but row {rows[j]!r}, column {rows[i]!r} holds {values[j, i]:.6g}"
+    )
+
+
+def _matrix(path: Path) -> pd.DataFrame:
+    """A symmetric gene x gene matrix, columns in row order; errors name the offending genes."""
+    table = _read_csv(path)
+    _check_gene_labels(table.index, table.columns, path)
+    matrix = _numeric(table.loc[:, list(table.index)], path, "leave empty a pair not measured")
+    _check_symmetric(matrix, path)
     return matrix
 
 

@@ -14,11 +14,19 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_count, check_flag, check_list, check_nonnegative, check_positive
+from .._checks import (
+    check_count,
+    check_flag,
+    check_fraction,
+    check_list,
+    check_nonnegative,
+    check_positive,
+)
 from .._errors import PerturbsimError, counted, first_case_hint, shown_list
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..ds import FitnessScreen
+from ..ds._fitness import check_screen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
 from ..pp import canonical_label, parse_perturbations
@@ -229,14 +237,17 @@ class FitnessModel:
     hops
         Propagation steps over the GO graph.
     top_k, threshold
-        GO graph construction, as in :func:`perturbsim.graphs.go_graph`.
+        GO graph construction, as in :func:`perturbsim.graphs.go_graph`: each gene keeps its
+        ``top_k`` most similar genes whose Jaccard index is above ``threshold``, a number in
+        [0, 1) (a Jaccard index is at most 1: a threshold of 1 or more keeps no edge).
     seed
         Seed of the network's initialisation; ``None``: ``perturbsim.settings.seed``.
 
     Attributes
     ----------
     genes
-        The screen's genes, in node order.
+        The screen's genes, sorted: the node order, so that nothing depends on the order of
+        the genes in the screen's tables.
     best_epoch
         The epoch the network was kept at (chosen on validation pairs when given).
     val_loss
@@ -272,18 +283,14 @@ class FitnessModel:
         threshold: float = 0.1,
         seed: int | None = None,
     ) -> None:
-        if not isinstance(screen, FitnessScreen):
-            raise PerturbsimError(
-                "screen must be a growth screen (ps.ds.read_fitness(folder)), got "
-                f"{type(screen).__name__}"
-            )
+        check_screen(screen)
         for name, value in (("go_components", go_components), ("hidden", hidden), ("hops", hops)):
             check_count(name, value)
         check_count("embedding_dim", embedding_dim, minimum=0)
         if not go and embedding_dim == 0:
             raise PerturbsimError("go=False needs embedding_dim >= 1: a gene needs some input")
         self.screen = screen
-        self.genes = screen.genes
+        self.genes = sorted(screen.genes)
         self._node = {g: i for i, g in enumerate(self.genes)}
         self._measured = screen.singles.reindex(self.genes).to_numpy(dtype=np.float64)
         self.go_annotations = go_annotations
@@ -292,8 +299,9 @@ class FitnessModel:
         self.embedding_dim = int(embedding_dim)
         self.hidden = int(hidden)
         self.hops = int(hops)
-        self.top_k = top_k
-        self.threshold = threshold
+        self.top_k = check_count("top_k", top_k)
+        # a Jaccard index is at most 1: a threshold of 1 or more would keep no edge
+        self.threshold = check_fraction("threshold", threshold, allow_zero=True)
         self.seed = resolve_seed(seed)
         self.network: FitnessNetwork | None = None
         self.best_epoch = 0
@@ -472,7 +480,8 @@ class FitnessModel:
                 f"every gene of a training pair must be in known_singles; not there: "
                 f"{shown_list(unknown, 5)}"
             )
-        self._scale = float(self._measured[known].std()) or 1.0
+        scale = float(self._measured[known].std())
+        self._scale = scale if np.isfinite(scale) and scale > 0 else 1.0
         options = {"lr": lr, "weight_decay": weight_decay}
         check_list("val_pairs", val_pairs, "labels", optional=True)
         val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)

@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from tqdm.auto import tqdm
 
 from .._checks import check_flag, check_fraction
 from .._errors import PerturbsimError, shown_list
-from .._settings import resolve_seed, resolve_seeds
+from .._settings import progress_disabled, resolve_seed, resolve_seeds
 from ..ds import FitnessScreen
+from ..ds._fitness import check_screen
 from ..models import ExpressionFitness, FitnessModel, PerturbationModel
 from ..models._fitness_expression import check_expression_model
 from ..pp._split import subgroup_name
@@ -50,12 +52,15 @@ class FitnessSplit:
     seed
         Seed of the draw.
     seen_genes
-        Genes that may appear in training pairs (the others are unseen).
+        Genes in some training pair, sorted; the others are unseen (with
+        ``hide_unseen_singles``, :func:`fitness_evaluate` treats their singles as unknown).
     train, val
-        Pair labels for training and for choosing the epoch a model keeps; both only
-        among seen genes.
+        Pair labels for training and for choosing the epoch a model keeps. Training pairs
+        join seen genes; a validation pair may hold an unseen gene, never one held out for
+        the test.
     test
-        Pair labels by subgroup (:data:`SUBGROUPS`).
+        Pair labels by subgroup (:data:`SUBGROUPS`): how many of the pair's genes are seen
+        (in some training pair).
     """
 
     seed: int
@@ -88,12 +93,16 @@ def fitness_split(
 ) -> FitnessSplit:
     """Hold out pairs of a growth screen by gene, as GEARS's simulation split holds out combos.
 
-    A random ``unseen_fraction`` of the genes is unseen: their pairs are test pairs with one
-    (``combo_seen1``) or no (``combo_seen0``) seen gene. Of the measured pairs of two seen
-    genes, a random ``test_fraction`` is held out (``combo_seen2``). From the rest, the pairs
-    of a random ``val_fraction`` of the seen genes and a random ``val_fraction`` of the other
-    pairs are validation pairs (so validation, like the test, has pairs with genes never in
-    a training pair); the remainder trains.
+    The pairs of a random ``unseen_fraction`` of the genes (held-out genes) are test pairs.
+    Of the measured pairs of two other genes, a random ``test_fraction`` is held out for the
+    test too. From the rest, the pairs of a random ``val_fraction`` of those genes and a
+    random ``val_fraction`` of the other pairs are validation pairs (so validation, like the
+    test, has pairs with genes never in a training pair); the remainder trains. A gene is
+    *seen* when it is in some training pair, and a test pair's subgroup counts its seen
+    genes: ``combo_seen2``, ``combo_seen1`` or ``combo_seen0``. Besides the held-out genes,
+    the validation genes are unseen too, and so is any gene whose pairs all happened to be
+    drawn for the test or validation. Genes are drawn in sorted order, so the split does not
+    depend on the order of the screen's genes.
 
     Parameters
     ----------
@@ -102,11 +111,12 @@ def fitness_split(
     seed
         Seed of the draw (default :attr:`perturbsim.settings.seed`).
     unseen_fraction
-        Share of genes unseen (at least 2 genes, at least 2 left seen).
+        Share of genes held out of every training and validation pair (at least 2 genes,
+        at least 2 left).
     test_fraction
-        Share of the pairs of two seen genes held out for the test.
+        Share of the pairs of two other genes held out for the test.
     val_fraction
-        Share of seen genes, and of the remaining pairs, for validation.
+        Share of the other genes, and of their remaining pairs, for validation.
 
     Returns
     -------
@@ -115,8 +125,9 @@ def fitness_split(
     Raises
     ------
     PerturbsimError
-        A fraction out of range, fewer than 2 unseen or 2 seen genes, or a split that leaves
-        no training pair or holds out no test pair (too few measured pairs).
+        ``screen`` is not a :class:`~perturbsim.ds.FitnessScreen`; a fraction out of range,
+        fewer than 2 held-out genes or 2 others, or a split that leaves no training pair or
+        holds out no test pair (too few measured pairs).
 
     Examples
     --------
@@ -128,19 +139,20 @@ def fitness_split(
     >>> pairs = pd.DataFrame(values, index=genes, columns=genes)
     >>> split = ps.tl.fitness_split(ps.ds.FitnessScreen(singles, pairs), seed=0)
     >>> {k: len(v) for k, v in split.test.items()}
-    {'combo_seen2': 4, 'combo_seen1': 12, 'combo_seen0': 1}
-    >>> print(split)  # counts and the first few of each set
-    FitnessSplit(seed=0): 6 seen genes (G0, G1, G3 and 3 more)
+    {'combo_seen2': 2, 'combo_seen1': 12, 'combo_seen0': 3}
+    >>> print(split)  # counts and the first few of each set; G5 is a validation gene
+    FitnessSplit(seed=0): 5 seen genes (G0, G1, G3 and 2 more)
       train                7 pairs: G0+G3, G0+G7, G1+G3 and 4 more
       val                  4 pairs: G0+G1, G1+G5, G3+G5 and 1 more
-      test combo_seen2     4 pairs: G0+G5, G0+G6, G5+G7 and 1 more
-      test combo_seen1    12 pairs: G0+G2, G0+G4, G1+G2 and 9 more
-      test combo_seen0     1 pairs: G2+G4
+      test combo_seen2     2 pairs: G0+G6, G6+G7
+      test combo_seen1    12 pairs: G0+G2, G0+G4, G0+G5 and 9 more
+      test combo_seen0     3 pairs: G2+G4, G2+G5, G4+G5
     """
+    check_screen(screen)
     unseen_fraction = check_fraction("unseen_fraction", unseen_fraction)
     test_fraction = check_fraction("test_fraction", test_fraction)
     val_fraction = check_fraction("val_fraction", val_fraction, allow_zero=True)
-    genes = screen.genes
+    genes = sorted(screen.genes)  # the split does not depend on the tables' gene order
     n_unseen = round(len(genes) * unseen_fraction)
     if not 2 <= n_unseen <= len(genes) - 2:
         raise PerturbsimError(
@@ -150,17 +162,15 @@ def fitness_split(
     seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(genes))
-    unseen = {genes[i] for i in order[:n_unseen]}
-    seen = [genes[i] for i in sorted(order[n_unseen:])]
+    held_out = {genes[i] for i in order[:n_unseen]}
+    others = [genes[i] for i in sorted(order[n_unseen:])]
     table = screen.pair_table()
-    n_seen = (~table["gene_a"].isin(unseen)).astype(int) + (~table["gene_b"].isin(unseen))
-    test = {name: sorted(table.index[n_seen == int(name[-1])]) for name in SUBGROUPS}
-    both = np.array(test[SUBGROUPS[0]])
+    free = ~(table["gene_a"].isin(held_out) | table["gene_b"].isin(held_out))
+    both = np.array(sorted(table.index[free]))
     both = both[rng.permutation(both.size)]
     n_test = round(both.size * test_fraction)
-    test[SUBGROUPS[0]] = sorted(both[:n_test])
     remaining = table.loc[both[n_test:]]
-    val_genes = set(rng.permutation(seen)[: round(len(seen) * val_fraction)].tolist())
+    val_genes = set(rng.permutation(others)[: round(len(others) * val_fraction)].tolist())
     touches = remaining["gene_a"].isin(val_genes) | remaining["gene_b"].isin(val_genes)
     drawn = rng.random(len(remaining)) < val_fraction
     is_val = (touches | drawn).to_numpy()
@@ -170,11 +180,15 @@ def fitness_split(
         raise PerturbsimError(
             f"the split of seed {seed} leaves no training pair ({measured}); lower the fractions"
         )
-    if not any(test.values()):
+    held = table.loc[~table.index.isin(train + val)]  # the test pairs
+    if held.empty:
         raise PerturbsimError(
             f"the split of seed {seed} holds out no test pair ({measured}); a fitness "
             "evaluation needs pairs to train on and pairs to test"
         )
+    seen = sorted(set(table.loc[train, "gene_a"]) | set(table.loc[train, "gene_b"]))
+    n_seen = held["gene_a"].isin(seen).astype(int) + held["gene_b"].isin(seen)
+    test = {name: sorted(held.index[n_seen == int(name[-1])]) for name in SUBGROUPS}
     return FitnessSplit(seed=int(seed), seen_genes=seen, train=train, val=val, test=test)
 
 
@@ -448,7 +462,8 @@ def fitness_evaluate(
     (:class:`~perturbsim.models.ExpressionFitness`) is fitted on the training conditions it
     covers (the known singles and the training and validation pairs) and scored, with every
     other method, on the test pairs it covers (scope ``expression_covered``). Metrics per
-    subgroup: R² and Pearson correlation of predicted and measured fitness.
+    subgroup: R² and Pearson correlation of predicted and measured fitness. A progress bar
+    counts the split seeds unless ``perturbsim.settings.progress`` is ``False``.
 
     Parameters
     ----------
@@ -460,8 +475,9 @@ def fitness_evaluate(
     unseen_fraction, test_fraction, val_fraction
         Options of :func:`fitness_split`.
     hide_unseen_singles
-        Treat the unseen genes' single fitnesses as unknown too (GEARS's setting, where an
-        unseen gene was never perturbed): the models predict them from the GO graph, the
+        Treat the single fitnesses of the unseen genes (those in no training pair,
+        :attr:`FitnessSplit.seen_genes`) as unknown too (GEARS's setting, where an unseen
+        gene was never perturbed): the models predict them from the GO graph, the
         additive baseline uses the mean known single. By default they are known (a
         single-gene growth screen is cheap; pairs are not).
     models
@@ -484,11 +500,13 @@ def fitness_evaluate(
     Raises
     ------
     PerturbsimError
-        One line, before any fit: bad seeds, a model named as a baseline, an option
+        One line, before any fit: ``screen`` is not a
+        :class:`~perturbsim.ds.FitnessScreen`, bad seeds, a model named as a baseline, an option
         ``FitnessModel`` or its ``fit`` does not take (naming the model), an
         ``expression_model`` that is a path, not a model, or not fitted; then an error of
         :func:`fitness_split` or of a fit (naming the model).
     """
+    check_screen(screen)
     seed_list = resolve_seeds(seeds, first=0)
     hide_unseen_singles = check_flag("hide_unseen_singles", hide_unseen_singles)
     if expression_model is not None:
@@ -508,7 +526,7 @@ def fitness_evaluate(
     _check_options(models, fit_options)
     seconds: dict[str, float] = {}
     predictions = []
-    for seed in seed_list:
+    for seed in tqdm(seed_list, desc="fitness", unit="seed", disable=progress_disabled()):
         split = fitness_split(
             screen,
             seed=seed,
