@@ -759,7 +759,7 @@ def _head_to_head_text(result: EvaluationResult) -> str:
         one_seed = behind[behind["ci_high"].isna()]
         noise = behind[behind["ci_high"] >= 0]
         lines = [
-            f"{head}, 95 % interval over seeds and the replicate's noise): clearly better in "
+            f"{head}, 95 % interval over seeds and the conditions scored): clearly better in "
             f"{len(won)} of {len(table)} comparisons, clearly worse in {len(lost)}"
             + (f": {named(lost)}" if len(lost) else "")
         ]

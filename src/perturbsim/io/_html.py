@@ -45,7 +45,8 @@ SCALE = (
 baseline, blue at the replicate, dark blue beyond; values outside take the end colours."""
 PALE = 0.7
 """Share of white mixed into the colour of a calibrated score whose interval spans both
-anchors (the seeds, and the replicate's noise, cannot tell the model from either)."""
+anchors (neither the seeds nor the conditions scored, the replicate's noise included,
+tell the model apart from either)."""
 
 
 @dataclass(frozen=True)
