@@ -198,7 +198,7 @@ def test_linear_recovers_planted_low_rank_model():
     assert np.abs(coarse.predict(genes[12]).layers["delta"][0] - change(12)).max() > 1e-2
 
 
-def test_linear_coverage_on_norman(norman_split):
+def test_linear_coverage_on_norman(norman_split, caplog):
     from perturbsim.pp._split import Split
 
     conditions = list(norman_split.obs["perturbsim_condition"].cat.categories)
@@ -208,12 +208,29 @@ def test_linear_coverage_on_norman(norman_split):
     with pytest.raises(ps.PerturbsimError, match=r"KLF1.*not a measured gene"):
         model.predict(["TMSB4X", "KLF1"])
 
-    fallback = Linear(norman_split, embed_unmeasured=True).fit()
+    with caplog.at_level("WARNING", logger="perturbsim.models._linear"):
+        fallback = Linear(norman_split, embed_unmeasured=True).fit()
+    # its genes perturbed alone but not measured are not predicted as the mean: it says so
+    assert "perturbed alone in training but not measured, each by its own low-rank" in (caplog.text)
     train = Split.from_adata(norman_split).train
     seen = {ps.pp.genes_of(c)[0] for c in train if len(ps.pp.genes_of(c)) == 1} | {"TMSB4X"}
     expected = [set(ps.pp.genes_of(c)) <= seen for c in conditions]
     np.testing.assert_array_equal(fallback.covers(conditions), expected)
     assert sum(expected) > 2
+
+
+def test_a_fit_holding_out_conditions_whose_cells_feed_coexpression_is_warned_of(norman, caplog):
+    singles = ["KLF1", "MAP2K6", "TMSB4X"]
+    with caplog.at_level("WARNING", logger="perturbsim.models._data"):
+        Linear(norman, perturbation_embedding="coexpression").fit(train_conditions=singles)
+    assert "outside train_conditions and val_conditions" in caplog.text
+    assert "split the screen (perturbsim.pp.split)" in caplog.text
+    # split first: the moments come from the training cells, and the fit holds nothing else
+    caplog.clear()
+    ps.pp.split(norman, kind="simulation", seed=1)
+    with caplog.at_level("WARNING", logger="perturbsim.models._data"):
+        Linear(norman, perturbation_embedding="coexpression").fit()
+    assert "outside train_conditions" not in caplog.text
 
 
 def test_linear_fallback_reproduces_training_singles():

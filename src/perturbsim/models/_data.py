@@ -48,10 +48,12 @@ def screen_go_graph(
 ) -> GeneGraph:
     """GO graph (:func:`~perturbsim.graphs.go_graph`) over every perturbed and measured gene.
 
-    Perturbed genes first, then the measured ones; those without annotation are left out.
+    Perturbed genes first, then the measured ones, each sorted by name (the graph breaks ties
+    by node order, so it does not depend on the order of the screen's genes); those without
+    annotation are left out.
     """
     perturbed = sorted({g for c in data.stats.conditions for g in genes_of(c)})
-    measured = [str(g) for g in data.genes if g not in set(perturbed)]
+    measured = sorted(str(g) for g in data.genes if g not in set(perturbed))
     return go_graph(perturbed + measured, annotations=annotations, top_k=top_k, threshold=threshold)
 
 
@@ -276,6 +278,8 @@ class ScreenData:
         overlap = sorted(set(train_list) & set(val_list))
         if overlap:
             raise PerturbsimError(f"conditions both in training and validation: {overlap[:10]}")
+        if train is not None:
+            self._warn_of_coexpression_beyond(train_list, val_list)
         return ScreenData(
             stats=self.stats,
             train=train_list,
@@ -286,6 +290,29 @@ class ScreenData:
             excluded=self.excluded if train is None else [],
             split=self.split,
         )
+
+    def _warn_of_coexpression_beyond(self, train: list[str], val: list[str]) -> None:
+        """Warn when cells of conditions in neither set are behind the gene x gene moments.
+
+        The co-expression graph and embedding read those moments, so a condition held out
+        of ``train`` and ``val`` whose cells are among them is not held out of the model.
+        """
+        source = self.stats.coexpr_cells
+        if self.stats.coexpr_gram is None or source == "none":
+            return
+        behind = (
+            set(map(str, self.stats.conditions)) if source.startswith("all") else set(self.train)
+        )
+        beyond = sorted(behind - {CONTROL, *train, *val, *self.few_cells, *self.excluded})
+        if beyond:
+            logger.warning(
+                "the cells of %s outside train_conditions and val_conditions (%s) are behind "
+                "the statistics' gene x gene moments, which the co-expression graph and "
+                "embedding read: to hold them out, split the screen (perturbsim.pp.split) so "
+                "that the moments come from its training cells",
+                counted(len(beyond), "condition"),
+                shown_list(beyond, 5),
+            )
 
     def _known(self, labels: Sequence[str], what: str) -> list[str]:
         check_list(what, labels, "labels")

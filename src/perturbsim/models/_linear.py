@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.sparse.linalg import eigsh
 
 from .._checks import check_count, check_flag, check_nonnegative
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from ..pp import PseudobulkStats, genes_of
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -259,13 +259,16 @@ def warn_of_fallback(model: PerturbationModel, what: str) -> None:
         )
 
 
-def warn_shrunk_to_mean(model: PerturbationModel) -> None:
-    """Warn that a linear model's held-out fit shrank its every departure from the mean to 0."""
+def warn_shrunk_to_mean(model: PerturbationModel, besides: str = "") -> None:
+    """Warn that a linear model's held-out fit shrank its every departure from the mean to 0.
+
+    ``besides``: what the model predicts otherwise, appended (e.g. ``"; the genes ..."``).
+    """
     warn_of_fallback(
         model,
         "held out gene by gene, its embedding predicts the training perturbations no better "
-        "than their mean (shrinkage 0): every prediction is the mean training perturbation, "
-        "as the mean baseline's",
+        "than their mean (shrinkage 0): every prediction it embeds is the mean training "
+        f"perturbation, as the mean baseline's{besides}",
     )
 
 
@@ -536,16 +539,22 @@ class Linear(CoverageMixin, PerturbationModel):
         self.embedding = min(fits, key=lambda name: fits[name][2])
         self.weights, self.shrinkage, _, n_fitted = fits[self.embedding]
         self.perturbation_table = candidates[self.embedding]
+        own = (
+            f"; the {counted(len(self.fallback_genes), 'gene')} perturbed alone in "
+            "training but not measured, each by its own low-rank training change"
+            if self.fallback_genes
+            else ""
+        )
         if not n_fitted:
             warn_of_fallback(
                 self,
                 "no training perturbation targets only measured genes, whose expression its "
                 "embedding needs (W = 0; common where the screen keeps a few hundred variable "
                 "genes, not the targets): it predicts only targets it can embed, each as the "
-                "mean training perturbation",
+                f"mean training perturbation{own}",
             )
         elif self.shrinkage == 0:
-            warn_shrunk_to_mean(self)
+            warn_shrunk_to_mean(self, own)
         else:
             logger.info(
                 "%s: K=%d, %s embedding (held-out error %s), W fitted on %d of %d training "
