@@ -539,11 +539,13 @@ def test_gene_key_names_genes_by_a_var_column(caplog, screen, tmp_path):
     assert pd.read_csv(out, index_col=0).columns.tolist() == screen.var["symbol"].tolist()
 
 
-def test_gene_key_none_keeps_var_names_over_a_gene_name_column(screen, tmp_path):
+def test_gene_key_none_keeps_var_names_over_a_gene_name_column(caplog, screen, tmp_path):
     perturbed = {g for c in screen.obs["condition"] for g in c.split("+")}
     screen.var["gene_name"] = [g if g in perturbed else f"{g}.1" for g in screen.var_names]
     data = _write(screen, tmp_path / "screen.h5ad")
-    assert _train(data, tmp_path / "auto", "--model", "mean") == 0  # names as many: used
+    with caplog.at_level("WARNING"):
+        assert _train(data, tmp_path / "auto", "--model", "mean") == 0  # names as many: used
+    assert "--gene-key none keeps them" in caplog.text  # the option as the CLI spells it
     assert ps.models.PerturbationModel.load(tmp_path / "auto").genes[-1].endswith(".1")
     assert _train(data, tmp_path / "model", "--model", "mean", "--gene-key", "none") == 0
     out = tmp_path / "pred.csv"

@@ -46,7 +46,9 @@ def test_control_label_and_user_separator():
         ("+A", "empty gene name"),
         ("A+", "empty gene name"),
         ("A+A", "appears twice"),
-        ("A +B", "white space"),
+        ("A +B", "white space$"),  # no clean split: no hint
+        ("A + B", r"white space \(genes joined by ' \+ '\? pass sep=' \+ '\)"),
+        ("A B", r"white space \(genes joined by ' '\? pass sep=' '\)"),
         (float("nan"), "NaN"),
         (3, "expected a string"),
     ],

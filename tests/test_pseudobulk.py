@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pytest
 from conftest import make_screen
+from scipy import sparse
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -55,12 +56,39 @@ def test_moments_dense_matrix_equal_sparse(norman):
     np.testing.assert_allclose(a.moments, b.moments, rtol=1e-10, atol=1e-10)
 
 
+def test_a_sparse_matrix_storing_values_in_parts_reads_as_its_values(norman):
+    # each value stored as two halves (duplicate entries): the same matrix to scipy
+    x = norman.X.tocsr()
+    counts = np.diff(x.indptr)
+    parts = norman.copy()
+    parts.X = sparse.csr_matrix(
+        (np.repeat(x.data / 2, 2), np.repeat(x.indices, 2), np.r_[0, np.cumsum(2 * counts)]),
+        shape=x.shape,
+    )
+    assert not parts.X.has_canonical_format and abs(parts.X - x).max() == 0
+    a = ps.pp.compute_pseudobulk(parts, coexpression="none")
+    b = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    np.testing.assert_allclose(a.moments, b.moments, rtol=1e-10, atol=1e-12)
+
+
 def test_moments_from_backed_file_equal_in_memory(norman, tmp_path):
     path = tmp_path / "screen.h5ad"
     norman.write_h5ad(path)
     backed = ps.ds.read(path, control="control", backed=True)
     assert backed.isbacked
     stats = ps.pp.compute_pseudobulk(backed, chunk_size=512)
+    check_against_dense(stats, norman)
+
+
+def test_a_backed_file_stored_by_column_is_read_alike_and_warned_of(norman, tmp_path, caplog):
+    path = tmp_path / "columns.h5ad"
+    by_column = norman.copy()
+    by_column.X = by_column.X.tocsc()
+    by_column.write_h5ad(path)
+    backed = ps.ds.read(path, control="control", backed=True)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._chunk_sums"):
+        stats = ps.pp.compute_pseudobulk(backed, chunk_size=512)
+    assert "is stored by column (CSC): every chunk of cells reads the whole matrix" in caplog.text
     check_against_dense(stats, norman)
 
 
@@ -110,6 +138,26 @@ def test_bad_options(norman):
         ps.pp.pseudobulk(norman, layer="counts")
     with pytest.raises(PerturbsimError, match="not set up"):
         ps.pp.pseudobulk(make_screen(["ctrl", "G1"]))
+    perturbed_only = norman[norman.obs["perturbsim_condition"] != "ctrl"].copy()
+    with pytest.raises(PerturbsimError, match="^adata has no control cells \\('ctrl'\\)"):
+        ps.pp.pseudobulk(perturbed_only)
+    unlabelled = norman.copy()
+    cell = unlabelled.obs_names[3]
+    unlabelled.obs.loc[cell, "perturbsim_condition"] = np.nan
+    with pytest.raises(PerturbsimError, match=f"1 cell of adata lost .*'{cell}'"):
+        ps.pp.pseudobulk(unlabelled)
+    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    for rows, shown in (([100], "100"), (["KLF1"], "'KLF1'"), ([1.5], "1.5")):
+        with pytest.raises(PerturbsimError, match=f"pooled_over must hold indices .*got {shown}"):
+            stats.moderated_variance(pooled_over=rows)
+    with pytest.raises(PerturbsimError, match="ddof must be a whole number >= 0, got 'a'"):
+        stats.variance(ddof="a")
+    with pytest.raises(PerturbsimError, match="half_seed must be below 2\\*\\*63"):
+        ps.pp.compute_pseudobulk(norman, half_seed=2**70)
+    without_x = norman.copy()
+    without_x.X = None
+    with pytest.raises(PerturbsimError, match="^adata.X is None"):
+        ps.pp.compute_pseudobulk(without_x)
     for option, value in (
         ("coexpr_max_cells", 0),
         ("coexpr_max_cells", -1),

@@ -347,3 +347,18 @@ def test_the_conditions_standard_error_weighs_each_condition_as_the_seeds_draw_i
     versus = result.head_to_head("x").iloc[0]
     assert versus["mean"] == pytest.approx(difference)
     assert versus["ci_high"] - versus["mean"] == pytest.approx(expected)
+
+
+def test_one_seed_gives_no_interval_whatever_its_conditions():
+    rows = []
+    for condition, (x, margin) in {"A": (0.3, 0.5), "B": (0.6, 0.9), "C": (0.1, 0.4)}.items():
+        for model, value in (("x", x), ("y", x / 2), ("mean", 0.0), ("replicate", margin)):
+            rows.append((model, 1, "unseen_single", condition, "de_jaccard", value))
+    result = EvaluationResult(
+        scores=pd.DataFrame(rows, columns=SCORE_COLUMNS),
+        coverage=pd.DataFrame(columns=["model", "subgroup"]),
+    )
+    for table in (result.calibrated(), result.head_to_head("x")):
+        row = table.set_index("model").loc["y"]
+        assert np.isfinite(row["mean"]) and row["n_seeds"] == 1
+        assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])

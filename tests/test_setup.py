@@ -27,7 +27,12 @@ def test_the_bundled_screen_loads_without_the_warning_of_its_unmeasured_targets(
     assert len(adata.uns["perturbsim"]["setup"]["missing_targets"]) == 30
     with caplog.at_level("WARNING", logger="perturbsim"):  # as a user's screen: told
         ps.pp.setup(adata, perturbation_key="condition", control="control")
-    assert "30 perturbed genes are not measured in var (fine for CRISPRa targets)" in caplog.text
+    assert "29 perturbed genes are not measured in var (fine for CRISPRa targets)" in caplog.text
+    # a real gene the bundled GO does not annotate: told apart, the models know nothing of it
+    assert "1 perturbed gene is neither measured in var nor named by the GO annotations" in (
+        caplog.text
+    )
+    assert "IER5L" in caplog.text.split("nor named by the GO annotations")[1]
 
 
 def test_bundled_norman_parses_to_18_singles_15_pairs_and_control(norman):
@@ -108,7 +113,15 @@ def test_empty_and_malformed_labels():
     one_line_error(lambda: ps.pp.setup(adata), "malformed perturbation label 'G1\\+\\+G2'")
     adata = make_screen(["ctrl", "G1"])
     adata.obs.loc[adata.obs_names[-1], "condition"] = np.nan
-    one_line_error(lambda: ps.pp.setup(adata), "missing for 1 cell \\(first")
+    one_line_error(lambda: ps.pp.setup(adata), "missing or blank for 1 cell \\(first")
+    for blank in ("", "  "):  # how many writers store a missing label
+        adata = make_screen(["ctrl", "G1"])
+        adata.obs["condition"] = adata.obs["condition"].astype(str)
+        adata.obs.loc[adata.obs_names[-2:], "condition"] = blank
+        cell = adata.obs_names[-2]
+        one_line_error(
+            lambda screen=adata: ps.pp.setup(screen), f"blank for 2 cells \\(first: '{cell}'\\)"
+        )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -417,7 +430,7 @@ def test_targets_missing_from_var_are_reported_once(caplog):
     adata = make_screen(["ctrl", "G1", "NOTMEASURED", "G1+NOTMEASURED"])
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.pp.setup(adata)
-    messages = [r.getMessage() for r in caplog.records if "not measured" in r.getMessage()]
+    messages = [r.getMessage() for r in caplog.records if "measured in var" in r.getMessage()]
     assert len(messages) == 1 and "NOTMEASURED" in messages[0]
     assert list(adata.uns["perturbsim"]["setup"]["missing_targets"]) == ["NOTMEASURED"]
 
@@ -562,3 +575,21 @@ def test_a_control_smaller_than_the_conditions_is_warned_of(caplog):
         with caplog.at_level("WARNING", logger="perturbsim"):
             ps.pp.setup(adata, perturbation_key="condition", control="control")
         assert ("the control has 5 cells, fewer than the typical" in caplog.text) == warned
+
+
+def test_a_perturbed_gene_no_annotation_names_is_told_apart_from_an_unmeasured_target(caplog):
+    adata = ps.ds.norman2019_subset()
+    labels = adata.obs["condition"].astype(str).to_numpy().copy()
+    pair = "KLF1+MAP2K6"
+    typo = "FSOB+MAP2K6"  # FOSB mistyped
+    labels[np.flatnonzero(labels == pair)[:5]] = typo
+    labels[np.flatnonzero(labels == pair)[5:10]] = "unassigned"
+    adata.obs["condition"] = labels
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    text = caplog.text
+    assert "perturbed genes are not measured in var (fine for CRISPRa targets)" in text
+    assert "3 perturbed genes are neither measured in var nor named by the GO annotations" in (text)
+    assert "FSOB, IER5L, unassigned; did you mean" in text
+    fine = text.split("(fine for CRISPRa targets):")[1].split("\n")[0]
+    assert "FSOB" not in fine and "unassigned" not in fine

@@ -35,6 +35,7 @@ _CLI_WORDS = (
         re.compile(r"\bpass gene_symbols='([^']*)'"),
         lambda m: f"pass --gene-key {shlex.quote(m[1])}",
     ),
+    (re.compile(r"\bgene_symbols=False\b"), "--gene-key none"),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),

@@ -10,6 +10,7 @@ give the same numbers.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ HALF_MOMENTS = 2
 """Raw moments kept per half (mean and second moment: enough for a t statistic)."""
 
 Block = np.ndarray | sparse.csr_matrix
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,15 @@ class RowSource:
             return cls(name=f"adata.layers[{layer!r}]", genes=genes)
         if not adata.isbacked or adata.is_view:
             return cls(name="adata.X", genes=genes)
-        opened = adata.file["X"].file.id.get_filesize()
+        stored = adata.file["X"]
+        if stored.attrs.get("encoding-type") == "csc_matrix":
+            logger.warning(
+                "X of %r is stored by column (CSC): every chunk of cells reads the whole "
+                "matrix, so the pass needs memory for all of it and slows with its size; write "
+                "X as CSR (adata.X = adata.X.tocsr(); adata.write_h5ad(...)) to stream it",
+                str(adata.filename),
+            )
+        opened = stored.file.id.get_filesize()
         return cls(name="adata.X", genes=genes, file=str(adata.filename), file_size=opened)
 
     def where(self, start: int, stop: int) -> str:
@@ -252,6 +263,9 @@ class RowSource:
             )
         if sparse.issparse(block):
             block = sparse.csr_matrix(block.astype(np.float64))
+            # a value stored in parts (duplicate entries) is one value: its powers are not
+            # the sum of its parts' powers
+            block.sum_duplicates()
         else:
             block = np.asarray(block, dtype=np.float64)
         check_block(block, where=self._of_file(self.name), cells=cells, genes=self.genes)

@@ -34,6 +34,19 @@ _CONTROL_AFFIXES = frozenset({"non", "neg"})
 _GEARS_CONTROL_TOKEN = "ctrl"
 
 
+def _spaced_sep_hint(label: str, sep: str) -> str:
+    """A hint to pass a spaced separator ``label`` splits cleanly at (``" + "``, ``" "``)."""
+
+    def is_gene(token: str) -> bool:
+        return bool(token) and SEP not in token and not any(ch.isspace() for ch in token)
+
+    for spaced in dict.fromkeys((f" {sep.strip()} ", " ")):
+        tokens = label.split(spaced)
+        if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
+            return f" (genes joined by {spaced!r}? pass sep={spaced!r})"
+    return ""
+
+
 def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tuple[str, ...]:
     """Parse one perturbation label into a sorted tuple of gene names.
 
@@ -92,7 +105,8 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
             )
         if token != token.strip() or any(ch.isspace() for ch in token):
             raise PerturbsimError(
-                f"malformed perturbation label {label!r}: gene name {token!r} contains white space"
+                f"malformed perturbation label {label!r}: gene name {token!r} contains white "
+                f"space{_spaced_sep_hint(label, sep)}"
             )
         if token in controls:
             continue

@@ -22,7 +22,7 @@ from anndata import AnnData
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .._checks import check_count
+from .._checks import as_whole, check_count, check_list, shown
 from .._errors import PerturbsimError, shown_list
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
@@ -174,8 +174,14 @@ class PseudobulkStats:
 
     @property
     def control_index(self) -> int:
-        """Row of the control condition."""
-        return int(np.flatnonzero(self.conditions == CONTROL)[0])
+        """Row of the control condition (an error naming the rows when there is none)."""
+        rows = np.flatnonzero(self.conditions == CONTROL)
+        if not rows.size:
+            raise PerturbsimError(
+                f"the statistics have no control cells ({CONTROL!r} is none of their "
+                f"{len(self.conditions)} conditions): every change is over control"
+            )
+        return int(rows[0])
 
     @property
     def control_mean(self) -> np.ndarray:
@@ -203,6 +209,7 @@ class PseudobulkStats:
         moment less the squared mean (clipped at 0), times ``n / (n - ddof)``; 0 in the rows
         of conditions of ``ddof`` cells or fewer.
         """
+        ddof = check_count("ddof", ddof, minimum=0)
         var = np.clip(self.moments[1] - self.mean**2, 0.0, None)
         n = self.n_cells[:, None].astype(float)
         scale = np.divide(n, n - ddof, out=np.zeros_like(n), where=n > ddof)
@@ -287,7 +294,7 @@ class PseudobulkStats:
         prior_df = check_prior_df(prior_df)
         own_df = np.clip(self.n_cells.astype(float) - 1.0, 0.0, None)
         sum_of_squares = self.variance() * own_df[:, None]
-        pool = slice(None) if pooled_over is None else np.asarray(pooled_over, dtype=np.int64)
+        pool = slice(None) if pooled_over is None else self._rows_of(pooled_over)
         pooled = sum_of_squares[pool].sum(axis=0) / max(float(own_df[pool].sum()), 1.0)
         df = own_df + prior_df
         if np.isinf(prior_df):
@@ -296,6 +303,21 @@ class PseudobulkStats:
             variance = (sum_of_squares + prior_df * pooled) / df[:, None]
         variance = np.fmax(variance, self.variance())
         return np.where(df[:, None] > 0, variance, np.nan), df
+
+    def _rows_of(self, rows: Sequence[int]) -> np.ndarray:
+        """``rows`` as indices of conditions, else a one-line error naming the first bad one."""
+        check_list("pooled_over", rows, "condition indices")
+        n = len(self.conditions)
+        out = []
+        for row in rows:
+            whole = as_whole(row)
+            if whole is None or not 0 <= whole < n:
+                raise PerturbsimError(
+                    f"pooled_over must hold indices of the {n} conditions (0 to {n - 1}), "
+                    f"got {shown(row)}"
+                )
+            out.append(whole)
+        return np.asarray(out, dtype=np.int64)
 
     def moderated_squared_standard_error(
         self, prior_df: float = PRIOR_DF, *, pooled_over: Sequence[int] | None = None
@@ -534,7 +556,10 @@ def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.nd
     """Assign each cell to one of two random halves of its condition.
 
     Within each condition the cells are shuffled (seeded) and the first ``n // 2`` go to
-    half 0, the others to half 1, so the halves differ in size by at most one cell.
+    half 0, the others to half 1, so the halves differ in size by at most one cell. The draw
+    follows the cells' positions in the screen: reordering its cells, or leaving some out
+    (of any condition), draws other halves, and the split-half replicate's scores move
+    within their noise.
 
     Parameters
     ----------
@@ -649,6 +674,8 @@ def compute_pseudobulk(
     chunk_size = check_count("chunk_size", chunk_size)
     coexpr_max_cells = check_count("coexpr_max_cells", coexpr_max_cells)
     half_seed = check_count("half_seed", half_seed, minimum=0)
+    if half_seed >= 2**63:  # stored with the statistics as a 64-bit integer
+        raise PerturbsimError(f"half_seed must be below 2**63, got {half_seed}")
     cond = adata.obs[CONDITION]
     conditions = np.asarray(cond.cat.categories, dtype=str)
     codes = cond.cat.codes.to_numpy()
@@ -658,6 +685,17 @@ def compute_pseudobulk(
     if layer is not None:  # X was checked by setup
         validate_expression(adata, layer=layer)
     matrix = adata.layers[layer] if layer is not None else adata.X
+    if matrix is None:
+        raise PerturbsimError(
+            "adata.X is None: no expression to compute statistics from (statistics stored "
+            "with a screen are of its cells as written; pass layer= for another matrix)"
+        )
+    control = np.flatnonzero(conditions == CONTROL)
+    if not control.size or not (codes == control[0]).any():
+        raise PerturbsimError(
+            f"adata has no control cells ({CONTROL!r}): every change is over control; keep "
+            "the control cells when subsetting a screen"
+        )
     labels = CellLabels(
         codes=codes,
         halves=half_labels(codes, len(conditions), seed=half_seed),

@@ -273,8 +273,37 @@ MIXED_COLUMNS = ("dataset", "cell_type", "celltype", "cell_line")
 would pool cells of different screens or cell types."""
 
 
-MISSING_AS_TEXT = ("nan", "none", "<na>", "null")
+MISSING_AS_TEXT = ("nan", "none", "<na>", "null", "na", "n/a")
 """Labels that are most likely a missing value written as text (``astype(str)`` of NaN)."""
+
+
+def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | None) -> None:
+    """Warn of perturbed genes not measured in var, apart from those no annotation names.
+
+    An unmeasured target is fine (a CRISPRa target need not be expressed), but one that no
+    GO annotation names either is more likely a typo or a guide-assignment outcome
+    (``"unassigned"``, ``"multiple"``): named on its own, with the closest known gene.
+    """
+    known = annotated_genes(adata) if annotated is None else annotated
+    unknown = [g for g in missing if g not in known]
+    named = [g for g in missing if g in known]
+    if named:
+        logger.warning(
+            "%s not measured in var (fine for CRISPRa targets): %s",
+            counted(len(named), "perturbed gene is", "perturbed genes are"),
+            shown_list(named, 10),
+        )
+    if unknown:
+        logger.warning(
+            "%s neither measured in var nor named by the GO annotations (nothing tells the "
+            "models about them): %s%s. A typo, or a label of cells without a clear guide "
+            "('unassigned', 'multiple'), is read as a perturbation of that name: fix or drop "
+            "such cells",
+            counted(len(unknown), "perturbed gene is", "perturbed genes are"),
+            shown_list(unknown, 10),
+            suggestion(unknown[0], list(map(str, adata.var_names)))
+            or suggestion(unknown[0], sorted(known)),
+        )
 
 
 def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:
@@ -484,11 +513,13 @@ def setup(
     normalize = check_flag("normalize", normalize)
     before = _screen_as_read(adata)
     raw = adata.obs[perturbation_key]
-    if raw.isna().any():
-        first = adata.obs_names[raw.isna().to_numpy()][0]
+    blank = raw.astype(object).map(lambda label: isinstance(label, str) and not label.strip())
+    missing = (raw.isna() | blank.astype(bool)).to_numpy()
+    if missing.any():
+        first = adata.obs_names[missing][0]
         raise PerturbsimError(
-            f"malformed perturbation label: obs[{perturbation_key!r}] is missing for "
-            f"{counted(int(raw.isna().sum()), 'cell')} (first: {first!r})"
+            f"malformed perturbation label: obs[{perturbation_key!r}] is missing or blank for "
+            f"{counted(int(missing.sum()), 'cell')} (first: {first!r})"
         )
     distinct = list(pd.unique(raw.astype(object)))
     _warn_missing_as_text(raw, distinct, perturbation_key)
@@ -543,11 +574,7 @@ def setup(
     else:
         _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
         if missing and WARN_UNMEASURED_TARGETS.get():
-            logger.warning(
-                "%s not measured in var (fine for CRISPRa targets): %s",
-                counted(len(missing), "perturbed gene is", "perturbed genes are"),
-                shown_list(missing, 10),
-            )
+            _warn_unmeasured(missing, adata, annotated)
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
     if single_cell:
@@ -629,6 +656,13 @@ def check_setup(adata: AnnData) -> None:
         raise PerturbsimError(
             f"obs[{CONDITION!r}] is no longer categorical, as setup wrote it: run "
             "perturbsim.pp.setup(adata, ...) again"
+        )
+    unlabelled = np.flatnonzero(adata.obs[CONDITION].cat.codes.to_numpy() < 0)
+    if unlabelled.size:
+        raise PerturbsimError(
+            f"{counted(unlabelled.size, 'cell')} of adata lost their condition label since "
+            f"setup (obs[{CONDITION!r}] missing, e.g. cell "
+            f"{str(adata.obs_names[unlabelled[0]])!r}): run perturbsim.pp.setup(adata, ...) again"
         )
 
 

@@ -261,8 +261,9 @@ def _with_condition_noise(
         conditions_half = stats.t.ppf(0.5 + confidence / 2, distinct - 1) * np.sqrt(
             first["ratio_var"].to_numpy(dtype=float)
         )
+        # one seed: no interval (seeds_half NaN), as summary's
         half = np.where(
-            np.isfinite(conditions_half), np.fmax(seeds_half, conditions_half), seeds_half
+            np.isfinite(conditions_half), np.maximum(seeds_half, conditions_half), seeds_half
         )
     mean = summary["mean"].to_numpy(dtype=float)
     widened = summary.copy()
