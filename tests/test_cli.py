@@ -161,6 +161,20 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
 
 
 @pytest.mark.filterwarnings("ignore:Observation names are not unique")
+def test_export_reads_the_screen_by_the_columns_the_model_was_trained_on(screen, tmp_path):
+    screen.obs = screen.obs.rename(columns={"condition": "guide"})
+    screen.var["symbol"] = list(screen.var_names)
+    screen.var_names = [f"ENSG{i:05d}" for i in range(screen.n_vars)]
+    data = _write(screen, tmp_path / "ids.h5ad")
+    options = ["--model", "mean", "--perturbation-key", "guide", "--gene-key", "symbol"]
+    assert _train(data, tmp_path / "model", *options) == 0
+    labels = ps.models.PerturbationModel.load(tmp_path / "model").screen_labels
+    assert labels["perturbation_key"] == "guide" and labels["gene_key"] == "symbol"
+    out = tmp_path / "export"
+    assert main(["export", str(tmp_path / "model"), data, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".h5ad")
+
+
 def test_export_compares_the_cells_a_filter_keeps_not_their_names(tmp_path, caplog):
     screen = ps.ds.simulate(size="tiny", seed=0)
     screen.obs["lane"] = np.where(np.arange(screen.n_obs) % 2 == 0, "L1", "L2")

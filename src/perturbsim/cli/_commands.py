@@ -335,6 +335,8 @@ def _run_export(args: argparse.Namespace) -> None:
         args.seed = model.seed
     args.control = args.control or model.screen_labels.get("control")  # as it was trained on
     args.sep = args.sep or model.screen_labels.get("sep")
+    args.perturbation_key = args.perturbation_key or model.screen_labels.get("perturbation_key")
+    args.gene_key = args.gene_key or model.screen_labels.get("gene_key")
     args.normalize = args.normalize or model.screen_labels.get("normalize") == "true"
     args.pool_datasets = args.pool_datasets or model.screen_labels.get("pooled_datasets") == "true"
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]

@@ -93,9 +93,9 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
     )
     parser.add_argument(
         "--perturbation-key",
-        default="condition",
+        default=None,
         metavar="KEY",
-        help="obs column of perturbation labels (default: condition)",
+        help=f"obs column of perturbation labels (default: {as_trained}condition)",
     )
     parser.add_argument(
         "--control",
@@ -114,9 +114,9 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         "--gene-key",
         default=None,
         metavar="COLUMN",
-        help="var column of gene symbols to use as gene names (default: var_names, or "
-        "var['gene_name'] when present, unless var_names name more perturbed genes; 'none': "
-        "var_names)",
+        help=f"var column of gene symbols to use as gene names (default: {as_trained}"
+        "var_names, or var['gene_name'] when present, unless var_names name more perturbed "
+        "genes; 'none': var_names)",
     )
     parser.add_argument(
         "--normalize",
@@ -255,7 +255,7 @@ def read_screen(
 
     adata = read(
         args.data,
-        perturbation_key=args.perturbation_key,
+        perturbation_key=args.perturbation_key or "condition",
         control=args.control,
         sep=args.sep,
         gene_symbols=False if args.gene_key == "none" else args.gene_key,

@@ -161,8 +161,10 @@ class ScreenData:
     val
         Validation conditions (may be empty).
     labels
-        How the screen was read: the ``control`` label and the ``sep`` of its raw labels
-        (:func:`perturbsim.pp.setup`; empty when unknown), ``normalize`` (``"true"``)
+        How the screen was read: the ``control`` label and the ``sep`` of its raw labels,
+        their ``perturbation_key`` column and the ``gene_key`` column naming the genes
+        (``"none"``: ``var_names``) (:func:`perturbsim.pp.setup`; empty when unknown),
+        ``normalize`` (``"true"``)
         when its raw counts were normalised, and ``pooled_datasets`` (``"true"``) when it
         pooled several screens (``pool_datasets=True``).
     where
@@ -222,7 +224,8 @@ class ScreenData:
             raise PerturbsimError(f"the training conditions lack control cells ({CONTROL!r})")
         train, val, few = _without_few_cells(stats, train, val)
         setup = adata.uns.get(UNS, {}).get(SETUP, {})
-        labels = {key: str(setup[key]) for key in ("control", "sep") if key in setup}
+        read_as = ("control", "sep", "perturbation_key", "gene_key")
+        labels = {key: str(setup[key]) for key in read_as if key in setup}
         for flag in ("normalize", "pooled_datasets"):  # how to read the file again
             if setup.get(flag, False):
                 labels[flag] = "true"

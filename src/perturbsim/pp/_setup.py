@@ -230,7 +230,7 @@ def _gene_symbols(
             column,
         )
         return None
-    return pd.Index(symbols.values, name=None), where
+    return pd.Index(symbols.values, name=None), column
 
 
 def _screen_as_read(adata: AnnData) -> tuple[list[str], list[str], np.ndarray] | None:
@@ -552,7 +552,7 @@ def setup(
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
         adata.var[ORIGINAL_ID] = adata.var_names.astype(str)
-        adata.var_names, where = symbols
+        adata.var_names, where = symbols[0], f"adata.var[{symbols[1]!r}]"
         logger.log(
             logging.INFO if gene_symbols else logging.WARNING,  # warned when not asked
             "var_names are now the symbols of %s (the former names kept in var[%r]; "
@@ -592,6 +592,7 @@ def setup(
         _drop_derived(adata)
     uns[SETUP] = {
         "perturbation_key": perturbation_key,
+        "gene_key": "none" if symbols is None else symbols[1],
         "control": control,
         "sep": sep,
         "normalize": from_counts,
