@@ -498,6 +498,21 @@ def test_labels_joined_by_another_separator_are_refused_unless_sep_is_given(capl
         lambda: ps.pp.setup(guides, perturbation_key="condition", control="NegCtrl0_NegCtrl0"),
         "32 of 33 perturbed genes look like genes joined by '_'",
     )
+    # a gene named with '-' (NKX2-1) among them: no word of it is read as a control guide's
+    hyphen = guides.copy()
+    hyphen.obs["condition"] = hyphen.obs["condition"].str.replace("KLF1", "NKX2-1")
+    message = one_line_error(
+        lambda: ps.pp.setup(hyphen, perturbation_key="condition", control="NegCtrl0_NegCtrl0"),
+        "32 of 33 perturbed genes look like genes joined by '_'",
+    )
+    assert "write" not in message
+    # a sibling control guide beside the control is no label joined by '-': named as such
+    siblings = make_screen(["non-targeting_1", "non-targeting_2", "G1", "G2", "G1+G2"])
+    one_line_error(
+        lambda: ps.pp.setup(siblings, control="non-targeting_1"),
+        "label 'non-targeting_2' of obs\\['condition'\\] reads as a perturbation of "
+        "'non-targeting_2', which by its name is a control guide",
+    )
 
 
 def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(caplog, tiny):

@@ -98,11 +98,19 @@ def _known(
 
 def _joined_hint(perturbed: list[str], known: set[str], unknown: list[str], sep: str) -> str | None:
     """The ``sep`` hint when most unknown perturbed genes split into known ones by another."""
+    found = _joined_split(known, unknown, sep)
+    return None if found is None else _joined_text(perturbed, *found)
+
+
+def _joined_split(known: set[str], unknown: list[str], sep: str) -> tuple[str, list[str]] | None:
+    """The other separator most ``unknown`` genes split at into ``known`` ones, and those."""
     if not unknown:
         return None
     other, joined = _joined_by(unknown, known | {CONTROL}, exclude=sep)
-    if 2 * len(joined) <= len(unknown):
-        return None
+    return (other, joined) if 2 * len(joined) > len(unknown) else None
+
+
+def _joined_text(perturbed: list[str], other: str, joined: list[str]) -> str:
     return (
         f"{len(joined)} of {len(perturbed)} perturbed genes look like genes joined by "
         f"{other!r} (e.g. {_examples(joined)}): pass sep={other!r}"
@@ -123,9 +131,12 @@ def joined_labels_hint(
     neither measured in ``adata`` nor annotated split, by a separator of
     :data:`SEPARATORS` other than ``sep``, into genes that are, tokens of the ``control``
     label (``KLF1_NegCtrl0`` with control ``NegCtrl0_NegCtrl0``) or words of a control
-    guide (``NegCtrl0`` with control ``ctrl``). It needs no set-up.
+    guide (``NegCtrl0`` with control ``ctrl``). A label that is a control guide as a whole
+    (``non-targeting_2`` beside the control ``non-targeting_1``) is no joined label: the
+    check of other control guides names it. It needs no set-up.
     """
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
+    unknown = [g for g in unknown if not _looks_like_control(g)]
     tokens = {token for s in SEPARATORS for token in control.split(s)}
     guides = {  # control guides' words in a pair's label (KLF1_NegCtrl0 beside 'ctrl')
         token
@@ -134,9 +145,15 @@ def joined_labels_hint(
         for token in gene.split(s)
         if _looks_like_control(token)
     }
-    hint = _joined_hint(perturbed, measured | annotated | tokens | guides, unknown, sep)
-    words = sorted(guides - tokens - measured - annotated)
-    if hint is None or not words:
+    found = _joined_split(measured | annotated | tokens | guides, unknown, sep)
+    if found is None:
+        return None
+    other, joined = found
+    # the guide words of the labels as the separator found splits them
+    used = {token for gene in joined for token in gene.split(other) if _looks_like_control(token)}
+    words = sorted(used - set(control.split(other)) - measured - annotated)
+    hint = _joined_text(perturbed, other, joined)
+    if not words:
         return hint
     return (
         f"{hint} and write {words[0]!r} in them as {CONTROL!r} (a control guide's word, read "
