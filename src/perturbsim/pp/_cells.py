@@ -100,12 +100,17 @@ def draw_cells(
     unknown = sorted(set(conditions) - known)
     if unknown:
         raise PerturbsimError(f"{len(unknown)} condition(s) not in the screen: {unknown[:5]}")
-    labels = adata.obs[CONDITION].astype(str).to_numpy()
+    column = adata.obs[CONDITION]
+    code_of = {str(c): i for i, c in enumerate(column.cat.categories)}
+    codes = column.cat.codes.to_numpy()
+    order = np.argsort(codes, kind="stable")  # the cells of each condition, in screen order
+    bounds = np.searchsorted(codes[order], np.arange(len(code_of) + 1))
     matrix = cell_matrix(adata)
     rng = np.random.default_rng(resolve_seed(seed))
     cells = {}
     for condition in conditions:
-        rows = np.flatnonzero(labels == condition)
+        code = code_of[condition]
+        rows = order[bounds[code] : bounds[code + 1]]
         if rows.size > max_cells:
             rows = np.sort(rng.choice(rows, size=max_cells, replace=False))
         cells[condition] = dense_rows(matrix, rows, np.float32)
