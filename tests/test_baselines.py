@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -647,6 +648,27 @@ def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_p
     with caplog.at_level("WARNING", logger="perturbsim.models._store"):
         assert PerturbationModel.load(tmp_path / "m").seed == 7
     assert "records no checksum of itself (saved by an older perturbsim, or edited)" in caplog.text
+
+
+def test_weights_replaced_with_their_checksums_recomputed_are_refused(norman_split, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from perturbsim.models._store import CONFIG_CHECKSUM, _config_sha256, _sha256
+
+    ps.Additive(norman_split).fit().save(tmp_path / "m")
+    weights, config_file = tmp_path / "m" / "weights.safetensors", tmp_path / "m" / "config.json"
+    arrays = load_file(str(weights))
+    rows = arrays["single_delta"].shape
+    arrays["single_delta"] = arrays["single_delta"].reshape(-1)[:100].copy()  # read unchecked
+    save_file(arrays, str(weights))
+    config = json.loads(config_file.read_text())
+    config["weights_sha256"] = _sha256(weights)
+    config[CONFIG_CHECKSUM] = _config_sha256(config)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(
+        PerturbsimError, match=f"'single_delta' \\(100,\\) where {re.escape(str(rows))} was saved"
+    ):
+        PerturbationModel.load(tmp_path / "m")
 
 
 def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):

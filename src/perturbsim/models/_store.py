@@ -66,6 +66,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+ARRAY_SHAPES = "array_shapes"
+"""Key of config.json recording each weight's shape (absent from older files)."""
 CONFIG_CHECKSUM = "config_sha256"
 """Key of config.json holding the checksum of the rest of it (absent from older files)."""
 
@@ -120,7 +122,12 @@ def write_model_dir(
         os.chmod(weights, new_file_mode())  # safetensors writes it readable by its owner only
         with weights.open("rb") as handle:  # on disk before the old model is retired
             os.fsync(handle.fileno())
-        full = {"format_version": FORMAT_VERSION, **config, "weights_sha256": _sha256(weights)}
+        full = {
+            "format_version": FORMAT_VERSION,
+            **config,
+            ARRAY_SHAPES: {k: list(np.shape(v)) for k, v in arrays.items()},
+            "weights_sha256": _sha256(weights),
+        }
         full[CONFIG_CHECKSUM] = _config_sha256(full)
         with (staging / CONFIG_FILE).open("w") as handle:
             json.dump(full, handle, indent=1)
@@ -217,4 +224,30 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         arrays = load_file(str(weights_file))
     except (SafetensorError, OSError) as err:
         raise PerturbsimError(f"cannot read {str(weights_file)!r}: {error_reason(err)}") from None
+    _check_shapes(weights_file, config.get(ARRAY_SHAPES), arrays)
     return config, arrays
+
+
+def _check_shapes(weights_file: Path, saved: object, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse weights whose arrays are not those the config recorded, by name and shape.
+
+    A weights file replaced and its checksum recomputed would otherwise load, and an
+    array of another shape be read by a model that never checks it. Files saved before
+    the shapes were kept (no record) are not checked.
+    """
+    if saved is None:
+        return
+    recorded = {str(k): list(v) for k, v in dict(saved).items()} if isinstance(saved, dict) else {}
+    held = {k: list(v.shape) for k, v in arrays.items()}
+    if recorded == held:
+        return
+    differ = sorted(set(recorded) ^ set(held)) or sorted(
+        k for k in held if recorded.get(k) != held[k]
+    )
+    name = differ[0]
+    raise PerturbsimError(
+        f"{str(weights_file)!r} does not hold the arrays config.json recorded: {name!r} "
+        f"{'missing' if name not in held else tuple(held[name])} where "
+        f"{'none' if name not in recorded else tuple(recorded[name])} was saved (edited?); "
+        "save the model again"
+    )
