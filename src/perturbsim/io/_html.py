@@ -384,7 +384,7 @@ def _legend() -> str:
         "(<code>mean</code> baseline); <b>1</b> = as good as repeating the experiment "
         "(split-half replicate); <b>below 0</b> worse than the baseline; <b>above 1</b> "
         "closer than a repeat of the measurement. Higher is better for every metric. Pale: "
-        "the interval (over the seeds and the replicate's noise) spans both 0 and 1: the "
+        "the interval (over the seeds and the conditions scored) spans both 0 and 1: the "
         "model cannot be told from either anchor.</div></div>"
     )
 
