@@ -396,6 +396,25 @@ def test_fit_errors_name_model_and_seed(adata):
             r"metrics must be a list of metric names \(None: all\), got the string",
         ),
         ({"models": ["mean"], "on_error": "ignore"}, "on_error must be"),
+        # refused before any split is fitted, whatever on_error
+        (
+            {
+                "models": ["additive"],
+                "model_kwargs": {"additive": {"bogus": 1}},
+                "on_error": "skip",
+            },
+            "model 'additive' has no option 'bogus'",
+        ),
+        (
+            {"models": ["mean"], "train_kwargs": {"mean": {"max_epoch": 5}}},
+            "model 'mean' has no fit option 'max_epoch' \\(its fit options: none\\)",
+        ),
+        ({"models": {"x": 3}, "on_error": "skip"}, r"models\['x'\] must be a factory"),
+        (
+            {"models": {"replicate": ps.TrainMean}},
+            "model name 'replicate' is a row of the evaluation's own",
+        ),
+        ({"models": ["mean"], "split": "bogus"}, r"split must be one of \['simulation', 'single'"),
     ],
 )
 def test_bad_arguments(adata, kwargs, message):

@@ -36,7 +36,7 @@ from ..pp import split as split_screen
 from ..pp._de import top_de_indices
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, stored_layer, stored_matrix
 from ..pp._setup import check_setup
-from ._evaluate_gi import GI_COLUMNS, GITruth, simulated_truth
+from ._evaluate_gi import GI_COLUMNS, MEASURED, GITruth, simulated_truth
 from ._metrics import _predicted_means, checked_metric_names, score
 from ._result import (
     CHANGE_COLUMNS,
@@ -109,6 +109,11 @@ def _from_catalogue(name: str, options: dict[str, Any]) -> Builder:
     return build
 
 
+RESERVED_NAMES = (REPLICATE, MEASURED)
+"""Rows of an evaluation's own (the split-half replicate; the measured interactions)."""
+EVALUATED_SPLITS = ("simulation", "single", "combo", "custom")
+"""Split kinds :func:`evaluate` takes (``none`` holds nothing out)."""
+
 OPTIONS_EXAMPLE = {
     "model_kwargs": "{'gears': {'hidden': 32}}",
     "train_kwargs": "{'gears': {'max_epochs': 20}}",
@@ -177,17 +182,48 @@ def _resolve_models(
         raise PerturbsimError("no models to evaluate")
     if len(set(names)) != len(names):
         raise PerturbsimError(f"models repeat: {names}")
+    reserved = [name for name in names if name in RESERVED_NAMES]
+    if reserved:
+        raise PerturbsimError(
+            f"model name {reserved[0]!r} is a row of the evaluation's own (the split-half "
+            "replicate, or the measured interactions): name the model otherwise"
+        )
     unknown_kw = sorted(set(model_kwargs) - set(names))
     if unknown_kw:
         raise PerturbsimError(f"model_kwargs names models not evaluated: {unknown_kw}")
     if isinstance(models, Mapping):
+        odd = next((name for name, factory in models.items() if not callable(factory)), None)
+        if odd is not None:
+            raise PerturbsimError(
+                f"models[{odd!r}] must be a factory(adata, **options) building an unfitted "
+                f"model, got {type(models[odd]).__name__}"
+            )
         return {
             str(name): _from_factory(factory, dict(model_kwargs.get(name, {})))
             for name, factory in models.items()
         }
-    for name in names:
-        resolve_model(name)  # raises, naming the unknown model
     return {name: _from_catalogue(name, dict(model_kwargs.get(name, {}))) for name in names}
+
+
+def _check_catalogue_options(
+    names: Sequence[str],
+    model_kwargs: Mapping[str, dict[str, Any]],
+    train_kwargs: Mapping[str, dict[str, Any]],
+) -> None:
+    """Refuse, before any split is fitted, an option a catalogue model does not take."""
+    for name in names:
+        cls, preset = resolve_model(name)  # raises, naming an unknown model
+        options = {**preset, **model_kwargs.get(name, {})}
+        for given, accepted, what in (
+            (model_kwargs.get(name, {}), cls.option_names_of(options), "option"),
+            (train_kwargs.get(name, {}), cls.fit_options_of(options), "fit option"),
+        ):
+            unknown = [key for key in given if key not in accepted]
+            if unknown:
+                raise PerturbsimError(
+                    f"model {name!r} has no {what} {unknown[0]!r} (its {what}s: "
+                    f"{shown_list(list(accepted), 12) if accepted else 'none'})"
+                )
 
 
 def _working_copy(adata: AnnData) -> AnnData:
@@ -778,6 +814,8 @@ def evaluate(
     unknown_train = sorted(set(train_kwargs) - set(names))
     if unknown_train:
         raise PerturbsimError(f"train_kwargs names models not evaluated: {unknown_train}")
+    if not isinstance(models, Mapping):
+        _check_catalogue_options(names, model_kwargs, train_kwargs)
     metrics = checked_metric_names(metrics)
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -788,6 +826,8 @@ def evaluate(
     replicate, gi = check_flag("replicate", replicate), check_flag("gi", gi)
     if split == "none":
         raise PerturbsimError("split='none' holds nothing out: there is nothing to score")
+    if split not in EVALUATED_SPLITS:
+        raise PerturbsimError(f"split must be one of {list(EVALUATED_SPLITS)}, got {split!r}")
     simulated = simulated_truth(adata) if gi else None
 
     bar = tqdm(
