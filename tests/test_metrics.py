@@ -233,6 +233,32 @@ def test_excluding_targets_changes_the_scores_as_by_hand():
     assert values[("g1", "de_overlap")] == pytest.approx(1.0)
 
 
+def test_genes_tied_in_predicted_change_share_the_top_places():
+    """A constant prediction overlaps the k DE genes by k/G whatever the order of the genes."""
+    rng = np.random.default_rng(0)
+    control = rng.uniform(1.0, 3.0, size=20)
+    perturbed = control + rng.normal(0, 1, 20)
+    de = ["g3", "g7", "g11", "g15"]
+    values = []
+    for order in (np.arange(20), rng.permutation(20)):
+        genes = [f"g{i}" for i in order]
+        means = np.vstack([control[order], perturbed[order]])
+        truth = PseudobulkStats(
+            conditions=np.array(["ctrl", "g0"]),
+            genes=np.array(genes),
+            n_cells=np.full(2, 10),
+            moments=np.stack([means**k for k in range(1, 5)]),
+            coexpr_n=0,
+            coexpr_sum=np.zeros(20),
+            coexpr_gram=None,
+        )
+        pred = _pred({"g0": control[order]}, genes=genes)  # no change predicted
+        table = _table(score(pred, truth, de_genes={"g0": de}, metrics=["de_overlap"]))
+        values.append(table[("g0", "de_overlap")])
+    # 4 places shared by the 19 genes left once g0, the condition's own target, is out
+    assert values[0] == pytest.approx(values[1]) == pytest.approx(4 / 19)
+
+
 def test_discrimination_leaves_out_every_scored_target():
     """Two activations whose targets dominate; only the off-target change tells them apart.
 
@@ -407,6 +433,15 @@ def test_errors_name_the_offending_value():
         score(_pred({"A": PRED}, genes=["g0", "g1", "g2", "gZ"]), truth)
     with pytest.raises(ps.PerturbsimError, match="^metrics name 'mse' more than once"):
         score(_pred({"A": PRED}), truth, metrics=["mse", "mse"])
+    with pytest.raises(ps.PerturbsimError, match="^DE genes of 'A' name 'g0' more than once"):
+        score(_pred({"A": PRED}), truth, de_genes={"A": ["g0", "g0", "g3"]})
+    with pytest.raises(ps.PerturbsimError, match="must be a list of genes, got the string 'g0'"):
+        score(_pred({"A": PRED}), truth, de_genes={"A": "g0"})
+    twice = _pred({"A": PRED})
+    twice = ad.AnnData(np.vstack([twice.X, twice.X]), var=twice.var)
+    twice.obs_names = ["A", "A"]
+    with pytest.raises(ps.PerturbsimError, match="^pred holds condition 'A' more than once"):
+        score(twice, truth)
     # a NaN anywhere it would silently turn the scores into NaN: named
     broken = np.array(TRUE, dtype=float)
     broken[1] = np.nan

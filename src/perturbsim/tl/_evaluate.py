@@ -748,7 +748,9 @@ def evaluate(
         Model name -> fit options (``model.fit(**train_kwargs[name])``), e.g.
         ``{"gears": {"max_epochs": 20}}``.
     n_de
-        Number of top DE genes per condition for the ``*_de`` metrics.
+        Number of top DE genes per condition for the ``*_de`` metrics: ranked by Welch t on
+        the condition's own measured cells against control (as GEARS ranks them), the cells
+        each prediction is scored against; no model is fitted on them.
     metrics
         Metric names (:func:`perturbsim.tl.list_metrics`); default: every registered metric
         whose inputs a model's predictions provide.

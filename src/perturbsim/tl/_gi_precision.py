@@ -19,6 +19,7 @@ import pandas as pd
 
 from .._checks import check_count
 from .._errors import PerturbsimError
+from .._ranking import top_k_share
 from ..pp._gi import _TIES, SUBTYPES, GIRules, check_rules, is_scored
 
 PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
@@ -45,19 +46,8 @@ def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def _top_k_share(strength: np.ndarray, k: int) -> np.ndarray:
-    """Each pair's chance of being among the top ``k`` by ``strength``, ties ordered at random.
-
-    Pairs strictly above the ``k``-th strength are all in (1); of the pairs tied with it
-    (equal to :data:`~perturbsim.pp._gi._TIES` decimals), the remaining places go to a
-    random subset, so each has the share of places left. NaN strengths rank last.
-    """
-    value = np.where(np.isnan(strength), -np.inf, np.round(strength, _TIES))
-    kth = np.sort(value)[::-1][k - 1]
-    above = value > kth
-    tied = value == kth
-    share = above.astype(float)
-    share[tied] = (k - int(above.sum())) / tied.sum()
-    return share
+    """:func:`~perturbsim._ranking.top_k_share` at the strengths' tie decimals."""
+    return top_k_share(strength, k, _TIES)
 
 
 def _expected_hits(strength: np.ndarray, member: np.ndarray, k: int) -> float:

@@ -30,6 +30,7 @@ from scipy import sparse
 from .._checks import check_flag, check_list
 from .._errors import PerturbsimError
 from .._keys import CONTROL, SETUP, UNS, VARIANCE_LAYER
+from .._ranking import top_k_share
 from ..pp import PseudobulkStats, genes_of
 from ..pp._labels import canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
@@ -282,11 +283,20 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-def _top_predicted(x: MetricInputs) -> tuple[set[int], set[int]]:
-    """The top-k genes by |predicted change| (ties: gene order) and the k measured DE genes."""
+TIE_DECIMALS = 12
+"""Decimals to which |predicted change| is rounded before the top-k genes are drawn."""
+
+
+def _expected_overlap(x: MetricInputs) -> tuple[float, int]:
+    """Expected measured DE genes among the top-k by |predicted change|, and k.
+
+    Genes tied in |predicted change| share the places left among the top k (as a random
+    order of the ties would on average): a constant prediction (``no_perturb``) overlaps
+    by ``k²/G`` whatever the order of the genes.
+    """
     k = len(x.de_idx)
-    ranked = np.argsort(-np.abs(x.predicted - x.control), kind="stable")[:k]
-    return set(ranked.tolist()), set(np.asarray(x.de_idx).tolist())
+    share = top_k_share(np.abs(x.predicted - x.control), k, TIE_DECIMALS)
+    return float(share[np.asarray(x.de_idx)].sum()), k
 
 
 def _closer_than_own(x: MetricInputs, order: int) -> tuple[int, int, int]:
@@ -427,8 +437,8 @@ def _metric_direction_error_de(x: MetricInputs) -> float:
 def _metric_de_jaccard(x: MetricInputs) -> float:
     if len(x.de_idx) == 0:
         return float("nan")
-    top, measured = _top_predicted(x)
-    return len(top & measured) / len(top | measured)
+    overlap, k = _expected_overlap(x)
+    return overlap / (2 * k - overlap)
 
 
 @register_metric(
@@ -449,12 +459,14 @@ def _metric_de_overlap(x: MetricInputs) -> float:
     (``de_idx``: the top ``n_de`` non-dropout genes by Welch t in :func:`evaluate`) and the
     predicted ones the top-k by |predicted change|. Both sets then hold k genes, so the
     value is ``2 J / (1 + J)`` of ``de_jaccard`` J; with cell-eval's FDR-defined sets k
-    varies by condition and the two tools can differ.
+    varies by condition and the two tools can differ. Genes tied in |predicted change|
+    share the places left (the expected overlap under a random order of the ties; cell-eval
+    orders them as its sort does).
     """
     if len(x.de_idx) == 0:
         return float("nan")
-    top, measured = _top_predicted(x)
-    return len(top & measured) / len(measured)
+    overlap, k = _expected_overlap(x)
+    return overlap / k
 
 
 @register_metric(
@@ -706,10 +718,14 @@ def _de_indices(
         raise PerturbsimError(f"de_genes has no entry for conditions {missing[:10]}")
     indices = {}
     for c in conditions:
+        check_list(f"de_genes[{c!r}]", de_genes[c], "genes")
         listed = [str(g) for g in de_genes[c] if str(g) != ""]
         unknown = [g for g in listed if g not in col]
         if unknown:
             raise PerturbsimError(f"DE genes of {c!r} not among the genes: {unknown[:10]}")
+        twice = sorted({g for g in listed if listed.count(g) > 1})
+        if twice:
+            raise PerturbsimError(f"DE genes of {c!r} name {twice[0]!r} more than once")
         indices[c] = np.array([col[g] for g in listed], dtype=np.int64)
     return indices
 
@@ -833,6 +849,12 @@ def score(
     exclude_targets = check_flag("exclude_targets", exclude_targets)
     genes = np.asarray(pred.var_names, dtype=str)
     conditions = [str(c) for c in pred.obs_names]
+    repeated = pd.Index(conditions)[pd.Index(conditions).duplicated()]
+    if len(repeated):
+        raise PerturbsimError(
+            f"pred holds condition {repeated[0]!r} more than once (one row per condition: "
+            "each is told apart from the others)"
+        )
     given = {
         "variance": VARIANCE_LAYER in pred.layers,
         "de_idx": de_genes is not None,
