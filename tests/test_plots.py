@@ -61,6 +61,10 @@ def test_metric_bars(result):
     assert np.isnan(bars[0].patches[0].get_height())
     assert any(t.get_text() == "–" for t in ax.texts)  # as the tables mark it
     assert ax.get_title().endswith("\nmean of 2 seeds")
+    # from the summary table alone: a subgroup without a row is not covered, not undefined
+    alone = pl.metric_bars(result.summary(), metric="nmse_de")
+    notes = [t.get_text() for t in alone.texts]
+    assert "–" in notes and not any(note.startswith("n/a") for note in notes)
 
 
 def test_metric_bars_refuse_a_coverage_table_that_is_none(result):
@@ -448,6 +452,8 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
         (0.39, 0.452, ["0.4"]),  # within a decade and under three-fold: every tick
         (0.045, 0.5, ["0.05", "0.1", "0.2", "0.5"]),  # one decade inside: 2 and 5 too
         (0.01, 3.0, ["0.01", "0.1", "1"]),  # decades enough: only they
+        (1.2, 1.43, []),  # between the ticks of a log axis: plain ticks, each labelled
+        (0.11, 0.14, []),
     ],
 )
 def test_log_axes_are_labelled_plainly_and_never_with_a_lone_label(low, high, labels):

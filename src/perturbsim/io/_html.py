@@ -447,7 +447,7 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         "<code>replicate − mean</code> pooled over seeds, its interval the wider of the "
         "interval over seeds and one from the conditions scored, which holds the noise of "
         "that span (one split of each condition's cells, the same in every seed) and how "
-        "the model's gain follows it. "
+        "the model's gain follows it (none with one seed). "
         f"{NOT_COVERED}: the model cannot predict any condition of the subgroup; {UNDEFINED}: "
         "the score is undefined (e.g. a correlation with the constant change of "
         "<code>no_perturb</code>, or a replicate not clearly better than the baseline on the "
@@ -538,7 +538,7 @@ def _metrics_section(
     return [*section, "</section>"]
 
 
-def _nav(plots: ReportPlots, *, interactions: bool) -> str:
+def _nav(plots: ReportPlots, *, interactions: bool, uncertainty: bool) -> str:
     links = [
         ("calibrated", "Calibrated scores"),
         ("how-to-read", "How to read this"),
@@ -551,6 +551,8 @@ def _nav(plots: ReportPlots, *, interactions: bool) -> str:
         links.append(("interactions", "Genetic interactions"))
     if plots.histories:
         links.append(("training", "Training"))
+    if uncertainty:
+        links.append(("uncertainty", "Uncertainty"))
     return "<nav>" + "".join(f'<a href="#{key}">{text}</a>' for key, text in links) + "</nav>"
 
 
@@ -607,7 +609,7 @@ def html_report(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         _settings(result),
-        _nav(plots, interactions=not result.gi.empty),
+        _nav(plots, interactions=not result.gi.empty, uncertainty=not result.uncertainty.empty),
         *_calibrated_section(calibrated, metrics, models, subgroups, shares),
         '<section id="how-to-read"><h2>How to read this</h2>',
         f"<p>{_how_to_read(metrics)}</p></section>",

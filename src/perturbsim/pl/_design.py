@@ -102,6 +102,11 @@ def design_curves(
     ax.set_ylabel("error on untested conditions")
     n_seeds = int(summary["n_seeds"].max())
     fewer = " (fewer at some points)" if summary["n_seeds"].nunique() > 1 else ""
-    ax.set_title(f"active learning: mean and {confidence:.0%} interval over {n_seeds} seeds{fewer}")
+    shown = (
+        f"mean and {confidence:.0%} interval over {n_seeds} seeds{fewer}"
+        if n_seeds > 1
+        else "one seed, no interval"
+    )
+    ax.set_title(f"active learning: {shown}")
     ax.legend(frameon=False)
     return ax

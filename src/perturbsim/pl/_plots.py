@@ -18,7 +18,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from scipy import sparse
 
 from .._checks import checked_table
@@ -139,7 +139,9 @@ def plain_log_labels(axis: Axis) -> None:
     so that one label or none would show, the ticks between them are labelled too: at 2
     and 5 times a decade, at 2 to 5 times within a range under thirty-fold on a y axis
     (whose labels stack rather than crowd side by side), or every one (2 to 9 times)
-    within a range under three-fold.
+    within a range under three-fold. Where even so fewer than two ticks would carry a label
+    (a range such as 1.2 to 1.4, between the ticks of a log axis), the axis takes a few
+    plain ticks, each labelled.
     Call it once the axis's limits are set.
     """
     low, high = sorted(getattr(axis.axes, f"get_{axis.axis_name}lim")())  # autoscaled now
@@ -147,11 +149,24 @@ def plain_log_labels(axis: Axis) -> None:
     every, upright = (2, 3, 4, 5, 6, 7, 8, 9), axis.axis_name == "y"  # labels stacked, not abreast
     shown = every if high < 3 * low else (2, 3, 4, 5) if upright and high < 30 * low else (2, 5)
 
-    def minor(value: float, _: object) -> str:
+    def labelled(value: float) -> bool:
         mantissa = round(value / 10 ** np.floor(np.log10(value)))
-        return f"{value:.3g}" if decades < 2 and mantissa in shown else ""
+        return decades < 2 and mantissa in shown
 
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    def minor(value: float, _: object) -> str:
+        return f"{value:.3g}" if labelled(value) else ""
+
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    if low > 0:
+        majors = axis.get_major_locator().tick_values(low, high)
+        minors = [v for v in axis.get_minor_locator().tick_values(low, high) if labelled(v)]
+        within = [value for value in [*majors, *minors] if low <= value <= high]
+        if len(set(within)) < 2:  # between a log axis's ticks: a few plain ones instead
+            axis.set_major_locator(MaxNLocator(nbins=4))
+            axis.set_minor_formatter(NullFormatter())
+            axis.set_major_formatter(plain)
+            return
+    axis.set_major_formatter(plain)
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
@@ -223,7 +238,8 @@ def metric_bars(
     coverage
         Covered and total test conditions per model and subgroup
         (:meth:`~perturbsim.tl.EvaluationResult.coverage_table`); default: the result's, or
-        none for a summary table (no labels).
+        for a summary table none: a model and subgroup it has no row of are marked not
+        covered, partial coverage is not labelled.
     ax
         Axes to draw on.
 
@@ -304,8 +320,12 @@ def metric_bars(
             ),
         )
         for position, group, height in zip(positions, subgroups, mean, strict=True):
-            # a bar of fewer conditions says how many, beside it; a missing one, why
-            note = "" if coverage is None else _coverage_note(coverage, model, group)
+            # a bar of fewer conditions says how many, beside it; a missing one, why (without
+            # coverage, a row absent from the summary is a subgroup the model never covered)
+            if coverage is not None:
+                note = _coverage_note(coverage, model, group)
+            else:
+                note = "" if (model, group) in indexed.index else NOT_COVERED
             if np.isnan(height) and note != NOT_COVERED:
                 note = "n/a" + (f" ({note})" if note else "")
             if note:
