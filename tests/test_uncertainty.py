@@ -411,6 +411,16 @@ def test_an_uncertainty_that_only_tells_the_kinds_apart_scores_well_only_pooled(
     assert figures["spearman_error_de_within"] == -1.0
     ax = ps.pl.uncertainty_vs_error(table, model="stacked")
     assert ax.get_title().endswith("pooled over 8 test conditions\nwithin subgroups -1.00")
+    # a second seed where, within a kind, the more uncertain are the more wrong: the figure
+    # reads within subgroups as the summary does, each seed's, then their mean
+    second = table.assign(seed=2, error_de=table["error_de"].to_numpy()[[3, 2, 1, 0, 7, 6, 5, 4]])
+    second = second.drop(index=[3, 7])  # 3 conditions a kind: pooled, seed 1's would outweigh
+    both = pd.concat([table, second], ignore_index=True)
+    per_seed = uncertainty_per_seed(both)
+    within = per_seed[per_seed["metric"] == "spearman_error_de_within"]["value"]
+    assert sorted(within) == [-1.0, 1.0]
+    title = ps.pl.uncertainty_vs_error(both, model="stacked").get_title()
+    assert title.endswith(f"within subgroups {within.mean():.2f}")
 
 
 def test_a_measured_single_s_variance_ignores_held_out_cells_and_holds_with_denoise(norman):

@@ -162,10 +162,12 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
         if model == REPLICATE:  # one half of the cells against the other
             ax.set_xlabel("change in the other half")
             ax.set_ylabel("change in one half")
-        if i % SCATTER_COLUMNS:
+        if i % SCATTER_COLUMNS and model != REPLICATE:  # its own axes' names, wherever it is
             ax.set_ylabel("")
         if i + SCATTER_COLUMNS < len(models) and model != REPLICATE:
             ax.set_xlabel("")
+        else:  # no panel below it: the shared x axis keeps its numbers here
+            ax.tick_params(labelbottom=True)
     values = rows[["predicted", "measured"]].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
     lim = float(np.abs(values).max()) * 1.08 if values.size and np.abs(values).max() > 0 else 1.0

@@ -525,7 +525,8 @@ def predicted_vs_true(
     ax.scatter(x, y, s=14, alpha=0.8, color="C0", edgecolors="none")
     finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
     lim = float(np.abs(finite).max()) * 1.08 if finite.size and np.abs(finite).max() > 0 else 1.0
-    ax.plot([-lim, lim], [-lim, lim], color="0.4", linestyle="--", linewidth=1)
+    # to the corners whatever limits the axes are given later (a grid of shared limits)
+    ax.axline((0.0, 0.0), slope=1.0, color="0.4", linestyle="--", linewidth=1)
     ax.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)
     ax.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
     ax.set_xlim(-lim, lim)

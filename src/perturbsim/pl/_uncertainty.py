@@ -104,13 +104,10 @@ def uncertainty_vs_error(
     ax.set_ylabel(f"mean squared error ({'top DE genes' if genes == 'de' else 'all genes'})")
     n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     of_seeds = f" of {n_seeds} seeds" if n_seeds > 1 else ""
-    # within each subgroup of each seed, as the summary reads it: not across seeds' levels
-    by_seed = (
-        rows.assign(subgroup=rows["subgroup"] + "/" + rows["seed"].astype(str))
-        if ("seed" in rows.columns)
-        else rows
-    )
-    within = within_subgroups(by_seed, genes) if rows["subgroup"].nunique() > 1 else np.nan
+    # within each subgroup of each seed, averaged over the seeds, as the summary reads it
+    seeds = [part for _, part in rows.groupby("seed", sort=False)] if "seed" in rows else [rows]
+    per_seed = np.array([within_subgroups(part, genes) for part in seeds], dtype=float)
+    within = float(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else np.nan
     within_text = "" if np.isnan(within) else f"\nwithin subgroups {within:.2f}"
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
