@@ -731,7 +731,12 @@ def evaluate(
         ``"no_perturb"`` and variants such as ``"gears_reference"``, ``"gears_residual"``),
         as a list or a comma-separated string; default
         :data:`perturbsim.models.DEFAULT_MODELS`. Or a mapping name -> factory
-        ``f(adata, **model_kwargs[name])`` returning an unfitted model.
+        ``f(adata, **model_kwargs[name])`` returning an unfitted model. A model is given the
+        whole screen with the split marked in it, the held-out cells included: the
+        catalogue's models fit on the training and validation conditions only (a test
+        scrambles the held-out cells and finds every prediction the same); a model of your
+        own must do so too. ``"replicate"`` and ``"measured"`` name rows of the evaluation's
+        own, not models.
     split
         Kind of split (``"simulation"``, ``"single"``, ``"combo"``, ``"custom"``; not
         ``"none"``, which holds nothing out).
