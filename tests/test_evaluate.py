@@ -363,6 +363,12 @@ def test_write_report(result, tmp_path):
     # the additive model covers no unseen single: its cell says so
     row = next(line for line in report.splitlines() if line.startswith("| unseen_single"))
     assert "–" in row
+    # a value of some of a subgroup's conditions says how many, as the HTML page does
+    table = result.coverage_table()
+    partial = table[(table["n_covered"] > 0) & (table["n_covered"] < table["n_total"])]
+    assert len(partial)
+    for row in partial.itertuples():
+        assert f"({row.n_covered}/{row.n_total})" in report
 
 
 def test_fit_errors_name_model_and_seed(adata):

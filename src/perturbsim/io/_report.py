@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -82,8 +82,13 @@ def _fmt(value: float) -> str:
     return "nan" if not np.isfinite(value) else number_text(value, 3)
 
 
-def _metric_cell(row: pd.Series | None, *, covered: bool, digits: int) -> str:
-    """``mean [low, high]`` of a summary row; a missing row of a covered subgroup is undefined."""
+def _metric_cell(row: pd.Series | None, *, counts: tuple[int, int], digits: int) -> str:
+    """``mean [low, high]`` of a summary row; a missing row of a covered subgroup is undefined.
+
+    ``counts``: the subgroup's test conditions the model covered and all of them; a value
+    of some but not all is followed by ``(k/n)``.
+    """
+    covered, total = counts
     if row is None:
         return UNDEFINED if covered else NOT_COVERED
     if not np.isfinite(row["mean"]):
@@ -91,8 +96,8 @@ def _metric_cell(row: pd.Series | None, *, covered: bool, digits: int) -> str:
     mean = number_text(row["mean"], digits)
     if np.isfinite(row["ci_low"]):
         low, high = number_text(row["ci_low"], digits), number_text(row["ci_high"], digits)
-        return f"{mean} [{low}, {high}]"
-    return mean
+        mean = f"{mean} [{low}, {high}]"
+    return f"{mean} ({covered}/{total})" if 0 < covered < total else mean
 
 
 def chosen_conditions(result: EvaluationResult) -> pd.DataFrame:
@@ -396,7 +401,9 @@ def markdown_report(
     models, subgroups = result.models, result.subgroups
     seeds = s.get("seeds", sorted(result.coverage["seed"].unique()))
     cov = result.coverage_table().set_index(["model", "subgroup"])
-    covered = {key for key, n in cov["n_covered"].items() if n > 0}
+    covered = {
+        key: (int(row.n_covered), int(row.n_total)) for key, row in cov.iterrows()
+    }  # (model, subgroup) -> covered and all test conditions
     lines = [
         f"# {title}",
         "",
@@ -576,7 +583,7 @@ def _summary_table(
     metrics: Sequence[str],
     models: Sequence[str],
     subgroups: Sequence[str],
-    covered: set[tuple[str, str]],
+    covered: Mapping[tuple[str, str], tuple[int, int]],
     *,
     raw: bool = True,
 ) -> str:
@@ -584,6 +591,7 @@ def _summary_table(
 
     A metric column leads when there are several metrics. Raw values take the decimals of
     :func:`~perturbsim.io._html.raw_digits` per row, calibrated ones (``raw=False``) 3.
+    ``covered``: (model, subgroup) -> its covered and all test conditions.
     """
     indexed = table.set_index(["model", "subgroup", "metric"])
     rows = []
@@ -596,7 +604,7 @@ def _summary_table(
             means = [row["mean"] for row in found if row is not None]
             digits = raw_digits(means) if raw else 3
             cells = [
-                _metric_cell(row, covered=(m, group) in covered, digits=digits)
+                _metric_cell(row, counts=covered.get((m, group), (0, 0)), digits=digits)
                 for m, row in zip(models, found, strict=True)
             ]
             rows.append([f"`{metric}`", group, *cells] if len(metrics) > 1 else [group, *cells])

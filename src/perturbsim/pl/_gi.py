@@ -366,7 +366,7 @@ def pair_prediction(
     ]
     if truth is not None:
         bars.append((f"{label} measured", truth.loc[label, genes], {"color": "0.35"}))
-    ax = _axes(ax, (1.5 + 0.75 * len(genes), 3.6))
+    ax = _axes(ax, (max(4.5, 1.5 + 0.75 * len(genes)), 3.6))  # room for the legend beside
     x = np.arange(len(genes), dtype=float)
     width = 0.8 / len(bars)
     left = x - 0.4  # left edge of each gene's group of bars
