@@ -60,6 +60,9 @@ def test_metric_bars(result):
     # additive covers no unseen single: a gap, not a zero bar, marked as none
     assert np.isnan(bars[0].patches[0].get_height())
     assert any(t.get_text() == "–" for t in ax.texts)  # as the tables mark it
+    for text in ax.texts:  # a dash lying down (upright it reads as a tick), over the whiskers
+        assert text.get_rotation() == (0 if text.get_text() == "–" else 90)
+        assert text.get_zorder() > max(line.get_zorder() for line in ax.lines)
     assert ax.get_title().endswith("\nmean of 2 seeds")
     # from the summary table alone: a subgroup without a row is not covered, not undefined
     alone = pl.metric_bars(result.summary(), metric="nmse_de")

@@ -47,7 +47,7 @@ _FOOT_NOTE = {
     "rotation": 90,
     "fontsize": "x-small",
     "ha": "center",
-    "zorder": 1.5,  # over the bars' hatching, on a white ground; under their whiskers (2)
+    "zorder": 2.5,  # over the bars' hatching and whiskers, on a white ground: never struck
     "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
 }
 """How a bar's coverage note is written beside it (:func:`_note_place`)."""
@@ -336,7 +336,8 @@ def metric_bars(
     ax.set_ylim(bottom, top)
     for position, note, height in notes:
         y, va = _note_place(height, bottom, top)
-        ax.text(position, y, note, va=va, **_FOOT_NOTE)
+        upright = {"rotation": 0} if note == NOT_COVERED else {}  # a dash, not a tick mark
+        ax.text(position, y, note, va=va, **{**_FOOT_NOTE, **upright})
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups)
     best = METRICS[metric].best if metric in METRICS else None
