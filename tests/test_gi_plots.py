@@ -275,6 +275,20 @@ def test_phenotype_landscape_names_no_nan_programme_and_counts_those_it_leaves_u
     assert f"and {named - 20} more, unnamed" in legend and "programme 2" in legend
 
 
+def test_numbered_programmes_are_named_apart_from_the_maps_clusters(pairs, _tiny_cached):
+    measured = [c for c in _tiny_cached.obs["perturbsim_condition"].unique() if c != "ctrl"]
+    numbered = {c: i % 3 for i, c in enumerate(measured)}  # Norman's programmes are numbers
+    ax = pl.phenotype_landscape(_tiny_cached, pairs, clusters=numbered, n_neighbors=8)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"programme 0", "programme 1", "programme 2"} <= set(legend)
+    assert not {"0", "1", "2"} & set(legend)  # the map's labels are Leiden clusters
+    # the colours of consecutive programmes or clusters beyond tab10 differ in hue
+    from matplotlib.colors import rgb_to_hsv
+
+    hues = [rgb_to_hsv(colour)[0] for colour in pl._gi._PALETTE[8:]]
+    assert all(abs(a - b) > 0.05 for a, b in zip(hues, hues[1:], strict=False))
+
+
 def test_phenotype_landscape_clusters_must_map_conditions(pairs, _tiny_cached):
     with pytest.raises(ps.PerturbsimError, match="^clusters must map conditions .* got list$"):
         pl.phenotype_landscape(_tiny_cached, pairs, clusters=["a", "b"], n_neighbors=8)

@@ -56,14 +56,19 @@ def _reads_as_red(colour: tuple[float, float, float]) -> bool:
     return min(hue, 1 - hue) < 15 / 360 and saturation > 0.3
 
 
+_SHADES = colormaps["tab20b"].colors  # five hues, four shades each, darkest first
 _PALETTE = [
     colour
-    for colour in (*colormaps["tab10"].colors, *colormaps["tab20b"].colors)
+    for colour in (
+        *colormaps["tab10"].colors,
+        # one shade of every hue before the next shade of any: neighbours differ in hue
+        *(_SHADES[4 * hue + shade] for shade in (0, 2, 1, 3) for hue in range(5)),
+    )
     # no grey (grey is "no programme"), no red (red marks a new cluster)
     if max(colour) - min(colour) > 0.05 and not _reads_as_red(colour)
 ]
 """Colours of programmes or clusters in :func:`phenotype_landscape` (23, then repeated):
-tab10's and tab20b's but their greys and reds."""
+tab10's and tab20b's but their greys and reds, tab20b's a shade of each hue in turn."""
 _PREDICTED_MARKER = {
     "marker": "^",
     "s": 60,
@@ -601,7 +606,11 @@ def phenotype_landscape(
                 "clusters names %s not in the landscape", counted(len(absent), "condition")
             )
         programme = table["condition"].map(programmes)
-        colour_by, missing = programme.fillna(""), ""
+        # a numbered programme reads 'programme 1', not as the map's cluster '1'
+        named = programme.dropna().astype(str)
+        named = named.where(~named.str.fullmatch(r"-?\d+(\.0)?"), "programme " + named)
+        colour_by = named.reindex(programme.index).fillna("")
+        missing = ""
     else:
         colour_by, missing = "cluster " + table["cluster"], None
     names = colour_by[colour_by != missing].value_counts().index.tolist()  # largest first
