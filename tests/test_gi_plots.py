@@ -283,10 +283,12 @@ def test_numbered_programmes_are_named_apart_from_the_maps_clusters(pairs, _tiny
     assert {"programme 0", "programme 1", "programme 2"} <= set(legend)
     assert not {"0", "1", "2"} & set(legend)  # the map's labels are Leiden clusters
     # the colours of consecutive programmes or clusters beyond tab10 differ in hue
+    from itertools import pairwise
+
     from matplotlib.colors import rgb_to_hsv
 
     hues = [rgb_to_hsv(colour)[0] for colour in pl._gi._PALETTE[8:]]
-    assert all(abs(a - b) > 0.05 for a, b in zip(hues, hues[1:], strict=False))
+    assert all(abs(a - b) > 0.05 for a, b in pairwise(hues))
 
 
 def test_phenotype_landscape_clusters_must_map_conditions(pairs, _tiny_cached):
