@@ -501,11 +501,16 @@ def test_a_model_and_a_subgroup_keep_their_colours_across_figures(result):
     )
     ax = pl.training_history(histories)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == [  # each model named once, in its own colour
+    assert labels == [  # each model named once, in its own colour; each seed by its marker
         "training loss (stacked)",
         "training loss (gears_residual)",
         "validation error (stacked)",
         "validation error (gears_residual)",
+        "seed 1",
+        "seed 2",
+        "seed 3",
     ]
+    markers = [line.get_marker() for line in ax.get_lines()]  # stacked's seeds, then gears'
+    assert markers[:3] == markers[3:6] and len(set(markers[:3])) == 3
     twin = ax.figure.axes[1]
     assert {line.get_color() for line in [*ax.get_lines()[:3], *twin.get_lines()[:3]]} == {"C0"}

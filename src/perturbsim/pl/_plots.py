@@ -18,6 +18,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from scipy import sparse
 
@@ -637,11 +638,15 @@ def training_history(
     # several models: each in its own colour, named once (its seeds' runs by their markers)
     models = [str(m) for m in pd.unique(table["model"])] if "model" in keys else []
     colours = model_colours(models) if models else {}
+    # a seed's runs take its marker in every model's colour (a legend entry each)
+    seeds = list(pd.unique(table["seed"])) if colours and "seed" in keys else []
     named: set[str] = set()
     for i, (key, run) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
+        named_key = dict(zip(keys, key, strict=True))
+        marker = _MARKERS[(seeds.index(named_key["seed"]) if seeds else i) % len(_MARKERS)]
         if colours:
-            model = str(dict(zip(keys, key, strict=True))["model"])
+            model = str(named_key["model"])
             colour, suffix, shown = colours[model], f" ({model})", model not in named
             named.add(model)
         else:
@@ -651,7 +656,7 @@ def training_history(
             run["epoch"],
             run["train_loss"],
             color=colour,
-            marker=_MARKERS[i % len(_MARKERS)],
+            marker=marker,
             markersize=3,
             label="training loss" + suffix if shown else "_nolegend_",
         )
@@ -673,6 +678,17 @@ def training_history(
         val_ax.set_ylabel("validation error (dashed)")
         lines += val_ax.get_lines()
     entries = [line for line in lines if not line.get_label().startswith("_")]
+    entries += [
+        Line2D(
+            [],
+            [],
+            color="0.4",
+            marker=_MARKERS[j % len(_MARKERS)],
+            linestyle="",
+            label=f"seed {seed}",
+        )
+        for j, seed in enumerate(seeds)
+    ]
     labels = [line.get_label() for line in entries]
     # beside the axes and the twin's labels when many, or on a figure of its own (inside,
     # "best" weighs the training lines only, not the twin's); inside an Axes given, when few
