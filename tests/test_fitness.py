@@ -540,7 +540,7 @@ def test_split_holds_out_by_gene(interacting):
     assert not any(set(p.split("+")) & val_only for p in split.test["combo_seen2"])
     everything = split.train + split.val + [p for group in split.test.values() for p in group]
     assert sorted(everything) == sorted(screen.pair_table().index)
-    with pytest.raises(ps.PerturbsimError, match="at least 2 unseen"):
+    with pytest.raises(ps.PerturbsimError, match="at least 2 held out and 2 others"):
         ps.tl.fitness_split(screen, unseen_fraction=0.01)
     with pytest.raises(
         ps.PerturbsimError, match=r"^unseen_fraction must lie in \(0, 1\), got '0.25'$"

@@ -237,7 +237,16 @@ def _check_shapes(weights_file: Path, saved: object, arrays: dict[str, np.ndarra
     """
     if saved is None:
         return
-    recorded = {str(k): list(v) for k, v in dict(saved).items()} if isinstance(saved, dict) else {}
+    shapes = isinstance(saved, dict) and all(
+        isinstance(v, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in v)
+        for v in saved.values()
+    )
+    if not shapes:
+        raise PerturbsimError(
+            f"the array_shapes of {str(weights_file.parent / 'config.json')!r} are not a "
+            "record of shapes (edited?); save the model again"
+        )
+    recorded = {str(k): list(v) for k, v in saved.items()}
     held = {k: list(v.shape) for k, v in arrays.items()}
     if recorded == held:
         return

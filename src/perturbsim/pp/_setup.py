@@ -280,9 +280,10 @@ MISSING_AS_TEXT = ("nan", "none", "<na>", "null", "na", "n/a")
 def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | None) -> None:
     """Warn of perturbed genes not measured in var, apart from those no annotation names.
 
-    An unmeasured target is fine (a CRISPRa target need not be expressed), but one that no
-    GO annotation names either is more likely a typo or a guide-assignment outcome
-    (``"unassigned"``, ``"multiple"``): named on its own, with the closest known gene.
+    An unmeasured target is fine (a CRISPRa target need not be expressed), but the models
+    know nothing of one that no GO annotation names either: named on its own, with the
+    closest measured gene where one is close (a typo), and a word on labels of cells
+    without a clear guide (``"unassigned"``), which read as perturbations too.
     """
     known = annotated_genes(adata) if annotated is None else annotated
     unknown = [g for g in missing if g not in known]
@@ -295,14 +296,13 @@ def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | N
         )
     if unknown:
         logger.warning(
-            "%s neither measured in var nor named by the GO annotations (nothing tells the "
-            "models about them): %s%s. A typo, or a label of cells without a clear guide "
-            "('unassigned', 'multiple'), is read as a perturbation of that name: fix or drop "
-            "such cells",
+            "%s neither measured in var nor named by the GO annotations, so the models "
+            "place them by their own conditions alone: %s%s (a label of cells without a "
+            "clear guide, such as 'unassigned', is read as a perturbation too: drop such "
+            "cells)",
             counted(len(unknown), "perturbed gene is", "perturbed genes are"),
             shown_list(unknown, 10),
-            suggestion(unknown[0], list(map(str, adata.var_names)))
-            or suggestion(unknown[0], sorted(known)),
+            suggestion(unknown[0], list(map(str, adata.var_names))),
         )
 
 
@@ -513,8 +513,8 @@ def setup(
     normalize = check_flag("normalize", normalize)
     before = _screen_as_read(adata)
     raw = adata.obs[perturbation_key]
-    blank = raw.astype(object).map(lambda label: isinstance(label, str) and not label.strip())
-    missing = (raw.isna() | blank.astype(bool)).to_numpy()
+    blanks = [v for v in pd.unique(raw.dropna()) if isinstance(v, str) and not v.strip()]
+    missing = (raw.isna() | raw.isin(blanks)).to_numpy()
     if missing.any():
         first = adata.obs_names[missing][0]
         raise PerturbsimError(

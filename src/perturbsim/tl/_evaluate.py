@@ -818,6 +818,9 @@ def evaluate(
     split_kwargs = _split_options(split_kwargs)
     builders = _resolve_models(models, model_kwargs)
     names = list(builders)
+    if not isinstance(models, Mapping):
+        for name in names:
+            resolve_model(name)  # first: a mistyped name, before the options it would explain
     unknown_train = sorted(set(train_kwargs) - set(names))
     if unknown_train:
         raise PerturbsimError(f"train_kwargs names models not evaluated: {unknown_train}")

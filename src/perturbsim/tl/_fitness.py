@@ -156,8 +156,8 @@ def fitness_split(
     n_unseen = round(len(genes) * unseen_fraction)
     if not 2 <= n_unseen <= len(genes) - 2:
         raise PerturbsimError(
-            f"unseen_fraction {unseen_fraction} of {len(genes)} genes leaves {n_unseen} unseen "
-            "genes; a split needs at least 2 unseen and 2 seen genes"
+            f"unseen_fraction {unseen_fraction} of {len(genes)} genes holds out {n_unseen} "
+            "genes; a split needs at least 2 held out and 2 others"
         )
     seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)

@@ -723,7 +723,7 @@ def _de_indices(
         unknown = [g for g in listed if g not in col]
         if unknown:
             raise PerturbsimError(f"DE genes of {c!r} not among the genes: {unknown[:10]}")
-        twice = sorted({g for g in listed if listed.count(g) > 1})
+        twice = sorted(pd.Index(listed)[pd.Index(listed).duplicated()])
         if twice:
             raise PerturbsimError(f"DE genes of {c!r} name {twice[0]!r} more than once")
         indices[c] = np.array([col[g] for g in listed], dtype=np.int64)
