@@ -669,6 +669,12 @@ def test_weights_replaced_with_their_checksums_recomputed_are_refused(norman_spl
         PerturbsimError, match=f"'single_delta' \\(100,\\) where {re.escape(str(rows))} was saved"
     ):
         PerturbationModel.load(tmp_path / "m")
+    for record in (3, [[500]], {"single_delta": "13x500"}):  # a record of no shapes
+        config["array_shapes"] = record
+        config[CONFIG_CHECKSUM] = _config_sha256(config)
+        config_file.write_text(json.dumps(config))
+        with pytest.raises(PerturbsimError, match="array_shapes of .* are not a record of shapes"):
+            PerturbationModel.load(tmp_path / "m")
 
 
 def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):

@@ -382,6 +382,8 @@ def test_fit_errors_name_model_and_seed(adata):
     ("kwargs", "message"),
     [
         ({"models": ["gears", "nope"]}, "unknown model 'nope'"),
+        # a mistyped name first, not the options it leaves unexplained
+        ({"models": ["gaers"], "train_kwargs": {"gears": {}}}, "unknown model 'gaers'"),
         ({"models": []}, "no models to evaluate"),
         ({"models": ["mean", ps.TrainMean]}, "models takes catalogue names .* the class TrainMean"),
         ({"models": ps.TrainMean}, "models takes catalogue names .* the class TrainMean"),
