@@ -81,6 +81,20 @@ def test_a_file_of_several_screens_is_refused_unless_one_is_picked_or_pooled(cap
     # a model trained on both, pooled, exports both by default
     pooled = ["export", str(tmp_path / "both"), data, "--out", str(tmp_path / "pooled")]
     assert main(pooled) == 0
+    # the cells of one screen in a file of their own, without the column the model was
+    # filtered by: --where none reads every cell of it
+    alone = screen[screen.obs["dataset"] == "mine23"].copy()
+    del alone.obs["dataset"]
+    alone.write_h5ad(tmp_path / "alone.h5ad")
+    capsys.readouterr()
+    from_alone = ["export", str(tmp_path / "one"), str(tmp_path / "alone.h5ad")]
+    assert main([*from_alone, "--out", str(tmp_path / "e1")]) == 2
+    assert "obs has no column 'dataset'" in _one_line_error(capsys)
+    assert main([*from_alone, "--out", str(tmp_path / "e2"), "--where", "none"]) == 0
+    assert (
+        main([*from_alone, "--out", str(tmp_path / "e3"), "--where", "none", "--where", "a=b"]) == 2
+    )
+    assert "--where none keeps every cell: give it alone" in _one_line_error(capsys)
 
 
 def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
@@ -208,6 +222,7 @@ def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
             "stacked": 0.5 + 0.01 * seed,
             "linear": 0.7 - 0.01 * seed,  # ahead of the default on every seed: clearly worse
             "twin": 0.502 + 0.01 * seed,  # ahead by a hair on every seed: alike, not worse
+            "weak": 0.2 + 0.01 * seed,  # behind the default on every seed: a clear win, named
             "mean": 0.0,
             "replicate": 1.0,
         }
@@ -224,10 +239,11 @@ def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     result = EvaluationResult(
         scores=scores,
         coverage=pd.DataFrame(columns=["model", "subgroup"]),
-        settings={"models": ["stacked", "linear", "twin", "mean", "replicate"]},
+        settings={"models": ["stacked", "linear", "twin", "weak", "mean", "replicate"]},
     )
     text = _head_to_head_text(result).replace("\n", " ")
-    assert "clearly better in 0 of 3 comparisons, clearly worse in 1: linear" in text
+    assert "clearly better in 1 of 4 comparisons (weak pearson_delta_de unseen_single +0.30" in text
+    assert "clearly worse in 1: linear" in text
     assert "twin" not in text
     assert "pearson_delta_de unseen_single -0.16 [" in text
     assert "behind within noise" not in text

@@ -50,6 +50,7 @@ from ._parser import (
 )
 from ._screen import (
     add_screen_options,
+    every_cell_read,
     go_annotations,
     read_screen,
     screen_queries,
@@ -340,6 +341,7 @@ def _run_export(args: argparse.Namespace) -> None:
     args.normalize = args.normalize or model.screen_labels.get("normalize") == "true"
     args.pool_datasets = args.pool_datasets or model.screen_labels.get("pooled_datasets") == "true"
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]
+    args.where = every_cell_read(args.where)  # none: [], every cell, not the model's filter
     defaulted = args.where is None and bool(trained)
     if defaulted:
         args.where = trained
@@ -629,6 +631,8 @@ def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> 
 SHOWN_DIFFERENCE = 0.005
 """A head-to-head difference smaller than this reads 0.00 at two decimals: neither ahead nor
 behind."""
+SHOWN_WINS = 5
+"""The clear wins of the default the head-to-head lines name (more: counted only)."""
 FAR_FROM_ANCHORS = 3.0
 """A calibrated score beyond this (either sign) is named under the table: it lies several
 anchor spans out, which a narrow span (the replicate barely beating the mean) makes easy."""
@@ -762,7 +766,9 @@ def _head_to_head_text(result: EvaluationResult) -> str:
         noise = behind[behind["ci_high"] >= 0]
         lines = [
             f"{head}, 95 % interval over seeds and the conditions scored): clearly better in "
-            f"{len(won)} of {len(table)} comparisons, clearly worse in {len(lost)}"
+            f"{len(won)} of {len(table)} comparisons"
+            + (f" ({named(won)})" if 0 < len(won) <= SHOWN_WINS else "")
+            + f", clearly worse in {len(lost)}"
             + (f": {named(lost)}" if len(lost) else "")
         ]
         if len(noise):

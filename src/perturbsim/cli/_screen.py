@@ -133,7 +133,11 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         help="keep only the cells whose obs COLUMN holds VALUE (case-sensitive); repeat it for "
         "more columns (all must match) or more values of one column (any may match), e.g. "
         "--where dataset=norman19"
-        + (" (default: the cells the model was trained on)" if loads_model else ""),
+        + (
+            " (default: the cells the model was trained on; --where none: every cell)"
+            if loads_model
+            else ""
+        ),
     )
     parser.add_argument(
         "--pool-datasets",
@@ -172,12 +176,27 @@ def _list_hint(where: str) -> str:
     return f"several values? repeat it: {where_text([(column, v) for v in values])}"
 
 
+EVERY_CELL = ("", "")
+"""``--where none``: every cell of the file, whatever filter a model was trained with."""
+
+
 def _where_item(text: str) -> tuple[str, str]:
-    """One ``--where`` argument, ``COLUMN=VALUE``, as ``(column, value)``."""
+    """One ``--where`` argument, ``COLUMN=VALUE``, as ``(column, value)``; ``none``: all."""
+    if text.strip().lower() == "none":
+        return EVERY_CELL
     column, equals, value = (part.strip() for part in text.partition("="))
     if not equals or not column or not value:
         raise argparse.ArgumentTypeError(f"expected COLUMN=VALUE, got {text!r}")
     return column, value
+
+
+def every_cell_read(items: list[tuple[str, str]] | None) -> list[tuple[str, str]] | None:
+    """``--where`` arguments with ``--where none`` read as no filter (``[]``), given alone."""
+    if not items or EVERY_CELL not in items:
+        return items
+    if len(items) > 1:
+        raise PerturbsimError("--where none keeps every cell: give it alone")
+    return []
 
 
 def where_of(items: list[tuple[str, str]] | None) -> dict[str, list[str]] | None:
@@ -188,6 +207,7 @@ def where_of(items: list[tuple[str, str]] | None) -> dict[str, list[str]] | None
     >>> where_of([("dataset", "norman19"), ("cell_type", "K562"), ("cell_type", "A549")])
     {'dataset': ['norman19'], 'cell_type': ['K562', 'A549']}
     """
+    items = every_cell_read(items)
     if not items:
         return None
     where: dict[str, list[str]] = {}
@@ -253,6 +273,7 @@ def read_screen(
     """
     from ..ds import read
 
+    args.where = every_cell_read(args.where)
     adata = read(
         args.data,
         perturbation_key=args.perturbation_key or "condition",
