@@ -140,6 +140,24 @@ def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_ti
     assert set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, "G0030"}
 
 
+def test_conditions_of_few_cells_are_left_out_of_the_export_unless_asked(
+    gears, split_tiny, tmp_path, caplog
+):
+    codes = split_tiny.obs["perturbsim_condition"].astype(str).to_numpy()
+    keep = np.ones(split_tiny.n_obs, dtype=bool)
+    keep[np.flatnonzero(codes == "G0030")[2:]] = False  # G0030 keeps 2 cells
+    few = split_tiny[keep].copy()
+    chosen = ["G0030", "G0026+G0024"]
+    with caplog.at_level("WARNING", logger="perturbsim.io._export"):
+        _, real_path = ps.io.export_cell_eval(gears, few, tmp_path / "a", conditions=chosen)
+    assert "left out 1 condition of fewer than 4 cells (min_cells): G0030" in caplog.text
+    assert "G0030" not in set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL])
+    _, every = ps.io.export_cell_eval(gears, few, tmp_path / "b", conditions=chosen, min_cells=1)
+    assert (ad.read_h5ad(every).obs[CELL_EVAL_PERT_COL] == "G0030").sum() == 2
+    with pytest.raises(PerturbsimError, match="every condition to export has fewer than 4 cells"):
+        ps.io.export_cell_eval(gears, few, tmp_path / "c", conditions=["G0030"])
+
+
 def test_a_failed_export_replaces_neither_file(gears, split_tiny, tmp_path, monkeypatch):
     first = ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"])
     before = [path.read_bytes() for path in first]

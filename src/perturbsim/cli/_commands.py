@@ -322,6 +322,19 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run_predict)
 
 
+def add_min_cells(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--min-cells N``: held-out conditions of fewer cells are left out (``verb``: 1 keeps)."""
+    parser.add_argument(
+        "--min-cells",
+        type=int,
+        default=MIN_REPLICATE_CELLS,
+        metavar="N",
+        help="leave out test conditions of fewer than N cells (default "
+        f"{MIN_REPLICATE_CELLS}, what a split-half replicate needs: the mean of fewer cells "
+        f"is mostly noise); 1 {verb}s them all",
+    )
+
+
 # -- export ---------------------------------------------------------------------------------
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
@@ -394,6 +407,7 @@ def _run_export(args: argparse.Namespace) -> None:
         args.out,
         conditions=held_out,
         n_cells=args.n_cells,
+        min_cells=args.min_cells,
         seed=args.seed,
         overwrite=args.overwrite,
     )
@@ -472,6 +486,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         help="predicted cells per condition (default: as many as measured; control cells are all "
         "the measured ones, in both files)",
     )
+    add_min_cells(parser, "export")
     parser.set_defaults(run=_run_export)
 
 
@@ -598,15 +613,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip scoring the genetic interactions of the test pairs",
     )
-    parser.add_argument(
-        "--min-cells",
-        type=int,
-        default=MIN_REPLICATE_CELLS,
-        metavar="N",
-        help="leave out test conditions of fewer than N cells (default "
-        f"{MIN_REPLICATE_CELLS}, what a split-half replicate needs: the mean of fewer cells "
-        "is mostly noise); 1 scores them all",
-    )
+    add_min_cells(parser, "score")
     parser.add_argument(
         "--out", type=path_argument, required=True, metavar="DIR", help="directory for the report"
     )

@@ -21,8 +21,8 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._atomic import atomic_write_all
-from .._checks import as_path, check_flag
-from .._errors import PerturbsimError, counted
+from .._checks import as_path, check_count, check_flag
+from .._errors import PerturbsimError, counted, shown_list
 from .._keys import (
     CELL_EVAL_CONTROL,
     CELL_EVAL_PERT_COL,
@@ -34,7 +34,7 @@ from ..models import PerturbationModel
 from ..models._base import check_fitted_model
 from ..pp import Split, canonical_label, parse_perturbations
 from ..pp._cells import matrix_rows
-from ..pp._pseudobulk import cell_matrix
+from ..pp._pseudobulk import MIN_REPLICATE_CELLS, cell_matrix
 from ..pp._setup import check_setup
 from ..tl._design import known_fitted_conditions
 
@@ -112,6 +112,7 @@ def export_cell_eval(
     *,
     conditions: str | Sequence[str] | None = None,
     n_cells: int | None = None,
+    min_cells: int = MIN_REPLICATE_CELLS,
     seed: int | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, Path]:
@@ -150,6 +151,10 @@ def export_cell_eval(
     n_cells
         Predicted cells per condition; default: as many as the condition's measured cells,
         so that DE tests on both files have the same power.
+    min_cells
+        Conditions of fewer measured cells are left out, with a warning naming them (the
+        mean and a DE test of one to three cells are mostly noise; :func:`perturbsim.tl.evaluate`
+        leaves them out alike); 1 exports them all.
     seed
         Seed of the sampled cells (default: ``perturbsim.settings.seed``).
     overwrite
@@ -187,8 +192,23 @@ def export_cell_eval(
         )
     check_setup(adata)
     model.check_genes_of(adata)
+    min_cells = check_count("min_cells", min_cells)
     labels = _conditions(model, adata, conditions)
     codes = adata.obs[CONDITION].astype(str).to_numpy()
+    few = [label for label in labels if int((codes == label).sum()) < min_cells]
+    if few:
+        logger.warning(
+            "left out %s of fewer than %d cells (min_cells): %s",
+            counted(len(few), "condition"),
+            min_cells,
+            shown_list(few, 10),
+        )
+        labels = [label for label in labels if label not in set(few)]
+        if not labels:
+            raise PerturbsimError(
+                f"every condition to export has fewer than {min_cells} cells (min_cells); "
+                "pass min_cells=1 to export them anyway"
+            )
     sizes = [int((codes == label).sum()) for label in labels]
     counts = sizes if n_cells is None else n_cells
     sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
