@@ -362,3 +362,29 @@ def test_one_seed_gives_no_interval_whatever_its_conditions():
         row = table.set_index("model").loc["y"]
         assert np.isfinite(row["mean"]) and row["n_seeds"] == 1
         assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+
+
+def test_the_conditions_variance_agrees_with_a_jackknife_over_conditions():
+    from perturbsim.tl._result import _calibrated_per_seed, _calibration_table
+
+    rng = np.random.default_rng(7)
+    seeds = {seed: [f"c{seed}_{i}" for i in range(12)] for seed in range(1, 6)}
+    margin = {c: rng.gamma(3.0, 0.1) for conditions in seeds.values() for c in conditions}
+    rows = []
+    for seed, conditions in seeds.items():
+        for c in conditions:
+            gain = 0.6 * margin[c] + rng.normal(0.0, 0.05)
+            for model, value in (("x", gain), ("mean", 0.0), ("replicate", margin[c])):
+                rows.append((model, seed, "unseen_single", c, "de_jaccard", value))
+    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+    def calibrated(frame: pd.DataFrame) -> float:
+        per_seed = _calibrated_per_seed(_calibration_table(frame, "mean"))
+        return float(per_seed["value"].mean())
+
+    per_seed = _calibrated_per_seed(_calibration_table(scores, "mean"))
+    leave_one_out = np.array([calibrated(scores[scores["condition"] != c]) for c in margin])
+    n = len(leave_one_out)
+    jackknife = (n - 1) / n * ((leave_one_out - leave_one_out.mean()) ** 2).sum()
+    # the jackknife re-weighs a seed's other conditions (12 a seed: a factor near 12/11)
+    assert per_seed["ratio_var"].iloc[0] == pytest.approx(jackknife, rel=0.15)

@@ -161,9 +161,14 @@ def _ratio_variance(rows: pd.DataFrame) -> pd.DataFrame:
     the replicate's included, and how the gain follows it condition by condition, which a
     spread over seeds cannot.
 
+    The same residuals summed by seed, instead of by condition, give ``seeds_var``: a
+    seed's shift (a model retrained worse on every condition) moves them all alike, which
+    the conditions' sum takes for independent noise.
+
     Returns
     -------
-    Per model, subgroup and metric: ``ratio_var`` and ``n_distinct`` (``N``).
+    Per model, subgroup and metric: ``ratio_var``, ``n_distinct`` (``N``) and
+    ``seeds_var``.
     """
     keys = ["model", "subgroup", "metric"]
     seeds = rows.groupby(keys, sort=False)["seed"].transform("nunique")
@@ -176,10 +181,16 @@ def _ratio_variance(rows: pd.DataFrame) -> pd.DataFrame:
     sums = weighted.groupby(by, sort=False).transform("sum")
     ratio = sums["gain"] / sums["margin"]
     residual = (weighted["gain"] - ratio * weighted["margin"]) / sums["margin"]
-    per_condition = residual.groupby([*by, rows["condition"]], sort=False).sum()
-    groups = (per_condition**2).groupby(level=keys, sort=False)
-    n = groups.count()
-    return pd.DataFrame({"ratio_var": (groups.sum() * n / (n - 1)).where(n > 1), "n_distinct": n})
+
+    def clustered(by_what: pd.Series) -> tuple[pd.Series, pd.Series]:
+        totals = residual.groupby([*by, by_what], sort=False).sum()
+        groups = (totals**2).groupby(level=keys, sort=False)
+        n = groups.count()
+        return (groups.sum() * n / (n - 1)).where(n > 1), n
+
+    ratio_var, n_distinct = clustered(rows["condition"])
+    seeds_var, _ = clustered(rows["seed"])
+    return pd.DataFrame({"ratio_var": ratio_var, "n_distinct": n_distinct, "seeds_var": seeds_var})
 
 
 def _calibration_table(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -224,8 +235,8 @@ def _calibrated_per_seed(table: pd.DataFrame) -> pd.DataFrame:
     meaningful = _span_clear(rows).reindex(index, fill_value=False).to_numpy() & gained
     per_seed["value"] = ((per_seed["value"] - per_seed["low"]) / span).where(meaningful)
     variance = _ratio_variance(rows).reindex(index)
-    per_seed["ratio_var"] = variance["ratio_var"].to_numpy()
-    per_seed["n_distinct"] = variance["n_distinct"].to_numpy()
+    for column in ("ratio_var", "n_distinct", "seeds_var"):
+        per_seed[column] = variance[column].to_numpy()
     return per_seed
 
 
@@ -234,29 +245,26 @@ def _with_condition_noise(
 ) -> pd.DataFrame:
     """``summary``'s intervals, as wide as the seeds or the conditions make them.
 
-    A calibrated mean ``R = d / s`` (``d`` the model's mean gain over the baseline, ``s``
-    the span) varies through the seeds (the model and the baseline retrained, the
-    conditions each draws), which the t-interval over seeds holds, and through the
-    conditions scored, whose replicate is one split of their cells, the same in every
-    seed, which it does not. The conditions' standard error (``per_seed``'s ``ratio_var``
-    over its ``n_distinct`` conditions, :func:`_ratio_variance`) takes the t quantile of
-    ``n_distinct - 1`` degrees of freedom, the seeds' that of ``n_seeds - 1``; the
-    interval's half-width is the larger of the two. ``std`` and ``n_seeds`` stay those of
-    the seeds; an interval undefined over seeds (one seed) stays undefined.
+    A calibrated mean ``R`` varies through the seeds (the model and the baseline
+    retrained, each with its shift) and through the conditions scored, whose replicate is
+    one split of their cells, the same in every seed. Its linearised error
+    (:func:`_ratio_variance`) summed by condition gives ``per_seed``'s ``ratio_var`` over
+    ``n_distinct`` conditions, with the t quantile of ``n_distinct - 1`` degrees of
+    freedom; summed by seed, ``seeds_var``, with that of ``n_seeds - 1``. The interval's
+    half-width is the larger of the two. ``std`` and ``n_seeds`` stay the summary's (the
+    spread of the per-seed values); one seed gives no interval.
     """
     if summary.empty:
         return summary
     keys = ["model", "subgroup", "metric"]
     index = pd.MultiIndex.from_frame(summary[keys])
-    first = per_seed.groupby(keys, sort=False)[["ratio_var", "n_distinct"]].first()
-    first = first.reindex(index)
+    columns = ["ratio_var", "n_distinct", "seeds_var"]
+    first = per_seed.groupby(keys, sort=False)[columns].first().reindex(index)
     n = summary["n_seeds"].to_numpy(dtype=float)
     distinct = first["n_distinct"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        seeds_half = (
-            stats.t.ppf(0.5 + confidence / 2, n - 1)
-            * summary["std"].to_numpy(dtype=float)
-            / np.sqrt(n)
+        seeds_half = stats.t.ppf(0.5 + confidence / 2, n - 1) * np.sqrt(
+            first["seeds_var"].to_numpy(dtype=float)
         )
         conditions_half = stats.t.ppf(0.5 + confidence / 2, distinct - 1) * np.sqrt(
             first["ratio_var"].to_numpy(dtype=float)
@@ -484,14 +492,15 @@ class EvaluationResult:
         with a single condition. The screen then has nothing reproducible enough to
         calibrate against, and a margin of a hair would make any difference from the
         baseline look like many repeats of the experiment.
-        ``n_conditions`` counts the conditions used. The interval is the wider of the
-        t-interval over seeds and one from the conditions: the standard error of a ratio
-        estimator over the distinct conditions, each weighted as the seeds drew it, which
-        holds the noise of the span and how the model's gain follows it condition by
-        condition (the replicate is one split of each condition's cells, the same in every
-        seed, so no spread over seeds holds it). In simulated evaluations (5 seeds, 12 or
-        40 conditions) it covered the true calibrated value 0.90-0.98 of the time at a
-        nominal 0.95 (``benchmarks/RESULTS.md``).
+        ``n_conditions`` counts the conditions used. The interval is the wider of two
+        t-intervals of a ratio estimator's standard error: over the distinct conditions,
+        each weighted as the seeds drew it, which holds the noise of the span and how the
+        model's gain follows it condition by condition (the replicate is one split of each
+        condition's cells, the same in every seed, so no spread over seeds holds it), and
+        over the seeds (a seed's shift); none with one seed. In simulated evaluations (5
+        seeds, 12 or 40 conditions; ``benchmarks/bench_interval_coverage.py``) it covered
+        the true calibrated value 0.92-0.96 of the time at a nominal 0.95
+        (``benchmarks/RESULTS.md``).
 
         Parameters
         ----------
