@@ -296,8 +296,8 @@ def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | N
         )
     if unknown:
         logger.warning(
-            "%s neither measured in var nor named by the GO annotations, so the models "
-            "place them by their own conditions alone: %s%s (a label of cells without a "
+            "%s neither measured in var nor named by the GO annotations (the models learn "
+            "of such a gene from its own conditions alone): %s%s (a label of cells without a "
             "clear guide, such as 'unassigned', is read as a perturbation too: drop such "
             "cells)",
             counted(len(unknown), "perturbed gene is", "perturbed genes are"),
