@@ -317,6 +317,21 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
 
 
+def test_cli_ranks_only_the_candidates_given(model_dir, tmp_path, capsys):
+    loaded = ps.models.PerturbationModel.load(model_dir)
+    offered = ps.tl.default_candidates(loaded, loaded.screen_conditions)[::7][:4]
+    library = tmp_path / "library.txt"
+    library.write_text("\n".join([*offered, "NOPE1"]) + "\n")
+    out = tmp_path / "next.csv"
+    args = ["design", model_dir, "--budget", "2", "--candidates", str(library), "--out", str(out)]
+    assert main(args) == 2  # a gene the model cannot predict: named, not left out in silence
+    assert "cannot predict 1 of the perturbations in" in capsys.readouterr().err
+    library.write_text("\n".join(offered) + "\n")
+    assert main(args) == 0
+    ranked = pd.read_csv(out)["perturbation"].tolist()
+    assert len(ranked) == 2 and set(ranked) <= set(offered)
+
+
 def test_cli_never_writes_over_what_it_reads(model_dir, tmp_path, capsys):
     config = Path(model_dir) / "config.json"
     before = config.read_bytes()

@@ -32,8 +32,11 @@ def _run_design(args: argparse.Namespace) -> None:
     texts = None  # read before --out is checked against it: a folder is named as such
     if args.measured is not None:  # an empty file: nothing measured yet
         texts = read_list(args.measured, "--measured", "conditions", allow_empty=True)
-    inputs = [args.model, *([args.measured] if args.measured is not None else [])]
-    refuse_output_file(out, args.overwrite, inputs=inputs)
+    offered = None
+    if args.candidates is not None:
+        offered = read_list(args.candidates, "--candidates", "perturbations")
+    files = [f for f in (args.measured, args.candidates) if f is not None]
+    refuse_output_file(out, args.overwrite, inputs=[args.model, *files])
     measured = None
     if texts is not None:
         sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=None)
@@ -52,9 +55,27 @@ def _run_design(args: argparse.Namespace) -> None:
                 f"--measured: {model.label} cannot predict {len(unknown)} of the conditions in "
                 f"{str(args.measured)!r}: {', '.join(map(repr, unknown[:5]))}{why}"
             )
+    candidates = None
+    if offered is not None:
+        sets = screen_queries(offered, model.screen_labels, sep=args.sep, control=None)
+        candidates = [canonical_label(s) for s in sets]
+        covered = model.covers(candidates)
+        uncovered = [c for c, ok in zip(candidates, covered, strict=True) if not ok]
+        if uncovered:  # a library's typo is named, not left out in silence
+            why = model.query_hint([genes_of(c) for c in uncovered]) or ""
+            raise PerturbsimError(
+                f"--candidates: {model.label} cannot predict {len(uncovered)} of the "
+                f"perturbations in {str(args.candidates)!r}: "
+                f"{', '.join(map(repr, uncovered[:5]))}{why}"
+            )
     try:
         ranked = design(
-            model, budget=args.budget, strategy=args.strategy, measured=measured, seed=args.seed
+            model,
+            candidates=candidates,
+            budget=args.budget,
+            strategy=args.strategy,
+            measured=measured,
+            seed=args.seed,
         )
     except PerturbsimError as err:
         raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
@@ -90,9 +111,17 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "directory records them; a file replaces that record, so list those too)",
     )
     parser.add_argument(
+        "--candidates",
+        type=path_argument,
+        metavar="FILE",
+        help="the perturbations that could be measured, one a line (e.g. the genes of a guide "
+        "library, and pairs of them); default: every covered gene alone and pairs of the "
+        "screen's perturbed genes (the measured readout genes among them)",
+    )
+    parser.add_argument(
         "--sep",
-        help="separator of a combination's genes in --measured (default: the training "
-        f"screen's, else {SEP}; without --sep, a label joined by {SEP} reads as such)",
+        help="separator of a combination's genes in --measured and --candidates (default: the "
+        f"training screen's, else {SEP}; without --sep, a label joined by {SEP} reads as such)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
     parser.add_argument(
