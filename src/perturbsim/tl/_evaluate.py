@@ -818,14 +818,11 @@ def evaluate(
     split_kwargs = _split_options(split_kwargs)
     builders = _resolve_models(models, model_kwargs)
     names = list(builders)
-    if not isinstance(models, Mapping):
-        for name in names:
-            resolve_model(name)  # first: a mistyped name, before the options it would explain
+    if not isinstance(models, Mapping):  # first: a mistyped name, before unexplained options
+        _check_catalogue_options(names, model_kwargs, train_kwargs)
     unknown_train = sorted(set(train_kwargs) - set(names))
     if unknown_train:
         raise PerturbsimError(f"train_kwargs names models not evaluated: {unknown_train}")
-    if not isinstance(models, Mapping):
-        _check_catalogue_options(names, model_kwargs, train_kwargs)
     metrics = checked_metric_names(metrics)
     if on_error not in ("raise", "skip"):
         raise PerturbsimError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

@@ -216,10 +216,9 @@ def _calibration_table(scores: pd.DataFrame, baseline: str) -> pd.DataFrame:
 def _calibrated_per_seed(table: pd.DataFrame) -> pd.DataFrame:
     """Per-seed calibrated means of every model in ``table`` (see ``calibrated``).
 
-    ``table``: as :func:`_calibration_table` returns. Beside the means, ``ratio_var`` and
-    ``n_distinct``: the squared standard error of their mean over seeds from the distinct
-    conditions, and their count (:func:`_ratio_variance`; :func:`_with_condition_noise`
-    reads them).
+    ``table``: as :func:`_calibration_table` returns. Beside the means, the terms of
+    :func:`_ratio_variance` (``ratio_var``, ``n_distinct``, ``seeds_var``) of their model,
+    subgroup and metric, on each of its rows (:func:`_with_ratio_intervals` reads them).
     """
     groups = table.groupby(["model", "seed", "subgroup", "metric"], sort=False)
     per_seed = groups[["value", "low", "high"]].mean()
@@ -240,7 +239,7 @@ def _calibrated_per_seed(table: pd.DataFrame) -> pd.DataFrame:
     return per_seed
 
 
-def _with_condition_noise(
+def _with_ratio_intervals(
     summary: pd.DataFrame, per_seed: pd.DataFrame, confidence: float
 ) -> pd.DataFrame:
     """``summary``'s intervals, as wide as the seeds or the conditions make them.
@@ -527,7 +526,7 @@ class EvaluationResult:
         models = [m for m in self.models if m not in (baseline, REPLICATE)]
         per_seed = _calibrated_per_seed(_calibration_table(self.scores, baseline))
         summary = _over_seeds(per_seed, models, confidence)
-        return _with_condition_noise(summary, per_seed, confidence)
+        return _with_ratio_intervals(summary, per_seed, confidence)
 
     def _check_baseline(self, baseline: object) -> None:
         """Refuse the replicate as ``baseline``, or a name no model of this evaluation has.
@@ -625,7 +624,7 @@ class EvaluationResult:
                 n_conditions=counts.reindex(wide.index).fillna(0).astype(int),
                 model=model,
             ).reset_index()
-            summary = _with_condition_noise(
+            summary = _with_ratio_intervals(
                 _over_seeds(difference, [model], confidence),
                 _difference_variance(_signed_rows(table), reference, model),
                 confidence,
