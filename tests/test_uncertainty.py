@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import anndata as ad
@@ -135,11 +136,39 @@ def test_error_scales_say_which_kinds_borrow_the_pooled_fit(fitted_norman, tmp_p
     pd.testing.assert_frame_equal(loaded.error_scales, model.error_scales)
     assert loaded.error_scales["support_high"].notna().any()  # the ranges were kept
     # the fields earlier releases read are all that "error" holds: they can still load it
-    import json
-
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     saved = config["options"]["error"]
     assert all(set(fields) == {"intercept", "slope", "n_conditions"} for fields in saved.values())
+
+
+def test_sets_of_genes_never_measured_alone_are_as_uncertain_as_their_number(
+    fitted_norman, tmp_path
+):
+    adata, model = fitted_norman
+    unseen = sorted(c for c in map(str, adata.uns["perturbsim"]["split"]["test"]) if "+" not in c)
+    pair, triple = unseen[:2], unseen[:3]
+    assert len(triple) == 3 and not set(triple) & (set(model.singles) | set(model.inferred))
+    sets = [unseen[0], "+".join(pair), "+".join(triple)]
+    pred = model.predict(sets)
+    support = pred.obs["support"].to_numpy()
+    for row, (kind, count) in enumerate(
+        [("unseen_single", 1), ("combo_seen0", 2), ("combo_seen0", 3)]
+    ):
+        # held-out errors are fitted per gene not measured alone: a set of n such genes
+        # is n predicted singles' worth of error
+        expected = count * model._error[kind].ratio(support[row]) * model.gene_scale
+        np.testing.assert_allclose(pred.layers["variance"][row], expected, rtol=1e-5)
+    # a file saved before the error was per gene reads its fits per perturbation
+    model.save(tmp_path / "model")
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["options"]["error_per_gene"], config["config_sha256"]
+    config_path.write_text(json.dumps(config))
+    older = ps.PerturbationModel.load(tmp_path / "model").predict(sets)
+    np.testing.assert_allclose(
+        older.layers["variance"][1:], pred.layers["variance"][1:] / [[2], [3]], rtol=1e-5
+    )
+    np.testing.assert_array_equal(older.layers["variance"][0], pred.layers["variance"][0])
 
 
 def test_a_measured_single_is_as_uncertain_as_its_measured_change(fitted_norman, tmp_path):

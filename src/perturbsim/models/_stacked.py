@@ -144,6 +144,16 @@ def kind_of(genes: GeneSet, measured: set[str] | dict[str, Any]) -> str:
     return "combo_seen2" if n_seen == len(genes) else "combo_seen1"
 
 
+def unmeasured_count(genes: GeneSet, measured: set[str] | dict[str, Any]) -> int:
+    """How many of a perturbation's genes were not measured alone, at least 1.
+
+    The error of a set of genes predicted without their measurements grows with their
+    number (a pair of two genes never measured alone is two predicted singles): the error
+    scales of the kinds with such genes (:data:`ERROR_POOLED`) are fitted per gene.
+    """
+    return max(1, sum(g not in measured for g in genes))
+
+
 class Stacked(CoverageMixin, PerturbationModel):
     r"""The default: the strongest simple baseline plus corrections weighted on held-out data.
 
@@ -325,7 +335,11 @@ class Stacked(CoverageMixin, PerturbationModel):
     **Uncertainty.** Each prediction carries a predictive variance per gene
     (``.layers["variance"]``), its expected squared error fitted on the validation
     conditions (:mod:`perturbsim.models._error_model`): the share of each gene's spread
-    over perturbations that the prediction left unexplained there, per kind, falling with
+    over perturbations that the prediction left unexplained there, per kind (for the kinds
+    with genes not measured alone, per such gene, :func:`unmeasured_count`: a pair of two
+    is two predicted singles, and errs about twice as much as one; without it such a pair,
+    whose kind mostly borrows the pooled fit of the unseen singles, was given a single's
+    variance for 1.3 to 2.4 times its error: rule V47, ``benchmarks/RESULTS.md``), falling with
     the *support* of the perturbation, how closely its genes are tied to genes measured
     alone in GEARS's GO graph (mean over its genes; 1 for a measured or inferred gene), a
     line whose slope is shrunk by its noise and which is never extrapolated past the
@@ -541,6 +555,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.partial_sum = partial_sum
         self.inferred: dict[str, int] = {}
         self.inferred_variance: dict[str, np.ndarray] = {}
+        self.error_per_gene = True
+        """Whether the error scales of :data:`ERROR_POOLED` are per gene not measured alone
+        (:func:`unmeasured_count`; files saved before: per perturbation)."""
         self.corrections: dict[str, PerturbationModel] = {}
         """Name -> the correcting model: those asked for, less any left out when fitted."""
         for name in CORRECTIONS if self.data is not None else ():
@@ -1142,13 +1159,15 @@ class Stacked(CoverageMixin, PerturbationModel):
             genes = genes_of(condition)
             residual = row.target - row.parts @ self._scale_of(self._scale_kind(row.kind))
             scale = self.gene_scale[self._fitted_genes(genes)]
-            ratios.append(error_ratio(residual, scale))
-            supports.append(self._support_of(genes, known - {condition}).mean())
+            unknown = known - {condition}
+            ratios.append(error_ratio(residual, scale) / unmeasured_count(genes, unknown))
+            supports.append(self._support_of(genes, unknown).mean())
             kinds.append(row.kind)
         for i, condition in enumerate(val):
             genes = genes_of(condition)
             keep = self._fitted_genes(genes)
-            ratios.append(error_ratio(val_residuals[i, keep], self.gene_scale[keep]))
+            ratio = error_ratio(val_residuals[i, keep], self.gene_scale[keep])
+            ratios.append(ratio / unmeasured_count(genes, known))
             supports.append(self._support_of(genes, known).mean())
             kinds.append(kind_of(genes, known))
         self._error = fit_error_scales(
@@ -1486,7 +1505,10 @@ class Stacked(CoverageMixin, PerturbationModel):
             if kind == "seen_single":
                 variance[row] = self.single_noise.get(genes[0], self.noise)
             elif kind in KINDS:
-                variance[row] = self._error[kind].ratio(support[row]) * self.gene_scale
+                ratio = self._error[kind].ratio(support[row])
+                if self.error_per_gene:
+                    ratio = ratio * unmeasured_count(genes, self.singles)
+                variance[row] = ratio * self.gene_scale
             for gene in genes:
                 if gene in self.inferred_variance:
                     variance[row] += self.inferred_variance[gene]
@@ -1518,6 +1540,7 @@ class Stacked(CoverageMixin, PerturbationModel):
             "corrections": as_dict(self._corrections_fit),
             "neighbours_weight": fitted_to_dict(self._neighbours_fit),
             "error": {kind: fitted.to_dict() for kind, fitted in self._error.items()},
+            "error_per_gene": self.error_per_gene,
             # apart from "error", which files of earlier versions read field by field
             "error_pooled": [kind for kind, fitted in self._error.items() if fitted.pooled],
             "error_support": {
@@ -1614,6 +1637,7 @@ class Stacked(CoverageMixin, PerturbationModel):
                 kind: Fitted(f.weights[:-1], f.n_conditions, f.pooled) for kind, f in joint.items()
             }
         pooled = set(options.get("error_pooled", []))  # files saved before it: not known
+        self.error_per_gene = bool(options.get("error_per_gene", False))
         support = options.get("error_support", {})  # files saved before it: extrapolated
         self._error = {
             kind: ErrorScale.from_dict(
@@ -1624,7 +1648,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         self.gene_scale = np.asarray(arrays["gene_scale"], dtype=np.float64)
         self.noise = np.asarray(arrays["noise"], dtype=np.float64)
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
-        self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float64)
+        self.target_effect = np.asarray(arrays["target_effect"], dtype=np.float32)  # as fitted
         self.singles = {g: np.asarray(arrays[f"single.{g}"]) for g in options["single_genes"]}
         self.single_noise = {  # absent from files saved before it was kept
             g: np.asarray(arrays[f"single_noise.{g}"], dtype=np.float32)
