@@ -194,8 +194,18 @@ def test_de_genes_ranked_on_labels_since_changed_are_refused_under_any_key():
     adata = ps.ds.norman2019_subset()
     ps.pp.rank_de(adata, key_added="de_t")
     labels = adata.obs["condition"].astype(str)
-    adata.obs["condition"] = labels.where(labels != "KLF1", "KLF2")
-    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    relabelled = adata.copy()
+    relabelled.obs["condition"] = labels.where(labels != "KLF1", "KLF2")
+    ps.pp.setup(relabelled, perturbation_key="condition", control="control")
+    with pytest.raises(PerturbsimError) as err:  # setup with other labels dropped them
+        ps.pp.DEGenes.from_adata(relabelled, key="de_t")
+    assert str(err.value) == (
+        "no DE genes under .uns['perturbsim']['de_t']: run perturbsim.pp.rank_de(adata, "
+        "key_added='de_t')"
+    )
+    # the canonical labels edited by hand: the ranks are refused as well
+    canonical = adata.obs["perturbsim_condition"].astype(str)
+    adata.obs["perturbsim_condition"] = pd.Categorical(canonical.where(canonical != "KLF1", "KLF2"))
     with pytest.raises(PerturbsimError) as err:
         ps.pp.DEGenes.from_adata(adata, key="de_t")
     assert str(err.value) == (

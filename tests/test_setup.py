@@ -82,6 +82,17 @@ def test_missing_perturbation_key():
     assert message.endswith("; did you mean 'condition'?")
 
 
+@pytest.mark.parametrize("written", ["perturbsim_condition", "perturbsim_n_targets"])
+def test_a_column_perturbsim_writes_is_not_taken_for_the_labels(written):
+    adata = make_screen(["control", "G1", "G1+G2"])
+    adata.obs[written] = adata.obs.pop("condition")
+    one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key=written, control="control"),
+        f"perturbation_key '{written}' is a column perturbsim writes",
+    )
+    assert set(adata.obs[written]) == {"control", "G1", "G1+G2"}  # the labels are kept
+
+
 def test_no_control_cells():
     adata = make_screen(["G1", "G2"])
     one_line_error(lambda: ps.pp.setup(adata), "no control cells")
@@ -194,6 +205,7 @@ def test_setup_again_drops_what_the_old_labels_gave(caplog):
     ps.pp.split(adata, kind="simulation", seed=1)
     ps.pp.pseudobulk(adata, coexpression="all")
     ps.pp.rank_de(adata, n_genes=3)
+    ps.pp.rank_de(adata, n_genes=3, key_added="de_t")  # a ranking of the old labels too
     with caplog.at_level("INFO", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata, sep="_")  # as the label hint advises
     assert "dropped what the earlier labels gave" in caplog.text

@@ -1,7 +1,13 @@
 """Every key under which perturbsim writes into an AnnData, and the label conventions.
 
-This module is the AnnData contract: no other module spells a key. The README's table
-"What is written where" lists the same keys.
+This module is the AnnData contract of the screen: no other module spells a key perturbsim
+writes into a user's screen. The README's table "What is written where" lists the same keys.
+Tables perturbsim returns as new AnnData objects or data frames name their own columns where
+they are made: measured profiles (:func:`perturbsim.pp.measured_profiles`: ``.obs["n_cells"]``,
+``.layers["delta"]`` and ``.layers["mean_variance"]``, ``.var["control_mean_variance"]``),
+predicted interactions (:meth:`perturbsim.models.PerturbationModel.predict_pairs`: the
+columns of :func:`perturbsim.tl.gi_scores`) and simulated screens' ``.obs``/``.var``
+(:func:`perturbsim.ds.simulate`).
 
 ``.obs``
     ``perturbsim_condition`` (:data:`CONDITION`): canonical perturbation label of each cell
@@ -63,7 +69,11 @@ DE = "de"
 OWN_UNS = (SETUP, SPLIT_UNS, PSEUDOBULK)
 """``.uns["perturbsim"]`` entries of setup, split and statistics: never a ``key_added``."""
 DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
-"""``.uns["perturbsim"]`` entries that depend on the split, dropped when it is redone."""
+"""``.uns["perturbsim"]`` entries that depend on the split: :func:`perturbsim.tl.evaluate`
+leaves them out of the screen it splits once per seed. A later :func:`perturbsim.pp.split`
+leaves them in place (stored statistics are checked against the screen where they are read,
+:func:`perturbsim.pp.current_stats`); :func:`perturbsim.pp.setup` run with other labels
+drops them and every other entry but its own."""
 
 DELTA_LAYER = "delta"
 VARIANCE_LAYER = "variance"

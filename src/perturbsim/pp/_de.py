@@ -494,8 +494,10 @@ class DEGenes:
         """
         data = adata.uns.get(UNS, {}).get(key)
         if data is None:
+            added = "" if key == DE else f", key_added={key!r}"
             raise PerturbsimError(
-                f"no DE genes under .uns[{UNS!r}][{key!r}]: run perturbsim.pp.rank_de(adata)"
+                f"no DE genes under .uns[{UNS!r}][{key!r}]: run "
+                f"perturbsim.pp.rank_de(adata{added})"
             )
         setup = adata.uns[UNS].get(SETUP, {})
         scores = np.asarray(data["scores"], dtype=float)

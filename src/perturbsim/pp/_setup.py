@@ -16,7 +16,6 @@ from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import (
     CONDITION,
     CONTROL,
-    DERIVED_UNS,
     GRAM,
     N_TARGETS,
     ORIGINAL_ID,
@@ -254,9 +253,17 @@ def _same_screen(
 
 
 def _drop_derived(adata: AnnData) -> None:
-    """Drop what an earlier setup's labels gave: the split, the statistics, the DE genes."""
+    """Drop what an earlier setup's labels gave: the split, the statistics, the DE genes.
+
+    Every ``.uns["perturbsim"]`` entry but the setup's goes, DE rankings stored under any
+    ``key_added`` of :func:`~perturbsim.pp.rank_de` with them (their conditions are the old
+    labels').
+    """
     uns = adata.uns.get(UNS, {})
-    dropped = [f"uns[{UNS!r}][{key!r}]" for key in DERIVED_UNS if uns.pop(key, None) is not None]
+    dropped = [f"uns[{UNS!r}][{key!r}]" for key in list(uns) if key != SETUP]
+    for key in list(uns):
+        if key != SETUP:
+            del uns[key]
     for column in (SPLIT, SUBGROUP):
         if column in adata.obs.columns:
             del adata.obs[column]
@@ -396,6 +403,10 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
 def check_perturbation_key(obs: pd.DataFrame, perturbation_key: str) -> None:
     """Refuse a ``perturbation_key`` that is not a column of ``obs``, naming the columns.
 
+    Also refuse one of the columns :func:`setup` and :func:`~perturbsim.pp.split` write: the
+    labels would be overwritten by their canonical form, and a file saved after it could not
+    be read again with the options recorded.
+
     Examples
     --------
     >>> import pandas as pd
@@ -411,6 +422,17 @@ def check_perturbation_key(obs: pd.DataFrame, perturbation_key: str) -> None:
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "
             f"columns: {list(obs.columns)}{suggestion(perturbation_key, obs.columns)}"
         )
+    if perturbation_key in WRITTEN_OBS:
+        raise PerturbsimError(
+            f"perturbation_key {perturbation_key!r} is a column perturbsim writes (setup "
+            f"would overwrite the labels with their canonical form): copy the labels to a "
+            f"column of another name (e.g. adata.obs['condition'] = "
+            f"adata.obs[{perturbation_key!r}]) and pass that one"
+        )
+
+
+WRITTEN_OBS = (CONDITION, N_TARGETS, SPLIT, SUBGROUP)
+"""The ``.obs`` columns perturbsim writes into a screen: never its labels' column."""
 
 
 def setup(
