@@ -168,3 +168,13 @@ def test_overwrite_never_replaces_a_directory_that_is_not_a_model(tmp_path):
     (empty / "older").rmdir()
     write_model_dir(empty, config={"a": 2}, arrays={"w": np.arange(3.0)}, overwrite=True)
     assert read_model_dir(empty)[0]["a"] == 2
+
+
+@pytest.mark.parametrize("target", [".", ".."])
+def test_the_working_folder_is_never_replaced_by_a_model(tmp_path, monkeypatch, target):
+    working = tmp_path / "empty" / "work"
+    working.mkdir(parents=True)
+    monkeypatch.chdir(working)
+    with pytest.raises(PerturbsimError, match="is the working folder or holds it; not replaced"):
+        write_model_dir(target, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert working.is_dir() and not list(working.iterdir())  # nothing written, nothing moved

@@ -32,7 +32,8 @@ def check_replaceable(path: str | Path) -> None:
 
     Replacing a model directory removes everything in it, so it must hold a model's files
     only (``config.json``, ``weights.safetensors``); a directory holding anything else (a
-    report, a project folder, notes kept beside a model) or a file is not replaced.
+    report, a project folder, notes kept beside a model) or a file is not replaced, nor the
+    working directory or one above it (the new model is renamed into its place).
     """
     path = Path(path)
     if path.is_symlink():
@@ -44,6 +45,12 @@ def check_replaceable(path: str | Path) -> None:
         return
     if not path.is_dir():
         raise PerturbsimError(f"{str(path)!r} is a file, not a model directory; not replaced")
+    here = Path.cwd().resolve()
+    if path.resolve() in (here, *here.parents):
+        raise PerturbsimError(
+            f"{str(path)!r} is the working folder or holds it; not replaced (a folder in use "
+            "cannot be swapped for the new model): save to a new sub-folder, e.g. 'model'"
+        )
     entries = sorted(entry.name for entry in path.iterdir())
     if entries and not (path / CONFIG_FILE).is_file():
         raise PerturbsimError(
