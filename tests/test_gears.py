@@ -172,6 +172,18 @@ def test_deterministic_under_seed(gears):
     assert not np.array_equal(a.X, c.X)
 
 
+def test_a_callers_default_dtype_changes_neither_the_network_nor_the_default(gears):
+    first = gears().fit(max_epochs=2).predict(PAIR)
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = gears().fit(max_epochs=2)
+        assert torch.get_default_dtype() == torch.float64  # the caller's, kept
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert {p.dtype for p in model.networks[0].parameters()} == {torch.float32}
+    np.testing.assert_array_equal(model.predict(PAIR).X, first.X)
+
+
 def test_save_load_predict_identical(trained, tmp_path):
     path = tmp_path / "model"
     trained.save(path)

@@ -18,12 +18,14 @@ GraphArrays = tuple[Sequence[int] | Sequence[float] | np.ndarray | Tensor | None
 
 @contextmanager
 def seeded_initialisation(seed: int) -> Iterator[None]:
-    """Within the block, torch's CPU generator draws from ``seed``; after it, as it was.
+    """Within the block, torch's CPU generator draws from ``seed`` in float32; after it, as it was.
 
     For building modules whose parameters are initialised from the global CPU generator
     (modules are built on the CPU, then moved). Only the CPU generator is seeded and
     restored: ``torch.manual_seed`` would also reseed every CUDA generator and leave them
-    changed.
+    changed. The default dtype is float32 within the block, so that a caller's
+    ``torch.set_default_dtype(torch.float64)`` builds the same parameters (the generator
+    draws other numbers for float64), and is restored after it.
 
     Examples
     --------
@@ -35,9 +37,14 @@ def seeded_initialisation(seed: int) -> Iterator[None]:
     >>> bool(torch.equal(first, second))
     True
     """
+    dtype = torch.get_default_dtype()
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
-        yield
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(dtype)
 
 
 def normalized_adjacency(
