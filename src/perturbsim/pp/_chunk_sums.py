@@ -241,7 +241,7 @@ class RowSource:
         PerturbsimError
             Naming the rows and the file if ``load`` fails or the file changed size since it
             was opened; the matrix, the file and the cell and gene of the first offending
-            value if a value is non-finite or negative.
+            value if a value is non-finite, negative or above any log1p-normalised value.
         """
         where = self.where(start, stop)
         try:
@@ -268,5 +268,11 @@ class RowSource:
             block.sum_duplicates()
         else:
             block = np.asarray(block, dtype=np.float64)
-        check_block(block, where=self._of_file(self.name), cells=cells, genes=self.genes)
+        check_block(
+            block,
+            where=self._of_file(self.name),
+            cells=cells,
+            genes=self.genes,
+            log_normalised=True,
+        )
         return block

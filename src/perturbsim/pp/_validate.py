@@ -29,7 +29,12 @@ def matrix_values(block: object) -> np.ndarray:
 
 
 def check_block(
-    block: object, *, where: str, cells: Sequence[object], genes: Sequence[object]
+    block: object,
+    *,
+    where: str,
+    cells: Sequence[object],
+    genes: Sequence[object],
+    log_normalised: bool = False,
 ) -> None:
     """Raise if a block of expression values holds NaN, infinity or negative numbers.
 
@@ -42,6 +47,9 @@ def check_block(
     cells, genes
         Names of the block's rows and columns: the message names the cell and gene of the
         first offending value (looked up only then).
+    log_normalised
+        Also raise on values above 30, which log1p-normalised data never reach (counts
+        among log-normalised cells: a file of two batches, a matrix replaced after setup).
     """
     values = matrix_values(block)
     if values.size == 0:
@@ -66,6 +74,14 @@ def check_block(
             f"{where} contains negative values (minimum {values.min():.4g}; the first at cell "
             f"{str(cells[row])!r} gene {str(genes[column])!r}); perturbsim expects "
             "log-normalised non-negative expression, not scaled or centred data"
+        )
+    if log_normalised and values.max() > _RAW_COUNT_MAX:
+        row, column, top = _first_where(block, lambda v: v > _RAW_COUNT_MAX)
+        raise PerturbsimError(
+            f"{where} holds {top:.6g} at cell {str(cells[row])!r} gene {str(genes[column])!r}, "
+            f"above any log1p-normalised value (at most {_RAW_COUNT_MAX:g}): counts among "
+            "log-normalised cells? perturbsim expects log-normalised expression throughout "
+            "(normalise the counts, e.g. setup with normalize=True on a file of counts only)"
         )
 
 
@@ -124,8 +140,9 @@ def validate_expression(
 
     In memory, every value is checked; for a backed file or a lazy (dask) ``X`` only the
     first ``chunk_size`` cells are checked here (their scale stands for the screen's), the
-    rest for non-finite and negative values during the streaming pass of
-    :func:`perturbsim.pp.pseudobulk`. Whole numbers are raw counts (log-normalised values
+    rest for non-finite and negative values and values above 30 during the streaming pass
+    of :func:`perturbsim.pp.pseudobulk` (which checks every value it reads so, also of a
+    matrix replaced after setup). Whole numbers are raw counts (log-normalised values
     are not whole), and non-integer values above 30, which log1p-normalised data never
     reach, are data not log-transformed, as are cells that all sum to the same total
     (``normalize_total`` without ``log1p``): each an error, unless ``normalize``.
