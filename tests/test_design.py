@@ -326,6 +326,10 @@ def test_cli_ranks_only_the_candidates_given(model_dir, tmp_path, capsys):
     args = ["design", model_dir, "--budget", "2", "--candidates", str(library), "--out", str(out)]
     assert main(args) == 2  # a gene the model cannot predict: named, not left out in silence
     assert "cannot predict 1 of the perturbations in" in capsys.readouterr().err
+    control = loaded.screen_labels.get("control", "ctrl")
+    library.write_text("\n".join([*offered, control]) + "\n")
+    assert main(args) == 2  # nor the control
+    assert f"{control!r} in" in capsys.readouterr().err
     library.write_text("\n".join(offered) + "\n")
     assert main(args) == 0
     ranked = pd.read_csv(out)["perturbation"].tolist()

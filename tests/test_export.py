@@ -228,6 +228,13 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     assert main([*again, "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "genes of adata (10) do not match the model's (70; 10 shared)" in err
+    # the model's genes in another order: exported in the model's (as a Python user is told)
+    screen[:, ::-1].copy().write_h5ad(data)
+    assert main([*again, "--overwrite"]) == 0
+    genes = ps.PerturbationModel.load(model).genes
+    assert list(ad.read_h5ad(out / "real.h5ad").var_names) == list(genes)
+    assert list(ad.read_h5ad(out / "pred.h5ad").var_names) == list(genes)
+    capsys.readouterr()
 
     beside = tmp_path / "beside"  # the screen read is never written over, --overwrite or not
     beside.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -481,3 +482,20 @@ def test_what_the_checks_must_still_accept(split_norman):
     assert scores["n_de"].notna().all()
     assert ps.pp.canonical_label(np.array(["MAP2K6", "KLF1"])) == "KLF1+MAP2K6"
     assert ps.pp.canonical_label(g for g in ("B", "A")) == "A+B"
+
+
+def test_a_missing_combination_is_offered_only_combinations_sharing_a_gene(split_norman):
+    conditions = set(split_norman.obs["perturbsim_condition"].astype(str))
+    singles = sorted(c for c in conditions if c != "ctrl" and "+" not in c)
+    missing = next(
+        f"{a}+{b}" for a in singles for b in singles if a < b and f"{a}+{b}" not in conditions
+    )
+    with pytest.raises(PerturbsimError, match="is not a condition of the screen") as error:
+        ps.pp.split(split_norman.copy(), kind="custom", test_conditions=[missing])
+    a, b = missing.split("+")
+    assert str(error.value).endswith(f"; the screen perturbs {a} and {b} alone, not together")
+    unmeasured = f"{a}+NOTAGENE"  # offered only a pair sharing a gene with it, if any
+    with pytest.raises(PerturbsimError, match="is not a condition of the screen") as error:
+        ps.pp.split(split_norman.copy(), kind="custom", test_conditions=[unmeasured])
+    offered = re.findall(r"did you mean '([^']+)'", str(error.value))
+    assert all(len(o.split("+")) == 2 and a in o.split("+") for o in offered)

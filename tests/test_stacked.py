@@ -356,6 +356,12 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     assert "NaN" not in config and '"best_val_loss"' in config  # the key older versions read
     pd.testing.assert_frame_equal(loaded.history, model.history)
     assert len(ps.pl.training_history(model).lines) == 1
+    # saved again, the loaded model writes the same weights, byte for byte
+    loaded.save(tmp_path / "again")
+    weights = "weights.safetensors"
+    assert (tmp_path / "again" / weights).read_bytes() == (
+        tmp_path / "stacked" / weights
+    ).read_bytes()
 
 
 def test_its_gears_part_is_narrower_than_the_reference_unless_asked(fitted_small):

@@ -374,6 +374,10 @@ def _run_export(args: argparse.Namespace) -> None:
             f"{error} (this --where is the one {str(args.model)!r} was trained with, "
             f"{where_text(trained)}; pass --where to choose the cells of this file)"
         ) from None
+    genes = [str(g) for g in model.genes]
+    if [str(g) for g in adata.var_names] != genes and set(genes) <= set(map(str, adata.var_names)):
+        logger.info("exporting the model's %d genes of the file's %d", len(genes), adata.n_vars)
+        adata = adata[:, genes].copy()  # the model's genes in its order: what cell-eval compares
     as_trained = _keeps_as_trained(args.data, model.screen_where, where_of(args.where))
     if not as_trained:
         logger.warning(

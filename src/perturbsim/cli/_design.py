@@ -58,6 +58,12 @@ def _run_design(args: argparse.Namespace) -> None:
     candidates = None
     if offered is not None:
         sets = screen_queries(offered, model.screen_labels, sep=args.sep, control=None)
+        controls = [text for text, genes in zip(offered, sets, strict=True) if not genes]
+        if controls:  # the control is no perturbation to run: named, not dropped in silence
+            raise PerturbsimError(
+                f"--candidates: {controls[0]!r} in {str(args.candidates)!r} is the control, "
+                "not a perturbation to rank: leave it out"
+            )
         candidates = [canonical_label(s) for s in sets]
         covered = model.covers(candidates)
         uncovered = [c for c, ok in zip(candidates, covered, strict=True) if not ok]

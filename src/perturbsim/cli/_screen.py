@@ -49,6 +49,10 @@ _CLI_WORDS = (
     (re.compile(r"\babundance=(?=\d)"), "--abundance "),
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
+    (
+        re.compile(r"write them as text first \((adata\.obs\[[^]]+\] = [^)]+\.astype\(str\))\)"),
+        lambda m: f"write them as text in the file first (in Python: {m[1]}, then write_h5ad)",
+    ),
     (re.compile(r"\bleft out of measured=, which"), "left out of --measured FILE, which"),
     (
         re.compile(r"\bpass them with tl\.measured_conditions\(model\)"),
@@ -243,6 +247,12 @@ def cli_wording(message: str) -> str:
     >>> cli_wording("where: no cell has obs['c'] 'A 1,B'; several values? give them as a list: "
     ...             "where={'c': ['A 1', 'B']}")
     "--where: no cell has obs['c'] 'A 1,B'; several values? repeat it: --where 'c=A 1' --where c=B"
+    >>> text = "write them as text first (adata.obs['c'] = adata.obs['c'].astype(str))"
+    >>> first, python = cli_wording(text).split(" (in Python: ")
+    >>> first
+    'write them as text in the file first'
+    >>> python
+    "adata.obs['c'] = adata.obs['c'].astype(str), then write_h5ad)"
     >>> cli_wording("no control cells (where kept 7 of 12 cells)")
     'no control cells (--where kept 7 of 12 cells)'
     """

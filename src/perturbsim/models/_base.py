@@ -1155,9 +1155,14 @@ class PerturbationModel(ABC):
             raise PerturbsimError(
                 "adata holds the model's genes in another order: reorder it, adata[:, model.genes]"
             )
+        fix = (
+            "keep the model's genes, adata[:, model.genes], or pass the screen it was fitted on"
+            if shared == len(self.genes)
+            else "pass the screen the model was fitted on"
+        )
         raise PerturbsimError(
             f"the genes of adata ({adata.n_vars}) do not match the model's "
-            f"({len(self.genes)}; {shared} shared): pass the screen the model was fitted on"
+            f"({len(self.genes)}; {shared} shared): {fix}"
         )
 
     def sample(

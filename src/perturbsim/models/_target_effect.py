@@ -67,6 +67,7 @@ def fit_target_effect(
     Examples
     --------
     >>> import numpy as np
+    >>> from perturbsim.models import fit_target_effect
     >>> delta = np.array([[2.0, 0.1, 0.0], [0.0, 1.0, 0.1]])
     >>> fit_target_effect(delta, [["a"], ["b"]], ["a", "b", "c"], np.zeros(3), np.zeros(3))
     array([1.5, 1.5, 1.5], dtype=float32)

@@ -550,7 +550,8 @@ def _case_hint(condition: str | None, present: set[str]) -> str:
     """The hint naming the condition of ``present`` meant: its genes in another case, or close.
 
     ``"; did you mean 'KLF1+MAP2K6'? ..."`` for ``klf1+MAP2K6``; else the closest spelling
-    (``"; did you mean 'FOXO4'?"`` for ``FOXO44``), or ``""``.
+    (``"; did you mean 'FOXO4'?"`` for ``FOXO44``; for a combination, among those of as many
+    genes sharing one with it; a combination of genes perturbed alone says so), or ``""``.
     """
     if condition is None:
         return ""
@@ -558,7 +559,15 @@ def _case_hint(condition: str | None, present: set[str]) -> str:
     meant = by_case.get(frozenset(g.lower() for g in genes_of(condition)))
     if meant:
         return f"; did you mean {meant!r}? (labels are case-sensitive)"
-    return suggestion(condition, sorted(present - {CONTROL}))
+    genes = set(genes_of(condition))
+    if len(genes) > 1 and genes <= present:
+        return f"; the screen perturbs {' and '.join(sorted(genes))} alone, not together"
+    alike = [  # a combination is offered one of as many genes sharing a gene with it
+        c
+        for c in sorted(present - {CONTROL})
+        if len(genes) == 1 or (len(genes_of(c)) == len(genes) and genes & set(genes_of(c)))
+    ]
+    return suggestion(condition, alike)
 
 
 def _custom(
