@@ -14,13 +14,27 @@ import pandas as pd
 
 from ._errors import PerturbsimError, shown_list
 
+SHOWN_MOST = 60
+"""Most characters of a value shown in a message (then ``...`` and how many more)."""
+
 
 def shown(value: Any) -> str:
-    """``repr`` of ``value`` for an error message, a numpy scalar as its Python value."""
+    """``repr`` of ``value`` for an error message, a numpy scalar as its Python value.
+
+    At most :data:`SHOWN_MOST` characters of it, so that the message stays one short line.
+
+    Examples
+    --------
+    >>> shown(10**100)[-28:], len(shown(10**100))
+    ('000... (41 more characters)', 84)
+    """
     item = getattr(value, "item", None)
     if isinstance(value, numbers.Number) and callable(item):
         value = item()
-    return repr(value)
+    text = repr(value)
+    if len(text) > SHOWN_MOST:
+        return f"{text[:SHOWN_MOST]}... ({len(text) - SHOWN_MOST} more characters)"
+    return text
 
 
 def as_whole(value: Any) -> int | None:
@@ -114,11 +128,24 @@ def check_finite(name: str, value: Any, *, minimum: float = -math.inf) -> float:
     >>> check_finite("gamma", -0.5, minimum=-1.0)
     -0.5
     """
-    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (number and math.isfinite(value) and value >= minimum):
+    number = _real_as_float(value)
+    if number is None or not (math.isfinite(number) and number >= minimum):
         bound = f" >= {minimum:g}" if math.isfinite(minimum) else ""
         raise PerturbsimError(f"{name} must be a finite number{bound}, got {shown(value)}")
-    return float(value)
+    return number
+
+
+def _real_as_float(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (not a bool), else None.
+
+    An integer too large for a float is infinite (``float`` would raise).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def check_nonnegative(name: str, value: Any) -> float:
@@ -145,9 +172,10 @@ def check_positive(name: str, value: Any) -> float:
     >>> check_positive("ridge", 1)
     1.0
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+    number = _real_as_float(value)
+    if number is None or not 0 < number < math.inf:
         raise PerturbsimError(f"{name} must be a finite number > 0, got {shown(value)}")
-    return float(value)
+    return number
 
 
 def check_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:

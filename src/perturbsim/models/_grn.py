@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from anndata import AnnData
 
-from .._checks import check_count, check_list, check_positive
+from .._checks import check_count, check_finite, check_list, check_positive
 from .._errors import PerturbsimError
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
@@ -81,11 +79,7 @@ class GRN(CoverageMixin, PerturbationModel):
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)
         self.n_steps = check_count("n_steps", n_steps)
-        if isinstance(default_step, bool) or not isinstance(default_step, numbers.Real):
-            raise PerturbsimError(f"default_step must be a number, got {default_step!r}")
-        if not math.isfinite(default_step):
-            raise PerturbsimError(f"default_step must be finite, got {default_step!r}")
-        self.default_step = float(default_step)
+        self.default_step = check_finite("default_step", default_step)
 
     def _fit(self, data: ScreenData) -> None:
         stats = data.stats

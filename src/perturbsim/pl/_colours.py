@@ -36,19 +36,20 @@ def model_colours(models: Sequence[str]) -> dict[str, object]:
     """The colour of each model: its own (:data:`MODEL_COLOURS`), else one from its name.
 
     A model outside :data:`MODEL_COLOURS` takes the colour of :data:`OTHER_COLOURS` its
-    name's checksum points to, or the next one no other model of ``models`` holds: the
-    same in every figure that draws it beside the same models.
+    name's checksum points to, or the next one no other model of ``models`` holds (such
+    models served in the order of their names): the same in every figure that draws it
+    beside the same models, in whatever order.
 
     Examples
     --------
     >>> model_colours(["mean", "stacked"])
     {'mean': 'C4', 'stacked': 'C0'}
+    >>> model_colours(["m0", "m9"]) == model_colours(["m9", "m0"])
+    True
     """
     colours: dict[str, object] = {m: MODEL_COLOURS[m] for m in models if m in MODEL_COLOURS}
     taken = set(colours.values())
-    for model in models:
-        if model in colours:
-            continue
+    for model in sorted(set(models) - set(colours), key=str):
         start = zlib.crc32(str(model).encode())
         for step in range(len(OTHER_COLOURS)):
             colour = OTHER_COLOURS[(start + step) % len(OTHER_COLOURS)]
@@ -56,7 +57,7 @@ def model_colours(models: Sequence[str]) -> dict[str, object]:
                 break
         colours[model] = colour
         taken.add(colour)
-    return colours
+    return {m: colours[m] for m in models}
 
 
 def subgroup_colour(subgroup: object) -> str:

@@ -496,8 +496,7 @@ class DEGenes:
         if data is None:
             added = "" if key == DE else f", key_added={key!r}"
             raise PerturbsimError(
-                f"no DE genes under .uns[{UNS!r}][{key!r}]: run "
-                f"perturbsim.pp.rank_de(adata{added})"
+                f"no DE genes under .uns[{UNS!r}][{key!r}]: run perturbsim.pp.rank_de(adata{added})"
             )
         setup = adata.uns[UNS].get(SETUP, {})
         scores = np.asarray(data["scores"], dtype=float)
