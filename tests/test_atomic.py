@@ -178,3 +178,14 @@ def test_the_working_folder_is_never_replaced_by_a_model(tmp_path, monkeypatch, 
     with pytest.raises(PerturbsimError, match="is the working folder or holds it; not replaced"):
         write_model_dir(target, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
     assert working.is_dir() and not list(working.iterdir())  # nothing written, nothing moved
+
+
+def test_a_model_is_replaced_from_a_working_folder_since_deleted(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    write_model_dir(target, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=False)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    write_model_dir(target, config={"a": 2}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert read_model_dir(target)[0]["a"] == 2

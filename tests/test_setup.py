@@ -91,6 +91,21 @@ def test_a_column_perturbsim_writes_is_not_taken_for_the_labels(written):
         f"perturbation_key '{written}' is a column perturbsim writes",
     )
     assert set(adata.obs[written]) == {"control", "G1", "G1+G2"}  # the labels are kept
+    # nor offered for a column that is not there
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="condition"), "'condition' not found"
+    )
+    assert "did you mean" not in message
+
+
+def test_a_set_up_screen_names_the_column_its_labels_came_from():
+    adata = make_screen(["control", "G1", "G1+G2"])
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="perturbsim_condition", control="ctrl"),
+        "is a column perturbsim writes",
+    )
+    assert message.endswith("pass 'condition', the column its labels were set up from")
 
 
 def test_no_control_cells():
@@ -206,10 +221,11 @@ def test_setup_again_drops_what_the_old_labels_gave(caplog):
     ps.pp.pseudobulk(adata, coexpression="all")
     ps.pp.rank_de(adata, n_genes=3)
     ps.pp.rank_de(adata, n_genes=3, key_added="de_t")  # a ranking of the old labels too
+    adata.uns["perturbsim"]["notes"] = {"screen": "pilot"}  # a user's own entry
     with caplog.at_level("INFO", logger="perturbsim.pp._setup"):
         ps.pp.setup(adata, sep="_")  # as the label hint advises
     assert "dropped what the earlier labels gave" in caplog.text
-    assert set(adata.uns["perturbsim"]) == {"setup"}
+    assert set(adata.uns["perturbsim"]) == {"setup", "notes"}
     assert "perturbsim_split" not in adata.obs and "perturbsim_gram" not in adata.varp
     ps.pp.rank_de(adata, n_genes=3)
     assert "G1+G2" in ps.pp.DEGenes.from_adata(adata).conditions

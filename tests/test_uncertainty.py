@@ -468,3 +468,26 @@ def test_a_measured_single_s_variance_ignores_held_out_cells_and_holds_with_deno
     # the shrunk changes of denoise are as uncertain as the changes measured
     model = ps.Stacked(norman, corrections=(), denoise=True, seed=0).fit()
     np.testing.assert_allclose(model.predict(singles).layers["variance"], before, rtol=1e-6)
+
+
+def test_held_out_errors_are_fitted_per_gene_never_measured_alone(monkeypatch):
+    from perturbsim.models import _stacked
+
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    recorded = []
+    fit_error_scales = _stacked.fit_error_scales
+
+    def record(ratios, supports, kinds, **options):
+        recorded.append((np.array(ratios), list(kinds)))
+        return fit_error_scales(ratios, supports, kinds, **options)
+
+    monkeypatch.setattr(_stacked, "fit_error_scales", record)
+    ps.Stacked(adata, corrections=()).fit()
+    monkeypatch.setattr(_stacked, "unmeasured_count", lambda genes, measured: 1)
+    ps.Stacked(adata, corrections=()).fit()
+    (per_gene, kinds), (per_condition, _) = recorded
+    pairs = np.array([kind == "combo_seen0" for kind in kinds])
+    assert pairs.any()  # the pairs of two genes never measured alone: their ratios halved
+    np.testing.assert_allclose(per_gene[pairs], per_condition[pairs] / 2)
+    np.testing.assert_array_equal(per_gene[~pairs], per_condition[~pairs])

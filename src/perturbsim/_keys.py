@@ -66,6 +66,9 @@ SETUP = "setup"
 SPLIT_UNS = "split"
 PSEUDOBULK = "pseudobulk"
 DE = "de"
+DE_FIELDS = ("method", "conditions", "scores")
+"""Fields of every DE ranking :func:`perturbsim.pp.rank_de` stores, under any ``key_added``:
+how an entry of ``.uns["perturbsim"]`` is known for one."""
 OWN_UNS = (SETUP, SPLIT_UNS, PSEUDOBULK)
 """``.uns["perturbsim"]`` entries of setup, split and statistics: never a ``key_added``."""
 DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
@@ -73,7 +76,7 @@ DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
 leaves them out of the screen it splits once per seed. A later :func:`perturbsim.pp.split`
 leaves them in place (stored statistics are checked against the screen where they are read,
 :func:`perturbsim.pp.current_stats`); :func:`perturbsim.pp.setup` run with other labels
-drops them and every other entry but its own."""
+drops them and the DE rankings under any key (:data:`DE_FIELDS`)."""
 
 DELTA_LAYER = "delta"
 VARIANCE_LAYER = "variance"

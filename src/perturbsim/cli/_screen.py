@@ -50,7 +50,7 @@ _CLI_WORDS = (
     (re.compile(r"\bpass a lower abundance\b"), "pass a lower --abundance"),
     (re.compile(r" \(covers\(\) tells what it can predict\)"), ""),
     (
-        re.compile(r"write them as text first \((adata\.obs\[[^]]+\] = [^)]+\.astype\(str\))\)"),
+        re.compile(r"write them as text first \((adata\.obs\[.+\.astype\(str\))\)"),
         lambda m: f"write them as text in the file first (in Python: {m[1]}, then write_h5ad)",
     ),
     (re.compile(r"\bleft out of measured=, which"), "left out of --measured FILE, which"),

@@ -1278,9 +1278,12 @@ class Stacked(CoverageMixin, PerturbationModel):
 
         A prediction of a kind with support ``s`` (0 to 1: how closely its genes are tied to
         genes measured alone, see the class's Uncertainty section) has expected squared
-        error ``max(intercept - slope·s', 0.05·intercept)`` times each gene's scale (its
+        error ``n · max(intercept - slope·s', 0.05·intercept)`` times each gene's scale (its
         spread over the training perturbations), its variance in ``.layers["variance"]``,
-        where ``s'`` is ``s`` clipped to ``[support_low, support_high]``.
+        where ``s'`` is ``s`` clipped to ``[support_low, support_high]`` and ``n`` is the
+        number of its genes not measured alone, at least 1 (:func:`unmeasured_count`; 1 in
+        files saved before it was counted, ``error_per_gene`` false), plus, for a set with
+        an inferred single, that single's error variance.
 
         Columns ``kind``, ``intercept`` (the line's expected squared error, in gene scales,
         at support 0: no measured gene near the perturbation), ``slope`` (how much a unit
@@ -1289,8 +1292,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         ``support_high`` (the supports of the conditions that fitted the line, which is not
         extrapolated past them; NaN for the default), ``n_conditions`` (the
         held-out predictions that fitted it, those of every pooled kind for a pooled row:
-        validation conditions, and training conditions held out one at a time; 0: the
-        default, intercept 1, the error of the mean) and ``pooled`` (fitted on the conditions
+        validation conditions, and training conditions held out one at a time, each
+        counted per gene not measured alone; 0: the default, intercept 1, the error of the
+        mean) and ``pooled`` (fitted on the conditions
         of the unseen singles and the pairs with a gene not measured alone together, the
         kind having fewer than three of its own; pairs of measured singles never are).
         """

@@ -45,8 +45,11 @@ def check_replaceable(path: str | Path) -> None:
         return
     if not path.is_dir():
         raise PerturbsimError(f"{str(path)!r} is a file, not a model directory; not replaced")
-    here = Path.cwd().resolve()
-    if path.resolve() in (here, *here.parents):
+    try:
+        here = Path.cwd().resolve()
+    except FileNotFoundError:  # the working folder was deleted: it is no folder to replace
+        here = None
+    if here is not None and path.resolve() in (here, *here.parents):
         raise PerturbsimError(
             f"{str(path)!r} is the working folder or holds it; not replaced (a folder in use "
             "cannot be swapped for the new model): save to a new sub-folder, e.g. 'model'"

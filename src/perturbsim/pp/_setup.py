@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 import numpy as np
@@ -16,12 +17,15 @@ from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import (
     CONDITION,
     CONTROL,
+    DE_FIELDS,
     GRAM,
     N_TARGETS,
     ORIGINAL_ID,
+    PSEUDOBULK,
     SEP,
     SETUP,
     SPLIT,
+    SPLIT_UNS,
     SUBGROUP,
     UNS,
 )
@@ -255,15 +259,20 @@ def _same_screen(
 def _drop_derived(adata: AnnData) -> None:
     """Drop what an earlier setup's labels gave: the split, the statistics, the DE genes.
 
-    Every ``.uns["perturbsim"]`` entry but the setup's goes, DE rankings stored under any
-    ``key_added`` of :func:`~perturbsim.pp.rank_de` with them (their conditions are the old
-    labels').
+    The DE rankings stored under any ``key_added`` of :func:`~perturbsim.pp.rank_de` go
+    with them (their conditions are the old labels'); other entries of
+    ``.uns["perturbsim"]`` (a user's own) stay.
     """
     uns = adata.uns.get(UNS, {})
-    dropped = [f"uns[{UNS!r}][{key!r}]" for key in list(uns) if key != SETUP]
-    for key in list(uns):
-        if key != SETUP:
-            del uns[key]
+    derived = [
+        key
+        for key, entry in uns.items()
+        if key in (SPLIT_UNS, PSEUDOBULK)
+        or (isinstance(entry, Mapping) and set(DE_FIELDS) <= set(entry))
+    ]
+    dropped = [f"uns[{UNS!r}][{key!r}]" for key in derived]
+    for key in derived:
+        del uns[key]
     for column in (SPLIT, SUBGROUP):
         if column in adata.obs.columns:
             del adata.obs[column]
@@ -400,12 +409,24 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
         )
 
 
-def check_perturbation_key(obs: pd.DataFrame, perturbation_key: str) -> None:
+def set_up_from(adata: AnnData) -> object:
+    """The ``.obs`` column an earlier setup read the labels from, or None."""
+    return adata.uns.get(UNS, {}).get(SETUP, {}).get("perturbation_key")
+
+
+WRITTEN_OBS = (CONDITION, N_TARGETS, SPLIT, SUBGROUP)
+"""The ``.obs`` columns perturbsim writes into a screen: never its labels' column."""
+
+
+def check_perturbation_key(
+    obs: pd.DataFrame, perturbation_key: str, *, recorded: object = None
+) -> None:
     """Refuse a ``perturbation_key`` that is not a column of ``obs``, naming the columns.
 
     Also refuse one of the columns :func:`setup` and :func:`~perturbsim.pp.split` write: the
     labels would be overwritten by their canonical form, and a file saved after it could not
-    be read again with the options recorded.
+    be read again with the options recorded. ``recorded``, the column an earlier setup
+    read the labels from, is named as the one to pass where it is a column of ``obs``.
 
     Examples
     --------
@@ -418,21 +439,22 @@ def check_perturbation_key(obs: pd.DataFrame, perturbation_key: str) -> None:
     did you mean 'condition'?
     """
     if perturbation_key not in obs.columns:
+        labels = [c for c in obs.columns if c not in WRITTEN_OBS]
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} not found in adata.obs; "
-            f"columns: {list(obs.columns)}{suggestion(perturbation_key, obs.columns)}"
+            f"columns: {list(obs.columns)}{suggestion(perturbation_key, labels)}"
         )
     if perturbation_key in WRITTEN_OBS:
-        raise PerturbsimError(
-            f"perturbation_key {perturbation_key!r} is a column perturbsim writes (setup "
-            f"would overwrite the labels with their canonical form): copy the labels to a "
-            f"column of another name (e.g. adata.obs['condition'] = "
+        fix = (
+            f"pass {recorded!r}, the column its labels were set up from"
+            if recorded in obs.columns and recorded not in WRITTEN_OBS
+            else "copy the labels to a column of another name (e.g. adata.obs['condition'] = "
             f"adata.obs[{perturbation_key!r}]) and pass that one"
         )
-
-
-WRITTEN_OBS = (CONDITION, N_TARGETS, SPLIT, SUBGROUP)
-"""The ``.obs`` columns perturbsim writes into a screen: never its labels' column."""
+        raise PerturbsimError(
+            f"perturbation_key {perturbation_key!r} is a column perturbsim writes (setup "
+            f"would overwrite the labels with their canonical form): {fix}"
+        )
 
 
 def setup(
@@ -506,8 +528,8 @@ def setup(
     what that setup gave is dropped (logged), to be recomputed: the split
     (``obs["perturbsim_split"]``, ``obs["perturbsim_subgroup"]``, ``uns["perturbsim"]["split"]``),
     the statistics (``uns["perturbsim"]["pseudobulk"]``, ``varp["perturbsim_gram"]``) and the
-    DE genes (``uns["perturbsim"]["de"]``); a screen set up, processed and saved keeps them
-    when it is read back.
+    DE genes (``uns["perturbsim"]["de"]``, and those under any other ``key_added``); a screen
+    set up, processed and saved keeps them when it is read back.
 
     Warned of (logged, kept): conditions of a single cell; a control of fewer cells than
     the typical (median) condition, whose noise every change then shares as much as its
@@ -523,7 +545,7 @@ def setup(
     """
     check_anndata(adata)
     check_not_empty(adata)
-    check_perturbation_key(adata.obs, perturbation_key)
+    check_perturbation_key(adata.obs, perturbation_key, recorded=set_up_from(adata))
     adata = written_screen(adata, copy=copy, what="setup")
     if control is not None:
         check_label_part("control", control, "NTC")
