@@ -59,12 +59,16 @@ def _run_seed(seed: int, args: argparse.Namespace) -> list[dict]:
     """The curves of every strategy on the screen of one seed."""
     adata = ps.ds.simulate(seed=seed, **SCREEN)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
-    ps.pp.pseudobulk(adata)
     truth = ps.tl.truth_profiles(adata)
     pool = [str(c) for c in adata.uns["simulation"]["measured"] if c != CONTROL]
     untested = [c for c in truth.obs_names if c != CONTROL and c not in set(pool)]
     rng = np.random.default_rng(seed)
     initial = [str(c) for c in rng.choice(pool, args.initial, replace=False)]
+    # the co-expression moments of the cells a lab holds before the loop (control and the
+    # initial conditions), kept through it: no model sees cells of a condition not chosen
+    later = [c for c in pool if c not in set(initial)]
+    ps.pp.split(adata, kind="custom", test_conditions=later, val_fraction=0.0)
+    ps.pp.pseudobulk(adata, coexpression="train")
     model = ps.GEARS(
         adata,
         go_annotations=adata.uns["simulation"]["go"],

@@ -52,7 +52,7 @@ TUNE_GRID = (
     {"hidden": 64},
     {"embedding_dim": 0},
     {"go_components": 8},
-    {"go_components": 32},
+    {"go_components": 16},
     {"hops": 2},
     {"go": False},
 )

@@ -5,8 +5,10 @@ pairs whose two singles are measured are scored by ``perturbsim.tl.gi_scores`` f
 measured means, with five gene sets and scales:
 
 - ``abundant``, ``top50``, ``all500``: changes of the log1p-normalised means (what
-  ``model.predict`` returns) on the genes whose mean control expression exceeds 0.5 (the
-  library default), the 50 most expressed in control, and all 500 genes;
+  ``model.predict`` returns) on the library's default genes (mean control expression above
+  0.5 where enough genes exceed it, else every gene expressed in control: here the latter,
+  103 genes; :func:`perturbsim.pp._gi.resolve_abundance`), the 50 most expressed in
+  control, and all 500 genes;
 - ``norman_abundant``, ``norman_top50``: Norman's scale, normalised counts (``expm1`` of the
   data) with each gene's change in standard deviations of the control cells (genes never
   detected in control left out), on his "abundant" genes (mean normalised count over all
