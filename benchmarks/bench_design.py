@@ -12,6 +12,9 @@ conditions and scores again.
 
 The model is a GEARS ensemble (``--n-models`` networks, additive residual, ``--epochs``
 epochs, no validation): it retrains in seconds and its spread is a predictive variance.
+Its co-expression graph reads the gene x gene moments of the cells held before the loop
+(the control and the initial conditions), kept through it: no model sees the cells of a
+condition no strategy has chosen.
 The error is the normalised squared error over the untested conditions and all genes,
 ``sum (predicted - true)^2 / sum (true - true control)^2`` on the log-normalised scale
 (1 = no better than predicting control). Prints ONE JSON line: per strategy the mean curve
