@@ -12,6 +12,7 @@ from scipy import stats
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
+from perturbsim.cli import main
 from perturbsim.pp import _gi
 from perturbsim.pp._gi import is_scored, theil_sen
 from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
@@ -909,6 +910,29 @@ def test_noise_correction_brings_reliable_pairs_closer_to_the_truth():
     # each pair's added noise is drawn from the seed and its label: alone, it scores alike
     alone = gi_scores(profiles, pairs=[fixed[0]], noise_correction=True)
     assert alone.loc[fixed[0], "c1"] == corrected.loc[fixed[0], "c1"]
+
+
+def test_noisy_singles_are_warned_of_in_python_and_printed_by_the_command_line(
+    norman, caplog, tmp_path, capsys
+):
+    profiles = ps.pp.measured_profiles(norman)  # ~100 cells a condition: noisy singles
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        scores = gi_scores(profiles, noise_correction=True)
+    reliability = scores.loc[is_scored(scores), "reliability"]
+    noisy = int((reliability < _gi.MIN_RELIABILITY).sum())
+    assert noisy >= 1 and not scores["corrected"].any()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith(f"{noisy} of {len(reliability)} scored pairs") for m in warnings)
+    assert any(m.startswith("noise correction: 0 of") for m in warnings)  # asked, did nothing
+    # the command line prints it with the scores: no warning besides
+    path = tmp_path / "screen.h5ad"
+    norman.write_h5ad(path)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        code = main(["measured-gi", str(path), "--out", str(tmp_path / "gi"), "--correct-noise"])
+    assert code == 0
+    assert not [r for r in caplog.records if "reliability below" in r.getMessage()]
+    assert re.search(r"\d+ of \d+ scored pairs below 0.5", capsys.readouterr().out)
 
 
 def test_simex_undoes_most_of_the_attenuation_of_least_squares():

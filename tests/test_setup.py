@@ -636,3 +636,10 @@ def test_a_perturbed_gene_no_annotation_names_is_told_apart_from_an_unmeasured_t
     assert "FSOB, IER5L, unassigned" in text
     fine = text.split("(fine for CRISPRa targets):")[1].split("\n")[0]
     assert "FSOB" not in fine and "unassigned" not in fine
+    # the word on labels of cells without a clear guide names the one that is no symbol
+    assert "('unassigned': a label of cells without a clear guide" in text
+    adata = ps.ds.norman2019_subset()  # IER5L alone: a gene, no such word
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        caplog.clear()
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "IER5L" in caplog.text and "clear guide" not in caplog.text

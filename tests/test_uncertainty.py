@@ -264,12 +264,25 @@ def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
     (warning,) = [r.getMessage() for r in caplog.records if "tied by GO" in r.getMessage()]
     assert warning.startswith(
         "3 perturbations of genes the model never saw alone are tied by GO to measured genes "
-        "but predicted (those genes) as the mean change"
+        "but predicted, as unsupported ones are, from the scaled mean change"
     )
     # their pair is their predicted singles combined; not the measured KLF1, nor its pair
     assert ": FOXO4, MAP2K3, FOXO4+MAP2K3; FOXO4, MAP2K3 were measured alone in the screen" in (
         warning
     )
+
+
+def test_a_measured_target_without_a_learnt_direct_effect_is_named(caplog):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)  # TMSB4X, the one target the subset measures, is held out
+    model = ps.Stacked(adata, seed=0, corrections=()).fit()
+    assert not model.target_effect.any()  # no training target measured: nothing learnt
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(["TMSB4X", "FOXO4", "KLF1"])
+    delta = pred.to_df(layer="delta")  # its own change is any unseen gene's there: the mean's
+    assert delta.loc["TMSB4X", "TMSB4X"] == pytest.approx(delta.loc["FOXO4", "TMSB4X"])
+    warnings = [r.getMessage() for r in caplog.records if "direct effect" in r.getMessage()]
+    assert len(warnings) == 1 and "the own expression of TMSB4X is predicted as" in warnings[0]
 
 
 def test_genes_linear_covers_but_leaves_at_the_mean_are_named_with_their_summed_pairs(caplog):

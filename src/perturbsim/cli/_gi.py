@@ -31,6 +31,7 @@ from ..pp._gi import (
     FEW_GENES,
     MIN_RELIABILITY,
     SUM_OF_SINGLES,
+    WARN_NOISY_SINGLES,
     GIRules,
     gi_split_half,
     is_scored,
@@ -452,15 +453,16 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
     stats = current_stats(adata)
     fitted = stats.control_mean > resolve_abundance(stats.control_mean, args.abundance)
     n_de = count_de(stats, list(pairs), genes=fitted)
-    scores = gi_scores(
-        profiles,
-        abundance=args.abundance,
-        rules=rules,
-        min_cells=args.min_cells,
-        n_de=n_de.to_dict(),
-        min_de=args.min_de,
-        noise_correction=args.correct_noise,
-    )
+    with switched_off(WARN_NOISY_SINGLES):  # printed below, with the scores
+        scores = gi_scores(
+            profiles,
+            abundance=args.abundance,
+            rules=rules,
+            min_cells=args.min_cells,
+            n_de=n_de.to_dict(),
+            min_de=args.min_de,
+            noise_correction=args.correct_noise,
+        )
     scores["n_de"] = scores["n_de"].astype("Int64")
     scores.insert(0, "n_cells", profiles.obs.loc[scores.index, "n_cells"].to_numpy())
     listed, per_gene_text = _per_gene_calls(stats, profiles, scores, args)

@@ -1382,6 +1382,7 @@ class Stacked(CoverageMixin, PerturbationModel):
         measured alone but held out by the model's split are named as such.
         """
         super()._warn_of(prediction, fix)
+        self._warn_of_no_direct_effect(prediction.obs.index)
         if not WARN_UNSUPPORTED.get():
             return
         obs = prediction.obs
@@ -1403,14 +1404,38 @@ class Stacked(CoverageMixin, PerturbationModel):
             "perturbations of genes the model never saw alone are",
         )
         self._warn_once(
-            f"{which} tied by GO to measured genes but predicted (those genes) as the mean "
-            "change of the training perturbations (scaled by the unseen singles' factor, the "
-            "perturbed genes' own expression from their direct effect, scaled alike), as "
-            "unsupported ones are: no correction of unseen singles "
-            "held out on the validation conditions (the model's weights) and linear does not "
-            f"cover their genes or departs from the mean by nothing: {shown_list(alike, 20)}"
-            + (f"; {held}" if held else "")
+            f"{which} tied by GO to measured genes but predicted, as unsupported ones are, "
+            "from the scaled mean change of the training perturbations (no correction of "
+            "unseen singles held out on validation, and linear departs from the mean by "
+            f"nothing for those genes): {shown_list(alike, 20)}" + (f"; {held}" if held else "")
         )
+
+    def _warn_of_no_direct_effect(self, labels: Iterable[object]) -> None:
+        """Name the perturbed genes the screen measures whose own change no effect predicts.
+
+        A gene not measured alone gets the mean change on its own expression plus the direct
+        effect :func:`~perturbsim.models.fit_target_effect` learnt from the training
+        conditions' measured targets; with none measured, that effect is 0, and a CRISPRa
+        or CRISPRi target's own change (often the largest) is missed.
+        """
+        if self.target_effect.size == 0 or self.target_effect.any():
+            return
+        measured = set(self.genes)
+        own = sorted(
+            {
+                g
+                for label in labels
+                for g in genes_of(str(label))
+                if g in measured and g not in self.singles
+            }
+        )
+        if own:
+            self._warn_once(
+                f"no training perturbation's target gene is measured, so no direct effect of "
+                f"a perturbation on its own gene was learnt: the own expression of "
+                f"{shown_list(own, 10)} is predicted as the mean change there (its measured "
+                "change may be far larger; the scores leave targets out by default)"
+            )
 
     def _predicted_as_mean(self, genes: Iterable[str]) -> set[str]:
         """Those of ``genes`` not measured alone whose single is the scaled mean change.

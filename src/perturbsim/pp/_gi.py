@@ -29,6 +29,7 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -1439,7 +1440,8 @@ def gi_scores(
     table = table.astype({c: float for c in [*SCORES, "n_de", "reliability"]})
     if noise_correction:
         table = table.astype({"corrected": bool, **dict.fromkeys(CORRECTION_COLUMNS, float)})
-        _log_corrected(table)
+    if WARN_NOISY_SINGLES.get():
+        _warn_of_noisy_singles(table)
     if (table["flag"] != "").any():
         flagged = table.loc[table["flag"] != "", "flag"]
         logger.info(
@@ -1640,17 +1642,39 @@ class _Job(NamedTuple):
     targets: list[int]
 
 
-def _log_corrected(table: pd.DataFrame) -> None:
-    """Say how many scored pairs ``gi_scores(noise_correction=True)`` corrected."""
+WARN_NOISY_SINGLES: ContextVar[bool] = ContextVar("warn_noisy_singles", default=True)
+"""Whether :func:`gi_scores` warns of pairs whose singles' noise rivals their spread (the
+command line prints it with the scores instead)."""
+
+
+def _warn_of_noisy_singles(table: pd.DataFrame) -> None:
+    """Warn of scored pairs whose singles' reliability is below :data:`MIN_RELIABILITY`.
+
+    With ``noise_correction``, also say how many it corrected (a warning when none was).
+    """
     scored = is_scored(table)
-    corrected = int(table.loc[scored, "corrected"].sum())
-    logger.info(
-        "noise correction: %d of %d scored pairs corrected; the others left as fitted (their "
-        "singles' reliability below %g, or unknown)",
-        corrected,
-        int(scored.sum()),
-        MIN_RELIABILITY,
-    )
+    reliability = table.loc[scored, "reliability"].dropna()
+    noisy = int((reliability < MIN_RELIABILITY).sum())
+    if noisy:
+        logger.warning(
+            "%s of %d scored pairs %s singles' reliability below %g (column reliability): "
+            "noise pulls their coefficients towards a fit of noise, so their subtypes lean "
+            "to suppression and neomorphism%s",
+            noisy,
+            len(reliability),
+            "has" if len(reliability) == 1 else "have",
+            MIN_RELIABILITY,
+            "; noise_correction leaves them as fitted" if "corrected" in table else "",
+        )
+    if "corrected" in table:
+        corrected = int(table.loc[scored, "corrected"].sum())
+        (logger.info if corrected else logger.warning)(
+            "noise correction: %d of %d scored pairs corrected; the others left as fitted "
+            "(their singles' reliability below %g, or unknown)",
+            corrected,
+            int(scored.sum()),
+            MIN_RELIABILITY,
+        )
 
 
 def _score_pairs(

@@ -311,15 +311,26 @@ def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | N
             shown_list(named, 10),
         )
     if unknown:
+        unlike = [g for g in unknown if not _looks_like_a_gene(g)]
         logger.warning(
             "%s neither measured in var nor named by the GO annotations (the models learn "
-            "of such a gene from its own conditions alone): %s%s (a label of cells without a "
-            "clear guide, such as 'unassigned', is read as a perturbation too: drop such "
-            "cells)",
+            "of such a gene from its own conditions alone): %s%s%s",
             counted(len(unknown), "perturbed gene is", "perturbed genes are"),
             shown_list(unknown, 10),
             suggestion(unknown[0], list(map(str, adata.var_names))),
+            f" ({shown_list([repr(g) for g in unlike], 3)}: a label of cells without a clear "
+            "guide, such as 'unassigned', is read as a perturbation too: drop such cells)"
+            if unlike
+            else "",
         )
+
+
+def _looks_like_a_gene(name: str) -> bool:
+    """Whether ``name`` could be a gene symbol: letters, digits, ``.``, ``-``; not all lower case.
+
+    ``"IER5L"``, ``"Klf1"``, ``"C19orf26"`` could; ``"unassigned"``, ``"multiple guides"`` not.
+    """
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]*", name)) and not name.islower()
 
 
 def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:

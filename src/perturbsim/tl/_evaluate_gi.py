@@ -22,9 +22,10 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONTROL, SIMULATION
+from .._settings import switched_off
 from ..models import PerturbationModel
 from ..pp import PseudobulkStats, count_de, genes_of
-from ..pp._gi import gi_scores, is_scored, resolve_abundance
+from ..pp._gi import WARN_NOISY_SINGLES, gi_scores, is_scored, resolve_abundance
 from ..pp._profiles import profiles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ._gi_precision import gi_precision
@@ -144,15 +145,16 @@ class GITruth:
         Means of fewer than ``min_cells`` cells (default the truth's) leave pairs unscored,
         as do pairs with no DE gene in ``n_de`` when given.
         """
-        return gi_scores(
-            profiles,
-            pairs=list(pairs),
-            genes=self.genes,
-            seed=self.seed,
-            n_de=n_de,
-            min_de=0,
-            min_cells=self.min_cells if min_cells is None else min_cells,
-        )
+        with switched_off(WARN_NOISY_SINGLES):  # scored on the way: the report says more
+            return gi_scores(
+                profiles,
+                pairs=list(pairs),
+                genes=self.genes,
+                seed=self.seed,
+                n_de=n_de,
+                min_de=0,
+                min_cells=self.min_cells if min_cells is None else min_cells,
+            )
 
     def precision(
         self, name: str, predicted: pd.DataFrame, k: int, truth: pd.DataFrame | None = None
