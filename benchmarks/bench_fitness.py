@@ -21,7 +21,8 @@ control, 6,216 measured pairs), read by :func:`perturbsim.ds.read_fitness`.
   t-interval; fitting seconds per model fit.
 
 ``--tune`` instead prints the validation error (never the test) of a few settings of the
-model on split seeds 100-102, the run that chose the defaults.
+model on split seeds 100-102, the run that chose the defaults (what it says of them now:
+``benchmarks/RESULTS.md``, "Cell fitness").
 
 Prints ONE JSON line (the R² tables go to stderr); skips (JSON with ``skipped``) when the
 shared data are absent.

@@ -922,8 +922,14 @@ def test_noisy_singles_are_warned_of_in_python_and_printed_by_the_command_line(
     noisy = int((reliability < _gi.MIN_RELIABILITY).sum())
     assert noisy >= 1 and not scores["corrected"].any()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any(m.startswith(f"{noisy} of {len(reliability)} scored pairs") for m in warnings)
-    assert any(m.startswith("noise correction: 0 of") for m in warnings)  # asked, did nothing
+    (said,) = [m for m in warnings if m.startswith(f"{noisy} of {len(reliability)} scored pairs")]
+    if noisy == len(reliability):  # the correction asked for did nothing: said there, once
+        assert said.endswith("noise_correction leaves them as fitted")
+        assert not any(m.startswith("noise correction:") for m in warnings)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):  # nothing scored: nothing corrected
+        gi_scores(profiles, noise_correction=True, min_cells=10**6)
+    assert "noise correction" not in caplog.text
     # the command line prints it with the scores: no warning besides
     path = tmp_path / "screen.h5ad"
     norman.write_h5ad(path)

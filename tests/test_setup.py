@@ -643,3 +643,7 @@ def test_a_perturbed_gene_no_annotation_names_is_told_apart_from_an_unmeasured_t
         caplog.clear()
         ps.pp.setup(adata, perturbation_key="condition", control="control")
     assert "IER5L" in caplog.text and "clear guide" not in caplog.text
+    from perturbsim.pp._setup import _looks_like_a_gene
+
+    assert all(map(_looks_like_a_gene, ["IER5L", "Klf1", "unc-22", "HLA-A", "sox2"]))
+    assert not any(map(_looks_like_a_gene, ["Unassigned", "Multiplet", "NegCtrl0_NegCtrl0"]))

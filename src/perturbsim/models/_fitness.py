@@ -230,8 +230,10 @@ class FitnessModel:
         unknown singles by the mean known single (an ablation: what the GO graph adds).
     go_components
         Dimensions of the spectral embedding of the GO graph (the fixed node features).
-        32: the lowest validation error of ``benchmarks/bench_fitness.py --tune`` (16,
-        the default before, scored 4 % above it, on each of its three split seeds).
+        32: chosen by ``benchmarks/bench_fitness.py --tune`` on validation pairs (16, the
+        default before, erred 4 % more, more on each of its three split seeds; with 32, a
+        re-run puts ``hidden=64`` lower on two seeds of three: not adopted, see
+        ``benchmarks/RESULTS.md``).
     embedding_dim
         Size of the learned gene embedding.
     hidden

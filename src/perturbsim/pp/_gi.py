@@ -1666,9 +1666,10 @@ def _warn_of_noisy_singles(table: pd.DataFrame) -> None:
             MIN_RELIABILITY,
             "; noise_correction leaves them as fitted" if "corrected" in table else "",
         )
-    if "corrected" in table:
+    if "corrected" in table and scored.any():
         corrected = int(table.loc[scored, "corrected"].sum())
-        (logger.info if corrected else logger.warning)(
+        unexplained = not corrected and noisy < int(scored.sum())  # none said above
+        (logger.warning if unexplained else logger.info)(
             "noise correction: %d of %d scored pairs corrected; the others left as fitted "
             "(their singles' reliability below %g, or unknown)",
             corrected,

@@ -325,12 +325,33 @@ def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | N
         )
 
 
-def _looks_like_a_gene(name: str) -> bool:
-    """Whether ``name`` could be a gene symbol: letters, digits, ``.``, ``-``; not all lower case.
+NOT_GENE_WORDS = frozenset(
+    {
+        "unassigned",
+        "multiplet",
+        "doublet",
+        "negative",
+        "unknown",
+        "ambiguous",
+        "multiple",
+        "undetermined",
+        "blank",
+        "empty",
+        "nontargeting",
+        "targeting",
+    }
+)
+"""Words of labels that demultiplexers and guide callers give cells without a clear guide."""
 
-    ``"IER5L"``, ``"Klf1"``, ``"C19orf26"`` could; ``"unassigned"``, ``"multiple guides"`` not.
+
+def _looks_like_a_gene(name: str) -> bool:
+    """Whether ``name`` could be a gene symbol: no space, no ``_``, none of :data:`NOT_GENE_WORDS`.
+
+    ``"IER5L"``, ``"Klf1"``, ``"unc-22"``, ``"HLA-A"`` could; ``"Unassigned"``,
+    ``"multiple guides"``, ``"NegCtrl0_NegCtrl0"`` not.
     """
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]*", name)) and not name.islower()
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    return not re.search(r"[\s_]", name) and NOT_GENE_WORDS.isdisjoint(words)
 
 
 def _warn_missing_as_text(raw: pd.Series, distinct: list, key: str) -> None:

@@ -145,7 +145,7 @@ class GITruth:
         Means of fewer than ``min_cells`` cells (default the truth's) leave pairs unscored,
         as do pairs with no DE gene in ``n_de`` when given.
         """
-        with switched_off(WARN_NOISY_SINGLES):  # scored on the way: the report says more
+        with switched_off(WARN_NOISY_SINGLES):  # on the way; the replicate's row shows the noise
             return gi_scores(
                 profiles,
                 pairs=list(pairs),
