@@ -372,3 +372,18 @@ def test_counts_among_log_normalised_cells_are_refused_where_they_are_read(norma
     gene = norman.var_names[int(np.argmax(x[-3] > 30))]
     with pytest.raises(PerturbsimError, match=f"at cell '{cell}' gene '{gene}', above any log1p"):
         ps.pp.pseudobulk(norman)
+
+
+def test_reading_backed_warns_of_what_anndata_still_reads_into_memory(norman, tmp_path, caplog):
+    path = tmp_path / "screen.h5ad"
+    norman.layers["counts"] = norman.X.copy()
+    norman.write_h5ad(path)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        backed = ps.ds.read(path, control="control", backed=True)
+    assert "anndata reads its layers (counts) into memory whole" in caplog.text
+    caplog.clear()
+    view = backed[backed.obs["perturbsim_condition"] != "KLF1"]
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        stats = ps.pp.compute_pseudobulk(view)
+    assert "a view of a backed screen: anndata reads its X into memory whole" in caplog.text
+    assert "KLF1" not in set(stats.conditions)

@@ -139,3 +139,41 @@ def test_a_zarr_stored_by_column_says_how_to_read_it(stores, tmp_path, caplog):
     by_column.write_zarr(tmp_path / "csc.zarr")
     with pytest.raises(PerturbsimError, match=r"^X of .* is stored by column \(CSC\).*without"):
         ps.ds.read(tmp_path / "csc.zarr", control="control", backed=True)
+
+
+def test_a_zarr_store_with_missing_chunks_or_removed_is_refused_not_read_as_zeros(stores, tmp_path):
+    import shutil
+
+    store = tmp_path / "cut.zarr"
+    shutil.copytree(stores["zarr"], store)
+    chunks = sorted(
+        p for p in (store / "X" / "data").rglob("*") if p.is_file() and p.name[0] != "."
+    )
+    chunks = [p for p in chunks if p.name not in {"zarr.json", ".zarray", ".zattrs"}]
+    assert chunks
+    chunks[-1].unlink()  # a copy cut short: one chunk of the values missing
+    with pytest.raises(PerturbsimError, match=r"X of the zarr store .* has \d+ of its \d+ chunks"):
+        ps.ds.read(store, control="control", backed=True)
+    whole = tmp_path / "whole.zarr"
+    shutil.copytree(stores["zarr"], whole)
+    screen = ps.ds.read(whole, control="control", backed=True)
+    shutil.rmtree(whole)  # removed after it was opened
+    with pytest.raises(PerturbsimError, match="it no longer exists") as error:
+        ps.pp.compute_pseudobulk(screen)
+    assert "\n" not in str(error.value)
+
+
+def test_a_corrupted_chunk_of_a_lazy_zarr_store_is_one_line(stores, tmp_path):
+    import shutil
+
+    store = tmp_path / "corrupt.zarr"
+    shutil.copytree(stores["zarr"], store)
+    chunks = [
+        p
+        for p in (store / "X" / "data").rglob("*")
+        if p.is_file() and p.name not in {"zarr.json", ".zarray", ".zattrs"}
+    ]
+    chunks[0].write_bytes(b"garbage")
+    with pytest.raises(PerturbsimError, match=r"^cannot read adata.X \(first 10000 cells\): ") as e:
+        ps.ds.read(store, control="control", backed=True)
+    assert "\n" not in str(e.value)

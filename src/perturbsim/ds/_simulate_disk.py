@@ -131,7 +131,9 @@ def simulate_to_disk(
     ``path``: an h5ad file with the contents of :func:`perturbsim.ds.simulate`'s AnnData
     (``X`` float32 CSR with 64-bit ``indptr``, ``obs``, ``var``, ``uns["simulation"]``, and
     ``layers["counts"]`` with ``counts=True``), to read with
-    ``anndata.read_h5ad(path, backed="r")`` or ``perturbsim.ds.read(path, backed=True)``.
+    ``anndata.read_h5ad(path, backed="r")`` or ``perturbsim.ds.read(path, backed=True)``
+    (anndata reads a backed file's layers into memory: ``counts=False`` for a screen beyond
+    memory).
 
     Examples
     --------

@@ -83,7 +83,16 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
         with warnings.catch_warnings():  # setup refuses them, in one line naming the fix
             warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
             if not zarr_store:
-                return ad.read_h5ad(path, backed="r" if backed else None)
+                adata = ad.read_h5ad(path, backed="r" if backed else None)
+                if backed and len(adata.layers):
+                    logger.warning(
+                        "backed=True leaves X of %r on disk, but anndata reads its layers (%s) "
+                        "into memory whole: to keep memory to a block of cells, write the file "
+                        "without them (simulate_to_disk(counts=False) for a simulated one)",
+                        str(path),
+                        ", ".join(map(str, adata.layers)),
+                    )
+                return adata
             return _lazy_zarr(path) if backed else ad.read_zarr(path)
     except PerturbsimError:  # its own, already one line (a ValueError too)
         raise
@@ -118,7 +127,10 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
         )
 
     def lazy(key: str) -> object:
-        return read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
+        _check_complete(group, key, path)
+        return read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1)).map_blocks(
+            _store_still_there(path), dtype=None
+        )
 
     layers = {}
     for name in group.get("layers", {}):
@@ -134,6 +146,54 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
             layers[name] = lazy(f"layers/{name}")
     eager = {key: read_elem(group[key]) for key in EAGER_KEYS if key in group}
     return ad.AnnData(X=lazy("X"), layers=layers, **eager)
+
+
+def _check_complete(group: object, key: str, path: Path) -> None:
+    """Refuse a sparse matrix of the store whose chunk files are not all on disk.
+
+    zarr reads a missing chunk as its fill value, 0: a store copied in part, or whose files
+    were removed (its consolidated metadata still naming them), would read as zeros. The
+    arrays of a sparse matrix (``data``, ``indices``, ``indptr``) have every chunk written;
+    a dense matrix's chunks of zeros are not written by zarr, so a dense one is only
+    warned of.
+    """
+    import zarr
+
+    element = group[key]
+    sparse = not isinstance(element, zarr.Array)
+    arrays = [element[name] for name in ("data", "indices", "indptr")] if sparse else [element]
+    for array in arrays:
+        on_disk, expected = array.nchunks_initialized, array.nchunks
+        if on_disk >= expected:
+            continue
+        what = f"{key} of the zarr store {str(path)!r} has {on_disk} of its {expected} chunks"
+        if sparse:
+            raise PerturbsimError(
+                f"{what} on disk (a copy cut short, files removed?): the missing ones would "
+                "read as zeros; copy the store again"
+            )
+        logger.warning(
+            "%s on disk: the missing ones read as zeros (right only if they are all zero; a "
+            "copy cut short, files removed?)",
+            what,
+        )
+
+
+def _store_still_there(path: Path) -> object:
+    """A block function that refuses to pass a block on once the store's folder is gone.
+
+    zarr would read the chunks of a removed store as zeros.
+    """
+
+    def checked(block: object) -> object:
+        if not path.is_dir():
+            raise PerturbsimError(
+                f"cannot read the zarr store {str(path)!r}: it no longer exists (deleted or "
+                "moved since it was opened)"
+            )
+        return block
+
+    return checked
 
 
 def _by_column(element: object) -> bool:

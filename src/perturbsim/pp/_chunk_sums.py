@@ -210,6 +210,13 @@ class RowSource:
         genes = adata.var_names
         if layer is not None:
             return cls(name=f"adata.layers[{layer!r}]", genes=genes)
+        if adata.isbacked and adata.is_view:
+            logger.warning(
+                "a view of a backed screen: anndata reads its X into memory whole (%d cells), "
+                "so the pass cannot stream it; to stream a subset, write it to its own file "
+                "(adata[mask].write_h5ad(...)) and read that with backed=True",
+                adata.n_obs,
+            )
         if not adata.isbacked or adata.is_view:
             return cls(name="adata.X", genes=genes)
         stored = adata.file["X"]

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._errors import PerturbsimError, counted
+from .._errors import PerturbsimError, counted, error_reason
 from .._keys import COUNTS_LAYER
 from .._threads import torch_threads_kept
 
@@ -173,10 +173,15 @@ def validate_expression(
     if matrix is None:
         raise PerturbsimError(f"{name} is empty (None): the screen holds no expression values")
     lazy = adata.isbacked or _is_dask(matrix)
-    block = matrix[: min(chunk_size, adata.n_obs)] if lazy else matrix
-    if _is_dask(block):
-        block = block.compute()
     where = f"{name} (first {chunk_size} cells)" if lazy else name
+    try:
+        block = matrix[: min(chunk_size, adata.n_obs)] if lazy else matrix
+        if _is_dask(block):
+            block = block.compute()
+    except PerturbsimError:
+        raise
+    except Exception as err:  # a corrupted chunk, a file gone: the library's error, one line
+        raise PerturbsimError(f"cannot read {where}: {error_reason(err)}") from err
     fix = (
         "pass normalize=True (normalize_total + log1p) if they are counts, or run "
         "scanpy.pp.log1p first if they are normalised but not log-transformed"
