@@ -12,6 +12,7 @@ import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.models import MODEL_REGISTRY
 from perturbsim.models._store import _config_sha256
+from perturbsim.module import GEARSLoss, GEARSNetwork
 from perturbsim.train import TrainingPlan
 
 PAIR = "G0010+G0016"  # the training pair of the tiny screen's split (seed 1)
@@ -349,15 +350,32 @@ def test_network_loss_and_plan_are_swappable_class_attributes(split_tiny, tiny_g
             Recording.runs += 1
             return super().run(*args, **kwargs)
 
+    class Network(GEARSNetwork):
+        built = 0
+
+        def __init__(self, *args, **kwargs):
+            Network.built += 1
+            super().__init__(*args, **kwargs)
+
+    class Loss(GEARSLoss):
+        calls = 0
+
+        def __call__(self, *args, **kwargs):
+            Loss.calls += 1
+            return super().__call__(*args, **kwargs)
+
     class Custom(ps.GEARS):
         name = "gears_recording_test"
         plan_class = Recording
+        network_class = Network
+        loss_class = Loss
 
     try:
-        Custom(split_tiny, go_annotations=tiny_go, n_models=2).fit(max_epochs=1)
+        model = Custom(split_tiny, go_annotations=tiny_go, n_models=2).fit(max_epochs=1)
     finally:
         MODEL_REGISTRY.pop(Custom.name)
-    assert Recording.runs == 2
+    assert Recording.runs == 2 and Network.built == 2 and Loss.calls > 0
+    assert all(isinstance(network, Network) for network in model.networks)
 
 
 @pytest.mark.slow

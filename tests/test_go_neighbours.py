@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import perturbsim as ps
@@ -93,6 +94,18 @@ def test_neighbours_are_ranked_by_similarity_ties_to_the_earlier_measured_gene()
     )
     assert near["CKS2"][0][0] == "CKS1B" and round(near["CKS2"][0][1], 3) == 0.706
     assert near["LDHA"][0] == ("ENO1", pytest.approx(0.184, abs=1e-3))
+    # Q shares one of its two terms with each of M1 and M2 (Jaccard 1/2 both), and B's
+    # single term with M3 (1): ranked by similarity, the tie to the earlier measured gene
+    go = pd.DataFrame(
+        {
+            "gene": ["Q", "Q", "M1", "M2", "B", "M3"],
+            "term": ["t1", "t2", "t1", "t2", "t3", "t3"],
+        }
+    )
+    for measured in (["M1", "M2", "M3"], ["M2", "M1", "M3"]):
+        ties = measured_go_neighbours(["Q"], measured, go, n_neighbours=2, threshold=0.0)
+        assert [g for g, _ in ties["Q"]] == measured[:2]
+        assert [w for _, w in ties["Q"]] == pytest.approx([0.5, 0.5])
 
 
 def test_stacked_weighs_the_go_neighbours_on_held_out_conditions(split_tiny, tiny_go):

@@ -923,3 +923,36 @@ def test_a_screen_go_does_not_annotate_leaves_the_go_correction_out(tiny, caplog
         model = ps.Stacked(tiny, seed=0).fit(max_epochs=2)
     assert "linear_go" not in model.corrections and "leaves the correction out" in caplog.text
     assert np.isfinite(model.predict([tiny.obs["condition"].iloc[-1]]).X).all()
+
+
+def test_models_write_nothing_into_the_screen_nor_move_the_global_generators():
+    import copy
+    import random
+
+    numpy_state = np.random.get_state()  # noqa: NPY002 (the global state it must keep)
+    python_state = random.getstate()
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    ps.pp.rank_de(adata)
+    obs, var, uns = adata.obs.copy(), adata.var.copy(), copy.deepcopy(adata.uns)
+    layers, x = set(adata.layers), adata.X.copy()
+    queries = ["KLF1+MAP2K6", "KLF1", "FOXO4", "TMSB4X"]
+    for name in ("stacked", "mean", "additive", "linear", "linear_go"):
+        model = ps.models.build_model(name, adata, seed=0)
+        model.fit(**({"max_epochs": 2} if name == "stacked" else {}))
+        known = [q for q, ok in zip(queries, model.covers(queries), strict=True) if ok]
+        assert known, name
+        model.predict(known)
+        model.sample(known[:1], adata, n_cells=5, seed=1)
+    pd.testing.assert_frame_equal(adata.obs, obs)
+    pd.testing.assert_frame_equal(adata.var, var)
+    assert set(adata.layers) == layers and (adata.X != x).nnz == 0
+    assert (
+        adata.uns.keys() == uns.keys()
+        and adata.uns["perturbsim"].keys() == uns["perturbsim"].keys()
+    )
+    for key, entry in uns["perturbsim"].items():
+        assert repr(adata.uns["perturbsim"][key]) == repr(entry), key
+    after = np.random.get_state()  # noqa: NPY002
+    assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
+    assert after[2:] == numpy_state[2:] and random.getstate() == python_state
