@@ -95,6 +95,14 @@ def read(
         )
     backed = True if isinstance(backed, str) and backed == "r" else check_flag("backed", backed)
     adata = open_screen(as_path("path", path), backed=backed)
+    if adata.isbacked and len(adata.layers) and not where:
+        logger.warning(
+            "backed=True leaves X of %r on disk, but anndata reads its layers (%s) into memory "
+            "whole: to keep memory to a block of cells, write the file without them "
+            "(simulate_to_disk(counts=False) for a simulated one)",
+            str(path),
+            ", ".join(map(str, adata.layers)),
+        )
     if where:  # a column the screen lacks is no fault of the filter: said without its count
         check_perturbation_key(adata.obs, perturbation_key, recorded=set_up_from(adata))
         kept = kept_cells(adata.obs, where)

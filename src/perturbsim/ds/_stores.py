@@ -83,16 +83,7 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
         with warnings.catch_warnings():  # setup refuses them, in one line naming the fix
             warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
             if not zarr_store:
-                adata = ad.read_h5ad(path, backed="r" if backed else None)
-                if backed and len(adata.layers):
-                    logger.warning(
-                        "backed=True leaves X of %r on disk, but anndata reads its layers (%s) "
-                        "into memory whole: to keep memory to a block of cells, write the file "
-                        "without them (simulate_to_disk(counts=False) for a simulated one)",
-                        str(path),
-                        ", ".join(map(str, adata.layers)),
-                    )
-                return adata
+                return ad.read_h5ad(path, backed="r" if backed else None)
             return _lazy_zarr(path) if backed else ad.read_zarr(path)
     except PerturbsimError:  # its own, already one line (a ValueError too)
         raise
@@ -149,34 +140,34 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
 
 
 def _check_complete(group: object, key: str, path: Path) -> None:
-    """Refuse a sparse matrix of the store whose chunk files are not all on disk.
+    """Warn of a matrix of the store whose chunk files are not all on disk.
 
     zarr reads a missing chunk as its fill value, 0: a store copied in part, or whose files
-    were removed (its consolidated metadata still naming them), would read as zeros. The
-    arrays of a sparse matrix (``data``, ``indices``, ``indptr``) have every chunk written;
-    a dense matrix's chunks of zeros are not written by zarr, so a dense one is only
-    warned of.
+    were removed (its consolidated metadata still naming them), reads as zeros. zarr also
+    leaves unwritten a chunk that is all zeros (an empty matrix, explicit zeros), so a
+    missing chunk is not proof of a fault: warned of, with what it would mean. An empty
+    sparse matrix (no stored value) is not.
     """
     import zarr
 
     element = group[key]
     sparse = not isinstance(element, zarr.Array)
+    if sparse and element["data"].shape[0] == 0:
+        return
     arrays = [element[name] for name in ("data", "indices", "indptr")] if sparse else [element]
     for array in arrays:
         on_disk, expected = array.nchunks_initialized, array.nchunks
-        if on_disk >= expected:
-            continue
-        what = f"{key} of the zarr store {str(path)!r} has {on_disk} of its {expected} chunks"
-        if sparse:
-            raise PerturbsimError(
-                f"{what} on disk (a copy cut short, files removed?): the missing ones would "
-                "read as zeros; copy the store again"
+        if on_disk < expected:
+            logger.warning(
+                "%s of the zarr store %r has %d of its %d chunks on disk: the missing ones "
+                "read as zeros, right only if they hold zeros (a copy cut short, files "
+                "removed? copy the store again)",
+                key,
+                str(path),
+                on_disk,
+                expected,
             )
-        logger.warning(
-            "%s on disk: the missing ones read as zeros (right only if they are all zero; a "
-            "copy cut short, files removed?)",
-            what,
-        )
+            return
 
 
 def _store_still_there(path: Path) -> object:

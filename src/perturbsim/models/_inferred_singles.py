@@ -9,12 +9,13 @@ measured gene, one unknown per gene never measured alone:
 
 - a gene paired with measured genes gets the mean over its pairs of the pair's change
   minus the partner's single (the least-squares solution of the additive model), whatever
-  its prior (but a prior variance of exactly 0 on a gene, floored at :data:`MIN_VARIANCE`,
-  pins the gene's single to its prior there; :class:`~perturbsim.models.Stacked`'s priors
-  are never 0 on a gene whose changes vary). The posterior with independent interactions
-  would pull it towards its prior; on development screens (simulated ``small``, simulator
-  seeds 1-5, none of them a scoreboard screen) that pull lost on pairs whose gene carries
-  the same interaction into all its pairs, and taking the pairs as exact lost nowhere;
+  its prior (but one paired also with another gene never measured alone, whose prior
+  variance on some gene is over 1 / :data:`RCOND` times its own there, as an exactly-zero
+  one floored at :data:`MIN_VARIANCE` is, keeps its prior on that gene). The posterior
+  with independent interactions would pull it towards its prior; on development screens
+  (simulated ``small``, simulator seeds 1-5, none of them a scoreboard screen) that pull
+  lost on pairs whose gene carries the same interaction into all its pairs, and taking the
+  pairs as exact lost nowhere;
 - a pair of two genes never measured alone splits what its genes' priors leave of its
   change between them in proportion to their prior variances, so such a gene is no longer
   left at its prior.
