@@ -1,13 +1,18 @@
-"""What several benchmark scripts share: rounding for JSON, and means over seeds.
+"""What several benchmark scripts share: rounding for JSON, means over seeds, one-line errors.
 
-Imported as a sibling module (``from _common import rounded``): the scripts run as
+Imported as a sibling module (``from _common import rounded``): the scripts run_main as
 ``python benchmarks/<script>.py``, which puts this folder on the import path.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
+from perturbsim import PerturbsimError
 from perturbsim.tl._intervals import mean_interval
 
 
@@ -29,3 +34,12 @@ def over_seeds(values: object, digits: int = 4) -> dict[str, object]:
         "ci": [rounded(summary.low, digits), rounded(summary.high, digits)],
         "n": summary.n,
     }
+
+
+def run_main(main: Callable[..., object], *args: object) -> None:
+    """Run a script's ``main``; bad input (a :class:`~perturbsim.PerturbsimError`) ends in one
+    line on standard error and exit status 1, not a traceback."""
+    try:
+        main(*args)
+    except PerturbsimError as err:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {err}")

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import rounded
+from _common import rounded, run_main
 from distributed import Client, LocalCluster
 
 import perturbsim as ps
@@ -124,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import over_seeds, rounded
+from _common import over_seeds, rounded, run_main
 
 import perturbsim as ps
 from perturbsim._atomic import atomic_write
@@ -207,4 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

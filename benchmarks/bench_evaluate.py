@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import rounded
+from _common import rounded, run_main
 
 import perturbsim as ps
 from perturbsim.models import DEFAULT_MODELS, takes_option
@@ -266,4 +266,4 @@ def _gasperini(models: list[str], seeds: int, save: Path | None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

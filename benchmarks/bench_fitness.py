@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 import torch
+from _common import run_main
 
 import perturbsim as ps
 from perturbsim.tl._fitness import ALL, COVERED, SUBGROUPS
@@ -168,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

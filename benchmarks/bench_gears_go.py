@@ -16,6 +16,8 @@ import argparse
 import json
 import time
 
+from _common import run_main
+
 import perturbsim as ps
 from perturbsim.tl import evaluate
 
@@ -81,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

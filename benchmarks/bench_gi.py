@@ -36,6 +36,7 @@ from unittest import mock
 
 import numpy as np
 import torch
+from _common import run_main
 
 import perturbsim as ps
 from perturbsim._keys import PRED_N_TARGETS
@@ -154,4 +155,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

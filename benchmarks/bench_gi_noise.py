@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import rounded
+from _common import rounded, run_main
 from scipy import stats
 
 import perturbsim as ps
@@ -171,4 +171,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _common import run_main
 from anndata import AnnData
 from bench_evaluate import GASPERINI
 
@@ -142,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

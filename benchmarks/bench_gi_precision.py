@@ -52,7 +52,7 @@ import time
 import anndata as ad
 import numpy as np
 import pandas as pd
-from _common import rounded
+from _common import rounded, run_main
 
 import perturbsim as ps
 from perturbsim.pp._gi import SUBTYPES
@@ -221,4 +221,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

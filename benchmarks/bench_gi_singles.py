@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _common import run_main
 from bench_gi_precision import ABUNDANCE, K, _measured_profiles, _pair_labels, _summary
 
 import perturbsim as ps
@@ -133,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

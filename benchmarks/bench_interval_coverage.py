@@ -57,7 +57,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
-from _common import rounded
+from _common import rounded, run_main
 
 METRIC = "score_x"
 SUBGROUP = "unseen_single"
@@ -360,4 +360,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main, sys.argv[1:])

@@ -40,7 +40,7 @@ import json
 import time
 
 import pandas as pd
-from _common import over_seeds
+from _common import over_seeds, run_main
 
 import perturbsim as ps
 from perturbsim.models import takes_option
@@ -182,4 +182,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,6 +20,7 @@ import json
 import time
 
 import numpy as np
+from _common import run_main
 from bench_evaluate import gasperini_screens
 
 import perturbsim as ps
@@ -92,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,7 @@ import argparse
 import json
 import time
 
-from _common import rounded
+from _common import rounded, run_main
 from bench_evaluate import gasperini_screens
 
 import perturbsim as ps
@@ -86,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

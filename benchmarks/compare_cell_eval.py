@@ -52,7 +52,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from _common import rounded
+from _common import rounded, run_main
 from scipy import sparse
 
 import perturbsim as ps
@@ -309,4 +309,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -38,6 +38,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _common import run_main
 from scipy import stats as sps
 
 import perturbsim as ps
@@ -184,4 +185,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

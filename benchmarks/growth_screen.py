@@ -60,6 +60,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+from _common import run_main
 from scipy import stats
 
 import perturbsim as ps
@@ -249,4 +250,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

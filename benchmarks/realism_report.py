@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
+from _common import run_main
 from gi_published import log_scale, published_scores
 from scipy import stats
 
@@ -390,4 +391,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
