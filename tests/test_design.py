@@ -438,3 +438,11 @@ def test_a_measured_list_that_is_a_folder_is_named_as_such(model_dir, tmp_path, 
     err = capsys.readouterr().err
     assert f"--measured: conditions file {str(tmp_path)!r} is a folder" in err
     assert "--out" not in err
+
+
+def test_ranking_candidates_warns_of_nothing_about_their_predictions(norman, caplog):
+    ps.pp.split(norman, kind="simulation", seed=1)  # no training target measured
+    model = ps.Stacked(norman, seed=0, corrections=()).fit()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.tl.design(model, budget=3)
+    assert "direct effect" not in caplog.text  # untested candidates: work on the way

@@ -381,3 +381,15 @@ def test_a_screen_with_the_models_genes_reordered_is_told_to_reorder(split_tiny)
     with pytest.raises(ps.PerturbsimError, match=r"the model's genes in another order: reorder"):
         model.sample(["ctrl"], reordered, n_cells=2)
     assert model.sample(["ctrl"], reordered[:, model.genes].copy(), n_cells=2).n_obs == 2
+
+
+def test_exporting_held_out_conditions_gives_no_advice_to_train_on_them(norman, tmp_path, caplog):
+    ps.pp.split(norman, kind="simulation", seed=1)  # holds out measured singles (FOXO4, ...)
+    model = ps.Stacked(norman, seed=0, corrections=()).fit()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model.predict(["FOXO4"])
+    assert "held out by the model's split" in caplog.text  # predicting them: said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.io.export_cell_eval(model, norman, tmp_path / "export")
+    assert "held out by the model's split" not in caplog.text  # exporting them: on purpose

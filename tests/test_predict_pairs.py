@@ -200,13 +200,18 @@ def test_cli_gi_counts_flags_by_kind_not_by_gene():
 
     scores = pd.DataFrame(
         {
-            "flag": ["", "unsupported B", "unsupported C, D", "missing singles D, F; unsupported"],
+            "flag": [
+                "",
+                "generic single B",
+                "generic single C, D",
+                "missing singles D, F; generic single F",
+            ],
             "is_synergy": [True, False, False, False],
         }
     )
     text = _gi_summary(scores, 5, "norman")
-    assert "  not scored (unsupported gene(s)): 2" in text
-    assert "  not scored (missing single(s); unsupported gene(s)): 1" in text
+    assert "  not scored (a single the model's generic guess): 2" in text
+    assert "  not scored (missing single(s); a single the model's generic guess): 1" in text
     assert "synergy 1" in text and "counts as a synergy" not in text
     assert "sum of their singles" not in text  # no coefficients to tell
 
@@ -368,7 +373,7 @@ def test_pairs_of_an_unsupported_gene_are_flagged_not_called(norman, caplog):
     calls = [c for c in pred.obs if c.startswith("is_")]
     for pair in ("KLF1+TP53", "GATA1+MAP2K6"):
         row = pred.obs.loc[pair]
-        assert row["flag"].startswith("unsupported") and np.isnan(row["c1"])
+        assert row["flag"].startswith("generic single") and np.isnan(row["c1"])
         assert row[calls].isna().all()  # not called either way: missing, not False
     pairs = pred.obs[pred.obs["n_targets"] == 2]
     scored = (pairs["flag"] == "").sum()
@@ -393,7 +398,7 @@ def test_pairs_of_a_gene_the_default_predicts_as_the_mean_are_flagged_not_called
     pred = model.predict_pairs(["KLF1", "MAP2K6", "SLC38A2", "MAPK1"])
     assert not pred.obs.loc["MAPK1", "unsupported"]  # tied by GO: supported
     for pair in ("KLF1+MAPK1", "MAP2K6+MAPK1", "MAPK1+SLC38A2"):
-        assert pred.obs.loc[pair, "flag"] == "unsupported MAPK1"
+        assert pred.obs.loc[pair, "flag"] == "generic single MAPK1"
     assert pred.obs.loc["KLF1+MAP2K6", "flag"] == ""
 
 

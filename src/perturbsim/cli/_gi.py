@@ -115,7 +115,7 @@ def _reason_kind(flag: str) -> str:
     """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
     kinds = {
         "missing single": "missing single(s)",
-        "unsupported": "unsupported gene(s)",
+        "generic single": "a single the model's generic guess",
         "few cells": "a mean of fewer cells than --min-cells",
         FEW_DE: "no more DE genes than --min-de",
     }

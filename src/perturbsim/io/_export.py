@@ -30,8 +30,9 @@ from .._keys import (
     CONTROL,
     SAMPLE_PERTURBATION,
 )
+from .._settings import switched_off
 from ..models import PerturbationModel
-from ..models._base import check_fitted_model
+from ..models._base import WARN_UNSUPPORTED, check_fitted_model
 from ..pp import Split, canonical_label, parse_perturbations
 from ..pp._cells import matrix_rows
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, cell_matrix
@@ -211,7 +212,8 @@ def export_cell_eval(
             )
     sizes = [int((codes == label).sum()) for label in labels]
     counts = sizes if n_cells is None else n_cells
-    sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
+    with switched_off(WARN_UNSUPPORTED):  # held out on purpose: no advice to train on them
+        sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
 
     matrix = cell_matrix(adata)  # the values the model and its sampled cells describe
     control_rows = np.flatnonzero(codes == CONTROL)

@@ -1382,9 +1382,9 @@ class Stacked(CoverageMixin, PerturbationModel):
         measured alone but held out by the model's split are named as such.
         """
         super()._warn_of(prediction, fix)
-        self._warn_of_no_direct_effect(prediction.obs.index)
-        if not WARN_UNSUPPORTED.get():
+        if not WARN_UNSUPPORTED.get():  # work on the way (design's candidates, say)
             return
+        self._warn_of_no_direct_effect(prediction.obs.index)
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
         candidates: dict[str, GeneSet] = {}  # those flagged unsupported are warned of already

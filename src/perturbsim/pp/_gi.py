@@ -1117,7 +1117,7 @@ def _flags(
         reasons.append(f"few cells ({', '.join(few)})")
     weak = [g for g in genes_of(pair) if g in unsupported]
     if weak:
-        reasons.append(f"unsupported {', '.join(weak)}")
+        reasons.append(f"generic single {', '.join(weak)}")
     if n_de is not None:
         if pair not in n_de:
             reasons.append("no DE count")
@@ -1272,10 +1272,11 @@ def gi_scores(
     lean to suppression and neomorphism; NaN for predictions), ``flag`` (``""`` when scored,
     else why not: ``"missing pair"``, ``"missing single B"``, ``"no DE count"``, ``"too few
     DE genes (7 <= 10)"``, ``"fewer than 3 genes"``, ``"singles collinear or zero"``:
-    ``|cosine|`` above :data:`MAX_SINGLES_COSINE`; ``"unsupported B"``: a gene of
-    ``unsupported``; ``"few cells (A+B 1, B 2)"``: means of fewer than ``min_cells`` cells;
-    several joined by ``"; "``); with ``noise_correction``, ``corrected`` (whether the
-    coefficients were corrected) and the fit's own ``c1_uncorrected``, ``c2_uncorrected``;
+    ``|cosine|`` above :data:`MAX_SINGLES_COSINE`; ``"generic single B"``: a gene of
+    ``unsupported`` (its single is the model's generic guess); ``"few cells (A+B 1, B 2)"``:
+    means of fewer than ``min_cells`` cells; several joined by ``"; "``); with
+    ``noise_correction``, ``corrected`` (whether the coefficients were corrected) and the
+    fit's own ``c1_uncorrected``, ``c2_uncorrected``;
     the primary ``subtype`` and one boolean ``is_<subtype>``
     per subtype (:meth:`GIRules.classify`). A flagged pair has NaN scores, no subtype and
     every boolean missing (``<NA>``, pandas' nullable ``boolean``: ``~is_synergy`` counts
