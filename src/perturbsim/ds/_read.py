@@ -14,7 +14,7 @@ import pandas as pd
 from .._checks import as_path, check_flag
 from .._errors import PerturbsimError, shown_list, suggestion
 from .._keys import SETUP, UNS
-from ..pp._setup import check_perturbation_key, set_up_from, setup
+from ..pp._setup import check_perturbation_key, setup
 from ._stores import open_screen
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def read(
             ", ".join(map(str, adata.layers)),
         )
     if where:  # a column the screen lacks is no fault of the filter: said without its count
-        check_perturbation_key(adata.obs, perturbation_key, recorded=set_up_from(adata))
+        check_perturbation_key(adata, perturbation_key)
         kept = kept_cells(adata.obs, where)
         logger.info("kept %d of %d cells (where=%s)", kept.sum(), kept.size, dict(where))
         if adata.isbacked:

@@ -441,35 +441,33 @@ def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
         )
 
 
-def set_up_from(adata: AnnData) -> object:
-    """The ``.obs`` column an earlier setup read the labels from, or None."""
-    return adata.uns.get(UNS, {}).get(SETUP, {}).get("perturbation_key")
-
-
 WRITTEN_OBS = (CONDITION, N_TARGETS, SPLIT, SUBGROUP)
 """The ``.obs`` columns perturbsim writes into a screen: never its labels' column."""
 
 
-def check_perturbation_key(
-    obs: pd.DataFrame, perturbation_key: str, *, recorded: object = None
-) -> None:
-    """Refuse a ``perturbation_key`` that is not a column of ``obs``, naming the columns.
+def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
+    """Refuse a ``perturbation_key`` that is not a column of ``adata.obs``, naming the columns.
 
     Also refuse one of the columns :func:`setup` and :func:`~perturbsim.pp.split` write: the
     labels would be overwritten by their canonical form, and a file saved after it could not
-    be read again with the options recorded. ``recorded``, the column an earlier setup
-    read the labels from, is named as the one to pass where it is a column of ``obs``.
+    be read again with the options recorded. The column an earlier setup read the labels
+    from is named as the one to pass, where it is still there.
 
     Examples
     --------
+    >>> import anndata as ad
+    >>> import numpy as np
     >>> import pandas as pd
     >>> from perturbsim._errors import PerturbsimError
+    >>> screen = ad.AnnData(np.zeros((1, 1)), obs=pd.DataFrame({"condition": ["control"]}))
     >>> try:
-    ...     check_perturbation_key(pd.DataFrame({"condition": ["control"]}), "conditon")
+    ...     check_perturbation_key(screen, "conditon")
     ... except PerturbsimError as err:
     ...     print(str(err).split("; ")[-1])
     did you mean 'condition'?
     """
+    obs = adata.obs
+    recorded = adata.uns.get(UNS, {}).get(SETUP, {}).get("perturbation_key")
     if perturbation_key not in obs.columns:
         labels = [c for c in obs.columns if c not in WRITTEN_OBS]
         raise PerturbsimError(
@@ -577,7 +575,7 @@ def setup(
     """
     check_anndata(adata)
     check_not_empty(adata)
-    check_perturbation_key(adata.obs, perturbation_key, recorded=set_up_from(adata))
+    check_perturbation_key(adata, perturbation_key)
     adata = written_screen(adata, copy=copy, what="setup")
     if control is not None:
         check_label_part("control", control, "NTC")
