@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import re
+import shutil
 from pathlib import Path
 from unittest import mock
 
@@ -13,7 +15,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
-from perturbsim.models import PerturbationModel
+from perturbsim.models import PerturbationModel, _store
 from perturbsim.models._data import ScreenData
 from perturbsim.models._grn import GRN
 from perturbsim.models._linear import Linear
@@ -775,3 +777,55 @@ def test_an_interrupted_save_is_named_and_a_linked_folder_not_replaced(norman_sp
     with pytest.raises(PerturbsimError, match="'.*link' is a symbolic link; not replaced"):
         model.save(link, overwrite=True)
     assert link.is_symlink() and PerturbationModel.load(link).genes.size == model.genes.size
+
+
+def test_saving_refuses_what_it_cannot_write_or_must_not_delete_in_one_line(norman_split, tmp_path):
+    model = ps.TrainMean(norman_split).fit()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PerturbsimError, match=r"'.*afile' is a file, not a folder$"):
+        model.save(tmp_path / "afile" / "model")
+    project = tmp_path / "project"  # a folder of the user's own, with a config.json of theirs
+    project.mkdir()
+    (project / "config.json").write_text('{"my_settings": 1}')
+    with pytest.raises(PerturbsimError, match=r"is not a perturbsim model's config; .* not rep"):
+        model.save(project, overwrite=True)
+    assert (project / "config.json").read_text() == '{"my_settings": 1}'
+    with pytest.raises(PerturbsimError, match="holds a NUL character"):
+        model.save(str(tmp_path / "a\x00b"))
+    with pytest.raises(PerturbsimError, match="File name too long$"):
+        model.save(tmp_path / ("n" * 300))
+    # a disk that fills mid-save: one line naming the model's path, nothing left behind
+    path = tmp_path / "full"
+    with (
+        mock.patch.object(_store, "save_file", side_effect=OSError(28, "No space left on device")),
+        pytest.raises(PerturbsimError, match=r"cannot write a model to '.*full': No space left"),
+    ):
+        model.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "project"]
+    # a save killed before it finished leaves its staging folder, named on loading
+    (tmp_path / ".killed.tmp-0123abcd").mkdir()
+    with pytest.raises(PerturbsimError, match=r"stopped before it finished .*killed\.tmp-0123"):
+        PerturbationModel.load(tmp_path / "killed")
+
+
+def test_a_previous_model_that_cannot_be_deleted_is_left_with_a_warning(
+    norman_split, tmp_path, caplog
+):
+    model = ps.TrainMean(norman_split).fit()
+    path = tmp_path / "model"
+    model.save(path)
+    real_rmtree = shutil.rmtree
+
+    def refuse_retired(folder, *args, **kwargs):  # a write-protected or another user's model
+        if ".old-" in Path(folder).name:
+            raise PermissionError(13, "Permission denied")
+        return real_rmtree(folder, *args, **kwargs)
+
+    with (
+        mock.patch.object(_store.shutil, "rmtree", refuse_retired),
+        caplog.at_level(logging.WARNING, logger="perturbsim"),
+    ):
+        model.save(path, overwrite=True)  # saved: the new model is in place
+    assert PerturbationModel.load(path).genes.size == model.genes.size
+    left = next(tmp_path.glob(".model.old-*"))
+    assert f"could not be deleted (Permission denied): it is left in {str(left)!r}" in caplog.text

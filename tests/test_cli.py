@@ -5,6 +5,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import anndata as ad
 import numpy as np
@@ -744,6 +745,17 @@ def test_train_says_what_it_held_out_and_split_none_holds_nothing(capsys, screen
     assert set(held.single_genes) < singles and set(every.single_genes) == singles
     kept_out = sorted(singles - set(held.single_genes))
     assert f"genes held out alone: {', '.join(kept_out[:10])}" in out
+
+
+def test_train_refuses_an_out_it_cannot_write_before_training(capsys, screen, tmp_path):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    (tmp_path / "afile").write_text("x")
+    with mock.patch.object(ps.models.PerturbationModel, "fit") as fit:
+        assert _train(data, tmp_path / "afile" / "model", "--model", "additive") == 2
+    fit.assert_not_called()  # said before any work, not after training
+    err = capsys.readouterr().err
+    assert "cannot write the model to" in err and "afile' is a file, not a folder" in err
+    assert err.count("\n") == 1
 
 
 def test_gi_names_the_listed_genes_its_model_held_out(capsys, norman, tmp_path):

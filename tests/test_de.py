@@ -240,6 +240,9 @@ def test_count_de_counts_real_changes_and_not_random_groups_of_control_cells():
     assert list(counts.index) == perturbed and (counts > 10).mean() > 0.6
     fewer = ps.pp.count_de(stats_, perturbed, genes=stats_.control_mean > 1.0)
     assert fewer.sum() < counts.sum()  # fewer genes tested, fewer found
+    # a labelled mask is read by its genes' names, not by its order
+    labelled = pd.Series(stats_.control_mean > 1.0, index=stats_.genes).iloc[::-1]
+    pd.testing.assert_series_equal(ps.pp.count_de(stats_, perturbed, genes=labelled), fewer)
     # a "perturbation" of 30 random control cells changes nothing
     control = adata[adata.obs["condition"] == "control"].copy()
     labels = np.full(control.n_obs, "control", dtype=object)
@@ -271,9 +274,8 @@ def test_count_de_takes_gene_names_and_refuses_bad_input_in_one_line():
     cases = {
         "conditions must be a list of labels, got the string": {"conditions": pair},
         "alpha must be a number strictly between 0 and 1, got 2": {"alpha": 2},
-        r"genes as a mask must have one value per gene \(400\), got \(3,\)": {
-            "genes": np.ones(3, bool)
-        },
+        r"genes as a mask must have one value per gene of the statistics \(400\), got shape "
+        r"\(3,\)": {"genes": np.ones(3, bool)},
         r"genes not in the statistics: NOPE": {"genes": ["NOPE"]},
         r"conditions not in the statistics: NOPE\+ctrl": {"conditions": ["NOPE+ctrl"]},
         "'control' is the control": {"conditions": ["control"]},

@@ -196,6 +196,36 @@ def test_diversity_penalises_likeness_to_chosen_and_measured():
     assert 0.0 <= rounding.penalty.min() and rounding.penalty.max() <= 1.0
 
 
+def test_two_alike_candidates_are_alike_however_few_are_ranked():
+    # two candidates centred on their own mean are always opposite: too few to centre on
+    alike = np.array([[1.0, 0.5, 0.0], [1.0, 0.52, 0.01]])
+    diversity = _Diversity(alike, np.zeros((0, 3)))
+    diversity.add(0)
+    assert diversity.penalty[1] > 0.99
+    # with measured conditions, the two are centred on the mean of all: still alike
+    measured = np.array([[0.0, 0.0, 1.0], [0.2, -1.0, 0.0]])
+    beside = _Diversity(alike, measured)
+    beside.add(0)
+    assert beside.penalty[1] > 0.99
+    unlike = _Diversity(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), np.zeros((0, 3)))
+    unlike.add(0)
+    assert unlike.penalty[1] == pytest.approx(0.0)
+
+
+def test_candidates_given_must_be_an_ordered_list_of_perturbations(model):
+    cases = {
+        "candidates must be an ordered list .* got a set": {"G0001", "G0002"},
+        "candidates is empty": [],
+        "candidates hold 'control', the control, not a perturbation to rank": [
+            "control",
+            "G0001",
+        ],
+    }
+    for message, candidates in cases.items():
+        with pytest.raises(ps.PerturbsimError, match=message):
+            ps.tl.design(model, candidates, budget=1)
+
+
 def test_model_without_variance_falls_back_to_coverage(screen, caplog):
     additive = ps.Additive(screen).fit()
     with caplog.at_level(logging.WARNING, logger="perturbsim.tl._design"):

@@ -347,8 +347,23 @@ def test_genes_may_be_a_mask_over_the_profiles_genes(singles):
     by_name = gi_scores(profiles, genes=list(profiles.var_names[mask]))
     pd.testing.assert_frame_equal(by_mask, by_name)
     assert by_mask.loc["A+B", "n_genes"] == mask.sum()
-    with pytest.raises(PerturbsimError, match=r"one value per gene of profiles \(\d+\), got shape"):
+    with pytest.raises(PerturbsimError, match=r"one value per gene of profiles.var_names \(\d+\)"):
         gi_scores(profiles, genes=mask[:3])
+    # a labelled mask is read by its genes, whatever their order; a 0/1 array is refused
+    labelled = pd.Series(mask, index=profiles.var_names).sample(frac=1.0, random_state=0)
+    pd.testing.assert_frame_equal(gi_scores(profiles, genes=labelled), by_mask)
+    with pytest.raises(PerturbsimError, match=r"labelled mask must name each gene .* lacks g0$"):
+        gi_scores(profiles, genes=labelled.drop("g0"))
+    with pytest.raises(PerturbsimError, match=r"must be boolean, got int64 values 0, 1$"):
+        gi_scores(profiles, genes=mask.astype(np.int64))
+
+
+def test_a_control_row_with_nan_is_refused_naming_the_gene(singles):
+    a, b = singles
+    profiles = make_profiles({"ctrl": np.zeros(N_GENES), "A": a, "B": b, "A+B": a + b})
+    profiles.X[0, 5] = np.nan
+    with pytest.raises(PerturbsimError, match=r"'ctrl' row of profiles.X holds NaN .* at g5:"):
+        gi_scores(profiles)
 
 
 def test_singles_too_alike_to_tell_apart_are_flagged(singles):
@@ -391,7 +406,7 @@ def test_labels_are_canonical_and_c1_belongs_to_the_first_gene(singles):
     assert scores.loc["A+B", "c2"] == pytest.approx(0.5, abs=1e-6)
     with pytest.raises(PerturbsimError, match="not a two-gene pair: 'A'"):
         gi_scores(profiles, pairs=["A"])
-    with pytest.raises(PerturbsimError, match=r"genes not in profiles.var_names: \['nope'\]"):
+    with pytest.raises(PerturbsimError, match=r"genes not in profiles.var_names: nope$"):
         gi_scores(profiles, genes=["nope"])
 
 
@@ -855,7 +870,9 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
     assert list(again.index) == [first] and again[first] == pytest.approx(r[first])
     named = list(stats_.genes[stats_.control_mean > 0.5])  # the genes by name, as a mask
     assert ps.tl.gi_split_half(stats_, [first], genes=named)[first] == pytest.approx(r[first])
-    with pytest.raises(PerturbsimError, match=r"one value per gene \(400\), got \(2,\)"):
+    with pytest.raises(
+        PerturbsimError, match=r"one value per gene of the statistics \(400\), got shape \(2,\)"
+    ):
         ps.tl.gi_split_half(stats_, pairs, genes=np.ones(2, bool))
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -215,6 +217,22 @@ def test_canonical_form_is_order_free_and_round_trips(genes, rnd):
     assert parse_label("+".join(shuffled)) == tuple(sorted(clean))
     assert canonical_label(parse_label("+".join(shuffled))) == label
     assert genes_of(label) == tuple(sorted(clean))
+
+
+@pytest.mark.parametrize(
+    ("genes", "words"),
+    [
+        (["A+B", "C"], "genes holds 'A+B', several genes joined by '+'"),
+        (["ctrl", "A"], "genes holds the control label 'ctrl'"),
+        ([" A", "B"], "genes holds ' A', a name with white space"),
+        (["A", 3], "genes holds 3 (int): name each gene by a string"),
+    ],
+)
+def test_canonical_label_refuses_what_is_no_gene_in_one_line(genes, words):
+    # each of these came back as a label parse_label reads otherwise, or a TypeError
+    with pytest.raises(PerturbsimError, match=re.escape(words)) as err:
+        canonical_label(genes)
+    assert "\n" not in str(err.value)
 
 
 def _refusable(label: str) -> bool:

@@ -409,6 +409,27 @@ def test_no_change_prediction_gives_nan_pearson_nmse_one_and_half_the_directions
     assert values[("A", "direction_error_de")] == pytest.approx(0.5)
 
 
+def test_the_mean_baseline_has_no_change_over_the_reference_it_predicts(norman):
+    # the mean of the training perturbations is both the "mean" model's prediction (stored
+    # in float32) and pearson_delta_pert's reference (float64): its change over the
+    # reference is none, not their rounding difference correlated with the measured change
+    split = norman.copy()
+    ps.pp.split(split, seed=1)
+    stats = ps.pp.compute_pseudobulk(split)
+    train = [c for c in split.uns["perturbsim"]["split"]["train"] if c != "ctrl"]
+    test = [str(c) for c in split.uns["perturbsim"]["split"]["test"]]
+    reference = stats.mean[stats.index(train)].mean(axis=0)
+    prediction = ps.TrainMean(split).fit().predict(test)
+    assert prediction.X.dtype == np.float32
+    assert np.abs(np.asarray(prediction.X, dtype=np.float64) - reference).max() > 0
+    frame = score(prediction, stats, reference_mean=reference, metrics=["pearson_delta_pert"])
+    assert frame["value"].isna().all()
+    # a prediction off the reference by more than rounding keeps its correlation
+    prediction.X = prediction.X + np.float32(0.01) * (stats.delta[stats.index(test)] > 0)
+    frame = score(prediction, stats, reference_mean=reference, metrics=["pearson_delta_pert"])
+    assert frame["value"].notna().all() and (frame["value"] > 0).all()
+
+
 def test_pearson_constant_is_nan():
     assert np.isnan(pearson(np.ones(5), np.arange(5.0)))
     assert np.isnan(pearson(np.array([1.0]), np.array([2.0])))

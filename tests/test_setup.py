@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -184,6 +185,47 @@ def test_duplicated_gene_names():
     adata = make_screen(["ctrl", "G1"])
     adata.var_names = ["G0"] * 2 + [f"G{i}" for i in range(2, adata.n_vars)]
     one_line_error(lambda: ps.pp.setup(adata), "duplicated gene names.*'G0'")
+
+
+def test_setting_up_a_view_says_that_the_anndata_it_was_cut_from_is_left(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"])
+    view = adata[adata.obs_names[: adata.n_obs // 2 + 5]]
+    with caplog.at_level(logging.WARNING, logger="perturbsim"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata's own note, in its words
+        ps.pp.setup(view)
+    assert "adata is a view (a subset of another AnnData): setup makes it" in caplog.text
+    assert not view.is_view and "perturbsim" not in adata.uns
+
+
+def test_every_perturbed_gene_with_a_twin_in_another_case_is_named(caplog):
+    # a hint names the genes GO does not know either; the others, which GO knows, were
+    # left unsaid, though each is as unmeasured (its target read in another case)
+    adata = ps.ds.simulate(size="small", seed=101)
+    adata.var_names = [g.lower() for g in adata.var_names]
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "but are there in another case ('g0060' for 'G0060'" in caplog.text
+    assert "differing only in case count as different genes" in caplog.text
+    assert "(28 groups): G0003 and g0003" in caplog.text  # the 3 the hint named left out
+
+
+def test_gene_names_padded_with_white_space_are_refused_naming_the_fix():
+    # a label never names a padded gene, so its target would count as unmeasured in silence
+    adata = make_screen(["ctrl", "G1"])
+    adata.var_names = [f"G{i} " if i == 1 else f"G{i}" for i in range(adata.n_vars)]
+    one_line_error(
+        lambda: ps.pp.setup(adata),
+        r"1 gene name in var_names with white space around it, e.g. 'G1 ' .*"
+        r"adata.var_names = adata.var_names.str.strip\(\)",
+    )
+    symbols = make_screen(["ctrl", "G1"])
+    symbols.var["symbol"] = list(symbols.var_names)
+    symbols.var_names = [f"ID{i}" for i in range(symbols.n_vars)]
+    symbols.var.loc["ID1", "symbol"] = "\xa0G1"
+    one_line_error(
+        lambda: ps.pp.setup(symbols, gene_symbols="symbol"),
+        r"in adata.var\['symbol'\] with white space around it, e.g. '\\xa0G1'",
+    )
 
 
 def test_gene_symbols_missing_or_duplicated_keep_their_ids_or_get_suffixes(caplog):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ._checks import as_path, check_flag
-from ._errors import PerturbsimError
+from ._errors import PerturbsimError, error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,29 @@ def new_file_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def check_writable_place(path: Path, what: str) -> None:
+    """Refuse ``path`` where nothing can be written: a file on its way, a folder not writable.
+
+    Checked before any work, so that a long run does not end in the error. The nearest
+    folder of ``path`` that exists must be a folder this process may write into; the
+    folders below it are created when the file is written.
+
+    Raises
+    ------
+    PerturbsimError
+        ``"cannot write {what} {path}: ..."`` naming the file on the way or the folder.
+    """
+    above = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
+    if not above.is_dir():
+        raise PerturbsimError(
+            f"cannot write {what} {str(path)!r}: {str(above)!r} is a file, not a folder"
+        )
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise PerturbsimError(
+            f"cannot write {what} {str(path)!r}: no permission to write into {str(above)!r}"
+        )
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -68,7 +91,9 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
     Raises
     ------
     PerturbsimError
-        If two destinations are the same file, or a function writes nothing to its path.
+        If two destinations are the same file, a function writes nothing to its path, or
+        raises a :class:`RuntimeError` (h5py's, when the disk fills), named by its
+        destination.
     """
     paths = [Path(destination) for destination in writes]
     resolved: set[Path] = set()
@@ -92,6 +117,8 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], object]]) -> l
                 if err.errno is None:
                     raise
                 raise OSError(err.errno, err.strerror, str(path)) from err
+            except RuntimeError as err:  # h5py's, when the disk fills mid-write
+                raise PerturbsimError(f"cannot write {str(path)!r}: {error_reason(err)}") from None
         replace_together(
             staged, {path: new.parent / f".{path.name}.old" for path, new in staged.items()}
         )

@@ -225,7 +225,7 @@ def as_path(name: str, value: Any) -> Path:
     ------
     PerturbsimError
         ``"{name} must be a path (a str or os.PathLike), got {value}"``; an empty string is
-        refused too (``Path("")`` is the working folder).
+        refused too (``Path("")`` is the working folder), as is a NUL character.
 
     Examples
     --------
@@ -238,6 +238,8 @@ def as_path(name: str, value: Any) -> Path:
     """
     if not isinstance(value, str | os.PathLike) or (isinstance(value, str) and not value):
         raise PerturbsimError(f"{name} must be a path (a str or os.PathLike), got {shown(value)}")
+    if "\x00" in str(value):
+        raise PerturbsimError(f"{name} holds a NUL character, which no path may: {shown(value)}")
     return Path(value)
 
 
@@ -300,3 +302,67 @@ def checked_table(
             f"it must be {kind} with the columns {list(columns)}"
         )
     return data
+
+
+def gene_selection(genes: Any, names: Sequence[str], where: str) -> np.ndarray:
+    """``genes`` as a boolean mask over ``names``: a mask, or gene names.
+
+    Parameters
+    ----------
+    genes
+        A boolean mask with one value per gene of ``names`` (a labelled ``pandas.Series``
+        is aligned to ``names`` by its index, which must hold each of them), or gene names.
+    names
+        The genes the mask is over, in order.
+    where
+        What holds ``names``, for messages (e.g. ``"profiles.var_names"``).
+
+    Returns
+    -------
+    ``(len(names),)`` bool.
+
+    Raises
+    ------
+    PerturbsimError
+        One line: a mask of another length, a labelled mask missing some of ``names``, a
+        numeric (0/1) array in place of a boolean one, or names not among ``names``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> gene_selection(pd.Series([True, False], index=["B", "A"]), ["A", "B"], "genes").tolist()
+    [False, True]
+    >>> gene_selection(["B"], ["A", "B"], "genes").tolist()
+    [False, True]
+    >>> gene_selection([1, 0], ["A", "B"], "genes")
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: genes as a mask must be boolean, got int64 values 0, 1
+    """
+    index = pd.Index(list(map(str, names)))
+    if isinstance(genes, pd.Series) and genes.dtype == bool:
+        labels = pd.Index(genes.index.map(str))
+        missing = index.difference(labels)
+        if len(missing) or labels.has_duplicates:
+            problem = f"lacks {shown_list(missing, 5)}" if len(missing) else "repeats genes"
+            raise PerturbsimError(
+                f"genes as a labelled mask must name each gene of {where} once; its index {problem}"
+            )
+        return genes.set_axis(labels).reindex(index).to_numpy(dtype=bool)
+    given = np.asarray(genes)
+    if given.dtype == bool:
+        if given.shape != (len(index),):
+            raise PerturbsimError(
+                f"genes as a mask must have one value per gene of {where} ({len(index)}), "
+                f"got shape {given.shape}"
+            )
+        return given
+    if given.size and given.dtype.kind in "iuf":
+        values = sorted(set(given.ravel().tolist()))
+        raise PerturbsimError(
+            f"genes as a mask must be boolean, got {given.dtype} values {shown_list(values, 5)}"
+        )
+    unknown = sorted(set(map(str, given.ravel())) - set(index))
+    if unknown:
+        raise PerturbsimError(f"genes not in {where}: {shown_list(unknown, 10)}")
+    return index.isin(given.astype(str).ravel())

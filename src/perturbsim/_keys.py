@@ -75,7 +75,7 @@ DERIVED_UNS = (SPLIT_UNS, PSEUDOBULK, DE)
 """``.uns["perturbsim"]`` entries that depend on the split: :func:`perturbsim.tl.evaluate`
 leaves them out of the screen it splits once per seed. A later :func:`perturbsim.pp.split`
 leaves them in place (stored statistics are checked against the screen where they are read,
-:func:`perturbsim.pp.current_stats`); :func:`perturbsim.pp.setup` run with other labels
+:func:`perturbsim.pp._pseudobulk.current_stats`); :func:`perturbsim.pp.setup` run with other labels
 drops them and the DE rankings under any key (:data:`DE_FIELDS`)."""
 
 DELTA_LAYER = "delta"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._atomic import atomic_write_all, check_results_dir
+from .._atomic import atomic_write_all, check_results_dir, check_writable_place
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, SEP, SPLIT_UNS, UNS, VARIANCE_LAYER
 from .._settings import check_seed
@@ -155,6 +155,7 @@ def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
 def _run_train(args: argparse.Namespace) -> None:
     check_replaceable(args.out)  # before training, not after; what --overwrite cannot replace
     refuse_existing(args.out, args.overwrite)
+    check_writable_place(args.out, "the model to")
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
     _check_seed(args)

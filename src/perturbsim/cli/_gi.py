@@ -537,6 +537,6 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         "magnitude, mean_abs_coef, dominance and the subtypes follow (fit_corr stays the fit's "
         "own), the fit's own coefficients are kept in c1_uncorrected and c2_uncorrected, and "
         "column corrected says which pairs were. It corrects the magnitude's bias reliably, "
-        "each coefficient less so. Off by default, as Norman's published scores",
+        "each coefficient less so. Off by default (Norman's published scores are uncorrected)",
     )
     parser.set_defaults(run=_run_measured_gi)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._atomic import check_writable_place
 from .._checks import check_file
 from .._errors import PerturbsimError
 from ..models._store import CONFIG_FILE, WEIGHTS_FILE
@@ -153,6 +154,7 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
     """
     if out.is_dir():
         raise PerturbsimError(f"--out {str(out)!r} is a folder; give a file name")
+    check_writable_place(out, "--out")
     _refuse_reading(out, {out.resolve()}, inputs)
     _refuse_model_folder(out.parent)
     refuse_existing(out, overwrite)
@@ -182,6 +184,7 @@ def refuse_outputs(
     """
     if folder.exists() and not folder.is_dir():
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
+    check_writable_place(folder / names[0] if names else folder, "--out")
     _refuse_reading(folder, {(folder / name).resolve() for name in names}, inputs)
     _refuse_model_folder(folder)
     for name in names:

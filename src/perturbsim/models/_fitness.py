@@ -21,6 +21,7 @@ from .._checks import (
     check_list,
     check_nonnegative,
     check_positive,
+    shown,
 )
 from .._errors import PerturbsimError, counted, first_case_hint, shown_list
 from .._settings import resolve_seed
@@ -29,7 +30,7 @@ from ..ds import FitnessScreen
 from ..ds._fitness import check_screen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
-from ..pp import canonical_label, parse_perturbations
+from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._labels import query_items
 from ..train import AdamW
 from ._base import distinct_sets
@@ -340,11 +341,20 @@ class FitnessModel:
         features[rows] = spectral_embedding(graph, self.go_components)
         return features, (rows[graph.src], rows[graph.dst], graph.weight)
 
-    def _pairs(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Node indices of the pairs' genes and their measured fitness."""
-        check_list("pairs", labels, "labels")
+    def _pairs(self, labels: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Node indices of the pairs' genes and their measured fitness (``what``: the argument)."""
+        check_list(what, labels, "labels")
         table = self.screen.pair_table()
         labels = [canonical_label(s) for s in parse_perturbations(list(labels))]
+        not_pairs = [p for p in labels if len(genes_of(p)) != 2]
+        if not_pairs:
+            raise PerturbsimError(f"{what} holds {shown(not_pairs[0])}, not a pair of two genes")
+        outside = sorted({g for p in labels for g in genes_of(p) if g not in self._node})
+        if outside:
+            raise PerturbsimError(
+                f"{what} name genes not in {self.screen.source}: {shown_list(outside, 5)}"
+                f"{first_case_hint(outside, self.genes)}"
+            )
         repeated = sorted(p for p, n in Counter(labels).items() if n > 1)
         if repeated:  # A+B and B+A are one pair: counted once, not weighed twice
             logger.warning(
@@ -355,15 +365,16 @@ class FitnessModel:
             labels = list(dict.fromkeys(labels))
         missing = [p for p in labels if p not in table.index]
         if missing:
-            genes = [g for p in missing for g in p.split("+") if g not in self._node]
             raise PerturbsimError(
-                f"{len(missing)} pairs are not measured in {self.screen.source}: "
-                f"{shown_list(missing, 10)}{first_case_hint(genes, self.genes)}"
+                f"{what}: {counted(len(missing), 'pair')} not measured in "
+                f"{self.screen.source}: {shown_list(missing, 10)}"
             )
-        rows = table.loc[labels]
-        first = np.array([self._node[g] for g in rows["gene_a"]], dtype=np.int64)
-        second = np.array([self._node[g] for g in rows["gene_b"]], dtype=np.int64)
-        return first, second, rows["fitness"].to_numpy(dtype=np.float64)
+        # each pair's genes in name order (its canonical label's), not the tables': the
+        # sums of the fit then do not move with the order of the screen's genes
+        first, second = (
+            np.array([self._node[genes_of(p)[k]] for p in labels], dtype=np.int64) for k in (0, 1)
+        )
+        return first, second, table.loc[labels, "fitness"].to_numpy(dtype=np.float64)
 
     def _known(self, known_singles: Sequence[str] | None) -> np.ndarray:
         if known_singles is None:
@@ -477,7 +488,7 @@ class FitnessModel:
         weight_decay = check_nonnegative("weight_decay", weight_decay)
         started = time.perf_counter()
         known = self._known(known_singles)
-        train = self._pairs(train_pairs)
+        train = self._pairs(train_pairs, "train_pairs")
         unknown = sorted({str(self.genes[g]) for g in np.concatenate(train[:2]) if not known[g]})
         if unknown:
             raise PerturbsimError(
@@ -488,7 +499,8 @@ class FitnessModel:
         self._scale = scale if np.isfinite(scale) and scale > 0 else 1.0
         options = {"lr": lr, "weight_decay": weight_decay}
         check_list("val_pairs", val_pairs, "labels", optional=True)
-        val = None if val_pairs is None or not len(val_pairs) else self._pairs(val_pairs)
+        given = val_pairs is not None and len(val_pairs)
+        val = self._pairs(val_pairs, "val_pairs") if given else None
         if val is not None:
             _refuse_shared_pairs(train, val, self.genes)
         training = known.copy()

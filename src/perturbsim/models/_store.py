@@ -16,7 +16,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from .._atomic import RESULTS_MARKER, new_file_mode
+from .._atomic import RESULTS_MARKER, check_writable_place, new_file_mode
 from .._checks import as_path, check_flag
 from .._errors import PerturbsimError, error_reason, shown_list
 
@@ -66,6 +66,25 @@ def check_replaceable(path: str | Path) -> None:
             f"{str(path)!r} holds {shown_list([repr(n) for n in others], 3)} beside a model's "
             "files; not replaced (it would be deleted with them): choose a new path"
         )
+    if entries and not _is_model_config(path / CONFIG_FILE):
+        raise PerturbsimError(
+            f"{str(path / CONFIG_FILE)!r} is not a perturbsim model's config; {str(path)!r} not "
+            "replaced (it would be deleted): choose a new path"
+        )
+
+
+def _is_model_config(config_file: Path) -> bool:
+    """Whether ``config_file`` reads as a saved model's config (its version, its checksums)."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"format_version", "weights_sha256"} <= config.keys()
+
+
+def _reason(error: Exception) -> str:
+    """An error's reason in a few words: an OS error's own text, else its first line."""
+    return getattr(error, "strerror", None) or error_reason(error)
 
 
 def _sha256(path: Path) -> str:
@@ -116,16 +135,20 @@ def write_model_dir(
     The directory written.
     """
     path = as_path("path", path)
-    check_replaceable(path)  # first: overwrite=True would not replace what it refuses
-    if path.exists() and not check_flag("overwrite", overwrite):
+    try:
+        check_replaceable(path)  # first: overwrite=True would not replace what it refuses
+        exists = path.exists()
+    except OSError as error:  # a name too long for the file system
+        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
+    if exists and not check_flag("overwrite", overwrite):
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
+    check_writable_place(path, "a model to")
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
     except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {reason}") from None
+        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
     try:
         weights = staging / WEIGHTS_FILE
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
@@ -151,13 +174,33 @@ def write_model_dir(
             except BaseException:  # put the previous model back before the error goes on
                 retired.rename(path)
                 raise
-            shutil.rmtree(retired)
+            _remove_retired(retired, path)
         else:
             staging.rename(path)
+    except (OSError, SafetensorError) as error:  # a full disk, a file system gone read-only
+        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
     finally:
         if staging.exists():
-            shutil.rmtree(staging)
+            shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _remove_retired(retired: Path, path: Path) -> None:
+    """Delete the previous model, renamed aside; if it cannot be, say where it is left.
+
+    The new model is in place by then: a previous one that cannot be deleted (write-protected,
+    another user's) is left as ``retired`` with a warning, not an error.
+    """
+    try:
+        shutil.rmtree(retired)
+    except OSError as error:
+        logger.warning(
+            "saved the model to %r, but its previous model could not be deleted (%s): it is "
+            "left in %r",
+            str(path),
+            _reason(error),
+            str(retired),
+        )
 
 
 def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -182,6 +225,12 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
                 f"no model directory at {str(path)!r}: a save into it was interrupted, and its "
                 f"previous model is in {str(retired[-1])!r} (rename it back to load it)"
             )
+        staged = sorted(path.parent.glob(f".{glob.escape(path.name)}.tmp-*")) if path.name else []
+        if staged and not path.exists():
+            raise PerturbsimError(
+                f"no model directory at {str(path)!r}: a save into it stopped before it finished "
+                f"(its partial files are in {str(staged[-1])!r}: delete them and save again)"
+            )
         raise PerturbsimError(f"no model directory at {str(path)!r}")
     for needed in (config_file, weights_file):
         if not needed.is_file():
@@ -198,6 +247,8 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise PerturbsimError(
             f"{str(config_file)!r} is not valid JSON: {error_reason(err)}"
         ) from None
+    except OSError as err:
+        raise PerturbsimError(f"cannot read {str(config_file)!r}: {_reason(err)}") from None
     version = config.get("format_version") if isinstance(config, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise PerturbsimError(
@@ -225,7 +276,11 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
             f"{str(config_file)!r} records no checksum of the weights (edited by hand?); "
             "save the model again"
         )
-    if _sha256(weights_file) != config["weights_sha256"]:
+    try:
+        weights_checksum = _sha256(weights_file)
+    except OSError as err:
+        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {_reason(err)}") from None
+    if weights_checksum != config["weights_sha256"]:
         raise PerturbsimError(
             f"{str(weights_file)!r} does not match the checksum in config.json "
             "(tampered or truncated); save the model again"

@@ -46,6 +46,7 @@ from .._checks import (
     check_label_part,
     check_list,
     check_nonnegative,
+    gene_selection,
     shown,
 )
 from .._errors import PerturbsimError, counted, first_case_hint, shown_list
@@ -972,6 +973,7 @@ def _control(
     given = None if control_mean is None else checked_control_mean(control_mean, profiles.n_vars)
     if CONTROL in rows:
         row = dense_rows(profiles.X, [rows[CONTROL]])[0]
+        _check_finite_control(row, f"the {CONTROL!r} row of profiles.X", profiles.var_names)
         if given is not None and not np.allclose(given, row, rtol=1e-5, atol=1e-6):
             raise PerturbsimError(
                 f"control_mean differs from the {CONTROL!r} row of profiles by up to "
@@ -981,6 +983,7 @@ def _control(
     if given is not None:
         return given
     first = dense_rows(profiles.X, [0])[0] - dense_rows(delta, [0])[0]
+    _check_finite_control(first, f"X - .layers[{DELTA_LAYER!r}] of profiles", profiles.var_names)
     for start in range(0, profiles.n_obs, _CHUNK):
         chunk = range(start, min(start + _CHUNK, profiles.n_obs))
         implied = dense_rows(profiles.X, chunk) - dense_rows(delta, chunk)
@@ -990,6 +993,16 @@ def _control(
                 "between rows: pass control_mean="
             )
     return first
+
+
+def _check_finite_control(control: np.ndarray, source: str, genes: Sequence[str]) -> None:
+    """Refuse a mean control expression with NaN or infinite values, naming the genes."""
+    bad = ~np.isfinite(control)
+    if bad.any():
+        raise PerturbsimError(
+            f"{source} holds NaN or infinite values at {shown_list(np.asarray(genes)[bad], 5)}: "
+            "the mean control expression chooses the genes interactions are fitted on"
+        )
 
 
 def checked_control_mean(control_mean: object, n_genes: int) -> np.ndarray:
@@ -1014,23 +1027,6 @@ def checked_control_mean(control_mean: object, n_genes: int) -> np.ndarray:
             f"control_mean holds {int((~np.isfinite(control)).sum())} NaN or infinite values"
         )
     return control
-
-
-def _listed_genes(profiles: AnnData, genes: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Mask over ``profiles.var_names`` of an explicit gene list, or a boolean mask as is."""
-    names = pd.Index(profiles.var_names)
-    flags = np.asarray(genes)
-    if flags.dtype == bool:
-        if flags.shape != (len(names),):
-            raise PerturbsimError(
-                f"genes as a boolean mask must have one value per gene of profiles "
-                f"({len(names)}), got shape {flags.shape}"
-            )
-        return flags
-    missing = [g for g in genes if g not in names]
-    if missing:
-        raise PerturbsimError(f"genes not in profiles.var_names: {missing[:10]}")
-    return names.isin(list(genes))
 
 
 def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: str) -> list[str]:
@@ -1367,7 +1363,7 @@ def gi_scores(
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
         check_list("genes", genes, "genes")
-        base_mask = _listed_genes(profiles, genes)
+        base_mask = gene_selection(genes, profiles.var_names, "profiles.var_names")
     if n_de is not None and not isinstance(n_de, Mapping | pd.Series):
         raise PerturbsimError(
             "n_de must map pairs to their DE gene counts (a dict or Series, e.g. "

@@ -145,13 +145,34 @@ def canonical_label(genes: Iterable[str]) -> str:
     'ctrl'
     """
     check_list("genes", genes, "genes")
-    genes = sorted(set(genes))
-    if "" in genes:
+    genes = list(genes)
+    for gene in genes:
+        _check_gene_name(gene, genes)
+    return SEP.join(sorted(set(genes))) if genes else CONTROL
+
+
+def _check_gene_name(gene: object, genes: list) -> None:
+    """Refuse what cannot be one gene of a set: not a string, empty, padded, joined, control."""
+    if not isinstance(gene, str):
         raise PerturbsimError(
-            f"genes holds an empty name: {genes!r} (a label with a stray separator, e.g. "
-            "'KLF1+'? give each gene once, by name)"
+            f"genes holds {gene!r} ({type(gene).__name__}): name each gene by a string"
         )
-    return SEP.join(genes) if genes else CONTROL
+    if gene == "":
+        raise PerturbsimError(
+            f"genes holds an empty name: {sorted(set(genes), key=str)!r} (a label with a stray "
+            "separator, e.g. 'KLF1+'? give each gene once, by name)"
+        )
+    if gene != gene.strip() or any(ch.isspace() for ch in gene):
+        raise PerturbsimError(f"genes holds {gene!r}, a name with white space")
+    if SEP in gene:
+        raise PerturbsimError(
+            f"genes holds {gene!r}, several genes joined by {SEP!r}: give them one by one "
+            "(perturbsim.pp.parse_label splits a label)"
+        )
+    if gene == CONTROL:
+        raise PerturbsimError(
+            f"genes holds the control label {CONTROL!r}: the control is the set of no gene"
+        )
 
 
 def genes_of(condition: str) -> tuple[str, ...]:

@@ -22,8 +22,8 @@ from anndata import AnnData
 from scipy import sparse
 from tqdm.auto import tqdm
 
-from .._checks import as_whole, check_count, check_list, shown
-from .._errors import PerturbsimError, shown_list
+from .._checks import as_whole, check_count, check_list, gene_selection, shown
+from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
 from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
@@ -341,29 +341,18 @@ class PseudobulkStats:
         Parameters
         ----------
         genes
-            A boolean mask (checked for its length), gene names (checked against
-            :attr:`genes`) or None (every gene).
+            A boolean mask (checked for its length; a labelled ``pandas.Series`` aligned
+            by its index), gene names (checked against :attr:`genes`) or None (every
+            gene); see :func:`~perturbsim._checks.gene_selection`.
 
         Returns
         -------
-        ``(G,)`` boolean array over :attr:`genes`: the mask itself when given one, else True
-        at the genes named (at every gene for None).
+        ``(G,)`` boolean array over :attr:`genes`: the mask when given one, else True at
+        the genes named (at every gene for None).
         """
-        names = np.asarray(self.genes, dtype=str)
         if genes is None:
-            return np.ones(len(names), bool)
-        given = np.asarray(genes)
-        if given.dtype == bool:
-            if given.shape != names.shape:
-                raise PerturbsimError(
-                    f"genes as a mask must have one value per gene ({len(names)}), "
-                    f"got {given.shape}"
-                )
-            return given
-        unknown = sorted(set(map(str, given.ravel())) - set(names))
-        if unknown:
-            raise PerturbsimError(f"genes not in the statistics: {shown_list(unknown, 10)}")
-        return np.isin(names, given.astype(str))
+            return np.ones(len(self.genes), bool)
+        return gene_selection(genes, self.genes, "the statistics")
 
     def index(self, conditions: list[str] | np.ndarray) -> np.ndarray:
         """Row indices of ``conditions``; raise naming any condition not present.

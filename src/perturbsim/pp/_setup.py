@@ -40,7 +40,7 @@ from ._labels import (
     ordered_conditions,
     parse_labels,
 )
-from ._validate import check_not_empty, validate_expression
+from ._validate import check_not_empty, check_unpadded, validate_expression
 from ._writes import written_screen
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
     missing = pd.isna(names) | np.array([str(n).strip() == "" for n in names])
     names[missing] = ids.to_numpy()[missing]
     names = pd.Index(names.astype(str), dtype=object)
+    check_unpadded(names, where, f"{where} = {where}.str.strip()")
     shared = sorted(set(names[names.duplicated()]))
     if missing.any():
         logger.warning(
@@ -645,10 +646,11 @@ def setup(
     hint = label_hint(adata, annotated, sep=sep, joined=False) if missing else None
     if hint is not None:  # the likely fix, genes known in another case among them
         logger.warning(hint)
-    else:
-        _warn_case_clashes(perturbed, list(map(str, adata.var_names)))
-        if missing and WARN_UNMEASURED_TARGETS.get():
-            _warn_unmeasured(missing, adata, annotated)
+    # every perturbed gene with a twin in another case that the hint did not name
+    unnamed = [g for g in perturbed if hint is None or f"'{g}'" not in hint]
+    _warn_case_clashes(unnamed, list(map(str, adata.var_names)))
+    if hint is None and missing and WARN_UNMEASURED_TARGETS.get():
+        _warn_unmeasured(missing, adata, annotated)
     counts = adata.obs[CONDITION].value_counts()
     single_cell = sorted(counts.index[counts == 1].astype(str))
     if single_cell:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -116,11 +116,26 @@ def check_gene_names(names: pd.Index) -> None:
     empty = [n for n in names if str(n).strip() == ""]
     if empty:
         raise PerturbsimError(f"{len(empty)} empty gene names in var_names")
+    check_unpadded(names, "var_names", "adata.var_names = adata.var_names.str.strip()")
     if names.has_duplicates:
         dup = names[names.duplicated()].unique()
         raise PerturbsimError(
             f"duplicated gene names in var_names, e.g. {list(dup[:5])} ({len(dup)} in all); "
             "run adata.var_names_make_unique() or aggregate them first"
+        )
+
+
+def check_unpadded(names: Iterable[object], where: str, fix: str) -> None:
+    """Refuse gene names with white space around them, naming the first and the ``fix``.
+
+    Perturbation labels refuse padded gene names, so a padded name in the screen's genes
+    would never match its target: the gene would count as unmeasured, in silence.
+    """
+    padded = [str(n) for n in names if str(n) != str(n).strip()]
+    if padded:
+        raise PerturbsimError(
+            f"{counted(len(padded), 'gene name')} in {where} with white space around it, e.g. "
+            f"{padded[0]!r} (no label could name such a gene): strip first, e.g. {fix}"
         )
 
 

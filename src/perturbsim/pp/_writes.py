@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anndata import AnnData
@@ -9,6 +10,8 @@ from anndata import AnnData
 from .._checks import check_flag
 from .._errors import PerturbsimError
 from .._keys import UNS
+
+logger = logging.getLogger(__name__)
 
 
 def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
@@ -19,6 +22,9 @@ def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
     PerturbsimError
         For a backed screen that cannot be written so: a copy of it (anndata copies a
         backed screen only into a new file) or a subset (view) of one.
+
+    A view of a screen in memory is written into as anndata does (it becomes an AnnData
+    of its own), with a warning saying so.
     """
     copy = check_flag("copy", copy)
     if adata.isbacked and adata.is_view:
@@ -31,6 +37,12 @@ def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
         raise PerturbsimError(
             f"{what}(copy=True) cannot copy a backed screen: leave copy=False (it writes only "
             "into memory, never into the file) or load it first with adata.to_memory()"
+        )
+    if adata.is_view and not copy:
+        logger.warning(
+            "adata is a view (a subset of another AnnData): %s makes it an AnnData of its own "
+            "and writes there; the AnnData it was cut from is left as it was",
+            what,
         )
     return adata.copy() if copy else adata
 

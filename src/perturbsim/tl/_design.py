@@ -19,7 +19,14 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .._checks import check_count, check_fraction, check_list, check_nonnegative, checked_table
+from .._checks import (
+    check_count,
+    check_fraction,
+    check_list,
+    check_nonnegative,
+    checked_table,
+    shown,
+)
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import DELTA_LAYER, VARIANCE_LAYER
 from .._settings import resolve_seed, switched_off
@@ -218,19 +225,31 @@ class _Coverage:
             np.maximum.at(self.cover, self.edge_dst[edges], self.edge_weight[edges])
 
 
+MIN_CENTRED = 3
+"""Fewest changes whose mean :class:`_Diversity` centres on (see there)."""
+
+
 class _Diversity:
     """Largest cosine similarity of each candidate's predicted change to a chosen one.
 
     Changes (``(n, G)`` candidates, ``(m, G)`` measured conditions) are centred on the
     candidates' mean change first, so that the part every prediction shares (e.g. the mean
-    of the training perturbations) makes no two alike. Changes equal to that mean (nothing
-    left after centring, e.g. every prediction of a model that predicts the mean alike)
-    are alike to one another (similarity 1). Measured conditions count as chosen. The
-    penalty lies in [0, 1] (rounding clipped).
+    of the training perturbations) makes no two alike. Fewer than :data:`MIN_CENTRED`
+    candidates are centred on the mean of candidates and measured conditions together, and
+    not at all when those too are fewer (two changes centred on their own mean are always
+    opposite, whatever they are). Changes equal to the centre (nothing left after centring,
+    e.g. every prediction of a model that predicts the mean alike) are alike to one another
+    (similarity 1). Measured conditions count as chosen. The penalty lies in [0, 1]
+    (rounding clipped).
     """
 
     def __init__(self, candidates: np.ndarray, measured: np.ndarray):
-        centre = candidates.mean(axis=0, dtype=np.float64)
+        pooled = candidates if len(candidates) >= MIN_CENTRED else np.vstack([candidates, measured])
+        centre = (
+            pooled.mean(axis=0, dtype=np.float64)
+            if len(pooled) >= MIN_CENTRED
+            else np.zeros(candidates.shape[1])
+        )
         self.unit, self.flat = self._unit(candidates - centre)
         self.penalty = np.zeros(len(self.unit))
         measured_unit, measured_flat = self._unit(measured - centre)
@@ -280,6 +299,32 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return values / top if top > 0 else values
 
 
+def _chosen_candidates(candidates: Sequence[str]) -> list[str]:
+    """Canonical labels of a caller's ``candidates``, each once, in their order.
+
+    Raises
+    ------
+    PerturbsimError
+        A set (no order to break ties by), an empty list, or the control among them.
+    """
+    if isinstance(candidates, set | frozenset):
+        raise PerturbsimError(
+            "candidates must be an ordered list (ties go to the earlier candidate), got a set: "
+            "pass sorted(candidates)"
+        )
+    check_list("candidates", candidates, "labels")
+    if not len(candidates):
+        raise PerturbsimError("candidates is empty: name the perturbations to rank, or pass None")
+    sets = parse_perturbations(list(candidates))
+    control = [label for label, genes in zip(candidates, sets, strict=True) if not genes]
+    if control:
+        raise PerturbsimError(
+            f"candidates hold {shown(control[0])}, the control, not a perturbation to rank: "
+            "leave it out"
+        )
+    return list(dict.fromkeys(canonical_label(genes) for genes in sets))
+
+
 def _check_budget(budget: object, n_candidates: int) -> int:
     budget = check_count("budget", budget)
     if n_candidates == 0:
@@ -298,7 +343,7 @@ def _candidate_list(
     """Untested, covered candidates (the default ones when ``candidates`` is ``None``)."""
     if candidates is None:
         return default_candidates(model, measured, max_pair_genes=pairs)
-    labels = _labels(candidates, "candidates")
+    labels = _chosen_candidates(candidates)
     done = set(measured)
     untested = [c for c in labels if c not in done]
     tested = [c for c in labels if c in done]
@@ -440,7 +485,7 @@ def design(
     budget
         Number of perturbations to choose, at most the number of untested candidates.
     strategy
-        One of :data:`STRATEGIES`.
+        One of ``"combined"``, ``"uncertainty"``, ``"coverage"``, ``"random"``.
     measured
         Labels of the conditions already measured: never proposed, and their predicted
         changes count for the diversity penalty, their single genes for coverage. Default:
@@ -614,7 +659,7 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
     if not whole.all():
         bad = curves["n_measured"][~whole].iloc[0]
         raise PerturbsimError(
-            f"curves' n_measured column counts conditions (whole numbers >= 0), got {bad!r}"
+            f"curves' n_measured column counts conditions (whole numbers >= 0), got {shown(bad)}"
         )
     if curves["strategy"].isna().any() or curves["seed"].isna().any():
         column = "strategy" if curves["strategy"].isna().any() else "seed"

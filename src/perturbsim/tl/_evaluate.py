@@ -37,7 +37,7 @@ from ..pp._de import top_de_indices
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, stored_layer, stored_matrix
 from ..pp._setup import check_setup
 from ._evaluate_gi import GI_COLUMNS, MEASURED, GITruth, simulated_truth
-from ._metrics import _predicted_means, checked_metric_names, score
+from ._metrics import _predicted_means, _stored_predictions, checked_metric_names, score
 from ._result import (
     CHANGE_COLUMNS,
     COVERAGE_COLUMNS,
@@ -421,7 +421,9 @@ def _de_changes(
     )
     col = {g: i for i, g in enumerate(map(str, stats.genes))}
     pred_col = {g: i for i, g in enumerate(map(str, pred.var_names))}
-    predicted = _predicted_means(pred, control[[col[g] for g in pred.var_names]])
+    predicted = _predicted_means(
+        _stored_predictions(pred), control[[col[g] for g in pred.var_names]]
+    )
     if measured is None:
         measured_means = stats.mean[stats.index([str(c) for c in pred.obs_names])]
     else:

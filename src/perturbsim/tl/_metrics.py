@@ -636,21 +636,52 @@ def _refuse_non_finite(
         )
 
 
-def _predicted_means(pred: AnnData, control: np.ndarray) -> np.ndarray:
-    """Predicted means in float64; values equal to control at the stored precision are control.
+ROUNDING_FLOOR = 1e-12
+"""Absolute difference below which a stored prediction equals the control or the reference
+(log-normalised expression: a change a million times below any measurable one)."""
 
-    A non-finite prediction is an error naming its condition and gene.
 
-    ``predict`` stores float32, so a prediction of "no change" differs from a float64 control
-    by rounding (~1e-7), which would give a spurious change with non-zero variance.
-    """
+def _stored_predictions(pred: AnnData) -> np.ndarray:
+    """The predicted means as stored (dense); a non-finite one is an error naming its gene."""
     stored = pred.X.toarray() if sparse.issparse(pred.X) else np.asarray(pred.X)
     _refuse_non_finite(stored, list(map(str, pred.obs_names)), pred.var_names, "pred")
-    predicted = stored.astype(np.float64)
+    return stored
+
+
+def _equal_when_stored(stored: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Where predictions stored below float64 equal ``anchor`` at their precision (else none).
+
+    ``predict`` stores float32, so a prediction of exactly the control (or the reference)
+    differs from the float64 value by rounding (~1e-7 relative; where the value is 0, by
+    what is left of a sum that cancels, ~1e-18), which would give a spurious change with
+    non-zero variance. Equal: within the stored type's machine epsilon relative to
+    ``anchor``, or :data:`ROUNDING_FLOOR` absolute.
+    """
     if np.issubdtype(stored.dtype, np.floating) and stored.dtype.itemsize < 8:
-        unchanged = stored == control.astype(stored.dtype)[None, :]
-        predicted[unchanged] = np.broadcast_to(control, predicted.shape)[unchanged]
+        relative = float(np.finfo(stored.dtype).eps)
+        return np.isclose(stored, anchor, rtol=relative, atol=ROUNDING_FLOOR)
+    return np.zeros(np.shape(stored), dtype=bool)
+
+
+def _predicted_means(stored: np.ndarray, control: np.ndarray) -> np.ndarray:
+    """Predicted means in float64; values equal to control at the stored precision are control."""
+    predicted = stored.astype(np.float64)
+    unchanged = _equal_when_stored(stored, control[None, :])
+    predicted[unchanged] = np.broadcast_to(control, predicted.shape)[unchanged]
     return predicted
+
+
+def _reference_for(
+    stored: np.ndarray, predicted: np.ndarray, reference: np.ndarray | None
+) -> np.ndarray | None:
+    """``reference`` for one condition, equal to its prediction where they agree when stored.
+
+    The "mean" baseline predicts the reference itself: its change over the reference is 0,
+    not float32 rounding (whose correlation with the measured change would be noise).
+    """
+    if reference is None:
+        return None
+    return np.where(_equal_when_stored(stored, reference), predicted, reference)
 
 
 def _vector(values: np.ndarray, n_genes: int, what: str) -> np.ndarray:
@@ -805,8 +836,9 @@ def score(
         Condition -> its top DE genes (by convention the top 20, e.g. from
         :meth:`perturbsim.pp.DEGenes.top_genes`); empty strings (padding) are ignored.
         Required for the ``*_de`` metrics, ``de_jaccard`` and ``de_overlap``, which compare
-        the top-k predicted genes (by absolute predicted change, ties by gene order) with
-        the k given. Excluded targets among them are dropped: to keep k genes, rank them
+        the top-k predicted genes (by absolute predicted change; genes tied there share
+        the places left, as a random order of the ties would on average) with the k
+        given. Excluded targets among them are dropped: to keep k genes, rank them
         without the targets (``DEGenes.top_genes(c, exclude=perturbsim.pp.genes_of(c))``,
         as :func:`evaluate` does).
     reference_mean
@@ -833,7 +865,8 @@ def score(
     control itself) are NaN, as are ratios whose reference error is 0, and the metrics
     comparing conditions when there is no other condition to compare with (``pred``, or
     ``comparison``, holds a single one). A predicted value stored in
-    float32 that equals the control mean at float32 precision counts as no change.
+    float32 that equals the control mean at float32 precision counts as no change, and one
+    that equals ``reference_mean`` so as no change over the reference.
 
     Examples
     --------
@@ -870,7 +903,8 @@ def score(
             raise PerturbsimError("truth has no 'ctrl' row: pass control_mean")
         control_mean = truth_control
     control = _vector(control_mean, len(genes), "control_mean")
-    predicted = _predicted_means(pred, control)
+    stored = _stored_predictions(pred)
+    predicted = _predicted_means(stored, control)
     col = {g: i for i, g in enumerate(genes)}
     variance = _dense(pred.layers[VARIANCE_LAYER]) if "variance" in needed else None
     de_index = _de_indices(de_genes, conditions, col) if "de_idx" in needed else {}
@@ -903,7 +937,9 @@ def score(
             variance=None if variance is None else variance[i],
             de_idx=de_index.get(cond),
             targets=targets[i] if "targets" in needed else None,
-            reference=reference,
+            reference=None
+            if reference is None
+            else _reference_for(stored[i], predicted[i], reference),
             others=(
                 np.delete(pool_means, [j for j, c in enumerate(pool) if c == cond], axis=0)
                 if "others" in needed
