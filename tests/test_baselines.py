@@ -639,12 +639,23 @@ def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_p
     saved = json.loads(config_file.read_text())
     del saved["config_sha256"]  # as files saved before the checksum was kept
     without_genes = {k: v for k, v in saved.items() if k != "genes"}
-    for edited in ({**saved, "seed": "abc"}, {**saved, "options": []}, without_genes):
+    twice = [*saved["genes"][:-1], saved["genes"][0]]
+    for edited in (
+        {**saved, "seed": "abc"},
+        {**saved, "seed": 1.5},  # read as 1 before
+        {**saved, "options": []},
+        {**saved, "fitted_conditions": "KLF1"},  # read as its letters before
+        {**saved, "genes": twice},  # predictions with a gene twice before
+        without_genes,
+    ):
         config_file.write_text(json.dumps(edited))
         with pytest.raises(PerturbsimError) as err:
             PerturbationModel.load(tmp_path / "m")
         assert "config.json does not read as a saved linear model (" in str(err.value)
         assert str(err.value).endswith("edited by hand?): save the model again")
+    config_file.write_text(json.dumps({**saved, "format_version": True}))  # read as 1 before
+    with pytest.raises(PerturbsimError, match="is not a perturbsim model config"):
+        PerturbationModel.load(tmp_path / "m")
     # without its checksum a config loads, but is not silently trusted: a setting changed
     config_file.write_text(json.dumps({**saved, "seed": 7}))
     with caplog.at_level("WARNING", logger="perturbsim.models._store"):

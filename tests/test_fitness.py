@@ -262,6 +262,10 @@ def _renamed(pairs: pd.DataFrame, names: dict) -> pd.DataFrame:
             lambda s, p: (s, _renamed(p, {"M0G1": "M0G1+M1G1"})),
             "pairs: the row label 'M0G1+M1G1' is not a gene name",
         ),
+        (
+            lambda s, p: (s > 0, p),  # read as 1 and 0 before
+            "singles hold True/False values, not fitness",
+        ),
     ],
     ids=[
         "single missing",
@@ -277,6 +281,7 @@ def _renamed(pairs: pd.DataFrame, names: dict) -> pd.DataFrame:
         "pair infinite",
         "label a number",
         "label a pair",
+        "singles true or false",
     ],
 )
 def test_a_screen_built_in_python_is_checked_in_one_line(change, words):

@@ -121,6 +121,13 @@ class FitnessScreen:
                     f"pairs: the {axis} label {named[0]!r} is not a gene name (genes are "
                     f"named by non-empty text without {SEP!r})"
                 )
+        for name, table in (("singles", self.singles), ("pairs", self.pairs)):
+            dtypes = [table.dtype] if isinstance(table, pd.Series) else list(table.dtypes)
+            if any(pd.api.types.is_bool_dtype(dtype) for dtype in dtypes):
+                raise PerturbsimError(
+                    f"{name} hold True/False values, not fitness: give each gene's (or pair's) "
+                    "measured growth as a number"
+                )
         genes = self.pairs.index
         _check_gene_labels(genes, self.pairs.columns, "pairs")
         pairs = _numeric(self.pairs.loc[:, list(genes)], "pairs", "NaN is a pair not measured")

@@ -1406,7 +1406,12 @@ def _restored(
     config: dict[str, Any],
     arrays: dict[str, np.ndarray],
 ) -> PerturbationModel:
-    """The model of ``config`` and ``arrays`` (:meth:`PerturbationModel.save`'s), rebuilt."""
+    """The model of ``config`` and ``arrays`` (:meth:`PerturbationModel.save`'s), rebuilt.
+
+    The fields are checked for their type (a config whose checksum line was deleted is read
+    unchecked otherwise: a string where a list is due would read as its characters).
+    """
+    _check_saved_fields(path, config, model_cls.name)
     genes = np.asarray(config["genes"], dtype=str)
     control_mean = arrays.pop("control_mean")
     if genes.ndim != 1 or control_mean.shape != genes.shape:
@@ -1428,3 +1433,36 @@ def _restored(
     model.few_cell_conditions = [str(c) for c in config.get("few_cell_conditions", [])]
     model.excluded_conditions = [str(c) for c in config.get("excluded_conditions", [])]
     return model
+
+
+SAVED_LISTS = (
+    "genes",
+    "fitted_conditions",
+    "screen_conditions",
+    "few_cell_conditions",
+    "excluded_conditions",
+)
+"""Fields of a saved model's config that are lists of text (``fitted_conditions`` may be
+``null`` in files saved before it was kept)."""
+
+
+def _check_saved_fields(path: str | Path, config: dict[str, Any], name: str) -> None:
+    """Refuse a saved ``name`` model's config whose fields are not of their type."""
+
+    def refuse(field: str, what: str) -> None:
+        raise PerturbsimError(
+            f"{str(path)!r}: config.json does not read as a saved {name} model ({field!r} is "
+            f"not {what}; edited by hand?): save the model again"
+        )
+
+    for field in SAVED_LISTS:
+        value = config.get(field, [] if field != "genes" else None)
+        if field == "fitted_conditions" and value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            refuse(field, "a list of names")
+    if len(set(config["genes"])) != len(config["genes"]):
+        refuse("genes", "a list of distinct genes")
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        refuse("seed", "a whole number")

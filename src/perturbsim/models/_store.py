@@ -255,7 +255,7 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
             f"{str(path)!r} was written by a newer perturbsim (model format {version}); this "
             f"version reads format {FORMAT_VERSION}: upgrade perturbsim to load it"
         )
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:  # not True, not 1.0
         raise PerturbsimError(
             f"{str(config_file)!r} is not a perturbsim model config (format_version "
             f"{FORMAT_VERSION} expected)"
