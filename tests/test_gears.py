@@ -429,3 +429,22 @@ def test_cold_start_is_deterministic_and_untrained_embeddings_are_unused(gears, 
     with torch.no_grad():
         network.pert_emb[torch.as_tensor(~known)] += 5.0
     np.testing.assert_allclose(first.predict(queries).X, again.predict(queries).X, atol=1e-6)
+
+
+def test_without_a_go_layer_genes_never_perturbed_are_flagged_unsupported():
+    # with no GO layer nothing carries a GO tie to a gene never perturbed: every such gene
+    # is predicted alike, which its support (0) and the unsupported flag now say
+    adata = ps.ds.simulate(size="tiny", seed=111)
+    ps.pp.setup(adata)
+    ps.pp.split(adata, kind="simulation", seed=111)
+    go = adata.uns["simulation"]["go"]
+    model = ps.GEARS(adata, go_annotations=go, hidden=16, n_pert_layers=0, seed=5)
+    model.fit(max_epochs=2)
+    measured = sorted(model.single_changes)[0]
+    never = [g for g in ("G0014", "G0024") if g not in model.single_changes]
+    assert never
+    pred = model.predict([*never, measured])
+    assert pred.obs["unsupported"].tolist() == [True] * len(never) + [False]
+    assert pred.obs["support"].tolist() == [0.0] * len(never) + [1.0]
+    with_layer = ps.GEARS(adata, go_annotations=go, hidden=16, seed=5).fit(max_epochs=2)
+    assert with_layer.predict(never).obs["support"].gt(0).any()  # GO ties them otherwise

@@ -53,7 +53,7 @@ def additive(split_norman):
         (lambda a: ps.GEARS(a).fit(max_epochs=0), "max_epochs must be a whole number >= 1, got 0"),
         (lambda a: ps.GEARS(a).fit(lr=0), "lr must be a number in (0, inf), got 0"),
         (lambda a: ps.GEARS(a).fit(lr_decay=2.0), "lr_decay must be a number in (0, 1], got 2.0"),
-        (lambda a: ps.GEARS(a).fit(lr=1e-6), "min_lr (1e-05) must be below lr (1e-06)"),
+        (lambda a: ps.GEARS(a).fit(lr=1e-6), "lr must be above 1e-05, the rate below which"),
     ],
 )
 def test_wrong_input_is_one_line_naming_it(split_norman, call, message):

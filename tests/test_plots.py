@@ -130,6 +130,9 @@ def test_predicted_vs_true(split_tiny, pair):
     # the identity line spans the axes
     line = ax.lines[0]
     np.testing.assert_allclose(line.get_xdata(), line.get_ydata())
+    # one gene given as a string is refused, not read as its letters
+    with pytest.raises(ps.PerturbsimError, match="genes must be a list of genes, got the string"):
+        pl.predicted_vs_true(pred, stats, genes=genes[0])
 
 
 def test_predicted_vs_true_reads_a_set_up_screen_or_profiles(split_tiny, pair):

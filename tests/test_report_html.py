@@ -15,7 +15,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.cli import main
-from perturbsim.io._html import _colour
+from perturbsim.io._html import _calibrated_section, _colour
 from perturbsim.models import Additive, NoPerturbation, TrainMean
 
 ODD = '<script>alert("x")</script> & co'
@@ -234,3 +234,15 @@ def test_evaluate_prints_calibrated_scores_first(capsys, _tiny_cached, tmp_path)
         out.index("calibrated scores") < out.index("mean over held-out") < out.index("can predict")
     )
     assert "report.html" in out and (tmp_path / "out" / "report.html").is_file()
+
+
+def test_an_empty_calibrated_table_is_explained_by_what_the_evaluation_lacks():
+    empty = pd.DataFrame()
+
+    def note(models: list[str]) -> str:
+        return " ".join(_calibrated_section(empty, ["mse"], models, ["unseen_single"], None))
+
+    assert "lacks <code>replicate</code>" in note(["mean", "additive"])
+    # both anchors there, no model to place between them (it said "lacks finite anchors")
+    assert "ran no model but the anchors" in note(["mean", "replicate"])
+    assert "no score of its models had two finite anchors" in note(["mean", "replicate", "gears"])

@@ -320,6 +320,34 @@ def test_read_keeps_only_the_cells_where_obs_says(tmp_path, caplog, backed):
         assert ps.ds.read(path, where={"cell_type": values}).n_obs == kept.n_obs
 
 
+def test_a_sparse_matrix_with_corrupted_indices_is_refused_not_crashed_on():
+    # a damaged file's gene index beyond the genes: scipy's products would read outside
+    # the arrays (a segmentation fault); refused in one line before any
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    matrix = sparse.csr_matrix(adata.X)
+    matrix.indices[len(matrix.indices) // 2] = adata.n_vars + 1000
+    adata.X = matrix
+    one_line_error(
+        lambda: ps.pp.setup(adata),
+        r"^adata.X is a sparse matrix whose index arrays are corrupted .* write it again",
+    )
+
+
+def test_read_keeps_only_cells_holding_exactly_the_numbers_asked(tmp_path):
+    # an integer id, a float id and a float32 measure: each matched exactly (1 is 1.0), never
+    # within a tolerance that mixed plates 100000 and 100001, or 0 and 1e-9
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    half = np.arange(adata.n_obs) % 2 == 0
+    adata.obs["plate"] = np.where(half, 100000, 100001)
+    adata.obs["dose"] = np.where(half, 0.0, 1e-9)
+    adata.obs["size"] = np.where(half, 2974.15, 2974.1533).astype(np.float32)
+    path = tmp_path / "numbers.h5ad"
+    adata.write_h5ad(path)
+    for where in ({"plate": 100000}, {"plate": "100000.0"}, {"dose": 0}, {"size": 2974.15}):
+        kept = ps.ds.read(path, where=where)
+        assert kept.n_obs == half.sum(), where
+
+
 def test_setup_refuses_a_subset_of_a_backed_file_in_one_line(tmp_path):
     adata = make_screen(["ctrl", "G1", "G1+G2"])
     path = tmp_path / "screen.h5ad"

@@ -161,6 +161,10 @@ def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_refused(
         ps.ds.read(store, control="control", backed=True)  # (its zeros may fail a check too)
     assert re.search(r"X of the zarr store .* has \d+ of its \d+ chunks on disk", caplog.text)
     caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"), contextlib.suppress(PerturbsimError):
+        ps.ds.read(store, control="control")  # in memory, as the CLI reads: warned alike
+    assert re.search(r"X of the zarr store .* has \d+ of its \d+ chunks on disk", caplog.text)
+    caplog.clear()
     empty = tmp_path / "empty.zarr"  # an empty layer: no chunk written, nothing missing
     screen = ad.read_zarr(stores["zarr"])
     screen.layers["placeholder"] = sparse.csr_matrix(screen.shape, dtype=np.float32)

@@ -204,7 +204,11 @@ def _values_of(column: str, wanted: object) -> list[str]:
 
 
 def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
-    """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column)."""
+    """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column, equal exactly).
+
+    A numeric column's values are compared as numbers at the column's precision: ``"1"``
+    matches 1.0, ``"100000"`` never 100001.
+    """
     present = values.notna().to_numpy()
     text = values.astype(str).to_numpy()
     for value in wanted:
@@ -221,8 +225,11 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
                 f"where: obs[{column!r}] holds numbers; {wanted[int(numbers.isna().argmax())]!r} "
                 "is not one"
             )
-        held = values.to_numpy(dtype=float)
-        found = [np.isclose(held, n) & present for n in numbers]
+        # exactly, at the column's own precision (float32 values as float32): 100000 is not
+        # 100001, nor 1e-9 zero; 1 matches 1.0
+        precision = np.float32 if values.dtype == np.float32 else np.float64
+        held = values.to_numpy(dtype=precision, na_value=np.nan)
+        found = [(held == precision(n)) & present for n in numbers]
         shown = sorted(set(values.dropna().tolist()))
     else:
         found = [(text == w) & present for w in wanted]

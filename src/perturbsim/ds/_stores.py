@@ -84,7 +84,7 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
             warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)
             if not zarr_store:
                 return ad.read_h5ad(path, backed="r" if backed else None)
-            return _lazy_zarr(path) if backed else ad.read_zarr(path)
+            return _lazy_zarr(path) if backed else _zarr_in_memory(path)
     except PerturbsimError:  # its own, already one line (a ValueError too)
         raise
     except READ_ERRORS as err:
@@ -137,6 +137,17 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
             layers[name] = lazy(f"layers/{name}")
     eager = {key: read_elem(group[key]) for key in EAGER_KEYS if key in group}
     return ad.AnnData(X=lazy("X"), layers=layers, **eager)
+
+
+def _zarr_in_memory(path: Path) -> ad.AnnData:
+    """A zarr store read into memory, its matrices' missing chunks warned of first."""
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    for key in ("X", *(f"layers/{name}" for name in group.get("layers", {}))):
+        if key in group:
+            _check_complete(group, key, path)
+    return ad.read_zarr(path)
 
 
 def _check_complete(group: object, key: str, path: Path) -> None:

@@ -469,12 +469,15 @@ def _calibrated_section(
     section = ['<section id="calibrated"><h2>Calibrated scores</h2>']
     if calibrated.empty:
         missing = [a for a in (MEAN_BASELINE, REPLICATE) if a not in models]
-        lacking = ", ".join(f"<code>{escape(a)}</code>" for a in missing) or "finite anchors"
-        return [
-            *section,
-            f'<p class="note">No calibrated scores: they need both anchors, and this '
-            f"evaluation lacks {lacking}.</p></section>",
-        ]
+        others = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
+        if missing:
+            lacking = ", ".join(f"<code>{escape(a)}</code>" for a in missing)
+            reason = f"they need both anchors, and this evaluation lacks {lacking}"
+        elif not others:
+            reason = "this evaluation ran no model but the anchors, which they place models between"
+        else:
+            reason = "no score of its models had two finite anchors that set them apart"
+        return [*section, f'<p class="note">No calibrated scores: {reason}.</p></section>']
     models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
     present = set(calibrated["metric"])
     metrics = [m for m in metrics if m in present]

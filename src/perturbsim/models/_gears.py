@@ -82,7 +82,9 @@ class GEARS(PerturbationModel):
     hidden
         Embedding size.
     n_gene_layers, n_pert_layers
-        GNN layers over the co-expression and GO graphs.
+        GNN layers over the co-expression and GO graphs. With ``n_pert_layers=0`` no GO
+        tie reaches a gene never perturbed: every such gene is predicted alike, with
+        support 0 (flagged ``unsupported``).
     uncertainty
         Add the uncertainty head, trained with a heteroscedastic loss. As the reference's,
         it learns how far a perturbed *cell* less a random *control cell* falls from the
@@ -270,7 +272,14 @@ class GEARS(PerturbationModel):
         return [flat[end - len(s) : end] for s, end in zip(sets, ends, strict=True)]
 
     def _gene_support(self, genes: list[str]) -> np.ndarray:
-        """1 for a gene measured alone in training, else its GO tie to such genes."""
+        """1 for a gene measured alone in training, else its GO tie to such genes.
+
+        Without a GO layer (``n_pert_layers=0``) no tie carries anything to a gene never
+        perturbed (its embedding stays as initialised, every such gene's alike): its
+        support is 0.
+        """
+        if self.config.n_pert_layers == 0:
+            return np.array([float(g in self.single_changes) for g in genes])
         return self.go_graph.support(genes, self.single_changes)
 
     @cached_property

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from scipy import sparse
 
-from .._checks import checked_table
+from .._checks import check_list, checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DELTA_LAYER
 from ..models import PerturbationModel
@@ -508,13 +508,14 @@ def predicted_vs_true(
             pd.Series(np.asarray(true), index=names),
         )
     if genes is not None:
+        check_list("genes", genes, "genes")
         if not isinstance(pred, pd.Series):
             raise PerturbsimError(
                 "genes= needs named values: pass a prediction, statistics or a Series"
             )
         unknown = [g for g in genes if g not in pred.index]
         if unknown:
-            raise PerturbsimError(f"genes not among the predicted genes: {unknown[:10]}")
+            raise PerturbsimError(f"genes not among the predicted genes: {shown_list(unknown, 10)}")
         pred, true = pred.loc[list(genes)], true.loc[list(genes)]
     x, y = np.asarray(true, dtype=float), np.asarray(pred, dtype=float)
     if not (np.isfinite(x) & np.isfinite(y)).any():

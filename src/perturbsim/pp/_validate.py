@@ -28,6 +28,32 @@ def matrix_values(block: object) -> np.ndarray:
     return np.asarray(block).ravel()
 
 
+def _check_sparse_structure(block: object, where: str) -> None:
+    """Refuse a compressed sparse block whose index arrays do not describe a matrix.
+
+    A corrupted file can hold column indices beyond the genes or row pointers that run
+    backwards; scipy's products on such a block read outside its arrays (a crash, not an
+    error), so they are checked first: O(stored values), vectorised.
+    """
+    if not sparse.issparse(block) or block.format not in ("csr", "csc"):
+        return
+    pointers, indices = np.asarray(block.indptr), np.asarray(block.indices)
+    stored, bound = len(block.data), block.shape[1 if block.format == "csr" else 0]
+    broken = (
+        len(pointers) != block.shape[0 if block.format == "csr" else 1] + 1
+        or pointers[0] != 0
+        or pointers[-1] != stored
+        or len(indices) != stored
+        or bool((np.diff(pointers) < 0).any())
+        or (stored and (int(indices.min()) < 0 or int(indices.max()) >= bound))
+    )
+    if broken:
+        raise PerturbsimError(
+            f"{where} is a sparse matrix whose index arrays are corrupted (row pointers or "
+            "gene indices out of range): the file is damaged; write it again from its source"
+        )
+
+
 def check_block(
     block: object,
     *,
@@ -51,6 +77,7 @@ def check_block(
         Also raise on values above 30, which log1p-normalised data never reach (counts
         among log-normalised cells: a file of two batches, a matrix replaced after setup).
     """
+    _check_sparse_structure(block, where)
     values = matrix_values(block)
     if values.size == 0:
         return

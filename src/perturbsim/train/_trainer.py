@@ -95,8 +95,8 @@ class TrainConfig:
                 raise PerturbsimError(f"{name} must be a number in {low}, {high}, got {value!r}")
         if self.min_lr >= self.lr:
             raise PerturbsimError(
-                f"min_lr ({self.min_lr:g}) must be below lr ({self.lr:g}): training would stop "
-                "at once"
+                f"lr must be above {self.min_lr:g}, the rate below which training stops "
+                f"(min_lr), got {self.lr:g}: training would stop at once"
             )
 
 
