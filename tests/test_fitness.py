@@ -874,6 +874,13 @@ def test_scatter_default_seed_is_the_first_with_predictions():
         ps.pl.fitness_scatter(unmeasured, method="expression_ridge")
     with pytest.raises(ps.PerturbsimError, match="^fitness predictions must be a DataFrame"):
         ps.pl.fitness_scatter({"a": 1}, method="additive")
+    # a seed given as text, an infinite or a textual prediction: one line, not a traceback
+    with pytest.raises(ps.PerturbsimError, match="seed must be a whole number >= 0, got '1'"):
+        ps.pl.fitness_scatter(table, method="expression_ridge", seed="1")
+    for column, value in (("predicted", np.inf), ("measured", "a"), ("seed", np.nan)):
+        broken = table.assign(**{column: [value, *table[column].iloc[1:]]})
+        with pytest.raises(ps.PerturbsimError, match=f"column '{column}' holds .*, not a finite"):
+            ps.pl.fitness_scatter(broken, method="expression_ridge")
 
 
 def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_top():

@@ -332,6 +332,16 @@ def test_uncertainty_title_says_its_spearman_is_pooled_over_conditions_and_seeds
     assert one_seed.get_title() == "m: Spearman 1.00\npooled over 3 test conditions"
 
 
+def test_calibration_curve_refuses_gene_sets_and_values_it_cannot_label():
+    table = pd.DataFrame(
+        {"model": "m", "genes": ["de", "xx"], "nominal": [0.5, 0.9], "observed": [0.4, 0.8]}
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"'genes' must hold 'de' or 'all', got \['xx'\]"):
+        pl.calibration_curve(table)  # it was drawn and labelled "all genes"
+    with pytest.raises(ps.PerturbsimError, match="column 'observed' must hold numbers"):
+        pl.calibration_curve(table.assign(genes="de", observed=["a", "b"]))
+
+
 def test_uncertainty_plots_name_the_columns_they_need_and_the_models_there():
     table = pd.DataFrame({"x": [1]})
     with pytest.raises(ps.PerturbsimError) as err:

@@ -152,11 +152,13 @@ class GEARS(PerturbationModel):
     ``max_epochs`` (200), ``batch_size`` (32 perturbations a step), ``lr`` (3e-3),
     ``weight_decay`` (5e-4, AdamW), ``lr_decay`` (0.5), ``lr_patience`` (10) and
     ``patience`` (20). One epoch is one pass over the training perturbations (not cells), so
-    it takes a few optimiser steps; training runs until validation stops improving and halves
-    the learning rate whenever it stalls. As in the reference, the validation criterion is
-    the mean squared error of the predicted change on the top-20 non-dropout DE genes of each
-    validation perturbation; the network of the best epoch is kept. Every loss term is in
-    :attr:`history`.
+    it takes a few optimiser steps; training runs until validation stops improving (an epoch
+    improving on the best by less than 0.1 % counts as a stall: ``patience`` stalled epochs
+    stop it), halves the learning rate every ``lr_patience`` stalled epochs, and stops once
+    the rate falls below 1e-5 (so ``lr`` must be above it). As in the reference, the
+    validation criterion is the mean squared error of the predicted change on the top-20
+    non-dropout DE genes of each validation perturbation; the network of the best epoch is
+    kept. Every loss term is in :attr:`history`.
 
     Examples
     --------
@@ -354,10 +356,16 @@ class GEARS(PerturbationModel):
         config = TrainConfig(**options)
         train_sets = [genes_of(c) for c in data.train]
         if self._annotated_go_graph.n_nodes == 0:
+            advice = (
+                "the go_annotations given name none of its genes (another species, other IDs?)"
+                if self.go_annotations is not None
+                else "not human gene names? pass go_annotations"
+            )
             logger.warning(
-                "%s: no gene of the screen has a GO annotation (not human gene names?): it can "
-                "predict only the genes perturbed in training; pass go_annotations",
+                "%s: no gene of the screen has a GO annotation (%s): it can predict only the "
+                "genes perturbed in training",
                 self.label,
+                advice,
             )
         self.go_graph = with_isolated_nodes(
             self._annotated_go_graph, sorted({g for s in train_sets for g in s})

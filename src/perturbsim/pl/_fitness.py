@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._checks import checked_table
+from .._checks import check_count, checked_table, shown
 from .._errors import PerturbsimError
 from ..tl._fitness import SUBGROUPS, FitnessResult
 from ._colours import subgroup_colour
@@ -67,6 +67,16 @@ def fitness_scatter(
     table = data.predictions if isinstance(data, FitnessResult) else data
     columns = ["seed", "subgroup", "method", "predicted", "measured"]
     table = checked_table(table, columns, "fitness predictions")
+    for column in ("predicted", "measured", "seed"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = (values.isna() & table[column].notna()) | np.isinf(values)
+        if column == "seed":
+            bad |= table[column].isna()
+        if bad.any():
+            raise PerturbsimError(
+                f"fitness predictions: column {column!r} holds "
+                f"{shown(table[column][bad].iloc[0])}, not a finite number"
+            )
     if method not in set(table["method"]):
         raise PerturbsimError(
             f"no predictions of method {method!r}; found {sorted(set(table['method']))}"
@@ -78,7 +88,7 @@ def fitness_scatter(
         raise PerturbsimError(
             f"no predictions of {method!r} to draw: every one, or its measurement, is NaN"
         )
-    seed = int(rows["seed"].iloc[0]) if seed is None else seed
+    seed = int(rows["seed"].iloc[0]) if seed is None else check_count("seed", seed, minimum=0)
     rows = rows[rows["seed"] == seed]
     if rows.empty:
         raise PerturbsimError(f"no predictions of {method!r} for split seed {seed}")

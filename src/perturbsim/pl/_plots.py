@@ -247,15 +247,18 @@ def metric_bars(
     Returns
     -------
     The Axes; one :class:`~matplotlib.container.BarContainer` per model in
-    ``ax.containers`` (labelled by model), with one bar per subgroup.
+    ``ax.containers`` (labelled by model), with one bar per subgroup; with several seeds
+    each is preceded there by the :class:`~matplotlib.container.ErrorbarContainer` of its
+    whiskers.
 
     Examples
     --------
     >>> import perturbsim as ps
+    >>> from matplotlib.container import BarContainer
     >>> adata = ps.ds.norman2019_subset()
     >>> result = ps.tl.evaluate(adata, models=["mean", "no_perturb"], seeds=1)
     >>> ax = ps.pl.metric_bars(result, metric="nmse_de")
-    >>> [bars.get_label() for bars in ax.containers]
+    >>> [c.get_label() for c in ax.containers if isinstance(c, BarContainer)]
     ['mean', 'no_perturb', 'replicate']
     """
     summary = checked_table(

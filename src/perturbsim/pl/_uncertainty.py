@@ -156,6 +156,12 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     below it: too narrow; above it: too wide
     """
     table = _table(data, "calibration", ["model", "genes", "nominal", "observed"])
+    unknown = sorted(set(map(str, table["genes"])) - {"de", "all"})
+    if unknown:
+        raise PerturbsimError(f"calibration: column 'genes' must hold 'de' or 'all', got {unknown}")
+    for column in ("nominal", "observed"):
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise PerturbsimError(f"calibration: column {column!r} must hold numbers")
     ax = _axes(ax, (4.4, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     colours = model_colours(list(table["model"].unique()))
