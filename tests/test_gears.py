@@ -450,3 +450,8 @@ def test_without_a_go_layer_genes_never_perturbed_are_flagged_unsupported():
     assert pred.obs["support"].tolist() == [0.0] * len(never) + [1.0]
     with_layer = ps.GEARS(adata, go_annotations=go, hidden=16, seed=5).fit(max_epochs=2)
     assert with_layer.predict(never).obs["support"].gt(0).any()  # GO ties them otherwise
+
+
+def test_the_history_of_a_model_not_yet_fitted_is_refused_in_one_line(split_tiny):
+    with pytest.raises(PerturbsimError, match="^gears is not fitted: call .fit"):
+        ps.GEARS(split_tiny, hidden=16).history  # noqa: B018  (a property read for its error)

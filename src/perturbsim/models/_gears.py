@@ -418,7 +418,13 @@ class GEARS(PerturbationModel):
         Columns: ``member``, ``epoch``, ``train_loss``, one column per loss term
         (``autofocus``, ``direction``, ``uncertainty`` when used), ``val_loss`` (NaN when
         trained without validation conditions, as inside the default model), ``lr``.
+
+        Raises
+        ------
+        PerturbsimError
+            If the model is not fitted (there is no history yet).
         """
+        self.require_fitted()
         rows = [{"member": m, **entry} for m, r in enumerate(self.results) for entry in r.history]
         return pd.DataFrame(rows)
 
