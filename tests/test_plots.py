@@ -330,6 +330,13 @@ def test_uncertainty_title_says_its_spearman_is_pooled_over_conditions_and_seeds
     assert ax.get_title() == "m: Spearman 0.12\npooled over 6 test conditions of 2 seeds"
     one_seed = pl.uncertainty_vs_error(table[table["seed"] == 0], model="m")
     assert one_seed.get_title() == "m: Spearman 1.00\npooled over 3 test conditions"
+    # a point at 0 cannot be drawn on log axes: the title says how many are not
+    exact = table[table["seed"] == 0].assign(error_de=[0.0, 0.2, 0.3])
+    assert (
+        pl.uncertainty_vs_error(exact, model="m")
+        .get_title()
+        .endswith("pooled over 3 test conditions (1 at 0, not drawn on log axes)")
+    )
 
 
 def test_calibration_curve_refuses_gene_sets_and_values_it_cannot_label():

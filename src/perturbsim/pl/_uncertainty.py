@@ -109,8 +109,12 @@ def uncertainty_vs_error(
     per_seed = np.array([within_subgroups(part, genes) for part in seeds], dtype=float)
     within = float(np.nanmean(per_seed)) if np.isfinite(per_seed).any() else np.nan
     within_text = "" if np.isnan(within) else f"\nwithin subgroups {within:.2f}"
+    # log axes cannot draw a 0 (a prediction exact, or without variance): said, not hidden
+    hidden = int(((rows["uncertainty"] <= 0) | (rows[error] <= 0)).sum())
+    hidden_text = f" ({hidden} at 0, not drawn on log axes)" if hidden else ""
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
+        + hidden_text
         + within_text
     )
     ax.legend(fontsize="small", frameon=False)
