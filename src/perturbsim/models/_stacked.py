@@ -1330,8 +1330,9 @@ class Stacked(CoverageMixin, PerturbationModel):
     def history(self) -> pd.DataFrame:
         """GEARS's training history (:attr:`perturbsim.models.GEARS.history`).
 
-        Empty without GEARS among the corrections.
+        Empty without GEARS among the corrections; an error before :meth:`fit`.
         """
+        self.require_fitted()
         gears = self.corrections.get("gears")
         return gears.history if isinstance(gears, GEARS) else pd.DataFrame()
 

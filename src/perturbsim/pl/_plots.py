@@ -622,7 +622,9 @@ def training_history(
     >>> len(ax.lines), len(ax.figure.axes[1].lines)
     (1, 1)
     """
-    if isinstance(history, PerturbationModel) and not hasattr(history, "history"):
+    if isinstance(history, PerturbationModel) and (
+        not history.is_fitted or not hasattr(history, "history")
+    ):
         raise PerturbsimError(_why_no_history(history))
     table = getattr(history, "history", history)
     if not isinstance(table, pd.DataFrame):
