@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ._checks import as_path, check_flag
-from ._errors import PerturbsimError, error_reason
+from ._errors import PerturbsimError, error_reason, os_reason
 
 logger = logging.getLogger(__name__)
 
@@ -292,9 +292,7 @@ def write_results_dir(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file on the way, no permission
-        raise PerturbsimError(
-            f"cannot write results to {str(out)!r}: {err.strerror or type(err).__name__}"
-        ) from None
+        raise PerturbsimError(f"cannot write results to {str(out)!r}: {os_reason(err)}") from None
     for leftover in out.glob(f"{STAGING_PREFIX}*"):  # of a run that was killed
         shutil.rmtree(leftover, ignore_errors=True)
     earlier = list(out.iterdir())  # plain result files (check_results_dir)

@@ -16,6 +16,19 @@ def error_reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
+def os_reason(err: BaseException) -> str:
+    r"""An error's reason in a few words: an OS error's own text, else :func:`error_reason`.
+
+    Examples
+    --------
+    >>> os_reason(OSError(28, "No space left on device", "out.h5ad"))
+    'No space left on device'
+    >>> os_reason(ValueError("bad\nmore"))
+    'ValueError: bad'
+    """
+    return getattr(err, "strerror", None) or error_reason(err)
+
+
 def shown_list(items: object, most: int) -> str:
     """The first ``most`` of ``items`` joined by commas, then how many more there are.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._atomic import check_writable_place
 from .._checks import check_file
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, os_reason
 from ..models._store import CONFIG_FILE, WEIGHTS_FILE
 
 
@@ -66,7 +66,7 @@ def read_list(
     except UnicodeDecodeError:
         reason = "it is not UTF-8 text"
     except OSError as error:
-        reason = error.strerror or type(error).__name__
+        reason = os_reason(error)
     if "\x00" in text:
         reason = "it holds NUL bytes: a binary file"
     if reason:

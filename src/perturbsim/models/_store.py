@@ -18,7 +18,7 @@ from safetensors.numpy import load_file, save_file
 
 from .._atomic import RESULTS_MARKER, check_writable_place, new_file_mode
 from .._checks import as_path, check_flag
-from .._errors import PerturbsimError, error_reason, shown_list
+from .._errors import PerturbsimError, error_reason, os_reason, shown_list
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -82,11 +82,6 @@ def _is_model_config(config_file: Path) -> bool:
     return isinstance(config, dict) and {"format_version", "weights_sha256"} <= config.keys()
 
 
-def _reason(error: Exception) -> str:
-    """An error's reason in a few words: an OS error's own text, else its first line."""
-    return getattr(error, "strerror", None) or error_reason(error)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -139,7 +134,9 @@ def write_model_dir(
         check_replaceable(path)  # first: overwrite=True would not replace what it refuses
         exists = path.exists()
     except OSError as error:  # a name too long for the file system
-        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
+        raise PerturbsimError(
+            f"cannot write a model to {str(path)!r}: {os_reason(error)}"
+        ) from None
     if exists and not check_flag("overwrite", overwrite):
         raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     check_writable_place(path, "a model to")
@@ -148,7 +145,9 @@ def write_model_dir(
         path.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
     except OSError as error:
-        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
+        raise PerturbsimError(
+            f"cannot write a model to {str(path)!r}: {os_reason(error)}"
+        ) from None
     try:
         weights = staging / WEIGHTS_FILE
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(weights))
@@ -178,7 +177,9 @@ def write_model_dir(
         else:
             staging.rename(path)
     except (OSError, SafetensorError) as error:  # a full disk, a file system gone read-only
-        raise PerturbsimError(f"cannot write a model to {str(path)!r}: {_reason(error)}") from None
+        raise PerturbsimError(
+            f"cannot write a model to {str(path)!r}: {os_reason(error)}"
+        ) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -198,7 +199,7 @@ def _remove_retired(retired: Path, path: Path) -> None:
             "saved the model to %r, but its previous model could not be deleted (%s): it is "
             "left in %r",
             str(path),
-            _reason(error),
+            os_reason(error),
             str(retired),
         )
 
@@ -248,7 +249,7 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
             f"{str(config_file)!r} is not valid JSON: {error_reason(err)}"
         ) from None
     except OSError as err:
-        raise PerturbsimError(f"cannot read {str(config_file)!r}: {_reason(err)}") from None
+        raise PerturbsimError(f"cannot read {str(config_file)!r}: {os_reason(err)}") from None
     version = config.get("format_version") if isinstance(config, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise PerturbsimError(
@@ -279,7 +280,7 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     try:
         weights_checksum = _sha256(weights_file)
     except OSError as err:
-        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {_reason(err)}") from None
+        raise PerturbsimError(f"cannot read {str(weights_file)!r}: {os_reason(err)}") from None
     if weights_checksum != config["weights_sha256"]:
         raise PerturbsimError(
             f"{str(weights_file)!r} does not match the checksum in config.json "
