@@ -17,40 +17,44 @@ measured singles, with a handful of coefficients fitted on the training pairs:
 Both the fit and the features read each pair on its :data:`ROLE_GENES` genes where the singles
 change most (off the pair's targets): the genes where neither single moves out of its noise
 decide nothing of how the two combine, and on all genes they outweigh the rest. The six
-coefficients are fitted by least squares on every training pair whose two genes were
-measured alone (each pair's own targets left out), corrected for the noise of the measured
-singles when their error variances are given (:func:`noise_gram`: errors in variables
-attenuate the weaker single's coefficient, and with it the interaction of unequal pairs),
-with a ridge penalty pulling them towards the sum of the singles (coefficients 1, 0, 0 for
-both roles). The penalty is chosen by the
-held-out error among :data:`RIDGES`, each pair held out together with every pair sharing one
-of its genes (pairs sharing a gene are not independent: held out alone, a pair is predicted by
-coefficients fitted on its genes' other pairs, an optimistic test when few genes make many
-pairs), and an infinite penalty (the sum itself) is kept unless some penalty predicts the
-held-out pairs better, consistently: the mean over pairs of each pair's held-out gain must
-pass a one-sided t-test at level :data:`LEVEL` (a lower held-out error alone is too easy a bar
-for six coefficients on a handful of noisy pairs; the bar, :func:`gain_bar`, is 4.3 standard
-errors for 3 pairs, 2.8 for 5, 2.0 for many). With no interaction to learn, or too few pairs
-to tell, the prediction is the additive baseline (with ``shared_change``, see below: a small
-shared coefficient may remain). The held-out fits reuse per-pair normal
-equations, so the choice costs little more than one fit.
+coefficients are fitted by least squares on every training pair whose two genes were measured
+alone (each pair's own targets left out), corrected for the noise of the measured singles when
+their error variances are given (:func:`noise_gram`: errors in variables attenuate the weaker
+single's coefficient, and with it the interaction of unequal pairs; :func:`selection_noise`: the
+role genes are chosen on those same noisy singles, which adds a term at the choice's threshold),
+with a ridge penalty pulling them towards the sum of the singles (coefficients 1, 0, 0 for both
+roles). The penalty is chosen by the held-out error among :data:`RIDGES`, each pair held out
+together with every pair sharing one of its genes (pairs sharing a gene are not independent:
+held out alone, a pair is predicted by coefficients fitted on its genes' other pairs, an
+optimistic test when few genes make many pairs), and an infinite penalty (the sum itself) is
+kept unless some penalty predicts the held-out pairs better, consistently: the mean over pairs
+of each pair's held-out gain must pass a one-sided t-test at level :data:`LEVEL` (a lower
+held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs; the
+bar, :func:`gain_bar`, is 4.3 standard errors for 3 pairs, 2.8 for 5, 2.0 for many). With no
+interaction to learn, or too few pairs to tell, the prediction is the additive baseline (with
+``shared_change``, see below: a small shared coefficient may remain). The held-out fits reuse
+per-pair normal equations, so the choice costs little more than one fit.
 
 With ``shared_change`` (on in the default model, :class:`~perturbsim.models.Stacked`, for its
-pairs of measured singles; opt-in for :class:`PairInteraction`, ``interaction_shared`` in
-the catalogue; how it was chosen: ``benchmarks/RESULTS.md``) one more candidate competes with
-the role fits on the same held-out error and bar: the pair as its singles' sum less a share
-``shared`` of the change they **share** gene by gene (:func:`shared_part`: where both
-singles move a gene the same way, the smaller of the two moves; 0 where they disagree). One
-coefficient: ``shared`` 0 is the sum, 1 the larger single wherever the two agree (a pathway
-both reach saturates, so the pair moves its genes no further than its stronger member), and
-pairs whose singles are alike lose the most, unlike ones nothing. It is fitted by least
-squares on the same genes, without the noise correction (the shared change of two noisy
-singles is not linear in them): the singles' noise inflates it (on development screens,
-simulated Norman-sized, simulator seeds 1 and 2, ``combo`` splits 1-2: 0.72, 0.76, 0.58 and
-0.59 fitted on the measured singles against 0.58, 0.62, 0.47 and 0.46 on the noiseless
-truth), which damps co-directional noise in the predicted pair. Nothing bounds it: above 1 a
-pair moves the genes both singles move alike less than its stronger single does (on the
-simulated ``small`` screen, ``combo`` split 0: 1.04), below 0 more than their sum.
+pairs of measured singles; opt-in for :class:`PairInteraction`, ``interaction_shared`` in the
+catalogue; how it was chosen: ``benchmarks/RESULTS.md``) one more candidate competes with the
+role fits on the same held-out error and bar: the pair as its singles' sum less a share
+``shared`` of the change they **share** gene by gene (:func:`shared_part`: where both singles
+move a gene the same way, the smaller of the two moves; 0 where they disagree). One coefficient:
+``shared`` 0 is the sum, 1 the larger single wherever the two agree (a pathway both reach
+saturates, so the pair moves its genes no further than its stronger member), and pairs whose
+singles are alike lose the most, unlike ones nothing. It is fitted by least squares on the same
+genes, its moment corrected for the singles' noise as the role fit's is (:func:`shared_noise`,
+:func:`selection_noise`; its gram is not, so the noise attenuates the coefficient towards the
+sum; where the singles' shared part varies no more than their noise says it would, the fit is
+undefined and does not compete). Uncorrected (until the forty-ninth pass) the singles' noise
+inflated it: the measured pair's residual about the sum of its singles carries minus their
+errors, which the shared part of two noisy singles shares, so the fit damped the singles'
+co-directional noise and read it as buffering (on exactly additive pairs built from simulated
+singles at their own noise, ``benchmarks/bench_additive_pairs.py``, a shared coefficient of
+0.2-1.1 and 1.07-1.6 times the sum's error on their strongest genes; with the corrections
+0.00-0.01 and 1.00; ``benchmarks/RESULTS.md``). Nothing bounds it: above 1 a pair moves the
+genes both singles move alike less than its stronger single does, below 0 more than their sum.
 
 Where no fit passes the bar, the shared-change fit is not dropped but **shrunk by its noise**
 (:func:`~perturbsim.models._stacking.james_stein_factor`, as the default model's weights are:
@@ -59,25 +63,8 @@ coefficient refitted without each pair's held-out group), so that a buffering th
 pairs agree on but cannot yet show in held-out error still shapes the pairs, in proportion
 to how well it is determined; a coefficient within its noise is 0, the sum (on pairs with
 no interaction a small share remains one time in three to five: in synthetic tests of 5 to
-30 pairs, ``|shared|`` at most 0.07, its median 0.005-0.02). **Not so at the noise of real
-singles**: a review (forty-seventh pass) built exactly additive pairs from the simulated
-``small`` screen's measured singles and their own standard errors (about 100 cells a
-condition) and found a fit other than the sum chosen on 30 of 30 draws of 10 or 30 pairs,
-the shared-change fit at 0.6-0.86 (0.11 at the noise of six times as many cells), both
-passing the held-out bar, and predicting fresh additive pairs worse than their sum on
-their 20 strongest genes (0.038-0.041 against 0.034). The held-out error is that of noisy
-measured pairs: a fit that damps the singles' co-directional noise gains there while it
-also damps the shared signal of the genes both singles move, which the scores judge; and
-the role genes are chosen on the noisy singles, so their noise exceeds what
-:func:`noise_gram` corrects. On the simulations' pairs, which do interact, the fits still
-score above the sum (``benchmarks/RESULTS.md``); on a screen of additive pairs they bias
-the prediction towards buffering. Open: ``benchmarks/bench_additive_pairs.py`` measures
-it (on ``small``: 1.4-1.6 times the sum's error on 10-30 pairs, 7.7 on 5); fitting and
-judging across the screen's split halves (the column from one half's singles, the target
-the pair less the other half's sum) keeps the sum on additive pairs but attenuates the real
-buffering of the simulated screens by more than it gains (forty-eighth pass, not adopted;
-``RESULTS.md``). Each refit leaves out a pair's held-out group (the pair and every pair
-sharing a gene), several pairs, and strays the
+30 pairs, ``|shared|`` at most 0.07, its median 0.005-0.02). Each refit leaves out a pair's
+held-out group (the pair and every pair sharing a gene), several pairs, and strays the
 further the more it leaves out, so ``σ²`` is the delete-d jackknife's: each refit's squared
 deviation weighted by ``(n - d) / d``, ``d`` the pairs it left out (the plain delete-one
 formula, with every ``d`` 1, overstated ``σ²`` by about the groups' size). A refit left with
@@ -128,6 +115,12 @@ instead of all lowered that error on all 8 splits tried (seed 1, splits 1-2: 0.0
 0.027; seeds 2 and 3, splits 1-3: 0.074 to 0.065 and 0.095 to 0.080; on 300 genes, seed 1:
 0.030). It did not rank genetic interactions better on seeds 2 and 3 (precision@10 of
 suppression 0.03 and 0.07 against 0.03 and 0.13 on all genes), only on seed 1."""
+BOUNDARY_GENES = 20
+"""Candidate genes either side of the :data:`ROLE_GENES`-th whose larger changes estimate the
+density at the role genes' threshold (:func:`selection_noise`). Chosen on development screens
+(simulated ``small`` seed 57 and Norman-sized seed 37, pairs built without interaction): the
+shared coefficient left by 5, 10 and 20 either side -0.036, -0.024 and -0.011 on ``small``,
+-0.012, -0.007 and -0.003 on Norman-sized (0.169 and 0.050 without the term)."""
 LEVEL = 0.025
 """Level of the one-sided t-test the mean held-out gain over pairs must pass for a fit to be
 kept."""
@@ -203,6 +196,88 @@ def shared_part(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     alike = np.sign(a) == np.sign(b)
     return np.where(alike, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
+
+
+def shared_noise(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarray) -> float:
+    """What the singles' noise adds, in expectation, to their :func:`shared_part`'s product with it.
+
+    With singles measured with independent Gaussian errors of variances ``var_a`` and
+    ``var_b``, the shared part's expected product with the sum of those errors is, by
+    Stein's lemma (the shared part is continuous and, almost everywhere, moves one for one
+    with the smaller single where both move a gene alike, else not at all), the smaller
+    single's error variance summed over the genes both move alike. Its estimate, that sum
+    read off the measured singles, is what :func:`fit_pair_roles` removes from the
+    shared-change fit's moment: the measured pair's residual about the sum of the singles
+    carries minus their errors, so without it a pair with no interaction looks buffered
+    (the fit damps the singles' shared noise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.array([2.0, -1.0, 3.0, 0.0]), np.array([0.5, -4.0, -3.0, 1.0])
+    >>> round(shared_noise(a, b, np.full(4, 0.1), np.full(4, 0.2)), 6)  # b smaller, then a
+    0.3
+    """
+    alike = (np.sign(a) == np.sign(b)) & (a != 0.0)
+    smaller = np.where(np.abs(a) <= np.abs(b), var_a, var_b)
+    return float(smaller[alike].sum())
+
+
+def selection_noise(
+    a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """What choosing the :func:`role_genes` on the noisy singles adds to the errors' products.
+
+    The role genes are those whose larger change ``m = max(|a|, |b|)`` passes a threshold
+    ``t`` read off the same singles, so the noise that lifts a gene over ``t`` is the noise
+    the fits' columns then multiply. Stein's lemma on a column's product with the singles'
+    errors, restricted to ``m > t``, gains beside the terms of :func:`noise_gram` and
+    :func:`shared_noise` one at the threshold: the larger single's error variance times the
+    column's value times the sign of the larger single, times the density of ``m`` at ``t``.
+    Estimated from the :data:`BOUNDARY_GENES` candidates ranked either side of the
+    :data:`ROLE_GENES`-th: their summed products over the span of their ``m``. On pairs
+    without interaction, omitting it left the noise-corrected shared coefficient at
+    0.05-0.17 (:data:`BOUNDARY_GENES`).
+
+    Parameters
+    ----------
+    a, b
+        ``(G,)`` the two singles' changes.
+    var_a, var_b
+        ``(G,)`` their error variances.
+    keep
+        ``(G,)`` mask of the genes the role genes are chosen from.
+
+    Returns
+    -------
+    ``(3,)``: the threshold's term for the ``big`` role's column, the ``small`` role's
+    (:func:`roles`, before their features) and the :func:`shared_part`; 0 where every
+    candidate is a role gene or the span is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.linspace(3.0, 0.1, 300), np.linspace(2.0, 0.05, 300)
+    >>> noise = np.full(300, 0.01)
+    >>> selection_noise(a, b, noise, noise, np.ones(300, dtype=bool)).round(4)
+    array([2.1519, 1.4287, 1.4287])
+    >>> selection_noise(a[:50], b[:50], noise[:50], noise[:50], np.ones(50, dtype=bool))
+    array([0., 0., 0.])
+    """
+    candidates = np.flatnonzero(keep)
+    if len(candidates) <= ROLE_GENES:
+        return np.zeros(3)
+    larger = np.maximum(np.abs(a[candidates]), np.abs(b[candidates]))
+    order = np.argsort(-larger, kind="stable")
+    window = order[max(0, ROLE_GENES - BOUNDARY_GENES) : ROLE_GENES + BOUNDARY_GENES]
+    span = float(larger[window[0]] - larger[window[-1]])
+    if span <= 0.0:
+        return np.zeros(3)
+    genes = candidates[window]
+    big, small = roles(a[genes], b[genes])
+    variance = np.where(np.abs(a[genes]) >= np.abs(b[genes]), var_a[genes], var_b[genes])
+    columns = np.stack([np.abs(big), small * np.sign(big), np.abs(shared_part(big, small))])
+    return columns @ variance / span
 
 
 def role_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -394,9 +469,11 @@ def fit_pair_roles(
         The two genes of each pair; ``None``: each pair held out alone.
     noise
         ``(P, G)`` each, the error variances of ``singles_a`` and ``singles_b`` (their
-        squared standard errors); ``None``: the singles are taken as exact. The role fit is
-        then corrected for errors in the variables (:func:`noise_gram`); the shared-change
-        fit is not.
+        squared standard errors); ``None``: the singles are taken as exact. Both fits are
+        then corrected for errors in the variables: the role fit's equations
+        (:func:`noise_gram`), both fits' moments for the role genes' choice on the noisy
+        singles (:func:`selection_noise`), the shared-change fit's moment
+        (:func:`shared_noise`).
     shared_change
         Whether the shared-change fit competes with the role fits, and is kept shrunk by
         its noise where none passes the bar (default: role fits only; see the module
@@ -425,6 +502,7 @@ def fit_pair_roles(
     # per pair: the normal equations of its measured singles, and what their noise adds;
     # and those of the shared-change fit, whose one column is minus the shared part
     grams, moments, energies, biases, shared_grams, shared_moments = [], [], [], [], [], []
+    shared_excess, selections = [], []
     for a, b, y, kept, var_a, var_b in zip(
         singles_a, singles_b, measured, keep, noise_a, noise_b, strict=True
     ):
@@ -435,10 +513,14 @@ def fit_pair_roles(
         moments.append(design.T @ residual)
         energies.append(float(residual @ residual))
         biases.append(noise_gram(a[k], b[k], var_a[k], var_b[k]))
+        threshold = selection_noise(a, b, var_a, var_b, kept)
+        features = pair_features(a[k], b[k])
+        selections.append(np.concatenate([threshold[0] * features, threshold[1] * features]))
         if shared_change:
             column = -shared_part(a[k], b[k])
             shared_grams.append([[column @ column]])
             shared_moments.append([column @ residual])
+            shared_excess.append([shared_noise(a[k], b[k], var_a[k], var_b[k]) + threshold[2]])
     grams_arr, moments_arr, biases_arr = np.stack(grams), np.stack(moments), np.stack(biases)
     scale = float(np.trace(grams_arr.sum(axis=0))) / grams_arr.shape[1]
     additive_error = float(np.sum(energies))
@@ -446,15 +528,18 @@ def fit_pair_roles(
         return PairRoles.additive(n_pairs)
     # the role fit's normal equations, corrected for the singles' noise (errors in variables)
     fit_grams = grams_arr - biases_arr
-    fit_moments = moments_arr + biases_arr @ ADDITIVE
+    fit_moments = moments_arr + biases_arr @ ADDITIVE + np.array(selections)
     candidates = [
         _Candidate(ridge, fit_grams, fit_moments, grams_arr, moments_arr, ridge * scale)
         for ridge in RIDGES
     ]
-    if shared_change:  # one coefficient, unpenalised, its equations not corrected for noise
+    # the shared-change fit: one coefficient, unpenalised, its moment corrected for the noise;
+    # undefined where the singles' shared part varies no more than their noise says it would
+    excess = np.array(shared_excess)
+    if shared_change and float(np.sum(shared_grams) - excess.sum()) > 0.0:
         shared_gram, shared_moment = np.array(shared_grams), np.array(shared_moments)
         candidates.append(
-            _Candidate(None, shared_gram, shared_moment, shared_gram, shared_moment, 0.0)
+            _Candidate(None, shared_gram, shared_moment - excess, shared_gram, shared_moment, 0.0)
         )
     held_out = _held_out_with(genes, n_pairs)
     bar = gain_bar(n_pairs)
