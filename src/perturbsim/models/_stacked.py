@@ -700,8 +700,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         Each gene's single is predicted as an unseen single is (:meth:`_point_change`), and
         the two are combined by :attr:`predicted_pair_roles`: the role fit, as measured
         singles are when it is chosen for them, but never the shared-change fit, whose
-        coefficient is fitted on measured singles and damps their noise, and which would
-        read the mean change both predicted singles are built on as a shared pathway.
+        coefficient is fitted on measured singles, and which would read the mean change
+        both predicted singles are built on as a shared pathway.
         Returns ``(len(pairs), G)``.
         """
         genes = sorted({g for pair in pairs for g in pair})
