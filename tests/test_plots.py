@@ -81,6 +81,29 @@ def test_metric_bars_refuse_a_coverage_table_that_is_none(result):
             pl.metric_bars(result, metric="nmse_de", coverage=bad)
 
 
+def test_plots_refuse_tables_of_words_or_of_repeated_rows(result):
+    # a summary whose numbers are words, or that holds a model's subgroup twice (two
+    # summaries concatenated), is refused in one line naming it, not drawn from numpy's error;
+    # so is a training history whose losses are text
+    summary = result.summary()
+    worded = summary.astype({"mean": object, "ci_low": object})
+    worded.loc[worded.index[0], "mean"] = "high"
+    with pytest.raises(ps.PerturbsimError, match=r"^data's column 'mean' must hold numbers"):
+        pl.metric_bars(worded, metric="nmse_de")
+    worded = summary.astype({"ci_low": object})
+    worded.loc[worded.index[0], "ci_low"] = "x"
+    with pytest.raises(ps.PerturbsimError, match=r"^data's column 'ci_low' .* got 'x'$"):
+        pl.metric_bars(worded, metric="nmse_de")
+    with pytest.raises(ps.PerturbsimError, match="more than once: pass one summary"):
+        pl.metric_bars(pd.concat([summary, summary]), metric="nmse_de")
+    assert isinstance(pl.metric_bars(summary, metric="nmse_de"), Axes)
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": ["4.5", "4.2"], "val_loss": 0.1})
+    words = "column 'train_loss' must hold numbers, got '4.5'"
+    with pytest.raises(ps.PerturbsimError, match=words):
+        pl.training_history(history)
+    plt.close("all")
+
+
 def test_metric_bars_fit_the_value_axis_to_the_bars_not_to_wide_intervals(result):
     summary = result.summary()
     rows = summary[summary["metric"] == "nmse_de"].copy()

@@ -271,15 +271,25 @@ def check_file(path: Path, what: str = "file") -> Path:
 
 
 def checked_table(
-    data: object, columns: Sequence[str], what: str, *, kind: str = "a DataFrame"
+    data: object,
+    columns: Sequence[str],
+    what: str,
+    *,
+    kind: str = "a DataFrame",
+    numeric: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """``data`` if it is a DataFrame with ``columns``.
+    """``data`` if it is a DataFrame with ``columns``, those of ``numeric`` it has numbers.
+
+    ``numeric`` names columns (required or optional) whose values must be numbers or
+    missing (NaN), not text (numbers written as text included) nor booleans; a column of
+    ``numeric`` the table lacks is not checked.
 
     Raises
     ------
     PerturbsimError
         One line naming what ``data`` is instead (its type, or the columns it lacks and
-        those it has), what it must be (``kind``) and the columns needed.
+        those it has), what it must be (``kind``) and the columns needed; or the column of
+        ``numeric`` holding something else, and its first such value.
 
     Examples
     --------
@@ -290,6 +300,10 @@ def checked_table(
     Traceback (most recent call last):
     ...
     perturbsim._errors.PerturbsimError: g must be a DataFrame with the columns ['gene'], got dict
+    >>> checked_table(pd.DataFrame({"mean": [0.3, "high"]}), ["mean"], "s", numeric=["mean"])
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: s's column 'mean' must hold numbers, got 'high'
     """
     if not isinstance(data, pd.DataFrame):
         raise PerturbsimError(
@@ -301,6 +315,15 @@ def checked_table(
             f"no columns {missing} in {what} (it has {shown_list(data.columns, 8) or 'none'}): "
             f"it must be {kind} with the columns {list(columns)}"
         )
+    for column in (c for c in numeric if c in data.columns):
+        values = data[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        for value in values:
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) or pd.isna(value)):
+                raise PerturbsimError(
+                    f"{what}'s column {column!r} must hold numbers, got {value!r}"
+                )
     return data
 
 

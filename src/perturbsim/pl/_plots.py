@@ -266,11 +266,19 @@ def metric_bars(
         ["model", "subgroup", "metric", "mean"],
         "data",
         kind="an EvaluationResult or its summary() table",
+        numeric=["mean", "ci_low", "ci_high", "n_seeds"],
     )
     rows = summary[summary["metric"] == metric]
     if rows.empty:
         raise PerturbsimError(
             f"metric {metric!r} not in the summary; present: {sorted(summary['metric'].unique())}"
+        )
+    twice = rows.duplicated(["model", "subgroup"])
+    if twice.any():
+        model, group = rows.loc[twice, ["model", "subgroup"]].iloc[0]
+        raise PerturbsimError(
+            f"data holds {metric!r} of model {model!r} in subgroup {group!r} more than once: "
+            "pass one summary() table (one row per model, subgroup and metric)"
         )
     present = list(dict.fromkeys(rows["model"]))
     if isinstance(data, EvaluationResult):
@@ -633,7 +641,7 @@ def training_history(
         )
     if table.empty:
         raise PerturbsimError(_why_no_history(history))
-    checked_table(table, HISTORY_COLUMNS, "the history table")
+    checked_table(table, HISTORY_COLUMNS, "the history table", numeric=HISTORY_COLUMNS)
     keys = [c for c in ("model", "seed", "member") if c in table.columns and table[c].nunique() > 1]
     # every row a run, a missing model or seed too (a group of its own, named "nan")
     groups = table.groupby(keys, sort=False, dropna=False) if keys else [((), table)]

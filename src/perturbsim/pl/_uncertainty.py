@@ -18,11 +18,18 @@ from ._colours import model_colours, subgroup_colour
 from ._plots import _axes, plain_log_labels
 
 
-def _table(data: EvaluationResult | pd.DataFrame, what: str, columns: list[str]) -> pd.DataFrame:
-    """The ``what`` table of an evaluation (``data``'s, or ``data`` itself), with ``columns``."""
+def _table(
+    data: EvaluationResult | pd.DataFrame, what: str, columns: list[str], numeric: list[str]
+) -> pd.DataFrame:
+    """The ``what`` table of an evaluation (``data``'s, or ``data`` itself), with ``columns``.
+
+    Those of ``numeric`` must hold numbers (:func:`~perturbsim._checks.checked_table`).
+    """
     table = getattr(data, what) if isinstance(data, EvaluationResult) else data
     table = table() if callable(table) else table
-    table = checked_table(table, columns, "data", kind=f"an EvaluationResult or its {what} table")
+    table = checked_table(
+        table, columns, "data", kind=f"an EvaluationResult or its {what} table", numeric=numeric
+    )
     if table.empty:
         raise PerturbsimError("no model of this evaluation has a predictive variance")
     return table
@@ -84,7 +91,9 @@ def uncertainty_vs_error(
     if genes not in ("de", "all"):
         raise PerturbsimError(f"genes must be 'de' or 'all', got {genes!r}")
     error = f"error_{genes}"
-    table = _table(data, "uncertainty", ["model", "subgroup", "uncertainty", error])
+    table = _table(
+        data, "uncertainty", ["model", "subgroup", "uncertainty", error], ["uncertainty", error]
+    )
     rows = table[table["model"] == model]
     if rows.empty:
         raise PerturbsimError(
@@ -159,13 +168,12 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     on the diagonal: intervals as wide as they claim
     below it: too narrow; above it: too wide
     """
-    table = _table(data, "calibration", ["model", "genes", "nominal", "observed"])
+    table = _table(
+        data, "calibration", ["model", "genes", "nominal", "observed"], ["nominal", "observed"]
+    )
     unknown = sorted(set(map(str, table["genes"])) - {"de", "all"})
     if unknown:
         raise PerturbsimError(f"calibration: column 'genes' must hold 'de' or 'all', got {unknown}")
-    for column in ("nominal", "observed"):
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            raise PerturbsimError(f"calibration: column {column!r} must hold numbers")
     ax = _axes(ax, (4.4, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     colours = model_colours(list(table["model"].unique()))
