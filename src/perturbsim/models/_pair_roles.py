@@ -182,13 +182,27 @@ def role_genes(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> 
     return mask
 
 
-def roles(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roles(
+    a: np.ndarray, b: np.ndarray, values: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Gene by gene, the single with the larger absolute change and the other.
 
-    Returns ``(big, small)``; ``a`` is ``big`` on ties.
+    Returns ``(big, small)``; ``a`` is ``big`` on ties. With ``values``, a pair ``(x, y)``
+    belonging to ``a`` and ``b`` (e.g. their error variances), returns those instead, in
+    the same roles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.array([1.0, -3.0]), np.array([-2.0, 1.0])
+    >>> roles(a, b)
+    (array([-2., -3.]), array([1., 1.]))
+    >>> roles(a, b, (np.array([0.1, 0.1]), np.array([0.2, 0.2])))
+    (array([0.2, 0.1]), array([0.1, 0.2]))
     """
+    x, y = (a, b) if values is None else values
     a_bigger = np.abs(a) >= np.abs(b)
-    return np.where(a_bigger, a, b), np.where(a_bigger, b, a)
+    return np.where(a_bigger, x, y), np.where(a_bigger, y, x)
 
 
 def shared_part(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -227,7 +241,7 @@ def shared_noise(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndar
     0.3
     """
     alike = (np.sign(a) == np.sign(b)) & (a != 0.0)
-    smaller = np.where(np.abs(a) <= np.abs(b), var_a, var_b)
+    _, smaller = roles(a, b, (var_a, var_b))
     return float(smaller[alike].sum())
 
 
@@ -283,7 +297,7 @@ def selection_noise(
         return np.zeros(3)
     genes = candidates[window]
     big, small = roles(a[genes], b[genes])
-    variance = np.where(np.abs(a[genes]) >= np.abs(b[genes]), var_a[genes], var_b[genes])
+    variance, _ = roles(a[genes], b[genes], (var_a[genes], var_b[genes]))
     columns = np.stack([np.abs(big), small * np.sign(big), np.abs(shared_part(big, small))])
     return columns @ variance / span
 
@@ -332,9 +346,7 @@ def noise_gram(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarra
     >>> float(bias[0, 0]), float(bias[3, 3]), float(bias[0, 3])  # big, small, no cross term
     (0.5, 1.0, 0.0)
     """
-    a_bigger = np.abs(a) >= np.abs(b)
-    big = float(np.where(a_bigger, var_a, var_b).sum())
-    small = float(np.where(a_bigger, var_b, var_a).sum())
+    big, small = (float(v.sum()) for v in roles(a, b, (var_a, var_b)))
     features = pair_features(a, b)
     n = features.size
     bias = np.zeros((2 * n, 2 * n))
