@@ -21,6 +21,7 @@ from perturbsim.models._pair_roles import (
     role_design,
     role_genes,
     roles,
+    selection_equations,
     selection_noise,
     shared_noise,
     shared_part,
@@ -425,7 +426,7 @@ def test_stein_terms_are_what_the_singles_noise_adds_to_the_products_with_it():
         stein = noise_gram(a[k], b[k], var_a[k], var_b[k])[[0, 3], [0, 3]]
         base = [*stein, shared_noise(a[k], b[k], var_a[k], var_b[k])]
         without_threshold.append(base)
-        predicted.append(np.array(base) + selection_noise(a, b, var_a, var_b, keep))
+        predicted.append(np.array(base) + selection_noise(a, b, var_a, var_b, keep, a + b)[:3])
     realised, predicted = np.mean(realised, axis=0), np.mean(predicted, axis=0)
     np.testing.assert_allclose(predicted[[0, 2]], realised[[0, 2]], rtol=0.05)
     assert realised[1] < predicted[1] < 1.25 * realised[1]
@@ -464,6 +465,52 @@ def test_pairs_that_do_not_interact_keep_their_sum_at_the_noise_of_their_singles
     shared = fit_pair_roles(first, second, measured_pairs, keep, names, noise, True)
     assert shared.ridge == 0.0 and abs(shared.shared) < 0.05  # 0.025
     monkeypatch.setattr(_pair_roles, "shared_noise", lambda *_: 0.0)
-    monkeypatch.setattr(_pair_roles, "selection_noise", lambda *_: np.zeros(3))
+    monkeypatch.setattr(_pair_roles, "selection_noise", lambda *_: np.zeros(4))
     uncorrected = fit_pair_roles(first, second, measured_pairs, keep, names, noise, True)
     assert uncorrected.shared > 0.15  # 0.21
+
+
+def test_corrected_role_equations_average_those_of_the_true_singles():
+    # a pair 0.7 times the sum of its singles, the second single far the weaker (roles the
+    # noise cannot swap), measured many times: the role fit's normal equations from the noisy
+    # singles, less what their noise and the role genes' choice on it add, average those of
+    # the true singles on the same genes; without the choice's part of the gram the big
+    # role's own entry is 6 % high, and the fitted coefficient (1.0 is the sum) too close to 1
+    rng = np.random.default_rng(5)
+    true_a, true_b = rng.normal(size=400), 0.2 * rng.normal(size=400)
+    variance, keep = np.full(400, 0.04), np.ones(400, dtype=bool)
+    true_pair = 0.7 * (true_a + true_b)
+    corrected, without_choice_gram, true = [], [], []
+    for _ in range(1500):
+        a = true_a + rng.normal(size=400) * 0.2
+        b = true_b + rng.normal(size=400) * 0.2
+        pair = true_pair + rng.normal(size=400) * 0.2
+        k = role_genes(a, b, keep)
+        features = pair_features(a[k], b[k])
+        design = role_design(a[k], b[k])
+        noise = noise_gram(a[k], b[k], variance[k], variance[k])
+        choice_gram, choice_moment = selection_equations(
+            selection_noise(a, b, variance, variance, keep, pair), features
+        )
+        gram = design.T @ design - noise
+        moment = design.T @ (pair[k] - design @ ADDITIVE) + noise @ ADDITIVE - choice_moment
+        corrected.append((gram - choice_gram, moment))
+        without_choice_gram.append((gram, moment))
+        big, small = roles(true_a[k], true_b[k])
+        exact = np.concatenate([big[:, None] * features, small[:, None] * features], axis=1)
+        true.append((exact.T @ exact, exact.T @ (true_pair[k] - exact @ ADDITIVE)))
+
+    def mean_equations(equations):
+        return [np.mean([e[i] for e in equations], axis=0) for i in (0, 1)]
+
+    (gram, moment), (exact_gram, exact_moment) = mean_equations(corrected), mean_equations(true)
+    np.testing.assert_allclose(gram[0, 0], exact_gram[0, 0], rtol=0.01)
+    np.testing.assert_allclose(moment[0], exact_moment[0], rtol=0.02)
+    assert mean_equations(without_choice_gram)[0][0, 0] > 1.04 * exact_gram[0, 0]
+
+    def big_coefficient(gram, moment):  # the intercept block: big and small, features aside
+        block = np.ix_([0, 3], [0, 3])
+        return 1.0 + np.linalg.solve(gram[block], moment[[0, 3]])[0]
+
+    assert big_coefficient(gram, moment) == pytest.approx(0.70, abs=0.005)
+    assert big_coefficient(*mean_equations(without_choice_gram)) > 0.705

@@ -20,19 +20,20 @@ decide nothing of how the two combine, and on all genes they outweigh the rest. 
 coefficients are fitted by least squares on every training pair whose two genes were measured
 alone (each pair's own targets left out), corrected for the noise of the measured singles when
 their error variances are given (:func:`noise_gram`: errors in variables attenuate the weaker
-single's coefficient, and with it the interaction of unequal pairs; :func:`selection_noise`: the
-role genes are chosen on those same noisy singles, which adds a term at the choice's threshold,
-corrected in the moments only: the gram lacks its part, which attenuates a real interaction
-towards the sum, by about 15 % in a review's Monte Carlo, true ``c_big`` 0.70 fitted at 0.75;
-open), with a ridge penalty pulling them towards the sum of the singles (coefficients 1, 0, 0
-for both roles). The penalty is chosen by the held-out error among :data:`RIDGES`, each pair
-held out together with every pair sharing one of its genes (pairs sharing a gene are not
-independent: held out alone, a pair is predicted by coefficients fitted on its genes' other
-pairs, an optimistic test when few genes make many pairs), and an infinite penalty (the sum
-itself) is kept unless some penalty predicts the held-out pairs better, consistently: the mean
-over pairs of each pair's held-out gain must pass a one-sided t-test at level :data:`LEVEL` (a
-lower held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs;
-the bar, :func:`gain_bar`, is 4.3 standard errors for 3 pairs, 2.8 for 5, 2.0 for many). With no
+single's coefficient, and with it the interaction of unequal pairs; :func:`selection_noise` and
+:func:`selection_equations`: the role genes are chosen on those same noisy singles, which adds a
+term at the choice's threshold to both sides of the equations; corrected in the moments only, as
+until the fiftieth pass, it attenuated a real interaction towards the sum: true ``c_big`` 0.70
+read at 0.71 from the expected equations where the roles are clear, 0.70 with the gram corrected
+too), with a ridge penalty pulling them towards the sum of the singles (coefficients 1, 0, 0 for
+both roles). The penalty is chosen by the held-out error among :data:`RIDGES`, each pair held
+out together with every pair sharing one of its genes (pairs sharing a gene are not independent:
+held out alone, a pair is predicted by coefficients fitted on its genes' other pairs, an
+optimistic test when few genes make many pairs), and an infinite penalty (the sum itself) is
+kept unless some penalty predicts the held-out pairs better, consistently: the mean over pairs
+of each pair's held-out gain must pass a one-sided t-test at level :data:`LEVEL` (a lower
+held-out error alone is too easy a bar for six coefficients on a handful of noisy pairs; the
+bar, :func:`gain_bar`, is 4.3 standard errors for 3 pairs, 2.8 for 5, 2.0 for many). With no
 interaction to learn, or too few pairs to tell, the prediction is the additive baseline (with
 ``shared_change``, see below: a small shared coefficient may remain; at the noise of real
 singles a role fit close to the sum is still chosen on most draws of pairs without interaction,
@@ -125,10 +126,10 @@ BOUNDARY_GENES = 20
 density at the role genes' threshold (:func:`selection_noise`). Chosen on development screens
 (simulated ``small`` seed 57 and Norman-sized seed 37, pairs built without interaction): the
 shared coefficient left by 5, 10 and 20 either side -0.036, -0.024 and -0.011 on ``small``,
--0.012, -0.007 and -0.003 on Norman-sized (0.169 and 0.050 without the term). A review found
-that trend mostly the estimator's own bias: ``n`` genes span ``n - 1`` gaps, so ``n / span``
-overstates the density by about ``n / (n - 2)`` (5 % at 40 genes, 25 % at 10); left as
-chosen (a correction would change the fits and needs its own rule)."""
+-0.012, -0.007 and -0.003 on Norman-sized (0.169 and 0.050 without the term), with the density
+then read as ``n / span``, which a review found overstates it by about ``n / (n - 2)`` (5 % at
+40 genes, 25 % at 10) and likely made most of that trend; the density has been ``(n - 2) /
+span`` since the fiftieth pass (rule H50, ``benchmarks/RESULTS.md``), the window as chosen."""
 LEVEL = 0.025
 """Level of the one-sided t-test the mean held-out gain over pairs must pass for a fit to be
 kept."""
@@ -246,20 +247,31 @@ def shared_noise(a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndar
 
 
 def selection_noise(
-    a: np.ndarray, b: np.ndarray, var_a: np.ndarray, var_b: np.ndarray, keep: np.ndarray
+    a: np.ndarray,
+    b: np.ndarray,
+    var_a: np.ndarray,
+    var_b: np.ndarray,
+    keep: np.ndarray,
+    pair: np.ndarray,
 ) -> np.ndarray:
-    """What choosing the :func:`role_genes` on the noisy singles adds to the errors' products.
+    """What choosing the :func:`role_genes` on the noisy singles adds to the fits' products.
 
     The role genes are those whose larger change ``m = max(|a|, |b|)`` passes a threshold
     ``t`` read off the same singles, so the noise that lifts a gene over ``t`` is the noise
-    the fits' columns then multiply. Stein's lemma on a column's product with the singles'
-    errors, restricted to ``m > t``, gains beside the terms of :func:`noise_gram` and
-    :func:`shared_noise` one at the threshold: the larger single's error variance times the
-    column's value times the sign of the larger single, times the density of ``m`` at ``t``.
-    Estimated from the :data:`BOUNDARY_GENES` candidates ranked either side of the
-    :data:`ROLE_GENES`-th: their summed products over the span of their ``m``. On pairs
-    without interaction, omitting it left the noise-corrected shared coefficient at
-    0.05-0.17 (:data:`BOUNDARY_GENES`).
+    the fits then multiply. Stein's lemma on a product ``g`` of the measured values,
+    restricted to ``m > t``, gives beside the terms of :func:`noise_gram` and
+    :func:`shared_noise` one at the threshold: the larger single's error variance times
+    ``g``'s derivative in that single, times the sign of the larger single, times the
+    density of ``m`` at ``t``. Here, for a column ``x`` that single's error multiplies (the
+    ``big`` role's, :func:`roles`), that derivative is the other factor of the product: the
+    column itself, the ``small`` role's, the :func:`shared_part` or the measured pair
+    (:func:`selection_equations` assembles them; the fits' products with the singles'
+    errors, of the pair's residual about their sum, read the first three). The density is
+    estimated from the :data:`BOUNDARY_GENES` candidates ranked either side of the
+    :data:`ROLE_GENES`-th: ``n`` of them span ``n - 1`` gaps of the ordered ``m``, so
+    ``(n - 2) / span`` estimates it without bias (of an exponential gap's rate), and the
+    products are their mean. On pairs without interaction, omitting the term left the
+    noise-corrected shared coefficient at 0.05-0.17 (:data:`BOUNDARY_GENES`).
 
     Parameters
     ----------
@@ -269,37 +281,74 @@ def selection_noise(
         ``(G,)`` their error variances.
     keep
         ``(G,)`` mask of the genes the role genes are chosen from.
+    pair
+        ``(G,)`` the measured change of the pair (measured in other cells than the singles).
 
     Returns
     -------
-    ``(3,)``: the threshold's term for the ``big`` role's column, the ``small`` role's
-    (:func:`roles`, before their features) and the :func:`shared_part`; 0 where every
-    candidate is a role gene or the span is 0.
+    ``(4,)``: the threshold's term for the products of the ``big`` role's column (before its
+    features) with itself, with the ``small`` role's, with the :func:`shared_part` and with
+    the measured pair; 0 where every candidate is a role gene, fewer than 3 are about the
+    threshold or their span is 0.
 
     Examples
     --------
     >>> import numpy as np
     >>> a, b = np.linspace(3.0, 0.1, 300), np.linspace(2.0, 0.05, 300)
-    >>> noise = np.full(300, 0.01)
-    >>> selection_noise(a, b, noise, noise, np.ones(300, dtype=bool)).round(4)
-    array([2.1519, 1.4287, 1.4287])
-    >>> selection_noise(a[:50], b[:50], noise[:50], noise[:50], np.ones(50, dtype=bool))
-    array([0., 0., 0.])
+    >>> noise, keep = np.full(300, 0.01), np.ones(300, dtype=bool)
+    >>> selection_noise(a, b, noise, noise, keep, 0.5 * (a + b)).round(4)
+    array([2.0443, 1.3573, 1.3573, 1.7008])
+    >>> selection_noise(a[:50], b[:50], noise[:50], noise[:50], keep[:50], a[:50] + b[:50])
+    array([0., 0., 0., 0.])
     """
     candidates = np.flatnonzero(keep)
     if len(candidates) <= ROLE_GENES:
-        return np.zeros(3)
+        return np.zeros(4)
     larger = np.maximum(np.abs(a[candidates]), np.abs(b[candidates]))
     order = np.argsort(-larger, kind="stable")
     window = order[max(0, ROLE_GENES - BOUNDARY_GENES) : ROLE_GENES + BOUNDARY_GENES]
     span = float(larger[window[0]] - larger[window[-1]])
-    if span <= 0.0:
-        return np.zeros(3)
+    if span <= 0.0 or len(window) < 3:
+        return np.zeros(4)
     genes = candidates[window]
     big, small = roles(a[genes], b[genes])
     variance, _ = roles(a[genes], b[genes], (var_a[genes], var_b[genes]))
-    columns = np.stack([np.abs(big), small * np.sign(big), np.abs(shared_part(big, small))])
-    return columns @ variance / span
+    side = np.sign(big)
+    columns = [np.abs(big), small * side, np.abs(shared_part(big, small)), pair[genes] * side]
+    return np.stack(columns) @ variance * (len(window) - 2) / (len(window) * span)
+
+
+def selection_equations(
+    threshold: np.ndarray, features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """What choosing the role genes on the noisy singles adds to the role fit's equations.
+
+    From :func:`selection_noise`'s ``threshold`` terms ``(t_big, t_small, _, t_pair)`` and
+    the pair's :func:`pair_features` ``f``: the gram of :func:`role_design` gains ``2·t_big
+    f fᵀ`` in the ``big`` role's block and ``t_small f fᵀ`` in the two cross blocks (the
+    choice reads the larger change only, so the ``small`` role's own block gains nothing);
+    its product with the measured pair gains ``t_pair f`` in the ``big`` role's rows, and
+    the moment about the sum (``designᵀ (pair - design · sum)``) that less the gram's gain
+    times the sum's coefficients. On pairs with no interaction ``t_pair`` is about ``t_big
+    + t_small`` and the moment's gain ``(t_big f, t_small f)``; leaving out the gram's gain
+    (as until the fiftieth pass) attenuated a real interaction towards the sum.
+
+    Returns
+    -------
+    ``(gram (6, 6), moment (6,))``: the expected excess of each over that of the true
+    singles, both to subtract.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gram, moment = selection_equations(np.array([2.0, 1.0, 0.0, 3.0]), np.array([1.0, 0, 0]))
+    >>> gram[[0, 0, 3], [0, 3, 3]], moment[[0, 3]]  # big-big, big-small, small-small
+    (array([4., 1., 0.]), array([-2., -1.]))
+    """
+    block = np.array([[2.0 * threshold[0], threshold[1]], [threshold[1], 0.0]])
+    gram = np.kron(block, np.outer(features, features))
+    with_pair = np.concatenate([threshold[3] * features, np.zeros_like(features)])
+    return gram, with_pair - gram @ ADDITIVE
 
 
 def role_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -491,9 +540,9 @@ def fit_pair_roles(
         ``(P, G)`` each, the error variances of ``singles_a`` and ``singles_b`` (their
         squared standard errors); ``None``: the singles are taken as exact. Both fits are
         then corrected for errors in the variables: the role fit's equations
-        (:func:`noise_gram`), both fits' moments for the role genes' choice on the noisy
-        singles (:func:`selection_noise`), the shared-change fit's moment
-        (:func:`shared_noise`).
+        (:func:`noise_gram`) and for the role genes' choice on the noisy singles
+        (:func:`selection_equations`), the shared-change fit's moment for both
+        (:func:`shared_noise`, :func:`selection_noise`).
     shared_change
         Whether the shared-change fit competes with the role fits, and is kept shrunk by
         its noise where none passes the bar (default: role fits only; see the module
@@ -521,8 +570,8 @@ def fit_pair_roles(
         return PairRoles.additive(n_pairs)
     # per pair: the normal equations of its measured singles, and what their noise adds;
     # and those of the shared-change fit, whose one column is minus the shared part
-    grams, moments, energies, biases, shared_grams, shared_moments = [], [], [], [], [], []
-    shared_excess, selections = [], []
+    grams, moments, energies, excess_grams, excess_moments = [], [], [], [], []
+    shared_grams, shared_moments, shared_excess = [], [], []
     for a, b, y, kept, var_a, var_b in zip(
         singles_a, singles_b, measured, keep, noise_a, noise_b, strict=True
     ):
@@ -532,24 +581,25 @@ def fit_pair_roles(
         grams.append(design.T @ design)
         moments.append(design.T @ residual)
         energies.append(float(residual @ residual))
-        biases.append(noise_gram(a[k], b[k], var_a[k], var_b[k]))
-        threshold = selection_noise(a, b, var_a, var_b, kept)
-        features = pair_features(a[k], b[k])
-        selections.append(np.concatenate([threshold[0] * features, threshold[1] * features]))
+        noise_excess = noise_gram(a[k], b[k], var_a[k], var_b[k])
+        threshold = selection_noise(a, b, var_a, var_b, kept, y)
+        choice_gram, choice_moment = selection_equations(threshold, pair_features(a[k], b[k]))
+        excess_grams.append(noise_excess + choice_gram)
+        excess_moments.append(choice_moment - noise_excess @ ADDITIVE)
         if shared_change:
             column = -shared_part(a[k], b[k])
             shared_grams.append([[column @ column]])
             shared_moments.append([column @ residual])
             shared_excess.append([shared_noise(a[k], b[k], var_a[k], var_b[k]) + threshold[2]])
-    grams_arr, moments_arr, biases_arr = np.stack(grams), np.stack(moments), np.stack(biases)
+    grams_arr, moments_arr = np.stack(grams), np.stack(moments)
     scale = float(np.trace(grams_arr.sum(axis=0))) / grams_arr.shape[1]
     additive_error = float(np.sum(energies))
     if scale == 0.0 or additive_error == 0.0:
         return PairRoles.additive(n_pairs)
     # the role fit's normal equations, corrected for the singles' noise (errors in variables)
-    # and, in the moments, for the role genes' choice on that noise
-    fit_grams = grams_arr - biases_arr
-    fit_moments = moments_arr + biases_arr @ ADDITIVE + np.array(selections)
+    # and for the role genes' choice on that noise
+    fit_grams = grams_arr - np.array(excess_grams)
+    fit_moments = moments_arr - np.array(excess_moments)
     candidates = [
         _Candidate(ridge, fit_grams, fit_moments, grams_arr, moments_arr, ridge * scale)
         for ridge in RIDGES
