@@ -206,6 +206,24 @@ def test_write_html_report_alone(result, tmp_path):
     assert "calibrated" in Page(path.read_text(encoding="utf-8")).tables[0]["class"]
 
 
+def test_write_html_report_checks_its_input_and_path_as_write_report_does(
+    result, tmp_path, monkeypatch
+):
+    # refused in one line before any plot is drawn, as write_report refuses its folder
+    monkeypatch.setattr("perturbsim.io._report.report_plots", lambda *a, **k: pytest.fail())
+    (tmp_path / "file").write_text("")
+    for args, words in (
+        (("x", tmp_path / "page.html"), "^result must be what perturbsim.tl.evaluate returns"),
+        ((result, None), r"^path must be a path \(a str or os.PathLike\), got None"),
+        ((result, tmp_path), f"^path {re.escape(repr(str(tmp_path)))} is a folder: give the"),
+        ((result, tmp_path / "file" / "page.html"), "^cannot write the report .*'.*file' is a"),
+    ):
+        with pytest.raises(ps.PerturbsimError, match=words) as error:
+            ps.io.write_html_report(*args)
+        assert "\n" not in str(error.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
 def test_without_anchors_a_note_replaces_the_calibrated_table(_tiny_cached, tmp_path):
     result = ps.tl.evaluate(_tiny_cached, models=["no_perturb"], seeds=1, replicate=False)
     text = ps.io.write_html_report(result, tmp_path / "report.html").read_text()

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._atomic import atomic_write, write_results_dir
+from .._atomic import atomic_write, check_writable_place, write_results_dir
+from .._checks import as_path
 from .._errors import PerturbsimError
 from ..pl import (
     calibration_curve,
@@ -292,14 +293,19 @@ def write_report(
     ...     {"report.md", "report.html"} <= set(ps.io.write_report(result, out))
     True
     """
+    _check_result(result)
+    return write_results_dir(
+        out_dir, partial(_write_report, result, title=title), overwrite=overwrite
+    )
+
+
+def _check_result(result: object) -> None:
+    """Refuse what is not an evaluation, before any work (both report writers take one)."""
     if not isinstance(result, EvaluationResult):
         raise PerturbsimError(
             "result must be what perturbsim.tl.evaluate returns (an EvaluationResult), got "
             f"{type(result).__name__}"
         )
-    return write_results_dir(
-        out_dir, partial(_write_report, result, title=title), overwrite=overwrite
-    )
 
 
 def _write_report(result: EvaluationResult, out: Path, *, title: str) -> dict[str, Path]:
@@ -348,6 +354,13 @@ def write_html_report(result: EvaluationResult, path: str | Path, *, title: str 
     -------
     ``path``.
 
+    Raises
+    ------
+    PerturbsimError
+        Before any work, if ``result`` is not an evaluation, or ``path`` is not a path, is a
+        folder, or lies where nothing can be written (behind a file, in a folder this
+        process may not write into).
+
     Examples
     --------
     >>> import tempfile
@@ -358,11 +371,19 @@ def write_html_report(result: EvaluationResult, path: str | Path, *, title: str 
     ...     ps.io.write_html_report(result, Path(out) / "report.html").stat().st_size > 10_000
     True
     """
+    _check_result(result)
+    path = as_path("path", path)
+    if path.is_dir():
+        raise PerturbsimError(
+            f"path {str(path)!r} is a folder: give the page's file name, e.g. "
+            f"{str(path / 'report.html')!r} (write_report writes a folder)"
+        )
+    check_writable_place(path, "the report")
     summary = result.summary()
     page = html_report(
         result, plots=report_plots(result, summary=summary), summary=summary, title=title
     )
-    return _write_text(page, Path(path))
+    return _write_text(page, path)
 
 
 def markdown_report(
