@@ -70,6 +70,18 @@ def test_metric_bars(result):
     assert "–" in notes and not any(note.startswith("n/a") for note in notes)
 
 
+def test_metric_bars_title_gives_the_range_of_seeds_where_models_had_different_numbers(result):
+    # a model whose run failed in one seed is a mean of fewer seeds: the title says 1–2, not 2
+    summary = result.summary()
+    summary.loc[summary["model"] == "additive", "n_seeds"] = 1
+    assert pl.metric_bars(summary, metric="nmse_de").get_title().endswith("\nmean of 1–2 seeds")
+    shown = pl.metric_bars(summary, metric="nmse_de", models=["mean", "no_perturb"])
+    assert shown.get_title().endswith("\nmean of 2 seeds")  # of the bars drawn only
+    one = pl.metric_bars(summary, metric="nmse_de", models=["additive"])
+    assert one.get_title().endswith("\nmean of 1 seed")
+    plt.close("all")
+
+
 def test_metric_bars_refuse_a_coverage_table_that_is_none(result):
     coverage = result.coverage_table()
     for bad, words in (

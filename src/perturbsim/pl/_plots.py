@@ -218,10 +218,10 @@ def metric_bars(
     the bars' heights, and whiskers beyond the axis are cut there, the title saying so. A model
     with no score in a subgroup leaves a gap (a bar of height NaN) marked ``–`` where it
     predicts none of the subgroup's conditions (as the report's tables mark it), ``n/a``
-    where the metric is undefined for it. The title gives the number of
-    seeds. Each model is scored on the conditions it can
-    predict: a bar of fewer than all the subgroup's test conditions is labelled
-    ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
+    where the metric is undefined for it. The title gives the number of seeds the bars are
+    means of (a range, e.g. ``2–5 seeds``, where they differ). Each model is scored on the
+    conditions it can predict: a bar of fewer than all the subgroup's test conditions is
+    labelled ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
     does not take where the axis has room, else past its end, as its mean is not of the
     same conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
     ``coverage``). The
@@ -366,8 +366,16 @@ def metric_bars(
         else ""
     )
     shown = rows[rows["model"].isin(models) & rows["subgroup"].isin(subgroups)]
-    seeds = shown["n_seeds"].max() if "n_seeds" in shown.columns else np.nan
-    of_seeds = f"\nmean of {counted(int(seeds), 'seed')}" if np.isfinite(seeds) else ""
+    drawn = shown[np.isfinite(shown["mean"].to_numpy(dtype=float))]  # a gap is of no seed
+    seeds = drawn["n_seeds"].dropna() if "n_seeds" in drawn.columns else pd.Series()
+    fewest, most = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
+    of_seeds = (
+        ""
+        if not len(seeds)
+        else f"\nmean of {counted(most, 'seed')}"
+        if fewest == most
+        else f"\nmean of {fewest}–{most} seeds"  # a run failed, or a subgroup went untested
+    )
     # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
     width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
     ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
