@@ -56,7 +56,13 @@ class Page(HTMLParser):
         elif tag == "span":
             self._in_share = attrs.get("class") == "share"
         elif tag in ("th", "td") and self.tables:
-            self._cell = {"tag": tag, "text": "", "style": attrs.get("style", ""), "share": ""}
+            self._cell = {
+                "tag": tag,
+                "text": "",
+                "style": attrs.get("style", ""),
+                "share": "",
+                "class": attrs.get("class", ""),
+            }
             self.tables[-1]["rows"][-1]["cells"].append(self._cell)
 
     def handle_endtag(self, tag):
@@ -166,6 +172,23 @@ def test_coverage_then_one_raw_table_per_metric_with_both_anchors(result, page):
     texts = [c["text"] for t in raw for r in _model_rows(t) for c in r["cells"][1:]]
     assert all(raw_cell.match(text) for text in texts), texts
     assert not any(text.startswith("-0.000") for text in texts)
+
+
+def test_models_tied_for_the_best_score_are_all_bold(result, page):
+    # ODD is another additive model: the same predictions, the same scores, tied wherever
+    # the additive model is best, and bold with it there
+    summary = result.summary().set_index(["model", "subgroup", "metric"])["mean"]
+    assert summary.xs("additive").equals(summary.xs(ODD))
+    raw = [t for t in page.tables if "raw" in t["class"]]
+    bold = [
+        [("best" in c["class"].split()) for c in r["cells"][1:]]
+        for t in raw
+        for r in _model_rows(t)
+        if _name(r) in ("additive", ODD)
+    ]
+    assert len(bold) == 2 * len(raw)
+    assert bold[0::2] == bold[1::2]  # additive's row, then ODD's, of each table
+    assert any(any(row) for row in bold[0::2])
 
 
 def test_plots_are_embedded_and_nothing_is_fetched(result, page, report):

@@ -272,22 +272,23 @@ def _score_rows(
     """Table rows of one metric, a model a row and a subgroup a column.
 
     ``cell(score, best, share, decimals)`` renders a finite score, ``decimals`` being
-    ``digits`` of the column's means; ``best`` marks the model of a
-    column with the best mean, ``better`` being the best direction (none: no mark; the
-    replicate does not compete); ``share`` is ``"k/n"`` when the model was scored on ``k``
-    of the subgroup's ``n`` test conditions (``shares``), else empty. A missing or
+    ``digits`` of the column's means; ``best`` marks the models of a column with the best
+    mean (each of those tied for it), ``better`` being the best direction (none: no mark;
+    the replicate does not compete); ``share`` is ``"k/n"`` when the model was scored on
+    ``k`` of the subgroup's ``n`` test conditions (``shares``), else empty. A missing or
     undefined score reads :data:`NOT_COVERED` when the model covers no condition of the
     subgroup, else :data:`UNDEFINED`.
     """
     pick = max if better == "higher" else min
-    best: dict[str, str] = {}
+    best: dict[str, set[str]] = {}
     decimals: dict[str, int] = {}
     for group in subgroups:
         means = {m: scores[(m, group, metric)].mean for m in models if (m, group, metric) in scores}
         decimals[group] = digits(list(means.values()))
         finite = {m: v for m, v in means.items() if m != REPLICATE and np.isfinite(v)}
         if better and len(finite) > 1:
-            best[group] = pick(finite, key=finite.__getitem__)
+            top = pick(finite.values())
+            best[group] = {m for m, v in finite.items() if v == top}
     rows = []
     for model in models:
         cells = []
@@ -296,7 +297,7 @@ def _score_rows(
             n_covered, n_total = shares.get((model, group), (0, 0))
             share = f"{n_covered}/{n_total}" if 0 < n_covered < n_total else ""
             if score is not None and np.isfinite(score.mean):
-                cells.append(cell(score, best.get(group) == model, share, decimals[group]))
+                cells.append(cell(score, model in best.get(group, ()), share, decimals[group]))
             else:
                 empty = UNDEFINED if n_covered else NOT_COVERED
                 cells.append(_td(empty, classes="empty"))
@@ -453,8 +454,8 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         "<code>no_perturb</code>, or a replicate not clearly better than the baseline on the "
         "conditions scored, its mean margin not more than one standard error above 0 or "
         "measured on one condition: nothing reproducible enough to calibrate against). Bold "
-        "in the tables of raw values: the best model of a column, the replicate aside. Hover "
-        "over a cell for its numbers of seeds and conditions."
+        "in the tables of raw values: the best model of a column (each of those tied for "
+        "it), the replicate aside. Hover over a cell for its numbers of seeds and conditions."
     )
 
 
