@@ -108,6 +108,29 @@ def test_what_is_not_a_zarr_store_is_a_one_line_error(tmp_path, backed):
         assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_zarr_store_without_obs_says_so(stores, tmp_path, backed):
+    # obs removed: its consolidated metadata still names it (zarr read its arrays as fill
+    # values: "Categorical categories must be unique"), or not (lazily, setup said no column
+    # 'condition' in adata.obs)
+    import shutil
+
+    from perturbsim.ds._stores import read_obs
+
+    for name, consolidated in (("named.zarr", True), ("unnamed.zarr", False)):
+        store = tmp_path / name
+        shutil.copytree(stores["zarr"], store)
+        shutil.rmtree(store / "obs")
+        if not consolidated:
+            (store / ".zmetadata").unlink()
+        message = f"^the zarr store {re.escape(repr(str(store)))} has no obs, the cells' anno"
+        with pytest.raises(PerturbsimError, match=message) as error:
+            ps.ds.read(store, control="control", backed=backed)
+        assert "\n" not in str(error.value)
+        with pytest.raises(PerturbsimError, match=message):  # as export reads the cells
+            read_obs(store)
+
+
 def test_the_cli_trains_on_a_zarr_store_and_exports_its_cells(stores, tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["train", stores["zarr"], "--out", str(model), "--control", "control"]) == 0

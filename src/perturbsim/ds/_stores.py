@@ -74,8 +74,8 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
     Raises
     ------
     PerturbsimError
-        If ``path`` is not one of those stores or cannot be read as AnnData, or if a zarr
-        store read lazily has no ``X`` or dask is not installed.
+        If ``path`` is not one of those stores or cannot be read as AnnData, if a zarr store
+        has no ``obs``, or if a zarr store read lazily has no ``X`` or dask is not installed.
     """
     path = checked_store(path)
     zarr_store = path.suffix.lower() == ".zarr"
@@ -96,8 +96,6 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
 
 def _lazy_zarr(path: Path) -> ad.AnnData:
     """A zarr store with its matrices as dask arrays (:func:`open_screen`'s ``backed``)."""
-    import zarr
-
     try:
         import dask.array  # noqa: F401  (read_elem_lazy's, imported here to say it is missing)
         from anndata.experimental import read_elem_lazy
@@ -107,7 +105,7 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
             "backed=True on a .zarr store reads its matrices with dask (anndata >= 0.12): "
             "pip install 'perturbsim[dask]', or read it in memory"
         ) from err
-    group = zarr.open_group(path, mode="r")
+    group = _anndata_group(path)
     if "X" not in group:
         raise PerturbsimError(f"the zarr store {str(path)!r} has no X to read lazily")
     how = "read the store without backed=, or write it by row (.tocsr()) first"
@@ -141,13 +139,34 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
 
 def _zarr_in_memory(path: Path) -> ad.AnnData:
     """A zarr store read into memory, its matrices' missing chunks warned of first."""
-    import zarr
-
-    group = zarr.open_group(path, mode="r")
+    group = _anndata_group(path)
     for key in ("X", *(f"layers/{name}" for name in group.get("layers", {}))):
         if key in group:
             _check_complete(group, key, path)
     return ad.read_zarr(path)
+
+
+def _anndata_group(path: Path) -> object:
+    """The root group of the zarr store ``path``, which must hold ``obs``.
+
+    ``obs`` is looked for on disk too: consolidated metadata can still name a removed one,
+    whose arrays zarr would read as fill values (a misleading error further on).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"the zarr store {path} has no obs, ..."``.
+    """
+    import zarr
+
+    group = zarr.open_group(path, mode="r")
+    if "obs" not in group or not (path / "obs").is_dir():
+        raise PerturbsimError(
+            f"the zarr store {str(path)!r} has no obs, the cells' annotations (their "
+            "perturbation labels): write the screen with AnnData.write_zarr, or copy the "
+            "store whole"
+        )
+    return group
 
 
 def _check_complete(group: object, key: str, path: Path) -> None:
@@ -217,12 +236,13 @@ def read_obs(path: Path) -> pd.DataFrame:
             return backed.obs
         finally:
             backed.file.close()
-    import zarr
     from anndata.io import read_elem
 
     path = checked_store(path)
     try:
-        return read_elem(zarr.open_group(path, mode="r")["obs"])
+        return read_elem(_anndata_group(path)["obs"])
+    except PerturbsimError:  # its own, already one line (a ValueError too)
+        raise
     except READ_ERRORS as err:
         raise PerturbsimError(
             f"cannot read the cells of {str(path)!r} (not an AnnData zarr store?): "
