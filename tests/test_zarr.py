@@ -215,6 +215,37 @@ def test_a_corrupted_chunk_of_a_lazy_zarr_store_is_one_line(stores, tmp_path):
         if p.is_file() and p.name not in {"zarr.json", ".zarray", ".zattrs"}
     ]
     chunks[0].write_bytes(b"garbage")
-    with pytest.raises(PerturbsimError, match=r"^cannot read adata.X \(first 10000 cells\): ") as e:
+    named = re.escape(repr(str(store)))  # the store, not only the matrix
+    with pytest.raises(
+        PerturbsimError, match=rf"^cannot read adata.X \(first 10000 cells\) of {named}: "
+    ) as e:
         ps.ds.read(store, control="control", backed=True)
     assert "\n" not in str(e.value)
+
+
+def test_errors_computing_on_a_lazily_read_store_name_it(stores, tmp_path):
+    import shutil
+
+    # a NaN in the first cells, found by the set-up: named with the file it is in
+    screen = ad.read_zarr(stores["zarr"])
+    screen.X = screen.X.tocsr(copy=True)
+    screen.X.data[0] = np.nan
+    for suffix, write in ((".zarr", screen.write_zarr), (".h5ad", screen.write_h5ad)):
+        path = tmp_path / f"nan{suffix}"
+        write(path)
+        named = re.escape(repr(str(path)))
+        with pytest.raises(
+            PerturbsimError, match=rf"^adata.X \(first 10000 cells\) of {named} contains nan at"
+        ) as e:
+            ps.ds.read(path, control="control", backed=True)
+        assert "\n" not in str(e.value)
+    # a chunk corrupted after the set-up, found by the statistics pass: named with the store
+    store = tmp_path / "later.zarr"
+    shutil.copytree(stores["zarr"], store)
+    lazy = ps.ds.read(store, control="control", backed=True, where={"condition": ["control"]})
+    for chunk in (store / "X" / "data").rglob("*"):
+        if chunk.is_file() and chunk.name not in {"zarr.json", ".zarray", ".zattrs"}:
+            chunk.write_bytes(b"garbage")
+    named = re.escape(repr(str(store)))
+    with pytest.raises(PerturbsimError, match=rf"^cannot read adata.X rows 0-\d+ of {named}: "):
+        ps.pp.compute_pseudobulk(lazy, scheduler="sync")

@@ -22,7 +22,7 @@ from scipy import sparse
 from scipy.linalg import blas
 
 from .._errors import PerturbsimError, error_reason
-from ._validate import check_block
+from ._validate import check_block, stored_in
 
 N_MOMENTS = 4
 HALF_MOMENTS = 2
@@ -197,19 +197,24 @@ class RowSource:
     file_size
         Its size in bytes when it was opened (HDF5 reads the part of a file truncated under
         an open handle as zeros: a changed size is how the pass notices).
+    store
+        The file or zarr store a lazily read matrix comes from, named in messages
+        (:func:`~perturbsim.pp._validate.stored_in`: also for a view of a backed screen
+        and for a zarr store read as dask arrays), else ``None``.
     """
 
     name: str
     genes: pd.Index = field(compare=False, repr=False)
     file: str | None = None
     file_size: int | None = None
+    store: str | None = None
 
     @classmethod
-    def of(cls, adata: AnnData, layer: str | None) -> RowSource:
-        """The source of ``adata.layers[layer]`` (``adata.X`` if ``layer`` is ``None``)."""
-        genes = adata.var_names
+    def of(cls, adata: AnnData, layer: str | None, matrix: object) -> RowSource:
+        """The source of ``matrix``: ``adata.layers[layer]``, or ``adata.X`` for no ``layer``."""
+        genes, store = adata.var_names, stored_in(adata, layer, matrix)
         if layer is not None:
-            return cls(name=f"adata.layers[{layer!r}]", genes=genes)
+            return cls(name=f"adata.layers[{layer!r}]", genes=genes, store=store)
         if adata.isbacked and adata.is_view:
             logger.warning(
                 "a view of a backed screen: anndata reads its X into memory whole (%d cells), "
@@ -218,7 +223,7 @@ class RowSource:
                 adata.n_obs,
             )
         if not adata.isbacked or adata.is_view:
-            return cls(name="adata.X", genes=genes)
+            return cls(name="adata.X", genes=genes, store=store)
         stored = adata.file["X"]
         if stored.attrs.get("encoding-type") == "csc_matrix":
             logger.warning(
@@ -228,7 +233,9 @@ class RowSource:
                 str(adata.filename),
             )
         opened = stored.file.id.get_filesize()
-        return cls(name="adata.X", genes=genes, file=str(adata.filename), file_size=opened)
+        return cls(
+            name="adata.X", genes=genes, file=str(adata.filename), file_size=opened, store=store
+        )
 
     def where(self, start: int, stop: int) -> str:
         """Rows ``start`` to ``stop - 1`` of the matrix (and its file), for messages."""
@@ -236,7 +243,7 @@ class RowSource:
 
     def _of_file(self, what: str) -> str:
         """``what`` followed by the file it is read from, if any."""
-        return what if self.file is None else f"{what} of {self.file!r}"
+        return what if self.store is None else f"{what} of {self.store!r}"
 
     def read(self, load: Callable[[], object], start: int, stop: int, cells: pd.Index) -> Block:
         """Read rows ``start`` to ``stop - 1`` with ``load()``; return them float64, checked.

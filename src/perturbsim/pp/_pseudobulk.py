@@ -692,7 +692,7 @@ def compute_pseudobulk(
         n_conditions=len(conditions),
         names=adata.obs_names,
     )
-    source = RowSource.of(adata, layer)
+    source = RowSource.of(adata, layer, matrix)
     if scheduler is None and not is_dask_array(matrix):
         sums = _stream(matrix, labels, source, chunk_size)
     else:
@@ -891,10 +891,10 @@ def _same_values(adata: AnnData, stats: PseudobulkStats) -> bool:
     """Whether the matrix ``stats`` were computed from still holds the values it held then."""
     if stats.fingerprint is None:  # stored before fingerprints: cannot tell
         return True
-    matrix, source = stored_matrix(adata, stats.layer), RowSource.of(adata, stats.layer)
+    matrix = stored_matrix(adata, stats.layer)
     if matrix is None:  # statistics kept without the cells' values: nothing to change
         return True
-    now = value_fingerprint(matrix, source, adata.obs_names)
+    now = value_fingerprint(matrix, RowSource.of(adata, stats.layer, matrix), adata.obs_names)
     return bool(np.allclose(now, stats.fingerprint, rtol=1e-9, atol=0.0))
 
 

@@ -171,6 +171,20 @@ def _is_dask(matrix: object) -> bool:
     return type(matrix).__module__.split(".")[0] == "dask"
 
 
+def stored_in(adata: AnnData, layer: str | None, matrix: object) -> str | None:
+    """The file ``matrix`` is read from lazily, named in messages, else ``None``.
+
+    ``matrix`` is ``adata.X`` (``layer=None``) or ``adata.layers[layer]``: for ``X``, a
+    backed screen's h5ad file; the zarr store of a dask array :func:`perturbsim.ds.read`
+    read lazily, or computed from one (a subset of its cells).
+    """
+    if layer is None and adata.isbacked:
+        return str(adata.filename)
+    from ..ds._stores import lazy_store  # the reader imports this package
+
+    return lazy_store(matrix)
+
+
 def validate_expression(
     adata: AnnData,
     *,
@@ -215,7 +229,9 @@ def validate_expression(
     if matrix is None:
         raise PerturbsimError(f"{name} is empty (None): the screen holds no expression values")
     lazy = adata.isbacked or _is_dask(matrix)
+    file = stored_in(adata, layer, matrix) if lazy else None
     where = f"{name} (first {chunk_size} cells)" if lazy else name
+    where += "" if file is None else f" of {file!r}"
     try:
         block = matrix[: min(chunk_size, adata.n_obs)] if lazy else matrix
         if _is_dask(block):
