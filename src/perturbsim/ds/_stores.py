@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._checks import check_file
 from .._errors import PerturbsimError, error_reason
+from ..pp._validate import lazy_store_name
 
 READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
 """What h5py, zarr and anndata raise on a file or store that is not complete AnnData (not
@@ -23,8 +24,6 @@ LAZY_ROWS = 5_000
 """Rows of each block of a zarr store's matrices read lazily (the statistics pass's chunk)."""
 EAGER_KEYS = ("obs", "var", "uns", "obsm", "varm", "obsp", "varp")
 """What a lazily read zarr store reads into memory (all but ``X`` and ``layers``)."""
-_LAZY_STORES: dict[str, str] = {}
-"""Name of each dask array a lazily read zarr store gave -> the store's path (for messages)."""
 
 
 def checked_store(path: Path) -> Path:
@@ -119,11 +118,10 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
 
     def lazy(key: str) -> object:
         _check_complete(group, key, path)
-        array = read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1)).map_blocks(
-            _store_still_there(path), dtype=None
+        stored = read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
+        return stored.map_blocks(
+            _store_still_there(path), dtype=None, name=lazy_store_name(path, stored.name)
         )
-        _LAZY_STORES[array.name] = str(path)
-        return array
 
     layers = {}
     for name in group.get("layers", {}):
@@ -219,16 +217,6 @@ def _store_still_there(path: Path) -> object:
         return block
 
     return checked
-
-
-def lazy_store(matrix: object) -> str | None:
-    """The zarr store a dask array read lazily by :func:`open_screen` reads, else ``None``.
-
-    Also of an array computed from one (a subset of its cells, rechunked): its dask graph
-    keeps the lazily read array's.
-    """
-    layers = getattr(getattr(matrix, "dask", None), "layers", {})
-    return next((_LAZY_STORES[name] for name in layers if name in _LAZY_STORES), None)
 
 
 def _by_column(element: object) -> bool:

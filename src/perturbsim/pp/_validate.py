@@ -171,18 +171,34 @@ def _is_dask(matrix: object) -> bool:
     return type(matrix).__module__.split(".")[0] == "dask"
 
 
+LAZY_STORE = "perturbsim-lazy-store:"
+"""How the name of a dask array read lazily from a zarr store begins, its path next."""
+
+
+def lazy_store_name(path: object, token: str) -> str:
+    """The dask name of an array read lazily from the zarr store ``path`` (``token``: unique).
+
+    Examples
+    --------
+    >>> lazy_store_name("/data/screen.zarr", "read-1f3a")
+    'perturbsim-lazy-store:/data/screen.zarr::read-1f3a'
+    """
+    return f"{LAZY_STORE}{path}::{token}"
+
+
 def stored_in(adata: AnnData, layer: str | None, matrix: object) -> str | None:
     """The file ``matrix`` is read from lazily, named in messages, else ``None``.
 
     ``matrix`` is ``adata.X`` (``layer=None``) or ``adata.layers[layer]``: for ``X``, a
     backed screen's h5ad file; the zarr store of a dask array :func:`perturbsim.ds.read`
-    read lazily, or computed from one (a subset of its cells).
+    read lazily (named by :func:`lazy_store_name`), or computed from one (a subset of its
+    cells: its dask graph keeps the read's layer).
     """
     if layer is None and adata.isbacked:
         return str(adata.filename)
-    from ..ds._stores import lazy_store  # the reader imports this package
-
-    return lazy_store(matrix)
+    layers = getattr(getattr(matrix, "dask", None), "layers", {})
+    read = next((name for name in layers if str(name).startswith(LAZY_STORE)), None)
+    return None if read is None else read[len(LAZY_STORE) :].rsplit("::", 1)[0]
 
 
 def validate_expression(
