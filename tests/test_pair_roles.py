@@ -470,18 +470,18 @@ def test_pairs_that_do_not_interact_keep_their_sum_at_the_noise_of_their_singles
     assert uncorrected.shared > 0.15  # 0.21
 
 
-def test_corrected_role_equations_average_those_of_the_true_singles():
-    # a pair 0.7 times the sum of its singles, the second single far the weaker (roles the
-    # noise cannot swap), measured many times: the role fit's normal equations from the noisy
-    # singles, less what their noise and the role genes' choice on it add, average those of
-    # the true singles on the same genes; without the choice's part of the gram the big
-    # role's own entry is 6 % high, and the fitted coefficient (1.0 is the sum) too close to 1
+def _mean_role_equations(true_a: np.ndarray, true_b: np.ndarray, draws: int = 1500):
+    """Mean role-fit equations of a pair 0.7 times its singles' sum, measured ``draws`` times.
+
+    Returns ``(corrected, without_choice_gram, true)``, each a ``(gram, moment)``: from the
+    noisy singles less what their noise and the role genes' choice add; the same but for
+    the choice's part of the gram; and from the true singles on the same genes.
+    """
     rng = np.random.default_rng(5)
-    true_a, true_b = rng.normal(size=400), 0.2 * rng.normal(size=400)
     variance, keep = np.full(400, 0.04), np.ones(400, dtype=bool)
     true_pair = 0.7 * (true_a + true_b)
     corrected, without_choice_gram, true = [], [], []
-    for _ in range(1500):
+    for _ in range(draws):
         a = true_a + rng.normal(size=400) * 0.2
         b = true_b + rng.normal(size=400) * 0.2
         pair = true_pair + rng.normal(size=400) * 0.2
@@ -499,18 +499,66 @@ def test_corrected_role_equations_average_those_of_the_true_singles():
         big, small = roles(true_a[k], true_b[k])
         exact = np.concatenate([big[:, None] * features, small[:, None] * features], axis=1)
         true.append((exact.T @ exact, exact.T @ (true_pair[k] - exact @ ADDITIVE)))
+    return tuple(
+        tuple(np.mean([e[i] for e in equations], axis=0) for i in (0, 1))
+        for equations in (corrected, without_choice_gram, true)
+    )
 
-    def mean_equations(equations):
-        return [np.mean([e[i] for e in equations], axis=0) for i in (0, 1)]
 
-    (gram, moment), (exact_gram, exact_moment) = mean_equations(corrected), mean_equations(true)
-    np.testing.assert_allclose(gram[0, 0], exact_gram[0, 0], rtol=0.01)
-    np.testing.assert_allclose(moment[0], exact_moment[0], rtol=0.02)
-    assert mean_equations(without_choice_gram)[0][0, 0] > 1.04 * exact_gram[0, 0]
+def _big_coefficient(gram: np.ndarray, moment: np.ndarray) -> float:
+    """The ``big`` role's coefficient from the equations' intercept block (1 is the sum)."""
+    block = np.ix_([0, 3], [0, 3])
+    return 1.0 + float(np.linalg.solve(gram[block], moment[[0, 3]])[0])
 
-    def big_coefficient(gram, moment):  # the intercept block: big and small, features aside
-        block = np.ix_([0, 3], [0, 3])
-        return 1.0 + np.linalg.solve(gram[block], moment[[0, 3]])[0]
 
-    assert big_coefficient(gram, moment) == pytest.approx(0.70, abs=0.005)
-    assert big_coefficient(*mean_equations(without_choice_gram)) > 0.705
+def test_corrected_role_equations_average_those_of_the_true_singles():
+    # a pair 0.7 times the sum of its singles, the second single far the weaker (roles the
+    # noise cannot swap), measured many times: the role fit's normal equations from the noisy
+    # singles, less what their noise and the role genes' choice on it add, average those of
+    # the true singles on the same genes; without the choice's part of the gram the big
+    # role's own entry is 6 % high, and the fitted coefficient (1.0 is the sum) too close to 1
+    rng = np.random.default_rng(5)
+    corrected, without, true = _mean_role_equations(
+        rng.normal(size=400), 0.2 * rng.normal(size=400)
+    )
+    np.testing.assert_allclose(corrected[0][0, 0], true[0][0, 0], rtol=0.01)
+    np.testing.assert_allclose(corrected[1][0], true[1][0], rtol=0.02)
+    assert without[0][0, 0] > 1.04 * true[0][0, 0]
+    assert _big_coefficient(*corrected) == pytest.approx(0.70, abs=0.005)
+    assert _big_coefficient(*without) > 0.705
+
+
+def test_the_choice_of_role_genes_corrects_the_product_of_the_two_roles():
+    # singles that move genes together (the weaker a third of the stronger, plus its own):
+    # the choice adds to the product of the two roles' columns, and the corrected entry and
+    # the small role's moment average the true singles' (without that term 3 % and 7 % off)
+    rng = np.random.default_rng(6)
+    true_a = rng.normal(size=400)
+    corrected, _, true = _mean_role_equations(true_a, 0.3 * true_a + 0.1 * rng.normal(size=400))
+    np.testing.assert_allclose(corrected[0][0, 3], true[0][0, 3], rtol=0.01)
+    np.testing.assert_allclose(corrected[1][3], true[1][3], rtol=0.015)
+
+
+def test_the_role_fit_reads_a_real_interaction_through_noisy_singles(monkeypatch):
+    # 60 pairs 0.7 times their singles' sum, singles measured with noise (variance 0.04):
+    # fitted (near no penalty) with the noise and the role genes' choice corrected, the big
+    # role's coefficient is 0.70; without the choice's correction it is attenuated (0.68)
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.7, 1.4, size=(60, 1))
+    true_a, true_b = (rng.normal(size=(60, 400)) * scale * s for s in (1.0, 0.2))
+    a, b = (x + rng.normal(size=x.shape) * 0.2 for x in (true_a, true_b))
+    pairs = 0.7 * (true_a + true_b) + rng.normal(size=a.shape) * 0.2
+    keep, noise = np.ones(a.shape, dtype=bool), (np.full(a.shape, 0.04),) * 2
+    chosen = [role_genes(x, y) for x, y in zip(a, b, strict=True)]
+    features = np.array([pair_features(x[k], y[k]) for x, y, k in zip(a, b, chosen, strict=True)])
+
+    def big_role(fitted: PairRoles) -> float:  # averaged over the pairs, as they predict
+        return float((features @ fitted.coefficients[:3]).mean())
+
+    monkeypatch.setattr(_pair_roles, "RIDGES", (1e-6,))
+    assert big_role(fit_pair_roles(a, b, pairs, keep, None, noise)) == pytest.approx(
+        0.70, abs=0.008
+    )
+    no_choice = (np.zeros((6, 6)), np.zeros(6))
+    monkeypatch.setattr(_pair_roles, "selection_equations", lambda *_: no_choice)
+    assert big_role(fit_pair_roles(a, b, pairs, keep, None, noise)) < 0.69

@@ -262,11 +262,12 @@ def selection_noise(
     restricted to ``m > t``, gives beside the terms of :func:`noise_gram` and
     :func:`shared_noise` one at the threshold: the larger single's error variance times
     ``g``'s derivative in that single, times the sign of the larger single, times the
-    density of ``m`` at ``t``. Here, for a column ``x`` that single's error multiplies (the
-    ``big`` role's, :func:`roles`), that derivative is the other factor of the product: the
-    column itself, the ``small`` role's, the :func:`shared_part` or the measured pair
-    (:func:`selection_equations` assembles them; the fits' products with the singles'
-    errors, of the pair's residual about their sum, read the first three). The density is
+    density of ``m`` at ``t``. Each term returned is that of a product of the larger
+    single's error with a column, summed over the genes about the threshold: the ``big``
+    role's column (:func:`roles`; its square's term is twice it, and the role fit's
+    product of the two roles' columns reads the ``small`` one's), the ``small`` role's, the
+    :func:`shared_part` (the shared-change fit's) and the measured pair (the role fit's
+    product with it). :func:`selection_equations` assembles the role fit's. The density is
     estimated from the :data:`BOUNDARY_GENES` candidates ranked either side of the
     :data:`ROLE_GENES`-th: ``n`` of them span ``n - 1`` gaps of the ordered ``m``, so
     ``(n - 2) / span`` estimates it without bias (of an exponential gap's rate), and the
@@ -286,10 +287,10 @@ def selection_noise(
 
     Returns
     -------
-    ``(4,)``: the threshold's term for the products of the ``big`` role's column (before its
-    features) with itself, with the ``small`` role's, with the :func:`shared_part` and with
-    the measured pair; 0 where every candidate is a role gene, fewer than 3 are about the
-    threshold or their span is 0.
+    ``(4,)``: the threshold's term of the larger single's error times the ``big`` role's
+    column (before its features), the ``small`` role's, the :func:`shared_part` and the
+    measured pair, each taken with the larger single's sign; 0 where every candidate is a
+    role gene or the span is 0.
 
     Examples
     --------
@@ -308,7 +309,7 @@ def selection_noise(
     order = np.argsort(-larger, kind="stable")
     window = order[max(0, ROLE_GENES - BOUNDARY_GENES) : ROLE_GENES + BOUNDARY_GENES]
     span = float(larger[window[0]] - larger[window[-1]])
-    if span <= 0.0 or len(window) < 3:
+    if span <= 0.0:
         return np.zeros(4)
     genes = candidates[window]
     big, small = roles(a[genes], b[genes])
@@ -330,8 +331,8 @@ def selection_equations(
     its product with the measured pair gains ``t_pair f`` in the ``big`` role's rows, and
     the moment about the sum (``designᵀ (pair - design · sum)``) that less the gram's gain
     times the sum's coefficients. On pairs with no interaction ``t_pair`` is about ``t_big
-    + t_small`` and the moment's gain ``(t_big f, t_small f)``; leaving out the gram's gain
-    (as until the fiftieth pass) attenuated a real interaction towards the sum.
+    + t_small`` and the moment's gain ``(-t_big f, -t_small f)``; leaving out the gram's
+    gain (as until the fiftieth pass) attenuated a real interaction towards the sum.
 
     Returns
     -------
