@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -692,6 +694,18 @@ def test_evaluate_on_a_custom_split(capsys, norman, tmp_path):
     capsys.readouterr()
     assert main([*args, "--test", str(test), "--out", str(tmp_path / "other")]) == 2
     assert "--test is for --split custom, not --split simulation" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command():
+    # where the entry point is not on PATH (a notebook's kernel, a bare environment)
+    done = subprocess.run(
+        [sys.executable, "-m", "perturbsim", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("perturbsim ")
+    done = subprocess.run(
+        [sys.executable, "-m", "perturbsim", "nonsense"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and done.stderr.startswith("perturbsim: error: argument command")
 
 
 def test_version_and_common_options_after_the_command(capsys):

@@ -71,6 +71,7 @@ def test_readme_examples_run(in_tmp):
     write_gears_style_screen(in_tmp / "screen.h5ad")
     blocks = python_blocks("README.md")
     assert len(blocks) == 2
+    run_blocks(blocks, "README.md")  # a reader runs them again, in the same folder
     namespace = run_blocks(blocks, "README.md")
     assert (in_tmp / "report" / "report.html").is_file()
     assert {"pred.h5ad", "real.h5ad"} <= {p.name for p in (in_tmp / "for_cell_eval").iterdir()}

@@ -827,6 +827,8 @@ def test_gi_per_gene_refuses_bad_values_in_one_line(norman):
             score(broken, pairs=["KLF1+MAP2K6"])
     with pytest.raises(PerturbsimError, match="max_subsets must be a whole number >= 1, got 0"):
         gi_scores(profiles, max_subsets=0)
+    with pytest.raises(PerturbsimError, match=r"measured_profiles\(adata\) for a screen"):
+        gi_scores(norman)  # the screen's cells, not profiles: the way to them is named
 
 
 def test_pairs_unscored_for_their_de_count_alone_are_told_apart():

@@ -83,6 +83,20 @@ def test_missing_perturbation_key():
     assert message.endswith("; did you mean 'condition'?")
 
 
+def test_a_column_of_numbers_is_not_taken_for_the_labels():
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["n_counts"] = np.arange(adata.n_obs) + 1000
+    adata.obs["batch"] = pd.Categorical(["b1"] * adata.n_obs)
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="n_counts"),
+        "perturbation_key 'n_counts' is a column of numbers",
+    )
+    assert message.endswith(
+        "(1000, 1001, 1002), not perturbation labels such as 'ctrl', 'KLF1' or "
+        "'KLF1+MAP2K6'; columns of text: ['condition', 'batch']"
+    )
+
+
 @pytest.mark.parametrize("written", ["perturbsim_condition", "perturbsim_n_targets"])
 def test_a_column_perturbsim_writes_is_not_taken_for_the_labels(written):
     adata = make_screen(["control", "G1", "G1+G2"])

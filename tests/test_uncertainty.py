@@ -239,6 +239,7 @@ def test_the_warning_names_unsupported_genes_the_split_held_out(caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         pred = model.predict(["HK2", "TGFBR2+KLF1", "KLF1+MAP2K6"])
     assert pred.obs["unsupported"].tolist() == [True, True, False]
+    assert pred.obs["generic"].tolist() == [True, True, False]  # the unsupported are generic
     assert (
         "HK2, TGFBR2 were measured alone in the screen but held out by the model's split"
         in caplog.text
@@ -258,6 +259,10 @@ def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         pred = model.predict(["FOXO4", "MAP2K3", "FOXO4+MAP2K3", "KLF1", "KLF1+MAP2K6"])
     assert not pred.obs.loc[["FOXO4", "MAP2K3"], "unsupported"].any()
+    # flagged in the predictions themselves, as the warning names them
+    generic = pred.obs["generic"]
+    assert generic[["FOXO4", "MAP2K3", "FOXO4+MAP2K3"]].all()
+    assert not generic[["KLF1", "KLF1+MAP2K6"]].any()
     delta = pred.to_df(layer="delta")
     others = delta.columns.difference(["FOXO4", "MAP2K3"])  # off their own targets: alike
     np.testing.assert_allclose(delta.loc["FOXO4", others], delta.loc["MAP2K3", others])

@@ -40,9 +40,9 @@ Predictions (:meth:`perturbsim.models.PerturbationModel.predict`, one row per pe
     ``.layers["delta"]`` (:data:`DELTA_LAYER`): change over control;
     ``.layers["variance"]`` (:data:`VARIANCE_LAYER`): predictive variance, when the model has
     one, and its summary ``.obs["uncertainty"]`` (:data:`PRED_UNCERTAINTY`);
-    ``.obs["support"]`` and ``.obs["unsupported"]`` (:data:`PRED_SUPPORT`,
-    :data:`PRED_UNSUPPORTED`) for models that know how closely a perturbation's genes are
-    tied to measured ones; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`);
+    ``.obs["support"]``, ``.obs["unsupported"]`` and ``.obs["generic"]`` (:data:`PRED_SUPPORT`,
+    :data:`PRED_UNSUPPORTED`, :data:`PRED_GENERIC`) for models that know how closely a
+    perturbation's genes are tied to measured ones; ``.obs["n_targets"]`` (:data:`PRED_N_TARGETS`);
     ``.uns["perturbsim"]["model"]`` (:data:`PRED_MODEL`). Per-cell predictions
     (``sample``) label cells in ``.obs["perturbation"]`` (:data:`SAMPLE_PERTURBATION`).
 Simulated screens (:func:`perturbsim.ds.simulate`)
@@ -89,6 +89,7 @@ PRED_N_TARGETS = "n_targets"
 PRED_UNCERTAINTY = "uncertainty"
 PRED_SUPPORT = "support"
 PRED_UNSUPPORTED = "unsupported"
+PRED_GENERIC = "generic"
 PRED_MODEL = "model"
 SAMPLE_PERTURBATION = "perturbation"
 SIMULATION = "simulation"

@@ -300,7 +300,7 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         help="output .h5ad (predicted expression in X, the change over control in "
         ".layers['delta'], uncertainty in .layers['variance'] and .obs) or .csv (predicted "
         "expression, a row per perturbation; beside it NAME.variance.csv and NAME.obs.csv: "
-        "uncertainty, support, unsupported)",
+        "uncertainty, support, unsupported, generic: the model's generic guess for some gene)",
     )
     parser.add_argument(
         "--strict",

@@ -27,6 +27,7 @@ from .._keys import (
     CONDITION,
     CONTROL,
     DELTA_LAYER,
+    PRED_GENERIC,
     PRED_MODEL,
     PRED_N_TARGETS,
     PRED_SUPPORT,
@@ -870,9 +871,13 @@ class PerturbationModel(ABC):
         default model and GEARS): ``.obs["support"]``, the mean over a perturbation's
         genes of 1 for a gene measured alone (for the default model, also one whose single
         it inferred from the gene's pairs), else the GO-graph similarity of its most
-        similar measured neighbour (0: none), and ``.obs["unsupported"]``, True when some
+        similar measured neighbour (0: none), ``.obs["unsupported"]``, True when some
         gene has support 0, a prediction resting only on what perturbations do on
-        average (one warning, through the ``perturbsim`` logger, names such predictions).
+        average (one warning, through the ``perturbsim`` logger, names such predictions),
+        and ``.obs["generic"]``, True where the prediction is the model's generic guess for
+        some gene however closely GO ties it to measured ones (the unsupported ones; for
+        the default model also those it predicts from the scaled mean change, which a
+        second warning names).
 
         Raises
         ------
@@ -912,6 +917,7 @@ class PerturbationModel(ABC):
         if support is not None:
             obs[PRED_SUPPORT] = support[PRED_SUPPORT]
             obs[PRED_UNSUPPORTED] = support[PRED_UNSUPPORTED]
+            obs[PRED_GENERIC] = support[PRED_UNSUPPORTED] | self._predicted_generically(labels)
         out = AnnData(
             X=expression.astype(np.float32),
             obs=obs,
@@ -1072,6 +1078,15 @@ class PerturbationModel(ABC):
             out.obs = _join_scores(out.obs, scores)
             logger.info("added the GI scores of %d pairs to .obs", out.n_obs - len(genes))
         return out
+
+    def _predicted_generically(self, labels: Sequence[str]) -> np.ndarray:
+        """Which ``labels`` the model predicts by its generic guess though supported by GO.
+
+        None (all False) for a model whose generic guess is only what its unsupported
+        predictions get; a model that knows of more predictions resting on nothing of their
+        genes flags them.
+        """
+        return np.zeros(len(labels), dtype=bool)
 
     def _generic_singles(self, genes: Sequence[str], singles: pd.DataFrame) -> list[str]:
         """Those of ``genes`` whose predicted single is the model's generic guess.

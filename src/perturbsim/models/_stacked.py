@@ -1388,14 +1388,13 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._warn_of_no_direct_effect(prediction.obs.index)
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
-        candidates: dict[str, GeneSet] = {}  # those flagged unsupported are warned of already
-        for label in obs.index[~unsupported.to_numpy(dtype=bool)]:
-            genes = genes_of(str(label))
-            rest = tuple(g for g in genes if g not in self.singles)
-            if rest and (len(rest) == len(genes) or self._summed(genes)):
-                candidates[str(label)] = rest
-        as_mean = self._predicted_as_mean({g for rest in candidates.values() for g in rest})
-        alike = [label for label, rest in candidates.items() if set(rest) <= as_mean]
+        labels = [str(label) for label in obs.index[~unsupported.to_numpy(dtype=bool)]]
+        # those flagged unsupported are warned of already
+        alike = [
+            label
+            for label, flag in zip(labels, self._predicted_generically(labels), strict=True)
+            if flag
+        ]
         if not alike:
             return
         held = self._held_out_note(alike)
@@ -1409,6 +1408,25 @@ class Stacked(CoverageMixin, PerturbationModel):
             "from the scaled mean change of the training perturbations (no correction of "
             "unseen singles held out on validation, and linear departs from the mean by "
             f"nothing for those genes): {shown_list(alike, 20)}" + (f"; {held}" if held else "")
+        )
+
+    def _predicted_generically(self, labels: Sequence[str]) -> np.ndarray:
+        """Which ``labels`` are predicted from the scaled mean change, GO support aside.
+
+        Those whose genes not measured alone are all :meth:`_predicted_as_mean`'s, where
+        every gene is such a gene or the set is summed (``partial_sum``): the sets
+        :meth:`_warn_of` names.
+        """
+        unmeasured = {}
+        for label in labels:
+            genes = genes_of(str(label))
+            rest = tuple(g for g in genes if g not in self.singles)
+            if rest and (len(rest) == len(genes) or self._summed(genes)):
+                unmeasured[label] = rest
+        as_mean = self._predicted_as_mean({g for rest in unmeasured.values() for g in rest})
+        return np.array(
+            [label in unmeasured and set(unmeasured[label]) <= as_mean for label in labels],
+            dtype=bool,
         )
 
     def _warn_of_no_direct_effect(self, labels: Iterable[object]) -> None:

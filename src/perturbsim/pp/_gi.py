@@ -958,7 +958,8 @@ def _delta(profiles: AnnData) -> object:
     if DELTA_LAYER not in profiles.layers:
         raise PerturbsimError(
             f"profiles has no .layers[{DELTA_LAYER!r}] (change over control): "
-            "pass model.predict(...) output or set it to mean minus control"
+            "pass model.predict(...) output, or perturbsim.pp.measured_profiles(adata) for "
+            "a screen's measured means"
         )
     return profiles.layers[DELTA_LAYER]
 

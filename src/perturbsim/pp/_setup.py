@@ -452,7 +452,8 @@ def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
     Also refuse one of the columns :func:`setup` and :func:`~perturbsim.pp.split` write: the
     labels would be overwritten by their canonical form, and a file saved after it could not
     be read again with the options recorded. The column an earlier setup read the labels
-    from is named as the one to pass, where it is still there.
+    from is named as the one to pass, where it is still there. And refuse a column of
+    numbers (counts, a QC metric), naming the columns of text.
 
     Examples
     --------
@@ -486,6 +487,21 @@ def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
             f"perturbation_key {perturbation_key!r} is a column perturbsim writes (setup "
             f"would overwrite the labels with their canonical form): {fix}"
         )
+    column = obs[perturbation_key]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        texts = [c for c in obs.columns if c not in WRITTEN_OBS and _holds_text(obs[c])]
+        raise PerturbsimError(
+            f"perturbation_key {perturbation_key!r} is a column of numbers "
+            f"({shown_list(column.drop_duplicates().head(3).tolist(), 3)}), not perturbation "
+            "labels such as 'ctrl', 'KLF1' or 'KLF1+MAP2K6'; columns of text: "
+            f"{texts if texts else 'none'}"
+        )
+
+
+def _holds_text(column: pd.Series) -> bool:
+    """Whether an ``obs`` column holds text (strings, or categories of strings)."""
+    values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    return pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)
 
 
 def setup(

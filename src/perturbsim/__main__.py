@@ -1,0 +1,7 @@
+"""``python -m perturbsim``: the ``perturbsim`` command, where its entry point is not on PATH."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
