@@ -93,7 +93,9 @@ def test_a_column_of_numbers_is_not_taken_for_the_labels():
     )
     assert message.endswith(
         "(1000, 1001, 1002), not perturbation labels such as 'ctrl', 'KLF1' or "
-        "'KLF1+MAP2K6'; columns of text: ['condition', 'batch']"
+        "'KLF1+MAP2K6' (labels coded as numbers: write them as text first, "
+        "adata.obs['n_counts'] = adata.obs['n_counts'].astype(str)); columns of text: "
+        "['condition', 'batch']"
     )
 
 
@@ -135,6 +137,12 @@ def test_no_control_cells():
 def test_labels_controls_separators_and_annotations_of_the_wrong_kind_are_named():
     adata = make_screen(["ctrl", "G1"])
     adata.obs["condition"] = np.where(adata.obs["condition"] == "ctrl", 0, 1)
+    one_line_error(
+        lambda: ps.pp.setup(adata, control="0"),
+        r"^perturbation_key 'condition' is a column of numbers \(0, 1\), .* write them as "
+        r"text first",
+    )
+    adata.obs["condition"] = adata.obs["condition"].astype(object)  # numbers among objects
     one_line_error(
         lambda: ps.pp.setup(adata, control="0"),
         r"^obs\['condition'\] holds labels of type int, not text: write them as text first",

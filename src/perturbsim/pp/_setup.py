@@ -493,7 +493,9 @@ def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} is a column of numbers "
             f"({shown_list(column.drop_duplicates().head(3).tolist(), 3)}), not perturbation "
-            "labels such as 'ctrl', 'KLF1' or 'KLF1+MAP2K6'; columns of text: "
+            "labels such as 'ctrl', 'KLF1' or 'KLF1+MAP2K6' (labels coded as numbers: write "
+            f"them as text first, adata.obs[{perturbation_key!r}] = "
+            f"adata.obs[{perturbation_key!r}].astype(str)); columns of text: "
             f"{texts if texts else 'none'}"
         )
 
