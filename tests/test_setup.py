@@ -87,6 +87,7 @@ def test_a_column_of_numbers_is_not_taken_for_the_labels():
     adata = make_screen(["ctrl", "G1", "G1+G2"])
     adata.obs["n_counts"] = np.arange(adata.n_obs) + 1000
     adata.obs["batch"] = pd.Categorical(["b1"] * adata.n_obs)
+    adata.obs["score"] = pd.Series(1.5, index=adata.obs_names, dtype=object)  # not text
     message = one_line_error(
         lambda: ps.pp.setup(adata, perturbation_key="n_counts"),
         "perturbation_key 'n_counts' is a column of numbers",
@@ -96,6 +97,11 @@ def test_a_column_of_numbers_is_not_taken_for_the_labels():
         "'KLF1+MAP2K6' (labels coded as numbers: write them as text first, "
         "adata.obs['n_counts'] = adata.obs['n_counts'].astype(str)); columns of text: "
         "['condition', 'batch']"
+    )
+    adata.obs["codes"] = pd.Categorical(np.arange(adata.n_obs) % 2)  # numbers as categories
+    one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="codes"),
+        r"^perturbation_key 'codes' is a column of numbers \(0, 1\)",
     )
 
 

@@ -275,6 +275,8 @@ def test_supported_unseen_singles_predicted_as_the_mean_are_named(caplog):
     assert ": FOXO4, MAP2K3, FOXO4+MAP2K3; FOXO4, MAP2K3 were measured alone in the screen" in (
         warning
     )
+    # a pair with one such gene rests on its guess too, as predict_pairs flags its single
+    assert model.predict(["FOXO4+KLF1"]).obs["generic"].all()
 
 
 def test_a_measured_target_without_a_learnt_direct_effect_is_named(caplog):

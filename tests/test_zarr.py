@@ -249,3 +249,30 @@ def test_errors_computing_on_a_lazily_read_store_name_it(stores, tmp_path):
     named = re.escape(repr(str(store)))
     with pytest.raises(PerturbsimError, match=rf"^cannot read adata.X rows 0-\d+ of {named}: "):
         ps.pp.compute_pseudobulk(lazy, scheduler="sync")
+
+
+def test_a_lazy_zarr_read_by_a_relative_path_keeps_its_store_after_a_change_of_folder(
+    stores, tmp_path, monkeypatch
+):
+    import shutil
+
+    # two stores of one name in two folders, the second's values doubled: each lazily read
+    # screen computes its own store's values, whatever the working folder is by then
+    first, second = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(stores["zarr"], first / "s.zarr")
+    doubled = ad.read_zarr(stores["zarr"])
+    doubled.X = doubled.X * 2
+    second.mkdir()
+    doubled.write_zarr(second / "s.zarr")
+    monkeypatch.chdir(first)
+    one = ps.ds.read("s.zarr", control="control", backed=True)
+    monkeypatch.chdir(second)
+    two = ps.ds.read("s.zarr", control="control", backed=True)
+
+    def summed(screen: ad.AnnData) -> float:
+        return float(screen.X.compute().sum())
+
+    total = summed(one)
+    assert summed(two) == pytest.approx(2 * total)
+    monkeypatch.chdir(tmp_path)
+    assert summed(one) == pytest.approx(total) and summed(two) == pytest.approx(2 * total)

@@ -96,7 +96,12 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
 
 
 def _lazy_zarr(path: Path) -> ad.AnnData:
-    """A zarr store with its matrices as dask arrays (:func:`open_screen`'s ``backed``)."""
+    """A zarr store with its matrices as dask arrays (:func:`open_screen`'s ``backed``).
+
+    The store is held by its absolute path: its arrays read it when computed, after any
+    change of the working folder, and dask knows them by a name that holds that path.
+    """
+    path = path.absolute()
     try:
         import dask.array  # noqa: F401  (read_elem_lazy's, imported here to say it is missing)
         from anndata.experimental import read_elem_lazy

@@ -24,7 +24,7 @@ from anndata import AnnData
 
 from .._checks import check_flag
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import PRED_SUPPORT, PRED_UNSUPPORTED
+from .._keys import PRED_GENERIC, PRED_SUPPORT, PRED_UNSUPPORTED
 from ..graphs import GeneGraph
 from ..pp import genes_of
 from ._base import WARN_UNSUPPORTED, GeneSet, PerturbationModel
@@ -1378,9 +1378,11 @@ class Stacked(CoverageMixin, PerturbationModel):
         leave nothing: under :data:`NO_DEPARTURE` of the mean change's largest entry); a
         set of such genes, none measured alone, is their predicted singles combined, and
         with ``partial_sum`` a set of such genes and measured ones is those genes' singles
-        plus that mean. Such a perturbation is then predicted as one without support is,
-        however closely GO ties its genes to measured ones (its ``support``). Genes
-        measured alone but held out by the model's split are named as such.
+        plus that mean. A perturbation with such a gene rests on that guess for it, as one
+        with an unsupported gene does, however closely GO ties its genes to measured ones
+        (its ``support``): flagged in ``.obs["generic"]`` (:meth:`_predicted_generically`)
+        and named here. Genes measured alone but held out by the model's split are named as
+        such.
         """
         super()._warn_of(prediction, fix)
         if not WARN_UNSUPPORTED.get():  # work on the way (design's candidates, say)
@@ -1388,12 +1390,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         self._warn_of_no_direct_effect(prediction.obs.index)
         obs = prediction.obs
         unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
-        labels = [str(label) for label in obs.index[~unsupported.to_numpy(dtype=bool)]]
+        labels = [str(label) for label in obs.index]
+        generic = obs.get(PRED_GENERIC)
+        flags = self._predicted_generically(labels) if generic is None else generic.to_numpy()
         # those flagged unsupported are warned of already
+        skip = unsupported.to_numpy(dtype=bool)
         alike = [
             label
-            for label, flag in zip(labels, self._predicted_generically(labels), strict=True)
-            if flag
+            for label, flag, done in zip(labels, flags, skip, strict=True)
+            if flag and not done
         ]
         if not alike:
             return
@@ -1411,23 +1416,16 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
 
     def _predicted_generically(self, labels: Sequence[str]) -> np.ndarray:
-        """Which ``labels`` are predicted from the scaled mean change, GO support aside.
+        """Which ``labels`` have a gene whose single is the scaled mean change, GO aside.
 
-        Those whose genes not measured alone are all :meth:`_predicted_as_mean`'s, where
-        every gene is such a gene or the set is summed (``partial_sum``): the sets
-        :meth:`_warn_of` names.
+        A gene not measured alone that :meth:`_predicted_as_mean` names, as
+        :meth:`_generic_singles` (``predict_pairs``' flag) and :meth:`_warn_of` read it.
         """
-        unmeasured = {}
-        for label in labels:
-            genes = genes_of(str(label))
-            rest = tuple(g for g in genes if g not in self.singles)
-            if rest and (len(rest) == len(genes) or self._summed(genes)):
-                unmeasured[label] = rest
-        as_mean = self._predicted_as_mean({g for rest in unmeasured.values() for g in rest})
-        return np.array(
-            [label in unmeasured and set(unmeasured[label]) <= as_mean for label in labels],
-            dtype=bool,
-        )
+        unmeasured = [
+            [g for g in genes_of(str(label)) if g not in self.singles] for label in labels
+        ]
+        as_mean = self._predicted_as_mean({g for genes in unmeasured for g in genes})
+        return np.array([bool(as_mean.intersection(genes)) for genes in unmeasured], dtype=bool)
 
     def _warn_of_no_direct_effect(self, labels: Iterable[object]) -> None:
         """Name the perturbed genes the screen measures whose own change no effect predicts.

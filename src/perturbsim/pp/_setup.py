@@ -488,11 +488,13 @@ def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
             f"would overwrite the labels with their canonical form): {fix}"
         )
     column = obs[perturbation_key]
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         texts = [c for c in obs.columns if c not in WRITTEN_OBS and _holds_text(obs[c])]
+        first = pd.Series(values).drop_duplicates().head(3).tolist()
         raise PerturbsimError(
             f"perturbation_key {perturbation_key!r} is a column of numbers "
-            f"({shown_list(column.drop_duplicates().head(3).tolist(), 3)}), not perturbation "
+            f"({shown_list(first, 3)}), not perturbation "
             "labels such as 'ctrl', 'KLF1' or 'KLF1+MAP2K6' (labels coded as numbers: write "
             f"them as text first, adata.obs[{perturbation_key!r}] = "
             f"adata.obs[{perturbation_key!r}].astype(str)); columns of text: "
@@ -503,7 +505,7 @@ def check_perturbation_key(adata: AnnData, perturbation_key: str) -> None:
 def _holds_text(column: pd.Series) -> bool:
     """Whether an ``obs`` column holds text (strings, or categories of strings)."""
     values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
-    return pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)
+    return pd.api.types.infer_dtype(values, skipna=True) == "string"
 
 
 def setup(
