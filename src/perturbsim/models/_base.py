@@ -1082,9 +1082,8 @@ class PerturbationModel(ABC):
     def _predicted_generically(self, labels: Sequence[str]) -> np.ndarray:
         """Which ``labels`` the model predicts by its generic guess though supported by GO.
 
-        None (all False) for a model whose generic guess is only what its unsupported
-        predictions get; a model that knows of more predictions resting on nothing of their
-        genes flags them.
+        All False here: a model's unsupported predictions are flagged as such, and a model
+        that knows of more predictions resting on nothing of their genes flags those.
         """
         return np.zeros(len(labels), dtype=bool)
 
