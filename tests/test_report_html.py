@@ -15,6 +15,7 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.cli import main
+from perturbsim.io import _html
 from perturbsim.io._html import _calibrated_section, _colour
 from perturbsim.models import Additive, NoPerturbation, TrainMean
 
@@ -287,3 +288,29 @@ def test_an_empty_calibrated_table_is_explained_by_what_the_evaluation_lacks():
     # both anchors there, no model to place between them (it said "lacks finite anchors")
     assert "ran no model but the anchors" in note(["mean", "replicate"])
     assert "no score of its models had two finite anchors" in note(["mean", "replicate", "gears"])
+
+
+def test_models_tied_at_the_digits_shown_are_all_bold():
+    # two means that read alike at the column's decimals are both the best there, as the
+    # reader sees them; one a shown digit behind is not
+    score = _html._Score  # one summary row: mean, interval, seeds, conditions
+    scores = {
+        (model, "single", "mse"): score(mean, mean - 0.1, mean + 0.1, 5, 20)
+        for model, mean in (("a", 0.12341), ("b", 0.12349), ("c", 0.1251), ("mean", 0.2))
+    }
+    rows = _html._score_rows(
+        scores,
+        "mse",
+        ["a", "b", "c", "mean"],
+        ["single"],
+        {},
+        lambda s, best, share, digits: f"<td>{_html.number_text(s.mean, digits)}{'*' * best}</td>",
+        better="lower",
+        digits=lambda means: 3,
+    )
+    assert [re.findall(r"<td>([^<]*)</td>", row) for row in rows] == [
+        ["0.123*"],
+        ["0.123*"],
+        ["0.125"],
+        ["0.200"],
+    ]

@@ -273,11 +273,12 @@ def _score_rows(
 
     ``cell(score, best, share, decimals)`` renders a finite score, ``decimals`` being
     ``digits`` of the column's means; ``best`` marks the models of a column with the best
-    mean (each of those tied for it), ``better`` being the best direction (none: no mark;
-    the replicate does not compete); ``share`` is ``"k/n"`` when the model was scored on
-    ``k`` of the subgroup's ``n`` test conditions (``shares``), else empty. A missing or
-    undefined score reads :data:`NOT_COVERED` when the model covers no condition of the
-    subgroup, else :data:`UNDEFINED`.
+    mean at those decimals (each of those tied for it there, as the cells read),
+    ``better`` being the best direction (none: no mark; the replicate does not compete);
+    ``share`` is ``"k/n"`` when the model was scored on ``k`` of the subgroup's ``n`` test
+    conditions (``shares``), else empty. A missing or undefined score reads
+    :data:`NOT_COVERED` when the model covers no condition of the subgroup, else
+    :data:`UNDEFINED`.
     """
     pick = max if better == "higher" else min
     best: dict[str, set[str]] = {}
@@ -287,8 +288,9 @@ def _score_rows(
         decimals[group] = digits(list(means.values()))
         finite = {m: v for m, v in means.items() if m != REPLICATE and np.isfinite(v)}
         if better and len(finite) > 1:
-            top = pick(finite.values())
-            best[group] = {m for m, v in finite.items() if v == top}
+            shown = {m: float(number_text(v, decimals[group])) for m, v in finite.items()}
+            top = pick(shown.values())
+            best[group] = {m for m, v in shown.items() if v == top}
     rows = []
     for model in models:
         cells = []
@@ -455,7 +457,8 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         "conditions scored, its mean margin not more than one standard error above 0 or "
         "measured on one condition: nothing reproducible enough to calibrate against). Bold "
         "in the tables of raw values: the best model of a column (each of those tied for "
-        "it), the replicate aside. Hover over a cell for its numbers of seeds and conditions."
+        "it at the digits shown), the replicate aside. Hover over a cell for its numbers of "
+        "seeds and conditions."
     )
 
 
