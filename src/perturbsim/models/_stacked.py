@@ -1389,17 +1389,10 @@ class Stacked(CoverageMixin, PerturbationModel):
             return
         self._warn_of_no_direct_effect(prediction.obs.index)
         obs = prediction.obs
-        unsupported = obs.get(PRED_UNSUPPORTED, pd.Series(False, index=obs.index))
-        labels = [str(label) for label in obs.index]
-        generic = obs.get(PRED_GENERIC)
-        flags = self._predicted_generically(labels) if generic is None else generic.to_numpy()
-        # those flagged unsupported are warned of already
-        skip = unsupported.to_numpy(dtype=bool)
-        alike = [
-            label
-            for label, flag, done in zip(labels, flags, skip, strict=True)
-            if flag and not done
-        ]
+        # predict flags them (this model always gives support); the unsupported are warned of
+        # already
+        named = obs[PRED_GENERIC].to_numpy(dtype=bool) & ~obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)
+        alike = [str(label) for label in obs.index[named]]
         if not alike:
             return
         held = self._held_out_note(alike)

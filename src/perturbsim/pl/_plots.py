@@ -368,14 +368,12 @@ def metric_bars(
     shown = rows[rows["model"].isin(models) & rows["subgroup"].isin(subgroups)]
     drawn = shown[np.isfinite(shown["mean"].to_numpy(dtype=float))]  # a gap is of no seed
     seeds = drawn["n_seeds"].dropna() if "n_seeds" in drawn.columns else pd.Series()
-    fewest, most = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
-    of_seeds = (
-        ""
-        if not len(seeds)
-        else f"\nmean of {counted(most, 'seed')}"
-        if fewest == most
-        else f"\nmean of {fewest}–{most} seeds"  # a run failed, or a subgroup went untested
-    )
+    of_seeds = ""
+    if len(seeds):
+        fewest, most = int(seeds.min()), int(seeds.max())
+        # different counts: a run failed, or a subgroup went untested
+        counts = counted(most, "seed") if fewest == most else f"{fewest}–{most} seeds"
+        of_seeds = f"\nmean of {counts}"
     # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
     width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
     ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
