@@ -12,7 +12,8 @@ from scipy import sparse
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
-from perturbsim._keys import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL
+from perturbsim._errors import counted
+from perturbsim._keys import CELL_EVAL_CONTROL, CELL_EVAL_PERT_COL, CONDITION
 from perturbsim.cli import main
 
 MEAN_TOLERANCE = 1e-5
@@ -246,6 +247,28 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     assert ad.read_h5ad(read).n_obs == screen.n_obs
 
 
+def test_cli_export_counts_the_conditions_it_wrote(capsys, caplog, tiny, tmp_path):
+    screen = ad.AnnData(X=tiny.X, obs=tiny.obs[["condition"]].astype(str), var=tiny.var[[]])
+    labelled = screen.copy()
+    ps.pp.setup(labelled, perturbation_key="condition", control="control")
+    ps.pp.split(labelled, kind="combo", seed=2)
+    test = [str(c) for c in labelled.uns["perturbsim"]["split"]["test"]]
+    few = test[0]  # a held-out condition left with 5 cells: under --min-cells 10
+    rows = np.flatnonzero(labelled.obs[CONDITION].astype(str).to_numpy() == few)
+    screen = screen[np.setdiff1d(np.arange(screen.n_obs), rows[5:])].copy()
+    data = str(tmp_path / "screen.h5ad")
+    screen.write_h5ad(data)
+    model = str(tmp_path / "model")
+    train = ["train", data, "--control", "control", "--model", "mean", "--split", "combo"]
+    assert main([*train, "--seed", "2", "--out", model]) == 0
+    run = ["export", model, data, "--control", "control", "--out", str(tmp_path / "export")]
+    assert main([*run, "--min-cells", "10"]) == 0
+    printed = capsys.readouterr()
+    assert f"the model predicts {len(test)} of the {len(test)} conditions" in printed.out
+    assert f"({counted(len(test) - 1, 'condition')} and control)" in printed.out
+    assert few in caplog.text  # named as left out for too few cells
+
+
 def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_path):
     screen = ad.AnnData(X=tiny.X, obs=tiny.obs[["condition"]].astype(str), var=tiny.var[[]])
     data = str(tmp_path / "screen.h5ad")
@@ -264,9 +287,10 @@ def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_pa
     loaded = ps.models.PerturbationModel.load(model)
     covered = {c for c, ok in zip(test, loaded.covers(test), strict=True) if ok}
     assert 0 < len(covered) < len(test)
-    assert f"exporting {len(covered)} of the {len(test)} conditions the model held out" in printed
+    assert f"the model predicts {len(covered)} of the {len(test)} conditions it held out" in printed
     exported = set(ad.read_h5ad(out / "real.h5ad").obs["target_gene"].astype(str))
     assert exported - {"non-targeting"} == covered
+    assert f"({counted(len(covered), 'condition')} and control)" in printed
     # another split named by hand is still checked against what the model was fitted on
     run = ["export", model, data, "--control", "control", "--overwrite", "--out", str(out)]
     assert main([*run, "--split", "simulation"]) == 2

@@ -215,14 +215,20 @@ def test_duplicated_gene_names():
     one_line_error(lambda: ps.pp.setup(adata), "duplicated gene names.*'G0'")
 
 
-def test_setting_up_a_view_says_that_the_anndata_it_was_cut_from_is_left(caplog):
+@pytest.mark.parametrize("normalize", [False, True])
+def test_setting_up_a_view_says_that_the_anndata_it_was_cut_from_is_left(caplog, normalize):
     adata = make_screen(["ctrl", "G1", "G2"])
+    if normalize:
+        counts = np.random.default_rng(1).poisson(20, size=adata.shape)
+        adata.X = sparse.csr_matrix(counts.astype(np.float32))
+    parent = adata.X.copy()
     view = adata[adata.obs_names[: adata.n_obs // 2 + 5]]
     with caplog.at_level(logging.WARNING, logger="perturbsim"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # anndata's own note, in its words
-        ps.pp.setup(view)
+        warnings.simplefilter("error")  # anndata's own note of the same is not repeated
+        ps.pp.setup(view, normalize=normalize)
     assert "adata is a view (a subset of another AnnData): setup makes it" in caplog.text
     assert not view.is_view and "perturbsim" not in adata.uns
+    assert "counts" not in adata.layers and (adata.X != parent).nnz == 0
 
 
 def test_every_perturbed_gene_with_a_twin_in_another_case_is_named(caplog):
@@ -455,6 +461,18 @@ def test_raw_counts_error_or_normalise():
         np.log1p(row / row.sum() * np.median(np.asarray(adata.layers["counts"].sum(1)).ravel())),
         rtol=1e-5,
     )
+
+
+def test_counts_read_lazily_are_told_the_fix_that_works_lazily(tmp_path):
+    adata = make_screen(["ctrl", "G1"])
+    adata.X = np.random.default_rng(1).poisson(20, size=adata.shape).astype(np.float32)
+    path = tmp_path / "counts.h5ad"
+    adata.write_h5ad(path)
+    told = one_line_error(lambda: ps.ds.read(path, backed=True), "raw integer counts")
+    assert "no backed=True" in told and "pass normalize=True (" not in told
+    # the advice works: normalised in memory, as the message says
+    assert ps.ds.read(path, normalize=True).X.max() < 10
+    one_line_error(lambda: ps.ds.read(path, backed=True, normalize=True), "no backed=True")
 
 
 def test_a_refused_screen_keeps_its_gene_names_and_a_second_setup_its_normalisation():

@@ -16,7 +16,15 @@ from anndata import AnnData
 
 from .._atomic import atomic_write_all, check_results_dir, check_writable_place
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONDITION, SEP, SPLIT_UNS, UNS, VARIANCE_LAYER
+from .._keys import (
+    CELL_EVAL_CONTROL,
+    CELL_EVAL_PERT_COL,
+    CONDITION,
+    SEP,
+    SPLIT_UNS,
+    UNS,
+    VARIANCE_LAYER,
+)
 from .._settings import check_seed
 from ..models import (
     DEFAULT_MODELS,
@@ -298,9 +306,12 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         help="output .h5ad (predicted expression in X, the change over control in "
-        ".layers['delta'], uncertainty in .layers['variance'] and .obs) or .csv (predicted "
-        "expression, a row per perturbation; beside it NAME.variance.csv and NAME.obs.csv: "
-        "uncertainty, support, unsupported, generic: the model's generic guess for some gene)",
+        ".layers['delta'], per-set columns in .obs) or .csv (predicted expression, a row per "
+        "perturbation; beside it NAME.obs.csv, the per-set columns). The per-set columns: "
+        "n_targets; with a model that has a predictive variance, uncertainty (and "
+        ".layers['variance'] or NAME.variance.csv); with one that knows which genes it has "
+        "support for, support, unsupported and generic (the model's generic guess for some "
+        "gene)",
     )
     parser.add_argument(
         "--strict",
@@ -417,7 +428,16 @@ def _run_export(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     command = f"cell-eval run -ap {shlex.quote(str(pred))} -ar {shlex.quote(str(real))}"
-    print(f"wrote {pred} and {real}; evaluate with: {command}")
+    written = _exported_conditions(real)
+    print(f"wrote {pred} and {real} ({written} and control); evaluate with: {command}")
+
+
+def _exported_conditions(real: Path) -> str:
+    """How many conditions beside control the exported ``real`` file holds, in words."""
+    from ..ds._stores import read_obs
+
+    labels = set(read_obs(real)[CELL_EVAL_PERT_COL].astype(str)) - {CELL_EVAL_CONTROL}
+    return counted(len(labels), "condition")
 
 
 def _keeps_as_trained(
@@ -450,7 +470,7 @@ def _covered_held_out(model: PerturbationModel, held_out: list[str]) -> list[str
         )
     note = f"; it cannot predict {len(left)}: {shown_list(left, 3)}" if left else ""
     held = counted(len(held_out), "condition")
-    print(f"exporting {len(covered)} of the {held} the model held out{note}")
+    print(f"the model predicts {len(covered)} of the {held} it held out{note}")
     return covered
 
 

@@ -11,7 +11,6 @@ import pandas as pd
 
 from .._checks import check_file
 from .._errors import PerturbsimError, error_reason
-from ..pp._validate import lazy_store_name
 
 READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError)
 """What h5py, zarr and anndata raise on a file or store that is not complete AnnData (not
@@ -24,6 +23,30 @@ LAZY_ROWS = 5_000
 """Rows of each block of a zarr store's matrices read lazily (the statistics pass's chunk)."""
 EAGER_KEYS = ("obs", "var", "uns", "obsm", "varm", "obsp", "varp")
 """What a lazily read zarr store reads into memory (all but ``X`` and ``layers``)."""
+LAZY_STORE = "perturbsim-lazy-store:"
+"""How the name of a dask array read lazily from a zarr store begins, its path next."""
+
+
+def lazy_store_name(path: object, token: str) -> str:
+    """The dask name of an array read lazily from the zarr store ``path`` (``token``: unique).
+
+    Examples
+    --------
+    >>> lazy_store_name("/data/screen.zarr", "read-1f3a")
+    'perturbsim-lazy-store:/data/screen.zarr::read-1f3a'
+    """
+    return f"{LAZY_STORE}{path}::{token}"
+
+
+def lazy_store_path(matrix: object) -> str | None:
+    """The zarr store a dask array was read lazily from (:func:`lazy_store_name`), else ``None``.
+
+    Also for an array computed from such a read (a subset of its cells: its dask graph
+    keeps the read's layer).
+    """
+    layers = getattr(getattr(matrix, "dask", None), "layers", {})
+    read = next((name for name in layers if str(name).startswith(LAZY_STORE)), None)
+    return None if read is None else read[len(LAZY_STORE) :].rsplit("::", 1)[0]
 
 
 def checked_store(path: Path) -> Path:

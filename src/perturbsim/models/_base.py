@@ -51,7 +51,7 @@ from ..pp._gi import (
     resolve_abundance,
     summed_pairs,
 )
-from ..pp._labels import SEPARATORS, is_control_word, singles_of
+from ..pp._labels import is_control_word, joined_genes_hint, singles_of, split_at_separators
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_anndata, check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -626,12 +626,7 @@ class PerturbationModel(ABC):
             for gene, symbol in zip(aliases["alias"], aliases["symbol"], strict=True)
             if symbol != gene
         ]
-        joined = [
-            (gene, sep, gene.split(sep))
-            for gene in genes
-            for sep in SEPARATORS
-            if len(gene.split(sep)) > 1 and all(gene.split(sep))
-        ]
+        joined = [(gene, sep, parts) for gene in genes for sep, parts in split_at_separators(gene)]
         spellings = [
             (gene, other)
             for gene in genes
@@ -651,10 +646,7 @@ class PerturbationModel(ABC):
         known = {g for g in genes if next(covered)}
         for gene, sep, parts in joined:
             if all([next(covered) for _ in parts]) and gene not in known:
-                return (
-                    f" ({gene!r} looks like genes joined by {sep!r}: write "
-                    f"{SEP.join(parts)!r} or a list of genes)"
-                )
+                return joined_genes_hint(gene, sep, parts)
         hints = [
             *((gene, case_hint(gene, other)) for gene, other in spellings),
             *(

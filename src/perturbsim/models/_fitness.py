@@ -31,7 +31,7 @@ from ..ds._fitness import check_screen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
 from ..pp import canonical_label, genes_of, parse_perturbations
-from ..pp._labels import query_items
+from ..pp._labels import joined_genes_hint, query_items, split_at_separators
 from ..train import AdamW
 from ._base import distinct_sets
 from ._linear_go import spectral_embedding
@@ -555,7 +555,7 @@ class FitnessModel:
         if unknown:
             raise PerturbsimError(
                 f"{counted(len(unknown), 'gene is', 'genes are')} not in {self.screen.source}: "
-                f"{shown_list(unknown, 10)}{first_case_hint(unknown, self.genes)}"
+                f"{shown_list(unknown, 10)}{self._unknown_hint(unknown)}"
             )
         for given, genes in zip(query_items(perturbations), sets, strict=True):
             label = given if isinstance(given, str) else canonical_label(genes)
@@ -577,3 +577,11 @@ class FitnessModel:
         values = np.where(is_pair, pairs, self._singles[first])
         index = pd.Index([canonical_label(s) for s in sets], name="perturbation")
         return pd.Series(values, index=index, name="fitness")
+
+    def _unknown_hint(self, unknown: Sequence[str]) -> str:
+        """A hint for queried genes not in the screen: genes joined otherwise, another case."""
+        for gene in unknown:
+            for sep, parts in split_at_separators(gene):
+                if all(part in self._node for part in parts):
+                    return joined_genes_hint(gene, sep, parts)
+        return first_case_hint(unknown, self.genes)

@@ -217,6 +217,32 @@ def ordered_conditions(conditions: Iterable[str]) -> list[str]:
     return sorted(set(conditions), key=lambda c: (len(genes_of(c)), c))
 
 
+def split_at_separators(gene: str) -> list[tuple[str, list[str]]]:
+    """Each separator of :data:`SEPARATORS` that cuts ``gene`` into names, with the names.
+
+    Examples
+    --------
+    >>> split_at_separators("KLF1_MAP2K6")
+    [('_', ['KLF1', 'MAP2K6'])]
+    >>> split_at_separators("HLA-A"), split_at_separators("KLF1_")
+    ([('-', ['HLA', 'A'])], [])
+    """
+    cuts = [(sep, gene.split(sep)) for sep in SEPARATORS]
+    return [(sep, parts) for sep, parts in cuts if len(parts) > 1 and all(parts)]
+
+
+def joined_genes_hint(gene: str, sep: str, parts: Sequence[str]) -> str:
+    """The hint for a queried ``gene`` that is genes ``parts`` joined by ``sep``.
+
+    Examples
+    --------
+    >>> joined_genes_hint("KLF1_MAP2K6", "_", ["KLF1", "MAP2K6"])
+    " ('KLF1_MAP2K6' looks like genes joined by '_': write 'KLF1+MAP2K6' or a list of genes)"
+    """
+    joined = SEP.join(parts)
+    return f" ({gene!r} looks like genes joined by {sep!r}: write {joined!r} or a list of genes)"
+
+
 def _looks_like_control(text: str) -> bool:
     """Whether ``text`` names a control guide: a control word and no gene.
 

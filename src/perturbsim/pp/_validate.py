@@ -13,12 +13,18 @@ from scipy import sparse
 from .._errors import PerturbsimError, counted, error_reason
 from .._keys import COUNTS_LAYER
 from .._threads import torch_threads_kept
+from ..ds._stores import lazy_store_path
 
 logger = logging.getLogger(__name__)
 
 _RAW_COUNT_MAX = 30.0
 """log1p-normalised data never reaches this (log1p of a count per million of every read is
 13.8): non-integer data above it is not log-transformed."""
+LAZY_NORMALISE = (
+    "a screen read lazily must hold log-normalised values: read it into memory (no backed=True) "
+    "with normalize=True, or write a log-normalised copy to read lazily"
+)
+"""What to do with counts in a backed file or a lazily read zarr store."""
 
 
 def matrix_values(block: object) -> np.ndarray:
@@ -171,34 +177,16 @@ def _is_dask(matrix: object) -> bool:
     return type(matrix).__module__.split(".")[0] == "dask"
 
 
-LAZY_STORE = "perturbsim-lazy-store:"
-"""How the name of a dask array read lazily from a zarr store begins, its path next."""
-
-
-def lazy_store_name(path: object, token: str) -> str:
-    """The dask name of an array read lazily from the zarr store ``path`` (``token``: unique).
-
-    Examples
-    --------
-    >>> lazy_store_name("/data/screen.zarr", "read-1f3a")
-    'perturbsim-lazy-store:/data/screen.zarr::read-1f3a'
-    """
-    return f"{LAZY_STORE}{path}::{token}"
-
-
 def stored_in(adata: AnnData, layer: str | None, matrix: object) -> str | None:
     """The file ``matrix`` is read from lazily, named in messages, else ``None``.
 
     ``matrix`` is ``adata.X`` (``layer=None``) or ``adata.layers[layer]``: for ``X``, a
     backed screen's h5ad file; the zarr store of a dask array :func:`perturbsim.ds.read`
-    read lazily (named by :func:`lazy_store_name`), or computed from one (a subset of its
-    cells: its dask graph keeps the read's layer).
+    read lazily, or computed from one (``lazy_store_path``).
     """
     if layer is None and adata.isbacked:
         return str(adata.filename)
-    layers = getattr(getattr(matrix, "dask", None), "layers", {})
-    read = next((name for name in layers if str(name).startswith(LAZY_STORE)), None)
-    return None if read is None else read[len(LAZY_STORE) :].rsplit("::", 1)[0]
+    return lazy_store_path(matrix)
 
 
 def validate_expression(
@@ -256,12 +244,15 @@ def validate_expression(
         raise
     except Exception as err:  # a corrupted chunk, a file gone: the library's error, one line
         raise PerturbsimError(f"cannot read {where}: {error_reason(err)}") from err
-    fix = (
-        "pass normalize=True (normalize_total + log1p) if they are counts, or run "
-        "scanpy.pp.log1p first if they are normalised but not log-transformed"
-        if layer is None
-        else "perturbsim needs log-normalised values: pass a layer that holds them (or none: X)"
-    )
+    if layer is not None:
+        fix = "perturbsim needs log-normalised values: pass a layer that holds them (or none: X)"
+    elif lazy:
+        fix = LAZY_NORMALISE
+    else:
+        fix = (
+            "pass normalize=True (normalize_total + log1p) if they are counts, or run "
+            "scanpy.pp.log1p first if they are normalised but not log-transformed"
+        )
     cells = adata.obs_names[: block.shape[0]]
     check_block(block, where=where, cells=cells, genes=adata.var_names)
     values = matrix_values(block)
@@ -330,7 +321,7 @@ def _normalise(adata: AnnData, *, lazy: bool) -> None:
     """``normalize_total`` + ``log1p`` in place, the counts kept in ``.layers["counts"]``."""
     if lazy:
         raise PerturbsimError(
-            "cannot normalise a backed or dask AnnData in place; normalise it in memory first"
+            f"cannot normalise a backed or dask AnnData in place; {LAZY_NORMALISE}"
         )
     kept = adata.layers.get(COUNTS_LAYER)
     if kept is not None and not _same_values(kept, adata.X):

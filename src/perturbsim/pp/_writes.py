@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
-from anndata import AnnData
+from anndata import AnnData, ImplicitModificationWarning
 
 from .._checks import check_flag
 from .._errors import PerturbsimError
@@ -24,7 +25,7 @@ def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
         backed screen only into a new file) or a subset (view) of one.
 
     A view of a screen in memory is written into as anndata does (it becomes an AnnData
-    of its own), with a warning saying so.
+    of its own, here and now), with one warning saying so (anndata's own is not repeated).
     """
     copy = check_flag("copy", copy)
     if adata.isbacked and adata.is_view:
@@ -44,6 +45,9 @@ def written_screen(adata: AnnData, *, copy: bool, what: str) -> AnnData:
             "and writes there; the AnnData it was cut from is left as it was",
             what,
         )
+        with warnings.catch_warnings():  # anndata's note of the same, said above
+            warnings.simplefilter("ignore", ImplicitModificationWarning)
+            adata.obs = adata.obs  # assigning to a view makes it an AnnData of its own
     return adata.copy() if copy else adata
 
 
