@@ -447,6 +447,28 @@ def test_overwrite_replaces_only_a_model_directory(capsys, screen, tmp_path):
     ]
 
 
+def test_overwrite_replaces_a_prediction_never_a_screen_or_a_read_only_file(
+    capsys, screen, tmp_path
+):
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "model", "--model", "mean") == 0
+    gene = screen.obs["condition"].iloc[-1].split("+")[0]
+    predict = ["predict", str(tmp_path / "model"), gene, "--overwrite", "--out"]
+    assert main([*predict, str(tmp_path / "pred.h5ad")]) == 0
+    assert main([*predict, str(tmp_path / "pred.h5ad")]) == 0  # a prediction is replaced
+    capsys.readouterr()
+    other = _write(screen, tmp_path / "other.h5ad")  # a screen the command does not read
+    assert main([*predict, other]) == 2
+    assert "of no perturbsim prediction (a screen?)" in _one_line_error(capsys)
+    assert ad.read_h5ad(other).n_obs == screen.n_obs
+    kept = tmp_path / "kept.csv"
+    kept.write_text("a,b\n1,2\n")
+    kept.chmod(0o444)
+    assert main([*predict, str(kept)]) == 2
+    assert "is read-only, which perturbsim never replaces" in _one_line_error(capsys)
+    assert kept.read_text() == "a,b\n1,2\n"
+
+
 def test_an_output_path_the_system_refuses_is_a_one_line_error(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "mean") == 0

@@ -174,6 +174,16 @@ def test_coverage_spreads_over_the_go_graph():
     np.testing.assert_allclose(_Coverage(sets, {"C"}, graph).gains(), [3.0, 3.0, 0.0, 0.0])
 
 
+def test_coverage_keeps_the_closest_measured_neighbour():
+    # B is covered 0.8 by A, then C, a weaker neighbour of B (0.3), takes none of it away
+    graph = GeneGraph(nodes=["A", "B", "C"], src=[0, 2], dst=[1, 1], weight=[0.8, 0.3])
+    coverage = _Coverage([("A",), ("B",), ("C",)], set(), graph)
+    coverage.add(0)
+    np.testing.assert_allclose(coverage.gains(), [0.0, 0.2, 1.0])
+    coverage.add(2)
+    np.testing.assert_allclose(coverage.gains(), [0.0, 0.2, 0.0])
+
+
 def test_diversity_penalises_likeness_to_chosen_and_measured():
     candidates = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0]])
     diversity = _Diversity(candidates, np.zeros((0, 3)))

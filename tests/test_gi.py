@@ -112,6 +112,10 @@ def test_pair_that_is_one_single_is_epistatic(singles):
     assert row["dominance"] > 1.5  # |log10(1 / 0.02)|
     assert row["equality"] < 0.28
     assert row["is_epistasis"] and row["subtype"] == "epistasis"
+    mirrored = score_pair(b, a, a + 0.01 * np.random.default_rng(3).normal(size=N_GENES))
+    assert mirrored["c2"] == pytest.approx(1, abs=0.02)
+    assert mirrored["dominance"] == pytest.approx(row["dominance"])  # either single dominant
+    assert mirrored["is_epistasis"]
 
 
 def test_theil_sen_recovers_coefficients_under_outliers():
@@ -759,6 +763,11 @@ def test_gi_per_gene_auprc_on_a_hand_example():
     metrics = pytest.importorskip("sklearn.metrics")
     expected = metrics.average_precision_score([1, 0, 1, 0], [0.9, 0.5, 0.1, -0.7])
     assert table.loc["synergy", "auprc"] == pytest.approx(expected)
+    # tied deviations are one threshold, whichever of them is listed first: 1/2 * 1 + 1/2 * 2/3
+    tied = pd.DataFrame({"pair": "A+B", "gene": ["g1", "g2", "g3"], "deviation": [2.0, 1.0, 1.0]})
+    calls = tied.drop(columns="deviation").assign(call=["synergy", "synergy", "additive"])
+    tied_table = gi_per_gene_auprc(tied, calls).set_index("call")
+    assert tied_table.loc["synergy", "auprc"] == pytest.approx(5 / 6)
     # rows the truth could not test are neither positive nor negative: left out
     untested = pd.DataFrame({"pair": "A+C", "gene": ["g1"], "call": ["untested"]})
     extra = pd.concat([predicted, untested.drop(columns="call").assign(deviation=5.0)])

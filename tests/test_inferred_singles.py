@@ -122,6 +122,17 @@ def test_linked_singles_are_least_squares_where_pinned_and_the_exact_conditional
     assert inferred.n_pairs == {"V": 1, "W": 1, "X": 2, "Y": 2, "Z": 2}
 
 
+def test_a_chain_of_pairs_joined_late_is_solved_as_one_group():
+    # A+B and C+D are two groups until B+C joins them; D+E pins the whole chain down
+    rng = np.random.default_rng(5)
+    truth = {gene: rng.normal(size=8) for gene in "ABCDE"}
+    pairs = [("A", "B"), ("C", "D"), ("B", "C"), ("D", "E")]
+    changes = np.stack([truth[a] + truth[b] for a, b in pairs])
+    inferred = infer_singles(pairs, changes, {"E": truth["E"]}, vague_prior, np.full(8, 0.01))
+    for gene in "ABCD":
+        np.testing.assert_allclose(inferred.changes[gene], truth[gene], atol=1e-6)
+
+
 def test_solving_genes_in_chunks_changes_nothing(monkeypatch):
     system = linked_system(n_genes=7)
     whole = infer_linked(system)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from .._atomic import check_writable_place
 from .._checks import check_file
 from .._errors import PerturbsimError, os_reason
+from .._keys import PRED_MODEL, UNS
 from ..models._store import CONFIG_FILE, WEIGHTS_FILE
 
 
@@ -111,10 +115,36 @@ def add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
+WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+"""Permission bits of a file anyone may write (none set: read-only, never replaced)."""
+
+
 def refuse_existing(out: Path, overwrite: bool) -> None:
-    """Refuse an existing ``--out`` unless ``--overwrite`` (before any work)."""
+    """Refuse an existing ``--out`` unless ``--overwrite``, and a read-only one always.
+
+    A write replaces a file by renaming a new one over it, which its own permissions do not
+    stop (its folder's do): a file no one may write is refused here instead, before any work.
+    """
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    if out.is_file() and not out.stat().st_mode & WRITE_BITS:
+        raise PerturbsimError(
+            f"{str(out)!r} is read-only, which perturbsim never replaces: choose another --out"
+        )
+
+
+def _refuse_other_h5ad(out: Path) -> None:
+    """Refuse to replace an h5ad file that is not a prediction (a screen, say)."""
+    try:
+        with h5py.File(out, "r") as stored:
+            prediction = f"uns/{UNS}/{PRED_MODEL}" in stored
+    except OSError:  # not HDF5: no screen either, and replacing it loses nothing of one
+        return
+    if not prediction:
+        raise PerturbsimError(
+            f"{str(out)!r} is an h5ad file of no perturbsim prediction (a screen?): --overwrite "
+            "replaces only a prediction; choose another --out"
+        )
 
 
 def output_file(text: str, suffixes: Sequence[str]) -> Path:
@@ -149,8 +179,8 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
     """Refuse a ``--out`` file that is a folder, replaces one of ``inputs`` or enters one.
 
     An existing file is refused unless ``--overwrite``; a folder, a path that is or lies
-    inside one of ``inputs`` (what the command reads), or a file beside a saved model,
-    always, before any work.
+    inside one of ``inputs`` (what the command reads), a file beside a saved model, a
+    read-only file, or an h5ad file other than a prediction, always, before any work.
     """
     if out.is_dir():
         raise PerturbsimError(f"--out {str(out)!r} is a folder; give a file name")
@@ -158,6 +188,8 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
     _refuse_reading(out, {out.resolve()}, inputs)
     _refuse_model_folder(out.parent)
     refuse_existing(out, overwrite)
+    if out.is_file() and out.suffix.lower() == ".h5ad":
+        _refuse_other_h5ad(out)
 
 
 def _refuse_model_folder(folder: Path) -> None:
