@@ -552,7 +552,8 @@ def test_a_separator_holding_plus_reads_the_screen_s_labels_back(screen, tmp_pat
     out = tmp_path / "pred.csv"
     assert main(["predict", model, pair, pair.replace(" + ", "+"), "--out", str(out)]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [pair.replace(" + ", "+")]
-    assert "1 repeated perturbation" in capsys.readouterr().out  # both read as one pair
+    printed = capsys.readouterr().out  # both read as one pair, named
+    assert f"1 repeated perturbation: each predicted once: {pair.replace(' + ', '+')}" in printed
 
 
 def test_double_dash_as_an_option_value_is_refused_in_one_line(screen, tmp_path, capsys):
@@ -879,7 +880,7 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert main([*run, "--overwrite"]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     printed = capsys.readouterr().out
-    assert "1 repeated perturbation: each predicted once" in printed
+    assert "1 repeated perturbation: each predicted once: ctrl" in printed
     assert f"predicted 2 perturbations x {screen.n_vars} genes -> " in printed
     under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
     replace = ["--out", str(out), "--overwrite"]

@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,10 +202,11 @@ def _held_out_text(adata: AnnData) -> str:
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
     singles = singles_of(adata.uns[UNS][SPLIT_UNS]["test"])
     return (
-        text + f"; held out for testing (conditions never trained on): {held} (a measured "
-        "gene held out alone is predicted as unseen; combo_seenN: a pair N of whose genes "
-        "were drawn as seen, GEARS's naming, though a seen gene may have no training "
-        "single; --split none holds nothing out)"
+        text + f"; held out for testing (conditions never trained on): {held} (a gene held "
+        "out alone is predicted without its single: by the default from its training pairs "
+        "where it has some, seen_single, else as never perturbed, unseen_single; combo_seenN: "
+        "a pair N of whose genes were drawn as seen, GEARS's naming, though a seen gene may "
+        "have no training single; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
     )
 
@@ -275,10 +277,12 @@ def _run_predict(args: argparse.Namespace) -> None:
     queries = screen_queries(
         args.perturbations, model.screen_labels, sep=args.sep, control=args.control
     )
-    unique = list(dict.fromkeys(canonical_label(q) for q in queries))
+    labels = Counter(canonical_label(q) for q in queries)
+    unique = list(labels)
     if len(unique) < len(queries):
-        repeated = counted(len(queries) - len(unique), "repeated perturbation")
-        print(f"{repeated}: each predicted once")
+        repeated = [label for label, n in labels.items() if n > 1]
+        told = counted(len(repeated), "repeated perturbation")
+        print(f"{told}: each predicted once: {shown_list(repeated, 10)}")
     prediction = model.predict(unique, strict=args.strict)
     if out.suffix.lower() == ".h5ad":
         written = atomic_write_all({out: prediction.write_h5ad})

@@ -73,7 +73,7 @@ _CLI_WORDS = (
         lambda m: _list_hint(m[1]),
     ),
     (re.compile(r"^where: "), "--where: "),
-    (re.compile(r"\((where kept \d+ of \d+ cells)\)$"), r"(--\1)"),
+    (re.compile(r"\((where kept \d+ of \d+ cells)\)"), r"(--\1)"),
 )
 """Keyword arguments as errors name them -> CLI options (:func:`perturbsim.ds.read`'s, the
 models' GO annotations, ``predict_pairs``'s ``skip_unknown``, ``predict``'s ``strict``): every
@@ -255,6 +255,8 @@ def cli_wording(message: str) -> str:
     "adata.obs['c'] = adata.obs['c'].astype(str), then write_h5ad)"
     >>> cli_wording("no control cells (where kept 7 of 12 cells)")
     'no control cells (--where kept 7 of 12 cells)'
+    >>> cli_wording("no cells of 'A' (where kept 7 of 12 cells); is it the file trained on?")
+    "no cells of 'A' (--where kept 7 of 12 cells); is it the file trained on?"
     """
     for pattern, option in _CLI_WORDS:
         message = pattern.sub(option, message)

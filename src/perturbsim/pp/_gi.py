@@ -1801,9 +1801,11 @@ def gi_per_gene(
     table; genes with ``q <= fdr`` are called ``"synergy"`` (the pair above the sum of
     the singles) or ``"buffering"`` (below), the others ``"additive"``. The call follows
     the sign of the deviation, not of the change (as Ahlmann-Eltze et al.). Rows that
-    cannot be tested are called ``"untested"``: those of a pair whose own mean or a
-    single's averages fewer than ``min_cells`` cells, and, with ``se``, those with a
-    deviation but no standard error (0 or NaN).
+    cannot be tested are called ``"untested"`` and stay out of the correction and the
+    empirical null: those of a gene that moved in none of the three changes (each exactly
+    0: a gene no cell of the four means expressed, typically), those of a pair whose own
+    mean or a single's averages fewer than ``min_cells`` cells, and, with ``se``, those
+    with a deviation but no standard error (0 or NaN).
 
     Parameters
     ----------
@@ -1841,9 +1843,8 @@ def gi_per_gene(
     Tidy DataFrame, one row per pair and gene: ``pair``, ``gene``, ``delta_a``,
     ``delta_b``, ``delta_ab``, ``deviation``, ``se`` (NaN without ``se``), ``z``, ``p``,
     ``q``, ``call``. Untested rows have NaN ``z``, ``p`` and ``q``. Also called
-    ``"additive"`` with NaN ``z``: with ``se``, rows of no deviation and no standard error
-    (a gene that moved in none of the four means); without, every testable row when there
-    is no empirical null.
+    ``"additive"`` with NaN ``z``: with ``se``, rows of a deviation of exactly 0 and no
+    standard error; without, every testable row when there is no empirical null.
     """
     check_anndata(profiles, "profiles", rows="conditions")
     if isinstance(fdr, bool) or not isinstance(fdr, numbers.Real) or not 0 < fdr < 1:
@@ -1915,7 +1916,8 @@ def gi_per_gene(
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if table.empty:
         return table.assign(z=[], p=[], q=[], call=[])
-    testable = table.pop("testable").to_numpy(bool)
+    unmoved = (table[["delta_a", "delta_b", "delta_ab"]].to_numpy() == 0).all(axis=1)
+    testable = table.pop("testable").to_numpy(bool) & ~unmoved
     dof = table.pop("df").to_numpy(float)
     deviation = table["deviation"].to_numpy(float)
     z = np.full(len(table), np.nan)
