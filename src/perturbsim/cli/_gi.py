@@ -141,7 +141,8 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if summed.any():
         lines.append(
             f"  {int(summed.sum())} of the {scored} predicted as the sum of their singles "
-            f"(column {SUM_OF_SINGLES} of gi_scores.csv): no interaction predicted, their "
+            f"(column {SUM_OF_SINGLES} of gi_scores.csv; but on genes whose predicted "
+            "expression is floored at 0): no interaction predicted, their "
             "subtypes are those of the additive model"
             + (", not counted below" if len(shown) else "")
             + " (for pairs the screen measured, score their measured means: perturbsim "
