@@ -467,6 +467,19 @@ def test_overwrite_replaces_a_prediction_never_a_screen_or_a_read_only_file(
     assert main([*predict, str(kept)]) == 2
     assert "is read-only, which perturbsim never replaces" in _one_line_error(capsys)
     assert kept.read_text() == "a,b\n1,2\n"
+    # a link is replaced itself, never what it points to
+    link = tmp_path / "link.csv"
+    link.symlink_to(kept)
+    assert main([*predict, str(link)]) == 0
+    assert not link.is_symlink() and kept.read_text() == "a,b\n1,2\n"
+    # an HDF5 file that cannot be read to tell what it holds is kept; one of no HDF5 is not
+    broken = tmp_path / "broken.h5ad"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    assert main([*predict, str(broken)]) == 2
+    assert "cannot read" in _one_line_error(capsys) and broken.stat().st_size == 108
+    text = tmp_path / "text.h5ad"
+    text.write_text("not HDF5")
+    assert main([*predict, str(text)]) == 0
 
 
 def test_an_output_path_the_system_refuses_is_a_one_line_error(capsys, screen, tmp_path):

@@ -108,7 +108,9 @@ def test_gi_doc_examples_run(in_tmp):
     assert set(scored["n_de"]) <= {2, 3} and scored["magnitude"].round(2).between(0.6, 0.79).all()
     assert (namespace["scores"]["flag"].str.startswith("too few DE genes")).sum() == 2
     tested = namespace["per_gene"]["p"].dropna()
-    assert tested.min() > 0.005 and len(tested) == 750  # as the text says
+    assert tested.min() > 0.005 and len(tested) == 427  # as the text says
+    untested = namespace["per_gene"]["call"] == "untested"
+    assert untested.sum() == 1073 and namespace["per_gene"].loc[untested, "p"].isna().all()
     assert namespace["replicated"].round(2).tolist() == [-0.25, -0.39, 0.23]  # as the text says
     pairs = namespace["pred"].obs[namespace["pred"].obs["n_targets"] == 2]
     assert pairs["sum_of_singles"].all()

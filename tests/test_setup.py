@@ -469,10 +469,10 @@ def test_counts_read_lazily_are_told_the_fix_that_works_lazily(tmp_path):
     path = tmp_path / "counts.h5ad"
     adata.write_h5ad(path)
     told = one_line_error(lambda: ps.ds.read(path, backed=True), "raw integer counts")
-    assert "no backed=True" in told and "pass normalize=True (" not in told
+    assert "without backed=True" in told and "pass normalize=True (" not in told
     # the advice works: normalised in memory, as the message says
     assert ps.ds.read(path, normalize=True).X.max() < 10
-    one_line_error(lambda: ps.ds.read(path, backed=True, normalize=True), "no backed=True")
+    one_line_error(lambda: ps.ds.read(path, backed=True, normalize=True), "without backed=True")
 
 
 def test_a_refused_screen_keeps_its_gene_names_and_a_second_setup_its_normalisation():

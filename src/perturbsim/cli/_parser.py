@@ -124,22 +124,53 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
 
     A write replaces a file by renaming a new one over it, which its own permissions do not
     stop (its folder's do): a file no one may write is refused here instead, before any work.
+    A symbolic link is replaced itself, never what it points to, so it is not checked.
     """
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise PerturbsimError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-    if out.is_file() and not out.stat().st_mode & WRITE_BITS:
+    if _plain_file(out) and not out.stat().st_mode & WRITE_BITS:
         raise PerturbsimError(
             f"{str(out)!r} is read-only, which perturbsim never replaces: choose another --out"
         )
 
 
+def _plain_file(path: Path) -> bool:
+    """Whether ``path`` is a file itself (not a link to one)."""
+    return path.is_file() and not path.is_symlink()
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The bytes an HDF5 file starts with (after a user block of 512 x 2^k bytes, if any)."""
+
+
+def _holds_hdf5(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file (its signature at 0 or at 512, 1024, ... bytes)."""
+    with path.open("rb") as file:
+        size, offset = path.stat().st_size, 0
+        while offset + len(HDF5_SIGNATURE) <= size:
+            file.seek(offset)
+            if file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+            offset = max(512, 2 * offset)
+    return False
+
+
 def _refuse_other_h5ad(out: Path) -> None:
-    """Refuse to replace an h5ad file that is not a prediction (a screen, say)."""
+    """Refuse to replace an HDF5 file that is not a prediction (a screen, say).
+
+    A file that is no HDF5 holds nothing of a screen, and is replaced; one that cannot be
+    read to tell (unreadable, locked by another program) is refused.
+    """
     try:
+        if not _holds_hdf5(out):
+            return
         with h5py.File(out, "r") as stored:
             prediction = f"uns/{UNS}/{PRED_MODEL}" in stored
-    except OSError:  # not HDF5: no screen either, and replacing it loses nothing of one
-        return
+    except OSError as err:
+        raise PerturbsimError(
+            f"cannot read {str(out)!r} to check that it is a prediction before replacing it "
+            f"({os_reason(err)}): choose another --out"
+        ) from err
     if not prediction:
         raise PerturbsimError(
             f"{str(out)!r} is an h5ad file of no perturbsim prediction (a screen?): --overwrite "
@@ -188,7 +219,7 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
     _refuse_reading(out, {out.resolve()}, inputs)
     _refuse_model_folder(out.parent)
     refuse_existing(out, overwrite)
-    if out.is_file() and out.suffix.lower() == ".h5ad":
+    if _plain_file(out) and out.suffix.lower() == ".h5ad":
         _refuse_other_h5ad(out)
 
 

@@ -21,8 +21,9 @@ _RAW_COUNT_MAX = 30.0
 """log1p-normalised data never reaches this (log1p of a count per million of every read is
 13.8): non-integer data above it is not log-transformed."""
 LAZY_NORMALISE = (
-    "a screen read lazily must hold log-normalised values: read it into memory (no backed=True) "
-    "with normalize=True, or write a log-normalised copy to read lazily"
+    "a screen read lazily must hold log-normalised values: load it into memory "
+    "(adata.to_memory(), or perturbsim.ds.read without backed=True) and normalise it there "
+    "(normalize=True), or write a log-normalised copy to read lazily"
 )
 """What to do with counts in a backed file or a lazily read zarr store."""
 
