@@ -870,6 +870,8 @@ def test_scatter_default_seed_is_the_first_with_predictions():
     )
     ax = ps.pl.fitness_scatter(table, method="expression_ridge")
     assert ax.get_title() == "expression_ridge (split seed 1)"
+    as_text = ps.pl.fitness_scatter(table.astype({"seed": str}), method="expression_ridge", seed=1)
+    assert len(as_text.collections[0].get_offsets()) == 2  # seeds written as text read as numbers
     with pytest.raises(ps.PerturbsimError, match="for split seed 0"):
         ps.pl.fitness_scatter(table, method="expression_ridge", seed=0)
     unmeasured = table.assign(measured=np.nan)  # nothing to draw: said, not an empty plot

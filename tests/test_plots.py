@@ -569,3 +569,62 @@ def test_a_model_and_a_subgroup_keep_their_colours_across_figures(result):
     assert markers[:3] == markers[3:6] and len(set(markers[:3])) == 3
     twin = ax.figure.axes[1]
     assert {line.get_color() for line in [*ax.get_lines()[:3], *twin.get_lines()[:3]]} == {"C0"}
+
+
+def test_metric_bars_read_a_written_result_s_coverage_and_refuse_an_interval_off_its_mean(
+    result, tmp_path
+):
+    result.write(tmp_path / "res")
+    summary = pd.read_csv(tmp_path / "res" / "summary.csv")
+    per_seed = pd.read_csv(tmp_path / "res" / "coverage.csv")  # one row per seed
+    assert per_seed.duplicated(["model", "subgroup"]).any()
+    given = pl.metric_bars(summary, metric="nmse_de", coverage=per_seed)
+    own = pl.metric_bars(result, metric="nmse_de")
+    assert [t.get_text() for t in given.texts] == [t.get_text() for t in own.texts]
+    assert any("/" in t.get_text() for t in own.texts)
+    moved = summary.copy()
+    row = (moved["model"] == "mean") & (moved["metric"] == "nmse_de")
+    moved.loc[row, "ci_low"] = moved.loc[row, "mean"] + 0.1
+    with pytest.raises(ps.PerturbsimError, match="interval of model 'mean' .* does not hold"):
+        pl.metric_bars(moved, metric="nmse_de")
+
+
+def test_lines_run_in_order_of_their_x_whatever_the_rows_order():
+    table = pd.DataFrame(
+        {"model": "m", "genes": "de", "nominal": [0.9, 0.5, 0.7], "observed": [0.8, 0.4, 0.6]}
+    )
+    line = pl.calibration_curve(table).get_lines()[1]
+    assert list(line.get_xdata()) == [0.5, 0.7, 0.9] and list(line.get_ydata()) == [0.4, 0.6, 0.8]
+    history = pd.DataFrame({"epoch": [2, 0, 1], "train_loss": [1.0, 3.0, 2.0], "val_loss": np.nan})
+    line = pl.training_history(history).get_lines()[0]
+    assert list(line.get_xdata()) == [0, 1, 2] and list(line.get_ydata()) == [3.0, 2.0, 1.0]
+    plt.close("all")
+
+
+def test_uncertainty_vs_error_counts_the_points_it_draws():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "subgroup": "unseen_single",
+            "uncertainty": [0.1, 0.2, 0.3, np.nan],
+            "error_de": [0.01, 0.03, 0.02, 0.5],
+        }
+    )
+    title = pl.uncertainty_vs_error(table, model="m").get_title()
+    assert "pooled over 3 test conditions" in title and "1 without a value, left out" in title
+    with pytest.raises(ps.PerturbsimError, match="1 test condition.* at least 2 are needed"):
+        pl.uncertainty_vs_error(table.iloc[2:], model="m")
+    plt.close("all")
+
+
+def test_chosen_genes_are_refused_when_empty_repeated_or_not_numbers(split_tiny, pair):
+    model = TrainMean(split_tiny).fit()
+    with pytest.raises(ps.PerturbsimError, match="genes is empty"):
+        pl.pair_prediction(model, pair, genes=[])
+    pred = pd.Series([1.0, 2.0, 3.0], index=["x", "y", "w"])
+    with pytest.raises(ps.PerturbsimError, match=r"genes names x more than once"):
+        pl.predicted_vs_true(pred, pred, genes=["x", "x"])
+    words = pd.Series([1.0, np.nan, "z"], index=["x", "y", "w"])
+    with pytest.raises(ps.PerturbsimError, match="gene 'w' holds 'z'"):
+        pl.predicted_vs_true(words, pred)
+    plt.close("all")

@@ -314,3 +314,10 @@ def test_models_tied_at_the_digits_shown_are_all_bold():
         ["0.125"],
         ["0.200"],
     ]
+
+
+def test_a_report_without_anchors_says_so_once(_tiny_cached, tmp_path, caplog):
+    result = ps.tl.evaluate(_tiny_cached, models=["no_perturb"], seeds=1, replicate=False)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.io.write_report(result, tmp_path / "report")
+    assert caplog.text.count("no calibrated scores") == 1

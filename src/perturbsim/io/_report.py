@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from .._atomic import atomic_write, check_writable_place, write_results_dir
 from .._checks import as_path
 from .._errors import PerturbsimError
+from .._settings import each_warning_once
 from ..pl import (
     calibration_curve,
     metric_bars,
@@ -294,9 +295,10 @@ def write_report(
     True
     """
     _check_result(result)
-    return write_results_dir(
-        out_dir, partial(_write_report, result, title=title), overwrite=overwrite
-    )
+    with each_warning_once():  # the tables and the pages read the same scores
+        return write_results_dir(
+            out_dir, partial(_write_report, result, title=title), overwrite=overwrite
+        )
 
 
 def _check_result(result: object) -> None:

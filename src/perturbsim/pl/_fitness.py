@@ -77,6 +77,7 @@ def fitness_scatter(
                 f"fitness predictions: column {column!r} holds "
                 f"{shown(table[column][bad].iloc[0])}, not a finite number"
             )
+        table = table.assign(**{column: values})  # numbers written as text read as numbers
     if method not in set(table["method"]):
         raise PerturbsimError(
             f"no predictions of method {method!r}; found {sorted(set(table['method']))}"

@@ -28,7 +28,7 @@ from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
 from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, true_values
 from ..pp._labels import label_sep
-from ._plots import ProfileSource, _axes, delta_table
+from ._plots import ProfileSource, _axes, checked_genes, delta_table
 
 logger = logging.getLogger(__name__)
 
@@ -358,12 +358,12 @@ def pair_prediction(
         if truth is not None:
             profiles.append(truth.loc[label, shared])
         genes = _deviating_genes(profiles, additive, [a, b], n_genes)
-    check_list("genes", genes, "genes")
+    else:
+        genes = checked_genes(genes)
     unknown = [g for g in genes if g not in shared]
     if unknown:
         where = "both the prediction and the measurement" if truth is not None else "the prediction"
         raise PerturbsimError(f"genes not in {where}: {unknown}")
-    genes = list(genes)
     bars = [
         (f"{a} ({kinds[0]})", singles[0][genes], {"color": "goldenrod", "hatch": "\\\\"}),
         (f"{b} ({kinds[1]})", singles[1][genes], {"color": "khaki", "hatch": "//"}),

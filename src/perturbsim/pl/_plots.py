@@ -87,6 +87,24 @@ def chosen(given: str | Sequence[str] | None, available: Sequence[str], what: st
     return shown
 
 
+def checked_genes(genes: object) -> list[str]:
+    """``genes`` to show as a list, refused when empty or naming a gene twice.
+
+    Examples
+    --------
+    >>> checked_genes(("HBZ", "HBG2"))
+    ['HBZ', 'HBG2']
+    """
+    check_list("genes", genes, "genes")
+    genes = list(genes)
+    if not genes:
+        raise PerturbsimError("genes is empty: give the genes to show, or leave it out")
+    repeated = sorted({g for g in genes if genes.count(g) > 1})
+    if repeated:
+        raise PerturbsimError(f"genes names {shown_list(repeated, 5)} more than once")
+    return genes
+
+
 def delta_table(data: ProfileSource, what: str) -> pd.DataFrame:
     """Change over control, conditions x genes, of profiles, statistics or a set-up screen."""
     if isinstance(data, AnnData) and CONDITION in data.obs:  # cells of a set-up screen
@@ -238,7 +256,8 @@ def metric_bars(
         report order. A name with no score of ``metric`` is refused.
     coverage
         Covered and total test conditions per model and subgroup
-        (:meth:`~perturbsim.tl.EvaluationResult.coverage_table`); default: the result's, or
+        (:meth:`~perturbsim.tl.EvaluationResult.coverage_table`, or a written result's
+        ``coverage.csv``, one row per seed, summed here); default: the result's, or
         for a summary table none: a model and subgroup it has no row of are marked not
         covered, partial coverage is not labelled.
     ax
@@ -297,6 +316,13 @@ def metric_bars(
                 "coverage's n_covered and n_total count conditions (whole numbers >= 0): "
                 "pass result.coverage_table()"
             )
+        # one row per model and subgroup, over the seeds (coverage.csv holds one per seed)
+        coverage = (
+            coverage[["model", "subgroup"]]
+            .join(counts)
+            .groupby(["model", "subgroup"], as_index=False, sort=False)
+            .sum()
+        )
     ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
@@ -315,6 +341,12 @@ def metric_bars(
                 low[j] = row.get("ci_low", np.nan)
                 high[j] = row.get("ci_high", np.nan)
         err = np.vstack([mean - low, high - mean])
+        if (err < 0).any():
+            group = subgroups[int(np.flatnonzero((err < 0).any(axis=0))[0])]
+            raise PerturbsimError(
+                f"data's interval of model {model!r} in subgroup {group!r} does not hold its "
+                "mean (ci_low <= mean <= ci_high): pass an unchanged summary() table"
+            )
         means.append(mean)
         ends.append(np.concatenate([low, high]))
         positions = x + (i - (len(models) - 1) / 2) * width
@@ -401,8 +433,13 @@ def _as_series(
         return pd.Series(delta[0], index=values.var_names.astype(str)), label
     if isinstance(values, pd.Series):
         series = pd.to_numeric(values, errors="coerce")
-        if series.isna().any() and not values.isna().any():
-            raise PerturbsimError(f"{what} must hold numbers, one per gene")
+        not_numbers = series.isna() & values.notna()  # coerced to NaN: text, say
+        if not_numbers.any():
+            gene = values.index[not_numbers][0]
+            raise PerturbsimError(
+                f"{what} must hold numbers, one per gene; gene {gene!r} holds "
+                f"{values[not_numbers].iloc[0]!r}"
+            )
         return series.astype(float), None
     try:
         return np.asarray(values, dtype=float).ravel(), None
@@ -525,7 +562,7 @@ def predicted_vs_true(
             pd.Series(np.asarray(true), index=names),
         )
     if genes is not None:
-        check_list("genes", genes, "genes")
+        genes = checked_genes(genes)
         if not isinstance(pred, pd.Series):
             raise PerturbsimError(
                 "genes= needs named values: pass a prediction, statistics or a Series"
@@ -533,7 +570,7 @@ def predicted_vs_true(
         unknown = [g for g in genes if g not in pred.index]
         if unknown:
             raise PerturbsimError(f"genes not among the predicted genes: {shown_list(unknown, 10)}")
-        pred, true = pred.loc[list(genes)], true.loc[list(genes)]
+        pred, true = pred.loc[genes], true.loc[genes]
     x, y = np.asarray(true, dtype=float), np.asarray(pred, dtype=float)
     if not (np.isfinite(x) & np.isfinite(y)).any():
         raise PerturbsimError(
@@ -661,7 +698,8 @@ def training_history(
     # a seed's runs take its marker in every model's colour (a legend entry each)
     seeds = list(pd.unique(table["seed"])) if colours and "seed" in keys else []
     named: set[str] = set()
-    for i, (key, run) in enumerate(groups):
+    for i, (key, rows) in enumerate(groups):
+        run = rows.sort_values("epoch", kind="stable")  # a line from the first epoch on
         key = key if isinstance(key, tuple) else (key,)
         named_key = dict(zip(keys, key, strict=True))
         marker = _MARKERS[(seeds.index(named_key["seed"]) if seeds else i) % len(_MARKERS)]

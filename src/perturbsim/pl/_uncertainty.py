@@ -99,6 +99,14 @@ def uncertainty_vs_error(
         raise PerturbsimError(
             f"model {model!r} has no uncertainty rows; models: {sorted(table['model'].unique())}"
         )
+    finite = np.isfinite(rows[["uncertainty", error]].to_numpy(dtype=float)).all(axis=1)
+    if finite.sum() < 2:
+        raise PerturbsimError(
+            f"model {model!r} has {int(finite.sum())} test condition(s) with a finite "
+            f"uncertainty and {error}: at least 2 are needed to plot one against the other"
+        )
+    missing = int((~finite).sum())
+    rows = rows[finite]
     ax = _axes(ax, (4.8, 4.0))
     for subgroup in order_subgroups(rows["subgroup"].unique()):
         part = rows[rows["subgroup"] == subgroup]
@@ -121,6 +129,7 @@ def uncertainty_vs_error(
     # log axes cannot draw a 0 (a prediction exact, or without variance): said, not hidden
     hidden = int(((rows["uncertainty"] <= 0) | (rows[error] <= 0)).sum())
     hidden_text = f" ({hidden} at 0, not drawn on log axes)" if hidden else ""
+    hidden_text += f" ({missing} without a value, left out)" if missing else ""
     ax.set_title(
         f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
         + hidden_text
@@ -177,8 +186,9 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     ax = _axes(ax, (4.4, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     colours = model_colours(list(table["model"].unique()))
-    for (model, genes), part in table.groupby(["model", "genes"], sort=False):
+    for (model, genes), rows in table.groupby(["model", "genes"], sort=False):
         colour = colours[model]
+        part = rows.sort_values("nominal", kind="stable")  # a line from the lowest level up
         ax.plot(
             part["nominal"],
             part["observed"],
