@@ -153,8 +153,20 @@ def test_conditions_of_few_cells_are_left_out_of_the_export_unless_asked(
         _, real_path = ps.io.export_cell_eval(gears, few, tmp_path / "a", conditions=chosen)
     assert "left out 1 condition of fewer than 4 cells (min_cells): G0030" in caplog.text
     assert "G0030" not in set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL])
-    _, every = ps.io.export_cell_eval(gears, few, tmp_path / "b", conditions=chosen, min_cells=1)
+    pred, every = ps.io.export_cell_eval(gears, few, tmp_path / "b", conditions=chosen, min_cells=1)
     assert (ad.read_h5ad(every).obs[CELL_EVAL_PERT_COL] == "G0030").sum() == 2
+    # each condition predicted as many cells as were measured of it (2 and 30)
+    sizes = [ad.read_h5ad(p).obs[CELL_EVAL_PERT_COL].value_counts() for p in (pred, every)]
+    assert sizes[0].to_dict() == sizes[1].to_dict() and sizes[1]["G0030"] == 2
+    # at min_cells exactly, a condition is exported, unwarned
+    keep[np.flatnonzero(codes == "G0030")[2:4]] = True  # G0030 keeps 4 cells
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim.io._export"):
+        _, four = ps.io.export_cell_eval(
+            gears, split_tiny[keep].copy(), tmp_path / "d", conditions=chosen
+        )
+    assert (ad.read_h5ad(four).obs[CELL_EVAL_PERT_COL] == "G0030").sum() == 4
+    assert "left out" not in caplog.text
     with pytest.raises(PerturbsimError, match="every condition to export has fewer than 4 cells"):
         ps.io.export_cell_eval(gears, few, tmp_path / "c", conditions=["G0030"])
 

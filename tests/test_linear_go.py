@@ -265,3 +265,15 @@ def test_predictions_do_not_depend_on_the_order_of_the_genes(norman):
     )
     assert np.abs(first).to_numpy().max() > 0.5  # a real change to compare
     pd.testing.assert_frame_equal(second[first.columns], first, atol=1e-9)
+
+
+def test_an_edge_kept_by_one_gene_only_links_both_ways():
+    # B kept A, C kept B (each edge listed once): the similarity is symmetric all the same
+    one_way = GeneGraph(nodes=["A", "B", "C"], src=[1, 2], dst=[0, 1], weight=[0.5, 0.8])
+    both = GeneGraph(
+        nodes=["A", "B", "C"], src=[1, 0, 2, 1], dst=[0, 1, 1, 2], weight=[0.5, 0.5, 0.8, 0.8]
+    )
+    embedding = spectral_embedding(one_way, 3)
+    np.testing.assert_allclose(embedding, spectral_embedding(both, 3))
+    similarity = [[1.0, 0.5, 0.0], [0.5, 1.0, 0.8], [0.0, 0.8, 1.0]]
+    np.testing.assert_allclose(embedding @ embedding.T, similarity, atol=1e-9)

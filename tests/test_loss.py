@@ -347,3 +347,11 @@ def test_gears_loss_cell_path_for_odd_exponent():
     assert terms.autofocus.item() == pytest.approx(expect.item(), rel=1e-12)
     with pytest.raises(PerturbsimError, match=r"^exponent 3.0 is not an even integer"):
         fn.order  # noqa: B018
+
+
+def test_masked_mean_averages_each_condition_first_and_leaves_empty_ones_out():
+    values = torch.tensor([[1.0, 2.0, 3.0], [10.0, 0.0, 0.0], [7.0, 7.0, 7.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+    # (mean(1, 2, 3) + mean(10)) / 2, not the pooled (1 + 2 + 3 + 10) / 4
+    assert float(masked_mean(values, mask)) == pytest.approx(6.0)
+    assert float(masked_mean(values[:2], mask[:2])) == pytest.approx(6.0)

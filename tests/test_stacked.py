@@ -684,6 +684,9 @@ def test_pairs_of_measured_singles_borrow_the_residual_of_training_pairs_alike(f
     fitted = model.weights.query("kind == 'combo_seen2' and part == 'pair_neighbours'").iloc[0]
     # fitted on the training pairs held out one at a time, the validation pairs with them
     assert 0 < fitted["weight"] <= 1 and fitted["n_conditions"] > len(neighbours.pairs)
+    # only pairs of two measured singles have neighbours to borrow from: no other kind's fit
+    others = model.weights.query("kind != 'combo_seen2' and part == 'pair_neighbours'")
+    assert len(others) and (others["weight"] == 0).all() and (others["n_conditions"] == 0).all()
     # the correcting models were trained on the training pairs: only validation pairs weigh them
     val_pairs = [c for c in map(str, adata.uns["perturbsim"]["split"]["val"]) if "+" in c]
     linear = model.weights.query("kind == 'combo_seen2' and part == 'linear'").iloc[0]

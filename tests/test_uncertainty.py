@@ -401,6 +401,21 @@ def test_intervals_of_a_calibrated_prediction_hold_their_level(tiny):
     pred.layers["variance"] = sd**2 / 4
     narrow = uncertainty_table(pred, stats, de, dict.fromkeys(conditions, "x"), model="m", seed=1)
     assert narrow[inside_column("all", 0.9)].mean() < 0.75
+    # a target's own error, however large, is left out of every gene set, all genes too
+    genes = list(stats.genes.astype(str))
+    single = next(c for c in conditions if "+" not in c and c in genes)
+    row = conditions.index(single)
+    pred.layers["delta"][row, genes.index(single)] += 100.0
+    tables = {
+        exclude: uncertainty_table(
+            pred[[single]], stats, de, {single: "x"}, model="m", seed=1, exclude_targets=exclude
+        )
+        for exclude in (True, False)
+    }
+    others = [j for j, g in enumerate(genes) if g != single]
+    error = measured[row, others] - pred.layers["delta"][row, others]
+    assert tables[True]["error_all"].iloc[0] == pytest.approx(float(np.mean(error**2)))
+    assert tables[False]["error_all"].iloc[0] > 100 * tables[True]["error_all"].iloc[0]
     # no variance layer: nothing to say
     del pred.layers["variance"]
     assert uncertainty_table(pred, stats, de, {}, model="m", seed=1) is None
