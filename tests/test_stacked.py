@@ -486,6 +486,9 @@ def test_a_set_with_a_measured_single_is_its_parts_summed(fitted_small, tmp_path
     assert np.abs(gap - weighted._point_change([(other,)])[0]).max() > 1e-3
     # no scale of its own is fitted; its error scale is, on its own held-out conditions
     assert model._scale["combo_seen1"].n_conditions == 0
+    # its unmeasured genes are scaled as unseen singles are (weighted, by its own scales)
+    assert model._scale_kind("combo_seen1") == "unseen_single"
+    assert weighted._scale_kind("combo_seen1") == "combo_seen1"
     assert weighted._scale["combo_seen1"].n_conditions > 0
     scales = model.error_scales.set_index("kind")
     assert scales.loc["combo_seen1", "n_conditions"] >= 3
