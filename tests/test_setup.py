@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import anndata as ad
@@ -445,6 +446,18 @@ def test_read_names_what_where_cannot_find(tmp_path):
     one_line_error(  # a missing value is no value to keep
         lambda: ps.ds.read(path, where={"lane": "nan"}), "holds numbers; 'nan'"
     )
+
+
+def test_labels_padded_with_white_space_are_told_the_fix_that_works():
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["condition"] = [f" {c} " for c in adata.obs["condition"].astype(str)]
+    told = one_line_error(lambda: ps.pp.setup(adata.copy(), control=" ctrl "), "' G1 '")
+    assert "white space around the label: strip the labels first" in told
+    told = one_line_error(lambda: ps.pp.setup(adata.copy()), "no control cells")
+    fix = re.search(r"\((adata\.obs\[.*\.str\.strip\(\))\)", told)[1]
+    exec(fix, {"adata": adata})  # the fix, run as written, works
+    ps.pp.setup(adata)
+    assert set(adata.obs["perturbsim_condition"].astype(str)) == {"ctrl", "G1", "G1+G2"}
 
 
 def test_raw_counts_error_or_normalise():

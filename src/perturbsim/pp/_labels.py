@@ -34,8 +34,19 @@ _CONTROL_AFFIXES = frozenset({"non", "neg"})
 _GEARS_CONTROL_TOKEN = "ctrl"
 
 
-def _spaced_sep_hint(label: str, sep: str) -> str:
-    """A hint to pass a spaced separator ``label`` splits cleanly at (``" + "``, ``" "``)."""
+def _white_space_hint(label: str, sep: str) -> str:
+    """A hint for white space in ``label``: a spaced separator, or padding around it.
+
+    A spaced separator (``" + "``, ``" "``) the label splits cleanly at, or padding around
+    a label with no white space inside.
+
+    Examples
+    --------
+    >>> _white_space_hint("A + B", "+")
+    " (genes joined by ' + '? pass sep=' + ')"
+    >>> _white_space_hint(" A+B ", "+")
+    ' (white space around the label: strip the labels first, e.g. with .str.strip())'
+    """
 
     def is_gene(token: str) -> bool:
         return bool(token) and SEP not in token and not any(ch.isspace() for ch in token)
@@ -44,6 +55,8 @@ def _spaced_sep_hint(label: str, sep: str) -> str:
         tokens = label.split(spaced)
         if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
             return f" (genes joined by {spaced!r}? pass sep={spaced!r})"
+    if label != label.strip() and not any(ch.isspace() for ch in label.strip()):
+        return " (white space around the label: strip the labels first, e.g. with .str.strip())"
     return ""
 
 
@@ -106,7 +119,7 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         if token != token.strip() or any(ch.isspace() for ch in token):
             raise PerturbsimError(
                 f"malformed perturbation label {label!r}: gene name {token!r} contains white "
-                f"space{_spaced_sep_hint(label, sep)}"
+                f"space{_white_space_hint(label, sep)}"
             )
         if token in controls:
             continue
@@ -351,8 +364,8 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
         if padded:
             raise PerturbsimError(
                 f"no control cells: label {padded[0]!r} of obs[{key!r}] has white space around "
-                f"it; strip the labels (adata.obs[{key!r}].str.strip()) or pass "
-                f"control={padded[0]!r}"
+                f"it; strip the labels (adata.obs[{key!r}] = adata.obs[{key!r}].str.strip()) or "
+                f"pass control={padded[0]!r}"
             )
         raise PerturbsimError(
             f"no control cells: none of {list(CONTROL_CANDIDATES)} is a label of obs[{key!r}]; "
