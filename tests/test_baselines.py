@@ -253,11 +253,14 @@ def test_linear_fallback_reproduces_training_singles():
 
 
 # -- GRN ---------------------------------------------------------------------------------
-def _chain_screen(seed: int = 3) -> ad.AnnData:
-    """Cells from a linear chain A -> B -> C (B = 0.8 A, C = 0.5 B) plus two noise genes."""
+def _chain_screen(seed: int = 3, step: float = 1.0) -> ad.AnnData:
+    """Cells from a linear chain A -> B -> C (B = 0.8 A, C = 0.5 B) plus two noise genes.
+
+    A is perturbed by ``step`` (CRISPRa up, CRISPRi down).
+    """
     rng = np.random.default_rng(seed)
     blocks, labels = [], []
-    for label, shift in (("ctrl", 0.0), ("A", 1.0)):
+    for label, shift in (("ctrl", 0.0), ("A", step)):
         n = 600
         a = 3.0 + shift + 0.5 * rng.normal(size=n)
         b = 1.0 + 0.8 * a + 0.3 * rng.normal(size=n)
@@ -296,6 +299,14 @@ def test_grn_propagates_along_planted_chain():
     delta_b = down.predict("B").to_df(layer="delta").iloc[0]
     assert delta_b["B"] == pytest.approx(-1.0)
     assert delta_b["C"] == pytest.approx(-0.5, abs=0.05)
+    # by default, as the training singles' own targets moved: down on a knockdown screen
+    for planted in (1.0, -0.7):
+        screen = _chain_screen(step=planted)
+        means = _cell_means(screen)
+        moved = means.loc["A", "A"] - means.loc["ctrl", "A"]
+        inferred = GRN(screen, regulators=["A", "B"], ridge=1e-6).fit()
+        assert inferred.step == pytest.approx(moved) and np.sign(moved) == np.sign(planted)
+        assert inferred.predict("B").to_df(layer="delta").iloc[0]["B"] == pytest.approx(moved)
 
 
 def test_grn_uncovered_targets_error_names_them():

@@ -17,6 +17,9 @@ from ._simple import CoverageMixin
 
 logger = logging.getLogger(__name__)
 
+UNOBSERVED_STEP = 1.0
+"""The step of a target when no training single's own target was measured (CRISPRa's)."""
+
 
 class GRN(CoverageMixin, PerturbationModel):
     r"""Propagate a perturbation along a linear network inferred from co-expression.
@@ -35,7 +38,8 @@ class GRN(CoverageMixin, PerturbationModel):
 
     **Propagation.** Perturbing a set *T* clamps the change of each target: its observed
     change in its training single perturbation when there is one, else ``default_step``
-    (+1 log unit suits CRISPRa; pass a negative value for CRISPRi or knockouts). Every other
+    (by default the median of those observed changes: a knockdown's on a CRISPRi screen, an
+    activation's on a CRISPRa one). Every other
     gene starts at 0 and ``n_steps`` times takes :math:`d_j \leftarrow \sum_{r \in R} A_{rj}
     d_r`, the targets staying clamped; after *s* steps effects have travelled *s* edges.
 
@@ -55,7 +59,10 @@ class GRN(CoverageMixin, PerturbationModel):
     n_steps
         Propagation steps (edges travelled).
     default_step
-        Change of a target without a training single perturbation.
+        Change of a target without a training single perturbation; ``None`` (default): the
+        median change of the training singles' own targets, where they are measured, and
+        +1 log unit (CRISPRa) where none is (CRISPRa targets often are not). Fitted, the
+        value used is the model's ``step``.
     seed
         Recorded only: the fit is deterministic.
     """
@@ -70,7 +77,7 @@ class GRN(CoverageMixin, PerturbationModel):
         regulators: Sequence[str] | None = None,
         ridge: float = 1.0,
         n_steps: int = 3,
-        default_step: float = 1.0,
+        default_step: float | None = None,
         seed: int | None = None,
     ) -> None:
         check_positive("ridge", ridge)
@@ -79,7 +86,10 @@ class GRN(CoverageMixin, PerturbationModel):
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)
         self.n_steps = check_count("n_steps", n_steps)
-        self.default_step = check_finite("default_step", default_step)
+        self.default_step = (
+            None if default_step is None else check_finite("default_step", default_step)
+        )
+        self.step = self.default_step
 
     def _fit(self, data: ScreenData) -> None:
         stats = data.stats
@@ -129,11 +139,15 @@ class GRN(CoverageMixin, PerturbationModel):
                 self.step_genes.append(target)
                 steps.append(row[gene_col[target]])
         self.steps = np.asarray(steps, dtype=np.float64)
+        self.step = self.default_step
+        if self.step is None:
+            self.step = float(np.median(self.steps)) if len(self.steps) else UNOBSERVED_STEP
         logger.info(
-            "%s: %d regulators, %d targets with an observed step",
+            "%s: %d regulators, %d targets with an observed step; other targets step by %.3g",
             self.label,
             len(self.regulators),
             len(self.step_genes),
+            self.step,
         )
 
     def _coverable(self) -> set[str]:
@@ -150,7 +164,7 @@ class GRN(CoverageMixin, PerturbationModel):
             for gene in genes:
                 rows.append(i)
                 cols.append(gene_col[gene])
-                values.append(observed.get(gene, self.default_step))
+                values.append(observed.get(gene, self.step))
         clamp = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
         change[clamp] = values
         for _ in range(self.n_steps):
@@ -163,7 +177,7 @@ class GRN(CoverageMixin, PerturbationModel):
             "regulators": list(self.regulators),
             "ridge": self.ridge,
             "n_steps": self.n_steps,
-            "default_step": self.default_step,
+            "default_step": self.step,
             "step_genes": list(self.step_genes),
         }
 
@@ -175,7 +189,7 @@ class GRN(CoverageMixin, PerturbationModel):
         self.requested_regulators = list(self.regulators)
         self.ridge = float(options["ridge"])
         self.n_steps = int(options["n_steps"])
-        self.default_step = float(options["default_step"])
+        self.default_step = self.step = float(options["default_step"])
         self.step_genes = [str(g) for g in options["step_genes"]]
         self.network = np.asarray(arrays["network"], dtype=np.float64)
         self.steps = np.asarray(arrays["steps"], dtype=np.float64)
