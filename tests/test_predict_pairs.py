@@ -174,7 +174,7 @@ def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys
     assert list(scores.index) == list(pred.obs_names[5:])
     assert {"magnitude", "fit_corr", "subtype", "is_synergy", "flag"} <= set(scores.columns)
     printed = capsys.readouterr().out
-    assert "5 perturbed genes in 10 pairs:" in printed and "subtypes of the scored pairs" in printed
+    assert "5 genes in 10 pairs:" in printed and "subtypes of the scored pairs" in printed
     assert "an exactly additive pair counts as a synergy" in printed
     # the map of the scored pairs, as perturbsim.pl.gi_map draws it
     assert (scores["flag"] == "").sum() >= 2

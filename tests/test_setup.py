@@ -29,7 +29,7 @@ def test_the_bundled_screen_loads_without_the_warning_of_its_unmeasured_targets(
     assert len(adata.uns["perturbsim"]["setup"]["missing_targets"]) == 30
     with caplog.at_level("WARNING", logger="perturbsim"):  # as a user's screen: told
         ps.pp.setup(adata, perturbation_key="condition", control="control")
-    assert "29 perturbed genes are not measured in var (fine for CRISPRa targets)" in caplog.text
+    assert "29 perturbed genes are not measured in var (expected of CRISPRa targets" in caplog.text
     # a real gene the bundled GO does not annotate: told apart, the models know nothing of it
     assert "1 perturbed gene is neither measured in var nor named by the GO annotations" in (
         caplog.text
@@ -702,7 +702,7 @@ def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
     mouse_go = pd.DataFrame({"gene": ["Klf1", "Gata1"], "term": ["GO:1", "GO:1"]})
     with caplog.at_level(logging.WARNING):
         ps.pp.setup(adata, go_annotations=mouse_go)
-    assert "GO annotations" not in caplog.text and "fine for CRISPRa" in caplog.text
+    assert "GO annotations" not in caplog.text and "expected of CRISPRa targets" in caplog.text
 
 
 def test_a_gene_given_as_the_control_is_refused_naming_the_control_label():
@@ -760,10 +760,10 @@ def test_a_perturbed_gene_no_annotation_names_is_told_apart_from_an_unmeasured_t
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.pp.setup(adata, perturbation_key="condition", control="control")
     text = caplog.text
-    assert "perturbed genes are not measured in var (fine for CRISPRa targets)" in text
+    assert "perturbed genes are not measured in var (expected of CRISPRa targets" in text
     assert "3 perturbed genes are neither measured in var nor named by the GO annotations" in (text)
     assert "FSOB, IER5L, unassigned" in text
-    fine = text.split("(fine for CRISPRa targets):")[1].split("\n")[0]
+    fine = text.split("knockdown unseen):")[1].split("\n")[0]
     assert "FSOB" not in fine and "unassigned" not in fine
     # the word on labels of cells without a clear guide names the one that is no symbol
     assert "('unassigned': a label of cells without a clear guide" in text

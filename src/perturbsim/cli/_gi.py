@@ -130,7 +130,7 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
     lines = [
-        f"{counted(n_genes, 'perturbed gene')} in {counted(len(scores), 'pair')}: {scored} scored"
+        f"{counted(n_genes, 'gene')} in {counted(len(scores), 'pair')}: {scored} scored"
     ]
     for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")

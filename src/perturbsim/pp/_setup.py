@@ -297,7 +297,8 @@ MISSING_AS_TEXT = ("nan", "none", "<na>", "null", "na", "n/a")
 def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | None) -> None:
     """Warn of perturbed genes not measured in var, apart from those no annotation names.
 
-    An unmeasured target is fine (a CRISPRa target need not be expressed), but the models
+    An unmeasured target is expected of CRISPRa (its target need not be expressed); on a
+    knockdown screen it was left out of var, its own change unseen. Either way the models
     know nothing of one that no GO annotation names either: named on its own, with the
     closest measured gene where one is close (a typo), and a word on labels of cells
     without a clear guide (``"unassigned"``), which read as perturbations too.
@@ -307,7 +308,9 @@ def _warn_unmeasured(missing: list[str], adata: AnnData, annotated: set[str] | N
     named = [g for g in missing if g in known]
     if named:
         logger.warning(
-            "%s not measured in var (fine for CRISPRa targets): %s",
+            "%s not measured in var (expected of CRISPRa targets; on a CRISPRi or knockout "
+            "screen, targets left out of var, e.g. by a variable-gene filter, their own "
+            "knockdown unseen): %s",
             counted(len(named), "perturbed gene is", "perturbed genes are"),
             shown_list(named, 10),
         )
