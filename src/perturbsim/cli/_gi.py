@@ -129,9 +129,7 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``gi`` and ``measured-gi`` print: pairs scored, flagged by reason, subtypes."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
-    lines = [
-        f"{counted(n_genes, 'gene')} in {counted(len(scores), 'pair')}: {scored} scored"
-    ]
+    lines = [f"{counted(n_genes, 'gene')} in {counted(len(scores), 'pair')}: {scored} scored"]
     for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
     if not scored:
