@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import replace
 
@@ -442,6 +443,10 @@ def test_evaluate_reports_uncertainty_of_models_that_have_one(tiny, tiny_go, tmp
     assert {"calibration.png", "uncertainty_stacked.png", "uncertainty_summary.csv"} <= set(files)
     assert "## Uncertainty" in (tmp_path / "report.md").read_text()
     assert 'id="uncertainty"' in (tmp_path / "report.html").read_text()
+    # a model with one test condition of finite uncertainty still gets its plot, a point
+    one = dataclasses.replace(result, uncertainty=result.uncertainty.iloc[:1])
+    files = ps.io.write_report(one, tmp_path / "one")
+    assert "uncertainty_stacked.png" in set(files)
 
 
 def test_without_a_split_it_fits_on_every_condition_and_still_has_uncertainty():

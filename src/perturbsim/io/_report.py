@@ -238,7 +238,8 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
                 )
             )
     if not result.uncertainty.empty:
-        for model in dict.fromkeys(result.uncertainty["model"]):
+        drawn = result.uncertainty[["uncertainty", "error_de"]].notna().all(axis=1)
+        for model in dict.fromkeys(result.uncertainty.loc[drawn, "model"]):  # a point each
             ax = uncertainty_vs_error(result, model=str(model))
             plots.uncertainty.append(
                 Plot(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -99,7 +100,7 @@ def checked_genes(genes: object) -> list[str]:
     genes = list(genes)
     if not genes:
         raise PerturbsimError("genes is empty: give the genes to show, or leave it out")
-    repeated = sorted({g for g in genes if genes.count(g) > 1})
+    repeated = sorted(g for g, n in Counter(genes).items() if n > 1)
     if repeated:
         raise PerturbsimError(f"genes names {shown_list(repeated, 5)} more than once")
     return genes

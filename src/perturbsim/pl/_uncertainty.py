@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from .._checks import checked_table
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, counted
 from ..tl._result import EvaluationResult, order_subgroups
 from ..tl._uncertainty import within_subgroups
 from ._colours import model_colours, subgroup_colour
@@ -100,10 +100,10 @@ def uncertainty_vs_error(
             f"model {model!r} has no uncertainty rows; models: {sorted(table['model'].unique())}"
         )
     finite = np.isfinite(rows[["uncertainty", error]].to_numpy(dtype=float)).all(axis=1)
-    if finite.sum() < 2:
+    if not finite.any():
         raise PerturbsimError(
-            f"model {model!r} has {int(finite.sum())} test condition(s) with a finite "
-            f"uncertainty and {error}: at least 2 are needed to plot one against the other"
+            f"model {model!r} has no test condition with a finite uncertainty and {error}: "
+            "nothing to plot"
         )
     missing = int((~finite).sum())
     rows = rows[finite]
@@ -130,10 +130,10 @@ def uncertainty_vs_error(
     hidden = int(((rows["uncertainty"] <= 0) | (rows[error] <= 0)).sum())
     hidden_text = f" ({hidden} at 0, not drawn on log axes)" if hidden else ""
     hidden_text += f" ({missing} without a value, left out)" if missing else ""
+    spearman = f"{rho:.2f}" if np.isfinite(rho) else "n/a"  # one point, or a constant
     ax.set_title(
-        f"{model}: Spearman {rho:.2f}\npooled over {len(rows)} test conditions{of_seeds}"
-        + hidden_text
-        + within_text
+        f"{model}: Spearman {spearman}\npooled over {counted(len(rows), 'test condition')}"
+        f"{of_seeds}" + hidden_text + within_text
     )
     ax.legend(fontsize="small", frameon=False)
     return ax

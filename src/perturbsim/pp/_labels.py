@@ -46,6 +46,8 @@ def _white_space_hint(label: str, sep: str) -> str:
     " (genes joined by ' + '? pass sep=' + ')"
     >>> _white_space_hint(" A+B ", "+")
     ' (white space around the label: strip the labels first, e.g. with .str.strip())'
+    >>> _white_space_hint(" A + B ", " + ")
+    ' (white space around the label: strip the labels first, e.g. with .str.strip())'
     """
 
     def is_gene(token: str) -> bool:
@@ -55,7 +57,8 @@ def _white_space_hint(label: str, sep: str) -> str:
         tokens = label.split(spaced)
         if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
             return f" (genes joined by {spaced!r}? pass sep={spaced!r})"
-    if label != label.strip() and not any(ch.isspace() for ch in label.strip()):
+    stripped = label.strip()
+    if stripped != label and all(map(is_gene, stripped.split(sep))):
         return " (white space around the label: strip the labels first, e.g. with .str.strip())"
     return ""
 
