@@ -772,7 +772,9 @@ def pseudobulk(
     coexpr_max_cells
         At most this many of those cells (a seeded random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000
-        cells, and the cost of the moments grows with cells x genes².
+        cells, and the cost of the moments grows with cells x genes². The subset is drawn
+        by the cells' positions: the same cells stored in another order give another
+        subset, and co-expression moments (and graph) that differ within their noise.
     half_seed
         Seed of the split of each condition's cells into two random halves, whose means are
         kept as a split-half replicate (the screen's noise ceiling; see
