@@ -125,6 +125,10 @@ def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
     caplog.clear()
     ps.tl.design(model, budget=2, strategy="uncertainty")  # measured neighbours: no tie
     assert "tied in" not in caplog.text
+    # every weight 0: every score ties, which is said so, not blamed on the uncertainty
+    weightless = {f"{w}_weight": 0 for w in ("uncertainty", "coverage", "diversity")}
+    ps.tl.design(model, unmeasured, budget=2, **weightless)
+    assert "tied in score with" in caplog.text and "every score is 0" in caplog.text
 
 
 def test_a_model_that_tells_candidates_apart_no_better_is_said_to(norman, caplog):

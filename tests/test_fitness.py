@@ -457,6 +457,12 @@ def test_model_errors(interacting):
         ps.PerturbsimError, match=r"train_pairs name genes not in .*: m0g0 \(" + case
     ):
         model.fit(["m0g0+M0G1"], max_epochs=5)
+    listed = model.fit(["M0G0+M0G1"], known_singles=["M0G0", "M0G1", "M1G0"], max_epochs=5)
+    expected = listed.predict(["M1G0+M1G1"])
+    generated = model.fit(
+        ["M0G0+M0G1"], known_singles=(g for g in ["M0G0", "M0G1", "M1G0"]), max_epochs=5
+    )
+    pd.testing.assert_series_equal(generated.predict(["M1G0+M1G1"]), expected)  # read once
     with pytest.raises(ps.PerturbsimError, match="known_singles; not there: M0G0, M0G1$"):
         model.fit(["M0G0+M0G1"], known_singles=["M1G0", "M1G1"], max_epochs=5)
     for options, message in (

@@ -146,6 +146,14 @@ def test_gi_scores_read_back_from_csv_still_plot(split_norman, tmp_path):
     assert len(ax.get_yticklabels()) == int((scores["flag"] == "").sum())
 
 
+def test_design_reads_a_generator_as_the_list_it_yields(additive):
+    listed = ps.tl.design(additive, ["KLF1", "MAP2K6"], budget=1, measured=["CBL"])
+    generated = ps.tl.design(
+        additive, (c for c in ["KLF1", "MAP2K6"]), budget=1, measured=(c for c in ["CBL"])
+    )
+    pd.testing.assert_frame_equal(generated, listed)
+
+
 def test_design_proposes_singles_known_only_from_pairs(split_norman):
     model = ps.Stacked(split_norman, seed=0).fit()
     inferred = sorted(model.inferred)  # measured only in pairs; singles inferred

@@ -387,3 +387,29 @@ def test_reading_backed_warns_of_what_anndata_still_reads_into_memory(norman, tm
         stats = ps.pp.compute_pseudobulk(view)
     assert "a view of a backed screen: anndata reads its X into memory whole" in caplog.text
     assert "KLF1" not in set(stats.conditions)
+
+
+def test_moderated_variance_is_limma_s_towards_the_pooled_spread_never_below_its_own():
+    adata = make_screen(["ctrl", "G1", "G2"], cells=5)
+    keep = np.ones(adata.n_obs, dtype=bool)
+    keep[np.flatnonzero(adata.obs["condition"].to_numpy() == "G2")[1:]] = False  # G2: 1 cell
+    adata = adata[keep].copy()
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    stats = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    x = adata.X.toarray().astype(np.float64)
+    labels = adata.obs["perturbsim_condition"].astype(str).to_numpy()
+    own = {
+        c: x[labels == c].var(axis=0, ddof=1) if (labels == c).sum() > 1 else None
+        for c in map(str, stats.conditions)
+    }
+    pooled = (4 * own["ctrl"] + 4 * own["G1"]) / 8  # the one-cell condition adds nothing
+    variance, df = stats.moderated_variance(prior_df=10)
+    for c, row in zip(map(str, stats.conditions), variance, strict=True):
+        n = int((labels == c).sum())
+        expected = ((n - 1) * own[c] + 10 * pooled) / (n - 1 + 10) if own[c] is not None else pooled
+        np.testing.assert_allclose(
+            row, np.fmax(expected, own[c]) if own[c] is not None else expected
+        )
+    np.testing.assert_allclose(df, [n - 1 + 10 for n in stats.n_cells])
+    with pytest.raises(PerturbsimError, match="no condition to pool the variance over has two"):
+        stats.moderated_variance(pooled_over=[int(stats.index(["G2"])[0])])

@@ -380,6 +380,7 @@ class FitnessModel:
         if known_singles is None:
             return np.ones(len(self.genes), dtype=bool)
         check_list("known_singles", known_singles, "genes")
+        known_singles = list(known_singles)  # read twice below: a generator once
         unknown = [g for g in known_singles if g not in self._node]
         if unknown:
             raise PerturbsimError(f"known_singles not in the screen: {shown_list(unknown, 10)}")

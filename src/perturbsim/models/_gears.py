@@ -97,7 +97,8 @@ class GEARS(PerturbationModel):
         (``benchmarks/RESULTS.md``); an ensemble (``n_models``) or
         :class:`~perturbsim.models.Stacked` give that variance.
     gamma
-        Autofocus exponent is ``2 + gamma``; even exponents use the exact moment loss.
+        Autofocus exponent is ``2 + gamma``; exponents 2 and 4 (``gamma`` 0 or 2) use the
+        exact moment loss, others (odd, fractional, 6 and above) the per-cell loss.
     direction_weight
         Weight of the direction-aware loss, whose target for each gene is ``tanh(t / 2)``
         (``t``: Welch t statistic against control). The reference uses 0.1; with the exact
@@ -137,9 +138,9 @@ class GEARS(PerturbationModel):
         Ensemble size: networks trained from seeds ``seed, seed+1, ...``; their mean is the
         prediction and their spread adds to the variance.
     max_cells_per_condition
-        Only for odd or fractional exponents (``gamma`` not an even integer), which have no
-        moment expansion: cells kept per condition for the per-cell loss, whose control
-        partners are redrawn at every step.
+        Only for exponents without a moment expansion from the moments kept (``gamma``
+        other than 0 and 2): cells kept per condition, control included, for the per-cell
+        loss, whose control partners are redrawn at every step.
     seed
         Seed of initialisation and batching (default: ``perturbsim.settings.seed``). The
         global torch random state is left as it was.

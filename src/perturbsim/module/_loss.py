@@ -381,8 +381,9 @@ class GEARSLoss:
     Parameters
     ----------
     gamma
-        Autofocus exponent ``q = 2 + gamma``. With an even integer ``q`` (default 4) the loss
-        is computed exactly from ``diff_moments``; otherwise from cells with random pairing.
+        Autofocus exponent ``q = 2 + gamma``. With ``q`` 2 or 4 (default 4; an even integer
+        of at most the moments kept) the loss is computed exactly from ``diff_moments``;
+        otherwise (odd, fractional, or 6 and above) from cells with random pairing.
     direction_weight
         Weight of :func:`direction_loss`; the default is the reference's
         ``direction_lambda``, 0.1.

@@ -277,6 +277,12 @@ class PseudobulkStats:
         nulls of ``benchmarks/bench_gi_per_gene_null.py`` found harmless, under 5 % from 4
         cells, as the variance kept is the larger).
 
+        Raises
+        ------
+        PerturbsimError
+            With ``prior_df > 0``, when no condition pooled over has two cells or more
+            (no spread to moderate towards).
+
         Examples
         --------
         >>> import numpy as np
@@ -295,7 +301,14 @@ class PseudobulkStats:
         own_df = np.clip(self.n_cells.astype(float) - 1.0, 0.0, None)
         sum_of_squares = self.variance() * own_df[:, None]
         pool = slice(None) if pooled_over is None else self._rows_of(pooled_over)
-        pooled = sum_of_squares[pool].sum(axis=0) / max(float(own_df[pool].sum()), 1.0)
+        pooled_df = float(own_df[pool].sum())
+        if pooled_df == 0 and prior_df > 0:
+            raise PerturbsimError(
+                "no condition to pool the variance over has two cells or more"
+                + ("" if pooled_over is None else " (pooled_over)")
+                + ": there is no spread to moderate towards; pass prior_df=0"
+            )
+        pooled = sum_of_squares[pool].sum(axis=0) / max(pooled_df, 1.0)
         df = own_df + prior_df
         if np.isinf(prior_df):
             return np.fmax(pooled[None, :], self.variance()), df

@@ -72,9 +72,10 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
 def _labels(perturbations: Sequence[str], what: str) -> list[str]:
     """Canonical labels of the perturbed conditions among ``perturbations``, each once."""
     check_list(what, perturbations, "labels")
-    if not len(perturbations):
+    perturbations = list(perturbations)  # a generator too
+    if not perturbations:
         return []
-    sets = parse_perturbations(list(perturbations))
+    sets = parse_perturbations(perturbations)
     return list(dict.fromkeys(canonical_label(s) for s in sets if s))
 
 
@@ -313,9 +314,10 @@ def _chosen_candidates(candidates: Sequence[str]) -> list[str]:
             "pass sorted(candidates)"
         )
     check_list("candidates", candidates, "labels")
-    if not len(candidates):
+    candidates = list(candidates)  # a generator too
+    if not candidates:
         raise PerturbsimError("candidates is empty: name the perturbations to rank, or pass None")
-    sets = parse_perturbations(list(candidates))
+    sets = parse_perturbations(candidates)
     control = [label for label, genes in zip(candidates, sets, strict=True) if not genes]
     if control:
         raise PerturbsimError(
@@ -400,7 +402,7 @@ def _choose(
             i = int(np.argmax(open_score))
             if step == budget - 1:
                 tied = int(np.isclose(open_score, score[i], rtol=1e-9, atol=0).sum())
-                _warn_tied(tied, by_uncertainty=weights[1:] == (0.0, 0.0))
+                _warn_tied(tied, by_uncertainty=weights[0] > 0 and weights[1:] == (0.0, 0.0))
         chosen[i] = True
         rows[i] = (score[i], uncertainty[i], gain[i], diversity.penalty[i])
         coverage.add(i)
@@ -575,7 +577,7 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
-    if measured is not None and len(measured):  # an empty list: nothing measured, by intent
+    if measured is not None and done:  # an empty list: nothing measured, by intent
         _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
 
@@ -605,7 +607,7 @@ def _warn_tied(tied: int, *, by_uncertainty: bool) -> None:
 
     Which of them is taken then follows candidate order alone (alphabetical for the default
     candidates). ``by_uncertainty``: the score is the uncertainty alone (no coverage or
-    diversity weight).
+    diversity weight); with every weight 0, every score is 0, which the warning says.
     """
     if tied < 2:
         return
@@ -616,7 +618,8 @@ def _warn_tied(tied: int, *, by_uncertainty: bool) -> None:
         "the model knows as little of each; coverage and diversity weights, as strategy "
         "'combined' has, break the tie"
         if by_uncertainty
-        else "their uncertainty, GO coverage and predicted changes tell them apart no better",
+        else "their uncertainty, GO coverage and predicted changes, as weighted, tell them "
+        "apart no better; with every weight 0 every score is 0",
     )
 
 
