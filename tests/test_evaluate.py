@@ -596,3 +596,20 @@ def test_calibration_without_its_anchor_says_so(caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         assert result.calibrated().empty
     assert "no calibrated scores: the evaluation has no 'mean' (evaluate with 'mean'" in caplog.text
+
+
+def test_a_model_that_leaves_out_a_condition_it_covers_fails_to_predict(tiny):
+    class DropsOne(ps.models.TrainMean):
+        def predict(self, perturbations, **kwargs):
+            return super().predict(perturbations, **kwargs)[1:].copy()
+
+    result = ps.tl.evaluate(
+        tiny,
+        models={"drops": DropsOne, "mean": ps.models.TrainMean},
+        seeds=1,
+        gi=False,
+        on_error="skip",
+    )
+    assert list(result.failures["stage"]) == ["predict"]
+    assert "conditions asked, which it says it covers; missing:" in result.failures["error"][0]
+    assert set(result.scores["model"]) == {"mean", "replicate"}

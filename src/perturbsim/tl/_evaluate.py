@@ -539,6 +539,21 @@ def _concat(frames: Sequence[pd.DataFrame], columns: list[str] | None) -> pd.Dat
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def _check_predicted(pred: AnnData | None, asked: list[str]) -> None:
+    """Refuse a prediction without a row for each condition asked (a model breaking its word).
+
+    Its coverage would otherwise count the conditions left out as predicted, unscored.
+    """
+    if pred is None:
+        return
+    missing = [c for c in asked if c not in set(map(str, pred.obs_names))]
+    if missing:
+        raise PerturbsimError(
+            f"it predicted {len(asked) - len(missing)} of the {len(asked)} conditions asked, "
+            f"which it says it covers; missing: {shown_list(missing, 5)}"
+        )
+
+
 def evaluate_seed(
     adata: AnnData,
     seed: int,
@@ -620,6 +635,7 @@ def evaluate_seed(
                     seed,
                 )
             pred = model.predict(covered) if covered else None
+            _check_predicted(pred, covered)
             predict_s = time.perf_counter() - t0
             stage = "score"
             scored = _scored_tables(pred, prepared, name, metrics, exclude_targets)
