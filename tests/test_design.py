@@ -95,6 +95,11 @@ def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog
         caplog.text
     )
     assert ", ".join(fitted) in caplog.text
+    # a list of only names the model cannot place replaces its record all the same: said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.tl.design(model, [*measured[:3], *untested], budget=4, measured=["NOTAGENE"])
+    assert "left out of measured=" in caplog.text
 
 
 def test_design_is_deterministic_under_a_seed(model):
@@ -128,7 +133,10 @@ def test_uncertainty_ties_are_said_when_they_decide_the_ranking(norman, caplog):
     # every weight 0: every score ties, which is said so, not blamed on the uncertainty
     weightless = {f"{w}_weight": 0 for w in ("uncertainty", "coverage", "diversity")}
     ps.tl.design(model, unmeasured, budget=2, **weightless)
-    assert "tied in score with" in caplog.text and "every score is 0" in caplog.text
+    assert (
+        "tied in score with" in caplog.text
+        and "every weight is 0, so every score is 0" in caplog.text
+    )
 
 
 def test_a_model_that_tells_candidates_apart_no_better_is_said_to(norman, caplog):

@@ -77,8 +77,8 @@ class GEARS(PerturbationModel):
     ----------
     adata
         Set-up screen (:func:`perturbsim.pp.setup`), ideally split (:func:`perturbsim.pp.split`),
-        or its :class:`~perturbsim.models._data.ScreenData` (not with an odd ``gamma``, which
-        trains on cells). It is not modified.
+        or its :class:`~perturbsim.models._data.ScreenData` (not with a ``gamma`` other than 0
+        or 2, which trains on cells). It is not modified.
     hidden
         Embedding size.
     n_gene_layers, n_pert_layers

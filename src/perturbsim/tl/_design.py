@@ -402,7 +402,7 @@ def _choose(
             i = int(np.argmax(open_score))
             if step == budget - 1:
                 tied = int(np.isclose(open_score, score[i], rtol=1e-9, atol=0).sum())
-                _warn_tied(tied, by_uncertainty=weights[0] > 0 and weights[1:] == (0.0, 0.0))
+                _warn_tied(tied, weights)
         chosen[i] = True
         rows[i] = (score[i], uncertainty[i], gain[i], diversity.penalty[i])
         coverage.add(i)
@@ -545,6 +545,9 @@ def design(
         check_nonnegative("coverage_weight", coverage_weight),
         check_nonnegative("diversity_weight", diversity_weight),
     )
+    if measured is not None:
+        check_list("measured", measured, "labels")
+        measured = list(measured)  # a generator too: read twice
     done = measured_conditions(model) if measured is None else _labels(measured, "measured")
     labels = _candidate_list(model, candidates, done, max_pair_genes)
     budget = _check_budget(budget, len(labels))
@@ -577,7 +580,7 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
-    if measured is not None and done:  # an empty list: nothing measured, by intent
+    if measured is not None and measured:  # an empty list: nothing measured, by intent
         _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
 
@@ -602,24 +605,29 @@ def _warn_recorded(chosen: list[str], model: PerturbationModel) -> None:
         )
 
 
-def _warn_tied(tied: int, *, by_uncertainty: bool) -> None:
+def _warn_tied(tied: int, weights: tuple[float, float, float]) -> None:
     """Warn when ``tied`` candidates (the last pick among them) share the last pick's score.
 
     Which of them is taken then follows candidate order alone (alphabetical for the default
-    candidates). ``by_uncertainty``: the score is the uncertainty alone (no coverage or
-    diversity weight); with every weight 0, every score is 0, which the warning says.
+    candidates). ``weights``: of uncertainty, coverage and diversity; the uncertainty alone,
+    or none at all (every score 0), each is said.
     """
     if tied < 2:
         return
+    by_uncertainty = weights[0] > 0 and weights[1:] == (0.0, 0.0)
+    why = (
+        "the model knows as little of each; coverage and diversity weights, as strategy "
+        "'combined' has, break the tie"
+        if by_uncertainty
+        else "every weight is 0, so every score is 0"
+        if not any(weights)
+        else "their uncertainty, GO coverage and predicted changes tell them apart no better"
+    )
     logger.warning(
         "the last pick tied in %s with %s, so candidate order chose it (%s)",
         "uncertainty" if by_uncertainty else "score",
         counted(tied - 1, "other candidate"),
-        "the model knows as little of each; coverage and diversity weights, as strategy "
-        "'combined' has, break the tie"
-        if by_uncertainty
-        else "their uncertainty, GO coverage and predicted changes, as weighted, tell them "
-        "apart no better; with every weight 0 every score is 0",
+        why,
     )
 
 

@@ -546,7 +546,8 @@ def _check_predicted(pred: AnnData | None, asked: list[str]) -> None:
     """
     if pred is None:
         return
-    missing = [c for c in asked if c not in set(map(str, pred.obs_names))]
+    rows = set(map(str, pred.obs_names))
+    missing = [c for c in asked if c not in rows]
     if missing:
         raise PerturbsimError(
             f"it predicted {len(asked) - len(missing)} of the {len(asked)} conditions asked, "
