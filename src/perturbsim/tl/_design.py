@@ -72,10 +72,9 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
 def _labels(perturbations: Sequence[str], what: str) -> list[str]:
     """Canonical labels of the perturbed conditions among ``perturbations``, each once."""
     check_list(what, perturbations, "labels")
-    perturbations = list(perturbations)  # a generator too
-    if not perturbations:
+    if not len(perturbations):
         return []
-    sets = parse_perturbations(perturbations)
+    sets = parse_perturbations(list(perturbations))
     return list(dict.fromkeys(canonical_label(s) for s in sets if s))
 
 
