@@ -215,6 +215,39 @@ def test_export_compares_the_cells_a_filter_keeps_not_their_names(tmp_path, capl
     assert warned == {"all, one lane": True, "one lane, both": True, "one lane, the same": False}
 
 
+def test_scores_text_explains_scores_above_the_replicate_and_far_from_the_anchors():
+    from perturbsim.cli._commands import _scores_text
+    from perturbsim.tl import EvaluationResult
+
+    # pearson_delta_de on one unseen single a seed; the mean 0, the replicate's halves 0.6
+    # (0.75 at full depth, Spearman-Brown): the anchors' span
+    values = {"stacked": 0.9, "wild": -3.0, "linear": 0.3, "mean": 0.0, "replicate": 0.6}
+    scores = pd.DataFrame(
+        [
+            (model, seed, "unseen_single", f"G{seed}", "pearson_delta_de", value)
+            for seed in (1, 2, 3)
+            for model, value in values.items()
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    coverage = pd.DataFrame(
+        [(model, seed, "unseen_single", 1, 1) for model in values for seed in (1, 2, 3)],
+        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
+    )
+    result = EvaluationResult(scores=scores, coverage=coverage, settings={"models": list(values)})
+    text = _scores_text(result.summary(), result.calibrated(), result.coverage_table())
+    # the default's 0.9 / 0.75 = 1.2: beyond the replicate, explained
+    assert "above 1: better than the replicate, the split-half estimate" in text
+    # wild's -3.0 / 0.75 = -4: named with its score; linear's 0.4 is not
+    far = "far outside the anchors (|score| > 3): wild pearson_delta_de unseen_single -4.00;"
+    assert far in text
+    assert "linear pearson_delta_de" not in text
+    sensible = scores[scores["model"].isin(["linear", "mean", "replicate"])]
+    quiet = EvaluationResult(scores=sensible, coverage=coverage, settings={"models": ["linear"]})
+    text = _scores_text(quiet.summary(), quiet.calibrated(), quiet.coverage_table())
+    assert "above 1" not in text and "far outside" not in text
+
+
 def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     from perturbsim.cli._commands import _head_to_head_text
     from perturbsim.tl import EvaluationResult
@@ -269,10 +302,7 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     # grn covers one of the five unseen singles of split seed 1: its score is marked
     assert "scored on part of a subgroup's conditions only" in out
     assert "grn unseen_single 1/5" in out
-    # no_perturb misses every direction where the replicate beats the mean by 0.05: named
-    assert "far outside the anchors (|score| > 3): no_perturb direction_error_de combo_seen0" in out
-    # the measured singles' sum passes the split-half replicate on the pairs: explained
-    assert "above 1: better than the replicate, the split-half estimate of repeating" in out
+    assert "calibrated scores, mean over seeds" in out.split("\n\n")[1]
     # where the default stands against each model on shared conditions (one seed: no interval)
     head = out[out.index("stacked head to head") :].split("\n\n")[0].replace("\n", " ")
     assert "one seed: no interval): ahead in" in head

@@ -196,11 +196,15 @@ def test_draw_cells_refuses_conditions_not_in_the_screen(norman):
         draw_cells(make_screen(["ctrl", "G1"]), ["G1"], max_cells=5, seed=0)
 
 
-def test_coexpression_subsample_is_seeded_and_recorded(norman):
+def test_coexpression_subsample_is_drawn_by_name_and_recorded(norman):
     a = ps.pp.compute_pseudobulk(norman, coexpr_max_cells=1000)
     b = ps.pp.compute_pseudobulk(norman, coexpr_max_cells=1000)
-    assert a.coexpr_n == 1000 and a.coexpr_cells == "all:sample1000"
+    assert a.coexpr_n == 1000 and a.coexpr_cells == "all:named-sample1000"
     np.testing.assert_array_equal(a.coexpr_gram, b.coexpr_gram)
+    # the same cells in another order: the same subset, so the same moments
+    order = np.random.default_rng(3).permutation(norman.n_obs)
+    shuffled = ps.pp.compute_pseudobulk(norman[order].copy(), coexpr_max_cells=1000)
+    np.testing.assert_allclose(shuffled.coexpr_gram, a.coexpr_gram, rtol=1e-10, atol=1e-8)
     full = ps.pp.compute_pseudobulk(norman)
     assert np.corrcoef(a.coexpression().ravel(), full.coexpression().ravel())[0, 1] > 0.7
 
@@ -219,7 +223,7 @@ def test_stored_coexpression_cap_is_kept_by_what_reads_the_statistics(norman, ca
     np.testing.assert_array_equal(used.coexpr_gram, stored.coexpr_gram)
     ps.pp.split(screen, kind="simulation", seed=1)  # a split since: afresh, with the same cap
     fresh = current_stats(screen, coexpression="auto")
-    assert fresh.coexpr_cells.endswith(":sample1000") and fresh.coexpr_n == 1000
+    assert fresh.coexpr_cells.endswith(":named-sample1000") and fresh.coexpr_n == 1000
 
 
 def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):

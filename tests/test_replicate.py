@@ -15,14 +15,36 @@ from perturbsim.tl._result import SCORE_COLUMNS
 
 def test_half_labels_split_every_condition_in_two_seeded_halves():
     codes = np.repeat([0, 1, 2], [7, 4, 1])
-    halves = half_labels(codes, 3, seed=5)
+    names = [f"cell{i}" for i in range(codes.size)]
+    halves = half_labels(codes, 3, names, seed=5)
     assert [np.bincount(halves[codes == c], minlength=2).tolist() for c in range(3)] == [
         [3, 4],
         [2, 2],
         [0, 1],
     ]
-    np.testing.assert_array_equal(halves, half_labels(codes, 3, seed=5))
-    assert any(not np.array_equal(halves, half_labels(codes, 3, seed=s)) for s in range(6, 12))
+    np.testing.assert_array_equal(halves, half_labels(codes, 3, names, seed=5))
+    assert any(
+        not np.array_equal(halves, half_labels(codes, 3, names, seed=s)) for s in range(6, 12)
+    )
+
+
+def test_half_labels_follow_the_cells_names_not_their_positions():
+    codes = np.repeat([0, 1], [9, 6])
+    names = np.array([f"cell{i}" for i in range(codes.size)])
+    halves = half_labels(codes, 2, names, seed=0)
+    order = np.random.default_rng(1).permutation(codes.size)
+    np.testing.assert_array_equal(half_labels(codes[order], 2, names[order], seed=0), halves[order])
+    # leaving out condition 0's cells keeps condition 1's halves
+    kept = codes == 1
+    np.testing.assert_array_equal(half_labels(codes[kept], 2, names[kept], seed=0), halves[kept])
+
+
+def test_replicate_of_a_reordered_screen_is_the_same(tiny):
+    stats = ps.pp.compute_pseudobulk(tiny)
+    order = np.random.default_rng(2).permutation(tiny.n_obs)
+    shuffled = ps.pp.compute_pseudobulk(tiny[order].copy())
+    np.testing.assert_array_equal(shuffled.half_n, stats.half_n)
+    np.testing.assert_allclose(shuffled.half_moments, stats.half_moments, atol=1e-9)
 
 
 def test_half_means_come_from_the_same_streaming_pass(tiny):
@@ -32,7 +54,7 @@ def test_half_means_come_from_the_same_streaming_pass(tiny):
     stats = ps.pp.compute_pseudobulk(tiny, chunk_size=97)
     assert (stats.half_n[0] != stats.half_n[1]).any()
     codes = tiny.obs["perturbsim_condition"].cat.codes.to_numpy()
-    halves = half_labels(codes, len(stats.conditions), seed=0)
+    halves = half_labels(codes, len(stats.conditions), tiny.obs_names, seed=0)
     x = tiny.X.toarray().astype(np.float64)
     for c in range(len(stats.conditions)):
         for half in (0, 1):
@@ -232,7 +254,7 @@ def test_half_statistics_split_every_condition_control_included(tiny):
     stats = ps.pp.compute_pseudobulk(tiny)
     second = stats.half(1)
     codes = tiny.obs["perturbsim_condition"].cat.codes.to_numpy()
-    halves = half_labels(codes, len(stats.conditions), seed=0)
+    halves = half_labels(codes, len(stats.conditions), tiny.obs_names, seed=0)
     x = tiny.X.toarray().astype(np.float64)
     for label in ("ctrl", "G0024"):
         row = int(np.flatnonzero(stats.conditions == label)[0])

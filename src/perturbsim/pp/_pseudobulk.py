@@ -38,8 +38,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COEXPR_MAX_CELLS = 10_000
-"""The most cells the gene x gene moments are drawn from by default (a seeded subset): the
-standard error of a correlation is already about 0.01 at 10,000 cells."""
+"""The most cells the gene x gene moments are drawn from by default (a subset drawn by the
+cells' names): the standard error of a correlation is already about 0.01 at 10,000 cells."""
+COEXPR_SAMPLE_KEY = "perturbsim-coexp"
+"""The :func:`cell_keys` key of the co-expression cells' subset: its own, so that the subset
+is drawn independently of the split halves."""
 FINGERPRINT_ROWS = 64
 """Rows of the matrix (evenly spaced) whose values fingerprint stored statistics."""
 MIN_REPLICATE_CELLS = 4
@@ -539,29 +542,78 @@ def _coexpression_cells(
         split = adata.uns.get(UNS, {}).get(SPLIT_UNS, {})
         source = f"train:{split.get('kind', '?')}:{split.get('seed', '?')}:{int(mask.sum())}"
     if mask.sum() > max_cells:
-        keep = np.random.default_rng(0).choice(np.flatnonzero(mask), max_cells, replace=False)
+        cells = np.flatnonzero(mask)
+        keys = cell_keys(adata.obs_names[cells], COEXPR_SAMPLE_KEY)
+        keep = cells[np.argsort(keys, kind="stable")[:max_cells]]
         mask = np.zeros(adata.n_obs, dtype=bool)
         mask[keep] = True
-        source += f":sample{max_cells}"
+        source += f":named-sample{max_cells}"
     return mask, source
 
 
 def coexpression_source(adata: AnnData, *, max_cells: int = COEXPR_MAX_CELLS) -> str:
     """Describe the cells :func:`pseudobulk` would use for co-expression (``"auto"``).
 
-    At most ``max_cells`` of them (a seeded subset of more).
+    At most ``max_cells`` of them (of more, those whose names hash lowest: see
+    :func:`cell_keys`).
     """
     return _coexpression_cells(adata, "auto", max_cells)[1]
 
 
-def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.ndarray:
+def cell_keys(names: pd.Index | np.ndarray, key: str) -> np.ndarray:
+    """A pseudo-random key of each cell computed from its name alone, ``(n_cells,)`` uint64.
+
+    SipHash of each name's UTF-8 bytes under the 16-character ``key``
+    (:func:`pandas.util.hash_array`): a cell keeps its key wherever it is stored, so draws
+    ordered by these keys do not move when the cells are reordered, and leaving cells out
+    does not reorder the others.
+
+    Parameters
+    ----------
+    names
+        The cells' names (``adata.obs_names``).
+    key
+        Sixteen ASCII characters; another key draws other, independent keys.
+
+    Returns
+    -------
+    One key per cell; equal names get equal keys.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> keys = cell_keys(pd.Index(["AAAC-1", "TTTG-1"]), "0000000000000000")
+    >>> keys.dtype.name, bool(keys[0] != keys[1])
+    ('uint64', True)
+    >>> bool((cell_keys(pd.Index(["TTTG-1"]), "0000000000000000") == keys[1]).all())
+    True
+    """
+    values = np.asarray(names, dtype=str).astype(object)
+    return pd.util.hash_array(values, encoding="utf8", hash_key=key, categorize=False)
+
+
+def half_seed_key(seed: int) -> str:
+    """The :func:`cell_keys` key of the halves drawn with ``seed``: its 16 hex digits.
+
+    Examples
+    --------
+    >>> half_seed_key(10)
+    '000000000000000a'
+    """
+    return f"{seed:016x}"
+
+
+def half_labels(
+    codes: np.ndarray, n_conditions: int, names: pd.Index | np.ndarray, *, seed: int = 0
+) -> np.ndarray:
     """Assign each cell to one of two random halves of its condition.
 
-    Within each condition the cells are shuffled (seeded) and the first ``n // 2`` go to
-    half 0, the others to half 1, so the halves differ in size by at most one cell. The draw
-    follows the cells' positions in the screen: reordering its cells, or leaving some out
-    (of any condition), draws other halves, and the split-half replicate's scores move
-    within their noise.
+    Within each condition the cells are ordered by their :func:`cell_keys` (names hashed
+    under ``seed``) and the first ``n // 2`` go to half 0, the others to half 1, so the
+    halves differ in size by at most one cell. The draw follows the cells' names, not their
+    positions: reordering the screen's cells draws the same halves, and leaving cells out
+    moves only the condition they leave (its cells at the middle of the order may change
+    half). Cells of one condition with equal names are ordered by position.
 
     Parameters
     ----------
@@ -569,8 +621,10 @@ def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.nd
         Condition code of each cell, ``(n_cells,)``.
     n_conditions
         Number of conditions (codes run from 0 to ``n_conditions - 1``).
+    names
+        Each cell's name (``adata.obs_names``), ``(n_cells,)``.
     seed
-        Seed of the shuffle.
+        Seed of the draw, below ``2**64``.
 
     Returns
     -------
@@ -579,11 +633,12 @@ def half_labels(codes: np.ndarray, n_conditions: int, *, seed: int = 0) -> np.nd
     Examples
     --------
     >>> import numpy as np
-    >>> halves = half_labels(np.array([0, 0, 0, 1, 1, 0]), 2, seed=0)
+    >>> names = ["a", "b", "c", "d", "e", "f"]
+    >>> halves = half_labels(np.array([0, 0, 0, 1, 1, 0]), 2, names, seed=0)
     >>> np.bincount(halves[[0, 1, 2, 5]]).tolist(), np.bincount(halves[[3, 4]]).tolist()
     ([2, 2], [1, 1])
     """
-    keys = np.random.default_rng(seed).random(codes.size)
+    keys = cell_keys(names, half_seed_key(seed))
     order = np.lexsort((keys, codes))
     sizes = np.bincount(codes, minlength=n_conditions)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -700,7 +755,7 @@ def compute_pseudobulk(
         )
     labels = CellLabels(
         codes=codes,
-        halves=half_labels(codes, len(conditions), seed=half_seed),
+        halves=half_labels(codes, len(conditions), adata.obs_names, seed=half_seed),
         gram_mask=gram_mask,
         n_conditions=len(conditions),
         names=adata.obs_names,
@@ -783,11 +838,11 @@ def pseudobulk(
         reads cells beside them (Wilcoxon DE, GEARS's cell loss, ``sample``) reads the same
         layer.
     coexpr_max_cells
-        At most this many of those cells (a seeded random subset) feed the gene x gene
+        At most this many of those cells (a pseudo-random subset) feed the gene x gene
         moments: the standard error of a correlation is already about 0.01 at 10,000
         cells, and the cost of the moments grows with cells x genes². The subset is drawn
-        by the cells' positions: the same cells stored in another order give another
-        subset, and co-expression moments (and graph) that differ within their noise.
+        by the cells' names (those whose names hash lowest, :func:`cell_keys`): the same
+        cells stored in another order give the same subset.
     half_seed
         Seed of the split of each condition's cells into two random halves, whose means are
         kept as a split-half replicate (the screen's noise ceiling; see
