@@ -358,6 +358,7 @@ def test_models_lists_the_catalogue(capsys):
     out = capsys.readouterr().out
     for name in model_names():
         assert name in out
+    assert "``" not in out and ":class:" not in out  # plain text, not the docstrings' markup
 
 
 def test_help_of_models_lists_the_catalogue(capsys):
@@ -586,7 +587,7 @@ def test_sep_reads_underscore_labels(caplog, screen, go_file, tmp_path, model_na
         assert len(proposed) == 40 and plus not in proposed and "ctrl" not in proposed
 
 
-def test_a_separator_holding_plus_reads_the_screen_s_labels_back(screen, tmp_path, capsys):
+def test_a_separator_holding_plus_reads_the_screen_s_labels_back(screen, tmp_path, caplog):
     screen.obs["condition"] = screen.obs["condition"].str.replace("+", " + ", regex=False)
     data = _write(screen, tmp_path / "screen.h5ad")
     model = str(tmp_path / "model")
@@ -595,8 +596,10 @@ def test_a_separator_holding_plus_reads_the_screen_s_labels_back(screen, tmp_pat
     out = tmp_path / "pred.csv"
     assert main(["predict", model, pair, pair.replace(" + ", "+"), "--out", str(out)]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == [pair.replace(" + ", "+")]
-    printed = capsys.readouterr().out  # both read as one pair, named
-    assert f"1 repeated perturbation: each predicted once: {pair.replace(' + ', '+')}" in printed
+    # both read as one pair, named
+    assert (
+        f"1 repeated perturbation, each predicted once: {pair.replace(' + ', '+')}" in caplog.text
+    )
 
 
 def test_double_dash_as_an_option_value_is_refused_in_one_line(screen, tmp_path, capsys):
@@ -909,7 +912,9 @@ def test_predict_replaces_its_files_together_or_not_at_all(screen, tmp_path, mon
     assert {p.name: p.read_bytes() for p in tmp_path.glob("pred*")} == before
 
 
-def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, screen, tmp_path):
+def test_predict_reads_control_labels_and_drops_a_stale_variance_file(
+    capsys, caplog, screen, tmp_path
+):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "additive", "--split", "none") == 0
     gene = next(c for c in screen.obs["condition"] if "+" not in c and c != "control")
@@ -923,7 +928,7 @@ def test_predict_reads_control_labels_and_drops_a_stale_variance_file(capsys, sc
     assert main([*run, "--overwrite"]) == 0
     assert pd.read_csv(out, index_col=0).index.tolist() == ["ctrl", gene]
     printed = capsys.readouterr().out
-    assert "1 repeated perturbation: each predicted once: ctrl" in printed
+    assert "1 repeated perturbation, each predicted once: ctrl" in caplog.text
     assert f"predicted 2 perturbations x {screen.n_vars} genes -> " in printed
     under = ["predict", str(tmp_path / "model"), f"NT_{gene}", "non-targeting", "--sep", "-"]
     replace = ["--out", str(out), "--overwrite"]

@@ -321,3 +321,29 @@ def test_a_report_without_anchors_says_so_once(_tiny_cached, tmp_path, caplog):
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.io.write_report(result, tmp_path / "report")
     assert caplog.text.count("no calibrated scores") == 1
+
+
+def test_an_undefined_uncertainty_summary_reads_n_a_not_nan():
+    import numpy as np
+
+    from perturbsim.tl import EvaluationResult
+    from perturbsim.tl._uncertainty import UNCERTAINTY_COLUMNS
+
+    rng = np.random.default_rng(0)
+    rows = [  # one condition a subgroup: nothing to rank within a subgroup
+        ["m", seed, group, condition, *rng.random(len(UNCERTAINTY_COLUMNS) - 4)]
+        for seed in (1, 2)
+        for group, condition in (
+            ("unseen_single", "A"),
+            ("combo_seen1", "B+C"),
+            ("combo_seen0", "A+B"),
+        )
+    ]
+    result = EvaluationResult(
+        scores=pd.DataFrame(),
+        coverage=pd.DataFrame(),
+        uncertainty=pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS),
+    )
+    table = _html.uncertainty_table(result).set_index("model")
+    assert table.loc["m", "Spearman within subgroups (DE)"] == "n/a"
+    assert re.fullmatch(r"-?\d\.\d\d \[.*\]", table.loc["m", "Spearman (DE)"])

@@ -322,7 +322,8 @@ def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog)
     # one, from the default itself: its GEARS part, which flags BPGM+SAMD1 too, says nothing
     (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
     assert warning.startswith("2 predictions have a gene neither measured alone")
-    assert warning.endswith(": KLF11, BPGM+SAMD1; strict=True refuses such predictions")
+    assert ": KLF11, BPGM+SAMD1; KLF11 is not in the model's GO graph" in warning  # not screened
+    assert warning.endswith("no tie counts; strict=True refuses such predictions")
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim"):
         assert model.predict("KLF11").obs["unsupported"].all()
@@ -340,6 +341,21 @@ def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog)
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.models.ExpressionFitness(model).fit(fitness)
     assert "neither measured" not in caplog.text  # its features, not predictions shown
+    assert "generic guess" not in caplog.text  # one of four generic: fitted on enough
+    caplog.clear()
+    # genes outside the screen: not in the model's GO graph, however close their GO ties
+    # (MAPK3 to the screen's MAPK1, KLF2 to KLF1): said so
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        pred = model.predict(["MAPK3", "KLF2+KLF1"])
+    assert pred.obs["support"].tolist() == [0.0, 0.5]
+    (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
+    assert "KLF2, MAPK3 are not in the model's GO graph, which holds only the screen's" in warning
+    caplog.clear()
+    # fitness fitted mostly on such genes: warned of
+    outside = pd.Series({"MAPK3": -0.1, "KLF2": -0.2, "TP53": -0.3, "KLF1": 0.0})
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.models.ExpressionFitness(model).fit(outside)
+    assert "predicts 3 of the 4 training conditions only by its generic guess" in caplog.text
 
 
 def test_saved_model_keeps_its_error_model(fitted_norman, tmp_path):

@@ -282,7 +282,7 @@ def _run_predict(args: argparse.Namespace) -> None:
     if len(unique) < len(queries):
         repeated = [label for label, n in labels.items() if n > 1]
         told = counted(len(repeated), "repeated perturbation")
-        print(f"{told}: each predicted once: {shown_list(repeated, 10)}")
+        logger.warning("%s, each predicted once: %s", told, shown_list(repeated, 10))
     prediction = model.predict(unique, strict=args.strict)
     if out.suffix.lower() == ".h5ad":
         written = atomic_write_all({out: prediction.write_h5ad})
@@ -394,6 +394,7 @@ def _run_export(args: argparse.Namespace) -> None:
     if [str(g) for g in adata.var_names] != genes and set(genes) <= set(map(str, adata.var_names)):
         logger.info("exporting the model's %d genes of the file's %d", len(genes), adata.n_vars)
         adata = adata[:, genes].copy()  # the model's genes in its order: what cell-eval compares
+    model.check_genes_of(adata)  # another screen's genes: said before its conditions are sought
     as_trained = _keeps_as_trained(args.data, model.screen_where, where_of(args.where))
     if not as_trained:
         logger.warning(

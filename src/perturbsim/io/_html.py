@@ -222,10 +222,12 @@ def raw_digits(means: Iterable[float]) -> int:
 
 
 def _interval(score: _Score, digits: int) -> str:
-    """``mean [low, high]``; the mean alone without an interval.
+    """``mean [low, high]``; the mean alone without an interval; ``n/a`` without a mean.
 
     Never ``mean ± half-width``: an interval clipped to the metric's range is not symmetric.
     """
+    if not np.isfinite(score.mean):
+        return UNDEFINED
     text = number_text(score.mean, digits)
     if not np.isfinite(score.ci_low):
         return text
@@ -759,8 +761,9 @@ def timings_table(result: EvaluationResult) -> pd.DataFrame:
 def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
     """Per model with a predictive variance: uncertainty-error correlation and calibration.
 
-    Columns ``model`` and one per summary (``"0.42 [0.30, 0.54]"``); empty when no model
-    has a predictive variance.
+    Columns ``model`` and one per summary (``"0.42 [0.30, 0.54]"``; ``n/a`` where undefined,
+    e.g. no subgroup with two conditions to rank within); empty when no model has a
+    predictive variance.
     """
     summary = result.uncertainty_summary()
     if summary.empty:

@@ -40,6 +40,7 @@ from .._keys import (
 )
 from .._settings import progress_disabled, resolve_seed, switched_off
 from ..ds import human_gene_alias, human_go
+from ..graphs import GeneGraph
 from ..pp import canonical_label, genes_of, parse_perturbations
 from ..pp._cells import dense_rows
 from ..pp._gi import (
@@ -457,6 +458,10 @@ class PerturbationModel(ABC):
         """
         return None
 
+    def _support_graph(self) -> GeneGraph | None:
+        """The GO graph :meth:`_gene_support` ties genes by; ``None`` for models without one."""
+        return None
+
     def _options(self) -> dict[str, Any]:
         """JSON-serialisable options needed to rebuild the model."""
         return {}
@@ -783,13 +788,34 @@ class PerturbationModel(ABC):
             "never saw those measurements (refit with split kind 'none' to use them)"
         )
 
+    def _outside_graph_note(self, labels: Sequence[str]) -> str:
+        """Which genes of ``labels`` are not nodes of the model's GO graph (support 0 by that).
+
+        ``""`` when none, or for a model without a graph; else one clause for a warning.
+        """
+        graph = self._support_graph()
+        if graph is None:
+            return ""
+        genes = sorted({g for label in labels for g in genes_of(str(label))})
+        nodes = set(map(str, graph.nodes))
+        unsupported = self._gene_support(genes) == 0
+        outside = [g for g, no in zip(genes, unsupported, strict=True) if no and g not in nodes]
+        if not outside:
+            return ""
+        return (
+            f"{shown_list(outside, _MAX_NAMED_GENES)} {'is' if len(outside) == 1 else 'are'} "
+            "not in the model's GO graph, which holds only the screen's genes with GO terms: "
+            "however closely GO ties such a gene to a gene measured alone, no tie counts"
+        )
+
     def _warn_of(self, prediction: AnnData, fix: str = "") -> None:
         """Log one warning naming the predictions flagged ``unsupported``, if any (and warned of).
 
         Models may add warnings of their own about a prediction (:class:`Stacked` does).
 
         It also names the flagged genes measured alone but held out by the model's split
-        (their measurements unused). ``fix`` (e.g. ``"strict=True refuses such
+        (their measurements unused), and those outside the model's GO graph
+        (:meth:`_outside_graph_note`). ``fix`` (e.g. ``"strict=True refuses such
         predictions"``) ends the message. Sets of more genes than any fitted condition are
         warned of too (:meth:`_warn_of_larger_sets`).
         """
@@ -799,10 +825,11 @@ class PerturbationModel(ABC):
         flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
         if not len(flagged):
             return
-        notes = [self._held_out_note(flagged), fix]
+        notes = [self._held_out_note(flagged), self._outside_graph_note(flagged), fix]
         self._warn_once(
             f"{counted(len(flagged), 'prediction has', 'predictions have')} a gene neither "
-            "measured alone nor tied by GO to one that was (.obs['unsupported']: such a gene "
+            "measured alone nor tied by the model's GO graph to one that was "
+            "(.obs['unsupported']: such a gene "
             "is predicted from what perturbations do on average, and a set of genes as such "
             f"predictions combined): {shown_list(flagged, _MAX_NAMED_GENES)}"
             + "".join(f"; {note}" for note in notes if note)

@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 
 from .._errors import PerturbsimError, counted, shown_list
-from .._keys import CONTROL, DELTA_LAYER
+from .._keys import CONTROL, DELTA_LAYER, PRED_GENERIC
 from .._settings import switched_off
 from ..pp import canonical_label, parse_perturbations
 from ._base import WARN_UNSUPPORTED, PerturbationModel
 from ._fitness import RIDGE_GRID, loo_ridge
 
 logger = logging.getLogger(__name__)
+
+MOSTLY_GENERIC = 0.5
+"""Above this share of training conditions predicted only generically, fitting warns."""
 
 
 def check_expression_model(model: object) -> PerturbationModel:
@@ -110,14 +113,23 @@ class ExpressionFitness:
         """
         return np.asarray(self.expression_model.covers(parse_perturbations(perturbations)))
 
-    def _changes(self, sets: list[tuple[str, ...]]) -> np.ndarray:
-        """Predicted change of each set, one row per set, repeats included."""
+    def _changes(self, sets: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted change of each set, one row per set, repeats included, and its flag.
+
+        The flag: whether the expression model predicts the set only by its generic guess
+        (``.obs["generic"]``; all False for a model that does not flag it).
+        """
         distinct = list(dict.fromkeys(sets))  # the expression model predicts each once
         with switched_off(WARN_UNSUPPORTED):  # features of fitness, not predictions shown
             predicted = self.expression_model.predict([list(s) for s in distinct])
-        rows = {s: i for i, s in enumerate(distinct)}
+        rows = [{s: i for i, s in enumerate(distinct)}[s] for s in sets]
         changes = np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
-        return changes[[rows[s] for s in sets]].reshape(len(sets), -1)
+        generic = (
+            predicted.obs[PRED_GENERIC].to_numpy(dtype=bool)
+            if PRED_GENERIC in predicted.obs
+            else np.zeros(len(distinct), dtype=bool)
+        )
+        return changes[rows].reshape(len(sets), -1), generic[rows]
 
     def fit(self, fitness: pd.Series | dict[str, float]) -> Self:
         """Fit the ridge on measured fitness of training conditions.
@@ -173,7 +185,20 @@ class ExpressionFitness:
         if not covered.all():
             logger.info("ExpressionFitness: %d conditions not covered, left out", (~covered).sum())
         kept = [s for s, c in zip(sets, covered, strict=True) if c]
-        x = self._changes(kept)
+        x, generic = self._changes(kept)
+        if generic.mean() > MOSTLY_GENERIC:
+            logger.warning(
+                "ExpressionFitness: the expression model predicts %d of the %d training "
+                "conditions only by its generic guess (.obs['generic']: a gene it has no "
+                "measurement of, or GO tie to one, in its screen), alike from one such "
+                "condition to the next, so fitness is fitted on little: is it a model of this "
+                "screen's genes? (e.g. %s)",
+                int(generic.sum()),
+                len(kept),
+                shown_list(
+                    [canonical_label(s) for s, g in zip(kept, generic, strict=True) if g], 3
+                ),
+            )
         y = fitness.to_numpy()[covered]
         self._x_mean, self._y_mean = x.mean(axis=0), float(y.mean())
         self._weights, self.alpha = loo_ridge(x - self._x_mean, y - self._y_mean, RIDGE_GRID)
@@ -206,6 +231,6 @@ class ExpressionFitness:
                 f"the expression model cannot predict {len(uncovered)} perturbations: "
                 f"{shown_list(uncovered, 10)}"
             )
-        values = (self._changes(sets) - self._x_mean) @ self._weights + self._y_mean
+        values = (self._changes(sets)[0] - self._x_mean) @ self._weights + self._y_mean
         index = pd.Index([canonical_label(s) for s in sets], name="perturbation")
         return pd.Series(values, index=index, name="fitness")

@@ -281,9 +281,14 @@ class GEARS(PerturbationModel):
         perturbed (its embedding stays as initialised, every such gene's alike): its
         support is 0.
         """
-        if self.config.n_pert_layers == 0:
+        graph = self._support_graph()
+        if graph is None:
             return np.array([float(g in self.single_changes) for g in genes])
-        return self.go_graph.support(genes, self.single_changes)
+        return graph.support(genes, self.single_changes)
+
+    def _support_graph(self) -> GeneGraph | None:
+        """The GO graph, or ``None`` without a GO layer (no tie carries anything then)."""
+        return None if self.config.n_pert_layers == 0 else self.go_graph
 
     @cached_property
     def _gene_column(self) -> dict[str, int]:

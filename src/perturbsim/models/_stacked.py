@@ -805,12 +805,15 @@ class Stacked(CoverageMixin, PerturbationModel):
         for the purpose (:attr:`support_graph`; files saved before it have none: every gene
         not known then has support 0).
         """
+        graph = self._support_graph()
+        if graph is None:
+            return np.array([float(g in known) for g in genes])
+        return graph.support(genes, known)
+
+    def _support_graph(self) -> GeneGraph | None:
+        """GEARS's GO graph, else :attr:`support_graph` (``None`` in files saved before it)."""
         gears = self.corrections.get("gears")
-        if isinstance(gears, GEARS):
-            return gears.go_graph.support(genes, known)
-        if self.support_graph is not None:
-            return self.support_graph.support(genes, known)
-        return np.array([float(g in known) for g in genes])
+        return gears.go_graph if isinstance(gears, GEARS) else self.support_graph
 
     def _gene_support(self, genes: list[str]) -> np.ndarray:
         """Support of each gene with respect to the genes of :attr:`singles`.
