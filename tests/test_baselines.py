@@ -399,6 +399,69 @@ def test_linear_shrinks_deviations_that_do_not_generalise():
     assert Linear(planted, n_components=3, ridge=1e-10).fit().shrinkage > 0.99
 
 
+def test_linear_without_shrinkage_is_the_documented_ridge_fit_on_pca_scores():
+    rng = np.random.default_rng(6)
+    control = rng.uniform(2.0, 4.0, size=20)
+    genes = [f"G{i}" for i in range(20)]
+    train, held_out = genes[:8], ["G10", "G11", "G12+G13"]
+    means = {"ctrl": control, **{g: control + rng.normal(0, 0.4, 20) for g in train}}
+    k, ridge = 3, 0.5
+    model = Linear(exact_screen(means), n_components=k, ridge=ridge, shrink=False)
+    predicted = model.fit(train_conditions=train).predict(held_out).layers["delta"]
+    # by hand: Y - b = U S V^T over the training changes, G = U_K S_K, P = G's rows of the
+    # perturbed genes, W = (G^T G + l_G I)^-1 G^T (Y - b) P (P^T P + l_P I)^-1 with each
+    # penalty ridge times its Gram matrix's mean eigenvalue; a set's change is b + G W p,
+    # p the sum of its genes' rows of G
+    y = np.stack([means[g] - control for g in train], axis=1)
+    b = y.mean(axis=1)
+    u, s, _ = np.linalg.svd(y - b[:, None], full_matrices=False)
+    g_emb = u[:, :k] * s[:k]
+    p_emb = g_emb[[genes.index(g) for g in train]]
+
+    def ridge_inverse(gram: np.ndarray) -> np.ndarray:
+        return np.linalg.inv(gram + ridge * np.trace(gram) / k * np.eye(k))
+
+    w = ridge_inverse(g_emb.T @ g_emb) @ g_emb.T @ (y - b[:, None]) @ p_emb
+    w = w @ ridge_inverse(p_emb.T @ p_emb)
+    queries = np.stack(
+        [g_emb[10], g_emb[11], g_emb[12] + g_emb[13]]  # a pair is embedded by the sum
+    )
+    expected = b + queries @ (g_emb @ w).T
+    np.testing.assert_allclose(predicted, expected, atol=1e-8)
+    assert model.shrinkage == 1.0
+
+
+def test_linear_shrinkage_is_capped_at_one_where_held_out_predictions_fall_short():
+    from perturbsim.models._linear import fit_weights
+
+    # two conditions of one gene each, both changing gene 0 by 1, embedded alike (1). The
+    # relative ridge sqrt(2) - 1 shrinks each side's fit by 1 / sqrt(2): held out, each
+    # condition is predicted by the other's fit as 1 / 2. The least-squares factor on the
+    # predictions is 2; the shrinkage only damps, so it stops at 1
+    ridge = np.sqrt(2.0) - 1.0
+    centred = np.array([[1.0, 1.0], [0.0, 0.0]])
+    gene_embedding = np.array([[1.0], [0.0]])
+    pert_embedding = np.array([[1.0], [1.0]])
+    weights, alpha, error = fit_weights(
+        centred, gene_embedding, pert_embedding, [("A",), ("B",)], ridge=ridge, shrink=True
+    )
+    assert alpha == 1.0
+    # the full fit is shrunk alike, and returned unshrunk by alpha: 2 / sqrt(2) / (2 sqrt(2))
+    np.testing.assert_allclose(weights, [[0.5]])
+    # predictions of 1/2 for changes of 1: squared error 2 * 1/4 against the mean's 2
+    assert error == pytest.approx(0.25)
+
+
+def test_leading_embedding_clips_negative_eigenvalues_to_zero():
+    from perturbsim.models._linear import leading_embedding
+
+    # eigenvalues 2 and -1: the first column is e1 * sqrt(2), the second e2 * sqrt(0);
+    # a negative similarity direction says nothing two genes share
+    embedding = leading_embedding(np.diag([2.0, -1.0]), 2)
+    np.testing.assert_allclose(embedding[:, 0], [np.sqrt(2.0), 0.0])
+    np.testing.assert_array_equal(embedding[:, 1], [0.0, 0.0])
+
+
 def test_linear_bad_ridge_is_a_one_line_error(norman):
     for ridge in (-0.1, float("inf"), "0.1"):
         with pytest.raises(ps.PerturbsimError, match="ridge must be a finite number >= 0"):

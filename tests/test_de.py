@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import scanpy as sc
 from conftest import make_screen
+from scipy import stats as scipy_stats
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -305,3 +306,75 @@ def test_welch_satterthwaite_degrees_of_freedom():
     np.testing.assert_allclose(df, [18.0, 9.0])
     assert np.isinf(welch_satterthwaite(squared, np.array([np.inf, np.inf]))).all()
     assert np.isnan(welch_satterthwaite(np.zeros((2, 1)), np.array([9.0, 9.0]))).all()
+
+
+def _screen_of(blocks: dict[str, np.ndarray], genes: list[str]) -> ad.AnnData:
+    """A set-up dense float64 screen whose cells of each label are the rows of its block."""
+    labels = [label for label, block in blocks.items() for _ in range(len(block))]
+    adata = ad.AnnData(
+        X=np.vstack(list(blocks.values())).astype(np.float64),
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata
+
+
+def test_count_de_leaves_each_condition_s_own_targets_out_of_its_count():
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(6)]
+    control = 6.0 + rng.normal(0.0, 0.5, size=(100, 6))
+    knock_g0 = 6.0 + rng.normal(0.0, 0.5, size=(50, 6))
+    knock_g0[:, 0] -= 4.0  # only its own target moves
+    knock_g1 = 6.0 + rng.normal(0.0, 0.5, size=(50, 6))
+    knock_g1[:, 1] -= 1.0  # its own target ...
+    knock_g1[:, 2:4] += 1.0  # ... and two other genes, each by ~11 standard errors
+    adata = _screen_of({"ctrl": control, "G0": knock_g0, "G1": knock_g1}, genes)
+    stats = compute_pseudobulk(adata, coexpression="none")
+    counts = ps.pp.count_de(stats, ["G0", "G1"])
+    # the knocked-down target is not a downstream change: G0 changes nothing else, G1 two
+    assert counts.to_dict() == {"G0": 0, "G1": 2}
+
+
+def test_count_de_uses_the_two_sided_p_value_of_the_moderated_welch_test():
+    rng = np.random.default_rng(1)
+    n_c, n_a, prior = 40, 20, 10.0
+    control = 6.0 + rng.normal(0.0, 1.0, size=(n_c, 2))
+    changed = 6.0 + rng.normal(0.0, 1.0, size=(n_a, 2))
+    changed[:, 0] += 0.8
+    adata = _screen_of({"ctrl": control, "A": changed}, ["X", "Y"])
+    stats = compute_pseudobulk(adata, coexpression="none")
+    # the documented test by hand on gene X: variances moderated towards the pooled one
+    # with 10 prior df (never below a condition's own), Satterthwaite's df, two-sided p
+    x_c, x_a = control[:, 0], changed[:, 0]
+    own = np.array([x_a.var(ddof=1), x_c.var(ddof=1)])
+    nu = np.array([n_a - 1.0, n_c - 1.0])
+    pooled = (nu * own).sum() / nu.sum()
+    moderated = np.maximum((nu * own + prior * pooled) / (nu + prior), own)
+    v = moderated / np.array([n_a, n_c])
+    t = (x_a.mean() - x_c.mean()) / np.sqrt(v.sum())
+    df = v.sum() ** 2 / (v**2 / (nu + prior)).sum()
+    p = 2 * scipy_stats.t.sf(abs(t), df)
+    assert 1e-4 < p < 0.05  # a change between clear and absent: where one or two sides matter
+
+    def count(alpha: float) -> int:  # one gene tested: its BH-adjusted p is its p
+        return ps.pp.count_de(stats, ["A"], genes=["X"], alpha=alpha).item()
+
+    # a p of 1.5 alpha is not significant (its one-sided half, 0.75 alpha, would be)
+    assert count(p / 1.5) == 0
+    assert count(1.5 * p) == 1
+
+
+def test_welch_t_of_a_condition_of_two_cells_is_scipy_s_welch_t():
+    rng = np.random.default_rng(2)
+    control = 3.0 + rng.normal(0.0, 1.0, size=(10, 4))
+    pair_of_cells = 3.0 + rng.normal(1.0, 1.0, size=(2, 4))
+    adata = _screen_of({"ctrl": control, "A": pair_of_cells}, ["G0", "G1", "G2", "G3"])
+    stats = compute_pseudobulk(adata, coexpression="none")
+    t = welch_t(stats, stats.index(["A"]))[0]
+    # two cells give a variance (ddof=1): the statistic is defined, and it is Welch's
+    expected = scipy_stats.ttest_ind(pair_of_cells, control, equal_var=False).statistic
+    assert np.isfinite(t).all()
+    np.testing.assert_allclose(t, expected, rtol=1e-8)
+    rank_de(adata, n_genes=4)
+    np.testing.assert_allclose(adata.uns["perturbsim"]["de"]["scores"][0], expected, rtol=1e-8)

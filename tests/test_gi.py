@@ -76,6 +76,15 @@ def test_an_additive_pair_off_by_rounding_is_not_a_suppression_on_normans_scale(
     assert score_pair(a, b, 0.999 * (a + b), rules=rules)["is_suppression"]
 
 
+def test_mean_abs_coef_averages_the_coefficients_magnitudes_not_their_sum(singles):
+    # Norman's ts_norm is the mean of |c1| and |c2|: (2 + 0.5) / 2; coefficients of
+    # opposite sign must not cancel, as |c1 + c2| / 2 = 0.75 would
+    a, b = singles
+    row = score_pair(a, b, 2 * a - 0.5 * b)
+    assert row["c1"] == pytest.approx(2, abs=1e-6) and row["c2"] == pytest.approx(-0.5, abs=1e-6)
+    assert row["mean_abs_coef"] == pytest.approx(1.25, abs=1e-6)
+
+
 def test_scaled_pairs_are_synergy_and_suppression(singles):
     a, b = singles
     double = score_pair(a, b, 2 * (a + b))
@@ -382,6 +391,26 @@ def test_singles_too_alike_to_tell_apart_are_flagged(singles):
     assert score_pair(a, a + 0.2 * b, 2 * a + 0.2 * b)["flag"] == ""
 
 
+def test_singles_nearly_opposite_are_as_collinear_as_singles_nearly_alike(singles):
+    # B is minus A with a faint difference (cosine about -0.99995): the pair's change is
+    # as ambiguous between them as with B = A, since c·A - d·B spans the same line
+    a, b = singles
+    nearly_minus_a = -a + 0.01 * b
+    row = score_pair(a, nearly_minus_a, a + nearly_minus_a + 0.05 * b)
+    assert row["flag"] == "singles collinear or zero"
+    assert np.isnan(row["magnitude"]) and row["subtype"] == ""
+
+
+def test_singles_reliability_counts_the_control_noise_the_singles_share():
+    # each single changes one gene by 2: S^T S = 4 I. Only the control is noisy, 0.5 per
+    # gene and 1 in all: it enters both singles alike, N = [[1, 1], [1, 1]]. The largest
+    # eigenvalue of N relative to 4 I is that of N / 4, (1 + 1) / 4 = 0.5 (along A + B)
+    singles = 2.0 * np.eye(2)
+    noise = np.array([[0.0, 0.0], [0.0, 0.0], [0.5, 0.5]])  # A, B, control
+    # (counted on the diagonal only, as if independent in A and B, it would give 1 - 1/4)
+    assert _gi.singles_reliability(singles, noise) == pytest.approx(0.5)
+
+
 def test_abundant_genes_come_from_the_control_and_leave_targets_out(singles):
     a, b = singles
     genes = ["A", "B", *(f"g{i}" for i in range(2, N_GENES))]  # both targets measured
@@ -593,6 +622,27 @@ def test_gi_precision_on_a_hand_example():
     as_read = [t.rename_axis("pair").reset_index() for t in (predicted, truth.iloc[::-1])]
     again = gi_precision(*as_read, k=2).set_index("subtype")
     pd.testing.assert_frame_equal(again, table)
+
+
+def test_recall_at_k_is_the_share_of_the_true_pairs_found_not_of_the_places():
+    # ten pairs, four truly synergistic (magnitude > 1.15); the predicted top 2 are two of
+    # them: precision 2 / 2, but only 2 of the 4 synergies are found, recall 2 / 4
+    pairs = [f"P{i}" for i in range(10)]
+    truth = pd.DataFrame(
+        {
+            "magnitude": [1.5, 1.4, 1.3, 1.2, 1.0, 0.9, 1.05, 0.5, 0.8, 1.1],
+            "fit_corr": 0.95,
+            "dcor": 0.5,
+            "equality": 0.9,
+            "flag": "",
+        },
+        index=pairs,
+    )
+    predicted = truth.assign(magnitude=[2.0, 1.9, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    synergy = gi_precision(predicted, truth, k=2).set_index("subtype").loc["synergy"]
+    assert synergy["n_true"] == 4 and synergy["k"] == 2
+    assert synergy["precision_at_k"] == 1.0
+    assert synergy["recall_at_k"] == 0.5
 
 
 def test_additive_baseline_ranks_pairs_at_random(singles):

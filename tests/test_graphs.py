@@ -154,6 +154,19 @@ def test_alias_takes_official_symbol_terms(human_go, human_alias):
     assert no_alias.unannotated.tolist() == ["ELMSAN1"]
 
 
+def test_an_alias_of_several_annotated_symbols_takes_none_of_their_terms():
+    # X is an alias of both S1 and S2: which gene it names is unknown, so it gets no terms;
+    # Y names S1 alone and takes S1's terms
+    annotations = pd.DataFrame(
+        {"gene": ["S1", "S1", "S2", "S2"], "term": ["GO:1", "GO:2", "GO:3", "GO:4"]}
+    )
+    aliases = pd.DataFrame({"alias": ["X", "X", "Y"], "symbol": ["S1", "S2", "S1"]})
+    graph = go_graph(["X", "Y", "S1", "S2"], annotations=annotations, aliases=aliases)
+    assert graph.unannotated.tolist() == ["X"]
+    assert graph.nodes.tolist() == ["Y", "S1", "S2"]
+    assert edge_weights(graph) == {("S1", "Y"): 1.0, ("Y", "S1"): 1.0}  # same terms: Jaccard 1
+
+
 def test_require_names_missing_genes(human_go):
     graph = go_graph(["KLF1"], annotations=human_go, require=["CKS1B"])
     assert graph.nodes.tolist() == ["KLF1", "CKS1B"]  # required genes join the candidates

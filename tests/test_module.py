@@ -7,6 +7,7 @@ from safetensors.torch import load_file, save_file
 
 from perturbsim._errors import PerturbsimError
 from perturbsim.module import (
+    MLP,
     GEARSLoss,
     GEARSNetwork,
     SimpleGraphConv,
@@ -56,6 +57,23 @@ def test_untrained_network_predicts_no_effect_but_has_gradients():
     (out * torch.randn_like(out)).sum().backward()
     assert net.decoder2_self.grad.abs().max() > 0
     assert net.decoder2_state.grad.abs().max() > 0
+
+
+def test_mlp_ends_in_a_bare_linear_whose_output_can_be_negative():
+    # hidden blocks are Linear -> LayerNorm -> ReLU; the output layer is a plain Linear, so
+    # it can predict decreases (a ReLU after it would clip every negative change to 0)
+    torch.manual_seed(0)
+    mlp = MLP([4, 8, 3])
+    kinds = [type(m) for m in mlp]
+    assert kinds == [torch.nn.Linear, torch.nn.LayerNorm, torch.nn.ReLU, torch.nn.Linear]
+    assert [type(m) for m in MLP([4, 8, 3], norm=False)] == [
+        torch.nn.Linear,
+        torch.nn.ReLU,
+        torch.nn.Linear,
+    ]
+    with torch.no_grad():
+        out = mlp(torch.randn(64, 4))
+    assert (out < 0).any() and (out > 0).any()
 
 
 def _dense_norm(src, dst, w, n):

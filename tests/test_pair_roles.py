@@ -238,6 +238,15 @@ def test_noise_beyond_what_the_singles_vary_keeps_the_sum_not_a_wild_fit():
     assert shared.is_additive and shared.ridge == float("inf")
 
 
+def test_shared_noise_leaves_out_genes_neither_single_moves():
+    # gene 0: both singles raise it, b less: b's error variance 0.1 is the shared part's.
+    # gene 1: neither moves it, so it has no shared part (0 whatever the noise) and adds
+    # nothing, though both signs are equal (0) and its variances are the largest
+    a, b = np.array([2.0, 0.0]), np.array([1.0, 0.0])
+    var_a, var_b = np.array([0.3, 0.5]), np.array([0.1, 0.5])
+    assert shared_noise(a, b, var_a, var_b) == pytest.approx(0.1)
+
+
 def test_penalised_solve_refuses_equations_with_no_minimum():
     gram = np.array([[2.0, 0.0], [0.0, -1.0]])  # what an over-corrected gram can be
     moment = np.array([1.0, 1.0])

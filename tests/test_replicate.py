@@ -250,6 +250,24 @@ def test_calibrated_needs_the_replicate_to_beat_the_baseline_beyond_noise():
     assert np.isnan(calibrated({"A": 0.7, "B": 0.9, "C": 0.6}, "mse"))
 
 
+def test_calibrated_judges_the_replicate_s_margin_by_its_standard_error_not_its_spread():
+    # replicate margins over the mean baseline 0.1, 0.1, 0.1, 0.9: mean 0.3, standard
+    # deviation 0.4 (squares 0.04 * 3 + 0.36 = 0.48 over 3 df), standard error 0.4 / 2 = 0.2.
+    # The mean margin clears one standard error (not one standard deviation): defined
+    margins = {"A": 0.1, "B": 0.1, "C": 0.1, "D": 0.9}
+    rows = []
+    for condition, margin in margins.items():
+        rows += [
+            ("x", 1, "unseen_single", condition, "de_jaccard", 0.2),
+            ("mean", 1, "unseen_single", condition, "de_jaccard", 0.05),
+            ("replicate", 1, "unseen_single", condition, "de_jaccard", 0.05 + margin),
+        ]
+    scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    calibrated = EvaluationResult(scores=scores, coverage=scores).calibrated()["mean"].item()
+    # de_jaccard has no depth rule: (0.2 - 0.05) / 0.3
+    assert calibrated == pytest.approx(0.5)
+
+
 def test_half_statistics_split_every_condition_control_included(tiny):
     stats = ps.pp.compute_pseudobulk(tiny)
     second = stats.half(1)
