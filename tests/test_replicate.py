@@ -39,6 +39,52 @@ def test_half_labels_follow_the_cells_names_not_their_positions():
     np.testing.assert_array_equal(half_labels(codes[kept], 2, names[kept], seed=0), halves[kept])
 
 
+def test_cells_of_one_name_are_still_split_at_random():
+    codes = np.zeros(40, dtype=int)
+    names = np.array(["KLF1"] * 40)  # e.g. obs_names set to the guide
+    draws = {tuple(half_labels(codes, 1, names, seed=s)) for s in range(5)}
+    assert len(draws) == 5  # each seed draws its own halves, not the first cells stored
+    first = np.array(next(iter(draws)))
+    assert first.sum() == 20 and 0 < first[:20].sum() < 20
+
+
+def test_statistics_stored_by_positions_are_drawn_again_by_names(tiny, caplog):
+    import logging
+
+    from perturbsim.pp._pseudobulk import current_stats
+
+    screen = tiny.copy()
+    ps.pp.pseudobulk(screen)
+    stored = screen.uns["perturbsim"]["pseudobulk"]
+    assert stored["drawn_by"] == "names"
+    fresh = current_stats(screen)
+    del stored["drawn_by"]  # as an earlier version wrote them, halves drawn by position
+    stored["half_n"] = stored["half_n"][::-1].copy()  # (a mark to tell them apart)
+    assert ps.pp.PseudobulkStats.stored_in(screen).drawn_by == "positions"
+    with caplog.at_level(logging.INFO, logger="perturbsim"):
+        again = current_stats(screen)
+    assert "drew their split halves and co-expression cells by the cells' positions" in caplog.text
+    np.testing.assert_array_equal(again.half_n, fresh.half_n)
+
+
+def test_the_co_expression_subset_is_drawn_apart_from_the_halves(norman):
+    from perturbsim.pp._pseudobulk import COEXPR_SAMPLE_KEY, cell_keys, half_seed_key
+
+    names = norman.obs_names
+    chosen = np.argsort(cell_keys(names, COEXPR_SAMPLE_KEY))[:1000]
+    halves = half_labels(
+        norman.obs["perturbsim_condition"].cat.codes.to_numpy(),
+        len(norman.obs["perturbsim_condition"].cat.categories),
+        names,
+        seed=0,
+    )
+    # the subset takes each half about alike (binomial sd of the share: 0.016)
+    assert abs(halves[chosen].mean() - 0.5) < 0.06
+    assert COEXPR_SAMPLE_KEY != half_seed_key(0)
+    with pytest.raises(ps.PerturbsimError, match="half_seed must be a whole number"):
+        half_seed_key(-1)
+
+
 def test_replicate_of_a_reordered_screen_is_the_same(tiny):
     stats = ps.pp.compute_pseudobulk(tiny)
     order = np.random.default_rng(2).permutation(tiny.n_obs)

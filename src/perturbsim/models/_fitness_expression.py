@@ -122,7 +122,8 @@ class ExpressionFitness:
         distinct = list(dict.fromkeys(sets))  # the expression model predicts each once
         with switched_off(WARN_UNSUPPORTED):  # features of fitness, not predictions shown
             predicted = self.expression_model.predict([list(s) for s in distinct])
-        rows = [{s: i for i, s in enumerate(distinct)}[s] for s in sets]
+        row_of = {s: i for i, s in enumerate(distinct)}
+        rows = [row_of[s] for s in sets]
         changes = np.asarray(predicted.layers[DELTA_LAYER], dtype=np.float64)
         generic = (
             predicted.obs[PRED_GENERIC].to_numpy(dtype=bool)
@@ -190,9 +191,9 @@ class ExpressionFitness:
             logger.warning(
                 "ExpressionFitness: the expression model predicts %d of the %d training "
                 "conditions only by its generic guess (.obs['generic']: a gene it has no "
-                "measurement of, or GO tie to one, in its screen), alike from one such "
-                "condition to the next, so fitness is fitted on little: is it a model of this "
-                "screen's genes? (e.g. %s)",
+                "measurement of, and no GO tie to one that it uses, in its screen), alike from "
+                "one such condition to the next, so fitness is fitted on little: is it a model "
+                "of this screen's genes? (e.g. %s)",
                 int(generic.sum()),
                 len(kept),
                 shown_list(

@@ -787,6 +787,7 @@ class PairInteraction(Additive):
     """The additive baseline with the interaction the training pairs teach.
 
     The catalogue's ``interaction``.
+
     A single is predicted by its measurement, a pair of genes measured alone by their
     singles combined with the role coefficients fitted on the training pairs, corrected for
     the singles' measurement noise (their squared standard errors; with ``shared_change``,

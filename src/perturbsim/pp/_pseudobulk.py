@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 COEXPR_MAX_CELLS = 10_000
 """The most cells the gene x gene moments are drawn from by default (a subset drawn by the
 cells' names): the standard error of a correlation is already about 0.01 at 10,000 cells."""
+DRAWN_BY = "names"
+"""How this version draws the split halves and the co-expression subset (by the cells'
+names); statistics stored by earlier versions, drawn by the cells' positions, read as
+``"positions"``."""
 COEXPR_SAMPLE_KEY = "perturbsim-coexp"
 """The :func:`cell_keys` key of the co-expression cells' subset: its own, so that the subset
 is drawn independently of the split halves."""
@@ -130,6 +134,10 @@ class PseudobulkStats:
         Sum and sum of squares of :data:`FINGERPRINT_ROWS` evenly spaced rows, ``(2,)``
         (:func:`value_fingerprint`): how stored statistics of values changed since are
         recognised; ``None`` for statistics stored without it.
+    drawn_by
+        How the halves and the co-expression subset were drawn: ``"names"``
+        (:data:`DRAWN_BY`, :func:`cell_keys`) or ``"positions"`` (stored by an earlier
+        version: :func:`current_stats` computes them afresh).
     """
 
     conditions: np.ndarray
@@ -146,6 +154,7 @@ class PseudobulkStats:
     layer: str | None = None
     half_seed: int = 0
     fingerprint: np.ndarray | None = None
+    drawn_by: str = DRAWN_BY
 
     def __repr__(self) -> str:
         """A summary: conditions, genes, cells and what was computed (not the arrays).
@@ -442,6 +451,7 @@ class PseudobulkStats:
             coexpr_cells="none",
             layer=self.layer,
             half_seed=self.half_seed,
+            drawn_by=self.drawn_by,
         )
 
     def to_adata(self, adata: AnnData) -> None:
@@ -519,6 +529,7 @@ class PseudobulkStats:
             layer=None if "layer" not in data else str(data["layer"]),
             half_seed=int(data.get("half_seed", 0)),
             fingerprint=None if "fingerprint" not in data else np.asarray(data["fingerprint"]),
+            drawn_by=str(data.get("drawn_by", "positions")),
         )
 
 
@@ -560,46 +571,61 @@ def coexpression_source(adata: AnnData, *, max_cells: int = COEXPR_MAX_CELLS) ->
     return _coexpression_cells(adata, "auto", max_cells)[1]
 
 
-def cell_keys(names: pd.Index | np.ndarray, key: str) -> np.ndarray:
+def cell_keys(names: pd.Index | np.ndarray | Sequence[str], key: str) -> np.ndarray:
     """A pseudo-random key of each cell computed from its name alone, ``(n_cells,)`` uint64.
 
-    SipHash of each name's UTF-8 bytes under the 16-character ``key``
-    (:func:`pandas.util.hash_array`): a cell keeps its key wherever it is stored, so draws
-    ordered by these keys do not move when the cells are reordered, and leaving cells out
-    does not reorder the others.
+    A keyed hash of each name's UTF-8 bytes under the 16-character ``key``
+    (:func:`pandas.util.hash_array`: SipHash, then a 64-bit mix): a cell keeps its key
+    wherever it is stored, so draws ordered by these keys do not move when the cells are
+    reordered, and leaving cells out does not reorder the others. Cells of one name are
+    told apart by their occurrence (the ``k``-th after the first hashed as the name, a NUL
+    and ``k``), so they are scattered at random too, though which of them is which then
+    follows their order.
 
     Parameters
     ----------
     names
-        The cells' names (``adata.obs_names``).
+        The cells' names (``adata.obs_names``; non-strings are read as their text).
     key
         Sixteen ASCII characters; another key draws other, independent keys.
 
     Returns
     -------
-    One key per cell; equal names get equal keys.
+    One key per cell.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> keys = cell_keys(pd.Index(["AAAC-1", "TTTG-1"]), "0000000000000000")
-    >>> keys.dtype.name, bool(keys[0] != keys[1])
-    ('uint64', True)
-    >>> bool((cell_keys(pd.Index(["TTTG-1"]), "0000000000000000") == keys[1]).all())
+    >>> keys = cell_keys(pd.Index(["AAAC-1", "TTTG-1", "AAAC-1"]), "0000000000000000")
+    >>> keys.dtype.name, len(set(keys.tolist()))
+    ('uint64', 3)
+    >>> bool(cell_keys(pd.Index(["TTTG-1"]), "0000000000000000")[0] == keys[1])
     True
     """
-    values = np.asarray(names, dtype=str).astype(object)
-    return pd.util.hash_array(values, encoding="utf8", hash_key=key, categorize=False)
+    index = pd.Index(names).astype(str)  # object strings, no fixed-width copy
+    values = pd.Series(index, dtype=object)
+    if not index.is_unique:
+        occurrence = values.groupby(values, sort=False).cumcount()
+        repeated = occurrence > 0
+        values[repeated] = values[repeated] + "\0" + occurrence[repeated].astype(str)
+    return pd.util.hash_array(values.to_numpy(), encoding="utf8", hash_key=key, categorize=False)
 
 
 def half_seed_key(seed: int) -> str:
     """The :func:`cell_keys` key of the halves drawn with ``seed``: its 16 hex digits.
+
+    Raises
+    ------
+    PerturbsimError
+        For a seed outside ``0 .. 2**64 - 1``.
 
     Examples
     --------
     >>> half_seed_key(10)
     '000000000000000a'
     """
+    if not 0 <= seed < 2**64:
+        raise PerturbsimError(f"half_seed must be a whole number 0 .. 2**64 - 1, got {seed}")
     return f"{seed:016x}"
 
 
@@ -613,7 +639,7 @@ def half_labels(
     halves differ in size by at most one cell. The draw follows the cells' names, not their
     positions: reordering the screen's cells draws the same halves, and leaving cells out
     moves only the condition they leave (its cells at the middle of the order may change
-    half). Cells of one condition with equal names are ordered by position.
+    half). Cells of one name are told apart by their occurrence (:func:`cell_keys`).
 
     Parameters
     ----------
@@ -1005,13 +1031,19 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
         stats.coexpr_gram is not None
         and stats.coexpr_cells == coexpression_source(adata, max_cells=stats.coexpr_max_cells)
     )
-    if same_values and same_coexpression:
+    same_draw = stats.drawn_by == DRAWN_BY
+    if same_values and same_coexpression and same_draw:
         return stats
     matrix = "adata.X" if stats.layer is None else f"adata.layers[{stats.layer!r}]"
     if not same_screen:
         why = "they are of other cells, genes or labels"
     elif not same_values:
         why = f"the values of {matrix} changed since (or its cells were reordered)"
+    elif not same_draw:
+        why = (
+            "an earlier version drew their split halves and co-expression cells by the cells' "
+            "positions, this one by their names"
+        )
     elif stats.coexpr_gram is None:
         why = "they hold no gene x gene moments"
     else:
