@@ -323,7 +323,9 @@ def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog)
     (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
     assert warning.startswith("2 predictions have a gene neither measured alone")
     assert ": KLF11, BPGM+SAMD1; KLF11 is not in the model's GO graph" in warning  # not screened
-    assert warning.endswith("no tie counts; strict=True refuses such predictions")
+    assert warning.endswith(
+        "no tie counts towards its support; strict=True refuses such predictions"
+    )
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim"):
         assert model.predict("KLF11").obs["unsupported"].all()
