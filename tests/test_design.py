@@ -66,6 +66,7 @@ def test_default_candidates_are_covered_singles_and_panel_pairs(model):
     few = ps.tl.default_candidates(model, measured, max_pair_genes=3)
     assert sum(len(genes_of(c)) == 2 for c in few) <= 3
     assert [c for c in few if len(genes_of(c)) == 1] == singles
+    assert ps.tl.default_candidates(model) == candidates  # measured: what the model knows
 
 
 def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog):

@@ -328,3 +328,16 @@ def test_pairs_beyond_the_quotas_of_a_design_are_drawn_among_related_genes_too()
         _, pairs = _simulate._choose_design(grn, perturbable, 0, 30, np.random.default_rng(seed))
         shares.append(np.mean([related[a, b] for a, b in pairs]))
     assert np.mean(shares) > everywhere + 0.1
+
+
+def test_a_screen_too_large_for_memory_points_to_simulate_to_disk(monkeypatch, caplog):
+    import perturbsim.ds._simulate as simulator
+
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.ds.simulate(size="tiny", seed=0)
+    assert "simulate_to_disk" not in caplog.text
+    monkeypatch.setattr(simulator, "LARGE_IN_MEMORY", 750 * 70 - 1)  # tiny: 750 x 70
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.ds.simulate(size="tiny", seed=0)
+    assert "drawing 750 cells x 70 genes in memory" in caplog.text
+    assert "perturbsim.ds.simulate_to_disk writes a screen this large" in caplog.text

@@ -105,8 +105,8 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "--strategy",
         choices=STRATEGIES,
         default="combined",
-        help="combined (default): uncertainty + GO coverage - redundancy; or one part alone, "
-        "or random",
+        help="combined (default): uncertainty + GO coverage - redundancy; uncertainty alone; "
+        "coverage: GO coverage - redundancy, without the uncertainty; or random",
     )
     parser.add_argument(
         "--measured",

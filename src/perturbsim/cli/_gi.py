@@ -139,7 +139,7 @@ def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     if summed.any():
         lines.append(
             f"  {int(summed.sum())} of the {scored} predicted as the sum of their singles "
-            f"(column {SUM_OF_SINGLES} of gi_scores.csv; but on genes whose predicted "
+            f"(column {SUM_OF_SINGLES} of gi_scores.csv; exactly so but where a predicted "
             "expression is floored at 0): no interaction predicted, their "
             "subtypes are those of the additive model"
             + (", not counted below" if len(shown) else "")

@@ -344,6 +344,9 @@ MAX_TRUTH_VALUES = 500_000_000
 """Largest truth (conditions x genes) :func:`simulate` computes: 4 GB while it is solved in
 float64 (the Norman-sized preset's is 28 million)."""
 MAX_CELLS = 50_000_000
+LARGE_IN_MEMORY = 2_000_000_000
+"""Cells x genes above which :func:`simulate` warns and points to ``simulate_to_disk`` (the
+``norman`` preset draws 495 million, ``genome`` 8 billion)."""
 """Most cells :func:`simulate` draws."""
 
 
@@ -729,6 +732,14 @@ def simulate(
         unannotated_fraction=unannotated_fraction,
         seed=seed,
     )
+    n_values = int(screen.n_cells.sum()) * screen.steady.shape[1]
+    if n_values > LARGE_IN_MEMORY:
+        logger.warning(
+            "drawing %s cells x %s genes in memory (tens of GB for the size 'genome'): "
+            "perturbsim.ds.simulate_to_disk writes a screen this large in chunks",
+            f"{int(screen.n_cells.sum()):,}",
+            f"{screen.steady.shape[1]:,}",
+        )
     cells = sample_cells(screen.steady, screen.n_cells, screen.model, screen.cell_seed)
     counts: sp.csr_matrix = cells["counts"]  # type: ignore[assignment]
     obs = _obs(screen, {**cells, "ngenes": np.diff(counts.indptr)})  # type: ignore[dict-item]

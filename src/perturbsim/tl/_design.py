@@ -121,7 +121,10 @@ def known_fitted_conditions(model: PerturbationModel) -> list[str]:
 
 
 def default_candidates(
-    model: PerturbationModel, measured: Sequence[str], *, max_pair_genes: int = 40
+    model: PerturbationModel,
+    measured: Sequence[str] | None = None,
+    *,
+    max_pair_genes: int = 40,
 ) -> list[str]:
     """Untested singles of every gene the model covers, and untested pairs of a gene panel.
 
@@ -139,7 +142,8 @@ def default_candidates(
     model
         A fitted model.
     measured
-        Canonical labels of the measured conditions (left out).
+        Canonical labels of the measured conditions (left out); default: those the model
+        knows (:func:`measured_conditions`), as :func:`design`'s.
     max_pair_genes
         Largest panel whose pairs are candidates.
 
@@ -148,6 +152,7 @@ def default_candidates(
     Canonical labels: the singles (sorted), then the pairs.
     """
     max_pair_genes = check_count("max_pair_genes", max_pair_genes, minimum=0)
+    measured = measured_conditions(model) if measured is None else measured
     counts = Counter(g for c in measured for g in genes_of(c))
     screen = model.data.stats.conditions if model.data is not None else model.screen_conditions
     counts.update({g: 0 for c in screen for g in genes_of(str(c))})

@@ -15,7 +15,7 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from .._checks import check_flag, check_fraction
-from .._errors import PerturbsimError, shown_list
+from .._errors import PerturbsimError, counted, shown_list
 from .._settings import progress_disabled, resolve_seed, resolve_seeds
 from ..ds import FitnessScreen
 from ..ds._fitness import check_screen
@@ -156,8 +156,8 @@ def fitness_split(
     n_unseen = round(len(genes) * unseen_fraction)
     if not 2 <= n_unseen <= len(genes) - 2:
         raise PerturbsimError(
-            f"unseen_fraction {unseen_fraction} of {len(genes)} genes holds out {n_unseen} "
-            "genes; a split needs at least 2 held out and 2 others"
+            f"unseen_fraction {unseen_fraction} of {len(genes)} genes holds out "
+            f"{counted(n_unseen, 'gene')}; a split needs at least 2 held out and 2 others"
         )
     seed = resolve_seed(seed)
     rng = np.random.default_rng(seed)
