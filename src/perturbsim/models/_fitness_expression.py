@@ -140,7 +140,9 @@ class ExpressionFitness:
         fitness
             Fitness by condition label (``"A"``, ``"A+B"``), each a finite number (else a
             one-line error naming it); conditions the expression model does not cover are
-            left out.
+            left out. A warning says when it predicts more than half of those it covers
+            only by its generic guess (:data:`MOSTLY_GENERIC`; e.g. a model of another
+            screen's genes).
 
         Returns
         -------
