@@ -6,7 +6,6 @@ import argparse
 import logging
 import shlex
 import textwrap
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,13 +276,8 @@ def _run_predict(args: argparse.Namespace) -> None:
     queries = screen_queries(
         args.perturbations, model.screen_labels, sep=args.sep, control=args.control
     )
-    labels = Counter(canonical_label(q) for q in queries)
-    unique = list(labels)
-    if len(unique) < len(queries):
-        repeated = [label for label, n in labels.items() if n > 1]
-        told = counted(len(repeated), "repeated perturbation")
-        logger.warning("%s, each predicted once: %s", told, shown_list(repeated, 10))
-    prediction = model.predict(unique, strict=args.strict)
+    # repeats (A+B and B+A too) are predicted once, and named, by predict itself
+    prediction = model.predict([canonical_label(q) for q in queries], strict=args.strict)
     if out.suffix.lower() == ".h5ad":
         written = atomic_write_all({out: prediction.write_h5ad})
     else:

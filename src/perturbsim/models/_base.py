@@ -8,7 +8,7 @@ import logging
 import weakref
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import combinations
@@ -461,6 +461,16 @@ class PerturbationModel(ABC):
     def _support_graph(self) -> GeneGraph | None:
         """The GO graph :meth:`_gene_support` ties genes by; ``None`` for models without one."""
         return None
+
+    def _support_of(self, genes: Sequence[str], known: Collection[str]) -> np.ndarray:
+        """Support of each gene: 1 if ``known``, else its tie in :meth:`_support_graph`.
+
+        Without a graph, 1 for a known gene and 0 for any other.
+        """
+        graph = self._support_graph()
+        if graph is None:
+            return np.array([float(g in known) for g in genes])
+        return graph.support(genes, known)
 
     def _options(self) -> dict[str, Any]:
         """JSON-serialisable options needed to rebuild the model."""

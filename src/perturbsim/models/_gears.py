@@ -281,10 +281,7 @@ class GEARS(PerturbationModel):
         perturbed (its embedding stays as initialised, every such gene's alike): its
         support is 0.
         """
-        graph = self._support_graph()
-        if graph is None:
-            return np.array([float(g in self.single_changes) for g in genes])
-        return graph.support(genes, self.single_changes)
+        return self._support_of(genes, self.single_changes)
 
     def _support_graph(self) -> GeneGraph | None:
         """The GO graph, or ``None`` without a GO layer (no tie carries anything then)."""

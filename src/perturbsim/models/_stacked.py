@@ -798,20 +798,12 @@ class Stacked(CoverageMixin, PerturbationModel):
                 departures[NEIGHBOURS][pairs] = lent * off_target
         return departures
 
-    def _support_of(self, genes: Sequence[str], known: set[str]) -> np.ndarray:
-        """Support of each gene: 1 if ``known``, else its GO tie to the ``known`` genes.
-
-        The GO graph is GEARS's, or without GEARS among the corrections the same graph built
-        for the purpose (:attr:`support_graph`; files saved before it have none: every gene
-        not known then has support 0).
-        """
-        graph = self._support_graph()
-        if graph is None:
-            return np.array([float(g in known) for g in genes])
-        return graph.support(genes, known)
-
     def _support_graph(self) -> GeneGraph | None:
-        """GEARS's GO graph, else :attr:`support_graph` (``None`` in files saved before it)."""
+        """The graph of :meth:`_support_of`: GEARS's GO graph, else :attr:`support_graph`.
+
+        Without GEARS among the corrections, the same graph built for the purpose;
+        ``None`` in files saved before it (every gene not known then has support 0).
+        """
         gears = self.corrections.get("gears")
         return gears.go_graph if isinstance(gears, GEARS) else self.support_graph
 
