@@ -349,6 +349,15 @@ def test_not_fitted_and_bad_options_raise(norman):
             model(norman, **{option: "no"})
 
 
+def test_a_bad_seed_is_refused_before_the_screen_is_read(norman, caplog):
+    # norman has no split: reading it would first warn of training on every condition
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        for model in (ps.TrainMean, ps.Stacked):
+            with pytest.raises(ps.PerturbsimError, match="^seed must be a whole number"):
+                model(norman, seed=1.5)
+    assert "no split" not in caplog.text
+
+
 # -- linear: robustness ------------------------------------------------------------------
 def test_linear_unseen_measured_gene_is_not_extrapolated_from_unmeasured_singles():
     # only unmeasured genes were perturbed in training: nothing says how a measured gene's

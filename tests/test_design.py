@@ -345,6 +345,12 @@ def test_learning_curves_summary_and_plot():
         odd.loc[0, column] = value
         with pytest.raises(ps.PerturbsimError, match=f"^curves' {words}"):
             ps.tl.active_learning_summary(odd)
+    as_text = curves.astype({"n_measured": str})  # read from a text file: counts as text
+    assert ps.tl.active_learning_summary(as_text).equals(summary)  # 8 before 16, as numbers
+    twice = as_text.assign(n_measured=["8", "16.0"] * 6)
+    twice.loc[1, "n_measured"] = "8.0"  # seed 0 at 8 measured given as '8' and '8.0'
+    with pytest.raises(ps.PerturbsimError, match="'combined', seed 0, 8 measured"):
+        ps.tl.active_learning_summary(twice)
 
 
 def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
@@ -499,3 +505,41 @@ def test_ranking_candidates_warns_of_nothing_about_their_predictions(norman, cap
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.tl.design(model, budget=3)
     assert "direct effect" not in caplog.text  # untested candidates: work on the way
+
+
+def test_three_candidates_are_centred_on_their_own_mean_beside_measured_ones():
+    # three candidates are enough to centre on: their mean (0), not that of all four changes
+    candidates = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    diversity = _Diversity(candidates, np.array([[10.0, 10.0]]))
+    # cosine of each candidate with the measured (1, 1) direction, clipped at 0
+    np.testing.assert_allclose(diversity.penalty, [2**-0.5, 2**-0.5, 0.0])
+
+
+def test_coverage_strategy_scores_without_the_uncertainty(model):
+    ranked = ps.tl.design(model, budget=4, strategy="coverage")
+    assert (ranked["uncertainty"] > 0).any()  # reported, not scored
+    parts = ranked["coverage"] - 0.5 * ranked["diversity_penalty"]
+    np.testing.assert_allclose(ranked["score"], parts)
+
+
+def test_the_pair_panel_takes_the_genes_of_the_most_measured_conditions(model):
+    x, y, z = sorted(g for g in map(str, model.genes) if model.covers([g])[0])[:3]
+    # x is in two measured conditions, y and z in one each (ties by name: y first)
+    measured = [x, f"{x}+{z}", y]
+    candidates = ps.tl.default_candidates(model, measured, max_pair_genes=2)
+    assert [c for c in candidates if len(genes_of(c)) == 2] == [f"{x}+{y}"]
+
+
+def test_a_learning_curve_may_start_from_nothing_measured():
+    curves = pd.DataFrame(
+        {
+            "strategy": ["random"] * 4,
+            "seed": [0, 1, 0, 1],
+            "n_measured": [0, 0, 5, 5],
+            "error": [1.0, 3.0, 0.5, 1.5],
+        }
+    )
+    summary = ps.tl.active_learning_summary(curves)
+    assert summary["n_measured"].tolist() == [0, 5]
+    assert summary["mean"].tolist() == pytest.approx([2.0, 1.0])
+    assert summary["n_seeds"].tolist() == [2, 2]

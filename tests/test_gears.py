@@ -328,6 +328,14 @@ def test_bad_options_are_clear_errors(split_tiny):
         ps.GEARS(split_tiny, cold_start=1.0)
     with pytest.raises(PerturbsimError, match="GEARS has no option 'hiden'"):
         ps.GEARS(split_tiny, hiden=8)
+    with pytest.raises(PerturbsimError) as err:  # the reference's name: told ours and the rest
+        ps.GEARS(split_tiny, hidden_size=8)
+    assert str(err.value).startswith(
+        "GEARS has no option 'hidden_size'; did you mean 'hidden'? (its options: go_annotations,"
+    )
+    for option in ("go_threshold", "coexpr_threshold"):
+        with pytest.raises(PerturbsimError, match=rf"^{option} must be below 1 \("):
+            ps.GEARS(split_tiny, **{option: 1.0})
     for device in ("mps", "meta", None):  # devices the network is not written for
         with pytest.raises(PerturbsimError, match=r"^unknown device .*; use 'auto', 'cpu'"):
             ps.GEARS(split_tiny, device=device)

@@ -399,8 +399,22 @@ def test_gene_lists_given_as_one_string_and_text_thresholds_are_refused():
         go_graph("KLF1")
     with pytest.raises(PerturbsimError, match="^require must be a list of genes, got the str"):
         go_graph(["KLF1"], require="KLF1")
-    with pytest.raises(PerturbsimError, match="^threshold must be a number, got '0.1'$"):
+    with pytest.raises(
+        PerturbsimError, match="^threshold must be a finite number >= 0, got '0.1'$"
+    ):
         go_graph(["KLF1"], threshold="0.1")
+
+
+@pytest.mark.parametrize("threshold", [1, 2.0])
+def test_a_threshold_no_similarity_can_pass_is_refused(norman, threshold):
+    # a Jaccard index and a correlation's |r| are at most 1: edges above 1 would be none
+    message = rf"^threshold must be below 1 \(edges are kept above it.*got {threshold}$"
+    with pytest.raises(PerturbsimError, match=message):
+        go_graph(["CKS1B", "CKS2"], threshold=threshold)
+    stats = ps.pp.compute_pseudobulk(norman)
+    with pytest.raises(PerturbsimError, match=message):
+        coexpression_graph(stats, threshold=threshold)
+    assert coexpression_graph(stats, threshold=-1.0).n_edges > 0  # below 0: every pair
 
 
 def test_annotations_that_are_not_a_table_are_a_one_line_error():

@@ -237,3 +237,19 @@ def test_a_file_saved_before_the_posterior_variance_gets_the_pairs_interaction(
     interaction = older._error["combo_seen2"].ratio(np.array(1.0)) * older.gene_scale
     np.testing.assert_allclose(older.inferred_variance["G0217"], interaction / 2)
     assert (older.inferred_variance["G0217"] > 0).any()
+
+
+def test_a_prior_of_zero_or_tiny_variance_does_not_overrule_the_pairs():
+    # "whatever its prior": a gene certain of its prior on some measured genes (variance 0,
+    # or merely small in absolute terms) still takes its pairs' mean there
+    a = np.array([1.0, 2.0, 3.0])
+    x = np.array([0.5, -1.0, 2.0])
+    pairs = [("A", "X")]
+
+    def prior(genes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        assert genes == ["X"]
+        return np.full((1, 3), 7.0), np.array([[0.0, 1e-13, 1.0]])
+
+    inferred = infer_singles(pairs, (a + x)[None], {"A": a}, prior, np.full(3, 0.01))
+    np.testing.assert_allclose(inferred.changes["X"], x, atol=1e-9)
+    np.testing.assert_allclose(inferred.variance["X"], 0.01)  # one pair's interaction

@@ -97,8 +97,13 @@ def test_simulated_screens_bring_their_own_go_to_every_model():
 
 
 def test_predict_names_genes_joined_by_another_separator(additive):
-    with pytest.raises(PerturbsimError, match="'KLF1_MAP2K6' looks like genes joined by '_'"):
+    with pytest.raises(PerturbsimError) as err:
         additive.predict(["KLF1_MAP2K6"])
+    assert str(err.value).endswith(
+        "('KLF1_MAP2K6' looks like genes joined by '_': write 'KLF1+MAP2K6', a list of genes or "
+        "sep='_')"
+    )
+    assert additive.predict(["KLF1_MAP2K6"], sep="_").obs_names.tolist() == ["KLF1+MAP2K6"]
 
 
 def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
@@ -190,7 +195,10 @@ def _screen_with(**changes):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda a: ps.Stacked(a, hiden=8), "Stacked has no option 'hiden' (its own: "),
+        (
+            lambda a: ps.Stacked(a, hiden=8),
+            "Stacked has no option 'hiden'; did you mean 'hidden'? (its own: ",
+        ),
         (
             lambda a: ps.models.build_model("mean", a, n_components=3),
             "model 'mean' has no option 'n_components' (its options: seed)",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -101,7 +102,11 @@ def test_detect_control():
         detect_control(["ctrl", "NT", "A"], key="condition")
     with pytest.raises(PerturbsimError) as err:  # CTRL may be the control or the gene
         detect_control(["CTRL", "non-targeting", "KLF1"], key="g")
-    assert str(err.value).endswith("where one is a gene perturbed (CTRL), pass control= the other")
+    assert str(err.value).endswith(
+        "replace({'CTRL': 'non-targeting'})): with one as the control, the others would read as "
+        "perturbations; where one is a gene perturbed (CTRL), pass control= the other "
+        "(control='non-targeting')"
+    )  # the merge names the label that cannot be a gene, not the gene CTRL
     with pytest.raises(PerturbsimError, match=r"label 'ctrl ' of obs\['c'\] has white space"):
         detect_control(["ctrl ", "A"], key="c")
 
@@ -125,6 +130,15 @@ def test_parse_perturbations_forms():
     assert parse_perturbations([["Control", "A"], ["NT"]]) == [("A",), ()]
     with pytest.raises(PerturbsimError, match=r"gene 'A\+B' of \['A\+B'\] holds '\+'"):
         parse_perturbations([["A+B"]])
+    # the words of a joined control name no gene in a list, as in a label
+    ntc = {"control": "NegCtrl0_NegCtrl0", "sep": "_"}
+    assert parse_perturbations(["KLF1_NegCtrl0", ["KLF1", "NegCtrl0"]], **ntc) == [("KLF1",)] * 2
+    # a list's faults are named in the list's words, not in a label the caller never wrote
+    for genes, fault in ((["A", "A"], "gene 'A' appears twice"), (["A", ""], "name is empty")):
+        with pytest.raises(PerturbsimError, match=rf"^malformed gene list .*{fault}"):
+            parse_perturbations([genes])
+    # the rows of a 2-D array of genes are gene lists
+    assert parse_perturbations(np.array([["A", "B"], ["C", "D"]])) == [("A", "B"), ("C", "D")]
     # CTRL is a human gene: so spelt it is one, in queries as in a screen's labels
     assert parse_perturbations(["CTRL", "KLF1+CTRL", ["CTRL"], "ctrl", "Ntc"]) == [
         ("CTRL",),
@@ -293,3 +307,15 @@ def test_the_fix_named_for_a_control_guide_s_word_in_pairs_works():
     adata.obs["guide"] = adata.obs["guide"].str.replace("NegCtrl0", "ctrl")
     setup(adata, perturbation_key="guide", sep="_")
     assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "KLF1", "A", "A+KLF1"}
+
+
+def test_canonical_label_counts_a_repeated_gene_once():
+    assert canonical_label(["MAP2K6", "KLF1", "MAP2K6"]) == "KLF1+MAP2K6"
+    assert canonical_label(("KLF1", "KLF1")) == "KLF1"
+
+
+def test_a_label_of_numbers_and_affixes_alone_does_not_look_like_control():
+    # a control guide holds a control word; "42" and "non_1" hold none
+    with pytest.raises(PerturbsimError, match="no control cells") as err:
+        detect_control(["KLF1", "42", "non_1"], key="guide")
+    assert str(err.value).endswith("; pass control='<label of your control cells>'")

@@ -82,13 +82,15 @@ def test_genes_outside_the_screen_are_placed_by_their_go_terms(tmp_path):
     adata, go, change, train = _planted_go_screen()
     held_out = sorted(set(change) - set(train))
     twin = go[go["gene"] == train[0]].assign(gene="TWIN")  # the GO terms of a screen gene
-    annotations = pd.concat([go, twin], ignore_index=True)
+    no_term = pd.DataFrame({"gene": ["NOTERM"], "term": [np.nan]})  # a row without a term
+    annotations = pd.concat([go, twin, no_term], ignore_index=True)
     in_screen = adata.obs["perturbsim_condition"].astype(str).isin(["ctrl", *train]).to_numpy()
     screen = adata[in_screen].copy()  # the held-out genes are neither perturbed nor measured
     options = {"go_annotations": annotations, "n_components": 4, "go_components": 4}
     model = LinearGO(screen, ridge=1e-8, **options).fit()
     assert not set(held_out) & set(model.go_nodes)
     assert model.covers([*held_out, "TWIN"]).all()
+    assert not model.covers(["NOTERM"]).any()  # named, but with no term to place it by
     truth = np.vstack([change[g] for g in held_out])
     pred = model.predict(held_out).layers["delta"]
     mean = TrainMean(screen).fit().predict(held_out).layers["delta"]
@@ -214,6 +216,7 @@ def test_registered_and_built_by_name(tiny, tiny_go):
         ({"ridge": -1.0}, "ridge must be a finite number >= 0"),
         ({"ridge": float("nan")}, "ridge must be a finite number >= 0"),
         ({"threshold": -0.1}, "threshold must be a finite number >= 0"),
+        ({"threshold": 2}, r"threshold must be below 1 \(edges are kept above it"),
         ({"go_annotations": "go.tsv"}, "go_annotations must be None or a table"),
     ],
 )
@@ -277,3 +280,17 @@ def test_an_edge_kept_by_one_gene_only_links_both_ways():
     np.testing.assert_allclose(embedding, spectral_embedding(both, 3))
     similarity = [[1.0, 0.5, 0.0], [0.5, 1.0, 0.8], [0.0, 0.8, 1.0]]
     np.testing.assert_allclose(embedding @ embedding.T, similarity, atol=1e-9)
+
+
+def test_a_model_of_custom_annotations_loads_without_the_bundled_ones(tmp_path):
+    # KLF1 has bundled (human) GO terms but none in the custom table: the model built on
+    # that table cannot place it, and neither can the model loaded from its file, which
+    # does not fall back to the bundled annotations it was not built with
+    adata, go, _, train = _planted_go_screen()
+    model = LinearGO(adata, go_annotations=go, n_components=4, go_components=4)
+    model.fit(train_conditions=train)
+    assert not model.covers(["KLF1"])[0]
+    model.save(tmp_path / "custom")
+    loaded = PerturbationModel.load(tmp_path / "custom")
+    assert not loaded.places_unseen_genes
+    assert loaded.covers([train[0], "KLF1"]).tolist() == [True, False]

@@ -464,7 +464,14 @@ def test_raw_counts_error_or_normalise():
     adata = make_screen(["ctrl", "G1"])
     rng = np.random.default_rng(1)
     adata.X = sparse.csr_matrix(rng.poisson(20, size=adata.shape).astype(np.float32))
-    one_line_error(lambda: ps.pp.setup(adata), "raw integer counts; pass normalize=True")
+    told = one_line_error(lambda: ps.pp.setup(adata), "raw integer counts; pass normalize=True")
+    assert "layer" not in told
+    logged = adata.copy()  # the log-normalised values kept in a layer: pointed to
+    logged.layers["log"] = logged.X.log1p()
+    told = one_line_error(lambda: ps.pp.setup(logged), "raw integer counts; pass normalize=True")
+    assert told.endswith("make it X first (adata.X = adata.layers['log']; layers: log)")
+    logged.X = logged.layers["log"]
+    ps.pp.setup(logged)  # as told, it reads
     ps.pp.setup(adata, normalize=True)
     assert "counts" in adata.layers
     assert adata.X.max() < 10

@@ -166,10 +166,34 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
         split(norman, kind="custom")
     with pytest.raises(PerturbsimError, match=r"a string: give \['FOXO4'\]"):
         split(norman, kind="custom", test_conditions="FOXO4")
+    # the split reads a condition as the screen writes it, canonical or with '+' and 'ctrl'
+    assert [s.set_of(c) for c in ("control", "Control", "ctrl", "SET+KLF1")] == [
+        "train",
+        "train",
+        "train",
+        "test",
+    ]
+    assert s.subgroup_of("KLF1+control") == s.subgroup_of("KLF1+ctrl") == "seen_single"
+    with pytest.raises(PerturbsimError, match="'NOPE' is not part of this split"):
+        s.set_of("NOPE")
     labels = ["SET+KLF1", "KLF1+ctrl", "FOXO4"]
     for test in (np.array(labels), pd.Series(labels), pd.Index(labels)):  # any sequence
         split(norman, kind="custom", test_conditions=test)
         assert Split.from_adata(norman).test == ["FOXO4", "KLF1", "KLF1+SET"]
+
+
+def test_a_split_reads_the_labels_of_a_screen_with_its_own_control_and_separator():
+    adata = make_screen(["NegCtrl0_NegCtrl0", "KLF1_NegCtrl0", "NegCtrl0_FOXO4", "FOXO4_KLF1"])
+    ps.pp.setup(adata, control="NegCtrl0_NegCtrl0", sep="_")
+    s = make_split(adata, kind="custom", test_conditions=["KLF1_FOXO4"], val_fraction=0)
+    assert (s.control, s.sep) == ("NegCtrl0_NegCtrl0", "_")
+    assert s.set_of("KLF1_FOXO4") == s.set_of("FOXO4+KLF1") == "test"
+    assert s.subgroup_of("FOXO4_KLF1") == "combo_seen2"
+    assert s.set_of("NegCtrl0_KLF1") == s.set_of("NegCtrl0_NegCtrl0") == "train"
+    with pytest.raises(PerturbsimError, match="'Control' is the control"):
+        make_split(adata, kind="custom", test_conditions=["Control"])
+    split(adata, kind="custom", test_conditions=["KLF1_FOXO4"], val_fraction=0)
+    assert Split.from_adata(adata) == s  # read back with the screen's words
 
 
 def test_custom_split_reproduces_reference_test_set(norman, shared_data):
@@ -343,3 +367,13 @@ def test_a_screen_of_a_pair_or_two_still_trains_and_is_told_why_not_held_out(tin
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.pp.split(screen[screen.obs["condition"] != pairs[1]].copy(), kind="combo", seed=1)
     assert "it holds 1 perturbed condition (kind='custom' chooses what to hold out" in caplog.text
+
+
+def test_no_warning_when_the_conditions_are_too_few_for_every_subgroup(caplog):
+    # one pair stands for one subgroup: no draw can hold out combo_seen1 and combo_seen2
+    adata = make_screen(["ctrl", "G0", "G1", "G2", "G3", "G0+G1"])
+    ps.pp.setup(adata)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._split"):
+        s = make_split(adata, kind="simulation", seed=0)
+    assert "none of 1000 draws" not in caplog.text
+    assert len(s.subgroups) == 2 and "unseen_single" in s.subgroups  # one single, the pair

@@ -178,6 +178,32 @@ def check_positive(name: str, value: Any) -> float:
     return number
 
 
+def check_edge_threshold(name: str, value: Any, *, minimum: float = 0.0) -> float:
+    """``value`` as a float if it is a finite number >= ``minimum`` and below 1.
+
+    A graph keeps the edges whose similarity (a Jaccard index, a correlation's ``|r|``: at
+    most 1) lies above the threshold, so a threshold of 1 or more keeps none.
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{name} must be a finite number >= {minimum}, got {value}"``, or ``"{name} must be
+        below 1 (...), got {value}"``.
+
+    Examples
+    --------
+    >>> check_edge_threshold("go_threshold", 0.1)
+    0.1
+    """
+    number = check_finite(name, value, minimum=minimum)
+    if number >= 1:
+        raise PerturbsimError(
+            f"{name} must be below 1 (edges are kept above it, and a similarity is at most 1: "
+            f"none would be), got {shown(value)}"
+        )
+    return number
+
+
 def check_fraction(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """``value`` as a float if it is a number in (0, 1), or [0, 1) with ``allow_zero``.
 

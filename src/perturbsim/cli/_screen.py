@@ -27,7 +27,10 @@ _CLI_WORDS = (
     (re.compile(r"\bdrop sep='([^']*)'"), lambda m: f"drop --sep {shlex.quote(m[1])}"),
     (re.compile(r"\bor sep='([^']*)'"), lambda m: f"or --sep {shlex.quote(m[1])}"),
     (
-        re.compile(r"joined by '([^']+)': write '[^']*' or a list of genes"),
+        re.compile(
+            r"joined by '([^']+)': write '[^']*',? (?:or )?a list of genes"
+            r"(?: or (?:sep='[^']*'|--sep [^\s)]+))?"
+        ),
         lambda m: f"joined by '{m[1]}': pass --sep {shlex.quote(m[1])}",
     ),
     (re.compile(r"\bgene_symbols and the GO annotations\b"), "--gene-key and --go"),
@@ -241,6 +244,9 @@ def cli_wording(message: str) -> str:
     >>> cli_wording("leave them out (covers() tells what it can predict)")
     'leave them out'
     >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B' or a list of genes)")
+    "('A_B' looks like genes joined by '_': pass --sep _)"
+    >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B', a list of genes or "
+    ...             "sep='_')")
     "('A_B' looks like genes joined by '_': pass --sep _)"
     >>> cli_wording("subset to one first (ps.ds.read(..., where={'cell type': VALUE}))")
     "subset to one first (--where 'cell type=VALUE')"

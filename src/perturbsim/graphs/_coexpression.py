@@ -52,7 +52,7 @@ def coexpression_graph(
     500
     """
     check_stats(stats)
-    top_k = _check_selection(top_k, threshold)
+    top_k = _check_selection(top_k, threshold, minimum=-np.inf)
     strength = np.abs(stats.coexpression())
     rows, cols = np.nonzero(strength > threshold)
     rows, cols = rows.astype(np.int64), cols.astype(np.int64)

@@ -110,9 +110,7 @@ def go_graph(
     >>> g.unannotated.tolist()
     ['NOT_A_GENE']
     """
-    top_k = _check_selection(top_k, threshold)
-    if threshold < 0:
-        raise PerturbsimError(f"threshold must be >= 0 for the GO graph, got {threshold}")
+    top_k = _check_selection(top_k, threshold, minimum=0.0)
     for name, given in (("genes", genes), ("require", require)):
         check_list(name, given, "genes", optional=True)
     started = time.perf_counter()

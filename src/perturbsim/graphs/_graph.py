@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .._checks import check_count
+from .._checks import check_count, check_edge_threshold
 from .._errors import PerturbsimError, shown_list
 
 
@@ -193,12 +192,9 @@ class GeneGraph:
         )
 
 
-def _check_selection(top_k: int, threshold: float) -> int:
-    """``top_k`` as an int, once it and ``threshold`` are checked."""
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise PerturbsimError(f"threshold must be a number, got {threshold!r}")
-    if not np.isfinite(threshold):
-        raise PerturbsimError(f"threshold must be finite, got {threshold!r}")
+def _check_selection(top_k: int, threshold: float, *, minimum: float) -> int:
+    """``top_k`` as an int, once it and ``threshold`` (``>= minimum``, below 1) are checked."""
+    check_edge_threshold("threshold", threshold, minimum=minimum)
     return check_count("top_k", top_k)
 
 

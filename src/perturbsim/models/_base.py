@@ -318,6 +318,7 @@ class PerturbationModel(ABC):
     def __init__(
         self, adata: AnnData | ScreenData | None = None, *, seed: int | None = None
     ) -> None:
+        self.seed = resolve_seed(seed)  # checked before the screen is read and logged of
         self._screen: weakref.ref[AnnData] | None = None
         """The AnnData the model was built on, while it lives: a split made in it since is
         told at :meth:`fit`."""
@@ -326,7 +327,6 @@ class PerturbationModel(ABC):
         else:
             self.data = ScreenData.from_adata(adata) if adata is not None else None
             self._screen = None if adata is None else weakref.ref(adata)
-        self.seed = resolve_seed(seed)
         self.is_fitted = False
         self._warned: set[str] = set()
         self.variant: str | None = None
@@ -661,7 +661,7 @@ class PerturbationModel(ABC):
         known = {g for g in genes if next(covered)}
         for gene, sep, parts in joined:
             if all([next(covered) for _ in parts]) and gene not in known:
-                return joined_genes_hint(gene, sep, parts)
+                return joined_genes_hint(gene, sep, parts, takes_sep=True)
         hints = [
             *((gene, case_hint(gene, other)) for gene, other in spellings),
             *(

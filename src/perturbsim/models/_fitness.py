@@ -584,5 +584,5 @@ class FitnessModel:
         for gene in unknown:
             for sep, parts in split_at_separators(gene):
                 if all(part in self._node for part in parts):
-                    return joined_genes_hint(gene, sep, parts)
+                    return joined_genes_hint(gene, sep, parts, takes_sep=False)
         return first_case_hint(unknown, self.genes)

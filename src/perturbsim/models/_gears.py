@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from .._errors import PerturbsimError, error_reason
+from .._errors import PerturbsimError, error_reason, suggestion
 from ..graphs import GeneGraph, coexpression_graph, reached_nodes, with_isolated_nodes
 from ..module import (
     GEARSLoss,
@@ -188,7 +188,11 @@ class GEARS(PerturbationModel):
     ) -> None:
         unknown = sorted(set(options) - {f.name for f in fields(GEARSConfig)})
         if unknown:
-            raise PerturbsimError(f"GEARS has no option {unknown[0]!r}")
+            names = self.option_names()
+            raise PerturbsimError(
+                f"GEARS has no option {unknown[0]!r}{suggestion(unknown[0], names)} "
+                f"(its options: {', '.join(names)})"
+            )
         super().__init__(adata, seed=seed)
         self.config = GEARSConfig(**options)
         self.device = resolve_device(device)

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from .._checks import check_count, check_finite, check_flag, check_fraction
+from .._checks import check_count, check_edge_threshold, check_finite, check_flag, check_fraction
 from .._errors import PerturbsimError
 
 NETWORK_FIELDS = ("hidden", "n_gene_layers", "n_pert_layers", "uncertainty")
@@ -25,7 +25,8 @@ class GEARSConfig:
     The attributes are the keyword arguments of :class:`~perturbsim.models.GEARS`, documented
     there; a saved model's ``config.json`` holds them under ``options.config``. Each is
     checked, never coerced: whole numbers >= 1 (the layer counts >= 0), finite numbers >= 0
-    (``gamma`` >= -1, ``coexpr_threshold`` any), ``cold_start`` in [0, 1), true/false
+    (``gamma`` >= -1), the graphs' thresholds below 1 (``coexpr_threshold`` may be
+    negative), ``cold_start`` in [0, 1), true/false
     flags; else a one-line error naming it.
     """
 
@@ -51,6 +52,8 @@ class GEARSConfig:
             value = getattr(self, f.name)
             if f.name == "cold_start":
                 value = check_fraction(f.name, value, allow_zero=True)
+            elif f.name.endswith("_threshold"):
+                value = check_edge_threshold(f.name, value, minimum=LOWEST.get(f.name, 0.0))
             elif str(f.type) == "int":
                 value = check_count(f.name, value, minimum=FEWEST.get(f.name, 1))
             elif str(f.type) == "float":

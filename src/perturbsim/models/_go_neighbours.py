@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .._checks import check_count, check_flag, check_nonnegative
+from .._checks import check_count, check_edge_threshold, check_flag
 from ..graphs import go_graph
 from ..pp import genes_of
 from ._base import GeneSet, PerturbationModel
@@ -140,7 +140,7 @@ class GONeighbours(CoverageMixin, PerturbationModel):
         seed: int | None = None,
     ) -> None:
         n_neighbours = check_count("n_neighbours", n_neighbours)
-        threshold = check_nonnegative("threshold", threshold)
+        threshold = check_edge_threshold("threshold", threshold)
         super().__init__(adata, seed=seed)
         self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.bundled_annotations = go_annotations is None and self.go_annotations is None

@@ -11,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._checks import check_count, check_flag, check_nonnegative
+from .._checks import check_count, check_edge_threshold, check_flag, check_nonnegative
 from ..graphs import GeneGraph, go_graph
 from ._base import GeneSet, PerturbationModel
 from ._data import NoGOAnnotation, ScreenData, screen_go_annotations, screen_go_graph
@@ -212,7 +212,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
         go_components = check_count("go_components", go_components)
         top_k = check_count("top_k", top_k)
         ridge = check_nonnegative("ridge", ridge)
-        threshold = check_nonnegative("threshold", threshold)
+        threshold = check_edge_threshold("threshold", threshold)
         super().__init__(adata, seed=seed)
         self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.places_unseen_genes = True
@@ -281,7 +281,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
 
     @cached_property
     def _annotated(self) -> set[str]:
-        """Genes the annotations name, which :func:`out_of_sample_embedding` can place."""
+        """Genes the annotations give a term, which :func:`out_of_sample_embedding` can place."""
         if not self.places_unseen_genes:
             return set()
         annotations = self.go_annotations
@@ -289,7 +289,7 @@ class LinearGO(CoverageMixin, PerturbationModel):
             from .. import ds
 
             annotations = ds.human_go()
-        return set(annotations["gene"].astype(str))
+        return set(annotations[["gene", "term"]].dropna()["gene"].astype(str))  # as go_graph
 
     def _coverable(self) -> set[str]:
         return set(self.go_nodes) | self._annotated

@@ -23,7 +23,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._checks import check_flag
-from .._errors import PerturbsimError, counted, shown_list
+from .._errors import PerturbsimError, counted, shown_list, suggestion
 from .._keys import PRED_GENERIC, PRED_SUPPORT, PRED_UNSUPPORTED
 from ..graphs import GeneGraph
 from ..pp import genes_of
@@ -515,8 +515,9 @@ class Stacked(CoverageMixin, PerturbationModel):
             )
         unknown = sorted(set(gears_options) - set(GEARS.option_names()))
         if unknown:
+            hint = suggestion(unknown[0], self.option_names())
             raise PerturbsimError(
-                f"Stacked has no option {unknown[0]!r} (its own: "
+                f"Stacked has no option {unknown[0]!r}{hint} (its own: "
                 f"{', '.join(super().option_names())}; and GEARS's: help(perturbsim.GEARS))"
             )
         if gears_options and "gears" not in corrections:

@@ -247,16 +247,25 @@ def split_at_separators(gene: str) -> list[tuple[str, list[str]]]:
     return [(sep, parts) for sep, parts in cuts if len(parts) > 1 and all(parts)]
 
 
-def joined_genes_hint(gene: str, sep: str, parts: Sequence[str]) -> str:
+def joined_genes_hint(gene: str, sep: str, parts: Sequence[str], *, takes_sep: bool) -> str:
     """The hint for a queried ``gene`` that is genes ``parts`` joined by ``sep``.
+
+    With ``takes_sep``, the query also reads labels joined by its ``sep=`` argument.
 
     Examples
     --------
-    >>> joined_genes_hint("KLF1_MAP2K6", "_", ["KLF1", "MAP2K6"])
+    >>> joined_genes_hint("KLF1_MAP2K6", "_", ["KLF1", "MAP2K6"], takes_sep=False)
     " ('KLF1_MAP2K6' looks like genes joined by '_': write 'KLF1+MAP2K6' or a list of genes)"
+    >>> joined_genes_hint("KLF1_MAP2K6", "_", ["KLF1", "MAP2K6"], takes_sep=True)[-48:]
+    "write 'KLF1+MAP2K6', a list of genes or sep='_')"
     """
     joined = SEP.join(parts)
-    return f" ({gene!r} looks like genes joined by {sep!r}: write {joined!r} or a list of genes)"
+    ways = (
+        f"{joined!r}, a list of genes or sep={sep!r}"
+        if takes_sep
+        else f"{joined!r} or a list of genes"
+    )
+    return f" ({gene!r} looks like genes joined by {sep!r}: write {ways})"
 
 
 def _looks_like_control(text: str) -> bool:
@@ -375,12 +384,15 @@ def detect_control(labels: Sequence[str], *, key: str, sep: str = SEP) -> str:
             f"{_control_hint(labels, sep)}"
         )
     if len(found) > 1:
+        # merge into a label that cannot be a gene: CTRL, so spelt, is one
+        target = min(found, key=lambda lab: (lab in CONTROL_LOOKALIKE_GENES, lab))
+        others = [lab for lab in found if lab != target]
         raise PerturbsimError(
             f"ambiguous control label in obs[{key!r}]: candidates {found}; give their cells "
             f"one label first (adata.obs[{key!r}] = adata.obs[{key!r}].astype(str).replace("
-            f"{dict.fromkeys(found[1:], found[0])!r})): with one as the control, the others "
+            f"{dict.fromkeys(others, target)!r})): with one as the control, the others "
             "would read as perturbations; where one is a gene perturbed (CTRL), pass control= "
-            "the other"
+            f"the other (control={target!r})"
         )
     return found[0]
 
@@ -421,11 +433,6 @@ def is_control_word(token: str, control: str = CONTROL, sep: str = SEP) -> bool:
         return True
     words = {c.lower() for c in (*CONTROL_CANDIDATES, control, *control.split(sep))}
     return token.lower() in words and token not in CONTROL_LOOKALIKE_GENES
-
-
-def plain_canonical(label: str) -> str:
-    """The canonical label of ``label`` written with ``+`` (and ``ctrl`` for control)."""
-    return canonical_label(parse_label(label))
 
 
 def read_measured(
@@ -566,8 +573,8 @@ def parse_perturbations(
     for item in items:
         if isinstance(item, str):
             sets.append(parse_query(item, control=control, sep=label_sep(item, sep)))
-        elif isinstance(item, Sequence) and all(isinstance(g, str) for g in item):
-            sets.append(_gene_list(item, control))
+        elif isinstance(item, Sequence | np.ndarray) and all(isinstance(g, str) for g in item):
+            sets.append(_gene_list([str(g) for g in item], control, sep))
         else:
             raise PerturbsimError(
                 f"malformed perturbation {item!r}: expected a label like 'A+B' or a list of genes"
@@ -575,13 +582,23 @@ def parse_perturbations(
     return sets
 
 
-def _gene_list(genes: Sequence[str], control: str) -> tuple[str, ...]:
-    """A queried list of genes as a sorted gene tuple; control words name no gene."""
+def _gene_list(genes: Sequence[str], control: str, sep: str) -> tuple[str, ...]:
+    """A queried list of genes as a sorted gene tuple; control words name no gene.
+
+    A control word is ``control`` or one of its words as ``sep`` joins them.
+    """
     joined = [g for g in genes if SEP in g]
     if joined:
         raise PerturbsimError(
             f"gene {joined[0]!r} of {list(genes)!r} holds {SEP!r}: give each gene of a list "
             f"on its own (e.g. {joined[0].split(SEP)!r}), or the label {joined[0]!r}"
         )
-    kept = [g for g in genes if not is_control_word(g, control)]
+    kept = [g for g in genes if not is_control_word(g, control, sep)]
+    if "" in [g.strip() for g in kept]:
+        raise PerturbsimError(f"malformed gene list {list(genes)!r}: a gene name is empty")
+    repeated = sorted({g for g in kept if kept.count(g) > 1})
+    if repeated:
+        raise PerturbsimError(
+            f"malformed gene list {list(genes)!r}: gene {repeated[0]!r} appears twice"
+        )
     return parse_label(SEP.join(kept)) if kept else ()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from .._checks import check_fraction
 from .._errors import PerturbsimError, counted, suggestion
 from .._keys import CONDITION, CONTROL, SEP, SETUP, SPLIT, SPLIT_UNS, SUBGROUP, UNS
 from .._settings import resolve_seed
-from ._labels import canonical_label, genes_of, ordered_conditions, parse_label, plain_canonical
+from ._labels import canonical_label, genes_of, is_control_word, ordered_conditions, parse_label
 from ._setup import check_setup
 from ._writes import store_uns, written_screen
 
@@ -101,6 +101,9 @@ class Split:
         The genes counted as seen when naming the test subgroups.
     excluded
         Conditions in no set (the multi-gene conditions of a ``single`` split).
+    control, sep
+        The screen's control label and gene separator (its set-up), with which
+        :meth:`set_of` and :meth:`subgroup_of` read its own labels.
     """
 
     kind: str
@@ -112,6 +115,8 @@ class Split:
     val_subgroups: dict[str, list[str]]
     seen_genes: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    control: str = CONTROL
+    sep: str = SEP
 
     def set_of(self, condition: str) -> str:
         """``"train"``, ``"val"``, ``"test"`` or ``"excluded"`` for a condition label.
@@ -119,14 +124,16 @@ class Split:
         Parameters
         ----------
         condition
-            A condition label, in any accepted form (``"A+ctrl"``, ``"A+B"``).
+            A condition label: canonical (``"A"``, ``"A+B"``), ``+``-joined with ``ctrl``
+            (``"A+ctrl"``, ``"B+A"``), or as the screen writes it (its :attr:`control` and
+            :attr:`sep`: ``"A_NegCtrl0"``).
 
         Returns
         -------
         The name of the set holding the condition: ``"train"``, ``"val"``, ``"test"`` or
         ``"excluded"``.
         """
-        cond = plain_canonical(condition)
+        cond = _screen_canonical(condition, self.control, self.sep)
         for name, members in (
             ("train", self.train),
             ("val", self.val),
@@ -143,7 +150,8 @@ class Split:
         Parameters
         ----------
         condition
-            Canonical or ``+``-joined label (``"SET+KLF1"`` and ``"KLF1+SET"`` are the same).
+            A condition label in any form :meth:`set_of` reads (``"SET+KLF1"`` and
+            ``"KLF1+SET"`` are the same).
 
         Returns
         -------
@@ -153,7 +161,7 @@ class Split:
         where = self.set_of(condition)
         if where != "test":
             return where
-        cond = plain_canonical(condition)
+        cond = _screen_canonical(condition, self.control, self.sep)
         return next(name for name, members in self.subgroups.items() if cond in members)
 
     def to_adata(self, adata: AnnData) -> None:
@@ -243,6 +251,7 @@ class Split:
             val_subgroups={str(k): lst(v) for k, v in data["val_subgroups"].items()},
             seen_genes=lst(data.get("seen_genes", [])),
             excluded=lst(data.get("excluded", [])),
+            **_screen_words(adata),
         )
 
     def summary(self, adata: AnnData) -> pd.DataFrame:
@@ -330,21 +339,30 @@ def _gene_holdout(
 
 def _possible_groups(
     conditions: list[str], seen_fraction: float, keep_fraction: float
-) -> tuple[set[str], set[int]]:
-    """Subgroups some draw can hold out, and the kinds some draw can keep, by gene counts."""
+) -> tuple[dict[int, set[str]], dict[int, int], set[int]]:
+    """Subgroups some draw can hold out, per set size, by gene counts.
+
+    Also how many of them one draw can hold (no more than the conditions of that size) and
+    the kinds some draw can keep.
+    """
     genes = {g for c in conditions for g in genes_of(c)}
     n_seen = _n_seen_genes(len(genes), seen_fraction)
     n_unseen = len(genes) - n_seen
     sizes = pd.Series([len(genes_of(c)) for c in conditions], dtype=np.int64).value_counts()
-    groups: set[str] = set()
+    groups: dict[int, set[str]] = {}
+    reachable: dict[int, int] = {}
     keepable: set[int] = set()
     for n, count in sizes.items():
-        for k in range(max(0, n - n_unseen), min(n, n_seen) + 1):
-            if n > 1 or k == 0:
-                groups.add(subgroup_name(n, k))
+        n = int(n)
+        groups[n] = {
+            subgroup_name(n, k)
+            for k in range(max(0, n - n_unseen), min(n, n_seen) + 1)
+            if n > 1 or k == 0
+        }
+        reachable[n] = min(len(groups[n]), int(count))
         if n <= n_seen and (n == 1 or int(count * keep_fraction) >= 1):
-            keepable.add(int(n))
-    return groups, keepable
+            keepable.add(n)
+    return groups, reachable, keepable
 
 
 def _best_holdout(
@@ -359,19 +377,24 @@ def _best_holdout(
     """Return the first of up to :data:`MAX_DRAWS` draws representing every possible subgroup.
 
     Draw ``i`` uses ``numpy.random.default_rng([seed, stage, i])``. A draw is complete when
-    every subgroup that some draw could produce is held out, and every kind of condition
-    (single, pair, ...) that could stay is kept. Without a complete draw the best one is
-    used: most subgroups, then most kinds kept for the test stage; the reverse for the
-    validation stage (train keeping every kind matters more there); earliest on ties.
+    it holds out as many of the subgroups some draw could produce as the conditions allow
+    (each condition is in one subgroup: one pair cannot stand for ``combo_seen1`` and
+    ``combo_seen2`` at once), and keeps every kind of condition (single, pair, ...) that
+    could stay. Without a complete draw the best one is used: most subgroups, then most
+    kinds kept for the test stage; the reverse for the validation stage (train keeping
+    every kind matters more there); earliest on ties.
     """
-    possible, keepable = _possible_groups(conditions, seen_fraction, keep_fraction)
-    complete = (len(possible), len(keepable))
+    possible, reachable, keepable = _possible_groups(conditions, seen_fraction, keep_fraction)
+    complete = (sum(reachable.values()), len(keepable))
     best, best_score = None, (-1, -1)
     for attempt in range(MAX_DRAWS):
         rng = np.random.default_rng([seed, stage, attempt])
         draw = _gene_holdout(conditions, seen_fraction, keep_fraction, rng)
         kinds = {len(genes_of(c)) for c in draw.kept}
-        score = (len(possible & set(draw.held)), len(keepable & kinds))
+        held = sum(
+            min(len(groups & set(draw.held)), reachable[n]) for n, groups in possible.items()
+        )
+        score = (held, len(keepable & kinds))
         if score == complete:
             if attempt:
                 logger.info("%s: draw %d is the first to represent every subgroup", what, attempt)
@@ -380,7 +403,7 @@ def _best_holdout(
         if ranked > best_score:
             best, best_score = draw, ranked
     assert best is not None
-    missing = sorted(possible - set(best.held))
+    missing = sorted(set().union(*possible.values()) - set(best.held))
     lost = sorted(_kind_name(n) for n in keepable - {len(genes_of(c)) for c in best.kept})
     logger.log(
         logging.WARNING if stage == _TEST_STAGE else logging.INFO,
@@ -521,20 +544,34 @@ def _combo(
     return _assemble("combo", seed, train, val_groups, test_groups, sorted(measured))
 
 
+def _screen_words(adata: AnnData) -> dict[str, str]:
+    """The screen's ``control`` label and ``sep``arator, as its set-up stored them."""
+    setup = adata.uns.get(UNS, {}).get(SETUP, {})
+    return {"control": str(setup.get("control", CONTROL)), "sep": str(setup.get("sep", SEP))}
+
+
+def _screen_canonical(label: str, control: str, sep: str) -> str | None:
+    """The canonical condition of ``label``, written as the screen writes it or with ``+``.
+
+    ``ctrl`` for a control word in any case; ``None`` when the label reads as neither.
+    """
+    label = str(label)
+    if is_control_word(label, control, sep):
+        return CONTROL
+    for ctl, s in ((control, sep), (control, SEP), (CONTROL, SEP)):
+        try:
+            return canonical_label(parse_label(label, control=ctl, sep=s))
+        except PerturbsimError:
+            continue
+    return None
+
+
 def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[str]:
     present = set(_present_conditions(adata))
-    setup = adata.uns[UNS][SETUP]
-    control, sep = str(setup["control"]), str(setup["sep"])
+    words = _screen_words(adata)
     out: list[str] = []
     for label in labels:
-        cond = str(label) if str(label) in present else None
-        for ctl, s in ((control, sep), (control, SEP)):
-            if cond is not None:
-                break
-            try:
-                cond = canonical_label(parse_label(label, control=ctl, sep=s))
-            except PerturbsimError:
-                continue
+        cond = str(label) if str(label) in present else _screen_canonical(label, **words)
         if cond == CONTROL:
             raise PerturbsimError(f"test condition {label!r} is the control: ctrl stays in train")
         if cond not in present:
@@ -667,6 +704,7 @@ def make_split(
             )
         test = _canonical_test_conditions(adata, test_conditions)
         result = _custom(conditions, test, seed=seed, val_fraction=val_fraction)
+    result = replace(result, **_screen_words(adata))
     if result.train == [CONTROL]:
         singles = any(len(genes_of(c)) == 1 for c in conditions)
         perturbed = sum(1 for c in conditions if genes_of(c))

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._errors import PerturbsimError, counted, error_reason
+from .._errors import PerturbsimError, counted, error_reason, shown_list
 from .._keys import COUNTS_LAYER
 from .._threads import torch_threads_kept
 from ..ds._stores import lazy_store_path
@@ -254,6 +254,12 @@ def validate_expression(
             "pass normalize=True (normalize_total + log1p) if they are counts, or run "
             "scanpy.pp.log1p first if they are normalised but not log-transformed"
         )
+        if len(adata.layers):  # the log-normalised values may be in a layer
+            first = next(iter(adata.layers))
+            fix += (
+                f"; if a layer holds the log-normalised values, make it X first "
+                f"(adata.X = adata.layers[{first!r}]; layers: {shown_list(list(adata.layers), 5)})"
+            )
     cells = adata.obs_names[: block.shape[0]]
     check_block(block, where=where, cells=cells, genes=adata.var_names)
     values = matrix_values(block)

@@ -679,6 +679,7 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
     if curves["strategy"].isna().any() or curves["seed"].isna().any():
         column = "strategy" if curves["strategy"].isna().any() else "seed"
         raise PerturbsimError(f"curves' {column} column has missing values: name every row's")
+    curves = curves.assign(n_measured=measured.astype(int), error=errors)
     keys = ["strategy", "seed", "n_measured"]
     repeated = curves.duplicated(keys)
     if repeated.any():
@@ -687,7 +688,6 @@ def active_learning_summary(curves: pd.DataFrame, *, confidence: float = 0.95) -
             "curves repeat a strategy, seed and number measured (each seed counts once): "
             f"{first['strategy']!r}, seed {first['seed']}, {first['n_measured']} measured"
         )
-    curves = curves.assign(error=errors)
     rows = []
     for strategy in pd.unique(curves["strategy"]):
         own = curves[curves["strategy"] == strategy]
