@@ -88,6 +88,8 @@ def test_gi_can_be_turned_off_and_its_files_follow(small, tmp_path):
     assert result.gi.empty and result.gi_summary().empty
     assert "gi_precision.csv" not in result.write(tmp_path / "off")
     on = ps.tl.evaluate(small, models=["additive"], seeds=[1])
+    # empty or not, the summary has the same columns
+    assert list(result.gi_summary().columns) == list(on.gi_summary().columns)
     written = on.write(tmp_path / "on")
     assert {"gi_precision.csv", "gi_summary.csv"} <= set(written)
     report = ps.io.write_report(on, tmp_path / "report")

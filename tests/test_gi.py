@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 
@@ -16,6 +17,7 @@ from perturbsim.cli import main
 from perturbsim.pp import _gi
 from perturbsim.pp._gi import is_scored, theil_sen
 from perturbsim.tl import GIRules, gi_per_gene, gi_per_gene_auprc, gi_precision, gi_scores
+from perturbsim.tl import _gi_precision as gi_precision_module
 
 N_GENES = 80
 
@@ -624,6 +626,25 @@ def test_gi_precision_on_a_hand_example():
     pd.testing.assert_frame_equal(again, table)
 
 
+def test_a_truth_pair_without_a_score_is_of_no_known_subtype():
+    predicted, truth = precision_tables()
+    unknown = truth.index[0]  # P1, truly synergistic: its magnitude now unscorable
+    blank = truth.copy()
+    blank.loc[unknown, "magnitude"] = np.nan
+    table = gi_precision(predicted, blank, k=2).set_index("subtype")
+    # the magnitude's subtypes compare the four other pairs, as if P1 were not there
+    without = gi_precision(predicted.drop(index=unknown), truth.drop(index=unknown), k=2)
+    for subtype in ("synergy", "suppression", "additive"):
+        pd.testing.assert_series_equal(
+            table.loc[subtype], without.set_index("subtype").loc[subtype]
+        )
+    assert table.loc["synergy", "random_precision"] == pytest.approx(1 / 4)  # P2 of four
+    assert table.loc["neomorphism", "n_pairs"] == 5  # its fit_corr is known: P1 kept there
+    everywhere = truth.assign(magnitude=np.nan)
+    synergy = gi_precision(predicted, everywhere, k=2).set_index("subtype").loc["synergy"]
+    assert synergy["n_pairs"] == 0 and np.isnan(synergy["precision_at_k"])
+
+
 def test_recall_at_k_is_the_share_of_the_true_pairs_found_not_of_the_places():
     # ten pairs, four truly synergistic (magnitude > 1.15); the predicted top 2 are two of
     # them: precision 2 / 2, but only 2 of the 4 synergies are found, recall 2 / 4
@@ -811,7 +832,11 @@ def test_gi_per_gene_auprc_on_a_hand_example():
     table = gi_per_gene_auprc(predicted, truth.drop(columns="deviation")).set_index("call")
     # synergy, ranked 0.9 (hit), 0.5, 0.1 (hit): 1/2 * 1/1 + 1/2 * 2/3
     assert table.loc["synergy", "auprc"] == pytest.approx(0.5 + 1 / 3)
-    assert table.loc["synergy", "random_auprc"] == 0.5
+    # a random ranking's expected average precision, over every order of the four rows
+    orders = [np.array(o, dtype=float) for o in itertools.permutations(range(4))]
+    hits = np.array([True, False, True, False])
+    expected = np.mean([gi_precision_module._average_precision(o, hits) for o in orders])
+    assert table.loc["synergy", "random_auprc"] == pytest.approx(expected)  # 0.68, not 0.5
     # buffering, ranked from the lowest deviation: -0.7 first
     assert table.loc["buffering", "auprc"] == 1.0
     metrics = pytest.importorskip("sklearn.metrics")
@@ -827,6 +852,11 @@ def test_gi_per_gene_auprc_on_a_hand_example():
     extra = pd.concat([predicted, untested.drop(columns="call").assign(deviation=5.0)])
     with_untested = gi_per_gene_auprc(extra, pd.concat([truth, untested])).set_index("call")
     pd.testing.assert_frame_equal(with_untested, table)
+    # a row given twice would count twice: refused, naming it
+    with pytest.raises(
+        PerturbsimError, match="^predicted lists the gene 'g1' of pair 'A\\+B' more"
+    ):
+        gi_per_gene_auprc(pd.concat([predicted, predicted.iloc[[0]]]), truth)
 
 
 def test_an_abundance_no_gene_reaches_is_refused(singles):

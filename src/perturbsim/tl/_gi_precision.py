@@ -100,7 +100,9 @@ def gi_precision(
     Returns
     -------
     Tidy DataFrame, one row per subtype (:data:`SUBTYPES`): ``subtype``, ``score`` (the
-    column ranked), ``k`` (places taken), ``n_pairs`` (pairs compared), ``n_true``
+    column ranked), ``k`` (places taken), ``n_pairs`` (pairs compared: a pair whose truth
+    scores NaN on the subtype's score, a pair without change to fit, is of no known
+    subtype and left out of that subtype's row; none left: NaN figures), ``n_true``
     (truly of the subtype), ``precision_at_k`` (share of the top ``k`` truly of the
     subtype), ``recall_at_k`` (share of the true ones in the top ``k``; NaN without
     any), ``top_k_accuracy`` (share of the predicted top ``k`` among the true top ``k``
@@ -120,14 +122,19 @@ def gi_precision(
     if len(common) == 0:
         raise PerturbsimError("predicted and truth share no scored pair")
     predicted, truth = predicted.loc[common], truth.loc[common]
-    n_pairs = len(common)
-    places = min(int(k), n_pairs)
     rows = []
     for subtype in SUBTYPES:
         column = rules.score_column(subtype)
-        pred_strength, _ = rules.strength(predicted, subtype)
-        true_strength, _ = rules.strength(truth, subtype)
-        member = rules.holds(truth, subtype).to_numpy()  # true_strength beyond the cut
+        # a truth pair whose score is NaN (no change to fit) is of no known subtype: left out
+        known = np.isfinite(rules.strength(truth, subtype)[0].to_numpy(dtype=float))
+        if not known.any():
+            rows.append({"subtype": subtype, "score": column, "k": 0, "n_pairs": 0, "n_true": 0})
+            continue
+        pred_strength, _ = rules.strength(predicted[known], subtype)
+        true_strength, _ = rules.strength(truth[known], subtype)
+        member = rules.holds(truth[known], subtype).to_numpy()  # true_strength beyond the cut
+        n_pairs = int(known.sum())
+        places = min(int(k), n_pairs)
         n_true = int(member.sum())
         hits = _expected_hits(pred_strength.to_numpy(), member, places)
         true_top = _top_k_share(true_strength.to_numpy(dtype=float), places)  # ties shared
@@ -145,10 +152,33 @@ def gi_precision(
                 "random_precision": n_true / n_pairs,
                 "random_recall": places / n_pairs if n_true else np.nan,
                 "random_top_k_accuracy": places / n_pairs,
-                "r2": _r2(predicted[column].to_numpy(float), truth[column].to_numpy(float)),
+                "r2": _r2(
+                    predicted.loc[known, column].to_numpy(float),
+                    truth.loc[known, column].to_numpy(float),
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def random_average_precision(n: int, n_positive: int) -> float:
+    """Expected average precision of a random ranking of ``n`` rows, ``n_positive`` positive.
+
+    ``((R - 1) / (N - 1) · (N - H_N) + H_N) / N`` with ``H_N`` the ``N``-th harmonic number
+    (Bestgen 2015): the share of positives ``R / N`` only when every row is positive; a
+    single positive among 200 rows is found, on average, with 0.029, not 0.005. NaN without
+    positives.
+
+    Examples
+    --------
+    >>> round(random_average_precision(200, 2), 4), round(random_average_precision(4, 4), 4)
+    (0.0343, 1.0)
+    """
+    if n_positive == 0:
+        return np.nan
+    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+    spread = (n_positive - 1) / (n - 1) * (n - harmonic) if n > 1 else 0.0
+    return (spread + harmonic) / n
 
 
 def _average_precision(score: np.ndarray, positive: np.ndarray) -> float:
@@ -185,13 +215,21 @@ def gi_per_gene_auprc(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
     -------
     Tidy DataFrame, one row per call (:data:`PER_GENE_CALLS`): ``call``, ``n`` (rows
     compared), ``n_positive``, ``auprc`` (average precision, NaN without positives) and
-    ``random_auprc`` (a random ranking's expectation, the share of positives).
+    ``random_auprc`` (a random ranking's expectation: :func:`random_average_precision`,
+    above the share of positives where they are few).
     """
     for name, table in (("predicted", predicted), ("truth", truth)):
         needed = {"pair", "gene", "deviation" if name == "predicted" else "call"}
         if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):
             raise PerturbsimError(
                 f"{name} must be a gi_per_gene table with columns {sorted(needed)}"
+            )
+    for name, table in (("predicted", predicted), ("truth", truth)):
+        repeated = table[table.duplicated(["pair", "gene"])]
+        if len(repeated):
+            first = repeated.iloc[0]
+            raise PerturbsimError(
+                f"{name} lists the gene {first['gene']!r} of pair {first['pair']!r} more than once"
             )
     merged = predicted[["pair", "gene", "deviation"]].merge(
         truth[["pair", "gene", "call"]], on=["pair", "gene"], how="inner"
@@ -218,7 +256,7 @@ def gi_per_gene_auprc(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
                 "n": len(merged),
                 "n_positive": n_positive,
                 "auprc": _average_precision(score, positive) if n_positive else np.nan,
-                "random_auprc": n_positive / len(merged),
+                "random_auprc": random_average_precision(len(merged), n_positive),
             }
         )
     return pd.DataFrame(rows)

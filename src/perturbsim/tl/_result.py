@@ -654,7 +654,9 @@ class EvaluationResult:
         ``r2`` at most 1). Empty when :attr:`gi` is.
         """
         if self.gi.empty:
-            return pd.DataFrame(columns=["subtype", *SUMMARY_COLUMNS])
+            return pd.DataFrame(
+                columns=[{"subgroup": "subtype"}.get(c, c) for c in SUMMARY_COLUMNS]
+            )
         metrics = list(GI_METRICS)
         long = self.gi.melt(
             id_vars=list(GI_KEYS),
