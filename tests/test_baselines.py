@@ -21,6 +21,7 @@ from perturbsim.models._grn import GRN
 from perturbsim.models._linear import Linear
 from perturbsim.models._pair_roles import PairInteraction
 from perturbsim.models._simple import Additive, NoPerturbation, TrainMean
+from perturbsim.models._store import _config_sha256
 
 BASELINES = [NoPerturbation, TrainMean, Additive, PairInteraction, Linear, GRN]
 
@@ -749,7 +750,7 @@ def test_a_hand_edited_config_or_reordered_screen_is_named_on_load(norman, tmp_p
 def test_weights_replaced_with_their_checksums_recomputed_are_refused(norman_split, tmp_path):
     from safetensors.numpy import load_file, save_file
 
-    from perturbsim.models._store import CONFIG_CHECKSUM, _config_sha256, _sha256
+    from perturbsim.models._store import CONFIG_CHECKSUM, _sha256
 
     ps.Additive(norman_split).fit().save(tmp_path / "m")
     weights, config_file = tmp_path / "m" / "weights.safetensors", tmp_path / "m" / "config.json"
@@ -923,3 +924,25 @@ def test_a_previous_model_that_cannot_be_deleted_is_left_with_a_warning(
     assert PerturbationModel.load(path).genes.size == model.genes.size
     left = next(tmp_path.glob(".model.old-*"))
     assert f"could not be deleted (Permission denied): it is left in {str(left)!r}" in caplog.text
+
+
+def test_a_measured_gene_never_perturbed_is_predicted_without_a_warning(norman, caplog):
+    model = ps.TrainMean(norman).fit()
+    perturbed = {g for c in model.screen_conditions for g in c.split("+")}
+    measured_only = next(str(g) for g in model.genes if str(g) not in perturbed)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        model.predict([measured_only])
+    assert "neither measured nor perturbed" not in caplog.text
+
+
+def test_a_model_saved_before_its_screen_was_recorded_does_not_warn(norman, tmp_path, caplog):
+    ps.TrainMean(norman).fit().save(tmp_path / "mean")
+    config_path = tmp_path / "mean" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["screen_conditions"]  # as an earlier release wrote it
+    config["config_sha256"] = _config_sha256(config)
+    config_path.write_text(json.dumps(config))
+    loaded = PerturbationModel.load(tmp_path / "mean")
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        loaded.predict(["KLF11"])  # outside the screen: a fitted model of today warns
+    assert "neither measured nor perturbed" not in caplog.text

@@ -437,3 +437,29 @@ def test_exporting_held_out_conditions_gives_no_advice_to_train_on_them(norman, 
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.io.export_cell_eval(model, norman, tmp_path / "export")
     assert "held out by the model's split" not in caplog.text  # exporting them: on purpose
+
+
+@pytest.fixture
+def mean_model(tiny):
+    ps.pp.split(tiny, kind="simulation", seed=1)
+    return tiny, ps.TrainMean(tiny).fit()
+
+
+def test_an_existing_real_file_alone_is_refused_without_overwrite(mean_model, tmp_path):
+    adata, model = mean_model
+    (tmp_path / "real.h5ad").write_text("an earlier export")
+    with pytest.raises(PerturbsimError, match="real.h5ad' already exists; pass overwrite=True"):
+        ps.io.export_cell_eval(model, adata, tmp_path, conditions=["G0030"])
+    assert (tmp_path / "real.h5ad").read_text() == "an earlier export"
+    assert not (tmp_path / "pred.h5ad").exists()
+
+
+def test_a_condition_named_twice_is_exported_once(mean_model, tmp_path):
+    adata, model = mean_model
+    measured = int((adata.obs["perturbsim_condition"].astype(str) == "G0024+G0026").sum())
+    pred_path, real_path = ps.io.export_cell_eval(
+        model, adata, tmp_path, conditions=["G0026+G0024", "G0024+G0026"]
+    )
+    for path in (pred_path, real_path):
+        labels = ad.read_h5ad(path).obs[CELL_EVAL_PERT_COL]
+        assert (labels == "G0024+G0026").sum() == measured

@@ -9,9 +9,11 @@ import pytest
 
 import perturbsim as ps
 from perturbsim.models._pair_neighbours import (
+    MIN_PAIRS,
     SPARSITY,
     PairNeighbours,
     beyond_singles,
+    check_sparsity,
     cosine_similarity,
     pair_similarity,
     soft_threshold,
@@ -253,3 +255,42 @@ def test_sparsity_is_checked_saved_and_absent_from_earlier_files():
         PairNeighbours.none(N_GENES, -2)
     earlier = {k: v for k, v in fitted.to_dict().items() if k != "sparsity"}
     assert PairNeighbours.from_dict(earlier, fitted.residuals).sparsity is None
+
+
+def test_soft_threshold_measures_the_bulk_around_its_median():
+    lent = np.array([1.0, 1.1, 0.9, 1.2, 0.8, 1.0, 5.0])
+    # median 1.0; absolute deviations 0, .1, .1, .2, .2, 0, 4: their median 0.1
+    threshold = 3.0 * 1.4826 * 0.1
+    np.testing.assert_allclose(
+        soft_threshold(lent, np.ones(7, dtype=bool), 3.0), np.maximum(lent - threshold, 0.0)
+    )
+
+
+def test_a_sparsity_of_zero_is_accepted_and_lends_whole():
+    assert check_sparsity(0) == 0.0
+    lent = np.array([0.1, -0.4, 2.0, 0.0])
+    np.testing.assert_array_equal(soft_threshold(lent, np.ones(4, dtype=bool), 0.0), lent)
+
+
+def test_the_fewest_pairs_can_choose_a_power():
+    # A+B, A+C, A+D with B, C, D acting alike: each pair is its neighbours' twin, and
+    # the residual they share is predicted exactly from the others'
+    genes = np.eye(4)
+    singles = {"A": genes[0], "B": genes[1], "C": genes[1], "D": genes[1]}
+    pairs = [("A", "B"), ("A", "C"), ("A", "D")]
+    assert len(pairs) == MIN_PAIRS  # the fewest that can predict a residual
+    residuals = np.tile([0.0, 0.0, 1.0, -2.0], (len(pairs), 1))
+    fitted = PairNeighbours.fit(pairs, residuals, singles, sparsity=None)
+    assert fitted.power is not None
+    assert fitted.held_out_gain == pytest.approx(1.0)
+
+
+def test_no_power_is_kept_when_none_gains_above_zero():
+    # pairs of six genes whose singles are orthogonal: no pair is like another, each is
+    # predicted 0 and the gain is exactly 0 at every power: not above 0
+    genes = np.eye(6)
+    singles = {g: genes[i] for i, g in enumerate("ABCDEF")}
+    pairs = [("A", "B"), ("C", "D"), ("E", "F")]
+    residuals = np.random.default_rng(0).normal(size=(3, 6))
+    fitted = PairNeighbours.fit(pairs, residuals, singles)
+    assert fitted.power is None and fitted.held_out_gain == 0.0

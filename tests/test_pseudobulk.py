@@ -4,6 +4,7 @@ import logging
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_screen
 from scipy import sparse
@@ -11,6 +12,7 @@ from scipy import sparse
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.pp import PseudobulkStats
+from perturbsim.pp._pseudobulk import half_labels
 
 
 def dense_reference(adata):
@@ -417,3 +419,36 @@ def test_moderated_variance_is_limma_s_towards_the_pooled_spread_never_below_its
     np.testing.assert_allclose(df, [n - 1 + 10 for n in stats.n_cells])
     with pytest.raises(PerturbsimError, match="no condition to pool the variance over has two"):
         stats.moderated_variance(pooled_over=[int(stats.index(["G2"])[0])])
+
+
+def test_a_constant_gene_has_no_variance_never_a_negative_one():
+    # E[x²] - E[x]² of a constant is 0 but may round below it (float sums of 100 cells):
+    # the variance is clipped at 0, so the standard error is 0, never NaN
+    n_genes, n_control = 50, 100
+    x = np.tile(np.linspace(0.1, 5.0, n_genes, dtype=np.float32), (n_control + 4, 1))
+    labels = ["ctrl"] * n_control + ["G0"] * 4
+    adata = ad.AnnData(
+        X=x,
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    stats = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    variance = stats.variance()
+    assert (variance >= 0).all() and variance.max() < 1e-10
+    assert np.isfinite(stats.standard_error()).all()
+
+
+def test_each_half_keeps_its_own_cell_count_for_odd_conditions():
+    # five cells a condition: the first 5 // 2 = 2 in half 0, the other 3 in half 1
+    adata = make_screen(["ctrl", "G0"], cells=5, sparse_x=False)
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    stats = ps.pp.compute_pseudobulk(adata, coexpression="none")
+    codes = adata.obs["perturbsim_condition"].cat.codes.to_numpy()
+    halves = half_labels(codes, 2, adata.obs_names, seed=0)
+    for which, size in ((0, 2), (1, 3)):
+        half = stats.half(which)
+        assert half.n_cells.tolist() == [size, size]
+        for row in range(2):
+            cells = np.asarray(adata.X, dtype=np.float64)[(codes == row) & (halves == which)]
+            np.testing.assert_allclose(half.variance()[row], cells.var(axis=0, ddof=1), atol=1e-9)

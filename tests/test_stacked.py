@@ -962,3 +962,16 @@ def test_models_write_nothing_into_the_screen_nor_move_the_global_generators():
     after = np.random.get_state()  # noqa: NPY002
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
     assert after[2:] == numpy_state[2:] and random.getstate() == python_state
+
+
+def test_nearly_collinear_parts_are_still_told_apart():
+    # parts collinear to about 1e-2 (far above the documented ~1e-6 cut) keep both
+    # directions: targets made exactly of 0.3 and 0.5 of them give back 0.3 and 0.5, and
+    # every leave-one-out fit agrees, so nothing is shrunk
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(MIN_CONDITIONS + 2):
+        x, z = rng.normal(size=(2, 60))
+        parts = np.c_[x, x + 0.02 * z]
+        rows.append(FitRow("a", parts, parts @ [0.3, 0.5]))
+    np.testing.assert_allclose(shrunk_fit(rows, np.zeros(2)), [0.3, 0.5], atol=1e-6)

@@ -18,8 +18,10 @@ from perturbsim.models._data import ScreenData
 from perturbsim.models._error_model import (
     MIN_CONDITIONS,
     ErrorScale,
+    error_ratio,
     fit_error_scale,
     fit_error_scales,
+    gene_scale,
 )
 from perturbsim.tl._uncertainty import (
     LEVELS,
@@ -549,3 +551,27 @@ def test_held_out_errors_are_fitted_per_gene_never_measured_alone(monkeypatch):
     assert pairs.any()  # the pairs of two genes never measured alone: their ratios halved
     np.testing.assert_allclose(per_gene[pairs], per_condition[pairs] / 2)
     np.testing.assert_array_equal(per_gene[~pairs], per_condition[~pairs])
+
+
+def test_gene_scale_is_the_spread_of_changes_plus_the_median_squared_error():
+    changes = np.array([[0.0], [0.0], [3.0]])  # mean 1: squared deviations 1, 1, 4 -> 2
+    squared_se = np.array([[1.0], [2.0], [9.0]])  # median 2 (mean 4)
+    np.testing.assert_allclose(gene_scale(changes, squared_se), [4.0])
+    # one perturbation: no spread, the median squared error alone
+    np.testing.assert_allclose(gene_scale(np.array([[5.0]]), np.array([[0.5]])), [0.5])
+
+
+def test_error_ratio_is_mean_squared_residual_over_mean_scale():
+    # mean(r²) = (1 + 9) / 2 = 5, mean(scale) = (2 + 8) / 2 = 5
+    assert error_ratio(np.array([1.0, 3.0]), np.array([2.0, 8.0])) == pytest.approx(1.0)
+    assert error_ratio(np.zeros(2), np.zeros(2)) == 0.0
+
+
+def test_the_fewest_conditions_fit_a_flat_error_scale_not_the_default():
+    supports, ratios = np.array([0.0, 0.5, 1.0]), np.array([0.9, 0.6, 0.3])
+    assert supports.size == MIN_CONDITIONS  # the fewest that fit
+    fitted = fit_error_scale(ratios, supports)  # one degree of freedom: no slope
+    assert fitted != ErrorScale()
+    assert fitted.n_conditions == MIN_CONDITIONS and fitted.slope == 0.0
+    assert fitted.intercept == pytest.approx(0.6)
+    assert fitted.support_range == (0.0, 1.0)
