@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -151,6 +152,10 @@ def test_where_trains_on_the_cells_of_one_cell_type(capsys, tmp_path, caplog):
     assert (
         f"(this --where is the one {model_dir!r} was trained with, --where cell_type=K562;" in error
     )
+    missing = str(tmp_path / "missing.h5ad")  # no fault of the filter: not said to be
+    assert main(["export", model_dir, missing, "--out", str(tmp_path / "w")]) == 2
+    error = _one_line_error(capsys)
+    assert "missing.h5ad" in error and "this --where" not in error
     assert kept_real.n_obs / all_real.n_obs == pytest.approx(kept.n_obs / everything.n_obs, 0.05)
     # a filter that leaves out the held-out conditions: named, with the fix
     export = ["export", model_dir, data, "--out", str(tmp_path / "w")]
@@ -697,13 +702,18 @@ def test_label_hint_is_quiet_on_gene_labels_and_vague_on_unknown_names(tiny):
     assert "are there in another case ('g" in label_hint(renamed, lower | set(renamed.var_names))
 
 
-@pytest.mark.parametrize("content", [b"condition,gene\nctrl,G1\n", b""])
-def test_file_that_is_not_h5ad_is_a_one_line_error(capsys, tmp_path, content):
+@pytest.mark.parametrize(
+    ("content", "told"),
+    [
+        (b"condition,gene\nctrl,G1\n", "as AnnData (not an h5ad file, or truncated?)"),
+        (b"", "is empty (0 bytes): no h5ad file was written there"),
+    ],
+)
+def test_file_that_is_not_h5ad_is_a_one_line_error(capsys, tmp_path, content, told):
     path = tmp_path / "screen.h5ad"
     path.write_bytes(content)
     assert _train(str(path), tmp_path / "model", "--model", "mean") == 2
-    err = _one_line_error(capsys)
-    assert f"cannot read {str(path)!r} as AnnData" in err
+    assert f"{str(path)!r} {told}" in _one_line_error(capsys)
 
 
 def test_truncated_h5ad_is_a_one_line_error(capsys, screen, tmp_path):
@@ -731,6 +741,7 @@ def test_evaluate_scores_interactions_of_test_pairs_unless_told_not(capsys, tiny
     assert "precision@3 per subtype" in out and "synergy" in out
     assert "The truth is the simulator's noiseless profiles" in out
     assert "the screen's noise ceiling" in out
+    assert "direction_error_de keeps the split-half value" in out  # which a baseline may pass
     n_pairs = pd.read_csv(tmp_path / "on" / "gi_precision.csv")["n_pairs"]
     assert (n_pairs > 3).any()  # k ranks fewer than the pairs: no note that it takes them all
     assert "each ranking takes them all" not in out
@@ -775,6 +786,21 @@ def test_python_dash_m_runs_the_command():
         [sys.executable, "-m", "perturbsim", "nonsense"], capture_output=True, text=True
     )
     assert done.returncode == 2 and done.stderr.startswith("perturbsim: error: argument command")
+
+
+def test_an_interrupt_is_one_line_with_the_status_a_shell_gives_it():
+    command = [sys.executable, "-u", "-m", "perturbsim", "demo", "--seeds", "1", "--no-progress"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as running:
+        assert running.stdout.readline().startswith("Norman et al. 2019")  # at work now
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=120)
+    assert running.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "perturbsim demo: interrupted (a file it writes is written whole or not at all)"
+    )
 
 
 def test_version_and_common_options_after_the_command(capsys):
@@ -1023,10 +1049,13 @@ def test_gi_says_what_it_fits_on_and_warns_when_few_genes(capsys, caplog, norman
     assert "--genes 'KLF1': no such file, and one gene makes no pair: give at least two" in error
     model.save(tmp_path / "other_model")  # another model's folder is no place for results
     assert main([*listed, str(tmp_path / "other_model")]) == 2
-    assert "holds a saved model (config.json): write --out into another" in _one_line_error(capsys)
-    into = ["predict", str(tmp_path / "model"), "KLF1", "--out"]  # a file beside a model too
-    assert main([*into, str(tmp_path / "other_model" / "pred.csv")]) == 2
+    assert "holds a saved model (config.json): write --out outside it" in _one_line_error(capsys)
+    assert main([*listed, str(tmp_path / "other_model" / "gi")]) == 2  # nor a folder inside
     assert "other_model' holds a saved model (config.json)" in _one_line_error(capsys)
+    into = ["predict", str(tmp_path / "model"), "KLF1", "--out"]  # a file beside a model too
+    for inside in ("pred.csv", "sub/pred.csv"):
+        assert main([*into, str(tmp_path / "other_model" / inside)]) == 2
+        assert "other_model' holds a saved model (config.json)" in _one_line_error(capsys)
     (tmp_path / "project").mkdir()  # a config.json of something else is no model
     (tmp_path / "project" / "config.json").write_text('{"editor": 1}')
     assert main([*into, str(tmp_path / "project" / "pred.csv")]) == 0
@@ -1060,6 +1089,19 @@ def test_evaluate_replaces_only_a_previous_report(capsys, tiny, tmp_path, monkey
     assert "never the working folder" in _one_line_error(capsys)
     assert main([*run, str(tmp_path / "screen.h5ad"), "--overwrite"]) == 2
     assert "is a file or a link, not a folder of results" in _one_line_error(capsys)
+    capsys.readouterr()
+    assert main([*run, str(tmp_path / "screen.h5ad" / "ev")]) == 2  # told before any work
+    assert capsys.readouterr().err.strip().endswith("screen.h5ad' is a file, not a folder")
+    saved = tmp_path / "saved_model"  # a saved model's folder, and a folder inside it
+    (saved / "sub").mkdir(parents=True)
+    (saved / "config.json").write_text("{}")
+    (saved / "weights.safetensors").write_bytes(b"")
+    train = ["train", data, "--model", "mean", "--out", str(saved / "sub" / "model")]
+    for args in ([*run, str(saved)], [*run, str(saved / "sub" / "ev")], train):
+        assert main(args) == 2
+        assert "saved_model' holds a saved model (config.json): write --out outside it" in (
+            _one_line_error(capsys)
+        )
     report = tmp_path / "report"
     report.mkdir()
     (report / "report.md").write_text("an earlier report\n")

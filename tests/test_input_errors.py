@@ -106,6 +106,21 @@ def test_predict_names_genes_joined_by_another_separator(additive):
     assert additive.predict(["KLF1_MAP2K6"], sep="_").obs_names.tolist() == ["KLF1+MAP2K6"]
 
 
+def test_a_control_guide_name_is_pointed_to_the_control_option(additive):
+    with pytest.raises(PerturbsimError) as err:
+        additive.predict(["NegCtrl"])
+    assert str(err.value).endswith(
+        "('NegCtrl' looks like a control label: pass control='NegCtrl' if it is the control's name)"
+    )
+    assert additive.predict(["NegCtrl"], control="NegCtrl").obs_names.tolist() == ["ctrl"]
+    with pytest.raises(PerturbsimError) as err:  # two guides joined: one word twice
+        additive.predict(["NegCtrl0_NegCtrl0"], sep="_")
+    assert str(err.value).endswith(
+        "gene 'NegCtrl0' appears twice (it looks like a control label: pass "
+        "control='NegCtrl0_NegCtrl0' if it is the screen's)"
+    )
+
+
 def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
     with pytest.raises(PerturbsimError, match=r"did you mean 'KLF1' for 'KFL1'\?\)"):
         additive.predict(["KFL1+MAP2K6"])

@@ -29,22 +29,34 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def check_writable_place(path: Path, what: str) -> None:
+def _on_read_only_file_system(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only (never, where unknown)."""
+    statvfs = getattr(os, "statvfs", None)  # POSIX only
+    return bool(statvfs is not None and statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def check_writable_place(path: Path, what: str, *, folder: bool = False) -> None:
     """Refuse ``path`` where nothing can be written: a file on its way, a folder not writable.
 
     Checked before any work, so that a long run does not end in the error. The nearest
-    folder of ``path`` that exists must be a folder this process may write into; the
-    folders below it are created when the file is written.
+    folder of ``path`` that exists (``path`` itself too, with ``folder``: a folder that
+    files are written into) must be a folder this process may write into, on a file system
+    that is not read-only; the folders below it are created when the file is written.
 
     Raises
     ------
     PerturbsimError
         ``"cannot write {what} {path}: ..."`` naming the file on the way or the folder.
     """
-    above = next(folder for folder in (path.parent, *path.parent.parents) if folder.exists())
+    places = (path, *path.parents) if folder else (path.parent, *path.parent.parents)
+    above = next(place for place in places if place.exists())
     if not above.is_dir():
         raise PerturbsimError(
             f"cannot write {what} {str(path)!r}: {str(above)!r} is a file, not a folder"
+        )
+    if _on_read_only_file_system(above):
+        raise PerturbsimError(
+            f"cannot write {what} {str(path)!r}: {str(above)!r} is on a read-only file system"
         )
     if not os.access(above, os.W_OK | os.X_OK):
         raise PerturbsimError(
@@ -231,10 +243,11 @@ def check_results_dir(out: Path, *, overwrite: bool, keep: Sequence[Path] = ()) 
         ``overwrite``: it would not replace it), or that it holds earlier results and
         ``overwrite`` is not given.
     """
-    if not out.exists() and not out.is_symlink():
-        return
-    if out.is_symlink() or not out.is_dir():
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise PerturbsimError(f"{str(out)!r} is a file or a link, not a folder of results")
+    check_writable_place(out, "results to", folder=True)
+    if not out.exists():
+        return
     entries = sorted(e for e in out.iterdir() if not e.name.startswith(STAGING_PREFIX))
     if not entries:
         return

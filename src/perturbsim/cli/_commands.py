@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 import textwrap
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from ..models._store import check_replaceable
 from ..pp import canonical_label
 from ..pp._labels import CONTROL_CANDIDATES, singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
-from ..tl._metrics import HEADLINE_METRICS, METRICS
+from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ._design import register_design
 from ._fitness import register_fitness
 from ._gi import register_gi, register_measured_gi
@@ -53,6 +54,7 @@ from ._parser import (
     path_argument,
     read_list,
     refuse_existing,
+    refuse_model_folder,
     refuse_output_file,
     refuse_outputs,
 )
@@ -164,6 +166,7 @@ def _run_train(args: argparse.Namespace) -> None:
     check_replaceable(args.out)  # before training, not after; what --overwrite cannot replace
     refuse_existing(args.out, args.overwrite)
     check_writable_place(args.out, "the model to")
+    refuse_model_folder(args.out.parent)
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     options, fit_options = _model_options(args)
     _check_seed(args)
@@ -299,7 +302,12 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim predict``."""
     parser = add_command(commands, "predict", help="predict expression after perturbations")
     parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
-    parser.add_argument("perturbations", nargs="+", help="labels such as FOSB+CEBPB KLF1")
+    parser.add_argument(
+        "perturbations",
+        nargs="+",
+        help="labels such as FOSB+CEBPB KLF1; the rows written are named canonically (genes "
+        "sorted, joined by '+'; the control 'ctrl'), one per distinct perturbation",
+    )
     parser.add_argument(
         "--out",
         required=True,
@@ -346,6 +354,27 @@ def add_min_cells(parser: argparse.ArgumentParser, verb: str) -> None:
 
 
 # -- export ---------------------------------------------------------------------------------
+def _narrowed_by_where(message: str) -> bool:
+    """Whether the error ``message`` of reading a screen may come of its ``where`` filter.
+
+    It may where the filter found no cell, or kept fewer cells than the file holds; not
+    where it kept them all, nor where the file itself failed.
+
+    Examples
+    --------
+    >>> _narrowed_by_where("no control cells (where kept 3 of 12 cells)")
+    True
+    >>> _narrowed_by_where("no control cells (where kept 12 of 12 cells)")
+    False
+    >>> _narrowed_by_where("no such file: 'x.h5ad'")
+    False
+    """
+    if message.startswith("where: "):
+        return True
+    kept = re.search(r"\(where kept (\d+) of (\d+) cells\)", message)
+    return kept is not None and kept[1] != kept[2]
+
+
 def _run_export(args: argparse.Namespace) -> None:
     from ..io import export_cell_eval
     from ..io._export import PRED_FILE, REAL_FILE
@@ -378,7 +407,7 @@ def _run_export(args: argparse.Namespace) -> None:
     try:
         adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
     except PerturbsimError as error:
-        if not defaulted:
+        if not (defaulted and _narrowed_by_where(str(error))):
             raise
         raise PerturbsimError(
             f"{error} (this --where is the one {str(args.model)!r} was trained with, "
@@ -538,7 +567,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
     models = _model_list(args.models)
     inputs = [path for path in (args.data, args.test, args.go) if path is not None]
-    check_results_dir(args.out, overwrite=args.overwrite, keep=inputs)  # before the work
+    refuse_model_folder(args.out)  # before the work
+    check_results_dir(args.out, overwrite=args.overwrite, keep=inputs)
     test = _test_conditions(args)  # before reading: a wrong flag or list fails at once
     annotations = go_annotations(args)
     adata = read_screen(args, annotations)
@@ -740,7 +770,8 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             )
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
-        f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",
+        f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling, "
+        f"{full_depth_note(HEADLINE_METRICS)}):",
         _headline(summary, groups).to_string(),
         "\nheld-out conditions each model can predict (it is scored on those only):",
     ]
@@ -819,7 +850,8 @@ def _run_demo(args: argparse.Namespace) -> None:
     from ..tl import evaluate
 
     if args.out is not None:
-        check_results_dir(args.out, overwrite=args.overwrite)  # before the work
+        refuse_model_folder(args.out)  # before the work
+        check_results_dir(args.out, overwrite=args.overwrite)
     adata = norman2019_subset()
     print(f"Norman et al. 2019 K562 CRISPRa subset: {adata.n_obs} cells x {adata.n_vars} genes")
     print(

@@ -139,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the parsed command; errors become one line on standard error and status 2."""
+    """Run the parsed command; errors become one line on standard error and status 2.
+
+    An interrupt (Ctrl-C) is one line too, with the status a shell gives it (130).
+    """
     try:
         check_counts(args)
         args.run(args)
@@ -147,6 +150,13 @@ def _run(args: argparse.Namespace) -> int:
     except PerturbsimError as err:
         print(f"perturbsim {args.command}: error: {cli_wording(str(err))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: every write is atomic, so a file is whole or absent
+        print(
+            f"perturbsim {args.command}: interrupted (a file it writes is written whole or not "
+            "at all)",
+            file=sys.stderr,
+        )
+        return 130
     except BrokenPipeError:  # the reader stopped early (`| head`): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 1

@@ -217,19 +217,24 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
         raise PerturbsimError(f"--out {str(out)!r} is a folder; give a file name")
     check_writable_place(out, "--out")
     _refuse_reading(out, {out.resolve()}, inputs)
-    _refuse_model_folder(out.parent)
+    refuse_model_folder(out.parent)
     refuse_existing(out, overwrite)
     if _plain_file(out) and out.suffix.lower() == ".h5ad":
         _refuse_other_h5ad(out)
 
 
-def _refuse_model_folder(folder: Path) -> None:
-    """Refuse to write into a folder holding a saved model (its config and weights)."""
-    if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
-        raise PerturbsimError(
-            f"{str(folder)!r} holds a saved model ({CONFIG_FILE}): write --out into another "
-            "folder (files beside a model's would stop it being replaced by a new training)"
-        )
+def refuse_model_folder(folder: Path) -> None:
+    """Refuse to write into a folder holding a saved model, or into a folder inside one.
+
+    A saved model's folder holds its config and weights.
+    """
+    for place in (folder, *folder.resolve().parents):
+        if (place / CONFIG_FILE).is_file() and (place / WEIGHTS_FILE).is_file():
+            raise PerturbsimError(
+                f"{str(place)!r} holds a saved model ({CONFIG_FILE}): write --out outside it "
+                "(files beside a model's, or in folders beside them, would stop it being "
+                "replaced by a new training)"
+            )
 
 
 def refuse_outputs(
@@ -249,7 +254,7 @@ def refuse_outputs(
         raise PerturbsimError(f"--out {str(folder)!r} is a file, not a folder")
     check_writable_place(folder / names[0] if names else folder, "--out")
     _refuse_reading(folder, {(folder / name).resolve() for name in names}, inputs)
-    _refuse_model_folder(folder)
+    refuse_model_folder(folder)
     for name in names:
         refuse_existing(folder / name, overwrite)
 

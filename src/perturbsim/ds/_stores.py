@@ -103,6 +103,8 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
     """
     path = checked_store(path)
     zarr_store = path.suffix.lower() == ".zarr"
+    if not zarr_store and path.stat().st_size == 0:
+        raise PerturbsimError(f"{str(path)!r} is empty (0 bytes): no h5ad file was written there")
     try:
         with warnings.catch_warnings():  # setup refuses them, in one line naming the fix
             warnings.filterwarnings("ignore", "Variable names are not unique", UserWarning)

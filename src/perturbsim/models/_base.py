@@ -52,7 +52,13 @@ from ..pp._gi import (
     resolve_abundance,
     summed_pairs,
 )
-from ..pp._labels import is_control_word, joined_genes_hint, singles_of, split_at_separators
+from ..pp._labels import (
+    is_control_word,
+    joined_genes_hint,
+    looks_like_control,
+    singles_of,
+    split_at_separators,
+)
 from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_anndata, check_setup
 from ._catalogue import MODEL_REGISTRY
@@ -622,7 +628,8 @@ class PerturbationModel(ABC):
         separator, `` (did you mean 'KLF1' for 'klf1'? ...)`` for another case, `` (did you
         mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table),
         `` (did you mean 'KLF1' for 'KFL1'?)`` for a misspelling of a gene the screen
-        perturbed (:meth:`_typo_hint`), or ``""``.
+        perturbed (:meth:`_typo_hint`), `` ('NegCtrl' looks like a control label ...)`` for
+        a control guide's name that is not the model's control, or ``""``.
 
         Parameters
         ----------
@@ -634,6 +641,12 @@ class PerturbationModel(ABC):
         The hint, with its leading space, to append to a message naming those sets.
         """
         genes = sorted({g for s in sets for g in s})
+        control_like = [g for g in genes if looks_like_control(g)]
+        if control_like:
+            return (
+                f" ({control_like[0]!r} looks like a control label: pass "
+                f"control={control_like[0]!r} if it is the control's name)"
+            )
         aliases = human_gene_alias()
         aliases = aliases[aliases["alias"].isin(genes)].drop_duplicates()
         renamed = [

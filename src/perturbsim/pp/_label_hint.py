@@ -15,7 +15,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._keys import CONDITION, CONTROL, ORIGINAL_ID, SEP, SIMULATION
-from ._labels import SEPARATORS, _looks_like_control, genes_of
+from ._labels import SEPARATORS, genes_of, looks_like_control
 
 ENSEMBL_ID = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 """An Ensembl gene ID (``ENSG00000105610``, ``ENSMUSG00000054191.3``)."""
@@ -136,21 +136,21 @@ def joined_labels_hint(
     check of other control guides names it. It needs no set-up.
     """
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
-    unknown = [g for g in unknown if not _looks_like_control(g)]
+    unknown = [g for g in unknown if not looks_like_control(g)]
     tokens = {token for s in SEPARATORS for token in control.split(s)}
     guides = {  # control guides' words in a pair's label (KLF1_NegCtrl0 beside 'ctrl')
         token
         for gene in unknown
         for s in SEPARATORS
         for token in gene.split(s)
-        if _looks_like_control(token)
+        if looks_like_control(token)
     }
     found = _joined_split(measured | annotated | tokens | guides, unknown, sep)
     if found is None:
         return None
     other, joined = found
     # the guide words of the labels as the separator found splits them
-    used = {token for gene in joined for token in gene.split(other) if _looks_like_control(token)}
+    used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
     hint = _joined_text(perturbed, other, joined)
     if not words:

@@ -135,6 +135,12 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         if token in genes:
             raise PerturbsimError(
                 f"malformed perturbation label {label!r}: gene {token!r} appears twice"
+                + (
+                    f" (it looks like a control label: pass control={label!r} if it is the "
+                    "screen's)"
+                    if looks_like_control(label)
+                    else ""
+                )
             )
         genes.append(token)
     return tuple(sorted(genes))
@@ -268,7 +274,7 @@ def joined_genes_hint(gene: str, sep: str, parts: Sequence[str], *, takes_sep: b
     return f" ({gene!r} looks like genes joined by {sep!r}: write {ways})"
 
 
-def _looks_like_control(text: str) -> bool:
+def looks_like_control(text: str) -> bool:
     """Whether ``text`` names a control guide: a control word and no gene.
 
     Its words (split by ``+`` and :data:`SEPARATORS`) are each a control word (holding one
@@ -293,12 +299,12 @@ def _joining_sep(control: str, labels: Sequence[str], sep: str) -> tuple[str, st
     """
     for joiner in SEPARATORS:
         parts = control.split(joiner)
-        if joiner == sep or len(parts) < 2 or not all(map(_looks_like_control, parts)):
+        if joiner == sep or len(parts) < 2 or not all(map(looks_like_control, parts)):
             continue
         for label in labels:
             if not isinstance(label, str):
                 continue
-            alike = [_looks_like_control(part) for part in label.split(joiner)]
+            alike = [looks_like_control(part) for part in label.split(joiner)]
             if any(alike) and not all(alike):
                 return joiner, label
     return None
@@ -307,7 +313,7 @@ def _joining_sep(control: str, labels: Sequence[str], sep: str) -> tuple[str, st
 def _control_hint(labels: Sequence[str], sep: str) -> str:
     """How to name the control cells, from the labels that look like control guides."""
     likely = sorted(
-        label for label in labels if isinstance(label, str) and _looks_like_control(label)
+        label for label in labels if isinstance(label, str) and looks_like_control(label)
     )
     if not likely:
         return "pass control='<label of your control cells>'"

@@ -33,10 +33,10 @@ from ._label_hint import annotated_genes, joined_labels_hint, label_hint
 from ._labels import (
     CONTROL_CANDIDATES,
     CONTROL_WORDS,
-    _looks_like_control,
     detect_control,
     genes_of,
     is_control_word,
+    looks_like_control,
     ordered_conditions,
     parse_labels,
 )
@@ -126,7 +126,7 @@ def _refuse_other_controls(
 
     ``ctrl`` beside the control ``control`` would join its cells silently; ``NegCtrl1`` of
     ``NegCtrl1_NegCtrl0`` beside the control ``NegCtrl0_NegCtrl0`` would be read as a gene
-    perturbed (a word of a control guide, :func:`~perturbsim.pp._labels._looks_like_control`,
+    perturbed (a word of a control guide, :func:`~perturbsim.pp._labels.looks_like_control`,
     that no gene measured or annotated bears; or a label numbered as the control is,
     ``INTERGENIC393453`` beside ``INTERGENIC1144056``: :func:`numbered_alike`), and ``NT``
     beside the control ``ctrl`` as a gene that queries read as control
@@ -146,7 +146,7 @@ def _refuse_other_controls(
         if label != control and numbered_alike(str(label), control)
         for g in genes_of(c)
     }
-    suspects = {g for g in perturbed if _looks_like_control(g) or g in siblings}
+    suspects = {g for g in perturbed if looks_like_control(g) or g in siblings}
     suspects -= set(map(str, adata.var_names))
     if suspects:  # the annotations are read only when a name needs them
         suspects -= annotated_genes(adata) if annotated is None else annotated
