@@ -353,6 +353,17 @@ def test_learning_curves_summary_and_plot():
         ps.tl.active_learning_summary(twice)
 
 
+def test_cli_reads_a_control_guide_named_by_control(model_dir, tmp_path, capsys):
+    measured = tmp_path / "measured.txt"
+    measured.write_text("NegCtrl\nG0024\n")  # the lab's name of the control cells
+    args = ["design", model_dir, "--budget", "2", "--measured", str(measured), "--out"]
+    assert main([*args, str(tmp_path / "a.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "('NegCtrl' looks like a control label: pass --control 'NegCtrl' if it is" in err
+    assert main([*args, str(tmp_path / "b.csv"), "--control", "NegCtrl"]) == 0
+    assert "G0024" not in set(pd.read_csv(tmp_path / "b.csv")["perturbation"])
+
+
 def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     out = tmp_path / "next.csv"
     measured = tmp_path / "measured.txt"

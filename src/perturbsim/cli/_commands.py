@@ -41,7 +41,7 @@ from ..models import (
 from ..models._gears import resolve_device
 from ..models._store import check_replaceable
 from ..pp import canonical_label
-from ..pp._labels import CONTROL_CANDIDATES, singles_of
+from ..pp._labels import singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ._design import register_design
@@ -59,6 +59,7 @@ from ._parser import (
     refuse_outputs,
 )
 from ._screen import (
+    add_query_control,
     add_screen_options,
     every_cell_read,
     go_annotations,
@@ -325,12 +326,7 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         help="refuse perturbations of a gene never measured alone with no measured GO "
         "neighbour, instead of predicting them with a flag",
     )
-    parser.add_argument(
-        "--control",
-        metavar="LABEL",
-        help="another label meaning no perturbation (default: the training screen's control "
-        f"label; always, in any case: {', '.join(CONTROL_CANDIDATES)}, but CTRL spelt so, a gene)",
-    )
+    add_query_control(parser)
     parser.add_argument(
         "--sep",
         help="separator of a combination's genes in the labels (default: the training "

@@ -18,7 +18,7 @@ from ._parser import (
     read_list,
     refuse_output_file,
 )
-from ._screen import screen_queries
+from ._screen import add_query_control, screen_queries
 
 
 def _run_design(args: argparse.Namespace) -> None:
@@ -29,6 +29,7 @@ def _run_design(args: argparse.Namespace) -> None:
     out = output_file(args.out, (".csv",))
     check_seed("--seed", args.seed)
     model = PerturbationModel.load(args.model)
+    model.check_control_label(args.control, args.sep, option="--control")
     texts = None  # read before --out is checked against it: a folder is named as such
     if args.measured is not None:  # an empty file: nothing measured yet
         texts = read_list(args.measured, "--measured", "conditions", allow_empty=True)
@@ -39,7 +40,7 @@ def _run_design(args: argparse.Namespace) -> None:
     refuse_output_file(out, args.overwrite, inputs=[args.model, *files])
     measured = None
     if texts is not None:
-        sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=None)
+        sets = screen_queries(texts, model.screen_labels, sep=args.sep, control=args.control)
         measured = [canonical_label(s) for s in sets]
     if measured:
         # a condition its screen measured but it cannot predict (held out, a gene outside its
@@ -57,7 +58,7 @@ def _run_design(args: argparse.Namespace) -> None:
             )
     candidates = None
     if offered is not None:
-        sets = screen_queries(offered, model.screen_labels, sep=args.sep, control=None)
+        sets = screen_queries(offered, model.screen_labels, sep=args.sep, control=args.control)
         controls = [text for text, genes in zip(offered, sets, strict=True) if not genes]
         if controls:  # the control is no perturbation to run: named, not dropped in silence
             raise PerturbsimError(
@@ -124,6 +125,7 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         "library, and pairs of them); default: every covered gene alone and pairs of the "
         "screen's perturbed genes (the measured readout genes among them)",
     )
+    add_query_control(parser)
     parser.add_argument(
         "--sep",
         help="separator of a combination's genes in --measured and --candidates (default: the "

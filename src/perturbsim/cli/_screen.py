@@ -321,6 +321,16 @@ def go_annotations(args: argparse.Namespace) -> pd.DataFrame | None:
     return read_annotations(go) if go is not None else None
 
 
+def add_query_control(parser: argparse.ArgumentParser) -> None:
+    """``--control LABEL``: another label meaning no perturbation in the labels queried."""
+    parser.add_argument(
+        "--control",
+        metavar="LABEL",
+        help="another label meaning no perturbation (default: the training screen's control "
+        f"label; always, in any case: {', '.join(CONTROL_CANDIDATES)}, but CTRL spelt so, a gene)",
+    )
+
+
 def screen_queries(
     texts: list[str], screen_labels: dict[str, str], *, sep: str | None, control: str | None
 ) -> list[tuple[str, ...]]:
