@@ -788,6 +788,7 @@ def test_python_dash_m_runs_the_command():
     assert done.returncode == 2 and done.stderr.startswith("perturbsim: error: argument command")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a process there")
 def test_an_interrupt_is_one_line_with_the_status_a_shell_gives_it():
     command = [sys.executable, "-u", "-m", "perturbsim", "demo", "--seeds", "1", "--no-progress"]
     with subprocess.Popen(

@@ -11,6 +11,7 @@ import torch
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.models import MODEL_REGISTRY
+from perturbsim.models._gears_config import GEARSConfig
 from perturbsim.models._store import _config_sha256
 from perturbsim.module import GEARSLoss, GEARSNetwork
 from perturbsim.train import TrainingPlan
@@ -336,6 +337,8 @@ def test_bad_options_are_clear_errors(split_tiny):
     for option in ("go_threshold", "coexpr_threshold"):
         with pytest.raises(PerturbsimError, match=rf"^{option} must be below 1 \("):
             ps.GEARS(split_tiny, **{option: 1.0})
+        # a model saved with one before the check was made still loads as saved
+        assert getattr(GEARSConfig.from_dict({option: 1.0}), option) == 1.0
     for device in ("mps", "meta", None):  # devices the network is not written for
         with pytest.raises(PerturbsimError, match=r"^unknown device .*; use 'auto', 'cpu'"):
             ps.GEARS(split_tiny, device=device)

@@ -113,6 +113,15 @@ def test_a_control_guide_name_is_pointed_to_the_control_option(additive):
         "('NegCtrl' looks like a control label: pass control='NegCtrl' if it is the control's name)"
     )
     assert additive.predict(["NegCtrl"], control="NegCtrl").obs_names.tolist() == ["ctrl"]
+    with pytest.raises(PerturbsimError) as err:  # no control= option there: left out
+        additive.predict_pairs(["KLF1", "NegCtrl"])
+    assert "('NegCtrl' looks like a control label, not a gene: leave it out)" in str(err.value)
+    with pytest.raises(PerturbsimError) as err:  # nor sep=: written as genes
+        additive.predict_pairs(["SLC38A2", "KLF1_MAP2K6"])
+    assert "write 'KLF1+MAP2K6' or a list of genes)" in str(err.value)
+    with pytest.raises(PerturbsimError) as err:  # CTRL is a gene: the typo is the fault
+        additive.predict(["CTRL+KFL1"])
+    assert str(err.value).endswith("(did you mean 'KLF1' for 'KFL1'?)")
     with pytest.raises(PerturbsimError) as err:  # two guides joined: one word twice
         additive.predict(["NegCtrl0_NegCtrl0"], sep="_")
     assert str(err.value).endswith(

@@ -467,6 +467,8 @@ def test_raw_counts_error_or_normalise():
     told = one_line_error(lambda: ps.pp.setup(adata), "raw integer counts; pass normalize=True")
     assert "layer" not in told
     logged = adata.copy()  # the log-normalised values kept in a layer: pointed to
+    logged.layers["counts"] = logged.X.copy()  # counts are no such layer, by name or values
+    logged.layers["raw"] = logged.X.copy()
     logged.layers["log"] = logged.X.log1p()
     told = one_line_error(lambda: ps.pp.setup(logged), "raw integer counts; pass normalize=True")
     assert told.endswith("make it X first (adata.X = adata.layers['log']; layers: log)")

@@ -176,6 +176,8 @@ def test_custom_split_canonicalises_labels_and_names_subgroups(norman):
     assert s.subgroup_of("KLF1+control") == s.subgroup_of("KLF1+ctrl") == "seen_single"
     with pytest.raises(PerturbsimError, match="'NOPE' is not part of this split"):
         s.set_of("NOPE")
+    with pytest.raises(PerturbsimError, match="'KLF1\\+KLF1': gene 'KLF1' appears twice"):
+        s.set_of("KLF1+KLF1")  # a malformed label is told so, not sought
     labels = ["SET+KLF1", "KLF1+ctrl", "FOXO4"]
     for test in (np.array(labels), pd.Series(labels), pd.Index(labels)):  # any sequence
         split(norman, kind="custom", test_conditions=test)

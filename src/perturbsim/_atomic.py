@@ -32,7 +32,10 @@ def new_file_mode() -> int:
 def _on_read_only_file_system(path: Path) -> bool:
     """Whether ``path`` lies on a file system mounted read-only (never, where unknown)."""
     statvfs = getattr(os, "statvfs", None)  # POSIX only
-    return bool(statvfs is not None and statvfs(path).f_flag & os.ST_RDONLY)
+    try:
+        return bool(statvfs is not None and statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:  # a file system that cannot say: the write itself will tell
+        return False
 
 
 def check_writable_place(path: Path, what: str, *, folder: bool = False) -> None:

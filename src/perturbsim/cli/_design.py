@@ -49,7 +49,7 @@ def _run_design(args: argparse.Namespace) -> None:
         covered = model.covers(measured)
         unknown = [c for c, ok in zip(measured, covered, strict=True) if not ok and c not in screen]
         if unknown:
-            why = model.query_hint([genes_of(c) for c in unknown]) or (
+            why = model.query_hint([genes_of(c) for c in unknown], labels=True) or (
                 " (a misspelt gene? a gene outside the screen and the GO graph? leave it out)"
             )
             raise PerturbsimError(
@@ -69,7 +69,7 @@ def _run_design(args: argparse.Namespace) -> None:
         covered = model.covers(candidates)
         uncovered = [c for c, ok in zip(candidates, covered, strict=True) if not ok]
         if uncovered:  # a library's typo is named, not left out in silence
-            why = model.query_hint([genes_of(c) for c in uncovered]) or ""
+            why = model.query_hint([genes_of(c) for c in uncovered], labels=True) or ""
             raise PerturbsimError(
                 f"--candidates: {model.label} cannot predict {len(uncovered)} of the "
                 f"perturbations in {str(args.candidates)!r}: "

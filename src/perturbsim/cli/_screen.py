@@ -28,8 +28,7 @@ _CLI_WORDS = (
     (re.compile(r"\bor sep='([^']*)'"), lambda m: f"or --sep {shlex.quote(m[1])}"),
     (
         re.compile(
-            r"joined by '([^']+)': write '[^']*',? (?:or )?a list of genes"
-            r"(?: or (?:sep='[^']*'|--sep [^\s)]+))?"
+            r"joined by '([^']+)': write '[^']*', a list of genes or (?:sep='[^']*'|--sep [^\s)]+)"
         ),
         lambda m: f"joined by '{m[1]}': pass --sep {shlex.quote(m[1])}",
     ),
@@ -244,7 +243,7 @@ def cli_wording(message: str) -> str:
     >>> cli_wording("leave them out (covers() tells what it can predict)")
     'leave them out'
     >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B' or a list of genes)")
-    "('A_B' looks like genes joined by '_': pass --sep _)"
+    "('A_B' looks like genes joined by '_': write 'A+B' or a list of genes)"
     >>> cli_wording("('A_B' looks like genes joined by '_': write 'A+B', a list of genes or "
     ...             "sep='_')")
     "('A_B' looks like genes joined by '_': pass --sep _)"

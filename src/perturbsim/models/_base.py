@@ -53,6 +53,7 @@ from ..pp._gi import (
     summed_pairs,
 )
 from ..pp._labels import (
+    CONTROL_LOOKALIKE_GENES,
     is_control_word,
     joined_genes_hint,
     looks_like_control,
@@ -287,6 +288,23 @@ class _GeneFold:
             low = np.where(below, middle, low)
             high = np.where(below, high, middle)
         return np.where(mean > 0, self.values((low + high) / 2), 0.0)
+
+
+def _control_hint(genes: Sequence[str], *, labels: bool) -> str:
+    """The hint for the first of ``genes`` spelt as a control guide (not ``CTRL``, a gene).
+
+    With ``labels`` (the query has a ``control=`` option) it names the option; else it says
+    to leave the name out.
+    """
+    guides = [g for g in genes if looks_like_control(g) and g not in CONTROL_LOOKALIKE_GENES]
+    if not guides:
+        return ""
+    if labels:
+        return (
+            f" ({guides[0]!r} looks like a control label: pass control={guides[0]!r} if it is "
+            "the control's name)"
+        )
+    return f" ({guides[0]!r} looks like a control label, not a gene: leave it out)"
 
 
 class PerturbationModel(ABC):
@@ -621,7 +639,7 @@ class PerturbationModel(ABC):
             control = self.screen_labels.get("control", CONTROL)
         return parse_perturbations(perturbations, control=control, sep=sep)
 
-    def query_hint(self, sets: Sequence[GeneSet]) -> str:
+    def query_hint(self, sets: Sequence[GeneSet], *, labels: bool = False) -> str:
         """A hint for the first gene of ``sets`` the model predicts only written otherwise.
 
         `` ('KLF1_MAP2K6' looks like genes joined by '_': ...)`` for genes joined by another
@@ -629,24 +647,21 @@ class PerturbationModel(ABC):
         mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table),
         `` (did you mean 'KLF1' for 'KFL1'?)`` for a misspelling of a gene the screen
         perturbed (:meth:`_typo_hint`), `` ('NegCtrl' looks like a control label ...)`` for
-        a control guide's name that is not the model's control, or ``""``.
+        a control guide's name the model cannot predict, or ``""``.
 
         Parameters
         ----------
         sets
             Gene sets the model was asked for (those it cannot predict, or all of them).
+        labels
+            The sets were read from labels with ``control=`` and ``sep=`` options (as
+            :meth:`predict`'s): the hints name those options.
 
         Returns
         -------
         The hint, with its leading space, to append to a message naming those sets.
         """
         genes = sorted({g for s in sets for g in s})
-        control_like = [g for g in genes if looks_like_control(g)]
-        if control_like:
-            return (
-                f" ({control_like[0]!r} looks like a control label: pass "
-                f"control={control_like[0]!r} if it is the control's name)"
-            )
         aliases = human_gene_alias()
         aliases = aliases[aliases["alias"].isin(genes)].drop_duplicates()
         renamed = [
@@ -674,7 +689,7 @@ class PerturbationModel(ABC):
         known = {g for g in genes if next(covered)}
         for gene, sep, parts in joined:
             if all([next(covered) for _ in parts]) and gene not in known:
-                return joined_genes_hint(gene, sep, parts, takes_sep=True)
+                return joined_genes_hint(gene, sep, parts, takes_sep=labels)
         hints = [
             *((gene, case_hint(gene, other)) for gene, other in spellings),
             *(
@@ -685,7 +700,8 @@ class PerturbationModel(ABC):
         for gene, hint in hints:
             if next(covered) and gene not in known:
                 return hint
-        return self._typo_hint([g for g in genes if g not in known])
+        unknown = [g for g in genes if g not in known]
+        return self._typo_hint(unknown) or _control_hint(unknown, labels=labels)
 
     def perturbed_genes(self) -> set[str]:
         """The genes perturbed in the model's screen, in fitted or held-out conditions.
@@ -947,7 +963,7 @@ class PerturbationModel(ABC):
                     f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
                 )
         except PerturbsimError as err:
-            hint = self.query_hint(sets)
+            hint = self.query_hint(sets, labels=True)
             if not hint:
                 raise
             raise PerturbsimError(f"{err}{hint}") from err

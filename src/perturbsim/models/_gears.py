@@ -195,6 +195,7 @@ class GEARS(PerturbationModel):
             )
         super().__init__(adata, seed=seed)
         self.config = GEARSConfig(**options)
+        self.config.check_thresholds()
         self.device = resolve_device(device)
         self.go_annotations = screen_go_annotations(adata, go_annotations)
         self.networks: list[GEARSNetwork] = []

@@ -15,7 +15,9 @@ FEWEST = {"n_gene_layers": 0, "n_pert_layers": 0}
 """The smallest value of a whole-number option other than 1 (no GNN layer at all)."""
 LOWEST = {"gamma": -1.0, "coexpr_threshold": -math.inf}
 """The smallest value of a number option other than 0: the autofocus exponent ``2 + gamma``
-is at least 1; a co-expression threshold on ``|r|`` may be any number."""
+is at least 1; a co-expression threshold on ``|r|`` may be negative (every pair an edge)."""
+THRESHOLDS = ("go_threshold", "coexpr_threshold")
+"""The graphs' edge thresholds: below 1 for a new model (:meth:`GEARSConfig.check_thresholds`)."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class GEARSConfig:
     The attributes are the keyword arguments of :class:`~perturbsim.models.GEARS`, documented
     there; a saved model's ``config.json`` holds them under ``options.config``. Each is
     checked, never coerced: whole numbers >= 1 (the layer counts >= 0), finite numbers >= 0
-    (``gamma`` >= -1), the graphs' thresholds below 1 (``coexpr_threshold`` may be
-    negative), ``cold_start`` in [0, 1), true/false
+    (``gamma`` >= -1, ``coexpr_threshold`` any: :meth:`check_thresholds` bounds both
+    thresholds below 1 for a new model), ``cold_start`` in [0, 1), true/false
     flags; else a one-line error naming it.
     """
 
@@ -52,8 +54,6 @@ class GEARSConfig:
             value = getattr(self, f.name)
             if f.name == "cold_start":
                 value = check_fraction(f.name, value, allow_zero=True)
-            elif f.name.endswith("_threshold"):
-                value = check_edge_threshold(f.name, value, minimum=LOWEST.get(f.name, 0.0))
             elif str(f.type) == "int":
                 value = check_count(f.name, value, minimum=FEWEST.get(f.name, 1))
             elif str(f.type) == "float":
@@ -63,6 +63,14 @@ class GEARSConfig:
             object.__setattr__(self, f.name, value)
         if self.prior not in ("mean", "none"):
             raise PerturbsimError(f"prior must be 'mean' or 'none', got {self.prior!r}")
+
+    def check_thresholds(self) -> None:
+        """Refuse a graph threshold of 1 or more, above which no similarity lies.
+
+        Checked for a new model, not for one saved before the check, which loads as saved.
+        """
+        for name in THRESHOLDS:
+            check_edge_threshold(name, getattr(self, name), minimum=LOWEST.get(name, 0.0))
 
     def network_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~perturbsim.module.GEARSNetwork` from this config."""

@@ -550,20 +550,28 @@ def _screen_words(adata: AnnData) -> dict[str, str]:
     return {"control": str(setup.get("control", CONTROL)), "sep": str(setup.get("sep", SEP))}
 
 
-def _screen_canonical(label: str, control: str, sep: str) -> str | None:
+def _screen_canonical(label: str, control: str, sep: str) -> str:
     """The canonical condition of ``label``, written as the screen writes it or with ``+``.
 
-    ``ctrl`` for a control word in any case; ``None`` when the label reads as neither.
+    ``ctrl`` for a control word in any case.
+
+    Raises
+    ------
+    PerturbsimError
+        Where the label reads as neither: the screen's reading's error (a gene twice, an
+        empty name).
     """
     label = str(label)
     if is_control_word(label, control, sep):
         return CONTROL
+    first: PerturbsimError | None = None
     for ctl, s in ((control, sep), (control, SEP), (CONTROL, SEP)):
         try:
             return canonical_label(parse_label(label, control=ctl, sep=s))
-        except PerturbsimError:
-            continue
-    return None
+        except PerturbsimError as err:
+            first = first or err
+    assert first is not None
+    raise first
 
 
 def _canonical_test_conditions(adata: AnnData, labels: Sequence[str]) -> list[str]:

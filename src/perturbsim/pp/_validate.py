@@ -254,11 +254,11 @@ def validate_expression(
             "pass normalize=True (normalize_total + log1p) if they are counts, or run "
             "scanpy.pp.log1p first if they are normalised but not log-transformed"
         )
-        if len(adata.layers):  # the log-normalised values may be in a layer
-            first = next(iter(adata.layers))
+        others = _possible_log_layers(adata)
+        if others:  # the log-normalised values may be in a layer
             fix += (
                 f"; if a layer holds the log-normalised values, make it X first "
-                f"(adata.X = adata.layers[{first!r}]; layers: {shown_list(list(adata.layers), 5)})"
+                f"(adata.X = adata.layers[{others[0]!r}]; layers: {shown_list(others, 5)})"
             )
     cells = adata.obs_names[: block.shape[0]]
     check_block(block, where=where, cells=cells, genes=adata.var_names)
@@ -291,6 +291,22 @@ def validate_expression(
             f"log-transformed; {fix}"
         )
     return False
+
+
+def _possible_log_layers(adata: AnnData) -> list[str]:
+    """The layers that may hold log-normalised values.
+
+    Neither the counts layer nor a layer of whole numbers in its first 100 cells (counts
+    by another name).
+    """
+    names = []
+    for name in adata.layers:
+        if name == COUNTS_LAYER:
+            continue
+        values = matrix_values(adata.layers[name][:100])
+        if values.size and not np.all(np.mod(values, 1) == 0):
+            names.append(str(name))
+    return names
 
 
 def _constant_row_sum(block: object) -> float | None:
