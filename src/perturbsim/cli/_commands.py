@@ -766,9 +766,9 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             )
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
-        f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling, "
-        f"{full_depth_note(HEADLINE_METRICS)}):",
+        f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",
         _headline(summary, groups).to_string(),
+        f"{REPLICATE}: {full_depth_note(HEADLINE_METRICS)}",
         "\nheld-out conditions each model can predict (it is scored on those only):",
     ]
     coverage = coverage.assign(
