@@ -7,6 +7,7 @@ import pytest
 from scipy import sparse
 
 import perturbsim as ps
+from perturbsim.pp import PseudobulkStats
 
 
 @pytest.fixture(autouse=True)
@@ -77,4 +78,18 @@ def make_screen(
             {"condition": obs_labels}, index=[f"c{i}" for i in range(len(obs_labels))]
         ),
         var=pd.DataFrame(index=genes),
+    )
+
+
+def point_stats(means: dict[str, np.ndarray], genes: list[str]) -> PseudobulkStats:
+    """Statistics of conditions whose every cell is its row of ``means`` (10 cells each)."""
+    rows = np.vstack(list(means.values())).astype(np.float64)
+    return PseudobulkStats(
+        conditions=np.array(list(means)),
+        genes=np.array(genes),
+        n_cells=np.full(len(means), 10),
+        moments=np.stack([rows**k for k in range(1, 5)]),
+        coexpr_n=0,
+        coexpr_sum=np.zeros(len(genes)),
+        coexpr_gram=None,
     )

@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import point_stats
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -68,17 +69,7 @@ def _pred(rows: dict[str, np.ndarray], genes=GENES, variance=None) -> ad.AnnData
 
 
 def _stats(rows: dict[str, np.ndarray]) -> PseudobulkStats:
-    means = np.vstack(list(rows.values()))
-    moments = np.stack([means**k for k in range(1, 5)])
-    return PseudobulkStats(
-        conditions=np.array(list(rows)),
-        genes=np.array(GENES),
-        n_cells=np.full(len(rows), 10),
-        moments=moments,
-        coexpr_n=0,
-        coexpr_sum=np.zeros(len(GENES)),
-        coexpr_gram=None,
-    )
+    return point_stats(rows, GENES)
 
 
 def _table(frame: pd.DataFrame) -> dict[tuple[str, str], float]:

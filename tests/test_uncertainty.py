@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import point_stats
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -23,12 +24,16 @@ from perturbsim.models._error_model import (
     fit_error_scales,
     gene_scale,
 )
+from perturbsim.pp import PseudobulkStats
 from perturbsim.tl._uncertainty import (
     LEVELS,
     SUMMARY_METRICS,
     UNCERTAINTY_COLUMNS,
+    _spearman,
+    calibration_curve,
     inside_column,
     uncertainty_table,
+    within_subgroups,
 )
 
 
@@ -575,3 +580,79 @@ def test_the_fewest_conditions_fit_a_flat_error_scale_not_the_default():
     assert fitted.n_conditions == MIN_CONDITIONS and fitted.slope == 0.0
     assert fitted.intercept == pytest.approx(0.6)
     assert fitted.support_range == (0.0, 1.0)
+
+
+# -- scores on tables small enough to check by hand --------------------------------------
+SCORE_GENES = ["A", "B", "C"]
+
+
+def stats_of(delta: np.ndarray) -> PseudobulkStats:
+    """Statistics of ``ctrl`` (all zero) and one condition per row of ``delta``."""
+    rows = {"ctrl": np.zeros(len(SCORE_GENES)), **dict(zip(SCORE_GENES, delta, strict=False))}
+    return point_stats(rows, SCORE_GENES)
+
+
+def prediction(conditions: list[str], delta: np.ndarray, variance: np.ndarray) -> ad.AnnData:
+    pred = ad.AnnData(
+        X=np.zeros_like(delta),
+        obs=pd.DataFrame(index=conditions),
+        var=pd.DataFrame(index=SCORE_GENES),
+    )
+    pred.layers["delta"] = delta
+    pred.layers["variance"] = variance
+    pred.obs["uncertainty"] = np.sqrt(variance.mean(axis=1))
+    return pred
+
+
+def test_a_condition_s_own_target_is_left_out_of_its_de_genes():
+    stats = stats_of(np.array([[1.0, 1.0, 1.0]]))
+    # condition A: its own gene A predicted 10 off, B 1 off; A and B are its DE genes
+    pred = prediction(["A"], np.array([[11.0, 2.0, 1.0]]), np.ones((1, 3)))
+    table = uncertainty_table(pred, stats, {"A": ["A", "B"]}, {"A": "x"}, model="m", seed=0)
+    assert table["error_de"].iloc[0] == pytest.approx(1.0)  # B's alone
+    assert table["error_all"].iloc[0] == pytest.approx(0.5)  # B's and C's (0), A left out
+
+
+def test_a_gene_predicted_without_variance_is_inside_only_when_exact():
+    stats = stats_of(np.array([[1.0, 2.0, 3.0]]))
+    # zero variance everywhere; A is the target (left out), B exact, C 0.5 off
+    pred = prediction(["A"], np.array([[1.0, 2.0, 3.5]]), np.zeros((1, 3)))
+    table = uncertainty_table(pred, stats, {"A": ["B", "C"]}, {"A": "x"}, model="m", seed=0)
+    for level in (0.1, 0.5, 0.9):
+        assert table[inside_column("all", level)].iloc[0] == pytest.approx(0.5)
+        assert table[inside_column("de", level)].iloc[0] == pytest.approx(0.5)
+
+
+def test_spearman_needs_three_finite_pairs():
+    assert np.isnan(_spearman(np.array([1.0, 2.0]), np.array([1.0, 2.0])))
+    # a NaN pair is dropped: two finite pairs left
+    assert np.isnan(_spearman(np.array([1.0, 2.0, np.nan]), np.array([1.0, 2.0, 3.0])))
+    assert _spearman(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(1.0)
+
+
+def test_within_subgroups_needs_two_subgroups():
+    table = pd.DataFrame(
+        {"subgroup": ["a"] * 4, "uncertainty": [1, 2, 3, 4], "error_de": [1, 2, 3, 4]}
+    )
+    assert np.isnan(within_subgroups(table, "de"))
+
+
+def test_within_subgroups_weights_each_subgroup_by_its_conditions():
+    table = pd.DataFrame(
+        {
+            "subgroup": ["a"] * 3 + ["b"] * 5,
+            "uncertainty": [1, 2, 3, 1, 2, 3, 4, 5],
+            "error_de": [1, 2, 3, 5, 4, 3, 2, 1],  # a: rho 1 over 3; b: rho -1 over 5
+        }
+    )
+    assert within_subgroups(table, "de") == pytest.approx((3 * 1.0 + 5 * -1.0) / 8)
+
+
+def test_calibration_curve_skips_conditions_without_a_share():
+    table = pd.DataFrame({"model": ["m", "m", "m"]})
+    for genes in ("de", "all"):
+        for level in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            table[inside_column(genes, level)] = [0.2, 0.4, np.nan]  # the third: no DE gene
+    curve = calibration_curve(table)
+    assert curve["observed"].to_numpy() == pytest.approx(np.full(len(curve), 0.3))
+    assert (curve["n_conditions"] == 2).all()
