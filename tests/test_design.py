@@ -302,7 +302,7 @@ def test_learning_curves_summary_and_plot():
     ax = ps.pl.design_curves(curves)
     assert isinstance(ax, Axes)
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["combined", "random", "random's final error"]
+    assert labels == ["combined", "random", "random at 16"]
     assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.7)  # random's mean at 16
     # one seed of random ran a round further: the mark stays where all three seeds were
     longer = pd.concat(
@@ -456,6 +456,11 @@ def test_measured_conditions_the_model_cannot_predict_warn_in_the_api_and_stop_t
         ranked = ps.tl.design(model, budget=2, measured=[*measured, "NOTAGENE"])
     assert "cannot predict: left out of diversity and coverage: NOTAGENE" in caplog.text
     assert len(ranked) == 2
+    single = next(c for c in measured if "+" not in c)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim.tl._design"):  # a hint, as the CLI's
+        ps.tl.design(model, budget=2, measured=[*measured, single.lower()])
+    assert f"did you mean {single!r} for {single.lower()!r}?" in caplog.text
     listed = tmp_path / "measured.txt"
     listed.write_text("\n".join([*measured[:2], "NOTAGENE"]))
     out = tmp_path / "next.csv"
@@ -516,6 +521,11 @@ def test_ranking_candidates_warns_of_nothing_about_their_predictions(norman, cap
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.tl.design(model, budget=3)
     assert "direct effect" not in caplog.text  # untested candidates: work on the way
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):  # but a set larger than any fitted
+        ps.tl.design(model, ["CEBPE+PTPN9+SET", "SET"], budget=2)
+    assert "1 prediction is of a set of more genes than any condition" in caplog.text
+    assert "CEBPE+PTPN9+SET" in caplog.text
 
 
 def test_three_candidates_are_centred_on_their_own_mean_beside_measured_ones():

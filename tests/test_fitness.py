@@ -878,7 +878,7 @@ def test_scatter_default_seed_is_the_first_with_predictions():
     assert ax.get_title() == "expression_ridge (split seed 1)"
     as_text = ps.pl.fitness_scatter(table.astype({"seed": str}), method="expression_ridge", seed=1)
     assert len(as_text.collections[0].get_offsets()) == 2  # seeds written as text read as numbers
-    with pytest.raises(ps.PerturbsimError, match="for split seed 0"):
+    with pytest.raises(ps.PerturbsimError, match=r"for split seed 0 \(its seeds: 1\)$"):
         ps.pl.fitness_scatter(table, method="expression_ridge", seed=0)
     unmeasured = table.assign(measured=np.nan)  # nothing to draw: said, not an empty plot
     with pytest.raises(ps.PerturbsimError, match="every one, or its measurement, is NaN"):

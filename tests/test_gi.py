@@ -937,14 +937,18 @@ def test_pairs_unscored_for_their_de_count_alone_are_told_apart():
     assert unscored_for_few_de_only(scores).tolist() == [False, True, False, False]
 
 
-def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
+def test_gi_split_half_replicates_simulated_interactions_not_random_groups(caplog):
     adata = ps.ds.simulate(size="small", seed=0)
     ps.pp.setup(adata, perturbation_key="condition", control="control")
     stats_ = ps.pp.compute_pseudobulk(adata, coexpression="none")
     measured = {str(c) for c in stats_.conditions}
     pairs = sorted(c for c in measured if c.count("+") == 1 and set(c.split("+")) <= measured)
-    r = ps.tl.gi_split_half(stats_, [*pairs, "G0001+NOPE"], genes=stats_.control_mean > 0.5)
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        r = ps.tl.gi_split_half(stats_, [*pairs, "NOPE+G0001"], genes=stats_.control_mean > 0.5)
     assert r.name == "split_half_r" and np.isnan(r["G0001+NOPE"])  # a single not measured
+    assert "1 pair NaN, a single or the pair missing from the statistics: NOPE+G0001" in (
+        caplog.text
+    )  # named as given
     assert r[pairs].notna().all() and r[pairs].median() > 0.2
     # random groups of control cells: departures of noise do not replicate
     control = adata[adata.obs["condition"] == "control"].copy()
@@ -959,6 +963,8 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups():
         ps.tl.gi_split_half(stats_, "A+B")
     with pytest.raises(PerturbsimError, match="not a pair of two genes: 'G0057'"):
         ps.tl.gi_split_half(stats_, ["G0057"])
+    with pytest.raises(PerturbsimError, match="none of the 1 pairs requested has its own row"):
+        ps.tl.gi_split_half(stats_, ["NOPE+G0001"])  # a typo alone: no silent NaN
     first = pairs[0]
     reversed_label = "+".join(reversed(first.split("+")))  # any order, repeats once
     again = ps.tl.gi_split_half(stats_, [reversed_label, first], genes=stats_.control_mean > 0.5)

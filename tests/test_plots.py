@@ -446,7 +446,7 @@ def test_design_curves_bands_stop_at_zero_for_an_error_that_cannot_be_negative()
 
 def test_design_curves_and_metric_bars_take_one_name_as_a_string(result):
     ax = pl.design_curves(CURVES, strategies="random")
-    assert [line.get_label() for line in ax.get_lines()] == ["random", "random's final error"]
+    assert [line.get_label() for line in ax.get_lines()] == ["random", "random at 16"]
     ax = pl.metric_bars(result, metric="pearson_delta_de", models="mean")
     assert len([c for c in ax.containers if isinstance(c, BarContainer)]) == 1
 
@@ -463,7 +463,7 @@ def test_design_curves_refuse_an_unknown_reference():
         ax = pl.design_curves(combined, **reference)
         assert [line.get_label() for line in ax.get_lines()] == ["combined"]
     ax = pl.design_curves(CURVES, reference="combined")
-    assert ax.get_lines()[-1].get_label() == "combined's final error"
+    assert ax.get_lines()[-1].get_label() == "combined at 16"
     assert ax.get_lines()[-1].get_ydata()[0] == pytest.approx(0.55)  # mean of 0.5 and 0.6
 
 

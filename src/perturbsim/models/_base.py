@@ -856,9 +856,9 @@ class PerturbationModel(ABC):
         (their measurements unused), and those outside the model's GO graph
         (:meth:`_outside_graph_note`). ``fix`` (e.g. ``"strict=True refuses such
         predictions"``) ends the message. Sets of more genes than any fitted condition are
-        warned of too (:meth:`_warn_of_larger_sets`).
+        warned of too (:meth:`warn_of_larger_sets`).
         """
-        self._warn_of_larger_sets(list(prediction.obs_names))
+        self.warn_of_larger_sets(list(prediction.obs_names))
         if not WARN_UNSUPPORTED.get() or PRED_UNSUPPORTED not in prediction.obs:
             return
         flagged = prediction.obs_names[prediction.obs[PRED_UNSUPPORTED].to_numpy(dtype=bool)]
@@ -988,7 +988,7 @@ class PerturbationModel(ABC):
         self._warn_of(out, "strict=True refuses such predictions")
         return out
 
-    def _warn_of_larger_sets(self, labels: Sequence[str]) -> None:
+    def warn_of_larger_sets(self, labels: Sequence[str]) -> None:
         """Warn of predicted sets of more genes than any condition the model was fitted on.
 
         The models combine the genes' singles, or embeddings, as they learnt to for smaller

@@ -231,7 +231,7 @@ class ExpressionFitness:
         uncovered = [canonical_label(s) for s, c in zip(sets, covered, strict=True) if not c]
         if uncovered:
             raise PerturbsimError(
-                f"the expression model cannot predict {len(uncovered)} perturbations: "
+                f"the expression model cannot predict {counted(len(uncovered), 'perturbation')}: "
                 f"{shown_list(uncovered, 10)}"
             )
         values = (self._changes(sets)[0] - self._x_mean) @ self._weights + self._y_mean

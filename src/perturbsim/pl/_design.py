@@ -30,9 +30,10 @@ def design_curves(
     :func:`perturbsim.tl.active_learning_summary` (absent with a single seed; cut at 0
     when no error is negative, as a squared error cannot be). A dotted
     horizontal line marks the reference strategy's final mean error (at the last point
-    every one of its seeds reached, not one a few seeds ran on to): where another line
-    crosses it, that strategy has reached the reference's final error with fewer
-    measurements. The title says when some points average fewer seeds than others.
+    every one of its seeds reached, not one a few seeds ran on to; its label names that
+    point, e.g. ``random at 40``): where another line crosses it, that strategy has reached
+    the reference's final error with fewer measurements. The title says when some points
+    average fewer seeds than others.
 
     Parameters
     ----------
@@ -97,7 +98,8 @@ def design_curves(
         rows = summary[summary["strategy"] == reference]
         every = rows[rows["n_seeds"] == rows["n_seeds"].max()]  # the points all its seeds reach
         final = every.iloc[-1]
-        ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference}'s final error")
+        at = int(final["n_measured"])
+        ax.axhline(final["mean"], color="grey", ls=":", lw=1, label=f"{reference} at {at}")
     ax.set_xlabel("conditions measured")
     ax.set_ylabel("error on untested conditions")
     n_seeds = int(summary["n_seeds"].max())

@@ -90,9 +90,13 @@ def fitness_scatter(
             f"no predictions of {method!r} to draw: every one, or its measurement, is NaN"
         )
     seed = int(rows["seed"].iloc[0]) if seed is None else check_count("seed", seed, minimum=0)
+    seeds = sorted(set(rows["seed"].astype(int)))
     rows = rows[rows["seed"] == seed]
     if rows.empty:
-        raise PerturbsimError(f"no predictions of {method!r} for split seed {seed}")
+        raise PerturbsimError(
+            f"no predictions of {method!r} for split seed {seed} (its seeds: "
+            f"{', '.join(map(str, seeds))})"
+        )
     ax = _axes(ax, (3.8, 3.6))
     sizes = rows["subgroup"].value_counts()
     drawn = []

@@ -26,7 +26,7 @@ from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, true_values
+from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, summed_pairs, true_values
 from ..pp._labels import label_sep
 from ._plots import ProfileSource, _axes, checked_genes, delta_table
 
@@ -313,7 +313,7 @@ def pair_prediction(
         the additive expectation in the prediction or the measurement (genes the pair
         barely changes are left out: there a deviation is mostly expression clipped at 0;
         a prediction that is its singles summed deviates nowhere, and the measurement then
-        chooses).
+        chooses; without one, the genes it changes most are shown, and the title says so).
     n_genes
         Number of genes chosen when ``genes`` is ``None``.
     ax
@@ -337,12 +337,16 @@ def pair_prediction(
     n_genes = check_count("n_genes", n_genes)
     label = canonical_label((a, b))
     if isinstance(source, PerturbationModel):
-        predicted = source.predict([a, b, label]).to_df(layer=DELTA_LAYER)
-    else:
-        predicted = _canonical_rows(delta_table(source, "source"))
-        absent = [c for c in (a, b, label) if c not in predicted.index]
-        if absent:
-            raise PerturbsimError(f"source has no profile of {absent}")
+        source = source.predict([a, b, label])
+    predicted = _canonical_rows(delta_table(source, "source"))
+    absent = [c for c in (a, b, label) if c not in predicted.index]
+    if absent:
+        raise PerturbsimError(f"source has no profile of {absent}")
+    summed = (  # a prediction that deviates nowhere; measured means never are summed
+        measured is None
+        and DELTA_LAYER in source.layers
+        and bool(summed_pairs(source, [label]).iloc[0])
+    )
     truth = None if measured is None else _canonical_rows(delta_table(measured, "measured"))
     if truth is not None and label not in truth.index:
         raise PerturbsimError(f"measured has no profile of the pair {label!r}")
@@ -357,7 +361,11 @@ def pair_prediction(
         profiles = [predicted.loc[label, shared]]
         if truth is not None:
             profiles.append(truth.loc[label, shared])
-        genes = _deviating_genes(profiles, additive, [a, b], n_genes)
+        if summed:  # it deviates nowhere: the genes it changes most
+            changing = profiles[0].abs().drop([a, b], errors="ignore")
+            genes = changing.nlargest(n_genes).index.tolist()
+        else:
+            genes = _deviating_genes(profiles, additive, [a, b], n_genes)
     else:
         genes = checked_genes(genes)
     unknown = [g for g in genes if g not in shared]
@@ -396,7 +404,8 @@ def pair_prediction(
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, genes, rotation=90)
     ax.set_ylabel("change over control")
-    ax.set_title(f"{label}: predicted and measured change" if truth is not None else label)
+    title = f"{label}: predicted and measured change" if truth is not None else label
+    ax.set_title(title + ("\n(predicted as its singles summed)" if summed else ""))
     ax.legend(
         handles=[*ax.containers, additive_tick],
         fontsize="small",

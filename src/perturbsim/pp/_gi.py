@@ -2053,15 +2053,16 @@ def gi_split_half(
     Returns
     -------
     ``r`` per pair, indexed by the distinct pairs' canonical labels in the order given; NaN
-    for a pair with a condition (its own, a single's or control) missing or without cells in
-    a half, or whose departure is constant in a half.
+    for a pair with a condition (its own or a single's: warned of, named as given) missing,
+    or without cells in a half, or whose departure is constant in a half.
 
     Raises
     ------
     PerturbsimError
         ``stats`` that are not statistics or lack the halves, ``pairs`` given as one string
-        or holding a label that is not a pair of two genes, a mask of the wrong length, an
-        ``exclude_targets`` that is not a bool.
+        or holding a label that is not a pair of two genes, none of the pairs with its own
+        and its singles' conditions, a mask of the wrong length, an ``exclude_targets`` that
+        is not a bool.
 
     Examples
     --------
@@ -2081,7 +2082,7 @@ def gi_split_half(
     measured = {str(c): i for i, c in enumerate(stats.conditions)}
     halves = [stats.half(which).delta.astype(np.float64) for which in (0, 1)]
     in_both = np.min(stats.half_n, axis=0) > 0
-    correlations = {}
+    correlations, missing = {}, []
     for given in pairs:
         pair = canonical_label(parse_label(str(given)))
         if len(genes_of(pair)) != 2:
@@ -2089,6 +2090,7 @@ def gi_split_half(
         labels = (pair, *genes_of(pair))
         correlations[pair] = np.nan
         if not all(label in measured for label in labels):
+            missing.append(str(given))
             continue
         rows = [measured[label] for label in labels]
         if not in_both[[*rows, stats.control_index]].all():
@@ -2100,4 +2102,15 @@ def gi_split_half(
         departure = ab - a - b
         if np.isfinite(departure).all() and (departure.std(axis=1) > 0).all():
             correlations[pair] = float(np.corrcoef(departure)[0, 1])
+    if missing and len(missing) == len(pairs):
+        raise PerturbsimError(
+            f"none of the {len(missing)} pairs requested has its own row and both singles' "
+            f"rows in the statistics: {shown_list(missing, 5)}"
+        )
+    if missing:
+        logger.warning(
+            "%s NaN, a single or the pair missing from the statistics: %s",
+            counted(len(missing), "pair"),
+            shown_list(missing, 10),
+        )
     return pd.Series(correlations, dtype=float, name="split_half_r")

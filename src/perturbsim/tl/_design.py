@@ -57,7 +57,11 @@ _BATCH = 1024
 
 
 def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Changes ``(n, G)`` of ``labels`` and their mean variance over genes, in batches."""
+    """Changes ``(n, G)`` of ``labels`` and their mean variance over genes, in batches.
+
+    Unsupported candidates are not warned of (untested ones often are); sets of more genes
+    than the model was fitted on are.
+    """
     deltas, variances = [], []
     for start in range(0, len(labels), _BATCH):
         with switched_off(WARN_UNSUPPORTED):  # untested candidates: often unsupported
@@ -65,6 +69,7 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
         deltas.append(np.asarray(pred.layers[DELTA_LAYER], dtype=np.float32))
         if VARIANCE_LAYER in pred.layers:
             variances.append(np.asarray(pred.layers[VARIANCE_LAYER], dtype=np.float64).mean(1))
+    model.warn_of_larger_sets(labels)  # a guess beyond what was learnt: said, whatever its rank
     delta = np.vstack(deltas) if deltas else np.zeros((0, len(model.genes)), np.float32)
     return delta, (np.concatenate(variances) if variances else None)
 
@@ -561,10 +566,11 @@ def design(
         if unknown:  # expected of the screen's held-out conditions, news of a given list
             logger.log(
                 logging.INFO if measured is None else logging.WARNING,
-                "%s %s cannot predict: left out of diversity and coverage: %s",
+                "%s %s cannot predict: left out of diversity and coverage: %s%s",
                 counted(len(unknown), "measured condition"),
                 model.label,
                 shown_list(unknown, 10),
+                "" if measured is None else model.query_hint([genes_of(c) for c in unknown]),
             )
         done = [c for c, ok in zip(done, covered, strict=True) if ok]
     delta, variance = _predict(model, labels)

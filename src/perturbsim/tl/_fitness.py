@@ -296,7 +296,12 @@ class FitnessResult:
         summary = self.summary(confidence)
         rows = summary[(summary["metric"] == metric) & (summary["scope"] == scope)]
         if rows.empty:
-            raise PerturbsimError(f"no {metric!r} scores in scope {scope!r}")
+            metrics = sorted(set(summary["metric"]))
+            scopes = sorted(set(summary["scope"]))
+            raise PerturbsimError(
+                f"no {metric!r} scores in scope {scope!r} (metrics: {', '.join(metrics)}; "
+                f"scopes: {', '.join(scopes)})"
+            )
 
         def text(row: pd.Series) -> str:
             if not np.isfinite(row["mean"]):
