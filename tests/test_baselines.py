@@ -310,6 +310,59 @@ def test_grn_propagates_along_planted_chain():
         assert inferred.predict("B").to_df(layer="delta").iloc[0]["B"] == pytest.approx(moved)
 
 
+def test_grn_clamps_a_trained_target_to_its_observed_change_not_default_step():
+    adata = _chain_screen()
+    observed = _cell_means(adata)
+    step = observed.loc["A", "A"] - observed.loc["ctrl", "A"]
+    model = GRN(adata, regulators=["A", "B"], ridge=1e-6, default_step=-1.0).fit()
+    assert model.step == -1.0
+    delta = model.predict("A").to_df(layer="delta").iloc[0]
+    assert delta["A"] == pytest.approx(step, rel=1e-5)
+    assert delta["B"] == pytest.approx(0.8 * step, abs=0.05)
+
+
+def test_grn_default_step_is_the_median_observed_step():
+    # three trained singles moving their targets by about 0.5, 0.6 and 3.0: the median
+    # (not the mean, 1.37) is the step of an untrained target
+    rng = np.random.default_rng(0)
+    genes = ["A", "B", "C", "D"]
+    blocks, labels = [], []
+    for label, shift in (("ctrl", 0.0), ("A", 0.5), ("B", 0.6), ("C", 3.0)):
+        x = 4.0 + 0.3 * rng.normal(size=(300, len(genes)))
+        if label != "ctrl":
+            x[:, genes.index(label)] += shift
+        blocks.append(x)
+        labels += [label] * 300
+    adata = ad.AnnData(
+        X=np.vstack(blocks),
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    means = _cell_means(adata)
+    moved = [means.loc[g, g] - means.loc["ctrl", g] for g in ("A", "B", "C")]
+    model = GRN(adata).fit()
+    assert model.step == pytest.approx(np.median(moved))
+    assert model.predict("D").to_df(layer="delta").iloc[0]["D"] == pytest.approx(np.median(moved))
+
+
+def test_grn_drops_constant_regulators_with_a_warning(caplog):
+    chain = _chain_screen()
+    x = np.column_stack([chain.X, np.full(chain.n_obs, 2.0)])
+    adata = ad.AnnData(
+        X=x,
+        obs=chain.obs[["condition"]].copy(),
+        var=pd.DataFrame(index=[*chain.var_names, "K"]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    with caplog.at_level(logging.WARNING, logger="perturbsim.models._grn"):
+        model = GRN(adata, regulators=["A", "K", "B"], ridge=1e-6).fit()
+    assert "dropping constant regulators K" in caplog.text
+    assert model.regulators == ["A", "B"]
+    np.testing.assert_array_equal(model.covers(["A", "K"]), [True, False])
+    assert model.predict("A").to_df(layer="delta").iloc[0]["K"] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_grn_uncovered_targets_error_names_them():
     adata = _chain_screen()
     model = GRN(adata, regulators=["A", "B"]).fit()

@@ -388,6 +388,70 @@ def test_hidden_singles_are_predicted_from_go(tmp_path):
     assert np.isfinite(default.val_loss) and default.best_epoch in (10, 20, 25)
 
 
+def test_loo_ridge_picks_the_penalty_of_least_leave_one_out_error():
+    # brute force: refit the ridge with an intercept without each point in turn
+    rng = np.random.default_rng(3)
+    n, p = 8, 3
+    x = rng.normal(size=(n, p))
+    y = x @ rng.normal(size=p) * 0.3 + rng.normal(size=n)
+    x, y = x - x.mean(axis=0), y - y.mean()
+    grid = (1e-3, 1e-2, 1e-1, 0.3, 1.0, 3.0)
+    top = np.linalg.svd(x, compute_uv=False)[0] ** 2
+    errors = []
+    for relative in grid:
+        residuals = []
+        for i in range(n):
+            keep = np.arange(n) != i
+            xk, yk = x[keep], y[keep]
+            mx, my = xk.mean(axis=0), yk.mean()
+            w = np.linalg.solve(
+                (xk - mx).T @ (xk - mx) + relative * top * np.eye(p), (xk - mx).T @ (yk - my)
+            )
+            residuals.append(y[i] - my - (x[i] - mx) @ w)
+        errors.append(np.mean(np.square(residuals)))
+    best = grid[int(np.argmin(errors))]
+    weights, alpha = ps.models._fitness.loo_ridge(x, y, grid)
+    assert alpha == pytest.approx(best * top)
+    assert weights == pytest.approx(np.linalg.solve(x.T @ x + alpha * np.eye(p), x.T @ y))
+
+
+def _held_out_gene_split(screen: ps.ds.FitnessScreen) -> tuple[list[str], list[str]]:
+    """Training pairs among genes G0-G5 of every module; validation pairs of G6 or G7."""
+    genes = sorted(screen.genes)
+    seen = [g for g in genes if int(g[-1]) < 6]
+    train = [f"{a}+{b}" for a, b in itertools.combinations(seen, 2)][::3]
+    val = [f"{a}+{b}" for a, b in itertools.combinations(genes, 2) if int(b[-1]) >= 6][::4]
+    return train, val
+
+
+def test_validation_is_checked_on_the_last_epoch_before_the_tenth(interacting):
+    screen, go = interacting
+    train, val = _held_out_gene_split(screen)
+    model = ps.models.FitnessModel(screen, go_annotations=go, seed=0)
+    model.fit(train, val_pairs=val, max_epochs=5)
+    assert model.best_epoch == 5 and np.isfinite(model.val_loss)
+
+
+def test_val_loss_is_the_validation_error_scaled_by_the_spread_of_known_singles(interacting):
+    # every single known: a gene of the validation pairs only keeps its measured single,
+    # so val_loss is the kept network's error on them, over the singles' variance
+    screen, go = interacting
+    train, val = _held_out_gene_split(screen)
+    model = ps.models.FitnessModel(screen, go_annotations=go, seed=0)
+    model.fit(train, val_pairs=val, max_epochs=30)
+    measured = screen.pair_table().loc[val, "fitness"].to_numpy()
+    mse = np.mean((model.predict(val).to_numpy() - measured) ** 2)
+    assert model.val_loss == pytest.approx(mse / np.var(screen.singles.to_numpy()), rel=1e-6)
+
+
+def test_known_singles_of_one_gene_are_refused(interacting):
+    screen, go = interacting
+    model = ps.models.FitnessModel(screen, go_annotations=go)
+    for known in (["M0G0"], ["M0G0", "M0G0"]):
+        with pytest.raises(ps.PerturbsimError, match="^known_singles needs at least two genes$"):
+            model.fit(["M0G0+M0G1"], known_singles=known, max_epochs=5)
+
+
 def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, caplog, monkeypatch):
     screen, go = interacting
     reseeded = []  # torch.manual_seed would reseed every CUDA generator too, never restored

@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 import re
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -14,7 +16,10 @@ from perturbsim.models import MODEL_REGISTRY
 from perturbsim.models._gears_config import GEARSConfig
 from perturbsim.models._store import _config_sha256
 from perturbsim.module import GEARSLoss, GEARSNetwork
-from perturbsim.train import TrainingPlan
+from perturbsim.pp import PseudobulkStats
+from perturbsim.pp._pseudobulk import current_stats
+from perturbsim.train import TrainConfig, TrainingPlan
+from perturbsim.train._plan import Validation
 
 PAIR = "G0010+G0016"  # the training pair of the tiny screen's split (seed 1)
 SINGLE = "G0024"  # a training single
@@ -466,3 +471,102 @@ def test_without_a_go_layer_genes_never_perturbed_are_flagged_unsupported():
 def test_the_history_of_a_model_not_yet_fitted_is_refused_in_one_line(split_tiny):
     with pytest.raises(PerturbsimError, match="^gears is not fitted: call .fit"):
         ps.GEARS(split_tiny, hidden=16).history  # noqa: B018  (a property read for its error)
+
+
+# -- the training plan --------------------------------------------------------------------
+def _plan_screen() -> tuple[PseudobulkStats, TrainingPlan]:
+    """Stats of control (6 cells), A (1 cell) and B (6 cells) over 6 genes, and a plan."""
+    rng = np.random.default_rng(0)
+    sizes = {"ctrl": 6, "A": 1, "B": 6}
+    labels = [label for label, n in sizes.items() for _ in range(n)]
+    x = np.log1p(rng.poisson(5.0, size=(len(labels), 6)).astype(np.float64))
+    x[[i for i, label in enumerate(labels) if label == "B"], :3] += 2.0
+    adata = ad.AnnData(
+        X=x,
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(6)]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    plan = TrainingPlan(GEARSLoss(), cold_start=0.0, device=torch.device("cpu"))
+    return current_stats(adata), plan
+
+
+def test_a_condition_of_one_cell_has_no_direction_target():
+    # its Welch t is undefined (no variance of one cell): direction 0, not NaN
+    stats, plan = _plan_screen()
+    direction = plan.loss_inputs(stats, ["A", "B"]).direction.numpy()
+    assert (direction[0] == 0).all()
+    assert np.isfinite(direction).all() and (direction[1, :3] > 0.5).all()
+
+
+def test_batch_loss_reads_the_inputs_of_its_rows():
+    stats, plan = _plan_screen()
+    sets = [("A",), ("B",)]
+    inputs = plan.loss_inputs(stats, ["A", "B"])
+    effect = torch.tensor(np.random.default_rng(1).normal(size=(2, 6)), dtype=torch.float32)
+    table = {("A",): effect[0], ("B",): effect[1]}
+
+    def forward(network, given, drop=None):
+        return torch.stack([table[s] for s in given]), None
+
+    rows = np.array([1, 0])
+    terms = plan.batch_loss(nn.Linear(1, 1), forward, sets, inputs, rows, torch.Generator())
+    expected = plan.loss(
+        effect[rows],
+        None,
+        mask=inputs.mask[rows],
+        diff_moments=inputs.diff[:, rows],
+        direction=inputs.direction[rows],
+    )
+    assert float(terms.total) == pytest.approx(float(expected.total))
+    assert float(terms.direction) == pytest.approx(float(expected.direction))
+
+
+def test_cold_start_hides_about_its_fraction_of_the_nodes():
+    stats, _ = _plan_screen()
+    plan = TrainingPlan(GEARSLoss(), cold_start=0.2, device=torch.device("cpu"))
+    inputs = plan.loss_inputs(stats, ["A", "B"])
+    network = nn.Linear(1, 1)
+    network.n_perts = 5000
+    drops = []
+
+    def forward(network, given, drop=None):
+        drops.append(drop)
+        return torch.zeros(len(given), 6), None
+
+    generator = torch.Generator().manual_seed(0)
+    plan.batch_loss(network, forward, [("A",), ("B",)], inputs, np.array([0, 1]), generator)
+    assert drops[0].shape == (5000,)
+    assert float(drops[0].float().mean()) == pytest.approx(0.2, abs=0.03)
+
+
+def test_validation_error_averages_each_condition_s_top_genes_without_padding():
+    effect = torch.tensor([[1.0, 2.0, 3.0], [0.0, 7.0, 0.0], [5.0, 5.0, 5.0]])
+    target = torch.tensor([[0.0, 0.0, 0.0], [0.0, 7.0, 0.0], [0.0, 0.0, 0.0]])
+    de = torch.tensor([[0, 2], [1, -1], [-1, -1]])  # -1: fewer top genes than asked
+    validation = Validation(sets=[("A",), ("B",), ("C",)], target=target, de=de)
+    # (1 + 9) / 2 on genes 0 and 2; 0 on gene 1; a condition of no top gene counts 0
+    assert TrainingPlan.validation_error(effect, validation) == pytest.approx(5.0 / 3.0)
+
+
+def test_the_validation_pass_predicts_the_validation_sets_in_their_order():
+    stats, plan = _plan_screen()
+    validation = plan.validation(stats, ["A", "B"])
+    network = nn.Linear(1, 1)
+    truth = dict(zip(validation.sets, validation.target, strict=True))
+
+    def forward(network, given, drop=None):
+        exact = torch.stack([truth[s] for s in given])
+        return exact + 0.0 * network.weight.sum(), None
+
+    result = plan.run(
+        network,
+        forward,
+        train_sets=[("A",), ("B",)],
+        inputs=plan.loss_inputs(stats, ["A", "B"]),
+        validation=validation,
+        config=TrainConfig(max_epochs=2, batch_size=2),
+        generator=torch.Generator().manual_seed(0),
+        desc="test",
+    )
+    assert [entry["val_loss"] for entry in result.history] == [0.0, 0.0]

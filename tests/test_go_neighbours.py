@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,3 +153,61 @@ def test_the_departures_are_shrunk_by_how_well_they_predict_the_training_singles
     np.testing.assert_allclose(
         shrunk.departures_of(genes), shrunk.shrinkage * whole.departures_of(genes), atol=1e-12
     )
+
+
+def _designed_screen() -> ad.AnnData:
+    """Singles CKS1B, ENO1 and TP53 with set changes over control on 40 measured genes.
+
+    CKS1B moves G01-G20 by +2; ENO1 moves them by +1 and H01-H20 by +3; TP53 moves every
+    gene by minus their sum, so that the mean training change is 0 and each departure is the
+    change itself.
+    """
+    rng = np.random.default_rng(0)
+    genes = [f"G{i:02d}" for i in range(1, 21)] + [f"H{i:02d}" for i in range(1, 21)]
+    first = np.r_[np.full(20, 2.0), np.zeros(20)]
+    second = np.r_[np.full(20, 1.0), np.full(20, 3.0)]
+    changes = {"ctrl": 0.0, "CKS1B": first, "ENO1": second, "TP53": -(first + second)}
+    blocks, labels = [], []
+    for label, change in changes.items():
+        blocks.append(10.0 + change + 1e-3 * rng.normal(size=(5, len(genes))))
+        labels += [label] * 5
+    adata = ad.AnnData(
+        X=np.vstack(blocks),
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata
+
+
+def test_the_shrinkage_is_at_most_one():
+    # CKS1B and ENO1 share a term: on CKS1B's largest departures ENO1's guess is half of
+    # them, on ENO1's (H01-H20) CKS1B's is 0; least squares gives 40 / 20 = 2, clipped to 1
+    adata = _designed_screen()
+    go = pd.DataFrame({"gene": ["CKS1B", "ENO1"], "term": ["t1", "t1"]})
+    whole = ps.models.GONeighbours(adata, go_annotations=go, shrink=False).fit()
+    guess = whole.departures_of([(g,) for g in whole.single_genes])
+    fit = np.zeros(2)
+    for measured, predicted in zip(whole.departures, guess, strict=True):
+        top = np.argsort(-np.abs(measured), kind="stable")[:20]
+        fit += measured[top] @ predicted[top], predicted[top] @ predicted[top]
+    assert fit[0] / fit[1] == pytest.approx(2.0, rel=1e-2)
+    shrunk = ps.models.GONeighbours(adata, go_annotations=go).fit()
+    assert shrunk.shrinkage == 1.0
+
+
+def test_the_shrinkage_is_zero_when_no_training_single_has_a_measured_neighbour(tmp_path):
+    # only G01, a measured gene never perturbed, shares a term with a single (CKS1B)
+    adata = _designed_screen()
+    go = pd.DataFrame({"gene": ["CKS1B", "G01", "ENO1"], "term": ["t1", "t1", "t2"]})
+    model = ps.models.GONeighbours(adata, go_annotations=go).fit()
+    assert model.neighbours == {"G01": [("CKS1B", 1.0)]}
+    assert model.shrinkage == 0.0
+    assert model.covers(["G01"]).tolist() == [True]
+    assert not model.departures_of([("G01",)]).any()
+    # custom annotations are not saved: a loaded model places no new gene, not even one
+    # the bundled human GO would tie to a single (CKS2 to CKS1B)
+    assert ps.models.GONeighbours(adata).fit().covers(["CKS2"]).tolist() == [True]
+    model.save(tmp_path / "model")
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert loaded.covers(["G01", "CKS2"]).tolist() == [True, False]

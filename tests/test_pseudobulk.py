@@ -12,6 +12,7 @@ from scipy import sparse
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.pp import PseudobulkStats
+from perturbsim.pp._chunk_sums import CellLabels, ChunkSums
 from perturbsim.pp._pseudobulk import half_labels
 
 
@@ -56,6 +57,36 @@ def test_moments_dense_matrix_equal_sparse(norman):
     a = ps.pp.compute_pseudobulk(dense, chunk_size=1000)
     b = ps.pp.compute_pseudobulk(norman)
     np.testing.assert_allclose(a.moments, b.moments, rtol=1e-10, atol=1e-10)
+
+
+def test_gram_of_a_dense_matrix_equals_numpy(norman):
+    dense = norman.copy()
+    dense.X = dense.X.toarray()  # the float32 BLAS path, not the sparse product
+    check_against_dense(ps.pp.compute_pseudobulk(dense, chunk_size=1000), dense)
+
+
+@pytest.mark.parametrize("layout", [np.asarray, sparse.csr_matrix])
+def test_chunk_sums_keep_the_lower_triangle_of_the_gram_of_the_masked_cells(layout, capfd):
+    x = np.array([[1.0, 2.0, 0.0], [0.5, 0.0, 3.0], [2.0, 1.0, 1.0], [0.0, 4.0, 0.0]])
+    labels = CellLabels(
+        codes=np.array([0, 1, 1, 0]),
+        halves=np.array([0, 1, 0, 1]),
+        gram_mask=np.array([True, False, True, True]),
+        n_conditions=2,
+        names=pd.Index(list("abcd")),
+    )
+    sums = ChunkSums.zeros(2, 3, gram=True)
+    sums.add_block(layout(x), labels)
+    sub = x[[0, 2, 3]]
+    np.testing.assert_allclose(sums.gram, np.tril(sub.T @ sub), rtol=1e-6)
+    np.testing.assert_allclose(sums.coexpr_sum, sub.sum(axis=0))
+    np.testing.assert_allclose(sums.second_half[0], [[0.0, 4.0, 0.0], [0.5, 0.0, 3.0]])
+    # a chunk without co-expression cells adds nothing (and BLAS is not called on 0 rows)
+    before = sums.gram.copy()
+    sums.add_block(layout(x[1:2]), labels.rows(1, 2))
+    np.testing.assert_array_equal(sums.gram, before)
+    printed = capfd.readouterr()  # BLAS reports an illegal argument on stdout
+    assert printed.out == "" and printed.err == ""
 
 
 def test_a_sparse_matrix_storing_values_in_parts_reads_as_its_values(norman):

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._checks import check_count, check_finite, check_list, check_positive
-from .._errors import PerturbsimError
+from .._errors import PerturbsimError, shown_list
 from ._base import GeneSet, PerturbationModel
 from ._data import ScreenData
 from ._simple import CoverageMixin
@@ -112,9 +112,11 @@ class GRN(CoverageMixin, PerturbationModel):
             if missing:
                 raise PerturbsimError(f"regulators not among the measured genes: {missing[:10]}")
             reg_idx = np.array([lookup[g] for g in self.requested_regulators], dtype=np.int64)
-            constant = [genes[i] for i in reg_idx if not varies[i]]
+            constant = [str(genes[i]) for i in reg_idx if not varies[i]]
             if constant:
-                logger.warning("%s: dropping constant regulators %s", self.label, constant[:10])
+                logger.warning(
+                    "%s: dropping constant regulators %s", self.label, shown_list(constant, 10)
+                )
             reg_idx = reg_idx[varies[reg_idx]]
         if len(reg_idx) == 0:
             raise PerturbsimError("no regulator gene varies over the co-expression cells")
