@@ -64,6 +64,7 @@ def test_metric_bars(result):
         assert text.get_rotation() == (0 if text.get_text() == "–" else 90)
         assert text.get_zorder() > max(line.get_zorder() for line in ax.lines)
     assert ax.get_title().endswith("\nmean of 2 seeds")
+    assert ax.get_xlim() == (-0.5, 3.5)  # every note inside the frame, the edge ones too
     # from the summary table alone: a subgroup without a row is not covered, not undefined
     alone = pl.metric_bars(result.summary(), metric="nmse_de")
     notes = [t.get_text() for t in alone.texts]

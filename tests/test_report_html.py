@@ -189,7 +189,11 @@ def test_models_tied_for_the_best_score_are_all_bold(result, page):
     ]
     assert len(bold) == 2 * len(raw)
     assert bold[0::2] == bold[1::2]  # additive's row, then ODD's, of each table
-    assert any(any(row) for row in bold[0::2])
+    # a mean over part of a subgroup's conditions is of other conditions: never the best
+    cells = [c for t in raw for r in _model_rows(t) for c in r["cells"][1:]]
+    assert any(c["share"] for c in cells)
+    assert not any(c["share"] and "best" in c["class"].split() for c in cells)
+    assert any("best" in c["class"].split() for c in cells)
 
 
 def test_plots_are_embedded_and_nothing_is_fetched(result, page, report):
@@ -347,3 +351,22 @@ def test_an_undefined_uncertainty_summary_reads_n_a_not_nan():
     table = _html.uncertainty_table(result).set_index("model")
     assert table.loc["m", "Spearman within subgroups (DE)"] == "n/a"
     assert re.fullmatch(r"-?\d\.\d\d \[.*\]", table.loc["m", "Spearman (DE)"])
+
+
+def test_models_whose_names_share_a_file_name_keep_a_figure_each():
+    from perturbsim.io._report import _file_stems
+
+    stems = _file_stems(["g u", "g_u", "KLF1+MAP2K6", "g u"])
+    assert stems["KLF1+MAP2K6"] == "KLF1_MAP2K6"  # alone with its slug: as it reads
+    assert len({stems["g u"], stems["g_u"]}) == 2
+    assert all(stems[name].startswith("g_u-") for name in ("g u", "g_u"))
+    assert _file_stems(["g_u", "g u"]) == {k: stems[k] for k in ("g_u", "g u")}  # any order
+
+
+def test_a_report_of_the_anchors_alone_says_so_in_both_forms(norman):
+    from perturbsim.io._report import markdown_report
+
+    anchors = ps.tl.evaluate(norman, models=["mean"], seeds=1, gi=False)
+    why = "this evaluation ran no model but the anchors, which they place models between"
+    assert f"## Calibrated scores\n\nNone: {why}." in markdown_report(anchors)
+    assert f"No calibrated scores: {why}." in _html.html_report(anchors)

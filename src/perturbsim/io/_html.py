@@ -275,7 +275,8 @@ def _score_rows(
 
     ``cell(score, best, share, decimals)`` renders a finite score, ``decimals`` being
     ``digits`` of the column's means; ``best`` marks the models of a column with the best
-    mean at those decimals (each of those tied for it there, as the cells read),
+    mean at those decimals (each of those tied for it there, as the cells read) among the
+    models scored on all its conditions (a mean over fewer is of other conditions),
     ``better`` being the best direction (none: no mark; the replicate does not compete);
     ``share`` is ``"k/n"`` when the model was scored on ``k`` of the subgroup's ``n`` test
     conditions (``shares``), else empty. A missing or undefined score reads
@@ -288,7 +289,11 @@ def _score_rows(
     for group in subgroups:
         means = {m: scores[(m, group, metric)].mean for m in models if (m, group, metric) in scores}
         decimals[group] = digits(list(means.values()))
-        finite = {m: v for m, v in means.items() if m != REPLICATE and np.isfinite(v)}
+        finite = {
+            m: v
+            for m, v in means.items()
+            if m != REPLICATE and np.isfinite(v) and _all_scored(shares, m, group)
+        }
         if better and len(finite) > 1:
             shown = {m: float(number_text(v, decimals[group])) for m, v in finite.items()}
             top = pick(shown.values())
@@ -307,6 +312,12 @@ def _score_rows(
                 cells.append(_td(empty, classes="empty"))
         rows.append(f"<tr{_row_class(model)}>{_model_header(model)}{''.join(cells)}</tr>")
     return rows
+
+
+def _all_scored(shares: Shares, model: str, group: str) -> bool:
+    """Whether ``model`` was scored on every test condition of ``group`` (``shares``)."""
+    n_covered, n_total = shares.get((model, group), (0, 0))
+    return n_covered == n_total
 
 
 def _title(score: _Score, share: str) -> str:
@@ -446,7 +457,8 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         "the <code>mean</code> baseline predicts the mean change of the training perturbations "
         "for every perturbation, and the <code>replicate</code>, the screen's noise ceiling, "
         "scores half of each test condition's cells as a prediction of the other half "
-        f"(conditions with fewer than {MIN_REPLICATE_CELLS} cells are left out), "
+        f"(a condition of fewer than {MIN_REPLICATE_CELLS} cells has no halves to compare: "
+        "the replicate alone leaves it out), "
         f"{escape(full_depth_note(metrics))}. The calibrated score is "
         "<code>(model − mean) / (replicate − mean)</code> on the same conditions, the span "
         "<code>replicate − mean</code> pooled over seeds, its interval the wider of the "
@@ -459,9 +471,26 @@ def _how_to_read(metrics: Sequence[str]) -> str:
         "conditions scored, its mean margin not more than one standard error above 0 or "
         "measured on one condition: nothing reproducible enough to calibrate against). Bold "
         "in the tables of raw values: the best model of a column (each of those tied for "
-        "it at the digits shown), the replicate aside. Hover over a cell for its numbers of "
+        "it at the digits shown) among those scored on all its conditions, the replicate "
+        "aside. Hover over a cell for its numbers of "
         "seeds and conditions."
     )
+
+
+def no_calibration_reason(models: Sequence[str], code: Callable[[str], str]) -> str:
+    """Why an evaluation of ``models`` has no calibrated score (names written by ``code``).
+
+    Examples
+    --------
+    >>> no_calibration_reason(["mean", "replicate"], lambda name: f"`{name}`")
+    'this evaluation ran no model but the anchors, which they place models between'
+    """
+    missing = [a for a in (MEAN_BASELINE, REPLICATE) if a not in models]
+    if missing:
+        return f"they need both anchors, and this evaluation lacks {', '.join(map(code, missing))}"
+    if all(m in (MEAN_BASELINE, REPLICATE) for m in models):
+        return "this evaluation ran no model but the anchors, which they place models between"
+    return "no score of its models had two finite anchors that set them apart"
 
 
 def _calibrated_section(
@@ -474,15 +503,7 @@ def _calibrated_section(
     """The headline metrics' calibrated scores, those of the other metrics folded."""
     section = ['<section id="calibrated"><h2>Calibrated scores</h2>']
     if calibrated.empty:
-        missing = [a for a in (MEAN_BASELINE, REPLICATE) if a not in models]
-        others = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
-        if missing:
-            lacking = ", ".join(f"<code>{escape(a)}</code>" for a in missing)
-            reason = f"they need both anchors, and this evaluation lacks {lacking}"
-        elif not others:
-            reason = "this evaluation ran no model but the anchors, which they place models between"
-        else:
-            reason = "no score of its models had two finite anchors that set them apart"
+        reason = no_calibration_reason(models, lambda name: f"<code>{escape(name)}</code>")
         return [*section, f'<p class="note">No calibrated scores: {reason}.</p></section>']
     models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
     present = set(calibrated["metric"])
@@ -673,7 +694,16 @@ def html_report(
             "<section><h2>Run time</h2>",
             '<p class="note">Wall seconds per split seed, mean over seeds; fit includes '
             "building the model and its graphs.</p>",
-            _plain_table(timings.round(2).reset_index(), ["model", "fit_s", "predict_s"]),
+            _plain_table(
+                pd.DataFrame(
+                    {
+                        "model": timings.index,
+                        "fit + build (s)": [number_text(v, 3) for v in timings["fit_s"]],
+                        "predict (s)": [number_text(v, 3) for v in timings["predict_s"]],
+                    }
+                ),
+                ["model", "fit + build (s)", "predict (s)"],
+            ),
             "</section>",
         ]
     if files:

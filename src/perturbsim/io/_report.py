@@ -10,10 +10,12 @@ file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from ._html import (
     gi_precision_table,
     html_report,
     min_cells_text,
+    no_calibration_reason,
     number_text,
     raw_digits,
     timings_table,
@@ -66,6 +69,21 @@ def _png(figure: Figure) -> bytes:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "condition"
+
+
+def _file_stems(texts: Iterable[object]) -> dict[str, str]:
+    """A file-name stem of each of ``texts``, distinct for distinct texts.
+
+    Stems are :func:`_slug`'s; texts whose slugs coincide (``g u`` and ``g_u``) each take
+    a short hash of themselves, so that neither file replaces the other.
+    """
+    names = list(dict.fromkeys(map(str, texts)))
+    slugs = {name: _slug(name) for name in names}
+    shared = Counter(slugs.values())
+    return {
+        name: f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:6]}" if shared[slug] > 1 else slug
+        for name, slug in slugs.items()
+    }
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -218,10 +236,18 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
             "conditions only",
             _png(ax.figure),
         )
-    for seed, group, condition in chosen_conditions(result).itertuples(index=False):
+    chosen = chosen_conditions(result)
+    stems = _file_stems(  # conditions and models alike: names that share a slug are told apart
+        [
+            *chosen["condition"],
+            *result.histories.get("model", []),
+            *result.uncertainty.get("model", []),
+        ]
+    )
+    for seed, group, condition in chosen.itertuples(index=False):
         plots.scatters.append(
             Plot(
-                f"predicted_vs_true_{_slug(condition)}.png",
+                f"predicted_vs_true_{stems[str(condition)]}.png",
                 f"{condition} ({group}, seed {seed})",
                 _png(_scatter_figure(result, seed, group, condition)),
             )
@@ -232,7 +258,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
             ax.set_title(f"{model} training")
             plots.histories.append(
                 Plot(
-                    f"history_{_slug(str(model))}.png",
+                    f"history_{stems[str(model)]}.png",
                     f"{model}: training loss (and, where it has one, validation error) by epoch",
                     _png(ax.figure),
                 )
@@ -243,7 +269,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
             ax = uncertainty_vs_error(result, model=str(model))
             plots.uncertainty.append(
                 Plot(
-                    f"uncertainty_{_slug(str(model))}.png",
+                    f"uncertainty_{stems[str(model)]}.png",
                     f"{model}: error on the top DE genes against uncertainty, per condition",
                     _png(ax.figure),
                 )
@@ -443,7 +469,8 @@ def markdown_report(
         "conditions, with a 95% t-interval over seeds in brackets (none with one seed). "
         f"`{NOT_COVERED}`: the model cannot predict any condition of the subgroup; "
         f"`{UNDEFINED}`: the metric is undefined for the model (e.g. a correlation with the "
-        "constant change of `no_perturb`). "
+        "constant change of `no_perturb`); `(k/n)` after a value: the model was scored on "
+        "k of the subgroup's n test conditions only. "
         f"`{REPLICATE}` is the screen's noise ceiling: half of each test condition's cells "
         "scored as a prediction of the other half, "
         f"{full_depth_note([m for m in METRICS if m in set(summary['metric'])])}.",
@@ -453,11 +480,7 @@ def markdown_report(
     ]
     anchored = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
     if calibrated.empty:
-        lines += [
-            f"None: they need both anchors, the `{MEAN_BASELINE}` baseline and the "
-            f"`{REPLICATE}` row, among the evaluated models.",
-            "",
-        ]
+        lines += [f"None: {no_calibration_reason(models, lambda name: f'`{name}`')}.", ""]
     else:
         lines += [
             f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` on the same "

@@ -385,6 +385,7 @@ def metric_bars(
         ax.text(position, y, note, va=va, **{**_FOOT_NOTE, **upright})
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups)
+    ax.set_xlim(-0.5, len(subgroups) - 0.5)  # a missing bar's note inside too, not on the frame
     best = METRICS[metric].best if metric in METRICS else None
     ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
     ends = np.concatenate(ends)
