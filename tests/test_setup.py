@@ -169,7 +169,12 @@ def test_empty_and_malformed_labels():
     one_line_error(lambda: ps.pp.setup(adata), "malformed perturbation label 'G1\\+\\+G2'")
     adata = make_screen(["ctrl", "G1"])
     adata.obs.loc[adata.obs_names[-1], "condition"] = np.nan
-    one_line_error(lambda: ps.pp.setup(adata), "missing or blank for 1 cell \\(first")
+    told = one_line_error(lambda: ps.pp.setup(adata), "missing or blank for 1 cell \\(first")
+    advice = told.split("leave them out first (", 1)[1][:-1]
+    scope = {"adata": adata}
+    exec(advice, scope)  # as told, the cells without a label left out, it sets up
+    ps.pp.setup(scope["adata"])
+    assert scope["adata"].n_obs == adata.n_obs - 1
     for blank in ("", "  "):  # how many writers store a missing label
         adata = make_screen(["ctrl", "G1"])
         adata.obs["condition"] = adata.obs["condition"].astype(str)
@@ -626,6 +631,36 @@ def test_read_gears_format_file(tmp_path):
     loaded = ps.ds.read(path)
     assert set(loaded.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
     assert loaded.var_names[0] == "G0"
+
+
+def test_a_word_of_every_label_is_an_affix_to_strip_not_a_separator_to_pass():
+    adata = ps.ds.norman2019_subset()  # 'KLF1_KD': 'KD' is a gene's alias, but of every label
+    adata.obs["condition"] = [
+        c if c == "control" else "+".join(f"{g}_KD" for g in c.split("+"))
+        for c in adata.obs["condition"].astype(str)
+    ]
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="condition", control="control"),
+        "30 of 31 perturbed genes carry 'KD' joined by '_'",
+    )
+    assert "strip it from the labels first (sep='_' would read each as a pair with 'KD')" in (
+        message
+    )
+
+
+def test_guide_level_labels_are_told_to_be_labelled_by_their_gene(caplog):
+    adata = ps.ds.norman2019_subset()
+    singles = ~adata.obs["condition"].astype(str).str.contains("+", regex=False)
+    adata = adata[singles].copy()
+    guide = np.arange(adata.n_obs) % 2 + 1  # two guides of every gene
+    adata.obs["condition"] = [
+        c if c == "control" else f"{c}_sg{g}"
+        for c, g in zip(adata.obs["condition"].astype(str), guide, strict=True)
+    ]
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control")
+    assert "perturbed genes look like guides of a gene (e.g. " in caplog.text
+    assert "strip the guide's number, e.g. '_sg1'" in caplog.text
 
 
 def test_labels_joined_by_another_separator_are_refused_unless_sep_is_given(caplog):

@@ -37,23 +37,27 @@ _GEARS_CONTROL_TOKEN = "ctrl"
 def _white_space_hint(label: str, sep: str) -> str:
     """A hint for white space in ``label``: a spaced separator, or padding around it.
 
-    A spaced separator (``" + "``, ``" "``) the label splits cleanly at, or padding around
-    a label with no white space inside.
+    A spaced separator (``" + "``, ``"; "``, ``" "``) the label splits cleanly at, or
+    padding around a label with no white space inside.
 
     Examples
     --------
     >>> _white_space_hint("A + B", "+")
     " (genes joined by ' + '? pass sep=' + ')"
+    >>> _white_space_hint("A; B", ";")
+    " (genes joined by '; '? pass sep='; ')"
     >>> _white_space_hint(" A+B ", "+")
     ' (white space around the label: strip the labels first, e.g. with .str.strip())'
     >>> _white_space_hint(" A + B ", " + ")
     ' (white space around the label: strip the labels first, e.g. with .str.strip())'
     """
+    bare = sep.strip()
 
     def is_gene(token: str) -> bool:
-        return bool(token) and SEP not in token and not any(ch.isspace() for ch in token)
+        inside = SEP in token or (bare and bare in token) or any(ch.isspace() for ch in token)
+        return bool(token) and not inside
 
-    for spaced in dict.fromkeys((f" {sep.strip()} ", " ")):
+    for spaced in dict.fromkeys((f" {bare} ", f"{bare} ", " ")):  # "A + B", "A; B", "A B"
         tokens = label.split(spaced)
         if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
             return f" (genes joined by {spaced!r}? pass sep={spaced!r})"

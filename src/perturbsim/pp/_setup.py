@@ -617,7 +617,10 @@ def setup(
         first = adata.obs_names[missing][0]
         raise PerturbsimError(
             f"malformed perturbation label: obs[{perturbation_key!r}] is missing or blank for "
-            f"{counted(int(missing.sum()), 'cell')} (first: {first!r})"
+            f"{counted(int(missing.sum()), 'cell')} (first: {first!r}); cells of no known "
+            f"perturbation cannot be placed: leave them out first (adata = adata["
+            f"adata.obs[{perturbation_key!r}].astype(str).str.strip().ne('') & "
+            f"adata.obs[{perturbation_key!r}].notna()].copy())"
         )
     distinct = list(pd.unique(raw.astype(object)))
     _warn_missing_as_text(raw, distinct, perturbation_key)
