@@ -820,3 +820,20 @@ def test_a_perturbed_gene_no_annotation_names_is_told_apart_from_an_unmeasured_t
 
     assert all(map(_looks_like_a_gene, ["IER5L", "Klf1", "unc-22", "HLA-A", "sox2"]))
     assert not any(map(_looks_like_a_gene, ["Unassigned", "Multiplet", "NegCtrl0_NegCtrl0"]))
+
+
+def test_conditions_apart_from_the_control_s_batches_are_warned_of(caplog):
+    apart = ps.ds.norman2019_subset()
+    apart.obs["batch"] = np.where(apart.obs["condition"].isin(["KLF1", "FOXO4"]), "b2", "b1")
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(apart, perturbation_key="condition", control="control")
+    assert "obs['batch']: 2 conditions have no cell in a batch the control cells are in " in (
+        caplog.text
+    )
+    assert "(FOXO4, KLF1)" in caplog.text
+    caplog.clear()
+    mixed = ps.ds.norman2019_subset()  # both batches hold control cells: pooled quietly
+    mixed.obs["batch"] = np.where(np.arange(mixed.n_obs) % 2, "b2", "b1")
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(mixed, perturbation_key="condition", control="control")
+    assert "batch" not in caplog.text

@@ -290,6 +290,11 @@ MIXED_COLUMNS = ("dataset", "cell_type", "celltype", "cell_line")
 would pool cells of different screens or cell types."""
 
 
+BATCH_COLUMNS = ("batch", "sample", "gem_group", "donor", "lane", "plate", "library")
+"""``.obs`` columns that commonly name a technical batch: a condition whose cells all lie in
+batches without control cells has its changes measured across batches."""
+
+
 MISSING_AS_TEXT = ("nan", "none", "<na>", "null", "na", "n/a")
 """Labels that are most likely a missing value written as text (``astype(str)`` of NaN)."""
 
@@ -423,6 +428,33 @@ def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> bool:
             column,
         )
     return bool(datasets)
+
+
+def _warn_confounded_batches(obs: pd.DataFrame, canonical: pd.Series) -> None:
+    """Warn of conditions whose cells all lie in batches that hold no control cell.
+
+    A change is measured against the control's mean; where a condition and the control
+    never share a batch (:data:`BATCH_COLUMNS`), the batches' difference reads as its
+    effect. Batches that each hold control cells pool without a word.
+    """
+    control = (canonical == CONTROL).to_numpy()
+    for column in [c for c in BATCH_COLUMNS if c in obs.columns]:
+        batch = obs[column].astype(str).to_numpy()
+        if len(set(batch)) < 2:
+            continue
+        with_control = set(batch[control])
+        alone = pd.Series(~np.isin(batch, list(with_control))).groupby(canonical.to_numpy()).all()
+        apart = sorted(str(c) for c, only in alone.items() if only and c != CONTROL)
+        if apart:
+            logger.warning(
+                "obs[%r]: %s no cell in a batch the control cells are in (%s): their "
+                "changes over the control carry the batches' difference; subset to batches "
+                "holding both (ps.ds.read(..., where={%r: VALUE}))",
+                column,
+                counted(len(apart), "condition has", "conditions have"),
+                shown_list(apart, 5),
+                column,
+            )
 
 
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
@@ -649,6 +681,7 @@ def setup(
     if not (canonical == CONTROL).any():
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
     pooled = _check_mixed_sources(adata, pool_datasets)
+    _warn_confounded_batches(adata.obs, canonical)
     symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
