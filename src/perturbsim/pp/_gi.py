@@ -1894,17 +1894,9 @@ def gi_per_gene(
         if few:
             untested_pairs.append(f"{pair} ({', '.join(f'{c} {n}' for c, n in few.items())})")
         frames.append(frame)
-    if skipped and not frames and pairs is not None:
-        raise PerturbsimError(
-            f"none of the {len(skipped)} pairs requested has its own row and both singles' "
-            f"rows in profiles: {shown_list(skipped, 5)}"
-        )
-    if skipped:
-        logger.warning(
-            "%s left out, a single or the pair missing: %s",
-            counted(len(skipped), "pair"),
-            shown_list(skipped, 10),
-        )
+    _tell_missing_pairs(
+        skipped, every=not frames and pairs is not None, where="profiles", outcome="left out"
+    )
     if untested_pairs:
         logger.warning(
             "%s untested, a mean of fewer than %d cells (min_cells): %s",
@@ -2022,6 +2014,27 @@ def _deviation_se(
     return np.sqrt(total), welch_satterthwaite(squared, errors.df.loc[conditions].to_numpy(float))
 
 
+def _tell_missing_pairs(missing: list[str], *, every: bool, where: str, outcome: str) -> None:
+    """Refuse when ``every`` requested pair lacks its rows in ``where``; else warn of those.
+
+    ``outcome``: what becomes of a pair missing its own row or a single's (``"left out"``).
+    """
+    if not missing:
+        return
+    if every:
+        raise PerturbsimError(
+            f"none of the {len(missing)} pairs requested has its own row and both singles' "
+            f"rows in {where}: {shown_list(missing, 5)}"
+        )
+    logger.warning(
+        "%s %s, a single or the pair missing from %s: %s",
+        counted(len(missing), "pair"),
+        outcome,
+        where,
+        shown_list(missing, 10),
+    )
+
+
 def gi_split_half(
     stats: PseudobulkStats,
     pairs: Sequence[str],
@@ -2102,15 +2115,7 @@ def gi_split_half(
         departure = ab - a - b
         if np.isfinite(departure).all() and (departure.std(axis=1) > 0).all():
             correlations[pair] = float(np.corrcoef(departure)[0, 1])
-    if missing and len(missing) == len(pairs):
-        raise PerturbsimError(
-            f"none of the {len(missing)} pairs requested has its own row and both singles' "
-            f"rows in the statistics: {shown_list(missing, 5)}"
-        )
-    if missing:
-        logger.warning(
-            "%s NaN, a single or the pair missing from the statistics: %s",
-            counted(len(missing), "pair"),
-            shown_list(missing, 10),
-        )
+    _tell_missing_pairs(
+        missing, every=len(missing) == len(pairs), where="the statistics", outcome="NaN"
+    )
     return pd.Series(correlations, dtype=float, name="split_half_r")
