@@ -837,3 +837,19 @@ def test_conditions_apart_from_the_control_s_batches_are_warned_of(caplog):
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.pp.setup(mixed, perturbation_key="condition", control="control")
     assert "batch" not in caplog.text
+
+
+def test_log1p_of_counts_not_normalised_to_a_depth_is_warned_of(caplog):
+    counts = make_screen(["ctrl", "G1", "G2"], n_genes=100, cells=40)
+    rng = np.random.default_rng(3)
+    raw = rng.poisson(3.0, size=counts.shape).astype(np.float64)
+    counts.X = sparse.csr_matrix(np.log1p(raw))  # log1p without normalize_total
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(counts)
+    assert "adata.X looks like log1p of raw counts (expm1 of its values is whole)" in caplog.text
+    caplog.clear()
+    depth = raw / raw.sum(axis=1, keepdims=True) * 1e4  # normalised first: no warning
+    counts.X = sparse.csr_matrix(np.log1p(depth))
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(counts)
+    assert "log1p of raw counts" not in caplog.text

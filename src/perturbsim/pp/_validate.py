@@ -290,7 +290,37 @@ def validate_expression(
             f"every cell of {where} sums to {row_sum:.6g}: normalised (normalize_total) but not "
             f"log-transformed; {fix}"
         )
+    if layer is None and _log_of_counts(values):
+        logger.warning(
+            "%s looks like log1p of raw counts (expm1 of its values is whole): each cell's "
+            "depth then adds to every change; normalise the counts to one depth first "
+            "(scanpy.pp.normalize_total, then log1p; or normalize=True on the counts)",
+            where,
+        )
     return False
+
+
+LOG_OF_COUNTS_SHARE = 0.99
+"""Share of the non-zero values whose ``expm1`` is whole above which they are read as
+``log1p`` of counts not normalised to a depth (after ``normalize_total`` few are)."""
+
+
+def _log_of_counts(values: np.ndarray) -> bool:
+    """Whether non-zero ``values`` look like ``log1p`` of whole counts (a thousand at least).
+
+    Examples
+    --------
+    >>> _log_of_counts(np.log1p(np.arange(1, 2001, dtype=np.float32)))
+    True
+    >>> _log_of_counts(np.log1p(np.arange(1, 2001) * 0.37))
+    False
+    """
+    nonzero = values[values != 0].astype(np.float64)
+    if nonzero.size < 1000:
+        return False
+    counts = np.expm1(nonzero)
+    whole = np.abs(counts - np.round(counts)) <= 1e-3 * np.maximum(1.0, counts)
+    return bool(whole.mean() >= LOG_OF_COUNTS_SHARE)
 
 
 def _possible_log_layers(adata: AnnData) -> list[str]:
