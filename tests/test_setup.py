@@ -853,3 +853,11 @@ def test_log1p_of_counts_not_normalised_to_a_depth_is_warned_of(caplog):
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.pp.setup(counts)
     assert "log1p of raw counts" not in caplog.text
+
+
+def test_cell_names_given_twice_are_warned_of(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"])
+    adata.obs_names = [f"c{i % 9}" for i in range(adata.n_obs)]  # 18 cells, 9 names
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(adata)
+    assert "9 cells have the name of an earlier cell (e.g. 'c0')" in caplog.text

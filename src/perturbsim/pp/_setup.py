@@ -457,6 +457,24 @@ def _warn_confounded_batches(obs: pd.DataFrame, canonical: pd.Series) -> None:
             )
 
 
+def _warn_repeated_cell_names(names: pd.Index) -> None:
+    """Warn of cell names given to more than one cell (files concatenated without a suffix).
+
+    The split halves and the co-expression cells are drawn by name; cells of one name are
+    told apart by their order among themselves, so the same file draws the same, but the
+    same cells stored in another order may not.
+    """
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        logger.warning(
+            "%s the name of an earlier cell (e.g. %r): cells are drawn into halves by name, "
+            "these by their order among those of one name; make the names unique first "
+            "(adata.obs_names_make_unique(), or index_unique= when concatenating)",
+            counted(len(repeated), "cell has", "cells have"),
+            str(repeated[0]),
+        )
+
+
 def _warn_case_clashes(perturbed: list[str], measured: list[str]) -> None:
     """Warn of perturbed genes whose names differ from another gene's only in case.
 
@@ -682,6 +700,7 @@ def setup(
         raise PerturbsimError(f"no control cells labelled {control!r} in obs[{perturbation_key!r}]")
     pooled = _check_mixed_sources(adata, pool_datasets)
     _warn_confounded_batches(adata.obs, canonical)
+    _warn_repeated_cell_names(adata.obs_names)
     symbols = _gene_symbols(adata, gene_symbols, {g for c in mapping.values() for g in genes_of(c)})
     normalised = validate_expression(adata, normalize=normalize)
     if symbols is not None:  # once the values passed: a refused screen keeps its names
