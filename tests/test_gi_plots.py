@@ -158,6 +158,9 @@ def test_pair_prediction_shows_genes_that_change_not_clipped_near_zero_ones(norm
     # summed: nothing deviates, so the genes it changes most, and the title says why
     assert genes == change.drop(["KLF1", "MAP2K6"], errors="ignore").nlargest(8).index.tolist()
     assert ax.get_title() == "KLF1+MAP2K6\n(predicted as its singles summed)"
+    # measured statistics as the source: nothing predicted, nothing summed
+    stats = ps.pp.compute_pseudobulk(norman)
+    assert pl.pair_prediction(stats, "KLF1+MAP2K6").get_title() == "KLF1+MAP2K6"
 
 
 def test_pair_prediction_of_a_summed_pair_shows_where_the_measurement_deviates(norman):

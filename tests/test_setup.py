@@ -648,6 +648,16 @@ def test_a_word_of_every_label_is_an_affix_to_strip_not_a_separator_to_pass():
     )
 
 
+def test_pairs_of_one_measured_gene_with_every_other_are_joined_labels_not_an_affix():
+    anchored = make_screen(
+        ["ctrl", "G2", "G3", "G4", "G5", "G1_G2", "G1_G3", "G1_G4", "G1_G5"], cells=20
+    )
+    message = one_line_error(
+        lambda: ps.pp.setup(anchored), "4 of 8 perturbed genes look like genes joined by '_'"
+    )  # G1 is a measured gene in every pair: a pair screen, not an affix to strip
+    assert "pass sep='_'" in message and "strip" not in message
+
+
 def test_guide_level_labels_are_told_to_be_labelled_by_their_gene(caplog):
     adata = ps.ds.norman2019_subset()
     singles = ~adata.obs["condition"].astype(str).str.contains("+", regex=False)
@@ -847,12 +857,13 @@ def test_log1p_of_counts_not_normalised_to_a_depth_is_warned_of(caplog):
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.pp.setup(counts)
     assert "adata.X looks like log1p of raw counts (expm1 of its values is whole)" in caplog.text
-    caplog.clear()
-    depth = raw / raw.sum(axis=1, keepdims=True) * 1e4  # normalised first: no warning
-    counts.X = sparse.csr_matrix(np.log1p(depth))
-    with caplog.at_level(logging.WARNING, logger="perturbsim"):
-        ps.pp.setup(counts)
-    assert "log1p of raw counts" not in caplog.text
+    for total in (1e4, 1e6):  # normalised first, to any depth (one count: 1e6 / 300): quiet
+        caplog.clear()
+        depth = raw / raw.sum(axis=1, keepdims=True) * total
+        counts.X = sparse.csr_matrix(np.log1p(depth))
+        with caplog.at_level(logging.WARNING, logger="perturbsim"):
+            ps.pp.setup(counts)
+        assert "log1p of raw counts" not in caplog.text
 
 
 def test_cell_names_given_twice_are_warned_of(caplog):

@@ -344,6 +344,7 @@ def pair_prediction(
         raise PerturbsimError(f"source has no profile of {absent}")
     summed = (  # a prediction that deviates nowhere; measured means never are summed
         measured is None
+        and isinstance(source, AnnData)
         and DELTA_LAYER in source.layers
         and bool(summed_pairs(source, [label]).iloc[0])
     )

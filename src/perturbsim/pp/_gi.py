@@ -2019,6 +2019,7 @@ def _tell_missing_pairs(missing: list[str], *, every: bool, where: str, outcome:
 
     ``outcome``: what becomes of a pair missing its own row or a single's (``"left out"``).
     """
+    missing = list(dict.fromkeys(missing))  # a pair asked twice is named once
     if not missing:
         return
     if every:

@@ -39,6 +39,11 @@ def annotated_genes(adata: AnnData, *, aliases: bool = True) -> set[str]:
     return symbols | set(human_gene_alias()["alias"].astype(str)) if aliases else symbols
 
 
+def _official(adata: AnnData) -> set[str]:
+    """Gene names of the default annotations without their aliases (:func:`annotated_genes`)."""
+    return annotated_genes(adata, aliases=False)
+
+
 def _examples(genes: Iterable[str], n: int = 3) -> str:
     return ", ".join(repr(g) for g in list(genes)[:n])
 
@@ -99,10 +104,14 @@ def _known(
     return perturbed, measured, annotated, unmeasured, unknown
 
 
-def _joined_hint(perturbed: list[str], known: set[str], unknown: list[str], sep: str) -> str | None:
+def _joined_hint(
+    adata: AnnData, perturbed: list[str], known: set[str], unknown: list[str], sep: str
+) -> str | None:
     """The ``sep`` hint when most unknown perturbed genes split into known ones by another."""
     found = _joined_split(known, unknown, sep)
-    return None if found is None else _joined_text(perturbed, *found)
+    if found is None:
+        return None
+    return _joined_text(perturbed, *found, set(map(str, adata.var_names)) | _official(adata))
 
 
 def _joined_split(known: set[str], unknown: list[str], sep: str) -> tuple[str, list[str]] | None:
@@ -113,17 +122,18 @@ def _joined_split(known: set[str], unknown: list[str], sep: str) -> tuple[str, l
     return (other, joined) if 2 * len(joined) > len(unknown) else None
 
 
-def _joined_text(perturbed: list[str], other: str, joined: list[str]) -> str:
+def _joined_text(perturbed: list[str], other: str, joined: list[str], genes: set[str]) -> str:
     """The ``sep`` hint, or the hint to strip a word that is no gene.
 
     Where one word stands in nearly every label the separator splits (``KLF1_KD``,
-    ``FOXO4_KD``: 90 % or more, three labels at least), is perturbed alone nowhere and is
-    no control guide's word, it is an affix: the separator would make every single a pair
+    ``FOXO4_KD``: 90 % or more, three labels at least), is perturbed alone nowhere, is
+    none of ``genes`` (measured, or an official symbol: ``KD`` is only an alias) and no
+    control guide's word, it is an affix: the separator would make every single a pair
     with it.
     """
     words = Counter(w for gene in joined for w in set(gene.split(other)))
     common, count = words.most_common(1)[0]
-    affix = common not in perturbed and not looks_like_control(common)  # NegCtrl0: the control's
+    affix = common not in {*perturbed, *genes} and not looks_like_control(common)
     if len(joined) >= 3 and count >= 0.9 * len(joined) and affix:
         return (
             f"{count} of {len(perturbed)} perturbed genes carry {common!r} joined by "
@@ -191,7 +201,7 @@ def joined_labels_hint(
     # the guide words of the labels as the separator found splits them
     used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
-    hint = _joined_text(perturbed, other, joined)
+    hint = _joined_text(perturbed, other, joined, measured | _official(adata))
     if not words:
         return hint
     return (
@@ -253,7 +263,7 @@ def label_hint(
     """
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
-    other = _joined_hint(perturbed, measured | annotated, unknown, sep) if joined else None
+    other = _joined_hint(adata, perturbed, measured | annotated, unknown, sep) if joined else None
     if other is not None:
         return other
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None

@@ -293,6 +293,8 @@ would pool cells of different screens or cell types."""
 BATCH_COLUMNS = ("batch", "sample", "gem_group", "donor", "lane", "plate", "library")
 """``.obs`` columns that commonly name a technical batch: a condition whose cells all lie in
 batches without control cells has its changes measured across batches."""
+MIN_APART_CELLS = 4
+"""Cells a condition needs before its lying apart from the control's batches is warned of."""
 
 
 MISSING_AS_TEXT = ("nan", "none", "<na>", "null", "na", "n/a")
@@ -435,7 +437,8 @@ def _warn_confounded_batches(obs: pd.DataFrame, canonical: pd.Series) -> None:
 
     A change is measured against the control's mean; where a condition and the control
     never share a batch (:data:`BATCH_COLUMNS`), the batches' difference reads as its
-    effect. Batches that each hold control cells pool without a word.
+    effect. Batches that each hold control cells pool without a word, and so do conditions
+    of fewer than :data:`MIN_APART_CELLS` cells (outside the control's batches by chance).
     """
     control = (canonical == CONTROL).to_numpy()
     for column in [c for c in BATCH_COLUMNS if c in obs.columns]:
@@ -443,7 +446,8 @@ def _warn_confounded_batches(obs: pd.DataFrame, canonical: pd.Series) -> None:
         if len(set(batch)) < 2:
             continue
         with_control = set(batch[control])
-        alone = pd.Series(~np.isin(batch, list(with_control))).groupby(canonical.to_numpy()).all()
+        away = pd.Series(~np.isin(batch, list(with_control))).groupby(canonical.to_numpy())
+        alone = away.all() & (away.size() >= MIN_APART_CELLS)  # not a few cells' chance
         apart = sorted(str(c) for c, only in alone.items() if only and c != CONTROL)
         if apart:
             logger.warning(
