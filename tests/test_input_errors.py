@@ -141,6 +141,7 @@ def test_a_misspelt_perturbed_gene_is_named_with_the_gene_meant(additive):
         additive.predict(["KLF2"])
     assert "did you mean" not in str(err.value)  # a human gene, not a misspelt KLF1
     assert additive._typo_hint(["KLF1X"]) == " (did you mean 'KLF1' for 'KLF1X'?)"  # no gene
+    assert additive._typo_hint(["SLC38"]) == ""  # a short name inside SLC38A2: no misspelling
 
 
 def test_a_control_label_in_another_case_is_named():

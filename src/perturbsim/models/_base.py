@@ -785,7 +785,8 @@ class PerturbationModel(ABC):
 
         `` (did you mean 'KLF1' for 'KFL1'?)`` when the gene is close in spelling
         (:func:`difflib.get_close_matches`, ratio at least 0.75: e.g. two letters swapped
-        in a four-letter name) to a gene perturbed in the model's screen (fitted or held
+        in a four-letter name; lengths at most one apart, so that ``FOO`` is not read as
+        ``FOXO4``) to a gene perturbed in the model's screen (fitted or held
         out) that the model predicts, the closest such; else ``""``. A name the screen
         measured or a human gene symbol (the bundled GO annotations) is no misspelling
         (``CEBPB`` is not ``CEBPE``).
@@ -795,7 +796,11 @@ class PerturbationModel(ABC):
         perturbed = sorted(self.perturbed_genes())
         real = {*map(str, self.genes), *human_go()["gene"].astype(str)}
         close = {
-            g: difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75)
+            g: [  # a letter or two off, not a short name inside a longer (FOO in FOXO4)
+                m
+                for m in difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75)
+                if abs(len(m) - len(g)) <= 1
+            ]
             for g in unknown
             if g not in real
         }
