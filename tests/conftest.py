@@ -93,3 +93,14 @@ def point_stats(means: dict[str, np.ndarray], genes: list[str]) -> PseudobulkSta
         coexpr_sum=np.zeros(len(genes)),
         coexpr_gram=None,
     )
+
+
+def screen_of(x: np.ndarray, labels: list[str], genes: list[str]) -> ad.AnnData:
+    """A screen of cells ``x`` labelled ``labels`` (control ``ctrl``), set up; genes ``genes``."""
+    adata = ad.AnnData(
+        X=x,
+        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
+        var=pd.DataFrame(index=genes),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    return adata

@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import screen_of
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -37,12 +38,7 @@ def exact_screen(means: dict[str, np.ndarray], *, eps: float = 1e-3, seed: int =
         signs = rng.choice([-1.0, 1.0], size=n_genes)
         blocks.append(mean[None, :] + eps * pattern * signs[None, :])
         labels += [label] * 4
-    adata = ad.AnnData(
-        X=np.vstack(blocks),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(np.vstack(blocks), labels, [f"G{i}" for i in range(n_genes)])
     return adata
 
 
@@ -270,12 +266,7 @@ def _chain_screen(seed: int = 3, step: float = 1.0) -> ad.AnnData:
         blocks.append(np.column_stack([a, b, c, noise]))
         labels += [label] * n
     x = np.clip(np.vstack(blocks), 0.0, None)
-    adata = ad.AnnData(
-        X=x,
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=["A", "B", "C", "N1", "N2"]),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(x, labels, ["A", "B", "C", "N1", "N2"])
     return adata
 
 
@@ -333,12 +324,7 @@ def test_grn_default_step_is_the_median_observed_step():
             x[:, genes.index(label)] += shift
         blocks.append(x)
         labels += [label] * 300
-    adata = ad.AnnData(
-        X=np.vstack(blocks),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=genes),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(np.vstack(blocks), labels, genes)
     means = _cell_means(adata)
     moved = [means.loc[g, g] - means.loc["ctrl", g] for g in ("A", "B", "C")]
     model = GRN(adata).fit()
@@ -565,12 +551,7 @@ def _module_screen(seed: int = 5, n_cells: int = 40) -> tuple[ad.AnnData, dict[s
     for i, label in enumerate(labels):
         if label != "ctrl":
             blocks[i // n_cells][i % n_cells] += truth[label]
-    adata = ad.AnnData(
-        X=np.vstack(blocks),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=genes),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(np.vstack(blocks), labels, genes)
     return adata, truth
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
-from conftest import make_screen
+from conftest import make_screen, screen_of
 from scipy import stats as scipy_stats
 
 import perturbsim as ps
@@ -311,12 +311,7 @@ def test_welch_satterthwaite_degrees_of_freedom():
 def _screen_of(blocks: dict[str, np.ndarray], genes: list[str]) -> ad.AnnData:
     """A set-up dense float64 screen whose cells of each label are the rows of its block."""
     labels = [label for label, block in blocks.items() for _ in range(len(block))]
-    adata = ad.AnnData(
-        X=np.vstack(list(blocks.values())).astype(np.float64),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=genes),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(np.vstack(list(blocks.values())).astype(np.float64), labels, genes)
     return adata
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 import re
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import screen_of
 from torch import nn
 
 import perturbsim as ps
@@ -481,12 +481,7 @@ def _plan_screen() -> tuple[PseudobulkStats, TrainingPlan]:
     labels = [label for label, n in sizes.items() for _ in range(n)]
     x = np.log1p(rng.poisson(5.0, size=(len(labels), 6)).astype(np.float64))
     x[[i for i, label in enumerate(labels) if label == "B"], :3] += 2.0
-    adata = ad.AnnData(
-        X=x,
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=[f"G{i}" for i in range(6)]),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(x, labels, [f"G{i}" for i in range(6)])
     plan = TrainingPlan(GEARSLoss(), cold_start=0.0, device=torch.device("cpu"))
     return current_stats(adata), plan
 

@@ -4,6 +4,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import screen_of
 
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
@@ -171,12 +172,7 @@ def _designed_screen() -> ad.AnnData:
     for label, change in changes.items():
         blocks.append(10.0 + change + 1e-3 * rng.normal(size=(5, len(genes))))
         labels += [label] * 5
-    adata = ad.AnnData(
-        X=np.vstack(blocks),
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=genes),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(np.vstack(blocks), labels, genes)
     return adata
 
 

@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_screen
+from conftest import make_screen, screen_of
 from scipy import sparse
 
 import perturbsim as ps
@@ -458,12 +458,7 @@ def test_a_constant_gene_has_no_variance_never_a_negative_one():
     n_genes, n_control = 50, 100
     x = np.tile(np.linspace(0.1, 5.0, n_genes, dtype=np.float32), (n_control + 4, 1))
     labels = ["ctrl"] * n_control + ["G0"] * 4
-    adata = ad.AnnData(
-        X=x,
-        obs=pd.DataFrame({"condition": labels}, index=[f"c{i}" for i in range(len(labels))]),
-        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
-    )
-    ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
+    adata = screen_of(x, labels, [f"G{i}" for i in range(n_genes)])
     stats = ps.pp.compute_pseudobulk(adata, coexpression="none")
     variance = stats.variance()
     assert (variance >= 0).all() and variance.max() < 1e-10
