@@ -39,11 +39,6 @@ def annotated_genes(adata: AnnData, *, aliases: bool = True) -> set[str]:
     return symbols | set(human_gene_alias()["alias"].astype(str)) if aliases else symbols
 
 
-def _official(adata: AnnData) -> set[str]:
-    """Gene names of the default annotations without their aliases (:func:`annotated_genes`)."""
-    return annotated_genes(adata, aliases=False)
-
-
 def _examples(genes: Iterable[str], n: int = 3) -> str:
     return ", ".join(repr(g) for g in list(genes)[:n])
 
@@ -105,13 +100,18 @@ def _known(
 
 
 def _joined_hint(
-    adata: AnnData, perturbed: list[str], known: set[str], unknown: list[str], sep: str
+    adata: AnnData,
+    perturbed: list[str],
+    measured: set[str],
+    annotated: set[str],
+    unknown: list[str],
+    sep: str,
 ) -> str | None:
     """The ``sep`` hint when most unknown perturbed genes split into known ones by another."""
-    found = _joined_split(known, unknown, sep)
+    found = _joined_split(measured | annotated, unknown, sep)
     if found is None:
         return None
-    return _joined_text(perturbed, *found, set(map(str, adata.var_names)) | _official(adata))
+    return _joined_text(perturbed, *found, measured | annotated_genes(adata, aliases=False))
 
 
 def _joined_split(known: set[str], unknown: list[str], sep: str) -> tuple[str, list[str]] | None:
@@ -201,7 +201,7 @@ def joined_labels_hint(
     # the guide words of the labels as the separator found splits them
     used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
-    hint = _joined_text(perturbed, other, joined, measured | _official(adata))
+    hint = _joined_text(perturbed, other, joined, measured | annotated_genes(adata, aliases=False))
     if not words:
         return hint
     return (
@@ -263,7 +263,7 @@ def label_hint(
     """
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
-    other = _joined_hint(adata, perturbed, measured | annotated, unknown, sep) if joined else None
+    other = _joined_hint(adata, perturbed, measured, annotated, unknown, sep) if joined else None
     if other is not None:
         return other
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None

@@ -266,7 +266,7 @@ def validate_expression(
     top = float(values.max()) if values.size else 0.0
     if top == 0.0 and not lazy:  # a backed file's first cells alone say little
         raise PerturbsimError(f"{where} holds no non-zero value: the screen measured nothing")
-    whole = bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
+    whole = _all_whole(values)
     row_sum = _constant_row_sum(block) if top <= _RAW_COUNT_MAX else None  # expm1 stays finite
     if normalize:
         if not whole and top <= _RAW_COUNT_MAX and row_sum is None:
@@ -340,9 +340,14 @@ def _possible_log_layers(adata: AnnData) -> list[str]:
         if name == COUNTS_LAYER:
             continue
         values = matrix_values(adata.layers[name][:100])
-        if values.size and not np.all(np.mod(values, 1) == 0):
+        if values.size and not _all_whole(values):
             names.append(str(name))
     return names
+
+
+def _all_whole(values: np.ndarray) -> bool:
+    """Whether ``values`` are whole numbers, at least one (counts are; log values are not)."""
+    return bool(values.size) and bool(np.all(np.mod(values, 1) == 0))
 
 
 def _constant_row_sum(block: object) -> float | None:
