@@ -726,6 +726,30 @@ def test_labels_joined_by_another_separator_are_refused_unless_sep_is_given(capl
     )
 
 
+def test_labels_mixing_two_separators_are_told_to_use_one(caplog):
+    adata = ps.ds.norman2019_subset()
+    labels = adata.obs["condition"].astype(str)
+    pairs = sorted({c for c in labels if "+" in c})
+    rewritten = pairs[:3]  # three pairs written with '_', the rest with '+'
+    adata.obs["condition"] = [c.replace("+", "_") if c in rewritten else c for c in labels]
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, perturbation_key="condition", control="control"),
+        "the labels join genes by two separators, '\\+' ",
+    )
+    read = adata.obs["condition"].unique()
+    n_genes = len({g for c in read if c != "control" for g in c.split("+")})  # as '+' reads
+    read_as_one = rewritten[0].replace("+", "_")
+    assert (
+        f"and '_' (3 of {n_genes} perturbed genes read as one gene, e.g. {read_as_one!r}" in message
+    )
+    assert "pass sep='_'" not in message  # it would read the other pairs as one gene each
+    caplog.clear()  # '+' chosen: the labels are kept as they are, and the mix is warned of
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control", sep="+")
+    assert "write every label with one separator first" in caplog.text
+    assert adata.obs["perturbsim_condition"].nunique() == 34
+
+
 def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(caplog, tiny):
     adata = tiny.copy()
     adata.var["symbol"] = adata.var_names

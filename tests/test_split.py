@@ -379,3 +379,21 @@ def test_no_warning_when_the_conditions_are_too_few_for_every_subgroup(caplog):
         s = make_split(adata, kind="simulation", seed=0)
     assert "none of 1000 draws" not in caplog.text
     assert len(s.subgroups) == 2 and "unseen_single" in s.subgroups  # one single, the pair
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        # four genes, one unseen: at most one pair fully seen, too few to keep one
+        ["ctrl", "G0", "G1", "G2", "G3", "G0+G1", "G2+G3"],
+        # five genes, two unseen, one of them (G4) in no pair: the other leaves one pair
+        ["ctrl", "G0", "G1", "G2", "G3", "G4", "G0+G1", "G2+G3"],
+    ],
+)
+def test_no_warning_of_a_kind_no_draw_can_keep_in_train(labels, caplog):
+    adata = make_screen(labels)
+    ps.pp.setup(adata)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._split"):
+        s = make_split(adata, kind="simulation", seed=0)
+    assert "none of 1000 draws" not in caplog.text
+    assert not any("+" in c for c in s.train) and len(s.subgroups) == 3

@@ -106,30 +106,49 @@ def _joined_hint(
     annotated: set[str],
     unknown: list[str],
     sep: str,
+    combined: list[str],
 ) -> str | None:
-    """The ``sep`` hint when most unknown perturbed genes split into known ones by another."""
-    found = _joined_split(measured | annotated, unknown, sep)
+    """The ``sep`` hint when most unknown perturbed genes split into known ones by another.
+
+    With ``combined`` labels (genes joined by ``sep``), one such gene is enough: the labels
+    mix two separators.
+    """
+    found = _joined_split(measured | annotated, unknown, sep, mixed=bool(combined))
     if found is None:
         return None
-    return _joined_text(perturbed, *found, measured | annotated_genes(adata, aliases=False))
+    genes = measured | annotated_genes(adata, aliases=False)
+    return _joined_text(perturbed, *found, genes, mixed=(sep, combined) if combined else None)
 
 
-def _joined_split(known: set[str], unknown: list[str], sep: str) -> tuple[str, list[str]] | None:
-    """The other separator most ``unknown`` genes split at into ``known`` ones, and those."""
+def _joined_split(
+    known: set[str], unknown: list[str], sep: str, *, mixed: bool = False
+) -> tuple[str, list[str]] | None:
+    """The other separator most ``unknown`` genes split at into ``known`` ones, and those.
+
+    With ``mixed``, the separator splitting any of them.
+    """
     if not unknown:
         return None
     other, joined = _joined_by(unknown, known | {CONTROL}, exclude=sep)
-    return (other, joined) if 2 * len(joined) > len(unknown) else None
+    return (other, joined) if joined and (mixed or 2 * len(joined) > len(unknown)) else None
 
 
-def _joined_text(perturbed: list[str], other: str, joined: list[str], genes: set[str]) -> str:
-    """The ``sep`` hint, or the hint to strip a word that is no gene.
+def _joined_text(
+    perturbed: list[str],
+    other: str,
+    joined: list[str],
+    genes: set[str],
+    *,
+    mixed: tuple[str, list[str]] | None = None,
+) -> str:
+    """The ``sep`` hint, the hint to strip a word that is no gene, or to use one separator.
 
     Where one word stands in nearly every label the separator splits (``KLF1_KD``,
     ``FOXO4_KD``: 90 % or more, three labels at least), is perturbed alone nowhere, is
     none of ``genes`` (measured, or an official symbol: ``KD`` is only an alias) and no
     control guide's word, it is an affix: the separator would make every single a pair
-    with it.
+    with it. Else, with ``mixed``, the separator the labels were read with and labels it
+    joins genes of (``KLF1+MAP2K6``), the labels mix two separators.
     """
     words = Counter(w for gene in joined for w in set(gene.split(other)))
     common, count = words.most_common(1)[0]
@@ -140,6 +159,13 @@ def _joined_text(perturbed: list[str], other: str, joined: list[str], genes: set
             f"{other!r} (e.g. {_examples(joined)}): a word of every label, not a gene; strip "
             f"it from the labels first (sep={other!r} would read each as a pair with "
             f"{common!r})"
+        )
+    if mixed is not None:
+        sep, combined = mixed
+        return (
+            f"the labels join genes by two separators, {sep!r} (e.g. {combined[0]!r}) and "
+            f"{other!r} ({len(joined)} of {len(perturbed)} perturbed genes read as one gene, "
+            f"e.g. {_examples(joined)}): write every label with one separator first"
         )
     return (
         f"{len(joined)} of {len(perturbed)} perturbed genes look like genes joined by "
@@ -173,6 +199,7 @@ def joined_labels_hint(
     *,
     sep: str = SEP,
     control: str = CONTROL,
+    combined: list[str] | None = None,
 ) -> str | None:
     """The first hint of :func:`label_hint` alone: labels joined by another separator.
 
@@ -180,7 +207,9 @@ def joined_labels_hint(
     neither measured in ``adata`` nor annotated split, by a separator of
     :data:`SEPARATORS` other than ``sep``, into genes that are, tokens of the ``control``
     label (``KLF1_NegCtrl0`` with control ``NegCtrl0_NegCtrl0``) or words of a control
-    guide (``NegCtrl0`` with control ``ctrl``). A label that is a control guide as a whole
+    guide (``NegCtrl0`` with control ``ctrl``); where ``combined`` lists labels whose genes
+    ``sep`` joins (``KLF1+MAP2K6``), one such gene (``CEBPB_FOXA1``) is enough, and the hint
+    says the labels mix two separators. A label that is a control guide as a whole
     (``non-targeting_2`` beside the control ``non-targeting_1``) is no joined label: the
     check of other control guides names it. It needs no set-up.
     """
@@ -194,14 +223,22 @@ def joined_labels_hint(
         for token in gene.split(s)
         if looks_like_control(token)
     }
-    found = _joined_split(measured | annotated | tokens | guides, unknown, sep)
+    found = _joined_split(
+        measured | annotated | tokens | guides, unknown, sep, mixed=bool(combined)
+    )
     if found is None:
         return None
     other, joined = found
     # the guide words of the labels as the separator found splits them
     used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
-    hint = _joined_text(perturbed, other, joined, measured | annotated_genes(adata, aliases=False))
+    hint = _joined_text(
+        perturbed,
+        other,
+        joined,
+        measured | annotated_genes(adata, aliases=False),
+        mixed=(sep, combined) if combined else None,
+    )
     if not words:
         return hint
     return (
@@ -234,7 +271,9 @@ def label_hint(
     In order, the hint names:
 
     - a separator of :data:`SEPARATORS` that splits most unknown genes into known ones
-      (``KLF1_MAP2K6`` read as one gene): pass ``sep``;
+      (``KLF1_MAP2K6`` read as one gene): pass ``sep``; where ``sep`` joins the genes of
+      other labels (``KLF1+MAP2K6`` beside ``CEBPB_FOXA1``), one such gene is enough, and the
+      hint says to write every label with one separator (even when ``joined`` is off);
     - when most perturbed genes are not measured, a ``var`` column holding most of them:
       pass ``gene_symbols``;
     - when most ``var_names`` are Ensembl IDs and most perturbed genes are not, the
@@ -255,7 +294,8 @@ def label_hint(
     sep
         The separator the labels were parsed with.
     joined
-        Give the first hint (another separator); ``False`` when ``sep`` was chosen.
+        Give the first hint (another separator) for labels ``sep`` joins none of; ``False``
+        when ``sep`` was chosen.
 
     Returns
     -------
@@ -263,7 +303,16 @@ def label_hint(
     """
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
-    other = _joined_hint(adata, perturbed, measured, annotated, unknown, sep) if joined else None
+    combined = [
+        sep.join(genes)
+        for c in adata.obs[CONDITION].cat.categories
+        if len(genes := genes_of(c)) > 1
+    ]
+    other = (
+        _joined_hint(adata, perturbed, measured, annotated, unknown, sep, combined)
+        if joined or combined
+        else None
+    )
     if other is not None:
         return other
     column = _symbol_column(adata, unmeasured) if 2 * len(unmeasured) > n else None

@@ -89,11 +89,17 @@ def _unique_symbols(symbols: pd.Series, ids: pd.Index, where: str) -> pd.Index:
 def _refuse_joined_labels(
     adata: AnnData, mapping: dict[object, str], annotated: set[str] | None, sep: str, control: str
 ) -> None:
-    """Raise when the labels look joined by another separator than the default ``sep``."""
+    """Raise when the labels look joined by another separator than the default ``sep``.
+
+    Also when they join genes by ``sep`` and by another (``KLF1+MAP2K6``, ``CEBPB_FOXA1``).
+    """
     perturbed = sorted({g for c in mapping.values() for g in genes_of(c)})
     if set(perturbed) <= set(map(str, adata.var_names)):
         return
-    joined = joined_labels_hint(adata, perturbed, annotated, sep=sep, control=control)
+    combined = [str(label) for label, c in mapping.items() if len(genes_of(c)) > 1]
+    joined = joined_labels_hint(
+        adata, perturbed, annotated, sep=sep, control=control, combined=combined
+    )
     if joined is not None:
         raise PerturbsimError(f"{joined}, or sep={sep!r} to keep the labels as they are")
 

@@ -17,6 +17,7 @@ What *seen* means depends on the kind of split (see :func:`split`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -343,24 +344,30 @@ def _possible_groups(
     """Subgroups some draw can hold out, per set size, by gene counts.
 
     Also how many of them one draw can hold (no more than the conditions of that size) and
-    the kinds some draw can keep.
+    the kinds some draw may keep. A kind of set stays in train only when enough of its sets
+    are fully seen (``int(m * keep_fraction) >= 1``); ``m`` is bounded by the sets no unseen
+    gene can avoid: unseen genes beyond those in no set of the kind fall in at least one set
+    per ``n`` of them (two pairs of four genes, one unseen: at most one pair fully seen).
     """
     genes = {g for c in conditions for g in genes_of(c)}
     n_seen = _n_seen_genes(len(genes), seen_fraction)
     n_unseen = len(genes) - n_seen
-    sizes = pd.Series([len(genes_of(c)) for c in conditions], dtype=np.int64).value_counts()
+    by_size: dict[int, list[str]] = {}
+    for cond in conditions:
+        by_size.setdefault(len(genes_of(cond)), []).append(cond)
     groups: dict[int, set[str]] = {}
     reachable: dict[int, int] = {}
     keepable: set[int] = set()
-    for n, count in sizes.items():
-        n = int(n)
+    for n, members in sorted(by_size.items()):
         groups[n] = {
             subgroup_name(n, k)
             for k in range(max(0, n - n_unseen), min(n, n_seen) + 1)
             if n > 1 or k == 0
         }
-        reachable[n] = min(len(groups[n]), int(count))
-        if n <= n_seen and (n == 1 or int(count * keep_fraction) >= 1):
+        reachable[n] = min(len(groups[n]), len(members))
+        outside = len(genes - {g for c in members for g in genes_of(c)})
+        fully_seen = len(members) - math.ceil(max(0, n_unseen - outside) / n)
+        if n <= n_seen and (n == 1 or int(fully_seen * keep_fraction) >= 1):
             keepable.add(n)
     return groups, reachable, keepable
 
