@@ -769,6 +769,20 @@ def test_a_mouse_screen_by_ensembl_ids_is_pointed_to_its_symbols_not_to_another_
     assert "pass gene_symbols='symbol'" in caplog.text and "another case" not in caplog.text
 
 
+def test_a_gene_of_the_annotations_given_in_every_label_is_a_pair_partner_not_an_affix():
+    # mouse labels pairing four genes with Tal1, which is perturbed alone nowhere and is no
+    # human symbol: a gene of the mouse annotations given, so the labels are pairs
+    labels = ["ctrl", "Gata1_Tal1", "Klf1_Tal1", "Spi1_Tal1", "Cebpa_Tal1"]
+    adata = make_screen(labels)
+    adata.var_names = ["Gata1", "Klf1", "Spi1", "Cebpa", *adata.var_names[4:]]
+    mouse_go = pd.DataFrame({"gene": ["Gata1", "Klf1", "Tal1"], "term": ["GO:1"] * 3})
+    message = one_line_error(
+        lambda: ps.pp.setup(adata, go_annotations=mouse_go),
+        "4 of 4 perturbed genes look like genes joined by '_'",
+    )
+    assert "pass sep='_'" in message and "strip" not in message
+
+
 def test_the_label_check_knows_genes_by_the_annotations_given(caplog):
     adata = make_screen(["ctrl", "Klf1", "Gata1", "Gata1+Klf1"])  # targets not measured
     with caplog.at_level(logging.WARNING):

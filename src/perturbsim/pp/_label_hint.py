@@ -99,8 +99,16 @@ def _known(
     return perturbed, measured, annotated, unmeasured, unknown
 
 
+def _official_symbols(adata: AnnData, annotated: set[str] | None) -> set[str]:
+    """Genes named by their official symbol: ``annotated`` when given, else the default GO's.
+
+    The default's aliases are left out (``KD`` is an alias, no gene's symbol).
+    """
+    return annotated_genes(adata, aliases=False) if annotated is None else set(annotated)
+
+
 def _joined_hint(
-    adata: AnnData,
+    symbols: set[str],
     perturbed: list[str],
     measured: set[str],
     annotated: set[str],
@@ -116,7 +124,7 @@ def _joined_hint(
     found = _joined_split(measured | annotated, unknown, sep, mixed=bool(combined))
     if found is None:
         return None
-    genes = measured | annotated_genes(adata, aliases=False)
+    genes = measured | symbols
     return _joined_text(perturbed, *found, genes, mixed=(sep, combined) if combined else None)
 
 
@@ -213,6 +221,7 @@ def joined_labels_hint(
     (``non-targeting_2`` beside the control ``non-targeting_1``) is no joined label: the
     check of other control guides names it. It needs no set-up.
     """
+    symbols = _official_symbols(adata, annotated)
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
     unknown = [g for g in unknown if not looks_like_control(g)]
     tokens = {token for s in SEPARATORS for token in control.split(s)}
@@ -232,13 +241,8 @@ def joined_labels_hint(
     # the guide words of the labels as the separator found splits them
     used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
-    hint = _joined_text(
-        perturbed,
-        other,
-        joined,
-        measured | annotated_genes(adata, aliases=False),
-        mixed=(sep, combined) if combined else None,
-    )
+    mixed = (sep, combined) if combined else None
+    hint = _joined_text(perturbed, other, joined, measured | symbols, mixed=mixed)
     if not words:
         return hint
     return (
@@ -301,6 +305,7 @@ def label_hint(
     -------
     One line, or ``None`` when nothing looks wrong.
     """
+    symbols = _official_symbols(adata, annotated)
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
     combined = [
@@ -309,7 +314,7 @@ def label_hint(
         if len(genes := genes_of(c)) > 1
     ]
     other = (
-        _joined_hint(adata, perturbed, measured, annotated, unknown, sep, combined)
+        _joined_hint(symbols, perturbed, measured, annotated, unknown, sep, combined)
         if joined or combined
         else None
     )
