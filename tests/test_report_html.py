@@ -370,3 +370,72 @@ def test_a_report_of_the_anchors_alone_says_so_in_both_forms(norman):
     why = "this evaluation ran no model but the anchors, which they place models between"
     assert f"## Calibrated scores\n\nNone: {why}." in markdown_report(anchors)
     assert f"No calibrated scores: {why}." in _html.html_report(anchors)
+
+
+def _uncertainty_rows(model: str, seeds: int, inside: dict[str, float]) -> pd.DataFrame:
+    """Rows of ``result.uncertainty``: 4 conditions per seed, shares ``inside`` (+/- 0.01)."""
+    from perturbsim.tl._uncertainty import GENE_SETS, LEVELS, UNCERTAINTY_COLUMNS, inside_column
+
+    rows = []
+    for seed in range(1, seeds + 1):
+        for i in range(4):
+            row = {"model": model, "seed": seed, "subgroup": "g", "condition": f"c{i}"}
+            row |= {"uncertainty": 1.0 + i, "error_de": 1.0 + i, "error_all": 1.0 + i}
+            for genes in GENE_SETS:
+                for level in LEVELS:
+                    share = inside.get(f"{genes}_{round(100 * level)}", level)
+                    row[inside_column(genes, level)] = share + 0.01 * (i - 1.5)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS)
+
+
+def test_the_report_says_plainly_where_intervals_miss_their_level():
+    narrow = _uncertainty_rows("narrow", 3, {"de_50": 0.27, "de_90": 0.64})
+    wide = _uncertainty_rows("wide", 1, {"all_50": 0.75, "all_90": 0.99})
+    mixed = _uncertainty_rows("mixed", 3, {"de_50": 0.6, "de_90": 0.8})
+    near = _uncertainty_rows("near", 3, {"de_50": 0.54, "all_90": 0.83})  # held; missed
+    result = dataclasses.replace(
+        ps.tl.EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame()),
+        uncertainty=pd.concat([narrow, wide, mixed, near], ignore_index=True),
+    )
+    verdicts = _html.calibration_verdicts(result)
+    assert verdicts[0] == (
+        "narrow: intervals too narrow on the top DE genes (0.27 inside the 50 % intervals, "
+        "0.64 inside the 90 % intervals)"
+    )
+    assert verdicts[1].startswith("wide: intervals too wide on all genes (0.75 inside")
+    assert verdicts[2].startswith("mixed: intervals not normal in shape on the top DE genes")
+    assert len(verdicts) == 4 and verdicts[3].startswith("near: intervals too narrow on all")
+
+
+def test_a_raw_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
+    from perturbsim.io._report import markdown_report
+    from perturbsim.pl._plots import metric_bars
+
+    # 'flat' covers the 4 unseen singles of each of 2 seeds, but its correlation is defined
+    # on one a seed (a change predicted as none elsewhere): 2 of 8 scores
+    rows = []
+    for seed in (1, 2):
+        for i in range(4):
+            condition = f"G{seed}{i}"
+            for model, value in (("flat", 0.4 if i == 0 else float("nan")), ("full", 0.3)):
+                rows.append((model, seed, "unseen_single", condition, "pearson_delta_de", value))
+    scores = pd.DataFrame(
+        rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
+    )
+    coverage = pd.DataFrame(
+        [(m, seed, "unseen_single", 4, 4) for m in ("flat", "full") for seed in (1, 2)],
+        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
+    )
+    result = ps.tl.EvaluationResult(
+        scores=scores, coverage=coverage, settings={"models": ["flat", "full"]}
+    )
+    text = markdown_report(result)
+    assert "| unseen_single | 0.400 [0.400, 0.400] (2/8) | 0.300 [0.300, 0.300] |" in text
+    page = _html.html_report(result)
+    flat = re.search(r"<th>flat</th><td[^>]*>(.*?)</td>", page[page.index('id="metrics"') :])
+    assert flat is not None and '<span class="share">2/8</span>' in flat.group(1)
+    assert "scored on 2 of 8 test conditions only" in page
+    assert '<td class="num best"' not in page[page.index('id="metrics"') :].split("</table>")[0]
+    ax = metric_bars(result, metric="pearson_delta_de")
+    assert "2/8" in [t.get_text() for t in ax.texts]

@@ -613,14 +613,22 @@ def test_a_condition_s_own_target_is_left_out_of_its_de_genes():
     assert table["error_all"].iloc[0] == pytest.approx(0.5)  # B's and C's (0), A left out
 
 
-def test_a_gene_predicted_without_variance_is_inside_only_when_exact():
+def test_a_gene_predicted_without_variance_is_missed_or_tests_no_interval():
     stats = stats_of(np.array([[1.0, 2.0, 3.0]]))
-    # zero variance everywhere; A is the target (left out), B exact, C 0.5 off
+    # zero variance everywhere; A is the target (left out), B exact, C 0.5 off: C misses
+    # every interval, B tests none (as a gene never detected, predicted unchanged, would)
     pred = prediction(["A"], np.array([[1.0, 2.0, 3.5]]), np.zeros((1, 3)))
     table = uncertainty_table(pred, stats, {"A": ["B", "C"]}, {"A": "x"}, model="m", seed=0)
     for level in (0.1, 0.5, 0.9):
-        assert table[inside_column("all", level)].iloc[0] == pytest.approx(0.5)
-        assert table[inside_column("de", level)].iloc[0] == pytest.approx(0.5)
+        assert table[inside_column("all", level)].iloc[0] == 0
+        assert table[inside_column("de", level)].iloc[0] == 0
+    # B alone: nothing tested, no share; C given a variance: inside its wider intervals
+    alone = uncertainty_table(pred, stats, {"A": ["B"]}, {"A": "x"}, model="m", seed=0)
+    assert np.isnan(alone[inside_column("de", 0.9)].iloc[0])
+    pred.layers["variance"] = np.array([[0.0, 0.0, 0.25]])  # C 1 sd off
+    table = uncertainty_table(pred, stats, {"A": ["B", "C"]}, {"A": "x"}, model="m", seed=0)
+    assert table[inside_column("de", 0.5)].iloc[0] == 0  # |z| = 1 > 0.67
+    assert table[inside_column("de", 0.9)].iloc[0] == 1  # |z| = 1 < 1.64
 
 
 def test_spearman_needs_three_finite_pairs():

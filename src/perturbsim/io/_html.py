@@ -24,6 +24,7 @@ from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE
+from ..tl._uncertainty import inside_column
 
 if TYPE_CHECKING:
     from ..tl import EvaluationResult
@@ -314,6 +315,22 @@ def _score_rows(
     return rows
 
 
+def scored_shares(shares: Shares, scored: Mapping[tuple[str, str], tuple[float, int]]) -> Shares:
+    """``shares`` narrowed to the conditions a raw metric was scored on.
+
+    ``scored``: ``(model, subgroup)`` -> the metric's mean and the conditions it was
+    finite on over seeds; a correlation is undefined on a condition predicted without
+    change, so a model can be scored on fewer conditions than it covers. Where its mean is
+    undefined the coverage stands (the cell says why).
+    """
+    narrowed = dict(shares)
+    for key, (mean, n_scored) in scored.items():
+        if key in shares and np.isfinite(mean):
+            covered, total = shares[key]
+            narrowed[key] = (min(covered, int(n_scored)), total)
+    return narrowed
+
+
 def _all_scored(shares: Shares, model: str, group: str) -> bool:
     """Whether ``model`` was scored on every test condition of ``group`` (``shares``)."""
     n_covered, n_total = shares.get((model, group), (0, 0))
@@ -545,6 +562,9 @@ def _metrics_section(
     ]
     for metric in metrics:
         info = METRICS[metric]
+        scored = {
+            (m, g): (v.mean, v.n_conditions) for (m, g, n), v in scores.items() if n == metric
+        }
         section += [
             f'<h3 id="metric-{escape(metric)}">{escape(metric)}</h3>',
             f'<p class="note">{escape(info.description)} ({escape(info.best)} is better).</p>',
@@ -555,7 +575,7 @@ def _metrics_section(
                     metric,
                     models,
                     subgroups,
-                    shares,
+                    scored_shares(shares, scored),
                     _raw_cell,
                     better=info.best,
                     digits=raw_digits,
@@ -685,6 +705,7 @@ def html_report(
             '<section id="uncertainty"><h2>Uncertainty</h2>',
             f'<p class="note">{escape(UNCERTAINTY_NOTE)}</p>',
             _plain_table(trust, list(trust.columns)),
+            *(f'<p class="note">{escape(v)}.</p>' for v in calibration_verdicts(result)),
             *map(_image, plots.uncertainty),
             "</section>",
         ]
@@ -816,6 +837,40 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
             cells[labels[row.metric]] = _interval(score, 2)
         rows.append(cells)
     return pd.DataFrame(rows, columns=["model", *labels.values()])
+
+
+CALIBRATION_SLACK = 0.05
+"""How far a share inside the intervals may stand from its level before
+:func:`calibration_verdicts` calls the intervals too narrow or wide."""
+
+
+def calibration_verdicts(result: EvaluationResult) -> list[str]:
+    """A sentence per model and gene set whose intervals miss their level, plainly.
+
+    A share inside the 50 % or 90 % intervals misses when it stands more than
+    :data:`CALIBRATION_SLACK` from its level and its interval over seeds (where there is
+    one: two seeds or more) leaves the level out. Below both levels
+    the intervals are too narrow; above both, too wide; one each way, they are not normal
+    in shape. Empty when every share holds its level, or no model has a variance.
+    """
+    summary = result.uncertainty_summary()
+    verdicts = []
+    for model, group in summary.groupby("model", sort=False):
+        rows = group.set_index("metric")
+        for genes, named in (("de", "the top DE genes"), ("all", "all genes")):
+            shares, sides = [], set()
+            for level in (0.5, 0.9):
+                mean, low, high = rows.loc[
+                    inside_column(genes, level), ["mean", "ci_low", "ci_high"]
+                ]
+                shares.append(f"{mean:.2f} inside the {round(100 * level)} % intervals")
+                excluded = not (np.isfinite(low) and low <= level <= high)
+                if abs(mean - level) > CALIBRATION_SLACK and excluded:  # False for a NaN
+                    sides.add("narrow" if mean < level else "wide")
+            if sides:
+                verdict = f"too {sides.pop()}" if len(sides) == 1 else "not normal in shape"
+                verdicts.append(f"{model}: intervals {verdict} on {named} ({', '.join(shares)})")
+    return verdicts
 
 
 def _precision_cell(precision: float, random: float) -> str:

@@ -136,20 +136,26 @@ NOT_COVERED = "–"
 """The mark of a model that predicts none of a subgroup's conditions (the tables' mark)."""
 
 
-def _coverage_note(coverage: pd.DataFrame, model: str, subgroup: str) -> str:
+def _coverage_note(
+    coverage: pd.DataFrame, model: str, subgroup: str, scored: int | None = None
+) -> str:
     """The coverage note of a bar: ``"k/n"``, ``"–"`` or "".
 
     ``"k/n"`` when ``model`` was scored on only ``k`` of the ``n`` test conditions, ``"–"``
-    on none of them, else "".
+    when it covers none of them, else "". ``scored``: the conditions the bar's mean is of,
+    where known (a correlation is undefined on a condition predicted without change, so it
+    may be fewer than those covered).
 
     ``coverage`` is :meth:`~perturbsim.tl.EvaluationResult.coverage_table`.
     """
     row = coverage[(coverage["model"] == model) & (coverage["subgroup"] == subgroup)]
-    if not row.empty and int(row["n_covered"].iloc[0]) == 0:
-        return NOT_COVERED
-    if row.empty or int(row["n_covered"].iloc[0]) == int(row["n_total"].iloc[0]):
+    if row.empty:
         return ""
-    return f"{int(row['n_covered'].iloc[0])}/{int(row['n_total'].iloc[0])}"
+    covered, total = int(row["n_covered"].iloc[0]), int(row["n_total"].iloc[0])
+    if covered == 0:
+        return NOT_COVERED
+    covered = covered if scored is None else min(covered, scored)
+    return "" if covered == total else f"{covered}/{total}"
 
 
 def plain_log_labels(axis: Axis) -> None:
@@ -240,11 +246,12 @@ def metric_bars(
     where the metric is undefined for it. The title gives the number of seeds the bars are
     means of (a range, e.g. ``2–5 seeds``, where they differ). Each model is scored on the
     conditions it can predict: a bar of fewer than all the subgroup's test conditions is
-    labelled ``covered/total`` (over the seeds) beside it, never over it: from 0 on the side the bar
-    does not take where the axis has room, else past its end, as its mean is not of the
-    same conditions as the others' (from an :class:`~perturbsim.tl.EvaluationResult`, or
-    ``coverage``). The
-    split-half replicate, the screen's noise ceiling, is drawn as a hatched grey bar.
+    labelled ``scored/total`` (over the seeds; scored: covered, and the metric defined there,
+    as a correlation is not on a change predicted as none) beside it, never over it: from 0
+    on the side the bar does not take where the axis has room, else past its end, as its
+    mean is not of the same conditions as the others' (from an
+    :class:`~perturbsim.tl.EvaluationResult`, or ``coverage``). The split-half replicate,
+    the screen's noise ceiling, is drawn as a hatched grey bar.
 
     Parameters
     ----------
@@ -368,7 +375,9 @@ def metric_bars(
             # a bar of fewer conditions says how many, beside it; a missing one, why (without
             # coverage, a row absent from the summary is a subgroup the model never covered)
             if coverage is not None:
-                note = _coverage_note(coverage, model, group)
+                known = "n_conditions" in indexed.columns and np.isfinite(height)
+                scored = int(indexed.loc[(model, group), "n_conditions"]) if known else None
+                note = _coverage_note(coverage, model, group, scored)
             else:
                 note = "" if (model, group) in indexed.index else NOT_COVERED
             if np.isnan(height) and note != NOT_COVERED:

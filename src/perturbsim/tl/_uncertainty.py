@@ -6,7 +6,10 @@ each test condition gets one row: the model's own uncertainty score
 error of the predicted change, on the condition's top DE genes and on all genes, the
 condition's own targets left out as in every metric), and the share of the measured
 changes inside the model's central normal predictive intervals at each nominal level of
-:data:`LEVELS` (a calibrated model has 50 % inside its 50 % intervals). The summary then
+:data:`LEVELS` (a calibrated model has 50 % inside its 50 % intervals; a gene predicted
+with no variance is outside every interval unless predicted exactly, and then tests no
+interval: it is left out, as genes never detected are, whose change is 0 on both sides).
+The summary then
 asks two questions per model and seed, averaged over seeds with a t-interval:
 
 - is the uncertainty *anti-correlated with performance*, i.e. correlated with error: the
@@ -97,7 +100,11 @@ def uncertainty_table(
 
     Returns
     -------
-    The columns of :data:`UNCERTAINTY_COLUMNS`; None when ``pred`` has no variance.
+    The columns of :data:`UNCERTAINTY_COLUMNS`; None when ``pred`` has no variance. The
+    shares inside the intervals count the genes predicted with a variance, and those
+    predicted without one and missed (outside every interval); a gene predicted exactly
+    with no variance (one never detected: no change measured, none predicted) tests no
+    interval and is left out (the share is NaN when no gene is left).
     """
     if VARIANCE_LAYER not in pred.layers:
         return None
@@ -109,7 +116,7 @@ def uncertainty_table(
     error = measured.astype(float) - np.asarray(pred.layers[DELTA_LAYER], dtype=float)
     sd = np.sqrt(np.asarray(pred.layers[VARIANCE_LAYER], dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, np.abs(error) / sd, np.where(error == 0, 0.0, np.inf))
+        z = np.where(sd > 0, np.abs(error) / sd, np.where(error == 0, np.nan, np.inf))
     bounds = sps.norm.ppf(0.5 + np.asarray(LEVELS) / 2)
     rows = []
     for i, condition in enumerate(conditions):
@@ -129,8 +136,9 @@ def uncertainty_table(
         }
         for name, idx in masks.items():
             row[f"error_{name}"] = float((error[i, idx] ** 2).mean()) if idx else np.nan
+            tested = z[i, idx][~np.isnan(z[i, idx])]
             for level, bound in zip(LEVELS, bounds, strict=True):
-                share = float((z[i, idx] <= bound).mean()) if idx else np.nan
+                share = float((tested <= bound).mean()) if tested.size else np.nan
                 row[inside_column(name, level)] = share
         rows.append(row)
     return pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS)
