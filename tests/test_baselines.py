@@ -980,3 +980,24 @@ def test_a_model_saved_before_its_screen_was_recorded_does_not_warn(norman, tmp_
     with caplog.at_level("WARNING", logger="perturbsim"):
         loaded.predict(["KLF11"])  # outside the screen: a fitted model of today warns
     assert "neither measured nor perturbed" not in caplog.text
+
+
+def test_sample_warns_of_control_cells_unlike_those_the_model_was_fitted_on(norman, caplog):
+    model = ps.TrainMean(norman).fit()
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        model.sample(["KLF1"], norman, n_cells=5, seed=0)
+    assert "look unlike" not in caplog.text  # its own control cells
+    # another cell type: the same genes, each control cell's values given to other genes
+    other = norman.copy()
+    rows = np.flatnonzero(other.obs["perturbsim_condition"] == "ctrl")
+    order = np.random.default_rng(0).permutation(other.n_vars)
+    dense = other.X.toarray() if hasattr(other.X, "toarray") else np.array(other.X)
+    dense[rows] = dense[rows][:, order]
+    other.X = dense
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        cells = model.sample(["KLF1"], other, n_cells=5, seed=0)
+    assert cells.n_obs == 5
+    assert "the control cells of adata look unlike those the model was fitted on (Pearson" in (
+        caplog.text
+    )
+    assert "over its 500 genes" in caplog.text

@@ -77,6 +77,10 @@ _BISECTION_STEPS = 40
 """Halvings of the log-fold interval, whose width falls from 80 to below 1e-10."""
 _ROWS_PER_CHUNK = 2048
 """Control cells read at a time by :func:`_control_summary`."""
+SAME_CONTROL_R = 0.9
+"""Least correlation of the control cells' mean profiles, given and fitted on, that
+:meth:`PerturbationModel.sample` takes without a warning (the Norman subset's split halves:
+above 0.99)."""
 _MAX_NAMED_GENES = 30
 """Genes named by an error of :meth:`PerturbationModel.predict_pairs` before "and N more"."""
 
@@ -201,8 +205,8 @@ def _join_scores(obs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     return obs.join(joined)
 
 
-def _control_summary(matrix: object, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each gene's zero fraction and each cell's one-count value, over ``matrix``'s ``rows``.
+def _control_summary(matrix: object, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each gene's zero fraction and mean, each cell's one-count value, over ``matrix``'s ``rows``.
 
     Returns
     -------
@@ -210,19 +214,41 @@ def _control_summary(matrix: object, rows: np.ndarray) -> tuple[np.ndarray, np.n
     (cells + 1)``, strictly between 0 and 1, so every gene has a positive detection rate
     ``-log(p0)``. ``one_count``, ``(len(rows),)``: each cell's lowest detected value as a
     normalised count (``expm1``), one count in ``normalize_total`` + ``log1p`` data; the
-    median of the others for a cell with no detected gene.
+    median of the others for a cell with no detected gene. ``mean``, ``(G,)``: each gene's
+    mean over the rows.
     """
-    zeros = np.zeros(matrix.shape[1])
+    zeros, sums = np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1])
     lowest = np.empty(rows.size)
     for start in range(0, rows.size, _ROWS_PER_CHUNK):
         block = dense_rows(matrix, rows[start : start + _ROWS_PER_CHUNK])
         zeros += (block == 0).sum(axis=0)
+        sums += block.sum(axis=0, dtype=np.float64)
         lowest[start : start + len(block)] = np.where(block > 0, block, np.inf).min(axis=1)
     detected = np.isfinite(lowest)
     if not detected.any():
         raise PerturbsimError("the control cells of adata express no gene: nothing to sample")
     lowest[~detected] = np.median(lowest[detected])
-    return (zeros + 0.5) / (rows.size + 1), np.expm1(lowest)
+    return (zeros + 0.5) / (rows.size + 1), np.expm1(lowest), sums / rows.size
+
+
+def _warn_other_control(fitted: np.ndarray, given: np.ndarray) -> None:
+    """Warn when the control cells given look unlike those a model was fitted on.
+
+    ``fitted`` and ``given``: the two control means over the model's genes; unlike when
+    their Pearson correlation is below :data:`SAME_CONTROL_R` (the cells of another cell
+    type, or another screen's genes' scale).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = float(np.corrcoef(fitted, given)[0, 1])
+    if np.isfinite(r) and r < SAME_CONTROL_R:
+        logger.warning(
+            "the control cells of adata look unlike those the model was fitted on (Pearson r "
+            "%.2f of the two mean profiles over its %d genes): the sampled cells take their "
+            "means from the model and their shape from these cells; pass the screen the "
+            "model was fitted on, or control cells of the same kind",
+            r,
+            fitted.size,
+        )
 
 
 @dataclass(frozen=True)
@@ -1282,7 +1308,9 @@ class PerturbationModel(ABC):
             As for :meth:`predict`.
         adata
             A set-up screen (:func:`perturbsim.pp.setup`) with the model's genes; its control
-            cells are drawn.
+            cells are drawn (with a warning when their mean profile correlates with the
+            control mean the model was fitted on below :data:`SAME_CONTROL_R`: cells of
+            another kind).
         n_cells
             Cells per perturbation: one count for all, or one count per perturbation.
         seed
@@ -1323,7 +1351,8 @@ class PerturbationModel(ABC):
         self._warn_of(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         matrix = cell_matrix(adata)
-        p0, one_count = _control_summary(matrix, control_rows)
+        p0, one_count, control_mean = _control_summary(matrix, control_rows)
+        _warn_other_control(self.control_mean, control_mean)
         rng = np.random.default_rng(resolve_seed(seed))
         ends = np.cumsum(counts)
         try:
