@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -215,8 +216,14 @@ def test_bad_conditions_are_one_line_errors(gears, split_tiny, tmp_path, conditi
 def test_export_errors_name_the_mismatch(gears, split_tiny, _tiny_cached, tmp_path):
     with pytest.raises(PerturbsimError, match=r"genes of adata \(10\) do not match"):
         ps.io.export_cell_eval(gears, split_tiny[:, :10].copy(), tmp_path)
-    with pytest.raises(PerturbsimError, match="no split"):
-        ps.io.export_cell_eval(gears, _tiny_cached.copy(), tmp_path)
+    unsplit = _tiny_cached.copy()  # no split: the conditions the model's fit held out
+    _, real = ps.io.export_cell_eval(gears, unsplit, tmp_path / "unsplit")
+    exported = set(ad.read_h5ad(real).obs["target_gene"].astype(str)) - {"non-targeting"}
+    assert exported == set(gears.held_out_conditions) == set(_test_conditions(split_tiny))
+    forgotten = copy.copy(gears)
+    forgotten.fitted_conditions = None  # as saved before perturbsim recorded them
+    with pytest.raises(PerturbsimError, match="no split in adata, and the model does not record"):
+        ps.io.export_cell_eval(forgotten, unsplit, tmp_path / "forgotten")
     additive = ps.models.build_model("additive", split_tiny).fit()
     with pytest.raises(PerturbsimError, match="'additive' cannot predict condition 'G0030'"):
         ps.io.export_cell_eval(additive, split_tiny, tmp_path)
@@ -372,7 +379,9 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
     assert main(["export", model, data, *options, "--out", out, "--seed", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "of this split (e.g. 'G" in err
-    assert "the model's seed is 1" in err and not (tmp_path / "export").exists()
+    assert "(--split and --seed as for training; a model trained on every condition" in err
+    assert err.endswith("or leave out --split to export the 3 conditions its fit held out")
+    assert not (tmp_path / "export").exists()
     assert main(["export", model, data, *options, "--out", out, "--seed", "1"]) == 0
     other = str(tmp_path / "model_seed_2")
     train = ["train", data, "--out", other, *options, "--model", "stacked_baseline"]
@@ -384,9 +393,16 @@ def test_cli_export_refuses_a_split_whose_test_conditions_the_model_fitted(capsy
 def test_export_refuses_held_out_conditions_the_model_was_fitted_on(split_tiny, tmp_path):
     model = ps.models.build_model("stacked_baseline", split_tiny).fit()
     resplit = ps.pp.split(split_tiny, kind="single", seed=7, copy=True)
-    with pytest.raises(PerturbsimError, match=r"model was fitted on \d+ held-out conditions? of"):
+    with pytest.raises(
+        PerturbsimError, match=r"model was fitted on \d+ held-out conditions? of"
+    ) as err:
         ps.io.export_cell_eval(model, resplit, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    n = len(model.held_out_conditions)
+    assert f"pass conditions=model.held_out_conditions (the {n} conditions its fit held" in str(
+        err.value
+    )
+    assert "the model's seed" not in str(err.value)  # no split seed is recorded to name
 
 
 def test_a_saved_model_records_its_fitted_pairs_and_export_refuses_them(split_tiny, tmp_path):
@@ -416,6 +432,9 @@ def test_a_split_that_holds_nothing_out_has_nothing_to_export(tiny, tmp_path):
     ps.pp.split(tiny, kind="none", seed=1)
     model = ps.models.build_model("mean", tiny).fit()
     with pytest.raises(PerturbsimError, match="the none split of adata holds nothing out"):
+        ps.io.export_cell_eval(model, tiny, tmp_path / "out")
+    del tiny.uns["perturbsim"]["split"]
+    with pytest.raises(PerturbsimError, match="fitted on every condition of its screen"):
         ps.io.export_cell_eval(model, tiny, tmp_path / "out")
 
 

@@ -29,6 +29,8 @@ from .._keys import (
     CONDITION,
     CONTROL,
     SAMPLE_PERTURBATION,
+    SPLIT_UNS,
+    UNS,
 )
 from .._settings import switched_off
 from ..models import PerturbationModel
@@ -51,9 +53,12 @@ def _conditions(
     """Canonical labels of the conditions to export, each with cells and predictable.
 
     By default the split's test conditions, none of which the model may have been fitted
-    on (a model fitted on another split of the screen would leak them).
+    on (a model fitted on another split of the screen would leak them); for a screen
+    without a split, the conditions the model records its fit held out.
     """
-    if conditions is None:
+    if conditions is None and SPLIT_UNS not in adata.uns.get(UNS, {}):
+        conditions = _held_out_by_the_fit(model)
+    elif conditions is None:
         split = Split.from_adata(adata)
         if not split.test:
             raise PerturbsimError(
@@ -76,6 +81,31 @@ def _conditions(
     return labels
 
 
+def _held_out_by_the_fit(model: PerturbationModel) -> list[str]:
+    """The conditions the model's fit held out, for a screen without a split; refused if none.
+
+    Only a model that records its screen's conditions knows them (one saved before that:
+    the screen must be split as it was for training).
+    """
+    held_out = model.held_out_conditions
+    if held_out is None:
+        raise PerturbsimError(
+            "no split in adata, and the model does not record the conditions its fit held out "
+            "(saved by an earlier perturbsim): split adata as it was for training "
+            "(perturbsim.pp.split), or pass conditions="
+        )
+    if not held_out:
+        raise PerturbsimError(
+            "the model was fitted on every condition of its screen (split 'none'): it holds "
+            "nothing out to export; pass conditions=, or fit a model on a split"
+        )
+    logger.info(
+        "no split in adata: exporting the %s the model's fit held out",
+        counted(len(held_out), "condition"),
+    )
+    return held_out
+
+
 def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
     """Refuse held-out conditions the model records as fitted (:func:`known_fitted_conditions`).
 
@@ -85,12 +115,17 @@ def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
     fitted = set(known_fitted_conditions(model))
     leaked = [c for c in held_out if c in fitted]
     if leaked:
-        seed = "" if model.seed is None else f"; the model's seed is {model.seed}"
+        recorded = model.held_out_conditions
+        own = (
+            f", or pass conditions=model.held_out_conditions (the "
+            f"{counted(len(recorded), 'condition')} its fit held out)"
+            if recorded
+            else ""
+        )
         raise PerturbsimError(
             f"the model was fitted on {counted(len(leaked), 'held-out condition')} of this split "
-            f"(e.g. {leaked[0]!r}): export with the split it was trained on "
-            f"(the split's kind and seed as for training{seed}; a model trained on every "
-            "condition has none to export)"
+            f"(e.g. {leaked[0]!r}): export with the split it was trained on (its kind and "
+            f"seed as for training; a model trained on every condition has none to export){own}"
         )
 
 
@@ -142,13 +177,16 @@ def export_cell_eval(
         A fitted model with the genes of ``adata``.
     adata
         A set-up screen (:func:`perturbsim.pp.setup`), split (:func:`perturbsim.pp.split`)
-        unless ``conditions`` is given; log-normalised, as cell-eval expects by default.
+        unless ``conditions`` is given or the model records what its fit held out;
+        log-normalised, as cell-eval expects by default.
     out_dir
         Directory to write the two files into (created if absent).
     conditions
         Labels of the conditions to export, as :meth:`~perturbsim.models.PerturbationModel.predict`
         takes them; default: the test conditions of the split of ``adata``, refused if
-        the model records any of them as fitted (a model fitted on another split).
+        the model records any of them as fitted (a model fitted on another split); for
+        ``adata`` without a split, the conditions the model records its fit held out
+        (:attr:`~perturbsim.models.PerturbationModel.held_out_conditions`).
     n_cells
         Predicted cells per condition; default: as many as the condition's measured cells,
         so that DE tests on both files have the same power.
