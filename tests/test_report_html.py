@@ -439,3 +439,33 @@ def test_a_raw_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
     assert '<td class="num best"' not in page[page.index('id="metrics"') :].split("</table>")[0]
     ax = metric_bars(result, metric="pearson_delta_de")
     assert "2/8" in [t.get_text() for t in ax.texts]
+
+
+def test_the_interaction_table_says_when_a_seed_had_no_pairs_to_compare():
+    def rows(seeds, n_pairs):
+        return pd.DataFrame(
+            {
+                "model": "stacked",
+                "seed": seeds,
+                "subtype": "synergy",
+                "n_pairs": n_pairs,
+                "n_genes": 100,
+                "precision_at_k": 0.5,
+                "random_precision": 0.4,
+                "top_k_accuracy": 0.0,
+                "r2": 0.1,
+                "truth": "simulated",
+            }
+        )
+
+    def table(gi, seeds):
+        result = ps.tl.EvaluationResult(
+            scores=pd.DataFrame(), coverage=pd.DataFrame(), gi=gi, settings={"seeds": seeds}
+        )
+        return _html.gi_precision_table(result).set_index("model")
+
+    # seed 3 held no pair out: the mean of 2 and 3 pairs is over two seeds of three
+    assert table(rows([1, 2], [2, 3]), [1, 2, 3]).loc["stacked", "pairs per seed"] == (
+        "2.5 (2 of 3 seeds)"
+    )
+    assert table(rows([1, 2], [2, 3]), [1, 2]).loc["stacked", "pairs per seed"] == "2.5"

@@ -896,8 +896,9 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     ``"– (none true)"`` or ``"– (all true)"``: any ranking scores the same there.
 
     Columns ``pairs per seed`` and ``genes``: the pairs compared and the genes each pair
-    was fitted on, per seed, mean over seeds (one decimal where not whole). Empty when the
-    evaluation scored no interactions.
+    was fitted on, per seed, mean over seeds (one decimal where not whole), over the seeds
+    with pairs to compare: ``"2.5 (2 of 3 seeds)"`` where some of the evaluation's seeds
+    held none out. Empty when the evaluation scored no interactions.
     """
     summary = result.gi_summary()
     if summary.empty:
@@ -916,7 +917,13 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
         ]
         for subtype in subtypes
     }
-    pairs = [_count_text(per_seed.loc[m, "n_pairs"]) for m in models]
+    seeds = result.settings.get("seeds") or list(dict.fromkeys(result.scores.get("seed", [])))
+    with_pairs = first.groupby(level="model", sort=False).size()
+    pairs = [
+        _count_text(per_seed.loc[m, "n_pairs"])
+        + (f" ({with_pairs[m]} of {len(seeds)} seeds)" if with_pairs[m] < len(seeds) else "")
+        for m in models
+    ]
     genes = [_count_text(per_seed.loc[m, "n_genes"]) for m in models]
     return pd.DataFrame({"model": models, "pairs per seed": pairs, "genes": genes, **cells})
 
