@@ -247,7 +247,8 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     screen[:, :10].copy().write_h5ad(data)
     assert main([*again, "--overwrite"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "genes of adata (10) do not match the model's (70; 10 shared)" in err
+    assert "\n" not in err and "the genes of the file (10) do not match the model's (70; 10" in err
+    assert "10 shared; the model's G" in err and "and 57 more missing)" in err
     # another screen (none of the model's genes nor conditions): its genes are named first
     other = screen.copy()
     other.var_names = [f"OTHER{i}" for i in range(other.n_vars)]
@@ -255,7 +256,9 @@ def test_cli_export_writes_both_files_and_reports_errors_in_one_line(capsys, tin
     other.obs["condition"] = labels.where(labels == "control", "Q" + labels)
     other.write_h5ad(data)
     assert main([*again, "--overwrite"]) == 2
-    assert "genes of adata (70) do not match the model's (70; 0 shared)" in capsys.readouterr().err
+    assert (
+        "genes of the file (70) do not match the model's (70; 0 shared" in capsys.readouterr().err
+    )
     # the model's genes in another order: exported in the model's (as a Python user is told)
     screen[:, ::-1].copy().write_h5ad(data)
     assert main([*again, "--overwrite"]) == 0

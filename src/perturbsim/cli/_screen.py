@@ -33,6 +33,7 @@ _CLI_WORDS = (
         lambda m: f"joined by '{m[1]}': pass --sep {shlex.quote(m[1])}",
     ),
     (re.compile(r"\bgene_symbols and the GO annotations\b"), "--gene-key and --go"),
+    (re.compile(r"^the genes of adata \("), "the genes of the file ("),
     (
         re.compile(r"\bpass gene_symbols='([^']*)'"),
         lambda m: f"pass --gene-key {shlex.quote(m[1])}",

@@ -1222,7 +1222,7 @@ class PerturbationModel(ABC):
         return out
 
     def check_genes_of(self, adata: AnnData) -> None:
-        """Refuse a screen whose genes are not the model's, in the model's order.
+        r"""Refuse a screen whose genes are not the model's, in the model's order.
 
         Parameters
         ----------
@@ -1232,8 +1232,8 @@ class PerturbationModel(ABC):
         Raises
         ------
         PerturbsimError
-            For an ``adata`` that is no AnnData; one line with both counts and how many
-            genes they share: ``adata.var_names``
+            For an ``adata`` that is no AnnData; one line with both counts, how many
+            genes they share and the model's first missing ones: ``adata.var_names``
             differ from :attr:`genes` (another screen, or genes subset since the fit), or
             hold the same genes in another order (reorder ``adata`` by ``model.genes``).
 
@@ -1246,8 +1246,10 @@ class PerturbationModel(ABC):
         >>> try:
         ...     model.check_genes_of(adata[:, :10])
         ... except ps.PerturbsimError as error:
-        ...     print(str(error).split(":")[0])
-        the genes of adata (10) do not match the model's (500; 10 shared)
+        ...     print(*str(error).split(":")[0].split("; "), sep="\n")
+        the genes of adata (10) do not match the model's (500
+        10 shared
+        the model's ZMYM4-AS1, SZT2-AS1, RAB3B and 487 more missing)
         """
         check_anndata(adata)
         genes = np.asarray(adata.var_names, dtype=str)
@@ -1263,9 +1265,11 @@ class PerturbationModel(ABC):
             if shared == len(self.genes)
             else "pass the screen the model was fitted on"
         )
+        missing = [str(g) for g in self.genes if g not in set(genes)]
+        absent = f"; the model's {shown_list(missing, 3)} missing" if missing else ""
         raise PerturbsimError(
             f"the genes of adata ({adata.n_vars}) do not match the model's "
-            f"({len(self.genes)}; {shared} shared): {fix}"
+            f"({len(self.genes)}; {shared} shared{absent}): {fix}"
         )
 
     def sample(
