@@ -1134,6 +1134,32 @@ def test_list_files_keep_white_space_inside_a_condition_label(tmp_path):
         read_list(listed, "--genes", "genes", joiners=", ")
 
 
+def test_list_files_may_be_pipes_but_not_devices(tmp_path):
+    import os
+    import threading
+
+    from perturbsim.cli._parser import read_list
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes on this platform")
+    fifo = tmp_path / "genes"
+    os.mkfifo(fifo)  # what a shell's <(cat genes.txt) hands over
+
+    def write() -> None:
+        fifo.write_text("KLF1\n# a comment\nMAP2K6\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert read_list(fifo, "--genes", "genes") == ["KLF1", "MAP2K6"]
+    finally:
+        if writer.is_alive():  # refused unread: open the other end, or the writer waits on
+            fifo.read_text()
+        writer.join()
+    with pytest.raises(ps.PerturbsimError, match="'/dev/null' is not a regular file"):
+        read_list(Path("/dev/null"), "--genes", "genes")
+
+
 def test_printed_tables_never_show_minus_zero():
     table = pd.DataFrame(
         {

@@ -53,15 +53,18 @@ def read_list(
     (characters no item holds, e.g. ``", "`` for genes; a condition label may hold white
     space in its separator) holds several items.
 
+    A pipe is read as a file is (a shell's ``<(cat genes.txt)``).
+
     Raises
     ------
     PerturbsimError
-        One line naming the file: missing, a folder or another non-regular file, not
-        UTF-8 text (or holding NUL bytes: a binary file), holding no item, or several
+        One line naming the file: missing, a folder or another non-regular file (a device),
+        not UTF-8 text (or holding NUL bytes: a binary file), holding no item, or several
         items on one line.
     """
     try:
-        check_file(path, f"{what} file")
+        if not _is_pipe(path):
+            check_file(path, f"{what} file")
     except PerturbsimError as error:
         raise PerturbsimError(f"{flag}: {error}") from None
     text, reason = "", ""
@@ -91,6 +94,14 @@ def read_list(
             f"{flag}: no {what} in {str(path)!r} (one a line, # starts a comment)"
         )
     return items
+
+
+def _is_pipe(path: Path) -> bool:
+    """Whether ``path`` is a pipe (a FIFO; a shell's process substitution gives one)."""
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False  # missing or unreachable: check_file names why
 
 
 FIGURE_DPI = 110
