@@ -315,8 +315,10 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         help="output .h5ad (predicted expression in X, the change over control in "
         ".layers['delta'], per-set columns in .obs) or .csv (predicted expression, a row per "
         "perturbation; beside it NAME.obs.csv, the per-set columns). The per-set columns: "
-        "n_targets; with a model that has a predictive variance, uncertainty (and "
-        ".layers['variance'] or NAME.variance.csv); with one that knows which genes it has "
+        "n_targets; with a model that has a predictive variance, uncertainty (the root mean "
+        "variance over genes; the variance per gene in .layers['variance'] or "
+        "NAME.variance.csv: of the predicted mean change, not of a cell, on the scale of the "
+        "expression, log-normalised); with one that knows which genes it has "
         "support for, support, unsupported and generic (the model's generic guess for some "
         "gene)",
     )
