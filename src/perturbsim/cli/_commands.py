@@ -317,8 +317,9 @@ def register_predict(commands: argparse._SubParsersAction) -> None:
         "perturbation; beside it NAME.obs.csv, the per-set columns). The per-set columns: "
         "n_targets; with a model that has a predictive variance, uncertainty (the root mean "
         "variance over genes; the variance per gene in .layers['variance'] or "
-        "NAME.variance.csv: of the predicted mean change, not of a cell, on the scale of the "
-        "expression, log-normalised); with one that knows which genes it has "
+        "NAME.variance.csv, on the log-normalised scale: the default's of the predicted mean "
+        "change, gears_uncertainty's of a cell around it); with one that knows which genes "
+        "it has "
         "support for, support, unsupported and generic (the model's generic guess for some "
         "gene)",
     )
