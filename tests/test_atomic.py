@@ -190,3 +190,32 @@ def test_a_model_is_replaced_from_a_working_folder_since_deleted(tmp_path, monke
     gone.rmdir()
     write_model_dir(target, config={"a": 2}, arrays={"w": np.arange(3.0)}, overwrite=True)
     assert read_model_dir(target)[0]["a"] == 2
+
+
+def test_a_file_or_another_tools_config_is_never_replaced_by_a_model(tmp_path):
+    import json
+
+    # a file where the model goes: refused, kept as it was
+    file = tmp_path / "model"
+    file.write_text("a report\n")
+    with pytest.raises(PerturbsimError, match="is a file, not a model directory; not replaced"):
+        write_model_dir(file, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert file.read_text() == "a report\n"
+    # a config.json with a format_version but no weights checksum is another tool's
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"format_version": 1, "model": "theirs"}))
+    with pytest.raises(PerturbsimError, match="is not a perturbsim model's config"):
+        write_model_dir(other, config={"a": 1}, arrays={"w": np.arange(3.0)}, overwrite=True)
+    assert json.loads((other / "config.json").read_text())["model"] == "theirs"
+
+
+def test_an_interrupted_save_names_the_latest_previous_model(tmp_path):
+    import os
+
+    for age, tag in ((2000, "0000aaaa"), (1000, "ffff0000")):  # the older sorts last by name
+        retired = tmp_path / f".model.old-{tag}"
+        write_model_dir(retired, config={"a": age}, arrays={"w": np.arange(3.0)}, overwrite=False)
+        os.utime(retired, (1e9 - age, 1e9 - age))
+    with pytest.raises(PerturbsimError, match=r"previous model is in '.*\.model\.old-ffff0000'"):
+        read_model_dir(tmp_path / "model")

@@ -1001,3 +1001,11 @@ def test_sample_warns_of_control_cells_unlike_those_the_model_was_fitted_on(norm
         caplog.text
     )
     assert "over its 500 genes" in caplog.text
+
+
+def test_conditions_given_train_on_the_control_and_never_validate_on_a_trained_one(norman):
+    data = ScreenData.from_adata(norman)
+    chosen = data.with_conditions(["KLF1", "MAP2K6"], ["KLF1+MAP2K6"])
+    assert chosen.train == ["ctrl", "KLF1", "MAP2K6"] and chosen.val == ["KLF1+MAP2K6"]
+    with pytest.raises(ps.PerturbsimError, match=r"both in training and validation: \['KLF1'\]"):
+        ps.TrainMean(norman).fit(train_conditions=["KLF1", "MAP2K6"], val_conditions=["KLF1"])

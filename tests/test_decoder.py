@@ -85,3 +85,26 @@ def test_graph_products_match_dense_and_follow_new_buffers():
     assert not torch.equal(other.adj_values, conv.adj_values)
     conv.load_state_dict(other.state_dict())
     torch.testing.assert_close(conv.propagate(x.detach()), other.propagate(x.detach()))
+
+
+def test_gene_decoder_differentiates_when_only_some_inputs_require_gradients(monkeypatch):
+    # a frozen gene embedding and LayerNorm (requires_grad off): the rest still learns
+    monkeypatch.setattr(_decoder, "BLOCK_BYTES", 1)
+    inputs = _inputs(40, 4, 4, 2, torch.float64, seed=4)
+    for frozen in (0, 2, 3):
+        inputs[frozen] = inputs[frozen].detach()
+    out = gene_decoder(*inputs)
+    expect = _plain_decoder(*inputs)
+    assert out.requires_grad
+    trained = [t for t in inputs if t.requires_grad]
+    got = torch.autograd.grad(out.sum(), trained)
+    want = torch.autograd.grad(expect.sum(), trained)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_gene_decoder_blocks_are_16_genes_at_least_on_the_cpu_and_all_genes_off_it():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")  # a device named, none needed
+    assert _decoder._block_size(5000, 33, 128, cpu) == _decoder.BLOCK_BYTES // (33 * 128 * 4)
+    assert _decoder._block_size(5000, 4096, 4096, cpu) == 16  # one gene's hidden layer: 64 MB
+    assert _decoder._block_size(5000, 33, 128, gpu) == 5000

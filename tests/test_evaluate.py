@@ -20,6 +20,7 @@ from perturbsim._settings import each_warning_once
 from perturbsim.models import Additive, TrainMean
 from perturbsim.pp import genes_of
 from perturbsim.tl import EvaluationResult, _evaluate, evaluate
+from perturbsim.tl._intervals import mean_interval
 
 MODELS = ("gears", "additive", "mean", "no_perturb")
 TRAIN = {"gears": {"max_epochs": 3}}
@@ -163,15 +164,33 @@ def test_summary_means_and_intervals(result):
     ].iloc[0]
     assert row["n_seeds"] == 2
     assert row["mean"] == pytest.approx(per_seed.mean())
+    assert row["std"] == pytest.approx(per_seed.std(ddof=1))
     half = sps.t.ppf(0.975, 1) * per_seed.std(ddof=1) / np.sqrt(2)
     assert row["ci_high"] - row["mean"] == pytest.approx(half)
     assert row["mean"] - row["ci_low"] == pytest.approx(half)
     # a correlation with no_perturb's constant change is undefined: NaN, no seeds
     nan = summary[(summary["model"] == "no_perturb") & (summary["metric"] == "pearson_delta")]
     assert nan["mean"].isna().all() and (nan["n_seeds"] == 0).all()
+    assert (nan["n_conditions"] == 0).all()  # counts finite values, not rows
+    per_seed = result.per_seed()
+    counted = scores.groupby(["model", "seed", "subgroup", "metric"])["value"].count()
+    merged = per_seed.join(counted.rename("finite"), on=["model", "seed", "subgroup", "metric"])
+    assert (merged["n_conditions"] == merged["finite"]).all()
     # nmse of no_perturb is 1 by construction
     nmse = summary[(summary["model"] == "no_perturb") & (summary["metric"] == "nmse_de")]
     np.testing.assert_allclose(nmse["mean"], 1.0)
+
+
+def test_mean_interval_is_the_mean_of_the_finite_values_with_their_t_interval():
+    # a skewed three (mean 3, median 2), and values that are not finite
+    values = np.array([1.0, 2.0, 6.0, np.nan, np.inf, -np.inf])
+    finite = values[:3]
+    got = mean_interval(values, 0.9)
+    half = sps.t.ppf(0.95, 2) * finite.std(ddof=1) / np.sqrt(3)
+    assert got.n == 3
+    assert got.mean == pytest.approx(3.0)
+    assert got.std == pytest.approx(finite.std(ddof=1))
+    assert (got.low, got.high) == pytest.approx((3.0 - half, 3.0 + half))
 
 
 def test_a_result_prints_as_one_line_saying_what_it_holds(result):
@@ -544,6 +563,29 @@ def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
     assert summary.loc["random_precision", "ci_high"] < 1.0  # far from the bounds: untouched
 
 
+def test_interaction_ranking_r2_interval_may_go_below_zero():
+    """R² worse than the mean's (negative) is no bound: its interval is not clipped at 0."""
+    r2 = [-0.4, -0.1, -0.25]
+    gi = pd.DataFrame(
+        {
+            "model": "additive",
+            "seed": [1, 2, 3],
+            "subtype": "synergy",
+            "n_pairs": 10,
+            "precision_at_k": [0.5, 0.6, 0.4],
+            "random_precision": [0.5, 0.5, 0.5],
+            "top_k_accuracy": [0.2, 0.3, 0.1],
+            "r2": r2,
+        }
+    )
+    result = EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame(), gi=gi)
+    row = result.gi_summary().set_index("metric").loc["r2"]
+    half = sps.t.ppf(0.975, 2) * np.std(r2, ddof=1) / np.sqrt(3)
+    assert row["mean"] == pytest.approx(np.mean(r2))
+    expected = (np.mean(r2) - half, np.mean(r2) + half)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected)
+
+
 def test_a_model_that_predicts_no_test_condition_is_named(norman, caplog):
     with caplog.at_level("WARNING", logger="perturbsim.tl._evaluate"):
         result = ps.tl.evaluate(norman, models=["linear", "mean"], split="combo", seeds=1)
@@ -613,3 +655,21 @@ def test_a_model_that_leaves_out_a_condition_it_covers_fails_to_predict(tiny):
     assert list(result.failures["stage"]) == ["predict"]
     assert "conditions asked, which it says it covers; missing:" in result.failures["error"][0]
     assert set(result.scores["model"]) == {"mean", "replicate"}
+
+
+def test_an_infinite_score_is_left_out_of_a_seed_s_mean_as_a_nan_is():
+    scores = pd.DataFrame(
+        {
+            "model": "m",
+            "seed": 1,
+            "subgroup": "unseen_single",
+            "condition": ["a", "b", "c", "d"],
+            "metric": "custom",  # a registered metric of one's own may divide by zero
+            "value": [1.0, 2.0, np.inf, np.nan],
+        }
+    )
+    result = EvaluationResult(
+        scores=scores, coverage=pd.DataFrame({"model": ["m"], "subgroup": ["unseen_single"]})
+    )
+    row = result.per_seed().iloc[0]
+    assert row["value"] == 1.5 and row["n_conditions"] == 2

@@ -1161,3 +1161,27 @@ def test_simex_adds_noise_as_the_measurement_has_it_the_control_shared():
     # each change's own error, minus the control's, which the three share
     expected = SIMEX_LEVELS[0] * (np.diag([0.1, 0.2, 0.3]) + 0.4)
     np.testing.assert_allclose(np.cov(first_level), expected, atol=0.01)
+
+
+def test_simex_drops_a_replicate_whose_fit_fails_for_one_coefficient_only():
+    from perturbsim.pp._gi_simex import simex_coefficients
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(2, 2000))
+    noise = np.repeat([[0.4], [0.2], [0.1], [0.1]], 2000, axis=1)
+    measured = np.stack([a, b, a + b]) + rng.normal(size=(3, 2000)) * np.sqrt(noise[:3])
+    calls = []
+
+    def sometimes_one_nan(x, y):  # a fit that cannot read B's coefficient now and then
+        calls.append(1)
+        coefficients = np.linalg.lstsq(x, y, rcond=None)[0]
+        if len(calls) % 7 == 0:
+            coefficients[1] = np.nan
+        return coefficients
+
+    fixed = simex_coefficients(measured, noise, sometimes_one_nan, np.random.default_rng(0))
+    clean = simex_coefficients(
+        measured, noise, lambda x, y: np.linalg.lstsq(x, y, rcond=None)[0], np.random.default_rng(0)
+    )
+    assert np.isfinite(fixed).all()  # the failed replicates are left out, not averaged in
+    np.testing.assert_allclose(fixed, clean, atol=0.02)

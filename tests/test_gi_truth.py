@@ -144,3 +144,34 @@ def test_truth_profiles_read_the_truth_by_gene_name():
     renamed.var_names = [f"X{i}" for i in range(renamed.n_vars)]
     with pytest.raises(ps.PerturbsimError, match="gene 'X0' of adata has no truth"):
         ps.tl.truth_profiles(renamed)
+
+
+def test_truth_profiles_of_an_unreadable_record_are_one_line_errors():
+    adata = ps.ds.simulate(size="tiny", seed=0)
+    sim = adata.uns["simulation"]
+    no_labels = adata.copy()
+    del no_labels.uns["simulation"]["truth_conditions"]
+    with pytest.raises(ps.PerturbsimError, match="no .uns\\['simulation'\\] truth"):
+        ps.tl.truth_profiles(no_labels)
+    unnamed = adata.copy()  # a screen simulated before the truth's genes were kept
+    del unnamed.uns["simulation"]["truth_genes"]
+    cut = unnamed[:, : adata.n_vars - 1].copy()
+    with pytest.raises(ps.PerturbsimError, match="truth_mean has shape"):
+        ps.tl.truth_profiles(cut)
+    no_control = adata.copy()
+    labels = np.asarray(sim["truth_conditions"]).astype(object)
+    labels[list(labels).index("ctrl")] = "nothing"
+    no_control.uns["simulation"]["truth_conditions"] = labels
+    with pytest.raises(ps.PerturbsimError, match="truth_conditions has no 'ctrl' row"):
+        ps.tl.truth_profiles(no_control)
+
+
+def test_truth_profiles_change_is_over_the_ctrl_row_wherever_it_lies(truth):
+    adata = ps.ds.simulate(size="tiny", seed=0)
+    sim = adata.uns["simulation"]
+    reversed_ = adata.copy()
+    reversed_.uns["simulation"]["truth_conditions"] = np.asarray(sim["truth_conditions"])[::-1]
+    reversed_.uns["simulation"]["truth_mean"] = np.asarray(sim["truth_mean"])[::-1]
+    again = ps.tl.truth_profiles(reversed_)
+    assert again.obs_names[-1] == "ctrl" and again.X.dtype == np.float32
+    np.testing.assert_array_equal(again[truth.obs_names].layers["delta"], truth.layers["delta"])

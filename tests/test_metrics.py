@@ -250,6 +250,17 @@ def test_genes_tied_in_predicted_change_share_the_top_places():
     assert values[0] == pytest.approx(values[1]) == pytest.approx(4 / 19)
 
 
+def test_top_places_rank_nan_last_and_tie_values_equal_to_their_decimals():
+    from perturbsim._ranking import top_k_share
+
+    # NaN ranks last, never first nor beside the k-th
+    np.testing.assert_array_equal(top_k_share(np.array([np.nan, 3.0, 1.0]), 1, 9), [0, 1, 0])
+    np.testing.assert_array_equal(top_k_share(np.array([2.0, np.nan, 1.0]), 2, 9), [1, 0, 1])
+    # 0.1 + 0.2 and 0.3 differ only past the 9th decimal: one tie, sharing the one place
+    share = top_k_share(np.array([0.1 + 0.2, 0.3, 0.0]), 1, 9)
+    np.testing.assert_allclose(share, [0.5, 0.5, 0.0])
+
+
 def test_discrimination_leaves_out_every_scored_target():
     """Two activations whose targets dominate; only the off-target change tells them apart.
 

@@ -313,3 +313,12 @@ def test_dropping_a_node_equals_marking_it_unknown():
         net.set_known_perturbations(torch.ones(P + 1, dtype=torch.bool))
     with pytest.raises(PerturbsimError, match="drop must be a bool tensor"):
         net(sets, drop=torch.zeros(P))
+
+
+def test_normalized_adjacency_refuses_the_index_one_past_the_nodes_and_convs_need_a_hop():
+    # node indices run 0..n-1: n itself is out of range, refused in one message
+    for src, dst in (([0, 5], [1, 2]), ([0, 1], [5, 2])):
+        with pytest.raises(PerturbsimError, match=r"edge index out of range \[0, 5\): found 5"):
+            normalized_adjacency(src, dst, None, 5)
+    with pytest.raises(PerturbsimError, match="hops must be at least 1, got 0"):
+        SimpleGraphConv(4, 4, graph=([0], [1]), n_nodes=3, hops=0)

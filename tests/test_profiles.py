@@ -87,3 +87,29 @@ def test_measured_profiles_recompute_statistics_stored_for_other_cells(norman):
     assert ps.pp.measured_profiles(norman[:, :50].copy()).n_vars == 50
     with pytest.raises(PerturbsimError, match="no perturbations given"):
         ps.pp.measured_profiles(norman, [])
+
+
+def test_measured_standard_errors_follow_each_conditions_own_cells():
+    # conditions of 9, 4 and 1 cells: each mean's squared standard error is its cells'
+    # variance (ddof 1) over their number, NaN for the lone cell; the control's in var
+    adata = make_screen(["control", "A", "B"], cells=9, sparse_x=False)
+    labels = np.array(["control"] * 9 + ["A"] * 4 + ["drop"] * 5 + ["B"] + ["drop"] * 8)
+    adata.obs["condition"] = labels
+    adata = adata[labels != "drop"].copy()
+    raw, labels = adata.X.copy(), adata.obs["condition"].to_numpy()
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    profiles = ps.pp.measured_profiles(adata, ["A", "B", "control"])
+    assert profiles.obs_names.tolist() == ["A", "B", "ctrl"]
+    assert profiles.obs["n_cells"].tolist() == [4, 1, 9]
+    for name, label in (("A", "A"), ("ctrl", "control")):
+        cells = raw[labels == label]
+        expected = cells.var(axis=0, ddof=1) / len(cells)
+        np.testing.assert_allclose(
+            profiles[name].layers["mean_variance"].ravel(), expected, rtol=1e-5
+        )
+    assert np.isnan(profiles["B"].layers["mean_variance"]).all()
+    np.testing.assert_allclose(
+        profiles.var["control_mean_variance"], profiles["ctrl"].layers["mean_variance"].ravel()
+    )
+    with pytest.raises(PerturbsimError, match="conditions must be labels, got 3"):
+        ps.pp.measured_profiles(adata, ["A", 3])

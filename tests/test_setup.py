@@ -910,3 +910,40 @@ def test_cell_names_given_twice_are_warned_of(caplog):
     with caplog.at_level(logging.WARNING, logger="perturbsim"):
         ps.pp.setup(adata)
     assert "9 cells have the name of an earlier cell (e.g. 'c0')" in caplog.text
+
+
+def test_a_sparse_matrix_with_a_gene_index_just_past_the_genes_or_short_pointers_is_refused():
+    # the gene index n_vars is one past the last gene; row pointers whose end passes the
+    # stored values read beyond them: both refused in one line, never handed to scipy
+    for damage in ("index", "pointers"):
+        adata = make_screen(["ctrl", "G1", "G1+G2"])
+        matrix = sparse.csr_matrix(adata.X)
+        if damage == "index":
+            matrix.indices[len(matrix.indices) // 2] = adata.n_vars
+        else:
+            matrix.data, matrix.indices = matrix.data[:-3], matrix.indices[:-3]
+        adata.X = matrix
+        one_line_error(
+            lambda adata=adata: ps.pp.setup(adata),
+            r"^adata.X is a sparse matrix whose index arrays are corrupted .* write it again",
+        )
+
+
+def test_log_normalised_cells_whose_sums_are_close_but_not_equal_are_not_told_unlogged():
+    # cells of log values summing within 1% of each other (their counts do not): log data
+    adata = make_screen(["ctrl", "G1"], sparse_x=False)
+    x = np.asarray(adata.X, dtype=np.float64)
+    sums = x.sum(axis=1)
+    x *= (sums.mean() * (1 + 0.004 * np.linspace(-1, 1, len(sums))) / sums)[:, None]
+    adata.X = x.astype(np.float32)
+    ps.pp.setup(adata)  # read as the log-normalised values they are
+
+
+def test_a_counts_layer_of_non_integer_counts_is_never_offered_as_the_log_values():
+    # ambient-corrected counts (non-integer, above 30) in X and kept in .layers["counts"]
+    adata = make_screen(["ctrl", "G1"])
+    rng = np.random.default_rng(3)
+    adata.X = sparse.csr_matrix(rng.poisson(60, size=adata.shape) * 0.9 + 0.05)
+    adata.layers["counts"] = adata.X.copy()
+    told = one_line_error(lambda: ps.pp.setup(adata), "above any log1p-normalised value")
+    assert "layer" not in told

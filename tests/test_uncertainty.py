@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import replace
 
 import anndata as ad
@@ -32,6 +33,7 @@ from perturbsim.tl._uncertainty import (
     _spearman,
     calibration_curve,
     inside_column,
+    uncertainty_per_seed,
     uncertainty_table,
     within_subgroups,
 )
@@ -664,3 +666,35 @@ def test_calibration_curve_skips_conditions_without_a_share():
     curve = calibration_curve(table)
     assert curve["observed"].to_numpy() == pytest.approx(np.full(len(curve), 0.3))
     assert (curve["n_conditions"] == 2).all()
+
+
+def test_the_measured_change_is_read_by_gene_name_not_position():
+    stats = stats_of(np.array([[1.0, 2.0, 3.0]]))
+    # A is the target (left out); B exact, C 1 off
+    pred = prediction(["A"], np.array([[1.0, 2.0, 4.0]]), np.ones((1, 3)))
+    reordered = pred[:, ::-1].copy()  # genes C, B, A
+    for p in (pred, reordered):
+        table = uncertainty_table(p, stats, {"A": ["B", "C"]}, {"A": "x"}, model="m", seed=0)
+        assert table["error_all"].iloc[0] == pytest.approx(0.5)
+        assert table["error_de"].iloc[0] == pytest.approx(0.5)
+
+
+def test_a_seed_s_shares_inside_skip_conditions_without_de_genes():
+    stats = stats_of(np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [0.0, 0.0, 2.0]]))
+    conditions = ["A", "B", "C"]
+    pred = prediction(conditions, np.zeros((3, 3)), np.full((3, 3), 0.01))
+    pred.obs["uncertainty"] = [1.0, 2.0, 3.0]
+    de = {"A": ["B"], "B": ["A"], "C": ["C"]}  # C's only DE gene is its own target: none left
+    table = uncertainty_table(pred, stats, de, dict.fromkeys(conditions, "x"), model="m", seed=0)
+    assert np.isnan(table.loc[2, inside_column("de", 0.5)])
+    per_seed = uncertainty_per_seed(table).set_index("metric")
+    assert per_seed.loc["inside_de_50", "value"] == pytest.approx(0.0)  # A and B, both far off
+    assert per_seed.loc["inside_all_50", "value"] == pytest.approx(1 / 3)  # C: A, B exact
+    assert (per_seed["n_conditions"] == 3).all()
+
+
+def test_spearman_of_a_constant_is_nan_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_spearman(np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5])))
+        assert np.isnan(_spearman(np.array([0.5, 0.5, 0.5]), np.array([1.0, 2.0, 3.0])))

@@ -442,6 +442,8 @@ class EvaluationResult:
         scores = self.scores.copy()
         replicate = (scores["model"] == REPLICATE).to_numpy()
         scores.loc[replicate, "value"] = _full_depth(scores[replicate], "value")
+        values = pd.to_numeric(scores["value"], errors="coerce")
+        scores["value"] = values.where(np.isfinite(values))  # an infinite value: not finite
         grouped = scores.groupby(keys, sort=False, observed=True)["value"]
         table = grouped.agg(value="mean", n_conditions="count").reset_index()
         return _ordered(table, self.models, ["model", "subgroup", "metric", "seed"])
