@@ -220,6 +220,9 @@ def test_export_errors_name_the_mismatch(gears, split_tiny, _tiny_cached, tmp_pa
     _, real = ps.io.export_cell_eval(gears, unsplit, tmp_path / "unsplit")
     exported = set(ad.read_h5ad(real).obs["target_gene"].astype(str)) - {"non-targeting"}
     assert exported == set(gears.held_out_conditions) == set(_test_conditions(split_tiny))
+    without = unsplit[unsplit.obs["perturbsim_condition"] != gears.held_out_conditions[0]].copy()
+    with pytest.raises(PerturbsimError, match="one of the .* conditions the model's fit held out"):
+        ps.io.export_cell_eval(gears, without, tmp_path / "without")
     forgotten = copy.copy(gears)
     forgotten.fitted_conditions = None  # as saved before perturbsim recorded them
     with pytest.raises(PerturbsimError, match="no split in adata, and the model does not record"):

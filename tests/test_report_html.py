@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+from collections.abc import Sequence
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -372,8 +373,13 @@ def test_a_report_of_the_anchors_alone_says_so_in_both_forms(norman):
     assert f"No calibrated scores: {why}." in _html.html_report(anchors)
 
 
-def _uncertainty_rows(model: str, seeds: int, inside: dict[str, float]) -> pd.DataFrame:
-    """Rows of ``result.uncertainty``: 4 conditions per seed, shares ``inside`` (+/- 0.01)."""
+def _uncertainty_rows(
+    model: str, seeds: int, inside: dict[str, float], spread: Sequence[float] = ()
+) -> pd.DataFrame:
+    """Rows of ``result.uncertainty``: 4 conditions per seed, shares ``inside`` (+/- 0.01).
+
+    ``spread``: a shift of every share of each seed (none by default).
+    """
     from perturbsim.tl._uncertainty import GENE_SETS, LEVELS, UNCERTAINTY_COLUMNS, inside_column
 
     rows = []
@@ -384,7 +390,8 @@ def _uncertainty_rows(model: str, seeds: int, inside: dict[str, float]) -> pd.Da
             for genes in GENE_SETS:
                 for level in LEVELS:
                     share = inside.get(f"{genes}_{round(100 * level)}", level)
-                    row[inside_column(genes, level)] = share + 0.01 * (i - 1.5)
+                    shift = spread[seed - 1] if spread else 0.0
+                    row[inside_column(genes, level)] = share + 0.01 * (i - 1.5) + shift
             rows.append(row)
     return pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS)
 
@@ -394,9 +401,11 @@ def test_the_report_says_plainly_where_intervals_miss_their_level():
     wide = _uncertainty_rows("wide", 1, {"all_50": 0.75, "all_90": 0.99})
     mixed = _uncertainty_rows("mixed", 3, {"de_50": 0.6, "de_90": 0.8})
     near = _uncertainty_rows("near", 3, {"de_50": 0.54, "all_90": 0.83})  # held; missed
+    # 0.07 from its level on average, but seeds this far apart leave the level inside
+    loose = _uncertainty_rows("loose", 3, {"de_50": 0.43, "all_90": 0.83}, [-0.07, 0.0, 0.07])
     result = dataclasses.replace(
         ps.tl.EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame()),
-        uncertainty=pd.concat([narrow, wide, mixed, near], ignore_index=True),
+        uncertainty=pd.concat([narrow, wide, mixed, near, loose], ignore_index=True),
     )
     verdicts = _html.calibration_verdicts(result)
     assert verdicts[0] == (
@@ -406,9 +415,33 @@ def test_the_report_says_plainly_where_intervals_miss_their_level():
     assert verdicts[1].startswith("wide: intervals too wide on all genes (0.75 inside")
     assert verdicts[2].startswith("mixed: intervals not normal in shape on the top DE genes")
     assert len(verdicts) == 4 and verdicts[3].startswith("near: intervals too narrow on all")
+    # both forms of the report say them, under the uncertainty table
+    from perturbsim.io._report import markdown_report
+
+    scores = pd.DataFrame(
+        [
+            (m, seed, "g", f"c{i}", "pearson_delta_de", value)
+            for seed in (1, 2, 3)
+            for i in range(4)
+            for m, value in (("narrow", 0.5), ("mean", 0.1 * i), ("replicate", 0.6 + 0.1 * i))
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    reported = dataclasses.replace(
+        ps.tl.EvaluationResult(
+            scores=scores,
+            coverage=pd.DataFrame(columns=["model", "seed", "subgroup", "n_covered", "n_total"]),
+            settings={"models": ["narrow", "mean", "replicate"]},
+        ),
+        uncertainty=narrow,
+    )
+    text = markdown_report(reported)
+    assert f"- {verdicts[0]}." in text[text.index("## Uncertainty") :]
+    page = _html.html_report(reported)
+    assert f'<p class="note">{escape(verdicts[0])}.</p>' in page[page.index('id="uncertainty"') :]
 
 
-def test_a_raw_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
+def test_a_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
     from perturbsim.io._report import markdown_report
     from perturbsim.pl._plots import metric_bars
 
@@ -418,25 +451,33 @@ def test_a_raw_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
     for seed in (1, 2):
         for i in range(4):
             condition = f"G{seed}{i}"
-            for model, value in (("flat", 0.4 if i == 0 else float("nan")), ("full", 0.3)):
+            values = {"flat": 0.4 if i == 0 else float("nan"), "full": 0.3}
+            values |= {"mean": 0.1 * i, "replicate": 0.5 + 0.1 * i}  # the anchors
+            for model, value in values.items():
                 rows.append((model, seed, "unseen_single", condition, "pearson_delta_de", value))
     scores = pd.DataFrame(
         rows, columns=["model", "seed", "subgroup", "condition", "metric", "value"]
     )
+    models = ["flat", "full", "mean", "replicate"]
     coverage = pd.DataFrame(
-        [(m, seed, "unseen_single", 4, 4) for m in ("flat", "full") for seed in (1, 2)],
+        [(m, seed, "unseen_single", 4, 4) for m in models for seed in (1, 2)],
         columns=["model", "seed", "subgroup", "n_covered", "n_total"],
     )
-    result = ps.tl.EvaluationResult(
-        scores=scores, coverage=coverage, settings={"models": ["flat", "full"]}
-    )
+    result = ps.tl.EvaluationResult(scores=scores, coverage=coverage, settings={"models": models})
     text = markdown_report(result)
-    assert "| unseen_single | 0.400 [0.400, 0.400] (2/8) | 0.300 [0.300, 0.300] |" in text
+    raw = text[text.index("## Results") :]
+    assert "| 0.400 [0.400, 0.400] (2/8) | 0.300 [0.300, 0.300] |" in raw
+    calibrated = text[text.index("## Calibrated scores") : text.index("## Coverage")]
+    assert calibrated.count("(2/8)") == 1  # flat's alone, in the headline table too
     page = _html.html_report(result)
-    flat = re.search(r"<th>flat</th><td[^>]*>(.*?)</td>", page[page.index('id="metrics"') :])
-    assert flat is not None and '<span class="share">2/8</span>' in flat.group(1)
+    for section in ('id="metrics"', 'id="calibrated"'):
+        part = page[page.index(section) :]
+        flat = re.search(r"<th>flat</th><td[^>]*>(.*?)</td>", part)
+        assert flat is not None and '<span class="share">2/8</span>' in flat.group(1)
     assert "scored on 2 of 8 test conditions only" in page
-    assert '<td class="num best"' not in page[page.index('id="metrics"') :].split("</table>")[0]
+    table = page[page.index('id="metrics"') :].split("</table>")[0]
+    assert re.search(r"<th>flat</th><td class=\"num\"", table)  # above full's, on fewer
+    assert re.search(r"<th>full</th><td class=\"num best\"", table)
     ax = metric_bars(result, metric="pearson_delta_de")
     assert "2/8" in [t.get_text() for t in ax.texts]
 
@@ -466,6 +507,6 @@ def test_the_interaction_table_says_when_a_seed_had_no_pairs_to_compare():
 
     # seed 3 held no pair out: the mean of 2 and 3 pairs is over two seeds of three
     assert table(rows([1, 2], [2, 3]), [1, 2, 3]).loc["stacked", "pairs per seed"] == (
-        "2.5 (2 of 3 seeds)"
+        "2.5 (2 of 3 seeds with pairs scored)"
     )
     assert table(rows([1, 2], [2, 3]), [1, 2]).loc["stacked", "pairs per seed"] == "2.5"

@@ -748,6 +748,15 @@ def test_labels_mixing_two_separators_are_told_to_use_one(caplog):
         ps.pp.setup(adata, perturbation_key="condition", control="control", sep="+")
     assert "write every label with one separator first" in caplog.text
     assert adata.obs["perturbsim_condition"].nunique() == 34
+    # a read-through gene (HSPE1-MOB4: both halves genes, itself in no GO table) beside '+'
+    # pairs is one gene: '-' and '.' stand inside gene symbols, so one such label is no mix
+    read_through = ps.ds.norman2019_subset()
+    labels = read_through.obs["condition"].astype(str).to_numpy().copy()
+    labels[np.flatnonzero(labels == "KLF1")[:10]] = "HSPE1-MOB4"
+    read_through.obs["condition"] = labels
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(read_through, perturbation_key="condition", control="control")
+    assert "HSPE1-MOB4" in set(read_through.obs["perturbsim_condition"])
 
 
 def test_ensembl_measured_screen_perturbed_by_names_is_pointed_to_its_symbols(caplog, tiny):

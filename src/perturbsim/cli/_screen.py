@@ -43,15 +43,12 @@ _CLI_WORDS = (
     (re.compile(r"\bcontrol="), "--control "),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
+    (re.compile(r"\(its kind and seed as for training;"), "(--split and --seed as for training;"),
     (
         re.compile(
-            r"\(its kind and seed as for training; ([^)]*)\), or pass "
-            r"conditions=model\.held_out_conditions \(the (.+?) its fit held out\)"
+            r", or pass conditions=model\.held_out_conditions \(the (.+?) its fit held out\)"
         ),
-        lambda m: (
-            f"(--split and --seed as for training; {m[1]}), or leave out --split to "
-            f"export the {m[2]} its fit held out"
-        ),
+        lambda m: f", or leave out --split to export the {m[1]} its fit held out",
     ),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
     (re.compile(r"\bmin_cells\b"), "--min-cells"),

@@ -57,7 +57,7 @@ def _conditions(
     without a split, the conditions the model records its fit held out.
     """
     if conditions is None and SPLIT_UNS not in adata.uns.get(UNS, {}):
-        conditions = _held_out_by_the_fit(model)
+        conditions = _held_out_by_the_fit(model, adata)
     elif conditions is None:
         split = Split.from_adata(adata)
         if not split.test:
@@ -81,11 +81,11 @@ def _conditions(
     return labels
 
 
-def _held_out_by_the_fit(model: PerturbationModel) -> list[str]:
+def _held_out_by_the_fit(model: PerturbationModel, adata: AnnData) -> list[str]:
     """The conditions the model's fit held out, for a screen without a split; refused if none.
 
     Only a model that records its screen's conditions knows them (one saved before that:
-    the screen must be split as it was for training).
+    the screen must be split as it was for training); each must have cells in ``adata``.
     """
     held_out = model.held_out_conditions
     if held_out is None:
@@ -98,6 +98,14 @@ def _held_out_by_the_fit(model: PerturbationModel) -> list[str]:
         raise PerturbsimError(
             "the model was fitted on every condition of its screen (split 'none'): it holds "
             "nothing out to export; pass conditions=, or fit a model on a split"
+        )
+    present = set(adata.obs[CONDITION].astype(str))
+    absent = [c for c in held_out if c not in present]
+    if absent:
+        raise PerturbsimError(
+            f"{absent[0]!r}, one of the {counted(len(held_out), 'condition')} the model's fit "
+            "held out (adata has no split), has no cells in adata: pass the screen it was "
+            "fitted on, or conditions="
         )
     logger.info(
         "no split in adata: exporting the %s the model's fit held out",

@@ -316,12 +316,13 @@ def _score_rows(
 
 
 def scored_shares(shares: Shares, scored: Mapping[tuple[str, str], tuple[float, int]]) -> Shares:
-    """``shares`` narrowed to the conditions a raw metric was scored on.
+    """``shares`` narrowed to the conditions a metric was scored on.
 
     ``scored``: ``(model, subgroup)`` -> the metric's mean and the conditions it was
     finite on over seeds; a correlation is undefined on a condition predicted without
-    change, so a model can be scored on fewer conditions than it covers. Where its mean is
-    undefined the coverage stands (the cell says why).
+    change (and a calibrated score where an anchor is), so a model can be scored on fewer
+    conditions than it covers. Where its mean is undefined the coverage stands (the cell
+    says why).
     """
     narrowed = dict(shares)
     for key, (mean, n_scored) in scored.items():
@@ -329,6 +330,14 @@ def scored_shares(shares: Shares, scored: Mapping[tuple[str, str], tuple[float, 
             covered, total = shares[key]
             narrowed[key] = (min(covered, int(n_scored)), total)
     return narrowed
+
+
+def _metric_shares(
+    scores: Mapping[tuple[str, str, str], _Score], metric: str, shares: Shares
+) -> Shares:
+    """:func:`scored_shares` of ``metric``'s rows of ``scores``."""
+    scored = {(m, g): (v.mean, v.n_conditions) for (m, g, n), v in scores.items() if n == metric}
+    return scored_shares(shares, scored)
 
 
 def _all_scored(shares: Shares, model: str, group: str) -> bool:
@@ -394,7 +403,7 @@ def _calibrated_table(
                 metric,
                 models,
                 subgroups,
-                shares,
+                _metric_shares(scores, metric, shares),
                 _calibrated_cell,
                 better=None,
                 digits=lambda _: 2,
@@ -529,9 +538,10 @@ def _calibrated_section(
     others = [m for m in metrics if m not in headline]
     section += [
         '<p class="note">Each model between two anchors, per test subgroup: mean over split '
-        "seeds [95% interval]; a small <i>k/n</i> beside a score: the model could predict "
-        "only <i>k</i> of the subgroup's <i>n</i> test conditions, and few conditions can "
-        "land a score far from both anchors.</p>",
+        "seeds [95% interval]; a small <i>k/n</i> beside a score: the model was scored on "
+        "only <i>k</i> of the subgroup's <i>n</i> test conditions (those it could predict, "
+        "where the score and its anchors are defined), and few conditions can land a score "
+        "far from both anchors.</p>",
         _legend(),
         _calibrated_table(calibrated, headline, models, subgroups, shares),
     ]
@@ -562,9 +572,6 @@ def _metrics_section(
     ]
     for metric in metrics:
         info = METRICS[metric]
-        scored = {
-            (m, g): (v.mean, v.n_conditions) for (m, g, n), v in scores.items() if n == metric
-        }
         section += [
             f'<h3 id="metric-{escape(metric)}">{escape(metric)}</h3>',
             f'<p class="note">{escape(info.description)} ({escape(info.best)} is better).</p>',
@@ -575,7 +582,7 @@ def _metrics_section(
                     metric,
                     models,
                     subgroups,
-                    scored_shares(shares, scored),
+                    _metric_shares(scores, metric, shares),
                     _raw_cell,
                     better=info.best,
                     digits=raw_digits,
@@ -849,9 +856,9 @@ def calibration_verdicts(result: EvaluationResult) -> list[str]:
 
     A share inside the 50 % or 90 % intervals misses when it stands more than
     :data:`CALIBRATION_SLACK` from its level and its interval over seeds (where there is
-    one: two seeds or more) leaves the level out. Below both levels
-    the intervals are too narrow; above both, too wide; one each way, they are not normal
-    in shape. Empty when every share holds its level, or no model has a variance.
+    one: two seeds or more) leaves the level out. Misses all below their levels (at one
+    level or both) say the intervals are too narrow; all above, too wide; one each way, not
+    normal in shape. Empty when every share holds its level, or no model has a variance.
     """
     summary = result.uncertainty_summary()
     verdicts = []
@@ -897,8 +904,9 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
 
     Columns ``pairs per seed`` and ``genes``: the pairs compared and the genes each pair
     was fitted on, per seed, mean over seeds (one decimal where not whole), over the seeds
-    with pairs to compare: ``"2.5 (2 of 3 seeds)"`` where some of the evaluation's seeds
-    held none out. Empty when the evaluation scored no interactions.
+    with pairs scored: ``"2.5 (2 of 3 seeds with pairs scored)"`` where some of the
+    evaluation's seeds have none (none held out, or none the model could score). Empty
+    when the evaluation scored no interactions.
     """
     summary = result.gi_summary()
     if summary.empty:
@@ -921,7 +929,11 @@ def gi_precision_table(result: EvaluationResult) -> pd.DataFrame:
     with_pairs = first.groupby(level="model", sort=False).size()
     pairs = [
         _count_text(per_seed.loc[m, "n_pairs"])
-        + (f" ({with_pairs[m]} of {len(seeds)} seeds)" if with_pairs[m] < len(seeds) else "")
+        + (
+            f" ({with_pairs[m]} of {len(seeds)} seeds with pairs scored)"
+            if with_pairs[m] < len(seeds)
+            else ""
+        )
         for m in models
     ]
     genes = [_count_text(per_seed.loc[m, "n_genes"]) for m in models]

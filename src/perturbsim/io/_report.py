@@ -107,8 +107,8 @@ def _fmt(value: float) -> str:
 def _metric_cell(row: pd.Series | None, *, counts: tuple[int, int], digits: int) -> str:
     """``mean [low, high]`` of a summary row; a missing row of a covered subgroup is undefined.
 
-    ``counts``: the subgroup's test conditions the model was scored on (covered, for a
-    calibrated value) and all of them; a value of some but not all is followed by ``(k/n)``.
+    ``counts``: the subgroup's test conditions the model was scored on and all of them; a
+    value of some but not all is followed by ``(k/n)``.
     """
     covered, total = counts
     if row is None:
@@ -642,8 +642,8 @@ def _summary_table(
 
     A metric column leads when there are several metrics. Raw values take the decimals of
     :func:`~perturbsim.io._html.raw_digits` per row, calibrated ones (``raw=False``) 3.
-    ``covered``: (model, subgroup) -> its covered and all test conditions; a raw value
-    scored on fewer (:func:`~perturbsim.io._html.scored_shares`) says on how many.
+    ``covered``: (model, subgroup) -> its covered and all test conditions; a value scored
+    on fewer (:func:`~perturbsim.io._html.scored_shares`) says on how many.
     """
     indexed = table.set_index(["model", "subgroup", "metric"])
     rows = []
@@ -655,14 +655,14 @@ def _summary_table(
             ]
             means = [row["mean"] for row in found if row is not None]
             digits = raw_digits(means) if raw else 3
-            counts = {(m, group): covered.get((m, group), (0, 0)) for m in models}
-            if raw:  # the conditions scored: a correlation is undefined on some
-                scored = {
-                    (m, group): (row["mean"], row["n_conditions"])
-                    for m, row in zip(models, found, strict=True)
-                    if row is not None
-                }
-                counts = scored_shares(counts, scored)
+            scored = {  # the conditions scored: a correlation is undefined on some
+                (m, group): (row["mean"], row["n_conditions"])
+                for m, row in zip(models, found, strict=True)
+                if row is not None
+            }
+            counts = scored_shares(
+                {(m, group): covered.get((m, group), (0, 0)) for m in models}, scored
+            )
             cells = [
                 _metric_cell(row, counts=counts[(m, group)], digits=digits)
                 for m, row in zip(models, found, strict=True)

@@ -236,7 +236,7 @@ def _warn_other_control(fitted: np.ndarray, given: np.ndarray) -> None:
 
     ``fitted`` and ``given``: the two control means over the model's genes; unlike when
     their Pearson correlation is below :data:`SAME_CONTROL_R` (the cells of another cell
-    type, or another screen's genes' scale).
+    type; a change of scale alone, such as counts for log values, it does not see).
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         r = float(np.corrcoef(fitted, given)[0, 1])
@@ -1265,7 +1265,7 @@ class PerturbationModel(ABC):
             if shared == len(self.genes)
             else "pass the screen the model was fitted on"
         )
-        missing = [str(g) for g in self.genes if g not in set(genes)]
+        missing = [str(g) for g in self.genes[~np.isin(self.genes, genes)]]
         absent = f"; the model's {shown_list(missing, 3)} missing" if missing else ""
         raise PerturbsimError(
             f"the genes of adata ({adata.n_vars}) do not match the model's "

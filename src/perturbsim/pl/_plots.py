@@ -375,8 +375,12 @@ def metric_bars(
             # a bar of fewer conditions says how many, beside it; a missing one, why (without
             # coverage, a row absent from the summary is a subgroup the model never covered)
             if coverage is not None:
-                known = "n_conditions" in indexed.columns and np.isfinite(height)
-                scored = int(indexed.loc[(model, group), "n_conditions"]) if known else None
+                count = (
+                    indexed.loc[(model, group), "n_conditions"]
+                    if "n_conditions" in indexed.columns and np.isfinite(height)
+                    else np.nan
+                )
+                scored = int(count) if np.isfinite(count) else None
                 note = _coverage_note(coverage, model, group, scored)
             else:
                 note = "" if (model, group) in indexed.index else NOT_COVERED

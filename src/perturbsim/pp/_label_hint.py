@@ -43,14 +43,21 @@ def _examples(genes: Iterable[str], n: int = 3) -> str:
     return ", ".join(repr(g) for g in list(genes)[:n])
 
 
-def _joined_by(genes: list[str], known: set[str], exclude: str) -> tuple[str, list[str]]:
-    """The separator of :data:`SEPARATORS` that splits most ``genes`` into known names."""
+WITHIN_SYMBOLS: tuple[str, ...] = ("-", ".")
+"""Separators that gene symbols themselves hold (the read-through gene ``HSPE1-MOB4``, whose
+halves are genes too; ``RP11-1000B6.3``): one such label alone says nothing of a mix."""
+
+
+def _joined_by(
+    genes: list[str], known: set[str], exclude: str, separators: tuple[str, ...] = SEPARATORS
+) -> tuple[str, list[str]]:
+    """The separator of ``separators`` that splits most ``genes`` into known names."""
 
     def joins(gene: str, sep: str) -> bool:
         tokens = gene.split(sep)
         return len(tokens) > 1 and all(t in known for t in tokens)
 
-    found = {s: [g for g in genes if joins(g, s)] for s in SEPARATORS if s != exclude}
+    found = {s: [g for g in genes if joins(g, s)] for s in separators if s != exclude}
     return max(found.items(), key=lambda item: len(item[1]))
 
 
@@ -108,7 +115,8 @@ def _official_symbols(adata: AnnData, annotated: set[str] | None) -> set[str]:
 
 
 def _joined_hint(
-    symbols: set[str],
+    adata: AnnData,
+    given: set[str] | None,
     perturbed: list[str],
     measured: set[str],
     annotated: set[str],
@@ -118,13 +126,14 @@ def _joined_hint(
 ) -> str | None:
     """The ``sep`` hint when most unknown perturbed genes split into known ones by another.
 
+    ``given``: the annotations' genes the caller was given, if any (else the default's).
     With ``combined`` labels (genes joined by ``sep``), one such gene is enough: the labels
-    mix two separators.
+    mix two separators (see :func:`_joined_split`).
     """
     found = _joined_split(measured | annotated, unknown, sep, mixed=bool(combined))
     if found is None:
         return None
-    genes = measured | symbols
+    genes = measured | _official_symbols(adata, given)
     return _joined_text(perturbed, *found, genes, mixed=(sep, combined) if combined else None)
 
 
@@ -133,12 +142,19 @@ def _joined_split(
 ) -> tuple[str, list[str]] | None:
     """The other separator most ``unknown`` genes split at into ``known`` ones, and those.
 
-    With ``mixed``, the separator splitting any of them.
+    With ``mixed``, a separator no gene symbol holds (not :data:`WITHIN_SYMBOLS`) splitting
+    any of them, else as without.
     """
     if not unknown:
         return None
-    other, joined = _joined_by(unknown, known | {CONTROL}, exclude=sep)
-    return (other, joined) if joined and (mixed or 2 * len(joined) > len(unknown)) else None
+    known = known | {CONTROL}
+    if mixed:
+        between = tuple(s for s in SEPARATORS if s not in WITHIN_SYMBOLS)
+        other, joined = _joined_by(unknown, known, exclude=sep, separators=between)
+        if joined:
+            return other, joined
+    other, joined = _joined_by(unknown, known, exclude=sep)
+    return (other, joined) if 2 * len(joined) > len(unknown) else None
 
 
 def _joined_text(
@@ -221,7 +237,7 @@ def joined_labels_hint(
     (``non-targeting_2`` beside the control ``non-targeting_1``) is no joined label: the
     check of other control guides names it. It needs no set-up.
     """
-    symbols = _official_symbols(adata, annotated)
+    given = annotated
     perturbed, measured, annotated, _, unknown = _known(adata, annotated, perturbed)
     unknown = [g for g in unknown if not looks_like_control(g)]
     tokens = {token for s in SEPARATORS for token in control.split(s)}
@@ -242,7 +258,8 @@ def joined_labels_hint(
     used = {token for gene in joined for token in gene.split(other) if looks_like_control(token)}
     words = sorted(used - set(control.split(other)) - measured - annotated)
     mixed = (sep, combined) if combined else None
-    hint = _joined_text(perturbed, other, joined, measured | symbols, mixed=mixed)
+    genes = measured | _official_symbols(adata, given)
+    hint = _joined_text(perturbed, other, joined, genes, mixed=mixed)
     if not words:
         return hint
     return (
@@ -305,7 +322,7 @@ def label_hint(
     -------
     One line, or ``None`` when nothing looks wrong.
     """
-    symbols = _official_symbols(adata, annotated)
+    given = annotated
     perturbed, measured, annotated, unmeasured, unknown = _known(adata, annotated)
     n = len(perturbed)
     combined = [
@@ -314,7 +331,7 @@ def label_hint(
         if len(genes := genes_of(c)) > 1
     ]
     other = (
-        _joined_hint(symbols, perturbed, measured, annotated, unknown, sep, combined)
+        _joined_hint(adata, given, perturbed, measured, annotated, unknown, sep, combined)
         if joined or combined
         else None
     )
