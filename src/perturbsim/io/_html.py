@@ -858,7 +858,8 @@ def calibration_verdicts(result: EvaluationResult) -> list[str]:
     :data:`CALIBRATION_SLACK` from its level and its interval over seeds (where there is
     one: two seeds or more) leaves the level out. Misses all below their levels (at one
     level or both) say the intervals are too narrow; all above, too wide; one each way, not
-    normal in shape. Empty when every share holds its level, or no model has a variance.
+    normal in shape. The sentence gives the shares that miss. Empty when every share holds
+    its level, or no model has a variance.
     """
     summary = result.uncertainty_summary()
     verdicts = []
@@ -870,10 +871,10 @@ def calibration_verdicts(result: EvaluationResult) -> list[str]:
                 mean, low, high = rows.loc[
                     inside_column(genes, level), ["mean", "ci_low", "ci_high"]
                 ]
-                shares.append(f"{mean:.2f} inside the {round(100 * level)} % intervals")
                 excluded = not (np.isfinite(low) and low <= level <= high)
                 if abs(mean - level) > CALIBRATION_SLACK and excluded:  # False for a NaN
                     sides.add("narrow" if mean < level else "wide")
+                    shares.append(f"{mean:.2f} inside the {round(100 * level)} % intervals")
             if sides:
                 verdict = f"too {sides.pop()}" if len(sides) == 1 else "not normal in shape"
                 verdicts.append(f"{model}: intervals {verdict} on {named} ({', '.join(shares)})")
