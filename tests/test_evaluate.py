@@ -538,22 +538,27 @@ def test_a_prediction_that_cannot_be_scored_is_a_failed_run_too(adata):
         evaluate(adata, models=models, seeds=[1], gi=False)
 
 
-def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
-    """Precision 0.9, 1, 1 over three seeds: the t-interval would pass 1; it is clipped."""
+def _gi_summary_of(precision: list[float], r2: list[float]) -> pd.DataFrame:
+    """``gi_summary()`` by metric of three seeds' synergy precision and R² (the rest fixed)."""
     gi = pd.DataFrame(
         {
             "model": "stacked",
             "seed": [1, 2, 3],
             "subtype": "synergy",
             "n_pairs": 10,
-            "precision_at_k": [0.9, 1.0, 1.0],
+            "precision_at_k": precision,
             "random_precision": [0.5, 0.6, 0.7],
             "top_k_accuracy": [0.0, 0.1, 0.0],
-            "r2": [0.9, 1.0, 0.95],
+            "r2": r2,
         }
     )
     result = EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame(), gi=gi)
-    summary = result.gi_summary().set_index("metric")
+    return result.gi_summary().set_index("metric")
+
+
+def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
+    """Precision 0.9, 1, 1 over three seeds: the t-interval would pass 1; it is clipped."""
+    summary = _gi_summary_of([0.9, 1.0, 1.0], [0.9, 1.0, 0.95])
     half = sps.t.ppf(0.975, 2) * np.std([0.9, 1.0, 1.0], ddof=1) / np.sqrt(3)
     precision = summary.loc["precision_at_k"]
     assert precision["ci_high"] == 1.0 and precision["mean"] + half > 1.0
@@ -566,20 +571,7 @@ def test_interaction_ranking_intervals_stay_inside_what_precision_can_take():
 def test_interaction_ranking_r2_interval_may_go_below_zero():
     """R² worse than the mean's (negative) is no bound: its interval is not clipped at 0."""
     r2 = [-0.4, -0.1, -0.25]
-    gi = pd.DataFrame(
-        {
-            "model": "additive",
-            "seed": [1, 2, 3],
-            "subtype": "synergy",
-            "n_pairs": 10,
-            "precision_at_k": [0.5, 0.6, 0.4],
-            "random_precision": [0.5, 0.5, 0.5],
-            "top_k_accuracy": [0.2, 0.3, 0.1],
-            "r2": r2,
-        }
-    )
-    result = EvaluationResult(scores=pd.DataFrame(), coverage=pd.DataFrame(), gi=gi)
-    row = result.gi_summary().set_index("metric").loc["r2"]
+    row = _gi_summary_of([0.5, 0.6, 0.4], r2).loc["r2"]
     half = sps.t.ppf(0.975, 2) * np.std(r2, ddof=1) / np.sqrt(3)
     assert row["mean"] == pytest.approx(np.mean(r2))
     expected = (np.mean(r2) - half, np.mean(r2) + half)
