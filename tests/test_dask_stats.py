@@ -218,3 +218,16 @@ def test_a_file_stored_by_column_says_how_to_read_it(tiny, reference, tmp_path):
     with pytest.raises(PerturbsimError, match=r"stored by column \(CSC\).*run without scheduler="):
         ps.pp.compute_pseudobulk(backed, chunk_size=CHUNK, scheduler="sync")
     assert_same(ps.pp.compute_pseudobulk(backed, chunk_size=CHUNK), reference)
+
+
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_cells_drawn_from_a_dask_array_are_the_in_memory_ones(tiny, layout):
+    from perturbsim.pp._cells import draw_cells
+
+    conditions = list(tiny.obs["perturbsim_condition"].cat.categories[:3])
+    expected = draw_cells(tiny, conditions, max_cells=5, seed=2)
+    x = tiny.X if layout == "sparse" else tiny.X.toarray()
+    tiny.X = da.from_array(x, chunks=(CHUNK, -1))
+    drawn = draw_cells(tiny, conditions, max_cells=5, seed=2)
+    for condition in conditions:
+        np.testing.assert_array_equal(drawn[condition], expected[condition])

@@ -319,3 +319,29 @@ def test_a_label_of_numbers_and_affixes_alone_does_not_look_like_control():
     with pytest.raises(PerturbsimError, match="no control cells") as err:
         detect_control(["KLF1", "42", "non_1"], key="guide")
     assert str(err.value).endswith("; pass control='<label of your control cells>'")
+
+
+def test_the_control_hint_keeps_the_guide_the_pairs_hold_and_asks_sep_only_where_it_joins():
+    # genes joined by '+': the control guide's own '_' joins no gene, so no sep is asked
+    with pytest.raises(PerturbsimError) as err:
+        detect_control(["NegCtrl0_NegCtrl0", "KLF1", "MAP2K6", "KLF1+MAP2K6"], key="guide")
+    assert str(err.value).endswith(
+        "; 'NegCtrl0_NegCtrl0' looks like control: pass control='NegCtrl0_NegCtrl0'"
+    )
+    # of two control guides, the one the pairs hold is kept, though it sorts second
+    labels = ["NegCtrl0_NegCtrl0", "NegCtrl1_NegCtrl1", "KLF1_NegCtrl1", "MAP2K6_NegCtrl1"]
+    with pytest.raises(PerturbsimError) as err:
+        detect_control(labels, key="guide", sep="_")
+    assert "e.g. 'NegCtrl1_NegCtrl1', and pass control='NegCtrl1_NegCtrl1'" in str(err.value)
+
+
+def test_a_query_in_perturbsim_s_own_form_reads_on_a_screen_of_another_separator():
+    from perturbsim.pp._labels import read_measured
+
+    measured = {"ctrl", "KLF1", "KLF1+MAP2K6"}
+    screen = {"control": "NegCtrl0_NegCtrl0", "sep": "_"}  # as setup read Norman's raw labels
+    assert read_measured("MAP2K6_KLF1", measured, **screen) == "KLF1+MAP2K6"
+    assert read_measured("KLF1_NegCtrl0", measured, **screen) == "KLF1"
+    assert read_measured("MAP2K6+KLF1", measured, **screen) == "KLF1+MAP2K6"  # '+': its own
+    assert read_measured("KLF1+ctrl", measured, **screen) == "KLF1"
+    assert read_measured("FOXO4+KLF1", measured, **screen) is None

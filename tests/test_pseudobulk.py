@@ -478,3 +478,24 @@ def test_each_half_keeps_its_own_cell_count_for_odd_conditions():
         for row in range(2):
             cells = np.asarray(adata.X, dtype=np.float64)[(codes == row) & (halves == which)]
             np.testing.assert_allclose(half.variance()[row], cells.var(axis=0, ddof=1), atol=1e-9)
+
+
+def test_draw_cells_gives_distinct_cells_of_the_condition_in_screen_order(norman, tmp_path):
+    from perturbsim.pp._cells import draw_cells
+
+    x = norman.X.toarray().astype(np.float32)
+    rows = np.flatnonzero(norman.obs["perturbsim_condition"] == "KLF1")
+    every = draw_cells(norman, ["KLF1"], max_cells=len(rows), seed=0)["KLF1"]
+    assert every.dtype == np.float32
+    np.testing.assert_array_equal(every, x[rows])  # all, in screen order
+    drawn = draw_cells(norman, ["KLF1", "ctrl"], max_cells=10, seed=4)
+    where = [np.flatnonzero((x[rows] == cell).all(axis=1))[0] for cell in drawn["KLF1"]]
+    assert len(set(where)) == 10 and where == sorted(where)  # distinct, in screen order
+    again = draw_cells(norman, ["KLF1", "ctrl"], max_cells=10, seed=4)
+    other = draw_cells(norman, ["KLF1", "ctrl"], max_cells=10, seed=5)
+    np.testing.assert_array_equal(again["ctrl"], drawn["ctrl"])
+    assert not np.array_equal(other["ctrl"], drawn["ctrl"])  # the seed draws the cells
+    norman.write_h5ad(tmp_path / "screen.h5ad")
+    backed = ps.ds.read(tmp_path / "screen.h5ad", control="control", backed=True)
+    on_disk = draw_cells(backed, ["KLF1", "ctrl"], max_cells=10, seed=4)
+    np.testing.assert_array_equal(on_disk["KLF1"], drawn["KLF1"])

@@ -956,3 +956,169 @@ def test_a_counts_layer_of_non_integer_counts_is_never_offered_as_the_log_values
     adata.layers["counts"] = adata.X.copy()
     told = one_line_error(lambda: ps.pp.setup(adata), "above any log1p-normalised value")
     assert "layer" not in told
+
+
+def test_a_condition_partly_in_the_control_s_batches_or_of_few_cells_is_not_warned_of(caplog):
+    screen = make_screen(["ctrl", "G1", "G2", "G3"], cells=4)
+    labels = screen.obs["condition"].to_numpy()
+    batch = np.full(screen.n_obs, "b1", dtype=object)
+    batch[labels == "G1"] = "b2"  # all 4 cells apart from the control's batch: warned
+    batch[np.flatnonzero(labels == "G2")[:3]] = "b2"  # one cell beside the control: quiet
+    screen.obs["batch"] = batch
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(screen)
+    assert "obs['batch']: 1 condition has no cell in a batch the control cells are in (G1)" in (
+        caplog.text
+    )
+    caplog.clear()
+    few = screen[np.r_[np.flatnonzero(labels != "G1"), np.flatnonzero(labels == "G1")[:3]]].copy()
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(few)  # 3 cells apart: by chance, not warned of
+    assert "batch" not in caplog.text
+
+
+def test_a_gene_name_column_is_used_when_var_names_name_no_more_of_the_targets(caplog):
+    adata = make_screen(["ctrl", "T1", "T1+T2"])  # CRISPRa: targets measured by no name
+    adata.var["gene_name"] = [f"SYM{i}" for i in range(adata.n_vars)]
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        ps.pp.setup(adata)
+    assert list(adata.var_names[:2]) == ["SYM0", "SYM1"]
+    assert adata.uns["perturbsim"]["setup"]["gene_key"] == "gene_name"
+    assert "kept var_names" not in caplog.text
+
+
+def test_setup_again_with_a_condition_renamed_drops_its_statistics(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"], cells=10)
+    ps.pp.setup(adata)
+    ps.pp.pseudobulk(adata)
+    codes = adata.obs["perturbsim_condition"].cat.codes.to_numpy().copy()
+    adata.obs["condition"] = adata.obs["condition"].replace({"G2": "G3"})  # a typo fixed
+    with caplog.at_level("INFO", logger="perturbsim.pp._setup"):
+        ps.pp.setup(adata)
+    assert (adata.obs["perturbsim_condition"].cat.codes.to_numpy() == codes).all()
+    assert "dropped what the earlier labels gave" in caplog.text
+    assert "pseudobulk" not in adata.uns["perturbsim"]
+
+
+def test_setup_normalising_counts_put_back_into_x_drops_the_old_statistics():
+    adata = make_screen(["ctrl", "G1", "G2"], cells=10)
+    rng = np.random.default_rng(1)
+    counts = sparse.csr_matrix(rng.poisson(5, size=adata.shape).astype(np.float32))
+    ps.pp.setup(adata)
+    ps.pp.pseudobulk(adata)
+    adata.X = counts  # the same cells and labels, their values now counts
+    ps.pp.setup(adata, normalize=True)
+    assert "pseudobulk" not in adata.uns["perturbsim"]
+    assert adata.uns["perturbsim"]["setup"]["normalize"]
+
+
+def test_the_condition_table_calls_sets_of_three_genes_higher_not_combo():
+    adata = make_screen(["ctrl", "G1", "G1+G2", "G1+G2+G3"])
+    ps.pp.setup(adata)
+    table = ps.pp.condition_table(adata)
+    assert table["kind"].to_dict() == {
+        "ctrl": "control",
+        "G1": "single",
+        "G1+G2": "combo",
+        "G1+G2+G3": "higher",
+    }
+    assert table["n_targets"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_gene_symbol_of_white_space_alone_keeps_its_id(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"])
+    adata.var["symbol"] = ["  ", *adata.var_names[1:]]
+    adata.var_names = [f"ENSG{i:05d}" for i in range(adata.n_vars)]
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.setup(adata, gene_symbols="symbol")
+    assert list(adata.var_names[:2]) == ["ENSG00000", "G1"]
+    assert "1 gene has no symbol in adata.var['symbol']" in caplog.text
+
+
+def test_cells_that_lost_their_condition_since_setup_are_refused_naming_the_first():
+    adata = make_screen(["ctrl", "G1", "G2"])
+    ps.pp.setup(adata)
+    adata.obs.loc["c7", "perturbsim_condition"] = np.nan  # e.g. a label outside the categories
+    one_line_error(
+        lambda: ps.pp.pseudobulk(adata), r"1 cell of adata lost their condition label .*'c7'"
+    )
+
+
+def test_a_word_of_three_labels_is_an_affix_and_of_eight_in_ten_a_partner(caplog):
+    three = make_screen(["ctrl", "G1_KD", "G2_KD", "G3_KD"])  # 'KD': a gene's alias
+    one_line_error(lambda: ps.pp.setup(three), "3 of 3 perturbed genes carry 'KD' joined by '_'")
+    singles = [f"G{i}_KD" for i in range(1, 10)]
+    nine = make_screen(["ctrl", *singles, "G1_G2"])  # 'KD' in 9 of 10 labels: an affix
+    one_line_error(lambda: ps.pp.setup(nine), "9 of 10 perturbed genes carry 'KD' joined by '_'")
+    eight = make_screen(["ctrl", *singles[:8], "G1_G2", "G3_G4"])  # in 8 of 10: pairs
+    message = one_line_error(
+        lambda: ps.pp.setup(eight), "10 of 10 perturbed genes look like genes joined by '_'"
+    )
+    assert "pass sep='_'" in message and "strip" not in message
+
+
+def test_singles_joined_to_ctrl_by_another_separator_are_told_apart_from_the_pairs(caplog):
+    adata = ps.ds.norman2019_subset()
+    labels = adata.obs["condition"].astype(str)
+    adata.obs["condition"] = [f"{c}_ctrl" if c in ("KLF1", "FOXO4") else c for c in labels]
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, perturbation_key="condition", control="control", sep="+")
+    assert "the labels join genes by two separators, '+' (e.g. " in caplog.text
+    assert "and '_' (2 of 32 perturbed genes read as one gene, e.g. 'FOXO4_ctrl'" in (caplog.text)
+
+
+def test_singles_each_joined_to_a_control_guide_are_joined_labels_not_an_affix():
+    guides = make_screen(["NegCtrl0_NegCtrl0", "G1_NegCtrl0", "G2_NegCtrl0", "G3_NegCtrl0"])
+    message = one_line_error(
+        lambda: ps.pp.setup(guides, control="NegCtrl0_NegCtrl0"),
+        "3 of 3 perturbed genes look like genes joined by '_'",
+    )  # 'NegCtrl0' is the control guide: sep='_' reads each label as its gene
+    assert "pass sep='_'" in message and "strip" not in message
+    ps.pp.setup(guides, control="NegCtrl0_NegCtrl0", sep="_")
+    assert list(guides.obs["perturbsim_condition"].cat.categories) == ["ctrl", "G1", "G2", "G3"]
+
+
+def test_most_perturbed_genes_unknown_are_not_told_that_none_is_known(caplog):
+    adata = make_screen(["ctrl", "G1", "QQX1", "QQX2", "QQX3"])
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata)
+    text = caplog.text
+    assert "3 of 4 perturbed genes are neither measured (var_names) nor in the GO" in text
+    assert "none is" not in text
+    caplog.clear()
+    labels = make_screen(["ctrl", "QQX1", "QQX2"])  # none known: the column of labels?
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(labels)
+    assert "2 of 2 perturbed genes are neither measured (var_names) nor in the GO annotations " in (
+        caplog.text
+    )
+    assert "(none is: is it the column of perturbation labels?)" in caplog.text
+
+
+def test_labels_by_the_ids_gene_symbols_replaced_are_not_pointed_to_perturbsim_s_column(caplog):
+    adata = make_screen(["ctrl", "G1", "G2", "G1+G2"])
+    ids = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    adata.var["symbol"] = list(adata.var_names)
+    adata.var_names = ids
+    adata.obs["condition"] = adata.obs["condition"].replace(
+        {"G1": ids[1], "G2": ids[2], "G1+G2": f"{ids[1]}+{ids[2]}"}
+    )
+    with caplog.at_level(logging.WARNING):
+        ps.pp.setup(adata, gene_symbols="symbol")  # the labels name genes by their ids
+    assert "2 of 2 perturbed genes are neither measured (var_names) nor in the GO" in caplog.text
+    assert "perturbsim_original_id" not in caplog.text  # the column setup itself wrote
+
+
+def test_setting_up_a_copy_leaves_the_screen_and_a_view_as_they_were(caplog):
+    adata = make_screen(["ctrl", "G1", "G2"])
+    copied = ps.pp.setup(adata, copy=True)
+    assert "perturbsim_condition" in copied.obs and "perturbsim_condition" not in adata.obs
+    assert "perturbsim" not in adata.uns
+    view = adata[:12]  # the control's cells and G1's
+    with caplog.at_level(logging.WARNING, logger="perturbsim"):
+        copied = ps.pp.setup(view, copy=True)
+    assert "adata is a view" not in caplog.text  # the view is left as it is: nothing to say
+    assert view.is_view and "perturbsim_condition" not in view.obs
+    assert copied.n_obs == view.n_obs and not copied.is_view
+    assert set(copied.obs["perturbsim_condition"]) == {"ctrl", "G1"}
