@@ -219,3 +219,65 @@ def test_an_interrupted_save_names_the_latest_previous_model(tmp_path):
         os.utime(retired, (1e9 - age, 1e9 - age))
     with pytest.raises(PerturbsimError, match=r"previous model is in '.*\.model\.old-ffff0000'"):
         read_model_dir(tmp_path / "model")
+
+
+def test_a_file_new_to_its_folder_is_removed_when_its_partner_cannot_be_renamed(tmp_path):
+    new, folder = tmp_path / "a.csv", tmp_path / "b.csv"
+    folder.mkdir()  # a destination that cannot be replaced by a file, renamed in after a.csv
+    with pytest.raises(OSError):
+        atomic_write_all(
+            {new: lambda tmp: tmp.write_text("new a"), folder: lambda tmp: tmp.write_text("b")}
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv"]  # as it was
+
+
+def test_replacing_a_file_leaves_no_copy_of_the_old_one(tmp_path):
+    path = tmp_path / "table.csv"
+    atomic_write(path, lambda tmp: tmp.write_text("old\n"))
+    atomic_write(path, lambda tmp: tmp.write_text("new\n"))
+    assert path.read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]  # no hidden folder, no .old
+
+
+def test_a_results_folder_is_checked_itself_for_a_read_only_file_system(tmp_path, monkeypatch):
+    from perturbsim import _atomic
+
+    out = tmp_path / "results"
+    out.mkdir()  # mounted read-only, its parent not
+    monkeypatch.setattr(_atomic, "_on_read_only_file_system", lambda place: place == out)
+    with pytest.raises(PerturbsimError, match=r"'.*results' is on a read-only file system"):
+        _atomic.check_writable_place(out, "results to", folder=True)
+    _atomic.check_writable_place(tmp_path / "report.md", "the report")  # beside it: writable
+
+
+def test_a_folder_above_the_working_folder_is_never_replaced_by_results(tmp_path, monkeypatch):
+    from perturbsim import _atomic
+
+    working = tmp_path / "results" / "work"
+    working.mkdir(parents=True)
+    (tmp_path / "results" / "settings.json").write_text("{}")
+    monkeypatch.chdir(working)
+    with pytest.raises(PerturbsimError, match="never the working folder or one above it"):
+        _atomic.check_results_dir(tmp_path / "results", overwrite=True)
+
+
+def test_a_link_among_results_is_never_replaced(tmp_path):
+    from perturbsim import _atomic
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "settings.json").write_text("{}")
+    (tmp_path / "data.csv").write_text("a table of someone else's")
+    (out / "data.csv").symlink_to(tmp_path / "data.csv")  # named as a result's table
+    with pytest.raises(PerturbsimError, match="it holds 'data.csv': choose another folder"):
+        _atomic.check_results_dir(out, overwrite=True)
+
+
+def test_a_link_to_a_folder_is_never_taken_as_a_folder_of_results(tmp_path):
+    from perturbsim import _atomic
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(PerturbsimError, match="is a file or a link, not a folder of results"):
+        _atomic.check_results_dir(tmp_path / "results", overwrite=True)

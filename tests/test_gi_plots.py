@@ -355,3 +355,20 @@ def test_gi_map_reads_calls_as_a_csv_gives_them_back(pairs, tmp_path):
     drawn, again = pl.gi_map(scores), pl.gi_map(read)
     np.testing.assert_array_equal(again.images[1].get_array(), drawn.images[1].get_array())
     assert "weird" not in [t.get_text() for t in again.get_xticklabels()]
+
+
+def test_gi_map_draws_a_called_pair_dark_and_one_not_called_light():
+    columns = list(pl._gi.GI_MAP_COLUMNS)
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        rng.normal(size=(3, len(columns))), index=["A+B", "A+C", "B+C"], columns=columns
+    )
+    scores["flag"] = ""
+    scores["is_synergy"] = [True, False, True]
+    ax = pl.gi_map(scores)
+    calls = ax.images[1]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    shown = calls.to_rgba(calls.get_array())[:, 0, :3]  # the one column, a pair a row
+    for label, colour in zip(labels, shown, strict=True):
+        grey = 0.15 if scores.loc[label, "is_synergy"] else 0.92  # dark: called
+        assert colour == pytest.approx([grey] * 3, abs=0.01)

@@ -542,3 +542,51 @@ def test_a_missing_combination_is_offered_only_combinations_sharing_a_gene(split
         ps.pp.split(split_norman.copy(), kind="custom", test_conditions=[unmeasured])
     offered = re.findall(r"did you mean '([^']+)'", str(error.value))
     assert all(len(o.split("+")) == 2 and a in o.split("+") for o in offered)
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (lambda c: c.check_edge_threshold("go_threshold", 1.0), "go_threshold must be below 1"),
+        (lambda c: c.check_fraction("val_fraction", 1.0), r"must lie in \(0, 1\), got 1.0"),
+        (lambda c: c.check_fraction("f", 1, allow_zero=True), r"must lie in \[0, 1\), got 1"),
+        (lambda c: c.as_path("out_dir", "res\x00ults"), "out_dir holds a NUL character"),
+        (
+            lambda c: c.checked_table(
+                pd.DataFrame({"mean": [True]}), ["mean"], "s", numeric=["mean"]
+            ),
+            "s's column 'mean' must hold numbers, got True",
+        ),
+        (
+            lambda c: c.gene_selection(
+                pd.Series([True, False, True], index=["A", "B", "A"]), ["A", "B"], "g"
+            ),
+            "its index repeats genes",
+        ),
+        (
+            lambda c: c.gene_selection(np.array([True, False, True]), ["A", "B"], "g"),
+            r"one value per gene of g \(2\), got shape \(3,\)",
+        ),
+        (
+            lambda c: c.check_list("genes", np.array("KLF1"), "genes"),
+            "genes must be a list of genes, got",
+        ),
+        (lambda c: c.check_count("seeds", 2.5), "seeds must be a whole number >= 1, got 2.5"),
+        (lambda c: c.check_finite("gamma", True), "gamma must be a finite number, got True"),
+        (lambda c: c.check_positive("ridge", False), "ridge must be a finite number > 0"),
+    ],
+)
+def test_argument_checks_refuse_values_at_and_past_their_bounds(check, message):
+    from perturbsim import _checks
+
+    with pytest.raises(PerturbsimError, match=message):
+        check(_checks)
+
+
+def test_argument_checks_take_numpy_flags_and_values_just_inside_their_bounds():
+    from perturbsim import _checks
+
+    assert _checks.check_flag("denoise", np.bool_(True)) is True
+    assert _checks.check_edge_threshold("go_threshold", 0.999) == 0.999
+    assert _checks.check_fraction("val_fraction", 0.999) == 0.999
+    assert _checks.check_count("seeds", 3.0) == 3

@@ -631,3 +631,76 @@ def test_chosen_genes_are_refused_when_empty_repeated_or_not_numbers(split_tiny,
     with pytest.raises(ps.PerturbsimError, match="gene 'w' holds 'z'"):
         pl.predicted_vs_true(words, pred)
     plt.close("all")
+
+
+def test_metric_bars_centre_a_subgroup_s_bars_on_it_and_keep_no_change_of_nmse_in_sight():
+    summary = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "subgroup": "unseen_single",
+            "metric": "nmse_de",
+            "mean": [0.2, 0.3],
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "n_seeds": 1,
+        }
+    )
+    ax = pl.metric_bars(summary, metric="nmse_de")
+    assert ax.get_ylim() == pytest.approx((0.0, 1.15))  # 1, no change, shown with a margin
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    centres = [p.get_x() + p.get_width() / 2 for c in bars for p in c.patches]
+    assert centres == pytest.approx([-0.2, 0.2])  # either side of the subgroup's tick at 0
+
+
+def test_metric_bars_say_a_whisker_cut_at_the_bottom_of_the_axis():
+    summary = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "subgroup": "unseen_single",
+            "metric": "score",  # no metric of the registry: unbounded both ways
+            "mean": [-0.2, -0.3],
+            "ci_low": [-10.0, -0.4],
+            "ci_high": [0.0, -0.2],
+            "n_seeds": 3,
+        }
+    )
+    ax = pl.metric_bars(summary, metric="score")
+    assert ax.get_ylim()[0] > -10.0
+    title = ax.get_title().replace("\n", " ")  # wrapped to the axes' width
+    assert title == "score (intervals cut at the axis) mean of 3 seeds"
+
+
+def test_predicted_vs_true_pairs_changes_by_gene_and_keeps_falling_ones_in_sight():
+    predicted = pd.Series([-1.0, -3.0], index=["A", "B"])
+    measured = pd.Series([-2.0, -0.5], index=["B", "A"])  # another order
+    ax = pl.predicted_vs_true(predicted, measured)
+    assert ax.collections[0].get_offsets().tolist() == [[-0.5, -1.0], [-2.0, -3.0]]
+    assert ax.get_xlim() == pytest.approx((-3.24, 3.24))
+    assert ax.get_ylim() == pytest.approx((-3.24, 3.24))
+
+
+def test_a_plot_of_one_profile_refuses_to_pick_among_several_unnamed():
+    import anndata as ad
+
+    two = ad.AnnData(
+        np.zeros((2, 2)), obs=pd.DataFrame(index=["A", "B"]), var=pd.DataFrame(index=["g1", "g2"])
+    )
+    two.layers["delta"] = np.array([[1.0, 2.0], [3.0, 4.0]])
+    measured = pd.Series([1.0, 2.0], index=["g1", "g2"])
+    with pytest.raises(ps.PerturbsimError, match="holds 2 profiles: pass condition="):
+        pl.predicted_vs_true(two, measured)
+    ax = pl.predicted_vs_true(two, measured, condition="B")
+    assert ax.collections[0].get_offsets().tolist() == [[1.0, 3.0], [2.0, 4.0]]
+
+
+def test_metric_bars_refuse_an_empty_choice_of_models(result):
+    with pytest.raises(ps.PerturbsimError, match="no scores of the models chosen"):
+        pl.metric_bars(result, metric="nmse_de", models=[])
+
+
+def test_training_history_lays_its_training_lines_and_legend_over_the_twin_axis():
+    table = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [2.0, 1.5]})
+    ax = pl.training_history(table)
+    twin = next(other for other in ax.figure.axes if other is not ax)
+    assert twin.lines and ax.get_zorder() > twin.get_zorder()
+    assert not ax.patch.get_visible()  # seen through

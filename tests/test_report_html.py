@@ -511,3 +511,186 @@ def test_the_interaction_table_says_when_a_seed_had_no_pairs_to_compare():
         "2.5 (2 of 3 seeds with pairs scored)"
     )
     assert table(rows([1, 2], [2, 3]), [1, 2]).loc["stacked", "pairs per seed"] == "2.5"
+
+
+def test_a_calibrated_score_is_pale_only_where_its_interval_spans_both_anchors():
+    # pale: the colour mixed with 70 % white (the replicate's blue #2166ac -> #bcd1e6),
+    # and only where the interval holds both 0 and 1, not where it reaches one of them
+    assert _colour(1.0, pale=True) == ("#bcd1e6", "#1d232a")
+    score = _html._Score  # mean, interval, seeds, conditions
+
+    def style(low, high):
+        cell = _html._calibrated_cell(score(0.5, low, high, 3, 10), False, "", 2)
+        return re.search(r'style="([^"]*)"', cell).group(1), "spans both anchors" in cell
+
+    plain = (f"background:{_colour(0.5)[0]};color:{_colour(0.5)[1]}", False)
+    assert style(0.2, 0.8) == style(-0.2, 0.8) == style(0.2, 1.3) == plain
+    assert style(-0.2, 1.3) == (f"background:{_colour(0.5, pale=True)[0]};color:#1d232a", True)
+
+
+def test_a_column_where_one_model_alone_is_scored_on_all_conditions_has_no_best():
+    # a best needs a rival: where the others were scored on part of the conditions only,
+    # the one model scored on all of them is not marked best by default
+    score = _html._Score
+    scores = {
+        (model, group, "mse"): score(mean, mean - 0.1, mean + 0.1, 2, 8)
+        for group in ("alone", "rivals")
+        for model, mean in (("a", 0.1), ("b", 0.3), ("mean", 0.2))
+    }
+    shares = {("a", "alone"): (2, 8), ("b", "alone"): (3, 8), ("mean", "alone"): (8, 8)}
+    shares |= {(m, "rivals"): (8, 8) for m in ("a", "b", "mean")}
+    rows = _html._score_rows(
+        scores,
+        "mse",
+        ["a", "b", "mean"],
+        ["alone", "rivals"],
+        shares,
+        lambda s, best, share, digits: f"<td>{_html.number_text(s.mean, digits)}{'*' * best}</td>",
+        better="lower",
+        digits=lambda means: 3,
+    )
+    assert [re.findall(r"<td>([^<]*)</td>", row) for row in rows] == [
+        ["0.100", "0.100*"],
+        ["0.300", "0.300"],
+        ["0.200", "0.200"],
+    ]
+
+
+def test_a_subtype_that_every_pair_or_no_pair_truly_has_ranks_nothing():
+    assert _html._precision_cell(1.0, 1.0) == "– (all true)"
+    assert _html._precision_cell(0.0, 0.0) == "– (none true)"
+    assert _html._precision_cell(0.7, 0.63) == "0.70 (0.63)"
+
+
+def test_coverage_cells_mark_partial_and_missing_coverage():
+    shares = {("all", "g"): (4, 4), ("part", "g"): (2, 4), ("none", "g"): (0, 4)}
+    table = Page(_html._coverage_table(shares, ["all", "part", "none"], ["g"])).tables[0]
+    cells = [r["cells"][1] for r in _model_rows(table)]
+    assert [(c["text"], c["class"]) for c in cells] == [
+        ("4 / 4", "num"),
+        ("2 / 4", "num partial"),
+        ("0 / 4", "num none"),
+    ]
+
+
+def _changes(*conditions):
+    """Rows of ``result.changes``: (seed, subgroup, condition, models, measured change)."""
+    rows = [
+        (model, seed, group, condition, gene, 0.5 * value, value)
+        for seed, group, condition, models, measured in conditions
+        for model in models
+        for gene, value in zip(("g1", "g2"), measured, strict=True)
+    ]
+    columns = ["model", "seed", "subgroup", "condition", "gene", "predicted", "measured"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_the_plotted_conditions_are_those_most_models_predict_then_the_clearest():
+    from perturbsim.io._report import chosen_conditions
+
+    changes = _changes(
+        (2, "combo_seen0", "X+Y", ["a"], [0.5, 0.5]),
+        (2, "unseen_single", "A", ["a", "b"], [0.1, -0.1]),
+        (2, "unseen_single", "B", ["a"], [3.0, -3.0]),  # the clearest, of one model only
+        (2, "unseen_single", "D", ["a", "b"], [1.0, -1.0]),
+        (2, "unseen_single", "C", ["a", "b"], [-1.0, 1.0]),  # as clear as D: the label decides
+        (1, "unseen_single", "E", ["a", "b", "c"], [2.0, 2.0]),  # of the second seed
+    )
+    result = ps.tl.EvaluationResult(
+        scores=pd.DataFrame(), coverage=pd.DataFrame(), changes=changes, settings={"seeds": [2, 1]}
+    )
+    assert chosen_conditions(result).values.tolist() == [
+        [2, "unseen_single", "C"],
+        [2, "combo_seen0", "X+Y"],
+    ]
+
+
+def test_a_scatter_of_falling_genes_keeps_every_point_in_square_limits():
+    from perturbsim.io._report import _scatter_figure
+
+    changes = _changes((1, "unseen_single", "A", ["a", "b"], [-3.0, -1.0]))
+    result = ps.tl.EvaluationResult(
+        scores=pd.DataFrame(),
+        coverage=pd.DataFrame(),
+        changes=changes,
+        settings={"seeds": [1], "models": ["a", "b"]},
+    )
+    figure = _scatter_figure(result, 1, "unseen_single", "A")
+    for ax in figure.axes:
+        assert ax.get_xlim() == pytest.approx((-3.24, 3.24))
+        assert ax.get_ylim() == pytest.approx((-3.24, 3.24))
+
+
+def test_markdown_cells_keep_a_pipe_inside_their_column():
+    from perturbsim.io._report import _markdown_table
+
+    table = _markdown_table(["model", "error"], [["a|b", "ValueError: x | y"]])
+    assert table.splitlines()[-1] == "| a\\|b | ValueError: x \\| y |"
+
+
+def test_markdown_raw_values_take_the_digits_of_their_size_calibrated_ones_three():
+    from perturbsim.io._report import _summary_table
+
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "subgroup": "g",
+            "metric": "mse_de",
+            "mean": [0.0004, 0.0012],
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+            "n_conditions": 4,
+        }
+    )
+    covered = {("a", "g"): (4, 4), ("b", "g"): (4, 4)}
+    raw = _summary_table(table, ["mse_de"], ["a", "b"], ["g"], covered)
+    assert raw.splitlines()[-1] == "| g | 0.00040 | 0.00120 |"
+    calibrated = _summary_table(table, ["mse_de"], ["a", "b"], ["g"], covered, raw=False)
+    assert calibrated.splitlines()[-1] == "| g | 0.000 | 0.001 |"
+
+
+def test_the_markdown_report_names_and_calibrates_the_models_apart_from_the_replicate():
+    from perturbsim.io._report import markdown_report
+
+    values = {"a": lambda i: 0.4, "mean": lambda i: 0.1 * i, "replicate": lambda i: 0.5 + 0.1 * i}
+    scores = pd.DataFrame(
+        [
+            (m, seed, "unseen_single", f"G{seed}{i}", "pearson_delta_de", value(i))
+            for seed in (1, 2)
+            for i in range(4)
+            for m, value in values.items()
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    coverage = pd.DataFrame(
+        [(m, seed, "unseen_single", 4, 4) for m in values for seed in (1, 2)],
+        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
+    )
+    result = ps.tl.EvaluationResult(
+        scores=scores, coverage=coverage, settings={"models": list(values)}
+    )
+    text = markdown_report(result)
+    assert "Models: `a`, `mean`.  " in text.splitlines()
+    calibrated = text[text.index("## Calibrated scores") : text.index("## Coverage")]
+    assert [line for line in calibrated.splitlines() if line.startswith("| subgroup")] == [
+        "| subgroup | `a` |"
+    ]
+
+
+def test_the_replicate_s_scatter_names_its_axes_as_halves_of_the_cells():
+    from perturbsim.io._report import _scatter_figure
+
+    models = ["a", "b", "replicate"]
+    result = ps.tl.EvaluationResult(
+        scores=pd.DataFrame(),
+        coverage=pd.DataFrame(),
+        changes=_changes((1, "unseen_single", "A", models, [1.0, -1.0])),
+        settings={"seeds": [1], "models": models},
+    )
+    axes = [ax for ax in _scatter_figure(result, 1, "unseen_single", "A").axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == models
+    assert axes[1].get_ylabel() == ""  # the row's axis is named once, at its left
+    assert (axes[2].get_xlabel(), axes[2].get_ylabel()) == (
+        "change in the other half",
+        "change in one half",
+    )
