@@ -104,6 +104,26 @@ def test_results_folder_renamed_in_part_is_put_back(tmp_path, monkeypatch):
     assert {p.name: p.read_text() for p in out.iterdir()} == tables
 
 
+def test_a_leftover_staging_folder_keeping_a_former_file_is_not_removed(tmp_path):
+    from perturbsim import _atomic
+
+    out = tmp_path / "results"
+
+    def write(folder):
+        return {"settings.json": _write_text(folder / "settings.json", "{}")}
+
+    _atomic.write_results_dir(out, write)
+    killed = out / f"{_atomic.STAGING_PREFIX}killed"  # a run killed while writing
+    killed.mkdir()
+    _write_text(killed / "a.csv", "half written")
+    stuck = out / f"{_atomic.STAGING_PREFIX}stuck"  # a former file that could not be put back
+    stuck.mkdir()
+    _write_text(stuck / ".a.csv.old", "the only copy")
+    _atomic.write_results_dir(out, write, overwrite=True)
+    assert not killed.exists()
+    assert (stuck / ".a.csv.old").read_text() == "the only copy"
+
+
 def _write_text(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

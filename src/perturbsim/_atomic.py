@@ -288,7 +288,8 @@ def write_results_dir(
     alone), then each is renamed over its name in ``out``; the earlier results it did not
     rewrite are removed last. A failure while writing, or an error while renaming, leaves
     the earlier results as they were (a process killed during the renames can leave some
-    files of each run: the module's note).
+    files of each run: the module's note). Hidden folders of killed runs are removed
+    first, except one keeping a former file that could not be put back.
 
     Parameters
     ----------
@@ -310,8 +311,10 @@ def write_results_dir(
     except OSError as err:  # a file on the way, no permission
         raise PerturbsimError(f"cannot write results to {str(out)!r}: {os_reason(err)}") from None
     for leftover in out.glob(f"{STAGING_PREFIX}*"):  # of a run that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
-    earlier = list(out.iterdir())  # plain result files (check_results_dir)
+        if leftover.is_dir() and not leftover.is_symlink():
+            discard(leftover)  # kept where it holds a former file that could not be put back
+    # plain result files (check_results_dir), not a staging folder kept for what it holds
+    earlier = [e for e in out.iterdir() if not e.name.startswith(STAGING_PREFIX)]
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
         written = {name: Path(path).name for name, path in write(staging).items()}
