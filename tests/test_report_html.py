@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -396,6 +397,32 @@ def _uncertainty_rows(
     return pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS)
 
 
+def _reported_with(uncertainty: pd.DataFrame) -> ps.tl.EvaluationResult:
+    """A result of 3 seeds of 4 conditions, anchors included, with ``uncertainty``'s rows."""
+    models = list(dict.fromkeys(uncertainty["model"]))
+    scores = pd.DataFrame(
+        [
+            (m, seed, "g", f"c{i}", "pearson_delta_de", value)
+            for seed in (1, 2, 3)
+            for i in range(4)
+            for m, value in [
+                *((m, 0.5) for m in models),
+                ("mean", 0.1 * i),
+                ("replicate", 0.6 + 0.1 * i),
+            ]
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    return dataclasses.replace(
+        ps.tl.EvaluationResult(
+            scores=scores,
+            coverage=pd.DataFrame(columns=["model", "seed", "subgroup", "n_covered", "n_total"]),
+            settings={"models": [*models, "mean", "replicate"]},
+        ),
+        uncertainty=uncertainty,
+    )
+
+
 def test_the_report_says_plainly_where_intervals_miss_their_level():
     narrow = _uncertainty_rows("narrow", 3, {"de_50": 0.27, "de_90": 0.64})
     wide = _uncertainty_rows("wide", 1, {"all_50": 0.75, "all_90": 0.99})
@@ -419,27 +446,20 @@ def test_the_report_says_plainly_where_intervals_miss_their_level():
     # both forms of the report say them, under the uncertainty table
     from perturbsim.io._report import markdown_report
 
-    scores = pd.DataFrame(
-        [
-            (m, seed, "g", f"c{i}", "pearson_delta_de", value)
-            for seed in (1, 2, 3)
-            for i in range(4)
-            for m, value in (("narrow", 0.5), ("mean", 0.1 * i), ("replicate", 0.6 + 0.1 * i))
-        ],
-        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
-    )
-    reported = dataclasses.replace(
-        ps.tl.EvaluationResult(
-            scores=scores,
-            coverage=pd.DataFrame(columns=["model", "seed", "subgroup", "n_covered", "n_total"]),
-            settings={"models": ["narrow", "mean", "replicate"]},
-        ),
-        uncertainty=narrow,
-    )
+    reported = _reported_with(narrow)
     text = markdown_report(reported)
     assert f"- {verdicts[0]}." in text[text.index("## Uncertainty") :]
     page = _html.html_report(reported)
     assert f'<p class="note">{escape(verdicts[0])}.</p>' in page[page.index('id="uncertainty"') :]
+
+
+def test_a_model_with_no_point_to_draw_gets_no_uncertainty_plot(tmp_path):
+    drawn = _uncertainty_rows("drawn", 3, {})
+    blind = _uncertainty_rows("blind", 3, {})
+    blind["error_de"] = np.nan  # no DE gene left to score any condition on
+    ps.io.write_report(_reported_with(pd.concat([drawn, blind], ignore_index=True)), tmp_path)
+    assert (tmp_path / "uncertainty_drawn.png").is_file()
+    assert not (tmp_path / "uncertainty_blind.png").exists()
 
 
 def test_a_value_scored_on_fewer_conditions_than_covered_says_on_how_many():
