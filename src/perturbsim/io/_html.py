@@ -315,29 +315,23 @@ def _score_rows(
     return rows
 
 
-def scored_shares(shares: Shares, scored: Mapping[tuple[str, str], tuple[float, int]]) -> Shares:
-    """``shares`` narrowed to the conditions a metric was scored on.
+def scored_shares(shares: Shares, table: pd.DataFrame, metric: str) -> Shares:
+    """``shares`` narrowed to the conditions ``metric`` was scored on, by its rows of ``table``.
 
-    ``scored``: ``(model, subgroup)`` -> the metric's mean and the conditions it was
-    finite on over seeds; a correlation is undefined on a condition predicted without
-    change (and a calibrated score where an anchor is), so a model can be scored on fewer
-    conditions than it covers. Where its mean is undefined the coverage stands (the cell
-    says why).
+    ``table``: a summary-like table (``model``, ``subgroup``, ``metric``, ``mean``,
+    ``n_conditions``: the conditions the metric was finite on over seeds). A correlation
+    is undefined on a condition predicted without change (and a calibrated score where an
+    anchor is), so a model can be scored on fewer conditions than it covers. Where its
+    mean is undefined the coverage stands (the cell says why).
     """
     narrowed = dict(shares)
-    for key, (mean, n_scored) in scored.items():
-        if key in shares and np.isfinite(mean):
+    rows = table[(table["metric"] == metric) & np.isfinite(table["mean"].astype(float))]
+    for row in rows.itertuples(index=False):
+        key = (row.model, row.subgroup)
+        if key in shares:
             covered, total = shares[key]
-            narrowed[key] = (min(covered, int(n_scored)), total)
+            narrowed[key] = (min(covered, int(row.n_conditions)), total)
     return narrowed
-
-
-def _metric_shares(
-    scores: Mapping[tuple[str, str, str], _Score], metric: str, shares: Shares
-) -> Shares:
-    """:func:`scored_shares` of ``metric``'s rows of ``scores``."""
-    scored = {(m, g): (v.mean, v.n_conditions) for (m, g, n), v in scores.items() if n == metric}
-    return scored_shares(shares, scored)
 
 
 def _all_scored(shares: Shares, model: str, group: str) -> bool:
@@ -403,7 +397,7 @@ def _calibrated_table(
                 metric,
                 models,
                 subgroups,
-                _metric_shares(scores, metric, shares),
+                scored_shares(shares, calibrated, metric),
                 _calibrated_cell,
                 better=None,
                 digits=lambda _: 2,
@@ -582,7 +576,7 @@ def _metrics_section(
                     metric,
                     models,
                     subgroups,
-                    _metric_shares(scores, metric, shares),
+                    scored_shares(shares, summary, metric),
                     _raw_cell,
                     better=info.best,
                     digits=raw_digits,

@@ -648,6 +648,7 @@ def _summary_table(
     indexed = table.set_index(["model", "subgroup", "metric"])
     rows = []
     for metric in metrics:
+        counts = scored_shares(dict(covered), table, metric)  # a correlation: not on every one
         for group in subgroups:
             found = [
                 indexed.loc[(m, group, metric)] if (m, group, metric) in indexed.index else None
@@ -655,16 +656,8 @@ def _summary_table(
             ]
             means = [row["mean"] for row in found if row is not None]
             digits = raw_digits(means) if raw else 3
-            scored = {  # the conditions scored: a correlation is undefined on some
-                (m, group): (row["mean"], row["n_conditions"])
-                for m, row in zip(models, found, strict=True)
-                if row is not None
-            }
-            counts = scored_shares(
-                {(m, group): covered.get((m, group), (0, 0)) for m in models}, scored
-            )
             cells = [
-                _metric_cell(row, counts=counts[(m, group)], digits=digits)
+                _metric_cell(row, counts=counts.get((m, group), (0, 0)), digits=digits)
                 for m, row in zip(models, found, strict=True)
             ]
             rows.append([f"`{metric}`", group, *cells] if len(metrics) > 1 else [group, *cells])
