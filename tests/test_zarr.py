@@ -7,6 +7,7 @@ import re
 import sys
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +65,29 @@ def test_a_zarr_store_gives_the_h5ad_file_s_statistics_model_and_cells(stores, b
         for m, a in zip(models, screens, strict=True)
     ]
     np.testing.assert_allclose(cells[0], cells[1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("store", ["h5ad", "zarr"])
+def test_evaluate_on_a_screen_left_on_disk_scores_as_in_memory(stores, store):
+    reference = ps.ds.read(stores["h5ad"], control="control")
+    screen = ps.ds.read(stores[store], control="control", backed=True)
+    assert screen.isbacked == (store == "h5ad")
+    before = screen.obs.copy()
+    options = {"models": "stacked,additive,mean", "seeds": 2, "gi": False}
+    results = [ps.tl.evaluate(a, **options) for a in (screen, reference)]
+    scores = [r.scores.sort_values(list(r.scores.columns[:-1])) for r in results]
+    assert len(scores[0]) > 100
+    np.testing.assert_allclose(scores[0]["value"], scores[1]["value"], rtol=1e-5, atol=1e-7)
+    pd.testing.assert_frame_equal(screen.obs, before)  # the user's screen: not written into
+    if store == "h5ad":
+        assert screen.file.is_open  # each seed closed its own handle, not the user's
+        assert screen.X[:3].shape == (3, screen.n_vars)
+        opened = h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
+        with pytest.raises(PerturbsimError, match="failed to fit") as failed:
+            ps.tl.evaluate(screen, models={"broken": lambda adata: object()}, seeds=1, gi=False)
+        # closed, not left to the collector: the traceback kept holds the working copy
+        assert h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE) == opened
+        assert failed.traceback
 
 
 def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):
@@ -138,6 +162,26 @@ def test_the_cli_trains_on_a_zarr_store_and_exports_its_cells(stores, tmp_path, 
     real = ad.read_h5ad(tmp_path / "export" / "real.h5ad")
     held_out = set(real.obs["target_gene"]) - {"non-targeting"}
     assert held_out and held_out <= set(ps.ds.read(stores["zarr"]).obs["condition"])
+
+
+@pytest.mark.parametrize("store", ["h5ad", "zarr"])
+def test_the_cli_trains_and_evaluates_with_x_left_on_disk(stores, store, tmp_path, caplog):
+    common = [stores[store], "--control", "control"]
+    for how, extra in (("memory", []), ("disk", ["--backed"])):
+        assert main(["train", *common, *extra, "--out", str(tmp_path / how / "model")]) == 0
+        evaluated = ["evaluate", *common, *extra, "--models", "stacked,mean", "--seeds", "1"]
+        assert main([*evaluated, "--no-gi", "--out", str(tmp_path / how / "scores")]) == 0
+    # anndata reads the layers of a backed h5ad file whole: said with the option's own name
+    said = [m for m in caplog.messages if m.startswith("--backed leaves X of")]
+    assert len(said) == (2 if store == "h5ad" else 0)
+    queries = [["G0018", "G0024"], ["G0026"]]
+    deltas = [
+        ps.models.PerturbationModel.load(tmp_path / how / "model").predict(queries).layers["delta"]
+        for how in ("memory", "disk")
+    ]
+    np.testing.assert_allclose(deltas[0], deltas[1], rtol=1e-5, atol=1e-7)
+    scores = [pd.read_csv(tmp_path / how / "scores" / "scores.csv") for how in ("memory", "disk")]
+    pd.testing.assert_frame_equal(scores[0], scores[1], rtol=1e-5)
 
 
 def test_cells_exported_from_a_lazy_zarr_are_the_h5ad_file_s(stores, tmp_path):

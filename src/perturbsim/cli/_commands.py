@@ -217,7 +217,7 @@ def _held_out_text(adata: AnnData) -> str:
 def register_train(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim train``."""
     parser = add_command(commands, "train", help="train a model on a screen and save it")
-    add_screen_options(parser)
+    add_screen_options(parser, streams=True)
     parser.add_argument(
         "--out", type=path_argument, required=True, metavar="DIR", help="model directory to write"
     )
@@ -635,7 +635,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         help="score the default model, GEARS and the baselines (or --models) on held-out "
         "perturbations, over seeds",
     )
-    add_screen_options(parser)
+    add_screen_options(parser, streams=True)
     _add_split_options(
         parser,
         SPLITS,

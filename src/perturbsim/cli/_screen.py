@@ -41,6 +41,7 @@ _CLI_WORDS = (
     (re.compile(r"\bgene_symbols=False\b"), "--gene-key none"),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
+    (re.compile(r"\bbacked=True\b"), "--backed"),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (re.compile(r"\(its kind and seed as for training;"), "(--split and --seed as for training;"),
@@ -91,12 +92,15 @@ error the CLI prints goes through :func:`cli_wording`, as do the warnings logged
 command runs."""
 
 
-def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = False) -> None:
+def add_screen_options(
+    parser: argparse.ArgumentParser, *, loads_model: bool = False, streams: bool = False
+) -> None:
     """Add the screen file and the options of :func:`perturbsim.ds.read` to ``parser``.
 
     For a command that builds models, also ``--go``; for one that loads a model
     (``loads_model``), whose GO graph was saved with it, none, and ``--control``, ``--sep``,
-    ``--where`` and ``--normalize`` default to what the model was trained on.
+    ``--where`` and ``--normalize`` default to what the model was trained on. For a command
+    that reads the cells only in streaming passes (``streams``), also ``--backed``.
     """
     as_trained = "the model's training screen's, else " if loads_model else ""
     parser.add_argument(
@@ -160,6 +164,14 @@ def add_screen_options(parser: argparse.ArgumentParser, *, loads_model: bool = F
         "(refused without it: pick one with --where dataset=NAME)"
         + (" (default: as the model's training screen was read)" if loads_model else ""),
     )
+    if streams:
+        parser.add_argument(
+            "--backed",
+            action="store_true",
+            help="leave X on disk, for a screen larger than memory: an .h5ad file is read "
+            "block by block, a .zarr store with dask (its obs, var and layers are read into "
+            "memory)",
+        )
     if not loads_model:
         add_go_option(
             parser,
@@ -266,6 +278,8 @@ def cli_wording(message: str) -> str:
     'write them as text in the file first'
     >>> python
     "adata.obs['c'] = adata.obs['c'].astype(str), then write_h5ad)"
+    >>> cli_wording("backed=True with where: the 5 kept cells are read into memory")
+    '--backed with where: the 5 kept cells are read into memory'
     >>> cli_wording("no control cells (where kept 7 of 12 cells)")
     'no control cells (--where kept 7 of 12 cells)'
     >>> cli_wording("no cells of 'A' (where kept 7 of 12 cells); is it the file trained on?")
@@ -287,7 +301,7 @@ def read_screen(
 
     Returns
     -------
-    The set-up screen, in memory.
+    The set-up screen: in memory, or with ``--backed`` its ``X`` left on disk.
 
     Raises
     ------
@@ -309,6 +323,7 @@ def read_screen(
         go_annotations=annotations,
         where=where_of(args.where),
         pool_datasets=args.pool_datasets,  # else refused, before any other warning
+        backed=getattr(args, "backed", False),
     )
     if args.where:
         kept = counted(adata.n_obs, "cell")

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from .._checks import check_count, check_flag, shown
 from .._errors import PerturbsimError, counted, error_reason, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
+from ..ds._stores import open_screen
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..models._base import WARN_UNSUPPORTED
 from ..models._data import NO_TRAINING_PERTURBATION
@@ -230,20 +232,26 @@ def _working_copy(adata: AnnData) -> AnnData:
     """A copy sharing ``X`` whose ``obs``, ``var`` and ``uns`` can be written freely.
 
     Its ``X`` is the layer the stored statistics were computed from, if any
-    (:func:`perturbsim.pp.pseudobulk`'s ``layer``).
+    (:func:`perturbsim.pp.pseudobulk`'s ``layer``). A backed screen's copy is its file
+    opened again read-only, ``X`` left on disk: close it (:func:`_close`) when done.
     """
-    if adata.isbacked:
-        raise PerturbsimError(
-            "evaluate needs the screen in memory: read the file without backed= "
-            "(or adata.to_memory())"
-        )
     layer = stored_layer(adata)
-    matrix = stored_matrix(adata, layer)
-    if layer is not None:
-        logger.warning("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
     uns = dict(adata.uns)
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
+    if adata.isbacked and layer is None and not adata.is_view:
+        work = open_screen(Path(adata.filename), backed=True)
+        work.obs, work.uns = adata.obs.copy(), uns
+        return work
+    matrix = stored_matrix(adata, layer)  # a view of a backed screen's: read into memory
+    if layer is not None:
+        logger.warning("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
     return AnnData(X=matrix, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
+
+
+def _close(work: AnnData) -> None:
+    """Close the file of a working copy that leaves ``X`` on disk (:func:`_working_copy`)."""
+    if work.isbacked:
+        work.file.close()
 
 
 def _reference_mean(stats: PseudobulkStats, train: Sequence[str]) -> np.ndarray:
@@ -299,13 +307,17 @@ def _prepare(
     so few cells is mostly noise.
     """
     work = _working_copy(adata)
-    split_screen(work, kind=split, seed=seed, **split_kwargs)
-    pseudobulk(work)
-    rank_de(work, n_genes=n_de)
-    stats = PseudobulkStats.from_adata(work)
-    plan = Split.from_adata(work)
-    de = DEGenes.from_adata(work)
-    subgroups = _with_enough_cells(plan.subgroups, stats, min_cells, seed)
+    try:
+        split_screen(work, kind=split, seed=seed, **split_kwargs)
+        pseudobulk(work)
+        rank_de(work, n_genes=n_de)
+        stats = PseudobulkStats.from_adata(work)
+        plan = Split.from_adata(work)
+        de = DEGenes.from_adata(work)
+        subgroups = _with_enough_cells(plan.subgroups, stats, min_cells, seed)
+    except BaseException:
+        _close(work)
+        raise
     test = [c for members in subgroups.values() for c in members]
     return _PreparedSeed(
         seed=seed,
@@ -579,7 +591,7 @@ def evaluate_seed(
     Parameters
     ----------
     adata
-        A screen after :func:`perturbsim.pp.setup`, in memory; not modified.
+        A screen after :func:`perturbsim.pp.setup`, in memory or backed; not modified.
     seed
         Split seed; also the seed of every catalogue model (see :func:`evaluate`).
     builders
@@ -608,7 +620,44 @@ def evaluate_seed(
         exclude_targets=exclude_targets,
         min_cells=min_cells,
     )
-    train_kwargs = train_kwargs or {}
+    try:
+        return _fit_and_score(
+            prepared,
+            builders,
+            train_kwargs=train_kwargs or {},
+            n_de=n_de,
+            metrics=metrics,
+            exclude_targets=exclude_targets,
+            on_error=on_error,
+            replicate=replicate,
+            gi=gi,
+            gi_k=gi_k,
+            min_cells=min_cells,
+            simulated=simulated,
+            bar=bar,
+        )
+    finally:
+        _close(prepared.work)  # a backed screen's own handle
+
+
+def _fit_and_score(
+    prepared: _PreparedSeed,
+    builders: Mapping[str, Builder],
+    *,
+    train_kwargs: Mapping[str, dict[str, Any]],
+    n_de: int,
+    metrics: Sequence[str] | None,
+    exclude_targets: bool,
+    on_error: str,
+    replicate: bool,
+    gi: bool,
+    gi_k: int,
+    min_cells: int,
+    simulated: AnnData | None,
+    bar: tqdm | None,
+) -> SeedTables:
+    """Fit and score each model on a prepared seed, then the replicate (:func:`evaluate_seed`)."""
+    seed = prepared.seed
     test = prepared.test
     scores, changes, histories, gi_tables, uncertainty = [], [], [], [], []
     coverage, timings, failures = [], [], []
@@ -741,8 +790,10 @@ def evaluate(
     Parameters
     ----------
     adata
-        A screen after :func:`perturbsim.pp.setup`, in memory. Its cells are read from
-        ``X``, or, when its stored statistics were computed from a layer
+        A screen after :func:`perturbsim.pp.setup`: in memory, backed
+        (:func:`perturbsim.ds.read`'s ``backed=True``: each seed streams its file again,
+        which stays as it is), or lazily read (a dask ``X``). Its cells are read from ``X``,
+        or, when its stored statistics were computed from a layer
         (:func:`perturbsim.pp.pseudobulk`'s ``layer``), from that layer (a warning says so).
     models
         Names from the model catalogue (:func:`perturbsim.models.list_models`: registered
