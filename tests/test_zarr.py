@@ -90,6 +90,17 @@ def test_evaluate_on_a_screen_left_on_disk_scores_as_in_memory(stores, store):
         assert failed.traceback
 
 
+def test_evaluate_on_a_backed_screen_keeps_the_gene_symbols_read(stores, tmp_path):
+    stored = ad.read_h5ad(stores["h5ad"])
+    stored.var["gene_name"] = stored.var_names.to_numpy()
+    stored.var_names = [f"ENSG{i:05d}" for i in range(stored.n_vars)]
+    stored.write_h5ad(tmp_path / "ids.h5ad")
+    screen = ps.ds.read(tmp_path / "ids.h5ad", control="control", backed=True)
+    assert screen.var_names[0] == "G0001"  # the symbols, in memory only
+    result = ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
+    assert set(result.changes["gene"]) <= set(screen.var_names)
+
+
 def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):
     labels = ["control", "G0018", "G0024"]
     screen = ps.ds.read(stores["zarr"], control="control", backed=True, where={"condition": labels})

@@ -240,7 +240,7 @@ def _working_copy(adata: AnnData) -> AnnData:
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
     if adata.isbacked and layer is None and not adata.is_view:
         work = open_screen(Path(adata.filename), backed=True)
-        work.obs, work.uns = adata.obs.copy(), uns
+        work.obs, work.var, work.uns = adata.obs.copy(), adata.var.copy(), uns
         return work
     matrix = stored_matrix(adata, layer)  # a view of a backed screen's: read into memory
     if layer is not None:
