@@ -496,7 +496,7 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         "measured-gi",
         help="score the interactions of the pairs a screen measured, from their measured means",
     )
-    add_screen_options(parser)
+    add_screen_options(parser, streams=True)
     parser.add_argument(
         "--out",
         type=path_argument,
