@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from pathlib import Path
 
 import anndata as ad
 import h5py
@@ -99,6 +100,20 @@ def test_evaluate_on_a_backed_screen_keeps_the_gene_symbols_read(stores, tmp_pat
     assert screen.var_names[0] == "G0001"  # the symbols, in memory only
     result = ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
     assert set(result.changes["gene"]) <= set(screen.var_names)
+
+
+def test_evaluate_on_a_backed_file_read_by_a_relative_path_elsewhere_says_so(
+    stores, tmp_path, monkeypatch
+):
+    folder = Path(stores["h5ad"]).parent
+    monkeypatch.chdir(folder)
+    screen = ps.ds.read("screen.h5ad", control="control", backed=True)
+    (tmp_path / "screen.h5ad").write_bytes(b"another file of the same name")
+    monkeypatch.chdir(tmp_path)  # 'screen.h5ad' here is another file
+    with pytest.raises(PerturbsimError, match="'screen.h5ad' is not at that path any more"):
+        ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
+    monkeypatch.chdir(folder)
+    assert len(ps.tl.evaluate(screen, models="mean", seeds=1, gi=False).scores)
 
 
 def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):

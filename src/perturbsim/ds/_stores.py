@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -118,6 +119,32 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
         raise PerturbsimError(
             f"cannot read {str(path)!r} as AnnData (not {kind}, or truncated?): {error_reason(err)}"
         ) from err
+
+
+def reopen_backed(adata: ad.AnnData) -> ad.AnnData:
+    """The h5ad file of a backed screen opened again read-only, as stored (a handle of its own).
+
+    Close it (``.file.close()``) when done; ``adata`` and its handle are left as they are.
+
+    Raises
+    ------
+    PerturbsimError
+        If the file at ``adata.filename`` is no longer the one ``adata`` has open (a relative
+        path read from another working folder, or a file moved or replaced since).
+    """
+    path = Path(adata.filename)
+    try:
+        opened = os.fstat(adata.file["X"].file.id.get_vfd_handle())
+        same = os.path.samestat(opened, path.stat())
+    except (OSError, ValueError, RuntimeError):  # no file there, or another HDF5 driver
+        same = False
+    if not same:
+        raise PerturbsimError(
+            f"the backed screen's file {str(path)!r} is not at that path any more (read by a "
+            "relative path from another working folder, or moved or replaced since?): read it "
+            "again with backed=True"
+        )
+    return open_screen(path, backed=True)
 
 
 def _lazy_zarr(path: Path) -> ad.AnnData:

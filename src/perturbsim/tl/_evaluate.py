@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from .._checks import check_count, check_flag, shown
 from .._errors import PerturbsimError, counted, error_reason, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
-from ..ds._stores import open_screen
+from ..ds._stores import reopen_backed
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..models._base import WARN_UNSUPPORTED
 from ..models._data import NO_TRAINING_PERTURBATION
@@ -239,7 +238,7 @@ def _working_copy(adata: AnnData) -> AnnData:
     uns = dict(adata.uns)
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
     if adata.isbacked and layer is None and not adata.is_view:
-        work = open_screen(Path(adata.filename), backed=True)
+        work = reopen_backed(adata)
         work.obs, work.var, work.uns = adata.obs.copy(), adata.var.copy(), uns
         return work
     matrix = stored_matrix(adata, layer)  # a view of a backed screen's: read into memory
