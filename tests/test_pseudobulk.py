@@ -298,11 +298,30 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
 
 
 def test_a_backed_file_deleted_after_it_was_opened_is_named(norman, tmp_path):
+    from perturbsim.pp._chunk_sums import RowSource
+
     path = tmp_path / "screen.h5ad"
     norman.write_h5ad(path)
     backed = ps.ds.read(path, control="control", backed=True)
+    source = RowSource.of(backed, None, backed.X)
+    assert source.file == str(path.absolute())
     path.unlink()
-    with pytest.raises(PerturbsimError, match="the file no longer exists"):
+    with pytest.raises(PerturbsimError, match="is not at that path any more"):
+        ps.pp.pseudobulk(backed)
+    # deleted during a pass: its next block says so
+    with pytest.raises(PerturbsimError, match=r"rows 0-1 .*the file no longer exists"):
+        source.read(lambda: backed.X[:2], 0, 2, backed.obs_names[:2])
+
+
+def test_a_backed_file_read_by_a_relative_path_from_another_folder_is_named(
+    norman, tmp_path, monkeypatch
+):
+    (tmp_path / "a").mkdir()
+    norman.write_h5ad(tmp_path / "a" / "screen.h5ad")
+    monkeypatch.chdir(tmp_path / "a")
+    backed = ps.ds.read("screen.h5ad", control="control", backed=True)
+    monkeypatch.chdir(tmp_path)  # not "the file changed size": no file there by that name
+    with pytest.raises(PerturbsimError, match="'screen.h5ad' is not at that path any more"):
         ps.pp.pseudobulk(backed)
 
 

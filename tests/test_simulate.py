@@ -284,6 +284,8 @@ def test_h5ad_round_trip(sim, tmp_path):
         ({"go_noise": "a"}, "go_noise must be a finite number >= 0, got 'a'"),
         ({"unannotated_fraction": "x"}, "unannotated_fraction must lie in [0, 1), got 'x'"),
         ({"size": ["tiny"]}, "size=['tiny'] is not a preset"),
+        ({"n_genes": -1}, "n_genes must be a whole number >= 50, got -1"),  # not ">= 0"
+        ({"n_genes": 49}, "n_genes must be a whole number >= 50, got 49"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, match):

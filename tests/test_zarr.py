@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -116,6 +117,26 @@ def test_evaluate_on_a_backed_file_read_by_a_relative_path_elsewhere_says_so(
     assert len(ps.tl.evaluate(screen, models="mean", seeds=1, gi=False).scores)
 
 
+def test_evaluate_on_a_view_of_a_backed_screen_says_it_reads_it_whole(stores, caplog):
+    screen = ps.ds.read(stores["h5ad"], control="control", backed=True)
+    view = screen[screen.obs["perturbsim_condition"] != "G0030"]
+    assert view.is_view and view.isbacked
+    whole, result = (ps.tl.evaluate(a, models="mean", seeds=1, gi=False) for a in (screen, view))
+    assert "G0030" in set(whole.scores["condition"]) - set(result.scores["condition"])
+    said = [m for m in caplog.messages if m.startswith("a view of a backed screen")]
+    assert len(said) == 1 and "so evaluate cannot stream it" in said[0]
+
+
+def test_evaluate_on_a_backed_file_truncated_since_it_was_opened_says_so(stores, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    path.write_bytes(Path(stores["h5ad"]).read_bytes())
+    screen = ps.ds.read(path, control="control", backed=True)
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(PerturbsimError, match="changed size since it was opened") as error:
+        ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
+    assert "\n" not in str(error.value)
+
+
 def test_a_lazy_zarr_keeps_the_cells_of_where_lazily(stores):
     labels = ["control", "G0018", "G0024"]
     screen = ps.ds.read(stores["zarr"], control="control", backed=True, where={"condition": labels})
@@ -213,6 +234,17 @@ def test_the_cli_trains_evaluates_and_scores_pairs_with_x_left_on_disk(stores, t
     pd.testing.assert_frame_equal(gi[0], gi[1], rtol=1e-5)
 
 
+def test_the_cli_on_counts_left_on_disk_says_to_leave_out_backed(stores, tmp_path, capsys):
+    counts = ad.read_h5ad(stores["h5ad"])
+    counts.X = counts.layers.pop("counts")
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    train = ["train", str(tmp_path / "counts.h5ad"), "--control", "control", "--backed"]
+    assert main([*train, "--normalize", "--out", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "leave out --backed to normalise it in memory (--normalize)" in err
+    assert "backed=" not in err and "to_memory" not in err and err.count("\n") == 1
+
+
 def test_cells_exported_from_a_lazy_zarr_are_the_h5ad_file_s(stores, tmp_path):
     written = {}
     for name, backed in (("h5ad", False), ("zarr", True)):
@@ -240,7 +272,7 @@ def test_a_zarr_stored_by_column_says_how_to_read_it(stores, tmp_path, caplog):
         ps.ds.read(tmp_path / "csc.zarr", control="control", backed=True)
 
 
-def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_refused(
+def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_later_refused(
     stores, tmp_path, caplog
 ):
     import shutil
@@ -275,6 +307,12 @@ def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_refused(
     with pytest.raises(PerturbsimError, match="it no longer exists") as error:
         ps.pp.compute_pseudobulk(screen)
     assert "\n" not in str(error.value)
+    later = tmp_path / "later.zarr"  # one chunk file removed after it was opened
+    shutil.copytree(stores["zarr"], later)
+    screen = ps.ds.read(later, control="control", backed=True)
+    (later / "X" / "data" / chunks[0].relative_to(store / "X" / "data")).unlink()
+    with pytest.raises(PerturbsimError, match="chunk files of X were removed or added since"):
+        ps.pp.compute_pseudobulk(screen)
 
 
 def test_a_corrupted_chunk_of_a_lazy_zarr_store_is_one_line(stores, tmp_path):

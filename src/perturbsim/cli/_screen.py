@@ -20,6 +20,13 @@ from ._parser import path_argument
 logger = logging.getLogger(__name__)
 
 _CLI_WORDS = (
+    (
+        re.compile(
+            r"load it into memory \(adata\.to_memory\(\), or perturbsim\.ds\.read without "
+            r"backed=True\) and normalise it there \(normalize=True\)"
+        ),
+        "leave out --backed to normalise it in memory (--normalize)",
+    ),
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),
@@ -41,7 +48,8 @@ _CLI_WORDS = (
     (re.compile(r"\bgene_symbols=False\b"), "--gene-key none"),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
     (re.compile(r"\bcontrol="), "--control "),
-    (re.compile(r"\bbacked=True\b"), "--backed"),
+    (re.compile(r"\bbacked=True with where\b"), "--backed with --where"),
+    (re.compile(r"\bbacked=True\b|\bbacked=(?=,)"), "--backed"),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (re.compile(r"\(its kind and seed as for training;"), "(--split and --seed as for training;"),
@@ -168,9 +176,9 @@ def add_screen_options(
         parser.add_argument(
             "--backed",
             action="store_true",
-            help="leave X on disk, for a screen larger than memory: an .h5ad file is read "
-            "block by block, a .zarr store with dask (its obs, var and layers are read into "
-            "memory)",
+            help="leave X on disk, for a screen larger than memory: an .h5ad file's is read "
+            "block by block (its layers are read into memory), a .zarr store's X and layers "
+            "with dask",
         )
     if not loads_model:
         add_go_option(
@@ -279,7 +287,12 @@ def cli_wording(message: str) -> str:
     >>> python
     "adata.obs['c'] = adata.obs['c'].astype(str), then write_h5ad)"
     >>> cli_wording("backed=True with where: the 5 kept cells are read into memory")
-    '--backed with where: the 5 kept cells are read into memory'
+    '--backed with --where: the 5 kept cells are read into memory'
+    >>> cli_wording("counts: load it into memory (adata.to_memory(), or perturbsim.ds.read "
+    ...             "without backed=True) and normalise it there (normalize=True)")
+    'counts: leave out --backed to normalise it in memory (--normalize)'
+    >>> cli_wording("read the store without backed=, or write it by row (.tocsr()) first")
+    'read the store without --backed, or write it by row (.tocsr()) first'
     >>> cli_wording("no control cells (where kept 7 of 12 cells)")
     'no control cells (--where kept 7 of 12 cells)'
     >>> cli_wording("no cells of 'A' (where kept 7 of 12 cells); is it the file trained on?")

@@ -344,10 +344,12 @@ MAX_TRUTH_VALUES = 500_000_000
 """Largest truth (conditions x genes) :func:`simulate` computes: 4 GB while it is solved in
 float64 (the Norman-sized preset's is 28 million)."""
 MAX_CELLS = 50_000_000
+"""Most cells :func:`simulate` draws."""
 LARGE_IN_MEMORY = 2_000_000_000
 """Cells x genes above which :func:`simulate` warns and points to ``simulate_to_disk`` (the
 ``norman`` preset draws 495 million, ``genome`` 8 billion)."""
-"""Most cells :func:`simulate` draws."""
+MIN_GENES = 50
+"""Fewest genes a simulated screen has."""
 
 
 def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
@@ -356,9 +358,7 @@ def _resolve(size: str, **overrides: int | None) -> dict[str, int]:
     design = dict(PRESETS[size])
     for key, value in overrides.items():
         if value is not None:
-            design[key] = check_count(key, value, minimum=0)
-    if design["n_genes"] < 50:
-        raise PerturbsimError(f"n_genes={design['n_genes']} is too small; use at least 50")
+            design[key] = check_count(key, value, minimum=MIN_GENES if key == "n_genes" else 0)
     if not 2 <= design["n_perturbable"] <= design["n_genes"] // 2:
         raise PerturbsimError(
             f"n_perturbable={design['n_perturbable']} must be between 2 and n_genes/2"

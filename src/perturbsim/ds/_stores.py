@@ -121,6 +121,33 @@ def open_screen(path: Path, *, backed: bool) -> ad.AnnData:
         ) from err
 
 
+def backed_path(adata: ad.AnnData) -> Path:
+    """The absolute path of the h5ad file a backed screen has open.
+
+    What opens the file again (a seed's working copy, a dask task) or watches its size goes
+    by this path; ``adata.filename`` is as given, perhaps relative to another working folder.
+
+    Raises
+    ------
+    PerturbsimError
+        If ``adata.filename`` no longer names the file ``adata`` has open (read by a relative
+        path from another working folder, or moved, deleted or replaced since).
+    """
+    path = Path(adata.filename).absolute()
+    try:
+        opened = os.fstat(adata.file["X"].file.id.get_vfd_handle())
+        same = os.path.samestat(opened, path.stat())
+    except (OSError, ValueError, RuntimeError):  # no file there, or another HDF5 driver
+        same = False
+    if not same:
+        raise PerturbsimError(
+            f"the backed screen's file {str(adata.filename)!r} is not at that path any more "
+            "(read by a relative path from another working folder, or moved, deleted or "
+            "replaced since?): read it again with backed=True"
+        )
+    return path
+
+
 def reopen_backed(adata: ad.AnnData) -> ad.AnnData:
     """The h5ad file of a backed screen opened again read-only, as stored (a handle of its own).
 
@@ -129,20 +156,14 @@ def reopen_backed(adata: ad.AnnData) -> ad.AnnData:
     Raises
     ------
     PerturbsimError
-        If the file at ``adata.filename`` is no longer the one ``adata`` has open (a relative
-        path read from another working folder, or a file moved or replaced since).
+        As :func:`backed_path`, and if the file changed size since ``adata`` opened it (HDF5
+        reads the part of a file truncated under an open handle as zeros).
     """
-    path = Path(adata.filename)
-    try:
-        opened = os.fstat(adata.file["X"].file.id.get_vfd_handle())
-        same = os.path.samestat(opened, path.stat())
-    except (OSError, ValueError, RuntimeError):  # no file there, or another HDF5 driver
-        same = False
-    if not same:
+    path = backed_path(adata)
+    if path.stat().st_size != adata.file["X"].file.id.get_filesize():
         raise PerturbsimError(
-            f"the backed screen's file {str(path)!r} is not at that path any more (read by a "
-            "relative path from another working folder, or moved or replaced since?): read it "
-            "again with backed=True"
+            f"the backed screen's file {str(adata.filename)!r} changed size since it was opened "
+            "(truncated or overwritten?); rerun on the complete file"
         )
     return open_screen(path, backed=True)
 
@@ -177,7 +198,9 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
         _check_complete(group, key, path)
         stored = read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
         return stored.map_blocks(
-            _store_still_there(path), dtype=None, name=lazy_store_name(path, stored.name)
+            _store_unchanged(path, key, _chunks_on_disk(group[key])),
+            dtype=None,
+            name=lazy_store_name(path, stored.name),
         )
 
     layers = {}
@@ -228,6 +251,20 @@ def _anndata_group(path: Path) -> object:
     return group
 
 
+def _stored_arrays(element: object) -> list[object]:
+    """The zarr arrays of a stored matrix: itself if dense, its three if sparse (CSR/CSC)."""
+    import zarr
+
+    if isinstance(element, zarr.Array):
+        return [element]
+    return [element[name] for name in ("data", "indices", "indptr")]
+
+
+def _chunks_on_disk(element: object) -> tuple[int, ...]:
+    """How many chunk files each array of a stored matrix has on disk."""
+    return tuple(array.nchunks_initialized for array in _stored_arrays(element))
+
+
 def _check_complete(group: object, key: str, path: Path) -> None:
     """Warn of a matrix of the store whose chunk files are not all on disk.
 
@@ -237,13 +274,9 @@ def _check_complete(group: object, key: str, path: Path) -> None:
     missing chunk is not proof of a fault: warned of, with what it would mean. An empty
     sparse matrix (no stored value) is not.
     """
-    import zarr
-
-    element = group[key]
-    sparse = not isinstance(element, zarr.Array)
-    if sparse and element["data"].shape[0] == 0:
+    arrays = _stored_arrays(group[key])
+    if len(arrays) == 3 and arrays[0].shape[0] == 0:
         return
-    arrays = [element[name] for name in ("data", "indices", "indptr")] if sparse else [element]
     for array in arrays:
         on_disk, expected = array.nchunks_initialized, array.nchunks
         if on_disk < expected:
@@ -259,17 +292,27 @@ def _check_complete(group: object, key: str, path: Path) -> None:
             return
 
 
-def _store_still_there(path: Path) -> object:
-    """A block function that refuses to pass a block on once the store's folder is gone.
+def _store_unchanged(path: Path, key: str, on_disk: tuple[int, ...]) -> object:
+    """A block function that refuses to pass a block on once the store's matrix changed.
 
-    zarr would read the chunks of a removed store as zeros.
+    zarr reads the chunks of a removed store, or chunk files removed since it was opened, as
+    zeros: the folder must still be there and ``key`` must have as many chunk files on disk
+    as it had then (``on_disk``). Counted for each block (a listing of the matrix's folder).
     """
 
     def checked(block: object) -> object:
+        import zarr
+
         if not path.is_dir():
             raise PerturbsimError(
                 f"cannot read the zarr store {str(path)!r}: it no longer exists (deleted or "
                 "moved since it was opened)"
+            )
+        if _chunks_on_disk(zarr.open_group(path, mode="r")[key]) != on_disk:
+            raise PerturbsimError(
+                f"cannot read the zarr store {str(path)!r}: chunk files of {key} were removed "
+                "or added since it was opened (they would read as zeros); rerun on the "
+                "complete store"
             )
         return block
 

@@ -22,6 +22,7 @@ from scipy import sparse
 from scipy.linalg import blas
 
 from .._errors import PerturbsimError, error_reason
+from ..ds._stores import backed_path
 from ._validate import check_block, stored_in
 
 N_MOMENTS = 4
@@ -181,6 +182,17 @@ def _file_size(path: str) -> int | None:
         return None
 
 
+def warn_backed_view(adata: AnnData, reader: str) -> None:
+    """Warn that ``reader`` reads the X of a view of a backed screen into memory whole."""
+    logger.warning(
+        "a view of a backed screen: anndata reads its X into memory whole (%d cells), so %s "
+        "cannot stream it; to stream a subset, write it to its own file "
+        "(adata[mask].write_h5ad(...)) and read that with backed=True",
+        adata.n_obs,
+        reader,
+    )
+
+
 @dataclass(frozen=True)
 class RowSource:
     """Where the rows of the pass come from: named in errors, and watched if a file.
@@ -216,12 +228,7 @@ class RowSource:
         if layer is not None:
             return cls(name=f"adata.layers[{layer!r}]", genes=genes, store=store)
         if adata.isbacked and adata.is_view:
-            logger.warning(
-                "a view of a backed screen: anndata reads its X into memory whole (%d cells), "
-                "so the pass cannot stream it; to stream a subset, write it to its own file "
-                "(adata[mask].write_h5ad(...)) and read that with backed=True",
-                adata.n_obs,
-            )
+            warn_backed_view(adata, "the pass")
         if not adata.isbacked or adata.is_view:
             return cls(name="adata.X", genes=genes, store=store)
         stored = adata.file["X"]
@@ -234,7 +241,11 @@ class RowSource:
             )
         opened = stored.file.id.get_filesize()
         return cls(
-            name="adata.X", genes=genes, file=str(adata.filename), file_size=opened, store=store
+            name="adata.X",
+            genes=genes,
+            file=str(backed_path(adata)),
+            file_size=opened,
+            store=store,
         )
 
     def where(self, start: int, stop: int) -> str:

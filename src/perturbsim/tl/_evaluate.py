@@ -34,6 +34,7 @@ from ..models._base import WARN_UNSUPPORTED
 from ..models._data import NO_TRAINING_PERTURBATION
 from ..pp import DEGenes, PseudobulkStats, Split, genes_of, pseudobulk, rank_de
 from ..pp import split as split_screen
+from ..pp._chunk_sums import warn_backed_view
 from ..pp._de import top_de_indices
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS, stored_layer, stored_matrix
 from ..pp._setup import check_setup
@@ -241,7 +242,9 @@ def _working_copy(adata: AnnData) -> AnnData:
         work = reopen_backed(adata)
         work.obs, work.var, work.uns = adata.obs.copy(), adata.var.copy(), uns
         return work
-    matrix = stored_matrix(adata, layer)  # a view of a backed screen's: read into memory
+    if adata.isbacked and adata.is_view and layer is None:
+        warn_backed_view(adata, "evaluate")
+    matrix = stored_matrix(adata, layer)
     if layer is not None:
         logger.warning("evaluating on adata.layers[%r], the layer of the stored statistics", layer)
     return AnnData(X=matrix, obs=adata.obs.copy(), var=adata.var.copy(), uns=uns)
