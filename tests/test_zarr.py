@@ -18,6 +18,7 @@ from scipy import sparse
 import perturbsim as ps
 from perturbsim import PerturbsimError
 from perturbsim.cli import main
+from perturbsim.tl import _evaluate
 
 pytest.importorskip("dask.array")
 
@@ -84,12 +85,33 @@ def test_evaluate_on_a_screen_left_on_disk_scores_as_in_memory(stores, store):
     if store == "h5ad":
         assert screen.file.is_open  # each seed closed its own handle, not the user's
         assert screen.X[:3].shape == (3, screen.n_vars)
+        # a seed's copy: backed by the file, with the screen's labels, no layer read again
+        copy = _evaluate._working_copy(screen)
+        assert copy.isbacked and not copy.layers and copy.obs.equals(screen.obs)
+        copy.file.close()
         opened = h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
-        with pytest.raises(PerturbsimError, match="failed to fit") as failed:
-            ps.tl.evaluate(screen, models={"broken": lambda adata: object()}, seeds=1, gi=False)
-        # closed, not left to the collector: the traceback kept holds the working copy
-        assert h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE) == opened
-        assert failed.traceback
+        perturbed = [c for c in screen.obs["perturbsim_condition"].unique() if c != "ctrl"]
+        for failing, message in (
+            ({"models": {"broken": lambda adata: object()}}, "failed to fit"),
+            (
+                {
+                    "models": "mean",
+                    "split": "custom",
+                    "split_kwargs": {"test_conditions": perturbed},
+                },
+                "no perturbed training condition",
+            ),  # after the split, before any model
+        ):
+            with pytest.raises(PerturbsimError, match=message) as failed:
+                ps.tl.evaluate(screen, seeds=1, gi=False, **failing)
+            # closed, not left to the collector: the traceback kept holds the working copy
+            assert h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE) == opened
+            assert failed.traceback
+        screen.file.close()  # closed by the user: anndata opens it again by its name
+        again = ps.tl.evaluate(screen, **options).scores
+        np.testing.assert_allclose(
+            again.sort_values(list(again.columns[:-1]))["value"], scores[1]["value"], rtol=1e-5
+        )
 
 
 def test_evaluate_on_a_backed_screen_keeps_the_gene_symbols_read(stores, tmp_path):
@@ -311,7 +333,7 @@ def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_later_ref
     shutil.copytree(stores["zarr"], later)
     screen = ps.ds.read(later, control="control", backed=True)
     (later / "X" / "data" / chunks[0].relative_to(store / "X" / "data")).unlink()
-    with pytest.raises(PerturbsimError, match="chunk files of X were removed or added since"):
+    with pytest.raises(PerturbsimError, match="the files of X changed since it was opened"):
         ps.pp.compute_pseudobulk(screen)
 
 

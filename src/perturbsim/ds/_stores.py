@@ -126,18 +126,24 @@ def backed_path(adata: ad.AnnData) -> Path:
 
     What opens the file again (a seed's working copy, a dask task) or watches its size goes
     by this path; ``adata.filename`` is as given, perhaps relative to another working folder.
+    A screen whose file the user closed is opened again by anndata by its name: its path is
+    taken as it stands.
 
     Raises
     ------
     PerturbsimError
         If ``adata.filename`` no longer names the file ``adata`` has open (read by a relative
-        path from another working folder, or moved, deleted or replaced since).
+        path from another working folder, or moved, deleted or replaced by another file
+        since; a file overwritten in place is the same file).
     """
     path = Path(adata.filename).absolute()
     try:
-        opened = os.fstat(adata.file["X"].file.id.get_vfd_handle())
-        same = os.path.samestat(opened, path.stat())
-    except (OSError, ValueError, RuntimeError):  # no file there, or another HDF5 driver
+        if adata.file.is_open:
+            opened = os.fstat(adata.file["X"].file.id.get_vfd_handle())
+            same = os.path.samestat(opened, path.stat())
+        else:
+            same = path.is_file()
+    except (OSError, ValueError, RuntimeError, KeyError):  # no file there, another driver
         same = False
     if not same:
         raise PerturbsimError(
@@ -148,24 +154,33 @@ def backed_path(adata: ad.AnnData) -> Path:
     return path
 
 
-def reopen_backed(adata: ad.AnnData) -> ad.AnnData:
-    """The h5ad file of a backed screen opened again read-only, as stored (a handle of its own).
+def backed_copy(adata: ad.AnnData, uns: dict) -> ad.AnnData:
+    """A backed screen on ``adata``'s file, with a handle of its own: ``X`` left on disk.
 
-    Close it (``.file.close()``) when done; ``adata`` and its handle are left as they are.
+    Its ``obs`` and ``var`` are copies of ``adata``'s (as set up, not as stored), its ``uns``
+    is ``uns``; nothing else is read (no layers). Close it (``.file.close()``) when done;
+    ``adata`` and its handle are left as they are.
 
     Raises
     ------
     PerturbsimError
-        As :func:`backed_path`, and if the file changed size since ``adata`` opened it (HDF5
-        reads the part of a file truncated under an open handle as zeros).
+        As :func:`backed_path`; if the file changed size since ``adata`` opened it (HDF5
+        reads the part of a file truncated under an open handle as zeros) or cannot be read.
     """
     path = backed_path(adata)
-    if path.stat().st_size != adata.file["X"].file.id.get_filesize():
+    if adata.file.is_open and path.stat().st_size != adata.file["X"].file.id.get_filesize():
         raise PerturbsimError(
             f"the backed screen's file {str(adata.filename)!r} changed size since it was opened "
             "(truncated or overwritten?); rerun on the complete file"
         )
-    return open_screen(path, backed=True)
+    try:
+        return ad.AnnData(
+            obs=adata.obs.copy(), var=adata.var.copy(), uns=uns, filename=path, filemode="r"
+        )
+    except READ_ERRORS as err:
+        raise PerturbsimError(
+            f"cannot read {str(adata.filename)!r} again: {error_reason(err)}"
+        ) from err
 
 
 def _lazy_zarr(path: Path) -> ad.AnnData:
@@ -198,7 +213,7 @@ def _lazy_zarr(path: Path) -> ad.AnnData:
         _check_complete(group, key, path)
         stored = read_elem_lazy(group[key], chunks=(LAZY_ROWS, -1))
         return stored.map_blocks(
-            _store_unchanged(path, key, _chunks_on_disk(group[key])),
+            _store_unchanged(path, key, _files_on_disk(path / key)),
             dtype=None,
             name=lazy_store_name(path, stored.name),
         )
@@ -260,9 +275,14 @@ def _stored_arrays(element: object) -> list[object]:
     return [element[name] for name in ("data", "indices", "indptr")]
 
 
-def _chunks_on_disk(element: object) -> tuple[int, ...]:
-    """How many chunk files each array of a stored matrix has on disk."""
-    return tuple(array.nchunks_initialized for array in _stored_arrays(element))
+def _files_on_disk(folder: Path) -> tuple[int, int]:
+    """How many files the folder of a stored matrix holds, and their bytes (one walk)."""
+    count = size = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            count += 1
+            size += os.stat(os.path.join(root, name)).st_size
+    return count, size
 
 
 def _check_complete(group: object, key: str, path: Path) -> None:
@@ -292,27 +312,26 @@ def _check_complete(group: object, key: str, path: Path) -> None:
             return
 
 
-def _store_unchanged(path: Path, key: str, on_disk: tuple[int, ...]) -> object:
+def _store_unchanged(path: Path, key: str, on_disk: tuple[int, int]) -> object:
     """A block function that refuses to pass a block on once the store's matrix changed.
 
     zarr reads the chunks of a removed store, or chunk files removed since it was opened, as
-    zeros: the folder must still be there and ``key`` must have as many chunk files on disk
-    as it had then (``on_disk``). Counted for each block (a listing of the matrix's folder).
+    zeros: the folder must still be there, and the matrix's folder must hold as many files
+    of as many bytes as it did then (``on_disk``, :func:`_files_on_disk`: one walk of the
+    folder a block, milliseconds for thousands of chunk files).
     """
 
     def checked(block: object) -> object:
-        import zarr
-
         if not path.is_dir():
             raise PerturbsimError(
                 f"cannot read the zarr store {str(path)!r}: it no longer exists (deleted or "
                 "moved since it was opened)"
             )
-        if _chunks_on_disk(zarr.open_group(path, mode="r")[key]) != on_disk:
+        if _files_on_disk(path / key) != on_disk:
             raise PerturbsimError(
-                f"cannot read the zarr store {str(path)!r}: chunk files of {key} were removed "
-                "or added since it was opened (they would read as zeros); rerun on the "
-                "complete store"
+                f"cannot read the zarr store {str(path)!r}: the files of {key} changed since "
+                "it was opened (chunks removed, added or rewritten: the missing would read as "
+                "zeros); rerun on the complete store"
             )
         return block
 

@@ -28,7 +28,7 @@ from .._checks import check_count, check_flag, shown
 from .._errors import PerturbsimError, counted, error_reason, shown_list
 from .._keys import CONDITION, DERIVED_UNS, UNS
 from .._settings import each_warning_once, progress_disabled, resolve_seeds, switched_off
-from ..ds._stores import reopen_backed
+from ..ds._stores import backed_copy
 from ..models import DEFAULT_MODELS, PerturbationModel, build_model, resolve_model
 from ..models._base import WARN_UNSUPPORTED
 from ..models._data import NO_TRAINING_PERTURBATION
@@ -229,19 +229,18 @@ def _check_catalogue_options(
 
 
 def _working_copy(adata: AnnData) -> AnnData:
-    """A copy sharing ``X`` whose ``obs``, ``var`` and ``uns`` can be written freely.
+    """A screen of ``adata``'s cells whose ``obs``, ``var`` and ``uns`` can be written freely.
 
-    Its ``X`` is the layer the stored statistics were computed from, if any
-    (:func:`perturbsim.pp.pseudobulk`'s ``layer``). A backed screen's copy is its file
-    opened again read-only, ``X`` left on disk: close it (:func:`_close`) when done.
+    In memory, its ``X`` is ``adata``'s (shared, not copied), or the layer the stored
+    statistics were computed from, if any (:func:`perturbsim.pp.pseudobulk`'s ``layer``). A
+    backed screen's copy is backed by the same file, opened again read-only with ``X`` left
+    on disk: close it (:func:`_close`) when done.
     """
     layer = stored_layer(adata)
     uns = dict(adata.uns)
     uns[UNS] = {k: v for k, v in adata.uns.get(UNS, {}).items() if k not in DERIVED_UNS}
     if adata.isbacked and layer is None and not adata.is_view:
-        work = reopen_backed(adata)
-        work.obs, work.var, work.uns = adata.obs.copy(), adata.var.copy(), uns
-        return work
+        return backed_copy(adata, uns)
     if adata.isbacked and adata.is_view and layer is None:
         warn_backed_view(adata, "evaluate")
     matrix = stored_matrix(adata, layer)
@@ -317,23 +316,23 @@ def _prepare(
         plan = Split.from_adata(work)
         de = DEGenes.from_adata(work)
         subgroups = _with_enough_cells(plan.subgroups, stats, min_cells, seed)
+        test = [c for members in subgroups.values() for c in members]
+        return _PreparedSeed(
+            seed=seed,
+            work=work,
+            stats=stats,
+            subgroups=subgroups,
+            test=test,
+            subgroup_of={c: g for g, members in subgroups.items() for c in members},
+            de_genes={
+                c: de.top_genes(c, non_dropout=True, exclude=genes_of(c) if exclude_targets else ())
+                for c in test
+            },
+            reference=_reference_mean(stats, plan.train),
+        )
     except BaseException:
         _close(work)
         raise
-    test = [c for members in subgroups.values() for c in members]
-    return _PreparedSeed(
-        seed=seed,
-        work=work,
-        stats=stats,
-        subgroups=subgroups,
-        test=test,
-        subgroup_of={c: g for g, members in subgroups.items() for c in members},
-        de_genes={
-            c: de.top_genes(c, non_dropout=True, exclude=genes_of(c) if exclude_targets else ())
-            for c in test
-        },
-        reference=_reference_mean(stats, plan.train),
-    )
 
 
 def _labelled_scores(
