@@ -429,3 +429,77 @@ def test_annotations_that_are_not_a_table_are_a_one_line_error():
 def test_shared_gene2go_table_reads_as_bundled(shared_data, human_go):
     frame = read_annotations(shared_data / "go" / "human_gene2go.tsv.gz")
     assert pairs(frame) == pairs(human_go)
+
+
+def test_read_annotations_detects_the_format_on_the_first_non_blank_line(tmp_path):
+    gaf = tmp_path / "blank_first.gaf"
+    gaf.write_text("\n\n" + GAF)
+    assert ("GATA1", "GO:0005634") in pairs(read_annotations(gaf))
+    commented = tmp_path / "commented.tsv"  # a '#' header that is not gene2go's: a TSV
+    commented.write_text("#gene\tterm\nKLF1\tGO:0003700\n")
+    assert pairs(read_annotations(commented)) == {("KLF1", "GO:0003700")}
+
+
+def test_read_gaf_filters_on_the_first_taxon_and_names_a_short_line(tmp_path):
+    rows = [*GAF_ROWS, ("P3", "HOSTGENE", "enables", "GO:0000001", "10090|taxon:9606")]
+    path = tmp_path / "interacting.gaf"
+    path.write_text(
+        "!gaf-version: 2.2\n"
+        + "".join(
+            "\t".join(
+                [
+                    *(
+                        "UniProtKB",
+                        acc,
+                        sym,
+                        qual,
+                        go,
+                        "PMID:1",
+                        "IDA",
+                        "",
+                        "F",
+                        "n",
+                        "",
+                        "protein",
+                    ),
+                    *(f"taxon:{tax}", "20200101", "UniProt", "", ""),
+                ]
+            )
+            + "\n"
+            for acc, sym, qual, go, tax in rows
+        )
+    )
+    human = read_annotations(path, taxon=9606)
+    assert pairs(human) == {("KLF1", "GO:0003700"), ("GATA1", "GO:0005634")}
+    assert ("HOSTGENE", "GO:0000001") in pairs(read_annotations(path, taxon=10090))
+    short = tmp_path / "short.gaf"
+    short.write_text("!gaf-version: 2.2\nUniProtKB\tP1\tKLF1\tenables\tGO:0003700\tPMID:1\n")
+    assert pairs(read_annotations(short)) == {("KLF1", "GO:0003700")}
+    with pytest.raises(PerturbsimError, match="line 2 of .* has 6 tab-separated columns"):
+        read_annotations(short, taxon=9606)
+
+
+def test_read_gene2go_keeps_rows_without_a_qualifier(tmp_path):
+    path = tmp_path / "gene2go"
+    path.write_text(GENE2GO + "9606\t2623\tGO:0005737\tIDA\t\tcytoplasm\t-\tComponent\n")
+    assert ("2623", "GO:0005737") in pairs(read_annotations(path, taxon=9606))
+
+
+def test_read_tsv_knows_every_term_header_and_a_lone_gene_header(tmp_path):
+    for term in ("go", "go_term", "term_id", "GO ID"):
+        wide = tmp_path / "wide.tsv"
+        wide.write_text(f"symbol\tevidence\t{term}\nKLF1\tIDA\tGO:0003700\n")
+        assert pairs(read_annotations(wide)) == {("KLF1", "GO:0003700")}, term
+    header = tmp_path / "header.tsv"
+    header.write_text("gene\tannotation\nKLF1\tGO:0003700\n")
+    assert pairs(read_annotations(header)) == {("KLF1", "GO:0003700")}
+
+
+def test_gene_ids_with_a_format_other_than_gene2go_is_refused_naming_it(tmp_path):
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("KLF1\tGO:0003700\n")
+    for format in ("tsv", "gaf"):
+        with pytest.raises(
+            PerturbsimError, match=f"^gene_ids is for gene2go files, got format='{format}'"
+        ):
+            read_annotations(plain, format=format, gene_ids={"1": "KLF1"})

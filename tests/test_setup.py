@@ -1122,3 +1122,67 @@ def test_setting_up_a_copy_leaves_the_screen_and_a_view_as_they_were(caplog):
     assert view.is_view and "perturbsim_condition" not in view.obs
     assert copied.n_obs == view.n_obs and not copied.is_view
     assert set(copied.obs["perturbsim_condition"]) == {"ctrl", "G1"}
+
+
+def test_read_takes_anndata_s_backed_r_for_backed(tmp_path):
+    path = tmp_path / "screen.h5ad"
+    make_screen(["ctrl", "G1", "G1+G2"]).write_h5ad(path)
+    screen = ps.ds.read(path, backed="r")
+    assert screen.isbacked
+    screen.file.close()
+
+
+def test_read_with_where_neither_warns_of_layers_it_loads_nor_sets_up_a_view(tmp_path, caplog):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)
+    adata.layers["counts"] = adata.X.copy()
+    path = tmp_path / "mixed.h5ad"
+    adata.write_h5ad(path)
+    for backed in (False, True):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="perturbsim"):
+            kept = ps.ds.read(path, where={"cell_type": "K562"}, backed=backed)
+        assert kept.n_obs == adata.n_obs // 2 and not kept.is_view
+        assert "anndata reads its layers" not in caplog.text
+        assert "adata is a view" not in caplog.text
+
+
+def test_read_records_where_as_lists_of_text_and_writes_them(tmp_path):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["cell_type"] = ["K562", "A172"] * (adata.n_obs // 2)
+    adata.obs["plate"] = [1, 2] * (adata.n_obs // 2)
+    path = tmp_path / "mixed.h5ad"
+    adata.write_h5ad(path)
+    where = {"cell_type": pd.Index(["K562"]), "plate": 1}
+    kept = ps.ds.read(path, where=where)
+    assert kept.uns["perturbsim"]["setup"]["where"] == {"cell_type": ["K562"], "plate": ["1"]}
+    kept.write_h5ad(tmp_path / "kept.h5ad")
+
+
+def test_where_matches_text_exactly_booleans_sets_and_values_holding_commas(tmp_path):
+    adata = make_screen(["ctrl", "G1", "G1+G2"])
+    adata.obs["cell_type"] = ["K562,A172", "RPE1"] * (adata.n_obs // 2)
+    adata.obs["infected"] = [True, False] * (adata.n_obs // 2)
+    path = tmp_path / "mixed.h5ad"
+    adata.write_h5ad(path)
+    half = adata.n_obs // 2
+    assert ps.ds.read(path, where={"cell_type": "K562,A172"}).n_obs == half
+    assert ps.ds.read(path, where={"infected": "True"}).n_obs == half
+    assert ps.ds.read(path, where={"cell_type": {"RPE1"}}).n_obs == half
+
+
+def test_where_never_matches_a_missing_value_by_its_text_nan():
+    from perturbsim.ds._read import kept_cells
+
+    obs = pd.DataFrame({"donor": ["d1", None, "d2", np.nan]})
+    assert kept_cells(obs, {"donor": ["d1", "d2"]}).tolist() == [True, False, True, False]
+    with pytest.raises(PerturbsimError, match=r"no cell has obs\['donor'\] 'nan'"):
+        kept_cells(obs, {"donor": "nan"})
+
+
+def test_where_s_column_hint_names_the_first_of_columns_equal_but_for_case():
+    from perturbsim.ds._read import kept_cells
+
+    obs = pd.DataFrame({"Cell_type": ["a"], "cell_TYPE": ["b"]})
+    with pytest.raises(PerturbsimError, match=r"did you mean 'Cell_type'\?$"):
+        kept_cells(obs, {"celltype": "a"})

@@ -285,7 +285,12 @@ def test_h5ad_round_trip(sim, tmp_path):
         ({"unannotated_fraction": "x"}, "unannotated_fraction must lie in [0, 1), got 'x'"),
         ({"size": ["tiny"]}, "size=['tiny'] is not a preset"),
         ({"n_genes": -1}, "n_genes must be a whole number >= 50, got -1"),  # not ">= 0"
+        # the limits themselves: one past each is refused
         ({"n_genes": 49}, "n_genes must be a whole number >= 50, got 49"),
+        ({"size": "tiny", "n_perturbable": 36}, "n_perturbable=36 must be between 2"),
+        ({"n_pairs": 36 * 35 // 2 + 1}, "n_pairs=631 exceeds the 630 pairs"),
+        ({"n_control_cells": 0}, "n_control_cells=0"),
+        ({"cells_per_condition": 0}, "cells_per_condition=0"),
     ],
 )
 def test_bad_arguments_name_the_value(kwargs, match):
@@ -343,3 +348,147 @@ def test_a_screen_too_large_for_memory_points_to_simulate_to_disk(monkeypatch, c
         ps.ds.simulate(size="tiny", seed=0)
     assert "drawing 750 cells x 70 genes in memory" in caplog.text
     assert "perturbsim.ds.simulate_to_disk writes a screen this large" in caplog.text
+
+
+def test_genes_are_named_from_one_in_zero_padded_order(sim):
+    assert sim.var_names[0] == "G0001" and sim.var_names[-1] == "G0400"
+    assert list(sim.var_names) == sorted(sim.var_names)
+
+
+def test_var_flags_regulators_and_cell_cycle_genes_of_the_network(sim):
+    grn = sim.uns["simulation"]["grn"]
+    np.testing.assert_array_equal(
+        sim.var["is_regulator"].to_numpy(), sim.var_names.isin(grn["source"])
+    )
+    # the cell-cycle program runs through (at most) two whole modules
+    cycling = sim.var.loc[sim.var["cell_cycle"], "module"]
+    assert 1 <= cycling.nunique() <= 2 and (cycling >= 0).all()
+    assert sim.var["module"].isin(cycling.unique()).sum() == cycling.size
+
+
+def test_control_cells_of_a_module_covary_through_its_extrinsic_noise(sim):
+    labels = sim.obs["condition"].astype(str).to_numpy()
+    x = sim[labels == "control"].X.toarray()
+    keep = ~sim.var["cell_cycle"].to_numpy() & (x.std(0) > 0)
+    corr = np.corrcoef(x[:, keep].T)
+    module = sim.var["module"].to_numpy()[keep]
+    in_module = module[:, None] >= 0
+    same = in_module & (module[:, None] == module[None, :])
+    np.fill_diagonal(same, False)
+    other = in_module & (module[None, :] >= 0) & (module[:, None] != module[None, :])
+    assert corr[same].mean() > corr[other].mean() + 0.01
+
+
+def test_every_annotated_module_member_has_a_term_of_its_module_alone(sim):
+    go = sim.uns["simulation"]["go"]
+    module = go["gene"].map(sim.var["module"])
+    per_term = module.groupby(go["term"])
+    pure = (per_term.nunique() == 1) & (per_term.min() >= 0) & (per_term.size() >= 2)
+    covered = set(go.loc[go["term"].isin(pure.index[pure]), "gene"])
+    members = set(go["gene"][module >= 0])
+    assert members and members <= covered
+
+
+def test_knockdown_scales_production_and_activation_adds_to_it():
+    from perturbsim.ds import _simulate
+    from perturbsim.ds._simulate_grn import build_grn, calibrate
+
+    rng = np.random.default_rng(0)
+    grn = build_grn(100, rng, min_modules=6, n_programs=4)
+    calibrate(grn, rng)
+    eff = rng.uniform(0.1, 0.9, grn.n_genes)
+    boost = rng.uniform(2.0, 8.0, grn.n_genes)
+    conditions = [(), (3,), (5, 7)]
+    for modality in ("crispri", "knockout"):
+        pert = _simulate._perturbations(grn, conditions, modality, eff, boost)
+        np.testing.assert_array_equal(pert.cond, [1, 2, 2])
+        np.testing.assert_array_equal(pert.gene, [3, 5, 7])
+        np.testing.assert_allclose(pert.mult, 1.0 - eff[[3, 5, 7]])
+        np.testing.assert_array_equal(pert.add, 0.0)
+    pert = _simulate._perturbations(grn, conditions, "crispra", eff, boost)
+    np.testing.assert_array_equal(pert.mult, 1.0)
+    genes = [3, 5, 7]
+    np.testing.assert_allclose(pert.add, eff[genes] * boost[genes] * grn.vmax[genes])
+
+
+def test_truth_levels_lie_below_the_pseudobulk_alike_in_and_outside_modules():
+    """The quadrature's documented bias is low levels, for module genes (extrinsic noise of
+    mean 1) as for the others."""
+    adata = simulate(size="tiny", seed=3, n_control_cells=6000, n_singles=0, n_pairs=0)
+    index, truth = _truth(adata)
+    labels = adata.obs["condition"].astype(str).to_numpy()
+    bias = adata[labels == "control"].X.toarray().mean(0) - truth[index["ctrl"]]
+    in_module = adata.var["module"].to_numpy() >= 0
+    for genes in (in_module, ~in_module):
+        assert 0.01 < np.median(bias[genes]) < 0.08
+
+
+@pytest.fixture(scope="module")
+def network():
+    """A calibrated ``small``-sized network (400 genes, 4 programs) and its control state."""
+    from perturbsim.ds._simulate_grn import build_grn, calibrate
+
+    rng = np.random.default_rng(7)
+    grn = build_grn(400, rng, min_modules=8, n_programs=4)
+    return grn, calibrate(grn, rng)
+
+
+def test_production_follows_the_hill_logic_of_every_edge(network):
+    """Repressors, AND activators (product), OR activators (1 - prod(1 - w h)) and the
+    programs' bounded modulation, gene by gene, against the vectorised production."""
+    grn, x_ctrl = network
+    rng = np.random.default_rng(0)
+    x = x_ctrl * np.exp(rng.normal(0.0, 0.7, grn.n_genes))  # away from control
+    core_block, leaf_block = grn.blocks()
+    got = np.empty(grn.n_genes)
+    got[grn.core] = grn.production(x[None, grn.core], core_block, grn.core)[0]
+    got[grn.leaf] = grn.production(x[None, grn.core], leaf_block, grn.leaf)[0]
+    h = x[grn.src] ** grn.hill_n / (x[grn.src] ** grn.hill_n + grn.half_sat**grn.hill_n)
+    expected = np.empty(grn.n_genes)
+    for g in range(grn.n_genes):
+        into = grn.tgt == g
+        program = into & (grn.kind == "program")
+        rep = into & ~program & (grn.sign < 0)
+        act = into & ~program & (grn.sign > 0)
+        active = np.prod(1 - h[rep])
+        if act.any() and grn.logic_and[g]:
+            active *= np.prod(h[act])
+        elif act.any():
+            active *= 1 - np.prod(1 - grn.weight[act] * h[act])
+        level = grn.vmax[g] * (grn.basal[g] + (1 - grn.basal[g]) * active)
+        up, down = program & (grn.sign > 0), program & (grn.sign < 0)
+        level *= np.prod(1 - grn.weight[up] * (1 - h[up])) * np.prod(1 - grn.weight[down] * h[down])
+        expected[g] = level
+    assert (grn.kind == "program").any() and (grn.sign[grn.kind == "program"] < 0).any()
+    assert grn.logic_and[grn.tgt[grn.sign > 0]].any()
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_the_steady_state_is_a_fixed_point_of_every_condition(network):
+    from perturbsim.ds._simulate_grn import Perturbations, solve
+
+    grn, x_ctrl = network
+    genes = grn.core[:6]
+    pert = Perturbations(cond=np.arange(1, 7), gene=genes, mult=np.full(6, 0.1), add=np.zeros(6))
+    x, n_bad = solve(grn, 7, pert, x0_core=x_ctrl[grn.core])
+    assert n_bad == 0
+    np.testing.assert_allclose(x[0], x_ctrl, rtol=1e-5)
+    core_block, _ = grn.blocks()
+    f = grn.production(x[:, grn.core], core_block, grn.core)
+    f[np.arange(1, 7), np.arange(6)] *= 0.1  # the knocked-down genes are the first core genes
+    np.testing.assert_allclose(f, x[:, grn.core], rtol=1e-5)
+
+
+def test_calibration_sets_and_programs_off_in_control_and_their_targets_switch_like(network):
+    grn, x_ctrl = network
+    hill = x_ctrl[grn.src] ** grn.hill_n
+    h = hill / (hill + grn.half_sat**grn.hill_n)
+    and_heads = np.flatnonzero((grn.program >= 0) & grn.logic_and)
+    assert and_heads.size
+    for head in and_heads:
+        inputs = (grn.tgt == head) & (grn.kind == "program_input") & (grn.sign > 0)
+        assert inputs.sum() >= 2
+        assert ((h[inputs] > 0.02 - 1e-6) & (h[inputs] < 0.06 + 1e-6)).all()
+    switch = (grn.kind == "program") & grn.logic_and[grn.src]
+    ratio = np.log(grn.half_sat[switch] / x_ctrl[grn.src[switch]])
+    assert switch.any() and ((ratio > 1.2 - 1e-6) & (ratio < 2.2 + 1e-6)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import h5py
 import numpy as np
@@ -126,3 +128,30 @@ def test_an_unknown_option_is_named(tmp_path):
     with pytest.raises(ps.PerturbsimError, match="simulate_to_disk has no option 'n_gene'"):
         ps.ds.simulate_to_disk(tmp_path / "x.h5ad", size="tiny", n_gene=80)
     assert not (tmp_path / "x.h5ad").exists()
+
+
+def test_the_file_reads_without_format_warnings(on_disk):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ad.OldFormatWarning)
+        assert "counts" in ad.read_h5ad(on_disk).layers
+        ad.read_h5ad(on_disk, backed="r").file.close()
+
+
+def test_cells_are_appended_in_batches_of_at_least_chunk_cells(tmp_path, monkeypatch):
+    sizes = []
+    batches = _simulate_disk._batches
+
+    def recording(chunks, chunk_cells):
+        for batch in batches(chunks, chunk_cells):
+            sizes.append(sum(chunk.row_nnz.size for chunk in batch))
+            yield batch
+
+    monkeypatch.setattr(_simulate_disk, "_batches", recording)
+    ps.ds.simulate_to_disk(tmp_path / "screen.h5ad", chunk_cells=100, **DESIGN)
+    assert sum(sizes) == 1100 and len(sizes) > 2
+    assert min(sizes[:-1]) >= 100
+
+
+def test_an_upper_case_h5ad_suffix_is_accepted(tmp_path):
+    path = ps.ds.simulate_to_disk(tmp_path / "screen.H5AD", size="tiny", seed=0, counts=False)
+    assert path.name == "screen.H5AD" and ad.read_h5ad(path).n_obs == 750

@@ -409,3 +409,42 @@ def test_a_lazy_zarr_read_by_a_relative_path_keeps_its_store_after_a_change_of_f
     assert summed(two) == pytest.approx(2 * total)
     monkeypatch.chdir(tmp_path)
     assert summed(one) == pytest.approx(total) and summed(two) == pytest.approx(2 * total)
+
+
+def test_a_lazy_zarr_keeps_its_embeddings_and_names_a_store_whose_path_holds_colons(
+    stores, tmp_path
+):
+    from perturbsim.ds._stores import lazy_store_path
+
+    screen = ad.read_zarr(stores["zarr"])
+    screen.obsm["X_pca"] = np.arange(screen.n_obs * 2, dtype=np.float32).reshape(-1, 2)
+    screen.varm["loadings"] = np.ones((screen.n_vars, 2), dtype=np.float32)
+    path = tmp_path / "run::1" / "screen.zarr"
+    screen.write_zarr(path)
+    lazy = ps.ds.read(path, control="control", backed=True)
+    np.testing.assert_array_equal(lazy.obsm["X_pca"], screen.obsm["X_pca"])
+    assert lazy.varm["loadings"].shape == (screen.n_vars, 2)
+    assert lazy_store_path(lazy.X) == str(path.absolute())
+
+
+@pytest.mark.parametrize("suffix", ["h5ad", "zarr"])
+def test_a_store_named_in_upper_case_is_read(stores, tmp_path, suffix):
+    import shutil
+
+    path = tmp_path / f"screen.{suffix.upper()}"
+    (shutil.copytree if suffix == "zarr" else shutil.copy)(stores[suffix], path)
+    assert ps.ds.read(path, control="control").n_obs == 750
+
+
+def test_duplicate_gene_names_are_refused_in_one_line_without_anndata_s_warning(tmp_path):
+    import warnings
+
+    adata = ad.read_h5ad(ps.ds.simulate_to_disk(tmp_path / "x.h5ad", size="tiny", counts=False))
+    adata.var_names = ["G1"] * 2 + list(adata.var_names[2:])
+    for suffix in ("h5ad", "zarr"):
+        path = tmp_path / f"dup.{suffix}"
+        getattr(adata, f"write_{suffix}")(path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", "Variable names are not unique")
+            with pytest.raises(PerturbsimError, match="G1"):
+                ps.ds.read(path, control="control")
