@@ -233,16 +233,20 @@ def test_the_cli_trains_on_a_zarr_store_and_exports_its_cells(stores, tmp_path, 
     assert held_out and held_out <= set(ps.ds.read(stores["zarr"]).obs["condition"])
 
 
-def test_the_cli_trains_evaluates_and_scores_pairs_with_x_left_on_disk(stores, tmp_path, caplog):
+def test_the_cli_trains_evaluates_scores_pairs_and_exports_with_x_left_on_disk(
+    stores, tmp_path, caplog, capsys
+):
     common = [stores["h5ad"], "--control", "control"]  # a zarr store's: the same read
     for how, extra in (("memory", []), ("disk", ["--backed"])):
         assert main(["train", *common, *extra, "--out", str(tmp_path / how / "model")]) == 0
         evaluated = ["evaluate", *common, *extra, "--models", "stacked,mean", "--seeds", "1"]
         assert main([*evaluated, "--no-gi", "--out", str(tmp_path / how / "scores")]) == 0
         assert main(["measured-gi", *common, *extra, "--out", str(tmp_path / how / "gi")]) == 0
+        model = str(tmp_path / how / "model")
+        assert main(["export", model, stores["h5ad"], *extra, "--out", str(tmp_path / how)]) == 0
     # anndata reads the layers of a backed file whole: said with the option's own name
     said = [m for m in caplog.messages if m.startswith("--backed leaves X of")]
-    assert len(said) == 3  # one per command
+    assert len(said) == 4  # one per command
     queries = [["G0018", "G0024"], ["G0026"]]
     deltas = [
         ps.models.PerturbationModel.load(tmp_path / how / "model").predict(queries).layers["delta"]
@@ -254,6 +258,21 @@ def test_the_cli_trains_evaluates_and_scores_pairs_with_x_left_on_disk(stores, t
     gi = [pd.read_csv(tmp_path / how / "gi" / "gi_scores.csv") for how in ("memory", "disk")]
     assert len(gi[0]) > 0
     pd.testing.assert_frame_equal(gi[0], gi[1], rtol=1e-5)
+    for name in ("real.h5ad", "pred.h5ad"):
+        exported = [ad.read_h5ad(tmp_path / how / name) for how in ("memory", "disk")]
+        assert exported[0].n_obs > 100 and exported[0].obs.equals(exported[1].obs)
+        np.testing.assert_array_equal(exported[0].X.toarray(), exported[1].X.toarray())
+    # a file of more genes than the model's: their columns would be read whole, so refused
+    wider = ad.read_h5ad(stores["h5ad"])
+    wider = ad.concat([wider, wider[:, :1]], axis=1, merge="first")
+    wider.var_names = [*wider.var_names[:-1], "EXTRA"]
+    wider.write_h5ad(tmp_path / "wider.h5ad")
+    model = str(tmp_path / "disk" / "model")
+    capsys.readouterr()
+    export = ["export", model, str(tmp_path / "wider.h5ad"), "--backed", "--out", str(tmp_path)]
+    assert main([*export, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"has {wider.n_vars} genes, of which" in err and "leave out --backed" in err
 
 
 def test_the_cli_on_counts_left_on_disk_says_to_leave_out_backed(stores, tmp_path, capsys):

@@ -414,6 +414,13 @@ def _run_export(args: argparse.Namespace) -> None:
         ) from None
     genes = [str(g) for g in model.genes]
     if [str(g) for g in adata.var_names] != genes and set(genes) <= set(map(str, adata.var_names)):
+        if adata.isbacked:
+            raise PerturbsimError(
+                f"--backed: {str(args.data)!r} has {adata.n_vars} genes, of which "
+                f"{str(args.model)!r} has {len(genes)}; taking them out of a file left on "
+                "disk reads all its cells into memory: leave out --backed, or write a file of "
+                "the model's genes only"
+            )
         logger.info("exporting the model's %d genes of the file's %d", len(genes), adata.n_vars)
         adata = adata[:, genes].copy()  # the model's genes in its order: what cell-eval compares
     model.check_genes_of(adata)  # another screen's genes: said before its conditions are sought
@@ -509,7 +516,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         help="write predicted and real cells of the held-out conditions for cell-eval",
     )
     parser.add_argument("model", type=path_argument, help="model directory from `perturbsim train`")
-    add_screen_options(parser, loads_model=True)
+    add_screen_options(parser, loads_model=True, streams=True)
     parser.add_argument(
         "--out",
         type=path_argument,
