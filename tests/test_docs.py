@@ -98,6 +98,9 @@ def test_scaling_doc_examples_run(in_tmp):
     assert namespace["stats"].moments.shape == namespace["in_memory"].moments.shape
     assert type(namespace["lazy_zarr"].X).__module__.startswith("dask")
     assert abs(namespace["from_zarr"].moments - namespace["in_memory"].moments).max() < 1e-9
+    screen, scores = namespace["screen"], namespace["result"].scores
+    assert screen.isbacked and screen.file.is_open
+    assert {"stacked", "additive", "mean", "replicate"} <= set(scores["model"])
 
 
 def test_gi_doc_examples_run(in_tmp):
