@@ -973,3 +973,36 @@ def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["combo_seen2 (3)", "combo_seen1 (6)", "combo_seen0 (1)"]
     assert [c.get_offsets().shape[0] for c in ax.collections] == [6, 3, 1]  # largest first
+
+
+def test_cli_names_an_expression_model_folder_that_is_missing_or_a_file(tmp_path, capsys):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)
+    (tmp_path / "model.txt").write_text("not a model")
+    for given, what in (("missing", "no such model folder"), ("model.txt", "is a file, not")):
+        args = ["fitness", str(folder), "--out", str(tmp_path / "out")]
+        assert main([*args, "--expression-model", str(tmp_path / given)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"--expression-model {str(tmp_path / given)!r}: {what}" in err
+        assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_the_few_pairs_note_names_only_subgroups_below_ten_pairs_a_split():
+    from perturbsim.cli._fitness import FEW_PAIRS, _few_pairs_note
+
+    r2 = pd.DataFrame(
+        {
+            "scope": ["all", "all"],
+            "subgroup": ["combo_seen0", "combo_seen1"],
+            "pairs_per_seed": [FEW_PAIRS - 1, FEW_PAIRS],
+        }
+    )
+    note = _few_pairs_note(r2)
+    assert "(test pairs per split: combo_seen0 (all): 9)" in note
+    assert _few_pairs_note(r2.iloc[1:]) == ""
+
+
+def test_cli_says_when_the_unseen_genes_singles_are_predicted_from_go(tmp_path, capsys):
+    args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
+    assert main([*args, "--epochs", "5", "--hide-unseen-singles"]) == 0
+    assert "; unseen genes' singles predicted from GO), split seed 0" in capsys.readouterr().out

@@ -503,3 +503,25 @@ def test_gene_ids_with_a_format_other_than_gene2go_is_refused_naming_it(tmp_path
             PerturbsimError, match=f"^gene_ids is for gene2go files, got format='{format}'"
         ):
             read_annotations(plain, format=format, gene_ids={"1": "KLF1"})
+
+
+def test_with_isolated_nodes_appends_each_missing_gene_once_and_keeps_the_edges():
+    from perturbsim.graphs import with_isolated_nodes
+
+    chain = GeneGraph(
+        nodes=["A", "B", "C"], src=[0, 1], dst=[1, 2], weight=[0.5, 0.25], unannotated=["D", "E"]
+    )
+    assert with_isolated_nodes(chain, ["C", "A"]) is chain  # nothing missing: itself
+    grown = with_isolated_nodes(chain, iter(["D", "B", "F", "D"]))
+    assert grown.nodes.tolist() == ["A", "B", "C", "D", "F"]
+    np.testing.assert_array_equal(grown.src, chain.src)
+    np.testing.assert_array_equal(grown.dst, chain.dst)
+    np.testing.assert_array_equal(grown.weight, chain.weight)
+    assert grown.unannotated.tolist() == ["E"]  # D is a node now
+    assert ps.graphs.reached_nodes(grown, ["C"], hops=2).tolist() == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]

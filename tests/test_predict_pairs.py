@@ -195,6 +195,39 @@ def test_cli_gi_draws_no_map_of_fewer_than_two_scored_pairs(model_dir, genes, tm
     assert f"wrote predictions.h5ad, gi_scores.csv to {out}" in printed
 
 
+def test_cli_gi_draws_no_map_of_one_scored_pair(model_dir, genes, tmp_path, capsys):
+    run = ["--no-progress", "gi", str(model_dir), "--overwrite", "--genes"]
+    assert main([*run, _gene_file(tmp_path / "five.txt", genes[:5]), "--out", str(tmp_path)]) == 0
+    scores = pd.read_csv(tmp_path / "gi_scores.csv", index_col=0, keep_default_na=False)
+    pair = ps.pp.genes_of(scores.index[scores["flag"] == ""][0])
+    out = tmp_path / "one"
+    capsys.readouterr()
+    assert main([*run, _gene_file(tmp_path / "two.txt", list(pair)), "--out", str(out)]) == 0
+    scored = pd.read_csv(out / "gi_scores.csv", index_col=0, keep_default_na=False)
+    assert (scored["flag"] == "").sum() == 1  # one pair, scored: nothing to cluster
+    assert "no GI map: fewer than 2 pairs were scored" in capsys.readouterr().out
+    assert not (out / "gi_map.png").exists()
+
+
+def test_gi_says_the_most_genes_a_pair_was_fitted_on():
+    from perturbsim.cli._gi import _fitted_genes_text
+
+    scores = pd.DataFrame({"n_genes": [7, 3, 5]}, index=["A+B", "A+C", "B+C"])
+    text = _fitted_genes_text(scores, 20, 0.5, given=False)
+    assert text.startswith("each pair fitted on up to 7 of the model's 20 genes: those whose")
+
+
+def test_gi_counts_singles_of_reliability_at_its_threshold_as_reliable():
+    from perturbsim.cli._gi import _reliability_text
+    from perturbsim.pp._gi import MIN_RELIABILITY
+
+    scores = pd.DataFrame(
+        {"flag": ["", "", ""], "reliability": [MIN_RELIABILITY, 0.9, MIN_RELIABILITY - 0.1]},
+        index=["A+B", "A+C", "B+C"],
+    )
+    assert f": 1 of 3 scored pairs below {MIN_RELIABILITY}" in _reliability_text(scores)
+
+
 def test_cli_gi_counts_flags_by_kind_not_by_gene():
     from perturbsim.cli._gi import _gi_summary
 

@@ -325,6 +325,23 @@ def test_a_backed_file_read_by_a_relative_path_from_another_folder_is_named(
         ps.pp.pseudobulk(backed)
 
 
+def test_a_backed_file_read_by_a_relative_path_is_watched_by_its_absolute_path(
+    norman, tmp_path, monkeypatch
+):
+    from perturbsim.pp._chunk_sums import RowSource
+
+    (tmp_path / "a").mkdir()
+    norman.write_h5ad(tmp_path / "a" / "screen.h5ad")
+    monkeypatch.chdir(tmp_path / "a")
+    backed = ps.ds.read("screen.h5ad", control="control", backed=True)
+    source = RowSource.of(backed, None, backed.X)
+    assert source.file == str(tmp_path / "a" / "screen.h5ad")
+    # a block read after a change of the working folder (a dask worker's) still finds it
+    monkeypatch.chdir(tmp_path)
+    block = source.read(lambda: backed.X[:2], 0, 2, backed.obs_names[:2])
+    assert block.shape == (2, norman.n_vars)
+
+
 def test_statistics_recomputed_after_a_split_read_the_layer_they_were_computed_from(norman):
     from perturbsim.models import Additive
     from perturbsim.pp._pseudobulk import current_stats
@@ -443,6 +460,19 @@ def test_reading_backed_warns_of_what_anndata_still_reads_into_memory(norman, tm
         stats = ps.pp.compute_pseudobulk(view)
     assert "a view of a backed screen: anndata reads its X into memory whole" in caplog.text
     assert "KLF1" not in set(stats.conditions)
+
+
+def test_the_pass_over_a_view_of_a_backed_screen_says_how_many_cells_it_reads_whole(
+    norman, tmp_path, caplog
+):
+    norman.write_h5ad(tmp_path / "screen.h5ad")
+    backed = ps.ds.read(tmp_path / "screen.h5ad", control="control", backed=True)
+    view = backed[backed.obs["perturbsim_condition"] != "KLF1"]
+    assert view.n_obs != view.n_vars
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.pp.compute_pseudobulk(view)
+    said = [m for m in caplog.messages if m.startswith("a view of a backed screen")]
+    assert len(said) == 1 and f"into memory whole ({view.n_obs} cells), so the pass" in said[0]
 
 
 def test_moderated_variance_is_limma_s_towards_the_pooled_spread_never_below_its_own():

@@ -114,6 +114,19 @@ def test_evaluate_on_a_screen_left_on_disk_scores_as_in_memory(stores, store):
         )
 
 
+def test_a_seed_s_copy_of_a_backed_screen_reads_the_layer_of_its_statistics(stores, tmp_path):
+    stored = ad.read_h5ad(stores["h5ad"])
+    stored.layers["halved"] = stored.X * 0.5
+    stored.write_h5ad(tmp_path / "layered.h5ad")
+    screen = ps.ds.read(tmp_path / "layered.h5ad", control="control", backed=True)
+    ps.pp.pseudobulk(screen, layer="halved")
+    # the statistics are of the layer, read into memory: so is the copy's X, not the file's
+    copy = _evaluate._working_copy(screen)
+    assert not copy.isbacked
+    np.testing.assert_allclose(copy.X.toarray(), screen.layers["halved"].toarray())
+    screen.file.close()
+
+
 def test_evaluate_on_a_backed_screen_keeps_the_gene_symbols_read(stores, tmp_path):
     stored = ad.read_h5ad(stores["h5ad"])
     stored.var["gene_name"] = stored.var_names.to_numpy()
@@ -156,6 +169,42 @@ def test_evaluate_on_a_backed_file_truncated_since_it_was_opened_says_so(stores,
     os.truncate(path, path.stat().st_size // 2)
     with pytest.raises(PerturbsimError, match="changed size since it was opened") as error:
         ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
+    assert "\n" not in str(error.value)
+
+
+def test_evaluate_on_a_backed_screen_closed_and_its_file_deleted_since_says_so(stores, tmp_path):
+    path = tmp_path / "screen.h5ad"
+    path.write_bytes(Path(stores["h5ad"]).read_bytes())
+    screen = ps.ds.read(path, control="control", backed=True)
+    screen.file.close()  # closed by the user: opened again by its name, if still there
+    path.unlink()
+    with pytest.raises(PerturbsimError, match="is not at that path any more"):
+        ps.tl.evaluate(screen, models="mean", seeds=1, gi=False)
+
+
+def test_a_seed_s_copy_of_a_backed_file_truncated_since_it_was_opened_is_refused(stores, tmp_path):
+    from perturbsim.ds._stores import backed_copy
+
+    path = tmp_path / "screen.h5ad"
+    path.write_bytes(Path(stores["h5ad"]).read_bytes())
+    screen = ps.ds.read(path, control="control", backed=True)
+    os.truncate(path, path.stat().st_size // 2)
+    # refused when copied, before the copy's own handle takes the truncated file as whole
+    with pytest.raises(PerturbsimError, match=r"^the backed screen's file .* changed size since"):
+        backed_copy(screen, {})
+
+
+def test_a_seed_s_copy_of_a_backed_file_overwritten_in_place_is_a_one_line_error(stores, tmp_path):
+    from perturbsim.ds._stores import backed_copy
+
+    path = tmp_path / "screen.h5ad"
+    path.write_bytes(Path(stores["h5ad"]).read_bytes())
+    screen = ps.ds.read(path, control="control", backed=True)
+    screen.file.close()  # closed by the user: opened again by its name
+    with path.open("r+b") as file:  # the same file, of the same size: no longer HDF5
+        file.write(b"\0" * 4096)
+    with pytest.raises(PerturbsimError, match=r"^cannot read .*screen.h5ad' again: ") as error:
+        backed_copy(screen, {})
     assert "\n" not in str(error.value)
 
 
@@ -354,6 +403,30 @@ def test_a_zarr_store_with_missing_chunks_is_warned_of_and_one_removed_later_ref
     (later / "X" / "data" / chunks[0].relative_to(store / "X" / "data")).unlink()
     with pytest.raises(PerturbsimError, match="the files of X changed since it was opened"):
         ps.pp.compute_pseudobulk(screen)
+
+
+def test_a_lazy_zarr_store_whose_chunks_were_rewritten_since_it_was_opened_is_refused(
+    stores, tmp_path
+):
+    import shutil
+
+    from perturbsim.ds._stores import _files_on_disk
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(stores["zarr"], store)
+    screen = ps.ds.read(store, control="control", backed=True)
+    doubled = ad.read_zarr(stores["zarr"])
+    doubled.X = doubled.X * 2
+    doubled.write_zarr(tmp_path / "doubled.zarr")
+    shutil.rmtree(store / "X")  # rewritten: as many chunk files, other values
+    shutil.copytree(tmp_path / "doubled.zarr" / "X", store / "X")
+    count, size = _files_on_disk(store / "X")
+    assert (count, size) != _files_on_disk(Path(stores["zarr"]) / "X")
+    assert count == _files_on_disk(Path(stores["zarr"]) / "X")[0]
+    # said once, as the store's check says it (not behind "cannot read adata.X rows ...")
+    told = r"^cannot read the zarr store .*: the files of X changed since it was opened"
+    with pytest.raises(PerturbsimError, match=told):
+        ps.pp.compute_pseudobulk(screen, scheduler="sync")
 
 
 def test_a_corrupted_chunk_of_a_lazy_zarr_store_is_one_line(stores, tmp_path):
