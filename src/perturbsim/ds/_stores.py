@@ -266,15 +266,6 @@ def _anndata_group(path: Path) -> object:
     return group
 
 
-def _stored_arrays(element: object) -> list[object]:
-    """The zarr arrays of a stored matrix: itself if dense, its three if sparse (CSR/CSC)."""
-    import zarr
-
-    if isinstance(element, zarr.Array):
-        return [element]
-    return [element[name] for name in ("data", "indices", "indptr")]
-
-
 def _files_on_disk(folder: Path) -> tuple[int, int]:
     """How many files the folder of a stored matrix holds, and their bytes (one walk)."""
     count = size = 0
@@ -294,9 +285,13 @@ def _check_complete(group: object, key: str, path: Path) -> None:
     missing chunk is not proof of a fault: warned of, with what it would mean. An empty
     sparse matrix (no stored value) is not.
     """
-    arrays = _stored_arrays(group[key])
-    if len(arrays) == 3 and arrays[0].shape[0] == 0:
+    import zarr
+
+    element = group[key]
+    sparse = not isinstance(element, zarr.Array)
+    if sparse and element["data"].shape[0] == 0:
         return
+    arrays = [element[name] for name in ("data", "indices", "indptr")] if sparse else [element]
     for array in arrays:
         on_disk, expected = array.nchunks_initialized, array.nchunks
         if on_disk < expected:
