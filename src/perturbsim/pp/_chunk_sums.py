@@ -204,8 +204,10 @@ class RowSource:
     genes
         Its column names (``var_names``): what an error about a value calls its gene.
     file
-        The h5ad file of a backed ``X``, else ``None`` (also for a view of a backed screen:
-        its rows are read through the view, not as the file's rows in order).
+        The h5ad file of a backed ``X`` by its absolute path (checked to be the file the
+        screen has open: :func:`~perturbsim.ds._stores.backed_path`), else ``None`` (also for
+        a view of a backed screen: its rows are read through the view, not as the file's rows
+        in order).
     file_size
         Its size in bytes when it was opened (HDF5 reads the part of a file truncated under
         an open handle as zeros: a changed size is how the pass notices).
