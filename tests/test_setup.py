@@ -622,6 +622,14 @@ def test_read_rejects_missing_and_wrong_files(tmp_path):
     one_line_error(lambda: ps.ds.read(other), "expected an .h5ad file")
 
 
+def test_read_takes_a_path_in_the_home_folder_as_a_shell_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    make_screen(["ctrl", "G1", "G1+G2"]).write_h5ad(tmp_path / "screen.h5ad")
+    for backed in (False, True):
+        adata = ps.ds.read("~/screen.h5ad", backed=backed)
+        assert set(adata.obs["perturbsim_condition"]) == {"ctrl", "G1", "G1+G2"}
+
+
 def test_read_gears_format_file(tmp_path):
     adata = make_screen(["ctrl", "G1+ctrl", "G1+G2"])
     adata.var["gene_name"] = adata.var_names

@@ -247,6 +247,8 @@ def check_label_part(name: str, value: Any, example: str) -> str:
 def as_path(name: str, value: Any) -> Path:
     """``value`` as a :class:`~pathlib.Path` if it names one (a non-empty str or path).
 
+    A leading ``~`` is the home folder, as in a shell (``~/screen.h5ad``).
+
     Raises
     ------
     PerturbsimError
@@ -257,6 +259,8 @@ def as_path(name: str, value: Any) -> Path:
     --------
     >>> as_path("out_dir", "report")
     PosixPath('report')
+    >>> as_path("path", "~/screen.h5ad") == Path.home() / "screen.h5ad"
+    True
     >>> as_path("out_dir", None)
     Traceback (most recent call last):
     ...
@@ -266,7 +270,7 @@ def as_path(name: str, value: Any) -> Path:
         raise PerturbsimError(f"{name} must be a path (a str or os.PathLike), got {shown(value)}")
     if "\x00" in str(value):
         raise PerturbsimError(f"{name} holds a NUL character, which no path may: {shown(value)}")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def check_file(path: Path, what: str = "file") -> Path:
