@@ -768,6 +768,15 @@ def cli_screen(tmp_path: Path, genes: tuple[str, ...] = (), size: int = 8) -> li
     return ["fitness", str(folder), "--go", str(go_file)]
 
 
+CLI_METHODS = ["fitness_model", "no_go", "additive", "mean"]
+"""The methods ``perturbsim fitness`` scores without an expression model, in its order."""
+
+
+def settings_models(out) -> dict:
+    """The models a ``perturbsim fitness`` run in ``out`` fitted, from its settings."""
+    return json.loads((out / "settings.json").read_text())["models"]
+
+
 def test_cli_fitness(tmp_path, capsys):
     out = tmp_path / "out"
     args = [*cli_screen(tmp_path), "--out", str(out), "--seeds", "2", "--epochs", "100"]
@@ -777,10 +786,16 @@ def test_cli_fitness(tmp_path, capsys):
     assert "mean over split seeds 0-1 [95% t-interval over seeds, cut at 1" in printed
     assert "pairs_per_seed: the subgroup's test pairs in one split (mean over seeds)" in printed
     written = {"scores.csv", "summary.csv", "predictions.csv", "r2.csv", "settings.json"}
-    written |= {"fitness_model.png", "additive.png"}
+    written |= {"fitness_model.png", "no_go.png", "additive.png"}
     assert {p.name for p in out.iterdir()} == written
     table = pd.read_csv(out / "r2.csv")
-    assert table.columns.tolist() == ["scope", "subgroup", "pairs_per_seed", *METHODS]
+    assert table.columns.tolist() == ["scope", "subgroup", "pairs_per_seed", *CLI_METHODS]
+    # the ablation is the model without GO: on this screen, whose interactions follow GO
+    # modules, the GO graph carries them to the pairs of unseen genes
+    r2 = pd.read_csv(out / "summary.csv").query("metric == 'r2' and subgroup == 'combo_seen0'")
+    by_method = r2.set_index("method")["mean"]
+    assert by_method["fitness_model"] > by_method["no_go"] + 0.1
+    assert settings_models(out) == {"fitness_model": {}, "no_go": {"go": False}}
     assert table["subgroup"].tolist() == ["combo_seen2", "combo_seen1", "combo_seen0"]
     assert (table["scope"] == "all").all()
     assert (table["pairs_per_seed"] >= 10).all() and "says little" not in printed
@@ -916,7 +931,7 @@ def test_cli_expression_model_writes_both_tables_and_its_plot(tmp_path, capsys, 
         "scope",
         "subgroup",
         "pairs_per_seed",
-        *METHODS,
+        *CLI_METHODS,
         "expression_ridge",
     ]
     covered = table[table["scope"] == "expression_covered"]

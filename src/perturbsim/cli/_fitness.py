@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 TABLES = ("scores.csv", "summary.csv", "predictions.csv", "r2.csv")
 """The tables written to ``--out``, besides a plot per method and ``settings.json``."""
+NO_GO = "no_go"
+"""The ablation printed beside the model: the same network without the GO graph, each gene
+only its learned embedding. What the GO graph adds is the difference; on Norman et al.'s
+screen nothing (``benchmarks/RESULTS.md``, "Cell fitness")."""
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -110,7 +114,7 @@ def _run_fitness(args: argparse.Namespace) -> None:
 
     _check_options(args)
     inputs = [p for p in (args.directory, args.expression_model, args.go) if p is not None]
-    methods = [MODEL, ADDITIVE] + ([EXPRESSION] if args.expression_model is not None else [])
+    methods = [MODEL, NO_GO, ADDITIVE] + ([EXPRESSION] if args.expression_model is not None else [])
     names = [*TABLES, *(f"{method}.png" for method in methods), RESULTS_MARKER]
     refuse_outputs(args.out, names, args.overwrite, inputs=inputs)  # before any work
     check_results_dir(args.out, overwrite=args.overwrite, keep=inputs)
@@ -128,6 +132,7 @@ def _run_fitness(args: argparse.Namespace) -> None:
     result = fitness_evaluate(
         screen,
         seeds=args.seeds,
+        models={MODEL: {}, NO_GO: {"go": False}},
         unseen_fraction=args.unseen_fraction,
         hide_unseen_singles=args.hide_unseen_singles,
         fit_options=None if args.epochs is None else {"max_epochs": args.epochs},
@@ -160,8 +165,10 @@ def _run_fitness(args: argparse.Namespace) -> None:
     elif expression is not None:
         print(f"\nthe expression model covers no test pair: {EXPRESSION} is not scored")
     print(
-        "\npairs_per_seed: the subgroup's test pairs in one split (mean over seeds); mean: the "
-        "mean fitness of the training and validation pairs, one value for every pair (no plot)"
+        f"\npairs_per_seed: the subgroup's test pairs in one split (mean over seeds); {NO_GO}: "
+        f"{MODEL} without the GO graph (where it scores as well, the gain over additive comes "
+        "from the singles, not from GO); mean: the mean fitness of the training and "
+        "validation pairs, one value for every pair (no plot)"
     )
     note = _few_pairs_note(r2)
     if note:
@@ -177,8 +184,8 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         help="predict the growth (fitness) of held-out gene pairs and score it",
         description="Read a growth screen (single_fitnesses.csv, processed_fitnesses.csv, "
         "optional processed_emap.csv; see docs/fitness.md), hold out pairs by gene over "
-        "several split seeds and score the GO-graph fitness model against the additive "
-        "(f_A + f_B) and mean baselines. Writes to --out: scores.csv, summary.csv, "
+        "several split seeds and score the GO-graph fitness model, and the same model without "
+        "GO (no_go), against the additive (f_A + f_B) and mean baselines. Writes to --out: scores.csv, summary.csv, "
         "predictions.csv, r2.csv (the printed tables, a row per scope and subgroup), "
         "settings.json and a scatter plot per method but mean (e.g. fitness_model.png).",
     )
