@@ -387,6 +387,32 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
 
 
+def test_cli_seed_only_with_the_random_strategy(model_dir, tmp_path, capsys):
+    out = tmp_path / "next.csv"
+    args = ["design", model_dir, "--budget", "3", "--out", str(out), "--seed", "5"]
+    assert main(args) == 2  # a seed the ranking would not use: said, not ignored
+    err = capsys.readouterr().err.strip()
+    assert "--seed 5: only --strategy random draws at random" in err and "\n" not in err
+    assert not out.exists()
+    assert main([*args, "--strategy", "random"]) == 0
+    loaded = ps.models.PerturbationModel.load(model_dir)
+    expected = ps.tl.design(loaded, budget=3, strategy="random", seed=5)["perturbation"]
+    assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
+    assert main([*args[:-2], "--seed", "-1", "--strategy", "random", "--overwrite"]) == 2
+    assert "--seed must be a whole number >= 0" in capsys.readouterr().err
+
+
+def test_cli_says_what_the_default_candidates_are(model_dir, tmp_path, capsys):
+    args = ["design", model_dir, "--budget", "2", "--out", str(tmp_path / "next.csv")]
+    assert main(args) == 0
+    assert "to rank a library of your own, give --candidates FILE" in capsys.readouterr().out
+    library = tmp_path / "library.txt"
+    loaded = ps.models.PerturbationModel.load(model_dir)
+    library.write_text("\n".join(ps.tl.default_candidates(loaded)[:3]) + "\n")
+    assert main([*args, "--overwrite", "--candidates", str(library)]) == 0
+    assert "--candidates FILE" not in capsys.readouterr().out
+
+
 def test_cli_ranks_only_the_candidates_given(model_dir, tmp_path, capsys):
     loaded = ps.models.PerturbationModel.load(model_dir)
     offered = ps.tl.default_candidates(loaded, loaded.screen_conditions)[::7][:4]

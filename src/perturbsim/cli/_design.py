@@ -27,7 +27,12 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..tl import design
 
     out = output_file(args.out, (".csv",))
-    check_seed("--seed", args.seed)
+    seed = 0 if args.seed is None else check_seed("--seed", args.seed)
+    if args.seed is not None and args.strategy != "random":
+        raise PerturbsimError(
+            f"--seed {args.seed}: only --strategy random draws at random; the "
+            f"{args.strategy} strategy ranks the same way every time (leave --seed out)"
+        )
     model = PerturbationModel.load(args.model)
     model.check_control_label(args.control, args.sep, option="--control")
     texts = None  # read before --out is checked against it: a folder is named as such
@@ -82,12 +87,18 @@ def _run_design(args: argparse.Namespace) -> None:
             budget=args.budget,
             strategy=args.strategy,
             measured=measured,
-            seed=args.seed,
+            seed=seed,
         )
     except PerturbsimError as err:
         raise PerturbsimError(str(err).replace("budget ", "--budget ", 1)) from err
     atomic_write(out, lambda path: ranked.to_csv(path, index=False))
     print(ranked.to_string(index=False, float_format=lambda x: number_text(x, 3)))
+    if candidates is None:
+        print(
+            "\ncandidates: the untested singles of every gene the model can predict (its "
+            "measured genes, readout genes included) and untested pairs of the screen's "
+            "perturbed genes; to rank a library of your own, give --candidates FILE"
+        )
     print(f"\nwrote the {counted(len(ranked), 'perturbation')} to measure next to {out}")
 
 
@@ -131,7 +142,9 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         help="separator of a combination's genes in --measured and --candidates (default: the "
         f"training screen's, else {SEP}; without --sep, a label joined by {SEP} reads as such)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of --strategy random (default 0)"
+    )
     parser.add_argument(
         "--out",
         default="design.csv",
