@@ -880,7 +880,16 @@ def test_gi_names_the_listed_genes_its_model_held_out(capsys, norman, tmp_path):
     out = capsys.readouterr().out
     assert held[0] != "KLF1" and "KLF1" not in held
     assert f"1 gene was measured alone but held out by the model's split: {held[0]}" in out
-    genes.write_text("KLF1\nMAP2K6\n")  # both trained: nothing to warn of
+    pairs = sorted(c for c in model.held_out_conditions if "+" in c)  # measured pairs held out
+    genes.write_text("\n".join(ps.pp.genes_of(pairs[0])) + "\n")
+    assert main([*run, str(tmp_path / "pair")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"1 of these pairs was measured by the screen but held out by the model's split: {pairs[0]}"
+        in out
+    )
+    trained = sorted(c for c in model.fitted_conditions if "+" in c)  # a pair and its singles
+    genes.write_text("\n".join(ps.pp.genes_of(trained[0])) + "\n")  # trained: nothing to warn of
     assert main([*run, str(tmp_path / "trained")]) == 0
     assert "held out by the model's split" not in capsys.readouterr().out
 

@@ -281,6 +281,15 @@ def _run_gi(args: argparse.Namespace) -> None:
             "genes, and so their pairs' interactions, are predicted without those "
             "measurements (train with --split none to fit on every condition)"
         )
+    held_pairs = scores.index.intersection(model.held_out_conditions or [])
+    if len(held_pairs):
+        print(
+            f"warning: {counted(len(held_pairs), 'of these pairs was', 'of these pairs were')} "
+            f"measured by the screen but held out by the model's split: "
+            f"{shown_list(list(held_pairs), 10)}; their rows are predictions made without "
+            "those measurements (score the measured means with perturbsim measured-gi; train "
+            "with --split none to fit on them)"
+        )
     measured = scores.index.intersection(model.fitted_conditions or [])
     if len(measured):
         print(
