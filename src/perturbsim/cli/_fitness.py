@@ -187,7 +187,8 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         "several split seeds and score the GO-graph fitness model, and the same model without "
         "GO (no_go), against the additive (f_A + f_B) and mean baselines. Writes to --out: "
         "scores.csv, summary.csv, predictions.csv, r2.csv (the printed tables, a row per scope "
-        "and subgroup), settings.json and a scatter plot per method but mean (e.g. fitness_model.png).",
+        "and subgroup), settings.json and a scatter plot per method but mean (e.g. "
+        "fitness_model.png).",
     )
     parser.add_argument(
         "directory", type=path_argument, metavar="DIR", help="folder of fitness tables"
