@@ -132,7 +132,9 @@ def gi_map(
     or below it for values near 0 (e.g. ``fit_corr`` of 0.9989 and 0.99998, or ``dominance``
     of 1e-11 and 1e-9, for sums of singles: rounding and fitting noise, not a difference)
     is drawn neutral (0) rather than stretched over the colour scale, its label marked
-    ``(constant)``. The pairs (rows)
+    ``(constant)``; every other column's label gives the range of its values over the pairs
+    drawn (``fit_corr (0.985 to 0.999)``), since the colours only rank the pairs against
+    each other (a z of -2.7 in such a column is still an excellent fit). The pairs (rows)
     are ordered by average-linkage hierarchical clustering
     (:func:`scipy.cluster.hierarchy.linkage`, Euclidean distance) of the standardised
     scores. To the right, one column per subtype call (the ``is_<subtype>`` columns)
@@ -214,7 +216,10 @@ def gi_map(
     ax.set_xticks(
         [*range(k), *(k + gap + j for j in range(len(calls)))],
         [
-            *(c if vary else f"{c} (constant)" for c, vary in zip(columns, varies, strict=True)),
+            *(
+                _column_label(c, values[:, j], vary)
+                for j, (c, vary) in enumerate(zip(columns, varies, strict=True))
+            ),
             *(c.removeprefix("is_") for c in calls),
         ],
         rotation=90,
@@ -237,6 +242,13 @@ def gi_map(
     ax.set_title("\n".join(["genetic interaction map", *notes]), fontsize="medium")
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="score, z over pairs")
     return ax
+
+
+def _column_label(name: str, values: np.ndarray, varies: bool) -> str:
+    """A score column's tick label: its name and the range of its values, or ``(constant)``."""
+    if not varies:
+        return f"{name} (constant)"
+    return f"{name} ({values.min():.3g} to {values.max():.3g})"
 
 
 # -- one pair -------------------------------------------------------------------------------
