@@ -229,7 +229,9 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert {"programme X", "Y", "no programme"} <= set(legend)
     colours = {tuple(c[:3]) for c in predicted.get_facecolors()}
     assert to_rgba("0.8")[:3] in colours  # predicted conditions without a programme
-    assert ax.get_title().startswith("Leiden: ")  # igraph's, a dependency: never a fallback
+    # igraph's Leiden clusters (a dependency: never a fallback) label the map, and the title
+    # says the colours are the programmes given
+    assert re.match(r"colours: the programmes given; labels: Leiden's \d+ clusters", ax.get_title())
     n_new = int(re.search(r"(\d+) with no measured profile", ax.get_title()).group(1))
     rings = len(ax.collections[2].get_offsets())  # profiles of the new clusters
     assert (rings > 0) == (n_new > 0) and rings <= pairs.n_obs
@@ -258,6 +260,7 @@ def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
         assert ("in a new cluster" in legend) == (n_new > 0)
         assert (n_new > 0) == (predicted is far)
+        assert re.match(r"Leiden: \d+ clusters\n", ax.get_title())  # colours and labels both
         # the new clusters' red is no cluster's colour: hues at least 15 degrees from red
         points = np.concatenate(
             [ax.collections[0].get_facecolors()[:, :3], ax.collections[1].get_facecolors()[:, :3]]
@@ -290,6 +293,15 @@ def test_numbered_programmes_are_named_apart_from_the_maps_clusters(pairs, _tiny
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert {"programme 0", "programme 1", "programme 2"} <= set(legend)
     assert not {"0", "1", "2"} & set(legend)  # the map's labels are Leiden clusters
+    many = {c: min(i, 11) for i, c in enumerate(measured)}  # listed by number, not by size
+    legend = [
+        t.get_text()
+        for t in pl.phenotype_landscape(_tiny_cached, pairs, clusters=many, n_neighbors=8)
+        .get_legend()
+        .get_texts()
+    ]
+    listed = [name for name in legend if name.startswith("programme ")]
+    assert listed == [f"programme {i}" for i in range(12)]
     # the colours of consecutive programmes or clusters beyond tab10 differ in hue
     from itertools import pairwise
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -522,6 +523,15 @@ def _canonical_keys(
     return keyed
 
 
+def _natural_order(name: str) -> tuple:
+    """Sort key reading a name's numbers as numbers: ``programme 2`` before ``programme 10``."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
 def phenotype_landscape(
     measured: ProfileSource,
     predicted: ProfileSource,
@@ -558,7 +568,10 @@ def phenotype_landscape(
         Optional programme of known conditions (condition label -> programme), such as the
         ``cluster`` column of Norman et al.'s GI manifold; labels are parsed as
         :func:`~perturbsim.pp.parse_label` does (``A+B``, ``A+ctrl``) with ``control`` and
-        ``sep``. Profiles are then coloured by programme (grey: none), else by cluster.
+        ``sep``. Profiles are then coloured by programme (grey: none), and the labels on
+        the map are still the Leiden clusters (the title says which is which); else both
+        colours and labels are the clusters. The legend names the largest programmes or
+        clusters in the order of their names (``programme 2`` before ``programme 10``).
     control, sep
         How the keys of ``clusters`` are written: their control token and the separator
         of their genes (Norman's manifold: ``control="NegCtrl0"``, ``sep="_"`` for
@@ -710,9 +723,9 @@ def phenotype_landscape(
                 label="in a new cluster",
             )
         )
-    handles += [
+    handles += [  # the largest named, listed in the order of their names
         Line2D([], [], marker="o", linestyle="", color=palette[name], label=name)
-        for name in names[:_MAX_LEGEND]
+        for name in sorted(names[:_MAX_LEGEND], key=_natural_order)
     ]
     if len(names) > _MAX_LEGEND:  # the smallest, in their colours on the plot but unnamed
         more = len(names) - _MAX_LEGEND
@@ -728,9 +741,13 @@ def phenotype_landscape(
     )
     n_clusters = table["cluster"].nunique()
     n_new = table.loc[table["new"], "cluster"].nunique()
+    coloured = (
+        f"Leiden: {n_clusters} clusters"
+        if clusters is None
+        else f"colours: the programmes given; labels: Leiden's {n_clusters} clusters"
+    )
     ax.set_title(
-        f"Leiden: {n_clusters} clusters\n"
-        f"{n_new} with no measured profile (candidate new phenotypes, labelled 'new')",
+        f"{coloured}\n{n_new} with no measured profile (candidate new phenotypes, labelled 'new')",
         fontsize="medium",
     )
     ax.set_xlabel("UMAP 1")
