@@ -193,14 +193,32 @@ def test_pair_prediction_from_profiles_without_measurement_uses_predicted_single
     np.testing.assert_allclose(heights, pairs[a, genes].layers["delta"][0], rtol=1e-6)
 
 
+def test_pair_prediction_says_what_makes_a_prediction_weak(norman):
+    model = ps.Stacked(norman, seed=0).fit()  # every condition: the pairs are fitted on
+    generic = model.predict(["TP53"]).obs  # in no GO graph of the screen: a generic guess
+    assert bool(generic["unsupported"].iloc[0]) and bool(generic["generic"].iloc[0])
+    ax = pl.pair_prediction(model, "KLF1+TP53", measured=norman)
+    labels = [c.get_label() for c in ax.containers]
+    assert labels == ["KLF1 (measured)", "TP53 (predicted: a generic guess)", "KLF1+TP53 predicted"]
+    assert ax.get_title() == "KLF1+TP53\n(the pair was not measured)"  # drawn, measured singles
+    assert pl.pair_prediction(model, "KLF1+TP53").containers[0].get_label() == "KLF1 (predicted)"
+    trained = pl.pair_prediction(model, "CEBPE+RUNX1T1", measured=norman)
+    assert trained.get_title() == (  # agreement by construction, not a test
+        "CEBPE+RUNX1T1: predicted and measured change\n(the model was fitted on this measured pair)"
+    )
+    ps.pp.split(norman, kind="simulation", seed=1)
+    held = ps.Stacked(norman, seed=0).fit()
+    pair = next(c for c in held.held_out_conditions if "+" in c)
+    title = pl.pair_prediction(held, pair, measured=norman).get_title()
+    assert title == f"{pair}: predicted and measured change"
+
+
 def test_pair_prediction_errors(gears, pairs, _tiny_cached):
     with pytest.raises(ps.PerturbsimError, match="two distinct genes"):
         pl.pair_prediction(gears, "G1")
     with pytest.raises(ps.PerturbsimError, match=r"^pair must name two distinct genes, got \("):
         pl.pair_prediction(gears, ("G1", "G1"))
     pair = pairs.obs_names[-1]
-    with pytest.raises(ps.PerturbsimError, match="measured has no profile of the pair"):
-        pl.pair_prediction(pairs, pair, measured=pairs[: pairs.n_obs - 1])
     with pytest.raises(ps.PerturbsimError, match=r"^genes not in the prediction: \['NOTAGENE'\]$"):
         pl.pair_prediction(pairs, pair, genes=["NOTAGENE"])  # no measurement was given
     with pytest.raises(ps.PerturbsimError, match="^genes must be a list of genes, got the string"):

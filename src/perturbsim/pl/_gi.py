@@ -22,7 +22,7 @@ from scipy.cluster import hierarchy
 
 from .._checks import check_count, check_label_part, check_list, check_positive
 from .._errors import PerturbsimError, counted
-from .._keys import CONTROL, DELTA_LAYER, SEP
+from .._keys import CONTROL, DELTA_LAYER, PRED_GENERIC, PRED_UNSUPPORTED, SEP
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
@@ -307,7 +307,10 @@ def pair_prediction(
     predicted change after ``A+B`` and, with ``measured``, the measured change after
     ``A+B``; a black tick marks the additive expectation ``ΔA + ΔB`` of the singles shown.
     The singles are the measured ones when ``measured`` holds them, else the predicted ones
-    (the legend says which).
+    (the legend says which, and marks a predicted single that is the model's generic guess:
+    ``.obs["unsupported"]`` or ``.obs["generic"]`` of its prediction). The title says when
+    the model was fitted on the measured pair itself and predicts more than its singles'
+    sum (its prediction then agrees with the measurement by construction, not as a test).
 
     Parameters
     ----------
@@ -317,8 +320,9 @@ def pair_prediction(
     pair
         ``"A+B"`` or ``("A", "B")``.
     measured
-        Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen; it
-        must hold the pair.
+        Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen. A
+        pair it does not hold is drawn without a measured bar (the title says so), its
+        measured singles still shown.
     genes
         Genes to show; default: of the ``CANDIDATES_PER_GENE * n_genes`` genes, other than
         ``A`` and ``B``, that the predicted pair changes most (and, with ``measured``, those
@@ -349,31 +353,36 @@ def pair_prediction(
     a, b = _pair_genes(pair)
     n_genes = check_count("n_genes", n_genes)
     label = canonical_label((a, b))
+    fitted_on_pair = False
     if isinstance(source, PerturbationModel):
+        fitted_on_pair = label in (source.fitted_conditions or [])
         source = source.predict([a, b, label])
     predicted = _canonical_rows(delta_table(source, "source"))
     absent = [c for c in (a, b, label) if c not in predicted.index]
     if absent:
         raise PerturbsimError(f"source has no profile of {absent}")
-    summed = (  # a prediction that deviates nowhere; measured means never are summed
-        measured is None
-        and isinstance(source, AnnData)
+    generic = _generic_guesses(source, (a, b))
+    predicted_sum = (  # a prediction that deviates nowhere; measured means never are summed
+        isinstance(source, AnnData)
         and DELTA_LAYER in source.layers
         and bool(summed_pairs(source, [label]).iloc[0])
     )
+    summed = measured is None and predicted_sum  # with a measurement, it chooses the genes
     truth = None if measured is None else _canonical_rows(delta_table(measured, "measured"))
-    if truth is not None and label not in truth.index:
-        raise PerturbsimError(f"measured has no profile of the pair {label!r}")
+    pair_measured = truth is not None and label in truth.index
     shared = predicted.columns if truth is None else predicted.columns.intersection(truth.columns)
     singles, kinds = [], []
     for gene in (a, b):
         from_truth = truth is not None and gene in truth.index
         singles.append((truth if from_truth else predicted).loc[gene, shared])
-        kinds.append("measured" if from_truth else "predicted")
+        guess = not from_truth and gene in generic
+        kinds.append(
+            "measured" if from_truth else "predicted: a generic guess" if guess else "predicted"
+        )
     additive = singles[0] + singles[1]
     if genes is None:
         profiles = [predicted.loc[label, shared]]
-        if truth is not None:
+        if pair_measured:
             profiles.append(truth.loc[label, shared])
         if summed:  # it deviates nowhere: the genes it changes most
             changing = profiles[0].abs().drop([a, b], errors="ignore")
@@ -391,7 +400,7 @@ def pair_prediction(
         (f"{b} ({kinds[1]})", singles[1][genes], {"color": "khaki", "hatch": "//"}),
         (f"{label} predicted", predicted.loc[label, genes], {"color": "firebrick"}),
     ]
-    if truth is not None:
+    if pair_measured:
         bars.append((f"{label} measured", truth.loc[label, genes], {"color": "0.35"}))
     ax = _axes(ax, (max(4.5, 1.5 + 0.75 * len(genes)), 3.6))  # room for the legend beside
     x = np.arange(len(genes), dtype=float)
@@ -418,8 +427,17 @@ def pair_prediction(
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, genes, rotation=90)
     ax.set_ylabel("change over control")
-    title = f"{label}: predicted and measured change" if truth is not None else label
-    ax.set_title(title + ("\n(predicted as its singles summed)" if summed else ""))
+    notes = [
+        *(["(predicted as its singles summed)"] if summed else []),
+        *(  # a sum of singles learnt nothing from the pair
+            ["(the model was fitted on this measured pair)"]
+            if fitted_on_pair and not predicted_sum
+            else []
+        ),
+        *(["(the pair was not measured)"] if truth is not None and not pair_measured else []),
+    ]
+    title = f"{label}: predicted and measured change" if pair_measured else label
+    ax.set_title("\n".join([title, *notes]))
     ax.legend(
         handles=[*ax.containers, additive_tick],
         fontsize="small",
@@ -428,6 +446,21 @@ def pair_prediction(
         bbox_to_anchor=(1.0, 1.0),
     )
     return ax
+
+
+def _generic_guesses(profiles: AnnData | object, genes: Sequence[str]) -> set[str]:
+    """The ``genes`` whose predicted single is the model's generic guess.
+
+    Read from ``.obs["unsupported"]`` and ``.obs["generic"]`` of a prediction (a gene
+    neither measured alone nor tied by GO to one that was; one the default model predicts
+    as the mean change); none for measured profiles.
+    """
+    obs = getattr(profiles, "obs", None)
+    if obs is None:
+        return set()
+    flags = [true_values(obs[key]) for key in (PRED_UNSUPPORTED, PRED_GENERIC) if key in obs]
+    flagged = set(map(str, obs.index[np.logical_or.reduce(flags)])) if flags else set()
+    return {gene for gene in genes if gene in flagged}
 
 
 # -- phenotype landscape --------------------------------------------------------------------
