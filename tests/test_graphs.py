@@ -365,6 +365,10 @@ def test_read_annotations_errors(tmp_path):
     bad.write_text("!gaf-version: 2.2\nUniProtKB\tP1\tKLF1\n")
     with pytest.raises(ps.PerturbsimError, match="line 2"):
         read_annotations(bad)
+    genes = tmp_path / "genes.tsv"  # a gene list given as annotations
+    genes.write_text("KLF1\nMAP2K6\n")
+    with pytest.raises(ps.PerturbsimError, match="has 1 column: a TSV of annotations needs two"):
+        read_annotations(genes)
 
 
 def test_read_annotations_sniffs_gzip_and_unreadable_files_are_one_line_errors(tmp_path):

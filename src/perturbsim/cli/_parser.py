@@ -117,7 +117,7 @@ def path_argument(text: str) -> Path:
     PosixPath('model')
     """
     if not text:
-        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+        raise argparse.ArgumentTypeError("an empty path: give a name")
     return Path(text)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._checks import as_path
-from .._errors import PerturbsimError, error_reason
+from .._errors import PerturbsimError, counted, error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def _read_tsv(path: Path) -> pd.DataFrame:
             table = table.iloc[1:]
     else:
         raise PerturbsimError(
-            f"{str(path)!r} has {table.shape[1]} columns: a TSV of annotations needs two "
+            f"{str(path)!r} has {counted(table.shape[1], 'column')}: a TSV of annotations "
+            "needs two "
             "(gene, term) or a header naming a gene and a term column"
         )
     table.columns = ["gene", "term"]
