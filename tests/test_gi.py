@@ -319,13 +319,21 @@ def test_distance_correlation_matches_statsmodels():
     assert distance_correlation(x, y) == pytest.approx(dependence.distance_correlation(x, y))
 
 
-def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles):
+def test_unscorable_pairs_are_flagged_rows_with_nan_scores(singles, caplog):
     a, b = singles
     profiles = make_profiles({"A": a, "B": b, "C": a - b, "A+B": a + b, "A+D": a, "B+C": b})
     genes = list(profiles.var_names)
     scores = gi_scores(
         profiles, pairs=["A+B", "A+D", "B+C", "C+E"], genes=genes, n_de={"A+B": 11, "B+C": 10}
     )
+    # pairs asked for by name whose rows are missing (a typo?) are said, not only flagged
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "2 pairs flagged, not scored, a single or the pair missing from profiles: A+D, C+E"
+    ]
+    caplog.clear()
+    gi_scores(profiles, genes=genes)  # every pair row: one without its single is only flagged
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert scores.loc["A+B", "flag"] == ""
     assert scores.loc["A+D", "flag"] == "missing single D; no DE count"
     assert scores.loc["B+C", "flag"] == "too few DE genes (10 <= 10)"

@@ -1183,7 +1183,8 @@ def gi_scores(
         genes as columns; the change over control in ``.layers["delta"]``, the mean
         expression in ``X`` (used only for the ``"abundant"`` genes).
     pairs
-        Pair labels to score; default every two-gene row of ``profiles``.
+        Pair labels to score; default every two-gene row of ``profiles``. A pair named here
+        whose own row or a single's is missing (a typo?) is flagged, and a warning names it.
     genes
         ``"abundant"``: genes whose mean control expression exceeds ``abundance`` (Norman
         thresholded the mean over all the screen's cells, which profiles do not hold, and
@@ -1407,6 +1408,13 @@ def gi_scores(
             flag="; ".join(reasons),
         )
         records.append(record)
+    if pairs is not None:  # asked for by name: a typo is said, not only flagged
+        _tell_missing_pairs(
+            [r["pair"] for r in records if str(r["flag"]).startswith("missing")],
+            every=False,
+            where="profiles",
+            outcome="flagged, not scored",
+        )
     scored = _score_pairs(
         delta,
         rows,
