@@ -514,6 +514,11 @@ def test_model_errors(interacting):
     case = r"did you mean 'M0G0' for 'm0g0'\? gene names are case-sensitive"
     with pytest.raises(ps.PerturbsimError, match=r"1 gene is not in .*: m0g0 \(" + case):
         model.predict(["m0g0+M0G1"])
+    typo = r"1 gene is not in .*: M0G00 \(did you mean 'M0G0' for 'M0G00'\?\)$"
+    with pytest.raises(ps.PerturbsimError, match=typo):  # a letter too many: its likely intent
+        model.predict(["M0G00+M0G1"])
+    with pytest.raises(ps.PerturbsimError, match=r": NOPE$"):  # nothing close: no guess
+        model.predict(["NOPE+M0G1"])
     joined = r"'M0G0_M1G0' looks like genes joined by '_': write 'M0G0\+M1G0'"
     with pytest.raises(ps.PerturbsimError, match=r"1 gene is not in .*: M0G0_M1G0 \(" + joined):
         model.predict("M0G0_M1G0")

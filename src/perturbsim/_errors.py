@@ -62,6 +62,27 @@ def suggestion(value: object, options: Iterable[object]) -> str:
     return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
+def close_spellings(name: str, options: Sequence[str], n: int = 3) -> list[str]:
+    """The ``options`` a letter or two off ``name``: a misspelling's likely intents.
+
+    :func:`difflib.get_close_matches` at ratio 0.75 (e.g. two letters swapped in a
+    four-letter name), lengths at most one apart, so that a short name inside a longer one
+    (``FOO`` in ``FOXO4``) is no match; closest first, at most ``n``.
+
+    Examples
+    --------
+    >>> close_spellings("KFL1", ["KLF1", "KLF2", "FOXO4"])
+    ['KLF1']
+    >>> close_spellings("FOO", ["FOXO4"])
+    []
+    """
+    return [
+        match
+        for match in difflib.get_close_matches(name, options, n=n, cutoff=0.75)
+        if abs(len(match) - len(name)) <= 1
+    ]
+
+
 def counted(count: int, singular: str, plural: str | None = None) -> str:
     """``count`` followed by the words that agree with it: ``singular`` for 1, else ``plural``.
 

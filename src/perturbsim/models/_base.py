@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import weakref
@@ -22,7 +21,14 @@ from scipy import special
 from tqdm.auto import tqdm
 
 from .._checks import check_count, check_flag, check_label_part, check_list, check_nonnegative
-from .._errors import PerturbsimError, case_hint, counted, error_reason, shown_list
+from .._errors import (
+    PerturbsimError,
+    case_hint,
+    close_spellings,
+    counted,
+    error_reason,
+    shown_list,
+)
 from .._keys import (
     CONDITION,
     CONTROL,
@@ -810,9 +816,8 @@ class PerturbationModel(ABC):
         """A hint for the first of ``unknown`` that looks like a misspelt perturbed gene.
 
         `` (did you mean 'KLF1' for 'KFL1'?)`` when the gene is close in spelling
-        (:func:`difflib.get_close_matches`, ratio at least 0.75: e.g. two letters swapped
-        in a four-letter name; lengths at most one apart, so that ``FOO`` is not read as
-        ``FOXO4``) to a gene perturbed in the model's screen (fitted or held
+        (:func:`~perturbsim._errors.close_spellings`) to a gene perturbed in the model's
+        screen (fitted or held
         out) that the model predicts, the closest such; else ``""``. A name the screen
         measured or a human gene symbol (the bundled GO annotations) is no misspelling
         (``CEBPB`` is not ``CEBPE``).
@@ -821,15 +826,7 @@ class PerturbationModel(ABC):
             return ""
         perturbed = sorted(self.perturbed_genes())
         real = {*map(str, self.genes), *human_go()["gene"].astype(str)}
-        close = {
-            g: [  # a letter or two off, not a short name inside a longer (FOO in FOXO4)
-                m
-                for m in difflib.get_close_matches(g, perturbed, n=3, cutoff=0.75)
-                if abs(len(m) - len(g)) <= 1
-            ]
-            for g in unknown
-            if g not in real
-        }
+        close = {g: close_spellings(g, perturbed) for g in unknown if g not in real}
         candidates = sorted({c for matches in close.values() for c in matches})
         if not candidates:
             return ""

@@ -23,7 +23,7 @@ from .._checks import (
     check_positive,
     shown,
 )
-from .._errors import PerturbsimError, counted, first_case_hint, shown_list
+from .._errors import PerturbsimError, close_spellings, counted, first_case_hint, shown_list
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..ds import FitnessScreen
@@ -580,9 +580,16 @@ class FitnessModel:
         return pd.Series(values, index=index, name="fitness")
 
     def _unknown_hint(self, unknown: Sequence[str]) -> str:
-        """A hint for queried genes not in the screen: genes joined otherwise, another case."""
+        """A hint for queried genes not in the screen: joined otherwise, another case, a typo."""
         for gene in unknown:
             for sep, parts in split_at_separators(gene):
                 if all(part in self._node for part in parts):
                     return joined_genes_hint(gene, sep, parts, takes_sep=False)
-        return first_case_hint(unknown, self.genes)
+        in_case = first_case_hint(unknown, self.genes)
+        if in_case:
+            return in_case
+        for gene in unknown:
+            close = close_spellings(gene, self.genes, n=1)
+            if close:
+                return f" (did you mean {close[0]!r} for {gene!r}?)"
+        return ""
