@@ -632,6 +632,18 @@ def test_underscore_labels_without_sep_are_refused_with_the_fix(capsys, caplog, 
     assert not any("joined by" in w for w in warnings)  # chosen: no more advice
 
 
+def test_log_records_print_as_the_commands_own_notes(capsys, screen, tmp_path, monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a plain shell: the command sets up logging
+    screen.var["symbol"] = screen.var_names
+    screen.var_names = [f"ENSG{i:011d}" for i in range(screen.n_vars)]
+    data = _write(screen, tmp_path / "screen.h5ad")
+    assert _train(data, tmp_path / "ids", "--model", "mean") == 0
+    printed = [line for line in capsys.readouterr().err.splitlines() if "--gene-key" in line]
+    assert printed and printed[0].startswith("warning: ")  # as `warning: ...` notes, no module
+    assert "perturbsim." not in printed[0] and "WARNING" not in printed[0]
+
+
 def test_gene_key_names_genes_by_a_var_column(caplog, screen, tmp_path):
     screen.var["symbol"] = screen.var_names
     screen.var_names = [f"ENSG{i:011d}" for i in range(screen.n_vars)]

@@ -114,6 +114,13 @@ def _double_dash_value(argv: Sequence[str]) -> str:
     return ""
 
 
+class _CliFormatter(logging.Formatter):
+    """A log record as the command's own notes read: ``warning: ...`` (no module path)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``perturbsim`` command; return its exit status."""
     refused = _double_dash_value(sys.argv[1:] if argv is None else argv)
@@ -125,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as err:
         print(err.line(sys.argv[1:] if argv is None else argv), file=sys.stderr)
         return 2
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliFormatter())
+    logging.basicConfig(handlers=[handler])  # none when logging is set up already (a host)
     settings.verbosity = "INFO" if args.verbose else "WARNING"
     settings.progress = not args.no_progress
     wording, handlers = _CliWording(), list(logging.getLogger().handlers)
