@@ -991,8 +991,23 @@ def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_
     )
     ax = ps.pl.fitness_scatter(table, method="additive")
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert legend == ["combo_seen2 (3)", "combo_seen1 (6)", "combo_seen0 (1)"]
+    r2 = {  # each subgroup's R² on its drawn pairs, as the scores compute it
+        name: 1
+        - ((g["measured"] - g["predicted"]) ** 2).sum()
+        / ((g["measured"] - g["measured"].mean()) ** 2).sum()
+        for name, g in table.groupby("subgroup")
+        if len(g) > 1
+    }
+    assert legend == [
+        f"combo_seen2 (3, R² {r2['combo_seen2']:.3f})",
+        f"combo_seen1 (6, R² {r2['combo_seen1']:.3f})",
+        "combo_seen0 (1, R² n/a)",  # one pair has no spread to explain
+    ]
     assert [c.get_offsets().shape[0] for c in ax.collections] == [6, 3, 1]  # largest first
+    two_seeds = pd.concat([table, table.assign(seed=1)])  # one of them drawn: said
+    assert ps.pl.fitness_scatter(two_seeds, method="additive").get_title() == (
+        "additive (split seed 0, one of 2)"
+    )
 
 
 def test_cli_names_an_expression_model_folder_that_is_missing_or_a_file(tmp_path, capsys):

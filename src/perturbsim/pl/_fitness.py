@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 
 from .._checks import check_count, checked_table, shown
 from .._errors import PerturbsimError
-from ..tl._fitness import SUBGROUPS, FitnessResult
+from ..tl._fitness import SUBGROUPS, FitnessResult, pair_metrics
 from ._colours import subgroup_colour
 from ._plots import _axes
 
@@ -16,6 +16,12 @@ from ._plots import _axes
 def _subgroup_rank(subgroup: object) -> int:
     """Place of ``subgroup`` in :data:`SUBGROUPS` (any other value last)."""
     return SUBGROUPS.index(subgroup) if subgroup in SUBGROUPS else len(SUBGROUPS)
+
+
+def _r2_text(group: pd.DataFrame) -> str:
+    """``R² 0.947`` of a subgroup's drawn pairs (as the scores compute it), or ``R² n/a``."""
+    r2 = pair_metrics(group["predicted"].to_numpy(), group["measured"].to_numpy())["r2"]
+    return "R² n/a" if np.isnan(r2) else f"R² {r2:.3f}"
 
 
 def fitness_scatter(
@@ -29,7 +35,9 @@ def fitness_scatter(
 
     Pairs the method did not predict, or without a measurement, are left out:
     ``expression_ridge`` predicts only the pairs its expression model covers (the legend
-    counts the pairs shown).
+    counts the pairs shown and gives each subgroup's R² on them, as the scores compute it).
+    One split seed is drawn; the title says which, and of how many (the printed tables
+    average them).
 
     Parameters
     ----------
@@ -109,7 +117,7 @@ def fitness_scatter(
             alpha=0.5,
             color=subgroup_colour(subgroup),
             edgecolors="none",
-            label=f"{subgroup} ({len(group)})",
+            label=f"{subgroup} ({len(group)}, {_r2_text(group)})",
         )
         drawn.append((_subgroup_rank(subgroup), points))
     values = rows[["measured", "predicted"]].to_numpy(dtype=float)
@@ -120,7 +128,8 @@ def fitness_scatter(
     ax.set_ylim(low - pad, high + pad)
     ax.set_xlabel("measured fitness")
     ax.set_ylabel("predicted fitness")
-    ax.set_title(f"{method} (split seed {seed})")
+    shown_seed = f"split seed {seed}" + (f", one of {len(seeds)}" if len(seeds) > 1 else "")
+    ax.set_title(f"{method} ({shown_seed})")
     listed = [points for _, points in sorted(drawn, key=lambda item: item[0])]
     ax.legend(handles=listed, loc="upper left", fontsize="small", frameon=False)
     return ax

@@ -192,7 +192,7 @@ def fitness_split(
     return FitnessSplit(seed=int(seed), seen_genes=seen, train=train, val=val, test=test)
 
 
-def _metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+def pair_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """R² (around the measured mean of these pairs) and Pearson correlation."""
     if measured.size < 2:
         return dict.fromkeys(METRICS, float("nan"))
@@ -398,7 +398,7 @@ def _scores(predictions: pd.DataFrame) -> pd.DataFrame:
     for scope, mask in scopes:
         grouped = predictions[mask].groupby(["seed", "subgroup", "method"], sort=False)
         for (seed, subgroup, method), group in grouped:
-            values = _metrics(group["predicted"].to_numpy(), group["measured"].to_numpy())
+            values = pair_metrics(group["predicted"].to_numpy(), group["measured"].to_numpy())
             for metric, value in values.items():
                 rows.append((seed, scope, subgroup, method, metric, value, len(group)))
     columns = ["seed", "scope", "subgroup", "method", "metric", "value", "n_pairs"]
