@@ -11,6 +11,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -161,12 +162,27 @@ def _gene_file(path, lines):
     return str(path)
 
 
-def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys):
+def _saved_titles(monkeypatch) -> list[str]:
+    """The titles of the figures saved from now on (``Figure.savefig`` still saves them)."""
+    titles: list[str] = []
+    save = Figure.savefig
+
+    def spy(figure, *args, **kwargs):
+        titles.append(figure.axes[0].get_title())
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return titles
+
+
+def test_cli_gi_writes_predictions_and_scores(model_dir, genes, tmp_path, capsys, monkeypatch):
     gene_file = _gene_file(tmp_path / "genes.txt", ["# genes to pair", *genes[:5], "", "  "])
     out = tmp_path / "out"
+    titles = _saved_titles(monkeypatch)
     assert (
         main(["--no-progress", "gi", str(model_dir), "--genes", gene_file, "--out", str(out)]) == 0
     )
+    assert titles[0].startswith("genetic interaction map of predicted pairs")
     pred = ad.read_h5ad(out / "predictions.h5ad")
     assert pred.n_obs == 5 + 10
     assert (pred.obs["flag"].iloc[:5] == "single").all()
@@ -441,14 +457,26 @@ def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):
         gi_scores(profiles, unsupported="G1")
 
 
-def test_cli_measured_gi_scores_the_pairs_the_screen_measured(norman, tmp_path, capsys):
+def test_cli_measured_gi_scores_the_pairs_the_screen_measured(
+    norman, tmp_path, capsys, monkeypatch
+):
     from perturbsim.ds._paths import bundled_path
 
     data = str(bundled_path("norman2019_subset.h5ad"))
     out = tmp_path / "measured"
     run = ["--no-progress", "measured-gi", data, "--control", "control", "--out", str(out)]
+    titles = _saved_titles(monkeypatch)
     assert main(run) == 0
     scores = pd.read_csv(out / "gi_scores.csv", index_col=0, keep_default_na=False)
+    # the map says its pairs are measured, and how many are too noisy to read
+    reliability = pd.to_numeric(scores.loc[scores["flag"] == "", "reliability"])
+    noisy = int((reliability < 0.5).sum())
+    assert 0 < noisy <= len(reliability)  # the subset's few cells: all 3, as printed
+    assert titles[0].startswith("genetic interaction map of measured pairs")
+    assert titles[0].endswith(
+        f"\n{noisy} of {len(reliability)} with singles' reliability below 0.5: read their "
+        "scores as noise"
+    )
     profiles = ps.pp.measured_profiles(norman)
     stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")
     pairs = [p for p in profiles.obs_names if p.count("+") == 1]

@@ -206,10 +206,13 @@ def _write_gi_files(
     map_name: str,
     scores: pd.DataFrame,
     rules: GIRules,
+    what: str,
 ) -> str:
     """Write ``tables`` (file name -> writer) and the GI map of ``scores`` into ``out``.
 
-    The map shows the scores ``rules`` read (:meth:`GIRules.map_columns`).
+    The map shows the scores ``rules`` read (:meth:`GIRules.map_columns`); its title says
+    the pairs are ``what`` (``"predicted"``, ``"measured"``) and, of measured ones, how
+    many have singles too noisy to read (reliability below :data:`MIN_RELIABILITY`).
 
     All are written before any replaces an earlier run's (:func:`atomic_write_all`). With
     fewer than two scored pairs there is nothing to cluster: no map, and a map of an earlier
@@ -221,8 +224,18 @@ def _write_gi_files(
     writes = {out / name: write for name, write in tables.items()}
     drawn = int(is_scored(scores).sum()) >= 2
     if drawn:
-        figure = gi_map(scores, columns=rules.map_columns()).figure
-        writes[out / map_name] = partial(figure.savefig, format="png", dpi=FIGURE_DPI)
+        ax = gi_map(scores, columns=rules.map_columns())
+        lines = ax.get_title().split("\n")
+        lines[0] = f"genetic interaction map of {what} pairs"
+        reliability = scores.loc[is_scored(scores), "reliability"].dropna()
+        noisy = int((reliability < MIN_RELIABILITY).sum())
+        if what == "measured" and noisy:
+            lines.append(
+                f"{noisy} of {len(reliability)} with singles' reliability below "
+                f"{MIN_RELIABILITY}: read their scores as noise"
+            )
+        ax.set_title("\n".join(lines), fontsize="medium")
+        writes[out / map_name] = partial(ax.figure.savefig, format="png", dpi=FIGURE_DPI)
     atomic_write_all(writes)
     if not drawn:
         (out / map_name).unlink(missing_ok=True)
@@ -271,7 +284,7 @@ def _run_gi(args: argparse.Namespace) -> None:
     pairs = pred.obs[PRED_N_TARGETS] == 2
     scores = pred.obs.loc[pairs].drop(columns=PRED_N_TARGETS)
     tables = {GI_FILES[0]: pred.write_h5ad, GI_FILES[1]: partial(scores.to_csv, index_label="pair")}
-    drawn = _write_gi_files(args.out, tables, GI_FILES[2], scores, rules)
+    drawn = _write_gi_files(args.out, tables, GI_FILES[2], scores, rules, "predicted")
     _print_scores(args, scores, int((~pairs).sum()), np.asarray(model.control_mean), "model")
     held = set(singles_of(model.held_out_conditions or [])).intersection(pred.obs_names)
     if held:
@@ -479,7 +492,7 @@ def _run_measured_gi(args: argparse.Namespace) -> None:
         MEASURED_GI_FILES[0]: scores.to_csv,
         MEASURED_GI_FILES[1]: partial(listed.to_csv, index=False),
     }
-    drawn = _write_gi_files(args.out, tables, MEASURED_GI_FILES[2], scores, rules)
+    drawn = _write_gi_files(args.out, tables, MEASURED_GI_FILES[2], scores, rules, "measured")
     n_genes = len({gene for pair in pairs for gene in genes_of(pair)})
     control_mean = np.asarray(profiles[CONTROL].X, dtype=float).ravel()
     _print_scores(args, scores, n_genes, control_mean, "screen")
