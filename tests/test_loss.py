@@ -355,3 +355,13 @@ def test_masked_mean_averages_each_condition_first_and_leaves_empty_ones_out():
     # (mean(1, 2, 3) + mean(10)) / 2, not the pooled (1 + 2 + 3 + 10) / 4
     assert float(masked_mean(values, mask)) == pytest.approx(6.0)
     assert float(masked_mean(values[:2], mask[:2])) == pytest.approx(6.0)
+
+
+def test_direction_loss_is_the_mean_squared_miss_of_the_smoothed_sign():
+    effect = torch.tensor([[0.05, -0.2, 0.0], [0.3, 0.01, -0.02]], dtype=torch.float64)
+    direction = torch.tensor([[1.0, 1.0, -1.0], [1.0, -1.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    loss = direction_loss(effect, direction, mask, temperature=0.1)
+    missed = (direction - torch.tanh(effect / 0.1)).square()
+    expected = (missed[0, :2].mean() + missed[1].mean()) / 2  # each condition first
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)

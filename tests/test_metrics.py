@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -616,3 +618,42 @@ def test_the_full_depth_nmse_of_a_split_half_is_a_full_repeats():
 
     assert float(full_depth("nmse_de", half)) == pytest.approx(full, rel=0.03)
     assert half / 2 < 0.9 * full  # halving alone would read the repeat as better than it is
+
+
+def test_pearson_of_two_genes_is_their_direction():
+    assert pearson(np.array([1.0, 2.0]), np.array([0.0, 5.0])) == pytest.approx(1.0)
+    assert pearson(np.array([1.0, 2.0]), np.array([5.0, 0.0])) == pytest.approx(-1.0)
+
+
+def test_a_condition_measured_as_the_control_has_no_relative_error():
+    # its no-change error is 0: nmse is undefined (NaN), not a division by zero
+    inputs = MetricInputs(
+        predicted=PRED, measured=CONTROL.copy(), control=CONTROL, de_idx=np.array([0, 1])
+    )
+    assert np.isnan(METRICS["nmse"].func(inputs))
+    assert np.isnan(METRICS["nmse_de"].func(inputs))
+
+
+def test_a_gene_neither_predicted_nor_measured_to_change_has_its_direction_right():
+    control = np.array([1.0, 1.0, 1.0])
+    measured = np.array([1.0, 2.0, 0.0])  # unchanged, up, down
+    inputs = MetricInputs(
+        predicted=np.array([1.0, 1.5, 0.5]),
+        measured=measured,
+        control=control,
+        de_idx=np.array([0, 1, 2]),
+    )
+    assert METRICS["direction_error_de"].func(inputs) == 0.0
+    # predicted unchanged where it moved: a coin's half
+    undecided = replace(inputs, predicted=np.array([1.0, 1.0, 0.5]))
+    assert METRICS["direction_error_de"].func(undecided) == pytest.approx(0.5 / 3)
+
+
+def test_a_float64_prediction_is_scored_as_given_however_close_to_the_control():
+    # only predictions stored below float64 are read as the control at their rounding
+    truth = _stats({"ctrl": CONTROL, "A": TRUE})
+    pred = _pred({"A": CONTROL})
+    pred.X = np.asarray(CONTROL + np.array([1e-13, -1e-13, 0.0, 1e-13]))[None, :]
+    assert pred.X.dtype == np.float64
+    frame = score(pred, truth, de_genes={"A": DE}, metrics=["direction_error_de"])
+    assert frame["value"].iloc[0] == 0.0  # g0 up, g1 down, g3 up: all three right

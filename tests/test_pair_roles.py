@@ -8,6 +8,7 @@ from conftest import split_small
 
 import perturbsim as ps
 from perturbsim.models import _pair_roles
+from perturbsim.models._data import ScreenData
 from perturbsim.models._pair_roles import (
     ADDITIVE,
     ROLE_GENES,
@@ -571,3 +572,135 @@ def test_the_role_fit_reads_a_real_interaction_through_noisy_singles(monkeypatch
     no_choice = (np.zeros((6, 6)), np.zeros(6))
     monkeypatch.setattr(_pair_roles, "selection_equations", lambda *_: no_choice)
     assert big_role(fit_pair_roles(a, b, pairs, keep, None, noise)) < 0.69
+
+
+def test_on_a_tie_the_first_single_is_the_bigger_one_and_its_values_follow():
+    a, b = np.array([2.0, -1.5]), np.array([-2.0, 1.5])  # equal sizes on both genes
+    big, small = roles(a, b)
+    np.testing.assert_array_equal(big, a)
+    np.testing.assert_array_equal(small, b)
+    big_noise, small_noise = roles(a, b, (np.array([0.1, 0.1]), np.array([0.3, 0.3])))
+    np.testing.assert_array_equal(big_noise, [0.1, 0.1])
+    np.testing.assert_array_equal(small_noise, [0.3, 0.3])
+
+
+def test_the_choice_adds_nothing_when_every_candidate_is_a_role_gene():
+    a, b = np.linspace(3.0, 0.1, ROLE_GENES + 1), np.linspace(2.0, 0.05, ROLE_GENES + 1)
+    noise = np.full(ROLE_GENES + 1, 0.01)
+    keep = np.ones(ROLE_GENES + 1, dtype=bool)
+    assert np.all(selection_noise(a, b, noise, noise, keep, a + b) > 0)
+    # exactly ROLE_GENES candidates, the targets left out: all chosen, no threshold
+    keep[0] = False
+    np.testing.assert_array_equal(selection_noise(a, b, noise, noise, keep, a + b), np.zeros(4))
+
+
+def test_the_bar_is_on_the_standard_error_of_the_pairs_mean_gain(monkeypatch):
+    # one penalty, no noise, each pair held out alone: its held-out gains by hand, and the
+    # bar set just above, then just below, their t statistic (sample standard deviation)
+    monkeypatch.setattr(_pair_roles, "RIDGES", (0.1,))
+    rng = np.random.default_rng(16)
+    a, b = _singles(rng, 6, n_genes=60)
+    measured = np.array([big + 0.5 * small for big, small in map(roles, a, b)])
+    measured += rng.normal(scale=1.0, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    designs = [role_design(x, y) for x, y in zip(a, b, strict=True)]
+    residuals = [m - d @ ADDITIVE for m, d in zip(measured, designs, strict=True)]
+    grams = [d.T @ d for d in designs]
+    moments = [d.T @ r for d, r in zip(designs, residuals, strict=True)]
+    penalty = 0.1 * np.trace(sum(grams)) / 6 * np.eye(6)
+    gains = []
+    for i in range(6):
+        step = np.linalg.solve(sum(grams) - grams[i] + penalty, sum(moments) - moments[i])
+        gains.append(2 * step @ moments[i] - step @ grams[i] @ step)
+    gains = np.array(gains)
+    t = gains.mean() / (gains.std(ddof=1) / np.sqrt(6))
+    assert t > 0 and sum(gains) > 0
+    monkeypatch.setattr(_pair_roles, "gain_bar", lambda n_pairs: 1.04 * t)
+    assert fit_pair_roles(a, b, measured, keep).is_additive
+    monkeypatch.setattr(_pair_roles, "gain_bar", lambda n_pairs: 0.96 * t)
+    fitted = fit_pair_roles(a, b, measured, keep)
+    assert fitted.ridge == 0.1
+    assert fitted.loo_gain == pytest.approx(gains.sum() / sum(r @ r for r in residuals))
+
+
+def test_a_shared_change_shrunk_to_nothing_is_the_plain_sum():
+    # additive pairs: the shared-change fit competes but its jackknife noise swamps it, so
+    # the sum stands, reported as the sum (infinite penalty, nothing shrunk)
+    rng = np.random.default_rng(0)
+    a, b = _singles(rng, 8)
+    b[:, :50] = np.abs(b[:, :50]) * np.sign(a[:, :50])
+    measured = a + b + rng.normal(scale=1.5, size=a.shape)
+    keep = np.ones(a.shape, dtype=bool)
+    fitted = fit_pair_roles(a, b, measured, keep, shared_change=True)
+    assert fitted.to_dict() == PairRoles.additive(8).to_dict()
+
+
+def test_only_pairs_fit_the_roles_not_larger_sets():
+    # a triple of measured singles is no pair: it does not enter the role fit
+    adata = ps.ds.simulate(size="small", seed=0)
+    labels = list(adata.obs["condition"].astype(str).unique())
+    singles = {c for c in labels if c != "control" and "+" not in c}
+    pair = next(c for c in labels if "+" in c and set(c.split("+")) <= singles)
+    third = next(c for c in sorted(singles) if c not in pair.split("+"))
+    labels = adata.obs["condition"].astype(str)
+    adata.obs["condition"] = labels.where(labels != pair, f"{pair}+{third}")
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    ps.pp.split(adata, kind="none", seed=0, val_fraction=0.0)
+    data = ScreenData.from_adata(adata)
+    conditions = list(data.perturbed(data.train))
+    genes = sorted({g for c in conditions for g in ps.pp.genes_of(c)})
+    alone = [g for g in genes if g in conditions]
+    singles_of = dict(zip(alone, data.changes(alone), strict=True))
+    pairs = [
+        c
+        for c in conditions
+        if len(ps.pp.genes_of(c)) == 2 and all(g in singles_of for g in ps.pp.genes_of(c))
+    ]
+    assert [c for c in conditions if len(ps.pp.genes_of(c)) == 3]  # the triple trains
+    assert all(g in singles_of for g in ps.pp.genes_of(f"{pair}+{third}"))
+    with_triple = _pair_roles.fit_pair_roles_on(singles_of, conditions, data)
+    without = _pair_roles.fit_pair_roles_on(singles_of, pairs, data)
+    assert with_triple.n_pairs == len(pairs)
+    assert with_triple.to_dict() == without.to_dict()
+
+
+def test_a_pair_is_predicted_from_the_features_of_its_role_genes():
+    # the features are those of the genes the fit reads them on, not of every gene
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=300) * np.r_[np.full(100, 3.0), np.full(200, 0.2)]
+    b = rng.normal(size=300) * np.r_[np.full(100, 1.0), np.full(200, 0.5)]
+    fitted = PairRoles(np.array([0.9, -0.2, 0.1, 0.4, 0.3, -0.2]), 0.1, 10, 0.2)
+    keep = np.ones(300, dtype=bool)
+    keep[:2] = False  # the pair's targets
+    chosen = role_genes(a, b, keep)
+    coefficients = fitted.coefficients
+    features = pair_features(a[chosen], b[chosen])
+    big, small = roles(a, b)
+    expected = big * (coefficients[:3] @ features) + small * (coefficients[3:] @ features)
+    np.testing.assert_allclose(fitted.predict(a, b, keep), expected, rtol=1e-12)
+
+
+def test_the_interaction_model_reads_a_pairs_features_off_its_targets():
+    adata = split_small("combo", 0)
+    model = PairInteraction(adata).fit()
+    assert not model.roles.is_additive and model.roles.shared == 0.0
+    test = [str(c) for c in adata.uns["perturbsim"]["split"]["test"] if "+" in str(c)]
+    pair = next(c for c in test if all(g in model.single_genes for g in ps.pp.genes_of(c)))
+    genes = ps.pp.genes_of(pair)
+    a, b = (model.single_delta[list(model.single_genes).index(g)] for g in genes)
+    expected = model.roles.predict(a, b, _pair_roles.off_targets(model.genes, genes))
+    pred = model.predict([pair])
+    unclipped = np.asarray(pred.X)[0] > 0
+    np.testing.assert_allclose(pred.layers["delta"][0][unclipped], expected[unclipped], atol=1e-5)
+    # the targets move most: read with them, the features (and the prediction) differ
+    assert not np.allclose(model.roles.predict(a, b)[unclipped], expected[unclipped], atol=1e-5)
+
+
+def test_a_negative_shared_coefficient_moves_the_pair_beyond_its_sum():
+    # nothing bounds the shared coefficient: below 0 a pair moves the genes both singles
+    # move alike more than their sum
+    a, b = np.array([2.0, -1.0, 3.0, 0.0]), np.array([0.5, -4.0, -3.0, 1.0])
+    roles_fit = PairRoles(ADDITIVE.copy(), 0.0, 8, 0.01, shared=-0.3, shrink=0.5)
+    assert not roles_fit.is_additive
+    np.testing.assert_allclose(roles_fit.predict(a, b), a + b + 0.3 * shared_part(a, b))
+    np.testing.assert_allclose(roles_fit.predict(a, b), [2.65, -5.3, 0.0, 1.0])

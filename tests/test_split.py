@@ -397,3 +397,50 @@ def test_no_warning_of_a_kind_no_draw_can_keep_in_train(labels, caplog):
         s = make_split(adata, kind="simulation", seed=0)
     assert "none of 1000 draws" not in caplog.text
     assert not any("+" in c for c in s.train) and len(s.subgroups) == 3
+
+
+def test_a_kind_one_draw_in_several_can_keep_is_kept_in_train():
+    # six genes in three pairs, two of them unseen: only a draw leaving both unseen genes in
+    # one pair keeps two pairs fully seen, one of which trains (the other is held out); no
+    # draw holds out every subgroup, and the best one keeps the pairs' kind in train
+    labels = ["ctrl", *(f"G{i}" for i in range(6)), "G0+G1", "G2+G3", "G4+G5"]
+    adata = make_screen(labels)
+    ps.pp.setup(adata)
+    for seed in range(3):
+        s = make_split(adata, kind="simulation", seed=seed, val_fraction=0.0)
+        assert any("+" in c for c in s.train), seed
+
+
+def test_validation_prefers_keeping_every_kind_in_train_to_holding_every_subgroup():
+    # no validation draw both keeps a pair in train and holds out every subgroup: training
+    # keeps its pairs, the validation set does with fewer subgroups
+    labels = ["ctrl", *(f"G{i}" for i in range(6)), "G0+G2", "G1+G4"]
+    adata = make_screen(labels)
+    ps.pp.setup(adata)
+    s = make_split(adata, kind="none", seed=0, val_fraction=0.1)
+    assert s.val and any("+" in c for c in s.train)
+
+
+def test_a_screen_of_pairs_alone_is_split_by_simulation_as_documented_and_told_to_use_combo(
+    caplog,
+):
+    # the simulation split's validation set goes without the guard that keeps training
+    # conditions: the pairs it keeps validate, and the screen is told to split by combo
+    labels = ["ctrl", "G0+G1", "G2+G3", "G4+G5", "G6+G7"]
+    adata = make_screen(labels)
+    ps.pp.setup(adata)
+    with caplog.at_level("WARNING", logger="perturbsim.pp._split"):
+        s = make_split(adata, kind="simulation", seed=0)
+    assert s.train == ["ctrl"] and s.val
+    assert "use kind='combo'" in caplog.text
+
+
+def test_the_combo_split_holds_out_the_share_of_pairs_asked_for():
+    # six pairs of four measured singles: a quarter of them (1) tested, the rest trained
+    labels = ["ctrl", "G0", "G1", "G2", "G3"]
+    labels += [f"G{i}+G{j}" for i in range(4) for j in range(i + 1, 4)]
+    adata = make_screen(labels)
+    ps.pp.setup(adata)
+    s = make_split(adata, kind="combo", seed=0, combo_test_fraction=0.25, val_fraction=0.0)
+    assert len(s.subgroups["combo_seen2"]) == 1
+    assert sum("+" in c for c in s.train) == 5

@@ -975,3 +975,32 @@ def test_nearly_collinear_parts_are_still_told_apart():
         parts = np.c_[x, x + 0.02 * z]
         rows.append(FitRow("a", parts, parts @ [0.3, 0.5]))
     np.testing.assert_allclose(shrunk_fit(rows, np.zeros(2)), [0.3, 0.5], atol=1e-6)
+
+
+def test_the_kind_of_a_set_counts_how_many_of_its_genes_were_measured_alone():
+    measured = {"A", "B", "C"}
+    assert kind_of((), measured) == "control"
+    assert kind_of(("A",), measured) == "seen_single"
+    assert kind_of(("X",), measured) == "unseen_single"
+    assert kind_of(("A", "B"), measured) == "combo_seen2"
+    assert kind_of(("A", "X"), measured) == "combo_seen1"
+    assert kind_of(("X", "Y"), measured) == "combo_seen0"
+    # a triple is all measured or not: two of three measured is some
+    assert kind_of(("A", "B", "C"), measured) == "combo_seen2"
+    assert kind_of(("A", "B", "X"), measured) == "combo_seen1"
+
+
+def test_an_unseen_single_moves_its_own_target_by_the_learnt_direct_effect(fitted_small):
+    adata, _ = fitted_small
+    baseline = ps.models.build_model("stacked_baseline", adata, seed=0).fit()
+    gene = str(adata.uns["perturbsim"]["split"]["subgroups"]["unseen_single"][0])
+    column = baseline._gene_column[gene]
+    weights = baseline.weights.query("kind == 'unseen_single'").set_index("part")["weight"]
+    delta = baseline.predict([gene]).layers["delta"][0]
+    mean, effect = baseline.mean_change, baseline.target_effect
+    assert abs(effect[column]) > 10 * abs(mean[column])
+    # the baseline without corrections: the scaled mean change, plus the direct effect on
+    # the gene's own target
+    assert delta[column] == pytest.approx(weights["scale"] * (mean[column] + effect[column]))
+    others = np.arange(len(delta)) != column
+    np.testing.assert_allclose(delta[others], weights["scale"] * mean[others], atol=1e-6)
