@@ -200,8 +200,22 @@ def test_pair_prediction_says_what_makes_a_prediction_weak(norman):
     ax = pl.pair_prediction(model, "KLF1+TP53", measured=norman)
     labels = [c.get_label() for c in ax.containers]
     assert labels == ["KLF1 (measured)", "TP53 (predicted: a generic guess)", "KLF1+TP53 predicted"]
-    assert ax.get_title() == "KLF1+TP53\n(the pair was not measured)"  # drawn, measured singles
+    assert ax.get_title() == (  # drawn, its measured single shown
+        "KLF1+TP53\n(predicted as its singles summed)\n(the pair was not measured)"
+    )
     assert pl.pair_prediction(model, "KLF1+TP53").containers[0].get_label() == "KLF1 (predicted)"
+    additive = ps.Additive(norman).fit()  # a sum, the pair unmeasured: the genes it changes most
+    summed = pl.pair_prediction(additive, "FOXO4+HK2", measured=norman, n_genes=6)
+    assert summed.get_title() == (
+        "FOXO4+HK2\n(predicted as its singles summed)\n(the pair was not measured)"
+    )
+    change = additive.predict("FOXO4+HK2").to_df(layer="delta").iloc[0].abs()
+    genes = [t.get_text() for t in summed.get_xticklabels()]
+    assert genes == change.drop(["FOXO4", "HK2"], errors="ignore").nlargest(6).index.tolist()
+    with pytest.raises(ps.PerturbsimError, match="measured has no profile of FOXO4, HK2 or"):
+        pl.pair_prediction(
+            additive, "FOXO4+HK2", measured=norman[norman.obs["perturbsim_condition"] == "ctrl"]
+        )
     trained = pl.pair_prediction(model, "CEBPE+RUNX1T1", measured=norman)
     assert trained.get_title() == (  # agreement by construction, not a test
         "CEBPE+RUNX1T1: predicted and measured change\n(the model was fitted on this measured pair)"

@@ -308,9 +308,10 @@ def pair_prediction(
     ``A+B``; a black tick marks the additive expectation ``ΔA + ΔB`` of the singles shown.
     The singles are the measured ones when ``measured`` holds them, else the predicted ones
     (the legend says which, and marks a predicted single that is the model's generic guess:
-    ``.obs["unsupported"]`` or ``.obs["generic"]`` of its prediction). The title says when
-    the model was fitted on the measured pair itself and predicts more than its singles'
-    sum (its prediction then agrees with the measurement by construction, not as a test).
+    ``.obs["unsupported"]`` or ``.obs["generic"]`` of its prediction). Given a model, the
+    title says when it was fitted on the measured pair itself and predicts more than its
+    singles' sum (its prediction then agrees with the measurement by construction, not as a
+    test; profiles given as ``source`` do not say what they were fitted on).
 
     Parameters
     ----------
@@ -320,9 +321,9 @@ def pair_prediction(
     pair
         ``"A+B"`` or ``("A", "B")``.
     measured
-        Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen. A
-        pair it does not hold is drawn without a measured bar (the title says so), its
-        measured singles still shown.
+        Measured profiles, :class:`~perturbsim.pp.PseudobulkStats` or a set-up screen,
+        holding the pair or one of its singles. A pair it does not hold is drawn without
+        a measured bar (the title says so), its measured singles still shown.
     genes
         Genes to show; default: of the ``CANDIDATES_PER_GENE * n_genes`` genes, other than
         ``A`` and ``B``, that the predicted pair changes most (and, with ``measured``, those
@@ -367,9 +368,14 @@ def pair_prediction(
         and DELTA_LAYER in source.layers
         and bool(summed_pairs(source, [label]).iloc[0])
     )
-    summed = measured is None and predicted_sum  # with a measurement, it chooses the genes
     truth = None if measured is None else _canonical_rows(delta_table(measured, "measured"))
+    if truth is not None and not {a, b, label} & set(truth.index):
+        raise PerturbsimError(
+            f"measured has no profile of {a}, {b} or {label} (another screen, or labels "
+            "written otherwise?)"
+        )
     pair_measured = truth is not None and label in truth.index
+    summed = not pair_measured and predicted_sum  # a measured pair chooses the genes
     shared = predicted.columns if truth is None else predicted.columns.intersection(truth.columns)
     singles, kinds = [], []
     for gene in (a, b):
