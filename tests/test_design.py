@@ -103,6 +103,15 @@ def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog
     assert "left out of measured=" in caplog.text
 
 
+def test_a_seed_another_strategy_does_not_use_is_warned_of(model, caplog):
+    ranked = ps.tl.design(model, budget=3, seed=5)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "seed=5 is not used: only strategy='random' draws at random; 'combined' ranks the "
+        "same way every time"
+    ]
+    pd.testing.assert_frame_equal(ranked, ps.tl.design(model, budget=3))
+
+
 def test_design_is_deterministic_under_a_seed(model):
     first = ps.tl.design(model, budget=5, strategy="random", seed=3)
     pd.testing.assert_frame_equal(first, ps.tl.design(model, budget=5, strategy="random", seed=3))
@@ -387,14 +396,15 @@ def test_cli_prints_and_writes_the_ranked_list(model_dir, tmp_path, capsys):
     assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()
 
 
-def test_cli_seed_only_with_the_random_strategy(model_dir, tmp_path, capsys):
+def test_cli_seed_only_with_the_random_strategy(model_dir, tmp_path, capsys, caplog):
     out = tmp_path / "next.csv"
     args = ["design", model_dir, "--budget", "3", "--out", str(out), "--seed", "5"]
-    assert main(args) == 2  # a seed the ranking would not use: said, not ignored
-    err = capsys.readouterr().err.strip()
-    assert "--seed 5: only --strategy random draws at random" in err and "\n" not in err
-    assert not out.exists()
-    assert main([*args, "--strategy", "random"]) == 0
+    assert main(args) == 0  # a seed the ranking does not use: said, not ignored (nor refused)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("--seed 5 is not used: only --strategy random") for m in warned)
+    caplog.clear()
+    assert main([*args, "--strategy", "random", "--overwrite"]) == 0
+    assert not [r for r in caplog.records if "is not used" in r.getMessage()]
     loaded = ps.models.PerturbationModel.load(model_dir)
     expected = ps.tl.design(loaded, budget=3, strategy="random", seed=5)["perturbation"]
     assert pd.read_csv(out)["perturbation"].tolist() == expected.tolist()

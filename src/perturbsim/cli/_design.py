@@ -9,7 +9,7 @@ from .._errors import PerturbsimError, counted
 from .._keys import SEP
 from .._settings import check_seed
 from ..pp import canonical_label, genes_of
-from ..tl._design import STRATEGIES
+from ..tl._design import MAX_PAIR_GENES, STRATEGIES
 from ._parser import (
     add_command,
     add_overwrite,
@@ -27,12 +27,7 @@ def _run_design(args: argparse.Namespace) -> None:
     from ..tl import design
 
     out = output_file(args.out, (".csv",))
-    seed = 0 if args.seed is None else check_seed("--seed", args.seed)
-    if args.seed is not None and args.strategy != "random":
-        raise PerturbsimError(
-            f"--seed {args.seed}: only --strategy random draws at random; the "
-            f"{args.strategy} strategy ranks the same way every time (leave --seed out)"
-        )
+    seed = None if args.seed is None else check_seed("--seed", args.seed)
     model = PerturbationModel.load(args.model)
     model.check_control_label(args.control, args.sep, option="--control")
     texts = None  # read before --out is checked against it: a folder is named as such
@@ -95,9 +90,10 @@ def _run_design(args: argparse.Namespace) -> None:
     print(ranked.to_string(index=False, float_format=lambda x: number_text(x, 3)))
     if candidates is None:
         print(
-            "\ncandidates: the untested singles of every gene the model can predict (its "
-            "measured genes, readout genes included) and untested pairs of the screen's "
-            "perturbed genes; to rank a library of your own, give --candidates FILE"
+            "\ncandidates: the untested singles of every gene the model can predict (readout "
+            f"genes included) and the untested pairs among at most {MAX_PAIR_GENES} perturbed "
+            "genes, those in the most measured conditions; to rank a library of your own, give "
+            "--candidates FILE"
         )
     print(f"\nwrote the {counted(len(ranked), 'perturbation')} to measure next to {out}")
 
@@ -143,7 +139,10 @@ def register_design(commands: argparse._SubParsersAction) -> None:
         f"training screen's, else {SEP}; without --sep, a label joined by {SEP} reads as such)",
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="seed of --strategy random (default 0)"
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of --strategy random (default 0; with another strategy, unused: warned)",
     )
     parser.add_argument(
         "--out",

@@ -52,6 +52,10 @@ _CLI_WORDS = (
     (re.compile(r"\bbacked=True\b|\bbacked=(?=,)"), "--backed"),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
+    (
+        re.compile(r"^seed=(\S+) is not used: only strategy='random'"),
+        r"--seed \1 is not used: only --strategy random",
+    ),
     (re.compile(r"\(its kind and seed as for training;"), "(--split and --seed as for training;"),
     (
         re.compile(

@@ -38,6 +38,8 @@ from ._intervals import mean_interval
 
 logger = logging.getLogger(__name__)
 
+MAX_PAIR_GENES = 40
+"""Largest panel of genes whose pairs are default candidates (at most 780 pairs)."""
 STRATEGIES: tuple[str, ...] = ("combined", "uncertainty", "coverage", "random")
 """Ranking strategies of :func:`design`."""
 DESIGN_COLUMNS: tuple[str, ...] = (
@@ -129,7 +131,7 @@ def default_candidates(
     model: PerturbationModel,
     measured: Sequence[str] | None = None,
     *,
-    max_pair_genes: int = 40,
+    max_pair_genes: int = MAX_PAIR_GENES,
 ) -> list[str]:
     """Untested singles of every gene the model covers, and untested pairs of a gene panel.
 
@@ -446,7 +448,7 @@ def design(
     strategy: str = "combined",
     measured: Sequence[str] | None = None,
     go_annotations: pd.DataFrame | None = None,
-    max_pair_genes: int = 40,
+    max_pair_genes: int = MAX_PAIR_GENES,
     uncertainty_weight: float = 1.0,
     coverage_weight: float = 1.0,
     diversity_weight: float = 0.5,
@@ -518,7 +520,7 @@ def design(
         >= 0.
     seed
         Seed of the ``"random"`` strategy (default: ``perturbsim.settings.seed``); the other
-        strategies are deterministic.
+        strategies are deterministic (a seed given with one is warned of as unused).
 
     Returns
     -------
@@ -548,6 +550,13 @@ def design(
     """
     if strategy not in STRATEGIES:
         raise PerturbsimError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    if seed is not None and strategy != "random":  # given, not used: said, not ignored
+        logger.warning(
+            "seed=%s is not used: only strategy='random' draws at random; %r ranks the same "
+            "way every time",
+            seed,
+            strategy,
+        )
     check_fitted_model(model)
     part_weights = (
         check_nonnegative("uncertainty_weight", uncertainty_weight),
