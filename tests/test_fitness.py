@@ -493,6 +493,20 @@ def test_model_is_deterministic_symmetric_and_leaves_torch_state(interacting, ca
     assert twice.predict(pairs).to_numpy() == pytest.approx(once.predict(pairs).to_numpy())
 
 
+def test_a_real_gene_is_no_misspelling_of_a_screen_gene(tmp_path):
+    singles, pairs, go = module_screen()
+    names = {"M0G0": "MAP2K6", "M0G1": "KLF1"}  # a screen of real symbols
+    singles, pairs = singles.rename(names), pairs.rename(index=names, columns=names)
+    screen = ps.ds.read_fitness(write_folder(tmp_path / "gi", singles, pairs))
+    model = ps.models.FitnessModel(screen, go_annotations=go, seed=0).fit(
+        ["MAP2K6+KLF1", "M1G0+M1G1"], max_epochs=5
+    )
+    with pytest.raises(ps.PerturbsimError, match=r": MAP2K7$"):  # another real gene: no guess
+        model.predict(["MAP2K7+KLF1"])
+    with pytest.raises(ps.PerturbsimError, match=r"did you mean 'MAP2K6' for 'MAP2K66'\?"):
+        model.predict(["MAP2K66+KLF1"])
+
+
 def test_model_errors(interacting):
     screen, go = interacting
     model = ps.models.FitnessModel(screen, go_annotations=go)

@@ -26,7 +26,7 @@ from .._checks import (
 from .._errors import PerturbsimError, close_spellings, counted, first_case_hint, shown_list
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
-from ..ds import FitnessScreen
+from ..ds import FitnessScreen, human_go
 from ..ds._fitness import check_screen
 from ..graphs import go_graph
 from ..module._layers import MLP, SimpleGraphConv, seeded_initialisation
@@ -546,8 +546,10 @@ class FitnessModel:
         ------
         PerturbsimError
             One line: the model is not fitted; genes not in the screen (with a hint when one
-            is a screen's gene in another case); the control (``ctrl``: fitness is measured
-            relative to it, so it is not predicted) or a set of more than two genes, named.
+            is a screen's gene in another case, joined by another separator, or misspelt: a
+            letter or two off a screen's gene and no human gene's symbol); the control
+            (``ctrl``: fitness is measured relative to it, so it is not predicted) or a set of
+            more than two genes, named.
         """
         if self.network is None:
             raise PerturbsimError("FitnessModel is not fitted: call .fit() first")
@@ -588,8 +590,9 @@ class FitnessModel:
         in_case = first_case_hint(unknown, self.genes)
         if in_case:
             return in_case
+        human = set(human_go()["gene"].astype(str))  # a real gene's symbol is no misspelling
         for gene in unknown:
-            close = close_spellings(gene, self.genes, n=1)
+            close = [] if gene in human else close_spellings(gene, self.genes, n=1)
             if close:
                 return f" (did you mean {close[0]!r} for {gene!r}?)"
         return ""
