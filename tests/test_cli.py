@@ -642,6 +642,9 @@ def test_log_records_print_as_the_commands_own_notes(capsys, screen, tmp_path, m
     printed = [line for line in capsys.readouterr().err.splitlines() if "--gene-key" in line]
     assert printed and printed[0].startswith("warning: ")  # as `warning: ...` notes, no module
     assert "perturbsim." not in printed[0] and "WARNING" not in printed[0]
+    formatter = root.handlers[0].formatter  # another library's records keep their names
+    other = logging.LogRecord("anndata", logging.WARNING, "", 0, "a note", None, None)
+    assert formatter.format(other) == "WARNING anndata: a note"
 
 
 def test_gene_key_names_genes_by_a_var_column(caplog, screen, tmp_path):

@@ -115,10 +115,17 @@ def _double_dash_value(argv: Sequence[str]) -> str:
 
 
 class _CliFormatter(logging.Formatter):
-    """A log record as the command's own notes read: ``warning: ...`` (no module path)."""
+    """perturbsim's log records as the command's own notes read: ``warning: ...``.
+
+    Other libraries' records (anndata's, scanpy's, a host program's) keep their level and
+    logger's name: ``WARNING anndata: ...``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {super().format(record)}"
+        text = super().format(record)
+        if record.name == "perturbsim" or record.name.startswith("perturbsim."):
+            return f"{record.levelname.lower()}: {text}"
+        return f"{record.levelname} {record.name}: {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
