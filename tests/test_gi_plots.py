@@ -108,6 +108,8 @@ def test_gi_map_draws_a_column_of_rounding_differences_neutral(pairs):
     assert np.ptp(scores[:, list(pl._gi.GI_MAP_COLUMNS).index("magnitude")]) > 1.0
     ticks = [t.get_text() for t in ax.get_xticklabels()]  # said, not drawn as "not called"
     assert ticks[column] == "fit_corr (constant)" and ticks[0].startswith("magnitude (")
+    table["magnitude"] = np.linspace(100.0, 100.49, len(table))  # "100 to 100" at 3 digits
+    assert pl.gi_map(table).get_xticklabels()[0].get_text() == "magnitude (100 to 100.5)"
 
 
 def test_gi_map_needs_scores(pairs):

@@ -474,8 +474,8 @@ def test_cli_measured_gi_scores_the_pairs_the_screen_measured(
     assert 0 < noisy <= len(reliability)  # the subset's few cells: all 3, as printed
     assert titles[0].startswith("genetic interaction map of measured pairs")
     assert titles[0].endswith(
-        f"\n{noisy} of {len(reliability)} with singles' reliability below 0.5: read their "
-        "scores as noise"
+        f"\n{noisy} of {len(reliability)} scored pairs with singles' reliability below 0.5: "
+        "read their scores as noise"
     )
     profiles = ps.pp.measured_profiles(norman)
     stats_ = ps.pp.compute_pseudobulk(norman, coexpression="none")

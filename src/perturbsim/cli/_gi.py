@@ -231,7 +231,7 @@ def _write_gi_files(
         noisy = int((reliability < MIN_RELIABILITY).sum())
         if what == "measured" and noisy:
             lines.append(
-                f"{noisy} of {len(reliability)} with singles' reliability below "
+                f"{noisy} of {len(reliability)} scored pairs with singles' reliability below "
                 f"{MIN_RELIABILITY}: read their scores as noise"
             )
         ax.set_title("\n".join(lines), fontsize="medium")

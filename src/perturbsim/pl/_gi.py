@@ -246,10 +246,16 @@ def gi_map(
 
 
 def _column_label(name: str, values: np.ndarray, varies: bool) -> str:
-    """A score column's tick label: its name and the range of its values, or ``(constant)``."""
+    """A score column's tick label: its name and the range of its values, or ``(constant)``.
+
+    The ends are written to 3 significant digits, or as many more (up to 6) as tell them
+    apart (``99.95 to 100``, not ``100 to 100``).
+    """
     if not varies:
         return f"{name} (constant)"
-    return f"{name} ({values.min():.3g} to {values.max():.3g})"
+    low, high = float(values.min()), float(values.max())
+    digits = next((d for d in range(3, 7) if f"{low:.{d}g}" != f"{high:.{d}g}"), 6)
+    return f"{name} ({low:.{digits}g} to {high:.{digits}g})"
 
 
 # -- one pair -------------------------------------------------------------------------------
