@@ -15,7 +15,7 @@ from scipy.optimize import lsq_linear
 import perturbsim as ps
 from perturbsim.models._data import ScreenData
 from perturbsim.models._pair_neighbours import SPARSITY
-from perturbsim.models._stacked import GEARS_HIDDEN, GEARS_MAX_EPOCHS, kind_of
+from perturbsim.models._stacked import GEARS_HIDDEN, GEARS_MAX_EPOCHS, SCALES, kind_of
 from perturbsim.models._stacking import (
     MIN_CONDITIONS,
     FitRow,
@@ -293,6 +293,19 @@ def test_weights_are_bounded_reported_and_default_without_evidence(fitted_small)
         n_own = int((val_kinds == kind).sum())
         assert (rows["n_conditions"] == (n_own if n_own >= MIN_CONDITIONS else 0)).all(), kind
     assert not corrections["pooled"].any()
+
+
+def test_weights_reports_each_part_s_own_fitted_weight(norman):
+    ps.pp.split(norman, kind="simulation", seed=1)
+    model = ps.models.Stacked(norman, seed=0).fit()
+    weights = model.weights.set_index(["kind", "part"])["weight"]
+    singles = weights.loc["unseen_single"]
+    assert singles.nunique() >= 3  # the Norman subset's unseen singles: parts weighed apart
+    for kind in weights.index.unique(level="kind"):
+        corrections, *_ = model._parts_fit(kind)
+        expected = [*model._scale[kind].weights, *corrections.weights]
+        parts = [*SCALES, *model.corrections]
+        np.testing.assert_allclose(weights.loc[kind].loc[parts].to_numpy(), expected)
 
 
 def test_pairs_of_measured_singles_are_their_sum_without_evidence_otherwise(fitted_small):
