@@ -1176,10 +1176,11 @@ def test_list_files_may_be_pipes_but_not_devices(tmp_path):
     writer.start()
     try:
         assert read_list(fifo, "--genes", "genes") == ["KLF1", "MAP2K6"]
-    finally:
-        if writer.is_alive():  # refused unread: open the other end, or the writer waits on
+    finally:  # a writer still waiting after a while was refused unread: open the other end
+        writer.join(timeout=10)  # (checked at once, a writer done but not yet ended would
+        if writer.is_alive():  # make this read wait for a writer that never comes)
             fifo.read_text()
-        writer.join()
+            writer.join()
     with pytest.raises(ps.PerturbsimError, match="'/dev/null' is not a regular file"):
         read_list(Path("/dev/null"), "--genes", "genes")
 
