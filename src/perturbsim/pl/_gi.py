@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-from matplotlib import colormaps, patheffects
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, rgb_to_hsv
 from matplotlib.lines import Line2D
@@ -729,11 +729,12 @@ def phenotype_landscape(
             (centre["x"], centre["y"]),
             ha="center",
             va="center",
-            fontsize="small",
+            fontsize="medium",
             fontweight="bold",
             color=NEW_CLUSTER_COLOUR if new else "0.15",
             zorder=4,
-            path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+            # a box, not a halo: the label sits on a member's point and must read over it
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.85, "lw": 0},
         )
     handles = [
         Line2D(
