@@ -401,7 +401,10 @@ def test_cli_seed_only_with_the_random_strategy(model_dir, tmp_path, capsys, cap
     args = ["design", model_dir, "--budget", "3", "--out", str(out), "--seed", "5"]
     assert main(args) == 0  # a seed the ranking does not use: said, not ignored (nor refused)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any(m.startswith("--seed 5 is not used: only --strategy random") for m in warned)
+    assert (  # worded with the options, the strategy's name too
+        "--seed 5 is not used: only --strategy random draws at random; --strategy combined ranks "
+        "the same way every time"
+    ) in warned
     caplog.clear()
     assert main([*args, "--strategy", "random", "--overwrite"]) == 0
     assert not [r for r in caplog.records if "is not used" in r.getMessage()]

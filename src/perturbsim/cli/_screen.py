@@ -53,8 +53,8 @@ _CLI_WORDS = (
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
     (
-        re.compile(r"^seed=(\S+) is not used: only strategy='random'"),
-        r"--seed \1 is not used: only --strategy random",
+        re.compile(r"^seed=(\S+) is not used: only strategy='random' draws at random; '(\w+)'"),
+        r"--seed \1 is not used: only --strategy random draws at random; --strategy \2",
     ),
     (re.compile(r"\(its kind and seed as for training;"), "(--split and --seed as for training;"),
     (

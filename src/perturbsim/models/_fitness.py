@@ -547,7 +547,7 @@ class FitnessModel:
         PerturbsimError
             One line: the model is not fitted; genes not in the screen (with a hint when one
             is a screen's gene in another case, joined by another separator, or misspelt: a
-            letter or two off a screen's gene and no human gene's symbol); the control
+            letter or two off a screen's gene and no GO-annotated human gene's symbol); the control
             (``ctrl``: fitness is measured relative to it, so it is not predicted) or a set of
             more than two genes, named.
         """
