@@ -227,11 +227,10 @@ def _write_gi_files(
         ax = gi_map(scores, columns=rules.map_columns())
         lines = ax.get_title().split("\n")
         lines[0] = f"genetic interaction map of {what} pairs"
-        reliability = scores.loc[is_scored(scores), "reliability"].dropna()
-        noisy = int((reliability < MIN_RELIABILITY).sum())
+        noisy, rated = _noisy_singles(scores)
         if what == "measured" and noisy:
             lines.append(
-                f"{noisy} of {len(reliability)} scored pairs with singles' reliability below "
+                f"{noisy} of {rated} scored pairs with singles' reliability below "
                 f"{MIN_RELIABILITY}: read their scores as noise"
             )
         ax.set_title("\n".join(lines), fontsize="medium")
@@ -416,19 +415,24 @@ def _per_gene_calls(
     return listed, text
 
 
+def _noisy_singles(scores: pd.DataFrame) -> tuple[int, int]:
+    """Scored pairs whose singles' reliability is below :data:`MIN_RELIABILITY`, of those rated."""
+    reliability = scores.loc[is_scored(scores), "reliability"].dropna()
+    return int((reliability < MIN_RELIABILITY).sum()), len(reliability)
+
+
 def _reliability_text(scores: pd.DataFrame) -> str:
     """How many scored pairs have singles whose noise rivals their spread, and what it does.
 
     ``""`` when no scored pair has a reliability (none scored).
     """
-    reliability = scores.loc[is_scored(scores), "reliability"].dropna()
-    if reliability.empty:
+    noisy, rated = _noisy_singles(scores)
+    if not rated:
         return ""
-    noisy = int((reliability < MIN_RELIABILITY).sum())
     text = (
         f"singles' reliability (column reliability: the share of their spread over the "
         f"fitted genes that is not noise, below 0 where a single is all noise): {noisy} of "
-        f"{len(reliability)} scored pairs below {MIN_RELIABILITY}"
+        f"{rated} scored pairs below {MIN_RELIABILITY}"
     )
     if noisy:
         text += (
@@ -442,9 +446,9 @@ def _reliability_text(scores: pd.DataFrame) -> str:
             "the magnitudes and the subtypes; the fit's own in c1_uncorrected, "
             "c2_uncorrected; noise still lowers fit_corr: neomorphisms stay over-called)"
         )
-    if len(reliability) > noisy:
+    if rated > noisy:
         text += (
-            f"; --correct-noise corrects the coefficients of the {len(reliability) - noisy} at "
+            f"; --correct-noise corrects the coefficients of the {rated - noisy} at "
             "or above it for the bias noise still puts in them"
         )
     return text

@@ -78,11 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_perturbsim(record: logging.LogRecord) -> bool:
+    """Whether a log record is perturbsim's own (its logger ``perturbsim`` or below)."""
+    return record.name == "perturbsim" or record.name.startswith("perturbsim.")
+
+
 class _CliWording(logging.Filter):
     """Words perturbsim's messages logged while a command runs with the CLI's options."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "perturbsim" or record.name.startswith("perturbsim."):
+        if _is_perturbsim(record):
             try:
                 record.msg, record.args = cli_wording(record.getMessage()), None
             except (TypeError, ValueError):  # a malformed record: logging reports it
@@ -123,7 +128,7 @@ class _CliFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        if record.name == "perturbsim" or record.name.startswith("perturbsim."):
+        if _is_perturbsim(record):
             return f"{record.levelname.lower()}: {text}"
         return f"{record.levelname} {record.name}: {text}"
 

@@ -1410,7 +1410,11 @@ def gi_scores(
         records.append(record)
     if pairs is not None:  # asked for by name: a typo is said, not only flagged
         _tell_missing_pairs(
-            [r["pair"] for r in records if str(r["flag"]).startswith("missing")],
+            [
+                r["pair"]
+                for r in records
+                if r["pair"] not in rows or any(g not in rows for g in genes_of(r["pair"]))
+            ],
             every=False,
             where="profiles",
             outcome="flagged, not scored",
