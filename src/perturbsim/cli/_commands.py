@@ -732,11 +732,24 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
         lines = [f"no calibrated scores: {why}"]
     else:
         table = _headline(calibrated, groups, digits=2)
+        undefined = [
+            m
+            for m in pd.unique(table.index.get_level_values("metric"))
+            if table.loc[m].isna().to_numpy().all()
+        ]
+        table = table.drop(index=undefined, level="metric")
         lines = [
             "calibrated scores, mean over seeds (0 = no better than the mean of the training "
-            "perturbations, 1 = as good as repeating the experiment; higher is better):",
-            table.to_string(),
+            "perturbations, 1 = as good as repeating the experiment; higher is better):"
         ]
+        if not table.empty:
+            lines.append(table.to_string())
+        if undefined:
+            lines.append(
+                f"{'not shown' if not table.empty else 'none'}: undefined for every model and "
+                f"subgroup in {', '.join(undefined)} (the replicate nowhere clearly better than "
+                "the mean; see the raw means below)"
+            )
         if table.isna().to_numpy().any():
             lines.append(
                 "NaN: undefined there (a model not covering the subgroup, a correlation with "
