@@ -52,6 +52,8 @@ def test_control_label_and_user_separator():
         ("A +B", "white space$"),  # no clean split: no hint
         ("A + B", r"white space \(genes joined by ' \+ '\? pass sep=' \+ '\)"),
         ("A B", r"white space \(genes joined by ' '\? pass sep=' '\)"),
+        ("A, B", r"white space \(genes joined by ', '\? pass sep=', '\)"),  # not ' '
+        ("A / B", r"white space \(genes joined by ' / '\? pass sep=' / '\)"),
         (float("nan"), "NaN"),
         (3, "expected a string"),
     ],

@@ -37,7 +37,8 @@ _GEARS_CONTROL_TOKEN = "ctrl"
 def _white_space_hint(label: str, sep: str) -> str:
     """A hint for white space in ``label``: a spaced separator, or padding around it.
 
-    A spaced separator (``" + "``, ``"; "``, ``" "``) the label splits cleanly at, or
+    A spaced separator (``" + "``, ``"; "``, ``", "``: ``sep`` or one of :data:`SEPARATORS`,
+    else ``" "``) the label splits cleanly at, or
     padding around a label with no white space inside.
 
     Examples
@@ -46,6 +47,8 @@ def _white_space_hint(label: str, sep: str) -> str:
     " (genes joined by ' + '? pass sep=' + ')"
     >>> _white_space_hint("A; B", ";")
     " (genes joined by '; '? pass sep='; ')"
+    >>> _white_space_hint("A, B", "+")
+    " (genes joined by ', '? pass sep=', ')"
     >>> _white_space_hint(" A+B ", "+")
     ' (white space around the label: strip the labels first, e.g. with .str.strip())'
     >>> _white_space_hint(" A + B ", " + ")
@@ -57,7 +60,9 @@ def _white_space_hint(label: str, sep: str) -> str:
         inside = SEP in token or (bare and bare in token) or any(ch.isspace() for ch in token)
         return bool(token) and not inside
 
-    for spaced in dict.fromkeys((f" {bare} ", f"{bare} ", " ")):  # "A + B", "A; B", "A B"
+    others = [s for s in SEPARATORS if s != bare]
+    spacings = [(f" {s} ", f"{s} ") for s in (bare, *others)]  # "A + B", "A; B", "A, B"
+    for spaced in dict.fromkeys([*(x for pair in spacings for x in pair), " "]):  # "A B"
         tokens = label.split(spaced)
         if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
             return f" (genes joined by {spaced!r}? pass sep={spaced!r})"
