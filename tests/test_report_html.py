@@ -234,6 +234,12 @@ def test_write_html_report_alone(result, tmp_path):
     assert path == tmp_path / "new" / "page.html"
     assert [p.name for p in path.parent.iterdir()] == ["page.html"]
     assert "calibrated" in Page(path.read_text(encoding="utf-8")).tables[0]["class"]
+    # an existing page is kept unless told to replace it, as every other writer does
+    path.write_text("mine")
+    with pytest.raises(ps.PerturbsimError, match="page.html' already exists; pass overwrite=True"):
+        ps.io.write_html_report(result, path)
+    assert path.read_text() == "mine"
+    assert ps.io.write_html_report(result, path, overwrite=True).read_text() != "mine"
 
 
 def test_write_html_report_checks_its_input_and_path_as_write_report_does(

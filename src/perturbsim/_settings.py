@@ -74,7 +74,9 @@ class Settings:
         """Logging level of the ``perturbsim`` logger: set here, else inherited.
 
         A level between the named ones (set on the logger directly) reads as the named
-        level below it, so that it can be set back.
+        level below it, so that it can be set back. What passes is printed by logging's
+        handlers: without one configured (``logging.basicConfig()``), Python's last resort
+        prints warnings and errors only.
         """
         level = logging.getLogger(_LOGGER_NAME).getEffectiveLevel()
         names = [name for name in VERBOSITIES if logging.getLevelName(name) <= level]

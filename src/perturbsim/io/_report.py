@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .._atomic import atomic_write, check_writable_place, write_results_dir
-from .._checks import as_path
+from .._checks import as_path, check_flag
 from .._errors import PerturbsimError
 from .._settings import each_warning_once
 from ..pl import (
@@ -363,7 +363,9 @@ def _write_report(result: EvaluationResult, out: Path, *, title: str) -> dict[st
     return written
 
 
-def write_html_report(result: EvaluationResult, path: str | Path, *, title: str = TITLE) -> Path:
+def write_html_report(
+    result: EvaluationResult, path: str | Path, *, title: str = TITLE, overwrite: bool = False
+) -> Path:
     """Write the self-contained HTML page of an evaluation.
 
     The page opens with the calibrated scores of the headline metrics (models x test
@@ -377,9 +379,11 @@ def write_html_report(result: EvaluationResult, path: str | Path, *, title: str 
     result
         The evaluation (:func:`perturbsim.tl.evaluate`).
     path
-        The file, replaced atomically if present; its folder is created if absent.
+        The file; its folder is created if absent.
     title
         Heading of the page, e.g. the screen's name.
+    overwrite
+        Replace ``path`` (atomically) if it exists; else an existing file is refused.
 
     Returns
     -------
@@ -389,8 +393,8 @@ def write_html_report(result: EvaluationResult, path: str | Path, *, title: str 
     ------
     PerturbsimError
         Before any work, if ``result`` is not an evaluation, or ``path`` is not a path, is a
-        folder, or lies where nothing can be written (behind a file, in a folder this
-        process may not write into).
+        folder, exists (without ``overwrite``), or lies where nothing can be written (behind
+        a file, in a folder this process may not write into).
 
     Examples
     --------
@@ -404,11 +408,14 @@ def write_html_report(result: EvaluationResult, path: str | Path, *, title: str 
     """
     _check_result(result)
     path = as_path("path", path)
+    overwrite = check_flag("overwrite", overwrite)
     if path.is_dir():
         raise PerturbsimError(
             f"path {str(path)!r} is a folder: give the page's file name, e.g. "
             f"{str(path / 'report.html')!r} (write_report writes a folder)"
         )
+    if path.exists() and not overwrite:
+        raise PerturbsimError(f"{str(path)!r} already exists; pass overwrite=True to replace it")
     check_writable_place(path, "the report")
     summary = result.summary()
     page = html_report(
