@@ -64,8 +64,16 @@ def test_measured_row_matches_scoring_measured_means_by_hand(small, small_result
     np.testing.assert_allclose(got["random_precision"], expected["random_precision"])
 
 
-def test_real_screen_takes_the_measured_means_as_truth(norman):
-    result = ps.tl.evaluate(norman, models=["additive"], seeds=[1], replicate=False)
+def test_real_screen_takes_the_measured_means_as_truth(norman, caplog):
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        result = ps.tl.evaluate(norman, models=["additive"], seeds=[1], replicate=False)
+    # a handful of test pairs, fewer than k: precision@10 is a random ranking's, and said so
+    n_pairs = int(result.gi["n_pairs"].iloc[0])
+    assert n_pairs <= 10
+    np.testing.assert_allclose(result.gi["precision_at_k"], result.gi["random_precision"])
+    assert f"interactions: {n_pairs} test pairs scored in a seed, no more than k = 10" in (
+        caplog.text
+    )
     assert set(result.gi["truth"]) == {"measured"}
     assert "measured" not in set(result.gi["model"])  # no noiseless truth to rank against
     note = ps.io._html.gi_note(result)

@@ -162,7 +162,8 @@ class GITruth:
         """:func:`gi_precision` of ``predicted`` scores, with ``model``, ``seed``, ``truth``.
 
         Against ``truth`` scores (default the truth's). None when no pair is scored in both
-        tables (e.g. every pair flagged).
+        tables (e.g. every pair flagged). No more than ``k`` pairs in both are warned of:
+        precision@k then equals a random ranking's.
         """
         truth = self.scores if truth is None else truth
         if truth is None:
@@ -171,6 +172,15 @@ class GITruth:
         if both.empty:
             logger.info("seed %d, %s: no pair scored in both prediction and truth", self.seed, name)
             return None
+        if len(both) <= k:
+            logger.warning(
+                "interactions: %d test pairs scored in a seed, no more than k = %d: "
+                "precision@%d then counts every pair and equals a random ranking's (top-k "
+                "accuracy 1), saying nothing of the ranking; a smaller k or more test pairs",
+                len(both),
+                k,
+                k,
+            )
         table = gi_precision(predicted, truth, k=k)
         table["n_genes"] = len(self.genes)
         table.insert(0, "truth", self.kind)

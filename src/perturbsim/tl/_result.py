@@ -514,7 +514,12 @@ class EvaluationResult:
         Returns
         -------
         One row per ``model`` (the anchors left out), ``subgroup``, ``metric``, with the
-        columns of :meth:`summary`. Empty when the evaluation lacks an anchor.
+        columns of :meth:`summary`. Empty when the evaluation lacks an anchor. ``std`` is
+        the spread over seeds of the per-seed values ``(model - b) / span``; the interval is
+        not built from it (not ``mean ± t · std / sqrt(n_seeds)``) but from the ratio
+        estimator above, so it can be much narrower (a model that gains exactly what the
+        replicate gains, condition by condition, is at 1 with no doubt, however the
+        per-seed values spread) or wider.
         """
         self._check_baseline(baseline)
         missing = [a for a in (baseline, REPLICATE) if a not in set(self.scores["model"])]
