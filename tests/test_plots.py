@@ -492,6 +492,14 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
     assert [t.get_text() for t in ax.texts] == expected
     assert any("/" in note for note in expected)  # additive covers only some pairs
     assert "–" in expected  # and no unseen single
+    # a bar of some conditions only is faded, every other one drawn solid
+    for container in (c for c in ax.containers if isinstance(c, BarContainer)):
+        for group, bar in zip(subgroups, container.patches, strict=True):
+            covered, total = coverage.loc[(container.get_label(), group), ["n_covered", "n_total"]]
+            partial = 0 < covered < total and np.isfinite(bar.get_height())
+            assert bar.get_alpha() == (pl._plots.PARTIAL_ALPHA if partial else None)
+    assert any(bar.get_alpha() for bar in ax.patches)
+    assert all(h.get_alpha() is None for h in ax.get_legend().legend_handles)  # full colours
     # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
     for text in ax.texts:
         x, y = text.get_position()

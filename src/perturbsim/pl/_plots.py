@@ -53,6 +53,8 @@ _FOOT_NOTE = {
     "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
 }
 """How a bar's coverage note is written beside it (:func:`_note_place`)."""
+PARTIAL_ALPHA = 0.45
+"""Opacity of a bar that is the mean of part of its subgroup's conditions only."""
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -247,7 +249,8 @@ def metric_bars(
     means of (a range, e.g. ``2–5 seeds``, where they differ). Each model is scored on the
     conditions it can predict: a bar of fewer than all the subgroup's test conditions is
     labelled ``scored/total`` (over the seeds; scored: covered, and the metric defined there,
-    as a correlation is not on a change predicted as none) beside it, never over it: from 0
+    as a correlation is not on a change predicted as none) and faded, the note beside it,
+    never over it: from 0
     on the side the bar does not take where the axis has room, else past its end, as its
     mean is not of the same conditions as the others' (from an
     :class:`~perturbsim.tl.EvaluationResult`, or ``coverage``). The split-half replicate,
@@ -358,7 +361,7 @@ def metric_bars(
         means.append(mean)
         ends.append(np.concatenate([low, high]))
         positions = x + (i - (len(models) - 1) / 2) * width
-        ax.bar(
+        bars = ax.bar(
             positions,
             mean,
             width=width,
@@ -371,7 +374,9 @@ def metric_bars(
                 else {"color": colours[model]}
             ),
         )
-        for position, group, height in zip(positions, subgroups, mean, strict=True):
+        for bar, position, group, height in zip(
+            bars.patches, positions, subgroups, mean, strict=True
+        ):
             # a bar of fewer conditions says how many, beside it; a missing one, why (without
             # coverage, a row absent from the summary is a subgroup the model never covered)
             if coverage is not None:
@@ -388,6 +393,8 @@ def metric_bars(
                 note = "n/a" + (f" ({note})" if note else "")
             if note:
                 notes.append((position, note, height))
+            if note and np.isfinite(height):  # a mean of some conditions only: faded
+                bar.set_alpha(PARTIAL_ALPHA)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bottom, top = _value_range(metric, np.concatenate(means))
@@ -424,7 +431,9 @@ def metric_bars(
     # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
     width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
     ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
-    ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    legend = ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for handle in legend.legend_handles:  # a model's colour, not its first bar's fading
+        handle.set_alpha(None)
     return ax
 
 

@@ -173,11 +173,10 @@ class GITruth:
             logger.info("seed %d, %s: no pair scored in both prediction and truth", self.seed, name)
             return None
         if len(both) <= k:
-            logger.warning(
-                "interactions: %d test pairs scored in a seed, no more than k = %d: "
-                "precision@%d then counts every pair and equals a random ranking's (top-k "
-                "accuracy 1), saying nothing of the ranking; a smaller k or more test pairs",
-                len(both),
+            logger.warning(  # once an evaluation (each_warning_once), whatever the count
+                "interactions: a seed scores no more test pairs than k = %d, so precision@%d "
+                "counts every pair and equals a random ranking's (top-k accuracy 1), saying "
+                "nothing of the ranking (evaluate's gi_k sets k)",
                 k,
                 k,
             )
