@@ -157,6 +157,8 @@ def test_predicted_vs_true(split_tiny, pair):
     ax = pl.predicted_vs_true(pred, stats, genes=genes)
     assert isinstance(ax, Axes)
     assert ax.get_title() == f"{pair}: {len(genes)} genes"
+    assert ax.get_xlabel() == "measured change over control (log-normalised expression)"
+    assert ax.get_ylabel() == "predicted change over control (log-normalised expression)"
     points = ax.collections[0].get_offsets()
     assert points.shape == (len(genes), 2)
     cols = [list(stats.genes).index(g) for g in genes]

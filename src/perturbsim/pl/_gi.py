@@ -29,7 +29,7 @@ from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
 from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, summed_pairs, true_values
 from ..pp._labels import label_sep
-from ._plots import ProfileSource, _axes, checked_genes, delta_table
+from ._plots import UNIT, ProfileSource, _axes, checked_genes, delta_table
 
 logger = logging.getLogger(__name__)
 
@@ -438,7 +438,7 @@ def pair_prediction(
     )
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, genes, rotation=90)
-    ax.set_ylabel("change over control")
+    ax.set_ylabel(f"change over control ({UNIT})")
     notes = [
         *(["(predicted as its singles summed)"] if summed else []),
         *(  # a sum of singles learnt nothing from the pair

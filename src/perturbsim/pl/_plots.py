@@ -43,6 +43,8 @@ _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)
 """Axis limits of bounded metrics, by the first word of the metric name."""
 
 
+UNIT = "log-normalised expression"
+"""The unit of a change over control on a plot's axis (the screens' values: ``log1p``)."""
 _MARKERS = ("o", "s", "^", "v", "D", "x")
 """Markers of the runs of a training history, one each, in turn."""
 _FOOT_NOTE = {
@@ -612,8 +614,8 @@ def predicted_vs_true(
     ax.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.set_xlabel("measured change over control")
-    ax.set_ylabel("predicted change over control")
+    ax.set_xlabel(f"measured change over control ({UNIT})")
+    ax.set_ylabel(f"predicted change over control ({UNIT})")
     drawn = int((np.isfinite(x) & np.isfinite(y)).sum())
     what = counted(drawn, "gene") if genes is not None else f"all {counted(drawn, 'gene')}"
     ax.set_title(f"{condition}: {what}" if condition else what)
