@@ -756,8 +756,11 @@ def split(
         (``unseen_single``), as do combinations with an unseen gene (``combo_seen0``,
         ``combo_seen1``, ``combo{n}_seen{k}``). Of the combinations whose genes are all seen,
         ``int(m * combo_seen2_train_fraction)`` stay in train and the rest go to test
-        (``combo_seen2``). *Seen* means drawn as seen, as in GEARS: a seen gene may be
-        perturbed only within a test pair.
+        (``combo_seen2``). *Seen* means drawn as seen, as in GEARS, not trained on: a seen
+        gene may be perturbed only within a test pair, or alone only in validation (its
+        single carved out of train below), so a ``combo_seen1`` pair may have no gene of a
+        training condition (the default model marks its predictions of such genes
+        ``unsupported``).
     ``"single"``
         For single-gene screens: the same procedure on the single-gene conditions only
         (test: ``unseen_single``). Multi-gene conditions are *excluded* (in no set).
