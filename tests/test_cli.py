@@ -288,6 +288,17 @@ def test_scores_text_leaves_out_a_metric_no_model_is_calibrated_on():
     text = _scores_text(result.summary(), result.calibrated(), result.coverage_table())
     assert "none: undefined for every model and subgroup in direction_error_de" in text
     assert "Empty DataFrame" not in text
+    # a metric with no calibrated row at all (undefined for the model itself) is named too
+    constant = scores[scores["metric"] == "pearson_delta_de"].assign(
+        value=lambda t: t["value"].where(t["model"] != "stacked")
+    )
+    both = pd.concat([constant, undefined.assign(value=0.1)]).query("model != 'replicate'")
+    both = pd.concat([both, scores.query("model == 'replicate'")])
+    result = EvaluationResult(scores=both, coverage=coverage, settings={"models": ["stacked"]})
+    calibrated = result.calibrated()
+    assert "pearson_delta_de" not in set(calibrated["metric"])
+    text = _scores_text(result.summary(), calibrated, result.coverage_table())
+    assert "pearson_delta_de" in text.split("mean over held-out conditions")[0]
 
 
 def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():

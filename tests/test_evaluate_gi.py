@@ -71,7 +71,7 @@ def test_real_screen_takes_the_measured_means_as_truth(norman, caplog):
     n_pairs = int(result.gi["n_pairs"].iloc[0])
     assert n_pairs <= 10
     np.testing.assert_allclose(result.gi["precision_at_k"], result.gi["random_precision"])
-    assert "interactions: a seed scores no more test pairs than k = 10" in caplog.text
+    assert "interactions: a seed ranks no more test pairs than k = 10" in caplog.text
     assert set(result.gi["truth"]) == {"measured"}
     assert "measured" not in set(result.gi["model"])  # no noiseless truth to rank against
     note = ps.io._html.gi_note(result)

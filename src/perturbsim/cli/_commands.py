@@ -732,12 +732,14 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
         lines = [f"no calibrated scores: {why}"]
     else:
         table = _headline(calibrated, groups, digits=2)
-        undefined = [
+        present = set(table.index.get_level_values("metric"))
+        undefined = [  # scored raw, but calibrated nowhere (no row, or every row NaN)
             m
-            for m in pd.unique(table.index.get_level_values("metric"))
-            if table.loc[m].isna().to_numpy().all()
+            for m in HEADLINE_METRICS
+            if m in set(summary["metric"])
+            and (m not in present or table.loc[m].isna().to_numpy().all())
         ]
-        table = table.drop(index=undefined, level="metric")
+        table = table.drop(index=[m for m in undefined if m in present], level="metric")
         lines = [
             "calibrated scores, mean over seeds (0 = no better than the mean of the training "
             "perturbations, 1 = as good as repeating the experiment; higher is better):"

@@ -872,8 +872,8 @@ class PerturbationModel(ABC):
         return (
             f"{shown_list(outside, _MAX_NAMED_GENES)} {'is' if len(outside) == 1 else 'are'} "
             "not in the model's GO graph, which holds only the screen's perturbed and measured "
-            "genes: however closely GO ties such a gene to a gene measured alone, no tie "
-            "counts towards its support"
+            "genes that GO annotates: however closely GO ties such a gene to a gene measured "
+            "alone, no tie counts towards its support"
         )
 
     def _warn_of(self, prediction: AnnData, fix: str = "") -> None:

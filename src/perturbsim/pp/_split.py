@@ -759,8 +759,8 @@ def split(
         (``combo_seen2``). *Seen* means drawn as seen, as in GEARS, not trained on: a seen
         gene may be perturbed only within a test pair, or alone only in validation (its
         single carved out of train below), so a ``combo_seen1`` pair may have no gene of a
-        training condition (the default model marks its predictions of such genes
-        ``unsupported``).
+        training condition (the default model predicts such a gene as one never measured:
+        its predictions' ``unsupported`` and ``generic`` flags say how).
     ``"single"``
         For single-gene screens: the same procedure on the single-gene conditions only
         (test: ``unseen_single``). Multi-gene conditions are *excluded* (in no set).

@@ -162,8 +162,9 @@ class GITruth:
         """:func:`gi_precision` of ``predicted`` scores, with ``model``, ``seed``, ``truth``.
 
         Against ``truth`` scores (default the truth's). None when no pair is scored in both
-        tables (e.g. every pair flagged). No more than ``k`` pairs in both are warned of:
-        precision@k then equals a random ranking's.
+        tables (e.g. every pair flagged). No more than ``k`` pairs ranked for a subtype
+        (scored in both, the truth's strength known) are warned of: precision@k then
+        equals a random ranking's.
         """
         truth = self.scores if truth is None else truth
         if truth is None:
@@ -172,15 +173,17 @@ class GITruth:
         if both.empty:
             logger.info("seed %d, %s: no pair scored in both prediction and truth", self.seed, name)
             return None
-        if len(both) <= k:
+        table = gi_precision(predicted, truth, k=k)
+        ranked = table["n_pairs"] > 0  # a subtype no truth pair has a known score of: none
+        if (table.loc[ranked, "n_pairs"] <= k).any():
             logger.warning(  # once an evaluation (each_warning_once), whatever the count
-                "interactions: a seed scores no more test pairs than k = %d, so precision@%d "
-                "counts every pair and equals a random ranking's (top-k accuracy 1), saying "
-                "nothing of the ranking (evaluate's gi_k sets k)",
+                "interactions: a seed ranks no more test pairs than k = %d (of a subtype whose "
+                "truth is known), so precision@%d counts every pair and equals a random "
+                "ranking's (top-k accuracy 1), saying nothing of the ranking (evaluate's gi_k "
+                "sets k)",
                 k,
                 k,
             )
-        table = gi_precision(predicted, truth, k=k)
         table["n_genes"] = len(self.genes)
         table.insert(0, "truth", self.kind)
         table.insert(0, "seed", self.seed)
