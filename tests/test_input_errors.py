@@ -106,6 +106,22 @@ def test_predict_names_genes_joined_by_another_separator(additive):
     assert additive.predict(["KLF1_MAP2K6"], sep="_").obs_names.tolist() == ["KLF1+MAP2K6"]
 
 
+def test_an_ensembl_id_is_pointed_to_the_gene_symbol(additive, split_norman):
+    with pytest.raises(PerturbsimError) as err:
+        additive.predict(["ENSG00000105610+KLF1"])  # KLF1's own ID, on a screen of symbols
+    assert str(err.value).endswith(
+        "('ENSG00000105610' looks like an Ensembl gene ID: the model knows genes by the "
+        "screen's names, e.g. 'BPGM'; query the gene's symbol)"
+    )
+    # a screen measured by Ensembl IDs: an ID is no mistake there, so no such hint
+    by_id = split_norman.copy()
+    by_id.var_names = [f"ENSG{i:011d}" for i in range(by_id.n_vars)]
+    model = ps.models.build_model("additive", by_id).fit()
+    with pytest.raises(PerturbsimError) as err:
+        model.predict(["ENSG99999999999+KLF1"])
+    assert "Ensembl" not in str(err.value)
+
+
 def test_a_control_guide_name_is_pointed_to_the_control_option(additive):
     with pytest.raises(PerturbsimError) as err:
         additive.predict(["NegCtrl"])

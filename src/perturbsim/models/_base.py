@@ -58,6 +58,7 @@ from ..pp._gi import (
     resolve_abundance,
     summed_pairs,
 )
+from ..pp._label_hint import ENSEMBL_ID
 from ..pp._labels import (
     CONTROL_LOOKALIKE_GENES,
     is_control_word,
@@ -337,6 +338,22 @@ def _control_hint(genes: Sequence[str], *, labels: bool) -> str:
             "the control's name)"
         )
     return f" ({guides[0]!r} looks like a control label, not a gene: leave it out)"
+
+
+def _ensembl_hint(genes: Sequence[str], known: Sequence[str]) -> str:
+    """The hint for the first of ``genes`` that is an Ensembl ID where ``known`` are names.
+
+    ``known``: the model's genes, the first named in the hint; none where they are mostly
+    Ensembl IDs.
+    """
+    ids = [g for g in genes if ENSEMBL_ID.match(g)]
+    named = [g for g in known if not ENSEMBL_ID.match(str(g))]
+    if not ids or 2 * len(named) <= len(known):
+        return ""
+    return (
+        f" ({ids[0]!r} looks like an Ensembl gene ID: the model knows genes by the screen's "
+        f"names, e.g. {str(named[0])!r}; query the gene's symbol)"
+    )
 
 
 class PerturbationModel(ABC):
@@ -679,7 +696,8 @@ class PerturbationModel(ABC):
         mean 'MIDEAS'? ...)`` for a human gene's former name (the bundled alias table),
         `` (did you mean 'KLF1' for 'KFL1'?)`` for a misspelling of a gene the screen
         perturbed (:meth:`_typo_hint`), `` ('NegCtrl' looks like a control label ...)`` for
-        a control guide's name the model cannot predict, or ``""``.
+        a control guide's name the model cannot predict, `` ('ENSG...' looks like an
+        Ensembl gene ID ...)`` for an ID where the model's genes are names, or ``""``.
 
         Parameters
         ----------
@@ -733,7 +751,11 @@ class PerturbationModel(ABC):
             if next(covered) and gene not in known:
                 return hint
         unknown = [g for g in genes if g not in known]
-        return self._typo_hint(unknown) or _control_hint(unknown, labels=labels)
+        return (
+            self._typo_hint(unknown)
+            or _control_hint(unknown, labels=labels)
+            or _ensembl_hint(unknown, [*sorted(self.perturbed_genes()), *map(str, self.genes)])
+        )
 
     def perturbed_genes(self) -> set[str]:
         """The genes perturbed in the model's screen, in fitted or held-out conditions.
