@@ -8,6 +8,8 @@ evaluations run over 1 split seed where the text asks for 5: the same code path.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -118,3 +120,19 @@ def test_gi_doc_examples_run(in_tmp):
     pairs = namespace["pred"].obs[namespace["pred"].obs["n_targets"] == 2]
     assert pairs["sum_of_singles"].all()
     assert (in_tmp / "gi_map.png").is_file() and (in_tmp / "pair_prediction.png").is_file()
+
+
+def test_the_api_reference_is_current_and_says_what_each_name_is():
+    spec = importlib.util.spec_from_file_location(
+        "api_reference", ROOT / "scripts/api_reference.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    text = script.api_text()
+    written = (ROOT / script.PAGE).read_text(encoding="utf-8")
+    assert written == text, "docs/api.md is stale: run python scripts/api_reference.py"
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    names = {ns: importlib.import_module(ns).__all__ for ns in script.NAMESPACES}
+    assert len(rows) == sum(map(len, names.values()))  # every public name, once a namespace
+    assert all(not row.endswith("|  |") for row in rows), "a public name without a summary"
+    assert "| `evaluate()` | Train every model on every split seed" in text

@@ -98,6 +98,7 @@ class Settings:
 
 
 settings = Settings()
+"""The package's settings, ``perturbsim.settings``: seed, verbosity, progress bars."""
 
 
 @contextmanager

@@ -202,6 +202,8 @@ SHARE = (0.0, 1.0)
 NON_NEGATIVE = (0.0, math.inf)
 
 METRICS: dict[str, Metric] = {}
+"""The metric registry: every metric by name (:func:`register_metric` adds one;
+:func:`list_metrics` lists them)."""
 HEADLINE_METRICS = ("pearson_delta_de", "nmse_de", "direction_error_de")
 """The metrics reports and the CLI show first."""
 
