@@ -55,6 +55,12 @@ def test_sampled_means_equal_predicted_means_on_sparse_and_dense_x(gears, split_
     cells = gears.sample(labels, split_tiny, n_cells=40, seed=3)
     assert cells.shape == (40 * len(labels), split_tiny.n_vars)
     assert cells.X.dtype == np.float32 and (cells.X >= 0).all()
+    # the screen's genes with their annotations, and the model named, as predict() does
+    annotated = split_tiny.copy()
+    annotated.var["symbol"] = [f"S{i}" for i in range(annotated.n_vars)]
+    named = gears.sample(labels[:1], annotated, n_cells=2, seed=3)
+    pd.testing.assert_frame_equal(named.var, annotated.var)
+    assert cells.uns["perturbsim"] == gears.predict(labels).uns["perturbsim"]
     np.testing.assert_allclose(
         _means(cells, labels), gears.predict(labels).X, rtol=0, atol=MEAN_TOLERANCE
     )

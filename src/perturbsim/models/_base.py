@@ -1343,8 +1343,9 @@ class PerturbationModel(ABC):
         Returns
         -------
         AnnData of ``n_cells`` cells per perturbation, ``obs["perturbation"]`` the canonical
-        label, genes as columns, dense float32 ``X`` on the scale of ``adata.X`` (of the
-        layer its stored statistics were computed from, if any), never negative.
+        label, ``adata``'s genes as columns (its ``var``), dense float32 ``X`` on the scale of
+        ``adata.X`` (of the layer its stored statistics were computed from, if any), never
+        negative; ``uns["perturbsim"]["model"]`` names the model, as :meth:`predict`'s.
 
         Raises
         ------
@@ -1401,11 +1402,9 @@ class PerturbationModel(ABC):
             {SAMPLE_PERTURBATION: pd.Categorical(labels, categories=list(prediction.obs_names))},
             index=pd.Index([f"{label}-{i}" for i, label in enumerate(labels)]),
         )
-        return AnnData(
-            X=sampled,
-            obs=obs,
-            var=pd.DataFrame(index=pd.Index(self.genes)),
-        )
+        out = AnnData(X=sampled, obs=obs, var=adata.var.copy())
+        out.uns[UNS] = {PRED_MODEL: self.label}
+        return out
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Save to a directory: ``config.json`` + ``weights.safetensors``, written atomically.
