@@ -982,6 +982,19 @@ def test_a_model_saved_before_its_screen_was_recorded_does_not_warn(norman, tmp_
     assert "neither measured nor perturbed" not in caplog.text
 
 
+def test_sample_warns_of_more_cells_than_the_control_has(norman, caplog):
+    model = ps.TrainMean(norman).fit()
+    controls = int((norman.obs["perturbsim_condition"] == "ctrl").sum())
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        model.sample(["KLF1", "MAP2K6"], norman, n_cells=[controls, 3], seed=0)
+    assert f"from {controls} control cells" not in caplog.text  # no more than there are
+    with caplog.at_level("WARNING", logger="perturbsim.models._base"):
+        model.sample(["KLF1", "MAP2K6"], norman, n_cells=[3, controls + 1], seed=0)
+    assert f"up to {controls + 1} cells a perturbation from {controls} control cells" in (
+        caplog.text
+    )
+
+
 def test_sample_warns_of_control_cells_unlike_those_the_model_was_fitted_on(norman, caplog):
     model = ps.TrainMean(norman).fit()
     with caplog.at_level("WARNING", logger="perturbsim.models._base"):

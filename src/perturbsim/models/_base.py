@@ -1336,7 +1336,8 @@ class PerturbationModel(ABC):
             control mean the model was fitted on below :data:`SAME_CONTROL_R`: cells of
             another kind).
         n_cells
-            Cells per perturbation: one count for all, or one count per perturbation.
+            Cells per perturbation: one count for all, or one count per perturbation. More
+            than ``adata``'s control cells is warned of (cells drawn twice).
         seed
             Seed of the draw (default: ``perturbsim.settings.seed``).
 
@@ -1375,6 +1376,13 @@ class PerturbationModel(ABC):
             prediction = self.predict(perturbations)
         self._warn_of(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
+        if counts.max() > control_rows.size:
+            self._warn_once(
+                f"n_cells asks for up to {int(counts.max())} cells a perturbation from "
+                f"{control_rows.size} control cells: drawn with replacement, many share a "
+                "control cell and differ only where the change is sampled (they sit together "
+                "in an embedding); sample at most as many as there are control cells"
+            )
         matrix = cell_matrix(adata)
         p0, one_count, control_mean = _control_summary(matrix, control_rows)
         _warn_other_control(self.control_mean, control_mean)
