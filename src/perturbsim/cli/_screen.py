@@ -52,6 +52,7 @@ _CLI_WORDS = (
     (re.compile(r"\bbacked=True\b|\bbacked=(?=,)"), "--backed"),
     (re.compile(r"^(sep|control) must be a non-empty string"), r"--\1 must be a non-empty string"),
     (re.compile(r"\bkind='([a-z]+)'"), lambda m: f"--split {m[1]}"),
+    (re.compile(r"\(evaluate's gi_k sets k\)"), "(perturbsim evaluate's --gi-k sets k)"),
     (
         re.compile(r"^seed=(\S+) is not used: only strategy='random' draws at random; '(\w+)'"),
         r"--seed \1 is not used: only --strategy random draws at random; --strategy \2",
@@ -290,6 +291,8 @@ def cli_wording(message: str) -> str:
     'write them as text in the file first'
     >>> python
     "adata.obs['c'] = adata.obs['c'].astype(str), then write_h5ad)"
+    >>> cli_wording("saying nothing of the ranking (evaluate's gi_k sets k)")
+    "saying nothing of the ranking (perturbsim evaluate's --gi-k sets k)"
     >>> cli_wording("backed=True with where: the 5 kept cells are read into memory")
     '--backed with --where: the 5 kept cells are read into memory'
     >>> cli_wording("counts: load it into memory (adata.to_memory(), or perturbsim.ds.read "
