@@ -6,6 +6,7 @@ import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -30,7 +31,7 @@ def read(
     normalize: bool = False,
     go_annotations: pd.DataFrame | None = None,
     pool_datasets: bool = False,
-    backed: bool = False,
+    backed: bool | Literal["r"] = False,
     where: Mapping[str, str | Sequence[str]] | None = None,
 ) -> ad.AnnData:
     """Read a screen (an h5ad file or a zarr store) and set it up with :func:`perturbsim.pp.setup`.
