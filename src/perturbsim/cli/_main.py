@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``perturbsim`` command."""
     parser = _OneLineParser(
         prog=PROG,
-        description="Predict transcriptional outcomes of genetic perturbations (GEARS).",
+        description="Predict transcriptional outcomes of genetic perturbations (the default "
+        "model, GEARS and simple baselines), score genetic interactions, design screens.",
         parents=[common_options(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"perturbsim {__version__}")
