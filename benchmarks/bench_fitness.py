@@ -3,7 +3,7 @@
 Data: ``norman2019/gi/`` of the shared folder (112 genes after dropping the ``negative``
 control, 6,216 measured pairs), read by :func:`perturbsim.ds.read_fitness`.
 
-- **Split.** :func:`perturbsim.tl.fitness_split`, seeds 0-4: a quarter of the genes unseen
+- **Split.** :func:`perturbsim.tl.fitness_split`, seeds 1-5: a quarter of the genes unseen
   (no training pair), a quarter of the pairs of two seen genes held out; validation pairs
   (those of 10% of the seen genes and 10% of the rest) choose the epoch kept.
 - **Methods.** ``fitness_model`` (:class:`perturbsim.models.FitnessModel`, defaults);

@@ -346,7 +346,7 @@ def test_additive_fitness_is_learned_as_additive(tmp_path):
 def test_go_interaction_beats_additive(interacting):
     screen, go = interacting
     models = {"fitness_model": {}, "no_go": {"go": False}}
-    result = ps.tl.fitness_evaluate(screen, seeds=1, go_annotations=go, models=models)
+    result = ps.tl.fitness_evaluate(screen, seeds=[0], go_annotations=go, models=models)
     for subgroup in ps.tl._fitness.SUBGROUPS:
         assert r2(result, "additive", subgroup) < 0.8
         assert r2(result, "fitness_model", subgroup) > 0.9
@@ -802,7 +802,7 @@ def test_cli_fitness(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "combo_seen0" in printed and "fitness_model" in printed and "additive" in printed
-    assert "mean over split seeds 0-1 [95% t-interval over seeds, cut at 1" in printed
+    assert "mean over split seeds 1-2 [95% t-interval over seeds, cut at 1" in printed
     assert "pairs_per_seed: the subgroup's test pairs in one split (mean over seeds)" in printed
     written = {"scores.csv", "summary.csv", "predictions.csv", "r2.csv", "settings.json"}
     written |= {"fitness_model.png", "no_go.png", "additive.png"}
@@ -823,7 +823,7 @@ def test_cli_fitness(tmp_path, capsys):
     assert (summary.loc[summary["metric"] == "r2", "ci_high"].dropna() <= 1).all()
     assert (summary.loc[summary["metric"] == "pearson", "ci_low"].dropna() >= -1).all()
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["seeds"] == [0, 1] and settings["fit_options"] == {"max_epochs": 100}
+    assert settings["seeds"] == [1, 2] and settings["fit_options"] == {"max_epochs": 100}
 
 
 def test_cli_notes_subgroups_of_few_pairs(tmp_path, capsys):
@@ -852,7 +852,7 @@ def test_cli_fitness_shows_progress_over_seeds_unless_told_not_to(tmp_path, monk
     args = [*cli_screen(tmp_path), "--seeds", "2", "--epochs", "5"]
     assert main([*args, "--out", str(tmp_path / "shown")]) == 0
     assert main(["--no-progress", *args, "--out", str(tmp_path / "hidden")]) == 0
-    assert [bar["seeds"] for bar in bars] == [[0, 1], [0, 1]]
+    assert [bar["seeds"] for bar in bars] == [[1, 2], [1, 2]]
     assert [bar["disable"] for bar in bars] == [None, True]  # None: shown on a terminal
     assert bars[0]["desc"] == "fitness" and bars[0]["unit"] == "seed"
 
@@ -861,7 +861,7 @@ def test_cli_one_seed_prints_no_interval(tmp_path, capsys):
     args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
     assert main([*args, "--epochs", "10"]) == 0
     printed = capsys.readouterr().out
-    assert "split seed 0 (one seed: no interval):" in printed
+    assert "split seed 1 (one seed: no interval):" in printed
     assert "t-interval" not in printed and "[" not in printed.split("pairs_per_seed")[1]
 
 
@@ -1054,4 +1054,4 @@ def test_the_few_pairs_note_names_only_subgroups_below_ten_pairs_a_split():
 def test_cli_says_when_the_unseen_genes_singles_are_predicted_from_go(tmp_path, capsys):
     args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
     assert main([*args, "--epochs", "5", "--hide-unseen-singles"]) == 0
-    assert "; unseen genes' singles predicted from GO), split seed 0" in capsys.readouterr().out
+    assert "; unseen genes' singles predicted from GO), split seed 1" in capsys.readouterr().out

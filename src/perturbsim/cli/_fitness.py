@@ -96,7 +96,7 @@ def _write(
 
 
 def _seeds_text(seeds: list[int]) -> str:
-    """How the printed R² are taken over the split ``seeds`` (``0 .. N-1``), with what interval."""
+    """How the printed R² are taken over the split ``seeds`` (``1 .. N``), with what interval."""
     if len(seeds) == 1:
         return f"split seed {seeds[0]} (one seed: no interval)"
     return (
@@ -211,8 +211,7 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=5,
         metavar="N",
-        help="number of split seeds: seeds 0 .. N-1 (default 5: seeds 0-4; perturbsim "
-        "evaluate's --seeds N uses 1 .. N)",
+        help="number of split seeds: seeds 1 .. N (default 5: seeds 1-5), as perturbsim evaluate's",
     )
     parser.add_argument(
         "--unseen-fraction",

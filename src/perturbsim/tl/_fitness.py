@@ -475,8 +475,8 @@ def fitness_evaluate(
     screen
         The growth screen (:func:`perturbsim.ds.read_fitness`).
     seeds
-        Number of split seeds (``0 .. seeds - 1``) or the seeds themselves. Each model is
-        initialised with its split's seed.
+        Number of split seeds (``1 .. seeds``, as :func:`evaluate`'s) or the seeds
+        themselves. Each model is initialised with its split's seed.
     unseen_fraction, test_fraction, val_fraction
         Options of :func:`fitness_split`.
     hide_unseen_singles
@@ -512,7 +512,7 @@ def fitness_evaluate(
         :func:`fitness_split` or of a fit (naming the model).
     """
     check_screen(screen)
-    seed_list = resolve_seeds(seeds, first=0)
+    seed_list = resolve_seeds(seeds, first=1)
     hide_unseen_singles = check_flag("hide_unseen_singles", hide_unseen_singles)
     if expression_model is not None:
         check_expression_model(expression_model)
