@@ -720,3 +720,43 @@ def test_the_replicate_s_scatter_names_its_axes_as_halves_of_the_cells():
         "change in the other half",
         "change in one half",
     )
+
+
+def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path):
+    # direction_error_de: the replicate's halves (0.4) worse than the mean (0.2) everywhere
+    values = {
+        "pearson_delta_de": {"stacked": 0.5, "mean": 0.0, "replicate": 0.6},
+        "direction_error_de": {"stacked": 0.1, "mean": 0.2, "replicate": 0.4},
+    }
+    scores = pd.DataFrame(
+        [
+            (model, seed, "unseen_single", f"G{seed}", metric, value)
+            for seed in (1, 2, 3)
+            for metric, by_model in values.items()
+            for model, value in by_model.items()
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    coverage = pd.DataFrame(
+        [
+            (m, s, "unseen_single", 1, 1)
+            for m in ("stacked", "mean", "replicate")
+            for s in (1, 2, 3)
+        ],
+        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
+    )
+    result = ps.tl.EvaluationResult(scores=scores, coverage=coverage, settings={})
+    ps.io.write_report(result, tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    section = markdown.split("## Calibrated scores")[1].split("## Coverage")[0]
+    # one metric left: its table, without a metric column (0.5 / 0.75 at full depth)
+    assert "| unseen_single | 0.667 [0.667, 0.667] |" in section
+    assert "| `direction_error_de` |" not in section and section.count("| unseen_single |") == 1
+    assert "Not shown, undefined for every model and subgroup: `direction_error_de`." in section
+    page = Page((tmp_path / "report" / "report.html").read_text(encoding="utf-8"))
+    table = page.tables[0]
+    assert "calibrated" in table["class"]
+    metrics = [r["cells"][0]["text"].split()[0] for r in table["rows"] if r["class"] == "metric"]
+    assert metrics == ["pearson_delta_de"]
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "undefined for every model and subgroup: <code>direction_error_de</code>" in html

@@ -712,7 +712,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
     :class:`~perturbsim.tl.EvaluationResult`'s ``summary()``, ``calibrated()`` and
     ``coverage_table()``.
     """
-    from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups
+    from ..tl._result import MEAN_BASELINE, REPLICATE, order_subgroups, undefined_metrics
 
     groups = order_subgroups(coverage["subgroup"].unique())
     if calibrated.empty:
@@ -732,13 +732,9 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
         lines = [f"no calibrated scores: {why}"]
     else:
         table = _headline(calibrated, groups, digits=2)
+        scored = [m for m in HEADLINE_METRICS if m in set(summary["metric"])]
+        undefined = undefined_metrics(calibrated, scored)
         present = set(table.index.get_level_values("metric"))
-        undefined = [  # scored raw, but calibrated nowhere (no row, or every row NaN)
-            m
-            for m in HEADLINE_METRICS
-            if m in set(summary["metric"])
-            and (m not in present or table.loc[m].isna().to_numpy().all())
-        ]
         table = table.drop(index=[m for m in undefined if m in present], level="metric")
         lines = [
             "calibrated scores, mean over seeds (0 = no better than the mean of the training "

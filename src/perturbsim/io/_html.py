@@ -23,7 +23,7 @@ import pandas as pd
 from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
-from ..tl._result import MEAN_BASELINE, REPLICATE
+from ..tl._result import MEAN_BASELINE, REPLICATE, undefined_metrics
 from ..tl._uncertainty import inside_column
 
 if TYPE_CHECKING:
@@ -527,23 +527,30 @@ def _calibrated_section(
         return [*section, f'<p class="note">No calibrated scores: {reason}.</p></section>']
     models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
     present = set(calibrated["metric"])
-    metrics = [m for m in metrics if m in present]
-    headline = [m for m in HEADLINE_METRICS if m in present] or metrics
+    undefined = undefined_metrics(calibrated, [m for m in metrics if m in present])
+    metrics = [m for m in metrics if m in present and m not in undefined]
+    headline = [m for m in HEADLINE_METRICS if m in metrics] or metrics
     others = [m for m in metrics if m not in headline]
-    section += [
-        '<p class="note">Each model between two anchors, per test subgroup: mean over split '
-        "seeds [95% interval]; a small <i>k/n</i> beside a score: the model was scored on "
-        "only <i>k</i> of the subgroup's <i>n</i> test conditions (those it could predict, "
-        "where the score and its anchors are defined), and few conditions can land a score "
-        "far from both anchors.</p>",
-        _legend(),
-        _calibrated_table(calibrated, headline, models, subgroups, shares),
-    ]
+    if headline:
+        section += [
+            '<p class="note">Each model between two anchors, per test subgroup: mean over '
+            "split seeds [95% interval]; a small <i>k/n</i> beside a score: the model was "
+            "scored on only <i>k</i> of the subgroup's <i>n</i> test conditions (those it "
+            "could predict, where the score and its anchors are defined), and few conditions "
+            "can land a score far from both anchors.</p>",
+            _legend(),
+            _calibrated_table(calibrated, headline, models, subgroups, shares),
+        ]
     if others:
         section.append(
             "<details><summary>Calibrated scores of the other metrics</summary>"
             + _calibrated_table(calibrated, others, models, subgroups, shares)
             + "</details>"
+        )
+    if undefined:
+        names = ", ".join(f"<code>{escape(m)}</code>" for m in undefined)
+        section.append(
+            f'<p class="note">Not shown, undefined for every model and subgroup: {names}.</p>'
         )
     return [*section, "</section>"]
 

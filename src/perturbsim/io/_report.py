@@ -35,7 +35,13 @@ from ..pl import (
     uncertainty_vs_error,
 )
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
-from ..tl._result import MEAN_BASELINE, REPLICATE, EvaluationResult, order_subgroups
+from ..tl._result import (
+    MEAN_BASELINE,
+    REPLICATE,
+    EvaluationResult,
+    order_subgroups,
+    undefined_metrics,
+)
 from ._html import (
     NOT_COVERED,
     TITLE,
@@ -491,6 +497,10 @@ def markdown_report(
     if calibrated.empty:
         lines += [f"None: {no_calibration_reason(models, lambda name: f'`{name}`')}.", ""]
     else:
+        headline = [m for m in HEADLINE_METRICS if m in set(calibrated["metric"])]
+        undefined = undefined_metrics(calibrated, headline)
+        shown = [m for m in headline if m not in undefined]
+        listed = ", ".join(f"`{m}`" for m in undefined)
         lines += [
             f"`(model - {MEAN_BASELINE}) / ({REPLICATE} - {MEAN_BASELINE})` on the same "
             "conditions (each seed's margin of the model over the baseline, divided by the "
@@ -512,16 +522,14 @@ def markdown_report(
             "the cells they are noisier than the models': a rough, understated ceiling, "
             "which the baseline passes on some conditions.",
             "",
-            _summary_table(
-                calibrated,
-                [m for m in HEADLINE_METRICS if m in set(calibrated["metric"])],
-                anchored,
-                subgroups,
-                covered,
-                raw=False,
-            ),
-            "",
         ]
+        if shown:
+            lines += [
+                _summary_table(calibrated, shown, anchored, subgroups, covered, raw=False),
+                "",
+            ]
+        if undefined:
+            lines += [f"Not shown, undefined for every model and subgroup: {listed}.", ""]
     lines += [
         "## Coverage",
         "",

@@ -300,6 +300,17 @@ def order_subgroups(subgroups: Sequence[str]) -> list[str]:
     return known + sorted(s for s in unique if s not in SUBGROUP_ORDER)
 
 
+def undefined_metrics(calibrated: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """Those of ``metrics`` with no finite mean in ``calibrated``, for any model or subgroup.
+
+    ``calibrated`` is :meth:`EvaluationResult.calibrated`; ``metrics`` the metrics scored
+    (a metric calibrated nowhere, its rows all NaN or none at all, is shown raw only).
+    """
+    finite = np.isfinite(calibrated["mean"].to_numpy(dtype=float))
+    defined = set(calibrated.loc[finite, "metric"])
+    return [m for m in metrics if m not in defined]
+
+
 def _ordered(frame: pd.DataFrame, models: Sequence[str], by: list[str]) -> pd.DataFrame:
     """Sort ``frame`` by model (given order), subgroup (report order), metric (registry)."""
     if frame.empty:
