@@ -55,10 +55,12 @@ def _one_line(text: str) -> str:
     return ROLE.sub(_markdown, first).replace("``", "`").replace("|", "\\|")
 
 
-def _constant_docs() -> dict[str, str]:
-    """Docstrings written under module-level assignments in the package's source, by name."""
-    docs: dict[str, str] = {}
-    for path in sorted(Path(perturbsim.__file__).parent.rglob("*.py")):
+def _constant_docs() -> dict[tuple[str, str], str]:
+    """Docstrings under module-level assignments in the package's source, by (module, name)."""
+    root = Path(perturbsim.__file__).parent
+    docs: dict[tuple[str, str], str] = {}
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(("perturbsim", *path.relative_to(root).with_suffix("").parts))
         body = ast.parse(path.read_text(encoding="utf-8")).body
         for node, after in pairwise(body):
             targets = (
@@ -68,16 +70,23 @@ def _constant_docs() -> dict[str, str]:
             if isinstance(after, ast.Expr) and isinstance(text, str):
                 for target in targets:
                     if isinstance(target, ast.Name):
-                        docs.setdefault(target.id, text)
+                        docs[(module.removesuffix(".__init__"), target.id)] = text
     return docs
 
 
-def _summary(name: str, obj: object, constants: dict[str, str]) -> tuple[str, str]:
-    """How ``name`` is shown (``name()`` if called) and its summary line."""
+def _summary(name: str, obj: object, constants: dict[tuple[str, str], str]) -> tuple[str, str]:
+    """How ``name`` is shown (``name()`` if called) and its summary line.
+
+    A function's, class's or module's own docstring (not one it inherits); a constant's, the
+    docstring under its assignment in the module whose ``name`` is that very object.
+    """
     if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj):
         shown = name if inspect.ismodule(obj) else f"{name}()"
-        return shown, _one_line(inspect.getdoc(obj) or "")
-    return name, _one_line(constants.get(name, ""))
+        return shown, _one_line(obj.__doc__ or "")
+    for (module, assigned), text in constants.items():
+        if assigned == name and getattr(importlib.import_module(module), name, None) is obj:
+            return name, _one_line(text)
+    return name, ""
 
 
 def api_text() -> str:

@@ -346,12 +346,15 @@ def test_additive_fitness_is_learned_as_additive(tmp_path):
 def test_go_interaction_beats_additive(interacting):
     screen, go = interacting
     models = {"fitness_model": {}, "no_go": {"go": False}}
-    result = ps.tl.fitness_evaluate(screen, seeds=[0], go_annotations=go, models=models)
+    result = ps.tl.fitness_evaluate(screen, seeds=5, go_annotations=go, models=models)
+    scores = result.scores.query("metric == 'r2' and scope == 'all'")
+    median = scores.groupby(["method", "subgroup"])["value"].median()
     for subgroup in ps.tl._fitness.SUBGROUPS:
         assert r2(result, "additive", subgroup) < 0.8
-        assert r2(result, "fitness_model", subgroup) > 0.9
-    # without GO (singles say nothing of the module), unseen genes' modules are unknown
-    assert r2(result, "no_go", "combo_seen0") < r2(result, "fitness_model", "combo_seen0") - 0.2
+        # near 1 on most splits (one of these five draws its unseen genes worse: 0.45 there)
+        assert median[("fitness_model", subgroup)] > 0.9
+        # without GO (singles say nothing of the module), unseen genes' modules are unknown
+        assert r2(result, "no_go", subgroup) < r2(result, "fitness_model", subgroup) - 0.2
     table = result.table("r2")
     assert table.index.tolist() == list(ps.tl._fitness.SUBGROUPS)
     assert table.columns.tolist() == [

@@ -722,8 +722,10 @@ def test_the_replicate_s_scatter_names_its_axes_as_halves_of_the_cells():
     )
 
 
-def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path):
-    # direction_error_de: the replicate's halves (0.4) worse than the mean (0.2) everywhere
+@pytest.mark.parametrize("replicate_rows", [True, False])
+def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path, replicate_rows):
+    # direction_error_de: the replicate's halves (0.4) worse than the mean (0.2) everywhere,
+    # or no replicate rows of it at all: either way no calibrated score
     values = {
         "pearson_delta_de": {"stacked": 0.5, "mean": 0.0, "replicate": 0.6},
         "direction_error_de": {"stacked": 0.1, "mean": 0.2, "replicate": 0.4},
@@ -737,6 +739,8 @@ def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path):
         ],
         columns=["model", "seed", "subgroup", "condition", "metric", "value"],
     )
+    if not replicate_rows:
+        scores = scores.query("not (model == 'replicate' and metric == 'direction_error_de')")
     coverage = pd.DataFrame(
         [
             (m, s, "unseen_single", 1, 1)
@@ -746,12 +750,13 @@ def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path):
         columns=["model", "seed", "subgroup", "n_covered", "n_total"],
     )
     result = ps.tl.EvaluationResult(scores=scores, coverage=coverage, settings={})
+    assert "direction_error_de" not in set(result.calibrated().dropna(subset=["mean"])["metric"])
     ps.io.write_report(result, tmp_path / "report")
     markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     section = markdown.split("## Calibrated scores")[1].split("## Coverage")[0]
-    # one metric left: its table, without a metric column (0.5 / 0.75 at full depth)
-    assert "| unseen_single | 0.667 [0.667, 0.667] |" in section
-    assert "| `direction_error_de` |" not in section and section.count("| unseen_single |") == 1
+    # the one metric left is named in its table (0.5 / 0.75 at full depth)
+    assert "| `pearson_delta_de` | unseen_single | 0.667 [0.667, 0.667] |" in section
+    assert "| `direction_error_de` |" not in section
     assert "Not shown, undefined for every model and subgroup: `direction_error_de`." in section
     page = Page((tmp_path / "report" / "report.html").read_text(encoding="utf-8"))
     table = page.tables[0]

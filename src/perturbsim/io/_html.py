@@ -526,9 +526,8 @@ def _calibrated_section(
         reason = no_calibration_reason(models, lambda name: f"<code>{escape(name)}</code>")
         return [*section, f'<p class="note">No calibrated scores: {reason}.</p></section>']
     models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
-    present = set(calibrated["metric"])
-    undefined = undefined_metrics(calibrated, [m for m in metrics if m in present])
-    metrics = [m for m in metrics if m in present and m not in undefined]
+    undefined = undefined_metrics(calibrated, metrics)  # scored, calibrated nowhere
+    metrics = [m for m in metrics if m not in undefined]
     headline = [m for m in HEADLINE_METRICS if m in metrics] or metrics
     others = [m for m in metrics if m not in headline]
     if headline:

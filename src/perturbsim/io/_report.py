@@ -497,7 +497,7 @@ def markdown_report(
     if calibrated.empty:
         lines += [f"None: {no_calibration_reason(models, lambda name: f'`{name}`')}.", ""]
     else:
-        headline = [m for m in HEADLINE_METRICS if m in set(calibrated["metric"])]
+        headline = [m for m in HEADLINE_METRICS if m in set(summary["metric"])]
         undefined = undefined_metrics(calibrated, headline)
         shown = [m for m in headline if m not in undefined]
         listed = ", ".join(f"`{m}`" for m in undefined)
@@ -525,7 +525,9 @@ def markdown_report(
         ]
         if shown:
             lines += [
-                _summary_table(calibrated, shown, anchored, subgroups, covered, raw=False),
+                _summary_table(
+                    calibrated, shown, anchored, subgroups, covered, raw=False, metric_column=True
+                ),
                 "",
             ]
         if undefined:
@@ -652,14 +654,17 @@ def _summary_table(
     covered: Mapping[tuple[str, str], tuple[int, int]],
     *,
     raw: bool = True,
+    metric_column: bool | None = None,
 ) -> str:
     """Markdown table of a summary-like table: a subgroup a row (per metric), a model a column.
 
-    A metric column leads when there are several metrics. Raw values take the decimals of
+    A metric column leads when there are several metrics, or ``metric_column`` says so
+    (a table whose heading does not name its one metric). Raw values take the decimals of
     :func:`~perturbsim.io._html.raw_digits` per row, calibrated ones (``raw=False``) 3.
     ``covered``: (model, subgroup) -> its covered and all test conditions; a value scored
     on fewer (:func:`~perturbsim.io._html.scored_shares`) says on how many.
     """
+    named = len(metrics) > 1 if metric_column is None else metric_column
     indexed = table.set_index(["model", "subgroup", "metric"])
     rows = []
     for metric in metrics:
@@ -675,6 +680,6 @@ def _summary_table(
                 _metric_cell(row, counts=counts.get((m, group), (0, 0)), digits=digits)
                 for m, row in zip(models, found, strict=True)
             ]
-            rows.append([f"`{metric}`", group, *cells] if len(metrics) > 1 else [group, *cells])
+            rows.append([f"`{metric}`", group, *cells] if named else [group, *cells])
     header = ["subgroup", *[f"`{m}`" for m in models]]
-    return _markdown_table(["metric", *header] if len(metrics) > 1 else header, rows)
+    return _markdown_table(["metric", *header] if named else header, rows)

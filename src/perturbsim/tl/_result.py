@@ -306,6 +306,8 @@ def undefined_metrics(calibrated: pd.DataFrame, metrics: Sequence[str]) -> list[
     ``calibrated`` is :meth:`EvaluationResult.calibrated`; ``metrics`` the metrics scored
     (a metric calibrated nowhere, its rows all NaN or none at all, is shown raw only).
     """
+    if calibrated.empty:
+        return list(metrics)
     finite = np.isfinite(calibrated["mean"].to_numpy(dtype=float))
     defined = set(calibrated.loc[finite, "metric"])
     return [m for m in metrics if m not in defined]
