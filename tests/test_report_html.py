@@ -698,8 +698,8 @@ def test_the_markdown_report_names_and_calibrates_the_models_apart_from_the_repl
     text = markdown_report(result)
     assert "Models: `a`, `mean`.  " in text.splitlines()
     calibrated = text[text.index("## Calibrated scores") : text.index("## Coverage")]
-    assert [line for line in calibrated.splitlines() if line.startswith("| subgroup")] == [
-        "| subgroup | `a` |"
+    assert [line for line in calibrated.splitlines() if line.startswith("| metric")] == [
+        "| metric | subgroup | `a` |"
     ]
 
 
@@ -715,7 +715,11 @@ def test_the_replicate_s_scatter_names_its_axes_as_halves_of_the_cells():
     )
     axes = [ax for ax in _scatter_figure(result, 1, "unseen_single", "A").axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == models
-    assert axes[1].get_ylabel() == ""  # the row's axis is named once, at its left
+    # the models' shared axes are named once, for the figure
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in axes[:2]] == [("", "")] * 2
+    figure = axes[0].figure
+    assert figure.get_supxlabel() == "measured change over control (log-normalised expression)"
+    assert figure.get_supylabel() == "predicted change over control (log-normalised expression)"
     assert (axes[2].get_xlabel(), axes[2].get_ylabel()) == (
         "change in the other half",
         "change in one half",

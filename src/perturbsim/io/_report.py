@@ -34,6 +34,7 @@ from ..pl import (
     training_history,
     uncertainty_vs_error,
 )
+from ..pl._plots import UNIT
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import (
     MEAN_BASELINE,
@@ -172,7 +173,11 @@ that the report's page, about 1,200 pixels wide, shows each panel readably)."""
 
 
 def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, condition: str) -> Figure:
-    """One predicted-vs-measured panel per model that covers ``condition``, four a row."""
+    """One predicted-vs-measured panel per model that covers ``condition``, four a row.
+
+    The panels share their axes, named once for the figure (the replicate's panel, one half
+    of the cells against the other, names its own).
+    """
     rows = result.changes[
         (result.changes["seed"] == seed) & (result.changes["condition"] == condition)
     ]
@@ -192,14 +197,13 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
             ax=ax,
         )
         ax.set_title(model)
-        if model == REPLICATE:  # one half of the cells against the other
+        if model == REPLICATE:  # one half of the cells against the other: its own names
             ax.set_xlabel("change in the other half")
             ax.set_ylabel("change in one half")
-        if i % SCATTER_COLUMNS and model != REPLICATE:  # its own axes' names, wherever it is
-            ax.set_ylabel("")
-        if i + SCATTER_COLUMNS < len(models) and model != REPLICATE:
+        else:  # named once for the figure, below and at the left
             ax.set_xlabel("")
-        else:  # no panel below it: the shared x axis keeps its numbers here
+            ax.set_ylabel("")
+        if i + SCATTER_COLUMNS >= len(models):  # no panel below: the x axis keeps its numbers
             ax.tick_params(labelbottom=True)
     values = rows[["predicted", "measured"]].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
@@ -208,6 +212,9 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
     figure.suptitle(f"{condition} ({subgroup}, seed {seed}): top DE genes")
+    if any(m != REPLICATE for m in models):
+        figure.supxlabel(f"measured change over control ({UNIT})", fontsize="medium")
+        figure.supylabel(f"predicted change over control ({UNIT})", fontsize="medium")
     return figure
 
 
