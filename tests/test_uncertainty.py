@@ -161,13 +161,21 @@ def test_sets_of_genes_never_measured_alone_are_as_uncertain_as_their_number(
     sets = [unseen[0], "+".join(pair), "+".join(triple)]
     pred = model.predict(sets)
     support = pred.obs["support"].to_numpy()
+    # a set errs at least as its parts do: its genes' variances as singles, summed
+    alone = model.predict(triple).layers["variance"]
+    floors = [alone[0], alone[:2].sum(axis=0), alone.sum(axis=0)]
+
+    def fitted(kind: str, row: int, count: int) -> np.ndarray:
+        return count * model._error[kind].ratio(support[row]) * model.gene_scale
+
     for row, (kind, count) in enumerate(
         [("unseen_single", 1), ("combo_seen0", 2), ("combo_seen0", 3)]
     ):
         # held-out errors are fitted per gene not measured alone: a set of n such genes
-        # is n predicted singles' worth of error
-        expected = count * model._error[kind].ratio(support[row]) * model.gene_scale
+        # is n predicted singles' worth of error, and never less than its parts'
+        expected = np.maximum(fitted(kind, row, count), floors[row])
         np.testing.assert_allclose(pred.layers["variance"][row], expected, rtol=1e-5)
+    assert (pred.layers["variance"][1:] >= np.array(floors[1:]) * (1 - 1e-6)).all()
     # a file saved before the error was per gene reads its fits per perturbation
     model.save(tmp_path / "model")
     config_path = tmp_path / "model" / "config.json"
@@ -175,10 +183,20 @@ def test_sets_of_genes_never_measured_alone_are_as_uncertain_as_their_number(
     del config["options"]["error_per_gene"], config["config_sha256"]
     config_path.write_text(json.dumps(config))
     older = ps.PerturbationModel.load(tmp_path / "model").predict(sets)
-    np.testing.assert_allclose(
-        older.layers["variance"][1:], pred.layers["variance"][1:] / [[2], [3]], rtol=1e-5
-    )
+    for row in (1, 2):
+        expected = np.maximum(fitted("combo_seen0", row, 1), floors[row])
+        np.testing.assert_allclose(older.layers["variance"][row], expected, rtol=1e-5)
     np.testing.assert_array_equal(older.layers["variance"][0], pred.layers["variance"][0])
+
+
+def test_a_pair_is_no_more_certain_than_its_gene_never_measured(fitted_norman):
+    _, model = fitted_norman
+    measured = sorted(g for g in model.single_noise if g not in model.inferred)[0]
+    guessed = "GATA1"  # GO-annotated, neither measured nor perturbed in the screen
+    pred = model.predict([guessed, measured, f"{guessed}+{measured}"])
+    variance = pred.layers["variance"]
+    assert (variance[2] >= (variance[0] + variance[1]) * (1 - 1e-6)).all()
+    assert pred.obs["uncertainty"].iloc[2] > pred.obs["uncertainty"].iloc[0]
 
 
 def test_a_measured_single_is_as_uncertain_as_its_measured_change(fitted_norman, tmp_path):

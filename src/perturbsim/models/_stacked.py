@@ -359,7 +359,10 @@ class Stacked(CoverageMixin, PerturbationModel):
     the training conditions, :attr:`noise`); an inferred single's is that median, plus
     its own error variance, which it adds to every set that includes it (with
     measured partners, a pair's interaction error over the number of pairs; each inferred
-    gene's independently, though two inferred from the same pair err together). ``.obs["support"]``
+    gene's independently, though two inferred from the same pair err together). A set of
+    genes is never given less variance, gene by gene, than its genes' own as singles summed
+    (a pair of a measured gene and one never measured had read less uncertain than the
+    latter alone; rule V57, ``benchmarks/RESULTS.md``). ``.obs["support"]``
     and ``.obs["unsupported"]`` report the support (see
     :meth:`~perturbsim.models.PerturbationModel.predict`); :attr:`error_scales` the fits.
 
@@ -1547,6 +1550,13 @@ class Stacked(CoverageMixin, PerturbationModel):
             for gene in genes:
                 if gene in self.inferred_variance:
                     variance[row] += self.inferred_variance[gene]
+        several = [row for row, genes in enumerate(sets) if len(genes) > 1]
+        if several:  # a set errs at least as its parts do: their variances as singles, summed
+            genes = sorted({g for row in several for g in sets[row]})
+            part = dict(zip(genes, self._variance([(g,) for g in genes]), strict=True))
+            for row in several:
+                floor = sum(part[g] for g in sets[row])
+                variance[row] = np.maximum(variance[row], floor)
         return variance
 
     # -- persistence -----------------------------------------------------------------------
