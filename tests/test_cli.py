@@ -301,6 +301,20 @@ def test_scores_text_leaves_out_a_metric_no_model_is_calibrated_on():
     assert "pearson_delta_de" in text.split("mean over held-out conditions")[0]
 
 
+def test_scores_text_marks_a_raw_mean_of_part_of_a_subgroup(norman):
+    from perturbsim.cli._commands import _scores_text
+
+    result = ps.tl.evaluate(norman, models=["linear", "mean"], seeds=1, gi=False)
+    coverage = result.coverage_table()
+    part = coverage.query("model == 'linear' and 0 < n_covered < n_total").iloc[0]
+    text = _scores_text(result.summary(), result.calibrated(), coverage)
+    raw = text.split("mean over held-out conditions")[1].split("held-out conditions each")[0]
+    marked = f"linear {part.subgroup} {part.n_covered}/{part.n_total}"
+    assert f"part of its subgroup's conditions only, not comparable with the others: {marked}" in (
+        raw
+    )
+
+
 def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     from perturbsim.cli._commands import _head_to_head_text
     from perturbsim.tl import EvaluationResult

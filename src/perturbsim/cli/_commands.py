@@ -705,6 +705,21 @@ FAR_FROM_ANCHORS = 3.0
 anchor spans out, which a narrow span (the replicate barely beating the mean) makes easy."""
 
 
+def _partly_scored(coverage: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """``model subgroup k/n`` of the rows of ``table`` scored on some of their conditions.
+
+    ``coverage``: :meth:`~perturbsim.tl.EvaluationResult.coverage_table`; ``table`` a
+    summary or calibrated table (its model and subgroup pairs).
+    """
+    partial = coverage[(coverage["n_covered"] > 0) & (coverage["n_covered"] < coverage["n_total"])]
+    scored = set(zip(table["model"], table["subgroup"], strict=True))
+    return [
+        f"{r.model} {r.subgroup} {r.n_covered}/{r.n_total}"
+        for r in partial.itertuples(index=False)
+        if (r.model, r.subgroup) in scored
+    ]
+
+
 def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.DataFrame) -> str:
     """What ``demo`` and ``evaluate`` print of an evaluation.
 
@@ -754,15 +769,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
                 "a constant change, or a replicate not clearly better than the mean on the "
                 "conditions scored: within noise of it, or a single condition)"
             )
-        partial = coverage[
-            (coverage["n_covered"] > 0) & (coverage["n_covered"] < coverage["n_total"])
-        ]
-        scored = set(zip(calibrated["model"], calibrated["subgroup"], strict=True))
-        shown = [
-            f"{r.model} {r.subgroup} {r.n_covered}/{r.n_total}"
-            for r in partial.itertuples(index=False)
-            if (r.model, r.subgroup) in scored
-        ]
+        shown = _partly_scored(coverage, calibrated)
         if shown:
             lines.append(
                 "scored on part of a subgroup's conditions only (few conditions can land a "
@@ -790,8 +797,14 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
         f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",
         _headline(summary, groups).to_string(),
         f"{REPLICATE}: {full_depth_note(HEADLINE_METRICS)}",
-        "\nheld-out conditions each model can predict (it is scored on those only):",
     ]
+    part = _partly_scored(coverage, summary)
+    if part:
+        lines.append(
+            "a mean of part of its subgroup's conditions only, not comparable with the "
+            f"others: {', '.join(part)}"
+        )
+    lines.append("\nheld-out conditions each model can predict (it is scored on those only):")
     coverage = coverage.assign(
         covered=coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
     )
