@@ -543,6 +543,13 @@ def test_overwrite_replaces_only_a_model_directory(capsys, screen, tmp_path):
         "config.json",
         "weights.safetensors",
     ]
+    # the model and the screen given in each other's place: each named for what it is
+    assert main(["evaluate", str(tmp_path / "model"), "--out", str(tmp_path / "ev")]) == 2
+    assert "'model' is a saved model's folder, not a screen: give the screen's" in (
+        _one_line_error(capsys).replace(str(tmp_path) + "/", "")
+    )
+    assert main(["predict", data, "A", "--out", str(tmp_path / "p.h5ad")]) == 2
+    assert "(a screen's file: give the folder of a saved model here)" in _one_line_error(capsys)
 
 
 def test_overwrite_replaces_a_prediction_never_a_screen_or_a_read_only_file(
@@ -597,6 +604,7 @@ def test_raw_counts_error_names_the_normalize_option(capsys, screen, tmp_path):
     assert _train(data, tmp_path / "model", "--model", "mean") == 2
     err = _one_line_error(capsys)
     assert "raw integer counts" in err and "--normalize" in err and "normalize=True" not in err
+    assert "or log-transform X in the file first" in err and "scanpy" not in err
 
 
 def test_normalize_trains_on_raw_counts(screen, tmp_path):

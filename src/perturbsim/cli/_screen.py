@@ -7,6 +7,7 @@ import ast
 import logging
 import re
 import shlex
+from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
@@ -26,6 +27,12 @@ _CLI_WORDS = (
             r"backed=True\) and normalise it there \(normalize=True\)"
         ),
         "leave out --backed to normalise it in memory (--normalize)",
+    ),
+    (
+        re.compile(
+            r"or run scanpy\.pp\.log1p first if they are normalised but not log-transformed"
+        ),
+        "or log-transform X in the file first if they are normalised but not log-transformed",
     ),
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
@@ -331,7 +338,13 @@ def read_screen(
         screens, unless ``--pool-datasets`` is given.
     """
     from ..ds import read
+    from ..models._store import CONFIG_FILE, WEIGHTS_FILE
 
+    if all((Path(args.data) / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE)):
+        raise PerturbsimError(
+            f"{str(args.data)!r} is a saved model's folder, not a screen: give the screen's "
+            ".h5ad file or .zarr store here"
+        )
     args.where = every_cell_read(args.where)
     adata = read(
         args.data,

@@ -232,7 +232,9 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
                 f"no model directory at {str(path)!r}: a save into it stopped before it finished "
                 f"(its partial files are in {str(staged[-1])!r}: delete them and save again)"
             )
-        raise PerturbsimError(f"no model directory at {str(path)!r}")
+        screen = path.suffix.lower() in (".h5ad", ".zarr") and path.exists()
+        what = " (a screen's file: give the folder of a saved model here)" if screen else ""
+        raise PerturbsimError(f"no model directory at {str(path)!r}{what}")
     for needed in (config_file, weights_file):
         if not needed.is_file():
             what = (
