@@ -176,8 +176,11 @@ def test_strict_names_a_gene_it_cannot_predict_before_refusing_unsupported_ones(
     model = ps.models.build_model("stacked_no_gears", split_norman, seed=0).fit()
     with pytest.raises(PerturbsimError, match="cannot predict perturbations of NOTAGENE1"):
         model.predict(["NOTAGENE1", "A2M"], strict=True)
-    with pytest.raises(PerturbsimError, match="strict: 1 perturbation.*A2M"):
+    with pytest.raises(PerturbsimError, match="strict: 1 perturbation.*A2M") as err:
         model.predict(["A2M", "KLF1"], strict=True)
+    assert str(err.value).endswith(
+        "; leave them out, or predict them without strict=True (flagged unsupported)"
+    )
 
 
 def test_gi_scores_read_back_from_csv_still_plot(split_norman, tmp_path):

@@ -34,6 +34,7 @@ _CLI_WORDS = (
         ),
         "or log-transform X in the file first if they are normalised but not log-transformed",
     ),
+    (re.compile(r"\bwithout strict=True\b"), "without --strict"),
     (re.compile(r"\bnormalize=True\b"), "--normalize"),
     (re.compile(r"\boverwrite=True\b"), "--overwrite"),
     (re.compile(r"\bpass sep='([^']*)'"), lambda m: f"pass --sep {shlex.quote(m[1])}"),

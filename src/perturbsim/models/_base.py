@@ -1011,7 +1011,8 @@ class PerturbationModel(ABC):
                 refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
                 raise PerturbsimError(
                     f"strict: {counted(len(refused), 'perturbation')} with a gene never measured "
-                    f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}"
+                    f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}; "
+                    "leave them out, or predict them without strict=True (flagged unsupported)"
                 )
         except PerturbsimError as err:
             hint = self.query_hint(sets, labels=True)
