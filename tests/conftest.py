@@ -104,3 +104,30 @@ def screen_of(x: np.ndarray, labels: list[str], genes: list[str]) -> ad.AnnData:
     )
     ps.pp.setup(adata, perturbation_key="condition", control="ctrl")
     return adata
+
+
+UNCALIBRATED = {
+    "pearson_delta_de": {"stacked": 0.5, "mean": 0.0, "replicate": 0.6},
+    "direction_error_de": {"stacked": 0.1, "mean": 0.2, "replicate": 0.4},
+}
+"""One unseen single a seed: ``direction_error_de``'s replicate halves (0.4) worse than the
+mean (0.2), so no span to calibrate it on; ``pearson_delta_de`` calibrated (0.5 / 0.75)."""
+
+
+def one_condition_result(values: dict[str, dict[str, float]], seeds=(1, 2, 3)):
+    """An evaluation of one unseen single a seed: ``values[metric][model]`` in every seed."""
+    scores = pd.DataFrame(
+        [
+            (model, seed, "unseen_single", f"G{seed}", metric, value)
+            for seed in seeds
+            for metric, by_model in values.items()
+            for model, value in by_model.items()
+        ],
+        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
+    )
+    models = list(dict.fromkeys(m for by_model in values.values() for m in by_model))
+    coverage = pd.DataFrame(
+        [(model, seed, "unseen_single", 1, 1) for model in models for seed in seeds],
+        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
+    )
+    return ps.tl.EvaluationResult(scores=scores, coverage=coverage, settings={"models": models})

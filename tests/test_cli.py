@@ -14,7 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_screen
+from conftest import UNCALIBRATED, make_screen, one_condition_result
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -257,26 +257,8 @@ def test_scores_text_leaves_out_a_metric_no_model_is_calibrated_on():
     from perturbsim.cli._commands import _scores_text
     from perturbsim.tl import EvaluationResult
 
-    # direction_error_de: the replicate's halves (0.4) worse than the mean (0.2): no span
-    values = {
-        "pearson_delta_de": {"stacked": 0.5, "mean": 0.0, "replicate": 0.6},
-        "direction_error_de": {"stacked": 0.1, "mean": 0.2, "replicate": 0.4},
-    }
-    scores = pd.DataFrame(
-        [
-            (model, seed, "unseen_single", f"G{seed}", metric, value)
-            for seed in (1, 2, 3)
-            for metric, by_model in values.items()
-            for model, value in by_model.items()
-        ],
-        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
-    )
-    models = ("stacked", "mean", "replicate")
-    coverage = pd.DataFrame(
-        [(model, seed, "unseen_single", 1, 1) for model in models for seed in (1, 2, 3)],
-        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
-    )
-    result = EvaluationResult(scores=scores, coverage=coverage, settings={"models": ["stacked"]})
+    result = one_condition_result(UNCALIBRATED)
+    scores, coverage = result.scores, result.coverage
     text = _scores_text(result.summary(), result.calibrated(), result.coverage_table())
     calibrated, raw = text.split("mean over held-out conditions")
     assert "pearson_delta_de" in calibrated and "NaN" not in calibrated

@@ -14,6 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import UNCALIBRATED, one_condition_result
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -728,32 +729,12 @@ def test_the_replicate_s_scatter_names_its_axes_as_halves_of_the_cells():
 
 @pytest.mark.parametrize("replicate_rows", [True, False])
 def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path, replicate_rows):
-    # direction_error_de: the replicate's halves (0.4) worse than the mean (0.2) everywhere,
-    # or no replicate rows of it at all: either way no calibrated score
-    values = {
-        "pearson_delta_de": {"stacked": 0.5, "mean": 0.0, "replicate": 0.6},
-        "direction_error_de": {"stacked": 0.1, "mean": 0.2, "replicate": 0.4},
-    }
-    scores = pd.DataFrame(
-        [
-            (model, seed, "unseen_single", f"G{seed}", metric, value)
-            for seed in (1, 2, 3)
-            for metric, by_model in values.items()
-            for model, value in by_model.items()
-        ],
-        columns=["model", "seed", "subgroup", "condition", "metric", "value"],
-    )
+    # direction_error_de: the replicate's halves worse than the mean everywhere, or no
+    # replicate rows of it at all: either way no calibrated score
+    result = one_condition_result(UNCALIBRATED)
     if not replicate_rows:
-        scores = scores.query("not (model == 'replicate' and metric == 'direction_error_de')")
-    coverage = pd.DataFrame(
-        [
-            (m, s, "unseen_single", 1, 1)
-            for m in ("stacked", "mean", "replicate")
-            for s in (1, 2, 3)
-        ],
-        columns=["model", "seed", "subgroup", "n_covered", "n_total"],
-    )
-    result = ps.tl.EvaluationResult(scores=scores, coverage=coverage, settings={})
+        kept = result.scores.query("not (model == 'replicate' and metric == 'direction_error_de')")
+        result = dataclasses.replace(result, scores=kept.reset_index(drop=True))
     assert "direction_error_de" not in set(result.calibrated().dropna(subset=["mean"])["metric"])
     ps.io.write_report(result, tmp_path / "report")
     markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
