@@ -297,6 +297,21 @@ def test_scores_text_marks_a_raw_mean_of_part_of_a_subgroup(norman):
     )
 
 
+def test_train_says_which_held_out_conditions_are_too_small_to_score(norman):
+    from perturbsim.cli._commands import _held_out_text
+
+    screen = ps.pp.split(norman, kind="simulation", seed=1, copy=True)
+    test = [str(c) for c in screen.uns["perturbsim"]["split"]["test"]]
+    assert "too few to score" not in _held_out_text(screen)
+    rows = np.flatnonzero(screen.obs["perturbsim_condition"] == test[0])
+    kept = np.setdiff1d(np.arange(screen.n_obs), rows[2:])  # 2 cells of the first test condition
+    text = _held_out_text(screen[kept].copy())
+    assert text.endswith(
+        f"; 1 of them has fewer than 4 cells, too few to score (perturbsim evaluate leaves it "
+        f"out by default): {test[0]}"
+    )
+
+
 def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     from perturbsim.cli._commands import _head_to_head_text
     from perturbsim.tl import EvaluationResult

@@ -203,7 +203,10 @@ def _held_out_text(adata: AnnData) -> str:
     if counts["test"].empty:
         return text + "; none held out (--split none)"
     held = ", ".join(f"{n} {group}" for group, n in counts["test"].items())
-    singles = singles_of(adata.uns[UNS][SPLIT_UNS]["test"])
+    test = adata.uns[UNS][SPLIT_UNS]["test"]
+    singles = singles_of(test)
+    cells = adata.obs[CONDITION].value_counts()
+    few = [str(c) for c in test if cells.get(c, 0) < MIN_REPLICATE_CELLS]
     return (
         text + f"; held out for testing (conditions never trained on): {held} (a gene held "
         "out alone is predicted without its single: by the default from its training pairs "
@@ -211,6 +214,13 @@ def _held_out_text(adata: AnnData) -> str:
         "a pair N of whose genes were drawn as seen, GEARS's naming, though a seen gene may "
         "have no training single; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
+        + (
+            f"; {counted(len(few), 'of them has', 'of them have')} fewer than "
+            f"{MIN_REPLICATE_CELLS} cells, too few to score (perturbsim evaluate leaves "
+            f"{'it' if len(few) == 1 else 'them'} out by default): {shown_list(few, 10)}"
+            if few
+            else ""
+        )
     )
 
 
