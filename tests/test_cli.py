@@ -307,7 +307,8 @@ def test_train_says_which_held_out_conditions_are_too_small_to_score(norman):
     kept = np.setdiff1d(np.arange(screen.n_obs), rows[2:])  # 2 cells of the first test condition
     text = _held_out_text(screen[kept].copy())
     assert text.endswith(
-        f"; 1 of them has fewer than 4 cells, too few to score (perturbsim evaluate leaves it "
+        f"; 1 held-out condition has fewer than 4 cells, too few to score (perturbsim evaluate "
+        f"leaves it "
         f"out by default): {test[0]}"
     )
 
@@ -546,6 +547,11 @@ def test_overwrite_replaces_only_a_model_directory(capsys, screen, tmp_path):
         _one_line_error(capsys).replace(str(tmp_path) + "/", "")
     )
     assert main(["predict", data, "A", "--out", str(tmp_path / "p.h5ad")]) == 2
+    assert "(a screen's file: give the folder of a saved model here)" in _one_line_error(capsys)
+    screen.write_zarr(tmp_path / "screen.zarr")  # a store is a folder: told apart all the same
+    assert (
+        main(["predict", str(tmp_path / "screen.zarr"), "A", "--out", str(tmp_path / "q.csv")]) == 2
+    )
     assert "(a screen's file: give the folder of a saved model here)" in _one_line_error(capsys)
 
 

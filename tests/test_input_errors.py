@@ -179,7 +179,7 @@ def test_strict_names_a_gene_it_cannot_predict_before_refusing_unsupported_ones(
     with pytest.raises(PerturbsimError, match="strict: 1 perturbation.*A2M") as err:
         model.predict(["A2M", "KLF1"], strict=True)
     assert str(err.value).endswith(
-        "; leave them out, or predict them without strict=True (flagged unsupported)"
+        "; leave it out, or predict it without strict=True (flagged unsupported)"
     )
 
 

@@ -182,7 +182,9 @@ def test_sets_of_genes_never_measured_alone_are_as_uncertain_as_their_number(
     config = json.loads(config_path.read_text())
     del config["options"]["error_per_gene"], config["config_sha256"]
     config_path.write_text(json.dumps(config))
-    older = ps.PerturbationModel.load(tmp_path / "model").predict(sets)
+    loaded = ps.PerturbationModel.load(tmp_path / "model")
+    assert model.error_per_gene and not loaded.error_per_gene
+    older = loaded.predict(sets)
     for row in (1, 2):
         expected = np.maximum(fitted("combo_seen0", row, 1), floors[row])
         np.testing.assert_allclose(older.layers["variance"][row], expected, rtol=1e-5)

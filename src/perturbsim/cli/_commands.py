@@ -215,8 +215,8 @@ def _held_out_text(adata: AnnData) -> str:
         "have no training single; --split none holds nothing out)"
         + (f"; genes held out alone: {shown_list(singles, 10)}" if singles else "")
         + (
-            f"; {counted(len(few), 'of them has', 'of them have')} fewer than "
-            f"{MIN_REPLICATE_CELLS} cells, too few to score (perturbsim evaluate leaves "
+            f"; {counted(len(few), 'held-out condition has', 'held-out conditions have')} "
+            f"fewer than {MIN_REPLICATE_CELLS} cells, too few to score (perturbsim evaluate leaves "
             f"{'it' if len(few) == 1 else 'them'} out by default): {shown_list(few, 10)}"
             if few
             else ""

@@ -175,8 +175,8 @@ that the report's page, about 1,200 pixels wide, shows each panel readably)."""
 def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, condition: str) -> Figure:
     """One predicted-vs-measured panel per model that covers ``condition``, four a row.
 
-    The panels share their axes, named once for the figure (the replicate's panel, one half
-    of the cells against the other, names its own).
+    The panels share their axes, named briefly at the grid's edges (the unit in the title;
+    the replicate's panel, one half of the cells against the other, names its own).
     """
     rows = result.changes[
         (result.changes["seed"] == seed) & (result.changes["condition"] == condition)
@@ -197,12 +197,12 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
             ax=ax,
         )
         ax.set_title(model)
-        if model == REPLICATE:  # one half of the cells against the other: its own names
+        if model == REPLICATE:  # one half of the cells against the other
             ax.set_xlabel("change in the other half")
             ax.set_ylabel("change in one half")
-        else:  # named once for the figure, below and at the left
-            ax.set_xlabel("")
-            ax.set_ylabel("")
+        else:  # short names (the unit is in the figure's title), at the grid's edges
+            ax.set_xlabel("measured change" if i + SCATTER_COLUMNS >= len(models) else "")
+            ax.set_ylabel("predicted change" if i % SCATTER_COLUMNS == 0 else "")
         if i + SCATTER_COLUMNS >= len(models):  # no panel below: the x axis keeps its numbers
             ax.tick_params(labelbottom=True)
     values = rows[["predicted", "measured"]].to_numpy(dtype=float)
@@ -211,10 +211,9 @@ def _scatter_figure(result: EvaluationResult, seed: int, subgroup: str, conditio
     for ax in axes:
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
-    figure.suptitle(f"{condition} ({subgroup}, seed {seed}): top DE genes")
-    if any(m != REPLICATE for m in models):
-        figure.supxlabel(f"measured change over control ({UNIT})", fontsize="medium")
-        figure.supylabel(f"predicted change over control ({UNIT})", fontsize="medium")
+    figure.suptitle(
+        f"{condition} ({subgroup}, seed {seed}): top DE genes, change over control ({UNIT})"
+    )
     return figure
 
 

@@ -1012,7 +1012,9 @@ class PerturbationModel(ABC):
                 raise PerturbsimError(
                     f"strict: {counted(len(refused), 'perturbation')} with a gene never measured "
                     f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}; "
-                    "leave them out, or predict them without strict=True (flagged unsupported)"
+                    f"leave {'it' if len(refused) == 1 else 'them'} out, or predict "
+                    f"{'it' if len(refused) == 1 else 'them'} without strict=True (flagged "
+                    "unsupported)"
                 )
         except PerturbsimError as err:
             hint = self.query_hint(sets, labels=True)

@@ -204,6 +204,13 @@ def _remove_retired(retired: Path, path: Path) -> None:
         )
 
 
+def _screen_hint(path: Path) -> str:
+    """A note for a screen's file or store (``.h5ad``, ``.zarr``) given where a model goes."""
+    if path.suffix.lower() in (".h5ad", ".zarr") and path.exists():
+        return " (a screen's file: give the folder of a saved model here)"
+    return ""
+
+
 def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a directory written by :func:`write_model_dir`.
 
@@ -232,16 +239,14 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
                 f"no model directory at {str(path)!r}: a save into it stopped before it finished "
                 f"(its partial files are in {str(staged[-1])!r}: delete them and save again)"
             )
-        screen = path.suffix.lower() in (".h5ad", ".zarr") and path.exists()
-        what = " (a screen's file: give the folder of a saved model here)" if screen else ""
-        raise PerturbsimError(f"no model directory at {str(path)!r}{what}")
+        raise PerturbsimError(f"no model directory at {str(path)!r}{_screen_hint(path)}")
     for needed in (config_file, weights_file):
         if not needed.is_file():
             what = (
                 " (it holds results, not a model: a model is saved by `perturbsim train` or "
                 "model.save)"
                 if (path / RESULTS_MARKER).is_file()
-                else ""
+                else _screen_hint(path)
             )
             raise PerturbsimError(f"model directory {str(path)!r} lacks {needed.name}{what}")
     try:
