@@ -234,13 +234,15 @@ def refuse_output_file(out: Path, overwrite: bool, *, inputs: Sequence[Path] = (
         _refuse_other_h5ad(out)
 
 
-def refuse_model_folder(folder: Path) -> None:
-    """Refuse to write into a folder holding a saved model, or into a folder inside one.
+def holds_saved_model(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved model: its config and weights."""
+    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
 
-    A saved model's folder holds its config and weights.
-    """
+
+def refuse_model_folder(folder: Path) -> None:
+    """Refuse to write into a folder holding a saved model, or into a folder inside one."""
     for place in (folder, *folder.resolve().parents):
-        if (place / CONFIG_FILE).is_file() and (place / WEIGHTS_FILE).is_file():
+        if holds_saved_model(place):
             raise PerturbsimError(
                 f"{str(place)!r} holds a saved model ({CONFIG_FILE}): write --out outside it "
                 "(files beside a model's, or in folders beside them, would stop it being "

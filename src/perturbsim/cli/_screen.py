@@ -16,7 +16,7 @@ from .._errors import PerturbsimError, counted
 from .._keys import CONTROL, SEP
 from ..pp import parse_perturbations
 from ..pp._labels import CONTROL_CANDIDATES, label_sep
-from ._parser import path_argument
+from ._parser import holds_saved_model, path_argument
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +339,8 @@ def read_screen(
         screens, unless ``--pool-datasets`` is given.
     """
     from ..ds import read
-    from ..models._store import CONFIG_FILE, WEIGHTS_FILE
 
-    if all((Path(args.data) / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE)):
+    if holds_saved_model(Path(args.data)):
         raise PerturbsimError(
             f"{str(args.data)!r} is a saved model's folder, not a screen: give the screen's "
             ".h5ad file or .zarr store here"

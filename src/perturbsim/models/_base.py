@@ -1009,12 +1009,11 @@ class PerturbationModel(ABC):
             if strict and support is not None and support[PRED_UNSUPPORTED].any():
                 flags = support[PRED_UNSUPPORTED]
                 refused = [canonical_label(s) for s, bad in zip(sets, flags, strict=True) if bad]
+                them = "it" if len(refused) == 1 else "them"
                 raise PerturbsimError(
                     f"strict: {counted(len(refused), 'perturbation')} with a gene never measured "
                     f"alone and no measured GO neighbour: {shown_list(refused, _MAX_NAMED_GENES)}; "
-                    f"leave {'it' if len(refused) == 1 else 'them'} out, or predict "
-                    f"{'it' if len(refused) == 1 else 'them'} without strict=True (flagged "
-                    "unsupported)"
+                    f"leave {them} out, or predict {them} without strict=True (flagged unsupported)"
                 )
         except PerturbsimError as err:
             hint = self.query_hint(sets, labels=True)

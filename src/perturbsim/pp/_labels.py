@@ -60,9 +60,9 @@ def _white_space_hint(label: str, sep: str) -> str:
         inside = SEP in token or (bare and bare in token) or any(ch.isspace() for ch in token)
         return bool(token) and not inside
 
-    others = [s for s in SEPARATORS if s != bare]
-    spacings = [(f" {s} ", f"{s} ") for s in (bare, *others)]  # "A + B", "A; B", "A, B"
-    for spaced in dict.fromkeys([*(x for pair in spacings for x in pair), " "]):  # "A B"
+    seps = [bare, *(s for s in SEPARATORS if s != bare)]
+    spaced_seps = [f"{before}{s} " for s in seps for before in (" ", "")]  # "A + B", "A, B"
+    for spaced in dict.fromkeys([*spaced_seps, " "]):  # last, "A B"
         tokens = label.split(spaced)
         if spaced != sep and len(tokens) > 1 and all(map(is_gene, tokens)):
             return f" (genes joined by {spaced!r}? pass sep={spaced!r})"
