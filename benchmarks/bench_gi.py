@@ -66,7 +66,7 @@ def _profile(pred, control_mean: np.ndarray, n_pairs: int) -> list[dict]:
     profiler = cProfile.Profile()
     with mock.patch.object(_gi, "_THREADS", 1):
         profiler.enable()
-        gi_scores(pred, pairs=labels, control_mean=control_mean)
+        gi_scores(pred, pairs=labels, control_mean=control_mean, unsupported=())
         profiler.disable()
     table = pstats.Stats(profiler).stats
     own = {key: row for key, row in table.items() if key[0].endswith("pp/_gi.py")}
@@ -110,7 +110,7 @@ def main() -> None:
     profile = _profile(pred, model.control_mean, args.profile_pairs)
     sample = pairs if args.gi_pairs is None else pairs[: args.gi_pairs]
     with Timer() as scoring:
-        scores = gi_scores(pred, pairs=sample, control_mean=model.control_mean)
+        scores = gi_scores(pred, pairs=sample, control_mean=model.control_mean, unsupported=())
     scale = len(pairs) / len(sample)
     with_gi = {
         "wall": round(batched.wall + scoring.wall * scale, 1),

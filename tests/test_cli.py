@@ -69,7 +69,7 @@ def test_a_file_of_several_screens_is_refused_unless_one_is_picked_or_pooled(cap
     assert _one_line_error(capsys) == (
         "perturbsim train: error: obs['dataset'] names 2 screens (mine23, other19): pooled, "
         "each condition (control included) would mix their cells and read their differences "
-        "as effects; pick one of them, e.g. --where dataset=mine23, or pass --pool-datasets"
+        "as effects; pick one of them (--where dataset=VALUE), or pass --pool-datasets"
     )
     assert not (tmp_path / "m").exists()
     assert _train(data, tmp_path / "one", "--model", "mean", "--where", "dataset=mine23") == 0

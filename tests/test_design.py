@@ -69,6 +69,17 @@ def test_default_candidates_are_covered_singles_and_panel_pairs(model):
     assert ps.tl.default_candidates(model) == candidates  # measured: what the model knows
 
 
+def test_default_candidates_read_measured_labels_as_design_does(model):
+    measured = ps.tl.measured_conditions(model)
+    candidates = ps.tl.default_candidates(model, measured)
+    pair = next(c for c in measured if len(genes_of(c)) == 2)
+    reversed_pair = "+".join(reversed(genes_of(pair)))
+    given = [c for c in measured if c != pair] + [reversed_pair]
+    assert ps.tl.default_candidates(model, iter(given)) == candidates  # a generator, read once
+    with pytest.raises(ps.PerturbsimError, match="measured must be a list of labels, got the s"):
+        ps.tl.default_candidates(model, measured[0])
+
+
 def test_measured_conditions_are_never_proposed(model, screen, model_dir, caplog):
     split = ps.pp.Split.from_adata(screen)
     measured = ps.tl.measured_conditions(model)
@@ -336,6 +347,10 @@ def test_learning_curves_summary_and_plot():
     row = unscored[(unscored["strategy"] == "combined") & (unscored["n_measured"] == 16)].iloc[0]
     assert row["mean"] == pytest.approx(0.55) and row["n_seeds"] == 2
     assert unscored["n_seeds"].tolist() == [3, 2, 3, 2]
+    never_scored = curves.assign(error=curves["error"].where(curves["strategy"] != "random"))
+    with pytest.raises(ps.PerturbsimError, match="reference 'random' has no finite error at"):
+        ps.pl.design_curves(never_scored)  # a line at NaN, labelled "random at 16", before
+    assert len(ps.pl.design_curves(never_scored, reference=None).get_lines()) == 2
     with pytest.raises(ps.PerturbsimError) as err:  # the same curves twice are not 6 seeds
         ps.tl.active_learning_summary(pd.concat([curves, curves]))
     assert str(err.value) == (
@@ -560,6 +575,11 @@ def test_ranking_candidates_warns_of_nothing_about_their_predictions(norman, cap
     with caplog.at_level("WARNING", logger="perturbsim"):
         ps.tl.design(model, budget=3)
     assert "direct effect" not in caplog.text  # untested candidates: work on the way
+    caplog.clear()  # a measured set is predicted only to keep the picks apart: no warning
+    measured = [*ps.tl.measured_conditions(model), "CEBPE+PTPN9+SET"]
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.tl.design(model, ["SET"], budget=1, measured=measured)
+    assert "more genes than any condition" not in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim"):  # but a set larger than any fitted
         ps.tl.design(model, ["CEBPE+PTPN9+SET", "SET"], budget=2)

@@ -217,3 +217,17 @@ def test_a_test_triple_is_left_out_of_the_interactions():
     stats_ = ps.pp.compute_pseudobulk(screen, coexpression="none")
     truth = GITruth(stats_, labels[5:], seed=0)  # every one measured, with its singles
     assert truth.pairs == pairs and list(truth.scores.index) == pairs
+
+
+def test_a_model_is_ranked_on_every_pair_it_covers_its_generic_guesses_too(small):
+    from perturbsim.tl._evaluate_gi import GITruth
+
+    stats_ = ps.pp.compute_pseudobulk(small, coexpression="none")
+    measured = {str(c) for c in stats_.conditions}
+    pairs = sorted(c for c in measured if c.count("+") == 1 and set(genes_of(c)) <= measured)
+    truth = GITruth(stats_, pairs, seed=0)
+    profiles = ps.pp.measured_profiles(small, ["ctrl", *genes_of(pairs[0]), pairs[0]])
+    profiles.obs["generic"] = [label == genes_of(pairs[0])[0] for label in profiles.obs_names]
+    scored = truth.score(profiles, [pairs[0]])  # gi_scores alone would flag it: generic single
+    assert scored.loc[pairs[0], "flag"] == ""
+    assert ps.tl.gi_scores(profiles).loc[pairs[0], "flag"].startswith("generic single")

@@ -437,6 +437,8 @@ def test_abundant_genes_come_from_the_control_and_leave_targets_out(singles):
     profiles.X = profiles.X + np.arange(3)[:, None]  # X - delta no longer a control
     with pytest.raises(PerturbsimError, match="pass control_mean="):
         gi_scores(profiles)
+    with pytest.raises(PerturbsimError, match=r"abundance=2.5 selects genes only with genes="):
+        gi_scores(with_ctrl, genes=genes[:10], abundance=2.5)  # would be silently unused
 
 
 def test_labels_are_canonical_and_c1_belongs_to_the_first_gene(singles):
@@ -565,6 +567,12 @@ def test_measured_pairs_of_few_cells_are_flagged_not_scored(norman):
     unreadable.obs.loc[pair, "n_cells"] = "two"  # would leave the pair unflagged
     with pytest.raises(PerturbsimError, match=re.escape(f"'two' in row '{pair}' is not a")):
         gi_scores(unreadable)
+    for bad in (-1, 2.5):  # a count: read as "few cells (A+B -1)" before
+        uncountable = profiles.copy()
+        uncountable.obs["n_cells"] = uncountable.obs["n_cells"].astype(float)
+        uncountable.obs.loc[pair, "n_cells"] = bad
+        with pytest.raises(PerturbsimError, match=re.escape(f": {bad} in row '{pair}' is not a")):
+            gi_scores(uncountable)
 
 
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):
@@ -910,8 +918,17 @@ def test_gi_per_gene_refuses_bad_values_in_one_line(norman):
         "fdr must be a number strictly between 0 and 1, got '0.05'": {"fdr": "0.05"},
         "fdr must be a number strictly between 0 and 1, got 1.0": {"fdr": 1.0},
         "sep must be a non-empty string (e.g. '_'), got 1": {"sep": 1},
-        f"se must be standard errors >= 0: 'ctrl' at gene '{gene}' holds -0.1": {
+        f"se must be finite standard errors >= 0: 'ctrl' at gene '{gene}' holds -0.1": {
             "se": se.assign(**{gene: -0.1})
+        },
+        f"se must be finite standard errors >= 0: 'ctrl' at gene '{gene}' holds inf": {
+            "se": se.assign(**{gene: np.inf})
+        },
+        f"se has more than one column for the gene '{gene}'": {
+            "se": pd.concat([se, se[[gene]]], axis=1)
+        },
+        "se has more than one row for the condition 'KLF1+MAP2K6': KLF1+MAP2K6, MAP2K6+KLF1": {
+            "se": pd.concat([se, se.loc[["KLF1+MAP2K6"]].rename(index=lambda _: "MAP2K6+KLF1")])
         },
         f"se must hold numbers: 'ctrl' at gene '{gene}' holds 'abc'": {
             "se": se.astype(object).assign(**{gene: "abc"})
@@ -977,6 +994,10 @@ def test_gi_split_half_replicates_simulated_interactions_not_random_groups(caplo
     reversed_label = "+".join(reversed(first.split("+")))  # any order, repeats once
     again = ps.tl.gi_split_half(stats_, [reversed_label, first], genes=stats_.control_mean > 0.5)
     assert list(again.index) == [first] and again[first] == pytest.approx(r[first])
+    given = (p for p in [first])  # a generator: read once
+    assert ps.tl.gi_split_half(stats_, given, genes=stats_.control_mean > 0.5)[first] == (
+        pytest.approx(r[first])
+    )
     named = list(stats_.genes[stats_.control_mean > 0.5])  # the genes by name, as a mask
     assert ps.tl.gi_split_half(stats_, [first], genes=named)[first] == pytest.approx(r[first])
     with pytest.raises(

@@ -70,8 +70,12 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     flagged = int((pairs.obs["flag"].isin(["", "single"])).__invert__().sum())
     assert flagged > 0  # the tiny screen has pairs left unscored
     assert ax.get_ylabel() == f"{len(scored)} pairs (clustered)"
-    not_scored = f"{flagged} pair{'s' if flagged > 1 else ''} not scored"
-    assert ax.get_title() == f"genetic interaction map\nleft out: {not_scored}"
+    unscored = pairs.obs.loc[~pairs.obs["flag"].isin(["", "single"]), "flag"]
+    kinds = unscored.map(ps.pp._gi.flag_kind).value_counts()
+    why = ", ".join(f"{n} {kind}" if n < flagged else kind for kind, n in kinds.items())
+    not_scored = f"{flagged} pair{'s' if flagged > 1 else ''} not scored ({why})"
+    assert ax.get_title() == f"genetic interaction map\nleft out: {not_scored}"  # and why
+    assert why and "+" not in why  # a kind of reason, not each pair's genes
     only_scored = pairs.obs[pairs.obs["flag"] == ""].copy()
     assert pl.gi_map(only_scored).get_title() == "genetic interaction map"
     only_scored.iloc[0, only_scored.columns.get_loc("magnitude")] = np.inf
@@ -145,6 +149,7 @@ def test_pair_prediction_shows_singles_prediction_measurement_and_sum(
     ]
     genes = [t.get_text() for t in ax.get_xticklabels()]
     assert len(genes) == 6 and a not in genes and b not in genes
+    assert ax.get_xlabel() == "genes where the pair departs most from additive"
     predicted = gears.predict(measured_pair).to_df(layer="delta").iloc[0]
     heights = [p.get_height() for p in ax.containers[2].patches]
     np.testing.assert_allclose(heights, predicted[genes], rtol=1e-5, atol=1e-7)
@@ -165,6 +170,7 @@ def test_pair_prediction_shows_genes_that_change_not_clipped_near_zero_ones(norm
     # summed: nothing deviates, so the genes it changes most, and the title says why
     assert genes == change.drop(["KLF1", "MAP2K6"], errors="ignore").nlargest(8).index.tolist()
     assert ax.get_title() == "KLF1+MAP2K6\n(predicted as its singles summed)"
+    assert ax.get_xlabel() == "genes the pair changes most"
     # measured statistics as the source: nothing predicted, nothing summed
     stats = ps.pp.compute_pseudobulk(norman)
     assert pl.pair_prediction(stats, "KLF1+MAP2K6").get_title() == "KLF1+MAP2K6"

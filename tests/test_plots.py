@@ -502,13 +502,27 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
             assert bar.get_alpha() == (pl._plots.PARTIAL_ALPHA if partial else None)
     assert any(bar.get_alpha() for bar in ax.patches)
     assert all(h.get_alpha() is None for h in ax.get_legend().legend_handles)  # full colours
-    # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
+    # each note stands past its bar's end and whisker (nMSE's axis has no room below 0)
+    top = ax.get_ylim()[1]
     for text in ax.texts:
         x, y = text.get_position()
-        bar = min(ax.patches, key=lambda b: abs(b.get_x() + b.get_width() / 2 - x))
+        container, bar = min(
+            ((c, b) for c in ax.containers if isinstance(c, BarContainer) for b in c.patches),
+            key=lambda cb: abs(cb[1].get_x() + cb[1].get_width() / 2 - x),
+        )
         height = bar.get_height()
-        assert y == pytest.approx(height if np.isfinite(height) else 0.0)
+        group = subgroups[list(container.patches).index(bar)]
+        key = (container.get_label(), group, "nmse_de")
+        whisker = summary.loc[key, "ci_high"] if key in summary.index else np.nan
+        past = min(np.nanmax([height, whisker]), top) if np.isfinite(height) else 0.0
+        assert y == pytest.approx(past)
         assert text.get_va() == "bottom"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "additive",
+        "mean",
+        "k/n: faded, the mean of k\nof n test conditions",
+        "–: predicts none of them",
+    ]  # what the notes mean, under the models
     pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
     for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
         if not text.get_text().startswith(("n/a", "–")):

@@ -449,6 +449,12 @@ def test_pairs_of_a_gene_the_default_predicts_as_the_mean_are_flagged_not_called
     for pair in ("KLF1+MAPK1", "MAP2K6+MAPK1", "MAPK1+SLC38A2"):
         assert pred.obs.loc[pair, "flag"] == "generic single MAPK1"
     assert pred.obs.loc["KLF1+MAP2K6", "flag"] == ""
+    # gi_scores of predict's own output reads the same flags from its .obs
+    plain = model.predict(["KLF1", "MAP2K6", "MAPK1", "KLF1+MAP2K6", "KLF1+MAPK1"])
+    scores = gi_scores(plain)
+    assert scores.loc["KLF1+MAPK1", "flag"] == "generic single MAPK1"
+    assert scores.loc["KLF1+MAP2K6", "flag"] == ""
+    assert gi_scores(plain, unsupported=[]).loc["KLF1+MAPK1", "flag"] == ""  # asked for
 
 
 def test_gi_scores_refuses_a_string_of_unsupported_genes(gears, genes):

@@ -833,9 +833,8 @@ def test_cells_of_several_screens_are_refused_unless_pooled_on_purpose(caplog):
     message = one_line_error(lambda: ps.pp.setup(adata), "names 2 screens")
     assert message == (
         "obs['dataset'] names 2 screens (mine23, other19): pooled, each condition (control "
-        "included) would mix their cells and read their differences as effects; pick one of them, "
-        "e.g. "
-        "ps.ds.read(..., where={'dataset': 'mine23'}), or pass pool_datasets=True"
+        "included) would mix their cells and read their differences as effects; pick one of them "
+        "(ps.ds.read(..., where={'dataset': VALUE})), or pass pool_datasets=True"
     )
     assert "perturbsim_condition" not in adata.obs  # refused before anything was written
     with caplog.at_level("WARNING", logger="perturbsim.pp._setup"):

@@ -27,12 +27,12 @@ from ..models import PerturbationModel
 from ..models._base import WARN_SUMMED
 from ..pp import genes_of
 from ..pp._gi import (
-    FEW_DE,
     FEW_GENES,
     MIN_RELIABILITY,
     SUM_OF_SINGLES,
     WARN_NOISY_SINGLES,
     GIRules,
+    flag_kind,
     gi_split_half,
     is_scored,
     is_summed,
@@ -49,7 +49,7 @@ from ._parser import (
     read_list,
     refuse_outputs,
 )
-from ._screen import add_screen_options, go_annotations, read_screen
+from ._screen import add_screen_options, cli_wording, go_annotations, read_screen
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -111,26 +111,13 @@ def _print_scores(
 
 
 # -- gi -------------------------------------------------------------------------------------
-def _reason_kind(flag: str) -> str:
-    """A flag of :func:`~perturbsim.tl.gi_scores` without the genes it names, to count by."""
-    kinds = {
-        "missing single": "missing single(s)",
-        "generic single": "a single the model's generic guess",
-        "few cells": "a mean of fewer cells than --min-cells",
-        FEW_DE: "no more DE genes than --min-de",
-    }
-    return "; ".join(
-        next((kind for start, kind in kinds.items() if part.startswith(start)), part)
-        for part in flag.split("; ")
-    )
-
-
 def _gi_summary(scores: pd.DataFrame, n_genes: int, magnitude: str) -> str:
     """What ``gi`` and ``measured-gi`` print: pairs scored, flagged by reason, subtypes."""
     flags = scores["flag"].astype(str)
     scored = int((flags == "").sum())
     lines = [f"{counted(n_genes, 'gene')} in {counted(len(scores), 'pair')}: {scored} scored"]
-    for reason, count in flags[flags != ""].map(_reason_kind).value_counts().items():
+    reasons = flags[flags != ""].map(lambda flag: cli_wording(flag_kind(flag)))
+    for reason, count in reasons.value_counts().items():
         lines.append(f"  not scored ({reason}): {count}")
     if not scored:
         return "\n".join(lines)

@@ -74,6 +74,7 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
     (re.compile(r"\bmin_cells\b"), "--min-cells"),
+    (re.compile(r"\bmin_de\b"), "--min-de"),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
     (re.compile(r"\bpass go_annotations\b"), "pass --go annotations"),
     (re.compile(r"\bpass skip_unknown=True\b"), "pass --skip-unknown"),
@@ -94,12 +95,7 @@ _CLI_WORDS = (
         re.compile(r"\(ps\.ds\.read\(\.\.\., where=\{(.+?): VALUE\}\)\)"),
         lambda m: _pooling_hint(m[1]),
     ),
-    (
-        re.compile(
-            r"ps\.ds\.read\(\.\.\., where=\{'dataset': ('[^']*')\}\), or pass pool_datasets=True"
-        ),
-        lambda m: f"{where_text([('dataset', ast.literal_eval(m[1]))])}, or pass --pool-datasets",
-    ),
+    (re.compile(r"\bpool_datasets=True\b"), "--pool-datasets"),
     (
         re.compile(r"several values\? give them as a list: where=(\{.*\})$"),
         lambda m: _list_hint(m[1]),

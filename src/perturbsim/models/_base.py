@@ -1173,9 +1173,9 @@ class PerturbationModel(ABC):
         self._warn_of(out)
         if gi:
             gi_options.setdefault("control_mean", self.control_mean)
-            weak = self._generic_singles(genes, out.obs.iloc[: len(genes)])
-            if weak:
-                gi_options.setdefault("unsupported", weak)
+            gi_options.setdefault(
+                "unsupported", self._generic_singles(genes, out.obs.iloc[: len(genes)])
+            )
             scores = gi_scores(out, **gi_options)
             scores[SUM_OF_SINGLES] = summed_pairs(out, scores.index)
             summed = int((scores[SUM_OF_SINGLES] & (scores["flag"] == "")).sum())

@@ -59,8 +59,8 @@ def design_curves(
     Raises
     ------
     PerturbsimError
-        ``curves`` not a DataFrame with those columns, or a strategy or ``reference`` not
-        among its strategies.
+        ``curves`` not a DataFrame with those columns, a strategy or ``reference`` not
+        among its strategies, or ``reference`` without a finite error.
 
     Examples
     --------
@@ -95,7 +95,12 @@ def design_curves(
         low = np.maximum(rows["ci_low"].to_numpy(dtype=float), floor)
         ax.fill_between(rows["n_measured"], low, rows["ci_high"], color=line.get_color(), alpha=0.2)
     if reference is not None:
-        rows = summary[summary["strategy"] == reference]
+        rows = summary[(summary["strategy"] == reference) & np.isfinite(summary["mean"])]
+        if rows.empty:
+            raise PerturbsimError(
+                f"reference {reference!r} has no finite error at any point: pass another "
+                "strategy as reference, or reference=None to mark none"
+            )
         every = rows[rows["n_seeds"] == rows["n_seeds"].max()]  # the points all its seeds reach
         final = every.iloc[-1]
         at = int(final["n_measured"])

@@ -22,12 +22,21 @@ from scipy.cluster import hierarchy
 
 from .._checks import check_count, check_label_part, check_list, check_positive
 from .._errors import PerturbsimError, counted
-from .._keys import CONTROL, DELTA_LAYER, PRED_GENERIC, PRED_UNSUPPORTED, SEP
+from .._keys import CONTROL, DELTA_LAYER, SEP
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
 from ..pp import canonical_label, parse_label
-from ..pp._gi import SUBTYPES, GIRules, is_scored, is_summed, summed_pairs, true_values
+from ..pp._gi import (
+    SUBTYPES,
+    GIRules,
+    flag_kind,
+    generic_guesses,
+    is_scored,
+    is_summed,
+    summed_pairs,
+    true_values,
+)
 from ..pp._labels import label_sep
 from ._plots import UNIT, ProfileSource, _axes, checked_genes, delta_table
 
@@ -88,7 +97,8 @@ def _score_table(
 ) -> tuple[pd.DataFrame, list[str]]:
     """The scored pairs (``flag`` empty) of GI scores with ``columns`` all finite.
 
-    Also what was left out, in words: pairs not scored, scored pairs with a non-finite score.
+    Also what was left out, in words: pairs not scored (and why), scored pairs with a
+    non-finite score.
     """
     table = data.obs if isinstance(data, AnnData) else data
     if not isinstance(table, pd.DataFrame) or "flag" not in table.columns:
@@ -108,11 +118,16 @@ def _score_table(
             f"{', '.join(GI_MAP_COLUMNS)}; subtype calls are drawn beside them)"
         )
     scored_rows = is_scored(table)
-    unscored = int((~scored_rows & (table["flag"].astype(str) != "single")).sum())
+    flags = table["flag"].astype(str)
+    unscored = flags[~scored_rows & (flags != "single")]
+    why = ", ".join(
+        f"{count} {kind}" if count < len(unscored) else kind
+        for kind, count in unscored.map(flag_kind).value_counts().items()
+    )
     scored = table[scored_rows]
     finite = np.isfinite(scored[list(columns)].to_numpy(dtype=float)).all(axis=1)
     left_out = [
-        *([f"{counted(unscored, 'pair')} not scored"] if unscored else []),
+        *([f"{counted(len(unscored), 'pair')} not scored ({why})"] if len(unscored) else []),
         *([f"{int((~finite).sum())} with a non-finite score"] if (~finite).any() else []),
     ]
     return scored[finite], left_out
@@ -399,10 +414,13 @@ def pair_prediction(
         if summed:  # it deviates nowhere: the genes it changes most
             changing = profiles[0].abs().drop([a, b], errors="ignore")
             genes = changing.nlargest(n_genes).index.tolist()
+            chosen_by = "genes the pair changes most"
         else:
             genes = _deviating_genes(profiles, additive, [a, b], n_genes)
+            chosen_by = "genes where the pair departs most from additive"
     else:
         genes = checked_genes(genes)
+        chosen_by = "genes"
     unknown = [g for g in genes if g not in shared]
     if unknown:
         where = "both the prediction and the measurement" if truth is not None else "the prediction"
@@ -438,6 +456,7 @@ def pair_prediction(
     )
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, genes, rotation=90)
+    ax.set_xlabel(chosen_by)
     ax.set_ylabel(f"change over control ({UNIT})")
     notes = [
         *(["(predicted as its singles summed)"] if summed else []),
@@ -463,16 +482,12 @@ def pair_prediction(
 def _generic_guesses(profiles: AnnData | object, genes: Sequence[str]) -> set[str]:
     """The ``genes`` whose predicted single is the model's generic guess.
 
-    Read from ``.obs["unsupported"]`` and ``.obs["generic"]`` of a prediction (a gene
-    neither measured alone nor tied by GO to one that was; one the default model predicts
-    as the mean change); none for measured profiles.
+    Those :func:`~perturbsim.pp._gi.generic_guesses` finds; none for measured profiles or a
+    table.
     """
-    obs = getattr(profiles, "obs", None)
-    if obs is None:
+    if not isinstance(profiles, AnnData):
         return set()
-    flags = [true_values(obs[key]) for key in (PRED_UNSUPPORTED, PRED_GENERIC) if key in obs]
-    flagged = set(map(str, obs.index[np.logical_or.reduce(flags)])) if flags else set()
-    return {gene for gene in genes if gene in flagged}
+    return set(genes) & generic_guesses(profiles)
 
 
 # -- phenotype landscape --------------------------------------------------------------------

@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from scipy import sparse
 
@@ -200,17 +201,23 @@ def plain_log_labels(axis: Axis) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
-def _note_place(height: float, bottom: float, top: float) -> tuple[float, str]:
-    """Where a bar's coverage note stands: ``(y, va)``, never over the bar.
+def _note_place(
+    height: float, bottom: float, top: float, whisker: tuple[float, float] = (np.nan, np.nan)
+) -> tuple[float, str]:
+    """Where a bar's coverage note stands: ``(y, va)``, never over the bar or its whisker.
 
-    From 0 on the side the bar does not take where the axis has room there, else past the
-    bar's end; from 0 upwards for a missing bar.
+    From 0 (or the whisker's end past 0) on the side the bar does not take where the axis
+    has room there, else past the bar's end (or its whisker's); from 0 upwards for a
+    missing bar.
     """
     if not np.isfinite(height):
         return 0.0, "bottom"
+    low, high = (height if np.isnan(end) else end for end in whisker)
     if height >= 0:
-        return (0.0, "top") if bottom < 0 else (float(height), "bottom")
-    return (0.0, "bottom") if top > 0 else (float(height), "top")
+        below = min(0.0, low)
+        return (below, "top") if bottom < below else (float(min(max(height, high), top)), "bottom")
+    above = max(0.0, high)
+    return (above, "bottom") if above < top else (float(max(min(height, low), bottom)), "top")
 
 
 def _value_range(metric: str, means: np.ndarray) -> tuple[float, float]:
@@ -341,7 +348,7 @@ def metric_bars(
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
     means, ends = [], []
-    notes: list[tuple[float, str, float]] = []  # (position, note, bar height)
+    notes: list[tuple[float, str, float, tuple[float, float]]] = []  # position, note, bar
     colours = model_colours(models)
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
@@ -376,8 +383,8 @@ def metric_bars(
                 else {"color": colours[model]}
             ),
         )
-        for bar, position, group, height in zip(
-            bars.patches, positions, subgroups, mean, strict=True
+        for bar, position, group, height, whisker in zip(
+            bars.patches, positions, subgroups, mean, zip(low, high, strict=True), strict=True
         ):
             # a bar of fewer conditions says how many, beside it; a missing one, why (without
             # coverage, a row absent from the summary is a subgroup the model never covered)
@@ -394,15 +401,15 @@ def metric_bars(
             if np.isnan(height) and note != NOT_COVERED:
                 note = "n/a" + (f" ({note})" if note else "")
             if note:
-                notes.append((position, note, height))
+                notes.append((position, note, height, whisker))
             if note and np.isfinite(height):  # a mean of some conditions only: faded
                 bar.set_alpha(PARTIAL_ALPHA)
     if metric.startswith("nmse"):
         ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     bottom, top = _value_range(metric, np.concatenate(means))
     ax.set_ylim(bottom, top)
-    for position, note, height in notes:
-        y, va = _note_place(height, bottom, top)
+    for position, note, height, whisker in notes:
+        y, va = _note_place(height, bottom, top, whisker)
         upright = {"rotation": 0} if note == NOT_COVERED else {}  # a dash, not a tick mark
         ax.text(position, y, note, va=va, **{**_FOOT_NOTE, **upright})
     ax.axhline(0.0, color="0.2", linewidth=0.8)
@@ -433,10 +440,31 @@ def metric_bars(
     # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
     width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
     ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
-    legend = ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    key = _notes_key([note for _, note, _, _ in notes])  # under the models, no mark beside
+    legend = ax.legend(
+        [*handles, *(Patch(visible=False) for _ in key)],
+        [*labels, *key],
+        fontsize="small",
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     for handle in legend.legend_handles:  # a model's colour, not its first bar's fading
         handle.set_alpha(None)
     return ax
+
+
+def _notes_key(notes: list[str]) -> list[str]:
+    """What the bars' coverage notes mean: one legend line for each kind among ``notes``."""
+    lines = []
+    if any("/" in note for note in notes):
+        lines.append("k/n: faded, the mean of k\nof n test conditions")
+    if NOT_COVERED in notes:
+        lines.append(f"{NOT_COVERED}: predicts none of them")
+    if any(note.startswith("n/a") for note in notes):
+        lines.append("n/a: metric undefined")
+    return lines
 
 
 def _as_series(

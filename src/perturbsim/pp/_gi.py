@@ -50,7 +50,15 @@ from .._checks import (
     shown,
 )
 from .._errors import PerturbsimError, counted, first_case_hint, shown_list
-from .._keys import CONTROL, CONTROL_MEAN_VARIANCE, DELTA_LAYER, MEAN_VARIANCE_LAYER, SEP
+from .._keys import (
+    CONTROL,
+    CONTROL_MEAN_VARIANCE,
+    DELTA_LAYER,
+    MEAN_VARIANCE_LAYER,
+    PRED_GENERIC,
+    PRED_UNSUPPORTED,
+    SEP,
+)
 from .._settings import progress_disabled, resolve_seed
 from ._cells import dense_rows
 from ._gi_simex import simex_coefficients
@@ -326,15 +334,16 @@ class GIRules:
     def classify(self, scores: pd.DataFrame) -> pd.DataFrame:
         """Boolean ``is_<subtype>`` columns and the primary ``subtype`` of each pair.
 
-        The columns are pandas' nullable ``boolean``: missing (``<NA>``) where the score
-        the rule reads is NaN (a pair not scored), so that ``~is_synergy`` counts scored
-        pairs only. The primary subtype is the first of :data:`PRECEDENCE` that holds:
-        rules on the shape of the relation before rules on its size (a poor linear fit,
-        neomorphism, makes the coefficients meaningless; epistasis: one single explains
-        the pair), then synergy, redundancy before suppression (a redundant pair, whose
-        change looks like each single's, usually has ``c1 + c2 ≈ 1`` and so a
-        suppressive magnitude: redundancy names why), and additive last, as the absence
-        of an interaction. ``""`` where none holds (NaN scores).
+        The columns are pandas' nullable ``boolean``: missing (``<NA>``) where the score the
+        rule reads is NaN (a pair not scored, or a score undefined for a scored pair:
+        ``fit_corr`` of a pair whose change is 0 on every gene fitted), so that
+        ``~is_synergy`` counts pairs with that score only. The primary subtype is the first
+        of :data:`PRECEDENCE` that holds: rules on the shape of the relation before rules on
+        its size (a poor linear fit, neomorphism, makes the coefficients meaningless;
+        epistasis: one single explains the pair), then synergy, redundancy before
+        suppression (a redundant pair, whose change looks like each single's, usually has
+        ``c1 + c2 ≈ 1`` and so a suppressive magnitude: redundancy names why), and additive
+        last, as the absence of an interaction. ``""`` where none holds (NaN scores).
 
         Examples
         --------
@@ -1060,6 +1069,29 @@ def _requested_pairs(pairs: Sequence[str] | None, rows: Mapping[str, int], sep: 
 
 FEW_DE = "too few DE genes"
 """Start of the flag reason of a pair with no more DE genes than ``min_de``."""
+_FLAG_KINDS = {
+    "missing single": "missing single(s)",
+    "generic single": "a single the model's generic guess",
+    "few cells": "a mean of fewer cells than min_cells",
+    FEW_DE: "no more DE genes than min_de",
+}
+"""Starts of :func:`gi_scores`' flag reasons that name genes or counts -> the reason alone."""
+
+
+def flag_kind(flag: str) -> str:
+    """A :func:`gi_scores` flag without the genes or counts it names, to count pairs by.
+
+    Examples
+    --------
+    >>> flag_kind("generic single GATA1; too few DE genes (7 <= 10)")
+    "a single the model's generic guess; no more DE genes than min_de"
+    >>> flag_kind("singles collinear or zero")
+    'singles collinear or zero'
+    """
+    return "; ".join(
+        next((kind for start, kind in _FLAG_KINDS.items() if part.startswith(start)), part)
+        for part in flag.split("; ")
+    )
 
 
 def unscored_for_few_de_only(scores: pd.DataFrame) -> pd.Series:
@@ -1135,11 +1167,15 @@ def _few_cells(profiles: AnnData, sep: str, min_cells: int) -> dict[str, int]:
     column = profiles.obs["n_cells"]
     cells = pd.to_numeric(column, errors="coerce").to_numpy(float)
     unread = np.isnan(cells) & column.notna().to_numpy()
-    if unread.any():
-        row = int(np.flatnonzero(unread)[0])
+    with np.errstate(invalid="ignore"):
+        uncountable = (cells < 0) | (np.isfinite(cells) & (cells != np.round(cells)))
+    wrong = unread | uncountable | np.isinf(cells)
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        value = repr(column.iloc[row]) if unread[row] else f"{cells[row]:g}"
         raise PerturbsimError(
-            f"profiles.obs['n_cells'] must hold cell counts: {column.iloc[row]!r} in row "
-            f"{profiles.obs_names[row]!r} is not a number"
+            f"profiles.obs['n_cells'] must hold cell counts: {value} in row "
+            f"{profiles.obs_names[row]!r} is not a whole number >= 0"
         )
     return {
         _canonical(label, sep): int(n)
@@ -1161,7 +1197,7 @@ def gi_scores(
     rules: GIRules | None = None,
     max_subsets: int = 100_000,
     seed: int | None = None,
-    unsupported: Sequence[str] = (),
+    unsupported: Sequence[str] | None = None,
     min_cells: int = MIN_REPLICATE_CELLS,
     noise_correction: bool = False,
     sep: str = SEP,
@@ -1200,9 +1236,10 @@ def gi_scores(
         exceed it, else 0, every expressed gene (:func:`resolve_abundance`; as
         :func:`perturbsim.tl.evaluate` and ``perturbsim gi`` choose).
     control_mean
-        Mean control expression, used when ``profiles`` has no ``ctrl`` row (beside one, it
-        must agree with it); by default ``X - .layers["delta"]`` (identical over rows for
-        model predictions).
+        Mean control expression, by which ``"abundant"`` genes are chosen (not read with a
+        list of genes), used when ``profiles`` has no ``ctrl`` row (beside one, it must
+        agree with it); by default ``X - .layers["delta"]`` (identical over rows for model
+        predictions).
     exclude_targets
         Leave each pair's own genes out of its fit: their change is the perturbation
         itself (Norman left out the targets of every perturbation of his screen).
@@ -1225,10 +1262,12 @@ def gi_scores(
         pair's scores do not depend on the other pairs, nor on the threads that score
         them (up to 8, one per core).
     unsupported
-        Genes whose profiles are predictions resting on nothing measured of them (e.g.
-        ``.obs["unsupported"]`` of a model's predicted singles): their single is then the
-        model's generic guess, and a pair's coefficients would read that guess's scale
-        rather than the gene, so their pairs are flagged, not scored.
+        Genes whose profiles are predictions resting on nothing measured of them: their
+        single is then the model's generic guess, and a pair's coefficients would read that
+        guess's scale rather than the gene, so their pairs are flagged, not scored. None
+        (default): the genes whose single's row a model's prediction flags in
+        ``.obs["unsupported"]`` or ``.obs["generic"]`` (:func:`generic_guesses`; none for
+        measured profiles); ``()`` flags none.
     min_cells
         Where ``profiles.obs`` has ``n_cells`` (measured means:
         :func:`perturbsim.pp.measured_profiles`), pairs whose own mean or a single's
@@ -1279,7 +1318,8 @@ def gi_scores(
     per subtype (:meth:`GIRules.classify`). A flagged pair has NaN scores, no subtype and
     every boolean missing (``<NA>``, pandas' nullable ``boolean``: ``~is_synergy`` counts
     scored pairs only): a pair that cannot be scored is flagged, never raised (an
-    ``abundance`` no gene's control mean exceeds is, as are malformed arguments).
+    ``abundance`` no gene's control mean exceeds is, as are malformed arguments and
+    non-finite values in ``delta``).
 
     The scores:
 
@@ -1364,6 +1404,11 @@ def gi_scores(
         base_mask = control > abundance
         check_abundance_reached(int(base_mask.sum()), abundance)
     else:
+        if abundance is not None:
+            raise PerturbsimError(
+                f"abundance={abundance!r} selects genes only with genes='abundant'; genes "
+                "names them here: leave one of the two out"
+            )
         check_list("genes", genes, "genes")
         base_mask = gene_selection(genes, profiles.var_names, "profiles.var_names")
     if n_de is not None and not isinstance(n_de, Mapping | pd.Series):
@@ -1374,8 +1419,11 @@ def gi_scores(
     n_de_canonical = None if n_de is None else _canonical_de_counts(n_de, sep)
     seed = resolve_seed(seed)
     check_list("unsupported", unsupported, "genes", optional=True)
-    weak = set(map(str, unsupported or ()))
     perturbed = {gene for label in rows for gene in genes_of(label)}
+    if unsupported is None:
+        weak = {label for label in generic_guesses(profiles) if label in perturbed}
+    else:
+        weak = set(map(str, unsupported))
     strangers = sorted(weak - perturbed)
     if strangers:  # a typo would leave a pair scored that was meant to be flagged
         logger.warning(
@@ -1498,6 +1546,27 @@ def is_summed(table: pd.DataFrame) -> pd.Series:
     if SUM_OF_SINGLES not in table.columns:
         return pd.Series(False, index=table.index, name=SUM_OF_SINGLES)
     return pd.Series(true_values(table[SUM_OF_SINGLES]), index=table.index)
+
+
+def generic_guesses(profiles: AnnData) -> set[str]:
+    """Labels of the rows of a prediction that are its model's generic guess.
+
+    Rows flagged in ``.obs["unsupported"]`` (a gene neither measured alone nor tied by GO
+    to one that was) or ``.obs["generic"]`` (also one the default model predicts as the
+    mean change) of :meth:`~perturbsim.models.PerturbationModel.predict`'s output; none for
+    measured profiles, which have neither column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from anndata import AnnData
+    >>> obs = pd.DataFrame({"generic": [False, True]}, index=["KLF1", "GATA1"])
+    >>> sorted(generic_guesses(AnnData(obs=obs)))
+    ['GATA1']
+    """
+    obs = profiles.obs
+    flags = [true_values(obs[key]) for key in (PRED_UNSUPPORTED, PRED_GENERIC) if key in obs]
+    return set(map(str, obs.index[np.logical_or.reduce(flags)])) if flags else set()
 
 
 def true_values(column: pd.Series) -> np.ndarray:
@@ -1667,8 +1736,9 @@ def _warn_of_noisy_singles(table: pd.DataFrame) -> None:
     noisy = int((reliability < MIN_RELIABILITY).sum())
     if noisy:
         logger.warning(
-            "%s of %d scored pairs %s singles' reliability below %g (column reliability): "
-            "noise pulls their coefficients towards a fit of noise, so their subtypes lean "
+            "%s of %d scored pairs %s singles' reliability below %g (column reliability: "
+            "the share of their spread that is not noise, below 0 where a single is all "
+            "noise): noise pulls their coefficients towards a fit of noise, so their subtypes lean "
             "to suppression and neomorphism%s",
             noisy,
             len(reliability),
@@ -1984,6 +2054,16 @@ def _profile_se(
     missing = [g for g in genes if g not in se.columns]
     if missing:
         raise PerturbsimError(f"se has no column for genes {shown_list(missing, 10)}")
+    repeated = se.columns[se.columns.duplicated() & se.columns.isin(list(genes))]
+    if len(repeated):
+        raise PerturbsimError(f"se has more than one column for the gene {str(repeated[0])!r}")
+    rows = pd.Index([_canonical(label, sep) for label in se.index])
+    if rows.has_duplicates:
+        first = rows[rows.duplicated()][0]
+        spellings = [str(label) for label, row in zip(se.index, rows, strict=True) if row == first]
+        raise PerturbsimError(
+            f"se has more than one row for the condition {first!r}: {shown_list(spellings, 5)}"
+        )
     given = se.loc[:, list(genes)]
     out = given.apply(pd.to_numeric, errors="coerce")
     text = (given.notna() & out.isna()).to_numpy()
@@ -1993,15 +2073,16 @@ def _profile_se(
             f"se must hold numbers: {se.index[row]!r} at gene {str(genes[column])!r} holds "
             f"{given.iat[row, column]!r}"
         )
-    negative = out.to_numpy() < 0
-    if negative.any():
-        row, column = np.argwhere(negative)[0]
+    values = out.to_numpy(dtype=float)
+    wrong = (values < 0) | np.isinf(values)
+    if wrong.any():
+        row, column = np.argwhere(wrong)[0]
         raise PerturbsimError(
-            f"se must be standard errors >= 0: {se.index[row]!r} at gene "
+            f"se must be finite standard errors >= 0: {se.index[row]!r} at gene "
             f"{str(genes[column])!r} holds {float(out.iat[row, column])!r}"
         )
     out = out.astype(float)
-    out.index = [_canonical(label, sep) for label in se.index]
+    out.index = rows
     return _MeanErrors(out, df)
 
 
@@ -2099,6 +2180,7 @@ def gi_split_half(
     True
     """
     check_list("pairs", pairs, "labels")
+    pairs = list(pairs)  # a generator too: counted below
     check_stats(stats)
     exclude_targets = check_flag("exclude_targets", exclude_targets)
     if stats.half_moments is None or stats.half_n is None:

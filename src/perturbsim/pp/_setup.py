@@ -420,8 +420,8 @@ def _check_mixed_sources(adata: AnnData, pool_datasets: bool) -> bool:
         raise PerturbsimError(
             f"obs[{DATASET_COLUMN!r}] names {len(datasets)} screens "
             f"({shown_list(datasets, 5)}): pooled, each condition (control included) would mix "
-            "their cells and read their differences as effects; pick one of them, e.g. "
-            f"ps.ds.read(..., where={{{DATASET_COLUMN!r}: {datasets[0]!r}}}), or pass "
+            "their cells and read their differences as effects; pick one of them "
+            f"(ps.ds.read(..., where={{{DATASET_COLUMN!r}: VALUE}})), or pass "
             "pool_datasets=True"
         )
     for column, values in mixed.items():

@@ -61,8 +61,7 @@ _BATCH = 1024
 def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """Changes ``(n, G)`` of ``labels`` and their mean variance over genes, in batches.
 
-    Unsupported candidates are not warned of (untested ones often are); sets of more genes
-    than the model was fitted on are.
+    Unsupported predictions are not warned of (untested candidates often are).
     """
     deltas, variances = [], []
     for start in range(0, len(labels), _BATCH):
@@ -71,7 +70,6 @@ def _predict(model: PerturbationModel, labels: list[str]) -> tuple[np.ndarray, n
         deltas.append(np.asarray(pred.layers[DELTA_LAYER], dtype=np.float32))
         if VARIANCE_LAYER in pred.layers:
             variances.append(np.asarray(pred.layers[VARIANCE_LAYER], dtype=np.float64).mean(1))
-    model.warn_of_larger_sets(labels)  # a guess beyond what was learnt: said, whatever its rank
     delta = np.vstack(deltas) if deltas else np.zeros((0, len(model.genes)), np.float32)
     return delta, (np.concatenate(variances) if variances else None)
 
@@ -113,6 +111,17 @@ def measured_conditions(model: PerturbationModel) -> list[str]:
     return _labels([*model.fitted_conditions, *model.screen_conditions], "measured")
 
 
+def _measured_labels(model: PerturbationModel, measured: Sequence[str] | None) -> list[str]:
+    """Canonical labels of ``measured``, each once (any iterable of labels, read once).
+
+    When None, those the model knows were measured (:func:`measured_conditions`).
+    """
+    if measured is None:
+        return measured_conditions(model)
+    check_list("measured", measured, "labels")
+    return _labels(list(measured), "measured")
+
+
 def known_fitted_conditions(model: PerturbationModel) -> list[str]:
     """The conditions a fitted model is known to have been fitted on, training and validation.
 
@@ -149,8 +158,9 @@ def default_candidates(
     model
         A fitted model.
     measured
-        Canonical labels of the measured conditions (left out); default: those the model
-        knows (:func:`measured_conditions`), as :func:`design`'s.
+        Labels of the measured conditions (left out; any gene order and separator
+        :func:`~perturbsim.pp.parse_perturbations` reads); default: those the model knows
+        (:func:`measured_conditions`), as :func:`design`'s.
     max_pair_genes
         Largest panel whose pairs are candidates.
 
@@ -159,7 +169,7 @@ def default_candidates(
     Canonical labels: the singles (sorted), then the pairs.
     """
     max_pair_genes = check_count("max_pair_genes", max_pair_genes, minimum=0)
-    measured = measured_conditions(model) if measured is None else measured
+    measured = _measured_labels(model, measured)
     counts = Counter(g for c in measured for g in genes_of(c))
     screen = model.data.stats.conditions if model.data is not None else model.screen_conditions
     counts.update({g: 0 for c in screen for g in genes_of(str(c))})
@@ -351,11 +361,14 @@ def _check_budget(budget: object, n_candidates: int) -> int:
 
 
 def _candidate_list(
-    model: PerturbationModel, candidates: Sequence[str] | None, measured: list[str], pairs: int
+    model: PerturbationModel,
+    candidates: Sequence[str] | None,
+    measured: list[str],
+    max_pair_genes: int,
 ) -> list[str]:
     """Untested, covered candidates (the default ones when ``candidates`` is ``None``)."""
     if candidates is None:
-        return default_candidates(model, measured, max_pair_genes=pairs)
+        return default_candidates(model, measured, max_pair_genes=max_pair_genes)
     labels = _chosen_candidates(candidates)
     done = set(measured)
     untested = [c for c in labels if c not in done]
@@ -563,10 +576,8 @@ def design(
         check_nonnegative("coverage_weight", coverage_weight),
         check_nonnegative("diversity_weight", diversity_weight),
     )
-    if measured is not None:
-        check_list("measured", measured, "labels")
-        measured = list(measured)  # a generator too: read twice
-    done = measured_conditions(model) if measured is None else _labels(measured, "measured")
+    done = _measured_labels(model, measured)
+    replaces_record = measured is not None and bool(done)  # []: nothing measured, by intent
     labels = _candidate_list(model, candidates, done, max_pair_genes)
     budget = _check_budget(budget, len(labels))
     if done:
@@ -583,6 +594,7 @@ def design(
             )
         done = [c for c, ok in zip(done, covered, strict=True) if ok]
     delta, variance = _predict(model, labels)
+    model.warn_of_larger_sets(labels)  # a candidate guessed beyond what was learnt: said
     sets = [genes_of(c) for c in labels]
     single_genes = {c for c in done if len(genes_of(c)) == 1}
     coverage = _Coverage(sets, single_genes, _graph(model, sets, single_genes, go_annotations))
@@ -599,7 +611,7 @@ def design(
     table.insert(0, "perturbation", [labels[i] for i in table.index])
     table.insert(0, "rank", np.arange(1, budget + 1))
     logger.info("ranked %d of %d candidates (%s)", budget, len(labels), strategy)
-    if measured is not None and measured:  # an empty list: nothing measured, by intent
+    if replaces_record:
         _warn_recorded(table["perturbation"].tolist(), model)
     return table.reset_index(drop=True)
 
@@ -635,8 +647,7 @@ def _warn_tied(tied: int, weights: tuple[float, float, float]) -> None:
         return
     by_uncertainty = weights[0] > 0 and weights[1:] == (0.0, 0.0)
     why = (
-        "the model knows as little of each; coverage and diversity weights, as strategy "
-        "'combined' has, break the tie"
+        "the model knows as little of each; coverage and diversity weights above 0 break the tie"
         if by_uncertainty
         else "every weight is 0, so every score is 0"
         if not any(weights)

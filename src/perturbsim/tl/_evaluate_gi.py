@@ -143,7 +143,9 @@ class GITruth:
         """:func:`gi_scores` of ``pairs`` in ``profiles`` on the truth's genes.
 
         Means of fewer than ``min_cells`` cells (default the truth's) leave pairs unscored,
-        as do pairs with no DE gene in ``n_de`` when given.
+        as do pairs with no DE gene in ``n_de`` when given; a pair with a single the model
+        guessed generically is scored all the same (every model is ranked on every pair it
+        covers).
         """
         with switched_off(WARN_NOISY_SINGLES):  # on the way; the replicate's row shows the noise
             return gi_scores(
@@ -154,6 +156,7 @@ class GITruth:
                 n_de=n_de,
                 min_de=0,
                 min_cells=self.min_cells if min_cells is None else min_cells,
+                unsupported=(),
             )
 
     def precision(
