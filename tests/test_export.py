@@ -146,6 +146,10 @@ def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_ti
         ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"])
     ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"], overwrite=True)
     assert set(ad.read_h5ad(real_path).obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, "G0030"}
+    pred_path.unlink()
+    pred_path.mkdir()  # a folder in the way: refused before any work, not after the cells
+    with pytest.raises(PerturbsimError, match="pred.h5ad' is a folder, where the export writes"):
+        ps.io.export_cell_eval(gears, split_tiny, tmp_path, conditions=["G0030"], overwrite=True)
 
 
 def test_conditions_of_few_cells_are_left_out_of_the_export_unless_asked(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -56,12 +57,26 @@ def test_control_label_and_user_separator():
         ("A / B", r"white space \(genes joined by ' / '\? pass sep=' / '\)"),
         (float("nan"), "NaN"),
         (3, "expected a string"),
+        # a second gene that reads as the first: a byte-order mark, a zero-width space
+        ("\ufeffKLF1", r"holds the invisible character U\+FEFF \(ZERO WIDTH NO-BREAK SPACE\)"),
+        ("KLF1\u200b+MAP2K6", r"gene name 'KLF1\\u200b' holds the invisible character U\+200B"),
     ],
 )
 def test_malformed_labels_name_the_problem(label, fragment):
     with pytest.raises(PerturbsimError, match=fragment) as err:
         parse_label(label)
     assert "\n" not in str(err.value)
+
+
+def test_a_padded_gene_of_a_list_and_a_missing_control_are_named():
+    with pytest.raises(PerturbsimError) as err:  # the list's gene, not a label never written
+        parse_perturbations([["KLF1", " MAP2K6"]])
+    assert str(err.value) == (
+        "malformed gene list ['KLF1', ' MAP2K6']: gene name ' MAP2K6' contains white space "
+        "(strip it: 'MAP2K6')"
+    )
+    with pytest.raises(PerturbsimError, match="control must be a non-empty string .* got None"):
+        parse_label("KLF1", control=None)
 
 
 def test_gene_with_reserved_plus_under_other_separator():
@@ -216,8 +231,10 @@ def test_ntc_is_found_as_the_control():
     assert adata.uns["perturbsim"]["setup"]["control"] == "NTC"
 
 
-gene = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="+"), min_size=1, max_size=8
+gene = st.text(  # no character that prints as nothing (refused: a gene read as another)
+    alphabet=st.characters(codec="utf-8", exclude_characters="+", exclude_categories=("Cf", "Cc")),
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -252,11 +269,16 @@ def test_canonical_label_refuses_what_is_no_gene_in_one_line(genes, words):
 
 
 def _refusable(label: str) -> bool:
-    """Whether a text is no label of genes: blank, an empty or spaced name, a name twice."""
+    """Whether a text is no label of genes: blank, an empty, spaced or invisibly marked name
+    (a format or control character), a name twice."""
     tokens = [t for t in label.split("+") if t != "ctrl"]  # the control token may repeat
+    hidden = {"Cf", "Cc"}
     return (
         label.strip() == ""
-        or any(t == "" or any(ch.isspace() for ch in t) for t in label.split("+"))
+        or any(
+            t == "" or any(ch.isspace() or unicodedata.category(ch) in hidden for ch in t)
+            for t in label.split("+")
+        )
         or len(set(tokens)) < len(tokens)
     )
 

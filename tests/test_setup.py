@@ -381,11 +381,22 @@ def test_read_keeps_only_cells_holding_exactly_the_numbers_asked(tmp_path):
     adata.obs["plate"] = np.where(half, 100000, 100001)
     adata.obs["dose"] = np.where(half, 0.0, 1e-9)
     adata.obs["size"] = np.where(half, 2974.15, 2974.1533).astype(np.float32)
+    adata.obs["batch"] = pd.Categorical(np.where(half, 1, 2))  # numbers as categories
     path = tmp_path / "numbers.h5ad"
     adata.write_h5ad(path)
-    for where in ({"plate": 100000}, {"plate": "100000.0"}, {"dose": 0}, {"size": 2974.15}):
+    for where in (
+        {"plate": 100000},
+        {"plate": "100000.0"},
+        {"dose": 0},
+        {"size": 2974.15},
+        {"batch": 1.0},
+    ):
         kept = ps.ds.read(path, where=where)
         assert kept.n_obs == half.sum(), where
+    one_line_error(
+        lambda: ps.ds.read(path, where={"batch": 3}),
+        r"^where: no cell has obs\['batch'\] '3' \(its values: 1, 2\)",
+    )
 
 
 def test_setup_refuses_a_subset_of_a_backed_file_in_one_line(tmp_path):

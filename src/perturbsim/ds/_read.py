@@ -208,10 +208,17 @@ def _matching(values: pd.Series, column: str, wanted: list[str]) -> np.ndarray:
     """Cells whose ``values`` are among ``wanted`` (numbers in a numeric column, equal exactly).
 
     A numeric column's values are compared as numbers at the column's precision: ``"1"``
-    matches 1.0, ``"100000"`` never 100001.
+    matches 1.0, ``"100000"`` never 100001; a categorical column of numbers too.
     """
     present = values.notna().to_numpy()
     text = values.astype(str).to_numpy()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories
+        if pd.api.types.is_numeric_dtype(categories) and not pd.api.types.is_bool_dtype(categories):
+            as_numbers = categories.to_numpy()[values.cat.codes.to_numpy()]  # -1: missing
+            if not present.all():  # a missing value as NaN, at float precision
+                as_numbers = np.where(present, as_numbers, np.nan)
+            values = pd.Series(as_numbers, index=values.index)
     for value in wanted:
         parts = [part.strip() for part in value.split(",")]
         if len(parts) > 1 and not (text == value).any():

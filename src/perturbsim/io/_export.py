@@ -212,6 +212,15 @@ def export_cell_eval(
     -------
     The paths of ``pred.h5ad`` and ``real.h5ad``.
 
+    Raises
+    ------
+    PerturbsimError
+        Bad input: ``out_dir`` a file, a file or folder in the way of the two files
+        (without ``overwrite``), a model without the screen's genes, unknown conditions.
+    OSError
+        A write the system refuses (a full disk, no permission); the earlier files, if
+        any, stay as they were.
+
     Examples
     --------
     >>> import tempfile
@@ -232,6 +241,11 @@ def export_cell_eval(
     on_the_way = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if on_the_way is not None:
         raise PerturbsimError(f"cannot export into {str(out)!r}: {str(on_the_way)!r} is a file")
+    folder = next((name for name in (PRED_FILE, REAL_FILE) if (out / name).is_dir()), None)
+    if folder is not None:
+        raise PerturbsimError(
+            f"{str(out / folder)!r} is a folder, where the export writes a file: move it away"
+        )
     existing = [name for name in (PRED_FILE, REAL_FILE) if (out / name).exists()]
     if existing and not overwrite:
         raise PerturbsimError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence, Set
 
 import numpy as np
@@ -94,8 +95,10 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
     Raises
     ------
     PerturbsimError
-        If the label is missing, empty, not a string, has an empty or padded token, names a
-        gene twice, or (with a separator other than ``+``) has a gene containing ``+``.
+        If the label is missing, empty, not a string, has an empty or padded token or one
+        holding an invisible character (a zero-width space, a byte-order mark), names a
+        gene twice, or (with a separator other than ``+``) has a gene containing ``+``; or
+        if ``control`` is not a non-empty string.
 
     Examples
     --------
@@ -117,6 +120,7 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
         )
     if not sep:
         raise PerturbsimError(f"the label separator must be a non-empty string, got {sep!r}")
+    check_label_part("control", control, "NTC")
     if label.strip() == "":
         raise PerturbsimError(f"malformed perturbation label {label!r}: empty")
     if label == control:
@@ -133,6 +137,7 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
                 f"malformed perturbation label {label!r}: gene name {token!r} contains white "
                 f"space{_white_space_hint(label, sep)}"
             )
+        _refuse_invisible(token, f"perturbation label {label!r}")
         if token in controls:
             continue
         if SEP in token:
@@ -597,6 +602,21 @@ def parse_perturbations(
     return sets
 
 
+def _refuse_invisible(name: str, where: str) -> None:
+    """Refuse a gene name holding a character that prints as nothing.
+
+    A zero-width space or a byte-order mark (a file read in the wrong encoding, a copy from
+    a spreadsheet) would make a second gene that reads as the first.
+    """
+    hidden = next((ch for ch in name if unicodedata.category(ch) in {"Cf", "Cc"}), None)
+    if hidden is not None:
+        raise PerturbsimError(
+            f"malformed {where}: gene name {name!r} holds the invisible character "
+            f"U+{ord(hidden):04X} ({unicodedata.name(hidden, 'a control character')}): "
+            "remove it"
+        )
+
+
 def _gene_list(genes: Sequence[str], control: str, sep: str) -> tuple[str, ...]:
     """A queried list of genes as a sorted gene tuple; control words name no gene.
 
@@ -611,6 +631,12 @@ def _gene_list(genes: Sequence[str], control: str, sep: str) -> tuple[str, ...]:
     kept = [g for g in genes if not is_control_word(g, control, sep)]
     if "" in [g.strip() for g in kept]:
         raise PerturbsimError(f"malformed gene list {list(genes)!r}: a gene name is empty")
+    spaced = [g for g in kept if any(ch.isspace() for ch in g)]
+    if spaced:
+        raise PerturbsimError(
+            f"malformed gene list {list(genes)!r}: gene name {spaced[0]!r} contains white "
+            f"space (strip it: {spaced[0].strip()!r})"
+        )
     repeated = sorted({g for g in kept if kept.count(g) > 1})
     if repeated:
         raise PerturbsimError(
