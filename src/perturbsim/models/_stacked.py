@@ -61,7 +61,10 @@ a set of three genes or more none of which was measured; a pair of two such gene
 predicted singles combined, with no scale). What holds for pairs says little of unseen
 singles (a pair moves more genes than a single, so the mean fits it at another scale), and
 pairs of measured singles (``combo_seen2``) have no mean in their baseline. The
-corrections' weights are never pooled (see :class:`Stacked`)."""
+corrections' weights are never pooled (see :class:`Stacked`). Only with
+``partial_sum=False`` can a pool form: by default a pair with one measured gene is that
+single plus the other gene's predicted single, with no scale of its own, so only
+``combo_seen0`` rows reach the scales' fit."""
 ERROR_POOLED: tuple[str, ...] = ("unseen_single", "combo_seen0", "combo_seen1")
 """Kinds whose error scales may share a fit: those with a gene not measured alone, whose
 error falls with support. Pairs of measured singles have support 1 and an error of
@@ -312,25 +315,24 @@ class Stacked(CoverageMixin, PerturbationModel):
       departures there are not held out and only the validation pairs' targets have the
       corrections removed).
 
-    A combination with a gene not measured alone (:data:`POOLED`) whose kind has one to three
-    held-out conditions borrows the scales fitted over those kinds together; any other kind
-    with fewer than four keeps the baseline's scales (:math:`c = 1`). The corrections'
-    weights are never pooled: each kind's baseline is of its own nature (a measured single
-    plus the mean or ``linear``; two predicted singles combined; two measured singles
-    combined), so a
-    correction's departure from one says little of its departure from another; a kind
-    with fewer than four validation conditions it is fitted on keeps :math:`w = 0` (for
-    pairs of genes never measured alone, fewer than four of those pairs of untrained
-    genes; on the Norman-sized simulation, 5 split seeds, that left the kind's weights
-    at 0 on every split; a set of three genes or more none of whose genes was measured
-    alone, which shares that kind, takes these weights too: the pairs' fit replaces its
-    own), as does the
-    :data:`NEIGHBOURS` weight with fewer than four pairs (validation and training
-    together) or when the neighbours lend nothing: no departure without evidence. Every
-    fitted weight is also shrunk towards its default by its standard error
-    (:func:`~perturbsim.models._stacking.shrunk_fit`; four conditions are the fewest whose
-    jackknife standard error has a finite posterior mean).
-    :attr:`weights` reports them.
+    A combination with a gene not measured alone (:data:`POOLED`) whose kind has one to
+    three held-out conditions borrows the scales fitted over those kinds together (with
+    ``partial_sum=False`` only: by default ``combo_seen1`` fits no scale, so there is no
+    pool); any other kind with fewer than four keeps the baseline's scales (:math:`c = 1`).
+    The corrections' weights are never pooled: each kind's baseline is of its own nature (a
+    measured single plus the mean or ``linear``; two predicted singles combined; two
+    measured singles combined), so a correction's departure from one says little of its
+    departure from another; a kind with fewer than four validation conditions it is fitted
+    on keeps :math:`w = 0` (for pairs of genes never measured alone, fewer than four of
+    those pairs of untrained genes; on the Norman-sized simulation, 5 split seeds, that left
+    the kind's weights at 0 on every split; a set of three genes or more none of whose genes
+    was measured alone, which shares that kind, takes these weights too: the pairs' fit
+    replaces its own), as does the :data:`NEIGHBOURS` weight with fewer than four pairs
+    (validation and training together) or when the neighbours lend nothing: no departure
+    without evidence. Every fitted weight is also shrunk towards its default by its standard
+    error (:func:`~perturbsim.models._stacking.shrunk_fit`; four conditions are the fewest
+    whose jackknife standard error has a finite posterior mean). :attr:`weights` reports
+    them.
 
     **Uncertainty.** Each prediction carries a predictive variance per gene
     (``.layers["variance"]``), its expected squared error fitted on the validation
@@ -1158,9 +1160,9 @@ class Stacked(CoverageMixin, PerturbationModel):
             genes = genes_of(condition)
             residual = row.target - row.parts @ self._scale_of(self._scale_kind(row.kind))
             scale = self.gene_scale[self._fitted_genes(genes)]
-            unknown = known - {condition}
-            ratios.append(error_ratio(residual, scale) / unmeasured_count(genes, unknown))
-            supports.append(self._support_of(genes, unknown).mean())
+            others = known - {condition}  # measured alone, the held-out single aside
+            ratios.append(error_ratio(residual, scale) / unmeasured_count(genes, others))
+            supports.append(self._support_of(genes, others).mean())
             kinds.append(row.kind)
         for i, condition in enumerate(val):
             genes = genes_of(condition)
@@ -1224,8 +1226,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         for i, condition in enumerate(train):
             genes = genes_of(condition)
             others = {g: c for g, c in self.singles.items() if g != condition}
-            kind = kind_of(genes, others)
-            if kind not in KINDS or kind == "combo_seen2" or self._unmeasured_pair(genes):
+            kind = kind_of(genes, others)  # a single held out of itself: unseen_single
+            if kind == "combo_seen2" or self._unmeasured_pair(genes):
                 continue
             keep = self._fitted_genes(genes)
             seen = sum((others[g] for g in genes if g in others), np.zeros(len(self.genes)))
@@ -1292,8 +1294,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         extrapolated past them; NaN for the default), ``n_conditions`` (the
         held-out predictions that fitted it, those of every pooled kind for a pooled row:
         validation conditions, and training conditions held out one at a time, each
-        counted per gene not measured alone; 0: the default, intercept 1, the error of the
-        mean) and ``pooled`` (fitted on the conditions
+        counted once, its error divided by its genes not measured alone; 0: the default,
+        intercept 1, the error of the mean) and ``pooled`` (fitted on the conditions
         of the unseen singles and the pairs with a gene not measured alone together, the
         kind having fewer than three of its own; pairs of measured singles never are).
         """
