@@ -251,6 +251,12 @@ def test_scores_text_explains_scores_above_the_replicate_and_far_from_the_anchor
     quiet = EvaluationResult(scores=sensible, coverage=coverage, settings={"models": ["linear"]})
     text = _scores_text(quiet.summary(), quiet.calibrated(), quiet.coverage_table())
     assert "above 1" not in text and "far outside" not in text
+    # a model no better than the mean prints 0.00, as the others print two decimals
+    flat = scores.assign(value=scores["value"].where(scores["model"] != "linear", 0.0))
+    level = EvaluationResult(scores=flat, coverage=coverage, settings={"models": list(values)})
+    text = _scores_text(level.summary(), level.calibrated(), level.coverage_table())
+    row = next(line for line in text.splitlines() if line.startswith("pearson_delta_de"))
+    assert " 0.00 " in f"{row} " and " 0.0 " not in f"{row} "
 
 
 def test_scores_text_leaves_out_a_metric_no_model_is_calibrated_on():
@@ -343,9 +349,10 @@ def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
         settings={"models": ["stacked", "linear", "twin", "weak", "mean", "replicate"]},
     )
     text = _head_to_head_text(result).replace("\n", " ")
+    assert text.lstrip().startswith("stacked head to head with linear, twin, weak (each model")
     assert "clearly better in 1 of 4 comparisons (weak pearson_delta_de unseen_single +0.30" in text
     assert "clearly worse in 1: linear" in text
-    assert "twin" not in text
+    assert "twin pearson" not in text  # alike: neither a win nor a loss
     assert "pearson_delta_de unseen_single -0.16 [" in text
     assert "behind within noise" not in text
     assert (
@@ -368,6 +375,7 @@ def test_demo_summarises_trains_and_scores_the_bundled_screen(capsys, tmp_path):
     assert "scored on part of a subgroup's conditions only" in out
     assert "grn unseen_single 1/5" in out
     assert "calibrated scores, mean over seeds" in out.split("\n\n")[1]
+    assert "subgroups: unseen_single: a single of a gene the split held out" in out
     # where the default stands against each model on shared conditions (one seed: no interval)
     head = out[out.index("stacked head to head") :].split("\n\n")[0].replace("\n", " ")
     assert "one seed: no interval): ahead in" in head
@@ -1298,3 +1306,14 @@ def test_duplicated_gene_names_are_one_line_without_anndata_s_warning(capsys, sc
         assert _train(data, tmp_path / "model", "--model", "mean") == 2
     assert "duplicated gene names in var_names" in _one_line_error(capsys)
     assert not [w for w in caught if "not unique" in str(w.message)]
+
+
+def test_evaluate_of_a_screen_without_pairs_says_there_are_none_to_score(tmp_path, capsys):
+    labels = ["ctrl", *(f"G{i}" for i in range(8))]
+    screen = make_screen(labels, n_genes=30, cells=8)
+    data = _write(screen, tmp_path / "singles.h5ad")
+    argv = ["evaluate", data, "--models", "mean", "--seeds", "1", "--out", str(tmp_path / "e")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "genetic interactions: no pair of two genes among the test conditions" in out
+    assert "none scored (a test pair is scored where" not in out  # no pair to blame

@@ -43,6 +43,7 @@ from ..models._store import check_replaceable
 from ..pp import canonical_label
 from ..pp._labels import singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
+from ..pp._split import subgroups_note
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ._design import register_design
 from ._fitness import register_fitness
@@ -635,6 +636,10 @@ def _run_evaluate(args: argparse.Namespace) -> None:
                 f"no seed has more than {args.gi_k} test pairs: each ranking takes them all, "
                 "so every precision equals the random one (a smaller --gi-k ranks them)"
             )
+    elif args.gi and not any(group.startswith("combo_seen") for group in result.subgroups):
+        print(
+            "\ngenetic interactions: no pair of two genes among the test conditions, none to score"
+        )
     elif args.gi:
         print(
             "\ngenetic interactions of the test pairs: none scored (a test pair is scored where "
@@ -692,6 +697,11 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 # -- demo -----------------------------------------------------------------------------------
+def _fixed(table: pd.DataFrame, digits: int) -> str:
+    """``table`` as text, every number with ``digits`` decimals (``0.00``, never ``0.0``)."""
+    return table.to_string(float_format=lambda value: f"{value:.{digits}f}")
+
+
 def _headline(table: pd.DataFrame, subgroups: list[str], *, digits: int = 3) -> pd.DataFrame:
     """Means of the headline metrics in a summary-like table, by metric and subgroup x model.
 
@@ -766,7 +776,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             "perturbations, 1 = as good as repeating the experiment; higher is better):"
         ]
         if not table.empty:
-            lines.append(table.to_string())
+            lines.append(_fixed(table, 2))
         if undefined:
             lines.append(
                 f"{'not shown' if not table.empty else 'none'}: undefined for every model and "
@@ -805,7 +815,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
     best = "; ".join(f"{m}: {METRICS[m].best} is better" for m in HEADLINE_METRICS)
     lines += [
         f"\nmean over held-out conditions ({best}; {REPLICATE}: the screen's noise ceiling):",
-        _headline(summary, groups).to_string(),
+        _fixed(_headline(summary, groups), 3),
         f"{REPLICATE}: {full_depth_note(HEADLINE_METRICS)}",
     ]
     part = _partly_scored(coverage, summary)
@@ -814,6 +824,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             "a mean of part of its subgroup's conditions only, not comparable with the "
             f"others: {', '.join(part)}"
         )
+    lines.append(f"subgroups: {subgroups_note()}")
     lines.append("\nheld-out conditions each model can predict (it is scored on those only):")
     coverage = coverage.assign(
         covered=coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
@@ -835,6 +846,8 @@ def _head_to_head_text(result: EvaluationResult) -> str:
     one seed defines (no interval) and is behind is named apart, as defined by one seed.
     ``""`` when the evaluation has no default or no calibration.
     """
+    from ..tl._result import MEAN_BASELINE
+
     default = DEFAULT_MODELS[0]
     if default not in result.models:
         return ""
@@ -851,9 +864,11 @@ def _head_to_head_text(result: EvaluationResult) -> str:
         )
 
     behind = table[table["mean"] < -SHOWN_DIFFERENCE]
+    others = ", ".join(dict.fromkeys(table["model"]))
     head = (
-        f"{default} head to head with each model on the conditions both cover (calibrated "
-        "difference; > 0: the default better"
+        f"{default} head to head with {others} (each model with a calibrated score; the "
+        f"{MEAN_BASELINE} anchor scores 0 by definition), on the conditions both cover "
+        "(calibrated difference; > 0: the default better"
     )
     if table["ci_low"].isna().all():
         ahead = int((table["mean"] > SHOWN_DIFFERENCE).sum())
@@ -898,7 +913,13 @@ def _run_demo(args: argparse.Namespace) -> None:
         f"training the default model ({DEMO_MODELS[0]}) and the baselines over "
         f"{counted(args.seeds, 'split seed')} ..."
     )
-    result = evaluate(adata, models=list(DEMO_MODELS), split="simulation", seeds=args.seeds)
+    result = evaluate(  # interactions only for the report: the printout shows none
+        adata,
+        models=list(DEMO_MODELS),
+        split="simulation",
+        seeds=args.seeds,
+        gi=args.out is not None,
+    )
     print()
     print(_scores_text(result.summary(), result.calibrated(), result.coverage_table()))
     if head_to_head := _head_to_head_text(result):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
+from ..pp._split import subgroups_note
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import MEAN_BASELINE, REPLICATE, undefined_metrics
 from ..tl._uncertainty import inside_column
@@ -48,6 +49,11 @@ PALE = 0.7
 """Share of white mixed into the colour of a calibrated score whose interval spans both
 anchors (neither the seeds nor the conditions scored, the replicate's noise included,
 tell the model apart from either)."""
+
+
+def _code(name: str) -> str:
+    """``name`` as HTML code (escaped)."""
+    return f"<code>{escape(name)}</code>"
 
 
 @dataclass(frozen=True)
@@ -458,7 +464,7 @@ def _settings(result: EvaluationResult) -> str:
         f"{escape(str(s.get('n_conditions', '?')))} conditions (control included)",
         f"split <code>{escape(str(s.get('split', '?')))}</code> over {len(seeds)} seed(s) "
         f"({escape(', '.join(map(str, seeds)))})",
-        "models " + ", ".join(f"<code>{escape(m)}</code>" for m in models),
+        "models " + ", ".join(map(_code, models)),
         f"DE metrics on each condition's top {escape(str(s.get('n_de', '?')))} DE genes",
         *([f"test conditions{escape(min_cells_text(s))}"] if min_cells_text(s) else []),
     ]
@@ -469,9 +475,7 @@ def _how_to_read(metrics: Sequence[str]) -> str:
     """The "How to read this" paragraph, the replicate's mapping said for ``metrics``."""
     return (
         "Models were trained on the training perturbations of each split and predict the mean "
-        "expression of held-out ones, grouped by what was seen in training: "
-        "<code>unseen_single</code> (a gene never perturbed in training), "
-        "<code>combo_seen0/1/2</code> (a pair with 0, 1 or 2 genes perturbed in training). A "
+        f"expression of held-out ones, grouped in subgroups ({subgroups_note(_code)}). A "
         "score is the mean over a subgroup's test conditions, averaged over split seeds, with a "
         "95% t-interval over seeds (none with one seed). Two anchors stand beside the models: "
         "the <code>mean</code> baseline predicts the mean change of the training perturbations "
@@ -523,7 +527,7 @@ def _calibrated_section(
     """The headline metrics' calibrated scores, those of the other metrics folded."""
     section = ['<section id="calibrated"><h2>Calibrated scores</h2>']
     if calibrated.empty:
-        reason = no_calibration_reason(models, lambda name: f"<code>{escape(name)}</code>")
+        reason = no_calibration_reason(models, _code)
         return [*section, f'<p class="note">No calibrated scores: {reason}.</p></section>']
     models = [m for m in models if m not in (MEAN_BASELINE, REPLICATE)]
     undefined = undefined_metrics(calibrated, metrics)  # scored, calibrated nowhere
@@ -547,7 +551,7 @@ def _calibrated_section(
             + "</details>"
         )
     if undefined:
-        names = ", ".join(f"<code>{escape(m)}</code>" for m in undefined)
+        names = ", ".join(map(_code, undefined))
         section.append(
             f'<p class="note">Not shown, undefined for every model and subgroup: {names}.</p>'
         )
@@ -735,7 +739,7 @@ def html_report(
             "</section>",
         ]
     if files:
-        names = ", ".join(f"<code>{escape(name)}</code>" for name in files)
+        names = ", ".join(map(_code, files))
         page.append(f'<p class="note">Written beside this page: {names}.</p>')
     page += ["</main></body></html>", ""]
     return "\n".join(page)
@@ -803,7 +807,10 @@ UNCERTAINTY_NOTE = (
     "error (on the top DE genes; on all genes): positive means the model is more uncertain "
     "where it is more wrong. Inside 50 % / 90 %: share of the measured changes inside the "
     "central normal predictive intervals of that level (calibrated: 0.50 / 0.90; lower: "
-    "intervals too narrow). Mean over seeds, the interval over seeds in brackets."
+    "intervals too narrow). Each figure is the mean over seeds of the seed's own, the "
+    "interval over seeds in brackets; the uncertainty plots pool every seed's conditions "
+    "into one correlation, and the calibration curve averages them all at once (a seed of "
+    "more conditions weighs more), so theirs differ from these a little."
 )
 
 

@@ -35,6 +35,7 @@ from ..pl import (
     uncertainty_vs_error,
 )
 from ..pl._plots import UNIT
+from ..pp._split import subgroups_note
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ..tl._result import (
     MEAN_BASELINE,
@@ -486,6 +487,7 @@ def markdown_report(
         "(Welch t-test against control). Truth is the measured pseudobulk mean of each test "
         f"condition{min_cells_text(s)}.",
         "",
+        f"Test subgroups: {subgroups_note(lambda name: f'`{name}`')}. "
         "Each value is the mean over seeds of the per-seed mean over a subgroup's test "
         "conditions, with a 95% t-interval over seeds in brackets (none with one seed). "
         f"`{NOT_COVERED}`: the model cannot predict any condition of the subgroup; "

@@ -201,23 +201,18 @@ def plain_log_labels(axis: Axis) -> None:
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
-def _note_place(
-    height: float, bottom: float, top: float, whisker: tuple[float, float] = (np.nan, np.nan)
-) -> tuple[float, str]:
-    """Where a bar's coverage note stands: ``(y, va)``, never over the bar or its whisker.
+def _note_place(height: float, bottom: float, top: float) -> tuple[float, str]:
+    """Where a bar's coverage note stands: ``(y, va)``, never over the bar.
 
-    From 0 (or the whisker's end past 0) on the side the bar does not take where the axis
-    has room there, else past the bar's end (or its whisker's); from 0 upwards for a
-    missing bar.
+    From 0 on the side the bar does not take where the axis has room there, else past the
+    bar's end; from 0 upwards for a missing bar. A whisker it crosses is covered by the
+    note's white ground.
     """
     if not np.isfinite(height):
         return 0.0, "bottom"
-    low, high = (height if np.isnan(end) else end for end in whisker)
     if height >= 0:
-        below = min(0.0, low)
-        return (below, "top") if bottom < below else (float(min(max(height, high), top)), "bottom")
-    above = max(0.0, high)
-    return (above, "bottom") if above < top else (float(max(min(height, low), bottom)), "top")
+        return (0.0, "top") if bottom < 0 else (float(height), "bottom")
+    return (0.0, "bottom") if top > 0 else (float(height), "top")
 
 
 def _value_range(metric: str, means: np.ndarray) -> tuple[float, float]:
@@ -348,7 +343,7 @@ def metric_bars(
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
     means, ends = [], []
-    notes: list[tuple[float, str, float, tuple[float, float]]] = []  # position, note, bar
+    notes: list[tuple[float, str, float]] = []  # (position, note, bar height)
     colours = model_colours(models)
     for i, model in enumerate(models):
         mean = np.full(len(subgroups), np.nan)
@@ -383,8 +378,8 @@ def metric_bars(
                 else {"color": colours[model]}
             ),
         )
-        for bar, position, group, height, whisker in zip(
-            bars.patches, positions, subgroups, mean, zip(low, high, strict=True), strict=True
+        for bar, position, group, height in zip(
+            bars.patches, positions, subgroups, mean, strict=True
         ):
             # a bar of fewer conditions says how many, beside it; a missing one, why (without
             # coverage, a row absent from the summary is a subgroup the model never covered)
@@ -401,19 +396,19 @@ def metric_bars(
             if np.isnan(height) and note != NOT_COVERED:
                 note = "n/a" + (f" ({note})" if note else "")
             if note:
-                notes.append((position, note, height, whisker))
+                notes.append((position, note, height))
             if note and np.isfinite(height):  # a mean of some conditions only: faded
                 bar.set_alpha(PARTIAL_ALPHA)
     if metric.startswith("nmse"):
-        ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
+        ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1, label="no change (1)")
     bottom, top = _value_range(metric, np.concatenate(means))
     ax.set_ylim(bottom, top)
-    for position, note, height, whisker in notes:
-        y, va = _note_place(height, bottom, top, whisker)
+    for position, note, height in notes:
+        y, va = _note_place(height, bottom, top)
         upright = {"rotation": 0} if note == NOT_COVERED else {}  # a dash, not a tick mark
         ax.text(position, y, note, va=va, **{**_FOOT_NOTE, **upright})
     ax.axhline(0.0, color="0.2", linewidth=0.8)
-    ax.set_xticks(x, subgroups)
+    ax.set_xticks(x, subgroups, rotation=20, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.5, len(subgroups) - 0.5)  # a missing bar's note inside too, not on the frame
     best = METRICS[metric].best if metric in METRICS else None
     ax.set_ylabel(metric + (f" ({best} is better)" if best else ""))
@@ -424,7 +419,7 @@ def metric_bars(
     note = (
         " (intervals cut at the axis)"
         if cut.any()
-        else f" (intervals cut at the metric's range, {low:g} to {high:g})"
+        else f" (intervals cut at the metric's range, {low:g}\u00a0to\u00a0{high:g})"
         if at_range.any()
         else ""
     )
@@ -437,11 +432,11 @@ def metric_bars(
         # different counts: a run failed, or a subgroup went untested
         counts = counted(most, "seed") if fewest == most else f"{fewest}–{most} seeds"
         of_seeds = f"\nmean of {counts}"
-    # about twelve characters an inch of the axes: a narrow figure (one subgroup) wraps it
-    width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
-    ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
     handles, labels = ax.get_legend_handles_labels()
-    key = _notes_key([note for _, note, _, _ in notes])  # under the models, no mark beside
+    lines = [isinstance(handle, Line2D) for handle in handles]  # the line at 1 after the bars
+    order = sorted(range(len(handles)), key=lambda i: lines[i])
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    key = _notes_key([note for _, note, _ in notes])  # under the models, no mark beside
     legend = ax.legend(
         [*handles, *(Patch(visible=False) for _ in key)],
         [*labels, *key],
@@ -452,6 +447,11 @@ def metric_bars(
     )
     for handle in legend.legend_handles:  # a model's colour, not its first bar's fading
         handle.set_alpha(None)
+    # about twelve characters an inch of the axes, once the legend took its room: a narrow
+    # figure (one subgroup) wraps it
+    ax.figure.draw_without_rendering()
+    width = max(20, int(12 * ax.get_position().width * ax.figure.get_figwidth()))
+    ax.set_title("\n".join(textwrap.wrap(metric + note, width)) + of_seeds)
     return ax
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -59,6 +59,22 @@ def subgroup_name(n_genes: int, n_seen: int) -> str:
     if n_genes == 2:
         return f"combo_seen{n_seen}"
     return f"combo{n_genes}_seen{n_seen}"
+
+
+def subgroups_note(code: Callable[[str], str] = str) -> str:
+    """What the test subgroups are, in one sentence for a report; names formatted by ``code``.
+
+    Examples
+    --------
+    >>> subgroups_note(lambda name: f"`{name}`").split(";")[0]
+    '`unseen_single`: a single of a gene the split held out'
+    """
+    return (
+        f"{code('unseen_single')}: a single of a gene the split held out; "
+        f"{code('combo_seen0/1/2')}: a pair with 0, 1 or 2 of its genes seen, which for the "
+        "simulation split (GEARS's) means drawn as seen, not necessarily perturbed in "
+        "training (the combo split: measured alone; see perturbsim.pp.split)"
+    )
 
 
 def _kind_name(n_genes: int) -> str:
