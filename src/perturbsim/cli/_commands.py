@@ -824,7 +824,7 @@ def _scores_text(summary: pd.DataFrame, calibrated: pd.DataFrame, coverage: pd.D
             "a mean of part of its subgroup's conditions only, not comparable with the "
             f"others: {', '.join(part)}"
         )
-    lines.append(f"subgroups: {subgroups_note()}")
+    lines.append(textwrap.fill(f"subgroups: {subgroups_note()}", width=100))
     lines.append("\nheld-out conditions each model can predict (it is scored on those only):")
     coverage = coverage.assign(
         covered=coverage["n_covered"].astype(str) + "/" + coverage["n_total"].astype(str)
