@@ -268,26 +268,23 @@ class GeneNorm(nn.Module):
 class MLP(nn.Sequential):
     """``Linear → LayerNorm → ReLU`` blocks, the last block a bare ``Linear``.
 
-    The reference uses BatchNorm1d inside its MLPs; LayerNorm normalises each row on its own,
-    so the output of a sample never depends on the other samples of its minibatch and a batch
-    of one perturbation set behaves like any other.
+    The reference uses BatchNorm1d inside its MLPs, after its last Linear too (its older
+    release a ReLU after that); LayerNorm normalises each row on its own, so the output of a
+    sample never depends on the other samples of its minibatch and a batch of one
+    perturbation set behaves like any other, and the output is left unnormalised.
 
     Parameters
     ----------
     sizes
         Layer sizes, e.g. ``[h, 2 * h, h]`` gives two Linears.
-    norm
-        Whether to put a LayerNorm before each hidden ReLU.
     """
 
-    def __init__(self, sizes: Sequence[int], *, norm: bool = True) -> None:
+    def __init__(self, sizes: Sequence[int]) -> None:
         if len(sizes) < 2:
             raise PerturbsimError(f"MLP needs at least two sizes, got {list(sizes)}")
         layers: list[nn.Module] = []
         for i in range(len(sizes) - 1):
             layers.append(nn.Linear(sizes[i], sizes[i + 1]))
             if i < len(sizes) - 2:
-                if norm:
-                    layers.append(nn.LayerNorm(sizes[i + 1]))
-                layers.append(nn.ReLU())
+                layers += [nn.LayerNorm(sizes[i + 1]), nn.ReLU()]
         super().__init__(*layers)

@@ -59,10 +59,12 @@ The other terms
   :math:`\mathrm{sign}(\bar y_p - \bar c) = \mathrm{sign}\,\mathbb E[a]`; GEARS training
   passes :math:`\tanh(t / 2)` of the gene's Welch t statistic instead, so that changes the
   data do not establish pull little either way.
-* Uncertainty (the ``uncertainty`` term of :class:`GEARSLoss`): with a predicted log-variance
-  :math:`s`, the heteroscedastic form :math:`e^{-s}\,\mathbb E|a - z|^q + s`, minimised at
-  :math:`s^* = \log \mathbb E|a - z|^q`. (The reference's :math:`e^{-s}\,\mathrm{err}^q` has
-  no :math:`+s` term, so :math:`s` grows without bound.)
+* Uncertainty (the ``uncertainty`` term of :class:`GEARSLoss`): with a predicted log error
+  moment :math:`s` (the ``log_var`` output; for :math:`q = 2` a log-variance), the
+  heteroscedastic form :math:`e^{-s}\,\mathbb E|a - z|^q + s`, minimised at
+  :math:`s^* = \log \mathbb E|a - z|^q`. (The reference's
+  :math:`\mathrm{err}^q + \lambda\,e^{-s}\,\mathrm{err}^q`, :math:`\lambda = 1`, has no
+  :math:`+s` term, so :math:`s` grows without bound.)
 """
 
 from __future__ import annotations
@@ -446,7 +448,9 @@ class GEARSLoss:
         effect
             (B, G) predicted effects.
         log_var
-            (B, G) predicted log-variances, or ``None`` (no uncertainty term).
+            (B, G) predicted logs of the expected error to the exponent ``q`` (the
+            uncertainty head's output; log-variances for ``q = 2``), or ``None`` (no
+            uncertainty term).
         mask
             (B, G) genes entering the loss, or ``None``.
         diff_moments

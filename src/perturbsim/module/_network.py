@@ -11,10 +11,11 @@ Architecture (after Roohani, Huang & Leskovec, Nat Biotechnol 2023), with ``h`` 
    SGConv layers on the GO graph (ReLU between layers). For each sample the rows of its
    perturbed genes are summed (order-invariant, any set size) → MLP ``pert_fuse`` → added to
    every gene embedding of the sample (B, G, h).
-3. Decoder: LayerNorm → ReLU (the reference's ``transform``) → MLP ``recovery``
-   (h → 2h → h) → gene-specific linear decoder (a weight vector and bias per gene) → ``z0``
-   (B, G). A cross-gene MLP reads the whole ``z0`` vector (G → h) into a sample state; a second
-   gene-specific linear decoder reads ``[z0_g, state]`` → ``z`` (B, G).
+3. Decoder: LayerNorm → ReLU (the reference's ``transform``) → ``recovery`` (Linear
+   h → 2h → ReLU → Linear 2h → h, no normalisation) → gene-specific linear decoder (a
+   weight vector and bias per gene) → ``z0`` (B, G). A cross-gene MLP reads the whole
+   ``z0`` vector (G → h) into a sample state; a second gene-specific linear decoder reads
+   ``[z0_g, state]`` → ``z`` (B, G).
 4. Optional uncertainty head: an MLP on the per-gene embedding (B, G, h) → per gene the log
    of a cell's expected error to the loss's exponent (B, G), the ``log_var`` output. Its
    hidden layer is the first (h → 2h, ReLU) layer of ``recovery`` (shared), its output
@@ -22,13 +23,22 @@ Architecture (after Roohani, Huang & Leskovec, Nat Biotechnol 2023), with ``h`` 
 
 Deliberate differences from the reference:
 
-* Normalisation. The reference puts BatchNorm1d on the gene table and inside every MLP, and
-  one over the (sample × gene) rows after adding the perturbation. Here the gene table
-  (which does not depend on the minibatch) is normalised per feature over the gene axis with
-  batch statistics always (``GeneNorm``: same in train and eval mode), and everything that is
-  per sample uses LayerNorm, so a sample's prediction never depends on the other sets in its
-  minibatch and minibatches of 1 to 64 sets train the same way. (Normalising per feature over
-  the genes *after* adding the perturbation would subtract the perturbation shift away.)
+* Normalisation. The reference puts BatchNorm1d on the gene table and inside every MLP
+  (after each layer, the last too), and one over the (sample × gene) rows after adding the
+  perturbation. Here the gene table (which does not depend on the minibatch) is normalised
+  per feature over the gene axis with batch statistics always (``GeneNorm``: same in train
+  and eval mode), the MLPs (``gene_mlp``, ``pert_fuse``, the cross-gene one) put a LayerNorm
+  before each hidden ReLU and end in a bare Linear, and ``recovery`` has no normalisation
+  at all (its hidden layer is shared with the uncertainty head, its output folded into the
+  decoder; see Speed), so a sample's prediction never depends on the other sets in its
+  minibatch and minibatches of 1 to 64 sets train the same way. (Normalising per feature
+  over the genes *after* adding the perturbation would subtract the perturbation shift
+  away.)
+* Embedding scale. The reference's gene, positional and perturbation embeddings are
+  ``nn.Embedding(max_norm=True)``: rows of norm at most 1. Here they start standard normal,
+  uncapped (rows of norm about √h, 8 at h = 64): the gene table is normalised before use
+  anyway, but the ``0.2 ×`` positional term and the perturbation embeddings start about √h
+  times larger against it than in the reference. Never ablated.
 * A Linear after the gene table's ReLU (``gene_in``; the reference's ``emb_trans`` is a
   bare ReLU): a learnable (h, h) map of the normalised gene embeddings before the
   co-expression positions are added. It has been there since the network was first

@@ -26,7 +26,7 @@ establish."""
 
 GeneSet = tuple[str, ...]
 Forward = Callable[..., tuple[Tensor, Tensor | None]]
-"""``forward(network, sets, drop=None) -> (change (B, G), log-variance (B, G) or None)``."""
+"""``forward(network, sets, drop=None) -> (change (B, G), log error moment (B, G) or None)``."""
 
 
 @dataclass
