@@ -170,6 +170,19 @@ def test_a_control_that_is_no_label_is_refused(tmp_path):
         ps.ds.read_fitness(folder, control=["A"])
 
 
+def test_norman_s_control_kept_as_a_gene_is_warned_of(tmp_path, caplog):
+    singles, pairs, _ = module_screen()
+    folder = write_folder(tmp_path / "gi", singles, pairs)  # with a 'negative' control
+    gene = str(pairs.index[0])
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.ds.read_fitness(folder)
+    assert "Norman's control" not in caplog.text  # dropped, as it should be
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        screen = ps.ds.read_fitness(folder, control=gene)  # another label: 'negative' stays
+    assert "negative" in screen.genes
+    assert "a row and column 'negative', Norman's control, read as a gene" in caplog.text
+
+
 def test_a_comma_ending_every_line_reads_as_nothing(tmp_path):
     singles, pairs, _ = module_screen()
     folder = write_folder(tmp_path / "gi", singles, pairs)
@@ -203,6 +216,10 @@ def test_singles_without_a_fitness_column(tmp_path):
     table = pd.DataFrame({"x": singles, "y": singles}).rename_axis("gene")
     table.to_csv(folder / SINGLES_FILE)
     assert "no column 'average_fitness'" in _error(folder)
+    named = pd.DataFrame({"average_fitness": singles, "guide_target": singles.index})
+    named.to_csv(folder / SINGLES_FILE, index=False)  # the fitness first, the genes after
+    assert "its first column, 'average_fitness', holds numbers (" in _error(folder)
+    assert "not gene names: the first column names the genes" in _error(folder)
 
 
 def _with(table: pd.DataFrame | pd.Series, key: tuple[str, str] | str, value: object):
@@ -1021,6 +1038,8 @@ def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_
         "combo_seen0 (1, R² n/a)",  # one pair has no spread to explain
     ]
     assert [c.get_offsets().shape[0] for c in ax.collections] == [6, 3, 1]  # largest first
+    handles = ax.get_legend().legend_handles  # solid in the legend, the points faded
+    assert [h.get_alpha() for h in handles] == [1.0] * 3 and ax.collections[0].get_alpha() == 0.5
     two_seeds = pd.concat([table, table.assign(seed=1)])  # one of them drawn: said
     assert ps.pl.fitness_scatter(two_seeds, method="additive").get_title() == (
         "additive (split seed 0, one of 2)"

@@ -369,6 +369,17 @@ def test_read_annotations_errors(tmp_path):
     genes.write_text("KLF1\nMAP2K6\n")
     with pytest.raises(ps.PerturbsimError, match="has 1 column: a TSV of annotations needs two"):
         read_annotations(genes)
+    swapped = tmp_path / "swapped.tsv"  # term, then gene: read as genes named GO:...
+    swapped.write_text("GO:0003700\tKLF1\nGO:0005634\tGATA1\n")
+    with pytest.raises(ps.PerturbsimError, match=r"are GO term IDs, e.g. 'GO:0003700': columns"):
+        read_annotations(swapped)
+    five = tmp_path / "five.tsv"  # another table forced to be read as GAF: GO IDs as genes
+    five.write_text(  # as the shared data's human_gene2go.tsv.gz is laid out
+        "entrez_id\tsymbol\tgo_id\tevidence\tontology\n"
+        "10661\tKLF1\tGO:0003700\tIDA\tMF\n2623\tGATA1\tGO:0005634\tIDA\tCC\n"
+    )
+    with pytest.raises(ps.PerturbsimError, match=r"five.tsv' \(gaf\) are GO term IDs"):
+        read_annotations(five, format="gaf")
 
 
 def test_read_annotations_sniffs_gzip_and_unreadable_files_are_one_line_errors(tmp_path):
@@ -396,6 +407,17 @@ def test_read_annotations_feeds_go_graph(tmp_path):
     path.write_text("unc-1\tGO:1\nunc-1\tGO:2\nunc-2\tGO:1\nunc-2\tGO:2\nunc-3\tGO:3\n")
     graph = go_graph(["unc-1", "unc-2", "unc-3"], annotations=read_annotations(path))
     assert edge_weights(graph) == {("unc-2", "unc-1"): 1.0, ("unc-1", "unc-2"): 1.0}
+
+
+def test_a_go_graph_of_no_annotated_gene_is_warned_of(tmp_path, caplog):
+    path = tmp_path / "worm.tsv"
+    path.write_text("unc-1\tGO:1\nunc-2\tGO:1\n")
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        graph = go_graph(["UNC1", "UNC2"], annotations=read_annotations(path))
+    assert graph.n_nodes == 0
+    assert "none of the 2 genes has a GO annotation (e.g. 'UNC1'; the annotations name" in (
+        caplog.text
+    )
 
 
 def test_gene_lists_given_as_one_string_and_text_thresholds_are_refused():

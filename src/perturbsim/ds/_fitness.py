@@ -209,6 +209,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if (genes.isna() | (genes == "")).any():
         line = int((genes.isna() | (genes == "")).to_numpy().argmax()) + 2
         raise PerturbsimError(f"{path}: line {line} has no gene name")
+    as_numbers = pd.to_numeric(genes, errors="coerce")
+    if as_numbers.notna().all() and (as_numbers % 1 != 0).any():  # fractions name no gene
+        raise PerturbsimError(
+            f"{path}: its first column, {raw.iat[0, 0]!r}, holds numbers ({genes.iloc[0]}), "
+            "not gene names: the first column names the genes"
+        )
     joined = genes[genes.str.contains(SEP, regex=False)]
     if len(joined):
         raise PerturbsimError(
@@ -417,6 +423,15 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
         control = None
     if control is not None:
         pairs = pairs.drop(index=control, columns=control, errors="ignore")
+    if control != DEFAULT_CONTROL and DEFAULT_CONTROL in pairs.index:
+        logger.warning(
+            "%s has a row and column %r, Norman's control, read as a gene (control=%r): its "
+            "'pairs' are singles; pass control=%r to drop it",
+            PAIRS_FILE,
+            DEFAULT_CONTROL,
+            control,
+            DEFAULT_CONTROL,
+        )
     unmatched = [g for g in pairs.index if g not in singles.index]
     if unmatched:
         raise PerturbsimError(

@@ -653,13 +653,16 @@ def simulate(
         it with :func:`perturbsim.ds.simulate_to_disk`). Explicit arguments override the
         preset.
     n_genes
-        Number of genes (all measured).
+        Number of genes (all measured), at least :data:`MIN_GENES` (50).
     n_perturbable
-        Number of genes that can be perturbed; the truth covers all their singles and pairs.
+        Number of genes that can be perturbed, 2 to ``n_genes // 2``; the truth covers all
+        their singles and pairs.
     n_singles
-        Number of measured single perturbations (the others appear only in pairs, if at all).
+        Number of measured single perturbations, at most ``n_perturbable`` (the others
+        appear only in pairs, if at all).
     n_pairs
-        Number of measured pairs; most with both singles measured, some with one or none.
+        Number of measured pairs, at most the pairs of the perturbable genes; most with both
+        singles measured, some with one or none.
     cells_per_condition
         Cells of each measured perturbation.
     n_control_cells

@@ -212,6 +212,13 @@ def read_annotations(
     if table.empty:
         where = "" if taxon is None else f" for taxon {taxon}"
         raise PerturbsimError(f"no annotations read from {str(path)!r}{where}")
+    as_terms = table["gene"].str.startswith("GO:")
+    if as_terms.mean() > 0.5:
+        raise PerturbsimError(
+            f"the genes read from {str(path)!r} ({kind}) are GO term IDs, e.g. "
+            f"{table['gene'][as_terms].iloc[0]!r}: columns swapped? a TSV holds the gene, "
+            "then the term"
+        )
     logger.info(
         "read %d annotations of %d genes (%s) from %s",
         len(table),

@@ -150,6 +150,15 @@ def go_graph(
             f"{shown}; pass annotations covering them (see perturbsim.graphs.read_annotations)"
         )
     if not nodes:
+        example = annotations["gene"].iloc[0] if len(annotations) else None
+        logger.warning(
+            "none of the %d genes has a GO annotation (e.g. %r; the annotations name genes "
+            "such as %r): the GO graph is empty; gene names of another kind than the "
+            "annotations'?",
+            len(candidates),
+            candidates[0],
+            example,
+        )
         return GeneGraph(nodes=[], src=[], dst=[], weight=[], unannotated=unannotated)
 
     # gene x term incidence, one row per node (alias nodes repeat their symbol's row)

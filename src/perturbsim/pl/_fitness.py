@@ -131,5 +131,9 @@ def fitness_scatter(
     shown_seed = f"split seed {seed}" + (f", one of {len(seeds)}" if len(seeds) > 1 else "")
     ax.set_title(f"{method} ({shown_seed})")
     listed = [points for _, points in sorted(drawn, key=lambda item: item[0])]
-    ax.legend(handles=listed, loc="upper left", fontsize="small", frameon=False)
+    legend = ax.legend(
+        handles=listed, loc="upper left", fontsize="small", frameon=False, markerscale=3
+    )
+    for handle in legend.legend_handles:  # a subgroup's colour in full, not its points' fading
+        handle.set_alpha(1.0)
     return ax
