@@ -752,3 +752,33 @@ def test_a_metric_calibrated_nowhere_is_named_not_tabled(tmp_path, replicate_row
     assert metrics == ["pearson_delta_de"]
     html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "undefined for every model and subgroup: <code>direction_error_de</code>" in html
+
+
+def test_both_reports_show_the_default_head_to_head_with_each_model(_tiny_cached):
+    from perturbsim.io._report import markdown_report
+
+    progress, ps.settings.progress = ps.settings.progress, False
+    try:
+        result = ps.tl.evaluate(_tiny_cached, models=["stacked", "additive", "mean"], seeds=2)
+    finally:
+        ps.settings.progress = progress
+    duel = result.head_to_head("stacked").set_index(["model", "metric", "subgroup"])
+    cell = duel.loc[("additive", "pearson_delta_de", "combo_seen2")]
+    expected = _html.difference_text(cell["mean"], cell["ci_low"], cell["ci_high"])
+    assert re.fullmatch(r"[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\]", expected)
+    markdown = markdown_report(result)
+    assert markdown.index("## Coverage") < markdown.index("## Head to head")
+
+    def cells_of(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+    lines = markdown.splitlines()
+    row = cells_of(next(line for line in lines if "| `additive` | `pearson_delta" in line))
+    header = cells_of(next(line for line in lines if line.startswith("| model | metric")))
+    assert row[header.index("combo_seen2")] == expected
+    page = Page(_html.html_report(result))
+    assert "#head-to-head" in page.targets  # the section is in the page's links
+    plain = [t for t in page.tables if t["class"] == "plain"]
+    cells = [[c["text"] for c in r["cells"]] for t in plain for r in t["rows"]]
+    assert ["additive", "pearson_delta_de"] == next(c[:2] for c in cells if c[0] == "additive")
+    assert expected in {text for row in cells for text in row}

@@ -846,6 +846,7 @@ def _head_to_head_text(result: EvaluationResult) -> str:
     one seed defines (no interval) and is behind is named apart, as defined by one seed.
     ``""`` when the evaluation has no default or no calibration.
     """
+    from ..io._html import difference_text
     from ..tl._result import MEAN_BASELINE
 
     default = DEFAULT_MODELS[0]
@@ -858,8 +859,7 @@ def _head_to_head_text(result: EvaluationResult) -> str:
 
     def named(rows: pd.DataFrame) -> str:
         return "; ".join(
-            f"{r.model} {r.metric} {r.subgroup} {r.mean:+.2f}"
-            + ("" if np.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
+            f"{r.model} {r.metric} {r.subgroup} {difference_text(r.mean, r.ci_low, r.ci_high)}"
             for r in rows.itertuples(index=False)
         )
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..models._catalogue import DEFAULT_MODELS
 from ..pp._gi import FEW_GENES, NORMAN_ABUNDANCE
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..pp._split import subgroups_note
@@ -599,19 +600,22 @@ def _metrics_section(
     return [*section, "</section>"]
 
 
-def _nav(plots: ReportPlots, *, interactions: bool, uncertainty: bool) -> str:
+def _nav(plots: ReportPlots, *, head_to_head: bool, interactions: bool, uncertainty: bool) -> str:
+    """Links to the page's sections, in their order on the page."""
     links = [
         ("calibrated", "Calibrated scores"),
         ("how-to-read", "How to read this"),
         ("coverage", "Coverage"),
-        ("metrics", "Every metric"),
     ]
+    if head_to_head:
+        links.append(("head-to-head", "Head to head"))
+    links.append(("metrics", "Every metric"))
     if plots.scatters:
         links.append(("scatters", "Predicted vs measured"))
-    if interactions:
-        links.append(("interactions", "Genetic interactions"))
     if plots.histories:
         links.append(("training", "Training"))
+    if interactions:
+        links.append(("interactions", "Genetic interactions"))
     if uncertainty:
         links.append(("uncertainty", "Uncertainty"))
     return "<nav>" + "".join(f'<a href="#{key}">{text}</a>' for key, text in links) + "</nav>"
@@ -663,6 +667,7 @@ def html_report(
     coverage = result.coverage_table()
     shares = _shares(coverage)
     metrics = [m for m in METRICS if m in set(summary["metric"])]
+    duel = head_to_head_table(result)
     page = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -670,7 +675,12 @@ def html_report(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
         _settings(result),
-        _nav(plots, interactions=not result.gi.empty, uncertainty=not result.uncertainty.empty),
+        _nav(
+            plots,
+            head_to_head=not duel.empty,
+            interactions=not result.gi.empty,
+            uncertainty=not result.uncertainty.empty,
+        ),
         *_calibrated_section(calibrated, metrics, models, subgroups, shares),
         '<section id="how-to-read"><h2>How to read this</h2>',
         f"<p>{_how_to_read(metrics)}</p></section>",
@@ -686,6 +696,13 @@ def html_report(
             _plain_table(result.failures, ["model", "seed", "stage", "error"]),
         ]
     page.append("</section>")
+    if not duel.empty:
+        page += [
+            '<section id="head-to-head"><h2>Head to head</h2>',
+            f'<p class="note">{escape(HEAD_TO_HEAD_NOTE)}</p>',
+            _plain_table(duel, list(duel.columns)),
+            "</section>",
+        ]
     page += _metrics_section(summary, metrics, models, subgroups, shares, plots.bars)
     if plots.scatters:
         page += [
@@ -851,6 +868,65 @@ def uncertainty_table(result: EvaluationResult) -> pd.DataFrame:
             cells[labels[row.metric]] = _interval(score, 2)
         rows.append(cells)
     return pd.DataFrame(rows, columns=["model", *labels.values()])
+
+
+HEAD_TO_HEAD_NOTE = (
+    "The default model against each other model with a calibrated score, on the test "
+    "conditions both were scored on (the calibrated table compares each with the anchors on "
+    "the conditions it covers, which may differ): the default's calibrated score minus the "
+    "model's, so positive means the default is better; mean over seeds with its 95 % "
+    "interval (none with one seed), n/a where no shared condition is calibrated."
+)
+
+
+def head_to_head_table(result: EvaluationResult) -> pd.DataFrame:
+    """The default against each other model on their shared conditions, headline metrics.
+
+    Columns ``model``, ``metric`` and one per test subgroup (``"+0.12 [+0.03, +0.21]"``,
+    from :meth:`~perturbsim.tl.EvaluationResult.head_to_head`); empty when the evaluation
+    has no default model or no calibration.
+    """
+    default = DEFAULT_MODELS[0]
+    if default not in result.models:
+        return pd.DataFrame()
+    table = result.head_to_head(default)
+    table = table[table["metric"].isin(HEADLINE_METRICS)]
+    if table.empty or table["mean"].isna().all():
+        return pd.DataFrame()
+    groups = [g for g in result.subgroups if g in set(table["subgroup"])]
+    indexed = table.set_index(["model", "metric", "subgroup"])
+    rows = []
+    for model in dict.fromkeys(table["model"]):
+        for metric in (m for m in HEADLINE_METRICS if m in set(table["metric"])):
+            cells = {"model": model, "metric": metric}
+            for group in groups:
+                key = (model, metric, group)
+                row = indexed.loc[key] if key in indexed.index else None
+                cells[group] = (
+                    UNDEFINED
+                    if row is None
+                    else difference_text(row["mean"], row["ci_low"], row["ci_high"])
+                )
+            rows.append(cells)
+    return pd.DataFrame(rows, columns=["model", "metric", *groups])
+
+
+def difference_text(mean: float, low: float, high: float) -> str:
+    """A head-to-head difference, signed: ``+0.12 [+0.03, +0.21]``; ``n/a`` without a mean.
+
+    Examples
+    --------
+    >>> difference_text(0.123, -0.02, 0.3), difference_text(-0.001, float("nan"), float("nan"))
+    ('+0.12 [-0.02, +0.30]', '+0.00')
+    """
+    if not np.isfinite(mean):
+        return UNDEFINED
+
+    def signed(value: float) -> str:
+        return f"{round(value, 2) + 0.0:+.2f}"  # -0.001 reads +0.00, never -0.00
+
+    text = signed(mean)
+    return text if not np.isfinite(low) else f"{text} [{signed(low)}, {signed(high)}]"
 
 
 CALIBRATION_SLACK = 0.05

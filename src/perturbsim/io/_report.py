@@ -45,6 +45,7 @@ from ..tl._result import (
     undefined_metrics,
 )
 from ._html import (
+    HEAD_TO_HEAD_NOTE,
     NOT_COVERED,
     TITLE,
     UNCERTAINTY_NOTE,
@@ -54,6 +55,7 @@ from ._html import (
     calibration_verdicts,
     gi_note,
     gi_precision_table,
+    head_to_head_table,
     html_report,
     min_cells_text,
     no_calibration_reason,
@@ -558,6 +560,7 @@ def markdown_report(
                 cells.append("0 / 0")
         rows.append([f"`{model}`", *cells])
     lines += [_markdown_table(["model", *subgroups], rows), ""]
+
     if not result.failures.empty:
         lines += [
             "**Failed runs** (skipped: the model has no scores for these seeds):",
@@ -571,6 +574,12 @@ def markdown_report(
             ),
             "",
         ]
+
+    duel = head_to_head_table(result)
+    if not duel.empty:
+        lines += ["## Head to head", "", HEAD_TO_HEAD_NOTE, ""]
+        rows = [[f"`{r[0]}`", f"`{r[1]}`", *r[2:]] for r in duel.itertuples(index=False)]
+        lines += [_markdown_table(list(duel.columns), rows), ""]
 
     lines += ["## Results", ""]
     for metric in [m for m in METRICS if m in set(summary["metric"])]:
