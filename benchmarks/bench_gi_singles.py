@@ -86,7 +86,9 @@ def main() -> None:
         tests = _pair_labels([str(c) for c in split.uns["perturbsim"]["split"]["test"]])
         pairs = [p for p, ok in zip(tests, model.covers(tests), strict=True) if ok]
         singles = sorted({g for p in pairs for g in ps.pp.genes_of(p)})
-        predicted = ps.tl.gi_scores(model.predict(singles + pairs), genes=genes, seed=0)
+        predicted = ps.tl.gi_scores(
+            model.predict(singles + pairs), genes=genes, seed=0, unsupported=()
+        )  # every pair it covers, its singles guessed generically or not
         true_scores = ps.tl.gi_scores(truth, pairs=pairs, genes=genes, seed=0)
         both = predicted.index[is_scored(predicted)].intersection(
             true_scores.index[is_scored(true_scores)]

@@ -173,7 +173,9 @@ def main() -> None:
         model = ps.GEARS(adata, seed=seed).fit()
         pred = model.predict_pairs(genes, gi=False)
         for name, options in gene_sets(model).items():
-            scores = gi_scores(pred, control_mean=model.control_mean, seed=seed, **options)
+            scores = gi_scores(  # every pair, its singles guessed generically or not
+                pred, control_mean=model.control_mean, seed=seed, unsupported=(), **options
+            )
             per_seed.setdefault(name, []).append(scores["magnitude"].reindex(table.index))
             if name == PRIMARY:
                 scored = pred.copy()

@@ -181,6 +181,11 @@ def test_norman_s_control_kept_as_a_gene_is_warned_of(tmp_path, caplog):
         screen = ps.ds.read_fitness(folder, control=gene)  # another label: 'negative' stays
     assert "negative" in screen.genes
     assert "a row and column 'negative', Norman's control, read as a gene" in caplog.text
+    assert f"(control={gene!r})" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="perturbsim"):
+        ps.ds.read_fitness(folder, control="NTC")  # in no table: named as given all the same
+    assert "(control='NTC')" in caplog.text
 
 
 def test_a_comma_ending_every_line_reads_as_nothing(tmp_path):
@@ -218,8 +223,12 @@ def test_singles_without_a_fitness_column(tmp_path):
     assert "no column 'average_fitness'" in _error(folder)
     named = pd.DataFrame({"average_fitness": singles, "guide_target": singles.index})
     named.to_csv(folder / SINGLES_FILE, index=False)  # the fitness first, the genes after
-    assert "its first column, 'average_fitness', holds numbers (" in _error(folder)
+    assert "its first column ('average_fitness') holds numbers (" in _error(folder)
     assert "not gene names: the first column names the genes" in _error(folder)
+    indexed = pd.DataFrame({"gene": singles.index, "average_fitness": singles.to_numpy()})
+    indexed.to_csv(folder / SINGLES_FILE)  # pandas writes its row index 0, 1, 2, ... first
+    assert "its first column (unnamed) holds numbers (0, 1, 2, ...)" in _error(folder)
+    assert "(a row index written with the table? write it without)" in _error(folder)
 
 
 def _with(table: pd.DataFrame | pd.Series, key: tuple[str, str] | str, value: object):

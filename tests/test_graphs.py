@@ -378,8 +378,9 @@ def test_read_annotations_errors(tmp_path):
         "entrez_id\tsymbol\tgo_id\tevidence\tontology\n"
         "10661\tKLF1\tGO:0003700\tIDA\tMF\n2623\tGATA1\tGO:0005634\tIDA\tCC\n"
     )
-    with pytest.raises(ps.PerturbsimError, match=r"five.tsv' \(gaf\) are GO term IDs"):
+    with pytest.raises(ps.PerturbsimError, match=r"five.tsv' \(gaf\) are GO term IDs, e.g."):
         read_annotations(five, format="gaf")
+    assert pairs(read_annotations(five)) == {("KLF1", "GO:0003700"), ("GATA1", "GO:0005634")}
 
 
 def test_read_annotations_sniffs_gzip_and_unreadable_files_are_one_line_errors(tmp_path):

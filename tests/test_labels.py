@@ -77,6 +77,13 @@ def test_a_padded_gene_of_a_list_and_a_missing_control_are_named():
     )
     with pytest.raises(PerturbsimError, match="control must be a non-empty string .* got None"):
         parse_label("KLF1", control=None)
+    with pytest.raises(PerturbsimError, match=r"'MAP 2K6' contains white space \(a gene name"):
+        parse_perturbations([["KLF1", "MAP 2K6"]])  # stripping would not help: not advised
+    # a gene with an invisible character, however the set is given: named as given
+    with pytest.raises(PerturbsimError, match=r"^malformed gene list \['KLF1', '\\ufeffKLF1'\]"):
+        parse_perturbations([["KLF1", "\ufeffKLF1"]])
+    with pytest.raises(PerturbsimError, match=r"^genes holds 'KLF1\\u200b', a name with the inv"):
+        canonical_label(["KLF1", "KLF1\u200b"])
 
 
 def test_gene_with_reserved_plus_under_other_separator():

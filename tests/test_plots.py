@@ -513,9 +513,18 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
         "additive",
         "mean",
         "no change (1)",
-        "k/n: faded, the mean of k\nof n test conditions",
-        "–: predicts none of them",
+        "k/n: faded, k of\nn conditions",
+        "–: predicts none",
     ]  # what the notes and the dotted line mean, under the models
+    undefined = result.summary().copy()  # a gap of no score alone: n/a, not k/n, explained
+    undefined = undefined[undefined["metric"] == "pearson_delta_de"]
+    undefined = undefined[undefined["subgroup"] == "combo_seen2"]
+    undefined.loc[undefined["model"] == "mean", "mean"] = np.nan
+    key = [
+        t.get_text()
+        for t in pl.metric_bars(undefined, metric="pearson_delta_de").get_legend().get_texts()
+    ]
+    assert key[-1] == "n/a: undefined" and not any(k.startswith("k/n") for k in key)
     pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
     for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
         if not text.get_text().startswith(("n/a", "–")):

@@ -210,10 +210,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
         line = int((genes.isna() | (genes == "")).to_numpy().argmax()) + 2
         raise PerturbsimError(f"{path}: line {line} has no gene name")
     as_numbers = pd.to_numeric(genes, errors="coerce")
-    if as_numbers.notna().all() and (as_numbers % 1 != 0).any():  # fractions name no gene
+    fractions = as_numbers.notna().all() and (as_numbers % 1 != 0).any()
+    counting = as_numbers.tolist() == list(range(len(genes)))  # a row index written along
+    if fractions or counting:
+        header = raw.iat[0, 0]
+        name = repr(header) if isinstance(header, str) else "unnamed"
         raise PerturbsimError(
-            f"{path}: its first column, {raw.iat[0, 0]!r}, holds numbers ({genes.iloc[0]}), "
-            "not gene names: the first column names the genes"
+            f"{path}: its first column ({name}) holds numbers "
+            f"({', '.join(genes.iloc[:3])}, ...), not gene names: the first column names the "
+            "genes"
+            + (" (a row index written with the table? write it without)" if counting else "")
         )
     joined = genes[genes.str.contains(SEP, regex=False)]
     if len(joined):
@@ -419,10 +425,6 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
             )
     singles, control_single = _singles(folder / SINGLES_FILE, control)
     pairs = _matrix(folder / PAIRS_FILE)
-    if not control_single and control not in pairs.index:
-        control = None
-    if control is not None:
-        pairs = pairs.drop(index=control, columns=control, errors="ignore")
     if control != DEFAULT_CONTROL and DEFAULT_CONTROL in pairs.index:
         logger.warning(
             "%s has a row and column %r, Norman's control, read as a gene (control=%r): its "
@@ -432,6 +434,10 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
             control,
             DEFAULT_CONTROL,
         )
+    if not control_single and control not in pairs.index:
+        control = None
+    if control is not None:
+        pairs = pairs.drop(index=control, columns=control, errors="ignore")
     unmatched = [g for g in pairs.index if g not in singles.index]
     if unmatched:
         raise PerturbsimError(

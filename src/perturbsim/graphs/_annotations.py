@@ -214,10 +214,14 @@ def read_annotations(
         raise PerturbsimError(f"no annotations read from {str(path)!r}{where}")
     as_terms = table["gene"].str.startswith("GO:")
     if as_terms.mean() > 0.5:
+        advice = (
+            "not a GAF file? read it with format='auto'"
+            if kind == "gaf"
+            else "columns swapped? a TSV holds the gene, then the term"
+        )
         raise PerturbsimError(
             f"the genes read from {str(path)!r} ({kind}) are GO term IDs, e.g. "
-            f"{table['gene'][as_terms].iloc[0]!r}: columns swapped? a TSV holds the gene, "
-            "then the term"
+            f"{table['gene'][as_terms].iloc[0]!r}: {advice}"
         )
     logger.info(
         "read %d annotations of %d genes (%s) from %s",

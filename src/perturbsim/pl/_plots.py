@@ -9,6 +9,7 @@ with ``ax.figure.savefig(path)``.
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
@@ -338,7 +339,7 @@ def metric_bars(
             .groupby(["model", "subgroup"], as_index=False, sort=False)
             .sum()
         )
-    ax = _axes(ax, (1.6 + 1.3 * len(subgroups), 3.6))
+    ax = _axes(ax, (2.6 + 1.3 * len(subgroups), 3.6))  # the legend beside: about 2 inches
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
@@ -458,12 +459,12 @@ def metric_bars(
 def _notes_key(notes: list[str]) -> list[str]:
     """What the bars' coverage notes mean: one legend line for each kind among ``notes``."""
     lines = []
-    if any("/" in note for note in notes):
-        lines.append("k/n: faded, the mean of k\nof n test conditions")
+    if any(re.fullmatch(r"\d+/\d+", note) for note in notes):  # not n/a's
+        lines.append("k/n: faded, k of\nn conditions")
     if NOT_COVERED in notes:
-        lines.append(f"{NOT_COVERED}: predicts none of them")
+        lines.append(f"{NOT_COVERED}: predicts none")
     if any(note.startswith("n/a") for note in notes):
-        lines.append("n/a: metric undefined")
+        lines.append("n/a: undefined")
     return lines
 
 

@@ -137,7 +137,11 @@ def parse_label(label: object, *, control: str = CONTROL, sep: str = SEP) -> tup
                 f"malformed perturbation label {label!r}: gene name {token!r} contains white "
                 f"space{_white_space_hint(label, sep)}"
             )
-        _refuse_invisible(token, f"perturbation label {label!r}")
+        if (hidden := _invisible(token)) is not None:
+            raise PerturbsimError(
+                f"malformed perturbation label {label!r}: gene name {token!r} holds the "
+                f"invisible character {hidden}: remove it"
+            )
         if token in controls:
             continue
         if SEP in token:
@@ -200,6 +204,8 @@ def _check_gene_name(gene: object, genes: list) -> None:
         )
     if gene != gene.strip() or any(ch.isspace() for ch in gene):
         raise PerturbsimError(f"genes holds {gene!r}, a name with white space")
+    if (hidden := _invisible(gene)) is not None:
+        raise PerturbsimError(f"genes holds {gene!r}, a name with the invisible character {hidden}")
     if SEP in gene:
         raise PerturbsimError(
             f"genes holds {gene!r}, several genes joined by {SEP!r}: give them one by one "
@@ -602,19 +608,16 @@ def parse_perturbations(
     return sets
 
 
-def _refuse_invisible(name: str, where: str) -> None:
-    """Refuse a gene name holding a character that prints as nothing.
+def _invisible(name: str) -> str | None:
+    """The first character of ``name`` that prints as nothing, described; None without one.
 
     A zero-width space or a byte-order mark (a file read in the wrong encoding, a copy from
     a spreadsheet) would make a second gene that reads as the first.
     """
     hidden = next((ch for ch in name if unicodedata.category(ch) in {"Cf", "Cc"}), None)
-    if hidden is not None:
-        raise PerturbsimError(
-            f"malformed {where}: gene name {name!r} holds the invisible character "
-            f"U+{ord(hidden):04X} ({unicodedata.name(hidden, 'a control character')}): "
-            "remove it"
-        )
+    if hidden is None:
+        return None
+    return f"U+{ord(hidden):04X} ({unicodedata.name(hidden, 'a control character')})"
 
 
 def _gene_list(genes: Sequence[str], control: str, sep: str) -> tuple[str, ...]:
@@ -633,9 +636,17 @@ def _gene_list(genes: Sequence[str], control: str, sep: str) -> tuple[str, ...]:
         raise PerturbsimError(f"malformed gene list {list(genes)!r}: a gene name is empty")
     spaced = [g for g in kept if any(ch.isspace() for ch in g)]
     if spaced:
+        padded = not any(ch.isspace() for ch in spaced[0].strip())
+        advice = f"strip it: {spaced[0].strip()!r}" if padded else "a gene name has none"
         raise PerturbsimError(
             f"malformed gene list {list(genes)!r}: gene name {spaced[0]!r} contains white "
-            f"space (strip it: {spaced[0].strip()!r})"
+            f"space ({advice})"
+        )
+    hidden = next(((g, h) for g in kept if (h := _invisible(g)) is not None), None)
+    if hidden is not None:
+        raise PerturbsimError(
+            f"malformed gene list {list(genes)!r}: gene name {hidden[0]!r} holds the "
+            f"invisible character {hidden[1]}: remove it"
         )
     repeated = sorted({g for g in kept if kept.count(g) > 1})
     if repeated:
