@@ -783,7 +783,8 @@ def evaluate(
 
     Beside the models stands the screen's own noise ceiling, the row ``"replicate"``: each
     test condition's cells are split in two random halves in the statistics pass, and the
-    mean of one half is scored as a prediction of the other with every metric (test
+    change of one half over its own control half, added to the other's control, is scored
+    as a prediction of the other half with every metric (test
     conditions of fewer than ``min_cells`` cells, by default the 4 a replicate needs, are
     left out altogether). With the ``"mean"`` baseline among the
     models, :meth:`EvaluationResult.calibrated` places every model between the two anchors.

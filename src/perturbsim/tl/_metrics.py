@@ -97,7 +97,8 @@ FULL_DEPTH_RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     # the difference of two half-depth means has twice the noise variance of two full ones
     "halve": lambda error: error / 2,
     # an error relative to no change's: the no-change error holds the measured change's
-    # noise too, a quarter of the split-half error, halved at full depth; no larger than 2
+    # noise too (half the split-half error at half depth, a quarter at full depth, which
+    # is what full depth removes); no larger than 2
     "halve_relative": lambda ratio: (ratio / 2) / np.maximum(1 - ratio / 4, ratio / 4),
     "none": lambda value: value,
 }
@@ -413,7 +414,7 @@ def _metric_pearson_delta_de(x: MetricInputs) -> float:
 @register_metric(
     "direction_error_de",
     description="fraction of top DE genes whose predicted change has the wrong sign (no "
-    "predicted change: half, a guess's chance)",
+    "predicted change where one was measured: half, a guess's chance)",
     best="lower",
     needs=("de_idx",),
     bounds=SHARE,

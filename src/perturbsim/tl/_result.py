@@ -506,7 +506,8 @@ class EvaluationResult:
         with a single condition. The screen then has nothing reproducible enough to
         calibrate against, and a margin of a hair would make any difference from the
         baseline look like many repeats of the experiment.
-        ``n_conditions`` counts the conditions used. The interval is the wider of two
+        ``n_conditions`` counts the conditions scored (also where the value is undefined).
+        The interval is the wider of two
         t-intervals of a ratio estimator's standard error: over the distinct conditions,
         each weighted as the seeds drew it, which holds the noise of the span and how the
         model's gain follows it condition by condition (the replicate is one split of each
@@ -519,7 +520,8 @@ class EvaluationResult:
         Parameters
         ----------
         confidence
-            Coverage of the interval over seeds.
+            Coverage of the interval (the wider of the one over seeds and the one over
+            conditions).
         baseline
             The model that anchors 0 (default: ``"mean"``); the replicate, or a name no
             model of the evaluation has, is an error.
@@ -585,7 +587,8 @@ class EvaluationResult:
         reference
             The model compared with the others (default: the default model).
         confidence
-            Coverage of the interval over seeds.
+            Coverage of the interval (the wider of the one over seeds and the one over
+            conditions).
         baseline
             The model that anchors 0 of the calibration (default: ``"mean"``; as for
             :meth:`calibrated`).
@@ -663,7 +666,8 @@ class EvaluationResult:
         Parameters
         ----------
         confidence
-            Coverage of the interval over seeds.
+            Coverage of the interval (the wider of the one over seeds and the one over
+            conditions).
 
         Returns
         -------
@@ -715,7 +719,8 @@ class EvaluationResult:
         Parameters
         ----------
         confidence
-            Coverage of the interval over seeds.
+            Coverage of the interval (the wider of the one over seeds and the one over
+            conditions).
 
         Returns
         -------
