@@ -110,13 +110,15 @@ def test_n_cells_per_perturbation_and_its_errors(gears, split_tiny):
 
 
 def test_export_writes_what_cell_eval_reads(gears, split_tiny, tmp_path):
-    pred_path, real_path = ps.io.export_cell_eval(gears, split_tiny, tmp_path / "out", seed=0)
+    annotated = split_tiny.copy()
+    annotated.var["ensembl_id"] = [f"ENSG{i:011d}" for i in range(annotated.n_vars)]
+    pred_path, real_path = ps.io.export_cell_eval(gears, annotated, tmp_path / "out", seed=0)
     assert (pred_path.name, real_path.name) == ("pred.h5ad", "real.h5ad")
     pred, real = ad.read_h5ad(pred_path), ad.read_h5ad(real_path)
     labels = _test_conditions(split_tiny)
     codes = split_tiny.obs["perturbsim_condition"].astype(str).to_numpy()
     for cells in (pred, real):
-        assert cells.var_names.tolist() == split_tiny.var_names.tolist()
+        pd.testing.assert_frame_equal(cells.var, annotated.var)  # the genes' annotations kept
         assert set(cells.obs[CELL_EVAL_PERT_COL]) == {CELL_EVAL_CONTROL, *labels}
         for label in labels:  # as many predicted cells as measured ones
             assert (cells.obs[CELL_EVAL_PERT_COL] == label).sum() == (codes == label).sum()

@@ -150,6 +150,9 @@ def test_pair_prediction_shows_singles_prediction_measurement_and_sum(
     genes = [t.get_text() for t in ax.get_xticklabels()]
     assert len(genes) == 6 and a not in genes and b not in genes
     assert ax.get_xlabel() == "genes where the pair departs most from additive"
+    ax.figure.draw_without_rendering()  # the y label within the figure, not cut at its top
+    label = ax.yaxis.label.get_window_extent()
+    assert ax.figure.bbox.y0 <= label.y0 and label.y1 <= ax.figure.bbox.y1
     predicted = gears.predict(measured_pair).to_df(layer="delta").iloc[0]
     heights = [p.get_height() for p in ax.containers[2].patches]
     np.testing.assert_allclose(heights, predicted[genes], rtol=1e-5, atol=1e-7)

@@ -110,8 +110,8 @@ def test_an_ensembl_id_is_pointed_to_the_gene_symbol(additive, split_norman):
     with pytest.raises(PerturbsimError) as err:
         additive.predict(["ENSG00000105610+KLF1"])  # KLF1's own ID, on a screen of symbols
     assert str(err.value).endswith(
-        "('ENSG00000105610' looks like an Ensembl gene ID: the model knows genes by the "
-        "screen's names, e.g. 'BPGM'; query the gene's symbol)"
+        "('ENSG00000105610' looks like an Ensembl gene ID, and the model names its genes by "
+        "symbol, as the screen's var_names: 'BPGM', 'CBL', ...; query the gene's symbol)"
     )
     # a screen measured by Ensembl IDs: an ID is no mistake there, so no such hint
     by_id = split_norman.copy()

@@ -157,8 +157,13 @@ def test_predicted_vs_true(split_tiny, pair):
     ax = pl.predicted_vs_true(pred, stats, genes=genes)
     assert isinstance(ax, Axes)
     assert ax.get_title() == f"{pair}: {len(genes)} genes"
-    assert ax.get_xlabel() == "measured change over control (log-normalised expression)"
-    assert ax.get_ylabel() == "predicted change over control (log-normalised expression)"
+    assert ax.get_xlabel() == "measured change over control\n(log-normalised expression)"
+    assert ax.get_ylabel() == "predicted change over control\n(log-normalised expression)"
+    ax.figure.draw_without_rendering()  # each label within the figure, not cut at its edge
+    box = ax.figure.bbox
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        extent = label.get_window_extent()
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0
     points = ax.collections[0].get_offsets()
     assert points.shape == (len(genes), 2)
     cols = [list(stats.genes).index(g) for g in genes]
@@ -555,6 +560,20 @@ def test_log_axes_are_labelled_plainly_and_never_with_a_lone_label(low, high, la
     ]
     assert all(label in shown for label in labels) and len(shown) >= 2
     assert not any("10" in label and "^" in label for label in shown)
+    plt.close(fig)
+
+
+def test_an_x_log_axis_under_ten_fold_labels_three_times_a_decade_too():
+    fig, ax = plt.subplots()
+    ax.plot([0.022, 0.15], [0, 1])
+    ax.set_xscale("log")
+    ax.set_xlim(0.022, 0.15)  # uncertainties of 0.025 sat left of any labelled tick
+    pl._plots.plain_log_labels(ax.xaxis)
+    fig.canvas.draw()
+    shown = {
+        t.get_text() for t in [*ax.xaxis.get_majorticklabels(), *ax.xaxis.get_minorticklabels()]
+    }
+    assert {"0.03", "0.05", "0.1"} <= shown
     plt.close(fig)
 
 

@@ -364,9 +364,12 @@ def test_unsupported_predictions_are_named_in_one_warning(fitted_norman, caplog)
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim"):
         model.sample(["BPGM+SAMD1"], adata, n_cells=2, seed=0)
-    # sampled cells name it too, without predict's strict=, which sample does not take
+    # sampled cells name it too; strict=True refuses it there as predict does
     (warning,) = [r.getMessage() for r in caplog.records if "neither measured" in r.getMessage()]
     assert warning.endswith(": BPGM+SAMD1")
+    with pytest.raises(ps.PerturbsimError, match=r"BPGM\+SAMD1"):
+        model.sample(["BPGM+SAMD1"], adata, n_cells=2, seed=0, strict=True)
+    assert model.sample(["KLF1+MAP2K6"], adata, n_cells=2, seed=0, strict=True).n_obs == 2
     caplog.clear()
     fitness = pd.Series({"KLF1": -0.1, "MAP2K6": -0.2, "BPGM+SAMD1": -0.3, "CBL": 0.0})
     with caplog.at_level("WARNING", logger="perturbsim"):

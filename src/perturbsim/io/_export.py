@@ -137,15 +137,18 @@ def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
         )
 
 
-def _cells(x: object, labels: np.ndarray, names: Sequence[str], genes: pd.Index) -> AnnData:
-    """Cells labelled as cell-eval reads them (``obs["target_gene"]``, ``non-targeting``)."""
+def _cells(x: object, labels: np.ndarray, names: Sequence[str], var: pd.DataFrame) -> AnnData:
+    """Cells labelled as cell-eval reads them (``obs["target_gene"]``, ``non-targeting``).
+
+    ``var``: the screen's, kept (gene annotations such as Ensembl IDs travel with the cells).
+    """
     labels = np.where(labels == CONTROL, CELL_EVAL_CONTROL, labels)
     return AnnData(
         X=x,
         obs=pd.DataFrame(
             {CELL_EVAL_PERT_COL: pd.Categorical(labels)}, index=pd.Index(names, dtype=str)
         ),
-        var=pd.DataFrame(index=genes.copy()),
+        var=var.copy(),
     )
 
 
@@ -162,10 +165,10 @@ def export_cell_eval(
 ) -> tuple[Path, Path]:
     """Write predicted and measured cells of held-out conditions in ``cell-eval run``'s layout.
 
-    Two h5ad files, each holding the genes of ``adata`` in its order and every control cell
-    of ``adata`` as measured, labelled ``non-targeting`` in ``obs["target_gene"]``; the
-    other cells are labelled with their condition's canonical label (``KLF1``,
-    ``KLF1+MAP2K6``):
+    Two h5ad files, each holding the genes of ``adata`` in its order (with its ``var``) and
+    every control cell of ``adata`` as measured, labelled ``non-targeting`` in
+    ``obs["target_gene"]``; the other cells are labelled with their condition's canonical
+    label (``KLF1``, ``KLF1+MAP2K6``):
 
     - ``real.h5ad``: the measured cells of each condition, as in ``adata.X`` (or in the
       layer the stored statistics were computed from, which the model was fitted on);
@@ -286,14 +289,14 @@ def export_cell_eval(
         x,
         np.concatenate([codes[control_rows], sampled.obs[SAMPLE_PERTURBATION].astype(str)]),
         [*adata.obs_names[control_rows], *sampled.obs_names],
-        adata.var_names,
+        adata.var,
     )
     real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
     real = _cells(
         matrix_rows(matrix, real_rows),
         codes[real_rows],
         adata.obs_names[real_rows],
-        adata.var_names,
+        adata.var,
     )
 
     pred_path, real_path = atomic_write_all(

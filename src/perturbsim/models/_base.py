@@ -350,9 +350,10 @@ def _ensembl_hint(genes: Sequence[str], known: Sequence[str]) -> str:
     named = [g for g in known if not ENSEMBL_ID.match(str(g))]
     if not ids or 2 * len(named) <= len(known):
         return ""
+    examples = ", ".join(repr(str(g)) for g in named[:2])
     return (
-        f" ({ids[0]!r} looks like an Ensembl gene ID: the model knows genes by the screen's "
-        f"names, e.g. {str(named[0])!r}; query the gene's symbol)"
+        f" ({ids[0]!r} looks like an Ensembl gene ID, and the model names its genes by "
+        f"symbol, as the screen's var_names: {examples}, ...; query the gene's symbol)"
     )
 
 
@@ -1301,6 +1302,7 @@ class PerturbationModel(ABC):
         *,
         n_cells: int | Sequence[int] = 100,
         seed: int | None = None,
+        strict: bool = False,
     ) -> AnnData:
         """Per-cell predictions: control cells of ``adata`` changed to each predicted mean.
 
@@ -1342,6 +1344,9 @@ class PerturbationModel(ABC):
             than ``adata``'s control cells is warned of (cells drawn twice).
         seed
             Seed of the draw (default: ``perturbsim.settings.seed``).
+        strict
+            Refuse perturbations flagged unsupported, as :meth:`predict`'s ``strict``
+            (default: sample them, with one warning naming them).
 
         Returns
         -------
@@ -1374,8 +1379,8 @@ class PerturbationModel(ABC):
                 "adata has no control cells: sample draws each perturbation's cells from the "
                 "control cells' distribution; pass the screen with its control cells"
             )
-        with switched_off(WARN_UNSUPPORTED):  # warned of below, without predict's strict=
-            prediction = self.predict(perturbations)
+        with switched_off(WARN_UNSUPPORTED):  # warned of below
+            prediction = self.predict(perturbations, strict=strict)
         self._warn_of(prediction)
         counts = _cell_counts(n_cells, prediction.n_obs)
         if counts.max() > control_rows.size:

@@ -457,7 +457,7 @@ def pair_prediction(
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, genes, rotation=90)
     ax.set_xlabel(chosen_by)
-    ax.set_ylabel(f"change over control ({UNIT})")
+    ax.set_ylabel(f"change over control\n({UNIT})")
     notes = [
         *(["(predicted as its singles summed)"] if summed else []),
         *(  # a sum of singles learnt nothing from the pair

@@ -167,19 +167,27 @@ def _coverage_note(
 def plain_log_labels(axis: Axis) -> None:
     """Write a log axis's tick labels as plain numbers (``0.4``, not ``4 × 10⁻¹``).
 
-    The decades are labelled. When fewer than two decades fall within the axis's range,
-    so that one label or none would show, the ticks between them are labelled too: at 2
-    and 5 times a decade, at 2 to 5 times within a range under thirty-fold on a y axis
-    (whose labels stack rather than crowd side by side), or every one (2 to 9 times)
-    within a range under three-fold. Where even so fewer than two ticks would carry a label
-    (a range such as 1.2 to 1.4, between the ticks of a log axis), the axis takes a few
-    plain ticks, each labelled.
+    The decades are labelled. When fewer than two decades fall within the axis's range, so
+    that one label or none would show, the ticks between them are labelled too: at 2 and 5
+    times a decade, at 2, 3 and 5 times within a range under ten-fold (an x axis) or 2 to 5
+    times within one under thirty-fold on a y axis (whose labels stack rather than crowd
+    side by side), or every one (2 to 9 times) within a range under three-fold. Where even
+    so fewer than two ticks would carry a label (a range such as 1.2 to 1.4, between the
+    ticks of a log axis), the axis takes a few plain ticks, each labelled.
     Call it once the axis's limits are set.
     """
     low, high = sorted(getattr(axis.axes, f"get_{axis.axis_name}lim")())  # autoscaled now
     decades = np.floor(np.log10(high)) - np.ceil(np.log10(low)) + 1 if low > 0 else 2
     every, upright = (2, 3, 4, 5, 6, 7, 8, 9), axis.axis_name == "y"  # labels stacked, not abreast
-    shown = every if high < 3 * low else (2, 3, 4, 5) if upright and high < 30 * low else (2, 5)
+    shown = (
+        every
+        if high < 3 * low
+        else (2, 3, 4, 5)
+        if upright and high < 30 * low
+        else (2, 3, 5)
+        if high < 10 * low
+        else (2, 5)
+    )
 
     def labelled(value: float) -> bool:
         mantissa = round(value / 10 ** np.floor(np.log10(value)))
@@ -643,8 +651,8 @@ def predicted_vs_true(
     ax.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.set_xlabel(f"measured change over control ({UNIT})")
-    ax.set_ylabel(f"predicted change over control ({UNIT})")
+    ax.set_xlabel(f"measured change over control\n({UNIT})")
+    ax.set_ylabel(f"predicted change over control\n({UNIT})")
     drawn = int((np.isfinite(x) & np.isfinite(y)).sum())
     what = counted(drawn, "gene") if genes is not None else f"all {counted(drawn, 'gene')}"
     ax.set_title(f"{condition}: {what}" if condition else what)
