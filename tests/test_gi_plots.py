@@ -290,6 +290,8 @@ def test_phenotype_landscape_embeds_both_sets_and_flags_new_clusters(
     assert {"programme X", "Y"} <= {t.get_text() for t in again.get_legend().get_texts()}
     with pytest.raises(ps.PerturbsimError, match="pass sep='_' and control='NegCtrl0'"):
         pl.phenotype_landscape(_tiny_cached, pairs, clusters=norman_style, n_neighbors=8)
+    with pytest.raises(ps.PerturbsimError, match="^measured holds a model's predictions and"):
+        pl.phenotype_landscape(pairs, _tiny_cached, n_neighbors=8)  # swapped: PCA on guesses
 
 
 def test_phenotype_landscape_legend_names_new_clusters_only_when_there_are(pairs, _tiny_cached):

@@ -536,6 +536,14 @@ def test_normalize_keeps_a_counts_layer_that_holds_x_and_refuses_to_overwrite_an
     same.X, same.layers["counts"] = counts.copy(), counts.copy()
     ps.pp.setup(same, normalize=True)  # the layer already holds X's counts: kept
     assert (same.layers["counts"] != counts).nnz == 0 and same.X.max() < 10
+    for matrix in (counts.copy(), counts.toarray()):  # the layer X itself: normalised with X
+        shared = make_screen(["ctrl", "G1"])
+        shared.X = matrix
+        shared.layers["counts"] = shared.X  # a common idiom: one object for both
+        ps.pp.setup(shared, normalize=True)
+        kept = shared.layers["counts"]
+        kept = kept.toarray() if sparse.issparse(kept) else kept
+        np.testing.assert_array_equal(kept, counts.toarray())  # the counts, as promised
     other = make_screen(["ctrl", "G1"])
     other.X, other.layers["counts"] = counts.copy(), counts * 2
     one_line_error(

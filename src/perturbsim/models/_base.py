@@ -987,7 +987,7 @@ class PerturbationModel(ABC):
         and ``.obs["generic"]``, True where the prediction is the model's generic guess for
         some gene however closely GO ties it to measured ones (the unsupported ones; for
         the default model also those it predicts from the scaled mean change, which a
-        second warning names).
+        second warning names). ``.uns["perturbsim"]["model"]`` names the model.
 
         Raises
         ------

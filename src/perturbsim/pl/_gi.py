@@ -22,7 +22,7 @@ from scipy.cluster import hierarchy
 
 from .._checks import check_count, check_label_part, check_list, check_positive
 from .._errors import PerturbsimError, counted
-from .._keys import CONTROL, DELTA_LAYER, SEP
+from .._keys import CONTROL, DELTA_LAYER, PRED_MODEL, SEP, UNS
 from .._settings import resolve_seed
 from .._threads import torch_threads_kept
 from ..models import PerturbationModel
@@ -479,6 +479,11 @@ def pair_prediction(
     return ax
 
 
+def _predicted_by_a_model(profiles: object) -> bool:
+    """Whether ``profiles`` are a model's predictions (they name it in ``.uns``)."""
+    return isinstance(profiles, AnnData) and PRED_MODEL in profiles.uns.get(UNS, {})
+
+
 def _generic_guesses(profiles: AnnData | object, genes: Sequence[str]) -> set[str]:
     """The ``genes`` whose predicted single is the model's generic guess.
 
@@ -665,6 +670,11 @@ def phenotype_landscape(
     >>> len(ax.collections[0].get_offsets()), len(ax.collections[1].get_offsets())
     (33, 15)
     """
+    if _predicted_by_a_model(measured) and not _predicted_by_a_model(predicted):
+        raise PerturbsimError(
+            "measured holds a model's predictions and predicted does not: given in each "
+            "other's place? phenotype_landscape takes the measured profiles first"
+        )
     truth = delta_table(measured, "measured").drop(index=CONTROL, errors="ignore")
     guess = delta_table(predicted, "predicted").drop(index=CONTROL, errors="ignore")
     genes = truth.columns.intersection(guess.columns)

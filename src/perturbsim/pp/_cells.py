@@ -63,7 +63,7 @@ def dense_rows(
 
 
 def draw_cells(
-    adata: AnnData, conditions: list[str], *, max_cells: int, seed: int
+    adata: AnnData, conditions: list[str], *, max_cells: int, seed: int | None = None
 ) -> dict[str, np.ndarray]:
     """Draw up to ``max_cells`` cells of each condition as dense float32 arrays.
 
@@ -79,7 +79,7 @@ def draw_cells(
     max_cells
         Cells kept per condition (all when fewer).
     seed
-        Seed of the draw (a whole number >= 0).
+        Seed of the draw (a whole number >= 0; default: ``perturbsim.settings.seed``).
 
     Returns
     -------

@@ -482,6 +482,10 @@ class PseudobulkStats:
     def from_adata(cls, adata: AnnData) -> PseudobulkStats:
         """Read the statistics written by :func:`pseudobulk`, if they are still ``adata``'s.
 
+        The arrays are those stored in ``adata.uns``, not copies (statistics of a large
+        screen are read without doubling them): changing them in place changes what
+        ``adata`` stores.
+
         Raises
         ------
         PerturbsimError
@@ -894,7 +898,8 @@ def pseudobulk(
     conditions, genes)``, ``coexpr_n``, ``coexpr_sum``, ``coexpr_cells``,
     ``coexpr_max_cells``, ``half_n`` and ``half_moments`` (cells and raw moments ``E[x]``,
     ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and ``(2,
-    2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``layer`` (the layer
+    2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``drawn_by`` (how the
+    halves and the co-expression subset were drawn: ``"names"``), ``layer`` (the layer
     the moments are of, when not ``X``) and ``fingerprint`` (sums over a few evenly spaced
     cells, to recognise statistics of values changed since)) and
     ``adata.varp["perturbsim_gram"]``; read them back with

@@ -381,6 +381,14 @@ def _same_values(a: object, b: object) -> bool:
     return bool(np.array_equal(np.asarray(a), np.asarray(b)))
 
 
+def _shares_memory(first: object, second: object) -> bool:
+    """Whether two matrices (dense or sparse) hold their values in the same memory."""
+    if first is second:
+        return True
+    values = [m.data if sparse.issparse(m) else m for m in (first, second)]
+    return all(isinstance(v, np.ndarray) for v in values) and np.shares_memory(*values)
+
+
 def _normalise(adata: AnnData, *, lazy: bool) -> None:
     """``normalize_total`` + ``log1p`` in place, the counts kept in ``.layers["counts"]``."""
     if lazy:
@@ -395,7 +403,7 @@ def _normalise(adata: AnnData, *, lazy: bool) -> None:
         )
     import scanpy as sc
 
-    if kept is None:
+    if kept is None or _shares_memory(kept, adata.X):  # X normalised in place: not its counts
         adata.layers[COUNTS_LAYER] = adata.X.copy()
     with torch_threads_kept():
         sc.pp.normalize_total(adata)
