@@ -769,7 +769,9 @@ def test_a_screen_of_pairs_only_under_the_default_split_is_told_to_split_by_comb
 def test_unknown_gene_key_is_a_one_line_error(capsys, screen, tmp_path):
     data = _write(screen, tmp_path / "screen.h5ad")
     assert _train(data, tmp_path / "model", "--model", "mean", "--gene-key", "symbol") == 2
-    assert "--gene-key 'symbol' not found in adata.var" in _one_line_error(capsys)
+    err = _one_line_error(capsys)
+    assert "--gene-key 'symbol' not found in adata.var" in err
+    assert err.endswith("(--gene-key none: the var_names as they are)")
 
 
 def test_label_hint_names_the_symbol_column_of_a_screen_measured_by_ensembl_ids(tiny):
@@ -1317,3 +1319,29 @@ def test_evaluate_of_a_screen_without_pairs_says_there_are_none_to_score(tmp_pat
     out = capsys.readouterr().out
     assert "genetic interactions: no pair of two genes among the test conditions" in out
     assert "none scored (a test pair is scored where" not in out  # no pair to blame
+
+
+def test_an_option_is_never_read_from_its_prefix(capsys, tmp_path):
+    from perturbsim.ds._paths import bundled_path
+
+    data = str(bundled_path("norman2019_subset.h5ad"))
+    # train's --seed is one seed; evaluate's --seeds a count: --seed 2 must not run two seeds
+    argv = ["evaluate", data, "--models", "mean", "--seed", "2", "--out", str(tmp_path / "e")]
+    assert main(argv) == 2
+    assert "unrecognized arguments: --seed 2 (see perturbsim evaluate --help)" in (
+        _one_line_error(capsys)
+    )
+    assert not (tmp_path / "e").exists()
+
+
+def test_errors_of_the_go_file_and_the_device_name_their_options(capsys, tmp_path):
+    from perturbsim.ds._paths import bundled_path
+
+    data = str(bundled_path("norman2019_subset.h5ad"))
+    absent = str(tmp_path / "absent.tsv")
+    assert main(["train", data, "--out", str(tmp_path / "m1"), "--go", absent]) == 2
+    assert f"--go: annotation file {absent!r} not found" in _one_line_error(capsys)
+    assert main(["train", data, "--out", str(tmp_path / "m2"), "--device", "tpu"]) == 2
+    assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in (
+        _one_line_error(capsys)
+    )

@@ -138,7 +138,7 @@ def _add_split_options(
 def _takers(option: str, *, fit: bool = False) -> str:
     """Help text naming the registered models that take an option."""
     names = [name for name in MODEL_REGISTRY if takes_option(name, option, fit=fit)]
-    return f" (for {', '.join(names)} and variants)" if names else ""
+    return f" (for {', '.join(names)} and their variants that train GEARS)" if names else ""
 
 
 def _model_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -267,7 +267,8 @@ def register_train(commands: argparse._SubParsersAction) -> None:
         + _takers("n_models"),
     )
     parser.add_argument(
-        "--device", help="auto (default: cuda if available), cpu or cuda" + _takers("device")
+        "--device",
+        help="auto (default: cuda if available), cpu, cuda or cuda:N" + _takers("device"),
     )
     add_overwrite(
         parser, "an existing --out model directory (an empty one too; never another folder)"
@@ -672,7 +673,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         "--models",
         default=",".join(DEFAULT_MODELS),
         metavar="NAMES",
-        help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)}) among: "
+        help=f"comma-separated models (default: {', '.join(DEFAULT_MODELS)}) among: "
         f"{', '.join(model_names())}",
     )
     parser.add_argument(
@@ -946,12 +947,23 @@ def _run_demo(args: argparse.Namespace) -> None:
 
 def register_demo(commands: argparse._SubParsersAction) -> None:
     """Register ``perturbsim demo``."""
-    parser = add_command(commands, "demo", help="train and evaluate on the bundled Norman screen")
+    parser = add_command(
+        commands,
+        "demo",
+        help="train and evaluate on the bundled Norman screen",
+        description="Train the default model and the baselines on the bundled Norman 2019 "
+        "subset, score them on held-out perturbations between the two anchors (the mean "
+        "baseline, 0; the screen's split-half replicate, 1) and summarise the screen.",
+    )
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="N", help="split seeds 1..N (default 1)"
     )
     parser.add_argument(
-        "--out", type=path_argument, default=None, help="also write the full report here"
+        "--out",
+        type=path_argument,
+        default=None,
+        metavar="DIR",
+        help="also write the full report (report.html, report.md, tables, plots) into this folder",
     )
     add_overwrite(parser, "a previous report in --out (never another folder)")
     parser.set_defaults(run=_run_demo)

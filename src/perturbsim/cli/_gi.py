@@ -321,8 +321,8 @@ def register_gi(commands: argparse._SubParsersAction) -> None:
         type=path_argument,
         required=True,
         metavar="DIR",
-        help="directory for predictions.h5ad, gi_scores.csv and gi_map.png (the pairs' "
-        "scores clustered, as perturbsim.pl.gi_map draws them)",
+        help="directory for predictions.h5ad, gi_scores.csv and, with 2 scored pairs or more, "
+        "gi_map.png (the pairs' scores clustered, as perturbsim.pl.gi_map draws them)",
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     parser.add_argument(
@@ -517,7 +517,8 @@ def register_measured_gi(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="directory for gi_scores.csv (a row per measured pair, its cells in n_cells), "
         f"gi_per_gene.csv (the genes whose change departs significantly from the singles' "
-        f"sum, and each pair's {PER_GENE_TOP} most significant) and gi_map.png",
+        f"sum, and each pair's {PER_GENE_TOP} most significant) and, with 2 scored pairs or "
+        "more, gi_map.png",
     )
     add_overwrite(parser, "the files of an earlier run in --out")
     _add_scoring_options(parser)

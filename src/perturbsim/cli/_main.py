@@ -50,10 +50,15 @@ class _OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line naming where ``--help`` says more.
 
     argparse prints the whole usage block before its error; the subcommands' parsers are
-    of the same class (``add_subparsers`` makes them so).
+    of the same class (``add_subparsers`` makes them so). Options are matched in full,
+    never by a prefix: ``evaluate --seed 2`` would otherwise run ``--seeds 2``, seeds 1
+    and 2, where ``train --seed 2`` means seed 2.
     """
 
     commands: argparse._SubParsersAction | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
 
     def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
         self.commands = super().add_subparsers(**kwargs)

@@ -73,6 +73,8 @@ _CLI_WORDS = (
         lambda m: f", or leave out --split to export the {m[1]} its fit held out",
     ),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
+    (re.compile(r"^annotation file "), "--go: annotation file "),
+    (re.compile(r"^device must be\b"), "--device must be"),
     (re.compile(r"\bmin_cells\b"), "--min-cells"),
     (re.compile(r"\bmin_de\b"), "--min-de"),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),
@@ -157,7 +159,9 @@ def add_screen_options(
         "--normalize",
         action="store_true",
         help="X holds raw counts: normalise them (normalize_total + log1p) first"
-        + (" (default: as the model's training screen was read)" if loads_model else ""),
+        + (
+            " (also without it when the model's training screen was read so)" if loads_model else ""
+        ),
     )
     parser.add_argument(
         "--where",
@@ -179,7 +183,9 @@ def add_screen_options(
         action="store_true",
         help="pool the cells of a file whose obs['dataset'] names several screens "
         "(refused without it: pick one with --where dataset=NAME)"
-        + (" (default: as the model's training screen was read)" if loads_model else ""),
+        + (
+            " (also without it when the model's training screen was read so)" if loads_model else ""
+        ),
     )
     if streams:
         parser.add_argument(

@@ -42,7 +42,7 @@ def resolve_device(device: str) -> torch.device:
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    unknown = PerturbsimError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    unknown = PerturbsimError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if not isinstance(device, str):
         raise unknown
     try:

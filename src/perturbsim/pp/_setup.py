@@ -221,7 +221,8 @@ def _gene_symbols(
         return None
     if column not in adata.var.columns:
         raise PerturbsimError(
-            f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)}"
+            f"gene_symbols={column!r} not found in adata.var; columns: {list(adata.var.columns)} "
+            "(gene_symbols=False: the var_names as they are)"
         )
     where = f"adata.var[{column!r}]"
     symbols = _unique_symbols(adata.var[column], adata.var_names, where)
