@@ -697,12 +697,7 @@ def html_report(
         ]
     page.append("</section>")
     if not duel.empty:
-        page += [
-            '<section id="head-to-head"><h2>Head to head</h2>',
-            f'<p class="note">{escape(HEAD_TO_HEAD_NOTE)}</p>',
-            _plain_table(duel, list(duel.columns)),
-            "</section>",
-        ]
+        page += _table_section("head-to-head", "Head to head", HEAD_TO_HEAD_NOTE, duel)
     page += _metrics_section(summary, metrics, models, subgroups, shares, plots.bars)
     if plots.scatters:
         page += [
@@ -721,12 +716,7 @@ def html_report(
         ]
     gi = gi_precision_table(result)
     if not gi.empty:
-        page += [
-            '<section id="interactions"><h2>Genetic interactions</h2>',
-            f'<p class="note">{escape(gi_note(result))}</p>',
-            _plain_table(gi, list(gi.columns)),
-            "</section>",
-        ]
+        page += _table_section("interactions", "Genetic interactions", gi_note(result), gi)
     trust = uncertainty_table(result)
     if not trust.empty:
         page += [
@@ -760,6 +750,16 @@ def html_report(
         page.append(f'<p class="note">Written beside this page: {names}.</p>')
     page += ["</main></body></html>", ""]
     return "\n".join(page)
+
+
+def _table_section(key: str, title: str, note: str, table: pd.DataFrame) -> list[str]:
+    """A section of the page holding one note and one plain table."""
+    return [
+        f'<section id="{key}"><h2>{escape(title)}</h2>',
+        f'<p class="note">{escape(note)}</p>',
+        _plain_table(table, list(table.columns)),
+        "</section>",
+    ]
 
 
 def _shares(coverage: pd.DataFrame) -> Shares:
