@@ -14,6 +14,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import UNCALIBRATED, make_screen, one_condition_result
 
 import perturbsim as ps
@@ -1345,3 +1346,8 @@ def test_errors_of_the_go_file_and_the_device_name_their_options(capsys, tmp_pat
     assert "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'" in (
         _one_line_error(capsys)
     )
+    if not torch.cuda.is_available():  # a device the machine lacks: named as the option
+        assert main(["train", data, "--out", str(tmp_path / "m3"), "--device", "cuda:7"]) == 2
+        assert "--device 'cuda:7' asked for, but no CUDA device is available" in (
+            _one_line_error(capsys)
+        )

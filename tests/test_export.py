@@ -132,6 +132,10 @@ def test_export_writes_what_cell_eval_reads(gears, split_tiny, tmp_path):
         rtol=0,
         atol=MEAN_TOLERANCE,
     )
+    mixed = annotated.copy()  # a column h5ad cannot hold: left out, said, the rest written
+    mixed.var["chrom"] = [1 if i % 2 else "X" for i in range(mixed.n_vars)]
+    pred_path, _ = ps.io.export_cell_eval(gears, mixed, tmp_path / "mixed", seed=0)
+    assert list(ad.read_h5ad(pred_path).var.columns) == list(annotated.var.columns)
 
 
 def test_export_of_chosen_conditions_and_cell_count_from_dense_x(gears, split_tiny, tmp_path):

@@ -74,7 +74,7 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bunseen_fraction\b"), "--unseen-fraction"),
     (re.compile(r"^annotation file "), "--go: annotation file "),
-    (re.compile(r"^device must be\b"), "--device must be"),
+    (re.compile(r"^device (must be\b|(?='))"), r"--device \1"),
     (re.compile(r"\bmin_cells\b"), "--min-cells"),
     (re.compile(r"\bmin_de\b"), "--min-de"),
     (re.compile(r"\bperturbation_key\b"), "--perturbation-key"),

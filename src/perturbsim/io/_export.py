@@ -137,10 +137,37 @@ def _refuse_fitted(model: PerturbationModel, held_out: Sequence[str]) -> None:
         )
 
 
+def _writable_var(var: pd.DataFrame) -> pd.DataFrame:
+    """The screen's ``var`` as an h5ad file can hold it: a column it cannot is left out.
+
+    h5ad writes a column named by text, of numbers, booleans, categories or text (missing
+    values allowed), whose name is not the index's; others are named in a warning.
+    """
+
+    def writable(name: object) -> bool:
+        column = var[name]
+        if not isinstance(name, str) or name == var.index.name:
+            return False
+        if column.dtype != object:
+            return True
+        return all(isinstance(v, str) for v in column.dropna())
+
+    kept = [name for name in var.columns if writable(name)]
+    dropped = [str(name) for name in var.columns if name not in kept]
+    if dropped:
+        logger.warning(
+            "var columns an h5ad file cannot hold (names that are no text, or a mix of text "
+            "and other values) left out of the export: %s",
+            shown_list(dropped, 5),
+        )
+    return var[kept].copy()
+
+
 def _cells(x: object, labels: np.ndarray, names: Sequence[str], var: pd.DataFrame) -> AnnData:
     """Cells labelled as cell-eval reads them (``obs["target_gene"]``, ``non-targeting``).
 
-    ``var``: the screen's, kept (gene annotations such as Ensembl IDs travel with the cells).
+    ``var``: the screen's as :func:`_writable_var` keeps it (gene annotations such as
+    Ensembl IDs travel with the cells).
     """
     labels = np.where(labels == CONTROL, CELL_EVAL_CONTROL, labels)
     return AnnData(
@@ -148,7 +175,7 @@ def _cells(x: object, labels: np.ndarray, names: Sequence[str], var: pd.DataFram
         obs=pd.DataFrame(
             {CELL_EVAL_PERT_COL: pd.Categorical(labels)}, index=pd.Index(names, dtype=str)
         ),
-        var=var.copy(),
+        var=var,
     )
 
 
@@ -275,6 +302,7 @@ def export_cell_eval(
             )
     sizes = [int((codes == label).sum()) for label in labels]
     counts = sizes if n_cells is None else n_cells
+    var = _writable_var(adata.var)  # before the work: what cannot be written is said
     with switched_off(WARN_UNSUPPORTED):  # held out on purpose: no advice to train on them
         sampled = model.sample(labels, adata, n_cells=counts, seed=seed)
 
@@ -289,14 +317,14 @@ def export_cell_eval(
         x,
         np.concatenate([codes[control_rows], sampled.obs[SAMPLE_PERTURBATION].astype(str)]),
         [*adata.obs_names[control_rows], *sampled.obs_names],
-        adata.var,
+        var,
     )
     real_rows = np.flatnonzero(np.isin(codes, [CONTROL, *labels]))
     real = _cells(
         matrix_rows(matrix, real_rows),
         codes[real_rows],
         adata.obs_names[real_rows],
-        adata.var,
+        var,
     )
 
     pred_path, real_path = atomic_write_all(

@@ -52,7 +52,10 @@ def resolve_device(device: str) -> torch.device:
     if chosen.type not in ("cpu", "cuda"):
         raise unknown
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise PerturbsimError(f"device {device!r} asked for, but no CUDA device is available")
+        raise PerturbsimError(
+            f"device {device!r} asked for, but no CUDA device is available; 'auto' or 'cpu' "
+            "runs on the CPU"
+        )
     return chosen
 
 
