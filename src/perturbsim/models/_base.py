@@ -1173,10 +1173,7 @@ class PerturbationModel(ABC):
             out = self._predict_batches(sets, batch_size)
         self._warn_of(out)
         if gi:
-            gi_options.setdefault("control_mean", self.control_mean)
-            gi_options.setdefault(
-                "unsupported", self._generic_singles(genes, out.obs.iloc[: len(genes)])
-            )
+            gi_options.setdefault("control_mean", self.control_mean)  # unsupported: its .obs
             scores = gi_scores(out, **gi_options)
             scores[SUM_OF_SINGLES] = summed_pairs(out, scores.index)
             summed = int((scores[SUM_OF_SINGLES] & (scores["flag"] == "")).sum())
@@ -1198,27 +1195,6 @@ class PerturbationModel(ABC):
         that knows of more predictions resting on nothing of their genes flags those.
         """
         return np.zeros(len(labels), dtype=bool)
-
-    def _generic_singles(self, genes: Sequence[str], singles: pd.DataFrame) -> list[str]:
-        """Those of ``genes`` whose predicted single is the model's generic guess.
-
-        Parameters
-        ----------
-        genes
-            Genes, in the order of ``singles``' rows.
-        singles
-            The ``.obs`` of their predicted singles.
-
-        Returns
-        -------
-        The genes whose single is unsupported (``.obs["unsupported"]``), in the order given
-        (none for a model that does not flag support); a model that knows of more
-        predictions resting on nothing of the gene adds them.
-        """
-        if PRED_UNSUPPORTED not in singles:
-            return []
-        flags = singles[PRED_UNSUPPORTED].to_numpy(dtype=bool)
-        return [g for g, flag in zip(genes, flags, strict=True) if flag]
 
     def _predict_batches(self, sets: list[list[str]], batch_size: int) -> AnnData:
         """:meth:`predict` of ``sets`` in batches, assembled into one AnnData."""

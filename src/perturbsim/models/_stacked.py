@@ -1413,7 +1413,8 @@ class Stacked(CoverageMixin, PerturbationModel):
         """Which ``labels`` have a gene whose single is the scaled mean change, GO aside.
 
         A gene not measured alone that :meth:`_predicted_as_mean` names, as
-        :meth:`_generic_singles` (``predict_pairs``' flag) and :meth:`_warn_of` read it.
+        :meth:`predict`'s ``.obs["generic"]`` (which ``gi_scores`` flags pairs by) and
+        :meth:`_warn_of` read it.
         """
         unmeasured = [
             [g for g in genes_of(str(label)) if g not in self.singles] for label in labels
@@ -1465,16 +1466,6 @@ class Stacked(CoverageMixin, PerturbationModel):
         )
         floor = NO_DEPARTURE * np.abs(self.mean_change).max(initial=0.0)
         return {gene for gene, size in zip(genes, departure, strict=True) if size <= floor}
-
-    def _generic_singles(self, genes: Sequence[str], singles: pd.DataFrame) -> list[str]:
-        """The unsupported genes and those whose single is the scaled mean change.
-
-        The latter are :meth:`_predicted_as_mean`'s, as the warning of :meth:`_warn_of`
-        names them.
-        """
-        generic = super()._generic_singles(genes, singles)
-        as_mean = self._predicted_as_mean(g for g in genes if g not in generic)
-        return [g for g in genes if g in generic or g in as_mean]
 
     def _predict_change(self, sets: list[GeneSet]) -> tuple[np.ndarray, np.ndarray]:
         self._require_covered(sets)
