@@ -320,6 +320,23 @@ def test_train_says_which_held_out_conditions_are_too_small_to_score(norman):
     )
 
 
+def test_train_counts_only_the_conditions_it_fitted_on(norman):
+    from perturbsim.cli._commands import _held_out_text
+
+    screen = ps.pp.split(norman, kind="simulation", seed=1, copy=True)
+    split = screen.uns["perturbsim"]["split"]
+    train = [str(c) for c in split["train"] if str(c) != "ctrl"]
+    rows = np.flatnonzero(screen.obs["perturbsim_condition"] == train[0])
+    kept = np.setdiff1d(np.arange(screen.n_obs), rows[2:])  # 2 cells: left out of training
+    few = screen[kept].copy()
+    model = ps.Additive(few).fit()
+    assert model.few_cell_conditions == [train[0]]
+    assert _held_out_text(few, model.few_cell_conditions).startswith(
+        f"split: {len(train) - 1} training and {len(split['val'])} validation conditions "
+        "besides control fitted on, 1 more of fewer than 4 cells left out (how a model"
+    )
+
+
 def test_head_to_head_text_names_a_comparison_one_seed_defines_apart():
     from perturbsim.cli._commands import _head_to_head_text
     from perturbsim.tl import EvaluationResult
@@ -1329,8 +1346,9 @@ def test_an_option_is_never_read_from_its_prefix(capsys, tmp_path):
     # train's --seed is one seed; evaluate's --seeds a count: --seed 2 must not run two seeds
     argv = ["evaluate", data, "--models", "mean", "--seed", "2", "--out", str(tmp_path / "e")]
     assert main(argv) == 2
-    assert "unrecognized arguments: --seed 2 (see perturbsim evaluate --help)" in (
-        _one_line_error(capsys)
+    assert _one_line_error(capsys) == (
+        "perturbsim evaluate: error: unrecognized arguments: --seed 2 (see perturbsim evaluate "
+        "--help)"
     )
     assert not (tmp_path / "e").exists()
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import perturbsim as ps
 from perturbsim.cli import main
@@ -131,6 +132,8 @@ def test_missing_folder_and_table(tmp_path):
         ("gene,A,B,A\nA,0,1,0\nB,1,0,1\n", "names genes twice"),
         ("gene,A,B\nA,0,1\n   ,1,0\n", "line 3 has no gene name"),  # blank once stripped
         ("gene,A,B+X\nA,0,1\nB+X,1,0\n", "gene 'B+X' holds '+', which joins the genes of a pair"),
+        ("gene;A;B\nA;0;1\nB;1;0\n", "(its header is separated by semicolons: write the table"),
+        ("gene\tA\tB\nA\t0\t1\nB\t1\t0\n", "(its header is separated by tabs: write the"),
     ],
 )
 def test_malformed_pair_matrix(tmp_path, content, expected):
@@ -184,8 +187,19 @@ def test_norman_s_control_kept_as_a_gene_is_warned_of(tmp_path, caplog):
     assert f"(control={gene!r})" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="perturbsim"):
-        ps.ds.read_fitness(folder, control="NTC")  # in no table: named as given all the same
-    assert "(control='NTC')" in caplog.text
+        ps.ds.read_fitness(folder, control=None)
+    assert "read as a gene (no control given)" in caplog.text
+    # a control in no table is a typo, whose real row would be read as a gene
+    with pytest.raises(ps.PerturbsimError) as info:
+        ps.ds.read_fitness(folder, control="Negative")
+    assert str(info.value) == (
+        f"control='Negative' is neither a row of {SINGLES_FILE} nor of {PAIRS_FILE} in "
+        f"{str(folder)!r} (did you mean 'negative' for 'Negative'? gene names are case-sensitive)"
+    )
+    assert (
+        ps.ds.read_fitness(write_folder(tmp_path / "none", singles, pairs, control=False)).control
+        is None
+    )  # the default absent: no control
 
 
 def test_a_comma_ending_every_line_reads_as_nothing(tmp_path):
@@ -292,6 +306,10 @@ def _renamed(pairs: pd.DataFrame, names: dict) -> pd.DataFrame:
             lambda s, p: (s > 0, p),  # read as 1 and 0 before
             "singles hold True/False values, not fitness",
         ),
+        (
+            lambda s, p: (s, p.where(np.eye(len(p), dtype=bool))),  # the split blamed fractions
+            "fitness screen: no pair measured (every value of pairs off the diagonal is NaN or",
+        ),
     ],
     ids=[
         "single missing",
@@ -308,6 +326,7 @@ def _renamed(pairs: pd.DataFrame, names: dict) -> pd.DataFrame:
         "label a number",
         "label a pair",
         "singles true or false",
+        "no pair measured",
     ],
 )
 def test_a_screen_built_in_python_is_checked_in_one_line(change, words):
@@ -415,6 +434,19 @@ def test_hidden_singles_are_predicted_from_go(tmp_path):
     )
     assert named.best_epoch == default.best_epoch and named.val_loss == default.val_loss
     assert np.isfinite(default.val_loss) and default.best_epoch in (10, 20, 25)
+
+
+def test_go_annotations_missing_most_genes_are_warned_of(interacting, caplog):
+    screen, go = interacting
+    split = ps.tl.fitness_split(screen, seed=0)
+    few = go[go["gene"].isin(screen.genes[:8])]  # one module of four
+    model = ps.models.FitnessModel(screen, go_annotations=few, seed=0)
+    model.fit(split.train, val_pairs=split.val, max_epochs=10)
+    assert "24 of the 32 genes of " in caplog.text
+    assert "have no GO annotation, and no GO features (e.g. M1G0, " in caplog.text
+    caplog.clear()
+    ps.models.FitnessModel(screen, go_annotations=go, seed=0).fit(split.train, max_epochs=10)
+    assert "no GO annotation" not in caplog.text
 
 
 def test_loo_ridge_picks_the_penalty_of_least_leave_one_out_error():
@@ -545,6 +577,8 @@ def test_model_errors(interacting):
         model.fit(["M0G0+NOPE"])
     with pytest.raises(ps.PerturbsimError, match="^train_pairs holds 'M0G0', not a pair of two"):
         model.fit(["M0G0"])
+    with pytest.raises(ps.PerturbsimError, match=r"^train_pairs is empty: give measured pairs"):
+        model.fit([])  # it suggested singles, which fit refuses
     model.fit(["M0G0+M0G1", "M1G0+M1G1"], max_epochs=5)
     with pytest.raises(ps.PerturbsimError, match="not in"):
         model.predict("M0G0+NOPE")
@@ -1002,7 +1036,7 @@ def test_scatter_default_seed_is_the_first_with_predictions():
         }
     )
     ax = ps.pl.fitness_scatter(table, method="expression_ridge")
-    assert ax.get_title() == "expression_ridge (split seed 1)"
+    assert ax.get_title() == "expression_ridge\n(split seed 1)"
     as_text = ps.pl.fitness_scatter(table.astype({"seed": str}), method="expression_ridge", seed=1)
     assert len(as_text.collections[0].get_offsets()) == 2  # seeds written as text read as numbers
     with pytest.raises(ps.PerturbsimError, match=r"for split seed 0 \(its seeds: 1\)$"):
@@ -1051,8 +1085,21 @@ def test_scatter_legend_lists_subgroups_in_their_order_while_small_ones_draw_on_
     assert [h.get_alpha() for h in handles] == [1.0] * 3 and ax.collections[0].get_alpha() == 0.5
     two_seeds = pd.concat([table, table.assign(seed=1)])  # one of them drawn: said
     assert ps.pl.fitness_scatter(two_seeds, method="additive").get_title() == (
-        "additive (split seed 0, one of 2)"
+        "additive\n(split seed 0, one of 2)"
     )
+    # beside the points on a figure of its own (inside, it hid those under it), and the
+    # title, wrapped, inside the figure
+    long = table.assign(method="a_long_method_name", seed=10)
+    seeds = pd.concat([long.assign(seed=seed) for seed in range(1, 11)])
+    ax = ps.pl.fitness_scatter(seeds, method="a_long_method_name", seed=10)
+    ax.figure.draw_without_rendering()
+    figure = ax.figure.bbox
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    assert ax.get_legend().get_window_extent().x1 <= figure.x1
+    assert ax.title.get_window_extent().x1 <= figure.x1
+    inside = Figure().add_subplot()  # an Axes given: the legend stays inside it
+    ps.pl.fitness_scatter(table, method="additive", ax=inside)
+    assert inside.get_legend().get_window_extent().x1 <= inside.get_window_extent().x1
 
 
 def test_cli_names_an_expression_model_folder_that_is_missing_or_a_file(tmp_path, capsys):
@@ -1085,4 +1132,7 @@ def test_the_few_pairs_note_names_only_subgroups_below_ten_pairs_a_split():
 def test_cli_says_when_the_unseen_genes_singles_are_predicted_from_go(tmp_path, capsys):
     args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
     assert main([*args, "--epochs", "5", "--hide-unseen-singles"]) == 0
-    assert "; unseen genes' singles predicted from GO), split seed 1" in capsys.readouterr().out
+    assert (
+        "; unseen genes' singles predicted: from GO by fitness_model, as the known singles' mean "
+        "by no_go and additive), split seed 1"
+    ) in capsys.readouterr().out

@@ -575,6 +575,25 @@ def test_measured_pairs_of_few_cells_are_flagged_not_scored(norman):
             gi_scores(uncountable)
 
 
+def test_measured_pairs_without_de_counts_are_warned_of_unless_min_de_is_0(norman, caplog):
+    profiles = ps.pp.measured_profiles(norman)
+    pairs = [c for c in profiles.obs_names if c.count("+") == 1]
+    unfiltered = gi_scores(profiles)  # min_de=10 by default, inert without n_de
+    assert "min_de=10 filters only pairs with a DE count (n_de=)" in caplog.text
+    assert "or min_de=0 to score every pair" in caplog.text
+    caplog.clear()
+    every = gi_scores(profiles, min_de=0)
+    assert "min_de" not in caplog.text
+    pd.testing.assert_frame_equal(unfiltered, every)
+    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    counted = gi_scores(profiles, n_de=ps.pp.count_de(stats, pairs).to_dict(), min_de=0)
+    assert "min_de" not in caplog.text
+    assert counted["flag"].str.startswith("too few DE genes").any()  # 2 pairs change no gene
+    # predictions hold no measurement noise and are never warned of
+    gi_scores(ps.Additive(norman).fit().predict(["KLF1", "MAP2K6", "KLF1+MAP2K6"]))
+    assert "min_de" not in caplog.text
+
+
 def test_measured_norman_pair_on_the_50_most_expressed_genes(norman):
     profiles = ps.pp.measured_profiles(norman)
     control_mean = np.asarray(profiles["ctrl"].X).ravel()

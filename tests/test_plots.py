@@ -290,6 +290,22 @@ def test_training_history(split_tiny, tiny_go):
     assert other.get_legend().get_window_extent().x1 <= other.get_window_extent().x1
 
 
+def test_training_history_of_the_default_names_its_gears_part_and_its_weight(
+    split_tiny, tiny_go, monkeypatch
+):
+    model = ps.Stacked(split_tiny, seed=0, go_annotations=tiny_go).fit(max_epochs=2)
+    gears = model.weights.query("part == 'gears'")["weight"]
+    unused = " (weight 0 in every kind: no part of its predictions)"
+    title = pl.training_history(model).get_title().replace("\n", " ")
+    assert title == "training history: stacked's GEARS part" + (unused if gears.eq(0).all() else "")
+    weights = model.weights
+    for weight in (0.0, 0.3):  # weighed nowhere, or somewhere
+        changed = weights.assign(weight=np.where(weights["part"] == "gears", weight, 1.0))
+        monkeypatch.setattr(type(model), "weights", property(lambda self, w=changed: w))
+        title = pl.training_history(model).get_title().replace("\n", " ")
+        assert title.endswith("GEARS part" + (unused if weight == 0 else ""))
+
+
 def _shown_tick_labels(ax: Axes) -> set[str]:
     low, high = ax.get_ylim()
     return {

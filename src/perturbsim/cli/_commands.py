@@ -185,11 +185,15 @@ def _run_train(args: argparse.Namespace) -> None:
     runs = getattr(model, "results", [])  # training runs of the models that keep them
     epochs = f", best epoch {', '.join(str(r.best_epoch) for r in runs)}" if runs else ""
     print(f"trained {args.model}{epochs}; saved to {args.out}")
-    print(_held_out_text(adata))
+    print(_held_out_text(adata, model.few_cell_conditions))
 
 
-def _held_out_text(adata: AnnData) -> str:
-    """What ``perturbsim train`` says of the conditions its split kept from the model."""
+def _held_out_text(adata: AnnData, few_cell: Sequence[str] = ()) -> str:
+    """What ``perturbsim train`` says of the conditions its split kept from the model.
+
+    ``few_cell``: the training and validation conditions the fit left out for their few
+    cells (:attr:`~perturbsim.models.PerturbationModel.few_cell_conditions`), not counted.
+    """
     from ..pp import split_summary
 
     table = split_summary(adata)
@@ -197,9 +201,15 @@ def _held_out_text(adata: AnnData) -> str:
         name: table.loc[table["set"] == name].set_index("subgroup")["n_conditions"]
         for name in ("train", "val", "test")
     }
+    split = adata.uns[UNS][SPLIT_UNS]
+    left = set(few_cell)
+    dropped = {name: sum(str(c) in left for c in split[name]) for name in ("train", "val")}
     text = (
-        f"split: {int(counts['train'].sum()) - 1} training and {int(counts['val'].sum())} "
-        "validation conditions besides control (how a model uses validation is its own)"
+        f"split: {int(counts['train'].sum()) - 1 - dropped['train']} training and "
+        f"{int(counts['val'].sum()) - dropped['val']} validation conditions besides control "
+        "fitted on"
+        + (f", {len(left)} more of fewer than {MIN_REPLICATE_CELLS} cells left out" if left else "")
+        + " (how a model uses validation is its own)"
     )
     if counts["test"].empty:
         return text + "; none held out (--split none)"

@@ -150,7 +150,11 @@ def _run_fitness(args: argparse.Namespace) -> None:
     written = write_results_dir(
         args.out, lambda folder: _write(folder, result, r2, settings), overwrite=args.overwrite
     )
-    singles = "predicted from GO" if args.hide_unseen_singles else "measured"
+    singles = (
+        "predicted: from GO by fitness_model, as the known singles' mean by no_go and additive"
+        if args.hide_unseen_singles
+        else "measured"
+    )
     print(
         f"R² of the fitness of held-out pairs ({len(screen.genes)} genes, "
         f"{len(screen.pair_table())} pairs; unseen genes' singles {singles}), "
@@ -224,7 +228,8 @@ def register_fitness(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--hide-unseen-singles",
         action="store_true",
-        help="treat the unseen genes' single fitnesses as unknown (predicted from GO)",
+        help="treat the unseen genes' single fitnesses as unknown (fitness_model predicts "
+        "them from GO; no_go and additive take the known singles' mean)",
     )
     parser.add_argument(
         "--epochs", type=int, metavar="N", help="most training epochs (default 400)"

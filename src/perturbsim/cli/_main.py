@@ -37,13 +37,14 @@ class _UsageError(Exception):
         """The one line to print, naming the ``--help`` that lists the options in question.
 
         argparse reports a command's unknown options from the top parser, whose ``--help``
-        does not list them: the command's (found in ``argv``) is named instead.
+        does not list them: the command (found in ``argv``) is named instead, as its own
+        errors name it.
         """
         prog = self.prog
         if self.message.startswith("unrecognized arguments"):
             command = next((a for a in argv if a in self.commands), None)
             prog = f"{prog} {command}" if command else prog
-        return f"{self.prog}: error: {self.message} (see {prog} --help)"
+        return f"{prog}: error: {self.message} (see {prog} --help)"
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -151,6 +151,12 @@ class FitnessScreen:
                 f"singles: the fitness {shown(self.singles[gene])} of gene {gene!r} is not a "
                 "finite number (every single needs one: leave out a gene not measured)"
             )
+        off_diagonal = ~np.eye(len(genes), dtype=bool)
+        if not np.isfinite(pairs.to_numpy(dtype=np.float64)[off_diagonal]).any():
+            raise PerturbsimError(
+                f"{self.source}: no pair measured (every value of pairs off the diagonal is NaN "
+                "or empty); a fitness screen needs measured pairs to learn and score"
+            )
         object.__setattr__(self, "pairs", pairs)
         object.__setattr__(self, "singles", singles)
 
@@ -189,6 +195,10 @@ class FitnessScreen:
         return self._table.copy()
 
 
+_OTHER_SEPARATORS = ((";", "semicolons"), ("\t", "tabs"))
+"""Separators a spreadsheet may write instead of commas, and their names in errors."""
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """A CSV table of strings: gene names in the first column, value names in the header.
 
@@ -202,8 +212,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
         raise PerturbsimError(f"cannot read {path} as a CSV table: {error_reason(err)}") from None
     if raw.shape[0] < 2 or raw.shape[1] < 2:
+        header = str(raw.iloc[0, 0]) if raw.size else ""
+        other = next((name for sep, name in _OTHER_SEPARATORS if sep in header), None)
+        hint = f" (its header is separated by {other}: write the table comma-separated)"
         raise PerturbsimError(
             f"{path} needs a header, a gene column and at least one row and column of values"
+            + (hint if raw.shape[1] == 1 and other else "")
         )
     genes = raw.iloc[1:, 0].str.strip()
     if (genes.isna() | (genes == "")).any():
@@ -379,8 +393,9 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
         The folder, e.g. ``../shared/data/norman2019/gi``.
     control
         Row and column label of the non-targeting control, dropped from the singles and the
-        matrices where present (``None``: none); :attr:`FitnessScreen.control` says whether
-        it was found.
+        matrices (``None``: none). Norman's ``"negative"``, the default, may be absent
+        (:attr:`FitnessScreen.control` says whether it was found); another label must be
+        a row of one of the tables.
 
     Returns
     -------
@@ -425,16 +440,22 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
             )
     singles, control_single = _singles(folder / SINGLES_FILE, control)
     pairs = _matrix(folder / PAIRS_FILE)
+    found = control_single or control in pairs.index
+    if control not in (None, DEFAULT_CONTROL) and not found:  # a typo: its row read as a gene
+        raise PerturbsimError(
+            f"control={control!r} is neither a row of {SINGLES_FILE} nor of {PAIRS_FILE} in "
+            f"{str(folder)!r}{first_case_hint([control], [*pairs.index, *singles.index])}"
+        )
     if control != DEFAULT_CONTROL and DEFAULT_CONTROL in pairs.index:
         logger.warning(
-            "%s has a row and column %r, Norman's control, read as a gene (control=%r): its "
+            "%s has a row and column %r, Norman's control, read as a gene (%s): its "
             "'pairs' are singles; pass control=%r to drop it",
             PAIRS_FILE,
             DEFAULT_CONTROL,
-            control,
+            "no control given" if control is None else f"control={control!r}",
             DEFAULT_CONTROL,
         )
-    if not control_single and control not in pairs.index:
+    if not found:
         control = None
     if control is not None:
         pairs = pairs.drop(index=control, columns=control, errors="ignore")
@@ -461,8 +482,6 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     screen = FitnessScreen(
         singles=singles, pairs=pairs, emap=emap, source=str(folder), control=control
     )
-    if screen.pair_table().empty:
-        raise PerturbsimError(f"{folder / PAIRS_FILE} has no measured pair (every cell is empty)")
     logger.info(
         "read %d genes and %d measured pairs from %s", len(pairs), len(screen.pair_table()), folder
     )

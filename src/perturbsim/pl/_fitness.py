@@ -105,7 +105,8 @@ def fitness_scatter(
             f"no predictions of {method!r} for split seed {seed} (its seeds: "
             f"{', '.join(map(str, seeds))})"
         )
-    ax = _axes(ax, (3.8, 3.6))
+    own_figure = ax is None
+    ax = _axes(ax, (5.6, 3.6))
     sizes = rows["subgroup"].value_counts()
     drawn = []
     for subgroup in sorted(sizes.index, key=lambda s: -sizes[s]):  # small groups on top
@@ -129,11 +130,11 @@ def fitness_scatter(
     ax.set_xlabel("measured fitness")
     ax.set_ylabel("predicted fitness")
     shown_seed = f"split seed {seed}" + (f", one of {len(seeds)}" if len(seeds) > 1 else "")
-    ax.set_title(f"{method} ({shown_seed})")
+    ax.set_title(f"{method}\n({shown_seed})")
     listed = [points for _, points in sorted(drawn, key=lambda item: item[0])]
-    legend = ax.legend(
-        handles=listed, loc="upper left", fontsize="small", frameon=False, markerscale=3
-    )
+    # beside the axes on a figure of its own: inside, it hid the points it fell on
+    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
+    legend = ax.legend(handles=listed, fontsize="small", frameon=False, markerscale=3, **place)
     for handle in legend.legend_handles:  # a subgroup's colour in full, not its points' fading
         handle.set_alpha(1.0)
     return ax

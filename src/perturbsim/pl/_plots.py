@@ -28,7 +28,7 @@ from scipy import sparse
 from .._checks import check_list, checked_table
 from .._errors import PerturbsimError, counted, shown_list
 from .._keys import CONDITION, DELTA_LAYER
-from ..models import PerturbationModel
+from ..models import PerturbationModel, Stacked
 from ..pp import PseudobulkStats, canonical_label, parse_label
 from ..pp._pseudobulk import current_stats
 from ..tl._metrics import METRICS
@@ -676,6 +676,15 @@ def _log_if_positive(ax: Axes, values: pd.Series) -> None:
         plain_log_labels(ax.yaxis)
 
 
+def _gears_part_note(model: Stacked) -> str:
+    """What a default model's history is of: its GEARS part, said when no kind weighs it."""
+    weights = model.weights
+    gears = weights.loc[weights["part"] == "gears", "weight"].to_numpy(dtype=float)
+    unused = gears.size > 0 and not np.any(gears > 0)
+    note = " (weight 0 in every kind: no part of its predictions)" if unused else ""
+    return "GEARS part" + note
+
+
 def _why_no_history(history: object) -> str:
     """Why a model, or a table, has an empty training history."""
     if isinstance(history, pd.DataFrame):
@@ -827,5 +836,7 @@ def training_history(
     label = getattr(history, "label", None)
     shown = [str(label)] if isinstance(label, str) and label else [str(n) for n in names]
     title = "training history" + (f": {', '.join(shown)}" if shown else "")
+    if isinstance(history, Stacked):
+        title += f"'s {_gears_part_note(history)}"
     ax.set_title("\n".join(textwrap.wrap(title, 50)))
     return ax

@@ -1246,9 +1246,11 @@ def gi_scores(
     n_de
         Number of DE genes of each pair (labels as ``pairs``); pairs with at most
         ``min_de`` are flagged, as Norman fitted only pairs with more than 10 (his count:
-        abundant genes whose KS test against control has adjusted p < 0.001).
+        abundant genes whose KS test against control has adjusted p < 0.001). Without it
+        no pair is flagged for its DE genes, and measured profiles (with
+        ``.layers["mean_variance"]``) are warned of unless ``min_de=0``.
     min_de
-        See ``n_de``.
+        See ``n_de``; 0 flags only the pairs that change no gene.
     rules
         Subtype thresholds, :class:`GIRules` (defaults: the GEARS paper's, on whose
         magnitude scale an exactly additive pair, ``c1 = c2 = 1``, is a synergy;
@@ -1417,6 +1419,15 @@ def gi_scores(
             f"perturbsim.pp.count_de's; or None), got {type(n_de).__name__}"
         )
     n_de_canonical = None if n_de is None else _canonical_de_counts(n_de, sep)
+    if n_de is None and min_de and MEAN_VARIANCE_LAYER in profiles.layers:
+        logger.warning(
+            "min_de=%d filters only pairs with a DE count (n_de=), and none was given: these "
+            "measured pairs are scored whatever genes they change, and a pair that changes "
+            "none reads as an interaction of noise (often a neomorphism); pass "
+            "n_de=perturbsim.pp.count_de(stats, pairs).to_dict(), or min_de=0 to score "
+            "every pair",
+            min_de,
+        )
     seed = resolve_seed(seed)
     check_list("unsupported", unsupported, "genes", optional=True)
     perturbed = {gene for label in rows for gene in genes_of(label)}

@@ -482,8 +482,9 @@ def fitness_evaluate(
     hide_unseen_singles
         Treat the single fitnesses of the unseen genes (those in no training pair,
         :attr:`FitnessSplit.seen_genes`) as unknown too (GEARS's setting, where an unseen
-        gene was never perturbed): the models predict them from the GO graph, the
-        additive baseline uses the mean known single. By default they are known (a
+        gene was never perturbed): the models predict them from the GO graph (a model
+        without it, such as ``{"go": False}``, by the mean known single), the additive
+        baseline uses the mean known single. By default they are known (a
         single-gene growth screen is cheap; pairs are not).
     models
         Named :class:`~perturbsim.models.FitnessModel` options; default
