@@ -3,9 +3,11 @@ from __future__ import annotations
 import gzip
 import json
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 import perturbsim as ps
 from perturbsim import PerturbsimError
@@ -249,6 +251,28 @@ def test_coexpression_matches_corrcoef(norman, top_k, threshold, min_edges):
     assert graph.n_edges == n_expected
     above = (strength > threshold).sum(axis=1) - (np.diag(strength) > threshold)
     assert graph.degree().tolist() == np.minimum(above, top_k).tolist()
+
+
+@pytest.mark.parametrize("layout", ["dense", "sparse"])  # float32 sums; exact float64 ones
+def test_genes_constant_over_the_cells_are_correlated_with_none(layout):
+    rng = np.random.default_rng(1)
+    n, n_genes = 3000, 40
+    x = np.log1p(rng.poisson(0.02 if layout == "sparse" else 2.0, (n, n_genes)))
+    x[:, :3] = [np.log1p(3.0), np.log1p(7.0), 0.1]  # read as r = +-1 from rounding before
+    conditions = rng.choice(["control", "A", "B"], n)
+    adata = ad.AnnData(
+        sparse.csr_matrix(x.astype(np.float32)) if layout == "sparse" else x.astype(np.float32),
+        obs=pd.DataFrame({"condition": conditions}, index=[f"c{i}" for i in range(n)]),
+        var=pd.DataFrame(index=["A", "B", *(f"G{i}" for i in range(n_genes - 2))]),
+    )
+    ps.pp.setup(adata, perturbation_key="condition", control="control")
+    stats = ps.pp.compute_pseudobulk(adata, coexpression="all")
+    corr = stats.coexpression()
+    assert not corr[:3].any() and not corr[:, :3].any()
+    varying = np.corrcoef(x[:, 3:], rowvar=False)
+    np.testing.assert_allclose(corr[3:, 3:], varying, atol=1e-4)
+    graph = coexpression_graph(stats, top_k=5, threshold=0.4)
+    assert not np.isin(graph.src, [0, 1, 2]).any() and not np.isin(graph.dst, [0, 1, 2]).any()
 
 
 def test_coexpression_uses_absolute_correlation():

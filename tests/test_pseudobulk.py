@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import anndata as ad
 import numpy as np
@@ -199,6 +200,24 @@ def test_bad_options(norman):
     ):
         with pytest.raises(PerturbsimError, match=f"{option} must be a whole number"):
             ps.pp.compute_pseudobulk(norman, **{option: value})
+    for half in (1.0, True, 2):  # 1.0 failed in numpy's indexing, True read as half 1
+        with pytest.raises(PerturbsimError, match=f"^which must be 0 or 1, got {half}$"):
+            stats.half(half)
+    with pytest.raises(PerturbsimError, match="^conditions must be a list of condition labels"):
+        stats.index("ctrl")  # read as its letters before
+    complex_x = norman.copy()  # set after setup: the pass cast it to its real part
+    complex_x.X = complex_x.X.toarray() + 5j
+    with pytest.raises(PerturbsimError, match=r"^adata.X holds complex numbers \(dtype complex"):
+        ps.pp.compute_pseudobulk(complex_x, coexpression="none")
+
+
+def test_statistics_without_a_control_row_are_summarised_and_not_listed_as_measured(norman):
+    stats = ps.pp.compute_pseudobulk(norman, coexpression="none")
+    sliced = replace(stats, conditions=stats.conditions[1:], n_cells=stats.n_cells[1:])
+    assert "cells (no control)" in repr(sliced)  # raised the missing control's error before
+    empty = norman.copy()  # a condition of no cell: its mean is no measurement
+    empty.obs["perturbsim_condition"] = empty.obs["perturbsim_condition"].cat.add_categories("X")
+    assert "X" not in ps.pp.measured_profiles(empty).obs_names
 
 
 def test_statistics_without_gene_moments_drop_an_earlier_pass_s(norman):
@@ -287,6 +306,18 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
     relabelled.obs.iloc[klf1, relabelled.obs.columns.get_loc("perturbsim_condition")] = "ctrl"
     counts = current_stats(relabelled).n_cells
     assert counts[list(marked.conditions).index("ctrl")] == 110
+    swapped = norman.copy()  # two conditions of 100 cells each, their labels swapped
+    labels = swapped.obs["perturbsim_condition"]
+    is_klf1, is_map2k6 = (labels == "KLF1").to_numpy(), (labels == "MAP2K6").to_numpy()
+    labels = labels.to_numpy().copy()
+    labels[is_klf1], labels[is_map2k6] = "MAP2K6", "KLF1"
+    swapped.obs["perturbsim_condition"] = pd.Categorical(labels, categories=marked.conditions)
+    with pytest.raises(PerturbsimError, match="subset or relabelled since"):
+        ps.pp.PseudobulkStats.from_adata(swapped)  # the counts alone read as the same
+    row = list(marked.conditions).index("KLF1")
+    np.testing.assert_allclose(
+        current_stats(swapped).mean[row], marked.mean[list(marked.conditions).index("MAP2K6")]
+    )
 
     ps.pp.split(norman, kind="simulation", seed=1)  # co-expression now of training cells only
     fresh = current_stats(norman, coexpression="auto")

@@ -127,7 +127,7 @@ def measured_profiles(adata: AnnData, conditions: str | Sequence[str] | None = N
     """
     check_setup(adata)
     stats = current_stats(adata)
-    measured = [str(c) for c in stats.conditions]
+    measured = [str(c) for c, n in zip(stats.conditions, stats.n_cells, strict=True) if n > 0]
     if conditions is None:
         labels = [CONTROL, *(c for c in measured if c != CONTROL)]
     else:

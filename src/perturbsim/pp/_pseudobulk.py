@@ -9,6 +9,7 @@ conditions x genes, not with cells. The pass adds up the sums of chunks of cells
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import numbers
 from collections.abc import Sequence
@@ -47,6 +48,12 @@ names); statistics stored by earlier versions, drawn by the cells' positions, re
 COEXPR_SAMPLE_KEY = "perturbsim-coexp"
 """The :func:`cell_keys` key of the co-expression cells' subset: its own, so that the subset
 is drawn independently of the split halves."""
+CONSTANT_RTOL = 1e-4
+"""A gene whose variance over the co-expression cells is at most this share of its mean
+square (a coefficient of variation under 1 %) is constant there
+(:meth:`PseudobulkStats.coexpression`): ``E[x^2] - E[x]^2`` of a constant leaves rounding,
+1e-6 to 3e-6 of ``E[x^2]`` in the float32 sums of the gene x gene moments (3,000 to 30,000
+cells), which divided by itself read as a correlation of +-1."""
 FINGERPRINT_ROWS = 64
 """Rows of the matrix (evenly spaced) whose values fingerprint stored statistics."""
 MIN_REPLICATE_CELLS = 4
@@ -134,6 +141,10 @@ class PseudobulkStats:
         Sum and sum of squares of :data:`FINGERPRINT_ROWS` evenly spaced rows, ``(2,)``
         (:func:`value_fingerprint`): how stored statistics of values changed since are
         recognised; ``None`` for statistics stored without it.
+    labels_fingerprint
+        A hash of every cell's condition (:func:`labels_fingerprint`): how stored statistics
+        of cells relabelled since, each condition keeping its count, are recognised;
+        ``None`` for statistics stored without it.
     drawn_by
         How the halves and the co-expression subset were drawn: ``"names"``
         (:data:`DRAWN_BY`, :func:`cell_keys`) or ``"positions"`` (stored by an earlier
@@ -154,6 +165,7 @@ class PseudobulkStats:
     layer: str | None = None
     half_seed: int = 0
     fingerprint: np.ndarray | None = None
+    labels_fingerprint: int | None = None
     drawn_by: str = DRAWN_BY
 
     def __repr__(self) -> str:
@@ -167,9 +179,11 @@ class PseudobulkStats:
         >>> ps.pp.PseudobulkStats.from_adata(adata)  # doctest: +ELLIPSIS
         PseudobulkStats: 34 conditions x 500 genes, 3375 cells (control 100); gene x gene ...
         """
+        control = np.flatnonzero(np.asarray(self.conditions) == CONTROL)  # a slice may lack it
+        cells = f"control {int(self.n_cells[control[0]])}" if control.size else "no control"
         parts = [
             f"{len(self.conditions)} conditions x {len(self.genes)} genes, "
-            f"{int(self.n_cells.sum())} cells (control {int(self.n_cells[self.control_index])})"
+            f"{int(self.n_cells.sum())} cells ({cells})"
         ]
         if self.coexpr_gram is not None:
             parts.append(f"gene x gene moments of {self.coexpr_cells} cells")
@@ -284,10 +298,10 @@ class PseudobulkStats:
         Returns
         -------
         ``(variance, df)``: ``(C, G)`` the moderated variances, ``(C,)`` their degrees of
-        freedom, ``n - 1 + d0``: the moderated estimate's, also where a condition's own
-        variance is kept (on ``n - 1``: the df then overstate its certainty, which the
-        nulls of ``benchmarks/bench_gi_per_gene_null.py`` found harmless, under 5 % from 4
-        cells, as the variance kept is the larger).
+        freedom, ``n - 1 + d0`` (``d0`` without cells): the moderated estimate's, also
+        where a condition's own variance is kept (on ``n - 1``: the df then overstate its
+        certainty, which the nulls of ``benchmarks/bench_gi_per_gene_null.py`` found
+        harmless, under 5 % from 4 cells, as the variance kept is the larger).
 
         Raises
         ------
@@ -392,6 +406,7 @@ class PseudobulkStats:
         ``(len(conditions),)`` int64 array: the row of each condition in :attr:`conditions`,
         in the order given.
         """
+        check_list("conditions", conditions, "condition labels")
         lookup = {c: i for i, c in enumerate(self.conditions)}
         missing = [c for c in conditions if c not in lookup]
         if missing:
@@ -401,19 +416,24 @@ class PseudobulkStats:
     def coexpression(self) -> np.ndarray:
         """Pearson correlation between genes over the co-expression cells, ``(G, G)``.
 
-        Genes that are constant over those cells get correlation 0 with every other gene.
+        Genes that are constant over those cells (their variance at most
+        :data:`CONSTANT_RTOL` of their mean square) get correlation 0 with every gene,
+        themselves included.
         """
         if self.coexpr_gram is None or self.coexpr_n < 1:
             raise PerturbsimError("gene x gene moments were not computed: rerun pseudobulk")
         n = self.coexpr_n
         mu = self.coexpr_sum / n
         corr = np.asarray(self.coexpr_gram, dtype=np.float64) / n  # the covariance, in place
+        mean_square = np.diag(corr).copy()
         corr -= np.outer(mu, mu)
-        sd = np.sqrt(np.clip(np.diag(corr), 0.0, None))
-        inverse = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+        variance = np.diag(corr)
+        varies = variance > CONSTANT_RTOL * mean_square  # rounding is no variance
+        sd = np.sqrt(np.where(varies, variance, 0.0))
+        inverse = np.divide(1.0, sd, out=np.zeros_like(sd), where=varies)
         corr *= inverse[:, None]
         corr *= inverse
-        np.fill_diagonal(corr, np.where(sd > 0, 1.0, 0.0))
+        np.fill_diagonal(corr, np.where(varies, 1.0, 0.0))
         return np.clip(corr, -1.0, 1.0, out=corr)
 
     def half(self, which: int) -> PseudobulkStats:
@@ -438,13 +458,17 @@ class PseudobulkStats:
         """
         if self.half_moments is None or self.half_n is None:
             raise PerturbsimError("the statistics lack the split-half moments: rerun pseudobulk")
-        if which not in (0, 1):
+        if (
+            isinstance(which, bool)
+            or not isinstance(which, numbers.Integral)
+            or which not in (0, 1)
+        ):
             raise PerturbsimError(f"which must be 0 or 1, got {which!r}")
         return PseudobulkStats(
             conditions=self.conditions,
             genes=self.genes,
-            n_cells=self.half_n[which],
-            moments=self.half_moments[which],
+            n_cells=self.half_n[int(which)],
+            moments=self.half_moments[int(which)],
             coexpr_n=0,
             coexpr_sum=np.zeros_like(self.coexpr_sum),
             coexpr_gram=None,
@@ -533,6 +557,9 @@ class PseudobulkStats:
             layer=None if "layer" not in data else str(data["layer"]),
             half_seed=int(data.get("half_seed", 0)),
             fingerprint=None if "fingerprint" not in data else np.asarray(data["fingerprint"]),
+            labels_fingerprint=(
+                None if "labels_fingerprint" not in data else int(data["labels_fingerprint"])
+            ),
             drawn_by=str(data.get("drawn_by", "positions")),
         )
 
@@ -808,6 +835,7 @@ def compute_pseudobulk(
         layer=layer,
         half_seed=half_seed,
         fingerprint=value_fingerprint(matrix, source, adata.obs_names),
+        labels_fingerprint=labels_fingerprint(codes),
     )
 
 
@@ -817,8 +845,8 @@ def value_fingerprint(matrix: object, source: RowSource, cells: pd.Index) -> np.
     ``cells`` names the rows of ``matrix`` (``obs_names``), for an error about their values.
 
     Cheap to recompute (one small read, also of a backed or dask matrix), and changed by
-    any transformation of the values in place (a new normalisation, a log, a rescaling) and
-    by reordering the cells.
+    a transformation of every value in place (a new normalisation, a log, a rescaling) and
+    by reordering the cells; an edit of rows it does not read goes unseen.
     """
     n_rows = matrix.shape[0]
     rows = np.unique(np.linspace(0, n_rows - 1, min(FINGERPRINT_ROWS, n_rows)).astype(np.int64))
@@ -828,6 +856,22 @@ def value_fingerprint(matrix: object, source: RowSource, cells: pd.Index) -> np.
         block = source.read(partial(matrix.__getitem__, rows), 0, n_rows, cells[rows])
     values = block.data if sparse.issparse(block) else block
     return np.array([values.sum(), np.square(values).sum()])
+
+
+def labels_fingerprint(codes: np.ndarray) -> int:
+    """A 62-bit hash of the cells' condition codes, in the cells' order.
+
+    Two labellings that give every condition as many cells (a relabelling that swaps two
+    balanced conditions) differ here, as do reordered cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels_fingerprint(np.array([0, 1, 1, 2])) == labels_fingerprint(np.array([0, 2, 2, 1]))
+    False
+    """
+    digest = hashlib.blake2b(np.ascontiguousarray(codes, dtype=np.int64).tobytes(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little") >> 2  # an int64 that h5ad stores
 
 
 def pseudobulk(
@@ -900,8 +944,9 @@ def pseudobulk(
     ``E[x^2]`` of each condition in each of two random halves, ``(2, conditions)`` and ``(2,
     2, conditions, genes)``), ``half_seed`` (the seed of the halves), ``drawn_by`` (how the
     halves and the co-expression subset were drawn: ``"names"``), ``layer`` (the layer
-    the moments are of, when not ``X``) and ``fingerprint`` (sums over a few evenly spaced
-    cells, to recognise statistics of values changed since)) and
+    the moments are of, when not ``X``), ``fingerprint`` (sums over a few evenly spaced
+    cells, to recognise statistics of values changed since) and ``labels_fingerprint`` (a hash
+    of every cell's condition, to recognise cells relabelled since)) and
     ``adata.varp["perturbsim_gram"]``; read them back with
     :meth:`PseudobulkStats.from_adata`.
 
@@ -933,14 +978,20 @@ def _same_screen(stats: PseudobulkStats, adata: AnnData) -> bool:
 
 
 def _same_cells(stats: PseudobulkStats, adata: AnnData) -> bool:
-    """Whether ``stats`` count, per condition, the cells ``adata``'s labels give now."""
+    """Whether ``stats`` are of the cells ``adata``'s labels give each condition now.
+
+    Their counts, and where stored, the hash of every cell's label
+    (:attr:`PseudobulkStats.labels_fingerprint`).
+    """
     if CONDITION not in adata.obs.columns:  # not set up: nothing to tell them by
         return True
     condition = adata.obs[CONDITION]
     categories = list(map(str, condition.cat.categories))
     codes = condition.cat.codes.to_numpy()
     counts = np.bincount(codes[codes >= 0], minlength=len(categories))
-    return list(stats.conditions) == categories and np.array_equal(stats.n_cells, counts)
+    if list(stats.conditions) != categories or not np.array_equal(stats.n_cells, counts):
+        return False
+    return stats.labels_fingerprint is None or stats.labels_fingerprint == labels_fingerprint(codes)
 
 
 def stored_layer(adata: AnnData) -> str | None:
@@ -1003,14 +1054,15 @@ def current_stats(adata: AnnData, *, coexpression: str = "none") -> PseudobulkSt
     """The statistics stored by :func:`pseudobulk` if they are ``adata``'s, else computed.
 
     Stored statistics are used when they cover ``adata``'s genes, in order, and its
-    conditions with as many cells each (``adata`` was not subset or relabelled after
-    :func:`pseudobulk`), the values they were computed from are unchanged (their
-    :attr:`~PseudobulkStats.fingerprint`), and, with ``coexpression="auto"``, hold gene x
-    gene moments of the cells :func:`pseudobulk` would use now (:func:`coexpression_source`:
-    a split made after them makes them stale), drawn with the same cap
-    (``coexpr_max_cells``). Otherwise they are computed afresh from the same layer, with
-    the same halves and cap (a warning says so when the values changed). Computed
-    statistics are not stored: reading never writes into ``adata``.
+    conditions with the same cells each (``adata`` was not subset or relabelled after
+    :func:`pseudobulk`: their counts and :attr:`~PseudobulkStats.labels_fingerprint`), the
+    values they were computed from are unchanged (their
+    :attr:`~PseudobulkStats.fingerprint`, of a few rows), and, with
+    ``coexpression="auto"``, hold gene x gene moments of the cells :func:`pseudobulk` would
+    use now (:func:`coexpression_source`: a split made after them makes them stale), drawn
+    with the same cap (``coexpr_max_cells``). Otherwise they are computed afresh from the
+    same layer, with the same halves and cap (a warning says so when the values changed).
+    Computed statistics are not stored: reading never writes into ``adata``.
 
     Parameters
     ----------

@@ -61,6 +61,20 @@ def _check_sparse_structure(block: object, where: str) -> None:
         )
 
 
+def check_numeric_dtype(dtype: np.dtype, where: str) -> None:
+    """Refuse a matrix whose values are not real numbers (before any cast to float drops it).
+
+    Raises
+    ------
+    PerturbsimError
+        ``"{where} is not numeric"`` or ``"{where} holds complex numbers"``, with the dtype.
+    """
+    if not np.issubdtype(dtype, np.number):
+        raise PerturbsimError(f"{where} is not numeric (dtype {dtype})")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise PerturbsimError(f"{where} holds complex numbers (dtype {dtype}), not expression")
+
+
 def check_block(
     block: object,
     *,
@@ -88,12 +102,7 @@ def check_block(
     values = matrix_values(block)
     if values.size == 0:
         return
-    if not np.issubdtype(values.dtype, np.number):
-        raise PerturbsimError(f"{where} is not numeric (dtype {values.dtype})")
-    if np.issubdtype(values.dtype, np.complexfloating):
-        raise PerturbsimError(
-            f"{where} holds complex numbers (dtype {values.dtype}), not expression"
-        )
+    check_numeric_dtype(values.dtype, where)
     finite = np.isfinite(values)
     if not finite.all():
         row, column, bad = _first_where(block, lambda v: ~np.isfinite(v))
