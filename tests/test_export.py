@@ -352,7 +352,7 @@ def test_cli_export_takes_the_conditions_the_model_held_out(capsys, tiny, tmp_pa
     assert "\n" not in err and "holds nothing out to export" in err
 
 
-def test_cli_export_reads_the_screen_as_the_model_was_trained_on_it(capsys, tiny, tmp_path):
+def test_cli_export_reads_the_screen_as_the_model_was_trained_on_it(capsys, caplog, tiny, tmp_path):
     labels = tiny.obs["condition"].astype(str).str.replace("+", "_").replace("control", "NTC")
     counts = tiny.layers["counts"]
     screen = ad.AnnData(X=counts, obs=pd.DataFrame({"condition": labels}), var=tiny.var[[]])
@@ -368,6 +368,18 @@ def test_cli_export_reads_the_screen_as_the_model_was_trained_on_it(capsys, tiny
     assert "non-targeting" in exported and any("+" in c for c in exported)
     values = real.X.toarray() if hasattr(real.X, "toarray") else np.asarray(real.X)
     assert not np.allclose(values, np.round(values))  # ... nor --normalize: as trained on
+    # the same cells log-normalised: read as they are, with no warning of a --normalize the
+    # command line never gave
+    logged = str(tmp_path / "logged.h5ad")
+    ad.AnnData(X=tiny.X, obs=screen.obs, var=screen.var).write_h5ad(logged)
+    again = ["export", model, logged, "--out", str(tmp_path / "again")]
+    assert main(again) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert not any("looks log-normalised" in message for message in warned)
+    caplog.clear()
+    assert main([*again[:-1], str(tmp_path / "asked"), "--normalize"]) == 0  # asked: warned
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("normalize, but adata.X looks log-normalised" in m for m in warned)
 
 
 def test_control_cells_without_any_detected_gene():

@@ -8,6 +8,7 @@ import re
 import shlex
 import textwrap
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from .._keys import (
     UNS,
     VARIANCE_LAYER,
 )
-from .._settings import check_seed
+from .._settings import check_seed, switched_off
 from ..models import (
     DEFAULT_MODELS,
     DEMO_MODELS,
@@ -44,6 +45,7 @@ from ..pp import canonical_label
 from ..pp._labels import singles_of
 from ..pp._pseudobulk import MIN_REPLICATE_CELLS
 from ..pp._split import subgroups_note
+from ..pp._validate import WARN_NOT_COUNTS
 from ..tl._metrics import HEADLINE_METRICS, METRICS, full_depth_note
 from ._design import register_design
 from ._fitness import register_fitness
@@ -411,7 +413,8 @@ def _run_export(args: argparse.Namespace) -> None:
     args.sep = args.sep or model.screen_labels.get("sep")
     args.perturbation_key = args.perturbation_key or model.screen_labels.get("perturbation_key")
     args.gene_key = args.gene_key or model.screen_labels.get("gene_key")
-    args.normalize = args.normalize or model.screen_labels.get("normalize") == "true"
+    carried = not args.normalize and model.screen_labels.get("normalize") == "true"
+    args.normalize = args.normalize or carried  # counts normalised, log values left alone
     args.pool_datasets = args.pool_datasets or model.screen_labels.get("pooled_datasets") == "true"
     trained = [(c, v) for c, values in model.screen_where.items() for v in values]
     args.where = every_cell_read(args.where)  # none: [], every cell, not the model's filter
@@ -426,7 +429,9 @@ def _run_export(args: argparse.Namespace) -> None:
             "hold conditions out"
         )
     try:
-        adata = read_screen(args, why=f"the cells {args.model} was trained on" if defaulted else "")
+        with switched_off(WARN_NOT_COUNTS) if carried else nullcontext():
+            why = f"the cells {args.model} was trained on" if defaulted else ""
+            adata = read_screen(args, why=why)
     except PerturbsimError as error:
         if not (defaulted and _narrowed_by_where(str(error))):
             raise

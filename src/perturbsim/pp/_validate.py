@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,11 @@ from ..ds._stores import lazy_store_path
 
 logger = logging.getLogger(__name__)
 
+WARN_NOT_COUNTS: ContextVar[bool] = ContextVar("perturbsim_warn_not_counts", default=True)
+"""Whether ``normalize=True`` on log-normalised values is warned of (else logged at info
+level). Switched off (:func:`perturbsim._settings.switched_off`) where normalising was not
+asked for but carried over: ``perturbsim export`` reads a screen as its model's was read,
+which normalises counts and leaves log-normalised values as they are."""
 _RAW_COUNT_MAX = 30.0
 """log1p-normalised data never reaches this (log1p of a count per million of every read is
 13.8): non-integer data above it is not log-transformed."""
@@ -279,7 +285,8 @@ def validate_expression(
     row_sum = _constant_row_sum(block) if top <= _RAW_COUNT_MAX else None  # expm1 stays finite
     if normalize:
         if not whole and top <= _RAW_COUNT_MAX and row_sum is None:
-            logger.warning(
+            logger.log(
+                logging.WARNING if WARN_NOT_COUNTS.get() else logging.INFO,
                 "normalize=True, but adata.X looks log-normalised (non-integer, at most %.4g): "
                 "left as it is",
                 top,
