@@ -76,6 +76,28 @@ def test_dask_array_gives_the_in_memory_statistics(tiny, reference, layout):
     assert_same(ps.pp.compute_pseudobulk(tiny), reference)
 
 
+def test_a_dask_array_is_summed_in_this_process_unless_a_client_is_active(
+    tiny, reference, cluster, monkeypatch
+):
+    from perturbsim.pp import _pseudobulk
+
+    tiny.X = da.from_array(tiny.X, chunks=(CHUNK, -1))
+    on_dask = []
+    tasks = _pseudobulk.dask_sums
+    monkeypatch.setattr(
+        _pseudobulk,
+        "dask_sums",
+        lambda *args, **kwargs: on_dask.append(1) or tasks(*args, **kwargs),
+    )
+    # a lazily read store on one machine: one block at a time (dask held every task's sums)
+    assert_same(ps.pp.compute_pseudobulk(tiny), reference)
+    assert on_dask == []
+    local, _ = cluster
+    with distributed.Client(local):  # dask's default scheduler now: the pass runs on it
+        assert_same(ps.pp.compute_pseudobulk(tiny), reference)
+    assert on_dask == [1]
+
+
 def test_x_read_lazily_by_anndata_gives_the_in_memory_statistics(tiny, reference, tmp_path):
     path = tmp_path / "screen.h5ad"
     tiny.write_h5ad(path)

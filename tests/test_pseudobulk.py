@@ -163,6 +163,22 @@ def test_streaming_pass_names_the_first_bad_cell_and_gene():
     )
 
 
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+def test_a_bad_value_of_a_matrix_with_a_wider_index_pointer_is_named(layout):
+    # h5ad files (simulate_to_disk's) hold a 64-bit indptr beside 32-bit indices, which
+    # scipy's conversion refused: a traceback instead of the cell and gene
+    adata = make_screen(["ctrl", "G1", "G2"])
+    x = adata.X.asformat(layout)
+    x.data[np.flatnonzero(x.toarray().ravel(order="C" if layout == "csr" else "F"))[5]] = -2.0
+    dense = x.toarray()
+    row, column = np.argwhere(dense < 0)[0]
+    x.indptr, x.indices = x.indptr.astype(np.int64), x.indices.astype(np.int32)
+    adata.X = x
+    with pytest.raises(PerturbsimError) as err:
+        ps.pp.setup(adata)
+    assert f"the first at cell 'c{row}' gene 'G{column}'" in str(err.value)
+
+
 def test_bad_options(norman):
     with pytest.raises(PerturbsimError, match="coexpression must be"):
         ps.pp.pseudobulk(norman, coexpression="some")

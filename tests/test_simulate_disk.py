@@ -65,8 +65,12 @@ def test_reads_backed_and_gives_the_same_statistics(in_memory, on_disk):
         np.testing.assert_array_equal(getattr(disk_stats, field), getattr(memory_stats, field))
 
 
-def test_without_counts(tmp_path):
+def test_without_counts(tmp_path, capfd, monkeypatch):
+    # a bar counts the cells written (shown on a terminal only: here whatever the stream)
+    monkeypatch.setattr(ps.ds._simulate_disk, "progress_disabled", lambda: False)
     path = ps.ds.simulate_to_disk(tmp_path / "x_only.h5ad", counts=False, size="tiny", seed=0)
+    err = capfd.readouterr().err
+    assert "simulate_to_disk: 100%" in err and "750/750" in err
     back = ad.read_h5ad(path)
     assert list(back.layers) == [] and back.n_obs == 750
     with pytest.raises(ps.PerturbsimError, match="^counts must be True or False, got 'no'"):
@@ -115,6 +119,12 @@ def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(PerturbsimError, match="modality"):
         ps.ds.simulate_to_disk(tmp_path / "screen.h5ad", size="tiny", modality="rnai")
     assert list(tmp_path.iterdir()) == []
+    # where nothing can be written: said before the simulation, not after it
+    (tmp_path / "folder.h5ad").mkdir()
+    (tmp_path / "file").write_text("")
+    for path, why in (("folder.h5ad", "it is a folder"), ("file/x.h5ad", "is a file, not a")):
+        with pytest.raises(PerturbsimError, match=f"^cannot write the simulated screen .*{why}"):
+            ps.ds.simulate_to_disk(tmp_path / path, size="tiny")
 
 
 def test_genome_preset_design():

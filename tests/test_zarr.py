@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_screen
 from scipy import sparse
 
 import perturbsim as ps
@@ -238,9 +239,11 @@ def test_what_is_not_a_zarr_store_is_a_one_line_error(tmp_path, backed):
     (tmp_path / "empty.zarr").mkdir()
     (tmp_path / "file.zarr").write_text("not a store")
     (tmp_path / "screen.loom").write_text("")
+    make_screen(["control", "G1"]).write_h5ad(tmp_path / "renamed.zarr")
     cases = {
         "missing.zarr": "no such zarr store: '.*missing.zarr'",
-        "file.zarr": "'.*file.zarr' is not a zarr store",
+        "file.zarr": "'.*file.zarr' is not a zarr store .a folder written by zarr.$",
+        "renamed.zarr": "not a zarr store .a folder written by zarr.: it is an HDF5 file .an .h5ad",
         "empty.zarr": "cannot read '.*empty.zarr' as AnnData .not an AnnData zarr store",
         "screen.loom": "expected an .h5ad file or a .zarr store, got '.*screen.loom'",
     }
@@ -248,6 +251,8 @@ def test_what_is_not_a_zarr_store_is_a_one_line_error(tmp_path, backed):
         with pytest.raises(PerturbsimError, match=message) as err:
             ps.ds.read(tmp_path / name, backed=backed)
         assert "\n" not in str(err.value)
+    with pytest.raises(PerturbsimError, match=r"^backed must be True, False or 'r' \(read-only\)"):
+        ps.ds.read(tmp_path / "renamed.zarr", backed="r+")  # would open the file to write
 
 
 @pytest.mark.parametrize("backed", [False, True])

@@ -94,7 +94,9 @@ def read(
             f"where must map obs columns to values, e.g. {{'dataset': 'norman19'}}, got a "
             f"{type(where).__name__}{mask}"
         )
-    backed = True if isinstance(backed, str) and backed == "r" else check_flag("backed", backed)
+    if isinstance(backed, str) and backed != "r":  # "r+" would write into the file
+        raise PerturbsimError(f"backed must be True, False or 'r' (read-only), got {backed!r}")
+    backed = True if isinstance(backed, str) else check_flag("backed", backed)
     adata = open_screen(as_path("path", path), backed=backed)
     if adata.isbacked and len(adata.layers) and not where:
         logger.warning(

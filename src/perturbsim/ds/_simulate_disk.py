@@ -21,11 +21,13 @@ import numpy as np
 import scipy.sparse as sp
 from anndata.abc import CSRDataset
 from anndata.io import sparse_dataset, write_elem
+from tqdm.auto import tqdm
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, check_writable_place
 from .._checks import as_path, check_count, check_flag
 from .._errors import PerturbsimError
 from .._keys import SIMULATION
+from .._settings import progress_disabled
 from ._simulate import _draw_screen, _obs, _Screen, _uns, _var, simulate
 from ._simulate_cells import CellChunk, assemble_cells, cell_chunks
 
@@ -70,8 +72,15 @@ def _write(path: Path, screen: _Screen, *, chunk_cells: int, counts: bool) -> No
         x_store = _empty_csr(f, "X", n_genes)
         counts_store = _empty_csr(f, _STAGED_COUNTS, n_genes) if counts else None
         chunks = cell_chunks(screen.steady, screen.n_cells, screen.model, screen.cell_seed)
-        with closing(chunks):
+        cells_bar = tqdm(
+            total=int(screen.n_cells.sum()),
+            desc="simulate_to_disk",
+            unit="cell",
+            disable=progress_disabled(),
+        )
+        with closing(chunks), cells_bar:
             for batch in _batches(chunks, chunk_cells):
+                cells_bar.update(sum(c.row_nnz.size for c in batch))
                 cells = assemble_cells(batch, n_genes)
                 x_store.append(cells["X"])
                 if counts_store is not None:
@@ -105,7 +114,9 @@ def simulate_to_disk(
     file as they come, so memory holds the network, the noiseless truth and about
     ``chunk_cells`` cells. The file is written under a temporary name next to ``path`` and
     renamed when complete: an error or an interruption leaves no file at ``path`` (and an
-    existing file there untouched).
+    existing file there untouched). A place no file can be written (a folder of that name,
+    a file on the way) is refused before the simulation; a progress bar counts the cells
+    written unless ``perturbsim.settings.progress`` is ``False``.
 
     Parameters
     ----------
@@ -156,6 +167,9 @@ def simulate_to_disk(
             f"{', '.join(sorted(accepted))}"
         )
     counts = check_flag("counts", counts)
+    if path.is_dir():
+        raise PerturbsimError(f"cannot write the simulated screen {str(path)!r}: it is a folder")
+    check_writable_place(path, "the simulated screen")  # before minutes of simulation
     t0 = time.perf_counter()
     screen = _draw_screen(size=size, seed=seed, **options)
     atomic_write(path, lambda tmp: _write(tmp, screen, chunk_cells=chunk_cells, counts=counts))

@@ -74,7 +74,10 @@ def checked_store(path: Path) -> Path:
     if not path.exists():
         raise PerturbsimError(f"no such zarr store: {str(path)!r}")
     if not path.is_dir():
-        raise PerturbsimError(f"{str(path)!r} is not a zarr store (a folder written by zarr)")
+        with path.open("rb") as file:
+            hdf5 = file.read(8) == b"\x89HDF\r\n\x1a\n"
+        hint = ": it is an HDF5 file (an .h5ad file renamed?)" if hdf5 else ""
+        raise PerturbsimError(f"{str(path)!r} is not a zarr store (a folder written by zarr){hint}")
     return path
 
 

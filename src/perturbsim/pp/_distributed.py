@@ -42,6 +42,33 @@ def is_dask_array(matrix: object) -> bool:
     return array is not None and isinstance(matrix, array.Array)
 
 
+def client_active() -> bool:
+    """Whether a :class:`distributed.Client` is dask's default scheduler now."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:  # never imported: no client can have been started
+        return False
+    try:
+        distributed.default_client()
+    except ValueError:
+        return False
+    return True
+
+
+def dask_blocks(matrix: object) -> list[Chunk]:
+    """The row blocks of a dask array (all its columns each), each computed when read.
+
+    The chunks of a pass on dask, and of a pass in this process over a lazily read store
+    (:func:`~._pseudobulk.compute_pseudobulk`): one block in memory at a time.
+    """
+    array = matrix if len(matrix.chunks[1]) == 1 else matrix.rechunk({1: -1})
+    bounds = np.cumsum([0, *array.chunks[0]]).tolist()
+    return [
+        (start, stop, _DaskBlock(array.blocks[i]))
+        for i, (start, stop) in enumerate(pairwise(bounds))
+        if stop > start
+    ]
+
+
 def _require(module: str) -> ModuleType:
     """Import an optional dependency, or say how to install it."""
     try:
@@ -99,13 +126,7 @@ def _lazy_x(source: RowSource, chunk_size: int) -> object:
 def _chunks(matrix: object, source: RowSource, chunk_size: int) -> list[Chunk]:
     """The chunks of the pass: a dask array's row blocks, else ``chunk_size`` rows each."""
     if is_dask_array(matrix):
-        array = matrix if len(matrix.chunks[1]) == 1 else matrix.rechunk({1: -1})
-        bounds = np.cumsum([0, *array.chunks[0]]).tolist()
-        return [
-            (start, stop, _DaskBlock(array.blocks[i]))
-            for i, (start, stop) in enumerate(pairwise(bounds))
-            if stop > start
-        ]
+        return dask_blocks(matrix)
     if source.file is not None:
         return _chunks(_lazy_x(source, chunk_size), source, chunk_size)
     n_obs = matrix.shape[0]

@@ -28,7 +28,7 @@ from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
 from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
-from ._distributed import dask_sums, is_dask_array
+from ._distributed import client_active, dask_blocks, dask_sums, is_dask_array
 from ._setup import check_setup
 from ._validate import validate_expression
 from ._writes import store_uns, written_screen
@@ -711,17 +711,28 @@ def _symmetric(lower: np.ndarray) -> np.ndarray:
 
 
 def _stream(matrix: object, labels: CellLabels, source: RowSource, chunk_size: int) -> ChunkSums:
-    """Add the sums of ``chunk_size`` rows at a time, in this process, with a progress bar."""
+    """Add the sums of one chunk of rows at a time, in this process, with a progress bar.
+
+    ``chunk_size`` rows a chunk; a dask array's own row blocks, each computed as it is read.
+    """
     n_obs, n_genes = matrix.shape
     sums = ChunkSums.zeros(labels.n_conditions, n_genes, gram=labels.gram_mask is not None)
-    starts = range(0, n_obs, chunk_size)
-    for start in tqdm(starts, desc="pseudobulk", unit="chunk", disable=progress_disabled()):
-        stop = min(start + chunk_size, n_obs)
+    if is_dask_array(matrix):
+        chunks = dask_blocks(matrix)
+    else:
+        chunks = [
+            (
+                start,
+                min(start + chunk_size, n_obs),
+                partial(matrix.__getitem__, slice(start, start + chunk_size)),
+            )
+            for start in range(0, n_obs, chunk_size)
+        ]
+    for start, stop, load in tqdm(
+        chunks, desc="pseudobulk", unit="chunk", disable=progress_disabled()
+    ):
         rows = labels.rows(start, stop)
-        block = source.read(
-            partial(matrix.__getitem__, slice(start, stop)), start, stop, rows.names
-        )
-        sums.add_block(block, rows)
+        sums.add_block(source.read(load, start, stop, rows.names), rows)
     return sums
 
 
@@ -818,7 +829,7 @@ def compute_pseudobulk(
         names=adata.obs_names,
     )
     source = RowSource.of(adata, layer, matrix)
-    if scheduler is None and not is_dask_array(matrix):
+    if scheduler is None and not (is_dask_array(matrix) and client_active()):
         sums = _stream(matrix, labels, source, chunk_size)
     else:
         sums = dask_sums(matrix, labels, source, chunk_size=chunk_size, scheduler=scheduler)
@@ -922,14 +933,17 @@ def pseudobulk(
         kept as a split-half replicate (the screen's noise ceiling; see
         :func:`half_labels`).
     scheduler
-        ``None``: one pass in this process, or, if the matrix is a :class:`dask.array.Array`,
-        dask's default scheduler (the active :class:`distributed.Client` if any). Otherwise
-        run the pass as dask tasks on: a :class:`distributed.Client`, the address of a
-        dask scheduler (``"tcp://host:8786"``; connected for the pass and closed after), or
-        a local dask scheduler's name (``"threads"``, ``"processes"``, ``"sync"``). A backed
-        ``X`` is then read by the tasks themselves, lazily, from its file (which the workers
-        must see at the same path). Needs the ``dask`` extra (``pip install
-        'perturbsim[dask]'``).
+        ``None``: one pass in this process (over a :class:`dask.array.Array`, such as a
+        zarr store read lazily, one of its row blocks at a time), or, for a dask array while
+        a :class:`distributed.Client` is active, that client. Otherwise run the pass as dask
+        tasks on: a :class:`distributed.Client`, the address of a dask scheduler
+        (``"tcp://host:8786"``; connected for the pass and closed after), or a local dask
+        scheduler's name (``"threads"``, ``"processes"``, ``"sync"``). A backed ``X`` is
+        then read by the tasks themselves, lazily, from its file (which the workers must
+        see at the same path). On dask each task's sums (six conditions x genes arrays, and
+        genes x genes with the gene moments) are held until merged, so a process's memory
+        grows with the tasks it runs at once; the pass in this process holds one. Needs the
+        ``dask`` extra (``pip install 'perturbsim[dask]'``).
     copy
         Work on a copy and return it.
 

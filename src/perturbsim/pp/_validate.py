@@ -141,6 +141,15 @@ def _first_where(
 
     Entries are taken by row, then column; ``offending`` maps values to a boolean mask.
     """
+    if sparse.issparse(block) and block.format in ("csr", "csc"):
+        # read from the index arrays: scipy's conversions refuse an index pointer wider than
+        # its indices, which h5ad files may hold (64-bit indptr, 32-bit indices)
+        bad = np.flatnonzero(offending(block.data))
+        major = np.searchsorted(block.indptr, bad, side="right") - 1
+        minor = block.indices[bad]
+        rows, columns = (major, minor) if block.format == "csr" else (minor, major)
+        first = np.lexsort((columns, rows))[0]
+        return int(rows[first]), int(columns[first]), block.data[bad[first]]
     if sparse.issparse(block):
         entries = sparse.coo_matrix(block)
         bad = np.flatnonzero(offending(entries.data))
