@@ -12,6 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import screen_of
 
 import perturbsim as ps
@@ -806,6 +807,58 @@ def test_weights_replaced_with_their_checksums_recomputed_are_refused(norman_spl
         config_file.write_text(json.dumps(config))
         with pytest.raises(PerturbsimError, match="array_shapes of .* are not a record of shapes"):
             PerturbationModel.load(tmp_path / "m")
+
+
+def test_weights_no_model_writes_are_refused_in_one_line(norman_split, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from safetensors.torch import save_file as save_torch
+
+    from perturbsim.models._store import CONFIG_CHECKSUM, _sha256
+
+    ps.Additive(norman_split).fit().save(tmp_path / "m")
+    weights, config_file = tmp_path / "m" / "weights.safetensors", tmp_path / "m" / "config.json"
+    saved = load_file(str(weights))
+
+    def rewritten(name: str, array: np.ndarray) -> None:
+        save_file({**saved, name: array}, str(weights))
+        config = json.loads(config_file.read_text())
+        config["weights_sha256"] = _sha256(weights)
+        config[CONFIG_CHECKSUM] = _config_sha256(config)
+        config_file.write_text(json.dumps(config))
+
+    delta = saved["single_delta"].copy()
+    delta[0, 0] = np.nan  # NaN predictions, far from the file, before
+    rewritten("single_delta", delta)
+    with pytest.raises(PerturbsimError, match="array 'single_delta' holds a non-finite value"):
+        PerturbationModel.load(tmp_path / "m")
+    torch_weights = {k: torch.from_numpy(v) for k, v in saved.items()}
+    torch_weights["single_delta"] = torch_weights["single_delta"].to(torch.bfloat16)
+    save_torch(torch_weights, str(weights))  # numpy reads no bfloat16: a TypeError before
+    config = json.loads(config_file.read_text())
+    config["weights_sha256"] = _sha256(weights)
+    config[CONFIG_CHECKSUM] = _config_sha256(config)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(PerturbsimError, match=r"^cannot read '.*weights.safetensors': TypeError"):
+        PerturbationModel.load(tmp_path / "m")
+
+
+def test_a_config_that_fails_to_restore_is_named_in_one_line(tmp_path):
+    from perturbsim.models._store import CONFIG_CHECKSUM
+
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    ps.Stacked(adata, seed=0, corrections=("linear",)).fit().save(tmp_path / "m")
+    config_file = tmp_path / "m" / "config.json"
+    config = json.loads(config_file.read_text())
+    support = config["options"]["error_support"]
+    kind = next(iter(support))
+    support[kind] = [0.0]  # an IndexError deep in the error model's restore before
+    config[CONFIG_CHECKSUM] = _config_sha256(config)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(PerturbsimError) as err:
+        PerturbationModel.load(tmp_path / "m")
+    assert "config.json does not read as a saved stacked model (" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):

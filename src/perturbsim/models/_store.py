@@ -295,10 +295,25 @@ def read_model_dir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         )
     try:
         arrays = load_file(str(weights_file))
-    except (SafetensorError, OSError) as err:
+    except (SafetensorError, OSError, TypeError, ValueError, AttributeError) as err:
+        # numpy reads no bfloat16 or float8: a TypeError or AttributeError from safetensors
         raise PerturbsimError(f"cannot read {str(weights_file)!r}: {error_reason(err)}") from None
     _check_shapes(weights_file, config.get(ARRAY_SHAPES), arrays)
+    _check_values(weights_file, arrays)
     return config, arrays
+
+
+def _check_values(weights_file: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse arrays holding NaN or infinity, which no model saves.
+
+    Read back, they would turn into NaN predictions far from the file that held them.
+    """
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise PerturbsimError(
+                f"{str(weights_file)!r}: array {name!r} holds a non-finite value, which no "
+                "model saves (edited?); save the model again"
+            )
 
 
 def _check_shapes(weights_file: Path, saved: object, arrays: dict[str, np.ndarray]) -> None:
