@@ -852,6 +852,7 @@ def test_a_config_that_fails_to_restore_is_named_in_one_line(tmp_path):
     config = json.loads(config_file.read_text())
     support = config["options"]["error_support"]
     kind = next(iter(support))
+    saved_support = support[kind]
     support[kind] = [0.0]  # an IndexError deep in the error model's restore before
     config[CONFIG_CHECKSUM] = _config_sha256(config)
     config_file.write_text(json.dumps(config))
@@ -859,6 +860,12 @@ def test_a_config_that_fails_to_restore_is_named_in_one_line(tmp_path):
         PerturbationModel.load(tmp_path / "m")
     assert "config.json does not read as a saved stacked model (" in str(err.value)
     assert "\n" not in str(err.value)
+    del config[CONFIG_CHECKSUM]  # a flag written as text read as True by bool() before
+    config["options"]["error_support"] = support | {kind: saved_support}
+    config["options"]["partial_sum"] = "false"
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(PerturbsimError, match="partial_sum must be True or False, got 'false'"):
+        PerturbationModel.load(tmp_path / "m")
 
 
 def test_a_single_split_s_pairs_are_neither_fitted_nor_held_out(tmp_path):

@@ -190,7 +190,7 @@ class GRN(CoverageMixin, PerturbationModel):
         self.regulators = [str(g) for g in options["regulators"]]
         self.requested_regulators = list(self.regulators)
         self.ridge = float(options["ridge"])
-        self.n_steps = int(options["n_steps"])
+        self.n_steps = check_count("n_steps", options["n_steps"])
         self.default_step = self.step = float(options["default_step"])
         self.step_genes = [str(g) for g in options["step_genes"]]
         self.network = np.asarray(arrays["network"], dtype=np.float64)

@@ -1616,20 +1616,23 @@ class Stacked(CoverageMixin, PerturbationModel):
         def from_dict(saved: dict[str, Any]) -> dict[str, Fitted]:
             return {kind: fitted_from_dict(f) for kind, f in saved.items()}
 
-        self.denoise = bool(options["denoise"])
+        def saved_flag(name: str) -> bool:  # False in files saved before the option existed
+            return check_flag(name, options.get(name, False))
+
+        self.denoise = check_flag("denoise", options["denoise"])
         # files saved before the role coefficients existed combine pairs by their sum
-        self.interaction = bool(options.get("interaction", False))
-        self.shared_change = bool(options.get("shared_change", False))
+        self.interaction = saved_flag("interaction")
+        self.shared_change = saved_flag("shared_change")
         # files saved before the pair neighbours lent no residual
-        self.neighbours = bool(options.get("neighbours", False))
+        self.neighbours = saved_flag("neighbours")
         # files saved before lent whole residuals (their pair_neighbours say so too)
-        self.sparse_neighbours = bool(options.get("sparse_neighbours", False))
+        self.sparse_neighbours = saved_flag("sparse_neighbours")
         # files saved before singles were inferred from pairs hold none
-        self.infer_singles = bool(options.get("infer_singles", False))
+        self.infer_singles = saved_flag("infer_singles")
         # files saved before gave linear's prediction only to sets of no measured gene
-        self.partial_linear = bool(options.get("partial_linear", False))
+        self.partial_linear = saved_flag("partial_linear")
         # files saved before weighted every set with genes measured alone and genes not
-        self.partial_sum = bool(options.get("partial_sum", False))
+        self.partial_sum = saved_flag("partial_sum")
         self.inferred = {str(g): int(n) for g, n in options.get("inferred", {}).items()}
         if "neighbours" not in options:
             logger.warning(
