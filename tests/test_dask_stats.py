@@ -76,7 +76,7 @@ def test_dask_array_gives_the_in_memory_statistics(tiny, reference, layout):
     assert_same(ps.pp.compute_pseudobulk(tiny), reference)
 
 
-def test_a_dask_array_is_summed_in_this_process_unless_a_client_is_active(
+def test_a_dask_array_is_summed_in_this_process_unless_dask_names_a_scheduler(
     tiny, reference, cluster, monkeypatch
 ):
     from perturbsim.pp import _pseudobulk
@@ -96,6 +96,9 @@ def test_a_dask_array_is_summed_in_this_process_unless_a_client_is_active(
     with distributed.Client(local):  # dask's default scheduler now: the pass runs on it
         assert_same(ps.pp.compute_pseudobulk(tiny), reference)
     assert on_dask == [1]
+    with dask.config.set(scheduler="threads"):  # chosen in dask's configuration: used too
+        assert_same(ps.pp.compute_pseudobulk(tiny), reference)
+    assert on_dask == [1, 1]
 
 
 def test_x_read_lazily_by_anndata_gives_the_in_memory_statistics(tiny, reference, tmp_path):

@@ -194,7 +194,8 @@ def test_norman_s_control_kept_as_a_gene_is_warned_of(tmp_path, caplog):
         ps.ds.read_fitness(folder, control="Negative")
     assert str(info.value) == (
         f"control='Negative' is neither a row of {SINGLES_FILE} nor of {PAIRS_FILE} in "
-        f"{str(folder)!r} (did you mean 'negative' for 'Negative'? gene names are case-sensitive)"
+        f"{str(folder)!r} (did you mean 'negative' for 'Negative'? gene names are case-sensitive); "
+        "control=None reads a screen without one"
     )
     assert (
         ps.ds.read_fitness(write_folder(tmp_path / "none", singles, pairs, control=False)).control
@@ -996,6 +997,7 @@ def test_cli_names_a_control_that_is_not_in_the_tables(tmp_path, capsys):
     assert main(["fitness", str(folder), "--out", str(tmp_path / "out"), "--control", "NT"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"--control 'NT' is neither a row of {SINGLES_FILE}" in err
+    assert err.endswith("; --control '' reads a screen without one")
 
 
 def test_cli_expression_model_writes_both_tables_and_its_plot(tmp_path, capsys, norman):

@@ -330,6 +330,8 @@ def test_stored_statistics_are_used_only_while_they_describe_the_screen(norman):
     swapped.obs["perturbsim_condition"] = pd.Categorical(labels, categories=marked.conditions)
     with pytest.raises(PerturbsimError, match="subset or relabelled since"):
         ps.pp.PseudobulkStats.from_adata(swapped)  # the counts alone read as the same
+    reordered = norman[np.random.default_rng(0).permutation(norman.n_obs)].copy()
+    assert ps.pp.PseudobulkStats.from_adata(reordered).n_cells.sum() == norman.n_obs  # its own
     row = list(marked.conditions).index("KLF1")
     np.testing.assert_allclose(
         current_stats(swapped).mean[row], marked.mean[list(marked.conditions).index("MAP2K6")]

@@ -55,6 +55,10 @@ _CLI_WORDS = (
     ),
     (re.compile(r"\bgene_symbols=False\b"), "--gene-key none"),
     (re.compile(r"\bgene_symbols="), "--gene-key "),
+    (
+        re.compile(r"\bcontrol=None reads a screen without one\b"),
+        "--control '' reads a screen without one",
+    ),
     (re.compile(r"\bcontrol="), "--control "),
     (re.compile(r"\bbacked=True with where\b"), "--backed with --where"),
     (re.compile(r"\bbacked=True\b|\bbacked=(?=,)"), "--backed"),

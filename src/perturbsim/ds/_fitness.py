@@ -444,7 +444,8 @@ def read_fitness(directory: str | Path, *, control: str | None = DEFAULT_CONTROL
     if control not in (None, DEFAULT_CONTROL) and not found:  # a typo: its row read as a gene
         raise PerturbsimError(
             f"control={control!r} is neither a row of {SINGLES_FILE} nor of {PAIRS_FILE} in "
-            f"{str(folder)!r}{first_case_hint([control], [*pairs.index, *singles.index])}"
+            f"{str(folder)!r}{first_case_hint([control], [*pairs.index, *singles.index])}; "
+            "control=None reads a screen without one"
         )
     if control != DEFAULT_CONTROL and DEFAULT_CONTROL in pairs.index:
         logger.warning(

@@ -74,11 +74,20 @@ def checked_store(path: Path) -> Path:
     if not path.exists():
         raise PerturbsimError(f"no such zarr store: {str(path)!r}")
     if not path.is_dir():
-        with path.open("rb") as file:
-            hdf5 = file.read(8) == b"\x89HDF\r\n\x1a\n"
-        hint = ": it is an HDF5 file (an .h5ad file renamed?)" if hdf5 else ""
+        hint = ": it is an HDF5 file (an .h5ad file renamed?)" if _is_hdf5(path) else ""
         raise PerturbsimError(f"{str(path)!r} is not a zarr store (a folder written by zarr){hint}")
     return path
+
+
+def _is_hdf5(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting with HDF5's signature (never blocks)."""
+    if not path.is_file():  # a FIFO or device would block, or never end
+        return False
+    try:
+        with path.open("rb") as file:
+            return file.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def open_screen(path: Path, *, backed: bool) -> ad.AnnData:

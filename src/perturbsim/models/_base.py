@@ -1460,18 +1460,15 @@ class PerturbationModel(ABC):
             model_cls = cls
         elif cls is not PerturbationModel and not issubclass(model_cls, cls):
             raise PerturbsimError(f"{str(path)!r} holds a {model_cls.name} model, not {cls.name}")
-        # a config whose checksum held was not edited: another version wrote it
-        cause = "saved by another version?" if CONFIG_CHECKSUM in config else "edited by hand?"
         try:
             model = _restored(model_cls, path, config, arrays)
-        except PerturbsimError as err:
-            if str(path) in str(err):
+        except PerturbsimError as err:  # its own advice, with the folder it is about
+            if f"{str(path)!r}" in str(err):
                 raise
-            raise PerturbsimError(
-                f"{str(path)!r} does not read as a saved {model_cls.name} model: {err} "
-                f"({cause}); save the model again"
-            ) from err
-        except Exception as err:  # whatever a config or weights not written so raise
+            raise PerturbsimError(f"{str(path)!r}: {err}") from err
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
+            # a config whose checksum held was not edited: another version wrote it
+            cause = "saved by another version?" if CONFIG_CHECKSUM in config else "edited by hand?"
             raise PerturbsimError(
                 f"{str(path)!r}: config.json does not read as a saved {model_cls.name} model "
                 f"({error_reason(err)}; {cause}): save the model again"

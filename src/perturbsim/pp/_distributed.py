@@ -42,16 +42,14 @@ def is_dask_array(matrix: object) -> bool:
     return array is not None and isinstance(matrix, array.Array)
 
 
-def client_active() -> bool:
-    """Whether a :class:`distributed.Client` is dask's default scheduler now."""
-    distributed = sys.modules.get("distributed")
-    if distributed is None:  # never imported: no client can have been started
-        return False
-    try:
-        distributed.default_client()
-    except ValueError:
-        return False
-    return True
+def dask_scheduler_chosen() -> bool:
+    """Whether dask's configuration names a scheduler now.
+
+    ``dask.config.set(scheduler=...)``, or a :class:`distributed.Client` made the default
+    (which sets it to ``"dask.distributed"``).
+    """
+    dask = sys.modules.get("dask")  # never imported: nothing can have been chosen
+    return dask is not None and dask.config.get("scheduler", None) is not None
 
 
 def dask_blocks(matrix: object) -> list[Chunk]:

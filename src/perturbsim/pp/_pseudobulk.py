@@ -9,7 +9,6 @@ conditions x genes, not with cells. The pass adds up the sums of chunks of cells
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import numbers
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from .._errors import PerturbsimError
 from .._keys import CONDITION, CONTROL, GRAM, PSEUDOBULK, SPLIT, SPLIT_UNS, UNS
 from .._settings import progress_disabled
 from ._chunk_sums import HALF_MOMENTS, CellLabels, ChunkSums, RowSource
-from ._distributed import client_active, dask_blocks, dask_sums, is_dask_array
+from ._distributed import dask_blocks, dask_scheduler_chosen, dask_sums, is_dask_array
 from ._setup import check_setup
 from ._validate import validate_expression
 from ._writes import store_uns, written_screen
@@ -45,6 +44,10 @@ DRAWN_BY = "names"
 """How this version draws the split halves and the co-expression subset (by the cells'
 names); statistics stored by earlier versions, drawn by the cells' positions, read as
 ``"positions"``."""
+LABELS_KEY = "perturbsim-label"
+"""The :func:`cell_keys` key of :func:`labels_fingerprint`."""
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+"""An odd 64-bit constant that spreads a condition's code over every bit before mixing."""
 COEXPR_SAMPLE_KEY = "perturbsim-coexp"
 """The :func:`cell_keys` key of the co-expression cells' subset: its own, so that the subset
 is drawn independently of the split halves."""
@@ -142,9 +145,9 @@ class PseudobulkStats:
         (:func:`value_fingerprint`): how stored statistics of values changed since are
         recognised; ``None`` for statistics stored without it.
     labels_fingerprint
-        A hash of every cell's condition (:func:`labels_fingerprint`): how stored statistics
-        of cells relabelled since, each condition keeping its count, are recognised;
-        ``None`` for statistics stored without it.
+        A hash of every cell's condition by the cell's name (:func:`labels_fingerprint`):
+        how stored statistics of cells relabelled since, each condition keeping its count,
+        are recognised; ``None`` for statistics stored without it.
     drawn_by
         How the halves and the co-expression subset were drawn: ``"names"``
         (:data:`DRAWN_BY`, :func:`cell_keys`) or ``"positions"`` (stored by an earlier
@@ -829,7 +832,7 @@ def compute_pseudobulk(
         names=adata.obs_names,
     )
     source = RowSource.of(adata, layer, matrix)
-    if scheduler is None and not (is_dask_array(matrix) and client_active()):
+    if scheduler is None and not (is_dask_array(matrix) and dask_scheduler_chosen()):
         sums = _stream(matrix, labels, source, chunk_size)
     else:
         sums = dask_sums(matrix, labels, source, chunk_size=chunk_size, scheduler=scheduler)
@@ -846,7 +849,7 @@ def compute_pseudobulk(
         layer=layer,
         half_seed=half_seed,
         fingerprint=value_fingerprint(matrix, source, adata.obs_names),
-        labels_fingerprint=labels_fingerprint(codes),
+        labels_fingerprint=labels_fingerprint(codes, adata.obs_names),
     )
 
 
@@ -869,20 +872,29 @@ def value_fingerprint(matrix: object, source: RowSource, cells: pd.Index) -> np.
     return np.array([values.sum(), np.square(values).sum()])
 
 
-def labels_fingerprint(codes: np.ndarray) -> int:
-    """A 62-bit hash of the cells' condition codes, in the cells' order.
+def labels_fingerprint(codes: np.ndarray, names: pd.Index) -> int:
+    """A 62-bit hash of which condition each cell, by its name, belongs to.
 
-    Two labellings that give every condition as many cells (a relabelling that swaps two
-    balanced conditions) differ here, as do reordered cells.
+    A labelling that gives every condition as many cells but moves cells between them (two
+    balanced conditions swapped) hashes otherwise; the same cells stored in another order
+    hash alike (a sum over cells of a hash of each name's key and condition).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> labels_fingerprint(np.array([0, 1, 1, 2])) == labels_fingerprint(np.array([0, 2, 2, 1]))
+    >>> import numpy as np, pandas as pd
+    >>> names = pd.Index(["a", "b", "c", "d"])
+    >>> labels_fingerprint(np.array([0, 1, 1, 2]), names) == labels_fingerprint(
+    ...     np.array([0, 2, 2, 1]), names
+    ... )
     False
+    >>> labels_fingerprint(np.array([0, 1, 1, 2]), names) == labels_fingerprint(
+    ...     np.array([2, 1, 1, 0]), names[::-1]
+    ... )
+    True
     """
-    digest = hashlib.blake2b(np.ascontiguousarray(codes, dtype=np.int64).tobytes(), digest_size=8)
-    return int.from_bytes(digest.digest(), "little") >> 2  # an int64 that h5ad stores
+    keys = cell_keys(names, LABELS_KEY)
+    mixed = keys ^ (np.asarray(codes, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+    return int(pd.util.hash_array(mixed).sum(dtype=np.uint64)) >> 2  # an int64 h5ad stores
 
 
 def pseudobulk(
@@ -935,7 +947,8 @@ def pseudobulk(
     scheduler
         ``None``: one pass in this process (over a :class:`dask.array.Array`, such as a
         zarr store read lazily, one of its row blocks at a time), or, for a dask array while
-        a :class:`distributed.Client` is active, that client. Otherwise run the pass as dask
+        dask's configuration names a scheduler (``dask.config.set(scheduler=...)``, or a
+        :class:`distributed.Client` made the default), that one. Otherwise run the pass as dask
         tasks on: a :class:`distributed.Client`, the address of a dask scheduler
         (``"tcp://host:8786"``; connected for the pass and closed after), or a local dask
         scheduler's name (``"threads"``, ``"processes"``, ``"sync"``). A backed ``X`` is
@@ -1005,7 +1018,9 @@ def _same_cells(stats: PseudobulkStats, adata: AnnData) -> bool:
     counts = np.bincount(codes[codes >= 0], minlength=len(categories))
     if list(stats.conditions) != categories or not np.array_equal(stats.n_cells, counts):
         return False
-    return stats.labels_fingerprint is None or stats.labels_fingerprint == labels_fingerprint(codes)
+    if stats.labels_fingerprint is None:  # stored before it was kept: cannot tell
+        return True
+    return stats.labels_fingerprint == labels_fingerprint(codes, adata.obs_names)
 
 
 def stored_layer(adata: AnnData) -> str | None:
