@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import anndata as ad
 import numpy as np
@@ -375,6 +376,31 @@ def test_save_and_load_give_the_same_predictions(fitted_small, tmp_path):
     assert (tmp_path / "again" / weights).read_bytes() == (
         tmp_path / "stacked" / weights
     ).read_bytes()
+
+
+def test_a_saved_config_is_strict_json_and_older_infinite_ridges_load(tmp_path):
+    adata = ps.ds.norman2019_subset()
+    ps.pp.split(adata, seed=1)
+    model = ps.Stacked(adata, seed=0, corrections=("linear",)).fit()
+    assert np.isinf(model.pair_roles.ridge)  # the sum kept: written as Infinity before
+    model.save(tmp_path / "stacked")
+
+    def refuse(constant: str) -> None:  # as strict parsers do (JavaScript's, serde_json)
+        raise AssertionError(f"{constant} in config.json")
+
+    config = json.loads((tmp_path / "stacked" / "config.json").read_text(), parse_constant=refuse)
+    assert config["options"]["pair_roles"]["ridge"] is None
+    query = ["KLF1", "KLF1+MAP2K6"]
+    for roles in ("pair_roles", "predicted_pair_roles"):  # as files saved before wrote it
+        config["options"][roles]["ridge"] = config["options"][roles]["ridge"] or np.inf
+    older = tmp_path / "older"
+    shutil.copytree(tmp_path / "stacked", older)
+    del config["config_sha256"]
+    (older / "config.json").write_text(json.dumps(config))
+    for path in (tmp_path / "stacked", older):
+        loaded = ps.models.PerturbationModel.load(path)
+        assert np.isinf(loaded.pair_roles.ridge)
+        np.testing.assert_array_equal(loaded.predict(query).X, model.predict(query).X)
 
 
 def test_its_gears_part_is_narrower_than_the_reference_unless_asked(fitted_small):

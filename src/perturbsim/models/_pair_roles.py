@@ -475,11 +475,11 @@ class PairRoles:
         big, small = roles(a, b)
         return big * (self.coefficients[:3] @ features) + small * (self.coefficients[3:] @ features)
 
-    def to_dict(self) -> dict[str, float | int | list[float]]:
-        """JSON-ready fields."""
+    def to_dict(self) -> dict[str, float | int | list[float] | None]:
+        """JSON-ready fields; an infinite ``ridge`` (the sum) as ``None``: JSON has no inf."""
         return {
             "coefficients": self.coefficients.tolist(),
-            "ridge": self.ridge,
+            "ridge": None if np.isinf(self.ridge) else self.ridge,
             "n_pairs": self.n_pairs,
             "loo_gain": self.loo_gain,
             "shared": self.shared,
@@ -488,7 +488,7 @@ class PairRoles:
 
     @classmethod
     def from_dict(cls, fields: dict) -> PairRoles:
-        """Inverse of :meth:`to_dict` (older files: ``shared`` 0, ``shrink`` 1)."""
+        """Inverse of :meth:`to_dict` (older files: ``shared`` 0, ``shrink`` 1, ``Infinity``)."""
         coefficients = np.asarray(fields["coefficients"], dtype=np.float64)
         if coefficients.shape != ADDITIVE.shape:
             raise PerturbsimError(
@@ -502,7 +502,7 @@ class PairRoles:
             )
         return cls(
             coefficients,
-            float(fields["ridge"]),
+            np.inf if fields["ridge"] is None else float(fields["ridge"]),
             int(fields["n_pairs"]),
             float(fields["loo_gain"]),
             shared,
