@@ -41,6 +41,30 @@ def measured_pair(_tiny_cached) -> str:
     return next(c for c in sorted(conditions) if "+" in c and set(ps.pp.genes_of(c)) <= conditions)
 
 
+def test_gi_map_counts_each_reason_once_and_wraps_a_long_note(pairs):
+    table = pairs.obs[pairs.obs["flag"] == ""].copy()  # scored pairs, and five left out
+    left = table.iloc[:5].copy()
+    left.index = [f"X{i}+Y{i}" for i in range(5)]
+    left["flag"] = [
+        "missing single X0",
+        "missing singles X1, Y1; too few DE genes (0 <= 0)",  # its own kind before
+        "too few DE genes (2 <= 0)",
+        "few cells (X3+Y3 2)",
+        "generic single Y4",
+    ]
+    ax = pl.gi_map(pd.concat([table, left]))
+    title = ax.get_title()
+    assert title.replace("\n", " ") == (
+        "genetic interaction map left out: 5 pairs not scored (2 missing single(s), 2 no more "
+        "DE genes than min_de, 1 a mean of fewer cells than min_cells, 1 a single the model's "
+        "generic guess)"
+    )
+    assert title.count("\n") >= 2  # wider than the figure on one line: cut at both edges
+    ax.figure.draw_without_rendering()
+    extent = ax.title.get_window_extent()
+    assert extent.x0 >= 0 and extent.x1 <= ax.figure.bbox.x1
+
+
 def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, tmp_path):
     ax = pl.gi_map(pairs, max_labels=100)
     assert isinstance(ax, Axes)
@@ -71,10 +95,16 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert flagged > 0  # the tiny screen has pairs left unscored
     assert ax.get_ylabel() == f"{len(scored)} pairs (clustered)"
     unscored = pairs.obs.loc[~pairs.obs["flag"].isin(["", "single"]), "flag"]
-    kinds = unscored.map(ps.pp._gi.flag_kind).value_counts()
+    # each kind of reason once, with the pairs it holds for (a pair may have several)
+    kinds = unscored.map(ps.pp._gi.flag_kind).str.split("; ").explode().value_counts()
     why = ", ".join(f"{n} {kind}" if n < flagged else kind for kind, n in kinds.items())
     not_scored = f"{flagged} pair{'s' if flagged > 1 else ''} not scored ({why})"
-    assert ax.get_title() == f"genetic interaction map\nleft out: {not_scored}"  # and why
+    title = ax.get_title()
+    assert title.startswith("genetic interaction map\n")
+    assert title.replace("\n", " ") == f"genetic interaction map left out: {not_scored}"
+    ax.figure.draw_without_rendering()  # wrapped to the figure: never cut at its edges
+    assert ax.title.get_window_extent().x0 >= 0
+    assert ax.title.get_window_extent().x1 <= ax.figure.bbox.x1
     assert why and "+" not in why  # a kind of reason, not each pair's genes
     only_scored = pairs.obs[pairs.obs["flag"] == ""].copy()
     assert pl.gi_map(only_scored).get_title() == "genetic interaction map"
@@ -93,8 +123,9 @@ def test_gi_map_shows_standardised_scores_of_the_scored_pairs_clustered(pairs, t
     assert (
         pl.gi_map(summed)
         .get_title()
+        .replace("\n", " ")
         .endswith(
-            f"\n{len(scored) - 1} of {len(scored) - 1} predicted as their singles summed: "
+            f" {len(scored) - 1} of {len(scored) - 1} predicted as their singles summed: "
             "the additive model's calls"
         )
     )

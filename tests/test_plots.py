@@ -680,6 +680,9 @@ def test_uncertainty_vs_error_counts_the_points_it_draws():
     assert "pooled over 3 test conditions" in title and "1 without a value, left out" in title
     one = pl.uncertainty_vs_error(table.iloc[2:], model="m").get_title()
     assert "Spearman n/a" in one and "pooled over 1 test condition " in one
+    two = pl.uncertainty_vs_error(table.iloc[:2], model="m").get_title()
+    assert "Spearman n/a" in two  # two points rank +-1 whatever they are: read 1.00 before
+    assert "Spearman 0.50" in title  # three: a correlation
     with pytest.raises(ps.PerturbsimError, match="no test condition with a finite"):
         pl.uncertainty_vs_error(table.iloc[3:], model="m")
     plt.close("all")

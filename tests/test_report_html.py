@@ -782,3 +782,12 @@ def test_both_reports_show_the_default_head_to_head_with_each_model(_tiny_cached
     cells = [[c["text"] for c in r["cells"]] for t in plain for r in t["rows"]]
     assert ["additive", "pearson_delta_de"] == next(c[:2] for c in cells if c[0] == "additive")
     assert expected in {text for row in cells for text in row}
+
+
+def test_a_default_model_s_history_is_titled_as_its_gears_part():
+    from perturbsim.io._report import _history_of
+
+    for name in ("stacked", "stacked_no_partial_sum"):  # the default and its variants
+        assert _history_of(name) == ("'s GEARS part (weighted on held-out conditions, possibly 0)")
+    assert _history_of("gears") == "" and _history_of("gears_residual") == ""
+    assert _history_of("a_model_of_mine") == ""  # not in the catalogue: no claim about it

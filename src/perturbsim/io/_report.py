@@ -27,6 +27,7 @@ from .._atomic import atomic_write, check_writable_place, write_results_dir
 from .._checks import as_path, check_flag
 from .._errors import PerturbsimError
 from .._settings import each_warning_once
+from ..models import Stacked, resolve_model
 from ..pl import (
     calibration_curve,
     metric_bars,
@@ -71,6 +72,19 @@ logger = logging.getLogger(__name__)
 
 def _write_text(text: str, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _history_of(model: str) -> str:
+    """What a model's training history is of, to follow its name in a title.
+
+    The default's is its GEARS part's, whose weight on held-out conditions may be 0 (the
+    evaluation does not record it).
+    """
+    try:
+        stacked = issubclass(resolve_model(model)[0], Stacked)
+    except PerturbsimError:  # a name of the user's own
+        return ""
+    return "'s GEARS part (weighted on held-out conditions, possibly 0)" if stacked else ""
 
 
 def _png(figure: Figure) -> bytes:
@@ -272,7 +286,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
     if not result.histories.empty:
         for model, table in result.histories.groupby("model", sort=False):
             ax = training_history(table.drop(columns="model"))
-            ax.set_title(f"{model} training")
+            ax.set_title(f"{model}{_history_of(str(model))} training")
             plots.histories.append(
                 Plot(
                     f"history_{stems[str(model)]}.png",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -120,9 +121,11 @@ def _score_table(
     scored_rows = is_scored(table)
     flags = table["flag"].astype(str)
     unscored = flags[~scored_rows & (flags != "single")]
+    # each reason counted once over the pairs it holds for (a pair may have several)
+    reasons = unscored.map(flag_kind).str.split("; ").explode()
     why = ", ".join(
         f"{count} {kind}" if count < len(unscored) else kind
-        for kind, count in unscored.map(flag_kind).value_counts().items()
+        for kind, count in reasons.value_counts().items()
     )
     scored = table[scored_rows]
     finite = np.isfinite(scored[list(columns)].to_numpy(dtype=float)).all(axis=1)
@@ -255,8 +258,13 @@ def gi_map(
             else []
         ),
     ]
-    ax.set_title("\n".join(["genetic interaction map", *notes]), fontsize="medium")
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label="score, z over pairs")
+    # about eleven characters an inch of the axes once the colour bar took its room: a long
+    # note (many kinds of pairs left out) wraps rather than running off the figure
+    ax.figure.draw_without_rendering()
+    width = max(30, int(11 * ax.get_position().width * ax.figure.get_figwidth()))
+    lines = [line for note in notes for line in textwrap.wrap(note, width)]
+    ax.set_title("\n".join(["genetic interaction map", *lines]), fontsize="medium")
     return ax
 
 

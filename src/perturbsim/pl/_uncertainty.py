@@ -130,7 +130,8 @@ def uncertainty_vs_error(
     hidden = int(((rows["uncertainty"] <= 0) | (rows[error] <= 0)).sum())
     hidden_text = f" ({hidden} at 0, not drawn on log axes)" if hidden else ""
     hidden_text += f" ({missing} without a value, left out)" if missing else ""
-    spearman = f"{rho:.2f}" if np.isfinite(rho) else "n/a"  # one point, or a constant
+    # n/a for fewer than three points (two are ranked +-1 whatever they are) or a constant
+    spearman = f"{rho:.2f}" if np.isfinite(rho) and len(rows) >= 3 else "n/a"
     ax.set_title(
         f"{model}: Spearman {spearman}\npooled over {counted(len(rows), 'test condition')}"
         f"{of_seeds}" + hidden_text + within_text
