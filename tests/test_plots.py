@@ -398,6 +398,24 @@ def test_uncertainty_title_says_its_spearman_is_pooled_over_conditions_and_seeds
     )
 
 
+def test_curves_keep_their_legend_off_the_lines_on_a_figure_of_their_own():
+    table = pd.DataFrame(
+        {
+            "model": np.repeat(["a_long_model_name", "another_long_model_name"], 6),
+            "genes": np.tile(np.repeat(["de", "all"], 3), 2),
+            "nominal": np.tile([0.5, 0.8, 0.9], 4),
+            "observed": np.linspace(0.1, 0.95, 12),
+        }
+    )
+    for ax in (pl.calibration_curve(table), pl.design_curves(CURVES)):
+        ax.figure.draw_without_rendering()  # inside, lines ran through the legend
+        legend = ax.get_legend().get_window_extent()
+        assert legend.x0 >= ax.get_window_extent().x1 and legend.x1 <= ax.figure.bbox.x1
+    given = Figure().add_subplot()  # an Axes given: the legend stays inside it
+    pl.calibration_curve(table, ax=given)
+    assert given.get_legend().get_window_extent().x1 <= given.get_window_extent().x1
+
+
 def test_calibration_curve_refuses_gene_sets_and_values_it_cannot_label():
     table = pd.DataFrame(
         {"model": "m", "genes": ["de", "xx"], "nominal": [0.5, 0.9], "observed": [0.4, 0.8]}

@@ -86,7 +86,8 @@ def design_curves(
             f"reference {reference!r} is not a strategy of the curves (have: {available}); "
             "pass reference=None to mark none"
         )
-    ax = _axes(ax, (5.5, 4.0))
+    own_figure = ax is None
+    ax = _axes(ax, (7.5, 4.0))
     errors = pd.to_numeric(curves["error"])  # numeric: the summary checked it
     floor = 0.0 if (errors.dropna() >= 0).all() else -np.inf  # an error that cannot be < 0
     for strategy in shown:
@@ -115,5 +116,7 @@ def design_curves(
         else "one seed, no interval"
     )
     ax.set_title(f"active learning: {shown}")
-    ax.legend(frameon=False)
+    # beside the axes on a figure of its own: inside, it lay over the lines and bands
+    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
+    ax.legend(frameon=False, **place)
     return ax

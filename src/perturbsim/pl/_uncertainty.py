@@ -184,7 +184,8 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
     unknown = sorted(set(map(str, table["genes"])) - {"de", "all"})
     if unknown:
         raise PerturbsimError(f"calibration: column 'genes' must hold 'de' or 'all', got {unknown}")
-    ax = _axes(ax, (4.4, 4.0))
+    own_figure = ax is None
+    ax = _axes(ax, (6.6, 4.0))
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     colours = model_colours(list(table["model"].unique()))
     for (model, genes), rows in table.groupby(["model", "genes"], sort=False):
@@ -208,5 +209,7 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
         "below it: too narrow; above it: too wide",
         fontsize="small",
     )
-    ax.legend(fontsize="small", frameon=False)
+    # beside the axes on a figure of its own: inside, its lines ran through it
+    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
+    ax.legend(fontsize="small", frameon=False, **place)
     return ax
