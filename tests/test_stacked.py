@@ -571,9 +571,13 @@ def test_summed_validation_sets_reach_the_error_model_as_predicted(monkeypatch):
         )
 
 
-def test_it_is_the_catalogue_default(fitted_small):
+def test_it_is_the_catalogue_default(tmp_path):
+    from perturbsim.cli._main import build_parser
+
     assert ps.models.DEFAULT_MODELS[0] == "stacked"
     assert ps.models.DEMO_MODELS[0] == "stacked"
+    args = build_parser().parse_args(["train", str(tmp_path / "x.h5ad"), "--out", "m"])
+    assert args.model == "stacked"  # what `perturbsim train` fits unless told
 
 
 def test_a_variant_goes_by_its_catalogue_name_saved_or_not(fitted_small, tmp_path):
