@@ -785,9 +785,11 @@ def test_both_reports_show_the_default_head_to_head_with_each_model(_tiny_cached
 
 
 def test_a_default_model_s_history_is_titled_as_its_gears_part():
-    from perturbsim.io._report import _history_of
+    from perturbsim.io._report import _history_title
 
     for name in ("stacked", "stacked_no_partial_sum"):  # the default and its variants
-        assert _history_of(name) == ("'s GEARS part (weighted on held-out conditions, possibly 0)")
-    assert _history_of("gears") == "" and _history_of("gears_residual") == ""
-    assert _history_of("a_model_of_mine") == ""  # not in the catalogue: no claim about it
+        assert _history_title(name) == (
+            f"{name}'s GEARS part: training\n(weighted on held-out conditions, possibly 0)"
+        )
+    assert _history_title("gears") == "gears training"
+    assert _history_title("a_model_of_mine") == "a_model_of_mine training"  # no claim on it

@@ -74,17 +74,19 @@ def _write_text(text: str, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _history_of(model: str) -> str:
-    """What a model's training history is of, to follow its name in a title.
+def _history_title(model: str) -> str:
+    """The title of a model's training history in the report.
 
-    The default's is its GEARS part's, whose weight on held-out conditions may be 0 (the
-    evaluation does not record it).
+    The default's history is its GEARS part's, whose weight on held-out conditions may be 0
+    (the evaluation does not record it): said on a line of its own.
     """
     try:
         stacked = issubclass(resolve_model(model)[0], Stacked)
     except PerturbsimError:  # a name of the user's own
-        return ""
-    return "'s GEARS part (weighted on held-out conditions, possibly 0)" if stacked else ""
+        stacked = False
+    if not stacked:
+        return f"{model} training"
+    return f"{model}'s GEARS part: training\n(weighted on held-out conditions, possibly 0)"
 
 
 def _png(figure: Figure) -> bytes:
@@ -286,7 +288,7 @@ def report_plots(result: EvaluationResult, *, summary: pd.DataFrame | None = Non
     if not result.histories.empty:
         for model, table in result.histories.groupby("model", sort=False):
             ax = training_history(table.drop(columns="model"))
-            ax.set_title(f"{model}{_history_of(str(model))} training")
+            ax.set_title(_history_title(str(model)))
             plots.histories.append(
                 Plot(
                     f"history_{stems[str(model)]}.png",
