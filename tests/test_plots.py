@@ -486,6 +486,16 @@ def test_design_curves_bands_stop_at_zero_for_an_error_that_cannot_be_negative()
     assert np.nanmin([b.min() for b in bands]) == 0.0
 
 
+def test_metric_bars_of_many_models_grow_the_figure_not_shrink_the_axes(result):
+    summary = result.summary()
+    many = pd.concat([summary.assign(model=summary["model"] + f"_{i}") for i in range(10)])
+    ax = pl.metric_bars(many, metric="pearson_delta_de")
+    ax.figure.draw_without_rendering()  # a fixed 3.6 inches collapsed the axes to a strip
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y0 >= 0 and legend.y1 <= ax.figure.bbox.y1  # every entry inside
+    assert ax.get_position().height * ax.figure.get_figheight() > 2.0  # inches of axes
+
+
 def test_design_curves_and_metric_bars_take_one_name_as_a_string(result):
     ax = pl.design_curves(CURVES, strategies="random")
     assert [line.get_label() for line in ax.get_lines()] == ["random", "random at 16"]

@@ -347,7 +347,9 @@ def metric_bars(
             .groupby(["model", "subgroup"], as_index=False, sort=False)
             .sum()
         )
-    ax = _axes(ax, (2.6 + 1.3 * len(subgroups), 3.6))  # the legend beside: about 2 inches
+    # the legend beside (about 2 inches), a line of it about 0.2 inch: models, the line at 1
+    # and the notes' key; a figure of many models grows to hold it, never the axes shrinking
+    ax = _axes(ax, (2.6 + 1.3 * len(subgroups), max(3.6, 1.4 + 0.2 * (len(models) + 4))))
     x = np.arange(len(subgroups), dtype=float)
     width = 0.8 / max(len(models), 1)
     indexed = rows.set_index(["model", "subgroup"])
