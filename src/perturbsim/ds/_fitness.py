@@ -151,14 +151,13 @@ class FitnessScreen:
                 f"singles: the fitness {shown(self.singles[gene])} of gene {gene!r} is not a "
                 "finite number (every single needs one: leave out a gene not measured)"
             )
-        off_diagonal = ~np.eye(len(genes), dtype=bool)
-        if not np.isfinite(pairs.to_numpy(dtype=np.float64)[off_diagonal]).any():
+        object.__setattr__(self, "pairs", pairs)
+        object.__setattr__(self, "singles", singles)
+        if self._table.empty:
             raise PerturbsimError(
                 f"{self.source}: no pair measured (every value of pairs off the diagonal is NaN "
                 "or empty); a fitness screen needs measured pairs to learn and score"
             )
-        object.__setattr__(self, "pairs", pairs)
-        object.__setattr__(self, "singles", singles)
 
     def __repr__(self) -> str:
         emap = "with" if self.emap is not None else "without"

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 
 from .._errors import PerturbsimError
 from ..tl._design import active_learning_summary
-from ._plots import _axes, chosen
+from ._plots import _axes, chosen, legend_beside
 
 DEFAULT_REFERENCE = "random"
 """The strategy :func:`design_curves` marks unless told otherwise."""
@@ -116,7 +116,5 @@ def design_curves(
         else "one seed, no interval"
     )
     ax.set_title(f"active learning: {shown}")
-    # beside the axes on a figure of its own: inside, it lay over the lines and bands
-    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
-    ax.legend(frameon=False, **place)
+    ax.legend(frameon=False, **legend_beside(own_figure))  # inside, over lines and bands
     return ax

@@ -10,7 +10,7 @@ from .._checks import check_count, checked_table, shown
 from .._errors import PerturbsimError
 from ..tl._fitness import SUBGROUPS, FitnessResult, pair_metrics
 from ._colours import subgroup_colour
-from ._plots import _axes
+from ._plots import _axes, legend_beside
 
 
 def _subgroup_rank(subgroup: object) -> int:
@@ -132,9 +132,9 @@ def fitness_scatter(
     shown_seed = f"split seed {seed}" + (f", one of {len(seeds)}" if len(seeds) > 1 else "")
     ax.set_title(f"{method}\n({shown_seed})")
     listed = [points for _, points in sorted(drawn, key=lambda item: item[0])]
-    # beside the axes on a figure of its own: inside, it hid the points it fell on
-    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
-    legend = ax.legend(handles=listed, fontsize="small", frameon=False, markerscale=3, **place)
+    legend = ax.legend(
+        handles=listed, fontsize="small", frameon=False, markerscale=3, **legend_beside(own_figure)
+    )
     for handle in legend.legend_handles:  # a subgroup's colour in full, not its points' fading
         handle.set_alpha(1.0)
     return ax

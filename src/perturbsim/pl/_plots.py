@@ -73,6 +73,14 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
+def legend_beside(own_figure: bool) -> dict[str, object]:
+    """``Axes.legend`` placement: beside the axes on a figure of the plot's own.
+
+    Inside, a legend lay over lines and points; in an Axes given, matplotlib finds it room.
+    """
+    return {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
+
+
 def chosen(given: str | Sequence[str] | None, available: Sequence[str], what: str) -> list[str]:
     """``given`` (default ``available``; one name or several) as a list, refusing an unknown.
 

@@ -15,7 +15,7 @@ from .._errors import PerturbsimError, counted
 from ..tl._result import EvaluationResult, order_subgroups
 from ..tl._uncertainty import within_subgroups
 from ._colours import model_colours, subgroup_colour
-from ._plots import _axes, plain_log_labels
+from ._plots import _axes, legend_beside, plain_log_labels
 
 
 def _table(
@@ -209,7 +209,5 @@ def calibration_curve(data: EvaluationResult | pd.DataFrame, *, ax: Axes | None 
         "below it: too narrow; above it: too wide",
         fontsize="small",
     )
-    # beside the axes on a figure of its own: inside, its lines ran through it
-    place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1)} if own_figure else {}
-    ax.legend(fontsize="small", frameon=False, **place)
+    ax.legend(fontsize="small", frameon=False, **legend_beside(own_figure))
     return ax
