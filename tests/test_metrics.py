@@ -252,15 +252,23 @@ def test_genes_tied_in_predicted_change_share_the_top_places():
     assert values[0] == pytest.approx(values[1]) == pytest.approx(4 / 19)
 
 
-def test_top_places_rank_nan_last_and_tie_values_equal_to_their_decimals():
+def test_top_places_rank_nan_last_and_tie_values_within_the_tolerance():
     from perturbsim._ranking import top_k_share
 
     # NaN ranks last, never first nor beside the k-th
-    np.testing.assert_array_equal(top_k_share(np.array([np.nan, 3.0, 1.0]), 1, 9), [0, 1, 0])
-    np.testing.assert_array_equal(top_k_share(np.array([2.0, np.nan, 1.0]), 2, 9), [1, 0, 1])
-    # 0.1 + 0.2 and 0.3 differ only past the 9th decimal: one tie, sharing the one place
-    share = top_k_share(np.array([0.1 + 0.2, 0.3, 0.0]), 1, 9)
+    np.testing.assert_array_equal(top_k_share(np.array([np.nan, 3.0, 1.0]), 1, 1e-9), [0, 1, 0])
+    np.testing.assert_array_equal(top_k_share(np.array([2.0, np.nan, 1.0]), 2, 1e-9), [1, 0, 1])
+    # 0.1 + 0.2 and 0.3 differ by 6e-17: one tie, sharing the one place
+    share = top_k_share(np.array([0.1 + 0.2, 0.3, 0.0]), 1, 1e-9)
     np.testing.assert_allclose(share, [0.5, 0.5, 0.0])
+    # 2e-12 apart across a rounding boundary (6 decimals would read 1.000002 and 1.000001)
+    share = top_k_share(np.array([1.0000015 + 1e-12, 1.0000015 - 1e-12, 0.0]), 1, 1e-6)
+    np.testing.assert_allclose(share, [0.5, 0.5, 0.0])
+    # the tolerance is relative beyond 1: 100 and 100.00005 tie at 1e-6, 1 and 1.00005 do not
+    np.testing.assert_allclose(top_k_share(np.array([100.00005, 100.0]), 1, 1e-6), [0.5, 0.5])
+    np.testing.assert_allclose(top_k_share(np.array([1.00005, 1.0]), 1, 1e-6), [1.0, 0.0])
+    # all NaN: every item tied last
+    np.testing.assert_allclose(top_k_share(np.array([np.nan, np.nan]), 1, 1e-6), [0.5, 0.5])
 
 
 def test_discrimination_leaves_out_every_scored_target():

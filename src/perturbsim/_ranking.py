@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def top_k_share(strength: np.ndarray, k: int, decimals: int) -> np.ndarray:
+def top_k_share(strength: np.ndarray, k: int, tolerance: float) -> np.ndarray:
     """Each item's chance of being among the top ``k`` by ``strength``, ties ordered at random.
 
-    Items strictly above the ``k``-th strength are all in (1); of the items tied with it
-    (equal to ``decimals`` decimals), the remaining places go to a random subset, so each
-    has the share of places left. NaN strengths rank last.
+    Items above the ``k``-th strength by more than ``tolerance`` (relative beyond ±1) are
+    all in (1); of the items within it of the ``k``-th, tied with it, the remaining places
+    go to a random subset, so each has the share of places left. A tolerance rather than
+    rounding: values a rounding error apart on either side of a rounding boundary would
+    round apart. NaN strengths rank last.
 
     Parameters
     ----------
@@ -18,8 +20,9 @@ def top_k_share(strength: np.ndarray, k: int, decimals: int) -> np.ndarray:
         One value per item; higher ranks first.
     k
         Places, between 1 and the number of items.
-    decimals
-        Decimals to which strengths are rounded before they are compared.
+    tolerance
+        Distance from the ``k``-th strength, times ``max(1, |k-th strength|)``, within
+        which an item is tied with it.
 
     Returns
     -------
@@ -27,13 +30,14 @@ def top_k_share(strength: np.ndarray, k: int, decimals: int) -> np.ndarray:
 
     Examples
     --------
-    >>> top_k_share(np.array([3.0, 1.0, 1.0, 0.5]), 2, decimals=9).tolist()
+    >>> top_k_share(np.array([3.0, 1.0, 1.0 + 1e-9, 0.5]), 2, tolerance=1e-6).tolist()
     [1.0, 0.5, 0.5, 0.0]
     """
-    value = np.where(np.isnan(strength), -np.inf, np.round(strength, decimals))
+    value = np.where(np.isnan(strength), -np.inf, strength)
     kth = np.sort(value)[::-1][k - 1]
-    above = value > kth
-    tied = value == kth
+    margin = tolerance * max(1.0, abs(kth)) if np.isfinite(kth) else 0.0
+    above = value > kth + margin
+    tied = (value >= kth - margin) & ~above
     share = above.astype(float)
     share[tied] = (k - int(above.sum())) / tied.sum()
     return share

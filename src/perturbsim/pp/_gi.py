@@ -158,8 +158,6 @@ _KEPT_DRAWS = 4
 """Draws of random Theil-Sen subsets kept per thread (one per number of fitted genes)."""
 _THREADS = 8
 """Most threads that score pairs at once (fewer on fewer cores)."""
-_TIES = 9
-"""Decimals to which subtype strengths are rounded before ranking (equal = tied)."""
 ON_CUT = 1e-6
 """Distance from a subtype's cut (relative beyond ±1) within which a score lies on it
 (:meth:`GIRules.holds`): the scores are solved to about ``1e-8``."""

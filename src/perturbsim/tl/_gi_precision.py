@@ -20,7 +20,7 @@ import pandas as pd
 from .._checks import check_count
 from .._errors import PerturbsimError
 from .._ranking import top_k_share
-from ..pp._gi import _TIES, SUBTYPES, GIRules, check_rules, is_scored
+from ..pp._gi import ON_CUT, SUBTYPES, GIRules, check_rules, is_scored
 
 PER_GENE_CALLS: tuple[str, ...] = ("synergy", "buffering")
 """Per-gene calls scored by :func:`gi_per_gene_auprc` (``"additive"`` is the negative)."""
@@ -46,8 +46,12 @@ def _scored(table: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def _top_k_share(strength: np.ndarray, k: int) -> np.ndarray:
-    """:func:`~perturbsim._ranking.top_k_share` at the strengths' tie decimals."""
-    return top_k_share(strength, k, _TIES)
+    """:func:`~perturbsim._ranking.top_k_share`, strengths within :data:`ON_CUT` tied.
+
+    The scores are solved to about ``1e-8`` (Theil-Sen leaves exactly additive pairs'
+    magnitudes ~1e-9 apart), so closer strengths are one value.
+    """
+    return top_k_share(strength, k, ON_CUT)
 
 
 def _expected_hits(strength: np.ndarray, member: np.ndarray, k: int) -> float:
@@ -78,7 +82,8 @@ def gi_precision(
     truly of it when the rule of ``rules`` holds on ``truth``'s scores, and the pairs are
     ranked by their predicted strength of it (:meth:`GIRules.strength`). Ties at the
     ``k``-th place count fractionally (the expectation over random orders of the tied
-    pairs; scores equal to 9 decimals are tied), so a score that is the same for every
+    pairs; strengths within ``1e-6`` of each other, relative beyond ±1, are tied: the
+    scores are solved to about ``1e-8``), so a score that is the same for every
     pair ranks as a random ranking does on average. The additive baseline
     (``ΔAB = ΔA + ΔB``: ``c1 = c2 = 1``, magnitude ``√2`` and ``fit_corr`` 1 for every
     pair) thus scores the random expectation for synergy, suppression, additive and

@@ -286,8 +286,8 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-TIE_DECIMALS = 12
-"""Decimals to which |predicted change| is rounded before the top-k genes are drawn."""
+TIE_TOLERANCE = 1e-12
+"""|Predicted change|s this close (relative beyond 1) are tied when the top-k genes are drawn."""
 
 
 def _expected_overlap(x: MetricInputs) -> tuple[float, int]:
@@ -298,7 +298,7 @@ def _expected_overlap(x: MetricInputs) -> tuple[float, int]:
     by ``k²/G`` whatever the order of the genes.
     """
     k = len(x.de_idx)
-    share = top_k_share(np.abs(x.predicted - x.control), k, TIE_DECIMALS)
+    share = top_k_share(np.abs(x.predicted - x.control), k, TIE_TOLERANCE)
     return float(share[np.asarray(x.de_idx)].sum()), k
 
 
