@@ -921,6 +921,22 @@ def test_cli_fitness_shows_progress_over_seeds_unless_told_not_to(tmp_path, monk
     assert bars[0]["desc"] == "fitness" and bars[0]["unit"] == "seed"
 
 
+def test_cli_verbose_log_names_the_model_each_fit_is_of(tmp_path, caplog):
+    args = [*cli_screen(tmp_path), "--seeds", "1", "--epochs", "5", "-v"]
+    with caplog.at_level("INFO", logger="perturbsim"):
+        assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("perturbsim")]
+    named = [line for line in lines if line.startswith(("fitness: split", "FitnessModel: "))]
+    # fitness_model and no_go, each named before its own fit's line
+    assert [line.split(" epochs")[0] for line in named] == [
+        "fitness: split seed 1, fitting fitness_model",
+        "FitnessModel: 5",
+        "fitness: split seed 1, fitting no_go",
+        "FitnessModel: 5",
+        "fitness: split seed 1 done",
+    ]
+
+
 def test_cli_one_seed_prints_no_interval(tmp_path, capsys):
     args = [*cli_screen(tmp_path), "--out", str(tmp_path / "out"), "--seeds", "1"]
     assert main([*args, "--epochs", "10"]) == 0

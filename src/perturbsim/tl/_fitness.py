@@ -349,6 +349,7 @@ def _run_seed(
     predicted: dict[str, np.ndarray] = {}
     for name, options in models.items():
         started = time.perf_counter()
+        logger.info("fitness: split seed %d, fitting %s", split.seed, name)  # names its log
         try:
             model = FitnessModel(screen, go_annotations=go_annotations, seed=split.seed, **options)
             model.fit(split.train, val_pairs=split.val, known_singles=known, **fit_options)
