@@ -5,6 +5,7 @@ Figures are matplotlib ``Figure`` objects (no pyplot), saved to PNG through Agg.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.colors import rgb_to_hsv, to_rgba
+from matplotlib.figure import Figure
 
 import perturbsim as ps
 from perturbsim import pl
@@ -465,3 +467,22 @@ def test_gi_map_draws_a_called_pair_dark_and_one_not_called_light():
     for label, colour in zip(labels, shown, strict=True):
         grey = 0.15 if scores.loc[label, "is_synergy"] else 0.92  # dark: called
         assert colour == pytest.approx([grey] * 3, abs=0.01)
+
+
+def test_phenotype_landscape_moves_its_cluster_labels_off_one_another():
+    norman = ps.ds.norman2019_subset()
+    genes = ["KLF1", "MAP2K6", "SLC38A2", "MAPK1", "TGFBR2"]
+    pred = ps.Additive(norman).fit().predict_pairs(genes, gi=False)
+    given = Figure(figsize=(4.5, 3.2), layout="constrained").add_subplot()  # clusters crowd
+    ax = pl.phenotype_landscape(norman, pred, n_neighbors=5, resolution=3.0, seed=0, ax=given)
+    ax.figure.draw_without_rendering()  # as saved: the layout the labels were placed in
+    labels = ax.texts
+    boxes = {label.get_text(): label.get_window_extent() for label in labels}
+    assert len(boxes) > 5
+    touching = [(a, b) for a, b in itertools.combinations(boxes, 2) if boxes[a].overlaps(boxes[b])]
+    assert not touching  # on their points, '0' and '1' lay on each other
+    moved = [label for label in labels if label.xyann != (0, 0)]
+    assert moved and all(label.arrow_patch.get_visible() for label in moved)  # a line to its point
+    assert not any(label.arrow_patch.get_visible() for label in labels if label not in moved)
+    frame = ax.get_window_extent()
+    assert all(frame.y0 <= box.y0 and box.y1 <= frame.y1 for box in boxes.values())

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 
 import perturbsim as ps
 from perturbsim import pl
 from perturbsim.models import TrainMean
+from perturbsim.models._catalogue import VARIANTS
+from perturbsim.pl._colours import MODEL_COLOURS, model_colours
 from perturbsim.tl import evaluate
 
 MODELS = ("additive", "mean", "no_perturb")
@@ -553,7 +558,7 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
     assert all(h.get_alpha() is None for h in ax.get_legend().legend_handles)  # full colours
     # each note stands past its bar's end (nMSE's axis has no room below 0), never over it
     for text in ax.texts:
-        x, y = text.get_position()
+        x, y = text.xy  # where it stands (its text a few points off)
         bar = min(ax.patches, key=lambda b: abs(b.get_x() + b.get_width() / 2 - x))
         height = bar.get_height()
         assert y == pytest.approx(height if np.isfinite(height) else 0.0)
@@ -577,7 +582,7 @@ def test_metric_bars_refuse_unknown_names_and_mark_partial_coverage(result):
     pearson = pl.metric_bars(result, metric="pearson_delta_de", models=["additive", "mean"])
     for text in pearson.texts:  # room below 0: the note hangs from 0, away from the bar
         if not text.get_text().startswith(("n/a", "–")):
-            assert text.get_position()[1] == 0.0 and text.get_va() == "top"
+            assert text.xy[1] == 0.0 and text.get_va() == "top"
 
 
 @pytest.mark.parametrize(
@@ -800,3 +805,75 @@ def test_training_history_lays_its_training_lines_and_legend_over_the_twin_axis(
     twin = next(other for other in ax.figure.axes if other is not ax)
     assert twin.lines and ax.get_zorder() > twin.get_zorder()
     assert not ax.patch.get_visible()  # seen through
+
+
+def _cielab(colour) -> np.ndarray:
+    """CIELAB coordinates (D65) of a matplotlib colour: distances there are perceived ones."""
+    rgb = np.asarray(to_rgb(colour))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = (xyz @ linear) / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_twenty_models_take_colours_told_apart():
+    # the catalogue's baselines beside its variants, and 20 names of a user's: tab20b's close
+    # shades of one hue gave two of them colours 7 apart in CIELAB (gears' pink and another)
+    variants = [name for name in VARIANTS if name not in MODEL_COLOURS]
+    catalogue = [*MODEL_COLOURS, *variants[:11]]
+    for names in (catalogue, [f"model_{i}" for i in range(20)]):
+        colours = model_colours(names)
+        assert len(colours) == 20
+        lab = {name: _cielab(colour) for name, colour in colours.items()}
+        closest = min(np.linalg.norm(lab[a] - lab[b]) for a, b in itertools.combinations(names, 2))
+        assert closest >= 20
+
+
+def test_training_history_tells_eight_seeds_apart_by_marker_and_more_by_filling():
+    def history(n_seeds):
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    {"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [1.5, 1.2]}
+                ).assign(model=model, seed=seed)
+                for model in ("stacked", "gears")
+                for seed in range(n_seeds)
+            ],
+            ignore_index=True,
+        )
+
+    ax = pl.training_history(history(8))
+    runs = ax.get_lines()  # stacked's eight seeds, then gears'
+    assert len({line.get_marker() for line in runs[:8]}) == 8
+    assert [line.get_marker() for line in runs[:8]] == [line.get_marker() for line in runs[8:]]
+    keys = [h for h in ax.get_legend().legend_handles if h.get_label().startswith("seed")]
+    assert len({h.get_marker() for h in keys}) == 8  # six markers drew seeds 0 and 6 alike
+    ax = pl.training_history(history(20))
+    styles = {(line.get_marker(), line.get_fillstyle()) for line in ax.get_lines()[:20]}
+    assert len(styles) == 20  # past the twelve shapes, the same hollow
+
+
+def test_design_curves_keep_a_strategy_s_colour_whatever_others_are_drawn():
+    def colours(ax):
+        return {line.get_label(): to_rgb(line.get_color()) for line in ax.get_lines()}
+
+    both = colours(pl.design_curves(CURVES))
+    alone = pl.design_curves(CURVES, strategies="random")
+    assert colours(alone)["random"] == both["random"] != both["combined"]  # not by order
+    band = alone.collections[0].get_facecolor()[0]
+    assert tuple(band[:3]) == pytest.approx(both["random"])  # the band in its line's colour
+    reordered = colours(pl.design_curves(CURVES, strategies=["random", "combined"]))
+    assert reordered["random"] == both["random"] and reordered["combined"] == both["combined"]
+
+
+def test_metric_bars_keep_coverage_notes_off_the_zero_line(result):
+    ax = pl.metric_bars(result, metric="pearson_delta")  # notes on 0: '–', 'n/a', and 3/4
+    ax.figure.draw_without_rendering()
+    zero = next(line for line in ax.get_lines() if list(line.get_ydata()) == [0, 0])
+    y = ax.transData.transform((0, 0))[1]
+    half = zero.get_linewidth() * ax.figure.dpi / 72 / 2  # the line's half width, in pixels
+    assert ax.texts
+    for note in ax.texts:  # its white ground neither cut the line nor touched it
+        ground = note.get_bbox_patch().get_window_extent()
+        assert ground.y0 > y + half or ground.y1 < y - half, note.get_text()

@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 
 from .._errors import PerturbsimError
 from ..tl._design import active_learning_summary
+from ._colours import strategy_colours
 from ._plots import _axes, chosen, legend_beside
 
 DEFAULT_REFERENCE = "random"
@@ -28,7 +29,9 @@ def design_curves(
 
     Each line is the mean over seeds, its band the t-interval of
     :func:`perturbsim.tl.active_learning_summary` (absent with a single seed; cut at 0
-    when no error is negative, as a squared error cannot be). A dotted
+    when no error is negative, as a squared error cannot be), in its strategy's colour:
+    the same in every figure for the strategies of :func:`perturbsim.tl.design`, whichever
+    others are drawn beside it (another's is drawn from its name). A dotted
     horizontal line marks the reference strategy's final mean error (at the last point
     every one of its seeds reached, not one a few seeds ran on to; its label names that
     point, e.g. ``random at 40``): where another line crosses it, that strategy has reached
@@ -90,11 +93,13 @@ def design_curves(
     ax = _axes(ax, (7.5, 4.0))
     errors = pd.to_numeric(curves["error"])  # numeric: the summary checked it
     floor = 0.0 if (errors.dropna() >= 0).all() else -np.inf  # an error that cannot be < 0
+    colours = strategy_colours(shown)
     for strategy in shown:
         rows = summary[summary["strategy"] == strategy]
-        (line,) = ax.plot(rows["n_measured"], rows["mean"], marker="o", ms=3, label=strategy)
+        colour = colours[strategy]
+        ax.plot(rows["n_measured"], rows["mean"], marker="o", ms=3, color=colour, label=strategy)
         low = np.maximum(rows["ci_low"].to_numpy(dtype=float), floor)
-        ax.fill_between(rows["n_measured"], low, rows["ci_high"], color=line.get_color(), alpha=0.2)
+        ax.fill_between(rows["n_measured"], low, rows["ci_high"], color=colour, alpha=0.2)
     if reference is not None:
         rows = summary[(summary["strategy"] == reference) & np.isfinite(summary["mean"])]
         if rows.empty:

@@ -19,6 +19,8 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, rgb_to_hsv
 from matplotlib.lines import Line2D
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 from scipy.cluster import hierarchy
 
 from .._checks import check_count, check_label_part, check_list, check_positive
@@ -56,6 +58,12 @@ scale of 1 as the map's are (floating-point rounding, or the Theil-Sen fit's sub
 the ``fit_corr`` of pairs that are their singles summed spans 0.9989 to 0.99998)."""
 _MAX_LEGEND = 20
 """Colour legend entries of :func:`phenotype_landscape` (the most frequent first)."""
+
+_LABEL_STEPS = 12
+"""Label heights a cluster label of :func:`phenotype_landscape` may move each way to clear
+the labels placed before it."""
+_LABEL_GAP = 3.0
+"""Points kept between two cluster labels of :func:`phenotype_landscape`."""
 
 NEW_CLUSTER_COLOUR = "red"
 """The mark of a candidate new phenotype in :func:`phenotype_landscape` (rings and label)."""
@@ -625,7 +633,9 @@ def phenotype_landscape(
     GEARS maps its predictions onto the measured screen's UMAP), then embedded together: a
     neighbour graph, UMAP and Leiden clusters (igraph's), with scanpy. A cluster with no
     measured member is a candidate new phenotype: its label (at its member nearest the
-    cluster's median) is written in red with "new" and its points are ringed in red.
+    cluster's median) is written in red with "new" and its points are ringed in red. A
+    label that would overlap another is moved up or down, clear of it, joined to its point
+    by a thin line (placed for the figure as drawn: resized later, labels may meet again).
     Measured profiles are circles with a black edge, predicted ones triangles nearly as
     large, edged in white.
 
@@ -753,22 +763,28 @@ def phenotype_landscape(
         linewidths=0.8,
         zorder=2,
     )
+    labels = []
     for cluster, members in table.groupby("cluster"):
         new = bool(members["new"].iloc[0])
         points = members[["x", "y"]]
         centre = points.loc[((points - points.median()) ** 2).sum(axis=1).idxmin()]
-        ax.annotate(
+        colour = NEW_CLUSTER_COLOUR if new else "0.15"
+        label = ax.annotate(
             f"{cluster} new" if new else cluster,
             (centre["x"], centre["y"]),
+            xytext=(0, 0),
+            textcoords="offset points",
             ha="center",
             va="center",
             fontsize="medium",
             fontweight="bold",
-            color=NEW_CLUSTER_COLOUR if new else "0.15",
+            color=colour,
             zorder=4,
             # a box, not a halo: the label sits on a member's point and must read over it
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.85, "lw": 0},
+            arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.6},  # shown once moved
         )
+        labels.append(label)
     handles = [
         Line2D(
             [],
@@ -833,4 +849,42 @@ def phenotype_landscape(
     ax.set_ylabel("UMAP 2")
     ax.set_xticks([])
     ax.set_yticks([])
+    _spread_labels(ax, labels)
     return ax
+
+
+def _spread_labels(ax: Axes, labels: Sequence[Annotation]) -> None:
+    """Move each label off those placed before it, up or down from its point.
+
+    A label that would overlap one placed before it (or come within :data:`_LABEL_GAP` of
+    it) moves by whole label heights (1 up, 1 down, 2 up, ...: at most
+    :data:`_LABEL_STEPS` each way) to the first place clear of them and inside the axes,
+    joined to its point by a thin line; with none clear, it stays on its point. Placed for
+    the figure as laid out now (drawn once, without rendering); the labels then take no
+    part in its layout, so that moving them does not change it.
+    """
+    for label in labels:
+        label.set_in_layout(False)
+    figure = ax.figure
+    figure.draw_without_rendering()
+    gap = _LABEL_GAP * figure.dpi / 72  # points to pixels
+    shifts = [0, *(sign * k for k in range(1, _LABEL_STEPS + 1) for sign in (1, -1))]
+    placed: list[Bbox] = []
+    for label in labels:
+        box = label.get_window_extent()
+        step = box.height + gap
+        clear = (
+            shift
+            for shift in shifts
+            if _inside_clear(box.translated(0, shift * step), ax.bbox, placed, gap)
+        )
+        shift = next(clear, 0)
+        label.xyann = (0, shift * step * 72 / figure.dpi)  # pixels to points
+        label.arrow_patch.set_visible(shift != 0)
+        placed.append(box.translated(0, shift * step))
+
+
+def _inside_clear(box: Bbox, frame: Bbox, others: Sequence[Bbox], gap: float) -> bool:
+    """Whether ``box`` lies within ``frame``'s height and ``gap`` or more from ``others``."""
+    inside = frame.y0 <= box.y0 and box.y1 <= frame.y1
+    return inside and not any(box.padded(gap).overlaps(other) for other in others)

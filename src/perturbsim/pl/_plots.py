@@ -47,8 +47,8 @@ _BOUNDS = {"pearson": (-1.05, 1.05), "direction": (0.0, 1.05), "de": (0.0, 1.05)
 
 UNIT = "log-normalised expression"
 """The unit of a change over control on a plot's axis (the screens' values: ``log1p``)."""
-_MARKERS = ("o", "s", "^", "v", "D", "x")
-"""Markers of the runs of a training history, one each, in turn."""
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "p", "h")
+"""Markers of the runs (or seeds) of a training history, one each, in turn (:func:`_marker`)."""
 _FOOT_NOTE = {
     "rotation": 90,
     "fontsize": "x-small",
@@ -57,6 +57,9 @@ _FOOT_NOTE = {
     "bbox": {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"},
 }
 """How a bar's coverage note is written beside it (:func:`_note_place`)."""
+_NOTE_GAP = 2.0
+"""Points between a coverage note's foot and the line it stands on (0, or the bar's end):
+its white ground clear of the zero line, which runs whole beneath it."""
 PARTIAL_ALPHA = 0.45
 """Opacity of a bar that is the mean of part of its subgroup's conditions only."""
 
@@ -222,8 +225,8 @@ def _note_place(height: float, bottom: float, top: float) -> tuple[float, str]:
     """Where a bar's coverage note stands: ``(y, va)``, never over the bar.
 
     From 0 on the side the bar does not take where the axis has room there, else past the
-    bar's end; from 0 upwards for a missing bar. A whisker it crosses is covered by the
-    note's white ground.
+    bar's end; from 0 upwards for a missing bar (:data:`_NOTE_GAP` off it, not on the zero
+    line). A whisker it crosses is covered by the note's white ground.
     """
     if not np.isfinite(height):
         return 0.0, "bottom"
@@ -425,7 +428,15 @@ def metric_bars(
     for position, note, height in notes:
         y, va = _note_place(height, bottom, top)
         upright = {"rotation": 0} if note == NOT_COVERED else {}  # a dash, not a tick mark
-        ax.text(position, y, note, va=va, **{**_FOOT_NOTE, **upright})
+        gap = _NOTE_GAP if va == "bottom" else -_NOTE_GAP
+        ax.annotate(
+            note,
+            (position, y),
+            xytext=(0, gap),
+            textcoords="offset points",
+            va=va,
+            **{**_FOOT_NOTE, **upright},
+        )
     ax.axhline(0.0, color="0.2", linewidth=0.8)
     ax.set_xticks(x, subgroups, rotation=20, ha="right", rotation_mode="anchor")
     ax.set_xlim(-0.5, len(subgroups) - 0.5)  # a missing bar's note inside too, not on the frame
@@ -677,6 +688,15 @@ _KEEPS_HISTORY = "of the expression models only GEARS, alone or as a correction 
 """Which models train a network, and so keep a training history, for error messages."""
 
 
+def _marker(i: int) -> dict[str, str]:
+    """The marker of a training history's ``i``-th run or seed, as ``Line2D`` keywords.
+
+    Each of :data:`_MARKERS` filled, then each hollow: 24 runs told apart, then repeated.
+    """
+    hollow = i % (2 * len(_MARKERS)) >= len(_MARKERS)
+    return {"marker": _MARKERS[i % len(_MARKERS)], "fillstyle": "none" if hollow else "full"}
+
+
 def _log_if_positive(ax: Axes, values: pd.Series) -> None:
     """A logarithmic y axis, plainly labelled, where every finite value is positive."""
     finite = values.to_numpy(dtype=float)
@@ -784,7 +804,7 @@ def training_history(
         run = rows.sort_values("epoch", kind="stable")  # a line from the first epoch on
         key = key if isinstance(key, tuple) else (key,)
         named_key = dict(zip(keys, key, strict=True))
-        marker = _MARKERS[(seeds.index(named_key["seed"]) if seeds else i) % len(_MARKERS)]
+        marker = _marker(seeds.index(named_key["seed"]) if seeds else i)
         if colours:
             model = str(named_key["model"])
             colour, suffix, shown = colours[model], f" ({model})", model not in named
@@ -796,8 +816,8 @@ def training_history(
             run["epoch"],
             run["train_loss"],
             color=colour,
-            marker=marker,
             markersize=3,
+            **marker,
             label="training loss" + suffix if shown else "_nolegend_",
         )
         if val_ax is not None and np.isfinite(run["val_loss"].to_numpy(dtype=float)).any():
@@ -823,8 +843,8 @@ def training_history(
             [],
             [],
             color="0.4",
-            marker=_MARKERS[j % len(_MARKERS)],
             linestyle="",
+            **_marker(j),
             label=f"seed {seed}",
         )
         for j, seed in enumerate(seeds)
