@@ -842,6 +842,103 @@ def test_weights_no_model_writes_are_refused_in_one_line(norman_split, tmp_path)
         PerturbationModel.load(tmp_path / "m")
 
 
+def _grown_by_hand(path: Path, name: str, axis: int) -> None:
+    """Give the weights' array ``name`` one more slice along ``axis``, as an edit by hand.
+
+    As an adversarial review did: the config's checksum line deleted, the weights' checksum
+    and shapes recomputed, so that only the config's genes and lists tell the array is wrong.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    from perturbsim.models._store import CONFIG_CHECKSUM, _sha256
+
+    weights, config_file = path / "weights.safetensors", path / "config.json"
+    arrays = load_file(str(weights))
+    arrays[name] = np.concatenate([arrays[name], arrays[name].take([0], axis=axis)], axis=axis)
+    save_file(arrays, str(weights))
+    config = json.loads(config_file.read_text())
+    del config[CONFIG_CHECKSUM]
+    config["weights_sha256"] = _sha256(weights)
+    config["array_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    config_file.write_text(json.dumps(config))
+
+
+@pytest.fixture(scope="module")
+def saved_models(_tiny_cached, tmp_path_factory) -> Path:
+    """Each kind of saved model, fitted on the split tiny screen, in a folder of its name."""
+    adata = _tiny_cached.copy()
+    ps.pp.split(adata, kind="simulation", seed=1)
+    go = adata.uns["simulation"]["go"]
+    root = tmp_path_factory.mktemp("models")
+    for model in (
+        TrainMean(adata),
+        Additive(adata),
+        GRN(adata),
+        Linear(adata),
+        ps.models.LinearGO(adata, go_annotations=go),
+        ps.models.GONeighbours(adata, go_annotations=go),
+    ):
+        model.fit().save(root / model.name)
+    ps.GEARS(adata, go_annotations=go, seed=0).fit(max_epochs=1).save(root / "gears")
+    ps.Stacked(adata, go_annotations=go, seed=0).fit(max_epochs=1).save(root / "stacked")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("saved", "name", "axis", "message"),
+    [
+        ("mean", "mean_change", 0, "mean model's array 'mean_change' has shape (71,) where (70,)"),
+        ("additive", "single_delta", 0, "array 'single_delta' has shape (8, 70) where (7, 70)"),
+        ("additive", "single_delta", 1, "array 'single_delta' has shape (7, 71) where (7, 70)"),
+        ("grn", "network", 1, "grn model's array 'network' has shape (69, 71) where (69, 70)"),
+        ("grn", "steps", 0, "grn model's array 'steps' has shape (7,) where (6,) is due"),
+        ("linear", "offset", 0, "linear model's array 'offset' has shape (71,) where (70,)"),
+        ("linear", "weights", 0, "'weights' has shape (8, 7) where (7, 7) is due (as config."),
+        ("linear_go", "go_embedding", 0, "'go_embedding' has shape (64, 30) where (63, 30)"),
+        ("go_neighbours", "departures", 0, "'departures' has shape (7, 70) where (6, 70)"),
+        ("gears", "target_effect", 0, "gears model's array 'target_effect' has shape (71,)"),
+        ("gears", "single.G0024", 0, "gears model's array 'single.G0024' has shape (71,)"),
+        ("stacked", "noise", 0, "stacked model's array 'noise' has shape (71,) where (70,)"),
+        ("stacked", "single_noise.G0024", 0, "array 'single_noise.G0024' has shape (71,)"),
+        ("stacked", "linear_go/weights", 1, "linear_go model's array 'go_embedding' has shape"),
+        ("stacked", "gears/prior_change", 0, "gears model's array 'prior_change' has shape (71"),
+    ],
+)
+def test_arrays_a_hand_edited_config_does_not_fit_are_refused_on_load(
+    saved_models, tmp_path, saved, name, axis, message
+):
+    # before, each loaded: an array a row too long predicted silently as if it were not
+    # (additive, linear_go, go_neighbours, gears), the others failed deep inside numpy
+    # or torch at predict time
+    path = tmp_path / saved
+    shutil.copytree(saved_models / saved, path)
+    _grown_by_hand(path, name, axis)
+    with pytest.raises(PerturbsimError) as err:
+        PerturbationModel.load(path)
+    assert str(err.value).startswith(f"{str(path)!r}: the saved ")
+    assert message in str(err.value)
+    assert str(err.value).endswith("edited by hand?): save the model again")
+
+
+def test_grn_steps_are_bounded_when_built_and_when_loaded(saved_models, tmp_path, norman):
+    with pytest.raises(PerturbsimError, match="^n_steps must be a whole number >= 1 and <= 100"):
+        GRN(norman, n_steps=101)
+    path = tmp_path / "grn"
+    shutil.copytree(saved_models / "grn", path)
+    saved = json.loads((path / "config.json").read_text())
+    del saved["config_sha256"]  # as the review did: read unchecked
+    for option, value, message in (
+        # before, it loaded, and predict never ended
+        ("n_steps", 10**9, "n_steps must be a whole number >= 1 and <= 100, got 1000000000"),
+        # before, it loaded, and predicted NaN for every target without an observed step
+        ("default_step", float("nan"), "default_step must be a finite number, got nan"),
+    ):
+        config = {**saved, "options": {**saved["options"], option: value}}
+        (path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(PerturbsimError, match=f"^{re.escape(repr(str(path)))}: {message}$"):
+            PerturbationModel.load(path)
+
+
 def test_a_config_that_fails_to_restore_is_named_in_one_line(tmp_path):
     from perturbsim.models._store import CONFIG_CHECKSUM
 

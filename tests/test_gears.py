@@ -255,7 +255,7 @@ def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_pa
     del edited["config_sha256"]  # an older file: no checksum of its config
     (path / "config.json").write_text(json.dumps(edited))
     with pytest.raises(
-        PerturbsimError, match=r"lists 69 genes but the weights' control_mean has shape \(70,\)"
+        PerturbsimError, match=r"array 'control_mean' has shape \(70,\) where \(69,\) is due"
     ):
         ps.GEARS.load(path)
     (path / "config.json").write_text(json.dumps({**edited, "model": ["gears"]}))

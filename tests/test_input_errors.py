@@ -249,7 +249,7 @@ def _screen_with(**changes):
         ),
         (lambda a: GRN(a, ridge=float("nan")), "ridge must be a finite number > 0, got nan"),
         (lambda a: GRN(a, ridge=0), "ridge must be a finite number > 0, got 0"),
-        (lambda a: GRN(a, n_steps=2.5), "n_steps must be a whole number >= 1, got 2.5"),
+        (lambda a: GRN(a, n_steps=2.5), "n_steps must be a whole number >= 1 and <= 100, got 2.5"),
         (lambda a: GRN(a, default_step="x"), "default_step must be a finite number, got 'x'"),
         (lambda a: GRN(a, ridge=10**400), "ridge must be a finite number > 0, got 1000"),
         (lambda a: GRN(a, default_step=-(10**400)), "default_step must be a finite number, got"),

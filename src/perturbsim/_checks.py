@@ -50,17 +50,30 @@ def as_whole(value: Any) -> int | None:
     return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
-def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+def check_count(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
     """``value`` as an int if it is a whole number (:func:`as_whole`) >= ``minimum``.
+
+    With ``maximum``, it must also be at most ``maximum``.
 
     Raises
     ------
     PerturbsimError
-        ``"{name} must be a whole number >= {minimum}, got {value}"``.
+        ``"{name} must be a whole number >= {minimum}, got {value}"`` (``and <= {maximum}``
+        with ``maximum``).
+
+    Examples
+    --------
+    >>> check_count("k", 101, maximum=100)
+    Traceback (most recent call last):
+    ...
+    perturbsim._errors.PerturbsimError: k must be a whole number >= 1 and <= 100, got 101
     """
     whole = as_whole(value)
-    if whole is None or whole < minimum:
-        raise PerturbsimError(f"{name} must be a whole number >= {minimum}, got {shown(value)}")
+    if whole is None or whole < minimum or (maximum is not None and whole > maximum):
+        bound = "" if maximum is None else f" and <= {maximum}"
+        raise PerturbsimError(
+            f"{name} must be a whole number >= {minimum}{bound}, got {shown(value)}"
+        )
     return whole
 
 

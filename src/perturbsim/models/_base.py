@@ -71,7 +71,7 @@ from ..pp._pseudobulk import cell_matrix
 from ..pp._setup import check_anndata, check_setup
 from ._catalogue import MODEL_REGISTRY
 from ._data import ScreenData, split_record
-from ._store import CONFIG_CHECKSUM, read_model_dir, write_model_dir
+from ._store import CONFIG_CHECKSUM, check_array_sizes, read_model_dir, write_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -556,6 +556,15 @@ class PerturbationModel(ABC):
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Rebuild the fitted state from :meth:`_options` and :meth:`_arrays`."""
+
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """The shape of each array of :meth:`_arrays`, as the model's genes and options state.
+
+        A whole number is a size they state, a name a size they leave free but which every
+        array naming it shares (see :func:`~perturbsim.models._store.check_array_sizes`).
+        Read after :meth:`_restore`, to refuse the arrays of a hand-edited config on load.
+        """
+        return {}
 
     # -- public API ----------------------------------------------------------------------
     def fit(
@@ -1503,6 +1512,12 @@ class PerturbationModel(ABC):
         Returns
         -------
         The model, fitted; :meth:`fit` is unavailable (no data).
+
+        Raises
+        ------
+        PerturbsimError
+            ``control_mean`` or an array of ``arrays`` whose shape is not the one ``genes``
+            and ``options`` state (:meth:`_array_shapes`), naming it.
         """
         model = cls.__new__(cls)
         PerturbationModel.__init__(model, None)
@@ -1510,7 +1525,10 @@ class PerturbationModel(ABC):
             model.seed = int(seed)
         model.genes = np.asarray(genes, dtype=str)
         model.control_mean = np.asarray(control_mean, dtype=np.float64)
+        saved = {"control_mean": model.control_mean}  # first: _restore builds on the genes
+        check_array_sizes(cls.name, saved, {"control_mean": (len(model.genes),)})
         model._restore(options, arrays)
+        check_array_sizes(cls.name, arrays, model._array_shapes())
         unknown = sorted(set(options) - set(model._options()))
         if unknown:  # read as if absent, they would be silently ignored
             raise PerturbsimError(
@@ -1536,11 +1554,6 @@ def _restored(
     _check_saved_fields(path, config, model_cls.name)
     genes = np.asarray(config["genes"], dtype=str)
     control_mean = arrays.pop("control_mean")
-    if genes.ndim != 1 or control_mean.shape != genes.shape:
-        raise PerturbsimError(
-            f"{str(path)!r}: config.json lists {genes.size} genes but the weights' control_mean "
-            f"has shape {control_mean.shape} (edited by hand?); save the model again"
-        )
     model = model_cls.from_state(
         genes, control_mean, config.get("options", {}), arrays, seed=config.get("seed")
     )

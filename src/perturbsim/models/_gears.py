@@ -26,7 +26,7 @@ from ..train import TrainConfig, TrainingPlan, TrainResult
 from ._base import GeneSet, PerturbationModel
 from ._data import NO_TRAINING_PERTURBATION, ScreenData, screen_go_annotations, screen_go_graph
 from ._gears_config import GEARSConfig
-from ._target_effect import fit_target_effect
+from ._target_effect import fit_target_effect, target_effect_shape
 
 logger = logging.getLogger(__name__)
 
@@ -510,6 +510,15 @@ class GEARS(PerturbationModel):
             for key, value in network.state_dict().items():
                 arrays[f"net{m}.{key}"] = value.detach().cpu().numpy()
         return arrays
+
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """The gene-sized arrays (the graphs and networks check their own on restore)."""
+        n_genes = len(self.genes)
+        return {
+            "prior_change": (n_genes,),
+            "target_effect": target_effect_shape(self.target_effect, n_genes),
+            **{f"single.{gene}": (n_genes,) for gene in self.single_changes},
+        }
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.config = GEARSConfig.from_dict(options["config"])

@@ -278,6 +278,12 @@ class GONeighbours(CoverageMixin, PerturbationModel):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"departures": self.departures, "mean_change": self.mean_change}
 
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        return {
+            "departures": (len(self.single_genes), len(self.genes)),
+            "mean_change": (len(self.genes),),
+        }
+
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.go_annotations = None
         self.bundled_annotations = bool(options["bundled_annotations"])

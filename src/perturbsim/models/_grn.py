@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 
 UNOBSERVED_STEP = 1.0
 """The step of a target when no training single's own target was measured (CRISPRa's)."""
+MAX_STEPS = 100
+"""Most propagation steps: effects travel one edge a step, and a cascade of more than 100
+edges models no screen; each step costs a (sets x regulators) by (regulators x genes)
+product. A saved model's ``n_steps`` is held to it too (a hand-edited 10**9 never ends)."""
 
 
 class GRN(CoverageMixin, PerturbationModel):
@@ -57,7 +61,7 @@ class GRN(CoverageMixin, PerturbationModel):
     ridge
         :math:`\lambda`, the ridge penalty on the correlation scale.
     n_steps
-        Propagation steps (edges travelled).
+        Propagation steps (edges travelled), 1 to :data:`MAX_STEPS` (100).
     default_step
         Change of a target without a training single perturbation; ``None`` (default): the
         median change of the training singles' own targets, where they are measured, and
@@ -85,7 +89,7 @@ class GRN(CoverageMixin, PerturbationModel):
         super().__init__(adata, seed=seed)
         self.requested_regulators = None if regulators is None else [str(g) for g in regulators]
         self.ridge = float(ridge)
-        self.n_steps = check_count("n_steps", n_steps)
+        self.n_steps = check_count("n_steps", n_steps, maximum=MAX_STEPS)
         self.default_step = (
             None if default_step is None else check_finite("default_step", default_step)
         )
@@ -186,12 +190,18 @@ class GRN(CoverageMixin, PerturbationModel):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"network": self.network, "steps": self.steps}
 
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        return {
+            "network": (len(self.regulators), len(self.genes)),
+            "steps": (len(self.step_genes),),
+        }
+
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.regulators = [str(g) for g in options["regulators"]]
         self.requested_regulators = list(self.regulators)
         self.ridge = float(options["ridge"])
-        self.n_steps = check_count("n_steps", options["n_steps"])
-        self.default_step = self.step = float(options["default_step"])
+        self.n_steps = check_count("n_steps", options["n_steps"], maximum=MAX_STEPS)
+        self.default_step = self.step = check_finite("default_step", options["default_step"])
         self.step_genes = [str(g) for g in options["step_genes"]]
         self.network = np.asarray(arrays["network"], dtype=np.float64)
         self.steps = np.asarray(arrays["steps"], dtype=np.float64)

@@ -605,6 +605,20 @@ class Linear(CoverageMixin, PerturbationModel):
             arrays["perturbation_table"] = self.perturbation_table
         return arrays
 
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """K: the gene embedding's components; P: the perturbation table's (K for the paper's)."""
+        n_genes = len(self.genes)
+        table = "K" if self.embedding == "training" else "P"
+        shapes: dict[str, tuple[int | str, ...]] = {
+            "gene_embedding": (n_genes, "K"),
+            "weights": ("K", table),
+            "offset": (n_genes,),
+            "fallback_effect": (len(self.fallback_genes), n_genes),
+        }
+        if self.embedding != "training":
+            shapes["perturbation_table"] = (n_genes, table)
+        return shapes
+
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.n_components = int(options["n_components"])
         self.ridge = float(options["ridge"])

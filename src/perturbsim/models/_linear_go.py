@@ -357,6 +357,15 @@ class LinearGO(CoverageMixin, PerturbationModel):
             "go_embedding": self.go_embedding,
         }
 
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """K: the gene embedding's components; P: the GO embedding's."""
+        return {
+            "gene_embedding": (len(self.genes), "K"),
+            "weights": ("K", "P"),
+            "offset": (len(self.genes),),
+            "go_embedding": (len(self.go_nodes), "P"),
+        }
+
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.go_annotations = None
         # custom annotations are not saved, and files saved before placed no other gene

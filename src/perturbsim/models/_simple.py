@@ -150,6 +150,9 @@ class TrainMean(ScreenGenes, PerturbationModel):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"mean_change": self.mean_change}
 
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        return {"mean_change": (len(self.genes),)}
+
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.mean_change = np.asarray(arrays["mean_change"], dtype=np.float64)
 
@@ -202,6 +205,9 @@ class Additive(CoverageMixin, PerturbationModel):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"single_delta": self.single_delta}
+
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        return {"single_delta": (len(self.single_genes), len(self.genes))}
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.single_genes = [str(g) for g in options["single_genes"]]

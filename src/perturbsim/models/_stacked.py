@@ -47,7 +47,7 @@ from ._stacking import (
     fitted_to_dict,
     strongest,
 )
-from ._target_effect import fit_target_effect
+from ._target_effect import fit_target_effect, target_effect_shape
 
 logger = logging.getLogger(__name__)
 
@@ -1611,6 +1611,26 @@ class Stacked(CoverageMixin, PerturbationModel):
         for name, model in self.corrections.items():
             arrays.update({f"{name}/{key}": value for key, value in model._arrays().items()})
         return arrays
+
+    def _array_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """Its own gene-sized arrays (its parts' are checked as each part is restored)."""
+        n_genes = len(self.genes)
+        shapes: dict[str, tuple[int | str, ...]] = {
+            "mean_change": (n_genes,),
+            "target_effect": target_effect_shape(self.target_effect, n_genes),
+            "gene_scale": (n_genes,),
+            "noise": (n_genes,),
+        }
+        for prefix, genes in (
+            ("single", self.singles),
+            ("single_noise", self.single_noise),
+            ("inferred_variance", self.inferred_variance),
+        ):
+            shapes.update({f"{prefix}.{gene}": (n_genes,) for gene in genes})
+        if self.pair_neighbours is not None:
+            pairs = len(self.pair_neighbours.pairs)
+            shapes[f"{NEIGHBOURS}/residuals"] = (pairs, n_genes)
+        return shapes
 
     def _restore(self, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         def from_dict(saved: dict[str, Any]) -> dict[str, Fitted]:

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,54 @@ def _check_shapes(weights_file: Path, saved: object, arrays: dict[str, np.ndarra
         f"{'none' if name not in recorded else tuple(recorded[name])} was saved (edited?); "
         "save the model again"
     )
+
+
+def check_array_sizes(
+    model: str, arrays: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int | str, ...]]
+) -> None:
+    """Refuse a saved ``model``'s arrays whose shapes disagree with the sizes its config states.
+
+    The weights' record of their shapes (:func:`read_model_dir`) holds against a weights
+    file replaced; this holds against a config edited by hand (its checksum line deleted)
+    whose genes or lists no longer fit the arrays, which numpy would meet deep inside a
+    prediction, or never (a row too many is silently never read).
+
+    Parameters
+    ----------
+    model
+        The model's name, for messages.
+    arrays
+        The weights read, by name.
+    expected
+        The shape each array must have: a whole number is a size the config states (its
+        genes, a list of its options), a name a size it leaves free (an embedding's
+        components) that every array naming it shares, as the first of them has it. An
+        array the weights lack is not checked (files saved before it was kept lack it).
+
+    Raises
+    ------
+    PerturbsimError
+        One line naming the array, its shape and the shape due.
+    """
+    free: dict[str, tuple[int, str]] = {}  # a free size: its value, the array that set it
+    for name, dims in ((n, d) for n, d in expected.items() if n in arrays):
+        shape = np.shape(arrays[name])
+        if len(shape) == len(dims):
+            for dim, size in zip(dims, shape, strict=True):
+                if isinstance(dim, str):
+                    free.setdefault(dim, (size, name))
+        due = tuple(free[d][0] if isinstance(d, str) and d in free else d for d in dims)
+        if shape == due:
+            continue
+        setters = {free[d][1] for d in dims if isinstance(d, str) and d in free} - {name}
+        source = " and ".join(["config.json", *(repr(n) for n in sorted(setters))])
+        raise PerturbsimError(
+            f"the saved {model} model's array {name!r} has shape {_shape_text(shape)} where "
+            f"{_shape_text(due)} is due (as {source} give{'' if setters else 's'} it; edited "
+            "by hand?): save the model again"
+        )
+
+
+def _shape_text(dims: tuple[int | str, ...]) -> str:
+    """A shape as Python writes a tuple, its free sizes by name: ``(7, 70)``, ``(K,)``."""
+    return f"({', '.join(map(str, dims))}{',' if len(dims) == 1 else ''})"

@@ -31,6 +31,17 @@ def target_features(level: np.ndarray) -> np.ndarray:
     return np.stack([level, np.exp(-level)], axis=1)
 
 
+def target_effect_shape(effect: np.ndarray, n_genes: int) -> tuple[int]:
+    """The shape a saved direct effect must have: one value per gene, or none (not fitted).
+
+    Examples
+    --------
+    >>> target_effect_shape(np.zeros(0), 70), target_effect_shape(np.ones(69), 70)
+    ((0,), (70,))
+    """
+    return (n_genes,) if effect.size else (0,)
+
+
 def fit_target_effect(
     delta: np.ndarray,
     sets: Sequence[Sequence[str]],
