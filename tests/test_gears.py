@@ -224,7 +224,7 @@ def test_tampered_or_truncated_model_fails_clearly(trained, tmp_path):
         ps.GEARS.load(path)
     del config["config_sha256"]  # as in files saved before it was kept: checked deeper
     (path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(PerturbsimError, match="do not fit its config: size mismatch"):
+    with pytest.raises(PerturbsimError, match="they hold hidden = 64 where the config gives 32"):
         ps.GEARS.load(path)
     config["options"]["config"]["hiddenn"] = 32
     (path / "config.json").write_text(json.dumps(config))
@@ -276,6 +276,29 @@ def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_pa
     unchecked = {k: v for k, v in saved.items() if k not in ("weights_sha256", "config_sha256")}
     (path / "config.json").write_text(json.dumps(unchecked))
     with pytest.raises(PerturbsimError, match="records no checksum of the weights"):
+        ps.GEARS.load(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({"hidden": 10**9}, r"network 0 .* hold hidden = \d+ where the config gives 1000000000"),
+        ({"n_gene_layers": 10**6}, r"hold n_gene_layers = 1 where the config gives 1000000 "),
+        ({"n_pert_layers": 0}, r"hold n_pert_layers = 1 where the config gives 0 "),
+        ({"n_models": 2}, r"hold no network 1, which the config.s n_models = 2 asks for"),
+    ],
+)
+def test_network_weights_are_checked_against_an_edited_config_before_it_is_built(
+    trained, tmp_path, edit, expected
+):
+    """A network of 10**9 hidden units would take terabytes: laid out without memory first."""
+    path = tmp_path / "model"
+    trained.save(path)
+    saved = json.loads((path / "config.json").read_text())
+    del saved["config_sha256"]  # a hand edit: no checksum of the config to refuse it
+    saved["options"]["config"].update(edit)
+    (path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(PerturbsimError, match=expected):
         ps.GEARS.load(path)
 
 

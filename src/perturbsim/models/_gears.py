@@ -263,6 +263,37 @@ class GEARS(PerturbationModel):
             **self.config.network_options(),
         ).to(self.device)
 
+    def _check_saved_network(self, m: int, state: dict[str, torch.Tensor]) -> None:
+        """Refuse network ``m``'s weights unless they have the config's sizes, before building it.
+
+        ``load_state_dict`` would compare them once the network is built, but a config edited
+        by hand to ``hidden = 10**9`` (or 10**6 graph layers) asks for more memory or time
+        than any machine has before then.
+        """
+        if not state:
+            raise PerturbsimError(
+                f"the weights hold no network {m}, which the config's n_models = "
+                f"{self.config.n_models} asks for (edited by hand?): save the model again"
+            )
+        embedding = state.get("gene_emb")
+        saved = {
+            "hidden": None if embedding is None or embedding.ndim != 2 else embedding.shape[1],
+            **{
+                field: len({k.split(".")[1] for k in state if k.startswith(f"{layers}.")})
+                for field, layers in (
+                    ("n_gene_layers", "coexpr_layers"),
+                    ("n_pert_layers", "go_layers"),
+                )
+            },
+        }
+        for field, value in saved.items():
+            if value != getattr(self.config, field):
+                raise PerturbsimError(
+                    f"network {m} weights do not fit its config: they hold {field} = {value} "
+                    f"where the config gives {getattr(self.config, field)} (edited by hand?): "
+                    "save the model again"
+                )
+
     def _seeded_network(self, seed: int) -> GEARSNetwork:
         """A new network initialised from ``seed``, leaving torch's global RNG as it was."""
         with seeded_initialisation(seed):
@@ -533,13 +564,14 @@ class GEARS(PerturbationModel):
         self.results = [TrainResult.from_dict(r) for r in options["history"]]
         self.networks = []
         for m in range(self.config.n_models):
-            network = self._seeded_network(self.seed)  # weights loaded below
             prefix = f"net{m}."
             state = {
                 k[len(prefix) :]: torch.as_tensor(v)
                 for k, v in arrays.items()
                 if k.startswith(prefix)
             }
+            self._check_saved_network(m, state)
+            network = self._seeded_network(self.seed)  # weights loaded below
             try:
                 network.load_state_dict(state)
             except RuntimeError as err:
