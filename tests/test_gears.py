@@ -291,7 +291,7 @@ def test_a_saved_model_is_readable_by_all_and_its_config_checked(trained, tmp_pa
 def test_network_weights_are_checked_against_an_edited_config_before_it_is_built(
     trained, tmp_path, edit, expected
 ):
-    """A network of 10**9 hidden units would take terabytes: laid out without memory first."""
+    """A network of 10**9 hidden units would take terabytes: its sizes read from its weights."""
     path = tmp_path / "model"
     trained.save(path)
     saved = json.loads((path / "config.json").read_text())
@@ -299,6 +299,30 @@ def test_network_weights_are_checked_against_an_edited_config_before_it_is_built
     saved["options"]["config"].update(edit)
     (path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(PerturbsimError, match=expected):
+        ps.GEARS.load(path)
+
+
+def test_networks_beyond_an_edited_n_models_are_refused_not_dropped(gears, tmp_path):
+    path = tmp_path / "model"
+    gears(n_models=2).fit(max_epochs=1).save(path)
+    saved = json.loads((path / "config.json").read_text())
+    del saved["config_sha256"]
+    saved["options"]["config"]["n_models"] = 1  # its second network would go unread
+    (path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(PerturbsimError, match=r"hold net1, beyond the config's n_models = 1"):
+        ps.GEARS.load(path)
+
+
+def test_a_network_class_reads_the_sizes_of_its_own_weights(trained, tmp_path, monkeypatch):
+    path = tmp_path / "model"
+    trained.save(path)
+    # a subclass naming its weights otherwise says so: its reading is the one asked
+    sizes = {"hidden": 7, "n_gene_layers": 1, "n_pert_layers": 1}
+    monkeypatch.setattr(ps.GEARS.network_class, "saved_sizes", staticmethod(lambda state: sizes))
+    with pytest.raises(PerturbsimError, match="they hold hidden = 7 where the config gives"):
+        ps.GEARS.load(path)
+    sizes["hidden"] = None
+    with pytest.raises(PerturbsimError, match="network 0 weights lack what gives its hidden"):
         ps.GEARS.load(path)
 
 

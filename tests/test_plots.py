@@ -17,7 +17,7 @@ import perturbsim as ps
 from perturbsim import pl
 from perturbsim.models import TrainMean
 from perturbsim.models._catalogue import VARIANTS
-from perturbsim.pl._colours import MODEL_COLOURS, model_colours
+from perturbsim.pl._colours import MODEL_COLOURS, OTHER_COLOURS, model_colours
 from perturbsim.tl import evaluate
 
 MODELS = ("additive", "mean", "no_perturb")
@@ -828,6 +828,10 @@ def test_twenty_models_take_colours_told_apart():
         lab = {name: _cielab(colour) for name, colour in colours.items()}
         closest = min(np.linalg.norm(lab[a] - lab[b]) for a, b in itertools.combinations(names, 2))
         assert closest >= 20
+    # as OTHER_COLOURS says: all 30 colours of models apart, none lighter than L 88
+    palette = [_cielab(c) for c in (*MODEL_COLOURS.values(), *OTHER_COLOURS)]
+    assert len(palette) == 30 and max(lab[0] for lab in palette) <= 88
+    assert min(np.linalg.norm(a - b) for a, b in itertools.combinations(palette, 2)) >= 20
 
 
 def test_training_history_tells_eight_seeds_apart_by_marker_and_more_by_filling():

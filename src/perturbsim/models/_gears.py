@@ -268,25 +268,20 @@ class GEARS(PerturbationModel):
 
         ``load_state_dict`` would compare them once the network is built, but a config edited
         by hand to ``hidden = 10**9`` (or 10**6 graph layers) asks for more memory or time
-        than any machine has before then.
+        than any machine has before then. The sizes are read by the network class
+        (``saved_sizes``).
         """
         if not state:
             raise PerturbsimError(
                 f"the weights hold no network {m}, which the config's n_models = "
                 f"{self.config.n_models} asks for (edited by hand?): save the model again"
             )
-        embedding = state.get("gene_emb")
-        saved = {
-            "hidden": None if embedding is None or embedding.ndim != 2 else embedding.shape[1],
-            **{
-                field: len({k.split(".")[1] for k in state if k.startswith(f"{layers}.")})
-                for field, layers in (
-                    ("n_gene_layers", "coexpr_layers"),
-                    ("n_pert_layers", "go_layers"),
+        for field, value in self.network_class.saved_sizes(state).items():
+            if value is None:
+                raise PerturbsimError(
+                    f"network {m} weights lack what gives its {field} (edited by hand?): "
+                    "save the model again"
                 )
-            },
-        }
-        for field, value in saved.items():
             if value != getattr(self.config, field):
                 raise PerturbsimError(
                     f"network {m} weights do not fit its config: they hold {field} = {value} "
@@ -562,6 +557,15 @@ class GEARS(PerturbationModel):
         self.target_effect = arrays["target_effect"]
         self.cells = {}
         self.results = [TrainResult.from_dict(r) for r in options["history"]]
+        extra = sorted(
+            {k.split(".")[0] for k in arrays if k.startswith("net")}
+            - {f"net{m}" for m in range(self.config.n_models)}
+        )
+        if extra:  # never read: the config's n_models edited down
+            raise PerturbsimError(
+                f"the weights hold {extra[0]}, beyond the config's n_models = "
+                f"{self.config.n_models} (edited by hand?): save the model again"
+            )
         self.networks = []
         for m in range(self.config.n_models):
             prefix = f"net{m}."

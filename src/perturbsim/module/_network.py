@@ -67,7 +67,7 @@ Deliberate differences from the reference:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -225,6 +225,23 @@ class GEARSNetwork(nn.Module):
         # uncertainty head: a Linear on the shared ReLU(recovery_in) layer (see module docstring)
         self.uncertainty_head = nn.Linear(2 * h, 1) if uncertainty else None
         self.reset_parameters()
+
+    @staticmethod
+    def saved_sizes(state: Mapping[str, Tensor]) -> dict[str, int | None]:
+        """The sizes of a network whose weights are ``state``, read without building it.
+
+        ``hidden``, ``n_gene_layers`` and ``n_pert_layers`` as its config names them;
+        ``hidden`` is None when ``state`` lacks the gene embedding. A subclass that names
+        its weights otherwise overrides this.
+        """
+        embedding = state.get("gene_emb")
+        return {
+            "hidden": None if embedding is None or embedding.ndim != 2 else embedding.shape[1],
+            "n_gene_layers": len(
+                {k.split(".")[1] for k in state if k.startswith("coexpr_layers.")}
+            ),
+            "n_pert_layers": len({k.split(".")[1] for k in state if k.startswith("go_layers.")}),
+        }
 
     def reset_parameters(self) -> None:
         """Initialise embeddings (standard normal), first decoder (uniform), second (zero).

@@ -435,6 +435,7 @@ def metric_bars(
             xytext=(0, gap),
             textcoords="offset points",
             va=va,
+            annotation_clip=False,  # drawn wherever its point is, as a text would be
             **{**_FOOT_NOTE, **upright},
         )
     ax.axhline(0.0, color="0.2", linewidth=0.8)

@@ -82,8 +82,8 @@ def gi_precision(
     truly of it when the rule of ``rules`` holds on ``truth``'s scores, and the pairs are
     ranked by their predicted strength of it (:meth:`GIRules.strength`). Ties at the
     ``k``-th place count fractionally (the expectation over random orders of the tied
-    pairs; strengths within ``1e-6`` of each other, relative beyond ±1, are tied: the
-    scores are solved to about ``1e-8``), so a score that is the same for every
+    pairs; strengths within ``1e-6`` of the ``k``-th, relative beyond ±1, are tied with
+    it: the scores are solved to about ``1e-8``), so a score that is the same for every
     pair ranks as a random ranking does on average. The additive baseline
     (``ΔAB = ΔA + ΔB``: ``c1 = c2 = 1``, magnitude ``√2`` and ``fit_corr`` 1 for every
     pair) thus scores the random expectation for synergy, suppression, additive and
